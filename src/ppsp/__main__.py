@@ -1,0 +1,5 @@
+"""``python -m ppsp`` runs the command-line interface."""
+
+from ppsp.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Sans-I/O building blocks shared by tracker and peers (chunk maps, hardened XML)."""

@@ -1,0 +1,164 @@
+"""One exception hierarchy for the whole project.
+
+Every protocol error carries the code it has on the wire, as h2 and aioquic do: the tracker
+protocol's RFC 7846 ``error_code`` (01-06) and the HTTP status the XML drafts use, or the peer
+protocol's Table 2 response phrase and HTTP status.
+
+``RemoteProtocolError`` means *the other side sent something invalid*; ``LocalProtocolError``
+means *we were asked to do something the protocol does not allow* (the split h11 and wsproto
+make).  Codecs raise the remote kind when decoding and the local kind when encoding.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class PPSPError(Exception):
+    """Base class of every error raised by ppsp."""
+
+
+class TrackerErrorCode(IntEnum):
+    """PPSP-TP error codes: RFC 7846 section 4.3 plus the XML drafts' extra HTTP statuses.
+
+    Values 1-6 are the JSON ``error_code`` registry (RFC 7846 section 8.4).  The XML drafts
+    signal errors by HTTP status only; codes 404 and 413 exist there and have no JSON code of
+    their own (JSON answers them with ``error_code`` 1, bad request, see docs/PROTOCOL.md).
+    """
+
+    BAD_REQUEST = 1
+    UNSUPPORTED_VERSION = 2
+    FORBIDDEN = 3
+    INTERNAL_ERROR = 4
+    SERVICE_UNAVAILABLE = 5
+    AUTHENTICATION_REQUIRED = 6
+    NOT_FOUND = 404
+    PAYLOAD_TOO_LARGE = 413
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status code that carries this error in the XML encoding."""
+        return _HTTP_STATUS[self]
+
+    @property
+    def json_code(self) -> int:
+        """The RFC 7846 ``error_code`` that carries this error in the JSON encoding."""
+        return int(self) if int(self) <= 6 else int(TrackerErrorCode.BAD_REQUEST)
+
+    @property
+    def reason(self) -> str:
+        """A short human-readable reason phrase."""
+        return _REASON[self]
+
+
+_HTTP_STATUS: dict[TrackerErrorCode, int] = {
+    TrackerErrorCode.BAD_REQUEST: 400,
+    TrackerErrorCode.UNSUPPORTED_VERSION: 400,
+    TrackerErrorCode.FORBIDDEN: 403,
+    TrackerErrorCode.INTERNAL_ERROR: 500,
+    TrackerErrorCode.SERVICE_UNAVAILABLE: 503,
+    TrackerErrorCode.AUTHENTICATION_REQUIRED: 401,
+    TrackerErrorCode.NOT_FOUND: 404,
+    TrackerErrorCode.PAYLOAD_TOO_LARGE: 413,
+}
+
+_REASON: dict[TrackerErrorCode, str] = {
+    TrackerErrorCode.BAD_REQUEST: "Bad Request",
+    TrackerErrorCode.UNSUPPORTED_VERSION: "Unsupported Version Number",
+    TrackerErrorCode.FORBIDDEN: "Forbidden",
+    TrackerErrorCode.INTERNAL_ERROR: "Internal Server Error",
+    TrackerErrorCode.SERVICE_UNAVAILABLE: "Service Unavailable",
+    TrackerErrorCode.AUTHENTICATION_REQUIRED: "Authentication Required",
+    TrackerErrorCode.NOT_FOUND: "Not Found",
+    TrackerErrorCode.PAYLOAD_TOO_LARGE: "Payload Too Large",
+}
+
+
+class TrackerProtocolError(PPSPError):
+    """A PPSP-TP error with its wire code.
+
+    ``transaction_id`` is set when the failing message's transaction ID is known, so that the
+    error answer can echo it.  ``reason`` becomes the HTTP reason phrase in the XML encoding
+    (for example ``PPSP version 1.0`` from a 1.0-only tracker).
+    """
+
+    code: TrackerErrorCode = TrackerErrorCode.BAD_REQUEST
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: TrackerErrorCode | None = None,
+        transaction_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message or (code or self.code).reason)
+        if code is not None:
+            self.code = code
+        self.transaction_id = transaction_id
+        self.reason = reason or self.code.reason
+
+    @property
+    def http_status(self) -> int:
+        """HTTP status of this error in the XML encoding."""
+        return self.code.http_status
+
+
+class RemoteTrackerError(TrackerProtocolError):
+    """The other side sent an invalid tracker message (decode-time error)."""
+
+
+class BadRequest(RemoteTrackerError):
+    """Malformed, truncated, mistyped or semantically invalid message (code 01, HTTP 400)."""
+
+    code = TrackerErrorCode.BAD_REQUEST
+
+
+class UnsupportedVersion(RemoteTrackerError):
+    """A protocol version this endpoint does not speak (code 02, HTTP 400)."""
+
+    code = TrackerErrorCode.UNSUPPORTED_VERSION
+
+
+class PayloadTooLarge(RemoteTrackerError):
+    """A body over the configured bound (HTTP 413; JSON code 01)."""
+
+    code = TrackerErrorCode.PAYLOAD_TOO_LARGE
+
+
+class Forbidden(TrackerProtocolError):
+    """A request not allowed in the peer's current state (code 03, HTTP 403)."""
+
+    code = TrackerErrorCode.FORBIDDEN
+
+
+class NotFound(TrackerProtocolError):
+    """An unknown swarm or peer where one must exist (HTTP 404; JSON code 01)."""
+
+    code = TrackerErrorCode.NOT_FOUND
+
+
+class InternalError(TrackerProtocolError):
+    """An unexpected condition inside the tracker (code 04, HTTP 500)."""
+
+    code = TrackerErrorCode.INTERNAL_ERROR
+
+
+class ServiceUnavailable(TrackerProtocolError):
+    """The tracker is overloaded or its storage is unreachable (code 05, HTTP 503)."""
+
+    code = TrackerErrorCode.SERVICE_UNAVAILABLE
+
+
+class AuthenticationRequired(TrackerProtocolError):
+    """The request lacks valid credentials (code 06, HTTP 401)."""
+
+    code = TrackerErrorCode.AUTHENTICATION_REQUIRED
+
+
+class LocalProtocolError(PPSPError):
+    """We were asked to build or send something the protocol does not allow."""
+
+
+class TrackerUnreachable(PPSPError):
+    """The tracker could not be reached or gave no valid answer after all retries."""

@@ -1,0 +1,1 @@
+"""PPSP peers: the peer protocol, content, transfer and streaming."""

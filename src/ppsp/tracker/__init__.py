@@ -1,0 +1,1 @@
+"""PPSP tracker: messages, codecs, sans-I/O core, storage and the HTTP server."""
