@@ -162,3 +162,19 @@ class LocalProtocolError(PPSPError):
 
 class TrackerUnreachable(PPSPError):
     """The tracker could not be reached or gave no valid answer after all retries."""
+
+
+class ContentError(PPSPError):
+    """A problem with content: its description, a chunk's integrity or its storage."""
+
+
+class InvalidDescription(ContentError):
+    """A content description that is malformed, out of bounds or not in canonical form."""
+
+
+class IntegrityError(ContentError):
+    """Bytes that do not match the hash that certifies them (chunk, hash list or swarm ID)."""
+
+
+class ChunkUnavailable(ContentError, LookupError):
+    """A chunk or representation that does not exist, or a chunk that is not held."""
