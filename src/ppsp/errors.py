@@ -178,3 +178,96 @@ class IntegrityError(ContentError):
 
 class ChunkUnavailable(ContentError, LookupError):
     """A chunk or representation that does not exist, or a chunk that is not held."""
+
+
+class PeerProtocolError(PPSPError):
+    """A PPSP peer protocol (PPSP-PP) error with its wire form (draft-gu-...-02, Table 2).
+
+    ``status`` is the HTTP status and ``response`` the ``<Response>`` phrase of the error answer;
+    each subclass fixes both as class attributes, the way h2 and aioquic carry wire codes.
+    ``transaction_id`` is set when the failing message's transaction ID is known, so that the
+    error answer can echo it.
+    """
+
+    status: int = 400
+    response: str = "INVALID SYNTAX"
+
+    def __init__(self, message: str = "", *, transaction_id: str | None = None) -> None:
+        super().__init__(message or self.response)
+        self.transaction_id = transaction_id
+
+
+class RemotePeerError(PeerProtocolError):
+    """The other side sent an invalid peer protocol message (decode-time error)."""
+
+
+class InvalidSyntax(RemotePeerError):
+    """Malformed, oversized, hostile or semantically invalid message (400 ``INVALID SYNTAX``)."""
+
+    status = 400
+    response = "INVALID SYNTAX"
+
+
+class VersionNotSupported(RemotePeerError):
+    """A peer protocol version this peer does not speak (400 ``VERSION NOT SUPPORTED``)."""
+
+    status = 400
+    response = "VERSION NOT SUPPORTED"
+
+
+class MessageNotSupported(RemotePeerError):
+    """A method this peer does not implement (403 ``MESSAGE NOT SUPPORTED``, as in Table 2)."""
+
+    status = 403
+    response = "MESSAGE NOT SUPPORTED"
+
+
+class TemporarilyOverloaded(PeerProtocolError):
+    """The peer cannot process the request now (503 ``TEMPORARILY OVERLOADED``)."""
+
+    status = 503
+    response = "TEMPORARILY OVERLOADED"
+
+
+class PeerInternalError(PeerProtocolError):
+    """An unexpected condition inside the answering peer (500 ``INTERNAL ERROR``)."""
+
+    status = 500
+    response = "INTERNAL ERROR"
+
+
+class MessageForbidden(PeerProtocolError):
+    """The requester is not allowed to make this request (403 ``MESSAGE FORBIDDEN``)."""
+
+    status = 403
+    response = "MESSAGE FORBIDDEN"
+
+
+class ObjectNotFound(PeerProtocolError):
+    """Unknown swarm, no peer or chunk found, or no common transport (404 ``OBJECT NOT FOUND``)."""
+
+    status = 404
+    response = "OBJECT NOT FOUND"
+
+
+class PeerAuthenticationRequired(PeerProtocolError):
+    """The request lacks valid credentials (401 ``AUTHENTICATION REQUIRED``)."""
+
+    status = 401
+    response = "AUTHENTICATION REQUIRED"
+
+
+PEER_ERROR_CLASSES: dict[str, type[PeerProtocolError]] = {
+    cls.response: cls
+    for cls in (
+        InvalidSyntax,
+        VersionNotSupported,
+        MessageNotSupported,
+        TemporarilyOverloaded,
+        PeerInternalError,
+        MessageForbidden,
+        ObjectNotFound,
+        PeerAuthenticationRequired,
+    )
+}
+"""Every error row of Table 2, keyed by its ``<Response>`` phrase."""
