@@ -1,0 +1,230 @@
+"""Merkle hash trees over chunks (RFC 7574 section 5), with SHA-256.
+
+The tree is built as RFC 7574 section 5.1 describes: the leaves are the chunk hashes, left to
+right; the base is widened to the next power of two with *empty* hashes (32 zero bytes); a parent
+is the hash of its two children concatenated, except that the parent of two empty hashes is
+itself empty.  A tree of one chunk has that chunk's hash as its root.
+
+Nodes are named by bin number (section 4.2): node ``(level, position)`` is
+``position * 2**(level + 1) + 2**level - 1``, so leaves are the even numbers ``2 * index`` and the
+root of a tree ``2**h`` leaves wide is ``2**h - 1``.
+
+To verify chunk *i* against a trusted root, a receiver needs its *uncle hashes* (section 5.2):
+the sibling of the leaf, then the sibling of each ancestor up to (not including) the root, in
+that order, bottom-up.  A chunk can also be checked against a full stored hash list, which is
+itself checked once against the root.  Pure functions and one immutable class; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+
+from ppsp.errors import IntegrityError
+
+__all__ = [
+    "EMPTY_HASH",
+    "HASH_SIZE",
+    "MerkleTree",
+    "bin_number",
+    "chunk_hash",
+    "merkle_root",
+    "parent_hash",
+    "root_from_uncles",
+    "tree_height",
+    "uncle_bins",
+    "verify_hash_list",
+    "verify_with_hash_list",
+    "verify_with_uncles",
+]
+
+HASH_SIZE = 32
+"""Size of a SHA-256 hash in bytes."""
+
+EMPTY_HASH = bytes(HASH_SIZE)
+"""The hash of a padding leaf, and of any node whose two children are empty."""
+
+
+def chunk_hash(data: bytes) -> bytes:
+    """The leaf hash of a chunk: SHA-256 of its bytes."""
+    return hashlib.sha256(data).digest()
+
+
+def parent_hash(left: bytes, right: bytes) -> bytes:
+    """The hash of a parent node: SHA-256 of ``left + right``, or empty when both are empty."""
+    if left == EMPTY_HASH and right == EMPTY_HASH:
+        return EMPTY_HASH
+    return hashlib.sha256(left + right).digest()
+
+
+def tree_height(leaf_count: int) -> int:
+    """Height of the tree over ``leaf_count`` chunks: ``h`` with ``2**h`` the padded width."""
+    if leaf_count < 1:
+        raise ValueError("a Merkle tree needs at least one chunk")
+    return (leaf_count - 1).bit_length()
+
+
+def bin_number(level: int, position: int) -> int:
+    """The bin number of the node at ``level`` (leaves are 0) and ``position`` (from the left)."""
+    if level < 0 or position < 0:
+        raise ValueError("level and position must not be negative")
+    return position * (2 << level) + (1 << level) - 1
+
+
+def uncle_bins(index: int, leaf_count: int) -> list[int]:
+    """Bin numbers of the uncle hashes of chunk ``index``, bottom-up (sibling first)."""
+    _check_index(index, leaf_count)
+    return [bin_number(level, (index >> level) ^ 1) for level in range(tree_height(leaf_count))]
+
+
+def _check_index(index: int, leaf_count: int) -> None:
+    if not 0 <= index < leaf_count:
+        raise ValueError(f"chunk {index} outside a tree of {leaf_count} chunks")
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        raise IntegrityError(f"{what} is not a {HASH_SIZE}-byte hash")
+
+
+def _levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the padded tree, leaves first, root level last."""
+    count = len(leaf_hashes)
+    height = tree_height(count)
+    level = list(leaf_hashes)
+    level.extend([EMPTY_HASH] * ((1 << height) - count))
+    levels = [level]
+    while len(level) > 1:
+        level = [parent_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The root hash of the tree over ``leaf_hashes`` (at least one)."""
+    for i, value in enumerate(leaf_hashes):
+        _check_hash(value, f"hash of chunk {i}")
+    return _levels(leaf_hashes)[-1][0]
+
+
+def root_from_uncles(index: int, leaf_hash: bytes, uncles: Sequence[bytes]) -> bytes:
+    """The root implied by a leaf hash at ``index`` and its uncle hashes (bottom-up)."""
+    node = leaf_hash
+    for level, uncle in enumerate(uncles):
+        # Bit ``level`` of the index says whether the path node is a right child.
+        is_right = (index >> level) & 1
+        node = parent_hash(uncle, node) if is_right else parent_hash(node, uncle)
+    return node
+
+
+def verify_with_uncles(
+    index: int, data: bytes, uncles: Sequence[bytes], root: bytes, leaf_count: int
+) -> None:
+    """Check chunk ``index`` of a ``leaf_count``-chunk tree against a trusted ``root``.
+
+    ``uncles`` are the uncle hashes bottom-up, exactly one per level (as :meth:`MerkleTree.uncles`
+    gives them).  Raises :class:`~ppsp.errors.IntegrityError` when the chunk, an uncle or the
+    number of uncles is wrong.  Fixing the count to the tree height keeps an interior node from
+    being passed off as a leaf.
+    """
+    if not 0 <= index < leaf_count:
+        raise IntegrityError(f"chunk {index} outside a tree of {leaf_count} chunks")
+    height = tree_height(leaf_count)
+    if len(uncles) != height:
+        raise IntegrityError(f"chunk {index} needs {height} uncle hashes, got {len(uncles)}")
+    for level, uncle in enumerate(uncles):
+        _check_hash(uncle, f"uncle hash {level}")
+    computed = root_from_uncles(index, chunk_hash(data), uncles)
+    if not hmac.compare_digest(computed, root):
+        raise IntegrityError(f"chunk {index} does not verify against the root hash")
+
+
+def verify_hash_list(leaf_hashes: Sequence[bytes], root: bytes) -> None:
+    """Check a full list of chunk hashes against a trusted root; raises IntegrityError."""
+    if not leaf_hashes:
+        raise IntegrityError("empty hash list")
+    if not hmac.compare_digest(merkle_root(leaf_hashes), root):
+        raise IntegrityError("hash list does not match the root hash")
+
+
+def verify_with_hash_list(index: int, data: bytes, leaf_hashes: Sequence[bytes]) -> None:
+    """Check chunk ``index`` against a hash list already verified against the root."""
+    if not 0 <= index < len(leaf_hashes):
+        raise IntegrityError(f"chunk {index} outside a list of {len(leaf_hashes)} hashes")
+    if not hmac.compare_digest(chunk_hash(data), leaf_hashes[index]):
+        raise IntegrityError(f"chunk {index} does not match its hash")
+
+
+class MerkleTree:
+    """The complete Merkle tree over a content's chunks, for serving uncle and peak hashes.
+
+    Immutable once built.  It holds ``2 * width - 1`` hashes, where ``width`` is the chunk
+    count rounded up to a power of two.
+    """
+
+    __slots__ = ("_levels", "leaf_count")
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        for i, value in enumerate(leaf_hashes):
+            _check_hash(value, f"hash of chunk {i}")
+        self.leaf_count = len(leaf_hashes)
+        self._levels = _levels(leaf_hashes)
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[bytes]) -> MerkleTree:
+        """Build the tree from the chunks' bytes."""
+        return cls([chunk_hash(chunk) for chunk in chunks])
+
+    @property
+    def height(self) -> int:
+        """Number of levels above the leaves (0 for a one-chunk tree)."""
+        return len(self._levels) - 1
+
+    @property
+    def width(self) -> int:
+        """Number of leaves including padding: a power of two."""
+        return len(self._levels[0])
+
+    @property
+    def root(self) -> bytes:
+        """The root hash."""
+        return self._levels[-1][0]
+
+    @property
+    def leaf_hashes(self) -> tuple[bytes, ...]:
+        """The chunk hashes, without padding."""
+        return tuple(self._levels[0][: self.leaf_count])
+
+    def node(self, level: int, position: int) -> bytes:
+        """The hash of the node at ``level`` and ``position``."""
+        if not 0 <= level < len(self._levels) or not 0 <= position < len(self._levels[level]):
+            raise ValueError(f"no node at level {level}, position {position}")
+        return self._levels[level][position]
+
+    def uncles(self, index: int) -> list[bytes]:
+        """Uncle hashes of chunk ``index``, bottom-up, one per level."""
+        _check_index(index, self.leaf_count)
+        return [self._levels[level][(index >> level) ^ 1] for level in range(self.height)]
+
+    def uncle_nodes(self, index: int) -> list[tuple[int, bytes]]:
+        """Uncle hashes of chunk ``index`` with their bin numbers, bottom-up."""
+        return list(zip(uncle_bins(index, self.leaf_count), self.uncles(index), strict=True))
+
+    def peaks(self) -> list[tuple[int, bytes]]:
+        """The peak hashes (RFC 7574 section 5.6.1) with their bin numbers, left to right."""
+        result: list[tuple[int, bytes]] = []
+        first_leaf = 0
+        for level in range(self.height, -1, -1):
+            if self.leaf_count & (1 << level):
+                position = first_leaf >> level
+                result.append((bin_number(level, position), self._levels[level][position]))
+                first_leaf += 1 << level
+        return result
+
+    def verify(self, index: int, data: bytes) -> None:
+        """Check chunk ``index`` against this tree's leaf hash; raises IntegrityError."""
+        if not 0 <= index < self.leaf_count:
+            raise IntegrityError(f"chunk {index} outside a tree of {self.leaf_count} chunks")
+        if not hmac.compare_digest(chunk_hash(data), self._levels[0][index]):
+            raise IntegrityError(f"chunk {index} does not match its hash")
