@@ -1,0 +1,1150 @@
+"""XML codec of the tracker protocol: PPSP-TP/1.0 and PPSP-TP/1.1 message bodies.
+
+Sources: draft-huang-ppsp-extended-tracker-protocol-01 section 3.3 and 4 (1.1),
+draft-ietf-ppsp-base-tracker-protocol-02 and draft-cruz-ppsp-base-tracker-protocol-00 (1.0).
+
+The codec turns bytes into the typed model of :mod:`ppsp.tracker.messages` and back.  It is
+the only place where tracker XML is validated: a decoded message is a valid message.
+
+Decoding rules, in short (docs/PROTOCOL.md has the reasoning):
+
+* Elements and attributes are matched by local name; the drafts' ``xmlns="TBD"``, any other
+  namespace or none are all accepted.  Unknown elements and attributes are ignored (the drafts'
+  extension rule), and so are known elements a method does not use.  A known element that may
+  occur once and occurs twice is a bad request.
+* Identifiers and attribute values are *tokens*: 1 to 256 characters, no whitespace or control
+  characters, surrounding whitespace stripped.  Integers are plain ASCII decimal, non-negative
+  and bounded (ports 0-65535, everything else below 2**63).
+* Repetition is bounded per message (``MAX_*`` below); a body over
+  :data:`ppsp.core.safexml.MAX_XML_BYTES` is refused with :class:`PayloadTooLarge` before parsing.
+* Every failure is a :class:`~ppsp.errors.TrackerProtocolError` (nearly always
+  :class:`BadRequest`) carrying the message's transaction ID when it could be read.
+
+Encoding writes the XML declaration with UTF-8, the default namespace :data:`NAMESPACE`, the
+elements in the order of the drafts' generic template, and validates the message with the same
+rules, raising :class:`~ppsp.errors.LocalProtocolError` for a message that would not decode back
+to itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from typing import TypeVar
+
+from lxml import etree
+
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, attribute, local_name, parse_xml
+from ppsp.errors import (
+    BadRequest,
+    LocalProtocolError,
+    PayloadTooLarge,
+    TrackerErrorCode,
+    TrackerProtocolError,
+    UnsupportedVersion,
+)
+from ppsp.tracker.messages import (
+    ALL_SWARMS,
+    ActionResult,
+    AddressFamily,
+    AddressType,
+    AnyRequest,
+    ConnectRequest,
+    ContentMap,
+    DisconnectRequest,
+    DisconnectScope,
+    ErrorResponse,
+    FindRequest,
+    JoinRequest,
+    Method,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    PeerNum,
+    ProtocolVersion,
+    RepresentationMap,
+    RepresentationScope,
+    SegmentMap,
+    StatReportRequest,
+    StreamStatistics,
+    SwarmAction,
+    SwarmActionType,
+    TrackerResponse,
+)
+
+__all__ = [
+    "ERROR_TEXT",
+    "MAX_CONTENT_SCOPES",
+    "MAX_EXTRA_STATISTICS",
+    "MAX_INTEGER",
+    "MAX_PEER_ADDRESSES",
+    "MAX_PEER_INFOS",
+    "MAX_RESULTS",
+    "MAX_SEGMENTS",
+    "MAX_STATS",
+    "MAX_SWARM_IDS",
+    "MAX_TOKEN_LENGTH",
+    "METHODS_BY_VERSION",
+    "NAMESPACE",
+    "SUCCESS_TEXT",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+]
+
+NAMESPACE = "urn:ietf:params:xml:ns:ppsp-tracker"
+"""Default namespace written on encoding (the drafts leave it "TBD"; decoding ignores it)."""
+
+SUCCESS_TEXT = "SUCCESSFUL"
+"""``<Response>`` text of a successful answer.  ``OK`` is accepted too when decoding."""
+
+ERROR_TEXT: dict[TrackerErrorCode, str] = {
+    TrackerErrorCode.BAD_REQUEST: "BAD REQUEST",
+    TrackerErrorCode.UNSUPPORTED_VERSION: "UNSUPPORTED VERSION NUMBER",
+    TrackerErrorCode.FORBIDDEN: "FORBIDDEN",
+    TrackerErrorCode.INTERNAL_ERROR: "INTERNAL SERVER ERROR",
+    TrackerErrorCode.SERVICE_UNAVAILABLE: "SERVICE UNAVAILABLE",
+    TrackerErrorCode.AUTHENTICATION_REQUIRED: "AUTHENTICATION REQUIRED",
+    TrackerErrorCode.NOT_FOUND: "NOT FOUND",
+    TrackerErrorCode.PAYLOAD_TOO_LARGE: "PAYLOAD TOO LARGE",
+}
+"""``<Response>`` text of an error answer body, per code (the drafts name only the 401 one)."""
+
+METHODS_BY_VERSION: dict[ProtocolVersion, frozenset[Method]] = {
+    # JOIN exists only in huang-01 (1.1).  DISCONNECT is a 1.1 message too, but
+    # draft-huang-...-04 prints it (and ContentGroup) in version="1.0" examples, so a 1.0
+    # DISCONNECT is accepted; whether a tracker honours it is the tracker's decision.
+    ProtocolVersion.V1_0: frozenset(
+        {Method.CONNECT, Method.FIND, Method.STAT_REPORT, Method.DISCONNECT}
+    ),
+    ProtocolVersion.V1_1: frozenset(Method),
+}
+"""Request methods the codec accepts in each protocol version."""
+
+MAX_SWARM_IDS = 1000
+"""Most SwarmID elements in one request."""
+MAX_PEER_ADDRESSES = 64
+"""Most PeerAddress elements in a request, and per PeerInfo in a response."""
+MAX_PEER_INFOS = 1000
+"""Most PeerInfo elements in one response."""
+MAX_STATS = 1000
+"""Most Stat elements in one STAT_REPORT."""
+MAX_EXTRA_STATISTICS = 64
+"""Most non-standard statistics in one StreamStatistics Stat."""
+MAX_CONTENT_SCOPES = 1000
+"""Most Representation elements in one ContentGroup or one ContentMap Stat."""
+MAX_SEGMENTS = 1000
+"""Most SegmentInfo elements in all content maps of one STAT_REPORT."""
+MAX_RESULTS = 1001
+"""Most Result elements in one response TransactionID (a root plus MAX_SWARM_IDS actions)."""
+MAX_TOKEN_LENGTH = 256
+"""Longest identifier or attribute value, in characters."""
+MAX_INTEGER = 2**63 - 1
+"""Largest integer value (counters, indexes, priorities, peer counts)."""
+
+_MAX_PORT = 65535
+_ROOT = "PPSPTrackerProtocol"
+_SUCCESS_TEXTS = frozenset({SUCCESS_TEXT, "OK"})
+_ERROR_CODES_BY_TEXT = {text: code for code, text in ERROR_TEXT.items()}
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_STAT_STREAM = "StreamStatistics"
+_STAT_CONTENT_MAP = "ContentMap"
+_STANDARD_STATISTICS = frozenset(
+    {"SwarmID", "UploadedBytes", "DownloadedBytes", "AvailBandwidth", "ConcurrentLinks"}
+)
+_SINGLETONS = (
+    "Request",
+    "Response",
+    "TransactionID",
+    "PeerID",
+    "PeerNum",
+    "PeerGroup",
+    "ContentGroup",
+    "StatisticsGroup",
+)
+
+# A token: no whitespace, no C0/C1 controls, no code points XML cannot carry.
+_TOKEN_RE = re.compile(f"[^\\s\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]{{1,{MAX_TOKEN_LENGTH}}}")
+_DIGITS_RE = re.compile(r"[0-9]{1,20}")
+_RESULT_RE = re.compile(r"([1-5][0-9][0-9])(?:\s.*)?", re.DOTALL)
+_VERSION_REASON_RE = re.compile(r"version.*\d+\.\d+", re.IGNORECASE | re.DOTALL)
+
+_Element = etree._Element
+_Error = Callable[[str], Exception]
+_E = TypeVar("_E", bound=Enum)
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------------------------
+# Field validation, shared by the decoder (raising BadRequest) and the encoder (raising
+# LocalProtocolError), so that whatever encodes also decodes to the same value.
+
+
+def _token(value: str | None, what: str, error: _Error) -> str:
+    if value is None:
+        raise error(f"{what} is missing")
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+        raise error(f"{what} is not a valid token: {str(value)[:40]!r}")
+    return value
+
+
+def _integer(value: str | None, what: str, error: _Error, maximum: int = MAX_INTEGER) -> int:
+    if value is None:
+        raise error(f"{what} is missing")
+    text = value.strip()
+    if not _DIGITS_RE.fullmatch(text):
+        raise error(f"{what} is not a non-negative decimal integer: {text[:40]!r}")
+    number = int(text)
+    if number > maximum:
+        raise error(f"{what} is larger than {maximum}")
+    return number
+
+
+def _check_integer(value: int, what: str, maximum: int = MAX_INTEGER) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise LocalProtocolError(f"{what} must be an integer in [0, {maximum}], got {value!r}")
+    return str(value)
+
+
+def _enum(cls: type[_E], value: str | None, what: str) -> _E:
+    if value is None:
+        raise BadRequest(f"{what} is missing")
+    text = value.strip()
+    for member in cls:
+        if member.value == text:
+            return member
+    raise BadRequest(f"{what} has an unknown value: {text[:40]!r}")
+
+
+def _ip(value: str, family: AddressFamily | None, error: _Error) -> tuple[str, AddressFamily]:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise error(f"ip is not an IP address: {value[:40]!r}") from None
+    found = AddressFamily.IPV4 if address.version == 4 else AddressFamily.IPV6
+    if family is not None and family is not found:
+        raise error(f"ip {value[:40]!r} is not an {family.value} address")
+    return str(address), found
+
+
+def _bitmap(text: str, size: int, start: int, error: _Error) -> bytes:
+    try:
+        return ChunkBitmap.from_base64(text, size, start).to_bytes()
+    except ValueError as exc:
+        raise error(f"SegmentInfo chunk map: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Tree helpers (decoding)
+
+
+def _elements(element: _Element) -> list[_Element]:
+    """Child elements, and a check that the element holds no character data besides them."""
+    if element.text is not None and element.text.strip():
+        raise BadRequest(f"unexpected text in <{local_name(element)}>")
+    children = []
+    for child in element:
+        if child.tail is not None and child.tail.strip():
+            raise BadRequest(f"unexpected text in <{local_name(element)}>")
+        if isinstance(child.tag, str):
+            children.append(child)
+    return children
+
+
+def _text(element: _Element) -> str:
+    """Stripped text of a leaf element; a leaf with child elements is a bad request."""
+    if any(isinstance(child.tag, str) for child in element):
+        raise BadRequest(f"<{local_name(element)}> must not contain elements")
+    return (element.text or "").strip()
+
+
+def _group(element: _Element, limits: dict[str, int]) -> dict[str, list[_Element]]:
+    """Children by local name; ``limits`` bounds the count of each name it lists."""
+    groups: dict[str, list[_Element]] = {}
+    for child in _elements(element):
+        name = local_name(child)
+        members = groups.setdefault(name, [])
+        members.append(child)
+        limit = limits.get(name)
+        if limit is not None and len(members) > limit:
+            raise BadRequest(f"more than {limit} <{name}> in <{local_name(element)}>")
+    return groups
+
+
+def _only(groups: dict[str, list[_Element]], name: str) -> _Element | None:
+    members = groups.get(name)
+    return members[0] if members else None
+
+
+def _required(groups: dict[str, list[_Element]], name: str) -> _Element:
+    element = _only(groups, name)
+    if element is None:
+        raise BadRequest(f"<{name}> is missing")
+    return element
+
+
+def _attr_token(element: _Element, name: str, *, required: bool = False) -> str | None:
+    value = attribute(element, name)
+    if value is None and not required:
+        return None
+    what = f"@{name} of <{local_name(element)}>"
+    return _token(None if value is None else value.strip(), what, BadRequest)
+
+
+def _attr_integer(
+    element: _Element, name: str, *, required: bool = False, maximum: int = MAX_INTEGER
+) -> int | None:
+    value = attribute(element, name)
+    if value is None and not required:
+        return None
+    return _integer(value, f"@{name} of <{local_name(element)}>", BadRequest, maximum)
+
+
+def _attr_enum(element: _Element, name: str, cls: type[_E], *, required: bool = False) -> _E | None:
+    value = attribute(element, name)
+    if value is None and not required:
+        return None
+    return _enum(cls, value, f"@{name} of <{local_name(element)}>")
+
+
+def _text_token(element: _Element) -> str:
+    return _token(_text(element), f"<{local_name(element)}>", BadRequest)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _parse(data: bytes) -> _Element:
+    if len(data) > MAX_XML_BYTES:
+        raise PayloadTooLarge(f"message body of {len(data)} bytes exceeds {MAX_XML_BYTES}")
+    try:
+        root = parse_xml(data)
+    except XMLRejected as exc:
+        raise BadRequest(str(exc)) from None
+    except (etree.LxmlError, ValueError, TypeError) as exc:
+        raise BadRequest(f"malformed XML: {exc}") from None
+    if local_name(root) != _ROOT:
+        raise BadRequest(f"root element is <{local_name(root)}>, not <{_ROOT}>")
+    return root
+
+
+def _version(root: _Element) -> ProtocolVersion:
+    value = attribute(root, "version")
+    if value is None:
+        raise BadRequest("@version is missing")
+    text = value.strip()
+    for version in ProtocolVersion:
+        if version.value == text:
+            return version
+    raise UnsupportedVersion(
+        f"PPSP-TP version {text[:20]!r} is not supported",
+        reason="PPSP version " + ", ".join(v.value for v in ProtocolVersion),
+    )
+
+
+def _results(container: _Element) -> tuple[str, tuple[ActionResult, ...]]:
+    """Root transaction ID and per-action results of a response ``<TransactionID>``.
+
+    Plain text is the root ID.  With ``<Result>`` children, the root ID is the first
+    ``@transactionID`` that ends in ``.0`` or, failing that, the first ``@transactionID``.
+    """
+    if not any(isinstance(child.tag, str) for child in container):
+        return _text_token(container), ()
+    children = _elements(container)
+    found = [child for child in children if local_name(child) == "Result"]
+    if len(found) > MAX_RESULTS:
+        raise BadRequest(f"more than {MAX_RESULTS} <Result> elements")
+    results = []
+    for element in found:
+        match = _RESULT_RE.fullmatch(_text(element))
+        if match is None:
+            raise BadRequest("<Result> does not start with a status code")
+        results.append(
+            ActionResult(
+                transaction_id=_attr_token(element, "transactionID"),
+                swarm_id=_attr_token(element, "swarmID"),
+                status=int(match.group(1)),
+            )
+        )
+    ids = [result.transaction_id for result in results if result.transaction_id is not None]
+    if not ids:
+        raise BadRequest("<TransactionID> holds no transaction ID")
+    root = next((tid for tid in ids if tid.endswith(".0")), ids[0])
+    return root, tuple(results)
+
+
+def _peek_transaction_id(root: _Element) -> str | None:
+    """The message's transaction ID if it can be read, for error answers."""
+    for child in root:
+        if isinstance(child.tag, str) and local_name(child) == "TransactionID":
+            try:
+                return _results(child)[0]
+            except TrackerProtocolError:
+                return None
+    return None
+
+
+def _peer_address(element: _Element) -> PeerAddress:
+    _text(element)
+    family = _attr_enum(element, "addrType", AddressFamily)
+    ip_text = _attr_token(element, "ip", required=True)
+    assert ip_text is not None
+    ip, family = _ip(ip_text, family, BadRequest)
+    port = _attr_integer(element, "port", required=True, maximum=_MAX_PORT)
+    assert port is not None
+    return PeerAddress(
+        ip=ip,
+        port=port,
+        family=family,
+        priority=_attr_integer(element, "priority"),
+        type=_attr_enum(element, "type", AddressType),
+        connection=_attr_token(element, "connection"),
+        asn=_attr_token(element, "asn"),
+        peer_protocol=_attr_token(element, "peerProtocol"),
+    )
+
+
+def _peer_info(element: _Element) -> PeerInfo:
+    groups = _group(element, {"PeerID": 1, "PeerAddress": MAX_PEER_ADDRESSES})
+    peer_id = _only(groups, "PeerID")
+    return PeerInfo(
+        peer_id=None if peer_id is None else _text_token(peer_id),
+        addresses=tuple(_peer_address(e) for e in groups.get("PeerAddress", [])),
+        swarm_id=_attr_token(element, "swarmID"),
+    )
+
+
+def _peer_infos(groups: dict[str, list[_Element]]) -> list[PeerInfo]:
+    group = _only(groups, "PeerGroup")
+    if group is None:
+        return []
+    infos = _group(group, {"PeerInfo": MAX_PEER_INFOS}).get("PeerInfo", [])
+    return [_peer_info(info) for info in infos]
+
+
+def _peer_num(groups: dict[str, list[_Element]]) -> PeerNum | None:
+    element = _only(groups, "PeerNum")
+    if element is None:
+        return None
+    text = _text(element)
+    return PeerNum(
+        count=_integer(text, "<PeerNum>", BadRequest) if text else None,
+        ability_nat=_attr_token(element, "abilityNAT"),
+        concurrent_links=_attr_token(element, "concurrentLinks"),
+        online_time=_attr_token(element, "onlineTime"),
+        upload_bandwidth=_attr_token(element, "uploadBWlevel"),
+    )
+
+
+def _content_group(groups: dict[str, list[_Element]]) -> tuple[RepresentationScope, ...]:
+    group = _only(groups, "ContentGroup")
+    if group is None:
+        return ()
+    scopes = []
+    for representation in _group(group, {"Representation": MAX_CONTENT_SCOPES}).get(
+        "Representation", []
+    ):
+        segments = _group(representation, {}).get("SegmentInfo", [])
+        if len(segments) != 1:
+            raise BadRequest("a ContentGroup <Representation> needs exactly one <SegmentInfo>")
+        segment = segments[0]
+        _text(segment)
+        start = _attr_integer(segment, "startIndex", required=True)
+        end = _attr_integer(segment, "endIndex")
+        assert start is not None
+        if end is not None and end < start:
+            raise BadRequest("@endIndex is below @startIndex")
+        representation_id = _attr_token(representation, "id", required=True)
+        assert representation_id is not None
+        scopes.append(
+            RepresentationScope(
+                representation_id=representation_id, start_index=start, end_index=end
+            )
+        )
+    return tuple(scopes)
+
+
+def _swarm_actions(
+    elements: Sequence[_Element], *, action: bool, peer_mode: bool
+) -> tuple[SwarmAction, ...]:
+    actions = []
+    seen: set[str] = set()
+    for element in elements:
+        swarm_id = _text_token(element)
+        if swarm_id in seen:
+            raise BadRequest(f"SwarmID {swarm_id[:40]!r} appears twice")
+        seen.add(swarm_id)
+        kind = _attr_enum(element, "action", SwarmActionType, required=True) if action else None
+        mode = None
+        if peer_mode:
+            # Joining needs a mode; leaving may name one (the 1.0 examples do).
+            required = kind is not SwarmActionType.LEAVE
+            mode = _attr_enum(element, "peerMode", PeerMode, required=required)
+        actions.append(
+            SwarmAction(
+                swarm_id=swarm_id,
+                action=kind,
+                peer_mode=mode,
+                transaction_id=_attr_token(element, "transactionID"),
+            )
+        )
+    return tuple(actions)
+
+
+def _decode_connect(
+    version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[_Element]]
+) -> ConnectRequest:
+    swarm_ids = groups.get("SwarmID", [])
+    if version is ProtocolVersion.V1_0 and not swarm_ids:
+        raise BadRequest("a PPSP-TP/1.0 CONNECT needs at least one <SwarmID>")
+    addresses = [address for info in _peer_infos(groups) for address in info.addresses]
+    if len(addresses) > MAX_PEER_ADDRESSES:
+        raise BadRequest(f"more than {MAX_PEER_ADDRESSES} <PeerAddress> in a request")
+    return ConnectRequest(
+        version=version,
+        transaction_id=tid,
+        peer_id=peer_id,
+        peer_addresses=tuple(addresses),
+        swarm_actions=_swarm_actions(swarm_ids, action=True, peer_mode=True),
+        peer_num=_peer_num(groups),
+        content_group=_content_group(groups),
+    )
+
+
+def _decode_join(
+    version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[_Element]]
+) -> JoinRequest:
+    swarm_ids = groups.get("SwarmID", [])
+    if not swarm_ids:
+        raise BadRequest("JOIN needs at least one <SwarmID>")
+    return JoinRequest(
+        version=version,
+        transaction_id=tid,
+        peer_id=peer_id,
+        swarms=_swarm_actions(swarm_ids, action=False, peer_mode=True),
+        peer_num=_peer_num(groups),
+        content_group=_content_group(groups),
+    )
+
+
+def _decode_disconnect(
+    version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[_Element]]
+) -> DisconnectRequest:
+    elements = groups.get("SwarmID", [])
+    texts = [_text(element) for element in elements]
+    swarms: tuple[SwarmAction, ...] = ()
+    if not elements:
+        scope = DisconnectScope.SYSTEM
+    elif ALL_SWARMS in texts:
+        if len(elements) > 1:
+            raise BadRequest(f"<SwarmID>{ALL_SWARMS}</SwarmID> must stand alone")
+        scope = DisconnectScope.ALL_SWARMS
+    else:
+        scope = DisconnectScope.SWARMS
+        swarms = tuple(
+            SwarmAction(swarm_id=action.swarm_id, transaction_id=action.transaction_id)
+            for action in _swarm_actions(elements, action=False, peer_mode=False)
+        )
+    return DisconnectRequest(
+        version=version, transaction_id=tid, peer_id=peer_id, scope=scope, swarms=swarms
+    )
+
+
+def _decode_find(
+    version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[_Element]]
+) -> FindRequest:
+    swarm_ids = groups.get("SwarmID", [])
+    if len(swarm_ids) != 1:
+        raise BadRequest("FIND needs exactly one <SwarmID>")
+    return FindRequest(
+        version=version,
+        transaction_id=tid,
+        peer_id=peer_id,
+        swarm_id=_text_token(swarm_ids[0]),
+        peer_num=_peer_num(groups),
+        content_group=_content_group(groups),
+    )
+
+
+def _stream_statistics(element: _Element) -> StreamStatistics:
+    values: dict[str, int] = {}
+    swarm_id: str | None = None
+    extra: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for child in _elements(element):
+        name = local_name(child)
+        if name in _STANDARD_STATISTICS:
+            if name in seen:
+                raise BadRequest(f"<{name}> appears twice in a Stat")
+            seen.add(name)
+            if name == "SwarmID":
+                swarm_id = _text_token(child)
+            else:
+                values[name] = _integer(_text(child), f"<{name}>", BadRequest)
+        else:
+            if len(extra) >= MAX_EXTRA_STATISTICS:
+                raise BadRequest(f"more than {MAX_EXTRA_STATISTICS} extra statistics")
+            extra.append((name, _text_token(child)))
+    return StreamStatistics(
+        swarm_id=swarm_id,
+        uploaded_bytes=values.get("UploadedBytes"),
+        downloaded_bytes=values.get("DownloadedBytes"),
+        available_bandwidth=values.get("AvailBandwidth"),
+        concurrent_links=values.get("ConcurrentLinks"),
+        extra=tuple(extra),
+    )
+
+
+def _content_map(element: _Element, budget: list[int]) -> ContentMap:
+    groups = _group(element, {"SwarmID": 1, "Representation": MAX_CONTENT_SCOPES})
+    representations = []
+    for representation in groups.get("Representation", []):
+        segments = []
+        for segment in _group(representation, {}).get("SegmentInfo", []):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise BadRequest(f"more than {MAX_SEGMENTS} <SegmentInfo> in a STAT_REPORT")
+            start = _attr_integer(segment, "startIndex", required=True)
+            end = _attr_integer(segment, "endIndex", required=True)
+            size = _attr_integer(segment, "chunkmapSize", required=True)
+            assert start is not None and end is not None and size is not None
+            if end < start or size != end - start + 1:
+                raise BadRequest("SegmentInfo needs chunkmapSize = endIndex - startIndex + 1")
+            bitmap = _bitmap(_text(segment), size, start, BadRequest)
+            segments.append(
+                SegmentMap(start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap)
+            )
+        if not segments:
+            raise BadRequest("a ContentMap <Representation> needs at least one <SegmentInfo>")
+        representation_id = _attr_token(representation, "id", required=True)
+        assert representation_id is not None
+        representations.append(
+            RepresentationMap(representation_id=representation_id, segments=tuple(segments))
+        )
+    if not representations:
+        raise BadRequest("a ContentMap Stat needs at least one <Representation>")
+    return ContentMap(
+        swarm_id=_text_token(_required(groups, "SwarmID")),
+        representations=tuple(representations),
+    )
+
+
+def _decode_stat_report(
+    version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[_Element]]
+) -> StatReportRequest:
+    stream_stats: list[StreamStatistics] = []
+    content_maps: list[ContentMap] = []
+    group = _only(groups, "StatisticsGroup")
+    if group is not None:
+        budget = [MAX_SEGMENTS]
+        for stat in _group(group, {"Stat": MAX_STATS}).get("Stat", []):
+            prop = _attr_token(stat, "property", required=True)
+            if prop == _STAT_STREAM:
+                stream_stats.append(_stream_statistics(stat))
+            elif prop == _STAT_CONTENT_MAP:
+                content_maps.append(_content_map(stat, budget))
+            # Other properties are extensions this tracker does not know: ignored.
+    return StatReportRequest(
+        version=version,
+        transaction_id=tid,
+        peer_id=peer_id,
+        stream_stats=tuple(stream_stats),
+        content_maps=tuple(content_maps),
+    )
+
+
+_Decoder = Callable[[ProtocolVersion, str, str, dict[str, list[_Element]]], AnyRequest]
+
+_REQUEST_DECODERS: dict[Method, _Decoder] = {
+    Method.CONNECT: _decode_connect,
+    Method.JOIN: _decode_join,
+    Method.DISCONNECT: _decode_disconnect,
+    Method.FIND: _decode_find,
+    Method.STAT_REPORT: _decode_stat_report,
+}
+
+
+def _top_level(root: _Element) -> dict[str, list[_Element]]:
+    limits = dict.fromkeys(_SINGLETONS, 1)
+    limits["SwarmID"] = MAX_SWARM_IDS
+    return _group(root, limits)
+
+
+def _decode_request_root(root: _Element) -> AnyRequest:
+    version = _version(root)
+    groups = _top_level(root)
+    if "Response" in groups:
+        raise BadRequest("a response where a request was expected")
+    method_text = _text(_required(groups, "Request"))
+    method = next((m for m in Method if m.value == method_text), None)
+    if method is None:
+        raise BadRequest(f"unknown method {method_text[:40]!r}")
+    if method not in METHODS_BY_VERSION[version]:
+        raise BadRequest(f"{method.value} is not a PPSP-TP/{version.value} method")
+    tid_element = _required(groups, "TransactionID")
+    tid = _text_token(tid_element)
+    peer_id = _text_token(_required(groups, "PeerID"))
+    return _REQUEST_DECODERS[method](version, tid, peer_id, groups)
+
+
+def _with_transaction_id(root: _Element, decode: Callable[[_Element], _T]) -> _T:
+    try:
+        return decode(root)
+    except TrackerProtocolError as exc:
+        if exc.transaction_id is None:
+            exc.transaction_id = _peek_transaction_id(root)
+        raise
+
+
+def decode_request(data: bytes) -> AnyRequest:
+    """Decode a PPSP-TP/1.0 or 1.1 XML request body.
+
+    Raises :class:`BadRequest` for anything malformed, truncated, mistyped, incomplete, over a
+    bound, or a method that is unknown or not part of the message's version;
+    :class:`UnsupportedVersion` for a version other than 1.0 and 1.1; :class:`PayloadTooLarge`
+    for a body over :data:`~ppsp.core.safexml.MAX_XML_BYTES`.  The error carries the request's
+    transaction ID whenever the document parsed far enough to read it.
+    """
+    return _with_transaction_id(_parse(data), _decode_request_root)
+
+
+def _requester_and_peers(infos: list[PeerInfo]) -> tuple[PeerInfo | None, tuple[PeerInfo, ...]]:
+    for index, info in enumerate(infos):
+        if _is_requester(info):
+            return info, tuple(infos[:index] + infos[index + 1 :])
+    return None, tuple(infos)
+
+
+def _is_requester(info: PeerInfo) -> bool:
+    return info.swarm_id is None and any(
+        address.type is AddressType.REFLEXIVE for address in info.addresses
+    )
+
+
+def _decode_response_root(root: _Element) -> TrackerResponse | ErrorResponse:
+    version = _version(root)
+    groups = _top_level(root)
+    if "Request" in groups:
+        raise BadRequest("a request where a response was expected")
+    text = _text(_required(groups, "Response"))
+    tid, results = _results(_required(groups, "TransactionID"))
+    if text not in _SUCCESS_TEXTS:
+        code = _ERROR_CODES_BY_TEXT.get(text)
+        if code is None:
+            raise BadRequest(f"unknown response {text[:40]!r}")
+        return ErrorResponse(version=version, transaction_id=tid, code=code)
+    requester, peers = _requester_and_peers(_peer_infos(groups))
+    return TrackerResponse(
+        version=version, transaction_id=tid, results=results, requester=requester, peers=peers
+    )
+
+
+_STATUS_CODES: dict[int, TrackerErrorCode] = {
+    400: TrackerErrorCode.BAD_REQUEST,
+    401: TrackerErrorCode.AUTHENTICATION_REQUIRED,
+    403: TrackerErrorCode.FORBIDDEN,
+    404: TrackerErrorCode.NOT_FOUND,
+    413: TrackerErrorCode.PAYLOAD_TOO_LARGE,
+    500: TrackerErrorCode.INTERNAL_ERROR,
+    503: TrackerErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+def _error_code(status: int, reason: str, body_text: str | None) -> TrackerErrorCode:
+    code = _STATUS_CODES.get(status)
+    if code is None:
+        if 400 <= status <= 499:
+            code = TrackerErrorCode.BAD_REQUEST
+        elif 500 <= status <= 599:
+            code = TrackerErrorCode.INTERNAL_ERROR
+        else:
+            raise BadRequest(f"unexpected HTTP status {status} from the tracker")
+    if code is TrackerErrorCode.BAD_REQUEST and (
+        reason.strip().lower().startswith("ppsp version")
+        or _VERSION_REASON_RE.search(reason) is not None
+        or body_text == ERROR_TEXT[TrackerErrorCode.UNSUPPORTED_VERSION]
+    ):
+        code = TrackerErrorCode.UNSUPPORTED_VERSION
+    return code
+
+
+def _decode_error(data: bytes, status: int, reason: str) -> ErrorResponse:
+    # The status line decides; the body (often empty, maybe not even XML) only adds the
+    # transaction ID, the version and the 400 flavour, when it can be read.
+    version = ProtocolVersion.V1_0
+    tid: str | None = None
+    body_text: str | None = None
+    if data.strip():
+        try:
+            root = _parse(data)
+            tid = _peek_transaction_id(root)
+            version = _version(root)
+            response = _only(_top_level(root), "Response")
+            body_text = None if response is None else _text(response)
+        except TrackerProtocolError:
+            pass
+    return ErrorResponse(
+        version=version,
+        transaction_id=tid,
+        code=_error_code(status, reason, body_text),
+        reason=reason or None,
+    )
+
+
+def decode_response(
+    data: bytes, status: int = 200, reason: str = ""
+) -> TrackerResponse | ErrorResponse:
+    """Decode a tracker's XML answer, given the HTTP ``status`` and ``reason`` phrase.
+
+    Status 200 needs a full body: ``SUCCESSFUL`` gives a :class:`TrackerResponse` (an error
+    text such as ``AUTHENTICATION REQUIRED`` gives an :class:`ErrorResponse`).  Any 4xx/5xx
+    status gives an :class:`ErrorResponse` whose code comes from the status (400 with a reason
+    phrase starting ``PPSP version`` or naming versions, or a body saying ``UNSUPPORTED VERSION
+    NUMBER``, is UNSUPPORTED_VERSION); its body may be empty or unreadable.  Raises
+    :class:`BadRequest` (or :class:`UnsupportedVersion`) for an invalid answer.
+    """
+    if status != 200:
+        return _decode_error(data, status, reason)
+    return _with_transaction_id(_parse(data), _decode_response_root)
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _qname(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def _new_root(version: ProtocolVersion) -> _Element:
+    if not isinstance(version, ProtocolVersion):
+        raise LocalProtocolError(f"unknown protocol version {version!r}")
+    root = etree.Element(_qname(_ROOT), nsmap={None: NAMESPACE})  # type: ignore[dict-item]
+    root.set("version", version.value)
+    return root
+
+
+def _sub(parent: _Element, name: str, text: str | None = None, **attrs: str | None) -> _Element:
+    element = etree.SubElement(parent, _qname(name))
+    for key, value in attrs.items():
+        if value is not None:
+            element.set(key, value)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _local_token(value: str | None, what: str) -> str | None:
+    return None if value is None else _token(value, what, LocalProtocolError)
+
+
+def _serialize(root: _Element) -> bytes:
+    return _XML_DECLARATION + etree.tostring(
+        root, encoding="UTF-8", xml_declaration=False, pretty_print=True
+    )
+
+
+def _bounded(items: Sequence[object], limit: int, what: str) -> None:
+    if len(items) > limit:
+        raise LocalProtocolError(f"more than {limit} {what}")
+
+
+def _encode_address(parent: _Element, address: PeerAddress) -> None:
+    ip = _token(address.ip, "PeerAddress ip", LocalProtocolError)
+    _ip(ip, address.family, LocalProtocolError)
+    _sub(
+        parent,
+        "PeerAddress",
+        addrType=address.family.value,
+        ip=ip,
+        port=_check_integer(address.port, "port", _MAX_PORT),
+        priority=None if address.priority is None else _check_integer(address.priority, "priority"),
+        type=None if address.type is None else address.type.value,
+        connection=_local_token(address.connection, "connection"),
+        asn=_local_token(address.asn, "asn"),
+        peerProtocol=_local_token(address.peer_protocol, "peer_protocol"),
+    )
+
+
+def _encode_peer_info(parent: _Element, info: PeerInfo, swarm_id: str | None) -> None:
+    _bounded(info.addresses, MAX_PEER_ADDRESSES, "addresses in a PeerInfo")
+    element = _sub(parent, "PeerInfo", swarmID=_local_token(swarm_id, "PeerInfo swarm_id"))
+    if info.peer_id is not None:
+        _sub(element, "PeerID", _local_token(info.peer_id, "PeerInfo peer_id"))
+    for address in info.addresses:
+        _encode_address(element, address)
+
+
+def _encode_peer_num(root: _Element, peer_num: PeerNum | None) -> None:
+    if peer_num is None:
+        return
+    _sub(
+        root,
+        "PeerNum",
+        None if peer_num.count is None else _check_integer(peer_num.count, "PeerNum count"),
+        abilityNAT=_local_token(peer_num.ability_nat, "ability_nat"),
+        concurrentLinks=_local_token(peer_num.concurrent_links, "concurrent_links"),
+        onlineTime=_local_token(peer_num.online_time, "online_time"),
+        uploadBWlevel=_local_token(peer_num.upload_bandwidth, "upload_bandwidth"),
+    )
+
+
+def _encode_content_group(root: _Element, scopes: tuple[RepresentationScope, ...]) -> None:
+    if not scopes:
+        return
+    _bounded(scopes, MAX_CONTENT_SCOPES, "representations in a ContentGroup")
+    group = _sub(root, "ContentGroup")
+    for scope in scopes:
+        start = _check_integer(scope.start_index, "start_index")
+        end = None
+        if scope.end_index is not None:
+            end = _check_integer(scope.end_index, "end_index")
+            if scope.end_index < scope.start_index:
+                raise LocalProtocolError("end_index is below start_index")
+        representation = _sub(
+            group, "Representation", id=_local_token(scope.representation_id, "representation")
+        )
+        _sub(representation, "SegmentInfo", startIndex=start, endIndex=end)
+
+
+def _encode_swarm_ids(
+    root: _Element, actions: Iterable[SwarmAction], *, action: bool, peer_mode: bool
+) -> None:
+    seen: set[str] = set()
+    for swarm in actions:
+        swarm_id = _token(swarm.swarm_id, "swarm_id", LocalProtocolError)
+        if swarm_id in seen:
+            raise LocalProtocolError(f"swarm {swarm_id!r} appears twice")
+        seen.add(swarm_id)
+        if action and swarm.action is None:
+            raise LocalProtocolError("a CONNECT swarm action needs an action")
+        joining = not action or swarm.action is SwarmActionType.JOIN
+        if peer_mode and joining and swarm.peer_mode is None:
+            raise LocalProtocolError("joining a swarm needs a peer mode")
+        _sub(
+            root,
+            "SwarmID",
+            swarm_id,
+            action=swarm.action.value if action and swarm.action is not None else None,
+            peerMode=swarm.peer_mode.value if peer_mode and swarm.peer_mode is not None else None,
+            transactionID=_local_token(swarm.transaction_id, "transaction_id"),
+        )
+
+
+def _encode_connect(root: _Element, msg: ConnectRequest) -> None:
+    if msg.version is ProtocolVersion.V1_0 and not msg.swarm_actions:
+        raise LocalProtocolError("a PPSP-TP/1.0 CONNECT needs at least one swarm action")
+    _bounded(msg.swarm_actions, MAX_SWARM_IDS, "swarm actions")
+    _bounded(msg.peer_addresses, MAX_PEER_ADDRESSES, "peer addresses")
+    _encode_swarm_ids(root, msg.swarm_actions, action=True, peer_mode=True)
+    _encode_peer_num(root, msg.peer_num)
+    if msg.peer_addresses:
+        _encode_peer_info(_sub(root, "PeerGroup"), PeerInfo(addresses=msg.peer_addresses), None)
+    _encode_content_group(root, msg.content_group)
+
+
+def _encode_join(root: _Element, msg: JoinRequest) -> None:
+    if not msg.swarms:
+        raise LocalProtocolError("JOIN needs at least one swarm")
+    _bounded(msg.swarms, MAX_SWARM_IDS, "swarms")
+    _encode_swarm_ids(root, msg.swarms, action=False, peer_mode=True)
+    _encode_peer_num(root, msg.peer_num)
+    _encode_content_group(root, msg.content_group)
+
+
+def _encode_disconnect(root: _Element, msg: DisconnectRequest) -> None:
+    if msg.scope is DisconnectScope.SWARMS:
+        if not msg.swarms:
+            raise LocalProtocolError("DISCONNECT from named swarms needs at least one swarm")
+        if any(swarm.swarm_id == ALL_SWARMS for swarm in msg.swarms):
+            raise LocalProtocolError(f"{ALL_SWARMS!r} is not a swarm name: use ALL_SWARMS")
+        _bounded(msg.swarms, MAX_SWARM_IDS, "swarms")
+        _encode_swarm_ids(root, msg.swarms, action=False, peer_mode=False)
+        return
+    if msg.swarms:
+        raise LocalProtocolError(f"a {msg.scope.value} DISCONNECT names no swarms")
+    if msg.scope is DisconnectScope.ALL_SWARMS:
+        _sub(root, "SwarmID", ALL_SWARMS)
+
+
+def _encode_find(root: _Element, msg: FindRequest) -> None:
+    _sub(root, "SwarmID", _token(msg.swarm_id, "swarm_id", LocalProtocolError))
+    _encode_peer_num(root, msg.peer_num)
+    _encode_content_group(root, msg.content_group)
+
+
+def _encode_stream_statistics(group: _Element, stats: StreamStatistics) -> None:
+    stat = _sub(group, "Stat", property=_STAT_STREAM)
+    if stats.swarm_id is not None:
+        _sub(stat, "SwarmID", _local_token(stats.swarm_id, "statistics swarm_id"))
+    for name, value in (
+        ("UploadedBytes", stats.uploaded_bytes),
+        ("DownloadedBytes", stats.downloaded_bytes),
+        ("AvailBandwidth", stats.available_bandwidth),
+        ("ConcurrentLinks", stats.concurrent_links),
+    ):
+        if value is not None:
+            _sub(stat, name, _check_integer(value, name))
+    _bounded(stats.extra, MAX_EXTRA_STATISTICS, "extra statistics")
+    for extra_name, extra_value in stats.extra:
+        if not isinstance(extra_name, str) or extra_name in _STANDARD_STATISTICS:
+            raise LocalProtocolError(f"extra statistic name {extra_name!r} is reserved or invalid")
+        text = _token(extra_value, f"statistic {extra_name}", LocalProtocolError)
+        try:
+            _sub(stat, extra_name, text)
+        except ValueError as exc:
+            raise LocalProtocolError(f"extra statistic name {extra_name!r}: {exc}") from None
+
+
+def _encode_content_map(group: _Element, content_map: ContentMap, budget: list[int]) -> None:
+    if not content_map.representations:
+        raise LocalProtocolError("a content map needs at least one representation")
+    _bounded(content_map.representations, MAX_CONTENT_SCOPES, "representations in a map")
+    stat = _sub(group, "Stat", property=_STAT_CONTENT_MAP)
+    _sub(stat, "SwarmID", _token(content_map.swarm_id, "content map swarm_id", LocalProtocolError))
+    for representation in content_map.representations:
+        if not representation.segments:
+            raise LocalProtocolError("a content map representation needs at least one segment")
+        element = _sub(
+            stat,
+            "Representation",
+            id=_local_token(representation.representation_id, "representation"),
+        )
+        for segment in representation.segments:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise LocalProtocolError(f"more than {MAX_SEGMENTS} segments")
+            start = _check_integer(segment.start_index, "start_index")
+            end = _check_integer(segment.end_index, "end_index")
+            size = _check_integer(segment.chunkmap_size, "chunkmap_size")
+            if segment.chunkmap_size != segment.end_index - segment.start_index + 1:
+                raise LocalProtocolError("chunkmap_size must be end_index - start_index + 1")
+            try:
+                bitmap = ChunkBitmap(segment.chunkmap_size, segment.start_index, segment.bitmap)
+            except (ValueError, TypeError) as exc:
+                raise LocalProtocolError(f"segment bitmap: {exc}") from None
+            _sub(
+                element,
+                "SegmentInfo",
+                bitmap.to_base64(),
+                startIndex=start,
+                endIndex=end,
+                chunkmapSize=size,
+            )
+
+
+def _encode_stat_report(root: _Element, msg: StatReportRequest) -> None:
+    if not msg.stream_stats and not msg.content_maps:
+        return
+    _bounded((*msg.stream_stats, *msg.content_maps), MAX_STATS, "statistics")
+    group = _sub(root, "StatisticsGroup")
+    for stats in msg.stream_stats:
+        _encode_stream_statistics(group, stats)
+    budget = [MAX_SEGMENTS]
+    for content_map in msg.content_maps:
+        _encode_content_map(group, content_map, budget)
+
+
+def encode_request(msg: AnyRequest) -> bytes:
+    """Encode a request as a PPSP-TP XML body in ``msg.version``.
+
+    Raises :class:`LocalProtocolError` when the message cannot be written so that it decodes
+    back to itself (a method the version lacks, an invalid token or integer, a CONNECT
+    swarm action without action, ...).  Fields a method does not use (``action`` on a JOIN
+    swarm, modes on DISCONNECT swarms) are not written.
+    """
+    method = msg.method
+    if method not in METHODS_BY_VERSION.get(msg.version, frozenset()):
+        raise LocalProtocolError(f"{method.value} is not a PPSP-TP/{msg.version} method")
+    root = _new_root(msg.version)
+    _sub(root, "Request", method.value)
+    _sub(root, "TransactionID", _token(msg.transaction_id, "transaction_id", LocalProtocolError))
+    _sub(root, "PeerID", _token(msg.peer_id, "peer_id", LocalProtocolError))
+    if isinstance(msg, ConnectRequest):
+        _encode_connect(root, msg)
+    elif isinstance(msg, JoinRequest):
+        _encode_join(root, msg)
+    elif isinstance(msg, DisconnectRequest):
+        _encode_disconnect(root, msg)
+    elif isinstance(msg, FindRequest):
+        _encode_find(root, msg)
+    else:
+        _encode_stat_report(root, msg)
+    return _serialize(root)
+
+
+def _encode_results(container: _Element, msg: TrackerResponse) -> None:
+    tid = _token(msg.transaction_id, "transaction_id", LocalProtocolError)
+    if not msg.results:
+        container.text = tid
+        return
+    _bounded(msg.results, MAX_RESULTS - 1, "results")
+    # The root transaction ID is written as the first Result; the decoder takes the first
+    # ID ending in ".0", else the first ID, so no other result may end in ".0" unless the root does.
+    roots = [r for r in msg.results if r.transaction_id == tid]
+    others = [r for r in msg.results if r.transaction_id != tid]
+    if not tid.endswith(".0") and any(
+        r.transaction_id is not None and r.transaction_id.endswith(".0") for r in others
+    ):
+        raise LocalProtocolError("only the root transaction ID may end in '.0'")
+    first = roots[0] if roots else ActionResult(transaction_id=tid)
+    for result in (first, *others, *roots[1:]):
+        if isinstance(result.status, bool) or not 100 <= result.status <= 599:
+            raise LocalProtocolError(f"result status {result.status!r} is not in [100, 599]")
+        _sub(
+            container,
+            "Result",
+            f"{result.status} {_status_phrase(result.status)}",
+            transactionID=_local_token(result.transaction_id, "result transaction_id"),
+            swarmID=_local_token(result.swarm_id, "result swarm_id"),
+        )
+
+
+_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
+_PHRASES.update({404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"})
+
+
+def _status_phrase(status: int) -> str:
+    return _PHRASES.get(status, "Error" if status >= 400 else "OK")
+
+
+def encode_response(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """Encode a tracker answer body in ``msg.version``.
+
+    A :class:`TrackerResponse` becomes ``<Response>SUCCESSFUL</Response>``, its transaction
+    ID (plain, or ``<Result>`` elements when it has per-action results, the root ID first) and
+    a PeerGroup: the requester first without ``@swarmID``, then every peer with its swarm ID.
+    An :class:`ErrorResponse` becomes a minimal document whose ``<Response>`` is the code's
+    :data:`ERROR_TEXT`; the HTTP status (``msg.code.http_status``) and reason phrase are the
+    server's to send.  Raises :class:`LocalProtocolError` for a message that would not decode
+    back to itself (for example a requester without a REFLEXIVE address).
+    """
+    root = _new_root(msg.version)
+    if isinstance(msg, ErrorResponse):
+        _sub(root, "Response", ERROR_TEXT[msg.code])
+        if msg.transaction_id is not None:
+            _sub(root, "TransactionID", _local_token(msg.transaction_id, "transaction_id"))
+        return _serialize(root)
+    _sub(root, "Response", SUCCESS_TEXT)
+    _encode_results(_sub(root, "TransactionID"), msg)
+    if msg.requester is not None and not _is_requester(
+        PeerInfo(addresses=msg.requester.addresses)  # its swarm_id is not written
+    ):
+        raise LocalProtocolError("the requester needs a REFLEXIVE address")
+    if msg.requester is None and any(_is_requester(peer) for peer in msg.peers):
+        raise LocalProtocolError(
+            "a peer without swarm ID holding a REFLEXIVE address would read as the requester"
+        )
+    _bounded(msg.peers, MAX_PEER_INFOS - 1, "peers")
+    if msg.requester is not None or msg.peers:
+        group = _sub(root, "PeerGroup")
+        if msg.requester is not None:
+            _encode_peer_info(group, msg.requester, None)
+        for peer in msg.peers:
+            _encode_peer_info(group, peer, peer.swarm_id)
+    return _serialize(root)
