@@ -1,0 +1,1173 @@
+"""JSON encoding of the tracker protocol: RFC 7846 (``"version": 1``) and its 1.1 extension (``2``).
+
+Bytes in, typed messages out (:mod:`ppsp.tracker.messages`) and back; no I/O.  Decoding validates
+everything: a message that comes out of :func:`decode_request` or :func:`decode_response` is
+well formed, and anything else raises a :class:`~ppsp.errors.TrackerProtocolError` subclass
+(:class:`~ppsp.errors.BadRequest`, :class:`~ppsp.errors.UnsupportedVersion` or
+:class:`~ppsp.errors.PayloadTooLarge`) carrying the message's ``transaction_id`` when it could
+be read.  Encoding raises :class:`~ppsp.errors.LocalProtocolError` for a message the chosen
+version cannot express.
+
+Reading (RFC 7846 as printed and as specified)
+----------------------------------------------
+The draft's examples and its schema disagree in places; the decoder accepts both forms and the
+encoder writes the schema's form:
+
+* every member the schema types as an array (``swarm_action``, ``peer_addr``, ``swarm_result``,
+  ``peer_info``, ``stat``, ...) may also be a single object;
+* every integer may also be written as a string of ASCII decimal digits (``"concurrent_links":
+  "5"``), and identifiers typed as strings (``swarm_id``, ``peer_id``, ``transaction_id``,
+  ``asn``, ...) may be written as integers;
+* ``"Stat"`` is read as ``"stat"``;
+* the request data may sit directly in ``PPSPTrackerProtocol`` instead of its ``connect`` /
+  ``find`` / ``join`` / ``disconnect`` wrapper (FIND is printed that way);
+* members this module does not know are ignored (RFC 7846 section 4.4), except that an unknown
+  member of a ``STREAM_STATS`` stat holding an integer or a string is kept in
+  :attr:`StreamStatistics.extra <ppsp.tracker.messages.StreamStatistics.extra>`: that is the
+  Stat extension of RFC 7846 section 7.1 (``"online_time": 3600``).
+
+Enumerated values match exactly as the RFC spells them; ``peer_mode`` ``"SEEDER"`` is
+:attr:`PeerMode.SEED <ppsp.tracker.messages.PeerMode.SEED>` and ``"SEED"`` is accepted too.  IP
+addresses are checked against ``address_type`` (inferred from the address when absent) and kept
+in their canonical text form (RFC 5952 for IPv6).  ``peer_count`` and ``priority``, which the
+schema requires, are optional here.  A LEAVE ``swarm_action`` may omit ``peer_mode``.
+
+Bounds: a body over :data:`MAX_JSON_BYTES` is :class:`~ppsp.errors.PayloadTooLarge`; nesting
+deeper than :data:`MAX_DEPTH`, arrays longer than the ``MAX_*`` constants below, integers
+outside ``0 .. 2**63 - 1`` (ports ``1 .. 65535``), strings longer than :data:`MAX_TEXT_CHARS`,
+control characters in strings, floats, booleans where numbers belong, NaN and infinities are
+all :class:`~ppsp.errors.BadRequest`.
+
+Writing
+-------
+Requests and responses are written compactly in the schema's form: arrays for ``swarm_action``,
+request ``peer_addr``, ``swarm_result`` and ``peer_info``; integers as JSON numbers; ``stat``;
+FIND inside its ``find`` wrapper.  A ``peer_addr`` that stands for one peer (a ``peer_info``
+entry, or the requester's address at the top of a response) is a single object as the schema
+says when the peer has one address, and an array when it has several.  A success response
+always carries ``"error_code": 0``; an error response is ``{"version", "response_type": 1,
+"error_code", "transaction_id"}`` and nothing else (RFC 7846 section 4.3), with
+``transaction_id`` left out when it is not known.  A ``swarm_result`` whose
+:class:`~ppsp.tracker.messages.ActionResult` has no ``swarm_id`` is written without one.  Peers
+of a :class:`~ppsp.tracker.messages.TrackerResponse` are listed under the ``swarm_result`` of
+their ``swarm_id``; a peer whose swarm has no result gets a ``swarm_result`` of its own with
+``"result": 0``.  The encoder decodes what it wrote before returning it, so it never emits
+anything the decoder would refuse.
+
+Extension (version 2)
+---------------------
+``"version": 2`` is PPSP-TP/1.1 (draft-huang-ppsp-extended-tracker-protocol-01) carried in JSON
+in the style of RFC 7846 section 7.1: everything of version 1 keeps its meaning, and:
+
+* ``request_type`` also takes ``"JOIN"`` and ``"DISCONNECT"``.
+* Every ``swarm_action`` may carry ``"transaction_id"``: the per-action transaction ID the XML
+  writes as ``@transactionID`` (``"12345.1"``); a ``swarm_result`` echoes it as
+  ``"transaction_id"``.  (Version 1 messages may carry it too, as an extension member that
+  RFC 7846 peers ignore.)
+* CONNECT without ``swarm_action`` (or with an empty one, or without ``connect``) is a
+  registration only.  ``connect`` may carry ``content_group`` (the joining point).
+* JOIN::
+
+      "join": {"swarm_action": [{"swarm_id": "1111", "peer_mode": "LEECH",
+                                 "transaction_id": "12345.1"}],
+               "peer_num": {...}, "content_group": [...]}
+
+  ``swarm_action`` holds 1 .. 1000 entries, each with ``swarm_id`` and ``peer_mode``;
+  ``action`` may be given and must then be ``"JOIN"``.
+* DISCONNECT::
+
+      "disconnect": {"swarm_action": [{"swarm_id": "1111", "transaction_id": "12345.1"}]}
+      "disconnect": {"swarm_id": "ALL"}     # every swarm
+      "disconnect": {}                       # the whole system (also: member absent)
+
+  Also read: ``"disconnect": "ALL"``, ``"disconnect": {"swarm_id": "1111"}`` and
+  ``{"swarm_id": ["1111", "2222"]}``, an empty ``swarm_action`` (the system), and a
+  ``swarm_action`` whose only entry is ``"ALL"``.  A ``swarm_action`` may give ``"action":
+  "LEAVE"``; ``"ALL"`` mixed with other swarm IDs is a bad request.
+* A content group, in CONNECT, JOIN and FIND::
+
+      "content_group": [{"representation_id": "tag4", "start_index": 110, "end_index": 150}]
+
+  ``end_index`` is optional (open-ended) and, when given, not below ``start_index``.  A FIND
+  with a content group asks for peers holding chunks of that scope.
+* STAT_REPORT: ``stat_report`` is a list of stat groups (a single group object is read too),
+  each ``{"type": ..., "stat": [...]}``.  Type ``"STREAM_STATS"`` is RFC 7846's; type
+  ``"CONTENT_MAP"`` has stats of the form::
+
+      {"swarm_id": "1111",
+       "representation": [{"id": "tag0",
+                           "segment_info": [{"start_index": 0, "end_index": 24,
+                                             "chunkmap_size": 25, "chunkmap": "<Base64>"}]}]}
+
+  ``chunkmap`` is the Base64 bit string of PROFILE.md (bit *i*, most significant bit first, is
+  chunk ``start_index + i``), ``chunkmap_size`` counts its bits and equals ``end_index -
+  start_index + 1`` (it may be left out and is then computed), at most
+  :data:`MAX_CHUNKMAP_BITS`.  Stat groups of other types are ignored (an extension this module
+  does not know), and so is ``CONTENT_MAP`` in a version 1 message.  A STAT_REPORT without
+  ``stat_report``, or with an empty one, is a keep-alive; the encoder leaves the member out.
+
+Any other ``version`` is :class:`~ppsp.errors.UnsupportedVersion` (``error_code`` 2), and so is
+``2`` for a decoder limited to ``max_version=ProtocolVersion.V1_0``: the answer of a tracker
+that knows only RFC 7846, on which a 1.1 peer falls back to version 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Final, TypeVar
+
+import orjson
+
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.errors import (
+    BadRequest,
+    LocalProtocolError,
+    PayloadTooLarge,
+    RemoteTrackerError,
+    TrackerErrorCode,
+    UnsupportedVersion,
+)
+from ppsp.tracker.messages import (
+    ALL_SWARMS,
+    ActionResult,
+    AddressFamily,
+    AddressType,
+    AnyRequest,
+    ConnectRequest,
+    ContentMap,
+    DisconnectRequest,
+    DisconnectScope,
+    ErrorResponse,
+    FindRequest,
+    JoinRequest,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    PeerNum,
+    ProtocolVersion,
+    RepresentationMap,
+    RepresentationScope,
+    SegmentMap,
+    StatReportRequest,
+    StreamStatistics,
+    SwarmAction,
+    SwarmActionType,
+    TrackerResponse,
+)
+
+__all__ = [
+    "MAX_ADDRESSES",
+    "MAX_CHUNKMAP_BITS",
+    "MAX_DEPTH",
+    "MAX_EXTRA_STATS",
+    "MAX_JSON_BYTES",
+    "MAX_PEERS",
+    "MAX_REPRESENTATIONS",
+    "MAX_SEGMENTS",
+    "MAX_STATS",
+    "MAX_SWARM_ACTIONS",
+    "MAX_TEXT_CHARS",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+]
+
+MAX_JSON_BYTES: Final = 1 << 20
+"""Default upper bound on a JSON body, checked before parsing."""
+
+MAX_DEPTH: Final = 32
+"""Deepest nesting of arrays and objects accepted (PPSP-TP messages need 10)."""
+
+MAX_SWARM_ACTIONS: Final = 1000
+"""Most ``swarm_action`` entries in a request and ``swarm_result`` entries in a response."""
+
+MAX_ADDRESSES: Final = 64
+"""Most ``peer_addr`` entries for one peer."""
+
+MAX_STATS: Final = 1000
+"""Most stat groups, and most stats over all groups, in one STAT_REPORT."""
+
+MAX_PEERS: Final = 1000
+"""Most ``peer_info`` entries in one ``swarm_result``."""
+
+MAX_REPRESENTATIONS: Final = 1000
+"""Most representations in a content group or in one content map."""
+
+MAX_SEGMENTS: Final = 1000
+"""Most ``segment_info`` entries in one representation of a content map."""
+
+MAX_CHUNKMAP_BITS: Final = 1 << 20
+"""Largest ``chunkmap_size`` of one segment."""
+
+MAX_EXTRA_STATS: Final = 64
+"""Most extension members kept from one ``STREAM_STATS`` stat."""
+
+MAX_TEXT_CHARS: Final = 512
+"""Longest string accepted for an identifier or any other text member (chunk maps excepted)."""
+
+_MAX_UINT: Final = 2**63 - 1
+_MIN_INT: Final = -(2**63)
+_ROOT: Final = "PPSPTrackerProtocol"
+_VERSIONS: Final = {1: ProtocolVersion.V1_0, 2: ProtocolVersion.V1_1}
+_VERSION_NUMBER: Final = {v: n for n, v in _VERSIONS.items()}
+_VERSION_ORDER: Final = (ProtocolVersion.V1_0, ProtocolVersion.V1_1)
+_STREAM_STATS: Final = "STREAM_STATS"
+_CONTENT_MAP: Final = "CONTENT_MAP"
+
+_PEER_MODES: Final = {"SEEDER": PeerMode.SEED, "SEED": PeerMode.SEED, "LEECH": PeerMode.LEECH}
+_PEER_MODE_TEXT: Final = {PeerMode.SEED: "SEEDER", PeerMode.LEECH: "LEECH"}
+_ACTIONS: Final = {a.value: a for a in SwarmActionType}
+_FAMILIES: Final = {f.value: f for f in AddressFamily}
+_ADDRESS_TYPES: Final = {t.value: t for t in AddressType}
+_STAT_FIELDS: Final = (
+    "uploaded_bytes",
+    "downloaded_bytes",
+    "available_bandwidth",
+    "concurrent_links",
+)
+_PEER_NUM_SELECTORS: Final = ("ability_nat", "concurrent_links", "online_time", "upload_bandwidth")
+
+_DIGITS: Final = re.compile(r"[0-9]{1,19}")
+_SIGNED_DIGITS: Final = re.compile(r"-?[0-9]{1,19}")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+# A JSON string, written so that the regex engine never backtracks into it.
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKETS_TO_PARENS: Final = bytes.maketrans(b"[]{}", b"()()")
+
+# HTTP status of a non-JSON error answer -> the error it stands for.
+_HTTP_ERRORS: Final = {
+    400: TrackerErrorCode.BAD_REQUEST,
+    401: TrackerErrorCode.AUTHENTICATION_REQUIRED,
+    403: TrackerErrorCode.FORBIDDEN,
+    404: TrackerErrorCode.NOT_FOUND,
+    413: TrackerErrorCode.PAYLOAD_TOO_LARGE,
+    500: TrackerErrorCode.INTERNAL_ERROR,
+    503: TrackerErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+_T = TypeVar("_T")
+
+
+class _Malformed(ValueError):
+    """Internal: the message is malformed; becomes BadRequest with the transaction ID."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: generic readers.  JSON values are typed ``object`` and narrowed here, once.
+
+
+def _load_root(data: bytes, max_bytes: int) -> dict[str, object]:
+    """Parse ``data`` and return the ``PPSPTrackerProtocol`` object."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"JSON body of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"not valid JSON: {exc}") from None
+    if _too_deep(data):
+        raise BadRequest(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if not isinstance(document, dict):
+        raise BadRequest("a PPSP-TP message is a JSON object")
+    root = document.get(_ROOT)
+    if not isinstance(root, dict):
+        raise BadRequest(f"no {_ROOT} object")
+    return root
+
+
+def _too_deep(data: bytes) -> bool:
+    """Whether valid JSON ``data`` nests arrays/objects deeper than :data:`MAX_DEPTH`.
+
+    Strings are cut out, every bracket becomes ``(`` or ``)``, and each pass of
+    ``replace(b"()", b"")`` removes one level from the bottom: a pair that is innermost now is
+    removed in this pass, its parent becomes innermost for the next.  Depth ``d`` needs exactly
+    ``d`` passes, each a C-speed scan, so deep or huge input costs at most MAX_DEPTH scans.
+    """
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return False
+    parens = brackets.translate(_BRACKETS_TO_PARENS)
+    for _ in range(MAX_DEPTH):
+        parens = parens.replace(b"()", b"")
+        if not parens:
+            return False
+    return True
+
+
+def _object(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} must be an object")
+    return value
+
+
+def _items(value: object, where: str, limit: int) -> list[object]:
+    """An array member that the printed examples also write as a single value; None is []."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        if len(value) > limit:
+            raise _Malformed(f"{where} has more than {limit} entries")
+        return value
+    return [value]
+
+
+def _objects(value: object, where: str, limit: int) -> list[dict[str, object]]:
+    return [_object(item, where) for item in _items(value, where, limit)]
+
+
+def _int(value: object, where: str, low: int = 0, high: int = _MAX_UINT) -> int:
+    """An integer, also written as a decimal string, within ``[low, high]``."""
+    if isinstance(value, bool):
+        raise _Malformed(f"{where} must be an integer")
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise _Malformed(f"{where} must be an integer")
+        value = int(value)
+    if not isinstance(value, int):
+        raise _Malformed(f"{where} must be an integer")
+    if not low <= value <= high:
+        raise _Malformed(f"{where} must be in {low}..{high}")
+    return value
+
+
+def _opt_int(value: object, where: str, low: int = 0, high: int = _MAX_UINT) -> int | None:
+    return None if value is None else _int(value, where, low, high)
+
+
+def _text(value: object, where: str, *, numbers: bool = False, empty: bool = True) -> str:
+    """A string of at most MAX_TEXT_CHARS without control characters.
+
+    ``numbers`` admits an integer for a member the schema types as a string (IDs, ``asn``).
+    """
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        if not _MIN_INT <= value <= _MAX_UINT:
+            raise _Malformed(f"{where} is out of range")
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Malformed(f"{where} must be a string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise _Malformed(f"{where} is longer than {MAX_TEXT_CHARS} characters")
+    if not empty and not value:
+        raise _Malformed(f"{where} must not be empty")
+    if _CONTROL.search(value):
+        raise _Malformed(f"{where} contains control characters")
+    return value
+
+
+def _opt_text(value: object, where: str, *, numbers: bool = False) -> str | None:
+    return None if value is None else _text(value, where, numbers=numbers)
+
+
+def _ident(value: object, where: str) -> str:
+    """A non-empty identifier (peer, swarm, transaction, representation)."""
+    if value is None:
+        raise _Malformed(f"{where} is missing")
+    return _text(value, where, numbers=True, empty=False)
+
+
+def _opt_ident(value: object, where: str) -> str | None:
+    return None if value is None else _ident(value, where)
+
+
+def _choice(value: object, where: str, table: Mapping[str, _T]) -> _T:
+    if value is None:
+        raise _Malformed(f"{where} is missing")
+    if not isinstance(value, str) or value not in table:
+        raise _Malformed(f"{where} must be one of {', '.join(table)}")
+    return table[value]
+
+
+def _opt_choice(value: object, where: str, table: Mapping[str, _T]) -> _T | None:
+    return None if value is None else _choice(value, where, table)
+
+
+def _selector(value: object, where: str) -> str | None:
+    """A ``peer_num`` capability selector: RFC 7846 integers or the XML drafts' levels, as text."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(_int(value, where))
+    return _text(value, where)
+
+
+def _peek_transaction_id(root: Mapping[str, object]) -> str | None:
+    """The message's transaction ID if it is readable, for error answers."""
+    try:
+        return _opt_ident(root.get("transaction_id"), "transaction_id")
+    except _Malformed:
+        return None
+
+
+def _version(
+    root: Mapping[str, object], transaction_id: str | None, max_version: ProtocolVersion
+) -> ProtocolVersion:
+    try:
+        number = _int(root.get("version"), "version", _MIN_INT)
+    except _Malformed as exc:
+        raise BadRequest(str(exc), transaction_id=transaction_id) from None
+    supported = [
+        n
+        for n, v in _VERSIONS.items()
+        if _VERSION_ORDER.index(v) <= _VERSION_ORDER.index(max_version)
+    ]
+    if number not in supported:
+        raise UnsupportedVersion(
+            f"PPSP-TP JSON version {number} is not supported (supported: {supported})",
+            transaction_id=transaction_id,
+        )
+    return _VERSIONS[number]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: protocol elements.
+
+
+def _peer_num(value: object) -> PeerNum | None:
+    if value is None:
+        return None
+    obj = _object(value, "peer_num")
+    return PeerNum(
+        count=_opt_int(obj.get("peer_count"), "peer_num.peer_count"),
+        ability_nat=_selector(obj.get("ability_nat"), "peer_num.ability_nat"),
+        concurrent_links=_selector(obj.get("concurrent_links"), "peer_num.concurrent_links"),
+        online_time=_selector(obj.get("online_time"), "peer_num.online_time"),
+        upload_bandwidth=_selector(obj.get("upload_bandwidth"), "peer_num.upload_bandwidth"),
+    )
+
+
+def _peer_address(obj: Mapping[str, object]) -> PeerAddress:
+    where = "peer_addr"
+    ip_obj = _object(obj.get("ip_address"), f"{where}.ip_address")
+    text = _text(ip_obj.get("address"), f"{where}.ip_address.address", empty=False)
+    if "%" in text:
+        raise _Malformed(f"{where}.ip_address.address must not carry a zone index")
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise _Malformed(f"{where}.ip_address.address is not an IP address") from None
+    actual = AddressFamily.IPV4 if ip.version == 4 else AddressFamily.IPV6
+    family = _opt_choice(ip_obj.get("address_type"), f"{where}.address_type", _FAMILIES)
+    if family is not None and family is not actual:
+        raise _Malformed(f"{where}.ip_address.address is not an {family.value} address")
+    return PeerAddress(
+        ip=str(ip),
+        port=_int(obj.get("port"), f"{where}.port", 1, 65535),
+        family=actual,
+        priority=_opt_int(obj.get("priority"), f"{where}.priority"),
+        type=_opt_choice(obj.get("type"), f"{where}.type", _ADDRESS_TYPES),
+        connection=_opt_text(obj.get("connection"), f"{where}.connection"),
+        asn=_opt_text(obj.get("asn"), f"{where}.asn", numbers=True),
+        peer_protocol=_opt_text(obj.get("peer_protocol"), f"{where}.peer_protocol"),
+    )
+
+
+def _peer_addresses(value: object) -> tuple[PeerAddress, ...]:
+    return tuple(_peer_address(o) for o in _objects(value, "peer_addr", MAX_ADDRESSES))
+
+
+def _content_group(value: object) -> tuple[RepresentationScope, ...]:
+    scopes = []
+    for obj in _objects(value, "content_group", MAX_REPRESENTATIONS):
+        start = _int(obj.get("start_index"), "content_group.start_index")
+        end = _opt_int(obj.get("end_index"), "content_group.end_index")
+        if end is not None and end < start:
+            raise _Malformed("content_group.end_index is below start_index")
+        scopes.append(
+            RepresentationScope(
+                representation_id=_ident(
+                    obj.get("representation_id"), "content_group.representation_id"
+                ),
+                start_index=start,
+                end_index=end,
+            )
+        )
+    return tuple(scopes)
+
+
+def _swarm_action(
+    obj: Mapping[str, object],
+    *,
+    actions: Mapping[str, SwarmActionType],
+    need_action: bool,
+    need_mode: bool,
+) -> SwarmAction:
+    where = "swarm_action"
+    action = _opt_choice(obj.get("action"), f"{where}.action", actions)
+    if action is None and need_action:
+        raise _Malformed(f"{where}.action is missing")
+    mode = _opt_choice(obj.get("peer_mode"), f"{where}.peer_mode", _PEER_MODES)
+    if mode is None and (need_mode or action is SwarmActionType.JOIN):
+        raise _Malformed(f"{where}.peer_mode is missing")
+    return SwarmAction(
+        swarm_id=_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
+        action=action,
+        peer_mode=mode,
+        transaction_id=_opt_ident(obj.get("transaction_id"), f"{where}.transaction_id"),
+    )
+
+
+def _request_data(root: dict[str, object], name: str) -> dict[str, object]:
+    """The request's wrapper object, or the root itself when the wrapper is left out."""
+    if name in root:
+        return _object(root[name], name)
+    return root
+
+
+_Common = tuple[ProtocolVersion, str, str]
+
+
+def _read_connect(root: dict[str, object], common: _Common) -> ConnectRequest:
+    version, transaction_id, peer_id = common
+    data = _request_data(root, "connect")
+    actions = tuple(
+        _swarm_action(o, actions=_ACTIONS, need_action=True, need_mode=False)
+        for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+    )
+    if version is ProtocolVersion.V1_0 and not actions:
+        raise _Malformed("an RFC 7846 CONNECT needs at least one swarm_action")
+    return ConnectRequest(
+        version=version,
+        transaction_id=transaction_id,
+        peer_id=peer_id,
+        peer_addresses=_peer_addresses(data.get("peer_addr")),
+        swarm_actions=actions,
+        peer_num=_peer_num(data.get("peer_num")),
+        content_group=(
+            _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else ()
+        ),
+    )
+
+
+def _read_join(root: dict[str, object], common: _Common) -> JoinRequest:
+    version, transaction_id, peer_id = common
+    data = _request_data(root, "join")
+    swarms = tuple(
+        _swarm_action(o, actions={"JOIN": SwarmActionType.JOIN}, need_action=False, need_mode=True)
+        for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+    )
+    if not swarms:
+        raise _Malformed("JOIN needs at least one swarm_action")
+    return JoinRequest(
+        version=version,
+        transaction_id=transaction_id,
+        peer_id=peer_id,
+        swarms=swarms,
+        peer_num=_peer_num(data.get("peer_num")),
+        content_group=_content_group(data.get("content_group")),
+    )
+
+
+def _read_disconnect(root: dict[str, object], common: _Common) -> DisconnectRequest:
+    version, transaction_id, peer_id = common
+    value = root.get("disconnect", root)
+    swarms: tuple[SwarmAction, ...] = ()
+    if value == ALL_SWARMS:
+        scope = DisconnectScope.ALL_SWARMS
+    else:
+        data = {} if value is None or value == [] else _object(value, "disconnect")
+        if "swarm_id" in data and "swarm_action" in data:
+            raise _Malformed("disconnect has both swarm_id and swarm_action")
+        if "swarm_id" in data:
+            swarms = tuple(
+                SwarmAction(swarm_id=_ident(item, "disconnect.swarm_id"))
+                for item in _items(data["swarm_id"], "disconnect.swarm_id", MAX_SWARM_ACTIONS)
+            )
+        else:
+            swarms = tuple(
+                _swarm_action(
+                    o,
+                    actions={"LEAVE": SwarmActionType.LEAVE},
+                    need_action=False,
+                    need_mode=False,
+                )
+                for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+            )
+        if not swarms:
+            scope = DisconnectScope.SYSTEM
+        elif any(s.swarm_id == ALL_SWARMS for s in swarms):
+            if len(swarms) > 1:
+                raise _Malformed("disconnect mixes ALL with swarm IDs")
+            scope, swarms = DisconnectScope.ALL_SWARMS, ()
+        else:
+            scope = DisconnectScope.SWARMS
+    return DisconnectRequest(
+        version=version,
+        transaction_id=transaction_id,
+        peer_id=peer_id,
+        scope=scope,
+        swarms=swarms,
+    )
+
+
+def _read_find(root: dict[str, object], common: _Common) -> FindRequest:
+    version, transaction_id, peer_id = common
+    data = _request_data(root, "find")
+    return FindRequest(
+        version=version,
+        transaction_id=transaction_id,
+        peer_id=peer_id,
+        swarm_id=_ident(data.get("swarm_id"), "find.swarm_id"),
+        peer_num=_peer_num(data.get("peer_num")),
+        content_group=(
+            _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else ()
+        ),
+    )
+
+
+def _extra_stat(name: str, value: object) -> tuple[str, str] | None:
+    """An extension member of a stat as (name, text), or None for one of another shape."""
+    if name == "swarm_id" or name in _STAT_FIELDS:
+        return None
+    try:
+        _text(name, "name", empty=False)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return None
+        if isinstance(value, int):
+            return name, str(_int(value, "value", _MIN_INT))
+        return name, _text(value, "value")
+    except _Malformed:
+        return None
+
+
+def _stream_stat(obj: Mapping[str, object]) -> StreamStatistics:
+    where = "stat"
+    extra: list[tuple[str, str]] = []
+    for name, value in obj.items():
+        item = _extra_stat(name, value)
+        if item is not None:
+            if len(extra) == MAX_EXTRA_STATS:
+                raise _Malformed(f"{where} has more than {MAX_EXTRA_STATS} extension members")
+            extra.append(item)
+    return StreamStatistics(
+        swarm_id=_opt_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
+        uploaded_bytes=_opt_int(obj.get("uploaded_bytes"), f"{where}.uploaded_bytes"),
+        downloaded_bytes=_opt_int(obj.get("downloaded_bytes"), f"{where}.downloaded_bytes"),
+        available_bandwidth=_opt_int(
+            obj.get("available_bandwidth"), f"{where}.available_bandwidth"
+        ),
+        concurrent_links=_opt_int(obj.get("concurrent_links"), f"{where}.concurrent_links"),
+        extra=tuple(extra),
+    )
+
+
+def _segment(obj: Mapping[str, object]) -> SegmentMap:
+    where = "segment_info"
+    start = _int(obj.get("start_index"), f"{where}.start_index")
+    end = _int(obj.get("end_index"), f"{where}.end_index")
+    if end < start:
+        raise _Malformed(f"{where}.end_index is below start_index")
+    size = end - start + 1
+    if size > MAX_CHUNKMAP_BITS:
+        raise _Malformed(f"{where} covers more than {MAX_CHUNKMAP_BITS} chunks")
+    declared = _opt_int(obj.get("chunkmap_size"), f"{where}.chunkmap_size")
+    if declared is not None and declared != size:
+        raise _Malformed(f"{where}.chunkmap_size must be end_index - start_index + 1")
+    text = obj.get("chunkmap")
+    if not isinstance(text, str):
+        raise _Malformed(f"{where}.chunkmap must be a Base64 string")
+    # Base64 of MAX_CHUNKMAP_BITS plus generous room for line breaks.
+    if len(text) > 2 * (MAX_CHUNKMAP_BITS // 6) + 64:
+        raise _Malformed(f"{where}.chunkmap is too long")
+    try:
+        bitmap = ChunkBitmap.from_base64(text, size, start)
+    except ValueError as exc:
+        raise _Malformed(f"{where}.chunkmap: {exc}") from None
+    return SegmentMap(
+        start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap.to_bytes()
+    )
+
+
+def _content_map(obj: Mapping[str, object]) -> ContentMap:
+    representations = []
+    for rep in _objects(obj.get("representation"), "representation", MAX_REPRESENTATIONS):
+        representations.append(
+            RepresentationMap(
+                representation_id=_ident(rep.get("id"), "representation.id"),
+                segments=tuple(
+                    _segment(seg)
+                    for seg in _objects(rep.get("segment_info"), "segment_info", MAX_SEGMENTS)
+                ),
+            )
+        )
+    return ContentMap(
+        swarm_id=_ident(obj.get("swarm_id"), "stat.swarm_id"),
+        representations=tuple(representations),
+    )
+
+
+def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportRequest:
+    version, transaction_id, peer_id = common
+    value = root.get("stat_report")
+    groups = _objects(value, "stat_report", MAX_STATS)
+    stream_stats: list[StreamStatistics] = []
+    content_maps: list[ContentMap] = []
+    for group in groups:
+        if not group:
+            continue  # {} is an empty report: a keep-alive
+        kind = _text(group.get("type"), "stat_report.type")
+        stats = _objects(group.get("stat", group.get("Stat")), "stat", MAX_STATS)
+        if len(stream_stats) + len(content_maps) + len(stats) > MAX_STATS:
+            raise _Malformed(f"stat_report has more than {MAX_STATS} stats")
+        if kind == _STREAM_STATS:
+            stream_stats.extend(_stream_stat(s) for s in stats)
+        elif kind == _CONTENT_MAP and version is ProtocolVersion.V1_1:
+            content_maps.extend(_content_map(s) for s in stats)
+    return StatReportRequest(
+        version=version,
+        transaction_id=transaction_id,
+        peer_id=peer_id,
+        stream_stats=tuple(stream_stats),
+        content_maps=tuple(content_maps),
+    )
+
+
+_RequestReader = Callable[[dict[str, object], _Common], AnyRequest]
+
+_REQUEST_READERS: Final[dict[ProtocolVersion, dict[str, _RequestReader]]] = {
+    ProtocolVersion.V1_0: {
+        "CONNECT": _read_connect,
+        "FIND": _read_find,
+        "STAT_REPORT": _read_stat_report,
+    },
+    ProtocolVersion.V1_1: {
+        "CONNECT": _read_connect,
+        "JOIN": _read_join,
+        "DISCONNECT": _read_disconnect,
+        "FIND": _read_find,
+        "STAT_REPORT": _read_stat_report,
+    },
+}
+"""request_type -> reader, per version: the requests each version has."""
+
+
+def decode_request(
+    data: bytes,
+    *,
+    max_version: ProtocolVersion = ProtocolVersion.V1_1,
+    max_bytes: int = MAX_JSON_BYTES,
+) -> AnyRequest:
+    """Decode a JSON tracker request.
+
+    ``"version": 1`` gives a :attr:`~ppsp.tracker.messages.ProtocolVersion.V1_0` request as
+    RFC 7846 defines it; ``"version": 2`` a ``V1_1`` request of the extension described in this
+    module's docstring.  Raises :class:`~ppsp.errors.UnsupportedVersion` for any other version
+    (or for 2 when ``max_version`` is ``V1_0``), :class:`~ppsp.errors.PayloadTooLarge` for a
+    body over ``max_bytes``, and :class:`~ppsp.errors.BadRequest` for anything malformed; the
+    errors carry the request's transaction ID when it could be read.
+    """
+    root = _load_root(data, max_bytes)
+    transaction_id = _peek_transaction_id(root)
+    version = _version(root, transaction_id, max_version)
+    try:
+        request_type = root.get("request_type")
+        reader = (
+            _REQUEST_READERS[version].get(request_type) if isinstance(request_type, str) else None
+        )
+        if reader is None:
+            raise _Malformed(f"request_type must be one of {', '.join(_REQUEST_READERS[version])}")
+        common = (
+            version,
+            _ident(root.get("transaction_id"), "transaction_id"),
+            _ident(root.get("peer_id"), "peer_id"),
+        )
+        return reader(root, common)
+    except _Malformed as exc:
+        raise BadRequest(str(exc), transaction_id=transaction_id) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding responses.
+
+
+def _peer_info(obj: Mapping[str, object], swarm_id: str | None) -> PeerInfo:
+    return PeerInfo(
+        peer_id=_opt_ident(obj.get("peer_id"), "peer_info.peer_id"),
+        addresses=_peer_addresses(obj.get("peer_addr")),
+        swarm_id=swarm_id,
+    )
+
+
+def _read_success(root: Mapping[str, object], version: ProtocolVersion) -> TrackerResponse:
+    if _opt_int(root.get("error_code"), "error_code") not in (None, 0):
+        raise _Malformed("a SUCCESSFUL response has error_code 0")
+    results: list[ActionResult] = []
+    peers: list[PeerInfo] = []
+    for obj in _objects(root.get("swarm_result"), "swarm_result", MAX_SWARM_ACTIONS):
+        swarm_id = _opt_ident(obj.get("swarm_id"), "swarm_result.swarm_id")
+        result = _int(obj.get("result"), "swarm_result.result", 0, 1)
+        results.append(
+            ActionResult(
+                transaction_id=_opt_ident(obj.get("transaction_id"), "swarm_result.transaction_id"),
+                swarm_id=swarm_id,
+                status=200 if result == 0 else 400,
+            )
+        )
+        group = obj.get("peer_group")
+        if group is not None:
+            infos = _object(group, "peer_group").get("peer_info")
+            peers.extend(_peer_info(o, swarm_id) for o in _objects(infos, "peer_info", MAX_PEERS))
+    requester = _peer_addresses(root.get("peer_addr"))
+    return TrackerResponse(
+        version=version,
+        transaction_id=_ident(root.get("transaction_id"), "transaction_id"),
+        results=tuple(results),
+        requester=PeerInfo(addresses=requester) if requester else None,
+        peers=tuple(peers),
+    )
+
+
+def _decode_response_body(data: bytes, max_bytes: int) -> TrackerResponse | ErrorResponse:
+    root = _load_root(data, max_bytes)
+    transaction_id = _peek_transaction_id(root)
+    version = _version(root, transaction_id, ProtocolVersion.V1_1)
+    try:
+        if _int(root.get("response_type"), "response_type", 0, 1) == 0:
+            return _read_success(root, version)
+        code = _int(root.get("error_code"), "error_code", 1, 6)
+        return ErrorResponse(
+            version=version, transaction_id=transaction_id, code=TrackerErrorCode(code)
+        )
+    except _Malformed as exc:
+        raise BadRequest(str(exc), transaction_id=transaction_id) from None
+
+
+def _error_from_status(status: int, reason: str) -> ErrorResponse:
+    code = _HTTP_ERRORS.get(status)
+    if code is None:
+        code = TrackerErrorCode.INTERNAL_ERROR if status >= 500 else TrackerErrorCode.BAD_REQUEST
+    if code is TrackerErrorCode.BAD_REQUEST and "version" in reason.lower():
+        code = TrackerErrorCode.UNSUPPORTED_VERSION
+    return ErrorResponse(
+        version=ProtocolVersion.V1_0, transaction_id=None, code=code, reason=reason or None
+    )
+
+
+def decode_response(
+    data: bytes, status: int = 200, reason: str = "", *, max_bytes: int = MAX_JSON_BYTES
+) -> TrackerResponse | ErrorResponse:
+    """Decode a JSON tracker response received with HTTP ``status`` and ``reason`` phrase.
+
+    ``response_type`` 0 gives a :class:`~ppsp.tracker.messages.TrackerResponse` (top-level
+    ``peer_addr`` is its ``requester``; each ``swarm_result`` an
+    :class:`~ppsp.tracker.messages.ActionResult`, status 200 for result 0 and 400 for 1, whose
+    ``peer_info`` entries become ``peers`` tagged with that ``swarm_id``); ``response_type`` 1
+    an :class:`~ppsp.tracker.messages.ErrorResponse` with the ``error_code``.
+
+    With a status outside 2xx, an error body is returned with ``reason`` attached; a body that
+    is not a valid PPSP-TP error (HTML, empty, a success body) gives an ``ErrorResponse`` made
+    from the status: 400 bad request (unsupported version when the reason phrase mentions a
+    version), 401, 403, 404, 413, 500, 503 as in :class:`~ppsp.errors.TrackerErrorCode`, other
+    4xx bad request and other 5xx internal error.  With a 2xx status an invalid body raises
+    :class:`~ppsp.errors.BadRequest` (or another :class:`~ppsp.errors.RemoteTrackerError`).
+    """
+    if 200 <= status < 300:
+        return _decode_response_body(data, max_bytes)
+    try:
+        message = _decode_response_body(data, max_bytes)
+    except RemoteTrackerError:
+        return _error_from_status(status, reason)
+    if isinstance(message, ErrorResponse):
+        return replace(message, reason=reason or None)
+    return _error_from_status(status, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding.
+
+
+def _canonical_int(text: str) -> int | None:
+    """``text`` as an integer when writing it as a JSON number loses nothing, else None."""
+    if _SIGNED_DIGITS.fullmatch(text) and str(int(text)) == text:
+        value = int(text)
+        if _MIN_INT <= value <= _MAX_UINT:
+            return value
+    return None
+
+
+def _number_or_text(text: str) -> int | str:
+    number = _canonical_int(text)
+    return text if number is None else number
+
+
+def _peer_num_json(num: PeerNum) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if num.count is not None:
+        out["peer_count"] = num.count
+    for name in _PEER_NUM_SELECTORS:
+        value: str | None = getattr(num, name)
+        if value is not None:
+            out[name] = _number_or_text(value) if name != "ability_nat" else value
+    return out
+
+
+def _address_json(address: PeerAddress) -> dict[str, object]:
+    out: dict[str, object] = {
+        "ip_address": {"address_type": address.family.value, "address": address.ip},
+        "port": address.port,
+    }
+    if address.priority is not None:
+        out["priority"] = address.priority
+    if address.type is not None:
+        out["type"] = address.type.value
+    for name in ("connection", "asn", "peer_protocol"):
+        value: str | None = getattr(address, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _one_peer_addresses(addresses: Sequence[PeerAddress]) -> object:
+    """``peer_addr`` of one peer: an object as the schema says, an array for several."""
+    if len(addresses) == 1:
+        return _address_json(addresses[0])
+    return [_address_json(a) for a in addresses]
+
+
+def _swarm_action_json(action: SwarmAction) -> dict[str, object]:
+    out: dict[str, object] = {"swarm_id": action.swarm_id}
+    if action.action is not None:
+        out["action"] = action.action.value
+    if action.peer_mode is not None:
+        out["peer_mode"] = _PEER_MODE_TEXT[action.peer_mode]
+    if action.transaction_id is not None:
+        out["transaction_id"] = action.transaction_id
+    return out
+
+
+def _content_group_json(scopes: Sequence[RepresentationScope]) -> list[dict[str, object]]:
+    out = []
+    for scope in scopes:
+        item: dict[str, object] = {
+            "representation_id": scope.representation_id,
+            "start_index": scope.start_index,
+        }
+        if scope.end_index is not None:
+            item["end_index"] = scope.end_index
+        out.append(item)
+    return out
+
+
+def _stream_stat_json(stat: StreamStatistics) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if stat.swarm_id is not None:
+        out["swarm_id"] = stat.swarm_id
+    for name in _STAT_FIELDS:
+        value: int | None = getattr(stat, name)
+        if value is not None:
+            out[name] = value
+    for name, text in stat.extra:
+        if name in out or name == "swarm_id" or name in _STAT_FIELDS:
+            raise LocalProtocolError(f"statistic {name!r} is given twice")
+        out[name] = _number_or_text(text)
+    return out
+
+
+def _content_map_json(content_map: ContentMap) -> dict[str, object]:
+    return {
+        "swarm_id": content_map.swarm_id,
+        "representation": [
+            {
+                "id": rep.representation_id,
+                "segment_info": [
+                    {
+                        "start_index": seg.start_index,
+                        "end_index": seg.end_index,
+                        "chunkmap_size": seg.chunkmap_size,
+                        "chunkmap": base64.b64encode(seg.bitmap).decode("ascii"),
+                    }
+                    for seg in rep.segments
+                ],
+            }
+            for rep in content_map.representations
+        ],
+    }
+
+
+def _connect_json(msg: ConnectRequest) -> dict[str, object]:
+    if msg.version is ProtocolVersion.V1_0:
+        if not msg.swarm_actions:
+            raise LocalProtocolError("an RFC 7846 CONNECT needs swarm actions; use version 2")
+        if msg.content_group:
+            raise LocalProtocolError("RFC 7846 CONNECT has no content_group; use version 2")
+    out: dict[str, object] = {}
+    if msg.peer_num is not None:
+        out["peer_num"] = _peer_num_json(msg.peer_num)
+    if msg.peer_addresses:
+        out["peer_addr"] = [_address_json(a) for a in msg.peer_addresses]
+    if msg.swarm_actions:
+        out["swarm_action"] = [_swarm_action_json(a) for a in msg.swarm_actions]
+    if msg.content_group:
+        out["content_group"] = _content_group_json(msg.content_group)
+    return {"connect": out}
+
+
+def _join_json(msg: JoinRequest) -> dict[str, object]:
+    out: dict[str, object] = {"swarm_action": [_swarm_action_json(a) for a in msg.swarms]}
+    if msg.peer_num is not None:
+        out["peer_num"] = _peer_num_json(msg.peer_num)
+    if msg.content_group:
+        out["content_group"] = _content_group_json(msg.content_group)
+    return {"join": out}
+
+
+def _disconnect_json(msg: DisconnectRequest) -> dict[str, object]:
+    if msg.scope is DisconnectScope.SYSTEM:
+        return {"disconnect": {}}
+    if msg.scope is DisconnectScope.ALL_SWARMS:
+        return {"disconnect": {"swarm_id": ALL_SWARMS}}
+    if not msg.swarms:
+        raise LocalProtocolError("DISCONNECT of named swarms names none")
+    if any(s.swarm_id == ALL_SWARMS for s in msg.swarms):
+        raise LocalProtocolError(f"swarm ID {ALL_SWARMS!r} means every swarm in DISCONNECT")
+    return {"disconnect": {"swarm_action": [_swarm_action_json(a) for a in msg.swarms]}}
+
+
+def _find_json(msg: FindRequest) -> dict[str, object]:
+    if msg.content_group and msg.version is ProtocolVersion.V1_0:
+        raise LocalProtocolError("RFC 7846 FIND has no content_group; use version 2")
+    out: dict[str, object] = {"swarm_id": msg.swarm_id}
+    if msg.peer_num is not None:
+        out["peer_num"] = _peer_num_json(msg.peer_num)
+    if msg.content_group:
+        out["content_group"] = _content_group_json(msg.content_group)
+    return {"find": out}
+
+
+def _stat_report_json(msg: StatReportRequest) -> dict[str, object]:
+    groups: list[dict[str, object]] = []
+    if msg.stream_stats:
+        groups.append(
+            {"type": _STREAM_STATS, "stat": [_stream_stat_json(s) for s in msg.stream_stats]}
+        )
+    if msg.content_maps:
+        if msg.version is ProtocolVersion.V1_0:
+            raise LocalProtocolError("RFC 7846 STAT_REPORT has no content maps; use version 2")
+        groups.append(
+            {"type": _CONTENT_MAP, "stat": [_content_map_json(m) for m in msg.content_maps]}
+        )
+    if not groups:
+        return {}
+    # RFC 7846 has one stat group per report; version 2 writes the list.
+    return {"stat_report": groups[0] if msg.version is ProtocolVersion.V1_0 else groups}
+
+
+def _request_data_json(msg: AnyRequest) -> dict[str, object]:
+    """The request-data member of ``msg`` (``connect``, ``find``, ...), as a dict to merge."""
+    if isinstance(msg, ConnectRequest):
+        return _connect_json(msg)
+    if isinstance(msg, JoinRequest):
+        return _join_json(msg)
+    if isinstance(msg, DisconnectRequest):
+        return _disconnect_json(msg)
+    if isinstance(msg, FindRequest):
+        return _find_json(msg)
+    return _stat_report_json(msg)
+
+
+_V1_1_ONLY: Final = (JoinRequest, DisconnectRequest)
+
+
+def encode_request(msg: AnyRequest) -> bytes:
+    """Encode a tracker request as JSON, in the schema's form.
+
+    A ``V1_0`` request is written as RFC 7846 ``"version": 1`` and must be expressible there
+    (no JOIN, DISCONNECT, registration-only CONNECT, content group or content map); a ``V1_1``
+    request as the ``"version": 2`` extension.  Raises
+    :class:`~ppsp.errors.LocalProtocolError` for a message that cannot be sent.
+    """
+    if msg.version is ProtocolVersion.V1_0 and isinstance(msg, _V1_1_ONLY):
+        raise LocalProtocolError(f"RFC 7846 has no {msg.method.value}; use version 2")
+    root: dict[str, object] = {
+        "version": _VERSION_NUMBER[msg.version],
+        "request_type": msg.method.value,
+        "transaction_id": msg.transaction_id,
+        "peer_id": msg.peer_id,
+    }
+    root.update(_request_data_json(msg))
+    data = orjson.dumps({_ROOT: root})
+    try:
+        decode_request(data)
+    except RemoteTrackerError as exc:
+        raise LocalProtocolError(f"cannot encode {msg.method.value}: {exc}") from None
+    return data
+
+
+def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
+    results: list[dict[str, object]] = []
+    for result in msg.results:
+        item: dict[str, object] = {}
+        if result.swarm_id is not None:
+            item["swarm_id"] = result.swarm_id
+        item["result"] = 0 if result.ok else 1
+        if result.transaction_id is not None:
+            item["transaction_id"] = result.transaction_id
+        results.append(item)
+    swarm_ids = [r.swarm_id for r in msg.results]
+    peer_lists: list[list[dict[str, object]]] = [[] for _ in results]
+    # Each peer goes under the next result of its swarm from where the previous peer went, so
+    # that peers listed result by result (as decoding produces them) keep their order.
+    cursor = 0
+    for peer in msg.peers:
+        try:
+            index = swarm_ids.index(peer.swarm_id, cursor)
+        except ValueError:
+            if peer.swarm_id in swarm_ids:
+                index = swarm_ids.index(peer.swarm_id)
+            else:
+                index = len(results)
+                swarm_ids.append(peer.swarm_id)
+                item = {} if peer.swarm_id is None else {"swarm_id": peer.swarm_id}
+                item["result"] = 0
+                results.append(item)
+                peer_lists.append([])
+        cursor = index
+        info: dict[str, object] = {}
+        if peer.peer_id is not None:
+            info["peer_id"] = peer.peer_id
+        if peer.addresses:
+            info["peer_addr"] = _one_peer_addresses(peer.addresses)
+        peer_lists[index].append(info)
+    for item, infos in zip(results, peer_lists, strict=True):
+        if infos:
+            item["peer_group"] = {"peer_info": infos}
+    return results
+
+
+def encode_response(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """Encode a tracker response as JSON, in the schema's form.
+
+    An :class:`~ppsp.tracker.messages.ErrorResponse` becomes ``response_type`` 1 with the
+    code's RFC 7846 ``error_code`` (:attr:`~ppsp.errors.TrackerErrorCode.json_code`) and no
+    other member but ``version`` and ``transaction_id``.  A
+    :class:`~ppsp.tracker.messages.TrackerResponse` becomes ``response_type`` 0; its
+    ``requester`` addresses are the top-level ``peer_addr`` (its ``peer_id`` is not sent: the
+    schema has no place for it).  Raises :class:`~ppsp.errors.LocalProtocolError` for a
+    message the decoder would refuse.
+    """
+    root: dict[str, object] = {"version": _VERSION_NUMBER[msg.version]}
+    if isinstance(msg, ErrorResponse):
+        root["response_type"] = 1
+        root["error_code"] = msg.code.json_code
+        if msg.transaction_id is not None:
+            root["transaction_id"] = msg.transaction_id
+    else:
+        root["response_type"] = 0
+        root["error_code"] = 0
+        root["transaction_id"] = msg.transaction_id
+        if msg.requester is not None and msg.requester.addresses:
+            root["peer_addr"] = _one_peer_addresses(msg.requester.addresses)
+        results = _results_json(msg)
+        if results:
+            root["swarm_result"] = results
+    data = orjson.dumps({_ROOT: root})
+    try:
+        _decode_response_body(data, MAX_JSON_BYTES)
+    except RemoteTrackerError as exc:
+        raise LocalProtocolError(f"cannot encode response: {exc}") from None
+    return data
