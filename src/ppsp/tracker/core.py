@@ -1,0 +1,432 @@
+"""The tracker's protocol core: typed requests in, typed responses (or protocol errors) out.
+
+:class:`Tracker` owns no socket, no event loop and no clock.  The HTTP layer decodes a request,
+calls :meth:`Tracker.handle` with the address it observed and the current time, and encodes the
+returned :class:`~ppsp.tracker.messages.TrackerResponse` (or the raised
+:class:`~ppsp.errors.TrackerProtocolError`, whose ``transaction_id`` is always set).  Timers are
+deadlines kept with each peer in the :class:`~ppsp.tracker.storage.Storage`; the caller arms one
+wake-up at :meth:`Tracker.next_deadline` and calls :meth:`Tracker.expire` then, the aioquic
+``get_timer()`` / ``handle_timer(now)`` shape.
+
+Each request goes through three steps: classify it against the peer's joined swarms
+(:func:`~ppsp.tracker.statemachine.classify`), look the (state, event) pair up in the peer's
+machine (1.0 or 1.1, by the version of its registering CONNECT), and perform the table's action.
+The core is ``async`` only because the storage may be remote.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass, replace
+
+from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
+from ppsp.tracker.messages import (
+    ActionResult,
+    AddressFamily,
+    AddressType,
+    AnyRequest,
+    ConnectRequest,
+    DisconnectRequest,
+    DisconnectScope,
+    FindRequest,
+    JoinRequest,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    PeerNum,
+    ProtocolVersion,
+    RepresentationScope,
+    StatReportRequest,
+    SwarmAction,
+    SwarmActionType,
+    TrackerResponse,
+)
+from ppsp.tracker.peerlist import peer_count, select_peers, to_peer_infos
+from ppsp.tracker.statemachine import (
+    ErrorPolicy,
+    PeerAction,
+    PeerMachine,
+    PeerState,
+    TimerEffect,
+    TrackerState,
+    Transition,
+    classify,
+    machine_for,
+    tracker_state,
+)
+from ppsp.tracker.storage.base import PeerRecord, Storage
+
+__all__ = ["Tracker", "TrackerConfig", "TrackerStats", "reflexive_address"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerConfig:
+    """Tracker settings.
+
+    ``max_version``: the newest PPSP-TP version served (1.0 makes a 1.0-only tracker that
+    refuses 1.1 requests with "PPSP version 1.0").  ``init_timeout`` / ``track_timeout``: the
+    init and track timers, in seconds.  ``max_peers``: peer-list size when the request names
+    none.  ``candidate_sample``: how many members of a large swarm are considered (a random
+    sample) when building one peer list.
+    """
+
+    max_version: ProtocolVersion = ProtocolVersion.V1_1
+    init_timeout: float = 30.0
+    track_timeout: float = 180.0
+    max_peers: int = 20
+    candidate_sample: int = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerStats:
+    """A snapshot of the tracker: registered peers, live swarms, memberships, machine state."""
+
+    peers: int
+    swarms: int
+    memberships: int
+    state: TrackerState
+
+
+def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
+    """The REFLEXIVE address of a peer seen at ``observed`` (ip, port)."""
+    ip, port = observed
+    try:
+        v6 = ipaddress.ip_address(ip).version == 6
+    except ValueError:
+        v6 = ":" in ip
+    return PeerAddress(
+        ip=ip,
+        port=port,
+        family=AddressFamily.IPV6 if v6 else AddressFamily.IPV4,
+        type=AddressType.REFLEXIVE,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    """What an action needs about the request being handled."""
+
+    request: AnyRequest
+    record: PeerRecord | None
+    joined: dict[str, PeerMode]
+    machine: PeerMachine
+    transition: Transition
+    reflexive: PeerAddress
+    now: float
+
+
+class Tracker:
+    """A PPSP-TP tracker over a :class:`~ppsp.tracker.storage.Storage`.
+
+    ``rng`` drives the random choice among equally good peers (pass a seeded one in tests).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        config: TrackerConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.storage = storage
+        self.config = config if config is not None else TrackerConfig()
+        self._rng = rng if rng is not None else random.Random()
+        # Earliest deadline this tracker wrote or read.  Deadlines only move later when timers
+        # are reset and peers only disappear, so this is never later than the true earliest
+        # deadline of the peers this process wrote: waking at it is at worst early.
+        self._next_deadline: float | None = None
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def handle(
+        self, request: AnyRequest, *, observed: tuple[str, int], now: float
+    ) -> TrackerResponse:
+        """Process one request from a peer seen at ``observed`` at time ``now``.
+
+        Returns the success response, in the request's version.  Raises a
+        :class:`~ppsp.errors.TrackerProtocolError` subclass (with ``transaction_id`` set) when
+        the request is refused: :class:`~ppsp.errors.UnsupportedVersion` for a 1.1 request to a
+        1.0-only tracker, :class:`~ppsp.errors.Forbidden` for anything the peer's state machine
+        does not allow (including any request but CONNECT from an unregistered peer ID),
+        :class:`~ppsp.errors.ServiceUnavailable` when the storage fails.
+        """
+        try:
+            return await self._handle(request, observed, now)
+        except TrackerProtocolError as exc:
+            if exc.transaction_id is None:
+                exc.transaction_id = request.transaction_id
+            raise
+
+    async def expire(self, now: float) -> int:
+        """Remove every peer whose init or track timer has run out; return how many."""
+        removed = await self.storage.expire(now)
+        self._next_deadline = await self.storage.next_deadline()
+        return len(removed)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`expire` should next be called (None: no timer known to run).
+
+        Exact for the memory backend.  With a storage shared between processes (Redis) it
+        covers the timers this process set, plus what the last :meth:`expire` read back from
+        the storage; call :meth:`expire` once at start-up to learn the stored timers.
+        """
+        return self._next_deadline
+
+    async def stats(self) -> TrackerStats:
+        """Counts of peers, swarms and memberships, and the tracker machine's state."""
+        counts = await self.storage.counts()
+        return TrackerStats(
+            peers=counts.peers,
+            swarms=counts.swarms,
+            memberships=counts.memberships,
+            state=tracker_state(counts.peers),
+        )
+
+    # -- request processing ---------------------------------------------------------------
+
+    async def _handle(
+        self, request: AnyRequest, observed: tuple[str, int], now: float
+    ) -> TrackerResponse:
+        if (
+            request.version is ProtocolVersion.V1_1
+            and self.config.max_version is ProtocolVersion.V1_0
+        ):
+            raise UnsupportedVersion(
+                "this tracker speaks PPSP-TP/1.0 only", reason="PPSP version 1.0"
+            )
+        record = await self.storage.get_peer(request.peer_id)
+        joined = await self.storage.memberships(request.peer_id) if record is not None else {}
+        state = record.state if record is not None else PeerState.START
+        machine = machine_for(record.version if record is not None else request.version)
+        event = classify(request, joined)
+        try:
+            transition = machine.transition(state, event)
+        except Forbidden:
+            if record is not None:
+                await self._penalize(record, machine, now)
+            raise
+        ctx = _Context(
+            request=request,
+            record=record,
+            joined=joined,
+            machine=machine,
+            transition=transition,
+            reflexive=reflexive_address(observed),
+            now=now,
+        )
+        return await self._ACTIONS[transition.action](self, ctx)
+
+    async def _penalize(self, record: PeerRecord, machine: PeerMachine, now: float) -> None:
+        """Apply the error policy (conditions A and B) to a peer whose request was refused."""
+        if machine.error_policy(record.state) is not ErrorPolicy.RESET_ONCE or record.grace_used:
+            return
+        timeout = (
+            self.config.init_timeout
+            if record.state is PeerState.PEER_REGISTERED
+            else self.config.track_timeout
+        )
+        await self._put(replace(record, deadline=now + timeout, grace_used=True))
+
+    async def _put(self, record: PeerRecord) -> None:
+        await self.storage.put_peer(record)
+        if self._next_deadline is None or record.deadline < self._next_deadline:
+            self._next_deadline = record.deadline
+
+    async def _save(self, ctx: _Context) -> PeerRecord:
+        """Write the peer's record after a valid request: new state, timer, addresses."""
+        request = ctx.request
+        if request.addresses or ctx.record is None:
+            advertised = request.addresses
+        else:
+            advertised = ctx.record.addresses[:-1]  # the REFLEXIVE address is always last
+        timer = ctx.transition.timer
+        if timer is TimerEffect.INIT:
+            deadline = ctx.now + self.config.init_timeout
+        elif timer is TimerEffect.TRACK:
+            deadline = ctx.now + self.config.track_timeout
+        else:
+            deadline = ctx.now
+        record = PeerRecord(
+            peer_id=request.peer_id,
+            version=ctx.machine.version,
+            state=ctx.transition.next_state,
+            addresses=(*advertised, ctx.reflexive),
+            deadline=deadline,
+        )
+        await self._put(record)
+        return record
+
+    def _response(
+        self,
+        ctx: _Context,
+        *,
+        results: tuple[ActionResult, ...] = (),
+        peers: tuple[PeerInfo, ...] = (),
+        with_requester: bool = True,
+    ) -> TrackerResponse:
+        requester = (
+            PeerInfo(peer_id=ctx.request.peer_id, addresses=(ctx.reflexive,))
+            if with_requester
+            else None
+        )
+        return TrackerResponse(
+            version=ctx.request.version,
+            transaction_id=ctx.request.transaction_id,
+            results=results,
+            requester=requester,
+            peers=peers,
+        )
+
+    async def _peer_list(
+        self,
+        swarm_id: str,
+        record: PeerRecord,
+        peer_num: PeerNum | None,
+        scope: tuple[RepresentationScope, ...],
+        *,
+        require_scope: bool,
+    ) -> tuple[PeerInfo, ...]:
+        count = peer_count(peer_num, self.config.max_peers)
+        if count == 0:
+            return ()
+        candidates = await self.storage.members(
+            swarm_id, limit=self.config.candidate_sample, with_maps=bool(scope)
+        )
+        chosen = select_peers(
+            candidates,
+            requester_id=record.peer_id,
+            requester_addresses=record.addresses,
+            count=count,
+            rng=self._rng,
+            scope=scope,
+            require_scope=require_scope,
+        )
+        return to_peer_infos(chosen, swarm_id)
+
+    async def _join_all(
+        self,
+        record: PeerRecord,
+        joins: list[SwarmAction],
+        peer_num: PeerNum | None,
+        scope: tuple[RepresentationScope, ...],
+    ) -> tuple[PeerInfo, ...]:
+        """Join the swarms, then list peers for each LEECH join (and SEED joins with PeerNum)."""
+        for action in joins:
+            await self.storage.join(action.swarm_id, record.peer_id, _mode(action))
+        peers: list[PeerInfo] = []
+        for action in joins:
+            # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
+            if _mode(action) is PeerMode.LEECH or peer_num is not None:
+                peers.extend(
+                    await self._peer_list(
+                        action.swarm_id, record, peer_num, scope, require_scope=False
+                    )
+                )
+        return tuple(peers)
+
+    async def _do_register(self, ctx: _Context) -> TrackerResponse:
+        await self._save(ctx)
+        return self._response(ctx)
+
+    async def _do_join(self, ctx: _Context) -> TrackerResponse:
+        request = ctx.request
+        record = await self._save(ctx)
+        if isinstance(request, ConnectRequest):
+            actions = request.swarm_actions
+            leaves = [a for a in actions if a.action is SwarmActionType.LEAVE]
+            joins = [a for a in actions if a.action is not SwarmActionType.LEAVE]
+            peer_num, scope = request.peer_num, request.content_group
+        elif isinstance(request, JoinRequest):
+            actions = request.swarms
+            leaves, joins = [], list(actions)  # JOIN requests never leave
+            peer_num, scope = request.peer_num, request.content_group
+        else:
+            raise TypeError(f"{type(request).__name__} cannot join")
+        for action in leaves:
+            await self.storage.leave(action.swarm_id, record.peer_id)
+        peers = await self._join_all(record, joins, peer_num, scope)
+        return self._response(ctx, results=_results(actions), peers=peers)
+
+    async def _do_leave(self, ctx: _Context) -> TrackerResponse:
+        request = ctx.request
+        record = await self._save(ctx)
+        if isinstance(request, DisconnectRequest):
+            actions = request.swarms
+            if request.scope is DisconnectScope.ALL_SWARMS:
+                names = list(ctx.joined)
+            else:
+                names = [a.swarm_id for a in actions]
+        elif isinstance(request, ConnectRequest):
+            actions = request.swarm_actions
+            names = [a.swarm_id for a in actions]
+        else:
+            raise TypeError(f"{type(request).__name__} cannot leave")
+        for name in names:
+            await self.storage.leave(name, record.peer_id)
+        return self._response(
+            ctx,
+            results=_results(actions),
+            with_requester=isinstance(request, ConnectRequest),
+        )
+
+    async def _do_find(self, ctx: _Context) -> TrackerResponse:
+        request = ctx.request
+        if not isinstance(request, FindRequest):
+            raise TypeError(f"{type(request).__name__} is not FIND")
+        record = await self._save(ctx)
+        peers = await self._peer_list(
+            request.swarm_id,
+            record,
+            request.peer_num,
+            request.content_group,
+            require_scope=bool(request.content_group),
+        )
+        return self._response(ctx, results=(ActionResult(swarm_id=request.swarm_id),), peers=peers)
+
+    async def _do_report(self, ctx: _Context) -> TrackerResponse:
+        request = ctx.request
+        if not isinstance(request, StatReportRequest):
+            raise TypeError(f"{type(request).__name__} is not STAT_REPORT")
+        await self._save(ctx)
+        swarms: dict[str, None] = {}
+        for stats in request.stream_stats:
+            await self.storage.put_stats(request.peer_id, stats)
+            if stats.swarm_id is not None:
+                swarms[stats.swarm_id] = None
+        for content_map in request.content_maps:
+            await self.storage.put_content_map(request.peer_id, content_map)
+            swarms[content_map.swarm_id] = None
+        results = tuple(ActionResult(swarm_id=s) for s in swarms)
+        return self._response(ctx, results=results, with_requester=False)
+
+    async def _do_deregister(self, ctx: _Context) -> TrackerResponse:
+        await self.storage.delete_peer(ctx.request.peer_id)
+        request = ctx.request
+        if isinstance(request, ConnectRequest):
+            # A CONNECT that leaves every swarm: still a CONNECT answer, with the requester.
+            return self._response(ctx, results=_results(request.swarm_actions))
+        return self._response(ctx, with_requester=False)
+
+    _ACTIONS = {
+        PeerAction.REGISTER: _do_register,
+        PeerAction.REGISTER_AND_JOIN: _do_join,
+        PeerAction.JOIN: _do_join,
+        PeerAction.SWITCH: _do_join,
+        PeerAction.LEAVE: _do_leave,
+        PeerAction.FIND: _do_find,
+        PeerAction.REPORT: _do_report,
+        PeerAction.DEREGISTER: _do_deregister,
+        PeerAction.EXPIRE: _do_deregister,
+    }
+
+
+def _mode(action: SwarmAction) -> PeerMode:
+    """A swarm action's peer mode; LEECH when the request names none."""
+    return action.peer_mode if action.peer_mode is not None else PeerMode.LEECH
+
+
+def _results(actions: tuple[SwarmAction, ...]) -> tuple[ActionResult, ...]:
+    return tuple(
+        ActionResult(transaction_id=a.transaction_id, swarm_id=a.swarm_id) for a in actions
+    )

@@ -1,0 +1,135 @@
+"""Peer-list selection: pure functions over swarm members, with an injected random source.
+
+The order of preference (PROFILE.md and the drafts' "peer status and network location"):
+
+1. for a chunk-scoped request, peers holding more chunks of the scope (a SEED holds all);
+2. peers speaking the requester's peer protocol (``peer_protocol`` of its addresses);
+3. peers in the requester's autonomous system (``asn``);
+4. peers with a higher address ``priority``;
+5. random among equals, so that the load spreads over the swarm.
+
+The requester itself is never listed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+from ppsp.tracker.messages import (
+    ContentMap,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    PeerNum,
+    RepresentationScope,
+)
+from ppsp.tracker.storage.base import SwarmMember
+
+__all__ = [
+    "MAX_PEER_LIST",
+    "holdings",
+    "peer_count",
+    "select_peers",
+    "to_peer_infos",
+]
+
+MAX_PEER_LIST = 200
+"""The most peers one list holds, whatever the request asks for."""
+
+_ALL = 1 << 62
+"""Holding score of a SEED: more than any content map can hold."""
+
+
+def peer_count(peer_num: PeerNum | None, default: int) -> int:
+    """How many peers to return: ``PeerNum`` count, else ``default``, capped at 200."""
+    wanted = peer_num.count if peer_num is not None and peer_num.count is not None else default
+    return max(0, min(wanted, MAX_PEER_LIST))
+
+
+def _count_bits(bitmap: bytes, first: int, last: int) -> int:
+    """Set bits at positions ``first..last`` (bit 0 = most significant bit of byte 0)."""
+    total = len(bitmap) * 8
+    last = min(last, total - 1)
+    if first > last:
+        return 0
+    value = int.from_bytes(bitmap, "big") >> (total - 1 - last)
+    return (value & ((1 << (last - first + 1)) - 1)).bit_count()
+
+
+def holdings(content_map: ContentMap | None, scope: Iterable[RepresentationScope]) -> int:
+    """How many chunks of ``scope`` the content map says are held."""
+    if content_map is None:
+        return 0
+    by_rep: dict[str, list[RepresentationScope]] = {}
+    for item in scope:
+        by_rep.setdefault(item.representation_id, []).append(item)
+    held = 0
+    for rep in content_map.representations:
+        wanted = by_rep.get(rep.representation_id)
+        if not wanted:
+            continue
+        for seg in rep.segments:
+            seg_last = min(seg.end_index, seg.start_index + seg.chunkmap_size - 1)
+            for item in wanted:
+                lo = max(item.start_index, seg.start_index)
+                hi = seg_last if item.end_index is None else min(item.end_index, seg_last)
+                if lo <= hi:
+                    held += _count_bits(seg.bitmap, lo - seg.start_index, hi - seg.start_index)
+    return held
+
+
+def _protocols(addresses: Iterable[PeerAddress]) -> set[str]:
+    return {a.peer_protocol for a in addresses if a.peer_protocol is not None}
+
+
+def _asns(addresses: Iterable[PeerAddress]) -> set[str]:
+    return {a.asn for a in addresses if a.asn is not None}
+
+
+def select_peers(
+    candidates: Sequence[SwarmMember],
+    *,
+    requester_id: str,
+    requester_addresses: Sequence[PeerAddress],
+    count: int,
+    rng: random.Random,
+    scope: Sequence[RepresentationScope] = (),
+    require_scope: bool = False,
+) -> list[SwarmMember]:
+    """Pick at most ``count`` of ``candidates`` for ``requester_id``, best first.
+
+    With a ``scope``, peers holding more of it rank first; with ``require_scope`` as well, only
+    SEEDs and peers holding at least one chunk of the scope are eligible (chunk-scoped FIND).
+    """
+    if count <= 0:
+        return []
+    protocols = _protocols(requester_addresses)
+    asns = _asns(requester_addresses)
+    ranked: list[tuple[tuple[int, int, int, int, float], SwarmMember]] = []
+    for member in candidates:
+        if member.peer_id == requester_id:
+            continue
+        held = 0
+        if scope:
+            held = _ALL if member.mode is PeerMode.SEED else holdings(member.content_map, scope)
+            if require_scope and held == 0:
+                continue
+        priorities = [a.priority for a in member.addresses if a.priority is not None]
+        key = (
+            -held,
+            0 if protocols & _protocols(member.addresses) else 1,
+            0 if asns & _asns(member.addresses) else 1,
+            -max(priorities, default=-1),
+            rng.random(),
+        )
+        ranked.append((key, member))
+    ranked.sort(key=lambda pair: pair[0])
+    return [member for _, member in ranked[:count]]
+
+
+def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerInfo, ...]:
+    """The wire form of a peer list: each member's addresses, tagged with the swarm."""
+    return tuple(
+        PeerInfo(peer_id=m.peer_id, addresses=m.addresses, swarm_id=swarm_id) for m in members
+    )

@@ -1,0 +1,177 @@
+"""The storage interface of the tracker, with its written obligations.
+
+In the manner of chihaya's storage: one abstract interface whose docstrings state what every
+backend must guarantee, and one conformance suite (``tests/storage/``) that every backend
+passes.  The tracker core (:mod:`ppsp.tracker.core`) holds no state of its own; all of it lives
+behind this interface, so several tracker processes can share one Redis.
+
+Obligations of every backend:
+
+1. **Peers.**  A peer record is created or replaced whole by :meth:`Storage.put_peer`; its
+   ``deadline`` is the only timer the storage knows (the core decides whether it is the init or
+   the track timer).
+2. **Memberships need a peer.**  :meth:`Storage.join` of a peer that has no record does nothing.
+   A peer is in a swarm at most once; joining again replaces its mode.
+3. **Leaving cleans up.**  :meth:`Storage.leave` drops the membership *and* the peer's content
+   map and statistics for that swarm.  A swarm with no member left no longer exists (it is not
+   counted and lists no one).
+4. **Deleting cleans up everywhere.**  :meth:`Storage.delete_peer` removes the peer from every
+   swarm, with its content maps and statistics, and removes its deadline.  After it returns, no
+   peer list (:meth:`Storage.members`) names the peer: lists are never stale.
+5. **Expiry.**  :meth:`Storage.expire` deletes (as in 4) every peer whose deadline is at or
+   before ``now`` and returns their IDs; :meth:`Storage.next_deadline` is the earliest deadline
+   of a stored peer.
+6. **Content maps** are stored per (swarm, peer), only for members, each replacing the last.
+7. **Statistics** are stored per (peer, swarm), the latest replacing the previous one; those
+   without a swarm ID are kept under the peer alone.
+8. **Values round-trip**: what is stored is returned equal (addresses, modes, maps, stats).
+9. **Failures**: a backend that cannot reach its store raises
+   :class:`~ppsp.errors.ServiceUnavailable`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from ppsp.tracker.messages import (
+    ContentMap,
+    PeerAddress,
+    PeerMode,
+    ProtocolVersion,
+    StreamStatistics,
+)
+from ppsp.tracker.statemachine import PeerState
+
+__all__ = ["PeerRecord", "Storage", "StorageCounts", "SwarmMember"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerRecord:
+    """A registered peer.
+
+    ``version`` picks the per-peer machine (the version of the registering CONNECT).
+    ``addresses`` are the addresses the peer advertised followed by the REFLEXIVE address the
+    tracker last observed.  ``deadline`` is when the running timer (init or track, by
+    ``state``) runs out.  ``grace_used`` records that an error already reset the timer "one
+    last time" (1.1 error conditions A and B); a valid message clears it.
+    """
+
+    peer_id: str
+    version: ProtocolVersion
+    state: PeerState
+    addresses: tuple[PeerAddress, ...]
+    deadline: float
+    grace_used: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwarmMember:
+    """A peer as a member of one swarm, with what peer-list selection needs."""
+
+    peer_id: str
+    mode: PeerMode
+    addresses: tuple[PeerAddress, ...]
+    content_map: ContentMap | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageCounts:
+    """Sizes of the stored state."""
+
+    peers: int
+    swarms: int
+    memberships: int
+
+
+class Storage(abc.ABC):
+    """Where the tracker keeps peers, swarm memberships, timers, content maps and statistics.
+
+    Every method is a coroutine so that remote backends fit; see the module docstring for the
+    obligations every backend meets.
+    """
+
+    @abc.abstractmethod
+    async def get_peer(self, peer_id: str) -> PeerRecord | None:
+        """The peer's record, or None when it is not registered."""
+        ...
+
+    @abc.abstractmethod
+    async def put_peer(self, record: PeerRecord) -> None:
+        """Create or replace the peer's record (and its deadline)."""
+        ...
+
+    @abc.abstractmethod
+    async def delete_peer(self, peer_id: str) -> bool:
+        """Remove the peer from every swarm and forget it; False when it was not registered."""
+        ...
+
+    @abc.abstractmethod
+    async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
+        """The swarms the peer has joined, with its mode in each (empty when unknown)."""
+        ...
+
+    @abc.abstractmethod
+    async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
+        """Add a registered peer to a swarm (no-op for an unregistered peer)."""
+        ...
+
+    @abc.abstractmethod
+    async def leave(self, swarm_id: str, peer_id: str) -> bool:
+        """Remove the peer from the swarm with its content map and statistics there.
+
+        Returns False when the peer was not a member.
+        """
+        ...
+
+    @abc.abstractmethod
+    async def members(
+        self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
+    ) -> list[SwarmMember]:
+        """Members of the swarm: all of them, or a random sample of at most ``limit``.
+
+        ``content_map`` of each member is filled only when ``with_maps`` is set.
+        """
+        ...
+
+    @abc.abstractmethod
+    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
+        """Store the peer's content map for ``content_map.swarm_id``, replacing the last one.
+
+        Returns False (and stores nothing) when the peer is not a member of that swarm.
+        """
+        ...
+
+    @abc.abstractmethod
+    async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
+        """The peer's latest content map in the swarm, if any."""
+        ...
+
+    @abc.abstractmethod
+    async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
+        """Store the latest statistics of the peer for ``stats.swarm_id`` (None: peer-wide)."""
+        ...
+
+    @abc.abstractmethod
+    async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
+        """The latest statistics of the peer, one per swarm (peer-wide ones included)."""
+        ...
+
+    @abc.abstractmethod
+    async def expire(self, now: float) -> list[str]:
+        """Delete every peer whose deadline is at or before ``now``; return their IDs."""
+        ...
+
+    @abc.abstractmethod
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a stored peer, or None when there is no peer."""
+        ...
+
+    @abc.abstractmethod
+    async def counts(self) -> StorageCounts:
+        """How many peers, non-empty swarms and memberships are stored."""
+        ...
+
+    async def close(self) -> None:
+        """Release the backend's resources (connections); the default does nothing."""
+        return None

@@ -1,0 +1,279 @@
+"""In-memory storage backend, sharded by swarm hash.
+
+Swarms are spread over a fixed number of shards by the hash of their ID (as chihaya's memory
+store does), so that each shard stays a small dictionary and could later carry its own lock.
+Peers live in one dictionary.  Every per-peer and per-swarm object uses ``__slots__`` to keep
+a membership compact (see :func:`measure_membership_bytes`).
+
+Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
+reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import tracemalloc
+
+from ppsp.tracker.messages import (
+    AddressFamily,
+    AddressType,
+    ContentMap,
+    PeerAddress,
+    PeerMode,
+    ProtocolVersion,
+    StreamStatistics,
+)
+from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
+
+__all__ = ["MemoryStorage", "measure_membership_bytes"]
+
+_PEER_WIDE = ""
+"""Statistics key of statistics that name no swarm."""
+
+
+class _Peer:
+    __slots__ = ("record", "stats", "swarms")
+
+    def __init__(self, record: PeerRecord) -> None:
+        self.record = record
+        self.swarms: dict[str, PeerMode] = {}
+        self.stats: dict[str, StreamStatistics] | None = None
+
+
+class _Swarm:
+    __slots__ = ("maps", "members")
+
+    def __init__(self) -> None:
+        self.members: dict[str, PeerMode] = {}
+        self.maps: dict[str, ContentMap] | None = None
+
+
+class MemoryStorage(Storage):
+    """Storage in this process's memory; everything is lost when it exits.
+
+    ``shards`` is the number of swarm shards; ``seed`` seeds the sampling of large swarms.
+    """
+
+    def __init__(self, *, shards: int = 64, seed: int | None = None) -> None:
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self._shards: list[dict[str, _Swarm]] = [{} for _ in range(shards)]
+        self._peers: dict[str, _Peer] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._memberships = 0
+        self._rng = random.Random(seed)
+
+    def _shard(self, swarm_id: str) -> dict[str, _Swarm]:
+        return self._shards[hash(swarm_id) % len(self._shards)]
+
+    async def get_peer(self, peer_id: str) -> PeerRecord | None:
+        """The peer's record, or None when it is not registered."""
+        peer = self._peers.get(peer_id)
+        return peer.record if peer is not None else None
+
+    async def put_peer(self, record: PeerRecord) -> None:
+        """Create or replace the peer's record (and its deadline)."""
+        peer = self._peers.get(record.peer_id)
+        if peer is None:
+            self._peers[record.peer_id] = _Peer(record)
+        else:
+            old = peer.record.deadline
+            peer.record = record
+            if old == record.deadline:
+                return
+        heapq.heappush(self._heap, (record.deadline, record.peer_id))
+        # Lazy deletion leaves stale entries behind; rebuild once they dominate.
+        if len(self._heap) > 2 * len(self._peers) + 64:
+            self._heap = [(p.record.deadline, pid) for pid, p in self._peers.items()]
+            heapq.heapify(self._heap)
+
+    async def delete_peer(self, peer_id: str) -> bool:
+        """Remove the peer from every swarm and forget it."""
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return False
+        for swarm_id in peer.swarms:
+            self._drop_member(swarm_id, peer_id)
+        return True
+
+    def _drop_member(self, swarm_id: str, peer_id: str) -> bool:
+        shard = self._shard(swarm_id)
+        swarm = shard.get(swarm_id)
+        if swarm is None or swarm.members.pop(peer_id, None) is None:
+            return False
+        self._memberships -= 1
+        if swarm.maps is not None:
+            swarm.maps.pop(peer_id, None)
+            if not swarm.maps:
+                swarm.maps = None
+        if not swarm.members:
+            del shard[swarm_id]
+        return True
+
+    async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
+        """The swarms the peer has joined, with its mode in each."""
+        peer = self._peers.get(peer_id)
+        return dict(peer.swarms) if peer is not None else {}
+
+    async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
+        """Add a registered peer to a swarm (no-op for an unregistered peer)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return
+        shard = self._shard(swarm_id)
+        swarm = shard.get(swarm_id)
+        if swarm is None:
+            swarm = shard[swarm_id] = _Swarm()
+        if peer_id not in swarm.members:
+            self._memberships += 1
+        swarm.members[peer_id] = mode
+        peer.swarms[swarm_id] = mode
+
+    async def leave(self, swarm_id: str, peer_id: str) -> bool:
+        """Remove the peer from the swarm with its content map and statistics there."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.swarms.pop(swarm_id, None) is None:
+            return False
+        if peer.stats is not None:
+            peer.stats.pop(swarm_id, None)
+        return self._drop_member(swarm_id, peer_id)
+
+    async def members(
+        self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
+    ) -> list[SwarmMember]:
+        """Members of the swarm: all of them, or a random sample of at most ``limit``."""
+        swarm = self._shard(swarm_id).get(swarm_id)
+        if swarm is None:
+            return []
+        ids: list[str] = list(swarm.members)
+        if limit is not None and len(ids) > limit:
+            ids = self._rng.sample(ids, limit)
+        maps = swarm.maps if with_maps and swarm.maps is not None else {}
+        return [
+            SwarmMember(
+                peer_id=pid,
+                mode=swarm.members[pid],
+                addresses=self._peers[pid].record.addresses,
+                content_map=maps.get(pid),
+            )
+            for pid in ids
+        ]
+
+    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
+        """Store the peer's content map for its swarm; False when not a member."""
+        swarm = self._shard(content_map.swarm_id).get(content_map.swarm_id)
+        if swarm is None or peer_id not in swarm.members:
+            return False
+        if swarm.maps is None:
+            swarm.maps = {}
+        swarm.maps[peer_id] = content_map
+        return True
+
+    async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
+        """The peer's latest content map in the swarm, if any."""
+        swarm = self._shard(swarm_id).get(swarm_id)
+        if swarm is None or swarm.maps is None:
+            return None
+        return swarm.maps.get(peer_id)
+
+    async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
+        """Store the latest statistics of the peer for ``stats.swarm_id``."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return
+        if peer.stats is None:
+            peer.stats = {}
+        peer.stats[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = stats
+
+    async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
+        """The latest statistics of the peer, one per swarm."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.stats is None:
+            return ()
+        return tuple(peer.stats.values())
+
+    async def expire(self, now: float) -> list[str]:
+        """Delete every peer whose deadline is at or before ``now``; return their IDs."""
+        removed: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            deadline, peer_id = heapq.heappop(self._heap)
+            peer = self._peers.get(peer_id)
+            if peer is not None and peer.record.deadline == deadline:
+                await self.delete_peer(peer_id)
+                removed.append(peer_id)
+        return removed
+
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a stored peer."""
+        while self._heap:
+            deadline, peer_id = self._heap[0]
+            peer = self._peers.get(peer_id)
+            if peer is not None and peer.record.deadline == deadline:
+                return deadline
+            heapq.heappop(self._heap)
+        return None
+
+    async def counts(self) -> StorageCounts:
+        """How many peers, non-empty swarms and memberships are stored."""
+        return StorageCounts(
+            peers=len(self._peers),
+            swarms=sum(len(shard) for shard in self._shards),
+            memberships=self._memberships,
+        )
+
+
+def measure_membership_bytes(memberships: int = 100_000, swarms: int = 1_000) -> float:
+    """Bytes of memory per swarm membership, measured with tracemalloc.
+
+    Worst case for the ratio: every peer is in exactly one swarm, so each membership also
+    carries a whole peer record with an advertised and a REFLEXIVE address.  Not a test; run
+    ``python -c "from ppsp.tracker.storage.memory import measure_membership_bytes as m;
+    print(m())"``.
+    """
+
+    async def fill(storage: MemoryStorage) -> None:
+        for i in range(memberships):
+            peer_id = f"{i:012x}"
+            ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+            await storage.put_peer(
+                PeerRecord(
+                    peer_id=peer_id,
+                    version=ProtocolVersion.V1_1,
+                    state=PeerState.TRACKING,
+                    addresses=(
+                        PeerAddress(
+                            ip=ip,
+                            port=7000,
+                            family=AddressFamily.IPV4,
+                            type=AddressType.HOST,
+                            peer_protocol="PPSP-PP/0.1",
+                        ),
+                        PeerAddress(ip=ip, port=40000 + i % 20000, type=AddressType.REFLEXIVE),
+                    ),
+                    deadline=1000.0 + i,
+                )
+            )
+            await storage.join(f"swarm-{i % swarms}", peer_id, PeerMode.LEECH)
+
+    def run(storage: MemoryStorage) -> None:
+        coro = fill(storage)
+        # The memory backend never suspends, so one send() runs the coroutine to completion
+        # without an event loop.
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        raise RuntimeError("memory storage suspended unexpectedly")
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        storage = MemoryStorage()
+        run(storage)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del storage
+    return (after - before) / memberships

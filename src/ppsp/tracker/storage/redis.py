@@ -1,0 +1,428 @@
+"""Redis storage backend (``redis.asyncio``), for trackers that share state or survive restarts.
+
+Key layout, every key under ``prefix`` (default ``ppsp:``); IDs are used verbatim, and each kind
+of key has its own leading word so that no peer or swarm ID can make two kinds collide:
+
+=========================  =========  =====================================================
+``peer:{peer}``            hash       ``v`` version, ``s`` state, ``a`` addresses (JSON),
+                                      ``d`` deadline, ``g`` grace flag
+``peerswarms:{peer}``      hash       swarm ID -> mode: the swarms the peer joined
+``peerstats:{peer}``       hash       swarm ID (``""`` peer-wide) -> statistics (JSON)
+``swarm:{swarm}``          hash       peer ID -> mode: the swarm's members
+``swarmmaps:{swarm}``      hash       peer ID -> content map (packed bytes)
+``deadlines``              zset       peer ID scored by deadline: the timers
+``swarms``                 set        IDs of swarms with at least one member
+``memberships``            string     number of memberships
+=========================  =========  =====================================================
+
+Operations that touch several keys (join, leave, delete, expire, content map) are Lua scripts, so
+each is atomic even with several trackers on one Redis.  The scripts build key names from the
+prefix, so this backend targets a single Redis server, not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ppsp.errors import ServiceUnavailable
+from ppsp.tracker.messages import (
+    AddressFamily,
+    AddressType,
+    ContentMap,
+    PeerAddress,
+    PeerMode,
+    ProtocolVersion,
+    RepresentationMap,
+    SegmentMap,
+    StreamStatistics,
+)
+from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
+
+__all__ = ["RedisStorage", "pack_content_map", "unpack_content_map"]
+
+_R = TypeVar("_R")
+
+# A Lua function shared by the scripts: remove peer `id` from every swarm and forget it.
+_DELETE_FN = """
+local function delete_peer(p, id)
+  local swarms = redis.call('HKEYS', p .. 'peerswarms:' .. id)
+  for _, s in ipairs(swarms) do
+    if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
+      redis.call('DECR', p .. 'memberships')
+    end
+    redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+    if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
+      redis.call('SREM', p .. 'swarms', s)
+    end
+  end
+  local existed = redis.call('DEL', p .. 'peer:' .. id)
+  redis.call('DEL', p .. 'peerswarms:' .. id, p .. 'peerstats:' .. id)
+  redis.call('ZREM', p .. 'deadlines', id)
+  return existed
+end
+"""
+
+_DELETE = _DELETE_FN + "return delete_peer(ARGV[1], ARGV[2])"
+
+_EXPIRE = (
+    _DELETE_FN
+    + """
+local ids = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'deadlines', '-inf', ARGV[2])
+for _, id in ipairs(ids) do delete_peer(ARGV[1], id) end
+return ids
+"""
+)
+
+_JOIN = """
+local p, s, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
+if redis.call('HSET', p .. 'swarm:' .. s, id, mode) == 1 then
+  redis.call('INCR', p .. 'memberships')
+end
+redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
+redis.call('SADD', p .. 'swarms', s)
+return 1
+"""
+
+_LEAVE = """
+local p, s, id = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
+redis.call('HDEL', p .. 'peerstats:' .. id, s)
+redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
+  redis.call('DECR', p .. 'memberships')
+end
+if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
+  redis.call('SREM', p .. 'swarms', s)
+end
+return 1
+"""
+
+_PUT_MAP = """
+local p, s, id = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 0 then return 0 end
+redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[4])
+return 1
+"""
+
+_PUT_STATS = """
+local p, id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
+redis.call('HSET', p .. 'peerstats:' .. id, ARGV[3], ARGV[4])
+return 1
+"""
+
+
+class RedisStorage(Storage):
+    """Storage in a Redis server at ``url`` (``redis://host:port/db``), keys under ``prefix``.
+
+    The connection pool is opened lazily; call :meth:`close` when done.  Any Redis failure is
+    raised as :class:`~ppsp.errors.ServiceUnavailable`.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "ppsp:") -> None:
+        # Typed as Any: redis-py's own hints and the types-redis stubs disagree (aclose, generics).
+        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=False)
+        self._p = prefix
+        self._delete = self._redis.register_script(_DELETE)
+        self._expire = self._redis.register_script(_EXPIRE)
+        self._join = self._redis.register_script(_JOIN)
+        self._leave = self._redis.register_script(_LEAVE)
+        self._put_map = self._redis.register_script(_PUT_MAP)
+        self._put_stats = self._redis.register_script(_PUT_STATS)
+
+    async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
+        try:
+            return await op()
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"storage unavailable: {exc}") from exc
+
+    async def get_peer(self, peer_id: str) -> PeerRecord | None:
+        """The peer's record, or None when it is not registered."""
+        raw = await self._call(lambda: _await(self._redis.hgetall(self._p + "peer:" + peer_id)))
+        if not raw:
+            return None
+        return _decode_record(peer_id, cast("dict[bytes, bytes]", raw))
+
+    async def put_peer(self, record: PeerRecord) -> None:
+        """Create or replace the peer's record (and its deadline)."""
+        key = self._p + "peer:" + record.peer_id
+        fields: dict[str, bytes | str] = {
+            "v": record.version.value,
+            "s": record.state.name,
+            "a": orjson.dumps([_address_to_json(a) for a in record.addresses]),
+            "d": repr(record.deadline),
+            "g": "1" if record.grace_used else "0",
+        }
+
+        async def op() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=fields)
+                pipe.zadd(self._p + "deadlines", {record.peer_id: record.deadline})
+                await pipe.execute()
+
+        await self._call(op)
+
+    async def delete_peer(self, peer_id: str) -> bool:
+        """Remove the peer from every swarm and forget it."""
+        result = await self._call(lambda: _await(self._delete(args=[self._p, peer_id])))
+        return bool(result)
+
+    async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
+        """The swarms the peer has joined, with its mode in each."""
+        raw = await self._call(
+            lambda: _await(self._redis.hgetall(self._p + "peerswarms:" + peer_id))
+        )
+        pairs = cast("dict[bytes, bytes]", raw)
+        return {k.decode(): PeerMode(v.decode()) for k, v in pairs.items()}
+
+    async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
+        """Add a registered peer to a swarm (no-op for an unregistered peer)."""
+        await self._call(lambda: _await(self._join(args=[self._p, swarm_id, peer_id, mode.value])))
+
+    async def leave(self, swarm_id: str, peer_id: str) -> bool:
+        """Remove the peer from the swarm with its content map and statistics there."""
+        result = await self._call(lambda: _await(self._leave(args=[self._p, swarm_id, peer_id])))
+        return bool(result)
+
+    async def members(
+        self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
+    ) -> list[SwarmMember]:
+        """Members of the swarm: all of them, or a random sample of at most ``limit``."""
+        key = self._p + "swarm:" + swarm_id
+
+        async def op() -> list[SwarmMember]:
+            size = await _await(self._redis.hlen(key))
+            if size == 0:
+                return []
+            if limit is not None and size > limit:
+                flat = await _await(self._redis.hrandfield(key, limit, withvalues=True))
+                pairs = dict(zip(flat[::2], flat[1::2], strict=True))
+            else:
+                pairs = await _await(self._redis.hgetall(key))
+            ids = [k.decode() for k in pairs]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for pid in ids:
+                    pipe.hget(self._p + "peer:" + pid, "a")
+                if with_maps:
+                    pipe.hmget(self._p + "swarmmaps:" + swarm_id, ids)
+                replies = await pipe.execute()
+            maps: list[bytes | None] = replies[len(ids)] if with_maps else [None] * len(ids)
+            result: list[SwarmMember] = []
+            for (raw_id, raw_mode), raw_addrs, raw_map in zip(
+                pairs.items(), replies[: len(ids)], maps, strict=True
+            ):
+                if raw_addrs is None:
+                    continue  # deleted between the two reads
+                result.append(
+                    SwarmMember(
+                        peer_id=raw_id.decode(),
+                        mode=PeerMode(raw_mode.decode()),
+                        addresses=_decode_addresses(raw_addrs),
+                        content_map=unpack_content_map(raw_map) if raw_map is not None else None,
+                    )
+                )
+            return result
+
+        return await self._call(op)
+
+    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
+        """Store the peer's content map for its swarm; False when not a member."""
+        packed = pack_content_map(content_map)
+        result = await self._call(
+            lambda: _await(self._put_map(args=[self._p, content_map.swarm_id, peer_id, packed]))
+        )
+        return bool(result)
+
+    async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
+        """The peer's latest content map in the swarm, if any."""
+        raw = await self._call(
+            lambda: _await(self._redis.hget(self._p + "swarmmaps:" + swarm_id, peer_id))
+        )
+        return unpack_content_map(cast(bytes, raw)) if raw is not None else None
+
+    async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
+        """Store the latest statistics of the peer for ``stats.swarm_id``."""
+        field = stats.swarm_id if stats.swarm_id is not None else ""
+        data = orjson.dumps(
+            {
+                "swarm_id": stats.swarm_id,
+                "uploaded_bytes": stats.uploaded_bytes,
+                "downloaded_bytes": stats.downloaded_bytes,
+                "available_bandwidth": stats.available_bandwidth,
+                "concurrent_links": stats.concurrent_links,
+                "extra": [list(pair) for pair in stats.extra],
+            }
+        )
+        await self._call(lambda: _await(self._put_stats(args=[self._p, peer_id, field, data])))
+
+    async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
+        """The latest statistics of the peer, one per swarm."""
+        raw = await self._call(
+            lambda: _await(self._redis.hgetall(self._p + "peerstats:" + peer_id))
+        )
+        result = []
+        for value in cast("dict[bytes, bytes]", raw).values():
+            obj = orjson.loads(value)
+            result.append(
+                StreamStatistics(
+                    swarm_id=obj["swarm_id"],
+                    uploaded_bytes=obj["uploaded_bytes"],
+                    downloaded_bytes=obj["downloaded_bytes"],
+                    available_bandwidth=obj["available_bandwidth"],
+                    concurrent_links=obj["concurrent_links"],
+                    extra=tuple((str(k), str(v)) for k, v in obj["extra"]),
+                )
+            )
+        return tuple(result)
+
+    async def expire(self, now: float) -> list[str]:
+        """Delete every peer whose deadline is at or before ``now``; return their IDs."""
+        ids = await self._call(lambda: _await(self._expire(args=[self._p, repr(now)])))
+        return [i.decode() for i in cast("list[bytes]", ids)]
+
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a stored peer."""
+        head = await self._call(
+            lambda: _await(self._redis.zrange(self._p + "deadlines", 0, 0, withscores=True))
+        )
+        return float(head[0][1]) if head else None
+
+    async def counts(self) -> StorageCounts:
+        """How many peers, non-empty swarms and memberships are stored."""
+
+        async def op() -> StorageCounts:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zcard(self._p + "deadlines")
+                pipe.scard(self._p + "swarms")
+                pipe.get(self._p + "memberships")
+                peers, swarms, memberships = await pipe.execute()
+            return StorageCounts(
+                peers=int(peers), swarms=int(swarms), memberships=int(memberships or 0)
+            )
+
+        return await self._call(op)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+
+async def _await(value: Any) -> Any:
+    """Await a redis-py result (its type hints mix sync and async returns)."""
+    return await value
+
+
+def _address_to_json(a: PeerAddress) -> dict[str, object]:
+    return {
+        "ip": a.ip,
+        "port": a.port,
+        "family": a.family.value,
+        "priority": a.priority,
+        "type": a.type.value if a.type is not None else None,
+        "connection": a.connection,
+        "asn": a.asn,
+        "peer_protocol": a.peer_protocol,
+    }
+
+
+def _decode_addresses(raw: bytes) -> tuple[PeerAddress, ...]:
+    return tuple(
+        PeerAddress(
+            ip=o["ip"],
+            port=o["port"],
+            family=AddressFamily(o["family"]),
+            priority=o["priority"],
+            type=AddressType(o["type"]) if o["type"] is not None else None,
+            connection=o["connection"],
+            asn=o["asn"],
+            peer_protocol=o["peer_protocol"],
+        )
+        for o in orjson.loads(raw)
+    )
+
+
+def _decode_record(peer_id: str, raw: dict[bytes, bytes]) -> PeerRecord:
+    return PeerRecord(
+        peer_id=peer_id,
+        version=ProtocolVersion(raw[b"v"].decode()),
+        state=PeerState[raw[b"s"].decode()],
+        addresses=_decode_addresses(raw[b"a"]),
+        deadline=float(raw[b"d"]),
+        grace_used=raw.get(b"g") == b"1",
+    )
+
+
+# Content maps are stored as bytes: the raw bitmaps, not their Base64 text.
+#   map     := u16 len, swarm id utf-8, u16 n, representation * n
+#   repr    := u16 len, id utf-8, u32 n, segment * n
+#   segment := q start, q end, q chunkmap size, u32 len, bitmap bytes
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_SEG = struct.Struct(">qqqI")
+
+
+def pack_content_map(content_map: ContentMap) -> bytes:
+    """Serialize a content map to the compact binary form stored in Redis."""
+    out = bytearray()
+
+    def text(value: str) -> None:
+        data = value.encode()
+        out.extend(_U16.pack(len(data)))
+        out.extend(data)
+
+    text(content_map.swarm_id)
+    out.extend(_U16.pack(len(content_map.representations)))
+    for rep in content_map.representations:
+        text(rep.representation_id)
+        out.extend(_U32.pack(len(rep.segments)))
+        for seg in rep.segments:
+            out.extend(
+                _SEG.pack(seg.start_index, seg.end_index, seg.chunkmap_size, len(seg.bitmap))
+            )
+            out.extend(seg.bitmap)
+    return bytes(out)
+
+
+def unpack_content_map(data: bytes) -> ContentMap:
+    """Inverse of :func:`pack_content_map`."""
+    pos = 0
+
+    def text() -> str:
+        nonlocal pos
+        (size,) = _U16.unpack_from(data, pos)
+        pos += 2
+        value = data[pos : pos + size].decode()
+        pos += size
+        return value
+
+    swarm_id = text()
+    (nreps,) = _U16.unpack_from(data, pos)
+    pos += 2
+    reps = []
+    for _ in range(nreps):
+        rep_id = text()
+        (nsegs,) = _U32.unpack_from(data, pos)
+        pos += 4
+        segs = []
+        for _ in range(nsegs):
+            start, end, size, blen = _SEG.unpack_from(data, pos)
+            pos += _SEG.size
+            segs.append(
+                SegmentMap(
+                    start_index=start,
+                    end_index=end,
+                    chunkmap_size=size,
+                    bitmap=data[pos : pos + blen],
+                )
+            )
+            pos += blen
+        reps.append(RepresentationMap(representation_id=rep_id, segments=tuple(segs)))
+    return ContentMap(swarm_id=swarm_id, representations=tuple(reps))
