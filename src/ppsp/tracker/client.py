@@ -1,0 +1,646 @@
+"""Tracker client library: a peer's side of PPSP-TP over HTTP.
+
+:class:`TrackerClient` speaks PPSP-TP/1.1 (XML, or JSON ``"version": 2``) and falls back to
+PPSP-TP/1.0 for good when the tracker refuses 1.1 as an unsupported version (huang-01 section
+3.4; PROFILE.md).  In 1.0 form
+
+- registration without swarms does not exist: :meth:`TrackerClient.register` is remembered and
+  the registration travels with the first :meth:`~TrackerClient.join`, as a CONNECT with a JOIN
+  action;
+- JOIN becomes CONNECT with a JOIN action, DISCONNECT of swarms becomes CONNECT with LEAVE actions,
+  and DISCONNECT of the system leaves every joined swarm;
+- FIND is swarm-wide and STAT_REPORT carries no content maps.
+
+The client remembers which swarms it joined and in which mode, for LEAVE and for re-joining after
+a fallback or after the tracker forgot it (:meth:`TrackerClient.rejoin`).
+
+Every request is retried on a timeout, a connection error or an answer that cannot be decoded:
+the identical bytes with the same transaction ID (RFC 7846 section 4.3), with exponential backoff,
+and :class:`~ppsp.errors.TrackerUnreachable` once the retries are spent.  A valid error answer is
+raised as the :class:`~ppsp.errors.TrackerProtocolError` subclass of its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Literal
+
+import aiohttp
+
+from ppsp.errors import (
+    AuthenticationRequired,
+    BadRequest,
+    Forbidden,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    RemoteTrackerError,
+    ServiceUnavailable,
+    TrackerErrorCode,
+    TrackerProtocolError,
+    TrackerUnreachable,
+    UnsupportedVersion,
+)
+from ppsp.tracker.codec import codec_for
+from ppsp.tracker.messages import (
+    AnyRequest,
+    ConnectRequest,
+    ContentMap,
+    DisconnectRequest,
+    DisconnectScope,
+    Encoding,
+    ErrorResponse,
+    FindRequest,
+    JoinRequest,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    PeerNum,
+    ProtocolVersion,
+    RepresentationScope,
+    StatReportRequest,
+    StreamStatistics,
+    SwarmAction,
+    SwarmActionType,
+    TrackerResponse,
+)
+
+__all__ = [
+    "DEFAULT_REPORT_INTERVAL",
+    "Exchange",
+    "StatsProvider",
+    "Trace",
+    "TrackerClient",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPORT_INTERVAL = 60.0
+"""Seconds between periodic STAT_REPORTs: well inside the default 180 s track timer."""
+
+MAX_ANSWER_BYTES = 4 << 20
+"""An answer larger than this is treated as invalid (a peer list is a few kilobytes)."""
+
+StatsProvider = Callable[[], tuple[Sequence[StreamStatistics], Sequence[ContentMap]]]
+"""Returns the statistics and content maps to put in the next periodic STAT_REPORT."""
+
+Sleep = Callable[[float], Awaitable[None]]
+"""``asyncio.sleep`` or a test's replacement."""
+
+_ERROR_CLASSES: dict[TrackerErrorCode, type[TrackerProtocolError]] = {
+    TrackerErrorCode.BAD_REQUEST: BadRequest,
+    TrackerErrorCode.UNSUPPORTED_VERSION: UnsupportedVersion,
+    TrackerErrorCode.FORBIDDEN: Forbidden,
+    TrackerErrorCode.INTERNAL_ERROR: InternalError,
+    TrackerErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailable,
+    TrackerErrorCode.AUTHENTICATION_REQUIRED: AuthenticationRequired,
+    TrackerErrorCode.NOT_FOUND: NotFound,
+    TrackerErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLarge,
+}
+
+_STATUS_CODES: dict[int, TrackerErrorCode] = {
+    404: TrackerErrorCode.NOT_FOUND,
+    413: TrackerErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchange:
+    """One HTTP round trip, as seen by the client: what went out and what came back.
+
+    ``answer`` is the decoded answer, or ``None`` when it could not be decoded.
+    """
+
+    request: AnyRequest
+    request_body: bytes
+    status: int
+    reason: str
+    answer_body: bytes
+    answer: TrackerResponse | ErrorResponse | None
+
+
+Trace = Callable[[Exchange], None]
+"""Called after every round trip (the demo prints them; tests inspect them)."""
+
+
+class _InvalidAnswer(Exception):
+    """The tracker's answer could not be used (retried like a lost answer)."""
+
+
+class TrackerClient:
+    """An asynchronous PPSP-TP client for one peer and one tracker.
+
+    ``url`` is the tracker's URL (any path); ``peer_id`` the peer's identifier; ``addresses`` the
+    addresses the peer advertises (each gets ``peer_protocol`` unless it names one).  ``session``
+    is an aiohttp session to share (the client makes and closes its own otherwise).  ``clock`` and
+    ``sleep`` drive the periodic reports; ``retries`` is the number of re-sends after the first
+    attempt, ``timeout`` the time allowed for each attempt and ``backoff`` the first pause between
+    attempts (doubled each time).  ``trace``, if given, sees every round trip.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        peer_id: str,
+        *,
+        encoding: Encoding = Encoding.XML,
+        version: ProtocolVersion = ProtocolVersion.V1_1,
+        addresses: Sequence[PeerAddress] = (),
+        peer_protocol: str = "PPSP-PP/0.1",
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retries: int = 3,
+        timeout: float = 5.0,
+        backoff: float = 0.25,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        trace: Trace | None = None,
+    ) -> None:
+        self.url = url
+        self.peer_id = peer_id
+        self.encoding = encoding
+        self.peer_protocol = peer_protocol
+        self._version = version
+        self._addresses = tuple(
+            a if a.peer_protocol else replace(a, peer_protocol=peer_protocol) for a in addresses
+        )
+        self._session = session
+        self._own_session = session is None
+        self._clock = clock
+        self._sleep = sleep
+        self._retries = max(0, retries)
+        self._timeout = timeout
+        self._backoff = backoff
+        rng = rng or random.SystemRandom()
+        self._tid_base = rng.randrange(1, 1 << 30)
+        self._tid_count = 0
+        self._registered = False
+        self._joined: dict[str, PeerMode] = {}
+        self._requester: PeerInfo | None = None
+        self._last_report: float | None = None
+        self._reporter: asyncio.Task[None] | None = None
+        self._trace = trace
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> ProtocolVersion:
+        """The protocol version in use (1.0 after a fallback)."""
+        return self._version
+
+    @property
+    def registered(self) -> bool:
+        """Whether the tracker has (or, in 1.0 form, will have at the first join) registered us."""
+        return self._registered
+
+    @property
+    def joined(self) -> Mapping[str, PeerMode]:
+        """Swarms joined, with the mode each was joined in."""
+        return dict(self._joined)
+
+    @property
+    def requester(self) -> PeerInfo | None:
+        """How the tracker last saw this peer (its REFLEXIVE address), when it said so."""
+        return self._requester
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def register(self) -> None:
+        """Register: a 1.1 CONNECT without swarms (in 1.0 form, deferred to the first join)."""
+
+        def build(version: ProtocolVersion) -> AnyRequest | None:
+            if version is ProtocolVersion.V1_0:
+                return None
+            return ConnectRequest(
+                version=version,
+                transaction_id=self._new_tid(),
+                peer_id=self.peer_id,
+                peer_addresses=self._addresses,
+            )
+
+        await self._call(build)
+        self._registered = True
+
+    async def join(
+        self,
+        swarm_id: str,
+        mode: PeerMode,
+        *,
+        peer_num: PeerNum | None = None,
+        content_group: Sequence[RepresentationScope] = (),
+    ) -> list[PeerInfo]:
+        """Join ``swarm_id`` as SEED or LEECH; returns the peer list the tracker gave (without us).
+
+        ``content_group`` is the 1.1 joining point; it is dropped in 1.0 form.  A 1.1 client that
+        has not registered yet registers first.
+        """
+        if self._version is ProtocolVersion.V1_1 and not self._registered:
+            await self.register()
+        actions = [(swarm_id, mode)]
+
+        def build(version: ProtocolVersion) -> AnyRequest:
+            return self._join_request(version, actions, peer_num, tuple(content_group))
+
+        response = await self._call(build)
+        self._registered = True
+        self._joined[swarm_id] = mode
+        return self._peers(response)
+
+    async def find(
+        self,
+        swarm_id: str,
+        *,
+        peer_num: PeerNum | None = None,
+        content_group: Sequence[RepresentationScope] = (),
+    ) -> list[PeerInfo]:
+        """Peers of ``swarm_id`` (holding chunks of ``content_group`` in 1.1), without us."""
+
+        def build(version: ProtocolVersion) -> AnyRequest:
+            scope = tuple(content_group) if version is ProtocolVersion.V1_1 else ()
+            return FindRequest(
+                version=version,
+                transaction_id=self._new_tid(),
+                peer_id=self.peer_id,
+                swarm_id=swarm_id,
+                peer_num=peer_num,
+                content_group=scope,
+            )
+
+        return self._peers(await self._call(build))
+
+    async def report(
+        self,
+        stream_stats: Sequence[StreamStatistics] = (),
+        content_maps: Sequence[ContentMap] = (),
+    ) -> None:
+        """Send a STAT_REPORT (content maps are dropped in 1.0 form); empty, it is a keep-alive."""
+        self._last_report = self._clock()
+
+        def build(version: ProtocolVersion) -> AnyRequest:
+            maps = tuple(content_maps) if version is ProtocolVersion.V1_1 else ()
+            return StatReportRequest(
+                version=version,
+                transaction_id=self._new_tid(),
+                peer_id=self.peer_id,
+                stream_stats=tuple(stream_stats),
+                content_maps=maps,
+            )
+
+        await self._call(build)
+
+    async def disconnect(self, swarm_ids: Sequence[str] | Literal["ALL"] | None = None) -> None:
+        """Leave the named swarms, every swarm (``"ALL"``), or the system (``None``).
+
+        In 1.0 form this is a CONNECT with a LEAVE action for each swarm left; leaving the system
+        leaves every joined swarm (and sends nothing when none is joined).
+        """
+        leave_system = swarm_ids is None
+        if swarm_ids is None or swarm_ids == "ALL":
+            leaving = list(self._joined)
+        else:
+            leaving = list(dict.fromkeys(swarm_ids))
+
+        def build(version: ProtocolVersion) -> AnyRequest | None:
+            if version is ProtocolVersion.V1_0:
+                if not leaving:
+                    return None
+                tids = self._action_tids(len(leaving))
+                return ConnectRequest(
+                    version=version,
+                    transaction_id=tids[0],
+                    peer_id=self.peer_id,
+                    peer_addresses=self._addresses,
+                    swarm_actions=tuple(
+                        SwarmAction(
+                            swarm_id=swarm,
+                            action=SwarmActionType.LEAVE,
+                            peer_mode=self._joined.get(swarm, PeerMode.LEECH),
+                            transaction_id=tid,
+                        )
+                        for swarm, tid in zip(leaving, tids[1:], strict=True)
+                    ),
+                )
+            if swarm_ids is None:
+                return DisconnectRequest(
+                    version=version,
+                    transaction_id=self._new_tid(),
+                    peer_id=self.peer_id,
+                    scope=DisconnectScope.SYSTEM,
+                )
+            if swarm_ids == "ALL":
+                return DisconnectRequest(
+                    version=version,
+                    transaction_id=self._new_tid(),
+                    peer_id=self.peer_id,
+                    scope=DisconnectScope.ALL_SWARMS,
+                )
+            tids = self._action_tids(len(leaving))
+            return DisconnectRequest(
+                version=version,
+                transaction_id=tids[0],
+                peer_id=self.peer_id,
+                scope=DisconnectScope.SWARMS,
+                swarms=tuple(
+                    SwarmAction(swarm_id=swarm, transaction_id=tid)
+                    for swarm, tid in zip(leaving, tids[1:], strict=True)
+                ),
+            )
+
+        await self._call(build)
+        for swarm in leaving:
+            self._joined.pop(swarm, None)
+        if leave_system or (self._version is ProtocolVersion.V1_0 and not self._joined):
+            # A 1.0 tracker deletes the registration with the last swarm left.
+            self._registered = False
+
+    async def rejoin(self) -> list[PeerInfo]:
+        """Register again and re-join every swarm joined so far (after the tracker forgot us)."""
+        self._registered = False
+        if self._version is ProtocolVersion.V1_1:
+            await self.register()
+        if not self._joined:
+            return []
+        actions = list(self._joined.items())
+
+        def build(version: ProtocolVersion) -> AnyRequest:
+            return self._join_request(version, actions, None, ())
+
+        response = await self._call(build)
+        self._registered = True
+        return self._peers(response)
+
+    # -- periodic reports --------------------------------------------------------------------
+
+    def start_reporting(
+        self, stats_provider: StatsProvider, interval: float | None = None
+    ) -> asyncio.Task[None]:
+        """Send a STAT_REPORT every ``interval`` seconds (default 60 s) until stopped or closed.
+
+        Each report carries what ``stats_provider`` returns at that moment.  A report that finds
+        the tracker has forgotten this peer (403/404) triggers :meth:`rejoin`; an unreachable
+        tracker is logged and tried again at the next interval.
+        """
+        self.stop_reporting()
+        period = DEFAULT_REPORT_INTERVAL if interval is None else interval
+        if period <= 0:
+            raise ValueError("the report interval must be positive")
+        self._reporter = asyncio.create_task(
+            self._report_loop(stats_provider, period), name=f"ppsp-report-{self.peer_id}"
+        )
+        return self._reporter
+
+    def stop_reporting(self) -> None:
+        """Stop the periodic reports, if running."""
+        if self._reporter is not None:
+            self._reporter.cancel()
+            self._reporter = None
+
+    async def _report_loop(self, provider: StatsProvider, interval: float) -> None:
+        if self._last_report is None:
+            self._last_report = self._clock()
+        while True:
+            delay = self._last_report + interval - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+                continue
+            self._last_report = self._clock()
+            stream_stats, content_maps = provider()
+            try:
+                await self.report(stream_stats, content_maps)
+            except (Forbidden, NotFound) as exc:
+                log.info("tracker forgot peer %s (%s); joining again", self.peer_id, exc)
+                with contextlib.suppress(TrackerProtocolError, TrackerUnreachable):
+                    await self.rejoin()
+            except TrackerUnreachable as exc:
+                log.warning("periodic report failed: %s", exc)
+            except TrackerProtocolError as exc:
+                log.warning("tracker refused a periodic report: %s", exc)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop reporting and close the HTTP session if this client made it."""
+        task = self._reporter
+        self.stop_reporting()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> TrackerClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    def _new_tid(self) -> str:
+        """A transaction ID unique to this client (random base, then counting)."""
+        self._tid_count += 1
+        return str(self._tid_base + self._tid_count)
+
+    def _action_tids(self, count: int) -> list[str]:
+        """Root and per-action IDs: ``[N, N]`` for one action, ``[N.0, N.1, ..., N.k]`` for more."""
+        base = self._new_tid()
+        if count <= 1:
+            return [base, base]
+        return [f"{base}.{k}" for k in range(count + 1)]
+
+    def _join_request(
+        self,
+        version: ProtocolVersion,
+        actions: Sequence[tuple[str, PeerMode]],
+        peer_num: PeerNum | None,
+        content_group: tuple[RepresentationScope, ...],
+    ) -> AnyRequest:
+        tids = self._action_tids(len(actions))
+        hierarchical = len(actions) > 1
+        if version is ProtocolVersion.V1_0:
+            return ConnectRequest(
+                version=version,
+                transaction_id=tids[0],
+                peer_id=self.peer_id,
+                peer_addresses=self._addresses,
+                swarm_actions=tuple(
+                    SwarmAction(
+                        swarm_id=swarm,
+                        action=SwarmActionType.JOIN,
+                        peer_mode=mode,
+                        transaction_id=tid if hierarchical else None,
+                    )
+                    for (swarm, mode), tid in zip(actions, tids[1:], strict=True)
+                ),
+                peer_num=peer_num,
+            )
+        return JoinRequest(
+            version=version,
+            transaction_id=tids[0],
+            peer_id=self.peer_id,
+            swarms=tuple(
+                SwarmAction(
+                    swarm_id=swarm,
+                    peer_mode=mode,
+                    transaction_id=tid if hierarchical else None,
+                )
+                for (swarm, mode), tid in zip(actions, tids[1:], strict=True)
+            ),
+            peer_num=peer_num,
+            content_group=content_group,
+        )
+
+    def _peers(self, response: TrackerResponse | None) -> list[PeerInfo]:
+        if response is None:
+            return []
+        return [peer for peer in response.peers if peer.peer_id != self.peer_id]
+
+    async def _call(
+        self, build: Callable[[ProtocolVersion], AnyRequest | None]
+    ) -> TrackerResponse | None:
+        """Send what ``build`` makes for the current version, falling back to 1.0 if refused."""
+        request = build(self._version)
+        if request is None:
+            return None
+        try:
+            return await self._exchange(request)
+        except UnsupportedVersion:
+            if self._version is ProtocolVersion.V1_0:
+                raise
+        log.info("tracker %s refused PPSP-TP/1.1; falling back to 1.0", self.url)
+        self._version = ProtocolVersion.V1_0
+        if self._joined:
+            # Whatever we joined in 1.1 the tracker does not know: join it again in 1.0 form.
+            await self._exchange(
+                self._join_request(ProtocolVersion.V1_0, list(self._joined.items()), None, ())
+            )
+        request = build(self._version)
+        if request is None:
+            return None
+        return await self._exchange(request)
+
+    async def _exchange(self, request: AnyRequest) -> TrackerResponse:
+        """Send ``request`` (re-sending the identical bytes on failure) and return its answer."""
+        codec = codec_for(self.encoding)
+        body = codec.encode_request(request)
+        last: BaseException | None = None
+        for attempt in range(self._retries + 1):
+            if attempt:
+                await self._sleep(self._backoff * (2 ** (attempt - 1)))
+                log.debug("re-sending transaction %s (attempt %d)", request.transaction_id, attempt)
+            try:
+                answer = await self._post(request, body)
+                if isinstance(answer, ErrorResponse):
+                    error = _error_from(answer)
+                    if isinstance(error, ServiceUnavailable):
+                        last = error
+                        continue
+                    raise error
+                if not _same_transaction(answer.transaction_id, request.transaction_id):
+                    raise _InvalidAnswer(
+                        f"answer to transaction {answer.transaction_id!r}, "
+                        f"expected {request.transaction_id!r}"
+                    )
+                if answer.requester is not None:
+                    self._requester = answer.requester
+                return answer
+            except (aiohttp.ClientError, TimeoutError, _InvalidAnswer) as exc:
+                log.debug("transaction %s failed: %r", request.transaction_id, exc)
+                last = exc
+        raise TrackerUnreachable(
+            f"no valid answer from {self.url} to {request.method.value} "
+            f"after {self._retries + 1} attempt(s): {last!r}"
+        ) from last
+
+    async def _post(self, request: AnyRequest, body: bytes) -> TrackerResponse | ErrorResponse:
+        session = self._get_session()
+        content_type = self.encoding.content_type
+        async with session.post(
+            self.url,
+            data=body,
+            headers={"Content-Type": content_type, "Accept": content_type},
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+        ) as response:
+            if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
+                raise _InvalidAnswer(f"answer of {response.content_length} bytes")
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.content.iter_any():
+                total += len(chunk)
+                if total > MAX_ANSWER_BYTES:
+                    raise _InvalidAnswer("answer too large")
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            status, reason = response.status, response.reason or ""
+        answer: TrackerResponse | ErrorResponse | None = None
+        try:
+            answer = codec_for(self.encoding).decode_response(data, status, reason)
+        except RemoteTrackerError as exc:
+            raise _InvalidAnswer(f"undecodable answer ({status} {reason}): {exc}") from exc
+        finally:
+            if self._trace is not None:
+                self._trace(
+                    Exchange(
+                        request=request,
+                        request_body=body,
+                        status=status,
+                        reason=reason,
+                        answer_body=data,
+                        answer=answer,
+                    )
+                )
+        if isinstance(answer, ErrorResponse):
+            return _refine_error(answer, status)
+        return answer
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
+
+
+def _error_from(answer: ErrorResponse) -> TrackerProtocolError:
+    """The exception an error answer stands for.
+
+    A 1.0 XML tracker refuses 1.1 with ``400`` and the reason phrase ``PPSP version 1.0``; that is
+    an unsupported version even if a codec reports it as a plain bad request.
+    """
+    code = answer.code
+    reason = answer.reason or ""
+    if code is TrackerErrorCode.BAD_REQUEST and reason.lower().startswith("ppsp version"):
+        code = TrackerErrorCode.UNSUPPORTED_VERSION
+    cls = _ERROR_CLASSES.get(code, TrackerProtocolError)
+    return cls(
+        f"tracker answered {code.name}: {reason or code.reason}",
+        code=code,
+        transaction_id=answer.transaction_id,
+        reason=reason or None,
+    )
+
+
+def _same_transaction(answered: str | None, sent: str) -> bool:
+    """Whether an answer's transaction ID belongs to the request (root IDs compare by prefix)."""
+    if not answered:
+        return True
+    return answered == sent or answered.split(".", 1)[0] == sent.split(".", 1)[0]
+
+
+def _refine_error(answer: ErrorResponse, status: int) -> ErrorResponse:
+    """Recover 404/413 from the HTTP status of a JSON error answer (whose ``error_code`` is 1)."""
+    if answer.code is TrackerErrorCode.BAD_REQUEST and status in _STATUS_CODES:
+        return replace(answer, code=_STATUS_CODES[status])
+    return answer
