@@ -1,0 +1,490 @@
+"""The piece picker: which chunk to request from which peer, and when to give up on a request.
+
+Sans-I/O: the caller tells the picker what each connected peer holds (a
+:class:`~ppsp.core.bitmap.ChunkBitmap` per peer id), what arrived, failed or was seen, and the
+current time ``now``; the picker answers with requests to send (:meth:`PiecePicker.next_requests`),
+requests that timed out (:meth:`PiecePicker.expired`) and duplicate requests to cancel
+(:meth:`PiecePicker.on_received`).  It never sleeps and never reads a clock; the caller arms one
+timer for :meth:`PiecePicker.next_timeout`, as aioquic's ``get_timer`` / ``handle_timer`` do.
+
+Policy, in the order :meth:`~PiecePicker.next_requests` applies it to the peers' free request
+slots:
+
+1. **Urgent**: the ``window`` chunks from the playback position on, in playback order, each to
+   the fastest peer holding it that has a free slot.  :meth:`~PiecePicker.seek` moves the window
+   at once.
+2. **Rarest first**: every other missing chunk that is not in flight, fewest holders first, ties
+   broken by the injected random generator, each to the fastest free peer holding it.
+3. **Endgame**: once every missing chunk that any peer can supply is in flight, free slots take
+   duplicate requests (at most ``endgame_duplicates`` extra per chunk), window chunks first, then
+   the oldest requests; the first copy to arrive cancels the others.
+
+Throughput per peer is an EWMA of delivery rates, each sample the chunk's bytes over the time
+since the later of the request and the peer's previous delivery (so parallel requests to one
+peer measure its aggregate rate).  A request expires after ``timeout_factor`` times its expected
+transfer time (queue depth x chunk size / throughput), never less than ``timeout_floor``, or
+after ``initial_timeout`` while the peer is unmeasured.  A peer whose request for a chunk
+expired is tried last for that chunk; a peer that failed or corrupted a chunk is never asked
+for it again; a banned peer is never asked for anything.
+
+Chunks are plain integer indexes in ``[floor, end)``.  For live streams ``end`` grows
+(:meth:`~PiecePicker.extend`) and the floor moves forward (:meth:`~PiecePicker.set_floor`),
+dropping everything below it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ppsp.core.bitmap import ChunkBitmap
+
+__all__ = ["PeerId", "PickerConfig", "PiecePicker", "Request"]
+
+PeerId = str
+"""A peer's identifier, as the tracker and peer protocol carry it."""
+
+Request = tuple[PeerId, int]
+"""A (peer id, chunk index) pair: a request to send, an expired one, or one to cancel."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PickerConfig:
+    """Tuning of a :class:`PiecePicker`; every field has a working default."""
+
+    window: int = 0
+    """Chunks after the playback position fetched in order (0: plain download)."""
+    default_slots: int = 4
+    """Requests in flight per peer when :meth:`PiecePicker.set_peer` gives none."""
+    chunk_size: int = 256 * 1024
+    """Nominal bytes per chunk, for expected transfer times."""
+    timeout_floor: float = 2.0
+    """Shortest request timeout, in seconds."""
+    initial_timeout: float = 15.0
+    """Request timeout while a peer's throughput is unmeasured, in seconds."""
+    timeout_factor: float = 3.0
+    """Timeout as a multiple of the expected transfer time."""
+    endgame_duplicates: int = 1
+    """Extra requests per chunk allowed in endgame."""
+    ewma_alpha: float = 0.3
+    """Weight of the newest throughput sample."""
+
+    def __post_init__(self) -> None:
+        if self.window < 0 or self.default_slots < 1 or self.chunk_size < 1:
+            raise ValueError("window must be >= 0, default_slots and chunk_size >= 1")
+        if self.timeout_floor <= 0 or self.initial_timeout <= 0 or self.timeout_factor <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.endgame_duplicates < 0 or not 0 < self.ewma_alpha <= 1:
+            raise ValueError("endgame_duplicates must be >= 0 and ewma_alpha in (0, 1]")
+
+
+class _Peer:
+    """Mutable per-peer state."""
+
+    __slots__ = (
+        "chunks",
+        "failed",
+        "last_delivery",
+        "requests",
+        "slots",
+        "throughput",
+        "timed_out",
+    )
+
+    def __init__(self, chunks: ChunkBitmap, slots: int) -> None:
+        self.chunks = chunks
+        self.slots = slots
+        self.throughput: float | None = None
+        self.last_delivery: float | None = None
+        # chunk -> (requested at, deadline)
+        self.requests: dict[int, tuple[float, float]] = {}
+        self.failed: set[int] = set()
+        self.timed_out: set[int] = set()
+
+
+def _copy(bitmap: ChunkBitmap) -> ChunkBitmap:
+    return ChunkBitmap(bitmap.size, bitmap.start, bitmap.to_bytes())
+
+
+class PiecePicker:
+    """Chooses chunk requests for one swarm (one representation) from the peers' chunk maps.
+
+    ``end`` is one past the last chunk index; ``start`` the first wanted (the floor); ``held``
+    the chunks already held (for instance a :class:`~ppsp.core.bitmap.ChunkBitmap` from the
+    store).  ``rng`` breaks ties; pass a seeded one for reproducible choices.
+    """
+
+    def __init__(
+        self,
+        end: int,
+        *,
+        start: int = 0,
+        held: Iterable[int] = (),
+        config: PickerConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if start < 0 or end < start:
+            raise ValueError("need 0 <= start <= end")
+        self.config = config or PickerConfig()
+        self._rng = rng or random.Random()
+        self._floor = start
+        self._end = end
+        self._missing = set(range(start, end))
+        self._missing.difference_update(held)
+        self._early: set[int] = set()  # held chunks at or beyond ``end`` (live)
+        self._position: int | None = None
+        self._peers: dict[PeerId, _Peer] = {}
+        self._banned: set[PeerId] = set()
+        self._avail: dict[int, int] = {}
+        self._holders: dict[int, set[PeerId]] = {}  # chunk -> peers it is requested from
+
+    # ------------------------------------------------------------------ state queries
+
+    @property
+    def floor(self) -> int:
+        """First chunk index still wanted."""
+        return self._floor
+
+    @property
+    def end(self) -> int:
+        """One past the last chunk index known."""
+        return self._end
+
+    @property
+    def position(self) -> int | None:
+        """The playback position, or None before the first :meth:`seek`."""
+        return self._position
+
+    @property
+    def missing(self) -> frozenset[int]:
+        """Chunks in ``[floor, end)`` not held."""
+        return frozenset(self._missing)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk in ``[floor, end)`` is held."""
+        return not self._missing
+
+    @property
+    def peers(self) -> frozenset[PeerId]:
+        """Connected, not banned peers."""
+        return frozenset(self._peers)
+
+    def is_banned(self, peer: PeerId) -> bool:
+        """Whether ``peer`` was banned."""
+        return peer in self._banned
+
+    def availability(self, index: int) -> int:
+        """How many connected peers hold chunk ``index``."""
+        return self._avail.get(index, 0)
+
+    def throughput(self, peer: PeerId) -> float | None:
+        """The peer's measured throughput in bytes per second (None until measured)."""
+        state = self._peers.get(peer)
+        return None if state is None else state.throughput
+
+    def in_flight(self, peer: PeerId | None = None) -> list[Request]:
+        """Requests in flight (to ``peer``, or to every peer), sorted."""
+        if peer is None:
+            return sorted((pid, c) for pid, state in self._peers.items() for c in state.requests)
+        state = self._peers.get(peer)
+        return [] if state is None else sorted((peer, c) for c in state.requests)
+
+    def next_timeout(self) -> float | None:
+        """The earliest request deadline: when to call :meth:`expired` next (None: no timer)."""
+        deadlines = [d for state in self._peers.values() for _, d in state.requests.values()]
+        return min(deadlines, default=None)
+
+    @property
+    def endgame(self) -> bool:
+        """Whether every missing chunk that some peer can supply is already in flight."""
+        return not any(
+            chunk not in self._holders and self._usable(chunk) for chunk in self._missing
+        )
+
+    # ------------------------------------------------------------------ peers
+
+    def set_peer(self, peer: PeerId, chunks: ChunkBitmap, *, slots: int | None = None) -> None:
+        """Add ``peer`` or replace its chunk map (a copy is kept); ignored for banned peers."""
+        if slots is not None and slots < 1:
+            raise ValueError("a peer needs at least one request slot")
+        if peer in self._banned:
+            return
+        state = self._peers.get(peer)
+        if state is None:
+            state = _Peer(_copy(chunks), slots or self.config.default_slots)
+            self._peers[peer] = state
+        else:
+            self._count(state.chunks, -1)
+            state.chunks = _copy(chunks)
+            if slots is not None:
+                state.slots = slots
+        self._count(state.chunks, +1)
+
+    def peer_has(self, peer: PeerId, index: int) -> None:
+        """Record that ``peer`` announced chunk ``index`` (e.g. a pushed availability)."""
+        state = self._peers.get(peer)
+        if state is None or index < 0 or index in state.chunks:
+            return
+        if not state.chunks.start <= index <= state.chunks.end:
+            old = state.chunks
+            start = min(old.start, index) if old.size else index
+            end = max(old.end, index) if old.size else index
+            state.chunks = ChunkBitmap.from_indexes(old, end - start + 1, start)
+        state.chunks.add(index)
+        if index >= self._floor:
+            self._avail[index] = self._avail.get(index, 0) + 1
+
+    def set_slots(self, peer: PeerId, slots: int) -> None:
+        """Change how many requests may be in flight to ``peer`` at once."""
+        if slots < 1:
+            raise ValueError("a peer needs at least one request slot")
+        self._peers[peer].slots = slots
+
+    def remove_peer(self, peer: PeerId) -> list[int]:
+        """Forget a disconnected peer; returns the chunks that were in flight to it."""
+        state = self._peers.pop(peer, None)
+        if state is None:
+            return []
+        self._count(state.chunks, -1)
+        for chunk in state.requests:
+            self._unhold(chunk, peer)
+        return sorted(state.requests)
+
+    def ban(self, peer: PeerId) -> list[int]:
+        """Never ask ``peer`` again (e.g. it sent corrupt data); returns its in-flight chunks."""
+        self._banned.add(peer)
+        return self.remove_peer(peer)
+
+    # ------------------------------------------------------------------ position and range
+
+    def seek(self, position: int) -> None:
+        """Move the playback position (and with it the urgent window) to chunk ``position``."""
+        if position < 0:
+            raise ValueError("position must not be negative")
+        self._position = position
+
+    def extend(self, end: int) -> None:
+        """Grow the known range to ``[floor, end)`` (live: the source announced more chunks)."""
+        if end <= self._end:
+            return
+        new = set(range(max(self._end, self._floor), end))
+        held = new & self._early
+        self._early -= held
+        self._missing |= new - held
+        self._end = end
+
+    def set_floor(self, floor: int) -> list[Request]:
+        """Drop every chunk below ``floor`` (live); returns in-flight requests to cancel."""
+        if floor <= self._floor:
+            return []
+        cancels: list[Request] = []
+        for chunk in [c for c in self._holders if c < floor]:
+            for peer in sorted(self._holders.pop(chunk)):
+                del self._peers[peer].requests[chunk]
+                cancels.append((peer, chunk))
+        self._missing = {c for c in self._missing if c >= floor}
+        self._early = {c for c in self._early if c >= floor}
+        self._avail = {c: n for c, n in self._avail.items() if c >= floor}
+        for state in self._peers.values():
+            state.failed = {c for c in state.failed if c >= floor}
+            state.timed_out = {c for c in state.timed_out if c >= floor}
+        self._floor = floor
+        self._end = max(self._end, floor)
+        return sorted(cancels)
+
+    # ------------------------------------------------------------------ events
+
+    def mark_held(self, index: int) -> list[Request]:
+        """Record a chunk held by other means; returns in-flight requests for it to cancel."""
+        if index >= self._end:
+            self._early.add(index)
+        self._missing.discard(index)
+        cancels: list[Request] = []
+        for peer in sorted(self._holders.pop(index, ())):
+            del self._peers[peer].requests[index]
+            cancels.append((peer, index))
+        return cancels
+
+    def on_received(self, peer: PeerId, index: int, nbytes: int, now: float) -> list[Request]:
+        """A verified chunk arrived from ``peer``; returns duplicate requests to cancel."""
+        state = self._peers.get(peer)
+        if state is not None:
+            request = state.requests.pop(index, None)
+            if request is not None:
+                self._unhold(index, peer)
+                busy_since = request[0]
+                if state.last_delivery is not None:
+                    busy_since = max(busy_since, state.last_delivery)
+                self._sample(state, nbytes, now - busy_since)
+            state.last_delivery = now
+        return self.mark_held(index)
+
+    def on_failed(self, peer: PeerId, index: int) -> None:
+        """``peer`` could not deliver ``index`` or sent bytes that failed verification.
+
+        The peer is never asked for that chunk again; :meth:`ban` excludes it entirely.
+        """
+        state = self._peers.get(peer)
+        if state is None:
+            return
+        if state.requests.pop(index, None) is not None:
+            self._unhold(index, peer)
+        state.failed.add(index)
+
+    def expired(self, now: float) -> list[Request]:
+        """Remove and return requests whose deadline has passed, to re-issue elsewhere.
+
+        Each expiry counts as a slow delivery in the peer's throughput, and the peer is tried
+        last for that chunk from now on.
+        """
+        result: list[tuple[float, PeerId, int]] = []
+        for pid, state in self._peers.items():
+            for chunk, (requested_at, deadline) in list(state.requests.items()):
+                if now < deadline:
+                    continue
+                del state.requests[chunk]
+                self._unhold(chunk, pid)
+                state.timed_out.add(chunk)
+                self._sample(state, self.config.chunk_size, now - requested_at)
+                result.append((deadline, pid, chunk))
+        result.sort()
+        return [(pid, chunk) for _, pid, chunk in result]
+
+    # ------------------------------------------------------------------ picking
+
+    def next_requests(self, now: float) -> list[Request]:
+        """Requests to send now, filling every peer's free slots (see the module docstring)."""
+        free = {
+            pid: state.slots - len(state.requests)
+            for pid, state in self._peers.items()
+            if state.slots > len(state.requests)
+        }
+        out: list[Request] = []
+        if not free or not self._missing:
+            return out
+        speeds = self._speeds()
+
+        def issue(chunk: int) -> bool:
+            peer = self._best_peer(chunk, free, speeds)
+            if peer is None:
+                return False
+            self._issue(peer, chunk, now)
+            out.append((peer, chunk))
+            free[peer] -= 1
+            if not free[peer]:
+                del free[peer]
+            return True
+
+        window = self._window()
+        for chunk in window:
+            if chunk in self._missing and chunk not in self._holders:
+                issue(chunk)
+                if not free:
+                    return out
+
+        candidates = [
+            c for c in self._missing if c not in self._holders and self._avail.get(c, 0) > 0
+        ]
+        keyed = sorted((self._avail[c], self._rng.random(), c) for c in candidates)
+        for _, _, chunk in keyed:
+            issue(chunk)
+            if not free:
+                return out
+
+        if any(c not in self._holders and self._usable(c) for c in candidates):
+            return out  # not endgame: the only holders of some unrequested chunk are busy
+        in_window = set(window)
+        duplicable = sorted(
+            (
+                chunk not in in_window,
+                chunk if chunk in in_window else min(self._requested_at(chunk, p) for p in peers),
+                chunk,
+            )
+            for chunk, peers in self._holders.items()
+            if len(peers) <= self.config.endgame_duplicates and chunk in self._missing
+        )
+        for _, _, chunk in duplicable:
+            issue(chunk)
+            if not free:
+                break
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _window(self) -> list[int]:
+        if self._position is None or not self.config.window:
+            return []
+        first = max(self._position, self._floor)
+        return list(range(first, min(first + self.config.window, self._end)))
+
+    def _count(self, chunks: ChunkBitmap, delta: int) -> None:
+        for index in chunks:
+            if index < self._floor:
+                continue
+            count = self._avail.get(index, 0) + delta
+            if count > 0:
+                self._avail[index] = count
+            else:
+                self._avail.pop(index, None)
+
+    def _usable(self, chunk: int) -> bool:
+        """Whether some connected peer holds ``chunk`` and has not failed it."""
+        return any(
+            chunk in state.chunks and chunk not in state.failed for state in self._peers.values()
+        )
+
+    def _speeds(self) -> dict[PeerId, float]:
+        known = [s.throughput for s in self._peers.values() if s.throughput is not None]
+        # An unmeasured peer ranks as an average one: neither starved nor blindly trusted.
+        neutral = sum(known) / len(known) if known else 0.0
+        return {
+            pid: neutral if state.throughput is None else state.throughput
+            for pid, state in self._peers.items()
+        }
+
+    def _best_peer(
+        self, chunk: int, free: dict[PeerId, int], speeds: dict[PeerId, float]
+    ) -> PeerId | None:
+        best: tuple[bool, float, float] | None = None
+        chosen: PeerId | None = None
+        for pid in free:
+            state = self._peers[pid]
+            if chunk not in state.chunks or chunk in state.failed or chunk in state.requests:
+                continue
+            key = (chunk not in state.timed_out, speeds[pid], self._rng.random())
+            if best is None or key > best:
+                best, chosen = key, pid
+        return chosen
+
+    def _issue(self, peer: PeerId, chunk: int, now: float) -> None:
+        state = self._peers[peer]
+        queue = len(state.requests) + 1
+        if state.throughput is None or state.throughput <= 0:
+            timeout = self.config.initial_timeout
+        else:
+            expected = queue * self.config.chunk_size / state.throughput
+            timeout = self.config.timeout_factor * expected
+        state.requests[chunk] = (now, now + max(self.config.timeout_floor, timeout))
+        self._holders.setdefault(chunk, set()).add(peer)
+
+    def _unhold(self, chunk: int, peer: PeerId) -> None:
+        peers = self._holders.get(chunk)
+        if peers is not None:
+            peers.discard(peer)
+            if not peers:
+                del self._holders[chunk]
+
+    def _requested_at(self, chunk: int, peer: PeerId) -> float:
+        return self._peers[peer].requests[chunk][0]
+
+    def _sample(self, state: _Peer, nbytes: int, elapsed: float) -> None:
+        if elapsed <= 0 or nbytes <= 0:
+            return
+        rate = nbytes / elapsed
+        if state.throughput is None:
+            state.throughput = rate
+        else:
+            alpha = self.config.ewma_alpha
+            state.throughput = alpha * rate + (1 - alpha) * state.throughput

@@ -1,0 +1,406 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.peer.picker import PickerConfig, PiecePicker, Request
+
+
+def bm(indexes: list[int] | range, size: int, start: int = 0) -> ChunkBitmap:
+    return ChunkBitmap.from_indexes(indexes, size, start)
+
+
+def picker(n: int, **config: object) -> PiecePicker:
+    return PiecePicker(n, config=PickerConfig(**config), rng=random.Random(7))  # type: ignore[arg-type]
+
+
+def chunks_of(out: list[Request]) -> list[int]:
+    return [c for _, c in out]
+
+
+def test_rarest_first_order() -> None:
+    p = picker(6)
+    p.set_peer("A", ChunkBitmap.full(6), slots=2)
+    p.set_peer("B", bm([0, 1, 2, 3], 6), slots=2)
+    p.set_peer("C", bm([0, 1], 6), slots=2)
+    assert [p.availability(i) for i in range(6)] == [3, 3, 2, 2, 1, 1]
+    out = p.next_requests(0.0)
+    assert set(chunks_of(out[:2])) == {4, 5}
+    assert set(chunks_of(out[2:4])) == {2, 3}
+    assert set(chunks_of(out[4:])) == {0, 1}
+    assert sorted(out) == [("A", 4), ("A", 5), ("B", 2), ("B", 3), ("C", 0), ("C", 1)]
+    assert p.next_requests(0.0) == []
+
+
+def test_random_tie_break_is_injectable() -> None:
+    def order(seed: int) -> list[int]:
+        p = PiecePicker(20, rng=random.Random(seed))
+        p.set_peer("A", ChunkBitmap.full(20), slots=20)
+        return chunks_of(p.next_requests(0.0))
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert sorted(order(1)) == list(range(20))
+
+
+def test_held_chunks_are_never_requested() -> None:
+    p = PiecePicker(5, held=[0, 2, 4])
+    p.set_peer("A", ChunkBitmap.full(5), slots=5)
+    assert sorted(chunks_of(p.next_requests(0.0))) == [1, 3]
+
+
+def test_window_in_playback_order_then_rarest() -> None:
+    p = picker(30, window=4)
+    p.set_peer("A", ChunkBitmap.full(30), slots=6)
+    p.set_peer("B", bm(range(20, 30), 30), slots=1)
+    p.seek(10)
+    out = p.next_requests(0.0)
+    assert out[:4] == [("A", 10), ("A", 11), ("A", 12), ("A", 13)]
+    # Then rarest first: chunks only A holds (0-19) are rarer than 20-29.
+    assert all(c < 20 for _, c in out[4:6] if _ == "A")
+
+
+def test_urgent_chunks_go_to_the_fastest_peer() -> None:
+    p = picker(40, window=3, chunk_size=1000)
+    p.set_peer("slow", bm([0], 40), slots=1)
+    p.set_peer("fast", bm([1], 40), slots=1)
+    # Measure slow at 1000 B/s and fast at 10000 B/s.
+    assert sorted(p.next_requests(0.0)) == [("fast", 1), ("slow", 0)]
+    p.on_received("slow", 0, 1000, 1.0)
+    p.on_received("fast", 1, 1000, 0.1)
+    assert p.throughput("slow") == pytest.approx(1000)
+    assert p.throughput("fast") == pytest.approx(10000)
+    p.set_peer("slow", ChunkBitmap.full(40), slots=4)
+    p.set_peer("fast", ChunkBitmap.full(40), slots=2)
+    p.seek(20)
+    out = p.next_requests(2.0)
+    assert out[:3] == [("fast", 20), ("fast", 21), ("slow", 22)]
+
+
+def test_seek_moves_the_window_at_once() -> None:
+    p = picker(100, window=3)
+    p.set_peer("A", ChunkBitmap.full(100), slots=3)
+    p.seek(0)
+    assert p.next_requests(0.0) == [("A", 0), ("A", 1), ("A", 2)]
+    for c in range(3):
+        p.on_received("A", c, 100, 1.0)
+    p.seek(50)
+    assert p.next_requests(1.0) == [("A", 50), ("A", 51), ("A", 52)]
+    assert p.position == 50
+
+
+def test_window_chunk_skipped_when_its_holder_is_busy() -> None:
+    p = picker(10, window=3)
+    p.set_peer("A", bm([0], 10), slots=1)
+    p.set_peer("B", bm([1, 2, 5], 10), slots=2)
+    p.set_peer("A2", bm([0], 10), slots=1)
+    p.seek(0)
+    out = p.next_requests(0.0)
+    assert out[:3] == [(out[0][0], 0), ("B", 1), ("B", 2)]
+
+
+def test_per_peer_slot_limits() -> None:
+    p = picker(20)
+    p.set_peer("A", ChunkBitmap.full(20), slots=3)
+    p.set_peer("B", ChunkBitmap.full(20))  # default slots: 4
+    out = p.next_requests(0.0)
+    assert sum(1 for peer, _ in out if peer == "A") == 3
+    assert sum(1 for peer, _ in out if peer == "B") == 4
+    assert p.next_requests(0.0) == []
+    peer, chunk = out[0]
+    assert p.on_received(peer, chunk, 10, 1.0) == []
+    more = p.next_requests(1.0)
+    assert len(more) == 1
+    assert more[0][0] == peer
+    with pytest.raises(ValueError):
+        p.set_peer("C", ChunkBitmap.full(20), slots=0)
+
+
+def test_timeouts_and_reissue_elsewhere() -> None:
+    p = picker(1, initial_timeout=10.0, timeout_floor=2.0, endgame_duplicates=0)
+    p.set_peer("A", ChunkBitmap.full(1), slots=1)
+    out = p.next_requests(0.0)
+    assert out == [("A", 0)]
+    p.set_peer("B", ChunkBitmap.full(1), slots=1)
+    assert p.next_timeout() == 10.0
+    assert p.expired(9.9) == []
+    assert p.expired(10.0) == [("A", 0)]
+    assert p.next_timeout() is None
+    # A timed out on chunk 0: B is preferred for it.
+    assert p.next_requests(10.0) == [("B", 0)]
+    # If only A holds it, A is still used.
+    assert p.remove_peer("B") == [0]
+    assert p.next_requests(10.0) == [("A", 0)]
+
+
+def test_timeout_follows_measured_throughput() -> None:
+    p = picker(10, chunk_size=1000, timeout_factor=3.0, timeout_floor=0.5)
+    p.set_peer("A", ChunkBitmap.full(10), slots=1)
+    ((_, c),) = p.next_requests(0.0)
+    p.on_received("A", c, 1000, 1.0)  # 1000 B/s
+    p.set_slots("A", 2)
+    out = p.next_requests(1.0)
+    assert len(out) == 2
+    # First request: 3 * 1 s; second queued behind it: 3 * 2 s.
+    assert p.next_timeout() == pytest.approx(4.0)
+    expired = p.expired(4.0)
+    assert expired == [out[0]]
+    assert p.expired(7.0) == [out[1]]
+    throughput = p.throughput("A")
+    assert throughput is not None
+    assert throughput < 1000  # expiries count as slow deliveries
+
+
+def test_ewma_throughput_with_parallel_requests() -> None:
+    p = picker(10, ewma_alpha=0.5)
+    p.set_peer("A", ChunkBitmap.full(10), slots=2)
+    a, b = p.next_requests(0.0)
+    p.on_received("A", a[1], 1000, 1.0)  # busy 0 -> 1
+    p.on_received("A", b[1], 1000, 2.0)  # busy 1 -> 2, not 0 -> 2
+    assert p.throughput("A") == pytest.approx(1000)
+    c, _ = p.next_requests(10.0)
+    p.on_received("A", c[1], 1000, 10.25)  # 4000 B/s
+    assert p.throughput("A") == pytest.approx(2500)
+    assert p.throughput("nobody") is None
+
+
+def test_failed_peer_excluded_for_that_chunk() -> None:
+    p = picker(2)
+    p.set_peer("A", ChunkBitmap.full(2), slots=2)
+    out = p.next_requests(0.0)
+    assert sorted(out) == [("A", 0), ("A", 1)]
+    p.on_failed("A", 0)
+    assert p.next_requests(1.0) == []  # only A holds 0 and A failed it
+    p.set_peer("B", bm([0], 2), slots=1)
+    assert p.next_requests(1.0) == [("B", 0)]
+
+
+def test_banned_peer_is_never_asked_again() -> None:
+    p = picker(4)
+    p.set_peer("A", ChunkBitmap.full(4), slots=2)
+    p.set_peer("B", ChunkBitmap.full(4), slots=2)
+    out = p.next_requests(0.0)
+    lost = p.ban("A")
+    assert lost == sorted(c for peer, c in out if peer == "A")
+    assert p.is_banned("A")
+    assert "A" not in p.peers
+    p.set_peer("A", ChunkBitmap.full(4), slots=2)  # ignored
+    assert "A" not in p.peers
+    assert p.availability(0) == 1
+    for peer, c in out:
+        if peer == "B":
+            p.on_received("B", c, 10, 1.0)
+    again = p.next_requests(1.0)
+    assert again
+    assert all(peer == "B" for peer, _ in again)
+
+
+def test_endgame_duplicates_and_cancellation() -> None:
+    p = picker(2, endgame_duplicates=1)
+    for peer in ("A", "B", "C"):
+        p.set_peer(peer, ChunkBitmap.full(2), slots=2)
+    out = p.next_requests(0.0)
+    # Two originals plus one duplicate each: never a third copy.
+    assert len(out) == 4
+    assert sorted(chunks_of(out)) == [0, 0, 1, 1]
+    assert len(set(out)) == 4
+    assert p.endgame
+    assert p.next_requests(0.0) == []
+    holders0 = [peer for peer, c in out if c == 0]
+    cancels = p.on_received(holders0[0], 0, 10, 1.0)
+    assert cancels == [(holders0[1], 0)]
+    assert (holders0[1], 0) not in p.in_flight()
+    # Duplicates never go to a peer already asked for the chunk.
+    more = p.next_requests(1.0)
+    assert all((peer, 1) not in out for peer, _ in more)
+    assert len(p.in_flight()) <= 3
+
+
+def test_no_endgame_while_unrequested_chunks_wait_for_a_busy_holder() -> None:
+    p = picker(3)
+    p.set_peer("A", ChunkBitmap.full(3), slots=1)
+    p.set_peer("B", bm([0], 3), slots=2)
+    out = p.next_requests(0.0)
+    # B takes 0 (its only chunk), A one of 1/2; the other waits for A; B must not duplicate.
+    assert ("B", 0) in out
+    assert len(out) == 2
+    assert not p.endgame
+
+
+def test_received_from_unknown_or_unrequested() -> None:
+    p = picker(3)
+    p.set_peer("A", ChunkBitmap.full(3), slots=3)
+    p.next_requests(0.0)
+    assert p.on_received("X", 1, 100, 1.0) == [("A", 1)]
+    assert 1 not in p.missing
+    assert p.mark_held(2) == [("A", 2)]
+    p.on_received("A", 0, 100, 1.0)
+    assert p.complete
+    assert p.next_requests(2.0) == []
+
+
+def test_remove_peer_returns_its_requests() -> None:
+    p = picker(3)
+    p.set_peer("A", ChunkBitmap.full(3), slots=3)
+    out = p.next_requests(0.0)
+    assert p.remove_peer("A") == sorted(chunks_of(out))
+    assert p.remove_peer("A") == []
+    assert p.in_flight() == []
+    assert p.availability(0) == 0
+
+
+def test_live_mode_floor_and_growth() -> None:
+    p = PiecePicker(0, config=PickerConfig(window=2), rng=random.Random(1))
+    assert p.complete
+    p.set_peer("src", bm(range(100, 104), 4, start=100), slots=4)
+    p.set_floor(100)
+    p.extend(104)
+    p.seek(100)
+    out = p.next_requests(0.0)
+    assert out[:2] == [("src", 100), ("src", 101)]
+    assert len(out) == 4
+    p.peer_has("src", 104)
+    p.peer_has("src", 105)
+    assert p.availability(105) == 1
+    p.on_received("src", 100, 10, 1.0)
+    p.on_received("src", 106, 10, 1.0)  # arrives before we learn of it
+    cancels = p.set_floor(102)
+    assert cancels == [("src", 101)]
+    assert p.floor == 102
+    p.extend(107)
+    assert p.missing == frozenset({102, 103, 104, 105}) - {c for _, c in p.in_flight()} | {
+        c for _, c in p.in_flight() if c >= 102
+    }
+    assert 106 not in p.missing
+    more = p.next_requests(2.0)
+    assert all(c >= 102 for _, c in more)
+    assert {c for _, c in p.in_flight()} <= {102, 103, 104, 105}
+
+
+def test_peer_has_grows_a_map() -> None:
+    p = picker(10)
+    p.set_peer("A", ChunkBitmap(0), slots=2)
+    p.peer_has("A", 7)
+    p.peer_has("A", 3)
+    p.peer_has("A", 3)
+    p.peer_has("nobody", 3)
+    assert p.availability(3) == 1
+    assert sorted(p.next_requests(0.0)) == [("A", 3), ("A", 7)]
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        PickerConfig(window=-1)
+    with pytest.raises(ValueError):
+        PickerConfig(ewma_alpha=0)
+    with pytest.raises(ValueError):
+        PickerConfig(timeout_floor=0)
+    with pytest.raises(ValueError):
+        PiecePicker(-1)
+
+
+# ---------------------------------------------------------------- properties
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[int, dict[str, tuple[set[int], int]], set[int], int]:
+    n = draw(st.integers(1, 24))
+    peers = {
+        f"p{i}": (
+            draw(st.sets(st.integers(0, n - 1), max_size=n)),
+            draw(st.integers(1, 4)),
+        )
+        for i in range(draw(st.integers(1, 5)))
+    }
+    held = draw(st.sets(st.integers(0, n - 1), max_size=n))
+    window = draw(st.integers(0, 6))
+    return n, peers, held, window
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios(), st.lists(st.integers(0, 5), max_size=30), st.randoms(use_true_random=False))
+def test_picker_invariants(
+    scenario: tuple[int, dict[str, tuple[set[int], int]], set[int], int],
+    ops: list[int],
+    rng: random.Random,
+) -> None:
+    n, peers, held, window = scenario
+    held = set(held)
+    failed: set[tuple[str, int]] = set()
+    banned: set[str] = set()
+    p = PiecePicker(
+        n,
+        held=held,
+        config=PickerConfig(window=window, endgame_duplicates=2, initial_timeout=3.0),
+        rng=rng,
+    )
+    for peer, (chunks, slots) in peers.items():
+        p.set_peer(peer, bm(sorted(chunks), n), slots=slots)
+    p.seek(rng.randrange(n))
+    now = 0.0
+
+    def check(out: list[Request]) -> None:
+        assert len(set(out)) == len(out)
+        for peer, chunk in out:
+            assert chunk in peers[peer][0], "asked a peer for a chunk it does not hold"
+            assert chunk not in held, "asked for a held chunk"
+            assert peer not in banned
+            assert (peer, chunk) not in failed
+        flight = p.in_flight()
+        for peer in p.peers:
+            assert sum(1 for q, _ in flight if q == peer) <= peers[peer][1]
+        per_chunk: dict[int, int] = {}
+        for _, chunk in flight:
+            per_chunk[chunk] = per_chunk.get(chunk, 0) + 1
+        assert all(count <= 3 for count in per_chunk.values())
+
+    for op in ops:
+        now += 1.0
+        flight = p.in_flight()
+        if op <= 1 or not flight:
+            check(p.next_requests(now))
+        elif op == 2:
+            peer, chunk = flight[rng.randrange(len(flight))]
+            cancels = p.on_received(peer, chunk, 100, now)
+            held.add(chunk)
+            assert all(c == chunk and q != peer for q, c in cancels)
+        elif op == 3:
+            peer, chunk = flight[rng.randrange(len(flight))]
+            p.on_failed(peer, chunk)
+            failed.add((peer, chunk))
+        elif op == 4:
+            p.expired(now + 5.0)
+        else:
+            peer, _ = flight[rng.randrange(len(flight))]
+            p.ban(peer)
+            banned.add(peer)
+        assert not any(q in banned for q, _ in p.in_flight())
+    check(p.next_requests(now + 1.0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_download_completes_when_every_chunk_is_somewhere(
+    scenario: tuple[int, dict[str, tuple[set[int], int]], set[int], int], rng: random.Random
+) -> None:
+    n, peers, held, window = scenario
+    peers["seed"] = (set(range(n)), 1)
+    p = PiecePicker(n, held=held, config=PickerConfig(window=window), rng=rng)
+    for peer, (chunks, slots) in peers.items():
+        p.set_peer(peer, bm(sorted(chunks), n), slots=slots)
+    p.seek(0)
+    now = 0.0
+    for _ in range(4 * n + 10):
+        if p.complete:
+            break
+        now += 1.0
+        p.next_requests(now)
+        flight = p.in_flight()
+        assert flight, "stalled with chunks missing"
+        peer, chunk = flight[rng.randrange(len(flight))]
+        p.on_received(peer, chunk, 100, now)
+    assert p.complete
