@@ -1,0 +1,82 @@
+"""Shared fixtures: a real redis-server for the Redis backend, and a storage per backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from ppsp.tracker.storage import MemoryStorage, RedisStorage, Storage
+
+REDIS_SERVER = shutil.which("redis-server") or (
+    "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a throw-away redis-server on 127.0.0.1 (no persistence), for the whole session."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server binary not found (install the redis-server package)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Start-up wait: poll until the server accepts connections (not a protocol timer).
+        limit = time.monotonic() + 10.0
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > limit:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+    """A fresh, empty storage of each backend (Redis: a unique key prefix per test)."""
+    backend: Storage
+    if request.param == "memory":
+        backend = MemoryStorage(seed=1)
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisStorage(url, prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        yield backend
+    finally:
+        await backend.close()
