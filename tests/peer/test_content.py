@@ -60,6 +60,7 @@ def test_describe_file_last_chunk_short(tmp_path: Path) -> None:
     assert desc.chunk_count == 3
     assert desc.chunk_hashes == tuple(chunk_hash(c) for c in split(data, 1000))
     assert desc.merkle_root == MerkleTree.from_chunks(split(data, 1000)).root
+    assert desc.representations[0].merkle_tree().root == desc.merkle_root
     assert [desc.chunk_range(i) for i in range(3)] == [(0, 1000), (1000, 1000), (2000, 500)]
     assert desc.representations[0].id == "main"
     assert desc.representation("main") is desc.representations[0]

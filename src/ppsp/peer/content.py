@@ -41,7 +41,7 @@ import orjson
 
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.errors import ChunkUnavailable, IntegrityError, InvalidDescription
-from ppsp.peer.merkle import HASH_SIZE, chunk_hash, merkle_root
+from ppsp.peer.merkle import HASH_SIZE, MerkleTree, chunk_hash, merkle_root
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -138,6 +138,10 @@ class Representation:
     def chunk_count(self) -> int:
         """Number of chunks."""
         return len(self.chunk_hashes)
+
+    def merkle_tree(self) -> MerkleTree:
+        """The full Merkle tree, for serving uncle and peak hashes (built anew on each call)."""
+        return MerkleTree(self.chunk_hashes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
