@@ -38,7 +38,9 @@ class _Peer:
 
     def __init__(self, record: PeerRecord) -> None:
         self.record = record
-        self.swarms: dict[str, PeerMode] = {}
+        # Swarm IDs only (a small tuple costs far less than a dict); the mode is kept once, in
+        # the swarm's member table.
+        self.swarms: tuple[str, ...] = ()
         self.stats: dict[str, StreamStatistics] | None = None
 
 
@@ -115,7 +117,9 @@ class MemoryStorage(Storage):
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
         """The swarms the peer has joined, with its mode in each."""
         peer = self._peers.get(peer_id)
-        return dict(peer.swarms) if peer is not None else {}
+        if peer is None:
+            return {}
+        return {s: self._shard(s)[s].members[peer_id] for s in peer.swarms}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
@@ -128,14 +132,15 @@ class MemoryStorage(Storage):
             swarm = shard[swarm_id] = _Swarm()
         if peer_id not in swarm.members:
             self._memberships += 1
+            peer.swarms = (*peer.swarms, swarm_id)
         swarm.members[peer_id] = mode
-        peer.swarms[swarm_id] = mode
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
         peer = self._peers.get(peer_id)
-        if peer is None or peer.swarms.pop(swarm_id, None) is None:
+        if peer is None or swarm_id not in peer.swarms:
             return False
+        peer.swarms = tuple(s for s in peer.swarms if s != swarm_id)
         if peer.stats is not None:
             peer.stats.pop(swarm_id, None)
         return self._drop_member(swarm_id, peer_id)
