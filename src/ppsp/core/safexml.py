@@ -50,7 +50,8 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
     except (ValueError, TypeError) as exc:
         raise XMLRejected(f"malformed XML: {exc}") from exc
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    # lxml-stubs lack DocInfo.doctype; read it dynamically.
+    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
         raise XMLRejected("document type declarations are not allowed")
     _check_depth(root)
     return root
