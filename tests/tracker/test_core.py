@@ -176,11 +176,11 @@ async def test_seed_session_figure_2(tracker: Tracker) -> None:
 
     r = await peer.join(t + 1, ("swarm_a", SEED))
     assert r.peers == ()
-    assert [(x.swarm_id, x.ok) for x in r.results] == [("swarm_a", True)]
+    assert r.results == ()  # no per-swarm transaction IDs in the request
 
     r = await peer.report(t + 2, stats=(StreamStatistics(swarm_id="swarm_a", uploaded_bytes=5),))
     assert r.peers == () and r.requester is None
-    assert [x.swarm_id for x in r.results] == ["swarm_a"]
+    assert r.results == ()
 
     r = await peer.join(t + 3, ("swarm_b", LEECH))
     assert sorted(ids(r)) == ["other0", "other1"]
@@ -203,7 +203,7 @@ async def test_seed_session_figure_2(tracker: Tracker) -> None:
     assert stats == TrackerStats(peers=3, swarms=2, memberships=4, state=TrackerState.STARTED)
 
     r = await peer.disconnect(t + 6, DisconnectScope.SWARMS, "swarm_b")
-    assert [x.swarm_id for x in r.results] == ["swarm_b"]
+    assert r.results == ()
     assert await tracker.storage.get_content_map("swarm_b", "peer") is None
     assert "peer" not in ids(await others[1].find(t + 6, "swarm_b"))
 
@@ -548,3 +548,32 @@ def test_random_sequences_keep_invariants(steps: list[tuple[AnyRequest, float]])
                 assert deadline is not None and deadline <= stored
 
     asyncio.run(run())
+
+
+async def test_results_follow_hierarchical_transaction_ids(tracker: Tracker) -> None:
+    peer = Client(tracker, "p")
+    await peer.connect(0.0)
+    request = JoinRequest(
+        version=V11,
+        transaction_id="12345.0",
+        peer_id="p",
+        swarms=(
+            SwarmAction(swarm_id="1111", peer_mode=SEED, transaction_id="12345.1"),
+            SwarmAction(swarm_id="2222", peer_mode=SEED, transaction_id="12345.2"),
+        ),
+    )
+    r = await tracker.handle(request, observed=observed("p"), now=1.0)
+    assert r.transaction_id == "12345.0"
+    assert [(x.transaction_id, x.swarm_id, x.status) for x in r.results] == [
+        ("12345.1", "1111", 200),
+        ("12345.2", "2222", 200),
+    ]
+    leave = DisconnectRequest(
+        version=V11,
+        transaction_id="7.0",
+        peer_id="p",
+        scope=DisconnectScope.SWARMS,
+        swarms=(SwarmAction(swarm_id="2222", transaction_id="7.1"),),
+    )
+    r = await tracker.handle(leave, observed=observed("p"), now=2.0)
+    assert [(x.transaction_id, x.swarm_id) for x in r.results] == [("7.1", "2222")]

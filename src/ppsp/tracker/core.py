@@ -382,23 +382,18 @@ class Tracker:
             request.content_group,
             require_scope=bool(request.content_group),
         )
-        return self._response(ctx, results=(ActionResult(swarm_id=request.swarm_id),), peers=peers)
+        return self._response(ctx, peers=peers)
 
     async def _do_report(self, ctx: _Context) -> TrackerResponse:
         request = ctx.request
         if not isinstance(request, StatReportRequest):
             raise TypeError(f"{type(request).__name__} is not STAT_REPORT")
         await self._save(ctx)
-        swarms: dict[str, None] = {}
         for stats in request.stream_stats:
             await self.storage.put_stats(request.peer_id, stats)
-            if stats.swarm_id is not None:
-                swarms[stats.swarm_id] = None
         for content_map in request.content_maps:
             await self.storage.put_content_map(request.peer_id, content_map)
-            swarms[content_map.swarm_id] = None
-        results = tuple(ActionResult(swarm_id=s) for s in swarms)
-        return self._response(ctx, results=results, with_requester=False)
+        return self._response(ctx, with_requester=False)
 
     async def _do_deregister(self, ctx: _Context) -> TrackerResponse:
         await self.storage.delete_peer(ctx.request.peer_id)
@@ -427,6 +422,13 @@ def _mode(action: SwarmAction) -> PeerMode:
 
 
 def _results(actions: tuple[SwarmAction, ...]) -> tuple[ActionResult, ...]:
+    """One result per swarm action that has its own transaction ID (hierarchical IDs).
+
+    Actions without one get no result: the answer's TransactionID covers them, and the JSON
+    codec derives each ``swarm_result`` from the peers listed for the swarm.
+    """
     return tuple(
-        ActionResult(transaction_id=a.transaction_id, swarm_id=a.swarm_id) for a in actions
+        ActionResult(transaction_id=a.transaction_id, swarm_id=a.swarm_id)
+        for a in actions
+        if a.transaction_id is not None
     )
