@@ -240,18 +240,40 @@ class TrackerClient:
 
         ``content_group`` is the 1.1 joining point; it is dropped in 1.0 form.  A 1.1 client that
         has not registered yet registers first.
+
+        In 1.0 form a peer names its swarms when it connects: a CONNECT with JOIN actions is
+        accepted only from a peer the tracker does not track yet.  Joining one more swarm is
+        therefore a CONNECT that leaves every joined swarm followed by a CONNECT that joins them
+        all again together with the new one.
         """
         if self._version is ProtocolVersion.V1_1 and not self._registered:
             await self.register()
-        actions = [(swarm_id, mode)]
+        if self._version is ProtocolVersion.V1_1:
+            try:
+                response = await self._exchange(
+                    self._join_request(
+                        ProtocolVersion.V1_1, [(swarm_id, mode)], peer_num, tuple(content_group)
+                    )
+                )
+            except UnsupportedVersion:
+                self._fall_back()
+            else:
+                self._joined[swarm_id] = mode
+                return self._peers(response, swarm_id)
 
-        def build(version: ProtocolVersion) -> AnyRequest:
-            return self._join_request(version, actions, peer_num, tuple(content_group))
-
-        response = await self._call(build)
+        wanted = dict(self._joined)
+        wanted[swarm_id] = mode
+        if self._registered and self._joined:
+            leave = self._leave_request_10(list(self._joined))
+            if leave is not None:
+                await self._exchange(leave)
+            self._registered = False
+        response = await self._exchange(
+            self._join_request(ProtocolVersion.V1_0, list(wanted.items()), peer_num, ())
+        )
         self._registered = True
-        self._joined[swarm_id] = mode
-        return self._peers(response)
+        self._joined = wanted
+        return self._peers(response, swarm_id)
 
     async def find(
         self,
@@ -309,24 +331,7 @@ class TrackerClient:
 
         def build(version: ProtocolVersion) -> AnyRequest | None:
             if version is ProtocolVersion.V1_0:
-                if not leaving:
-                    return None
-                tids = self._action_tids(len(leaving))
-                return ConnectRequest(
-                    version=version,
-                    transaction_id=tids[0],
-                    peer_id=self.peer_id,
-                    peer_addresses=self._addresses,
-                    swarm_actions=tuple(
-                        SwarmAction(
-                            swarm_id=swarm,
-                            action=SwarmActionType.LEAVE,
-                            peer_mode=self._joined.get(swarm, PeerMode.LEECH),
-                            transaction_id=tid,
-                        )
-                        for swarm, tid in zip(leaving, tids[1:], strict=True)
-                    ),
-                )
+                return self._leave_request_10(leaving)
             if swarm_ids is None:
                 return DisconnectRequest(
                     version=version,
@@ -365,6 +370,8 @@ class TrackerClient:
         self._registered = False
         if self._version is ProtocolVersion.V1_1:
             await self.register()
+            if self.version is ProtocolVersion.V1_0 and self._registered:
+                return []  # the fallback has re-joined every swarm already
         if not self._joined:
             return []
         actions = list(self._joined.items())
@@ -503,10 +510,46 @@ class TrackerClient:
             content_group=content_group,
         )
 
-    def _peers(self, response: TrackerResponse | None) -> list[PeerInfo]:
+    def _leave_request_10(self, swarms: Sequence[str]) -> ConnectRequest | None:
+        """A 1.0 CONNECT leaving ``swarms`` (None when there is nothing the tracker knows)."""
+        if not swarms or not self._registered:
+            return None
+        tids = self._action_tids(len(swarms))
+        hierarchical = len(swarms) > 1
+        return ConnectRequest(
+            version=ProtocolVersion.V1_0,
+            transaction_id=tids[0],
+            peer_id=self.peer_id,
+            peer_addresses=self._addresses,
+            swarm_actions=tuple(
+                SwarmAction(
+                    swarm_id=swarm,
+                    action=SwarmActionType.LEAVE,
+                    peer_mode=self._joined.get(swarm, PeerMode.LEECH),
+                    transaction_id=tid if hierarchical else None,
+                )
+                for swarm, tid in zip(swarms, tids[1:], strict=True)
+            ),
+        )
+
+    def _peers(
+        self, response: TrackerResponse | None, swarm_id: str | None = None
+    ) -> list[PeerInfo]:
+        """The peer list of ``response`` without this peer (and only ``swarm_id``'s, if given)."""
         if response is None:
             return []
-        return [peer for peer in response.peers if peer.peer_id != self.peer_id]
+        return [
+            peer
+            for peer in response.peers
+            if peer.peer_id != self.peer_id
+            and (swarm_id is None or peer.swarm_id in (None, swarm_id))
+        ]
+
+    def _fall_back(self) -> None:
+        """Switch to PPSP-TP/1.0 for good; the 1.0 tracker knows nothing of us yet."""
+        log.info("tracker %s refused PPSP-TP/1.1; falling back to 1.0", self.url)
+        self._version = ProtocolVersion.V1_0
+        self._registered = False
 
     async def _call(
         self, build: Callable[[ProtocolVersion], AnyRequest | None]
@@ -520,13 +563,13 @@ class TrackerClient:
         except UnsupportedVersion:
             if self._version is ProtocolVersion.V1_0:
                 raise
-        log.info("tracker %s refused PPSP-TP/1.1; falling back to 1.0", self.url)
-        self._version = ProtocolVersion.V1_0
+        self._fall_back()
         if self._joined:
             # Whatever we joined in 1.1 the tracker does not know: join it again in 1.0 form.
             await self._exchange(
                 self._join_request(ProtocolVersion.V1_0, list(self._joined.items()), None, ())
             )
+            self._registered = True
         request = build(self._version)
         if request is None:
             return None
