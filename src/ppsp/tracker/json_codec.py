@@ -233,7 +233,6 @@ _STAT_FIELDS: Final = (
 _PEER_NUM_SELECTORS: Final = ("ability_nat", "concurrent_links", "online_time", "upload_bandwidth")
 
 _DIGITS: Final = re.compile(r"[0-9]{1,19}")
-_SIGNED_DIGITS: Final = re.compile(r"-?[0-9]{1,19}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON string, written so that the regex engine never backtracks into it.
 _JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -882,11 +881,9 @@ def decode_response(
 
 
 def _canonical_int(text: str) -> int | None:
-    """``text`` as an integer when writing it as a JSON number loses nothing, else None."""
-    if _SIGNED_DIGITS.fullmatch(text) and str(int(text)) == text:
-        value = int(text)
-        if _MIN_INT <= value <= _MAX_UINT:
-            return value
+    """``text`` as a JSON number when that loses nothing (canonical, non-negative), else None."""
+    if _DIGITS.fullmatch(text) and str(int(text)) == text and int(text) <= _MAX_UINT:
+        return int(text)
     return None
 
 
