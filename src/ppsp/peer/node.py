@@ -1,0 +1,784 @@
+"""The peer: one HTTP endpoint that serves the peer protocol and chunks, and its swarm sessions.
+
+This is the I/O layer of a peer.  The decisions are taken by sans-I/O parts: the peer protocol
+handler (:mod:`ppsp.peer.protocol`), the piece picker (:mod:`ppsp.peer.picker`) and the content
+integrity checks (:mod:`ppsp.peer.content`).  This module moves bytes between them, the tracker
+(through :class:`~ppsp.tracker.client.TrackerClient`) and other peers over HTTP:
+
+- ``POST /``: the peer protocol (PPSP-PP/0.1 XML, PROFILE.md);
+- ``GET /swarm/{swarm}/description``: the content description, self-certified by the swarm ID;
+- ``GET /swarm/{swarm}/chunk/{representation}/{index}``: one chunk's bytes (404 when not held),
+  the URL template that TRANSPORT_NEGOTIATION hands out for the mandatory HTTP transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.errors import ContentError, IntegrityError, PPSPError, TrackerProtocolError
+from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
+from ppsp.peer.content import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkStore,
+    ContentDescription,
+    describe_file,
+    verify_description,
+)
+from ppsp.peer.messages import (
+    HTTP,
+    ChunkAvailabilityResponse,
+    ErrorResponse,
+    PeerRequest,
+    PeerResponse,
+    Property,
+    PropertyQueryResponse,
+    RepresentationMap,
+    TransportNegotiationResponse,
+    TransportOffer,
+    bitmaps_from_chunk_map,
+    chunk_map_from_bitmaps,
+    format_property_value,
+)
+from ppsp.peer.picker import PickerConfig, PiecePicker
+from ppsp.peer.protocol import KnownPeer, PeerProtocolClient, PeerProtocolHandler
+from ppsp.tracker.client import TrackerClient
+from ppsp.tracker.messages import (
+    AddressFamily,
+    ContentMap,
+    Encoding,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    ProtocolVersion,
+    StreamStatistics,
+)
+
+log = logging.getLogger(__name__)
+
+PEER_PROTOCOL = "PPSP-PP/0.1"
+"""The peer protocol this peer speaks, as advertised to the tracker (``peerProtocol``)."""
+
+MAX_DESCRIPTION_BYTES = 64 << 20
+"""Largest content description accepted from another peer."""
+
+MAX_PEER_MESSAGE_BYTES = 1 << 20
+"""Largest peer protocol request body accepted."""
+
+
+class DownloadFailed(PPSPError):
+    """A download cannot finish: no peers, tracker unreachable, or no progress in time."""
+
+
+@dataclass(slots=True)
+class RemotePeer:
+    """What this peer knows of another peer of a swarm."""
+
+    peer_id: str
+    info: PeerInfo
+    base_url: str
+    offer: TransportOffer | None = None
+    bitmap: ChunkBitmap | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    failures: int = 0
+    banned: bool = False
+    connecting: bool = False
+    last_map_at: float = 0.0
+
+
+@dataclass(slots=True)
+class SwarmSession:
+    """One swarm this peer takes part in: its content, its store and the peers it knows."""
+
+    swarm_id: str
+    description: ContentDescription | None
+    store: ChunkStore | None
+    mode: PeerMode
+    remotes: dict[str, RemotePeer] = field(default_factory=dict)
+    uploaded_bytes: int = 0
+    downloaded_bytes: int = 0
+    served_chunks: int = 0
+    chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    map_changed: bool = False
+    corrupt_served: bool = False
+
+    @property
+    def representation_id(self) -> str:
+        """The representation this session stores."""
+        assert self.description is not None
+        return self.description.representation().id
+
+    def bitmap(self) -> ChunkBitmap:
+        """The chunks held (empty when the description is not known yet)."""
+        if self.store is None:
+            return ChunkBitmap(0)
+        return self.store.bitmap
+
+    def chunk_map(self) -> tuple[RepresentationMap, ...]:
+        """The wire form of the chunks held."""
+        if self.description is None or self.store is None:
+            return ()
+        return chunk_map_from_bitmaps({self.representation_id: [self.store.bitmap]})
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk is held."""
+        return self.store is not None and self.store.complete
+
+    def bytes_by_peer(self) -> dict[str, int]:
+        """Bytes received from each remote peer."""
+        return {peer_id: r.bytes_received for peer_id, r in self.remotes.items()}
+
+
+class BodyTooLarge(ConnectionError):
+    """An HTTP body exceeded the bound set for it."""
+
+
+async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Read a whole HTTP body, refusing one longer than ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = await stream.read(65536)
+        if not part:
+            return b"".join(parts)
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"body exceeds {limit} bytes")
+        parts.append(part)
+
+
+def _address_url(address: PeerAddress) -> str:
+    host = f"[{address.ip}]" if address.family is AddressFamily.IPV6 else address.ip
+    return f"http://{host}:{address.port}"
+
+
+def _base_url(info: PeerInfo) -> str | None:
+    """The URL of a listed peer's endpoint: its first advertised HOST address, else any."""
+    if not info.addresses:
+        return None
+    for address in info.addresses:
+        if address.type is None or address.type.value != "REFLEXIVE":
+            return _address_url(address)
+    return _address_url(info.addresses[0])
+
+
+class PeerNode:
+    """A peer process: the HTTP endpoint, the tracker client and the swarm sessions.
+
+    It implements :class:`ppsp.peer.protocol.PeerState` for the protocol handler.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracker_url: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        encoding: Encoding = Encoding.XML,
+        tracker_version: ProtocolVersion = ProtocolVersion.V1_1,
+        peer_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        report_interval: float = 30.0,
+        picker_config: PickerConfig | None = None,
+    ) -> None:
+        self.tracker_url = tracker_url
+        self.host = host
+        self.port = port
+        self.encoding = encoding
+        self.tracker_version = tracker_version
+        self._peer_id = peer_id or secrets.token_hex(8)
+        self.clock = clock
+        self.report_interval = report_interval
+        self.picker_config = picker_config or PickerConfig(default_slots=4)
+        self.sessions: dict[str, SwarmSession] = {}
+        self.started_at = clock()
+        self.handler = PeerProtocolHandler(self)
+        self.protocol_client = PeerProtocolClient(self._peer_id)
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.tracker: TrackerClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.corrupt_uploads = False
+
+    # -- PeerState ---------------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> str:
+        """This peer's PeerID."""
+        return self._peer_id
+
+    def has_swarm(self, swarm_id: str) -> bool:
+        """Whether this peer takes part in the swarm."""
+        return swarm_id in self.sessions
+
+    def chunk_map(self, swarm_id: str) -> tuple[RepresentationMap, ...]:
+        """The chunks this peer holds in the swarm, in wire form."""
+        return self.sessions[swarm_id].chunk_map()
+
+    def known_peers(self, swarm_id: str) -> Sequence[KnownPeer]:
+        """Peers of the swarm this peer knows (not banned), those holding more first."""
+        session = self.sessions[swarm_id]
+        known: list[tuple[int, KnownPeer]] = []
+        for remote in session.remotes.values():
+            if remote.banned:
+                continue
+            held = len(remote.bitmap) if remote.bitmap is not None else 0
+            chunk_map = (
+                chunk_map_from_bitmaps({session.representation_id: [remote.bitmap]})
+                if remote.bitmap is not None and session.description is not None
+                else None
+            )
+            seed = remote.bitmap is not None and remote.bitmap.complete and remote.bitmap.size > 0
+            known.append((held, KnownPeer(info=remote.info, chunk_map=chunk_map, seed=seed)))
+        known.sort(key=lambda pair: -pair[0])
+        return [peer for _, peer in known]
+
+    def store_peer_map(
+        self,
+        swarm_id: str,
+        peer_id: str,
+        chunk_map: tuple[RepresentationMap, ...],
+        now: float,
+    ) -> None:
+        """Remember a pushed chunk map; an unknown sender makes us look it up at the tracker."""
+        session = self.sessions[swarm_id]
+        remote = session.remotes.get(peer_id)
+        if remote is None:
+            if peer_id != self.peer_id:
+                self._spawn(self._discover(session))
+            return
+        self._apply_map(session, remote, chunk_map, now)
+
+    def property_values(self, swarm_id: str, now: float) -> Mapping[str, str]:
+        """Properties this peer reports: upload rate, online time, chunk count, bytes moved."""
+        session = self.sessions[swarm_id]
+        online = max(0.0, now - self.started_at)
+        rate = session.uploaded_bytes / online if online > 0 else 0.0
+        return {
+            Property.UPLOAD_RATE: format_property_value(int(rate)),
+            Property.ONLINE_TIME: format_property_value(int(online)),
+            Property.CHUNK_COUNT: format_property_value(len(session.bitmap())),
+            Property.SUM_BYTES: format_property_value(
+                session.uploaded_bytes + session.downloaded_bytes
+            ),
+            Property.LINK_NUMBER: format_property_value(len(session.remotes)),
+        }
+
+    def transports(self, swarm_id: str) -> Sequence[TransportOffer]:
+        """The mandatory HTTP transport, as a URL template for this swarm's chunks."""
+        template = f"{self.base_url}/swarm/{swarm_id}/chunk/{{representation}}/{{chunk}}"
+        return (TransportOffer(type=HTTP, uri=template),)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Where this peer's endpoint listens."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start the HTTP endpoint and the tracker client."""
+        app = web.Application(client_max_size=MAX_PEER_MESSAGE_BYTES)
+        app.router.add_post("/", self._handle_protocol)
+        app.router.add_route("GET", "/", self._handle_protocol)
+        app.router.add_get("/swarm/{swarm}/description", self._handle_description)
+        app.router.add_get("/swarm/{swarm}/chunk/{representation}/{index}", self._handle_chunk)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert server is not None
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1])
+        connector = aiohttp.TCPConnector(limit=256, limit_per_host=16)
+        self._http = aiohttp.ClientSession(connector=connector)
+        family = AddressFamily.IPV6 if ":" in self.host else AddressFamily.IPV4
+        address = PeerAddress(
+            ip=self.host, port=self.port, family=family, peer_protocol=PEER_PROTOCOL
+        )
+        self.tracker = TrackerClient(
+            self.tracker_url,
+            self.peer_id,
+            encoding=self.encoding,
+            version=self.tracker_version,
+            addresses=(address,),
+            peer_protocol=PEER_PROTOCOL,
+            clock=self.clock,
+        )
+        self.tracker.start_reporting(self._stats, interval=self.report_interval)
+
+    async def stop(self, *, disconnect: bool = True) -> None:
+        """Leave the system at the tracker (DISCONNECT nil), then close everything."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.tracker is not None:
+            self.tracker.stop_reporting()
+            if disconnect:
+                with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self.tracker.disconnect(None), timeout=3.0)
+            await self.tracker.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for session in self.sessions.values():
+            if session.store is not None:
+                session.store.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- seeding -----------------------------------------------------------------------------
+
+    async def seed(self, path: str | Path, *, chunk_size: int | None = None) -> SwarmSession:
+        """Describe ``path``, open it as a complete store and JOIN its swarm as SEED."""
+        size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+        description = await asyncio.to_thread(describe_file, path, chunk_size=size)
+        store = await asyncio.to_thread(ChunkStore.open_seed, description, path)
+        session = SwarmSession(
+            swarm_id=description.swarm_id,
+            description=description,
+            store=store,
+            mode=PeerMode.SEED,
+        )
+        self.sessions[session.swarm_id] = session
+        assert self.tracker is not None
+        await self.tracker.join(session.swarm_id, PeerMode.SEED)
+        await self._report_now()
+        return session
+
+    # -- downloading -------------------------------------------------------------------------
+
+    async def download(
+        self,
+        swarm_id: str,
+        output: str | Path,
+        *,
+        no_progress_timeout: float = 30.0,
+        on_progress: Callable[[SwarmSession], None] | None = None,
+        stop_when_complete: bool = True,
+    ) -> SwarmSession:
+        """Fetch the swarm's content into ``output``, verifying every chunk.
+
+        Raises :class:`DownloadFailed` with a one-line reason when it cannot finish.
+        """
+        session = SwarmSession(swarm_id=swarm_id, description=None, store=None, mode=PeerMode.LEECH)
+        self.sessions[swarm_id] = session
+        assert self.tracker is not None
+        try:
+            listed = await self.tracker.join(swarm_id, PeerMode.LEECH)
+        except TrackerProtocolError as exc:
+            raise DownloadFailed(f"tracker refused JOIN: {exc.reason}") from exc
+        except PPSPError as exc:
+            raise DownloadFailed(f"tracker unreachable: {exc}") from exc
+        self._add_peers(session, listed)
+        downloader = _Downloader(self, session, output, no_progress_timeout, on_progress)
+        await downloader.run()
+        await self._report_now()
+        return session
+
+    async def _report_now(self) -> None:
+        if self.tracker is None:
+            return
+        stats, maps = self._stats()
+        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+            await self.tracker.report(stats, maps)
+
+    def _stats(self) -> tuple[Sequence[StreamStatistics], Sequence[ContentMap]]:
+        stats: list[StreamStatistics] = []
+        maps: list[ContentMap] = []
+        for session in self.sessions.values():
+            stats.append(
+                StreamStatistics(
+                    swarm_id=session.swarm_id,
+                    uploaded_bytes=session.uploaded_bytes,
+                    downloaded_bytes=session.downloaded_bytes,
+                    concurrent_links=len(session.remotes),
+                )
+            )
+            chunk_map = session.chunk_map()
+            if chunk_map:
+                maps.append(ContentMap(swarm_id=session.swarm_id, representations=chunk_map))
+        return stats, maps
+
+    # -- remote peers ------------------------------------------------------------------------
+
+    def _add_peers(self, session: SwarmSession, listed: Sequence[PeerInfo]) -> list[RemotePeer]:
+        added: list[RemotePeer] = []
+        for info in listed:
+            if info.peer_id is None or info.peer_id == self.peer_id:
+                continue
+            if info.peer_id in session.remotes:
+                continue
+            base = _base_url(info)
+            if base is None:
+                continue
+            remote = RemotePeer(peer_id=info.peer_id, info=info, base_url=base)
+            session.remotes[info.peer_id] = remote
+            added.append(remote)
+        return added
+
+    async def _discover(self, session: SwarmSession) -> None:
+        """Ask the tracker for the swarm's peers (after an unknown peer pushed to us)."""
+        if self.tracker is None:
+            return
+        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+            self._add_peers(session, await self.tracker.find(session.swarm_id))
+
+    def _apply_map(
+        self,
+        session: SwarmSession,
+        remote: RemotePeer,
+        chunk_map: Sequence[RepresentationMap],
+        now: float,
+    ) -> None:
+        remote.last_map_at = now
+        if session.description is None:
+            return
+        rep = session.description.representation()
+        bitmap = ChunkBitmap(rep.chunk_count)
+        for segment in bitmaps_from_chunk_map(chunk_map).get(rep.id, []):
+            for index in segment:
+                if 0 <= index < rep.chunk_count:
+                    bitmap.add(index)
+        remote.bitmap = bitmap
+        session.map_changed = True
+        session.chunk_arrived.set()
+
+    async def exchange(self, remote: RemotePeer, request: PeerRequest) -> PeerResponse:
+        """Send one peer protocol request to ``remote`` and return its answer."""
+        assert self._http is not None
+        body = self.protocol_client.send(request, self.clock())
+        try:
+            async with self._http.post(
+                remote.base_url + "/",
+                data=body,
+                headers={"Content-Type": PEER_CONTENT_TYPE},
+                timeout=aiohttp.ClientTimeout(total=5.0),
+            ) as answer:
+                data = await read_bounded(answer.content, MAX_PEER_MESSAGE_BYTES)
+                return self.protocol_client.receive(request, data, answer.status)
+        finally:
+            self.protocol_client.expire(float("inf"))
+
+    async def connect(self, session: SwarmSession, remote: RemotePeer) -> None:
+        """Negotiate the transport, pull the chunk map and query the properties of ``remote``."""
+        client = self.protocol_client
+        answer = await self.exchange(remote, client.transport_negotiation(session.swarm_id))
+        if not isinstance(answer, TransportNegotiationResponse):
+            raise ConnectionError(f"transport negotiation refused by {remote.peer_id}")
+        offer = answer.offer(HTTP)
+        if offer is None or offer.uri is None:
+            raise ConnectionError(f"{remote.peer_id} offers no HTTP transport")
+        remote.offer = offer
+        await self.pull_map(session, remote)
+        props = await self.exchange(remote, client.property_query(session.swarm_id))
+        if isinstance(props, PropertyQueryResponse):
+            remote.properties = props.as_dict()
+
+    async def pull_map(self, session: SwarmSession, remote: RemotePeer) -> None:
+        """CHUNK_AVAILABILITY PULL from ``remote``."""
+        answer = await self.exchange(remote, self.protocol_client.pull_chunk_map(session.swarm_id))
+        if isinstance(answer, ChunkAvailabilityResponse):
+            self._apply_map(session, remote, answer.chunk_map, self.clock())
+        elif isinstance(answer, ErrorResponse):
+            raise ConnectionError(f"{remote.peer_id} answered {answer.response}")
+
+    async def push_map(self, session: SwarmSession) -> None:
+        """CHUNK_AVAILABILITY PUSH of our map to every connected peer (the Hybrid flow)."""
+        chunk_map = session.chunk_map()
+        targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+
+        async def push(remote: RemotePeer) -> None:
+            request = self.protocol_client.push_chunk_map(session.swarm_id, chunk_map)
+            with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                await self.exchange(remote, request)
+
+        await asyncio.gather(*(push(remote) for remote in targets))
+
+    async def find_via_peers(self, session: SwarmSession) -> None:
+        """FIND at connected peers: more peers even when the tracker is slow or gone."""
+        targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+
+        async def ask(remote: RemotePeer) -> None:
+            request = self.protocol_client.find(session.swarm_id)
+            with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                answer = await self.exchange(remote, request)
+                peers = getattr(answer, "peers", ())
+                self._add_peers(session, peers)
+
+        await asyncio.gather(*(ask(remote) for remote in targets[:4]))
+
+    async def fetch_description(self, session: SwarmSession) -> ContentDescription:
+        """Fetch the content description from a peer and check it against the swarm ID."""
+        assert self._http is not None
+        for remote in list(session.remotes.values()):
+            if remote.banned:
+                continue
+            url = f"{remote.base_url}/swarm/{session.swarm_id}/description"
+            try:
+                async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as answer:
+                    if answer.status != 200:
+                        continue
+                    data = await read_bounded(answer.content, MAX_DESCRIPTION_BYTES)
+                return verify_description(data, session.swarm_id)
+            except ContentError:
+                log.warning("peer %s sent a description that fails the swarm ID", remote.peer_id)
+                remote.banned = True
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                remote.failures += 1
+        raise ConnectionError("no peer could provide the content description")
+
+    async def fetch_chunk(self, session: SwarmSession, remote: RemotePeer, index: int) -> bytes:
+        """GET one chunk from ``remote`` over the negotiated HTTP transport."""
+        assert self._http is not None and remote.offer is not None
+        url = remote.offer.chunk_url(index, session.representation_id)
+        async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as answer:
+            if answer.status != 200:
+                raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
+            limit = session.description.chunk_size if session.description else 0
+            return await read_bounded(answer.content, limit)
+
+    # -- HTTP handlers -----------------------------------------------------------------------
+
+    async def _handle_protocol(self, request: web.Request) -> web.Response:
+        try:
+            body = await read_bounded(request.content, MAX_PEER_MESSAGE_BYTES)
+        except BodyTooLarge:
+            body = b" " * (MAX_PEER_MESSAGE_BYTES + 1)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            body = b""
+        status, answer = self.handler.handle_bytes(body, self.clock())
+        return web.Response(status=status, body=answer, content_type=PEER_CONTENT_TYPE)
+
+    async def _handle_description(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["swarm"])
+        if session is None or session.description is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=session.description.to_bytes(), content_type="application/json")
+
+    async def _handle_chunk(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["swarm"])
+        try:
+            index = int(request.match_info["index"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        if (
+            session is None
+            or session.store is None
+            or session.description is None
+            or request.match_info["representation"] != session.representation_id
+            or not session.store.have(index)
+        ):
+            raise web.HTTPNotFound()
+        data = session.store.read(index)
+        if self.corrupt_uploads:
+            data = bytes(b ^ 0x5A for b in data)
+        session.uploaded_bytes += len(data)
+        session.served_chunks += 1
+        return web.Response(body=data, content_type="application/octet-stream")
+
+
+class _Downloader:
+    """The download loop of one swarm session: connect, pick, fetch, verify, store, announce."""
+
+    def __init__(
+        self,
+        node: PeerNode,
+        session: SwarmSession,
+        output: str | Path,
+        no_progress_timeout: float,
+        on_progress: Callable[[SwarmSession], None] | None,
+    ) -> None:
+        self.node = node
+        self.session = session
+        self.output = output
+        self.no_progress_timeout = no_progress_timeout
+        self.on_progress = on_progress
+        self.picker: PiecePicker | None = None
+        self.fetches: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self.last_progress = node.clock()
+        self.last_find = 0.0
+        self.last_push = 0.0
+        self.last_pull = 0.0
+
+    async def run(self) -> None:
+        node, session = self.node, self.session
+        await self._ensure_description()
+        assert session.description is not None
+        rep = session.description.representation()
+        session.store = await asyncio.to_thread(_open_or_create, session.description, self.output)
+        self.picker = PiecePicker(
+            rep.chunk_count, held=list(session.store.bitmap), config=node.picker_config
+        )
+        try:
+            while not session.complete:
+                now = node.clock()
+                self._connect_new()
+                self._sync_peers()
+                for peer, index in self.picker.expired(now):
+                    self._cancel(peer, index)
+                for peer, index in self.picker.next_requests(now):
+                    self._start_fetch(peer, index)
+                await self._housekeeping(now)
+                if now - self.last_progress > self.no_progress_timeout:
+                    raise DownloadFailed(
+                        f"no progress for {self.no_progress_timeout:.0f} s "
+                        f"({len(session.bitmap())}/{rep.chunk_count} chunks, "
+                        f"{len(session.remotes)} peers known)"
+                    )
+                session.chunk_arrived.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(session.chunk_arrived.wait(), timeout=0.2)
+        finally:
+            for task in self.fetches.values():
+                task.cancel()
+        await node.push_map(session)
+        if self.on_progress is not None:
+            self.on_progress(session)
+
+    async def _ensure_description(self) -> None:
+        node, session = self.node, self.session
+        deadline = node.clock() + self.no_progress_timeout
+        while session.description is None:
+            if session.remotes:
+                try:
+                    session.description = await node.fetch_description(session)
+                    break
+                except ConnectionError:
+                    pass
+            if node.clock() > deadline:
+                if not session.remotes:
+                    raise DownloadFailed("no peers in the swarm")
+                raise DownloadFailed("no peer could provide a valid content description")
+            await asyncio.sleep(0.5)
+            await node._discover(session)
+
+    def _connect_new(self) -> None:
+        for remote in self.session.remotes.values():
+            if remote.offer is None and not remote.connecting and not remote.banned:
+                if remote.failures >= 3:
+                    continue
+                remote.connecting = True
+                self.node._spawn(self._connect(remote))
+
+    async def _connect(self, remote: RemotePeer) -> None:
+        try:
+            await self.node.connect(self.session, remote)
+        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+            remote.failures += 1
+        finally:
+            remote.connecting = False
+            self.session.chunk_arrived.set()
+
+    def _sync_peers(self) -> None:
+        assert self.picker is not None
+        picker = self.picker
+        for peer_id, remote in self.session.remotes.items():
+            if remote.banned:
+                if peer_id in picker.peers and not picker.is_banned(peer_id):
+                    for index in picker.ban(peer_id):
+                        self._cancel(peer_id, index)
+                continue
+            if remote.offer is not None and remote.bitmap is not None and self.session.map_changed:
+                picker.set_peer(peer_id, remote.bitmap)
+        self.session.map_changed = False
+
+    def _start_fetch(self, peer_id: str, index: int) -> None:
+        remote = self.session.remotes.get(peer_id)
+        if remote is None:
+            return
+        self.fetches[(peer_id, index)] = asyncio.ensure_future(self._fetch(remote, index))
+
+    def _cancel(self, peer_id: str, index: int) -> None:
+        task = self.fetches.pop((peer_id, index), None)
+        if task is not None:
+            task.cancel()
+
+    async def _fetch(self, remote: RemotePeer, index: int) -> None:
+        node, session, picker = self.node, self.session, self.picker
+        assert picker is not None and session.store is not None
+        try:
+            data = await node.fetch_chunk(session, remote, index)
+            if session.store.have(index):
+                return
+            session.store.write(index, data)
+        except IntegrityError:
+            log.warning("peer %s sent a corrupt chunk %d: dropping it", remote.peer_id, index)
+            remote.banned = True
+            picker.on_failed(remote.peer_id, index)
+            return
+        except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError):
+            remote.failures += 1
+            picker.on_failed(remote.peer_id, index)
+            if remote.failures >= 3:
+                remote.banned = True
+            return
+        finally:
+            self.fetches.pop((remote.peer_id, index), None)
+            session.chunk_arrived.set()
+        now = node.clock()
+        remote.bytes_received += len(data)
+        session.downloaded_bytes += len(data)
+        for peer, duplicate in picker.on_received(remote.peer_id, index, len(data), now):
+            self._cancel(peer, duplicate)
+        session.map_changed = True
+        self.last_progress = now
+        if self.on_progress is not None:
+            self.on_progress(session)
+
+    async def _housekeeping(self, now: float) -> None:
+        node, session = self.node, self.session
+        if now - self.last_push >= 0.5 and any(r.offer for r in session.remotes.values()):
+            self.last_push = now
+            node._spawn(node.push_map(session))
+        if now - self.last_pull >= 2.0:
+            self.last_pull = now
+            for remote in session.remotes.values():
+                if remote.offer is not None and not remote.banned and now - remote.last_map_at > 2:
+                    node._spawn(self._pull(remote))
+        usable = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+        if (len(usable) < 4 or now - self.last_progress > 2.0) and now - self.last_find >= 3.0:
+            self.last_find = now
+            node._spawn(node._discover(session))
+            node._spawn(node.find_via_peers(session))
+
+    async def _pull(self, remote: RemotePeer) -> None:
+        try:
+            await self.node.pull_map(self.session, remote)
+        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+            remote.failures += 1
+            if remote.failures >= 3:
+                remote.banned = True
+
+
+def _open_or_create(description: ContentDescription, output: str | Path) -> ChunkStore:
+    path = Path(output)
+    if path.exists() and path.is_file():
+        try:
+            return ChunkStore.open(description, path)
+        except ContentError:
+            pass
+    return ChunkStore.create(description, path)
