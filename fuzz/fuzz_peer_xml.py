@@ -1,0 +1,205 @@
+"""Fuzz harness for the peer protocol XML codec and request handler (h11 ``fuzz/`` style).
+
+Properties checked on every input:
+
+* the decoders raise nothing but :class:`~ppsp.errors.PeerProtocolError`;
+* whatever decodes re-encodes, and decodes back to the same message;
+* the request handler's byte interface never raises and always answers a decodable body.
+
+Run with atheris when it is installed (``python fuzz/fuzz_peer_xml.py [libFuzzer flags]``);
+otherwise a bounded random-mutation loop over valid seed documents runs
+(``python fuzz/fuzz_peer_xml.py [iterations] [seed]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import sys
+
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.errors import PeerProtocolError
+from ppsp.peer.codec import (
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    response_status,
+)
+from ppsp.peer.messages import (
+    ChunkAvailabilityRequest,
+    ChunkAvailabilityResponse,
+    ErrorResponse,
+    FindRequest,
+    FindResponse,
+    OkResponse,
+    PeerMethod,
+    PeerRequest,
+    PeerResponse,
+    PropertyQueryRequest,
+    PropertyQueryResponse,
+    Stat,
+    TransportNegotiationRequest,
+    TransportNegotiationResponse,
+    TransportOffer,
+    chunk_map_from_bitmaps,
+)
+from ppsp.peer.protocol import MemoryPeerState, PeerProtocolHandler
+from ppsp.tracker.messages import PeerAddress, PeerInfo, PeerNum, RepresentationScope
+
+_MAP = chunk_map_from_bitmaps({"tag0": [ChunkBitmap.from_indexes([0, 5, 17], 25)]})
+TID, PEER, SWARM = "12345", "656164657221", "1111"
+
+SEED_REQUESTS: tuple[PeerRequest, ...] = (
+    FindRequest(
+        transaction_id=TID,
+        peer_id=PEER,
+        swarm_id=SWARM,
+        chunk_ids=(0,),
+        peer_num=PeerNum(count=5, ability_nat="STUN"),
+    ),
+    FindRequest(
+        transaction_id=TID,
+        peer_id=PEER,
+        swarm_id=SWARM,
+        method=PeerMethod.FIND_CHUNK,
+        chunk_ids=(3,),
+        content_group=(RepresentationScope(representation_id="tag0", start_index=1, end_index=9),),
+    ),
+    ChunkAvailabilityRequest(transaction_id=TID, peer_id=PEER, swarm_id=SWARM),
+    ChunkAvailabilityRequest(transaction_id=TID, peer_id=PEER, swarm_id=SWARM, chunk_map=_MAP),
+    PropertyQueryRequest(
+        transaction_id=TID, peer_id=PEER, swarm_id=SWARM, properties=("UploadRate", "NAT")
+    ),
+    TransportNegotiationRequest(
+        transaction_id=TID, peer_id=PEER, swarm_id=SWARM, transports=("RTP", "HTTP")
+    ),
+)
+
+SEED_RESPONSES: tuple[PeerResponse, ...] = (
+    FindResponse(
+        transaction_id="12345",
+        swarm_id="1111",
+        peers=(
+            PeerInfo(
+                peer_id="956264622298",
+                addresses=(PeerAddress(ip="198.51.100.22", port=80, peer_protocol="PPSP-PP/0.1"),),
+            ),
+        ),
+    ),
+    ChunkAvailabilityResponse(transaction_id="12345", peer_id="9", chunk_map=_MAP),
+    PropertyQueryResponse(transaction_id="12345", stats=(Stat(property="NAT", value="true"),)),
+    TransportNegotiationResponse(
+        transaction_id="12345",
+        transports=(TransportOffer(type="HTTP", uri="http://198.51.100.7:7001/s/{chunk}"),),
+    ),
+    OkResponse(transaction_id="12345"),
+    ErrorResponse(transaction_id="12345", status=404, response="OBJECT NOT FOUND"),
+)
+
+SEEDS: tuple[bytes, ...] = tuple(encode_request(m) for m in SEED_REQUESTS) + tuple(
+    encode_response(m) for m in SEED_RESPONSES
+)
+"""Valid documents of every message kind: the corpus the mutation loop starts from."""
+
+
+def _handler() -> PeerProtocolHandler:
+    state = MemoryPeerState("fuzz-peer")
+    state.add_swarm(
+        "1111", chunk_map=_MAP, transports=(TransportOffer(type="HTTP", uri="http://x/{chunk}"),)
+    )
+    state.add_peer("1111", SEED_RESPONSES[0].peers[0])  # type: ignore[union-attr]
+    return PeerProtocolHandler(state)
+
+
+_HANDLER = _handler()
+
+
+def test_one_input(data: bytes) -> None:
+    """Check the three properties on one input; any other exception is a finding."""
+    try:
+        request = decode_request(data)
+    except PeerProtocolError:
+        pass
+    else:
+        if decode_request(encode_request(request)) != request:
+            raise AssertionError(f"request does not round-trip: {request!r}")
+    try:
+        response = decode_response(data)
+    except PeerProtocolError:
+        pass
+    else:
+        again = decode_response(encode_response(response), response_status(response))
+        if again != response:
+            raise AssertionError(f"answer does not round-trip: {response!r}")
+    status, body = _HANDLER.handle_bytes(data, 0.0)
+    decode_response(body, status)
+
+
+_TOKENS = (
+    b"<",
+    b">",
+    b"</",
+    b"/>",
+    b"&",
+    b"&amp;",
+    b'"',
+    b"=",
+    b"\x00",
+    b"\xff",
+    b"-1",
+    b"99999999999999999999",
+    b"<X>",
+    b"<!DOCTYPE x>",
+    b"]]>",
+)
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """A few random byte-level and token-level edits of ``data``."""
+    buffer = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        position = rng.randint(0, len(buffer))
+        action = rng.randrange(5)
+        if action == 0 and position < len(buffer):
+            buffer[position] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            buffer[position:position] = rng.choice(_TOKENS)
+        elif action == 2:
+            del buffer[position : position + rng.randint(1, 32)]
+        elif action == 3:
+            start = rng.randint(0, len(buffer))
+            buffer[position:position] = buffer[start : start + rng.randint(1, 128)]
+        else:
+            other = rng.choice(SEEDS)
+            cut = rng.randint(0, len(other))
+            buffer[position:] = other[cut:]
+    return bytes(buffer)
+
+
+def run_random(iterations: int = 20_000, seed: int = 0) -> int:
+    """The fallback fuzzer: mutate the seed corpus ``iterations`` times; returns inputs run."""
+    rng = random.Random(seed)
+    for document in SEEDS:
+        test_one_input(document)
+    for _ in range(iterations):
+        test_one_input(mutate(rng.choice(SEEDS), rng))
+    return iterations + len(SEEDS)
+
+
+def main(argv: list[str]) -> None:
+    """Fuzz with atheris when available, else run the bounded random-mutation loop."""
+    try:
+        atheris = importlib.import_module("atheris")
+    except ImportError:
+        iterations = int(argv[1]) if len(argv) > 1 else 20_000
+        seed = int(argv[2]) if len(argv) > 2 else 0
+        count = run_random(iterations, seed)
+        print(f"atheris not installed; {count} mutated inputs passed")
+        return
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
