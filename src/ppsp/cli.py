@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -169,3 +170,172 @@ def demo(encodings: tuple[str, ...]) -> None:
 
     chosen = [Encoding(e.lower()) for e in encodings] or [Encoding.XML, Encoding.JSON]
     sys.exit(run_demo(chosen))
+
+
+def _peer_options(func: _F) -> _F:
+    """Options every peer command shares: tracker, listening address, tracker encoding."""
+    options = [
+        click.option("--tracker", "tracker_url", required=True, help="Tracker URL."),
+        click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on."),
+        click.option("--port", default=0, show_default=True, help="Port to serve on (0: any)."),
+        click.option(
+            "--tracker-encoding",
+            type=click.Choice(["xml", "json"], case_sensitive=False),
+            default="xml",
+            show_default=True,
+            help="Encoding of the tracker protocol.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run(coro: Any) -> int:
+    """Run a command coroutine on uvloop when available."""
+    import asyncio
+
+    try:
+        import uvloop
+
+        return int(uvloop.run(coro))
+    except ImportError:
+        return int(asyncio.run(coro))
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_peer_options
+@click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (default 256 KiB).")
+@click.option("--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests).")
+@log_level_option
+def seed(
+    path: Any,
+    tracker_url: str,
+    host: str,
+    port: int,
+    tracker_encoding: str,
+    chunk_size: int | None,
+    corrupt_uploads: bool,
+) -> None:
+    """Seed a file: print its swarm ID, then serve it until interrupted."""
+    from ppsp.peer.commands import seed_main
+    from ppsp.tracker.messages import Encoding
+
+    sys.exit(
+        _run(
+            seed_main(
+                path,
+                tracker_url=tracker_url,
+                host=host,
+                port=port,
+                encoding=Encoding(tracker_encoding.lower()),
+                chunk_size=chunk_size,
+                corrupt_uploads=corrupt_uploads,
+            )
+        )
+    )
+
+
+@main.command()
+@click.argument("swarm_id")
+@_peer_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    help="Give up after this many seconds without progress.",
+)
+@click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
+@log_level_option
+def get(
+    swarm_id: str,
+    tracker_url: str,
+    host: str,
+    port: int,
+    tracker_encoding: str,
+    output: str,
+    timeout: float,
+    seed_after: bool,
+) -> None:
+    """Download a swarm's content, verified chunk by chunk."""
+    from pathlib import Path
+
+    from ppsp.peer.commands import get_main
+    from ppsp.tracker.messages import Encoding
+
+    sys.exit(
+        _run(
+            get_main(
+                swarm_id,
+                tracker_url=tracker_url,
+                output=Path(output),
+                host=host,
+                port=port,
+                timeout=timeout,
+                seed_after=seed_after,
+                encoding=Encoding(tracker_encoding.lower()),
+            )
+        )
+    )
+
+
+@main.command()
+@click.argument("swarm_id")
+@_peer_options
+@click.option(
+    "--player-port", default=8080, show_default=True, help="Local port for the player URL (0: any)."
+)
+@click.option(
+    "--player-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Local address for the player URL.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Keep the content in this file.",
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    help="Give up after this many seconds without progress.",
+)
+@log_level_option
+def watch(
+    swarm_id: str,
+    tracker_url: str,
+    host: str,
+    port: int,
+    tracker_encoding: str,
+    player_port: int,
+    player_host: str,
+    output: str | None,
+    timeout: float,
+) -> None:
+    """Stream a swarm's content to a local URL that mpv, VLC, ffplay or a browser can open."""
+    from pathlib import Path
+
+    from ppsp.peer.commands import watch_main
+    from ppsp.tracker.messages import Encoding
+
+    sys.exit(
+        _run(
+            watch_main(
+                swarm_id,
+                tracker_url=tracker_url,
+                player_host=player_host,
+                player_port=player_port,
+                output=Path(output) if output else None,
+                host=host,
+                port=port,
+                timeout=timeout,
+                encoding=Encoding(tracker_encoding.lower()),
+            )
+        )
+    )

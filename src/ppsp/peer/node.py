@@ -113,7 +113,29 @@ class SwarmSession:
     served_chunks: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
-    corrupt_served: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: dict[int, list[asyncio.Future[None]]] = field(default_factory=dict)
+    seek_hook: Callable[[int], None] | None = None
+    failure: str | None = None
+
+    async def wait_for_chunk(self, index: int) -> None:
+        """Return once chunk ``index`` is held (verified and stored)."""
+        if self.store is not None and self.store.have(index):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(index, []).append(future)
+        await future
+
+    def chunk_stored(self, index: int) -> None:
+        """Wake whoever waits for chunk ``index``."""
+        for future in self.waiters.pop(index, []):
+            if not future.done():
+                future.set_result(None)
+
+    def seek(self, index: int) -> None:
+        """Move the playback window to chunk ``index`` (no effect on a complete download)."""
+        if self.seek_hook is not None:
+            self.seek_hook(index)
 
     @property
     def representation_id(self) -> str:
@@ -395,7 +417,13 @@ class PeerNode:
             raise DownloadFailed(f"tracker unreachable: {exc}") from exc
         self._add_peers(session, listed)
         downloader = _Downloader(self, session, output, no_progress_timeout, on_progress)
-        await downloader.run()
+        try:
+            await downloader.run()
+        except DownloadFailed as exc:
+            session.failure = str(exc)
+            raise
+        finally:
+            session.ready.set()
         await self._report_now()
         return session
 
@@ -633,6 +661,8 @@ class _Downloader:
         self.picker = PiecePicker(
             rep.chunk_count, held=list(session.store.bitmap), config=node.picker_config
         )
+        session.seek_hook = self._seek
+        session.ready.set()
         try:
             while not session.complete:
                 now = node.clock()
@@ -658,6 +688,11 @@ class _Downloader:
         await node.push_map(session)
         if self.on_progress is not None:
             self.on_progress(session)
+
+    def _seek(self, index: int) -> None:
+        if self.picker is not None and not self.picker.complete:
+            self.picker.seek(index)
+            self.session.chunk_arrived.set()
 
     async def _ensure_description(self) -> None:
         node, session = self.node, self.session
@@ -745,6 +780,7 @@ class _Downloader:
         for peer, duplicate in picker.on_received(remote.peer_id, index, len(data), now):
             self._cancel(peer, duplicate)
         session.map_changed = True
+        session.chunk_stored(index)
         self.last_progress = now
         if self.on_progress is not None:
             self.on_progress(session)

@@ -1,0 +1,308 @@
+"""What the peer commands (``ppsp seed``, ``ppsp get``, ``ppsp watch``) do, as coroutines.
+
+The click definitions in :mod:`ppsp.cli` parse options and call these.  Each returns the
+process exit code; expected failures are one line on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from ppsp.errors import PPSPError
+from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
+from ppsp.peer.picker import PickerConfig
+from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
+from ppsp.tracker.messages import Encoding
+
+WATCH_WINDOW_CHUNKS = 8
+"""Chunks ahead of the play position fetched in playback order (the deadline window)."""
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, event.set)
+    return event
+
+
+def _fail(message: str) -> int:
+    print(f"ppsp: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+class ProgressReporter:
+    """Progress of a download: a rich bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, *, interval: float = 1.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.interactive = stream.isatty()
+        self._progress: Progress | None = None
+        self._task: object = None
+        self._last = 0.0
+
+    def __call__(self, session: SwarmSession) -> None:
+        """Called on every stored chunk."""
+        if session.description is None:
+            return
+        total = session.description.size
+        done = min(total, len(session.bitmap()) * session.description.chunk_size)
+        if session.complete:
+            done = total
+        if self.interactive:
+            if self._progress is None:
+                self._progress = Progress(
+                    "[progress.description]{task.description}",
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    transient=False,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task(session.swarm_id[:12], total=total)
+            self._progress.update(self._task, completed=done)  # type: ignore[arg-type]
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval or session.complete:
+            self._last = now
+            percent = 100.0 * done / total if total else 100.0
+            peers = sum(1 for r in session.remotes.values() if r.offer is not None)
+            print(
+                f"{session.swarm_id[:12]} {percent:5.1f}% {done}/{total} bytes, {peers} peers",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Stop the bar, if one is shown."""
+        if self._progress is not None:
+            self._progress.stop()
+
+
+async def seed_main(
+    path: Path,
+    *,
+    tracker_url: str,
+    host: str,
+    port: int,
+    encoding: Encoding,
+    chunk_size: int | None = None,
+    corrupt_uploads: bool = False,
+) -> int:
+    """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
+    stop = _stop_event()
+    node = PeerNode(tracker_url=tracker_url, host=host, port=port, encoding=encoding)
+    node.corrupt_uploads = corrupt_uploads
+    try:
+        await node.start()
+        session = await node.seed(path, chunk_size=chunk_size)
+    except PPSPError as exc:
+        await node.stop(disconnect=False)
+        return _fail(f"cannot seed {path}: {exc}")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return _fail(f"cannot seed {path}: {exc.strerror or exc}")
+    print(session.swarm_id, flush=True)
+    print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
+    await stop.wait()
+    await node.stop()
+    return 0
+
+
+async def get_main(
+    swarm_id: str,
+    *,
+    tracker_url: str,
+    output: Path,
+    host: str,
+    port: int,
+    timeout: float,
+    seed_after: bool,
+    encoding: Encoding,
+) -> int:
+    """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
+    stop = _stop_event()
+    node = PeerNode(tracker_url=tracker_url, host=host, port=port, encoding=encoding)
+    progress = ProgressReporter()
+    try:
+        await node.start()
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    download = asyncio.ensure_future(
+        node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
+    )
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({download, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not download.done():
+            download.cancel()
+            progress.close()
+            await node.stop()
+            return _fail("interrupted")
+        progress.close()
+        try:
+            session = download.result()
+        except (DownloadFailed, PPSPError) as exc:
+            await node.stop()
+            return _fail(str(exc))
+        print(
+            f"{output}: complete, {session.description.size if session.description else 0} "
+            "bytes verified",
+            file=sys.stderr,
+            flush=True,
+        )
+        if seed_after:
+            print(f"seeding at {node.base_url} until interrupted", file=sys.stderr, flush=True)
+            await stopper
+        await node.stop()
+        return 0
+    finally:
+        stopper.cancel()
+
+
+async def watch_main(
+    swarm_id: str,
+    *,
+    tracker_url: str,
+    player_host: str,
+    player_port: int,
+    output: Path | None,
+    host: str,
+    port: int,
+    timeout: float,
+    encoding: Encoding,
+    on_url: Callable[[str], None] | None = None,
+) -> int:
+    """Stream ``swarm_id``: serve it at a local player URL while it downloads."""
+    stop = _stop_event()
+    node = PeerNode(
+        tracker_url=tracker_url,
+        host=host,
+        port=port,
+        encoding=encoding,
+        picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
+    )
+    temp_dir: tempfile.TemporaryDirectory[str] | None = None
+    if output is None:
+        temp_dir = tempfile.TemporaryDirectory(prefix="ppsp-watch-")
+        output = Path(temp_dir.name) / "content"
+    try:
+        await node.start()
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    download = asyncio.ensure_future(node.download(swarm_id, output, no_progress_timeout=timeout))
+
+    def current() -> SwarmSession | None:
+        return node.sessions.get(swarm_id)
+
+    player = PlayerEndpoint(current)
+    runner = web.AppRunner(player.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, player_host, player_port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        download.cancel()
+        await node.stop()
+        return _fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else player_port
+    url = f"http://{player_host}:{bound}/stream"
+    print(url, flush=True)
+    if on_url is not None:
+        on_url(url)
+    stopper = asyncio.ensure_future(stop.wait())
+    code = 0
+    try:
+        await asyncio.wait({download, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if download.done():
+            try:
+                download.result()
+                print("download complete; still serving the player", file=sys.stderr, flush=True)
+            except (DownloadFailed, PPSPError) as exc:
+                code = _fail(str(exc))
+                stopper.cancel()
+            if code == 0:
+                await stopper
+        else:
+            download.cancel()
+    finally:
+        stopper.cancel()
+        await runner.cleanup()
+        await node.stop()
+        if temp_dir is not None:
+            temp_dir.cleanup()
+    return code
+
+
+class PlayerEndpoint:
+    """The local HTTP endpoint players open: the content with Range support, chunk-aware.
+
+    A request for a byte range moves the download's playback window to the first chunk of the
+    range at once, then streams each chunk as soon as it is verified.
+    """
+
+    def __init__(self, session: Callable[[], SwarmSession | None]) -> None:
+        self._session = session
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving ``/stream`` (and ``/``)."""
+        app = web.Application()
+        for path in ("/", "/stream"):
+            app.router.add_route("GET", path, self.stream)
+            app.router.add_route("HEAD", path, self.stream)
+        return app
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Serve the whole content or the requested byte range."""
+        session = self._session()
+        if session is None:
+            raise web.HTTPServiceUnavailable(text="not joined yet")
+        await session.ready.wait()
+        description = session.description
+        if description is None or session.store is None:
+            raise web.HTTPServiceUnavailable(text=session.failure or "content not available")
+        total = description.size
+        try:
+            span = parse_range(request.headers.get("Range"), total)
+        except RangeNotSatisfiable:
+            raise web.HTTPRequestRangeNotSatisfiable(
+                headers={"Content-Range": f"bytes */{total}"}
+            ) from None
+        first, last = (0, total - 1) if span is None else (span.first, span.last)
+        response = web.StreamResponse(status=200 if span is None else 206)
+        response.content_type = description.media_type
+        response.headers["Accept-Ranges"] = "bytes"
+        response.content_length = last - first + 1
+        if span is not None:
+            response.headers["Content-Range"] = span.content_range
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        chunk_size = description.chunk_size
+        first_chunk, last_chunk = first // chunk_size, last // chunk_size
+        session.seek(first_chunk)
+        for index in range(first_chunk, last_chunk + 1):
+            await session.wait_for_chunk(index)
+            data = session.store.read(index)
+            offset = index * chunk_size
+            lo = max(first, offset) - offset
+            hi = min(last, offset + len(data) - 1) - offset + 1
+            await response.write(data[lo:hi])
+        await response.write_eof()
+        return response
