@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/ppsp demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
