@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -457,8 +458,9 @@ async def serve_tracker(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+    # Event-loop signal handlers exist on Unix only; elsewhere Ctrl-C ends the process.
+    for signum in (signal.SIGINT, signal.SIGTERM) if sys.platform != "win32" else ():
+        with contextlib.suppress(RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
