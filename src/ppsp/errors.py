@@ -271,3 +271,23 @@ PEER_ERROR_CLASSES: dict[str, type[PeerProtocolError]] = {
     )
 }
 """Every error row of Table 2, keyed by its ``<Response>`` phrase."""
+
+
+class LiveError(ContentError):
+    """A problem with a live stream: its key, description, or a live chunk."""
+
+
+class InvalidEnvelope(LiveError):
+    """A live chunk envelope that is malformed, truncated or over the size bounds."""
+
+
+class ForgedChunk(LiveError, IntegrityError):
+    """A live chunk whose signature does not verify: forged, altered, or of another swarm."""
+
+
+class StaleChunk(LiveError):
+    """A live chunk older than the live window (below its floor, or too old): a replay."""
+
+
+class FutureChunk(LiveError):
+    """A live chunk further ahead than the source can have produced by now."""
