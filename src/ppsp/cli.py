@@ -172,12 +172,46 @@ def demo(encodings: tuple[str, ...]) -> None:
     sys.exit(run_demo(chosen))
 
 
+class RateParam(click.ParamType[float]):
+    """A rate such as ``2MiB`` or ``8Mbit``, converted to bytes per second."""
+
+    name = "rate"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """Parse the rate or fail with click's usage error."""
+        if isinstance(value, float):
+            return value
+        from ppsp.core.ratelimit import parse_rate
+
+        try:
+            return parse_rate(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+RATE = RateParam()
+
+
 def _peer_options(func: _F) -> _F:
     """Options every peer command shares: tracker, listening address, tracker encoding."""
     options = [
         click.option("--tracker", "tracker_url", required=True, help="Tracker URL."),
         click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on."),
         click.option("--port", default=0, show_default=True, help="Port to serve on (0: any)."),
+        click.option(
+            "--upload-rate",
+            type=RATE,
+            default=None,
+            help="Upload limit, e.g. 2MiB or 8Mbit (per second).",
+        ),
+        click.option(
+            "--download-rate",
+            type=RATE,
+            default=None,
+            help="Download limit, e.g. 2MiB or 8Mbit (per second).",
+        ),
         click.option(
             "--tracker-encoding",
             type=click.Choice(["xml", "json"], case_sensitive=False),
@@ -215,6 +249,8 @@ def seed(
     host: str,
     port: int,
     tracker_encoding: str,
+    upload_rate: float | None,
+    download_rate: float | None,
     chunk_size: int | None,
     corrupt_uploads: bool,
 ) -> None:
@@ -232,6 +268,8 @@ def seed(
                 encoding=Encoding(tracker_encoding.lower()),
                 chunk_size=chunk_size,
                 corrupt_uploads=corrupt_uploads,
+                upload_rate=upload_rate,
+                download_rate=download_rate,
             )
         )
     )
@@ -255,6 +293,8 @@ def get(
     host: str,
     port: int,
     tracker_encoding: str,
+    upload_rate: float | None,
+    download_rate: float | None,
     output: str,
     timeout: float,
     seed_after: bool,
@@ -276,6 +316,8 @@ def get(
                 timeout=timeout,
                 seed_after=seed_after,
                 encoding=Encoding(tracker_encoding.lower()),
+                upload_rate=upload_rate,
+                download_rate=download_rate,
             )
         )
     )
@@ -313,6 +355,8 @@ def watch(
     host: str,
     port: int,
     tracker_encoding: str,
+    upload_rate: float | None,
+    download_rate: float | None,
     player_port: int,
     player_host: str,
     output: str | None,
@@ -336,6 +380,8 @@ def watch(
                 port=port,
                 timeout=timeout,
                 encoding=Encoding(tracker_encoding.lower()),
+                upload_rate=upload_rate,
+                download_rate=download_rate,
             )
         )
     )

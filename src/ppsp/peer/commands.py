@@ -102,10 +102,19 @@ async def seed_main(
     encoding: Encoding,
     chunk_size: int | None = None,
     corrupt_uploads: bool = False,
+    upload_rate: float | None = None,
+    download_rate: float | None = None,
 ) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
     stop = _stop_event()
-    node = PeerNode(tracker_url=tracker_url, host=host, port=port, encoding=encoding)
+    node = PeerNode(
+        tracker_url=tracker_url,
+        host=host,
+        port=port,
+        encoding=encoding,
+        upload_rate=upload_rate,
+        download_rate=download_rate,
+    )
     node.corrupt_uploads = corrupt_uploads
     try:
         await node.start()
@@ -133,10 +142,19 @@ async def get_main(
     timeout: float,
     seed_after: bool,
     encoding: Encoding,
+    upload_rate: float | None = None,
+    download_rate: float | None = None,
 ) -> int:
     """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
     stop = _stop_event()
-    node = PeerNode(tracker_url=tracker_url, host=host, port=port, encoding=encoding)
+    node = PeerNode(
+        tracker_url=tracker_url,
+        host=host,
+        port=port,
+        encoding=encoding,
+        upload_rate=upload_rate,
+        download_rate=download_rate,
+    )
     progress = ProgressReporter()
     try:
         await node.start()
@@ -186,6 +204,8 @@ async def watch_main(
     timeout: float,
     encoding: Encoding,
     on_url: Callable[[str], None] | None = None,
+    upload_rate: float | None = None,
+    download_rate: float | None = None,
 ) -> int:
     """Stream ``swarm_id``: serve it at a local player URL while it downloads."""
     stop = _stop_event()
@@ -195,6 +215,8 @@ async def watch_main(
         port=port,
         encoding=encoding,
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
+        upload_rate=upload_rate,
+        download_rate=download_rate,
     )
     temp_dir: tempfile.TemporaryDirectory[str] | None = None
     if output is None:

@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core.ratelimit import TokenBucket
 from ppsp.errors import ContentError, IntegrityError, PPSPError, TrackerProtocolError
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.peer.content import (
@@ -110,6 +111,7 @@ class SwarmSession:
     remotes: dict[str, RemotePeer] = field(default_factory=dict)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
+    uploaded_to: dict[str, int] = field(default_factory=dict)
     served_chunks: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
@@ -169,8 +171,13 @@ class BodyTooLarge(ConnectionError):
     """An HTTP body exceeded the bound set for it."""
 
 
-async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """Read a whole HTTP body, refusing one longer than ``limit`` bytes."""
+async def read_bounded(
+    stream: aiohttp.StreamReader, limit: int, *, limiter: RateLimiter | None = None
+) -> bytes:
+    """Read a whole HTTP body, refusing one longer than ``limit`` bytes.
+
+    With a ``limiter``, every piece read is paced by the download rate limit.
+    """
     parts: list[bytes] = []
     size = 0
     while True:
@@ -181,6 +188,29 @@ async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
         if size > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")
         parts.append(part)
+        if limiter is not None:
+            await limiter.consume(len(part))
+
+
+class RateLimiter:
+    """Paces bytes through a :class:`~ppsp.core.ratelimit.TokenBucket` on the event loop."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.bucket = TokenBucket(rate, now=clock())
+
+    async def consume(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` may pass."""
+        wait = self.bucket.reserve(nbytes, self.clock())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+PEER_ID_HEADER = "PPSP-Peer-ID"
+"""Request header naming the fetching peer, so that uploads are counted per peer."""
+
+UPLOAD_PIECE = 16384
+"""Bytes written per step when an upload limit paces a chunk."""
 
 
 def _address_url(address: PeerAddress) -> str:
@@ -216,6 +246,8 @@ class PeerNode:
         clock: Callable[[], float] = time.monotonic,
         report_interval: float = 30.0,
         picker_config: PickerConfig | None = None,
+        upload_rate: float | None = None,
+        download_rate: float | None = None,
     ) -> None:
         self.tracker_url = tracker_url
         self.host = host
@@ -235,6 +267,8 @@ class PeerNode:
         self.tracker: TrackerClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.corrupt_uploads = False
+        self.upload_limiter = RateLimiter(upload_rate, clock) if upload_rate else None
+        self.download_limiter = RateLimiter(download_rate, clock) if download_rate else None
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -583,11 +617,13 @@ class PeerNode:
         """GET one chunk from ``remote`` over the negotiated HTTP transport."""
         assert self._http is not None and remote.offer is not None
         url = remote.offer.chunk_url(index, session.representation_id)
-        async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as answer:
+        headers = {PEER_ID_HEADER: self.peer_id}
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with self._http.get(url, headers=headers, timeout=timeout) as answer:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
-            return await read_bounded(answer.content, limit)
+            return await read_bounded(answer.content, limit, limiter=self.download_limiter)
 
     # -- HTTP handlers -----------------------------------------------------------------------
 
@@ -607,7 +643,7 @@ class PeerNode:
             raise web.HTTPNotFound()
         return web.Response(body=session.description.to_bytes(), content_type="application/json")
 
-    async def _handle_chunk(self, request: web.Request) -> web.Response:
+    async def _handle_chunk(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["swarm"])
         try:
             index = int(request.match_info["index"])
@@ -626,7 +662,20 @@ class PeerNode:
             data = bytes(b ^ 0x5A for b in data)
         session.uploaded_bytes += len(data)
         session.served_chunks += 1
-        return web.Response(body=data, content_type="application/octet-stream")
+        requester = request.headers.get(PEER_ID_HEADER, "")[:64]
+        session.uploaded_to[requester] = session.uploaded_to.get(requester, 0) + len(data)
+        if self.upload_limiter is None:
+            return web.Response(body=data, content_type="application/octet-stream")
+        response = web.StreamResponse()
+        response.content_type = "application/octet-stream"
+        response.content_length = len(data)
+        await response.prepare(request)
+        for offset in range(0, len(data), UPLOAD_PIECE):
+            piece = data[offset : offset + UPLOAD_PIECE]
+            await self.upload_limiter.consume(len(piece))
+            await response.write(piece)
+        await response.write_eof()
+        return response
 
 
 class _Downloader:
