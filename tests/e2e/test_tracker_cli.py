@@ -109,6 +109,7 @@ async def test_demo_runs_the_seed_session() -> None:
         "-m",
         "ppsp",
         "demo",
+        "--session",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=ENV,

@@ -660,22 +660,32 @@ class PeerNode:
         data = session.store.read(index)
         if self.corrupt_uploads:
             data = bytes(b ^ 0x5A for b in data)
-        session.uploaded_bytes += len(data)
         session.served_chunks += 1
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
-        session.uploaded_to[requester] = session.uploaded_to.get(requester, 0) + len(data)
         if self.upload_limiter is None:
+            self._count_upload(session, requester, len(data))
             return web.Response(body=data, content_type="application/octet-stream")
         response = web.StreamResponse()
         response.content_type = "application/octet-stream"
         response.content_length = len(data)
-        await response.prepare(request)
-        for offset in range(0, len(data), UPLOAD_PIECE):
-            piece = data[offset : offset + UPLOAD_PIECE]
-            await self.upload_limiter.consume(len(piece))
-            await response.write(piece)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            for offset in range(0, len(data), UPLOAD_PIECE):
+                piece = data[offset : offset + UPLOAD_PIECE]
+                await self.upload_limiter.consume(len(piece))
+                await response.write(piece)
+                self._count_upload(session, requester, len(piece))
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            # The requester gave up on this chunk (an endgame duplicate it cancelled, or
+            # it left): nothing more to send.
+            pass
         return response
+
+    @staticmethod
+    def _count_upload(session: SwarmSession, requester: str, nbytes: int) -> None:
+        session.uploaded_bytes += nbytes
+        session.uploaded_to[requester] = session.uploaded_to.get(requester, 0) + nbytes
 
 
 class _Downloader:
