@@ -228,6 +228,12 @@ def _peer_options(func: _F) -> _F:
             help="Download limit, e.g. 2MiB or 8Mbit (per second).",
         ),
         click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write this peer's figures as JSON to this file when it stops.",
+        ),
+        click.option(
             "--tracker-encoding",
             type=click.Choice(["xml", "json"], case_sensitive=False),
             default="xml",
@@ -266,6 +272,7 @@ def seed(
     tracker_encoding: str,
     upload_rate: float | None,
     download_rate: float | None,
+    report: Path | None,
     chunk_size: int | None,
     corrupt_uploads: bool,
 ) -> None:
@@ -285,6 +292,7 @@ def seed(
                 corrupt_uploads=corrupt_uploads,
                 upload_rate=upload_rate,
                 download_rate=download_rate,
+                report=report,
             )
         )
     )
@@ -310,6 +318,7 @@ def get(
     tracker_encoding: str,
     upload_rate: float | None,
     download_rate: float | None,
+    report: Path | None,
     output: str,
     timeout: float,
     seed_after: bool,
@@ -333,6 +342,7 @@ def get(
                 encoding=Encoding(tracker_encoding.lower()),
                 upload_rate=upload_rate,
                 download_rate=download_rate,
+                report=report,
             )
         )
     )
@@ -372,6 +382,7 @@ def watch(
     tracker_encoding: str,
     upload_rate: float | None,
     download_rate: float | None,
+    report: Path | None,
     player_port: int,
     player_host: str,
     output: str | None,
@@ -397,6 +408,7 @@ def watch(
                 encoding=Encoding(tracker_encoding.lower()),
                 upload_rate=upload_rate,
                 download_rate=download_rate,
+                report=report,
             )
         )
     )

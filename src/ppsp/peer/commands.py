@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+import orjson
 from aiohttp import web
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
@@ -37,6 +38,24 @@ def _stop_event() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, event.set)
     return event
+
+
+def write_report(node: PeerNode, path: Path | None) -> None:
+    """Write every session's figures as JSON to ``path`` (atomically), if a path is given.
+
+    Times in the report are the node's monotonic clock; ``wall_offset`` turns them into Unix
+    time, so that reports of several processes can be put on one time line.
+    """
+    if path is None:
+        return
+    document = {
+        "peer_id": node.peer_id,
+        "wall_offset": time.time() - node.clock(),
+        "sessions": [session.report(node.peer_id) for session in node.sessions.values()],
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(orjson.dumps(document))
+    temporary.replace(path)
 
 
 def _fail(message: str) -> int:
@@ -104,6 +123,7 @@ async def seed_main(
     corrupt_uploads: bool = False,
     upload_rate: float | None = None,
     download_rate: float | None = None,
+    report: Path | None = None,
 ) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
     stop = _stop_event()
@@ -128,6 +148,7 @@ async def seed_main(
     print(session.swarm_id, flush=True)
     print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
     await stop.wait()
+    write_report(node, report)
     await node.stop()
     return 0
 
@@ -144,6 +165,7 @@ async def get_main(
     encoding: Encoding,
     upload_rate: float | None = None,
     download_rate: float | None = None,
+    report: Path | None = None,
 ) -> int:
     """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
     stop = _stop_event()
@@ -166,30 +188,24 @@ async def get_main(
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({download, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        progress.close()
         if not download.done():
             download.cancel()
-            progress.close()
-            await node.stop()
             return _fail("interrupted")
-        progress.close()
         try:
             session = download.result()
         except (DownloadFailed, PPSPError) as exc:
-            await node.stop()
             return _fail(str(exc))
-        print(
-            f"{output}: complete, {session.description.size if session.description else 0} "
-            "bytes verified",
-            file=sys.stderr,
-            flush=True,
-        )
+        size = session.description.size if session.description else 0
+        print(f"{output}: complete, {size} bytes verified", file=sys.stderr, flush=True)
         if seed_after:
             print(f"seeding at {node.base_url} until interrupted", file=sys.stderr, flush=True)
             await stopper
-        await node.stop()
         return 0
     finally:
         stopper.cancel()
+        write_report(node, report)
+        await node.stop()
 
 
 async def watch_main(
@@ -206,6 +222,7 @@ async def watch_main(
     on_url: Callable[[str], None] | None = None,
     upload_rate: float | None = None,
     download_rate: float | None = None,
+    report: Path | None = None,
 ) -> int:
     """Stream ``swarm_id``: serve it at a local player URL while it downloads."""
     stop = _stop_event()
@@ -266,6 +283,7 @@ async def watch_main(
     finally:
         stopper.cancel()
         await runner.cleanup()
+        write_report(node, report)
         await node.stop()
         if temp_dir is not None:
             temp_dir.cleanup()

@@ -112,6 +112,9 @@ class SwarmSession:
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
     uploaded_to: dict[str, int] = field(default_factory=dict)
+    arrivals: list[tuple[float, str, int]] = field(default_factory=list)
+    joined_at: float = 0.0
+    completed_at: float | None = None
     served_chunks: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
@@ -161,6 +164,23 @@ class SwarmSession:
     def complete(self) -> bool:
         """Whether every chunk is held."""
         return self.store is not None and self.store.complete
+
+    def report(self, peer_id: str) -> dict[str, object]:
+        """This session's figures, as the JSON document ``--report`` writes."""
+        return {
+            "peer_id": peer_id,
+            "swarm_id": self.swarm_id,
+            "mode": self.mode.value,
+            "size": self.description.size if self.description else None,
+            "complete": self.complete,
+            "joined_at": self.joined_at,
+            "completed_at": self.completed_at,
+            "downloaded_bytes": self.downloaded_bytes,
+            "uploaded_bytes": self.uploaded_bytes,
+            "received_from": self.bytes_by_peer(),
+            "uploaded_to": dict(self.uploaded_to),
+            "arrivals": [list(event) for event in self.arrivals],
+        }
 
     def bytes_by_peer(self) -> dict[str, int]:
         """Bytes received from each remote peer."""
@@ -440,7 +460,13 @@ class PeerNode:
 
         Raises :class:`DownloadFailed` with a one-line reason when it cannot finish.
         """
-        session = SwarmSession(swarm_id=swarm_id, description=None, store=None, mode=PeerMode.LEECH)
+        session = SwarmSession(
+            swarm_id=swarm_id,
+            description=None,
+            store=None,
+            mode=PeerMode.LEECH,
+            joined_at=self.clock(),
+        )
         self.sessions[swarm_id] = session
         assert self.tracker is not None
         try:
@@ -836,6 +862,9 @@ class _Downloader:
         now = node.clock()
         remote.bytes_received += len(data)
         session.downloaded_bytes += len(data)
+        session.arrivals.append((now, remote.peer_id, len(data)))
+        if session.complete:
+            session.completed_at = now
         for peer, duplicate in picker.on_received(remote.peer_id, index, len(data), now):
             self._cancel(peer, duplicate)
         session.map_changed = True
