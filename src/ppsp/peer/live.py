@@ -1,0 +1,95 @@
+"""Live streaming, sans-I/O: the public face of the ``live_*`` modules.
+
+- :mod:`ppsp.peer.live_identity`: the source's Ed25519 key (:func:`generate_key`,
+  :func:`save_key`, :func:`load_key`), the live swarm ID (:func:`live_swarm_id`) and the signed
+  :class:`LiveDescription` a viewer fetches and checks (:func:`verify_live_description`);
+- :mod:`ppsp.peer.live_envelope`: every chunk signed by the source ("Sign All", RFC 7574
+  section 6.1.1), the :class:`ChunkEnvelope` wire format and :func:`verify_envelope`, which
+  also refuses replayed and future chunks;
+- :mod:`ppsp.peer.live_source`: :class:`LiveSource` (signs and numbers) and
+  :class:`LiveChunker` (cuts by time and size, at MPEG-TS packet boundaries);
+- :mod:`ppsp.peer.live_window`: :class:`LiveWindow`, the last ``window_s`` seconds of chunks a
+  peer keeps and serves, with its CHUNK map;
+- :mod:`ppsp.peer.live_playback`: :class:`LivePlayback`, a viewer's playback clock and deadline
+  scheduler, and :class:`QoE`, its quality-of-experience figures.
+
+A viewer's flow: fetch the description for the swarm ID and check it; build a
+:class:`LiveWindow` and a :class:`LivePlayback`; for each envelope fetched, decode it, verify
+it against the window, add it to the window and tell the playback; call
+:meth:`LivePlayback.due` at :meth:`LivePlayback.next_timer` and play what it returns.  All times
+are Unix times in seconds, passed in as ``now``.
+"""
+
+from __future__ import annotations
+
+from ppsp.peer.live_envelope import (
+    DEFAULT_POLICY,
+    ENVELOPE_HEADER_SIZE,
+    MAX_CHUNK_PAYLOAD,
+    ChunkEnvelope,
+    LivePolicy,
+    max_index_at,
+    signing_message,
+    verify_envelope,
+)
+from ppsp.peer.live_identity import (
+    LIVE_FORMAT,
+    LiveDescription,
+    generate_key,
+    is_live_description,
+    live_swarm_id,
+    load_key,
+    public_key_bytes,
+    save_key,
+    verify_live_description,
+)
+from ppsp.peer.live_playback import (
+    LivePlayback,
+    PlaybackConfig,
+    PlaybackState,
+    Playout,
+    QoE,
+    availability_from_bitmaps,
+)
+from ppsp.peer.live_source import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    TS_PACKET_SIZE,
+    LiveChunk,
+    LiveChunker,
+    LiveSource,
+    looks_like_transport_stream,
+)
+from ppsp.peer.live_window import LiveWindow
+
+__all__ = [
+    "DEFAULT_MAX_CHUNK_BYTES",
+    "DEFAULT_POLICY",
+    "ENVELOPE_HEADER_SIZE",
+    "LIVE_FORMAT",
+    "MAX_CHUNK_PAYLOAD",
+    "TS_PACKET_SIZE",
+    "ChunkEnvelope",
+    "LiveChunk",
+    "LiveChunker",
+    "LiveDescription",
+    "LivePlayback",
+    "LivePolicy",
+    "LiveSource",
+    "LiveWindow",
+    "PlaybackConfig",
+    "PlaybackState",
+    "Playout",
+    "QoE",
+    "availability_from_bitmaps",
+    "generate_key",
+    "is_live_description",
+    "live_swarm_id",
+    "load_key",
+    "looks_like_transport_stream",
+    "max_index_at",
+    "public_key_bytes",
+    "save_key",
+    "signing_message",
+    "verify_envelope",
+    "verify_live_description",
+]
