@@ -56,7 +56,8 @@ REASONS = ("", "PPSP version 1.0", "Bad Request")
 
 EXAMPLES = Path(
     os.environ.get(
-        "PPSP_FUZZ_CORPUS", str(Path(__file__).resolve().parents[2] / "shared/specs/examples")
+        "PPSP_FUZZ_CORPUS",
+        str(Path(__file__).resolve().parents[1] / "tests" / "data" / "tracker-examples"),
     )
 )
 

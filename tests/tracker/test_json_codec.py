@@ -52,7 +52,7 @@ from ppsp.tracker.messages import (
     TrackerResponse,
 )
 
-EXAMPLES = Path("/work/shared/specs/examples")
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "tracker-examples"
 V1 = ProtocolVersion.V1_0
 V2 = ProtocolVersion.V1_1
 V2_IDS: Final[dict[str, Any]] = {"version": V2, "transaction_id": "t", "peer_id": "p"}

@@ -45,7 +45,9 @@ from ppsp.tracker.messages import (
     TrackerResponse,
 )
 
-EXAMPLES = sorted(Path("/work/shared/specs/examples").glob("draft12-*.json"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[1] / "data" / "tracker-examples").glob("draft12-*.json")
+)
 V1 = ProtocolVersion.V1_0
 V2 = ProtocolVersion.V1_1
 # PPSP_JSON_EXAMPLES raises the number of examples for a long fuzzing run.

@@ -30,9 +30,8 @@ from ppsp.tracker.xml_codec import (
     encode_response,
 )
 
-EXAMPLES = Path("/work/shared/specs/examples")
-if not EXAMPLES.is_dir():  # a checkout elsewhere: the copy beside the repository
-    EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "specs" / "examples"
+# A verbatim copy of shared/specs/examples (the drafts' example messages, Simplified BSD).
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "tracker-examples"
 
 # Not well-formed as printed (specs/examples/README.md).
 NOT_WELL_FORMED = {

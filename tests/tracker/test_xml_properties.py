@@ -320,7 +320,9 @@ def test_error_response_round_trip(message: ErrorResponse) -> None:
 
 # ---------------------------------------------------------------------------- robustness
 
-EXAMPLES = sorted(Path("/work/shared/specs/examples").glob("xml*.xml"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[1] / "data" / "tracker-examples").glob("xml*.xml")
+)
 SEEDS = [path.read_bytes() for path in EXAMPLES] or [b"<PPSPTrackerProtocol/>"]
 statuses = st.sampled_from([200, 400, 401, 403, 404, 413, 500, 503, 302, 999])
 reasons = st.sampled_from(["", "PPSP version 1.0", "Bad Request"])

@@ -164,7 +164,7 @@ class SwarmAction:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SegmentMap:
-    """A ``SegmentInfo`` of a content map: which chunks in ``[start_index, end_index]`` a peer holds.
+    """A ``SegmentInfo`` of a content map: the chunks of ``[start_index, end_index]`` held.
 
     ``bitmap`` is the decoded Base64 chunk map: bit *i*, most significant bit of each byte first,
     is chunk ``start_index + i``; ``chunkmap_size`` counts bits (PROFILE.md).
