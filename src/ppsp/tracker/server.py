@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -36,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 import ppsp
 from ppsp.errors import PayloadTooLarge, TrackerErrorCode, TrackerProtocolError
+from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.codec import (
     JSON_MEDIA_TYPES,
     UNSUPPORTED_MEDIA_TYPE,
@@ -81,6 +83,13 @@ REQUEST_TIMEOUT_STATUS = 408
 
 Clock = Callable[[], float]
 """A source of the current time in seconds (``time.monotonic`` or a test's fake)."""
+
+_ENCODERS: dict[Encoding, Callable[[TrackerResponse | ErrorResponse], bytes]] = {
+    Encoding.XML: xml_codec.encode_response,
+    # Each value is checked as it is written; the output is not decoded again.
+    Encoding.JSON: functools.partial(json_codec.encode_response, check=False),
+}
+"""Answer writers of the hot path, by encoding."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,9 +278,9 @@ class _TrackerApp:
         answer: TrackerResponse | ErrorResponse,
         status_override: int | None,
     ) -> web.Response:
-        codec = codec_for(encoding)
+        encode = _ENCODERS[encoding]
         try:
-            body = codec.encode_response(answer)
+            body = encode(answer)
         except Exception:
             # The core produced something the codec cannot write: a bug, reported as one.
             log.exception("could not encode the answer %r", answer)
@@ -281,7 +290,7 @@ class _TrackerApp:
                 code=TrackerErrorCode.INTERNAL_ERROR,
             )
             try:
-                body = codec.encode_response(answer)
+                body = encode(answer)
             except Exception:
                 log.exception("could not encode an internal-error answer")
                 body = b""

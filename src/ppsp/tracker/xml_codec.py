@@ -1123,7 +1123,20 @@ def encode_response(msg: TrackerResponse | ErrorResponse) -> bytes:
     :data:`ERROR_TEXT`; the HTTP status (``msg.code.http_status``) and reason phrase are the
     server's to send.  Raises :class:`LocalProtocolError` for a message that would not decode
     back to itself (for example a requester without a REFLEXIVE address).
+
+    The document is written from string templates, with every value validated by the same
+    rules as the element-tree writer and escaped; what it writes is byte for byte what
+    :func:`_encode_response_tree` writes.  A message that fails validation is handed to the
+    element-tree writer, which raises the error (so both report the same one).
     """
+    try:
+        return _encode_response_fast(msg)
+    except LocalProtocolError:
+        return _encode_response_tree(msg)
+
+
+def _encode_response_tree(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """:func:`encode_response` through an lxml element tree: the reference writer."""
     root = _new_root(msg.version)
     if isinstance(msg, ErrorResponse):
         _sub(root, "Response", ERROR_TEXT[msg.code])
@@ -1148,3 +1161,161 @@ def encode_response(msg: TrackerResponse | ErrorResponse) -> bytes:
         for peer in msg.peers:
             _encode_peer_info(group, peer, peer.swarm_id)
     return _serialize(root)
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding responses from string templates (the server's hot path)
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+_HEADS = {
+    version: (
+        _XML_DECLARATION.decode("ascii")
+        + f'<{_ROOT} xmlns="{NAMESPACE}" version="{version.value}">\n'
+    )
+    for version in ProtocolVersion
+}
+_TAIL = f"</{_ROOT}>\n"
+_INFO_INDENT = "\n      "
+_ADDRESS_CACHE: dict[PeerAddress, str] = {}
+_ADDRESS_CACHE_SIZE = 16384
+"""Most validated ``<PeerAddress>`` fragments kept; the cache is emptied when it is full."""
+
+
+def _xml_text(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+def _xml_attr(value: str) -> str:
+    return value.translate(_ATTR_ESCAPES)
+
+
+def _fast_token(value: str | None, what: str) -> str:
+    """A token validated as the tree writer does, escaped for an attribute value or text."""
+    return _xml_attr(_token(value, what, LocalProtocolError))
+
+
+def _address_fragment(address: PeerAddress) -> str:
+    """``<PeerAddress .../>`` of a valid address, validated as :func:`_encode_address` does."""
+    plain = type(address.port) is int and (
+        address.priority is None or type(address.priority) is int
+    )
+    if plain:
+        # Equal addresses write equal fragments (bool or float fields, which compare equal to
+        # integers but are invalid, never reach the cache).
+        cached = _ADDRESS_CACHE.get(address)
+        if cached is not None:
+            return cached
+    ip = _token(address.ip, "PeerAddress ip", LocalProtocolError)
+    if not isinstance(address.family, AddressFamily):
+        raise LocalProtocolError("PeerAddress family is not an address family")
+    _ip(ip, address.family, LocalProtocolError)
+    parts = [
+        f'<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
+        f' port="{_check_integer(address.port, "port", _MAX_PORT)}"'
+    ]
+    if address.priority is not None:
+        parts.append(f' priority="{_check_integer(address.priority, "priority")}"')
+    if address.type is not None:
+        if not isinstance(address.type, AddressType):
+            raise LocalProtocolError("PeerAddress type is not an address type")
+        parts.append(f' type="{address.type.value}"')
+    for name, value in (
+        ("connection", address.connection),
+        ("asn", address.asn),
+        ("peerProtocol", address.peer_protocol),
+    ):
+        if value is not None:
+            parts.append(f' {name}="{_fast_token(value, name)}"')
+    parts.append("/>")
+    fragment = "".join(parts)
+    if plain:
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[address] = fragment
+    return fragment
+
+
+def _peer_info_fragment(parts: list[str], info: PeerInfo, swarm_id: str | None) -> None:
+    if len(info.addresses) > MAX_PEER_ADDRESSES:
+        raise LocalProtocolError(f"more than {MAX_PEER_ADDRESSES} addresses in a PeerInfo")
+    if swarm_id is None:
+        parts.append("    <PeerInfo")
+    else:
+        parts.append(f'    <PeerInfo swarmID="{_fast_token(swarm_id, "PeerInfo swarm_id")}"')
+    if info.peer_id is None and not info.addresses:
+        parts.append("/>\n")
+        return
+    parts.append(">")
+    if info.peer_id is not None:
+        peer_id = _token(info.peer_id, "PeerInfo peer_id", LocalProtocolError)
+        parts.append(f"{_INFO_INDENT}<PeerID>{_xml_text(peer_id)}</PeerID>")
+    for address in info.addresses:
+        parts.append(_INFO_INDENT)
+        parts.append(_address_fragment(address))
+    parts.append("\n    </PeerInfo>\n")
+
+
+def _results_fragment(parts: list[str], msg: TrackerResponse, tid: str) -> None:
+    """The ``<Result>`` lines of :func:`_encode_results`, with its checks."""
+    if len(msg.results) > MAX_RESULTS - 1:
+        raise LocalProtocolError(f"more than {MAX_RESULTS - 1} results")
+    roots = [r for r in msg.results if r.transaction_id == tid]
+    others = [r for r in msg.results if r.transaction_id != tid]
+    if not tid.endswith(".0") and any(
+        r.transaction_id is not None and r.transaction_id.endswith(".0") for r in others
+    ):
+        raise LocalProtocolError("only the root transaction ID may end in '.0'")
+    first = roots[0] if roots else ActionResult(transaction_id=tid)
+    for result in (first, *others, *roots[1:]):
+        status = result.status
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise LocalProtocolError(f"result status {status!r} is not in [100, 599]")
+        parts.append("    <Result")
+        if result.transaction_id is not None:
+            what = "result transaction_id"
+            parts.append(f' transactionID="{_fast_token(result.transaction_id, what)}"')
+        if result.swarm_id is not None:
+            parts.append(f' swarmID="{_fast_token(result.swarm_id, "result swarm_id")}"')
+        parts.append(f">{status} {_status_phrase(status)}</Result>\n")
+
+
+def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """:func:`encode_response` from string templates; LocalProtocolError for an invalid one."""
+    head = _HEADS.get(msg.version) if isinstance(msg.version, ProtocolVersion) else None
+    if head is None:
+        raise LocalProtocolError(f"unknown protocol version {msg.version!r}")
+    parts = [head]
+    if isinstance(msg, ErrorResponse):
+        parts.append(f"  <Response>{ERROR_TEXT[msg.code]}</Response>\n")
+        if msg.transaction_id is not None:
+            tid = _token(msg.transaction_id, "transaction_id", LocalProtocolError)
+            parts.append(f"  <TransactionID>{_xml_text(tid)}</TransactionID>\n")
+        parts.append(_TAIL)
+        return "".join(parts).encode()
+    parts.append(f"  <Response>{SUCCESS_TEXT}</Response>\n")
+    tid = _token(msg.transaction_id, "transaction_id", LocalProtocolError)
+    if msg.results:
+        parts.append("  <TransactionID>\n")
+        _results_fragment(parts, msg, tid)
+        parts.append("  </TransactionID>\n")
+    else:
+        parts.append(f"  <TransactionID>{_xml_text(tid)}</TransactionID>\n")
+    requester = msg.requester
+    if requester is not None and not _is_requester(PeerInfo(addresses=requester.addresses)):
+        raise LocalProtocolError("the requester needs a REFLEXIVE address")
+    if requester is None and any(_is_requester(peer) for peer in msg.peers):
+        raise LocalProtocolError(
+            "a peer without swarm ID holding a REFLEXIVE address would read as the requester"
+        )
+    if len(msg.peers) > MAX_PEER_INFOS - 1:
+        raise LocalProtocolError(f"more than {MAX_PEER_INFOS - 1} peers")
+    if requester is not None or msg.peers:
+        parts.append("  <PeerGroup>\n")
+        if requester is not None:
+            _peer_info_fragment(parts, requester, None)
+        for peer in msg.peers:
+            _peer_info_fragment(parts, peer, peer.swarm_id)
+        parts.append("  </PeerGroup>\n")
+    parts.append(_TAIL)
+    return "".join(parts).encode()

@@ -1,0 +1,164 @@
+"""The tracker's fast paths say and refuse exactly what their reference forms do.
+
+The server encodes answers from string templates (XML) or without decoding its own output
+(JSON, ``check=False``), keeps validated address fragments in caches, and samples swarms before
+ranking them.  These properties tie each shortcut to the slower reference it replaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ppsp.errors import LocalProtocolError
+from ppsp.tracker import json_codec, xml_codec
+from ppsp.tracker.messages import (
+    AddressFamily,
+    AddressType,
+    ErrorResponse,
+    PeerAddress,
+    PeerInfo,
+    ProtocolVersion,
+    TrackerResponse,
+)
+
+from .test_json_properties import error_responses as json_error_responses
+from .test_json_properties import tracker_responses as json_tracker_responses
+from .test_xml_properties import error_responses as xml_error_responses
+from .test_xml_properties import tracker_responses as xml_tracker_responses
+
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+V11 = ProtocolVersion.V1_1
+
+
+def _outcome(encode: object, msg: object) -> bytes | str:
+    """The bytes an encoder writes, or the name of the error it raises."""
+    try:
+        return encode(msg)  # type: ignore[operator,no-any-return]
+    except LocalProtocolError:
+        return "LocalProtocolError"
+
+
+# -- XML: templates versus the element tree ------------------------------------------------------
+
+
+@PROPERTY
+@given(st.one_of(xml_tracker_responses(), xml_error_responses))
+def test_xml_templates_write_the_element_tree_bytes(
+    message: TrackerResponse | ErrorResponse,
+) -> None:
+    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
+    # A second time: now the address fragments come from the cache.
+    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
+
+
+def _response(address: PeerAddress, *, peer_id: str = "p1", swarm: str = "s1") -> TrackerResponse:
+    return TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        requester=PeerInfo(
+            peer_id="me",
+            addresses=(PeerAddress(ip="10.0.0.1", port=1, type=AddressType.REFLEXIVE),),
+        ),
+        peers=(PeerInfo(peer_id=peer_id, addresses=(address,), swarm_id=swarm),),
+    )
+
+
+GOOD = PeerAddress(ip="192.0.2.1", port=1, peer_protocol="PPSP-PP/0.1")
+BAD_ADDRESSES = [
+    replace(GOOD, ip="not-an-ip"),
+    replace(GOOD, ip="2001:db8::1"),  # family says IPv4
+    replace(GOOD, port=65536),
+    replace(GOOD, port=True),  # equal to port 1, and invalid
+    replace(GOOD, port=1.0),  # type: ignore[arg-type]
+    replace(GOOD, priority=-1),
+    replace(GOOD, peer_protocol="a\x01b"),
+    replace(GOOD, asn="x\x7f"),
+    replace(GOOD, connection="c" * 600),
+]
+
+
+@pytest.mark.parametrize("encode", [xml_codec.encode_response, json_codec.encode_response])
+@pytest.mark.parametrize("bad", BAD_ADDRESSES, ids=repr)
+def test_a_cached_valid_address_never_stands_for_an_invalid_one(
+    encode: object, bad: PeerAddress
+) -> None:
+    _outcome(encode, _response(GOOD))  # GOOD is now cached
+    assert _outcome(encode, _response(bad)) == "LocalProtocolError"
+    if encode is json_codec.encode_response:
+        with pytest.raises(LocalProtocolError):
+            json_codec.encode_response(_response(bad), check=False)
+
+
+@pytest.mark.parametrize("field", ["peer_id", "swarm"])
+def test_invalid_identifiers_are_refused_by_every_writer(field: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        xml_codec.encode_response(_response(GOOD, **{field: "a b"}))
+    msg = _response(GOOD, **{field: "a\x01b"})
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(msg)
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(msg, check=False)
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(replace(_response(GOOD), transaction_id=""), check=False)
+
+
+def test_xml_address_cache_is_bounded() -> None:
+    for i in range(xml_codec._ADDRESS_CACHE_SIZE + 10):
+        address = PeerAddress(ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", port=1)
+        xml_codec.encode_response(_response(address))
+    assert len(xml_codec._ADDRESS_CACHE) <= xml_codec._ADDRESS_CACHE_SIZE
+
+
+# -- JSON: check=False versus the decoding self-check ---------------------------------------------
+
+
+@PROPERTY
+@given(st.one_of(json_tracker_responses(), json_error_responses))
+def test_json_unchecked_encoding_matches_the_checked_one(
+    message: TrackerResponse | ErrorResponse,
+) -> None:
+    checked = _outcome(json_codec.encode_response, message)
+    assert _outcome(lambda m: json_codec.encode_response(m, check=False), message) == checked
+    if isinstance(checked, bytes):
+        assert json_codec.decode_response(checked) == message
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.builds(
+            PeerAddress,
+            ip=st.sampled_from(["192.0.2.1", "::1", "::ffff:1.2.3.4", "1.2.3", "x", "fe80::1%1"]),
+            port=st.one_of(st.integers(-1, 70000), st.booleans()),
+            family=st.sampled_from(AddressFamily),
+            priority=st.none() | st.integers(-1, 2**64),
+            type=st.none() | st.sampled_from(AddressType),
+            connection=st.none() | st.text(max_size=3),
+            asn=st.none() | st.text(max_size=3),
+            peer_protocol=st.none() | st.text(max_size=3),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_json_and_xml_address_validation_agree_with_their_references(
+    addresses: list[PeerAddress],
+) -> None:
+    msg = TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        peers=tuple(
+            PeerInfo(peer_id="p", addresses=(a,), swarm_id="s")
+            for a in addresses
+            if a.type is not AddressType.REFLEXIVE
+        ),
+    )
+    checked = _outcome(json_codec.encode_response, msg)
+    assert _outcome(lambda m: json_codec.encode_response(m, check=False), msg) == checked
+    assert _outcome(xml_codec.encode_response, msg) == _outcome(
+        xml_codec._encode_response_tree, msg
+    )
