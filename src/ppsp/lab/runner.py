@@ -1,0 +1,451 @@
+"""The processes of a lab run: a tracker, a source and N peers, each a ``ppsp`` subprocess.
+
+:func:`run_vod_lab` is ``ppsp lab vod``: it generates a random file, starts ``ppsp tracker``,
+``ppsp seed`` (upload capped at the source rate) and N ``ppsp get`` peers on 127.0.0.1 whose
+joins are spread uniformly over the join spread, waits until every peer completed, stops
+everything with SIGTERM (so that each process writes its ``--report``), then runs the
+client-server baseline and writes report.json, report.md and the plots into the output
+directory.
+
+Churn: a fraction of the peers (chosen with the seed) leave right after they complete instead
+of seeding on: they run ``ppsp get`` without ``--seed-after``, so they DISCONNECT from the
+tracker and exit as soon as their copy is verified.
+
+Every wait is bounded, and every process is killed when the run ends, fails or is interrupted
+(SIGINT, SIGTERM): first SIGTERM, SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import re
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ppsp.lab.baseline import run_baseline
+from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
+from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
+
+LISTENING = re.compile(r"listening on (http://\S+)")
+COMPLETE = re.compile(r": complete, \d+ bytes verified")
+START_TIMEOUT = 30.0
+"""Bound on a tracker or source getting ready."""
+STOP_GRACE = 15.0
+"""Seconds a process has to exit after SIGTERM before it is killed."""
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+
+
+class LabError(Exception):
+    """A lab run could not be carried out (a process failed to start, a bound ran out)."""
+
+
+class LabProcess:
+    """One ``ppsp`` subprocess: its output logged to a file, its stderr watched for a pattern."""
+
+    def __init__(
+        self,
+        name: str,
+        process: asyncio.subprocess.Process,
+        log: Path,
+        *,
+        watch: re.Pattern[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.process = process
+        self.stdout: list[str] = []
+        self.tail: deque[str] = deque(maxlen=40)
+        self.watch = watch
+        self.matched = asyncio.Event()
+        self.matched_at: float | None = None
+        self._changed = asyncio.Event()
+        self._log: IO[str] = log.open("w", encoding="utf-8")
+        assert process.stdout is not None and process.stderr is not None
+        self._pumps = [
+            asyncio.ensure_future(self._pump(process.stdout, "stdout")),
+            asyncio.ensure_future(self._pump(process.stderr, "stderr")),
+        ]
+
+    @classmethod
+    async def spawn(
+        cls, name: str, args: Sequence[str], log: Path, *, watch: re.Pattern[str] | None = None
+    ) -> LabProcess:
+        """Start ``python -m ppsp ARGS`` in a new session (so signals reach it alone)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ppsp",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=ENV,
+            start_new_session=True,
+        )
+        return cls(name, process, log, watch=watch)
+
+    async def _pump(self, stream: asyncio.StreamReader, which: str) -> None:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip("\n")
+            self._log.write(f"{which}: {line}\n")
+            if which == "stdout":
+                self.stdout.append(line)
+            else:
+                self.tail.append(line)
+                if self.watch is not None and not self.matched.is_set() and self.watch.search(line):
+                    self.matched_at = time.time()
+                    self.matched.set()
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process has not exited yet."""
+        return self.process.returncode is None
+
+    def describe(self) -> str:
+        """The process's name, exit status and last lines of stderr, for error messages."""
+        status = "running" if self.alive else f"exit status {self.process.returncode}"
+        return f"{self.name} ({status}):\n  " + "\n  ".join(self.tail)
+
+    async def stdout_line(self, pattern: re.Pattern[str] | None, timeout: float) -> str:
+        """The first stdout line matching ``pattern`` (any if None), waited for ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.stdout:
+                if pattern is None or pattern.search(line):
+                    return line
+            if not self.alive and all(p.done() for p in self._pumps):
+                raise LabError(f"{self.name} exited before it was ready: {self.describe()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LabError(f"{self.name} not ready after {timeout:.0f} s: {self.describe()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
+
+    async def wait_done(self, timeout: float) -> bool:
+        """Wait until the watched pattern appears or the process exits; False on timeout."""
+        exited = asyncio.ensure_future(self.process.wait())
+        matched = asyncio.ensure_future(self.matched.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {exited, matched}, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            exited.cancel()
+            matched.cancel()
+        return bool(done)
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` if the process still runs."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
+    async def stop(self, grace: float = STOP_GRACE) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit status."""
+        self.signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            self.signal(signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 5.0)
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL at once (the last resort when the run is torn down)."""
+        self.signal(signal.SIGKILL)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VodLabSettings:
+    """The parameters of ``ppsp lab vod``."""
+
+    out: Path
+    peers: int = 16
+    size_mb: float = 32.0
+    source_rate: float = 4 * MiB
+    peer_rate: float | None = 2 * MiB
+    download_rate: float | None = None
+    join_spread: float = 2.0
+    churn: float = 0.0
+    seed: int = 1
+    chunk_size: int | None = None
+    timeout: float = 300.0
+    baseline: bool = True
+    command: str = ""
+
+    @property
+    def size(self) -> int:
+        """The file size in bytes."""
+        return int(self.size_mb * MiB)
+
+
+@dataclass(slots=True, kw_only=True)
+class LabPlan:
+    """What the seed decides: when each peer joins and which peers leave on completion."""
+
+    joins: list[float]
+    churned: set[int] = field(default_factory=set)
+
+
+def plan(settings: VodLabSettings) -> LabPlan:
+    """Join offsets (uniform over the join spread, ascending) and churned peers, from the seed."""
+    joins = random.Random(f"ppsp-lab-join-{settings.seed}")
+    offsets = sorted(joins.uniform(0.0, settings.join_spread) for _ in range(settings.peers))
+    leave = random.Random(f"ppsp-lab-churn-{settings.seed}")
+    count = round(settings.churn * settings.peers)
+    return LabPlan(joins=offsets, churned=set(leave.sample(range(settings.peers), count)))
+
+
+def make_content(path: Path, size: int, seed: int) -> str:
+    """Write ``size`` random bytes, reproducible from ``seed``; returns their SHA-256."""
+    data = random.Random(f"ppsp-lab-content-{seed}").randbytes(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _rate_arg(rate: float) -> str:
+    return str(int(rate)) if float(rate).is_integer() else repr(float(rate))
+
+
+def _load(path: Path) -> Report | None:
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    """The processes of one run, so that they can all be torn down whatever happens."""
+
+    processes: list[LabProcess] = field(default_factory=list)
+
+    async def stop(self, group: Sequence[LabProcess]) -> None:
+        await asyncio.gather(*(p.stop() for p in group if p in self.processes))
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            process.kill()
+
+
+async def _swarm(
+    settings: VodLabSettings,
+    lab_plan: LabPlan,
+    content: Path,
+    dirs: dict[str, Path],
+    run: _Run,
+    say: Callable[[str], None],
+) -> tuple[str, list[LabProcess]]:
+    """Start tracker, source and peers; return once every peer completed (or time ran out)."""
+    tracker = await LabProcess.spawn(
+        "tracker",
+        [
+            "tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            "--max-peers",
+            str(max(20, settings.peers + 1)),
+        ],
+        dirs["logs"] / "tracker.log",
+    )
+    run.processes.append(tracker)
+    line = await tracker.stdout_line(LISTENING, START_TIMEOUT)
+    match = LISTENING.search(line)
+    assert match is not None
+    tracker_url = match.group(1)
+    say(f"tracker at {tracker_url}")
+    source_args = [
+        "seed",
+        str(content),
+        "--tracker",
+        tracker_url,
+        "--log-level",
+        "warning",
+        "--upload-rate",
+        _rate_arg(settings.source_rate),
+        "--report",
+        str(dirs["reports"] / "source.json"),
+    ]
+    if settings.chunk_size is not None:
+        source_args += ["--chunk-size", str(settings.chunk_size)]
+    source = await LabProcess.spawn("source", source_args, dirs["logs"] / "source.log")
+    run.processes.append(source)
+    swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
+    say(f"source seeding swarm {swarm_id[:16]}... at {settings.source_rate / MiB:.2f} MiB/s")
+
+    peers: list[LabProcess] = []
+    began = time.monotonic()
+    deadline = began + settings.timeout
+    for i, offset in enumerate(lab_plan.joins):
+        delay = began + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        name = f"peer-{i + 1:02d}"
+        args = [
+            "get",
+            swarm_id,
+            "--tracker",
+            tracker_url,
+            "--log-level",
+            "warning",
+            "-o",
+            str(dirs["work"] / f"{name}.bin"),
+            "--timeout",
+            str(max(30.0, min(settings.timeout, 120.0))),
+            "--report",
+            str(dirs["reports"] / f"{name}.json"),
+        ]
+        if settings.peer_rate is not None:
+            args += ["--upload-rate", _rate_arg(settings.peer_rate)]
+        if settings.download_rate is not None:
+            args += ["--download-rate", _rate_arg(settings.download_rate)]
+        if i not in lab_plan.churned:
+            args.append("--seed-after")
+        peer = await LabProcess.spawn(name, args, dirs["logs"] / f"{name}.log", watch=COMPLETE)
+        run.processes.append(peer)
+        peers.append(peer)
+    say(f"{len(peers)} peers started; waiting for them to complete")
+    results = await asyncio.gather(*(peer.wait_done(deadline - time.monotonic()) for peer in peers))
+    late = [peer.name for peer, done in zip(peers, results, strict=True) if not done]
+    failed = [peer.name for peer in peers if not peer.matched.is_set()]
+    if late:
+        say(f"not complete after {settings.timeout:.0f} s: {', '.join(late)}")
+    elif failed:
+        say(f"exited without completing: {', '.join(failed)}")
+    else:
+        say(f"every peer complete after {time.monotonic() - began:.1f} s")
+    await run.stop(peers)
+    await run.stop([source])
+    await run.stop([tracker])
+    return swarm_id, peers
+
+
+async def run_vod_lab(
+    settings: VodLabSettings, *, say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the vod lab; returns the report.json document (also written into ``settings.out``)."""
+    if settings.peers < 1:
+        raise LabError("a lab needs at least one peer")
+    if not 0.0 <= settings.churn <= 1.0:
+        raise LabError("churn is a fraction between 0 and 1")
+    echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
+    out = settings.out
+    dirs = {name: out / name for name in ("work", "logs", "reports")}
+    for directory in (out, *dirs.values()):
+        directory.mkdir(parents=True, exist_ok=True)
+    for stale in dirs["reports"].glob("*.json"):
+        stale.unlink()
+    lab_plan = plan(settings)
+    content = dirs["work"] / "content.bin"
+    digest = make_content(content, settings.size, settings.seed)
+    echo(f"content: {settings.size / MiB:.2f} MiB of random bytes (seed {settings.seed})")
+
+    run = _Run()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            handled = True
+    try:
+        swarm_id, peers = await _swarm(settings, lab_plan, content, dirs, run, echo)
+        verified = {p.name: _digest(dirs["work"] / f"{p.name}.bin") == digest for p in peers}
+        baseline = None
+        if settings.baseline:
+            echo(
+                f"client-server baseline: {settings.peers} HTTP downloads at "
+                f"{settings.source_rate / MiB:.2f} MiB/s"
+            )
+            baseline = await run_baseline(
+                content,
+                rate=settings.source_rate,
+                starts=lab_plan.joins,
+                timeout=settings.timeout + settings.join_spread,
+            )
+    finally:
+        if handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+        run.kill_all()
+        for path in dirs["work"].glob("*.bin"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    source = _load(dirs["reports"] / "source.json")
+    if source is None:
+        raise LabError("the source wrote no report")
+    peer_reports = [
+        (p.name, _load(dirs["reports"] / f"{p.name}.json"), i in lab_plan.churned)
+        for i, p in enumerate(peers)
+    ]
+    figures = analyse_vod(
+        swarm_id=swarm_id,
+        source=source,
+        peers=peer_reports,
+        source_rate=settings.source_rate,
+        peer_rates=[settings.peer_rate] * settings.peers,
+        download_rates=[settings.download_rate] * settings.peers,
+        baseline=baseline,
+    )
+    plots = write_plots(figures, out)
+    document = {
+        "kind": "vod",
+        "command": settings.command,
+        "parameters": {**asdict(settings), "out": str(settings.out), "size": settings.size},
+        "plan": {"joins": lab_plan.joins, "churned": sorted(lab_plan.churned)},
+        "content_sha256": digest,
+        "outputs_verified": verified,
+        "figures": figures.to_json(),
+        "plots": plots,
+    }
+    (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    (out / "report.md").write_text(render_markdown(document), encoding="utf-8")
+    return document
+
+
+def write_plots(figures: VodFigures, out: Path) -> list[str]:
+    """Draw the vod plots into ``out``; returns their file names."""
+    baseline = figures.baseline
+    plot_completion_cdf(
+        out / "completion_cdf.png",
+        [peer.completion_time for peer in figures.peers],
+        None if baseline is None else baseline.completion_times,
+        bound=figures.bound.seconds,
+    )
+    plot_bytes_over_time(out / "bytes_over_time.png", figures.timeline)
+    return ["completion_cdf.png", "bytes_over_time.png"]
