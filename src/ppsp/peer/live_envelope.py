@@ -160,7 +160,9 @@ class ChunkEnvelope:
         return header + self.payload
 
     @classmethod
-    def decode(cls, data: bytes, *, max_payload: int = MAX_CHUNK_PAYLOAD) -> ChunkEnvelope:
+    def decode(
+        cls, data: bytes | bytearray | memoryview, *, max_payload: int = MAX_CHUNK_PAYLOAD
+    ) -> ChunkEnvelope:
         """Parse an envelope from an untrusted peer; raises only InvalidEnvelope.
 
         The length field is checked against ``max_payload`` before anything is copied, and the

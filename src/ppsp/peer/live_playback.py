@@ -2,9 +2,11 @@
 
 :class:`LivePlayback` goes through three states:
 
-1. ``JOINING``: no chunk index known yet.  The first :meth:`~LivePlayback.note_newest` (from a
-   peer's chunk map, or a received chunk) picks the joining point near the live edge:
-   ``first = newest - join_margin`` (never below the window floor).
+1. ``JOINING``: no joining point yet.  The first :meth:`~LivePlayback.note_newest` (the newest
+   index a peer's chunk map shows), or else the first :meth:`~LivePlayback.due` after chunks
+   arrived, picks the joining point near the live edge: ``first = newest - join_margin``
+   (never below the window floor).  Chunks that arrive first do not join by themselves, so a
+   batch fetched oldest first still joins at its newest chunk.
 2. ``BUFFERING``: waiting until the ``buffer_chunks`` chunks from ``first`` on are all held.
    The moment they are, playback starts: ``play_start`` is that time.  When buffering takes
    longer than ``rejoin_after_s`` (the chunks at the joining point may have gone from every
@@ -335,7 +337,7 @@ class LivePlayback:
         nbytes: int = 0,
         from_source: bool = False,
     ) -> bool:
-        """A verified chunk arrived at ``now``; True when playback can use it.
+        """A verified chunk arrived at ``now``; True when playback keeps it.
 
         ``nbytes`` counts towards the bytes received from the source or from peers.  A chunk
         already played, skipped or below the floor is counted but not kept.
@@ -344,7 +346,8 @@ class LivePlayback:
             self._bytes_source += nbytes
         else:
             self._bytes_peers += nbytes
-        self.note_newest(index, now)
+        if self._newest is None or index > self._newest:
+            self._newest = index  # joining waits for note_newest() or due()
         if index < self._floor or index in self._held:
             return False
         if self._next is not None and index < self._next:
@@ -362,7 +365,9 @@ class LivePlayback:
     def due(self, now: float) -> Playout:
         """Chunks whose deadline has passed by ``now``: those to play, and how many skipped."""
         if self._first is None:
-            return Playout()
+            if self._newest is None:
+                return Playout()
+            self._join(now)
         if self._play_start is None:
             self._maybe_start(now)
             if self._play_start is None:
