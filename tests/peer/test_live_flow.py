@@ -47,6 +47,7 @@ def test_source_to_viewer() -> None:
             if window.add(envelope):
                 player.on_chunk(envelope.index, envelope.timestamp_ms, now + 0.05, nbytes=len(data))
         wire.clear()
+        player.set_floor(window.floor, now + 0.05)
         played.extend(player.due(now + 0.05).played)
 
     qoe = player.qoe()

@@ -15,9 +15,11 @@
 
 A viewer's flow: fetch the description for the swarm ID and check it; build a
 :class:`LiveWindow` and a :class:`LivePlayback`; for each envelope fetched, decode it, verify
-it against the window, add it to the window and tell the playback; call
-:meth:`LivePlayback.due` at :meth:`LivePlayback.next_timer` and play what it returns.  All times
-are Unix times in seconds, passed in as ``now``.
+it against the window, add it to the window and tell the playback
+(:meth:`LivePlayback.on_chunk`, then :meth:`LivePlayback.set_floor` with the window's floor);
+announce :meth:`LiveWindow.bitmap` as the CHUNK map; request what :meth:`LivePlayback.wanted`
+orders first; call :meth:`LivePlayback.due` at :meth:`LivePlayback.next_timer` and play what it
+returns.  All times are Unix times in seconds, passed in as ``now``.
 """
 
 from __future__ import annotations
