@@ -569,7 +569,10 @@ class PeerNode:
                 data = await read_bounded(answer.content, MAX_PEER_MESSAGE_BYTES)
                 return self.protocol_client.receive(request, data, answer.status)
         finally:
-            self.protocol_client.expire(float("inf"))
+            # Drop only transactions past their own deadline (those whose HTTP exchange
+            # failed): other exchanges run concurrently, and expiring everything here made
+            # their answers "not pending" (every connect racing another one failed).
+            self.protocol_client.expire(self.clock())
 
     async def connect(self, session: SwarmSession, remote: RemotePeer) -> None:
         """Negotiate the transport, pull the chunk map and query the properties of ``remote``."""
