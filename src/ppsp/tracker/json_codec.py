@@ -920,6 +920,7 @@ def _address_json(address: PeerAddress) -> dict[str, object]:
 
 
 _ADDRESS_CACHE: dict[PeerAddress, dict[str, object]] = {}
+_ADDRESS_BY_ID: dict[int, tuple[PeerAddress, dict[str, object]]] = {}
 _ADDRESS_CACHE_SIZE: Final = 16384
 """Most validated ``peer_addr`` objects kept; the cache is emptied when it is full."""
 
@@ -927,15 +928,20 @@ _ADDRESS_CACHE_SIZE: Final = 16384
 def _checked_address_json(address: PeerAddress) -> dict[str, object]:
     """``_address_json(address)``, refused (LocalProtocolError) where the decoder would refuse it.
 
-    Valid results are cached: equal addresses write equal objects.  Addresses with a bool or
-    float port or priority (equal to an integer, and invalid) are never looked up.
+    Valid results are cached, by identity first (the storage hands out the same address
+    objects again and again) and then by value: equal addresses write equal objects.  Addresses
+    with a bool or float port or priority (equal to an integer, and invalid) are never cached.
     """
+    entry = _ADDRESS_BY_ID.get(id(address))
+    if entry is not None and entry[0] is address:
+        return entry[1]
     plain = type(address.port) is int and (
         address.priority is None or type(address.priority) is int
     )
     if plain:
         cached = _ADDRESS_CACHE.get(address)
         if cached is not None:
+            _remember_address(address, cached)
             return cached
     out = _address_json(address)
     try:
@@ -946,7 +952,15 @@ def _checked_address_json(address: PeerAddress) -> dict[str, object]:
         if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
             _ADDRESS_CACHE.clear()
         _ADDRESS_CACHE[address] = out
+        _remember_address(address, out)
     return out
+
+
+def _remember_address(address: PeerAddress, out: dict[str, object]) -> None:
+    # The entry holds the address, so its id cannot be reused while the entry exists.
+    if len(_ADDRESS_BY_ID) >= _ADDRESS_CACHE_SIZE:
+        _ADDRESS_BY_ID.clear()
+    _ADDRESS_BY_ID[id(address)] = (address, out)
 
 
 def _one_peer_addresses(addresses: Sequence[PeerAddress]) -> object:
@@ -1220,6 +1234,10 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
     return data
 
 
+_IDENT_CACHE: set[str] = set()
+"""Peer IDs already found valid by :func:`_ident` (bounded as the address cache is)."""
+
+
 def _check_success(root: Mapping[str, object], results: Sequence[Mapping[str, object]]) -> None:
     """What :func:`_read_success` checks of a success response, less the cached addresses."""
     try:
@@ -1233,6 +1251,12 @@ def _check_success(root: Mapping[str, object], results: Sequence[Mapping[str, ob
                 continue
             infos = _objects(_object(group, "peer_group").get("peer_info"), "peer_info", MAX_PEERS)
             for info in infos:
-                _opt_ident(info.get("peer_id"), "peer_info.peer_id")
+                peer_id = info.get("peer_id")
+                if type(peer_id) is not str or peer_id not in _IDENT_CACHE:
+                    _opt_ident(peer_id, "peer_info.peer_id")
+                    if type(peer_id) is str:
+                        if len(_IDENT_CACHE) >= _ADDRESS_CACHE_SIZE:
+                            _IDENT_CACHE.clear()
+                        _IDENT_CACHE.add(peer_id)
     except _Malformed as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None

@@ -1178,6 +1178,7 @@ _HEADS = {
 _TAIL = f"</{_ROOT}>\n"
 _INFO_INDENT = "\n      "
 _ADDRESS_CACHE: dict[PeerAddress, str] = {}
+_ADDRESS_BY_ID: dict[int, tuple[PeerAddress, str]] = {}
 _ADDRESS_CACHE_SIZE = 16384
 """Most validated ``<PeerAddress>`` fragments kept; the cache is emptied when it is full."""
 
@@ -1196,22 +1197,29 @@ def _fast_token(value: str | None, what: str) -> str:
 
 
 def _address_fragment(address: PeerAddress) -> str:
-    """``<PeerAddress .../>`` of a valid address, validated as :func:`_encode_address` does."""
+    """A valid address's indented ``<PeerAddress .../>``, checked as :func:`_encode_address` does.
+
+    Cached by identity first (the storage hands out the same address objects again and again)
+    and then by value.  Equal addresses write equal fragments; addresses with a bool or float
+    port or priority (equal to an integer, and invalid) never reach the cache.
+    """
+    entry = _ADDRESS_BY_ID.get(id(address))
+    if entry is not None and entry[0] is address:
+        return entry[1]
     plain = type(address.port) is int and (
         address.priority is None or type(address.priority) is int
     )
     if plain:
-        # Equal addresses write equal fragments (bool or float fields, which compare equal to
-        # integers but are invalid, never reach the cache).
         cached = _ADDRESS_CACHE.get(address)
         if cached is not None:
+            _remember_address(address, cached)
             return cached
     ip = _token(address.ip, "PeerAddress ip", LocalProtocolError)
     if not isinstance(address.family, AddressFamily):
         raise LocalProtocolError("PeerAddress family is not an address family")
     _ip(ip, address.family, LocalProtocolError)
     parts = [
-        f'<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
+        f'{_INFO_INDENT}<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
         f' port="{_check_integer(address.port, "port", _MAX_PORT)}"'
     ]
     if address.priority is not None:
@@ -1233,27 +1241,62 @@ def _address_fragment(address: PeerAddress) -> str:
         if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
             _ADDRESS_CACHE.clear()
         _ADDRESS_CACHE[address] = fragment
+        _remember_address(address, fragment)
     return fragment
 
 
+def _remember_address(address: PeerAddress, fragment: str) -> None:
+    # The entry holds the address, so its id cannot be reused while the entry exists.
+    if len(_ADDRESS_BY_ID) >= _ADDRESS_CACHE_SIZE:
+        _ADDRESS_BY_ID.clear()
+    _ADDRESS_BY_ID[id(address)] = (address, fragment)
+
+
+_TOKEN_CACHE: dict[tuple[str, str], str] = {}
+_TOKEN_CACHE_SIZE = 16384
+"""Most validated identifiers kept, as ready-made pieces of the document."""
+_PEER_INFO_HEAD = "    <PeerInfo"
+_PEER_INFO_TAIL = "\n    </PeerInfo>\n"
+
+
+def _token_piece(value: str, what: str, template: str, *, text: bool = False) -> str:
+    """``template`` holding the validated token ``value``, escaped for an attribute (or for
+    element content with ``text``), cached by value."""
+    plain = type(value) is str
+    if plain:
+        piece = _TOKEN_CACHE.get((template, value))
+        if piece is not None:
+            return piece
+    token = _token(value, what, LocalProtocolError)
+    piece = template.format(_xml_text(token) if text else _xml_attr(token))
+    if plain:
+        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_SIZE:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[(template, value)] = piece
+    return piece
+
+
 def _peer_info_fragment(parts: list[str], info: PeerInfo, swarm_id: str | None) -> None:
-    if len(info.addresses) > MAX_PEER_ADDRESSES:
+    addresses = info.addresses
+    if len(addresses) > MAX_PEER_ADDRESSES:
         raise LocalProtocolError(f"more than {MAX_PEER_ADDRESSES} addresses in a PeerInfo")
     if swarm_id is None:
-        parts.append("    <PeerInfo")
+        head = _PEER_INFO_HEAD
     else:
-        parts.append(f'    <PeerInfo swarmID="{_fast_token(swarm_id, "PeerInfo swarm_id")}"')
-    if info.peer_id is None and not info.addresses:
+        head = _token_piece(swarm_id, "PeerInfo swarm_id", '    <PeerInfo swarmID="{}"')
+    peer_id = info.peer_id
+    if peer_id is None and not addresses:
+        parts.append(head)
         parts.append("/>\n")
         return
+    parts.append(head)
     parts.append(">")
-    if info.peer_id is not None:
-        peer_id = _token(info.peer_id, "PeerInfo peer_id", LocalProtocolError)
-        parts.append(f"{_INFO_INDENT}<PeerID>{_xml_text(peer_id)}</PeerID>")
-    for address in info.addresses:
-        parts.append(_INFO_INDENT)
+    if peer_id is not None:
+        what = "PeerInfo peer_id"
+        parts.append(_token_piece(peer_id, what, "\n      <PeerID>{}</PeerID>", text=True))
+    for address in addresses:
         parts.append(_address_fragment(address))
-    parts.append("\n    </PeerInfo>\n")
+    parts.append(_PEER_INFO_TAIL)
 
 
 def _results_fragment(parts: list[str], msg: TrackerResponse, tid: str) -> None:
