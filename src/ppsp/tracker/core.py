@@ -16,7 +16,7 @@ The core is ``async`` only because the storage may be remote.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import random
 from dataclasses import dataclass, replace
 
@@ -91,16 +91,23 @@ class TrackerStats:
 def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
     """The REFLEXIVE address of a peer seen at ``observed`` (ip, port)."""
     ip, port = observed
-    try:
-        v6 = ipaddress.ip_address(ip).version == 6
-    except ValueError:
-        v6 = ":" in ip
+    # Every IPv6 address, and no IPv4 address, has a colon in its text.
     return PeerAddress(
         ip=ip,
         port=port,
-        family=AddressFamily.IPV6 if v6 else AddressFamily.IPV4,
+        family=AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4,
         type=AddressType.REFLEXIVE,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _reflexive(observed: tuple[str, int]) -> PeerAddress:
+    """:func:`reflexive_address`, one shared object per observed address (most recent ones).
+
+    Sharing lets the storage see an unchanged address as the same object, and lets the codecs'
+    caches find it by identity.
+    """
+    return reflexive_address(observed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +219,7 @@ class Tracker:
             joined=joined,
             machine=machine,
             transition=transition,
-            reflexive=reflexive_address(observed),
+            reflexive=_reflexive(observed),
             now=now,
         )
         return await self._ACTIONS[transition.action](self, ctx)
@@ -236,10 +243,14 @@ class Tracker:
     async def _save(self, ctx: _Context) -> PeerRecord:
         """Write the peer's record after a valid request: new state, timer, addresses."""
         request = ctx.request
-        if request.addresses or ctx.record is None:
-            advertised = request.addresses
+        previous = ctx.record
+        if request.addresses or previous is None:
+            addresses = (*request.addresses, ctx.reflexive)
+        elif previous.addresses[-1] is ctx.reflexive:
+            addresses = previous.addresses  # unchanged: the same tuple, nothing to refresh
         else:
-            advertised = ctx.record.addresses[:-1]  # the REFLEXIVE address is always last
+            # The REFLEXIVE address is always last.
+            addresses = (*previous.addresses[:-1], ctx.reflexive)
         timer = ctx.transition.timer
         if timer is TimerEffect.INIT:
             deadline = ctx.now + self.config.init_timeout
@@ -251,7 +262,7 @@ class Tracker:
             peer_id=request.peer_id,
             version=ctx.machine.version,
             state=ctx.transition.next_state,
-            addresses=(*advertised, ctx.reflexive),
+            addresses=addresses,
             deadline=deadline,
         )
         await self._put(record)

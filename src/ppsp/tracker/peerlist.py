@@ -40,6 +40,9 @@ MAX_PEER_LIST = 200
 _ALL = 1 << 62
 """Holding score of a SEED: more than any content map can hold."""
 
+_Key = tuple[int, int, int, int, float]
+"""Ranking key of a candidate: -held, protocol mismatch, AS mismatch, -priority, random."""
+
 
 def peer_count(peer_num: PeerNum | None, default: int) -> int:
     """How many peers to return: ``PeerNum`` count, else ``default``, capped at 200."""
@@ -106,7 +109,8 @@ def select_peers(
         return []
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
-    ranked: list[tuple[tuple[int, int, int, int, float], SwarmMember]] = []
+    rand = rng.random
+    ranked: list[tuple[_Key, SwarmMember]] = []
     for member in candidates:
         if member.peer_id == requester_id:
             continue
@@ -115,17 +119,26 @@ def select_peers(
             held = _ALL if member.mode is PeerMode.SEED else holdings(member.content_map, scope)
             if require_scope and held == 0:
                 continue
-        priorities = [a.priority for a in member.addresses if a.priority is not None]
-        key = (
-            -held,
-            0 if protocols & _protocols(member.addresses) else 1,
-            0 if asns & _asns(member.addresses) else 1,
-            -max(priorities, default=-1),
-            rng.random(),
-        )
+        # One pass over the addresses: shared protocol, shared AS, best priority.
+        same_protocol = 1
+        same_asn = 1
+        best: int | None = None
+        for address in member.addresses:
+            if protocols and address.peer_protocol in protocols:
+                same_protocol = 0
+            if asns and address.asn in asns:
+                same_asn = 0
+            priority = address.priority
+            if priority is not None and (best is None or priority > best):
+                best = priority
+        key = (-held, same_protocol, same_asn, 1 if best is None else -best, rand())
         ranked.append((key, member))
-    ranked.sort(key=lambda pair: pair[0])
+    ranked.sort(key=_first)
     return [member for _, member in ranked[:count]]
+
+
+def _first(pair: tuple[_Key, SwarmMember]) -> _Key:
+    return pair[0]
 
 
 def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerInfo, ...]:

@@ -3,7 +3,9 @@
 Swarms are spread over a fixed number of shards by the hash of their ID (as chihaya's memory
 store does), so that each shard stays a small dictionary and could later carry its own lock.
 Peers live in one dictionary.  Every per-peer and per-swarm object uses ``__slots__`` to keep
-a membership compact (see :func:`measure_membership_bytes`).
+a membership compact (see :func:`measure_membership_bytes`).  Each membership is kept as the
+:class:`~ppsp.tracker.storage.base.SwarmMember` that :meth:`MemoryStorage.members` hands out
+(replaced whenever the peer's mode or addresses change), so that listing a swarm builds nothing.
 
 Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
 reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
@@ -48,7 +50,8 @@ class _Swarm:
     __slots__ = ("maps", "members")
 
     def __init__(self) -> None:
-        self.members: dict[str, PeerMode] = {}
+        # Every member as listed (content_map always None here; maps are kept apart).
+        self.members: dict[str, SwarmMember] = {}
         self.maps: dict[str, ContentMap] | None = None
 
 
@@ -81,15 +84,27 @@ class MemoryStorage(Storage):
         if peer is None:
             self._peers[record.peer_id] = _Peer(record)
         else:
-            old = peer.record.deadline
+            old = peer.record
             peer.record = record
-            if old == record.deadline:
+            if old.addresses != record.addresses:
+                self._refresh_members(peer, record)
+            if old.deadline == record.deadline:
                 return
         heapq.heappush(self._heap, (record.deadline, record.peer_id))
         # Lazy deletion leaves stale entries behind; rebuild once they dominate.
         if len(self._heap) > 2 * len(self._peers) + 64:
             self._heap = [(p.record.deadline, pid) for pid, p in self._peers.items()]
             heapq.heapify(self._heap)
+
+    def _refresh_members(self, peer: _Peer, record: PeerRecord) -> None:
+        """Give the peer's listed memberships its new addresses."""
+        for swarm_id in peer.swarms:
+            members = self._shard(swarm_id)[swarm_id].members
+            members[record.peer_id] = SwarmMember(
+                peer_id=record.peer_id,
+                mode=members[record.peer_id].mode,
+                addresses=record.addresses,
+            )
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
@@ -119,7 +134,7 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return {}
-        return {s: self._shard(s)[s].members[peer_id] for s in peer.swarms}
+        return {s: self._shard(s)[s].members[peer_id].mode for s in peer.swarms}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
@@ -133,7 +148,9 @@ class MemoryStorage(Storage):
         if peer_id not in swarm.members:
             self._memberships += 1
             peer.swarms = (*peer.swarms, swarm_id)
-        swarm.members[peer_id] = mode
+        swarm.members[peer_id] = SwarmMember(
+            peer_id=peer_id, mode=mode, addresses=peer.record.addresses
+        )
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
@@ -152,18 +169,24 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return []
-        ids: list[str] = list(swarm.members)
-        if limit is not None and len(ids) > limit:
-            ids = self._rng.sample(ids, limit)
-        maps = swarm.maps if with_maps and swarm.maps is not None else {}
+        members = swarm.members
+        if limit is not None and len(members) > limit:
+            chosen = [members[pid] for pid in self._rng.sample(list(members), limit)]
+        else:
+            chosen = list(members.values())
+        maps = swarm.maps if with_maps else None
+        if not maps:
+            return chosen
         return [
-            SwarmMember(
-                peer_id=pid,
-                mode=swarm.members[pid],
-                addresses=self._peers[pid].record.addresses,
-                content_map=maps.get(pid),
+            member
+            if (found := maps.get(member.peer_id)) is None
+            else SwarmMember(
+                peer_id=member.peer_id,
+                mode=member.mode,
+                addresses=member.addresses,
+                content_map=found,
             )
-            for pid in ids
+            for member in chosen
         ]
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
