@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,13 @@ from ppsp.peer.content import (
     ContentDescription,
     describe_file,
     verify_description,
+)
+from ppsp.peer.live import (
+    LiveDescription,
+    LivePlayback,
+    LiveWindow,
+    is_live_description,
+    verify_live_description,
 )
 from ppsp.peer.messages import (
     HTTP,
@@ -100,6 +107,30 @@ class RemotePeer:
     last_map_at: float = 0.0
 
 
+LIVE_REPRESENTATION = "live"
+"""Representation id of a live stream's chunks in chunk maps and chunk URLs."""
+
+SOURCE_PROPERTY = "LiveSource"
+"""PROPERTY_QUERY property by which a live stream's source identifies itself (value ``1``)."""
+
+
+@dataclass(slots=True)
+class LiveState:
+    """The live part of a swarm session: the stream's description, window and playback."""
+
+    description: LiveDescription
+    window: LiveWindow
+    is_source: bool
+    playback: LivePlayback | None = None
+    source_peer_ids: set[str] = field(default_factory=set)
+    forged_rejected: int = 0
+    stale_rejected: int = 0
+
+    def bitmap(self) -> ChunkBitmap:
+        """The chunks of the window held."""
+        return self.window.bitmap()
+
+
 @dataclass(slots=True)
 class SwarmSession:
     """One swarm this peer takes part in: its content, its store and the peers it knows."""
@@ -108,6 +139,7 @@ class SwarmSession:
     description: ContentDescription | None
     store: ChunkStore | None
     mode: PeerMode
+    live: LiveState | None = None
     remotes: dict[str, RemotePeer] = field(default_factory=dict)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
@@ -144,18 +176,24 @@ class SwarmSession:
 
     @property
     def representation_id(self) -> str:
-        """The representation this session stores."""
+        """The representation this session stores (``live`` for a live stream)."""
+        if self.live is not None:
+            return LIVE_REPRESENTATION
         assert self.description is not None
         return self.description.representation().id
 
     def bitmap(self) -> ChunkBitmap:
         """The chunks held (empty when the description is not known yet)."""
+        if self.live is not None:
+            return self.live.bitmap()
         if self.store is None:
             return ChunkBitmap(0)
         return self.store.bitmap
 
     def chunk_map(self) -> tuple[RepresentationMap, ...]:
         """The wire form of the chunks held."""
+        if self.live is not None:
+            return chunk_map_from_bitmaps({LIVE_REPRESENTATION: [self.live.bitmap()]})
         if self.description is None or self.store is None:
             return ()
         return chunk_map_from_bitmaps({self.representation_id: [self.store.bitmap]})
@@ -315,7 +353,8 @@ class PeerNode:
             held = len(remote.bitmap) if remote.bitmap is not None else 0
             chunk_map = (
                 chunk_map_from_bitmaps({session.representation_id: [remote.bitmap]})
-                if remote.bitmap is not None and session.description is not None
+                if remote.bitmap is not None
+                and (session.description is not None or session.live is not None)
                 else None
             )
             seed = remote.bitmap is not None and remote.bitmap.complete and remote.bitmap.size > 0
@@ -352,7 +391,17 @@ class PeerNode:
                 session.uploaded_bytes + session.downloaded_bytes
             ),
             Property.LINK_NUMBER: format_property_value(len(session.remotes)),
+            **self._live_properties(session),
         }
+
+    @staticmethod
+    def _live_properties(session: SwarmSession) -> dict[str, str]:
+        live = session.live
+        if live is None:
+            return {}
+        if live.is_source:
+            return {SOURCE_PROPERTY: "1"}
+        return live.playback.qoe().as_properties() if live.playback is not None else {}
 
     def transports(self, swarm_id: str) -> Sequence[TransportOffer]:
         """The mandatory HTTP transport, as a URL template for this swarm's chunks."""
@@ -454,28 +503,15 @@ class PeerNode:
         *,
         no_progress_timeout: float = 30.0,
         on_progress: Callable[[SwarmSession], None] | None = None,
-        stop_when_complete: bool = True,
+        session: SwarmSession | None = None,
     ) -> SwarmSession:
         """Fetch the swarm's content into ``output``, verifying every chunk.
 
+        ``session`` is one already joined with :meth:`join_swarm`; without it, this joins.
         Raises :class:`DownloadFailed` with a one-line reason when it cannot finish.
         """
-        session = SwarmSession(
-            swarm_id=swarm_id,
-            description=None,
-            store=None,
-            mode=PeerMode.LEECH,
-            joined_at=self.clock(),
-        )
-        self.sessions[swarm_id] = session
-        assert self.tracker is not None
-        try:
-            listed = await self.tracker.join(swarm_id, PeerMode.LEECH)
-        except TrackerProtocolError as exc:
-            raise DownloadFailed(f"tracker refused JOIN: {exc.reason}") from exc
-        except PPSPError as exc:
-            raise DownloadFailed(f"tracker unreachable: {exc}") from exc
-        self._add_peers(session, listed)
+        if session is None:
+            session = await self.join_swarm(swarm_id)
         downloader = _Downloader(self, session, output, no_progress_timeout, on_progress)
         try:
             await downloader.run()
@@ -504,6 +540,11 @@ class PeerNode:
                     uploaded_bytes=session.uploaded_bytes,
                     downloaded_bytes=session.downloaded_bytes,
                     concurrent_links=len(session.remotes),
+                    extra=(
+                        session.live.playback.qoe().as_extra()
+                        if session.live is not None and session.live.playback is not None
+                        else ()
+                    ),
                 )
             )
             chunk_map = session.chunk_map()
@@ -543,6 +584,11 @@ class PeerNode:
         now: float,
     ) -> None:
         remote.last_map_at = now
+        if session.live is not None:
+            remote.bitmap = _live_bitmap(chunk_map)
+            session.map_changed = True
+            session.chunk_arrived.set()
+            return
         if session.description is None:
             return
         rep = session.description.representation()
@@ -622,8 +668,10 @@ class PeerNode:
 
         await asyncio.gather(*(ask(remote) for remote in targets[:4]))
 
-    async def fetch_description(self, session: SwarmSession) -> ContentDescription:
-        """Fetch the content description from a peer and check it against the swarm ID."""
+    async def fetch_description(
+        self, session: SwarmSession
+    ) -> ContentDescription | LiveDescription:
+        """Fetch the content (or live stream) description from a peer; check it against the ID."""
         assert self._http is not None
         for remote in list(session.remotes.values()):
             if remote.banned:
@@ -634,6 +682,8 @@ class PeerNode:
                     if answer.status != 200:
                         continue
                     data = await read_bounded(answer.content, MAX_DESCRIPTION_BYTES)
+                if is_live_description(data):
+                    return verify_live_description(data, session.swarm_id)
                 return verify_description(data, session.swarm_id)
             except ContentError:
                 log.warning("peer %s sent a description that fails the swarm ID", remote.peer_id)
@@ -641,6 +691,47 @@ class PeerNode:
             except (TimeoutError, aiohttp.ClientError, OSError):
                 remote.failures += 1
         raise ConnectionError("no peer could provide the content description")
+
+    async def obtain_description(
+        self, session: SwarmSession, timeout: float
+    ) -> ContentDescription | LiveDescription:
+        """The swarm's description from one of its peers, asking the tracker again as needed.
+
+        Raises :class:`DownloadFailed` when no peer provides a valid one within ``timeout``.
+        """
+        deadline = self.clock() + timeout
+        while True:
+            if session.remotes:
+                try:
+                    return await self.fetch_description(session)
+                except ConnectionError:
+                    pass
+            if self.clock() > deadline:
+                if not session.remotes:
+                    raise DownloadFailed("no peers in the swarm")
+                raise DownloadFailed("no peer could provide a valid content description")
+            await asyncio.sleep(0.5)
+            await self._discover(session)
+
+    async def join_swarm(self, swarm_id: str) -> SwarmSession:
+        """JOIN ``swarm_id`` as LEECH and remember the peers the tracker lists."""
+        session = SwarmSession(
+            swarm_id=swarm_id,
+            description=None,
+            store=None,
+            mode=PeerMode.LEECH,
+            joined_at=self.clock(),
+        )
+        self.sessions[swarm_id] = session
+        assert self.tracker is not None
+        try:
+            listed = await self.tracker.join(swarm_id, PeerMode.LEECH)
+        except TrackerProtocolError as exc:
+            raise DownloadFailed(f"tracker refused JOIN: {exc.reason}") from exc
+        except PPSPError as exc:
+            raise DownloadFailed(f"tracker unreachable: {exc}") from exc
+        self._add_peers(session, listed)
+        return session
 
     async def fetch_chunk(self, session: SwarmSession, remote: RemotePeer, index: int) -> bytes:
         """GET one chunk from ``remote`` over the negotiated HTTP transport."""
@@ -668,6 +759,9 @@ class PeerNode:
 
     async def _handle_description(self, request: web.Request) -> web.Response:
         session = self.sessions.get(request.match_info["swarm"])
+        if session is not None and session.live is not None:
+            body = session.live.description.to_bytes()
+            return web.Response(body=body, content_type="application/json")
         if session is None or session.description is None:
             raise web.HTTPNotFound()
         return web.Response(body=session.description.to_bytes(), content_type="application/json")
@@ -678,6 +772,8 @@ class PeerNode:
             index = int(request.match_info["index"])
         except ValueError:
             raise web.HTTPNotFound() from None
+        if session is not None and session.live is not None:
+            return await self._serve_live_chunk(request, session, session.live, index)
         if (
             session is None
             or session.store is None
@@ -710,6 +806,22 @@ class PeerNode:
             # it left): nothing more to send.
             pass
         return response
+
+    async def _serve_live_chunk(
+        self, request: web.Request, session: SwarmSession, live: LiveState, index: int
+    ) -> web.StreamResponse:
+        if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
+            raise web.HTTPNotFound()
+        envelope = live.window.get(index)
+        if self.corrupt_uploads:
+            envelope = replace(envelope, payload=bytes(b ^ 0x5A for b in envelope.payload))
+        data = envelope.encode()
+        session.served_chunks += 1
+        requester = request.headers.get(PEER_ID_HEADER, "")[:64]
+        if self.upload_limiter is not None:
+            await self.upload_limiter.consume(len(data))
+        self._count_upload(session, requester, len(data))
+        return web.Response(body=data, content_type="application/octet-stream")
 
     @staticmethod
     def _count_upload(session: SwarmSession, requester: str, nbytes: int) -> None:
@@ -783,21 +895,12 @@ class _Downloader:
             self.session.chunk_arrived.set()
 
     async def _ensure_description(self) -> None:
-        node, session = self.node, self.session
-        deadline = node.clock() + self.no_progress_timeout
-        while session.description is None:
-            if session.remotes:
-                try:
-                    session.description = await node.fetch_description(session)
-                    break
-                except ConnectionError:
-                    pass
-            if node.clock() > deadline:
-                if not session.remotes:
-                    raise DownloadFailed("no peers in the swarm")
-                raise DownloadFailed("no peer could provide a valid content description")
-            await asyncio.sleep(0.5)
-            await node._discover(session)
+        if self.session.description is not None:
+            return
+        description = await self.node.obtain_description(self.session, self.no_progress_timeout)
+        if isinstance(description, LiveDescription):
+            raise DownloadFailed("this swarm is a live stream: watch it with ppsp watch")
+        self.session.description = description
 
     def _connect_new(self) -> None:
         for remote in self.session.remotes.values():
@@ -899,6 +1002,18 @@ class _Downloader:
             remote.failures += 1
             if remote.failures >= 3:
                 remote.banned = True
+
+
+def _live_bitmap(chunk_map: Sequence[RepresentationMap]) -> ChunkBitmap:
+    """One bitmap of the live chunks a peer announced (its window, from floor to newest)."""
+    held = sorted(
+        index
+        for segment in bitmaps_from_chunk_map(chunk_map).get(LIVE_REPRESENTATION, [])
+        for index in segment
+    )
+    if not held:
+        return ChunkBitmap(0)
+    return ChunkBitmap.from_indexes(held, held[-1] - held[0] + 1, held[0])
 
 
 def _open_or_create(description: ContentDescription, output: str | Path) -> ChunkStore:
