@@ -172,6 +172,10 @@ def test_figures_add_up_on_a_consistent_swarm() -> None:
     assert [p.from_source for p in figures.peers] == [SIZE // 2, SIZE // 4, SIZE // 4]
     assert [p.from_peers for p in figures.peers] == [SIZE // 2, 3 * SIZE // 4, 3 * SIZE // 4]
     assert figures.peers[2].churned
+    # Startup and discovery: first chunk and first chunk from a peer, after each join.
+    assert [p.first_byte for p in figures.peers] == [1.0, 1.0, 0.5]
+    assert [p.first_peer_byte for p in figures.peers] == [3.0, 3.0, 3.0]
+    assert [p.senders for p in figures.peers] == [2, 3, 3]
     assert figures.source_uploaded == SIZE
     check = figures.transfers
     assert check.consistent

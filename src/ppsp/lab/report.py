@@ -139,6 +139,12 @@ class PeerFigures:
     from_source: int
     from_peers: int
     uploaded: int
+    first_byte: float | None = None
+    """Seconds from its join to its first chunk from anyone (startup)."""
+    first_peer_byte: float | None = None
+    """Seconds from its join to its first chunk from another peer than the source (discovery)."""
+    senders: int = 0
+    """How many distinct peers (the source included) it received chunks from."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +196,11 @@ class TransferCheck:
     def unkept(self) -> int:
         """Bytes sent that their receiver did not keep (sum of positive pair differences)."""
         return sum(max(0, pair.difference) for pair in self.pairs)
+
+    @property
+    def over_received_bytes(self) -> int:
+        """Bytes received beyond what their senders counted (sum of negative differences)."""
+        return sum(max(0, -pair.difference) for pair in self.pairs)
 
     @property
     def consistent(self) -> bool:
@@ -256,6 +267,10 @@ def peer_figures(
     completed = _wall(report, session.get("completed_at"))
     by_peer = {str(k): int(v) for k, v in dict(session.get("received_from") or {}).items()}
     from_source = by_peer.get(source_id, 0)
+    arrivals = [(float(when), str(sender)) for when, sender, _ in session.get("arrivals") or ()]
+    joined_local = float(session.get("joined_at") or 0.0)
+    first_any = min((when for when, _ in arrivals), default=None)
+    first_peer = min((when for when, sender in arrivals if sender != source_id), default=None)
     complete = bool(session.get("complete")) and completed is not None
     return PeerFigures(
         name=name,
@@ -274,6 +289,9 @@ def peer_figures(
         from_source=from_source,
         from_peers=sum(by_peer.values()) - from_source,
         uploaded=int(session.get("uploaded_bytes", 0)),
+        first_byte=None if first_any is None else first_any - joined_local,
+        first_peer_byte=None if first_peer is None else first_peer - joined_local,
+        senders=sum(1 for nbytes in by_peer.values() if nbytes > 0),
     )
 
 
@@ -470,6 +488,7 @@ class VodFigures:
                 "consistent": self.transfers.consistent,
                 "unkept": self.transfers.unkept,
                 "over_received": len(self.transfers.over_received),
+                "over_received_bytes": self.transfers.over_received_bytes,
                 "unmatched_sent": self.transfers.unmatched_sent,
                 "unmatched_received": self.transfers.unmatched_received,
                 "mismatches": [
@@ -636,7 +655,7 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             f"{len(transfers['mismatches'])} pairs differ. Sent but not kept by the receiver "
             f"(chunks cancelled in flight, e.g. endgame duplicates): {transfers['unkept']} "
             f"bytes; pairs where the receiver counted more than was sent (a bookkeeping "
-            f"error): {transfers['over_received']}."
+            f"error): {transfers['over_received']} ({transfers['over_received_bytes']} bytes)."
         )
         lines += [
             "",
@@ -658,16 +677,30 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "",
         "## Peers",
         "",
-        "| peer | joined | complete after | from source | from peers | uploaded | leaves |",
-        "|---|---|---|---|---|---|---|",
+        "| peer | joined | first chunk | first from a peer | complete after | from source "
+        "| from peers | senders | uploaded | leaves |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for peer in fig["peers"]:
         lines.append(
             f"| {peer['name']} | {_seconds(peer['joined_at'])} | "
+            f"{_seconds(peer.get('first_byte'))} | {_seconds(peer.get('first_peer_byte'))} | "
             f"{_seconds(peer['completion_time'])} | {_mib(peer['from_source'])} | "
-            f"{_mib(peer['from_peers'])} | {_mib(peer['uploaded'])} | "
+            f"{_mib(peer['from_peers'])} | {peer.get('senders', '-')} | "
+            f"{_mib(peer['uploaded'])} | "
             f"{'yes' if peer['churned'] else 'no'} |"
         )
+    cpu = document.get("cpu")
+    if cpu:
+        lines += [
+            "",
+            "## CPU",
+            "",
+            f"The tracker, source and peers used {cpu['total']:.1f} CPU seconds over the "
+            f"{cpu['wall']:.1f} s of the swarm on {cpu['cores']} cores: "
+            f"{cpu['load']:.0%} of the machine (near 100%, the run measures the CPU rather "
+            "than the rate caps).",
+        ]
     plots = document.get("plots") or []
     if plots:
         lines += ["", "## Plots", ""]

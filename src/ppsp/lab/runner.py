@@ -151,6 +151,16 @@ class LabProcess:
             matched.cancel()
         return bool(done)
 
+    def cpu_seconds(self) -> float | None:
+        """User plus system CPU time used so far (from /proc; None where unavailable)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        # Fields after the command name start at field 3 (state): utime is 14, stime 15.
+        return (int(fields[11]) + int(fields[12])) / ticks
+
     def signal(self, sig: int) -> None:
         """Send ``sig`` if the process still runs."""
         if self.alive:
@@ -265,7 +275,7 @@ async def _swarm(
     dirs: dict[str, Path],
     run: _Run,
     say: Callable[[str], None],
-) -> tuple[str, list[LabProcess]]:
+) -> _SwarmOutcome:
     """Start tracker, source and peers; return once every peer completed (or time ran out)."""
     tracker = await LabProcess.spawn(
         "tracker",
@@ -348,10 +358,31 @@ async def _swarm(
         say(f"exited without completing: {', '.join(failed)}")
     else:
         say(f"every peer complete after {time.monotonic() - began:.1f} s")
+    wall = time.monotonic() - began
+    cpu = {p.name: p.cpu_seconds() for p in (tracker, source, *peers)}
     await run.stop(peers)
     await run.stop([source])
     await run.stop([tracker])
-    return swarm_id, peers
+    used = sum(seconds for seconds in cpu.values() if seconds is not None)
+    cores = os.cpu_count() or 1
+    return _SwarmOutcome(
+        swarm_id=swarm_id,
+        peers=peers,
+        cpu={
+            "processes": cpu,
+            "total": used,
+            "wall": wall,
+            "cores": cores,
+            "load": used / (wall * cores) if wall > 0 else 0.0,
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SwarmOutcome:
+    swarm_id: str
+    peers: list[LabProcess]
+    cpu: dict[str, Any]
 
 
 async def run_vod_lab(
@@ -383,7 +414,8 @@ async def run_vod_lab(
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
             handled = True
     try:
-        swarm_id, peers = await _swarm(settings, lab_plan, content, dirs, run, echo)
+        outcome = await _swarm(settings, lab_plan, content, dirs, run, echo)
+        swarm_id, peers = outcome.swarm_id, outcome.peers
         verified = {p.name: _digest(dirs["work"] / f"{p.name}.bin") == digest for p in peers}
         baseline = None
         if settings.baseline:
@@ -431,6 +463,7 @@ async def run_vod_lab(
         "content_sha256": digest,
         "outputs_verified": verified,
         "figures": figures.to_json(),
+        "cpu": outcome.cpu,
         "plots": plots,
     }
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
