@@ -137,6 +137,24 @@ class _Metrics:
             "Peers removed because a timer ran out.",
             registry=self.registry,
         )
+        # Labelled children, looked up once per label set rather than once per request.
+        self._request_counters: dict[tuple[str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def count_request(self, method: str, encoding: str, outcome: str) -> None:
+        """Count one request under its labels."""
+        key = (method, encoding, outcome)
+        child = self._request_counters.get(key)
+        if child is None:
+            child = self._request_counters[key] = self.requests.labels(*key)
+        child.inc()
+
+    def observe_latency(self, encoding: str, seconds: float) -> None:
+        """Record one request's duration."""
+        child = self._latencies.get(encoding)
+        if child is None:
+            child = self._latencies[encoding] = self.latency.labels(encoding)
+        child.observe(seconds)
 
 
 class Expirer:
@@ -210,7 +228,7 @@ class _TrackerApp:
         started = time.perf_counter()
         encoding = encoding_for(request.headers.get("Content-Type"))
         if encoding is None or not _identity_coding(request):
-            self.metrics.requests.labels("unknown", "unknown", "unsupported_media_type").inc()
+            self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
             return _unsupported_media_type(request)
 
         codec = codec_for(encoding)
@@ -256,9 +274,9 @@ class _TrackerApp:
         outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
         if status_override == REQUEST_TIMEOUT_STATUS:
             outcome = "timeout"
-        self.metrics.requests.labels(method, encoding.value, outcome).inc()
+        self.metrics.count_request(method, encoding.value, outcome)
         elapsed = time.perf_counter() - started
-        self.metrics.latency.labels(encoding.value).observe(elapsed)
+        self.metrics.observe_latency(encoding.value, elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s %s -> %d %s (%.3f ms)",
@@ -310,6 +328,13 @@ class _TrackerApp:
         declared = request.content_length
         if declared is not None and declared > limit:
             raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
+        content = request.content
+        if content.is_eof() and content.exception() is None:
+            # The whole body has already arrived: nothing can stall, no timer is needed.
+            body = content.read_nowait()
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            return body
         chunks: list[bytes] = []
         total = 0
         try:

@@ -37,7 +37,7 @@ from typing import TypeVar
 from lxml import etree
 
 from ppsp.core.bitmap import ChunkBitmap
-from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, attribute, local_name, parse_xml
+from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, attribute, parse_xml
 from ppsp.errors import (
     BadRequest,
     LocalProtocolError,
@@ -214,13 +214,31 @@ def _enum(cls: type[_E], value: str | None, what: str) -> _E:
     if value is None:
         raise BadRequest(f"{what} is missing")
     text = value.strip()
-    for member in cls:
-        if member.value == text:
-            return member
-    raise BadRequest(f"{what} has an unknown value: {text[:40]!r}")
+    member = _members(cls).get(text)
+    if member is None:
+        raise BadRequest(f"{what} has an unknown value: {text[:40]!r}")
+    return member
+
+
+_MEMBERS: dict[type[Enum], dict[str, Enum]] = {}
+
+
+def _members(cls: type[_E]) -> dict[str, _E]:
+    """The members of an enumeration of text values, by value."""
+    table = _MEMBERS.get(cls)
+    if table is None:
+        table = _MEMBERS[cls] = {member.value: member for member in cls}
+    return table  # type: ignore[return-value]
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4_RE = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}")
+"""Dotted-quad IPv4 text exactly as :mod:`ipaddress` writes it (no leading zeros)."""
 
 
 def _ip(value: str, family: AddressFamily | None, error: _Error) -> tuple[str, AddressFamily]:
+    if family is not AddressFamily.IPV6 and _CANONICAL_IPV4_RE.fullmatch(value):
+        return value, AddressFamily.IPV4
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -245,11 +263,11 @@ def _bitmap(text: str, size: int, start: int, error: _Error) -> bytes:
 def _elements(element: _Element) -> list[_Element]:
     """Child elements, and a check that the element holds no character data besides them."""
     if element.text is not None and element.text.strip():
-        raise BadRequest(f"unexpected text in <{local_name(element)}>")
+        raise BadRequest(f"unexpected text in <{_local_name(element)}>")
     children = []
     for child in element:
         if child.tail is not None and child.tail.strip():
-            raise BadRequest(f"unexpected text in <{local_name(element)}>")
+            raise BadRequest(f"unexpected text in <{_local_name(element)}>")
         if isinstance(child.tag, str):
             children.append(child)
     return children
@@ -258,7 +276,7 @@ def _elements(element: _Element) -> list[_Element]:
 def _text(element: _Element) -> str:
     """Stripped text of a leaf element; a leaf with child elements is a bad request."""
     if any(isinstance(child.tag, str) for child in element):
-        raise BadRequest(f"<{local_name(element)}> must not contain elements")
+        raise BadRequest(f"<{_local_name(element)}> must not contain elements")
     return (element.text or "").strip()
 
 
@@ -266,12 +284,12 @@ def _group(element: _Element, limits: dict[str, int]) -> dict[str, list[_Element
     """Children by local name; ``limits`` bounds the count of each name it lists."""
     groups: dict[str, list[_Element]] = {}
     for child in _elements(element):
-        name = local_name(child)
+        name = _local_name(child)
         members = groups.setdefault(name, [])
         members.append(child)
         limit = limits.get(name)
         if limit is not None and len(members) > limit:
-            raise BadRequest(f"more than {limit} <{name}> in <{local_name(element)}>")
+            raise BadRequest(f"more than {limit} <{name}> in <{_local_name(element)}>")
     return groups
 
 
@@ -287,32 +305,61 @@ def _required(groups: dict[str, list[_Element]], name: str) -> _Element:
     return element
 
 
+def _local_name(element: _Element) -> str:
+    """:func:`~ppsp.core.safexml.local_name`, without building a QName."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+# The readers below check the common, valid case first and only describe the field (which
+# costs more than the check) when they raise.
+
+
 def _attr_token(element: _Element, name: str, *, required: bool = False) -> str | None:
     value = attribute(element, name)
-    if value is None and not required:
-        return None
-    what = f"@{name} of <{local_name(element)}>"
-    return _token(None if value is None else value.strip(), what, BadRequest)
+    if value is None:
+        if not required:
+            return None
+    else:
+        value = value.strip()
+        if _TOKEN_RE.fullmatch(value):
+            return value
+    return _token(value, f"@{name} of <{_local_name(element)}>", BadRequest)
 
 
 def _attr_integer(
     element: _Element, name: str, *, required: bool = False, maximum: int = MAX_INTEGER
 ) -> int | None:
     value = attribute(element, name)
-    if value is None and not required:
-        return None
-    return _integer(value, f"@{name} of <{local_name(element)}>", BadRequest, maximum)
+    if value is None:
+        if not required:
+            return None
+    else:
+        text = value.strip()
+        if _DIGITS_RE.fullmatch(text) and (number := int(text)) <= maximum:
+            return number
+    return _integer(value, f"@{name} of <{_local_name(element)}>", BadRequest, maximum)
 
 
 def _attr_enum(element: _Element, name: str, cls: type[_E], *, required: bool = False) -> _E | None:
     value = attribute(element, name)
-    if value is None and not required:
-        return None
-    return _enum(cls, value, f"@{name} of <{local_name(element)}>")
+    if value is None:
+        if not required:
+            return None
+    else:
+        member = _members(cls).get(value.strip())
+        if member is not None:
+            return member
+    return _enum(cls, value, f"@{name} of <{_local_name(element)}>")
 
 
 def _text_token(element: _Element) -> str:
-    return _token(_text(element), f"<{local_name(element)}>", BadRequest)
+    text = _text(element)
+    if _TOKEN_RE.fullmatch(text):
+        return text
+    return _token(text, f"<{_local_name(element)}>", BadRequest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,8 +375,8 @@ def _parse(data: bytes) -> _Element:
         raise BadRequest(str(exc)) from None
     except (etree.LxmlError, ValueError, TypeError) as exc:
         raise BadRequest(f"malformed XML: {exc}") from None
-    if local_name(root) != _ROOT:
-        raise BadRequest(f"root element is <{local_name(root)}>, not <{_ROOT}>")
+    if _local_name(root) != _ROOT:
+        raise BadRequest(f"root element is <{_local_name(root)}>, not <{_ROOT}>")
     return root
 
 
@@ -338,9 +385,9 @@ def _version(root: _Element) -> ProtocolVersion:
     if value is None:
         raise BadRequest("@version is missing")
     text = value.strip()
-    for version in ProtocolVersion:
-        if version.value == text:
-            return version
+    version = _members(ProtocolVersion).get(text)
+    if version is not None:
+        return version
     raise UnsupportedVersion(
         f"PPSP-TP version {text[:20]!r} is not supported",
         reason="PPSP version " + ", ".join(v.value for v in ProtocolVersion),
@@ -356,7 +403,7 @@ def _results(container: _Element) -> tuple[str, tuple[ActionResult, ...]]:
     if not any(isinstance(child.tag, str) for child in container):
         return _text_token(container), ()
     children = _elements(container)
-    found = [child for child in children if local_name(child) == "Result"]
+    found = [child for child in children if _local_name(child) == "Result"]
     if len(found) > MAX_RESULTS:
         raise BadRequest(f"more than {MAX_RESULTS} <Result> elements")
     results = []
@@ -381,7 +428,7 @@ def _results(container: _Element) -> tuple[str, tuple[ActionResult, ...]]:
 def _peek_transaction_id(root: _Element) -> str | None:
     """The message's transaction ID if it can be read, for error answers."""
     for child in root:
-        if isinstance(child.tag, str) and local_name(child) == "TransactionID":
+        if isinstance(child.tag, str) and _local_name(child) == "TransactionID":
             try:
                 return _results(child)[0]
             except TrackerProtocolError:
@@ -577,7 +624,7 @@ def _stream_statistics(element: _Element) -> StreamStatistics:
     extra: list[tuple[str, str]] = []
     seen: set[str] = set()
     for child in _elements(element):
-        name = local_name(child)
+        name = _local_name(child)
         if name in _STANDARD_STATISTICS:
             if name in seen:
                 raise BadRequest(f"<{name}> appears twice in a Stat")
@@ -681,7 +728,7 @@ def _decode_request_root(root: _Element) -> AnyRequest:
     if "Response" in groups:
         raise BadRequest("a response where a request was expected")
     method_text = _text(_required(groups, "Request"))
-    method = next((m for m in Method if m.value == method_text), None)
+    method = _members(Method).get(method_text)
     if method is None:
         raise BadRequest(f"unknown method {method_text[:40]!r}")
     if method not in METHODS_BY_VERSION[version]:
