@@ -373,6 +373,7 @@ def get(
     show_default=True,
     help="Give up after this many seconds without progress.",
 )
+@click.option("--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests).")
 @log_level_option
 def watch(
     swarm_id: str,
@@ -387,8 +388,11 @@ def watch(
     player_host: str,
     output: str | None,
     timeout: float,
+    corrupt_uploads: bool,
 ) -> None:
-    """Stream a swarm's content to a local URL that mpv, VLC, ffplay or a browser can open."""
+    """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
+    browser; with -o, also keep it in a file (-o - writes a live stream to standard output).
+    """
     from pathlib import Path
 
     from ppsp.peer.commands import watch_main
@@ -409,6 +413,65 @@ def watch(
                 upload_rate=upload_rate,
                 download_rate=download_rate,
                 report=report,
+                corrupt_uploads=corrupt_uploads,
+            )
+        )
+    )
+
+
+@main.command()
+@_peer_options
+@click.option(
+    "--input",
+    "input_path",
+    default="-",
+    show_default=True,
+    help="The live byte stream: '-' for standard input, or a file or named pipe read as it grows.",
+)
+@click.option("--chunk-ms", default=500, show_default=True, help="Chunk duration in milliseconds.")
+@click.option("--window", "window_s", default=30, show_default=True, help="Seconds of chunks kept.")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The source's Ed25519 key (PEM); made and saved when missing (default ppsp-live.key).",
+)
+@click.option("--name", default="live", show_default=True, help="Name of the stream.")
+@log_level_option
+def live(
+    tracker_url: str,
+    host: str,
+    port: int,
+    upload_rate: float | None,
+    download_rate: float | None,
+    report: Path | None,
+    tracker_encoding: str,
+    input_path: str,
+    chunk_ms: int,
+    window_s: int,
+    key_path: Path | None,
+    name: str,
+) -> None:
+    """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID."""
+    from ppsp.peer.commands import live_main
+    from ppsp.tracker.messages import Encoding
+
+    sys.exit(
+        _run(
+            live_main(
+                tracker_url=tracker_url,
+                input_path=input_path,
+                host=host,
+                port=port,
+                chunk_ms=chunk_ms,
+                window_s=window_s,
+                key_path=key_path,
+                encoding=Encoding(tracker_encoding.lower()),
+                upload_rate=upload_rate,
+                download_rate=download_rate,
+                report=report,
+                name=name,
             )
         )
     )

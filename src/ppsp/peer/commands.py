@@ -14,13 +14,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
+import aiohttp
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from ppsp.errors import PPSPError
+from ppsp.peer.live import LiveDescription, QoE, generate_key, load_key, save_key
+from ppsp.peer.livenode import LiveOutputs, LiveSourceRunner, LiveViewer
 from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
 from ppsp.peer.picker import PickerConfig
 from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
@@ -223,8 +227,14 @@ async def watch_main(
     upload_rate: float | None = None,
     download_rate: float | None = None,
     report: Path | None = None,
+    corrupt_uploads: bool = False,
 ) -> int:
-    """Stream ``swarm_id``: serve it at a local player URL while it downloads."""
+    """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
+
+    Stored content is served with Range requests while it downloads (``-o`` keeps the file);
+    a live stream is served as one continuous response and, with ``-o FILE`` or ``-o -``,
+    written to a file or standard output as it plays.
+    """
     stop = _stop_event()
     node = PeerNode(
         tracker_url=tracker_url,
@@ -234,35 +244,83 @@ async def watch_main(
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
         upload_rate=upload_rate,
         download_rate=download_rate,
+        clock=time.time,
+        report_interval=5.0,
     )
-    temp_dir: tempfile.TemporaryDirectory[str] | None = None
-    if output is None:
-        temp_dir = tempfile.TemporaryDirectory(prefix="ppsp-watch-")
-        output = Path(temp_dir.name) / "content"
+    node.corrupt_uploads = corrupt_uploads
     try:
         await node.start()
     except OSError as exc:
         return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    download = asyncio.ensure_future(node.download(swarm_id, output, no_progress_timeout=timeout))
+    try:
+        session = await node.join_swarm(swarm_id)
+        description = await node.obtain_description(session, timeout)
+    except (DownloadFailed, PPSPError) as exc:
+        write_report(node, report)
+        await node.stop()
+        return _fail(str(exc))
+    if isinstance(description, LiveDescription):
+        return await _watch_live(
+            node,
+            session,
+            description,
+            stop,
+            player_host,
+            player_port,
+            output,
+            timeout,
+            report,
+            on_url,
+        )
+    session.description = description
+    return await _watch_stored(
+        node, session, stop, player_host, player_port, output, timeout, report, on_url
+    )
 
-    def current() -> SwarmSession | None:
-        return node.sessions.get(swarm_id)
 
-    player = PlayerEndpoint(current)
-    runner = web.AppRunner(player.app(), access_log=None, handle_signals=False)
+async def _serve_player(
+    app: web.Application, host: str, port: int, *, to_stderr: bool
+) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, player_host, player_port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    url = f"http://{host}:{bound}/stream"
+    print(url, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+    return runner, url
+
+
+async def _watch_stored(
+    node: PeerNode,
+    session: SwarmSession,
+    stop: asyncio.Event,
+    player_host: str,
+    player_port: int,
+    output: Path | None,
+    timeout: float,
+    report: Path | None,
+    on_url: Callable[[str], None] | None,
+) -> int:
+    temp_dir: tempfile.TemporaryDirectory[str] | None = None
+    if output is None or str(output) == "-":
+        temp_dir = tempfile.TemporaryDirectory(prefix="ppsp-watch-")
+        output = Path(temp_dir.name) / "content"
+    download = asyncio.ensure_future(
+        node.download(session.swarm_id, output, no_progress_timeout=timeout, session=session)
+    )
+    player = PlayerEndpoint(lambda: node.sessions.get(session.swarm_id))
+    try:
+        runner, url = await _serve_player(player.app(), player_host, player_port, to_stderr=False)
     except OSError as exc:
         download.cancel()
         await node.stop()
         return _fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = int(sockets[0].getsockname()[1]) if sockets else player_port
-    url = f"http://{player_host}:{bound}/stream"
-    print(url, flush=True)
     if on_url is not None:
         on_url(url)
     stopper = asyncio.ensure_future(stop.wait())
@@ -288,6 +346,168 @@ async def watch_main(
         if temp_dir is not None:
             temp_dir.cleanup()
     return code
+
+
+async def _watch_live(
+    node: PeerNode,
+    session: SwarmSession,
+    description: LiveDescription,
+    stop: asyncio.Event,
+    player_host: str,
+    player_port: int,
+    output: Path | None,
+    timeout: float,
+    report: Path | None,
+    on_url: Callable[[str], None] | None,
+) -> int:
+    to_stdout = output is not None and str(output) == "-"
+    sink: BinaryIO | None = None
+    if to_stdout:
+        sink = sys.stdout.buffer
+    elif output is not None:
+        sink = output.open("wb")
+    outputs = LiveOutputs(sink)
+    viewer = LiveViewer(node, session, description, outputs, no_progress_timeout=timeout)
+    player = LivePlayerEndpoint(outputs, description.media_type)
+    try:
+        runner, url = await _serve_player(
+            player.app(), player_host, player_port, to_stderr=to_stdout
+        )
+    except OSError as exc:
+        await node.stop()
+        return _fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
+    if on_url is not None:
+        on_url(url)
+    code = 0
+    try:
+        await viewer.run(stop)
+    except PPSPError as exc:
+        code = _fail(str(exc))
+    finally:
+        outputs.close()
+        await runner.cleanup()
+        print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
+        write_report(node, report)
+        await node.stop()
+        if sink is not None and not to_stdout:
+            sink.close()
+    return code
+
+
+def format_qoe(qoe: QoE, session: SwarmSession) -> str:
+    """The one-line quality-of-experience summary a viewer prints when it stops."""
+    continuity = qoe.continuity_index
+    parts = [
+        "startup delay " + ("-" if qoe.startup_delay is None else f"{qoe.startup_delay:.2f} s"),
+        "continuity " + ("-" if continuity is None else f"{continuity:.4f}"),
+        f"played {qoe.chunks_played}",
+        f"skipped {qoe.chunks_skipped}",
+        "delay behind source "
+        + ("-" if qoe.delay_behind_source is None else f"{qoe.delay_behind_source:.2f} s"),
+        f"from source {qoe.bytes_from_source} B",
+        f"from peers {qoe.bytes_from_peers} B",
+        f"uploaded {session.uploaded_bytes} B",
+    ]
+    return "qoe: " + ", ".join(parts)
+
+
+class LivePlayerEndpoint:
+    """The local HTTP endpoint for a live stream: one continuous response per player."""
+
+    def __init__(self, outputs: LiveOutputs, media_type: str) -> None:
+        self.outputs = outputs
+        self.media_type = media_type
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving ``/stream`` (and ``/``)."""
+        app = web.Application()
+        for path in ("/", "/stream"):
+            app.router.add_route("GET", path, self.stream)
+        return app
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Stream every chunk played from now on, until the viewer stops or the player leaves."""
+        queue = self.outputs.subscribe()
+        response = web.StreamResponse()
+        response.content_type = self.media_type
+        response.headers["Cache-Control"] = "no-store"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            while (payload := await queue.get()) is not None:
+                await response.write(payload)
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            pass
+        finally:
+            self.outputs.clients.discard(queue)
+        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
+            await response.write_eof()
+        return response
+
+
+async def live_main(
+    *,
+    tracker_url: str,
+    input_path: str | None,
+    host: str,
+    port: int,
+    chunk_ms: int,
+    window_s: int,
+    key_path: Path | None,
+    encoding: Encoding,
+    upload_rate: float | None = None,
+    download_rate: float | None = None,
+    report: Path | None = None,
+    name: str = "live",
+) -> int:
+    """Run a live source: print the swarm ID first, then stream until interrupted."""
+    stop = _stop_event()
+    try:
+        key, key_file, created = _source_key(key_path)
+    except (OSError, PPSPError) as exc:
+        return _fail(f"cannot use the source key: {exc}")
+    node = PeerNode(
+        tracker_url=tracker_url,
+        host=host,
+        port=port,
+        encoding=encoding,
+        upload_rate=upload_rate,
+        download_rate=download_rate,
+        clock=time.time,
+        report_interval=5.0,
+    )
+    runner = LiveSourceRunner(node, key, name=name, chunk_ms=chunk_ms, window_s=window_s)
+    try:
+        await node.start()
+        await runner.announce()
+    except (OSError, PPSPError) as exc:
+        await node.stop(disconnect=False)
+        return _fail(f"cannot start the live source: {exc}")
+    print(runner.swarm_id, flush=True)
+    if created:
+        print(f"made a new source key in {key_file}", file=sys.stderr, flush=True)
+    print(f"live source at {node.base_url}", file=sys.stderr, flush=True)
+    try:
+        await runner.run(input_path, stop)
+    finally:
+        print(f"live source stopped after {runner.chunks_produced} chunks", file=sys.stderr)
+        write_report(node, report)
+        await node.stop()
+    return 0
+
+
+DEFAULT_KEY_FILE = Path("ppsp-live.key")
+"""Where ``ppsp live`` keeps its key when ``--key`` is not given."""
+
+
+def _source_key(path: Path | None) -> tuple[Ed25519PrivateKey, Path, bool]:
+    """Load the source key, or make and save one; returns (key, file, whether it is new)."""
+    path = path or DEFAULT_KEY_FILE
+    if path.exists():
+        return load_key(path), path, False
+    key = generate_key()
+    save_key(path, key)
+    return key, path, True
 
 
 class PlayerEndpoint:

@@ -218,7 +218,34 @@ class SwarmSession:
             "received_from": self.bytes_by_peer(),
             "uploaded_to": dict(self.uploaded_to),
             "arrivals": [list(event) for event in self.arrivals],
+            "live": self._live_report(),
         }
+
+    def _live_report(self) -> dict[str, object] | None:
+        live = self.live
+        if live is None:
+            return None
+        figures: dict[str, object] = {
+            "source": live.is_source,
+            "chunk_ms": live.description.chunk_ms,
+            "window_floor": live.window.floor,
+            "window_newest": live.window.newest,
+            "forged_rejected": live.forged_rejected,
+            "stale_rejected": live.stale_rejected,
+        }
+        if live.playback is not None:
+            qoe = live.playback.qoe()
+            figures.update(
+                first_index=live.playback.first,
+                startup_delay=qoe.startup_delay,
+                continuity_index=qoe.continuity_index,
+                chunks_played=qoe.chunks_played,
+                chunks_skipped=qoe.chunks_skipped,
+                delay_behind_source=qoe.delay_behind_source,
+                bytes_from_source=qoe.bytes_from_source,
+                bytes_from_peers=qoe.bytes_from_peers,
+            )
+        return figures
 
     def bytes_by_peer(self) -> dict[str, int]:
         """Bytes received from each remote peer."""
@@ -409,6 +436,17 @@ class PeerNode:
         return (TransportOffer(type=HTTP, uri=template),)
 
     # -- life cycle --------------------------------------------------------------------------
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The HTTP client session to other peers (after :meth:`start`)."""
+        assert self._http is not None, "the node is not started"
+        return self._http
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """Headers every chunk request carries (the requester's PeerID)."""
+        return {PEER_ID_HEADER: self.peer_id}
 
     @property
     def base_url(self) -> str:

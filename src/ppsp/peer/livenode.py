@@ -1,0 +1,524 @@
+"""Live streaming over the peer node: the source (``ppsp live``) and the viewer (``ppsp watch``).
+
+The decisions are the sans-I/O live core's (:mod:`ppsp.peer.live`): the chunker cuts and signs,
+the window keeps the last seconds, the playback clock says what is due and what to fetch first.
+This module reads the input, moves chunk envelopes between peers over HTTP, verifies each one
+before it is kept, played or passed on, and hands played chunks to the outputs.
+
+Times are Unix times (``time.time()``): a live chunk's deadline is compared with the source's
+timestamps, so every peer reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import stat
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ppsp.errors import ForgedChunk, LiveError, PPSPError
+from ppsp.peer.live import (
+    ChunkEnvelope,
+    LiveChunk,
+    LiveChunker,
+    LiveDescription,
+    LivePlayback,
+    LiveSource,
+    LiveWindow,
+    PlaybackConfig,
+    QoE,
+    availability_from_bitmaps,
+    verify_envelope,
+)
+from ppsp.peer.node import (
+    LIVE_REPRESENTATION,
+    SOURCE_PROPERTY,
+    LiveState,
+    PeerNode,
+    RemotePeer,
+    SwarmSession,
+    read_bounded,
+)
+from ppsp.tracker.messages import PeerMode, RepresentationScope
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+"""Bytes read from the live input at a time."""
+
+SLOTS_PER_PEER = 4
+"""Live chunk requests in flight per peer."""
+
+SOURCE_RELIEF_S = 0.75
+"""A chunk due later than this is not asked of the source while another peer holds it, so that
+viewers relay to each other and the source's upload serves what only it has."""
+
+SOURCE_FANOUT = 2
+"""About how many viewers take each new chunk from the source (see ``_fetches_first``)."""
+
+PUSH_INTERVAL_S = 0.1
+"""Least time between two CHUNK_AVAILABILITY PUSHes of a peer's map to its neighbours."""
+
+PULL_INTERVAL_S = 1.0
+"""A neighbour whose map is older than this is asked for it (PULL), in case a PUSH was lost."""
+
+FIND_INTERVAL_S = 3.0
+"""How often the tracker is asked for more peers of the stream."""
+
+
+RELAY_MARGIN_S = 1.5
+"""Extra delay behind the source a viewer takes at join, beyond its startup buffer: the time
+in which a new chunk reaches the viewers that took it from the source and is relayed by them
+before anyone else needs it urgently."""
+
+
+def default_playback_config(description: LiveDescription) -> PlaybackConfig:
+    """Playback tuning for a stream: a 1.5 s startup buffer joined ``RELAY_MARGIN_S`` further back.
+
+    The whole buffer exists when the viewer joins, so startup is one round of fetches, and the
+    delay behind the source is about the buffer, the relay margin and one chunk.
+    """
+    chunk_s = description.chunk_ms / 1000
+    buffer_chunks = max(1, math.ceil(1.5 / chunk_s))
+    margin = buffer_chunks - 1 + math.ceil(RELAY_MARGIN_S / chunk_s)
+    return PlaybackConfig(buffer_chunks=buffer_chunks, join_margin=margin)
+
+
+class LiveOutputs:
+    """Where played chunks go: a file or standard output, and the player's HTTP clients."""
+
+    def __init__(self, sink: BinaryIO | None = None) -> None:
+        self.sink = sink
+        self.clients: set[asyncio.Queue[bytes | None]] = set()
+        self.bytes_played = 0
+
+    def play(self, payload: bytes) -> None:
+        """Hand one chunk's payload to every output, in playback order."""
+        self.bytes_played += len(payload)
+        if self.sink is not None:
+            self.sink.write(payload)
+            self.sink.flush()
+        for queue in list(self.clients):
+            if queue.qsize() > 256:  # a client that does not read: drop it, not the stream
+                self.clients.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(payload)
+
+    def subscribe(self) -> asyncio.Queue[bytes | None]:
+        """A queue that receives every chunk played from now on (None: the end)."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.clients.add(queue)
+        return queue
+
+    def close(self) -> None:
+        """End every client's stream and flush the sink."""
+        for queue in self.clients:
+            queue.put_nowait(None)
+        self.clients.clear()
+        if self.sink is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.sink.flush()
+
+
+# -- the source -------------------------------------------------------------------------------
+
+
+async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
+    """Read the live input in a thread; a regular file is followed as it grows (``tail -f``)."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1024)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def reader() -> None:
+        fd = 0 if path in (None, "-") else os.open(str(path), os.O_RDONLY)
+        follow = fd != 0 and stat.S_ISREG(os.fstat(fd).st_mode)
+        try:
+            while not stop.is_set():
+                data = os.read(fd, READ_SIZE)
+                if data:
+                    asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                elif follow:
+                    time.sleep(0.05)
+                else:
+                    break
+        except OSError as exc:
+            log.warning("live input: %s", exc)
+        finally:
+            if fd != 0:
+                os.close(fd)
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+    loop.run_in_executor(None, reader)
+    return queue
+
+
+class LiveSourceRunner:
+    """The source of a live stream: cut, sign, keep the window, announce, serve."""
+
+    def __init__(
+        self,
+        node: PeerNode,
+        key: Ed25519PrivateKey,
+        *,
+        name: str,
+        chunk_ms: int,
+        window_s: int,
+        media_type: str = "video/mp2t",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.clock = clock
+        self.source = LiveSource.start(
+            key,
+            now=clock(),
+            name=name,
+            media_type=media_type,
+            chunk_ms=chunk_ms,
+            window_s=window_s,
+        )
+        self.chunker = LiveChunker(self.source)
+        description = self.source.description
+        self.session = SwarmSession(
+            swarm_id=description.swarm_id,
+            description=None,
+            store=None,
+            mode=PeerMode.SEED,
+            live=LiveState(
+                description=description,
+                window=LiveWindow.for_description(description),
+                is_source=True,
+            ),
+        )
+        self.chunks_produced = 0
+        self._last_push = 0.0
+        self._last_find = 0.0
+
+    @property
+    def swarm_id(self) -> str:
+        """The stream's swarm ID (from the source's public key)."""
+        return self.session.swarm_id
+
+    async def announce(self) -> None:
+        """Register the stream's session and JOIN its swarm as SEED at the tracker."""
+        self.node.sessions[self.swarm_id] = self.session
+        assert self.node.tracker is not None
+        await self.node.tracker.join(self.swarm_id, PeerMode.SEED)
+
+    async def run(self, input_path: str | None, stop: asyncio.Event) -> None:
+        """Read the input until it ends or ``stop`` is set, cutting and publishing chunks."""
+        queue = await _read_chunks(input_path)
+        ended = False
+        while not stop.is_set():
+            timer = self.chunker.next_timer()
+            now = self.clock()
+            wait = 0.2 if timer is None else max(0.0, min(0.2, timer - now))
+            data: bytes | None = b""
+            if not ended:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    data = await asyncio.wait_for(queue.get(), timeout=wait)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+            now = self.clock()
+            if data is None:
+                ended = True
+                self._publish(self.chunker.flush(now), now)
+                log.info("live input ended; serving the window until stopped")
+            elif data:
+                self._publish(self.chunker.feed(data, now), now)
+            else:
+                self._publish(self.chunker.poll(now), now)
+            await self._housekeeping(now)
+
+    def _publish(self, chunks: list[LiveChunk], now: float) -> None:
+        live = self.session.live
+        assert live is not None
+        for chunk in chunks:
+            if live.window.add(chunk.envelope):
+                self.chunks_produced += 1
+        live.window.expire(now)
+
+    async def _housekeeping(self, now: float) -> None:
+        node, session = self.node, self.session
+        if now - self._last_push >= PUSH_INTERVAL_S and session.remotes:
+            self._last_push = now
+            node._spawn(_push_to_neighbours(node, session))
+        if now - self._last_find >= FIND_INTERVAL_S:
+            self._last_find = now
+            node._spawn(node._discover(session))
+        for remote in list(session.remotes.values()):
+            if remote.offer is None and not remote.connecting and remote.failures < 3:
+                remote.connecting = True
+                node._spawn(_connect(node, session, remote))
+
+
+async def _push_to_neighbours(node: PeerNode, session: SwarmSession) -> None:
+    with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        await node.push_map(session)
+
+
+async def _connect(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:
+    try:
+        await node.connect(session, remote)
+        live = session.live
+        if live is not None and remote.properties.get(SOURCE_PROPERTY) == "1":
+            live.source_peer_ids.add(remote.peer_id)
+    except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+        remote.failures += 1
+    finally:
+        remote.connecting = False
+        session.chunk_arrived.set()
+
+
+# -- the viewer -------------------------------------------------------------------------------
+
+
+class LiveViewer:
+    """A viewer of a live stream: joins at the live edge, fetches by deadline, plays, relays."""
+
+    def __init__(
+        self,
+        node: PeerNode,
+        session: SwarmSession,
+        description: LiveDescription,
+        outputs: LiveOutputs,
+        *,
+        config: PlaybackConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        no_progress_timeout: float = 30.0,
+    ) -> None:
+        self.node = node
+        self.session = session
+        self.description = description
+        self.outputs = outputs
+        self.clock = clock
+        self.no_progress_timeout = no_progress_timeout
+        now = clock()
+        # The viewer started watching when it joined the swarm, not when the description came.
+        self.playback = LivePlayback(
+            description,
+            now=session.joined_at or now,
+            config=config or default_playback_config(description),
+        )
+        session.live = LiveState(
+            description=description,
+            window=LiveWindow.for_description(description),
+            is_source=False,
+            playback=self.playback,
+        )
+        self.live = session.live
+        self.in_flight: dict[int, str] = {}
+        self.per_peer: dict[str, int] = {}
+        self._last_push = 0.0
+        self._last_pull = 0.0
+        self._last_find = 0.0
+        self._last_arrival = now
+        self._scoped_find_done = False
+        self._new_chunks = False
+
+    def qoe(self) -> QoE:
+        """The viewer's quality-of-experience figures so far."""
+        return self.playback.qoe()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Play the stream until ``stop`` is set; raises PPSPError when the stream is gone."""
+        session = self.session
+        while not stop.is_set():
+            now = self.clock()
+            self._connect_new()
+            newest = self._newest_known()
+            if newest is not None:
+                self.playback.note_newest(newest, now)
+                if not self._scoped_find_done and self.playback.first is not None:
+                    self._scoped_find_done = True
+                    self.node._spawn(self._find_near_edge(self.playback.first))
+            self._request(now)
+            playout = self.playback.due(now)
+            for index in playout.played:
+                if index in self.live.window:
+                    self.outputs.play(self.live.window.get(index).payload)
+            self.live.window.expire(now)
+            self.playback.set_floor(self.live.window.floor, now)
+            await self._housekeeping(now)
+            if now - self._last_arrival > self.no_progress_timeout:
+                raise PPSPError(
+                    f"no chunk arrived for {self.no_progress_timeout:.0f} s: the stream is gone"
+                )
+            session.chunk_arrived.clear()
+            timer = self.playback.next_timer()
+            wait = 0.05 if timer is None else max(0.005, min(0.05, timer - self.clock()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(session.chunk_arrived.wait(), timeout=wait)
+
+    def _newest_known(self) -> int | None:
+        newest = self.live.window.newest
+        for remote in self.session.remotes.values():
+            if remote.bitmap is not None and len(remote.bitmap) and not remote.banned:
+                candidate = remote.bitmap.end
+                # The map's last index is held (bitmaps end at the newest chunk).
+                if newest is None or candidate > newest:
+                    newest = candidate
+        return newest
+
+    def _usable(self) -> list[RemotePeer]:
+        return [
+            r
+            for r in self.session.remotes.values()
+            if r.offer is not None and not r.banned and r.bitmap is not None
+        ]
+
+    def _request(self, now: float) -> None:
+        usable = self._usable()
+        if not usable:
+            return
+        availability = availability_from_bitmaps(r.bitmap for r in usable if r.bitmap)
+        for index in list(self.in_flight):
+            availability.pop(index, None)
+        for index in self.live.window:
+            availability.pop(index, None)
+        wanted = self.playback.wanted(availability, now, limit=len(usable) * SLOTS_PER_PEER)
+        sources = self.live.source_peer_ids
+        for index in wanted:
+            holders = [
+                r
+                for r in usable
+                if r.bitmap is not None
+                and index in r.bitmap
+                and self.per_peer.get(r.peer_id, 0) < SLOTS_PER_PEER
+            ]
+            if not holders:
+                continue
+            relays = [r for r in holders if r.peer_id not in sources]
+            relaxed = self.playback.urgency(index, now) > SOURCE_RELIEF_S
+            if relays and relaxed:
+                holders = relays
+            elif not relays and relaxed and not self._fetches_first(index):
+                continue  # another viewer takes it from the source; wait for a relay
+            remote = min(holders, key=lambda r: (self.per_peer.get(r.peer_id, 0), r.failures))
+            self.in_flight[index] = remote.peer_id
+            self.per_peer[remote.peer_id] = self.per_peer.get(remote.peer_id, 0) + 1
+            self.node._spawn(self._fetch(remote, index))
+
+    def _fetches_first(self, index: int) -> bool:
+        """Whether this viewer is one of the few that take a new chunk from the source.
+
+        Each chunk goes from the source to about ``SOURCE_FANOUT`` viewers, chosen by a hash of
+        the chunk index and the viewer's PeerID that every viewer computes alike; the others
+        wait for a relay until the chunk becomes urgent.  So the source's upload is spent once
+        per chunk and neighbour, not once per viewer.
+        """
+        viewers = 1 + sum(
+            1 for r in self.session.remotes.values() if r.peer_id not in self.live.source_peer_ids
+        )
+        if viewers <= SOURCE_FANOUT:
+            return True
+        digest = hashlib.sha256(f"{self.node.peer_id}:{index}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") % viewers < SOURCE_FANOUT
+
+    async def _fetch(self, remote: RemotePeer, index: int) -> None:
+        node, live = self.node, self.live
+        try:
+            data = await _get_envelope(node, self.session, remote, index)
+            envelope = ChunkEnvelope.decode(data)
+            if envelope.index != index:
+                raise ForgedChunk(f"asked for chunk {index}, got {envelope.index}")
+            now = self.clock()
+            verify_envelope(self.description, envelope, now, live.window)
+        except ForgedChunk as exc:
+            live.forged_rejected += 1
+            log.warning("peer %s sent a forged live chunk (%s): dropping it", remote.peer_id, exc)
+            remote.banned = True
+            return
+        except LiveError:
+            live.stale_rejected += 1
+            return
+        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+            remote.failures += 1
+            if remote.failures >= 3:
+                remote.banned = True
+            return
+        finally:
+            self.in_flight.pop(index, None)
+            self.per_peer[remote.peer_id] = max(0, self.per_peer.get(remote.peer_id, 1) - 1)
+            self.session.chunk_arrived.set()
+        if live.window.add(envelope):
+            from_source = remote.peer_id in live.source_peer_ids
+            self.playback.on_chunk(
+                index, envelope.timestamp_ms, now, nbytes=len(data), from_source=from_source
+            )
+            remote.bytes_received += len(data)
+            self.session.downloaded_bytes += len(data)
+            self.session.arrivals.append((now, remote.peer_id, len(data)))
+            self._last_arrival = now
+            self._new_chunks = True
+
+    def _connect_new(self) -> None:
+        for remote in self.session.remotes.values():
+            if remote.offer is None and not remote.connecting and not remote.banned:
+                if remote.failures >= 3:
+                    continue
+                remote.connecting = True
+                self.node._spawn(_connect(self.node, self.session, remote))
+
+    async def _find_near_edge(self, first: int) -> None:
+        """A chunk-scoped FIND at the tracker: peers holding the stream from the joining point."""
+        tracker = self.node.tracker
+        if tracker is None:
+            return
+        scope = (RepresentationScope(representation_id=LIVE_REPRESENTATION, start_index=first),)
+        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+            listed = await tracker.find(self.session.swarm_id, content_group=scope)
+            self.node._add_peers(self.session, listed)
+
+    async def _housekeeping(self, now: float) -> None:
+        node, session = self.node, self.session
+        if self._new_chunks and now - self._last_push >= PUSH_INTERVAL_S:
+            self._new_chunks = False
+            self._last_push = now
+            node._spawn(_push_to_neighbours(node, session))
+        if now - self._last_pull >= PULL_INTERVAL_S:
+            self._last_pull = now
+            for remote in session.remotes.values():
+                if (
+                    remote.offer is not None
+                    and not remote.banned
+                    and now - remote.last_map_at > PULL_INTERVAL_S
+                ):
+                    node._spawn(_pull(node, session, remote))
+        if now - self._last_find >= FIND_INTERVAL_S:
+            self._last_find = now
+            node._spawn(node._discover(session))
+
+
+async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:
+    try:
+        await node.pull_map(session, remote)
+    except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+        remote.failures += 1
+        if remote.failures >= 3:
+            remote.banned = True
+
+
+async def _get_envelope(
+    node: PeerNode, session: SwarmSession, remote: RemotePeer, index: int
+) -> bytes:
+    """GET one live chunk envelope over the negotiated HTTP transport."""
+    http = node.http
+    assert remote.offer is not None
+    url = remote.offer.chunk_url(index, LIVE_REPRESENTATION)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with http.get(url, headers=node.request_headers, timeout=timeout) as answer:
+        if answer.status != 200:
+            raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
+        return await read_bounded(answer.content, 8 << 20, limiter=node.download_limiter)
