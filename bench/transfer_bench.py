@@ -1,0 +1,317 @@
+"""Transfer benchmark: one peer-to-peer download against a plain HTTP download of the same file.
+
+    python -m bench.transfer_bench [--size-mb 64] [--repeat 3] [--out docs/benchmarks/transfer.json]
+
+Everything runs on loopback, each server in a subprocess of its own:
+
+1. Static: ``python -m http.server`` serves a generated file (random bytes); this process
+   downloads it with aiohttp into a file, timed from the request to the last byte written.
+2. Peer-to-peer: ``ppsp tracker`` and ``ppsp seed`` of the same file run in the background;
+   ``ppsp get`` is timed from its start (``create_subprocess_exec``) to its exit, so the figure
+   includes the process start-up, the tracker exchange (CONNECT, JOIN), the peer protocol
+   handshake, and the verification of every chunk against the content description.  The
+   transfer alone is also reported: from ``ppsp get``'s first progress line (first chunk
+   stored) to its completion line.  The output is compared with the source afterwards.
+3. Start-up: a bare interpreter importing the modules ``ppsp get`` imports.
+
+Each measurement is repeated ``--repeat`` times; the median is reported with every sample.
+The figure of merit is the ratio of the two medians (peer-to-peer / static, in MiB/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+MIB = 1 << 20
+LISTENING = re.compile(r"listening on (http://\S+)")
+SERVING = re.compile(r"port (\d+)")
+PROGRESS = re.compile(r"\d+\.\d% \d+/\d+ bytes")
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "PYTHONUNBUFFERED": "1",
+    # Byte-code cached outside the source tree, as an installed package would have it; the
+    # first start-up measurement warms it.
+    "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "ppsp-transfer-bench-pycache"),
+}
+START_TIMEOUT = 30.0
+"""Bound on a server getting to its first line of output."""
+
+
+def generate(path: Path, size: int) -> str:
+    """Write ``size`` random bytes to ``path``; return their SHA-256 hex digest."""
+    digest = hashlib.sha256()
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            block = os.urandom(min(left, 4 * MIB))
+            digest.update(block)
+            handle.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(4 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def spawn(*args: str, cwd: Path | None = None) -> asyncio.subprocess.Process:
+    """Start ``python ARGS`` with stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=ENV,
+        cwd=cwd,
+    )
+
+
+async def first_match(stream: asyncio.StreamReader | None, pattern: re.Pattern[str]) -> str:
+    """Read lines until one matches ``pattern``; return its first group."""
+    assert stream is not None
+
+    async def scan() -> str:
+        while True:
+            line = await stream.readline()
+            if not line:
+                raise RuntimeError(f"process ended before printing {pattern.pattern!r}")
+            match = pattern.search(line.decode(errors="replace"))
+            if match:
+                return match.group(1)
+
+    return await asyncio.wait_for(scan(), START_TIMEOUT)
+
+
+async def timed_lines(stream: asyncio.StreamReader | None) -> list[tuple[float, str]]:
+    """Every line of ``stream`` until its end, each with the time it was read."""
+    assert stream is not None
+    lines = []
+    while line := await stream.readline():
+        lines.append((time.perf_counter(), line.decode(errors="replace").rstrip()))
+    return lines
+
+
+async def drain(stream: asyncio.StreamReader | None) -> None:
+    """Read and discard a pipe so that its writer never blocks."""
+    if stream is not None:
+        while await stream.read(65536):
+            pass
+
+
+_DRAINS: set[asyncio.Task[None]] = set()
+
+
+def drain_outputs(process: asyncio.subprocess.Process) -> None:
+    """Keep draining both output pipes of ``process`` in the background until they close."""
+    for stream in (process.stdout, process.stderr):
+        task = asyncio.ensure_future(drain(stream))
+        _DRAINS.add(task)
+        task.add_done_callback(_DRAINS.discard)
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after 10 s; reap."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def static_download(url: str, output: Path) -> float:
+    """Download ``url`` into ``output`` with aiohttp; the seconds it took."""
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        started = time.perf_counter()
+        async with http.get(url) as answer:
+            answer.raise_for_status()
+            with output.open("wb") as handle:
+                async for block in answer.content.iter_chunked(1 * MIB):
+                    handle.write(block)
+        return time.perf_counter() - started
+
+
+async def measure_static(source: Path, workdir: Path, repeat: int, digest: str) -> list[float]:
+    """Serve ``source`` with ``python -m http.server``; time ``repeat`` downloads of it."""
+    server = await spawn(
+        "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(source.parent)
+    )
+    try:
+        port = await first_match(server.stdout, SERVING)
+        drain_outputs(server)
+        url = f"http://127.0.0.1:{port}/{source.name}"
+        output = workdir / "static.out"
+        samples = []
+        for _ in range(repeat):
+            output.unlink(missing_ok=True)
+            samples.append(await static_download(url, output))
+            if file_digest(output) != digest:
+                raise RuntimeError("static download differs from the source")
+        return samples
+    finally:
+        await stop(server)
+
+
+async def measure_p2p(
+    source: Path, workdir: Path, repeat: int, digest: str, chunk_size: int | None
+) -> tuple[list[float], list[float], str]:
+    """Seed ``source``; time ``repeat`` runs of ``ppsp get``: whole runs, and their transfers."""
+    tracker = await spawn(
+        "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"
+    )
+    seeder: asyncio.subprocess.Process | None = None
+    try:
+        tracker_url = await first_match(tracker.stdout, LISTENING)
+        drain_outputs(tracker)
+        extra = [] if chunk_size is None else ["--chunk-size", str(chunk_size)]
+        seeder = await spawn(
+            "-m", "ppsp", "seed", str(source), "--tracker", tracker_url, *extra
+        )  # fmt: skip
+        swarm_id = await first_match(seeder.stdout, re.compile(r"^([0-9a-f]{64})$"))
+        drain_outputs(seeder)
+        output = workdir / "p2p.out"
+        samples: list[float] = []
+        transfers: list[float] = []
+        for _ in range(repeat):
+            output.unlink(missing_ok=True)
+            started = time.perf_counter()
+            getter = await spawn(
+                "-m", "ppsp", "get", swarm_id, "--tracker", tracker_url, "-o", str(output),
+                "--log-level", "warning",
+            )  # fmt: skip
+            lines = await asyncio.wait_for(timed_lines(getter.stderr), 600)
+            await asyncio.wait_for(getter.wait(), 60)
+            elapsed = time.perf_counter() - started
+            if getter.returncode != 0:
+                raise RuntimeError(f"ppsp get failed: {' / '.join(t for _, t in lines)}")
+            samples.append(elapsed)
+            # From the first progress line (first chunk stored) to the completion line.
+            first = min(at for at, text in lines if PROGRESS.search(text))
+            done = min(at for at, text in lines if ": complete," in text)
+            transfers.append(done - first)
+            if file_digest(output) != digest:
+                raise RuntimeError("peer-to-peer download differs from the source")
+        return samples, transfers, swarm_id
+    finally:
+        if seeder is not None:
+            await stop(seeder)
+        await stop(tracker)
+
+
+async def measure_startup(repeat: int) -> list[float]:
+    """Time a bare interpreter importing what ``ppsp get`` imports: its start-up share."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        process = await spawn("-c", "import ppsp.cli, ppsp.peer.commands, uvloop")
+        await asyncio.wait_for(process.communicate(), 60)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def rate(size: int, seconds: float) -> float:
+    """MiB per second."""
+    return size / MIB / seconds
+
+
+async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, Any]:
+    """Run both measurements on a fresh file of ``size_mb`` MiB; the report as a dict."""
+    size = size_mb * MIB
+    with tempfile.TemporaryDirectory(prefix="ppsp-transfer-bench-") as temp:
+        workdir = Path(temp)
+        served = workdir / "served"
+        served.mkdir()
+        source = served / "content.bin"
+        digest = generate(source, size)
+        static = await measure_static(source, workdir, repeat, digest)
+        startup = await measure_startup(repeat + 1)
+        p2p, transfers, swarm_id = await measure_p2p(source, workdir, repeat, digest, chunk_size)
+    startup = startup[1:]  # the first run compiled the byte-code cache
+    static_s, p2p_s = statistics.median(static), statistics.median(p2p)
+    transfer_s = statistics.median(transfers)
+    return {
+        "benchmark": "transfer",
+        "command": " ".join(["python -m bench.transfer_bench", *sys.argv[1:]]),
+        "size_bytes": size,
+        "chunk_size": chunk_size,
+        "repeat": repeat,
+        "static_http": {
+            "server": "python -m http.server (subprocess)",
+            "client": "aiohttp, in the benchmark process",
+            "seconds": [round(s, 4) for s in static],
+            "median_seconds": round(static_s, 4),
+            "mib_per_s": round(rate(size, static_s), 1),
+        },
+        "p2p": {
+            "processes": "ppsp tracker, ppsp seed, ppsp get (timed from spawn to exit)",
+            "swarm_id": swarm_id,
+            "seconds": [round(s, 4) for s in p2p],
+            "median_seconds": round(p2p_s, 4),
+            "mib_per_s": round(rate(size, p2p_s), 1),
+            "transfer_seconds": [round(s, 4) for s in transfers],
+            "transfer_median_seconds": round(transfer_s, 4),
+            "transfer_mib_per_s": round(rate(size, transfer_s), 1),
+            "process_startup_seconds": round(statistics.median(startup), 4),
+            "rest_seconds": round(p2p_s - transfer_s - statistics.median(startup), 4),
+            "rest_is": "tracker CONNECT/JOIN, description, handshake, final report, exit",
+        },
+        "ratio_p2p_to_static": round(static_s / p2p_s, 3),
+        "ratio_p2p_transfer_only_to_static": round(static_s / transfer_s, 3),
+        "target_ratio": 0.5,
+        "host": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "system": platform.platform(),
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the options, run the benchmark, print and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=64, help="Size of the file (MiB).")
+    parser.add_argument("--repeat", type=int, default=3, help="Downloads per method.")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="ppsp seed --chunk-size (default: ppsp's)."
+    )
+    parser.add_argument("--out", type=Path, default=None, help="Write the JSON report here.")
+    args = parser.parse_args(argv)
+    if args.size_mb < 1 or args.repeat < 1:
+        parser.error("--size-mb and --repeat must be at least 1")
+    report = asyncio.run(run(args.size_mb, args.repeat, args.chunk_size))
+    text = json.dumps(report, indent=2) + "\n"
+    print(text, end="")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
