@@ -601,6 +601,12 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "| source bytes sent / bytes delivered | "
         f"{'-' if sent_share is None else f'{sent_share:.1%}'} | |"
     )
+    joins = [p["joined_at"] for p in fig["peers"] if p["joined_at"] is not None]
+    if joins:
+        lines.append(
+            f"| joins observed over (planned {params['join_spread']:.1f} s; process start-up "
+            f"adds to it) | {_seconds(max(joins))} | |"
+        )
     times = fig["completion_time"]
     lines.append(
         f"| completion time per peer (min / mean / max) | {_seconds(times['min'])} / "
@@ -698,8 +704,8 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             "",
             f"The tracker, source and peers used {cpu['total']:.1f} CPU seconds over the "
             f"{cpu['wall']:.1f} s of the swarm on {cpu['cores']} cores: "
-            f"{cpu['load']:.0%} of the machine (near 100%, the run measures the CPU rather "
-            "than the rate caps).",
+            f"{cpu['load']:.0%} of the machine (processes that had already left are not "
+            "counted). Near 100%, a run measures the CPU rather than the rate caps.",
         ]
     plots = document.get("plots") or []
     if plots:

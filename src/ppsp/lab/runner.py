@@ -263,6 +263,10 @@ class _Run:
     async def stop(self, group: Sequence[LabProcess]) -> None:
         await asyncio.gather(*(p.stop() for p in group if p in self.processes))
 
+    async def shutdown(self) -> None:
+        """Stop every process still running: SIGTERM, SIGKILL after a short grace."""
+        await asyncio.gather(*(p.stop(grace=5.0) for p in self.processes if p.alive))
+
     def kill_all(self) -> None:
         for process in self.processes:
             process.kill()
@@ -429,6 +433,12 @@ async def run_vod_lab(
                 starts=lab_plan.joins,
                 timeout=settings.timeout + settings.join_spread,
             )
+    except asyncio.CancelledError:
+        await run.shutdown()
+        raise LabError("interrupted; every process of the lab stopped") from None
+    except BaseException:
+        await run.shutdown()
+        raise
     finally:
         if handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
