@@ -12,12 +12,14 @@ timestamps, so every peer reads the wall clock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
 import math
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
 from typing import BinaryIO
@@ -137,16 +139,18 @@ async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
     """Read the live input in a thread; a regular file is followed as it grows (``tail -f``)."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1024)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
     def reader() -> None:
         fd = 0 if path in (None, "-") else os.open(str(path), os.O_RDONLY)
         follow = fd != 0 and stat.S_ISREG(os.fstat(fd).st_mode)
         try:
-            while not stop.is_set():
+            while True:
                 data = os.read(fd, READ_SIZE)
                 if data:
-                    asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                    try:
+                        asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                    except (RuntimeError, concurrent.futures.CancelledError):
+                        break  # the event loop is gone: the source has stopped
                 elif follow:
                     time.sleep(0.05)
                 else:
@@ -159,7 +163,9 @@ async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
             with contextlib.suppress(RuntimeError):
                 asyncio.run_coroutine_threadsafe(queue.put(None), loop)
 
-    loop.run_in_executor(None, reader)
+    # A daemon thread, not the loop's executor: a read blocked on a quiet pipe must not keep
+    # the process from exiting when the source is stopped.
+    threading.Thread(target=reader, name="ppsp-live-input", daemon=True).start()
     return queue
 
 
