@@ -152,8 +152,8 @@ async def seed_main(
     print(session.swarm_id, flush=True)
     print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
     await stop.wait()
-    write_report(node, report)
     await node.stop()
+    write_report(node, report)
     return 0
 
 
@@ -208,8 +208,8 @@ async def get_main(
         return 0
     finally:
         stopper.cancel()
-        write_report(node, report)
         await node.stop()
+        write_report(node, report)
 
 
 async def watch_main(
@@ -256,8 +256,8 @@ async def watch_main(
         session = await node.join_swarm(swarm_id)
         description = await node.obtain_description(session, timeout)
     except (DownloadFailed, PPSPError) as exc:
-        write_report(node, report)
         await node.stop()
+        write_report(node, report)
         return _fail(str(exc))
     if isinstance(description, LiveDescription):
         return await _watch_live(
@@ -341,8 +341,8 @@ async def _watch_stored(
     finally:
         stopper.cancel()
         await runner.cleanup()
-        write_report(node, report)
         await node.stop()
+        write_report(node, report)
         if temp_dir is not None:
             temp_dir.cleanup()
     return code
@@ -387,8 +387,8 @@ async def _watch_live(
         outputs.close()
         await runner.cleanup()
         print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
-        write_report(node, report)
         await node.stop()
+        write_report(node, report)
         if sink is not None and not to_stdout:
             sink.close()
     return code
@@ -491,8 +491,8 @@ async def live_main(
         await runner.run(input_path, stop)
     finally:
         print(f"live source stopped after {runner.chunks_produced} chunks", file=sys.stderr)
-        write_report(node, report)
         await node.stop()
+        write_report(node, report)
     return 0
 
 
