@@ -7,13 +7,15 @@ ranking them.  These properties tie each shortcut to the slower reference it rep
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ppsp.errors import LocalProtocolError
+from ppsp.core.bitmap import ChunkBitmap
+from ppsp.errors import BadRequest, LocalProtocolError
 from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.messages import (
     AddressFamily,
@@ -162,3 +164,41 @@ def test_json_and_xml_address_validation_agree_with_their_references(
     assert _outcome(xml_codec.encode_response, msg) == _outcome(
         xml_codec._encode_response_tree, msg
     )
+
+
+def test_peer_info_caches_tell_apart_peers_and_swarms_sharing_addresses() -> None:
+    shared = (GOOD,)
+    for peer_id, swarm in [("p1", "s1"), ("p2", "s1"), ("p1", "s2"), ("p1", "s1")]:
+        msg = replace(
+            _response(GOOD),
+            peers=(PeerInfo(peer_id=peer_id, addresses=shared, swarm_id=swarm),),
+        )
+        assert xml_codec.encode_response(msg) == xml_codec._encode_response_tree(msg)
+        assert json_codec.encode_response(msg, check=False) == json_codec.encode_response(msg)
+
+
+# -- XML: chunk maps ---------------------------------------------------------------------------
+
+
+def _reference_bitmap(text: str, size: int, start: int) -> bytes | str:
+    try:
+        return ChunkBitmap.from_base64(text, size, start).to_bytes()
+    except ValueError as exc:
+        return f"SegmentInfo chunk map: {exc}"
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="ABCab+/=\n 019", max_size=20),
+    ),
+    st.integers(-1, 330),
+    st.integers(-1, 3),
+)
+def test_xml_chunk_maps_decode_as_the_bitmap_class_does(text: str, size: int, start: int) -> None:
+    try:
+        found: bytes | str = xml_codec._bitmap(text, size, start, BadRequest)
+    except BadRequest as exc:
+        found = str(exc)
+    assert found == _reference_bitmap(text, size, start)

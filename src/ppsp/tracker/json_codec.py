@@ -1148,6 +1148,33 @@ def encode_request(msg: AnyRequest) -> bytes:
     return data
 
 
+_INFO_CACHE: dict[int, tuple[tuple[PeerAddress, ...], str | None, dict[str, object]]] = {}
+"""``peer_info`` objects by the identity of their address tuple, with the peer ID they were
+written for (the storage hands out the same tuple while a peer's addresses stay the same)."""
+
+
+def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
+    """A ``peer_info`` entry (its addresses validated, see :func:`_checked_address_json`)."""
+    addresses = peer.addresses
+    peer_id = peer.peer_id
+    cacheable = peer_id is None or type(peer_id) is str
+    if cacheable:
+        entry = _INFO_CACHE.get(id(addresses))
+        if entry is not None and entry[0] is addresses and entry[1] == peer_id:
+            return entry[2]
+    info: dict[str, object] = {}
+    if peer_id is not None:
+        info["peer_id"] = peer_id
+    if addresses:
+        info["peer_addr"] = _checked_peer_addresses(addresses)
+    if cacheable:
+        # The entry holds the tuple, so its id cannot be reused while the entry exists.
+        if len(_INFO_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[id(addresses)] = (addresses, peer_id, info)
+    return info
+
+
 def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     for result in msg.results:
@@ -1177,12 +1204,7 @@ def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
                 results.append(item)
                 peer_lists.append([])
         cursor = index
-        info: dict[str, object] = {}
-        if peer.peer_id is not None:
-            info["peer_id"] = peer.peer_id
-        if peer.addresses:
-            info["peer_addr"] = _checked_peer_addresses(peer.addresses)
-        peer_lists[index].append(info)
+        peer_lists[index].append(_peer_info_json(peer))
     for item, infos in zip(results, peer_lists, strict=True):
         if infos:
             item["peer_group"] = {"peer_info": infos}

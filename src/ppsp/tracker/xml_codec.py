@@ -28,6 +28,8 @@ to itself.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -250,6 +252,17 @@ def _ip(value: str, family: AddressFamily | None, error: _Error) -> tuple[str, A
 
 
 def _bitmap(text: str, size: int, start: int, error: _Error) -> bytes:
+    """The bit string of a Base64 chunk map, as ``ChunkBitmap.from_base64(...).to_bytes()``."""
+    try:
+        raw: bytes | None = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is not None and size >= 0 and start >= 0 and len(raw) == (size + 7) // 8:
+        if size % 8:
+            # Bits past ``size`` carry no meaning and are cleared, as ChunkBitmap does.
+            raw = raw[:-1] + bytes((raw[-1] & (0xFF << (8 - size % 8)) & 0xFF,))
+        return raw
+    # Anything unusual: the bitmap class decides, and words its refusal.
     try:
         return ChunkBitmap.from_base64(text, size, start).to_bytes()
     except ValueError as exc:
@@ -1323,27 +1336,58 @@ def _token_piece(value: str, what: str, template: str, *, text: bool = False) ->
     return piece
 
 
+_INFO_CACHE: dict[int, tuple[tuple[PeerAddress, ...], str | None, str | None, str]] = {}
+"""``<PeerInfo>`` fragments by the identity of their address tuple, with the peer and swarm IDs
+they were written for (the storage hands out the same tuple for as long as a peer's addresses
+stay the same)."""
+
+
+def _plain_id(value: str | None) -> bool:
+    return value is None or type(value) is str
+
+
 def _peer_info_fragment(parts: list[str], info: PeerInfo, swarm_id: str | None) -> None:
     addresses = info.addresses
+    peer_id = info.peer_id
+    cacheable = _plain_id(peer_id) and _plain_id(swarm_id)
+    if cacheable:
+        entry = _INFO_CACHE.get(id(addresses))
+        if (
+            entry is not None
+            and entry[0] is addresses
+            and entry[1] == peer_id
+            and entry[2] == swarm_id
+        ):
+            parts.append(entry[3])
+            return
+    fragment = _render_peer_info(addresses, peer_id, swarm_id)
+    if cacheable:
+        # The entry holds the tuple, so its id cannot be reused while the entry exists.
+        if len(_INFO_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[id(addresses)] = (addresses, peer_id, swarm_id, fragment)
+    parts.append(fragment)
+
+
+def _render_peer_info(
+    addresses: tuple[PeerAddress, ...], peer_id: str | None, swarm_id: str | None
+) -> str:
     if len(addresses) > MAX_PEER_ADDRESSES:
         raise LocalProtocolError(f"more than {MAX_PEER_ADDRESSES} addresses in a PeerInfo")
     if swarm_id is None:
         head = _PEER_INFO_HEAD
     else:
         head = _token_piece(swarm_id, "PeerInfo swarm_id", '    <PeerInfo swarmID="{}"')
-    peer_id = info.peer_id
     if peer_id is None and not addresses:
-        parts.append(head)
-        parts.append("/>\n")
-        return
-    parts.append(head)
-    parts.append(">")
+        return head + "/>\n"
+    parts = [head, ">"]
     if peer_id is not None:
         what = "PeerInfo peer_id"
         parts.append(_token_piece(peer_id, what, "\n      <PeerID>{}</PeerID>", text=True))
     for address in addresses:
         parts.append(_address_fragment(address))
     parts.append(_PEER_INFO_TAIL)
+    return "".join(parts)
 
 
 def _results_fragment(parts: list[str], msg: TrackerResponse, tid: str) -> None:
