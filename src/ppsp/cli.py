@@ -572,3 +572,93 @@ def lab_vod(
         raise click.ClickException("interrupted") from None
     click.echo((out / "report.md").read_text(encoding="utf-8"))
     sys.exit(0 if document["figures"]["all_complete"] else 1)
+
+
+@lab.command("live")
+@click.option("--peers", type=click.IntRange(min=1), default=10, show_default=True, help="Viewers.")
+@click.option("--bitrate", type=RATE, default="2Mbit", show_default=True, help="Stream bitrate.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds everything runs after the last viewer joined.",
+)
+@click.option(
+    "--source-rate", type=RATE, default=None, help="Source upload cap (default 3x the bitrate)."
+)
+@click.option("--peer-rate", type=RATE, default=None, help="Viewer upload cap (default none).")
+@click.option(
+    "--join-spread",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Viewers join uniformly spread over this many seconds.",
+)
+@click.option(
+    "--churn",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of viewers that leave early (SIGINT after 30-70% of their watching time).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of joins and churn.")
+@click.option(
+    "--chunk-ms",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Chunk duration of the source in milliseconds.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("lab-live"),
+    show_default=True,
+    help="Directory for report.json, report.md, plots, logs.",
+)
+def lab_live(
+    peers: int,
+    bitrate: float,
+    duration: float,
+    source_rate: float | None,
+    peer_rate: float | None,
+    join_spread: float,
+    churn: float,
+    seed: int,
+    chunk_ms: int,
+    out: Path,
+) -> None:
+    """Live streaming: ffmpeg's test pattern into ppsp live, N ppsp watch viewers; report.md
+    with continuity, startup delay, delay behind the source and the source's share per target.
+
+    A fraction --churn of the viewers (chosen with --seed) is stopped early.  Exit status 1
+    when a viewer wrote no playback report; missed targets are reported, not failed.
+    """
+    import asyncio
+    import shlex
+
+    from ppsp.lab.live import LiveLabSettings, run_live_lab
+    from ppsp.lab.runner import LabError
+
+    settings = LiveLabSettings(
+        out=out,
+        peers=peers,
+        bitrate=bitrate,
+        duration=duration,
+        source_rate=source_rate,
+        peer_rate=peer_rate,
+        join_spread=join_spread,
+        churn=churn,
+        seed=seed,
+        chunk_ms=chunk_ms,
+        command=shlex.join(["ppsp", *sys.argv[1:]]),
+    )
+    try:
+        document = asyncio.run(run_live_lab(settings))
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted") from None
+    click.echo((out / "report.md").read_text(encoding="utf-8"))
+    sys.exit(0 if all(v["reported"] for v in document["figures"]["viewers"]) else 1)

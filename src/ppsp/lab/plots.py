@@ -92,3 +92,100 @@ def plot_bytes_over_time(
     finally:
         plt.close(fig)
     return path
+
+
+def plot_live_viewers(
+    path: Path,
+    names: Sequence[str],
+    *,
+    continuity: Sequence[float | None],
+    startup: Sequence[float | None],
+    delay: Sequence[float | None],
+    from_source: Sequence[int],
+    from_peers: Sequence[int],
+    targets: tuple[float, float, float] = (0.99, 3.0, 5.0),
+    title: str = "Live viewers",
+) -> Path:
+    """Four panels, one bar per viewer: continuity, startup delay, delay behind the source, and
+    bytes received from the source and from peers (stacked).  Target lines in grey dashes
+    (``targets``: continuity, startup, delay); a viewer without a value has no bar.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    positions = list(range(len(names)))
+    try:
+        panels = (
+            (axes[0][0], continuity, targets[0], "continuity index", "C0"),
+            (axes[0][1], startup, targets[1], "startup delay (s)", "C1"),
+            (axes[1][0], delay, targets[2], "delay behind the source (s)", "C2"),
+        )
+        for ax, values, target, label, colour in panels:
+            heights = [0.0 if v is None else v for v in values]
+            ax.bar(positions, heights, color=colour)
+            ax.axhline(target, color="grey", linestyle="--", label=f"target {target:g}")
+            ax.set_ylabel(label)
+            ax.legend(loc="lower right" if ax is axes[0][0] else "upper right")
+        low = min([v for v in continuity if v is not None] or [1.0])
+        axes[0][0].set_ylim(max(0.0, min(0.95, low - 0.02)), 1.005)
+        ax = axes[1][1]
+        ax.bar(positions, [b / 1e6 for b in from_source], color="C3", label="from the source")
+        ax.bar(
+            positions,
+            [b / 1e6 for b in from_peers],
+            bottom=[b / 1e6 for b in from_source],
+            color="C4",
+            label="from peers",
+        )
+        ax.set_ylabel("MB received")
+        ax.legend(loc="upper right")
+        for ax in (axes[0][0], axes[0][1], axes[1][0], axes[1][1]):
+            ax.set_xticks(positions)
+            ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+            ax.grid(True, axis="y", alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_live_bytes(
+    path: Path,
+    timeline: ByteTimeline,
+    rates: tuple[Sequence[float], Sequence[float], Sequence[float]],
+    *,
+    title: str = "Bytes delivered to viewers",
+) -> Path:
+    """Two panels over time: cumulative bytes from the source and from peers, and their rates.
+
+    ``rates`` is (bin starts, bytes/s from the source, bytes/s from peers), as
+    :func:`ppsp.lab.live_report.rate_series` gives.
+    """
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    try:
+        times = [0.0, *timeline.times]
+        top.step(
+            times, [0.0, *(b / 1e6 for b in timeline.from_source)], where="post", label="source"
+        )
+        top.step(times, [0.0, *(b / 1e6 for b in timeline.from_peers)], where="post", label="peers")
+        top.set_ylabel("cumulative MB")
+        top.set_ylim(bottom=0)
+        top.legend(loc="upper left")
+        top.grid(True, alpha=0.3)
+        starts, source, peers = rates
+        bottom.step(starts, [r * 8 / 1e6 for r in source], where="post", label="from the source")
+        bottom.step(starts, [r * 8 / 1e6 for r in peers], where="post", label="from peers")
+        bottom.set_ylabel("Mbit/s received by all viewers")
+        bottom.set_xlabel("seconds since the first join")
+        bottom.set_xlim(left=0)
+        bottom.set_ylim(bottom=0)
+        bottom.legend(loc="upper left")
+        bottom.grid(True, alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,496 @@
+"""``ppsp lab live``: a tracker, a live encoder, a source and N viewers, each a real process.
+
+:func:`run_live_lab` starts ``ppsp tracker``, then ``ppsp live --input FIFO`` (upload capped
+at the source rate), then the ffmpeg binary encoding a live test pattern (lavfi ``testsrc2``,
+``-re``, H.264 in MPEG-TS at a small frame size so that the encoder's CPU stays low) into the
+named pipe the source reads.  x264 runs in CBR mode (``-b:v``, ``-minrate``, ``-maxrate``,
+``-bufsize`` at the bitrate, ``nal-hrd=cbr`` so that filler data makes up the rate an easy
+picture leaves unused): the stream carries the requested bitrate, not what a test pattern
+needs.  After a short warm-up, N ``ppsp watch -o FILE --report`` viewers join, spread
+uniformly over the join spread (reproducible from the seed).  Everything runs for the duration
+after the last join; then every viewer, the encoder, the source and the tracker get SIGINT
+(SIGTERM and SIGKILL after a grace period where one does not exit), the reports are collected,
+each viewer's output is decoded with PyAV, and report.json, report.md and the plots are written
+into the output directory.
+
+Churn: a fraction of the viewers (chosen with the seed) leave early.  Each of them is stopped
+with SIGINT after watching for a time drawn uniformly between 30% and 70% of the time it would
+otherwise have watched (from its start to the end of the run); it writes its report then and
+does not come back.  The others keep relaying without it.
+
+Every wait is bounded, and every process is stopped when the run ends, fails or is
+interrupted (SIGINT, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ppsp.lab.live_report import (
+    TARGET_CONTINUITY,
+    TARGET_DELAY,
+    TARGET_STARTUP,
+    DecodeResult,
+    LiveFigures,
+    analyse_live,
+    kbit,
+    rate_series,
+    render_live_markdown,
+)
+from ppsp.lab.plots import plot_live_bytes, plot_live_viewers
+from ppsp.lab.runner import (
+    LISTENING,
+    START_TIMEOUT,
+    LabError,
+    LabProcess,
+    _load,
+    _rate_arg,
+    _Run,
+)
+
+SIGINT_GRACE = 15.0
+"""Seconds a process has to exit after SIGINT before SIGTERM (then SIGKILL) follows."""
+WARMUP = 2.0
+"""Seconds the encoder runs before the first viewer starts, so that chunks exist."""
+FPS = 25
+"""Frames per second of the test pattern (one key frame a second)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveLabSettings:
+    """The parameters of ``ppsp lab live`` (rates in bytes per second)."""
+
+    out: Path
+    peers: int = 10
+    bitrate: float = 2000 * kbit
+    duration: float = 30.0
+    source_rate: float | None = None
+    """The source's upload cap; None: three times the bitrate."""
+    peer_rate: float | None = None
+    """Each viewer's upload cap; None: uncapped."""
+    join_spread: float = 2.0
+    churn: float = 0.0
+    seed: int = 1
+    chunk_ms: int = 500
+    frame_size: str = "320x180"
+    warmup: float = WARMUP
+    command: str = ""
+
+    @property
+    def source_upload(self) -> float:
+        """The source's upload cap in bytes per second."""
+        return self.source_rate if self.source_rate is not None else 3 * self.bitrate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LivePlan:
+    """What the seed decides: when each viewer starts, which leave early and when."""
+
+    joins: list[float]
+    """Start offsets in seconds after the first viewer's planned start, ascending."""
+    leaves: dict[int, float] = field(default_factory=dict)
+    """Churned viewer index -> seconds after its own start at which it is stopped."""
+
+
+def plan_live(settings: LiveLabSettings) -> LivePlan:
+    """Join offsets (uniform over the spread) and churned viewers' leave times, from the seed."""
+    joins = random.Random(f"ppsp-lab-live-join-{settings.seed}")
+    offsets = sorted(joins.uniform(0.0, settings.join_spread) for _ in range(settings.peers))
+    leave = random.Random(f"ppsp-lab-live-churn-{settings.seed}")
+    count = round(settings.churn * settings.peers)
+    churned = sorted(leave.sample(range(settings.peers), count))
+    end = (offsets[-1] if offsets else 0.0) + settings.duration
+    leaves = {i: (end - offsets[i]) * leave.uniform(0.3, 0.7) for i in churned}
+    return LivePlan(joins=offsets, leaves=leaves)
+
+
+def encoder_args(settings: LiveLabSettings, output: Path) -> list[str]:
+    """The ffmpeg command line: a live CBR H.264 test pattern in MPEG-TS written to ``output``."""
+    from ppsp.media import ffmpeg_exe
+
+    bits = f"{round(settings.bitrate * 8)}"
+    return [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={settings.frame_size}:rate={FPS}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-b:v",
+        bits,
+        "-minrate",
+        bits,
+        "-maxrate",
+        bits,
+        "-bufsize",
+        bits,
+        "-x264-params",
+        "nal-hrd=cbr:force-cfr=1",
+        "-g",
+        str(FPS),
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "mpegts",
+        "-y",
+        str(output),
+    ]
+
+
+async def _spawn_encoder(args: Sequence[str], log: Path) -> LabProcess:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    return LabProcess("encoder", process, log)
+
+
+async def _interrupt(processes: Sequence[LabProcess], grace: float = SIGINT_GRACE) -> None:
+    """SIGINT every process, wait up to ``grace`` s, then stop the rest (SIGTERM, SIGKILL)."""
+    for process in processes:
+        process.signal(signal.SIGINT)
+    waits = [p.process.wait() for p in processes if p.alive]
+    if waits:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), grace)
+    await asyncio.gather(*(p.stop(grace=5.0) for p in processes))
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of the whole machine from /proc/stat (None if unavailable)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def decode_output(path: Path) -> DecodeResult:
+    """Decode a viewer's MPEG-TS output with PyAV: frames, decode errors, corrupt packets."""
+    import av
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return DecodeResult(readable=False)
+    frames = errors = corrupt = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return DecodeResult(size=size, readable=False)
+            for packet in container.demux(video=0):
+                if packet.is_corrupt:
+                    corrupt += 1
+                try:
+                    frames += len(packet.decode())
+                except av.error.FFmpegError:
+                    errors += 1
+    except av.error.FFmpegError:
+        return DecodeResult(
+            size=size, frames=frames, errors=errors + 1, corrupt=corrupt, readable=frames > 0
+        )
+    return DecodeResult(size=size, frames=frames, errors=errors, corrupt=corrupt)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Outcome:
+    swarm_id: str
+    viewers: list[LabProcess]
+    exits: dict[str, int | None]
+    cpu: dict[str, Any]
+    left_after: dict[str, float]
+
+
+async def _swarm(
+    settings: LiveLabSettings,
+    lab_plan: LivePlan,
+    dirs: dict[str, Path],
+    run: _Run,
+    say: Callable[[str], None],
+) -> _Outcome:
+    """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT."""
+    machine_start = _machine_ticks()
+    tracker = await LabProcess.spawn(
+        "tracker",
+        [
+            "tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            "--max-peers",
+            str(max(20, settings.peers + 1)),
+        ],
+        dirs["logs"] / "tracker.log",
+    )
+    run.processes.append(tracker)
+    line = await tracker.stdout_line(LISTENING, START_TIMEOUT)
+    match = LISTENING.search(line)
+    assert match is not None
+    tracker_url = match.group(1)
+    say(f"tracker at {tracker_url}")
+
+    fifo = dirs["work"] / "stream.ts"
+    with contextlib.suppress(FileNotFoundError):
+        fifo.unlink()
+    os.mkfifo(fifo)
+    source = await LabProcess.spawn(
+        "source",
+        [
+            "live",
+            "--tracker",
+            tracker_url,
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+            "--input",
+            str(fifo),
+            "--chunk-ms",
+            str(settings.chunk_ms),
+            "--key",
+            str(dirs["work"] / "source.key"),
+            "--upload-rate",
+            _rate_arg(settings.source_upload),
+            "--report",
+            str(dirs["reports"] / "source.json"),
+        ],
+        dirs["logs"] / "source.log",
+    )
+    run.processes.append(source)
+    swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
+    encoder = await _spawn_encoder(encoder_args(settings, fifo), dirs["logs"] / "encoder.log")
+    run.processes.append(encoder)
+    say(
+        f"source streaming swarm {swarm_id[:16]}... at {settings.bitrate / kbit:.0f} kbit/s, "
+        f"upload capped at {settings.source_upload / kbit:.0f} kbit/s"
+    )
+    await asyncio.sleep(settings.warmup)
+    if not encoder.alive or not source.alive:
+        dead = encoder if not encoder.alive else source
+        raise LabError(f"the live stream stopped before the viewers joined: {dead.describe()}")
+
+    cpu: dict[str, float | None] = {}
+    viewers: list[LabProcess] = []
+    left_after: dict[str, float] = {}
+    leavers: list[asyncio.Task[None]] = []
+
+    async def leave(viewer: LabProcess, after: float) -> None:
+        await asyncio.sleep(after)
+        cpu[viewer.name] = viewer.cpu_seconds()
+        left_after[viewer.name] = after
+        await _interrupt([viewer])
+
+    began = time.monotonic()
+    try:
+        for i, offset in enumerate(lab_plan.joins):
+            delay = began + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            name = f"viewer-{i + 1:02d}"
+            args = [
+                "watch",
+                swarm_id,
+                "--tracker",
+                tracker_url,
+                "--host",
+                "127.0.0.1",
+                "--player-port",
+                "0",
+                "--log-level",
+                "warning",
+                "-o",
+                str(dirs["work"] / f"{name}.ts"),
+                "--report",
+                str(dirs["reports"] / f"{name}.json"),
+            ]
+            if settings.peer_rate is not None:
+                args += ["--upload-rate", _rate_arg(settings.peer_rate)]
+            viewer = await LabProcess.spawn(name, args, dirs["logs"] / f"{name}.log")
+            run.processes.append(viewer)
+            viewers.append(viewer)
+            if i in lab_plan.leaves:
+                leavers.append(asyncio.ensure_future(leave(viewer, lab_plan.leaves[i])))
+        say(f"{len(viewers)} viewers started; streaming for {settings.duration:.0f} s more")
+        await asyncio.sleep(settings.duration)
+        # A leaver is due before the end by construction; bound the wait all the same.
+        if leavers:
+            await asyncio.wait(leavers, timeout=SIGINT_GRACE + 10.0)
+    finally:
+        for task in leavers:
+            task.cancel()
+    wall = time.monotonic() - began
+    crashed = [v.name for v in viewers if not v.alive and v.name not in left_after]
+    if crashed:
+        say(f"viewers that exited on their own: {', '.join(crashed)}")
+    for process in (tracker, source, encoder, *viewers):
+        if process.alive:
+            cpu[process.name] = process.cpu_seconds()
+    machine_end = _machine_ticks()
+    await _interrupt([v for v in viewers if v.alive])
+    await _interrupt([encoder], grace=5.0)
+    await _interrupt([source])
+    await _interrupt([tracker])
+    used = sum(seconds for seconds in cpu.values() if seconds is not None)
+    cores = os.cpu_count() or 1
+    busy = None
+    if machine_start is not None and machine_end is not None:
+        total = machine_end[1] - machine_start[1]
+        busy = (machine_end[0] - machine_start[0]) / total if total > 0 else None
+    return _Outcome(
+        swarm_id=swarm_id,
+        viewers=viewers,
+        exits={p.name: p.process.returncode for p in (tracker, source, encoder, *viewers)},
+        cpu={
+            "processes": cpu,
+            "total": used,
+            "wall": wall,
+            "cores": cores,
+            "load": used / (wall * cores) if wall > 0 else 0.0,
+            "machine_busy": busy,
+        },
+        left_after=left_after,
+    )
+
+
+def _check(settings: LiveLabSettings) -> None:
+    if settings.peers < 1:
+        raise LabError("a lab needs at least one viewer")
+    if not 0.0 <= settings.churn <= 1.0:
+        raise LabError("churn is a fraction between 0 and 1")
+    if settings.bitrate <= 0 or settings.source_upload <= 0:
+        raise LabError("rates must be positive")
+    if settings.duration <= 0:
+        raise LabError("the duration must be positive")
+
+
+async def run_live_lab(
+    settings: LiveLabSettings, *, say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the live lab; returns the report.json document (also written into ``settings.out``)."""
+    _check(settings)
+    echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
+    out = settings.out
+    dirs = {name: out / name for name in ("work", "logs", "reports")}
+    for directory in (out, *dirs.values()):
+        directory.mkdir(parents=True, exist_ok=True)
+    for stale in [*dirs["reports"].glob("*.json"), *dirs["work"].glob("*.ts")]:
+        stale.unlink()
+    lab_plan = plan_live(settings)
+
+    run = _Run()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            handled = True
+    try:
+        outcome = await _swarm(settings, lab_plan, dirs, run, echo)
+        echo("decoding the viewers' outputs")
+        decoded = {
+            v.name: await asyncio.to_thread(decode_output, dirs["work"] / f"{v.name}.ts")
+            for v in outcome.viewers
+        }
+    except asyncio.CancelledError:
+        await run.shutdown()
+        raise LabError("interrupted; every process of the lab stopped") from None
+    except BaseException:
+        await run.shutdown()
+        raise
+    finally:
+        if handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+        run.kill_all()
+        for path in [*dirs["work"].glob("*.ts"), dirs["work"] / "source.key"]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    viewer_reports = [
+        (v.name, _load(dirs["reports"] / f"{v.name}.json"), i in lab_plan.leaves)
+        for i, v in enumerate(outcome.viewers)
+    ]
+    figures = analyse_live(
+        swarm_id=outcome.swarm_id,
+        source=_load(dirs["reports"] / "source.json"),
+        viewers=viewer_reports,
+        decoded=decoded,
+        left_after=outcome.left_after,
+    )
+    plots = write_live_plots(figures, out)
+    document = {
+        "kind": "live",
+        "command": settings.command,
+        "parameters": {
+            **asdict(settings),
+            "out": str(settings.out),
+            "source_rate": settings.source_upload,
+        },
+        "plan": {
+            "joins": lab_plan.joins,
+            "churned": sorted(lab_plan.leaves),
+            "leaves": {str(i): after for i, after in sorted(lab_plan.leaves.items())},
+        },
+        "encoder": encoder_args(settings, Path("FIFO"))[1:],
+        "figures": figures.to_json(),
+        "exits": outcome.exits,
+        "cpu": outcome.cpu,
+        "plots": plots,
+    }
+    (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    (out / "report.md").write_text(render_live_markdown(document), encoding="utf-8")
+    return document
+
+
+def write_live_plots(figures: LiveFigures, out: Path) -> list[str]:
+    """Draw the live plots into ``out``; returns their file names."""
+    viewers = figures.viewers
+    plot_live_viewers(
+        out / "viewers.png",
+        [v.name for v in viewers],
+        continuity=[v.continuity_index for v in viewers],
+        startup=[v.startup_delay for v in viewers],
+        delay=[v.delay_behind_source for v in viewers],
+        from_source=[v.from_source for v in viewers],
+        from_peers=[v.from_peers for v in viewers],
+        targets=(TARGET_CONTINUITY, TARGET_STARTUP, TARGET_DELAY),
+    )
+    plot_live_bytes(
+        out / "bytes_over_time.png", figures.timeline, rate_series(figures.timeline, bin_s=1.0)
+    )
+    return ["viewers.png", "bytes_over_time.png"]
+
+
+def all_targets_met(document: dict[str, Any]) -> bool:
+    """Whether every target of a report.json document is met."""
+    return all(check["met"] for check in document["figures"]["targets"])
