@@ -43,8 +43,7 @@ class PacedFileServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        port = int(sockets[0].getsockname()[1])
+        port = int(self._runner.addresses[0][1])
         self.url = f"http://{self.host}:{port}/content"
         return self.url
 

@@ -289,8 +289,7 @@ async def _serve_player(
     except OSError:
         await runner.cleanup()
         raise
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    bound = int(runner.addresses[0][1]) if runner.addresses else port
     url = f"http://{host}:{bound}/stream"
     print(url, file=sys.stderr if to_stderr else sys.stdout, flush=True)
     return runner, url

@@ -148,6 +148,8 @@ class SwarmSession:
     joined_at: float = 0.0
     completed_at: float | None = None
     served_chunks: int = 0
+    cancelled: dict[str, int] = field(default_factory=dict)
+    discarded_bytes: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,6 +220,8 @@ class SwarmSession:
             "received_from": self.bytes_by_peer(),
             "uploaded_to": dict(self.uploaded_to),
             "arrivals": [list(event) for event in self.arrivals],
+            "cancelled": dict(self.cancelled),
+            "discarded_bytes": self.discarded_bytes,
             "live": self._live_report(),
         }
 
@@ -466,10 +470,7 @@ class PeerNode:
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert server is not None
-            sockets = getattr(server, "sockets", None) or []
-            self.port = int(sockets[0].getsockname()[1])
+            self.port = int(self._runner.addresses[0][1])
         connector = aiohttp.TCPConnector(limit=256, limit_per_host=16)
         self._http = aiohttp.ClientSession(connector=connector)
         family = AddressFamily.IPV6 if ":" in self.host else AddressFamily.IPV4
@@ -771,8 +772,19 @@ class PeerNode:
         self._add_peers(session, listed)
         return session
 
-    async def fetch_chunk(self, session: SwarmSession, remote: RemotePeer, index: int) -> bytes:
-        """GET one chunk from ``remote`` over the negotiated HTTP transport."""
+    async def fetch_chunk(
+        self,
+        session: SwarmSession,
+        remote: RemotePeer,
+        index: int,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """GET one chunk from ``remote`` over the negotiated HTTP transport.
+
+        ``on_bytes`` is called with the number of body bytes read so far after each piece, so
+        that the caller can tell a transfer in progress from a stalled one.
+        """
         assert self._http is not None and remote.offer is not None
         url = remote.offer.chunk_url(index, session.representation_id)
         headers = {PEER_ID_HEADER: self.peer_id}
@@ -781,7 +793,19 @@ class PeerNode:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
-            return await read_bounded(answer.content, limit, limiter=self.download_limiter)
+            if on_bytes is None:
+                return await read_bounded(answer.content, limit, limiter=self.download_limiter)
+            parts: list[bytes] = []
+            size = 0
+            while part := await answer.content.read(65536):
+                size += len(part)
+                if size > limit:
+                    raise BodyTooLarge(f"body exceeds {limit} bytes")
+                parts.append(part)
+                on_bytes(size)
+                if self.download_limiter is not None:
+                    await self.download_limiter.consume(len(part))
+            return b"".join(parts)
 
     # -- HTTP handlers -----------------------------------------------------------------------
 
@@ -885,6 +909,7 @@ class _Downloader:
         self.on_progress = on_progress
         self.picker: PiecePicker | None = None
         self.fetches: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self.received: dict[tuple[str, int], int] = {}  # body bytes read so far per fetch
         self.last_progress = node.clock()
         self.last_find = 0.0
         self.last_push = 0.0
@@ -907,7 +932,7 @@ class _Downloader:
                 self._connect_new()
                 self._sync_peers()
                 for peer, index in self.picker.expired(now):
-                    self._cancel(peer, index)
+                    self._cancel(peer, index, "timeout")
                 for peer, index in self.picker.next_requests(now):
                     self._start_fetch(peer, index)
                 await self._housekeeping(now)
@@ -964,7 +989,7 @@ class _Downloader:
             if remote.banned:
                 if peer_id in picker.peers and not picker.is_banned(peer_id):
                     for index in picker.ban(peer_id):
-                        self._cancel(peer_id, index)
+                        self._cancel(peer_id, index, "banned")
                 continue
             if remote.offer is not None and remote.bitmap is not None and self.session.map_changed:
                 picker.set_peer(peer_id, remote.bitmap)
@@ -976,32 +1001,52 @@ class _Downloader:
             return
         self.fetches[(peer_id, index)] = asyncio.ensure_future(self._fetch(remote, index))
 
-    def _cancel(self, peer_id: str, index: int) -> None:
+    def _cancel(self, peer_id: str, index: int, reason: str) -> None:
+        """Stop a fetch; count it under ``reason`` and its bytes read so far as discarded."""
         task = self.fetches.pop((peer_id, index), None)
         if task is not None:
             task.cancel()
+            self._discard(reason, self.received.pop((peer_id, index), 0))
+
+    def _discard(self, reason: str, nbytes: int) -> None:
+        cancelled = self.session.cancelled
+        cancelled[reason] = cancelled.get(reason, 0) + 1
+        self.session.discarded_bytes += nbytes
+
+    def _progress(self, peer_id: str, index: int, nbytes: int) -> None:
+        assert self.picker is not None
+        self.received[(peer_id, index)] = nbytes
+        self.picker.on_progress(peer_id, index, self.node.clock())
 
     async def _fetch(self, remote: RemotePeer, index: int) -> None:
         node, session, picker = self.node, self.session, self.picker
         assert picker is not None and session.store is not None
+        key = (remote.peer_id, index)
         try:
-            data = await node.fetch_chunk(session, remote, index)
+            data = await node.fetch_chunk(
+                session, remote, index, on_bytes=lambda n: self._progress(*key, n)
+            )
             if session.store.have(index):
+                self._discard("late", len(data))
                 return
             session.store.write(index, data)
         except IntegrityError:
             log.warning("peer %s sent a corrupt chunk %d: dropping it", remote.peer_id, index)
             remote.banned = True
             picker.on_failed(remote.peer_id, index)
+            self._discard("corrupt", self.received.get(key, 0))
             return
         except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError):
             remote.failures += 1
             picker.on_failed(remote.peer_id, index)
+            self._discard("failed", self.received.get(key, 0))
             if remote.failures >= 3:
                 remote.banned = True
             return
         finally:
-            self.fetches.pop((remote.peer_id, index), None)
+            if self.fetches.get(key) is asyncio.current_task():
+                del self.fetches[key]
+                self.received.pop(key, None)
             session.chunk_arrived.set()
         now = node.clock()
         remote.bytes_received += len(data)
@@ -1010,7 +1055,7 @@ class _Downloader:
         if session.complete:
             session.completed_at = now
         for peer, duplicate in picker.on_received(remote.peer_id, index, len(data), now):
-            self._cancel(peer, duplicate)
+            self._cancel(peer, duplicate, "duplicate")
         session.map_changed = True
         session.chunk_stored(index)
         self.last_progress = now
