@@ -314,6 +314,14 @@ async def _watch_stored(
         node.download(session.swarm_id, output, no_progress_timeout=timeout, session=session)
     )
     player = PlayerEndpoint(lambda: node.sessions.get(session.swarm_id))
+
+    async def start_at_beginning() -> None:
+        # A viewer watches from the start unless its player seeks: fetch in playback order
+        # from chunk 0 until the player asks for something else.
+        await session.ready.wait()
+        session.seek(0)
+
+    node._spawn(start_at_beginning())
     try:
         runner, url = await _serve_player(player.app(), player_host, player_port, to_stderr=False)
     except OSError as exc:
