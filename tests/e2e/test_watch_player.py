@@ -29,7 +29,7 @@ def _play_and_seek(url: str) -> tuple[int, int, float]:
         stream = container.streams.video[0]
         duration = float(container.duration or 0) / av.time_base
         first = 0
-        for frame in container.decode(stream):
+        for _frame in container.decode(stream):
             first += 1
             if first >= 25:
                 break
