@@ -21,6 +21,7 @@ from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
     ErrorResponse,
+    FindRequest,
     PeerAddress,
     PeerInfo,
     ProtocolVersion,
@@ -202,3 +203,32 @@ def test_xml_chunk_maps_decode_as_the_bitmap_class_does(text: str, size: int, st
     except BadRequest as exc:
         found = str(exc)
     assert found == _reference_bitmap(text, size, start)
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="ABCab+/=\n 019", max_size=20),
+    ),
+    st.integers(-1, 330),
+    st.integers(-1, 3),
+)
+def test_json_chunk_maps_decode_as_the_bitmap_class_does(text: str, size: int, start: int) -> None:
+    try:
+        found: bytes | str = json_codec._chunkmap_bytes(text, size, start)
+    except ValueError as exc:
+        found = f"SegmentInfo chunk map: {exc}"
+    assert found == _reference_bitmap(text, size, start)
+
+
+def test_namespaced_attributes_are_read_by_local_name() -> None:
+    body = (
+        b'<PPSPTrackerProtocol xmlns:p="urn:x" p:version="1.1"><Request>FIND</Request>'
+        b"<TransactionID>1</TransactionID><PeerID>a</PeerID><SwarmID>s</SwarmID>"
+        b'<PeerNum p:abilityNAT="HIGH">3</PeerNum></PPSPTrackerProtocol>'
+    )
+    request = xml_codec.decode_request(body)
+    assert isinstance(request, FindRequest)
+    assert request.version is V11
+    assert request.peer_num is not None and request.peer_num.ability_nat == "HIGH"

@@ -114,6 +114,7 @@ that knows only RFC 7846, on which a 1.1 peer falls back to version 1.
 from __future__ import annotations
 
 import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -674,12 +675,25 @@ def _segment(obj: Mapping[str, object]) -> SegmentMap:
     if len(text) > 2 * (MAX_CHUNKMAP_BITS // 6) + 64:
         raise _Malformed(f"{where}.chunkmap is too long")
     try:
-        bitmap = ChunkBitmap.from_base64(text, size, start)
+        bitmap = _chunkmap_bytes(text, size, start)
     except ValueError as exc:
         raise _Malformed(f"{where}.chunkmap: {exc}") from None
-    return SegmentMap(
-        start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap.to_bytes()
-    )
+    return SegmentMap(start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap)
+
+
+def _chunkmap_bytes(text: str, size: int, start: int) -> bytes:
+    """``ChunkBitmap.from_base64(text, size, start).to_bytes()``, without the bitmap object."""
+    try:
+        raw: bytes | None = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is not None and size >= 0 and start >= 0 and len(raw) == (size + 7) // 8:
+        if size % 8:
+            # Bits past ``size`` carry no meaning and are cleared, as ChunkBitmap does.
+            raw = raw[:-1] + bytes((raw[-1] & (0xFF << (8 - size % 8)) & 0xFF,))
+        return raw
+    # Anything unusual: the bitmap class decides, and words its refusal (ValueError).
+    return ChunkBitmap.from_base64(text, size, start).to_bytes()
 
 
 def _content_map(obj: Mapping[str, object]) -> ContentMap:

@@ -557,7 +557,10 @@ def _text(value: Any) -> Any:
 
 def _observed(request: web.Request) -> tuple[str, int]:
     """The address the request came from, as the tracker records it (REFLEXIVE)."""
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+    # The connection's peer name, cached once per connection by aiohttp.
+    peer = getattr(request.protocol, "peername", None)
+    if not (isinstance(peer, tuple) and len(peer) >= 2):
+        peer = request.transport.get_extra_info("peername") if request.transport else None
     if isinstance(peer, tuple) and len(peer) >= 2:
         return str(peer[0]), int(peer[1])
     return request.remote or "0.0.0.0", 0

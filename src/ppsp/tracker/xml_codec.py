@@ -39,7 +39,7 @@ from typing import TypeVar
 from lxml import etree
 
 from ppsp.core.bitmap import ChunkBitmap
-from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, attribute, parse_xml
+from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, parse_xml
 from ppsp.errors import (
     BadRequest,
     LocalProtocolError,
@@ -318,6 +318,18 @@ def _required(groups: dict[str, list[_Element]], name: str) -> _Element:
     return element
 
 
+def _attribute(element: _Element, name: str) -> str | None:
+    """:func:`~ppsp.core.safexml.attribute`, listing only the names when ``name`` is absent."""
+    value = element.get(name)
+    if value is not None:
+        return value
+    suffix = "}" + name
+    for key in element.keys():  # noqa: SIM118 (iterating an element yields its children)
+        if isinstance(key, str) and key.endswith(suffix):
+            return element.get(key)
+    return None
+
+
 def _local_name(element: _Element) -> str:
     """:func:`~ppsp.core.safexml.local_name`, without building a QName."""
     tag = element.tag
@@ -331,7 +343,7 @@ def _local_name(element: _Element) -> str:
 
 
 def _attr_token(element: _Element, name: str, *, required: bool = False) -> str | None:
-    value = attribute(element, name)
+    value = _attribute(element, name)
     if value is None:
         if not required:
             return None
@@ -345,7 +357,7 @@ def _attr_token(element: _Element, name: str, *, required: bool = False) -> str 
 def _attr_integer(
     element: _Element, name: str, *, required: bool = False, maximum: int = MAX_INTEGER
 ) -> int | None:
-    value = attribute(element, name)
+    value = _attribute(element, name)
     if value is None:
         if not required:
             return None
@@ -357,7 +369,7 @@ def _attr_integer(
 
 
 def _attr_enum(element: _Element, name: str, cls: type[_E], *, required: bool = False) -> _E | None:
-    value = attribute(element, name)
+    value = _attribute(element, name)
     if value is None:
         if not required:
             return None
@@ -394,7 +406,7 @@ def _parse(data: bytes) -> _Element:
 
 
 def _version(root: _Element) -> ProtocolVersion:
-    value = attribute(root, "version")
+    value = _attribute(root, "version")
     if value is None:
         raise BadRequest("@version is missing")
     text = value.strip()
