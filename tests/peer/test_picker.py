@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppsp.core.bitmap import ChunkBitmap
-from ppsp.peer.picker import PickerConfig, PiecePicker, Request
+from ppsp.peer.picker import DOWNLOAD_CONFIG, PickerConfig, PiecePicker, Request
 
 
 def bm(indexes: list[int] | range, size: int, start: int = 0) -> ChunkBitmap:
@@ -200,7 +200,7 @@ def test_banned_peer_is_never_asked_again() -> None:
 
 
 def test_endgame_duplicates_and_cancellation() -> None:
-    p = picker(2, endgame_duplicates=1)
+    p = picker(2, endgame_duplicates=1, endgame_patience=0.0)
     for peer in ("A", "B", "C"):
         p.set_peer(peer, ChunkBitmap.full(2), slots=2)
     out = p.next_requests(0.0)
@@ -404,3 +404,84 @@ def test_download_completes_when_every_chunk_is_somewhere(
         peer, chunk = flight[rng.randrange(len(flight))]
         p.on_received(peer, chunk, 100, now)
     assert p.complete
+
+
+def test_max_requests_bounds_requests_to_all_peers() -> None:
+    p = picker(20, max_requests=3)
+    for peer in ("A", "B", "C"):
+        p.set_peer(peer, ChunkBitmap.full(20), slots=4)
+    out = p.next_requests(0.0)
+    assert len(out) == 3
+    assert p.next_requests(0.0) == []
+    p.on_received(*out[0], 1000, 1.0)
+    assert len(p.next_requests(1.0)) == 1
+    assert len(p.in_flight()) == 3
+
+
+def test_progress_keeps_a_flowing_request_alive() -> None:
+    p = picker(2, initial_timeout=5.0, stall_timeout=2.0, endgame_duplicates=0)
+    p.set_peer("A", ChunkBitmap.full(2), slots=2)
+    a, b = p.next_requests(0.0)
+    p.on_progress(*a, 4.5)  # bytes of a arrive just before its deadline
+    p.on_progress("A", 99, 4.5)  # not requested: ignored
+    p.on_progress("X", a[1], 4.5)  # unknown peer: ignored
+    assert p.expired(5.0) == [b]
+    assert p.next_timeout() == pytest.approx(6.5)
+    p.on_progress(*a, 6.0)
+    assert p.expired(7.9) == []
+    assert p.expired(8.0) == [a]  # stalled for stall_timeout
+
+
+def test_progress_never_shortens_a_deadline() -> None:
+    p = picker(1, initial_timeout=10.0, stall_timeout=2.0)
+    p.set_peer("A", ChunkBitmap.full(1), slots=1)
+    p.next_requests(0.0)
+    p.on_progress("A", 0, 1.0)
+    assert p.next_timeout() == 10.0
+
+
+def test_endgame_waits_until_a_request_is_overdue() -> None:
+    p = picker(2, chunk_size=1000, endgame_patience=1.0, timeout_factor=3.0)
+    p.set_peer("A", ChunkBitmap.full(2), slots=1)
+    ((_, first),) = p.next_requests(0.0)
+    p.on_received("A", first, 1000, 1.0)  # A: 1000 B/s
+    ((_, last),) = p.next_requests(1.0)  # expected to take 1 s
+    p.set_peer("B", ChunkBitmap.full(2), slots=1)
+    assert p.endgame
+    assert p.next_requests(1.5) == []  # not overdue yet: no duplicate
+    assert p.next_requests(2.0) == [("B", last)]
+
+
+def test_unmeasured_request_is_overdue_after_its_initial_share() -> None:
+    p = picker(1, initial_timeout=6.0, timeout_factor=3.0, endgame_patience=1.0)
+    p.set_peer("A", ChunkBitmap.full(1), slots=1)
+    p.next_requests(0.0)
+    p.set_peer("B", ChunkBitmap.full(1), slots=1)
+    assert p.next_requests(1.9) == []
+    assert p.next_requests(2.0) == [("B", 0)]
+
+
+def test_seed_slots_bound_requests_to_a_peer_holding_everything() -> None:
+    p = picker(8, seed_slots=1)
+    p.set_peer("S", ChunkBitmap.full(8), slots=4)
+    p.set_peer("P", bm([0, 1, 2, 3, 4, 5], 8), slots=4)
+    out = p.next_requests(0.0)
+    assert [c for peer, c in out if peer == "S"] in ([6], [7])
+    assert len([c for peer, c in out if peer == "P"]) == 4
+    # A peer that misses some of the missing chunks keeps its full slots.
+    q = picker(8, seed_slots=1)
+    q.set_peer("S", bm(range(7), 8), slots=4)
+    assert len(q.next_requests(0.0)) == 4
+
+
+def test_download_config_is_valid_and_bounded() -> None:
+    assert DOWNLOAD_CONFIG.max_requests > 0
+    assert DOWNLOAD_CONFIG.seed_slots >= 1
+    with pytest.raises(ValueError):
+        PickerConfig(max_requests=-1)
+    with pytest.raises(ValueError):
+        PickerConfig(seed_slots=-1)
+    with pytest.raises(ValueError):
+        PickerConfig(endgame_patience=-0.5)
+    with pytest.raises(ValueError):
+        PickerConfig(stall_timeout=0)

@@ -59,7 +59,7 @@ from ppsp.peer.messages import (
     chunk_map_from_bitmaps,
     format_property_value,
 )
-from ppsp.peer.picker import PickerConfig, PiecePicker
+from ppsp.peer.picker import DOWNLOAD_CONFIG, PickerConfig, PiecePicker
 from ppsp.peer.protocol import KnownPeer, PeerProtocolClient, PeerProtocolHandler
 from ppsp.tracker.client import TrackerClient
 from ppsp.tracker.messages import (
@@ -346,7 +346,7 @@ class PeerNode:
         self._peer_id = peer_id or secrets.token_hex(8)
         self.clock = clock
         self.report_interval = report_interval
-        self.picker_config = picker_config or PickerConfig(default_slots=4)
+        self.picker_config = picker_config or DOWNLOAD_CONFIG
         self.sessions: dict[str, SwarmSession] = {}
         self.started_at = clock()
         self.handler = PeerProtocolHandler(self)

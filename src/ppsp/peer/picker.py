@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from ppsp.core.bitmap import ChunkBitmap
 
-__all__ = ["PeerId", "PickerConfig", "PiecePicker", "Request"]
+__all__ = ["DOWNLOAD_CONFIG", "PeerId", "PickerConfig", "PiecePicker", "Request"]
 
 PeerId = str
 """A peer's identifier, as the tracker and peer protocol carry it."""
@@ -67,6 +67,17 @@ class PickerConfig:
     """Timeout as a multiple of the expected transfer time."""
     endgame_duplicates: int = 1
     """Extra requests per chunk allowed in endgame."""
+    endgame_patience: float = 0.0
+    """In endgame, a request is duplicated only once it has been in flight this many times its
+    expected transfer time (0: at once)."""
+    max_requests: int = 0
+    """Requests in flight to all peers together (0: only the per-peer slots bound them)."""
+    seed_slots: int = 0
+    """Requests in flight to a peer holding every missing chunk (a seeder), if fewer than its
+    slots (0: no such bound): the seeder's upload goes to the chunks only it holds, the other
+    chunks come from peers that are still downloading."""
+    stall_timeout: float = 2.0
+    """Seconds a request whose bytes are arriving may go without a byte before it expires."""
     ewma_alpha: float = 0.3
     """Weight of the newest throughput sample."""
 
@@ -77,6 +88,25 @@ class PickerConfig:
             raise ValueError("timeouts must be positive")
         if self.endgame_duplicates < 0 or not 0 < self.ewma_alpha <= 1:
             raise ValueError("endgame_duplicates must be >= 0 and ewma_alpha in (0, 1]")
+        if min(self.endgame_patience, self.max_requests, self.seed_slots) < 0:
+            raise ValueError("endgame_patience, max_requests and seed_slots must be >= 0")
+        if self.stall_timeout <= 0:
+            raise ValueError("stall_timeout must be positive")
+
+
+DOWNLOAD_CONFIG = PickerConfig(default_slots=4, max_requests=8, seed_slots=1, endgame_patience=1.0)
+"""The tuning a stored-content download uses (``ppsp get``); see docs/BENCHMARKS.md."""
+
+
+class _Flight:
+    """One request in flight: when it was sent, when it expires, how long it should take."""
+
+    __slots__ = ("deadline", "expected", "requested_at")
+
+    def __init__(self, requested_at: float, deadline: float, expected: float) -> None:
+        self.requested_at = requested_at
+        self.deadline = deadline
+        self.expected = expected
 
 
 class _Peer:
@@ -97,8 +127,7 @@ class _Peer:
         self.slots = slots
         self.throughput: float | None = None
         self.last_delivery: float | None = None
-        # chunk -> (requested at, deadline)
-        self.requests: dict[int, tuple[float, float]] = {}
+        self.requests: dict[int, _Flight] = {}
         self.failed: set[int] = set()
         self.timed_out: set[int] = set()
 
@@ -193,7 +222,7 @@ class PiecePicker:
 
     def next_timeout(self) -> float | None:
         """The earliest request deadline: when to call :meth:`expired` next (None: no timer)."""
-        deadlines = [d for state in self._peers.values() for _, d in state.requests.values()]
+        deadlines = [f.deadline for state in self._peers.values() for f in state.requests.values()]
         return min(deadlines, default=None)
 
     @property
@@ -314,12 +343,23 @@ class PiecePicker:
             request = state.requests.pop(index, None)
             if request is not None:
                 self._unhold(index, peer)
-                busy_since = request[0]
+                busy_since = request.requested_at
                 if state.last_delivery is not None:
                     busy_since = max(busy_since, state.last_delivery)
                 self._sample(state, nbytes, now - busy_since)
             state.last_delivery = now
         return self.mark_held(index)
+
+    def on_progress(self, peer: PeerId, index: int, now: float) -> None:
+        """Bytes of the requested chunk ``index`` are arriving from ``peer``.
+
+        A request whose bytes flow does not expire: its deadline moves to at least
+        ``stall_timeout`` seconds from ``now``, so only a stalled transfer times out.
+        """
+        state = self._peers.get(peer)
+        flight = None if state is None else state.requests.get(index)
+        if flight is not None:
+            flight.deadline = max(flight.deadline, now + self.config.stall_timeout)
 
     def on_failed(self, peer: PeerId, index: int) -> None:
         """``peer`` could not deliver ``index`` or sent bytes that failed verification.
@@ -341,14 +381,14 @@ class PiecePicker:
         """
         result: list[tuple[float, PeerId, int]] = []
         for pid, state in self._peers.items():
-            for chunk, (requested_at, deadline) in list(state.requests.items()):
-                if now < deadline:
+            for chunk, flight in list(state.requests.items()):
+                if now < flight.deadline:
                     continue
                 del state.requests[chunk]
                 self._unhold(chunk, pid)
                 state.timed_out.add(chunk)
-                self._sample(state, self.config.chunk_size, now - requested_at)
-                result.append((deadline, pid, chunk))
+                self._sample(state, self.config.chunk_size, now - flight.requested_at)
+                result.append((flight.deadline, pid, chunk))
         result.sort()
         return [(pid, chunk) for _, pid, chunk in result]
 
@@ -357,24 +397,30 @@ class PiecePicker:
     def next_requests(self, now: float) -> list[Request]:
         """Requests to send now, filling every peer's free slots (see the module docstring)."""
         free = {
-            pid: state.slots - len(state.requests)
+            pid: slots - len(state.requests)
             for pid, state in self._peers.items()
-            if state.slots > len(state.requests)
+            if (slots := self._slots(state)) > len(state.requests)
         }
         out: list[Request] = []
-        if not free or not self._missing:
+        budget = self._budget()
+        if not free or not self._missing or budget <= 0:
             return out
         speeds = self._speeds()
 
         def issue(chunk: int) -> bool:
+            """Request ``chunk`` from its best free holder; False when none is free."""
+            nonlocal budget
             peer = self._best_peer(chunk, free, speeds)
             if peer is None:
                 return False
             self._issue(peer, chunk, now)
             out.append((peer, chunk))
+            budget -= 1
             free[peer] -= 1
             if not free[peer]:
                 del free[peer]
+            if budget <= 0:
+                free.clear()
             return True
 
         window = self._window()
@@ -403,7 +449,9 @@ class PiecePicker:
                 chunk,
             )
             for chunk, peers in self._holders.items()
-            if len(peers) <= self.config.endgame_duplicates and chunk in self._missing
+            if len(peers) <= self.config.endgame_duplicates
+            and chunk in self._missing
+            and self._overdue(chunk, peers, now)
         )
         for _, _, chunk in duplicable:
             issue(chunk)
@@ -412,6 +460,24 @@ class PiecePicker:
         return out
 
     # ------------------------------------------------------------------ internals
+
+    def _slots(self, state: _Peer) -> int:
+        """The peer's request slots, bounded by ``seed_slots`` when it holds every missing chunk."""
+        seed_slots = self.config.seed_slots
+        if (
+            seed_slots
+            and seed_slots < state.slots
+            and all(chunk in state.chunks for chunk in self._missing)
+        ):
+            return seed_slots
+        return state.slots
+
+    def _budget(self) -> int:
+        """How many more requests ``max_requests`` allows now (a large number without a cap)."""
+        if not self.config.max_requests:
+            return len(self._missing) * (1 + self.config.endgame_duplicates)
+        in_flight = sum(len(state.requests) for state in self._peers.values())
+        return self.config.max_requests - in_flight
 
     def _window(self) -> list[int]:
         if self._position is None or not self.config.window:
@@ -463,10 +529,12 @@ class PiecePicker:
         queue = len(state.requests) + 1
         if state.throughput is None or state.throughput <= 0:
             timeout = self.config.initial_timeout
+            expected = timeout / self.config.timeout_factor
         else:
             expected = queue * self.config.chunk_size / state.throughput
             timeout = self.config.timeout_factor * expected
-        state.requests[chunk] = (now, now + max(self.config.timeout_floor, timeout))
+        deadline = now + max(self.config.timeout_floor, timeout)
+        state.requests[chunk] = _Flight(now, deadline, expected)
         self._holders.setdefault(chunk, set()).add(peer)
 
     def _unhold(self, chunk: int, peer: PeerId) -> None:
@@ -477,7 +545,15 @@ class PiecePicker:
                 del self._holders[chunk]
 
     def _requested_at(self, chunk: int, peer: PeerId) -> float:
-        return self._peers[peer].requests[chunk][0]
+        return self._peers[peer].requests[chunk].requested_at
+
+    def _overdue(self, chunk: int, peers: set[PeerId], now: float) -> bool:
+        """Whether every request for ``chunk`` took ``endgame_patience`` x its expected time."""
+        patience = self.config.endgame_patience
+        return all(
+            now - flight.requested_at >= patience * flight.expected
+            for flight in (self._peers[p].requests[chunk] for p in peers)
+        )
 
     def _sample(self, state: _Peer, nbytes: int, elapsed: float) -> None:
         if elapsed <= 0 or nbytes <= 0:
