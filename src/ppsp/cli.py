@@ -8,15 +8,19 @@ inside the function so that ``ppsp --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 import ppsp
+
+if TYPE_CHECKING:
+    from ppsp.peer.commands import PeerOptions
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -210,7 +214,11 @@ RATE = RateParam()
 
 
 def _peer_options(func: _F) -> _F:
-    """Options every peer command shares: tracker, listening address, tracker encoding."""
+    """Options every peer command shares, handed to the command as one ``options`` value.
+
+    Tracker URL and encoding, the address it serves other peers on, rate limits, the report
+    file, and a hidden test switch that makes the peer serve damaged chunks.
+    """
     options = [
         click.option("--tracker", "tracker_url", required=True, help="Tracker URL."),
         click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on."),
@@ -240,10 +248,43 @@ def _peer_options(func: _F) -> _F:
             show_default=True,
             help="Encoding of the tracker protocol.",
         ),
+        click.option(
+            "--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests)."
+        ),
     ]
+
+    @functools.wraps(func)
+    def with_options(
+        *args: Any,
+        tracker_url: str,
+        host: str,
+        port: int,
+        upload_rate: float | None,
+        download_rate: float | None,
+        report: Path | None,
+        tracker_encoding: str,
+        corrupt_uploads: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from ppsp.peer.commands import PeerOptions
+        from ppsp.tracker.messages import Encoding
+
+        peer = PeerOptions(
+            tracker_url=tracker_url,
+            host=host,
+            port=port,
+            encoding=Encoding(tracker_encoding.lower()),
+            upload_rate=upload_rate,
+            download_rate=download_rate,
+            report=report,
+            corrupt_uploads=corrupt_uploads,
+        )
+        return func(*args, options=peer, **kwargs)
+
+    command: Any = with_options
     for option in reversed(options):
-        func = option(func)
-    return func
+        command = option(command)
+    return cast(_F, command)
 
 
 def _run(coro: Any) -> int:
@@ -258,93 +299,42 @@ def _run(coro: Any) -> int:
         return int(asyncio.run(coro))
 
 
+TIMEOUT_HELP = "Give up after this many seconds without progress."
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_peer_options
 @click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (default 256 KiB).")
-@click.option("--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests).")
 @log_level_option
-def seed(
-    path: Any,
-    tracker_url: str,
-    host: str,
-    port: int,
-    tracker_encoding: str,
-    upload_rate: float | None,
-    download_rate: float | None,
-    report: Path | None,
-    chunk_size: int | None,
-    corrupt_uploads: bool,
-) -> None:
+def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.peer.commands import seed_main
-    from ppsp.tracker.messages import Encoding
 
-    sys.exit(
-        _run(
-            seed_main(
-                path,
-                tracker_url=tracker_url,
-                host=host,
-                port=port,
-                encoding=Encoding(tracker_encoding.lower()),
-                chunk_size=chunk_size,
-                corrupt_uploads=corrupt_uploads,
-                upload_rate=upload_rate,
-                download_rate=download_rate,
-                report=report,
-            )
-        )
-    )
+    sys.exit(_run(seed_main(path, options, chunk_size=chunk_size)))
 
 
 @main.command()
 @click.argument("swarm_id")
 @_peer_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
 @click.option(
-    "--timeout",
-    default=30.0,
-    show_default=True,
-    help="Give up after this many seconds without progress.",
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file.",
 )
+@click.option("--timeout", default=30.0, show_default=True, help=TIMEOUT_HELP)
 @click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
 @log_level_option
 def get(
-    swarm_id: str,
-    tracker_url: str,
-    host: str,
-    port: int,
-    tracker_encoding: str,
-    upload_rate: float | None,
-    download_rate: float | None,
-    report: Path | None,
-    output: str,
-    timeout: float,
-    seed_after: bool,
+    swarm_id: str, options: PeerOptions, output: Path, timeout: float, seed_after: bool
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
-    from pathlib import Path
-
     from ppsp.peer.commands import get_main
-    from ppsp.tracker.messages import Encoding
 
     sys.exit(
-        _run(
-            get_main(
-                swarm_id,
-                tracker_url=tracker_url,
-                output=Path(output),
-                host=host,
-                port=port,
-                timeout=timeout,
-                seed_after=seed_after,
-                encoding=Encoding(tracker_encoding.lower()),
-                upload_rate=upload_rate,
-                download_rate=download_rate,
-                report=report,
-            )
-        )
+        _run(get_main(swarm_id, options, output=output, timeout=timeout, seed_after=seed_after))
     )
 
 
@@ -363,57 +353,34 @@ def get(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
     default=None,
-    help="Keep the content in this file.",
+    help="Keep the content in this file (a live stream: '-' for standard output).",
 )
-@click.option(
-    "--timeout",
-    default=30.0,
-    show_default=True,
-    help="Give up after this many seconds without progress.",
-)
-@click.option("--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests).")
+@click.option("--timeout", default=30.0, show_default=True, help=TIMEOUT_HELP)
 @log_level_option
 def watch(
     swarm_id: str,
-    tracker_url: str,
-    host: str,
-    port: int,
-    tracker_encoding: str,
-    upload_rate: float | None,
-    download_rate: float | None,
-    report: Path | None,
+    options: PeerOptions,
     player_port: int,
     player_host: str,
-    output: str | None,
+    output: Path | None,
     timeout: float,
-    corrupt_uploads: bool,
 ) -> None:
     """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
     browser; with -o, also keep it in a file (-o - writes a live stream to standard output).
     """
-    from pathlib import Path
-
     from ppsp.peer.commands import watch_main
-    from ppsp.tracker.messages import Encoding
 
     sys.exit(
         _run(
             watch_main(
                 swarm_id,
-                tracker_url=tracker_url,
+                options,
                 player_host=player_host,
                 player_port=player_port,
-                output=Path(output) if output else None,
-                host=host,
-                port=port,
+                output=output,
                 timeout=timeout,
-                encoding=Encoding(tracker_encoding.lower()),
-                upload_rate=upload_rate,
-                download_rate=download_rate,
-                report=report,
-                corrupt_uploads=corrupt_uploads,
             )
         )
     )
@@ -440,13 +407,7 @@ def watch(
 @click.option("--name", default="live", show_default=True, help="Name of the stream.")
 @log_level_option
 def live(
-    tracker_url: str,
-    host: str,
-    port: int,
-    upload_rate: float | None,
-    download_rate: float | None,
-    report: Path | None,
-    tracker_encoding: str,
+    options: PeerOptions,
     input_path: str,
     chunk_ms: int,
     window_s: int,
@@ -455,22 +416,15 @@ def live(
 ) -> None:
     """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID."""
     from ppsp.peer.commands import live_main
-    from ppsp.tracker.messages import Encoding
 
     sys.exit(
         _run(
             live_main(
-                tracker_url=tracker_url,
+                options,
                 input_path=input_path,
-                host=host,
-                port=port,
                 chunk_ms=chunk_ms,
                 window_s=window_s,
                 key_path=key_path,
-                encoding=Encoding(tracker_encoding.lower()),
-                upload_rate=upload_rate,
-                download_rate=download_rate,
-                report=report,
                 name=name,
             )
         )

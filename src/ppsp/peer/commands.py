@@ -13,8 +13,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import aiohttp
 import orjson
@@ -32,6 +33,34 @@ from ppsp.tracker.messages import Encoding
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerOptions:
+    """What every peer command is told: its tracker, where it serves, its limits and report."""
+
+    tracker_url: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    encoding: Encoding = Encoding.XML
+    upload_rate: float | None = None
+    download_rate: float | None = None
+    report: Path | None = None
+    corrupt_uploads: bool = False
+
+    def node(self, **settings: Any) -> PeerNode:
+        """A peer node with these options (and any further PeerNode settings)."""
+        node = PeerNode(
+            tracker_url=self.tracker_url,
+            host=self.host,
+            port=self.port,
+            encoding=self.encoding,
+            upload_rate=self.upload_rate,
+            download_rate=self.download_rate,
+            **settings,
+        )
+        node.corrupt_uploads = self.corrupt_uploads
+        return node
 
 
 def _stop_event() -> asyncio.Event:
@@ -116,30 +145,10 @@ class ProgressReporter:
             self._progress.stop()
 
 
-async def seed_main(
-    path: Path,
-    *,
-    tracker_url: str,
-    host: str,
-    port: int,
-    encoding: Encoding,
-    chunk_size: int | None = None,
-    corrupt_uploads: bool = False,
-    upload_rate: float | None = None,
-    download_rate: float | None = None,
-    report: Path | None = None,
-) -> int:
+async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None = None) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
     stop = _stop_event()
-    node = PeerNode(
-        tracker_url=tracker_url,
-        host=host,
-        port=port,
-        encoding=encoding,
-        upload_rate=upload_rate,
-        download_rate=download_rate,
-    )
-    node.corrupt_uploads = corrupt_uploads
+    node = options.node()
     try:
         await node.start()
         session = await node.seed(path, chunk_size=chunk_size)
@@ -153,39 +162,26 @@ async def seed_main(
     print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
     await stop.wait()
     await node.stop()
-    write_report(node, report)
+    write_report(node, options.report)
     return 0
 
 
 async def get_main(
     swarm_id: str,
+    options: PeerOptions,
     *,
-    tracker_url: str,
     output: Path,
-    host: str,
-    port: int,
-    timeout: float,
-    seed_after: bool,
-    encoding: Encoding,
-    upload_rate: float | None = None,
-    download_rate: float | None = None,
-    report: Path | None = None,
+    timeout: float = 30.0,
+    seed_after: bool = False,
 ) -> int:
     """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
     stop = _stop_event()
-    node = PeerNode(
-        tracker_url=tracker_url,
-        host=host,
-        port=port,
-        encoding=encoding,
-        upload_rate=upload_rate,
-        download_rate=download_rate,
-    )
+    node = options.node()
     progress = ProgressReporter()
     try:
         await node.start()
     except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     download = asyncio.ensure_future(
         node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
     )
@@ -209,25 +205,18 @@ async def get_main(
     finally:
         stopper.cancel()
         await node.stop()
-        write_report(node, report)
+        write_report(node, options.report)
 
 
 async def watch_main(
     swarm_id: str,
+    options: PeerOptions,
     *,
-    tracker_url: str,
-    player_host: str,
-    player_port: int,
-    output: Path | None,
-    host: str,
-    port: int,
-    timeout: float,
-    encoding: Encoding,
+    player_host: str = "127.0.0.1",
+    player_port: int = 0,
+    output: Path | None = None,
+    timeout: float = 30.0,
     on_url: Callable[[str], None] | None = None,
-    upload_rate: float | None = None,
-    download_rate: float | None = None,
-    report: Path | None = None,
-    corrupt_uploads: bool = False,
 ) -> int:
     """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
 
@@ -236,22 +225,16 @@ async def watch_main(
     written to a file or standard output as it plays.
     """
     stop = _stop_event()
-    node = PeerNode(
-        tracker_url=tracker_url,
-        host=host,
-        port=port,
-        encoding=encoding,
+    report = options.report
+    node = options.node(
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
-        upload_rate=upload_rate,
-        download_rate=download_rate,
         clock=time.time,
         report_interval=5.0,
     )
-    node.corrupt_uploads = corrupt_uploads
     try:
         await node.start()
     except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     try:
         session = await node.join_swarm(swarm_id)
         description = await node.obtain_description(session, timeout)
@@ -453,18 +436,12 @@ class LivePlayerEndpoint:
 
 
 async def live_main(
+    options: PeerOptions,
     *,
-    tracker_url: str,
-    input_path: str | None,
-    host: str,
-    port: int,
-    chunk_ms: int,
-    window_s: int,
-    key_path: Path | None,
-    encoding: Encoding,
-    upload_rate: float | None = None,
-    download_rate: float | None = None,
-    report: Path | None = None,
+    input_path: str | None = "-",
+    chunk_ms: int = 500,
+    window_s: int = 30,
+    key_path: Path | None = None,
     name: str = "live",
 ) -> int:
     """Run a live source: print the swarm ID first, then stream until interrupted."""
@@ -473,16 +450,8 @@ async def live_main(
         key, key_file, created = _source_key(key_path)
     except (OSError, PPSPError) as exc:
         return _fail(f"cannot use the source key: {exc}")
-    node = PeerNode(
-        tracker_url=tracker_url,
-        host=host,
-        port=port,
-        encoding=encoding,
-        upload_rate=upload_rate,
-        download_rate=download_rate,
-        clock=time.time,
-        report_interval=5.0,
-    )
+    report = options.report
+    node = options.node(clock=time.time, report_interval=5.0)
     runner = LiveSourceRunner(node, key, name=name, chunk_ms=chunk_ms, window_s=window_s)
     try:
         await node.start()
