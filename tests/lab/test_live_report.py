@@ -309,3 +309,50 @@ def test_encoder_keeps_the_bitrate_with_cbr_settings() -> None:
     assert "-re" in args
     assert args[-1] == "/tmp/fifo"
     assert "nal-hrd=cbr" in args[args.index("-x264-params") + 1]
+
+
+def test_describe_target_names_viewers_without_a_value_apart() -> None:
+    source, viewers = _swarm()
+    healthy = _viewer("c", joined=T0, received={"src": 10}, arrivals=[])
+    figures = analyse_live(
+        swarm_id=SWARM,
+        source=source,
+        viewers=[
+            ("viewer-01", viewers[0][1], False),
+            ("viewer-03", healthy, False),
+            ("viewer-04", None, False),
+        ],
+    )
+    checks = {check["name"]: check for check in figures.to_json()["targets"]}
+    continuity = checks["continuity"]
+    assert continuity["unmeasured"] == ["viewer-04"]
+    assert describe_target(continuity) == (
+        "continuity index, every viewer >= 0.9900: not met (worst measured 1.0000); "
+        "1 viewer has no value: viewer-04."
+    )
+
+
+def test_markdown_quotes_the_last_stderr_line_of_failed_processes() -> None:
+    source, viewers = _swarm()
+    figures = analyse_live(swarm_id=SWARM, source=source, viewers=viewers)
+    document = {
+        "command": "ppsp lab live",
+        "parameters": {
+            "peers": 2,
+            "bitrate": 250000.0,
+            "frame_size": "320x180",
+            "chunk_ms": 500,
+            "source_rate": 750000.0,
+            "peer_rate": 250000.0,
+            "join_spread": 2.0,
+            "duration": 8.0,
+            "churn": 0.0,
+            "seed": 1,
+        },
+        "figures": figures.to_json(),
+        "exits": {"viewer-01": 1, "viewer-02": 1, "encoder": 255},
+        "failures": {"viewer-01": "ImportError: x", "viewer-02": "ImportError: x"},
+    }
+    text = render_live_markdown(document)
+    assert "viewers' upload 2000 kbit/s" in text
+    assert text.count("    ImportError: x") == 1

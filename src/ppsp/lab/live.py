@@ -223,6 +223,8 @@ class _Outcome:
     swarm_id: str
     viewers: list[LabProcess]
     exits: dict[str, int | None]
+    failures: dict[str, str]
+    """The last stderr line of each process that did not exit with status 0."""
     cpu: dict[str, Any]
     left_after: dict[str, float]
 
@@ -359,6 +361,7 @@ async def _swarm(
     await _interrupt([encoder], grace=5.0)
     await _interrupt([source])
     await _interrupt([tracker])
+    everything = (tracker, source, encoder, *viewers)
     used = sum(seconds for seconds in cpu.values() if seconds is not None)
     cores = os.cpu_count() or 1
     busy = None
@@ -368,7 +371,8 @@ async def _swarm(
     return _Outcome(
         swarm_id=swarm_id,
         viewers=viewers,
-        exits={p.name: p.process.returncode for p in (tracker, source, encoder, *viewers)},
+        exits={p.name: p.process.returncode for p in everything},
+        failures={p.name: p.tail[-1] for p in everything if p.process.returncode != 0 and p.tail},
         cpu={
             "processes": cpu,
             "total": used,
@@ -464,6 +468,7 @@ async def run_live_lab(
         "encoder": encoder_args(settings, Path("FIFO"))[1:],
         "figures": figures.to_json(),
         "exits": outcome.exits,
+        "failures": outcome.failures,
         "cpu": outcome.cpu,
         "plots": plots,
     }

@@ -195,6 +195,8 @@ class TargetCheck:
     """The worst value among the viewers (or the swarm's value); None when none is known."""
     failing: tuple[str, ...] = ()
     """Viewers missing the target, or with no value at all (a swarm-wide target: empty)."""
+    unmeasured: tuple[str, ...] = ()
+    """The failing viewers that have no value at all (no report, or never played)."""
     met: bool = False
 
     @property
@@ -222,6 +224,7 @@ def _per_viewer(
         at_least=at_least,
         worst=worst,
         failing=failing,
+        unmeasured=tuple(viewer for viewer, value in values if value is None),
         met=bool(values) and not failing,
     )
 
@@ -346,7 +349,12 @@ class LiveFigures:
                 "pairs": len(self.transfers.pairs),
             },
             "targets": [
-                {**asdict(check), "miss": check.miss, "failing": list(check.failing)}
+                {
+                    **asdict(check),
+                    "miss": check.miss,
+                    "failing": list(check.failing),
+                    "unmeasured": list(check.unmeasured),
+                }
                 for check in self.targets()
             ],
         }
@@ -471,12 +479,16 @@ def describe_target(check: Mapping[str, Any]) -> str:
     which = "worst" if name != "source_share" else "value"
     if check["met"]:
         return f"{label} {sign} {target}: met ({which} {worst})."
-    failing = check.get("failing") or []
-    count = "1 viewer misses" if len(failing) == 1 else f"{len(failing)} viewers miss"
-    who = f"; {count} it: {', '.join(failing)}" if failing else ""
+    unmeasured = list(check.get("unmeasured") or [])
+    failing = [v for v in check.get("failing") or [] if v not in unmeasured]
+    who = f"; {_viewers(failing, 'misses', 'miss')} it: {', '.join(failing)}" if failing else ""
+    if unmeasured:
+        who += f"; {_viewers(unmeasured, 'has', 'have')} no value: {', '.join(unmeasured)}"
     if check["worst"] is None:
         return f"{label} {sign} {target}: not met, no value measured{who}."
     miss = check["miss"]
+    if not miss:
+        return f"{label} {sign} {target}: not met ({which} measured {worst}){who}."
     if name == "source_share":
         by = f"{miss * 100:.1f} points"
     elif name == "continuity":
@@ -484,6 +496,10 @@ def describe_target(check: Mapping[str, Any]) -> str:
     else:
         by = f"{miss:.2f} s"
     return f"{label} {sign} {target}: missed by {by} ({which} {worst}){who}."
+
+
+def _viewers(names: Sequence[str], one: str, many: str) -> str:
+    return f"1 viewer {one}" if len(names) == 1 else f"{len(names)} viewers {many}"
 
 
 def render_live_markdown(document: Mapping[str, Any]) -> str:
@@ -569,6 +585,11 @@ def render_live_markdown(document: Mapping[str, Any]) -> str:
     if odd:
         listed = ", ".join(f"{name} ({code})" for name, code in sorted(odd.items()))
         lines += ["", f"Processes that did not exit with status 0: {listed}."]
+        failures = document.get("failures") or {}
+        last = sorted({failures[name] for name in odd if failures.get(name)})
+        if last:
+            lines += ["Their last lines on stderr:", ""]
+            lines += [f"    {line}" for line in last[:10]]
     cpu = document.get("cpu")
     if cpu:
         lines += [
