@@ -150,6 +150,7 @@ class SwarmSession:
     served_chunks: int = 0
     cancelled: dict[str, int] = field(default_factory=dict)
     discarded_bytes: int = 0
+    uploads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(UPLOADS_AT_ONCE))
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -300,6 +301,13 @@ PEER_ID_HEADER = "PPSP-Peer-ID"
 
 UPLOAD_PIECE = 16384
 """Bytes written per step when an upload limit paces a chunk."""
+
+UPLOADS_AT_ONCE = 2
+"""Chunks of one swarm sent at once under an upload limit; further requests wait in order.
+
+Sharing a capped upload among every requester at once would finish all their chunks late
+together; served in turn, each chunk completes early and its receiver can pass it on sooner.
+"""
 
 
 def _address_url(address: PeerAddress) -> str:
@@ -855,18 +863,22 @@ class PeerNode:
         response = web.StreamResponse()
         response.content_type = "application/octet-stream"
         response.content_length = len(data)
-        try:
-            await response.prepare(request)
-            for offset in range(0, len(data), UPLOAD_PIECE):
-                piece = data[offset : offset + UPLOAD_PIECE]
-                await self.upload_limiter.consume(len(piece))
-                await response.write(piece)
-                self._count_upload(session, requester, len(piece))
-            await response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
-            # The requester gave up on this chunk (an endgame duplicate it cancelled, or
-            # it left): nothing more to send.
-            pass
+        async with session.uploads:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return response  # the requester gave up while waiting its turn
+            try:
+                await response.prepare(request)
+                for offset in range(0, len(data), UPLOAD_PIECE):
+                    piece = data[offset : offset + UPLOAD_PIECE]
+                    await self.upload_limiter.consume(len(piece))
+                    await response.write(piece)
+                    self._count_upload(session, requester, len(piece))
+                await response.write_eof()
+            except (ConnectionError, aiohttp.ClientConnectionResetError):
+                # The requester gave up on this chunk (an endgame duplicate it cancelled, or
+                # it left): nothing more to send.
+                pass
         return response
 
     async def _serve_live_chunk(
