@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,17 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+def _play(url: str, frames: int, results: list[int]) -> None:
+    """Open the player URL as a player does, decode ``frames`` video frames, note how many."""
+    decoded = 0
+    with av.open(url, options={"rw_timeout": "15000000"}) as container:
+        for _frame in container.decode(video=0):
+            decoded += 1
+            if decoded >= frames:
+                break
+    results.append(decoded)
 
 
 def _decode(path: Path) -> tuple[int, int]:
@@ -115,7 +127,7 @@ def test_live_stream_reaches_viewers_that_join_at_different_times(
     swarm_id = _first_line(source)
     assert len(swarm_id) == 64, swarm_id
 
-    def watch(name: str, *extra: str) -> subprocess.Popen[bytes]:
+    def watch(name: str, *extra: str, stdout: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         proc = _start(
             [
                 *PPSP,
@@ -131,7 +143,7 @@ def test_live_stream_reaches_viewers_that_join_at_different_times(
                 str(tmp_path / f"{name}.json"),
                 *extra,
             ],
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=open(tmp_path / f"{name}.err", "wb"),  # noqa: SIM115
         )
         processes.append(proc)
@@ -140,10 +152,21 @@ def test_live_stream_reaches_viewers_that_join_at_different_times(
     time.sleep(1.5)
     forger = watch("forger", "--corrupt-uploads")
     viewers = {}
+    player_frames: list[int] = []
     for name in ("viewer-1", "viewer-2", "viewer-3"):
         time.sleep(2.0)
-        viewers[name] = watch(name)
+        if name == "viewer-1":
+            viewers[name] = watch(name, stdout=subprocess.PIPE)
+            player = threading.Thread(
+                target=_play,
+                args=(_first_line(viewers[name]), 50, player_frames),
+                daemon=True,
+            )
+            player.start()
+        else:
+            viewers[name] = watch(name)
     time.sleep(10.0)
+    player.join(timeout=20)
     for proc in [*viewers.values(), forger]:
         proc.send_signal(signal.SIGINT)
     for proc in [*viewers.values(), forger]:
@@ -172,3 +195,5 @@ def test_live_stream_reaches_viewers_that_join_at_different_times(
         assert frames >= 100, (name, frames)
     # The forger's chunks were caught by signature checks and never played.
     assert forged_rejected >= 1
+    # A player (FFmpeg's HTTP demuxer, as in mpv and ffplay) decoded the continuous stream.
+    assert player_frames == [50]
