@@ -124,9 +124,10 @@ def plot_live_viewers(
             ax.bar(positions, heights, color=colour)
             ax.axhline(target, color="grey", linestyle="--", label=f"target {target:g}")
             ax.set_ylabel(label)
-            ax.legend(loc="lower right" if ax is axes[0][0] else "upper right")
+            ax.legend(loc="best", framealpha=0.9)
+        # Zoom in near 1 when every viewer is close to it; otherwise show the whole range.
         low = min([v for v in continuity if v is not None] or [1.0])
-        axes[0][0].set_ylim(max(0.0, min(0.95, low - 0.02)), 1.005)
+        axes[0][0].set_ylim(0.0 if low < 0.9 else min(0.95, low - 0.02), 1.005)
         ax = axes[1][1]
         ax.bar(positions, [b / 1e6 for b in from_source], color="C3", label="from the source")
         ax.bar(
