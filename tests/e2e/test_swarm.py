@@ -34,8 +34,8 @@ pytestmark = pytest.mark.e2e
 SIZE = 4 << 20  # 64 chunks of 64 KiB
 LARGE = 8 << 20  # 128 chunks
 CORRUPT_DROP = r"peer (\S+) sent a corrupt chunk \d+: dropping it"
-DEFAULT_SLOTS = 4
-"""Requests a ``ppsp get`` keeps in flight to one peer (PickerConfig default_slots)."""
+DEFAULT_SLOTS = 2
+"""Requests a ``ppsp get`` keeps in flight to one peer (DOWNLOAD_CONFIG default_slots)."""
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ class PickerConfig:
             raise ValueError("stall_timeout must be positive")
 
 
-DOWNLOAD_CONFIG = PickerConfig(default_slots=4, max_requests=8, seed_slots=1, endgame_patience=1.0)
+DOWNLOAD_CONFIG = PickerConfig(default_slots=2, max_requests=24, seed_slots=1, endgame_patience=1.0)
 """The tuning a stored-content download uses (``ppsp get``); see docs/BENCHMARKS.md."""
 
 
