@@ -58,7 +58,17 @@ READ_SIZE = 65536
 """Bytes read from the live input at a time."""
 
 SLOTS_PER_PEER = 4
-"""Live chunk requests in flight per peer."""
+"""Live chunk requests in flight per relaying peer."""
+
+SOURCE_SLOTS = 1
+"""Live chunk requests in flight to the source per viewer: the source's upload is the scarce
+resource of a live swarm, and a queue of requests at it only makes every chunk late."""
+
+FETCH_TIMEOUT_S = 10.0
+"""Longest wait for one live chunk."""
+
+MIN_FETCH_TIMEOUT_S = 0.5
+"""Shortest wait for one live chunk, even one already due."""
 
 SOURCE_RELIEF_S = 0.75
 """A chunk due later than this is not asked of the source while another peer holds it, so that
@@ -401,7 +411,8 @@ class LiveViewer:
                 for r in usable
                 if r.bitmap is not None
                 and index in r.bitmap
-                and self.per_peer.get(r.peer_id, 0) < SLOTS_PER_PEER
+                and self.per_peer.get(r.peer_id, 0)
+                < (SOURCE_SLOTS if r.peer_id in sources else SLOTS_PER_PEER)
             ]
             if not holders:
                 continue
@@ -434,8 +445,14 @@ class LiveViewer:
 
     async def _fetch(self, remote: RemotePeer, index: int) -> None:
         node, live = self.node, self.live
+        # A live chunk is worth nothing after its deadline: wait for it until then (and one
+        # chunk longer, for the chunks not yet scheduled), never longer than FETCH_TIMEOUT_S.
+        left = self.playback.urgency(index, self.clock())
+        timeout = min(
+            FETCH_TIMEOUT_S, max(MIN_FETCH_TIMEOUT_S, left + self.description.chunk_ms / 1000)
+        )
         try:
-            data = await _get_envelope(node, self.session, remote, index)
+            data = await _get_envelope(node, self.session, remote, index, timeout)
             envelope = ChunkEnvelope.decode(data)
             if envelope.index != index:
                 raise ForgedChunk(f"asked for chunk {index}, got {envelope.index}")
@@ -449,7 +466,9 @@ class LiveViewer:
         except LiveError:
             live.stale_rejected += 1
             return
-        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+        except TimeoutError:
+            return  # late, not broken: a busy peer (the source above all) is not dropped
+        except (PPSPError, aiohttp.ClientError, OSError, ConnectionError):
             remote.failures += 1
             if remote.failures >= 3:
                 remote.banned = True
@@ -458,6 +477,7 @@ class LiveViewer:
             self.in_flight.pop(index, None)
             self.per_peer[remote.peer_id] = max(0, self.per_peer.get(remote.peer_id, 1) - 1)
             self.session.chunk_arrived.set()
+        remote.failures = 0
         if live.window.add(envelope):
             from_source = remote.peer_id in live.source_peer_ids
             self.playback.on_chunk(
@@ -517,14 +537,14 @@ async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> No
 
 
 async def _get_envelope(
-    node: PeerNode, session: SwarmSession, remote: RemotePeer, index: int
+    node: PeerNode, session: SwarmSession, remote: RemotePeer, index: int, timeout: float
 ) -> bytes:
     """GET one live chunk envelope over the negotiated HTTP transport."""
     http = node.http
     assert remote.offer is not None
     url = remote.offer.chunk_url(index, LIVE_REPRESENTATION)
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with http.get(url, headers=node.request_headers, timeout=timeout) as answer:
+    limit = aiohttp.ClientTimeout(total=timeout)
+    async with http.get(url, headers=node.request_headers, timeout=limit) as answer:
         if answer.status != 200:
             raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
         return await read_bounded(answer.content, 8 << 20, limiter=node.download_limiter)
