@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import secrets
 import time
@@ -150,7 +151,9 @@ class SwarmSession:
     served_chunks: int = 0
     cancelled: dict[str, int] = field(default_factory=dict)
     discarded_bytes: int = 0
-    uploads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(UPLOADS_AT_ONCE))
+    uploads_active: int = 0
+    upload_waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    upload_turns: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     map_changed: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -303,10 +306,12 @@ UPLOAD_PIECE = 16384
 """Bytes written per step when an upload limit paces a chunk."""
 
 UPLOADS_AT_ONCE = 2
-"""Chunks of one swarm sent at once under an upload limit; further requests wait in order.
+"""Chunks of one swarm sent at once under an upload limit; further requests wait their turn.
 
 Sharing a capped upload among every requester at once would finish all their chunks late
 together; served in turn, each chunk completes early and its receiver can pass it on sooner.
+Waiting requests are served fewest-chunks-held requester first (then in arrival order), so
+that peers that joined late catch up and the swarm completes together.
 """
 
 
@@ -863,23 +868,50 @@ class PeerNode:
         response = web.StreamResponse()
         response.content_type = "application/octet-stream"
         response.content_length = len(data)
-        async with session.uploads:
+        if session.uploads_active < UPLOADS_AT_ONCE:
+            session.uploads_active += 1
+        else:
+            # Wait for a finishing upload to hand its turn over (see UPLOADS_AT_ONCE).
+            remote = session.remotes.get(requester)
+            held = len(remote.bitmap) if remote is not None and remote.bitmap else 0
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            session.upload_turns += 1
+            heapq.heappush(session.upload_waiters, (held, session.upload_turns, turn))
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._next_upload(session)  # the turn came: pass it on
+                turn.cancel()
+                raise
+        try:
             transport = request.transport
             if transport is None or transport.is_closing():
                 return response  # the requester gave up while waiting its turn
-            try:
-                await response.prepare(request)
-                for offset in range(0, len(data), UPLOAD_PIECE):
-                    piece = data[offset : offset + UPLOAD_PIECE]
-                    await self.upload_limiter.consume(len(piece))
-                    await response.write(piece)
-                    self._count_upload(session, requester, len(piece))
-                await response.write_eof()
-            except (ConnectionError, aiohttp.ClientConnectionResetError):
-                # The requester gave up on this chunk (an endgame duplicate it cancelled, or
-                # it left): nothing more to send.
-                pass
+            await response.prepare(request)
+            for offset in range(0, len(data), UPLOAD_PIECE):
+                piece = data[offset : offset + UPLOAD_PIECE]
+                await self.upload_limiter.consume(len(piece))
+                await response.write(piece)
+                self._count_upload(session, requester, len(piece))
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            # The requester gave up on this chunk (an endgame duplicate it cancelled, or
+            # it left): nothing more to send.
+            pass
+        finally:
+            self._next_upload(session)
         return response
+
+    @staticmethod
+    def _next_upload(session: SwarmSession) -> None:
+        """An upload finished: hand its turn to the first waiting request, or free it."""
+        while session.upload_waiters:
+            _, _, turn = heapq.heappop(session.upload_waiters)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        session.uploads_active -= 1
 
     async def _serve_live_chunk(
         self, request: web.Request, session: SwarmSession, live: LiveState, index: int
