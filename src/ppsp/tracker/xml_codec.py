@@ -275,11 +275,13 @@ def _bitmap(text: str, size: int, start: int, error: _Error) -> bytes:
 
 def _elements(element: _Element) -> list[_Element]:
     """Child elements, and a check that the element holds no character data besides them."""
-    if element.text is not None and element.text.strip():
+    text = element.text
+    if text is not None and text.strip():
         raise BadRequest(f"unexpected text in <{_local_name(element)}>")
     children = []
     for child in element:
-        if child.tail is not None and child.tail.strip():
+        tail = child.tail
+        if tail is not None and tail.strip():
             raise BadRequest(f"unexpected text in <{_local_name(element)}>")
         if isinstance(child.tag, str):
             children.append(child)
@@ -288,7 +290,7 @@ def _elements(element: _Element) -> list[_Element]:
 
 def _text(element: _Element) -> str:
     """Stripped text of a leaf element; a leaf with child elements is a bad request."""
-    if any(isinstance(child.tag, str) for child in element):
+    if len(element) and any(isinstance(child.tag, str) for child in element):
         raise BadRequest(f"<{_local_name(element)}> must not contain elements")
     return (element.text or "").strip()
 
@@ -1448,7 +1450,9 @@ def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
     else:
         parts.append(f"  <TransactionID>{_xml_text(tid)}</TransactionID>\n")
     requester = msg.requester
-    if requester is not None and not _is_requester(PeerInfo(addresses=requester.addresses)):
+    if requester is not None and not any(
+        address.type is AddressType.REFLEXIVE for address in requester.addresses
+    ):
         raise LocalProtocolError("the requester needs a REFLEXIVE address")
     if requester is None and any(_is_requester(peer) for peer in msg.peers):
         raise LocalProtocolError(
