@@ -226,6 +226,15 @@ class SwarmSession:
             "arrivals": [list(event) for event in self.arrivals],
             "cancelled": dict(self.cancelled),
             "discarded_bytes": self.discarded_bytes,
+            "peers": {
+                peer_id: {
+                    "connected": remote.offer is not None,
+                    "banned": remote.banned,
+                    "failures": remote.failures,
+                    "chunks_announced": len(remote.bitmap) if remote.bitmap is not None else None,
+                }
+                for peer_id, remote in self.remotes.items()
+            },
             "live": self._live_report(),
         }
 
@@ -291,12 +300,22 @@ class RateLimiter:
     def __init__(self, rate: float, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.bucket = TokenBucket(rate, now=clock())
+        self._turn = asyncio.Lock()
 
-    async def consume(self, nbytes: int) -> None:
-        """Wait until ``nbytes`` may pass."""
-        wait = self.bucket.reserve(nbytes, self.clock())
-        if wait > 0:
-            await asyncio.sleep(wait)
+    async def consume(self, nbytes: int, *, still_wanted: Callable[[], bool] | None = None) -> bool:
+        """Wait until ``nbytes`` may pass; False when ``still_wanted`` says not to send them.
+
+        Senders take turns (first come, first served), and a sender reserves its bytes only when
+        its turn comes: a request whose requester gave up meanwhile costs nothing, instead of
+        pushing every later request further back.
+        """
+        async with self._turn:
+            if still_wanted is not None and not still_wanted():
+                return False
+            wait = self.bucket.reserve(nbytes, self.clock())
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return True
 
 
 PEER_ID_HEADER = "PPSP-Peer-ID"
@@ -313,6 +332,11 @@ together; served in turn, each chunk completes early and its receiver can pass i
 Waiting requests are served fewest-chunks-held requester first (then in arrival order), so
 that peers that joined late catch up and the swarm completes together.
 """
+
+
+def _connected(request: web.Request) -> bool:
+    """Whether the client of ``request`` is still there to receive an answer."""
+    return request.transport is not None and not request.transport.is_closing()
 
 
 def _address_url(address: PeerAddress) -> str:
@@ -673,7 +697,11 @@ class PeerNode:
             self.protocol_client.expire(self.clock())
 
     async def connect(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """Negotiate the transport, pull the chunk map and query the properties of ``remote``."""
+        """Negotiate the transport, query the properties and pull the chunk map of ``remote``.
+
+        The peer becomes usable (``remote.offer`` set) only once its properties are known, so
+        that what they say (a live source, its upload rate) is there before the first request.
+        """
         client = self.protocol_client
         answer = await self.exchange(remote, client.transport_negotiation(session.swarm_id))
         if not isinstance(answer, TransportNegotiationResponse):
@@ -681,11 +709,12 @@ class PeerNode:
         offer = answer.offer(HTTP)
         if offer is None or offer.uri is None:
             raise ConnectionError(f"{remote.peer_id} offers no HTTP transport")
+        props = await self.exchange(remote, client.property_query(session.swarm_id))
+        if not isinstance(props, PropertyQueryResponse):
+            raise ConnectionError(f"{remote.peer_id} did not answer PROPERTY_QUERY")
+        remote.properties = props.as_dict()
         remote.offer = offer
         await self.pull_map(session, remote)
-        props = await self.exchange(remote, client.property_query(session.swarm_id))
-        if isinstance(props, PropertyQueryResponse):
-            remote.properties = props.as_dict()
 
     async def pull_map(self, session: SwarmSession, remote: RemotePeer) -> None:
         """CHUNK_AVAILABILITY PULL from ``remote``."""
@@ -924,8 +953,11 @@ class PeerNode:
         data = envelope.encode()
         session.served_chunks += 1
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
-        if self.upload_limiter is not None:
-            await self.upload_limiter.consume(len(data))
+        if self.upload_limiter is not None and not await self.upload_limiter.consume(
+            len(data), still_wanted=lambda: _connected(request)
+        ):
+            # The viewer gave up (the chunk's deadline passed) while it waited its turn.
+            return web.Response(status=503)
         self._count_upload(session, requester, len(data))
         return web.Response(body=data, content_type="application/octet-stream")
 
