@@ -474,6 +474,14 @@ def test_seed_slots_bound_requests_to_a_peer_holding_everything() -> None:
     assert len(q.next_requests(0.0)) == 4
 
 
+def test_seeders_are_used_fully_when_no_other_peer_can_help() -> None:
+    p = picker(8, seed_slots=1)
+    p.set_peer("S", ChunkBitmap.full(8), slots=4)
+    p.set_peer("T", ChunkBitmap.full(8), slots=4)
+    p.set_peer("E", ChunkBitmap(8), slots=4)  # connected, but holds nothing
+    assert len(p.next_requests(0.0)) == 8
+
+
 def test_download_config_is_valid_and_bounded() -> None:
     assert DOWNLOAD_CONFIG.max_requests > 0
     assert DOWNLOAD_CONFIG.seed_slots >= 1

@@ -16,16 +16,23 @@ slots:
 2. **Rarest first**: every other missing chunk that is not in flight, fewest holders first, ties
    broken by the injected random generator, each to the fastest free peer holding it.
 3. **Endgame**: once every missing chunk that any peer can supply is in flight, free slots take
-   duplicate requests (at most ``endgame_duplicates`` extra per chunk), window chunks first, then
-   the oldest requests; the first copy to arrive cancels the others.
+   duplicate requests (at most ``endgame_duplicates`` extra per chunk) for requests in flight
+   longer than ``endgame_patience`` times their expected transfer time, window chunks first,
+   then the oldest requests; the first copy to arrive cancels the others.
+
+Requests in flight are bounded per peer (its slots), in all (``max_requests``: a capped uploader
+serving every requester's full slots would finish each chunk late), and for seeders
+(``seed_slots``: a peer holding every missing chunk gets few requests while other peers hold
+missing chunks, so that the source's upload goes to the chunks only it holds).
 
 Throughput per peer is an EWMA of delivery rates, each sample the chunk's bytes over the time
 since the later of the request and the peer's previous delivery (so parallel requests to one
 peer measure its aggregate rate).  A request expires after ``timeout_factor`` times its expected
 transfer time (queue depth x chunk size / throughput), never less than ``timeout_floor``, or
-after ``initial_timeout`` while the peer is unmeasured.  A peer whose request for a chunk
-expired is tried last for that chunk; a peer that failed or corrupted a chunk is never asked
-for it again; a banned peer is never asked for anything.
+after ``initial_timeout`` while the peer is unmeasured; a request whose bytes are arriving
+(:meth:`PiecePicker.on_progress`) expires only after ``stall_timeout`` without a byte.  A
+peer whose request for a chunk expired is tried last for that chunk; a peer that failed or
+corrupted a chunk is never asked for it again; a banned peer is never asked for anything.
 
 Chunks are plain integer indexes in ``[floor, end)``.  For live streams ``end`` grows
 (:meth:`~PiecePicker.extend`) and the floor moves forward (:meth:`~PiecePicker.set_floor`),
@@ -396,10 +403,11 @@ class PiecePicker:
 
     def next_requests(self, now: float) -> list[Request]:
         """Requests to send now, filling every peer's free slots (see the module docstring)."""
+        bounded = self._bounded_seeders()
         free = {
             pid: slots - len(state.requests)
             for pid, state in self._peers.items()
-            if (slots := self._slots(state)) > len(state.requests)
+            if (slots := self._slots(state, pid in bounded)) > len(state.requests)
         }
         out: list[Request] = []
         budget = self._budget()
@@ -461,16 +469,27 @@ class PiecePicker:
 
     # ------------------------------------------------------------------ internals
 
-    def _slots(self, state: _Peer) -> int:
-        """The peer's request slots, bounded by ``seed_slots`` when it holds every missing chunk."""
-        seed_slots = self.config.seed_slots
-        if (
-            seed_slots
-            and seed_slots < state.slots
-            and all(chunk in state.chunks for chunk in self._missing)
-        ):
-            return seed_slots
-        return state.slots
+    def _bounded_seeders(self) -> set[PeerId]:
+        """Peers held to ``seed_slots``: seeders, while another peer holds a missing chunk.
+
+        A seeder holds every missing chunk.  With no other peer able to supply anything, the
+        seeders are used to their full slots.
+        """
+        if not self.config.seed_slots:
+            return set()
+        seeders: set[PeerId] = set()
+        others = False
+        for pid, state in self._peers.items():
+            held = [chunk in state.chunks for chunk in self._missing]
+            if all(held):
+                seeders.add(pid)
+            elif any(held):
+                others = True
+        return seeders if others else set()
+
+    def _slots(self, state: _Peer, bounded: bool) -> int:
+        """The peer's request slots, at most ``seed_slots`` for a ``bounded`` seeder."""
+        return min(state.slots, self.config.seed_slots) if bounded else state.slots
 
     def _budget(self) -> int:
         """How many more requests ``max_requests`` allows now (a large number without a cap)."""
