@@ -293,3 +293,36 @@ def test_markdown_states_the_bound_ratio_share_and_misses() -> None:
     targets = document["figures"]["targets"]
     assert targets["ratio_met"] is False and targets["source_share_met"] is False
     assert math.isclose(document["figures"]["bytes"]["source_share"], 1 / 3)
+
+
+def test_cancelled_requests_and_discarded_bytes_are_summed() -> None:
+    source, peers = swarm_of_three()
+    peers[0][1]["sessions"][0].update(cancelled={"timeout": 2, "duplicate": 1}, discarded_bytes=7)
+    peers[1][1]["sessions"][0].update(cancelled={"duplicate": 3}, discarded_bytes=5)
+    figures = analyse_vod(
+        swarm_id=SWARM, source=source, peers=peers, source_rate=1 * MiB, peer_rates=[1 * MiB] * 3
+    )
+    assert figures.peers[0].cancelled == {"timeout": 2, "duplicate": 1}
+    assert figures.peers[2].cancelled == {} and figures.peers[2].discarded == 0
+    assert figures.cancelled == {"duplicate": 4, "timeout": 2}
+    document = figures.to_json()
+    assert document["transfers"]["cancelled"] == {"duplicate": 4, "timeout": 2}
+    assert document["transfers"]["discarded"] == 12
+    text = render_markdown(
+        {
+            "command": "ppsp lab vod --peers 3",
+            "parameters": {
+                "peers": 3,
+                "source_rate": MiB,
+                "peer_rate": MiB,
+                "download_rate": None,
+                "join_spread": 2.0,
+                "churn": 1 / 3,
+                "seed": 1,
+            },
+            "figures": document,
+            "plots": [],
+        }
+    )
+    assert "Requests the peers gave up: duplicate 4, timeout 2" in text
+    assert "bytes received and not kept: 12." in text

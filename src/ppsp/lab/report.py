@@ -145,6 +145,10 @@ class PeerFigures:
     """Seconds from its join to its first chunk from another peer than the source (discovery)."""
     senders: int = 0
     """How many distinct peers (the source included) it received chunks from."""
+    cancelled: dict[str, int] = field(default_factory=dict)
+    """Requests it gave up, by reason (timeout, duplicate, late, failed, corrupt, banned)."""
+    discarded: int = 0
+    """Bytes of chunks it received (whole or in part) and did not keep."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +296,8 @@ def peer_figures(
         first_byte=None if first_any is None else first_any - joined_local,
         first_peer_byte=None if first_peer is None else first_peer - joined_local,
         senders=sum(1 for nbytes in by_peer.values() if nbytes > 0),
+        cancelled={str(k): int(v) for k, v in dict(session.get("cancelled") or {}).items()},
+        discarded=int(session.get("discarded_bytes") or 0),
     )
 
 
@@ -444,6 +450,15 @@ class VodFigures:
         return sum(peer.from_source for peer in self.peers)
 
     @property
+    def cancelled(self) -> dict[str, int]:
+        """Requests the peers gave up, by reason, summed over the peers."""
+        total: dict[str, int] = {}
+        for peer in self.peers:
+            for reason, count in peer.cancelled.items():
+                total[reason] = total.get(reason, 0) + count
+        return dict(sorted(total.items()))
+
+    @property
     def source_share(self) -> float | None:
         """The source's share of all bytes delivered (None when nothing was delivered)."""
         return self.from_source / self.delivered if self.delivered else None
@@ -496,6 +511,8 @@ class VodFigures:
                     for pair in self.transfers.mismatches
                 ],
                 "pairs": len(self.transfers.pairs),
+                "cancelled": self.cancelled,
+                "discarded": sum(peer.discarded for peer in self.peers),
             },
             "baseline": None
             if self.baseline is None
@@ -654,6 +671,13 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         f"received_from): {transfers['total_received']} bytes; "
         f"{transfers['pairs']} sender/receiver pairs."
     )
+    cancelled = transfers.get("cancelled")
+    if cancelled is not None:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in cancelled.items())
+        lines.append(
+            f"Requests the peers gave up: {reasons or 'none'}; bytes received and not kept: "
+            f"{transfers.get('discarded', 0)}."
+        )
     if transfers["consistent"]:
         lines.append("Every pair agrees.")
     else:
