@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import os
+import random
 import stat
 import threading
 import time
@@ -76,6 +77,11 @@ viewers relay to each other and the source's upload serves what only it has."""
 
 SOURCE_FANOUT = 2
 """About how many viewers take each new chunk from the source (see ``_fetches_first``)."""
+
+NEIGHBOURS = 6
+"""Viewers a viewer exchanges chunk maps with (besides the source): PUSH on new chunks and
+PULL when stale.  A partial mesh keeps the announcements per chunk linear in the swarm size
+instead of quadratic, and six random neighbours keep the mesh connected."""
 
 PUSH_INTERVAL_S = 0.1
 """Least time between two CHUNK_AVAILABILITY PUSHes of a peer's map to its neighbours."""
@@ -280,8 +286,12 @@ class LiveSourceRunner:
 
 
 async def _push_to_neighbours(node: PeerNode, session: SwarmSession) -> None:
+    await _push_to(node, session, None)
+
+
+async def _push_to(node: PeerNode, session: SwarmSession, targets: list[RemotePeer] | None) -> None:
     with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
-        await node.push_map(session)
+        await node.push_map(session, targets)
 
 
 async def _connect(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:
@@ -342,6 +352,8 @@ class LiveViewer:
         self._last_arrival = now
         self._scoped_find_done = False
         self._new_chunks = False
+        self._neighbours: set[str] = set()
+        self._rng = random.Random(node.peer_id)
 
     def qoe(self) -> QoE:
         """The viewer's quality-of-experience figures so far."""
@@ -507,20 +519,38 @@ class LiveViewer:
             listed = await tracker.find(self.session.swarm_id, content_group=scope)
             self.node._add_peers(self.session, listed)
 
+    def neighbours(self) -> list[RemotePeer]:
+        """The peers this viewer exchanges maps with: every source and up to NEIGHBOURS viewers.
+
+        Neighbours that left or were dropped are replaced by random other connected viewers.
+        """
+        sources = self.live.source_peer_ids
+        remotes = self.session.remotes
+        usable = {
+            peer_id
+            for peer_id, r in remotes.items()
+            if r.offer is not None and not r.banned and peer_id not in sources
+        }
+        self._neighbours &= usable
+        spare = sorted(usable - self._neighbours)
+        self._rng.shuffle(spare)
+        self._neighbours.update(spare[: max(0, NEIGHBOURS - len(self._neighbours))])
+        chosen = [remotes[p] for p in sorted(self._neighbours)]
+        chosen += [r for p, r in remotes.items() if p in sources and not r.banned and r.offer]
+        return chosen
+
     async def _housekeeping(self, now: float) -> None:
         node, session = self.node, self.session
+        neighbours = self.neighbours()
         if self._new_chunks and now - self._last_push >= PUSH_INTERVAL_S:
             self._new_chunks = False
             self._last_push = now
-            node._spawn(_push_to_neighbours(node, session))
+            targets = [r for r in neighbours if r.peer_id not in self.live.source_peer_ids]
+            node._spawn(_push_to(node, session, targets))
         if now - self._last_pull >= PULL_INTERVAL_S:
             self._last_pull = now
-            for remote in session.remotes.values():
-                if (
-                    remote.offer is not None
-                    and not remote.banned
-                    and now - remote.last_map_at > PULL_INTERVAL_S
-                ):
+            for remote in neighbours:
+                if now - remote.last_map_at > PULL_INTERVAL_S:
                     node._spawn(_pull(node, session, remote))
         if now - self._last_find >= FIND_INTERVAL_S:
             self._last_find = now

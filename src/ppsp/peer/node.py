@@ -724,10 +724,16 @@ class PeerNode:
         elif isinstance(answer, ErrorResponse):
             raise ConnectionError(f"{remote.peer_id} answered {answer.response}")
 
-    async def push_map(self, session: SwarmSession) -> None:
-        """CHUNK_AVAILABILITY PUSH of our map to every connected peer (the Hybrid flow)."""
+    async def push_map(
+        self, session: SwarmSession, targets: Sequence[RemotePeer] | None = None
+    ) -> None:
+        """CHUNK_AVAILABILITY PUSH of our map to ``targets``, by default every connected peer.
+
+        This is the Hybrid flow: peers announce what they got instead of being asked.
+        """
         chunk_map = session.chunk_map()
-        targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+        if targets is None:
+            targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
 
         async def push(remote: RemotePeer) -> None:
             request = self.protocol_client.push_chunk_map(session.swarm_id, chunk_map)
