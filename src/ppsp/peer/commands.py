@@ -304,7 +304,7 @@ async def _watch_stored(
         await session.ready.wait()
         session.seek(0)
 
-    node._spawn(start_at_beginning())
+    node.spawn(start_at_beginning())
     try:
         runner, url = await _serve_player(player.app(), player_host, player_port, to_stderr=False)
     except OSError as exc:

@@ -275,14 +275,14 @@ class LiveSourceRunner:
         node, session = self.node, self.session
         if now - self._last_push >= PUSH_INTERVAL_S and session.remotes:
             self._last_push = now
-            node._spawn(_push_to_neighbours(node, session))
+            node.spawn(_push_to_neighbours(node, session))
         if now - self._last_find >= FIND_INTERVAL_S:
             self._last_find = now
-            node._spawn(node._discover(session))
+            node.spawn(node.discover(session))
         for remote in list(session.remotes.values()):
             if remote.offer is None and not remote.connecting and remote.failures < 3:
                 remote.connecting = True
-                node._spawn(_connect(node, session, remote))
+                node.spawn(_connect(node, session, remote))
 
 
 async def _push_to_neighbours(node: PeerNode, session: SwarmSession) -> None:
@@ -370,7 +370,7 @@ class LiveViewer:
                 self.playback.note_newest(newest, now)
                 if not self._scoped_find_done and self.playback.first is not None:
                     self._scoped_find_done = True
-                    self.node._spawn(self._find_near_edge(self.playback.first))
+                    self.node.spawn(self._find_near_edge(self.playback.first))
             self._request(now)
             playout = self.playback.due(now)
             for index in playout.played:
@@ -437,7 +437,7 @@ class LiveViewer:
             remote = min(holders, key=lambda r: (self.per_peer.get(r.peer_id, 0), r.failures))
             self.in_flight[index] = remote.peer_id
             self.per_peer[remote.peer_id] = self.per_peer.get(remote.peer_id, 0) + 1
-            self.node._spawn(self._fetch(remote, index))
+            self.node.spawn(self._fetch(remote, index))
 
     def _fetches_first(self, index: int) -> bool:
         """Whether this viewer is one of the few that take a new chunk from the source.
@@ -507,7 +507,7 @@ class LiveViewer:
                 if remote.failures >= 3:
                     continue
                 remote.connecting = True
-                self.node._spawn(_connect(self.node, self.session, remote))
+                self.node.spawn(_connect(self.node, self.session, remote))
 
     async def _find_near_edge(self, first: int) -> None:
         """A chunk-scoped FIND at the tracker: peers holding the stream from the joining point."""
@@ -517,7 +517,7 @@ class LiveViewer:
         scope = (RepresentationScope(representation_id=LIVE_REPRESENTATION, start_index=first),)
         with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
             listed = await tracker.find(self.session.swarm_id, content_group=scope)
-            self.node._add_peers(self.session, listed)
+            self.node.add_peers(self.session, listed)
 
     def neighbours(self) -> list[RemotePeer]:
         """The peers this viewer exchanges maps with: every source and up to NEIGHBOURS viewers.
@@ -546,15 +546,15 @@ class LiveViewer:
             self._new_chunks = False
             self._last_push = now
             targets = [r for r in neighbours if r.peer_id not in self.live.source_peer_ids]
-            node._spawn(_push_to(node, session, targets))
+            node.spawn(_push_to(node, session, targets))
         if now - self._last_pull >= PULL_INTERVAL_S:
             self._last_pull = now
             for remote in neighbours:
                 if now - remote.last_map_at > PULL_INTERVAL_S:
-                    node._spawn(_pull(node, session, remote))
+                    node.spawn(_pull(node, session, remote))
         if now - self._last_find >= FIND_INTERVAL_S:
             self._last_find = now
-            node._spawn(node._discover(session))
+            node.spawn(node.discover(session))
 
 
 async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:

@@ -442,7 +442,7 @@ class PeerNode:
         remote = session.remotes.get(peer_id)
         if remote is None:
             if peer_id != self.peer_id:
-                self._spawn(self._discover(session))
+                self.spawn(self.discover(session))
             return
         self._apply_map(session, remote, chunk_map, now)
 
@@ -546,7 +546,8 @@ class PeerNode:
             if session.store is not None:
                 session.store.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background; it is cancelled when the node stops."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -630,7 +631,8 @@ class PeerNode:
 
     # -- remote peers ------------------------------------------------------------------------
 
-    def _add_peers(self, session: SwarmSession, listed: Sequence[PeerInfo]) -> list[RemotePeer]:
+    def add_peers(self, session: SwarmSession, listed: Sequence[PeerInfo]) -> list[RemotePeer]:
+        """Remember the listed peers of ``session`` not known yet (never this peer itself)."""
         added: list[RemotePeer] = []
         for info in listed:
             if info.peer_id is None or info.peer_id == self.peer_id:
@@ -645,12 +647,12 @@ class PeerNode:
             added.append(remote)
         return added
 
-    async def _discover(self, session: SwarmSession) -> None:
+    async def discover(self, session: SwarmSession) -> None:
         """Ask the tracker for the swarm's peers (after an unknown peer pushed to us)."""
         if self.tracker is None:
             return
         with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
-            self._add_peers(session, await self.tracker.find(session.swarm_id))
+            self.add_peers(session, await self.tracker.find(session.swarm_id))
 
     def _apply_map(
         self,
@@ -751,7 +753,7 @@ class PeerNode:
             with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 answer = await self.exchange(remote, request)
                 peers = getattr(answer, "peers", ())
-                self._add_peers(session, peers)
+                self.add_peers(session, peers)
 
         await asyncio.gather(*(ask(remote) for remote in targets[:4]))
 
@@ -798,7 +800,7 @@ class PeerNode:
                     raise DownloadFailed("no peers in the swarm")
                 raise DownloadFailed("no peer could provide a valid content description")
             await asyncio.sleep(0.5)
-            await self._discover(session)
+            await self.discover(session)
 
     async def join_swarm(self, swarm_id: str) -> SwarmSession:
         """JOIN ``swarm_id`` as LEECH and remember the peers the tracker lists."""
@@ -817,7 +819,7 @@ class PeerNode:
             raise DownloadFailed(f"tracker refused JOIN: {exc.reason}") from exc
         except PPSPError as exc:
             raise DownloadFailed(f"tracker unreachable: {exc}") from exc
-        self._add_peers(session, listed)
+        self.add_peers(session, listed)
         return session
 
     async def fetch_chunk(
@@ -1053,7 +1055,7 @@ class _Downloader:
                 if remote.failures >= 3:
                     continue
                 remote.connecting = True
-                self.node._spawn(self._connect(remote))
+                self.node.spawn(self._connect(remote))
 
     async def _connect(self, remote: RemotePeer) -> None:
         try:
@@ -1148,17 +1150,17 @@ class _Downloader:
         node, session = self.node, self.session
         if now - self.last_push >= 0.5 and any(r.offer for r in session.remotes.values()):
             self.last_push = now
-            node._spawn(node.push_map(session))
+            node.spawn(node.push_map(session))
         if now - self.last_pull >= 2.0:
             self.last_pull = now
             for remote in session.remotes.values():
                 if remote.offer is not None and not remote.banned and now - remote.last_map_at > 2:
-                    node._spawn(self._pull(remote))
+                    node.spawn(self._pull(remote))
         usable = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
         if (len(usable) < 4 or now - self.last_progress > 2.0) and now - self.last_find >= 3.0:
             self.last_find = now
-            node._spawn(node._discover(session))
-            node._spawn(node.find_via_peers(session))
+            node.spawn(node.discover(session))
+            node.spawn(node.find_via_peers(session))
 
     async def _pull(self, remote: RemotePeer) -> None:
         try:
