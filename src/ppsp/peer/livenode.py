@@ -68,7 +68,7 @@ resource of a live swarm, and a queue of requests at it only makes every chunk l
 FETCH_TIMEOUT_S = 10.0
 """Longest wait for one live chunk."""
 
-MIN_FETCH_TIMEOUT_S = 0.5
+MIN_FETCH_TIMEOUT_S = 0.3
 """Shortest wait for one live chunk, even one already due."""
 
 SOURCE_RELIEF_S = 0.75
@@ -457,12 +457,10 @@ class LiveViewer:
 
     async def _fetch(self, remote: RemotePeer, index: int) -> None:
         node, live = self.node, self.live
-        # A live chunk is worth nothing after its deadline: wait for it until then (and one
-        # chunk longer, for the chunks not yet scheduled), never longer than FETCH_TIMEOUT_S.
+        # A live chunk is worth nothing after its deadline: wait for it until then, and no
+        # longer, so that a busy sender (the source) skips it instead of sending it too late.
         left = self.playback.urgency(index, self.clock())
-        timeout = min(
-            FETCH_TIMEOUT_S, max(MIN_FETCH_TIMEOUT_S, left + self.description.chunk_ms / 1000)
-        )
+        timeout = min(FETCH_TIMEOUT_S, max(MIN_FETCH_TIMEOUT_S, left))
         try:
             data = await _get_envelope(node, self.session, remote, index, timeout)
             envelope = ChunkEnvelope.decode(data)
