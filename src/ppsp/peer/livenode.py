@@ -93,14 +93,14 @@ FIND_INTERVAL_S = 3.0
 """How often the tracker is asked for more peers of the stream."""
 
 
-RELAY_MARGIN_S = 1.5
+RELAY_MARGIN_S = 2.5
 """Extra delay behind the source a viewer takes at join, beyond its startup buffer: the time
 in which a new chunk reaches the viewers that took it from the source and is relayed by them
 before anyone else needs it urgently."""
 
 
 def default_playback_config(description: LiveDescription) -> PlaybackConfig:
-    """Playback tuning for a stream: a 1.5 s startup buffer joined ``RELAY_MARGIN_S`` further back.
+    """Playback tuning: a 1.5 s startup buffer, joined ``RELAY_MARGIN_S`` further back.
 
     The whole buffer exists when the viewer joins, so startup is one round of fetches, and the
     delay behind the source is about the buffer, the relay margin and one chunk.
