@@ -71,6 +71,9 @@ FETCH_TIMEOUT_S = 10.0
 MIN_FETCH_TIMEOUT_S = 0.3
 """Shortest wait for one live chunk, even one already due."""
 
+STARTUP_FETCH_TIMEOUT_S = 3.0
+"""Wait for a chunk of the startup buffer (it has no deadline until playback starts)."""
+
 SOURCE_RELIEF_S = 0.75
 """A chunk due later than this is not asked of the source while another peer holds it, so that
 viewers relay to each other and the source's upload serves what only it has."""
@@ -459,7 +462,10 @@ class LiveViewer:
         node, live = self.node, self.live
         # A live chunk is worth nothing after its deadline: wait for it until then, and no
         # longer, so that a busy sender (the source) skips it instead of sending it too late.
+        # Before playback starts there are no deadlines yet, only estimates: wait longer.
         left = self.playback.urgency(index, self.clock())
+        if self.playback.play_start is None:
+            left = STARTUP_FETCH_TIMEOUT_S
         timeout = min(FETCH_TIMEOUT_S, max(MIN_FETCH_TIMEOUT_S, left))
         try:
             data = await _get_envelope(node, self.session, remote, index, timeout)
