@@ -89,7 +89,7 @@ instead of quadratic, and six random neighbours keep the mesh connected."""
 PUSH_INTERVAL_S = 0.1
 """Least time between two CHUNK_AVAILABILITY PUSHes of a peer's map to its neighbours."""
 
-PULL_INTERVAL_S = 1.0
+PULL_INTERVAL_S = 0.5
 """A neighbour whose map is older than this is asked for it (PULL), in case a PUSH was lost."""
 
 FIND_INTERVAL_S = 3.0
