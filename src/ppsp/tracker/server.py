@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -502,6 +503,7 @@ async def serve_tracker(
             config, host=host, port=port, storage_url=storage_url, settings=settings
         ) as running:
             log.info("ppsp tracker %s listening on %s", config.max_version.value, running.url)
+            _tune_garbage_collector()
             if on_ready is not None:
                 on_ready(running.url)
             await stop.wait()
@@ -525,6 +527,23 @@ def run_tracker(
         runner.run(
             serve_tracker(host, port, config, storage_url, settings=settings, on_ready=on_ready)
         )
+
+
+GC_THRESHOLD = 50_000
+"""Allocations between young-generation collections in a serving tracker (CPython: 700)."""
+
+
+def _tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running server.
+
+    Everything alive once the server listens (modules, the application) is moved out of the
+    collector's sight, and young collections run every 50,000 allocations instead of 700: a
+    request allocates a few hundred short-lived objects that reference counting frees anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, second, third)
 
 
 def _runner() -> asyncio.Runner:
