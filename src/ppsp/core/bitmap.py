@@ -36,7 +36,7 @@ class ChunkBitmap:
             # equality and counting only see real chunks.
             if size % 8:
                 self._bits[-1] &= (0xFF << (8 - size % 8)) & 0xFF
-        self._count = sum(bin(b).count("1") for b in self._bits)
+        self._count = int.from_bytes(self._bits, "big").bit_count()
 
     @classmethod
     def full(cls, size: int, start: int = 0) -> ChunkBitmap:

@@ -106,6 +106,7 @@ class RemotePeer:
     banned: bool = False
     connecting: bool = False
     last_map_at: float = 0.0
+    map_version: int = 0
 
 
 LIVE_REPRESENTATION = "live"
@@ -676,6 +677,7 @@ class PeerNode:
                 if 0 <= index < rep.chunk_count:
                     bitmap.add(index)
         remote.bitmap = bitmap
+        remote.map_version += 1
         session.map_changed = True
         session.chunk_arrived.set()
 
@@ -998,6 +1000,7 @@ class _Downloader:
         self.last_find = 0.0
         self.last_push = 0.0
         self.last_pull = 0.0
+        self._synced: dict[str, int] = {}
 
     async def run(self) -> None:
         node, session = self.node, self.session
@@ -1075,8 +1078,13 @@ class _Downloader:
                     for index in picker.ban(peer_id):
                         self._cancel(peer_id, index, "banned")
                 continue
-            if remote.offer is not None and remote.bitmap is not None and self.session.map_changed:
+            if (
+                remote.offer is not None
+                and remote.bitmap is not None
+                and self._synced.get(peer_id) != remote.map_version
+            ):
                 picker.set_peer(peer_id, remote.bitmap)
+                self._synced[peer_id] = remote.map_version
         self.session.map_changed = False
 
     def _start_fetch(self, peer_id: str, index: int) -> None:

@@ -252,10 +252,12 @@ class PiecePicker:
             state = _Peer(_copy(chunks), slots or self.config.default_slots)
             self._peers[peer] = state
         else:
-            self._count(state.chunks, -1)
-            state.chunks = _copy(chunks)
             if slots is not None:
                 state.slots = slots
+            if state.chunks == chunks:
+                return  # the same map again: nothing to recount
+            self._count(state.chunks, -1)
+            state.chunks = _copy(chunks)
         self._count(state.chunks, +1)
 
     def peer_has(self, peer: PeerId, index: int) -> None:
@@ -480,10 +482,13 @@ class PiecePicker:
         seeders: set[PeerId] = set()
         others = False
         for pid, state in self._peers.items():
-            held = [chunk in state.chunks for chunk in self._missing]
-            if all(held):
+            chunks = state.chunks
+            # Short-circuiting checks: a complete map needs no scan, and a partial one
+            # usually shows a missing chunk it lacks (or holds) within a few steps.
+            whole = chunks.complete and chunks.start <= self._floor and chunks.end >= self._end - 1
+            if whole or all(chunk in chunks for chunk in self._missing):
                 seeders.add(pid)
-            elif any(held):
+            elif not others and any(chunk in chunks for chunk in self._missing):
                 others = True
         return seeders if others else set()
 
