@@ -210,6 +210,7 @@ def run_demo_swarm(
     with tempfile.TemporaryDirectory(prefix="ppsp-demo-") as tmp:
         workdir = Path(tmp)
         figures = asyncio.run(run_swarm_demo(settings, console, workdir))
+        console.print()
         console.print(figures_table(figures))
         source = _digest(workdir / "sample.mp4")
         copies = [workdir / f"leecher-{i + 1}.mp4" for i in range(settings.leechers)]
