@@ -59,6 +59,7 @@ from ppsp.lab.runner import (
     _rate_arg,
     _Run,
 )
+from ppsp.signals import on_signals
 
 SIGINT_GRACE = 15.0
 """Seconds a process has to exit after SIGINT before SIGTERM (then SIGKILL) follows."""
@@ -411,13 +412,10 @@ async def run_live_lab(
     lab_plan = plan_live(settings)
 
     run = _Run()
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    handled = False
+    signals = contextlib.ExitStack()
     if task is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            handled = True
+        signals.enter_context(on_signals(task.cancel, (signal.SIGTERM,)))
     try:
         outcome = await _swarm(settings, lab_plan, dirs, run, echo)
         echo("decoding the viewers' outputs")
@@ -432,9 +430,7 @@ async def run_live_lab(
         await run.shutdown()
         raise
     finally:
-        if handled:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGTERM)
+        signals.close()
         run.kill_all()
         for path in [*dirs["work"].glob("*.ts"), dirs["work"] / "source.key"]:
             with contextlib.suppress(OSError):

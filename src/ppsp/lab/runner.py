@@ -37,6 +37,7 @@ import orjson
 from ppsp.lab.baseline import run_baseline
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
+from ppsp.signals import on_signals
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 COMPLETE = re.compile(r": complete, \d+ bytes verified")
@@ -410,13 +411,10 @@ async def run_vod_lab(
     echo(f"content: {settings.size / MiB:.2f} MiB of random bytes (seed {settings.seed})")
 
     run = _Run()
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    handled = False
+    signals = contextlib.ExitStack()
     if task is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            handled = True
+        signals.enter_context(on_signals(task.cancel, (signal.SIGTERM,)))
     try:
         outcome = await _swarm(settings, lab_plan, content, dirs, run, echo)
         swarm_id, peers = outcome.swarm_id, outcome.peers
@@ -440,9 +438,7 @@ async def run_vod_lab(
         await run.shutdown()
         raise
     finally:
-        if handled:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGTERM)
+        signals.close()
         run.kill_all()
         for path in dirs["work"].glob("*.bin"):
             with contextlib.suppress(OSError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from ppsp.peer.livenode import LiveOutputs, LiveSourceRunner, LiveViewer
 from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
 from ppsp.peer.picker import PickerConfig
 from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
+from ppsp.signals import stop_event
 from ppsp.tracker.messages import Encoding
 
 WATCH_WINDOW_CHUNKS = 8
@@ -61,16 +61,6 @@ class PeerOptions:
         )
         node.corrupt_uploads = self.corrupt_uploads
         return node
-
-
-def _stop_event() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM."""
-    event = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, event.set)
-    return event
 
 
 def write_report(node: PeerNode, path: Path | None) -> None:
@@ -147,7 +137,7 @@ class ProgressReporter:
 
 async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None = None) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
-    stop = _stop_event()
+    stop = stop_event()
     node = options.node()
     try:
         await node.start()
@@ -175,7 +165,7 @@ async def get_main(
     seed_after: bool = False,
 ) -> int:
     """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
-    stop = _stop_event()
+    stop = stop_event()
     node = options.node()
     progress = ProgressReporter()
     try:
@@ -224,7 +214,7 @@ async def watch_main(
     a live stream is served as one continuous response and, with ``-o FILE`` or ``-o -``,
     written to a file or standard output as it plays.
     """
-    stop = _stop_event()
+    stop = stop_event()
     report = options.report
     node = options.node(
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
@@ -445,7 +435,7 @@ async def live_main(
     name: str = "live",
 ) -> int:
     """Run a live source: print the swarm ID first, then stream until interrupted."""
-    stop = _stop_event()
+    stop = stop_event()
     try:
         key, key_file, created = _source_key(key_path)
     except (OSError, PPSPError) as exc:
