@@ -24,8 +24,6 @@ import contextlib
 import functools
 import gc
 import logging
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 import ppsp
 from ppsp.errors import PayloadTooLarge, TrackerErrorCode, TrackerProtocolError
+from ppsp.signals import on_signals
 from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.codec import (
     JSON_MEDIA_TYPES,
@@ -491,14 +490,7 @@ async def serve_tracker(
     is 0).
     """
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    # Event-loop signal handlers exist on Unix only; elsewhere Ctrl-C ends the process.
-    for signum in (signal.SIGINT, signal.SIGTERM) if sys.platform != "win32" else ():
-        with contextlib.suppress(RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
-    try:
+    with on_signals(stop.set):
         async with running_tracker(
             config, host=host, port=port, storage_url=storage_url, settings=settings
         ) as running:
@@ -508,9 +500,6 @@ async def serve_tracker(
                 on_ready(running.url)
             await stop.wait()
             log.info("ppsp tracker shutting down")
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
 
 
 def run_tracker(
