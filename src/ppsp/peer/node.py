@@ -393,6 +393,7 @@ class PeerNode:
         self._http: aiohttp.ClientSession | None = None
         self.tracker: TrackerClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.corrupt_uploads = False
         self.upload_limiter = RateLimiter(upload_rate, clock) if upload_rate else None
         self.download_limiter = RateLimiter(download_rate, clock) if download_rate else None
@@ -528,11 +529,12 @@ class PeerNode:
 
     async def stop(self, *, disconnect: bool = True) -> None:
         """Leave the system at the tracker (DISCONNECT nil), then close everything."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping = True
+        while self._tasks:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = {task for task in self._tasks if not task.done()}
         if self.tracker is not None:
             self.tracker.stop_reporting()
             if disconnect:
@@ -548,10 +550,22 @@ class PeerNode:
                 session.store.close()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` in the background; it is cancelled when the node stops."""
+        """Run ``coro`` in the background; it is cancelled when the node stops.
+
+        Once the node is stopping nothing new starts (a request still being answered may ask
+        for a tracker lookup after the tracker client has closed).
+        """
+        if self._stopping:
+            coro.close()
+            return
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("background task failed: %r", error)
 
     # -- seeding -----------------------------------------------------------------------------
 
