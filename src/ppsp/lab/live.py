@@ -51,13 +51,13 @@ from ppsp.lab.live_report import (
 )
 from ppsp.lab.plots import plot_live_bytes, plot_live_viewers
 from ppsp.lab.runner import (
-    LISTENING,
     START_TIMEOUT,
     LabError,
     LabProcess,
     _load,
     _rate_arg,
     _Run,
+    start_tracker,
 )
 from ppsp.signals import on_signals
 
@@ -239,26 +239,7 @@ async def _swarm(
 ) -> _Outcome:
     """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT."""
     machine_start = _machine_ticks()
-    tracker = await LabProcess.spawn(
-        "tracker",
-        [
-            "tracker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-level",
-            "warning",
-            "--max-peers",
-            str(max(20, settings.peers + 1)),
-        ],
-        dirs["logs"] / "tracker.log",
-    )
-    run.processes.append(tracker)
-    line = await tracker.stdout_line(LISTENING, START_TIMEOUT)
-    match = LISTENING.search(line)
-    assert match is not None
-    tracker_url = match.group(1)
+    tracker, tracker_url = await start_tracker(run, settings.peers, dirs["logs"])
     say(f"tracker at {tracker_url}")
 
     fifo = dirs["work"] / "stream.ts"

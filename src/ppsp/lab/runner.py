@@ -273,15 +273,8 @@ class _Run:
             process.kill()
 
 
-async def _swarm(
-    settings: VodLabSettings,
-    lab_plan: LabPlan,
-    content: Path,
-    dirs: dict[str, Path],
-    run: _Run,
-    say: Callable[[str], None],
-) -> _SwarmOutcome:
-    """Start tracker, source and peers; return once every peer completed (or time ran out)."""
+async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, str]:
+    """Start a lab's ``ppsp tracker`` (peer lists long enough for every peer) and its URL."""
     tracker = await LabProcess.spawn(
         "tracker",
         [
@@ -293,15 +286,27 @@ async def _swarm(
             "--log-level",
             "warning",
             "--max-peers",
-            str(max(20, settings.peers + 1)),
+            str(max(20, peers + 1)),
         ],
-        dirs["logs"] / "tracker.log",
+        logs / "tracker.log",
     )
     run.processes.append(tracker)
     line = await tracker.stdout_line(LISTENING, START_TIMEOUT)
     match = LISTENING.search(line)
     assert match is not None
-    tracker_url = match.group(1)
+    return tracker, match.group(1)
+
+
+async def _swarm(
+    settings: VodLabSettings,
+    lab_plan: LabPlan,
+    content: Path,
+    dirs: dict[str, Path],
+    run: _Run,
+    say: Callable[[str], None],
+) -> _SwarmOutcome:
+    """Start tracker, source and peers; return once every peer completed (or time ran out)."""
+    tracker, tracker_url = await start_tracker(run, settings.peers, dirs["logs"])
     say(f"tracker at {tracker_url}")
     source_args = [
         "seed",
