@@ -1,22 +1,28 @@
 """Tracker benchmark: throughput and latency over loopback HTTP, and memory per membership.
 
-    python -m bench.tracker_bench [--peers N] [--duration S] [--out docs/benchmarks/tracker.json]
+    python -m bench.tracker_bench [--peers N] [--duration S] [--rounds R] [--out FILE]
 
-The tracker runs as a subprocess (``python -m ppsp tracker``, uvloop), the load generator in this
-process (uvloop, one aiohttp session), so each side has a core of its own on a two-core machine.
+The tracker runs as a subprocess (``python -m ppsp tracker``, uvloop), and so does a bare aiohttp
+endpoint (POST returning a fixed body of the same size, the tracker's server settings); the load
+generator runs in this process (uvloop, one aiohttp session per server), so each side has a core
+of its own on a two-core machine.
 
-1. Setup: ``--peers`` peers register (CONNECT) and JOIN one of ``peers / 20`` swarms.
-2. Mixed load for ``--duration`` seconds (and at most ``--max-requests``): 40 % STAT_REPORT with a
-   content map, 40 % FIND, 20 % churn (a fresh peer's CONNECT, JOIN, DISCONNECT), from
-   ``--concurrency`` simulated peers in flight.  Request bodies are encoded before the clock
-   starts, so the client spends its time on HTTP only.
-3. The same load against a bare aiohttp endpoint (POST returning a fixed body, same server
-   settings, same client): the ceiling the tracker is compared with.
+1. Setup: ``--peers`` peers register (CONNECT) and JOIN one of ``peers / 20`` swarms (the bare
+   endpoint gets the same requests, as a warm-up).
+2. Warm-up: ``--warmup`` seconds of the mixed load against each server.
+3. Mixed load in ``--rounds`` rounds: each round runs the load against the bare endpoint and
+   against the tracker, ``--duration / --rounds`` seconds each, alternating which goes first.
+   The load: 40 % STAT_REPORT with a content map, 40 % FIND, 20 % churn (a fresh peer's CONNECT,
+   JOIN, DISCONNECT), from ``--concurrency`` simulated peers in flight.  Request bodies are
+   encoded before the clock starts, so the client spends its time on HTTP only.  Each round
+   gives a paired ratio (tracker req/s over bare req/s, measured seconds apart under the same
+   machine load); the reported ratio is the median of the rounds' ratios.
 4. Memory per swarm membership at 100,000 memberships, in-process with MemoryStorage, measured
    with tracemalloc through the tracker core (and the storage's own measure for comparison).
 
 CPU seconds of the server process (from /proc) and of the client are reported with each phase,
-so that it is visible which side was the bottleneck.
+so that it is visible which side was the bottleneck.  ``bench.tracker_instructions`` gives the
+load-independent figure (instructions per request under callgrind).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import platform
 import random
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -454,22 +461,109 @@ def measure_memory(
 # -- main ---------------------------------------------------------------------------------------
 
 
-async def load(
-    url: str, pid: int, work: Workload, args: argparse.Namespace, setup: bool
+def tracker_args() -> list[str]:
+    """Arguments of ``python`` that start the benchmarked tracker (timers out of the way)."""
+    return [
+        "-m",
+        "ppsp",
+        "tracker",
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
+        "--init-timeout",
+        "3600",
+        "--track-timeout",
+        "3600",
+    ]
+
+
+def bare_args(encoding: Encoding) -> list[str]:
+    """Arguments of ``python`` that start the bare endpoint answering ``encoding``-size bodies."""
+    return ["-m", "bench.tracker_bench", "--serve-bare", "0", "--encoding", encoding.value]
+
+
+def merge(results: Sequence[PhaseResult]) -> PhaseResult:
+    """One result covering several phases against the same server."""
+    total = PhaseResult()
+    for result in results:
+        total.requests += result.requests
+        total.errors += result.errors
+        total.latencies.extend(result.latencies)
+        total.wall += result.wall
+        total.client_cpu += result.client_cpu
+        total.server_cpu += result.server_cpu
+        for kind, count in result.by_kind.items():
+            total.by_kind[kind] = total.by_kind.get(kind, 0) + count
+    return total
+
+
+@dataclass
+class Target:
+    """One server under load: its driver and process id."""
+
+    name: str
+    driver: Driver
+    pid: int
+
+
+def _rps(result: PhaseResult) -> float:
+    return result.requests / result.wall if result.wall else 0.0
+
+
+def _cpu_us(result: PhaseResult) -> float:
+    return result.server_cpu / result.requests * 1e6 if result.requests else float("nan")
+
+
+async def interleaved(
+    tracker: Target, bare: Target, work: Workload, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Run the setup (optionally) and mixed phases against one server."""
-    encoding = Encoding(args.encoding)
-    connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
-    out: dict[str, Any] = {}
-    async with aiohttp.ClientSession(connector=connector) as session:
-        driver = Driver(url, session, encoding)
-        driver.check = setup  # the bare endpoint answers one fixed body
-        result = await run_setup(driver, work, args.concurrency, pid)
-        out["setup"] = result.summary()
-        mixed = await run_mixed(
-            driver, work, args.concurrency, args.duration, args.max_requests, pid
+    """Setup, warm-up, then rounds of bare and tracker load in alternating order."""
+    out: dict[str, Any] = {"tracker": {}, "bare_aiohttp": {}}
+    for target in (tracker, bare):
+        setup = await run_setup(target.driver, work, args.concurrency, target.pid)
+        out[target.name]["setup"] = setup.summary()
+    round_seconds = args.duration / args.rounds
+    if args.warmup > 0:
+        for target in (bare, tracker):
+            warm = await run_mixed(
+                target.driver, work, args.concurrency, args.warmup, args.max_requests, target.pid
+            )
+            out[target.name]["warmup"] = warm.summary()
+    phases: dict[str, list[PhaseResult]] = {"tracker": [], "bare_aiohttp": []}
+    rounds: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        order = (bare, tracker) if index % 2 == 0 else (tracker, bare)
+        got: dict[str, PhaseResult] = {}
+        for target in order:
+            got[target.name] = await run_mixed(
+                target.driver,
+                work,
+                args.concurrency,
+                round_seconds,
+                args.max_requests,
+                target.pid,
+                seed=3 + index,
+            )
+            phases[target.name].append(got[target.name])
+        t, b = got["tracker"], got["bare_aiohttp"]
+        rounds.append(
+            {
+                "round": index + 1,
+                "order": [target.name for target in order],
+                "tracker_rps": round(_rps(t), 1),
+                "bare_rps": round(_rps(b), 1),
+                "ratio": round(_rps(t) / _rps(b), 3) if _rps(b) else None,
+                "tracker_server_cpu_us_per_request": round(_cpu_us(t), 1),
+                "bare_server_cpu_us_per_request": round(_cpu_us(b), 1),
+                "cpu_ratio": round(_cpu_us(t) / _cpu_us(b), 3),
+                "tracker_errors": t.errors,
+                "bare_errors": b.errors,
+            }
         )
-        out["mixed"] = mixed.summary()
+    for name, results in phases.items():
+        out[name]["mixed"] = merge(results).summary()
+    out["rounds"] = rounds
     return out
 
 
@@ -479,8 +573,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.tracker_bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--peers", type=int, default=5000, help="simulated peers (setup phase)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of mixed load")
-    parser.add_argument("--max-requests", type=int, default=1_000_000, help="cap on mixed requests")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of mixed load per server, all rounds"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="bare/tracker rounds (paired)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
+    parser.add_argument(
+        "--max-requests", type=int, default=1_000_000, help="cap on mixed requests per phase"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     parser.add_argument("--encoding", choices=["xml", "json"], default="xml")
     parser.add_argument("--memberships", type=int, default=100_000)
@@ -488,21 +588,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     encoding = Encoding(args.encoding)
     if args.serve_bare is not None:
-        body = codec_for(encoding).encode_response(TrackerResponse(version=V11, transaction_id="1"))
-        serve_bare(args.serve_bare, body, encoding.content_type)
+        serve_bare(args.serve_bare, bare_body(encoding), encoding.content_type)
         return 0
 
     work = build_workload(args.peers, args.concurrency, encoding)
-    try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.Runner()
-    else:
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-
     report: dict[str, Any] = {
         "command": " ".join(
             [Path(sys.executable).name, "-m", "bench.tracker_bench", *(argv or sys.argv[1:])]
@@ -511,55 +605,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": list(os.getloadavg()),
         },
         "workload": {
             "peers": args.peers,
             "swarms": max(1, args.peers // 20),
             "concurrency": args.concurrency,
             "duration_s": args.duration,
+            "rounds": args.rounds,
+            "round_s": args.duration / args.rounds,
+            "warmup_s": args.warmup,
             "encoding": args.encoding,
             "mix": "40% STAT_REPORT (256-chunk content map), 40% FIND, 20% churn "
             "(CONNECT + JOIN + DISCONNECT of a fresh peer)",
         },
     }
 
-    tracker_proc, tracker_url = _start(
-        [
-            "-m",
-            "ppsp",
-            "tracker",
-            "--port",
-            "0",
-            "--log-level",
-            "warning",
-            "--init-timeout",
-            "3600",
-            "--track-timeout",
-            "3600",
-        ]
-    )
+    tracker_proc, tracker_url = _start(tracker_args())
     try:
-        with runner:
-            report["tracker"] = runner.run(load(tracker_url, tracker_proc.pid, work, args, True))
+        bare_proc, bare_url = _start(bare_args(encoding))
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                report.update(
+                    runner.run(
+                        _run_interleaved(
+                            (tracker_url, tracker_proc.pid),
+                            (bare_url, bare_proc.pid),
+                            work,
+                            args,
+                        )
+                    )
+                )
+        finally:
+            _stop(bare_proc)
     finally:
         _stop(tracker_proc)
 
-    bare_proc, bare_url = _start(
-        ["-m", "bench.tracker_bench", "--serve-bare", "0", "--encoding", args.encoding]
-    )
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner2:
-            report["bare_aiohttp"] = runner2.run(load(bare_url, bare_proc.pid, work, args, False))
-    finally:
-        _stop(bare_proc)
-
-    t_rps = report["tracker"]["mixed"]["requests_per_second"]
-    b_rps = report["bare_aiohttp"]["mixed"]["requests_per_second"]
-    t_cpu = report["tracker"]["mixed"]["server_cpu_us_per_request"]
-    b_cpu = report["bare_aiohttp"]["mixed"]["server_cpu_us_per_request"]
+    ratios = sorted(r["ratio"] for r in report["rounds"] if r["ratio"] is not None)
+    cpu_ratios = sorted(r["cpu_ratio"] for r in report["rounds"])
+    t_mixed, b_mixed = report["tracker"]["mixed"], report["bare_aiohttp"]["mixed"]
     report["ratio"] = {
-        "throughput_tracker_over_bare": round(t_rps / b_rps, 3) if b_rps else None,
-        "server_cpu_per_request_tracker_over_bare": round(t_cpu / b_cpu, 3) if b_cpu else None,
+        "throughput_tracker_over_bare": round(statistics.median(ratios), 3) if ratios else None,
+        "throughput_ratio_min": ratios[0] if ratios else None,
+        "throughput_ratio_max": ratios[-1] if ratios else None,
+        "throughput_ratio_per_round": [r["ratio"] for r in report["rounds"]],
+        "server_cpu_per_request_tracker_over_bare": round(statistics.median(cpu_ratios), 3),
+        "all_rounds_throughput_tracker_over_bare": (
+            round(t_mixed["requests_per_second"] / b_mixed["requests_per_second"], 3)
+            if b_mixed["requests_per_second"]
+            else None
+        ),
+        "method": "median over rounds of tracker req/s / bare req/s, each pair measured "
+        "back to back in alternating order",
     }
     if not args.skip_memory:
         report["memory"] = measure_memory(args.memberships)
@@ -571,6 +668,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.write_text(text + "\n")
     errors = report["tracker"]["setup"]["errors"] + report["tracker"]["mixed"]["errors"]
     return 1 if errors else 0
+
+
+def bare_body(encoding: Encoding) -> bytes:
+    """The fixed answer of the bare endpoint: an empty success answer in ``encoding``."""
+    return codec_for(encoding).encode_response(TrackerResponse(version=V11, transaction_id="1"))
+
+
+async def _run_interleaved(
+    tracker: tuple[str, int], bare: tuple[str, int], work: Workload, args: argparse.Namespace
+) -> dict[str, Any]:
+    encoding = Encoding(args.encoding)
+    sessions = [
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
+        )
+        for _ in range(2)
+    ]
+    try:
+        tracker_driver = Driver(tracker[0], sessions[0], encoding)
+        bare_driver = Driver(bare[0], sessions[1], encoding)
+        bare_driver.check = False  # the bare endpoint answers one fixed body
+        return await interleaved(
+            Target("tracker", tracker_driver, tracker[1]),
+            Target("bare_aiohttp", bare_driver, bare[1]),
+            work,
+            args,
+        )
+    finally:
+        for session in sessions:
+            await session.close()
 
 
 def _loop_factory() -> Any:
