@@ -16,6 +16,7 @@ plain-text body: without a known encoding there is no PPSP form to answer in.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 from ppsp.tracker import json_codec, xml_codec
@@ -68,6 +69,7 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=64)
 def encoding_for(content_type: str | None) -> Encoding | None:
     """The encoding a ``Content-Type`` header value selects, or ``None`` if it selects none."""
     mtype = media_type(content_type)
