@@ -94,9 +94,11 @@ async def test_leechers_finish_from_each_other_after_the_seeder_stops(
     # The seeder stays frozen until all three leechers have joined, so that none of them gets
     # a head start while the others are still starting up.
     seeder.freeze()
+    # A download cap keeps each leecher's request slots at their default (a fast peer gets
+    # more): otherwise one 10 ms slice can carry a leecher from half the file to complete.
+    capped = ("--seed-after", "--timeout", "30", "--download-rate", "2MiB")
     leechers = [
-        await swarm.get(swarm_id, out, "--seed-after", "--timeout", "30", name=f"leecher{i}")
-        for i, out in enumerate(outputs)
+        await swarm.get(swarm_id, out, *capped, name=f"leecher{i}") for i, out in enumerate(outputs)
     ]
     await wait_for_peers(swarm, 4)
     seeder.thaw()
@@ -175,7 +177,9 @@ async def test_seeder_killed_mid_transfer_costs_only_a_retry(swarm: Swarm, tmp_p
     first, swarm_id = await swarm.seed(source, name="seeder1")
     second, _ = await swarm.seed(source, name="seeder2")
     out = tmp_path / "leecher.bin"
-    leecher = await swarm.get(swarm_id, out, "--timeout", "30")
+    # Capped, so that the leecher keeps its default request slots and one step of the loop
+    # below cannot take it past half-way (see the test above).
+    leecher = await swarm.get(swarm_id, out, "--timeout", "30", "--download-rate", "2MiB")
     held_at_kill: set[int] = set()
 
     def partly_done() -> bool:

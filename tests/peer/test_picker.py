@@ -493,3 +493,59 @@ def test_download_config_is_valid_and_bounded() -> None:
         PickerConfig(endgame_patience=-0.5)
     with pytest.raises(ValueError):
         PickerConfig(stall_timeout=0)
+
+
+def test_queue_time_gives_a_fast_peer_more_slots_up_to_max_slots() -> None:
+    p = picker(100, chunk_size=1000, queue_time=0.1, max_slots=8)
+    p.set_peer("fast", ChunkBitmap.full(100), slots=2)
+    p.set_peer("slow", ChunkBitmap.full(100), slots=2)
+    first = p.next_requests(0.0)
+    assert len(first) == 4  # unmeasured: default slots
+    for peer, chunk in first:
+        # fast: 1000 B in 0.02 s = 50,000 B/s -> 5 slots; slow: 1000 B/s -> 0.1 chunk, keeps 2.
+        p.on_received(peer, chunk, 1000, 0.02 if peer == "fast" else 1.0)
+    out = p.next_requests(1.0)
+    assert len(p.in_flight("fast")) == 5
+    assert len(p.in_flight("slow")) == 2
+    assert {peer for peer, _ in out} == {"fast", "slow"}
+    for _, chunk in p.in_flight("fast"):
+        p.on_received("fast", chunk, 1000, 1.001)  # far faster: capped at max_slots
+    p.next_requests(1.001)
+    assert len(p.in_flight("fast")) == 8
+
+
+def test_queue_time_zero_keeps_the_slots_fixed() -> None:
+    p = picker(100, chunk_size=1000)
+    p.set_peer("A", ChunkBitmap.full(100), slots=2)
+    for _, chunk in p.next_requests(0.0):
+        p.on_received("A", chunk, 1000, 0.001)
+    p.next_requests(0.001)
+    assert len(p.in_flight("A")) == 2
+
+
+def test_rarest_order_follows_availability_changes() -> None:
+    p = picker(6)
+    p.set_peer("A", ChunkBitmap.full(6), slots=1)
+    ((_, first),) = p.next_requests(0.0)  # every chunk equally rare: any
+    p.on_received("A", first, 1000, 1.0)
+    rare = next(c for c in range(6) if c != first)
+    # B holds every chunk but ``rare``: only A holds it now, the rarest.
+    p.set_peer("B", bm([c for c in range(6) if c != rare], 6), slots=1)
+    out = p.next_requests(1.0)
+    assert ("A", rare) in out
+
+
+def test_rarest_order_follows_pushed_availability() -> None:
+    p = picker(4)
+    p.set_peer("A", ChunkBitmap.full(4), slots=1)
+    p.set_peer("B", bm([0, 1], 4), slots=1)
+    p.set_peer("C", ChunkBitmap(4), slots=1)
+    for peer, chunk in p.next_requests(0.0):  # A: 2 or 3 (rarest), B: 0 or 1
+        p.on_received(peer, chunk, 1000, 1.0)
+    was_rare = ({2, 3} & p.missing).pop()
+    was_common = ({0, 1} & p.missing).pop()
+    # Pushed availability: the once-rare chunk is now the most common one.
+    p.peer_has("B", was_rare)
+    p.peer_has("C", was_rare)
+    assert p.availability(was_rare) == 3 and p.availability(was_common) == 2
+    assert p.next_requests(2.0)[0][1] == was_common

@@ -87,6 +87,13 @@ class PickerConfig:
     """Seconds a request whose bytes are arriving may go without a byte before it expires."""
     ewma_alpha: float = 0.3
     """Weight of the newest throughput sample."""
+    queue_time: float = 0.0
+    """Seconds of a peer's measured throughput kept in flight to it: a peer faster than
+    ``slots x chunk_size / queue_time`` gets more request slots than its own, up to
+    ``max_slots``, so that a fast link stays busy while chunks are verified and stored
+    (0: slots never grow)."""
+    max_slots: int = 16
+    """Most request slots ``queue_time`` may give a peer."""
 
     def __post_init__(self) -> None:
         if self.window < 0 or self.default_slots < 1 or self.chunk_size < 1:
@@ -99,9 +106,13 @@ class PickerConfig:
             raise ValueError("endgame_patience, max_requests and seed_slots must be >= 0")
         if self.stall_timeout <= 0:
             raise ValueError("stall_timeout must be positive")
+        if self.queue_time < 0 or self.max_slots < 1:
+            raise ValueError("queue_time must be >= 0 and max_slots >= 1")
 
 
-DOWNLOAD_CONFIG = PickerConfig(default_slots=2, max_requests=24, seed_slots=1, endgame_patience=1.0)
+DOWNLOAD_CONFIG = PickerConfig(
+    default_slots=2, max_requests=24, seed_slots=1, endgame_patience=1.0, queue_time=0.05
+)
 """The tuning a stored-content download uses (``ppsp get``); see docs/BENCHMARKS.md."""
 
 
@@ -174,6 +185,9 @@ class PiecePicker:
         self._banned: set[PeerId] = set()
         self._avail: dict[int, int] = {}
         self._holders: dict[int, set[PeerId]] = {}  # chunk -> peers it is requested from
+        # Missing chunks that some peer holds, fewest holders first, random among equals;
+        # rebuilt when availability changes, held chunks are skipped until the next rebuild.
+        self._rarest: list[int] | None = None
 
     # ------------------------------------------------------------------ state queries
 
@@ -273,6 +287,7 @@ class PiecePicker:
         state.chunks.add(index)
         if index >= self._floor:
             self._avail[index] = self._avail.get(index, 0) + 1
+            self._rarest = None
 
     def set_slots(self, peer: PeerId, slots: int) -> None:
         """Change how many requests may be in flight to ``peer`` at once."""
@@ -312,6 +327,7 @@ class PiecePicker:
         self._early -= held
         self._missing |= new - held
         self._end = end
+        self._rarest = None
 
     def set_floor(self, floor: int) -> list[Request]:
         """Drop every chunk below ``floor`` (live); returns in-flight requests to cancel."""
@@ -330,6 +346,7 @@ class PiecePicker:
             state.timed_out = {c for c in state.timed_out if c >= floor}
         self._floor = floor
         self._end = max(self._end, floor)
+        self._rarest = None
         return sorted(cancels)
 
     # ------------------------------------------------------------------ events
@@ -440,16 +457,14 @@ class PiecePicker:
                 if not free:
                     return out
 
-        candidates = [
-            c for c in self._missing if c not in self._holders and self._avail.get(c, 0) > 0
-        ]
-        keyed = sorted((self._avail[c], self._rng.random(), c) for c in candidates)
-        for _, _, chunk in keyed:
-            issue(chunk)
-            if not free:
-                return out
+        missing, holders = self._missing, self._holders
+        for chunk in self._rarest_order():
+            if chunk in missing and chunk not in holders:
+                issue(chunk)
+                if not free:
+                    return out
 
-        if any(c not in self._holders and self._usable(c) for c in candidates):
+        if any(c in missing and c not in holders and self._usable(c) for c in self._rarest_order()):
             return out  # not endgame: the only holders of some unrequested chunk are busy
         in_window = set(window)
         duplicable = sorted(
@@ -493,8 +508,14 @@ class PiecePicker:
         return seeders if others else set()
 
     def _slots(self, state: _Peer, bounded: bool) -> int:
-        """The peer's request slots, at most ``seed_slots`` for a ``bounded`` seeder."""
-        return min(state.slots, self.config.seed_slots) if bounded else state.slots
+        """The peer's request slots (grown by ``queue_time``), at most ``seed_slots`` for a
+        ``bounded`` seeder."""
+        config = self.config
+        slots = state.slots
+        if config.queue_time and state.throughput is not None and slots < config.max_slots:
+            wanted = int(state.throughput * config.queue_time / config.chunk_size)
+            slots = max(slots, min(wanted, config.max_slots))
+        return min(slots, config.seed_slots) if bounded else slots
 
     def _budget(self) -> int:
         """How many more requests ``max_requests`` allows now (a large number without a cap)."""
@@ -509,7 +530,20 @@ class PiecePicker:
         first = max(self._position, self._floor)
         return list(range(first, min(first + self.config.window, self._end)))
 
+    def _rarest_order(self) -> list[int]:
+        """Missing chunks some peer holds, rarest first (cached; see ``_rarest``)."""
+        order = self._rarest
+        if order is None:
+            avail, rng = self._avail, self._rng
+            keyed = sorted((avail[c], rng.random(), c) for c in self._missing if c in avail)
+            order = self._rarest = [c for _, _, c in keyed]
+        elif len(order) > 2 * len(self._missing) + 64:
+            missing = self._missing
+            order = self._rarest = [c for c in order if c in missing]
+        return order
+
     def _count(self, chunks: ChunkBitmap, delta: int) -> None:
+        self._rarest = None
         for index in chunks:
             if index < self._floor:
                 continue
