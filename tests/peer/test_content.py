@@ -377,6 +377,28 @@ def test_verify_chunk() -> None:
 # ---------------------------------------------------------------- ChunkStore
 
 
+def test_chunk_store_parts_verified_then_written_then_marked(tmp_path: Path) -> None:
+    data = content(2500, 1)
+    desc = _multi()
+    chunks = split(data, 1000)
+    path = tmp_path / "download.part"
+    with ChunkStore.create(desc, path) as store:
+        pieces = [chunks[1][:10], chunks[1][10:999], chunks[1][999:]]
+        store.store_parts(1, pieces)
+        assert not store.have(1)  # written, not yet counted: the owner marks it
+        assert path.read_bytes()[1000:2000] == chunks[1]
+        assert store.mark_stored(1) is True
+        assert store.mark_stored(1) is False
+        assert store.read(1) == chunks[1]
+        with pytest.raises(IntegrityError):
+            store.store_parts(2, [chunks[2][:100], chunks[1][100:500]])  # wrong bytes and length
+        with pytest.raises(IntegrityError):
+            store.store_parts(0, [chunks[1][:500], chunks[0][500:]])  # right length, wrong hash
+        assert path.read_bytes()[:1000] == bytes(1000)  # nothing written
+    with pytest.raises(ChunkUnavailable):
+        store.store_parts(0, [chunks[0]])  # closed
+
+
 def test_chunk_store_write_read_reopen(tmp_path: Path) -> None:
     data = content(2500, 1)
     desc = _multi()

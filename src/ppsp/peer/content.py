@@ -31,7 +31,8 @@ import hmac
 import mimetypes
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +58,7 @@ __all__ = [
     "describe_representation",
     "is_swarm_id",
     "verify_chunk",
+    "verify_chunk_parts",
     "verify_description",
 ]
 
@@ -376,11 +378,25 @@ def verify_chunk(
     representation: str | None = None,
 ) -> None:
     """Check a received chunk's length and hash; raises IntegrityError (or ChunkUnavailable)."""
+    verify_chunk_parts(description, index, (data,), representation)
+
+
+def verify_chunk_parts(
+    description: ContentDescription,
+    index: int,
+    parts: Sequence[bytes],
+    representation: str | None = None,
+) -> None:
+    """:func:`verify_chunk` of a chunk received in pieces, without joining them."""
     _, length = description.chunk_range(index, representation)
-    if len(data) != length:
-        raise IntegrityError(f"chunk {index} has {len(data)} bytes, expected {length}")
+    size = sum(len(part) for part in parts)
+    if size != length:
+        raise IntegrityError(f"chunk {index} has {size} bytes, expected {length}")
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
     expected = description.representation(representation).chunk_hashes[index]
-    if not hmac.compare_digest(chunk_hash(data), expected):
+    if not hmac.compare_digest(digest.digest(), expected):
         raise IntegrityError(f"chunk {index} does not match its hash")
 
 
@@ -448,9 +464,22 @@ class ChunkStore:
     Each chunk is verified before it is written and is stored at its byte offset in one file of
     the content's full size (sparse where the file system allows).  Synchronous; the file stays
     open until :meth:`close`.  Build one with :meth:`create`, :meth:`open` or :meth:`open_seed`.
+
+    The file is written and read at explicit offsets (``pwrite``/``pread``), so
+    :meth:`store_parts` (verification and writing, the costly part of storing a chunk) may run
+    in a worker thread while the owner's thread reads other chunks; the map of held chunks is
+    changed only by :meth:`mark_stored` and :meth:`write`, in the owner's thread.
     """
 
-    __slots__ = ("_bitmap", "_file", "description", "path", "representation")
+    __slots__ = (
+        "_bitmap",
+        "_closing",
+        "_fd_lock",
+        "_file",
+        "description",
+        "path",
+        "representation",
+    )
 
     def __init__(
         self,
@@ -465,6 +494,8 @@ class ChunkStore:
         self.path = path
         self._file = handle
         self._bitmap = bitmap
+        self._fd_lock = threading.Lock()  # a worker's write never meets a closed descriptor
+        self._closing = False
 
     @classmethod
     def create(
@@ -475,7 +506,7 @@ class ChunkStore:
     ) -> ChunkStore:
         """Start an empty store: creates (or truncates) ``path`` to the content's size."""
         rep = description.representation(representation)
-        handle = open(path, "w+b")  # noqa: SIM115 - owned by the store until close()
+        handle = open(path, "w+b", buffering=0)  # noqa: SIM115 - owned by the store until close()
         try:
             handle.truncate(rep.size)
         except BaseException:
@@ -496,15 +527,15 @@ class ChunkStore:
         complete file.  A file of the wrong size is grown or cut to the content's size.
         """
         rep = description.representation(representation)
-        handle = open(path, "r+b")  # noqa: SIM115 - owned by the store until close()
+        handle = open(path, "r+b", buffering=0)  # noqa: SIM115 - owned by the store until close()
         try:
-            if os.fstat(handle.fileno()).st_size != rep.size:
+            fd = handle.fileno()
+            if os.fstat(fd).st_size != rep.size:
                 handle.truncate(rep.size)
             bitmap = ChunkBitmap(rep.chunk_count)
             for index in range(rep.chunk_count):
                 offset, length = description.chunk_range(index, rep.id)
-                handle.seek(offset)
-                if chunk_hash(handle.read(length)) == rep.chunk_hashes[index]:
+                if chunk_hash(os.pread(fd, length, offset)) == rep.chunk_hashes[index]:
                     bitmap.add(index)
         except BaseException:
             handle.close()
@@ -545,13 +576,35 @@ class ChunkStore:
 
         Raises IntegrityError (nothing is written) when the bytes do not match.
         """
-        verify_chunk(self.description, index, data, self.representation.id)
         if index in self._bitmap:
+            verify_chunk(self.description, index, data, self.representation.id)
             return False
+        self.store_parts(index, (data,))
+        return self.mark_stored(index)
+
+    def store_parts(self, index: int, parts: Sequence[bytes]) -> None:
+        """Verify chunk ``index`` received as ``parts`` and write it to the file.
+
+        Raises IntegrityError (nothing is written) when the bytes do not match, and
+        ChunkUnavailable once the store is closed.  Does not touch the map of held chunks:
+        :meth:`mark_stored` does, so this is safe to run in a worker thread.
+        """
+        verify_chunk_parts(self.description, index, parts, self.representation.id)
         offset, _ = self.description.chunk_range(index, self.representation.id)
-        self._file.seek(offset)
-        self._file.write(data)
-        self._file.flush()
+        with self._fd_lock:
+            if self._closing:
+                raise ChunkUnavailable(f"chunk {index}: the store is closed")
+            fd = self._file.fileno()
+            for part in parts:
+                # pwrite may write less than asked (large writes, signals): loop until done.
+                view = memoryview(part)
+                while view:
+                    written = os.pwrite(fd, view, offset)
+                    view = view[written:]
+                    offset += written
+
+    def mark_stored(self, index: int) -> bool:
+        """Count chunk ``index`` (written by :meth:`store_parts`) as held; False if it was."""
         return self._bitmap.add(index)
 
     def read(self, index: int) -> bytes:
@@ -559,15 +612,16 @@ class ChunkStore:
         if index not in self._bitmap:
             raise ChunkUnavailable(f"chunk {index!r} is not held")
         offset, length = self.description.chunk_range(index, self.representation.id)
-        self._file.seek(offset)
-        data = self._file.read(length)
+        data = os.pread(self._file.fileno(), length, offset)
         if len(data) != length:
             raise IntegrityError(f"chunk {index}: file truncated underneath the store")
         return data
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        self._file.close()
+        """Close the file (idempotent); waits for a write in progress in another thread."""
+        with self._fd_lock:
+            self._closing = True
+            self._file.close()
 
     def __enter__(self) -> ChunkStore:
         return self

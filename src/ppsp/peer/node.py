@@ -20,6 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from aiohttp import web
 
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.core.ratelimit import TokenBucket
-from ppsp.errors import ContentError, IntegrityError, PPSPError, TrackerProtocolError
+from ppsp.errors import (
+    ChunkUnavailable,
+    ContentError,
+    IntegrityError,
+    PPSPError,
+    TrackerProtocolError,
+)
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.peer.content import (
     DEFAULT_CHUNK_SIZE,
@@ -84,6 +91,10 @@ MAX_DESCRIPTION_BYTES = 64 << 20
 
 MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
+
+CHUNK_READ_BYTES = 1 << 20
+"""Most bytes of a chunk body taken from the connection's buffer at a time (64 KiB under a
+download rate limit, so that the limit paces small steps)."""
 
 
 class DownloadFailed(PPSPError):
@@ -397,6 +408,9 @@ class PeerNode:
         self.corrupt_uploads = False
         self.upload_limiter = RateLimiter(upload_rate, clock) if upload_rate else None
         self.download_limiter = RateLimiter(download_rate, clock) if download_rate else None
+        # Hashing and writing release the GIL: in a worker thread they overlap the event
+        # loop's network work.  One thread, so that the loop keeps a core of its own.
+        self._store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppsp-store")
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -545,9 +559,21 @@ class PeerNode:
             await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._store_pool.shutdown(wait=False, cancel_futures=True)
         for session in self.sessions.values():
             if session.store is not None:
-                session.store.close()
+                session.store.close()  # waits for a write in progress
+
+    async def store_chunk(self, store: ChunkStore, index: int, parts: Sequence[bytes]) -> None:
+        """Verify and write a received chunk in the storing thread (see ``store_parts``).
+
+        Raises IntegrityError when the bytes do not match, ChunkUnavailable once the node is
+        stopping; the caller marks the chunk held.
+        """
+        if self._stopping:
+            raise ChunkUnavailable(f"chunk {index}: the peer is stopping")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._store_pool, store.store_parts, index, parts)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; it is cancelled when the node stops.
@@ -845,11 +871,12 @@ class PeerNode:
         index: int,
         *,
         on_bytes: Callable[[int], None] | None = None,
-    ) -> bytes:
-        """GET one chunk from ``remote`` over the negotiated HTTP transport.
+    ) -> list[bytes]:
+        """GET one chunk from ``remote`` over the negotiated HTTP transport; its body's pieces.
 
-        ``on_bytes`` is called with the number of body bytes read so far after each piece, so
-        that the caller can tell a transfer in progress from a stalled one.
+        The pieces are returned as read (not joined: the store verifies and writes them as they
+        are).  ``on_bytes`` is called with the number of body bytes read so far after each piece,
+        so that the caller can tell a transfer in progress from a stalled one.
         """
         assert self._http is not None and remote.offer is not None
         url = remote.offer.chunk_url(index, session.representation_id)
@@ -859,19 +886,19 @@ class PeerNode:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
-            if on_bytes is None:
-                return await read_bounded(answer.content, limit, limiter=self.download_limiter)
+            step = CHUNK_READ_BYTES if self.download_limiter is None else 65536
             parts: list[bytes] = []
             size = 0
-            while part := await answer.content.read(65536):
+            while part := await answer.content.read(step):
                 size += len(part)
                 if size > limit:
                     raise BodyTooLarge(f"body exceeds {limit} bytes")
                 parts.append(part)
-                on_bytes(size)
+                if on_bytes is not None:
+                    on_bytes(size)
                 if self.download_limiter is not None:
                     await self.download_limiter.consume(len(part))
-            return b"".join(parts)
+            return parts
 
     # -- HTTP handlers -----------------------------------------------------------------------
 
@@ -1023,7 +1050,9 @@ class _Downloader:
         rep = session.description.representation()
         session.store = await asyncio.to_thread(_open_or_create, session.description, self.output)
         self.picker = PiecePicker(
-            rep.chunk_count, held=list(session.store.bitmap), config=node.picker_config
+            rep.chunk_count,
+            held=list(session.store.bitmap),
+            config=replace(node.picker_config, chunk_size=session.description.chunk_size),
         )
         session.seek_hook = self._seek
         session.ready.set()
@@ -1129,19 +1158,25 @@ class _Downloader:
         assert picker is not None and session.store is not None
         key = (remote.peer_id, index)
         try:
-            data = await node.fetch_chunk(
+            parts = await node.fetch_chunk(
                 session, remote, index, on_bytes=lambda n: self._progress(*key, n)
             )
+            nbytes = sum(len(part) for part in parts)
             if session.store.have(index):
-                self._discard("late", len(data))
+                self._discard("late", nbytes)
                 return
-            session.store.write(index, data)
+            await node.store_chunk(session.store, index, parts)
+            if not session.store.mark_stored(index):
+                self._discard("late", nbytes)
+                return
         except IntegrityError:
             log.warning("peer %s sent a corrupt chunk %d: dropping it", remote.peer_id, index)
             remote.banned = True
             picker.on_failed(remote.peer_id, index)
             self._discard("corrupt", self.received.get(key, 0))
             return
+        except ChunkUnavailable:
+            return  # the store closed under a write: the download is over
         except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError):
             remote.failures += 1
             picker.on_failed(remote.peer_id, index)
@@ -1155,12 +1190,12 @@ class _Downloader:
                 self.received.pop(key, None)
             session.chunk_arrived.set()
         now = node.clock()
-        remote.bytes_received += len(data)
-        session.downloaded_bytes += len(data)
-        session.arrivals.append((now, remote.peer_id, len(data)))
+        remote.bytes_received += nbytes
+        session.downloaded_bytes += nbytes
+        session.arrivals.append((now, remote.peer_id, nbytes))
         if session.complete:
             session.completed_at = now
-        for peer, duplicate in picker.on_received(remote.peer_id, index, len(data), now):
+        for peer, duplicate in picker.on_received(remote.peer_id, index, nbytes, now):
             self._cancel(peer, duplicate, "duplicate")
         session.map_changed = True
         session.chunk_stored(index)
