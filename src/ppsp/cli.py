@@ -288,8 +288,12 @@ def _peer_options(func: _F) -> _F:
 
 
 def _run(coro: Any) -> int:
-    """Run a command coroutine on uvloop when available."""
+    """Run a command coroutine on uvloop when available, with the collector tuned."""
     import asyncio
+
+    from ppsp.runtime import tune_garbage_collector
+
+    tune_garbage_collector()
 
     try:
         import uvloop
