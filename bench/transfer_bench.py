@@ -14,8 +14,10 @@ Everything runs on loopback, each server in a subprocess of its own:
    stored) to its completion line.  The output is compared with the source afterwards.
 3. Start-up: a bare interpreter importing the modules ``ppsp get`` imports.
 
-Each measurement is repeated ``--repeat`` times; the median is reported with every sample.
-The figure of merit is the ratio of the two medians (peer-to-peer / static, in MiB/s).
+After one warm-up download of each kind, ``--repeat`` rounds alternate a static download and a
+peer-to-peer one, so that both see the machine in the same state (page cache, other load); every
+sample is reported.  The figure of merit is the median of the rounds' ratios (peer-to-peer /
+static, in MiB/s).
 """
 
 from __future__ import annotations
@@ -156,71 +158,86 @@ async def static_download(url: str, output: Path) -> float:
         return time.perf_counter() - started
 
 
-async def measure_static(source: Path, workdir: Path, repeat: int, digest: str) -> list[float]:
-    """Serve ``source`` with ``python -m http.server``; time ``repeat`` downloads of it."""
-    server = await spawn(
-        "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(source.parent)
-    )
-    try:
-        port = await first_match(server.stdout, SERVING)
-        drain_outputs(server)
-        url = f"http://127.0.0.1:{port}/{source.name}"
-        output = workdir / "static.out"
-        samples = []
-        for _ in range(repeat):
-            output.unlink(missing_ok=True)
-            samples.append(await static_download(url, output))
-            if file_digest(output) != digest:
-                raise RuntimeError("static download differs from the source")
-        return samples
-    finally:
-        await stop(server)
+class StaticServer:
+    """``python -m http.server`` serving the directory of ``source``."""
 
+    def __init__(self, source: Path, digest: str) -> None:
+        self.source, self.digest = source, digest
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = ""
 
-async def measure_p2p(
-    source: Path, workdir: Path, repeat: int, digest: str, chunk_size: int | None
-) -> tuple[list[float], list[float], str]:
-    """Seed ``source``; time ``repeat`` runs of ``ppsp get``: whole runs, and their transfers."""
-    tracker = await spawn(
-        "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"
-    )
-    seeder: asyncio.subprocess.Process | None = None
-    try:
-        tracker_url = await first_match(tracker.stdout, LISTENING)
-        drain_outputs(tracker)
-        extra = [] if chunk_size is None else ["--chunk-size", str(chunk_size)]
-        seeder = await spawn(
-            "-m", "ppsp", "seed", str(source), "--tracker", tracker_url, *extra
+    async def start(self) -> None:
+        """Start the server; wait for its port."""
+        directory = str(self.source.parent)
+        self.process = await spawn(
+            "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", directory
         )  # fmt: skip
-        swarm_id = await first_match(seeder.stdout, re.compile(r"^([0-9a-f]{64})$"))
-        drain_outputs(seeder)
-        output = workdir / "p2p.out"
-        samples: list[float] = []
-        transfers: list[float] = []
-        for _ in range(repeat):
-            output.unlink(missing_ok=True)
-            started = time.perf_counter()
-            getter = await spawn(
-                "-m", "ppsp", "get", swarm_id, "--tracker", tracker_url, "-o", str(output),
-                "--log-level", "warning",
-            )  # fmt: skip
-            lines = await asyncio.wait_for(timed_lines(getter.stderr), 600)
-            await asyncio.wait_for(getter.wait(), 60)
-            elapsed = time.perf_counter() - started
-            if getter.returncode != 0:
-                raise RuntimeError(f"ppsp get failed: {' / '.join(t for _, t in lines)}")
-            samples.append(elapsed)
-            # From the first progress line (first chunk stored) to the completion line.
-            first = min(at for at, text in lines if PROGRESS.search(text))
-            done = min(at for at, text in lines if ": complete," in text)
-            transfers.append(done - first)
-            if file_digest(output) != digest:
-                raise RuntimeError("peer-to-peer download differs from the source")
-        return samples, transfers, swarm_id
-    finally:
-        if seeder is not None:
-            await stop(seeder)
-        await stop(tracker)
+        port = await first_match(self.process.stdout, SERVING)
+        drain_outputs(self.process)
+        self.url = f"http://127.0.0.1:{port}/{self.source.name}"
+
+    async def download(self, output: Path) -> float:
+        """One timed download into ``output``, checked against the source."""
+        output.unlink(missing_ok=True)
+        seconds = await static_download(self.url, output)
+        if file_digest(output) != self.digest:
+            raise RuntimeError("static download differs from the source")
+        return seconds
+
+    async def stop(self) -> None:
+        """Stop the server."""
+        if self.process is not None:
+            await stop(self.process)
+
+
+class PeerToPeer:
+    """``ppsp tracker`` and ``ppsp seed`` of ``source``; each download a fresh ``ppsp get``."""
+
+    def __init__(self, source: Path, digest: str, chunk_size: int | None) -> None:
+        self.source, self.digest, self.chunk_size = source, digest, chunk_size
+        self.tracker: asyncio.subprocess.Process | None = None
+        self.seeder: asyncio.subprocess.Process | None = None
+        self.tracker_url = self.swarm_id = ""
+
+    async def start(self) -> None:
+        """Start the tracker and the seeder; wait for the swarm ID."""
+        self.tracker = await spawn(
+            "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"
+        )  # fmt: skip
+        self.tracker_url = await first_match(self.tracker.stdout, LISTENING)
+        drain_outputs(self.tracker)
+        extra = [] if self.chunk_size is None else ["--chunk-size", str(self.chunk_size)]
+        self.seeder = await spawn(
+            "-m", "ppsp", "seed", str(self.source), "--tracker", self.tracker_url, *extra
+        )  # fmt: skip
+        self.swarm_id = await first_match(self.seeder.stdout, re.compile(r"^([0-9a-f]{64})$"))
+        drain_outputs(self.seeder)
+
+    async def download(self, output: Path) -> tuple[float, float]:
+        """One ``ppsp get`` into ``output``: seconds from spawn to exit, and of the transfer
+        alone (first progress line, i.e. first chunk stored, to the completion line)."""
+        output.unlink(missing_ok=True)
+        started = time.perf_counter()
+        getter = await spawn(
+            "-m", "ppsp", "get", self.swarm_id, "--tracker", self.tracker_url, "-o", str(output),
+            "--log-level", "warning",
+        )  # fmt: skip
+        lines = await asyncio.wait_for(timed_lines(getter.stderr), 600)
+        await asyncio.wait_for(getter.wait(), 60)
+        elapsed = time.perf_counter() - started
+        if getter.returncode != 0:
+            raise RuntimeError(f"ppsp get failed: {' / '.join(t for _, t in lines)}")
+        first = min(at for at, text in lines if PROGRESS.search(text))
+        done = min(at for at, text in lines if ": complete," in text)
+        if file_digest(output) != self.digest:
+            raise RuntimeError("peer-to-peer download differs from the source")
+        return elapsed, done - first
+
+    async def stop(self) -> None:
+        """Stop the seeder and the tracker."""
+        for process in (self.seeder, self.tracker):
+            if process is not None:
+                await stop(process)
 
 
 async def measure_startup(repeat: int) -> list[float]:
@@ -240,7 +257,12 @@ def rate(size: int, seconds: float) -> float:
 
 
 async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, Any]:
-    """Run both measurements on a fresh file of ``size_mb`` MiB; the report as a dict."""
+    """Run both measurements on a fresh file of ``size_mb`` MiB; the report as a dict.
+
+    After one warm-up download of each kind (not counted), the rounds alternate a static
+    download and a peer-to-peer one, so that both see the same state of the machine; each
+    round gives a ratio, and the report's figure of merit is their median.
+    """
     size = size_mb * MIB
     with tempfile.TemporaryDirectory(prefix="ppsp-transfer-bench-") as temp:
         workdir = Path(temp)
@@ -248,18 +270,36 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
         served.mkdir()
         source = served / "content.bin"
         digest = generate(source, size)
-        static = await measure_static(source, workdir, repeat, digest)
-        startup = await measure_startup(repeat + 1)
-        p2p, transfers, swarm_id = await measure_p2p(source, workdir, repeat, digest, chunk_size)
-    startup = startup[1:]  # the first run compiled the byte-code cache
+        startup = (await measure_startup(repeat + 1))[1:]  # the first compiled the byte-code
+        static_server = StaticServer(source, digest)
+        p2p_swarm = PeerToPeer(source, digest, chunk_size)
+        static: list[float] = []
+        p2p: list[float] = []
+        transfers: list[float] = []
+        try:
+            await static_server.start()
+            await p2p_swarm.start()
+            await static_server.download(workdir / "static.out")
+            await p2p_swarm.download(workdir / "p2p.out")
+            for _ in range(repeat):
+                static.append(await static_server.download(workdir / "static.out"))
+                whole, transfer = await p2p_swarm.download(workdir / "p2p.out")
+                p2p.append(whole)
+                transfers.append(transfer)
+        finally:
+            await static_server.stop()
+            await p2p_swarm.stop()
     static_s, p2p_s = statistics.median(static), statistics.median(p2p)
     transfer_s = statistics.median(transfers)
+    transfer_ratios = [s / t for s, t in zip(static, transfers, strict=True)]
+    whole_ratios = [s / w for s, w in zip(static, p2p, strict=True)]
     return {
         "benchmark": "transfer",
         "command": " ".join(["python -m bench.transfer_bench", *sys.argv[1:]]),
         "size_bytes": size,
         "chunk_size": chunk_size,
         "repeat": repeat,
+        "method": "one warm-up of each, then rounds alternating static and peer-to-peer",
         "static_http": {
             "server": "python -m http.server (subprocess)",
             "client": "aiohttp, in the benchmark process",
@@ -269,7 +309,7 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
         },
         "p2p": {
             "processes": "ppsp tracker, ppsp seed, ppsp get (timed from spawn to exit)",
-            "swarm_id": swarm_id,
+            "swarm_id": p2p_swarm.swarm_id,
             "seconds": [round(s, 4) for s in p2p],
             "median_seconds": round(p2p_s, 4),
             "mib_per_s": round(rate(size, p2p_s), 1),
@@ -280,8 +320,10 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             "rest_seconds": round(p2p_s - transfer_s - statistics.median(startup), 4),
             "rest_is": "tracker CONNECT/JOIN, description, handshake, final report, exit",
         },
-        "ratio_p2p_to_static": round(static_s / p2p_s, 3),
-        "ratio_p2p_transfer_only_to_static": round(static_s / transfer_s, 3),
+        "round_ratios_transfer_only": [round(r, 3) for r in transfer_ratios],
+        "round_ratios_start_to_exit": [round(r, 3) for r in whole_ratios],
+        "ratio_p2p_to_static": round(statistics.median(whole_ratios), 3),
+        "ratio_p2p_transfer_only_to_static": round(statistics.median(transfer_ratios), 3),
         "target_ratio": 0.5,
         "host": {
             "python": platform.python_version(),
