@@ -40,9 +40,6 @@ MAX_PEER_LIST = 200
 _ALL = 1 << 62
 """Holding score of a SEED: more than any content map can hold."""
 
-_Key = tuple[int, int, int, int, float]
-"""Ranking key of a candidate: -held, protocol mismatch, AS mismatch, -priority, random."""
-
 
 def peer_count(peer_num: PeerNum | None, default: int) -> int:
     """How many peers to return: ``PeerNum`` count, else ``default``, capped at 200."""
@@ -110,8 +107,10 @@ def select_peers(
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
     rand = rng.random
-    ranked: list[tuple[_Key, SwarmMember]] = []
-    for member in candidates:
+    # (-held, protocol mismatch, AS mismatch, -priority, random, position): the position makes
+    # every key distinct, so the keys sort without ever comparing members.
+    ranked: list[tuple[int, int, int, int, float, int]] = []
+    for index, member in enumerate(candidates):
         if member.peer_id == requester_id:
             continue
         held = 0
@@ -124,25 +123,34 @@ def select_peers(
         same_asn = 1
         best: int | None = None
         for address in member.addresses:
-            if protocols and address.peer_protocol in protocols:
+            if address.peer_protocol in protocols:
                 same_protocol = 0
-            if asns and address.asn in asns:
+            if address.asn in asns:
                 same_asn = 0
             priority = address.priority
             if priority is not None and (best is None or priority > best):
                 best = priority
-        key = (-held, same_protocol, same_asn, 1 if best is None else -best, rand())
-        ranked.append((key, member))
-    ranked.sort(key=_first)
-    return [member for _, member in ranked[:count]]
+        ranked.append((-held, same_protocol, same_asn, 1 if best is None else -best, rand(), index))
+    ranked.sort()
+    return [candidates[key[5]] for key in ranked[:count]]
 
 
-def _first(pair: tuple[_Key, SwarmMember]) -> _Key:
-    return pair[0]
+_new = object.__new__
+# PeerInfo's slot descriptors: writing them directly builds a PeerInfo without the frozen
+# dataclass __init__ (one object.__setattr__ call per field), which costs twice as much.
+_set_info_peer_id = vars(PeerInfo)["peer_id"].__set__
+_set_info_addresses = vars(PeerInfo)["addresses"].__set__
+_set_info_swarm_id = vars(PeerInfo)["swarm_id"].__set__
 
 
 def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerInfo, ...]:
     """The wire form of a peer list: each member's addresses, tagged with the swarm."""
-    return tuple(
-        PeerInfo(peer_id=m.peer_id, addresses=m.addresses, swarm_id=swarm_id) for m in members
-    )
+    infos = []
+    for member in members:
+        # PeerInfo(peer_id=..., addresses=..., swarm_id=...), built field by field.
+        info = _new(PeerInfo)
+        _set_info_peer_id(info, member.peer_id)
+        _set_info_addresses(info, member.addresses)
+        _set_info_swarm_id(info, swarm_id)
+        infos.append(info)
+    return tuple(infos)
