@@ -50,6 +50,25 @@ def _thread_parser() -> etree.XMLParser:
     return parser
 
 
+_UTF8_DECLARATIONS = (
+    b'<?xml version="1.0" encoding="UTF-8"?>',
+    b'<?xml version="1.0" encoding="utf-8"?>',
+    b'<?xml version="1.0"?>',
+)
+
+
+def _plain_utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 to the parser beyond doubt and holds only element markup.
+
+    It must open with a UTF-8 XML declaration, or with a tag (no declaration, no byte-order
+    mark: UTF-8 by default), and hold no ``<!`` (DTD, comment, CDATA) and no ``<?`` after the
+    declaration.  In such a document every ``<`` byte opens a tag, and every ``</`` an end tag.
+    """
+    if not (data.startswith(_UTF8_DECLARATIONS) or (data[:1] == b"<" and data[1:2].isalpha())):
+        return False
+    return b"<!" not in data and data.find(b"<?", 1) == -1
+
+
 def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
     """Parse ``data`` into an element tree, refusing anything unsafe.
 
@@ -58,7 +77,10 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
     """
     if len(data) > max_bytes:
         raise XMLRejected(f"document of {len(data)} bytes exceeds {max_bytes}")
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data or b"<!doctype" in data:
+    # Most messages are plain UTF-8 (see _plain_utf8): they cannot hold a DTD, and the number of
+    # start tags, which bounds the depth, is a count of bytes.  The others get the full checks.
+    plain = _plain_utf8(data)
+    if not plain and (b"<!DOCTYPE" in data or b"<!ENTITY" in data or b"<!doctype" in data):
         raise XMLRejected("document type declarations are not allowed")
     try:
         root = etree.fromstring(data, parser=_thread_parser())
@@ -66,11 +88,13 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
         raise XMLRejected(f"malformed XML: {exc.msg}") from exc
     except (ValueError, TypeError) as exc:
         raise XMLRejected(f"malformed XML: {exc}") from exc
-    docinfo = root.getroottree().docinfo
-    # lxml-stubs lack DocInfo.doctype; read it dynamically.
-    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
-        raise XMLRejected("document type declarations are not allowed")
-    if _TOO_DEEP(root):
+    if not plain:
+        docinfo = root.getroottree().docinfo
+        # lxml-stubs lack DocInfo.doctype; read it dynamically.
+        if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
+            raise XMLRejected("document type declarations are not allowed")
+    start_tags = data.count(b"<") - data.count(b"</") if plain else MAX_DEPTH + 1
+    if start_tags > MAX_DEPTH and _TOO_DEEP(root):
         raise XMLRejected(f"document nests deeper than {MAX_DEPTH} levels")
     return root
 
