@@ -296,15 +296,36 @@ def _text(element: _Element) -> str:
 
 
 def _group(element: _Element, limits: dict[str, int]) -> dict[str, list[_Element]]:
-    """Children by local name; ``limits`` bounds the count of each name it lists."""
+    """Children by local name; ``limits`` bounds the count of each name it lists.
+
+    The checks of :func:`_elements` come first: text where only elements belong is reported
+    before a count over its bound, as if the children had been listed and then grouped.
+    """
+    text = element.text
+    if text is not None and text.strip():
+        raise BadRequest(f"unexpected text in <{_local_name(element)}>")
     groups: dict[str, list[_Element]] = {}
-    for child in _elements(element):
-        name = _local_name(child)
-        members = groups.setdefault(name, [])
-        members.append(child)
-        limit = limits.get(name)
-        if limit is not None and len(members) > limit:
-            raise BadRequest(f"more than {limit} <{name}> in <{_local_name(element)}>")
+    over: str | None = None
+    for child in element:
+        tail = child.tail
+        if tail is not None and tail.strip():
+            raise BadRequest(f"unexpected text in <{_local_name(element)}>")
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        name = _LOCAL_NAMES.get(tag)
+        if name is None:
+            name = _tag_local_name(tag)
+        members = groups.get(name)
+        if members is None:
+            groups[name] = [child]
+        else:
+            members.append(child)
+            # Every limit is at least 1, so a first member never exceeds its bound.
+            if over is None and (limit := limits.get(name)) is not None and len(members) > limit:
+                over = name
+    if over is not None:
+        raise BadRequest(f"more than {limits[over]} <{over}> in <{_local_name(element)}>")
     return groups
 
 
@@ -337,7 +358,21 @@ def _local_name(element: _Element) -> str:
     tag = element.tag
     if not isinstance(tag, str):
         return ""
-    return tag.rpartition("}")[2]
+    name = _LOCAL_NAMES.get(tag)
+    return name if name is not None else _tag_local_name(tag)
+
+
+_LOCAL_NAMES: dict[str, str] = {}
+"""Local names by qualified tag (``{namespace}name``), for the tags seen most."""
+_LOCAL_NAMES_SIZE = 256
+
+
+def _tag_local_name(tag: str) -> str:
+    name = tag.rpartition("}")[2]
+    # Bounded: a hostile document may carry any number of distinct tags.
+    if len(_LOCAL_NAMES) < _LOCAL_NAMES_SIZE:
+        _LOCAL_NAMES[tag] = name
+    return name
 
 
 # The readers below check the common, valid case first and only describe the field (which
@@ -743,10 +778,11 @@ _REQUEST_DECODERS: dict[Method, _Decoder] = {
 }
 
 
+_TOP_LIMITS = {**dict.fromkeys(_SINGLETONS, 1), "SwarmID": MAX_SWARM_IDS}
+
+
 def _top_level(root: _Element) -> dict[str, list[_Element]]:
-    limits = dict.fromkeys(_SINGLETONS, 1)
-    limits["SwarmID"] = MAX_SWARM_IDS
-    return _group(root, limits)
+    return _group(root, _TOP_LIMITS)
 
 
 def _decode_request_root(root: _Element) -> AnyRequest:
