@@ -309,7 +309,12 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_peer_options
-@click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (default 256 KiB).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 16 << 20),
+    default=None,
+    help="Chunk size in bytes (default: 256 KiB, larger for content over 64 MiB, at most 1 MiB).",
+)
 @log_level_option
 def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""

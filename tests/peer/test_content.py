@@ -20,6 +20,7 @@ from ppsp.peer.content import (
     ChunkStore,
     ContentDescription,
     Representation,
+    chunk_size_for,
     describe_file,
     is_swarm_id,
     verify_chunk,
@@ -372,6 +373,23 @@ def test_verify_chunk() -> None:
     verify_chunk(desc, 1, low[1], "low")
     with pytest.raises(IntegrityError):
         verify_chunk(desc, 1, low[1])
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk_size"),
+    [
+        (0, 256 << 10),
+        (1, 256 << 10),
+        (64 << 20, 256 << 10),  # 256 chunks
+        ((64 << 20) + 1, 512 << 10),
+        (128 << 20, 512 << 10),
+        (256 << 20, 1 << 20),
+        (4 << 30, 1 << 20),  # never more than 1 MiB: 4096 chunks
+    ],
+)
+def test_chunk_size_for_grows_with_large_content(size: int, chunk_size: int) -> None:
+    assert chunk_size_for(size) == chunk_size
+    assert chunk_size_for(size) >= DEFAULT_CHUNK_SIZE
 
 
 # ---------------------------------------------------------------- ChunkStore

@@ -549,3 +549,43 @@ def test_rarest_order_follows_pushed_availability() -> None:
     p.peer_has("C", was_rare)
     assert p.availability(was_rare) == 3 and p.availability(was_common) == 2
     assert p.next_requests(2.0)[0][1] == was_common
+
+
+def test_delivered_chunk_frees_its_slot_and_is_not_asked_again_while_verified() -> None:
+    p = picker(4, max_requests=3)
+    p.set_peer("A", ChunkBitmap.full(4), slots=1)
+    p.set_peer("B", ChunkBitmap.full(4), slots=1)
+    first = p.next_requests(0.0)
+    assert len(first) == 2
+    (peer, chunk), (other, other_chunk) = first
+    p.on_delivered(peer, chunk, 1000, 1.0)
+    assert p.throughput(peer) == pytest.approx(1000)
+    assert p.in_flight(peer) == []
+    again = p.next_requests(1.0)
+    # The free slot takes another chunk, never the one being verified; the budget of three
+    # counts it (one verifying, two in flight).
+    assert len(again) == 1 and again[0][0] == peer and again[0][1] not in (chunk, other_chunk)
+    assert p.next_requests(1.0) == []
+    assert chunk in p.missing and not p.complete
+    # Verified: held; a failed verification makes it wanted again, from another peer.
+    assert p.mark_held(chunk) == []
+    assert chunk not in p.missing
+    p.on_delivered(other, other_chunk, 1000, 2.0)
+    p.on_failed(other, other_chunk)
+    assert other_chunk in p.missing
+    # Never again from the peer that failed it; the other peer's one slot is busy.
+    assert other_chunk not in [c for _, c in p.next_requests(2.0)]
+    ((_, busy),) = p.in_flight(peer)
+    p.on_received(peer, busy, 1000, 3.0)
+    assert (peer, other_chunk) in p.next_requests(3.0)
+
+
+def test_abandoned_verification_makes_the_chunk_wanted_again() -> None:
+    p = picker(1)
+    p.set_peer("A", ChunkBitmap.full(1), slots=1)
+    assert p.next_requests(0.0) == [("A", 0)]
+    p.on_delivered("A", 0, 1000, 1.0)
+    assert p.next_requests(1.0) == []
+    assert not p.endgame or p.next_requests(1.0) == []
+    p.abandon(0)
+    assert p.next_requests(2.0) == [("A", 0)]

@@ -54,6 +54,7 @@ __all__ = [
     "ChunkStore",
     "ContentDescription",
     "Representation",
+    "chunk_size_for",
     "describe_file",
     "describe_representation",
     "is_swarm_id",
@@ -67,6 +68,12 @@ DEFAULT_CHUNK_SIZE: Final = 256 * 1024
 
 MAX_CHUNK_SIZE: Final = 16 * 1024 * 1024
 """Largest chunk size a description may declare."""
+
+LARGE_CONTENT_CHUNK_SIZE: Final = 1024 * 1024
+"""Largest chunk size :func:`chunk_size_for` picks."""
+
+FEW_CHUNKS: Final = 256
+"""Content of more than this many default-size chunks gets larger chunks (up to 1 MiB)."""
 
 MAX_REPRESENTATIONS: Final = 16
 """Most representations one description may list."""
@@ -406,6 +413,21 @@ def _read_chunks(path: str | os.PathLike[str], chunk_size: int) -> Iterator[byte
             yield chunk
 
 
+def chunk_size_for(size: int) -> int:
+    """The chunk size for content of ``size`` bytes when none is given.
+
+    256 KiB up to 64 MiB; above, the smallest power of two that keeps the content within
+    256 chunks, at most 1 MiB (a 256 MiB file has 256 chunks of 1 MiB, a 4 GiB one 4096).
+    Every chunk costs an HTTP request on each side: larger content gets fewer, larger
+    requests, while small content keeps enough chunks to spread over a swarm and a first
+    chunk small enough to start playback soon.
+    """
+    chunk_size = DEFAULT_CHUNK_SIZE
+    while chunk_size < LARGE_CONTENT_CHUNK_SIZE and size > FEW_CHUNKS * chunk_size:
+        chunk_size *= 2
+    return chunk_size
+
+
 def describe_representation(
     path: str | os.PathLike[str],
     *,
@@ -595,13 +617,16 @@ class ChunkStore:
             if self._closing:
                 raise ChunkUnavailable(f"chunk {index}: the store is closed")
             fd = self._file.fileno()
-            for part in parts:
-                # pwrite may write less than asked (large writes, signals): loop until done.
-                view = memoryview(part)
-                while view:
-                    written = os.pwrite(fd, view, offset)
-                    view = view[written:]
-                    offset += written
+            views = [memoryview(part) for part in parts if part]
+            while views:
+                # One system call for all the pieces; it may write less than asked.
+                written = os.pwritev(fd, views, offset)
+                offset += written
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if views and written:
+                    views[0] = views[0][written:]
 
     def mark_stored(self, index: int) -> bool:
         """Count chunk ``index`` (written by :meth:`store_parts`) as held; False if it was."""

@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import os
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,9 +40,9 @@ from ppsp.errors import (
 )
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.peer.content import (
-    DEFAULT_CHUNK_SIZE,
     ChunkStore,
     ContentDescription,
+    chunk_size_for,
     describe_file,
     verify_description,
 )
@@ -93,8 +94,8 @@ MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
 
 CHUNK_READ_BYTES = 1 << 20
-"""Most bytes of a chunk body taken from the connection's buffer at a time (64 KiB under a
-download rate limit, so that the limit paces small steps)."""
+"""Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
+under a download cap, so that the cap paces the network, not only the reader)."""
 
 
 class DownloadFailed(PPSPError):
@@ -525,7 +526,10 @@ class PeerNode:
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])
         connector = aiohttp.TCPConnector(limit=256, limit_per_host=16)
-        self._http = aiohttp.ClientSession(connector=connector)
+        # Without a download cap, a chunk body may sit in the connection's buffer whole
+        # instead of pausing the socket every 128 KiB until the reader catches up.
+        read_bufsize = CHUNK_READ_BYTES if self.download_limiter is None else 65536
+        self._http = aiohttp.ClientSession(connector=connector, read_bufsize=read_bufsize)
         family = AddressFamily.IPV6 if ":" in self.host else AddressFamily.IPV4
         address = PeerAddress(
             ip=self.host, port=self.port, family=family, peer_protocol=PEER_PROTOCOL
@@ -597,8 +601,9 @@ class PeerNode:
 
     async def seed(self, path: str | Path, *, chunk_size: int | None = None) -> SwarmSession:
         """Describe ``path``, open it as a complete store and JOIN its swarm as SEED."""
-        size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-        description = await asyncio.to_thread(describe_file, path, chunk_size=size)
+        if chunk_size is None:
+            chunk_size = chunk_size_for(os.stat(path).st_size)
+        description = await asyncio.to_thread(describe_file, path, chunk_size=chunk_size)
         store = await asyncio.to_thread(ChunkStore.open_seed, description, path)
         session = SwarmSession(
             swarm_id=description.swarm_id,
@@ -886,10 +891,9 @@ class PeerNode:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
-            step = CHUNK_READ_BYTES if self.download_limiter is None else 65536
             parts: list[bytes] = []
             size = 0
-            while part := await answer.content.read(step):
+            async for part in self._body_pieces(answer.content):
                 size += len(part)
                 if size > limit:
                     raise BodyTooLarge(f"body exceeds {limit} bytes")
@@ -899,6 +903,17 @@ class PeerNode:
                 if self.download_limiter is not None:
                     await self.download_limiter.consume(len(part))
             return parts
+
+    async def _body_pieces(self, body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+        """A response body's pieces as they were received (64 KiB at most under a download
+        cap, so that the cap paces small steps), without joining buffered pieces."""
+        if self.download_limiter is not None:
+            while part := await body.read(65536):
+                yield part
+            return
+        async for part, _ in body.iter_chunks():
+            if part:
+                yield part
 
     # -- HTTP handlers -----------------------------------------------------------------------
 
@@ -1157,15 +1172,21 @@ class _Downloader:
         node, session, picker = self.node, self.session, self.picker
         assert picker is not None and session.store is not None
         key = (remote.peer_id, index)
+        delivered = stored = False
         try:
             parts = await node.fetch_chunk(
                 session, remote, index, on_bytes=lambda n: self._progress(*key, n)
             )
             nbytes = sum(len(part) for part in parts)
+            # The request's slot is free while the chunk is verified and written.
+            picker.on_delivered(remote.peer_id, index, nbytes, node.clock())
+            delivered = True
+            session.chunk_arrived.set()
             if session.store.have(index):
                 self._discard("late", nbytes)
                 return
             await node.store_chunk(session.store, index, parts)
+            stored = True
             if not session.store.mark_stored(index):
                 self._discard("late", nbytes)
                 return
@@ -1185,6 +1206,8 @@ class _Downloader:
                 remote.banned = True
             return
         finally:
+            if delivered and not stored:
+                picker.abandon(index)  # cancelled while verifying: ask again later
             if self.fetches.get(key) is asyncio.current_task():
                 del self.fetches[key]
                 self.received.pop(key, None)
@@ -1195,7 +1218,7 @@ class _Downloader:
         session.arrivals.append((now, remote.peer_id, nbytes))
         if session.complete:
             session.completed_at = now
-        for peer, duplicate in picker.on_received(remote.peer_id, index, nbytes, now):
+        for peer, duplicate in picker.mark_held(index):
             self._cancel(peer, duplicate, "duplicate")
         session.map_changed = True
         session.chunk_stored(index)

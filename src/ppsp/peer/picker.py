@@ -4,8 +4,11 @@ Sans-I/O: the caller tells the picker what each connected peer holds (a
 :class:`~ppsp.core.bitmap.ChunkBitmap` per peer id), what arrived, failed or was seen, and the
 current time ``now``; the picker answers with requests to send (:meth:`PiecePicker.next_requests`),
 requests that timed out (:meth:`PiecePicker.expired`) and duplicate requests to cancel
-(:meth:`PiecePicker.on_received`).  It never sleeps and never reads a clock; the caller arms one
-timer for :meth:`PiecePicker.next_timeout`, as aioquic's ``get_timer`` / ``handle_timer`` do.
+(:meth:`PiecePicker.on_received`).  A chunk whose bytes arrived is verified and stored
+outside the picker: :meth:`PiecePicker.on_delivered` frees its request slot at once, and
+:meth:`PiecePicker.mark_held` or :meth:`PiecePicker.on_failed` ends its verification.  It
+never sleeps and never reads a clock; the caller arms one timer for
+:meth:`PiecePicker.next_timeout`, as aioquic's ``get_timer`` / ``handle_timer`` do.
 
 Policy, in the order :meth:`~PiecePicker.next_requests` applies it to the peers' free request
 slots:
@@ -185,6 +188,7 @@ class PiecePicker:
         self._banned: set[PeerId] = set()
         self._avail: dict[int, int] = {}
         self._holders: dict[int, set[PeerId]] = {}  # chunk -> peers it is requested from
+        self._verifying: set[int] = set()  # delivered, being verified: not requested again
         # Missing chunks that some peer holds, fewest holders first, random among equals;
         # rebuilt when availability changes, held chunks are skipped until the next rebuild.
         self._rarest: list[int] | None = None
@@ -250,7 +254,8 @@ class PiecePicker:
     def endgame(self) -> bool:
         """Whether every missing chunk that some peer can supply is already in flight."""
         return not any(
-            chunk not in self._holders and self._usable(chunk) for chunk in self._missing
+            chunk not in self._holders and chunk not in self._verifying and self._usable(chunk)
+            for chunk in self._missing
         )
 
     # ------------------------------------------------------------------ peers
@@ -339,6 +344,7 @@ class PiecePicker:
                 del self._peers[peer].requests[chunk]
                 cancels.append((peer, chunk))
         self._missing = {c for c in self._missing if c >= floor}
+        self._verifying = {c for c in self._verifying if c >= floor}
         self._early = {c for c in self._early if c >= floor}
         self._avail = {c: n for c, n in self._avail.items() if c >= floor}
         for state in self._peers.values():
@@ -356,6 +362,7 @@ class PiecePicker:
         if index >= self._end:
             self._early.add(index)
         self._missing.discard(index)
+        self._verifying.discard(index)
         cancels: list[Request] = []
         for peer in sorted(self._holders.pop(index, ())):
             del self._peers[peer].requests[index]
@@ -363,7 +370,21 @@ class PiecePicker:
         return cancels
 
     def on_received(self, peer: PeerId, index: int, nbytes: int, now: float) -> list[Request]:
-        """A verified chunk arrived from ``peer``; returns duplicate requests to cancel."""
+        """A verified chunk arrived from ``peer``; returns duplicate requests to cancel.
+
+        The same as :meth:`on_delivered` followed by :meth:`mark_held`.
+        """
+        self.on_delivered(peer, index, nbytes, now)
+        return self.mark_held(index)
+
+    def on_delivered(self, peer: PeerId, index: int, nbytes: int, now: float) -> None:
+        """The bytes of ``index`` arrived from ``peer`` and are being verified.
+
+        The request's slot is free again and the delivery counts in the peer's throughput;
+        the chunk is not requested again while it is verified.  Then :meth:`mark_held` (it
+        was good) or :meth:`on_failed` (it was not) says how verification ended.
+        Chunks being verified count against ``max_requests``, which bounds them.
+        """
         state = self._peers.get(peer)
         if state is not None:
             request = state.requests.pop(index, None)
@@ -374,7 +395,12 @@ class PiecePicker:
                     busy_since = max(busy_since, state.last_delivery)
                 self._sample(state, nbytes, now - busy_since)
             state.last_delivery = now
-        return self.mark_held(index)
+        if index in self._missing:
+            self._verifying.add(index)
+
+    def abandon(self, index: int) -> None:
+        """Verification of a delivered ``index`` did not finish: it may be requested again."""
+        self._verifying.discard(index)
 
     def on_progress(self, peer: PeerId, index: int, now: float) -> None:
         """Bytes of the requested chunk ``index`` are arriving from ``peer``.
@@ -392,6 +418,7 @@ class PiecePicker:
 
         The peer is never asked for that chunk again; :meth:`ban` excludes it entirely.
         """
+        self._verifying.discard(index)
         state = self._peers.get(peer)
         if state is None:
             return
@@ -451,20 +478,23 @@ class PiecePicker:
             return True
 
         window = self._window()
+        missing, holders, verifying = self._missing, self._holders, self._verifying
         for chunk in window:
-            if chunk in self._missing and chunk not in self._holders:
+            if chunk in missing and chunk not in holders and chunk not in verifying:
                 issue(chunk)
                 if not free:
                     return out
 
-        missing, holders = self._missing, self._holders
         for chunk in self._rarest_order():
-            if chunk in missing and chunk not in holders:
+            if chunk in missing and chunk not in holders and chunk not in verifying:
                 issue(chunk)
                 if not free:
                     return out
 
-        if any(c in missing and c not in holders and self._usable(c) for c in self._rarest_order()):
+        if any(
+            c in missing and c not in holders and c not in verifying and self._usable(c)
+            for c in self._rarest_order()
+        ):
             return out  # not endgame: the only holders of some unrequested chunk are busy
         in_window = set(window)
         duplicable = sorted(
@@ -522,7 +552,7 @@ class PiecePicker:
         if not self.config.max_requests:
             return len(self._missing) * (1 + self.config.endgame_duplicates)
         in_flight = sum(len(state.requests) for state in self._peers.values())
-        return self.config.max_requests - in_flight
+        return self.config.max_requests - in_flight - len(self._verifying)
 
     def _window(self) -> list[int]:
         if self._position is None or not self.config.window:
