@@ -409,9 +409,9 @@ class PeerNode:
         self.corrupt_uploads = False
         self.upload_limiter = RateLimiter(upload_rate, clock) if upload_rate else None
         self.download_limiter = RateLimiter(download_rate, clock) if download_rate else None
-        # Hashing and writing release the GIL: in a worker thread they overlap the event
-        # loop's network work.  One thread, so that the loop keeps a core of its own.
-        self._store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppsp-store")
+        # Hashing and writing release the GIL: in worker threads they overlap the event
+        # loop's network work and each other.  Two: more only compete with the loop.
+        self._store_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ppsp-store")
 
     # -- PeerState ---------------------------------------------------------------------------
 
