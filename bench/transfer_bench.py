@@ -43,7 +43,7 @@ import aiohttp
 MIB = 1 << 20
 LISTENING = re.compile(r"listening on (http://\S+)")
 SERVING = re.compile(r"port (\d+)")
-PROGRESS = re.compile(r"\d+\.\d% \d+/\d+ bytes")
+PROGRESS = re.compile(r"\d+\.\d% (\d+)/(\d+) bytes")
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     "PYTHONUNBUFFERED": "1",
@@ -213,9 +213,10 @@ class PeerToPeer:
         self.swarm_id = await first_match(self.seeder.stdout, re.compile(r"^([0-9a-f]{64})$"))
         drain_outputs(self.seeder)
 
-    async def download(self, output: Path) -> tuple[float, float]:
-        """One ``ppsp get`` into ``output``: seconds from spawn to exit, and of the transfer
-        alone (first progress line, i.e. first chunk stored, to the completion line)."""
+    async def download(self, output: Path) -> tuple[float, float, int]:
+        """One ``ppsp get`` into ``output``: seconds from spawn to exit, and the transfer alone:
+        seconds from the first progress line (the first chunk stored) to the last (every
+        chunk stored), and the bytes stored in between."""
         output.unlink(missing_ok=True)
         started = time.perf_counter()
         getter = await spawn(
@@ -227,11 +228,12 @@ class PeerToPeer:
         elapsed = time.perf_counter() - started
         if getter.returncode != 0:
             raise RuntimeError(f"ppsp get failed: {' / '.join(t for _, t in lines)}")
-        first = min(at for at, text in lines if PROGRESS.search(text))
-        done = min(at for at, text in lines if ": complete," in text)
+        progress = [(at, m) for at, text in lines if (m := PROGRESS.search(text))]
+        first, first_match = progress[0]
+        done = min(at for at, m in progress if m.group(1) == m.group(2))
         if file_digest(output) != self.digest:
             raise RuntimeError("peer-to-peer download differs from the source")
-        return elapsed, done - first
+        return elapsed, done - first, int(first_match.group(2)) - int(first_match.group(1))
 
     async def stop(self) -> None:
         """Stop the seeder and the tracker."""
@@ -276,6 +278,7 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
         static: list[float] = []
         p2p: list[float] = []
         transfers: list[float] = []
+        transferred: list[int] = []
         try:
             await static_server.start()
             await p2p_swarm.start()
@@ -283,15 +286,19 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             await p2p_swarm.download(workdir / "p2p.out")
             for _ in range(repeat):
                 static.append(await static_server.download(workdir / "static.out"))
-                whole, transfer = await p2p_swarm.download(workdir / "p2p.out")
+                whole, transfer, nbytes = await p2p_swarm.download(workdir / "p2p.out")
                 p2p.append(whole)
                 transfers.append(transfer)
+                transferred.append(nbytes)
         finally:
             await static_server.stop()
             await p2p_swarm.stop()
     static_s, p2p_s = statistics.median(static), statistics.median(p2p)
     transfer_s = statistics.median(transfers)
-    transfer_ratios = [s / t for s, t in zip(static, transfers, strict=True)]
+    # Rates, not times: the transfer window leaves out the first chunk.
+    static_rates = [rate(size, s) for s in static]
+    transfer_rates = [rate(n, t) for n, t in zip(transferred, transfers, strict=True)]
+    transfer_ratios = [t / s for t, s in zip(transfer_rates, static_rates, strict=True)]
     whole_ratios = [s / w for s, w in zip(static, p2p, strict=True)]
     return {
         "benchmark": "transfer",
@@ -315,7 +322,9 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             "mib_per_s": round(rate(size, p2p_s), 1),
             "transfer_seconds": [round(s, 4) for s in transfers],
             "transfer_median_seconds": round(transfer_s, 4),
-            "transfer_mib_per_s": round(rate(size, transfer_s), 1),
+            "transfer_bytes": transferred,
+            "transfer_mib_per_s": round(statistics.median(transfer_rates), 1),
+            "transfer_is": "first chunk stored to last chunk stored (bytes stored in between)",
             "process_startup_seconds": round(statistics.median(startup), 4),
             "rest_seconds": round(p2p_s - transfer_s - statistics.median(startup), 4),
             "rest_is": "tracker CONNECT/JOIN, description, handshake, final report, exit",
