@@ -42,7 +42,7 @@ from ppsp.tracker.messages import (
     SwarmActionType,
     TrackerResponse,
 )
-from ppsp.tracker.peerlist import peer_count, select_peers, to_peer_infos
+from ppsp.tracker.peerlist import peer_count, requester_info, select_peers, to_peer_infos
 from ppsp.tracker.statemachine import (
     ErrorPolicy,
     PeerAction,
@@ -110,17 +110,33 @@ def _reflexive(observed: tuple[str, int]) -> PeerAddress:
     return reflexive_address(observed)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _Context:
-    """What an action needs about the request being handled."""
+    """What an action needs about the request being handled.
 
-    request: AnyRequest
-    record: PeerRecord | None
-    joined: dict[str, PeerMode]
-    machine: PeerMachine
-    transition: Transition
-    reflexive: PeerAddress
-    now: float
+    A plain slotted class rather than a frozen dataclass: one is built for every request, and
+    a frozen dataclass pays an ``object.__setattr__`` call per field.
+    """
+
+    __slots__ = ("joined", "machine", "now", "record", "reflexive", "request", "transition")
+
+    def __init__(
+        self,
+        *,
+        request: AnyRequest,
+        record: PeerRecord | None,
+        joined: dict[str, PeerMode],
+        machine: PeerMachine,
+        transition: Transition,
+        reflexive: PeerAddress,
+        now: float,
+    ) -> None:
+        self.request = request
+        self.record = record
+        self.joined = joined
+        self.machine = machine
+        self.transition = transition
+        self.reflexive = reflexive
+        self.now = now
 
 
 class Tracker:
@@ -276,11 +292,7 @@ class Tracker:
         peers: tuple[PeerInfo, ...] = (),
         with_requester: bool = True,
     ) -> TrackerResponse:
-        requester = (
-            PeerInfo(peer_id=ctx.request.peer_id, addresses=(ctx.reflexive,))
-            if with_requester
-            else None
-        )
+        requester = requester_info(ctx.request.peer_id, ctx.reflexive) if with_requester else None
         return TrackerResponse(
             version=ctx.request.version,
             transaction_id=ctx.request.transaction_id,

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_PEER_LIST",
     "holdings",
     "peer_count",
+    "requester_info",
     "select_peers",
     "to_peer_infos",
 ]
@@ -154,3 +155,13 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         _set_info_swarm_id(info, swarm_id)
         infos.append(info)
     return tuple(infos)
+
+
+def requester_info(peer_id: str, reflexive: PeerAddress) -> PeerInfo:
+    """The requester's entry of an answer: its ID and the address it was seen at."""
+    # PeerInfo(peer_id=peer_id, addresses=(reflexive,)), built field by field.
+    info = _new(PeerInfo)
+    _set_info_peer_id(info, peer_id)
+    _set_info_addresses(info, (reflexive,))
+    _set_info_swarm_id(info, None)
+    return info
