@@ -432,7 +432,8 @@ def _parse(data: bytes) -> _Element:
     if len(data) > MAX_XML_BYTES:
         raise PayloadTooLarge(f"message body of {len(data)} bytes exceeds {MAX_XML_BYTES}")
     try:
-        root = parse_xml(data)
+        # Whitespace-only text is ignored everywhere below; the parser need not keep it.
+        root = parse_xml(data, keep_blank_text=False)
     except XMLRejected as exc:
         raise BadRequest(str(exc)) from None
     except (etree.LxmlError, ValueError, TypeError) as exc:
@@ -694,7 +695,11 @@ def _stream_statistics(element: _Element) -> StreamStatistics:
             if name == "SwarmID":
                 swarm_id = _text_token(child)
             else:
-                values[name] = _integer(_text(child), f"<{name}>", BadRequest)
+                text = _text(child)
+                if _DIGITS_RE.fullmatch(text) and (number := int(text)) <= MAX_INTEGER:
+                    values[name] = number
+                else:
+                    values[name] = _integer(text, f"<{name}>", BadRequest)
         else:
             if len(extra) >= MAX_EXTRA_STATISTICS:
                 raise BadRequest(f"more than {MAX_EXTRA_STATISTICS} extra statistics")
