@@ -291,8 +291,9 @@ def _run(coro: Any) -> int:
     """Run a command coroutine on uvloop when available, with the collector tuned."""
     import asyncio
 
-    from ppsp.runtime import tune_garbage_collector
+    from ppsp.runtime import tune_allocator, tune_garbage_collector
 
+    tune_allocator()
     tune_garbage_collector()
 
     try:
