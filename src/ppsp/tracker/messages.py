@@ -19,14 +19,25 @@ from enum import Enum
 from ppsp.errors import TrackerErrorCode
 
 
-class ProtocolVersion(Enum):
+class IdentityEnum(Enum):
+    """An enumeration whose members hash by identity.
+
+    ``Enum`` hashes a member by its name in Python code, a function call on every dictionary or
+    set look-up; members are singletons compared by identity, so the identity hash agrees with
+    ``==`` and costs no call.  Every enumeration of the tracker derives from this one.
+    """
+
+    __hash__ = object.__hash__
+
+
+class ProtocolVersion(IdentityEnum):
     """PPSP-TP version.  JSON ``"version": 1`` is 1.0 (RFC 7846); ``"version": 2`` is 1.1."""
 
     V1_0 = "1.0"
     V1_1 = "1.1"
 
 
-class Encoding(Enum):
+class Encoding(IdentityEnum):
     """Wire encoding of a tracker message, chosen by the HTTP Content-Type."""
 
     XML = "xml"
@@ -44,7 +55,7 @@ CONTENT_TYPES: dict[Encoding, str] = {
 }
 
 
-class Method(Enum):
+class Method(IdentityEnum):
     """Request methods: CONNECT, FIND, STAT_REPORT (1.0) plus JOIN and DISCONNECT (1.1)."""
 
     CONNECT = "CONNECT"
@@ -54,28 +65,28 @@ class Method(Enum):
     STAT_REPORT = "STAT_REPORT"
 
 
-class PeerMode(Enum):
+class PeerMode(IdentityEnum):
     """How a peer takes part in a swarm (XML ``SEED``/``LEECH``; JSON ``SEEDER``/``LEECH``)."""
 
     SEED = "SEED"
     LEECH = "LEECH"
 
 
-class SwarmActionType(Enum):
+class SwarmActionType(IdentityEnum):
     """The ``@action`` of a SwarmID in a CONNECT request."""
 
     JOIN = "JOIN"
     LEAVE = "LEAVE"
 
 
-class AddressFamily(Enum):
+class AddressFamily(IdentityEnum):
     """``@addrType`` / ``address_type``."""
 
     IPV4 = "ipv4"
     IPV6 = "ipv6"
 
 
-class AddressType(Enum):
+class AddressType(IdentityEnum):
     """``@type`` / ``type`` of a peer address, for NAT traversal."""
 
     HOST = "HOST"
@@ -83,7 +94,7 @@ class AddressType(Enum):
     PROXY = "PROXY"
 
 
-class DisconnectScope(Enum):
+class DisconnectScope(IdentityEnum):
     """What a DISCONNECT leaves: the named swarms, every swarm (``ALL``), or the system (nil)."""
 
     SWARMS = "SWARMS"

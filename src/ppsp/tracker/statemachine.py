@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 
 from ppsp.errors import Forbidden
 from ppsp.tracker.messages import (
@@ -36,6 +35,7 @@ from ppsp.tracker.messages import (
     DisconnectRequest,
     DisconnectScope,
     FindRequest,
+    IdentityEnum,
     JoinRequest,
     PeerMode,
     ProtocolVersion,
@@ -67,7 +67,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-class TrackerState(Enum):
+class TrackerState(IdentityEnum):
     """State of the tracker as a whole (Figure 4 of the 1.0 draft)."""
 
     INIT = "INIT"
@@ -75,7 +75,7 @@ class TrackerState(Enum):
     TERMINATED = "TERMINATED"
 
 
-class TrackerEvent(Enum):
+class TrackerEvent(IdentityEnum):
     """What moves the tracker machine."""
 
     FIRST_PEER = "first peer registered"
@@ -107,7 +107,7 @@ def tracker_state(peer_count: int) -> TrackerState:
 # ---------------------------------------------------------------------------------------------
 
 
-class PeerState(Enum):
+class PeerState(IdentityEnum):
     """State of one peer ID's transaction machine."""
 
     START = "START"
@@ -116,7 +116,7 @@ class PeerState(Enum):
     TERMINATE = "TERMINATE"
 
 
-class PeerEvent(Enum):
+class PeerEvent(IdentityEnum):
     """A classified request (or a timeout) as seen by the per-peer machine.
 
     ``*_INVALID`` events are requests whose swarm information is not valid for the peer; they
@@ -142,7 +142,7 @@ class PeerEvent(Enum):
     TIMEOUT = "timeout"
 
 
-class PeerAction(Enum):
+class PeerAction(IdentityEnum):
     """What the tracker does on a transition."""
 
     REGISTER = "register the peer"
@@ -156,7 +156,7 @@ class PeerAction(Enum):
     EXPIRE = "clean peer info, delete registration (timer ran out)"
 
 
-class TimerEffect(Enum):
+class TimerEffect(IdentityEnum):
     """Which timer runs after a transition (a running timer is restarted)."""
 
     INIT = "init timer"
@@ -173,7 +173,7 @@ class Transition:
     timer: TimerEffect
 
 
-class ErrorPolicy(Enum):
+class ErrorPolicy(IdentityEnum):
     """What a rejected request does to the timer of a peer in a given state."""
 
     KEEP = "timer unchanged"
