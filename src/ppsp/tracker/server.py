@@ -58,6 +58,7 @@ from ppsp.tracker.messages import (
     AnyRequest,
     Encoding,
     ErrorResponse,
+    Method,
     ProtocolVersion,
     TrackerResponse,
 )
@@ -96,6 +97,10 @@ _ENCODERS: dict[Encoding, Callable[[TrackerResponse | ErrorResponse], bytes]] = 
     Encoding.JSON: functools.partial(json_codec.encode_response, check=False),
 }
 """Answer writers of the hot path, by encoding."""
+
+# Metric labels, looked up rather than read from ``Enum.value`` (a Python-level property).
+_ENCODING_LABELS = {encoding: encoding.value for encoding in Encoding}
+_METHOD_LABELS = {method: method.value for method in Method}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,7 +286,7 @@ class _TrackerApp:
         try:
             body = await self._read_body(request)
             message: AnyRequest = codec.decode_request(body)
-            method = message.method.value
+            method = _METHOD_LABELS[message.method]
             version = message.version
             answer = await self.tracker.handle(
                 message, observed=_observed(request), now=self.clock()
@@ -315,9 +320,10 @@ class _TrackerApp:
         outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
         if status_override == REQUEST_TIMEOUT_STATUS:
             outcome = "timeout"
-        self.metrics.count_request(method, encoding.value, outcome)
+        label = _ENCODING_LABELS[encoding]
+        self.metrics.count_request(method, label, outcome)
         elapsed = time.perf_counter() - started
-        self.metrics.observe_latency(encoding.value, elapsed)
+        self.metrics.observe_latency(label, elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s %s -> %d %s (%.3f ms)",
