@@ -288,20 +288,19 @@ def _peer_options(func: _F) -> _F:
 
 
 def _run(coro: Any) -> int:
-    """Run a command coroutine on uvloop when available, with the collector tuned."""
+    """Run a peer command's coroutine, with the collector and the allocator tuned.
+
+    Peers run on asyncio's own event loop, not uvloop (which the tracker uses): it sends
+    stored chunks with ``sendfile``, which uvloop cannot, and moves bulk data no slower
+    (docs/BENCHMARKS.md).
+    """
     import asyncio
 
     from ppsp.runtime import tune_allocator, tune_garbage_collector
 
     tune_allocator()
     tune_garbage_collector()
-
-    try:
-        import uvloop
-
-        return int(uvloop.run(coro))
-    except ImportError:
-        return int(asyncio.run(coro))
+    return int(asyncio.run(coro))
 
 
 TIMEOUT_HELP = "Give up after this many seconds without progress."

@@ -642,6 +642,17 @@ class ChunkStore:
             raise IntegrityError(f"chunk {index}: file truncated underneath the store")
         return data
 
+    def sending(self, index: int) -> tuple[BinaryIO, int, int]:
+        """``(file, offset, length)`` of held chunk ``index``, for ``sendfile``.
+
+        The file is only read at explicit offsets (a ``sendfile`` may move its position, which
+        nothing here uses).  ChunkUnavailable when the chunk is not held.
+        """
+        if index not in self._bitmap:
+            raise ChunkUnavailable(f"chunk {index!r} is not held")
+        offset, length = self.description.chunk_range(index, self.representation.id)
+        return self._file, offset, length
+
     def close(self) -> None:
         """Close the file (idempotent); waits for a write in progress in another thread."""
         with self._fd_lock:

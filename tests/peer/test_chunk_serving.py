@@ -1,0 +1,95 @@
+"""Serving stored chunks over real HTTP on loopback, on asyncio's loop and on uvloop.
+
+asyncio's loop sends a chunk with ``sendfile``; uvloop has no ``loop.sendfile`` and the chunk
+is read and written instead.  Either way the body is the chunk's bytes, counted as uploaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+import pytest
+import uvloop
+from aiohttp import web
+
+from ppsp.peer.content import ChunkStore, describe_file
+from ppsp.peer.node import PEER_ID_HEADER, PeerNode, SwarmSession
+from ppsp.tracker.messages import PeerMode
+
+CHUNK = 64 * 1024
+SIZE = 5 * CHUNK + 1000  # a short last chunk
+
+
+async def _serve_and_fetch_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Serve a file's chunks and fetch each twice; how many times chunks were read to send."""
+    reads = 0
+    read = ChunkStore.read
+
+    def counting_read(store: ChunkStore, index: int) -> bytes:
+        nonlocal reads
+        reads += 1
+        return read(store, index)
+
+    monkeypatch.setattr(ChunkStore, "read", counting_read)
+    data = os.urandom(SIZE)
+    path = tmp_path / "content.bin"
+    path.write_bytes(data)
+    description = describe_file(path, chunk_size=CHUNK)
+    store = ChunkStore.open_seed(description, path)
+    node = PeerNode(tracker_url="http://127.0.0.1:9/")
+    session = SwarmSession(
+        swarm_id=description.swarm_id, description=description, store=store, mode=PeerMode.SEED
+    )
+    node.sessions[session.swarm_id] = session
+    app = web.Application()
+    app.router.add_get(
+        "/swarm/{swarm}/chunk/{representation}/{index}",
+        node._handle_chunk,  # the handler under test, without a tracker
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}/swarm/{session.swarm_id}/chunk/main"
+    try:
+        async with aiohttp.ClientSession(headers={PEER_ID_HEADER: "reader"}) as http:
+            for index in range(6):
+                async with http.get(f"{base}/{index}") as answer:
+                    assert answer.status == 200
+                    assert answer.headers["Content-Type"] == "application/octet-stream"
+                    body = await answer.read()
+                assert body == data[index * CHUNK : (index + 1) * CHUNK]
+            # Several at once on separate connections: each gets its own bytes.
+            order = (4, 0, 3, 1, 2, 5)
+            bodies = await asyncio.gather(*(_get(http, f"{base}/{index}") for index in order))
+            assert b"".join(body for _, body in sorted(zip(order, bodies, strict=True))) == data
+            async with http.get(f"{base}/6") as answer:
+                assert answer.status == 404
+    finally:
+        await runner.cleanup()
+        store.close()
+    assert session.served_chunks == 12
+    assert session.uploaded_bytes == 2 * SIZE
+    assert session.uploaded_to == {"reader": 2 * SIZE}
+    return reads
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url) as answer:
+        assert answer.status == 200
+        return await answer.read()
+
+
+async def test_chunks_served_with_sendfile_on_asyncio_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not isinstance(asyncio.get_running_loop(), uvloop.Loop)
+    assert await _serve_and_fetch_every_chunk(tmp_path, monkeypatch) == 0
+
+
+def test_chunks_served_by_reading_on_uvloop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert uvloop.run(_serve_and_fetch_every_chunk(tmp_path, monkeypatch)) == 12
