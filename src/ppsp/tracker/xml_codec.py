@@ -743,7 +743,7 @@ def _content_map(element: _Element, budget: list[int]) -> ContentMap:
     if not representations:
         raise BadRequest("a ContentMap Stat needs at least one <Representation>")
     return ContentMap(
-        swarm_id=_text_token(_required(groups, "SwarmID")),
+        swarm_id=_required_token(groups, "SwarmID"),
         representations=tuple(representations),
     )
 
@@ -796,15 +796,28 @@ def _decode_request_root(root: _Element) -> AnyRequest:
     if "Response" in groups:
         raise BadRequest("a response where a request was expected")
     method_text = _text(_required(groups, "Request"))
-    method = _members(Method).get(method_text)
+    method = _METHODS.get(method_text)
     if method is None:
         raise BadRequest(f"unknown method {method_text[:40]!r}")
     if method not in METHODS_BY_VERSION[version]:
         raise BadRequest(f"{method.value} is not a PPSP-TP/{version.value} method")
-    tid_element = _required(groups, "TransactionID")
-    tid = _text_token(tid_element)
-    peer_id = _text_token(_required(groups, "PeerID"))
+    tid = _required_token(groups, "TransactionID")
+    peer_id = _required_token(groups, "PeerID")
     return _REQUEST_DECODERS[method](version, tid, peer_id, groups)
+
+
+_METHODS = _members(Method)
+
+
+def _required_token(groups: dict[str, list[_Element]], name: str) -> str:
+    """``_text_token(_required(groups, name))``, in one call."""
+    members = groups.get(name)
+    if not members:
+        raise BadRequest(f"<{name}> is missing")
+    text = _text(members[0])
+    if _TOKEN_RE.fullmatch(text):
+        return text
+    return _token(text, f"<{_local_name(members[0])}>", BadRequest)
 
 
 def _with_transaction_id(root: _Element, decode: Callable[[_Element], _T]) -> _T:
