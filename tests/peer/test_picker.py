@@ -322,7 +322,7 @@ def scenarios(draw: st.DrawFn) -> tuple[int, dict[str, tuple[set[int], int]], se
 
 
 @settings(max_examples=60, deadline=None)
-@given(scenarios(), st.lists(st.integers(0, 5), max_size=30), st.randoms(use_true_random=False))
+@given(scenarios(), st.lists(st.integers(0, 8), max_size=30), st.randoms(use_true_random=False))
 def test_picker_invariants(
     scenario: tuple[int, dict[str, tuple[set[int], int]], set[int], int],
     ops: list[int],
@@ -332,6 +332,7 @@ def test_picker_invariants(
     held = set(held)
     failed: set[tuple[str, int]] = set()
     banned: set[str] = set()
+    verifying: dict[int, set[str]] = {}  # delivered chunk -> peers whose copies are verified
     p = PiecePicker(
         n,
         held=held,
@@ -348,6 +349,7 @@ def test_picker_invariants(
         for peer, chunk in out:
             assert chunk in peers[peer][0], "asked a peer for a chunk it does not hold"
             assert chunk not in held, "asked for a held chunk"
+            assert chunk not in verifying, "asked for a chunk being verified"
             assert peer not in banned
             assert (peer, chunk) not in failed
         flight = p.in_flight()
@@ -367,6 +369,7 @@ def test_picker_invariants(
             peer, chunk = flight[rng.randrange(len(flight))]
             cancels = p.on_received(peer, chunk, 100, now)
             held.add(chunk)
+            verifying.pop(chunk, None)
             assert all(c == chunk and q != peer for q, c in cancels)
         elif op == 3:
             peer, chunk = flight[rng.randrange(len(flight))]
@@ -374,6 +377,30 @@ def test_picker_invariants(
             failed.add((peer, chunk))
         elif op == 4:
             p.expired(now + 5.0)
+        elif op == 6:
+            peer, chunk = flight[rng.randrange(len(flight))]
+            p.on_delivered(peer, chunk, 100, now)
+            if chunk not in held:
+                verifying.setdefault(chunk, set()).add(peer)
+        elif op in (7, 8):
+            if verifying:
+                chunk = rng.choice(sorted(verifying))
+                peer = rng.choice(sorted(verifying[chunk]))
+                outcome = rng.randrange(3) if op == 7 else 2
+                if outcome == 0:
+                    cancels = p.mark_held(chunk)
+                    held.add(chunk)
+                    del verifying[chunk]
+                    assert all(c == chunk for _, c in cancels)
+                else:
+                    if outcome == 1:
+                        p.on_failed(peer, chunk)
+                        failed.add((peer, chunk))
+                    else:
+                        p.abandon(peer, chunk)
+                    verifying[chunk].discard(peer)
+                    if not verifying[chunk]:
+                        del verifying[chunk]
         else:
             peer, _ = flight[rng.randrange(len(flight))]
             p.ban(peer)
@@ -587,5 +614,19 @@ def test_abandoned_verification_makes_the_chunk_wanted_again() -> None:
     p.on_delivered("A", 0, 1000, 1.0)
     assert p.next_requests(1.0) == []
     assert not p.endgame or p.next_requests(1.0) == []
-    p.abandon(0)
+    p.abandon("A", 0)
     assert p.next_requests(2.0) == [("A", 0)]
+
+
+def test_a_failed_duplicate_does_not_end_another_copys_verification() -> None:
+    p = PiecePicker(4, held=[0, 1, 2], config=PickerConfig(endgame_duplicates=2))
+    p.set_peer("A", ChunkBitmap.full(4), slots=1)
+    p.set_peer("B", ChunkBitmap.full(4), slots=1)
+    assert sorted(p.next_requests(0.0)) == [("A", 3), ("B", 3)]  # endgame: both
+    p.on_delivered("A", 3, 1000, 1.0)
+    p.on_failed("B", 3)  # B's request failed; A's copy is still being verified
+    assert p.next_requests(2.0) == []
+    p.on_failed("A", 3)  # A's copy was corrupt: 3 is wanted again, from neither
+    assert p.next_requests(3.0) == []
+    p.set_peer("C", ChunkBitmap.full(4), slots=1)
+    assert p.next_requests(4.0) == [("C", 3)]

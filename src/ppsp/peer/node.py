@@ -1243,7 +1243,7 @@ class _Downloader:
             return
         finally:
             if delivered and not stored:
-                picker.abandon(index)  # cancelled while verifying: ask again later
+                picker.abandon(remote.peer_id, index)  # cancelled while verifying
             if self.fetches.get(key) is asyncio.current_task():
                 del self.fetches[key]
                 self.received.pop(key, None)

@@ -188,7 +188,9 @@ class PiecePicker:
         self._banned: set[PeerId] = set()
         self._avail: dict[int, int] = {}
         self._holders: dict[int, set[PeerId]] = {}  # chunk -> peers it is requested from
-        self._verifying: set[int] = set()  # delivered, being verified: not requested again
+        # Delivered chunks being verified (not requested again), with the peers whose copies
+        # are being verified.
+        self._verifying: dict[int, set[PeerId]] = {}
         # Missing chunks that some peer holds, fewest holders first, random among equals;
         # rebuilt when availability changes, held chunks are skipped until the next rebuild.
         self._rarest: list[int] | None = None
@@ -344,7 +346,7 @@ class PiecePicker:
                 del self._peers[peer].requests[chunk]
                 cancels.append((peer, chunk))
         self._missing = {c for c in self._missing if c >= floor}
-        self._verifying = {c for c in self._verifying if c >= floor}
+        self._verifying = {c: p for c, p in self._verifying.items() if c >= floor}
         self._early = {c for c in self._early if c >= floor}
         self._avail = {c: n for c, n in self._avail.items() if c >= floor}
         for state in self._peers.values():
@@ -362,7 +364,7 @@ class PiecePicker:
         if index >= self._end:
             self._early.add(index)
         self._missing.discard(index)
-        self._verifying.discard(index)
+        self._verifying.pop(index, None)
         cancels: list[Request] = []
         for peer in sorted(self._holders.pop(index, ())):
             del self._peers[peer].requests[index]
@@ -396,11 +398,14 @@ class PiecePicker:
                 self._sample(state, nbytes, now - busy_since)
             state.last_delivery = now
         if index in self._missing:
-            self._verifying.add(index)
+            self._verifying.setdefault(index, set()).add(peer)
 
-    def abandon(self, index: int) -> None:
-        """Verification of a delivered ``index`` did not finish: it may be requested again."""
-        self._verifying.discard(index)
+    def abandon(self, peer: PeerId, index: int) -> None:
+        """Verification of ``peer``'s copy of ``index`` did not finish (it was cancelled).
+
+        Unless another copy is being verified, the chunk may be requested again.
+        """
+        self._end_verification(peer, index)
 
     def on_progress(self, peer: PeerId, index: int, now: float) -> None:
         """Bytes of the requested chunk ``index`` are arriving from ``peer``.
@@ -418,7 +423,7 @@ class PiecePicker:
 
         The peer is never asked for that chunk again; :meth:`ban` excludes it entirely.
         """
-        self._verifying.discard(index)
+        self._end_verification(peer, index)
         state = self._peers.get(peer)
         if state is None:
             return
@@ -506,6 +511,7 @@ class PiecePicker:
             for chunk, peers in self._holders.items()
             if len(peers) <= self.config.endgame_duplicates
             and chunk in self._missing
+            and chunk not in verifying
             and self._overdue(chunk, peers, now)
         )
         for _, _, chunk in duplicable:
@@ -624,6 +630,13 @@ class PiecePicker:
         deadline = now + max(self.config.timeout_floor, timeout)
         state.requests[chunk] = _Flight(now, deadline, expected)
         self._holders.setdefault(chunk, set()).add(peer)
+
+    def _end_verification(self, peer: PeerId, chunk: int) -> None:
+        copies = self._verifying.get(chunk)
+        if copies is not None:
+            copies.discard(peer)
+            if not copies:
+                del self._verifying[chunk]
 
     def _unhold(self, chunk: int, peer: PeerId) -> None:
         peers = self._holders.get(chunk)
