@@ -1,7 +1,9 @@
-"""Serving stored chunks over real HTTP on loopback, on asyncio's loop and on uvloop.
+"""What a peer node offers other peers: stored chunks over real HTTP, and its upload rate.
 
 asyncio's loop sends a chunk with ``sendfile``; uvloop has no ``loop.sendfile`` and the chunk
 is read and written instead.  Either way the body is the chunk's bytes, counted as uploaded.
+A capped peer advertises its cap as ``Bandwidth`` in PROPERTY_QUERY, which ranks it for
+others until they have measured it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uvloop
 from aiohttp import web
 
 from ppsp.peer.content import ChunkStore, describe_file
-from ppsp.peer.node import PEER_ID_HEADER, PeerNode, SwarmSession
+from ppsp.peer.node import PEER_ID_HEADER, PeerNode, SwarmSession, advertised_rate
 from ppsp.tracker.messages import PeerMode
 
 CHUNK = 64 * 1024
@@ -93,3 +95,36 @@ def test_chunks_served_by_reading_on_uvloop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert uvloop.run(_serve_and_fetch_every_chunk(tmp_path, monkeypatch)) == 12
+
+
+@pytest.mark.parametrize(
+    ("properties", "rate"),
+    [
+        ({"Bandwidth": "2097152"}, 2097152.0),
+        ({"Bandwidth": " 1000 "}, 1000.0),
+        ({"Bandwidth": "0"}, None),
+        ({"Bandwidth": "-5"}, None),
+        ({"Bandwidth": "fast"}, None),
+        ({"Bandwidth": "1e9"}, None),
+        ({"UploadRate": "1000"}, None),
+        ({}, None),
+    ],
+)
+def test_advertised_rate_is_read_only_from_a_positive_integer(
+    properties: dict[str, str], rate: float | None
+) -> None:
+    assert advertised_rate(properties) == rate
+
+
+def test_a_capped_peer_advertises_its_upload_cap_as_bandwidth(tmp_path: Path) -> None:
+    path = tmp_path / "content.bin"
+    path.write_bytes(os.urandom(SIZE))
+    description = describe_file(path, chunk_size=CHUNK)
+    for upload_rate, expected in ((2_000_000.0, "2000000"), (None, None)):
+        node = PeerNode(tracker_url="http://127.0.0.1:9/", upload_rate=upload_rate)
+        node.sessions[description.swarm_id] = SwarmSession(
+            swarm_id=description.swarm_id, description=description, store=None, mode=PeerMode.SEED
+        )
+        values = node.property_values(description.swarm_id, node.clock())
+        assert values.get("Bandwidth") == expected
+        assert "UploadRate" in values

@@ -630,3 +630,22 @@ def test_a_failed_duplicate_does_not_end_another_copys_verification() -> None:
     assert p.next_requests(3.0) == []
     p.set_peer("C", ChunkBitmap.full(4), slots=1)
     assert p.next_requests(4.0) == [("C", 3)]
+
+
+def test_unmeasured_peers_rank_by_advertised_rate_until_measured() -> None:
+    p = picker(20, window=1)
+    p.set_peer("slow", ChunkBitmap.full(20), slots=1)
+    p.set_peer("fast", ChunkBitmap.full(20), slots=1)
+    p.set_advertised_rate("fast", 8e6)
+    p.set_advertised_rate("slow", 1e5)
+    p.set_advertised_rate("nobody", 1e9)  # not a connected peer: ignored
+    p.seek(0)
+    out = p.next_requests(0.0)
+    assert out[0] == ("fast", 0)  # the urgent chunk goes to the peer that says it is fast
+    # Measured, "fast" turns out slow: the measurement wins over what it advertised.
+    p.on_received("fast", 0, 1000, 10.0)  # 100 B/s
+    p.on_received("slow", out[1][1], 1000, 0.01)  # 100,000 B/s
+    p.seek(1)
+    assert p.next_requests(10.0)[0] == ("slow", 1)
+    p.set_advertised_rate("slow", None)
+    assert p.throughput("slow") == pytest.approx(1000 / 0.01)

@@ -62,6 +62,7 @@ from ppsp.peer.messages import (
     Property,
     PropertyQueryResponse,
     RepresentationMap,
+    Stat,
     TransportNegotiationResponse,
     TransportOffer,
     bitmaps_from_chunk_map,
@@ -468,7 +469,13 @@ class PeerNode:
         session = self.sessions[swarm_id]
         online = max(0.0, now - self.started_at)
         rate = session.uploaded_bytes / online if online > 0 else 0.0
+        bandwidth: dict[str, str] = {}
+        if self.upload_limiter is not None:
+            # The draft's "available bandwidth": this peer's upload cap, in bytes per second.
+            limit = int(self.upload_limiter.bucket.rate)
+            bandwidth[Property.BANDWIDTH] = format_property_value(limit)
         return {
+            **bandwidth,
             Property.UPLOAD_RATE: format_property_value(int(rate)),
             Property.ONLINE_TIME: format_property_value(int(online)),
             Property.CHUNK_COUNT: format_property_value(len(session.bitmap())),
@@ -1178,6 +1185,7 @@ class _Downloader:
                 and self._synced.get(peer_id) != remote.map_version
             ):
                 picker.set_peer(peer_id, remote.bitmap)
+                picker.set_advertised_rate(peer_id, advertised_rate(remote.properties))
                 self._synced[peer_id] = remote.map_version
         self.session.map_changed = False
 
@@ -1285,6 +1293,16 @@ class _Downloader:
             remote.failures += 1
             if remote.failures >= 3:
                 remote.banned = True
+
+
+def advertised_rate(properties: Mapping[str, str]) -> float | None:
+    """The upload rate (bytes per second) a peer advertised as ``Bandwidth`` in PROPERTY_QUERY.
+
+    None when it gave none or not a positive integer (other peers' values are untrusted).
+    """
+    stat = Stat(property=Property.BANDWIDTH, value=properties.get(Property.BANDWIDTH))
+    value = stat.as_int()
+    return float(value) if value is not None and value > 0 else None
 
 
 def _live_bitmap(chunk_map: Sequence[RepresentationMap]) -> ChunkBitmap:

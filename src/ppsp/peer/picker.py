@@ -30,9 +30,11 @@ missing chunks, so that the source's upload goes to the chunks only it holds).
 
 Throughput per peer is an EWMA of delivery rates, each sample the chunk's bytes over the time
 since the later of the request and the peer's previous delivery (so parallel requests to one
-peer measure its aggregate rate).  A request expires after ``timeout_factor`` times its expected
-transfer time (queue depth x chunk size / throughput), never less than ``timeout_floor``, or
-after ``initial_timeout`` while the peer is unmeasured; a request whose bytes are arriving
+peer measure its aggregate rate).  Until a peer is measured, the rate it advertised
+(:meth:`PiecePicker.set_advertised_rate`) ranks it, else the average of the measured peers.
+A request expires after ``timeout_factor`` times its expected transfer time (queue depth x
+chunk size / throughput), never less than ``timeout_floor``, or after ``initial_timeout``
+while the peer is unmeasured; a request whose bytes are arriving
 (:meth:`PiecePicker.on_progress`) expires only after ``stall_timeout`` without a byte.  A
 peer whose request for a chunk expired is tried last for that chunk; a peer that failed or
 corrupted a chunk is never asked for it again; a banned peer is never asked for anything.
@@ -134,6 +136,7 @@ class _Peer:
     """Mutable per-peer state."""
 
     __slots__ = (
+        "advertised",
         "chunks",
         "failed",
         "last_delivery",
@@ -144,6 +147,7 @@ class _Peer:
     )
 
     def __init__(self, chunks: ChunkBitmap, slots: int) -> None:
+        self.advertised: float | None = None
         self.chunks = chunks
         self.slots = slots
         self.throughput: float | None = None
@@ -295,6 +299,15 @@ class PiecePicker:
         if index >= self._floor:
             self._avail[index] = self._avail.get(index, 0) + 1
             self._rarest = None
+
+    def set_advertised_rate(self, peer: PeerId, rate: float | None) -> None:
+        """What ``peer`` says it can upload (bytes per second), e.g. from PROPERTY_QUERY.
+
+        It ranks the peer until its throughput is measured; the measurement then decides.
+        """
+        state = self._peers.get(peer)
+        if state is not None:
+            state.advertised = rate if rate is not None and rate > 0 else None
 
     def set_slots(self, peer: PeerId, slots: int) -> None:
         """Change how many requests may be in flight to ``peer`` at once."""
@@ -597,12 +610,18 @@ class PiecePicker:
 
     def _speeds(self) -> dict[PeerId, float]:
         known = [s.throughput for s in self._peers.values() if s.throughput is not None]
-        # An unmeasured peer ranks as an average one: neither starved nor blindly trusted.
+        # An unmeasured peer ranks by what it advertised, else as an average one: neither
+        # starved nor blindly trusted.
         neutral = sum(known) / len(known) if known else 0.0
-        return {
-            pid: neutral if state.throughput is None else state.throughput
-            for pid, state in self._peers.items()
-        }
+        speeds: dict[PeerId, float] = {}
+        for pid, state in self._peers.items():
+            if state.throughput is not None:
+                speeds[pid] = state.throughput
+            elif state.advertised is not None:
+                speeds[pid] = state.advertised
+            else:
+                speeds[pid] = neutral
+        return speeds
 
     def _best_peer(
         self, chunk: int, free: dict[PeerId, int], speeds: dict[PeerId, float]
