@@ -94,6 +94,9 @@ MAX_DESCRIPTION_BYTES = 64 << 20
 MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
 
+CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=30)
+"""Bound on one chunk request, from sending it to the last byte."""
+
 CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
 under a download cap, so that the cap paces the network, not only the reader)."""
@@ -536,7 +539,11 @@ class PeerNode:
         # Without a download cap, a chunk body may sit in the connection's buffer whole
         # instead of pausing the socket every 128 KiB until the reader catches up.
         read_bufsize = CHUNK_READ_BYTES if self.download_limiter is None else 65536
-        self._http = aiohttp.ClientSession(connector=connector, read_bufsize=read_bufsize)
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            read_bufsize=read_bufsize,
+            cookie_jar=aiohttp.DummyCookieJar(),  # peers set no cookies: none to look up
+        )
         family = AddressFamily.IPV6 if ":" in self.host else AddressFamily.IPV4
         address = PeerAddress(
             ip=self.host, port=self.port, family=family, peer_protocol=PEER_PROTOCOL
@@ -893,8 +900,7 @@ class PeerNode:
         assert self._http is not None and remote.offer is not None
         url = remote.offer.chunk_url(index, session.representation_id)
         headers = {PEER_ID_HEADER: self.peer_id}
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with self._http.get(url, headers=headers, timeout=timeout) as answer:
+        async with self._http.get(url, headers=headers, timeout=CHUNK_TIMEOUT) as answer:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
