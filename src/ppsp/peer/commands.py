@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import aiohttp
 import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from ppsp.errors import PPSPError
 from ppsp.peer.live import LiveDescription, QoE, generate_key, load_key, save_key
@@ -30,6 +29,9 @@ from ppsp.peer.picker import PickerConfig
 from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
 from ppsp.signals import stop_event
 from ppsp.tracker.messages import Encoding
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
@@ -107,6 +109,9 @@ class ProgressReporter:
             done = total
         if self.interactive:
             if self._progress is None:
+                # Imported here: rich costs start-up time that only a terminal user sees paid.
+                from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
                 self._progress = Progress(
                     "[progress.description]{task.description}",
                     BarColumn(),
