@@ -1275,6 +1275,7 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
             root["swarm_result"] = results
         if not check:
             _check_success(root, results)
+            _serialised_peers(results)
     data = orjson.dumps({_ROOT: root})
     if not check:
         if len(data) > MAX_JSON_BYTES:
@@ -1285,6 +1286,32 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
     except RemoteTrackerError as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None
     return data
+
+
+_FRAGMENTS: dict[int, tuple[dict[str, object], orjson.Fragment]] = {}
+"""Serialised ``peer_info`` objects by the identity of the object (see :func:`_peer_info_json`:
+the same object is handed out for as long as a peer's entry is unchanged)."""
+
+
+def _serialised_peers(results: list[dict[str, object]]) -> None:
+    """Put each listed peer's serialised form in place of its object, serialising each once.
+
+    ``orjson`` writes a fragment as it is, so the document's bytes do not change.
+    """
+    for item in results:
+        group = item.get("peer_group")
+        if not isinstance(group, dict):
+            continue
+        fragments: list[object] = []
+        for info in group["peer_info"]:
+            entry = _FRAGMENTS.get(id(info))
+            if entry is None or entry[0] is not info:
+                if len(_FRAGMENTS) >= _ADDRESS_CACHE_SIZE:
+                    _FRAGMENTS.clear()
+                # The entry holds the object, so its id cannot be reused while the entry exists.
+                entry = _FRAGMENTS[id(info)] = (info, orjson.Fragment(orjson.dumps(info)))
+            fragments.append(entry[1])
+        group["peer_info"] = fragments
 
 
 _IDENT_CACHE: set[str] = set()
