@@ -41,6 +41,7 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    positional_builder,
 )
 from ppsp.tracker.peerlist import peer_count, requester_info, select_peers, to_peer_infos
 from ppsp.tracker.statemachine import (
@@ -99,6 +100,9 @@ def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
         type=AddressType.REFLEXIVE,
     )
 
+
+_build_record = positional_builder(PeerRecord)
+_build_response = positional_builder(TrackerResponse)
 
 LISTED_CACHE_SIZE = 16384
 """Most peer-list entries a tracker keeps for reuse (the cache is emptied when full)."""
@@ -283,12 +287,15 @@ class Tracker:
             deadline = ctx.now + self.config.track_timeout
         else:
             deadline = ctx.now
-        record = PeerRecord(
-            peer_id=request.peer_id,
-            version=ctx.machine.version,
-            state=ctx.transition.next_state,
-            addresses=addresses,
-            deadline=deadline,
+        # PeerRecord(peer_id=..., version=..., state=..., addresses=..., deadline=...,
+        # grace_used=False): a valid message clears the grace.
+        record = _build_record(
+            request.peer_id,
+            ctx.machine.version,
+            ctx.transition.next_state,
+            addresses,
+            deadline,
+            False,
         )
         await self._put(record)
         return record
@@ -302,12 +309,9 @@ class Tracker:
         with_requester: bool = True,
     ) -> TrackerResponse:
         requester = requester_info(ctx.request.peer_id, ctx.reflexive) if with_requester else None
-        return TrackerResponse(
-            version=ctx.request.version,
-            transaction_id=ctx.request.transaction_id,
-            results=results,
-            requester=requester,
-            peers=peers,
+        # TrackerResponse(version=..., transaction_id=..., results=..., requester=..., peers=...)
+        return _build_response(
+            ctx.request.version, ctx.request.transaction_id, results, requester, peers
         )
 
     async def _peer_list(

@@ -13,8 +13,10 @@ JSON, ``200 OK`` result strings, ...) live in the codecs, never here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import Enum
+from typing import Any, TypeVar
 
 from ppsp.errors import TrackerErrorCode
 
@@ -373,3 +375,28 @@ AnyRequest = ConnectRequest | JoinRequest | DisconnectRequest | FindRequest | St
 
 ALL_SWARMS = "ALL"
 """The SwarmID text that means every swarm in a DISCONNECT (huang-01 section 4.2)."""
+
+
+_D = TypeVar("_D")
+
+
+def positional_builder(cls: type[_D]) -> Callable[..., _D]:
+    """A function building ``cls`` from all its fields, positionally, in declaration order.
+
+    For frozen, slotted dataclasses (these messages, the storage's records): the ``__init__``
+    of a frozen class writes each field through ``object.__setattr__``, which costs about twice
+    as much as writing the slot directly, as the builder does.  Every field must be given
+    (defaults are not applied); no check is skipped (these classes have no ``__post_init__``).
+    Meant for the few objects the tracker builds on every request.
+    """
+    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def build({', '.join(names)}):", "    obj = _new(_cls)"]
+    for name in names:
+        slot = next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
+        namespace[f"_set_{name}"] = slot.__set__
+        lines.append(f"    _set_{name}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), namespace)
+    builder: Callable[..., _D] = namespace["build"]
+    return builder

@@ -25,6 +25,7 @@ from ppsp.tracker.messages import (
     PeerMode,
     ProtocolVersion,
     StreamStatistics,
+    positional_builder,
 )
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
@@ -33,6 +34,10 @@ __all__ = ["MemoryStorage", "measure_membership_bytes"]
 
 _PEER_WIDE = ""
 """Statistics key of statistics that name no swarm."""
+
+
+_build_member = positional_builder(SwarmMember)
+"""SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
 
 
 class _Peer:
@@ -102,10 +107,8 @@ class MemoryStorage(Storage):
         """Give the peer's listed memberships its new addresses."""
         for swarm_id in peer.swarms:
             members = self._shard(swarm_id)[swarm_id].members
-            members[record.peer_id] = SwarmMember(
-                peer_id=record.peer_id,
-                mode=members[record.peer_id].mode,
-                addresses=record.addresses,
+            members[record.peer_id] = _build_member(
+                record.peer_id, members[record.peer_id].mode, record.addresses, None
             )
 
     async def delete_peer(self, peer_id: str) -> bool:
@@ -150,9 +153,7 @@ class MemoryStorage(Storage):
         if peer_id not in swarm.members:
             self._memberships += 1
             peer.swarms = (*peer.swarms, swarm_id)
-        swarm.members[peer_id] = SwarmMember(
-            peer_id=peer_id, mode=mode, addresses=peer.record.addresses
-        )
+        swarm.members[peer_id] = _build_member(peer_id, mode, peer.record.addresses, None)
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
