@@ -75,6 +75,7 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    positional_builder,
 )
 
 __all__ = [
@@ -427,6 +428,19 @@ def _text_token(element: _Element) -> str:
 # --------------------------------------------------------------------------------------------
 # Decoding
 
+# The decoded messages are built by writing their slots (see positional_builder): the fields in
+# declaration order, every one given.
+_build_connect = positional_builder(ConnectRequest)
+_build_join = positional_builder(JoinRequest)
+_build_disconnect = positional_builder(DisconnectRequest)
+_build_find = positional_builder(FindRequest)
+_build_report = positional_builder(StatReportRequest)
+_build_stream_statistics = positional_builder(StreamStatistics)
+_build_content_map = positional_builder(ContentMap)
+_build_representation = positional_builder(RepresentationMap)
+_build_segment = positional_builder(SegmentMap)
+_build_swarm_action = positional_builder(SwarmAction)
+
 
 def _parse(data: bytes) -> _Element:
     if len(data) > MAX_XML_BYTES:
@@ -596,12 +610,7 @@ def _swarm_actions(
             required = kind is not SwarmActionType.LEAVE
             mode = _attr_enum(element, "peerMode", PeerMode, required=required)
         actions.append(
-            SwarmAction(
-                swarm_id=swarm_id,
-                action=kind,
-                peer_mode=mode,
-                transaction_id=_attr_token(element, "transactionID"),
-            )
+            _build_swarm_action(swarm_id, kind, mode, _attr_token(element, "transactionID"))
         )
     return tuple(actions)
 
@@ -615,14 +624,14 @@ def _decode_connect(
     addresses = [address for info in _peer_infos(groups) for address in info.addresses]
     if len(addresses) > MAX_PEER_ADDRESSES:
         raise BadRequest(f"more than {MAX_PEER_ADDRESSES} <PeerAddress> in a request")
-    return ConnectRequest(
-        version=version,
-        transaction_id=tid,
-        peer_id=peer_id,
-        peer_addresses=tuple(addresses),
-        swarm_actions=_swarm_actions(swarm_ids, action=True, peer_mode=True),
-        peer_num=_peer_num(groups),
-        content_group=_content_group(groups),
+    return _build_connect(
+        version,
+        tid,
+        peer_id,
+        tuple(addresses),
+        _swarm_actions(swarm_ids, action=True, peer_mode=True),
+        _peer_num(groups),
+        _content_group(groups),
     )
 
 
@@ -632,13 +641,13 @@ def _decode_join(
     swarm_ids = groups.get("SwarmID", [])
     if not swarm_ids:
         raise BadRequest("JOIN needs at least one <SwarmID>")
-    return JoinRequest(
-        version=version,
-        transaction_id=tid,
-        peer_id=peer_id,
-        swarms=_swarm_actions(swarm_ids, action=False, peer_mode=True),
-        peer_num=_peer_num(groups),
-        content_group=_content_group(groups),
+    return _build_join(
+        version,
+        tid,
+        peer_id,
+        _swarm_actions(swarm_ids, action=False, peer_mode=True),
+        _peer_num(groups),
+        _content_group(groups),
     )
 
 
@@ -660,9 +669,7 @@ def _decode_disconnect(
             SwarmAction(swarm_id=action.swarm_id, transaction_id=action.transaction_id)
             for action in _swarm_actions(elements, action=False, peer_mode=False)
         )
-    return DisconnectRequest(
-        version=version, transaction_id=tid, peer_id=peer_id, scope=scope, swarms=swarms
-    )
+    return _build_disconnect(version, tid, peer_id, scope, swarms)
 
 
 def _decode_find(
@@ -671,13 +678,8 @@ def _decode_find(
     swarm_ids = groups.get("SwarmID", [])
     if len(swarm_ids) != 1:
         raise BadRequest("FIND needs exactly one <SwarmID>")
-    return FindRequest(
-        version=version,
-        transaction_id=tid,
-        peer_id=peer_id,
-        swarm_id=_text_token(swarm_ids[0]),
-        peer_num=_peer_num(groups),
-        content_group=_content_group(groups),
+    return _build_find(
+        version, tid, peer_id, _text_token(swarm_ids[0]), _peer_num(groups), _content_group(groups)
     )
 
 
@@ -704,13 +706,13 @@ def _stream_statistics(element: _Element) -> StreamStatistics:
             if len(extra) >= MAX_EXTRA_STATISTICS:
                 raise BadRequest(f"more than {MAX_EXTRA_STATISTICS} extra statistics")
             extra.append((name, _text_token(child)))
-    return StreamStatistics(
-        swarm_id=swarm_id,
-        uploaded_bytes=values.get("UploadedBytes"),
-        downloaded_bytes=values.get("DownloadedBytes"),
-        available_bandwidth=values.get("AvailBandwidth"),
-        concurrent_links=values.get("ConcurrentLinks"),
-        extra=tuple(extra),
+    return _build_stream_statistics(
+        swarm_id,
+        values.get("UploadedBytes"),
+        values.get("DownloadedBytes"),
+        values.get("AvailBandwidth"),
+        values.get("ConcurrentLinks"),
+        tuple(extra),
     )
 
 
@@ -730,22 +732,15 @@ def _content_map(element: _Element, budget: list[int]) -> ContentMap:
             if end < start or size != end - start + 1:
                 raise BadRequest("SegmentInfo needs chunkmapSize = endIndex - startIndex + 1")
             bitmap = _bitmap(_text(segment), size, start, BadRequest)
-            segments.append(
-                SegmentMap(start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap)
-            )
+            segments.append(_build_segment(start, end, size, bitmap))
         if not segments:
             raise BadRequest("a ContentMap <Representation> needs at least one <SegmentInfo>")
         representation_id = _attr_token(representation, "id", required=True)
         assert representation_id is not None
-        representations.append(
-            RepresentationMap(representation_id=representation_id, segments=tuple(segments))
-        )
+        representations.append(_build_representation(representation_id, tuple(segments)))
     if not representations:
         raise BadRequest("a ContentMap Stat needs at least one <Representation>")
-    return ContentMap(
-        swarm_id=_required_token(groups, "SwarmID"),
-        representations=tuple(representations),
-    )
+    return _build_content_map(_required_token(groups, "SwarmID"), tuple(representations))
 
 
 def _decode_stat_report(
@@ -763,13 +758,7 @@ def _decode_stat_report(
             elif prop == _STAT_CONTENT_MAP:
                 content_maps.append(_content_map(stat, budget))
             # Other properties are extensions this tracker does not know: ignored.
-    return StatReportRequest(
-        version=version,
-        transaction_id=tid,
-        peer_id=peer_id,
-        stream_stats=tuple(stream_stats),
-        content_maps=tuple(content_maps),
-    )
+    return _build_report(version, tid, peer_id, tuple(stream_stats), tuple(content_maps))
 
 
 _Decoder = Callable[[ProtocolVersion, str, str, dict[str, list[_Element]]], AnyRequest]
