@@ -158,6 +158,7 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    positional_builder,
 )
 
 __all__ = [
@@ -177,6 +178,19 @@ __all__ = [
     "encode_request",
     "encode_response",
 ]
+
+# Decoded messages are built by writing their slots (see positional_builder): the fields in
+# declaration order, every one given.
+_build_swarm_action = positional_builder(SwarmAction)
+_build_connect = positional_builder(ConnectRequest)
+_build_join = positional_builder(JoinRequest)
+_build_disconnect = positional_builder(DisconnectRequest)
+_build_find = positional_builder(FindRequest)
+_build_stream_statistics = positional_builder(StreamStatistics)
+_build_segment = positional_builder(SegmentMap)
+_build_representation = positional_builder(RepresentationMap)
+_build_content_map = positional_builder(ContentMap)
+_build_report = positional_builder(StatReportRequest)
 
 MAX_JSON_BYTES: Final = 1 << 20
 """Default upper bound on a JSON body, checked before parsing."""
@@ -504,11 +518,11 @@ def _swarm_action(
     mode = _opt_choice(obj.get("peer_mode"), f"{where}.peer_mode", _PEER_MODES)
     if mode is None and (need_mode or action is SwarmActionType.JOIN):
         raise _Malformed(f"{where}.peer_mode is missing")
-    return SwarmAction(
-        swarm_id=_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
-        action=action,
-        peer_mode=mode,
-        transaction_id=_opt_ident(obj.get("transaction_id"), f"{where}.transaction_id"),
+    return _build_swarm_action(
+        _ident(obj.get("swarm_id"), f"{where}.swarm_id"),
+        action,
+        mode,
+        _opt_ident(obj.get("transaction_id"), f"{where}.transaction_id"),
     )
 
 
@@ -531,16 +545,14 @@ def _read_connect(root: dict[str, object], common: _Common) -> ConnectRequest:
     )
     if version is ProtocolVersion.V1_0 and not actions:
         raise _Malformed("an RFC 7846 CONNECT needs at least one swarm_action")
-    return ConnectRequest(
-        version=version,
-        transaction_id=transaction_id,
-        peer_id=peer_id,
-        peer_addresses=_peer_addresses(data.get("peer_addr")),
-        swarm_actions=actions,
-        peer_num=_peer_num(data.get("peer_num")),
-        content_group=(
-            _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else ()
-        ),
+    return _build_connect(
+        version,
+        transaction_id,
+        peer_id,
+        _peer_addresses(data.get("peer_addr")),
+        actions,
+        _peer_num(data.get("peer_num")),
+        _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else (),
     )
 
 
@@ -553,13 +565,13 @@ def _read_join(root: dict[str, object], common: _Common) -> JoinRequest:
     )
     if not swarms:
         raise _Malformed("JOIN needs at least one swarm_action")
-    return JoinRequest(
-        version=version,
-        transaction_id=transaction_id,
-        peer_id=peer_id,
-        swarms=swarms,
-        peer_num=_peer_num(data.get("peer_num")),
-        content_group=_content_group(data.get("content_group")),
+    return _build_join(
+        version,
+        transaction_id,
+        peer_id,
+        swarms,
+        _peer_num(data.get("peer_num")),
+        _content_group(data.get("content_group")),
     )
 
 
@@ -596,27 +608,19 @@ def _read_disconnect(root: dict[str, object], common: _Common) -> DisconnectRequ
             scope, swarms = DisconnectScope.ALL_SWARMS, ()
         else:
             scope = DisconnectScope.SWARMS
-    return DisconnectRequest(
-        version=version,
-        transaction_id=transaction_id,
-        peer_id=peer_id,
-        scope=scope,
-        swarms=swarms,
-    )
+    return _build_disconnect(version, transaction_id, peer_id, scope, swarms)
 
 
 def _read_find(root: dict[str, object], common: _Common) -> FindRequest:
     version, transaction_id, peer_id = common
     data = _request_data(root, "find")
-    return FindRequest(
-        version=version,
-        transaction_id=transaction_id,
-        peer_id=peer_id,
-        swarm_id=_ident(data.get("swarm_id"), "find.swarm_id"),
-        peer_num=_peer_num(data.get("peer_num")),
-        content_group=(
-            _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else ()
-        ),
+    return _build_find(
+        version,
+        transaction_id,
+        peer_id,
+        _ident(data.get("swarm_id"), "find.swarm_id"),
+        _peer_num(data.get("peer_num")),
+        _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else (),
     )
 
 
@@ -644,15 +648,13 @@ def _stream_stat(obj: Mapping[str, object]) -> StreamStatistics:
             if len(extra) == MAX_EXTRA_STATS:
                 raise _Malformed(f"{where} has more than {MAX_EXTRA_STATS} extension members")
             extra.append(item)
-    return StreamStatistics(
-        swarm_id=_opt_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
-        uploaded_bytes=_opt_int(obj.get("uploaded_bytes"), f"{where}.uploaded_bytes"),
-        downloaded_bytes=_opt_int(obj.get("downloaded_bytes"), f"{where}.downloaded_bytes"),
-        available_bandwidth=_opt_int(
-            obj.get("available_bandwidth"), f"{where}.available_bandwidth"
-        ),
-        concurrent_links=_opt_int(obj.get("concurrent_links"), f"{where}.concurrent_links"),
-        extra=tuple(extra),
+    return _build_stream_statistics(
+        _opt_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
+        _opt_int(obj.get("uploaded_bytes"), f"{where}.uploaded_bytes"),
+        _opt_int(obj.get("downloaded_bytes"), f"{where}.downloaded_bytes"),
+        _opt_int(obj.get("available_bandwidth"), f"{where}.available_bandwidth"),
+        _opt_int(obj.get("concurrent_links"), f"{where}.concurrent_links"),
+        tuple(extra),
     )
 
 
@@ -678,7 +680,7 @@ def _segment(obj: Mapping[str, object]) -> SegmentMap:
         bitmap = _chunkmap_bytes(text, size, start)
     except ValueError as exc:
         raise _Malformed(f"{where}.chunkmap: {exc}") from None
-    return SegmentMap(start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap)
+    return _build_segment(start, end, size, bitmap)
 
 
 def _chunkmap_bytes(text: str, size: int, start: int) -> bytes:
@@ -700,18 +702,15 @@ def _content_map(obj: Mapping[str, object]) -> ContentMap:
     representations = []
     for rep in _objects(obj.get("representation"), "representation", MAX_REPRESENTATIONS):
         representations.append(
-            RepresentationMap(
-                representation_id=_ident(rep.get("id"), "representation.id"),
-                segments=tuple(
+            _build_representation(
+                _ident(rep.get("id"), "representation.id"),
+                tuple(
                     _segment(seg)
                     for seg in _objects(rep.get("segment_info"), "segment_info", MAX_SEGMENTS)
                 ),
             )
         )
-    return ContentMap(
-        swarm_id=_ident(obj.get("swarm_id"), "stat.swarm_id"),
-        representations=tuple(representations),
-    )
+    return _build_content_map(_ident(obj.get("swarm_id"), "stat.swarm_id"), tuple(representations))
 
 
 def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportRequest:
@@ -731,13 +730,7 @@ def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportReq
             stream_stats.extend(_stream_stat(s) for s in stats)
         elif kind == _CONTENT_MAP and version is ProtocolVersion.V1_1:
             content_maps.extend(_content_map(s) for s in stats)
-    return StatReportRequest(
-        version=version,
-        transaction_id=transaction_id,
-        peer_id=peer_id,
-        stream_stats=tuple(stream_stats),
-        content_maps=tuple(content_maps),
-    )
+    return _build_report(version, transaction_id, peer_id, tuple(stream_stats), tuple(content_maps))
 
 
 _RequestReader = Callable[[dict[str, object], _Common], AnyRequest]
