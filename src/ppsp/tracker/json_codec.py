@@ -649,25 +649,25 @@ def _stream_stat(obj: Mapping[str, object]) -> StreamStatistics:
                 raise _Malformed(f"{where} has more than {MAX_EXTRA_STATS} extension members")
             extra.append(item)
     return _build_stream_statistics(
-        _opt_ident(obj.get("swarm_id"), f"{where}.swarm_id"),
-        _opt_int(obj.get("uploaded_bytes"), f"{where}.uploaded_bytes"),
-        _opt_int(obj.get("downloaded_bytes"), f"{where}.downloaded_bytes"),
-        _opt_int(obj.get("available_bandwidth"), f"{where}.available_bandwidth"),
-        _opt_int(obj.get("concurrent_links"), f"{where}.concurrent_links"),
+        _opt_ident(obj.get("swarm_id"), "stat.swarm_id"),
+        _opt_int(obj.get("uploaded_bytes"), "stat.uploaded_bytes"),
+        _opt_int(obj.get("downloaded_bytes"), "stat.downloaded_bytes"),
+        _opt_int(obj.get("available_bandwidth"), "stat.available_bandwidth"),
+        _opt_int(obj.get("concurrent_links"), "stat.concurrent_links"),
         tuple(extra),
     )
 
 
 def _segment(obj: Mapping[str, object]) -> SegmentMap:
     where = "segment_info"
-    start = _int(obj.get("start_index"), f"{where}.start_index")
-    end = _int(obj.get("end_index"), f"{where}.end_index")
+    start = _int(obj.get("start_index"), "segment_info.start_index")
+    end = _int(obj.get("end_index"), "segment_info.end_index")
     if end < start:
         raise _Malformed(f"{where}.end_index is below start_index")
     size = end - start + 1
     if size > MAX_CHUNKMAP_BITS:
         raise _Malformed(f"{where} covers more than {MAX_CHUNKMAP_BITS} chunks")
-    declared = _opt_int(obj.get("chunkmap_size"), f"{where}.chunkmap_size")
+    declared = _opt_int(obj.get("chunkmap_size"), "segment_info.chunkmap_size")
     if declared is not None and declared != size:
         raise _Malformed(f"{where}.chunkmap_size must be end_index - start_index + 1")
     text = obj.get("chunkmap")
