@@ -56,9 +56,9 @@ from ppsp.tracker.statemachine import (
     machine_for,
     tracker_state,
 )
-from ppsp.tracker.storage.base import PeerRecord, Storage, SwarmMember
+from ppsp.tracker.storage.base import PeerRecord, Storage
 
-__all__ = ["LISTED_CACHE_SIZE", "Tracker", "TrackerConfig", "TrackerStats", "reflexive_address"]
+__all__ = ["Tracker", "TrackerConfig", "TrackerStats", "reflexive_address"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,9 +103,6 @@ def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
 
 _build_record = positional_builder(PeerRecord)
 _build_response = positional_builder(TrackerResponse)
-
-LISTED_CACHE_SIZE = 16384
-"""Most peer-list entries a tracker keeps for reuse (the cache is emptied when full)."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -167,11 +164,6 @@ class Tracker:
         # are reset and peers only disappear, so this is never later than the true earliest
         # deadline of the peers this process wrote: waking at it is at worst early.
         self._next_deadline: float | None = None
-        # Peer-list entries by the identity of the member each was made from, when the storage
-        # hands out the same member object for as long as the membership is unchanged.
-        self._listed: dict[int, tuple[SwarmMember, str, PeerInfo]] | None = (
-            {} if storage.stable_members else None
-        )
 
     # -- public API -----------------------------------------------------------------------
 
@@ -338,31 +330,7 @@ class Tracker:
             scope=scope,
             require_scope=require_scope,
         )
-        if self._listed is None or scope:
-            # With a scope the members carry content maps: new objects every time.
-            return to_peer_infos(chosen, swarm_id)
-        return self._listed_infos(chosen, swarm_id, self._listed)
-
-    @staticmethod
-    def _listed_infos(
-        members: list[SwarmMember],
-        swarm_id: str,
-        listed: dict[int, tuple[SwarmMember, str, PeerInfo]],
-    ) -> tuple[PeerInfo, ...]:
-        """:func:`to_peer_infos`, reusing the entry made from the same member object before."""
-        infos = []
-        for member in members:
-            entry = listed.get(id(member))
-            if entry is not None and entry[0] is member and entry[1] == swarm_id:
-                infos.append(entry[2])
-                continue
-            (info,) = to_peer_infos((member,), swarm_id)
-            if len(listed) >= LISTED_CACHE_SIZE:
-                listed.clear()
-            # The entry holds the member, so its id cannot be reused while the entry exists.
-            listed[id(member)] = (member, swarm_id, info)
-            infos.append(info)
-        return tuple(infos)
+        return to_peer_infos(chosen, swarm_id)
 
     async def _join_all(
         self,

@@ -1160,23 +1160,14 @@ _INFO_CACHE: dict[int, tuple[tuple[PeerAddress, ...], str | None, dict[str, obje
 written for (the storage hands out the same tuple while a peer's addresses stay the same)."""
 
 
-_INFO_BY_OBJECT: dict[int, tuple[PeerInfo, dict[str, object]]] = {}
-"""``peer_info`` objects by the identity of the (immutable) PeerInfo they were written for (the
-tracker core hands out the same entry for as long as a membership is unchanged)."""
-
-
 def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
     """A ``peer_info`` entry (its addresses validated, see :func:`_checked_address_json`)."""
-    known = _INFO_BY_OBJECT.get(id(peer))
-    if known is not None and known[0] is peer:
-        return known[1]
     addresses = peer.addresses
     peer_id = peer.peer_id
     cacheable = peer_id is None or type(peer_id) is str
     if cacheable:
         entry = _INFO_CACHE.get(id(addresses))
         if entry is not None and entry[0] is addresses and entry[1] == peer_id:
-            _remember_info(peer, entry[2])
             return entry[2]
     info: dict[str, object] = {}
     if peer_id is not None:
@@ -1188,15 +1179,7 @@ def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
         if len(_INFO_CACHE) >= _ADDRESS_CACHE_SIZE:
             _INFO_CACHE.clear()
         _INFO_CACHE[id(addresses)] = (addresses, peer_id, info)
-        _remember_info(peer, info)
     return info
-
-
-def _remember_info(peer: PeerInfo, info: dict[str, object]) -> None:
-    if len(_INFO_BY_OBJECT) >= _ADDRESS_CACHE_SIZE:
-        _INFO_BY_OBJECT.clear()
-    # The entry holds the PeerInfo, so its id cannot be reused while the entry exists.
-    _INFO_BY_OBJECT[id(peer)] = (peer, info)
 
 
 def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:

@@ -1399,11 +1399,6 @@ they were written for (the storage hands out the same tuple for as long as a pee
 stay the same)."""
 
 
-_INFO_BY_OBJECT: dict[int, tuple[PeerInfo, str]] = {}
-"""Listed peers' ``<PeerInfo>`` fragments by the identity of the PeerInfo (the tracker core hands
-out the same entry for as long as a membership is unchanged)."""
-
-
 def _plain_id(value: str | None) -> bool:
     return value is None or type(value) is str
 
@@ -1512,19 +1507,8 @@ def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
         parts.append("  <PeerGroup>\n")
         if requester is not None:
             _peer_info_fragment(parts, requester, None)
-        by_info = _INFO_BY_OBJECT
         for peer in msg.peers:
-            entry = by_info.get(id(peer))
-            if entry is not None and entry[0] is peer:
-                parts.append(entry[1])
-                continue
-            swarm_id = peer.swarm_id
-            _peer_info_fragment(parts, peer, swarm_id)
-            if _plain_id(peer.peer_id) and _plain_id(swarm_id):
-                if len(by_info) >= _ADDRESS_CACHE_SIZE:
-                    by_info.clear()
-                # The entry holds the (immutable) PeerInfo: its id is not reused meanwhile.
-                by_info[id(peer)] = (peer, parts[-1])
+            _peer_info_fragment(parts, peer, peer.swarm_id)
         parts.append("  </PeerGroup>\n")
     parts.append(_TAIL)
     return "".join(parts).encode()

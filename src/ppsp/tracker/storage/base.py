@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
 
 from ppsp.tracker.messages import (
     ContentMap,
@@ -91,11 +90,6 @@ class Storage(abc.ABC):
     Every method is a coroutine so that remote backends fit; see the module docstring for the
     obligations every backend meets.
     """
-
-    stable_members: ClassVar[bool] = False
-    """Whether :meth:`members` without maps hands out the same :class:`SwarmMember` object for a
-    membership for as long as the membership is unchanged (so that what a caller derives from
-    one may be kept with it)."""
 
     @abc.abstractmethod
     async def get_peer(self, peer_id: str) -> PeerRecord | None:

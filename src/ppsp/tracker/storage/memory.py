@@ -66,8 +66,6 @@ class MemoryStorage(Storage):
     ``shards`` is the number of swarm shards; ``seed`` seeds the sampling of large swarms.
     """
 
-    stable_members = True
-
     def __init__(self, *, shards: int = 64, seed: int | None = None) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
