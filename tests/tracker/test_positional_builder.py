@@ -68,3 +68,17 @@ def test_builder_builds_what_the_constructor_builds() -> None:
         for field in dataclasses.fields(SwarmAction)
     }
     assert build_action(*values.values()) == SwarmAction(**values)
+
+
+def test_every_builder_in_the_tracker_is_of_a_checked_class() -> None:
+    import importlib
+
+    modules = ["core", "peerlist", "xml_codec", "json_codec", "storage.memory"]
+    found = set()
+    for name in modules:
+        module = importlib.import_module(f"ppsp.tracker.{name}")
+        for value in vars(module).values():
+            if callable(value) and getattr(value, "__name__", "") == "build":
+                found.add(value.__globals__["_cls"])
+    assert found, "no positional builders found: update this test"
+    assert found <= set(BUILT)
