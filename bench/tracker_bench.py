@@ -3,7 +3,8 @@
     python -m bench.tracker_bench [--peers N] [--duration S] [--rounds R] [--out FILE]
 
 The tracker runs as a subprocess (``python -m ppsp tracker``, uvloop), and so does a bare aiohttp
-endpoint (POST returning a fixed body of the same size, the tracker's server settings); the load
+endpoint (POST returning a fixed body, the empty success answer of the same encoding, with the
+tracker's server settings); the load
 generator runs in this process (uvloop, one aiohttp session per server), so each side has a core
 of its own on a two-core machine.
 

@@ -128,8 +128,8 @@ class _RequestMetrics(Collector):
     """Request counts and durations as plain numbers, turned into Prometheus samples on collection.
 
     Every request updates both; prometheus_client's labelled children take a lock and several
-    calls per update (about 24,000 instructions a request for the two), a dictionary entry and a
-    list slot do not.  The exposition is the one a labelled Counter and Histogram give.
+    Python calls per update, a dictionary entry and a list slot do not (about 12,000 fewer
+    instructions a request).  The exposition is the one a labelled Counter and Histogram give.
     """
 
     def __init__(self) -> None:
