@@ -42,7 +42,7 @@ import orjson
 
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.errors import ChunkUnavailable, IntegrityError, InvalidDescription
-from ppsp.peer.merkle import HASH_SIZE, MerkleTree, chunk_hash, merkle_root
+from ppsp.peer.merkle import HASH_SIZE, MerkleTree, chunk_hash, chunk_hash_of_parts, merkle_root
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -399,11 +399,8 @@ def verify_chunk_parts(
     size = sum(len(part) for part in parts)
     if size != length:
         raise IntegrityError(f"chunk {index} has {size} bytes, expected {length}")
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
     expected = description.representation(representation).chunk_hashes[index]
-    if not hmac.compare_digest(digest.digest(), expected):
+    if not hmac.compare_digest(chunk_hash_of_parts(parts), expected):
         raise IntegrityError(f"chunk {index} does not match its hash")
 
 
@@ -495,7 +492,6 @@ class ChunkStore:
 
     __slots__ = (
         "_bitmap",
-        "_closing",
         "_fd_lock",
         "_file",
         "description",
@@ -517,7 +513,6 @@ class ChunkStore:
         self._file = handle
         self._bitmap = bitmap
         self._fd_lock = threading.Lock()  # a worker's write never meets a closed descriptor
-        self._closing = False
 
     @classmethod
     def create(
@@ -614,7 +609,7 @@ class ChunkStore:
         verify_chunk_parts(self.description, index, parts, self.representation.id)
         offset, _ = self.description.chunk_range(index, self.representation.id)
         with self._fd_lock:
-            if self._closing:
+            if self._file.closed:
                 raise ChunkUnavailable(f"chunk {index}: the store is closed")
             fd = self._file.fileno()
             views = [memoryview(part) for part in parts if part]
@@ -656,7 +651,6 @@ class ChunkStore:
     def close(self) -> None:
         """Close the file (idempotent); waits for a write in progress in another thread."""
         with self._fd_lock:
-            self._closing = True
             self._file.close()
 
     def __enter__(self) -> ChunkStore:

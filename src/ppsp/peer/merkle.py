@@ -29,6 +29,7 @@ __all__ = [
     "MerkleTree",
     "bin_number",
     "chunk_hash",
+    "chunk_hash_of_parts",
     "merkle_root",
     "parent_hash",
     "root_from_uncles",
@@ -49,6 +50,14 @@ EMPTY_HASH = bytes(HASH_SIZE)
 def chunk_hash(data: bytes) -> bytes:
     """The leaf hash of a chunk: SHA-256 of its bytes."""
     return hashlib.sha256(data).digest()
+
+
+def chunk_hash_of_parts(parts: Iterable[bytes]) -> bytes:
+    """:func:`chunk_hash` of a chunk given as consecutive pieces, without joining them."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
 
 
 def parent_hash(left: bytes, right: bytes) -> bytes:

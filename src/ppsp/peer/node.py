@@ -297,18 +297,44 @@ async def read_bounded(
 
     With a ``limiter``, every piece read is paced by the download rate limit.
     """
+    return b"".join(await read_pieces(stream, limit, limiter=limiter))
+
+
+async def read_pieces(
+    stream: aiohttp.StreamReader,
+    limit: int,
+    *,
+    limiter: RateLimiter | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> list[bytes]:
+    """Read a whole HTTP body as the pieces received, refusing one longer than ``limit`` bytes.
+
+    Buffered pieces are not joined.  With a ``limiter``, pieces of at most 64 KiB are read,
+    each paced by the download rate limit.  ``on_bytes`` is called with the number of bytes
+    read so far after each piece.
+    """
     parts: list[bytes] = []
     size = 0
-    while True:
-        part = await stream.read(65536)
-        if not part:
-            return b"".join(parts)
+    async for part in _body_pieces(stream, small=limiter is not None):
         size += len(part)
         if size > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")
         parts.append(part)
+        if on_bytes is not None:
+            on_bytes(size)
         if limiter is not None:
             await limiter.consume(len(part))
+    return parts
+
+
+async def _body_pieces(stream: aiohttp.StreamReader, *, small: bool) -> AsyncIterator[bytes]:
+    if small:
+        while part := await stream.read(65536):
+            yield part
+        return
+    async for part, _ in stream.iter_chunks():
+        if part:
+            yield part
 
 
 class RateLimiter:
@@ -904,29 +930,9 @@ class PeerNode:
             if answer.status != 200:
                 raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
             limit = session.description.chunk_size if session.description else 0
-            parts: list[bytes] = []
-            size = 0
-            async for part in self._body_pieces(answer.content):
-                size += len(part)
-                if size > limit:
-                    raise BodyTooLarge(f"body exceeds {limit} bytes")
-                parts.append(part)
-                if on_bytes is not None:
-                    on_bytes(size)
-                if self.download_limiter is not None:
-                    await self.download_limiter.consume(len(part))
-            return parts
-
-    async def _body_pieces(self, body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-        """A response body's pieces as they were received (64 KiB at most under a download
-        cap, so that the cap paces small steps), without joining buffered pieces."""
-        if self.download_limiter is not None:
-            while part := await body.read(65536):
-                yield part
-            return
-        async for part, _ in body.iter_chunks():
-            if part:
-                yield part
+            return await read_pieces(
+                answer.content, limit, limiter=self.download_limiter, on_bytes=on_bytes
+            )
 
     # -- HTTP handlers -----------------------------------------------------------------------
 
@@ -966,13 +972,12 @@ class PeerNode:
         ):
             raise web.HTTPNotFound()
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
+        session.served_chunks += 1
         if self.upload_limiter is None and not self.corrupt_uploads:
-            session.served_chunks += 1
             return await self._send_stored_chunk(request, session, session.store, requester, index)
         data = session.store.read(index)
         if self.corrupt_uploads:
             data = bytes(b ^ 0x5A for b in data)
-        session.served_chunks += 1
         if self.upload_limiter is None:
             self._count_upload(session, requester, len(data))
             return web.Response(body=data, content_type="application/octet-stream")
