@@ -1,7 +1,8 @@
 """What a peer node offers other peers: stored chunks over real HTTP, and its upload rate.
 
-asyncio's loop sends a chunk with ``sendfile``; uvloop has no ``loop.sendfile`` and the chunk
-is read and written instead.  Either way the body is the chunk's bytes, counted as uploaded.
+On asyncio's loop a chunk goes out with ``sendfile``: what the socket takes at once in one call,
+the rest through ``loop.sendfile``.  uvloop has no ``loop.sendfile`` and the chunk is read and
+written instead.  Either way the body is the chunk's bytes, counted as uploaded.
 A capped peer advertises its cap as ``Bandwidth`` in PROPERTY_QUERY, which ranks it for
 others until they have measured it.
 """
@@ -18,7 +19,13 @@ import uvloop
 from aiohttp import web
 
 from ppsp.peer.content import ChunkStore, describe_file
-from ppsp.peer.node import PEER_ID_HEADER, PeerNode, SwarmSession, advertised_rate
+from ppsp.peer.node import (
+    PEER_ID_HEADER,
+    PeerNode,
+    SwarmSession,
+    advertised_rate,
+    send_file_now,
+)
 from ppsp.tracker.messages import PeerMode
 
 CHUNK = 64 * 1024
@@ -95,6 +102,94 @@ def test_chunks_served_by_reading_on_uvloop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert uvloop.run(_serve_and_fetch_every_chunk(tmp_path, monkeypatch)) == 12
+
+
+async def test_a_socket_that_takes_part_of_a_chunk_gets_the_rest_from_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sendfile = os.sendfile
+    calls: list[int] = []
+
+    def stingy_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        calls.append(count)
+        return real_sendfile(out_fd, in_fd, offset, min(count, 1000))
+
+    monkeypatch.setattr(os, "sendfile", stingy_sendfile)
+    assert await _serve_and_fetch_every_chunk(tmp_path, monkeypatch) == 0
+    # Every chunk took several calls: the first one at once, the rest through the loop.
+    assert len(calls) > 12 * 2
+
+
+async def test_a_failing_first_sendfile_leaves_the_chunk_to_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sendfile = os.sendfile
+    failed: list[int] = []
+
+    def failing_once_per_chunk(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        if offset is not None and offset % CHUNK == 0 and offset not in failed:
+            failed.append(offset)
+            raise OSError(22, "Invalid argument")
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", failing_once_per_chunk)
+    assert await _serve_and_fetch_every_chunk(tmp_path, monkeypatch) == 0
+    assert sorted(failed) == [index * CHUNK for index in range(6)]
+
+
+async def test_send_file_now_sends_only_behind_an_empty_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "content.bin"
+    data = os.urandom(100_000)
+    path.write_bytes(data)
+    filler = b"x" * (16 << 20)
+    received = bytearray()
+    done = asyncio.Event()
+    server_side: list[asyncio.Transport] = []
+
+    class Collect(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            transport.pause_reading()  # let the sender's buffers fill
+            server_side.append(transport)
+
+        def data_received(self, chunk: bytes) -> None:
+            received.extend(chunk)
+
+        def eof_received(self) -> None:
+            done.set()
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Collect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    try:
+        with path.open("rb") as file:
+            assert send_file_now(transport, file, 1000, 50_000) == 50_000
+            transport.write(filler)  # more than the sockets hold: the rest stays buffered
+            assert transport.get_write_buffer_size() > 0
+            assert send_file_now(transport, file, 0, 1000) == 0
+        while not server_side:
+            await asyncio.sleep(0)
+        server_side[0].resume_reading()
+        transport.write_eof()
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        transport.close()
+        server.close()
+    assert bytes(received) == data[1000:51_000] + filler
+
+
+async def test_send_file_now_leaves_a_closing_transport_alone(tmp_path: Path) -> None:
+    path = tmp_path / "content.bin"
+    path.write_bytes(b"y" * 1000)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    transport.close()
+    with path.open("rb") as file:
+        assert send_file_now(transport, file, 0, 1000) == 0
+    server.close()
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
@@ -359,6 +359,32 @@ class RateLimiter:
             if wait > 0:
                 await asyncio.sleep(wait)
         return True
+
+
+def send_file_now(
+    transport: asyncio.BaseTransport, file: BinaryIO, offset: int, length: int
+) -> int:
+    """Send what the socket takes at once of ``length`` bytes of ``file`` from ``offset``.
+
+    One non-blocking ``sendfile`` straight onto the transport's socket; the number of bytes
+    sent (0 when nothing could be).  Only when the transport has nothing buffered, so that the
+    bytes follow everything written before them: asyncio's ``loop.sendfile`` then costs
+    several futures and four ``epoll_ctl`` calls per chunk for a chunk that the socket takes
+    whole.  Errors are left to the caller's slower path, which reports them.
+    """
+    if transport.is_closing() or not isinstance(transport, asyncio.WriteTransport):
+        return 0
+    if transport.get_write_buffer_size():
+        return 0
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        return os.sendfile(sock.fileno(), file.fileno(), offset, length)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return 0  # not a socket sendfile can write to, or a broken one: the slow path tells
 
 
 PEER_ID_HEADER = "PPSP-Peer-ID"
@@ -1056,10 +1082,12 @@ class PeerNode:
         requester: str,
         index: int,
     ) -> web.StreamResponse:
-        """Send a held chunk straight from the file (``sendfile``) where the loop can.
+        """Send a held chunk straight from the file (``sendfile``).
 
-        asyncio's own loop sends it from the page cache to the socket without copying it
-        through Python; elsewhere (uvloop has no ``loop.sendfile``) it is read and written.
+        What the socket takes at once goes with one ``sendfile`` call (:func:`send_file_now`);
+        the rest, if any, through asyncio's ``loop.sendfile``, which waits for the socket to
+        drain.  Both send from the page cache without copying the bytes through Python.  Where
+        the loop has no ``loop.sendfile`` (uvloop) the rest is read and written.
         """
         file, offset, length = store.sending(index)
         response = web.StreamResponse()
@@ -1070,11 +1098,15 @@ class PeerNode:
             transport = request.transport
             if transport is None or transport.is_closing():
                 return response
-            try:
-                loop = asyncio.get_running_loop()
-                await loop.sendfile(transport, file, offset, length, fallback=False)
-            except (NotImplementedError, RuntimeError):
-                await response.write(store.read(index))
+            sent = send_file_now(transport, file, offset, length)
+            if sent < length:
+                try:
+                    loop = asyncio.get_running_loop()
+                    await loop.sendfile(
+                        transport, file, offset + sent, length - sent, fallback=False
+                    )
+                except (NotImplementedError, RuntimeError):
+                    await response.write(store.read(index)[sent:])
             await response.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             return response  # the requester gave up on this chunk
@@ -1142,8 +1174,9 @@ class _Downloader:
                         f"{len(session.remotes)} peers known)"
                     )
                 session.chunk_arrived.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(session.chunk_arrived.wait(), timeout=0.2)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):  # no task per wait, unlike wait_for
+                        await session.chunk_arrived.wait()
         finally:
             for task in self.fetches.values():
                 task.cancel()
