@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,9 +25,12 @@ from ppsp.tracker.messages import (
     FindRequest,
     PeerAddress,
     PeerInfo,
+    PeerMode,
     ProtocolVersion,
     TrackerResponse,
 )
+from ppsp.tracker.peerlist import to_peer_infos
+from ppsp.tracker.storage import SwarmMember
 
 from .test_json_properties import error_responses as json_error_responses
 from .test_json_properties import tracker_responses as json_tracker_responses
@@ -232,3 +236,65 @@ def test_namespaced_attributes_are_read_by_local_name() -> None:
     assert isinstance(request, FindRequest)
     assert request.version is V11
     assert request.peer_num is not None and request.peer_num.ability_nat == "HIGH"
+
+
+# -- entries kept in members, encoded forms kept in entries ---------------------------------------
+
+
+def test_an_unchanged_member_is_listed_as_the_same_entry() -> None:
+    member = SwarmMember(peer_id="p1", mode=PeerMode.LEECH, addresses=(GOOD,))
+    first = to_peer_infos([member], "s1")[0]
+    assert to_peer_infos([member], "s1")[0] is first
+    assert first == PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s1")
+    # Listed for another swarm: an entry of that swarm, never the kept one.
+    other = to_peer_infos([member], "s2")[0]
+    assert other == PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s2")
+    # A member whose addresses changed is a new object: a new entry.
+    moved = replace(member, addresses=(replace(GOOD, port=2),))
+    assert to_peer_infos([moved], "s2")[0].addresses == moved.addresses
+    # Copies and equality ignore the kept entry.
+    assert replace(member) == member
+    assert not hasattr(replace(member), "_listed")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [xml_codec.encode_response, lambda m: json_codec.encode_response(m, check=False)],
+    ids=["xml", "json"],
+)
+def test_an_entry_encoded_twice_writes_the_same_bytes_as_a_fresh_entry(encode: Any) -> None:
+    msg = _response(GOOD)
+    first = encode(msg)
+    assert encode(msg) == first  # from the form kept in the entry
+    fresh = replace(msg, peers=tuple(replace(p) for p in msg.peers))
+    assert encode(fresh) == first
+    # The same entry in another answer (other transaction ID, requester) is still right.
+    other = replace(msg, transaction_id="2", requester=None)
+    assert encode(other) == encode(replace(other, peers=tuple(replace(p) for p in other.peers)))
+
+
+@pytest.mark.parametrize("encode", [xml_codec.encode_response, json_codec.encode_response])
+@pytest.mark.parametrize("bad", BAD_ADDRESSES, ids=repr)
+def test_an_invalid_entry_keeps_no_form_and_is_refused_every_time(
+    encode: object, bad: PeerAddress
+) -> None:
+    msg = _response(bad)
+    for _ in range(2):
+        assert _outcome(encode, msg) == "LocalProtocolError"
+        if encode is json_codec.encode_response:
+            with pytest.raises(LocalProtocolError):
+                json_codec.encode_response(msg, check=False)
+    assert not hasattr(msg.peers[0], "_encoded_xml")
+    assert not hasattr(msg.peers[0], "_encoded_json")
+
+
+def test_kept_forms_are_not_part_of_an_entry_value() -> None:
+    info = PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s1")
+    xml_codec.encode_response(replace(_response(GOOD), peers=(info,)))
+    json_codec.encode_response(replace(_response(GOOD), peers=(info,)), check=False)
+    assert hasattr(info, "_encoded_xml") and hasattr(info, "_encoded_json")
+    copy = replace(info)
+    assert copy == info and hash(copy) == hash(info) and repr(copy) == repr(info)
+    assert not hasattr(copy, "_encoded_xml") and not hasattr(copy, "_encoded_json")
+    with pytest.raises((AttributeError, TypeError)):
+        info._encoded_xml = "x"  # type: ignore[attr-defined]

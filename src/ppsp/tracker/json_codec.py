@@ -158,6 +158,7 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    _EncodedForms,
     positional_builder,
 )
 
@@ -1155,34 +1156,47 @@ def encode_request(msg: AnyRequest) -> bytes:
     return data
 
 
-_INFO_CACHE: dict[int, tuple[tuple[PeerAddress, ...], str | None, dict[str, object]]] = {}
-"""``peer_info`` objects by the identity of their address tuple, with the peer ID they were
-written for (the storage hands out the same tuple while a peer's addresses stay the same)."""
-
-
 def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
     """A ``peer_info`` entry (its addresses validated, see :func:`_checked_address_json`)."""
-    addresses = peer.addresses
-    peer_id = peer.peer_id
-    cacheable = peer_id is None or type(peer_id) is str
-    if cacheable:
-        entry = _INFO_CACHE.get(id(addresses))
-        if entry is not None and entry[0] is addresses and entry[1] == peer_id:
-            return entry[2]
     info: dict[str, object] = {}
-    if peer_id is not None:
-        info["peer_id"] = peer_id
-    if addresses:
-        info["peer_addr"] = _checked_peer_addresses(addresses)
-    if cacheable:
-        # The entry holds the tuple, so its id cannot be reused while the entry exists.
-        if len(_INFO_CACHE) >= _ADDRESS_CACHE_SIZE:
-            _INFO_CACHE.clear()
-        _INFO_CACHE[id(addresses)] = (addresses, peer_id, info)
+    if peer.peer_id is not None:
+        info["peer_id"] = peer.peer_id
+    if peer.addresses:
+        info["peer_addr"] = _checked_peer_addresses(peer.addresses)
     return info
 
 
-def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
+_SET_ENCODED = _EncodedForms._encoded_json.__set__  # type: ignore[attr-defined]
+"""Writes an entry's ``_encoded_json`` slot (a frozen dataclass refuses ``setattr``)."""
+
+
+def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
+    """A listed peer's serialised ``peer_info``, checked and written once per entry object.
+
+    The checks are those :func:`_read_success` makes of an entry (its ``peer_id`` and
+    addresses).  The entry is immutable, so the form kept in it (see :class:`PeerInfo`) stays
+    right; an entry that fails the checks keeps nothing and raises every time.  ``orjson``
+    writes a fragment as it is, so the document's bytes do not change.
+    """
+    try:
+        return peer._encoded_json  # type: ignore[attr-defined,no-any-return]
+    except AttributeError:
+        pass
+    info = _peer_info_json(peer)
+    try:
+        _opt_ident(peer.peer_id, "peer_info.peer_id")
+    except _Malformed as exc:
+        raise LocalProtocolError(f"cannot encode response: {exc}") from None
+    fragment = orjson.Fragment(orjson.dumps(info))
+    if isinstance(peer, _EncodedForms):
+        _SET_ENCODED(peer, fragment)
+    return fragment
+
+
+def _results_json(msg: TrackerResponse, *, fragments: bool = False) -> list[dict[str, object]]:
+    """``swarm_result``: each listed peer as an object, or with ``fragments`` as its checked,
+    serialised form (:func:`_listed_fragment`)."""
+    entry = _listed_fragment if fragments else _peer_info_json
     results: list[dict[str, object]] = []
     for result in msg.results:
         item: dict[str, object] = {}
@@ -1193,7 +1207,7 @@ def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
             item["transaction_id"] = result.transaction_id
         results.append(item)
     swarm_ids = [r.swarm_id for r in msg.results]
-    peer_lists: list[list[dict[str, object]]] = [[] for _ in results]
+    peer_lists: list[list[object]] = [[] for _ in results]
     # Each peer goes under the next result of its swarm from where the previous peer went, so
     # that peers listed result by result (as decoding produces them) keep their order.
     cursor = 0
@@ -1211,7 +1225,7 @@ def _results_json(msg: TrackerResponse) -> list[dict[str, object]]:
                 results.append(item)
                 peer_lists.append([])
         cursor = index
-        peer_lists[index].append(_peer_info_json(peer))
+        peer_lists[index].append(entry(peer))
     for item, infos in zip(results, peer_lists, strict=True):
         if infos:
             item["peer_group"] = {"peer_info": infos}
@@ -1246,12 +1260,11 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
         root["transaction_id"] = msg.transaction_id
         if msg.requester is not None and msg.requester.addresses:
             root["peer_addr"] = _checked_peer_addresses(msg.requester.addresses)
-        results = _results_json(msg)
+        results = _results_json(msg, fragments=not check)
         if results:
             root["swarm_result"] = results
         if not check:
             _check_success(root, results)
-            _serialised_peers(results)
     data = orjson.dumps({_ROOT: root})
     if not check:
         if len(data) > MAX_JSON_BYTES:
@@ -1262,36 +1275,6 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
     except RemoteTrackerError as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None
     return data
-
-
-_FRAGMENTS: dict[int, tuple[dict[str, object], orjson.Fragment]] = {}
-"""Serialised ``peer_info`` objects by the identity of the object (see :func:`_peer_info_json`:
-the same object is handed out for as long as a peer's entry is unchanged)."""
-
-
-def _serialised_peers(results: list[dict[str, object]]) -> None:
-    """Put each listed peer's serialised form in place of its object, serialising each once.
-
-    ``orjson`` writes a fragment as it is, so the document's bytes do not change.
-    """
-    for item in results:
-        group = item.get("peer_group")
-        if not isinstance(group, dict):
-            continue
-        fragments: list[object] = []
-        for info in group["peer_info"]:
-            entry = _FRAGMENTS.get(id(info))
-            if entry is None or entry[0] is not info:
-                if len(_FRAGMENTS) >= _ADDRESS_CACHE_SIZE:
-                    _FRAGMENTS.clear()
-                # The entry holds the object, so its id cannot be reused while the entry exists.
-                entry = _FRAGMENTS[id(info)] = (info, orjson.Fragment(orjson.dumps(info)))
-            fragments.append(entry[1])
-        group["peer_info"] = fragments
-
-
-_IDENT_CACHE: set[str] = set()
-"""Peer IDs already found valid by :func:`_ident` (bounded as the address cache is)."""
 
 
 def _check_success(root: Mapping[str, object], results: Sequence[Mapping[str, object]]) -> None:
@@ -1305,16 +1288,7 @@ def _check_success(root: Mapping[str, object], results: Sequence[Mapping[str, ob
             group = item.get("peer_group")
             if group is None:
                 continue
-            # _results_json writes a list of objects here: only its length needs a look.
-            infos = _items(_object(group, "peer_group").get("peer_info"), "peer_info", MAX_PEERS)
-            for info in infos:
-                assert isinstance(info, dict)
-                peer_id = info.get("peer_id")
-                if type(peer_id) is not str or peer_id not in _IDENT_CACHE:
-                    _opt_ident(peer_id, "peer_info.peer_id")
-                    if type(peer_id) is str:
-                        if len(_IDENT_CACHE) >= _ADDRESS_CACHE_SIZE:
-                            _IDENT_CACHE.clear()
-                        _IDENT_CACHE.add(peer_id)
+            # _results_json writes a list of checked entries here: only its length needs a look.
+            _items(_object(group, "peer_group").get("peer_info"), "peer_info", MAX_PEERS)
     except _Malformed as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None

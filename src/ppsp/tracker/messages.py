@@ -121,12 +121,27 @@ class PeerAddress:
     peer_protocol: str | None = None
 
 
+class _EncodedForms:
+    """Two slots where the codecs keep the encoded form of an entry (see :class:`PeerInfo`).
+
+    Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.  An
+    unset slot raises AttributeError when read.
+    """
+
+    __slots__ = ("_encoded_json", "_encoded_xml")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeerInfo:
+class PeerInfo(_EncodedForms):
     """A peer in a peer list (``PeerInfo`` / ``peer_info``).
 
     ``swarm_id`` is the XML ``@swarmID`` attribute (or the JSON ``swarm_result`` the entry was
     listed under): the swarm this peer was returned for.
+
+    The tracker lists the same entry object for as long as the member it stands for is
+    unchanged (see :func:`ppsp.tracker.peerlist.to_peer_infos`); each codec writes an entry's
+    form once and keeps it in the entry (``_encoded_xml``, ``_encoded_json``).  The object is
+    immutable, so what was written for it stays right; nothing else reads those slots.
     """
 
     peer_id: str | None = None

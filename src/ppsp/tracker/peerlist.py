@@ -25,7 +25,7 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     positional_builder,
 )
-from ppsp.tracker.storage.base import SwarmMember
+from ppsp.tracker.storage.base import SwarmMember, _ListedEntry
 
 __all__ = [
     "MAX_PEER_LIST",
@@ -141,10 +141,32 @@ _build_info = positional_builder(PeerInfo)
 """PeerInfo(peer_id=..., addresses=..., swarm_id=...), at half the cost."""
 
 
+_SET_LISTED = _ListedEntry._listed.__set__  # type: ignore[attr-defined]
+"""Writes a member's ``_listed`` slot (a frozen dataclass refuses ``setattr``)."""
+
+
 def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerInfo, ...]:
-    """The wire form of a peer list: each member's addresses, tagged with the swarm."""
-    build = _build_info
-    return tuple([build(m.peer_id, m.addresses, swarm_id) for m in members])
+    """The wire form of a peer list: each member's addresses, tagged with the swarm.
+
+    Each member's entry is built once and kept in the member (see :class:`SwarmMember`); it is
+    used again while it was built for the same swarm.  Members and entries are immutable, so a
+    kept entry always says what a new one would.
+    """
+    infos: list[PeerInfo] = []
+    append = infos.append
+    for member in members:
+        try:
+            info: PeerInfo = member._listed  # type: ignore[attr-defined]
+            if info.swarm_id == swarm_id:
+                append(info)
+                continue
+        except AttributeError:
+            pass
+        info = _build_info(member.peer_id, member.addresses, swarm_id)
+        if isinstance(member, _ListedEntry):
+            _SET_LISTED(member, info)
+        append(info)
+    return tuple(infos)
 
 
 def requester_info(peer_id: str, reflexive: PeerAddress) -> PeerInfo:

@@ -75,6 +75,7 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    _EncodedForms,
     positional_builder,
 )
 
@@ -1393,37 +1394,24 @@ def _token_piece(value: str, what: str, template: str, *, text: bool = False) ->
     return piece
 
 
-_INFO_CACHE: dict[int, tuple[tuple[PeerAddress, ...], str | None, str | None, str]] = {}
-"""``<PeerInfo>`` fragments by the identity of their address tuple, with the peer and swarm IDs
-they were written for (the storage hands out the same tuple for as long as a peer's addresses
-stay the same)."""
+_SET_ENCODED = _EncodedForms._encoded_xml.__set__  # type: ignore[attr-defined]
+"""Writes an entry's ``_encoded_xml`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
-def _plain_id(value: str | None) -> bool:
-    return value is None or type(value) is str
+def _listed_fragment(info: PeerInfo) -> str:
+    """A listed peer's ``<PeerInfo swarmID=...>`` fragment, written once per entry object.
 
-
-def _peer_info_fragment(parts: list[str], info: PeerInfo, swarm_id: str | None) -> None:
-    addresses = info.addresses
-    peer_id = info.peer_id
-    cacheable = _plain_id(peer_id) and _plain_id(swarm_id)
-    if cacheable:
-        entry = _INFO_CACHE.get(id(addresses))
-        if (
-            entry is not None
-            and entry[0] is addresses
-            and entry[1] == peer_id
-            and entry[2] == swarm_id
-        ):
-            parts.append(entry[3])
-            return
-    fragment = _render_peer_info(addresses, peer_id, swarm_id)
-    if cacheable:
-        # The entry holds the tuple, so its id cannot be reused while the entry exists.
-        if len(_INFO_CACHE) >= _ADDRESS_CACHE_SIZE:
-            _INFO_CACHE.clear()
-        _INFO_CACHE[id(addresses)] = (addresses, peer_id, swarm_id, fragment)
-    parts.append(fragment)
+    The entry is immutable, so the fragment kept in it (see :class:`PeerInfo`) stays right;
+    an entry that fails validation keeps nothing and raises every time.
+    """
+    try:
+        return info._encoded_xml  # type: ignore[attr-defined,no-any-return]
+    except AttributeError:
+        pass
+    fragment = _render_peer_info(info.addresses, info.peer_id, info.swarm_id)
+    if isinstance(info, _EncodedForms):
+        _SET_ENCODED(info, fragment)
+    return fragment
 
 
 def _render_peer_info(
@@ -1506,9 +1494,9 @@ def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
     if requester is not None or msg.peers:
         parts.append("  <PeerGroup>\n")
         if requester is not None:
-            _peer_info_fragment(parts, requester, None)
+            parts.append(_render_peer_info(requester.addresses, requester.peer_id, None))
         for peer in msg.peers:
-            _peer_info_fragment(parts, peer, peer.swarm_id)
+            parts.append(_listed_fragment(peer))
         parts.append("  </PeerGroup>\n")
     parts.append(_TAIL)
     return "".join(parts).encode()

@@ -65,9 +65,24 @@ class PeerRecord:
     grace_used: bool = False
 
 
+class _ListedEntry:
+    """A slot where peer-list code keeps a member's entry (see :class:`SwarmMember`).
+
+    Not a dataclass field: equality, hashing, ``repr``, ``replace`` and copies ignore it.
+    """
+
+    __slots__ = ("_listed",)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SwarmMember:
-    """A peer as a member of one swarm, with what peer-list selection needs."""
+class SwarmMember(_ListedEntry):
+    """A peer as a member of one swarm, with what peer-list selection needs.
+
+    A backend that keeps its members as objects (the memory backend) hands out the same object
+    until the member's mode or addresses change; :func:`ppsp.tracker.peerlist.to_peer_infos`
+    keeps the member's peer-list entry in it (``_listed``), so that an unchanged member is
+    listed as the same entry, whose encoded forms the codecs keep in turn.
+    """
 
     peer_id: str
     mode: PeerMode
