@@ -43,7 +43,13 @@ from ppsp.tracker.messages import (
     TrackerResponse,
     positional_builder,
 )
-from ppsp.tracker.peerlist import peer_count, requester_info, select_peers, to_peer_infos
+from ppsp.tracker.peerlist import (
+    peer_count,
+    requester_info,
+    select_from_groups,
+    select_peers,
+    to_peer_infos,
+)
 from ppsp.tracker.statemachine import (
     ErrorPolicy,
     PeerAction,
@@ -69,7 +75,9 @@ class TrackerConfig:
     refuses 1.1 requests with "PPSP version 1.0").  ``init_timeout`` / ``track_timeout``: the
     init and track timers, in seconds.  ``max_peers``: peer-list size when the request names
     none.  ``candidate_sample``: how many members of a large swarm are considered (a random
-    sample) when building one peer list.
+    sample) when building one peer list, where the storage reads members one by one (a
+    chunk-scoped list; any list with a storage that does not keep its members grouped by rank,
+    see :meth:`~ppsp.tracker.storage.Storage.member_groups`).
     """
 
     max_version: ProtocolVersion = ProtocolVersion.V1_1
@@ -318,8 +326,17 @@ class Tracker:
         count = peer_count(peer_num, self.config.max_peers)
         if count == 0:
             return ()
+        if not scope:
+            # Ranked by group (protocol, ASN, priority), not member by member.
+            groups = await self.storage.member_groups(
+                swarm_id, exclude=record.peer_id, limit=self.config.candidate_sample
+            )
+            chosen = select_from_groups(
+                groups, requester_addresses=record.addresses, count=count, rng=self._rng
+            )
+            return to_peer_infos(chosen, swarm_id)
         candidates = await self.storage.members(
-            swarm_id, limit=self.config.candidate_sample, with_maps=bool(scope)
+            swarm_id, limit=self.config.candidate_sample, with_maps=True
         )
         chosen = select_peers(
             candidates,

@@ -25,13 +25,14 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     positional_builder,
 )
-from ppsp.tracker.storage.base import SwarmMember, _ListedEntry
+from ppsp.tracker.storage.base import MemberGroup, SwarmMember, _ListedEntry
 
 __all__ = [
     "MAX_PEER_LIST",
     "holdings",
     "peer_count",
     "requester_info",
+    "select_from_groups",
     "select_peers",
     "to_peer_infos",
 ]
@@ -135,6 +136,58 @@ def select_peers(
         ranked.append((-held, same_protocol, same_asn, 1 if best is None else -best, rand(), index))
     ranked.sort()
     return [candidates[key[5]] for key in ranked[:count]]
+
+
+def select_from_groups(
+    groups: Sequence[MemberGroup],
+    *,
+    requester_addresses: Sequence[PeerAddress],
+    count: int,
+    rng: random.Random,
+) -> list[SwarmMember]:
+    """:func:`select_peers` without a scope, over members grouped by rank profile.
+
+    ``groups`` (see :meth:`~ppsp.tracker.storage.Storage.member_groups`) must not hold the
+    requester.  Each group is ranked once, not each member: groups that rank alike for this
+    requester are pooled, pools are taken best first, and the last pool needed gives a random
+    sample: the ranks of :func:`select_peers`, and as there a uniform choice and order among
+    equals.
+    """
+    if count <= 0:
+        return []
+    protocols = _protocols(requester_addresses)
+    asns = _asns(requester_addresses)
+    pools: dict[tuple[int, int, int], list[SwarmMember]] = {}
+    for (group_protocols, group_asns, best), members in groups:
+        key = (
+            1 if protocols.isdisjoint(group_protocols) else 0,
+            1 if asns.isdisjoint(group_asns) else 0,
+            1 if best is None else -best,
+        )
+        pool = pools.get(key)
+        if pool is None:
+            pools[key] = list(members)
+        else:
+            pool.extend(members)
+    chosen: list[SwarmMember] = []
+    for key in sorted(pools):
+        chosen.extend(_random_pick(pools[key], count - len(chosen), rng))
+        if len(chosen) >= count:
+            break
+    return chosen
+
+
+def _random_pick(pool: list[SwarmMember], count: int, rng: random.Random) -> list[SwarmMember]:
+    """``count`` members of ``pool`` (all when fewer) chosen uniformly, in a random order."""
+    size = len(pool)
+    if size > 4 * count + 16:
+        return rng.sample(pool, count)
+    # A random key per member, sorted: a uniformly random order at C speed (no Python call per
+    # comparison), as select_peers orders equals.
+    rand = rng.random
+    keys = [rand() for _ in range(size)]
+    order = sorted(range(size), key=keys.__getitem__)
+    return [pool[index] for index in order[:count]]
 
 
 _build_info = positional_builder(PeerInfo)

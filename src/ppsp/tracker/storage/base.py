@@ -32,6 +32,7 @@ Obligations of every backend:
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ppsp.tracker.messages import (
@@ -43,7 +44,16 @@ from ppsp.tracker.messages import (
 )
 from ppsp.tracker.statemachine import PeerState
 
-__all__ = ["PeerRecord", "Storage", "StorageCounts", "SwarmMember"]
+__all__ = [
+    "MemberGroup",
+    "PeerRecord",
+    "RankProfile",
+    "Storage",
+    "StorageCounts",
+    "SwarmMember",
+    "group_members",
+    "rank_profile",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +98,44 @@ class SwarmMember(_ListedEntry):
     mode: PeerMode
     addresses: tuple[PeerAddress, ...]
     content_map: ContentMap | None = None
+
+
+RankProfile = tuple[tuple[str, ...], tuple[str, ...], int | None]
+"""What peer-list ranking reads of a member's addresses: its peer protocols and its ASNs (each
+sorted, without repeats) and its best priority (None when no address has one)."""
+
+MemberGroup = tuple[RankProfile, Sequence[SwarmMember]]
+"""Members of one swarm sharing a rank profile: every requester ranks them alike."""
+
+
+def rank_profile(addresses: Iterable[PeerAddress]) -> RankProfile:
+    """The rank profile of a member with these addresses."""
+    protocols: list[str] = []
+    asns: list[str] = []
+    best: int | None = None
+    for address in addresses:
+        if address.peer_protocol is not None:
+            protocols.append(address.peer_protocol)
+        if address.asn is not None:
+            asns.append(address.asn)
+        priority = address.priority
+        if priority is not None and (best is None or priority > best):
+            best = priority
+    return _canonical(protocols), _canonical(asns), best
+
+
+def _canonical(values: list[str]) -> tuple[str, ...]:
+    if len(values) <= 1:
+        return tuple(values)
+    return tuple(sorted(set(values)))
+
+
+def group_members(members: Iterable[SwarmMember]) -> list[MemberGroup]:
+    """Members grouped by rank profile, groups in order of first appearance."""
+    groups: dict[RankProfile, list[SwarmMember]] = {}
+    for member in members:
+        groups.setdefault(rank_profile(member.addresses), []).append(member)
+    return list(groups.items())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +196,19 @@ class Storage(abc.ABC):
         ``content_map`` of each member is filled only when ``with_maps`` is set.
         """
         ...
+
+    async def member_groups(
+        self, swarm_id: str, *, exclude: str | None = None, limit: int | None = None
+    ) -> list[MemberGroup]:
+        """Members of the swarm but ``exclude``, grouped by :func:`rank_profile`.
+
+        Every member but ``exclude`` is in exactly one group, the one of its addresses' profile;
+        no group is empty; the caller may keep and change the returned lists.  This default
+        groups :meth:`members` (a random sample of at most ``limit``, as there); a backend that
+        keeps its members grouped (the memory backend) lists all of them, which costs it no more.
+        """
+        members = await self.members(swarm_id, limit=limit)
+        return group_members(m for m in members if m.peer_id != exclude)
 
     @abc.abstractmethod
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:

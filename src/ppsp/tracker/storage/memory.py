@@ -5,7 +5,9 @@ store does), so that each shard stays a small dictionary and could later carry i
 Peers live in one dictionary.  Every per-peer and per-swarm object uses ``__slots__`` to keep
 a membership compact (see :func:`measure_membership_bytes`).  Each membership is kept as the
 :class:`~ppsp.tracker.storage.base.SwarmMember` that :meth:`MemoryStorage.members` hands out
-(replaced whenever the peer's mode or addresses change), so that listing a swarm builds nothing.
+(replaced whenever the peer's mode or addresses change), so that listing a swarm builds nothing;
+each swarm also keeps its members grouped by rank profile, so that a peer list ranks a few groups
+rather than every member (:meth:`MemoryStorage.member_groups`).
 
 Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
 reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
@@ -28,7 +30,15 @@ from ppsp.tracker.messages import (
     positional_builder,
 )
 from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
+from ppsp.tracker.storage.base import (
+    MemberGroup,
+    PeerRecord,
+    RankProfile,
+    Storage,
+    StorageCounts,
+    SwarmMember,
+    rank_profile,
+)
 
 __all__ = ["MemoryStorage", "measure_membership_bytes"]
 
@@ -36,15 +46,20 @@ _PEER_WIDE = ""
 """Statistics key of statistics that name no swarm."""
 
 
+_SHARED_PROFILES = 4096
+"""Most distinct rank profiles one storage shares between its peers."""
+
 _build_member = positional_builder(SwarmMember)
 """SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
 
 
 class _Peer:
-    __slots__ = ("record", "stats", "swarms")
+    __slots__ = ("profile", "record", "stats", "swarms")
 
-    def __init__(self, record: PeerRecord) -> None:
+    def __init__(self, record: PeerRecord, profile: RankProfile) -> None:
         self.record = record
+        # The rank profile of the record's addresses: the group of every membership.
+        self.profile = profile
         # Swarm IDs only (a small tuple costs far less than a dict); the mode is kept once, in
         # the swarm's member table.
         self.swarms: tuple[str, ...] = ()
@@ -52,12 +67,29 @@ class _Peer:
 
 
 class _Swarm:
-    __slots__ = ("maps", "members")
+    __slots__ = ("groups", "maps", "members")
 
     def __init__(self) -> None:
         # Every member as listed (content_map always None here; maps are kept apart).
         self.members: dict[str, SwarmMember] = {}
+        # The same members by rank profile (never an empty group), for member_groups().
+        self.groups: dict[RankProfile, dict[str, SwarmMember]] = {}
         self.maps: dict[str, ContentMap] | None = None
+
+    def place(self, profile: RankProfile, member: SwarmMember) -> None:
+        """Add or replace ``member`` in the members and in the group of ``profile``."""
+        self.members[member.peer_id] = member
+        group = self.groups.get(profile)
+        if group is None:
+            group = self.groups[profile] = {}
+        group[member.peer_id] = member
+
+    def unplace(self, profile: RankProfile, peer_id: str) -> None:
+        """Remove the member from the group of ``profile`` (not from the members)."""
+        group = self.groups[profile]
+        del group[peer_id]
+        if not group:
+            del self.groups[profile]
 
 
 class MemoryStorage(Storage):
@@ -74,6 +106,18 @@ class MemoryStorage(Storage):
         self._heap: list[tuple[float, str]] = []
         self._memberships = 0
         self._rng = random.Random(seed)
+        # One object per distinct rank profile, shared by the peers that have it (bounded:
+        # hostile peers may advertise any number of distinct ASNs).
+        self._profiles: dict[RankProfile, RankProfile] = {}
+
+    def _profile(self, addresses: tuple[PeerAddress, ...]) -> RankProfile:
+        profile = rank_profile(addresses)
+        shared = self._profiles.get(profile)
+        if shared is not None:
+            return shared
+        if len(self._profiles) < _SHARED_PROFILES:
+            self._profiles[profile] = profile
+        return profile
 
     def _shard(self, swarm_id: str) -> dict[str, _Swarm]:
         return self._shards[hash(swarm_id) % len(self._shards)]
@@ -87,12 +131,12 @@ class MemoryStorage(Storage):
         """Create or replace the peer's record (and its deadline)."""
         peer = self._peers.get(record.peer_id)
         if peer is None:
-            self._peers[record.peer_id] = _Peer(record)
+            self._peers[record.peer_id] = _Peer(record, self._profile(record.addresses))
         else:
             old = peer.record
             peer.record = record
             if old.addresses != record.addresses:
-                self._refresh_members(peer, record)
+                self._refresh_members(peer, record, self._profile(record.addresses))
             if old.deadline == record.deadline:
                 return
         heapq.heappush(self._heap, (record.deadline, record.peer_id))
@@ -101,13 +145,18 @@ class MemoryStorage(Storage):
             self._heap = [(p.record.deadline, pid) for pid, p in self._peers.items()]
             heapq.heapify(self._heap)
 
-    def _refresh_members(self, peer: _Peer, record: PeerRecord) -> None:
-        """Give the peer's listed memberships its new addresses."""
+    def _refresh_members(self, peer: _Peer, record: PeerRecord, profile: RankProfile) -> None:
+        """Give the peer's listed memberships its new addresses (and their rank profile)."""
+        old = peer.profile
+        peer.profile = profile
+        moved = profile != old
+        peer_id = record.peer_id
         for swarm_id in peer.swarms:
-            members = self._shard(swarm_id)[swarm_id].members
-            members[record.peer_id] = _build_member(
-                record.peer_id, members[record.peer_id].mode, record.addresses, None
-            )
+            swarm = self._shard(swarm_id)[swarm_id]
+            member = _build_member(peer_id, swarm.members[peer_id].mode, record.addresses, None)
+            if moved:
+                swarm.unplace(old, peer_id)
+            swarm.place(profile, member)
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
@@ -115,14 +164,15 @@ class MemoryStorage(Storage):
         if peer is None:
             return False
         for swarm_id in peer.swarms:
-            self._drop_member(swarm_id, peer_id)
+            self._drop_member(swarm_id, peer_id, peer.profile)
         return True
 
-    def _drop_member(self, swarm_id: str, peer_id: str) -> bool:
+    def _drop_member(self, swarm_id: str, peer_id: str, profile: RankProfile) -> bool:
         shard = self._shard(swarm_id)
         swarm = shard.get(swarm_id)
         if swarm is None or swarm.members.pop(peer_id, None) is None:
             return False
+        swarm.unplace(profile, peer_id)
         self._memberships -= 1
         if swarm.maps is not None:
             swarm.maps.pop(peer_id, None)
@@ -151,7 +201,7 @@ class MemoryStorage(Storage):
         if peer_id not in swarm.members:
             self._memberships += 1
             peer.swarms = (*peer.swarms, swarm_id)
-        swarm.members[peer_id] = _build_member(peer_id, mode, peer.record.addresses, None)
+        swarm.place(peer.profile, _build_member(peer_id, mode, peer.record.addresses, None))
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
@@ -161,7 +211,7 @@ class MemoryStorage(Storage):
         peer.swarms = tuple(s for s in peer.swarms if s != swarm_id)
         if peer.stats is not None:
             peer.stats.pop(swarm_id, None)
-        return self._drop_member(swarm_id, peer_id)
+        return self._drop_member(swarm_id, peer_id, peer.profile)
 
     async def members(
         self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
@@ -189,6 +239,29 @@ class MemoryStorage(Storage):
             )
             for member in chosen
         ]
+
+    async def member_groups(
+        self, swarm_id: str, *, exclude: str | None = None, limit: int | None = None
+    ) -> list[MemberGroup]:
+        """Members of the swarm but ``exclude``, by rank profile: all of them (``limit`` unused).
+
+        The groups are kept up to date as members join, leave and change addresses, so listing
+        them copies a few lists and ranks no one.
+        """
+        swarm = self._shard(swarm_id).get(swarm_id)
+        if swarm is None:
+            return []
+        groups: list[MemberGroup] = []
+        for profile, group in swarm.groups.items():
+            if exclude is not None and exclude in group:
+                if len(group) == 1:
+                    continue
+                rest = dict(group)
+                del rest[exclude]
+                groups.append((profile, list(rest.values())))
+            else:
+                groups.append((profile, list(group.values())))
+        return groups
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
