@@ -74,3 +74,22 @@ def test_plain_documents_have_no_doctype() -> None:
     assert not _plain_utf8(b"<!DOCTYPE r><r/>")
     assert _plain_utf8(b"<r/>")
     assert not _plain_utf8(b" <r/>")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<?xml version="1.0"?><r>!</r>',  # a "!" anywhere: the full checks
+        b"<r a='?'/>",  # a "?" after the declaration: the full checks
+        b'<?xml version="1.0" encoding="UTF-8"?><r><?pi x?></r>',
+        b'<?xml version="1.0"?><?xml-stylesheet href="x"?><r/>',
+    ],
+)
+def test_bangs_and_question_marks_after_the_declaration_are_not_plain(data: bytes) -> None:
+    assert not _plain_utf8(data)
+    parse_xml(data)  # well-formed and harmless: accepted through the full checks
+
+
+def test_plain_declarations_are_recognised() -> None:
+    for head in (DECLARATION, '<?xml version="1.0" encoding="utf-8"?>', '<?xml version="1.0"?>'):
+        assert _plain_utf8((head + "\n<r>a</r>").encode())
