@@ -2,7 +2,8 @@
 
 The server encodes answers from string templates (XML) or without decoding its own output
 (JSON, ``check=False``), keeps validated address fragments in caches and each listed entry's
-written form in the entry, and samples swarms before ranking them.  These properties tie each shortcut to the slower reference it replaces.
+written form in the entry, and samples swarms before ranking them.  These properties tie each
+shortcut to the slower reference it replaces.
 """
 
 from __future__ import annotations
