@@ -3,7 +3,10 @@
 :func:`select_from_groups` ranks groups of members sharing a rank profile (peer protocols, ASNs,
 best priority) instead of each member; the memory storage keeps those groups as members join,
 leave, change addresses and expire.  These tests tie both to the member-by-member reference
-(:func:`select_peers`, :func:`group_members` over :meth:`Storage.members`).
+(:func:`select_peers`, :func:`group_members` over :meth:`Storage.members`), check that the
+choice and the order among equals are uniform, with or without the requester among them, and
+that a peer list reads about ``count`` members of the groups, not all of them (the memory
+storage hands out its own lists, kept as indexable sets).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import overload
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,16 +63,18 @@ def _key(member: SwarmMember, requester: tuple[PeerAddress, ...]) -> tuple[int, 
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(addresses(), max_size=30),
     addresses(),
+    st.none() | st.integers(0, 30),
     st.integers(0, 35),
     st.integers(0, 2**32),
 )
 def test_grouped_ranking_lists_what_member_ranking_lists(
     member_addresses: list[tuple[PeerAddress, ...]],
     requester: tuple[PeerAddress, ...],
+    requester_at: int | None,
     count: int,
     seed: int,
 ) -> None:
@@ -75,6 +83,10 @@ def test_grouped_ranking_lists_what_member_ranking_lists(
         for i, a in enumerate(member_addresses)
     ]
     me = SwarmMember(peer_id="me", mode=PeerMode.LEECH, addresses=requester)
+    # The requester is in the groups (as a storage lists it) or not (not a member yet).
+    listed = list(members)
+    if requester_at is not None:
+        listed.insert(min(requester_at, len(listed)), me)
     reference = select_peers(
         [*members, me],
         requester_id="me",
@@ -83,7 +95,8 @@ def test_grouped_ranking_lists_what_member_ranking_lists(
         rng=random.Random(seed),
     )
     grouped = select_from_groups(
-        group_members(members),
+        group_members(listed),
+        exclude="me",
         requester_addresses=requester,
         count=count,
         rng=random.Random(seed),
@@ -121,7 +134,9 @@ def test_equal_groups_are_pooled_and_picked_uniformly() -> None:
     seen: Counter[str] = Counter()
     firsts: Counter[str] = Counter()
     for _ in range(3000):
-        chosen = select_from_groups(groups, requester_addresses=requester, count=4, rng=rng)
+        chosen = select_from_groups(
+            groups, exclude=None, requester_addresses=requester, count=4, rng=rng
+        )
         assert chosen[0].peer_id == "best"
         firsts[chosen[1].peer_id[0]] += 1
         seen.update(m.peer_id for m in chosen[1:])
@@ -136,12 +151,103 @@ def test_large_pools_are_sampled_uniformly() -> None:
     seen: Counter[str] = Counter()
     for _ in range(2000):
         chosen = select_from_groups(
-            group_members(members), requester_addresses=(), count=5, rng=rng
+            group_members(members), exclude="p7", requester_addresses=(), count=5, rng=rng
         )
         assert len({m.peer_id for m in chosen}) == 5
         seen.update(m.peer_id for m in chosen)
-    # 5 of 200 per list: each about 50 times.
-    assert len(seen) == 200 and max(seen.values()) < 100
+    # 5 of 199 per list: each about 50 times; never the requester.
+    assert len(seen) == 199 and "p7" not in seen and max(seen.values()) < 100
+
+
+def _leeches(prefix: str, n: int, protocol: str) -> list[SwarmMember]:
+    address = (PeerAddress(ip="192.0.2.1", port=1, peer_protocol=protocol),)
+    return [
+        SwarmMember(peer_id=f"{prefix}{i}", mode=PeerMode.LEECH, addresses=address)
+        for i in range(n)
+    ]
+
+
+def _chi2(counts: Sequence[int]) -> float:
+    """Pearson's statistic of ``counts`` against a uniform expectation."""
+    expected = sum(counts) / len(counts)
+    return sum((c - expected) ** 2 / expected for c in counts)
+
+
+def test_choice_and_order_among_equals_are_uniform_with_the_requester_among_them() -> None:
+    # Requester "a0" in the first of two equal groups (3 + 4 members, 6 others): lists of 3
+    # from the pool (sampled) and of 6 (the whole pool but the requester, shuffled).  Every
+    # other member is at every place of the list equally often.
+    requester = (PeerAddress(ip="192.0.2.9", port=1, peer_protocol="Z"),)
+    a, b = _leeches("a", 3, "A"), _leeches("b", 4, "B")
+    others = [m.peer_id for m in [*a, *b] if m.peer_id != "a0"]
+    groups = group_members([*a, *b])
+    for count, rounds in ((3, 6000), (6, 6000), (10, 6000)):
+        rng = random.Random(count)
+        at: Counter[tuple[str, int]] = Counter()
+        for _ in range(rounds):
+            chosen = select_from_groups(
+                groups, exclude="a0", requester_addresses=requester, count=count, rng=rng
+            )
+            assert len(chosen) == min(count, 6)
+            for place, member in enumerate(chosen):
+                at[member.peer_id, place] += 1
+        assert not any(peer == "a0" for peer, _ in at)
+        for place in range(min(count, 6)):
+            # 6 members: chi-squared with 5 degrees of freedom; 25 is beyond its 0.9999 quantile.
+            assert _chi2([at[peer, place] for peer in others]) < 25, (count, place)
+
+
+class _Counted(Sequence[SwarmMember]):
+    """A group that counts the members read from it and refuses to be copied whole."""
+
+    def __init__(self, members: list[SwarmMember]) -> None:
+        self.members = members
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @overload
+    def __getitem__(self, index: int) -> SwarmMember: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[SwarmMember]: ...
+
+    def __getitem__(self, index: int | slice) -> SwarmMember | Sequence[SwarmMember]:
+        if not isinstance(index, int):
+            raise AssertionError("a group was sliced")
+        self.reads += 1
+        return self.members[index]
+
+    def __iter__(self) -> Iterator[SwarmMember]:
+        raise AssertionError("a group was iterated")
+
+
+def test_a_peer_list_reads_about_count_members_not_the_swarm() -> None:
+    # 5 better members, then a pool of two large equal groups holding the requester.
+    requester = (PeerAddress(ip="192.0.2.9", port=1, peer_protocol="Z"),)
+    best = _Counted(_leeches("z", 5, "Z"))
+    a = _Counted(_leeches("a", 20_000, "A"))
+    b = _Counted(_leeches("b", 30_000, "B"))
+    worse = _Counted(_leeches("w", 10_000, "W"))
+    groups = [
+        ((("A",), (), 0), a),
+        ((("Z",), (), None), best),
+        ((("B",), (), 0), b),
+        ((("W",), (), None), worse),
+    ]
+    rng = random.Random(1)
+    for _ in range(50):
+        chosen = select_from_groups(
+            groups, exclude="a17", requester_addresses=requester, count=20, rng=rng
+        )
+        assert [m.peer_id[0] for m in chosen[:5]] == ["z"] * 5
+        assert all(m.peer_id[0] in "ab" and m.peer_id != "a17" for m in chosen[5:])
+        assert len(chosen) == 20
+    # Per list: the 5 best (and one spare draw at most), then 15 of the pool and one spare.
+    assert best.reads == 50 * 5
+    assert a.reads + b.reads <= 50 * 16
+    assert worse.reads == 0
 
 
 # -- the memory storage keeps its groups right --------------------------------------------------
@@ -151,21 +257,37 @@ def _run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def _groups(storage: Storage, swarm: str, exclude: str | None) -> dict[object, set[str]]:
+async def _groups(storage: Storage, swarm: str) -> dict[object, set[str]]:
     out: dict[object, set[str]] = {}
-    for profile, members in await storage.member_groups(swarm, exclude=exclude):
+    for profile, members in await storage.member_groups(swarm):
         assert members, "no group is empty"
         assert profile not in out, "one group per profile"
-        out[profile] = {m.peer_id for m in members}
+        ids = {m.peer_id for m in members}
+        assert len(ids) == len(members), "no member twice"
+        out[profile] = ids
     return out
 
 
-async def _reference(storage: Storage, swarm: str, exclude: str | None) -> dict[object, set[str]]:
+async def _reference(storage: Storage, swarm: str) -> dict[object, set[str]]:
     # The interface's default: group the listed members.
     out: dict[object, set[str]] = {}
-    for profile, members in await Storage.member_groups(storage, swarm, exclude=exclude):
+    for profile, members in await Storage.member_groups(storage, swarm):
         out[profile] = {m.peer_id for m in members}
     return out
+
+
+def _check_indexable_sets(storage: MemoryStorage) -> None:
+    """Each member is where its position slot says, in the group of its peer's profile."""
+    for shard in storage._shards:
+        for swarm in shard.values():
+            placed = 0
+            for profile, group in swarm.groups.items():
+                for position, member in enumerate(group):
+                    assert member._position == position
+                    assert swarm.members[member.peer_id] is member
+                    assert storage._peers[member.peer_id].profile == profile
+                placed += len(group)
+            assert placed == len(swarm.members)
 
 
 OPERATIONS = st.lists(
@@ -181,9 +303,9 @@ OPERATIONS = st.lists(
 
 
 @settings(max_examples=150, deadline=None)
-@given(OPERATIONS)
+@given(OPERATIONS, st.integers(0, 2**32))
 def test_memory_groups_follow_joins_leaves_address_changes_and_expiry(
-    operations: list[tuple[str, int, int, tuple[PeerAddress, ...], PeerMode]],
+    operations: list[tuple[str, int, int, tuple[PeerAddress, ...], PeerMode]], seed: int
 ) -> None:
     async def scenario() -> None:
         storage = MemoryStorage()
@@ -206,34 +328,68 @@ def test_memory_groups_follow_joins_leaves_address_changes_and_expiry(
                 await storage.delete_peer(peer_id)
             else:
                 await storage.expire(float(step) / 2)
+            _check_indexable_sets(storage)
             for s in range(3):
-                for exclude in (None, peer_id, "nobody"):
-                    got = await _groups(storage, f"s{s}", exclude)
-                    assert got == await _reference(storage, f"s{s}", exclude)
-                    for members in await storage.member_groups(f"s{s}", exclude=exclude):
-                        for m in members[1]:
-                            assert rank_profile(m.addresses) == members[0]
+                got = await _groups(storage, f"s{s}")
+                assert got == await _reference(storage, f"s{s}")
+                for members in await storage.member_groups(f"s{s}"):
+                    for m in members[1]:
+                        assert rank_profile(m.addresses) == members[0]
+                # A peer list from the storage's own groups ranks as member-by-member ranking.
+                listed = await storage.members(f"s{s}")
+                grouped = select_from_groups(
+                    await storage.member_groups(f"s{s}"),
+                    exclude=peer_id,
+                    requester_addresses=addrs,
+                    count=3,
+                    rng=random.Random(seed),
+                )
+                reference = select_peers(
+                    listed,
+                    requester_id=peer_id,
+                    requester_addresses=addrs,
+                    count=3,
+                    rng=random.Random(seed),
+                )
+                assert peer_id not in {m.peer_id for m in grouped}
+                assert [_key(m, addrs) for m in grouped] == [_key(m, addrs) for m in reference]
 
     _run(scenario())
 
 
-def test_group_lists_are_the_callers_to_change() -> None:
+def test_member_groups_are_the_storages_own_lists() -> None:
+    # Nothing is copied per peer list: the memory storage hands out the lists it keeps, and a
+    # member replaced in its group (new mode, new addresses of the same profile) keeps its place.
     async def scenario() -> None:
         storage = MemoryStorage()
-        for i in range(3):
+        for i in range(1000):
             record = PeerRecord(
                 peer_id=f"p{i}",
                 version=ProtocolVersion.V1_1,
                 state=PeerState.TRACKING,
-                addresses=(),
+                addresses=(PeerAddress(ip="192.0.2.1", port=1 + i % 2, peer_protocol="A"),),
                 deadline=10.0,
             )
             await storage.put_peer(record)
             await storage.join("s", f"p{i}", PeerMode.LEECH)
-        groups = await storage.member_groups("s")
-        groups[0][1].clear()  # type: ignore[attr-defined]
-        assert len((await storage.member_groups("s"))[0][1]) == 3
-        assert len((await storage.member_groups("s", exclude="p1"))[0][1]) == 2
+        ((profile, members),) = await storage.member_groups("s")
+        swarm = storage._shard("s")["s"]
+        assert members is swarm.groups[profile]
+        assert (await storage.member_groups("s"))[0][1] is members
+        ids = [m.peer_id for m in members]
+        where, other = ids.index("p500"), ids.index("p501")
+        await storage.join("s", "p500", PeerMode.SEED)
+        moved = PeerAddress(ip="192.0.2.2", port=9, peer_protocol="A")
+        known = await storage.get_peer("p501")
+        assert known is not None
+        await storage.put_peer(replace(known, addresses=(moved,)))
+        assert members[where].peer_id == "p500" and members[where].mode is PeerMode.SEED
+        assert members[other].peer_id == "p501" and members[other].addresses == (moved,)
+        # A removal moves the last member into the hole: the list keeps its length minus one.
+        last = members[-1]
+        await storage.leave("s", "p500")
+        assert len(members) == 999 and members[where] is last
+        _check_indexable_sets(storage)
 
     _run(scenario())
 

@@ -328,11 +328,14 @@ class Tracker:
             return ()
         if not scope:
             # Ranked by group (protocol, ASN, priority), not member by member.
-            groups = await self.storage.member_groups(
-                swarm_id, exclude=record.peer_id, limit=self.config.candidate_sample
-            )
+            # The groups may be the storage's own lists: read at once, before another await.
+            groups = await self.storage.member_groups(swarm_id, limit=self.config.candidate_sample)
             chosen = select_from_groups(
-                groups, requester_addresses=record.addresses, count=count, rng=self._rng
+                groups,
+                exclude=record.peer_id,
+                requester_addresses=record.addresses,
+                count=count,
+                rng=self._rng,
             )
             return to_peer_infos(chosen, swarm_id)
         candidates = await self.storage.members(

@@ -14,6 +14,7 @@ The requester itself is never listed.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
 from ppsp.tracker.messages import (
@@ -25,7 +26,7 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     positional_builder,
 )
-from ppsp.tracker.storage.base import MemberGroup, SwarmMember, _ListedEntry
+from ppsp.tracker.storage.base import MemberGroup, SwarmMember, _MemberSlots
 
 __all__ = [
     "MAX_PEER_LIST",
@@ -141,23 +142,26 @@ def select_peers(
 def select_from_groups(
     groups: Sequence[MemberGroup],
     *,
+    exclude: str | None,
     requester_addresses: Sequence[PeerAddress],
     count: int,
     rng: random.Random,
 ) -> list[SwarmMember]:
     """:func:`select_peers` without a scope, over members grouped by rank profile.
 
-    ``groups`` (see :meth:`~ppsp.tracker.storage.Storage.member_groups`) must not hold the
-    requester.  Each group is ranked once, not each member: groups that rank alike for this
-    requester are pooled, pools are taken best first, and the last pool needed gives a random
-    sample: the ranks of :func:`select_peers`, and as there a uniform choice and order among
-    equals.
+    ``exclude`` (the requester's ID) is never listed, wherever it is in ``groups``
+    (see :meth:`~ppsp.tracker.storage.Storage.member_groups`).  Each group is ranked once, not
+    each member: groups that rank alike for this requester are pooled, pools are taken best
+    first, and each pool taken gives a uniform random sample (all of it when it is small enough)
+    in a uniformly random order: the ranks of :func:`select_peers`, and as there a uniform choice
+    and order among equals.  The groups are read, never copied: the cost is the number of groups
+    plus ``count``, whatever the size of the swarm.
     """
     if count <= 0:
         return []
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
-    pools: dict[tuple[int, int, int], list[SwarmMember]] = {}
+    pools: dict[tuple[int, int, int], list[Sequence[SwarmMember]]] = {}
     for (group_protocols, group_asns, best), members in groups:
         key = (
             1 if protocols.isdisjoint(group_protocols) else 0,
@@ -166,35 +170,59 @@ def select_from_groups(
         )
         pool = pools.get(key)
         if pool is None:
-            pools[key] = list(members)
+            pools[key] = [members]
         else:
-            pool.extend(members)
+            pool.append(members)
     chosen: list[SwarmMember] = []
     for key in sorted(pools):
-        chosen.extend(_random_pick(pools[key], count - len(chosen), rng))
+        chosen.extend(_random_pick(pools[key], count - len(chosen), exclude, rng))
         if len(chosen) >= count:
             break
     return chosen
 
 
-def _random_pick(pool: list[SwarmMember], count: int, rng: random.Random) -> list[SwarmMember]:
-    """``count`` members of ``pool`` (all when fewer) chosen uniformly, in a random order."""
-    size = len(pool)
-    if size > 4 * count + 16:
-        return rng.sample(pool, count)
-    # A random key per member, sorted: a uniformly random order at C speed (no Python call per
-    # comparison), as select_peers orders equals.
-    rand = rng.random
-    keys = [rand() for _ in range(size)]
-    order = sorted(range(size), key=keys.__getitem__)
-    return [pool[index] for index in order[:count]]
+def _random_pick(
+    pool: list[Sequence[SwarmMember]], count: int, exclude: str | None, rng: random.Random
+) -> list[SwarmMember]:
+    """``count`` members of the pool's sequences but ``exclude`` (all when fewer), chosen
+    uniformly, in a uniformly random order, in O(``count`` + number of sequences) time.
+
+    The pool is never concatenated: distinct indices into it are drawn (``random.sample`` of a
+    ``range`` costs the size of the sample, not of the range) and mapped to (sequence, offset)
+    through the cumulative sizes.  One index more than needed is drawn when there is a member to
+    leave out, and the excluded member is dropped if drawn, else the last draw: the first
+    ``count`` of a uniformly random order of the pool without ``exclude``, which is uniformly
+    random itself.
+    """
+    wanted = count + 1 if exclude is not None else count
+    if len(pool) == 1:
+        only = pool[0]
+        size = len(only)
+        picked = [only[index] for index in rng.sample(range(size), min(size, wanted))]
+    else:
+        starts: list[int] = []
+        size = 0
+        for members in pool:
+            starts.append(size)
+            size += len(members)
+        picked = []
+        for index in rng.sample(range(size), min(size, wanted)):
+            which = bisect_right(starts, index) - 1
+            picked.append(pool[which][index - starts[which]])
+    if exclude is not None:
+        for position, member in enumerate(picked):
+            if member.peer_id == exclude:
+                del picked[position]
+                break
+    del picked[count:]
+    return picked
 
 
 _build_info = positional_builder(PeerInfo)
 """PeerInfo(peer_id=..., addresses=..., swarm_id=...), at half the cost."""
 
 
-_SET_LISTED = _ListedEntry._listed.__set__  # type: ignore[attr-defined]
+_SET_LISTED = _MemberSlots._listed.__set__  # type: ignore[attr-defined]
 """Writes a member's ``_listed`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
@@ -216,7 +244,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         except AttributeError:
             pass
         info = _build_info(member.peer_id, member.addresses, swarm_id)
-        if isinstance(member, _ListedEntry):
+        if isinstance(member, _MemberSlots):
             _SET_LISTED(member, info)
         append(info)
     return tuple(infos)

@@ -75,23 +75,29 @@ class PeerRecord:
     grace_used: bool = False
 
 
-class _ListedEntry:
-    """A slot where peer-list code keeps a member's entry (see :class:`SwarmMember`).
+class _MemberSlots:
+    """Slots where code around the storage keeps bookkeeping in a member (see :class:`SwarmMember`).
 
-    Not a dataclass field: equality, hashing, ``repr``, ``replace`` and copies ignore it.
+    ``_listed``: the member's peer-list entry (:func:`ppsp.tracker.peerlist.to_peer_infos`).
+    ``_position``: where the memory backend keeps the member in its rank group's list.
+    Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.
     """
 
-    __slots__ = ("_listed",)
+    __slots__ = ("_listed", "_position")
+
+    _position: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SwarmMember(_ListedEntry):
+class SwarmMember(_MemberSlots):
     """A peer as a member of one swarm, with what peer-list selection needs.
 
     A backend that keeps its members as objects (the memory backend) hands out the same object
     until the member's mode or addresses change; :func:`ppsp.tracker.peerlist.to_peer_infos`
     keeps the member's peer-list entry in it (``_listed``), so that an unchanged member is
-    listed as the same entry, whose encoded forms the codecs keep in turn.
+    listed as the same entry, whose encoded forms the codecs keep in turn.  The memory backend
+    also keeps in it the member's position in its rank group (``_position``), which costs the
+    object no memory (the allocator rounds it up to the same size either way).
     """
 
     peer_id: str
@@ -197,18 +203,24 @@ class Storage(abc.ABC):
         """
         ...
 
-    async def member_groups(
-        self, swarm_id: str, *, exclude: str | None = None, limit: int | None = None
-    ) -> list[MemberGroup]:
-        """Members of the swarm but ``exclude``, grouped by :func:`rank_profile`.
+    async def member_groups(self, swarm_id: str, *, limit: int | None = None) -> list[MemberGroup]:
+        """Members of the swarm grouped by :func:`rank_profile`, for one peer list.
 
-        Every member but ``exclude`` is in exactly one group, the one of its addresses' profile;
-        no group is empty; the caller may keep and change the returned lists.  This default
-        groups :meth:`members` (a random sample of at most ``limit``, as there); a backend that
-        keeps its members grouped (the memory backend) lists all of them, which costs it no more.
+        Every listed member is in exactly one group, the one of its addresses' profile; no group
+        is empty.  The requester is not left out: the selection does that
+        (:func:`~ppsp.tracker.peerlist.select_from_groups`' ``exclude``), so that a backend can
+        hand out what it keeps without copying it.
+
+        The returned sequences are **read-only and valid until the next call to the storage**:
+        a backend may hand out its own lists (the memory backend does, so that a peer list costs
+        the number of groups, not of members), which its next change reorders.  Read them at
+        once, change none of them, keep none of them.
+
+        This default groups :meth:`members` (a random sample of at most ``limit``, as there)
+        into fresh lists; a backend that keeps its members grouped (the memory backend) hands
+        out all of them, which costs it no more.
         """
-        members = await self.members(swarm_id, limit=limit)
-        return group_members(m for m in members if m.peer_id != exclude)
+        return group_members(await self.members(swarm_id, limit=limit))
 
     @abc.abstractmethod
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:

@@ -7,7 +7,11 @@ a membership compact (see :func:`measure_membership_bytes`).  Each membership is
 :class:`~ppsp.tracker.storage.base.SwarmMember` that :meth:`MemoryStorage.members` hands out
 (replaced whenever the peer's mode or addresses change), so that listing a swarm builds nothing;
 each swarm also keeps its members grouped by rank profile, so that a peer list ranks a few groups
-rather than every member (:meth:`MemoryStorage.member_groups`).
+rather than every member and draws from them without copying them
+(:meth:`MemoryStorage.member_groups`).  A group is a plain list used as an indexable set: each
+member keeps its position in it (a slot of the member, see
+:class:`~ppsp.tracker.storage.base.SwarmMember`), a removal moves the group's last member into
+the hole, and a member replaced within its group takes its predecessor's place.
 
 Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
 reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import heapq
 import random
 import tracemalloc
+from collections.abc import Callable
 
 from ppsp.tracker.messages import (
     AddressFamily,
@@ -37,6 +42,7 @@ from ppsp.tracker.storage.base import (
     Storage,
     StorageCounts,
     SwarmMember,
+    _MemberSlots,
     rank_profile,
 )
 
@@ -51,6 +57,9 @@ _SHARED_PROFILES = 4096
 
 _build_member = positional_builder(SwarmMember)
 """SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
+
+_SET_POSITION: Callable[[SwarmMember, int], None] = vars(_MemberSlots)["_position"].__set__
+"""Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
 class _Peer:
@@ -72,24 +81,48 @@ class _Swarm:
     def __init__(self) -> None:
         # Every member as listed (content_map always None here; maps are kept apart).
         self.members: dict[str, SwarmMember] = {}
-        # The same members by rank profile (never an empty group), for member_groups().
-        self.groups: dict[RankProfile, dict[str, SwarmMember]] = {}
+        # The same members by rank profile (never an empty group), for member_groups(): each
+        # member is at index member._position of its group's list.
+        self.groups: dict[RankProfile, list[SwarmMember]] = {}
         self.maps: dict[str, ContentMap] | None = None
 
     def place(self, profile: RankProfile, member: SwarmMember) -> None:
-        """Add or replace ``member`` in the members and in the group of ``profile``."""
-        self.members[member.peer_id] = member
-        group = self.groups.get(profile)
-        if group is None:
-            group = self.groups[profile] = {}
-        group[member.peer_id] = member
+        """Add ``member``, or put it in the place of the member with its ID.
 
-    def unplace(self, profile: RankProfile, peer_id: str) -> None:
-        """Remove the member from the group of ``profile`` (not from the members)."""
+        That member, if any, must be in the group of ``profile`` (a member that changes group
+        is :meth:`unplace`-d first).
+        """
+        peer_id = member.peer_id
+        old = self.members.get(peer_id)
+        self.members[peer_id] = member
+        if old is None:
+            group = self.groups.get(profile)
+            if group is None:
+                group = self.groups[profile] = []
+            _SET_POSITION(member, len(group))
+            group.append(member)
+        else:
+            position = old._position
+            _SET_POSITION(member, position)
+            self.groups[profile][position] = member
+
+    def unplace(self, profile: RankProfile, peer_id: str) -> bool:
+        """Remove the member from the members and from the group of ``profile``.
+
+        Returns False when there is no such member.  The group's last member takes the hole.
+        """
+        member = self.members.pop(peer_id, None)
+        if member is None:
+            return False
         group = self.groups[profile]
-        del group[peer_id]
-        if not group:
+        last = group.pop()
+        if last is not member:
+            position = member._position
+            _SET_POSITION(last, position)
+            group[position] = last
+        elif not group:
             del self.groups[profile]
+        return True
 
 
 class MemoryStorage(Storage):
@@ -156,6 +189,7 @@ class MemoryStorage(Storage):
             member = _build_member(peer_id, swarm.members[peer_id].mode, record.addresses, None)
             if moved:
                 swarm.unplace(old, peer_id)
+            # Added to its new group, or in its old place in the same group.
             swarm.place(profile, member)
 
     async def delete_peer(self, peer_id: str) -> bool:
@@ -170,9 +204,8 @@ class MemoryStorage(Storage):
     def _drop_member(self, swarm_id: str, peer_id: str, profile: RankProfile) -> bool:
         shard = self._shard(swarm_id)
         swarm = shard.get(swarm_id)
-        if swarm is None or swarm.members.pop(peer_id, None) is None:
+        if swarm is None or not swarm.unplace(profile, peer_id):
             return False
-        swarm.unplace(profile, peer_id)
         self._memberships -= 1
         if swarm.maps is not None:
             swarm.maps.pop(peer_id, None)
@@ -240,28 +273,17 @@ class MemoryStorage(Storage):
             for member in chosen
         ]
 
-    async def member_groups(
-        self, swarm_id: str, *, exclude: str | None = None, limit: int | None = None
-    ) -> list[MemberGroup]:
-        """Members of the swarm but ``exclude``, by rank profile: all of them (``limit`` unused).
+    async def member_groups(self, swarm_id: str, *, limit: int | None = None) -> list[MemberGroup]:
+        """Members of the swarm by rank profile: all of them (``limit`` unused), not copied.
 
         The groups are kept up to date as members join, leave and change addresses, so listing
-        them copies a few lists and ranks no one.
+        them costs one entry per group: the sequences are the storage's own lists (read-only,
+        valid until the next call, as :meth:`Storage.member_groups` says).
         """
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return []
-        groups: list[MemberGroup] = []
-        for profile, group in swarm.groups.items():
-            if exclude is not None and exclude in group:
-                if len(group) == 1:
-                    continue
-                rest = dict(group)
-                del rest[exclude]
-                groups.append((profile, list(rest.values())))
-            else:
-                groups.append((profile, list(group.values())))
-        return groups
+        return list(swarm.groups.items())
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
