@@ -426,3 +426,46 @@ def test_rank_profiles_are_canonical_shared_and_bounded() -> None:
         assert len(storage._profiles) == memory._SHARED_PROFILES
 
     _run(scenario())
+
+
+async def test_every_backend_groups_every_member_and_lists_leave_out_the_requester(
+    storage: Storage,
+) -> None:
+    # The contract of Storage.member_groups on each backend (memory: its own lists; Redis: the
+    # default, fresh lists): every member in the group of its profile, the requester included,
+    # which the selection leaves out.
+    profiles = [
+        (PeerAddress(ip="192.0.2.1", port=1, peer_protocol="A", asn="64496", priority=2),),
+        (PeerAddress(ip="192.0.2.1", port=1, peer_protocol="B"),),
+        (),
+    ]
+    for i in range(30):
+        await storage.put_peer(
+            PeerRecord(
+                peer_id=f"p{i}",
+                version=ProtocolVersion.V1_1,
+                state=PeerState.TRACKING,
+                addresses=profiles[i % 3],
+                deadline=100.0,
+            )
+        )
+        await storage.join("s", f"p{i}", PeerMode.LEECH)
+    await storage.leave("s", "p4")
+    await storage.delete_peer("p5")
+    groups = await storage.member_groups("s")
+    expected = {
+        rank_profile(profiles[k]): {f"p{i}" for i in range(k, 30, 3)} - {"p4", "p5"}
+        for k in range(3)
+    }
+    assert {profile: {m.peer_id for m in members} for profile, members in groups} == expected
+    assert sum(len(members) for _, members in groups) == 28
+    requester = profiles[0]
+    for seed in range(20):
+        chosen = select_from_groups(
+            groups, exclude="p0", requester_addresses=requester, count=12, rng=random.Random(seed)
+        )
+        ids = [m.peer_id for m in chosen]
+        assert len(set(ids)) == 12 and "p0" not in ids
+        # The 9 others of the requester's profile first, then 3 of the 18 that rank alike.
+        assert set(ids[:9]) == expected[rank_profile(requester)] - {"p0"}
+    assert await storage.member_groups("nothing") == []
