@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ppsp.tracker.messages import (
@@ -15,8 +17,10 @@ from ppsp.tracker.messages import (
     SegmentMap,
     StreamStatistics,
 )
+from ppsp.tracker.peerlist import select_from_groups
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage import PeerRecord, Storage, StorageCounts
+from ppsp.tracker.storage.base import rank_profile
 from ppsp.tracker.storage.redis import pack_content_map, unpack_content_map
 
 
@@ -225,3 +229,45 @@ async def test_awkward_ids_do_not_collide(storage: Storage, peer_id: str) -> Non
     await storage.delete_peer(peer_id)
     assert await storage.get_peer("x") == record("x")
     assert [m.peer_id for m in await storage.members("s")] == ["x"]
+
+
+async def test_member_groups_hold_every_member_and_lists_leave_out_the_requester(
+    storage: Storage,
+) -> None:
+    # Storage.member_groups (memory: its own lists; Redis: the default, fresh lists): every
+    # member in the group of its profile, the requester included, which the selection leaves out.
+    profiles = [
+        (PeerAddress(ip="192.0.2.1", port=1, peer_protocol="A", asn="64496", priority=2),),
+        (PeerAddress(ip="192.0.2.1", port=1, peer_protocol="B"),),
+        (),
+    ]
+    for i in range(30):
+        await storage.put_peer(
+            PeerRecord(
+                peer_id=f"p{i}",
+                version=ProtocolVersion.V1_1,
+                state=PeerState.TRACKING,
+                addresses=profiles[i % 3],
+                deadline=100.0,
+            )
+        )
+        await storage.join("s", f"p{i}", PeerMode.LEECH)
+    await storage.leave("s", "p4")
+    await storage.delete_peer("p5")
+    groups = await storage.member_groups("s")
+    expected = {
+        rank_profile(profiles[k]): {f"p{i}" for i in range(k, 30, 3)} - {"p4", "p5"}
+        for k in range(3)
+    }
+    assert {profile: {m.peer_id for m in members} for profile, members in groups} == expected
+    assert sum(len(members) for _, members in groups) == 28
+    requester = profiles[0]
+    for seed in range(20):
+        chosen = select_from_groups(
+            groups, exclude="p0", requester_addresses=requester, count=12, rng=random.Random(seed)
+        )
+        ids = [m.peer_id for m in chosen]
+        assert len(set(ids)) == 12 and "p0" not in ids
+        # The 9 others of the requester's profile first, then 3 of the 18 that rank alike.
+        assert set(ids[:9]) == expected[rank_profile(requester)] - {"p0"}
+    assert await storage.member_groups("nothing") == []

@@ -142,6 +142,7 @@ from ppsp.tracker.messages import (
     ContentMap,
     DisconnectRequest,
     DisconnectScope,
+    EncodedForms,
     ErrorResponse,
     FindRequest,
     JoinRequest,
@@ -158,7 +159,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
-    _EncodedForms,
     positional_builder,
 )
 
@@ -1166,7 +1166,7 @@ def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
     return info
 
 
-_SET_ENCODED = _EncodedForms._encoded_json.__set__  # type: ignore[attr-defined]
+_SET_ENCODED = EncodedForms._encoded_json.__set__  # type: ignore[attr-defined]
 """Writes an entry's ``_encoded_json`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
@@ -1188,7 +1188,7 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
     except _Malformed as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None
     fragment = orjson.Fragment(orjson.dumps(info))
-    if isinstance(peer, _EncodedForms):
+    if isinstance(peer, EncodedForms):
         _SET_ENCODED(peer, fragment)
     return fragment
 

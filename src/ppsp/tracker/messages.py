@@ -121,7 +121,7 @@ class PeerAddress:
     peer_protocol: str | None = None
 
 
-class _EncodedForms:
+class EncodedForms:
     """Two slots where the codecs keep the encoded form of an entry (see :class:`PeerInfo`).
 
     Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.  An
@@ -132,7 +132,7 @@ class _EncodedForms:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeerInfo(_EncodedForms):
+class PeerInfo(EncodedForms):
     """A peer in a peer list (``PeerInfo`` / ``peer_info``).
 
     ``swarm_id`` is the XML ``@swarmID`` attribute (or the JSON ``swarm_result`` the entry was

@@ -26,7 +26,7 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     positional_builder,
 )
-from ppsp.tracker.storage.base import MemberGroup, SwarmMember, _MemberSlots
+from ppsp.tracker.storage.base import MemberGroup, MemberSlots, SwarmMember
 
 __all__ = [
     "MAX_PEER_LIST",
@@ -222,7 +222,7 @@ _build_info = positional_builder(PeerInfo)
 """PeerInfo(peer_id=..., addresses=..., swarm_id=...), at half the cost."""
 
 
-_SET_LISTED = _MemberSlots._listed.__set__  # type: ignore[attr-defined]
+_SET_LISTED = MemberSlots._listed.__set__  # type: ignore[attr-defined]
 """Writes a member's ``_listed`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
@@ -244,7 +244,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         except AttributeError:
             pass
         info = _build_info(member.peer_id, member.addresses, swarm_id)
-        if isinstance(member, _MemberSlots):
+        if isinstance(member, MemberSlots):
             _SET_LISTED(member, info)
         append(info)
     return tuple(infos)

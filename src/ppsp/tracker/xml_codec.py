@@ -58,6 +58,7 @@ from ppsp.tracker.messages import (
     ContentMap,
     DisconnectRequest,
     DisconnectScope,
+    EncodedForms,
     ErrorResponse,
     FindRequest,
     JoinRequest,
@@ -75,7 +76,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
-    _EncodedForms,
     positional_builder,
 )
 
@@ -1573,7 +1573,7 @@ def _token_piece(value: str, what: str, template: str, *, text: bool = False) ->
     return piece
 
 
-_SET_ENCODED = _EncodedForms._encoded_xml.__set__  # type: ignore[attr-defined]
+_SET_ENCODED = EncodedForms._encoded_xml.__set__  # type: ignore[attr-defined]
 """Writes an entry's ``_encoded_xml`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
@@ -1588,7 +1588,7 @@ def _listed_fragment(info: PeerInfo) -> str:
     except AttributeError:
         pass
     fragment = _render_peer_info(info.addresses, info.peer_id, info.swarm_id)
-    if isinstance(info, _EncodedForms):
+    if isinstance(info, EncodedForms):
         _SET_ENCODED(info, fragment)
     return fragment
 

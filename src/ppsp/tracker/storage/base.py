@@ -46,6 +46,7 @@ from ppsp.tracker.statemachine import PeerState
 
 __all__ = [
     "MemberGroup",
+    "MemberSlots",
     "PeerRecord",
     "RankProfile",
     "Storage",
@@ -75,7 +76,7 @@ class PeerRecord:
     grace_used: bool = False
 
 
-class _MemberSlots:
+class MemberSlots:
     """Slots where code around the storage keeps bookkeeping in a member (see :class:`SwarmMember`).
 
     ``_listed``: the member's peer-list entry (:func:`ppsp.tracker.peerlist.to_peer_infos`).
@@ -89,7 +90,7 @@ class _MemberSlots:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SwarmMember(_MemberSlots):
+class SwarmMember(MemberSlots):
     """A peer as a member of one swarm, with what peer-list selection needs.
 
     A backend that keeps its members as objects (the memory backend) hands out the same object

@@ -37,12 +37,12 @@ from ppsp.tracker.messages import (
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
     MemberGroup,
+    MemberSlots,
     PeerRecord,
     RankProfile,
     Storage,
     StorageCounts,
     SwarmMember,
-    _MemberSlots,
     rank_profile,
 )
 
@@ -58,7 +58,7 @@ _SHARED_PROFILES = 4096
 _build_member = positional_builder(SwarmMember)
 """SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
 
-_SET_POSITION: Callable[[SwarmMember, int], None] = vars(_MemberSlots)["_position"].__set__
+_SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position"].__set__
 """Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
