@@ -82,7 +82,7 @@ def serve_bare(port: int, body: bytes, content_type: str) -> None:
     """A POST-anything endpoint with the tracker's server settings, answering ``body``."""
     from aiohttp import web
 
-    from ppsp.tracker.server import _runner
+    from ppsp.tracker.server import runner_for_tracker
 
     async def handle(request: web.Request) -> web.Response:
         await request.read()
@@ -99,7 +99,7 @@ def serve_bare(port: int, body: bytes, content_type: str) -> None:
         print(f"bare endpoint listening on http://{host}:{real_port}", flush=True)
         await asyncio.Event().wait()
 
-    with _runner() as runner:
+    with runner_for_tracker() as runner:
         runner.run(main())
 
 

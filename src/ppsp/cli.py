@@ -115,6 +115,13 @@ def main() -> None:
     show_default=True,
     help="Largest request body in bytes.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the port together (more than 1 needs a redis:// --storage).",
+)
 @log_level_option
 def tracker(
     host: str,
@@ -125,14 +132,21 @@ def tracker(
     max_peers: int,
     storage: str,
     max_body: int,
+    workers: int,
 ) -> None:
     """Run a PPSP tracker until SIGINT or SIGTERM."""
     from ppsp.tracker.core import TrackerConfig
     from ppsp.tracker.messages import ProtocolVersion
     from ppsp.tracker.server import ServerSettings, run_tracker
+    from ppsp.tracker.workers import run_tracker_workers
 
     if storage != "memory" and not storage.startswith(("redis://", "rediss://", "unix://")):
         raise click.BadParameter("use 'memory' or a redis:// URL", param_hint="--storage")
+    if workers > 1 and storage == "memory":
+        raise click.BadParameter(
+            "several workers share their state only through Redis: give a redis:// --storage",
+            param_hint="--workers",
+        )
     config = TrackerConfig(
         max_version=ProtocolVersion(max_version),
         init_timeout=init_timeout,
@@ -145,14 +159,25 @@ def tracker(
         sys.stdout.flush()
 
     try:
-        run_tracker(
-            host,
-            port,
-            config,
-            None if storage == "memory" else storage,
-            settings=ServerSettings(max_body=max_body),
-            on_ready=ready,
-        )
+        if workers > 1:
+            run_tracker_workers(
+                host,
+                port,
+                config,
+                storage,
+                workers=workers,
+                settings=ServerSettings(max_body=max_body),
+                on_ready=ready,
+            )
+        else:
+            run_tracker(
+                host,
+                port,
+                config,
+                None if storage == "memory" else storage,
+                settings=ServerSettings(max_body=max_body),
+                on_ready=ready,
+            )
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
     click.echo("ppsp tracker stopped")

@@ -26,6 +26,7 @@ import functools
 import gc
 import itertools
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ __all__ = [
     "create_app",
     "make_storage",
     "run_tracker",
+    "runner_for_tracker",
     "running_tracker",
     "serve_tracker",
 ]
@@ -499,11 +501,13 @@ async def running_tracker(
     port: int = 0,
     storage_url: str | None = None,
     settings: ServerSettings | None = None,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[RunningTracker]:
     """Serve a tracker on ``host:port`` (a free port when 0) for the duration of the block.
 
-    On exit the listening socket is closed, connections are finished, the expiry task stops and
-    the storage is closed.
+    With ``sock``, a listening socket (shared by several workers, see
+    :mod:`ppsp.tracker.workers`), the tracker serves on it instead.  On exit the listening
+    socket is closed, connections are finished, the expiry task stops and the storage is closed.
     """
     storage = make_storage(storage_url)
     tracker = Tracker(storage, config)
@@ -511,7 +515,11 @@ async def running_tracker(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        site: web.BaseSite
+        if sock is None:
+            site = web.TCPSite(runner, host, port, backlog=1024)
+        else:
+            site = web.SockSite(runner, sock, backlog=1024)
         await site.start()
         yield RunningTracker(url=_site_url(runner, host, port), tracker=tracker, app=app)
     finally:
@@ -522,24 +530,31 @@ async def running_tracker(
 
 
 async def serve_tracker(
-    host: str,
-    port: int,
-    config: TrackerConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    config: TrackerConfig | None = None,
     storage_url: str | None = None,
     *,
     settings: ServerSettings | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve a tracker until ``stop`` is set (or SIGINT/SIGTERM arrives), then shut down cleanly.
 
     ``on_ready`` receives the base URL once the socket listens (with the real port when ``port``
-    is 0).
+    is 0).  With ``sock``, the tracker serves on that listening socket instead of ``host:port``.
     """
     stop = stop or asyncio.Event()
+    config = config or TrackerConfig()
     with on_signals(stop.set):
         async with running_tracker(
-            config, host=host, port=port, storage_url=storage_url, settings=settings
+            config,
+            host=host,
+            port=port,
+            storage_url=storage_url,
+            settings=settings,
+            sock=sock,
         ) as running:
             log.info("ppsp tracker %s listening on %s", config.max_version.value, running.url)
             _tune_garbage_collector()
@@ -559,7 +574,7 @@ def run_tracker(
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run a tracker in the foreground until SIGINT or SIGTERM (uvloop when it is installed)."""
-    with _runner() as runner:
+    with runner_for_tracker() as runner:
         runner.run(
             serve_tracker(host, port, config, storage_url, settings=settings, on_ready=on_ready)
         )
@@ -582,7 +597,8 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD, second, third)
 
 
-def _runner() -> asyncio.Runner:
+def runner_for_tracker() -> asyncio.Runner:
+    """An asyncio runner on uvloop when it is installed: the tracker's many small requests."""
     try:
         import uvloop
     except ImportError:

@@ -1,0 +1,144 @@
+"""Several tracker processes on one listening socket, sharing one Redis storage.
+
+The parent binds the socket, forks ``workers`` processes before any event loop exists (each
+runs :func:`~ppsp.tracker.server.serve_tracker` on the inherited socket, and the kernel hands
+each new connection to one of them), then supervises them:
+
+* SIGINT or SIGTERM to the parent is passed on to every worker as SIGTERM; each worker finishes
+  its connections and closes its storage, and the parent returns once all have exited;
+* a worker that exits while the parent is not stopping (a crash, a kill) is started again
+  after ``restart_delay`` seconds, on the same socket, so the port never stops listening
+  (connections wait in the socket's backlog meanwhile).
+
+All state lives in the storage, so it must be shared: Redis (several trackers on one Redis is
+what the Redis backend is built for, see :mod:`ppsp.tracker.storage.redis`).  Each worker runs
+its own expiry task; the storage's scripts make a peer's expiry happen once.  ``/status`` and
+``/metrics`` describe the worker that answers (the counts of peers and swarms are the shared
+ones).  Trackers on several machines share a Redis the same way, each with its own socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.server import ServerSettings, runner_for_tracker, serve_tracker
+
+__all__ = ["listening_socket", "run_tracker_workers", "socket_url"]
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 1024
+"""Connections the listening socket queues for the workers to accept."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (a free port when 0), to be shared by workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+def socket_url(sock: socket.socket) -> str:
+    """The base URL of a listening socket (the real port when it was bound to 0)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def run_tracker_workers(
+    host: str,
+    port: int,
+    config: TrackerConfig,
+    storage_url: str,
+    *,
+    workers: int,
+    settings: ServerSettings | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    restart_delay: float = 1.0,
+) -> None:
+    """Serve a tracker from ``workers`` processes until SIGINT or SIGTERM (see the module).
+
+    Raises ValueError for fewer than two workers or a storage that is not shared (only a
+    ``redis://``, ``rediss://`` or ``unix://`` URL is), and OSError when the socket cannot be
+    bound.  Must be called before any event loop or thread is started in this process.
+    """
+    if workers < 2:
+        raise ValueError("several workers need workers >= 2")
+    if not storage_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("several workers share their state only through Redis: use --storage")
+    sock = listening_socket(host, port)
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def start(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
+            _worker(number, sock, config, storage_url, settings)
+        children[pid] = number
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for number in range(workers):
+            start(number)
+        log.info("%d tracker workers listening on %s", workers, socket_url(sock))
+        if on_ready is not None:
+            on_ready(socket_url(sock))
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid not in children:
+                continue
+            number = children.pop(pid)
+            if stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning(
+                "tracker worker %d (pid %d) exited with %d: starting it again", number, pid, code
+            )
+            time.sleep(restart_delay)
+            if not stopping:
+                start(number)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
+
+
+def _worker(
+    number: int,
+    sock: socket.socket,
+    config: TrackerConfig,
+    storage_url: str,
+    settings: ServerSettings | None,
+) -> None:  # pragma: no cover - runs in a forked process
+    """A forked worker: serve on ``sock`` until SIGTERM, then leave the process."""
+    code = 1
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
+        with runner_for_tracker() as runner:
+            runner.run(
+                serve_tracker(sock=sock, config=config, storage_url=storage_url, settings=settings)
+            )
+        code = 0
+    except BaseException:
+        log.exception("tracker worker %d failed", number)
+    finally:
+        logging.shutdown()
+        os._exit(code)

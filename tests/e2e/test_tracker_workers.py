@@ -1,0 +1,120 @@
+"""Trackers that share one Redis: several processes on one port, and separate trackers.
+
+Real ``ppsp tracker`` processes against the session's real redis-server (each test on a
+database of its own), with real peers downloading through them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
+from pathlib import Path
+
+import pytest
+
+from .swarm_helpers import Peer, Swarm, content, finish
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 1 << 20  # 16 chunks of 64 KiB
+
+
+@pytest.fixture
+async def swarm(tmp_path: Path) -> AsyncIterator[Swarm]:
+    async with Swarm(tmp_path) as running:
+        yield running
+
+
+def database(redis_url: str, number: int) -> str:
+    """The session's Redis URL pointed at database ``number`` (each test has its own)."""
+    return redis_url.rsplit("/", 1)[0] + f"/{number}"
+
+
+def children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (read from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+async def wait_for_children(
+    pid: int, count: int, *, without: AbstractSet[int] = frozenset()
+) -> set[int]:
+    """Wait (bounded) until ``pid`` has ``count`` children, none of them in ``without``."""
+    for _ in range(200):
+        current = children(pid)
+        if len(current) == count and not current & without:
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"children of {pid}: {children(pid)}, wanted {count} new ones")
+
+
+async def download(swarm: Swarm, tmp_path: Path, swarm_id: str, name: str, data: bytes) -> None:
+    out = tmp_path / f"{name}.bin"
+    getter = await swarm.get(swarm_id, out, "--timeout", "30", name=name)
+    await finish(getter)
+    assert out.read_bytes() == data
+
+
+async def test_workers_serve_one_port_and_a_killed_worker_is_replaced(
+    swarm: Swarm, tmp_path: Path, redis_url: str
+) -> None:
+    data = content(SIZE, seed=3)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    tracker = await swarm.tracker("--workers", "2", "--storage", database(redis_url, 11))
+    workers = await wait_for_children(tracker.pid, 2)
+    _, swarm_id = await swarm.seed(source)
+    await download(swarm, tmp_path, swarm_id, "first", data)
+
+    killed = min(workers)
+    os.kill(killed, signal.SIGKILL)
+    await wait_for_children(tracker.pid, 2, without={killed})
+    # The port kept listening and the state (the seeder's membership) lives on in Redis.
+    await download(swarm, tmp_path, swarm_id, "second", data)
+    status = await swarm.status()
+    assert status["swarms"] == 1
+
+    tracker.signal(signal.SIGTERM)
+    assert await tracker.wait() == 0, tracker.output()
+    assert "ppsp tracker stopped" in tracker.output()
+    assert "exited with -9: starting it again" in tracker.output()
+    assert not children(tracker.pid)
+
+
+async def test_peers_of_two_trackers_on_one_redis_form_one_swarm(
+    swarm: Swarm, tmp_path: Path, redis_url: str
+) -> None:
+    data = content(SIZE, seed=4)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    storage = database(redis_url, 12)
+    await swarm.tracker("--storage", storage)
+    first_url = swarm.tracker_url
+    await swarm.tracker("--storage", storage)
+    assert swarm.tracker_url != first_url
+    second_url = swarm.tracker_url
+
+    swarm.tracker_url = first_url
+    _, swarm_id = await swarm.seed(source)
+    # The leecher asks the other tracker: it learns of the seeder through the shared storage.
+    swarm.tracker_url = second_url
+    await download(swarm, tmp_path, swarm_id, "leecher", data)
+
+
+async def test_several_workers_need_a_shared_storage(swarm: Swarm) -> None:
+    refused: Peer = await swarm.spawn("tracker", "tracker", "--port", "0", "--workers", "2")
+    assert await refused.wait() == 2
+    assert "share their state only through Redis" in refused.output()
