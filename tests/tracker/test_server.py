@@ -41,6 +41,7 @@ from ppsp.tracker.server import (
     Expirer,
     ServerSettings,
     create_app,
+    make_storage,
     running_tracker,
 )
 from ppsp.tracker.storage import MemoryStorage
@@ -589,6 +590,33 @@ async def test_expirer_with_fake_clock() -> None:
             Encoding.XML, FindRequest(version=V11, transaction_id="2", peer_id="e", swarm_id="s")
         )
         assert status == 403
+
+
+async def test_expiry_with_the_storage_down_is_a_warning_and_tried_again(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A storage that cannot be reached: a one-line warning (no traceback), and the expirer
+    # goes on running until it is cancelled.
+    closed = redis_url.rsplit(":", 1)[0] + ":1/0"
+    tracker = Tracker(make_storage(closed), TrackerConfig(init_timeout=1.0))
+    now = [0.0]
+    expirer = Expirer(tracker, lambda: now[0], poll=1.0)
+    task = asyncio.ensure_future(expirer.run())
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if any("expiring peers failed" in r.getMessage() for r in caplog.records):
+                break
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await tracker.storage.close()  # type: ignore[attr-defined]
+    failures = [r for r in caplog.records if "expiring peers failed" in r.getMessage()]
+    assert failures, caplog.text
+    assert all(r.levelname == "WARNING" and r.exc_info is None for r in failures)
+    assert "storage unavailable" in failures[0].getMessage()
 
 
 async def test_expiry_task_runs_in_app() -> None:

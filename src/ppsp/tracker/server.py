@@ -42,7 +42,12 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 import ppsp
-from ppsp.errors import PayloadTooLarge, TrackerErrorCode, TrackerProtocolError
+from ppsp.errors import (
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TrackerErrorCode,
+    TrackerProtocolError,
+)
 from ppsp.signals import on_signals
 from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.codec import (
@@ -232,6 +237,8 @@ class Expirer:
         if deadline is not None and deadline <= now:
             try:
                 count = await self._tracker.expire(now)
+            except ServiceUnavailable as exc:
+                log.warning("expiring peers failed, trying again: %s", exc)
             except Exception:
                 log.exception("expiring peers failed")
             else:
@@ -254,6 +261,8 @@ class Expirer:
         """
         try:
             await self._tracker.expire(self._clock())
+        except ServiceUnavailable as exc:
+            log.warning("expiring peers failed, trying again: %s", exc)
         except Exception:
             log.exception("expiring peers failed")
         while True:
