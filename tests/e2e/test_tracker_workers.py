@@ -94,6 +94,27 @@ async def test_workers_serve_one_port_and_a_killed_worker_is_replaced(
     assert not children(tracker.pid)
 
 
+async def test_workers_stop_when_their_parent_is_killed(swarm: Swarm, redis_url: str) -> None:
+    tracker = await swarm.tracker("--workers", "2", "--storage", database(redis_url, 13))
+    workers = await wait_for_children(tracker.pid, 2)
+    tracker.signal(signal.SIGKILL)
+    for _ in range(200):
+        alive = {pid for pid in workers if os.path.exists(f"/proc/{pid}")}
+        if not alive or all(_zombie(pid) for pid in alive):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"workers {alive} outlived their parent")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 async def test_peers_of_two_trackers_on_one_redis_form_one_swarm(
     swarm: Swarm, tmp_path: Path, redis_url: str
 ) -> None:

@@ -8,7 +8,9 @@ each new connection to one of them), then supervises them:
   its connections and closes its storage, and the parent returns once all have exited;
 * a worker that exits while the parent is not stopping (a crash, a kill) is started again
   after ``restart_delay`` seconds, on the same socket, so the port never stops listening
-  (connections wait in the socket's backlog meanwhile).
+  (connections wait in the socket's backlog meanwhile);
+* a parent killed outright takes its workers with it (Linux: they ask for SIGTERM when their
+  parent dies), so that no worker serves unsupervised.
 
 All state lives in the storage, so it must be shared: Redis (several trackers on one Redis is
 what the Redis backend is built for, see :mod:`ppsp.tracker.storage.redis`).  Each worker runs
@@ -20,6 +22,7 @@ ones).  Trackers on several machines share a Redis the same way, each with its o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -74,13 +77,14 @@ def run_tracker_workers(
     if not storage_url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("several workers share their state only through Redis: use --storage")
     sock = listening_socket(host, port)
+    parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
     def start(number: int) -> None:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
-            _worker(number, sock, config, storage_url, settings)
+            _worker(number, parent, sock, config, storage_url, settings)
         children[pid] = number
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -122,6 +126,7 @@ def run_tracker_workers(
 
 def _worker(
     number: int,
+    parent: int,
     sock: socket.socket,
     config: TrackerConfig,
     storage_url: str,
@@ -132,6 +137,8 @@ def _worker(
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
+        if not _stop_with_parent(parent):
+            return
         with runner_for_tracker() as runner:
             runner.run(
                 serve_tracker(sock=sock, config=config, storage_url=storage_url, settings=settings)
@@ -142,3 +149,20 @@ def _worker(
     finally:
         logging.shutdown()
         os._exit(code)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent: int) -> bool:
+    """Ask the kernel for SIGTERM when the parent dies (Linux); False if it is already gone.
+
+    Without it, workers whose parent was killed outright would go on serving unsupervised.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return os.getppid() == parent  # no prctl here: only the check below
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # The parent may have died between the fork and prctl: then no signal will come.
+    return os.getppid() == parent
