@@ -107,10 +107,31 @@ def serve_bare(port: int, body: bytes, content_type: str) -> None:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU seconds of a process and its live children (Linux /proc).
+
+    The children are the workers of ``ppsp tracker --workers N``; with one process there are
+    none.  (A Redis server's CPU is not counted: it is another program.)
+    """
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    total = 0
+    for stat in _process_tree_stats(pid):
+        total += int(stat[11]) + int(stat[12])
+    return total / ticks
+
+
+def _process_tree_stats(pid: int) -> list[list[str]]:
+    """The /proc stat fields (after the command name) of ``pid`` and of its direct children."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            found.append(fields)
+    return found
 
 
 def _start(args: Sequence[str]) -> tuple[subprocess.Popen[str], str]:
@@ -127,6 +148,17 @@ def _start(args: Sequence[str]) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise RuntimeError(f"server did not start: {line!r}")
     return proc, match.group(1)
+
+
+def _empty_redis(url: str) -> None:
+    """Empty the Redis database the benchmarked tracker will use (earlier runs' peers)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -462,7 +494,7 @@ def measure_memory(
 # -- main ---------------------------------------------------------------------------------------
 
 
-def tracker_args() -> list[str]:
+def tracker_args(storage: str = "memory", workers: int = 1) -> list[str]:
     """Arguments of ``python`` that start the benchmarked tracker (timers out of the way)."""
     return [
         "-m",
@@ -476,6 +508,10 @@ def tracker_args() -> list[str]:
         "3600",
         "--track-timeout",
         "3600",
+        "--storage",
+        storage,
+        "--workers",
+        str(workers),
     ]
 
 
@@ -586,6 +622,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--encoding", choices=["xml", "json"], default="xml")
     parser.add_argument("--memberships", type=int, default=100_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--storage",
+        default="memory",
+        help="the tracker's --storage: memory, or a redis:// URL whose database is emptied first",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="the tracker's --workers (needs --storage redis://)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -617,12 +661,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "round_s": args.duration / args.rounds,
             "warmup_s": args.warmup,
             "encoding": args.encoding,
+            "storage": "redis" if args.storage != "memory" else "memory",
+            "tracker_workers": args.workers,
             "mix": "40% STAT_REPORT (256-chunk content map), 40% FIND, 20% churn "
             "(CONNECT + JOIN + DISCONNECT of a fresh peer)",
         },
     }
 
-    tracker_proc, tracker_url = _start(tracker_args())
+    if args.storage != "memory":
+        _empty_redis(args.storage)
+    tracker_proc, tracker_url = _start(tracker_args(args.storage, args.workers))
     try:
         bare_proc, bare_url = _start(bare_args(encoding))
         try:

@@ -41,6 +41,7 @@ from ppsp.tracker.messages import (
     RepresentationMap,
     SegmentMap,
     StreamStatistics,
+    positional_builder,
 )
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
@@ -120,6 +121,43 @@ return 1
 """
 
 
+_MEMBERS = """
+local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local key = p .. 'swarm:' .. s
+local flat
+if limit > 0 and redis.call('HLEN', key) > limit then
+  flat = redis.call('HRANDFIELD', key, limit, 'WITHVALUES')
+else
+  flat = redis.call('HGETALL', key)
+end
+local out = {}
+for i = 1, #flat, 2 do
+  local id = flat[i]
+  local addresses = redis.call('HGET', p .. 'peer:' .. id, 'a')
+  if addresses then
+    out[#out + 1] = id
+    out[#out + 1] = flat[i + 1]
+    out[#out + 1] = addresses
+    if with_maps then
+      out[#out + 1] = redis.call('HGET', p .. 'swarmmaps:' .. s, id) or ''
+    end
+  end
+end
+return out
+"""
+"""Members of a swarm in one round trip: ``id, mode, addresses[, packed map or '']`` each
+(all, or a random sample of ``limit`` when the swarm is larger; 0: no limit)."""
+
+
+_build_member = positional_builder(SwarmMember)
+"""SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
+
+_ADDRESS_CACHE_SIZE = 65_536
+"""Most stored address lists kept decoded (the same peers are listed again and again)."""
+
+_decoded_addresses: dict[bytes, tuple[PeerAddress, ...]] = {}
+
+
 class RedisStorage(Storage):
     """Storage in a Redis server at ``url`` (``redis://host:port/db``), keys under ``prefix``.
 
@@ -135,6 +173,7 @@ class RedisStorage(Storage):
         self._expire = self._redis.register_script(_EXPIRE)
         self._join = self._redis.register_script(_JOIN)
         self._leave = self._redis.register_script(_LEAVE)
+        self._members = self._redis.register_script(_MEMBERS)
         self._put_map = self._redis.register_script(_PUT_MAP)
         self._put_stats = self._redis.register_script(_PUT_STATS)
 
@@ -195,43 +234,25 @@ class RedisStorage(Storage):
     async def members(
         self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
     ) -> list[SwarmMember]:
-        """Members of the swarm: all of them, or a random sample of at most ``limit``."""
-        key = self._p + "swarm:" + swarm_id
+        """Members of the swarm: all of them, or a random sample of at most ``limit``.
 
-        async def op() -> list[SwarmMember]:
-            size = await _await(self._redis.hlen(key))
-            if size == 0:
-                return []
-            if limit is not None and size > limit:
-                flat = await _await(self._redis.hrandfield(key, limit, withvalues=True))
-                pairs = dict(zip(flat[::2], flat[1::2], strict=True))
-            else:
-                pairs = await _await(self._redis.hgetall(key))
-            ids = [k.decode() for k in pairs]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for pid in ids:
-                    pipe.hget(self._p + "peer:" + pid, "a")
-                if with_maps:
-                    pipe.hmget(self._p + "swarmmaps:" + swarm_id, ids)
-                replies = await pipe.execute()
-            maps: list[bytes | None] = replies[len(ids)] if with_maps else [None] * len(ids)
-            result: list[SwarmMember] = []
-            for (raw_id, raw_mode), raw_addrs, raw_map in zip(
-                pairs.items(), replies[: len(ids)], maps, strict=True
-            ):
-                if raw_addrs is None:
-                    continue  # deleted between the two reads
-                result.append(
-                    SwarmMember(
-                        peer_id=raw_id.decode(),
-                        mode=PeerMode(raw_mode.decode()),
-                        addresses=_decode_addresses(raw_addrs),
-                        content_map=unpack_content_map(raw_map) if raw_map is not None else None,
-                    )
+        One script reads the members, their addresses and (``with_maps``) their content maps.
+        """
+        args = [self._p, swarm_id, str(limit or 0), "1" if with_maps else "0"]
+        flat = cast("list[bytes]", await self._call(lambda: _await(self._members(args=args))))
+        stride = 4 if with_maps else 3
+        result: list[SwarmMember] = []
+        for at in range(0, len(flat), stride):
+            raw_map = flat[at + 3] if with_maps else b""
+            result.append(
+                _build_member(
+                    flat[at].decode(),
+                    PeerMode(flat[at + 1].decode()),
+                    _decode_addresses(flat[at + 2]),
+                    unpack_content_map(raw_map) if raw_map else None,
                 )
-            return result
-
-        return await self._call(op)
+            )
+        return result
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
@@ -334,6 +355,16 @@ def _address_to_json(a: PeerAddress) -> dict[str, object]:
 
 
 def _decode_addresses(raw: bytes) -> tuple[PeerAddress, ...]:
+    """The addresses of a stored record, decoded once per distinct stored form."""
+    found = _decoded_addresses.get(raw)
+    if found is None:
+        if len(_decoded_addresses) >= _ADDRESS_CACHE_SIZE:
+            _decoded_addresses.clear()
+        found = _decoded_addresses[raw] = _parse_addresses(raw)
+    return found
+
+
+def _parse_addresses(raw: bytes) -> tuple[PeerAddress, ...]:
     return tuple(
         PeerAddress(
             ip=o["ip"],
