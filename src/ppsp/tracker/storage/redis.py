@@ -121,6 +121,15 @@ return 1
 """
 
 
+_PUT_PEER = """
+local p, id = ARGV[1], ARGV[2]
+redis.call('HSET', p .. 'peer:' .. id, 'v', ARGV[3], 's', ARGV[4], 'a', ARGV[5], 'd', ARGV[6],
+           'g', ARGV[7])
+redis.call('ZADD', p .. 'deadlines', ARGV[6], id)
+return 1
+"""
+"""A peer's record and its deadline, written together (one round trip, atomic)."""
+
 _MEMBERS = """
 local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local key = p .. 'swarm:' .. s
@@ -174,6 +183,7 @@ class RedisStorage(Storage):
         self._join = self._redis.register_script(_JOIN)
         self._leave = self._redis.register_script(_LEAVE)
         self._members = self._redis.register_script(_MEMBERS)
+        self._put_peer = self._redis.register_script(_PUT_PEER)
         self._put_map = self._redis.register_script(_PUT_MAP)
         self._put_stats = self._redis.register_script(_PUT_STATS)
 
@@ -192,22 +202,16 @@ class RedisStorage(Storage):
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
-        key = self._p + "peer:" + record.peer_id
-        fields: dict[str, bytes | str] = {
-            "v": record.version.value,
-            "s": record.state.name,
-            "a": orjson.dumps([_address_to_json(a) for a in record.addresses]),
-            "d": repr(record.deadline),
-            "g": "1" if record.grace_used else "0",
-        }
-
-        async def op() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=fields)
-                pipe.zadd(self._p + "deadlines", {record.peer_id: record.deadline})
-                await pipe.execute()
-
-        await self._call(op)
+        args = [
+            self._p,
+            record.peer_id,
+            record.version.value,
+            record.state.name,
+            orjson.dumps([_address_to_json(a) for a in record.addresses]),
+            repr(record.deadline),
+            "1" if record.grace_used else "0",
+        ]
+        await self._call(lambda: _await(self._put_peer(args=args)))
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
