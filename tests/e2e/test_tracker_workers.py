@@ -33,18 +33,28 @@ def database(redis_url: str, number: int) -> str:
     return redis_url.rsplit("/", 1)[0] + f"/{number}"
 
 
+def write_source(directory: Path, seed: int) -> tuple[Path, bytes]:
+    """A source file to seed, and its bytes."""
+    data = content(SIZE, seed=seed)
+    source = directory / "source.bin"
+    source.write_bytes(data)
+    return source, data
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The /proc stat fields of ``pid`` after its command name (state first), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def children(pid: int) -> set[int]:
     """Processes whose parent is ``pid`` (read from /proc)."""
     found = set()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
+        if entry.isdigit() and (fields := stat_fields(int(entry))) and int(fields[1]) == pid:
             found.add(int(entry))
     return found
 
@@ -71,9 +81,7 @@ async def download(swarm: Swarm, tmp_path: Path, swarm_id: str, name: str, data:
 async def test_workers_serve_one_port_and_a_killed_worker_is_replaced(
     swarm: Swarm, tmp_path: Path, redis_url: str
 ) -> None:
-    data = content(SIZE, seed=3)
-    source = tmp_path / "source.bin"
-    source.write_bytes(data)
+    source, data = write_source(tmp_path, seed=3)
     tracker = await swarm.tracker("--workers", "2", "--storage", database(redis_url, 11))
     workers = await wait_for_children(tracker.pid, 2)
     _, swarm_id = await swarm.seed(source)
@@ -108,19 +116,14 @@ async def test_workers_stop_when_their_parent_is_killed(swarm: Swarm, redis_url:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] == "Z"
 
 
 async def test_peers_of_two_trackers_on_one_redis_form_one_swarm(
     swarm: Swarm, tmp_path: Path, redis_url: str
 ) -> None:
-    data = content(SIZE, seed=4)
-    source = tmp_path / "source.bin"
-    source.write_bytes(data)
+    source, data = write_source(tmp_path, seed=4)
     storage = database(redis_url, 12)
     await swarm.tracker("--storage", storage)
     first_url = swarm.tracker_url
