@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 BACKLOG = 1024
 """Connections the listening socket queues for the workers to accept."""
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host:port`` (a free port when 0), to be shared by workers."""
@@ -82,10 +84,16 @@ def run_tracker_workers(
     stopping = False
 
     def start(number: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
-            _worker(number, parent, sock, config, storage_url, settings)
-        children[pid] = number
+        # Stop signals wait until the new worker is known (to the parent, which passes them on)
+        # and has let go of the parent's handler (in the worker).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
+                _worker(number, parent, sock, config, storage_url, settings, blocked)
+            children[pid] = number
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -94,7 +102,7 @@ def run_tracker_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
     try:
         for number in range(workers):
             start(number)
@@ -131,12 +139,18 @@ def _worker(
     config: TrackerConfig,
     storage_url: str,
     settings: ServerSettings | None,
+    signal_mask: set[int | signal.Signals],
 ) -> None:  # pragma: no cover - runs in a forked process
-    """A forked worker: serve on ``sock`` until SIGTERM, then leave the process."""
+    """A forked worker: serve on ``sock`` until SIGTERM, then leave the process.
+
+    It starts with the stop signals blocked; ``signal_mask`` is the mask to restore once the
+    parent's handlers are gone.
+    """
     code = 1
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
         if not _stop_with_parent(parent):
             return
         with runner_for_tracker() as runner:
