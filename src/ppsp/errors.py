@@ -180,6 +180,14 @@ class ChunkUnavailable(ContentError, LookupError):
     """A chunk or representation that does not exist, or a chunk that is not held."""
 
 
+class ChunkTransferError(PPSPError, ConnectionError):
+    """A peer's answer to a chunk request that cannot be used: an error status, a cut body."""
+
+
+class MalformedResponse(ChunkTransferError):
+    """An HTTP response head that is not well formed, or that frames its body ambiguously."""
+
+
 class PeerProtocolError(PPSPError):
     """A PPSP peer protocol (PPSP-PP) error with its wire form (draft-gu-...-02, Table 2).
 
