@@ -268,6 +268,18 @@ async def test_get_with_unreachable_tracker_fails_in_one_line(swarm: Swarm, tmp_
     assert leecher.stdout == []
 
 
+async def test_get_into_an_unwritable_path_fails_in_one_line(swarm: Swarm, tmp_path: Path) -> None:
+    await swarm.tracker()
+    source, _ = write_source(tmp_path, 100_000)
+    _, swarm_id = await swarm.seed(source)
+    output = tmp_path / "no such directory" / "x.bin"
+    leecher = await swarm.get(swarm_id, output, "--timeout", "10")
+    code = await leecher.wait(60)
+    assert code != 0
+    assert_one_line_reason(leecher.stderr, f"cannot write {output}")
+    assert leecher.stdout == []
+
+
 def assert_one_line_reason(stderr: list[str], expected: str) -> None:
     lines = [line for line in stderr if line.strip()]
     assert len(lines) == 1, stderr

@@ -4,6 +4,7 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ppsp.peer.content import (
     ChunkStore,
     ContentDescription,
     Representation,
+    allocate_file,
     chunk_size_for,
     describe_file,
     is_swarm_id,
@@ -478,3 +480,51 @@ def test_open_fixes_wrong_file_size(tmp_path: Path) -> None:
     with ChunkStore.open_seed(_multi(), path) as store:
         assert store.complete
     assert path.stat().st_size == 2500
+
+
+def test_allocate_file_reserves_blocks_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "content"
+    path.write_bytes(b"kept")
+    size = 4 << 20
+    with open(path, "r+b") as handle:
+        allocated = allocate_file(handle.fileno(), size)
+    assert path.stat().st_size == size
+    assert path.read_bytes()[:4] == b"kept"
+    if allocated:  # the file system has fallocate: no hole left to fill later
+        assert path.stat().st_blocks * 512 >= size
+    with open(path, "r+b") as handle:
+        allocate_file(handle.fileno(), 2)
+    assert path.read_bytes() == b"ke"
+
+
+def test_allocate_file_reports_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+
+    from ppsp.peer import content as content_module
+
+    def no_space(fd: int, mode: int, offset: int, length: int) -> int:
+        ctypes.set_errno(errno.ENOSPC)
+        return -1
+
+    def unsupported(fd: int, mode: int, offset: int, length: int) -> int:
+        ctypes.set_errno(errno.EOPNOTSUPP)
+        return -1
+
+    path = tmp_path / "content"
+    with open(path, "w+b") as handle:
+        monkeypatch.setattr(content_module, "_fallocate", no_space)
+        with pytest.raises(OSError) as raised:
+            allocate_file(handle.fileno(), 1 << 20)
+        assert raised.value.errno == errno.ENOSPC
+        monkeypatch.setattr(content_module, "_fallocate", unsupported)
+        assert allocate_file(handle.fileno(), 1 << 20) is False  # sparse instead
+    assert os.stat(path).st_size == 1 << 20
+
+
+def test_created_store_is_allocated_up_front(tmp_path: Path) -> None:
+    description = _multi()
+    path = tmp_path / "out"
+    with ChunkStore.create(description, path) as store:
+        assert not store.have(0)
+    assert path.stat().st_size == description.representations[0].size

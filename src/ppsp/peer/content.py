@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import errno
 import hashlib
 import hmac
 import mimetypes
@@ -391,7 +393,7 @@ def verify_chunk(
 def verify_chunk_parts(
     description: ContentDescription,
     index: int,
-    parts: Sequence[bytes],
+    parts: Sequence[bytes | bytearray | memoryview],
     representation: str | None = None,
 ) -> None:
     """:func:`verify_chunk` of a chunk received in pieces, without joining them."""
@@ -477,12 +479,49 @@ def describe_file(
     )
 
 
+def allocate_file(fd: int, size: int) -> bool:
+    """Give the open file ``fd`` a length of ``size`` bytes, with its blocks allocated.
+
+    The blocks are reserved at once (``fallocate``), so that writing a chunk later does not
+    also allocate its blocks (about 40% of the cost of a buffered write on ext4), the file is
+    laid out in one piece, and a disk too small for the content fails now (OSError, ENOSPC)
+    rather than half-way.  Data already in the file stays.  Where the file system or the
+    system has no ``fallocate`` the file is only extended, sparse; returns whether the blocks
+    were allocated.
+    """
+    if os.fstat(fd).st_size > size:
+        os.ftruncate(fd, size)
+    if size and _fallocate is not None:
+        if _fallocate(fd, 0, 0, size) == 0:
+            return True
+        error = ctypes.get_errno()
+        if error not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            raise OSError(error, os.strerror(error))
+    os.ftruncate(fd, size)
+    return False
+
+
+def _load_fallocate() -> Any:
+    # glibc's posix_fallocate would emulate a missing fallocate by writing every block.
+    try:
+        function = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return function
+
+
+_fallocate = _load_fallocate()
+
+
 class ChunkStore:
     """File-backed storage of one representation's chunks, with the map of those held.
 
     Each chunk is verified before it is written and is stored at its byte offset in one file of
-    the content's full size (sparse where the file system allows).  Synchronous; the file stays
-    open until :meth:`close`.  Build one with :meth:`create`, :meth:`open` or :meth:`open_seed`.
+    the content's full size, allocated when the store is created (:func:`allocate_file`).
+    Synchronous; the file stays open until :meth:`close`.  Build one with :meth:`create`,
+    :meth:`open` or :meth:`open_seed`.
 
     The file is written and read at explicit offsets (``pwrite``/``pread``), so
     :meth:`store_parts` (verification and writing, the costly part of storing a chunk) may run
@@ -521,11 +560,11 @@ class ChunkStore:
         path: str | os.PathLike[str],
         representation: str | None = None,
     ) -> ChunkStore:
-        """Start an empty store: creates (or truncates) ``path`` to the content's size."""
+        """Start an empty store: creates (or empties) ``path``, allocated to the content's size."""
         rep = description.representation(representation)
         handle = open(path, "w+b", buffering=0)  # noqa: SIM115 - owned by the store until close()
         try:
-            handle.truncate(rep.size)
+            allocate_file(handle.fileno(), rep.size)
         except BaseException:
             handle.close()
             raise
@@ -599,7 +638,7 @@ class ChunkStore:
         self.store_parts(index, (data,))
         return self.mark_stored(index)
 
-    def store_parts(self, index: int, parts: Sequence[bytes]) -> None:
+    def store_parts(self, index: int, parts: Sequence[bytes | bytearray | memoryview]) -> None:
         """Verify chunk ``index`` received as ``parts`` and write it to the file.
 
         Raises IntegrityError (nothing is written) when the bytes do not match, and

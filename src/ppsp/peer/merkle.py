@@ -52,7 +52,7 @@ def chunk_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def chunk_hash_of_parts(parts: Iterable[bytes]) -> bytes:
+def chunk_hash_of_parts(parts: Iterable[bytes | bytearray | memoryview]) -> bytes:
     """:func:`chunk_hash` of a chunk given as consecutive pieces, without joining them."""
     digest = hashlib.sha256()
     for part in parts:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import logging
 import os
@@ -38,6 +39,7 @@ from ppsp.errors import (
     PPSPError,
     TrackerProtocolError,
 )
+from ppsp.peer.chunkfetch import ThreadedChunkClient, UnsupportedResponse
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.peer.content import (
     ChunkStore,
@@ -123,6 +125,8 @@ class RemotePeer:
     connecting: bool = False
     last_map_at: float = 0.0
     map_version: int = 0
+    threaded_fetch: bool = True
+    """False once the peer answered a chunk request in a way only the event loop's client reads."""
 
 
 LIVE_REPRESENTATION = "live"
@@ -468,6 +472,8 @@ class PeerNode:
         # Hashing and writing release the GIL: in worker threads they overlap the event
         # loop's network work and each other.  Two: more only compete with the loop.
         self._store_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ppsp-store")
+        # Plain chunk downloads run whole in worker threads (see ppsp.peer.chunkfetch).
+        self.chunk_client = ThreadedChunkClient()
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -630,6 +636,7 @@ class PeerNode:
         if self._runner is not None:
             await self._runner.cleanup()
         self._store_pool.shutdown(wait=False, cancel_futures=True)
+        self.chunk_client.close()
         for session in self.sessions.values():
             if session.store is not None:
                 session.store.close()  # waits for a write in progress
@@ -960,6 +967,41 @@ class PeerNode:
                 answer.content, limit, limiter=self.download_limiter, on_bytes=on_bytes
             )
 
+    async def fetch_and_store_chunk(
+        self,
+        session: SwarmSession,
+        remote: RemotePeer,
+        index: int,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int | None:
+        """GET, verify and write one chunk in a worker thread (:mod:`ppsp.peer.chunkfetch`).
+
+        Returns the chunk's length once it is written (not yet marked held), or None when this
+        transfer is for the event loop's client (:meth:`fetch_chunk`): under a download cap,
+        when every thread is busy, for a URL other than plain ``http://``, and from then on for
+        a peer that answered in the chunked coding.  Raises as :meth:`fetch_chunk` and
+        :meth:`store_chunk` do.
+        """
+        assert remote.offer is not None and session.store is not None
+        if self.download_limiter is not None or not remote.threaded_fetch or self._stopping:
+            return None
+        url = remote.offer.chunk_url(index, session.representation_id)
+        if not self.chunk_client.accepts(url):
+            return None
+        try:
+            async with asyncio.timeout(CHUNK_TIMEOUT.total):
+                return await self.chunk_client.fetch(
+                    url,
+                    headers={PEER_ID_HEADER: self.peer_id},
+                    store=session.store,
+                    index=index,
+                    on_bytes=on_bytes,
+                )
+        except UnsupportedResponse:
+            remote.threaded_fetch = False
+            return None
+
     # -- HTTP handlers -----------------------------------------------------------------------
 
     async def _handle_protocol(self, request: web.Request) -> web.Response:
@@ -1149,7 +1191,12 @@ class _Downloader:
         await self._ensure_description()
         assert session.description is not None
         rep = session.description.representation()
-        session.store = await asyncio.to_thread(_open_or_create, session.description, self.output)
+        try:
+            session.store = await asyncio.to_thread(
+                _open_or_create, session.description, self.output
+            )
+        except OSError as exc:  # an unwritable path, or a disk too small for the content
+            raise DownloadFailed(f"cannot write {self.output}: {exc.strerror or exc}") from exc
         self.picker = PiecePicker(
             rep.chunk_count,
             held=list(session.store.bitmap),
@@ -1262,18 +1309,23 @@ class _Downloader:
         key = (remote.peer_id, index)
         delivered = stored = False
         try:
-            parts = await node.fetch_chunk(
-                session, remote, index, on_bytes=lambda n: self._progress(*key, n)
-            )
-            nbytes = sum(len(part) for part in parts)
-            # The request's slot is free while the chunk is verified and written.
-            picker.on_delivered(remote.peer_id, index, nbytes, node.clock())
-            delivered = True
-            session.chunk_arrived.set()
-            if session.store.have(index):
-                self._discard("late", nbytes)
-                return
-            await node.store_chunk(session.store, index, parts)
+            on_bytes = functools.partial(self._progress, remote.peer_id, index)
+            written = await node.fetch_and_store_chunk(session, remote, index, on_bytes=on_bytes)
+            if written is None:
+                parts = await node.fetch_chunk(session, remote, index, on_bytes=on_bytes)
+                nbytes = sum(len(part) for part in parts)
+                # The request's slot is free while the chunk is verified and written.
+                picker.on_delivered(remote.peer_id, index, nbytes, node.clock())
+                delivered = True
+                session.chunk_arrived.set()
+                if session.store.have(index):
+                    self._discard("late", nbytes)
+                    return
+                await node.store_chunk(session.store, index, parts)
+            else:
+                nbytes = written
+                picker.on_delivered(remote.peer_id, index, nbytes, node.clock())
+                delivered = True
             stored = True
             if not session.store.mark_stored(index):
                 self._discard("late", nbytes)

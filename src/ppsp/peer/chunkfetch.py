@@ -1,0 +1,327 @@
+"""Chunk downloads in worker threads: blocking HTTP/1.1 keep-alive connections, no copies.
+
+A chunk's GET (PROFILE.md's HTTP binding) runs start to end in one worker thread: the request
+is sent, the head parsed (:mod:`ppsp.core.httphead`), the body received straight into the
+thread's buffer, and the chunk verified and written to the store there, while it is still in
+the CPU's cache.  On the event loop the same transfer costs an event-loop turn, a parser and a
+stream reader per piece, and a hand-over to a storing thread; here the receiving, hashing and
+writing are all system calls or C code that release the GIL, so several transfers, the event
+loop and the other peers' uploads run side by side.  Figures in docs/BENCHMARKS.md.
+
+The event loop keeps the decisions: it asks for a transfer (:meth:`ThreadedChunkClient.fetch`),
+gets progress reports through ``call_soon_threadsafe`` and may abort a transfer at any time (a
+timeout, a duplicate in endgame), which shuts its socket down so that the thread returns at once.
+
+Only plain transfers come here.  :meth:`ThreadedChunkClient.accepts` sends the rest back to the
+event loop's client: URLs other than ``http://``, responses in the chunked coding (an answer
+that raises :class:`UnsupportedResponse`), and downloads under a rate limit, which the event
+loop paces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ppsp.core.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
+from ppsp.errors import ChunkTransferError, IntegrityError
+from ppsp.peer.content import ChunkStore
+
+PROGRESS_STEP = 256 * 1024
+"""Bytes received between two progress reports to the event loop."""
+
+CONNECT_TIMEOUT = 5.0
+"""Bound on opening a connection, in seconds."""
+
+READ_TIMEOUT = 30.0
+"""Bound on any one wait for bytes from the peer, in seconds (the caller has its own limits)."""
+
+IDLE_PER_ORIGIN = 16
+"""Idle keep-alive connections kept per origin; more are closed."""
+
+
+class UnsupportedResponse(ChunkTransferError):
+    """A well-formed answer this client does not read (the chunked coding)."""
+
+
+class NoAnswer(ChunkTransferError):
+    """The peer closed the connection before sending any byte of an answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a chunk URL points: host, port and the ``Host`` header naming them."""
+
+    host: str
+    port: int
+    authority: str
+
+
+def split_chunk_url(url: str) -> tuple[Origin, str] | None:
+    """``(origin, request target)`` of a plain ``http://`` URL; None for anything else.
+
+    None also for a URL whose target or host holds white space or control characters (a remote
+    peer's URI template is untrusted: nothing of it may end up as a second request line).
+    """
+    if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
+        return None
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    host = parts.hostname
+    bracketed = f"[{host}]" if ":" in host else host
+    authority = bracketed if parts.port is None else f"{bracketed}:{port}"
+    return Origin(host, port, authority), target
+
+
+class _Transfer:
+    """One chunk's transfer: the abort flag and the socket to shut down to abort it."""
+
+    __slots__ = ("_lock", "aborted", "sock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.aborted = False
+        self.sock: socket.socket | None = None
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.aborted:
+                raise ChunkTransferError("transfer aborted")
+            self.sock = sock
+
+    def detach(self) -> None:
+        with self._lock:
+            self.sock = None
+
+    def abort(self) -> None:
+        """Stop the transfer: the worker's wait for bytes ends at once."""
+        with self._lock:
+            self.aborted = True
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class ThreadedChunkClient:
+    """Downloads chunks into a :class:`ChunkStore` with blocking sockets in worker threads.
+
+    At most ``threads`` transfers run at once; :meth:`accepts` says whether one more can start
+    now, so that a caller never queues behind busy threads (it uses the event loop's client
+    instead).  Connections are kept alive per origin and reused; a reused one that turns out to
+    be closed by the peer is replaced once, as HTTP clients do.
+    """
+
+    def __init__(self, *, threads: int = 16, read_timeout: float = READ_TIMEOUT) -> None:
+        self._threads = threads
+        self._read_timeout = read_timeout
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ppsp-fetch")
+        self._lock = threading.Lock()
+        self._idle: dict[Origin, list[socket.socket]] = {}
+        self._running: set[_Transfer] = set()
+        self._local = threading.local()
+        self._closed = False
+
+    def accepts(self, url: str) -> bool:
+        """Whether a transfer of ``url`` can start in a thread now."""
+        return (
+            not self._closed
+            and len(self._running) < self._threads
+            and split_chunk_url(url) is not None
+        )
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        store: ChunkStore,
+        index: int,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        """GET chunk ``index`` from ``url``, verify it and write it to ``store``; its length.
+
+        Does not mark the chunk held (the caller does, on the event loop).  Raises
+        IntegrityError when the body does not match the chunk's hash or length,
+        ChunkTransferError (UnsupportedResponse for an answer to read on the event loop) or
+        OSError when the transfer fails, TimeoutError when the peer stops sending.  Cancelling
+        the call aborts the transfer.
+        """
+        split = split_chunk_url(url)
+        if split is None or self._closed:
+            raise UnsupportedResponse(f"not a plain http URL: {url!r}")
+        origin, target = split
+        request = _request_bytes(origin, target, headers)
+        loop = asyncio.get_running_loop()
+        report = None
+        if on_bytes is not None:
+            report = _threadsafe(loop, on_bytes)
+        transfer = _Transfer()
+        with self._lock:
+            self._running.add(transfer)
+        try:
+            work = self._pool.submit(
+                self._transfer, transfer, origin, request, store, index, report
+            )
+            return await asyncio.wrap_future(work)
+        finally:
+            transfer.abort()  # a no-op once the worker is done with the socket
+            with self._lock:
+                self._running.discard(transfer)
+
+    def close(self) -> None:
+        """Abort every transfer, close idle connections and let the threads end."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running)
+            idle = [sock for socks in self._idle.values() for sock in socks]
+            self._idle.clear()
+        for transfer in running:
+            transfer.abort()
+        for sock in idle:
+            sock.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- worker threads ----------------------------------------------------------------------
+
+    def _transfer(
+        self,
+        transfer: _Transfer,
+        origin: Origin,
+        request: bytes,
+        store: ChunkStore,
+        index: int,
+        report: Callable[[int], None] | None,
+    ) -> int:
+        _, length = store.description.chunk_range(index, store.representation.id)
+        buffer = self._buffer(length)
+        sock, reused = self._connection(origin)
+        try:
+            try:
+                transfer.attach(sock)
+                sock.sendall(request)
+                head_size, received = _receive_head(sock, buffer)
+            except (NoAnswer, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                # A kept-alive connection the peer closed meanwhile: once more on a new one.
+                if not reused or transfer.aborted:
+                    raise
+                sock.close()
+                sock, reused = self._new_connection(origin), False
+                transfer.attach(sock)
+                sock.sendall(request)
+                head_size, received = _receive_head(sock, buffer)
+            head = parse_response_head(bytes(buffer[:head_size]))
+            if head.status != 200:
+                raise ChunkTransferError(f"answered {head.status} for chunk {index}")
+            if head.chunked or head.content_length is None:
+                raise UnsupportedResponse("a body not delimited by Content-Length")
+            if head.content_length != length:
+                raise IntegrityError(
+                    f"chunk {index}: {head.content_length} bytes announced, {length} expected"
+                )
+            view = memoryview(buffer)
+            body = received - head_size
+            if body > length:
+                raise ChunkTransferError("bytes after the body (a pipelined answer)")
+            view[:body] = view[head_size:received]
+            reported = 0
+            while body < length:
+                count = sock.recv_into(view[body:length])
+                if not count:
+                    raise ChunkTransferError(f"connection closed after {body} of {length} bytes")
+                body += count
+                if report is not None and body - reported >= PROGRESS_STEP:
+                    reported = body
+                    report(body)
+            if report is not None and reported != body:
+                report(body)
+            transfer.detach()
+            if transfer.aborted:
+                raise ChunkTransferError("transfer aborted")
+            store.store_parts(index, (view[:length],))
+        except BaseException:
+            transfer.detach()
+            sock.close()
+            raise
+        if head.keep_alive:
+            self._release(origin, sock)
+        else:
+            sock.close()
+        return length
+
+    def _buffer(self, length: int) -> bytearray:
+        # One buffer per thread, reused: a fresh bytearray would be zeroed for every chunk.
+        buffer: bytearray | None = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) < length + MAX_HEAD_BYTES:
+            buffer = bytearray(length + MAX_HEAD_BYTES)
+            self._local.buffer = buffer
+        return buffer
+
+    def _connection(self, origin: Origin) -> tuple[socket.socket, bool]:
+        with self._lock:
+            idle = self._idle.get(origin)
+            if idle:
+                return idle.pop(), True
+        return self._new_connection(origin), False
+
+    def _new_connection(self, origin: Origin) -> socket.socket:
+        sock = socket.create_connection((origin.host, origin.port), timeout=CONNECT_TIMEOUT)
+        sock.settimeout(self._read_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _release(self, origin: Origin, sock: socket.socket) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if not self._closed and len(idle) < IDLE_PER_ORIGIN:
+                idle.append(sock)
+                return
+        sock.close()
+
+
+def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> bytes:
+    lines = [f"GET {target} HTTP/1.1", f"Host: {origin.authority}", "Accept-Encoding: identity"]
+    for name, value in headers.items():
+        if any(ord(character) < 0x20 or ord(character) == 0x7F for character in name + value):
+            raise ValueError(f"header {name!r} holds a control character")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _receive_head(sock: socket.socket, buffer: bytearray) -> tuple[int, int]:
+    """Receive until the head is whole: ``(head length, bytes received)``, body bytes included."""
+    view = memoryview(buffer)
+    received = 0
+    while True:
+        count = sock.recv_into(view[received:])
+        if not count:
+            if not received:
+                raise NoAnswer("connection closed before an answer")
+            raise ChunkTransferError("connection closed inside the answer's head")
+        received += count
+        size = head_length(buffer, received)
+        if size:
+            return size, received
+
+
+def _threadsafe(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]
+) -> Callable[[int], None]:
+    def report(count: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(callback, count)
+
+    return report
