@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,8 +35,12 @@ from ppsp.core.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
 from ppsp.errors import ChunkTransferError, IntegrityError
 from ppsp.peer.content import ChunkStore
 
-PROGRESS_STEP = 256 * 1024
-"""Bytes received between two progress reports to the event loop."""
+PROGRESS_INTERVAL = 0.25
+"""Seconds between two progress reports to the event loop while a body arrives.
+
+A report wakes the event loop; it only has to come often enough to tell a slow transfer from
+a stalled one (the picker's ``stall_timeout`` is 2 s), so a chunk that arrives within this
+interval costs none."""
 
 CONNECT_TIMEOUT = 5.0
 """Bound on opening a connection, in seconds."""
@@ -69,11 +75,11 @@ def split_chunk_url(url: str) -> tuple[Origin, str] | None:
     None also for a URL whose target or host holds white space or control characters (a remote
     peer's URI template is untrusted: nothing of it may end up as a second request line).
     """
-    if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in url):
-        return None
+    if any(not 0x20 < ord(character) < 0x7F for character in url):
+        return None  # the event loop's client quotes what is not plain ASCII
     try:
         parts = urlsplit(url)
-        port = parts.port or 80
+        port = 80 if parts.port is None else parts.port
     except ValueError:
         return None
     if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
@@ -158,7 +164,8 @@ class ThreadedChunkClient:
         IntegrityError when the body does not match the chunk's hash or length,
         ChunkTransferError (UnsupportedResponse for an answer to read on the event loop) or
         OSError when the transfer fails, TimeoutError when the peer stops sending.  Cancelling
-        the call aborts the transfer.
+        the call aborts the transfer.  While the body arrives, ``on_bytes`` is called on the
+        event loop with the body bytes received so far, every :data:`PROGRESS_INTERVAL`.
         """
         split = split_chunk_url(url)
         if split is None or self._closed:
@@ -193,7 +200,8 @@ class ThreadedChunkClient:
             transfer.abort()
         for sock in idle:
             sock.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Transfers still queued for a thread start, see the client closed and fail.
+        self._pool.shutdown(wait=False)
 
     # -- worker threads ----------------------------------------------------------------------
 
@@ -206,9 +214,26 @@ class ThreadedChunkClient:
         index: int,
         report: Callable[[int], None] | None,
     ) -> int:
+        try:
+            return self._exchange(transfer, origin, request, store, index, report)
+        except BlockingIOError as exc:  # a wait ran out of SO_RCVTIMEO / SO_SNDTIMEO
+            raise TimeoutError(f"no bytes from the peer for {self._read_timeout:g} s") from exc
+
+    def _exchange(
+        self,
+        transfer: _Transfer,
+        origin: Origin,
+        request: bytes,
+        store: ChunkStore,
+        index: int,
+        report: Callable[[int], None] | None,
+    ) -> int:
+        if self._closed:
+            raise ChunkTransferError("the chunk client is closed")
         _, length = store.description.chunk_range(index, store.representation.id)
         buffer = self._buffer(length)
         sock, reused = self._connection(origin)
+        body = 0
         try:
             try:
                 transfer.attach(sock)
@@ -237,17 +262,15 @@ class ThreadedChunkClient:
             if body > length:
                 raise ChunkTransferError("bytes after the body (a pipelined answer)")
             view[:body] = view[head_size:received]
-            reported = 0
+            next_report = time.monotonic() + PROGRESS_INTERVAL
             while body < length:
                 count = sock.recv_into(view[body:length])
                 if not count:
                     raise ChunkTransferError(f"connection closed after {body} of {length} bytes")
                 body += count
-                if report is not None and body - reported >= PROGRESS_STEP:
-                    reported = body
+                if report is not None and time.monotonic() >= next_report:
+                    next_report = time.monotonic() + PROGRESS_INTERVAL
                     report(body)
-            if report is not None and reported != body:
-                report(body)
             transfer.detach()
             if transfer.aborted:
                 raise ChunkTransferError("transfer aborted")
@@ -255,6 +278,8 @@ class ThreadedChunkClient:
         except BaseException:
             transfer.detach()
             sock.close()
+            if report is not None and body:
+                report(body)  # what was received, for the caller's count of discarded bytes
             raise
         if head.keep_alive:
             self._release(origin, sock)
@@ -279,17 +304,38 @@ class ThreadedChunkClient:
 
     def _new_connection(self, origin: Origin) -> socket.socket:
         sock = socket.create_connection((origin.host, origin.port), timeout=CONNECT_TIMEOUT)
-        sock.settimeout(self._read_timeout)
+        # Blocking, with the kernel's own time limits on each wait (SO_RCVTIMEO, SO_SNDTIMEO):
+        # a Python-level timeout would poll before every receive, one more system call each.
+        sock.settimeout(None)
+        limit = _timeval(self._read_timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
     def _release(self, origin: Origin, sock: socket.socket) -> None:
+        # A connection with bytes waiting after the answer (or closed by the peer) would hand
+        # them to the next request as its answer: it is not kept.
+        try:
+            pending = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pending = None
+        except OSError:
+            pending = b""
+        if pending is not None:
+            sock.close()
+            return
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if not self._closed and len(idle) < IDLE_PER_ORIGIN:
                 idle.append(sock)
                 return
         sock.close()
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
 
 
 def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> bytes:
