@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ppsp.core.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
@@ -75,7 +77,7 @@ def split_chunk_url(url: str) -> tuple[Origin, str] | None:
     None also for a URL whose target or host holds white space or control characters (a remote
     peer's URI template is untrusted: nothing of it may end up as a second request line).
     """
-    if any(not 0x20 < ord(character) < 0x7F for character in url):
+    if not (url.isascii() and url.isprintable()) or " " in url:
         return None  # the event loop's client quotes what is not plain ASCII
     try:
         parts = urlsplit(url)
@@ -122,6 +124,53 @@ class _Transfer:
                     self.sock.shutdown(socket.SHUT_RDWR)
 
 
+_Call = tuple[Future[int], Callable[..., int], tuple[Any, ...]]
+
+
+class _Workers:
+    """Worker threads taking calls from one queue, all started together on the first call.
+
+    Unlike ``ThreadPoolExecutor``, which starts a thread per call until it has enough and waits
+    for each to run, here the event loop never waits for a thread to start while transfers
+    already compete for the GIL.  The threads are daemons: a blocked receive never holds up
+    the interpreter's exit (:meth:`ThreadedChunkClient.close` aborts transfers first).
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._started = False
+
+    def submit(self, function: Callable[..., int], *args: Any) -> Future[int]:
+        """Run ``function(*args)`` in a worker thread; its future."""
+        if not self._started:
+            self._started = True
+            for number in range(self._count):
+                name = f"ppsp-fetch-{number}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+        future: Future[int] = Future()
+        self._queue.put((future, function, args))
+        return future
+
+    def shutdown(self) -> None:
+        """Let every thread end once the calls queued before this one have run."""
+        for _ in range(self._count if self._started else 0):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while (call := self._queue.get()) is not None:
+            future, function, args = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = function(*args)
+            except BaseException as exc:  # handed to the awaiting caller
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del call, future, function, args  # nothing of a transfer outlives it here
+
+
 class ThreadedChunkClient:
     """Downloads chunks into a :class:`ChunkStore` with blocking sockets in worker threads.
 
@@ -134,7 +183,7 @@ class ThreadedChunkClient:
     def __init__(self, *, threads: int = 16, read_timeout: float = READ_TIMEOUT) -> None:
         self._threads = threads
         self._read_timeout = read_timeout
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ppsp-fetch")
+        self._workers = _Workers(threads)
         self._lock = threading.Lock()
         self._idle: dict[Origin, list[socket.socket]] = {}
         self._running: set[_Transfer] = set()
@@ -180,7 +229,7 @@ class ThreadedChunkClient:
         with self._lock:
             self._running.add(transfer)
         try:
-            work = self._pool.submit(
+            work = self._workers.submit(
                 self._transfer, transfer, origin, request, store, index, report
             )
             return await asyncio.wrap_future(work)
@@ -201,7 +250,7 @@ class ThreadedChunkClient:
         for sock in idle:
             sock.close()
         # Transfers still queued for a thread start, see the client closed and fail.
-        self._pool.shutdown(wait=False)
+        self._workers.shutdown()
 
     # -- worker threads ----------------------------------------------------------------------
 
