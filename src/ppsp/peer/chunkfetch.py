@@ -287,7 +287,7 @@ class ThreadedChunkClient:
             try:
                 transfer.attach(sock)
                 sock.sendall(request)
-                head_size, received = _receive_head(sock, buffer)
+                head_size, received = _receive_head(sock, buffer, self._read_timeout)
             except (NoAnswer, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                 # A kept-alive connection the peer closed meanwhile: once more on a new one.
                 if not reused or transfer.aborted:
@@ -296,7 +296,7 @@ class ThreadedChunkClient:
                 sock, reused = self._new_connection(origin), False
                 transfer.attach(sock)
                 sock.sendall(request)
-                head_size, received = _receive_head(sock, buffer)
+                head_size, received = _receive_head(sock, buffer, self._read_timeout)
             head = parse_response_head(bytes(buffer[:head_size]))
             if head.status != 200:
                 raise ChunkTransferError(f"answered {head.status} for chunk {index}")
@@ -313,7 +313,10 @@ class ThreadedChunkClient:
             view[:body] = view[head_size:received]
             next_report = time.monotonic() + PROGRESS_INTERVAL
             while body < length:
-                count = sock.recv_into(view[body:length])
+                # One call for the rest of the body: the kernel fills the buffer as segments
+                # arrive, without a return to Python (and to the GIL) for each of them; it
+                # returns early after PROGRESS_INTERVAL, for a progress report.
+                count = _receive(sock, view[body:length], socket.MSG_WAITALL, self._read_timeout)
                 if not count:
                     raise ChunkTransferError(f"connection closed after {body} of {length} bytes")
                 body += count
@@ -356,9 +359,9 @@ class ThreadedChunkClient:
         # Blocking, with the kernel's own time limits on each wait (SO_RCVTIMEO, SO_SNDTIMEO):
         # a Python-level timeout would poll before every receive, one more system call each.
         sock.settimeout(None)
-        limit = _timeval(self._read_timeout)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+        wait = _timeval(min(PROGRESS_INTERVAL, self._read_timeout))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self._read_timeout))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -396,12 +399,27 @@ def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> b
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _receive_head(sock: socket.socket, buffer: bytearray) -> tuple[int, int]:
+def _receive(sock: socket.socket, view: memoryview, flags: int, patience: float) -> int:
+    """``recv_into`` that waits up to ``patience`` seconds for a first byte (TimeoutError after).
+
+    The socket's own receive limit (SO_RCVTIMEO) is shorter: each receive returns within it,
+    with what arrived, or with nothing and BlockingIOError, which is waited through here.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return sock.recv_into(view, len(view), flags)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no bytes from the peer for {patience:g} s") from None
+
+
+def _receive_head(sock: socket.socket, buffer: bytearray, patience: float) -> tuple[int, int]:
     """Receive until the head is whole: ``(head length, bytes received)``, body bytes included."""
     view = memoryview(buffer)
     received = 0
     while True:
-        count = sock.recv_into(view[received:])
+        count = _receive(sock, view[received:], 0, patience)
         if not count:
             if not received:
                 raise NoAnswer("connection closed before an answer")
