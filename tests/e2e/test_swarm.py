@@ -141,17 +141,23 @@ async def wait_for_peers(swarm: Swarm, count: int, timeout: float = 30.0) -> Non
             await asyncio.sleep(0.05)
 
 
-async def test_corrupt_peer_is_detected_and_dropped(swarm: Swarm, tmp_path: Path) -> None:
+# 1 MiB chunks are fetched in worker threads (THREADED_FETCH_MIN_CHUNK), smaller ones on the
+# event loop: both paths must refuse a bad chunk before writing it.
+@pytest.mark.parametrize("chunk_size", [CHUNK_SIZE, 1 << 20], ids=["64KiB", "1MiB"])
+async def test_corrupt_peer_is_detected_and_dropped(
+    swarm: Swarm, tmp_path: Path, chunk_size: int
+) -> None:
     source, data = write_source(tmp_path, SIZE)
+    size_option = ("--chunk-size", str(chunk_size))
     await swarm.tracker()
     # The liar joins first and is the only peer the leecher can use: its first chunk must be
     # refused and the peer dropped.  The honest seeder joins after that.
-    _, swarm_id = await swarm.seed(source, "--corrupt-uploads", name="liar")
+    _, swarm_id = await swarm.seed(source, "--corrupt-uploads", *size_option, name="liar")
     out = tmp_path / "leecher.bin"
     leecher = await swarm.get(swarm_id, out, "--timeout", "30")
     await leecher.wait_line(CORRUPT_DROP)
-    assert held_chunks(out, data) == set()
-    _, honest_id = await swarm.seed(source, name="honest")
+    assert held_chunks(out, data, chunk_size) == set()
+    _, honest_id = await swarm.seed(source, *size_option, name="honest")
     assert honest_id == swarm_id
     await finish(leecher)
     assert out.read_bytes() == data

@@ -31,7 +31,13 @@ from ppsp.peer.chunkfetch import (
 )
 from ppsp.peer.content import ChunkStore, ContentDescription, describe_file
 from ppsp.peer.messages import HTTP, TransportOffer
-from ppsp.peer.node import PEER_ID_HEADER, PeerNode, RemotePeer, SwarmSession
+from ppsp.peer.node import (
+    PEER_ID_HEADER,
+    THREADED_FETCH_MIN_CHUNK,
+    PeerNode,
+    RemotePeer,
+    SwarmSession,
+)
 from ppsp.tracker.messages import PeerInfo, PeerMode
 
 CHUNK = 64 * 1024
@@ -871,38 +877,58 @@ async def test_a_header_with_control_characters_is_refused_before_sending(
 # -- through a PeerNode -------------------------------------------------------------------------
 
 
+def _node_session_remote(
+    content: Content, store: ChunkStore, port: int
+) -> tuple[PeerNode, SwarmSession, RemotePeer]:
+    node = PeerNode(tracker_url="http://127.0.0.1:9/")
+    session = SwarmSession(
+        swarm_id=content.description.swarm_id,
+        description=content.description,
+        store=store,
+        mode=PeerMode.LEECH,
+    )
+    template = f"http://127.0.0.1:{port}/swarm/s/chunk/{{representation}}/{{chunk}}"
+    remote = RemotePeer(
+        peer_id="remote",
+        info=PeerInfo(peer_id="remote"),
+        base_url=f"http://127.0.0.1:{port}",
+        offer=TransportOffer(type=HTTP, uri=template),
+    )
+    return node, session, remote
+
+
 async def test_a_node_leaves_a_peer_that_answers_chunked_to_the_event_loop(
-    content: Content,
-    store: ChunkStore,
-    raw_server: Callable[[Handler], Awaitable[RawServer]],
+    tmp_path: Path, raw_server: Callable[[Handler], Awaitable[RawServer]]
 ) -> None:
+    large = _make_content(tmp_path, THREADED_FETCH_MIN_CHUNK + 1000, THREADED_FETCH_MIN_CHUNK, "l")
     chunked = head(None, "Transfer-Encoding: chunked") + b"0\r\n\r\n"
     server = await raw_server(answering(lambda index: chunked))
-    node = PeerNode(tracker_url="http://127.0.0.1:9/")
+    with ChunkStore.create(large.description, tmp_path / "large-out") as store:
+        node, session, remote = _node_session_remote(large, store, server.port)
+        try:
+            assert remote.threaded_fetch
+            assert await bounded(node.fetch_and_store_chunk(session, remote, 0)) is None
+            assert not remote.threaded_fetch
+            assert len(server.requests) == 1
+            assert server.requests[0].startswith(b"GET /swarm/s/chunk/main/0 HTTP/1.1\r\n")
+            # From then on the node does not try threads for that peer at all.
+            assert await bounded(node.fetch_and_store_chunk(session, remote, 1)) is None
+            assert len(server.requests) == 1
+            assert _nothing_held(store)
+        finally:
+            await node.stop(disconnect=False)
+
+
+async def test_a_node_fetches_small_chunks_on_the_event_loop(
+    content: Content, store: ChunkStore, raw_server: Callable[[Handler], Awaitable[RawServer]]
+) -> None:
+    assert content.description.chunk_size < THREADED_FETCH_MIN_CHUNK
+    server = await raw_server(answering(ok(content)))
+    node, session, remote = _node_session_remote(content, store, server.port)
     try:
-        description = content.description
-        session = SwarmSession(
-            swarm_id=description.swarm_id,
-            description=description,
-            store=store,
-            mode=PeerMode.LEECH,
-        )
-        template = f"http://127.0.0.1:{server.port}/swarm/s/chunk/{{representation}}/{{chunk}}"
-        remote = RemotePeer(
-            peer_id="remote",
-            info=PeerInfo(peer_id="remote"),
-            base_url=f"http://127.0.0.1:{server.port}",
-            offer=TransportOffer(type=HTTP, uri=template),
-        )
-        assert remote.threaded_fetch
         assert await bounded(node.fetch_and_store_chunk(session, remote, 0)) is None
-        assert not remote.threaded_fetch
-        assert len(server.requests) == 1
-        assert server.requests[0].startswith(b"GET /swarm/s/chunk/main/0 HTTP/1.1\r\n")
-        # From then on the node does not try threads for that peer at all.
-        assert await bounded(node.fetch_and_store_chunk(session, remote, 1)) is None
-        assert len(server.requests) == 1
-        assert _nothing_held(store)
+        assert server.accepted == 0  # left to the event loop's client, untouched
+        assert remote.threaded_fetch
     finally:
         await node.stop(disconnect=False)
 

@@ -97,6 +97,14 @@ MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
 
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+THREADED_FETCH_MIN_CHUNK = 1 << 20
+"""Chunks at least this large are fetched in worker threads (:mod:`ppsp.peer.chunkfetch`).
+
+Measured with ``bench.transfer_bench`` (docs/BENCHMARKS.md): with 1 MiB chunks the threads
+move 256 MiB about 8% faster than the event loop's client; with 512 KiB chunks the two are
+level, and with 256 KiB chunks the event loop is about 8% faster (a thread hand-over costs
+about as much as what it saves on a small chunk)."""
 """Bound on one chunk request, from sending it to the last byte."""
 
 CHUNK_READ_BYTES = 1 << 20
@@ -978,13 +986,19 @@ class PeerNode:
         """GET, verify and write one chunk in a worker thread (:mod:`ppsp.peer.chunkfetch`).
 
         Returns the chunk's length once it is written (not yet marked held), or None when this
-        transfer is for the event loop's client (:meth:`fetch_chunk`): under a download cap,
-        when every thread is busy, for a URL other than plain ``http://``, and from then on for
-        a peer that answered in the chunked coding.  Raises as :meth:`fetch_chunk` and
+        transfer is for the event loop's client (:meth:`fetch_chunk`): chunks smaller than
+        :data:`THREADED_FETCH_MIN_CHUNK`, under a download cap, when every thread is busy, for
+        a URL other than plain ``http://``, and from then on for a peer that answered in the
+        chunked coding.  Raises as :meth:`fetch_chunk` and
         :meth:`store_chunk` do.
         """
         assert remote.offer is not None and session.store is not None
-        if self.download_limiter is not None or not remote.threaded_fetch or self._stopping:
+        if (
+            self.download_limiter is not None
+            or not remote.threaded_fetch
+            or self._stopping
+            or session.store.description.chunk_size < THREADED_FETCH_MIN_CHUNK
+        ):
             return None
         url = remote.offer.chunk_url(index, session.representation_id)
         if not self.chunk_client.accepts(url):
