@@ -549,6 +549,19 @@ async def test_a_stall_before_any_answer_times_out(
 # -- cancelling and closing ---------------------------------------------------------------------
 
 
+async def stalled_fetch(
+    client: ThreadedChunkClient,
+    raw_server: Callable[[Handler], Awaitable[RawServer]],
+    content: Content,
+    store: ChunkStore,
+) -> tuple[RawServer, asyncio.Future[int]]:
+    """A fetch of chunk 0 from a server that sends its head and 20,000 bytes, then nothing."""
+    stalled = await raw_server(stalling(lambda index: head(CHUNK) + content.chunk(0)[:20_000]))
+    task = asyncio.ensure_future(client.fetch(stalled.url(0), headers={}, store=store, index=0))
+    await eventually(lambda: stalled.sent == 1)
+    return stalled, task
+
+
 async def test_cancelling_a_fetch_aborts_the_transfer_at_once(
     content: Content,
     store: ChunkStore,
@@ -557,9 +570,7 @@ async def test_cancelling_a_fetch_aborts_the_transfer_at_once(
     raw_server: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
     client = make_client(threads=1, read_timeout=30.0)
-    stalled = await raw_server(stalling(lambda index: head(CHUNK) + content.chunk(0)[:20_000]))
-    task = asyncio.ensure_future(client.fetch(stalled.url(0), headers={}, store=store, index=0))
-    await eventually(lambda: stalled.sent == 1)
+    stalled, task = await stalled_fetch(client, raw_server, content, store)
     assert not client.accepts(http_server.url(1))  # its one thread is busy
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=BOUND)
@@ -584,9 +595,7 @@ async def test_close_aborts_a_running_transfer_and_refuses_more(
     raw_server: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
     client = make_client(read_timeout=30.0)
-    stalled = await raw_server(stalling(lambda index: head(CHUNK) + content.chunk(0)[:20_000]))
-    task = asyncio.ensure_future(client.fetch(stalled.url(0), headers={}, store=store, index=0))
-    await eventually(lambda: stalled.sent == 1)
+    stalled, task = await stalled_fetch(client, raw_server, content, store)
     client.close()
     with pytest.raises(ChunkTransferError):
         await bounded(task)
@@ -620,9 +629,7 @@ async def test_close_fails_a_queued_fetch_without_cancelling_its_caller(
     raw_server: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
     client = make_client(threads=1, read_timeout=30.0)
-    stalled = await raw_server(stalling(lambda index: head(CHUNK) + content.chunk(0)[:20_000]))
-    running = asyncio.ensure_future(client.fetch(stalled.url(0), headers={}, store=store, index=0))
-    await eventually(lambda: stalled.sent == 1)
+    _, running = await stalled_fetch(client, raw_server, content, store)
     queued = asyncio.ensure_future(
         client.fetch(http_server.url(1), headers={}, store=store, index=1)
     )

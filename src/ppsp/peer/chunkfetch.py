@@ -263,20 +263,6 @@ class ThreadedChunkClient:
         index: int,
         report: Callable[[int], None] | None,
     ) -> int:
-        try:
-            return self._exchange(transfer, origin, request, store, index, report)
-        except BlockingIOError as exc:  # a wait ran out of SO_RCVTIMEO / SO_SNDTIMEO
-            raise TimeoutError(f"no bytes from the peer for {self._read_timeout:g} s") from exc
-
-    def _exchange(
-        self,
-        transfer: _Transfer,
-        origin: Origin,
-        request: bytes,
-        store: ChunkStore,
-        index: int,
-        report: Callable[[int], None] | None,
-    ) -> int:
         if self._closed:
             raise ChunkTransferError("the chunk client is closed")
         _, length = store.description.chunk_range(index, store.representation.id)
@@ -327,11 +313,13 @@ class ThreadedChunkClient:
             if transfer.aborted:
                 raise ChunkTransferError("transfer aborted")
             store.store_parts(index, (view[:length],))
-        except BaseException:
+        except BaseException as exc:
             transfer.detach()
             sock.close()
             if report is not None and body:
                 report(body)  # what was received, for the caller's count of discarded bytes
+            if isinstance(exc, BlockingIOError):  # the request's send ran out of SO_SNDTIMEO
+                raise TimeoutError(f"the peer took no bytes for {self._read_timeout:g} s") from exc
             raise
         if head.keep_alive:
             self._release(origin, sock)
