@@ -1,4 +1,4 @@
-"""Chunk downloads in worker threads: blocking HTTP/1.1 keep-alive connections, no copies.
+"""Chunk downloads in worker threads: blocking HTTP/1.1 keep-alive connections.
 
 A chunk's GET (PROFILE.md's HTTP binding) runs start to end in one worker thread: the request
 is sent, the head parsed (:mod:`ppsp.core.httphead`), the body received straight into the
@@ -12,10 +12,11 @@ The event loop keeps the decisions: it asks for a transfer (:meth:`ThreadedChunk
 gets progress reports through ``call_soon_threadsafe`` and may abort a transfer at any time (a
 timeout, a duplicate in endgame), which shuts its socket down so that the thread returns at once.
 
-Only plain transfers come here.  :meth:`ThreadedChunkClient.accepts` sends the rest back to the
-event loop's client: URLs other than ``http://``, responses in the chunked coding (an answer
-that raises :class:`UnsupportedResponse`), and downloads under a rate limit, which the event
-loop paces.
+Only plain transfers of large chunks come here: the peer (``PeerNode.fetch_and_store_chunk``)
+sends chunks smaller than ``THREADED_FETCH_MIN_CHUNK`` and downloads under a rate limit, which
+the event loop paces, to the event loop's client, and :meth:`ThreadedChunkClient.accepts` sends
+back URLs other than ``http://``; an answer in the chunked coding raises
+:class:`UnsupportedResponse`, and the peer then leaves that remote peer to the event loop.
 """
 
 from __future__ import annotations
