@@ -205,6 +205,40 @@ async def test_seeder_killed_mid_transfer_costs_only_a_retry(swarm: Swarm, tmp_p
     assert out.read_bytes() == data
 
 
+async def test_seeder_killed_mid_transfer_of_large_chunks_costs_only_a_retry(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    # 1 MiB chunks without a download cap: the leecher fetches them in worker threads
+    # (THREADED_FETCH_MIN_CHUNK), so the killed seeder's connections reset under those threads.
+    chunk_size = 1 << 20
+    source, data = write_source(tmp_path, 32 << 20)
+    total = chunk_count(data, chunk_size)
+    size_option = ("--chunk-size", str(chunk_size))
+    await swarm.tracker()
+    first, swarm_id = await swarm.seed(source, *size_option, name="seeder1")
+    second, _ = await swarm.seed(source, *size_option, name="seeder2")
+    out = tmp_path / "leecher.bin"
+    leecher = await swarm.get(swarm_id, out, "--timeout", "30")
+    held_at_kill: set[int] = set()
+
+    def partly_done() -> bool:
+        held = held_chunks(out, data, chunk_size)
+        if len(held) == total:
+            raise AssertionError("the download completed before the snapshot")
+        held_at_kill.update(held)
+        return total // 4 <= len(held) <= 3 * total // 4
+
+    # Seeders running 2 ms in every 52 and the leecher in slices of 10 ms: a loopback transfer
+    # of 1 MiB takes about 1 ms, so one step cannot take the download past three quarters.
+    async with throttle(first, run=0.002, pause=0.05), throttle(second, run=0.002, pause=0.05):
+        await step_until([leecher], partly_done, run_slice=0.01)
+    await first.kill()
+    leecher.thaw()
+    await finish(leecher)
+    assert 0 < len(held_at_kill) < total
+    assert out.read_bytes() == data
+
+
 async def test_watch_serves_a_range_before_the_download_completes(
     swarm: Swarm, tmp_path: Path
 ) -> None:
