@@ -162,6 +162,47 @@ async def test_stats_latest_per_swarm(storage: Storage) -> None:
     assert await storage.get_stats("ghost") == ()
 
 
+async def test_peer_and_memberships_read_together(storage: Storage) -> None:
+    assert await storage.peer_and_memberships("a") == (None, {})
+    await storage.put_peer(record("a", state=PeerState.PEER_REGISTERED))
+    assert await storage.peer_and_memberships("a") == (
+        record("a", state=PeerState.PEER_REGISTERED),
+        {},
+    )
+    await storage.join("s1", "a", PeerMode.LEECH)
+    await storage.join("s2", "a", PeerMode.SEED)
+    found = await storage.peer_and_memberships("a")
+    assert found == (await storage.get_peer("a"), await storage.memberships("a"))
+    assert found[1] == {"s1": PeerMode.LEECH, "s2": PeerMode.SEED}
+    await storage.delete_peer("a")
+    assert await storage.peer_and_memberships("a") == (None, {})
+
+
+async def test_put_report_writes_record_stats_and_maps_in_order(storage: Storage) -> None:
+    await storage.put_peer(record("a", deadline=50.0))
+    await storage.join("s1", "a", PeerMode.LEECH)
+    old = StreamStatistics(swarm_id="s1", uploaded_bytes=1)
+    new = StreamStatistics(swarm_id="s1", uploaded_bytes=2, extra=(("OnlineTime", "5"),))
+    wide = StreamStatistics(downloaded_bytes=3)
+    refreshed = record("a", deadline=90.0, grace_used=True)
+    await storage.put_report(
+        refreshed,
+        (old, wide, new),  # the later statistics of a swarm replace the earlier
+        (cmap("s1", b"\x0f"), cmap("s9")),  # s9: not a member, dropped
+    )
+    assert await storage.get_peer("a") == refreshed
+    assert await storage.next_deadline() == 90.0
+    assert set(await storage.get_stats("a")) == {new, wide}
+    assert await storage.get_content_map("s1", "a") == cmap("s1", b"\x0f")
+    assert await storage.get_content_map("s9", "a") is None
+    assert await storage.memberships("a") == {"s1": PeerMode.LEECH}
+    # Nothing but the record: the statistics and maps stay as they were.
+    await storage.put_report(record("a", deadline=95.0), (), ())
+    assert await storage.get_peer("a") == record("a", deadline=95.0)
+    assert set(await storage.get_stats("a")) == {new, wide}
+    assert await storage.get_content_map("s1", "a") == cmap("s1", b"\x0f")
+
+
 async def test_delete_removes_everywhere(storage: Storage) -> None:
     for pid in ("a", "b"):
         await storage.put_peer(record(pid))

@@ -231,8 +231,7 @@ class Tracker:
             raise UnsupportedVersion(
                 "this tracker speaks PPSP-TP/1.0 only", reason="PPSP version 1.0"
             )
-        record = await self.storage.get_peer(request.peer_id)
-        joined = await self.storage.memberships(request.peer_id) if record is not None else {}
+        record, joined = await self.storage.peer_and_memberships(request.peer_id)
         state = record.state if record is not None else PeerState.START
         machine = machine_for(record.version if record is not None else request.version)
         event = classify(request, joined)
@@ -266,11 +265,20 @@ class Tracker:
 
     async def _put(self, record: PeerRecord) -> None:
         await self.storage.put_peer(record)
+        self._track_deadline(record)
+
+    def _track_deadline(self, record: PeerRecord) -> None:
         if self._next_deadline is None or record.deadline < self._next_deadline:
             self._next_deadline = record.deadline
 
     async def _save(self, ctx: _Context) -> PeerRecord:
-        """Write the peer's record after a valid request: new state, timer, addresses."""
+        """Write the peer's record after a valid request (see :meth:`_record_after`)."""
+        record = self._record_after(ctx)
+        await self._put(record)
+        return record
+
+    def _record_after(self, ctx: _Context) -> PeerRecord:
+        """The peer's record after a valid request: new state, timer, addresses."""
         request = ctx.request
         previous = ctx.record
         if request.addresses or previous is None:
@@ -289,7 +297,7 @@ class Tracker:
             deadline = ctx.now
         # PeerRecord(peer_id=..., version=..., state=..., addresses=..., deadline=...,
         # grace_used=False): a valid message clears the grace.
-        record = _build_record(
+        return _build_record(
             request.peer_id,
             ctx.machine.version,
             ctx.transition.next_state,
@@ -297,8 +305,6 @@ class Tracker:
             deadline,
             False,
         )
-        await self._put(record)
-        return record
 
     def _response(
         self,
@@ -436,11 +442,9 @@ class Tracker:
         request = ctx.request
         if not isinstance(request, StatReportRequest):
             raise TypeError(f"{type(request).__name__} is not STAT_REPORT")
-        await self._save(ctx)
-        for stats in request.stream_stats:
-            await self.storage.put_stats(request.peer_id, stats)
-        for content_map in request.content_maps:
-            await self.storage.put_content_map(request.peer_id, content_map)
+        record = self._record_after(ctx)
+        await self.storage.put_report(record, request.stream_stats, request.content_maps)
+        self._track_deadline(record)
         return self._response(ctx, with_requester=False)
 
     async def _do_deregister(self, ctx: _Context) -> TrackerResponse:

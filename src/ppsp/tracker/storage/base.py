@@ -181,6 +181,17 @@ class Storage(abc.ABC):
         """The swarms the peer has joined, with its mode in each (empty when unknown)."""
         ...
 
+    async def peer_and_memberships(
+        self, peer_id: str
+    ) -> tuple[PeerRecord | None, dict[str, PeerMode]]:
+        """:meth:`get_peer` and :meth:`memberships` together, what every request starts with.
+
+        The memberships are empty when the peer is not registered.  This default makes the
+        two calls; a remote backend answers both in one round trip.
+        """
+        record = await self.get_peer(peer_id)
+        return record, (await self.memberships(peer_id) if record is not None else {})
+
     @abc.abstractmethod
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
@@ -240,6 +251,23 @@ class Storage(abc.ABC):
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id`` (None: peer-wide)."""
         ...
+
+    async def put_report(
+        self,
+        record: PeerRecord,
+        stats: Sequence[StreamStatistics],
+        content_maps: Sequence[ContentMap],
+    ) -> None:
+        """What a STAT_REPORT stores: :meth:`put_peer`, then each :meth:`put_stats` and
+        :meth:`put_content_map` in order (a map for a swarm the peer is not in is dropped).
+
+        This default makes the calls one by one; a remote backend sends them in one round trip.
+        """
+        await self.put_peer(record)
+        for item in stats:
+            await self.put_stats(record.peer_id, item)
+        for content_map in content_maps:
+            await self.put_content_map(record.peer_id, content_map)
 
     @abc.abstractmethod
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:

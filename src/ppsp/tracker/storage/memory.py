@@ -222,6 +222,15 @@ class MemoryStorage(Storage):
             return {}
         return {s: self._shard(s)[s].members[peer_id].mode for s in peer.swarms}
 
+    async def peer_and_memberships(
+        self, peer_id: str
+    ) -> tuple[PeerRecord | None, dict[str, PeerMode]]:
+        """The peer's record and memberships, from one look-up of the peer."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return None, {}
+        return peer.record, {s: self._shard(s)[s].members[peer_id].mode for s in peer.swarms}
+
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
         peer = self._peers.get(peer_id)

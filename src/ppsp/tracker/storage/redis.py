@@ -23,7 +23,7 @@ prefix, so this backend targets a single Redis server, not a Redis Cluster.
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -130,6 +130,37 @@ return 1
 """
 """A peer's record and its deadline, written together (one round trip, atomic)."""
 
+_PEER_AND_MEMBERSHIPS = """
+local p, id = ARGV[1], ARGV[2]
+local record = redis.call('HGETALL', p .. 'peer:' .. id)
+if #record == 0 then return {record, {}} end
+return {record, redis.call('HGETALL', p .. 'peerswarms:' .. id)}
+"""
+"""A peer's record and its memberships (none when unregistered) in one round trip."""
+
+_REPORT = """
+local p, id = ARGV[1], ARGV[2]
+redis.call('HSET', p .. 'peer:' .. id, 'v', ARGV[3], 's', ARGV[4], 'a', ARGV[5], 'd', ARGV[6],
+           'g', ARGV[7])
+redis.call('ZADD', p .. 'deadlines', ARGV[6], id)
+local i = 9
+for _ = 1, tonumber(ARGV[8]) do
+  redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  local s = ARGV[i]
+  if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 1 then
+    redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[i + 1])
+  end
+  i = i + 2
+end
+return 1
+"""
+"""A STAT_REPORT in one round trip: the record and deadline (as ``_PUT_PEER``), then
+``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
+in."""
+
 _MEMBERS = """
 local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local key = p .. 'swarm:' .. s
@@ -186,6 +217,8 @@ class RedisStorage(Storage):
         self._put_peer = self._redis.register_script(_PUT_PEER)
         self._put_map = self._redis.register_script(_PUT_MAP)
         self._put_stats = self._redis.register_script(_PUT_STATS)
+        self._peer_and_memberships = self._redis.register_script(_PEER_AND_MEMBERSHIPS)
+        self._report = self._redis.register_script(_REPORT)
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -202,7 +235,11 @@ class RedisStorage(Storage):
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
-        args = [
+        args = self._record_args(record)
+        await self._call(lambda: _await(self._put_peer(args=args)))
+
+    def _record_args(self, record: PeerRecord) -> list[str | bytes]:
+        return [
             self._p,
             record.peer_id,
             record.version.value,
@@ -211,7 +248,36 @@ class RedisStorage(Storage):
             repr(record.deadline),
             "1" if record.grace_used else "0",
         ]
-        await self._call(lambda: _await(self._put_peer(args=args)))
+
+    async def peer_and_memberships(
+        self, peer_id: str
+    ) -> tuple[PeerRecord | None, dict[str, PeerMode]]:
+        """The peer's record and memberships, read by one script."""
+        raw = await self._call(lambda: _await(self._peer_and_memberships(args=[self._p, peer_id])))
+        record_flat, swarms_flat = cast("list[list[bytes]]", raw)
+        if not record_flat:
+            return None, {}
+        record = _decode_record(peer_id, _pairs(record_flat))
+        joined = {
+            swarms_flat[i].decode(): PeerMode(swarms_flat[i + 1].decode())
+            for i in range(0, len(swarms_flat), 2)
+        }
+        return record, joined
+
+    async def put_report(
+        self,
+        record: PeerRecord,
+        stats: Sequence[StreamStatistics],
+        content_maps: Sequence[ContentMap],
+    ) -> None:
+        """The record, statistics and content maps of a STAT_REPORT, written by one script."""
+        args = self._record_args(record)
+        args.append(str(len(stats)))
+        for item in stats:
+            args.extend(_stats_field_and_data(item))
+        for content_map in content_maps:
+            args.extend((content_map.swarm_id, pack_content_map(content_map)))
+        await self._call(lambda: _await(self._report(args=args)))
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
@@ -275,17 +341,7 @@ class RedisStorage(Storage):
 
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id``."""
-        field = stats.swarm_id if stats.swarm_id is not None else ""
-        data = orjson.dumps(
-            {
-                "swarm_id": stats.swarm_id,
-                "uploaded_bytes": stats.uploaded_bytes,
-                "downloaded_bytes": stats.downloaded_bytes,
-                "available_bandwidth": stats.available_bandwidth,
-                "concurrent_links": stats.concurrent_links,
-                "extra": [list(pair) for pair in stats.extra],
-            }
-        )
+        field, data = _stats_field_and_data(stats)
         await self._call(lambda: _await(self._put_stats(args=[self._p, peer_id, field, data])))
 
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
@@ -338,6 +394,27 @@ class RedisStorage(Storage):
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
+
+
+def _stats_field_and_data(stats: StreamStatistics) -> tuple[str, bytes]:
+    """The hash field (the swarm, or '' peer-wide) and stored form of a peer's statistics."""
+    field = stats.swarm_id if stats.swarm_id is not None else ""
+    data = orjson.dumps(
+        {
+            "swarm_id": stats.swarm_id,
+            "uploaded_bytes": stats.uploaded_bytes,
+            "downloaded_bytes": stats.downloaded_bytes,
+            "available_bandwidth": stats.available_bandwidth,
+            "concurrent_links": stats.concurrent_links,
+            "extra": [list(pair) for pair in stats.extra],
+        }
+    )
+    return field, data
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A flat ``[key, value, ...]`` reply (HGETALL inside a script) as a dictionary."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 async def _await(value: Any) -> Any:
