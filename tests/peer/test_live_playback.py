@@ -159,6 +159,11 @@ def test_deadlines_and_urgency() -> None:
     assert p.deadline(100) is None
     assert p.urgency(99, J) == 0
     assert p.urgency(101, J) == pytest.approx(2.0)  # buffering: as if playback started now
+    # Still buffering later: as if playback had started when buffering began, so a missing
+    # startup chunk grows urgent (a viewer never waits for a relay for ever before it starts).
+    assert p.urgency(101, J + 0.5) == pytest.approx(1.5)
+    assert p.urgency(100, J + 1.5) == pytest.approx(-0.5)
+    assert p.wanted({100: 1, 101: 1}, J + 1.5) == [100, 101]  # still wanted: no deadline yet
     give(p, 99, J)
     give(p, 100, J + 1)
     assert p.deadline(104) == pytest.approx(J + 6)

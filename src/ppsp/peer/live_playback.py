@@ -288,14 +288,17 @@ class LivePlayback:
     def urgency(self, index: int, now: float) -> float:
         """Seconds left before chunk ``index`` is due: lower is more urgent.
 
-        While buffering, the deadline is estimated as if playback started now.  Negative: the
-        deadline passed.  Infinite while joining.
+        While buffering, the deadline is estimated as if playback had started when buffering
+        began, so a chunk the startup buffer still lacks grows more urgent the longer it is
+        missing (a chunk left to relays that never pass it on is then taken from anyone, the
+        source included, instead of holding up the start until the viewer rejoins).  Negative:
+        the deadline passed.  Infinite while joining.
         """
         if self._first is None:
             return math.inf
         deadline = self.deadline(index)
         if deadline is None:
-            return (index - self._first) * self.chunk_ms / 1000
+            return self._buffering_since + (index - self._first) * self.chunk_ms / 1000 - now
         return deadline - now
 
     def next_timer(self) -> float | None:
