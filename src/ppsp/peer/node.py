@@ -97,15 +97,16 @@ MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
 
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(total=30)
+"""Bound on one chunk request, from sending it to the last byte."""
 
 THREADED_FETCH_MIN_CHUNK = 1 << 20
 """Chunks at least this large are fetched in worker threads (:mod:`ppsp.peer.chunkfetch`).
 
 Measured with ``bench.transfer_bench`` (docs/BENCHMARKS.md): with 1 MiB chunks the threads
-move 256 MiB about 8% faster than the event loop's client; with 512 KiB chunks the two are
-level, and with 256 KiB chunks the event loop is about 8% faster (a thread hand-over costs
-about as much as what it saves on a small chunk)."""
-"""Bound on one chunk request, from sending it to the last byte."""
+move 256 MiB about 5% faster than the event loop's client (0.596 against 0.569 of a static
+server, middles of seven alternated runs); with 512 KiB chunks the two are level, and with
+256 KiB chunks the event loop is about 8% faster (a thread hand-over costs about as much as
+what it saves on a small chunk)."""
 
 CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
@@ -480,7 +481,7 @@ class PeerNode:
         # Hashing and writing release the GIL: in worker threads they overlap the event
         # loop's network work and each other.  Two: more only compete with the loop.
         self._store_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ppsp-store")
-        # Plain chunk downloads run whole in worker threads (see ppsp.peer.chunkfetch).
+        # Downloads of large chunks run whole in worker threads (see ppsp.peer.chunkfetch).
         self.chunk_client = ThreadedChunkClient()
 
     # -- PeerState ---------------------------------------------------------------------------
@@ -989,8 +990,7 @@ class PeerNode:
         transfer is for the event loop's client (:meth:`fetch_chunk`): chunks smaller than
         :data:`THREADED_FETCH_MIN_CHUNK`, under a download cap, when every thread is busy, for
         a URL other than plain ``http://``, and from then on for a peer that answered in the
-        chunked coding.  Raises as :meth:`fetch_chunk` and
-        :meth:`store_chunk` do.
+        chunked coding.  Raises as :meth:`fetch_chunk` and :meth:`store_chunk` do.
         """
         assert remote.offer is not None and session.store is not None
         if (

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import random
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ppsp.tracker.messages import (
     AddressFamily,
@@ -218,9 +218,7 @@ class MemoryStorage(Storage):
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
         """The swarms the peer has joined, with its mode in each."""
         peer = self._peers.get(peer_id)
-        if peer is None:
-            return {}
-        return {s: self._shard(s)[s].members[peer_id].mode for s in peer.swarms}
+        return {} if peer is None else self._modes(peer_id, peer.swarms)
 
     async def peer_and_memberships(
         self, peer_id: str
@@ -229,7 +227,10 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return None, {}
-        return peer.record, {s: self._shard(s)[s].members[peer_id].mode for s in peer.swarms}
+        return peer.record, self._modes(peer_id, peer.swarms)
+
+    def _modes(self, peer_id: str, swarms: Iterable[str]) -> dict[str, PeerMode]:
+        return {s: self._shard(s)[s].members[peer_id].mode for s in swarms}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
