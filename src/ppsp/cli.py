@@ -449,7 +449,7 @@ def live(
     name: str,
 ) -> None:
     """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID."""
-    from ppsp.peer.commands import live_main
+    from ppsp.peer.live_commands import live_main
 
     sys.exit(
         _run(

@@ -1,29 +1,26 @@
 """What the peer commands (``ppsp seed``, ``ppsp get``, ``ppsp watch``) do, as coroutines.
 
-The click definitions in :mod:`ppsp.cli` parse options and call these.  Each returns the
+The click definitions in :mod:`ppsp.cli` parse options and call these; the live source and the
+live half of ``watch`` are in :mod:`ppsp.peer.live_commands`.  Each returns the
 process exit code; expected failures are one line on standard error, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import aiohttp
 import orjson
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.errors import PPSPError
-from ppsp.peer.live import LiveDescription, QoE, generate_key, load_key, save_key
-from ppsp.peer.livenode import LiveOutputs, LiveSourceRunner, LiveViewer
+from ppsp.peer.live import LiveDescription
 from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
 from ppsp.peer.picker import PickerConfig
 from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
@@ -83,7 +80,8 @@ def write_report(node: PeerNode, path: Path | None) -> None:
     temporary.replace(path)
 
 
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
+    """Print ``ppsp: message`` on standard error and return the failure exit code."""
     print(f"ppsp: {message}", file=sys.stderr, flush=True)
     return 1
 
@@ -149,10 +147,10 @@ async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None 
         session = await node.seed(path, chunk_size=chunk_size)
     except PPSPError as exc:
         await node.stop(disconnect=False)
-        return _fail(f"cannot seed {path}: {exc}")
+        return fail(f"cannot seed {path}: {exc}")
     except OSError as exc:
         await node.stop(disconnect=False)
-        return _fail(f"cannot seed {path}: {exc.strerror or exc}")
+        return fail(f"cannot seed {path}: {exc.strerror or exc}")
     print(session.swarm_id, flush=True)
     print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
     await stop.wait()
@@ -176,7 +174,7 @@ async def get_main(
     try:
         await node.start()
     except OSError as exc:
-        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     download = asyncio.ensure_future(
         node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
     )
@@ -186,11 +184,11 @@ async def get_main(
         progress.close()
         if not download.done():
             download.cancel()
-            return _fail("interrupted")
+            return fail("interrupted")
         try:
             session = download.result()
         except (DownloadFailed, PPSPError) as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         size = session.description.size if session.description else 0
         print(f"{output}: complete, {size} bytes verified", file=sys.stderr, flush=True)
         if seed_after:
@@ -229,16 +227,18 @@ async def watch_main(
     try:
         await node.start()
     except OSError as exc:
-        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     try:
         session = await node.join_swarm(swarm_id)
         description = await node.obtain_description(session, timeout)
     except (DownloadFailed, PPSPError) as exc:
         await node.stop()
         write_report(node, report)
-        return _fail(str(exc))
+        return fail(str(exc))
     if isinstance(description, LiveDescription):
-        return await _watch_live(
+        from ppsp.peer.live_commands import watch_live
+
+        return await watch_live(
             node,
             session,
             description,
@@ -256,9 +256,10 @@ async def watch_main(
     )
 
 
-async def _serve_player(
+async def serve_player(
     app: web.Application, host: str, port: int, *, to_stderr: bool
 ) -> tuple[web.AppRunner, str]:
+    """Serve a player application; print and return its ``/stream`` URL."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -301,11 +302,11 @@ async def _watch_stored(
 
     node.spawn(start_at_beginning())
     try:
-        runner, url = await _serve_player(player.app(), player_host, player_port, to_stderr=False)
+        runner, url = await serve_player(player.app(), player_host, player_port, to_stderr=False)
     except OSError as exc:
         download.cancel()
         await node.stop()
-        return _fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
+        return fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
     if on_url is not None:
         on_url(url)
     stopper = asyncio.ensure_future(stop.wait())
@@ -317,7 +318,7 @@ async def _watch_stored(
                 download.result()
                 print("download complete; still serving the player", file=sys.stderr, flush=True)
             except (DownloadFailed, PPSPError) as exc:
-                code = _fail(str(exc))
+                code = fail(str(exc))
                 stopper.cancel()
             if code == 0:
                 await stopper
@@ -331,154 +332,6 @@ async def _watch_stored(
         if temp_dir is not None:
             temp_dir.cleanup()
     return code
-
-
-async def _watch_live(
-    node: PeerNode,
-    session: SwarmSession,
-    description: LiveDescription,
-    stop: asyncio.Event,
-    player_host: str,
-    player_port: int,
-    output: Path | None,
-    timeout: float,
-    report: Path | None,
-    on_url: Callable[[str], None] | None,
-) -> int:
-    to_stdout = output is not None and str(output) == "-"
-    sink: BinaryIO | None = None
-    if to_stdout:
-        sink = sys.stdout.buffer
-    elif output is not None:
-        sink = output.open("wb")
-    outputs = LiveOutputs(sink)
-    viewer = LiveViewer(node, session, description, outputs, no_progress_timeout=timeout)
-    player = LivePlayerEndpoint(outputs, description.media_type)
-    try:
-        runner, url = await _serve_player(
-            player.app(), player_host, player_port, to_stderr=to_stdout
-        )
-    except OSError as exc:
-        await node.stop()
-        return _fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
-    if on_url is not None:
-        on_url(url)
-    code = 0
-    try:
-        await viewer.run(stop)
-    except PPSPError as exc:
-        code = _fail(str(exc))
-    finally:
-        outputs.close()
-        await runner.cleanup()
-        print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
-        await node.stop()
-        write_report(node, report)
-        if sink is not None and not to_stdout:
-            sink.close()
-    return code
-
-
-def format_qoe(qoe: QoE, session: SwarmSession) -> str:
-    """The one-line quality-of-experience summary a viewer prints when it stops."""
-    continuity = qoe.continuity_index
-    parts = [
-        "startup delay " + ("-" if qoe.startup_delay is None else f"{qoe.startup_delay:.2f} s"),
-        "continuity " + ("-" if continuity is None else f"{continuity:.4f}"),
-        f"played {qoe.chunks_played}",
-        f"skipped {qoe.chunks_skipped}",
-        "delay behind source "
-        + ("-" if qoe.delay_behind_source is None else f"{qoe.delay_behind_source:.2f} s"),
-        f"from source {qoe.bytes_from_source} B",
-        f"from peers {qoe.bytes_from_peers} B",
-        f"uploaded {session.uploaded_bytes} B",
-    ]
-    return "qoe: " + ", ".join(parts)
-
-
-class LivePlayerEndpoint:
-    """The local HTTP endpoint for a live stream: one continuous response per player."""
-
-    def __init__(self, outputs: LiveOutputs, media_type: str) -> None:
-        self.outputs = outputs
-        self.media_type = media_type
-
-    def app(self) -> web.Application:
-        """The aiohttp application serving ``/stream`` (and ``/``)."""
-        app = web.Application()
-        for path in ("/", "/stream"):
-            app.router.add_route("GET", path, self.stream)
-        return app
-
-    async def stream(self, request: web.Request) -> web.StreamResponse:
-        """Stream every chunk played from now on, until the viewer stops or the player leaves."""
-        queue = self.outputs.subscribe()
-        response = web.StreamResponse()
-        response.content_type = self.media_type
-        response.headers["Cache-Control"] = "no-store"
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            while (payload := await queue.get()) is not None:
-                await response.write(payload)
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
-            pass
-        finally:
-            self.outputs.clients.discard(queue)
-        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionResetError):
-            await response.write_eof()
-        return response
-
-
-async def live_main(
-    options: PeerOptions,
-    *,
-    input_path: str | None = "-",
-    chunk_ms: int = 500,
-    window_s: int = 30,
-    key_path: Path | None = None,
-    name: str = "live",
-) -> int:
-    """Run a live source: print the swarm ID first, then stream until interrupted."""
-    stop = stop_event()
-    try:
-        key, key_file, created = _source_key(key_path)
-    except (OSError, PPSPError) as exc:
-        return _fail(f"cannot use the source key: {exc}")
-    report = options.report
-    node = options.node(clock=time.time, report_interval=5.0)
-    runner = LiveSourceRunner(node, key, name=name, chunk_ms=chunk_ms, window_s=window_s)
-    try:
-        await node.start()
-        await runner.announce()
-    except (OSError, PPSPError) as exc:
-        await node.stop(disconnect=False)
-        return _fail(f"cannot start the live source: {exc}")
-    print(runner.swarm_id, flush=True)
-    if created:
-        print(f"made a new source key in {key_file}", file=sys.stderr, flush=True)
-    print(f"live source at {node.base_url}", file=sys.stderr, flush=True)
-    try:
-        await runner.run(input_path, stop)
-    finally:
-        print(f"live source stopped after {runner.chunks_produced} chunks", file=sys.stderr)
-        await node.stop()
-        write_report(node, report)
-    return 0
-
-
-DEFAULT_KEY_FILE = Path("ppsp-live.key")
-"""Where ``ppsp live`` keeps its key when ``--key`` is not given."""
-
-
-def _source_key(path: Path | None) -> tuple[Ed25519PrivateKey, Path, bool]:
-    """Load the source key, or make and save one; returns (key, file, whether it is new)."""
-    path = path or DEFAULT_KEY_FILE
-    if path.exists():
-        return load_key(path), path, False
-    key = generate_key()
-    save_key(path, key)
-    return key, path, True
 
 
 class PlayerEndpoint:
