@@ -465,6 +465,21 @@ def live(
     )
 
 
+LAB_MODULES = ("matplotlib", "av")
+"""What ``ppsp lab`` needs beyond a plain install: the ``lab`` extra (plots, decoding)."""
+
+
+def _require_lab_extra() -> None:
+    """Fail with one line when the ``lab`` extra is not installed."""
+    import importlib.util
+
+    missing = [name for name in LAB_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"ppsp lab needs {' and '.join(missing)}: install them with pip install 'ppsp[lab]'"
+        )
+
+
 @main.group()
 def lab() -> None:
     """Swarm lab: real processes on loopback, measured against the fluid-model bound."""
@@ -532,6 +547,7 @@ def lab_vod(
     A fraction --churn of the peers (chosen with --seed) run without --seed-after: they leave
     the swarm as soon as their copy is complete.  Exit status 1 when a peer did not complete.
     """
+    _require_lab_extra()
     import asyncio
     import shlex
 
@@ -623,6 +639,7 @@ def lab_live(
     A fraction --churn of the viewers (chosen with --seed) is stopped early.  Exit status 1
     when a viewer wrote no playback report; missed targets are reported, not failed.
     """
+    _require_lab_extra()
     import asyncio
     import shlex
 
