@@ -18,7 +18,7 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from ppsp.peer.content import ChunkStore, describe_file
+from ppsp.peer.chunkstore import ChunkStore, describe_file
 from ppsp.peer.node import (
     PEER_ID_HEADER,
     PeerNode,

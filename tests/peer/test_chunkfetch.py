@@ -29,7 +29,8 @@ from ppsp.peer.chunkfetch import (
     UnsupportedResponse,
     split_chunk_url,
 )
-from ppsp.peer.content import ChunkStore, ContentDescription, describe_file
+from ppsp.peer.chunkstore import ChunkStore, describe_file
+from ppsp.peer.content import ContentDescription
 from ppsp.peer.messages import HTTP, TransportOffer
 from ppsp.peer.node import (
     PEER_ID_HEADER,

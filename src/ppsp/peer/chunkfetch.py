@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from ppsp.core.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
 from ppsp.errors import ChunkTransferError, IntegrityError
-from ppsp.peer.content import ChunkStore
+from ppsp.peer.chunkstore import ChunkStore
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between two progress reports to the event loop while a body arrives.

@@ -40,14 +40,9 @@ from ppsp.errors import (
     TrackerProtocolError,
 )
 from ppsp.peer.chunkfetch import ThreadedChunkClient, UnsupportedResponse
+from ppsp.peer.chunkstore import ChunkStore, describe_file
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
-from ppsp.peer.content import (
-    ChunkStore,
-    ContentDescription,
-    chunk_size_for,
-    describe_file,
-    verify_description,
-)
+from ppsp.peer.content import ContentDescription, chunk_size_for, verify_description
 from ppsp.peer.live import (
     LiveDescription,
     LivePlayback,
