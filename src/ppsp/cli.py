@@ -68,10 +68,145 @@ def log_level_option(func: _F) -> _F:
     return option(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+ERROR_PREFIX = "ppsp: "
+"""How every error line of every command begins (see also :func:`ppsp.peer.commands.fail`)."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Commands(click.Group):
+    """The ``ppsp`` group: every failure is one line on stderr, never a traceback.
+
+    Usage errors (a bad option value, a missing argument) exit 2, other failures 1, and an
+    interruption before a command could install its own signal handling 130.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line as click does, with the errors described above."""
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _error(exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _error("interrupted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    click.echo(ERROR_PREFIX + _one_line(message), err=True)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(ppsp.__version__, prog_name="ppsp")
 def main() -> None:
     """PPSP: a tracker (PPSP-TP/1.1, 1.0, RFC 7846) and streaming peers."""
+
+
+PORT = click.IntRange(0, 65535)
+"""A TCP or UDP port number; 0 asks for any free port where the option allows it."""
+
+
+class SwarmIdParam(click.ParamType[str]):
+    """A swarm ID: 64 lower-case hex digits (a stored content's or a live stream's)."""
+
+    name = "swarm_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The swarm ID, or click's usage error naming what is wrong with it."""
+        text = str(value)
+        from ppsp.peer.content import is_swarm_id
+
+        if is_swarm_id(text):
+            return text
+        if is_swarm_id(text.lower()):
+            self.fail(f"swarm IDs are written in lower case: {text.lower()}", param, ctx)
+        self.fail(f"{text!r} is not a swarm ID (64 hexadecimal digits)", param, ctx)
+
+
+SWARM_ID = SwarmIdParam()
+
+
+class TrackerUrlParam(click.ParamType[str]):
+    """A tracker URL: http:// or https://, with a host (checked before any network)."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The tracker URL, or click's usage error."""
+        from ppsp.tracker.client import check_tracker_url
+
+        try:
+            return check_tracker_url(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TRACKER_URL = TrackerUrlParam()
+
+
+class SeedFileParam(click.ParamType[Path]):
+    """A file to seed: a regular, readable, non-empty file."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        """The path, or click's usage error saying why it cannot be seeded."""
+        import os
+        import stat
+
+        path = Path(value)
+        try:
+            info = path.stat()
+        except OSError as exc:
+            self.fail(f"{path}: {exc.strerror or exc}", param, ctx)
+        if stat.S_ISDIR(info.st_mode):
+            self.fail(f"{path} is a directory: seed a file", param, ctx)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a named pipe" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
+            self.fail(
+                f"{path} is {kind}: seed a regular file (ppsp live streams pipes)", param, ctx
+            )
+        if info.st_size == 0:
+            self.fail(f"{path} is empty: there is nothing to seed", param, ctx)
+        if not os.access(path, os.R_OK):
+            self.fail(f"{path}: permission denied", param, ctx)
+        return path
+
+
+SEED_FILE = SeedFileParam()
+
+
+class AdvertiseParam(click.ParamType[tuple[str, int | None]]):
+    """``HOST[:PORT]`` (``[V6]:PORT`` for IPv6): the address other peers reach this peer at."""
+
+    name = "host[:port]"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int | None]:
+        """``(ip, port or None)``, or click's usage error."""
+        if isinstance(value, tuple):
+            return value
+        from ppsp.peer.addressing import parse_advertise
+
+        try:
+            return parse_advertise(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+ADVERTISE = AdvertiseParam()
 
 
 @main.command()
@@ -196,7 +331,13 @@ def tracker(
     multiple=True,
     help="Tracker encoding(s): for --session, XML then JSON by default; the swarm uses the first.",
 )
-@click.option("--leechers", default=6, show_default=True, help="Number of leechers in the swarm.")
+@click.option(
+    "--leechers",
+    type=click.IntRange(1, 64),
+    default=6,
+    show_default=True,
+    help="Number of leechers in the swarm.",
+)
 @log_level_option
 def demo(session: bool, encodings: tuple[str, ...], leechers: int) -> None:
     """Run a local demo swarm: tracker, seeder of a sample video, leechers, and a final table.
@@ -238,6 +379,19 @@ class RateParam(click.ParamType[float]):
 RATE = RateParam()
 
 
+def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Check, before anything runs, that a file can be written where ``value`` says."""
+    import os
+
+    if value is not None:
+        directory = value.parent
+        if not directory.is_dir():
+            raise click.BadParameter(f"no directory {directory}")
+        if not os.access(directory, os.W_OK):
+            raise click.BadParameter(f"cannot write in {directory}")
+    return value
+
+
 def _peer_options(func: _F) -> _F:
     """Options every peer command shares, handed to the command as one ``options`` value.
 
@@ -245,9 +399,26 @@ def _peer_options(func: _F) -> _F:
     file, and a hidden test switch that makes the peer serve damaged chunks.
     """
     options = [
-        click.option("--tracker", "tracker_url", required=True, help="Tracker URL."),
-        click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on."),
-        click.option("--port", default=0, show_default=True, help="Port to serve on (0: any)."),
+        click.option(
+            "--tracker", "tracker_url", type=TRACKER_URL, required=True, help="Tracker URL."
+        ),
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to serve other peers on (0.0.0.0 or :: for every address).",
+        ),
+        click.option(
+            "--port", type=PORT, default=0, show_default=True, help="Port to serve on (0: any)."
+        ),
+        click.option(
+            "--advertise",
+            type=ADVERTISE,
+            default=None,
+            help="IP[:PORT] other peers reach this one at (a public address, a forwarded "
+            "port); default: the --host address, or for a wildcard the local address that "
+            "reaches the tracker.",
+        ),
         click.option(
             "--upload-rate",
             type=RATE,
@@ -264,6 +435,7 @@ def _peer_options(func: _F) -> _F:
             "--report",
             type=click.Path(dir_okay=False, path_type=Path),
             default=None,
+            callback=_writable_file,
             help="Write this peer's figures as JSON to this file when it stops.",
         ),
         click.option(
@@ -284,6 +456,7 @@ def _peer_options(func: _F) -> _F:
         tracker_url: str,
         host: str,
         port: int,
+        advertise: tuple[str, int | None] | None,
         upload_rate: float | None,
         download_rate: float | None,
         report: Path | None,
@@ -298,6 +471,7 @@ def _peer_options(func: _F) -> _F:
             tracker_url=tracker_url,
             host=host,
             port=port,
+            advertise=advertise,
             encoding=Encoding(tracker_encoding.lower()),
             upload_rate=upload_rate,
             download_rate=download_rate,
@@ -330,15 +504,19 @@ def _run(coro: Any) -> int:
 
 TIMEOUT_HELP = "Give up after this many seconds without progress."
 
+TIMEOUT = click.FloatRange(min=0, min_open=True)
+"""Seconds, more than 0."""
+
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=SEED_FILE)
 @_peer_options
 @click.option(
     "--chunk-size",
-    type=click.IntRange(1, 16 << 20),
+    type=click.IntRange(1024, 16 << 20),
     default=None,
-    help="Chunk size in bytes (default: 256 KiB, larger for content over 64 MiB, at most 1 MiB).",
+    help="Chunk size in bytes, 1024 to 16777216 (16 MiB); default 256 KiB, doubled for "
+    "content over 64 MiB up to 1 MiB.",
 )
 @log_level_option
 def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
@@ -348,23 +526,42 @@ def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
     sys.exit(_run(seed_main(path, options, chunk_size=chunk_size)))
 
 
+FORCE_HELP = "Replace the output file if it exists."
+
+
+def _check_output(output: Path | None, force: bool) -> None:
+    from ppsp.peer.commands import check_output
+
+    problem = check_output(output, force=force)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output'")
+
+
 @main.command()
-@click.argument("swarm_id")
+@click.argument("swarm_id", type=SWARM_ID)
 @_peer_options
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file.",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Output file ('-': standard output, in order). Written as FILE.part until every "
+    "chunk is verified; the same command resumes an interrupted download.",
 )
-@click.option("--timeout", default=30.0, show_default=True, help=TIMEOUT_HELP)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
 @click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
 @log_level_option
 def get(
-    swarm_id: str, options: PeerOptions, output: Path, timeout: float, seed_after: bool
+    swarm_id: str,
+    options: PeerOptions,
+    output: Path,
+    force: bool,
+    timeout: float,
+    seed_after: bool,
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
+    _check_output(output, force)
     from ppsp.peer.commands import get_main
 
     sys.exit(
@@ -373,10 +570,13 @@ def get(
 
 
 @main.command()
-@click.argument("swarm_id")
+@click.argument("swarm_id", type=SWARM_ID)
 @_peer_options
 @click.option(
-    "--player-port", default=8080, show_default=True, help="Local port for the player URL (0: any)."
+    "--player-port",
+    type=PORT,
+    default=None,
+    help="Local port for the player URL (default 8080, or any free port when it is taken; 0: any).",
 )
 @click.option(
     "--player-host",
@@ -387,23 +587,26 @@ def get(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    type=click.Path(path_type=Path, allow_dash=True),
     default=None,
-    help="Keep the content in this file (a live stream: '-' for standard output).",
+    help="Also keep the content in this file ('-': write it to standard output, in order).",
 )
-@click.option("--timeout", default=30.0, show_default=True, help=TIMEOUT_HELP)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
 @log_level_option
 def watch(
     swarm_id: str,
     options: PeerOptions,
-    player_port: int,
+    player_port: int | None,
     player_host: str,
     output: Path | None,
+    force: bool,
     timeout: float,
 ) -> None:
     """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
-    browser; with -o, also keep it in a file (-o - writes a live stream to standard output).
+    browser; with -o, also keep it in a file (-o - writes it to standard output).
     """
+    _check_output(output, force)
     from ppsp.peer.commands import watch_main
 
     sys.exit(
@@ -519,7 +722,12 @@ def lab() -> None:
     show_default=True,
     help="Directory for report.json, report.md, plots, logs.",
 )
-@click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (seed's default).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1024, 16 << 20),
+    default=None,
+    help="Chunk size in bytes (seed's default).",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),

@@ -12,8 +12,10 @@ import asyncio
 import hashlib
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.live import Live
@@ -22,9 +24,12 @@ from rich.table import Table
 from ppsp.errors import PPSPError
 from ppsp.media import make_sample_video
 from ppsp.peer.node import PeerNode, SwarmSession
+from ppsp.signals import INTERRUPTED_EXIT, on_signals
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.messages import Encoding
 from ppsp.tracker.server import running_tracker
+
+_T = TypeVar("_T")
 
 MiB = 1024 * 1024
 
@@ -116,12 +121,6 @@ async def run_swarm_demo(
             upload_rate=settings.seeder_upload,
             report_interval=5.0,
         )
-        await seeder.start()
-        seeded = await seeder.seed(video, chunk_size=settings.chunk_size)
-        console.print(
-            f"Seeder at {seeder.base_url}, swarm {seeded.swarm_id[:16]}..., "
-            f"upload capped at {settings.seeder_upload / MiB:.1f} MiB/s"
-        )
         leechers = [
             PeerNode(
                 tracker_url=tracker.url,
@@ -131,74 +130,106 @@ async def run_swarm_demo(
             )
             for _ in range(settings.leechers)
         ]
-        started: dict[int, float] = {}
-        finished: dict[int, float] = {}
+        try:
+            return await _run_peers(settings, console, workdir, video, seeder, leechers)
+        finally:
+            # Also when interrupted: every node closes its sockets and client sessions.
+            for node in (*leechers, seeder):
+                await node.stop(disconnect=False)
 
-        async def leech(i: int, node: PeerNode) -> SwarmSession | None:
-            await asyncio.sleep(i * settings.join_interval)
-            await node.start()
-            started[i] = time.monotonic()
-            try:
-                session = await node.download(
-                    seeded.swarm_id,
-                    workdir / f"leecher-{i + 1}.mp4",
-                    no_progress_timeout=settings.timeout,
-                )
-            except PPSPError as exc:
-                console.print(f"leecher {i + 1}: {exc}")
-                return None
-            finished[i] = time.monotonic()
-            return session
 
-        tasks = [asyncio.ensure_future(leech(i, node)) for i, node in enumerate(leechers)]
-        names = [f"leecher {i + 1}" for i in range(len(leechers))]
+async def _run_peers(
+    settings: SwarmDemoSettings,
+    console: Console,
+    workdir: Path,
+    video: Path,
+    seeder: PeerNode,
+    leechers: list[PeerNode],
+) -> list[PeerFigures]:
+    """The demo's seeder and leechers at work, until every leecher is done."""
+    await seeder.start()
+    seeded = await seeder.seed(video, chunk_size=settings.chunk_size)
+    console.print(
+        f"Seeder at {seeder.base_url}, swarm {seeded.swarm_id[:16]}..., "
+        f"upload capped at {settings.seeder_upload / MiB:.1f} MiB/s"
+    )
+    started: dict[int, float] = {}
+    finished: dict[int, float] = {}
 
-        def rows() -> list[tuple[str, SwarmSession | None]]:
-            return [
-                (name, node.sessions.get(seeded.swarm_id))
-                for name, node in zip(names, leechers, strict=True)
-            ]
+    async def leech(i: int, node: PeerNode) -> SwarmSession | None:
+        await asyncio.sleep(i * settings.join_interval)
+        await node.start()
+        started[i] = time.monotonic()
+        try:
+            session = await node.download(
+                seeded.swarm_id,
+                workdir / f"leecher-{i + 1}.mp4",
+                no_progress_timeout=settings.timeout,
+            )
+        except PPSPError as exc:
+            console.print(f"leecher {i + 1}: {exc}")
+            return None
+        finished[i] = time.monotonic()
+        return session
 
+    tasks = [asyncio.ensure_future(leech(i, node)) for i, node in enumerate(leechers)]
+    names = [f"leecher {i + 1}" for i in range(len(leechers))]
+
+    def rows() -> list[tuple[str, SwarmSession | None]]:
+        return [
+            (name, node.sessions.get(seeded.swarm_id))
+            for name, node in zip(names, leechers, strict=True)
+        ]
+
+    try:
         with Live(_progress_table(rows()), console=console, refresh_per_second=4) as live:
             while not all(task.done() for task in tasks):
                 await asyncio.sleep(0.25)
                 live.update(_progress_table(rows()))
             live.update(_progress_table(rows()))
-        results = [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+    results = [task.result() for task in tasks]
 
-        figures = [
+    figures = [
+        PeerFigures(
+            name="seeder",
+            role="SEED",
+            received=0,
+            from_seeder=0,
+            from_peers=0,
+            sent=seeded.uploaded_bytes,
+            complete=True,
+            seconds=None,
+        )
+    ]
+    for i, (node, session) in enumerate(zip(leechers, results, strict=True)):
+        session = session or node.sessions.get(seeded.swarm_id)
+        received = session.bytes_by_peer() if session else {}
+        from_seeder = received.get(seeder.peer_id, 0)
+        total = sum(received.values())
+        figures.append(
             PeerFigures(
-                name="seeder",
-                role="SEED",
-                received=0,
-                from_seeder=0,
-                from_peers=0,
-                sent=seeded.uploaded_bytes,
-                complete=True,
-                seconds=None,
+                name=names[i],
+                role="LEECH",
+                received=total,
+                from_seeder=from_seeder,
+                from_peers=total - from_seeder,
+                sent=session.uploaded_bytes if session else 0,
+                complete=bool(session and session.complete),
+                seconds=finished[i] - started[i] if i in finished else None,
             )
-        ]
-        for i, (node, session) in enumerate(zip(leechers, results, strict=True)):
-            session = session or node.sessions.get(seeded.swarm_id)
-            received = session.bytes_by_peer() if session else {}
-            from_seeder = received.get(seeder.peer_id, 0)
-            total = sum(received.values())
-            figures.append(
-                PeerFigures(
-                    name=names[i],
-                    role="LEECH",
-                    received=total,
-                    from_seeder=from_seeder,
-                    from_peers=total - from_seeder,
-                    sent=session.uploaded_bytes if session else 0,
-                    complete=bool(session and session.complete),
-                    seconds=finished[i] - started[i] if i in finished else None,
-                )
-            )
-        for node in leechers:
-            await node.stop()
-        await seeder.stop()
+        )
     return figures
+
+
+async def _until_signal(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work``; SIGINT or SIGTERM cancels it, so that its clean-up runs (no files left)."""
+    task = asyncio.ensure_future(work)
+    with on_signals(task.cancel):
+        return await task
 
 
 def run_demo_swarm(
@@ -209,7 +240,11 @@ def run_demo_swarm(
     console = console or Console()
     with tempfile.TemporaryDirectory(prefix="ppsp-demo-") as tmp:
         workdir = Path(tmp)
-        figures = asyncio.run(run_swarm_demo(settings, console, workdir))
+        try:
+            figures = asyncio.run(_until_signal(run_swarm_demo(settings, console, workdir)))
+        except asyncio.CancelledError:
+            console.print("ppsp: interrupted", style="bold")
+            return INTERRUPTED_EXIT
         console.print()
         console.print(figures_table(figures))
         source = _digest(workdir / "sample.mp4")

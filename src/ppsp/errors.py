@@ -180,6 +180,14 @@ class ChunkUnavailable(ContentError, LookupError):
     """A chunk or representation that does not exist, or a chunk that is not held."""
 
 
+class ChunkChanged(ChunkUnavailable):
+    """A seeded file changed on disk and this chunk no longer matches its hash."""
+
+
+class HashingCancelled(ContentError):
+    """Describing a file was given up before its end (a stopping command asked so)."""
+
+
 class ChunkTransferError(PPSPError, ConnectionError):
     """A peer's answer to a chunk request that cannot be used: an error status, a cut body."""
 

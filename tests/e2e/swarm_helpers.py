@@ -189,8 +189,9 @@ class Peer:
 class Swarm:
     """Starts ``ppsp`` processes in a scratch directory and kills every one of them on exit."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = {**ENV, **(env or {})}
         self.peers: list[Peer] = []
         self.tracker_url = ""
 
@@ -215,7 +216,7 @@ class Swarm:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=ENV,
+            env=self.env,
             cwd=self.workdir,
         )
         peer = Peer(name, process)

@@ -17,6 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ppsp.peer.chunkstore import part_path
+
 from .swarm_helpers import (
     CHUNK_SIZE,
     Swarm,
@@ -90,7 +92,7 @@ async def test_leechers_finish_from_each_other_after_the_seeder_stops(
             if index not in seeder_only:
                 offset = index * CHUNK_SIZE
                 partial[offset : offset + CHUNK_SIZE] = data[offset : offset + CHUNK_SIZE]
-        out.write_bytes(partial)
+        part_path(out).write_bytes(partial)  # an interrupted download's .part, resumed
     # The seeder stays frozen until all three leechers have joined, so that none of them gets
     # a head start while the others are still starting up.
     seeder.freeze()
@@ -105,7 +107,7 @@ async def test_leechers_finish_from_each_other_after_the_seeder_stops(
     snapshot: list[set[int]] = []
 
     def content_spread_over_leechers() -> bool:
-        held = [held_chunks(out, data) for out in outputs]
+        held = [held_chunks(part_path(out), data) for out in outputs]
         if any(len(h) == total for h in held):
             raise AssertionError("a leecher completed before the union was seen complete")
         # Each leecher must miss more chunks than it can have in flight to the seeder, so
@@ -156,7 +158,7 @@ async def test_corrupt_peer_is_detected_and_dropped(
     out = tmp_path / "leecher.bin"
     leecher = await swarm.get(swarm_id, out, "--timeout", "30")
     await leecher.wait_line(CORRUPT_DROP)
-    assert held_chunks(out, data, chunk_size) == set()
+    assert held_chunks(part_path(out), data, chunk_size) == set()
     _, honest_id = await swarm.seed(source, *size_option, name="honest")
     assert honest_id == swarm_id
     await finish(leecher)
@@ -189,7 +191,7 @@ async def test_seeder_killed_mid_transfer_costs_only_a_retry(swarm: Swarm, tmp_p
     held_at_kill: set[int] = set()
 
     def partly_done() -> bool:
-        held = held_chunks(out, data)
+        held = held_chunks(part_path(out), data)
         if len(held) == total:
             raise AssertionError("the download completed before the snapshot")
         held_at_kill.update(held)
@@ -222,7 +224,7 @@ async def test_seeder_killed_mid_transfer_of_large_chunks_costs_only_a_retry(
     held_at_kill: set[int] = set()
 
     def partly_done() -> bool:
-        held = held_chunks(out, data, chunk_size)
+        held = held_chunks(part_path(out), data, chunk_size)
         if len(held) == total:
             raise AssertionError("the download completed before the snapshot")
         held_at_kill.update(held)
@@ -259,7 +261,7 @@ async def test_watch_serves_a_range_before_the_download_completes(
         ):
             body = await answer.read()
             watcher.freeze()
-            held = held_chunks(out, data)
+            held = held_chunks(part_path(out), data)
             watcher.thaw()
         assert answer.status == 206
         assert answer.headers["Content-Range"] == f"bytes {first}-{last}/{len(data)}"

@@ -7,6 +7,7 @@ MP4 index, then for the media, and new Range requests on a seek.
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import av
@@ -59,3 +60,8 @@ async def test_ffmpeg_plays_and_seeks_the_player_url(swarm: Swarm, tmp_path: Pat
     assert 2.0 <= position <= 6.0  # landed near the middle of the 8 s video
     await watcher.wait_line("download complete", timeout=60)
     assert (tmp_path / "watched.mp4").read_bytes() == video.read_bytes()
+    # A player's seek closes its connection: normal, so nothing is logged as an error.
+    watcher.signal(signal.SIGINT)
+    assert await watcher.wait(20) == 0
+    for marker in ("Traceback", "Error handling request", "ERROR"):
+        assert marker not in watcher.output(), watcher.output()

@@ -6,10 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.peer.test_content import _multi, content, split, write
 
-from ppsp.errors import ChunkUnavailable, IntegrityError
-from ppsp.peer.chunkstore import ChunkStore, allocate_file
+from ppsp.errors import (
+    ChunkChanged,
+    ChunkUnavailable,
+    ContentError,
+    HashingCancelled,
+    IntegrityError,
+)
+from ppsp.peer.chunkstore import ChunkStore, allocate_file, describe_file
+
+from .test_content import _multi, content, split, write
 
 # ---------------------------------------------------------------- ChunkStore
 
@@ -145,3 +152,113 @@ def test_created_store_is_allocated_up_front(tmp_path: Path) -> None:
     with ChunkStore.create(description, path) as store:
         assert not store.have(0)
     assert path.stat().st_size == description.representations[0].size
+
+
+# ---------------------------------------------------------------- seeding, .part, nameless files
+
+
+def test_seed_file_describes_and_opens_in_one_pass(tmp_path: Path) -> None:
+    data = content(2500)
+    path = write(tmp_path, data)
+    with ChunkStore.seed_file(path, chunk_size=1000) as store:
+        assert store.description == describe_file(path, chunk_size=1000)
+        assert store.complete
+        assert store.read(2) == data[2000:]
+
+
+@pytest.mark.parametrize("kind", ["empty", "directory", "fifo", "too many chunks"])
+def test_seed_file_refuses_what_cannot_be_seeded(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "thing"
+    chunk_size = 1000
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+        # Opening a FIFO for reading blocks until a writer comes: give it one that leaves.
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    else:
+        with path.open("wb") as handle:
+            handle.truncate(1 << 40)  # sparse: 1 TiB is too many chunks of 1 KiB
+        chunk_size = 1024
+    try:
+        with pytest.raises((ContentError, IsADirectoryError)):
+            ChunkStore.seed_file(path, chunk_size=chunk_size)
+    finally:
+        if kind == "fifo":
+            os.close(writer)
+
+
+def test_seed_file_hashing_can_be_given_up(tmp_path: Path) -> None:
+    path = write(tmp_path, content(10_000))
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(HashingCancelled):
+        ChunkStore.seed_file(path, chunk_size=1000, cancelled=cancelled)
+    assert len(asked) == 4  # stopped at once, not at the end of the file
+
+
+def test_changed_seed_file_stops_serving_chunks_that_no_longer_match(tmp_path: Path) -> None:
+    data = content(3000)
+    path = write(tmp_path, data)
+    with ChunkStore.seed_file(path, chunk_size=1000) as store:
+        assert store.read(1) == data[1000:2000]
+        with path.open("r+b") as handle:
+            handle.seek(1500)
+            handle.write(b"edited")
+        with pytest.raises(ChunkChanged, match="chunk 1 no longer matches"):
+            store.read(1)
+        with pytest.raises(ChunkChanged):
+            store.sending(1)
+        assert store.changed_chunks == {1}
+        # Chunks that still match are served on, from the changed file.
+        assert store.read(0) == data[:1000]
+        _, offset, length = store.sending(2)
+        assert (offset, length) == (2000, 1000)
+
+
+def test_partial_store_resumes_and_commits(tmp_path: Path) -> None:
+    data = content(2500)
+    desc = describe_file(write(tmp_path, data), chunk_size=1000)
+    final = tmp_path / "out.bin"
+    with ChunkStore.open_partial(desc, final) as store:
+        assert store.path == tmp_path / "out.bin.part"
+        store.write(0, data[:1000])
+        store.write(2, data[2000:])
+        with pytest.raises(ContentError):
+            store.commit()
+    assert not final.exists()
+    with ChunkStore.open_partial(desc, final) as store:
+        assert list(store.bitmap) == [0, 2]  # resumed: verified chunks count as held
+        store.write(1, data[1000:2000])
+        assert store.commit() == final
+        assert store.read(1) == data[1000:2000]  # still open, served on
+    assert final.read_bytes() == data
+    assert not (tmp_path / "out.bin.part").exists()
+
+
+def test_partial_store_is_locked_against_a_second_download(tmp_path: Path) -> None:
+    desc = describe_file(write(tmp_path, content(2500)), chunk_size=1000)
+    with (
+        ChunkStore.open_partial(desc, tmp_path / "out.bin"),
+        pytest.raises(BlockingIOError),
+    ):
+        ChunkStore.open_partial(desc, tmp_path / "out.bin")
+
+
+def test_anonymous_store_leaves_nothing(tmp_path: Path) -> None:
+    data = content(2500)
+    desc = describe_file(write(tmp_path, data, "source.bin"), chunk_size=1000)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with ChunkStore.create_anonymous(desc, scratch) as store:
+        store.write(1, data[1000:2000])
+        assert store.read(1) == data[1000:2000]
+        assert list(scratch.iterdir()) == []
+        assert store.commit() == store.path  # nothing to rename
+    assert list(scratch.iterdir()) == []

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import mimetypes
 import os
+import stat
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ppsp.core.bitmap import ChunkBitmap
-from ppsp.errors import ChunkUnavailable, IntegrityError, InvalidDescription
+from ppsp.errors import (
+    ChunkChanged,
+    ChunkUnavailable,
+    ContentError,
+    HashingCancelled,
+    IntegrityError,
+    InvalidDescription,
+)
 from ppsp.peer.content import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
@@ -31,10 +41,25 @@ from ppsp.peer.content import (
 from ppsp.peer.merkle import chunk_hash
 
 
-def _read_chunks(path: str | os.PathLike[str], chunk_size: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            yield chunk
+def _hash_chunks(
+    handle: BinaryIO, path: object, chunk_size: int, cancelled: Callable[[], bool] | None
+) -> tuple[list[bytes], int]:
+    """The hashes of ``handle``'s chunks from its position on, and the bytes read."""
+    hashes: list[bytes] = []
+    size = 0
+    while chunk := handle.read(chunk_size):
+        if cancelled is not None and cancelled():
+            raise HashingCancelled(f"{path}: hashing given up")
+        hashes.append(chunk_hash(chunk))
+        size += len(chunk)
+        if len(hashes) > MAX_TOTAL_CHUNKS:
+            raise InvalidDescription(f"{path}: more than {MAX_TOTAL_CHUNKS} chunks")
+    return hashes, size
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if type(chunk_size) is not int or not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise InvalidDescription(f"chunk size must be an int in [1, {MAX_CHUNK_SIZE}]")
 
 
 def describe_representation(
@@ -43,20 +68,18 @@ def describe_representation(
     representation_id: str = "main",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     bandwidth: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Representation:
     """Hash a file chunk by chunk (streaming) into a :class:`Representation`.
 
     Empty files are rejected with InvalidDescription: there is nothing to stream.
+    ``cancelled`` is asked before each chunk (from the thread that hashes); when it answers
+    True, :class:`HashingCancelled` is raised, so that a stopping command never waits for a
+    large file to be read to its end.
     """
-    if type(chunk_size) is not int or not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise InvalidDescription(f"chunk size must be an int in [1, {MAX_CHUNK_SIZE}]")
-    hashes: list[bytes] = []
-    size = 0
-    for chunk in _read_chunks(path, chunk_size):
-        hashes.append(chunk_hash(chunk))
-        size += len(chunk)
-        if len(hashes) > MAX_TOTAL_CHUNKS:
-            raise InvalidDescription(f"{path}: more than {MAX_TOTAL_CHUNKS} chunks")
+    _check_chunk_size(chunk_size)
+    with open(path, "rb") as handle:
+        hashes, size = _hash_chunks(handle, path, chunk_size, cancelled)
     if size == 0:
         raise InvalidDescription(f"{path}: empty content cannot be described")
     return Representation(
@@ -72,17 +95,23 @@ def describe_file(
     media_type: str | None = None,
     representation_id: str = "main",
     bandwidth: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ContentDescription:
     """Describe a single-representation content item stored in a file.
 
     ``name`` defaults to the file's name and ``media_type`` to a guess from it
-    (``application/octet-stream`` when unknown).
+    (``application/octet-stream`` when unknown); ``cancelled`` as for
+    :func:`describe_representation`.
     """
     name = Path(path).name if name is None else name
     if media_type is None:
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     rep = describe_representation(
-        path, representation_id=representation_id, chunk_size=chunk_size, bandwidth=bandwidth
+        path,
+        representation_id=representation_id,
+        chunk_size=chunk_size,
+        bandwidth=bandwidth,
+        cancelled=cancelled,
     )
     return ContentDescription(
         name=name, media_type=media_type, chunk_size=chunk_size, representations=(rep,)
@@ -131,7 +160,14 @@ class ChunkStore:
     Each chunk is verified before it is written and is stored at its byte offset in one file of
     the content's full size, allocated when the store is created (:func:`allocate_file`).
     Synchronous; the file stays open until :meth:`close`.  Build one with :meth:`create`,
-    :meth:`open` or :meth:`open_seed`.
+    :meth:`open`, :meth:`open_partial` (a download into ``FILE.part``, renamed by
+    :meth:`commit`), :meth:`create_anonymous` (a file with no name, gone with the process) or
+    :meth:`seed_file` (a complete file described and opened in one pass).
+
+    A seeded file may be changed on disk by someone else while it is served.  The store notes
+    the file's identity, size and times when it hashed it; when they change, every chunk is
+    verified again before it is read or sent, and one that no longer matches raises
+    :class:`~ppsp.errors.ChunkChanged` instead of being served.
 
     The file is written and read at explicit offsets (``pwrite``/``pread``), so
     :meth:`store_parts` (verification and writing, the costly part of storing a chunk) may run
@@ -143,7 +179,11 @@ class ChunkStore:
         "_bitmap",
         "_fd_lock",
         "_file",
+        "_reverified",
+        "_source_stamp",
+        "changed_chunks",
         "description",
+        "final_path",
         "path",
         "representation",
     )
@@ -162,6 +202,12 @@ class ChunkStore:
         self._file = handle
         self._bitmap = bitmap
         self._fd_lock = threading.Lock()  # a worker's write never meets a closed descriptor
+        self._source_stamp: _Stamp | None = None  # set for seeded files: see _check_source
+        self._reverified: dict[int, _Stamp] = {}
+        self.changed_chunks: set[int] = set()
+        """Chunks found no longer matching their hash in a seeded file that changed on disk."""
+        self.final_path: Path | None = None
+        """Where :meth:`commit` moves a ``.part`` file once it is complete."""
 
     @classmethod
     def create(
@@ -198,11 +244,7 @@ class ChunkStore:
             fd = handle.fileno()
             if os.fstat(fd).st_size != rep.size:
                 handle.truncate(rep.size)
-            bitmap = ChunkBitmap(rep.chunk_count)
-            for index in range(rep.chunk_count):
-                offset, length = description.chunk_range(index, rep.id)
-                if chunk_hash(os.pread(fd, length, offset)) == rep.chunk_hashes[index]:
-                    bitmap.add(index)
+            bitmap = _verified_chunks(description, rep, fd)
         except BaseException:
             handle.close()
             raise
@@ -222,6 +264,120 @@ class ChunkStore:
             store.close()
             raise IntegrityError(f"{path}: {missing} chunks do not match the description")
         return store
+
+    @classmethod
+    def seed_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        name: str | None = None,
+        media_type: str | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> ChunkStore:
+        """Describe a complete file and open it for seeding, reading it once.
+
+        The file must be a regular, non-empty file of at most MAX_TOTAL_CHUNKS chunks (checked
+        before anything is read); it is opened read-only.  A file that changes while it is
+        hashed is refused (IntegrityError).  ``cancelled`` as for :func:`describe_representation`.
+        """
+        _check_chunk_size(chunk_size)
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the store until close()
+        try:
+            before = os.fstat(handle.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                raise InvalidDescription(f"{path}: not a regular file")
+            if before.st_size == 0:
+                raise InvalidDescription(f"{path}: empty content cannot be described")
+            if -(-before.st_size // chunk_size) > MAX_TOTAL_CHUNKS:
+                raise InvalidDescription(
+                    f"{path}: more than {MAX_TOTAL_CHUNKS} chunks of {chunk_size} bytes"
+                )
+            hashes, size = _hash_chunks(handle, path, chunk_size, cancelled)
+            stamp = _stamp(handle.fileno())
+            if stamp != _stamp_of(before) or size != before.st_size:
+                raise IntegrityError(f"{path}: the file changed while it was read")
+        except BaseException:
+            handle.close()
+            raise
+        name = Path(path).name if name is None else name
+        if media_type is None:
+            media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        rep = Representation(id="main", size=size, chunk_hashes=tuple(hashes))
+        description = ContentDescription(
+            name=name, media_type=media_type, chunk_size=chunk_size, representations=(rep,)
+        )
+        store = cls(description, Path(path), handle, ChunkBitmap.full(rep.chunk_count), rep.id)
+        store._source_stamp = stamp
+        return store
+
+    @classmethod
+    def open_partial(
+        cls,
+        description: ContentDescription,
+        final: str | os.PathLike[str],
+        representation: str | None = None,
+    ) -> ChunkStore:
+        """Download into ``FINAL.part``: resumed when it exists, renamed by :meth:`commit`.
+
+        An existing ``.part`` file is read and every chunk that matches its hash counts as held
+        (a ``.part`` of other content simply yields none).  The file is locked for the life of
+        the store, so that two downloads never write one file: a second one gets an OSError
+        (EWOULDBLOCK).
+        """
+        final = Path(final)
+        part = part_path(final)
+        rep = description.representation(representation)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        handle = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            bitmap = _verified_chunks(description, rep, fd) if os.fstat(fd).st_size else None
+            allocate_file(fd, rep.size)
+        except BaseException:
+            handle.close()
+            raise
+        store = cls(description, part, handle, bitmap or ChunkBitmap(rep.chunk_count), rep.id)
+        store.final_path = final
+        return store
+
+    @classmethod
+    def create_anonymous(
+        cls,
+        description: ContentDescription,
+        directory: str | os.PathLike[str] | None = None,
+        representation: str | None = None,
+    ) -> ChunkStore:
+        """Start an empty store in a file without a name (``O_TMPFILE`` where there is one).
+
+        The file exists only while it is open: nothing is left behind when the process ends,
+        however it ends.
+        """
+        rep = description.representation(representation)
+        handle = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115
+        try:
+            allocate_file(handle.fileno(), rep.size)
+        except BaseException:
+            handle.close()
+            raise
+        where = Path(directory or tempfile.gettempdir()) / "(unnamed ppsp file)"
+        return cls(description, where, cast(BinaryIO, handle), ChunkBitmap(rep.chunk_count), rep.id)
+
+    def commit(self) -> Path:
+        """Give a complete ``.part`` file its final name (flushed to disk first); the new path.
+
+        The file stays open, so it is served on.  A store that is not a ``.part`` is left as
+        it is.  ContentError when chunks are still missing.
+        """
+        if self.final_path is None:
+            return self.path
+        if not self.complete:
+            raise ContentError(f"{self.path}: not complete")
+        with self._fd_lock:
+            os.fsync(self._file.fileno())
+            os.replace(self.path, self.final_path)
+        self.path, self.final_path = self.final_path, None
+        return self.path
 
     def have(self, index: int) -> bool:
         """Whether chunk ``index`` is held."""
@@ -280,6 +436,7 @@ class ChunkStore:
         """The bytes of chunk ``index``; ChunkUnavailable when it is not held."""
         if index not in self._bitmap:
             raise ChunkUnavailable(f"chunk {index!r} is not held")
+        self._check_source(index)
         offset, length = self.description.chunk_range(index, self.representation.id)
         data = os.pread(self._file.fileno(), length, offset)
         if len(data) != length:
@@ -294,8 +451,31 @@ class ChunkStore:
         """
         if index not in self._bitmap:
             raise ChunkUnavailable(f"chunk {index!r} is not held")
+        self._check_source(index)
         offset, length = self.description.chunk_range(index, self.representation.id)
         return self._file, offset, length
+
+    def _check_source(self, index: int) -> None:
+        """For a seeded file: raise ChunkChanged when chunk ``index`` no longer matches.
+
+        One ``fstat`` per chunk while the file is as it was hashed; once it changed, each chunk
+        is read and hashed again (once per change) before it is served.
+        """
+        if self._source_stamp is None:
+            return
+        now = _stamp(self._file.fileno())
+        if now == self._source_stamp or self._reverified.get(index) == now:
+            return
+        offset, length = self.description.chunk_range(index, self.representation.id)
+        data = os.pread(self._file.fileno(), length, offset)
+        try:
+            verify_chunk(self.description, index, data, self.representation.id)
+        except IntegrityError:
+            self.changed_chunks.add(index)
+            raise ChunkChanged(
+                f"{self.path} changed on disk: chunk {index} no longer matches its hash"
+            ) from None
+        self._reverified[index] = now
 
     def close(self) -> None:
         """Close the file (idempotent); waits for a write in progress in another thread."""
@@ -312,3 +492,31 @@ class ChunkStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_Stamp = tuple[int, int, int, int, int]
+"""What identifies a file's contents cheaply: device, inode, size, mtime and ctime (ns)."""
+
+
+def _stamp_of(info: os.stat_result) -> _Stamp:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _stamp(fd: int) -> _Stamp:
+    return _stamp_of(os.fstat(fd))
+
+
+def part_path(final: str | os.PathLike[str]) -> Path:
+    """Where a download into ``final`` is kept until it is complete: ``FINAL.part``."""
+    final = Path(final)
+    return final.with_name(final.name + ".part")
+
+
+def _verified_chunks(description: ContentDescription, rep: Representation, fd: int) -> ChunkBitmap:
+    """The map of the chunks of ``rep`` that the file ``fd`` holds intact at their offsets."""
+    bitmap = ChunkBitmap(rep.chunk_count)
+    for index in range(rep.chunk_count):
+        offset, length = description.chunk_range(index, rep.id)
+        if chunk_hash(os.pread(fd, length, offset)) == rep.chunk_hashes[index]:
+            bitmap.add(index)
+    return bitmap

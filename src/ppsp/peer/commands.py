@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
-from aiohttp import web
 
 from ppsp.errors import PPSPError
+from ppsp.peer.chunkstore import part_path
 from ppsp.peer.live import LiveDescription
 from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
 from ppsp.peer.picker import PickerConfig
-from ppsp.peer.rangehdr import RangeNotSatisfiable, parse_range
-from ppsp.signals import stop_event
+from ppsp.peer.player import PlayerEndpoint, copy_in_order, serve_player
+from ppsp.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.messages import Encoding
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ class PeerOptions:
     tracker_url: str
     host: str = "127.0.0.1"
     port: int = 0
+    advertise: tuple[str, int | None] | None = None
     encoding: Encoding = Encoding.XML
     upload_rate: float | None = None
     download_rate: float | None = None
@@ -53,6 +53,7 @@ class PeerOptions:
             tracker_url=self.tracker_url,
             host=self.host,
             port=self.port,
+            advertise=self.advertise,
             encoding=self.encoding,
             upload_rate=self.upload_rate,
             download_rate=self.download_rate,
@@ -138,13 +139,58 @@ class ProgressReporter:
             self._progress.stop()
 
 
+def check_output(output: Path | None, *, force: bool) -> str | None:
+    """Why ``-o output`` cannot be used (checked before any network), or None when it can.
+
+    A file already there is kept unless ``force``: a download writes ``OUTPUT.part`` and
+    replaces OUTPUT only once every chunk is verified.
+    """
+    if output is None or str(output) == "-":
+        return None
+    if output.is_dir():
+        return f"{output} is a directory"
+    if output.exists() and not force:
+        return f"{output} already exists: give --force to replace it"
+    if not output.parent.is_dir():
+        return f"cannot write {output}: no directory {output.parent}"
+    return None
+
+
+def describe_seeding(path: Path, session: SwarmSession, node: PeerNode) -> str:
+    """The line ``ppsp seed`` prints once it serves: what, how cut, where."""
+    description = session.description
+    assert description is not None
+    rep = description.representation()
+    return (
+        f"seeding {path}: {_size(description.size)} ({description.media_type}) in "
+        f"{rep.chunk_count} chunks of {_size(description.chunk_size)}, at {node.base_url}"
+    )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{count} bytes"
+
+
 async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None = None) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
     stop = stop_event()
     node = options.node()
     try:
-        await node.start()
-        session = await node.seed(path, chunk_size=chunk_size)
+        await until_stopped(stop, node.start())
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    try:
+        session = await until_stopped(stop, node.seed(path, chunk_size=chunk_size))
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
     except PPSPError as exc:
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc}")
@@ -152,7 +198,7 @@ async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None 
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc.strerror or exc}")
     print(session.swarm_id, flush=True)
-    print(f"seeding {path} at {node.base_url}", file=sys.stderr, flush=True)
+    print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
     await stop.wait()
     await node.stop()
     write_report(node, options.report)
@@ -167,38 +213,85 @@ async def get_main(
     timeout: float = 30.0,
     seed_after: bool = False,
 ) -> int:
-    """Download ``swarm_id`` into ``output``; 0 when complete and verified."""
+    """Download ``swarm_id`` into ``output`` (``-``: standard output); 0 when complete.
+
+    The file is written as ``OUTPUT.part`` and renamed when every chunk is verified; an
+    interrupted download keeps the ``.part`` and the same command resumes it.  To standard
+    output the content is written in order, each chunk as soon as it is verified.
+    """
     stop = stop_event()
-    node = options.node()
+    to_stdout = str(output) == "-"
+    node = (
+        options.node(picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS))
+        if to_stdout
+        else (options.node())
+    )
     progress = ProgressReporter()
     try:
-        await node.start()
+        await until_stopped(stop, node.start())
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
     except OSError as exc:
+        await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
-    download = asyncio.ensure_future(
-        node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
-    )
-    stopper = asyncio.ensure_future(stop.wait())
+    work: asyncio.Future[object]
+    if to_stdout:
+        work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))
+    else:
+        work = asyncio.ensure_future(
+            node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
+        )
     try:
-        await asyncio.wait({download, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        progress.close()
-        if not download.done():
-            download.cancel()
-            return fail("interrupted")
         try:
-            session = download.result()
+            await until_stopped(stop, work)
+        except Interrupted:
+            progress.close()
+            if to_stdout:
+                return fail("interrupted")
+            return fail(f"interrupted: {part_path(output)} is kept, run again to resume")
         except (DownloadFailed, PPSPError) as exc:
+            progress.close()
             return fail(str(exc))
+        except BrokenPipeError:
+            progress.close()
+            return fail("standard output was closed")
+        progress.close()
+        session = node.sessions[swarm_id]
         size = session.description.size if session.description else 0
-        print(f"{output}: complete, {size} bytes verified", file=sys.stderr, flush=True)
+        shown = "standard output" if to_stdout else str(output)
+        print(f"{shown}: complete, {size} bytes verified", file=sys.stderr, flush=True)
         if seed_after:
             print(f"seeding at {node.base_url} until interrupted", file=sys.stderr, flush=True)
-            await stopper
+            await stop.wait()
         return 0
     finally:
-        stopper.cancel()
         await node.stop()
         write_report(node, options.report)
+
+
+async def _download_to_stdout(
+    node: PeerNode, swarm_id: str, timeout: float, progress: ProgressReporter
+) -> None:
+    """``get -o -``: download into a nameless file, written out in order as it arrives."""
+    session = await node.join_swarm(swarm_id)
+    download = asyncio.ensure_future(
+        node.download(
+            swarm_id, None, no_progress_timeout=timeout, on_progress=progress, session=session
+        )
+    )
+
+    async def from_the_start() -> None:
+        await session.ready.wait()
+        session.seek(0)
+
+    node.spawn(from_the_start())
+    try:
+        await copy_in_order(session, sys.stdout.buffer)
+        await download
+    finally:
+        download.cancel()
+        await asyncio.wait({download})
 
 
 async def watch_main(
@@ -206,16 +299,16 @@ async def watch_main(
     options: PeerOptions,
     *,
     player_host: str = "127.0.0.1",
-    player_port: int = 0,
+    player_port: int | None = None,
     output: Path | None = None,
     timeout: float = 30.0,
     on_url: Callable[[str], None] | None = None,
 ) -> int:
     """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
 
-    Stored content is served with Range requests while it downloads (``-o`` keeps the file);
-    a live stream is served as one continuous response and, with ``-o FILE`` or ``-o -``,
-    written to a file or standard output as it plays.
+    Stored content is served with Range requests while it downloads (``-o FILE`` keeps it,
+    ``-o -`` writes it to standard output in order); a live stream is served as one
+    continuous response and, with ``-o FILE`` or ``-o -``, written out as it plays.
     """
     stop = stop_event()
     report = options.report
@@ -225,12 +318,16 @@ async def watch_main(
         report_interval=5.0,
     )
     try:
-        await node.start()
+        await until_stopped(stop, node.start())
+        session = await until_stopped(stop, node.join_swarm(swarm_id))
+        description = await until_stopped(stop, node.obtain_description(session, timeout))
+    except Interrupted:
+        await node.stop()
+        write_report(node, report)
+        return fail("interrupted")
     except OSError as exc:
+        await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
-    try:
-        session = await node.join_swarm(swarm_id)
-        description = await node.obtain_description(session, timeout)
     except (DownloadFailed, PPSPError) as exc:
         await node.stop()
         write_report(node, report)
@@ -256,41 +353,25 @@ async def watch_main(
     )
 
 
-async def serve_player(
-    app: web.Application, host: str, port: int, *, to_stderr: bool
-) -> tuple[web.AppRunner, str]:
-    """Serve a player application; print and return its ``/stream`` URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    bound = int(runner.addresses[0][1]) if runner.addresses else port
-    url = f"http://{host}:{bound}/stream"
-    print(url, file=sys.stderr if to_stderr else sys.stdout, flush=True)
-    return runner, url
-
-
 async def _watch_stored(
     node: PeerNode,
     session: SwarmSession,
     stop: asyncio.Event,
     player_host: str,
-    player_port: int,
+    player_port: int | None,
     output: Path | None,
     timeout: float,
     report: Path | None,
     on_url: Callable[[str], None] | None,
 ) -> int:
-    temp_dir: tempfile.TemporaryDirectory[str] | None = None
-    if output is None or str(output) == "-":
-        temp_dir = tempfile.TemporaryDirectory(prefix="ppsp-watch-")
-        output = Path(temp_dir.name) / "content"
+    to_stdout = output is not None and str(output) == "-"
     download = asyncio.ensure_future(
-        node.download(session.swarm_id, output, no_progress_timeout=timeout, session=session)
+        node.download(
+            session.swarm_id,
+            None if to_stdout else output,
+            no_progress_timeout=timeout,
+            session=session,
+        )
     )
     player = PlayerEndpoint(lambda: node.sessions.get(session.swarm_id))
 
@@ -302,91 +383,35 @@ async def _watch_stored(
 
     node.spawn(start_at_beginning())
     try:
-        runner, url = await serve_player(player.app(), player_host, player_port, to_stderr=False)
+        runner, url = await serve_player(
+            player.app(), player_host, player_port, to_stderr=to_stdout
+        )
     except OSError as exc:
         download.cancel()
+        await asyncio.wait({download})
         await node.stop()
         return fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
     if on_url is not None:
         on_url(url)
-    stopper = asyncio.ensure_future(stop.wait())
+    copier = asyncio.ensure_future(
+        copy_in_order(session, sys.stdout.buffer) if to_stdout else asyncio.sleep(0)
+    )
     code = 0
     try:
-        await asyncio.wait({download, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if download.done():
-            try:
-                download.result()
-                print("download complete; still serving the player", file=sys.stderr, flush=True)
-            except (DownloadFailed, PPSPError) as exc:
-                code = fail(str(exc))
-                stopper.cancel()
-            if code == 0:
-                await stopper
-        else:
-            download.cancel()
+        await until_stopped(stop, asyncio.gather(download, copier))
+        print("download complete; still serving the player", file=sys.stderr, flush=True)
+        await stop.wait()
+    except Interrupted:
+        pass
+    except (DownloadFailed, PPSPError) as exc:
+        code = fail(str(exc))
+    except BrokenPipeError:
+        code = fail("standard output was closed")
     finally:
-        stopper.cancel()
+        for task in (download, copier):
+            task.cancel()
+        await asyncio.wait({download, copier})
         await runner.cleanup()
         await node.stop()
         write_report(node, report)
-        if temp_dir is not None:
-            temp_dir.cleanup()
     return code
-
-
-class PlayerEndpoint:
-    """The local HTTP endpoint players open: the content with Range support, chunk-aware.
-
-    A request for a byte range moves the download's playback window to the first chunk of the
-    range at once, then streams each chunk as soon as it is verified.
-    """
-
-    def __init__(self, session: Callable[[], SwarmSession | None]) -> None:
-        self._session = session
-
-    def app(self) -> web.Application:
-        """The aiohttp application serving ``/stream`` (and ``/``)."""
-        app = web.Application()
-        for path in ("/", "/stream"):
-            app.router.add_route("GET", path, self.stream)
-            app.router.add_route("HEAD", path, self.stream)
-        return app
-
-    async def stream(self, request: web.Request) -> web.StreamResponse:
-        """Serve the whole content or the requested byte range."""
-        session = self._session()
-        if session is None:
-            raise web.HTTPServiceUnavailable(text="not joined yet")
-        await session.ready.wait()
-        description = session.description
-        if description is None or session.store is None:
-            raise web.HTTPServiceUnavailable(text=session.failure or "content not available")
-        total = description.size
-        try:
-            span = parse_range(request.headers.get("Range"), total)
-        except RangeNotSatisfiable:
-            raise web.HTTPRequestRangeNotSatisfiable(
-                headers={"Content-Range": f"bytes */{total}"}
-            ) from None
-        first, last = (0, total - 1) if span is None else (span.first, span.last)
-        response = web.StreamResponse(status=200 if span is None else 206)
-        response.content_type = description.media_type
-        response.headers["Accept-Ranges"] = "bytes"
-        response.content_length = last - first + 1
-        if span is not None:
-            response.headers["Content-Range"] = span.content_range
-        await response.prepare(request)
-        if request.method == "HEAD":
-            return response
-        chunk_size = description.chunk_size
-        first_chunk, last_chunk = first // chunk_size, last // chunk_size
-        session.seek(first_chunk)
-        for index in range(first_chunk, last_chunk + 1):
-            await session.wait_for_chunk(index)
-            data = session.store.read(index)
-            offset = index * chunk_size
-            lo = max(first, offset) - offset
-            hi = min(last, offset + len(data) - 1) - offset + 1
-            await response.write(data[lo:hi])
-        await response.write_eof()
-        return response

@@ -19,10 +19,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.errors import PPSPError
-from ppsp.peer.commands import PeerOptions, fail, serve_player, write_report
+from ppsp.peer.commands import PeerOptions, fail, write_report
 from ppsp.peer.live import LiveDescription, QoE, generate_key, load_key, save_key
 from ppsp.peer.livenode import LiveOutputs, LiveSourceRunner, LiveViewer
 from ppsp.peer.node import PeerNode, SwarmSession
+from ppsp.peer.player import serve_player
 from ppsp.signals import stop_event
 
 
@@ -32,7 +33,7 @@ async def watch_live(
     description: LiveDescription,
     stop: asyncio.Event,
     player_host: str,
-    player_port: int,
+    player_port: int | None,
     output: Path | None,
     timeout: float,
     report: Path | None,

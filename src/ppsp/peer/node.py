@@ -20,6 +20,8 @@ import heapq
 import logging
 import os
 import secrets
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,18 +31,21 @@ from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.core.ratelimit import TokenBucket
 from ppsp.errors import (
+    ChunkChanged,
     ChunkUnavailable,
     ContentError,
     IntegrityError,
     PPSPError,
     TrackerProtocolError,
 )
+from ppsp.peer.addressing import format_host, is_wildcard
 from ppsp.peer.chunkfetch import ThreadedChunkClient, UnsupportedResponse
-from ppsp.peer.chunkstore import ChunkStore, describe_file
+from ppsp.peer.chunkstore import ChunkStore, part_path
 from ppsp.peer.codec import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.peer.content import ContentDescription, chunk_size_for, verify_description
 from ppsp.peer.live import (
@@ -106,6 +111,17 @@ what it saves on a small chunk)."""
 CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
 under a download cap, so that the cap paces the network, not only the reader)."""
+
+
+STOP_GRACE_S = 0.25
+"""How long a stopping peer lets uploads in progress finish before cutting them."""
+
+DISCONNECT_TIMEOUT_S = 0.5
+"""How long a stopping peer waits for the tracker to answer its DISCONNECT.
+
+A command must end within a second of its stop signal; a tracker that does not answer in time
+drops the peer when its track timer runs out.
+"""
 
 
 class DownloadFailed(PPSPError):
@@ -451,10 +467,14 @@ class PeerNode:
         picker_config: PickerConfig | None = None,
         upload_rate: float | None = None,
         download_rate: float | None = None,
+        advertise: tuple[str, int | None] | None = None,
     ) -> None:
         self.tracker_url = tracker_url
         self.host = host
         self.port = port
+        self.advertise = advertise
+        self.advertised: tuple[str, int] | None = None
+        """The (ip, port) other peers are told, known once the node has started."""
         self.encoding = encoding
         self.tracker_version = tracker_version
         self._peer_id = peer_id or secrets.token_hex(8)
@@ -580,9 +600,9 @@ class PeerNode:
 
     @property
     def base_url(self) -> str:
-        """Where this peer's endpoint listens."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """Where other peers reach this peer's endpoint (its advertised address, once started)."""
+        ip, port = self.advertised or (self.host, self.port)
+        return f"http://{format_host(ip)}:{port}"
 
     async def start(self) -> None:
         """Start the HTTP endpoint and the tracker client."""
@@ -591,7 +611,9 @@ class PeerNode:
         app.router.add_route("GET", "/", self._handle_protocol)
         app.router.add_get("/swarm/{swarm}/description", self._handle_description)
         app.router.add_get("/swarm/{swarm}/chunk/{representation}/{index}", self._handle_chunk)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -606,10 +628,10 @@ class PeerNode:
             read_bufsize=read_bufsize,
             cookie_jar=aiohttp.DummyCookieJar(),  # peers set no cookies: none to look up
         )
-        family = AddressFamily.IPV6 if ":" in self.host else AddressFamily.IPV4
-        address = PeerAddress(
-            ip=self.host, port=self.port, family=family, peer_protocol=PEER_PROTOCOL
-        )
+        self.advertised = await self._advertised_address()
+        ip, port = self.advertised
+        family = AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
+        address = PeerAddress(ip=ip, port=port, family=family, peer_protocol=PEER_PROTOCOL)
         self.tracker = TrackerClient(
             self.tracker_url,
             self.peer_id,
@@ -620,6 +642,26 @@ class PeerNode:
             clock=self.clock,
         )
         self.tracker.start_reporting(self._stats, interval=self.report_interval)
+
+    async def _advertised_address(self) -> tuple[str, int]:
+        """The address other peers are told: ``advertise``, else the bound one (see addressing).
+
+        Bound to a wildcard, the peer advertises the local address of its route to the tracker.
+        """
+        if self.advertise is not None:
+            ip, port = self.advertise
+            return ip, port or self.port
+        assert self._runner is not None
+        bound = str(self._runner.addresses[0][0])
+        if not is_wildcard(bound):
+            return bound, self.port
+        try:
+            ip = await asyncio.to_thread(_route_source_ip, self.tracker_url, ":" in bound)
+        except (OSError, ValueError) as exc:
+            raise OSError(
+                f"cannot tell which address to advertise ({exc}): give --advertise"
+            ) from exc
+        return ip, self.port
 
     async def stop(self, *, disconnect: bool = True) -> None:
         """Leave the system at the tracker (DISCONNECT nil), then close everything."""
@@ -633,7 +675,9 @@ class PeerNode:
             self.tracker.stop_reporting()
             if disconnect:
                 with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self.tracker.disconnect(None), timeout=3.0)
+                    await asyncio.wait_for(
+                        self.tracker.disconnect(None), timeout=DISCONNECT_TIMEOUT_S
+                    )
             await self.tracker.close()
         if self._http is not None:
             await self._http.close()
@@ -677,11 +721,22 @@ class PeerNode:
     # -- seeding -----------------------------------------------------------------------------
 
     async def seed(self, path: str | Path, *, chunk_size: int | None = None) -> SwarmSession:
-        """Describe ``path``, open it as a complete store and JOIN its swarm as SEED."""
+        """Describe ``path``, open it as a complete store and JOIN its swarm as SEED.
+
+        The file is read once, in a thread; cancelling this coroutine stops the reading within
+        a chunk (the thread does not go on hashing a large file nobody waits for).
+        """
         if chunk_size is None:
             chunk_size = chunk_size_for(os.stat(path).st_size)
-        description = await asyncio.to_thread(describe_file, path, chunk_size=chunk_size)
-        store = await asyncio.to_thread(ChunkStore.open_seed, description, path)
+        given_up = threading.Event()
+        try:
+            store = await asyncio.to_thread(
+                ChunkStore.seed_file, path, chunk_size=chunk_size, cancelled=given_up.is_set
+            )
+        except asyncio.CancelledError:
+            given_up.set()
+            raise
+        description = store.description
         session = SwarmSession(
             swarm_id=description.swarm_id,
             description=description,
@@ -699,7 +754,7 @@ class PeerNode:
     async def download(
         self,
         swarm_id: str,
-        output: str | Path,
+        output: str | Path | None,
         *,
         no_progress_timeout: float = 30.0,
         on_progress: Callable[[SwarmSession], None] | None = None,
@@ -707,6 +762,9 @@ class PeerNode:
     ) -> SwarmSession:
         """Fetch the swarm's content into ``output``, verifying every chunk.
 
+        The content is written to ``OUTPUT.part`` (a download interrupted there resumes from
+        it), which takes the name ``output`` once every chunk is verified.  Without ``output``
+        it goes to a file with no name that disappears with the process.
         ``session`` is one already joined with :meth:`join_swarm`; without it, this joins.
         Raises :class:`DownloadFailed` with a one-line reason when it cannot finish.
         """
@@ -1049,10 +1107,17 @@ class PeerNode:
         ):
             raise web.HTTPNotFound()
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
+        try:
+            if self.upload_limiter is None and not self.corrupt_uploads:
+                return await self._send_stored_chunk(
+                    request, session, session.store, requester, index
+                )
+            data = session.store.read(index)
+        except ChunkChanged as exc:
+            if len(session.store.changed_chunks) == 1:  # say it once, not per request
+                log.warning("%s; chunks that no longer match are not served", exc)
+            raise web.HTTPNotFound() from None
         session.served_chunks += 1
-        if self.upload_limiter is None and not self.corrupt_uploads:
-            return await self._send_stored_chunk(request, session, session.store, requester, index)
-        data = session.store.read(index)
         if self.corrupt_uploads:
             data = bytes(b ^ 0x5A for b in data)
         if self.upload_limiter is None:
@@ -1141,6 +1206,7 @@ class PeerNode:
         the loop has no ``loop.sendfile`` (uvloop) the rest is read and written.
         """
         file, offset, length = store.sending(index)
+        session.served_chunks += 1
         response = web.StreamResponse()
         response.content_type = "application/octet-stream"
         response.content_length = length
@@ -1177,13 +1243,13 @@ class _Downloader:
         self,
         node: PeerNode,
         session: SwarmSession,
-        output: str | Path,
+        output: str | Path | None,
         no_progress_timeout: float,
         on_progress: Callable[[SwarmSession], None] | None,
     ) -> None:
         self.node = node
         self.session = session
-        self.output = output
+        self.output = None if output is None else Path(output)
         self.no_progress_timeout = no_progress_timeout
         self.on_progress = on_progress
         self.picker: PiecePicker | None = None
@@ -1201,9 +1267,11 @@ class _Downloader:
         assert session.description is not None
         rep = session.description.representation()
         try:
-            session.store = await asyncio.to_thread(
-                _open_or_create, session.description, self.output
-            )
+            session.store = await asyncio.to_thread(_open_output, session.description, self.output)
+        except BlockingIOError as exc:
+            raise DownloadFailed(
+                f"{part_path(self.output or '')} is being written by another download"
+            ) from exc
         except OSError as exc:  # an unwritable path, or a disk too small for the content
             raise DownloadFailed(f"cannot write {self.output}: {exc.strerror or exc}") from exc
         self.picker = PiecePicker(
@@ -1236,6 +1304,10 @@ class _Downloader:
         finally:
             for task in self.fetches.values():
                 task.cancel()
+        try:
+            await asyncio.to_thread(session.store.commit)
+        except OSError as exc:
+            raise DownloadFailed(f"cannot write {self.output}: {exc.strerror or exc}") from exc
         await node.push_map(session)
         if self.on_progress is not None:
             self.on_progress(session)
@@ -1422,11 +1494,26 @@ def _live_bitmap(chunk_map: Sequence[RepresentationMap]) -> ChunkBitmap:
     return ChunkBitmap.from_indexes(held, held[-1] - held[0] + 1, held[0])
 
 
-def _open_or_create(description: ContentDescription, output: str | Path) -> ChunkStore:
-    path = Path(output)
-    if path.exists() and path.is_file():
-        try:
-            return ChunkStore.open(description, path)
-        except ContentError:
-            pass
-    return ChunkStore.create(description, path)
+def _open_output(description: ContentDescription, output: Path | None) -> ChunkStore:
+    """The store a download writes: ``OUTPUT.part`` (resumed if present), or a nameless file."""
+    if output is None:
+        return ChunkStore.create_anonymous(description)
+    return ChunkStore.open_partial(description, output)
+
+
+def _route_source_ip(tracker_url: str, any_family: bool) -> str:
+    """The local address this host's packets to the tracker leave from (no packet is sent).
+
+    A UDP socket "connected" to the tracker's address makes the kernel choose the route and
+    the source address; ``getsockname`` tells it.  ``any_family`` for a peer bound to ``::``
+    (which also serves IPv4), else IPv4 only.
+    """
+    url = URL(tracker_url)
+    if not url.host:
+        raise ValueError(f"no host in {tracker_url!r}")
+    family = socket.AF_UNSPEC if any_family else socket.AF_INET
+    infos = socket.getaddrinfo(url.host, url.port or 80, family, socket.SOCK_DGRAM)
+    probe_family, _, _, _, address = infos[0]
+    with socket.socket(probe_family, socket.SOCK_DGRAM) as probe:
+        probe.connect(address)
+        return str(probe.getsockname()[0])

@@ -1,0 +1,78 @@
+"""What address a peer advertises: never a wildcard; ``--advertise`` names it outright.
+
+Peers run on distinct loopback host addresses (127.0.0.0/8), as peers on distinct machines do.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ppsp.tracker.client import TrackerClient
+from ppsp.tracker.messages import PeerInfo, PeerMode
+
+from .swarm_helpers import Swarm, content, finish
+
+
+@pytest.fixture
+async def swarm(tmp_path: Path) -> AsyncIterator[Swarm]:
+    async with Swarm(tmp_path) as running:
+        yield running
+
+
+async def listed_peers(tracker_url: str, swarm_id: str) -> list[PeerInfo]:
+    """The swarm's peer list as a new peer gets it from the tracker."""
+    client = TrackerClient(tracker_url, secrets.token_hex(8))
+    try:
+        return await client.join(swarm_id, PeerMode.LEECH)
+    finally:
+        await client.close()
+
+
+def host_addresses(peers: list[PeerInfo]) -> set[tuple[str, int]]:
+    return {
+        (a.ip, a.port)
+        for peer in peers
+        for a in peer.addresses
+        if a.type is None or a.type.value != "REFLEXIVE"
+    }
+
+
+async def test_peer_bound_to_a_wildcard_advertises_a_reachable_address(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    data = content(500_000)
+    source = tmp_path / "movie.bin"
+    source.write_bytes(data)
+    await swarm.tracker()
+    seeder, swarm_id = await swarm.seed(source, "--host", "0.0.0.0")
+    listed = host_addresses(await listed_peers(swarm.tracker_url, swarm_id))
+    assert len(listed) == 1, listed
+    ((ip, port),) = listed
+    assert ip == "127.0.0.1"  # the local address of the route to the tracker
+    assert any(f"at http://127.0.0.1:{port}" in line for line in seeder.stderr), seeder.output()
+    out = tmp_path / "out.bin"
+    await finish(await swarm.get(swarm_id, out, "--host", "127.0.0.3"))
+    assert out.read_bytes() == data
+
+
+async def test_advertise_names_the_address_others_use(swarm: Swarm, tmp_path: Path) -> None:
+    data = content(500_000)
+    source = tmp_path / "movie.bin"
+    source.write_bytes(data)
+    await swarm.tracker()
+    # Serves on every address; tells the others 127.0.0.7 (as a host behind a forwarding NAT
+    # tells its public address).
+    _, swarm_id = await swarm.seed(source, "--host", "0.0.0.0", "--advertise", "127.0.0.7")
+    # A second seeder names a port too: listed as given (whether it is forwarded is the
+    # operator's business).
+    await swarm.seed(source, "--host", "127.0.0.8", "--advertise", "127.0.0.8:9", name="other")
+    listed = host_addresses(await listed_peers(swarm.tracker_url, swarm_id))
+    assert {ip for ip, _ in listed} == {"127.0.0.7", "127.0.0.8"}
+    assert ("127.0.0.8", 9) in listed
+    out = tmp_path / "out.bin"
+    await finish(await swarm.get(swarm_id, out, "--host", "127.0.0.3"))
+    assert out.read_bytes() == data
