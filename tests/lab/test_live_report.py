@@ -356,3 +356,23 @@ def test_markdown_quotes_the_last_stderr_line_of_failed_processes() -> None:
     text = render_live_markdown(document)
     assert "viewers' upload 2000 kbit/s" in text
     assert text.count("    ImportError: x") == 1
+
+
+def test_decode_output_counts_the_errors_ffmpeg_reports(tmp_path: Path) -> None:
+    # A recording that starts between key frames decodes with PyAV without an exception,
+    # but FFmpeg reports every frame before the first key frame: those count as errors.
+    from ppsp.lab.live import decode_output
+    from ppsp.media import make_sample_video
+
+    whole = make_sample_video(
+        tmp_path / "whole.ts", seconds=2, width=160, height=96, container="mpegts"
+    )
+    data = whole.read_bytes()
+    middle = tmp_path / "middle.ts"
+    cut = len(data) // 4 // 188 * 188  # a quarter in: within the first second's frames
+    middle.write_bytes(data[cut:])
+    good = decode_output(whole)
+    assert good.readable and good.frames >= 40 and good.errors == 0
+    bad = decode_output(middle)
+    assert bad.readable and bad.errors > 0
+    assert decode_output(tmp_path / "missing.ts") == DecodeResult(readable=False)

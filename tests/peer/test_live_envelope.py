@@ -16,6 +16,8 @@ from ppsp.errors import (
 )
 from ppsp.peer.live import (
     ENVELOPE_HEADER_SIZE,
+    FLAG_END,
+    FLAG_START,
     ChunkEnvelope,
     LivePolicy,
     LiveSource,
@@ -71,6 +73,36 @@ def test_forged_signature_rejected() -> None:
         with pytest.raises(ForgedChunk) as info:
             verify_envelope(src.description, bad, START + 4)
         assert isinstance(info.value, IntegrityError)
+
+
+def test_flags_are_signed() -> None:
+    # A relay cannot mark a chunk as a start point or as the end, nor unmark it.
+    src = source()
+    src.next_index = 5
+    env = src.sign(b"media", round((START + 5) * 1000), flags=FLAG_START)
+    assert env.start and not env.end
+    verify_envelope(src.description, env, START + 6)
+    for flags in (0, FLAG_END, FLAG_START | FLAG_END):
+        forged = ChunkEnvelope(
+            index=5,
+            timestamp_ms=env.timestamp_ms,
+            signature=env.signature,
+            payload=env.payload,
+            flags=flags,
+        )
+        with pytest.raises(ForgedChunk):
+            verify_envelope(src.description, forged, START + 6)
+    src.next_index = 6
+    last = src.sign(b"", round((START + 6) * 1000), flags=FLAG_END)
+    assert last.end and not last.start
+    decoded = ChunkEnvelope.decode(last.encode())
+    assert decoded.flags == FLAG_END
+    verify_envelope(src.description, decoded, START + 7)
+
+
+def test_unknown_flags_refused() -> None:
+    with pytest.raises(InvalidEnvelope):
+        ChunkEnvelope(index=0, timestamp_ms=0, signature=bytes(64), payload=b"", flags=4)
 
 
 def test_chunk_signed_by_another_source_rejected() -> None:
@@ -164,7 +196,7 @@ def test_round_trip() -> None:
     env = signed_at(source(), 7, START + 7, b"\x47" * 376)
     data = env.encode()
     assert len(data) == ENVELOPE_HEADER_SIZE + 376
-    assert data[:4] == b"LV\x01\x00"
+    assert data[:4] == b"LV\x02\x01"  # version 2, START (the source's default)
     assert ChunkEnvelope.decode(data) == env
     assert ChunkEnvelope.decode(bytearray(data)) == env
     assert ChunkEnvelope.decode(memoryview(data)) == env
@@ -177,12 +209,13 @@ def test_round_trip() -> None:
     timestamp_ms=st.integers(0, 2**63 - 1),
     signature=st.binary(min_size=64, max_size=64),
     payload=st.binary(max_size=512),
+    flags=st.integers(0, 3),
 )
 def test_round_trip_property(
-    index: int, timestamp_ms: int, signature: bytes, payload: bytes
+    index: int, timestamp_ms: int, signature: bytes, payload: bytes, flags: int
 ) -> None:
     env = ChunkEnvelope(
-        index=index, timestamp_ms=timestamp_ms, signature=signature, payload=payload
+        index=index, timestamp_ms=timestamp_ms, signature=signature, payload=payload, flags=flags
     )
     assert ChunkEnvelope.decode(env.encode()) == env
 
@@ -190,7 +223,7 @@ def test_round_trip_property(
 def header(
     *,
     magic: bytes = b"LV",
-    version: int = 1,
+    version: int = 2,
     flags: int = 0,
     index: int = 0,
     timestamp_ms: int = 0,
@@ -206,8 +239,10 @@ def header(
         b"LV",
         header()[:-1],
         header(magic=b"XX"),
-        header(version=2),
-        header(flags=1),
+        header(version=1),
+        header(version=3),
+        header(flags=4),
+        header(flags=0x80),
         header(length=5) + b"1234",
         header(length=5) + b"123456",
         header(length=0xFFFFFFFF),
@@ -243,7 +278,7 @@ def test_hostile_decode_random(data: bytes) -> None:
 @given(
     st.builds(
         lambda prefix, body: prefix + body,
-        st.sampled_from([b"LV\x01\x00", b"LV\x01\x01", b"LV\x02\x00", b"LV"]),
+        st.sampled_from([b"LV\x02\x00", b"LV\x02\x03", b"LV\x02\x04", b"LV\x01\x00", b"LV"]),
         st.binary(max_size=200),
     )
 )

@@ -177,3 +177,49 @@ def test_load_key_rejects_other_files(tmp_path: Path) -> None:
     big.write_bytes(b"x" * (65 * 1024))
     with pytest.raises(LiveError):
         load_key(big)
+
+
+# -- where a source keeps its key ------------------------------------------------------------
+
+
+def test_default_key_path_follows_xdg(tmp_path: Path) -> None:
+    from ppsp.peer.live_identity import default_key_path
+
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path / "home")}
+    assert default_key_path("cam", env) == tmp_path / "data" / "ppsp" / "live-keys" / "cam.key"
+    # Unset, empty or relative: ~/.local/share (the XDG Base Directory rules).
+    for xdg in (None, "", "relative/dir"):
+        env = {"HOME": str(tmp_path / "home")} | ({} if xdg is None else {"XDG_DATA_HOME": xdg})
+        expected = tmp_path / "home" / ".local" / "share" / "ppsp" / "live-keys" / "cam.key"
+        assert default_key_path("cam", env) == expected
+
+
+def test_key_file_names_per_stream() -> None:
+    from ppsp.peer.live_identity import key_file_name
+
+    assert key_file_name("live") == "live.key"
+    assert key_file_name("cam-2_hd.v1") == "cam-2_hd.v1.key"
+    names = ["my cam", "my/cam", "my_cam?", "../../etc/passwd", ".hidden", "-x", "é", "a" * 65]
+    files = [key_file_name(n) for n in names]
+    assert len(set(files)) == len(names)  # distinct names never share a key
+    for name, file in zip(names, files, strict=True):
+        assert "/" not in file and not file.startswith(".") and file.endswith(".key"), name
+        assert len(file) <= 70
+    assert key_file_name("my cam").startswith("my-cam-")
+
+
+def test_key_directory_and_file_modes(tmp_path: Path) -> None:
+    from ppsp.peer.live_identity import create_key, default_key_path, prepare_key_directory
+
+    path = default_key_path("cam", {"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    prepare_key_directory(path)
+    for directory in (path.parent, path.parent.parent, tmp_path / "xdg"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    key = create_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert public_key_bytes(load_key(path)) == public_key_bytes(key)
+    with pytest.raises(FileExistsError):  # a key is never overwritten by a new one
+        create_key(path)
+    path.parent.chmod(0o755)
+    prepare_key_directory(path)  # an existing key directory is made private again
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

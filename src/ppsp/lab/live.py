@@ -193,16 +193,24 @@ def _machine_ticks() -> tuple[int, int] | None:
 
 
 def decode_output(path: Path) -> DecodeResult:
-    """Decode a viewer's MPEG-TS output with PyAV: frames, decode errors, corrupt packets."""
+    """Decode a viewer's MPEG-TS output with PyAV: frames, decode errors, corrupt packets.
+
+    Decode errors are the packets the decoder refused plus the errors FFmpeg's libraries
+    reported while decoding (such as H.264's "non-existing PPS referenced" for frames before
+    the first key frame), as ``ffmpeg -v error`` shows them.
+    """
     import av
+    import av.logging
 
     try:
         size = path.stat().st_size
     except OSError:
         return DecodeResult(readable=False)
     frames = errors = corrupt = 0
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
     try:
-        with av.open(str(path)) as container:
+        with av.logging.Capture() as logged, av.open(str(path)) as container:
             if not container.streams.video:
                 return DecodeResult(size=size, readable=False)
             for packet in container.demux(video=0):
@@ -212,10 +220,13 @@ def decode_output(path: Path) -> DecodeResult:
                     frames += len(packet.decode())
                 except av.error.FFmpegError:
                     errors += 1
+        errors += sum(1 for entry in logged if entry[0] <= av.logging.ERROR)
     except av.error.FFmpegError:
         return DecodeResult(
             size=size, frames=frames, errors=errors + 1, corrupt=corrupt, readable=frames > 0
         )
+    finally:
+        av.logging.set_level(level)
     return DecodeResult(size=size, frames=frames, errors=errors, corrupt=corrupt)
 
 

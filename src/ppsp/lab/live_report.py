@@ -9,12 +9,14 @@ Times.  Live nodes run on the wall clock, so their report times are Unix times a
 ``t0``, the moment the first viewer joined the swarm.
 
 The figures, per viewer: the continuity index (chunks played on time over chunks due), the
-startup delay (join to first chunk played), the delay behind the source (source timestamp of
-the last chunk played to its playing), chunks skipped, and the decode errors PyAV met in the
-viewer's ``-o`` file.  For the swarm: the source's share of all bytes delivered, i.e. bytes the
-viewers received from the source over all bytes the viewers received, and the bytes the source
-uploaded over the same total (larger when chunks the source sent were not kept, e.g. cancelled
-or arriving after their deadline).
+startup delay (from the start of ``ppsp watch`` to the first chunk written to its outputs, a
+start point that decodes at once), the delay behind the source (a chunk's arrival at the source
+to its presentation by a player that began with the first chunk when it was written), chunks
+skipped, and the decode errors PyAV met in the viewer's ``-o`` file (docs/PROTOCOL.md, "Live
+streaming", has the definitions).  For the swarm: the source's share of all bytes delivered,
+i.e. bytes the viewers received from the source over all bytes the viewers received, and the
+bytes the source uploaded over the same total (larger when chunks the source sent were not
+kept, e.g. cancelled or arriving after their deadline).
 
 The targets (the live streaming issue): continuity >= 0.99 for every viewer, startup delay
 <= 3 s, delay behind the source <= 5 s, source share <= 20%.
@@ -39,7 +41,7 @@ from ppsp.lab.report import (
 TARGET_CONTINUITY = 0.99
 """Target: every viewer plays at least this fraction of its due chunks on time."""
 TARGET_STARTUP = 3.0
-"""Target: seconds from a viewer's join to its first chunk played, at most."""
+"""Target: seconds from a viewer's start to its first chunk played, at most."""
 TARGET_DELAY = 5.0
 """Target: seconds a viewer plays behind the source, at most."""
 TARGET_SOURCE_SHARE = 0.20

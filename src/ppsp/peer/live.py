@@ -7,7 +7,10 @@
   section 6.1.1), the :class:`ChunkEnvelope` wire format and :func:`verify_envelope`, which
   also refuses replayed and future chunks;
 - :mod:`ppsp.peer.live_source`: :class:`LiveSource` (signs and numbers) and
-  :class:`LiveChunker` (cuts by time and size, at MPEG-TS packet boundaries);
+  :class:`LiveChunker` (cuts by time, size and key frame, at MPEG-TS packet boundaries, and
+  flags the chunks a player can start with and the last one);
+- :mod:`ppsp.peer.live_ts`: :class:`TransportStreamScanner`, which finds a transport stream's
+  key frames and program tables;
 - :mod:`ppsp.peer.live_window`: :class:`LiveWindow`, the last ``window_s`` seconds of chunks a
   peer keeps and serves, with its CHUNK map;
 - :mod:`ppsp.peer.live_playback`: :class:`LivePlayback`, a viewer's playback clock and deadline
@@ -15,11 +18,12 @@
 
 A viewer's flow: fetch the description for the swarm ID and check it; build a
 :class:`LiveWindow` and a :class:`LivePlayback`; for each envelope fetched, decode it, verify
-it against the window, add it to the window and tell the playback
+it against the window, add it to the window and tell the playback with its flags
 (:meth:`LivePlayback.on_chunk`, then :meth:`LivePlayback.set_floor` with the window's floor);
 announce :meth:`LiveWindow.bitmap` as the CHUNK map; request what :meth:`LivePlayback.wanted`
-orders first; call :meth:`LivePlayback.due` at :meth:`LivePlayback.next_timer` and play what it
-returns.  All times are Unix times in seconds, passed in as ``now``.
+orders first; call :meth:`LivePlayback.due` at :meth:`LivePlayback.next_timer` (and whenever a
+chunk arrives) and play what it returns, until it says the stream ended.  All times are Unix
+times in seconds, passed in as ``now``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 from ppsp.peer.live_envelope import (
     DEFAULT_POLICY,
     ENVELOPE_HEADER_SIZE,
+    FLAG_END,
+    FLAG_START,
     MAX_CHUNK_PAYLOAD,
     ChunkEnvelope,
     LivePolicy,
@@ -61,12 +67,15 @@ from ppsp.peer.live_source import (
     LiveSource,
     looks_like_transport_stream,
 )
+from ppsp.peer.live_ts import TransportStreamScanner
 from ppsp.peer.live_window import LiveWindow
 
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "DEFAULT_POLICY",
     "ENVELOPE_HEADER_SIZE",
+    "FLAG_END",
+    "FLAG_START",
     "LIVE_FORMAT",
     "MAX_CHUNK_PAYLOAD",
     "TS_PACKET_SIZE",
@@ -82,6 +91,7 @@ __all__ = [
     "PlaybackState",
     "Playout",
     "QoE",
+    "TransportStreamScanner",
     "availability_from_bitmaps",
     "generate_key",
     "is_live_description",

@@ -20,8 +20,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.errors import PPSPError
 from ppsp.peer.commands import PeerOptions, fail, write_report
-from ppsp.peer.live import LiveDescription, QoE, generate_key, load_key, save_key
-from ppsp.peer.livenode import LiveOutputs, LiveSourceRunner, LiveViewer
+from ppsp.peer.live import LiveDescription, QoE, load_key
+from ppsp.peer.live_identity import create_key, default_key_path, prepare_key_directory
+from ppsp.peer.livenode import (
+    LiveInput,
+    LiveOutputs,
+    LiveSourceRunner,
+    LiveViewer,
+    describe_input_error,
+)
 from ppsp.peer.node import PeerNode, SwarmSession
 from ppsp.peer.player import serve_player
 from ppsp.signals import stop_event
@@ -39,7 +46,8 @@ async def watch_live(
     report: Path | None,
     on_url: Callable[[str], None] | None,
 ) -> int:
-    """Play a live stream at the player URL (and into ``output``) until stopped."""
+    """Play a live stream at the player URL (and into ``output``) until it ends or is
+    stopped."""
     to_stdout = output is not None and str(output) == "-"
     sink: BinaryIO | None = None
     if to_stdout:
@@ -61,6 +69,8 @@ async def watch_live(
     code = 0
     try:
         await viewer.run(stop)
+        if viewer.ended:
+            print("the live stream ended", file=sys.stderr, flush=True)
     except PPSPError as exc:
         code = fail(str(exc))
     finally:
@@ -134,11 +144,18 @@ async def live_main(
     key_path: Path | None = None,
     name: str = "live",
 ) -> int:
-    """Run a live source: print the swarm ID first, then stream until interrupted."""
+    """Run a live source: print the swarm ID first, then stream until the input ends (or a
+    stop signal), announce the end, serve the last chunks briefly and return 0 (1 when the
+    input could not be read)."""
     stop = stop_event()
     try:
-        key, key_file, created = _source_key(key_path)
+        live_input = LiveInput.open(input_path)
+    except OSError as exc:
+        return fail(describe_input_error(input_path, exc))
+    try:
+        key, key_file, created = source_key(key_path, name)
     except (OSError, PPSPError) as exc:
+        live_input.close()
         return fail(f"cannot use the source key: {exc}")
     report = options.report
     node = options.node(clock=time.time, report_interval=5.0)
@@ -147,30 +164,40 @@ async def live_main(
         await node.start()
         await runner.announce()
     except (OSError, PPSPError) as exc:
+        live_input.close()
         await node.stop(disconnect=False)
         return fail(f"cannot start the live source: {exc}")
     print(runner.swarm_id, flush=True)
-    if created:
-        print(f"made a new source key in {key_file}", file=sys.stderr, flush=True)
+    made = "made a new source key in" if created else "using the source key in"
+    print(f"{made} {key_file}", file=sys.stderr, flush=True)
     print(f"live source at {node.base_url}", file=sys.stderr, flush=True)
+    failure: str | None = None
     try:
-        await runner.run(input_path, stop)
+        failure = await runner.run(live_input, stop)
     finally:
-        print(f"live source stopped after {runner.chunks_produced} chunks", file=sys.stderr)
+        print(
+            f"live source stopped after {runner.chunks_produced} chunks"
+            f" ({runner.start_points} start points)",
+            file=sys.stderr,
+            flush=True,
+        )
         await node.stop()
         write_report(node, report)
-    return 0
+    return 0 if failure is None else fail(failure)
 
 
-DEFAULT_KEY_FILE = Path("ppsp-live.key")
-"""Where ``ppsp live`` keeps its key when ``--key`` is not given."""
+def source_key(path: Path | None, name: str) -> tuple[Ed25519PrivateKey, Path, bool]:
+    """Load the source key, or make and save one; returns (key, file, whether it is new).
 
-
-def _source_key(path: Path | None) -> tuple[Ed25519PrivateKey, Path, bool]:
-    """Load the source key, or make and save one; returns (key, file, whether it is new)."""
-    path = path or DEFAULT_KEY_FILE
+    Without ``path``, the key of the stream called ``name`` in the user's data directory
+    (:func:`~ppsp.peer.live_identity.default_key_path`).
+    """
+    if path is None:
+        path = default_key_path(name)
+        prepare_key_directory(path)
     if path.exists():
         return load_key(path), path, False
-    key = generate_key()
-    save_key(path, key)
-    return key, path, True
+    try:
+        return create_key(path), path, True
+    except FileExistsError:  # another source made it a moment ago
+        return load_key(path), path, False

@@ -8,22 +8,27 @@ nothing worth amortising.)
 
 The source signs, with the key that the swarm ID certifies::
 
-    b"ppsp-live-chunk/1\\x00" || swarm ID (32 raw bytes) || start_ms (u64) || index (u64)
-        || timestamp_ms (u64) || SHA-256(payload)
+    b"ppsp-live-chunk/2\\x00" || swarm ID (32 raw bytes) || start_ms (u64) || index (u64)
+        || timestamp_ms (u64) || flags (u8) || SHA-256(payload)
 
 all integers big-endian.  The swarm ID binds the chunk to one stream (a chunk of another swarm
 never verifies), ``start_ms`` (the description's start reference) to one session of that
 stream's key, so chunks of an earlier session with the same numbers cannot be replayed into the
 current one.  ``timestamp_ms`` is the source's wall clock, Unix time in milliseconds, when the
-chunk's first byte reached the source.
+chunk's first byte reached the source.  The flags are signed too, so that no relay can
+mark a chunk as a place to start playing or as the end of the stream:
+
+- :data:`FLAG_START` (0x01): a player can start with this chunk's first byte (for MPEG-TS, the
+  program tables and then a key frame of the video come first, see :mod:`ppsp.peer.live_ts`);
+- :data:`FLAG_END` (0x02): the stream's last chunk; no chunk follows it.
 
 An envelope on the wire (the body of an HTTP chunk GET for a live swarm) is an 88-byte header
 and the payload::
 
     offset size  field
          0    2  magic  b"LV"
-         2    1  version 1
-         3    1  flags, 0
+         2    1  version 2
+         3    1  flags (FLAG_START, FLAG_END; other bits refused)
          4    8  index (u64)
         12    8  timestamp_ms (u64)
         20   64  Ed25519 signature
@@ -58,6 +63,8 @@ __all__ = [
     "ENVELOPE_HEADER_SIZE",
     "ENVELOPE_MAGIC",
     "ENVELOPE_VERSION",
+    "FLAG_END",
+    "FLAG_START",
     "MAX_CHUNK_PAYLOAD",
     "MAX_INDEX",
     "ChunkEnvelope",
@@ -71,8 +78,16 @@ __all__ = [
 ENVELOPE_MAGIC: Final = b"LV"
 """First two bytes of every envelope."""
 
-ENVELOPE_VERSION: Final = 1
-"""The envelope format version this module reads and writes."""
+ENVELOPE_VERSION: Final = 2
+"""The envelope format version this module reads and writes (2: signed flags)."""
+
+FLAG_START: Final = 0x01
+"""Envelope flag: a player can start playing at this chunk's first byte."""
+
+FLAG_END: Final = 0x02
+"""Envelope flag: the last chunk of the stream."""
+
+KNOWN_FLAGS: Final = FLAG_START | FLAG_END
 
 MAX_CHUNK_PAYLOAD: Final = 8 * 1024 * 1024
 """Largest payload an envelope may carry (8 MiB: a second of 64 Mbit/s video)."""
@@ -84,8 +99,8 @@ _HEADER: Final = struct.Struct(">2sBBQQ64sI")
 ENVELOPE_HEADER_SIZE: Final = _HEADER.size
 """Size of the fixed envelope header, 88 bytes."""
 
-_CHUNK_DOMAIN: Final = b"ppsp-live-chunk/1\x00"
-_SIGNED_NUMBERS: Final = struct.Struct(">QQQ")
+_CHUNK_DOMAIN: Final = b"ppsp-live-chunk/2\x00"
+_SIGNED_NUMBERS: Final = struct.Struct(">QQQB")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +145,8 @@ class ChunkEnvelope:
     """The source's Ed25519 signature (:func:`signing_message`)."""
     payload: bytes
     """The chunk's media bytes."""
+    flags: int = 0
+    """:data:`FLAG_START` and :data:`FLAG_END`, signed with the rest."""
 
     def __post_init__(self) -> None:
         if type(self.index) is not int or not 0 <= self.index <= MAX_INDEX:
@@ -140,6 +157,18 @@ class ChunkEnvelope:
             raise InvalidEnvelope(f"signature must be {SIGNATURE_SIZE} bytes")
         if not isinstance(self.payload, bytes) or len(self.payload) > MAX_CHUNK_PAYLOAD:
             raise InvalidEnvelope(f"payload must be bytes, at most {MAX_CHUNK_PAYLOAD}")
+        if type(self.flags) is not int or self.flags & ~KNOWN_FLAGS or self.flags < 0:
+            raise InvalidEnvelope(f"unknown envelope flags {self.flags!r}")
+
+    @property
+    def start(self) -> bool:
+        """Whether a player can start playing at this chunk (:data:`FLAG_START`)."""
+        return bool(self.flags & FLAG_START)
+
+    @property
+    def end(self) -> bool:
+        """Whether this is the stream's last chunk (:data:`FLAG_END`)."""
+        return bool(self.flags & FLAG_END)
 
     @property
     def timestamp(self) -> float:
@@ -151,7 +180,7 @@ class ChunkEnvelope:
         header = _HEADER.pack(
             ENVELOPE_MAGIC,
             ENVELOPE_VERSION,
-            0,
+            self.flags,
             self.index,
             self.timestamp_ms,
             self.signature,
@@ -180,7 +209,7 @@ class ChunkEnvelope:
             raise InvalidEnvelope("not a live chunk envelope (bad magic)")
         if version != ENVELOPE_VERSION:
             raise InvalidEnvelope(f"unsupported envelope version {version}")
-        if flags:
+        if flags & ~KNOWN_FLAGS:
             raise InvalidEnvelope(f"unknown envelope flags {flags:#04x}")
         if length > min(max_payload, MAX_CHUNK_PAYLOAD):
             raise InvalidEnvelope(f"payload of {length} bytes over the bound")
@@ -194,17 +223,24 @@ class ChunkEnvelope:
             timestamp_ms=timestamp_ms,
             signature=bytes(signature),
             payload=bytes(view[ENVELOPE_HEADER_SIZE:]),
+            flags=flags,
         )
 
 
 def signing_message(
-    swarm_id: str, start_ms: int, index: int, timestamp_ms: int, payload: bytes
+    swarm_id: str,
+    start_ms: int,
+    index: int,
+    timestamp_ms: int,
+    payload: bytes,
+    *,
+    flags: int = 0,
 ) -> bytes:
     """The bytes the source signs for one chunk (see the module docstring)."""
     return (
         _CHUNK_DOMAIN
         + bytes.fromhex(swarm_id)
-        + _SIGNED_NUMBERS.pack(start_ms, index, timestamp_ms)
+        + _SIGNED_NUMBERS.pack(start_ms, index, timestamp_ms, flags)
         + hashlib.sha256(payload).digest()
     )
 
@@ -271,6 +307,7 @@ def verify_envelope(
         envelope.index,
         envelope.timestamp_ms,
         envelope.payload,
+        flags=envelope.flags,
     )
     try:
         description.verifier.verify(envelope.signature, message)

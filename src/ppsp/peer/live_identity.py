@@ -27,7 +27,12 @@ Ed25519 signature of ``b"ppsp-live-description/1\\x00"`` followed by the same JS
 that exists is validly signed by the key it names.
 
 Keys are stored as unencrypted PKCS#8 PEM in files of mode 0600 (:func:`save_key`,
-:func:`load_key`), the only file I/O in the live modules.
+:func:`create_key`, :func:`load_key`), the only file I/O in the live modules.  A source's key
+lives in the user's data directory, one per stream name (:func:`default_key_path`):
+``$XDG_DATA_HOME/ppsp/live-keys/NAME.key``, ``~/.local/share/ppsp/live-keys/NAME.key`` when
+``XDG_DATA_HOME`` is unset or not absolute (the XDG Base Directory rules), in a directory of
+mode 0700 (:func:`prepare_key_directory`).  So the swarm ID of a stream does not depend on where
+the source runs, and the private key stays out of the directories people publish.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -55,10 +62,15 @@ __all__ = [
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SIZE",
     "LiveDescription",
+    "create_key",
+    "data_home",
+    "default_key_path",
     "generate_key",
     "is_live_description",
+    "key_file_name",
     "live_swarm_id",
     "load_key",
+    "prepare_key_directory",
     "public_key_bytes",
     "save_key",
     "verify_live_description",
@@ -148,6 +160,70 @@ def save_key(path: str | os.PathLike[str], key: Ed25519PrivateKey) -> None:
         os.write(fd, pem)
     finally:
         os.close(fd)
+
+
+def create_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """Make a new key and save it to ``path`` (mode 0600), which must not exist yet.
+
+    Raises FileExistsError when it does (say, another source made it a moment ago), so that a
+    key is never overwritten.
+    """
+    key = generate_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    return key
+
+
+KEY_DIRECTORY: Final = Path("ppsp") / "live-keys"
+"""Where, in the user's data directory, live sources keep their keys."""
+
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def data_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The user's data directory: ``$XDG_DATA_HOME`` if absolute, else ``~/.local/share``."""
+    env = os.environ if environ is None else environ
+    configured = env.get("XDG_DATA_HOME", "")
+    if configured and os.path.isabs(configured):
+        return Path(configured)
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "share"
+
+
+def key_file_name(name: str) -> str:
+    """The key file of the stream called ``name``: ``NAME.key`` when the name is a plain file
+    name (letters, digits, ``.``, ``_``, ``-``, at most 64, not starting with a dot or dash),
+    else its plain characters and a hash of the whole name, so distinct names never share."""
+    if _SAFE_FILE_NAME.fullmatch(name):
+        return f"{name}.key"
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:48] or "stream"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{plain}-{digest}.key"
+
+
+def default_key_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the source of the stream called ``name`` keeps its key (module docstring)."""
+    return data_home(environ) / KEY_DIRECTORY / key_file_name(name)
+
+
+def prepare_key_directory(path: Path) -> None:
+    """Make the directory of key file ``path`` (and ``ppsp/`` above it) with mode 0700 where
+    missing, and set the key directory itself to 0700."""
+    directory = path.parent
+    for missing in reversed([directory, *directory.parents]):
+        if not missing.exists():
+            missing.mkdir(mode=0o700, exist_ok=True)
+    if directory.stat().st_mode & 0o777 != 0o700:
+        directory.chmod(0o700)
 
 
 def load_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:

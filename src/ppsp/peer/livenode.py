@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import logging
 import math
@@ -23,6 +24,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import aiohttp
@@ -38,6 +40,7 @@ from ppsp.peer.live import (
     LiveSource,
     LiveWindow,
     PlaybackConfig,
+    PlaybackState,
     QoE,
     availability_from_bitmaps,
     verify_envelope,
@@ -115,16 +118,37 @@ def default_playback_config(description: LiveDescription) -> PlaybackConfig:
 
 
 class LiveOutputs:
-    """Where played chunks go: a file or standard output, and the player's HTTP clients."""
+    """Where played chunks go: a file or standard output, and the player's HTTP clients.
+
+    The first chunk played is a start point, so a file or a player connected from the start
+    begins where it can decode.  A player that connects later first gets the chunks played
+    since the latest start point (at most ``BACKLOG_BYTES``; beyond, it waits for the next
+    start point), so that it too begins with a key frame and the program tables.
+    """
+
+    BACKLOG_BYTES = 32 * 1024 * 1024
+    """Most bytes kept for players that connect later."""
 
     def __init__(self, sink: BinaryIO | None = None) -> None:
         self.sink = sink
         self.clients: set[asyncio.Queue[bytes | None]] = set()
         self.bytes_played = 0
+        self._backlog: list[bytes] = []
+        self._backlog_bytes = 0
 
-    def play(self, payload: bytes) -> None:
-        """Hand one chunk's payload to every output, in playback order."""
+    def play(self, payload: bytes, *, start: bool = True) -> None:
+        """Hand one chunk's payload to every output, in playback order (``start``: a player
+        can start with it)."""
         self.bytes_played += len(payload)
+        if start:
+            self._backlog = []
+            self._backlog_bytes = 0
+        if start or self._backlog:
+            self._backlog.append(payload)
+            self._backlog_bytes += len(payload)
+            if self._backlog_bytes > self.BACKLOG_BYTES:
+                self._backlog = []  # too long since a start point: later players wait for one
+                self._backlog_bytes = 0
         if self.sink is not None:
             self.sink.write(payload)
             self.sink.flush()
@@ -136,8 +160,11 @@ class LiveOutputs:
                 queue.put_nowait(payload)
 
     def subscribe(self) -> asyncio.Queue[bytes | None]:
-        """A queue that receives every chunk played from now on (None: the end)."""
+        """A queue that receives the chunks since the latest start point, then every chunk
+        played from now on (None: the end)."""
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        for payload in self._backlog:
+            queue.put_nowait(payload)
         self.clients.add(queue)
         return queue
 
@@ -154,15 +181,82 @@ class LiveOutputs:
 # -- the source -------------------------------------------------------------------------------
 
 
-async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
+END_LINGER_MAX_S = 10.0
+"""Longest the source goes on serving after the stream ended, so that viewers (who play a few
+seconds behind it) can fetch the last chunks."""
+
+END_LINGER_MIN_S = 0.5
+"""Shortest the source goes on serving after the stream ended, so that its last chunk map
+reaches its neighbours."""
+
+STOP_LINGER_MAX_S = 3.0
+"""Longest the source goes on serving after a stop signal ended the stream."""
+
+END_TAIL_S = 10.0
+"""The source leaves early once every connected viewer holds the stream's end: the chunks of
+the last ``END_TAIL_S`` seconds (nominal), from the first of them it holds to the last one."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveInput:
+    """The live input of a source, checked (and opened where that cannot block) before the
+    stream is announced: :meth:`open`."""
+
+    path: str
+    """The path given, ``-`` for standard input."""
+    fd: int | None
+    """The open file descriptor; None for a named pipe, opened by the reader (it waits there
+    for a writer)."""
+    follow: bool
+    """A regular file: read as it grows, like ``tail -f``, so it never ends."""
+
+    @classmethod
+    def open(cls, path: str | None) -> LiveInput:
+        """Check ``path`` and open it; raises OSError when it cannot be read."""
+        if path is None or path == "-":
+            return cls("-", 0, False)
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if stat.S_ISFIFO(info.st_mode):
+            # Opening a pipe for reading waits for a writer: only check the permission here.
+            if not os.access(path, os.R_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return cls(path, None, False)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a device must not block the open
+        os.set_blocking(fd, True)
+        return cls(path, fd, stat.S_ISREG(info.st_mode))
+
+    def close(self) -> None:
+        """Close the descriptor :meth:`open` opened (never standard input)."""
+        if self.fd is not None and self.fd != 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+def describe_input_error(live_input: LiveInput | str | None, exc: OSError) -> str:
+    """One line saying why the live input cannot be read."""
+    path = live_input.path if isinstance(live_input, LiveInput) else live_input or "-"
+    name = "standard input" if path == "-" else path
+    return f"cannot read the live input {name}: {exc.strerror or exc}"
+
+
+InputItem = bytes | OSError | None
+"""What the input reader hands over: bytes read, the error that ended reading, or None at the
+end of the input."""
+
+
+async def _read_chunks(live_input: LiveInput) -> asyncio.Queue[InputItem]:
     """Read the live input in a thread; a regular file is followed as it grows (``tail -f``)."""
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1024)
+    queue: asyncio.Queue[InputItem] = asyncio.Queue(maxsize=1024)
     loop = asyncio.get_running_loop()
 
     def reader() -> None:
-        fd = 0 if path in (None, "-") else os.open(str(path), os.O_RDONLY)
-        follow = fd != 0 and stat.S_ISREG(os.fstat(fd).st_mode)
+        fd = live_input.fd
+        last: InputItem = None
         try:
+            if fd is None:
+                fd = os.open(live_input.path, os.O_RDONLY)  # a named pipe: waits for a writer
             while True:
                 data = os.read(fd, READ_SIZE)
                 if data:
@@ -170,17 +264,18 @@ async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
                         asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
                     except (RuntimeError, concurrent.futures.CancelledError):
                         break  # the event loop is gone: the source has stopped
-                elif follow:
+                elif live_input.follow:
                     time.sleep(0.05)
                 else:
                     break
         except OSError as exc:
-            log.warning("live input: %s", exc)
+            last = exc
         finally:
-            if fd != 0:
-                os.close(fd)
+            if fd is not None and fd != 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with contextlib.suppress(RuntimeError):
-                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+                asyncio.run_coroutine_threadsafe(queue.put(last), loop)
 
     # A daemon thread, not the loop's executor: a read blocked on a quiet pipe must not keep
     # the process from exiting when the source is stopped.
@@ -189,7 +284,7 @@ async def _read_chunks(path: str | None) -> asyncio.Queue[bytes | None]:
 
 
 class LiveSourceRunner:
-    """The source of a live stream: cut, sign, keep the window, announce, serve."""
+    """The source of a live stream: cut, sign, keep the window, announce, serve, end."""
 
     def __init__(
         self,
@@ -226,6 +321,7 @@ class LiveSourceRunner:
             ),
         )
         self.chunks_produced = 0
+        self.start_points = 0
         self._last_push = 0.0
         self._last_find = 0.0
 
@@ -240,31 +336,41 @@ class LiveSourceRunner:
         assert self.node.tracker is not None
         await self.node.tracker.join(self.swarm_id, PeerMode.SEED)
 
-    async def run(self, input_path: str | None, stop: asyncio.Event) -> None:
-        """Read the input until it ends or ``stop`` is set, cutting and publishing chunks."""
-        queue = await _read_chunks(input_path)
-        ended = False
+    async def run(self, live_input: LiveInput, stop: asyncio.Event) -> str | None:
+        """Stream the input until it ends or ``stop`` is set, then announce the end.
+
+        The last chunk is flagged END; the source then serves its window until every
+        connected viewer holds the end of the stream, at most ``END_LINGER_MAX_S`` (after a
+        stop signal ``STOP_LINGER_MAX_S``; a second signal ends the process at once).
+        Returns why the input could not be read to its end, or None.
+        """
+        queue = await _read_chunks(live_input)
+        failure: str | None = None
         while not stop.is_set():
             timer = self.chunker.next_timer()
             now = self.clock()
             wait = 0.2 if timer is None else max(0.0, min(0.2, timer - now))
-            data: bytes | None = b""
-            if not ended:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    data = await asyncio.wait_for(queue.get(), timeout=wait)
-            else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
+            item: InputItem = b""
+            with contextlib.suppress(asyncio.TimeoutError):
+                item = await asyncio.wait_for(queue.get(), timeout=wait)
             now = self.clock()
-            if data is None:
-                ended = True
-                self._publish(self.chunker.flush(now), now)
-                log.info("live input ended; serving the window until stopped")
-            elif data:
-                self._publish(self.chunker.feed(data, now), now)
+            if item is None or isinstance(item, OSError):
+                if isinstance(item, OSError):
+                    failure = describe_input_error(live_input, item)
+                break
+            if item:
+                self._publish(self.chunker.feed(item, now), now)
             else:
                 self._publish(self.chunker.poll(now), now)
             await self._housekeeping(now)
+        stopped = stop.is_set()
+        now = self.clock()
+        self._publish(self.chunker.flush(now), now)
+        log.debug("live stream ended after %d chunks", self.chunks_produced)
+        await self._linger(
+            None if stopped else stop, STOP_LINGER_MAX_S if stopped else END_LINGER_MAX_S
+        )
+        return failure
 
     def _publish(self, chunks: list[LiveChunk], now: float) -> None:
         live = self.session.live
@@ -272,6 +378,7 @@ class LiveSourceRunner:
         for chunk in chunks:
             if live.window.add(chunk.envelope):
                 self.chunks_produced += 1
+                self.start_points += chunk.start
         live.window.expire(now)
 
     async def _housekeeping(self, now: float) -> None:
@@ -286,6 +393,50 @@ class LiveSourceRunner:
             if remote.offer is None and not remote.connecting and remote.failures < 3:
                 remote.connecting = True
                 node.spawn(_connect(node, session, remote))
+
+    def _viewers(self) -> list[RemotePeer]:
+        return [
+            r
+            for r in self.session.remotes.values()
+            if r.offer is not None and not r.banned and r.failures < 3
+        ]
+
+    def viewers_hold_the_end(self) -> bool:
+        """Whether every connected viewer's map holds the stream's end (see ``END_TAIL_S``)."""
+        final = self.source.next_index - 1
+        tail = max(1, math.ceil(END_TAIL_S * 1000 / self.source.description.chunk_ms))
+        for remote in self._viewers():
+            held = remote.bitmap
+            if held is None:
+                return False
+            tail_held = [i for i in range(max(0, final - tail + 1), final + 1) if i in held]
+            if not tail_held or len(tail_held) != final - tail_held[0] + 1:
+                return False
+        return True
+
+    async def _linger(self, stop: asyncio.Event | None, limit: float) -> None:
+        """Serve the window after the end, until the viewers hold it or ``limit`` seconds."""
+        began = self.clock()
+        last_pull = -math.inf
+        while True:
+            now = self.clock()
+            if now - began >= limit:
+                log.info("stopped serving the ended stream after %.1f s", limit)
+                return
+            if now - began >= END_LINGER_MIN_S and self.viewers_hold_the_end():
+                return
+            if now - last_pull >= PULL_INTERVAL_S:
+                last_pull = now
+                for remote in self._viewers():
+                    self.node.spawn(_pull(self.node, self.session, remote))
+            await self._housekeeping(now)
+            if stop is None:
+                await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.1)
+            if stop.is_set():
+                return
 
 
 async def _push_to_neighbours(node: PeerNode, session: SwarmSession) -> None:
@@ -334,10 +485,11 @@ class LiveViewer:
         self.clock = clock
         self.no_progress_timeout = no_progress_timeout
         now = clock()
-        # The viewer started watching when it joined the swarm, not when the description came.
+        # The startup delay counts from the command's start (when its peer node was made),
+        # not from when the description came.
         self.playback = LivePlayback(
             description,
-            now=session.joined_at or now,
+            now=node.started_at,
             config=config or default_playback_config(description),
         )
         session.live = LiveState(
@@ -362,8 +514,18 @@ class LiveViewer:
         """The viewer's quality-of-experience figures so far."""
         return self.playback.qoe()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the stream ended and its last chunk was played (or skipped)."""
+        return self.playback.state is PlaybackState.ENDED
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Play the stream until ``stop`` is set; raises PPSPError when the stream is gone."""
+        """Play the stream until it ends or ``stop`` is set; raises PPSPError when the stream
+        is gone without its end.
+
+        Chunks go to the outputs as soon as they are held, in order, from the start point on:
+        the player always has what the viewer holds.
+        """
         session = self.session
         while not stop.is_set():
             now = self.clock()
@@ -371,14 +533,17 @@ class LiveViewer:
             newest = self._newest_known()
             if newest is not None:
                 self.playback.note_newest(newest, now)
-                if not self._scoped_find_done and self.playback.first is not None:
+                if not self._scoped_find_done and self.playback.target is not None:
                     self._scoped_find_done = True
-                    self.node.spawn(self._find_near_edge(self.playback.first))
+                    self.node.spawn(self._find_near_edge(self.playback.target))
             self._request(now)
             playout = self.playback.due(now)
             for index in playout.played:
                 if index in self.live.window:
-                    self.outputs.play(self.live.window.get(index).payload)
+                    envelope = self.live.window.get(index)
+                    self.outputs.play(envelope.payload, start=envelope.start)
+            if playout.ended:
+                return
             self.live.window.expire(now)
             self.playback.set_floor(self.live.window.floor, now)
             await self._housekeeping(now)
@@ -497,7 +662,13 @@ class LiveViewer:
         if live.window.add(envelope):
             from_source = remote.peer_id in live.source_peer_ids
             self.playback.on_chunk(
-                index, envelope.timestamp_ms, now, nbytes=len(data), from_source=from_source
+                index,
+                envelope.timestamp_ms,
+                now,
+                start=envelope.start,
+                end=envelope.end,
+                nbytes=len(data),
+                from_source=from_source,
             )
             remote.bytes_received += len(data)
             self.session.downloaded_bytes += len(data)
@@ -514,7 +685,7 @@ class LiveViewer:
                 self.node.spawn(_connect(self.node, self.session, remote))
 
     async def _find_near_edge(self, first: int) -> None:
-        """A chunk-scoped FIND at the tracker: peers holding the stream from the joining point."""
+        """A chunk-scoped FIND at the tracker: peers holding the stream from the join target."""
         tracker = self.node.tracker
         if tracker is None:
             return
