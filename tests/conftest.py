@@ -1,11 +1,16 @@
-"""Shared fixtures: a real redis-server for the Redis backend, and a storage per backend."""
+"""Shared fixtures: a real redis-server for the Redis backend, and a storage per backend.
+
+Also a scratch per-user data directory ($XDG_DATA_HOME) for every process of the run.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +18,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from ppsp.tracker.storage import MemoryStorage, RedisStorage, Storage
+
+# Every process the tests start keeps its per-user files (live source keys) in a scratch
+# directory, never in the real home: set before any test module copies the environment.
+_USER_DATA = tempfile.mkdtemp(prefix="ppsp-tests-data-")
+os.environ["XDG_DATA_HOME"] = _USER_DATA
+atexit.register(shutil.rmtree, _USER_DATA, True)
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
