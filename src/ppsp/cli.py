@@ -269,28 +269,47 @@ def tracker(
     max_body: int,
     workers: int,
 ) -> None:
-    """Run a PPSP tracker until SIGINT or SIGTERM."""
+    """Run a PPSP tracker until SIGINT or SIGTERM.
+
+    Prints one line when it listens, and exits with status 1 and a one-line error, without
+    listening, when the port or the storage cannot be used.
+    """
+    import math
+
+    from ppsp.errors import ServiceUnavailable
     from ppsp.tracker.core import TrackerConfig
     from ppsp.tracker.messages import ProtocolVersion
-    from ppsp.tracker.server import ServerSettings, run_tracker
+    from ppsp.tracker.server import (
+        ServerSettings,
+        check_storage_url,
+        run_tracker,
+        storage_label,
+    )
     from ppsp.tracker.workers import run_tracker_workers
 
-    if storage != "memory" and not storage.startswith(("redis://", "rediss://", "unix://")):
-        raise click.BadParameter("use 'memory' or a redis:// URL", param_hint="--storage")
+    try:
+        check_storage_url(storage)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--storage") from exc
     if workers > 1 and storage == "memory":
         raise click.BadParameter(
             "several workers share their state only through Redis: give a redis:// --storage",
             param_hint="--workers",
         )
+    for hint, seconds in (("--init-timeout", init_timeout), ("--track-timeout", track_timeout)):
+        if not math.isfinite(seconds):
+            raise click.BadParameter("give a finite number of seconds", param_hint=hint)
     config = TrackerConfig(
         max_version=ProtocolVersion(max_version),
         init_timeout=init_timeout,
         track_timeout=track_timeout,
         max_peers=max_peers,
     )
+    processes = f", {workers} workers" if workers > 1 else ""
 
     def ready(url: str) -> None:
-        click.echo(f"ppsp tracker (PPSP-TP/{max_version}) listening on {url}")
+        # The one line that says the tracker listens (tests and the lab wait for it).
+        click.echo(f"ppsp tracker (PPSP-TP/{max_version}{processes}) listening on {url}")
         sys.stdout.flush()
 
     try:
@@ -313,6 +332,9 @@ def tracker(
                 settings=ServerSettings(max_body=max_body),
                 on_ready=ready,
             )
+    except ServiceUnavailable as exc:
+        where = storage_label(storage)
+        raise click.ClickException(f"cannot use the storage {where}: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
     click.echo("ppsp tracker stopped")
@@ -384,6 +406,8 @@ def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | Non
     import os
 
     if value is not None:
+        if str(value) == "-":
+            raise click.BadParameter("'-' (standard output) is not taken here: give a file name")
         directory = value.parent
         if not directory.is_dir():
             raise click.BadParameter(f"no directory {directory}")
@@ -632,16 +656,35 @@ def watch(
     show_default=True,
     help="The live byte stream: '-' for standard input, or a file or named pipe read as it grows.",
 )
-@click.option("--chunk-ms", default=500, show_default=True, help="Chunk duration in milliseconds.")
-@click.option("--window", "window_s", default=30, show_default=True, help="Seconds of chunks kept.")
+@click.option(
+    "--chunk-ms",
+    type=click.IntRange(1, 60_000),
+    default=500,
+    show_default=True,
+    help="Chunk duration in milliseconds.",
+)
+@click.option(
+    "--window",
+    "window_s",
+    type=click.IntRange(1, 86_400),
+    default=30,
+    show_default=True,
+    help="Seconds of chunks kept.",
+)
 @click.option(
     "--key",
     "key_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The source's Ed25519 key (PEM); made and saved when missing (default ppsp-live.key).",
+    help="The source's Ed25519 key (PEM); made and saved when missing (default: per --name in"
+    " the user's data directory, $XDG_DATA_HOME/ppsp/live-keys/NAME.key).",
 )
-@click.option("--name", default="live", show_default=True, help="Name of the stream.")
+@click.option(
+    "--name",
+    default="live",
+    show_default=True,
+    help="Name of the stream (it also names the stream's key file).",
+)
 @log_level_option
 def live(
     options: PeerOptions,
@@ -651,7 +694,10 @@ def live(
     key_path: Path | None,
     name: str,
 ) -> None:
-    """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID."""
+    """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID.
+
+    When the input ends, the last chunk says so, the source serves it briefly and exits.
+    """
     from ppsp.peer.live_commands import live_main
 
     sys.exit(

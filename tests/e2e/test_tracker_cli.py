@@ -7,14 +7,21 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from ppsp.tracker.client import Exchange, TrackerClient
+from ppsp.tracker.codec import codec_for
 from ppsp.tracker.messages import ConnectRequest, Encoding, PeerMode, ProtocolVersion
+from storage.redis_server import free_port, redis_server
+
+from .swarm_helpers import Swarm
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +155,141 @@ async def test_bad_storage_is_refused() -> None:
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"--storage" in stderr
+
+
+# -- start-up and storage failures, the listening line -------------------------------------------
+
+
+async def run_tracker_until_exit(*args: str) -> tuple[int, str, str]:
+    """``ppsp tracker --port 0 ARGS`` that is expected to exit by itself: code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_an_unreachable_storage_is_a_one_line_error_before_listening(workers: str) -> None:
+    closed = f"redis://:hidden@127.0.0.1:{free_port()}/0"
+    code, stdout, stderr = await run_tracker_until_exit(
+        "--storage", closed, "--workers", workers, "--log-level", "info"
+    )
+    assert code == 1, stderr
+    assert "listening" not in stdout + stderr
+    assert stderr.count("\n") == 1, stderr
+    # click's "Error: " or the command's own prefix, then the message.
+    assert ": cannot use the storage redis://:***@127.0.0.1:" in stderr, stderr
+    assert "storage unavailable" in stderr and "hidden" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--storage", "redis://127.0.0.1:port/0"], 2, "invalid storage URL"),
+        (["--storage", "redis://127.0.0.1/0?socket_timeout=soon"], 2, "invalid storage URL"),
+        (["--track-timeout", "nan"], 2, "finite number of seconds"),
+        (["--init-timeout", "inf"], 2, "finite number of seconds"),
+        (["--host", "256.0.0.1"], 1, "cannot serve on 256.0.0.1"),
+    ],
+)
+async def test_bad_options_are_refused_without_a_traceback(
+    args: list[str], code: int, message: str
+) -> None:
+    got, stdout, stderr = await run_tracker_until_exit(*args)
+    assert got == code, stderr
+    assert message in stderr
+    assert "Traceback" not in stderr and "listening" not in stdout
+
+
+async def test_a_port_in_use_is_refused_by_every_kind_of_tracker(redis_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        for extra in ([], ["--workers", "2", "--storage", redis_url]):
+            code, _, stderr = await run_tracker_until_exit("--port", port, *extra)
+            assert code == 1, stderr
+            assert f": cannot serve on 127.0.0.1:{port}" in stderr, stderr
+            assert stderr.count("\n") == 1, stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_the_listening_line_is_printed_once(
+    tmp_path: Path, redis_url: str, workers: str
+) -> None:
+    storage = redis_url.rsplit("/", 1)[0] + "/15"
+    async with Swarm(tmp_path) as swarm:
+        tracker = await swarm.spawn(
+            "tracker", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info",
+            "--workers", workers, "--storage", storage,
+        )  # fmt: skip
+        url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(force_close=True)  # new connections: any worker
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            for _ in range(4):
+                async with session.get(url + "/status") as resp:
+                    assert resp.status == 200
+        tracker.signal(signal.SIGTERM)
+        assert await tracker.wait() == 0, tracker.output()
+    lines = tracker.stdout + tracker.stderr
+    assert [line for line in lines if "listening" in line] == [
+        f"ppsp tracker (PPSP-TP/1.1{', 2 workers' if workers == '2' else ''}) listening on {url}"
+    ], tracker.output()
+    assert [line for line in lines if "stop" in line or "shutting" in line] == [
+        "ppsp tracker stopped"
+    ], tracker.output()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_redis_going_away_is_503_and_status_says_so_until_it_is_back(
+    tmp_path: Path, workers: str
+) -> None:
+    xml = Encoding.XML.content_type
+    json_type = Encoding.JSON.content_type
+
+    def connect(encoding: Encoding, peer: str) -> bytes:
+        msg = ConnectRequest(version=ProtocolVersion.V1_1, transaction_id="1", peer_id=peer)
+        return codec_for(encoding).encode_request(msg)
+
+    with redis_server() as server:
+        async with ppsp_tracker("--storage", server.url, "--workers", workers) as (url, proc):
+            timeout = aiohttp.ClientTimeout(total=20)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+
+                async def post(body: bytes, content_type: str) -> tuple[int, bytes]:
+                    headers = {"Content-Type": content_type}
+                    async with http.post(url, data=body, headers=headers) as resp:
+                        return resp.status, await resp.read()
+
+                async def status() -> tuple[int, dict[str, object]]:
+                    async with http.get(url + "/status") as resp:
+                        return resp.status, await resp.json()
+
+                assert (await post(connect(Encoding.XML, "before"), xml))[0] == 200
+                server.stop()
+                assert (await post(connect(Encoding.XML, "during"), xml))[0] == 503
+                code, answer = await post(connect(Encoding.JSON, "during"), json_type)
+                assert code == 503
+                assert orjson.loads(answer)["PPSPTrackerProtocol"]["error_code"] == 5
+                code, down = await status()
+                assert code == 503 and down["storage"] == "unreachable", down
+                server.start()  # back on the same port (empty)
+                assert (await post(connect(Encoding.JSON, "after"), json_type))[0] == 200
+                code, up = await status()
+                assert code == 200 and up["storage"] == "ok", up
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+            assert proc.stderr is not None and proc.stdout is not None
+            stderr = (await proc.stderr.read()).decode()
+            assert "stopped" in (await proc.stdout.read()).decode()
+    assert "Traceback" not in stderr and " ERROR " not in stderr, stderr
+    # Each process that saw it fail says so once (not once per request or per second).
+    failures = [line for line in stderr.splitlines() if "failed: storage unavailable" in line]
+    assert 1 <= len(failures) <= int(workers), stderr

@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from ppsp.tracker import xml_codec
+from ppsp.tracker.messages import ConnectRequest, Encoding, ProtocolVersion
 
 from .swarm_helpers import Peer, Swarm, content, finish
 
@@ -142,3 +147,62 @@ async def test_several_workers_need_a_shared_storage(swarm: Swarm) -> None:
     refused: Peer = await swarm.spawn("tracker", "tracker", "--port", "0", "--workers", "2")
     assert await refused.wait() == 2
     assert "share their state only through Redis" in refused.output()
+
+
+def metrics_dirs() -> set[Path]:
+    """The directories where multi-process trackers keep their workers' counters."""
+    return set(Path(tempfile.gettempdir()).glob("ppsp-tracker-metrics-*"))
+
+
+async def test_metrics_are_the_sums_over_the_workers(swarm: Swarm, redis_url: str) -> None:
+    earlier = metrics_dirs()
+    tracker = await swarm.tracker("--workers", "2", "--storage", database(redis_url, 14))
+    assert len(metrics_dirs() - earlier) == 1
+    first, second = sorted(await wait_for_children(tracker.pid, 2))
+    url = swarm.tracker_url
+    ok = 'ppsp_tracker_requests_total{encoding="xml",method="CONNECT",outcome="ok"}'
+    # A stopped worker accepts nothing: every new connection goes to the other one.
+    connector = aiohttp.TCPConnector(force_close=True)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+        async def connect(count: int, prefix: str) -> None:
+            for i in range(count):
+                msg = ConnectRequest(
+                    version=ProtocolVersion.V1_1, transaction_id="1", peer_id=f"{prefix}{i}"
+                )
+                body = xml_codec.encode_request(msg)
+                headers = {"Content-Type": Encoding.XML.content_type}
+                async with http.post(url, data=body, headers=headers) as resp:
+                    assert resp.status == 200
+
+        async def metrics() -> str:
+            async with http.get(url + "/metrics") as resp:
+                assert resp.status == 200
+                return await resp.text()
+
+        try:
+            os.kill(first, signal.SIGSTOP)
+            await connect(3, "b")
+            assert sample(await metrics(), ok) == 3  # the second worker's own count
+            os.kill(first, signal.SIGCONT)
+            os.kill(second, signal.SIGSTOP)
+            await connect(2, "a")
+            text = await metrics()  # the first worker answers: its 2 and the second's 3
+            assert sample(text, ok) == 5
+            assert sample(text, 'ppsp_tracker_request_duration_seconds_count{encoding="xml"}') == 5
+            assert sample(text, "ppsp_tracker_peers") == 5  # the shared count, not a sum
+        finally:
+            for pid in (first, second):
+                os.kill(pid, signal.SIGCONT)
+    tracker.signal(signal.SIGTERM)
+    assert await tracker.wait() == 0, tracker.output()
+    assert metrics_dirs() - earlier == set()  # removed by the parent
+
+
+def sample(text: str, name: str) -> float:
+    """The value of the sample ``name`` (with its labels) in a Prometheus exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in\n{text}")

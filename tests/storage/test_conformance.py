@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -19,9 +20,11 @@ from ppsp.tracker.messages import (
 )
 from ppsp.tracker.peerlist import select_from_groups
 from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage import PeerRecord, Storage, StorageCounts
+from ppsp.tracker.storage import PeerRecord, RedisStorage, Storage, StorageCounts
 from ppsp.tracker.storage.base import rank_profile
-from ppsp.tracker.storage.redis import pack_content_map, unpack_content_map
+from ppsp.tracker.storage.redis import _version_tuple, pack_content_map, unpack_content_map
+
+from .redis_server import free_port, redis_server
 
 
 def record(peer_id: str, deadline: float = 100.0, **kw: object) -> PeerRecord:
@@ -312,3 +315,68 @@ async def test_member_groups_hold_every_member_and_lists_leave_out_the_requester
         # The 9 others of the requester's profile first, then 3 of the 18 that rank alike.
         assert set(ids[:9]) == expected[rank_profile(requester)] - {"p0"}
     assert await storage.member_groups("nothing") == []
+
+
+# -- reaching the store ----------------------------------------------------------------------
+
+
+async def test_a_usable_storage_passes_its_check(storage: Storage) -> None:
+    await storage.check()
+
+
+async def test_an_unreachable_redis_fails_its_check_and_every_call() -> None:
+    # A port nothing listens on: one-line ServiceUnavailable errors, never RedisError.
+    storage = RedisStorage(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(ServiceUnavailable, match="storage unavailable"):
+            await storage.check()
+        with pytest.raises(ServiceUnavailable):
+            await storage.counts()
+        with pytest.raises(ServiceUnavailable):
+            await storage.peer_and_memberships("p")
+    finally:
+        await storage.close()
+
+
+async def test_redis_that_comes_back_is_used_again() -> None:
+    """Obligation 9: no restart of the tracker is needed once Redis is back."""
+    with redis_server() as server:
+        storage = RedisStorage(server.url)
+        try:
+            await storage.put_peer(record("p"))
+            server.stop()
+            with pytest.raises(ServiceUnavailable):
+                await storage.get_peer("p")
+            server.start()  # the same port, empty (no persistence)
+            await storage.check()
+            assert await storage.get_peer("p") is None
+            await storage.put_peer(record("p"))
+            assert await storage.get_peer("p") == record("p")
+        finally:
+            await storage.close()
+
+
+async def test_redis_older_than_6_2_is_refused(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = RedisStorage(redis_url)
+    try:
+        real_info = storage._redis.info
+
+        async def old_info(section: str) -> dict[str, object]:
+            info: dict[str, object] = await real_info(section)
+            return {**info, "redis_version": "6.0.16"}
+
+        monkeypatch.setattr(storage._redis, "info", old_info)
+        with pytest.raises(ServiceUnavailable, match=r"Redis 6\.2 or later .* 6\.0\.16"):
+            await storage.check()
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("7.0.15", (7, 0, 15)), ("6.2", (6, 2)), ("255.255.255", (255, 255, 255)), ("7.2rc1", (7, 2))],
+)
+def test_redis_versions_compare_as_numbers(text: str, parsed: tuple[int, ...]) -> None:
+    assert _version_tuple(text) == parsed

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
-from ppsp.tracker.core import Tracker, TrackerConfig, TrackerStats, reflexive_address
+from ppsp.tracker.core import (
+    AddressUse,
+    Tracker,
+    TrackerConfig,
+    TrackerStats,
+    address_use,
+    reflexive_address,
+    usable_addresses,
+)
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -423,6 +431,108 @@ async def test_addresses_recorded_and_refreshed(tracker: Tracker) -> None:
         assert info.addresses and info.addresses[-1].type is AddressType.REFLEXIVE
 
 
+def advertised(ip: str, port: int, **kw: object) -> PeerAddress:
+    family = AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
+    return PeerAddress(ip=ip, port=port, family=family, type=AddressType.HOST, **kw)  # type: ignore[arg-type]
+
+
+def usable(address: PeerAddress) -> bool:
+    return address.port != 0 and address_use(address.ip) is AddressUse.USABLE
+
+
+@pytest.mark.parametrize(
+    ("ip", "use"),
+    [
+        ("0.0.0.0", AddressUse.UNSPECIFIED),
+        ("::", AddressUse.UNSPECIFIED),
+        ("::ffff:0.0.0.0", AddressUse.UNSPECIFIED),
+        ("224.0.0.1", AddressUse.UNUSABLE),
+        ("239.255.255.250", AddressUse.UNUSABLE),
+        ("ff02::1", AddressUse.UNUSABLE),
+        ("::ffff:224.0.0.1", AddressUse.UNUSABLE),
+        ("255.255.255.255", AddressUse.UNUSABLE),
+        ("0.1.2.3", AddressUse.UNUSABLE),
+        ("not an ip", AddressUse.UNUSABLE),
+        ("127.0.0.1", AddressUse.USABLE),
+        ("::1", AddressUse.USABLE),
+        ("10.1.2.3", AddressUse.USABLE),
+        ("192.0.2.255", AddressUse.USABLE),
+        ("2001:db8::1", AddressUse.USABLE),
+        ("fe80::1", AddressUse.USABLE),
+        ("::ffff:192.0.2.1", AddressUse.USABLE),
+    ],
+)
+def test_address_use(ip: str, use: AddressUse) -> None:
+    assert address_use(ip) is use
+
+
+def test_usable_addresses_keep_the_tuple_when_nothing_changes() -> None:
+    mine = (advertised("192.0.2.1", 7000), advertised("2001:db8::1", 7000))
+    assert usable_addresses(mine, reflexive_address(("198.51.100.1", 4000))) is mine
+    assert usable_addresses((), reflexive_address(("198.51.100.1", 4000))) == ()
+
+
+def test_an_unspecified_address_needs_a_usable_observed_one() -> None:
+    wildcard = (advertised("0.0.0.0", 7000),)
+    assert usable_addresses(wildcard, reflexive_address(("0.0.0.0", 0))) == ()
+
+
+async def test_unusable_advertised_addresses_are_replaced_or_dropped(tracker: Tracker) -> None:
+    """A peer serving on a wildcard address is listed at the address it was seen at."""
+    seen = ("198.51.100.20", 40000)
+    mine = (
+        advertised("0.0.0.0", 7001, peer_protocol="PPSP-PP/0.1", priority=3),
+        advertised("::", 7002),
+        advertised("224.0.0.1", 7003),
+        advertised("255.255.255.255", 7004),
+        advertised("192.0.2.5", 0),
+        advertised("0.1.2.3", 7005),
+        advertised("ff02::1", 7006),
+        advertised("::ffff:0.0.0.0", 7007),
+        advertised("198.51.100.20", 7001),  # what the first one becomes: listed once
+        advertised("192.0.2.9", 7008),
+    )
+    request = ConnectRequest(
+        version=V11,
+        transaction_id="1",
+        peer_id="wild",
+        peer_addresses=mine,
+        swarm_actions=(SwarmAction(swarm_id="s", action=JOIN, peer_mode=SEED),),
+    )
+    await tracker.handle(request, observed=seen, now=0.0)
+    expected = (
+        advertised("198.51.100.20", 7001, peer_protocol="PPSP-PP/0.1", priority=3),
+        advertised("198.51.100.20", 7002),
+        advertised("198.51.100.20", 7007),
+        advertised("192.0.2.9", 7008),
+        reflexive_address(seen),
+    )
+    record = await tracker.storage.get_peer("wild")
+    assert record is not None and record.addresses == expected
+    # As another peer sees it, without and with a chunk scope (the two selection paths).
+    leecher = Client(tracker, "leecher")
+    r = await leecher.connect(1.0, ("s", JOIN, LEECH))
+    (listed,) = r.peers
+    assert listed.addresses == expected
+    r = await leecher.find(
+        2.0, "s", scope=(RepresentationScope(representation_id="tag0", start_index=0),)
+    )
+    (listed,) = r.peers
+    assert listed.addresses == expected
+    # A peer that advertises only unusable addresses is listed at its observed address alone.
+    only_bad = ConnectRequest(
+        version=V11,
+        transaction_id="1",
+        peer_id="bad",
+        peer_addresses=(advertised("224.0.0.1", 7000), advertised("192.0.2.1", 0)),
+        swarm_actions=(SwarmAction(swarm_id="s", action=JOIN, peer_mode=SEED),),
+    )
+    await tracker.handle(only_bad, observed=("192.0.2.77", 5000), now=3.0)
+    r = await leecher.find(4.0, "s")
+    by_id = {p.peer_id: p.addresses for p in r.peers}
+    assert by_id["bad"] == (reflexive_address(("192.0.2.77", 5000)),)
+
+
 async def test_version_handling(storage: Storage) -> None:
     only_10 = Tracker(storage, TrackerConfig(max_version=V10))
     peer11 = Client(only_10, "p11")
@@ -490,8 +600,18 @@ def _requests() -> st.SearchStrategy[AnyRequest]:
         swarm_id=st.sampled_from(SWARMS),
         peer_mode=st.sampled_from([None, SEED, LEECH]),
     )
+    address = st.builds(
+        advertised,
+        st.sampled_from(["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "192.0.2.1", "::1"]),
+        st.sampled_from([0, 7000, 7001]),
+    )
     return st.one_of(
-        st.builds(ConnectRequest, **base, swarm_actions=st.lists(action, max_size=3).map(tuple)),
+        st.builds(
+            ConnectRequest,
+            **base,
+            swarm_actions=st.lists(action, max_size=3).map(tuple),
+            peer_addresses=st.lists(address, max_size=3).map(tuple),
+        ),
         st.builds(JoinRequest, **base, swarms=st.lists(swarm, min_size=1, max_size=2).map(tuple)),
         st.builds(
             DisconnectRequest,
@@ -520,13 +640,15 @@ def test_random_sequences_keep_invariants(steps: list[tuple[AnyRequest, float]])
         for request, dt in steps:
             now += dt
             try:
-                response = await tracker.handle(request, observed=("127.0.0.1", 1), now=now)
+                response = await tracker.handle(request, observed=("127.0.0.1", 9), now=now)
             except TrackerProtocolError as exc:  # the only thing allowed to escape
                 assert exc.transaction_id == "t"
             else:
                 assert response.version is request.version
                 assert response.transaction_id == "t"
                 assert all(p.peer_id != request.peer_id for p in response.peers)
+                # Every listed address can be connected to.
+                assert all(usable(a) for p in response.peers for a in p.addresses)
             if dt > 40:
                 await tracker.expire(now)
             for pid in PEERS:

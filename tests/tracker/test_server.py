@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +16,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from ppsp.errors import TrackerErrorCode
+from ppsp.errors import ServiceUnavailable, TrackerErrorCode
 from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.codec import codec_for, encoding_for, safe_reason
 from ppsp.tracker.core import Tracker, TrackerConfig
@@ -43,8 +47,10 @@ from ppsp.tracker.server import (
     create_app,
     make_storage,
     running_tracker,
+    storage_label,
 )
-from ppsp.tracker.storage import MemoryStorage
+from ppsp.tracker.storage import MemoryStorage, RedisStorage
+from storage.redis_server import free_port, redis_server
 
 V11 = ProtocolVersion.V1_1
 V10 = ProtocolVersion.V1_0
@@ -541,6 +547,7 @@ async def test_status_and_metrics(fx: Fixture) -> None:
     assert status["swarms"] == 0
     assert status["memberships"] == 0
     assert status["version"] == "1.1"
+    assert status["storage"] == "ok"
     async with fx.session.get(fx.url + "/metrics") as resp:
         assert resp.status == 200
         text = await resp.text()
@@ -549,6 +556,13 @@ async def test_status_and_metrics(fx: Fixture) -> None:
     assert 'method="unknown",outcome="bad_request"' in text
     assert "ppsp_tracker_peers 2.0" in text
     assert "ppsp_tracker_request_duration_seconds_bucket" in text
+    # The exposition of one process, as prometheus_client's own Counter writes it.
+    assert (
+        "# TYPE ppsp_tracker_expired_peers_total counter\nppsp_tracker_expired_peers_total 0.0"
+        in text
+    )
+    assert "\nppsp_tracker_expired_peers_created 1." in text
+    assert 'ppsp_tracker_requests_created{encoding="xml",method="CONNECT",outcome="ok"} 1.' in text
 
 
 async def test_metrics_registry_per_app() -> None:
@@ -666,3 +680,228 @@ async def test_running_tracker_with_redis(redis_url: str) -> None:
 def test_json_codec_is_used_for_json() -> None:
     assert codec_for(Encoding.JSON) is json_codec
     assert codec_for(Encoding.XML) is xml_codec
+
+
+# -- a storage that fails ------------------------------------------------------------------------
+
+
+def _bodies(peer: str, tid: str) -> dict[Encoding, bytes]:
+    msg = ConnectRequest(version=V11, transaction_id=tid, peer_id=peer)
+    return {encoding: codec_for(encoding).encode_request(msg) for encoding in ENCODINGS}
+
+
+async def test_a_storage_that_goes_away_is_503_and_status_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ppsp.tracker.server")
+    with redis_server() as server:
+        tracker = Tracker(RedisStorage(server.url, prefix="gone:"), TrackerConfig())
+        app = create_app(tracker, clock=lambda: 0.0, settings=ServerSettings(expiry_poll=0.02))
+        try:
+            async with serve(app) as url, aiohttp.ClientSession() as session:
+                fx = Fixture(url, tracker, session)
+                _ok(
+                    await fx.send(
+                        Encoding.XML, ConnectRequest(version=V11, transaction_id="1", peer_id="a")
+                    )
+                )
+                server.stop()
+                for round_ in range(3):
+                    for encoding, body in _bodies("b", f"2{round_}").items():
+                        status, reason, answer, _ = await fx.raw(body, encoding.content_type)
+                        assert status == 503, reason
+                        decoded = codec_for(encoding).decode_response(answer, status, reason)
+                        assert isinstance(decoded, ErrorResponse)
+                        assert decoded.code is TrackerErrorCode.SERVICE_UNAVAILABLE
+                        if encoding is Encoding.JSON:
+                            assert orjson.loads(answer)["PPSPTrackerProtocol"]["error_code"] == 5
+                await asyncio.sleep(0.05)  # the expiry task fails too, meanwhile
+                async with session.get(url + "/status") as resp:
+                    assert resp.status == 503
+                    down = await resp.json()
+                assert down["storage"] == "unreachable" and "peers" not in down
+                assert down["version"] == "1.1" and "storage unavailable" in down["error"]
+                async with session.get(url + "/metrics") as resp:
+                    assert resp.status == 200
+                    text = await resp.text()
+                assert "ppsp_tracker_peers NaN" in text
+                for label in ("xml", "json"):
+                    key = f'encoding="{label}",method="CONNECT",outcome="service_unavailable"'
+                    assert f"ppsp_tracker_requests_total{{{key}}} 3.0" in text
+
+                server.start()  # back, on the same port, empty
+                _ok(
+                    await fx.send(
+                        Encoding.JSON, ConnectRequest(version=V11, transaction_id="3", peer_id="c")
+                    )
+                )
+                async with session.get(url + "/status") as resp:
+                    assert resp.status == 200
+                    up = await resp.json()
+                assert up["storage"] == "ok" and up["peers"] == 1
+        finally:
+            await tracker.storage.close()  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # One line when it failed (whatever failed first), one when it answered again.
+    assert len(warnings) == 2, caplog.text
+    assert "failed: storage unavailable" in warnings[0].getMessage()
+    assert "answers again" in warnings[1].getMessage()
+    assert all(r.exc_info is None for r in caplog.records), caplog.text
+
+
+async def test_running_tracker_refuses_a_storage_it_cannot_use() -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(ServiceUnavailable, match="storage unavailable"):
+        async with running_tracker(TrackerConfig(), storage_url=closed):
+            raise AssertionError("served without its storage")
+    with pytest.raises(ValueError, match="invalid storage URL"):
+        async with running_tracker(TrackerConfig(), storage_url="redis://127.0.0.1:port/0"):
+            raise AssertionError("served with a malformed storage URL")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:secret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://user:secret@h/0", "redis://user:***@h/0"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        (None, "memory"),
+    ],
+)
+def test_storage_urls_in_messages_hide_the_password(url: str | None, shown: str) -> None:
+    assert storage_label(url) == shown
+
+
+class _FlakyTracker:
+    """A tracker whose storage fails ``failures`` times, then answers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def expire(self, now: float) -> int:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ServiceUnavailable("storage unavailable: down")
+        return 0
+
+    def next_deadline(self) -> float | None:
+        return None
+
+
+async def test_expirer_looks_again_until_the_storage_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # With Redis the first look is how a tracker learns the timers stored by others: a
+    # failed one is tried again at every tick, and the failures are one warning.
+    flaky = _FlakyTracker(failures=3)
+    expirer = Expirer(flaky, lambda: 0.0, poll=1.0)  # type: ignore[arg-type]
+    for _ in range(6):
+        assert await expirer.tick() == 1.0
+    assert flaky.calls == 4  # three failures, one success, then nothing due
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert messages == [
+        "expiring peers failed: storage unavailable: down",
+        "the storage answers again (it failed with: storage unavailable: down)",
+    ]
+
+
+# -- several processes: /metrics sums them ---------------------------------------------------------
+
+
+def _metric(text: str, sample: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {sample} in\n{text}")
+
+
+async def test_processes_sharing_a_metrics_directory_expose_the_sums(tmp_path: Path) -> None:
+    (tmp_path / "garbage.json").write_bytes(b"{not json")
+    (tmp_path / "other.json").write_bytes(b'{"requests": [["a", "b"]], "latency": {}}')
+    shared = ServerSettings(metrics_flush=3600.0)  # written at start, stop and scrapes only
+    a = Tracker(MemoryStorage(), TrackerConfig())
+    b = Tracker(MemoryStorage(), TrackerConfig())
+    app_a = create_app(a, settings=replace(shared, shared_metrics=tmp_path / "1.json"))
+    app_b = create_app(b, settings=replace(shared, shared_metrics=tmp_path / "2.json"))
+    ok = 'ppsp_tracker_requests_total{encoding="xml",method="CONNECT",outcome="ok"}'
+    bad = 'ppsp_tracker_requests_total{encoding="json",method="unknown",outcome="bad_request"}'
+    count = 'ppsp_tracker_request_duration_seconds_count{encoding="xml"}'
+    async with serve(app_a) as url_a, aiohttp.ClientSession() as session:
+        fx_a = Fixture(url_a, a, session)
+        async with serve(app_b) as url_b:
+            fx_b = Fixture(url_b, b, session)
+            for i in range(2):
+                _ok(
+                    await fx_a.send(
+                        Encoding.XML,
+                        ConnectRequest(version=V11, transaction_id="1", peer_id=f"a{i}"),
+                    )
+                )
+            for i in range(3):
+                _ok(
+                    await fx_b.send(
+                        Encoding.XML,
+                        ConnectRequest(version=V11, transaction_id="1", peer_id=f"b{i}"),
+                    )
+                )
+            await fx_b.raw(b"junk", Encoding.JSON.content_type)
+            app_a[TRACKER_APP_KEY].metrics.count_expired(2)
+            app_b[TRACKER_APP_KEY].metrics.count_expired(1)
+            async with session.get(url_b + "/metrics") as resp:
+                text_b = await resp.text()
+            # b wrote its numbers as it answered; a sums them with its own newest ones.
+            async with session.get(url_a + "/metrics") as resp:
+                text_a = await resp.text()
+            assert _metric(text_b, ok) == 3  # a's file is as old as a's start
+            assert _metric(text_a, ok) == 5 and _metric(text_a, bad) == 1
+            assert _metric(text_a, count) == 5
+            assert _metric(text_a, "ppsp_tracker_expired_peers_total") == 3
+            # The gauges are this process's storage's counts, never summed.
+            assert _metric(text_a, "ppsp_tracker_peers") == 2
+        # b has stopped: what it counted still counts (the sums never go down).
+        _ok(
+            await fx_a.send(
+                Encoding.XML, ConnectRequest(version=V11, transaction_id="1", peer_id="a9")
+            )
+        )
+        async with session.get(url_a + "/metrics") as resp:
+            text_a = await resp.text()
+        assert _metric(text_a, ok) == 6 and _metric(text_a, bad) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "1.json",
+        "2.json",
+        "garbage.json",
+        "other.json",
+    ]
+    assert not math.isnan(_metric(text_a, "ppsp_tracker_expired_peers_created"))
+
+
+class _SwallowingTracker:
+    """A tracker whose storage turns a cancellation into its own error (as redis-py can)."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def expire(self, now: float) -> int:
+        if self.entered.is_set():
+            return 0  # once only: a later cancellation ends the task whatever it does
+        self.entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ServiceUnavailable("storage unavailable: connection closed") from None
+        return 0
+
+    def next_deadline(self) -> float | None:
+        return None
+
+
+async def test_the_expiry_task_stops_even_when_the_storage_swallows_the_cancellation() -> None:
+    swallowing = _SwallowingTracker()
+    expirer = Expirer(swallowing, lambda: 0.0, poll=0.01)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(expirer.run())
+    await asyncio.wait_for(swallowing.entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)  # a task that went on looping would time out here

@@ -6,8 +6,10 @@ import socket
 
 import pytest
 
+from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.workers import listening_socket, run_tracker_workers, socket_url
+from storage.redis_server import free_port
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,23 @@ def test_an_ipv6_socket_url_has_brackets() -> None:
         pytest.skip("no IPv6 loopback here")
     with sock:
         assert socket_url(sock) == f"http://[::1]:{sock.getsockname()[1]}"
+
+
+def test_an_unusable_storage_is_refused_before_the_port_is_bound() -> None:
+    # The port is taken: had the parent bound it first, this would be an OSError.
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(ServiceUnavailable, match="storage unavailable"):
+            run_tracker_workers("127.0.0.1", port, TrackerConfig(), closed, workers=2)
+        with pytest.raises(ValueError, match="invalid storage URL"):
+            run_tracker_workers(
+                "127.0.0.1", port, TrackerConfig(), "redis://127.0.0.1:port/0", workers=2
+            )
+
+
+def test_a_taken_port_is_refused_after_the_storage_check(redis_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError):
+            run_tracker_workers("127.0.0.1", port, TrackerConfig(), redis_url, workers=2)

@@ -17,8 +17,10 @@ The core is ``async`` only because the storage may be remote.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import random
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
 from ppsp.tracker.messages import (
@@ -64,7 +66,15 @@ from ppsp.tracker.statemachine import (
 )
 from ppsp.tracker.storage.base import PeerRecord, Storage
 
-__all__ = ["Tracker", "TrackerConfig", "TrackerStats", "reflexive_address"]
+__all__ = [
+    "AddressUse",
+    "Tracker",
+    "TrackerConfig",
+    "TrackerStats",
+    "address_use",
+    "reflexive_address",
+    "usable_addresses",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +117,78 @@ def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
         family=AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4,
         type=AddressType.REFLEXIVE,
     )
+
+
+class AddressUse(Enum):
+    """What an advertised IP address is worth to the other peers of a list."""
+
+    USABLE = "usable"
+    """An address others may connect to (loopback and private ranges included)."""
+    UNSPECIFIED = "unspecified"
+    """``0.0.0.0`` or ``::``: the peer listens on every interface but did not say which."""
+    UNUSABLE = "unusable"
+    """Never a destination: multicast, the limited broadcast, the rest of ``0.0.0.0/8``."""
+
+
+@functools.lru_cache(maxsize=4096)
+def address_use(ip: str) -> AddressUse:
+    """How an advertised IP address can be used by others (see :class:`AddressUse`).
+
+    An IPv4-mapped IPv6 address (``::ffff:0.0.0.0``) counts as the IPv4 address it maps; text
+    that is no IP address at all is unusable.
+    """
+    try:
+        parsed: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
+    except ValueError:
+        return AddressUse.UNUSABLE
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    if parsed.is_unspecified:
+        return AddressUse.UNSPECIFIED
+    if parsed.is_multicast:
+        return AddressUse.UNUSABLE
+    if isinstance(parsed, ipaddress.IPv4Address) and (
+        parsed == _LIMITED_BROADCAST or parsed in _THIS_NETWORK
+    ):
+        return AddressUse.UNUSABLE
+    return AddressUse.USABLE
+
+
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+"""RFC 1122 3.2.1.3: a source address only, never a destination."""
+
+
+def usable_addresses(
+    advertised: tuple[PeerAddress, ...], observed: PeerAddress
+) -> tuple[PeerAddress, ...]:
+    """The advertised addresses that other peers can use, in their order.
+
+    An unspecified IP (the peer serves on ``0.0.0.0`` or ``::``) is replaced by the observed
+    IP, keeping the advertised port and the other attributes; an address with port 0 or an IP
+    that is never a destination (:class:`AddressUse`) is dropped, as is an address that turns
+    into one already kept.  When every address is usable the same tuple is returned.
+    """
+    for address in advertised:
+        if address.port == 0 or address_use(address.ip) is not AddressUse.USABLE:
+            break
+    else:
+        return advertised  # the common case: nothing to change, nothing copied
+    kept: list[PeerAddress] = []
+    seen: set[tuple[str, int]] = set()
+    observed_usable = address_use(observed.ip) is AddressUse.USABLE
+    for address in advertised:
+        if address.port == 0:
+            continue
+        use = address_use(address.ip)
+        if use is AddressUse.UNSPECIFIED and observed_usable:
+            address = replace(address, ip=observed.ip, family=observed.family)
+        elif use is not AddressUse.USABLE:
+            continue
+        if (address.ip, address.port) not in seen:
+            seen.add((address.ip, address.port))
+            kept.append(address)
+    return tuple(kept)
 
 
 _build_record = positional_builder(PeerRecord)
@@ -282,7 +364,8 @@ class Tracker:
         request = ctx.request
         previous = ctx.record
         if request.addresses or previous is None:
-            addresses = (*request.addresses, ctx.reflexive)
+            # Only addresses others can use are kept (docs/PROTOCOL.md, "Addresses").
+            addresses = (*usable_addresses(request.addresses, ctx.reflexive), ctx.reflexive)
         elif previous.addresses[-1] is ctx.reflexive:
             addresses = previous.addresses  # unchanged: the same tuple, nothing to refresh
         else:

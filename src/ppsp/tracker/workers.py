@@ -13,26 +13,43 @@ each new connection to one of them), then supervises them:
   parent dies), so that no worker serves unsupervised.
 
 All state lives in the storage, so it must be shared: Redis (several trackers on one Redis is
-what the Redis backend is built for, see :mod:`ppsp.tracker.storage.redis`).  Each worker runs
-its own expiry task; the storage's scripts make a peer's expiry happen once.  ``/status`` and
-``/metrics`` describe the worker that answers (the counts of peers and swarms are the shared
-ones).  Trackers on several machines share a Redis the same way, each with its own socket.
+what the Redis backend is built for, see :mod:`ppsp.tracker.storage.redis`).  The parent checks
+the storage before it binds the socket, so a tracker whose Redis cannot be used never starts
+(workers started again later do not check: they answer 503 until Redis is back).  Each worker
+runs its own expiry task; the storage's scripts make a peer's expiry happen once.
+
+``/metrics`` is the same whichever worker answers: each worker writes its counters to its own
+file in a directory the parent creates and removes (the files of replaced workers stay, so the
+sums never go down), and the answering worker sums them (see
+:class:`~ppsp.tracker.server.ServerSettings`); the gauges of peers and swarms are the storage's
+shared counts.  ``/status`` describes the storage as the answering worker sees it.  Trackers on
+several machines share a Redis the same way, each with its own socket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from ppsp.tracker.core import TrackerConfig
-from ppsp.tracker.server import ServerSettings, runner_for_tracker, serve_tracker
+from ppsp.tracker.server import (
+    ServerSettings,
+    runner_for_tracker,
+    serve_tracker,
+    verify_storage,
+)
 
 __all__ = ["listening_socket", "run_tracker_workers", "socket_url"]
 
@@ -71,14 +88,51 @@ def run_tracker_workers(
     """Serve a tracker from ``workers`` processes until SIGINT or SIGTERM (see the module).
 
     Raises ValueError for fewer than two workers or a storage that is not shared (only a
-    ``redis://``, ``rediss://`` or ``unix://`` URL is), and OSError when the socket cannot be
-    bound.  Must be called before any event loop or thread is started in this process.
+    ``redis://``, ``rediss://`` or ``unix://`` URL is) or malformed,
+    :class:`~ppsp.errors.ServiceUnavailable` when the storage cannot be used, and OSError when
+    the socket cannot be bound; all of them before ``on_ready`` is called and before any
+    worker starts.  Must be called before any event loop or thread is started in this process
+    (the storage check runs an event loop of its own and closes it before the workers fork).
     """
     if workers < 2:
         raise ValueError("several workers need workers >= 2")
     if not storage_url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("several workers share their state only through Redis: use --storage")
+    asyncio.run(verify_storage(storage_url))
     sock = listening_socket(host, port)
+    try:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="ppsp-tracker-metrics-"))
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        _supervise(
+            sock,
+            config,
+            storage_url,
+            workers=workers,
+            settings=settings or ServerSettings(),
+            metrics_dir=metrics_dir,
+            on_ready=on_ready,
+            restart_delay=restart_delay,
+        )
+    finally:
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(
+    sock: socket.socket,
+    config: TrackerConfig,
+    storage_url: str,
+    *,
+    workers: int,
+    settings: ServerSettings,
+    metrics_dir: Path,
+    on_ready: Callable[[str], None] | None,
+    restart_delay: float,
+) -> None:
+    """Start the workers, start again those that exit, stop them all on SIGINT or SIGTERM."""
     parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
@@ -90,7 +144,10 @@ def run_tracker_workers(
         try:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
-                _worker(number, parent, sock, config, storage_url, settings, blocked)
+                own = dataclasses.replace(
+                    settings, shared_metrics=metrics_dir / f"{os.getpid()}.json"
+                )
+                _worker(number, parent, sock, config, storage_url, own, blocked)
             children[pid] = number
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -106,7 +163,7 @@ def run_tracker_workers(
     try:
         for number in range(workers):
             start(number)
-        log.info("%d tracker workers listening on %s", workers, socket_url(sock))
+        log.debug("%d tracker workers serving on %s", workers, socket_url(sock))
         if on_ready is not None:
             on_ready(socket_url(sock))
         while children:
@@ -129,7 +186,6 @@ def run_tracker_workers(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        sock.close()
 
 
 def _worker(
@@ -138,7 +194,7 @@ def _worker(
     sock: socket.socket,
     config: TrackerConfig,
     storage_url: str,
-    settings: ServerSettings | None,
+    settings: ServerSettings,
     signal_mask: set[int | signal.Signals],
 ) -> None:  # pragma: no cover - runs in a forked process
     """A forked worker: serve on ``sock`` until SIGTERM, then leave the process.
@@ -154,8 +210,16 @@ def _worker(
         if not _stop_with_parent(parent):
             return
         with runner_for_tracker() as runner:
+            # The parent checked the storage: a worker started again while Redis is away
+            # serves 503s until it is back, rather than failing over and over.
             runner.run(
-                serve_tracker(sock=sock, config=config, storage_url=storage_url, settings=settings)
+                serve_tracker(
+                    sock=sock,
+                    config=config,
+                    storage_url=storage_url,
+                    settings=settings,
+                    check_storage=False,
+                )
             )
         code = 0
     except BaseException:

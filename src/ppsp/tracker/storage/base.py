@@ -26,7 +26,11 @@ Obligations of every backend:
    without a swarm ID are kept under the peer alone.
 8. **Values round-trip**: what is stored is returned equal (addresses, modes, maps, stats).
 9. **Failures**: a backend that cannot reach its store raises
-   :class:`~ppsp.errors.ServiceUnavailable`.
+   :class:`~ppsp.errors.ServiceUnavailable`, from every method, and is usable again once the
+   store is back (no restart needed).
+10. **Start-up check**: :meth:`Storage.check` raises that same error when the store cannot be
+    used at all (unreachable, refused credentials, a server too old), so that a tracker can
+    refuse to start instead of answering every request with an error.
 """
 
 from __future__ import annotations
@@ -288,6 +292,14 @@ class Storage(abc.ABC):
     async def counts(self) -> StorageCounts:
         """How many peers, non-empty swarms and memberships are stored."""
         ...
+
+    async def check(self) -> None:
+        """Raise :class:`~ppsp.errors.ServiceUnavailable` unless the store can be used now.
+
+        Called once before a tracker starts serving; the default (a store in this process)
+        always can.
+        """
+        return None
 
     async def close(self) -> None:
         """Release the backend's resources (connections); the default does nothing."""

@@ -50,6 +50,15 @@ __all__ = ["RedisStorage", "pack_content_map", "unpack_content_map"]
 
 _R = TypeVar("_R")
 
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a connection to Redis."""
+
+COMMAND_TIMEOUT = 10.0
+"""Seconds to wait for Redis to answer one command or script."""
+
+MIN_REDIS_VERSION = (6, 2)
+"""The oldest Redis server the scripts run on (``HRANDFIELD``)."""
+
 # A Lua function shared by the scripts: remove peer `id` from every swarm and forget it.
 _DELETE_FN = """
 local function delete_peer(p, id)
@@ -207,7 +216,15 @@ class RedisStorage(Storage):
 
     def __init__(self, url: str, *, prefix: str = "ppsp:") -> None:
         # Typed as Any: redis-py's own hints and the types-redis stubs disagree (aclose, generics).
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=False)
+        # Bounded waits: a Redis that does not answer (stopped, unroutable) makes requests fail
+        # with ServiceUnavailable instead of hanging.  Options in the URL take precedence.
+        # A malformed URL raises ValueError here.
+        self._redis: Any = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+        )
         self._p = prefix
         self._delete = self._redis.register_script(_DELETE)
         self._expire = self._redis.register_script(_EXPIRE)
@@ -391,6 +408,18 @@ class RedisStorage(Storage):
 
         return await self._call(op)
 
+    async def check(self) -> None:
+        """Raise ServiceUnavailable unless the server answers, accepts us and is recent enough.
+
+        The scripts need Redis 6.2 or later (``HRANDFIELD``); an older server would fail only
+        on large swarms, long after start-up.
+        """
+        info = await self._call(lambda: _await(self._redis.info("server")))
+        version = str(cast("dict[str, Any]", info).get("redis_version", ""))
+        if _version_tuple(version) < MIN_REDIS_VERSION:
+            wanted = ".".join(map(str, MIN_REDIS_VERSION))
+            raise ServiceUnavailable(f"Redis {wanted} or later is needed, the server is {version}")
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
@@ -410,6 +439,19 @@ def _stats_field_and_data(stats: StreamStatistics) -> tuple[str, bytes]:
         }
     )
     return field, data
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"7.0.15"`` as ``(7, 0, 15)``; the numeric prefix of each part, 0 for none."""
+    parts = []
+    for part in version.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

@@ -1,0 +1,137 @@
+"""Bad values on the command line: one line on stderr, exit status 2, before any network.
+
+Every case names a tracker at a port where a silent server listens, so a command that went to
+the network before refusing would hang there instead of exiting at once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SWARM = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def tracker_url() -> Iterator[str]:
+    """A URL whose server accepts connections and never answers (in a thread of its own)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def ppsp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ppsp ARGS`` (bounded: a hang is a failure)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ppsp", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ppsp: "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    movie = tmp_path / "movie.bin"
+    movie.write_bytes(b"x" * 1000)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    existing = tmp_path / "existing.bin"
+    existing.write_bytes(b"complete")
+    return {"movie": movie, "empty": empty, "fifo": fifo, "existing": existing, "dir": tmp_path}
+
+
+CASES = {
+    "seed port negative": (["seed", "{movie}", "--port", "-5"], ["--port"]),
+    "seed port too large": (["seed", "{movie}", "--port", "65536"], ["--port"]),
+    "watch player port": (["watch", SWARM, "--player-port", "70000"], ["--player-port"]),
+    "get timeout negative": (["get", SWARM, "-o", "{dir}/o", "--timeout", "-1"], ["--timeout"]),
+    "watch timeout zero": (["watch", SWARM, "--timeout", "0"], ["--timeout"]),
+    "chunk size too large": (["seed", "{movie}", "--chunk-size", "16777217"], ["--chunk-size"]),
+    "chunk size too small": (["seed", "{movie}", "--chunk-size", "1"], ["--chunk-size"]),
+    "swarm ID malformed": (["get", "abc", "-o", "{dir}/o"], ["not a swarm ID"]),
+    "swarm ID upper case": (["watch", SWARM.upper()], ["lower case", SWARM]),
+    "seed a directory": (["seed", "{dir}"], ["directory"]),
+    "seed a named pipe": (["seed", "{fifo}"], ["named pipe"]),
+    "seed a device": (["seed", "/dev/zero"], ["not a regular file"]),
+    "seed an empty file": (["seed", "{empty}"], ["empty"]),
+    "seed a missing file": (["seed", "{dir}/missing"], ["No such file"]),
+    "get over an existing file": (["get", SWARM, "-o", "{existing}"], ["--force"]),
+    "get into a directory": (["get", SWARM, "-o", "{dir}"], ["directory"]),
+    "watch over an existing file": (["watch", SWARM, "-o", "{existing}"], ["--force"]),
+    "advertise a wildcard": (["seed", "{movie}", "--advertise", "0.0.0.0"], ["wildcard"]),
+    "advertise a name": (["seed", "{movie}", "--advertise", "example.org"], ["IP address"]),
+    "advertise a bad port": (["seed", "{movie}", "--advertise", "10.0.0.1:0"], ["port"]),
+    "demo leechers negative": (["demo", "--leechers", "-1"], ["--leechers"]),
+    "report in a missing directory": (
+        ["seed", "{movie}", "--report", "{dir}/missing/r.json"],
+        ["--report", "no directory"],
+    ),
+    "report to standard output": (["get", SWARM, "-o", "{dir}/o", "--report", "-"], ["'-'"]),
+    "lab chunk size": (["lab", "vod", "--chunk-size", "5"], ["--chunk-size"]),
+    "tracker port": (["tracker", "--port", "99999"], ["--port"]),
+    "live chunk-ms zero": (["live", "--chunk-ms", "0"], ["--chunk-ms"]),
+    "live window zero": (["live", "--window", "0"], ["--window"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_value_is_one_line_usage_error(
+    case: str, files: dict[str, Path], tracker_url: str
+) -> None:
+    args, words = CASES[case]
+    argv = [arg.format(**{k: str(v) for k, v in files.items()}) for arg in args]
+    if argv[0] in ("seed", "get", "watch", "live"):
+        argv += ["--tracker", tracker_url]
+    assert_usage_error(ppsp(*argv, cwd=files["dir"]), *words)
+    assert files["existing"].read_bytes() == b"complete"
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:7000", "http://", "ftp://example.org/", "127.0.0.1", "http://[::1"]
+)
+def test_tracker_url_without_scheme_or_host_is_refused_at_once(url: str, tmp_path: Path) -> None:
+    assert_usage_error(
+        ppsp("get", SWARM, "-o", str(tmp_path / "o"), "--tracker", url, cwd=tmp_path)
+    )
+
+
+def test_unreachable_tracker_reads_as_a_sentence(tmp_path: Path) -> None:
+    from .swarm_helpers import closed_port
+
+    port = closed_port()
+    result = ppsp(
+        "get", SWARM, "-o", str(tmp_path / "o"), "--tracker", f"http://127.0.0.1:{port}",
+        "--timeout", "5", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ppsp: "), lines[0]
+    assert f"127.0.0.1:{port}" in lines[0] and "refused" in lines[0], lines[0]
+    for internal in ("ClientConnectorError", "ConnectionKey", "Error(", "errno"):
+        assert internal not in lines[0], lines[0]
