@@ -4,6 +4,9 @@ Properties checked on every input:
 
 * the decoders raise nothing but :class:`~ppsp.errors.PeerProtocolError`;
 * whatever decodes re-encodes, and decodes back to the same message;
+* the peer lists, chunk maps, scopes and PeerNum it reads are written by the tracker's XML and
+  JSON codecs and read back the same (the field rules every codec shares,
+  :mod:`ppsp.core.fields`);
 * the request handler's byte interface never raises and always answers a decodable body.
 
 Run with atheris when it is installed (``python fuzz/fuzz_peer_xml.py [libFuzzer flags]``);
@@ -45,7 +48,19 @@ from ppsp.peer.messages import (
     chunk_map_from_bitmaps,
 )
 from ppsp.peer.protocol import MemoryPeerState, PeerProtocolHandler
-from ppsp.tracker.messages import PeerAddress, PeerInfo, PeerNum, RepresentationScope
+from ppsp.tracker import json_codec, xml_codec
+from ppsp.tracker.messages import (
+    AddressType,
+    ContentMap,
+    PeerAddress,
+    PeerInfo,
+    PeerNum,
+    ProtocolVersion,
+    RepresentationScope,
+    StatReportRequest,
+    TrackerResponse,
+)
+from ppsp.tracker.messages import FindRequest as TrackerFindRequest
 
 _MAP = chunk_map_from_bitmaps({"tag0": [ChunkBitmap.from_indexes([0, 5, 17], 25)]})
 TID, PEER, SWARM = "12345", "656164657221", "1111"
@@ -113,10 +128,50 @@ def _handler() -> PeerProtocolHandler:
 
 
 _HANDLER = _handler()
+_V11 = ProtocolVersion.V1_1
+_REQUESTER = PeerInfo(
+    addresses=(PeerAddress(ip="198.51.100.1", port=1, type=AddressType.REFLEXIVE),)
+)
+
+
+def _in_tracker_codecs(message: PeerRequest | PeerResponse) -> None:
+    """The parts the tracker protocol shares, written by its codecs and read back the same."""
+    if isinstance(message, FindRequest):
+        find = TrackerFindRequest(
+            version=_V11,
+            transaction_id="t",
+            peer_id="p",
+            swarm_id=message.swarm_id,
+            peer_num=message.peer_num,
+            content_group=message.content_group,
+        )
+        for codec in (xml_codec, json_codec):
+            assert codec.decode_request(codec.encode_request(find)) == find, find
+    elif isinstance(message, FindResponse):
+        answer = TrackerResponse(
+            version=_V11, transaction_id="t", requester=_REQUESTER, peers=message.peers
+        )
+        in_xml = xml_codec.decode_response(xml_codec.encode_response(answer))
+        assert isinstance(in_xml, TrackerResponse) and in_xml.peers == message.peers, answer
+        in_json = json_codec.decode_response(json_codec.encode_response(answer))
+        assert isinstance(in_json, TrackerResponse), answer
+        assert sorted(map(repr, in_json.peers)) == sorted(map(repr, message.peers)), answer
+    elif (
+        isinstance(message, ChunkAvailabilityRequest | ChunkAvailabilityResponse)
+        and message.chunk_map  # a tracker content map holds at least one representation
+    ):
+        report = StatReportRequest(
+            version=_V11,
+            transaction_id="t",
+            peer_id="p",
+            content_maps=(ContentMap(swarm_id="s", representations=message.chunk_map),),
+        )
+        for codec in (xml_codec, json_codec):
+            assert codec.decode_request(codec.encode_request(report)) == report, report
 
 
 def test_one_input(data: bytes) -> None:
-    """Check the three properties on one input; any other exception is a finding."""
+    """Check the properties on one input; any other exception is a finding."""
     try:
         request = decode_request(data)
     except PeerProtocolError:
@@ -124,6 +179,7 @@ def test_one_input(data: bytes) -> None:
     else:
         if decode_request(encode_request(request)) != request:
             raise AssertionError(f"request does not round-trip: {request!r}")
+        _in_tracker_codecs(request)
     try:
         response = decode_response(data)
     except PeerProtocolError:
@@ -132,6 +188,7 @@ def test_one_input(data: bytes) -> None:
         again = decode_response(encode_response(response), response_status(response))
         if again != response:
             raise AssertionError(f"answer does not round-trip: {response!r}")
+        _in_tracker_codecs(response)
     status, body = _HANDLER.handle_bytes(data, 0.0)
     decode_response(body, status)
 

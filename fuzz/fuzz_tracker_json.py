@@ -10,8 +10,9 @@ examples (``specs/examples/draft12-*``) plus version 2 messages made by the enco
     python fuzz/fuzz_tracker_json.py --iterations 20000 --seed 1
 
 Any exception other than :class:`~ppsp.errors.TrackerProtocolError` is a bug, and so is a
-decoded message that does not survive ``decode(encode(message))`` unchanged: the loop stops
-and prints the input.
+decoded message that does not survive ``decode(encode(message))`` unchanged, in JSON and in
+the other codecs (XML for requests; XML and the peer codec for peer lists: the field rules every
+codec shares, :mod:`ppsp.core.fields`).  The loop stops and prints the input.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Any
 import orjson
 
 from ppsp.errors import TrackerErrorCode, TrackerProtocolError
+from ppsp.peer import codec as peer_codec
+from ppsp.peer.messages import FindResponse as PeerFindResponse
+from ppsp.tracker import xml_codec
 from ppsp.tracker.json_codec import (
     decode_request,
     decode_response,
@@ -36,12 +40,15 @@ from ppsp.tracker.json_codec import (
     encode_response,
 )
 from ppsp.tracker.messages import (
+    AddressType,
     ContentMap,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
     FindRequest,
     JoinRequest,
+    PeerAddress,
+    PeerInfo,
     PeerMode,
     ProtocolVersion,
     RepresentationMap,
@@ -49,6 +56,7 @@ from ppsp.tracker.messages import (
     SegmentMap,
     StatReportRequest,
     SwarmAction,
+    TrackerResponse,
 )
 
 STATUSES = (200, 400, 401, 403, 404, 413, 500, 503, 302)
@@ -90,6 +98,8 @@ FRAGMENTS = (
     b'"request_type": "DISCONNECT"',
     b'"type": "CONTENT_MAP"',
     b'"chunkmap": "A/8D/wP/...."',
+    b'"nil"',
+    b'"peer_info": [{"peer_id": "a", "peer_addr": {"ip_address": {"address": "::1"}, "port": 1}}]',
 )
 
 JSON_VALUES: tuple[Any, ...] = (
@@ -101,6 +111,9 @@ JSON_VALUES: tuple[Any, ...] = (
     1.5,
     "",
     "ALL",
+    "nil",
+    " spaced ",
+    "x" * 300,
     "JOIN",
     "LEAVE",
     "SEEDER",
@@ -119,6 +132,8 @@ def _check_request(data: bytes) -> None:
         return
     again = decode_request(encode_request(message))
     assert again == message, f"request round trip changed {message!r} into {again!r}"
+    in_xml = xml_codec.decode_request(xml_codec.encode_request(message))
+    assert in_xml == message, f"XML changed {message!r} into {in_xml!r}"
 
 
 def _check_response(data: bytes, status: int, reason: str) -> None:
@@ -135,6 +150,24 @@ def _check_response(data: bytes, status: int, reason: str) -> None:
         )
     again = decode_response(encode_response(message))
     assert again == message, f"response round trip changed {message!r} into {again!r}"
+    if isinstance(message, TrackerResponse):
+        _check_peers(message.peers)
+
+
+_REQUESTER = PeerInfo(
+    addresses=(PeerAddress(ip="198.51.100.1", port=1, type=AddressType.REFLEXIVE),)
+)
+
+
+def _check_peers(peers: tuple[PeerInfo, ...]) -> None:
+    """A peer list read from JSON is written by the XML and peer codecs, read back the same."""
+    answer = TrackerResponse(
+        version=ProtocolVersion.V1_1, transaction_id="t", requester=_REQUESTER, peers=peers
+    )
+    in_xml = xml_codec.decode_response(xml_codec.encode_response(answer))
+    assert isinstance(in_xml, TrackerResponse) and in_xml.peers == peers, peers
+    find = PeerFindResponse(transaction_id="1", peers=peers)
+    assert peer_codec.decode_response(peer_codec.encode_response(find)) == find, peers
 
 
 def test_one_input(data: bytes) -> None:

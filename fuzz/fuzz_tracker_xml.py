@@ -9,8 +9,10 @@ Without it, the same entry point runs a bounded random-mutation loop over the dr
 
     python fuzz/fuzz_tracker_xml.py --iterations 20000 --seed 1
 
-Any exception other than :class:`~ppsp.errors.TrackerProtocolError` is a bug: the loop stops
-and prints the input that raised it.
+Any exception other than :class:`~ppsp.errors.TrackerProtocolError` is a bug, and so is a
+decoded message that the codecs do not write back unchanged: the XML codec itself, the JSON
+codec where the message's version has a JSON form, and the peer codec for a peer list (the field
+rules every codec shares, :mod:`ppsp.core.fields`).  The loop stops and prints the input.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ppsp.errors import TrackerProtocolError
+from ppsp.peer import codec as peer_codec
+from ppsp.peer.messages import FindResponse as PeerFindResponse
+from ppsp.tracker import json_codec, xml_codec
+from ppsp.tracker.messages import (
+    AddressType,
+    AnyRequest,
+    ConnectRequest,
+    DisconnectRequest,
+    FindRequest,
+    JoinRequest,
+    PeerAddress,
+    PeerInfo,
+    ProtocolVersion,
+    StatReportRequest,
+    TrackerResponse,
+)
 from ppsp.tracker.xml_codec import decode_request, decode_response
 
 STATUSES = (200, 400, 401, 403, 404, 413, 500, 503, 302)
@@ -60,18 +78,63 @@ FRAGMENTS = (
     b"\xff\xfe",
     b' version="2.0"',
     b'<Result transactionID="1.0">200 OK</Result>',
+    b"<SwarmID>nil</SwarmID>",
+    b'<PeerInfo swarmID="s"><PeerID>a</PeerID>',
+    b'<PeerAddress ip="2001:DB8::1" port="1"/>',
+)
+
+_REQUESTER = PeerInfo(
+    addresses=(PeerAddress(ip="198.51.100.1", port=1, type=AddressType.REFLEXIVE),)
 )
 
 
+def _json_expresses(request: AnyRequest) -> bool:
+    """Whether the JSON form of the request's version has its method and members."""
+    if request.version is ProtocolVersion.V1_1:
+        return True
+    if isinstance(request, JoinRequest | DisconnectRequest):
+        return False
+    if isinstance(request, ConnectRequest | FindRequest) and request.content_group:
+        return False
+    return not (isinstance(request, StatReportRequest) and request.content_maps)
+
+
+def _check_request(request: AnyRequest) -> None:
+    again = xml_codec.decode_request(xml_codec.encode_request(request))
+    assert again == request, f"request round trip changed {request!r} into {again!r}"
+    if _json_expresses(request):
+        in_json = json_codec.decode_request(json_codec.encode_request(request))
+        assert in_json == request, f"JSON changed {request!r} into {in_json!r}"
+
+
+def _check_peers(peers: tuple[PeerInfo, ...]) -> None:
+    """A peer list read from XML is written by the JSON and peer codecs, read back the same."""
+    answer = TrackerResponse(
+        version=ProtocolVersion.V1_1, transaction_id="t", requester=_REQUESTER, peers=peers
+    )
+    in_json = json_codec.decode_response(json_codec.encode_response(answer))
+    assert isinstance(in_json, TrackerResponse)
+    assert sorted(map(repr, in_json.peers)) == sorted(map(repr, peers)), peers
+    find = PeerFindResponse(transaction_id="1", peers=peers)
+    assert peer_codec.decode_response(peer_codec.encode_response(find)) == find, peers
+
+
 def test_one_input(data: bytes) -> None:
-    """Decode ``data`` as a request and as a response; only TrackerProtocolError may escape."""
+    """Decode ``data`` as a request and as a response; only TrackerProtocolError may escape,
+    and what decodes is written back unchanged by every codec that can express it."""
     status = STATUSES[data[0] % len(STATUSES)] if data else 200
     reason = REASONS[data[-1] % len(REASONS)] if data else ""
-    with contextlib.suppress(TrackerProtocolError):
-        decode_request(data)
+    try:
+        request = decode_request(data)
+    except TrackerProtocolError:
+        pass
+    else:
+        _check_request(request)
     for args in ((data,), (data, status, reason)):
         with contextlib.suppress(TrackerProtocolError):
-            decode_response(*args)
+            answer = decode_response(*args)
+            if isinstance(answer, TrackerResponse):
+                _check_peers(answer.peers)
 
 
 def seeds() -> list[bytes]:

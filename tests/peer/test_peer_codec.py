@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core.fields import MAX_CHUNKMAP_BITS, RESERVED_SWARM_IDS, canonical_ip
 from ppsp.errors import (
     PEER_ERROR_CLASSES,
     InvalidSyntax,
@@ -67,6 +68,7 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 _ID_CHARS = st.characters(categories=("L", "N", "P", "S"), exclude_characters="\x85\xa0")
 ids = st.text(_ID_CHARS, min_size=1, max_size=24)
+swarm_ids = ids.filter(lambda s: s not in RESERVED_SWARM_IDS)
 tokens = st.text(_ID_CHARS, min_size=1, max_size=12)
 transaction_ids = st.one_of(
     st.integers(0, 2**64 - 1).map(str), st.text(_ID_CHARS, min_size=1, max_size=20)
@@ -111,7 +113,7 @@ chunk_maps = st.lists(
     st.builds(
         RepresentationMap,
         representation_id=ids,
-        segments=st.lists(segments(), max_size=3).map(tuple),
+        segments=st.lists(segments(), min_size=1, max_size=3).map(tuple),
     ),
     max_size=3,
 ).map(tuple)
@@ -121,7 +123,7 @@ chunk_maps = st.lists(
 def addresses(draw: st.DrawFn) -> PeerAddress:
     ip = draw(st.ip_addresses())
     return PeerAddress(
-        ip=str(ip),
+        ip=canonical_ip(str(ip))[0],  # the form every reader gives
         port=draw(st.integers(1, 65535)),
         family=AddressFamily.IPV4 if ip.version == 4 else AddressFamily.IPV6,
         priority=draw(st.none() | st.integers(0, 1000)),
@@ -134,14 +136,16 @@ def addresses(draw: st.DrawFn) -> PeerAddress:
 
 peer_infos = st.builds(
     PeerInfo,
-    peer_id=st.none() | ids,
+    peer_id=ids,
     addresses=st.lists(addresses(), min_size=1, max_size=3).map(tuple),
-    swarm_id=st.none() | ids,
+    swarm_id=st.none() | swarm_ids,
 )
+# A peer list names each peer once per swarm (a repeated one reads as one peer).
+peer_lists = st.lists(peer_infos, max_size=4, unique_by=lambda p: (p.swarm_id, p.peer_id))
 
 
 def _request_fields() -> dict[str, st.SearchStrategy[str]]:
-    return {"transaction_id": transaction_ids, "peer_id": ids, "swarm_id": ids}
+    return {"transaction_id": transaction_ids, "peer_id": ids, "swarm_id": swarm_ids}
 
 
 find_requests = st.builds(
@@ -169,6 +173,7 @@ requests: st.SearchStrategy[PeerRequest] = st.one_of(
 )
 
 _opt_ids = st.none() | ids
+_opt_swarm_ids = st.none() | swarm_ids
 uris = st.none() | st.from_regex(
     r"http://198\.51\.100\.[0-9]{1,2}:[0-9]{2,4}/s/[a-f0-9]{4}/\{chunk\}", fullmatch=True
 )
@@ -189,29 +194,29 @@ responses: st.SearchStrategy[PeerResponse] = st.one_of(
         transaction_id=transaction_ids,
         method=st.sampled_from([PeerMethod.FIND, PeerMethod.FIND_CHUNK]),
         peer_id=_opt_ids,
-        swarm_id=_opt_ids,
+        swarm_id=_opt_swarm_ids,
         chunk_ids=st.lists(chunk_indexes, max_size=3).map(tuple),
-        peers=st.lists(peer_infos, max_size=4).map(tuple),
+        peers=peer_lists.map(tuple),
     ),
     st.builds(
         ChunkAvailabilityResponse,
         transaction_id=transaction_ids,
         peer_id=_opt_ids,
-        swarm_id=_opt_ids,
+        swarm_id=_opt_swarm_ids,
         chunk_map=chunk_maps,
     ),
     st.builds(
         PropertyQueryResponse,
         transaction_id=transaction_ids,
         peer_id=_opt_ids,
-        swarm_id=_opt_ids,
+        swarm_id=_opt_swarm_ids,
         stats=st.lists(st.builds(Stat, property=tokens, value=values), max_size=5).map(tuple),
     ),
     st.builds(
         TransportNegotiationResponse,
         transaction_id=transaction_ids,
         peer_id=_opt_ids,
-        swarm_id=_opt_ids,
+        swarm_id=_opt_swarm_ids,
         transports=st.lists(
             st.builds(TransportOffer, type=transport_types, uri=uris), max_size=3
         ).map(tuple),
@@ -549,7 +554,10 @@ def test_slide_transport_negotiation() -> None:
 
 @pytest.mark.parametrize("phrase", ["OK", "SUCCESSFUL", "successful"])
 def test_ok_and_successful_are_success(phrase: str) -> None:
-    peers = '<Peers><PeerInfo><PeerAddress ip="198.51.100.1" port="1"/></PeerInfo></Peers>'
+    peers = (
+        "<Peers><PeerInfo><PeerID>a</PeerID>"
+        '<PeerAddress ip="198.51.100.1" port="1"/></PeerInfo></Peers>'
+    )
     body = f"<Response>{phrase}</Response><TransactionID>5</TransactionID>"
     assert decode_response(_doc(body)) == OkResponse(transaction_id="5")
     found = decode_response(_doc(body + peers))
@@ -639,6 +647,12 @@ HOSTILE: dict[str, bytes] = {
     "chunkmapSize mismatch": _segment('startIndex="0" endIndex="7" chunkmapSize="9"', "gA=="),
     "end before start": _segment('startIndex="8" endIndex="7"', "gA=="),
     "huge chunk map": _segment(f'startIndex="0" endIndex="{2**40}"', "gA=="),
+    "chunk map over the shared bound": _segment(
+        f'startIndex="0" endIndex="{MAX_CHUNKMAP_BITS}"', "A" * (4 * (MAX_CHUNKMAP_BITS // 24 + 1))
+    ),
+    "representation without segments": _doc(CA_HEAD + '<CHUNK><Representation id="r"/></CHUNK>'),
+    "swarm ALL": _doc(HEAD.replace("<SwarmID>s</SwarmID>", "<SwarmID>ALL</SwarmID>")),
+    "swarm nil": _doc(HEAD.replace("<SwarmID>s</SwarmID>", "<SwarmID> nil </SwarmID>")),
     "missing endIndex": _segment('startIndex="0"', "gA=="),
     "text in CHUNK": _doc(CA_HEAD + "<CHUNK>gA==</CHUNK>"),
     "not xml": b"\x00\xff garbage",
@@ -715,12 +729,48 @@ PEERS_HEAD = "<Response>FIND</Response><TransactionID>1</TransactionID><Peers><P
         '<PeerAddress ip="198.51.100.3"/>',
         '<PeerAddress addrType="ipv6" ip="198.51.100.3" port="80"/>',
         '<PeerAddress ip="198.51.100.3" port="80" type="NOPE"/>',
-        '<PeerAddress ip="198.51.100.3" port="80"/>' * 9,
+        '<PeerAddress ip="198.51.100.3" port="80"/>' * 17,
+        '<PeerAddress ip="fe80::1%eth0" port="80"/>',
     ],
 )
 def test_bad_peer_list(address: str) -> None:
+    peer_id = "<PeerID>a</PeerID>"
     with pytest.raises(InvalidSyntax):
-        decode_response(_doc(PEERS_HEAD + address + "</PeerInfo></Peers>"))
+        decode_response(_doc(PEERS_HEAD + peer_id + address + "</PeerInfo></Peers>"))
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        '<PeerAddress ip="198.51.100.3" port="80"/>',  # no PeerID: a listed peer needs one
+        '<PeerID>a</PeerID><PeerAddress ip="198.51.100.3" port="80"/></PeerInfo>'
+        '<PeerInfo swarmID="ALL"><PeerID>b</PeerID><PeerAddress ip="198.51.100.4" port="80"/>',
+        # One peer listed twice for its swarm: more than 16 addresses once merged.
+        "<PeerID>a</PeerID>" + '<PeerAddress ip="198.51.100.3" port="80"/>' * 9 + "</PeerInfo>"
+        "<PeerInfo><PeerID>a</PeerID>" + '<PeerAddress ip="198.51.100.4" port="80"/>' * 9,
+    ],
+)
+def test_bad_listed_peers(info: str) -> None:
+    with pytest.raises(InvalidSyntax):
+        decode_response(_doc(PEERS_HEAD + info + "</PeerInfo></Peers>"))
+
+
+def test_peer_list_read_by_the_shared_rules() -> None:
+    """IP addresses come out canonical, ICE priorities above 2**31 fit, and the entries of one
+    peer for one swarm are one peer (what the tracker's JSON lists carry)."""
+    body = (
+        PEERS_HEAD + '<PeerID>a</PeerID><PeerAddress ip="2001:DB8:0::7" port="80"'
+        ' priority="4294967295"/></PeerInfo><PeerInfo swarmID="s"><PeerID>b</PeerID>'
+        '<PeerAddress ip="198.51.100.4" port="81"/></PeerInfo><PeerInfo><PeerID>a</PeerID>'
+        '<PeerAddress ip="198.51.100.3" port="82"/></PeerInfo></Peers>'
+    )
+    answer = decode_response(_doc(body))
+    assert isinstance(answer, FindResponse)
+    assert [(p.peer_id, p.swarm_id, [a.ip for a in p.addresses]) for p in answer.peers] == [
+        ("a", None, ["2001:db8::7", "198.51.100.3"]),
+        ("b", "s", ["198.51.100.4"]),
+    ]
+    assert answer.peers[0].addresses[0].priority == 2**32 - 1
 
 
 @pytest.mark.parametrize(
@@ -732,6 +782,13 @@ def test_bad_peer_list(address: str) -> None:
         FindRequest(transaction_id="1", peer_id="p", swarm_id="s", chunk_ids=(-1,)),
         FindRequest(transaction_id="1", peer_id="p\x00", swarm_id="s"),
         FindRequest(transaction_id="1", peer_id="p", swarm_id="s", method=PeerMethod.FIND_CHUNK),
+        FindRequest(transaction_id="1", peer_id="p", swarm_id="nil"),
+        ChunkAvailabilityRequest(
+            transaction_id="1",
+            peer_id="p",
+            swarm_id="s",
+            chunk_map=(RepresentationMap(representation_id="r", segments=()),),
+        ),
         TransportNegotiationRequest(transaction_id="1", peer_id="p", swarm_id="s", transports=()),
         TransportNegotiationRequest(
             transaction_id="1", peer_id="p", swarm_id="s", transports=("http",)
@@ -763,6 +820,12 @@ def test_encoder_refuses_invalid_requests(msg: PeerRequest) -> None:
         ErrorResponse(transaction_id="1", status=200, response="OBJECT NOT FOUND"),
         PropertyQueryResponse(transaction_id="1", stats=(Stat(property="X", value=" pad "),)),
         FindResponse(transaction_id=None),
+        FindResponse(transaction_id="1", peers=(PeerInfo(addresses=PEER.addresses),)),
+        FindResponse(transaction_id="1", peers=(PEER, PEER)),  # reads back as one peer
+        FindResponse(
+            transaction_id="1",
+            peers=(PeerInfo(peer_id="a", addresses=(PeerAddress(ip="::0:1", port=1),)),),
+        ),
     ],
 )
 def test_encoder_refuses_invalid_responses(msg: PeerResponse) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from ppsp.errors import Forbidden, TrackerUnreachable
-from ppsp.tracker.client import Exchange, TrackerClient
+from ppsp.errors import Forbidden, PPSPError, TrackerUnreachable
+from ppsp.tracker.client import Exchange, InvalidTrackerURL, TrackerClient, check_tracker_url
 from ppsp.tracker.codec import codec_for
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.messages import (
@@ -281,10 +282,12 @@ async def test_retries_exhausted_raise_unreachable() -> None:
     async with scripted(handler) as (url, bodies):
         me = TrackerClient(url, "me", retries=2, backoff=0.0)
         async with me:
-            with pytest.raises(TrackerUnreachable):
+            with pytest.raises(TrackerUnreachable) as info:
                 await me.register()
     assert len(bodies) == 3
     assert len(set(bodies)) == 1
+    where = url.removeprefix("http://").rstrip("/")
+    assert str(info.value) == f"tracker {where} closed the connection without answering"
 
 
 async def test_timeout_is_retried() -> None:
@@ -303,12 +306,113 @@ async def test_timeout_is_retried() -> None:
     assert len(bodies) == 2 and bodies[0] == bodies[1]
 
 
+async def test_timeout_reads_as_a_sentence() -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        await release.wait()
+        return web.Response()
+
+    async with scripted(handler) as (url, _):
+        async with TrackerClient(url, "me", timeout=0.2, retries=0) as me:
+            with pytest.raises(TrackerUnreachable) as info:
+                await me.register()
+        release.set()
+    where = url.removeprefix("http://").rstrip("/")
+    assert str(info.value) == f"tracker {where} did not answer within 0.2 s"
+
+
 async def test_connection_refused_raises_unreachable() -> None:
     async with scripted(_drop_handler) as (url, _):
         pass  # the port is closed again
     async with TrackerClient(url, "me", retries=1, backoff=0.0) as me:
-        with pytest.raises(TrackerUnreachable):
+        with pytest.raises(TrackerUnreachable) as info:
             await me.register()
+    where = url.removeprefix("http://").rstrip("/")
+    assert str(info.value) == f"tracker {where} refused the connection"
+    assert "Client" not in str(info.value) and "Error" not in str(info.value)
+
+
+class _NoNames(aiohttp.abc.AbstractResolver):
+    """A resolver that knows no name (what a resolver says of a name that does not exist)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_unknown_name_reads_as_a_sentence() -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_NoNames())) as http:
+        me = TrackerClient("http://tracker.invalid:7000/", "me", session=http, retries=0)
+        with pytest.raises(TrackerUnreachable) as info:
+            await me.register()
+    assert str(info.value) == "tracker tracker.invalid: name not found"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_a_status_the_protocol_does_not_use_is_a_failed_attempt(encoding: Encoding) -> None:
+    """A proxy's 502 is not the tracker's answer: retried, then reported as such."""
+
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        if attempt == 1:
+            return web.Response(status=502, text="<html>bad gateway</html>")
+        return _answer(encoding, await request.read())
+
+    async with scripted(handler) as (url, bodies):
+        async with TrackerClient(url, "me", encoding=encoding, backoff=0.0) as me:
+            await me.register()  # the second attempt gets the tracker's answer
+        assert len(bodies) == 2
+
+    async def gateway(request: web.Request, attempt: int) -> web.StreamResponse:
+        return web.Response(status=502, text="<html>bad gateway</html>")
+
+    async with (
+        scripted(gateway) as (url, bodies),
+        TrackerClient(url, "me", encoding=encoding, retries=1, backoff=0.0) as me,
+    ):
+        with pytest.raises(TrackerUnreachable) as info:
+            await me.register()
+    assert str(info.value) == "tracker answered HTTP 502 Bad Gateway"
+    assert len(bodies) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("localhost:7000", "has no scheme: write it as http://localhost:7000"),
+        ("http://", "names no host"),
+        ("ftp://x", "only http:// and https:// work"),
+        ("", "is empty"),
+        ("http://h:0", "port 0"),
+        ("http://h:99999", "is not a valid URL"),
+        ("http://a b/", "spaces"),
+    ],
+)
+def test_bad_tracker_urls_are_refused_before_any_network(url: str, words: str) -> None:
+    with pytest.raises(InvalidTrackerURL) as info:
+        check_tracker_url(url)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, PPSPError)
+    with pytest.raises(InvalidTrackerURL):
+        TrackerClient(url, "me")
+
+
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        ("http://127.0.0.1:7000", "http://127.0.0.1:7000"),
+        (" HTTP://Tracker.Example.ORG:7000/video_1 ", "http://tracker.example.org:7000/video_1"),
+        ("https://[2001:db8::1]/", "https://[2001:db8::1]/"),
+        ("http://x/#fragment", "http://x/"),
+    ],
+)
+def test_good_tracker_urls_are_normalised(url: str, normalised: str) -> None:
+    assert check_tracker_url(url) == normalised
+    assert TrackerClient(url, "me").url == normalised
 
 
 async def _drop_handler(request: web.Request, attempt: int) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from typing import Any, Final
 import orjson
 import pytest
 
+from ppsp.core import fields
 from ppsp.errors import (
     BadRequest,
     LocalProtocolError,
@@ -395,7 +396,8 @@ def test_v2_join() -> None:
         peer_id="p1",
         swarms=(
             SwarmAction(swarm_id="1111", peer_mode=PeerMode.SEED, transaction_id="12345.1"),
-            SwarmAction(swarm_id="2222", peer_mode=PeerMode.LEECH, action=SwarmActionType.JOIN),
+            # "action": "JOIN" means nothing in a JOIN: dropped, as the XML codec drops it.
+            SwarmAction(swarm_id="2222", peer_mode=PeerMode.LEECH),
         ),
         peer_num=PeerNum(count=5),
         content_group=(
@@ -438,6 +440,12 @@ def test_v2_bad_join(join: object) -> None:
         ({"disconnect": {"swarm_id": "1111"}}, DisconnectScope.SWARMS, ["1111"]),
         ({"disconnect": {"swarm_id": ["1", "2"]}}, DisconnectScope.SWARMS, ["1", "2"]),
         ({"swarm_id": "ALL"}, DisconnectScope.ALL_SWARMS, []),
+        # "nil", as huang-01 section 4.2 names leaving the system, in every form ALL has.
+        ({"disconnect": {"swarm_id": "nil"}}, DisconnectScope.SYSTEM, []),
+        ({"disconnect": "nil"}, DisconnectScope.SYSTEM, []),
+        ({"disconnect": {"swarm_id": ["nil"]}}, DisconnectScope.SYSTEM, []),
+        ({"disconnect": {"swarm_action": [{"swarm_id": "nil"}]}}, DisconnectScope.SYSTEM, []),
+        ({"swarm_id": "nil"}, DisconnectScope.SYSTEM, []),
     ],
 )
 def test_v2_disconnect_forms(
@@ -458,13 +466,36 @@ def test_v2_disconnect_per_swarm_transaction_ids() -> None:
     msg = decode_request(request(2, "DISCONNECT", disconnect={"swarm_action": actions}))
     assert isinstance(msg, DisconnectRequest)
     assert [s.transaction_id for s in msg.swarms] == ["12345.1", "12345.2"]
-    assert msg.swarms[1].action is SwarmActionType.LEAVE
+    # "action": "LEAVE" means nothing in a DISCONNECT: dropped, as the XML codec drops it.
+    assert msg.swarms[1] == SwarmAction(swarm_id="2222", transaction_id="12345.2")
+
+
+def test_v2_disconnect_from_the_system_is_written_as_nil() -> None:
+    msg = DisconnectRequest(scope=DisconnectScope.SYSTEM, **V2_IDS)
+    body = orjson.loads(encode_request(msg))["PPSPTrackerProtocol"]
+    assert body["disconnect"] == {"swarm_id": "nil"}
+    everything = DisconnectRequest(scope=DisconnectScope.ALL_SWARMS, **V2_IDS)
+    assert orjson.loads(encode_request(everything))["PPSPTrackerProtocol"]["disconnect"] == {
+        "swarm_id": "ALL"
+    }
+    named = DisconnectRequest(
+        scope=DisconnectScope.SWARMS,
+        swarms=(SwarmAction(swarm_id="s", peer_mode=PeerMode.SEED),),
+        **V2_IDS,
+    )
+    assert orjson.loads(encode_request(named))["PPSPTrackerProtocol"]["disconnect"] == {
+        "swarm_action": [{"swarm_id": "s"}]
+    }
 
 
 @pytest.mark.parametrize(
     "disconnect",
     [
         {"swarm_id": ["ALL", "1"]},
+        {"swarm_id": ["1", "nil"]},
+        {"swarm_id": ["nil", "ALL"]},
+        {"swarm_action": [{"swarm_id": "nil"}, {"swarm_id": "1"}]},
+        {"swarm_id": ["1", "1"]},
         {"swarm_id": "1", "swarm_action": [{"swarm_id": "2"}]},
         {"swarm_action": [{"swarm_id": "1", "action": "JOIN"}]},
         "SOME",
@@ -742,7 +773,11 @@ def test_peers_grouped_under_their_results_and_synthesized() -> None:
         ),
     )
     body = orjson.loads(encode_response(msg))["PPSPTrackerProtocol"]
-    assert isinstance(body["peer_addr"], list) and len(body["peer_addr"]) == 2
+    # The requester's peer_addr is one object (RFC 7846 3.3.4): without a REFLEXIVE one, the first.
+    assert body["peer_addr"] == {
+        "ip_address": {"address_type": "ipv4", "address": "192.0.2.1"},
+        "port": 1,
+    }
     results = body["swarm_result"]
     assert [r.get("swarm_id") for r in results] == ["a", "b", None, "c"]
     assert [r["result"] for r in results] == [0, 1, 0, 0]
@@ -751,7 +786,7 @@ def test_peers_grouped_under_their_results_and_synthesized() -> None:
     assert isinstance(results[0]["peer_group"]["peer_info"][0]["peer_addr"], dict)
     decoded = decode_response(encode_response(msg))
     assert isinstance(decoded, TrackerResponse)
-    assert decoded.requester == PeerInfo(addresses=addr * 2)
+    assert decoded.requester == PeerInfo(addresses=addr)
     assert [p.peer_id for p in decoded.peers] == ["1", "3", "2"]
     assert decoded.results[3] == ActionResult(swarm_id="c")
 
@@ -861,8 +896,8 @@ def test_control_characters_and_long_strings() -> None:
     with pytest.raises(BadRequest):
         decode_request(find_v1(swarm_id="a\u0000b"))
     with pytest.raises(BadRequest):
-        decode_request(find_v1(swarm_id="x" * (json_codec.MAX_TEXT_CHARS + 1)))
-    assert decode_request(find_v1(swarm_id="x" * json_codec.MAX_TEXT_CHARS))
+        decode_request(find_v1(swarm_id="x" * (fields.MAX_TOKEN_LENGTH + 1)))
+    assert decode_request(find_v1(swarm_id="x" * fields.MAX_TOKEN_LENGTH))
 
 
 def test_deep_nesting() -> None:
@@ -897,16 +932,21 @@ def test_million_element_arrays_rejected_fast() -> None:
 
 @pytest.mark.parametrize(
     ("member", "limit"),
-    [("swarm_action", json_codec.MAX_SWARM_ACTIONS), ("peer_addr", json_codec.MAX_ADDRESSES)],
+    [
+        ("swarm_action", json_codec.MAX_SWARM_ACTIONS),
+        ("peer_addr", json_codec.MAX_ADVERTISED_ADDRESSES),
+    ],
 )
 def test_bounds(member: str, limit: int) -> None:
-    action = {"swarm_id": "1", "action": "LEAVE"}
-    addr = {"ip_address": {"address": "192.0.2.1"}, "port": 1}
-    item = action if member == "swarm_action" else addr
-    connect: dict[str, object] = {"swarm_action": [action]}
-    connect[member] = [item] * limit
+    def items(count: int) -> list[object]:
+        if member == "swarm_action":
+            return [{"swarm_id": str(i), "action": "LEAVE"} for i in range(count)]
+        return [{"ip_address": {"address": "192.0.2.1"}, "port": 1}] * count
+
+    connect: dict[str, object] = {"swarm_action": [{"swarm_id": "1", "action": "LEAVE"}]}
+    connect[member] = items(limit)
     assert decode_request(request(1, "CONNECT", connect=connect))
-    connect[member] = [item] * (limit + 1)
+    connect[member] = items(limit + 1)
     with pytest.raises(BadRequest):
         decode_request(request(1, "CONNECT", connect=connect))
 
@@ -934,3 +974,297 @@ def test_transaction_id_on_errors_only_when_readable() -> None:
     with pytest.raises(BadRequest) as info:
         decode_request(request(1, "FIND", transaction_id=12345))
     assert info.value.transaction_id == "12345"
+
+
+# --- peer lists as RFC 7846 types them, and the field rules shared with the XML codecs ---------
+
+HOST_ADDR = PeerAddress(ip="192.0.2.1", port=1, type=AddressType.HOST)
+V6_ADDR = PeerAddress(ip="2001:db8::1", port=2, family=AddressFamily.IPV6)
+REFLEXIVE_ADDR = PeerAddress(ip="198.51.100.9", port=3, type=AddressType.REFLEXIVE)
+
+
+def test_a_peer_with_two_addresses_is_two_peer_info_entries() -> None:
+    """RFC 7846 3.2.4: ppsp_tp_peer_info_t is {peer_id, peer_addr} with one peer_addr."""
+    peer = PeerInfo(peer_id="two", addresses=(HOST_ADDR, V6_ADDR), swarm_id="s")
+    msg = TrackerResponse(
+        version=V1,
+        transaction_id="t",
+        results=(ActionResult(swarm_id="s"),),
+        requester=PeerInfo(peer_id="me", addresses=(HOST_ADDR, REFLEXIVE_ADDR)),
+        peers=(peer, PeerInfo(peer_id="one", addresses=(HOST_ADDR,), swarm_id="s")),
+    )
+    for check in (True, False):
+        body = orjson.loads(encode_response(msg, check=check))["PPSPTrackerProtocol"]
+        entries = body["swarm_result"][0]["peer_group"]["peer_info"]
+        assert [e["peer_id"] for e in entries] == ["two", "two", "one"]
+        assert all(isinstance(e["peer_addr"], dict) for e in entries)
+        assert [e["peer_addr"]["port"] for e in entries] == [1, 2, 1]
+        # The requester's top-level peer_addr is one object: the address the tracker saw.
+        assert body["peer_addr"]["type"] == "REFLEXIVE"
+    decoded = decode_response(encode_response(msg))
+    assert isinstance(decoded, TrackerResponse)
+    assert decoded.peers == msg.peers  # the entries of one peer merge back into one
+    assert decoded.requester == PeerInfo(addresses=(REFLEXIVE_ADDR,))
+
+
+def test_peer_lists_of_earlier_releases_are_still_read() -> None:
+    addr = {"ip_address": {"address_type": "ipv4", "address": "192.0.2.1"}, "port": 1}
+    addr6 = {"ip_address": {"address_type": "ipv6", "address": "2001:db8::1"}, "port": 2}
+    result = {
+        "swarm_id": "s",
+        "result": 0,
+        "peer_group": {"peer_info": [{"peer_id": "a", "peer_addr": [addr, addr6]}]},
+    }
+    data = root(
+        version=2,
+        response_type=0,
+        error_code=0,
+        transaction_id="t",
+        peer_addr=[addr, addr6],
+        swarm_result=result,
+    )
+    decoded = decode_response(data)
+    assert isinstance(decoded, TrackerResponse)
+    assert [len(p.addresses) for p in decoded.peers] == [2]
+    # The requester is one address: of an array, the REFLEXIVE one, else the first.
+    assert decoded.requester is not None
+    assert [a.ip for a in decoded.requester.addresses] == ["192.0.2.1"]
+
+
+def test_entries_of_one_peer_merge_only_within_their_swarm() -> None:
+    addr = {"ip_address": {"address": "192.0.2.1"}, "port": 1}
+    other = {"ip_address": {"address": "192.0.2.2"}, "port": 2}
+    results = [
+        {
+            "swarm_id": "s",
+            "result": 0,
+            "peer_group": {
+                "peer_info": [
+                    {"peer_id": "a", "peer_addr": addr},
+                    {"peer_id": "b", "peer_addr": addr},
+                    {"peer_id": "a", "peer_addr": other},
+                ]
+            },
+        },
+        {
+            "swarm_id": "t",
+            "result": 0,
+            "peer_group": {"peer_info": {"peer_id": "a", "peer_addr": addr}},
+        },
+    ]
+    decoded = decode_response(
+        root(version=1, response_type=0, transaction_id="x", swarm_result=results)
+    )
+    assert isinstance(decoded, TrackerResponse)
+    assert [(p.peer_id, p.swarm_id, len(p.addresses)) for p in decoded.peers] == [
+        ("a", "s", 2),
+        ("b", "s", 1),
+        ("a", "t", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [{"peer_addr": {"ip_address": {"address": "192.0.2.1"}, "port": 1}}],  # no peer_id
+        [{"peer_id": "a"}],  # no peer_addr
+        [{"peer_id": "a", "peer_addr": []}],
+        # 17 addresses for one peer once its entries are merged.
+        [{"peer_id": "a", "peer_addr": {"ip_address": {"address": "192.0.2.1"}, "port": 1}}]
+        * (json_codec.MAX_ADDRESSES + 1),
+    ],
+)
+def test_bad_peer_info_entries(entries: list[object]) -> None:
+    result = {"swarm_id": "s", "result": 0, "peer_group": {"peer_info": entries}}
+    with pytest.raises(BadRequest):
+        decode_response(root(version=1, response_type=0, transaction_id="x", swarm_result=result))
+
+
+def test_listed_peer_count_counts_peers_not_entries() -> None:
+    def entries(peer: int) -> list[dict[str, object]]:
+        return [
+            {
+                "peer_id": str(peer),
+                "peer_addr": {"ip_address": {"address": f"192.0.2.{k}"}, "port": 1},
+            }
+            for k in range(2)
+        ]
+
+    def answer(peers: int) -> bytes:
+        listed = [e for peer in range(peers) for e in entries(peer)]
+        result = {"swarm_id": "s", "result": 0, "peer_group": {"peer_info": listed}}
+        return root(version=1, response_type=0, transaction_id="x", swarm_result=result)
+
+    decoded = decode_response(answer(json_codec.MAX_PEERS), max_bytes=1 << 22)
+    assert isinstance(decoded, TrackerResponse) and len(decoded.peers) == json_codec.MAX_PEERS
+    with pytest.raises(BadRequest):
+        decode_response(answer(json_codec.MAX_PEERS + 1), max_bytes=1 << 22)
+    addresses = (HOST_ADDR, V6_ADDR)
+    too_many = tuple(
+        PeerInfo(peer_id=str(i), addresses=addresses, swarm_id="s")
+        for i in range(json_codec.MAX_PEERS + 1)
+    )
+    for check in (True, False):
+        with pytest.raises(LocalProtocolError):
+            encode_response(
+                TrackerResponse(version=V1, transaction_id="t", peers=too_many), check=check
+            )
+
+
+@pytest.mark.parametrize("word", ["ALL", "nil"])
+@pytest.mark.parametrize(
+    ("version", "request_type", "members"),
+    [
+        (1, "FIND", {"find": {"swarm_id": "{}"}}),
+        (2, "JOIN", {"join": {"swarm_action": [{"swarm_id": "{}", "peer_mode": "LEECH"}]}}),
+        (1, "CONNECT", {"connect": {"swarm_action": [{"swarm_id": "{}", "action": "LEAVE"}]}}),
+        (1, "STAT_REPORT", {"stat_report": {"type": "STREAM_STATS", "stat": {"swarm_id": "{}"}}}),
+        (
+            2,
+            "STAT_REPORT",
+            {
+                "stat_report": {
+                    "type": "CONTENT_MAP",
+                    "stat": {
+                        "swarm_id": "{}",
+                        "representation": {
+                            "id": "r",
+                            "segment_info": {"start_index": 0, "end_index": 7, "chunkmap": "gA=="},
+                        },
+                    },
+                }
+            },
+        ),
+    ],
+)
+def test_all_and_nil_are_never_a_swarm_id(
+    word: str, version: int, request_type: str, members: dict[str, object]
+) -> None:
+    body = orjson.loads(orjson.dumps(members).replace(b"{}", word.encode()))
+    with pytest.raises(BadRequest):
+        decode_request(request(version, request_type, **body))
+
+
+def test_reserved_swarm_ids_in_answers_are_refused() -> None:
+    result = {"swarm_id": "ALL", "result": 0}
+    with pytest.raises(BadRequest):
+        decode_response(root(version=1, response_type=0, transaction_id="x", swarm_result=result))
+    peer = PeerInfo(peer_id="a", addresses=(HOST_ADDR,), swarm_id="nil")
+    for check in (True, False):
+        with pytest.raises(LocalProtocolError):
+            encode_response(
+                TrackerResponse(version=V1, transaction_id="t", peers=(peer,)), check=check
+            )
+
+
+@pytest.mark.parametrize(
+    "peer_id",
+    [
+        "x" * 300,  # accepted up to 512 before: then no XML answer could list this peer
+        "a b",
+        "tab\there",
+        "",
+        "\u0085",  # C1 control (NEXT LINE)
+        "\ufffe",  # not a character XML can carry
+    ],
+)
+def test_identifiers_follow_the_shared_token_rule(peer_id: str) -> None:
+    with pytest.raises(BadRequest):
+        decode_request(request(1, "FIND", peer_id=peer_id, find={"swarm_id": "s"}))
+
+
+def test_other_string_members_follow_the_shared_token_rule() -> None:
+    addr: dict[str, object] = {"ip_address": {"address": "192.0.2.1"}, "port": 1}
+    action = {"swarm_id": "s", "action": "JOIN", "peer_mode": "LEECH"}
+    for member, value in (
+        ("asn", "AS 1"),
+        ("connection", ""),
+        ("peer_protocol", "x" * 257),
+    ):
+        connect = {"swarm_action": [action], "peer_addr": [{**addr, member: value}]}
+        with pytest.raises(BadRequest):
+            decode_request(request(1, "CONNECT", connect=connect))
+    with pytest.raises(BadRequest):
+        decode_request(find_v1(peer_num={"concurrent_links": "a lot"}))
+
+
+def test_a_swarm_named_twice_is_a_bad_request() -> None:
+    """As in the XML codec, which could not write such a request."""
+    action = {"swarm_id": "s", "action": "JOIN", "peer_mode": "LEECH"}
+    with pytest.raises(BadRequest):
+        decode_request(request(1, "CONNECT", connect={"swarm_action": [action, action]}))
+    join = {"swarm_action": [{"swarm_id": "s", "peer_mode": "SEEDER"}] * 2}
+    with pytest.raises(BadRequest):
+        decode_request(request(2, "JOIN", join=join))
+    with pytest.raises(BadRequest):
+        decode_request(
+            request(2, "DISCONNECT", disconnect={"swarm_action": [{"swarm_id": "s"}] * 2})
+        )
+
+
+def test_extension_stats_other_encodings_cannot_carry_are_ignored() -> None:
+    stat = {
+        "swarm_id": "s",
+        "online_time": 5,
+        "UploadedBytes": 3,  # the XML name of a standard statistic
+        "not a name": 1,
+        "Durée": 2,
+        "label": "two words",
+        "ok": "token",
+    }
+    msg = decode_request(
+        request(1, "STAT_REPORT", stat_report={"type": "STREAM_STATS", "stat": stat})
+    )
+    assert isinstance(msg, StatReportRequest)
+    assert msg.stream_stats == (
+        StreamStatistics(swarm_id="s", extra=(("online_time", "5"), ("ok", "token"))),
+    )
+
+
+@pytest.mark.parametrize(
+    "stat",
+    [
+        {"swarm_id": "s", "representation": []},
+        {"swarm_id": "s"},
+        {"swarm_id": "s", "representation": {"id": "r", "segment_info": []}},
+        {"swarm_id": "s", "representation": {"id": "r"}},
+    ],
+)
+def test_empty_content_maps_are_bad_requests(stat: dict[str, object]) -> None:
+    with pytest.raises(BadRequest):
+        decode_request(request(2, "STAT_REPORT", stat_report={"type": "CONTENT_MAP", "stat": stat}))
+
+
+def test_segment_bound_counts_the_whole_report() -> None:
+    segment = {"start_index": 0, "end_index": 7, "chunkmap": "gA=="}
+    half = fields.MAX_SEGMENTS // 2 + 1
+    stat = {"swarm_id": "s", "representation": [{"id": "r", "segment_info": [segment] * half}]}
+    group = {"type": "CONTENT_MAP", "stat": [stat, {**stat, "swarm_id": "t"}]}
+    with pytest.raises(BadRequest):
+        decode_request(request(2, "STAT_REPORT", stat_report=group), max_bytes=1 << 22)
+    ok = {"type": "CONTENT_MAP", "stat": [stat]}
+    assert decode_request(request(2, "STAT_REPORT", stat_report=ok), max_bytes=1 << 22)
+
+
+def test_chunk_maps_with_bits_set_past_their_size_are_not_written() -> None:
+    segment = SegmentMap(start_index=0, end_index=3, chunkmap_size=4, bitmap=b"\xff")
+    msg = StatReportRequest(
+        content_maps=(
+            ContentMap(
+                swarm_id="s",
+                representations=(RepresentationMap(representation_id="r", segments=(segment,)),),
+            ),
+        ),
+        **V2_IDS,
+    )
+    with pytest.raises(LocalProtocolError):
+        encode_request(msg)
+
+
+def test_action_transaction_ids_must_leave_the_root_recognisable() -> None:
+    """As in XML (whose answers could not carry them), whatever the answer's encoding."""
+    join = {"swarm_action": [{"swarm_id": "s", "peer_mode": "LEECH", "transaction_id": "1.0"}]}
+    with pytest.raises(BadRequest):
+        decode_request(request(2, "JOIN", join=join))
+    ok = decode_request(request(2, "JOIN", transaction_id="1.0", join=join))
+    assert isinstance(ok, JoinRequest)

@@ -10,6 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ppsp.core.fields import RESERVED_STATISTIC_NAMES, RESERVED_SWARM_IDS, canonical_ip
 from ppsp.errors import TrackerErrorCode, TrackerProtocolError
 from ppsp.tracker.json_codec import (
     decode_request,
@@ -18,7 +19,6 @@ from ppsp.tracker.json_codec import (
     encode_response,
 )
 from ppsp.tracker.messages import (
-    ALL_SWARMS,
     ActionResult,
     AddressFamily,
     AddressType,
@@ -59,9 +59,13 @@ SETTINGS = settings(
 
 # --- strategies of valid messages --------------------------------------------------------------
 
-text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)
-ident = text.filter(bool)
-swarm_id = ident.filter(lambda s: s != ALL_SWARMS)
+# Identifiers and other string values are tokens (ppsp.core.fields): letters, digits,
+# punctuation and symbols of all of Unicode, never whitespace or controls.
+text = st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=12)
+ident = text
+swarm_id = ident.filter(lambda s: s not in RESERVED_SWARM_IDS)
+# Per-action transaction IDs: ending in ".0" is for the root (ppsp.core.fields.clear_action_ids).
+action_tid = ident.filter(lambda t: not t.endswith(".0"))
 uint = st.integers(0, 2**63 - 1)
 small = st.integers(0, 10**9)
 decimal_or_text = st.one_of(small.map(str), text, st.sampled_from(["HIGH", "NORMAL", "05", "-3"]))
@@ -76,7 +80,7 @@ def peer_addresses(draw: st.DrawFn) -> PeerAddress:
     v6 = draw(st.booleans())
     ip = draw(st.ip_addresses(v=6 if v6 else 4))
     return PeerAddress(
-        ip=str(ip),
+        ip=canonical_ip(str(ip))[0],  # the form every reader gives
         port=draw(st.integers(1, 65535)),
         family=AddressFamily.IPV6 if v6 else AddressFamily.IPV4,
         priority=draw(optional(small)),
@@ -114,44 +118,41 @@ def connect_actions(draw: st.DrawFn) -> SwarmAction:
     if action is SwarmActionType.LEAVE:
         mode = draw(optional(st.just(mode)))
     return SwarmAction(
-        swarm_id=draw(ident),
+        swarm_id=draw(swarm_id),
         action=action,
         peer_mode=mode,
-        transaction_id=draw(optional(ident)),
+        transaction_id=draw(optional(action_tid)),
     )
 
 
+# The members a request type uses (a JOIN's action and a DISCONNECT's action and mode are
+# neither written nor kept, as in the XML codec); a swarm is named once per request.
 join_actions = st.builds(
     SwarmAction,
-    swarm_id=ident,
-    action=optional(st.just(SwarmActionType.JOIN)),
-    peer_mode=st.sampled_from(PeerMode),
-    transaction_id=optional(ident),
-)
-leave_actions = st.builds(
-    SwarmAction,
     swarm_id=swarm_id,
-    action=optional(st.just(SwarmActionType.LEAVE)),
-    peer_mode=optional(st.sampled_from(PeerMode)),
-    transaction_id=optional(ident),
+    peer_mode=st.sampled_from(PeerMode),
+    transaction_id=optional(action_tid),
 )
+leave_actions = st.builds(SwarmAction, swarm_id=swarm_id, transaction_id=optional(action_tid))
 
-KNOWN_STATS = {
-    "swarm_id",
-    "uploaded_bytes",
-    "downloaded_bytes",
-    "available_bandwidth",
-    "concurrent_links",
-}
+
+def _swarm(action: SwarmAction) -> str:
+    return action.swarm_id
+
+
+# Names every encoding can carry (ppsp.core.fields.EXTRA_STATISTIC_NAME_RE, not reserved).
+extra_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,10}", fullmatch=True).filter(
+    lambda name: name not in RESERVED_STATISTIC_NAMES
+)
 stream_stats = st.builds(
     StreamStatistics,
-    swarm_id=optional(ident),
+    swarm_id=optional(swarm_id),
     uploaded_bytes=optional(uint),
     downloaded_bytes=optional(uint),
     available_bandwidth=optional(uint),
     concurrent_links=optional(uint),
     extra=st.lists(
-        st.tuples(ident.filter(lambda n: n not in KNOWN_STATS), decimal_or_text),
+        st.tuples(extra_names, decimal_or_text),
         max_size=3,
         unique_by=lambda item: item[0],
     ).map(tuple),
@@ -172,13 +173,14 @@ def segments(draw: st.DrawFn) -> SegmentMap:
 
 content_maps = st.builds(
     ContentMap,
-    swarm_id=ident,
+    swarm_id=swarm_id,
     representations=st.lists(
         st.builds(
             RepresentationMap,
             representation_id=ident,
-            segments=st.lists(segments(), max_size=3).map(tuple),
+            segments=st.lists(segments(), min_size=1, max_size=3).map(tuple),
         ),
+        min_size=1,
         max_size=3,
     ).map(tuple),
 )
@@ -194,14 +196,16 @@ def requests_of(version: ProtocolVersion) -> st.SearchStrategy[AnyRequest]:
     connect = st.builds(
         ConnectRequest,
         peer_addresses=st.lists(peer_addresses(), max_size=3).map(tuple),
-        swarm_actions=st.lists(connect_actions(), min_size=0 if v2 else 1, max_size=4).map(tuple),
+        swarm_actions=st.lists(
+            connect_actions(), min_size=0 if v2 else 1, max_size=4, unique_by=_swarm
+        ).map(tuple),
         peer_num=optional(peer_nums),
         content_group=content_groups if v2 else st.just(()),
         **ids(version),
     )
     find = st.builds(
         FindRequest,
-        swarm_id=ident,
+        swarm_id=swarm_id,
         peer_num=optional(peer_nums),
         content_group=content_groups if v2 else st.just(()),
         **ids(version),
@@ -216,7 +220,7 @@ def requests_of(version: ProtocolVersion) -> st.SearchStrategy[AnyRequest]:
         return st.one_of(connect, find, stat_report)
     join = st.builds(
         JoinRequest,
-        swarms=st.lists(join_actions, min_size=1, max_size=4).map(tuple),
+        swarms=st.lists(join_actions, min_size=1, max_size=4, unique_by=_swarm).map(tuple),
         peer_num=optional(peer_nums),
         content_group=content_groups,
         **ids(version),
@@ -225,7 +229,7 @@ def requests_of(version: ProtocolVersion) -> st.SearchStrategy[AnyRequest]:
         st.builds(
             DisconnectRequest,
             scope=st.just(DisconnectScope.SWARMS),
-            swarms=st.lists(leave_actions, min_size=1, max_size=4).map(tuple),
+            swarms=st.lists(leave_actions, min_size=1, max_size=4, unique_by=_swarm).map(tuple),
             **ids(version),
         ),
         st.builds(
@@ -244,7 +248,7 @@ def tracker_responses(draw: st.DrawFn) -> TrackerResponse:
             st.builds(
                 ActionResult,
                 transaction_id=optional(ident),
-                swarm_id=optional(ident),
+                swarm_id=optional(swarm_id),
                 status=st.sampled_from([200, 400]),
             ),
             max_size=4,
@@ -253,17 +257,17 @@ def tracker_responses(draw: st.DrawFn) -> TrackerResponse:
     )
     peers: list[PeerInfo] = []
     for result in results:
-        for _ in range(draw(st.integers(0, 3))):
+        # A listed peer has an ID and one or more addresses, and is listed once per swarm.
+        for peer_id in draw(st.lists(ident, max_size=3, unique=True)):
             peers.append(
                 PeerInfo(
-                    peer_id=draw(optional(ident)),
-                    addresses=tuple(draw(st.lists(peer_addresses(), max_size=2))),
+                    peer_id=peer_id,
+                    addresses=tuple(draw(st.lists(peer_addresses(), min_size=1, max_size=2))),
                     swarm_id=result.swarm_id,
                 )
             )
-    requester = draw(
-        optional(st.lists(peer_addresses(), min_size=1, max_size=2).map(tuple)),
-    )
+    # The requester's top-level peer_addr is one address (RFC 7846 section 3.3.4).
+    requester = draw(optional(st.lists(peer_addresses(), min_size=1, max_size=1).map(tuple)))
     return TrackerResponse(
         version=draw(st.sampled_from(ProtocolVersion)),
         transaction_id=draw(ident),

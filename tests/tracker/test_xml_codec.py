@@ -39,6 +39,7 @@ from ppsp.tracker.messages import (
 )
 from ppsp.tracker.xml_codec import (
     ERROR_TEXT,
+    MAX_ADVERTISED_ADDRESSES,
     MAX_PEER_ADDRESSES,
     MAX_STATS,
     MAX_SWARM_IDS,
@@ -194,12 +195,13 @@ ADDRESS = '<PeerGroup><PeerInfo><PeerAddress addrType="ipv4" ip="192.0.2.1" port
 ADDRESS += "</PeerInfo></PeerGroup>"
 
 
-@pytest.mark.parametrize("port", ["abc", "-1", "65536", "", "1.5", "0x10"])
+@pytest.mark.parametrize("port", ["abc", "-1", "65536", "", "1.5", "0x10", "0", "00"])
 def test_bad_ports(port: str) -> None:
+    # Port 0 reaches nothing, and the JSON and peer codecs never accepted it.
     bad(connect(ADDRESS.format(port=port)))
 
 
-@pytest.mark.parametrize("port", ["0", "65535", "080"])
+@pytest.mark.parametrize("port", ["1", "65535", "080"])
 def test_good_ports(port: str) -> None:
     message = decode_request(connect(ADDRESS.format(port=port)))
     assert message.addresses[0].port == int(port)
@@ -217,6 +219,8 @@ def test_good_ports(port: str) -> None:
         'addrType="ipv4" ip="192.0.2.1"',
         'addrType="ipv4" ip="192.0.2.1" port="1" type="NAT"',
         'addrType="ipv4" ip="192.0.2.1" port="1" priority="high"',
+        'ip="fe80::1%eth0" port="1"',  # a zone index means nothing to another host
+        'ip="192.0.2.1" port="1" asn="has space"',
     ],
 )
 def test_bad_addresses(attrs: str) -> None:
@@ -239,12 +243,16 @@ def test_address_family_inferred_and_ipv6_normalised() -> None:
 
 
 def test_too_many_addresses() -> None:
+    # A request advertises one address fewer than a listed peer may have: the tracker adds the
+    # address it observes, and the peer's entry must still be writable in every answer.
+    assert MAX_ADVERTISED_ADDRESSES == MAX_PEER_ADDRESSES - 1
     one = '<PeerAddress addrType="ipv4" ip="192.0.2.1" port="1"/>'
-    ok = connect(f"<PeerGroup><PeerInfo>{one * MAX_PEER_ADDRESSES}</PeerInfo></PeerGroup>")
-    assert len(decode_request(ok).addresses) == MAX_PEER_ADDRESSES
+    ok = connect(f"<PeerGroup><PeerInfo>{one * MAX_ADVERTISED_ADDRESSES}</PeerInfo></PeerGroup>")
+    assert len(decode_request(ok).addresses) == MAX_ADVERTISED_ADDRESSES
     # Over the bound, in one PeerInfo or spread over several.
-    bad(connect(f"<PeerGroup><PeerInfo>{one * (MAX_PEER_ADDRESSES + 1)}</PeerInfo></PeerGroup>"))
-    half = f"<PeerInfo>{one * 40}</PeerInfo>"
+    over = one * (MAX_ADVERTISED_ADDRESSES + 1)
+    bad(connect(f"<PeerGroup><PeerInfo>{over}</PeerInfo></PeerGroup>"))
+    half = f"<PeerInfo>{one * 8}</PeerInfo>"
     bad(connect(f"<PeerGroup>{half}{half}</PeerGroup>"))
 
 
@@ -272,13 +280,72 @@ def test_disconnect_scopes() -> None:
         assert isinstance(message, DisconnectRequest)
         return message
 
-    assert disconnect("").scope is DisconnectScope.SYSTEM
+    assert disconnect("").scope is DisconnectScope.SYSTEM  # huang-04 and earlier releases
+    assert disconnect("<SwarmID>nil</SwarmID>").scope is DisconnectScope.SYSTEM  # huang-01 4.2
+    assert disconnect("<SwarmID> nil </SwarmID>").swarms == ()
     assert disconnect("<SwarmID>ALL</SwarmID>").scope is DisconnectScope.ALL_SWARMS
     named = disconnect("<SwarmID peerMode='SEED' action='LEAVE'>a</SwarmID><SwarmID>b</SwarmID>")
     assert named.scope is DisconnectScope.SWARMS
     assert named.swarms == (SwarmAction(swarm_id="a"), SwarmAction(swarm_id="b"))
     bad(request("<SwarmID>ALL</SwarmID><SwarmID>b</SwarmID>", method="DISCONNECT"))
     bad(request("<SwarmID>b</SwarmID><SwarmID>b</SwarmID>", method="DISCONNECT"))
+    bad(request("<SwarmID>b</SwarmID><SwarmID>nil</SwarmID>", method="DISCONNECT"))
+    bad(request("<SwarmID>nil</SwarmID><SwarmID>nil</SwarmID>", method="DISCONNECT"))
+    bad(request("<SwarmID>nil</SwarmID><SwarmID>ALL</SwarmID>", method="DISCONNECT"))
+
+
+def test_disconnect_from_the_system_is_written_as_nil() -> None:
+    message = DisconnectRequest(
+        version=V11, transaction_id="1", peer_id="p", scope=DisconnectScope.SYSTEM
+    )
+    data = encode_request(message)
+    assert b"<SwarmID>nil</SwarmID>" in data
+    assert decode_request(data) == message
+
+
+@pytest.mark.parametrize("word", ["ALL", "nil"])
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("FIND", "<SwarmID>{}</SwarmID>"),
+        ("JOIN", "<SwarmID peerMode='SEED'>{}</SwarmID>"),
+        ("CONNECT", "<SwarmID action='JOIN' peerMode='SEED'>{}</SwarmID>"),
+        (
+            "STAT_REPORT",
+            "<StatisticsGroup><Stat property='StreamStatistics'><SwarmID>{}</SwarmID></Stat>"
+            "</StatisticsGroup>",
+        ),
+        (
+            "STAT_REPORT",
+            "<StatisticsGroup><Stat property='ContentMap'><SwarmID>{}</SwarmID>"
+            "<Representation id='r'><SegmentInfo startIndex='0' endIndex='7' chunkmapSize='8'>"
+            "gA==</SegmentInfo></Representation></Stat></StatisticsGroup>",
+        ),
+    ],
+)
+def test_all_and_nil_are_never_a_swarm_id(word: str, method: str, body: str) -> None:
+    bad(request(body.format(word), method=method))
+
+
+def test_reserved_swarm_ids_are_never_written() -> None:
+    for word in ("ALL", "nil"):
+        with pytest.raises(LocalProtocolError):
+            encode_request(FindRequest(version=V11, transaction_id="1", peer_id="p", swarm_id=word))
+        with pytest.raises(LocalProtocolError):
+            encode_request(
+                DisconnectRequest(
+                    version=V11,
+                    transaction_id="1",
+                    peer_id="p",
+                    scope=DisconnectScope.SWARMS,
+                    swarms=(SwarmAction(swarm_id=word),),
+                )
+            )
+        peer = PeerInfo(
+            peer_id="o", addresses=(PeerAddress(ip="198.51.100.2", port=80),), swarm_id=word
+        )
+        with pytest.raises(LocalProtocolError):
+            encode_response(TrackerResponse(version=V11, transaction_id="1", peers=(peer,)))
 
 
 def test_too_many_swarm_ids() -> None:
@@ -356,10 +423,26 @@ def test_stream_statistics_with_extras() -> None:
         + segment(0, 7, 8, "/w==")
         + "</Representation></Stat>",
         '<Stat property="ContentMap"><SwarmID>s</SwarmID></Stat>',
+        # One value per extra statistic, as a JSON object holds it.
+        '<Stat property="StreamStatistics"><OnlineTime>1</OnlineTime>'
+        "<OnlineTime>2</OnlineTime></Stat>",
+        # More bits than any content has chunks (the bound the JSON and peer codecs share).
+        content_map(segment(0, 2**20, 2**20 + 1, "A" * (4 * (2**20 // 24 + 1)))),
     ],
 )
 def test_stat_errors(stats: str) -> None:
     bad(stat_report(stats))
+
+
+def test_extra_statistics_other_encodings_cannot_carry_are_ignored() -> None:
+    message = decode_request(
+        stat_report(
+            '<Stat property="StreamStatistics"><uploaded_bytes>5</uploaded_bytes>'
+            "<Durée>3</Durée><OnlineTime>9</OnlineTime></Stat>"
+        )
+    )
+    assert isinstance(message, StatReportRequest)
+    assert message.stream_stats == (StreamStatistics(extra=(("OnlineTime", "9"),)),)
 
 
 def test_content_map_base64_with_whitespace() -> None:
@@ -718,6 +801,18 @@ def join(**kwargs: object) -> JoinRequest:
             version=V11,
             transaction_id="1",
             peer_id="p",
+            stream_stats=(StreamStatistics(extra=(("uploaded_bytes", "1"),)),),
+        ),
+        StatReportRequest(
+            version=V11,
+            transaction_id="1",
+            peer_id="p",
+            stream_stats=(StreamStatistics(extra=(("A", "1"), ("A", "2"))),),
+        ),
+        StatReportRequest(
+            version=V11,
+            transaction_id="1",
+            peer_id="p",
             stream_stats=(StreamStatistics(uploaded_bytes=-1),),
         ),
         StatReportRequest(
@@ -750,9 +845,27 @@ def test_unencodable_responses() -> None:
     reflexive = PeerInfo(
         addresses=(PeerAddress(ip="192.0.2.1", port=1, type=AddressType.REFLEXIVE),)
     )
+    many = tuple(PeerAddress(ip=f"192.0.2.{i}", port=1) for i in range(MAX_PEER_ADDRESSES + 1))
+    huge = tuple(
+        PeerInfo(peer_id="p" * 250 + str(i), addresses=many[:16], swarm_id="s") for i in range(1000)
+    )
     for message in (
         TrackerResponse(version=V11, transaction_id="1", requester=host_only),
         TrackerResponse(version=V11, transaction_id="1", peers=(reflexive,)),
+        # A listed peer needs a peer ID and an address, and has at most 16 addresses.
+        TrackerResponse(
+            version=V11, transaction_id="1", peers=(PeerInfo(addresses=host_only.addresses),)
+        ),
+        TrackerResponse(
+            version=V11, transaction_id="1", peers=(PeerInfo(peer_id="a", swarm_id="s"),)
+        ),
+        TrackerResponse(
+            version=V11,
+            transaction_id="1",
+            peers=(PeerInfo(peer_id="a", addresses=many, swarm_id="s"),),
+        ),
+        # Larger than any reader of the codec accepts.
+        TrackerResponse(version=V11, transaction_id="1", peers=huge),
         TrackerResponse(
             version=V11, transaction_id="1", results=(ActionResult(transaction_id="1.0"),)
         ),
@@ -765,3 +878,66 @@ def test_unencodable_responses() -> None:
     ):
         with pytest.raises(LocalProtocolError):
             encode_response(message)
+
+
+def listed(body: str) -> bytes:
+    return response(f"<PeerGroup>{REFLEXIVE.join(['<PeerInfo>', '</PeerInfo>'])}{body}</PeerGroup>")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"<PeerInfo swarmID='s'>{HOST}</PeerInfo>",  # no PeerID
+        "<PeerInfo swarmID='s'><PeerID>a</PeerID></PeerInfo>",  # no address
+        f"<PeerInfo swarmID='ALL'><PeerID>a</PeerID>{HOST}</PeerInfo>",
+        f"<PeerInfo swarmID='nil'><PeerID>a</PeerID>{HOST}</PeerInfo>",
+        # One peer of one swarm listed twice: 18 addresses once merged.
+        f"<PeerInfo swarmID='s'><PeerID>a</PeerID>{HOST * 9}</PeerInfo>" * 2,
+    ],
+)
+def test_bad_listed_peers(body: str) -> None:
+    with pytest.raises(BadRequest):
+        decode_response(listed(body))
+
+
+def test_a_peer_listed_twice_for_a_swarm_is_one_peer() -> None:
+    other = '<PeerAddress addrType="ipv6" ip="2001:DB8::2" port="82"/>'
+    decoded = decode_response(
+        listed(
+            f"<PeerInfo swarmID='s'><PeerID>a</PeerID>{HOST}</PeerInfo>"
+            f"<PeerInfo swarmID='t'><PeerID>a</PeerID>{HOST}</PeerInfo>"
+            f"<PeerInfo swarmID='s'><PeerID>b</PeerID>{HOST}</PeerInfo>"
+            f"<PeerInfo swarmID='s'><PeerID>a</PeerID>{other}</PeerInfo>"
+        )
+    )
+    assert isinstance(decoded, TrackerResponse)
+    assert [(p.peer_id, p.swarm_id, [a.ip for a in p.addresses]) for p in decoded.peers] == [
+        ("a", "s", ["198.51.100.2", "2001:db8::2"]),
+        ("a", "t", ["198.51.100.2"]),
+        ("b", "s", ["198.51.100.2"]),
+    ]
+
+
+def test_action_transaction_ids_must_leave_the_root_recognisable() -> None:
+    """A per-action ID ending in '.0' under another root could not be answered (the reader
+    takes the first '.0' ID of an answer as its root): it was read, and its answer was a 500."""
+    join = "<SwarmID peerMode='SEED' transactionID='{}'>s</SwarmID>"
+    bad(request(join.format("1.0"), method="JOIN", tid="7"))
+    bad(request("<SwarmID action='LEAVE' transactionID='1.0'>s</SwarmID>", method="CONNECT"))
+    for root, action in (("7.0", "7.0"), ("7.0", "7.1"), ("7", "7"), ("7", "7.1")):
+        message = decode_request(request(join.format(action), method="JOIN", tid=root))
+        assert isinstance(message, JoinRequest)
+        results = tuple(
+            ActionResult(transaction_id=a.transaction_id, swarm_id=a.swarm_id)
+            for a in message.swarms
+        )
+        answer = TrackerResponse(version=V11, transaction_id=root, results=results)
+        assert decode_response(encode_response(answer)).transaction_id == root
+    refused = JoinRequest(
+        version=V11,
+        transaction_id="7",
+        peer_id="p",
+        swarms=(SwarmAction(swarm_id="s", peer_mode=PeerMode.SEED, transaction_id="1.0"),),
+    )
+    with pytest.raises(LocalProtocolError):
+        encode_request(refused)

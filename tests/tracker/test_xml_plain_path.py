@@ -167,6 +167,15 @@ EDITS = [
     (b"<Representation", b"<SwarmID>t</SwarmID><Representation"),
     (b"<StatisticsGroup>", b"<StatisticsGroup>text"),
     (b"<StatisticsGroup>", b"<StatisticsGroup><Other/>"),
+    # ALL and nil are never a swarm's ID: refused wherever a plain document names a swarm.
+    (b"<SwarmID>s</SwarmID>", b"<SwarmID>ALL</SwarmID>"),
+    (b"<SwarmID>s</SwarmID>", b"<SwarmID>nil</SwarmID>"),
+    # A segment over the bits any content has (the bound every codec shares).
+    (
+        b'startIndex="0" endIndex="11" chunkmapSize="12">8DA=',
+        b'startIndex="0" endIndex="1048576" chunkmapSize="1048577">'
+        + b"A" * (4 * (2**20 // 24 + 1)),
+    ),
 ]
 
 

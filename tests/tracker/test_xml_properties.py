@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core.fields import RESERVED_STATISTIC_NAMES, RESERVED_SWARM_IDS, canonical_ip
 from ppsp.errors import TrackerErrorCode, TrackerProtocolError
 from ppsp.tracker.messages import (
-    ALL_SWARMS,
     ActionResult,
     AddressFamily,
     AddressType,
@@ -50,6 +50,10 @@ PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 # Tokens: letters, digits, punctuation and symbols of all of Unicode, so markup characters
 # (< & " ') and non-ASCII text are exercised; never whitespace or controls.
 tokens = st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=12)
+# A swarm's own ID is never ALL or nil (they are DISCONNECT scopes).
+swarm_tokens = tokens.filter(lambda t: t not in RESERVED_SWARM_IDS)
+# Per-action transaction IDs: ending in ".0" is for the root (ppsp.core.fields.clear_action_ids).
+action_tids = tokens.filter(lambda t: not t.endswith(".0"))
 small_ints = st.integers(min_value=0, max_value=2**20)
 big_ints = st.one_of(small_ints, st.integers(min_value=0, max_value=MAX_INTEGER))
 versions = st.sampled_from(ProtocolVersion)
@@ -60,8 +64,8 @@ def addresses(draw: st.DrawFn, types: st.SearchStrategy[AddressType | None]) -> 
     family = draw(st.sampled_from(AddressFamily))
     ip = draw(st.ip_addresses(v=4 if family is AddressFamily.IPV4 else 6))
     return PeerAddress(
-        ip=str(ip),
-        port=draw(st.integers(min_value=0, max_value=65535)),
+        ip=canonical_ip(str(ip))[0],  # the form every reader gives
+        port=draw(st.integers(min_value=1, max_value=65535)),
         family=family,
         priority=draw(st.none() | big_ints),
         type=draw(types),
@@ -92,7 +96,7 @@ def scopes(draw: st.DrawFn) -> RepresentationScope:
 
 
 content_groups = st.lists(scopes(), max_size=3).map(tuple)
-swarm_id_lists = st.lists(tokens, min_size=1, max_size=4, unique=True)
+swarm_id_lists = st.lists(swarm_tokens, min_size=1, max_size=4, unique=True)
 
 
 @st.composite
@@ -101,7 +105,7 @@ def connects(draw: st.DrawFn) -> ConnectRequest:
     swarm_ids = draw(
         swarm_id_lists
         if version is ProtocolVersion.V1_0
-        else st.lists(tokens, max_size=4, unique=True)
+        else st.lists(swarm_tokens, max_size=4, unique=True)
     )
     actions = []
     for swarm_id in swarm_ids:
@@ -116,7 +120,7 @@ def connects(draw: st.DrawFn) -> ConnectRequest:
                 swarm_id=swarm_id,
                 action=action,
                 peer_mode=mode,
-                transaction_id=draw(st.none() | tokens),
+                transaction_id=draw(st.none() | action_tids),
             )
         )
     return ConnectRequest(
@@ -136,7 +140,7 @@ def joins(draw: st.DrawFn) -> JoinRequest:
         SwarmAction(
             swarm_id=swarm_id,
             peer_mode=draw(st.sampled_from(PeerMode)),
-            transaction_id=draw(st.none() | tokens),
+            transaction_id=draw(st.none() | action_tids),
         )
         for swarm_id in draw(swarm_id_lists)
     )
@@ -155,11 +159,9 @@ def disconnects(draw: st.DrawFn) -> DisconnectRequest:
     scope = draw(st.sampled_from(DisconnectScope))
     swarms: tuple[SwarmAction, ...] = ()
     if scope is DisconnectScope.SWARMS:
-        names = draw(
-            st.lists(tokens.filter(lambda t: t != ALL_SWARMS), min_size=1, max_size=4, unique=True)
-        )
+        names = draw(swarm_id_lists)
         swarms = tuple(
-            SwarmAction(swarm_id=n, transaction_id=draw(st.none() | tokens)) for n in names
+            SwarmAction(swarm_id=n, transaction_id=draw(st.none() | action_tids)) for n in names
         )
     return DisconnectRequest(
         version=draw(versions),
@@ -175,23 +177,23 @@ finds = st.builds(
     version=versions,
     transaction_id=tokens,
     peer_id=tokens,
-    swarm_id=tokens,
+    swarm_id=swarm_tokens,
     peer_num=st.none() | peer_nums,
     content_group=content_groups,
 )
 
-STANDARD = {"SwarmID", "UploadedBytes", "DownloadedBytes", "AvailBandwidth", "ConcurrentLinks"}
+# Names every encoding can carry: not a standard statistic's name in either encoding.
 extra_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,10}", fullmatch=True).filter(
-    lambda name: name not in STANDARD
+    lambda name: name not in RESERVED_STATISTIC_NAMES
 )
 stream_stats = st.builds(
     StreamStatistics,
-    swarm_id=st.none() | tokens,
+    swarm_id=st.none() | swarm_tokens,
     uploaded_bytes=st.none() | big_ints,
     downloaded_bytes=st.none() | big_ints,
     available_bandwidth=st.none() | big_ints,
     concurrent_links=st.none() | big_ints,
-    extra=st.lists(st.tuples(extra_names, tokens), max_size=3).map(tuple),
+    extra=st.lists(st.tuples(extra_names, tokens), max_size=3, unique_by=lambda x: x[0]).map(tuple),
 )
 
 
@@ -208,7 +210,7 @@ def segments(draw: st.DrawFn) -> SegmentMap:
 
 content_maps = st.builds(
     ContentMap,
-    swarm_id=tokens,
+    swarm_id=swarm_tokens,
     representations=st.lists(
         st.builds(
             RepresentationMap,
@@ -236,12 +238,13 @@ requests: st.SearchStrategy[AnyRequest] = st.one_of(
 
 @st.composite
 def peer_infos(draw: st.DrawFn) -> PeerInfo:
-    """A listed peer: with a swarm ID anything goes; without one, no REFLEXIVE address."""
-    swarm_id = draw(st.none() | tokens)
+    """A listed peer (an ID, one to three addresses): with a swarm ID anything goes; without
+    one, no REFLEXIVE address."""
+    swarm_id = draw(st.none() | swarm_tokens)
     types = any_address_type if swarm_id is not None else non_reflexive
     return PeerInfo(
-        peer_id=draw(st.none() | tokens),
-        addresses=tuple(draw(st.lists(addresses(types), max_size=3))),
+        peer_id=draw(tokens),
+        addresses=tuple(draw(st.lists(addresses(types), min_size=1, max_size=3))),
         swarm_id=swarm_id,
     )
 
@@ -265,7 +268,7 @@ def tracker_responses(draw: st.DrawFn) -> TrackerResponse:
         tid = base + ".0"
         statuses = st.integers(min_value=100, max_value=599)
         root = ActionResult(
-            transaction_id=tid, swarm_id=draw(st.none() | tokens), status=draw(statuses)
+            transaction_id=tid, swarm_id=draw(st.none() | swarm_tokens), status=draw(statuses)
         )
         count = draw(st.integers(min_value=0, max_value=4))
         results = (
@@ -273,7 +276,7 @@ def tracker_responses(draw: st.DrawFn) -> TrackerResponse:
             *(
                 ActionResult(
                     transaction_id=draw(st.none() | st.just(f"{base}.{i + 1}")),
-                    swarm_id=draw(st.none() | tokens),
+                    swarm_id=draw(st.none() | swarm_tokens),
                     status=draw(statuses),
                 )
                 for i in range(count)
@@ -286,7 +289,10 @@ def tracker_responses(draw: st.DrawFn) -> TrackerResponse:
         transaction_id=tid,
         results=results,
         requester=draw(st.none() | requesters()),
-        peers=tuple(draw(st.lists(peer_infos(), max_size=4))),
+        # A peer list names each peer once per swarm (a repeated one reads as one peer).
+        peers=tuple(
+            draw(st.lists(peer_infos(), max_size=4, unique_by=lambda p: (p.swarm_id, p.peer_id)))
+        ),
     )
 
 

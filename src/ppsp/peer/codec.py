@@ -17,6 +17,15 @@ Encoding checks its own output by decoding it: a message that would not come bac
 (non-canonical text, out-of-range numbers, an inconsistent bitmap) raises
 :class:`~ppsp.errors.LocalProtocolError`, so that what is sent is always what the peer reads.
 
+Values follow the field rules every codec shares (:mod:`ppsp.core.fields`), so that peer lists
+and chunk maps pass between this protocol and the tracker's encodings unchanged: identifiers
+and attribute values are tokens of 1 to 256 characters, a SwarmID is never ``ALL`` or ``nil``,
+integers are at most ``2**63 - 1`` (ports 1-65535), IP addresses are read into canonical form,
+a chunk map segment holds at most 2**20 bits, and the counts of peers, addresses,
+representations and segments are those of the tracker's codecs.  A listed peer (``PeerInfo``)
+has a PeerID and at least one PeerAddress; entries naming one peer for one swarm are read as one
+peer (:func:`~ppsp.tracker.messages.merge_listed_peers`).
+
 Names are matched by local name, whatever the namespace; method and response names and
 transport types are case-insensitive.  Accepted alternative spellings: ``PeerNum`` for the
 slides' ``Peernum``; ``PeerGroup`` for ``Peers``; ``StatsRequest`` and ``Stats`` for
@@ -26,14 +35,13 @@ well-formed XML: a document must use one name for both tags).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
 
-from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core import fields
 from ppsp.core.safexml import XMLRejected, attribute, local_name, parse_xml
 from ppsp.errors import (
     PEER_ERROR_CLASSES,
@@ -70,6 +78,7 @@ from ppsp.tracker.messages import (
     RepresentationMap,
     RepresentationScope,
     SegmentMap,
+    merge_listed_peers,
 )
 
 __all__ = [
@@ -88,27 +97,29 @@ CONTENT_TYPE = "application/ppsp-peer+xml"
 ROOT = "PPSPPeerProtocol"
 
 # Bounds.  A document over any of them is INVALID SYNTAX; they are generous for real peers
-# (a 1 MiB body holds a bitmap of about 6 million chunks) and small for an attacker.
+# and small for an attacker.  The bounds of values and lists the tracker protocol shares (peer
+# lists, chunk maps, scopes) are those of ppsp.core.fields, under this module's names.
 MAX_MESSAGE_BYTES = 1 << 20
 MAX_ELEMENTS = 20_000
-MAX_ID_LENGTH = 256
-MAX_TRANSACTION_ID_LENGTH = 64
-MAX_TOKEN_LENGTH = 64
+MAX_TOKEN_LENGTH = fields.MAX_TOKEN_LENGTH
+MAX_ID_LENGTH = MAX_TOKEN_LENGTH
+MAX_TRANSACTION_ID_LENGTH = MAX_TOKEN_LENGTH
 MAX_CHUNK_IDS = 1024
-MAX_SCOPES = 256
-MAX_PEERS = 256
-MAX_ADDRESSES = 8
-MAX_REPRESENTATIONS = 64
-MAX_SEGMENTS = 4096
-MAX_CHUNK_INDEX = (1 << 63) - 1
-MAX_CHUNKMAP_BITS = 1 << 23
+MAX_SCOPES = fields.MAX_REPRESENTATIONS
+MAX_PEERS = fields.MAX_LISTED_PEERS
+MAX_ADDRESSES = fields.MAX_PEER_ADDRESSES
+MAX_REPRESENTATIONS = fields.MAX_REPRESENTATIONS
+MAX_SEGMENTS = fields.MAX_SEGMENTS
+MAX_CHUNK_INDEX = fields.MAX_INTEGER
+MAX_CHUNKMAP_BITS = fields.MAX_CHUNKMAP_BITS
 MAX_STATS = 64
 MAX_VALUE_LENGTH = 16_384
 MAX_TRANSPORTS = 16
 MAX_URI_LENGTH = 2048
-MAX_PEER_COUNT = 1 << 31
+MAX_PEER_COUNT = fields.MAX_INTEGER
 
-_TOKEN_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")
+_TOKEN_RE = fields.TOKEN_RE
+_URI_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]+")
 _UINT_RE = re.compile(r"[0-9]{1,19}")
 _VERSION_RE = re.compile(r"[0-9]{1,2}\.[0-9]")
 
@@ -182,16 +193,29 @@ def _check_container(element: _Element) -> None:
         raise _bad(f"{local_name(element)} must contain elements only")
 
 
-def _token(text: str | None, what: str, limit: int = MAX_TOKEN_LENGTH) -> str:
+def _token(text: str | None, what: str) -> str:
+    """A token (fields.TOKEN_RE)."""
     if text is None:
         raise _bad(f"missing {what}")
-    if len(text) > limit or not _TOKEN_RE.fullmatch(text):
+    if not _TOKEN_RE.fullmatch(text):
         raise _bad(f"invalid {what}")
     return text
 
 
-def _opt_token(text: str | None, what: str, limit: int = MAX_TOKEN_LENGTH) -> str | None:
-    return None if text is None else _token(text, what, limit)
+def _opt_token(text: str | None, what: str) -> str | None:
+    return None if text is None else _token(text, what)
+
+
+def _swarm(text: str | None, what: str) -> str:
+    """A swarm's own ID: a token other than ``ALL`` and ``nil`` (fields.is_swarm_id)."""
+    token = _token(text, what)
+    if token in fields.RESERVED_SWARM_IDS:
+        raise _bad(f"{what} {token!r} is not a swarm's ID")
+    return token
+
+
+def _opt_swarm(text: str | None, what: str) -> str | None:
+    return None if text is None else _swarm(text, what)
 
 
 def _uint(text: str | None, what: str, maximum: int) -> int:
@@ -210,7 +234,8 @@ def _id_element(children: _Children, name: str) -> str | None:
     element = children.one(name)
     if element is None:
         return None
-    return _token(_leaf_text(element), name, MAX_ID_LENGTH)
+    text = _leaf_text(element)
+    return _swarm(text, name) if name == "SwarmID" else _token(text, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +301,7 @@ def _lenient_transaction_id(children: _Children) -> str | None:
     if any(isinstance(child.tag, str) for child in element):
         return None
     text = (element.text or "").strip()
-    if len(text) > MAX_TRANSACTION_ID_LENGTH or not _TOKEN_RE.fullmatch(text):
+    if not _TOKEN_RE.fullmatch(text):
         return None
     return text
 
@@ -308,7 +333,7 @@ def _decode_content_group(element: _Element) -> tuple[RepresentationScope, ...]:
     scopes: list[RepresentationScope] = []
     for representation in _Children(element).all("Representation", limit=MAX_SCOPES):
         _check_container(representation)
-        rep_id = _token(attribute(representation, "id"), "Representation id", MAX_ID_LENGTH)
+        rep_id = _token(attribute(representation, "id"), "Representation id")
         segments = _Children(representation).all("SegmentInfo", limit=MAX_SCOPES)
         if not segments:
             scopes.append(RepresentationScope(representation_id=rep_id, start_index=0))
@@ -332,13 +357,15 @@ def _decode_chunk_map(element: _Element) -> tuple[RepresentationMap, ...]:
     representations: list[RepresentationMap] = []
     for representation in _Children(element).all("Representation", limit=MAX_REPRESENTATIONS):
         _check_container(representation)
-        rep_id = _token(attribute(representation, "id"), "Representation id", MAX_ID_LENGTH)
+        rep_id = _token(attribute(representation, "id"), "Representation id")
         segments: list[SegmentMap] = []
         for segment in _Children(representation).all("SegmentInfo", limit=MAX_SEGMENTS):
             total += 1
             if total > MAX_SEGMENTS:
                 raise _bad(f"more than {MAX_SEGMENTS} SegmentInfo elements")
             segments.append(_decode_segment(segment))
+        if not segments:
+            raise _bad("a CHUNK Representation needs a SegmentInfo")
         representations.append(
             RepresentationMap(representation_id=rep_id, segments=tuple(segments))
         )
@@ -356,16 +383,11 @@ def _decode_segment(segment: _Element) -> SegmentMap:
     declared = attribute(segment, "chunkmapSize")
     if declared is not None and _uint(declared, "chunkmapSize", MAX_CHUNK_INDEX) != size:
         raise _bad("chunkmapSize does not match startIndex..endIndex")
-    text = _leaf_text(segment)
-    if len(text) > 2 * (size // 6 + 4) + 64:
-        raise _bad("chunk map text longer than its chunkmapSize allows")
     try:
-        bitmap = ChunkBitmap.from_base64(text, size, start)
+        bitmap = fields.chunkmap_bytes(_leaf_text(segment), size)
     except ValueError as exc:
         raise _bad(str(exc)) from None
-    return SegmentMap(
-        start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap.to_bytes()
-    )
+    return SegmentMap(start_index=start, end_index=end, chunkmap_size=size, bitmap=bitmap)
 
 
 def _decode_peers(element: _Element) -> tuple[PeerInfo, ...]:
@@ -379,29 +401,34 @@ def _decode_peers(element: _Element) -> tuple[PeerInfo, ...]:
         )
         if not addresses:
             raise _bad("PeerInfo without PeerAddress")
+        peer_id = _id_element(children, "PeerID")
+        if peer_id is None:
+            raise _bad("PeerInfo without PeerID")
         peers.append(
             PeerInfo(
-                peer_id=_id_element(children, "PeerID"),
+                peer_id=peer_id,
                 addresses=addresses,
-                swarm_id=_opt_token(attribute(info, "swarmID"), "swarmID", MAX_ID_LENGTH),
+                swarm_id=_opt_swarm(attribute(info, "swarmID"), "swarmID"),
             )
         )
-    return tuple(peers)
+    merged = merge_listed_peers(peers)
+    if any(len(peer.addresses) > MAX_ADDRESSES for peer in merged):
+        raise _bad(f"a peer with more than {MAX_ADDRESSES} addresses")
+    return tuple(merged)
 
 
 def _decode_address(element: _Element) -> PeerAddress:
-    ip = _token(attribute(element, "ip"), "ip")
     try:
-        parsed = ipaddress.ip_address(ip)
+        ip, version = fields.canonical_ip(_token(attribute(element, "ip"), "ip"))
     except ValueError:
         raise _bad("invalid ip") from None
-    family = AddressFamily.IPV4 if parsed.version == 4 else AddressFamily.IPV6
+    family = AddressFamily.IPV4 if version == 4 else AddressFamily.IPV6
     declared = attribute(element, "addrType")
     if declared is not None and declared.strip().lower() != family.value:
         raise _bad("addrType does not match ip")
-    port = _uint(attribute(element, "port"), "port", 65535)
-    if port == 0:
-        raise _bad("port 0")
+    port = _uint(attribute(element, "port"), "port", fields.MAX_PORT)
+    if port < fields.MIN_PORT:
+        raise _bad(f"port below {fields.MIN_PORT}")
     priority = attribute(element, "priority")
     kind = attribute(element, "type")
     try:
@@ -441,7 +468,9 @@ def _decode_transports(element: _Element, *, with_uri: bool) -> tuple[TransportO
         if _leaf_text(tprot):
             raise _bad("TProt has no value")
         kind = _token(attribute(tprot, "type"), "TProt type").upper()
-        uri = _opt_token(attribute(tprot, "uri"), "TProt uri", MAX_URI_LENGTH)
+        uri = attribute(tprot, "uri")
+        if uri is not None and (len(uri) > MAX_URI_LENGTH or not _URI_RE.fullmatch(uri)):
+            raise _bad("invalid TProt uri")
         offers.append(TransportOffer(type=kind, uri=uri if with_uri else None))
     return tuple(offers)
 
@@ -453,8 +482,8 @@ def _decode_transports(element: _Element, *, with_uri: bool) -> tuple[TransportO
 def _common(head: _Head) -> tuple[str, str, str]:
     if head.transaction_id is None:
         raise _bad("missing TransactionID")
-    peer_id = _token(_leaf_text(head.children.required("PeerID")), "PeerID", MAX_ID_LENGTH)
-    swarm_id = _token(_leaf_text(head.children.required("SwarmID")), "SwarmID", MAX_ID_LENGTH)
+    peer_id = _token(_leaf_text(head.children.required("PeerID")), "PeerID")
+    swarm_id = _swarm(_leaf_text(head.children.required("SwarmID")), "SwarmID")
     return head.transaction_id, peer_id, swarm_id
 
 
@@ -721,7 +750,7 @@ def _encode_chunk_map(parent: _Element, chunk_map: tuple[RepresentationMap, ...]
             _sub(
                 rep,
                 "SegmentInfo",
-                ChunkBitmap(segment.chunkmap_size, segment.start_index, segment.bitmap).to_base64(),
+                fields.chunkmap_text(segment.bitmap, segment.chunkmap_size),
                 startIndex=str(segment.start_index),
                 endIndex=str(segment.end_index),
                 chunkmapSize=str(segment.chunkmap_size),

@@ -16,8 +16,16 @@ a fallback or after the tracker forgot it (:meth:`TrackerClient.rejoin`).
 
 Every request is retried on a timeout, a connection error or an answer that cannot be decoded:
 the identical bytes with the same transaction ID (RFC 7846 section 4.3), with exponential backoff,
-and :class:`~ppsp.errors.TrackerUnreachable` once the retries are spent.  A valid error answer is
-raised as the :class:`~ppsp.errors.TrackerProtocolError` subclass of its code.
+and :class:`~ppsp.errors.TrackerUnreachable` once the retries are spent, whose message is one
+sentence saying what went wrong the last time (``tracker 127.0.0.1:7999 refused the connection``,
+``tracker 10.0.0.1:7000 did not answer within 5 s``, ``tracker example.org: name not found``,
+``tracker answered HTTP 502 Bad Gateway``).  An HTTP status the tracker protocol does not use
+(a proxy's 502, for example) is such a failure.  A valid error answer is raised as the
+:class:`~ppsp.errors.TrackerProtocolError` subclass of its code.
+
+The tracker URL is checked when the client is built (:func:`check_tracker_url`): a URL without
+``http://`` or ``https://`` or without a host is refused at once with
+:class:`InvalidTrackerURL`, before any network.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +42,7 @@ from types import TracebackType
 from typing import Literal
 
 import aiohttp
+import yarl
 
 from ppsp.errors import (
     AuthenticationRequired,
@@ -41,6 +51,7 @@ from ppsp.errors import (
     InternalError,
     NotFound,
     PayloadTooLarge,
+    PPSPError,
     RemoteTrackerError,
     ServiceUnavailable,
     TrackerErrorCode,
@@ -75,9 +86,11 @@ from ppsp.tracker.messages import (
 __all__ = [
     "DEFAULT_REPORT_INTERVAL",
     "Exchange",
+    "InvalidTrackerURL",
     "StatsProvider",
     "Trace",
     "TrackerClient",
+    "check_tracker_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,6 +122,67 @@ _STATUS_CODES: dict[int, TrackerErrorCode] = {
     404: TrackerErrorCode.NOT_FOUND,
     413: TrackerErrorCode.PAYLOAD_TOO_LARGE,
 }
+
+_PROTOCOL_STATUSES = frozenset({200, 400, 401, 403, 404, 413, 500, 503})
+"""HTTP statuses a PPSP tracker answers with (docs/PROTOCOL.md); any other is not the tracker's
+answer (a proxy's 502, a redirect, ...) and counts as a failed attempt."""
+
+_SCHEMES = ("http", "https")
+
+
+class InvalidTrackerURL(PPSPError, ValueError):
+    """A tracker URL the client cannot use: no ``http://`` or ``https://``, no host, a bad port.
+
+    Both a :class:`~ppsp.errors.PPSPError` and a ValueError; its message is one line.
+    """
+
+
+def check_tracker_url(url: str) -> str:
+    """``url`` checked and normalised for use as a tracker URL; raises :class:`InvalidTrackerURL`
+    (a ValueError) with a one-line message otherwise.
+
+    The URL needs the scheme ``http`` or ``https`` and a host; a port, if given, is 1-65535.
+    Surrounding whitespace is dropped, and the scheme and host are written in lower case.  No
+    name is resolved and nothing is sent.
+    """
+    if not isinstance(url, str):
+        raise InvalidTrackerURL(f"the tracker URL must be text, not {type(url).__name__}")
+    text = url.strip()
+    shown = repr(text[:80])
+    if not text:
+        raise InvalidTrackerURL("the tracker URL is empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise InvalidTrackerURL(f"tracker URL {shown} contains spaces or control characters")
+    try:
+        parsed = yarl.URL(text)
+        port = parsed.explicit_port
+    except (ValueError, TypeError) as exc:
+        raise InvalidTrackerURL(f"tracker URL {shown} is not a valid URL ({exc})") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in _SCHEMES:
+        if "://" not in text:  # "localhost:7000" reads as the scheme "localhost"
+            raise InvalidTrackerURL(
+                f"tracker URL {shown} has no scheme: write it as http://{text.lstrip('/')}"
+                " (or https://)"
+            )
+        raise InvalidTrackerURL(
+            f"tracker URL {shown} uses the scheme {scheme}: only http:// and https:// work"
+        )
+    if not parsed.host:
+        raise InvalidTrackerURL(f"tracker URL {shown} names no host")
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidTrackerURL(f"tracker URL {shown} has port {port}, not 1-65535")
+    return str(parsed.with_fragment(None))
+
+
+def _tracker_name(url: str, *, with_port: bool = True) -> str:
+    """How messages name the tracker of ``url``: its host, and the port the URL gives."""
+    parsed = yarl.URL(url)
+    host = parsed.host or url
+    if ":" in host:
+        host = f"[{host}]"
+    port = parsed.explicit_port
+    return f"{host}:{port}" if with_port and port is not None else host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +237,7 @@ class TrackerClient:
         rng: random.Random | None = None,
         trace: Trace | None = None,
     ) -> None:
-        self.url = url
+        self.url = check_tracker_url(url)
         self.peer_id = peer_id
         self.encoding = encoding
         self.peer_protocol = peer_protocol
@@ -594,8 +668,8 @@ class TrackerClient:
                     raise error
                 if not _same_transaction(answer.transaction_id, request.transaction_id):
                     raise _InvalidAnswer(
-                        f"answer to transaction {answer.transaction_id!r}, "
-                        f"expected {request.transaction_id!r}"
+                        f"tracker {_tracker_name(self.url)} answered transaction "
+                        f"{answer.transaction_id!r} instead of {request.transaction_id!r}"
                     )
                 if answer.requester is not None:
                     self._requester = answer.requester
@@ -603,10 +677,44 @@ class TrackerClient:
             except (aiohttp.ClientError, TimeoutError, _InvalidAnswer) as exc:
                 log.debug("transaction %s failed: %r", request.transaction_id, exc)
                 last = exc
-        raise TrackerUnreachable(
-            f"no valid answer from {self.url} to {request.method.value} "
-            f"after {self._retries + 1} attempt(s): {last!r}"
-        ) from last
+        # The sentence of the last failure: what a user reads (docs/PROTOCOL.md).
+        raise TrackerUnreachable(self._failure(last)) from last
+
+    def _failure(self, exc: BaseException | None) -> str:
+        """One sentence saying what ``exc``, the failure of an attempt, means for the user."""
+        where = _tracker_name(self.url)
+        if isinstance(exc, TrackerProtocolError):  # 503 on every attempt
+            return f"tracker {where} is unavailable ({exc.reason})"
+        if isinstance(exc, _InvalidAnswer):
+            return str(exc)
+        if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+            return f"tracker {where} did not answer within {self._timeout:g} s"
+        if isinstance(exc, aiohttp.ClientConnectorDNSError) or (
+            isinstance(exc, aiohttp.ClientConnectorError)
+            and isinstance(exc.os_error, socket.gaierror)
+        ):
+            return f"tracker {_tracker_name(self.url, with_port=False)}: name not found"
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return f"tracker {where}: its TLS certificate is not trusted"
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return f"tracker {where}: the TLS handshake failed"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                return f"tracker {where} refused the connection"
+            return f"tracker {where} could not be reached: {_os_reason(exc.os_error)}"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return f"tracker {where} closed the connection without answering"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return f"tracker {where} sent an incomplete answer"
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return f"tracker answered HTTP {exc.status}"
+        if isinstance(exc, OSError):
+            if isinstance(exc, ConnectionResetError):
+                return f"tracker {where} reset the connection"
+            return f"tracker {where}: {_os_reason(exc)}"
+        text = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
+        kind = "no answer" if exc is None else type(exc).__name__
+        return f"tracker {where}: {kind}" + (f" ({text[:120]})" if text else "")
 
     async def _post(self, request: AnyRequest, body: bytes) -> TrackerResponse | ErrorResponse:
         session = self._get_session()
@@ -617,43 +725,73 @@ class TrackerClient:
             headers={"Content-Type": content_type, "Accept": content_type},
             timeout=aiohttp.ClientTimeout(total=self._timeout),
         ) as response:
+            too_large = (
+                f"tracker {_tracker_name(self.url)} sent an answer over {MAX_ANSWER_BYTES} bytes"
+            )
             if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
-                raise _InvalidAnswer(f"answer of {response.content_length} bytes")
+                raise _InvalidAnswer(too_large)
             chunks: list[bytes] = []
             total = 0
             async for chunk in response.content.iter_any():
                 total += len(chunk)
                 if total > MAX_ANSWER_BYTES:
-                    raise _InvalidAnswer("answer too large")
+                    raise _InvalidAnswer(too_large)
                 chunks.append(chunk)
             data = b"".join(chunks)
             status, reason = response.status, response.reason or ""
+        if status not in _PROTOCOL_STATUSES:
+            # Not an answer of the tracker protocol: a proxy's, a redirect, another server's.
+            self._traced(request, body, status, reason, data, None)
+            raise _InvalidAnswer(
+                f"tracker answered HTTP {status}" + (f" {reason}" if reason else "")
+            )
         answer: TrackerResponse | ErrorResponse | None = None
         try:
             answer = codec_for(self.encoding).decode_response(data, status, reason)
         except RemoteTrackerError as exc:
-            raise _InvalidAnswer(f"undecodable answer ({status} {reason}): {exc}") from exc
+            raise _InvalidAnswer(
+                f"tracker {_tracker_name(self.url)} sent an answer that cannot be read"
+                f" (HTTP {status}): {' '.join(str(exc).split())[:200]}"
+            ) from exc
         finally:
-            if self._trace is not None:
-                self._trace(
-                    Exchange(
-                        request=request,
-                        request_body=body,
-                        status=status,
-                        reason=reason,
-                        answer_body=data,
-                        answer=answer,
-                    )
-                )
+            self._traced(request, body, status, reason, data, answer)
         if isinstance(answer, ErrorResponse):
             return _refine_error(answer, status)
         return answer
+
+    def _traced(
+        self,
+        request: AnyRequest,
+        body: bytes,
+        status: int,
+        reason: str,
+        data: bytes,
+        answer: TrackerResponse | ErrorResponse | None,
+    ) -> None:
+        if self._trace is not None:
+            self._trace(
+                Exchange(
+                    request=request,
+                    request_body=body,
+                    status=status,
+                    reason=reason,
+                    answer_body=data,
+                    answer=answer,
+                )
+            )
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
             self._own_session = True
         return self._session
+
+
+def _os_reason(error: OSError | None) -> str:
+    """The words of an operating-system error, without its number."""
+    if error is None:
+        return "connection failed"
+    return (error.strerror or str(error) or type(error).__name__).splitlines()[0][:120]
 
 
 def _error_from(answer: ErrorResponse) -> TrackerProtocolError:

@@ -32,6 +32,21 @@ addresses are checked against ``address_type`` (inferred from the address when a
 in their canonical text form (RFC 5952 for IPv6).  ``peer_count`` and ``priority``, which the
 schema requires, are optional here.  A LEAVE ``swarm_action`` may omit ``peer_mode``.
 
+Values follow the field rules every codec shares (:mod:`ppsp.core.fields`), so that whatever
+this module reads the XML codecs can write: identifiers and the other string values
+(``connection``, ``asn``, ``peer_protocol``, ``peer_num`` selectors) are *tokens* of 1 to 256
+characters without whitespace or control characters; a swarm ID is never ``"ALL"`` or
+``"nil"``; a swarm is named once per request.  A ``swarm_action`` member a request type does not
+use is dropped as the XML drops it (``action`` of a JOIN, ``action`` and ``peer_mode`` of a
+DISCONNECT).  Extension members of a stat are kept only with a name of
+:data:`~ppsp.core.fields.EXTRA_STATISTIC_NAME_RE` and an integer or token value.
+
+Peer lists (RFC 7846 section 3.2.4): a ``peer_info`` is ``{peer_id, peer_addr}`` with one
+address; a peer with several addresses is listed as one ``peer_info`` per address.  The reader
+merges the entries of one peer ID under one swarm into one peer
+(:func:`~ppsp.tracker.messages.merge_listed_peers`) and also reads a ``peer_addr`` array in an
+entry (earlier releases wrote it).  A ``peer_info`` needs ``peer_id`` and ``peer_addr``.
+
 Bounds: a body over :data:`MAX_JSON_BYTES` is :class:`~ppsp.errors.PayloadTooLarge`; nesting
 deeper than :data:`MAX_DEPTH`, arrays longer than the ``MAX_*`` constants below, integers
 outside ``0 .. 2**63 - 1`` (ports ``1 .. 65535``), strings longer than :data:`MAX_TEXT_CHARS`,
@@ -42,9 +57,11 @@ Writing
 -------
 Requests and responses are written compactly in the schema's form: arrays for ``swarm_action``,
 request ``peer_addr``, ``swarm_result`` and ``peer_info``; integers as JSON numbers; ``stat``;
-FIND inside its ``find`` wrapper.  A ``peer_addr`` that stands for one peer (a ``peer_info``
-entry, or the requester's address at the top of a response) is a single object as the schema
-says when the peer has one address, and an array when it has several.  A success response
+FIND inside its ``find`` wrapper.  A ``peer_addr`` that stands for one peer is a single object as
+the schema says: a listed peer with several addresses gets one ``peer_info`` per address, in
+order; the requester's top-level ``peer_addr`` (``[ppsp_tp_peer_addr_t peer_addr;]``, RFC 7846
+section 3.3.4) is its REFLEXIVE address (else its first), and an array found there (earlier
+releases wrote one) is read as that one address.  A success response
 always carries ``"error_code": 0``; an error response is ``{"version", "response_type": 1,
 "error_code", "transaction_id"}`` and nothing else (RFC 7846 section 4.3), with
 ``transaction_id`` left out when it is not known.  A ``swarm_result`` whose
@@ -78,12 +95,13 @@ in the style of RFC 7846 section 7.1: everything of version 1 keeps its meaning,
 
       "disconnect": {"swarm_action": [{"swarm_id": "1111", "transaction_id": "12345.1"}]}
       "disconnect": {"swarm_id": "ALL"}     # every swarm
-      "disconnect": {}                       # the whole system (also: member absent)
+      "disconnect": {"swarm_id": "nil"}     # the whole system (huang-01 section 4.2)
 
-  Also read: ``"disconnect": "ALL"``, ``"disconnect": {"swarm_id": "1111"}`` and
-  ``{"swarm_id": ["1111", "2222"]}``, an empty ``swarm_action`` (the system), and a
-  ``swarm_action`` whose only entry is ``"ALL"``.  A ``swarm_action`` may give ``"action":
-  "LEAVE"``; ``"ALL"`` mixed with other swarm IDs is a bad request.
+  Also read: ``"disconnect": "ALL"`` and ``"nil"``, ``"disconnect": {"swarm_id": "1111"}`` and
+  ``{"swarm_id": ["1111", "2222"]}``, a ``swarm_action`` whose only entry is ``"ALL"`` or
+  ``"nil"``, and, for the system, the forms earlier releases wrote: ``"disconnect": {}``, an
+  empty ``swarm_action`` or no ``disconnect`` member.  A ``swarm_action`` may give ``"action":
+  "LEAVE"``; ``"ALL"`` or ``"nil"`` mixed with other swarm IDs is a bad request.
 * A content group, in CONNECT, JOIN and FIND::
 
       "content_group": [{"representation_id": "tag4", "start_index": 110, "end_index": 150}]
@@ -102,9 +120,11 @@ in the style of RFC 7846 section 7.1: everything of version 1 keeps its meaning,
   ``chunkmap`` is the Base64 bit string of PROFILE.md (bit *i*, most significant bit first, is
   chunk ``start_index + i``), ``chunkmap_size`` counts its bits and equals ``end_index -
   start_index + 1`` (it may be left out and is then computed), at most
-  :data:`MAX_CHUNKMAP_BITS`.  Stat groups of other types are ignored (an extension this module
-  does not know), and so is ``CONTENT_MAP`` in a version 1 message.  A STAT_REPORT without
-  ``stat_report``, or with an empty one, is a keep-alive; the encoder leaves the member out.
+  :data:`MAX_CHUNKMAP_BITS`.  A content map has at least one representation and each
+  representation at least one segment.  Stat groups of other types are ignored (an extension
+  this module does not know), and so is ``CONTENT_MAP`` in a version 1 message.  A STAT_REPORT
+  without ``stat_report``, or with an empty one, is a keep-alive; the encoder leaves the member
+  out.
 
 Any other ``version`` is :class:`~ppsp.errors.UnsupportedVersion` (``error_code`` 2), and so is
 ``2`` for a decoder limited to ``max_version=ProtocolVersion.V1_0``: the answer of a tracker
@@ -113,9 +133,6 @@ that knows only RFC 7846, on which a 1.1 peer falls back to version 1.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -123,7 +140,20 @@ from typing import Final, TypeVar
 
 import orjson
 
-from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core import fields
+from ppsp.core.fields import (
+    MAX_ADVERTISED_ADDRESSES,
+    MAX_CHUNKMAP_BITS,
+    MAX_LISTED_PEERS,
+    MAX_REPRESENTATIONS,
+    MAX_SEGMENTS,
+    MAX_STATS,
+    MAX_SWARM_ACTIONS,
+    NO_SWARM,
+    RESERVED_SWARM_IDS,
+    is_extra_statistic_name,
+    is_token,
+)
 from ppsp.errors import (
     BadRequest,
     LocalProtocolError,
@@ -159,11 +189,13 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    merge_listed_peers,
     positional_builder,
 )
 
 __all__ = [
     "MAX_ADDRESSES",
+    "MAX_ADVERTISED_ADDRESSES",
     "MAX_CHUNKMAP_BITS",
     "MAX_DEPTH",
     "MAX_EXTRA_STATS",
@@ -199,32 +231,27 @@ MAX_JSON_BYTES: Final = 1 << 20
 MAX_DEPTH: Final = 32
 """Deepest nesting of arrays and objects accepted (PPSP-TP messages need 10)."""
 
-MAX_SWARM_ACTIONS: Final = 1000
-"""Most ``swarm_action`` entries in a request and ``swarm_result`` entries in a response."""
+# The bounds are the shared ones of ppsp.core.fields: MAX_SWARM_ACTIONS (``swarm_action``
+# entries of a request, ``swarm_result`` entries of a response), MAX_ADVERTISED_ADDRESSES
+# (``peer_addr`` entries of a request), MAX_STATS (stat groups, and stats over all groups, of a
+# STAT_REPORT), MAX_REPRESENTATIONS (of a content group or a content map), MAX_SEGMENTS
+# (``segment_info`` entries over all content maps of a STAT_REPORT) and MAX_CHUNKMAP_BITS are
+# imported from there; these names are this module's own.
 
-MAX_ADDRESSES: Final = 64
-"""Most ``peer_addr`` entries for one peer."""
+MAX_ADDRESSES: Final = fields.MAX_PEER_ADDRESSES
+"""Most addresses of one listed peer (over all its ``peer_info`` entries) or of the requester."""
 
-MAX_STATS: Final = 1000
-"""Most stat groups, and most stats over all groups, in one STAT_REPORT."""
+MAX_PEERS: Final = MAX_LISTED_PEERS
+"""Most peers listed in one response (over all its ``swarm_result`` entries)."""
 
-MAX_PEERS: Final = 1000
-"""Most ``peer_info`` entries in one ``swarm_result``."""
-
-MAX_REPRESENTATIONS: Final = 1000
-"""Most representations in a content group or in one content map."""
-
-MAX_SEGMENTS: Final = 1000
-"""Most ``segment_info`` entries in one representation of a content map."""
-
-MAX_CHUNKMAP_BITS: Final = 1 << 20
-"""Largest ``chunkmap_size`` of one segment."""
-
-MAX_EXTRA_STATS: Final = 64
+MAX_EXTRA_STATS: Final = fields.MAX_EXTRA_STATISTICS
 """Most extension members kept from one ``STREAM_STATS`` stat."""
 
 MAX_TEXT_CHARS: Final = 512
-"""Longest string accepted for an identifier or any other text member (chunk maps excepted)."""
+"""Longest string accepted for a text member that is not a token (``type``, ...)."""
+
+_MAX_PEER_ENTRIES: Final = MAX_PEERS * MAX_ADDRESSES
+"""Most ``peer_info`` entries in one ``swarm_result`` (one per address of each peer)."""
 
 _MAX_UINT: Final = 2**63 - 1
 _MIN_INT: Final = -(2**63)
@@ -375,19 +402,52 @@ def _text(value: object, where: str, *, numbers: bool = False, empty: bool = Tru
     return value
 
 
-def _opt_text(value: object, where: str, *, numbers: bool = False) -> str | None:
-    return None if value is None else _text(value, where, numbers=numbers)
+def _token(value: object, where: str, *, numbers: bool = False) -> str:
+    """A token (:data:`ppsp.core.fields.TOKEN_RE`): 1 to 256 characters, no whitespace or controls.
+
+    ``numbers`` admits an integer for a member the schema types as a string (IDs, ``asn``).
+    """
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        if not _MIN_INT <= value <= _MAX_UINT:
+            raise _Malformed(f"{where} is out of range")
+        value = str(value)
+    if not is_token(value):
+        if not isinstance(value, str):
+            raise _Malformed(f"{where} must be a string")
+        raise _Malformed(
+            f"{where} must be 1 to {fields.MAX_TOKEN_LENGTH} characters without whitespace"
+            " or control characters"
+        )
+    return value
+
+
+def _opt_token(value: object, where: str, *, numbers: bool = False) -> str | None:
+    return None if value is None else _token(value, where, numbers=numbers)
 
 
 def _ident(value: object, where: str) -> str:
-    """A non-empty identifier (peer, swarm, transaction, representation)."""
+    """An identifier (peer, swarm, transaction, representation): a token, or an integer."""
     if value is None:
         raise _Malformed(f"{where} is missing")
-    return _text(value, where, numbers=True, empty=False)
+    return _token(value, where, numbers=True)
 
 
 def _opt_ident(value: object, where: str) -> str | None:
     return None if value is None else _ident(value, where)
+
+
+def _swarm_ident(value: object, where: str) -> str:
+    """A swarm's own ID: an identifier other than ``"ALL"`` and ``"nil"``."""
+    swarm_id = _ident(value, where)
+    if swarm_id in RESERVED_SWARM_IDS:
+        raise _Malformed(
+            f"{where} {swarm_id!r} is not a swarm's ID (it has a meaning in DISCONNECT)"
+        )
+    return swarm_id
+
+
+def _opt_swarm_ident(value: object, where: str) -> str | None:
+    return None if value is None else _swarm_ident(value, where)
 
 
 def _choice(value: object, where: str, table: Mapping[str, _T]) -> _T:
@@ -408,7 +468,7 @@ def _selector(value: object, where: str) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(_int(value, where))
-    return _text(value, where)
+    return _token(value, where)
 
 
 def _peek_transaction_id(root: Mapping[str, object]) -> str | None:
@@ -460,30 +520,28 @@ def _peer_address(obj: Mapping[str, object]) -> PeerAddress:
     where = "peer_addr"
     ip_obj = _object(obj.get("ip_address"), f"{where}.ip_address")
     text = _text(ip_obj.get("address"), f"{where}.ip_address.address", empty=False)
-    if "%" in text:
-        raise _Malformed(f"{where}.ip_address.address must not carry a zone index")
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        raise _Malformed(f"{where}.ip_address.address is not an IP address") from None
-    actual = AddressFamily.IPV4 if ip.version == 4 else AddressFamily.IPV6
     family = _opt_choice(ip_obj.get("address_type"), f"{where}.address_type", _FAMILIES)
-    if family is not None and family is not actual:
-        raise _Malformed(f"{where}.ip_address.address is not an {family.value} address")
+    try:
+        ip, version = fields.canonical_ip(text, None if family is None else _VERSION_OF[family])
+    except ValueError as exc:
+        raise _Malformed(f"{where}.ip_address.address: {exc}") from None
     return PeerAddress(
-        ip=str(ip),
-        port=_int(obj.get("port"), f"{where}.port", 1, 65535),
-        family=actual,
+        ip=ip,
+        port=_int(obj.get("port"), f"{where}.port", fields.MIN_PORT, fields.MAX_PORT),
+        family=AddressFamily.IPV4 if version == 4 else AddressFamily.IPV6,
         priority=_opt_int(obj.get("priority"), f"{where}.priority"),
         type=_opt_choice(obj.get("type"), f"{where}.type", _ADDRESS_TYPES),
-        connection=_opt_text(obj.get("connection"), f"{where}.connection"),
-        asn=_opt_text(obj.get("asn"), f"{where}.asn", numbers=True),
-        peer_protocol=_opt_text(obj.get("peer_protocol"), f"{where}.peer_protocol"),
+        connection=_opt_token(obj.get("connection"), f"{where}.connection"),
+        asn=_opt_token(obj.get("asn"), f"{where}.asn", numbers=True),
+        peer_protocol=_opt_token(obj.get("peer_protocol"), f"{where}.peer_protocol"),
     )
 
 
-def _peer_addresses(value: object) -> tuple[PeerAddress, ...]:
-    return tuple(_peer_address(o) for o in _objects(value, "peer_addr", MAX_ADDRESSES))
+_VERSION_OF: Final = {AddressFamily.IPV4: 4, AddressFamily.IPV6: 6}
+
+
+def _peer_addresses(value: object, limit: int = MAX_ADDRESSES) -> tuple[PeerAddress, ...]:
+    return tuple(_peer_address(o) for o in _objects(value, "peer_addr", limit))
 
 
 def _content_group(value: object) -> tuple[RepresentationScope, ...]:
@@ -511,7 +569,12 @@ def _swarm_action(
     actions: Mapping[str, SwarmActionType],
     need_action: bool,
     need_mode: bool,
+    keep: bool = True,
+    reserved: bool = False,
 ) -> SwarmAction:
+    """A ``swarm_action``; without ``keep`` only its swarm and transaction IDs are kept (the
+    action and mode were checked and mean nothing to the request); with ``reserved`` its swarm
+    ID may be ``ALL`` or ``nil`` (DISCONNECT)."""
     where = "swarm_action"
     action = _opt_choice(obj.get("action"), f"{where}.action", actions)
     if action is None and need_action:
@@ -519,12 +582,23 @@ def _swarm_action(
     mode = _opt_choice(obj.get("peer_mode"), f"{where}.peer_mode", _PEER_MODES)
     if mode is None and (need_mode or action is SwarmActionType.JOIN):
         raise _Malformed(f"{where}.peer_mode is missing")
+    read_swarm = _ident if reserved else _swarm_ident
     return _build_swarm_action(
-        _ident(obj.get("swarm_id"), f"{where}.swarm_id"),
-        action,
-        mode,
+        read_swarm(obj.get("swarm_id"), f"{where}.swarm_id"),
+        action if keep else None,
+        mode if keep or need_mode else None,
         _opt_ident(obj.get("transaction_id"), f"{where}.transaction_id"),
     )
+
+
+def _once_each(actions: tuple[SwarmAction, ...], transaction_id: str) -> tuple[SwarmAction, ...]:
+    """``actions``, refused when they name a swarm twice (as the XML codec refuses it) or when
+    a per-action transaction ID would make an XML answer's root ambiguous (fields rule)."""
+    if len(actions) > 1 and len({action.swarm_id for action in actions}) != len(actions):
+        raise _Malformed("swarm_action names a swarm twice")
+    if not fields.clear_action_ids(transaction_id, actions):
+        raise _Malformed("a swarm_action's transaction_id ends in '.0' but the request's does not")
+    return actions
 
 
 def _request_data(root: dict[str, object], name: str) -> dict[str, object]:
@@ -540,9 +614,12 @@ _Common = tuple[ProtocolVersion, str, str]
 def _read_connect(root: dict[str, object], common: _Common) -> ConnectRequest:
     version, transaction_id, peer_id = common
     data = _request_data(root, "connect")
-    actions = tuple(
-        _swarm_action(o, actions=_ACTIONS, need_action=True, need_mode=False)
-        for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+    actions = _once_each(
+        tuple(
+            _swarm_action(o, actions=_ACTIONS, need_action=True, need_mode=False)
+            for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+        ),
+        transaction_id,
     )
     if version is ProtocolVersion.V1_0 and not actions:
         raise _Malformed("an RFC 7846 CONNECT needs at least one swarm_action")
@@ -550,7 +627,7 @@ def _read_connect(root: dict[str, object], common: _Common) -> ConnectRequest:
         version,
         transaction_id,
         peer_id,
-        _peer_addresses(data.get("peer_addr")),
+        _peer_addresses(data.get("peer_addr"), MAX_ADVERTISED_ADDRESSES),
         actions,
         _peer_num(data.get("peer_num")),
         _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else (),
@@ -560,9 +637,18 @@ def _read_connect(root: dict[str, object], common: _Common) -> ConnectRequest:
 def _read_join(root: dict[str, object], common: _Common) -> JoinRequest:
     version, transaction_id, peer_id = common
     data = _request_data(root, "join")
-    swarms = tuple(
-        _swarm_action(o, actions={"JOIN": SwarmActionType.JOIN}, need_action=False, need_mode=True)
-        for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+    swarms = _once_each(
+        tuple(
+            _swarm_action(
+                o,
+                actions={"JOIN": SwarmActionType.JOIN},
+                need_action=False,
+                need_mode=True,
+                keep=False,
+            )
+            for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
+        ),
+        transaction_id,
     )
     if not swarms:
         raise _Malformed("JOIN needs at least one swarm_action")
@@ -576,12 +662,18 @@ def _read_join(root: dict[str, object], common: _Common) -> JoinRequest:
     )
 
 
+_DISCONNECT_WORDS: Final = {
+    ALL_SWARMS: DisconnectScope.ALL_SWARMS,
+    NO_SWARM: DisconnectScope.SYSTEM,
+}
+
+
 def _read_disconnect(root: dict[str, object], common: _Common) -> DisconnectRequest:
     version, transaction_id, peer_id = common
     value = root.get("disconnect", root)
     swarms: tuple[SwarmAction, ...] = ()
-    if value == ALL_SWARMS:
-        scope = DisconnectScope.ALL_SWARMS
+    if isinstance(value, str) and value in _DISCONNECT_WORDS:
+        scope = _DISCONNECT_WORDS[value]
     else:
         data = {} if value is None or value == [] else _object(value, "disconnect")
         if "swarm_id" in data and "swarm_action" in data:
@@ -598,17 +690,22 @@ def _read_disconnect(root: dict[str, object], common: _Common) -> DisconnectRequ
                     actions={"LEAVE": SwarmActionType.LEAVE},
                     need_action=False,
                     need_mode=False,
+                    keep=False,
+                    reserved=True,
                 )
                 for o in _objects(data.get("swarm_action"), "swarm_action", MAX_SWARM_ACTIONS)
             )
+        words = [s.swarm_id for s in swarms if s.swarm_id in _DISCONNECT_WORDS]
         if not swarms:
+            # The form of earlier releases (and of an empty list): leaving the system.
             scope = DisconnectScope.SYSTEM
-        elif any(s.swarm_id == ALL_SWARMS for s in swarms):
+        elif words:
             if len(swarms) > 1:
-                raise _Malformed("disconnect mixes ALL with swarm IDs")
-            scope, swarms = DisconnectScope.ALL_SWARMS, ()
+                raise _Malformed(f"disconnect mixes {words[0]} with swarm IDs")
+            scope, swarms = _DISCONNECT_WORDS[words[0]], ()
         else:
             scope = DisconnectScope.SWARMS
+            _once_each(swarms, transaction_id)
     return _build_disconnect(version, transaction_id, peer_id, scope, swarms)
 
 
@@ -619,23 +716,24 @@ def _read_find(root: dict[str, object], common: _Common) -> FindRequest:
         version,
         transaction_id,
         peer_id,
-        _ident(data.get("swarm_id"), "find.swarm_id"),
+        _swarm_ident(data.get("swarm_id"), "find.swarm_id"),
         _peer_num(data.get("peer_num")),
         _content_group(data.get("content_group")) if version is ProtocolVersion.V1_1 else (),
     )
 
 
 def _extra_stat(name: str, value: object) -> tuple[str, str] | None:
-    """An extension member of a stat as (name, text), or None for one of another shape."""
-    if name == "swarm_id" or name in _STAT_FIELDS:
+    """An extension member of a stat as (name, text), or None for one this codec cannot pass on:
+    a name other than :data:`~ppsp.core.fields.EXTRA_STATISTIC_NAME_RE` (or a standard
+    statistic's, in either encoding), a value other than an integer or a token."""
+    if not is_extra_statistic_name(name):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return None
     try:
-        _text(name, "name", empty=False)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            return None
         if isinstance(value, int):
             return name, str(_int(value, "value", _MIN_INT))
-        return name, _text(value, "value")
+        return name, _token(value, "value")
     except _Malformed:
         return None
 
@@ -650,7 +748,7 @@ def _stream_stat(obj: Mapping[str, object]) -> StreamStatistics:
                 raise _Malformed(f"{where} has more than {MAX_EXTRA_STATS} extension members")
             extra.append(item)
     return _build_stream_statistics(
-        _opt_ident(obj.get("swarm_id"), "stat.swarm_id"),
+        _opt_swarm_ident(obj.get("swarm_id"), "stat.swarm_id"),
         _opt_int(obj.get("uploaded_bytes"), "stat.uploaded_bytes"),
         _opt_int(obj.get("downloaded_bytes"), "stat.downloaded_bytes"),
         _opt_int(obj.get("available_bandwidth"), "stat.available_bandwidth"),
@@ -674,44 +772,34 @@ def _segment(obj: Mapping[str, object]) -> SegmentMap:
     text = obj.get("chunkmap")
     if not isinstance(text, str):
         raise _Malformed(f"{where}.chunkmap must be a Base64 string")
-    # Base64 of MAX_CHUNKMAP_BITS plus generous room for line breaks.
-    if len(text) > 2 * (MAX_CHUNKMAP_BITS // 6) + 64:
-        raise _Malformed(f"{where}.chunkmap is too long")
     try:
-        bitmap = _chunkmap_bytes(text, size, start)
+        bitmap = fields.chunkmap_bytes(text, size)
     except ValueError as exc:
         raise _Malformed(f"{where}.chunkmap: {exc}") from None
     return _build_segment(start, end, size, bitmap)
 
 
-def _chunkmap_bytes(text: str, size: int, start: int) -> bytes:
-    """``ChunkBitmap.from_base64(text, size, start).to_bytes()``, without the bitmap object."""
-    try:
-        raw: bytes | None = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raw = None
-    if raw is not None and size >= 0 and start >= 0 and len(raw) == (size + 7) // 8:
-        if size % 8:
-            # Bits past ``size`` carry no meaning and are cleared, as ChunkBitmap does.
-            raw = raw[:-1] + bytes((raw[-1] & (0xFF << (8 - size % 8)) & 0xFF,))
-        return raw
-    # Anything unusual: the bitmap class decides, and words its refusal (ValueError).
-    return ChunkBitmap.from_base64(text, size, start).to_bytes()
-
-
-def _content_map(obj: Mapping[str, object]) -> ContentMap:
+def _content_map(obj: Mapping[str, object], budget: list[int]) -> ContentMap:
+    """A ``CONTENT_MAP`` stat; ``budget`` holds the segments the message may still have."""
     representations = []
     for rep in _objects(obj.get("representation"), "representation", MAX_REPRESENTATIONS):
+        segments = _objects(rep.get("segment_info"), "segment_info", MAX_SEGMENTS)
+        budget[0] -= len(segments)
+        if budget[0] < 0:
+            raise _Malformed(f"stat_report has more than {MAX_SEGMENTS} segment_info entries")
+        if not segments:
+            raise _Malformed("a representation of a content map needs a segment_info")
         representations.append(
             _build_representation(
                 _ident(rep.get("id"), "representation.id"),
-                tuple(
-                    _segment(seg)
-                    for seg in _objects(rep.get("segment_info"), "segment_info", MAX_SEGMENTS)
-                ),
+                tuple(_segment(seg) for seg in segments),
             )
         )
-    return _build_content_map(_ident(obj.get("swarm_id"), "stat.swarm_id"), tuple(representations))
+    if not representations:
+        raise _Malformed("a content map needs a representation")
+    return _build_content_map(
+        _swarm_ident(obj.get("swarm_id"), "stat.swarm_id"), tuple(representations)
+    )
 
 
 def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportRequest:
@@ -720,6 +808,7 @@ def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportReq
     groups = _objects(value, "stat_report", MAX_STATS)
     stream_stats: list[StreamStatistics] = []
     content_maps: list[ContentMap] = []
+    budget = [MAX_SEGMENTS]
     for group in groups:
         if not group:
             continue  # {} is an empty report: a keep-alive
@@ -730,7 +819,7 @@ def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportReq
         if kind == _STREAM_STATS:
             stream_stats.extend(_stream_stat(s) for s in stats)
         elif kind == _CONTENT_MAP and version is ProtocolVersion.V1_1:
-            content_maps.extend(_content_map(s) for s in stats)
+            content_maps.extend(_content_map(s, budget) for s in stats)
     return _build_report(version, transaction_id, peer_id, tuple(stream_stats), tuple(content_maps))
 
 
@@ -793,9 +882,14 @@ def decode_request(
 
 
 def _peer_info(obj: Mapping[str, object], swarm_id: str | None) -> PeerInfo:
+    """One ``peer_info`` entry: a peer ID and its address (or, as earlier releases wrote, an
+    array of its addresses)."""
+    addresses = _peer_addresses(obj.get("peer_addr"))
+    if not addresses:
+        raise _Malformed("peer_info.peer_addr is missing")
     return PeerInfo(
-        peer_id=_opt_ident(obj.get("peer_id"), "peer_info.peer_id"),
-        addresses=_peer_addresses(obj.get("peer_addr")),
+        peer_id=_ident(obj.get("peer_id"), "peer_info.peer_id"),
+        addresses=addresses,
         swarm_id=swarm_id,
     )
 
@@ -806,7 +900,7 @@ def _read_success(root: Mapping[str, object], version: ProtocolVersion) -> Track
     results: list[ActionResult] = []
     peers: list[PeerInfo] = []
     for obj in _objects(root.get("swarm_result"), "swarm_result", MAX_SWARM_ACTIONS):
-        swarm_id = _opt_ident(obj.get("swarm_id"), "swarm_result.swarm_id")
+        swarm_id = _opt_swarm_ident(obj.get("swarm_id"), "swarm_result.swarm_id")
         result = _int(obj.get("result"), "swarm_result.result", 0, 1)
         results.append(
             ActionResult(
@@ -818,15 +912,32 @@ def _read_success(root: Mapping[str, object], version: ProtocolVersion) -> Track
         group = obj.get("peer_group")
         if group is not None:
             infos = _object(group, "peer_group").get("peer_info")
-            peers.extend(_peer_info(o, swarm_id) for o in _objects(infos, "peer_info", MAX_PEERS))
+            peers.extend(
+                _peer_info(o, swarm_id) for o in _objects(infos, "peer_info", _MAX_PEER_ENTRIES)
+            )
+    # One peer_info per address (RFC 7846): the entries of one peer become one peer again.
+    listed = merge_listed_peers(peers)
+    if len(listed) > MAX_PEERS:
+        raise _Malformed(f"more than {MAX_PEERS} peers listed")
+    if any(len(peer.addresses) > MAX_ADDRESSES for peer in listed):
+        raise _Malformed(f"a listed peer with more than {MAX_ADDRESSES} addresses")
+    # One address (RFC 7846 section 3.3.4); of an array, as earlier releases wrote, the one
+    # the encoder would write.
     requester = _peer_addresses(root.get("peer_addr"))
+    if len(requester) > 1:
+        requester = (_requester_choice(requester),)
     return TrackerResponse(
         version=version,
         transaction_id=_ident(root.get("transaction_id"), "transaction_id"),
         results=tuple(results),
         requester=PeerInfo(addresses=requester) if requester else None,
-        peers=tuple(peers),
+        peers=tuple(listed),
     )
+
+
+def _requester_choice(addresses: Sequence[PeerAddress]) -> PeerAddress:
+    """The requester's address a response carries: the REFLEXIVE one, else the first."""
+    return next((a for a in addresses if a.type is AddressType.REFLEXIVE), addresses[0])
 
 
 def _decode_response_body(data: bytes, max_bytes: int) -> TrackerResponse | ErrorResponse:
@@ -863,7 +974,8 @@ def decode_response(
     ``response_type`` 0 gives a :class:`~ppsp.tracker.messages.TrackerResponse` (top-level
     ``peer_addr`` is its ``requester``; each ``swarm_result`` an
     :class:`~ppsp.tracker.messages.ActionResult`, status 200 for result 0 and 400 for 1, whose
-    ``peer_info`` entries become ``peers`` tagged with that ``swarm_id``); ``response_type`` 1
+    ``peer_info`` entries become ``peers`` tagged with that ``swarm_id``, the entries of one
+    peer ID merged into one peer); ``response_type`` 1
     an :class:`~ppsp.tracker.messages.ErrorResponse` with the ``error_code``.
 
     With a status outside 2xx, an error body is returned with ``reason`` attached; a body that
@@ -971,27 +1083,24 @@ def _remember_address(address: PeerAddress, out: dict[str, object]) -> None:
     _ADDRESS_BY_ID[id(address)] = (address, out)
 
 
-def _one_peer_addresses(addresses: Sequence[PeerAddress]) -> object:
-    """``peer_addr`` of one peer: an object as the schema says, an array for several."""
-    if len(addresses) == 1:
-        return _address_json(addresses[0])
-    return [_address_json(a) for a in addresses]
-
-
-def _checked_peer_addresses(addresses: Sequence[PeerAddress]) -> object:
-    """:func:`_one_peer_addresses` of addresses each validated as the decoder reads them."""
+def _requester_address(addresses: Sequence[PeerAddress]) -> dict[str, object]:
+    """The requester's top-level ``peer_addr``: one object (RFC 7846 section 3.3.4), the
+    address the tracker observed (REFLEXIVE) when there is one, else the first."""
     if len(addresses) == 1:
         return _checked_address_json(addresses[0])
     if len(addresses) > MAX_ADDRESSES:
         raise LocalProtocolError(f"cannot encode response: more than {MAX_ADDRESSES} addresses")
-    return [_checked_address_json(a) for a in addresses]
+    return _checked_address_json(_requester_choice(addresses))
 
 
-def _swarm_action_json(action: SwarmAction) -> dict[str, object]:
+def _swarm_action_json(
+    action: SwarmAction, *, with_action: bool = True, with_mode: bool = True
+) -> dict[str, object]:
+    """A ``swarm_action``, with the members its request type uses (as the XML codec writes)."""
     out: dict[str, object] = {"swarm_id": action.swarm_id}
-    if action.action is not None:
+    if with_action and action.action is not None:
         out["action"] = action.action.value
-    if action.peer_mode is not None:
+    if with_mode and action.peer_mode is not None:
         out["peer_mode"] = _PEER_MODE_TEXT[action.peer_mode]
     if action.transaction_id is not None:
         out["transaction_id"] = action.transaction_id
@@ -1020,10 +1129,19 @@ def _stream_stat_json(stat: StreamStatistics) -> dict[str, object]:
         if value is not None:
             out[name] = value
     for name, text in stat.extra:
-        if name in out or name == "swarm_id" or name in _STAT_FIELDS:
-            raise LocalProtocolError(f"statistic {name!r} is given twice")
+        if name in out or not is_extra_statistic_name(name):
+            raise LocalProtocolError(
+                f"extra statistic {name!r} is reserved, invalid or given twice"
+            )
         out[name] = _number_or_text(text)
     return out
+
+
+def _chunkmap_text(segment: SegmentMap) -> str:
+    try:
+        return fields.chunkmap_text(segment.bitmap, segment.chunkmap_size)
+    except ValueError as exc:
+        raise LocalProtocolError(f"segment chunk map: {exc}") from None
 
 
 def _content_map_json(content_map: ContentMap) -> dict[str, object]:
@@ -1037,7 +1155,7 @@ def _content_map_json(content_map: ContentMap) -> dict[str, object]:
                         "start_index": seg.start_index,
                         "end_index": seg.end_index,
                         "chunkmap_size": seg.chunkmap_size,
-                        "chunkmap": base64.b64encode(seg.bitmap).decode("ascii"),
+                        "chunkmap": _chunkmap_text(seg),
                     }
                     for seg in rep.segments
                 ],
@@ -1066,7 +1184,9 @@ def _connect_json(msg: ConnectRequest) -> dict[str, object]:
 
 
 def _join_json(msg: JoinRequest) -> dict[str, object]:
-    out: dict[str, object] = {"swarm_action": [_swarm_action_json(a) for a in msg.swarms]}
+    out: dict[str, object] = {
+        "swarm_action": [_swarm_action_json(a, with_action=False) for a in msg.swarms]
+    }
     if msg.peer_num is not None:
         out["peer_num"] = _peer_num_json(msg.peer_num)
     if msg.content_group:
@@ -1075,15 +1195,17 @@ def _join_json(msg: JoinRequest) -> dict[str, object]:
 
 
 def _disconnect_json(msg: DisconnectRequest) -> dict[str, object]:
-    if msg.scope is DisconnectScope.SYSTEM:
-        return {"disconnect": {}}
-    if msg.scope is DisconnectScope.ALL_SWARMS:
-        return {"disconnect": {"swarm_id": ALL_SWARMS}}
+    if msg.scope is not DisconnectScope.SWARMS:
+        if msg.swarms:
+            raise LocalProtocolError(f"a {msg.scope.value} DISCONNECT names no swarms")
+        word = ALL_SWARMS if msg.scope is DisconnectScope.ALL_SWARMS else NO_SWARM
+        return {"disconnect": {"swarm_id": word}}
     if not msg.swarms:
         raise LocalProtocolError("DISCONNECT of named swarms names none")
-    if any(s.swarm_id == ALL_SWARMS for s in msg.swarms):
-        raise LocalProtocolError(f"swarm ID {ALL_SWARMS!r} means every swarm in DISCONNECT")
-    return {"disconnect": {"swarm_action": [_swarm_action_json(a) for a in msg.swarms]}}
+    if any(s.swarm_id in RESERVED_SWARM_IDS for s in msg.swarms):
+        raise LocalProtocolError("ALL and nil are DISCONNECT scopes, not swarm IDs")
+    actions = [_swarm_action_json(a, with_action=False, with_mode=False) for a in msg.swarms]
+    return {"disconnect": {"swarm_action": actions}}
 
 
 def _find_json(msg: FindRequest) -> dict[str, object]:
@@ -1156,14 +1278,22 @@ def encode_request(msg: AnyRequest) -> bytes:
     return data
 
 
-def _peer_info_json(peer: PeerInfo) -> dict[str, object]:
-    """A ``peer_info`` entry (its addresses validated, see :func:`_checked_address_json`)."""
-    info: dict[str, object] = {}
-    if peer.peer_id is not None:
-        info["peer_id"] = peer.peer_id
-    if peer.addresses:
-        info["peer_addr"] = _checked_peer_addresses(peer.addresses)
-    return info
+def _peer_info_json(peer: PeerInfo) -> list[dict[str, object]]:
+    """The ``peer_info`` entries of a listed peer: one per address, in order (RFC 7846 section
+    3.2.4 gives a ``peer_info`` one ``peer_addr``), each address validated (see
+    :func:`_checked_address_json`); the decoder merges them back into one peer."""
+    try:
+        peer_id = _ident(peer.peer_id, "peer_info.peer_id")
+    except _Malformed as exc:
+        raise LocalProtocolError(f"cannot encode response: {exc}") from None
+    if not peer.addresses:
+        raise LocalProtocolError("cannot encode response: a listed peer needs an address")
+    if len(peer.addresses) > MAX_ADDRESSES:
+        raise LocalProtocolError(f"cannot encode response: more than {MAX_ADDRESSES} addresses")
+    return [
+        {"peer_id": peer_id, "peer_addr": _checked_address_json(address)}
+        for address in peer.addresses
+    ]
 
 
 _SET_ENCODED = EncodedForms._encoded_json.__set__  # type: ignore[attr-defined]
@@ -1171,23 +1301,21 @@ _SET_ENCODED = EncodedForms._encoded_json.__set__  # type: ignore[attr-defined]
 
 
 def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
-    """A listed peer's serialised ``peer_info``, checked and written once per entry object.
+    """A listed peer's serialised ``peer_info`` entries, checked and written once per entry
+    object.
 
     The checks are those :func:`_read_success` makes of an entry (its ``peer_id`` and
     addresses).  The entry is immutable, so the form kept in it (see :class:`PeerInfo`) stays
     right; an entry that fails the checks keeps nothing and raises every time.  ``orjson``
-    writes a fragment as it is, so the document's bytes do not change.
+    writes a fragment as it is, so the document's bytes do not change: a peer with several
+    addresses is one fragment holding its entries separated by commas, which stands for that
+    many array elements (and counts as one peer where the list's length is bounded).
     """
     try:
         return peer._encoded_json  # type: ignore[attr-defined,no-any-return]
     except AttributeError:
         pass
-    info = _peer_info_json(peer)
-    try:
-        _opt_ident(peer.peer_id, "peer_info.peer_id")
-    except _Malformed as exc:
-        raise LocalProtocolError(f"cannot encode response: {exc}") from None
-    fragment = orjson.Fragment(orjson.dumps(info))
+    fragment = orjson.Fragment(b",".join(orjson.dumps(entry) for entry in _peer_info_json(peer)))
     if isinstance(peer, EncodedForms):
         _SET_ENCODED(peer, fragment)
     return fragment
@@ -1196,7 +1324,8 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
 def _results_json(msg: TrackerResponse, *, fragments: bool = False) -> list[dict[str, object]]:
     """``swarm_result``: each listed peer as an object, or with ``fragments`` as its checked,
     serialised form (:func:`_listed_fragment`)."""
-    entry = _listed_fragment if fragments else _peer_info_json
+    if len(msg.peers) > MAX_PEERS:
+        raise LocalProtocolError(f"cannot encode response: more than {MAX_PEERS} peers")
     results: list[dict[str, object]] = []
     for result in msg.results:
         item: dict[str, object] = {}
@@ -1225,7 +1354,10 @@ def _results_json(msg: TrackerResponse, *, fragments: bool = False) -> list[dict
                 results.append(item)
                 peer_lists.append([])
         cursor = index
-        peer_lists[index].append(entry(peer))
+        if fragments:
+            peer_lists[index].append(_listed_fragment(peer))
+        else:
+            peer_lists[index].extend(_peer_info_json(peer))
     for item, infos in zip(results, peer_lists, strict=True):
         if infos:
             item["peer_group"] = {"peer_info": infos}
@@ -1239,9 +1371,10 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
     code's RFC 7846 ``error_code`` (:attr:`~ppsp.errors.TrackerErrorCode.json_code`) and no
     other member but ``version`` and ``transaction_id``.  A
     :class:`~ppsp.tracker.messages.TrackerResponse` becomes ``response_type`` 0; its
-    ``requester`` addresses are the top-level ``peer_addr`` (its ``peer_id`` is not sent: the
-    schema has no place for it).  Raises :class:`~ppsp.errors.LocalProtocolError` for a
-    message the decoder would refuse.
+    ``requester`` is the top-level ``peer_addr``, one object: its REFLEXIVE address, else its
+    first (its ``peer_id`` and other addresses are not sent: the schema has no place for them).
+    Each listed peer is one ``peer_info`` per address.  Raises
+    :class:`~ppsp.errors.LocalProtocolError` for a message the decoder would refuse.
 
     With ``check`` (the default) the written bytes are decoded again before they are returned.
     Without it (the server's hot path) each value is checked with the decoder's own readers as
@@ -1259,7 +1392,7 @@ def encode_response(msg: TrackerResponse | ErrorResponse, *, check: bool = True)
         root["error_code"] = 0
         root["transaction_id"] = msg.transaction_id
         if msg.requester is not None and msg.requester.addresses:
-            root["peer_addr"] = _checked_peer_addresses(msg.requester.addresses)
+            root["peer_addr"] = _requester_address(msg.requester.addresses)
         results = _results_json(msg, fragments=not check)
         if results:
             root["swarm_result"] = results
@@ -1283,12 +1416,9 @@ def _check_success(root: Mapping[str, object], results: Sequence[Mapping[str, ob
         _ident(root["transaction_id"], "transaction_id")
         _items(results, "swarm_result", MAX_SWARM_ACTIONS)
         for item in results:
-            _opt_ident(item.get("swarm_id"), "swarm_result.swarm_id")
+            _opt_swarm_ident(item.get("swarm_id"), "swarm_result.swarm_id")
             _opt_ident(item.get("transaction_id"), "swarm_result.transaction_id")
-            group = item.get("peer_group")
-            if group is None:
-                continue
-            # _results_json writes a list of checked entries here: only its length needs a look.
-            _items(_object(group, "peer_group").get("peer_info"), "peer_info", MAX_PEERS)
+            # The peer_info entries are checked fragments (_listed_fragment) and their number
+            # is bounded by _results_json.
     except _Malformed as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None

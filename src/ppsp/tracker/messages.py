@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, TypeVar
 
+from ppsp.core.fields import ALL_SWARMS as ALL_SWARMS  # re-exported: DISCONNECT's "ALL"
+from ppsp.core.fields import NO_SWARM as NO_SWARM  # re-exported: DISCONNECT's "nil"
 from ppsp.errors import TrackerErrorCode
 
 
@@ -97,7 +99,11 @@ class AddressType(IdentityEnum):
 
 
 class DisconnectScope(IdentityEnum):
-    """What a DISCONNECT leaves: the named swarms, every swarm (``ALL``), or the system (nil)."""
+    """What a DISCONNECT leaves: the named swarms, every swarm (``ALL``), or the system (``nil``).
+
+    On the wire ``ALL`` and ``nil`` are SwarmID values (huang-01 section 4.2), which is why
+    neither is ever a swarm's own ID (:data:`~ppsp.core.fields.RESERVED_SWARM_IDS`).
+    """
 
     SWARMS = "SWARMS"
     ALL_SWARMS = "ALL"
@@ -290,7 +296,7 @@ class JoinRequest(TrackerRequest):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DisconnectRequest(TrackerRequest):
-    """DISCONNECT (1.1): leave named swarms, all swarms (``ALL``) or the system (no SwarmID)."""
+    """DISCONNECT (1.1): leave named swarms, all swarms (``ALL``) or the system (``nil``)."""
 
     scope: DisconnectScope
     swarms: tuple[SwarmAction, ...] = ()
@@ -388,8 +394,42 @@ TrackerMessage = (
 AnyRequest = ConnectRequest | JoinRequest | DisconnectRequest | FindRequest | StatReportRequest
 """Any PPSP-TP request."""
 
-ALL_SWARMS = "ALL"
-"""The SwarmID text that means every swarm in a DISCONNECT (huang-01 section 4.2)."""
+
+def merge_listed_peers(peers: list[PeerInfo]) -> list[PeerInfo]:
+    """A decoded peer list in which each peer appears once per swarm.
+
+    Entries naming the same peer ID for the same swarm become one entry, at the place of the
+    first, holding the addresses of all of them in order: RFC 7846 lists a peer with several
+    addresses as one ``peer_info`` per address, and every codec reads every peer list this way
+    (docs/PROTOCOL.md), so that a list one codec read is a list every codec writes alike.
+    Entries without a peer ID are kept as they are.  The input list is returned when nothing
+    merges (the usual case).
+    """
+    seen: dict[tuple[str | None, str], int] = {}
+    merged: list[PeerInfo] | None = None
+    for index, peer in enumerate(peers):
+        if peer.peer_id is None:
+            if merged is not None:
+                merged.append(peer)
+            continue
+        key = (peer.swarm_id, peer.peer_id)
+        first = seen.get(key)
+        if first is None:
+            if merged is not None:
+                seen[key] = len(merged)
+                merged.append(peer)
+            else:
+                seen[key] = index
+            continue
+        if merged is None:
+            merged = list(peers[:index])
+        kept = merged[first]
+        merged[first] = PeerInfo(
+            peer_id=kept.peer_id,
+            addresses=kept.addresses + peer.addresses,
+            swarm_id=kept.swarm_id,
+        )
+    return peers if merged is None else merged
 
 
 _D = TypeVar("_D")

@@ -12,9 +12,17 @@ Decoding rules, in short (docs/PROTOCOL.md has the reasoning):
   namespace or none are all accepted.  Unknown elements and attributes are ignored (the drafts'
   extension rule), and so are known elements a method does not use.  A known element that may
   occur once and occurs twice is a bad request.
-* Identifiers and attribute values are *tokens*: 1 to 256 characters, no whitespace or control
-  characters, surrounding whitespace stripped.  Integers are plain ASCII decimal, non-negative
-  and bounded (ports 0-65535, everything else below 2**63).
+* Values follow the field rules every codec shares (:mod:`ppsp.core.fields`): identifiers and
+  attribute values are *tokens* (1 to 256 characters, no whitespace or control characters;
+  surrounding whitespace is stripped here), swarm IDs are tokens other than ``ALL`` and ``nil``,
+  integers are plain ASCII decimal in ``0 .. 2**63 - 1`` (ports 1-65535), IP addresses are kept
+  in canonical form, chunk maps hold at most 2**20 bits.
+* A listed peer (a PeerInfo of an answer other than the requester's) has a PeerID and at least
+  one PeerAddress; PeerInfo entries naming the same peer for the same swarm are read as one peer
+  holding the addresses of all of them (:func:`~ppsp.tracker.messages.merge_listed_peers`).
+* DISCONNECT takes the named swarms, ``<SwarmID>ALL</SwarmID>`` (every swarm) or
+  ``<SwarmID>nil</SwarmID>`` (the system, huang-01 section 4.2); a DISCONNECT without SwarmID
+  is read as ``nil`` too (draft-huang-...-04 prints it so, and earlier releases wrote it).
 * Repetition is bounded per message (``MAX_*`` below); a body over
   :data:`ppsp.core.safexml.MAX_XML_BYTES` is refused with :class:`PayloadTooLarge` before parsing.
 * Every failure is a :class:`~ppsp.errors.TrackerProtocolError` (nearly always
@@ -28,9 +36,7 @@ to itself.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
@@ -38,7 +44,24 @@ from typing import TypeVar
 
 from lxml import etree
 
-from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core import fields
+from ppsp.core.fields import (
+    MAX_ADVERTISED_ADDRESSES,
+    MAX_CHUNKMAP_BITS,
+    MAX_EXTRA_STATISTICS,
+    MAX_INTEGER,
+    MAX_LISTED_PEERS,
+    MAX_REPRESENTATIONS,
+    MAX_SEGMENTS,
+    MAX_STATS,
+    MAX_SWARM_ACTIONS,
+    MAX_TOKEN_LENGTH,
+    MIN_PORT,
+    NO_SWARM,
+    RESERVED_SWARM_IDS,
+    TOKEN_RE,
+    is_extra_statistic_name,
+)
 from ppsp.core.safexml import MAX_XML_BYTES, XMLRejected, parse_xml
 from ppsp.errors import (
     BadRequest,
@@ -76,11 +99,13 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
+    merge_listed_peers,
     positional_builder,
 )
 
 __all__ = [
     "ERROR_TEXT",
+    "MAX_ADVERTISED_ADDRESSES",
     "MAX_CONTENT_SCOPES",
     "MAX_EXTRA_STATISTICS",
     "MAX_INTEGER",
@@ -129,28 +154,22 @@ METHODS_BY_VERSION: dict[ProtocolVersion, frozenset[Method]] = {
 }
 """Request methods the codec accepts in each protocol version."""
 
-MAX_SWARM_IDS = 1000
+# The bounds are the shared ones of ppsp.core.fields (MAX_ADVERTISED_ADDRESSES, MAX_STATS,
+# MAX_EXTRA_STATISTICS, MAX_SEGMENTS, MAX_TOKEN_LENGTH and MAX_INTEGER are imported from there),
+# under the names of this module's elements where they differ.
+MAX_SWARM_IDS = MAX_SWARM_ACTIONS
 """Most SwarmID elements in one request."""
-MAX_PEER_ADDRESSES = 64
-"""Most PeerAddress elements in a request, and per PeerInfo in a response."""
-MAX_PEER_INFOS = 1000
-"""Most PeerInfo elements in one response."""
-MAX_STATS = 1000
-"""Most Stat elements in one STAT_REPORT."""
-MAX_EXTRA_STATISTICS = 64
-"""Most non-standard statistics in one StreamStatistics Stat."""
-MAX_CONTENT_SCOPES = 1000
+MAX_PEER_ADDRESSES = fields.MAX_PEER_ADDRESSES
+"""Most PeerAddress elements per PeerInfo in a response (a request carries at most
+:data:`MAX_ADVERTISED_ADDRESSES`)."""
+MAX_PEER_INFOS = MAX_LISTED_PEERS + 1
+"""Most PeerInfo elements in one response: the listed peers and the requester."""
+MAX_CONTENT_SCOPES = MAX_REPRESENTATIONS
 """Most Representation elements in one ContentGroup or one ContentMap Stat."""
-MAX_SEGMENTS = 1000
-"""Most SegmentInfo elements in all content maps of one STAT_REPORT."""
-MAX_RESULTS = 1001
+MAX_RESULTS = MAX_SWARM_ACTIONS + 1
 """Most Result elements in one response TransactionID (a root plus MAX_SWARM_IDS actions)."""
-MAX_TOKEN_LENGTH = 256
-"""Longest identifier or attribute value, in characters."""
-MAX_INTEGER = 2**63 - 1
-"""Largest integer value (counters, indexes, priorities, peer counts)."""
 
-_MAX_PORT = 65535
+_MAX_PORT = fields.MAX_PORT
 _ROOT = "PPSPTrackerProtocol"
 _SUCCESS_TEXTS = frozenset({SUCCESS_TEXT, "OK"})
 _ERROR_CODES_BY_TEXT = {text: code for code, text in ERROR_TEXT.items()}
@@ -171,8 +190,8 @@ _SINGLETONS = (
     "StatisticsGroup",
 )
 
-# A token: no whitespace, no C0/C1 controls, no code points XML cannot carry.
-_TOKEN_RE = re.compile(f"[^\\s\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]{{1,{MAX_TOKEN_LENGTH}}}")
+# A token: no whitespace, no C0/C1 controls, no code points XML cannot carry (fields.TOKEN_RE).
+_TOKEN_RE = TOKEN_RE
 _DIGITS_RE = re.compile(r"[0-9]{1,20}")
 _RESULT_RE = re.compile(r"([1-5][0-9][0-9])(?:\s.*)?", re.DOTALL)
 _VERSION_REASON_RE = re.compile(r"version.*\d+\.\d+", re.IGNORECASE | re.DOTALL)
@@ -196,6 +215,14 @@ def _token(value: str | None, what: str, error: _Error) -> str:
     return value
 
 
+def _swarm(value: str | None, what: str, error: _Error) -> str:
+    """A swarm's own ID: a token other than ``ALL`` and ``nil`` (fields.is_swarm_id)."""
+    token = _token(value, what, error)
+    if token in RESERVED_SWARM_IDS:
+        raise error(f"{what} {token!r} is not a swarm's ID (it has a meaning in DISCONNECT)")
+    return token
+
+
 def _integer(value: str | None, what: str, error: _Error, maximum: int = MAX_INTEGER) -> int:
     if value is None:
         raise error(f"{what} is missing")
@@ -208,9 +235,11 @@ def _integer(value: str | None, what: str, error: _Error, maximum: int = MAX_INT
     return number
 
 
-def _check_integer(value: int, what: str, maximum: int = MAX_INTEGER) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise LocalProtocolError(f"{what} must be an integer in [0, {maximum}], got {value!r}")
+def _check_integer(value: int, what: str, maximum: int = MAX_INTEGER, minimum: int = 0) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise LocalProtocolError(
+            f"{what} must be an integer in [{minimum}, {maximum}], got {value!r}"
+        )
     return str(value)
 
 
@@ -235,38 +264,27 @@ def _members(cls: type[_E]) -> dict[str, _E]:
     return table  # type: ignore[return-value]
 
 
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_CANONICAL_IPV4_RE = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}")
-"""Dotted-quad IPv4 text exactly as :mod:`ipaddress` writes it (no leading zeros)."""
+_VERSIONS_OF: dict[AddressFamily | None, int | None] = {
+    None: None,
+    AddressFamily.IPV4: 4,
+    AddressFamily.IPV6: 6,
+}
+_FAMILIES_OF = {4: AddressFamily.IPV4, 6: AddressFamily.IPV6}
 
 
 def _ip(value: str, family: AddressFamily | None, error: _Error) -> tuple[str, AddressFamily]:
-    if family is not AddressFamily.IPV6 and _CANONICAL_IPV4_RE.fullmatch(value):
-        return value, AddressFamily.IPV4
+    """The canonical form and family of an IP address (fields.canonical_ip)."""
     try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise error(f"ip is not an IP address: {value[:40]!r}") from None
-    found = AddressFamily.IPV4 if address.version == 4 else AddressFamily.IPV6
-    if family is not None and family is not found:
-        raise error(f"ip {value[:40]!r} is not an {family.value} address")
-    return str(address), found
+        text, version = fields.canonical_ip(value, _VERSIONS_OF[family])
+    except (ValueError, KeyError) as exc:
+        raise error(f"ip: {exc}") from None
+    return text, _FAMILIES_OF[version]
 
 
-def _bitmap(text: str, size: int, start: int, error: _Error) -> bytes:
-    """The bit string of a Base64 chunk map, as ``ChunkBitmap.from_base64(...).to_bytes()``."""
+def _bitmap(text: str, size: int, error: _Error) -> bytes:
+    """The bit string of a Base64 chunk map (fields.chunkmap_bytes)."""
     try:
-        raw: bytes | None = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raw = None
-    if raw is not None and size >= 0 and start >= 0 and len(raw) == (size + 7) // 8:
-        if size % 8:
-            # Bits past ``size`` carry no meaning and are cleared, as ChunkBitmap does.
-            raw = raw[:-1] + bytes((raw[-1] & (0xFF << (8 - size % 8)) & 0xFF,))
-        return raw
-    # Anything unusual: the bitmap class decides, and words its refusal.
-    try:
-        return ChunkBitmap.from_base64(text, size, start).to_bytes()
+        return fields.chunkmap_bytes(text, size)
     except ValueError as exc:
         raise error(f"SegmentInfo chunk map: {exc}") from None
 
@@ -426,6 +444,22 @@ def _text_token(element: _Element) -> str:
     return _token(text, f"<{_local_name(element)}>", BadRequest)
 
 
+def _text_swarm(element: _Element) -> str:
+    """The swarm ID an element holds (a token other than ``ALL`` and ``nil``)."""
+    text = _text(element)
+    if _TOKEN_RE.fullmatch(text) and text not in RESERVED_SWARM_IDS:
+        return text
+    return _swarm(text, f"<{_local_name(element)}>", BadRequest)
+
+
+def _attr_swarm(element: _Element, name: str) -> str | None:
+    """The optional swarm ID attribute ``name``."""
+    value = _attr_token(element, name)
+    if value is None or value not in RESERVED_SWARM_IDS:
+        return value
+    return _swarm(value, f"@{name} of <{_local_name(element)}>", BadRequest)
+
+
 # --------------------------------------------------------------------------------------------
 # Decoding
 
@@ -492,7 +526,7 @@ def _results(container: _Element) -> tuple[str, tuple[ActionResult, ...]]:
         results.append(
             ActionResult(
                 transaction_id=_attr_token(element, "transactionID"),
-                swarm_id=_attr_token(element, "swarmID"),
+                swarm_id=_attr_swarm(element, "swarmID"),
                 status=int(match.group(1)),
             )
         )
@@ -522,6 +556,8 @@ def _peer_address(element: _Element) -> PeerAddress:
     ip, family = _ip(ip_text, family, BadRequest)
     port = _attr_integer(element, "port", required=True, maximum=_MAX_PORT)
     assert port is not None
+    if port < MIN_PORT:
+        raise BadRequest(f"@port of <PeerAddress> is below {MIN_PORT}")
     return PeerAddress(
         ip=ip,
         port=port,
@@ -540,7 +576,7 @@ def _peer_info(element: _Element) -> PeerInfo:
     return PeerInfo(
         peer_id=None if peer_id is None else _text_token(peer_id),
         addresses=tuple(_peer_address(e) for e in groups.get("PeerAddress", [])),
-        swarm_id=_attr_token(element, "swarmID"),
+        swarm_id=_attr_swarm(element, "swarmID"),
     )
 
 
@@ -571,7 +607,7 @@ def _content_group(groups: dict[str, list[_Element]]) -> tuple[RepresentationSco
     if group is None:
         return ()
     scopes = []
-    for representation in _group(group, {"Representation": MAX_CONTENT_SCOPES}).get(
+    for representation in _group(group, {"Representation": MAX_REPRESENTATIONS}).get(
         "Representation", []
     ):
         segments = _group(representation, {}).get("SegmentInfo", [])
@@ -600,7 +636,7 @@ def _swarm_actions(
     actions = []
     seen: set[str] = set()
     for element in elements:
-        swarm_id = _text_token(element)
+        swarm_id = _text_swarm(element)
         if swarm_id in seen:
             raise BadRequest(f"SwarmID {swarm_id[:40]!r} appears twice")
         seen.add(swarm_id)
@@ -623,14 +659,16 @@ def _decode_connect(
     if version is ProtocolVersion.V1_0 and not swarm_ids:
         raise BadRequest("a PPSP-TP/1.0 CONNECT needs at least one <SwarmID>")
     addresses = [address for info in _peer_infos(groups) for address in info.addresses]
-    if len(addresses) > MAX_PEER_ADDRESSES:
-        raise BadRequest(f"more than {MAX_PEER_ADDRESSES} <PeerAddress> in a request")
+    if len(addresses) > MAX_ADVERTISED_ADDRESSES:
+        raise BadRequest(f"more than {MAX_ADVERTISED_ADDRESSES} <PeerAddress> in a request")
+    actions = _swarm_actions(swarm_ids, action=True, peer_mode=True)
+    _clear_action_ids(tid, actions, BadRequest)
     return _build_connect(
         version,
         tid,
         peer_id,
         tuple(addresses),
-        _swarm_actions(swarm_ids, action=True, peer_mode=True),
+        actions,
         _peer_num(groups),
         _content_group(groups),
     )
@@ -642,11 +680,13 @@ def _decode_join(
     swarm_ids = groups.get("SwarmID", [])
     if not swarm_ids:
         raise BadRequest("JOIN needs at least one <SwarmID>")
+    actions = _swarm_actions(swarm_ids, action=False, peer_mode=True)
+    _clear_action_ids(tid, actions, BadRequest)
     return _build_join(
         version,
         tid,
         peer_id,
-        _swarm_actions(swarm_ids, action=False, peer_mode=True),
+        actions,
         _peer_num(groups),
         _content_group(groups),
     )
@@ -659,17 +699,20 @@ def _decode_disconnect(
     texts = [_text(element) for element in elements]
     swarms: tuple[SwarmAction, ...] = ()
     if not elements:
+        # The form of draft-huang-...-04 and of earlier releases: leaving the system.
         scope = DisconnectScope.SYSTEM
-    elif ALL_SWARMS in texts:
+    elif ALL_SWARMS in texts or NO_SWARM in texts:
+        word = ALL_SWARMS if ALL_SWARMS in texts else NO_SWARM
         if len(elements) > 1:
-            raise BadRequest(f"<SwarmID>{ALL_SWARMS}</SwarmID> must stand alone")
-        scope = DisconnectScope.ALL_SWARMS
+            raise BadRequest(f"<SwarmID>{word}</SwarmID> must stand alone")
+        scope = DisconnectScope.ALL_SWARMS if word == ALL_SWARMS else DisconnectScope.SYSTEM
     else:
         scope = DisconnectScope.SWARMS
         swarms = tuple(
             SwarmAction(swarm_id=action.swarm_id, transaction_id=action.transaction_id)
             for action in _swarm_actions(elements, action=False, peer_mode=False)
         )
+        _clear_action_ids(tid, swarms, BadRequest)
     return _build_disconnect(version, tid, peer_id, scope, swarms)
 
 
@@ -680,7 +723,7 @@ def _decode_find(
     if len(swarm_ids) != 1:
         raise BadRequest("FIND needs exactly one <SwarmID>")
     return _build_find(
-        version, tid, peer_id, _text_token(swarm_ids[0]), _peer_num(groups), _content_group(groups)
+        version, tid, peer_id, _text_swarm(swarm_ids[0]), _peer_num(groups), _content_group(groups)
     )
 
 
@@ -696,17 +739,23 @@ def _stream_statistics(element: _Element) -> StreamStatistics:
                 raise BadRequest(f"<{name}> appears twice in a Stat")
             seen.add(name)
             if name == "SwarmID":
-                swarm_id = _text_token(child)
+                swarm_id = _text_swarm(child)
             else:
                 text = _text(child)
                 if _DIGITS_RE.fullmatch(text) and (number := int(text)) <= MAX_INTEGER:
                     values[name] = number
                 else:
                     values[name] = _integer(text, f"<{name}>", BadRequest)
-        else:
+        elif is_extra_statistic_name(name):
+            # One value per name, as a JSON object has it.
+            if name in seen:
+                raise BadRequest(f"<{name}> appears twice in a Stat")
+            seen.add(name)
             if len(extra) >= MAX_EXTRA_STATISTICS:
                 raise BadRequest(f"more than {MAX_EXTRA_STATISTICS} extra statistics")
             extra.append((name, _text_token(child)))
+        # Other names (a standard statistic's JSON name, a name JSON could not carry as a plain
+        # member) are extensions this codec cannot pass on: ignored.
     return _build_stream_statistics(
         swarm_id,
         values.get("UploadedBytes"),
@@ -718,7 +767,7 @@ def _stream_statistics(element: _Element) -> StreamStatistics:
 
 
 def _content_map(element: _Element, budget: list[int]) -> ContentMap:
-    groups = _group(element, {"SwarmID": 1, "Representation": MAX_CONTENT_SCOPES})
+    groups = _group(element, {"SwarmID": 1, "Representation": MAX_REPRESENTATIONS})
     representations = []
     for representation in groups.get("Representation", []):
         segments = []
@@ -732,7 +781,7 @@ def _content_map(element: _Element, budget: list[int]) -> ContentMap:
             assert start is not None and end is not None and size is not None
             if end < start or size != end - start + 1:
                 raise BadRequest("SegmentInfo needs chunkmapSize = endIndex - startIndex + 1")
-            bitmap = _bitmap(_text(segment), size, start, BadRequest)
+            bitmap = _bitmap(_text(segment), size, BadRequest)
             segments.append(_build_segment(start, end, size, bitmap))
         if not segments:
             raise BadRequest("a ContentMap <Representation> needs at least one <SegmentInfo>")
@@ -741,7 +790,10 @@ def _content_map(element: _Element, budget: list[int]) -> ContentMap:
         representations.append(_build_representation(representation_id, tuple(segments)))
     if not representations:
         raise BadRequest("a ContentMap Stat needs at least one <Representation>")
-    return _build_content_map(_required_token(groups, "SwarmID"), tuple(representations))
+    swarm_id = _required_token(groups, "SwarmID")
+    if swarm_id in RESERVED_SWARM_IDS:
+        _swarm(swarm_id, "<SwarmID>", BadRequest)
+    return _build_content_map(swarm_id, tuple(representations))
 
 
 def _decode_stat_report(
@@ -794,6 +846,21 @@ def _decode_request_root(root: _Element) -> AnyRequest:
     tid = _required_token(groups, "TransactionID")
     peer_id = _required_token(groups, "PeerID")
     return _REQUEST_DECODERS[method](version, tid, peer_id, groups)
+
+
+def _actions_of(request: AnyRequest) -> tuple[SwarmAction, ...]:
+    """The swarm actions of a request (none for FIND and STAT_REPORT)."""
+    if isinstance(request, ConnectRequest):
+        return request.swarm_actions
+    if isinstance(request, JoinRequest | DisconnectRequest):
+        return request.swarms
+    return ()
+
+
+def _clear_action_ids(tid: str, actions: tuple[SwarmAction, ...], error: _Error) -> None:
+    """Refuse per-action IDs that would make an answer's root ID ambiguous (fields rule)."""
+    if not fields.clear_action_ids(tid, actions):
+        raise error(f"a swarm's transaction ID ends in '.0' but the request's {tid!r} does not")
 
 
 _METHODS = _members(Method)
@@ -911,7 +978,7 @@ def _plain_request(root: _Element) -> FindRequest | StatReportRequest | None:
         return None
     if method == "FIND":
         swarm_id = _plain_token(swarm_element)
-        if swarm_id is None or group is not None:
+        if swarm_id is None or group is not None or swarm_id in RESERVED_SWARM_IDS:
             return None
         return _build_find(version, tid, peer_id, swarm_id, None, ())
     if method != "STAT_REPORT" or swarm_element is not None:
@@ -951,7 +1018,7 @@ def _plain_stream_statistics(stat: _Element) -> StreamStatistics | None:
         text = child.text
         text = "" if text is None else text.strip()
         if index == 0:
-            if not _TOKEN_RE.fullmatch(text):
+            if not _TOKEN_RE.fullmatch(text) or text in RESERVED_SWARM_IDS:
                 return None
             values[0] = text
         else:
@@ -972,7 +1039,7 @@ def _plain_content_map(stat: _Element, budget: int) -> tuple[ContentMap | None, 
             if swarm_id is not None:
                 return None, budget
             swarm_id = _plain_token(child)
-            if swarm_id is None:
+            if swarm_id is None or swarm_id in RESERVED_SWARM_IDS:
                 return None, budget
             continue
         if tag != _Q_REPRESENTATION or child.tail is not None or child.text is not None:
@@ -991,10 +1058,11 @@ def _plain_content_map(stat: _Element, budget: int) -> tuple[ContentMap | None, 
             size = _plain_integer(segment.get("chunkmapSize"))
             if text is None or start is None or end is None or end < start:
                 return None, budget
-            if size != end - start + 1:
+            if size != end - start + 1 or size > MAX_CHUNKMAP_BITS:
                 return None, budget
             try:
-                # What _bitmap's b64decode(..., validate=True) calls, less the whitespace removal.
+                # What chunkmap_bytes's b64decode(..., validate=True) calls, less the whitespace
+                # removal.
                 raw = binascii.a2b_base64(text, strict_mode=True)
             except ValueError:  # binascii.Error, or text that is not ASCII
                 return None, budget
@@ -1005,16 +1073,32 @@ def _plain_content_map(stat: _Element, budget: int) -> tuple[ContentMap | None, 
         if not segments:
             return None, budget
         representations.append(_build_representation(representation_id, tuple(segments)))
-    if swarm_id is None or not representations or len(representations) > MAX_CONTENT_SCOPES:
+    if swarm_id is None or not representations or len(representations) > MAX_REPRESENTATIONS:
         return None, budget
     return _build_content_map(swarm_id, tuple(representations)), budget
 
 
 def _requester_and_peers(infos: list[PeerInfo]) -> tuple[PeerInfo | None, tuple[PeerInfo, ...]]:
+    """The requester and the listed peers of an answer's PeerInfo elements.
+
+    A listed peer needs a PeerID and an address; entries naming one peer for one swarm are one
+    peer (:func:`~ppsp.tracker.messages.merge_listed_peers`).
+    """
+    requester = None
     for index, info in enumerate(infos):
         if _is_requester(info):
-            return info, tuple(infos[:index] + infos[index + 1 :])
-    return None, tuple(infos)
+            requester = info
+            infos = infos[:index] + infos[index + 1 :]
+            break
+    for info in infos:
+        if info.peer_id is None or not info.addresses:
+            raise BadRequest("a listed <PeerInfo> needs a <PeerID> and a <PeerAddress>")
+    peers = merge_listed_peers(infos)
+    if peers is not infos and any(len(peer.addresses) > MAX_PEER_ADDRESSES for peer in peers):
+        raise BadRequest(f"a listed peer with more than {MAX_PEER_ADDRESSES} addresses")
+    if len(peers) > MAX_LISTED_PEERS:
+        raise BadRequest(f"more than {MAX_LISTED_PEERS} listed peers")
+    return requester, tuple(peers)
 
 
 def _is_requester(info: PeerInfo) -> bool:
@@ -1140,10 +1224,22 @@ def _local_token(value: str | None, what: str) -> str | None:
     return None if value is None else _token(value, what, LocalProtocolError)
 
 
+def _local_swarm(value: str | None, what: str) -> str | None:
+    return None if value is None else _swarm(value, what, LocalProtocolError)
+
+
 def _serialize(root: _Element) -> bytes:
-    return _XML_DECLARATION + etree.tostring(
-        root, encoding="UTF-8", xml_declaration=False, pretty_print=True
+    return _bounded_body(
+        _XML_DECLARATION
+        + etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True)
     )
+
+
+def _bounded_body(data: bytes) -> bytes:
+    """``data``, unless it is over the bound every reader of this codec enforces."""
+    if len(data) > MAX_XML_BYTES:
+        raise LocalProtocolError(f"a message of {len(data)} bytes is over {MAX_XML_BYTES}")
+    return data
 
 
 def _bounded(items: Sequence[object], limit: int, what: str) -> None:
@@ -1159,7 +1255,7 @@ def _encode_address(parent: _Element, address: PeerAddress) -> None:
         "PeerAddress",
         addrType=address.family.value,
         ip=ip,
-        port=_check_integer(address.port, "port", _MAX_PORT),
+        port=_check_integer(address.port, "port", _MAX_PORT, MIN_PORT),
         priority=None if address.priority is None else _check_integer(address.priority, "priority"),
         type=None if address.type is None else address.type.value,
         connection=_local_token(address.connection, "connection"),
@@ -1168,9 +1264,13 @@ def _encode_address(parent: _Element, address: PeerAddress) -> None:
     )
 
 
-def _encode_peer_info(parent: _Element, info: PeerInfo, swarm_id: str | None) -> None:
+def _encode_peer_info(
+    parent: _Element, info: PeerInfo, swarm_id: str | None, *, listed: bool = False
+) -> None:
     _bounded(info.addresses, MAX_PEER_ADDRESSES, "addresses in a PeerInfo")
-    element = _sub(parent, "PeerInfo", swarmID=_local_token(swarm_id, "PeerInfo swarm_id"))
+    if listed and (info.peer_id is None or not info.addresses):
+        raise LocalProtocolError("a listed peer needs a peer ID and an address")
+    element = _sub(parent, "PeerInfo", swarmID=_local_swarm(swarm_id, "PeerInfo swarm_id"))
     if info.peer_id is not None:
         _sub(element, "PeerID", _local_token(info.peer_id, "PeerInfo peer_id"))
     for address in info.addresses:
@@ -1194,7 +1294,7 @@ def _encode_peer_num(root: _Element, peer_num: PeerNum | None) -> None:
 def _encode_content_group(root: _Element, scopes: tuple[RepresentationScope, ...]) -> None:
     if not scopes:
         return
-    _bounded(scopes, MAX_CONTENT_SCOPES, "representations in a ContentGroup")
+    _bounded(scopes, MAX_REPRESENTATIONS, "representations in a ContentGroup")
     group = _sub(root, "ContentGroup")
     for scope in scopes:
         start = _check_integer(scope.start_index, "start_index")
@@ -1214,7 +1314,7 @@ def _encode_swarm_ids(
 ) -> None:
     seen: set[str] = set()
     for swarm in actions:
-        swarm_id = _token(swarm.swarm_id, "swarm_id", LocalProtocolError)
+        swarm_id = _swarm(swarm.swarm_id, "swarm_id", LocalProtocolError)
         if swarm_id in seen:
             raise LocalProtocolError(f"swarm {swarm_id!r} appears twice")
         seen.add(swarm_id)
@@ -1237,7 +1337,7 @@ def _encode_connect(root: _Element, msg: ConnectRequest) -> None:
     if msg.version is ProtocolVersion.V1_0 and not msg.swarm_actions:
         raise LocalProtocolError("a PPSP-TP/1.0 CONNECT needs at least one swarm action")
     _bounded(msg.swarm_actions, MAX_SWARM_IDS, "swarm actions")
-    _bounded(msg.peer_addresses, MAX_PEER_ADDRESSES, "peer addresses")
+    _bounded(msg.peer_addresses, MAX_ADVERTISED_ADDRESSES, "peer addresses")
     _encode_swarm_ids(root, msg.swarm_actions, action=True, peer_mode=True)
     _encode_peer_num(root, msg.peer_num)
     if msg.peer_addresses:
@@ -1258,19 +1358,23 @@ def _encode_disconnect(root: _Element, msg: DisconnectRequest) -> None:
     if msg.scope is DisconnectScope.SWARMS:
         if not msg.swarms:
             raise LocalProtocolError("DISCONNECT from named swarms needs at least one swarm")
-        if any(swarm.swarm_id == ALL_SWARMS for swarm in msg.swarms):
-            raise LocalProtocolError(f"{ALL_SWARMS!r} is not a swarm name: use ALL_SWARMS")
         _bounded(msg.swarms, MAX_SWARM_IDS, "swarms")
+        # ALL and nil are refused as swarm IDs (their scopes say them).
         _encode_swarm_ids(root, msg.swarms, action=False, peer_mode=False)
         return
     if msg.swarms:
         raise LocalProtocolError(f"a {msg.scope.value} DISCONNECT names no swarms")
     if msg.scope is DisconnectScope.ALL_SWARMS:
         _sub(root, "SwarmID", ALL_SWARMS)
+    elif msg.scope is DisconnectScope.SYSTEM:
+        # As huang-01 section 4.2 writes it (readers also take a DISCONNECT without SwarmID).
+        _sub(root, "SwarmID", NO_SWARM)
+    else:
+        raise LocalProtocolError(f"unknown DISCONNECT scope {msg.scope!r}")
 
 
 def _encode_find(root: _Element, msg: FindRequest) -> None:
-    _sub(root, "SwarmID", _token(msg.swarm_id, "swarm_id", LocalProtocolError))
+    _sub(root, "SwarmID", _swarm(msg.swarm_id, "swarm_id", LocalProtocolError))
     _encode_peer_num(root, msg.peer_num)
     _encode_content_group(root, msg.content_group)
 
@@ -1278,7 +1382,7 @@ def _encode_find(root: _Element, msg: FindRequest) -> None:
 def _encode_stream_statistics(group: _Element, stats: StreamStatistics) -> None:
     stat = _sub(group, "Stat", property=_STAT_STREAM)
     if stats.swarm_id is not None:
-        _sub(stat, "SwarmID", _local_token(stats.swarm_id, "statistics swarm_id"))
+        _sub(stat, "SwarmID", _local_swarm(stats.swarm_id, "statistics swarm_id"))
     for name, value in (
         ("UploadedBytes", stats.uploaded_bytes),
         ("DownloadedBytes", stats.downloaded_bytes),
@@ -1288,22 +1392,23 @@ def _encode_stream_statistics(group: _Element, stats: StreamStatistics) -> None:
         if value is not None:
             _sub(stat, name, _check_integer(value, name))
     _bounded(stats.extra, MAX_EXTRA_STATISTICS, "extra statistics")
+    names: set[str] = set()
     for extra_name, extra_value in stats.extra:
-        if not isinstance(extra_name, str) or extra_name in _STANDARD_STATISTICS:
-            raise LocalProtocolError(f"extra statistic name {extra_name!r} is reserved or invalid")
+        if not is_extra_statistic_name(extra_name) or extra_name in names:
+            raise LocalProtocolError(
+                f"extra statistic name {extra_name!r} is reserved, invalid or given twice"
+            )
+        names.add(extra_name)
         text = _token(extra_value, f"statistic {extra_name}", LocalProtocolError)
-        try:
-            _sub(stat, extra_name, text)
-        except ValueError as exc:
-            raise LocalProtocolError(f"extra statistic name {extra_name!r}: {exc}") from None
+        _sub(stat, extra_name, text)
 
 
 def _encode_content_map(group: _Element, content_map: ContentMap, budget: list[int]) -> None:
     if not content_map.representations:
         raise LocalProtocolError("a content map needs at least one representation")
-    _bounded(content_map.representations, MAX_CONTENT_SCOPES, "representations in a map")
+    _bounded(content_map.representations, MAX_REPRESENTATIONS, "representations in a map")
     stat = _sub(group, "Stat", property=_STAT_CONTENT_MAP)
-    _sub(stat, "SwarmID", _token(content_map.swarm_id, "content map swarm_id", LocalProtocolError))
+    _sub(stat, "SwarmID", _swarm(content_map.swarm_id, "content map swarm_id", LocalProtocolError))
     for representation in content_map.representations:
         if not representation.segments:
             raise LocalProtocolError("a content map representation needs at least one segment")
@@ -1322,13 +1427,13 @@ def _encode_content_map(group: _Element, content_map: ContentMap, budget: list[i
             if segment.chunkmap_size != segment.end_index - segment.start_index + 1:
                 raise LocalProtocolError("chunkmap_size must be end_index - start_index + 1")
             try:
-                bitmap = ChunkBitmap(segment.chunkmap_size, segment.start_index, segment.bitmap)
-            except (ValueError, TypeError) as exc:
+                text = fields.chunkmap_text(segment.bitmap, segment.chunkmap_size)
+            except ValueError as exc:
                 raise LocalProtocolError(f"segment bitmap: {exc}") from None
             _sub(
                 element,
                 "SegmentInfo",
-                bitmap.to_base64(),
+                text,
                 startIndex=start,
                 endIndex=end,
                 chunkmapSize=size,
@@ -1358,6 +1463,8 @@ def encode_request(msg: AnyRequest) -> bytes:
     method = msg.method
     if method not in METHODS_BY_VERSION.get(msg.version, frozenset()):
         raise LocalProtocolError(f"{method.value} is not a PPSP-TP/{msg.version} method")
+    if isinstance(msg.transaction_id, str):
+        _clear_action_ids(msg.transaction_id, _actions_of(msg), LocalProtocolError)
     root = _new_root(msg.version)
     _sub(root, "Request", method.value)
     _sub(root, "TransactionID", _token(msg.transaction_id, "transaction_id", LocalProtocolError))
@@ -1398,7 +1505,7 @@ def _encode_results(container: _Element, msg: TrackerResponse) -> None:
             "Result",
             f"{result.status} {_status_phrase(result.status)}",
             transactionID=_local_token(result.transaction_id, "result transaction_id"),
-            swarmID=_local_token(result.swarm_id, "result swarm_id"),
+            swarmID=_local_swarm(result.swarm_id, "result swarm_id"),
         )
 
 
@@ -1450,13 +1557,13 @@ def _encode_response_tree(msg: TrackerResponse | ErrorResponse) -> bytes:
         raise LocalProtocolError(
             "a peer without swarm ID holding a REFLEXIVE address would read as the requester"
         )
-    _bounded(msg.peers, MAX_PEER_INFOS - 1, "peers")
+    _bounded(msg.peers, MAX_LISTED_PEERS, "peers")
     if msg.requester is not None or msg.peers:
         group = _sub(root, "PeerGroup")
         if msg.requester is not None:
             _encode_peer_info(group, msg.requester, None)
         for peer in msg.peers:
-            _encode_peer_info(group, peer, peer.swarm_id)
+            _encode_peer_info(group, peer, peer.swarm_id, listed=True)
     return _serialize(root)
 
 
@@ -1517,7 +1624,7 @@ def _address_fragment(address: PeerAddress) -> str:
     _ip(ip, address.family, LocalProtocolError)
     parts = [
         f'{_INFO_INDENT}<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
-        f' port="{_check_integer(address.port, "port", _MAX_PORT)}"'
+        f' port="{_check_integer(address.port, "port", _MAX_PORT, MIN_PORT)}"'
     ]
     if address.priority is not None:
         parts.append(f' priority="{_check_integer(address.priority, "priority")}"')
@@ -1556,15 +1663,17 @@ _PEER_INFO_HEAD = "    <PeerInfo"
 _PEER_INFO_TAIL = "\n    </PeerInfo>\n"
 
 
-def _token_piece(value: str, what: str, template: str, *, text: bool = False) -> str:
-    """``template`` holding the validated token ``value``, escaped for an attribute (or for
-    element content with ``text``), cached by value."""
+def _token_piece(
+    value: str, what: str, template: str, *, text: bool = False, swarm: bool = False
+) -> str:
+    """``template`` holding the validated token ``value`` (a swarm ID with ``swarm``), escaped
+    for an attribute (or for element content with ``text``), cached by value and template."""
     plain = type(value) is str
     if plain:
         piece = _TOKEN_CACHE.get((template, value))
         if piece is not None:
             return piece
-    token = _token(value, what, LocalProtocolError)
+    token = (_swarm if swarm else _token)(value, what, LocalProtocolError)
     piece = template.format(_xml_text(token) if text else _xml_attr(token))
     if plain:
         if len(_TOKEN_CACHE) >= _TOKEN_CACHE_SIZE:
@@ -1587,6 +1696,8 @@ def _listed_fragment(info: PeerInfo) -> str:
         return info._encoded_xml  # type: ignore[attr-defined,no-any-return]
     except AttributeError:
         pass
+    if info.peer_id is None or not info.addresses:
+        raise LocalProtocolError("a listed peer needs a peer ID and an address")
     fragment = _render_peer_info(info.addresses, info.peer_id, info.swarm_id)
     if isinstance(info, EncodedForms):
         _SET_ENCODED(info, fragment)
@@ -1601,7 +1712,7 @@ def _render_peer_info(
     if swarm_id is None:
         head = _PEER_INFO_HEAD
     else:
-        head = _token_piece(swarm_id, "PeerInfo swarm_id", '    <PeerInfo swarmID="{}"')
+        head = _token_piece(swarm_id, "PeerInfo swarm_id", '    <PeerInfo swarmID="{}"', swarm=True)
     if peer_id is None and not addresses:
         return head + "/>\n"
     parts = [head, ">"]
@@ -1634,7 +1745,8 @@ def _results_fragment(parts: list[str], msg: TrackerResponse, tid: str) -> None:
             what = "result transaction_id"
             parts.append(f' transactionID="{_fast_token(result.transaction_id, what)}"')
         if result.swarm_id is not None:
-            parts.append(f' swarmID="{_fast_token(result.swarm_id, "result swarm_id")}"')
+            swarm_id = _swarm(result.swarm_id, "result swarm_id", LocalProtocolError)
+            parts.append(f' swarmID="{_xml_attr(swarm_id)}"')
         parts.append(f">{status} {_status_phrase(status)}</Result>\n")
 
 
@@ -1668,8 +1780,8 @@ def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
         raise LocalProtocolError(
             "a peer without swarm ID holding a REFLEXIVE address would read as the requester"
         )
-    if len(msg.peers) > MAX_PEER_INFOS - 1:
-        raise LocalProtocolError(f"more than {MAX_PEER_INFOS - 1} peers")
+    if len(msg.peers) > MAX_LISTED_PEERS:
+        raise LocalProtocolError(f"more than {MAX_LISTED_PEERS} peers")
     if requester is not None or msg.peers:
         parts.append("  <PeerGroup>\n")
         if requester is not None:
@@ -1678,4 +1790,7 @@ def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
             parts.append(_listed_fragment(peer))
         parts.append("  </PeerGroup>\n")
     parts.append(_TAIL)
-    return "".join(parts).encode()
+    data = "".join(parts).encode()
+    if len(data) > MAX_XML_BYTES:
+        _bounded_body(data)  # raises
+    return data
