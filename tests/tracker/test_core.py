@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppsp.core.bitmap import ChunkBitmap
+from ppsp.core.fields import MAX_LISTED_PEERS
+from ppsp.core.safexml import MAX_XML_BYTES
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
+from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.core import (
     AddressUse,
     Tracker,
@@ -575,6 +578,20 @@ async def test_peer_num_cap(tracker: Tracker) -> None:
         await Client(tracker, f"s{i}").connect(0.0, ("s", JOIN, SEED))
     r = await Client(tracker, "me").connect(0.0, ("s", JOIN, LEECH), peer_num=PeerNum(count=10**6))
     assert len(r.peers) == 5
+
+
+async def test_join_of_many_swarms_lists_what_one_answer_can_carry(tracker: Tracker) -> None:
+    # Six swarms of 200 members each, joined in one request asking for 200 peers per swarm:
+    # the answer lists at most MAX_LISTED_PEERS over all of them, and both codecs can write it.
+    swarms = [f"swarm{k}" for k in range(6)]
+    for i in range(200):
+        await Client(tracker, f"m{i}").connect(0.0, *((s, JOIN, SEED) for s in swarms))
+    r = await Client(tracker, "me").connect(
+        0.0, *((s, JOIN, LEECH) for s in swarms), peer_num=PeerNum(count=200)
+    )
+    assert len(r.peers) == MAX_LISTED_PEERS
+    assert len(xml_codec.encode_response(r)) < MAX_XML_BYTES
+    assert len(json_codec.encode_response(r)) < json_codec.MAX_JSON_BYTES
 
 
 # -- property: random request sequences ---------------------------------------------------------

@@ -905,3 +905,26 @@ async def test_the_expiry_task_stops_even_when_the_storage_swallows_the_cancella
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)  # a task that went on looping would time out here
+
+
+@pytest.mark.parametrize(
+    ("peername", "observed"),
+    [
+        (("192.0.2.7", 40000), ("192.0.2.7", 40000)),
+        (("fe80::1%eth0", 40000, 0, 2), ("fe80::1", 40000)),
+        (("2001:db8::5", 443, 0, 0), ("2001:db8::5", 443)),
+    ],
+)
+def test_observed_address_has_no_ipv6_zone(
+    peername: tuple[object, ...], observed: tuple[str, int]
+) -> None:
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from ppsp.tracker.server import _observed
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = peername
+    request = make_mocked_request("POST", "/", transport=transport)
+    assert _observed(request) == observed

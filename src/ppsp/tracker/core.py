@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from ppsp.core.fields import MAX_LISTED_PEERS
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
 from ppsp.tracker.messages import (
     ActionResult,
@@ -411,8 +412,9 @@ class Tracker:
         scope: tuple[RepresentationScope, ...],
         *,
         require_scope: bool,
+        room: int = MAX_LISTED_PEERS,
     ) -> tuple[PeerInfo, ...]:
-        count = peer_count(peer_num, self.config.max_peers)
+        count = min(peer_count(peer_num, self.config.max_peers), room)
         if count == 0:
             return ()
         if not scope:
@@ -455,9 +457,14 @@ class Tracker:
         for action in joins:
             # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
             if _mode(action) is PeerMode.LEECH or peer_num is not None:
+                # One answer lists at most MAX_LISTED_PEERS over all the swarms joined (a
+                # JOIN of many swarms would otherwise make an answer no reader takes).
+                room = MAX_LISTED_PEERS - len(peers)
+                if room <= 0:
+                    break
                 peers.extend(
                     await self._peer_list(
-                        action.swarm_id, record, peer_num, scope, require_scope=False
+                        action.swarm_id, record, peer_num, scope, require_scope=False, room=room
                     )
                 )
         return tuple(peers)

@@ -17,6 +17,7 @@ import random
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
+from ppsp.core.fields import MAX_PEER_ADDRESSES
 from ppsp.tracker.messages import (
     ContentMap,
     PeerAddress,
@@ -243,7 +244,11 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
                 continue
         except AttributeError:
             pass
-        info = _build_info(member.peer_id, member.addresses, swarm_id)
+        addresses = member.addresses
+        if len(addresses) > MAX_PEER_ADDRESSES:
+            # A record written before the bound (e.g. kept in Redis by an older release).
+            addresses = addresses[:MAX_PEER_ADDRESSES]
+        info = _build_info(member.peer_id, addresses, swarm_id)
         if isinstance(member, MemberSlots):
             _SET_LISTED(member, info)
         append(info)

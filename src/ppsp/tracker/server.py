@@ -979,7 +979,9 @@ def _observed(request: web.Request) -> tuple[str, int]:
     if not (isinstance(peer, tuple) and len(peer) >= 2):
         peer = request.transport.get_extra_info("peername") if request.transport else None
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return str(peer[0]), int(peer[1])
+        # A link-local IPv6 peer comes with its zone ("fe80::1%eth0"), which means nothing to
+        # anyone else and is not an address on the wire.
+        return str(peer[0]).partition("%")[0], int(peer[1])
     return request.remote or "0.0.0.0", 0
 
 
