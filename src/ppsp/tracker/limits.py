@@ -1,0 +1,93 @@
+"""What the tracker lets one host, one peer and everyone together hold and do: every bound once.
+
+A tracker on the internet answers anyone.  Each bound here keeps one host address (or one
+network prefix) from taking what others need: places in peer lists, registrations, memberships,
+requests per second, connections.  The defaults suit a public tracker; ``--limits off`` turns
+the per-host bounds off (labs and benchmarks run many peers from one address), the totals stay.
+
+Sans-I/O: plain data.  The tracker core enforces the state bounds (through its storage, so that
+they hold over several processes on one Redis), the HTTP layer the request, connection and
+timing bounds.  docs/SECURITY.md lists each with its default and the attack it answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, replace
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "host_key", "prefix_key"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Every bound on what hosts and peers may hold and do at the tracker."""
+
+    per_host: bool = True
+    """Whether the per-host bounds apply (False: ``--limits off``; totals and timeouts stay)."""
+
+    # -- state, enforced by the core through its storage ----------------------------------------
+    peers_per_host: int = 256
+    """Registered peers whose registration came from one host address."""
+
+    swarms_per_peer: int = 256
+    """Swarms one peer may be a member of at a time."""
+
+    peers_total: int = 2_000_000
+    """Registered peers in all."""
+
+    swarms_total: int = 1_000_000
+    """Swarms in all (a swarm exists while it has a member)."""
+
+    memberships_total: int = 8_000_000
+    """Memberships (peer in swarm) in all."""
+
+    # -- peer lists ----------------------------------------------------------------------------
+    list_share_per_prefix: int = 2
+    """Entries from one network prefix (IPv4 /24, IPv6 /64, by the peers' observed addresses)
+    in a peer list while peers of other prefixes are left to list: what a peer says of itself
+    (SEED, priority, content map) orders peers only within this bound."""
+
+    # -- requests and connections, enforced by the HTTP layer ----------------------------------
+    requests_per_second_per_host: float = 100.0
+    """Sustained request rate of one host address (token bucket refill)."""
+
+    request_burst_per_host: int = 200
+    """Requests one host address may send at once (token bucket size)."""
+
+    connections_per_host: int = 64
+    """Open connections from one host address."""
+
+    connections_total: int = 10_000
+    """Open connections in all."""
+
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's head once it started one (or connected)."""
+
+    body_timeout: float = 10.0
+    """Seconds a client has to send a request's body once its head arrived."""
+
+    idle_timeout: float = 75.0
+    """Seconds a kept-alive connection may stay idle between requests."""
+
+    def off(self) -> Limits:
+        """These limits with every per-host bound turned off (``--limits off``)."""
+        return replace(self, per_host=False)
+
+
+DEFAULT_LIMITS = Limits()
+"""The bounds a tracker applies unless told otherwise."""
+
+
+def host_key(ip: str) -> str:
+    """The key of one host: its address in canonical form (an IPv4-mapped IPv6 as IPv4)."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.compressed
+
+
+def prefix_key(ip: str) -> str:
+    """The network a host is counted in for peer lists: its IPv4 /24 or IPv6 /64."""
+    address = ipaddress.ip_address(host_key(ip))
+    bits = 24 if address.version == 4 else 64
+    return ipaddress.ip_network(f"{address}/{bits}", strict=False).with_prefixlen
