@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -195,3 +196,43 @@ async def test_player_seeks_and_closes_are_not_errors(swarm: Swarm, tmp_path: Pa
     await watcher.wait_line("download complete", timeout=60)
     assert await stop_within(watcher) == 0
     assert_quiet(watcher)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that mention ``text`` (this test's directory)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+                if text.encode() in cmdline:
+                    found.append(cmdline.decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("kind", ["vod", "live"])
+async def test_lab_stops_with_all_its_processes(swarm: Swarm, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / f"lab-{kind}"
+    args = {
+        "vod": ["--peers", "3", "--size-mb", "16", "--no-baseline"],
+        "live": ["--peers", "2", "--duration", "60"],
+    }[kind]
+    lab = await swarm.spawn("lab", "lab", kind, *args, "--out", str(out))
+    await lab.wait_line(r"(peers|viewers) started", timeout=60)
+    code = await stop_within(lab)
+    assert code == 1
+    assert lab.stderr[-1].startswith("ppsp: interrupted"), lab.output()
+    assert _processes_mentioning(str(out)) == []
+
+
+async def test_live_source_stops_within_a_second(swarm: Swarm, tmp_path: Path) -> None:
+    growing = tmp_path / "growing.ts"  # a regular file is followed as it grows: it never ends
+    growing.write_bytes(bytes(188 * 100))
+    await swarm.tracker()
+    source = await swarm.spawn(
+        "live", "live", "--input", str(growing), "--tracker", swarm.tracker_url
+    )
+    await source.first_stdout_line()
+    await asyncio.sleep(1.0)
+    assert await stop_within(source) == 0
+    assert_quiet(source)

@@ -59,7 +59,7 @@ from ppsp.lab.runner import (
     _Run,
     start_tracker,
 )
-from ppsp.signals import on_signals
+from ppsp.signals import STOP_SIGNALS, on_signals
 
 SIGINT_GRACE = 15.0
 """Seconds a process has to exit after SIGINT before SIGTERM (then SIGKILL) follows."""
@@ -407,7 +407,7 @@ async def run_live_lab(
     task = asyncio.current_task()
     signals = contextlib.ExitStack()
     if task is not None:
-        signals.enter_context(on_signals(task.cancel, (signal.SIGTERM,)))
+        signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
         outcome = await _swarm(settings, lab_plan, dirs, run, echo)
         echo("decoding the viewers' outputs")

@@ -37,7 +37,7 @@ import orjson
 from ppsp.lab.baseline import run_baseline
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
-from ppsp.signals import on_signals
+from ppsp.signals import STOP_SIGNALS, on_signals
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 COMPLETE = re.compile(r": complete, \d+ bytes verified")
@@ -419,7 +419,7 @@ async def run_vod_lab(
     task = asyncio.current_task()
     signals = contextlib.ExitStack()
     if task is not None:
-        signals.enter_context(on_signals(task.cancel, (signal.SIGTERM,)))
+        signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
         outcome = await _swarm(settings, lab_plan, content, dirs, run, echo)
         swarm_id, peers = outcome.swarm_id, outcome.peers

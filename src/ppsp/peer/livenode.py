@@ -189,8 +189,9 @@ END_LINGER_MIN_S = 0.5
 """Shortest the source goes on serving after the stream ended, so that its last chunk map
 reaches its neighbours."""
 
-STOP_LINGER_MAX_S = 3.0
-"""Longest the source goes on serving after a stop signal ended the stream."""
+STOP_LINGER_MAX_S = 0.8
+"""Longest the source goes on serving after a stop signal ended the stream: a stopped command
+ends within a second; viewers that already hold the END chunk pass it on among themselves."""
 
 END_TAIL_S = 10.0
 """The source leaves early once every connected viewer holds the stream's end: the chunks of
