@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -217,7 +219,16 @@ async def test_lab_stops_with_all_its_processes(swarm: Swarm, tmp_path: Path, ki
         "vod": ["--peers", "3", "--size-mb", "16", "--no-baseline"],
         "live": ["--peers", "2", "--duration", "60"],
     }[kind]
-    lab = await swarm.spawn("lab", "lab", kind, *args, "--out", str(out))
+    # Started as a script starts a background job: with SIGINT ignored (asyncio's own Ctrl-C
+    # handling is then off; the command's must not be).
+    command = shlex.join([sys.executable, "-m", "ppsp", "lab", kind, *args, "--out", str(out)])
+    process = await asyncio.create_subprocess_exec(
+        "sh", "-c", f"trap '' INT; exec {command}",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=swarm.env, cwd=tmp_path,
+    )  # fmt: skip
+    lab = Peer("lab", process)
+    swarm.peers.append(lab)
     await lab.wait_line(r"(peers|viewers) started", timeout=60)
     code = await stop_within(lab)
     assert code == 1
