@@ -140,6 +140,15 @@ def allocate_file(fd: int, size: int) -> bool:
     return False
 
 
+def _allocate_or_close(handle: BinaryIO, size: int) -> None:
+    """:func:`allocate_file` for a file just opened for a store; closes it when that fails."""
+    try:
+        allocate_file(handle.fileno(), size)
+    except BaseException:
+        handle.close()
+        raise
+
+
 def _load_fallocate() -> Any:
     # glibc's posix_fallocate would emulate a missing fallocate by writing every block.
     try:
@@ -219,11 +228,7 @@ class ChunkStore:
         """Start an empty store: creates (or empties) ``path``, allocated to the content's size."""
         rep = description.representation(representation)
         handle = open(path, "w+b", buffering=0)  # noqa: SIM115 - owned by the store until close()
-        try:
-            allocate_file(handle.fileno(), rep.size)
-        except BaseException:
-            handle.close()
-            raise
+        _allocate_or_close(handle, rep.size)
         return cls(description, Path(path), handle, ChunkBitmap(rep.chunk_count), rep.id)
 
     @classmethod
@@ -355,11 +360,7 @@ class ChunkStore:
         """
         rep = description.representation(representation)
         handle = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115
-        try:
-            allocate_file(handle.fileno(), rep.size)
-        except BaseException:
-            handle.close()
-            raise
+        _allocate_or_close(cast(BinaryIO, handle), rep.size)
         where = Path(directory or tempfile.gettempdir()) / "(unnamed ppsp file)"
         return cls(description, where, cast(BinaryIO, handle), ChunkBitmap(rep.chunk_count), rep.id)
 
