@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 import pytest
 
-from ppsp.errors import ServiceUnavailable
+from ppsp.errors import Forbidden, ServiceUnavailable
+from ppsp.tracker.limits import Limits
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -380,3 +383,222 @@ async def test_redis_older_than_6_2_is_refused(
 )
 def test_redis_versions_compare_as_numbers(text: str, parsed: tuple[int, ...]) -> None:
     assert _version_tuple(text) == parsed
+
+
+# -- hosts and bounds (obligations 11 and 12) ---------------------------------------------------
+
+LIMITS = Limits(
+    peers_per_host=3, swarms_per_peer=3, peers_total=6, swarms_total=4, memberships_total=8
+)
+
+
+def hosted(peer_id: str, host: str, deadline: float = 100.0, **kw: object) -> PeerRecord:
+    return record(peer_id, deadline, host=host, **kw)
+
+
+async def stored_state(storage: Storage, peers: list[str]) -> object:
+    """Everything a refused change must leave as it was."""
+    return (
+        await storage.counts(),
+        [await storage.peer_and_memberships(p) for p in peers],
+        await storage.next_deadline(),
+        [await storage.peers_of_host(h) for h in ("192.0.2.1", "192.0.2.2")],
+    )
+
+
+async def test_peers_are_counted_for_their_registering_host(storage: Storage) -> None:
+    await storage.put_peer(hosted("a", "192.0.2.1"))
+    await storage.update(hosted("b", "192.0.2.1"), join=[("s", PeerMode.LEECH)])
+    await storage.put_peer(hosted("c", "192.0.2.2"))
+    await storage.put_peer(record("old"))  # no host (an earlier release): counted for none
+    assert await storage.peers_of_host("192.0.2.1") == 2
+    assert await storage.peers_of_host("192.0.2.2") == 1
+    assert await storage.peers_of_host("") == 0
+    assert (await storage.counts()).hosts == 2
+    # Rewriting a record keeps the count; a record moved to another host moves it.
+    await storage.put_peer(hosted("a", "192.0.2.1", deadline=150.0))
+    await storage.put_report(hosted("b", "192.0.2.1", deadline=160.0), (), ())
+    assert await storage.peers_of_host("192.0.2.1") == 2
+    await storage.put_peer(hosted("c", "192.0.2.1"))
+    assert await storage.peers_of_host("192.0.2.1") == 3
+    assert await storage.peers_of_host("192.0.2.2") == 0
+    assert (await storage.counts()).hosts == 1
+    assert (await storage.get_peer("c")) == hosted("c", "192.0.2.1")
+    # Deleting and expiring give the counts back.
+    await storage.delete_peer("a")
+    await storage.expire(155.0)  # b (160) stays, c and old (100) go
+    assert await storage.peers_of_host("192.0.2.1") == 1
+    await storage.delete_peer("b")
+    assert await storage.counts() == StorageCounts(peers=0, swarms=0, memberships=0, hosts=0)
+
+
+async def test_update_writes_leaves_and_joins_in_one_change(storage: Storage) -> None:
+    await storage.update(hosted("a", "192.0.2.1"), join=[("s1", PeerMode.SEED)], limits=LIMITS)
+    await storage.put_content_map("a", cmap("s1"))
+    newer = hosted("a", "192.0.2.1", deadline=200.0)
+    await storage.update(newer, leave=["s1"], join=[("s2", PeerMode.LEECH), ("s3", PeerMode.SEED)])
+    assert await storage.peer_and_memberships("a") == (
+        newer,
+        {"s2": PeerMode.LEECH, "s3": PeerMode.SEED},
+    )
+    assert await storage.get_content_map("s1", "a") is None
+    assert await storage.next_deadline() == 200.0
+    assert await storage.counts() == StorageCounts(peers=1, swarms=2, memberships=2, hosts=1)
+
+
+async def test_a_host_registers_at_most_its_bound_of_peers(storage: Storage) -> None:
+    for i in range(3):
+        await storage.update(hosted(f"a{i}", "192.0.2.1"), limits=LIMITS)
+    before = await stored_state(storage, ["a3"])
+    with pytest.raises(Forbidden):
+        await storage.update(hosted("a3", "192.0.2.1"), join=[("s", PeerMode.SEED)], limits=LIMITS)
+    assert await stored_state(storage, ["a3"]) == before
+    # Another host is still served; a registered peer of the full host still writes.
+    await storage.update(hosted("b0", "192.0.2.2"), limits=LIMITS)
+    await storage.update(
+        hosted("a0", "192.0.2.1", 300.0), join=[("s", PeerMode.SEED)], limits=LIMITS
+    )
+    # The per-host bound off: only the totals count.
+    await storage.update(hosted("a3", "192.0.2.1"), limits=LIMITS.off())
+    assert await storage.peers_of_host("192.0.2.1") == 4
+    # A peer gone gives its place back.
+    await storage.delete_peer("a3")
+    await storage.delete_peer("a1")
+    await storage.update(hosted("a4", "192.0.2.1"), limits=LIMITS)
+
+
+async def test_a_peer_joins_at_most_its_bound_of_swarms(storage: Storage) -> None:
+    await storage.update(hosted("a", "192.0.2.1"), join=[("s1", PeerMode.SEED)], limits=LIMITS)
+    before = await stored_state(storage, ["a"])
+    later = hosted("a", "192.0.2.1", deadline=500.0)
+    joins = [("s2", PeerMode.SEED), ("s3", PeerMode.SEED), ("s4", PeerMode.SEED)]
+    with pytest.raises(Forbidden):
+        await storage.update(later, join=joins, limits=LIMITS)
+    assert await stored_state(storage, ["a"]) == before  # not even the record (deadline)
+    await storage.update(later, join=joins[:2], limits=LIMITS)
+    # At the bound, a switch (leave one, join one) does not grow the count: allowed.
+    await storage.update(later, leave=["s1"], join=[("s9", PeerMode.LEECH)], limits=LIMITS)
+    assert len(await storage.memberships("a")) == 3
+    with pytest.raises(Forbidden):
+        await storage.update(later, join=[("s1", PeerMode.LEECH)], limits=LIMITS)
+
+
+async def test_totals_answer_that_the_tracker_is_full(storage: Storage) -> None:
+    # Peers in all: 6 (two hosts of 3).
+    for i in range(6):
+        await storage.update(hosted(f"p{i}", f"192.0.2.{1 + i // 3}"), limits=LIMITS)
+    with pytest.raises(ServiceUnavailable, match="full"):
+        await storage.update(hosted("p6", "192.0.2.9"), limits=LIMITS)
+    assert (await storage.counts()).peers == 6
+    # Swarms in all: 4.
+    await storage.update(
+        hosted("p0", "192.0.2.1"),
+        join=[("s1", PeerMode.SEED), ("s2", PeerMode.SEED), ("s3", PeerMode.SEED)],
+        limits=LIMITS,
+    )
+    await storage.update(hosted("p1", "192.0.2.1"), join=[("s4", PeerMode.SEED)], limits=LIMITS)
+    before = await stored_state(storage, ["p2"])
+    with pytest.raises(ServiceUnavailable):
+        await storage.update(
+            hosted("p2", "192.0.2.1"),
+            join=[("s1", PeerMode.LEECH), ("s5", PeerMode.LEECH)],
+            limits=LIMITS,
+        )
+    assert await stored_state(storage, ["p2"]) == before
+    # Existing swarms still take members, up to 8 memberships in all.
+    for peer in ("p1", "p2", "p3", "p4"):
+        await storage.update(
+            hosted(peer, "192.0.2.1"), join=[("s1", PeerMode.LEECH)], limits=LIMITS
+        )
+    with pytest.raises(ServiceUnavailable):
+        await storage.update(
+            hosted("p5", "192.0.2.2"), join=[("s2", PeerMode.LEECH)], limits=LIMITS
+        )
+    assert await storage.counts() == StorageCounts(peers=6, swarms=4, memberships=8, hosts=2)
+    # Without limits nothing is checked.
+    await storage.update(hosted("p5", "192.0.2.2"), join=[("s5", PeerMode.LEECH)])
+    assert (await storage.counts()).memberships == 9
+
+
+async def test_counts_return_to_zero_after_churn(storage: Storage) -> None:
+    rng = random.Random(7)
+    hosts = ["192.0.2.1", "192.0.2.2", "2001:db8::1", ""]
+    swarms = [f"s{i}" for i in range(5)]
+    for step in range(400):
+        peer = f"p{rng.randrange(12)}"
+        host = hosts[int(peer[1:]) % 4]
+        op = rng.random()
+        if op < 0.5:
+            joins = [(s, rng.choice(list(PeerMode))) for s in rng.sample(swarms, rng.randrange(3))]
+            leaves = rng.sample(swarms, rng.randrange(2))
+            with contextlib.suppress(Forbidden, ServiceUnavailable):  # over a bound: refused
+                await storage.update(
+                    hosted(peer, host, deadline=float(step + rng.randrange(30))),
+                    leave=leaves,
+                    join=joins,
+                    limits=LIMITS,
+                )
+        elif op < 0.65:
+            await storage.leave(rng.choice(swarms), peer)
+        elif op < 0.8:
+            await storage.delete_peer(peer)
+        else:
+            await storage.expire(float(step))
+        counts = await storage.counts()
+        # The bounds hold all along (no host has an unlimited record here but "").
+        assert counts.peers <= LIMITS.peers_total and counts.swarms <= LIMITS.swarms_total
+        assert counts.memberships <= LIMITS.memberships_total
+        for h in hosts[:3]:
+            assert 0 <= await storage.peers_of_host(h) <= LIMITS.peers_per_host
+    await storage.expire(1e9)
+    assert await storage.counts() == StorageCounts(peers=0, swarms=0, memberships=0, hosts=0)
+    for h in hosts:
+        assert await storage.peers_of_host(h) == 0
+
+
+async def test_a_record_of_an_earlier_release_is_counted_for_no_host(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix=f"test:{random.getrandbits(64):x}:")
+    try:
+        # As an earlier release wrote it: no "h" field.
+        key = storage._p + "peer:old"
+        await storage._redis.hset(
+            key, mapping={"v": "1.1", "s": "TRACKING", "a": b"[]", "d": "10.0", "g": "0"}
+        )
+        await storage._redis.zadd(storage._p + "deadlines", {"old": 10.0})
+        found = await storage.get_peer("old")
+        assert found is not None and found.host == ""
+        await storage.put_peer(found)  # rewritten as the core does: still counted for none
+        assert (await storage.counts()).hosts == 0
+        await storage.update(hosted("old", "192.0.2.1"))  # a registration that names a host
+        assert await storage.peers_of_host("192.0.2.1") == 1
+        assert await storage.expire(100.0) == ["old"]
+        assert await storage.counts() == StorageCounts(peers=0, swarms=0, memberships=0, hosts=0)
+    finally:
+        await storage.close()
+
+
+async def test_bounds_hold_for_several_trackers_on_one_redis(redis_url: str) -> None:
+    """Two storages on one Redis (two tracker processes) registering at once from one host:
+    the host never holds more than its bound, and every refusal is a clean Forbidden."""
+    prefix = f"test:{random.getrandbits(64):x}:"
+    first, second = RedisStorage(redis_url, prefix=prefix), RedisStorage(redis_url, prefix=prefix)
+    limits = Limits(peers_per_host=10, swarms_total=3)
+    try:
+
+        async def register(storage: Storage, i: int) -> bool:
+            try:
+                await storage.update(
+                    hosted(f"p{i}", "192.0.2.1"), join=[(f"s{i % 5}", PeerMode.SEED)], limits=limits
+                )
+            except (Forbidden, ServiceUnavailable):
+                return False
+            return True
+
+        done = await asyncio.gather(*(register((first, second)[i % 2], i) for i in range(40)))
+        assert sum(done) <= 10
+        assert await first.peers_of_host("192.0.2.1") == sum(done)
+        counts = await second.counts()
+        assert counts.peers == sum(done) and counts.swarms <= 3
+    finally:
+        await first.close()
+        await second.close()

@@ -23,6 +23,7 @@ from ppsp.tracker.core import (
     reflexive_address,
     usable_addresses,
 )
+from ppsp.tracker.credentials import Credentials
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -417,11 +418,13 @@ async def test_addresses_recorded_and_refreshed(tracker: Tracker) -> None:
     peer = Client(tracker, "p")
     v6 = PeerAddress(ip="2001:db8::1", port=80, family=AddressFamily.IPV6)
     await peer.connect(0.0, ("s", JOIN, SEED), addresses=(host("p"), v6))
-    # The peer moves: the next request comes from another address.
+    # The peer moves: the next request comes from another address.  Without a token that is
+    # another host using its ID (refused, see test_identity.py); with one, the peer moved.
+    moved = StatReportRequest(version=V11, transaction_id="9", peer_id="p")
+    with pytest.raises(Forbidden):
+        await tracker.handle(moved, observed=("2001:db8::7", 5555), now=1.0)
     await tracker.handle(
-        StatReportRequest(version=V11, transaction_id="9", peer_id="p"),
-        observed=("2001:db8::7", 5555),
-        now=1.0,
+        moved, observed=("2001:db8::7", 5555), now=1.0, credentials=Credentials(subject="p")
     )
     (member,) = await tracker.storage.members("s")
     assert member.addresses[:2] == (host("p"), v6)

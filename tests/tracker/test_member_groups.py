@@ -25,7 +25,7 @@ from ppsp.tracker.messages import AddressType, PeerAddress, PeerMode, ProtocolVe
 from ppsp.tracker.peerlist import select_from_groups, select_peers
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage import MemoryStorage, PeerRecord, Storage, SwarmMember, memory
-from ppsp.tracker.storage.base import group_members, rank_profile
+from ppsp.tracker.storage.base import group_members, member_prefix, rank_profile
 
 PROTOCOLS = st.none() | st.sampled_from(["PPSP-PP/0.1", "BT", "X"])
 ASNS = st.none() | st.sampled_from(["64496", "64497"])
@@ -424,5 +424,73 @@ def test_rank_profiles_are_canonical_shared_and_bounded() -> None:
                 )
             )
         assert len(storage._profiles) == memory._SHARED_PROFILES
+
+    _run(scenario())
+
+
+# -- the memory storage counts the prefixes of large groups ------------------------------------
+
+
+def _check_prefix_counts(storage: MemoryStorage) -> None:
+    """Each member keeps its prefix; a group's counts, when kept, are exact."""
+    for shard in storage._shards:
+        for swarm in shard.values():
+            for group in swarm.groups.values():
+                prefixes = Counter(m._prefix for m in group)
+                assert all(m._prefix == member_prefix(m) for m in group)
+                if group.prefix_counts is not None:
+                    assert group.prefix_counts == prefixes
+                    assert len(group) >= memory._COUNT_UNTIL
+                elif len(group) >= memory._COUNT_FROM:
+                    assert group.spread  # spread over many prefixes when last counted
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["move", "join", "leave", "delete", "put"]),
+            st.integers(0, 119),  # peer
+            st.integers(0, 24),  # the /24 it moves to (more than a group counts)
+            st.sampled_from(["A", "B"]),  # its protocol: its rank group
+        ),
+        max_size=150,
+    )
+)
+def test_memory_groups_count_the_prefixes_of_their_members(
+    operations: list[tuple[str, int, int, str]],
+) -> None:
+    def record(peer: int, net: int, protocol: str) -> PeerRecord:
+        ip = f"10.0.{net}.{peer + 1}"
+        return PeerRecord(
+            peer_id=f"p{peer}",
+            version=ProtocolVersion.V1_1,
+            state=PeerState.TRACKING,
+            addresses=(
+                PeerAddress(ip=ip, port=7000, peer_protocol=protocol),
+                PeerAddress(ip=ip, port=4000, type=AddressType.REFLEXIVE),
+            ),
+            deadline=10.0,
+        )
+
+    async def scenario() -> None:
+        storage = MemoryStorage()
+        # 100 members on 3 prefixes: one group, counted.
+        for peer in range(100):
+            await storage.put_peer(record(peer, peer % 3, "A"))
+            await storage.join("s", f"p{peer}", PeerMode.LEECH)
+        ((_, group),) = await storage.member_groups("s")
+        assert getattr(group, "prefix_counts", None) == {"10.0.0": 34, "10.0.1": 33, "10.0.2": 33}
+        for op, peer, net, protocol in operations:
+            if op in ("move", "put"):
+                await storage.put_peer(record(peer, net if op == "move" else peer % 3, protocol))
+            elif op == "join":
+                await storage.join("s", f"p{peer}", PeerMode.SEED)
+            elif op == "leave":
+                await storage.leave("s", f"p{peer}")
+            else:
+                await storage.delete_peer(f"p{peer}")
+            _check_prefix_counts(storage)
+            _check_indexable_sets(storage)
 
     _run(scenario())

@@ -12,6 +12,13 @@ Each request goes through three steps: classify it against the peer's joined swa
 (:func:`~ppsp.tracker.statemachine.classify`), look the (state, event) pair up in the peer's
 machine (1.0 or 1.1, by the version of its registering CONNECT), and perform the table's action.
 The core is ``async`` only because the storage may be remote.
+
+Before that, the sender is checked (docs/PROTOCOL.md, "Tracker behaviour"): with a bearer token's
+:class:`~ppsp.tracker.credentials.Credentials`, the PeerID must be the token's subject and the
+swarms joined among the token's; without, a registered PeerID answers only to the host address
+it was last seen at (the host that registered it, since no other host may use it).  A refused
+sender changes nothing.  The bounds of :class:`~ppsp.tracker.limits.Limits` on what is stored
+are checked by the storage, in the same step as the change (:meth:`Storage.update`).
 """
 
 from __future__ import annotations
@@ -19,11 +26,19 @@ from __future__ import annotations
 import functools
 import ipaddress
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from ppsp.core.fields import MAX_LISTED_PEERS
-from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
+from ppsp.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    TrackerProtocolError,
+    UnsupportedVersion,
+)
+from ppsp.tracker.credentials import Credentials
+from ppsp.tracker.limits import DEFAULT_LIMITS, Limits, host_key
 from ppsp.tracker.messages import (
     ActionResult,
     AddressFamily,
@@ -88,7 +103,10 @@ class TrackerConfig:
     none.  ``candidate_sample``: how many members of a large swarm are considered (a random
     sample) when building one peer list, where the storage reads members one by one (a
     chunk-scoped list; any list with a storage that does not keep its members grouped by rank,
-    see :meth:`~ppsp.tracker.storage.Storage.member_groups`).
+    see :meth:`~ppsp.tracker.storage.Storage.member_groups`).  ``limits``: the bounds on what
+    hosts and peers may hold (registrations, memberships, swarms, places in peer lists).
+    ``require_credentials``: every request must come with a verified bearer token
+    (``--auth-key``); without one it is refused with AUTHENTICATION REQUIRED.
     """
 
     max_version: ProtocolVersion = ProtocolVersion.V1_1
@@ -96,6 +114,8 @@ class TrackerConfig:
     track_timeout: float = 180.0
     max_peers: int = 20
     candidate_sample: int = 1000
+    limits: Limits = DEFAULT_LIMITS
+    require_credentials: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,6 +226,34 @@ def _reflexive(observed: tuple[str, int]) -> PeerAddress:
     return reflexive_address(observed)
 
 
+@functools.lru_cache(maxsize=4096)
+def _host_key(ip: str) -> str:
+    """:func:`~ppsp.tracker.limits.host_key`, or the text itself when it is no IP address.
+
+    When the key is the text itself, the same string object is returned, so that a record
+    shares it with its REFLEXIVE address.
+    """
+    try:
+        key = host_key(ip)
+    except ValueError:
+        return ip
+    return ip if key == ip else key
+
+
+def _same_host(ip: str, other: str) -> bool:
+    """Whether two observed IP addresses are one host (ports never matter)."""
+    return ip == other or _host_key(ip) == _host_key(other)
+
+
+def _joined_swarms(request: AnyRequest) -> list[str]:
+    """The swarms a request asks to join (JOIN, or the JOIN actions of a CONNECT)."""
+    if isinstance(request, JoinRequest):
+        return [a.swarm_id for a in request.swarms]
+    if isinstance(request, ConnectRequest):
+        return [a.swarm_id for a in request.swarm_actions if a.action is not SwarmActionType.LEAVE]
+    return []
+
+
 class _Context:
     """What an action needs about the request being handled.
 
@@ -259,19 +307,29 @@ class Tracker:
     # -- public API -----------------------------------------------------------------------
 
     async def handle(
-        self, request: AnyRequest, *, observed: tuple[str, int], now: float
+        self,
+        request: AnyRequest,
+        *,
+        observed: tuple[str, int],
+        now: float,
+        credentials: Credentials | None = None,
     ) -> TrackerResponse:
         """Process one request from a peer seen at ``observed`` at time ``now``.
 
+        ``credentials``: what the request's verified bearer token says (None: no token).
         Returns the success response, in the request's version.  Raises a
         :class:`~ppsp.errors.TrackerProtocolError` subclass (with ``transaction_id`` set) when
         the request is refused: :class:`~ppsp.errors.UnsupportedVersion` for a 1.1 request to a
-        1.0-only tracker, :class:`~ppsp.errors.Forbidden` for anything the peer's state machine
-        does not allow (including any request but CONNECT from an unregistered peer ID),
-        :class:`~ppsp.errors.ServiceUnavailable` when the storage fails.
+        1.0-only tracker; :class:`~ppsp.errors.AuthenticationRequired` without credentials when
+        they are required; :class:`~ppsp.errors.Forbidden` for a PeerID that is not the token's
+        subject, a swarm outside the token's, a registered PeerID named from another host
+        without a token, a per-host or per-peer bound, and anything the peer's state machine
+        does not allow (including any request but CONNECT from an unregistered peer ID);
+        :class:`~ppsp.errors.ServiceUnavailable` when the tracker is full (a bound on the
+        total) or the storage fails.
         """
         try:
-            return await self._handle(request, observed, now)
+            return await self._handle(request, observed, now, credentials)
         except TrackerProtocolError as exc:
             if exc.transaction_id is None:
                 exc.transaction_id = request.transaction_id
@@ -305,7 +363,11 @@ class Tracker:
     # -- request processing ---------------------------------------------------------------
 
     async def _handle(
-        self, request: AnyRequest, observed: tuple[str, int], now: float
+        self,
+        request: AnyRequest,
+        observed: tuple[str, int],
+        now: float,
+        credentials: Credentials | None,
     ) -> TrackerResponse:
         if (
             request.version is ProtocolVersion.V1_1
@@ -314,7 +376,22 @@ class Tracker:
             raise UnsupportedVersion(
                 "this tracker speaks PPSP-TP/1.0 only", reason="PPSP version 1.0"
             )
+        if credentials is not None:
+            _check_credentials(request, credentials)
+        elif self.config.require_credentials:
+            raise AuthenticationRequired("this tracker needs a bearer token with every request")
         record, joined = await self.storage.peer_and_memberships(request.peer_id)
+        if record is not None and credentials is None:
+            # Open mode: the PeerID answers to the host it was last seen at, which is the
+            # host that registered it unless a token moved it.  Nothing is changed, not even
+            # the timer: the request is not the peer's.
+            addresses = record.addresses
+            if addresses and addresses[-1].type is AddressType.REFLEXIVE:
+                bound = addresses[-1].ip
+                if not _same_host(observed[0], bound):
+                    raise Forbidden(
+                        f"peer ID {request.peer_id} is registered from another host address"
+                    )
         state = record.state if record is not None else PeerState.START
         machine = machine_for(record.version if record is not None else request.version)
         event = classify(request, joined)
@@ -350,6 +427,17 @@ class Tracker:
         await self.storage.put_peer(record)
         self._track_deadline(record)
 
+    async def _update(
+        self,
+        record: PeerRecord,
+        *,
+        leave: Sequence[str] = (),
+        join: Sequence[tuple[str, PeerMode]] = (),
+    ) -> None:
+        """Write the record and the swarm changes in one step, within the configured bounds."""
+        await self.storage.update(record, leave=leave, join=join, limits=self.config.limits)
+        self._track_deadline(record)
+
     def _track_deadline(self, record: PeerRecord) -> None:
         if self._next_deadline is None or record.deadline < self._next_deadline:
             self._next_deadline = record.deadline
@@ -379,8 +467,16 @@ class Tracker:
             deadline = ctx.now + self.config.track_timeout
         else:
             deadline = ctx.now
+        # The host a new registration is counted for: the host it came from.
+        if previous is not None:
+            host = previous.host
+        else:
+            seen = ctx.reflexive.ip
+            host = _host_key(seen)
+            if host == seen:
+                host = seen  # the string the REFLEXIVE address holds: no copy kept
         # PeerRecord(peer_id=..., version=..., state=..., addresses=..., deadline=...,
-        # grace_used=False): a valid message clears the grace.
+        # grace_used=False, host=...): a valid message clears the grace.
         return _build_record(
             request.peer_id,
             ctx.machine.version,
@@ -388,6 +484,7 @@ class Tracker:
             addresses,
             deadline,
             False,
+            host,
         )
 
     def _response(
@@ -417,6 +514,9 @@ class Tracker:
         count = min(peer_count(peer_num, self.config.max_peers), room)
         if count == 0:
             return ()
+        limits = self.config.limits
+        # What one prefix may take of a list while others are left (docs/PROTOCOL.md).
+        share = limits.list_share_per_prefix if limits.per_host else None
         if not scope:
             # Ranked by group (protocol, ASN, priority), not member by member.
             # The groups may be the storage's own lists: read at once, before another await.
@@ -427,6 +527,7 @@ class Tracker:
                 requester_addresses=record.addresses,
                 count=count,
                 rng=self._rng,
+                share=share,
             )
             return to_peer_infos(chosen, swarm_id)
         candidates = await self.storage.members(
@@ -440,19 +541,18 @@ class Tracker:
             rng=self._rng,
             scope=scope,
             require_scope=require_scope,
+            share=share,
         )
         return to_peer_infos(chosen, swarm_id)
 
-    async def _join_all(
+    async def _list_joined(
         self,
         record: PeerRecord,
         joins: list[SwarmAction],
         peer_num: PeerNum | None,
         scope: tuple[RepresentationScope, ...],
     ) -> tuple[PeerInfo, ...]:
-        """Join the swarms, then list peers for each LEECH join (and SEED joins with PeerNum)."""
-        for action in joins:
-            await self.storage.join(action.swarm_id, record.peer_id, _mode(action))
+        """Peer lists for each LEECH swarm joined (and SEED joins with PeerNum)."""
         peers: list[PeerInfo] = []
         for action in joins:
             # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
@@ -470,12 +570,11 @@ class Tracker:
         return tuple(peers)
 
     async def _do_register(self, ctx: _Context) -> TrackerResponse:
-        await self._save(ctx)
+        await self._update(self._record_after(ctx))
         return self._response(ctx)
 
     async def _do_join(self, ctx: _Context) -> TrackerResponse:
         request = ctx.request
-        record = await self._save(ctx)
         if isinstance(request, ConnectRequest):
             actions = request.swarm_actions
             leaves = [a for a in actions if a.action is SwarmActionType.LEAVE]
@@ -487,14 +586,18 @@ class Tracker:
             peer_num, scope = request.peer_num, request.content_group
         else:
             raise TypeError(f"{type(request).__name__} cannot join")
-        for action in leaves:
-            await self.storage.leave(action.swarm_id, record.peer_id)
-        peers = await self._join_all(record, joins, peer_num, scope)
+        # The record, the leaves and the joins in one step: refused whole over a bound.
+        record = self._record_after(ctx)
+        await self._update(
+            record,
+            leave=[a.swarm_id for a in leaves],
+            join=[(a.swarm_id, _mode(a)) for a in joins],
+        )
+        peers = await self._list_joined(record, joins, peer_num, scope)
         return self._response(ctx, results=_results(actions), peers=peers)
 
     async def _do_leave(self, ctx: _Context) -> TrackerResponse:
         request = ctx.request
-        record = await self._save(ctx)
         if isinstance(request, DisconnectRequest):
             actions = request.swarms
             if request.scope is DisconnectScope.ALL_SWARMS:
@@ -506,8 +609,7 @@ class Tracker:
             names = [a.swarm_id for a in actions]
         else:
             raise TypeError(f"{type(request).__name__} cannot leave")
-        for name in names:
-            await self.storage.leave(name, record.peer_id)
+        await self._update(self._record_after(ctx), leave=names)
         return self._response(
             ctx,
             results=_results(actions),
@@ -556,6 +658,18 @@ class Tracker:
         PeerAction.DEREGISTER: _do_deregister,
         PeerAction.EXPIRE: _do_deregister,
     }
+
+
+def _check_credentials(request: AnyRequest, credentials: Credentials) -> None:
+    """Refuse (Forbidden) a request its bearer token does not cover: another PeerID than the
+    token's subject, or a JOIN (or fast CONNECT) of a swarm outside the token's swarms."""
+    if request.peer_id != credentials.subject:
+        raise Forbidden(f"the bearer token is for peer ID {credentials.subject}, not this one")
+    allowed = credentials.swarms
+    if allowed is not None:
+        for swarm_id in _joined_swarms(request):
+            if swarm_id not in allowed:
+                raise Forbidden(f"the bearer token does not allow joining swarm {swarm_id}")
 
 
 def _mode(action: SwarmAction) -> PeerMode:

@@ -45,7 +45,8 @@ class Limits:
     list_share_per_prefix: int = 2
     """Entries from one network prefix (IPv4 /24, IPv6 /64, by the peers' observed addresses)
     in a peer list while peers of other prefixes are left to list: what a peer says of itself
-    (SEED, priority, content map) orders peers only within this bound."""
+    (SEED, priority, content map) orders peers only within this bound.  A per-host bound: off
+    with ``per_host`` (docs/PROTOCOL.md, "Tracker behaviour")."""
 
     # -- requests and connections, enforced by the HTTP layer ----------------------------------
     requests_per_second_per_host: float = 100.0

@@ -9,6 +9,18 @@ The order of preference (PROFILE.md and the drafts' "peer status and network loc
 5. random among equals, so that the load spreads over the swarm.
 
 The requester itself is never listed.
+
+Every step but the last ranks by what a peer says of itself, which any host can claim.  So a
+list is filled in rounds (the *share* policy, docs/PROTOCOL.md "Tracker behaviour"): the first
+round takes peers in the order above but at most ``share`` of one network prefix (IPv4 /24,
+IPv6 /64, of the member's observed REFLEXIVE address: :func:`member_prefix`), passing over the
+rest while peers of other prefixes are left to list; only then are the places left filled from
+the prefixes that had their share: the members passed over, by round (each allows ``share``
+more of each prefix) and in order, then members not looked at yet, in order.  Where no prefix
+has more than ``share`` peers among the best, the list is the ranked one; when every member
+sits on one prefix (a lab on 127.0.0.1) it is the ranked one too, round after round.  No host
+can take more than ``share`` places of a list from the peers of other prefixes, whatever it
+claims or however many peers it registers.
 """
 
 from __future__ import annotations
@@ -18,7 +30,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
 from ppsp.core.fields import MAX_PEER_ADDRESSES
+from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.messages import (
+    AddressType,
     ContentMap,
     PeerAddress,
     PeerInfo,
@@ -27,11 +41,18 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     positional_builder,
 )
-from ppsp.tracker.storage.base import MemberGroup, MemberSlots, SwarmMember
+from ppsp.tracker.storage.base import (
+    MemberGroup,
+    MemberSlots,
+    SwarmMember,
+    member_prefix,
+)
 
 __all__ = [
+    "DRAW_BUDGET",
     "MAX_PEER_LIST",
     "holdings",
+    "member_prefix",
     "peer_count",
     "requester_info",
     "select_from_groups",
@@ -44,6 +65,54 @@ MAX_PEER_LIST = 200
 
 _ALL = 1 << 62
 """Holding score of a SEED: more than any content map can hold."""
+
+DEFAULT_SHARE: int | None = DEFAULT_LIMITS.list_share_per_prefix
+"""Entries of one prefix per round of a list, unless the caller says otherwise."""
+
+DRAW_BUDGET = 4096
+"""The most members one grouped list draws (:func:`select_from_groups`) looking for peers of
+other prefixes.  A list normally draws about as many members as it lists; it draws more only
+while the members drawn are of prefixes that already have their share, and stops at this
+bound, so that a list costs a bounded time whatever the swarm holds (with the default limits,
+more than 16 hosts' worth of registrations, all ranked above the rest, are needed to use it up)."""
+
+_REFLEXIVE = AddressType.REFLEXIVE
+
+
+def _later_round(item: tuple[int, SwarmMember]) -> int:
+    return item[0]
+
+
+def _share_rounds(ranked: Iterable[SwarmMember], count: int, share: int) -> list[SwarmMember]:
+    """The first ``count`` of ``ranked`` (best first) under the share policy."""
+    chosen: list[SwarmMember] = []
+    later: list[tuple[int, SwarmMember]] = []
+    taken: dict[str, int] = {}
+    for member in ranked:
+        try:
+            prefix = member._prefix  # kept by the memory backend
+        except AttributeError:
+            prefix = member_prefix(member)
+        if prefix is not None:
+            seen = taken.get(prefix, 0)
+            taken[prefix] = seen + 1
+            if seen >= share:
+                later.append((seen // share, member))
+                continue
+        chosen.append(member)
+        if len(chosen) >= count:
+            return chosen
+    return _fill_later(chosen, later, count)
+
+
+def _fill_later(
+    chosen: list[SwarmMember], later: list[tuple[int, SwarmMember]], count: int
+) -> list[SwarmMember]:
+    """``chosen`` (the first round) then members passed over, by round, then rank."""
+    if later and len(chosen) < count:
+        later.sort(key=_later_round)  # stable: the rank order within each round
+        chosen.extend(member for _, member in later[: count - len(chosen)])
+    return chosen
 
 
 def peer_count(peer_num: PeerNum | None, default: int) -> int:
@@ -101,11 +170,13 @@ def select_peers(
     rng: random.Random,
     scope: Sequence[RepresentationScope] = (),
     require_scope: bool = False,
+    share: int | None = DEFAULT_SHARE,
 ) -> list[SwarmMember]:
     """Pick at most ``count`` of ``candidates`` for ``requester_id``, best first.
 
     With a ``scope``, peers holding more of it rank first; with ``require_scope`` as well, only
     SEEDs and peers holding at least one chunk of the scope are eligible (chunk-scoped FIND).
+    ``share``: entries of one prefix per round (the module's share policy; None: no rounds).
     """
     if count <= 0:
         return []
@@ -137,7 +208,9 @@ def select_peers(
                 best = priority
         ranked.append((-held, same_protocol, same_asn, 1 if best is None else -best, rand(), index))
     ranked.sort()
-    return [candidates[key[5]] for key in ranked[:count]]
+    if share is None:
+        return [candidates[key[5]] for key in ranked[:count]]
+    return _share_rounds((candidates[key[5]] for key in ranked), count, max(1, share))
 
 
 def select_from_groups(
@@ -147,6 +220,8 @@ def select_from_groups(
     requester_addresses: Sequence[PeerAddress],
     count: int,
     rng: random.Random,
+    share: int | None = DEFAULT_SHARE,
+    budget: int = DRAW_BUDGET,
 ) -> list[SwarmMember]:
     """:func:`select_peers` without a scope, over members grouped by rank profile.
 
@@ -157,6 +232,17 @@ def select_from_groups(
     in a uniformly random order: the ranks of :func:`select_peers`, and as there a uniform choice
     and order among equals.  The groups are read, never copied: the cost is the number of groups
     plus ``count``, whatever the size of the swarm.
+
+    With a ``share`` (the module's share policy) the first round is drawn pool after pool, each
+    pool lazily in that random order, a member of a prefix that has its share waiting for its
+    round; a pool is left when the round is full, when it is drawn, or when it is known that no
+    member left in it can take a place of the round (its groups' ``prefix_counts``, see
+    :class:`~ppsp.tracker.storage.base.MemberList`).  The places left go to the members that
+    waited, by round then in order, then to members not drawn yet, pool after pool.  At most
+    ``budget`` members are drawn for the first round (then the rest of the swarm is not
+    considered for it, as with a sampled swarm).  The cost is the number of groups plus the
+    members drawn: about ``count`` unless the best pools are crowded by a few prefixes that
+    their groups do not count.
     """
     if count <= 0:
         return []
@@ -175,11 +261,272 @@ def select_from_groups(
         else:
             pool.append(members)
     chosen: list[SwarmMember] = []
-    for key in sorted(pools):
-        chosen.extend(_random_pick(pools[key], count - len(chosen), exclude, rng))
-        if len(chosen) >= count:
+    ordered = [pools[key] for key in sorted(pools)]
+    if share is None:
+        for pool in ordered:
+            chosen.extend(_random_pick(pool, count - len(chosen), exclude, rng))
+            if len(chosen) >= count:
+                break
+        return chosen
+    share = max(1, share)
+    later: list[tuple[int, SwarmMember]] = []
+    taken: dict[str, int] = {}
+    draws: list[_Draw | None] = []
+    left = budget
+    for pool in ordered:
+        if len(chosen) >= count or left <= 0:
             break
+        counts = _pool_counts(pool)
+        if counts is not None and _open_places(counts, taken, share) <= 0:
+            draws.append(None)  # no member here can take a first-round place
+            continue
+        draw = _Draw(pool, rng)
+        draws.append(draw)
+        left = draw.first_round(count, exclude, share, taken, chosen, later, left, counts)
+    if len(chosen) < count:
+        _fill_later(chosen, later, count)
+        # Still short: members not drawn yet, in the order of the pools (every prefix has had
+        # its share of the places, or there was no one else to list).
+        for at, pool in enumerate(ordered):
+            if len(chosen) >= count:
+                break
+            known = draws[at] if at < len(draws) else None
+            (known or _Draw(pool, rng)).rest(count, exclude, chosen)
     return chosen
+
+
+def _pool_counts(pool: list[Sequence[SwarmMember]]) -> dict[str | None, int] | None:
+    """The pool's members per prefix (a fresh dictionary), when all its groups count them."""
+    counts: dict[str | None, int] | None = None
+    for members in pool:
+        found: dict[str | None, int] | None = getattr(members, "prefix_counts", None)
+        if found is None:
+            return None
+        if counts is None:
+            counts = dict(found)
+        else:
+            for key, held in found.items():
+                counts[key] = counts.get(key, 0) + held
+    return counts
+
+
+def _open_places(counts: dict[str | None, int], taken: dict[str, int], share: int) -> int:
+    """How many members counted in ``counts`` (not drawn yet) can take a first-round place:
+    all those counted in no prefix, and of each prefix as many as it has places left."""
+    places = 0
+    for key, held in counts.items():
+        if key is None:
+            places += held
+        else:
+            room = share - taken.get(key, 0)
+            if room > 0:
+                places += held if held < room else room
+    return places
+
+
+class _Draw:
+    """The members of one pool (a list of sequences) in a uniformly random order, drawn lazily.
+
+    Indices into the pool's concatenation are drawn without copying it, one by one, rejecting
+    indices already drawn, while less than half the pool is drawn; then the rest of the pool
+    comes shuffled at once.  Every index drawn next is uniform among those not drawn yet (the
+    order of a uniformly random permutation, as :func:`_random_pick` draws).  Indices drawn but not
+    used are put back in front (``pending``), so a later pass goes on in the same order.
+    """
+
+    __slots__ = ("drawn", "pending", "pool", "rng", "single", "size", "starts")
+
+    def __init__(self, pool: list[Sequence[SwarmMember]], rng: random.Random) -> None:
+        self.pool = pool
+        self.rng = rng
+        if len(pool) == 1:
+            self.single: Sequence[SwarmMember] | None = pool[0]
+            self.size = len(pool[0])
+            self.starts: list[int] = [0]
+        else:
+            self.single = None
+            self.starts = []
+            size = 0
+            for members in pool:
+                self.starts.append(size)
+                size += len(members)
+            self.size = size
+        self.drawn: set[int] | None = None
+        self.pending: list[int] = []
+
+    def indices(self, wanted: int) -> list[int]:
+        """Up to ``wanted`` indices not handed out yet, in the random order."""
+        pending = self.pending
+        if pending:
+            batch = pending[:wanted]
+            del pending[:wanted]
+            wanted -= len(batch)
+            if wanted <= 0:
+                return batch
+        else:
+            batch = []
+        size = self.size
+        drawn = self.drawn
+        if drawn is None:
+            drawn = self.drawn = set()
+        remaining = size - len(drawn)
+        if remaining <= 0:
+            return batch
+        wanted = min(wanted, remaining)
+        if 2 * (len(drawn) + wanted) <= size:
+            # Less than half the pool drawn: uniform indices, rejecting those drawn (each draw
+            # is rejected with probability under 1/2).  random() * size, floored, is uniform
+            # over the pool within 2**-53 of each index's probability, and several times
+            # cheaper than randrange().
+            rand = self.rng.random
+            while wanted:
+                index = int(rand() * size)
+                if index not in drawn:
+                    drawn.add(index)
+                    batch.append(index)
+                    wanted -= 1
+        else:
+            rest = [index for index in range(size) if index not in drawn]
+            self.rng.shuffle(rest)
+            drawn.update(rest)
+            batch.extend(rest[:wanted])
+            pending.extend(rest[wanted:])
+        return batch
+
+    def members(self, batch: list[int]) -> list[SwarmMember]:
+        """The pool's members at the indices of ``batch``."""
+        single = self.single
+        if single is not None:
+            return [single[index] for index in batch]
+        pool, starts = self.pool, self.starts
+        found = []
+        for index in batch:
+            which = bisect_right(starts, index) - 1
+            found.append(pool[which][index - starts[which]])
+        return found
+
+    def first_round(
+        self,
+        count: int,
+        exclude: str | None,
+        share: int,
+        taken: dict[str, int],
+        chosen: list[SwarmMember],
+        later: list[tuple[int, SwarmMember]],
+        left: int,
+        counts: dict[str | None, int] | None,
+    ) -> int:
+        """Draw members into ``chosen`` (first round) or ``later`` (their round) until
+        ``chosen`` holds ``count``, no member left here can join the round, the pool is drawn
+        or ``left`` draws are made; return the draws left.
+
+        ``counts``: the pool's members per prefix when known (:func:`_pool_counts`; changed
+        here), from which the members not drawn yet that can take a place are known exactly.
+        """
+        if counts is None:
+            return self._first_round_uncounted(count, exclude, share, taken, chosen, later, left)
+        open_places = _open_places(counts, taken, share)
+        while len(chosen) < count and left > 0:
+            wanted = count - len(chosen) + (1 if exclude is not None else 0)
+            batch = self.indices(min(wanted, left))
+            if not batch:
+                return left
+            for at, member in enumerate(self.members(batch)):
+                # member_prefix(), kept in the member by the memory backend (read without
+                # reading its addresses: this loop runs for every member drawn).
+                try:
+                    prefix = member._prefix
+                except AttributeError:
+                    prefix = member_prefix(member)
+                if member.peer_id == exclude:
+                    exclude = None
+                    if counts is not None:
+                        # One member fewer to draw: one open place fewer when its prefix had
+                        # more places left than members.
+                        held = counts.get(prefix, 0)
+                        counts[prefix] = held - 1
+                        if prefix is None or 0 < held <= share - taken.get(prefix, 0):
+                            open_places -= 1
+                elif prefix is None:
+                    chosen.append(member)
+                    if counts is not None:
+                        counts[None] = counts.get(None, 0) - 1
+                        open_places -= 1
+                else:
+                    seen = taken.get(prefix, 0)
+                    taken[prefix] = seen + 1
+                    if counts is not None:
+                        counts[prefix] = counts.get(prefix, 0) - 1
+                    if seen < share:
+                        chosen.append(member)
+                        if counts is not None:
+                            open_places -= 1  # a place taken, a member fewer: one less open
+                    else:
+                        later.append((seen // share, member))
+                if counts is not None and open_places <= 0:
+                    self.pending[:0] = batch[at + 1 :]
+                    return left - at - 1
+                if len(chosen) >= count:
+                    self.pending[:0] = batch[at + 1 :]
+                    return left - at - 1
+            left -= len(batch)
+        return left
+
+    def _first_round_uncounted(
+        self,
+        count: int,
+        exclude: str | None,
+        share: int,
+        taken: dict[str, int],
+        chosen: list[SwarmMember],
+        later: list[tuple[int, SwarmMember]],
+        left: int,
+    ) -> int:
+        """:meth:`first_round` of a pool whose prefixes are not counted (the common case: a
+        large swarm spread over many prefixes), as one tight loop."""
+        append = chosen.append
+        missing = count - len(chosen)
+        while missing > 0 and left > 0:
+            batch = self.indices(min(missing + (1 if exclude is not None else 0), left))
+            if not batch:
+                return left
+            for at, member in enumerate(self.members(batch)):
+                try:
+                    prefix = member._prefix  # kept by the memory backend
+                except AttributeError:
+                    prefix = member_prefix(member)
+                if member.peer_id == exclude:
+                    exclude = None
+                    continue
+                if prefix is not None:
+                    seen = taken.get(prefix, 0)
+                    taken[prefix] = seen + 1
+                    if seen >= share:
+                        later.append((seen // share, member))
+                        continue
+                append(member)
+                missing -= 1
+                if not missing:
+                    self.pending[:0] = batch[at + 1 :]
+                    return left - at - 1
+            left -= len(batch)
+        return left
+
+    def rest(self, count: int, exclude: str | None, chosen: list[SwarmMember]) -> None:
+        """Append members not drawn yet, in the random order, until ``chosen`` holds
+        ``count`` or the pool is drawn."""
+        while len(chosen) < count:
+            batch = self.indices(count - len(chosen) + (1 if exclude is not None else 0))
+            if not batch:
+                return
+            for at, member in enumerate(self.members(batch)):
+                if member.peer_id == exclude:
+                    exclude = None
+                    continue
+                chosen.append(member)
+                if len(chosen) >= count:
+                    self.pending[:0] = batch[at + 1 :]
+                    return
 
 
 def _random_pick(

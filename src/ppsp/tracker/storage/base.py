@@ -31,6 +31,18 @@ Obligations of every backend:
 10. **Start-up check**: :meth:`Storage.check` raises that same error when the store cannot be
     used at all (unreachable, refused credentials, a server too old), so that a tracker can
     refuse to start instead of answering every request with an error.
+11. **Hosts.**  A peer is counted for the host in its record's ``host`` (the host address that
+    registered it; ``""``: counted for no host) from its creation until it is deleted or
+    expires, whichever method wrote it; :meth:`Storage.peers_of_host` reads the count and
+    ``StorageCounts.hosts`` the number of hosts counted.  Every count returns to zero when
+    the peers are gone.
+12. **Bounded changes.**  :meth:`Storage.update` checks the bounds of a
+    :class:`~ppsp.tracker.limits.Limits` and makes its change in one atomic step (one Lua
+    script on Redis, so that the bounds hold for several trackers on one store): a change
+    that would take a count past its bound changes nothing and raises
+    :class:`~ppsp.errors.Forbidden` (peers of one host, swarms of one peer) or
+    :class:`~ppsp.errors.ServiceUnavailable` (peers, swarms or memberships in all).  Counts
+    that a change does not grow are never refused, even above a bound.
 """
 
 from __future__ import annotations
@@ -39,7 +51,10 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ppsp.errors import Forbidden, ServiceUnavailable, TrackerProtocolError
+from ppsp.tracker.limits import Limits, prefix_key
 from ppsp.tracker.messages import (
+    AddressType,
     ContentMap,
     PeerAddress,
     PeerMode,
@@ -49,7 +64,9 @@ from ppsp.tracker.messages import (
 from ppsp.tracker.statemachine import PeerState
 
 __all__ = [
+    "LIMIT_CODES",
     "MemberGroup",
+    "MemberList",
     "MemberSlots",
     "PeerRecord",
     "RankProfile",
@@ -57,6 +74,9 @@ __all__ = [
     "StorageCounts",
     "SwarmMember",
     "group_members",
+    "limit_error",
+    "member_prefix",
+    "prefix_of",
     "rank_profile",
 ]
 
@@ -69,7 +89,9 @@ class PeerRecord:
     ``addresses`` are the addresses the peer advertised followed by the REFLEXIVE address the
     tracker last observed.  ``deadline`` is when the running timer (init or track, by
     ``state``) runs out.  ``grace_used`` records that an error already reset the timer "one
-    last time" (1.1 error conditions A and B); a valid message clears it.
+    last time" (1.1 error conditions A and B); a valid message clears it.  ``host`` is the
+    host address that registered the peer (:func:`~ppsp.tracker.limits.host_key`), for which
+    the storage counts it (``""``: none, e.g. a record written by an earlier release).
     """
 
     peer_id: str
@@ -78,6 +100,7 @@ class PeerRecord:
     addresses: tuple[PeerAddress, ...]
     deadline: float
     grace_used: bool = False
+    host: str = ""
 
 
 class MemberSlots:
@@ -85,12 +108,15 @@ class MemberSlots:
 
     ``_listed``: the member's peer-list entry (:func:`ppsp.tracker.peerlist.to_peer_infos`).
     ``_position``: where the memory backend keeps the member in its rank group's list.
+    ``_prefix``: the member's :func:`member_prefix`, kept by the memory backend so that a peer
+    list reads it without reading the member's addresses.
     Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.
     """
 
-    __slots__ = ("_listed", "_position")
+    __slots__ = ("_listed", "_position", "_prefix")
 
     _position: int
+    _prefix: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +143,66 @@ sorted, without repeats) and its best priority (None when no address has one).""
 
 MemberGroup = tuple[RankProfile, Sequence[SwarmMember]]
 """Members of one swarm sharing a rank profile: every requester ranks them alike."""
+
+
+class MemberList(list[SwarmMember]):
+    """A group's members as a storage keeps them, with how many sit on each network prefix.
+
+    ``prefix_counts``: :func:`member_prefix` -> members of the list with it (None for members
+    counted in no prefix), exact whenever it is not None; None when the storage does not know
+    (a small group, or one spread over many prefixes).  Peer-list selection uses it to stop
+    drawing a crowded group once no member of it can take a first-round place.
+    """
+
+    __slots__ = ("prefix_counts",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefix_counts: dict[str | None, int] | None = None
+
+
+_PREFIXES: dict[str, str] = {}
+"""IPv6 (and odd) address text -> prefix key; IPv4 keys are cut from the text directly."""
+
+_PREFIX_CACHE_SIZE = 65_536
+
+
+def prefix_of(ip: str) -> str:
+    """The key of the network prefix of an observed IP address, as peer lists count them.
+
+    IPv4 (the /24): the text up to its last dot, as the tracker sees addresses in canonical
+    form; IPv6 (the /64): :func:`~ppsp.tracker.limits.prefix_key`, an IPv4-mapped address
+    as its IPv4 key.  Text that is no IP address is its own key.
+    """
+    if ":" not in ip:
+        return ip[: ip.rfind(".")]
+    found = _PREFIXES.get(ip)
+    if found is None:
+        try:
+            key = prefix_key(ip)
+        except ValueError:
+            key = ip
+        if "." in key:  # an IPv4-mapped address: the IPv4 form of the key
+            key = key[: key.rfind(".")]
+        if len(_PREFIXES) >= _PREFIX_CACHE_SIZE:
+            _PREFIXES.clear()
+        found = _PREFIXES[ip] = key
+    return found
+
+
+def member_prefix(member: SwarmMember) -> str | None:
+    """The network prefix a member counts in for peer lists, or None (counted in none).
+
+    The prefix of its observed address, the REFLEXIVE address the tracker puts last in every
+    record; a member without one (written by other means) counts in no prefix.
+    """
+    addresses = member.addresses
+    if not addresses:
+        return None
+    last = addresses[-1]
+    if last.type is not AddressType.REFLEXIVE:
+        return None
+    return prefix_of(last.ip)
 
 
 def rank_profile(addresses: Iterable[PeerAddress]) -> RankProfile:
@@ -151,11 +237,38 @@ def group_members(members: Iterable[SwarmMember]) -> list[MemberGroup]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageCounts:
-    """Sizes of the stored state."""
+    """Sizes of the stored state (``hosts``: host addresses counted for a registration)."""
 
     peers: int
     swarms: int
     memberships: int
+    hosts: int = 0
+
+
+LIMIT_CODES = ("host", "peer", "peers", "swarms", "memberships")
+"""What a bounded change may be refused for, as the backends report it: the peers of one host,
+the swarms of one peer (both Forbidden), the peers, swarms or memberships in all (the tracker
+is full: ServiceUnavailable).  Checked in this order."""
+
+
+def limit_error(code: str, limits: Limits) -> TrackerProtocolError:
+    """The error answering a change refused for the bound named ``code`` (see LIMIT_CODES)."""
+    if code == "host":
+        return Forbidden(
+            f"this host address already registered {limits.peers_per_host} peers, "
+            "the most one host may hold"
+        )
+    if code == "peer":
+        return Forbidden(f"a peer may be in at most {limits.swarms_per_peer} swarms at a time")
+    if code == "peers":
+        return ServiceUnavailable(f"the tracker is full ({limits.peers_total} registered peers)")
+    if code == "swarms":
+        return ServiceUnavailable(f"the tracker is full ({limits.swarms_total} swarms)")
+    if code == "memberships":
+        return ServiceUnavailable(
+            f"the tracker is full ({limits.memberships_total} swarm memberships)"
+        )
+    raise ValueError(f"unknown bound {code!r}")
 
 
 class Storage(abc.ABC):
@@ -173,6 +286,30 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
+        ...
+
+    @abc.abstractmethod
+    async def update(
+        self,
+        record: PeerRecord,
+        *,
+        leave: Sequence[str] = (),
+        join: Sequence[tuple[str, PeerMode]] = (),
+        limits: Limits | None = None,
+    ) -> None:
+        """Write the peer's record, leave the swarms ``leave``, join ``join``: one change.
+
+        The peer is created when it has no record (and counted for ``record.host``).  With
+        ``limits``, the change is checked first, against the counts before it, and refused
+        whole when it would take a count past its bound (obligation 12): nothing is written
+        and the error of :func:`limit_error` is raised.  Without ``limits`` nothing is checked.
+        As :meth:`put_peer`, then :meth:`leave` and :meth:`join` of each swarm, in one step.
+        """
+        ...
+
+    @abc.abstractmethod
+    async def peers_of_host(self, host: str) -> int:
+        """How many stored peers ``host`` registered (the ``host`` of their records)."""
         ...
 
     @abc.abstractmethod

@@ -11,19 +11,31 @@ rather than every member and draws from them without copying them
 (:meth:`MemoryStorage.member_groups`).  A group is a plain list used as an indexable set: each
 member keeps its position in it (a slot of the member, see
 :class:`~ppsp.tracker.storage.base.SwarmMember`), a removal moves the group's last member into
-the hole, and a member replaced within its group takes its predecessor's place.
+the hole, and a member replaced within its group takes its predecessor's place.  A group of
+at least 64 members spread over at most 16 network prefixes also keeps its count of members per
+prefix (:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of a crowded swarm
+(a lab, a campus) knows when no member of the group can take a first-round place
+(:func:`~ppsp.tracker.peerlist.select_from_groups`).
 
 Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
 reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
+
+The bounds of :meth:`MemoryStorage.update` read counters kept as the state changes: the number
+of peers (the peer table's size), of swarms and of memberships, and one dictionary entry per
+host address holding registrations (host -> peers; the host string is the one in the peers'
+records, so a host costs one entry).  The methods are coroutines that never suspend, so one
+call is one atomic change in a single-threaded event loop.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+import sys
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
+from ppsp.tracker.limits import Limits
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -37,12 +49,15 @@ from ppsp.tracker.messages import (
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
     MemberGroup,
+    MemberList,
     MemberSlots,
     PeerRecord,
     RankProfile,
     Storage,
     StorageCounts,
     SwarmMember,
+    limit_error,
+    prefix_of,
     rank_profile,
 )
 
@@ -61,6 +76,25 @@ _build_member = positional_builder(SwarmMember)
 _SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position"].__set__
 """Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
 
+_SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
+"""Writes a member's ``_prefix`` slot."""
+
+
+def _new_member(
+    peer_id: str, mode: PeerMode, addresses: tuple[PeerAddress, ...], prefix: str | None
+) -> SwarmMember:
+    """A member as this backend keeps it: no content map, its prefix kept in it."""
+    member = _build_member(peer_id, mode, addresses, None)
+    _SET_PREFIX(member, prefix)
+    return member
+
+
+def _prefix(addresses: tuple[PeerAddress, ...]) -> str | None:
+    """The prefix of a member with these addresses, one string per prefix (interned)."""
+    if addresses and addresses[-1].type is AddressType.REFLEXIVE:
+        return sys.intern(prefix_of(addresses[-1].ip))
+    return None
+
 
 class _Peer:
     __slots__ = ("profile", "record", "stats", "swarms")
@@ -75,6 +109,57 @@ class _Peer:
         self.stats: dict[str, StreamStatistics] | None = None
 
 
+_COUNT_FROM = 64
+"""Size from which a group counts its members per prefix (smaller ones are cheap to draw)."""
+
+_COUNT_UNTIL = 32
+"""Size under which a group forgets its counts (and whether it was spread)."""
+
+_COUNTED_PREFIXES = 16
+"""Most prefixes a group counts; a group spread over more is marked spread, not counted."""
+
+
+class _Group(MemberList):
+    """A rank group's members (an indexable set) with their counts per prefix when few."""
+
+    __slots__ = ("spread",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Over _COUNTED_PREFIXES prefixes when last counted: not counted again until small.
+        self.spread = False
+
+    def tally(self, member: SwarmMember, by: int) -> None:
+        """Count ``member`` (just added: +1, just removed: -1) in its prefix, if counting."""
+        counts = self.prefix_counts
+        if by < 0 and len(self) < _COUNT_UNTIL:
+            self.prefix_counts = None
+            self.spread = False
+        elif counts is None:
+            if by > 0 and not self.spread and len(self) >= _COUNT_FROM:
+                self._recount()
+        else:
+            prefix = member._prefix
+            held = counts.get(prefix, 0) + by
+            if held > 0:
+                counts[prefix] = held
+                if len(counts) > _COUNTED_PREFIXES:
+                    self.prefix_counts = None
+                    self.spread = True
+            else:
+                counts.pop(prefix, None)
+
+    def _recount(self) -> None:
+        counts: dict[str | None, int] = {}
+        for member in self:
+            prefix = member._prefix
+            counts[prefix] = counts.get(prefix, 0) + 1
+            if len(counts) > _COUNTED_PREFIXES:
+                self.spread = True
+                return
+        self.prefix_counts = counts
+
+
 class _Swarm:
     __slots__ = ("groups", "maps", "members")
 
@@ -83,7 +168,7 @@ class _Swarm:
         self.members: dict[str, SwarmMember] = {}
         # The same members by rank profile (never an empty group), for member_groups(): each
         # member is at index member._position of its group's list.
-        self.groups: dict[RankProfile, list[SwarmMember]] = {}
+        self.groups: dict[RankProfile, _Group] = {}
         self.maps: dict[str, ContentMap] | None = None
 
     def place(self, profile: RankProfile, member: SwarmMember) -> None:
@@ -98,13 +183,18 @@ class _Swarm:
         if old is None:
             group = self.groups.get(profile)
             if group is None:
-                group = self.groups[profile] = []
+                group = self.groups[profile] = _Group()
             _SET_POSITION(member, len(group))
             group.append(member)
+            group.tally(member, 1)
         else:
             position = old._position
             _SET_POSITION(member, position)
-            self.groups[profile][position] = member
+            group = self.groups[profile]
+            group[position] = member
+            if group.prefix_counts is not None and old.addresses is not member.addresses:
+                group.tally(old, -1)
+                group.tally(member, 1)
 
     def unplace(self, profile: RankProfile, peer_id: str) -> bool:
         """Remove the member from the members and from the group of ``profile``.
@@ -122,6 +212,8 @@ class _Swarm:
             group[position] = last
         elif not group:
             del self.groups[profile]
+            return True
+        group.tally(member, -1)
         return True
 
 
@@ -138,6 +230,9 @@ class MemoryStorage(Storage):
         self._peers: dict[str, _Peer] = {}
         self._heap: list[tuple[float, str]] = []
         self._memberships = 0
+        self._swarm_count = 0
+        # Registered peers per registering host (records with host "" are counted for none).
+        self._hosts: dict[str, int] = {}
         self._rng = random.Random(seed)
         # One object per distinct rank profile, shared by the peers that have it (bounded:
         # hostile peers may advertise any number of distinct ASNs).
@@ -162,12 +257,28 @@ class MemoryStorage(Storage):
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
+        self._put(record)
+
+    def _count_host(self, host: str, by: int) -> None:
+        if not host:
+            return
+        held = self._hosts.get(host, 0) + by
+        if held > 0:
+            self._hosts[host] = held
+        else:
+            self._hosts.pop(host, None)
+
+    def _put(self, record: PeerRecord) -> None:
         peer = self._peers.get(record.peer_id)
         if peer is None:
             self._peers[record.peer_id] = _Peer(record, self._profile(record.addresses))
+            self._count_host(record.host, 1)
         else:
             old = peer.record
             peer.record = record
+            if old.host is not record.host and old.host != record.host:
+                self._count_host(old.host, -1)
+                self._count_host(record.host, 1)
             if old.addresses != record.addresses:
                 self._refresh_members(peer, record, self._profile(record.addresses))
             if old.deadline == record.deadline:
@@ -184,19 +295,91 @@ class MemoryStorage(Storage):
         peer.profile = profile
         moved = profile != old
         peer_id = record.peer_id
+        prefix = _prefix(record.addresses)
         for swarm_id in peer.swarms:
             swarm = self._shard(swarm_id)[swarm_id]
-            member = _build_member(peer_id, swarm.members[peer_id].mode, record.addresses, None)
+            member = _new_member(peer_id, swarm.members[peer_id].mode, record.addresses, prefix)
             if moved:
                 swarm.unplace(old, peer_id)
             # Added to its new group, or in its old place in the same group.
             swarm.place(profile, member)
 
+    async def update(
+        self,
+        record: PeerRecord,
+        *,
+        leave: Sequence[str] = (),
+        join: Sequence[tuple[str, PeerMode]] = (),
+        limits: Limits | None = None,
+    ) -> None:
+        """Write the record, leave and join swarms, after checking ``limits`` (if given)."""
+        if limits is not None:
+            refused = self._refusal(record, leave, join, limits)
+            if refused is not None:
+                raise limit_error(refused, limits)
+        self._put(record)
+        peer_id = record.peer_id
+        for swarm_id in leave:
+            self._leave(swarm_id, peer_id)
+        for swarm_id, mode in join:
+            self._join(swarm_id, peer_id, mode)
+
+    def _refusal(
+        self,
+        record: PeerRecord,
+        leave: Sequence[str],
+        join: Sequence[tuple[str, PeerMode]],
+        limits: Limits,
+    ) -> str | None:
+        """The bound the change would pass (a name of LIMIT_CODES), or None.
+
+        Counted from the state before the change, as the Redis script does.
+        """
+        peer = self._peers.get(record.peer_id)
+        current: tuple[str, ...] = ()
+        if peer is None:
+            held = self._hosts.get(record.host, 0) if record.host else 0
+            if limits.per_host and held >= limits.peers_per_host:
+                return "host"
+        else:
+            current = peer.swarms
+        count = len(current)
+        memberships = swarms = 0
+        for swarm_id in leave:
+            if swarm_id in current:
+                count -= 1
+                memberships -= 1
+                if len(self._shard(swarm_id)[swarm_id].members) == 1:
+                    swarms -= 1
+        for swarm_id, _ in join:
+            if swarm_id not in current:
+                count += 1
+                memberships += 1
+                if swarm_id not in self._shard(swarm_id):
+                    swarms += 1
+        if count > len(current) and count > limits.swarms_per_peer:
+            return "peer"
+        if peer is None and len(self._peers) >= limits.peers_total:
+            return "peers"
+        if swarms > 0 and self._swarm_count + swarms > limits.swarms_total:
+            return "swarms"
+        if memberships > 0 and self._memberships + memberships > limits.memberships_total:
+            return "memberships"
+        return None
+
+    async def peers_of_host(self, host: str) -> int:
+        """How many stored peers ``host`` registered."""
+        return self._hosts.get(host, 0) if host else 0
+
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
+        return self._delete(peer_id)
+
+    def _delete(self, peer_id: str) -> bool:
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return False
+        self._count_host(peer.record.host, -1)
         for swarm_id in peer.swarms:
             self._drop_member(swarm_id, peer_id, peer.profile)
         return True
@@ -213,6 +396,7 @@ class MemoryStorage(Storage):
                 swarm.maps = None
         if not swarm.members:
             del shard[swarm_id]
+            self._swarm_count -= 1
         return True
 
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
@@ -234,6 +418,9 @@ class MemoryStorage(Storage):
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
+        self._join(swarm_id, peer_id, mode)
+
+    def _join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         peer = self._peers.get(peer_id)
         if peer is None:
             return
@@ -241,13 +428,18 @@ class MemoryStorage(Storage):
         swarm = shard.get(swarm_id)
         if swarm is None:
             swarm = shard[swarm_id] = _Swarm()
+            self._swarm_count += 1
         if peer_id not in swarm.members:
             self._memberships += 1
             peer.swarms = (*peer.swarms, swarm_id)
-        swarm.place(peer.profile, _build_member(peer_id, mode, peer.record.addresses, None))
+        addresses = peer.record.addresses
+        swarm.place(peer.profile, _new_member(peer_id, mode, addresses, _prefix(addresses)))
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
+        return self._leave(swarm_id, peer_id)
+
+    def _leave(self, swarm_id: str, peer_id: str) -> bool:
         peer = self._peers.get(peer_id)
         if peer is None or swarm_id not in peer.swarms:
             return False
@@ -335,7 +527,7 @@ class MemoryStorage(Storage):
             deadline, peer_id = heapq.heappop(self._heap)
             peer = self._peers.get(peer_id)
             if peer is not None and peer.record.deadline == deadline:
-                await self.delete_peer(peer_id)
+                self._delete(peer_id)
                 removed.append(peer_id)
         return removed
 
@@ -353,8 +545,9 @@ class MemoryStorage(Storage):
         """How many peers, non-empty swarms and memberships are stored."""
         return StorageCounts(
             peers=len(self._peers),
-            swarms=sum(len(shard) for shard in self._shards),
+            swarms=self._swarm_count,
             memberships=self._memberships,
+            hosts=len(self._hosts),
         )
 
 

@@ -5,7 +5,8 @@ of key has its own leading word so that no peer or swarm ID can make two kinds c
 
 =========================  =========  =====================================================
 ``peer:{peer}``            hash       ``v`` version, ``s`` state, ``a`` addresses (JSON),
-                                      ``d`` deadline, ``g`` grace flag
+                                      ``d`` deadline, ``g`` grace flag, ``h`` registering
+                                      host (absent in records of earlier releases)
 ``peerswarms:{peer}``      hash       swarm ID -> mode: the swarms the peer joined
 ``peerstats:{peer}``       hash       swarm ID (``""`` peer-wide) -> statistics (JSON)
 ``swarm:{swarm}``          hash       peer ID -> mode: the swarm's members
@@ -13,10 +14,16 @@ of key has its own leading word so that no peer or swarm ID can make two kinds c
 ``deadlines``              zset       peer ID scored by deadline: the timers
 ``swarms``                 set        IDs of swarms with at least one member
 ``memberships``            string     number of memberships
+``hosts``                  hash       host -> registered peers it registered (no zeros)
 =========================  =========  =====================================================
 
 Operations that touch several keys (join, leave, delete, expire, content map) are Lua scripts, so
-each is atomic even with several trackers on one Redis.  The scripts build key names from the
+each is atomic even with several trackers on one Redis.  Every script that writes a peer record
+keeps ``hosts`` right (a new record counts for its host, a deleted one no more), and
+:meth:`RedisStorage.update` checks the bounds and makes its change in one script, from the
+counts there (``ZCARD deadlines`` peers, ``SCARD swarms``, ``memberships``, ``HLEN`` of the
+peer's swarms, its host's count), so the bounds hold for every tracker sharing the server and
+cost no extra round trip.  The scripts build key names from the
 prefix, so this backend targets a single Redis server, not a Redis Cluster.
 """
 
@@ -31,6 +38,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ppsp.errors import ServiceUnavailable
+from ppsp.tracker.limits import Limits
 from ppsp.tracker.messages import (
     AddressFamily,
     AddressType,
@@ -44,7 +52,13 @@ from ppsp.tracker.messages import (
     positional_builder,
 )
 from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
+from ppsp.tracker.storage.base import (
+    PeerRecord,
+    Storage,
+    StorageCounts,
+    SwarmMember,
+    limit_error,
+)
 
 __all__ = ["RedisStorage", "pack_content_map", "unpack_content_map"]
 
@@ -59,9 +73,35 @@ COMMAND_TIMEOUT = 10.0
 MIN_REDIS_VERSION = (6, 2)
 """The oldest Redis server the scripts run on (``HRANDFIELD``)."""
 
-# A Lua function shared by the scripts: remove peer `id` from every swarm and forget it.
-_DELETE_FN = """
+# Lua functions shared by the scripts.  count_host: change the count of host `h` (none for
+# '' or false), dropping it at zero.  write_record: create or replace a peer's record and
+# deadline, counting a new record (or one of an earlier release, without `h`) for its host.
+_RECORD_FN = """
+local function count_host(p, h, by)
+  if h and h ~= '' then
+    if redis.call('HINCRBY', p .. 'hosts', h, by) <= 0 then
+      redis.call('HDEL', p .. 'hosts', h)
+    end
+  end
+end
+local function write_record(p, id, v, s, a, d, g, h)
+  local key = p .. 'peer:' .. id
+  local old = redis.call('HGET', key, 'h')
+  if old ~= h then
+    count_host(p, old, -1)
+    count_host(p, h, 1)
+  end
+  redis.call('HSET', key, 'v', v, 's', s, 'a', a, 'd', d, 'g', g, 'h', h)
+  redis.call('ZADD', p .. 'deadlines', d, id)
+end
+"""
+
+# Remove peer `id` from every swarm and forget it.
+_DELETE_FN = (
+    _RECORD_FN
+    + """
 local function delete_peer(p, id)
+  count_host(p, redis.call('HGET', p .. 'peer:' .. id, 'h'), -1)
   local swarms = redis.call('HKEYS', p .. 'peerswarms:' .. id)
   for _, s in ipairs(swarms) do
     if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
@@ -78,6 +118,7 @@ local function delete_peer(p, id)
   return existed
 end
 """
+)
 
 _DELETE = _DELETE_FN + "return delete_peer(ARGV[1], ARGV[2])"
 
@@ -90,30 +131,89 @@ return ids
 """
 )
 
-_JOIN = """
-local p, s, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
-if redis.call('HSET', p .. 'swarm:' .. s, id, mode) == 1 then
-  redis.call('INCR', p .. 'memberships')
+_JOIN_FN = """
+local function join(p, s, id, mode)
+  if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
+  if redis.call('HSET', p .. 'swarm:' .. s, id, mode) == 1 then
+    redis.call('INCR', p .. 'memberships')
+  end
+  redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
+  redis.call('SADD', p .. 'swarms', s)
+  return 1
 end
-redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
-redis.call('SADD', p .. 'swarms', s)
-return 1
 """
 
-_LEAVE = """
-local p, s, id = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
-redis.call('HDEL', p .. 'peerstats:' .. id, s)
-redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
-if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
-  redis.call('DECR', p .. 'memberships')
+_LEAVE_FN = """
+local function leave(p, s, id)
+  if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
+  redis.call('HDEL', p .. 'peerstats:' .. id, s)
+  redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+  if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
+    redis.call('DECR', p .. 'memberships')
+  end
+  if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
+    redis.call('SREM', p .. 'swarms', s)
+  end
+  return 1
 end
-if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
-  redis.call('SREM', p .. 'swarms', s)
-end
-return 1
 """
+
+_JOIN = _JOIN_FN + "return join(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+
+_LEAVE = _LEAVE_FN + "return leave(ARGV[1], ARGV[2], ARGV[3])"
+
+_UPDATE = (
+    _RECORD_FN
+    + _JOIN_FN
+    + _LEAVE_FN
+    + """
+local p, id, h = ARGV[1], ARGV[2], ARGV[8]
+local per_host, per_peer = tonumber(ARGV[9]), tonumber(ARGV[10])
+local max_peers, max_swarms = tonumber(ARGV[11]), tonumber(ARGV[12])
+local max_members = tonumber(ARGV[13])
+local nleave = tonumber(ARGV[14])
+local first_join = 15 + nleave
+local new = redis.call('EXISTS', p .. 'peer:' .. id) == 0
+if max_peers >= 0 then
+  -- The bounds, checked against the counts before the change (-1: no bound).
+  if new and per_host >= 0 and h ~= '' then
+    if tonumber(redis.call('HGET', p .. 'hosts', h) or '0') >= per_host then return 'host' end
+  end
+  local mine = p .. 'peerswarms:' .. id
+  local before = redis.call('HLEN', mine)
+  local count, members, swarms = before, 0, 0
+  for i = 15, first_join - 1 do
+    if redis.call('HEXISTS', mine, ARGV[i]) == 1 then
+      count, members = count - 1, members - 1
+      if redis.call('HLEN', p .. 'swarm:' .. ARGV[i]) == 1 then swarms = swarms - 1 end
+    end
+  end
+  for i = first_join, #ARGV, 2 do
+    if redis.call('HEXISTS', mine, ARGV[i]) == 0 then
+      count, members = count + 1, members + 1
+      if redis.call('EXISTS', p .. 'swarm:' .. ARGV[i]) == 0 then swarms = swarms + 1 end
+    end
+  end
+  if count > before and count > per_peer then return 'peer' end
+  if new and redis.call('ZCARD', p .. 'deadlines') >= max_peers then return 'peers' end
+  if swarms > 0 and redis.call('SCARD', p .. 'swarms') + swarms > max_swarms then
+    return 'swarms'
+  end
+  if members > 0 then
+    local held = tonumber(redis.call('GET', p .. 'memberships') or '0')
+    if held + members > max_members then return 'memberships' end
+  end
+end
+write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], h)
+for i = 15, first_join - 1 do leave(p, ARGV[i], id) end
+for i = first_join, #ARGV, 2 do join(p, ARGV[i], id, ARGV[i + 1]) end
+return 0
+"""
+)
+"""A bounded change in one round trip (:meth:`RedisStorage.update`): ARGV 1-8 as ``_PUT_PEER``,
+then the bounds (peers per host, swarms per peer, peers, swarms, memberships; -1 for none, all
+-1 for no check), the number of swarms to leave, those swarms, then (swarm, mode) pairs to
+join.  Returns 0, or the name of the bound the change would pass (nothing written)."""
 
 _PUT_MAP = """
 local p, s, id = ARGV[1], ARGV[2], ARGV[3]
@@ -130,13 +230,13 @@ return 1
 """
 
 
-_PUT_PEER = """
-local p, id = ARGV[1], ARGV[2]
-redis.call('HSET', p .. 'peer:' .. id, 'v', ARGV[3], 's', ARGV[4], 'a', ARGV[5], 'd', ARGV[6],
-           'g', ARGV[7])
-redis.call('ZADD', p .. 'deadlines', ARGV[6], id)
+_PUT_PEER = (
+    _RECORD_FN
+    + """
+write_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 return 1
 """
+)
 """A peer's record and its deadline, written together (one round trip, atomic)."""
 
 _PEER_AND_MEMBERSHIPS = """
@@ -147,13 +247,13 @@ return {record, redis.call('HGETALL', p .. 'peerswarms:' .. id)}
 """
 """A peer's record and its memberships (none when unregistered) in one round trip."""
 
-_REPORT = """
+_REPORT = (
+    _RECORD_FN
+    + """
 local p, id = ARGV[1], ARGV[2]
-redis.call('HSET', p .. 'peer:' .. id, 'v', ARGV[3], 's', ARGV[4], 'a', ARGV[5], 'd', ARGV[6],
-           'g', ARGV[7])
-redis.call('ZADD', p .. 'deadlines', ARGV[6], id)
-local i = 9
-for _ = 1, tonumber(ARGV[8]) do
+write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
   redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -166,6 +266,7 @@ while i <= #ARGV do
 end
 return 1
 """
+)
 """A STAT_REPORT in one round trip: the record and deadline (as ``_PUT_PEER``), then
 ``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
 in."""
@@ -236,6 +337,7 @@ class RedisStorage(Storage):
         self._put_stats = self._redis.register_script(_PUT_STATS)
         self._peer_and_memberships = self._redis.register_script(_PEER_AND_MEMBERSHIPS)
         self._report = self._redis.register_script(_REPORT)
+        self._update = self._redis.register_script(_UPDATE)
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -264,6 +366,7 @@ class RedisStorage(Storage):
             orjson.dumps([_address_to_json(a) for a in record.addresses]),
             repr(record.deadline),
             "1" if record.grace_used else "0",
+            record.host,
         ]
 
     async def peer_and_memberships(
@@ -295,6 +398,43 @@ class RedisStorage(Storage):
         for content_map in content_maps:
             args.extend((content_map.swarm_id, pack_content_map(content_map)))
         await self._call(lambda: _await(self._report(args=args)))
+
+    async def update(
+        self,
+        record: PeerRecord,
+        *,
+        leave: Sequence[str] = (),
+        join: Sequence[tuple[str, PeerMode]] = (),
+        limits: Limits | None = None,
+    ) -> None:
+        """Write the record, leave and join swarms, checking ``limits``: one script."""
+        args = self._record_args(record)
+        if limits is None:
+            args.extend(("-1", "-1", "-1", "-1", "-1"))
+        else:
+            args.extend(
+                (
+                    str(limits.peers_per_host) if limits.per_host else "-1",
+                    str(limits.swarms_per_peer),
+                    str(limits.peers_total),
+                    str(limits.swarms_total),
+                    str(limits.memberships_total),
+                )
+            )
+        args.append(str(len(leave)))
+        args.extend(leave)
+        for swarm_id, mode in join:
+            args.extend((swarm_id, mode.value))
+        refused = await self._call(lambda: _await(self._update(args=args)))
+        if refused != 0 and limits is not None:
+            raise limit_error(cast(bytes, refused).decode(), limits)
+
+    async def peers_of_host(self, host: str) -> int:
+        """How many stored peers ``host`` registered."""
+        if not host:
+            return 0
+        held = await self._call(lambda: _await(self._redis.hget(self._p + "hosts", host)))
+        return int(held) if held is not None else 0
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
@@ -401,9 +541,13 @@ class RedisStorage(Storage):
                 pipe.zcard(self._p + "deadlines")
                 pipe.scard(self._p + "swarms")
                 pipe.get(self._p + "memberships")
-                peers, swarms, memberships = await pipe.execute()
+                pipe.hlen(self._p + "hosts")
+                peers, swarms, memberships, hosts = await pipe.execute()
             return StorageCounts(
-                peers=int(peers), swarms=int(swarms), memberships=int(memberships or 0)
+                peers=int(peers),
+                swarms=int(swarms),
+                memberships=int(memberships or 0),
+                hosts=int(hosts),
             )
 
         return await self._call(op)
@@ -511,6 +655,7 @@ def _decode_record(peer_id: str, raw: dict[bytes, bytes]) -> PeerRecord:
         addresses=_decode_addresses(raw[b"a"]),
         deadline=float(raw[b"d"]),
         grace_used=raw.get(b"g") == b"1",
+        host=raw[b"h"].decode() if b"h" in raw else "",
     )
 
 
