@@ -156,6 +156,22 @@ class AuthenticationRequired(TrackerProtocolError):
     code = TrackerErrorCode.AUTHENTICATION_REQUIRED
 
 
+class BearerTokenError(AuthenticationRequired):
+    """A request without a usable bearer token: none, malformed, expired or badly signed.
+
+    ``missing`` is true when the request presented no bearer token at all (RFC 6750 section
+    3.1: the challenge then names no error); the message says what is wrong with the token.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class KeyFileError(PPSPError, ValueError):
+    """A key or certificate file that cannot be read or holds no usable key (one-line message)."""
+
+
 class LocalProtocolError(PPSPError):
     """We were asked to build or send something the protocol does not allow."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from collections.abc import Set as AbstractSet
@@ -20,7 +22,8 @@ import pytest
 from ppsp.tracker import xml_codec
 from ppsp.tracker.messages import ConnectRequest, Encoding, ProtocolVersion
 
-from .swarm_helpers import Peer, Swarm, content, finish
+from .swarm_helpers import LISTENING, Peer, Swarm, content, finish
+from .tls_helpers import make_tls_files
 
 pytestmark = pytest.mark.e2e
 
@@ -206,3 +209,153 @@ def sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no {name} in\n{text}")
+
+
+# -- the guard's bounds across workers ----------------------------------------------------------
+
+WORKERS_WITH_LIMITS = """
+import sys
+from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.limits import Limits
+from ppsp.tracker.server import ServerSettings
+from ppsp.tracker.workers import run_tracker_workers
+
+limits = Limits(
+    requests_per_second_per_host=10.0,
+    request_burst_per_host=10,
+    connections_per_host=10,
+    header_timeout=30.0,
+)
+run_tracker_workers(
+    "127.0.0.1", 0, TrackerConfig(), sys.argv[1], workers=2,
+    settings=ServerSettings(limits=limits),
+    on_ready=lambda url: print(f"listening on {url}", flush=True),
+)
+"""
+
+
+async def workers_with_limits(swarm: Swarm, storage: str) -> Peer:
+    """Two tracker workers on ``storage`` with small per-host bounds (see the script)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKERS_WITH_LIMITS, storage,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=swarm.env,
+        cwd=swarm.workdir,
+    )  # fmt: skip
+    tracker = Peer("tracker", process)
+    swarm.peers.append(tracker)
+    swarm.tracker_url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+    await wait_for_children(tracker.pid, 2)
+    return tracker
+
+
+async def test_a_hosts_request_rate_holds_across_workers(swarm: Swarm, redis_url: str) -> None:
+    """One host sends as fast as it can, on new connections that the kernel spreads over two
+    workers: what it gets through stays near one rate and one burst (10/s, 10), not two."""
+    tracker = await workers_with_limits(swarm, database(redis_url, 15))
+    url = swarm.tracker_url
+    body = xml_codec.encode_request(
+        ConnectRequest(version=ProtocolVersion.V1_1, transaction_id="1", peer_id="x")
+    )
+    headers = {"Content-Type": Encoding.XML.content_type}
+    statuses: list[int] = []
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        end = started + 3.0
+
+        async def flood() -> None:
+            while loop.time() < end:
+                try:
+                    async with http.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        statuses.append(resp.status)
+                except aiohttp.ClientOSError:
+                    statuses.append(0)  # a connection over the bound, closed at once
+
+        # Four at a time: under the connection bound, even were they all on one worker.
+        await asyncio.gather(*(flood() for _ in range(4)))
+        elapsed = loop.time() - started
+    admitted = statuses.count(200) + statuses.count(403)  # 403: the same PeerID, admitted
+    assert statuses.count(503) > 50, statuses  # the flood was refused for the most part
+    # One bucket's worth: 10 at once, 10 a second after, plus what each worker may admit
+    # from the balance it last saw (one exchange interval, 0.2 s): far below two buckets.
+    allowed = 10 + 10 * elapsed
+    assert admitted <= allowed + 15, (admitted, allowed, len(statuses))
+    # Another host is still served meanwhile.
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        http.get(url + "/status") as resp,
+    ):
+        assert resp.status == 200
+    tracker.signal(signal.SIGTERM)
+    assert await tracker.wait() == 0, tracker.output()
+    assert "Traceback" not in tracker.output()
+
+
+async def test_a_hosts_connections_are_bounded_across_workers(swarm: Swarm, redis_url: str) -> None:
+    tracker = await workers_with_limits(swarm, database(redis_url, 15))
+    host, port = swarm.tracker_url.removeprefix("http://").rsplit(":", 1)
+    opened = []
+    try:
+        for _ in range(30):
+            reader, writer = await asyncio.open_connection(
+                host, int(port), local_addr=("127.0.0.2", 0)
+            )
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\n")
+            opened.append((reader, writer))
+
+        async def closed(reader: asyncio.StreamReader) -> bool:
+            try:
+                return await asyncio.wait_for(reader.read(1), 2.0) == b""
+            except TimeoutError:
+                return False
+            except ConnectionError:
+                return True
+
+        kept = [not done for done in await asyncio.gather(*(closed(r) for r, _ in opened))]
+        # Each worker keeps at most ceil(10 / 2) = 5: at most 10 in all.
+        assert 1 <= kept.count(True) <= 10, kept
+    finally:
+        for _, writer in opened:
+            writer.close()
+    tracker.signal(signal.SIGTERM)
+    assert await tracker.wait() == 0, tracker.output()
+    assert "Traceback" not in tracker.output()
+
+
+async def test_workers_serve_https_only(swarm: Swarm, tmp_path: Path, redis_url: str) -> None:
+    files = make_tls_files(tmp_path / "tls")
+    tracker = await swarm.spawn(
+        "tracker", "tracker", "--host", "127.0.0.1", "--port", "0",
+        "--workers", "2", "--storage", database(redis_url, 15),
+        "--tls-cert", str(files.cert), "--tls-key", str(files.key),
+    )  # fmt: skip
+    url = (await tracker.wait_line(r"listening on (https://\S+)", stream="stdout")).group(1)
+    await wait_for_children(tracker.pid, 2)
+    context = ssl.create_default_context(cafile=str(files.ca))
+    # Fresh connections, so that both workers answer some.
+    connector = aiohttp.TCPConnector(ssl=context, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(6):
+            async with http.get(url + "/status") as resp:
+                assert resp.status == 200
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /status HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        try:
+            answer = await asyncio.wait_for(reader.read(65536), 10)
+        except ConnectionError:
+            answer = b""
+        assert not answer.startswith(b"HTTP/")  # no clear text on this port
+    finally:
+        writer.close()
+    tracker.signal(signal.SIGTERM)
+    assert await tracker.wait() == 0, tracker.output()
+    assert "Traceback" not in tracker.output()

@@ -20,6 +20,7 @@ from ppsp.errors import ServiceUnavailable, TrackerErrorCode
 from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.codec import codec_for, encoding_for, safe_reason
 from ppsp.tracker.core import Tracker, TrackerConfig
+from ppsp.tracker.limits import Limits
 from ppsp.tracker.messages import (
     AnyRequest,
     ConnectRequest,
@@ -463,7 +464,7 @@ async def test_five_thousand_swarms(encoding: Encoding) -> None:
 
 
 async def test_slow_client_does_not_block_others() -> None:
-    async with tracker_fixture(settings=ServerSettings(body_timeout=1.0)) as fx:
+    async with tracker_fixture(settings=ServerSettings(limits=Limits(body_timeout=1.0))) as fx:
         host, port = fx.url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(

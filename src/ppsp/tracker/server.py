@@ -2,7 +2,12 @@
 
 Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md).  The server
 
+0. admits the request under its host's rate (:mod:`ppsp.tracker.guard`; 503 with
+   ``Retry-After`` over it), taking as the host the address a trusted reverse proxy names
+   (:mod:`ppsp.tracker.proxy`) or the connection's,
 1. picks the codec from the ``Content-Type`` (:mod:`ppsp.tracker.codec`; 415 for anything else),
+   and with an auth key checks the bearer token (:mod:`ppsp.tracker.auth`; 401 without a valid
+   one),
 2. reads the body within a size bound (413 before reading more than the bound) and a time bound
    (408 for a client that stalls),
 3. decodes it, hands the typed request to :meth:`Tracker.handle` with the observed address and the
@@ -23,40 +28,40 @@ so once when it fails and once when it answers again.
 
 Several processes serving one port (:mod:`ppsp.tracker.workers`) each write their counters to
 a file of a directory they share (``ServerSettings.shared_metrics``), and each ``/metrics``
-answer sums them.
+answer sums them (:mod:`ppsp.tracker.metrics`).
+
+:func:`running_tracker` serves through a :class:`~ppsp.tracker.guard.GuardedSite`: connection
+bounds, head and idle timeouts, and TLS (:mod:`ppsp.tracker.tls`) when the settings carry a
+certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
+import dataclasses
 import functools
 import gc
-import itertools
+import inspect
 import logging
 import math
 import os
 import socket
+import ssl
 import time
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
-from redis.asyncio.connection import parse_url as parse_redis_url
 
 import ppsp
 from ppsp.errors import (
+    BearerTokenError,
     PayloadTooLarge,
     ServiceUnavailable,
     TrackerErrorCode,
@@ -64,6 +69,7 @@ from ppsp.errors import (
 )
 from ppsp.signals import on_signals
 from ppsp.tracker import json_codec, xml_codec
+from ppsp.tracker.auth import DEFAULT_LEEWAY, TokenVerifier, bearer_challenge, load_public_key
 from ppsp.tracker.codec import (
     JSON_MEDIA_TYPES,
     UNSUPPORTED_MEDIA_TYPE,
@@ -74,6 +80,19 @@ from ppsp.tracker.codec import (
     status_line,
 )
 from ppsp.tracker.core import Tracker, TrackerConfig, TrackerStats
+from ppsp.tracker.credentials import Credentials
+from ppsp.tracker.guard import (
+    BUSY,
+    IDLE,
+    ConnectionGuard,
+    GuardedRequestHandler,
+    GuardedSite,
+    HostRates,
+    RateWarnings,
+    SharedRates,
+    host_of,
+)
+from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
 from ppsp.tracker.messages import (
     AnyRequest,
     Encoding,
@@ -82,11 +101,25 @@ from ppsp.tracker.messages import (
     ProtocolVersion,
     TrackerResponse,
 )
-from ppsp.tracker.storage import MemoryStorage, RedisStorage
+from ppsp.tracker.metrics import TrackerMetrics
+from ppsp.tracker.proxy import X_FORWARDED_FOR, Network, TrustedProxies, parse_networks
+from ppsp.tracker.storage import RedisStorage
+from ppsp.tracker.tls import server_tls_context
+from ppsp.tracker.upkeep import (
+    Clock,
+    Expirer,
+    StorageHealth,
+    check_storage_url,
+    clock_for,
+    make_storage,
+    storage_label,
+    verify_storage,
+)
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY",
+    "TRACKER_APP_KEY",
     "Expirer",
     "RunningTracker",
     "ServerSettings",
@@ -104,17 +137,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_monotonic = time.monotonic
+
 DEFAULT_MAX_BODY = 64 * 1024
 """Default bound on a request body, in bytes."""
 
-DEFAULT_BODY_TIMEOUT = 10.0
-"""Default time a client has to deliver a whole request body, in seconds."""
+DEFAULT_BODY_TIMEOUT = DEFAULT_LIMITS.body_timeout
+"""Default time a client has to deliver a whole request body, in seconds (``Limits``)."""
 
 REQUEST_TIMEOUT_STATUS = 408
 """HTTP status for a client that did not deliver its body in time."""
-
-Clock = Callable[[], float]
-"""A source of the current time in seconds (``time.monotonic`` or a test's fake)."""
 
 _ENCODERS: dict[Encoding, Callable[[TrackerResponse | ErrorResponse], bytes]] = {
     Encoding.XML: xml_codec.encode_response,
@@ -132,433 +164,281 @@ _METHOD_LABELS = {method: method.value for method in Method}
 class ServerSettings:
     """I/O-level settings of the tracker's HTTP server (the protocol's live in TrackerConfig).
 
-    ``max_body`` bounds a request body in bytes; ``body_timeout`` bounds the time to read it;
-    ``expiry_poll`` bounds how long the expiry task sleeps between looks at the next deadline.
-    ``shared_metrics``, for one of several processes serving one port, is the file where this
-    process keeps its counters (written at most every ``metrics_flush`` seconds, and before each
-    ``/metrics`` answer); ``/metrics`` then sums every ``*.json`` file of that file's directory.
+    Bounds and timing:
+
+    - ``max_body`` bounds a request body in bytes;
+    - ``limits`` bounds what hosts may hold and do (:class:`~ppsp.tracker.limits.Limits`:
+      connections, request rates, head, body and idle timeouts here; registrations and
+      memberships in the core); ``limits.off()`` for ``--limits off``.  None: the tracker
+      config's (``TrackerConfig.limits``); when given, the core gets these too;
+    - ``expiry_poll`` bounds how long the expiry task sleeps between looks at the next deadline.
+
+    Trust:
+
+    - ``trusted_proxies``: networks (``ipaddress`` networks, or CIDR text such as
+      ``"10.0.0.0/8"``, checked when the settings are made) of reverse proxies whose
+      ``proxy_header`` (``X-Forwarded-For`` or ``Forwarded``) names the client's address
+      (:mod:`ppsp.tracker.proxy`);
+    - ``tls_cert`` and ``tls_key`` (PEM files), or a ready ``ssl_context``: the port serves
+      HTTPS only (:mod:`ppsp.tracker.tls`);
+    - ``auth_key``: the Ed25519 public key (or its PEM file) that signs bearer tokens; with it
+      every request needs ``Authorization: Bearer <token>`` (:mod:`ppsp.tracker.auth`),
+      ``token_leeway`` seconds of clock difference allowed.
+
+    Several processes:
+
+    - ``processes``: how many processes serve the port together (their connection bounds are
+      shared out, see :mod:`ppsp.tracker.guard`);
+    - ``shared_metrics``, for one of them, is the file where this process keeps its counters
+      (written at most every ``metrics_flush`` seconds, and before each ``/metrics`` answer);
+      ``/metrics`` then sums every ``*.json`` file of that file's directory.
     """
 
     max_body: int = DEFAULT_MAX_BODY
-    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    limits: Limits | None = None
     expiry_poll: float = 1.0
+    trusted_proxies: Sequence[Network | str] = ()
+    proxy_header: str = X_FORWARDED_FOR
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ssl_context: ssl.SSLContext | None = None
+    auth_key: Ed25519PublicKey | Path | None = None
+    token_leeway: float = DEFAULT_LEEWAY
+    processes: int = 1
     shared_metrics: Path | None = None
     metrics_flush: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Checked (and CIDR text read) when made, so that a bad value is a one-line error.
+        object.__setattr__(self, "trusted_proxies", parse_networks(self.trusted_proxies))
+        TrustedProxies((), self.proxy_header)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key")
+        if self.tls_cert is not None and self.ssl_context is not None:
+            raise ValueError("give either TLS files or a TLS context, not both")
+        if self.processes < 1:
+            raise ValueError("processes must be 1 or more")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the port serves HTTPS."""
+        return self.ssl_context is not None or self.tls_cert is not None
+
+    def loaded(self) -> ServerSettings:
+        """These settings with the key files read: a TLS context and a public key object.
+
+        Raises :class:`~ppsp.errors.KeyFileError` (one line, naming the file) for a file that
+        cannot be used.  Done before listening (and, with several processes, before forking,
+        so that every process uses the same objects).
+        """
+        context = self.ssl_context
+        if self.tls_cert is not None and self.tls_key is not None:
+            context = server_tls_context(self.tls_cert, self.tls_key)
+        key = self.auth_key
+        if isinstance(key, Path | str):
+            key = load_public_key(Path(key))
+        return dataclasses.replace(
+            self, tls_cert=None, tls_key=None, ssl_context=context, auth_key=key
+        )
 
 
 class _BodyTimeout(Exception):
     """The client did not deliver its body within the bound."""
 
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-"""Upper bounds of the request-duration histogram, in seconds."""
-
-
-_Counts = dict[tuple[str, str, str], list[float]]
-"""(method, encoding, outcome) -> [count, created]."""
-
-_Latencies = dict[str, list[float]]
-"""encoding -> [count per bucket (the last one +Inf)..., sum, created]."""
-
-
-class _RequestMetrics(Collector):
-    """Request counts and durations as plain numbers, turned into Prometheus samples on collection.
-
-    Every request updates both; prometheus_client's labelled children take a lock and several
-    Python calls per update, a dictionary entry and a list slot do not (about 12,000 fewer
-    instructions a request).  The exposition is the one a labelled Counter and Histogram give.
-    The count of expired peers is kept here too (``expired``: [count, created]) and exposed by
-    :class:`_ExpiredPeers`.
-
-    ``view``, when set, is what collection exposes instead of this process's own numbers (the
-    sum over several processes, see :class:`_SharedMetrics`).
-    """
-
-    def __init__(self) -> None:
-        self.counts: _Counts = {}
-        self.latencies: _Latencies = {}
-        self.expired: list[float] = [0, time.time()]
-        self.view: tuple[_Counts, _Latencies, list[float]] | None = None
-
-    def count(self, key: tuple[str, str, str]) -> None:
-        """Count one request under its labels."""
-        entry = self.counts.get(key)
-        if entry is None:
-            entry = self.counts[key] = [0, time.time()]
-        entry[0] += 1
-
-    def observe(self, encoding: str, seconds: float) -> None:
-        """Record one request's duration."""
-        entry = self.latencies.get(encoding)
-        if entry is None:
-            entry = self.latencies[encoding] = [0.0] * (len(_LATENCY_BUCKETS) + 1)
-            entry += [0.0, time.time()]
-        entry[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        entry[-2] += seconds
-
-    def count_expired(self, peers: int) -> None:
-        """Count peers removed by the expiry task."""
-        self.expired[0] += peers
-
-    def exposed(self) -> tuple[_Counts, _Latencies, list[float]]:
-        """The numbers collection exposes: the view when set, else this process's own."""
-        return self.view if self.view is not None else (self.counts, self.latencies, self.expired)
-
-    def collect(self) -> Iterator[Metric]:
-        """The request counter and the duration histogram, as Prometheus metric families."""
-        counts, latencies, _ = self.exposed()
-        requests = CounterMetricFamily(
-            "ppsp_tracker_requests",
-            "PPSP-TP requests by method, encoding and outcome.",
-            labels=["method", "encoding", "outcome"],
-        )
-        for key, (count, created) in counts.items():
-            requests.add_metric(key, count, created=created)
-        yield requests
-        name = "ppsp_tracker_request_duration_seconds"
-        latency = HistogramMetricFamily(
-            name, "Time from the start of a request to its answer.", labels=["encoding"]
-        )
-        bounds = [*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"]
-        for encoding, entry in latencies.items():
-            cumulative = list(itertools.accumulate(entry[:-2]))
-            latency.add_metric([encoding], list(zip(bounds, cumulative, strict=True)), entry[-2])
-            latency.samples.append(Sample(name + "_created", {"encoding": encoding}, entry[-1]))
-        yield latency
-
-
-class _ExpiredPeers(Collector):
-    """The counter of expired peers, as a prometheus_client Counter would expose it."""
-
-    def __init__(self, source: _RequestMetrics) -> None:
-        self._source = source
-
-    def collect(self) -> Iterator[Metric]:
-        """The expired-peers counter family."""
-        count, created = self._source.exposed()[2]
-        yield CounterMetricFamily(
-            "ppsp_tracker_expired_peers",
-            "Peers removed because a timer ran out.",
-            value=count,
-            created=created,
-        )
-
-
-class _SharedMetrics:
-    """The counters of several processes serving one port, through files in one directory.
-
-    Each process writes its own numbers to its file (``{pid}.json``: a replaced worker's file
-    stays, so the sums never go down) by writing a temporary file and renaming it, so a reader
-    sees a whole file.  A scrape writes this process's file first, then sums every file:
-    counters and histogram buckets add up, the creation time is the earliest.
-    """
-
-    def __init__(self, path: Path, metrics: _RequestMetrics) -> None:
-        self.path = path
-        self._metrics = metrics
-        self._written = -1.0
-
-    def _total(self) -> float:
-        counts = self._metrics.counts
-        return sum(entry[0] for entry in counts.values()) + self._metrics.expired[0]
-
-    def write(self) -> None:
-        """Write this process's numbers (a failure is logged, the next write tries again)."""
-        metrics = self._metrics
-        snapshot = {
-            "requests": [[*key, *entry] for key, entry in metrics.counts.items()],
-            "latency": metrics.latencies,
-            "expired": metrics.expired,
-        }
-        total = self._total()
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        try:
-            temporary.write_bytes(orjson.dumps(snapshot))
-            os.replace(temporary, self.path)
-        except OSError as exc:
-            log.debug("could not write the metrics file %s: %s", self.path, exc)
-        else:
-            self._written = total
-
-    def write_if_changed(self) -> None:
-        """Write this process's numbers if any changed since the last write."""
-        if self._total() != self._written:
-            self.write()
-
-    def summed(self) -> tuple[_Counts, _Latencies, list[float]]:
-        """This process's numbers written out, then the sum over every process's file.
-
-        A file that cannot be read or does not hold what :meth:`write` writes is left out.
-        """
-        self.write()
-        counts: _Counts = {}
-        latencies: _Latencies = {}
-        expired = [0.0, math.inf]
-        for path in sorted(self.path.parent.glob("*.json")):
-            snapshot = _read_snapshot(path)
-            if snapshot is None:
-                continue
-            for key, entry in snapshot[0].items():
-                _add(counts.setdefault(key, [0, math.inf]), entry)
-            for encoding, entry in snapshot[1].items():
-                _add(latencies.setdefault(encoding, [0.0] * _LATENCY_FIELDS + [math.inf]), entry)
-            _add(expired, snapshot[2])
-        if expired[1] == math.inf:  # no file could be read, not even this process's
-            return self._metrics.counts, self._metrics.latencies, self._metrics.expired
-        return counts, latencies, expired
-
-
-_LATENCY_FIELDS = len(_LATENCY_BUCKETS) + 2
-"""Numbers of a latency entry before its creation time: the buckets, +Inf, the sum."""
-
-
-def _read_snapshot(path: Path) -> tuple[_Counts, _Latencies, list[float]] | None:
-    """The numbers a :class:`_SharedMetrics` file holds, or None (logged) when it holds others."""
-    try:
-        raw = orjson.loads(path.read_bytes())
-        counts: _Counts = {}
-        for method, encoding, outcome, count, created in raw["requests"]:
-            counts[str(method), str(encoding), str(outcome)] = [float(count), float(created)]
-        latencies: _Latencies = {}
-        for encoding, entry in raw["latency"].items():
-            numbers = [float(value) for value in entry]
-            if len(numbers) != _LATENCY_FIELDS + 1:
-                raise ValueError(f"a latency entry of {len(numbers)} numbers")
-            latencies[str(encoding)] = numbers
-        expired_count, expired_created = raw["expired"]
-        return counts, latencies, [float(expired_count), float(expired_created)]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.debug("leaving out the metrics file %s: %s", path, exc)
-        return None
-
-
-def _add(total: list[float], entry: list[float]) -> None:
-    """Add ``entry``'s numbers into ``total``, whose last item is the earliest creation time."""
-    for index in range(len(total) - 1):
-        total[index] += entry[index]
-    total[-1] = min(total[-1], entry[-1])
-
-
-class _Metrics:
-    """Prometheus instruments of one application, on a registry of their own.
-
-    With ``shared`` (this process's file among those of the processes serving one port), the
-    counters exposed are the sums over every process (:class:`_SharedMetrics`); the gauges are
-    the storage's counts, shared already.
-    """
-
-    def __init__(self, shared: Path | None = None) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.request_metrics = _RequestMetrics()
-        self.registry.register(self.request_metrics)
-        self.peers = Gauge("ppsp_tracker_peers", "Registered peers.", registry=self.registry)
-        self.swarms = Gauge("ppsp_tracker_swarms", "Swarms with members.", registry=self.registry)
-        self.memberships = Gauge(
-            "ppsp_tracker_memberships", "Peer-in-swarm memberships.", registry=self.registry
-        )
-        self.registry.register(_ExpiredPeers(self.request_metrics))
-        self.shared = _SharedMetrics(shared, self.request_metrics) if shared else None
-
-    def count_request(self, method: str, encoding: str, outcome: str) -> None:
-        """Count one request under its labels."""
-        self.request_metrics.count((method, encoding, outcome))
-
-    def observe_latency(self, encoding: str, seconds: float) -> None:
-        """Record one request's duration."""
-        self.request_metrics.observe(encoding, seconds)
-
-    def count_expired(self, peers: int) -> None:
-        """Count peers removed by the expiry task."""
-        self.request_metrics.count_expired(peers)
-
-    def exposition(self) -> bytes:
-        """The Prometheus text exposition (summed over processes when shared)."""
-        if self.shared is None:
-            return generate_latest(self.registry)
-        self.request_metrics.view = self.shared.summed()
-        try:
-            return generate_latest(self.registry)
-        finally:
-            self.request_metrics.view = None
-
-
-class StorageHealth:
-    """Whether the storage answered when last used; each change is logged once.
-
-    Requests, the expiry task and ``/status`` report their failures and successes here, so
-    that a storage that goes away gives one warning (not one per request or per second) and
-    one line when it answers again.
-    """
-
-    def __init__(self) -> None:
-        self.error: str | None = None
-
-    def failed(self, exc: Exception, doing: str) -> None:
-        """Record that the storage failed while ``doing`` something."""
-        if self.error is None:
-            log.warning("%s failed: %s", doing, exc)
-        else:
-            log.debug("%s failed: %s", doing, exc)
-        self.error = str(exc)
-
-    def answered(self) -> None:
-        """Record that the storage answered."""
-        if self.error is not None:
-            log.warning("the storage answers again (it failed with: %s)", self.error)
-            self.error = None
-
-
-class Expirer:
-    """Calls :meth:`Tracker.expire` when the core's next deadline has passed.
-
-    :meth:`tick` does one step without sleeping and returns how long to sleep before the next;
-    :meth:`run` loops over it.  Tests drive :meth:`tick` with a fake clock.
-    """
-
-    def __init__(
-        self,
-        tracker: Tracker,
-        clock: Clock,
-        *,
-        poll: float = 1.0,
-        on_expired: Callable[[int], None] | None = None,
-        health: StorageHealth | None = None,
-    ) -> None:
-        self._tracker = tracker
-        self._clock = clock
-        self._poll = poll
-        self._on_expired = on_expired
-        self._health = health if health is not None else StorageHealth()
-        # Whether an expire() has succeeded: until then every tick tries one, since with a
-        # shared storage (Redis) that is how the core learns the timers already stored.
-        self._primed = False
-
-    async def tick(self) -> float:
-        """Expire what is due now; return the delay until the next look (0 < delay <= poll).
-
-        While the storage is failing (or has never answered) every tick tries again, so that
-        its return is noticed within ``poll`` seconds.
-        """
-        now = self._clock()
-        deadline = self._tracker.next_deadline()
-        due = deadline is not None and deadline <= now
-        if due or not self._primed or self._health.error is not None:
-            await self._expire(now)
-            deadline = self._tracker.next_deadline()
-            now = self._clock()
-        if deadline is None:
-            return self._poll
-        # A floor keeps a core whose deadline does not move from turning this into a busy loop.
-        return min(self._poll, max(deadline - now, 0.01))
-
-    async def _expire(self, now: float) -> None:
-        try:
-            count = await self._tracker.expire(now)
-        except ServiceUnavailable as exc:
-            self._health.failed(exc, "expiring peers")
-        except Exception:
-            log.exception("expiring peers failed")
-        else:
-            self._primed = True
-            self._health.answered()
-            if count:
-                log.debug("expired %d peer(s)", count)
-                if self._on_expired is not None:
-                    self._on_expired(count)
-
-    async def run(self) -> None:
-        """Expire peers at their deadlines until cancelled (the first tick always looks)."""
-        task = asyncio.current_task()
-        while True:
-            delay = await self.tick()
-            if task is not None and task.cancelling():
-                # The storage client swallowed the cancellation (redis-py can, when it comes
-                # while a connection is being set up): stop anyway, or shutdown would wait
-                # for this task forever.
-                raise asyncio.CancelledError
-            await asyncio.sleep(delay)
-
-
 class _TrackerApp:
-    """Request handlers of one application: the tracker, its clock, settings and metrics."""
+    """Request handlers of one application: the tracker, its clock, settings and metrics.
+
+    Before a request reaches the codecs it passes, in this order: the per-host request rate
+    (503 with ``Retry-After``), the media type (415) and, with an auth key, the bearer token
+    (401).  Each refusal costs no decoding and no storage access.
+    """
 
     def __init__(self, tracker: Tracker, clock: Clock, settings: ServerSettings) -> None:
         self.tracker = tracker
         self.clock = clock
         self.settings = settings
-        self.metrics = _Metrics(settings.shared_metrics)
+        self.metrics = TrackerMetrics(settings.shared_metrics)
         self.health = StorageHealth()
         self.version = _max_version(tracker)
+        limits = settings.limits or _tracker_limits(tracker)
+        self.body_timeout = limits.body_timeout
+        self.proxies = TrustedProxies(
+            parse_networks(settings.trusted_proxies), settings.proxy_header
+        )
+        self.warnings = RateWarnings()
+        self.guard = ConnectionGuard(
+            limits,
+            processes=settings.processes,
+            proxies=self.proxies,
+            warnings=self.warnings,
+        )
+        self.rates: HostRates | None = None
+        if limits.per_host:
+            self.rates = HostRates(
+                limits.requests_per_second_per_host, limits.request_burst_per_host
+            )
+        self.verifier: TokenVerifier | None = None
+        if settings.auth_key is not None:
+            key = settings.auth_key
+            if not isinstance(key, Ed25519PublicKey):
+                key = load_public_key(Path(key))
+            self.verifier = TokenVerifier(key, leeway=settings.token_leeway)
+        # The core takes the credentials of a request once it knows them (issue 12); a core
+        # without the parameter is called as before.
+        self.pass_credentials = "credentials" in inspect.signature(tracker.handle).parameters
+
+    # -- what every request passes ---------------------------------------------------------
+
+    def _observe(self, request: web.Request) -> tuple[str, int]:
+        """The request's observed address: its connection's, or what a trusted proxy says."""
+        peer = _observed(request)
+        if self.proxies.networks:
+            return self._forwarded(request, peer)
+        return peer
+
+    def _forwarded(self, request: web.Request, peer: tuple[str, int]) -> tuple[str, int]:
+        """The client a trusted proxy at ``peer`` names, else ``peer``."""
+        proxies = self.proxies
+        return proxies.client(peer, request.headers.getall(proxies.header, ()))
+
+    def _over_rate(self, host: str) -> float:
+        """0.0 when the host may send a request now, else the seconds until it may again."""
+        rates = self.rates
+        if rates is None:
+            return 0.0
+        wait = rates.admit(host_of(host), _monotonic())
+        if wait:
+            self._warn_rate(host)
+        return wait
+
+    def _warn_rate(self, host: str) -> None:
+        """The warning about a host over its rate (once a minute at most, see RateWarnings)."""
+        assert self.rates is not None
+        self.warnings.warn(
+            host_of(host),
+            "refusing requests from %s: over %g requests per second",
+            host,
+            self.rates.rate,
+        )
+
+    def _credentials(self, request: web.Request) -> Credentials | BearerTokenError | None:
+        """The request's verified credentials (None without an auth key), or why it has none."""
+        verifier = self.verifier
+        if verifier is None:
+            return None
+        try:
+            return verifier.check(request.headers.get("Authorization"), time.time())
+        except BearerTokenError as exc:
+            return exc
+
+    # -- PPSP-TP ---------------------------------------------------------------------------
 
     async def ppsp(self, request: web.Request) -> web.StreamResponse:
         """Answer one PPSP-TP request."""
-        started = time.perf_counter()
-        encoding = encoding_for(request.headers.get("Content-Type"))
-        if encoding is None or not _identity_coding(request):
-            self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
-            return _unsupported_media_type(request)
-
-        codec = codec_for(encoding)
-        method = "unknown"
-        version = ProtocolVersion.V1_0
-        force_close = False
-        status_override: int | None = None
-        answer: TrackerResponse | ErrorResponse
+        # The connection's phase for the guard's watchdog: busy now, idle once answered
+        # (attributes set here, not methods, and one function: this runs for every request).
+        connection: Any = request.protocol
+        guarded = connection.__class__ is GuardedRequestHandler
+        if guarded:
+            connection.phase = BUSY
         try:
-            body = await self._read_body(request)
-            message: AnyRequest = codec.decode_request(body)
-            method = _METHOD_LABELS[message.method]
-            version = message.version
-            answer = await self.tracker.handle(
-                message, observed=_observed(request), now=self.clock()
-            )
-        except PayloadTooLarge as exc:
-            force_close = True
-            answer = _error(version, exc)
-        except _BodyTimeout:
-            force_close = True
-            status_override = REQUEST_TIMEOUT_STATUS
-            answer = ErrorResponse(
-                version=version,
-                transaction_id=None,
-                code=TrackerErrorCode.BAD_REQUEST,
-                reason="Request Timeout",
-            )
-        except TrackerProtocolError as exc:
-            if exc.code is TrackerErrorCode.UNSUPPORTED_VERSION:
-                # Refuse a version in one this tracker speaks: its highest.
-                version = self.version
-            elif exc.code is TrackerErrorCode.SERVICE_UNAVAILABLE:
-                self.health.failed(exc, f"answering a {method} request")
-            answer = _error(version, exc)
-        except Exception:
-            log.exception("unexpected error answering a %s request", method)
-            answer = ErrorResponse(
-                version=version, transaction_id=None, code=TrackerErrorCode.INTERNAL_ERROR
-            )
+            started = time.perf_counter()
+            encoding = encoding_for(request.headers.get("Content-Type"))
+            observed = _observed(request)
+            if self.proxies.networks:
+                observed = self._forwarded(request, observed)
+            rates = self.rates
+            if rates is not None:
+                wait = rates.admit(host_of(observed[0]), _monotonic())
+                if wait:
+                    self._warn_rate(observed[0])
+                    label = "unknown" if encoding is None else _ENCODING_LABELS[encoding]
+                    self.metrics.count_request("unknown", label, "rate_limited")
+                    return _overloaded(request, encoding, wait)
+            if encoding is None or not _identity_coding(request):
+                self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
+                return _unsupported_media_type(request)
+            credentials: Credentials | None = None
+            if self.verifier is not None:
+                checked = self._credentials(request)
+                if isinstance(checked, BearerTokenError):
+                    label = _ENCODING_LABELS[encoding]
+                    self.metrics.count_request("unknown", label, "unauthenticated")
+                    return _unauthorized(request, encoding, checked)
+                credentials = checked
 
-        response = self._encode(encoding, answer, status_override)
-        if force_close:
-            response.force_close()
-        outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
-        if status_override == REQUEST_TIMEOUT_STATUS:
-            outcome = "timeout"
-        label = _ENCODING_LABELS[encoding]
-        self.metrics.count_request(method, label, outcome)
-        elapsed = time.perf_counter() - started
-        self.metrics.observe_latency(label, elapsed)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s %s %s -> %d %s (%.3f ms)",
-                request.remote,
-                encoding.value,
-                version.value,
-                method,
-                response.status,
-                outcome,
-                elapsed * 1000,
-            )
-        return response
+            codec = codec_for(encoding)
+            method = "unknown"
+            version = ProtocolVersion.V1_0
+            force_close = False
+            status_override: int | None = None
+            answer: TrackerResponse | ErrorResponse
+            try:
+                body = await self._read_body(request)
+                message: AnyRequest = codec.decode_request(body)
+                method = _METHOD_LABELS[message.method]
+                version = message.version
+                if self.pass_credentials:
+                    answer = await self.tracker.handle(
+                        message,  # type: ignore[call-arg, unused-ignore]
+                        observed=observed,
+                        now=self.clock(),
+                        credentials=credentials,
+                    )
+                else:
+                    answer = await self.tracker.handle(message, observed=observed, now=self.clock())
+            except PayloadTooLarge as exc:
+                force_close = True
+                answer = _error(version, exc)
+            except _BodyTimeout:
+                force_close = True
+                status_override = REQUEST_TIMEOUT_STATUS
+                answer = ErrorResponse(
+                    version=version,
+                    transaction_id=None,
+                    code=TrackerErrorCode.BAD_REQUEST,
+                    reason="Request Timeout",
+                )
+            except TrackerProtocolError as exc:
+                if exc.code is TrackerErrorCode.UNSUPPORTED_VERSION:
+                    # Refuse a version in one this tracker speaks: its highest.
+                    version = self.version
+                elif exc.code is TrackerErrorCode.SERVICE_UNAVAILABLE:
+                    self.health.failed(exc, f"answering a {method} request")
+                answer = _error(version, exc)
+            except Exception:
+                log.exception("unexpected error answering a %s request", method)
+                answer = ErrorResponse(
+                    version=version, transaction_id=None, code=TrackerErrorCode.INTERNAL_ERROR
+                )
+
+            response = self._encode(encoding, answer, status_override)
+            if force_close:
+                response.force_close()
+            outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
+            if status_override == REQUEST_TIMEOUT_STATUS:
+                outcome = "timeout"
+            label = _ENCODING_LABELS[encoding]
+            self.metrics.count_request(method, label, outcome)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_latency(label, elapsed)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s %s %s -> %d %s (%.3f ms)",
+                    observed[0],
+                    encoding.value,
+                    version.value,
+                    method,
+                    response.status,
+                    outcome,
+                    elapsed * 1000,
+                )
+            return response
+        finally:
+            if guarded:
+                connection.phase = IDLE
+                connection.since = _monotonic()
 
     def _encode(
         self,
@@ -608,7 +488,7 @@ class _TrackerApp:
         chunks: list[bytes] = []
         total = 0
         try:
-            async with asyncio.timeout(self.settings.body_timeout):
+            async with asyncio.timeout(self.body_timeout):
                 while True:
                     chunk = await request.content.readany()
                     if not chunk:
@@ -621,6 +501,58 @@ class _TrackerApp:
             raise _BodyTimeout from exc
         return b"".join(chunks)
 
+    # -- the other endpoints -----------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        """``GET /status``: a JSON summary of the tracker's state.
+
+        ``storage`` is ``ok``, or ``unreachable`` (with the error, HTTP 503, and no counts)
+        when the storage does not answer.
+        """
+        return await self._other(request, self._status)
+
+    async def metrics_page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /metrics``: Prometheus text exposition of this application's registry.
+
+        The peer, swarm and membership gauges are NaN while the storage does not answer; the
+        counters are there whatever the storage does.
+        """
+        return await self._other(request, self._metrics_page)
+
+    async def elsewhere(self, request: web.Request) -> web.StreamResponse:
+        """Any request that is neither a POST nor a GET of ``/status`` or ``/metrics``.
+
+        404 for a GET or HEAD of another path, 405 (with ``Allow``) for another method.  Such
+        requests pass the same rate bound as the others (they are requests all the same).
+        """
+        return await self._other(request, _elsewhere)
+
+    async def _other(
+        self, request: web.Request, answer: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """Answer a request that is not PPSP-TP, after the rate bound and (for pages) a token."""
+        connection = request.protocol
+        if not isinstance(connection, GuardedRequestHandler):
+            return await self._other_checked(request, answer)
+        connection.busy()
+        try:
+            return await self._other_checked(request, answer)
+        finally:
+            connection.idle()
+
+    async def _other_checked(
+        self, request: web.Request, answer: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        wait = self._over_rate(self._observe(request)[0])
+        if wait:
+            return _overloaded(request, None, wait)
+        if answer is not _elsewhere:
+            credentials = self._credentials(request)
+            if isinstance(credentials, BearerTokenError):
+                return _unauthorized(request, None, credentials)
+        response: web.StreamResponse = await answer(request)
+        return response
+
     async def _stats(self, doing: str) -> TrackerStats | ServiceUnavailable:
         """The tracker's counts, or the error of a storage that does not answer."""
         try:
@@ -631,12 +563,7 @@ class _TrackerApp:
         self.health.answered()
         return stats
 
-    async def status(self, request: web.Request) -> web.Response:
-        """``GET /status``: a JSON summary of the tracker's state.
-
-        ``storage`` is ``ok``, or ``unreachable`` (with the error, HTTP 503, and no counts)
-        when the storage does not answer.
-        """
+    async def _status(self, request: web.Request) -> web.Response:
         payload: dict[str, object]
         stats = await self._stats("reading the status")
         if isinstance(stats, ServiceUnavailable):
@@ -657,12 +584,7 @@ class _TrackerApp:
             status=http_status, body=orjson.dumps(payload), content_type="application/json"
         )
 
-    async def metrics_page(self, request: web.Request) -> web.Response:
-        """``GET /metrics``: Prometheus text exposition of this application's registry.
-
-        The peer, swarm and membership gauges are NaN while the storage does not answer; the
-        counters are there whatever the storage does.
-        """
+    async def _metrics_page(self, request: web.Request) -> web.Response:
         stats = await self._stats("reading the metrics")
         if isinstance(stats, ServiceUnavailable):
             counts = (math.nan, math.nan, math.nan)
@@ -685,11 +607,16 @@ def create_app(
     clock: Clock = time.monotonic,
     settings: ServerSettings | None = None,
     run_expiry: bool = True,
+    shared_rates: str | None = None,
 ) -> web.Application:
     """Build the aiohttp application that serves ``tracker``.
 
     ``clock`` gives the ``now`` passed to the core; ``run_expiry`` starts the background task that
     expires peers at their deadlines (tests that drive :class:`Expirer` themselves turn it off).
+    ``shared_rates``, a Redis URL, shares the per-host request rates with the other trackers on
+    that Redis (:class:`~ppsp.tracker.guard.SharedRates`).  The connection bounds and timeouts
+    apply where the application is served through a :class:`~ppsp.tracker.guard.GuardedSite`
+    with the application's guard (:func:`running_tracker` does so).
     """
     settings = settings or ServerSettings()
     state = _TrackerApp(tracker, clock, settings)
@@ -699,6 +626,17 @@ def create_app(
     app.router.add_get("/status", state.status)
     app.router.add_get("/metrics", state.metrics_page)
     app.router.add_post("/{path:.*}", state.ppsp)
+    app.router.add_route("*", "/{path:.*}", state.elsewhere)
+
+    def background(name: str, job: Callable[[], Any]) -> None:
+        async def context(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(job(), name=name)
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(context)
 
     if run_expiry:
         expirer = Expirer(
@@ -708,15 +646,28 @@ def create_app(
             on_expired=state.metrics.count_expired,
             health=state.health,
         )
+        background("ppsp-tracker-expiry", expirer.run)
 
-        async def expiry_task(app: web.Application) -> AsyncIterator[None]:
-            task = asyncio.create_task(expirer.run(), name="ppsp-tracker-expiry")
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    background("ppsp-tracker-guard", state.guard.watch)
+    rates = state.rates
+    if rates is not None:
 
-        app.cleanup_ctx.append(expiry_task)
+        async def prune() -> None:
+            while True:
+                await asyncio.sleep(10.0)
+                rates.prune(time.monotonic())
+
+        background("ppsp-tracker-rates", prune)
+        if shared_rates is not None:
+            sharing = SharedRates(rates, shared_rates)
+
+            async def share() -> None:
+                try:
+                    await sharing.run()
+                finally:
+                    await sharing.close()
+
+            background("ppsp-tracker-shared-rates", share)
 
     shared = state.metrics.shared
     if shared is not None:
@@ -738,71 +689,6 @@ def create_app(
 
         app.cleanup_ctx.append(metrics_task)
     return app
-
-
-def check_storage_url(url: str | None) -> None:
-    """Raise ValueError, with a one-line message, unless ``url`` names a storage.
-
-    ``memory`` (or nothing), or a well-formed ``redis://``, ``rediss://`` or ``unix://`` URL.
-    Nothing is connected to.
-    """
-    if url is None or url == "memory":
-        return
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"unknown storage {storage_label(url)}: use 'memory' or a redis:// URL")
-    try:
-        parse_redis_url(url)
-    except ValueError as exc:
-        raise ValueError(f"invalid storage URL {storage_label(url)}: {exc}") from None
-
-
-def make_storage(url: str | None) -> MemoryStorage | RedisStorage:
-    """The storage a ``--storage`` value names: ``memory`` (or nothing) or a ``redis://`` URL.
-
-    Raises ValueError as :func:`check_storage_url` does.
-    """
-    check_storage_url(url)
-    if url is None or url == "memory":
-        return MemoryStorage()
-    return RedisStorage(url)
-
-
-def storage_label(url: str | None) -> str:
-    """A storage URL fit for messages and logs: any password replaced by ``***``."""
-    if url is None:
-        return "memory"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "the storage URL"
-
-
-async def verify_storage(url: str | None) -> None:
-    """Raise :class:`~ppsp.errors.ServiceUnavailable` (or ValueError) unless ``url`` is usable.
-
-    The check a tracker makes before it listens (:meth:`Storage.check`), for a caller that
-    starts its servers later (the parent of several worker processes).
-    """
-    storage = make_storage(url)
-    try:
-        await storage.check()
-    finally:
-        await storage.close()
-
-
-def clock_for(storage_url: str | None) -> Clock:
-    """The clock that suits a storage.
-
-    In memory the monotonic clock is immune to wall-clock steps.  Redis may be shared by several
-    tracker processes, whose monotonic clocks do not agree, so there the wall clock is used.
-    """
-    if storage_url is None or storage_url == "memory":
-        return time.monotonic
-    return time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -835,6 +721,9 @@ async def running_tracker(
     this): one that cannot be used raises :class:`~ppsp.errors.ServiceUnavailable` before
     anything listens.  A malformed storage URL raises ValueError.
     """
+    settings = (settings or ServerSettings()).loaded()
+    config = _effective_config(config, settings)
+    settings = dataclasses.replace(settings, limits=_config_limits(config))
     storage = make_storage(storage_url)
     if check_storage:
         try:
@@ -843,22 +732,74 @@ async def running_tracker(
             await storage.close()
             raise
     tracker = Tracker(storage, config)
-    app = create_app(tracker, clock=clock_for(storage_url), settings=settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    shared = storage_url if isinstance(storage, RedisStorage) else None
+    app = create_app(tracker, clock=clock_for(storage_url), settings=settings, shared_rates=shared)
+    # Keep-alive connections idle longer than the bound are closed by aiohttp itself too.
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": config.limits.idle_timeout,
+    }
+    runner = web.AppRunner(app, handle_signals=False, **handler_args)
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
     try:
         await runner.setup()
-        site: web.BaseSite
-        if sock is None:
-            site = web.TCPSite(runner, host, port, backlog=1024)
-        else:
-            site = web.SockSite(runner, sock, backlog=1024)
+        if settings.ssl_context is not None:
+            _quiet_tls_failures(loop)
+        site = GuardedSite(
+            runner,
+            app[TRACKER_APP_KEY].guard,
+            host=host,
+            port=port,
+            sock=sock,
+            ssl_context=settings.ssl_context,
+            backlog=1024,
+            **handler_args,
+        )
         await site.start()
-        yield RunningTracker(url=_site_url(runner, host, port), tracker=tracker, app=app)
+        yield RunningTracker(url=site.name, tracker=tracker, app=app)
     finally:
         await runner.cleanup()
+        if settings.ssl_context is not None:
+            loop.set_exception_handler(previous_handler)
         close = getattr(storage, "close", None)
         if close is not None:
             await close()
+
+
+def _config_limits(config: TrackerConfig) -> Limits:
+    """The limits of a tracker config (the defaults for a config without any)."""
+    limits = getattr(config, "limits", None)
+    return limits if isinstance(limits, Limits) else DEFAULT_LIMITS
+
+
+def _effective_config(config: TrackerConfig, settings: ServerSettings) -> TrackerConfig:
+    """The core's config under these settings: their limits (when given), and credentials
+    required when there is an auth key."""
+    changes: dict[str, Any] = {}
+    if settings.limits is not None and settings.limits != _config_limits(config):
+        changes["limits"] = settings.limits
+    if settings.auth_key is not None and not getattr(config, "require_credentials", True):
+        changes["require_credentials"] = True
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _quiet_tls_failures(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep failed TLS handshakes (clear text on the port, scanners, untrusting clients) out of
+    the log as tracebacks: one debug line each.  Anything else goes to the loop's handler."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, ssl.SSLError | ConnectionError | TimeoutError):
+            log.debug("TLS connection failed: %s", exc)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 async def serve_tracker(
@@ -916,9 +857,11 @@ def run_tracker(
 ) -> None:
     """Run a tracker in the foreground until SIGINT or SIGTERM (uvloop when it is installed).
 
-    Raises :class:`~ppsp.errors.ServiceUnavailable` when the storage cannot be used, ValueError
-    for a malformed storage URL and OSError when the socket cannot be bound, all before
-    ``on_ready`` is called.
+    ``settings`` carries the limits, TLS files, auth key and trusted proxies
+    (:class:`ServerSettings`).  Raises :class:`~ppsp.errors.ServiceUnavailable` when the
+    storage cannot be used, ValueError for a malformed storage URL,
+    :class:`~ppsp.errors.KeyFileError` (a ValueError) for a TLS or auth key file that cannot be
+    used, and OSError when the socket cannot be bound, all before ``on_ready`` is called.
     """
     with runner_for_tracker() as runner:
         runner.run(
@@ -952,13 +895,10 @@ def runner_for_tracker() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
-def _site_url(runner: web.AppRunner, host: str, port: int) -> str:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            bound_host, bound_port = str(address[0]), int(address[1])
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            return f"http://{shown}:{bound_port}"
-    return f"http://{host}:{port}"
+def _tracker_limits(tracker: Tracker) -> Limits:
+    """The limits of the tracker's config (the defaults for a tracker without any)."""
+    config = getattr(tracker, "config", None)
+    return DEFAULT_LIMITS if config is None else _config_limits(config)
 
 
 def _max_version(tracker: Tracker) -> ProtocolVersion:
@@ -1009,4 +949,87 @@ def _unsupported_media_type(request: web.Request) -> web.Response:
     )
     if request.content_length is None or request.content_length > DEFAULT_MAX_BODY:
         response.force_close()
+    return response
+
+
+_OVERLOADED_BODIES: dict[Encoding, bytes] = {}
+"""The answer to a request over its host's rate, by encoding (it never changes)."""
+
+_UNAUTHORIZED_BODIES: dict[Encoding, bytes] = {}
+"""The AUTHENTICATION REQUIRED answer, by encoding."""
+
+
+def _error_body(cache: dict[Encoding, bytes], encoding: Encoding, code: TrackerErrorCode) -> bytes:
+    body = cache.get(encoding)
+    if body is None:
+        answer = ErrorResponse(version=ProtocolVersion.V1_0, transaction_id=None, code=code)
+        body = cache[encoding] = _ENCODERS[encoding](answer)
+    return body
+
+
+def _close_unless_read(request: web.Request, response: web.StreamResponse) -> None:
+    """Close the connection after ``response`` unless the request's body is all in.
+
+    The body of a refused request is not read: if more of it is on its way, closing costs
+    less than draining it.
+    """
+    content = request.content
+    if not content.is_eof() or content.exception() is not None:
+        response.force_close()
+
+
+def _overloaded(request: web.Request, encoding: Encoding | None, wait: float) -> web.Response:
+    """503 to a request over its host's rate: SERVICE UNAVAILABLE in its encoding (plain text
+    when it has none), with ``Retry-After`` in whole seconds (at least 1)."""
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+    code = TrackerErrorCode.SERVICE_UNAVAILABLE
+    if encoding is None:
+        response = web.Response(
+            status=503, text="too many requests from this address\n", headers=headers
+        )
+    else:
+        headers["Content-Type"] = encoding.content_type
+        body = _error_body(_OVERLOADED_BODIES, encoding, code)
+        response = web.Response(status=503, reason=code.reason, body=body, headers=headers)
+    _close_unless_read(request, response)
+    return response
+
+
+def _unauthorized(
+    request: web.Request, encoding: Encoding | None, error: BearerTokenError
+) -> web.Response:
+    """401 to a request without a usable bearer token (RFC 6750 section 3).
+
+    ``WWW-Authenticate: Bearer realm="ppsp"``, with ``error="invalid_token"`` and a
+    description when a token was presented; the body is AUTHENTICATION REQUIRED in the
+    request's encoding (XML status 401, JSON ``error_code`` 6), or plain text for the pages.
+    """
+    headers = {"WWW-Authenticate": bearer_challenge(error)}
+    code = TrackerErrorCode.AUTHENTICATION_REQUIRED
+    if encoding is None:
+        response = web.Response(
+            status=401, text=f"authentication required: {error}\n", headers=headers
+        )
+    else:
+        headers["Content-Type"] = encoding.content_type
+        body = _error_body(_UNAUTHORIZED_BODIES, encoding, code)
+        response = web.Response(status=401, reason=code.reason, body=body, headers=headers)
+    _close_unless_read(request, response)
+    return response
+
+
+_ALLOWED = "GET, HEAD, POST"
+"""The methods the tracker answers (POST anywhere; GET and HEAD of /status and /metrics)."""
+
+
+async def _elsewhere(request: web.Request) -> web.Response:
+    """404 for a GET or HEAD of a page that does not exist, 405 for any other method."""
+    if request.method in ("GET", "HEAD"):
+        return web.Response(status=404, text="no such page: GET /status or /metrics\n")
+    response = web.Response(
+        status=405,
+        text="PPSP-TP requests are POSTs\n",
+        headers={"Allow": _ALLOWED},
+    )
+    _close_unless_read(request, response)
     return response

@@ -67,11 +67,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=BACKLOG)
 
 
-def socket_url(sock: socket.socket) -> str:
-    """The base URL of a listening socket (the real port when it was bound to 0)."""
+def socket_url(sock: socket.socket, *, tls: bool = False) -> str:
+    """The base URL of a listening socket (the real port when it was bound to 0).
+
+    ``tls``: the workers serve HTTPS on it.
+    """
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 def run_tracker_workers(
@@ -87,8 +90,14 @@ def run_tracker_workers(
 ) -> None:
     """Serve a tracker from ``workers`` processes until SIGINT or SIGTERM (see the module).
 
+    ``settings`` are every worker's (:class:`~ppsp.tracker.server.ServerSettings`: limits, TLS,
+    auth key, trusted proxies); the connection bounds are shared out among the workers and
+    the request rates shared through Redis (:mod:`ppsp.tracker.guard`).
+
     Raises ValueError for fewer than two workers or a storage that is not shared (only a
     ``redis://``, ``rediss://`` or ``unix://`` URL is) or malformed,
+    :class:`~ppsp.errors.KeyFileError` (a ValueError) for a TLS or auth key file that cannot
+    be used,
     :class:`~ppsp.errors.ServiceUnavailable` when the storage cannot be used, and OSError when
     the socket cannot be bound; all of them before ``on_ready`` is called and before any
     worker starts.  Must be called before any event loop or thread is started in this process
@@ -98,6 +107,9 @@ def run_tracker_workers(
         raise ValueError("several workers need workers >= 2")
     if not storage_url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("several workers share their state only through Redis: use --storage")
+    # Key files are read once, here, so that a bad one is one error before anything starts,
+    # and every worker serves with the same TLS context and public key.
+    settings = dataclasses.replace((settings or ServerSettings()).loaded(), processes=workers)
     asyncio.run(verify_storage(storage_url))
     sock = listening_socket(host, port)
     try:
@@ -111,7 +123,7 @@ def run_tracker_workers(
             config,
             storage_url,
             workers=workers,
-            settings=settings or ServerSettings(),
+            settings=settings,
             metrics_dir=metrics_dir,
             on_ready=on_ready,
             restart_delay=restart_delay,
@@ -163,9 +175,10 @@ def _supervise(
     try:
         for number in range(workers):
             start(number)
-        log.debug("%d tracker workers serving on %s", workers, socket_url(sock))
+        url = socket_url(sock, tls=settings.tls)
+        log.debug("%d tracker workers serving on %s", workers, url)
         if on_ready is not None:
-            on_ready(socket_url(sock))
+            on_ready(url)
         while children:
             try:
                 pid, status = os.wait()
