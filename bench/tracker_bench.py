@@ -495,7 +495,8 @@ def measure_memory(
 
 
 def tracker_args(storage: str = "memory", workers: int = 1) -> list[str]:
-    """Arguments of ``python`` that start the benchmarked tracker (timers out of the way)."""
+    """Arguments of ``python`` that start the benchmarked tracker (timers out of the way, and
+    the per-host limits: every simulated peer comes from 127.0.0.1)."""
     return [
         "-m",
         "ppsp",
@@ -512,6 +513,8 @@ def tracker_args(storage: str = "memory", workers: int = 1) -> list[str]:
         storage,
         "--workers",
         str(workers),
+        "--limits",
+        "off",
     ]
 
 

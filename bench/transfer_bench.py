@@ -202,7 +202,8 @@ class PeerToPeer:
     async def start(self) -> None:
         """Start the tracker and the seeder; wait for the swarm ID."""
         self.tracker = await spawn(
-            "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"
+            "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning",
+            "--limits", "off",
         )  # fmt: skip
         self.tracker_url = await first_match(self.tracker.stdout, LISTENING)
         drain_outputs(self.tracker)

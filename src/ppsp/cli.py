@@ -257,6 +257,42 @@ ADVERTISE = AdvertiseParam()
     show_default=True,
     help="Processes serving the port together (more than 1 needs a redis:// --storage).",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate (chain) to serve HTTPS with; needs --tls-key. The port then speaks "
+    "TLS only.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert (unencrypted).",
+)
+@click.option(
+    "--auth-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ed25519 public key (PEM, from ppsp keygen or openssl) that signs bearer tokens: "
+    "every request then needs a token from ppsp token.",
+)
+@click.option(
+    "--limits",
+    type=click.Choice(["on", "off"], case_sensitive=False),
+    default="on",
+    show_default=True,
+    help="Per-host bounds on registrations, request rate and connections (docs/SECURITY.md); "
+    "off for labs and benchmarks that run many peers from one address.",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    help="Network of a reverse proxy whose X-Forwarded-For names the client's address "
+    "(repeatable).",
+)
 @log_level_option
 def tracker(
     host: str,
@@ -268,16 +304,23 @@ def tracker(
     storage: str,
     max_body: int,
     workers: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    auth_key: Path | None,
+    limits: str,
+    trusted_proxies: tuple[str, ...],
 ) -> None:
     """Run a PPSP tracker until SIGINT or SIGTERM.
 
     Prints one line when it listens, and exits with status 1 and a one-line error, without
-    listening, when the port or the storage cannot be used.
+    listening, when the port or the storage cannot be used.  Bad TLS, key or proxy options
+    are usage errors, also before anything listens.
     """
     import math
 
     from ppsp.errors import ServiceUnavailable
     from ppsp.tracker.core import TrackerConfig
+    from ppsp.tracker.limits import DEFAULT_LIMITS
     from ppsp.tracker.messages import ProtocolVersion
     from ppsp.tracker.server import (
         ServerSettings,
@@ -291,6 +334,7 @@ def tracker(
         check_storage_url(storage)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--storage") from exc
+    trust = _tracker_trust(tls_cert, tls_key, auth_key, trusted_proxies)
     if workers > 1 and storage == "memory":
         raise click.BadParameter(
             "several workers share their state only through Redis: give a redis:// --storage",
@@ -299,17 +343,28 @@ def tracker(
     for hint, seconds in (("--init-timeout", init_timeout), ("--track-timeout", track_timeout)):
         if not math.isfinite(seconds):
             raise click.BadParameter("give a finite number of seconds", param_hint=hint)
+    bounds = DEFAULT_LIMITS if limits.lower() == "on" else DEFAULT_LIMITS.off()
     config = TrackerConfig(
         max_version=ProtocolVersion(max_version),
         init_timeout=init_timeout,
         track_timeout=track_timeout,
         max_peers=max_peers,
+        limits=bounds,
     )
+    settings = ServerSettings(max_body=max_body, limits=bounds, **trust)
     processes = f", {workers} workers" if workers > 1 else ""
+    extras = "".join(
+        [
+            ", tokens required" if auth_key is not None else "",
+            ", per-host limits off" if bounds is not DEFAULT_LIMITS else "",
+        ]
+    )
 
     def ready(url: str) -> None:
         # The one line that says the tracker listens (tests and the lab wait for it).
-        click.echo(f"ppsp tracker (PPSP-TP/{max_version}{processes}) listening on {url}")
+        if tls_cert is not None and url.startswith("http://"):
+            url = "https://" + url.removeprefix("http://")
+        click.echo(f"ppsp tracker (PPSP-TP/{max_version}{processes}{extras}) listening on {url}")
         sys.stdout.flush()
 
     try:
@@ -320,7 +375,7 @@ def tracker(
                 config,
                 storage,
                 workers=workers,
-                settings=ServerSettings(max_body=max_body),
+                settings=settings,
                 on_ready=ready,
             )
         else:
@@ -329,7 +384,7 @@ def tracker(
                 port,
                 config,
                 None if storage == "memory" else storage,
-                settings=ServerSettings(max_body=max_body),
+                settings=settings,
                 on_ready=ready,
             )
     except ServiceUnavailable as exc:
@@ -338,6 +393,165 @@ def tracker(
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
     click.echo("ppsp tracker stopped")
+
+
+class PeerIdParam(click.ParamType[str]):
+    """A PeerID: 1 to 256 characters, no whitespace or control characters (a protocol token)."""
+
+    name = "peer_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The PeerID, or click's usage error."""
+        from ppsp.core.fields import is_token
+
+        text = str(value)
+        if not is_token(text):
+            self.fail(
+                f"{text[:80]!r} is not a PeerID (1 to 256 characters, no spaces or controls)",
+                param,
+                ctx,
+            )
+        return text
+
+
+class TokenSwarmParam(click.ParamType[str]):
+    """A swarm ID a token may name: any protocol token but ``ALL`` and ``nil``."""
+
+    name = "swarm_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The swarm ID, or click's usage error."""
+        from ppsp.core.fields import is_swarm_id
+        from ppsp.peer.content import is_swarm_id as is_content_swarm_id
+
+        text = str(value)
+        if is_content_swarm_id(text.lower()) and not is_content_swarm_id(text):
+            self.fail(f"swarm IDs are written in lower case: {text.lower()}", param, ctx)
+        if not is_swarm_id(text):
+            self.fail(f"{text[:80]!r} is not a swarm ID", param, ctx)
+        return text
+
+
+TTL_MAX = 10 * 366 * 86400
+"""Longest token lifetime ``ppsp token`` makes, in seconds (ten years)."""
+
+
+@main.command()
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Ed25519 private key (PEM: from ppsp keygen or openssl genpkey -algorithm ed25519).",
+)
+@click.option(
+    "--peer-id", required=True, type=PeerIdParam(), help="The PeerID the token is issued for."
+)
+@click.option(
+    "--swarm",
+    "swarms",
+    multiple=True,
+    type=TokenSwarmParam(),
+    help="A swarm the peer may join (repeatable); without any, the peer may join every swarm.",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(1, TTL_MAX),
+    default=86400,
+    show_default=True,
+    help="Seconds the token stays valid.",
+)
+def token(key_path: Path, peer_id: str, swarms: tuple[str, ...], ttl: int) -> None:
+    """Print a bearer token (a JWT signed with Ed25519) for a peer of a tracker run with
+    --auth-key: its subject is the PeerID, and the peer takes that PeerID when it uses it.
+
+    Give it to the peer as $PPSP_TOKEN (or --token); the token alone is printed, on one line.
+    """
+    import datetime
+    import time
+
+    from ppsp.tracker.auth import issue_token, load_private_key
+
+    try:
+        key = load_private_key(key_path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from exc
+    now = time.time()
+    text = issue_token(key, peer_id, swarms=swarms or None, ttl=ttl, now=now)
+    click.echo(text)
+    until = datetime.datetime.fromtimestamp(now + ttl, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    scope = f"{len(swarms)} swarm{'s' if len(swarms) != 1 else ''}" if swarms else "any swarm"
+    click.echo(f"token for PeerID {peer_id}, {scope}, valid until {until}", err=True)
+
+
+@main.command()
+@click.option(
+    "--out",
+    "prefix",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the keys: PREFIX-private.pem (mode 0600) and PREFIX-public.pem.",
+)
+def keygen(prefix: Path) -> None:
+    """Make an Ed25519 key pair for tokens: the private key signs them (ppsp token --key), the
+    public key lets the tracker check them (ppsp tracker --auth-key).
+
+    PEM files, as openssl genpkey -algorithm ed25519 writes them; existing files are never
+    overwritten.
+    """
+    from ppsp.tracker.auth import write_key_pair
+
+    private = prefix.with_name(prefix.name + "-private.pem")
+    public = prefix.with_name(prefix.name + "-public.pem")
+    if not private.parent.is_dir():
+        raise click.BadParameter(f"no directory {private.parent}", param_hint="--out")
+    try:
+        write_key_pair(private, public)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"private key (keep it secret; ppsp token --key): {private}")
+    click.echo(f"public key (ppsp tracker --auth-key): {public}")
+
+
+def _tracker_trust(
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    auth_key: Path | None,
+    trusted_proxies: tuple[str, ...],
+) -> dict[str, Any]:
+    """The tracker's trust settings, every file read and checked before anything listens.
+
+    Returns ServerSettings arguments (a ready TLS context, the public key); a problem is a
+    usage error naming the option.
+    """
+    if (tls_cert is None) != (tls_key is None):
+        given, missing = (
+            ("--tls-cert", "--tls-key") if tls_key is None else ("--tls-key", "--tls-cert")
+        )
+        raise click.UsageError(f"{given} needs {missing} too", click.get_current_context())
+    settings: dict[str, Any] = {}
+    if tls_cert is not None and tls_key is not None:
+        from ppsp.tracker.tls import server_tls_context
+
+        try:
+            settings["ssl_context"] = server_tls_context(tls_cert, tls_key)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tls-cert / --tls-key") from exc
+    if auth_key is not None:
+        from ppsp.tracker.auth import load_public_key
+
+        try:
+            settings["auth_key"] = load_public_key(auth_key)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--auth-key") from exc
+    if trusted_proxies:
+        from ppsp.tracker.proxy import parse_networks
+
+        try:
+            settings["trusted_proxies"] = parse_networks(trusted_proxies)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from exc
+    return settings
 
 
 @main.command()
@@ -416,15 +630,65 @@ def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | Non
     return value
 
 
+TOKEN_ENVVAR = "PPSP_TOKEN"
+"""The environment variable a peer command reads its bearer token from (kept out of ``ps``)."""
+
+
+def _ca_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Check, before any network, that ``--ca-file`` holds certificates TLS can trust."""
+    if value is not None:
+        from ppsp.tracker.client import tls_context
+
+        try:
+            tls_context(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check, before any network, that the token (``--token`` or $PPSP_TOKEN) names a PeerID."""
+    if value is None:
+        return None
+    from click.core import ParameterSource
+
+    from ppsp.tracker.client import check_token, token_subject
+
+    try:
+        token_subject(value)
+        return check_token(value)
+    except ValueError as exc:
+        if ctx.get_parameter_source("token") is ParameterSource.ENVIRONMENT:
+            raise click.UsageError(f"the token in ${TOKEN_ENVVAR}: {exc}", ctx) from exc
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _peer_options(func: _F) -> _F:
     """Options every peer command shares, handed to the command as one ``options`` value.
 
-    Tracker URL and encoding, the address it serves other peers on, rate limits, the report
-    file, and a hidden test switch that makes the peer serve damaged chunks.
+    Tracker URL, trust anchors, token and encoding, the address it serves other peers on, rate
+    limits, the report file, and a hidden test switch that makes the peer serve damaged chunks.
     """
     options = [
         click.option(
             "--tracker", "tracker_url", type=TRACKER_URL, required=True, help="Tracker URL."
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            callback=_ca_file,
+            help="PEM file of CA certificates to trust for an https:// tracker, beside the "
+            "system's.",
+        ),
+        click.option(
+            "--token",
+            envvar=TOKEN_ENVVAR,
+            show_envvar=True,
+            default=None,
+            callback=_token,
+            help="Bearer token for the tracker (from ppsp token); the peer takes its subject as "
+            f"its PeerID. Prefer ${TOKEN_ENVVAR}: options show in process lists.",
         ),
         click.option(
             "--host",
@@ -486,11 +750,19 @@ def _peer_options(func: _F) -> _F:
         report: Path | None,
         tracker_encoding: str,
         corrupt_uploads: bool,
+        ca_file: Path | None,
+        token: str | None,
         **kwargs: Any,
     ) -> Any:
         from ppsp.peer.commands import PeerOptions
+        from ppsp.tracker.client import tls_context
         from ppsp.tracker.messages import Encoding
 
+        if ca_file is not None and not tracker_url.startswith("https://"):
+            raise click.BadParameter(
+                f"trust anchors are for https:// trackers, and {tracker_url} is not one",
+                param_hint="--ca-file",
+            )
         peer = PeerOptions(
             tracker_url=tracker_url,
             host=host,
@@ -501,6 +773,8 @@ def _peer_options(func: _F) -> _F:
             download_rate=download_rate,
             report=report,
             corrupt_uploads=corrupt_uploads,
+            tls=tls_context(ca_file) if ca_file is not None else None,
+            token=token,
         )
         return func(*args, options=peer, **kwargs)
 

@@ -26,6 +26,7 @@ from ppsp.media import make_sample_video
 from ppsp.peer.node import PeerNode, SwarmSession
 from ppsp.signals import INTERRUPTED_EXIT, on_signals
 from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.messages import Encoding
 from ppsp.tracker.server import running_tracker
 
@@ -113,7 +114,8 @@ async def run_swarm_demo(
     await asyncio.to_thread(make_sample_video, video, seconds=settings.video_seconds)
     size = video.stat().st_size
     console.print(f"  {video.name}: {size / MiB:.2f} MiB")
-    async with running_tracker(TrackerConfig()) as tracker:
+    # Every peer of the demo shares one address: the per-host bounds of a public tracker off.
+    async with running_tracker(TrackerConfig(limits=DEFAULT_LIMITS.off())) as tracker:
         console.print(f"Tracker at {tracker.url}")
         seeder = PeerNode(
             tracker_url=tracker.url,

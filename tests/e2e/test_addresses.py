@@ -76,3 +76,14 @@ async def test_advertise_names_the_address_others_use(swarm: Swarm, tmp_path: Pa
     out = tmp_path / "out.bin"
     await finish(await swarm.get(swarm_id, out, "--host", "127.0.0.3"))
     assert out.read_bytes() == data
+
+
+async def test_peer_on_one_address_talks_from_it(swarm: Swarm, tmp_path: Path) -> None:
+    # A host with several addresses: the peer serving on 127.0.0.5 reaches the tracker (and
+    # other peers) from 127.0.0.5 too, so the address the tracker observes is the one it lists.
+    source = tmp_path / "movie.bin"
+    source.write_bytes(content(300_000))
+    await swarm.tracker()
+    _, swarm_id = await swarm.seed(source, "--host", "127.0.0.5")
+    (seeder,) = await listed_peers(swarm.tracker_url, swarm_id)
+    assert {a.ip for a in seeder.addresses} == {"127.0.0.5"}, seeder.addresses

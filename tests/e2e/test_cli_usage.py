@@ -96,6 +96,25 @@ CASES = {
     "tracker port": (["tracker", "--port", "99999"], ["--port"]),
     "live chunk-ms zero": (["live", "--chunk-ms", "0"], ["--chunk-ms"]),
     "live window zero": (["live", "--window", "0"], ["--window"]),
+    "ca file missing": (["get", SWARM, "-o", "{dir}/o", "--ca-file", "{dir}/no.pem"], ["no.pem"]),
+    "ca file not PEM": (["seed", "{movie}", "--ca-file", "{movie}"], ["no usable PEM"]),
+    "token not a JWT": (["watch", SWARM, "--token", "abc"], ["--token", "not a JWT"]),
+    "token with spaces": (["live", "--token", "a b"], ["--token", "characters"]),
+    "tracker cert without key": (["tracker", "--tls-cert", "{movie}"], ["--tls-key"]),
+    "tracker key without cert": (["tracker", "--tls-key", "{movie}"], ["--tls-cert"]),
+    "tracker cert not PEM": (
+        ["tracker", "--tls-cert", "{movie}", "--tls-key", "{movie}"],
+        ["--tls-cert", "not a PEM file"],
+    ),
+    "tracker auth key missing": (["tracker", "--auth-key", "{dir}/no.pem"], ["--auth-key"]),
+    "tracker auth key not PEM": (["tracker", "--auth-key", "{movie}"], ["--auth-key", "PEM"]),
+    "tracker limits": (["tracker", "--limits", "maybe"], ["--limits"]),
+    "tracker proxy": (["tracker", "--trusted-proxy", "10.0.0.1/8"], ["--trusted-proxy"]),
+    "token key missing": (["token", "--key", "{dir}/no.pem", "--peer-id", "p"], ["--key"]),
+    "token peer ID": (["token", "--key", "{movie}", "--peer-id", "a b"], ["--peer-id"]),
+    "token swarm": (["token", "--key", "{movie}", "--peer-id", "p", "--swarm", "nil"], ["--swarm"]),
+    "token ttl": (["token", "--key", "{movie}", "--peer-id", "p", "--ttl", "0"], ["--ttl"]),
+    "keygen missing directory": (["keygen", "--out", "{dir}/missing/k"], ["--out"]),
 }
 
 

@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
+import yarl
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ppsp.errors import Forbidden, PPSPError, TrackerUnreachable
-from ppsp.tracker.client import Exchange, InvalidTrackerURL, TrackerClient, check_tracker_url
-from ppsp.tracker.codec import codec_for
+from e2e.tls_helpers import TLSFiles, make_tls_files, server_context
+from ppsp.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    PPSPError,
+    TrackerErrorCode,
+    TrackerUnreachable,
+)
+from ppsp.tracker.client import (
+    Exchange,
+    InvalidToken,
+    InvalidTrackerURL,
+    InvalidTrustAnchors,
+    TrackerClient,
+    TrackerTLSError,
+    bearer_challenge,
+    check_tracker_url,
+    tls_context,
+    token_subject,
+)
+from ppsp.tracker.codec import codec_for, status_line
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.messages import (
     ConnectRequest,
@@ -21,6 +47,7 @@ from ppsp.tracker.messages import (
     DisconnectRequest,
     DisconnectScope,
     Encoding,
+    ErrorResponse,
     FindRequest,
     JoinRequest,
     PeerAddress,
@@ -216,8 +243,11 @@ Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
 
 
 @contextlib.asynccontextmanager
-async def scripted(handler: Handler) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A tiny server that records each body and answers through ``handler(request, attempt)``."""
+async def scripted(
+    handler: Handler, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A tiny server that records each body and answers through ``handler(request, attempt)``;
+    with ``tls``, it serves HTTPS only."""
     bodies: list[bytes] = []
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -228,11 +258,12 @@ async def scripted(handler: Handler) -> AsyncIterator[tuple[str, list[bytes]]]:
     app.router.add_post("/{tail:.*}", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     host, port = runner.addresses[0][:2]
+    scheme = "http" if tls is None else "https"
     try:
-        yield f"http://{host}:{port}/", bodies
+        yield f"{scheme}://{host}:{port}/", bodies
     finally:
         await runner.cleanup()
 
@@ -552,3 +583,314 @@ async def test_shared_session_is_not_closed(tracker: RunningTracker) -> None:
         async with TrackerClient(tracker.url, "me", session=session) as me:
             await me.register()
         assert not session.closed
+
+
+# -- TLS, trust anchors and bearer tokens --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A certificate for 127.0.0.1 issued by a test CA (``ca`` is the CA's certificate)."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+def _where(url: str) -> str:
+    return yarl.URL(url).host + ":" + str(yarl.URL(url).port)  # type: ignore[operator]
+
+
+def _token(claims: dict[str, object]) -> str:
+    key = Ed25519PrivateKey.generate()
+    return jwt.encode(claims, key, algorithm="EdDSA")
+
+
+class _Sleeps:
+    """A ``sleep`` that records the backoff pauses instead of waiting: one per retry."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+async def test_https_tracker_is_trusted_through_the_ca_file(tls_files: TLSFiles) -> None:
+    headers: list[str | None] = []
+
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        headers.append(request.headers.get("Authorization"))
+        if attempt == 1:
+            return await _drop(request)  # the retry goes through TLS and with the token too
+        return _answer(Encoding.XML, await request.read())
+
+    token = _token({"sub": "me"})
+    async with scripted(handler, server_context(tls_files)) as (url, bodies):
+        assert url.startswith("https://")
+        me = TrackerClient(url, "me", tls=tls_context(tls_files.ca), token=token, backoff=0.0)
+        async with me:
+            await me.register()
+            await me.find("a")
+    assert len(bodies) == 3
+    assert headers == [f"Bearer {token}"] * 3
+
+
+@pytest.mark.parametrize("self_signed", [False, True])
+async def test_untrusted_certificate_is_one_sentence_and_not_retried(
+    tmp_path: Path, self_signed: bool
+) -> None:
+    files = make_tls_files(tmp_path, self_signed=self_signed)
+    sleeps = _Sleeps()
+    async with scripted(_drop_handler, server_context(files)) as (url, bodies):
+        me = TrackerClient(url, "me", retries=3, sleep=sleeps)  # the system's trust store only
+        async with me:
+            with pytest.raises(TrackerTLSError) as info:
+                await me.register()
+    problem = "self-signed certificate" if self_signed else "unable to get local issuer"
+    message = str(info.value)
+    assert message.startswith(f"tracker {_where(url)}: certificate verify failed: {problem}")
+    assert "--ca-file" in message and "\n" not in message
+    assert isinstance(info.value, TrackerUnreachable)  # callers that handle that still do
+    assert sleeps.delays == [] and bodies == []  # tried once: a retry would not mend it
+
+
+async def test_certificate_for_another_host_is_refused(tmp_path: Path) -> None:
+    files = make_tls_files(tmp_path, hosts=("127.0.0.2",))
+    async with (
+        scripted(_drop_handler, server_context(files)) as (url, bodies),
+        TrackerClient(url, "me", tls=tls_context(files.ca)) as me,
+    ):
+        with pytest.raises(TrackerTLSError) as info:
+            await me.register()
+    assert str(info.value) == (
+        f"tracker {_where(url)}: certificate verify failed: IP address mismatch, certificate"
+        " is not valid for '127.0.0.1'."
+    )
+    assert bodies == []
+
+
+async def test_https_to_a_plain_http_tracker_says_so() -> None:
+    sleeps = _Sleeps()
+    async with scripted(_drop_handler) as (url, _bodies):
+        https = url.replace("http://", "https://")
+        async with TrackerClient(https, "me", sleep=sleeps) as me:
+            with pytest.raises(TrackerTLSError) as info:
+                await me.register()
+    assert str(info.value) == (
+        f"tracker {_where(url)}: TLS handshake failed: it does not speak TLS"
+        " (write its URL with http://?)"
+    )
+    assert sleeps.delays == []
+
+
+def _unauthorized(challenge: str | None, body: bytes = b"") -> web.Response:
+    headers = {} if challenge is None else {"WWW-Authenticate": challenge}
+    return web.Response(status=401, body=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("token", "challenge", "words"),
+    [
+        (None, 'Bearer realm="ppsp"', "requires a token: give --token or set PPSP_TOKEN"),
+        (None, None, "requires a token: give --token or set PPSP_TOKEN"),
+        (
+            {"sub": "me"},
+            'Bearer realm="ppsp", error="invalid_token", error_description="expired"',
+            "refused the token: expired",
+        ),
+        (
+            {"sub": "me"},
+            'Basic realm="proxy", Bearer error="invalid_token",error_description="bad \\"sig\\""',
+            'refused the token: bad "sig"',
+        ),
+        ({"sub": "me"}, 'Bearer error="invalid_token"', "refused the token: invalid_token"),
+        ({"sub": "me"}, "Bearer", "refused the token: invalid token"),
+        (
+            {"sub": "me"},
+            'Bearer error_description="' + "x\\n" * 2000 + '"',
+            "refused the token: x",  # hostile: bounded and on one line
+        ),
+    ],
+)
+async def test_401_is_one_sentence_and_not_retried(
+    token: dict[str, object] | None, challenge: str | None, words: str
+) -> None:
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        return _unauthorized(challenge)
+
+    sleeps = _Sleeps()
+    async with scripted(handler) as (url, bodies):
+        jwt_text = None if token is None else _token(token)
+        async with TrackerClient(url, "me", token=jwt_text, sleep=sleeps) as me:
+            with pytest.raises(AuthenticationRequired) as info:
+                await me.join("a", PeerMode.SEED)
+    message = str(info.value)
+    assert message.startswith(f"tracker {_where(url)} {words}"), message
+    assert "\n" not in message and len(message) < 300
+    assert len(bodies) == 1 and sleeps.delays == []
+
+
+def _error_answer(
+    encoding: Encoding, body: bytes, code: TrackerErrorCode, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The tracker's error answer ``code`` to the request ``body``, in its encoding."""
+    codec = codec_for(encoding)
+    sent = codec.decode_request(body)
+    error = ErrorResponse(version=sent.version, transaction_id=sent.transaction_id, code=code)
+    status, reason = status_line(error)
+    return web.Response(
+        status=status,
+        reason=reason,
+        body=codec.encode_response(error),
+        content_type=encoding.content_type,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_401_with_the_trackers_error_body_reads_the_same(encoding: Encoding) -> None:
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        return _error_answer(
+            encoding,
+            await request.read(),
+            TrackerErrorCode.AUTHENTICATION_REQUIRED,
+            {"WWW-Authenticate": 'Bearer realm="ppsp"'},
+        )
+
+    log: list[Exchange] = []
+    async with scripted(handler) as (url, _bodies), client(url, "me", encoding, log) as me:
+        with pytest.raises(AuthenticationRequired) as info:
+            await me.register()
+    assert str(info.value) == (
+        f"tracker {_where(url)} requires a token: give --token or set PPSP_TOKEN"
+    )
+    assert info.value.transaction_id == log[0].request.transaction_id
+    assert isinstance(log[0].answer, ErrorResponse)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_fallback_to_10_through_tls_and_token(
+    tracker10: RunningTracker, tls_files: TLSFiles, encoding: Encoding
+) -> None:
+    """A TLS front that checks the token on every request, before a 1.0 tracker."""
+    token = _token({"sub": "me"})
+    seen: list[str | None] = []
+
+    async def front(request: web.Request, attempt: int) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            return _unauthorized('Bearer error="invalid_token"')
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(tracker10.url, data=await request.read(), headers=request.headers) as back,
+        ):
+            return web.Response(status=back.status, body=await back.read(), headers=back.headers)
+
+    async with (
+        scripted(front, server_context(tls_files)) as (url, _bodies),
+        client(url, "me", encoding, tls=tls_context(tls_files.ca), token=token) as me,
+    ):
+        await me.register()
+        await me.join("a", PeerMode.SEED)
+        await me.report()
+        assert me.version is V10
+        await me.disconnect(None)
+    assert len(seen) >= 4 and all(h == f"Bearer {token}" for h in seen)
+    assert (await tracker10.tracker.stats()).memberships == 0
+
+
+async def test_a_join_refused_outside_the_tokens_swarms_says_why() -> None:
+    async def handler(request: web.Request, attempt: int) -> web.StreamResponse:
+        body = await request.read()
+        if isinstance(codec_for(Encoding.XML).decode_request(body), JoinRequest):
+            return _error_answer(Encoding.XML, body, TrackerErrorCode.FORBIDDEN)
+        return _answer(Encoding.XML, body)
+
+    token = _token({"sub": "me", "swarms": ["a"]})
+    async with scripted(handler) as (url, _bodies), TrackerClient(url, "me", token=token) as me:
+        with pytest.raises(Forbidden) as outside:
+            await me.join("b", PeerMode.LEECH)
+        with pytest.raises(Forbidden) as inside:  # listed: the tracker had its own reason
+            await me.join("a", PeerMode.LEECH)
+    assert str(outside.value) == (
+        f"tracker {_where(url)} refused JOIN: the token does not allow swarm b"
+    )
+    assert outside.value.reason == "the token does not allow swarm b"
+    assert "token" not in str(inside.value)
+
+
+def test_token_subject_is_read_without_a_key() -> None:
+    assert token_subject(_token({"sub": "peer-1", "swarms": ["a"]})) == "peer-1"
+    # Expired or not: the peer only reads it, the tracker judges it.
+    assert token_subject(_token({"sub": "p", "exp": 1})) == "p"
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("", "empty"),
+        ("not a token", "characters"),
+        ("abc.def", "not a JWT"),
+        ("aGVsbG8", "not a JWT"),
+        (None, "no 'sub' claim"),
+    ],
+)
+def test_unusable_tokens_are_one_line_errors(token: str | None, words: str) -> None:
+    text = _token({"exp": 10**10}) if token is None else token
+    with pytest.raises(InvalidToken) as info:
+        token_subject(text)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("subject", [7, "two words", "", "x" * 257])
+def test_a_subject_that_is_no_peer_id_is_refused(subject: object) -> None:
+    with pytest.raises(InvalidToken, match="not a PeerID"):
+        token_subject(_token({"sub": subject}))
+
+
+def test_a_token_with_bad_characters_is_refused_before_any_network() -> None:
+    with pytest.raises(InvalidToken):
+        TrackerClient("http://127.0.0.1:1/", "me", token="abc\r\nX-Injected: 1")
+
+
+def test_trust_anchors_are_checked(tmp_path: Path, tls_files: TLSFiles) -> None:
+    assert isinstance(tls_context(tls_files.ca), ssl.SSLContext)
+    assert tls_context().minimum_version >= ssl.TLSVersion.TLSv1_2
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("hello")
+    for path, words in [
+        (tmp_path / "missing.pem", "No such file"),
+        (tmp_path, "is a directory"),
+        (not_pem, "holds no usable PEM certificate"),
+    ]:
+        with pytest.raises(InvalidTrustAnchors) as info:
+            tls_context(path)
+        assert words in str(info.value) and str(path) in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_a_token_over_clear_text_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="ppsp.tracker.client"):
+        TrackerClient("http://127.0.0.1:1/", "me", token=_token({"sub": "me"}))
+        TrackerClient("https://127.0.0.1:1/", "me", token=_token({"sub": "me"}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "sending a bearer token to 127.0.0.1:1 in clear text: use https:// (RFC 6750)"
+    ]
+
+
+def test_bearer_challenges_are_read() -> None:
+    assert bearer_challenge(None) == {}
+    assert bearer_challenge('Basic realm="x"') == {}
+    assert bearer_challenge('Bearer realm="ppsp", error="invalid_token"') == {
+        "realm": "ppsp",
+        "error": "invalid_token",
+    }
+    assert bearer_challenge('bearer ERROR=insufficient_scope,scope="a b"') == {
+        "error": "insufficient_scope",
+        "scope": "a b",
+    }
+
+
+@given(st.text(max_size=300))
+def test_any_challenge_is_read_without_error(header: str) -> None:
+    params = bearer_challenge(header)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())

@@ -45,7 +45,12 @@ START_TIMEOUT = 30.0
 """Bound on a tracker or source getting ready."""
 STOP_GRACE = 15.0
 """Seconds a process has to exit after SIGTERM before it is killed."""
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+ENV = {
+    **{name: value for name, value in os.environ.items() if name != "PPSP_TOKEN"},
+    "PYTHONUNBUFFERED": "1",
+    "COLUMNS": "200",
+}
+"""The lab processes' environment: a user's token would give every lab peer one PeerID."""
 
 
 class LabError(Exception):
@@ -274,7 +279,11 @@ class _Run:
 
 
 async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, str]:
-    """Start a lab's ``ppsp tracker`` (peer lists long enough for every peer) and its URL."""
+    """Start a lab's ``ppsp tracker`` (peer lists long enough for every peer) and its URL.
+
+    Every lab process runs on 127.0.0.1: the per-host limits, meant for a tracker on the
+    internet, are turned off (``--limits off``).
+    """
     tracker = await LabProcess.spawn(
         "tracker",
         [
@@ -287,6 +296,8 @@ async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, 
             "warning",
             "--max-peers",
             str(max(20, peers + 1)),
+            "--limits",
+            "off",
         ],
         logs / "tracker.log",
     )

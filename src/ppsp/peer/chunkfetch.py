@@ -181,7 +181,15 @@ class ThreadedChunkClient:
     be closed by the peer is replaced once, as HTTP clients do.
     """
 
-    def __init__(self, *, threads: int = 16, read_timeout: float = READ_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int = 16,
+        read_timeout: float = READ_TIMEOUT,
+        local_address: str | None = None,
+    ) -> None:
+        self.local_address = local_address
+        """The address this host's connections leave from (None: the kernel's choice)."""
         self._threads = threads
         self._read_timeout = read_timeout
         self._workers = _Workers(threads)
@@ -344,7 +352,10 @@ class ThreadedChunkClient:
         return self._new_connection(origin), False
 
     def _new_connection(self, origin: Origin) -> socket.socket:
-        sock = socket.create_connection((origin.host, origin.port), timeout=CONNECT_TIMEOUT)
+        source = None if self.local_address is None else (self.local_address, 0)
+        sock = socket.create_connection(
+            (origin.host, origin.port), timeout=CONNECT_TIMEOUT, source_address=source
+        )
         # Blocking, with the kernel's own time limits on each wait (SO_RCVTIMEO, SO_SNDTIMEO):
         # a Python-level timeout would poll before every receive, one more system call each.
         sock.settimeout(None)

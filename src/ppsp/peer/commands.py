@@ -8,6 +8,7 @@ process exit code; expected failures are one line on standard error, never a tra
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ppsp.peer.node import DownloadFailed, PeerNode, SwarmSession
 from ppsp.peer.picker import PickerConfig
 from ppsp.peer.player import PlayerEndpoint, copy_in_order, serve_player
 from ppsp.signals import Interrupted, stop_event, until_stopped
+from ppsp.tracker.client import token_subject
 from ppsp.tracker.messages import Encoding
 
 if TYPE_CHECKING:
@@ -35,7 +37,12 @@ WATCH_WINDOW_CHUNKS = 8
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerOptions:
-    """What every peer command is told: its tracker, where it serves, its limits and report."""
+    """What every peer command is told: its tracker, where it serves, its limits and report.
+
+    ``tls`` holds the trust anchors for an ``https://`` tracker (the system's when None);
+    ``token``, a bearer token for the tracker, also gives the peer its PeerID (the token's
+    subject, see :attr:`peer_id`).
+    """
 
     tracker_url: str
     host: str = "127.0.0.1"
@@ -46,11 +53,22 @@ class PeerOptions:
     download_rate: float | None = None
     report: Path | None = None
     corrupt_uploads: bool = False
+    tls: ssl.SSLContext | None = None
+    token: str | None = None
+
+    @property
+    def peer_id(self) -> str | None:
+        """The PeerID the token was issued for; None without a token (the node picks one)."""
+        return None if self.token is None else token_subject(self.token)
 
     def node(self, **settings: Any) -> PeerNode:
         """A peer node with these options (and any further PeerNode settings)."""
+        if self.token is not None:
+            settings.setdefault("peer_id", self.peer_id)
         node = PeerNode(
             tracker_url=self.tracker_url,
+            tracker_tls=self.tls,
+            tracker_token=self.token,
             host=self.host,
             port=self.port,
             advertise=self.advertise,

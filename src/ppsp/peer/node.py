@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import functools
 import heapq
+import ipaddress
 import logging
 import os
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -36,6 +38,7 @@ from yarl import URL
 from ppsp.core.bitmap import ChunkBitmap
 from ppsp.core.ratelimit import TokenBucket
 from ppsp.errors import (
+    AuthenticationRequired,
     ChunkChanged,
     ChunkUnavailable,
     ContentError,
@@ -468,8 +471,14 @@ class PeerNode:
         upload_rate: float | None = None,
         download_rate: float | None = None,
         advertise: tuple[str, int | None] | None = None,
+        tracker_tls: ssl.SSLContext | None = None,
+        tracker_token: str | None = None,
     ) -> None:
         self.tracker_url = tracker_url
+        self.tracker_tls = tracker_tls
+        """Trust anchors for an ``https://`` tracker (the system's when None)."""
+        self.tracker_token = tracker_token
+        """The bearer token sent to the tracker with every request, if any."""
         self.host = host
         self.port = port
         self.advertise = advertise
@@ -619,7 +628,14 @@ class PeerNode:
         await site.start()
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])
-        connector = aiohttp.TCPConnector(limit=256, limit_per_host=16)
+        # Served on one address of the host: talk to others from it too, so that they (and
+        # the tracker) see the host they will list.
+        bound = str(self._runner.addresses[0][0])
+        local = None if is_wildcard(bound) else bound
+        self.chunk_client.local_address = local
+        connector = aiohttp.TCPConnector(
+            limit=256, limit_per_host=16, local_addr=None if local is None else (local, 0)
+        )
         # Without a download cap, a chunk body may sit in the connection's buffer whole
         # instead of pausing the socket every 128 KiB until the reader catches up.
         read_bufsize = CHUNK_READ_BYTES if self.download_limiter is None else 65536
@@ -640,6 +656,9 @@ class PeerNode:
             addresses=(address,),
             peer_protocol=PEER_PROTOCOL,
             clock=self.clock,
+            tls=self.tracker_tls,
+            token=self.tracker_token,
+            local_address=_tracker_source(local, self.tracker_url),
         )
         self.tracker.start_reporting(self._stats, interval=self.report_interval)
 
@@ -997,6 +1016,8 @@ class PeerNode:
         assert self.tracker is not None
         try:
             listed = await self.tracker.join(swarm_id, PeerMode.LEECH)
+        except AuthenticationRequired as exc:
+            raise DownloadFailed(str(exc)) from exc  # already a sentence for the user
         except TrackerProtocolError as exc:
             raise DownloadFailed(f"tracker refused JOIN: {exc.reason}") from exc
         except PPSPError as exc:
@@ -1517,3 +1538,15 @@ def _route_source_ip(tracker_url: str, any_family: bool) -> str:
     with socket.socket(probe_family, socket.SOCK_DGRAM) as probe:
         probe.connect(address)
         return str(probe.getsockname()[0])
+
+
+def _tracker_source(local: str | None, tracker_url: str) -> str | None:
+    """Where connections to the tracker leave from: the peer's own address, except a loopback
+    address towards a tracker elsewhere (it could not get there)."""
+    if local is None or not ipaddress.ip_address(local).is_loopback:
+        return local
+    host = URL(tracker_url).host or ""
+    try:
+        return local if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return local if host == "localhost" else None

@@ -26,6 +26,20 @@ sentence saying what went wrong the last time (``tracker 127.0.0.1:7999 refused 
 The tracker URL is checked when the client is built (:func:`check_tracker_url`): a URL without
 ``http://`` or ``https://`` or without a host is refused at once with
 :class:`InvalidTrackerURL`, before any network.
+
+Trust (RFC 7846 section 6.1, docs/PROTOCOL.md "Tracker client"):
+
+- An ``https://`` tracker is verified against the system's trust store plus the extra trust
+  anchors of a CA file (:func:`tls_context`).  A certificate that fails verification, or a
+  handshake that fails, is not retried (it will not get better): it raises
+  :class:`TrackerTLSError` at once, one sentence naming the problem (``tracker
+  127.0.0.1:7443: certificate verify failed: self-signed certificate``).
+- A bearer token (RFC 6750), given as ``token``, goes with every request as
+  ``Authorization: Bearer <token>``.  A 401 answer raises
+  :class:`~ppsp.errors.AuthenticationRequired` at once, one sentence saying that a token is
+  needed or why the one sent was refused (the ``error_description`` of the answer's
+  ``WWW-Authenticate`` challenge).  :func:`token_subject` reads the PeerID a token was issued
+  for, without verifying it (only the tracker can).
 """
 
 from __future__ import annotations
@@ -34,16 +48,20 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import aiohttp
 import yarl
 
+from ppsp.core.fields import is_token
 from ppsp.errors import (
     AuthenticationRequired,
     BadRequest,
@@ -86,11 +104,18 @@ from ppsp.tracker.messages import (
 __all__ = [
     "DEFAULT_REPORT_INTERVAL",
     "Exchange",
+    "InvalidToken",
     "InvalidTrackerURL",
+    "InvalidTrustAnchors",
     "StatsProvider",
     "Trace",
     "TrackerClient",
+    "TrackerTLSError",
+    "bearer_challenge",
+    "check_token",
     "check_tracker_url",
+    "tls_context",
+    "token_subject",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,6 +153,21 @@ _PROTOCOL_STATUSES = frozenset({200, 400, 401, 403, 404, 413, 500, 503})
 answer (a proxy's 502, a redirect, ...) and counts as a failed attempt."""
 
 _SCHEMES = ("http", "https")
+
+TOKEN_HINT = "give --token or set PPSP_TOKEN"
+"""What a user without a token is told to do when the tracker asks for one."""
+
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750 section 2.1 ``b64token``: what may follow ``Bearer`` in the header (a JWT fits)."""
+
+_AUTH_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)')
+"""One ``name=value`` or ``name="quoted value"`` of a ``WWW-Authenticate`` challenge."""
+
+_GENERIC_401_PHRASES = frozenset({"unauthorized", "authentication required", ""})
+"""Reason phrases of a 401 that say nothing about the token."""
+
+MAX_CHALLENGE_CHARS = 2048
+"""How much of a ``WWW-Authenticate`` header is read; the rest is ignored."""
 
 
 class InvalidTrackerURL(PPSPError, ValueError):
@@ -175,6 +215,136 @@ def check_tracker_url(url: str) -> str:
     return str(parsed.with_fragment(None))
 
 
+class InvalidTrustAnchors(PPSPError, ValueError):
+    """A CA file that cannot be used as trust anchors (missing, unreadable, no certificate)."""
+
+
+class InvalidToken(PPSPError, ValueError):
+    """A bearer token the client cannot send or read: not a JWT, no subject, bad characters."""
+
+
+class TrackerTLSError(TrackerUnreachable):
+    """The TLS connection to the tracker failed in a way no retry mends: an untrusted, expired
+    or mismatched certificate, or a server that does not speak TLS on the port.  Its message is
+    one sentence naming the problem."""
+
+
+def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
+    """The TLS settings for ``https://`` trackers: the system's trust store, TLS 1.2 or later,
+    and, with ``ca_file``, the certificates of that PEM file as extra trust anchors.
+
+    Raises :class:`InvalidTrustAnchors` (a ValueError) with a one-line message when the file
+    cannot be read or holds no certificate.
+    """
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file is None:
+        return context
+    path = Path(ca_file)
+    if path.is_dir():
+        raise InvalidTrustAnchors(f"CA file {path} is a directory: give a PEM file")
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:  # an SSLError is an OSError: first
+        raise InvalidTrustAnchors(
+            f"CA file {path} holds no usable PEM certificate ({_ssl_words(exc)})"
+        ) from None
+    except OSError as exc:
+        raise InvalidTrustAnchors(f"CA file {path}: {_os_reason(exc)}") from None
+    return context
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can be sent as a bearer token (RFC 6750 ``b64token``, which every JWT is);
+    raises :class:`InvalidToken` (a ValueError) with a one-line message otherwise."""
+    text = token.strip()
+    if not text:
+        raise InvalidToken("the token is empty")
+    if not _B64TOKEN.fullmatch(text):
+        raise InvalidToken(
+            "the token contains characters a bearer token cannot (spaces, quotes, controls)"
+        )
+    return text
+
+
+def token_subject(token: str) -> str:
+    """The PeerID ``token`` was issued for: its ``sub`` claim, read without verifying it.
+
+    A peer cannot verify its own token (it has no key for that) and does not need to: the
+    tracker does.  Raises :class:`InvalidToken` (a ValueError) with a one-line message when the
+    token is not a JWT, names no subject, or names one that is not a PeerID.
+    """
+    import jwt  # PyJWT: imported here, only peers with a token pay for it
+
+    text = check_token(token)
+    try:
+        claims = jwt.decode(text, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"the token is not a JWT ({_one_line(str(exc))})") from None
+    subject = claims.get("sub")
+    if subject is None:
+        raise InvalidToken("the token names no PeerID (it has no 'sub' claim)")
+    if not isinstance(subject, str) or not is_token(subject):
+        raise InvalidToken(
+            "the token's subject is not a PeerID (1 to 256 characters, no spaces or controls)"
+        )
+    return subject
+
+
+def _token_swarms(token: str) -> frozenset[str] | None:
+    """The swarms a JWT's ``swarms`` claim lists (read without verifying, only to explain a
+    refusal); None when it has no such list or is no JWT (an opaque token)."""
+    import jwt
+
+    try:
+        listed = jwt.decode(token, options={"verify_signature": False}).get("swarms")
+    except jwt.PyJWTError:
+        return None
+    if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
+        return None
+    return frozenset(listed)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line of printable characters, at most ``limit`` of them."""
+    words = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return words[:limit]
+
+
+def _ssl_words(exc: BaseException) -> str:
+    """What an ssl error says, without OpenSSL's bracketed prefix and source location."""
+    text = (
+        exc.strerror
+        if isinstance(exc, OSError) and isinstance(exc.strerror, str) and exc.strerror
+        else str(exc)
+    )
+    text = re.sub(r"^\[[A-Z0-9_: ]+\]\s*", "", text)
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", text)
+    return _one_line(text, 160) or type(exc).__name__
+
+
+def bearer_challenge(header: str | None) -> dict[str, str]:
+    """The parameters of a ``WWW-Authenticate: Bearer ...`` challenge (RFC 6750 section 3).
+
+    Names in lower case, quoted values unquoted; an empty dict when the header is missing or
+    holds no Bearer challenge.  Hostile input is normal: only the first
+    :data:`MAX_CHALLENGE_CHARS` characters are read.
+    """
+    if not header:
+        return {}
+    text = header[:MAX_CHALLENGE_CHARS]
+    match = re.search(r"(?i)(?:^|,)\s*bearer(?:\s+|$)", text)
+    if match is None:
+        return {}
+    params: dict[str, str] = {}
+    for param in _AUTH_PARAM.finditer(text, match.end()):
+        name, value = param.group(1).lower(), param.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params.setdefault(name, value)
+    return params
+
+
 def _tracker_name(url: str, *, with_port: bool = True) -> str:
     """How messages name the tracker of ``url``: its host, and the port the URL gives."""
     parsed = yarl.URL(url)
@@ -217,6 +387,12 @@ class TrackerClient:
     ``sleep`` drive the periodic reports; ``retries`` is the number of re-sends after the first
     attempt, ``timeout`` the time allowed for each attempt and ``backoff`` the first pause between
     attempts (doubled each time).  ``trace``, if given, sees every round trip.
+
+    ``tls`` is the TLS settings for an ``https://`` tracker (:func:`tls_context`; the system's
+    trust store when None); ``token`` a bearer token sent with every request (checked with
+    :func:`check_token`).  ``local_address``, an IP address of this host, is where the client's
+    connections leave from (a peer serving on one address of a host with several talks to the
+    tracker from that address too, so that the tracker sees the host it will list).
     """
 
     def __init__(
@@ -236,8 +412,12 @@ class TrackerClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         trace: Trace | None = None,
+        tls: ssl.SSLContext | None = None,
+        token: str | None = None,
+        local_address: str | None = None,
     ) -> None:
         self.url = check_tracker_url(url)
+        self._local_address = local_address
         self.peer_id = peer_id
         self.encoding = encoding
         self.peer_protocol = peer_protocol
@@ -261,6 +441,17 @@ class TrackerClient:
         self._last_report: float | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._trace = trace
+        self._tls: ssl.SSLContext | bool = tls if tls is not None else True
+        self._token = None if token is None else check_token(token)
+        self._token_swarms = None if self._token is None else _token_swarms(self._token)
+        self._headers = {"Content-Type": encoding.content_type, "Accept": encoding.content_type}
+        if self._token is not None:
+            self._headers["Authorization"] = f"Bearer {self._token}"
+            if yarl.URL(self.url).scheme == "http":
+                log.warning(
+                    "sending a bearer token to %s in clear text: use https:// (RFC 6750)",
+                    _tracker_name(self.url),
+                )
 
     # -- state -------------------------------------------------------------------------------
 
@@ -319,7 +510,29 @@ class TrackerClient:
         accepted only from a peer the tracker does not track yet.  Joining one more swarm is
         therefore a CONNECT that leaves every joined swarm followed by a CONNECT that joins them
         all again together with the new one.
+
+        A refusal (403) of a swarm that the token's ``swarms`` claim does not list says so.
         """
+        try:
+            return await self._join(swarm_id, mode, peer_num, content_group)
+        except Forbidden as exc:
+            swarms = self._token_swarms
+            if swarms is None or swarm_id in swarms:
+                raise
+            reason = f"the token does not allow swarm {swarm_id}"
+            raise Forbidden(
+                f"tracker {_tracker_name(self.url)} refused JOIN: {reason}",
+                transaction_id=exc.transaction_id,
+                reason=reason,
+            ) from exc
+
+    async def _join(
+        self,
+        swarm_id: str,
+        mode: PeerMode,
+        peer_num: PeerNum | None,
+        content_group: Sequence[RepresentationScope],
+    ) -> list[PeerInfo]:
         if self._version is ProtocolVersion.V1_1 and not self._registered:
             await self.register()
         if self._version is ProtocolVersion.V1_1:
@@ -674,6 +887,9 @@ class TrackerClient:
                 if answer.requester is not None:
                     self._requester = answer.requester
                 return answer
+            except aiohttp.ClientSSLError as exc:
+                # A certificate or handshake failure: the same again next time.
+                raise TrackerTLSError(self._failure(exc)) from exc
             except (aiohttp.ClientError, TimeoutError, _InvalidAnswer) as exc:
                 log.debug("transaction %s failed: %r", request.transaction_id, exc)
                 last = exc
@@ -695,9 +911,9 @@ class TrackerClient:
         ):
             return f"tracker {_tracker_name(self.url, with_port=False)}: name not found"
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            return f"tracker {where}: its TLS certificate is not trusted"
+            return f"tracker {where}: {_certificate_problem(exc.certificate_error)}"
         if isinstance(exc, aiohttp.ClientSSLError):
-            return f"tracker {where}: the TLS handshake failed"
+            return f"tracker {where}: {_handshake_problem(exc)}"
         if isinstance(exc, aiohttp.ClientConnectorError):
             if isinstance(exc.os_error, ConnectionRefusedError):
                 return f"tracker {where} refused the connection"
@@ -718,12 +934,12 @@ class TrackerClient:
 
     async def _post(self, request: AnyRequest, body: bytes) -> TrackerResponse | ErrorResponse:
         session = self._get_session()
-        content_type = self.encoding.content_type
         async with session.post(
             self.url,
             data=body,
-            headers={"Content-Type": content_type, "Accept": content_type},
+            headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
+            ssl=self._tls,
         ) as response:
             too_large = (
                 f"tracker {_tracker_name(self.url)} sent an answer over {MAX_ANSWER_BYTES} bytes"
@@ -739,6 +955,15 @@ class TrackerClient:
                 chunks.append(chunk)
             data = b"".join(chunks)
             status, reason = response.status, response.reason or ""
+            challenge = response.headers.get("WWW-Authenticate")
+        if status == 401:
+            # Whatever the body says (a proxy's page, the tracker's error in our encoding),
+            # 401 means the credentials: not retried, one sentence for the user.
+            answer401: TrackerResponse | ErrorResponse | None = None
+            with contextlib.suppress(RemoteTrackerError):
+                answer401 = codec_for(self.encoding).decode_response(data, status, reason)
+            self._traced(request, body, status, reason, data, answer401)
+            raise self._authentication_failure(challenge, answer401)
         if status not in _PROTOCOL_STATUSES:
             # Not an answer of the tracker protocol: a proxy's, a redirect, another server's.
             self._traced(request, body, status, reason, data, None)
@@ -758,6 +983,32 @@ class TrackerClient:
         if isinstance(answer, ErrorResponse):
             return _refine_error(answer, status)
         return answer
+
+    def _authentication_failure(
+        self, challenge: str | None, answer: TrackerResponse | ErrorResponse | None
+    ) -> AuthenticationRequired:
+        """The error a 401 answer stands for, its message one sentence for the user."""
+        where = _tracker_name(self.url)
+        params = bearer_challenge(challenge)
+        if self._token is None:
+            message = f"tracker {where} requires a token: {TOKEN_HINT}"
+            reason = "token required"
+        else:
+            reason = _one_line(params.get("error_description", "")) or _one_line(
+                params.get("error", "")
+            )
+            if not reason and isinstance(answer, ErrorResponse) and answer.reason:
+                # The tracker's own words, unless they only repeat the status.
+                said = _one_line(answer.reason)
+                if said.lower() not in _GENERIC_401_PHRASES:
+                    reason = said
+            reason = reason or "invalid token"
+            message = f"tracker {where} refused the token: {reason}"
+        return AuthenticationRequired(
+            message,
+            transaction_id=answer.transaction_id if isinstance(answer, ErrorResponse) else None,
+            reason=reason,
+        )
 
     def _traced(
         self,
@@ -782,9 +1033,38 @@ class TrackerClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            local = None if self._local_address is None else (self._local_address, 0)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=local))
             self._own_session = True
         return self._session
+
+
+_UNTRUSTED_ISSUER_CODES = frozenset({2, 18, 19, 20, 21})
+"""OpenSSL verify codes meaning "nothing in the trust store vouches for this certificate":
+unable to get the issuer, self-signed leaf, self-signed in chain, no local issuer, unable to
+verify the first certificate."""
+
+
+def _certificate_problem(error: BaseException) -> str:
+    """``certificate verify failed: <OpenSSL's words>``, with a hint when a CA file would help."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        words = _one_line(error.verify_message or "", 160) or _ssl_words(error)
+        hint = ""
+        if error.verify_code in _UNTRUSTED_ISSUER_CODES:
+            hint = " (give --ca-file with the certificate of the CA that issued it)"
+        return f"certificate verify failed: {words}{hint}"
+    if isinstance(error, ssl.CertificateError):
+        return f"certificate verify failed: {_ssl_words(error)}"
+    return f"certificate not accepted: {_ssl_words(error)}"
+
+
+def _handshake_problem(exc: BaseException) -> str:
+    """What a failed TLS handshake means: most often, no TLS at all on the other end."""
+    error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
+        return "TLS handshake failed: it does not speak TLS (write its URL with http://?)"
+    return f"TLS handshake failed: {_ssl_words(error if error is not None else exc)}"
 
 
 def _os_reason(error: OSError | None) -> str:
