@@ -178,3 +178,18 @@ async def test_counts_return_to_zero_after_churn_through_the_tracker(storage: St
             assert await storage.peers_of_host(f"192.0.2.{h}") <= 4
     await tracker.expire(now + 1e6)
     assert await storage.counts() == StorageCounts(peers=0, swarms=0, memberships=0, hosts=0)
+
+
+async def test_an_ipv6_host_is_its_64(storage: Storage) -> None:
+    # One IPv6 host holds a whole /64 and may use any address of it: registrations from many of
+    # its addresses count for one host, and the host may speak for its PeerIDs from any of them.
+    limits = Limits(peers_per_host=3)
+    tracker = tracker_with(storage, limits)
+    for i in range(3):
+        await tracker.handle(connect(f"v6-{i}", "s"), observed=(f"2001:db8:1:2::{i + 1}", 1), now=0)
+    with pytest.raises(Forbidden):
+        await tracker.handle(connect("v6-3", "s"), observed=("2001:db8:1:2::ffff", 1), now=0.0)
+    await tracker.handle(connect("v6-other", "s"), observed=("2001:db8:1:3::1", 1), now=0.0)
+    await tracker.handle(find("v6-0", "s"), observed=("2001:db8:1:2:abcd::9", 7), now=1.0)
+    with pytest.raises(Forbidden):
+        await tracker.handle(find("v6-0", "s"), observed=("2001:db8:1:3::1", 7), now=1.0)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import math
 import socket
@@ -54,7 +53,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ppsp.tracker.limits import Limits
+from ppsp.tracker.limits import Limits, host_key
 from ppsp.tracker.proxy import TrustedProxies
 
 __all__ = [
@@ -96,14 +95,11 @@ def host_of(ip: str) -> str:
     counts as itself.
     """
     if ":" not in ip:
-        return ip
+        return ip  # an observed IPv4 address is canonical already: the common case, no parse
     try:
-        address = ipaddress.IPv6Address(ip.partition("%")[0])
+        return host_key(ip.partition("%")[0])  # the one rule, shared with the core
     except ValueError:
         return ip
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return ipaddress.IPv6Network(f"{address}/64", strict=False).with_prefixlen
 
 
 class RateWarnings:

@@ -80,15 +80,22 @@ DEFAULT_LIMITS = Limits()
 
 
 def host_key(ip: str) -> str:
-    """The key of one host: its address in canonical form (an IPv4-mapped IPv6 as IPv4)."""
+    """The key of one host: an IPv4 address (an IPv4-mapped IPv6 address as IPv4) in canonical
+    form, or the /64 of an IPv6 address (one host commonly holds a whole /64 and may use any
+    address of it: per-address bounds would bound nothing there)."""
     address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped.compressed
+        return ipaddress.IPv6Network((address, 64), strict=False).with_prefixlen
     return address.compressed
 
 
 def prefix_key(ip: str) -> str:
     """The network a host is counted in for peer lists: its IPv4 /24 or IPv6 /64."""
-    address = ipaddress.ip_address(host_key(ip))
-    bits = 24 if address.version == 4 else 64
-    return ipaddress.ip_network(f"{address}/{bits}", strict=False).with_prefixlen
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is None:
+            return ipaddress.IPv6Network((address, 64), strict=False).with_prefixlen
+        address = address.ipv4_mapped
+    return ipaddress.IPv4Network((address, 24), strict=False).with_prefixlen
