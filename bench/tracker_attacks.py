@@ -104,9 +104,9 @@ def find(peer_id: str, scoped: bool = False) -> bytes:
     return _message("FIND", peer_id, f"<SwarmID>{SWARM}</SwarmID>{scope}")
 
 
-def disconnect(peer_id: str) -> bytes:
-    """A DISCONNECT from the swarm."""
-    return _message("DISCONNECT", peer_id, f"<SwarmID>{SWARM}</SwarmID>")
+def disconnect(peer_id: str, swarm: str = SWARM) -> bytes:
+    """A DISCONNECT from ``swarm``."""
+    return _message("DISCONNECT", peer_id, f"<SwarmID>{swarm}</SwarmID>")
 
 
 def stat_report(peer_id: str) -> bytes:
