@@ -71,7 +71,7 @@ from ppsp.tracker.messages import (
 from ppsp.tracker.storage import MemoryStorage
 
 V11 = ProtocolVersion.V1_1
-LISTENING = re.compile(r"listening on (http://\S+)")
+LISTENING = re.compile(r"listening on (https?://\S+)")
 MAX_BODY = 64 * 1024
 
 
@@ -330,20 +330,33 @@ class PhaseResult:
 
 
 class Driver:
-    """Sends pre-encoded bodies with one aiohttp session and records latencies."""
+    """Sends pre-encoded bodies with one aiohttp session and records latencies.
 
-    def __init__(self, url: str, session: aiohttp.ClientSession, encoding: Encoding) -> None:
+    ``headers_by_body``, when given, holds the headers of each body (e.g. its peer's bearer
+    token, ``bench.tracker_trust_bench``), made before the clock starts.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        encoding: Encoding,
+        headers_by_body: dict[bytes, dict[str, str]] | None = None,
+    ) -> None:
         self.url = url + "/"
         self.session = session
         self.headers = {"Content-Type": encoding.content_type}
+        self.headers_by_body = headers_by_body
         self.codec = codec_for(encoding)
         self.checked: set[str] = set()
         self.check = True
 
     async def post(self, kind: str, body: bytes, result: PhaseResult) -> None:
         """One request; a non-200 answer counts as an error."""
+        by_body = self.headers_by_body
+        headers = self.headers if by_body is None else by_body[body]
         started = time.perf_counter()
-        async with self.session.post(self.url, data=body, headers=self.headers) as resp:
+        async with self.session.post(self.url, data=body, headers=headers) as resp:
             data = await resp.read()
             status = resp.status
         result.latencies.append(time.perf_counter() - started)

@@ -205,6 +205,43 @@ def test_bad_tokens_are_refused(name: str) -> None:
     assert caught.value.code is TrackerErrorCode.AUTHENTICATION_REQUIRED
 
 
+BAD_TOKEN_REASONS = {
+    "expired": "expired",
+    "other key": "bad_signature",
+    "hmac": "bad_signature",
+    "unsigned": "bad_signature",
+    "no exp": "bad_claims",
+    "no sub": "bad_claims",
+    "empty sub": "bad_claims",
+    "number sub": "bad_claims",
+    "text exp": "bad_claims",
+    "swarms text": "bad_claims",
+    "swarms numbers": "bad_claims",
+    "future nbf": "not_yet_valid",
+    "future iat": "not_yet_valid",
+    "garbage": "malformed",
+    "truncated": "bad_signature",
+}
+
+
+def test_each_refusal_has_its_reason_for_the_metrics() -> None:
+    assert BAD_TOKEN_REASONS.keys() == BAD_TOKENS.keys()
+    for name, (token, _) in BAD_TOKENS.items():
+        with pytest.raises(BearerTokenError) as caught:
+            verify_token(token, PUBLIC, now=NOW)
+        assert auth.refusal_reason(caught.value) == BAD_TOKEN_REASONS[name], name
+    verifier = TokenVerifier(PUBLIC)
+    for header, reason in [
+        (None, "missing"),
+        ("Basic dXNlcjpwYXNz", "missing"),
+        ("Bearer a b", "malformed"),
+        ("Bearer abc.def", "malformed"),
+    ]:
+        with pytest.raises(BearerTokenError) as caught:
+            verifier.check(header, NOW)
+        assert auth.refusal_reason(caught.value) == reason, header
+
+
 def test_leeway_allows_a_little_clock_difference() -> None:
     token = issue_token(PRIVATE, "p", ttl=60, now=NOW)
     verify_token(token, PUBLIC, now=NOW + 60 + 29, leeway=30)

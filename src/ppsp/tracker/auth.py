@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_TTL",
     "MAX_TOKEN_SWARMS",
     "REALM",
+    "REFUSAL_REASONS",
     "TokenVerifier",
     "bearer_challenge",
     "bearer_token",
@@ -51,6 +52,7 @@ __all__ = [
     "load_public_key",
     "private_key_pem",
     "public_key_pem",
+    "refusal_reason",
     "verify_token",
     "write_key_pair",
 ]
@@ -87,6 +89,41 @@ _NOT_VALID_YET = "the token is not valid yet"
 _ISSUED_LATER = "the token was issued in the future"
 _NOT_YET = frozenset({_NOT_VALID_YET, _ISSUED_LATER})
 """Refusals that time may lift (so they are not remembered)."""
+
+_NO_TOKEN = "no bearer token"
+_MALFORMED_HEADER = "the Authorization header holds no well-formed bearer token"
+_MALFORMED = "the token is malformed"
+_NOT_EDDSA = f"the token is not signed with {ALGORITHM}"
+_BAD_SIGNATURE = "the token's signature does not verify"
+_EXPIRED = "the token has expired"
+_NOT_A_PEER_ID = "the token's subject is not a PeerID"
+_BAD_SWARMS = "the token's swarms claim is not a list of swarm IDs"
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+REFUSAL_REASONS = (
+    "missing",
+    "malformed",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "bad_claims",
+)
+"""Why a request's token was refused, as counted on ``/metrics`` (:func:`refusal_reason`)."""
+
+_REASONS: dict[str, str] = {
+    _MALFORMED_HEADER: "malformed",
+    _MALFORMED: "malformed",
+    _NOT_EDDSA: "bad_signature",
+    _BAD_SIGNATURE: "bad_signature",
+    _EXPIRED: "expired",
+    _NOT_VALID_YET: "not_yet_valid",
+    _ISSUED_LATER: "not_yet_valid",
+    _NOT_A_PEER_ID: "bad_claims",
+    _BAD_SWARMS: "bad_claims",
+    **{f"the token has no {claim} claim": "bad_claims" for claim in _DECODE_OPTIONS["require"]},
+    **{f"the token's {claim} claim is not a time": "bad_claims" for claim in _TIME_CLAIMS},
+}
+"""The reason of each refusal message this module writes."""
 
 # RFC 6750 section 2.1: b64token, after the scheme and one or more spaces.
 _BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -272,13 +309,13 @@ def verify_token(
     try:
         claims = jwt.decode(token, public_key, algorithms=[ALGORITHM], options=_DECODE_OPTIONS)
     except jwt.InvalidAlgorithmError:
-        raise BearerTokenError(f"the token is not signed with {ALGORITHM}") from None
+        raise BearerTokenError(_NOT_EDDSA) from None
     except jwt.InvalidSignatureError:
-        raise BearerTokenError("the token's signature does not verify") from None
+        raise BearerTokenError(_BAD_SIGNATURE) from None
     except jwt.MissingRequiredClaimError as exc:
         raise BearerTokenError(f"the token has no {exc.claim} claim") from None
     except jwt.PyJWTError:
-        raise BearerTokenError("the token is malformed") from None
+        raise BearerTokenError(_MALFORMED) from None
     return _credentials(claims, now, leeway)
 
 
@@ -286,11 +323,11 @@ def _credentials(claims: Mapping[str, Any], now: float, leeway: float) -> Creden
     """Check a verified token's claims against ``now``; its :class:`Credentials`."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
-        raise BearerTokenError("the token's subject is not a PeerID")
+        raise BearerTokenError(_NOT_A_PEER_ID)
     expires = _time_claim(claims, "exp")
     assert expires is not None  # required by the decode options
     if now > expires + leeway:
-        raise BearerTokenError("the token has expired")
+        raise BearerTokenError(_EXPIRED)
     not_before = _time_claim(claims, "nbf")
     if not_before is not None and now + leeway < not_before:
         raise BearerTokenError(_NOT_VALID_YET)
@@ -305,7 +342,7 @@ def _credentials(claims: Mapping[str, Any], now: float, leeway: float) -> Creden
             or len(listed) > MAX_TOKEN_SWARMS
             or not all(isinstance(swarm, str) and swarm for swarm in listed)
         ):
-            raise BearerTokenError("the token's swarms claim is not a list of swarm IDs")
+            raise BearerTokenError(_BAD_SWARMS)
         swarms = frozenset(listed)
     return Credentials(subject=subject, swarms=swarms, expires=float(expires))
 
@@ -331,13 +368,13 @@ def bearer_token(authorization: str | None) -> str:
     it when the Bearer credentials are malformed.
     """
     if authorization is None:
-        raise BearerTokenError("no bearer token", missing=True)
+        raise BearerTokenError(_NO_TOKEN, missing=True)
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
-        raise BearerTokenError("no bearer token", missing=True)
+        raise BearerTokenError(_NO_TOKEN, missing=True)
     token = rest.strip(" ")
     if not _BEARER.fullmatch(token):
-        raise BearerTokenError("the Authorization header holds no well-formed bearer token")
+        raise BearerTokenError(_MALFORMED_HEADER)
     return token
 
 
@@ -354,6 +391,18 @@ def bearer_challenge(error: BearerTokenError | None = None) -> str:
         :200
     ]
     return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+
+
+def refusal_reason(error: BearerTokenError) -> str:
+    """Why a token was refused, one of :data:`REFUSAL_REASONS` (a label for ``/metrics``).
+
+    ``missing``: no bearer token at all; ``malformed``: not a bearer token or not a JWT;
+    ``bad_signature``: not EdDSA, or not signed by the key; ``expired``; ``not_yet_valid``
+    (``nbf`` or ``iat`` in the future); ``bad_claims``: a claim missing or of the wrong kind.
+    """
+    if error.missing:
+        return "missing"
+    return _REASONS.get(str(error), "malformed")
 
 
 class TokenVerifier:
@@ -402,12 +451,12 @@ class TokenVerifier:
             if now <= known.expires + self.leeway:
                 return known
             del self._valid[token]
-            raise BearerTokenError("the token has expired")
+            raise BearerTokenError(_EXPIRED)
         refused = self._refused.get(token)
         if refused is not None:
             raise BearerTokenError(refused)
         if not _JWS.fullmatch(token):
-            raise BearerTokenError("the token is malformed")
+            raise BearerTokenError(_MALFORMED)
         try:
             credentials = verify_token(token, self.public_key, now=now, leeway=self.leeway)
         except BearerTokenError as exc:

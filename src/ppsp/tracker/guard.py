@@ -24,7 +24,8 @@ file descriptors forever.  This module bounds what one host (an IPv4 address, or
   the buckets through :class:`SharedRates` (below).
 
 ``Limits.per_host`` False turns the per-host bounds off; the total, the timeouts stay.  Every
-refusal is logged as one warning line per host and minute at most, never a traceback.
+refusal is logged as one warning line per host and minute at most, never a traceback, and
+counted (:class:`~ppsp.tracker.metrics.RefusalCounts`, exposed on ``/metrics``).
 
 Several processes serving one port (``--workers N``): the kernel hands each connection to one
 of them, so each process bounds connections to ``ceil(bound / N)``: the sums over the
@@ -54,6 +55,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from ppsp.tracker.limits import Limits, host_key
+from ppsp.tracker.metrics import RefusalCounts
 from ppsp.tracker.proxy import TrustedProxies
 
 __all__ = [
@@ -324,7 +326,9 @@ class ConnectionGuard:
     """Open connections per host and in all, and the watchdog of heads and idle connections.
 
     ``processes`` is the number of processes sharing the port (and these bounds); ``proxies``
-    the trusted proxies, exempt from the per-host connection bound.
+    the trusted proxies, exempt from the per-host connection bound.  Refused and closed
+    connections are counted in ``counts`` (the application's metrics; counts of its own when
+    None).
     """
 
     def __init__(
@@ -334,6 +338,7 @@ class ConnectionGuard:
         processes: int = 1,
         proxies: TrustedProxies | None = None,
         warnings: RateWarnings | None = None,
+        counts: RefusalCounts | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         share = max(1, processes)
@@ -348,13 +353,15 @@ class ConnectionGuard:
         self.clock = clock
         self.open: set[GuardedRequestHandler] = set()
         self.per_host_open: dict[str, int] = {}
-        self.closed_for: dict[str, int] = {"limit": 0, "header_timeout": 0, "idle_timeout": 0}
-        """Connections closed by the guard, by reason (for metrics and tests)."""
+        self.counts = counts if counts is not None else RefusalCounts()
+        # The two tables counted in, looked up once (only refusals touch them).
+        self._refused = self.counts.connections_refused
+        self._closed = self.counts.connections_closed
 
     def accept(self, host: str, proxy: bool) -> bool:
         """Count a new connection of ``host`` if the bounds allow it (False: close it)."""
         if len(self.open) >= self.total_bound:
-            self.closed_for["limit"] += 1
+            self._refused["total"] += 1
             self.warnings.warn(
                 "*", "refusing connections: %d open, the bound in all", len(self.open)
             )
@@ -362,7 +369,7 @@ class ConnectionGuard:
         if self.per_host and not proxy:
             count = self.per_host_open.get(host, 0)
             if count >= self.host_bound:
-                self.closed_for["limit"] += 1
+                self._refused["per_host"] += 1
                 self.warnings.warn(
                     host, "refusing connections from %s: %d open, the bound per host", host, count
                 )
@@ -393,8 +400,9 @@ class ConnectionGuard:
             elif phase == IDLE and conn.since <= idle_deadline:
                 late.append((conn, "idle_timeout"))
         for conn, reason in late:
-            self.closed_for[reason] += 1
             if reason == "header_timeout":
+                # (Idle connections are counted when lost: see GuardedRequestHandler.)
+                self._closed[reason] += 1
                 self.warnings.warn(
                     conn.host,
                     "closing connections from %s that sent no request head within %g s",
@@ -409,6 +417,9 @@ class ConnectionGuard:
         while True:
             await asyncio.sleep(self.tick())
 
+
+IDLE_SLACK = 0.05
+"""Seconds short of the idle timeout after which a lost idle connection counts as timed out."""
 
 FD_RESERVE = 128
 """File descriptors kept for everything but connections (storage, listening socket, files)."""
@@ -472,8 +483,15 @@ class GuardedRequestHandler(RequestHandler):
         if not self._counted:
             return
         self._counted = False
-        self.guard.open.discard(self)
-        self.guard.release(self.host, self.proxy)
+        guard = self.guard
+        guard.open.discard(self)
+        guard.release(self.host, self.proxy)
+        # An idle connection lost after the idle timeout was closed for it: by the watchdog, or
+        # (usually first, on the same timeout) by aiohttp's keep-alive timer.  Counted here, so
+        # that both count once.  (The timer runs on the event loop's clock, which uvloop reads
+        # once per iteration to the millisecond: hence a little slack.)
+        if self.phase == IDLE and guard.clock() - self.since >= guard.idle_timeout - IDLE_SLACK:
+            guard.counts.connections_closed["idle_timeout"] += 1
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

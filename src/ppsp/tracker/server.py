@@ -69,7 +69,14 @@ from ppsp.errors import (
 )
 from ppsp.signals import on_signals
 from ppsp.tracker import json_codec, xml_codec
-from ppsp.tracker.auth import DEFAULT_LEEWAY, TokenVerifier, bearer_challenge, load_public_key
+from ppsp.tracker.auth import (
+    DEFAULT_LEEWAY,
+    REFUSAL_REASONS,
+    TokenVerifier,
+    bearer_challenge,
+    load_public_key,
+    refusal_reason,
+)
 from ppsp.tracker.codec import (
     JSON_MEDIA_TYPES,
     UNSUPPORTED_MEDIA_TYPE,
@@ -272,6 +279,7 @@ class _TrackerApp:
             processes=settings.processes,
             proxies=self.proxies,
             warnings=self.warnings,
+            counts=self.metrics.refusals,
         )
         self.rates: HostRates | None = None
         if limits.per_host:
@@ -284,6 +292,8 @@ class _TrackerApp:
             if not isinstance(key, Ed25519PublicKey):
                 key = load_public_key(Path(key))
             self.verifier = TokenVerifier(key, leeway=settings.token_leeway)
+            for reason in REFUSAL_REASONS:  # every reason on /metrics from the start
+                self.metrics.refusals.unauthenticated.setdefault(reason, 0)
         # The core takes the credentials of a request once it knows them (issue 12); a core
         # without the parameter is called as before.
         self.pass_credentials = "credentials" in inspect.signature(tracker.handle).parameters
@@ -309,6 +319,7 @@ class _TrackerApp:
             return 0.0
         wait = rates.admit(host_of(host), _monotonic())
         if wait:
+            self.metrics.refusals.rate_limited += 1
             self._warn_rate(host)
         return wait
 
@@ -330,6 +341,7 @@ class _TrackerApp:
         try:
             return verifier.check(request.headers.get("Authorization"), time.time())
         except BearerTokenError as exc:
+            self.metrics.refusals.count_unauthenticated(refusal_reason(exc))
             return exc
 
     # -- PPSP-TP ---------------------------------------------------------------------------
@@ -352,6 +364,7 @@ class _TrackerApp:
             if rates is not None:
                 wait = rates.admit(host_of(observed[0]), _monotonic())
                 if wait:
+                    self.metrics.refusals.rate_limited += 1
                     self._warn_rate(observed[0])
                     label = "unknown" if encoding is None else _ENCODING_LABELS[encoding]
                     self.metrics.count_request("unknown", label, "rate_limited")
