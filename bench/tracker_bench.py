@@ -48,9 +48,10 @@ from typing import Any
 
 import aiohttp
 
-from ppsp.tracker.codec import codec_for
+from ppsp.codecs.tracker import codec_for
 from ppsp.tracker.core import Tracker, TrackerConfig
-from ppsp.tracker.messages import (
+from ppsp.tracker.storage import MemoryStorage
+from ppsp.wire.tracker import (
     ConnectRequest,
     ContentMap,
     DisconnectRequest,
@@ -68,7 +69,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     TrackerResponse,
 )
-from ppsp.tracker.storage import MemoryStorage
 
 V11 = ProtocolVersion.V1_1
 LISTENING = re.compile(r"listening on (https?://\S+)")
@@ -82,7 +82,7 @@ def serve_bare(port: int, body: bytes, content_type: str) -> None:
     """A POST-anything endpoint with the tracker's server settings, answering ``body``."""
     from aiohttp import web
 
-    from ppsp.tracker.server import runner_for_tracker
+    from ppsp.tracker.net.server import runner_for_tracker
 
     async def handle(request: web.Request) -> web.Response:
         await request.read()

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ppsp.tracker.core import Tracker, TrackerConfig
-from ppsp.tracker.messages import (
+from ppsp.tracker.peerlist import select_from_groups
+from ppsp.tracker.storage import MemoryStorage
+from ppsp.wire.tracker import (
     ConnectRequest,
     FindRequest,
     JoinRequest,
@@ -37,8 +39,6 @@ from ppsp.tracker.messages import (
     ProtocolVersion,
     SwarmAction,
 )
-from ppsp.tracker.peerlist import select_from_groups
-from ppsp.tracker.storage import MemoryStorage
 
 V11 = ProtocolVersion.V1_1
 PROTOCOLS = ("PPSP-PP/0.1", "BT", "X", "Y")

@@ -54,7 +54,7 @@ from bench.tracker_bench import (
     run_setup,
     tracker_args,
 )
-from ppsp.tracker.messages import Encoding
+from ppsp.wire.tracker import Encoding
 
 SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
 NO_DEADLINE = 1e9

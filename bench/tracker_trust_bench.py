@@ -11,7 +11,7 @@ Four trackers run side by side, each started the way a user starts one
   trusts that CA (and nothing else) and verifies the certificate as a peer does;
 - ``tokens``: HTTP with ``--auth-key``: every request carries
   ``Authorization: Bearer <token>``, its peer's token from
-  :func:`ppsp.tracker.auth.issue_token` (one per simulated peer, made before the clock starts);
+  :func:`ppsp.tracker.net.auth.issue_token` (one per simulated peer, made before the clock starts);
 - ``tls_tokens``: both.
 
 The workload and the driver are ``bench.tracker_bench``'s: ``--peers`` peers register and join
@@ -72,8 +72,8 @@ from bench.tracker_bench import (
     run_setup,
     tracker_args,
 )
-from ppsp.tracker.auth import generate_key_pair, issue_token, public_key_pem
-from ppsp.tracker.messages import Encoding
+from ppsp.tracker.net.auth import generate_key_pair, issue_token, public_key_pem
+from ppsp.wire.tracker import Encoding
 
 SERVERS = ("plain", "tls", "tokens", "tls_tokens")
 """The four trackers, in the order of even rounds."""

@@ -248,7 +248,7 @@ async def measure_startup(repeat: int) -> list[float]:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
-        process = await spawn("-c", "import ppsp.cli, ppsp.peer.commands")
+        process = await spawn("-c", "import ppsp.app.cli, ppsp.app.commands")
         await asyncio.wait_for(process.communicate(), 60)
         samples.append(time.perf_counter() - started)
     return samples

@@ -1,8 +1,8 @@
-"""Fuzz harness for the strict HTTP/1.x response head parser (:mod:`ppsp.core.httphead`).
+"""Fuzz harness for the strict HTTP/1.x response head parser (:mod:`ppsp.codecs.httphead`).
 
 Properties checked on every input:
 
-* :func:`~ppsp.core.httphead.head_length` and :func:`~ppsp.core.httphead.parse_response_head`
+* :func:`~ppsp.codecs.httphead.head_length` and :func:`~ppsp.codecs.httphead.parse_response_head`
   raise nothing but :class:`~ppsp.errors.MalformedResponse`;
 * whatever parses has a status in 100..999, framing that is not ambiguous (never chunked with a
   Content-Length) and is delimited exactly by ``head_length``;
@@ -22,7 +22,7 @@ import random
 import sys
 import traceback
 
-from ppsp.core.httphead import (
+from ppsp.codecs.httphead import (
     MAX_HEAD_BYTES,
     ResponseHead,
     head_length,

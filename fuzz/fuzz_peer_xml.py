@@ -6,7 +6,7 @@ Properties checked on every input:
 * whatever decodes re-encodes, and decodes back to the same message;
 * the peer lists, chunk maps, scopes and PeerNum it reads are written by the tracker's XML and
   JSON codecs and read back the same (the field rules every codec shares,
-  :mod:`ppsp.core.fields`);
+  :mod:`ppsp.wire.fields`);
 * the request handler's byte interface never raises and always answers a decodable body.
 
 Run with atheris when it is installed (``python fuzz/fuzz_peer_xml.py [libFuzzer flags]``);
@@ -19,17 +19,21 @@ from __future__ import annotations
 import importlib
 import random
 import sys
+from pathlib import Path
 
-from ppsp.core.bitmap import ChunkBitmap
-from ppsp.errors import PeerProtocolError
-from ppsp.peer.codec import (
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.peer_xml import (
     decode_request,
     decode_response,
     encode_request,
     encode_response,
     response_status,
 )
-from ppsp.peer.messages import (
+from ppsp.errors import PeerProtocolError
+from ppsp.peer.protocol.handler import PeerProtocolHandler
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.peer import (
     ChunkAvailabilityRequest,
     ChunkAvailabilityResponse,
     ErrorResponse,
@@ -47,9 +51,7 @@ from ppsp.peer.messages import (
     TransportOffer,
     chunk_map_from_bitmaps,
 )
-from ppsp.peer.protocol import MemoryPeerState, PeerProtocolHandler
-from ppsp.tracker import json_codec, xml_codec
-from ppsp.tracker.messages import (
+from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
@@ -60,7 +62,11 @@ from ppsp.tracker.messages import (
     StatReportRequest,
     TrackerResponse,
 )
-from ppsp.tracker.messages import FindRequest as TrackerFindRequest
+from ppsp.wire.tracker import FindRequest as TrackerFindRequest
+
+# The handler runs against the tests' dict-backed PeerState (a test double, kept in tests/).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+MemoryPeerState = importlib.import_module("peer.protocol.doubles").MemoryPeerState
 
 _MAP = chunk_map_from_bitmaps({"tag0": [ChunkBitmap.from_indexes([0, 5, 17], 25)]})
 TID, PEER, SWARM = "12345", "656164657221", "1111"

@@ -12,7 +12,7 @@ examples (``specs/examples/draft12-*``) plus version 2 messages made by the enco
 Any exception other than :class:`~ppsp.errors.TrackerProtocolError` is a bug, and so is a
 decoded message that does not survive ``decode(encode(message))`` unchanged, in JSON and in
 the other codecs (XML for requests; XML and the peer codec for peer lists: the field rules every
-codec shares, :mod:`ppsp.core.fields`).  The loop stops and prints the input.
+codec shares, :mod:`ppsp.wire.fields`).  The loop stops and prints the input.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from typing import Any
 
 import orjson
 
-from ppsp.errors import TrackerErrorCode, TrackerProtocolError
-from ppsp.peer import codec as peer_codec
-from ppsp.peer.messages import FindResponse as PeerFindResponse
-from ppsp.tracker import xml_codec
-from ppsp.tracker.json_codec import (
+from ppsp.codecs import peer_xml as peer_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.tracker_json import (
     decode_request,
     decode_response,
     encode_request,
     encode_response,
 )
-from ppsp.tracker.messages import (
+from ppsp.errors import TrackerErrorCode, TrackerProtocolError
+from ppsp.wire.peer import FindResponse as PeerFindResponse
+from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     DisconnectRequest,

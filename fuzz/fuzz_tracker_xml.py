@@ -12,7 +12,7 @@ Without it, the same entry point runs a bounded random-mutation loop over the dr
 Any exception other than :class:`~ppsp.errors.TrackerProtocolError` is a bug, and so is a
 decoded message that the codecs do not write back unchanged: the XML codec itself, the JSON
 codec where the message's version has a JSON form, and the peer codec for a peer list (the field
-rules every codec shares, :mod:`ppsp.core.fields`).  The loop stops and prints the input.
+rules every codec shares, :mod:`ppsp.wire.fields`).  The loop stops and prints the input.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from ppsp.codecs import peer_xml as peer_codec
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.tracker_xml import decode_request, decode_response
 from ppsp.errors import TrackerProtocolError
-from ppsp.peer import codec as peer_codec
-from ppsp.peer.messages import FindResponse as PeerFindResponse
-from ppsp.tracker import json_codec, xml_codec
-from ppsp.tracker.messages import (
+from ppsp.wire.peer import FindResponse as PeerFindResponse
+from ppsp.wire.tracker import (
     AddressType,
     AnyRequest,
     ConnectRequest,
@@ -44,7 +46,6 @@ from ppsp.tracker.messages import (
     StatReportRequest,
     TrackerResponse,
 )
-from ppsp.tracker.xml_codec import decode_request, decode_response
 
 STATUSES = (200, 400, 401, 403, 404, 413, 500, 503, 302)
 REASONS = ("", "PPSP version 1.0", "Bad Request")

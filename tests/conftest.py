@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from ppsp.tracker.storage import MemoryStorage, RedisStorage, Storage
+from ppsp.tracker.net.redis_storage import RedisStorage
+from ppsp.tracker.storage import MemoryStorage, Storage
 
 # Every process the tests start keeps its per-user files (live source keys) in a scratch
 # directory, never in the real home: set before any test module copies the environment.

@@ -56,7 +56,7 @@ CHILD = textwrap.dedent(
     for info in pkgutil.walk_packages(ppsp.__path__, "ppsp."):
         if info.name != "ppsp.__main__":  # runs the command line when imported
             importlib.import_module(info.name)
-    from ppsp.cli import main
+    from ppsp.app.cli import main
     sys.argv = ["ppsp", *sys.argv[2:]]
     main()
     """

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ppsp.tracker.client import TrackerClient
-from ppsp.tracker.messages import PeerInfo, PeerMode
-
-from .swarm_helpers import Swarm, content, finish
+from e2e.swarm_helpers import Swarm, content, finish
+from ppsp.tracker.net.client import TrackerClient
+from ppsp.wire.tracker import PeerInfo, PeerMode
 
 
 @pytest.fixture

@@ -140,7 +140,7 @@ def test_tracker_url_without_scheme_or_host_is_refused_at_once(url: str, tmp_pat
 
 
 def test_unreachable_tracker_reads_as_a_sentence(tmp_path: Path) -> None:
-    from .swarm_helpers import closed_port
+    from e2e.swarm_helpers import closed_port
 
     port = closed_port()
     result = ppsp(

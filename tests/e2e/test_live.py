@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import pytest
 
-from ppsp.media import ffmpeg_exe
+from ppsp.app.media import ffmpeg_exe
 
 PPSP = [sys.executable, "-m", "ppsp"]
 

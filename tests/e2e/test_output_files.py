@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .swarm_helpers import CHUNK_SIZE, ENV, Swarm, content, finish
+from e2e.swarm_helpers import CHUNK_SIZE, ENV, Swarm, content, finish
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .swarm_helpers import Peer, Swarm, content
+from e2e.swarm_helpers import Peer, Swarm, content
 
 STOP_BOUND = 5.0
 """Seconds a command may take to exit after a stop signal, in these tests."""

@@ -17,9 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ppsp.peer.chunkstore import part_path
-
-from .swarm_helpers import (
+from e2e.swarm_helpers import (
     CHUNK_SIZE,
     Swarm,
     chunk_count,
@@ -30,6 +28,7 @@ from .swarm_helpers import (
     step_until,
     throttle,
 )
+from ppsp.peer.net.chunkstore import part_path
 
 pytestmark = pytest.mark.e2e
 

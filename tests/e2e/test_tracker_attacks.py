@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from bench.tracker_attacks import ATTACKER, Host, connect, disconnect, join
 
-from .swarm_helpers import Swarm, content, finish
+from e2e.swarm_helpers import Swarm, content, finish
 
 
 @pytest.fixture

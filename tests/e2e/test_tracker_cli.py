@@ -16,12 +16,11 @@ import aiohttp
 import orjson
 import pytest
 
-from ppsp.tracker.client import Exchange, TrackerClient
-from ppsp.tracker.codec import codec_for
-from ppsp.tracker.messages import ConnectRequest, Encoding, PeerMode, ProtocolVersion
-from storage.redis_server import free_port, redis_server
-
-from .swarm_helpers import Swarm
+from e2e.swarm_helpers import Swarm
+from ppsp.codecs.tracker import codec_for
+from ppsp.tracker.net.client import Exchange, TrackerClient
+from ppsp.wire.tracker import ConnectRequest, Encoding, PeerMode, ProtocolVersion
+from tracker.storage.redis_server import free_port, redis_server
 
 pytestmark = pytest.mark.e2e
 

@@ -27,12 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from e2e.swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish
+from e2e.tls_helpers import TLSFiles, make_tls_files
 from ppsp.errors import PPSPError
-from ppsp.tracker.client import TrackerClient
 from ppsp.tracker.limits import DEFAULT_LIMITS
-
-from .swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish
-from .tls_helpers import TLSFiles, make_tls_files
+from ppsp.tracker.net.client import TrackerClient
 
 pytestmark = pytest.mark.e2e
 

@@ -19,11 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ppsp.tracker import xml_codec
-from ppsp.tracker.messages import ConnectRequest, Encoding, ProtocolVersion
-
-from .swarm_helpers import LISTENING, Peer, Swarm, content, finish
-from .tls_helpers import make_tls_files
+from e2e.swarm_helpers import LISTENING, Peer, Swarm, content, finish
+from e2e.tls_helpers import make_tls_files
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.wire.tracker import ConnectRequest, Encoding, ProtocolVersion
 
 pytestmark = pytest.mark.e2e
 
@@ -217,8 +216,8 @@ WORKERS_WITH_LIMITS = """
 import sys
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.server import ServerSettings
-from ppsp.tracker.workers import run_tracker_workers
+from ppsp.tracker.net.server import ServerSettings
+from ppsp.tracker.net.workers import run_tracker_workers
 
 limits = Limits(
     requests_per_second_per_host=10.0,

@@ -13,9 +13,8 @@ from pathlib import Path
 import av
 import pytest
 
-from ppsp.media import make_sample_video
-
-from .swarm_helpers import Swarm
+from e2e.swarm_helpers import Swarm
+from ppsp.app.media import make_sample_video
 
 
 @pytest.fixture

@@ -361,8 +361,8 @@ def test_markdown_quotes_the_last_stderr_line_of_failed_processes() -> None:
 def test_decode_output_counts_the_errors_ffmpeg_reports(tmp_path: Path) -> None:
     # A recording that starts between key frames decodes with PyAV without an exception,
     # but FFmpeg reports every frame before the first key frame: those count as errors.
+    from ppsp.app.media import make_sample_video
     from ppsp.lab.live import decode_output
-    from ppsp.media import make_sample_video
 
     whole = make_sample_video(
         tmp_path / "whole.ts", seconds=2, width=160, height=96, container="mpegts"

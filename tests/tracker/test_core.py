@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.core.bitmap import ChunkBitmap
-from ppsp.core.fields import MAX_LISTED_PEERS
-from ppsp.core.safexml import MAX_XML_BYTES
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.safexml import MAX_XML_BYTES
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
-from ppsp.tracker import json_codec, xml_codec
 from ppsp.tracker.core import (
     AddressUse,
     Tracker,
@@ -24,7 +23,11 @@ from ppsp.tracker.core import (
     usable_addresses,
 )
 from ppsp.tracker.credentials import Credentials
-from ppsp.tracker.messages import (
+from ppsp.tracker.statemachine import PeerState, TrackerState
+from ppsp.tracker.storage import MemoryStorage, Storage
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.fields import MAX_LISTED_PEERS
+from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
     AnyRequest,
@@ -47,8 +50,6 @@ from ppsp.tracker.messages import (
     SwarmActionType,
     TrackerResponse,
 )
-from ppsp.tracker.statemachine import PeerState, TrackerState
-from ppsp.tracker.storage import MemoryStorage, Storage
 
 V10, V11 = ProtocolVersion.V1_0, ProtocolVersion.V1_1
 SEED, LEECH = PeerMode.SEED, PeerMode.LEECH

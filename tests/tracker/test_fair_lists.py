@@ -17,10 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.core.bitmap import ChunkBitmap
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.messages import (
+from ppsp.tracker.peerlist import select_from_groups, select_peers
+from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.storage import MemoryStorage, PeerRecord, Storage, SwarmMember
+from ppsp.tracker.storage.base import group_members, member_prefix, rank_profile
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.tracker import (
     AddressType,
     ConnectRequest,
     ContentMap,
@@ -35,10 +39,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
 )
-from ppsp.tracker.peerlist import select_from_groups, select_peers
-from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage import MemoryStorage, PeerRecord, Storage, SwarmMember
-from ppsp.tracker.storage.base import group_members, member_prefix, rank_profile
 
 V11 = ProtocolVersion.V1_1
 SEED, LEECH = PeerMode.SEED, PeerMode.LEECH

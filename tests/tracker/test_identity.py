@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 import pytest
 
-from ppsp.core.bitmap import ChunkBitmap
 from ppsp.errors import AuthenticationRequired, Forbidden
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.credentials import Credentials
-from ppsp.tracker.messages import (
+from ppsp.tracker.storage import Storage
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     ContentMap,
@@ -34,7 +35,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
 )
-from ppsp.tracker.storage import Storage
 
 V11 = ProtocolVersion.V1_1
 SEED, LEECH = PeerMode.SEED, PeerMode.LEECH

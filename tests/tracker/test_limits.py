@@ -15,7 +15,8 @@ import pytest
 from ppsp.errors import Forbidden, ServiceUnavailable
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
-from ppsp.tracker.messages import (
+from ppsp.tracker.storage import Storage, StorageCounts
+from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     DisconnectRequest,
@@ -27,7 +28,6 @@ from ppsp.tracker.messages import (
     SwarmAction,
     SwarmActionType,
 )
-from ppsp.tracker.storage import Storage, StorageCounts
 
 V11 = ProtocolVersion.V1_1
 FLOODER = "203.0.113.66"

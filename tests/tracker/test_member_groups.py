@@ -21,11 +21,11 @@ from typing import overload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.tracker.messages import AddressType, PeerAddress, PeerMode, ProtocolVersion
 from ppsp.tracker.peerlist import select_from_groups, select_peers
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage import MemoryStorage, PeerRecord, Storage, SwarmMember, memory
 from ppsp.tracker.storage.base import group_members, member_prefix, rank_profile
+from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode, ProtocolVersion
 
 PROTOCOLS = st.none() | st.sampled_from(["PPSP-PP/0.1", "BT", "X"])
 ASNS = st.none() | st.sampled_from(["64496", "64497"])

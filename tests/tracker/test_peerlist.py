@@ -8,8 +8,16 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.core.bitmap import ChunkBitmap
-from ppsp.tracker.messages import (
+from ppsp.tracker.peerlist import (
+    MAX_PEER_LIST,
+    holdings,
+    peer_count,
+    select_peers,
+    to_peer_infos,
+)
+from ppsp.tracker.storage import SwarmMember
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
@@ -19,14 +27,6 @@ from ppsp.tracker.messages import (
     RepresentationScope,
     SegmentMap,
 )
-from ppsp.tracker.peerlist import (
-    MAX_PEER_LIST,
-    holdings,
-    peer_count,
-    select_peers,
-    to_peer_infos,
-)
-from ppsp.tracker.storage import SwarmMember
 
 
 def addr(

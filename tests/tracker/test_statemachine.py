@@ -7,19 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppsp.errors import Forbidden, TrackerErrorCode
-from ppsp.tracker.messages import (
-    ConnectRequest,
-    DisconnectRequest,
-    DisconnectScope,
-    FindRequest,
-    JoinRequest,
-    PeerMode,
-    ProtocolVersion,
-    StatReportRequest,
-    StreamStatistics,
-    SwarmAction,
-    SwarmActionType,
-)
 from ppsp.tracker.statemachine import (
     MACHINES,
     TRACKER_TRANSITIONS,
@@ -34,6 +21,19 @@ from ppsp.tracker.statemachine import (
     classify,
     machine_for,
     tracker_state,
+)
+from ppsp.wire.tracker import (
+    ConnectRequest,
+    DisconnectRequest,
+    DisconnectScope,
+    FindRequest,
+    JoinRequest,
+    PeerMode,
+    ProtocolVersion,
+    StatReportRequest,
+    StreamStatistics,
+    SwarmAction,
+    SwarmActionType,
 )
 
 V10, V11 = ProtocolVersion.V1_0, ProtocolVersion.V1_1

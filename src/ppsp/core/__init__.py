@@ -1,1 +1,4 @@
-"""Sans-I/O building blocks shared by tracker and peers (chunk maps, hardened XML)."""
+"""Sans-I/O building blocks that are neither messages nor codecs (token buckets, rates).
+
+Layer: sans-I/O.  May import ``ppsp.wire`` and ``ppsp.errors`` only (tests/test_layers.py).
+"""

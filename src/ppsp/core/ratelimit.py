@@ -1,7 +1,7 @@
 """Rate limits as token buckets, and the parsing of rates users type (``2MiB``, ``8Mbit``).
 
 Sans-I/O: a bucket is told the time and answers how long to wait before sending; the I/O layer
-does the waiting (:class:`AsyncRateLimiter` in :mod:`ppsp.peer.node`'s transport).
+does the waiting (:class:`AsyncRateLimiter` in :mod:`ppsp.peer.net.node`'s transport).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ from ppsp.lab.runner import (
     _Run,
     start_tracker,
 )
-from ppsp.signals import STOP_SIGNALS, on_signals
+from ppsp.process.signals import STOP_SIGNALS, on_signals
 
 SIGINT_GRACE = 15.0
 """Seconds a process has to exit after SIGINT before SIGTERM (then SIGKILL) follows."""
@@ -119,7 +119,7 @@ def plan_live(settings: LiveLabSettings) -> LivePlan:
 
 def encoder_args(settings: LiveLabSettings, output: Path) -> list[str]:
     """The ffmpeg command line: a live CBR H.264 test pattern in MPEG-TS written to ``output``."""
-    from ppsp.media import ffmpeg_exe
+    from ppsp.app.media import ffmpeg_exe
 
     bits = f"{round(settings.bitrate * 8)}"
     return [

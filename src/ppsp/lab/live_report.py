@@ -1,7 +1,7 @@
 """Bookkeeping of a live lab run: figures from the viewers' ``--report`` files, targets, report.md.
 
 Pure functions of the report documents that ``ppsp live`` and ``ppsp watch`` write (see
-:func:`ppsp.peer.commands.write_report`) and of the decoding results of each viewer's output
+:func:`ppsp.app.commands.write_report`) and of the decoding results of each viewer's output
 file: no processes, no clock, no files, so that every figure can be tested on synthetic reports.
 
 Times.  Live nodes run on the wall clock, so their report times are Unix times already

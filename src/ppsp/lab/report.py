@@ -1,7 +1,7 @@
 """Bookkeeping of a lab run: figures from the peers' ``--report`` files, the bound, report.md.
 
 Everything here is a pure function of the report documents that ``ppsp seed`` and ``ppsp get``
-write (see :func:`ppsp.peer.commands.write_report`): no processes, no clock, no files, so that
+write (see :func:`ppsp.app.commands.write_report`): no processes, no clock, no files, so that
 the figures can be tested on synthetic reports.
 
 Times.  Each report's times are its process's monotonic clock; adding its ``wall_offset`` puts

@@ -37,7 +37,7 @@ import orjson
 from ppsp.lab.baseline import run_baseline
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
-from ppsp.signals import STOP_SIGNALS, on_signals
+from ppsp.process.signals import STOP_SIGNALS, on_signals
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 COMPLETE = re.compile(r": complete, \d+ bytes verified")

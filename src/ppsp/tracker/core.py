@@ -2,7 +2,7 @@
 
 :class:`Tracker` owns no socket, no event loop and no clock.  The HTTP layer decodes a request,
 calls :meth:`Tracker.handle` with the address it observed and the current time, and encodes the
-returned :class:`~ppsp.tracker.messages.TrackerResponse` (or the raised
+returned :class:`~ppsp.wire.tracker.TrackerResponse` (or the raised
 :class:`~ppsp.errors.TrackerProtocolError`, whose ``transaction_id`` is always set).  Timers are
 deadlines kept with each peer in the :class:`~ppsp.tracker.storage.Storage`; the caller arms one
 wake-up at :meth:`Tracker.next_deadline` and calls :meth:`Tracker.expire` then, the aioquic
@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from ppsp.core.fields import MAX_LISTED_PEERS
 from ppsp.errors import (
     AuthenticationRequired,
     Forbidden,
@@ -39,7 +38,28 @@ from ppsp.errors import (
 )
 from ppsp.tracker.credentials import Credentials
 from ppsp.tracker.limits import DEFAULT_LIMITS, Limits, host_key
-from ppsp.tracker.messages import (
+from ppsp.tracker.peerlist import (
+    peer_count,
+    requester_info,
+    select_from_groups,
+    select_peers,
+    to_peer_infos,
+)
+from ppsp.tracker.statemachine import (
+    ErrorPolicy,
+    PeerAction,
+    PeerMachine,
+    PeerState,
+    TimerEffect,
+    TrackerState,
+    Transition,
+    classify,
+    machine_for,
+    tracker_state,
+)
+from ppsp.tracker.storage.base import PeerRecord, Storage
+from ppsp.wire.fields import MAX_LISTED_PEERS
+from ppsp.wire.tracker import (
     ActionResult,
     AddressFamily,
     AddressType,
@@ -61,26 +81,6 @@ from ppsp.tracker.messages import (
     TrackerResponse,
     positional_builder,
 )
-from ppsp.tracker.peerlist import (
-    peer_count,
-    requester_info,
-    select_from_groups,
-    select_peers,
-    to_peer_infos,
-)
-from ppsp.tracker.statemachine import (
-    ErrorPolicy,
-    PeerAction,
-    PeerMachine,
-    PeerState,
-    TimerEffect,
-    TrackerState,
-    Transition,
-    classify,
-    machine_for,
-    tracker_state,
-)
-from ppsp.tracker.storage.base import PeerRecord, Storage
 
 __all__ = [
     "AddressUse",

@@ -29,9 +29,15 @@ import random
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
-from ppsp.core.fields import MAX_PEER_ADDRESSES
 from ppsp.tracker.limits import DEFAULT_LIMITS
-from ppsp.tracker.messages import (
+from ppsp.tracker.storage.base import (
+    MemberGroup,
+    MemberSlots,
+    SwarmMember,
+    member_prefix,
+)
+from ppsp.wire.fields import MAX_PEER_ADDRESSES
+from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
@@ -40,12 +46,6 @@ from ppsp.tracker.messages import (
     PeerNum,
     RepresentationScope,
     positional_builder,
-)
-from ppsp.tracker.storage.base import (
-    MemberGroup,
-    MemberSlots,
-    SwarmMember,
-    member_prefix,
 )
 
 __all__ = [

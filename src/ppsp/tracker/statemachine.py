@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ppsp.errors import Forbidden
-from ppsp.tracker.messages import (
+from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     DisconnectRequest,

@@ -1,13 +1,15 @@
-"""Tracker storage: the :class:`Storage` interface and its backends (memory, Redis)."""
+"""Tracker storage: the :class:`Storage` interface and the memory backend (sans-I/O).
+
+The Redis backend is I/O: :class:`ppsp.tracker.net.redis_storage.RedisStorage`.  Both pass one
+conformance suite (tests/tracker/storage).
+"""
 
 from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
 from ppsp.tracker.storage.memory import MemoryStorage
-from ppsp.tracker.storage.redis import RedisStorage
 
 __all__ = [
     "MemoryStorage",
     "PeerRecord",
-    "RedisStorage",
     "Storage",
     "StorageCounts",
     "SwarmMember",

@@ -1,7 +1,7 @@
 """The storage interface of the tracker, with its written obligations.
 
 In the manner of chihaya's storage: one abstract interface whose docstrings state what every
-backend must guarantee, and one conformance suite (``tests/storage/``) that every backend
+backend must guarantee, and one conformance suite (``tests/tracker/storage/``) that every backend
 passes.  The tracker core (:mod:`ppsp.tracker.core`) holds no state of its own; all of it lives
 behind this interface, so several tracker processes can share one Redis.
 
@@ -53,7 +53,8 @@ from dataclasses import dataclass
 
 from ppsp.errors import Forbidden, ServiceUnavailable, TrackerProtocolError
 from ppsp.tracker.limits import Limits, prefix_key
-from ppsp.tracker.messages import (
+from ppsp.tracker.statemachine import PeerState
+from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
@@ -61,7 +62,6 @@ from ppsp.tracker.messages import (
     ProtocolVersion,
     StreamStatistics,
 )
-from ppsp.tracker.statemachine import PeerState
 
 __all__ = [
     "LIMIT_CODES",

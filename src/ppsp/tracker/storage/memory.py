@@ -36,16 +36,6 @@ import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.messages import (
-    AddressFamily,
-    AddressType,
-    ContentMap,
-    PeerAddress,
-    PeerMode,
-    ProtocolVersion,
-    StreamStatistics,
-    positional_builder,
-)
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
     MemberGroup,
@@ -59,6 +49,16 @@ from ppsp.tracker.storage.base import (
     limit_error,
     prefix_of,
     rank_profile,
+)
+from ppsp.wire.tracker import (
+    AddressFamily,
+    AddressType,
+    ContentMap,
+    PeerAddress,
+    PeerMode,
+    ProtocolVersion,
+    StreamStatistics,
+    positional_builder,
 )
 
 __all__ = ["MemoryStorage", "measure_membership_bytes"]

@@ -1,0 +1,435 @@
+"""What the peer commands (``ppsp seed``, ``ppsp get``, ``ppsp watch``) do, as coroutines.
+
+The click definitions in :mod:`ppsp.app.cli` parse options and call these; the live source and the
+live half of ``watch`` are in :mod:`ppsp.app.live_commands`.  Each returns the
+process exit code; expected failures are one line on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import orjson
+
+from ppsp.app.player import PlayerEndpoint, copy_in_order, serve_player
+from ppsp.errors import PPSPError
+from ppsp.peer.download.picker import PickerConfig
+from ppsp.peer.live import LiveDescription
+from ppsp.peer.net.chunkstore import part_path
+from ppsp.peer.net.node import DownloadFailed, PeerNode, SwarmSession
+from ppsp.process.signals import Interrupted, stop_event, until_stopped
+from ppsp.tracker.net.client import token_subject
+from ppsp.wire.tracker import Encoding
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+WATCH_WINDOW_CHUNKS = 8
+"""Chunks ahead of the play position fetched in playback order (the deadline window)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerOptions:
+    """What every peer command is told: its tracker, where it serves, its limits and report.
+
+    ``tls`` holds the trust anchors for an ``https://`` tracker (the system's when None);
+    ``token``, a bearer token for the tracker, also gives the peer its PeerID (the token's
+    subject, see :attr:`peer_id`).
+    """
+
+    tracker_url: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    advertise: tuple[str, int | None] | None = None
+    encoding: Encoding = Encoding.XML
+    upload_rate: float | None = None
+    download_rate: float | None = None
+    report: Path | None = None
+    corrupt_uploads: bool = False
+    tls: ssl.SSLContext | None = None
+    token: str | None = None
+
+    @property
+    def peer_id(self) -> str | None:
+        """The PeerID the token was issued for; None without a token (the node picks one)."""
+        return None if self.token is None else token_subject(self.token)
+
+    def node(self, **settings: Any) -> PeerNode:
+        """A peer node with these options (and any further PeerNode settings)."""
+        if self.token is not None:
+            settings.setdefault("peer_id", self.peer_id)
+        node = PeerNode(
+            tracker_url=self.tracker_url,
+            tracker_tls=self.tls,
+            tracker_token=self.token,
+            host=self.host,
+            port=self.port,
+            advertise=self.advertise,
+            encoding=self.encoding,
+            upload_rate=self.upload_rate,
+            download_rate=self.download_rate,
+            **settings,
+        )
+        node.corrupt_uploads = self.corrupt_uploads
+        return node
+
+
+def write_report(node: PeerNode, path: Path | None) -> None:
+    """Write every session's figures as JSON to ``path`` (atomically), if a path is given.
+
+    Times in the report are the node's monotonic clock; ``wall_offset`` turns them into Unix
+    time, so that reports of several processes can be put on one time line.
+    """
+    if path is None:
+        return
+    document = {
+        "peer_id": node.peer_id,
+        "wall_offset": time.time() - node.clock(),
+        "sessions": [session.report(node.peer_id) for session in node.sessions.values()],
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(orjson.dumps(document))
+    temporary.replace(path)
+
+
+def fail(message: str) -> int:
+    """Print ``ppsp: message`` on standard error and return the failure exit code."""
+    print(f"ppsp: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+class ProgressReporter:
+    """Progress of a download: a rich bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, *, interval: float = 1.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.interactive = stream.isatty()
+        self._progress: Progress | None = None
+        self._task: object = None
+        self._last = 0.0
+
+    def __call__(self, session: SwarmSession) -> None:
+        """Called on every stored chunk."""
+        if session.description is None:
+            return
+        total = session.description.size
+        done = min(total, len(session.bitmap()) * session.description.chunk_size)
+        if session.complete:
+            done = total
+        if self.interactive:
+            if self._progress is None:
+                # Imported here: rich costs start-up time that only a terminal user sees paid.
+                from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+                self._progress = Progress(
+                    "[progress.description]{task.description}",
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    transient=False,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task(session.swarm_id[:12], total=total)
+            self._progress.update(self._task, completed=done)  # type: ignore[arg-type]
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval or session.complete:
+            self._last = now
+            percent = 100.0 * done / total if total else 100.0
+            peers = sum(1 for r in session.remotes.values() if r.offer is not None)
+            print(
+                f"{session.swarm_id[:12]} {percent:5.1f}% {done}/{total} bytes, {peers} peers",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Stop the bar, if one is shown."""
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def check_output(output: Path | None, *, force: bool) -> str | None:
+    """Why ``-o output`` cannot be used (checked before any network), or None when it can.
+
+    A file already there is kept unless ``force``: a download writes ``OUTPUT.part`` and
+    replaces OUTPUT only once every chunk is verified.
+    """
+    if output is None or str(output) == "-":
+        return None
+    if output.is_dir():
+        return f"{output} is a directory"
+    if output.exists() and not force:
+        return f"{output} already exists: give --force to replace it"
+    if not output.parent.is_dir():
+        return f"cannot write {output}: no directory {output.parent}"
+    return None
+
+
+def describe_seeding(path: Path, session: SwarmSession, node: PeerNode) -> str:
+    """The line ``ppsp seed`` prints once it serves: what, how cut, where."""
+    description = session.description
+    assert description is not None
+    rep = description.representation()
+    return (
+        f"seeding {path}: {_size(description.size)} ({description.media_type}) in "
+        f"{rep.chunk_count} chunks of {_size(description.chunk_size)}, at {node.base_url}"
+    )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{count} bytes"
+
+
+async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None = None) -> int:
+    """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
+    stop = stop_event()
+    node = options.node()
+    try:
+        await until_stopped(stop, node.start())
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    try:
+        session = await until_stopped(stop, node.seed(path, chunk_size=chunk_size))
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
+    except PPSPError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot seed {path}: {exc}")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot seed {path}: {exc.strerror or exc}")
+    print(session.swarm_id, flush=True)
+    print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
+    await stop.wait()
+    await node.stop()
+    write_report(node, options.report)
+    return 0
+
+
+async def get_main(
+    swarm_id: str,
+    options: PeerOptions,
+    *,
+    output: Path,
+    timeout: float = 30.0,
+    seed_after: bool = False,
+) -> int:
+    """Download ``swarm_id`` into ``output`` (``-``: standard output); 0 when complete.
+
+    The file is written as ``OUTPUT.part`` and renamed when every chunk is verified; an
+    interrupted download keeps the ``.part`` and the same command resumes it.  To standard
+    output the content is written in order, each chunk as soon as it is verified.
+    """
+    stop = stop_event()
+    to_stdout = str(output) == "-"
+    node = (
+        options.node(picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS))
+        if to_stdout
+        else (options.node())
+    )
+    progress = ProgressReporter()
+    try:
+        await until_stopped(stop, node.start())
+    except Interrupted:
+        await node.stop(disconnect=False)
+        return fail("interrupted")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    work: asyncio.Future[object]
+    if to_stdout:
+        work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))
+    else:
+        work = asyncio.ensure_future(
+            node.download(swarm_id, output, no_progress_timeout=timeout, on_progress=progress)
+        )
+    try:
+        try:
+            await until_stopped(stop, work)
+        except Interrupted:
+            progress.close()
+            if to_stdout:
+                return fail("interrupted")
+            return fail(f"interrupted: {part_path(output)} is kept, run again to resume")
+        except (DownloadFailed, PPSPError) as exc:
+            progress.close()
+            return fail(str(exc))
+        except BrokenPipeError:
+            progress.close()
+            return fail("standard output was closed")
+        progress.close()
+        session = node.sessions[swarm_id]
+        size = session.description.size if session.description else 0
+        shown = "standard output" if to_stdout else str(output)
+        print(f"{shown}: complete, {size} bytes verified", file=sys.stderr, flush=True)
+        if seed_after:
+            print(f"seeding at {node.base_url} until interrupted", file=sys.stderr, flush=True)
+            await stop.wait()
+        return 0
+    finally:
+        await node.stop()
+        write_report(node, options.report)
+
+
+async def _download_to_stdout(
+    node: PeerNode, swarm_id: str, timeout: float, progress: ProgressReporter
+) -> None:
+    """``get -o -``: download into a nameless file, written out in order as it arrives."""
+    session = await node.join_swarm(swarm_id)
+    download = asyncio.ensure_future(
+        node.download(
+            swarm_id, None, no_progress_timeout=timeout, on_progress=progress, session=session
+        )
+    )
+
+    async def from_the_start() -> None:
+        await session.ready.wait()
+        session.seek(0)
+
+    node.spawn(from_the_start())
+    try:
+        await copy_in_order(session, sys.stdout.buffer)
+        await download
+    finally:
+        download.cancel()
+        await asyncio.wait({download})
+
+
+async def watch_main(
+    swarm_id: str,
+    options: PeerOptions,
+    *,
+    player_host: str = "127.0.0.1",
+    player_port: int | None = None,
+    output: Path | None = None,
+    timeout: float = 30.0,
+    on_url: Callable[[str], None] | None = None,
+) -> int:
+    """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
+
+    Stored content is served with Range requests while it downloads (``-o FILE`` keeps it,
+    ``-o -`` writes it to standard output in order); a live stream is served as one
+    continuous response and, with ``-o FILE`` or ``-o -``, written out as it plays.
+    """
+    stop = stop_event()
+    report = options.report
+    node = options.node(
+        picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
+        clock=time.time,
+        report_interval=5.0,
+    )
+    try:
+        await until_stopped(stop, node.start())
+        session = await until_stopped(stop, node.join_swarm(swarm_id))
+        description = await until_stopped(stop, node.obtain_description(session, timeout))
+    except Interrupted:
+        await node.stop()
+        write_report(node, report)
+        return fail("interrupted")
+    except OSError as exc:
+        await node.stop(disconnect=False)
+        return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    except (DownloadFailed, PPSPError) as exc:
+        await node.stop()
+        write_report(node, report)
+        return fail(str(exc))
+    if isinstance(description, LiveDescription):
+        from ppsp.app.live_commands import watch_live
+
+        return await watch_live(
+            node,
+            session,
+            description,
+            stop,
+            player_host,
+            player_port,
+            output,
+            timeout,
+            report,
+            on_url,
+        )
+    session.description = description
+    return await _watch_stored(
+        node, session, stop, player_host, player_port, output, timeout, report, on_url
+    )
+
+
+async def _watch_stored(
+    node: PeerNode,
+    session: SwarmSession,
+    stop: asyncio.Event,
+    player_host: str,
+    player_port: int | None,
+    output: Path | None,
+    timeout: float,
+    report: Path | None,
+    on_url: Callable[[str], None] | None,
+) -> int:
+    to_stdout = output is not None and str(output) == "-"
+    download = asyncio.ensure_future(
+        node.download(
+            session.swarm_id,
+            None if to_stdout else output,
+            no_progress_timeout=timeout,
+            session=session,
+        )
+    )
+    player = PlayerEndpoint(lambda: node.sessions.get(session.swarm_id))
+
+    async def start_at_beginning() -> None:
+        # A viewer watches from the start unless its player seeks: fetch in playback order
+        # from chunk 0 until the player asks for something else.
+        await session.ready.wait()
+        session.seek(0)
+
+    node.spawn(start_at_beginning())
+    try:
+        runner, url = await serve_player(
+            player.app(), player_host, player_port, to_stderr=to_stdout
+        )
+    except OSError as exc:
+        download.cancel()
+        await asyncio.wait({download})
+        await node.stop()
+        return fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
+    if on_url is not None:
+        on_url(url)
+    copier = asyncio.ensure_future(
+        copy_in_order(session, sys.stdout.buffer) if to_stdout else asyncio.sleep(0)
+    )
+    code = 0
+    try:
+        await until_stopped(stop, asyncio.gather(download, copier))
+        print("download complete; still serving the player", file=sys.stderr, flush=True)
+        await stop.wait()
+    except Interrupted:
+        pass
+    except (DownloadFailed, PPSPError) as exc:
+        code = fail(str(exc))
+    except BrokenPipeError:
+        code = fail("standard output was closed")
+    finally:
+        for task in (download, copier):
+            task.cancel()
+        await asyncio.wait({download, copier})
+        await runner.cleanup()
+        await node.stop()
+        write_report(node, report)
+    return code

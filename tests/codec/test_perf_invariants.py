@@ -1,0 +1,283 @@
+"""The tracker's fast paths say and refuse exactly what their reference forms do.
+
+The server encodes answers from string templates (XML) or without decoding its own output
+(JSON, ``check=False``), keeps validated address fragments in caches and each listed entry's
+written form in the entry, and samples swarms before ranking them.  These properties tie each
+shortcut to the slower reference it replaces.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codec.test_tracker_json_properties import error_responses as json_error_responses
+from codec.test_tracker_json_properties import tracker_responses as json_tracker_responses
+from codec.test_tracker_xml_properties import error_responses as xml_error_responses
+from codec.test_tracker_xml_properties import tracker_responses as xml_tracker_responses
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.errors import LocalProtocolError
+from ppsp.tracker.peerlist import to_peer_infos
+from ppsp.tracker.storage import SwarmMember
+from ppsp.wire import fields
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.tracker import (
+    AddressFamily,
+    AddressType,
+    ErrorResponse,
+    FindRequest,
+    PeerAddress,
+    PeerInfo,
+    PeerMode,
+    ProtocolVersion,
+    TrackerResponse,
+)
+
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+V11 = ProtocolVersion.V1_1
+
+
+def _outcome(encode: object, msg: object) -> bytes | str:
+    """The bytes an encoder writes, or the name of the error it raises."""
+    try:
+        return encode(msg)  # type: ignore[operator,no-any-return]
+    except LocalProtocolError:
+        return "LocalProtocolError"
+
+
+# -- XML: templates versus the element tree ------------------------------------------------------
+
+
+@PROPERTY
+@given(st.one_of(xml_tracker_responses(), xml_error_responses))
+def test_xml_templates_write_the_element_tree_bytes(
+    message: TrackerResponse | ErrorResponse,
+) -> None:
+    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
+    # A second time: now the address fragments come from the cache.
+    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
+
+
+def _response(address: PeerAddress, *, peer_id: str = "p1", swarm: str = "s1") -> TrackerResponse:
+    return TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        requester=PeerInfo(
+            peer_id="me",
+            addresses=(PeerAddress(ip="10.0.0.1", port=1, type=AddressType.REFLEXIVE),),
+        ),
+        peers=(PeerInfo(peer_id=peer_id, addresses=(address,), swarm_id=swarm),),
+    )
+
+
+GOOD = PeerAddress(ip="192.0.2.1", port=1, peer_protocol="PPSP-PP/0.1")
+BAD_ADDRESSES = [
+    replace(GOOD, ip="not-an-ip"),
+    replace(GOOD, ip="2001:db8::1"),  # family says IPv4
+    replace(GOOD, port=65536),
+    replace(GOOD, port=True),  # equal to port 1, and invalid
+    replace(GOOD, port=1.0),  # type: ignore[arg-type]
+    replace(GOOD, priority=-1),
+    replace(GOOD, peer_protocol="a\x01b"),
+    replace(GOOD, asn="x\x7f"),
+    replace(GOOD, connection="c" * 600),
+]
+
+
+@pytest.mark.parametrize("encode", [xml_codec.encode_response, json_codec.encode_response])
+@pytest.mark.parametrize("bad", BAD_ADDRESSES, ids=repr)
+def test_a_cached_valid_address_never_stands_for_an_invalid_one(
+    encode: object, bad: PeerAddress
+) -> None:
+    _outcome(encode, _response(GOOD))  # GOOD is now cached
+    assert _outcome(encode, _response(bad)) == "LocalProtocolError"
+    if encode is json_codec.encode_response:
+        with pytest.raises(LocalProtocolError):
+            json_codec.encode_response(_response(bad), check=False)
+
+
+@pytest.mark.parametrize("field", ["peer_id", "swarm"])
+def test_invalid_identifiers_are_refused_by_every_writer(field: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        xml_codec.encode_response(_response(GOOD, **{field: "a b"}))
+    msg = _response(GOOD, **{field: "a\x01b"})
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(msg)
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(msg, check=False)
+    with pytest.raises(LocalProtocolError):
+        json_codec.encode_response(replace(_response(GOOD), transaction_id=""), check=False)
+
+
+def test_xml_address_cache_is_bounded() -> None:
+    for i in range(xml_codec._ADDRESS_CACHE_SIZE + 10):
+        address = PeerAddress(ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", port=1)
+        xml_codec.encode_response(_response(address))
+    assert len(xml_codec._ADDRESS_CACHE) <= xml_codec._ADDRESS_CACHE_SIZE
+
+
+# -- JSON: check=False versus the decoding self-check ---------------------------------------------
+
+
+@PROPERTY
+@given(st.one_of(json_tracker_responses(), json_error_responses))
+def test_json_unchecked_encoding_matches_the_checked_one(
+    message: TrackerResponse | ErrorResponse,
+) -> None:
+    checked = _outcome(json_codec.encode_response, message)
+    assert _outcome(lambda m: json_codec.encode_response(m, check=False), message) == checked
+    if isinstance(checked, bytes):
+        assert json_codec.decode_response(checked) == message
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.builds(
+            PeerAddress,
+            ip=st.sampled_from(["192.0.2.1", "::1", "::ffff:1.2.3.4", "1.2.3", "x", "fe80::1%1"]),
+            port=st.one_of(st.integers(-1, 70000), st.booleans()),
+            family=st.sampled_from(AddressFamily),
+            priority=st.none() | st.integers(-1, 2**64),
+            type=st.none() | st.sampled_from(AddressType),
+            connection=st.none() | st.text(max_size=3),
+            asn=st.none() | st.text(max_size=3),
+            peer_protocol=st.none() | st.text(max_size=3),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_json_and_xml_address_validation_agree_with_their_references(
+    addresses: list[PeerAddress],
+) -> None:
+    msg = TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        peers=tuple(
+            PeerInfo(peer_id="p", addresses=(a,), swarm_id="s")
+            for a in addresses
+            if a.type is not AddressType.REFLEXIVE
+        ),
+    )
+    checked = _outcome(json_codec.encode_response, msg)
+    assert _outcome(lambda m: json_codec.encode_response(m, check=False), msg) == checked
+    assert _outcome(xml_codec.encode_response, msg) == _outcome(
+        xml_codec._encode_response_tree, msg
+    )
+
+
+def test_peer_info_caches_tell_apart_peers_and_swarms_sharing_addresses() -> None:
+    shared = (GOOD,)
+    for peer_id, swarm in [("p1", "s1"), ("p2", "s1"), ("p1", "s2"), ("p1", "s1")]:
+        msg = replace(
+            _response(GOOD),
+            peers=(PeerInfo(peer_id=peer_id, addresses=shared, swarm_id=swarm),),
+        )
+        assert xml_codec.encode_response(msg) == xml_codec._encode_response_tree(msg)
+        assert json_codec.encode_response(msg, check=False) == json_codec.encode_response(msg)
+
+
+# -- Chunk maps: one reader for every codec -----------------------------------------------------
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="ABCab+/=\n 019", max_size=20),
+    ),
+    st.integers(-1, 330),
+)
+def test_chunk_maps_decode_as_the_bitmap_class_does(text: str, size: int) -> None:
+    """``fields.chunkmap_bytes``, which every codec reads chunk maps with, reads what the bitmap
+    class reads, and refuses what it refuses."""
+    try:
+        found: bytes | None = fields.chunkmap_bytes(text, size)
+    except ValueError:
+        found = None
+    try:
+        expected: bytes | None = ChunkBitmap.from_base64(text, size).to_bytes()
+    except ValueError:
+        expected = None
+    assert found == expected
+
+
+def test_namespaced_attributes_are_read_by_local_name() -> None:
+    body = (
+        b'<PPSPTrackerProtocol xmlns:p="urn:x" p:version="1.1"><Request>FIND</Request>'
+        b"<TransactionID>1</TransactionID><PeerID>a</PeerID><SwarmID>s</SwarmID>"
+        b'<PeerNum p:abilityNAT="HIGH">3</PeerNum></PPSPTrackerProtocol>'
+    )
+    request = xml_codec.decode_request(body)
+    assert isinstance(request, FindRequest)
+    assert request.version is V11
+    assert request.peer_num is not None and request.peer_num.ability_nat == "HIGH"
+
+
+# -- entries kept in members, encoded forms kept in entries ---------------------------------------
+
+
+def test_an_unchanged_member_is_listed_as_the_same_entry() -> None:
+    member = SwarmMember(peer_id="p1", mode=PeerMode.LEECH, addresses=(GOOD,))
+    first = to_peer_infos([member], "s1")[0]
+    assert to_peer_infos([member], "s1")[0] is first
+    assert first == PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s1")
+    # Listed for another swarm: an entry of that swarm, never the kept one.
+    other = to_peer_infos([member], "s2")[0]
+    assert other == PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s2")
+    # A member whose addresses changed is a new object: a new entry.
+    moved = replace(member, addresses=(replace(GOOD, port=2),))
+    assert to_peer_infos([moved], "s2")[0].addresses == moved.addresses
+    # Copies and equality ignore the kept entry.
+    assert replace(member) == member
+    assert not hasattr(replace(member), "_listed")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [xml_codec.encode_response, lambda m: json_codec.encode_response(m, check=False)],
+    ids=["xml", "json"],
+)
+def test_an_entry_encoded_twice_writes_the_same_bytes_as_a_fresh_entry(encode: Any) -> None:
+    msg = _response(GOOD)
+    first = encode(msg)
+    assert encode(msg) == first  # from the form kept in the entry
+    fresh = replace(msg, peers=tuple(replace(p) for p in msg.peers))
+    assert encode(fresh) == first
+    # The same entry in another answer (other transaction ID, requester) is still right.
+    other = replace(msg, transaction_id="2", requester=None)
+    assert encode(other) == encode(replace(other, peers=tuple(replace(p) for p in other.peers)))
+
+
+@pytest.mark.parametrize("encode", [xml_codec.encode_response, json_codec.encode_response])
+@pytest.mark.parametrize("bad", BAD_ADDRESSES, ids=repr)
+def test_an_invalid_entry_keeps_no_form_and_is_refused_every_time(
+    encode: object, bad: PeerAddress
+) -> None:
+    msg = _response(bad)
+    for _ in range(2):
+        assert _outcome(encode, msg) == "LocalProtocolError"
+        if encode is json_codec.encode_response:
+            with pytest.raises(LocalProtocolError):
+                json_codec.encode_response(msg, check=False)
+    assert not hasattr(msg.peers[0], "_encoded_xml")
+    assert not hasattr(msg.peers[0], "_encoded_json")
+
+
+def test_kept_forms_are_not_part_of_an_entry_value() -> None:
+    info = PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s1")
+    xml_codec.encode_response(replace(_response(GOOD), peers=(info,)))
+    json_codec.encode_response(replace(_response(GOOD), peers=(info,)), check=False)
+    assert hasattr(info, "_encoded_xml") and hasattr(info, "_encoded_json")
+    copy = replace(info)
+    assert copy == info and hash(copy) == hash(info) and repr(copy) == repr(info)
+    assert not hasattr(copy, "_encoded_xml") and not hasattr(copy, "_encoded_json")
+    with pytest.raises((AttributeError, TypeError)):
+        info._encoded_xml = "x"  # type: ignore[attr-defined]

@@ -1,0 +1,37 @@
+"""Process-wide tuning of the long-running commands, checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from ppsp.process.tuning import YOUNG_GC_THRESHOLD
+
+
+def _run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_garbage_collector_tuning_freezes_start_up_objects() -> None:
+    out = _run(
+        "import gc; from ppsp.process.tuning import tune_garbage_collector as t; t(); "
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+    )
+    assert out == f"{YOUNG_GC_THRESHOLD} True"
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt"
+)
+def test_allocator_tuning_applies_on_glibc() -> None:
+    out = _run(
+        "from ppsp.process.tuning import tune_allocator; "
+        "print(tune_allocator(), len(bytes(8 << 20)) == 8 << 20)"
+    )
+    assert out == "True True"
