@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -59,6 +60,7 @@ from ppsp.lab.runner import (
     _Run,
     start_tracker,
 )
+from ppsp.process.lifetime import child_setup
 from ppsp.process.signals import STOP_SIGNALS, on_signals
 
 SIGINT_GRACE = 15.0
@@ -167,6 +169,7 @@ async def _spawn_encoder(args: Sequence[str], log: Path) -> LabProcess:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=functools.partial(child_setup, os.getpid()),
     )
     return LabProcess("encoder", process, log)
 

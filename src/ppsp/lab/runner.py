@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import random
@@ -37,6 +38,7 @@ import orjson
 from ppsp.lab.baseline import run_baseline
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
+from ppsp.process.lifetime import child_setup
 from ppsp.process.signals import STOP_SIGNALS, on_signals
 
 LISTENING = re.compile(r"listening on (http://\S+)")
@@ -98,6 +100,8 @@ class LabProcess:
             stderr=asyncio.subprocess.PIPE,
             env=ENV,
             start_new_session=True,
+            # Ended by the kernel should the lab itself be killed outright.
+            preexec_fn=functools.partial(child_setup, os.getpid()),
         )
         return cls(name, process, log, watch=watch)
 

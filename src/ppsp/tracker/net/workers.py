@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
@@ -43,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from ppsp.process.lifetime import stop_with_parent
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.net.server import (
     ServerSettings,
@@ -220,7 +220,7 @@ def _worker(
         for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
         signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
-        if not _stop_with_parent(parent):
+        if not stop_with_parent(parent):
             return
         with runner_for_tracker() as runner:
             # The parent checked the storage: a worker started again while Redis is away
@@ -240,20 +240,3 @@ def _worker(
     finally:
         logging.shutdown()
         os._exit(code)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _stop_with_parent(parent: int) -> bool:
-    """Ask the kernel for SIGTERM when the parent dies (Linux); False if it is already gone.
-
-    Without it, workers whose parent was killed outright would go on serving unsupervised.
-    """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return os.getppid() == parent  # no prctl here: only the check below
-    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    # The parent may have died between the fork and prctl: then no signal will come.
-    return os.getppid() == parent
