@@ -16,7 +16,6 @@ and no per-action result other than success or failure.  Peer lists are compared
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +28,6 @@ from ppsp.codecs import peer_xml as peer_codec
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
 from ppsp.errors import PeerProtocolError, TrackerProtocolError
-from ppsp.wire.fields import canonical_ip
 from ppsp.wire.peer import ChunkAvailabilityResponse
 from ppsp.wire.peer import FindRequest as PeerFindRequest
 from ppsp.wire.peer import FindResponse as PeerFindResponse
@@ -39,6 +37,7 @@ from ppsp.wire.tracker import (
     ConnectRequest,
     ContentMap,
     DisconnectRequest,
+    Encoding,
     FindRequest,
     JoinRequest,
     PeerAddress,
@@ -48,181 +47,24 @@ from ppsp.wire.tracker import (
     StatReportRequest,
     TrackerResponse,
 )
+from wire.strategies import (
+    peer_lists,
+    raw_actions,
+    raw_addresses,
+    raw_maps,
+    raw_peer_nums,
+    raw_peers,
+    raw_scopes,
+    raw_stats,
+    requests,
+    swarm_texts,
+)
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 V10, V11 = ProtocolVersion.V1_0, ProtocolVersion.V1_1
 REQUESTER = PeerInfo(
     addresses=(PeerAddress(ip="198.51.100.1", port=1, type=AddressType.REFLEXIVE),)
 )
-
-# --------------------------------------------------------------------------------------------
-# Loose values: inside, at and beyond the edges of the field rules.
-
-EDGE_TEXTS = [
-    "ALL",
-    "nil",
-    "a",
-    " a",
-    "a b",
-    "a\tb",
-    "\u0085",
-    "x\u00a0y",
-    "\u2028",
-    "é",
-    "&<>\"'",
-    "x" * 256,
-    "y" * 257,
-    "z" * 300,
-    "-3",
-    "05",
-    "",
-    "HIGH",
-    "PPSP-PP/0.1",
-]
-tokens = st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=6)
-texts = st.one_of(tokens, st.sampled_from(EDGE_TEXTS), st.text(max_size=6))
-opt_texts = st.none() | texts
-EDGE_INTS = [0, 1, 7, 65535, 65536, 2**31, 2**32 - 1, 2**63 - 1, 2**63, -1]
-ints = st.one_of(st.sampled_from(EDGE_INTS), st.integers(0, 10**6))
-opt_ints = st.none() | ints
-good_ips = st.ip_addresses().map(lambda ip: canonical_ip(str(ip))[0])
-ips = st.one_of(
-    good_ips,
-    st.sampled_from(
-        [
-            "::0001",
-            "2001:DB8::1",
-            "fe80::1%eth0",
-            "01.2.3.4",
-            "::ffff:1.2.3.4",
-            "256.1.1.1",
-            "1.2.3.4 ",
-            "0.0.0.0",
-        ]
-    ),
-)
-families = st.none() | st.sampled_from(["ipv4", "ipv6"])
-address_types = st.none() | st.sampled_from(["HOST", "REFLEXIVE", "PROXY"])
-stat_names = st.one_of(
-    st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,8}", fullmatch=True),
-    st.sampled_from(
-        ["UploadedBytes", "uploaded_bytes", "swarm_id", "SwarmID", "Durée", "x" * 70, "OnlineTime"]
-    ),
-)
-
-
-def _edge(draw: st.DrawFn, names: list[str]) -> str | None:
-    """The one field of a value to draw from the loose strategies (None: all drawn valid), so
-    that most documents are accepted by some codec and each edge is tried on its own."""
-    return draw(st.sampled_from([None, None, *names]))
-
-
-@st.composite
-def raw_addresses(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["ip", "port", "priority", "connection", "asn", "peer_protocol"])
-    ip = draw(ips if edge == "ip" else good_ips)
-    family = "ipv6" if ":" in ip else "ipv4"
-    return {
-        "ip": ip,
-        "port": draw(ints if edge == "port" else st.integers(1, 65535)),
-        "family": draw(families if edge == "ip" else st.none() | st.just(family)),
-        "priority": draw(opt_ints if edge == "priority" else st.none() | st.integers(0, 2**40)),
-        "type": draw(address_types),
-        "connection": draw(opt_texts if edge == "connection" else st.none() | tokens),
-        "asn": draw(opt_texts if edge == "asn" else st.none() | tokens),
-        "peer_protocol": draw(opt_texts if edge == "peer_protocol" else st.none() | tokens),
-    }
-
-
-@st.composite
-def raw_peers(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["peer_id", "swarm_id", "addresses"])
-    return {
-        "peer_id": draw(
-            st.none() | texts if edge == "peer_id" else st.sampled_from(["a", "b"]) | tokens
-        ),
-        "swarm_id": draw(st.none() | texts if edge == "swarm_id" else st.none() | st.just("s")),
-        "addresses": draw(st.lists(raw_addresses(), min_size=0 if edge else 1, max_size=3)),
-    }
-
-
-@st.composite
-def raw_segments(draw: st.DrawFn) -> dict[str, Any]:
-    start = draw(st.sampled_from([0, 5, 2**63 - 41]) | st.integers(0, 1000))
-    size = draw(st.integers(1, 40))
-    raw = draw(st.binary(min_size=(size + 7) // 8, max_size=(size + 7) // 8))
-    text = base64.b64encode(raw).decode()  # bits past the size may be set: readers clear them
-    end = start + size - 1
-    if _edge(draw, ["text", "end"]) == "text":
-        text = draw(st.sampled_from([text + "=", " " + text + "\n", text[:-1], "!!"]))
-    elif _edge(draw, ["end"]) == "end":
-        end += 1
-    return {"start": start, "end": end, "size": size, "text": text}
-
-
-@st.composite
-def raw_maps(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["swarm_id", "id", "segments"])
-    segments = st.lists(raw_segments(), min_size=0 if edge == "segments" else 1, max_size=2)
-    representation = st.fixed_dictionaries(
-        {"id": texts if edge == "id" else tokens, "segments": segments}
-    )
-    return {
-        "swarm_id": draw(texts if edge == "swarm_id" else st.just("s") | tokens),
-        "representations": draw(
-            st.lists(representation, min_size=0 if edge == "segments" else 1, max_size=2)
-        ),
-    }
-
-
-@st.composite
-def raw_scope(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["id", "start", "end"])
-    start = draw(ints if edge == "start" else st.integers(0, 10**6))
-    end = draw(opt_ints if edge == "end" else st.none() | st.integers(start, start + 100))
-    return {"id": draw(texts if edge == "id" else tokens), "start": start, "end": end}
-
-
-@st.composite
-def raw_peer_num(draw: st.DrawFn) -> dict[str, Any]:
-    names = ["count", "ability_nat", "concurrent_links", "online_time", "upload_bandwidth"]
-    edge = _edge(draw, names)
-    num: dict[str, Any] = {
-        name: draw(opt_texts if edge == name else st.none() | tokens) for name in names[1:]
-    }
-    num["count"] = draw(opt_ints if edge == "count" else st.none() | st.integers(0, 100))
-    return num
-
-
-@st.composite
-def raw_action(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["swarm_id", "tid"])
-    return {
-        "swarm_id": draw(texts if edge == "swarm_id" else tokens),
-        "action": draw(st.none() | st.sampled_from(["JOIN", "LEAVE"])),
-        "mode": draw(st.none() | st.sampled_from(["SEED", "LEECH"])),
-        "tid": draw(opt_texts if edge == "tid" else st.none() | tokens),
-    }
-
-
-@st.composite
-def raw_stat(draw: st.DrawFn) -> dict[str, Any]:
-    edge = _edge(draw, ["swarm_id", "uploaded", "extra"])
-    values = texts | ints.map(str) if edge == "extra" else tokens
-    names = stat_names if edge == "extra" else st.sampled_from(["OnlineTime", "x_1", "Stall"])
-    return {
-        "swarm_id": draw(opt_texts if edge == "swarm_id" else st.none() | tokens),
-        "uploaded": draw(opt_ints if edge == "uploaded" else st.none() | st.integers(0, 10**9)),
-        "extra": draw(st.lists(st.tuples(names, values), max_size=3)),
-    }
-
-
-raw_scopes = st.lists(raw_scope(), max_size=2)
-raw_peer_nums = st.none() | raw_peer_num()
-raw_actions = st.lists(raw_action(), max_size=3)
-raw_stats = st.lists(raw_stat(), max_size=2)
-swarm_texts = st.one_of(tokens, tokens, texts)
-
 
 # --------------------------------------------------------------------------------------------
 # Writing the loose values in each codec's wire form, without any check.
@@ -648,6 +490,22 @@ def test_chunk_maps_read_anywhere_are_written_everywhere(raw: dict[str, Any]) ->
             _check_request_everywhere(report)
 
 
+# --------------------------------------------------------------------------------------------
+# Valid messages (the shared strategies): what every encoding carries reads back alike in each
+
+
+@PROPERTY
+@given(requests(encoding=Encoding.JSON))
+def test_requests_every_encoding_carries_read_back_alike(msg: AnyRequest) -> None:
+    _check_request_everywhere(msg)
+
+
+@PROPERTY
+@given(peer_lists())
+def test_peer_lists_read_back_alike_in_every_codec(peers: tuple[PeerInfo, ...]) -> None:
+    _check_peers_everywhere(peers)
+
+
 def test_the_issue_example_a_long_json_peer_id_never_reaches_an_xml_answer() -> None:
     """A 300-character PeerID was read from JSON (up to 512) and could not be written in XML
     (up to 256): every XML answer listing that peer was a 500."""
@@ -656,3 +514,28 @@ def test_the_issue_example_a_long_json_peer_id_never_reaches_an_xml_answer() -> 
     long_id = data.replace(b'"peer_id":"p"', b'"peer_id":"' + b"x" * 300 + b'"')
     assert _tracker_request("json", long_id) is None
     assert _tracker_request("xml", _tracker_xml_request("FIND", V10, "<SwarmID>s</SwarmID>"))
+
+
+def test_every_codec_reads_integers_by_one_rule() -> None:
+    """1 to 19 ASCII digits: the tracker XML codec took 20 (leading zeros), the others 19."""
+    for digits, count in (("0" * 18 + "5", 5), ("0" * 19 + "5", None)):
+        xml = _tracker_request(
+            "xml",
+            _tracker_xml_request("FIND", V11, f"<SwarmID>s</SwarmID><PeerNum>{digits}</PeerNum>"),
+        )
+        json = _tracker_request(
+            "json",
+            _json_request(V11, "FIND", find={"swarm_id": "s", "peer_num": {"peer_count": digits}}),
+        )
+        peer_body = (
+            "<Method>FIND</Method><TransactionID>1</TransactionID><PeerID>p</PeerID>"
+            f"<SwarmID>s</SwarmID><Peernum>{digits}</Peernum>"
+        )
+        peer = _try(
+            lambda body=peer_body: peer_codec.decode_request(_xml("PPSPPeerProtocol", "0.1", body))
+        )
+        found = [
+            None if msg is None or msg.peer_num is None else msg.peer_num.count
+            for msg in (xml, json, peer)
+        ]
+        assert found == [count, count, count]

@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from ppsp.codecs.peer_xml import (
     CONTENT_TYPE,
-    MAX_CHUNK_IDS,
-    MAX_MESSAGE_BYTES,
     decode_request,
     decode_response,
     encode_request,
@@ -28,7 +26,11 @@ from ppsp.errors import (
     VersionNotSupported,
 )
 from ppsp.wire.bitmap import ChunkBitmap
-from ppsp.wire.fields import MAX_CHUNKMAP_BITS, RESERVED_SWARM_IDS, canonical_ip
+from ppsp.wire.fields import (
+    MAX_CHUNK_IDS,
+    MAX_CHUNKMAP_BITS,
+    MAX_MESSAGE_BYTES,
+)
 from ppsp.wire.peer import (
     ChunkAvailabilityRequest,
     ChunkAvailabilityResponse,
@@ -39,7 +41,6 @@ from ppsp.wire.peer import (
     PeerMethod,
     PeerRequest,
     PeerResponse,
-    Property,
     PropertyQueryRequest,
     PropertyQueryResponse,
     Stat,
@@ -60,183 +61,22 @@ from ppsp.wire.tracker import (
     RepresentationScope,
     SegmentMap,
 )
+from wire.strategies import mutated, peer_requests, peer_responses
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-# --------------------------------------------------------------------------------------------
-# Strategies: canonical messages (what the encoder accepts and the decoder gives back).
-
-_ID_CHARS = st.characters(categories=("L", "N", "P", "S"), exclude_characters="\x85\xa0")
-ids = st.text(_ID_CHARS, min_size=1, max_size=24)
-swarm_ids = ids.filter(lambda s: s not in RESERVED_SWARM_IDS)
-tokens = st.text(_ID_CHARS, min_size=1, max_size=12)
-transaction_ids = st.one_of(
-    st.integers(0, 2**64 - 1).map(str), st.text(_ID_CHARS, min_size=1, max_size=20)
-)
-chunk_indexes = st.integers(0, 2**63 - 1)
-values = st.text(st.sampled_from("abcXYZ019 ._-:/ü€"), max_size=20).map(str.strip)
-transport_types = st.sampled_from(["HTTP", "RTP", "SIP", "WEBRTC", "QUIC"])
-
-
-@st.composite
-def scopes(draw: st.DrawFn) -> RepresentationScope:
-    start = draw(st.integers(0, 2**40))
-    end = draw(st.none() | st.integers(start, start + 2**20))
-    return RepresentationScope(representation_id=draw(ids), start_index=start, end_index=end)
-
-
-peer_nums = st.builds(
-    PeerNum,
-    count=st.none() | st.integers(0, 2**31),
-    ability_nat=st.none() | tokens,
-    concurrent_links=st.none() | st.sampled_from(["HIGH", "NORMAL", "LOW"]),
-    online_time=st.none() | tokens,
-    upload_bandwidth=st.none() | tokens,
-)
-
-
-@st.composite
-def segments(draw: st.DrawFn) -> SegmentMap:
-    start = draw(st.integers(0, 2**40))
-    size = draw(st.integers(1, 100))
-    held = draw(st.sets(st.integers(start, start + size - 1), max_size=size))
-    bitmap = ChunkBitmap.from_indexes(held, size, start)
-    return SegmentMap(
-        start_index=start,
-        end_index=start + size - 1,
-        chunkmap_size=size,
-        bitmap=bitmap.to_bytes(),
-    )
-
-
-chunk_maps = st.lists(
-    st.builds(
-        RepresentationMap,
-        representation_id=ids,
-        segments=st.lists(segments(), min_size=1, max_size=3).map(tuple),
-    ),
-    max_size=3,
-).map(tuple)
-
-
-@st.composite
-def addresses(draw: st.DrawFn) -> PeerAddress:
-    ip = draw(st.ip_addresses())
-    return PeerAddress(
-        ip=canonical_ip(str(ip))[0],  # the form every reader gives
-        port=draw(st.integers(1, 65535)),
-        family=AddressFamily.IPV4 if ip.version == 4 else AddressFamily.IPV6,
-        priority=draw(st.none() | st.integers(0, 1000)),
-        type=draw(st.none() | st.sampled_from(AddressType)),
-        connection=draw(st.none() | tokens),
-        asn=draw(st.none() | st.integers(0, 2**32).map(str)),
-        peer_protocol=draw(st.none() | st.just("PPSP-PP/0.1")),
-    )
-
-
-peer_infos = st.builds(
-    PeerInfo,
-    peer_id=ids,
-    addresses=st.lists(addresses(), min_size=1, max_size=3).map(tuple),
-    swarm_id=st.none() | swarm_ids,
-)
-# A peer list names each peer once per swarm (a repeated one reads as one peer).
-peer_lists = st.lists(peer_infos, max_size=4, unique_by=lambda p: (p.swarm_id, p.peer_id))
-
-
-def _request_fields() -> dict[str, st.SearchStrategy[str]]:
-    return {"transaction_id": transaction_ids, "peer_id": ids, "swarm_id": swarm_ids}
-
-
-find_requests = st.builds(
-    FindRequest,
-    method=st.sampled_from([PeerMethod.FIND, PeerMethod.FIND_CHUNK]),
-    chunk_ids=st.lists(chunk_indexes, max_size=4).map(tuple),
-    content_group=st.lists(scopes(), max_size=3).map(tuple),
-    peer_num=st.none() | peer_nums,
-    **_request_fields(),
-).filter(lambda m: m.method is PeerMethod.FIND or m.chunk_ids or m.content_group)
-
-requests: st.SearchStrategy[PeerRequest] = st.one_of(
-    find_requests,
-    st.builds(ChunkAvailabilityRequest, chunk_map=st.none() | chunk_maps, **_request_fields()),
-    st.builds(
-        PropertyQueryRequest,
-        properties=st.lists(st.sampled_from(Property).map(str) | tokens, max_size=5).map(tuple),
-        **_request_fields(),
-    ),
-    st.builds(
-        TransportNegotiationRequest,
-        transports=st.lists(transport_types, min_size=1, max_size=4).map(tuple),
-        **_request_fields(),
-    ),
-)
-
-_opt_ids = st.none() | ids
-_opt_swarm_ids = st.none() | swarm_ids
-uris = st.none() | st.from_regex(
-    r"http://198\.51\.100\.[0-9]{1,2}:[0-9]{2,4}/s/[a-f0-9]{4}/\{chunk\}", fullmatch=True
-)
-
-
-@st.composite
-def error_responses(draw: st.DrawFn) -> ErrorResponse:
-    phrase = draw(st.sampled_from(sorted(PEER_ERROR_CLASSES)))
-    status = draw(st.just(PEER_ERROR_CLASSES[phrase].status) | st.integers(400, 599))
-    return ErrorResponse(
-        transaction_id=draw(st.none() | transaction_ids), status=status, response=phrase
-    )
-
-
-responses: st.SearchStrategy[PeerResponse] = st.one_of(
-    st.builds(
-        FindResponse,
-        transaction_id=transaction_ids,
-        method=st.sampled_from([PeerMethod.FIND, PeerMethod.FIND_CHUNK]),
-        peer_id=_opt_ids,
-        swarm_id=_opt_swarm_ids,
-        chunk_ids=st.lists(chunk_indexes, max_size=3).map(tuple),
-        peers=peer_lists.map(tuple),
-    ),
-    st.builds(
-        ChunkAvailabilityResponse,
-        transaction_id=transaction_ids,
-        peer_id=_opt_ids,
-        swarm_id=_opt_swarm_ids,
-        chunk_map=chunk_maps,
-    ),
-    st.builds(
-        PropertyQueryResponse,
-        transaction_id=transaction_ids,
-        peer_id=_opt_ids,
-        swarm_id=_opt_swarm_ids,
-        stats=st.lists(st.builds(Stat, property=tokens, value=values), max_size=5).map(tuple),
-    ),
-    st.builds(
-        TransportNegotiationResponse,
-        transaction_id=transaction_ids,
-        peer_id=_opt_ids,
-        swarm_id=_opt_swarm_ids,
-        transports=st.lists(
-            st.builds(TransportOffer, type=transport_types, uri=uris), max_size=3
-        ).map(tuple),
-    ),
-    st.builds(OkResponse, transaction_id=transaction_ids, peer_id=_opt_ids),
-    error_responses(),
-)
 
 # --------------------------------------------------------------------------------------------
 # Round trips.
 
 
 @FAST
-@given(requests)
+@given(peer_requests)
 def test_request_round_trip(msg: PeerRequest) -> None:
     assert decode_request(encode_request(msg)) == msg
 
 
 @FAST
-@given(responses)
+@given(peer_responses)
 def test_response_round_trip(msg: PeerResponse) -> None:
     assert decode_response(encode_response(msg), response_status(msg)) == msg
 
@@ -849,30 +689,20 @@ def test_fuzz_arbitrary_bytes(data: bytes) -> None:
     _decode_both(data)
 
 
-@st.composite
-def mutated_documents(draw: st.DrawFn) -> bytes:
-    msg = draw(st.one_of(requests, responses))
-    data = bytearray(encode_request(msg) if isinstance(msg, PeerRequest) else encode_response(msg))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["flip", "insert", "delete", "splice"]))
-        if action == "flip" and position < len(data):
-            data[position] ^= 1 << draw(st.integers(0, 7))
-        elif action == "insert":
-            data[position:position] = draw(
-                st.sampled_from([b"<", b">", b"&", b"/", b'"', b"<X>", b"</X>", b"\xff", b"-1"])
-                | st.binary(max_size=8)
-            )
-        elif action == "delete":
-            del data[position : position + draw(st.integers(1, 16))]
-        else:
-            start = draw(st.integers(0, len(data)))
-            data[position:position] = data[start : start + draw(st.integers(1, 64))]
-    return bytes(data)
+def _encoded(msg: PeerRequest | PeerResponse) -> bytes:
+    return encode_request(msg) if isinstance(msg, PeerRequest) else encode_response(msg)
+
+
+mutated_documents = mutated(
+    st.one_of(peer_requests, peer_responses).map(_encoded),
+    st.sampled_from([b"<", b">", b"&", b"/", b'"', b"<X>", b"</X>", b"\xff", b"-1"])
+    | st.binary(max_size=8),
+    edits=4,
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_documents())
+@given(mutated_documents)
 def test_fuzz_mutated_documents(data: bytes) -> None:
     _decode_both(data)
 

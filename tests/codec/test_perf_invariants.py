@@ -16,20 +16,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.test_tracker_json_properties import error_responses as json_error_responses
-from codec.test_tracker_json_properties import tracker_responses as json_tracker_responses
-from codec.test_tracker_xml_properties import error_responses as xml_error_responses
-from codec.test_tracker_xml_properties import tracker_responses as xml_tracker_responses
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.tracker_xml import templates
+from ppsp.codecs.tracker_xml.write import encode_response_tree
 from ppsp.errors import LocalProtocolError
 from ppsp.tracker.peerlist import to_peer_infos
 from ppsp.tracker.storage import SwarmMember
 from ppsp.wire import fields
 from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.encoded import EncodedForms
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
+    Encoding,
     ErrorResponse,
     FindRequest,
     PeerAddress,
@@ -38,9 +38,15 @@ from ppsp.wire.tracker import (
     ProtocolVersion,
     TrackerResponse,
 )
+from wire.strategies import error_responses, tracker_responses
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 V11 = ProtocolVersion.V1_1
+
+
+def _kept_forms(info: PeerInfo) -> list[object]:
+    """The forms the codecs keep in an entry, one per slot (None: nothing kept)."""
+    return [getattr(info, name, None) for name in EncodedForms.__slots__]
 
 
 def _outcome(encode: object, msg: object) -> bytes | str:
@@ -55,13 +61,13 @@ def _outcome(encode: object, msg: object) -> bytes | str:
 
 
 @PROPERTY
-@given(st.one_of(xml_tracker_responses(), xml_error_responses))
+@given(st.one_of(tracker_responses(), error_responses()))
 def test_xml_templates_write_the_element_tree_bytes(
     message: TrackerResponse | ErrorResponse,
 ) -> None:
-    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
-    # A second time: now the address fragments come from the cache.
-    assert xml_codec.encode_response(message) == xml_codec._encode_response_tree(message)
+    assert xml_codec.encode_response(message) == encode_response_tree(message)
+    # A second time: now the fragments come from the forms kept for entries and addresses.
+    assert xml_codec.encode_response(message) == encode_response_tree(message)
 
 
 def _response(address: PeerAddress, *, peer_id: str = "p1", swarm: str = "s1") -> TrackerResponse:
@@ -116,17 +122,18 @@ def test_invalid_identifiers_are_refused_by_every_writer(field: str) -> None:
 
 
 def test_xml_address_cache_is_bounded() -> None:
-    for i in range(xml_codec._ADDRESS_CACHE_SIZE + 10):
+    kept = templates._ADDRESS_FORMS
+    for i in range(kept.limit + 10):
         address = PeerAddress(ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", port=1)
         xml_codec.encode_response(_response(address))
-    assert len(xml_codec._ADDRESS_CACHE) <= xml_codec._ADDRESS_CACHE_SIZE
+    assert len(kept) <= kept.limit
 
 
 # -- JSON: check=False versus the decoding self-check ---------------------------------------------
 
 
 @PROPERTY
-@given(st.one_of(json_tracker_responses(), json_error_responses))
+@given(st.one_of(tracker_responses(Encoding.JSON), error_responses(Encoding.JSON)))
 def test_json_unchecked_encoding_matches_the_checked_one(
     message: TrackerResponse | ErrorResponse,
 ) -> None:
@@ -168,9 +175,7 @@ def test_json_and_xml_address_validation_agree_with_their_references(
     )
     checked = _outcome(json_codec.encode_response, msg)
     assert _outcome(lambda m: json_codec.encode_response(m, check=False), msg) == checked
-    assert _outcome(xml_codec.encode_response, msg) == _outcome(
-        xml_codec._encode_response_tree, msg
-    )
+    assert _outcome(xml_codec.encode_response, msg) == _outcome(encode_response_tree, msg)
 
 
 def test_peer_info_caches_tell_apart_peers_and_swarms_sharing_addresses() -> None:
@@ -180,7 +185,7 @@ def test_peer_info_caches_tell_apart_peers_and_swarms_sharing_addresses() -> Non
             _response(GOOD),
             peers=(PeerInfo(peer_id=peer_id, addresses=shared, swarm_id=swarm),),
         )
-        assert xml_codec.encode_response(msg) == xml_codec._encode_response_tree(msg)
+        assert xml_codec.encode_response(msg) == encode_response_tree(msg)
         assert json_codec.encode_response(msg, check=False) == json_codec.encode_response(msg)
 
 
@@ -267,17 +272,16 @@ def test_an_invalid_entry_keeps_no_form_and_is_refused_every_time(
         if encode is json_codec.encode_response:
             with pytest.raises(LocalProtocolError):
                 json_codec.encode_response(msg, check=False)
-    assert not hasattr(msg.peers[0], "_encoded_xml")
-    assert not hasattr(msg.peers[0], "_encoded_json")
+    assert _kept_forms(msg.peers[0]) == [None, None]
 
 
 def test_kept_forms_are_not_part_of_an_entry_value() -> None:
     info = PeerInfo(peer_id="p1", addresses=(GOOD,), swarm_id="s1")
     xml_codec.encode_response(replace(_response(GOOD), peers=(info,)))
     json_codec.encode_response(replace(_response(GOOD), peers=(info,)), check=False)
-    assert hasattr(info, "_encoded_xml") and hasattr(info, "_encoded_json")
+    assert None not in _kept_forms(info)
     copy = replace(info)
     assert copy == info and hash(copy) == hash(info) and repr(copy) == repr(info)
-    assert not hasattr(copy, "_encoded_xml") and not hasattr(copy, "_encoded_json")
+    assert _kept_forms(copy) == [None, None]
     with pytest.raises((AttributeError, TypeError)):
-        info._encoded_xml = "x"  # type: ignore[attr-defined]
+        setattr(info, EncodedForms.__slots__[0], "x")

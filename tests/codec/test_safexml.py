@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ppsp.codecs.safexml import MAX_DEPTH, XMLRejected, _plain_utf8, parse_xml
+from ppsp.codecs.safexml import XMLRejected, _plain_utf8, parse_xml
+from ppsp.wire.fields import MAX_XML_DEPTH
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -18,8 +19,8 @@ def nested(depth: int, *, empty: bool = False) -> str:
 @pytest.mark.parametrize("head", ["", DECLARATION, '<?xml version="1.0"?>\n'])
 @pytest.mark.parametrize("empty", [False, True])
 def test_depth_bound_on_plain_documents(head: str, empty: bool) -> None:
-    ok = (head + nested(MAX_DEPTH, empty=empty)).encode()
-    deep = (head + nested(MAX_DEPTH + 1, empty=empty)).encode()
+    ok = (head + nested(MAX_XML_DEPTH, empty=empty)).encode()
+    deep = (head + nested(MAX_XML_DEPTH + 1, empty=empty)).encode()
     assert _plain_utf8(ok) and _plain_utf8(deep)
     parse_xml(ok)
     with pytest.raises(XMLRejected):
@@ -35,7 +36,7 @@ def test_depth_bound_on_plain_documents(head: str, empty: bool) -> None:
     ],
 )
 def test_markup_that_fools_a_byte_count_gets_the_full_check(filler: str) -> None:
-    deep = (DECLARATION + "<r>" + filler + nested(MAX_DEPTH) + "</r>").encode()
+    deep = (DECLARATION + "<r>" + filler + nested(MAX_XML_DEPTH) + "</r>").encode()
     assert not _plain_utf8(deep)
     with pytest.raises(XMLRejected):
         parse_xml(deep)
@@ -46,10 +47,10 @@ def test_markup_that_fools_a_byte_count_gets_the_full_check(filler: str) -> None
 @pytest.mark.parametrize(
     "data",
     [
-        nested(MAX_DEPTH + 1).encode("utf-16"),
-        nested(MAX_DEPTH + 1).encode("utf-16-le"),
-        ('<?xml version="1.0" encoding="UTF-16"?>' + nested(MAX_DEPTH + 1)).encode("utf-16"),
-        b"\xef\xbb\xbf" + nested(MAX_DEPTH + 1).encode(),
+        nested(MAX_XML_DEPTH + 1).encode("utf-16"),
+        nested(MAX_XML_DEPTH + 1).encode("utf-16-le"),
+        ('<?xml version="1.0" encoding="UTF-16"?>' + nested(MAX_XML_DEPTH + 1)).encode("utf-16"),
+        b"\xef\xbb\xbf" + nested(MAX_XML_DEPTH + 1).encode(),
         # UTF-7 spells "<" without the byte "<".
         (
             '<?xml version="1.0" encoding="UTF-7"?><r>' + "+ADw-a>" * 17 + "+ADw-/a>" * 17 + "</r>"

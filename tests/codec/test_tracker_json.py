@@ -11,7 +11,6 @@ from typing import Any, Final
 import orjson
 import pytest
 
-from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs.tracker_json import (
     decode_request,
     decode_response,
@@ -574,7 +573,7 @@ def test_content_map_ignored_in_v1_and_unknown_groups_ignored() -> None:
         lambda s: s.update(chunkmap="!!!"),
         lambda s: s.update(chunkmap="AAAA"),
         lambda s: s.update(end_index=1),
-        lambda s: s.update(end_index=json_codec.MAX_CHUNKMAP_BITS + 10),
+        lambda s: s.update(end_index=fields.MAX_CHUNKMAP_BITS + 10),
         lambda s: s.pop("chunkmap"),
         lambda s: s.update(chunkmap=7),
     ],
@@ -901,7 +900,7 @@ def test_control_characters_and_long_strings() -> None:
 
 
 def test_deep_nesting() -> None:
-    for depth in (json_codec.MAX_DEPTH, 500, 1023, 5000, 100_000):
+    for depth in (fields.MAX_JSON_DEPTH, 500, 1023, 5000, 100_000):
         nested = b"[" * depth + b"]" * depth
         data = b'{"PPSPTrackerProtocol": {"version": 1, "x": ' + nested + b"}}"
         with pytest.raises(BadRequest):
@@ -909,7 +908,7 @@ def test_deep_nesting() -> None:
     # Brackets inside strings are not nesting.
     assert decode_request(find_v1(swarm_id="[" * 100))
     # Nesting up to the bound is fine in an unknown member.
-    nested = b"[" * (json_codec.MAX_DEPTH - 3) + b"]" * (json_codec.MAX_DEPTH - 3)
+    nested = b"[" * (fields.MAX_JSON_DEPTH - 3) + b"]" * (fields.MAX_JSON_DEPTH - 3)
     ok = request(1, "FIND", find={"swarm_id": "1"})[:-2] + b',"x":' + nested + b"}}"
     assert decode_request(ok)
 
@@ -933,8 +932,8 @@ def test_million_element_arrays_rejected_fast() -> None:
 @pytest.mark.parametrize(
     ("member", "limit"),
     [
-        ("swarm_action", json_codec.MAX_SWARM_ACTIONS),
-        ("peer_addr", json_codec.MAX_ADVERTISED_ADDRESSES),
+        ("swarm_action", fields.MAX_SWARM_ACTIONS),
+        ("peer_addr", fields.MAX_ADVERTISED_ADDRESSES),
     ],
 )
 def test_bounds(member: str, limit: int) -> None:
@@ -953,14 +952,14 @@ def test_bounds(member: str, limit: int) -> None:
 
 def test_stat_bound_over_groups() -> None:
     stat = {"swarm_id": "1"}
-    half = json_codec.MAX_STATS // 2 + 1
+    half = fields.MAX_STATS // 2 + 1
     group = {"type": "STREAM_STATS", "stat": [stat] * half}
     with pytest.raises(BadRequest):
         decode_request(request(1, "STAT_REPORT", stat_report=[group, group]))
 
 
 def test_too_many_stat_extensions() -> None:
-    stat = {f"x{i}": i for i in range(json_codec.MAX_EXTRA_STATS + 1)}
+    stat = {f"x{i}": i for i in range(fields.MAX_EXTRA_STATISTICS + 1)}
     with pytest.raises(BadRequest):
         decode_request(
             request(1, "STAT_REPORT", stat_report={"type": "STREAM_STATS", "stat": stat})
@@ -1071,7 +1070,7 @@ def test_entries_of_one_peer_merge_only_within_their_swarm() -> None:
         [{"peer_id": "a", "peer_addr": []}],
         # 17 addresses for one peer once its entries are merged.
         [{"peer_id": "a", "peer_addr": {"ip_address": {"address": "192.0.2.1"}, "port": 1}}]
-        * (json_codec.MAX_ADDRESSES + 1),
+        * (fields.MAX_PEER_ADDRESSES + 1),
     ],
 )
 def test_bad_peer_info_entries(entries: list[object]) -> None:
@@ -1095,14 +1094,14 @@ def test_listed_peer_count_counts_peers_not_entries() -> None:
         result = {"swarm_id": "s", "result": 0, "peer_group": {"peer_info": listed}}
         return root(version=1, response_type=0, transaction_id="x", swarm_result=result)
 
-    decoded = decode_response(answer(json_codec.MAX_PEERS), max_bytes=1 << 22)
-    assert isinstance(decoded, TrackerResponse) and len(decoded.peers) == json_codec.MAX_PEERS
+    decoded = decode_response(answer(fields.MAX_LISTED_PEERS), max_bytes=1 << 22)
+    assert isinstance(decoded, TrackerResponse) and len(decoded.peers) == fields.MAX_LISTED_PEERS
     with pytest.raises(BadRequest):
-        decode_response(answer(json_codec.MAX_PEERS + 1), max_bytes=1 << 22)
+        decode_response(answer(fields.MAX_LISTED_PEERS + 1), max_bytes=1 << 22)
     addresses = (HOST_ADDR, V6_ADDR)
     too_many = tuple(
         PeerInfo(peer_id=str(i), addresses=addresses, swarm_id="s")
-        for i in range(json_codec.MAX_PEERS + 1)
+        for i in range(fields.MAX_LISTED_PEERS + 1)
     )
     for check in (True, False):
         with pytest.raises(LocalProtocolError):

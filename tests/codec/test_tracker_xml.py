@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from ppsp.codecs.safexml import MAX_XML_BYTES
 from ppsp.codecs.tracker_xml import (
     ERROR_TEXT,
-    MAX_ADVERTISED_ADDRESSES,
-    MAX_PEER_ADDRESSES,
-    MAX_STATS,
-    MAX_SWARM_IDS,
     NAMESPACE,
     decode_request,
     decode_response,
@@ -25,6 +20,13 @@ from ppsp.errors import (
     TrackerErrorCode,
     TrackerProtocolError,
     UnsupportedVersion,
+)
+from ppsp.wire.fields import (
+    MAX_ADVERTISED_ADDRESSES,
+    MAX_MESSAGE_BYTES,
+    MAX_PEER_ADDRESSES,
+    MAX_STATS,
+    MAX_SWARM_ACTIONS,
 )
 from ppsp.wire.tracker import (
     ActionResult,
@@ -353,8 +355,8 @@ def test_too_many_swarm_ids() -> None:
         body = "".join(f"<SwarmID>s{i}</SwarmID>" for i in range(count))
         return request(body, method="DISCONNECT")
 
-    message = decode_request(disconnect(MAX_SWARM_IDS))
-    assert isinstance(message, DisconnectRequest) and len(message.swarms) == MAX_SWARM_IDS
+    message = decode_request(disconnect(MAX_SWARM_ACTIONS))
+    assert isinstance(message, DisconnectRequest) and len(message.swarms) == MAX_SWARM_ACTIONS
     bad(disconnect(10_000))
 
 
@@ -521,7 +523,7 @@ def test_deep_nesting() -> None:
 
 
 def test_oversized_body() -> None:
-    data = request("<SwarmID>s</SwarmID>" + " " * MAX_XML_BYTES)
+    data = request("<SwarmID>s</SwarmID>" + " " * MAX_MESSAGE_BYTES)
     with pytest.raises(PayloadTooLarge):
         decode_request(data)
 

@@ -1,7 +1,7 @@
 """The plain XML path (FIND and STAT_REPORT in one pass) says exactly what the full decoder says.
 
-``xml_codec._plain_request`` reads the plain form of the two most frequent requests and gives up
-(None) on anything else, so that the full decoder (``_decode_request_root``) reads it and alone
+``plain.plain_request`` reads the plain form of the two most frequent requests and gives up (None)
+on anything else, so that the full decoder (``read.decode_request_root``) reads it and alone
 decides every refusal.  Each test holds the plain path to: never a different answer, and the
 answer itself for the plain documents the package writes.
 """
@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.test_tracker_xml_properties import finds, requests, stat_reports
 from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.tracker_xml.plain import plain_request
+from ppsp.codecs.tracker_xml.read import decode_request_root
+from ppsp.codecs.tracker_xml.tree import parse, with_transaction_id
 from ppsp.errors import TrackerProtocolError
 from ppsp.wire.tracker import (
     ContentMap,
@@ -27,6 +29,7 @@ from ppsp.wire.tracker import (
     StatReportRequest,
     StreamStatistics,
 )
+from wire.strategies import finds, requests, stat_reports
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -34,8 +37,8 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 def _full(data: bytes) -> object:
     """What the full decoder makes of ``data``: the request, or the error's class and text."""
     try:
-        root = xml_codec._parse(data)
-        return xml_codec._with_transaction_id(root, xml_codec._decode_request_root)
+        root = parse(data)
+        return with_transaction_id(root, decode_request_root)
     except TrackerProtocolError as exc:
         return (type(exc).__name__, str(exc), exc.transaction_id)
 
@@ -50,14 +53,14 @@ def _served(data: bytes) -> object:
 
 def _plain(data: bytes) -> object:
     try:
-        root = xml_codec._parse(data)
+        root = parse(data)
     except TrackerProtocolError:
         return None
-    return xml_codec._plain_request(root)
+    return plain_request(root)
 
 
 @PROPERTY
-@given(requests)
+@given(requests())
 def test_every_request_decodes_as_the_full_decoder_decodes_it(message: object) -> None:
     data = xml_codec.encode_request(message)  # type: ignore[arg-type]
     plain = _plain(data)
@@ -66,14 +69,14 @@ def test_every_request_decodes_as_the_full_decoder_decodes_it(message: object) -
 
 
 @PROPERTY
-@given(finds.map(lambda m: replace(m, peer_num=None, content_group=())))
+@given(finds().map(lambda m: replace(m, peer_num=None, content_group=())))
 def test_plain_finds_take_the_plain_path(message: FindRequest) -> None:
     assert _plain(xml_codec.encode_request(message)) == message
 
 
 @PROPERTY
 @given(
-    stat_reports.map(
+    stat_reports().map(
         lambda m: replace(m, stream_stats=tuple(replace(s, extra=()) for s in m.stream_stats))
     )
 )

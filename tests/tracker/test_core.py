@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
-from ppsp.codecs.safexml import MAX_XML_BYTES
 from ppsp.errors import Forbidden, TrackerProtocolError, UnsupportedVersion
 from ppsp.tracker.core import (
     AddressUse,
@@ -26,7 +25,7 @@ from ppsp.tracker.credentials import Credentials
 from ppsp.tracker.statemachine import PeerState, TrackerState
 from ppsp.tracker.storage import MemoryStorage, Storage
 from ppsp.wire.bitmap import ChunkBitmap
-from ppsp.wire.fields import MAX_LISTED_PEERS
+from ppsp.wire.fields import MAX_LISTED_PEERS, MAX_MESSAGE_BYTES
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
@@ -594,8 +593,8 @@ async def test_join_of_many_swarms_lists_what_one_answer_can_carry(tracker: Trac
         0.0, *((s, JOIN, LEECH) for s in swarms), peer_num=PeerNum(count=200)
     )
     assert len(r.peers) == MAX_LISTED_PEERS
-    assert len(xml_codec.encode_response(r)) < MAX_XML_BYTES
-    assert len(json_codec.encode_response(r)) < json_codec.MAX_JSON_BYTES
+    assert len(xml_codec.encode_response(r)) < MAX_MESSAGE_BYTES
+    assert len(json_codec.encode_response(r)) < MAX_MESSAGE_BYTES
 
 
 # -- property: random request sequences ---------------------------------------------------------

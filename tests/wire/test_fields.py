@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import base64
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppsp.wire import fields
-from ppsp.wire.tracker import PeerAddress, PeerInfo, SwarmAction, merge_listed_peers
+from ppsp.wire.common import PeerAddress, PeerInfo, merge_listed_peers
+from ppsp.wire.tracker import SwarmAction
 
 PROPERTY = settings(max_examples=500, deadline=None)
 
@@ -183,3 +187,35 @@ def test_merge_listed_peers() -> None:
     ]
     unique = peers[:3]
     assert merge_listed_peers(unique) is unique  # nothing to merge: the same list
+
+
+# -- every bound once ------------------------------------------------------------------------
+
+_PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ppsp"
+_BOUND = re.compile(r"_?(MAX|MIN)_[A-Z0-9_]+")
+
+
+def _bounds_assigned(path: Path) -> list[str]:
+    """Names of bounds (``MAX_*``, ``MIN_*``) a module assigns at its top level."""
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        names.extend(t.id for t in targets if isinstance(t, ast.Name) and _BOUND.fullmatch(t.id))
+    return names
+
+
+def test_every_bound_of_the_wire_is_defined_in_fields_only() -> None:
+    """The wire model and the codecs take every bound from ``ppsp.wire.fields``: none defines
+    one of its own, nor a second name for one."""
+    modules = [*(_PACKAGE / "wire").rglob("*.py"), *(_PACKAGE / "codecs").rglob("*.py")]
+    assert len(modules) > 10
+    defined = {
+        str(path.relative_to(_PACKAGE)): names
+        for path in modules
+        if path.name != "fields.py" and (names := _bounds_assigned(path))
+    }
+    assert defined == {}
+    assert "MAX_MESSAGE_BYTES" in _bounds_assigned(_PACKAGE / "wire" / "fields.py")

@@ -23,7 +23,8 @@ from ppsp.errors import PPSPError
 from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.live import LiveDescription
 from ppsp.peer.net.chunkstore import part_path
-from ppsp.peer.net.node import DownloadFailed, PeerNode, SwarmSession
+from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.session import DownloadFailed, SwarmSession
 from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
 from ppsp.wire.tracker import Encoding

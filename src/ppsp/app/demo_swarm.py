@@ -23,7 +23,8 @@ from rich.table import Table
 
 from ppsp.app.media import make_sample_video
 from ppsp.errors import PPSPError
-from ppsp.peer.net.node import PeerNode, SwarmSession
+from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.session import SwarmSession
 from ppsp.process.signals import INTERRUPTED_EXIT, on_signals
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.limits import DEFAULT_LIMITS

@@ -30,7 +30,8 @@ from ppsp.peer.net.livenode import (
     LiveViewer,
     describe_input_error,
 )
-from ppsp.peer.net.node import PeerNode, SwarmSession
+from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.session import SwarmSession
 from ppsp.process.signals import stop_event
 
 

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from ppsp.codecs.rangehdr import RangeNotSatisfiable, parse_range
-from ppsp.peer.net.node import SwarmSession
+from ppsp.peer.net.session import SwarmSession
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,16 @@ import re
 from dataclasses import dataclass
 
 from ppsp.errors import MalformedResponse
+from ppsp.wire.fields import MAX_CONTENT_LENGTH, MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
-MAX_HEAD_BYTES = 16384
-"""Bound on a response head, its status line and fields included."""
-
-MAX_HEADER_FIELDS = 100
-"""Bound on the number of header fields in one head."""
-
-MAX_CONTENT_LENGTH = 1 << 40
-"""Bound on a ``Content-Length`` value; anything larger is refused as malformed."""
+__all__ = [
+    "MAX_CONTENT_LENGTH",
+    "MAX_HEADER_FIELDS",
+    "MAX_HEAD_BYTES",
+    "ResponseHead",
+    "head_length",
+    "parse_response_head",
+]
 
 _HEAD_END = b"\r\n\r\n"
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?: ([\t !-~\x80-\xff]*))?")

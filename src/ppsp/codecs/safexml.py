@@ -2,7 +2,8 @@
 
 Hostile input is normal input: no DTDs, no entity expansion, no network access, bounded size and
 depth.  Any problem surfaces as :class:`XMLRejected`, which the codecs turn into their own
-protocol error (400 / ``INVALID SYNTAX``).
+protocol error (400 / ``INVALID SYNTAX``).  The bounds are those of every codec
+(:data:`~ppsp.wire.fields.MAX_MESSAGE_BYTES`, :data:`~ppsp.wire.fields.MAX_XML_DEPTH`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ import threading
 
 from lxml import etree
 
-MAX_XML_BYTES = 1 << 20
-"""Default upper bound on an XML document, before any parsing."""
-
-MAX_DEPTH = 16
-"""No PPSP message nests deeper than this; deeper documents are rejected."""
+from ppsp.wire.fields import MAX_MESSAGE_BYTES, MAX_XML_DEPTH
 
 
 class XMLRejected(ValueError):
@@ -37,8 +34,8 @@ def _parser(*, keep_blank_text: bool = True) -> etree.XMLParser:
     )
 
 
-_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")")
-"""Whether a document has an element deeper than MAX_DEPTH (compiled once: ~2 µs a check)."""
+_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_XML_DEPTH + 1) + ")")
+"""Whether a document has an element deeper than MAX_XML_DEPTH (compiled once: ~2 µs a check)."""
 
 _PARSERS = threading.local()
 
@@ -83,7 +80,7 @@ def _plain_utf8(data: bytes) -> bool:
 
 
 def parse_xml(
-    data: bytes, *, max_bytes: int = MAX_XML_BYTES, keep_blank_text: bool = True
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, keep_blank_text: bool = True
 ) -> etree._Element:
     """Parse ``data`` into an element tree, refusing anything unsafe.
 
@@ -111,9 +108,9 @@ def parse_xml(
         # lxml-stubs lack DocInfo.doctype; read it dynamically.
         if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
             raise XMLRejected("document type declarations are not allowed")
-    start_tags = data.count(b"<") - data.count(b"</") if plain else MAX_DEPTH + 1
-    if start_tags > MAX_DEPTH and _TOO_DEEP(root):
-        raise XMLRejected(f"document nests deeper than {MAX_DEPTH} levels")
+    start_tags = data.count(b"<") - data.count(b"</") if plain else MAX_XML_DEPTH + 1
+    if start_tags > MAX_XML_DEPTH and _TOO_DEEP(root):
+        raise XMLRejected(f"document nests deeper than {MAX_XML_DEPTH} levels")
     return root
 
 

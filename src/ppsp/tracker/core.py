@@ -58,6 +58,7 @@ from ppsp.tracker.statemachine import (
     tracker_state,
 )
 from ppsp.tracker.storage.base import PeerRecord, Storage
+from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_LISTED_PEERS
 from ppsp.wire.tracker import (
     ActionResult,
@@ -79,7 +80,6 @@ from ppsp.wire.tracker import (
     SwarmAction,
     SwarmActionType,
     TrackerResponse,
-    positional_builder,
 )
 
 __all__ = [
@@ -212,8 +212,9 @@ def usable_addresses(
     return tuple(kept)
 
 
-_build_record = positional_builder(PeerRecord)
-_build_response = positional_builder(TrackerResponse)
+# Built by writing their slots (ppsp.wire.builder), from keyword arguments.
+_build_record = keyword_builder(PeerRecord)
+_build_response = keyword_builder(TrackerResponse)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -475,16 +476,15 @@ class Tracker:
             host = _host_key(seen)
             if host == seen:
                 host = seen  # the string the REFLEXIVE address holds: no copy kept
-        # PeerRecord(peer_id=..., version=..., state=..., addresses=..., deadline=...,
-        # grace_used=False, host=...): a valid message clears the grace.
+        # A valid message clears the grace.
         return _build_record(
-            request.peer_id,
-            ctx.machine.version,
-            ctx.transition.next_state,
-            addresses,
-            deadline,
-            False,
-            host,
+            peer_id=request.peer_id,
+            version=ctx.machine.version,
+            state=ctx.transition.next_state,
+            addresses=addresses,
+            deadline=deadline,
+            grace_used=False,
+            host=host,
         )
 
     def _response(
@@ -496,9 +496,12 @@ class Tracker:
         with_requester: bool = True,
     ) -> TrackerResponse:
         requester = requester_info(ctx.request.peer_id, ctx.reflexive) if with_requester else None
-        # TrackerResponse(version=..., transaction_id=..., results=..., requester=..., peers=...)
         return _build_response(
-            ctx.request.version, ctx.request.transaction_id, results, requester, peers
+            version=ctx.request.version,
+            transaction_id=ctx.request.transaction_id,
+            results=results,
+            requester=requester,
+            peers=peers,
         )
 
     async def _peer_list(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.storage.base import (
@@ -36,6 +36,7 @@ from ppsp.tracker.storage.base import (
     SwarmMember,
     member_prefix,
 )
+from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_PEER_ADDRESSES
 from ppsp.wire.tracker import (
     AddressType,
@@ -45,7 +46,6 @@ from ppsp.wire.tracker import (
     PeerMode,
     PeerNum,
     RepresentationScope,
-    positional_builder,
 )
 
 __all__ = [
@@ -566,11 +566,11 @@ def _random_pick(
     return picked
 
 
-_build_info = positional_builder(PeerInfo)
-"""PeerInfo(peer_id=..., addresses=..., swarm_id=...), at half the cost."""
+_build_info = keyword_builder(PeerInfo)
+"""PeerInfo(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
 
 
-_SET_LISTED = MemberSlots._listed.__set__  # type: ignore[attr-defined]
+_SET_LISTED: Callable[[SwarmMember, PeerInfo], None] = vars(MemberSlots)["_listed"].__set__
 """Writes a member's ``_listed`` slot (a frozen dataclass refuses ``setattr``)."""
 
 
@@ -585,7 +585,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
     append = infos.append
     for member in members:
         try:
-            info: PeerInfo = member._listed  # type: ignore[attr-defined]
+            info = member._listed
             if info.swarm_id == swarm_id:
                 append(info)
                 continue
@@ -595,7 +595,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         if len(addresses) > MAX_PEER_ADDRESSES:
             # A record written before the bound (e.g. kept in Redis by an older release).
             addresses = addresses[:MAX_PEER_ADDRESSES]
-        info = _build_info(member.peer_id, addresses, swarm_id)
+        info = _build_info(peer_id=member.peer_id, addresses=addresses, swarm_id=swarm_id)
         if isinstance(member, MemberSlots):
             _SET_LISTED(member, info)
         append(info)
@@ -604,4 +604,4 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
 
 def requester_info(peer_id: str, reflexive: PeerAddress) -> PeerInfo:
     """The requester's entry of an answer: its ID and the address it was seen at."""
-    return _build_info(peer_id, (reflexive,), None)
+    return _build_info(peer_id=peer_id, addresses=(reflexive,))

@@ -121,7 +121,9 @@ class ChunkBitmap:
             return NotImplemented
         return (self.start, self.size, self._bits) == (other.start, other.size, other._bits)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        """Refused: a bitmap is mutable (``hash()`` raises TypeError, as for a list)."""
+        raise TypeError(f"unhashable type: {type(self).__name__!r}")
 
     @property
     def complete(self) -> bool:

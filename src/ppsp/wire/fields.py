@@ -16,7 +16,8 @@ The rules, in short (docs/PROTOCOL.md, "Field rules", has the reasons):
   or a code point XML cannot carry.
 * **Swarm IDs** are tokens other than :data:`ALL_SWARMS` and :data:`NO_SWARM`, which only a
   DISCONNECT uses, with their special meanings.
-* **Integers**: 0 to :data:`MAX_INTEGER`; ports :data:`MIN_PORT` to :data:`MAX_PORT`.
+* **Integers**: 0 to :data:`MAX_INTEGER`, written as 1 to 19 ASCII digits where text carries
+  them (:data:`DECIMAL_RE`); ports :data:`MIN_PORT` to :data:`MAX_PORT`.
 * **IP addresses** in canonical text (dotted quad; RFC 5952 for IPv6, IPv4-mapped ones in its
   mixed notation ``::ffff:192.0.2.1``), without a zone index.
 * **Chunk maps**: Base64 (RFC 4648) of exactly ``ceil(size / 8)`` bytes for ``size`` bits, at
@@ -27,7 +28,8 @@ The rules, in short (docs/PROTOCOL.md, "Field rules", has the reasons):
 * **Per-action transaction IDs** (``12345.1``) may end in ``.0`` only when the request's own
   transaction ID does (or is the same): an XML answer's root ID is its first ID ending in ``.0``
   (huang-01), so any other request could not be answered (:func:`clear_action_ids`).
-* **Counts** (``MAX_*`` below) bound the repetitions of a message, the same in every codec.
+* **Counts and sizes** (``MAX_*`` below) bound the repetitions of a message and the size of a
+  body, the same in every codec.  Every bound of the wire is defined here and nowhere else.
 
 Pure functions and constants; no I/O.  The functions raise ValueError with a short reason, which
 each codec turns into its own protocol error.
@@ -44,20 +46,35 @@ from typing import Final, Protocol, TypeGuard
 
 __all__ = [
     "ALL_SWARMS",
+    "DECIMAL_RE",
     "EXTRA_STATISTIC_NAME_RE",
     "MAX_ADVERTISED_ADDRESSES",
     "MAX_CHUNKMAP_BITS",
+    "MAX_CHUNK_IDS",
+    "MAX_CONTENT_LENGTH",
     "MAX_EXTRA_STATISTICS",
+    "MAX_HEADER_FIELDS",
+    "MAX_HEAD_BYTES",
     "MAX_INTEGER",
+    "MAX_JSON_DEPTH",
     "MAX_LISTED_PEERS",
+    "MAX_MESSAGE_BYTES",
     "MAX_PEER_ADDRESSES",
+    "MAX_PEER_ELEMENTS",
     "MAX_PORT",
+    "MAX_PROPERTIES",
+    "MAX_PROPERTY_VALUE_LENGTH",
     "MAX_REPRESENTATIONS",
     "MAX_SEGMENTS",
     "MAX_STATS",
     "MAX_SWARM_ACTIONS",
+    "MAX_TEXT_LENGTH",
     "MAX_TOKEN_LENGTH",
+    "MAX_TRANSPORTS",
+    "MAX_URI_LENGTH",
+    "MAX_XML_DEPTH",
     "MIN_PORT",
+    "MIN_SIGNED_INTEGER",
     "NO_SWARM",
     "RESERVED_STATISTIC_NAMES",
     "RESERVED_SWARM_IDS",
@@ -90,7 +107,15 @@ RESERVED_SWARM_IDS: Final = frozenset({ALL_SWARMS, NO_SWARM})
 """Tokens that are never a swarm's own ID."""
 
 MAX_INTEGER: Final = 2**63 - 1
-"""Largest integer value (counters, indexes, priorities, peer counts)."""
+"""Largest integer value (counters, indexes, priorities, peer counts, chunk indexes)."""
+
+MIN_SIGNED_INTEGER: Final = -(2**63)
+"""Smallest integer a JSON member may hold where text is expected and a number is given (an
+identifier, an extra statistic): it is kept as its decimal text."""
+
+DECIMAL_RE: Final = re.compile(r"[0-9]{1,19}")
+"""An integer written as text (use ``fullmatch``): ASCII digits only, no sign, at most 19 of
+them (:data:`MAX_INTEGER` has 19); the value must still be checked against its bound."""
 
 MIN_PORT: Final = 1
 """Smallest port of a peer address (port 0 reaches nothing)."""
@@ -124,6 +149,53 @@ MAX_STATS: Final = 1000
 
 MAX_EXTRA_STATISTICS: Final = 64
 """Most extra (non-standard) statistics in one set of stream statistics."""
+
+# -- Sizes of whole messages ------------------------------------------------------------------
+
+MAX_MESSAGE_BYTES: Final = 1 << 20
+"""Largest message body, read or written, in every encoding (tracker XML and JSON, peer XML):
+checked before any parsing."""
+
+MAX_XML_DEPTH: Final = 16
+"""Deepest nesting of XML elements (no PPSP message nests deeper)."""
+
+MAX_JSON_DEPTH: Final = 32
+"""Deepest nesting of JSON arrays and objects (PPSP-TP messages need 10)."""
+
+MAX_TEXT_LENGTH: Final = 512
+"""Longest JSON string member that is not a token (a stat group's ``type``, an IP address's
+text before it is read), in characters."""
+
+# -- Peer protocol ----------------------------------------------------------------------------
+
+MAX_PEER_ELEMENTS: Final = 20_000
+"""Most elements in one peer protocol document."""
+
+MAX_CHUNK_IDS: Final = 1024
+"""Most ChunkID elements in one FIND, FIND_CHUNK or answer."""
+
+MAX_PROPERTIES: Final = 64
+"""Most Stat elements (properties) in one PROPERTY_QUERY or its answer."""
+
+MAX_PROPERTY_VALUE_LENGTH: Final = 16_384
+"""Longest property value in a PROPERTY_QUERY answer, in characters."""
+
+MAX_TRANSPORTS: Final = 16
+"""Most TProt elements in one TRANSPORT_NEGOTIATION or its answer."""
+
+MAX_URI_LENGTH: Final = 2048
+"""Longest chunk URL template of a transport offer, in characters."""
+
+# -- HTTP response heads (the chunk client's, :mod:`ppsp.codecs.httphead`) --------------------
+
+MAX_HEAD_BYTES: Final = 16384
+"""Bound on a response head, its status line and fields included."""
+
+MAX_HEADER_FIELDS: Final = 100
+"""Bound on the number of header fields in one head."""
+
+MAX_CONTENT_LENGTH: Final = 1 << 40
+"""Bound on a ``Content-Length`` value; anything larger is refused as malformed."""
 
 EXTRA_STATISTIC_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 """An extra statistic's name (use ``fullmatch``): an XML element name and a plain JSON member."""

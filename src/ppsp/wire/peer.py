@@ -3,9 +3,10 @@
 The model follows the seed slides and draft-gu-ppsp-peer-protocol-02 as profiled by PROFILE.md:
 five request methods (FIND, FIND_CHUNK, CHUNK_AVAILABILITY, PROPERTY_QUERY,
 TRANSPORT_NEGOTIATION), their answers, a generic ``OK`` acknowledgement (the answer to a PUSH)
-and the error answer of Table 2.  Peer lists and chunk maps reuse the tracker protocol's model
-(:class:`~ppsp.wire.tracker.PeerInfo`, :class:`~ppsp.wire.tracker.RepresentationMap`),
-as the slides ask ("consistent with Tracker protocol ... Peerlist description").
+and the error answer of Table 2.  Peer lists and chunk maps are the types the tracker protocol
+carries too (:class:`~ppsp.wire.common.PeerInfo`, :class:`~ppsp.wire.common.RepresentationMap`,
+defined once in :mod:`ppsp.wire.common`), as the slides ask ("consistent with Tracker protocol
+... Peerlist description").
 
 Every message is a frozen, slotted, keyword-only dataclass; sequences are tuples.  The codec
 (:mod:`ppsp.codecs.peer_xml`) does all validation: a message decoded from the wire is valid, and the
@@ -23,7 +24,7 @@ from urllib.parse import quote
 
 from ppsp.errors import PEER_ERROR_CLASSES, PeerProtocolError
 from ppsp.wire.bitmap import ChunkBitmap
-from ppsp.wire.tracker import (
+from ppsp.wire.common import (
     PeerInfo,
     PeerNum,
     RepresentationMap,

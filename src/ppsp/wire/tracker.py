@@ -6,6 +6,10 @@ Codecs (:mod:`ppsp.codecs.tracker_xml`, :mod:`ppsp.codecs.tracker_json`) turn by
 objects and back; they do all validation, so a message that exists is a valid message and
 handlers never re-check syntax.
 
+Only what the tracker protocol alone carries is defined here; the types it shares with the peer
+protocol (peers, addresses, scopes, chunk maps) live in :mod:`ppsp.wire.common` and are
+re-exported for the modules that read every tracker type from one place.
+
 Every message is a frozen, slotted, keyword-only dataclass.  Sequences are tuples, so messages
 are hashable and safe to share.  Encoding-specific spellings (``SEED`` in XML versus ``SEEDER`` in
 JSON, ``200 OK`` result strings, ...) live in the codecs, never here.
@@ -13,25 +17,59 @@ JSON, ``200 OK`` result strings, ...) live in the codecs, never here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from enum import Enum
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 from ppsp.errors import TrackerErrorCode
-from ppsp.wire.fields import ALL_SWARMS as ALL_SWARMS  # re-exported: DISCONNECT's "ALL"
-from ppsp.wire.fields import NO_SWARM as NO_SWARM  # re-exported: DISCONNECT's "nil"
+from ppsp.wire.common import (
+    AddressFamily,
+    AddressType,
+    ContentMap,
+    IdentityEnum,
+    PeerAddress,
+    PeerInfo,
+    PeerNum,
+    RepresentationMap,
+    RepresentationScope,
+    SegmentMap,
+    merge_listed_peers,
+)
+from ppsp.wire.fields import ALL_SWARMS, NO_SWARM
 
-
-class IdentityEnum(Enum):
-    """An enumeration whose members hash by identity.
-
-    ``Enum`` hashes a member by its name in Python code, a function call on every dictionary or
-    set look-up; members are singletons compared by identity, so the identity hash agrees with
-    ``==`` and costs no call.  Every enumeration of the tracker derives from this one.
-    """
-
-    __hash__ = object.__hash__
+__all__ = [
+    "ALL_SWARMS",
+    "CONTENT_TYPES",
+    "NO_SWARM",
+    "ActionResult",
+    "AddressFamily",
+    "AddressType",
+    "AnyRequest",
+    "ConnectRequest",
+    "ContentMap",
+    "DisconnectRequest",
+    "DisconnectScope",
+    "Encoding",
+    "ErrorResponse",
+    "FindRequest",
+    "IdentityEnum",
+    "JoinRequest",
+    "Method",
+    "PeerAddress",
+    "PeerInfo",
+    "PeerMode",
+    "PeerNum",
+    "ProtocolVersion",
+    "RepresentationMap",
+    "RepresentationScope",
+    "SegmentMap",
+    "StatReportRequest",
+    "StreamStatistics",
+    "SwarmAction",
+    "SwarmActionType",
+    "TrackerMessage",
+    "TrackerRequest",
+    "TrackerResponse",
+    "merge_listed_peers",
+]
 
 
 class ProtocolVersion(IdentityEnum):
@@ -83,21 +121,6 @@ class SwarmActionType(IdentityEnum):
     LEAVE = "LEAVE"
 
 
-class AddressFamily(IdentityEnum):
-    """``@addrType`` / ``address_type``."""
-
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
-
-
-class AddressType(IdentityEnum):
-    """``@type`` / ``type`` of a peer address, for NAT traversal."""
-
-    HOST = "HOST"
-    REFLEXIVE = "REFLEXIVE"
-    PROXY = "PROXY"
-
-
 class DisconnectScope(IdentityEnum):
     """What a DISCONNECT leaves: the named swarms, every swarm (``ALL``), or the system (``nil``).
 
@@ -111,79 +134,6 @@ class DisconnectScope(IdentityEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PeerAddress:
-    """One transport address of a peer (``PeerAddress`` / ``peer_addr``).
-
-    ``asn`` is kept as text: the drafts print it as a string in both encodings.
-    """
-
-    ip: str
-    port: int
-    family: AddressFamily = AddressFamily.IPV4
-    priority: int | None = None
-    type: AddressType | None = None
-    connection: str | None = None
-    asn: str | None = None
-    peer_protocol: str | None = None
-
-
-class EncodedForms:
-    """Two slots where the codecs keep the encoded form of an entry (see :class:`PeerInfo`).
-
-    Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.  An
-    unset slot raises AttributeError when read.
-    """
-
-    __slots__ = ("_encoded_json", "_encoded_xml")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerInfo(EncodedForms):
-    """A peer in a peer list (``PeerInfo`` / ``peer_info``).
-
-    ``swarm_id`` is the XML ``@swarmID`` attribute (or the JSON ``swarm_result`` the entry was
-    listed under): the swarm this peer was returned for.
-
-    The tracker lists the same entry object for as long as the member it stands for is
-    unchanged (see :func:`ppsp.tracker.peerlist.to_peer_infos`); each codec writes an entry's
-    form once and keeps it in the entry (``_encoded_xml``, ``_encoded_json``).  The object is
-    immutable, so what was written for it stays right; nothing else reads those slots.
-    """
-
-    peer_id: str | None = None
-    addresses: tuple[PeerAddress, ...] = ()
-    swarm_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerNum:
-    """Scope selector for the size and kind of a returned peer list (``PeerNum`` / ``peer_num``).
-
-    ``count`` is the element text (XML) or ``peer_count`` (JSON).  The capability selectors are
-    kept as text: the XML drafts use levels (``HIGH``, ``NORMAL``, ``LOW``) and RFC 7846 uses
-    integers (links, seconds, kbps); the JSON codec writes decimal text as integers.
-    """
-
-    count: int | None = None
-    ability_nat: str | None = None
-    concurrent_links: str | None = None
-    online_time: str | None = None
-    upload_bandwidth: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RepresentationScope:
-    """One ``Representation`` of a ``ContentGroup``: a chunk range of one content component.
-
-    ``end_index`` is optional (open-ended scope, for example a live joining point).
-    """
-
-    representation_id: str
-    start_index: int
-    end_index: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SwarmAction:
     """A SwarmID of a request, with its optional action, peer mode and per-action transaction ID.
 
@@ -194,36 +144,6 @@ class SwarmAction:
     action: SwarmActionType | None = None
     peer_mode: PeerMode | None = None
     transaction_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SegmentMap:
-    """A ``SegmentInfo`` of a content map: the chunks of ``[start_index, end_index]`` held.
-
-    ``bitmap`` is the decoded Base64 chunk map: bit *i*, most significant bit of each byte first,
-    is chunk ``start_index + i``; ``chunkmap_size`` counts bits (PROFILE.md).
-    """
-
-    start_index: int
-    end_index: int
-    chunkmap_size: int
-    bitmap: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RepresentationMap:
-    """Content map of one ``Representation``: one or more segment ranges."""
-
-    representation_id: str
-    segments: tuple[SegmentMap, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContentMap:
-    """``Stat property="ContentMap"``: the chunks a peer holds in one swarm (PPSP-TP/1.1)."""
-
-    swarm_id: str
-    representations: tuple[RepresentationMap, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -393,65 +313,3 @@ TrackerMessage = (
 
 AnyRequest = ConnectRequest | JoinRequest | DisconnectRequest | FindRequest | StatReportRequest
 """Any PPSP-TP request."""
-
-
-def merge_listed_peers(peers: list[PeerInfo]) -> list[PeerInfo]:
-    """A decoded peer list in which each peer appears once per swarm.
-
-    Entries naming the same peer ID for the same swarm become one entry, at the place of the
-    first, holding the addresses of all of them in order: RFC 7846 lists a peer with several
-    addresses as one ``peer_info`` per address, and every codec reads every peer list this way
-    (docs/PROTOCOL.md), so that a list one codec read is a list every codec writes alike.
-    Entries without a peer ID are kept as they are.  The input list is returned when nothing
-    merges (the usual case).
-    """
-    seen: dict[tuple[str | None, str], int] = {}
-    merged: list[PeerInfo] | None = None
-    for index, peer in enumerate(peers):
-        if peer.peer_id is None:
-            if merged is not None:
-                merged.append(peer)
-            continue
-        key = (peer.swarm_id, peer.peer_id)
-        first = seen.get(key)
-        if first is None:
-            if merged is not None:
-                seen[key] = len(merged)
-                merged.append(peer)
-            else:
-                seen[key] = index
-            continue
-        if merged is None:
-            merged = list(peers[:index])
-        kept = merged[first]
-        merged[first] = PeerInfo(
-            peer_id=kept.peer_id,
-            addresses=kept.addresses + peer.addresses,
-            swarm_id=kept.swarm_id,
-        )
-    return peers if merged is None else merged
-
-
-_D = TypeVar("_D")
-
-
-def positional_builder(cls: type[_D]) -> Callable[..., _D]:
-    """A function building ``cls`` from all its fields, positionally, in declaration order.
-
-    For frozen, slotted dataclasses (these messages, the storage's records): the ``__init__``
-    of a frozen class writes each field through ``object.__setattr__``, which costs about twice
-    as much as writing the slot directly, as the builder does.  Every field must be given
-    (defaults are not applied); no check is skipped (these classes have no ``__post_init__``).
-    Meant for the few objects the tracker builds on every request.
-    """
-    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def build({', '.join(names)}):", "    obj = _new(_cls)"]
-    for name in names:
-        slot = next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
-        namespace[f"_set_{name}"] = slot.__set__
-        lines.append(f"    _set_{name}(obj, {name})")
-    lines.append("    return obj")
-    exec("\n".join(lines), namespace)
-    builder: Callable[..., _D] = namespace["build"]
-    return builder

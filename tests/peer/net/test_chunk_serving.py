@@ -19,13 +19,10 @@ import uvloop
 from aiohttp import web
 
 from ppsp.peer.net.chunkstore import ChunkStore, describe_file
-from ppsp.peer.net.node import (
-    PEER_ID_HEADER,
-    PeerNode,
-    SwarmSession,
-    advertised_rate,
-    send_file_now,
-)
+from ppsp.peer.net.endpoint import send_file_now
+from ppsp.peer.net.http_common import PEER_ID_HEADER
+from ppsp.peer.net.node import PeerNode, advertised_rate
+from ppsp.peer.net.session import SwarmSession
 from ppsp.wire.tracker import PeerMode
 
 CHUNK = 64 * 1024
@@ -49,14 +46,12 @@ async def _serve_and_fetch_every_chunk(tmp_path: Path, monkeypatch: pytest.Monke
     description = describe_file(path, chunk_size=CHUNK)
     store = ChunkStore.open_seed(description, path)
     node = PeerNode(tracker_url="http://127.0.0.1:9/")
-    session = SwarmSession(
-        swarm_id=description.swarm_id, description=description, store=store, mode=PeerMode.SEED
-    )
+    session = SwarmSession.seeding(store, now=node.clock())
     node.sessions[session.swarm_id] = session
     app = web.Application()
     app.router.add_get(
         "/swarm/{swarm}/chunk/{representation}/{index}",
-        node._handle_chunk,  # the handler under test, without a tracker
+        node.endpoint.handle_chunk,  # the handler under test, without a tracker
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -2,8 +2,9 @@
 
 Healthy answers come from a real aiohttp server; hostile ones from a raw ``asyncio`` server
 that writes exactly the bytes a test chooses (cut bodies, malformed heads, stalls, connections
-closed while idle).  A fetched chunk must land verified at its offset in the store's file and
-never be marked held by the client: the caller does that.
+closed while idle).  A fetched chunk must land verified at its offset in the store's file; a
+failed one leaves nothing written.  Which chunks are held is recorded by the caller (the
+session's download policy), never by the client or the store.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -31,13 +33,11 @@ from ppsp.peer.net.chunkfetch import (
     split_chunk_url,
 )
 from ppsp.peer.net.chunkstore import ChunkStore, describe_file
-from ppsp.peer.net.node import (
-    PEER_ID_HEADER,
-    THREADED_FETCH_MIN_CHUNK,
-    PeerNode,
-    RemotePeer,
-    SwarmSession,
-)
+from ppsp.peer.net.http_common import PEER_ID_HEADER
+from ppsp.peer.net.http_transport import THREADED_FETCH_MIN_CHUNK, HttpChunkTransport
+from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.session import RemotePeer, SwarmSession
+from ppsp.peer.net.transport import ChunkTransport
 from ppsp.wire.peer import HTTP, TransportOffer
 from ppsp.wire.tracker import PeerInfo, PeerMode
 
@@ -88,8 +88,8 @@ def _on_disk(store: ChunkStore, index: int) -> bytes:
         return file.read(length)
 
 
-def _nothing_held(store: ChunkStore) -> bool:
-    return not any(store.have(i) for i in range(store.representation.chunk_count))
+def _nothing_written(store: ChunkStore) -> bool:
+    return not any(store.path.read_bytes())
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def ok(content: Content) -> Callable[[int], bytes]:
 # -- successful transfers -----------------------------------------------------------------------
 
 
-async def test_each_chunk_lands_at_its_offset_and_is_not_marked_held(
+async def test_each_chunk_lands_at_its_offset(
     content: Content, store: ChunkStore, client: ThreadedChunkClient, http_server: HttpServer
 ) -> None:
     for index in (LAST, 0, 2, 1):  # the short last chunk first
@@ -323,15 +323,10 @@ async def test_each_chunk_lands_at_its_offset_and_is_not_marked_held(
         )
         assert length == len(content.chunk(index))
         assert _on_disk(store, index) == content.chunk(index)
-        assert not store.have(index)
     assert len(content.chunk(LAST)) == 5000
-    assert _nothing_held(store)
     assert store.path.read_bytes() == content.data
     for index in range(LAST + 1):
-        assert store.mark_stored(index)
-        assert store.have(index)
         assert store.read(index) == content.chunk(index)
-    assert store.complete
 
 
 async def test_sequential_fetches_from_one_origin_share_one_connection(
@@ -364,7 +359,6 @@ async def test_a_connection_closed_by_the_server_while_idle_is_replaced(
     # then a fresh one: one request per connection reached the server.
     assert server.accepted == 3
     assert len(server.requests) == 3
-    assert _nothing_held(store)
 
 
 async def test_a_fresh_connection_that_answers_nothing_is_not_retried(
@@ -381,7 +375,7 @@ async def test_a_fresh_connection_that_answers_nothing_is_not_retried(
     with pytest.raises(NoAnswer):
         await bounded(client.fetch(server.url(0), headers={}, store=store, index=0))
     assert server.accepted == 1
-    assert _nothing_held(store)
+    assert _nothing_written(store)
 
 
 async def test_a_connection_the_server_closes_is_not_kept(
@@ -492,7 +486,7 @@ async def test_an_unusable_answer_raises_and_stores_nothing(
     # The exact class: a plain failure must not pass for "read it on the event loop"
     # (UnsupportedResponse), which makes a node stop using threads for that peer.
     assert info.type is expected, info.value
-    assert _nothing_held(store)
+    assert _nothing_written(store)
     assert _on_disk(store, 0) == bytes(CHUNK)  # nothing written
     # No second try on a fresh connection, and the client stays usable.
     assert client.accepts(http_server.url(0))
@@ -515,7 +509,7 @@ async def test_bytes_beyond_the_body_in_the_first_packet_are_refused(
     with pytest.raises(ChunkTransferError) as info:
         await bounded(client.fetch(server.url(LAST), headers={}, store=store, index=LAST))
     assert info.type is ChunkTransferError
-    assert _nothing_held(store)
+    assert _nothing_written(store)
     assert _on_disk(store, LAST) == bytes(len(body))
     await eventually(lambda: server.client_eofs == 1)  # the connection is not kept
 
@@ -531,7 +525,7 @@ async def test_a_stalled_transfer_times_out_and_its_connection_is_closed(
     with pytest.raises(TimeoutError):
         await bounded(client.fetch(server.url(0), headers={}, store=store, index=0), 10)
     await eventually(lambda: server.client_eofs == 1)
-    assert _nothing_held(store)
+    assert _nothing_written(store)
     assert _on_disk(store, 0) == bytes(CHUNK)
 
 
@@ -584,8 +578,7 @@ async def test_cancelling_a_fetch_aborts_the_transfer_at_once(
     length = await bounded(client.fetch(http_server.url(1), headers={}, store=store, index=1))
     assert length == CHUNK
     assert _on_disk(store, 1) == content.chunk(1)
-    assert _on_disk(store, 0) == bytes(CHUNK)
-    assert _nothing_held(store)
+    assert _on_disk(store, 0) == bytes(CHUNK)  # the cancelled transfer wrote nothing
 
 
 async def test_close_aborts_a_running_transfer_and_refuses_more(
@@ -605,7 +598,7 @@ async def test_close_aborts_a_running_transfer_and_refuses_more(
     with pytest.raises(ChunkTransferError):
         await bounded(client.fetch(http_server.url(1), headers={}, store=store, index=1))
     assert http_server.ports == []
-    assert _nothing_held(store)
+    assert _nothing_written(store)
 
 
 async def test_close_closes_idle_connections(
@@ -791,7 +784,6 @@ async def test_progress_is_reported_on_the_loop_thread_while_the_body_trickles_i
     )
     assert length == len(body)
     assert _on_disk(store, 0) == body
-    assert not store.have(0)
     assert calls, "no progress report during a slow body"
     assert {ident for ident, _ in calls} == {threading.get_ident()}
     counts = [count for _, count in calls]
@@ -879,22 +871,41 @@ async def test_a_header_with_control_characters_is_refused_before_sending(
     await asyncio.sleep(0.05)
     assert server.accepted == 0
     assert client.accepts(server.url(0))  # nothing left counted as running
-    assert _nothing_held(store)
+    assert _nothing_written(store)
 
 
-# -- through a PeerNode -------------------------------------------------------------------------
+# -- through a PeerNode's HTTP transport --------------------------------------------------------
 
 
-def _node_session_remote(
+class _Observer:
+    """Follows one transfer: the byte counts reported, whether it was delivered."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+        self.delivered_bytes: int | None = None
+
+    def received(self, nbytes: int) -> None:
+        self.counts.append(nbytes)
+
+    def delivered(self, nbytes: int) -> bool:
+        self.delivered_bytes = nbytes
+        return True
+
+
+async def _node_transport_remote(
     content: Content, store: ChunkStore, port: int
-) -> tuple[PeerNode, SwarmSession, RemotePeer]:
+) -> tuple[PeerNode, HttpChunkTransport, RemotePeer]:
     node = PeerNode(tracker_url="http://127.0.0.1:9/")
+    node._http = aiohttp.ClientSession()  # what start() makes, without a tracker
     session = SwarmSession(
         swarm_id=content.description.swarm_id,
         description=content.description,
         store=store,
         mode=PeerMode.LEECH,
     )
+    transports: dict[str, ChunkTransport] = node.chunk_transports(session)
+    transport = transports[HTTP]
+    assert isinstance(transport, HttpChunkTransport)
     template = f"http://127.0.0.1:{port}/swarm/s/chunk/{{representation}}/{{chunk}}"
     remote = RemotePeer(
         peer_id="remote",
@@ -902,7 +913,7 @@ def _node_session_remote(
         base_url=f"http://127.0.0.1:{port}",
         offer=TransportOffer(type=HTTP, uri=template),
     )
-    return node, session, remote
+    return node, transport, remote
 
 
 async def test_a_node_leaves_a_peer_that_answers_chunked_to_the_event_loop(
@@ -912,17 +923,17 @@ async def test_a_node_leaves_a_peer_that_answers_chunked_to_the_event_loop(
     chunked = head(None, "Transfer-Encoding: chunked") + b"0\r\n\r\n"
     server = await raw_server(answering(lambda index: chunked))
     with ChunkStore.create(large.description, tmp_path / "large-out") as store:
-        node, session, remote = _node_session_remote(large, store, server.port)
+        node, transport, remote = await _node_transport_remote(large, store, server.port)
         try:
-            assert remote.threaded_fetch
-            assert await bounded(node.fetch_and_store_chunk(session, remote, 0)) is None
-            assert not remote.threaded_fetch
+            assert transport.threaded(remote)
+            assert await bounded(transport.fetch_in_thread(remote, 0, _Observer())) is None
+            assert not transport.threaded(remote)
             assert len(server.requests) == 1
             assert server.requests[0].startswith(b"GET /swarm/s/chunk/main/0 HTTP/1.1\r\n")
             # From then on the node does not try threads for that peer at all.
-            assert await bounded(node.fetch_and_store_chunk(session, remote, 1)) is None
+            assert await bounded(transport.fetch_in_thread(remote, 1, _Observer())) is None
             assert len(server.requests) == 1
-            assert _nothing_held(store)
+            assert _nothing_written(store)
         finally:
             await node.stop(disconnect=False)
 
@@ -932,11 +943,16 @@ async def test_a_node_fetches_small_chunks_on_the_event_loop(
 ) -> None:
     assert content.description.chunk_size < THREADED_FETCH_MIN_CHUNK
     server = await raw_server(answering(ok(content)))
-    node, session, remote = _node_session_remote(content, store, server.port)
+    node, transport, remote = await _node_transport_remote(content, store, server.port)
     try:
-        assert await bounded(node.fetch_and_store_chunk(session, remote, 0)) is None
+        assert await bounded(transport.fetch_in_thread(remote, 0, _Observer())) is None
         assert server.accepted == 0  # left to the event loop's client, untouched
-        assert remote.threaded_fetch
+        assert transport.threaded(remote)
+        # The whole fetch goes through the event loop's client: delivered, then written.
+        observer = _Observer()
+        assert await bounded(transport.fetch(remote, 0, observer)) == CHUNK
+        assert observer.delivered_bytes == CHUNK and observer.counts[-1] == CHUNK
+        assert store.read(0) == content.chunk(0)
     finally:
         await node.stop(disconnect=False)
 

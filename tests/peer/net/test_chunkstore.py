@@ -1,4 +1,8 @@
-"""ChunkStore: chunks verified, written at their offsets, reopened, allocated up front."""
+"""ChunkStore: chunks verified, written at their offsets, reopened, allocated up front.
+
+The store keeps no map of held chunks (the session's download policy does, tests/peer/download):
+it reports the chunks it found intact when it opened a file (``found``) and never changes that.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from ppsp.peer.net.chunkstore import ChunkStore, allocate_file, describe_file
 # ---------------------------------------------------------------- ChunkStore
 
 
-def test_chunk_store_parts_verified_then_written_then_marked(tmp_path: Path) -> None:
+def test_chunk_store_parts_verified_then_written(tmp_path: Path) -> None:
     data = content(2500, 1)
     desc = _multi()
     chunks = split(data, 1000)
@@ -28,11 +32,9 @@ def test_chunk_store_parts_verified_then_written_then_marked(tmp_path: Path) -> 
     with ChunkStore.create(desc, path) as store:
         pieces = [chunks[1][:10], chunks[1][10:999], chunks[1][999:]]
         store.store_parts(1, pieces)
-        assert not store.have(1)  # written, not yet counted: the owner marks it
         assert path.read_bytes()[1000:2000] == chunks[1]
-        assert store.mark_stored(1) is True
-        assert store.mark_stored(1) is False
         assert store.read(1) == chunks[1]
+        assert not store.found  # a new file: nothing found, and the store records nothing
         with pytest.raises(IntegrityError):
             store.store_parts(2, [chunks[2][:100], chunks[1][100:500]])  # wrong bytes and length
         with pytest.raises(IntegrityError):
@@ -49,32 +51,27 @@ def test_chunk_store_write_read_reopen(tmp_path: Path) -> None:
     path = tmp_path / "download.part"
     with ChunkStore.create(desc, path) as store:
         assert path.stat().st_size == 2500
-        assert not store.have(0)
-        assert not store.complete
-        assert store.write(2, chunks[2]) is True
-        assert store.write(2, chunks[2]) is False
+        assert not store.found
+        store.write(2, chunks[2])
+        store.write(2, chunks[2])  # again: the same bytes at the same place
         with pytest.raises(IntegrityError):
             store.write(0, chunks[1])
-        assert not store.have(0)
-        with pytest.raises(ChunkUnavailable):
-            store.read(0)
+        assert path.read_bytes()[:1000] == bytes(1000)  # nothing written
         with pytest.raises(ChunkUnavailable):
             store.read(99)
+        with pytest.raises(ChunkUnavailable):
+            store.sending(-1)
         assert store.read(2) == chunks[2]
-        bitmap = store.bitmap
-        assert list(bitmap) == [2]
-        bitmap.add(0)  # a copy: the store is unaffected
-        assert not store.have(0)
 
     with ChunkStore.open(desc, path) as store:
-        assert list(store.bitmap) == [2]
+        assert list(store.found) == [2]
         store.write(0, chunks[0])
         store.write(1, chunks[1])
-        assert store.complete
+        assert list(store.found) == [2]  # what was found at opening, never changed
     assert path.read_bytes() == data
 
     with ChunkStore.open_seed(desc, path) as seed:
-        assert seed.complete
+        assert seed.found.complete
         assert [seed.read(i) for i in range(3)] == chunks
 
 
@@ -94,14 +91,14 @@ def test_open_seed_rejects_damaged_file(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError):
         ChunkStore.open_seed(_multi(), path)
     with ChunkStore.open(_multi(), path) as store:
-        assert list(store.bitmap) == [0, 2]
+        assert list(store.found) == [0, 2]
 
 
 def test_open_fixes_wrong_file_size(tmp_path: Path) -> None:
     data = content(2500, 1)
     path = write(tmp_path, data + b"trailing")
     with ChunkStore.open_seed(_multi(), path) as store:
-        assert store.complete
+        assert store.found.complete
     assert path.stat().st_size == 2500
 
 
@@ -149,7 +146,7 @@ def test_created_store_is_allocated_up_front(tmp_path: Path) -> None:
     description = _multi()
     path = tmp_path / "out"
     with ChunkStore.create(description, path) as store:
-        assert not store.have(0)
+        assert not store.found
     assert path.stat().st_size == description.representations[0].size
 
 
@@ -161,7 +158,7 @@ def test_seed_file_describes_and_opens_in_one_pass(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     with ChunkStore.seed_file(path, chunk_size=1000) as store:
         assert store.description == describe_file(path, chunk_size=1000)
-        assert store.complete
+        assert store.found.complete
         assert store.read(2) == data[2000:]
 
 
@@ -229,11 +226,9 @@ def test_partial_store_resumes_and_commits(tmp_path: Path) -> None:
         assert store.path == tmp_path / "out.bin.part"
         store.write(0, data[:1000])
         store.write(2, data[2000:])
-        with pytest.raises(ContentError):
-            store.commit()
     assert not final.exists()
     with ChunkStore.open_partial(desc, final) as store:
-        assert list(store.bitmap) == [0, 2]  # resumed: verified chunks count as held
+        assert list(store.found) == [0, 2]  # resumed: verified chunks are found
         store.write(1, data[1000:2000])
         assert store.commit() == final
         assert store.read(1) == data[1000:2000]  # still open, served on

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.test_peer_xml import requests
+from wire.strategies import peer_requests as requests
 from peer.protocol.doubles import MemoryPeerState, PeerPair
 from ppsp.codecs.peer_xml import decode_response, encode_response
 from ppsp.errors import (

@@ -894,3 +894,81 @@ def test_bearer_challenges_are_read() -> None:
 def test_any_challenge_is_read_without_error(header: str) -> None:
     params = bearer_challenge(header)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+
+
+# -- the thin I/O layer ----------------------------------------------------------------------------
+
+
+async def test_an_http_tracker_costs_no_tls_context(
+    tracker: RunningTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole session with an http:// tracker makes no TLS context (aiohttp's own, made when
+    it is imported, are not the client's)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a TLS context was made for an http:// tracker")
+
+    monkeypatch.setattr(ssl, "create_default_context", refuse)
+    monkeypatch.setattr(ssl, "SSLContext", refuse)
+    async with client(tracker.url, "me", Encoding.XML) as me:
+        await me.join("a", PeerMode.SEED)
+        await me.report()
+        await me.find("a")
+        await me.disconnect(None)
+
+
+def test_the_client_imports_only_what_it_uses() -> None:
+    """Importing the client loads neither tracker codec nor the JWT library; a client loads
+    the codec of its encoding when it first sends."""
+    import subprocess
+    import sys
+
+    code = """
+import asyncio, sys
+import ppsp.tracker.net.client as c
+loaded = lambda: sorted(m for m in ("ppsp.codecs.tracker_xml", "ppsp.codecs.tracker_json", "jwt")
+                        if m in sys.modules)
+print(loaded())
+me = c.TrackerClient("http://127.0.0.1:1/", "me", retries=0, timeout=0.5)
+async def main():
+    try:
+        await me.register()
+    except c.TrackerUnreachable:
+        pass
+    await me.close()
+asyncio.run(main())
+print(loaded())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "['ppsp.codecs.tracker_xml']"]
+
+
+async def test_leaving_no_swarm_sends_nothing(tracker: RunningTracker) -> None:
+    log: list[Exchange] = []
+    async with client(tracker.url, "me", Encoding.XML, log) as me:
+        await me.join("a", PeerMode.SEED)
+        await me.disconnect([])
+        assert me.joined == {"a": PeerMode.SEED}
+    assert [type(x.request).__name__ for x in log] == ["ConnectRequest", "JoinRequest"]
+
+
+async def test_the_report_task_waits_for_the_sessions_deadline(tracker: RunningTracker) -> None:
+    """The periodic task sleeps exactly until the session's next deadline and no more often."""
+    fake = FakeTime()
+    reported = asyncio.Event()
+    me = TrackerClient(tracker.url, "me", clock=fake.clock, sleep=fake.sleep)
+    async with me:
+        await me.join("a", PeerMode.SEED)
+
+        def provider() -> tuple[list[StreamStatistics], list[ContentMap]]:
+            reported.set()
+            return [], []
+
+        me.start_reporting(provider, interval=30.0)
+        assert me.state.next_deadline() == fake.now + 30.0
+        await asyncio.wait_for(reported.wait(), 10)
+        me.stop_reporting()
+        assert me.state.next_deadline() is None
+    assert fake.sleeps[0] == 30.0

@@ -198,6 +198,9 @@ class PiecePicker:
         # Missing chunks that some peer holds, fewest holders first, random among equals;
         # rebuilt when availability changes, held chunks are skipped until the next rebuild.
         self._rarest: list[int] | None = None
+        # Whether the last next_requests reached the endgame with a free slot: only then can
+        # time alone (a request growing overdue) make it issue more.
+        self._endgame_open = False
 
     # ------------------------------------------------------------------ state queries
 
@@ -255,6 +258,32 @@ class PiecePicker:
         """The earliest request deadline: when to call :meth:`expired` next (None: no timer)."""
         deadlines = [f.deadline for state in self._peers.values() for f in state.requests.values()]
         return min(deadlines, default=None)
+
+    def next_duplicate_at(self, now: float) -> float | None:
+        """When, after ``now``, an endgame request grows overdue enough to be duplicated.
+
+        Only while the last :meth:`next_requests` reached the endgame with a free slot:
+        otherwise a slot must free first, which an event tells.  None when nothing is due by
+        time alone; the caller then calls :meth:`next_requests` again on its next event.
+        """
+        config = self.config
+        if not self._endgame_open or not config.endgame_duplicates:
+            return None
+        due: float | None = None
+        for chunk, peers in self._holders.items():
+            if (
+                len(peers) > config.endgame_duplicates
+                or chunk not in self._missing
+                or chunk in self._verifying
+            ):
+                continue
+            at = max(
+                flight.requested_at + config.endgame_patience * flight.expected
+                for flight in (self._peers[p].requests[chunk] for p in peers)
+            )
+            if at > now and (due is None or at < due):
+                due = at
+        return due
 
     @property
     def endgame(self) -> bool:
@@ -467,6 +496,7 @@ class PiecePicker:
 
     def next_requests(self, now: float) -> list[Request]:
         """Requests to send now, filling every peer's free slots (see the module docstring)."""
+        self._endgame_open = False
         bounded = self._bounded_seeders()
         free = {
             pid: slots - len(state.requests)
@@ -514,6 +544,7 @@ class PiecePicker:
             for c in self._rarest_order()
         ):
             return out  # not endgame: the only holders of some unrequested chunk are busy
+        self._endgame_open = True
         in_window = set(window)
         duplicable = sorted(
             (

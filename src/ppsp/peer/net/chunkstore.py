@@ -1,7 +1,9 @@
 """Chunks in files: describing a file (hashing it chunk by chunk) and :class:`ChunkStore`.
 
-A :class:`ChunkStore` keeps one representation's chunks at their byte offsets in one file and
-the map of those held; every chunk is verified against the description before it is written.
+A :class:`ChunkStore` keeps one representation's chunks at their byte offsets in one file;
+every chunk is verified against the description before it is written.  Which chunks are held is
+recorded by the session's sans-I/O download (:class:`ppsp.peer.download.stored.StoredDownload`),
+not here: the store only reports, when it opens a file, the chunks found intact in it.
 The descriptions themselves (pure) are :mod:`ppsp.peer.content.description`.
 """
 
@@ -23,7 +25,6 @@ from typing import Any, BinaryIO, cast
 from ppsp.errors import (
     ChunkChanged,
     ChunkUnavailable,
-    ContentError,
     HashingCancelled,
     IntegrityError,
     InvalidDescription,
@@ -164,7 +165,7 @@ _fallocate = _load_fallocate()
 
 
 class ChunkStore:
-    """File-backed storage of one representation's chunks, with the map of those held.
+    """File-backed storage of one representation's chunks.
 
     Each chunk is verified before it is written and is stored at its byte offset in one file of
     the content's full size, allocated when the store is created (:func:`allocate_file`).
@@ -180,12 +181,12 @@ class ChunkStore:
 
     The file is written and read at explicit offsets (``pwrite``/``pread``), so
     :meth:`store_parts` (verification and writing, the costly part of storing a chunk) may run
-    in a worker thread while the owner's thread reads other chunks; the map of held chunks is
-    changed only by :meth:`mark_stored` and :meth:`write`, in the owner's thread.
+    in a worker thread while the owner's thread reads other chunks.  The store keeps no map of
+    held chunks: its owner records them (the chunks :attr:`found` when it opened a file, then
+    each chunk it stored) and reads only chunks it holds.
     """
 
     __slots__ = (
-        "_bitmap",
         "_fd_lock",
         "_file",
         "_reverified",
@@ -193,6 +194,7 @@ class ChunkStore:
         "changed_chunks",
         "description",
         "final_path",
+        "found",
         "path",
         "representation",
     )
@@ -202,14 +204,17 @@ class ChunkStore:
         description: ContentDescription,
         path: Path,
         handle: BinaryIO,
-        bitmap: ChunkBitmap,
+        found: ChunkBitmap,
         representation: str | None = None,
     ) -> None:
         self.description = description
         self.representation = description.representation(representation)
         self.path = path
         self._file = handle
-        self._bitmap = bitmap
+        self.found = found
+        """The chunks found intact in the file when the store opened it (all of them for a
+        seeded file, none for a new one): handed to whoever records the chunks held; the store
+        never changes it."""
         self._fd_lock = threading.Lock()  # a worker's write never meets a closed descriptor
         self._source_stamp: _Stamp | None = None  # set for seeded files: see _check_source
         self._reverified: dict[int, _Stamp] = {}
@@ -238,7 +243,7 @@ class ChunkStore:
         path: str | os.PathLike[str],
         representation: str | None = None,
     ) -> ChunkStore:
-        """Reopen an existing file: every chunk found intact on disk counts as held.
+        """Reopen an existing file: every chunk intact on disk is in :attr:`found`.
 
         Each chunk is read and verified once, so this resumes a partial download or seeds a
         complete file.  A file of the wrong size is grown or cut to the content's size.
@@ -264,8 +269,8 @@ class ChunkStore:
     ) -> ChunkStore:
         """Open a complete file for seeding; raises IntegrityError if any chunk is bad."""
         store = cls.open(description, path, representation)
-        if not store.complete:
-            missing = store.representation.chunk_count - len(store._bitmap)
+        if not store.found.complete:
+            missing = store.representation.chunk_count - len(store.found)
             store.close()
             raise IntegrityError(f"{path}: {missing} chunks do not match the description")
         return store
@@ -325,10 +330,10 @@ class ChunkStore:
     ) -> ChunkStore:
         """Download into ``FINAL.part``: resumed when it exists, renamed by :meth:`commit`.
 
-        An existing ``.part`` file is read and every chunk that matches its hash counts as held
-        (a ``.part`` of other content simply yields none).  The file is locked for the life of
-        the store, so that two downloads never write one file: a second one gets an OSError
-        (EWOULDBLOCK).
+        An existing ``.part`` file is read and every chunk that matches its hash is in
+        :attr:`found` (a ``.part`` of other content simply yields none).  The file is locked
+        for the life of the store, so that two downloads never write one file: a second one
+        gets an OSError (EWOULDBLOCK).
         """
         final = Path(final)
         part = part_path(final)
@@ -368,49 +373,29 @@ class ChunkStore:
         """Give a complete ``.part`` file its final name (flushed to disk first); the new path.
 
         The file stays open, so it is served on.  A store that is not a ``.part`` is left as
-        it is.  ContentError when chunks are still missing.
+        it is.  Only the owner knows the file is complete: it commits once every chunk is
+        held.
         """
         if self.final_path is None:
             return self.path
-        if not self.complete:
-            raise ContentError(f"{self.path}: not complete")
         with self._fd_lock:
             os.fsync(self._file.fileno())
             os.replace(self.path, self.final_path)
         self.path, self.final_path = self.final_path, None
         return self.path
 
-    def have(self, index: int) -> bool:
-        """Whether chunk ``index`` is held."""
-        return index in self._bitmap
-
-    @property
-    def bitmap(self) -> ChunkBitmap:
-        """A copy of the map of held chunks."""
-        return ChunkBitmap(self._bitmap.size, self._bitmap.start, self._bitmap.to_bytes())
-
-    @property
-    def complete(self) -> bool:
-        """Whether every chunk is held."""
-        return self._bitmap.complete
-
-    def write(self, index: int, data: bytes) -> bool:
-        """Verify and store chunk ``index``; True when it was not held before.
+    def write(self, index: int, data: bytes) -> None:
+        """Verify chunk ``index`` and write it (:meth:`store_parts` of one piece).
 
         Raises IntegrityError (nothing is written) when the bytes do not match.
         """
-        if index in self._bitmap:
-            verify_chunk(self.description, index, data, self.representation.id)
-            return False
         self.store_parts(index, (data,))
-        return self.mark_stored(index)
 
     def store_parts(self, index: int, parts: Sequence[bytes | bytearray | memoryview]) -> None:
         """Verify chunk ``index`` received as ``parts`` and write it to the file.
 
         Raises IntegrityError (nothing is written) when the bytes do not match, and
-        ChunkUnavailable once the store is closed.  Does not touch the map of held chunks:
-        :meth:`mark_stored` does, so this is safe to run in a worker thread.
+        ChunkUnavailable once the store is closed.  Safe to run in a worker thread.
         """
         verify_chunk_parts(self.description, index, parts, self.representation.id)
         offset, _ = self.description.chunk_range(index, self.representation.id)
@@ -429,32 +414,32 @@ class ChunkStore:
                 if views and written:
                     views[0] = views[0][written:]
 
-    def mark_stored(self, index: int) -> bool:
-        """Count chunk ``index`` (written by :meth:`store_parts`) as held; False if it was."""
-        return self._bitmap.add(index)
-
     def read(self, index: int) -> bytes:
-        """The bytes of chunk ``index``; ChunkUnavailable when it is not held."""
-        if index not in self._bitmap:
-            raise ChunkUnavailable(f"chunk {index!r} is not held")
+        """The bytes at chunk ``index``'s place in the file (the owner reads held chunks only).
+
+        ChunkUnavailable for an index outside the content.
+        """
+        offset, length = self._range(index)
         self._check_source(index)
-        offset, length = self.description.chunk_range(index, self.representation.id)
         data = os.pread(self._file.fileno(), length, offset)
         if len(data) != length:
             raise IntegrityError(f"chunk {index}: file truncated underneath the store")
         return data
 
     def sending(self, index: int) -> tuple[BinaryIO, int, int]:
-        """``(file, offset, length)`` of held chunk ``index``, for ``sendfile``.
+        """``(file, offset, length)`` of chunk ``index``, for ``sendfile`` (of a held chunk).
 
         The file is only read at explicit offsets (a ``sendfile`` may move its position, which
-        nothing here uses).  ChunkUnavailable when the chunk is not held.
+        nothing here uses).  ChunkUnavailable for an index outside the content.
         """
-        if index not in self._bitmap:
-            raise ChunkUnavailable(f"chunk {index!r} is not held")
+        offset, length = self._range(index)
         self._check_source(index)
-        offset, length = self.description.chunk_range(index, self.representation.id)
         return self._file, offset, length
+
+    def _range(self, index: int) -> tuple[int, int]:
+        if type(index) is not int or not 0 <= index < self.representation.chunk_count:
+            raise ChunkUnavailable(f"chunk {index!r} is not in the content")
+        return self.description.chunk_range(index, self.representation.id)
 
     def _check_source(self, index: int) -> None:
         """For a seeded file: raise ChunkChanged when chunk ``index`` no longer matches.

@@ -45,14 +45,14 @@ from ppsp.peer.live import (
     availability_from_bitmaps,
     verify_envelope,
 )
-from ppsp.peer.net.node import (
+from ppsp.peer.net.http_common import read_bounded
+from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.session import (
     LIVE_REPRESENTATION,
     SOURCE_PROPERTY,
     LiveState,
-    PeerNode,
     RemotePeer,
     SwarmSession,
-    read_bounded,
 )
 from ppsp.wire.tracker import PeerMode, RepresentationScope
 

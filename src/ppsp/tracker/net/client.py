@@ -1,18 +1,12 @@
 """Tracker client library: a peer's side of PPSP-TP over HTTP.
 
-:class:`TrackerClient` speaks PPSP-TP/1.1 (XML, or JSON ``"version": 2``) and falls back to
-PPSP-TP/1.0 for good when the tracker refuses 1.1 as an unsupported version (huang-01 section
-3.4; PROFILE.md).  In 1.0 form
-
-- registration without swarms does not exist: :meth:`TrackerClient.register` is remembered and
-  the registration travels with the first :meth:`~TrackerClient.join`, as a CONNECT with a JOIN
-  action;
-- JOIN becomes CONNECT with a JOIN action, DISCONNECT of swarms becomes CONNECT with LEAVE actions,
-  and DISCONNECT of the system leaves every joined swarm;
-- FIND is swarm-wide and STAT_REPORT carries no content maps.
-
-The client remembers which swarms it joined and in which mode, for LEAVE and for re-joining after
-a fallback or after the tracker forgot it (:meth:`TrackerClient.rejoin`).
+:class:`TrackerClient` is the I/O half of the tracker client: it moves the requests of a
+sans-I/O :class:`~ppsp.tracker.client_session.TrackerSession` over HTTP and hands the answers
+back.  The session decides what to send (registration, joins, the 1.1 -> 1.0 fallback and the
+1.0 CONNECT/LEAVE forms, transaction IDs, when the next STAT_REPORT is due, the re-join after
+the tracker forgot the peer) and which answers are retried; this module does HTTP, TLS, bearer
+tokens, the retries with their backoff, the time allowed to each attempt, and the periodic
+report task, which waits on the session's next deadline.
 
 Every request is retried on a timeout, a connection error or an answer that cannot be decoded:
 the identical bytes with the same transaction ID (RFC 7846 section 4.3), with exponential backoff,
@@ -33,7 +27,9 @@ Trust (RFC 7846 section 6.1, docs/PROTOCOL.md "Tracker client"):
   anchors of a CA file (:func:`tls_context`).  A certificate that fails verification, or a
   handshake that fails, is not retried (it will not get better): it raises
   :class:`TrackerTLSError` at once, one sentence naming the problem (``tracker
-  127.0.0.1:7443: certificate verify failed: self-signed certificate``).
+  127.0.0.1:7443: certificate verify failed: self-signed certificate``).  An ``http://``
+  tracker costs no TLS here: this module makes no TLS context of its own for it and imports
+  :mod:`ssl` only to build trust anchors or to read a TLS failure.
 - A bearer token (RFC 6750), given as ``token``, goes with every request as
   ``Authorization: Bearer <token>``.  A 401 answer raises
   :class:`~ppsp.errors.AuthenticationRequired` at once, one sentence saying that a token is
@@ -50,56 +46,50 @@ import logging
 import random
 import re
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import aiohttp
 import yarl
 
-from ppsp.codecs.tracker import codec_for
 from ppsp.errors import (
     AuthenticationRequired,
-    BadRequest,
-    Forbidden,
-    InternalError,
-    NotFound,
-    PayloadTooLarge,
     PPSPError,
     RemoteTrackerError,
-    ServiceUnavailable,
-    TrackerErrorCode,
     TrackerProtocolError,
     TrackerUnreachable,
-    UnsupportedVersion,
+)
+from ppsp.tracker.client_session import (
+    Accepted,
+    InvalidAnswer,
+    Operation,
+    Refused,
+    TrackerSession,
 )
 from ppsp.wire.fields import is_token
 from ppsp.wire.tracker import (
     AnyRequest,
-    ConnectRequest,
     ContentMap,
-    DisconnectRequest,
-    DisconnectScope,
     Encoding,
     ErrorResponse,
-    FindRequest,
-    JoinRequest,
     PeerAddress,
     PeerInfo,
     PeerMode,
     PeerNum,
     ProtocolVersion,
     RepresentationScope,
-    StatReportRequest,
     StreamStatistics,
-    SwarmAction,
-    SwarmActionType,
     TrackerResponse,
 )
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ppsp.codecs.tracker import TrackerCodec
 
 __all__ = [
     "DEFAULT_REPORT_INTERVAL",
@@ -132,21 +122,7 @@ StatsProvider = Callable[[], tuple[Sequence[StreamStatistics], Sequence[ContentM
 Sleep = Callable[[float], Awaitable[None]]
 """``asyncio.sleep`` or a test's replacement."""
 
-_ERROR_CLASSES: dict[TrackerErrorCode, type[TrackerProtocolError]] = {
-    TrackerErrorCode.BAD_REQUEST: BadRequest,
-    TrackerErrorCode.UNSUPPORTED_VERSION: UnsupportedVersion,
-    TrackerErrorCode.FORBIDDEN: Forbidden,
-    TrackerErrorCode.INTERNAL_ERROR: InternalError,
-    TrackerErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailable,
-    TrackerErrorCode.AUTHENTICATION_REQUIRED: AuthenticationRequired,
-    TrackerErrorCode.NOT_FOUND: NotFound,
-    TrackerErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLarge,
-}
-
-_STATUS_CODES: dict[int, TrackerErrorCode] = {
-    404: TrackerErrorCode.NOT_FOUND,
-    413: TrackerErrorCode.PAYLOAD_TOO_LARGE,
-}
+T = TypeVar("T")
 
 _PROTOCOL_STATUSES = frozenset({200, 400, 401, 403, 404, 413, 500, 503})
 """HTTP statuses a PPSP tracker answers with (docs/PROTOCOL.md); any other is not the tracker's
@@ -236,6 +212,8 @@ def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
     Raises :class:`InvalidTrustAnchors` (a ValueError) with a one-line message when the file
     cannot be read or holds no certificate.
     """
+    import ssl  # only for https:// trackers (aiohttp's own import of it is not ours to skip)
+
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file is None:
@@ -374,10 +352,6 @@ Trace = Callable[[Exchange], None]
 """Called after every round trip (the demo prints them; tests inspect them)."""
 
 
-class _InvalidAnswer(Exception):
-    """The tracker's answer could not be used (retried like a lost answer)."""
-
-
 class TrackerClient:
     """An asynchronous PPSP-TP client for one peer and one tracker.
 
@@ -393,6 +367,9 @@ class TrackerClient:
     :func:`check_token`).  ``local_address``, an IP address of this host, is where the client's
     connections leave from (a peer serving on one address of a host with several talks to the
     tracker from that address too, so that the tracker sees the host it will list).
+
+    What the client knows of its relation with the tracker is :attr:`state`, a sans-I/O
+    :class:`~ppsp.tracker.client_session.TrackerSession`.
     """
 
     def __init__(
@@ -416,15 +393,23 @@ class TrackerClient:
         token: str | None = None,
         local_address: str | None = None,
     ) -> None:
-        self.url = check_tracker_url(url)
+        checked = check_tracker_url(url)
+        self._token = None if token is None else check_token(token)
+        rng = rng or random.SystemRandom()
+        self.state = TrackerSession(
+            peer_id,
+            addresses=addresses,
+            peer_protocol=peer_protocol,
+            version=version,
+            first_transaction_id=rng.randrange(1, 1 << 30) + 1,
+            tracker=_tracker_name(checked),
+            token_swarms=None if self._token is None else _token_swarms(self._token),
+        )
+        self.url = checked
         self._local_address = local_address
         self.peer_id = peer_id
         self.encoding = encoding
         self.peer_protocol = peer_protocol
-        self._version = version
-        self._addresses = tuple(
-            a if a.peer_protocol else replace(a, peer_protocol=peer_protocol) for a in addresses
-        )
         self._session = session
         self._own_session = session is None
         self._clock = clock
@@ -432,18 +417,11 @@ class TrackerClient:
         self._retries = max(0, retries)
         self._timeout = timeout
         self._backoff = backoff
-        rng = rng or random.SystemRandom()
-        self._tid_base = rng.randrange(1, 1 << 30)
-        self._tid_count = 0
-        self._registered = False
-        self._joined: dict[str, PeerMode] = {}
-        self._requester: PeerInfo | None = None
-        self._last_report: float | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._trace = trace
+        # An http:// tracker needs no TLS: aiohttp is told nothing (it makes no context for it).
         self._tls: ssl.SSLContext | bool = tls if tls is not None else True
-        self._token = None if token is None else check_token(token)
-        self._token_swarms = None if self._token is None else _token_swarms(self._token)
+        self._codec_of: TrackerCodec | None = None
         self._headers = {"Content-Type": encoding.content_type, "Accept": encoding.content_type}
         if self._token is not None:
             self._headers["Authorization"] = f"Bearer {self._token}"
@@ -456,42 +434,40 @@ class TrackerClient:
     # -- state -------------------------------------------------------------------------------
 
     @property
+    def url(self) -> str:
+        """The tracker's URL (may be changed: the next request goes to the new one)."""
+        return self._url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self._url = value
+        self.state.tracker = _tracker_name(value)
+
+    @property
     def version(self) -> ProtocolVersion:
         """The protocol version in use (1.0 after a fallback)."""
-        return self._version
+        return self.state.version
 
     @property
     def registered(self) -> bool:
         """Whether the tracker has (or, in 1.0 form, will have at the first join) registered us."""
-        return self._registered
+        return self.state.registered
 
     @property
     def joined(self) -> Mapping[str, PeerMode]:
         """Swarms joined, with the mode each was joined in."""
-        return dict(self._joined)
+        return self.state.joined
 
     @property
     def requester(self) -> PeerInfo | None:
         """How the tracker last saw this peer (its REFLEXIVE address), when it said so."""
-        return self._requester
+        return self.state.requester
 
     # -- operations --------------------------------------------------------------------------
 
     async def register(self) -> None:
         """Register: a 1.1 CONNECT without swarms (in 1.0 form, deferred to the first join)."""
-
-        def build(version: ProtocolVersion) -> AnyRequest | None:
-            if version is ProtocolVersion.V1_0:
-                return None
-            return ConnectRequest(
-                version=version,
-                transaction_id=self._new_tid(),
-                peer_id=self.peer_id,
-                peer_addresses=self._addresses,
-            )
-
-        await self._call(build)
-        self._registered = True
+        await self._run(self.state.register())
 
     async def join(
         self,
@@ -513,54 +489,8 @@ class TrackerClient:
 
         A refusal (403) of a swarm that the token's ``swarms`` claim does not list says so.
         """
-        try:
-            return await self._join(swarm_id, mode, peer_num, content_group)
-        except Forbidden as exc:
-            swarms = self._token_swarms
-            if swarms is None or swarm_id in swarms:
-                raise
-            reason = f"the token does not allow swarm {swarm_id}"
-            raise Forbidden(
-                f"tracker {_tracker_name(self.url)} refused JOIN: {reason}",
-                transaction_id=exc.transaction_id,
-                reason=reason,
-            ) from exc
-
-    async def _join(
-        self,
-        swarm_id: str,
-        mode: PeerMode,
-        peer_num: PeerNum | None,
-        content_group: Sequence[RepresentationScope],
-    ) -> list[PeerInfo]:
-        if self._version is ProtocolVersion.V1_1 and not self._registered:
-            await self.register()
-        if self._version is ProtocolVersion.V1_1:
-            try:
-                response = await self._exchange(
-                    self._join_request(
-                        ProtocolVersion.V1_1, [(swarm_id, mode)], peer_num, tuple(content_group)
-                    )
-                )
-            except UnsupportedVersion:
-                self._fall_back()
-            else:
-                self._joined[swarm_id] = mode
-                return self._peers(response, swarm_id)
-
-        wanted = dict(self._joined)
-        wanted[swarm_id] = mode
-        if self._registered and self._joined:
-            leave = self._leave_request_10(list(self._joined))
-            if leave is not None:
-                await self._exchange(leave)
-            self._registered = False
-        response = await self._exchange(
-            self._join_request(ProtocolVersion.V1_0, list(wanted.items()), peer_num, ())
-        )
-        self._registered = True
-        self._joined = wanted
-        return self._peers(response, swarm_id)
+        operation = self.state.join(swarm_id, mode, peer_num=peer_num, content_group=content_group)
+        return await self._run(operation)
 
     async def find(
         self,
@@ -570,39 +500,19 @@ class TrackerClient:
         content_group: Sequence[RepresentationScope] = (),
     ) -> list[PeerInfo]:
         """Peers of ``swarm_id`` (holding chunks of ``content_group`` in 1.1), without us."""
-
-        def build(version: ProtocolVersion) -> AnyRequest:
-            scope = tuple(content_group) if version is ProtocolVersion.V1_1 else ()
-            return FindRequest(
-                version=version,
-                transaction_id=self._new_tid(),
-                peer_id=self.peer_id,
-                swarm_id=swarm_id,
-                peer_num=peer_num,
-                content_group=scope,
-            )
-
-        return self._peers(await self._call(build))
+        operation = self.state.find(swarm_id, peer_num=peer_num, content_group=content_group)
+        return await self._run(operation)
 
     async def report(
         self,
         stream_stats: Sequence[StreamStatistics] = (),
         content_maps: Sequence[ContentMap] = (),
     ) -> None:
-        """Send a STAT_REPORT (content maps are dropped in 1.0 form); empty, it is a keep-alive."""
-        self._last_report = self._clock()
+        """Send a STAT_REPORT (content maps are dropped in 1.0 form); empty, it is a keep-alive.
 
-        def build(version: ProtocolVersion) -> AnyRequest:
-            maps = tuple(content_maps) if version is ProtocolVersion.V1_1 else ()
-            return StatReportRequest(
-                version=version,
-                transaction_id=self._new_tid(),
-                peer_id=self.peer_id,
-                stream_stats=tuple(stream_stats),
-                content_maps=maps,
-            )
-
-        await self._call(build)
+        It postpones the next periodic report by a whole interval.
+        """
+        await self._run(self.state.report(stream_stats, content_maps, now=self._clock()))
 
     async def disconnect(self, swarm_ids: Sequence[str] | Literal["ALL"] | None = None) -> None:
         """Leave the named swarms, every swarm (``"ALL"``), or the system (``None``).
@@ -610,65 +520,11 @@ class TrackerClient:
         In 1.0 form this is a CONNECT with a LEAVE action for each swarm left; leaving the system
         leaves every joined swarm (and sends nothing when none is joined).
         """
-        leave_system = swarm_ids is None
-        if swarm_ids is None or swarm_ids == "ALL":
-            leaving = list(self._joined)
-        else:
-            leaving = list(dict.fromkeys(swarm_ids))
-
-        def build(version: ProtocolVersion) -> AnyRequest | None:
-            if version is ProtocolVersion.V1_0:
-                return self._leave_request_10(leaving)
-            if swarm_ids is None:
-                return DisconnectRequest(
-                    version=version,
-                    transaction_id=self._new_tid(),
-                    peer_id=self.peer_id,
-                    scope=DisconnectScope.SYSTEM,
-                )
-            if swarm_ids == "ALL":
-                return DisconnectRequest(
-                    version=version,
-                    transaction_id=self._new_tid(),
-                    peer_id=self.peer_id,
-                    scope=DisconnectScope.ALL_SWARMS,
-                )
-            tids = self._action_tids(len(leaving))
-            return DisconnectRequest(
-                version=version,
-                transaction_id=tids[0],
-                peer_id=self.peer_id,
-                scope=DisconnectScope.SWARMS,
-                swarms=tuple(
-                    SwarmAction(swarm_id=swarm, transaction_id=tid)
-                    for swarm, tid in zip(leaving, tids[1:], strict=True)
-                ),
-            )
-
-        await self._call(build)
-        for swarm in leaving:
-            self._joined.pop(swarm, None)
-        if leave_system or (self._version is ProtocolVersion.V1_0 and not self._joined):
-            # A 1.0 tracker deletes the registration with the last swarm left.
-            self._registered = False
+        await self._run(self.state.disconnect(swarm_ids))
 
     async def rejoin(self) -> list[PeerInfo]:
         """Register again and re-join every swarm joined so far (after the tracker forgot us)."""
-        self._registered = False
-        if self._version is ProtocolVersion.V1_1:
-            await self.register()
-            if self.version is ProtocolVersion.V1_0 and self._registered:
-                return []  # the fallback has re-joined every swarm already
-        if not self._joined:
-            return []
-        actions = list(self._joined.items())
-
-        def build(version: ProtocolVersion) -> AnyRequest:
-            return self._join_request(version, actions, None, ())
-
-        response = await self._call(build)
-        self._registered = True
-        return self._peers(response)
+        return await self._run(self.state.rejoin())
 
     # -- periodic reports --------------------------------------------------------------------
 
@@ -683,39 +539,41 @@ class TrackerClient:
         """
         self.stop_reporting()
         period = DEFAULT_REPORT_INTERVAL if interval is None else interval
-        if period <= 0:
-            raise ValueError("the report interval must be positive")
+        self.state.start_reporting(period, now=self._clock())  # ValueError unless positive
         self._reporter = asyncio.create_task(
-            self._report_loop(stats_provider, period), name=f"ppsp-report-{self.peer_id}"
+            self._report_loop(stats_provider), name=f"ppsp-report-{self.peer_id}"
         )
         return self._reporter
 
     def stop_reporting(self) -> None:
         """Stop the periodic reports, if running."""
+        self.state.stop_reporting()
         if self._reporter is not None:
             self._reporter.cancel()
             self._reporter = None
 
-    async def _report_loop(self, provider: StatsProvider, interval: float) -> None:
-        if self._last_report is None:
-            self._last_report = self._clock()
-        while True:
-            delay = self._last_report + interval - self._clock()
+    async def _report_loop(self, provider: StatsProvider) -> None:
+        """Wait for the session's next deadline and report then (a report sent meanwhile
+        moves the deadline: it is read again after each wait)."""
+        state = self.state
+        while (deadline := state.next_deadline()) is not None:
+            delay = deadline - self._clock()
             if delay > 0:
                 await self._sleep(delay)
                 continue
-            self._last_report = self._clock()
             stream_stats, content_maps = provider()
             try:
-                await self.report(stream_stats, content_maps)
-            except (Forbidden, NotFound) as exc:
-                log.info("tracker forgot peer %s (%s); joining again", self.peer_id, exc)
-                with contextlib.suppress(TrackerProtocolError, TrackerUnreachable):
-                    await self.rejoin()
+                await self._run(state.report(stream_stats, content_maps, now=self._clock()))
             except TrackerUnreachable as exc:
                 log.warning("periodic report failed: %s", exc)
             except TrackerProtocolError as exc:
-                log.warning("tracker refused a periodic report: %s", exc)
+                mend = state.recovery(exc)
+                if mend is None:
+                    log.warning("tracker refused a periodic report: %s", exc)
+                    continue
+                log.info("tracker forgot peer %s (%s); joining again", self.peer_id, exc)
+                with contextlib.suppress(TrackerProtocolError, TrackerUnreachable):
+                    await self._run(mend)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -743,165 +601,80 @@ class TrackerClient:
 
     # -- machinery ---------------------------------------------------------------------------
 
-    def _new_tid(self) -> str:
-        """A transaction ID unique to this client (random base, then counting)."""
-        self._tid_count += 1
-        return str(self._tid_base + self._tid_count)
+    async def _run(self, operation: Operation[T]) -> T:
+        """Carry ``operation`` out: send each request it makes, hand it each answer or refusal.
 
-    def _action_tids(self, count: int) -> list[str]:
-        """Root and per-action IDs: ``[N, N]`` for one action, ``[N.0, N.1, ..., N.k]`` for more."""
-        base = self._new_tid()
-        if count <= 1:
-            return [base, base]
-        return [f"{base}.{k}" for k in range(count + 1)]
-
-    def _join_request(
-        self,
-        version: ProtocolVersion,
-        actions: Sequence[tuple[str, PeerMode]],
-        peer_num: PeerNum | None,
-        content_group: tuple[RepresentationScope, ...],
-    ) -> AnyRequest:
-        tids = self._action_tids(len(actions))
-        hierarchical = len(actions) > 1
-        if version is ProtocolVersion.V1_0:
-            return ConnectRequest(
-                version=version,
-                transaction_id=tids[0],
-                peer_id=self.peer_id,
-                peer_addresses=self._addresses,
-                swarm_actions=tuple(
-                    SwarmAction(
-                        swarm_id=swarm,
-                        action=SwarmActionType.JOIN,
-                        peer_mode=mode,
-                        transaction_id=tid if hierarchical else None,
-                    )
-                    for (swarm, mode), tid in zip(actions, tids[1:], strict=True)
-                ),
-                peer_num=peer_num,
-            )
-        return JoinRequest(
-            version=version,
-            transaction_id=tids[0],
-            peer_id=self.peer_id,
-            swarms=tuple(
-                SwarmAction(
-                    swarm_id=swarm,
-                    peer_mode=mode,
-                    transaction_id=tid if hierarchical else None,
-                )
-                for (swarm, mode), tid in zip(actions, tids[1:], strict=True)
-            ),
-            peer_num=peer_num,
-            content_group=content_group,
-        )
-
-    def _leave_request_10(self, swarms: Sequence[str]) -> ConnectRequest | None:
-        """A 1.0 CONNECT leaving ``swarms`` (None when there is nothing the tracker knows)."""
-        if not swarms or not self._registered:
-            return None
-        tids = self._action_tids(len(swarms))
-        hierarchical = len(swarms) > 1
-        return ConnectRequest(
-            version=ProtocolVersion.V1_0,
-            transaction_id=tids[0],
-            peer_id=self.peer_id,
-            peer_addresses=self._addresses,
-            swarm_actions=tuple(
-                SwarmAction(
-                    swarm_id=swarm,
-                    action=SwarmActionType.LEAVE,
-                    peer_mode=self._joined.get(swarm, PeerMode.LEECH),
-                    transaction_id=tid if hierarchical else None,
-                )
-                for swarm, tid in zip(swarms, tids[1:], strict=True)
-            ),
-        )
-
-    def _peers(
-        self, response: TrackerResponse | None, swarm_id: str | None = None
-    ) -> list[PeerInfo]:
-        """The peer list of ``response`` without this peer (and only ``swarm_id``'s, if given)."""
-        if response is None:
-            return []
-        return [
-            peer
-            for peer in response.peers
-            if peer.peer_id != self.peer_id
-            and (swarm_id is None or peer.swarm_id in (None, swarm_id))
-        ]
-
-    def _fall_back(self) -> None:
-        """Switch to PPSP-TP/1.0 for good; the 1.0 tracker knows nothing of us yet."""
-        log.info("tracker %s refused PPSP-TP/1.1; falling back to 1.0", self.url)
-        self._version = ProtocolVersion.V1_0
-        self._registered = False
-
-    async def _call(
-        self, build: Callable[[ProtocolVersion], AnyRequest | None]
-    ) -> TrackerResponse | None:
-        """Send what ``build`` makes for the current version, falling back to 1.0 if refused."""
-        request = build(self._version)
-        if request is None:
-            return None
+        A refusal the session does not recover from is raised (as the operation words it); a
+        tracker that cannot be reached abandons the operation.
+        """
+        state = self.state
+        request = operation.request
         try:
-            return await self._exchange(request)
-        except UnsupportedVersion:
-            if self._version is ProtocolVersion.V1_0:
-                raise
-        self._fall_back()
-        if self._joined:
-            # Whatever we joined in 1.1 the tracker does not know: join it again in 1.0 form.
-            await self._exchange(
-                self._join_request(ProtocolVersion.V1_0, list(self._joined.items()), None, ())
-            )
-            self._registered = True
-        request = build(self._version)
-        if request is None:
-            return None
-        return await self._exchange(request)
+            while request is not None:
+                before = state.version
+                try:
+                    response = await self._exchange(request)
+                except TrackerProtocolError as refusal:
+                    request = operation.refused(refusal)
+                else:
+                    request = operation.answered(response)
+                if state.version is not before:
+                    log.info("tracker %s refused PPSP-TP/1.1; falling back to 1.0", self.url)
+        finally:
+            if not operation.done:
+                operation.abandon()
+        return operation.result
 
     async def _exchange(self, request: AnyRequest) -> TrackerResponse:
-        """Send ``request`` (re-sending the identical bytes on failure) and return its answer."""
-        codec = codec_for(self.encoding)
-        body = codec.encode_request(request)
+        """Send ``request`` (re-sending the identical bytes on failure) and return its answer;
+        a refusal is raised as its :class:`~ppsp.errors.TrackerProtocolError`."""
+        body = self._codec().encode_request(request)
         last: BaseException | None = None
         for attempt in range(self._retries + 1):
             if attempt:
                 await self._sleep(self._backoff * (2 ** (attempt - 1)))
                 log.debug("re-sending transaction %s (attempt %d)", request.transaction_id, attempt)
             try:
-                answer = await self._post(request, body)
-                if isinstance(answer, ErrorResponse):
-                    error = _error_from(answer)
-                    if isinstance(error, ServiceUnavailable):
-                        last = error
-                        continue
-                    raise error
-                if not _same_transaction(answer.transaction_id, request.transaction_id):
-                    raise _InvalidAnswer(
-                        f"tracker {_tracker_name(self.url)} answered transaction "
-                        f"{answer.transaction_id!r} instead of {request.transaction_id!r}"
-                    )
-                if answer.requester is not None:
-                    self._requester = answer.requester
-                return answer
+                answer, status = await self._post(request, body)
             except aiohttp.ClientSSLError as exc:
                 # A certificate or handshake failure: the same again next time.
                 raise TrackerTLSError(self._failure(exc)) from exc
-            except (aiohttp.ClientError, TimeoutError, _InvalidAnswer) as exc:
+            except (aiohttp.ClientError, TimeoutError, InvalidAnswer) as exc:
                 log.debug("transaction %s failed: %r", request.transaction_id, exc)
                 last = exc
+                continue
+            verdict = self.state.receive(request, answer, status)
+            if isinstance(verdict, Accepted):
+                return verdict.response
+            if isinstance(verdict, Refused):
+                raise verdict.error
+            log.debug("transaction %s to be sent again: %s", request.transaction_id, verdict.error)
+            last = verdict.error
         # The sentence of the last failure: what a user reads (docs/PROTOCOL.md).
         raise TrackerUnreachable(self._failure(last)) from last
+
+    def _codec(self) -> TrackerCodec:
+        """The codec of the client's encoding, imported at its first use: a peer loads only the
+        codec it speaks."""
+        codec = self._codec_of
+        if codec is None:
+            if self.encoding is Encoding.JSON:
+                from ppsp.codecs import tracker_json as json_codec
+
+                codec = json_codec
+            else:
+                from ppsp.codecs import tracker_xml as xml_codec
+
+                codec = xml_codec
+            self._codec_of = codec
+        return codec
 
     def _failure(self, exc: BaseException | None) -> str:
         """One sentence saying what ``exc``, the failure of an attempt, means for the user."""
         where = _tracker_name(self.url)
         if isinstance(exc, TrackerProtocolError):  # 503 on every attempt
             return f"tracker {where} is unavailable ({exc.reason})"
-        if isinstance(exc, _InvalidAnswer):
+        if isinstance(exc, InvalidAnswer):
             return str(exc)
         if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
             return f"tracker {where} did not answer within {self._timeout:g} s"
@@ -932,7 +705,15 @@ class TrackerClient:
         kind = "no answer" if exc is None else type(exc).__name__
         return f"tracker {where}: {kind}" + (f" ({text[:120]})" if text else "")
 
-    async def _post(self, request: AnyRequest, body: bytes) -> TrackerResponse | ErrorResponse:
+    async def _post(
+        self, request: AnyRequest, body: bytes
+    ) -> tuple[TrackerResponse | ErrorResponse, int]:
+        """One attempt: the decoded answer and its HTTP status.
+
+        Raises :class:`~ppsp.errors.AuthenticationRequired` for a 401 and
+        :class:`~ppsp.tracker.client_session.InvalidAnswer` for an answer that is not the
+        tracker protocol's (another status, too large, unreadable).
+        """
         session = self._get_session()
         async with session.post(
             self.url,
@@ -945,44 +726,43 @@ class TrackerClient:
                 f"tracker {_tracker_name(self.url)} sent an answer over {MAX_ANSWER_BYTES} bytes"
             )
             if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
-                raise _InvalidAnswer(too_large)
+                raise InvalidAnswer(too_large)
             chunks: list[bytes] = []
             total = 0
             async for chunk in response.content.iter_any():
                 total += len(chunk)
                 if total > MAX_ANSWER_BYTES:
-                    raise _InvalidAnswer(too_large)
+                    raise InvalidAnswer(too_large)
                 chunks.append(chunk)
             data = b"".join(chunks)
             status, reason = response.status, response.reason or ""
             challenge = response.headers.get("WWW-Authenticate")
+        codec = self._codec()
         if status == 401:
             # Whatever the body says (a proxy's page, the tracker's error in our encoding),
             # 401 means the credentials: not retried, one sentence for the user.
             answer401: TrackerResponse | ErrorResponse | None = None
             with contextlib.suppress(RemoteTrackerError):
-                answer401 = codec_for(self.encoding).decode_response(data, status, reason)
+                answer401 = codec.decode_response(data, status, reason)
             self._traced(request, body, status, reason, data, answer401)
             raise self._authentication_failure(challenge, answer401)
         if status not in _PROTOCOL_STATUSES:
             # Not an answer of the tracker protocol: a proxy's, a redirect, another server's.
             self._traced(request, body, status, reason, data, None)
-            raise _InvalidAnswer(
+            raise InvalidAnswer(
                 f"tracker answered HTTP {status}" + (f" {reason}" if reason else "")
             )
         answer: TrackerResponse | ErrorResponse | None = None
         try:
-            answer = codec_for(self.encoding).decode_response(data, status, reason)
+            answer = codec.decode_response(data, status, reason)
         except RemoteTrackerError as exc:
-            raise _InvalidAnswer(
+            raise InvalidAnswer(
                 f"tracker {_tracker_name(self.url)} sent an answer that cannot be read"
                 f" (HTTP {status}): {' '.join(str(exc).split())[:200]}"
             ) from exc
         finally:
             self._traced(request, body, status, reason, data, answer)
-        if isinstance(answer, ErrorResponse):
-            return _refine_error(answer, status)
-        return answer
+        return answer, status
 
     def _authentication_failure(
         self, challenge: str | None, answer: TrackerResponse | ErrorResponse | None
@@ -1047,6 +827,8 @@ verify the first certificate."""
 
 def _certificate_problem(error: BaseException) -> str:
     """``certificate verify failed: <OpenSSL's words>``, with a hint when a CA file would help."""
+    import ssl
+
     if isinstance(error, ssl.SSLCertVerificationError):
         words = _one_line(error.verify_message or "", 160) or _ssl_words(error)
         hint = ""
@@ -1060,6 +842,8 @@ def _certificate_problem(error: BaseException) -> str:
 
 def _handshake_problem(exc: BaseException) -> str:
     """What a failed TLS handshake means: most often, no TLS at all on the other end."""
+    import ssl
+
     error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
     if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
@@ -1072,36 +856,3 @@ def _os_reason(error: OSError | None) -> str:
     if error is None:
         return "connection failed"
     return (error.strerror or str(error) or type(error).__name__).splitlines()[0][:120]
-
-
-def _error_from(answer: ErrorResponse) -> TrackerProtocolError:
-    """The exception an error answer stands for.
-
-    A 1.0 XML tracker refuses 1.1 with ``400`` and the reason phrase ``PPSP version 1.0``; that is
-    an unsupported version even if a codec reports it as a plain bad request.
-    """
-    code = answer.code
-    reason = answer.reason or ""
-    if code is TrackerErrorCode.BAD_REQUEST and reason.lower().startswith("ppsp version"):
-        code = TrackerErrorCode.UNSUPPORTED_VERSION
-    cls = _ERROR_CLASSES.get(code, TrackerProtocolError)
-    return cls(
-        f"tracker answered {code.name}: {reason or code.reason}",
-        code=code,
-        transaction_id=answer.transaction_id,
-        reason=reason or None,
-    )
-
-
-def _same_transaction(answered: str | None, sent: str) -> bool:
-    """Whether an answer's transaction ID belongs to the request (root IDs compare by prefix)."""
-    if not answered:
-        return True
-    return answered == sent or answered.split(".", 1)[0] == sent.split(".", 1)[0]
-
-
-def _refine_error(answer: ErrorResponse, status: int) -> ErrorResponse:
-    """Recover 404/413 from the HTTP status of a JSON error answer (whose ``error_code`` is 1)."""
-    if answer.code is TrackerErrorCode.BAD_REQUEST and status in _STATUS_CODES:
-        return replace(answer, code=_STATUS_CODES[status])
-    return answer

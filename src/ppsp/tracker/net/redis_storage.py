@@ -47,6 +47,7 @@ from ppsp.tracker.storage.base import (
     SwarmMember,
     limit_error,
 )
+from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
@@ -57,7 +58,6 @@ from ppsp.wire.tracker import (
     RepresentationMap,
     SegmentMap,
     StreamStatistics,
-    positional_builder,
 )
 
 __all__ = ["RedisStorage", "pack_content_map", "unpack_content_map"]
@@ -299,8 +299,8 @@ return out
 (all, or a random sample of ``limit`` when the swarm is larger; 0: no limit)."""
 
 
-_build_member = positional_builder(SwarmMember)
-"""SwarmMember(peer_id=..., mode=..., addresses=..., content_map=...), at half the cost."""
+_build_member = keyword_builder(SwarmMember)
+"""SwarmMember(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
 
 _ADDRESS_CACHE_SIZE = 65_536
 """Most stored address lists kept decoded (the same peers are listed again and again)."""
@@ -473,10 +473,10 @@ class RedisStorage(Storage):
             raw_map = flat[at + 3] if with_maps else b""
             result.append(
                 _build_member(
-                    flat[at].decode(),
-                    PeerMode(flat[at + 1].decode()),
-                    _decode_addresses(flat[at + 2]),
-                    unpack_content_map(raw_map) if raw_map else None,
+                    peer_id=flat[at].decode(),
+                    mode=PeerMode(flat[at + 1].decode()),
+                    addresses=_decode_addresses(flat[at + 2]),
+                    content_map=unpack_content_map(raw_map) if raw_map else None,
                 )
             )
         return result

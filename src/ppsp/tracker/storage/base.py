@@ -58,6 +58,7 @@ from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
+    PeerInfo,
     PeerMode,
     ProtocolVersion,
     StreamStatistics,
@@ -115,6 +116,7 @@ class MemberSlots:
 
     __slots__ = ("_listed", "_position", "_prefix")
 
+    _listed: PeerInfo
     _position: int
     _prefix: str | None
 

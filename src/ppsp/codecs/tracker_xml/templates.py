@@ -1,0 +1,242 @@
+"""Tracker XML answers written from string templates (the server's hot path).
+
+Every value is validated by the rules of the element-tree writer (:mod:`.write`) and escaped;
+what :func:`encode_response` writes is byte for byte what
+:func:`~ppsp.codecs.tracker_xml.write.encode_response_tree` writes, which checks it
+(tests/codec/test_perf_invariants.py).  A message that fails validation is handed to the tree
+writer, which raises the error, so that both report the same one.
+
+What was written for a listed peer is kept in its entry (:mod:`ppsp.wire.encoded`: entries are
+immutable and the tracker lists the same entry while its member is unchanged), and what was
+written for an address is kept by identity (the storage hands out the same address objects
+again and again; an address has no slot to spare, see docs/BENCHMARKS.md).  An entry or
+address that fails validation keeps nothing and is refused every time.
+"""
+
+from __future__ import annotations
+
+from ppsp.codecs.tracker_xml.values import (
+    ERROR_TEXT,
+    NAMESPACE,
+    ROOT,
+    SUCCESS_TEXT,
+    XML_DECLARATION,
+    check_integer,
+    check_ip,
+    check_swarm,
+    check_token,
+    is_requester,
+    status_phrase,
+)
+from ppsp.codecs.tracker_xml.write import bounded_body, encode_response_tree
+from ppsp.errors import LocalProtocolError
+from ppsp.wire.common import AddressFamily, AddressType, PeerAddress, PeerInfo
+from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
+from ppsp.wire.fields import (
+    MAX_LISTED_PEERS,
+    MAX_MESSAGE_BYTES,
+    MAX_PEER_ADDRESSES,
+    MAX_PORT,
+    MAX_SWARM_ACTIONS,
+    MIN_PORT,
+)
+from ppsp.wire.tracker import ActionResult, ErrorResponse, ProtocolVersion, TrackerResponse
+
+_ENTRY_FORMS: FormSlot[PeerInfo, str] = claim_form_slot("tracker XML")
+"""The ``<PeerInfo swarmID=...>`` fragment written for a listed peer, kept in the entry."""
+
+_ADDRESSES_KEPT = 16384
+_ADDRESS_FORMS: IdentityForms[PeerAddress, str] = IdentityForms(_ADDRESSES_KEPT)
+"""The indented ``<PeerAddress .../>`` written for an address, by identity."""
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+_HEADS = {
+    version: (
+        XML_DECLARATION.decode("ascii")
+        + f'<{ROOT} xmlns="{NAMESPACE}" version="{version.value}">\n'
+    )
+    for version in ProtocolVersion
+}
+_TAIL = f"</{ROOT}>\n"
+_INFO_INDENT = "\n      "
+_PEER_INFO_HEAD = "    <PeerInfo"
+_PEER_INFO_TAIL = "\n    </PeerInfo>\n"
+
+_TOKEN_CACHE: dict[tuple[str, str], str] = {}
+_TOKENS_KEPT = 16384
+"""Most validated identifiers kept, as ready-made pieces of the document."""
+
+
+def encode_response(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """Encode a tracker answer body in ``msg.version``.
+
+    A :class:`~ppsp.wire.tracker.TrackerResponse` becomes ``<Response>SUCCESSFUL</Response>``,
+    its transaction ID (plain, or ``<Result>`` elements when it has per-action results, the
+    root ID first) and a PeerGroup: the requester first without ``@swarmID``, then every peer
+    with its swarm ID.  An :class:`~ppsp.wire.tracker.ErrorResponse` becomes a minimal document
+    whose ``<Response>`` is the code's :data:`~ppsp.codecs.tracker_xml.ERROR_TEXT`; the HTTP
+    status (``msg.code.http_status``) and reason phrase are the server's to send.  Raises
+    :class:`~ppsp.errors.LocalProtocolError` for a message that would not decode back to
+    itself (for example a requester without a REFLEXIVE address).
+    """
+    try:
+        return _encode_response_fast(msg)
+    except LocalProtocolError:
+        return encode_response_tree(msg)
+
+
+def _xml_text(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+def _xml_attr(value: str) -> str:
+    return value.translate(_ATTR_ESCAPES)
+
+
+def _fast_token(value: str | None, what: str) -> str:
+    """A token validated as the tree writer does, escaped for an attribute value or text."""
+    return _xml_attr(check_token(value, what, LocalProtocolError))
+
+
+def _address_fragment(address: PeerAddress) -> str:
+    """A valid address's indented ``<PeerAddress .../>``, checked as the tree writer checks it."""
+    ip = check_token(address.ip, "PeerAddress ip", LocalProtocolError)
+    if not isinstance(address.family, AddressFamily):
+        raise LocalProtocolError("PeerAddress family is not an address family")
+    check_ip(ip, address.family, LocalProtocolError)
+    parts = [
+        f'{_INFO_INDENT}<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
+        f' port="{check_integer(address.port, "port", MAX_PORT, MIN_PORT)}"'
+    ]
+    if address.priority is not None:
+        parts.append(f' priority="{check_integer(address.priority, "priority")}"')
+    if address.type is not None:
+        if not isinstance(address.type, AddressType):
+            raise LocalProtocolError("PeerAddress type is not an address type")
+        parts.append(f' type="{address.type.value}"')
+    for name, value in (
+        ("connection", address.connection),
+        ("asn", address.asn),
+        ("peerProtocol", address.peer_protocol),
+    ):
+        if value is not None:
+            parts.append(f' {name}="{_fast_token(value, name)}"')
+    parts.append("/>")
+    return "".join(parts)
+
+
+def _token_piece(
+    value: str, what: str, template: str, *, text: bool = False, swarm: bool = False
+) -> str:
+    """``template`` holding the validated token ``value`` (a swarm ID with ``swarm``), escaped
+    for an attribute (or for element content with ``text``), cached by value and template."""
+    plain = type(value) is str
+    if plain:
+        piece = _TOKEN_CACHE.get((template, value))
+        if piece is not None:
+            return piece
+    token = (check_swarm if swarm else check_token)(value, what, LocalProtocolError)
+    piece = template.format(_xml_text(token) if text else _xml_attr(token))
+    if plain:
+        if len(_TOKEN_CACHE) >= _TOKENS_KEPT:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[(template, value)] = piece
+    return piece
+
+
+def _listed_fragment(info: PeerInfo) -> str:
+    """A listed peer's ``<PeerInfo swarmID=...>`` fragment (kept in the entry by the caller)."""
+    if info.peer_id is None or not info.addresses:
+        raise LocalProtocolError("a listed peer needs a peer ID and an address")
+    return _render_peer_info(info.addresses, info.peer_id, info.swarm_id)
+
+
+def _render_peer_info(
+    addresses: tuple[PeerAddress, ...], peer_id: str | None, swarm_id: str | None
+) -> str:
+    if len(addresses) > MAX_PEER_ADDRESSES:
+        raise LocalProtocolError(f"more than {MAX_PEER_ADDRESSES} addresses in a PeerInfo")
+    if swarm_id is None:
+        head = _PEER_INFO_HEAD
+    else:
+        head = _token_piece(swarm_id, "PeerInfo swarm_id", '    <PeerInfo swarmID="{}"', swarm=True)
+    if peer_id is None and not addresses:
+        return head + "/>\n"
+    parts = [head, ">"]
+    if peer_id is not None:
+        what = "PeerInfo peer_id"
+        parts.append(_token_piece(peer_id, what, "\n      <PeerID>{}</PeerID>", text=True))
+    parts.extend(_ADDRESS_FORMS.forms(addresses, _address_fragment))
+    parts.append(_PEER_INFO_TAIL)
+    return "".join(parts)
+
+
+def _results_fragment(parts: list[str], msg: TrackerResponse, tid: str) -> None:
+    """The ``<Result>`` lines of the tree writer's results, with its checks."""
+    if len(msg.results) > MAX_SWARM_ACTIONS:
+        raise LocalProtocolError(f"more than {MAX_SWARM_ACTIONS} results")
+    roots = [r for r in msg.results if r.transaction_id == tid]
+    others = [r for r in msg.results if r.transaction_id != tid]
+    if not tid.endswith(".0") and any(
+        r.transaction_id is not None and r.transaction_id.endswith(".0") for r in others
+    ):
+        raise LocalProtocolError("only the root transaction ID may end in '.0'")
+    first = roots[0] if roots else ActionResult(transaction_id=tid)
+    for result in (first, *others, *roots[1:]):
+        status = result.status
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise LocalProtocolError(f"result status {status!r} is not in [100, 599]")
+        parts.append("    <Result")
+        if result.transaction_id is not None:
+            what = "result transaction_id"
+            parts.append(f' transactionID="{_fast_token(result.transaction_id, what)}"')
+        if result.swarm_id is not None:
+            swarm_id = check_swarm(result.swarm_id, "result swarm_id", LocalProtocolError)
+            parts.append(f' swarmID="{_xml_attr(swarm_id)}"')
+        parts.append(f">{status} {status_phrase(status)}</Result>\n")
+
+
+def _encode_response_fast(msg: TrackerResponse | ErrorResponse) -> bytes:
+    """:func:`encode_response` from string templates; LocalProtocolError for an invalid one."""
+    head = _HEADS.get(msg.version) if isinstance(msg.version, ProtocolVersion) else None
+    if head is None:
+        raise LocalProtocolError(f"unknown protocol version {msg.version!r}")
+    parts = [head]
+    if isinstance(msg, ErrorResponse):
+        parts.append(f"  <Response>{ERROR_TEXT[msg.code]}</Response>\n")
+        if msg.transaction_id is not None:
+            tid = check_token(msg.transaction_id, "transaction_id", LocalProtocolError)
+            parts.append(f"  <TransactionID>{_xml_text(tid)}</TransactionID>\n")
+        parts.append(_TAIL)
+        return "".join(parts).encode()
+    parts.append(f"  <Response>{SUCCESS_TEXT}</Response>\n")
+    tid = check_token(msg.transaction_id, "transaction_id", LocalProtocolError)
+    if msg.results:
+        parts.append("  <TransactionID>\n")
+        _results_fragment(parts, msg, tid)
+        parts.append("  </TransactionID>\n")
+    else:
+        parts.append(f"  <TransactionID>{_xml_text(tid)}</TransactionID>\n")
+    requester = msg.requester
+    if requester is not None and not any(
+        address.type is AddressType.REFLEXIVE for address in requester.addresses
+    ):
+        raise LocalProtocolError("the requester needs a REFLEXIVE address")
+    if requester is None and any(is_requester(peer) for peer in msg.peers):
+        raise LocalProtocolError(
+            "a peer without swarm ID holding a REFLEXIVE address would read as the requester"
+        )
+    if len(msg.peers) > MAX_LISTED_PEERS:
+        raise LocalProtocolError(f"more than {MAX_LISTED_PEERS} peers")
+    if requester is not None or msg.peers:
+        parts.append("  <PeerGroup>\n")
+        if requester is not None:
+            parts.append(_render_peer_info(requester.addresses, requester.peer_id, None))
+        parts.extend(_ENTRY_FORMS.forms(msg.peers, _listed_fragment))
+        parts.append("  </PeerGroup>\n")
+    parts.append(_TAIL)
+    data = "".join(parts).encode()
+    if len(data) > MAX_MESSAGE_BYTES:
+        bounded_body(data)  # raises
+    return data

@@ -1,0 +1,335 @@
+"""The swarm sessions of a peer: what it serves or fetches in each swarm, and the peers it knows.
+
+A :class:`SwarmSession` holds the I/O side of one swarm: the content's store, the other peers'
+addresses and transports (:class:`RemotePeer`), the figures a ``--report`` writes, and the
+events that wake whoever waits for chunks.  The decisions and the records they rest on are
+sans-I/O: each remote peer's standing is a :class:`~ppsp.peer.download.peers.PeerStanding` of
+the session's :class:`~ppsp.peer.download.peers.PeerBook`, and which chunks of stored content
+are held is recorded by the session's :class:`~ppsp.peer.download.stored.StoredDownload`
+(a live stream's by its :class:`~ppsp.peer.live.LiveWindow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ppsp.errors import PPSPError
+from ppsp.peer.content.description import ContentDescription
+from ppsp.peer.download.peers import PeerBook, PeerStanding
+from ppsp.peer.download.stored import StoredDownload
+from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
+from ppsp.peer.net.chunkstore import ChunkStore
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.peer import (
+    RepresentationMap,
+    TransportOffer,
+    bitmaps_from_chunk_map,
+    chunk_map_from_bitmaps,
+)
+from ppsp.wire.tracker import PeerInfo, PeerMode
+
+LIVE_REPRESENTATION = "live"
+"""Representation id of a live stream's chunks in chunk maps and chunk URLs."""
+
+SOURCE_PROPERTY = "LiveSource"
+"""PROPERTY_QUERY property by which a live stream's source identifies itself (value ``1``)."""
+
+
+class DownloadFailed(PPSPError):
+    """A download cannot finish: no peers, tracker unreachable, or no progress in time."""
+
+
+class RemotePeer:
+    """Another peer of a swarm: where it is, the transport it offered, what it said, what it sent.
+
+    Its standing (failures, ban, connection, chunk map) is the sans-I/O
+    :class:`~ppsp.peer.download.peers.PeerStanding` in :attr:`standing`; the attributes of the
+    same names read and write that record.
+    """
+
+    __slots__ = ("_offer", "base_url", "bytes_received", "bytes_sent", "info", "peer_id",
+                 "properties", "standing")  # fmt: skip
+
+    def __init__(
+        self,
+        peer_id: str,
+        info: PeerInfo,
+        base_url: str,
+        offer: TransportOffer | None = None,
+        *,
+        standing: PeerStanding | None = None,
+    ) -> None:
+        self.peer_id = peer_id
+        self.info = info
+        self.base_url = base_url
+        """Where the peer's endpoint is (its peer protocol at ``/``, its description)."""
+        self.standing = standing if standing is not None else PeerStanding(peer_id)
+        self._offer: TransportOffer | None = None
+        self.offer = offer
+        self.properties: dict[str, str] = {}
+        """What the peer answered to PROPERTY_QUERY (untrusted)."""
+        self.bytes_received = 0
+        self.bytes_sent = 0
+
+    @property
+    def offer(self) -> TransportOffer | None:
+        """The transport negotiated with the peer (None: not connected)."""
+        return self._offer
+
+    @offer.setter
+    def offer(self, offer: TransportOffer | None) -> None:
+        self._offer = offer
+        self.standing.connected = offer is not None
+
+    @property
+    def transport(self) -> str | None:
+        """The type of the negotiated transport (``HTTP``), None when not connected."""
+        return None if self._offer is None else self._offer.type.upper()
+
+    @property
+    def failures(self) -> int:
+        """Failures counted against the peer (its standing's)."""
+        return self.standing.failures
+
+    @failures.setter
+    def failures(self, count: int) -> None:
+        self.standing.failures = count
+
+    @property
+    def banned(self) -> bool:
+        """Whether the peer is banned (its standing's)."""
+        return self.standing.banned
+
+    @banned.setter
+    def banned(self, banned: bool) -> None:
+        self.standing.banned = banned
+
+    @property
+    def connecting(self) -> bool:
+        """Whether a connection to the peer is being made (its standing's)."""
+        return self.standing.connecting
+
+    @connecting.setter
+    def connecting(self, connecting: bool) -> None:
+        self.standing.connecting = connecting
+
+    @property
+    def bitmap(self) -> ChunkBitmap | None:
+        """The chunk map the peer announced last (its standing's)."""
+        return self.standing.chunks
+
+    @bitmap.setter
+    def bitmap(self, chunks: ChunkBitmap | None) -> None:
+        self.standing.chunks = chunks
+
+    @property
+    def last_map_at(self) -> float:
+        """When the peer's last chunk map arrived (its standing's)."""
+        return self.standing.last_map_at
+
+    @last_map_at.setter
+    def last_map_at(self, when: float) -> None:
+        self.standing.last_map_at = when
+
+
+@dataclass(slots=True)
+class LiveState:
+    """The live part of a swarm session: the stream's description, window and playback."""
+
+    description: LiveDescription
+    window: LiveWindow
+    is_source: bool
+    playback: LivePlayback | None = None
+    source_peer_ids: set[str] = field(default_factory=set)
+    forged_rejected: int = 0
+    stale_rejected: int = 0
+
+    def bitmap(self) -> ChunkBitmap:
+        """The chunks of the window held."""
+        return self.window.bitmap()
+
+
+@dataclass(slots=True)
+class SwarmSession:
+    """One swarm this peer takes part in: its content, its store and the peers it knows.
+
+    For stored content, :attr:`download` (sans-I/O) decides what to fetch and records which
+    chunks are held, from the moment the download starts (a seeder's is complete from the
+    start); :attr:`store` holds the bytes.
+    """
+
+    swarm_id: str
+    description: ContentDescription | None
+    store: ChunkStore | None
+    mode: PeerMode
+    live: LiveState | None = None
+    download: StoredDownload | None = None
+    peers: PeerBook = field(default_factory=PeerBook)
+    remotes: dict[str, RemotePeer] = field(default_factory=dict)
+    uploaded_bytes: int = 0
+    downloaded_bytes: int = 0
+    uploaded_to: dict[str, int] = field(default_factory=dict)
+    arrivals: list[tuple[float, str, int]] = field(default_factory=list)
+    joined_at: float = 0.0
+    completed_at: float | None = None
+    served_chunks: int = 0
+    uploads_active: int = 0
+    upload_waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    upload_turns: int = 0
+    chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on anything the session's loop must look at (a chunk map, a seek, a chunk)."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the store is open (or the download failed before)."""
+    waiters: dict[int, list[asyncio.Future[None]]] = field(default_factory=dict)
+    failure: str | None = None
+
+    @classmethod
+    def seeding(cls, store: ChunkStore, *, now: float) -> SwarmSession:
+        """The session of a seeder of ``store``'s complete content (ready at once)."""
+        description = store.description
+        session = cls(
+            swarm_id=description.swarm_id,
+            description=description,
+            store=store,
+            mode=PeerMode.SEED,
+        )
+        session.download = StoredDownload.seeding(session.peers, description, now=now)
+        session.ready.set()
+        return session
+
+    def add_remote(self, info: PeerInfo, base_url: str) -> RemotePeer | None:
+        """Remember a listed peer (its standing joins :attr:`peers`); None when already known."""
+        peer_id = info.peer_id
+        if peer_id is None or peer_id in self.remotes:
+            return None
+        remote = RemotePeer(peer_id, info, base_url, standing=self.peers.add(peer_id))
+        self.remotes[peer_id] = remote
+        return remote
+
+    def have(self, index: int) -> bool:
+        """Whether chunk ``index`` of the stored content is held (verified and stored)."""
+        return self.download is not None and self.download.have(index)
+
+    async def wait_for_chunk(self, index: int) -> None:
+        """Return once chunk ``index`` is held (verified and stored)."""
+        if self.have(index):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(index, []).append(future)
+        await future
+
+    def chunk_stored(self, index: int) -> None:
+        """Wake whoever waits for chunk ``index``."""
+        for future in self.waiters.pop(index, []):
+            if not future.done():
+                future.set_result(None)
+
+    def seek(self, index: int) -> None:
+        """Move the playback window to chunk ``index`` (no effect on a complete download)."""
+        if self.download is not None:
+            self.download.seek(index)
+            self.chunk_arrived.set()
+
+    @property
+    def representation_id(self) -> str:
+        """The representation this session stores (``live`` for a live stream)."""
+        if self.live is not None:
+            return LIVE_REPRESENTATION
+        assert self.description is not None
+        return self.description.representation().id
+
+    def bitmap(self) -> ChunkBitmap:
+        """A copy of the map of chunks held (empty when the description is not known yet)."""
+        if self.live is not None:
+            return self.live.bitmap()
+        if self.download is None:
+            return ChunkBitmap(0)
+        held = self.download.held
+        return ChunkBitmap(held.size, held.start, held.to_bytes())
+
+    def chunk_map(self) -> tuple[RepresentationMap, ...]:
+        """The wire form of the chunks held."""
+        if self.live is not None:
+            return chunk_map_from_bitmaps({LIVE_REPRESENTATION: [self.live.bitmap()]})
+        if self.description is None or self.download is None or self.store is None:
+            return ()
+        return chunk_map_from_bitmaps({self.representation_id: [self.download.held]})
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk is held."""
+        return self.download is not None and self.download.complete
+
+    def report(self, peer_id: str) -> dict[str, object]:
+        """This session's figures, as the JSON document ``--report`` writes."""
+        download = self.download
+        return {
+            "peer_id": peer_id,
+            "swarm_id": self.swarm_id,
+            "mode": self.mode.value,
+            "size": self.description.size if self.description else None,
+            "complete": self.complete,
+            "joined_at": self.joined_at,
+            "completed_at": self.completed_at,
+            "downloaded_bytes": self.downloaded_bytes,
+            "uploaded_bytes": self.uploaded_bytes,
+            "received_from": self.bytes_by_peer(),
+            "uploaded_to": dict(self.uploaded_to),
+            "arrivals": [list(event) for event in self.arrivals],
+            "cancelled": dict(download.cancelled) if download is not None else {},
+            "discarded_bytes": download.discarded_bytes if download is not None else 0,
+            "peers": {
+                peer_id: {
+                    "connected": remote.offer is not None,
+                    "banned": remote.banned,
+                    "failures": remote.failures,
+                    "chunks_announced": len(remote.bitmap) if remote.bitmap is not None else None,
+                }
+                for peer_id, remote in self.remotes.items()
+            },
+            "live": self._live_report(),
+        }
+
+    def _live_report(self) -> dict[str, object] | None:
+        live = self.live
+        if live is None:
+            return None
+        figures: dict[str, object] = {
+            "source": live.is_source,
+            "chunk_ms": live.description.chunk_ms,
+            "window_floor": live.window.floor,
+            "window_newest": live.window.newest,
+            "forged_rejected": live.forged_rejected,
+            "stale_rejected": live.stale_rejected,
+        }
+        if live.playback is not None:
+            qoe = live.playback.qoe()
+            figures.update(
+                first_index=live.playback.first,
+                startup_delay=qoe.startup_delay,
+                continuity_index=qoe.continuity_index,
+                chunks_played=qoe.chunks_played,
+                chunks_skipped=qoe.chunks_skipped,
+                delay_behind_source=qoe.delay_behind_source,
+                bytes_from_source=qoe.bytes_from_source,
+                bytes_from_peers=qoe.bytes_from_peers,
+            )
+        return figures
+
+    def bytes_by_peer(self) -> dict[str, int]:
+        """Bytes received from each remote peer."""
+        return {peer_id: r.bytes_received for peer_id, r in self.remotes.items()}
+
+
+def live_bitmap(chunk_map: Sequence[RepresentationMap]) -> ChunkBitmap:
+    """One bitmap of the live chunks a peer announced (its window, from floor to newest)."""
+    held = sorted(
+        index
+        for segment in bitmaps_from_chunk_map(chunk_map).get(LIVE_REPRESENTATION, [])
+        for index in segment
+    )
+    if not held:
+        return ChunkBitmap(0)
+    return ChunkBitmap.from_indexes(held, held[-1] - held[0] + 1, held[0])

@@ -1,0 +1,615 @@
+"""The tracker's HTTP request handler: a thin aiohttp layer over the sans-I/O :class:`Tracker`.
+
+Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md).  The handler
+
+0. admits the request under its host's rate (:mod:`ppsp.tracker.net.guard`; 503 with
+   ``Retry-After`` over it), taking as the host the address a trusted reverse proxy names
+   (:mod:`ppsp.tracker.net.proxy`) or the connection's,
+1. picks the codec from the ``Content-Type`` (:mod:`ppsp.codecs.tracker`; 415 for anything else),
+   and with an auth key checks the bearer token (:mod:`ppsp.tracker.net.auth`; 401 without a valid
+   one),
+2. reads the body within a size bound (413 before reading more than the bound) and a time bound
+   (408 for a client that stalls),
+3. decodes it, hands the typed request to :meth:`Tracker.handle` with the observed address and the
+   current time from an injectable clock, and
+4. writes the answer in the request's encoding.  Every protocol error becomes that encoding's error
+   answer; anything unexpected becomes a logged ``500`` / ``error_code`` 4 and never a traceback.
+
+``GET /status`` answers a JSON summary and ``GET /metrics`` the Prometheus exposition of a
+registry private to the application (:mod:`ppsp.tracker.net.metrics`); anything else is 404 or
+405.  The application around the handler is assembled in :mod:`ppsp.tracker.net.app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+
+import ppsp
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.codecs.tracker import (
+    JSON_MEDIA_TYPES,
+    UNSUPPORTED_MEDIA_TYPE,
+    XML_MEDIA_TYPES,
+    codec_for,
+    encoding_for,
+    safe_reason,
+    status_line,
+)
+from ppsp.errors import (
+    BearerTokenError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TrackerErrorCode,
+    TrackerProtocolError,
+)
+from ppsp.tracker.core import Tracker, TrackerStats
+from ppsp.tracker.credentials import Credentials
+from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
+from ppsp.tracker.net.auth import (
+    REFUSAL_REASONS,
+    TokenVerifier,
+    bearer_challenge,
+    load_public_key,
+    refusal_reason,
+)
+from ppsp.tracker.net.guard import (
+    BUSY,
+    IDLE,
+    ConnectionGuard,
+    GuardedRequestHandler,
+    HostRates,
+    RateWarnings,
+    host_of,
+)
+from ppsp.tracker.net.metrics import TrackerMetrics
+from ppsp.tracker.net.proxy import TrustedProxies, parse_networks
+from ppsp.tracker.net.settings import DEFAULT_MAX_BODY, ServerSettings, config_limits
+from ppsp.tracker.net.upkeep import Clock, StorageHealth
+from ppsp.wire.tracker import (
+    AnyRequest,
+    Encoding,
+    ErrorResponse,
+    Method,
+    ProtocolVersion,
+    TrackerResponse,
+)
+
+__all__ = ["REQUEST_TIMEOUT_STATUS", "TRACKER_APP_KEY", "TrackerHandler"]
+
+log = logging.getLogger("ppsp.tracker.net.server")
+"""The server's log (one name for the HTTP server, whichever module of it writes)."""
+
+_monotonic = time.monotonic
+
+REQUEST_TIMEOUT_STATUS = 408
+"""HTTP status for a client that did not deliver its body in time."""
+
+_ENCODERS: dict[Encoding, Callable[[TrackerResponse | ErrorResponse], bytes]] = {
+    Encoding.XML: xml_codec.encode_response,
+    # Each value is checked as it is written; the output is not decoded again.
+    Encoding.JSON: functools.partial(json_codec.encode_response, check=False),
+}
+"""Answer writers of the hot path, by encoding."""
+
+# Metric labels, looked up rather than read from ``Enum.value`` (a Python-level property).
+_ENCODING_LABELS = {encoding: encoding.value for encoding in Encoding}
+_METHOD_LABELS = {method: method.value for method in Method}
+
+
+class _BodyTimeout(Exception):
+    """The client did not deliver its body within the bound."""
+
+
+class TrackerHandler:
+    """Request handlers of one application: the tracker, its clock, settings and metrics.
+
+    Before a request reaches the codecs it passes, in this order: the per-host request rate
+    (503 with ``Retry-After``), the media type (415) and, with an auth key, the bearer token
+    (401).  Each refusal costs no decoding and no storage access.
+    """
+
+    def __init__(self, tracker: Tracker, clock: Clock, settings: ServerSettings) -> None:
+        self.tracker = tracker
+        self.clock = clock
+        self.settings = settings
+        self.metrics = TrackerMetrics(settings.shared_metrics)
+        self.health = StorageHealth()
+        self.version = _max_version(tracker)
+        limits = settings.limits or _tracker_limits(tracker)
+        self.body_timeout = limits.body_timeout
+        self.proxies = TrustedProxies(
+            parse_networks(settings.trusted_proxies), settings.proxy_header
+        )
+        self.warnings = RateWarnings()
+        self.guard = ConnectionGuard(
+            limits,
+            processes=settings.processes,
+            proxies=self.proxies,
+            warnings=self.warnings,
+            counts=self.metrics.refusals,
+        )
+        self.rates: HostRates | None = None
+        if limits.per_host:
+            self.rates = HostRates(
+                limits.requests_per_second_per_host, limits.request_burst_per_host
+            )
+        self.verifier: TokenVerifier | None = None
+        if settings.auth_key is not None:
+            key = settings.auth_key
+            if not isinstance(key, Ed25519PublicKey):
+                key = load_public_key(Path(key))
+            self.verifier = TokenVerifier(key, leeway=settings.token_leeway)
+            for reason in REFUSAL_REASONS:  # every reason on /metrics from the start
+                self.metrics.refusals.unauthenticated.setdefault(reason, 0)
+        # The core takes the credentials of a request once it knows them (issue 12); a core
+        # without the parameter is called as before.
+        self.pass_credentials = "credentials" in inspect.signature(tracker.handle).parameters
+
+    # -- what every request passes ---------------------------------------------------------
+
+    def _observe(self, request: web.Request) -> tuple[str, int]:
+        """The request's observed address: its connection's, or what a trusted proxy says."""
+        peer = _observed(request)
+        if self.proxies.networks:
+            return self._forwarded(request, peer)
+        return peer
+
+    def _forwarded(self, request: web.Request, peer: tuple[str, int]) -> tuple[str, int]:
+        """The client a trusted proxy at ``peer`` names, else ``peer``."""
+        proxies = self.proxies
+        return proxies.client(peer, request.headers.getall(proxies.header, ()))
+
+    def _over_rate(self, host: str) -> float:
+        """0.0 when the host may send a request now, else the seconds until it may again."""
+        rates = self.rates
+        if rates is None:
+            return 0.0
+        wait = rates.admit(host_of(host), _monotonic())
+        if wait:
+            self.metrics.refusals.rate_limited += 1
+            self._warn_rate(host)
+        return wait
+
+    def _warn_rate(self, host: str) -> None:
+        """The warning about a host over its rate (once a minute at most, see RateWarnings)."""
+        assert self.rates is not None
+        self.warnings.warn(
+            host_of(host),
+            "refusing requests from %s: over %g requests per second",
+            host,
+            self.rates.rate,
+        )
+
+    def _credentials(self, request: web.Request) -> Credentials | BearerTokenError | None:
+        """The request's verified credentials (None without an auth key), or why it has none."""
+        verifier = self.verifier
+        if verifier is None:
+            return None
+        try:
+            return verifier.check(request.headers.get("Authorization"), time.time())
+        except BearerTokenError as exc:
+            self.metrics.refusals.count_unauthenticated(refusal_reason(exc))
+            return exc
+
+    # -- PPSP-TP ---------------------------------------------------------------------------
+
+    async def ppsp(self, request: web.Request) -> web.StreamResponse:
+        """Answer one PPSP-TP request."""
+        # The connection's phase for the guard's watchdog: busy now, idle once answered
+        # (attributes set here, not methods, and one function: this runs for every request).
+        connection: Any = request.protocol
+        guarded = connection.__class__ is GuardedRequestHandler
+        if guarded:
+            connection.phase = BUSY
+        try:
+            started = time.perf_counter()
+            encoding = encoding_for(request.headers.get("Content-Type"))
+            observed = _observed(request)
+            if self.proxies.networks:
+                observed = self._forwarded(request, observed)
+            rates = self.rates
+            if rates is not None:
+                wait = rates.admit(host_of(observed[0]), _monotonic())
+                if wait:
+                    self.metrics.refusals.rate_limited += 1
+                    self._warn_rate(observed[0])
+                    label = "unknown" if encoding is None else _ENCODING_LABELS[encoding]
+                    self.metrics.count_request("unknown", label, "rate_limited")
+                    return _overloaded(request, encoding, wait)
+            if encoding is None or not _identity_coding(request):
+                self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
+                return _unsupported_media_type(request)
+            credentials: Credentials | None = None
+            if self.verifier is not None:
+                checked = self._credentials(request)
+                if isinstance(checked, BearerTokenError):
+                    label = _ENCODING_LABELS[encoding]
+                    self.metrics.count_request("unknown", label, "unauthenticated")
+                    return _unauthorized(request, encoding, checked)
+                credentials = checked
+
+            codec = codec_for(encoding)
+            method = "unknown"
+            version = ProtocolVersion.V1_0
+            force_close = False
+            status_override: int | None = None
+            answer: TrackerResponse | ErrorResponse
+            try:
+                body = await self._read_body(request)
+                message: AnyRequest = codec.decode_request(body)
+                method = _METHOD_LABELS[message.method]
+                version = message.version
+                if self.pass_credentials:
+                    answer = await self.tracker.handle(
+                        message,  # type: ignore[call-arg, unused-ignore]
+                        observed=observed,
+                        now=self.clock(),
+                        credentials=credentials,
+                    )
+                else:
+                    answer = await self.tracker.handle(message, observed=observed, now=self.clock())
+            except PayloadTooLarge as exc:
+                force_close = True
+                answer = _error(version, exc)
+            except _BodyTimeout:
+                force_close = True
+                status_override = REQUEST_TIMEOUT_STATUS
+                answer = ErrorResponse(
+                    version=version,
+                    transaction_id=None,
+                    code=TrackerErrorCode.BAD_REQUEST,
+                    reason="Request Timeout",
+                )
+            except TrackerProtocolError as exc:
+                if exc.code is TrackerErrorCode.UNSUPPORTED_VERSION:
+                    # Refuse a version in one this tracker speaks: its highest.
+                    version = self.version
+                elif exc.code is TrackerErrorCode.SERVICE_UNAVAILABLE:
+                    self.health.failed(exc, f"answering a {method} request")
+                answer = _error(version, exc)
+            except Exception:
+                log.exception("unexpected error answering a %s request", method)
+                answer = ErrorResponse(
+                    version=version, transaction_id=None, code=TrackerErrorCode.INTERNAL_ERROR
+                )
+
+            response = self._encode(encoding, answer, status_override)
+            if force_close:
+                response.force_close()
+            outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
+            if status_override == REQUEST_TIMEOUT_STATUS:
+                outcome = "timeout"
+            label = _ENCODING_LABELS[encoding]
+            self.metrics.count_request(method, label, outcome)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_latency(label, elapsed)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s %s %s -> %d %s (%.3f ms)",
+                    observed[0],
+                    encoding.value,
+                    version.value,
+                    method,
+                    response.status,
+                    outcome,
+                    elapsed * 1000,
+                )
+            return response
+        finally:
+            if guarded:
+                connection.phase = IDLE
+                connection.since = _monotonic()
+
+    def _encode(
+        self,
+        encoding: Encoding,
+        answer: TrackerResponse | ErrorResponse,
+        status_override: int | None,
+    ) -> web.Response:
+        encode = _ENCODERS[encoding]
+        try:
+            body = encode(answer)
+        except Exception:
+            # The core produced something the codec cannot write: a bug, reported as one.
+            log.exception("could not encode the answer %r", answer)
+            answer = ErrorResponse(
+                version=answer.version,
+                transaction_id=None,
+                code=TrackerErrorCode.INTERNAL_ERROR,
+            )
+            try:
+                body = encode(answer)
+            except Exception:
+                log.exception("could not encode an internal-error answer")
+                body = b""
+        status, reason = status_line(answer)
+        if status_override is not None:
+            status = status_override
+        return web.Response(
+            status=status,
+            reason=reason,
+            body=body,
+            headers={"Content-Type": encoding.content_type},
+        )
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """Read the body, refusing more than ``max_body`` bytes or a stall of ``body_timeout``."""
+        limit = self.settings.max_body
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
+        content = request.content
+        if content.is_eof() and content.exception() is None:
+            # The whole body has already arrived: nothing can stall, no timer is needed.
+            body = content.read_nowait()
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            return body
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    chunk = await request.content.readany()
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > limit:
+                        raise PayloadTooLarge(f"body exceeds {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            raise _BodyTimeout from exc
+        return b"".join(chunks)
+
+    # -- the other endpoints -----------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        """``GET /status``: a JSON summary of the tracker's state.
+
+        ``storage`` is ``ok``, or ``unreachable`` (with the error, HTTP 503, and no counts)
+        when the storage does not answer.
+        """
+        return await self._other(request, self._status)
+
+    async def metrics_page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /metrics``: Prometheus text exposition of this application's registry.
+
+        The peer, swarm and membership gauges are NaN while the storage does not answer; the
+        counters are there whatever the storage does.
+        """
+        return await self._other(request, self._metrics_page)
+
+    async def elsewhere(self, request: web.Request) -> web.StreamResponse:
+        """Any request that is neither a POST nor a GET of ``/status`` or ``/metrics``.
+
+        404 for a GET or HEAD of another path, 405 (with ``Allow``) for another method.  Such
+        requests pass the same rate bound as the others (they are requests all the same).
+        """
+        return await self._other(request, _elsewhere)
+
+    async def _other(
+        self, request: web.Request, answer: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """Answer a request that is not PPSP-TP, after the rate bound and (for pages) a token."""
+        connection = request.protocol
+        if not isinstance(connection, GuardedRequestHandler):
+            return await self._other_checked(request, answer)
+        connection.busy()
+        try:
+            return await self._other_checked(request, answer)
+        finally:
+            connection.idle()
+
+    async def _other_checked(
+        self, request: web.Request, answer: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        wait = self._over_rate(self._observe(request)[0])
+        if wait:
+            return _overloaded(request, None, wait)
+        if answer is not _elsewhere:
+            credentials = self._credentials(request)
+            if isinstance(credentials, BearerTokenError):
+                return _unauthorized(request, None, credentials)
+        response: web.StreamResponse = await answer(request)
+        return response
+
+    async def _stats(self, doing: str) -> TrackerStats | ServiceUnavailable:
+        """The tracker's counts, or the error of a storage that does not answer."""
+        try:
+            stats = await self.tracker.stats()
+        except ServiceUnavailable as exc:
+            self.health.failed(exc, doing)
+            return exc
+        self.health.answered()
+        return stats
+
+    async def _status(self, request: web.Request) -> web.Response:
+        payload: dict[str, object]
+        stats = await self._stats("reading the status")
+        if isinstance(stats, ServiceUnavailable):
+            payload = {"storage": "unreachable", "error": str(stats)}
+            http_status = stats.http_status
+        else:
+            payload = {
+                "peers": stats.peers,
+                "swarms": stats.swarms,
+                "memberships": stats.memberships,
+                "state": _text(stats.state),
+                "storage": "ok",
+            }
+            http_status = 200
+        payload["version"] = self.version.value
+        payload["software"] = f"ppsp/{ppsp.__version__}"
+        return web.Response(
+            status=http_status, body=orjson.dumps(payload), content_type="application/json"
+        )
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        stats = await self._stats("reading the metrics")
+        if isinstance(stats, ServiceUnavailable):
+            counts = (math.nan, math.nan, math.nan)
+        else:
+            counts = (stats.peers, stats.swarms, stats.memberships)
+        self.metrics.peers.set(counts[0])
+        self.metrics.swarms.set(counts[1])
+        self.metrics.memberships.set(counts[2])
+        body = self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+
+TRACKER_APP_KEY = web.AppKey("ppsp_tracker_app", TrackerHandler)
+"""Where the application keeps its handler state (tests reach metrics and tracker through it)."""
+
+
+def _tracker_limits(tracker: Tracker) -> Limits:
+    """The limits of the tracker's config (the defaults for a tracker without any)."""
+    config = getattr(tracker, "config", None)
+    return DEFAULT_LIMITS if config is None else config_limits(config)
+
+
+def _max_version(tracker: Tracker) -> ProtocolVersion:
+    config = getattr(tracker, "config", None)
+    version = getattr(config, "max_version", ProtocolVersion.V1_1)
+    return version if isinstance(version, ProtocolVersion) else ProtocolVersion.V1_1
+
+
+def _text(value: Any) -> Any:
+    """An enum's value, anything else unchanged (for JSON output)."""
+    return getattr(value, "value", value)
+
+
+def _observed(request: web.Request) -> tuple[str, int]:
+    """The address the request came from, as the tracker records it (REFLEXIVE)."""
+    # The connection's peer name, cached once per connection by aiohttp.
+    peer = getattr(request.protocol, "peername", None)
+    if not (isinstance(peer, tuple) and len(peer) >= 2):
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        # A link-local IPv6 peer comes with its zone ("fe80::1%eth0"), which means nothing to
+        # anyone else and is not an address on the wire.
+        return str(peer[0]).partition("%")[0], int(peer[1])
+    return request.remote or "0.0.0.0", 0
+
+
+def _identity_coding(request: web.Request) -> bool:
+    """Whether the body has no content coding (compressed requests are refused: no bombs)."""
+    coding = request.headers.get("Content-Encoding")
+    return coding is None or coding.strip().lower() in ("", "identity")
+
+
+def _error(version: ProtocolVersion, exc: TrackerProtocolError) -> ErrorResponse:
+    return ErrorResponse(
+        version=version,
+        transaction_id=exc.transaction_id,
+        code=exc.code,
+        reason=safe_reason(exc.reason),
+    )
+
+
+def _unsupported_media_type(request: web.Request) -> web.Response:
+    accepted = ", ".join(sorted(XML_MEDIA_TYPES | JSON_MEDIA_TYPES))
+    response = web.Response(
+        status=UNSUPPORTED_MEDIA_TYPE,
+        text=f"PPSP-TP requests must be sent as one of: {accepted}, without content coding\n",
+        headers={"Accept-Post": accepted},
+    )
+    if request.content_length is None or request.content_length > DEFAULT_MAX_BODY:
+        response.force_close()
+    return response
+
+
+_OVERLOADED_BODIES: dict[Encoding, bytes] = {}
+"""The answer to a request over its host's rate, by encoding (it never changes)."""
+
+_UNAUTHORIZED_BODIES: dict[Encoding, bytes] = {}
+"""The AUTHENTICATION REQUIRED answer, by encoding."""
+
+
+def _error_body(cache: dict[Encoding, bytes], encoding: Encoding, code: TrackerErrorCode) -> bytes:
+    body = cache.get(encoding)
+    if body is None:
+        answer = ErrorResponse(version=ProtocolVersion.V1_0, transaction_id=None, code=code)
+        body = cache[encoding] = _ENCODERS[encoding](answer)
+    return body
+
+
+def _close_unless_read(request: web.Request, response: web.StreamResponse) -> None:
+    """Close the connection after ``response`` unless the request's body is all in.
+
+    The body of a refused request is not read: if more of it is on its way, closing costs
+    less than draining it.
+    """
+    content = request.content
+    if not content.is_eof() or content.exception() is not None:
+        response.force_close()
+
+
+def _overloaded(request: web.Request, encoding: Encoding | None, wait: float) -> web.Response:
+    """503 to a request over its host's rate: SERVICE UNAVAILABLE in its encoding (plain text
+    when it has none), with ``Retry-After`` in whole seconds (at least 1)."""
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+    code = TrackerErrorCode.SERVICE_UNAVAILABLE
+    if encoding is None:
+        response = web.Response(
+            status=503, text="too many requests from this address\n", headers=headers
+        )
+    else:
+        headers["Content-Type"] = encoding.content_type
+        body = _error_body(_OVERLOADED_BODIES, encoding, code)
+        response = web.Response(status=503, reason=code.reason, body=body, headers=headers)
+    _close_unless_read(request, response)
+    return response
+
+
+def _unauthorized(
+    request: web.Request, encoding: Encoding | None, error: BearerTokenError
+) -> web.Response:
+    """401 to a request without a usable bearer token (RFC 6750 section 3).
+
+    ``WWW-Authenticate: Bearer realm="ppsp"``, with ``error="invalid_token"`` and a
+    description when a token was presented; the body is AUTHENTICATION REQUIRED in the
+    request's encoding (XML status 401, JSON ``error_code`` 6), or plain text for the pages.
+    """
+    headers = {"WWW-Authenticate": bearer_challenge(error)}
+    code = TrackerErrorCode.AUTHENTICATION_REQUIRED
+    if encoding is None:
+        response = web.Response(
+            status=401, text=f"authentication required: {error}\n", headers=headers
+        )
+    else:
+        headers["Content-Type"] = encoding.content_type
+        body = _error_body(_UNAUTHORIZED_BODIES, encoding, code)
+        response = web.Response(status=401, reason=code.reason, body=body, headers=headers)
+    _close_unless_read(request, response)
+    return response
+
+
+_ALLOWED = "GET, HEAD, POST"
+"""The methods the tracker answers (POST anywhere; GET and HEAD of /status and /metrics)."""
+
+
+async def _elsewhere(request: web.Request) -> web.Response:
+    """404 for a GET or HEAD of a page that does not exist, 405 for any other method."""
+    if request.method in ("GET", "HEAD"):
+        return web.Response(status=404, text="no such page: GET /status or /metrics\n")
+    response = web.Response(
+        status=405,
+        text="PPSP-TP requests are POSTs\n",
+        headers={"Allow": _ALLOWED},
+    )
+    _close_unless_read(request, response)
+    return response

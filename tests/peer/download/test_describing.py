@@ -1,0 +1,136 @@
+"""The description's search: whom it asks, when it asks the tracker again, when it gives up."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppsp.peer.download.describing import DescriptionSearch
+from ppsp.peer.download.events import (
+    DescriptionArrived,
+    DescriptionRefused,
+    Done,
+    Failed,
+    FetchDescription,
+    FindAnswered,
+    FindPeers,
+)
+from ppsp.peer.download.peers import MAX_FAILURES, PeerBook
+
+
+def book(*peers: str) -> PeerBook:
+    result = PeerBook()
+    for peer in peers:
+        result.add(peer)
+    return result
+
+
+def test_peers_are_asked_one_at_a_time_in_order_until_one_answers() -> None:
+    peers = book("A", "B", "C")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0)
+    assert search.poll(0.0) == [FetchDescription("A")]
+    assert search.poll(0.1) == []  # still waiting for A
+    assert search.next_deadline() is None  # only A's answer moves the search now
+    search.handle(DescriptionRefused("A"), 0.2)  # none yet: no fault
+    assert search.poll(0.2) == [FetchDescription("B")]
+    search.handle(DescriptionArrived("B", "the description"), 0.3)
+    assert search.poll(0.3) == [Done()]
+    assert search.description == "the description" and search.finished
+    assert search.poll(0.4) == []
+    assert peers.add("A").failures == 0
+
+
+def test_a_forged_description_bans_and_a_failed_exchange_counts() -> None:
+    peers = book("A", "B")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0)
+    search.poll(0.0)
+    search.handle(DescriptionRefused("A", forged=True), 0.1)
+    search.poll(0.1)
+    search.handle(DescriptionRefused("B", unreachable=True), 0.2)
+    assert peers.add("A").banned
+    assert peers.add("B").failures == 1 and not peers.add("B").banned
+
+
+def test_a_vain_round_waits_then_finds_then_asks_again() -> None:
+    peers = book("A")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, retry=0.5)
+    search.poll(0.0)
+    search.handle(DescriptionRefused("A"), 1.0)
+    assert search.poll(1.0) == []
+    assert search.next_deadline() == 1.5
+    assert search.poll(1.4) == []
+    assert search.poll(1.5) == [FindPeers(via_peers=False)]
+    assert search.poll(1.6) == []  # until the FIND is answered
+    peers.add("B")
+    search.handle(FindAnswered(("B",)), 1.7)
+    assert search.poll(1.7) == [FetchDescription("A")]  # a new round, from the first peer
+
+
+def test_no_peer_at_all_gives_up_after_the_timeout() -> None:
+    search = DescriptionSearch(PeerBook(), now=0.0, timeout=2.0, retry=0.5)
+    now = 0.0
+    actions = []
+    while not search.finished:
+        actions += search.poll(now)
+        if actions and isinstance(actions[-1], FindPeers):
+            search.handle(FindAnswered(), now)
+        deadline = search.next_deadline()
+        now = deadline if deadline is not None else now
+    assert actions[-1] == Failed("no peers in the swarm")
+    assert 2.0 < now <= 2.5 + 1e-9
+    assert actions.count(FindPeers(via_peers=False)) == 5  # at 0.5, 1, 1.5, 2 and 2.5 s
+
+
+def test_peers_without_a_valid_description_fail_the_search() -> None:
+    peers = book("A")
+    search = DescriptionSearch(peers, now=0.0, timeout=1.0, retry=0.5)
+    now = 0.0
+    while not search.finished:
+        for action in search.poll(now):
+            if isinstance(action, FetchDescription):
+                search.handle(DescriptionRefused(action.peer), now)
+            elif isinstance(action, FindPeers):
+                search.handle(FindAnswered(), now)
+        deadline = search.next_deadline()
+        now = deadline if deadline is not None else now
+    assert search.failure == "no peer could provide a valid content description"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["absent", "forged", "unreachable", "found"]), max_size=30),
+    st.integers(1, 4),
+)
+def test_search_invariants(answers: list[str], count: int) -> None:
+    """Whatever peers answer: no peer is asked twice at once, a banned peer is never asked,
+    every wait ends at a deadline after now, and the search ends."""
+    peers = book(*(f"P{i}" for i in range(count)))
+    search = DescriptionSearch(peers, now=0.0, timeout=3.0, retry=0.5)
+    now, replies = 0.0, iter(answers)
+    for _ in range(1000):
+        if search.finished:
+            break
+        for action in search.poll(now):
+            if isinstance(action, FetchDescription):
+                assert not peers.add(action.peer).banned
+                reply = next(replies, "absent")
+                if reply == "found":
+                    search.handle(DescriptionArrived(action.peer, "d"), now)
+                else:
+                    search.handle(
+                        DescriptionRefused(
+                            action.peer,
+                            forged=reply == "forged",
+                            unreachable=reply == "unreachable",
+                        ),
+                        now,
+                    )
+            elif isinstance(action, FindPeers):
+                search.handle(FindAnswered(), now)
+        deadline = search.next_deadline()
+        if deadline is not None:
+            assert deadline > now or search.description is not None
+            now = max(now, deadline)
+    assert search.finished
+    for standing in peers:
+        assert standing.failures < MAX_FAILURES or standing.banned

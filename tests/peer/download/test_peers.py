@@ -1,0 +1,75 @@
+"""Peer standings: the one rule that bans a peer, and who may be connected or asked."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ppsp.peer.download.peers import MAX_FAILURES, PeerBook, PeerStanding
+from ppsp.wire.bitmap import ChunkBitmap
+
+
+def test_a_peer_is_banned_at_its_third_failure_and_only_then() -> None:
+    assert MAX_FAILURES == 3
+    standing = PeerStanding("A")
+    assert [standing.fail() for _ in range(MAX_FAILURES + 2)] == [False, False, True, False, False]
+    assert standing.banned and standing.failures == MAX_FAILURES + 2
+
+
+@given(st.lists(st.sampled_from(["fail", "ban", "connect", "drop"]), max_size=20))
+def test_standing_rules(steps: list[str]) -> None:
+    standing = PeerStanding("A")
+    forged = False
+    for step in steps:
+        if step == "fail":
+            standing.fail()
+        elif step == "ban":
+            forged = True
+            standing.ban()
+        else:
+            standing.connected = step == "connect"
+        # Banned exactly when forged bytes came or MAX_FAILURES failures were counted.
+        assert standing.banned == (forged or standing.failures >= MAX_FAILURES)
+        assert not (standing.banned and (standing.usable or standing.connectable))
+        assert standing.usable == (standing.connected and not standing.banned)
+
+
+def test_a_forged_answer_bans_at_once_and_reports_it_once() -> None:
+    standing = PeerStanding("A")
+    assert standing.ban() is True
+    assert standing.ban() is False
+    assert standing.banned and standing.failures == 0
+
+
+def test_connectable_only_when_idle_and_in_good_standing() -> None:
+    standing = PeerStanding("A")
+    assert standing.connectable
+    standing.connecting = True
+    assert not standing.connectable
+    standing.connecting, standing.connected = False, True
+    assert not standing.connectable and standing.usable
+    standing.connected = False
+    standing.failures = MAX_FAILURES  # counted by someone that did not ban: still not tried
+    assert not standing.connectable
+
+
+def test_a_map_counts_its_version_and_time() -> None:
+    standing = PeerStanding("A")
+    standing.set_map(ChunkBitmap.full(3), 5.0)
+    standing.set_map(ChunkBitmap(3), 7.0)
+    assert standing.map_version == 2 and standing.last_map_at == 7.0
+    assert standing.chunks == ChunkBitmap(3)
+
+
+def test_book_keeps_one_standing_per_peer_in_order() -> None:
+    book = PeerBook()
+    first = book.add("B")
+    book.add("A")
+    assert book.add("B") is first
+    assert [s.peer_id for s in book] == ["B", "A"] and len(book) == 2
+    assert "A" in book and "C" not in book and book.get("C") is None
+    first.connected = True
+    book.add("A").connected = True
+    book.add("A").fail()
+    book.add("A").ban()
+    assert [s.peer_id for s in book.usable()] == ["B"]

@@ -1,0 +1,440 @@
+"""The stored-content download policy, without sockets or sleeps: events in, actions out.
+
+Time is a number the tests choose; a simulated swarm (:func:`simulate`) answers every action
+the policy takes, so that whole downloads run in microseconds, with failing, corrupt and slow
+peers chosen by hypothesis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppsp.peer.content.description import ContentDescription, Representation
+from ppsp.peer.download.events import (
+    Action,
+    BanPeer,
+    CancelChunk,
+    ChunkDelivered,
+    ChunkFailed,
+    ChunkProgress,
+    ChunkStored,
+    Connect,
+    DescriptionArrived,
+    Done,
+    Failed,
+    FetchChunk,
+    FetchDescription,
+    FindAnswered,
+    FindPeers,
+    MapUpdated,
+    OpenStore,
+    PeerConnected,
+    PeerUnreachable,
+    PullMap,
+    PushMap,
+    Seek,
+    StoreOpened,
+)
+from ppsp.peer.download.peers import MAX_FAILURES, PeerBook
+from ppsp.peer.download.picker import PickerConfig
+from ppsp.peer.download.stored import DownloadTiming, Phase, StoredDownload, stored_bitmap
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.peer import RepresentationMap, chunk_map_from_bitmaps
+
+CHUNK = 1000
+
+
+def content(chunks: int) -> ContentDescription:
+    hashes = tuple(hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(chunks))
+    rep = Representation(id="main", size=chunks * CHUNK - 10, chunk_hashes=hashes)
+    return ContentDescription(
+        name="c", media_type="application/octet-stream", chunk_size=CHUNK, representations=(rep,)
+    )
+
+
+def wire(indexes: Iterable[int], count: int, rep: str = "main") -> tuple[RepresentationMap, ...]:
+    return chunk_map_from_bitmaps({rep: [ChunkBitmap.from_indexes(indexes, count)]})
+
+
+def book(*peers: str) -> PeerBook:
+    result = PeerBook()
+    for peer in peers:
+        result.add(peer)
+    return result
+
+
+def fetching(
+    chunks: int = 8,
+    peers: dict[str, Iterable[int]] | None = None,
+    *,
+    held: Iterable[int] = (),
+    config: PickerConfig | None = None,
+    timing: DownloadTiming | None = None,
+) -> StoredDownload:
+    """A download past its start: store open, every peer connected with its map, at t = 0."""
+    maps = {"A": range(chunks)} if peers is None else peers
+    download = StoredDownload(
+        book(*maps),
+        now=0.0,
+        description=content(chunks),
+        picker_config=config or PickerConfig(default_slots=2),
+        timing=timing,
+        rng=random.Random(3),
+    )
+    first = download.poll(0.0)
+    assert first == [OpenStore(content(chunks)), *(Connect(peer) for peer in maps)]
+    download.handle(StoreOpened(ChunkBitmap.from_indexes(held, chunks)), 0.0)
+    for peer, indexes in maps.items():
+        download.handle(PeerConnected(peer), 0.0)
+        download.handle(MapUpdated(peer, wire(indexes, chunks)), 0.0)
+    return download
+
+
+A = TypeVar("A")
+
+
+def of(kind: type[A], actions: list[Action]) -> list[A]:
+    return [action for action in actions if isinstance(action, kind)]
+
+
+# -- start: description, connections, store ------------------------------------------------
+
+
+def test_connections_are_made_while_the_description_is_fetched() -> None:
+    peers = book("A", "B")
+    download = StoredDownload(peers, now=0.0, rng=random.Random(1))
+    assert download.phase is Phase.DESCRIBING
+    assert download.poll(0.0) == [Connect("A"), Connect("B"), FetchDescription("A")]
+    # A connects and sends its map before the description is known: the map is kept.
+    download.handle(PeerConnected("A"), 0.01)
+    download.handle(MapUpdated("A", wire([0, 1, 2], 4)), 0.01)
+    assert download.poll(0.01) == []
+    download.handle(DescriptionArrived("A", content(4)), 0.02)
+    assert download.phase.value == "opening"
+    assert download.poll(0.02) == [OpenStore(content(4))]
+    assert peers.add("A").chunks == ChunkBitmap.from_indexes([0, 1, 2], 4)
+    download.handle(StoreOpened(ChunkBitmap(4)), 0.03)
+    assert download.phase.value == "fetching"
+    fetches = of(FetchChunk, download.poll(0.03))
+    assert {action.peer for action in fetches} == {"A"}
+    assert {action.index for action in fetches} <= {0, 1, 2}
+
+
+def test_a_live_swarm_is_not_downloaded() -> None:
+    download = StoredDownload(book("A"), now=0.0)
+    download.poll(0.0)
+    download.handle(DescriptionArrived("A", object()), 0.1)  # not a stored content's
+    assert download.poll(0.1) == [Failed("this swarm is a live stream: watch it with ppsp watch")]
+    assert download.phase is Phase.FAILED
+
+
+def test_a_download_found_complete_in_its_store_is_done_at_once() -> None:
+    download = StoredDownload(book(), now=0.0, description=content(3))
+    download.poll(0.0)
+    download.handle(StoreOpened(ChunkBitmap.full(3)), 0.0)
+    assert download.poll(0.0) == [Done()]
+    assert download.complete and download.poll(1.0) == []
+
+
+def test_a_resumed_download_fetches_only_what_is_missing() -> None:
+    download = fetching(6, held=[0, 2, 4], config=PickerConfig(default_slots=6))
+    assert sorted(a.index for a in of(FetchChunk, download.poll(0.0))) == [1, 3, 5]
+    assert download.have(0) and not download.have(1) and len(download.held) == 3
+
+
+def test_a_seeder_holds_everything_and_asks_nothing() -> None:
+    peers = book("A")
+    seeding = StoredDownload.seeding(peers, content(5), now=0.0)
+    assert seeding.complete and seeding.held == ChunkBitmap.full(5)
+    assert seeding.poll(0.0) == [] and seeding.next_deadline() is None
+    seeding.handle(MapUpdated("A", wire([1], 5)), 2.0)  # remembered, for FIND answers
+    assert peers.add("A").chunks == ChunkBitmap.from_indexes([1], 5)
+
+
+def test_maps_count_only_the_content_representation_and_range() -> None:
+    maps = wire([0, 3], 4) + wire([1], 4, "other")
+    assert list(stored_bitmap(maps, "main", 4)) == [0, 3]
+    assert list(stored_bitmap(wire([0, 9], 10), "main", 4)) == [0]
+
+
+# -- the held record -----------------------------------------------------------------------
+
+
+def test_a_chunk_is_held_once_and_the_last_one_completes() -> None:
+    download = fetching(2, config=PickerConfig(default_slots=2))
+    assert {a.index for a in of(FetchChunk, download.poll(0.0))} == {0, 1}
+    assert download.delivered("A", 0, CHUNK, 0.1)
+    assert download.stored("A", 0, CHUNK, 0.2)
+    assert not download.stored("A", 0, CHUNK, 0.3)  # a second copy counts as late
+    assert download.cancelled == {"late": 1}
+    assert download.stored("A", 1, CHUNK - 10, 0.4)  # delivered and stored in one step
+    assert download.complete and download.held == ChunkBitmap.full(2)
+    assert download.poll(0.4) == [Done()]
+    assert download.poll(0.5) == []
+
+
+def test_bytes_delivered_for_a_chunk_held_meanwhile_are_dropped_as_late() -> None:
+    download = fetching(
+        1, {"A": [0], "B": [0]}, config=PickerConfig(default_slots=1, endgame_duplicates=1)
+    )
+    fetches = of(FetchChunk, download.poll(0.0))
+    assert {a.peer for a in fetches} == {"A", "B"}  # endgame: both at once
+    download.handle(ChunkProgress("B", 0, 500), 0.05)
+    assert download.stored("A", 0, CHUNK, 0.1)
+    actions = download.poll(0.1)
+    assert CancelChunk("B", 0, "duplicate") in actions and Done() in actions
+    assert download.discarded_bytes == 500
+    assert not download.delivered("B", 0, CHUNK, 0.2)
+
+
+# -- failures, bans, timeouts ------------------------------------------------------------
+
+
+def test_a_peer_failing_three_transfers_is_banned_and_its_requests_cancelled() -> None:
+    download = fetching(8, {"A": range(8), "B": range(8)}, config=PickerConfig(default_slots=2))
+    download.poll(0.0)
+    for _ in range(MAX_FAILURES):
+        in_flight = download.picker.in_flight("B") if download.picker else []
+        peer, index = in_flight[0]
+        download.handle(ChunkFailed(peer, index, nbytes=100), 1.0)
+        actions = download.poll(1.0)
+    assert BanPeer("B", "failures") in actions
+    assert of(CancelChunk, actions) == [
+        CancelChunk("B", i, "banned") for _, i in sorted(download_requests_of(actions, "B"))
+    ] or all(a.reason == "banned" for a in of(CancelChunk, actions))
+    assert download.peers.add("B").banned
+    assert all(a.peer == "A" for a in of(FetchChunk, actions))
+    assert download.cancelled["failed"] == MAX_FAILURES
+    assert download.discarded_bytes >= MAX_FAILURES * 100
+
+
+def download_requests_of(actions: list[Action], peer: str) -> list[tuple[str, int]]:
+    return [(a.peer, a.index) for a in of(CancelChunk, actions) if a.peer == peer]
+
+
+def test_a_corrupt_chunk_bans_its_sender_at_once() -> None:
+    download = fetching(4, {"A": range(4), "B": range(4)}, config=PickerConfig(default_slots=2))
+    b_requests = [a for a in of(FetchChunk, download.poll(0.0)) if a.peer == "B"]
+    first, second = b_requests
+    download.handle(ChunkFailed("B", first.index, nbytes=CHUNK, corrupt=True), 0.5)
+    actions = download.poll(0.5)
+    assert BanPeer("B", "corrupt") in actions
+    assert CancelChunk("B", second.index, "banned") in actions
+    assert download.cancelled == {"corrupt": 1, "banned": 1}
+    assert not any(a.peer == "B" for a in of(FetchChunk, actions))
+
+
+def test_unreachable_peers_are_banned_by_the_same_rule() -> None:
+    download = fetching(2, {"A": range(2)})
+    download.peers.add("C")
+    assert Connect("C") in download.poll(0.0)
+    for attempt in range(MAX_FAILURES):
+        download.handle(PeerUnreachable("C"), 1.0 + attempt)
+        actions = download.poll(1.0 + attempt)
+        if attempt < MAX_FAILURES - 1:
+            assert Connect("C") in actions  # tried again
+    assert BanPeer("C", "failures") in actions and Connect("C") not in actions
+
+
+def test_a_request_times_out_at_the_pickers_deadline_and_its_bytes_are_discarded() -> None:
+    config = PickerConfig(default_slots=1, endgame_duplicates=0)
+    download = fetching(1, {"A": [0], "B": [0]}, config=config)
+    (fetch,) = of(FetchChunk, download.poll(0.0))
+    download.handle(ChunkProgress(fetch.peer, 0, 300), 1.0)
+    deadline = download.picker.next_timeout() if download.picker else None
+    assert deadline is not None and deadline >= 15.0  # unmeasured peer: the initial timeout
+    wake = download.next_deadline()
+    assert wake is not None and wake <= deadline
+    actions = download.poll(deadline)
+    assert CancelChunk(fetch.peer, 0, "timeout") in actions
+    assert download.discarded_bytes == 300
+    other = "B" if fetch.peer == "A" else "A"
+    assert FetchChunk(other, 0) in actions  # asked elsewhere at once
+
+
+def test_bytes_arriving_postpone_a_timeout() -> None:
+    download = fetching(1, config=PickerConfig(default_slots=1, stall_timeout=2.0))
+    download.poll(0.0)
+    picker = download.picker
+    assert picker is not None
+    first = picker.next_timeout()
+    assert first is not None
+    download.progress("A", 0, 100, first - 3.0)
+    assert picker.next_timeout() == first  # still later than the stall timeout from then
+    download.progress("A", 0, 200, first - 0.5)
+    assert picker.next_timeout() == first - 0.5 + 2.0
+    assert not of(CancelChunk, download.poll(first))
+
+
+def test_no_progress_for_the_timeout_fails_with_a_reason() -> None:
+    download = fetching(3, {"A": []}, timing=DownloadTiming(no_progress_timeout=10.0))
+    now = 0.0
+    for _ in range(200):
+        actions = download.poll(now)
+        if of(FindPeers, actions):
+            download.handle(FindAnswered(), now)
+        if of(Failed, actions):
+            break
+        deadline = download.next_deadline()
+        assert deadline is not None and deadline > now
+        now = deadline
+    assert actions[-1] == Failed("no progress for 10 s (0/3 chunks, 1 peers known)")
+    assert now == 10.0
+
+
+# -- housekeeping ----------------------------------------------------------------------------
+
+
+def test_maps_are_pushed_pulled_and_peers_found_on_their_intervals() -> None:
+    timing = DownloadTiming(push_interval=0.5, pull_interval=2.0, find_interval=3.0)
+    download = fetching(4, {"A": range(4)}, timing=timing)
+    first = download.poll(0.0)
+    assert PushMap() in first and FindPeers(via_peers=True) in first  # one peer: look for more
+    assert not of(PullMap, first)  # A's map is fresh
+    assert download.next_deadline() == 0.5
+    assert of(PushMap, download.poll(0.5)) == [PushMap()]
+    assert PullMap("A") not in download.poll(2.0)  # A's map is not older than two seconds
+    assert FindPeers(via_peers=True) in download.poll(3.0)
+    assert PullMap("A") in download.poll(4.0)  # now it is
+
+
+def test_a_seek_moves_the_window_even_before_the_store_is_open() -> None:
+    download = StoredDownload(
+        book("A"),
+        now=0.0,
+        description=content(40),
+        picker_config=PickerConfig(window=3, default_slots=3),
+    )
+    download.poll(0.0)
+    download.handle(Seek(20), 0.0)
+    download.handle(StoreOpened(ChunkBitmap(40)), 0.0)
+    download.handle(PeerConnected("A"), 0.0)
+    download.handle(MapUpdated("A", wire(range(40), 40)), 0.0)
+    assert [a.index for a in of(FetchChunk, download.poll(0.0))] == [20, 21, 22]
+
+
+# -- whole downloads against a simulated swarm ---------------------------------------------
+
+
+@dataclass
+class Sim:
+    """A swarm answering a policy's actions; every transfer's outcome chosen by the test."""
+
+    download: StoredDownload
+    behaviour: dict[str, list[str]]  # per peer: outcomes of its transfers, in turn
+    now: float = 0.0
+    pending: list[tuple[float, int, object]] = field(default_factory=list)
+    requested_from_banned: int = 0
+    newly_held: int = 0
+    counter: int = 0
+
+    def at(self, delay: float, event: object) -> None:
+        self.counter += 1
+        self.pending.append((self.now + delay, self.counter, event))
+
+    def execute(self, action: Action) -> bool:
+        chunks = self.download.chunk_count
+        if isinstance(action, Connect):
+            self.at(0.01, PeerConnected(action.peer))
+            self.at(0.02, MapUpdated(action.peer, wire(range(chunks), chunks)))
+        elif isinstance(action, PullMap):
+            self.at(0.01, MapUpdated(action.peer, wire(range(chunks), chunks)))
+        elif isinstance(action, FetchChunk):
+            if self.download.peers.add(action.peer).banned:
+                self.requested_from_banned += 1
+            plan = self.behaviour[action.peer]
+            outcome = plan.pop(0) if plan else "ok"
+            if outcome == "ok":
+                self.at(0.05, ChunkDelivered(action.peer, action.index, CHUNK))
+                self.at(0.06, ChunkStored(action.peer, action.index, CHUNK))
+            elif outcome == "fail":
+                self.at(0.05, ChunkFailed(action.peer, action.index, nbytes=10))
+            elif outcome == "corrupt":
+                self.at(0.05, ChunkFailed(action.peer, action.index, CHUNK, corrupt=True))
+            # "stall": no answer, the policy's timeout ends it
+        elif isinstance(action, CancelChunk):
+            self.pending = [
+                (t, n, e)
+                for t, n, e in self.pending
+                if not (
+                    isinstance(e, ChunkDelivered | ChunkStored | ChunkFailed)
+                    and (e.peer, e.index) == (action.peer, action.index)
+                )
+            ]
+        elif isinstance(action, FindPeers):
+            self.at(0.01, FindAnswered())
+        return isinstance(action, Done | Failed)
+
+    def run(self, limit: int = 20_000) -> Action:
+        for _ in range(limit):
+            for action in self.download.poll(self.now):
+                if self.execute(action):
+                    return action
+            deadline = self.download.next_deadline()
+            if deadline is not None:
+                assert deadline > self.now, "the policy would be asked again at once"
+            times = [t for t, _, _ in self.pending] + ([deadline] if deadline is not None else [])
+            assert times, "nothing left to wait for"
+            self.now = max(self.now, min(times))
+            due = sorted(p for p in self.pending if p[0] <= self.now)
+            self.pending = [p for p in self.pending if p[0] > self.now]
+            for _, _, event in due:
+                if isinstance(event, ChunkDelivered):
+                    if not self.download.delivered(event.peer, event.index, event.nbytes, self.now):
+                        self.pending = [
+                            p
+                            for p in self.pending
+                            if not (
+                                isinstance(p[2], ChunkStored)
+                                and (p[2].peer, p[2].index) == (event.peer, event.index)
+                            )
+                        ]
+                elif isinstance(event, ChunkStored):
+                    self.newly_held += self.download.stored(
+                        event.peer, event.index, event.nbytes, self.now
+                    )
+                else:
+                    self.download.handle(event, self.now)  # type: ignore[arg-type]
+        raise AssertionError("the download neither ended nor failed")
+
+
+outcomes = st.lists(st.sampled_from(["ok", "ok", "fail", "corrupt", "stall"]), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    chunks=st.integers(1, 24),
+    others=st.dictionaries(st.sampled_from(["B", "C", "D"]), outcomes, max_size=3),
+    seeder=st.lists(st.sampled_from(["ok", "stall"]), max_size=2),
+    slots=st.integers(1, 4),
+)
+def test_a_download_completes_whatever_the_other_peers_do(
+    chunks: int, others: dict[str, list[str]], seeder: list[str], slots: int
+) -> None:
+    """With one honest seeder among failing, corrupt and stalling peers, every chunk is held
+    once, no banned peer is asked for anything, and the policy never asks to be woken now."""
+    maps: dict[str, Iterable[int]] = {"S": range(chunks), **{p: range(chunks) for p in others}}
+    download = fetching(
+        chunks,
+        maps,
+        config=PickerConfig(default_slots=slots, initial_timeout=5.0, endgame_patience=1.0),
+        timing=DownloadTiming(no_progress_timeout=300.0),
+    )
+    sim = Sim(download, {"S": list(seeder), **{p: list(o) for p, o in others.items()}})
+    end = sim.run()
+    assert end == Done()
+    assert download.complete and download.held == ChunkBitmap.full(chunks)
+    assert sim.newly_held == chunks
+    assert sim.requested_from_banned == 0
+    for peer, plan in others.items():
+        standing = download.peers.add(peer)
+        if standing.banned:
+            assert standing.failures >= MAX_FAILURES or "corrupt" in plan
+    assert not download.peers.add("S").banned
