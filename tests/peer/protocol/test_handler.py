@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wire.strategies import peer_requests as requests
 from peer.protocol.doubles import MemoryPeerState, PeerPair
 from ppsp.codecs.peer_xml import decode_response, encode_response
 from ppsp.errors import (
@@ -47,6 +46,7 @@ from ppsp.wire.tracker import (
     RepresentationMap,
     RepresentationScope,
 )
+from wire.strategies import peer_requests as requests
 
 SWARM = "c0ffee"
 HTTP_URI = "http://198.51.100.7:7001/swarm/c0ffee/{chunk}"
