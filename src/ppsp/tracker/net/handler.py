@@ -200,6 +200,7 @@ class TrackerHandler:
         if verifier is None:
             return None
         try:
+            # A token's expiry is a Unix time (JWT "exp"), not the tracker's (monotonic) clock.
             return verifier.check(request.headers.get("Authorization"), time.time())
         except BearerTokenError as exc:
             self.metrics.refusals.count_unauthenticated(refusal_reason(exc))
