@@ -29,7 +29,6 @@ prefix, so this backend targets a single Redis server, not a Redis Cluster.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -39,7 +38,7 @@ from redis.exceptions import RedisError
 
 from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.net import redis_scripts as scripts
 from ppsp.tracker.storage.base import (
     PeerRecord,
     Storage,
@@ -47,16 +46,18 @@ from ppsp.tracker.storage.base import (
     SwarmMember,
     limit_error,
 )
+from ppsp.tracker.storage.records import (
+    address_to_json,
+    decode_addresses,
+    decode_record,
+    pack_content_map,
+    stats_field_and_data,
+    unpack_content_map,
+)
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
-    AddressFamily,
-    AddressType,
     ContentMap,
-    PeerAddress,
     PeerMode,
-    ProtocolVersion,
-    RepresentationMap,
-    SegmentMap,
     StreamStatistics,
 )
 
@@ -73,239 +74,8 @@ COMMAND_TIMEOUT = 10.0
 MIN_REDIS_VERSION = (6, 2)
 """The oldest Redis server the scripts run on (``HRANDFIELD``)."""
 
-# Lua functions shared by the scripts.  count_host: change the count of host `h` (none for
-# '' or false), dropping it at zero.  write_record: create or replace a peer's record and
-# deadline, counting a new record (or one of an earlier release, without `h`) for its host.
-_RECORD_FN = """
-local function count_host(p, h, by)
-  if h and h ~= '' then
-    if redis.call('HINCRBY', p .. 'hosts', h, by) <= 0 then
-      redis.call('HDEL', p .. 'hosts', h)
-    end
-  end
-end
-local function write_record(p, id, v, s, a, d, g, h)
-  local key = p .. 'peer:' .. id
-  local old = redis.call('HGET', key, 'h')
-  if old ~= h then
-    count_host(p, old, -1)
-    count_host(p, h, 1)
-  end
-  redis.call('HSET', key, 'v', v, 's', s, 'a', a, 'd', d, 'g', g, 'h', h)
-  redis.call('ZADD', p .. 'deadlines', d, id)
-end
-"""
-
-# Remove peer `id` from every swarm and forget it.
-_DELETE_FN = (
-    _RECORD_FN
-    + """
-local function delete_peer(p, id)
-  count_host(p, redis.call('HGET', p .. 'peer:' .. id, 'h'), -1)
-  local swarms = redis.call('HKEYS', p .. 'peerswarms:' .. id)
-  for _, s in ipairs(swarms) do
-    if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
-      redis.call('DECR', p .. 'memberships')
-    end
-    redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
-    if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
-      redis.call('SREM', p .. 'swarms', s)
-    end
-  end
-  local existed = redis.call('DEL', p .. 'peer:' .. id)
-  redis.call('DEL', p .. 'peerswarms:' .. id, p .. 'peerstats:' .. id)
-  redis.call('ZREM', p .. 'deadlines', id)
-  return existed
-end
-"""
-)
-
-_DELETE = _DELETE_FN + "return delete_peer(ARGV[1], ARGV[2])"
-
-_EXPIRE = (
-    _DELETE_FN
-    + """
-local ids = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'deadlines', '-inf', ARGV[2])
-for _, id in ipairs(ids) do delete_peer(ARGV[1], id) end
-return ids
-"""
-)
-
-_JOIN_FN = """
-local function join(p, s, id, mode)
-  if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
-  if redis.call('HSET', p .. 'swarm:' .. s, id, mode) == 1 then
-    redis.call('INCR', p .. 'memberships')
-  end
-  redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
-  redis.call('SADD', p .. 'swarms', s)
-  return 1
-end
-"""
-
-_LEAVE_FN = """
-local function leave(p, s, id)
-  if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
-  redis.call('HDEL', p .. 'peerstats:' .. id, s)
-  redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
-  if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
-    redis.call('DECR', p .. 'memberships')
-  end
-  if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
-    redis.call('SREM', p .. 'swarms', s)
-  end
-  return 1
-end
-"""
-
-_JOIN = _JOIN_FN + "return join(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
-
-_LEAVE = _LEAVE_FN + "return leave(ARGV[1], ARGV[2], ARGV[3])"
-
-_UPDATE = (
-    _RECORD_FN
-    + _JOIN_FN
-    + _LEAVE_FN
-    + """
-local p, id, h = ARGV[1], ARGV[2], ARGV[8]
-local per_host, per_peer = tonumber(ARGV[9]), tonumber(ARGV[10])
-local max_peers, max_swarms = tonumber(ARGV[11]), tonumber(ARGV[12])
-local max_members = tonumber(ARGV[13])
-local nleave = tonumber(ARGV[14])
-local first_join = 15 + nleave
-local new = redis.call('EXISTS', p .. 'peer:' .. id) == 0
-if max_peers >= 0 then
-  -- The bounds, checked against the counts before the change (-1: no bound).
-  if new and per_host >= 0 and h ~= '' then
-    if tonumber(redis.call('HGET', p .. 'hosts', h) or '0') >= per_host then return 'host' end
-  end
-  local mine = p .. 'peerswarms:' .. id
-  local before = redis.call('HLEN', mine)
-  local count, members, swarms = before, 0, 0
-  for i = 15, first_join - 1 do
-    if redis.call('HEXISTS', mine, ARGV[i]) == 1 then
-      count, members = count - 1, members - 1
-      if redis.call('HLEN', p .. 'swarm:' .. ARGV[i]) == 1 then swarms = swarms - 1 end
-    end
-  end
-  for i = first_join, #ARGV, 2 do
-    if redis.call('HEXISTS', mine, ARGV[i]) == 0 then
-      count, members = count + 1, members + 1
-      if redis.call('EXISTS', p .. 'swarm:' .. ARGV[i]) == 0 then swarms = swarms + 1 end
-    end
-  end
-  if count > before and count > per_peer then return 'peer' end
-  if new and redis.call('ZCARD', p .. 'deadlines') >= max_peers then return 'peers' end
-  if swarms > 0 and redis.call('SCARD', p .. 'swarms') + swarms > max_swarms then
-    return 'swarms'
-  end
-  if members > 0 then
-    local held = tonumber(redis.call('GET', p .. 'memberships') or '0')
-    if held + members > max_members then return 'memberships' end
-  end
-end
-write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], h)
-for i = 15, first_join - 1 do leave(p, ARGV[i], id) end
-for i = first_join, #ARGV, 2 do join(p, ARGV[i], id, ARGV[i + 1]) end
-return 0
-"""
-)
-"""A bounded change in one round trip (:meth:`RedisStorage.update`): ARGV 1-8 as ``_PUT_PEER``,
-then the bounds (peers per host, swarms per peer, peers, swarms, memberships; -1 for none, all
--1 for no check), the number of swarms to leave, those swarms, then (swarm, mode) pairs to
-join.  Returns 0, or the name of the bound the change would pass (nothing written)."""
-
-_PUT_MAP = """
-local p, s, id = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 0 then return 0 end
-redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[4])
-return 1
-"""
-
-_PUT_STATS = """
-local p, id = ARGV[1], ARGV[2]
-if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
-redis.call('HSET', p .. 'peerstats:' .. id, ARGV[3], ARGV[4])
-return 1
-"""
-
-
-_PUT_PEER = (
-    _RECORD_FN
-    + """
-write_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-return 1
-"""
-)
-"""A peer's record and its deadline, written together (one round trip, atomic)."""
-
-_PEER_AND_MEMBERSHIPS = """
-local p, id = ARGV[1], ARGV[2]
-local record = redis.call('HGETALL', p .. 'peer:' .. id)
-if #record == 0 then return {record, {}} end
-return {record, redis.call('HGETALL', p .. 'peerswarms:' .. id)}
-"""
-"""A peer's record and its memberships (none when unregistered) in one round trip."""
-
-_REPORT = (
-    _RECORD_FN
-    + """
-local p, id = ARGV[1], ARGV[2]
-write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-local i = 10
-for _ = 1, tonumber(ARGV[9]) do
-  redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-while i <= #ARGV do
-  local s = ARGV[i]
-  if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 1 then
-    redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[i + 1])
-  end
-  i = i + 2
-end
-return 1
-"""
-)
-"""A STAT_REPORT in one round trip: the record and deadline (as ``_PUT_PEER``), then
-``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
-in."""
-
-_MEMBERS = """
-local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local key = p .. 'swarm:' .. s
-local flat
-if limit > 0 and redis.call('HLEN', key) > limit then
-  flat = redis.call('HRANDFIELD', key, limit, 'WITHVALUES')
-else
-  flat = redis.call('HGETALL', key)
-end
-local out = {}
-for i = 1, #flat, 2 do
-  local id = flat[i]
-  local addresses = redis.call('HGET', p .. 'peer:' .. id, 'a')
-  if addresses then
-    out[#out + 1] = id
-    out[#out + 1] = flat[i + 1]
-    out[#out + 1] = addresses
-    if with_maps then
-      out[#out + 1] = redis.call('HGET', p .. 'swarmmaps:' .. s, id) or ''
-    end
-  end
-end
-return out
-"""
-"""Members of a swarm in one round trip: ``id, mode, addresses[, packed map or '']`` each
-(all, or a random sample of ``limit`` when the swarm is larger; 0: no limit)."""
-
-
 _build_member = keyword_builder(SwarmMember)
 """SwarmMember(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
-
-_ADDRESS_CACHE_SIZE = 65_536
-"""Most stored address lists kept decoded (the same peers are listed again and again)."""
-
-_decoded_addresses: dict[bytes, tuple[PeerAddress, ...]] = {}
 
 
 class RedisStorage(Storage):
@@ -327,17 +97,17 @@ class RedisStorage(Storage):
             socket_timeout=COMMAND_TIMEOUT,
         )
         self._p = prefix
-        self._delete = self._redis.register_script(_DELETE)
-        self._expire = self._redis.register_script(_EXPIRE)
-        self._join = self._redis.register_script(_JOIN)
-        self._leave = self._redis.register_script(_LEAVE)
-        self._members = self._redis.register_script(_MEMBERS)
-        self._put_peer = self._redis.register_script(_PUT_PEER)
-        self._put_map = self._redis.register_script(_PUT_MAP)
-        self._put_stats = self._redis.register_script(_PUT_STATS)
-        self._peer_and_memberships = self._redis.register_script(_PEER_AND_MEMBERSHIPS)
-        self._report = self._redis.register_script(_REPORT)
-        self._update = self._redis.register_script(_UPDATE)
+        self._delete = self._redis.register_script(scripts.DELETE)
+        self._expire = self._redis.register_script(scripts.EXPIRE)
+        self._join = self._redis.register_script(scripts.JOIN)
+        self._leave = self._redis.register_script(scripts.LEAVE)
+        self._members = self._redis.register_script(scripts.MEMBERS)
+        self._put_peer = self._redis.register_script(scripts.PUT_PEER)
+        self._put_map = self._redis.register_script(scripts.PUT_MAP)
+        self._put_stats = self._redis.register_script(scripts.PUT_STATS)
+        self._peer_and_memberships = self._redis.register_script(scripts.PEER_AND_MEMBERSHIPS)
+        self._report = self._redis.register_script(scripts.REPORT)
+        self._update = self._redis.register_script(scripts.UPDATE)
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -350,7 +120,7 @@ class RedisStorage(Storage):
         raw = await self._call(lambda: _await(self._redis.hgetall(self._p + "peer:" + peer_id)))
         if not raw:
             return None
-        return _decode_record(peer_id, cast("dict[bytes, bytes]", raw))
+        return decode_record(peer_id, cast("dict[bytes, bytes]", raw))
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
@@ -363,7 +133,7 @@ class RedisStorage(Storage):
             record.peer_id,
             record.version.value,
             record.state.name,
-            orjson.dumps([_address_to_json(a) for a in record.addresses]),
+            orjson.dumps([address_to_json(a) for a in record.addresses]),
             repr(record.deadline),
             "1" if record.grace_used else "0",
             record.host,
@@ -377,7 +147,7 @@ class RedisStorage(Storage):
         record_flat, swarms_flat = cast("list[list[bytes]]", raw)
         if not record_flat:
             return None, {}
-        record = _decode_record(peer_id, _pairs(record_flat))
+        record = decode_record(peer_id, _pairs(record_flat))
         joined = {
             swarms_flat[i].decode(): PeerMode(swarms_flat[i + 1].decode())
             for i in range(0, len(swarms_flat), 2)
@@ -394,7 +164,7 @@ class RedisStorage(Storage):
         args = self._record_args(record)
         args.append(str(len(stats)))
         for item in stats:
-            args.extend(_stats_field_and_data(item))
+            args.extend(stats_field_and_data(item))
         for content_map in content_maps:
             args.extend((content_map.swarm_id, pack_content_map(content_map)))
         await self._call(lambda: _await(self._report(args=args)))
@@ -475,7 +245,7 @@ class RedisStorage(Storage):
                 _build_member(
                     peer_id=flat[at].decode(),
                     mode=PeerMode(flat[at + 1].decode()),
-                    addresses=_decode_addresses(flat[at + 2]),
+                    addresses=decode_addresses(flat[at + 2]),
                     content_map=unpack_content_map(raw_map) if raw_map else None,
                 )
             )
@@ -498,7 +268,7 @@ class RedisStorage(Storage):
 
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id``."""
-        field, data = _stats_field_and_data(stats)
+        field, data = stats_field_and_data(stats)
         await self._call(lambda: _await(self._put_stats(args=[self._p, peer_id, field, data])))
 
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
@@ -569,22 +339,6 @@ class RedisStorage(Storage):
         await self._redis.aclose()
 
 
-def _stats_field_and_data(stats: StreamStatistics) -> tuple[str, bytes]:
-    """The hash field (the swarm, or '' peer-wide) and stored form of a peer's statistics."""
-    field = stats.swarm_id if stats.swarm_id is not None else ""
-    data = orjson.dumps(
-        {
-            "swarm_id": stats.swarm_id,
-            "uploaded_bytes": stats.uploaded_bytes,
-            "downloaded_bytes": stats.downloaded_bytes,
-            "available_bandwidth": stats.available_bandwidth,
-            "concurrent_links": stats.concurrent_links,
-            "extra": [list(pair) for pair in stats.extra],
-        }
-    )
-    return field, data
-
-
 def _version_tuple(version: str) -> tuple[int, ...]:
     """``"7.0.15"`` as ``(7, 0, 15)``; the numeric prefix of each part, 0 for none."""
     parts = []
@@ -606,122 +360,3 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 async def _await(value: Any) -> Any:
     """Await a redis-py result (its type hints mix sync and async returns)."""
     return await value
-
-
-def _address_to_json(a: PeerAddress) -> dict[str, object]:
-    return {
-        "ip": a.ip,
-        "port": a.port,
-        "family": a.family.value,
-        "priority": a.priority,
-        "type": a.type.value if a.type is not None else None,
-        "connection": a.connection,
-        "asn": a.asn,
-        "peer_protocol": a.peer_protocol,
-    }
-
-
-def _decode_addresses(raw: bytes) -> tuple[PeerAddress, ...]:
-    """The addresses of a stored record, decoded once per distinct stored form."""
-    found = _decoded_addresses.get(raw)
-    if found is None:
-        if len(_decoded_addresses) >= _ADDRESS_CACHE_SIZE:
-            _decoded_addresses.clear()
-        found = _decoded_addresses[raw] = _parse_addresses(raw)
-    return found
-
-
-def _parse_addresses(raw: bytes) -> tuple[PeerAddress, ...]:
-    return tuple(
-        PeerAddress(
-            ip=o["ip"],
-            port=o["port"],
-            family=AddressFamily(o["family"]),
-            priority=o["priority"],
-            type=AddressType(o["type"]) if o["type"] is not None else None,
-            connection=o["connection"],
-            asn=o["asn"],
-            peer_protocol=o["peer_protocol"],
-        )
-        for o in orjson.loads(raw)
-    )
-
-
-def _decode_record(peer_id: str, raw: dict[bytes, bytes]) -> PeerRecord:
-    return PeerRecord(
-        peer_id=peer_id,
-        version=ProtocolVersion(raw[b"v"].decode()),
-        state=PeerState[raw[b"s"].decode()],
-        addresses=_decode_addresses(raw[b"a"]),
-        deadline=float(raw[b"d"]),
-        grace_used=raw.get(b"g") == b"1",
-        host=raw[b"h"].decode() if b"h" in raw else "",
-    )
-
-
-# Content maps are stored as bytes: the raw bitmaps, not their Base64 text.
-#   map     := u16 len, swarm id utf-8, u16 n, representation * n
-#   repr    := u16 len, id utf-8, u32 n, segment * n
-#   segment := q start, q end, q chunkmap size, u32 len, bitmap bytes
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_SEG = struct.Struct(">qqqI")
-
-
-def pack_content_map(content_map: ContentMap) -> bytes:
-    """Serialize a content map to the compact binary form stored in Redis."""
-    out = bytearray()
-
-    def text(value: str) -> None:
-        data = value.encode()
-        out.extend(_U16.pack(len(data)))
-        out.extend(data)
-
-    text(content_map.swarm_id)
-    out.extend(_U16.pack(len(content_map.representations)))
-    for rep in content_map.representations:
-        text(rep.representation_id)
-        out.extend(_U32.pack(len(rep.segments)))
-        for seg in rep.segments:
-            out.extend(
-                _SEG.pack(seg.start_index, seg.end_index, seg.chunkmap_size, len(seg.bitmap))
-            )
-            out.extend(seg.bitmap)
-    return bytes(out)
-
-
-def unpack_content_map(data: bytes) -> ContentMap:
-    """Inverse of :func:`pack_content_map`."""
-    pos = 0
-
-    def text() -> str:
-        nonlocal pos
-        (size,) = _U16.unpack_from(data, pos)
-        pos += 2
-        value = data[pos : pos + size].decode()
-        pos += size
-        return value
-
-    swarm_id = text()
-    (nreps,) = _U16.unpack_from(data, pos)
-    pos += 2
-    reps = []
-    for _ in range(nreps):
-        rep_id = text()
-        (nsegs,) = _U32.unpack_from(data, pos)
-        pos += 4
-        segs = []
-        for _ in range(nsegs):
-            start, end, size, blen = _SEG.unpack_from(data, pos)
-            pos += _SEG.size
-            segs.append(
-                SegmentMap(
-                    start_index=start,
-                    end_index=end,
-                    chunkmap_size=size,
-                    bitmap=data[pos : pos + blen],
-                )
-            )
-            pos += blen
-        reps.append(RepresentationMap(representation_id=rep_id, segments=tuple(segs)))
-    return ContentMap(swarm_id=swarm_id, representations=tuple(reps))

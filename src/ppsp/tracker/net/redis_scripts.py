@@ -1,0 +1,232 @@
+"""The Lua scripts of the Redis storage (:mod:`ppsp.tracker.net.redis_storage`).
+
+Each operation that touches several keys is one script, so that it is atomic even with several
+trackers on one Redis and costs one round trip.  ``ARGV[1]`` is always the key prefix.
+"""
+
+from __future__ import annotations
+
+# Lua functions shared by the scripts.  count_host: change the count of host `h` (none for
+# '' or false), dropping it at zero.  write_record: create or replace a peer's record and
+# deadline, counting a new record (or one of an earlier release, without `h`) for its host.
+RECORD_FN = """
+local function count_host(p, h, by)
+  if h and h ~= '' then
+    if redis.call('HINCRBY', p .. 'hosts', h, by) <= 0 then
+      redis.call('HDEL', p .. 'hosts', h)
+    end
+  end
+end
+local function write_record(p, id, v, s, a, d, g, h)
+  local key = p .. 'peer:' .. id
+  local old = redis.call('HGET', key, 'h')
+  if old ~= h then
+    count_host(p, old, -1)
+    count_host(p, h, 1)
+  end
+  redis.call('HSET', key, 'v', v, 's', s, 'a', a, 'd', d, 'g', g, 'h', h)
+  redis.call('ZADD', p .. 'deadlines', d, id)
+end
+"""
+
+# Remove peer `id` from every swarm and forget it.
+DELETE_FN = (
+    RECORD_FN
+    + """
+local function delete_peer(p, id)
+  count_host(p, redis.call('HGET', p .. 'peer:' .. id, 'h'), -1)
+  local swarms = redis.call('HKEYS', p .. 'peerswarms:' .. id)
+  for _, s in ipairs(swarms) do
+    if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
+      redis.call('DECR', p .. 'memberships')
+    end
+    redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+    if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
+      redis.call('SREM', p .. 'swarms', s)
+    end
+  end
+  local existed = redis.call('DEL', p .. 'peer:' .. id)
+  redis.call('DEL', p .. 'peerswarms:' .. id, p .. 'peerstats:' .. id)
+  redis.call('ZREM', p .. 'deadlines', id)
+  return existed
+end
+"""
+)
+
+DELETE = DELETE_FN + "return delete_peer(ARGV[1], ARGV[2])"
+
+EXPIRE = (
+    DELETE_FN
+    + """
+local ids = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'deadlines', '-inf', ARGV[2])
+for _, id in ipairs(ids) do delete_peer(ARGV[1], id) end
+return ids
+"""
+)
+
+JOIN_FN = """
+local function join(p, s, id, mode)
+  if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
+  if redis.call('HSET', p .. 'swarm:' .. s, id, mode) == 1 then
+    redis.call('INCR', p .. 'memberships')
+  end
+  redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
+  redis.call('SADD', p .. 'swarms', s)
+  return 1
+end
+"""
+
+LEAVE_FN = """
+local function leave(p, s, id)
+  if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
+  redis.call('HDEL', p .. 'peerstats:' .. id, s)
+  redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+  if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
+    redis.call('DECR', p .. 'memberships')
+  end
+  if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
+    redis.call('SREM', p .. 'swarms', s)
+  end
+  return 1
+end
+"""
+
+JOIN = JOIN_FN + "return join(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+
+LEAVE = LEAVE_FN + "return leave(ARGV[1], ARGV[2], ARGV[3])"
+
+UPDATE = (
+    RECORD_FN
+    + JOIN_FN
+    + LEAVE_FN
+    + """
+local p, id, h = ARGV[1], ARGV[2], ARGV[8]
+local per_host, per_peer = tonumber(ARGV[9]), tonumber(ARGV[10])
+local max_peers, max_swarms = tonumber(ARGV[11]), tonumber(ARGV[12])
+local max_members = tonumber(ARGV[13])
+local nleave = tonumber(ARGV[14])
+local first_join = 15 + nleave
+local new = redis.call('EXISTS', p .. 'peer:' .. id) == 0
+if max_peers >= 0 then
+  -- The bounds, checked against the counts before the change (-1: no bound).
+  if new and per_host >= 0 and h ~= '' then
+    if tonumber(redis.call('HGET', p .. 'hosts', h) or '0') >= per_host then return 'host' end
+  end
+  local mine = p .. 'peerswarms:' .. id
+  local before = redis.call('HLEN', mine)
+  local count, members, swarms = before, 0, 0
+  for i = 15, first_join - 1 do
+    if redis.call('HEXISTS', mine, ARGV[i]) == 1 then
+      count, members = count - 1, members - 1
+      if redis.call('HLEN', p .. 'swarm:' .. ARGV[i]) == 1 then swarms = swarms - 1 end
+    end
+  end
+  for i = first_join, #ARGV, 2 do
+    if redis.call('HEXISTS', mine, ARGV[i]) == 0 then
+      count, members = count + 1, members + 1
+      if redis.call('EXISTS', p .. 'swarm:' .. ARGV[i]) == 0 then swarms = swarms + 1 end
+    end
+  end
+  if count > before and count > per_peer then return 'peer' end
+  if new and redis.call('ZCARD', p .. 'deadlines') >= max_peers then return 'peers' end
+  if swarms > 0 and redis.call('SCARD', p .. 'swarms') + swarms > max_swarms then
+    return 'swarms'
+  end
+  if members > 0 then
+    local held = tonumber(redis.call('GET', p .. 'memberships') or '0')
+    if held + members > max_members then return 'memberships' end
+  end
+end
+write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], h)
+for i = 15, first_join - 1 do leave(p, ARGV[i], id) end
+for i = first_join, #ARGV, 2 do join(p, ARGV[i], id, ARGV[i + 1]) end
+return 0
+"""
+)
+"""A bounded change in one round trip (:meth:`RedisStorage.update`): ARGV 1-8 as ``PUT_PEER``,
+then the bounds (peers per host, swarms per peer, peers, swarms, memberships; -1 for none, all
+-1 for no check), the number of swarms to leave, those swarms, then (swarm, mode) pairs to
+join.  Returns 0, or the name of the bound the change would pass (nothing written)."""
+
+PUT_MAP = """
+local p, s, id = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 0 then return 0 end
+redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[4])
+return 1
+"""
+
+PUT_STATS = """
+local p, id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'peer:' .. id) == 0 then return 0 end
+redis.call('HSET', p .. 'peerstats:' .. id, ARGV[3], ARGV[4])
+return 1
+"""
+
+
+PUT_PEER = (
+    RECORD_FN
+    + """
+write_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+return 1
+"""
+)
+"""A peer's record and its deadline, written together (one round trip, atomic)."""
+
+PEER_AND_MEMBERSHIPS = """
+local p, id = ARGV[1], ARGV[2]
+local record = redis.call('HGETALL', p .. 'peer:' .. id)
+if #record == 0 then return {record, {}} end
+return {record, redis.call('HGETALL', p .. 'peerswarms:' .. id)}
+"""
+"""A peer's record and its memberships (none when unregistered) in one round trip."""
+
+REPORT = (
+    RECORD_FN
+    + """
+local p, id = ARGV[1], ARGV[2]
+write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  local s = ARGV[i]
+  if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 1 then
+    redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[i + 1])
+  end
+  i = i + 2
+end
+return 1
+"""
+)
+"""A STAT_REPORT in one round trip: the record and deadline (as ``PUT_PEER``), then
+``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
+in."""
+
+MEMBERS = """
+local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local key = p .. 'swarm:' .. s
+local flat
+if limit > 0 and redis.call('HLEN', key) > limit then
+  flat = redis.call('HRANDFIELD', key, limit, 'WITHVALUES')
+else
+  flat = redis.call('HGETALL', key)
+end
+local out = {}
+for i = 1, #flat, 2 do
+  local id = flat[i]
+  local addresses = redis.call('HGET', p .. 'peer:' .. id, 'a')
+  if addresses then
+    out[#out + 1] = id
+    out[#out + 1] = flat[i + 1]
+    out[#out + 1] = addresses
+    if with_maps then
+      out[#out + 1] = redis.call('HGET', p .. 'swarmmaps:' .. s, id) or ''
+    end
+  end
+end
+return out
+"""
+"""Members of a swarm in one round trip: ``id, mode, addresses[, packed map or '']`` each
+(all, or a random sample of ``limit`` when the swarm is larger; 0: no limit)."""
