@@ -8,7 +8,6 @@ process exit code; expected failures are one line on standard error, never a tra
 from __future__ import annotations
 
 import asyncio
-import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -18,10 +17,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from ppsp.app.player import PlayerEndpoint, copy_in_order, serve_player
 from ppsp.errors import PPSPError
 from ppsp.peer.download.picker import PickerConfig
-from ppsp.peer.live import LiveDescription
 from ppsp.peer.net.chunkstore import part_path
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.session import DownloadFailed, SwarmSession
@@ -29,7 +26,12 @@ from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
 from ppsp.wire.tracker import Encoding
 
+# Imported where they are used, not here: the player endpoint (``watch`` and ``get -o -``),
+# the live modules (a swarm that turns out to be live) and rich (a progress bar on a
+# terminal); tests/app/test_startup.py checks that ``get`` and ``seed`` do not load them.
 if TYPE_CHECKING:
+    import ssl
+
     from rich.progress import Progress
 
 WATCH_WINDOW_CHUNKS = 8
@@ -293,6 +295,8 @@ async def _download_to_stdout(
     node: PeerNode, swarm_id: str, timeout: float, progress: ProgressReporter
 ) -> None:
     """``get -o -``: download into a nameless file, written out in order as it arrives."""
+    from ppsp.app.player import copy_in_order
+
     session = await node.join_swarm(swarm_id)
     download = asyncio.ensure_future(
         node.download(
@@ -351,6 +355,8 @@ async def watch_main(
         await node.stop()
         write_report(node, report)
         return fail(str(exc))
+    from ppsp.peer.live import LiveDescription
+
     if isinstance(description, LiveDescription):
         from ppsp.app.live_commands import watch_live
 
@@ -383,6 +389,8 @@ async def _watch_stored(
     report: Path | None,
     on_url: Callable[[str], None] | None,
 ) -> int:
+    from ppsp.app.player import PlayerEndpoint, copy_in_order, serve_player
+
     to_stdout = output is not None and str(output) == "-"
     download = asyncio.ensure_future(
         node.download(

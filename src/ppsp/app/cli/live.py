@@ -1,0 +1,85 @@
+"""``ppsp live``: the source of a live stream.
+
+The live modules (the chunker, signing, cryptography) are imported inside the command only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ppsp.app.cli.base import log_level_option
+from ppsp.app.cli.peer import peer_options, run_peer
+
+if TYPE_CHECKING:
+    from ppsp.app.commands import PeerOptions
+
+
+@click.command()
+@peer_options
+@click.option(
+    "--input",
+    "input_path",
+    default="-",
+    show_default=True,
+    help="The live byte stream: '-' for standard input, or a file or named pipe read as it grows.",
+)
+@click.option(
+    "--chunk-ms",
+    type=click.IntRange(1, 60_000),
+    default=500,
+    show_default=True,
+    help="Chunk duration in milliseconds.",
+)
+@click.option(
+    "--window",
+    "window_s",
+    type=click.IntRange(1, 86_400),
+    default=30,
+    show_default=True,
+    help="Seconds of chunks kept.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The source's Ed25519 key (PEM); made and saved when missing (default: per --name in"
+    " the user's data directory, $XDG_DATA_HOME/ppsp/live-keys/NAME.key).",
+)
+@click.option(
+    "--name",
+    default="live",
+    show_default=True,
+    help="Name of the stream (it also names the stream's key file).",
+)
+@log_level_option
+def live(
+    options: PeerOptions,
+    input_path: str,
+    chunk_ms: int,
+    window_s: int,
+    key_path: Path | None,
+    name: str,
+) -> None:
+    """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID.
+
+    When the input ends, the last chunk says so, the source serves it briefly and exits.
+    """
+    from ppsp.app.live_commands import live_main
+
+    sys.exit(
+        run_peer(
+            live_main(
+                options,
+                input_path=input_path,
+                chunk_ms=chunk_ms,
+                window_s=window_s,
+                key_path=key_path,
+                name=name,
+            )
+        )
+    )

@@ -1,0 +1,325 @@
+"""``ppsp seed``, ``ppsp get``, ``ppsp watch``, and the options every peer command shares.
+
+Defining the commands imports click only.  Running one imports what it runs, inside the
+callback: the peer (:mod:`ppsp.app.commands`, aiohttp) for all three, the player endpoint only
+for ``watch`` (and ``get -o -``), the live source and viewer only when a swarm turns out to be
+live.  ``tests/app/test_startup.py`` checks that ``seed`` and ``get`` do not import more.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from ppsp.app.cli.base import F, log_level_option
+from ppsp.app.cli.params import ADVERTISE, PORT, RATE, SEED_FILE, SWARM_ID, TIMEOUT, TRACKER_URL
+
+if TYPE_CHECKING:
+    from ppsp.app.commands import PeerOptions
+
+
+def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Check, before anything runs, that a file can be written where ``value`` says."""
+    import os
+
+    if value is not None:
+        if str(value) == "-":
+            raise click.BadParameter("'-' (standard output) is not taken here: give a file name")
+        directory = value.parent
+        if not directory.is_dir():
+            raise click.BadParameter(f"no directory {directory}")
+        if not os.access(directory, os.W_OK):
+            raise click.BadParameter(f"cannot write in {directory}")
+    return value
+
+
+TOKEN_ENVVAR = "PPSP_TOKEN"
+"""The environment variable a peer command reads its bearer token from (kept out of ``ps``)."""
+
+
+def _ca_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Check, before any network, that ``--ca-file`` holds certificates TLS can trust."""
+    if value is not None:
+        from ppsp.tracker.net.client import tls_context
+
+        try:
+            tls_context(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check, before any network, that the token (``--token`` or $PPSP_TOKEN) names a PeerID."""
+    if value is None:
+        return None
+    from click.core import ParameterSource
+
+    from ppsp.tracker.net.client import check_token, token_subject
+
+    try:
+        token_subject(value)
+        return check_token(value)
+    except ValueError as exc:
+        if ctx.get_parameter_source("token") is ParameterSource.ENVIRONMENT:
+            raise click.UsageError(f"the token in ${TOKEN_ENVVAR}: {exc}", ctx) from exc
+        raise click.BadParameter(str(exc)) from exc
+
+
+def peer_options(func: F) -> F:
+    """Options every peer command shares, handed to the command as one ``options`` value.
+
+    Tracker URL, trust anchors, token and encoding, the address it serves other peers on, rate
+    limits, the report file, and a hidden test switch that makes the peer serve damaged chunks.
+    """
+    options = [
+        click.option(
+            "--tracker", "tracker_url", type=TRACKER_URL, required=True, help="Tracker URL."
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            callback=_ca_file,
+            help="PEM file of CA certificates to trust for an https:// tracker, beside the "
+            "system's.",
+        ),
+        click.option(
+            "--token",
+            envvar=TOKEN_ENVVAR,
+            show_envvar=True,
+            default=None,
+            callback=_token,
+            help="Bearer token for the tracker (from ppsp token); the peer takes its subject as "
+            f"its PeerID. Prefer ${TOKEN_ENVVAR}: options show in process lists.",
+        ),
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to serve other peers on (0.0.0.0 or :: for every address).",
+        ),
+        click.option(
+            "--port", type=PORT, default=0, show_default=True, help="Port to serve on (0: any)."
+        ),
+        click.option(
+            "--advertise",
+            type=ADVERTISE,
+            default=None,
+            help="IP[:PORT] other peers reach this one at (a public address, a forwarded "
+            "port); default: the --host address, or for a wildcard the local address that "
+            "reaches the tracker.",
+        ),
+        click.option(
+            "--upload-rate",
+            type=RATE,
+            default=None,
+            help="Upload limit, e.g. 2MiB or 8Mbit (per second).",
+        ),
+        click.option(
+            "--download-rate",
+            type=RATE,
+            default=None,
+            help="Download limit, e.g. 2MiB or 8Mbit (per second).",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            callback=_writable_file,
+            help="Write this peer's figures as JSON to this file when it stops.",
+        ),
+        click.option(
+            "--tracker-encoding",
+            type=click.Choice(["xml", "json"], case_sensitive=False),
+            default="xml",
+            show_default=True,
+            help="Encoding of the tracker protocol.",
+        ),
+        click.option(
+            "--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests)."
+        ),
+    ]
+
+    @functools.wraps(func)
+    def with_options(
+        *args: Any,
+        tracker_url: str,
+        host: str,
+        port: int,
+        advertise: tuple[str, int | None] | None,
+        upload_rate: float | None,
+        download_rate: float | None,
+        report: Path | None,
+        tracker_encoding: str,
+        corrupt_uploads: bool,
+        ca_file: Path | None,
+        token: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from ppsp.app.commands import PeerOptions
+        from ppsp.tracker.net.client import tls_context
+        from ppsp.wire.tracker import Encoding
+
+        if ca_file is not None and not tracker_url.startswith("https://"):
+            raise click.BadParameter(
+                f"trust anchors are for https:// trackers, and {tracker_url} is not one",
+                param_hint="--ca-file",
+            )
+        peer = PeerOptions(
+            tracker_url=tracker_url,
+            host=host,
+            port=port,
+            advertise=advertise,
+            encoding=Encoding(tracker_encoding.lower()),
+            upload_rate=upload_rate,
+            download_rate=download_rate,
+            report=report,
+            corrupt_uploads=corrupt_uploads,
+            tls=tls_context(ca_file) if ca_file is not None else None,
+            token=token,
+        )
+        return func(*args, options=peer, **kwargs)
+
+    command: Any = with_options
+    for option in reversed(options):
+        command = option(command)
+    return cast(F, command)
+
+
+def run_peer(coro: Any) -> int:
+    """Run a peer command's coroutine, with the collector and the allocator tuned.
+
+    Peers run on asyncio's own event loop, not uvloop (which the tracker uses): it sends
+    stored chunks with ``sendfile``, which uvloop cannot, and moves bulk data no slower
+    (docs/BENCHMARKS.md).
+    """
+    import asyncio
+
+    from ppsp.process.tuning import tune_allocator, tune_garbage_collector
+
+    tune_allocator()
+    tune_garbage_collector()
+    return int(asyncio.run(coro))
+
+
+TIMEOUT_HELP = "Give up after this many seconds without progress."
+
+
+@click.command()
+@click.argument("path", type=SEED_FILE)
+@peer_options
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1024, 16 << 20),
+    default=None,
+    help="Chunk size in bytes, 1024 to 16777216 (16 MiB); default 256 KiB, doubled for "
+    "content over 64 MiB up to 1 MiB.",
+)
+@log_level_option
+def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
+    """Seed a file: print its swarm ID, then serve it until interrupted."""
+    from ppsp.app.commands import seed_main
+
+    sys.exit(run_peer(seed_main(path, options, chunk_size=chunk_size)))
+
+
+FORCE_HELP = "Replace the output file if it exists."
+
+
+def _check_output(output: Path | None, force: bool) -> None:
+    from ppsp.app.commands import check_output
+
+    problem = check_output(output, force=force)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output'")
+
+
+@click.command()
+@click.argument("swarm_id", type=SWARM_ID)
+@peer_options
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Output file ('-': standard output, in order). Written as FILE.part until every "
+    "chunk is verified; the same command resumes an interrupted download.",
+)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
+@click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
+@log_level_option
+def get(
+    swarm_id: str,
+    options: PeerOptions,
+    output: Path,
+    force: bool,
+    timeout: float,
+    seed_after: bool,
+) -> None:
+    """Download a swarm's content, verified chunk by chunk."""
+    _check_output(output, force)
+    from ppsp.app.commands import get_main
+
+    sys.exit(
+        run_peer(get_main(swarm_id, options, output=output, timeout=timeout, seed_after=seed_after))
+    )
+
+
+@click.command()
+@click.argument("swarm_id", type=SWARM_ID)
+@peer_options
+@click.option(
+    "--player-port",
+    type=PORT,
+    default=None,
+    help="Local port for the player URL (default 8080, or any free port when it is taken; 0: any).",
+)
+@click.option(
+    "--player-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Local address for the player URL.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, allow_dash=True),
+    default=None,
+    help="Also keep the content in this file ('-': write it to standard output, in order).",
+)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
+@log_level_option
+def watch(
+    swarm_id: str,
+    options: PeerOptions,
+    player_port: int | None,
+    player_host: str,
+    output: Path | None,
+    force: bool,
+    timeout: float,
+) -> None:
+    """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
+    browser; with -o, also keep it in a file (-o - writes it to standard output).
+    """
+    _check_output(output, force)
+    from ppsp.app.commands import watch_main
+
+    sys.exit(
+        run_peer(
+            watch_main(
+                swarm_id,
+                options,
+                player_host=player_host,
+                player_port=player_port,
+                output=output,
+                timeout=timeout,
+            )
+        )
+    )
