@@ -485,8 +485,3 @@ def write_live_plots(figures: LiveFigures, out: Path) -> list[str]:
         out / "bytes_over_time.png", figures.timeline, rate_series(figures.timeline, bin_s=1.0)
     )
     return ["viewers.png", "bytes_over_time.png"]
-
-
-def all_targets_met(document: dict[str, Any]) -> bool:
-    """Whether every target of a report.json document is met."""
-    return all(check["met"] for check in document["figures"]["targets"])
