@@ -253,34 +253,6 @@ def test_remove_peer_returns_its_requests() -> None:
     assert p.availability(0) == 0
 
 
-def test_live_mode_floor_and_growth() -> None:
-    p = PiecePicker(0, config=PickerConfig(window=2), rng=random.Random(1))
-    assert p.complete
-    p.set_peer("src", bm(range(100, 104), 4, start=100), slots=4)
-    p.set_floor(100)
-    p.extend(104)
-    p.seek(100)
-    out = p.next_requests(0.0)
-    assert out[:2] == [("src", 100), ("src", 101)]
-    assert len(out) == 4
-    p.peer_has("src", 104)
-    p.peer_has("src", 105)
-    assert p.availability(105) == 1
-    p.on_received("src", 100, 10, 1.0)
-    p.on_received("src", 106, 10, 1.0)  # arrives before we learn of it
-    cancels = p.set_floor(102)
-    assert cancels == [("src", 101)]
-    assert p.floor == 102
-    p.extend(107)
-    assert p.missing == frozenset({102, 103, 104, 105}) - {c for _, c in p.in_flight()} | {
-        c for _, c in p.in_flight() if c >= 102
-    }
-    assert 106 not in p.missing
-    more = p.next_requests(2.0)
-    assert all(c >= 102 for _, c in more)
-    assert {c for _, c in p.in_flight()} <= {102, 103, 104, 105}
-
-
 def test_peer_has_grows_a_map() -> None:
     p = picker(10)
     p.set_peer("A", ChunkBitmap(0), slots=2)

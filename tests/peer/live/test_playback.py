@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.peer.download.picker import PickerConfig, PiecePicker
 from ppsp.peer.live import (
     LiveDescription,
     LivePlayback,
@@ -419,20 +417,6 @@ def test_availability_from_bitmaps() -> None:
         ChunkBitmap.from_indexes([11, 12], 3, 10),
     ]
     assert availability_from_bitmaps(maps) == {10: 1, 11: 2, 12: 1}
-
-
-def test_steer_picker() -> None:
-    p = viewer(buffer_chunks=1, join_margin=0)
-    picker = PiecePicker(0, config=PickerConfig(window=3), rng=random.Random(1))
-    assert p.steer(picker) == []
-    p.note_newest(50, J)
-    p.steer(picker)
-    assert (picker.floor, picker.end, picker.position) == (50, 51, 50)
-    give(p, 50, J)
-    p.note_newest(53, J + 2)
-    p.due(J + 2)
-    p.steer(picker)
-    assert (picker.floor, picker.end, picker.position) == (51, 54, 51)
 
 
 def test_bad_config() -> None:

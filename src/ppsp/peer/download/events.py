@@ -34,12 +34,15 @@ __all__ = [
     "FetchChunk",
     "FetchDescription",
     "FindAnswered",
+    "FindHolders",
     "FindPeers",
+    "LiveChunkArrived",
     "MapUpdated",
     "OpenStore",
     "PeerBanned",
     "PeerConnected",
     "PeerUnreachable",
+    "PlayChunk",
     "Policy",
     "PullMap",
     "PushMap",
@@ -88,14 +91,19 @@ class _Record:
 class PeerConnected(_Record):
     """A transport was negotiated with ``peer`` and its properties are known."""
 
-    __slots__ = ("advertised_rate", "peer")
+    __slots__ = ("advertised_rate", "peer", "source")
     peer: str
     advertised_rate: float | None
     """The upload rate it advertised (``Bandwidth`` in PROPERTY_QUERY), bytes per second."""
+    source: bool
+    """It said it is the live stream's source (``LiveSource=1`` in PROPERTY_QUERY)."""
 
-    def __init__(self, peer: str, advertised_rate: float | None = None) -> None:
+    def __init__(
+        self, peer: str, advertised_rate: float | None = None, source: bool = False
+    ) -> None:
         object.__setattr__(self, "peer", peer)
         object.__setattr__(self, "advertised_rate", advertised_rate)
+        object.__setattr__(self, "source", source)
 
 
 class PeerUnreachable(_Record):
@@ -258,6 +266,21 @@ class ChunkAbandoned(_Record):
         object.__setattr__(self, "index", index)
 
 
+class LiveChunkArrived(_Record):
+    """The envelope of live chunk ``index`` arrived from ``peer`` (``data``: its wire bytes,
+    not verified yet: the live viewer's policy verifies it)."""
+
+    __slots__ = ("data", "index", "peer")
+    peer: str
+    index: int
+    data: bytes
+
+    def __init__(self, peer: str, index: int, data: bytes) -> None:
+        object.__setattr__(self, "peer", peer)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "data", data)
+
+
 class Seek(_Record):
     """Fetch in playback order from chunk ``index`` on (a player's position)."""
 
@@ -282,6 +305,7 @@ Event = (
     | ChunkStored
     | ChunkFailed
     | ChunkAbandoned
+    | LiveChunkArrived
     | Seek
 )
 """Everything a download policy is told."""
@@ -356,9 +380,14 @@ class FindPeers(_Record):
 
 
 class PushMap(_Record):
-    """CHUNK_AVAILABILITY PUSH of this peer's chunk map to every connected peer."""
+    """CHUNK_AVAILABILITY PUSH of this peer's chunk map to ``peers`` (None: every connected
+    peer)."""
 
-    __slots__ = ()
+    __slots__ = ("peers",)
+    peers: tuple[str, ...] | None
+
+    def __init__(self, peers: tuple[str, ...] | None = None) -> None:
+        object.__setattr__(self, "peers", peers)
 
 
 class PullMap(_Record):
@@ -372,6 +401,32 @@ class PullMap(_Record):
 
     def __init__(self, peer: str) -> None:
         object.__setattr__(self, "peer", peer)
+
+
+class FindHolders(_Record):
+    """A chunk-scoped FIND at the tracker: the peers holding the live stream from chunk
+    ``start_index`` on.  Answered by :class:`FindAnswered`."""
+
+    __slots__ = ("start_index",)
+    start_index: int
+
+    def __init__(self, start_index: int) -> None:
+        object.__setattr__(self, "start_index", start_index)
+
+
+class PlayChunk(_Record):
+    """Hand live chunk ``index`` (``payload``; ``start``: a player can start with it) to the
+    outputs, in playback order."""
+
+    __slots__ = ("index", "payload", "start")
+    index: int
+    payload: bytes
+    start: bool
+
+    def __init__(self, index: int, payload: bytes, start: bool) -> None:
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "start", start)
 
 
 class FetchDescription(_Record):
@@ -421,6 +476,8 @@ Action = (
     | CancelChunk
     | BanPeer
     | FindPeers
+    | FindHolders
+    | PlayChunk
     | PushMap
     | PullMap
     | FetchDescription

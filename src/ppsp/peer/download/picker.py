@@ -39,9 +39,8 @@ while the peer is unmeasured; a request whose bytes are arriving
 peer whose request for a chunk expired is tried last for that chunk; a peer that failed or
 corrupted a chunk is never asked for it again; a banned peer is never asked for anything.
 
-Chunks are plain integer indexes in ``[floor, end)``.  For live streams ``end`` grows
-(:meth:`~PiecePicker.extend`) and the floor moves forward (:meth:`~PiecePicker.set_floor`),
-dropping everything below it.
+Chunks are plain integer indexes in ``[floor, end)``, fixed when the picker is made (a live
+viewer's choices are :mod:`ppsp.peer.live.viewer`'s).
 """
 
 from __future__ import annotations
@@ -186,7 +185,6 @@ class PiecePicker:
         self._end = end
         self._missing = set(range(start, end))
         self._missing.difference_update(held)
-        self._early: set[int] = set()  # held chunks at or beyond ``end`` (live)
         self._position: int | None = None
         self._peers: dict[PeerId, _Peer] = {}
         self._banned: set[PeerId] = set()
@@ -367,44 +365,10 @@ class PiecePicker:
             raise ValueError("position must not be negative")
         self._position = position
 
-    def extend(self, end: int) -> None:
-        """Grow the known range to ``[floor, end)`` (live: the source announced more chunks)."""
-        if end <= self._end:
-            return
-        new = set(range(max(self._end, self._floor), end))
-        held = new & self._early
-        self._early -= held
-        self._missing |= new - held
-        self._end = end
-        self._rarest = None
-
-    def set_floor(self, floor: int) -> list[Request]:
-        """Drop every chunk below ``floor`` (live); returns in-flight requests to cancel."""
-        if floor <= self._floor:
-            return []
-        cancels: list[Request] = []
-        for chunk in [c for c in self._holders if c < floor]:
-            for peer in sorted(self._holders.pop(chunk)):
-                del self._peers[peer].requests[chunk]
-                cancels.append((peer, chunk))
-        self._missing = {c for c in self._missing if c >= floor}
-        self._verifying = {c: p for c, p in self._verifying.items() if c >= floor}
-        self._early = {c for c in self._early if c >= floor}
-        self._avail = {c: n for c, n in self._avail.items() if c >= floor}
-        for state in self._peers.values():
-            state.failed = {c for c in state.failed if c >= floor}
-            state.timed_out = {c for c in state.timed_out if c >= floor}
-        self._floor = floor
-        self._end = max(self._end, floor)
-        self._rarest = None
-        return sorted(cancels)
-
     # ------------------------------------------------------------------ events
 
     def mark_held(self, index: int) -> list[Request]:
         """Record a chunk held by other means; returns in-flight requests for it to cancel."""
-        if index >= self._end:
-            self._early.add(index)
         self._missing.discard(index)
         self._verifying.pop(index, None)
         cancels: list[Request] = []

@@ -14,7 +14,10 @@
 - :mod:`ppsp.peer.live.window`: :class:`LiveWindow`, the last ``window_s`` seconds of chunks a
   peer keeps and serves, with its CHUNK map;
 - :mod:`ppsp.peer.live.playback`: :class:`LivePlayback`, a viewer's playback clock and deadline
-  scheduler, and :class:`QoE`, its quality-of-experience figures.
+  scheduler, and :class:`QoE`, its quality-of-experience figures;
+- :mod:`ppsp.peer.live.viewer`: ``LiveViewerPolicy``, every decision of a viewer (whom to ask,
+  relay or source, a second relay near the deadline, giving up, bans, PUSH and PULL, what to
+  play) as a session policy: events and ``now`` in, actions and the next deadline out.
 
 A viewer's flow: fetch the description for the swarm ID and check it; build a
 :class:`LiveWindow` and a :class:`LivePlayback`; for each envelope fetched, decode it, verify

@@ -39,9 +39,8 @@ The scheduler side: :meth:`~LivePlayback.urgency` is the time left before a chun
 orders the missing chunks that peers offer: while looking for the start point, nearest the
 target first; then chunks due within ``urgent_s``, soonest first, then the others rarest first
 (fewest holders), earlier first among equals.  Chunks already skipped, past the end or below
-the window floor are never wanted.  :meth:`~LivePlayback.steer` aligns a
-:class:`~ppsp.peer.download.picker.PiecePicker` with the playback (range, floor and position), for
-callers that let the picker choose peers.
+the window floor are never wanted.  Whom to ask is the live viewer's policy's
+(:mod:`ppsp.peer.live.viewer`).
 
 :class:`QoE` is a snapshot of the viewer's quality of experience for the peer protocol's
 PROPERTY_QUERY (:meth:`QoE.as_properties`) and the tracker's StreamStatistics
@@ -59,7 +58,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from ppsp.peer.download.picker import PiecePicker, Request
 from ppsp.peer.live.identity import LiveDescription
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.peer import Property
@@ -508,21 +506,6 @@ class LivePlayback:
             other.sort()
             ordered = [index for _, index in urgent] + [index for _, index in other]
         return ordered if limit is None else ordered[: max(0, limit)]
-
-    def steer(self, picker: PiecePicker) -> list[Request]:
-        """Align ``picker`` with the playback: range up to the newest, floor and position.
-
-        Returns the picker's in-flight requests below the new floor, to cancel.
-        """
-        if self._newest is not None:
-            picker.extend(self._newest + 1)
-        if self._target is None:
-            return []
-        here = self._next if self._next is not None else self._target
-        position = max(self._floor, here)
-        cancels = picker.set_floor(position)
-        picker.seek(position)
-        return cancels
 
     def qoe(self) -> QoE:
         """The quality-of-experience figures so far."""

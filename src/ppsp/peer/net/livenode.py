@@ -1,9 +1,14 @@
 """Live streaming over the peer node: the source (``ppsp live``) and the viewer (``ppsp watch``).
 
 The decisions are the sans-I/O live core's (:mod:`ppsp.peer.live`): the chunker cuts and signs,
-the window keeps the last seconds, the playback clock says what is due and what to fetch first.
-This module reads the input, moves chunk envelopes between peers over HTTP, verifies each one
-before it is kept, played or passed on, and hands played chunks to the outputs.
+the window keeps the last seconds, and the viewer's policy (:mod:`ppsp.peer.live.viewer`)
+decides what to fetch from whom, verifies each envelope before it is kept, played or passed on,
+and says what to play.  This module reads the input, runs the viewer's policy on the session
+loop (:mod:`ppsp.peer.net.loop`), moves chunk envelopes and maps between peers over HTTP and
+hands played chunks to the outputs.  Nothing here polls: the source waits for input, its
+chunker's next cut, a chunk map or its next PUSH; the viewer for an operation's end, a chunk
+map or its policy's next deadline.  (A regular input file followed as it grows is the one
+exception: its reader thread looks for new bytes every 50 ms, as ``tail -f`` does.)
 
 Times are Unix times (``time.time()``): a live chunk's deadline is compared with the source's
 timestamps, so every peer reads the wall clock.
@@ -15,24 +20,41 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import hashlib
 import logging
 import math
 import os
-import random
 import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ppsp.errors import ForgedChunk, LiveError, PPSPError
+from ppsp.errors import PPSPError
+from ppsp.peer.download.events import (
+    Action,
+    BanPeer,
+    CancelChunk,
+    ChunkFailed,
+    Connect,
+    Done,
+    Event,
+    Failed,
+    FetchChunk,
+    FindAnswered,
+    FindHolders,
+    FindPeers,
+    LiveChunkArrived,
+    PeerConnected,
+    PeerUnreachable,
+    PlayChunk,
+    PullMap,
+    PushMap,
+)
 from ppsp.peer.live import (
-    ChunkEnvelope,
     LiveChunk,
     LiveChunker,
     LiveDescription,
@@ -42,10 +64,11 @@ from ppsp.peer.live import (
     PlaybackConfig,
     PlaybackState,
     QoE,
-    availability_from_bitmaps,
-    verify_envelope,
 )
+from ppsp.peer.live.viewer import LiveTiming, LiveViewerPolicy
+from ppsp.peer.net.download import EXCHANGE_ERRORS, find_peers
 from ppsp.peer.net.http_common import read_bounded
+from ppsp.peer.net.loop import SessionLoop
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.session import (
     LIVE_REPRESENTATION,
@@ -61,45 +84,18 @@ log = logging.getLogger(__name__)
 READ_SIZE = 65536
 """Bytes read from the live input at a time."""
 
-SLOTS_PER_PEER = 4
-"""Live chunk requests in flight per relaying peer."""
+PUSH_INTERVAL_S = LiveTiming().push_interval
+"""Least time between two CHUNK_AVAILABILITY PUSHes of the source's map (sent when it holds
+new chunks)."""
 
-SOURCE_SLOTS = 1
-"""Live chunk requests in flight to the source per viewer: the source's upload is the scarce
-resource of a live swarm, and a queue of requests at it only makes every chunk late."""
+PULL_INTERVAL_S = LiveTiming().pull_interval
+"""How often the source PULLs the viewers' maps after the stream ended."""
 
-FETCH_TIMEOUT_S = 10.0
-"""Longest wait for one live chunk."""
-
-MIN_FETCH_TIMEOUT_S = 0.3
-"""Shortest wait for one live chunk, even one already due."""
-
-STARTUP_FETCH_TIMEOUT_S = 3.0
-"""Wait for a chunk of the startup buffer (it has no deadline until playback starts)."""
-
-SOURCE_RELIEF_S = 0.75
-"""A chunk due later than this is not asked of the source while another peer holds it, so that
-viewers relay to each other and the source's upload serves what only it has."""
-
-SOURCE_FANOUT = 2
-"""About how many viewers take each new chunk from the source (see ``_fetches_first``)."""
-
-NEIGHBOURS = 6
-"""Viewers a viewer exchanges chunk maps with (besides the source): PUSH on new chunks and
-PULL when stale.  A partial mesh keeps the announcements per chunk linear in the swarm size
-instead of quadratic, and six random neighbours keep the mesh connected."""
-
-PUSH_INTERVAL_S = 0.1
-"""Least time between two CHUNK_AVAILABILITY PUSHes of a peer's map to its neighbours."""
-
-PULL_INTERVAL_S = 0.5
-"""A neighbour whose map is older than this is asked for it (PULL), in case a PUSH was lost."""
-
-FIND_INTERVAL_S = 3.0
+FIND_INTERVAL_S = LiveTiming().find_interval
 """How often the tracker is asked for more peers of the stream."""
 
 
-RELAY_MARGIN_S = 2.5
+RELAY_MARGIN_S = 2.0
 """Extra delay behind the source a viewer takes at join, beyond its startup buffer: the time
 in which a new chunk reaches the viewers that took it from the source and is relayed by them
 before anyone else needs it urgently."""
@@ -323,8 +319,9 @@ class LiveSourceRunner:
         )
         self.chunks_produced = 0
         self.start_points = 0
-        self._last_push = 0.0
-        self._last_find = 0.0
+        self._last_push = -math.inf
+        self._last_find = -math.inf
+        self._new_chunks = False
 
     @property
     def swarm_id(self) -> str:
@@ -344,26 +341,37 @@ class LiveSourceRunner:
         connected viewer holds the end of the stream, at most ``END_LINGER_MAX_S`` (after a
         stop signal ``STOP_LINGER_MAX_S``; a second signal ends the process at once).
         Returns why the input could not be read to its end, or None.
+
+        It waits for the first of: input read, the chunker's next cut, a chunk map or a peer
+        arriving (the session's wake event), its next PUSH or FIND; never on a period.
         """
         queue = await _read_chunks(live_input)
         failure: str | None = None
-        while not stop.is_set():
-            timer = self.chunker.next_timer()
-            now = self.clock()
-            wait = 0.2 if timer is None else max(0.0, min(0.2, timer - now))
-            item: InputItem = b""
-            with contextlib.suppress(asyncio.TimeoutError):
-                item = await asyncio.wait_for(queue.get(), timeout=wait)
-            now = self.clock()
-            if item is None or isinstance(item, OSError):
-                if isinstance(item, OSError):
-                    failure = describe_input_error(live_input, item)
-                break
-            if item:
-                self._publish(self.chunker.feed(item, now), now)
-            else:
+        reading: asyncio.Task[InputItem] | None = None
+        try:
+            while not stop.is_set():
+                now = self.clock()
                 self._publish(self.chunker.poll(now), now)
-            await self._housekeeping(now)
+                self._housekeeping(now)
+                if reading is None:
+                    reading = asyncio.ensure_future(queue.get())
+                deadline = self._next_deadline(self.chunker.next_timer())
+                await _wait_for_any(
+                    (reading,), (stop, self.session.chunk_arrived), deadline, clock=self.clock
+                )
+                self.session.chunk_arrived.clear()
+                if not reading.done():
+                    continue
+                item, reading = reading.result(), None
+                if item is None or isinstance(item, OSError):
+                    if isinstance(item, OSError):
+                        failure = describe_input_error(live_input, item)
+                    break
+                now = self.clock()
+                self._publish(self.chunker.feed(item, now), now)
+        finally:
+            if reading is not None:
+                reading.cancel()
         stopped = stop.is_set()
         now = self.clock()
         self._publish(self.chunker.flush(now), now)
@@ -380,27 +388,37 @@ class LiveSourceRunner:
             if live.window.add(chunk.envelope):
                 self.chunks_produced += 1
                 self.start_points += chunk.start
+                self._new_chunks = True
         live.window.expire(now)
 
-    async def _housekeeping(self, now: float) -> None:
+    def _next_deadline(self, timer: float | None) -> float:
+        """The first of ``timer``, the next PUSH (when there is news) and the next FIND."""
+        times = [self._last_find + FIND_INTERVAL_S]
+        if timer is not None:
+            times.append(timer)
+        if self._new_chunks:
+            times.append(self._last_push + PUSH_INTERVAL_S)
+        return min(times)
+
+    def _housekeeping(self, now: float) -> None:
+        """PUSH new chunks to every viewer (at most every ``PUSH_INTERVAL_S``), FIND every
+        ``FIND_INTERVAL_S``, connect to the peers not connected yet."""
         node, session = self.node, self.session
-        if now - self._last_push >= PUSH_INTERVAL_S and session.remotes:
+        if self._new_chunks and now - self._last_push >= PUSH_INTERVAL_S:
+            self._new_chunks = False
             self._last_push = now
-            node.spawn(_push_to_neighbours(node, session))
+            if session.remotes:
+                node.spawn(_push_to(node, session, None))
         if now - self._last_find >= FIND_INTERVAL_S:
             self._last_find = now
-            node.spawn(node.discover(session))
+            node.spawn(_discover(node, session))
         for remote in list(session.remotes.values()):
-            if remote.offer is None and not remote.connecting and remote.failures < 3:
+            if remote.standing.connectable:
                 remote.connecting = True
                 node.spawn(_connect(node, session, remote))
 
     def _viewers(self) -> list[RemotePeer]:
-        return [
-            r
-            for r in self.session.remotes.values()
-            if r.offer is not None and not r.banned and r.failures < 3
-        ]
+        return [r for r in self.session.remotes.values() if r.standing.usable]
 
     def viewers_hold_the_end(self) -> bool:
         """Whether every connected viewer's map holds the stream's end (see ``END_TAIL_S``)."""
@@ -416,10 +434,16 @@ class LiveSourceRunner:
         return True
 
     async def _linger(self, stop: asyncio.Event | None, limit: float) -> None:
-        """Serve the window after the end, until the viewers hold it or ``limit`` seconds."""
+        """Serve the window after the end, until the viewers hold it or ``limit`` seconds.
+
+        The viewers' maps are PULLed every ``PULL_INTERVAL_S``; each map that arrives (the
+        session's wake event) is a moment to look again.
+        """
         began = self.clock()
         last_pull = -math.inf
-        while True:
+        wake = self.session.chunk_arrived
+        events = (wake,) if stop is None else (wake, stop)
+        while stop is None or not stop.is_set():
             now = self.clock()
             if now - began >= limit:
                 log.info("stopped serving the ended stream after %.1f s", limit)
@@ -430,18 +454,42 @@ class LiveSourceRunner:
                 last_pull = now
                 for remote in self._viewers():
                     self.node.spawn(_pull(self.node, self.session, remote))
-            await self._housekeeping(now)
-            if stop is None:
-                await asyncio.sleep(0.1)
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.1)
-            if stop.is_set():
-                return
+            self._housekeeping(now)
+            deadline = min(
+                began + limit,
+                began + END_LINGER_MIN_S if now - began < END_LINGER_MIN_S else math.inf,
+                last_pull + PULL_INTERVAL_S,
+                self._next_deadline(None),
+            )
+            await _wait_for_any((), events, deadline, clock=self.clock)
+            wake.clear()
 
 
-async def _push_to_neighbours(node: PeerNode, session: SwarmSession) -> None:
-    await _push_to(node, session, None)
+async def _wait_for_any(
+    tasks: tuple[asyncio.Future[Any], ...],
+    events: tuple[asyncio.Event, ...],
+    deadline: float,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Return once one of ``tasks`` is done or one of ``events`` is set, or at ``deadline``."""
+    if any(task.done() for task in tasks) or any(event.is_set() for event in events):
+        return
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(
+            [*tasks, *waiters],
+            timeout=max(0.0, deadline - clock()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _discover(node: PeerNode, session: SwarmSession) -> None:
+    """FIND at the tracker, then wake the session's loop to connect to the peers found."""
+    await node.discover(session)
+    session.chunk_arrived.set()
 
 
 async def _push_to(node: PeerNode, session: SwarmSession, targets: list[RemotePeer] | None) -> None:
@@ -455,8 +503,8 @@ async def _connect(node: PeerNode, session: SwarmSession, remote: RemotePeer) ->
         live = session.live
         if live is not None and remote.properties.get(SOURCE_PROPERTY) == "1":
             live.source_peer_ids.add(remote.peer_id)
-    except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
-        remote.failures += 1
+    except EXCHANGE_ERRORS:
+        remote.standing.fail()
     finally:
         remote.connecting = False
         session.chunk_arrived.set()
@@ -466,7 +514,13 @@ async def _connect(node: PeerNode, session: SwarmSession, remote: RemotePeer) ->
 
 
 class LiveViewer:
-    """A viewer of a live stream: joins at the live edge, fetches by deadline, plays, relays."""
+    """A viewer of a live stream: the I/O side of its :class:`LiveViewerPolicy`.
+
+    It runs the policy on a :class:`~ppsp.peer.net.loop.SessionLoop` (the loop the stored
+    download runs on): it connects to peers, fetches chunk envelopes, pushes and pulls chunk
+    maps, asks the tracker for peers and hands played chunks to the outputs, turning what
+    happens into events for the policy.  It decides nothing itself.
+    """
 
     def __init__(
         self,
@@ -478,14 +532,13 @@ class LiveViewer:
         config: PlaybackConfig | None = None,
         clock: Callable[[], float] = time.time,
         no_progress_timeout: float = 30.0,
+        timing: LiveTiming | None = None,
     ) -> None:
         self.node = node
         self.session = session
         self.description = description
         self.outputs = outputs
         self.clock = clock
-        self.no_progress_timeout = no_progress_timeout
-        now = clock()
         # The startup delay counts from the command's start (when its peer node was made),
         # not from when the description came.
         self.playback = LivePlayback(
@@ -500,16 +553,18 @@ class LiveViewer:
             playback=self.playback,
         )
         self.live = session.live
-        self.in_flight: dict[int, str] = {}
-        self.per_peer: dict[str, int] = {}
-        self._last_push = 0.0
-        self._last_pull = 0.0
-        self._last_find = 0.0
-        self._last_arrival = now
-        self._scoped_find_done = False
-        self._new_chunks = False
-        self._neighbours: set[str] = set()
-        self._rng = random.Random(node.peer_id)
+        timing = (timing or LiveTiming())._replace(no_progress_timeout=no_progress_timeout)
+        self.policy = LiveViewerPolicy(
+            session.peers,
+            peer_id=node.peer_id,
+            description=description,
+            window=self.live.window,
+            playback=self.playback,
+            now=clock(),
+            timing=timing,
+        )
+        self.loop = SessionLoop(self.policy, clock=clock, wake=session.chunk_arrived)
+        self.failure: str | None = None
 
     def qoe(self) -> QoE:
         """The viewer's quality-of-experience figures so far."""
@@ -527,219 +582,129 @@ class LiveViewer:
         Chunks go to the outputs as soon as they are held, in order, from the start point on:
         the player always has what the viewer holds.
         """
-        session = self.session
-        while not stop.is_set():
-            now = self.clock()
-            self._connect_new()
-            newest = self._newest_known()
-            if newest is not None:
-                self.playback.note_newest(newest, now)
-                if not self._scoped_find_done and self.playback.target is not None:
-                    self._scoped_find_done = True
-                    self.node.spawn(self._find_near_edge(self.playback.target))
-            self._request(now)
-            playout = self.playback.due(now)
-            for index in playout.played:
-                if index in self.live.window:
-                    envelope = self.live.window.get(index)
-                    self.outputs.play(envelope.payload, start=envelope.start)
-            if playout.ended:
-                return
-            self.live.window.expire(now)
-            self.playback.set_floor(self.live.window.floor, now)
-            await self._housekeeping(now)
-            if now - self._last_arrival > self.no_progress_timeout:
-                raise PPSPError(
-                    f"no chunk arrived for {self.no_progress_timeout:.0f} s: the stream is gone"
-                )
-            session.chunk_arrived.clear()
-            timer = self.playback.next_timer()
-            wait = 0.05 if timer is None else max(0.005, min(0.05, timer - self.clock()))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(session.chunk_arrived.wait(), timeout=wait)
-
-    def _newest_known(self) -> int | None:
-        newest = self.live.window.newest
-        for remote in self.session.remotes.values():
-            if remote.bitmap is not None and len(remote.bitmap) and not remote.banned:
-                candidate = remote.bitmap.end
-                # The map's last index is held (bitmaps end at the newest chunk).
-                if newest is None or candidate > newest:
-                    newest = candidate
-        return newest
-
-    def _usable(self) -> list[RemotePeer]:
-        return [
-            r
-            for r in self.session.remotes.values()
-            if r.offer is not None and not r.banned and r.bitmap is not None
-        ]
-
-    def _request(self, now: float) -> None:
-        usable = self._usable()
-        if not usable:
-            return
-        availability = availability_from_bitmaps(r.bitmap for r in usable if r.bitmap)
-        for index in list(self.in_flight):
-            availability.pop(index, None)
-        for index in self.live.window:
-            availability.pop(index, None)
-        wanted = self.playback.wanted(availability, now, limit=len(usable) * SLOTS_PER_PEER)
-        sources = self.live.source_peer_ids
-        for index in wanted:
-            holders = [
-                r
-                for r in usable
-                if r.bitmap is not None
-                and index in r.bitmap
-                and self.per_peer.get(r.peer_id, 0)
-                < (SOURCE_SLOTS if r.peer_id in sources else SLOTS_PER_PEER)
-            ]
-            if not holders:
-                continue
-            relays = [r for r in holders if r.peer_id not in sources]
-            relaxed = self.playback.urgency(index, now) > SOURCE_RELIEF_S
-            if relays and relaxed:
-                holders = relays
-            elif not relays and relaxed and not self._fetches_first(index):
-                continue  # another viewer takes it from the source; wait for a relay
-            remote = min(holders, key=lambda r: (self.per_peer.get(r.peer_id, 0), r.failures))
-            self.in_flight[index] = remote.peer_id
-            self.per_peer[remote.peer_id] = self.per_peer.get(remote.peer_id, 0) + 1
-            self.node.spawn(self._fetch(remote, index))
-
-    def _fetches_first(self, index: int) -> bool:
-        """Whether this viewer is one of the few that take a new chunk from the source.
-
-        Each chunk goes from the source to about ``SOURCE_FANOUT`` viewers, chosen by a hash of
-        the chunk index and the viewer's PeerID that every viewer computes alike; the others
-        wait for a relay until the chunk becomes urgent.  So the source's upload is spent once
-        per chunk and neighbour, not once per viewer.
-        """
-        viewers = 1 + sum(
-            1 for r in self.session.remotes.values() if r.peer_id not in self.live.source_peer_ids
-        )
-        if viewers <= SOURCE_FANOUT:
-            return True
-        digest = hashlib.sha256(f"{self.node.peer_id}:{index}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") % viewers < SOURCE_FANOUT
-
-    async def _fetch(self, remote: RemotePeer, index: int) -> None:
-        node, live = self.node, self.live
-        # A live chunk is worth nothing after its deadline: wait for it until then, and no
-        # longer, so that a busy sender (the source) skips it instead of sending it too late.
-        # Before playback starts there are no deadlines yet, only estimates: wait longer.
-        left = self.playback.urgency(index, self.clock())
-        if self.playback.play_start is None:
-            left = STARTUP_FETCH_TIMEOUT_S
-        timeout = min(FETCH_TIMEOUT_S, max(MIN_FETCH_TIMEOUT_S, left))
+        playing = asyncio.ensure_future(self.loop.run(self._execute))
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            data = await _get_envelope(node, self.session, remote, index, timeout)
-            envelope = ChunkEnvelope.decode(data)
-            if envelope.index != index:
-                raise ForgedChunk(f"asked for chunk {index}, got {envelope.index}")
-            now = self.clock()
-            verify_envelope(self.description, envelope, now, live.window)
-        except ForgedChunk as exc:
-            live.forged_rejected += 1
-            log.warning("peer %s sent a forged live chunk (%s): dropping it", remote.peer_id, exc)
-            remote.banned = True
-            return
-        except LiveError:
-            live.stale_rejected += 1
-            return
-        except TimeoutError:
-            return  # late, not broken: a busy peer (the source above all) is not dropped
-        except (PPSPError, aiohttp.ClientError, OSError, ConnectionError):
-            remote.failures += 1
-            if remote.failures >= 3:
-                remote.banned = True
-            return
+            await asyncio.wait({playing, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.in_flight.pop(index, None)
-            self.per_peer[remote.peer_id] = max(0, self.per_peer.get(remote.peer_id, 1) - 1)
-            self.session.chunk_arrived.set()
-        remote.failures = 0
-        if live.window.add(envelope):
-            from_source = remote.peer_id in live.source_peer_ids
-            self.playback.on_chunk(
-                index,
-                envelope.timestamp_ms,
-                now,
-                start=envelope.start,
-                end=envelope.end,
-                nbytes=len(data),
-                from_source=from_source,
-            )
-            remote.bytes_received += len(data)
-            self.session.downloaded_bytes += len(data)
-            self.session.arrivals.append((now, remote.peer_id, len(data)))
-            self._last_arrival = now
-            self._new_chunks = True
+            for task in (playing, stopped):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await playing
+            self.loop.close()
+        if playing.done() and not playing.cancelled():
+            end = playing.result()
+            if isinstance(end, Failed):
+                raise PPSPError(end.reason)
 
-    def _connect_new(self) -> None:
-        for remote in self.session.remotes.values():
-            if remote.offer is None and not remote.connecting and not remote.banned:
-                if remote.failures >= 3:
-                    continue
-                remote.connecting = True
-                self.node.spawn(_connect(self.node, self.session, remote))
+    # -- actions -------------------------------------------------------------------------------
 
-    async def _find_near_edge(self, first: int) -> None:
-        """A chunk-scoped FIND at the tracker: peers holding the stream from the join target."""
+    def _execute(self, action: Action) -> bool:
+        """Carry out one action; True for the one that ends watching."""
+        node, session, loop = self.node, self.session, self.loop
+        if isinstance(action, PlayChunk):
+            self.outputs.play(action.payload, start=action.start)
+        elif isinstance(action, FetchChunk):
+            remote = session.remotes.get(action.peer)
+            if remote is None or remote.offer is None:
+                self._handle(ChunkFailed(action.peer, action.index))
+            else:
+                loop.start(
+                    self._fetch(remote, action.index),
+                    self._fetched,
+                    key=(action.peer, action.index),
+                )
+        elif isinstance(action, CancelChunk):
+            loop.cancel((action.peer, action.index))
+        elif isinstance(action, PushMap):
+            peers = action.peers
+            targets = None if peers is None else [session.remotes[p] for p in peers]
+            node.spawn(_push_to(node, session, targets))
+        elif isinstance(action, PullMap):
+            remote = session.remotes.get(action.peer)
+            if remote is not None:
+                loop.start(self._pull(remote), self._handle)
+        elif isinstance(action, Connect):
+            remote = session.remotes.get(action.peer)
+            if remote is not None:
+                loop.start(self._connect(remote), self._handle)
+        elif isinstance(action, FindPeers):
+            loop.start(find_peers(node, session, via_peers=action.via_peers), self._handle)
+        elif isinstance(action, FindHolders):
+            loop.start(self._find_holders(action.start_index), self._handle)
+        elif isinstance(action, BanPeer):
+            level = logging.WARNING if action.reason == "forged" else logging.DEBUG
+            log.log(level, "peer %s banned (%s)", action.peer, action.reason)
+        return isinstance(action, Done | Failed)
+
+    def _handle(self, event: Event | None) -> None:
+        if event is not None:
+            self.policy.handle(event, self.clock())
+            self._copy_counts()
+
+    def _fetched(self, event: Event) -> None:
+        if not isinstance(event, LiveChunkArrived):
+            self._handle(event)
+            return
+        now = self.clock()
+        kept = self.policy.arrived(event.peer, event.index, event.data, now)
+        self._copy_counts()
+        if kept:
+            nbytes = len(event.data)
+            remote = self.session.remotes.get(event.peer)
+            if remote is not None:
+                remote.bytes_received += nbytes
+            self.session.downloaded_bytes += nbytes
+            self.session.arrivals.append((now, event.peer, nbytes))
+
+    def _copy_counts(self) -> None:
+        self.live.forged_rejected = self.policy.forged_rejected
+        self.live.stale_rejected = self.policy.stale_rejected
+        self.live.source_peer_ids = self.policy.sources
+
+    async def _fetch(self, remote: RemotePeer, index: int) -> Event:
+        """GET one chunk envelope (the policy gives up on it at its deadline)."""
+        try:
+            timeout = self.policy.timing.fetch_timeout
+            data = await _get_envelope(self.node, self.session, remote, index, timeout)
+        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+            return ChunkFailed(remote.peer_id, index)
+        return LiveChunkArrived(remote.peer_id, index, data)
+
+    async def _connect(self, remote: RemotePeer) -> Event:
+        try:
+            await self.node.connect(self.session, remote)
+        except EXCHANGE_ERRORS:
+            return PeerUnreachable(remote.peer_id)
+        source = remote.properties.get(SOURCE_PROPERTY) == "1"
+        return PeerConnected(remote.peer_id, remote.standing.advertised_rate, source=source)
+
+    async def _pull(self, remote: RemotePeer) -> Event | None:
+        try:
+            await self.node.pull_map(self.session, remote)
+        except EXCHANGE_ERRORS:
+            return PeerUnreachable(remote.peer_id)
+        return None  # the map itself reached the peer's standing as it arrived
+
+    async def _find_holders(self, first: int) -> Event:
+        """A chunk-scoped FIND at the tracker: peers holding the stream from ``first``."""
         tracker = self.node.tracker
         if tracker is None:
-            return
+            return FindAnswered()
         scope = (RepresentationScope(representation_id=LIVE_REPRESENTATION, start_index=first),)
         with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
             listed = await tracker.find(self.session.swarm_id, content_group=scope)
-            self.node.add_peers(self.session, listed)
-
-    def neighbours(self) -> list[RemotePeer]:
-        """The peers this viewer exchanges maps with: every source and up to NEIGHBOURS viewers.
-
-        Neighbours that left or were dropped are replaced by random other connected viewers.
-        """
-        sources = self.live.source_peer_ids
-        remotes = self.session.remotes
-        usable = {
-            peer_id
-            for peer_id, r in remotes.items()
-            if r.offer is not None and not r.banned and peer_id not in sources
-        }
-        self._neighbours &= usable
-        spare = sorted(usable - self._neighbours)
-        self._rng.shuffle(spare)
-        self._neighbours.update(spare[: max(0, NEIGHBOURS - len(self._neighbours))])
-        chosen = [remotes[p] for p in sorted(self._neighbours)]
-        chosen += [r for p, r in remotes.items() if p in sources and not r.banned and r.offer]
-        return chosen
-
-    async def _housekeeping(self, now: float) -> None:
-        node, session = self.node, self.session
-        neighbours = self.neighbours()
-        if self._new_chunks and now - self._last_push >= PUSH_INTERVAL_S:
-            self._new_chunks = False
-            self._last_push = now
-            targets = [r for r in neighbours if r.peer_id not in self.live.source_peer_ids]
-            node.spawn(_push_to(node, session, targets))
-        if now - self._last_pull >= PULL_INTERVAL_S:
-            self._last_pull = now
-            for remote in neighbours:
-                if now - remote.last_map_at > PULL_INTERVAL_S:
-                    node.spawn(_pull(node, session, remote))
-        if now - self._last_find >= FIND_INTERVAL_S:
-            self._last_find = now
-            node.spawn(node.discover(session))
+            added = self.node.add_peers(self.session, listed)
+            return FindAnswered(tuple(remote.peer_id for remote in added))
+        return FindAnswered()
 
 
 async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:
     try:
         await node.pull_map(session, remote)
-    except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
-        remote.failures += 1
-        if remote.failures >= 3:
-            remote.banned = True
+    except EXCHANGE_ERRORS:
+        if remote.standing.fail():
+            log.debug("peer %s banned (failures)", remote.peer_id)
 
 
 async def _get_envelope(

@@ -1,0 +1,287 @@
+"""The live viewer's decisions, without sockets or sleeps: whom it asks, when it waits, gives up,
+asks twice, bans, looks for relays, announces, plays and ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from ppsp.peer.download.events import (
+    Action,
+    BanPeer,
+    CancelChunk,
+    ChunkFailed,
+    Done,
+    Failed,
+    FetchChunk,
+    FindHolders,
+    FindPeers,
+    PeerConnected,
+    PeerUnreachable,
+    PlayChunk,
+    PullMap,
+    PushMap,
+)
+from ppsp.peer.download.peers import MAX_FAILURES, PeerBook
+from ppsp.peer.live import (
+    FLAG_END,
+    FLAG_START,
+    ChunkEnvelope,
+    LivePlayback,
+    LiveSource,
+    LiveWindow,
+    PlaybackConfig,
+    generate_key,
+)
+from ppsp.peer.live.viewer import LiveTiming, LiveViewerPolicy, fetches_first
+from ppsp.wire.bitmap import ChunkBitmap
+
+S = 1_700_000_000.0  # the stream's start; chunk i is stamped S + i / 2
+NOW = S + 20.0  # the viewer starts watching (chunks 0 to 39 exist)
+SOURCE = LiveSource.start(generate_key(), now=S, name="cam", chunk_ms=500, window_s=30)
+CHUNKS = [SOURCE.sign(bytes([i]) * 100, round((S + i / 2) * 1000)) for i in range(40)]
+DESC = SOURCE.description
+
+
+def data(index: int) -> bytes:
+    return CHUNKS[index].encode()
+
+
+def make(timing: LiveTiming | None = None, *, margin: int = 6) -> LiveViewerPolicy:
+    """A viewer that joins 6 chunks behind the newest and plays after one chunk."""
+    playback = LivePlayback(
+        DESC, now=NOW, config=PlaybackConfig(buffer_chunks=1, join_margin=margin)
+    )
+    return LiveViewerPolicy(
+        PeerBook(),
+        peer_id="me",
+        description=DESC,
+        window=LiveWindow.for_description(DESC),
+        playback=playback,
+        now=NOW,
+        timing=timing,
+    )
+
+
+def connect(
+    viewer: LiveViewerPolicy, peer: str, held: range, now: float, source: bool = False
+) -> None:
+    viewer.peers.add(peer)
+    viewer.handle(PeerConnected(peer, source=source), now)
+    announce(viewer, peer, held, now)
+
+
+def announce(viewer: LiveViewerPolicy, peer: str, held: range, now: float) -> None:
+    standing = viewer.peers.get(peer)
+    assert standing is not None
+    standing.set_map(ChunkBitmap.from_indexes(held, len(held), held[0]), now)
+
+
+def fetches(actions: list[Action]) -> list[tuple[str, int]]:
+    return [(a.peer, a.index) for a in actions if isinstance(a, FetchChunk)]
+
+
+def playing(viewer: LiveViewerPolicy, relays: tuple[str, ...] = ()) -> float:
+    """Source ``src`` holds 0-19 (and each relay 13-19); chunk 13 is played at the time
+    returned, P: chunk i is due at P + (i - 13) / 2."""
+    connect(viewer, "src", range(20), NOW, source=True)
+    assert ("src", 13) in fetches(viewer.poll(NOW))
+    start = NOW + 0.1
+    assert viewer.arrived("src", 13, data(13), start)
+    for relay in relays:
+        connect(viewer, relay, range(13, 20), start)
+    return start
+
+
+def test_fetches_first_picks_exactly_fanout_viewers_of_those_known() -> None:
+    swarm = [f"viewer-{n}" for n in range(16)]
+    for index in range(500):
+        takers = [p for p in swarm if fetches_first(p, index, swarm, fanout=2)]
+        assert len(takers) == 2  # never none (a chunk nobody takes is late for everyone)
+    assert fetches_first("a", 7, ["b"], fanout=2)  # fewer viewers than the fan-out: all
+    share = sum(fetches_first("viewer-0", index, swarm, 2) for index in range(1600))
+    assert 120 < share < 280  # about 2 in 16 of the chunks
+
+
+def test_joins_and_finds_the_holders_of_the_joining_point_once() -> None:
+    viewer = make()
+    connect(viewer, "src", range(20), NOW, source=True)
+    actions = viewer.poll(NOW)
+    assert FindHolders(13) in actions
+    assert fetches(actions) == [("src", 13)]  # one request at a time at the source
+    assert not any(isinstance(a, FindHolders) for a in viewer.poll(NOW + 0.01))
+
+
+def test_a_relay_is_asked_rather_than_the_source_unless_the_chunk_is_due_soon() -> None:
+    viewer = make()
+    start = playing(viewer, relays=("v1",))
+    # The relay, not yet measured, ranks first; four requests at a time.
+    assert fetches(viewer.poll(start)) == [("v1", i) for i in (14, 15, 16, 17)]
+    # Chunk 18, due in 2.5 s, waits for the relay's slots rather than go to the source.
+    assert fetches(viewer.poll(start + 0.05)) == []
+
+
+def test_a_chunk_only_the_source_holds_waits_for_a_relay_until_it_is_due_soon() -> None:
+    viewer = make(LiveTiming(source_fanout=0, source_slots=4))
+    connect(viewer, "v1", range(0, 13), NOW)
+    start = playing(viewer)
+    viewer.poll(start)
+    assert ("src", 14) in viewer.in_flight() and ("src", 15) not in viewer.in_flight()
+    # Chunk 15 is due at start + 1.0: asked of the source 0.75 s before.
+    assert viewer.next_deadline() == pytest.approx(start + 0.25, abs=1e-6)
+    assert ("src", 15) in fetches(viewer.poll(start + 0.25))
+
+
+def test_a_viewer_the_hash_chooses_takes_a_new_chunk_from_the_source_at_once() -> None:
+    viewer = make(LiveTiming(source_fanout=2, source_slots=4))
+    connect(viewer, "v1", range(0, 13), NOW)  # two viewers: both take it first
+    start = playing(viewer)
+    actions = viewer.poll(start)
+    assert CancelChunk("v1", 12, "unwanted") in actions  # before the start point
+    assert sorted(viewer.in_flight()) == [("src", i) for i in (14, 15, 16, 17)]
+
+
+def test_a_request_is_given_up_at_the_deadline_without_blame() -> None:
+    viewer = make()
+    start = playing(viewer)
+    announce(viewer, "src", range(20), start)  # (its map is pulled again at start + 0.5)
+    viewer.poll(start)
+    assert viewer.in_flight() == [("src", 14)]
+    assert viewer.next_deadline() == pytest.approx(start + 0.5, abs=1e-6)
+    actions = viewer.poll(start + 0.5)
+    assert CancelChunk("src", 14, "late") in actions
+    standing = viewer.peers.get("src")
+    assert standing is not None and standing.failures == 0 and not standing.banned
+
+
+def test_failures_ban_a_peer_at_the_shared_limit() -> None:
+    viewer = make()
+    connect(viewer, "v1", range(0, 13), NOW)
+    viewer.poll(NOW)
+    for _ in range(MAX_FAILURES - 1):
+        viewer.handle(PeerUnreachable("v1"), NOW)
+    assert not any(isinstance(a, BanPeer) for a in viewer.poll(NOW))
+    viewer.handle(PeerUnreachable("v1"), NOW)
+    assert BanPeer("v1", "failures") in viewer.poll(NOW)
+
+
+def test_a_failed_transfer_counts_against_the_peer_and_a_delivery_clears_it() -> None:
+    viewer = make()
+    start = playing(viewer)
+    viewer.poll(start)
+    viewer.handle(ChunkFailed("src", 14), start + 0.1)
+    standing = viewer.peers.get("src")
+    assert standing is not None and standing.failures == 1
+    viewer.handle(ChunkFailed("src", 14), start + 0.1)  # not in flight any more: ignored
+    assert standing.failures == 1
+    assert ("src", 14) in fetches(viewer.poll(start + 0.1))
+    assert viewer.arrived("src", 14, data(14), start + 0.2)
+    assert standing.failures == 0
+
+
+def test_a_forged_or_misnumbered_envelope_bans_its_sender_at_once() -> None:
+    viewer = make()
+    start = playing(viewer, relays=("v1", "v2"))
+    viewer.poll(start)
+    other = LiveSource(SOURCE._key, DESC, next_index=15)  # same numbering, altered payload
+    forged = other.sign(b"evil", round((S + 7.5) * 1000))
+    altered = ChunkEnvelope(
+        index=15,
+        timestamp_ms=forged.timestamp_ms,
+        signature=CHUNKS[15].signature,
+        payload=b"evil",
+        flags=FLAG_START,
+    )
+    assert not viewer.arrived("v1", 15, altered.encode(), start + 0.1)
+    assert not viewer.arrived("v2", 16, data(17), start + 0.1)  # asked for 16
+    actions = viewer.poll(start + 0.1)
+    assert BanPeer("v1", "forged") in actions and BanPeer("v2", "forged") in actions
+    assert viewer.forged_rejected == 2
+    assert 15 not in viewer.window and 17 not in viewer.window
+    assert all(peer == "src" for peer, _ in fetches(actions))
+
+
+def test_a_slow_relay_near_the_deadline_gets_a_second_relay_and_the_first_copy_wins() -> None:
+    viewer = make(LiveTiming(slots_per_peer=8))
+    start = playing(viewer, relays=("v1", "v2"))
+    first = dict((index, peer) for peer, index in fetches(viewer.poll(start)))
+    slow = first[16]
+    other = "v2" if slow == "v1" else "v1"
+    # Chunk 16 is due at start + 1.5; the endgame starts once its request ran 0.35 s.
+    assert (other, 16) not in fetches(viewer.poll(start + 0.2))
+    assert (other, 16) in fetches(viewer.poll(start + 0.4))
+    assert viewer.arrived(other, 16, data(16), start + 0.5)
+    assert CancelChunk(slow, 16, "duplicate") in viewer.poll(start + 0.5)
+
+
+def test_a_chunk_near_its_deadline_without_relay_has_every_stale_map_pulled() -> None:
+    viewer = make(LiveTiming(neighbours=1, source_fanout=0))
+    connect(viewer, "src", range(20), NOW, source=True)
+    for relay in ("v1", "v2", "v3"):
+        connect(viewer, relay, range(0, 13), NOW - 1.0)
+    # Chunk 15, due 1 s after the start point (13), is only the source's.
+    pulled = {a.peer for a in viewer.poll(NOW) if isinstance(a, PullMap)}
+    assert pulled == {"v1", "v2", "v3"}  # not only the one neighbour
+    assert not any(isinstance(a, PullMap) for a in viewer.poll(NOW + 0.05))
+
+
+def test_new_chunks_are_pushed_to_the_neighbours_only() -> None:
+    viewer = make(LiveTiming(neighbours=2))
+    start = playing(viewer, relays=("v1", "v2", "v3", "v4"))
+    pushes = [a for a in viewer.poll(start) if isinstance(a, PushMap)]
+    assert len(pushes) == 1 and pushes[0].peers is not None
+    assert len(pushes[0].peers) == 2 and set(pushes[0].peers) <= {"v1", "v2", "v3", "v4"}
+    assert pushes[0].peers == tuple(viewer.neighbours())
+    assert not any(isinstance(a, PushMap) for a in viewer.poll(start + 0.5))  # nothing new
+
+
+def test_chunks_are_played_in_order_and_the_end_ends_watching() -> None:
+    source = LiveSource.start(generate_key(), now=S, name="end", chunk_ms=500, window_s=30)
+    stream = [source.sign(b"a", round((S + i / 2) * 1000)) for i in range(10)]
+    stream.append(source.sign(b"z", round((S + 5) * 1000), flags=FLAG_START | FLAG_END))
+    playback = LivePlayback(
+        source.description, now=NOW, config=PlaybackConfig(buffer_chunks=2, join_margin=1)
+    )
+    viewer = LiveViewerPolicy(
+        PeerBook(),
+        peer_id="me",
+        description=source.description,
+        window=LiveWindow.for_description(source.description),
+        playback=playback,
+        now=NOW,
+    )
+    connect(viewer, "src", range(11), NOW, source=True)
+    viewer.poll(NOW)
+    assert viewer.arrived("src", 9, stream[9].encode(), NOW + 0.1)
+    assert viewer.arrived("src", 10, stream[10].encode(), NOW + 0.2)
+    actions = viewer.poll(NOW + 0.2)
+    assert [a.index for a in actions if isinstance(a, PlayChunk)] == [9, 10]
+    assert PlayChunk(10, b"z", True) in actions
+    assert actions[-1] == Done()
+    assert viewer.poll(NOW + 0.3) == [] and viewer.next_deadline() is None
+
+
+def test_no_chunk_for_the_timeout_fails() -> None:
+    viewer = make(LiveTiming(no_progress_timeout=5.0))
+    connect(viewer, "src", range(20), NOW, source=True)
+    viewer.poll(NOW)
+    assert viewer.next_deadline() is not None
+    actions = viewer.poll(NOW + 5.0)
+    assert any(isinstance(a, Failed) and "5 s" in a.reason for a in actions)
+
+
+def test_the_joining_point_is_taken_from_the_source_map() -> None:
+    viewer = make()
+    connect(viewer, "v1", range(0, 11), NOW)  # a viewer's map, behind the live edge
+    assert viewer.poll(NOW) == [FindPeers(via_peers=False)]
+    assert viewer.playback.target is None
+    assert not any(isinstance(a, FindHolders) for a in viewer.poll(NOW + 0.1))
+    connect(viewer, "src", range(20), NOW + 0.2, source=True)
+    assert FindHolders(13) in viewer.poll(NOW + 0.2)
+
+
+def test_without_a_source_map_the_viewer_joins_after_a_grace() -> None:
+    viewer = make()
+    connect(viewer, "v1", range(0, 11), NOW)
+    viewer.poll(NOW)
+    assert not any(isinstance(a, FindHolders) for a in viewer.poll(NOW + 0.9))
+    assert FindHolders(4) in viewer.poll(NOW + 1.0)
