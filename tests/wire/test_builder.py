@@ -174,3 +174,23 @@ def test_mypy_checks_each_call_against_the_constructor(tmp_path: Path) -> None:
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in errors] == ["7", "8", "9"], result.stdout
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Base:
+    """A keyword-only base whose field has a default."""
+
+    x: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Derived(_Base):
+    """A required field declared after a defaulted one (allowed with kw_only)."""
+
+    y: str
+
+
+def test_required_fields_after_defaulted_ones() -> None:
+    build = keyword_builder(_Derived)
+    assert build(y="q") == _Derived(y="q")
+    assert build(y="r", x=5) == _Derived(x=5, y="r")

@@ -8,7 +8,7 @@ import pytest
 
 import ppsp.codecs.tracker_json
 import ppsp.codecs.tracker_xml  # noqa: F401 (the codecs claim the slots on import)
-from ppsp.wire.common import PeerAddress, PeerInfo
+from ppsp.wire.common import PeerAddress, PeerInfo, keyed_by_value
 from ppsp.wire.encoded import EncodedForms, FormSlot, IdentityForms, KeptForms, claim_form_slot
 
 GOOD = PeerInfo(peer_id="p1", addresses=(PeerAddress(ip="192.0.2.1", port=1),), swarm_id="s")
@@ -86,6 +86,38 @@ def test_identity_forms_are_kept_by_identity_not_by_value() -> None:
     assert forms.kept(equal) is None
     forms.form(equal, write)
     assert write.calls == 2
+
+
+def test_identity_forms_by_value_share_one_form_between_equal_objects() -> None:
+    # The address a peer is seen at is built anew for each of its requests: written once.
+    forms: IdentityForms[PeerInfo, str] = IdentityForms(4, by_value=lambda info: True)
+    write = _Writer()
+    first, equal = replace(GOOD), replace(GOOD)
+    assert forms.form(first, write) == forms.form(equal, write) == "<p1>" and write.calls == 1
+    # Bounded like the identity table, and nothing kept when the write fails.
+    for i in range(10):
+        forms.form(replace(GOOD, peer_id=f"p{i}"), write)
+    assert 0 < len(forms._values) <= 4
+    with pytest.raises(ValueError):
+        forms.form(PeerInfo(), write)
+    assert PeerInfo() not in forms._values
+
+
+def test_objects_not_keyed_by_value_never_find_an_equal_valid_form() -> None:
+    # A port of True equals a port of 1 but is invalid: it must be written (and refused).
+    valid = PeerAddress(ip="192.0.2.1", port=1)
+    invalid = PeerAddress(ip="192.0.2.1", port=True)
+    assert valid == invalid and keyed_by_value(valid) and not keyed_by_value(invalid)
+    forms: IdentityForms[PeerAddress, str] = IdentityForms(4, by_value=keyed_by_value)
+
+    def write(address: PeerAddress) -> str:
+        if type(address.port) is not int:
+            raise ValueError("port is not an integer")
+        return f"{address.ip}:{address.port}"
+
+    assert forms.form(valid, write) == "192.0.2.1:1"
+    with pytest.raises(ValueError):
+        forms.form(invalid, write)
 
 
 def test_identity_forms_keep_nothing_when_writing_fails_and_are_bounded() -> None:

@@ -43,23 +43,30 @@ def keyword_builder(cls: Callable[_P, _T]) -> Callable[_P, _T]:
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__ the builder would skip")
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    params: list[str] = []
+    required: list[str] = []
+    defaulted: list[str] = []
     body: list[str] = []
     for field in dataclasses.fields(cls):
         name = field.name
         if field.default_factory is not dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{name} has a default factory")
         if field.default is dataclasses.MISSING:
-            params.append(name)
+            required.append(name)
         else:
             namespace[f"_default_{name}"] = field.default
-            params.append(f"{name}=_default_{name}")
+            defaulted.append(f"{name}=_default_{name}")
         # The slot's descriptor, from the class that declares it (a base for inherited fields).
         slot = next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
         namespace[f"_set_{name}"] = slot.__set__
         body.append(f"    _set_{name}(obj, {name})")
+    # Positional-or-keyword parameters, although every caller passes keywords (mypy holds them
+    # to the constructor's keyword-only signature): CPython reads the defaults of missing
+    # keyword-only parameters from a dictionary, one look-up each, and those of ordinary
+    # parameters from a tuple (measured: about 4,600 fewer instructions per tracker request).
+    # The required ones first: a keyword-only dataclass may declare them after defaulted ones.
+    params = required + defaulted
     source = "\n".join(
-        [f"def build(*, {', '.join(params)}):", "    obj = _new(_cls)", *body, "    return obj"]
+        [f"def build({', '.join(params)}):", "    obj = _new(_cls)", *body, "    return obj"]
     )
     exec(source, namespace)
     built: Callable[_P, _T] = namespace["build"]

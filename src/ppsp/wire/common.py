@@ -28,6 +28,7 @@ __all__ = [
     "RepresentationMap",
     "RepresentationScope",
     "SegmentMap",
+    "keyed_by_value",
     "merge_listed_peers",
 ]
 
@@ -73,6 +74,17 @@ class PeerAddress:
     connection: str | None = None
     asn: str | None = None
     peer_protocol: str | None = None
+
+
+def keyed_by_value(address: PeerAddress) -> bool:
+    """Whether an encoder may look ``address`` up by value among the forms it wrote.
+
+    Not when its port or priority is a ``bool`` or ``float``: such an address equals a valid
+    one (``True == 1``) but is itself invalid, and must be refused however often the valid
+    one was written.  (The enumerations compare by identity, so a bare string never equals
+    their members.)
+    """
+    return type(address.port) is int and (address.priority is None or type(address.priority) is int)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -148,22 +148,37 @@ class IdentityForms(Generic[_O, _F]):
 
     An entry holds its object, so no other object can have that identity while the entry
     exists.  The table is emptied when full: a bound, not an eviction policy.
+
+    With ``by_value``, an object met for the first time is also looked up by value: equal
+    objects (say, the address a peer is seen at, built anew for each of its requests) share
+    one form.  ``by_value(obj)`` says whether ``obj`` may be keyed by its value: it must be
+    False for an object equal to a valid one that the writer would refuse (``port=True``
+    equals ``port=1``), so that a refused object never finds the form of a valid one.
     """
 
-    __slots__ = ("_table", "limit")
+    __slots__ = ("_by_value", "_table", "_values", "limit")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, by_value: Callable[[_O], bool] | None = None) -> None:
         if limit < 1:
             raise ValueError("an identity table holds at least one form")
         self.limit = limit
         self._table: dict[int, tuple[_O, _F]] = {}
+        self._by_value = by_value
+        self._values: dict[_O, _F] = {}
 
     def form(self, obj: _O, write: Callable[[_O], _F]) -> _F:
         """The form kept for ``obj``; on first use ``write(obj)``, kept unless it raises."""
         entry = self._table.get(id(obj))
         if entry is not None:
             return entry[1]
-        form = write(obj)
+        keyed = self._by_value is not None and self._by_value(obj)
+        form = self._values.get(obj) if keyed else None
+        if form is None:
+            form = write(obj)
+            if keyed:
+                if len(self._values) >= self.limit:
+                    self._values.clear()
+                self._values[obj] = form
         if len(self._table) >= self.limit:
             self._table.clear()
         self._table[id(obj)] = (obj, form)

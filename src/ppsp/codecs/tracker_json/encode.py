@@ -37,7 +37,14 @@ from ppsp.codecs.tracker_json.read import (
 )
 from ppsp.errors import LocalProtocolError, RemoteTrackerError
 from ppsp.wire import fields
-from ppsp.wire.common import PeerAddress, PeerInfo, PeerNum, RepresentationScope, SegmentMap
+from ppsp.wire.common import (
+    PeerAddress,
+    PeerInfo,
+    PeerNum,
+    RepresentationScope,
+    SegmentMap,
+    keyed_by_value,
+)
 from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
 from ppsp.wire.fields import (
     ALL_SWARMS,
@@ -108,8 +115,11 @@ def _address_json(address: PeerAddress) -> dict[str, object]:
 
 
 _ADDRESSES_KEPT: Final = 16384
-_ADDRESS_FORMS: IdentityForms[PeerAddress, dict[str, object]] = IdentityForms(_ADDRESSES_KEPT)
-"""The ``peer_addr`` object written for an address, by identity (never changed once kept)."""
+_ADDRESS_FORMS: IdentityForms[PeerAddress, dict[str, object]] = IdentityForms(
+    _ADDRESSES_KEPT, by_value=keyed_by_value
+)
+"""The ``peer_addr`` object written for an address, by identity, then by value (never changed
+once kept)."""
 
 
 def _checked_address_json(address: PeerAddress) -> dict[str, object]:

@@ -30,7 +30,7 @@ from ppsp.codecs.tracker_xml.values import (
 )
 from ppsp.codecs.tracker_xml.write import bounded_body, encode_response_tree
 from ppsp.errors import LocalProtocolError
-from ppsp.wire.common import AddressFamily, AddressType, PeerAddress, PeerInfo
+from ppsp.wire.common import AddressFamily, AddressType, PeerAddress, PeerInfo, keyed_by_value
 from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
 from ppsp.wire.fields import (
     MAX_LISTED_PEERS,
@@ -46,8 +46,10 @@ _ENTRY_FORMS: FormSlot[PeerInfo, str] = claim_form_slot("tracker XML")
 """The ``<PeerInfo swarmID=...>`` fragment written for a listed peer, kept in the entry."""
 
 _ADDRESSES_KEPT = 16384
-_ADDRESS_FORMS: IdentityForms[PeerAddress, str] = IdentityForms(_ADDRESSES_KEPT)
-"""The indented ``<PeerAddress .../>`` written for an address, by identity."""
+_ADDRESS_FORMS: IdentityForms[PeerAddress, str] = IdentityForms(
+    _ADDRESSES_KEPT, by_value=keyed_by_value
+)
+"""The indented ``<PeerAddress .../>`` written for an address, by identity, then by value."""
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
