@@ -18,8 +18,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from e2e.swarm_helpers import Swarm, content, finish
 
 # What no peer command that stores or serves a file (seed, get) may load: the player, the
@@ -133,11 +131,6 @@ def test_get_and_seed_load_the_peer_and_nothing_else() -> None:
     assert loaded(names, NOT_FOR_PEERS) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ppsp.peer.live.identity imports cryptography at import time; the stored download "
-    "loads it through LiveDescription (peer/net/session.py, download.py, node.py)",
-)
 def test_get_without_a_token_does_not_load_cryptography() -> None:
     names = modules_after("import ppsp.app.commands")
     assert loaded(names, ("cryptography",)) == []

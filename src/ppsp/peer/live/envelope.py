@@ -53,8 +53,6 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from cryptography.exceptions import InvalidSignature
-
 from ppsp.errors import ForgedChunk, FutureChunk, InvalidEnvelope, StaleChunk
 from ppsp.peer.live.identity import SIGNATURE_SIZE, LiveDescription
 
@@ -309,6 +307,10 @@ def verify_envelope(
         envelope.payload,
         flags=envelope.flags,
     )
+    # Imported here, not with the module: a stored download loads this module's types but never
+    # verifies a chunk, and should not load cryptography (a live description already has).
+    from cryptography.exceptions import InvalidSignature
+
     try:
         description.verifier.verify(envelope.signature, message)
     except InvalidSignature:

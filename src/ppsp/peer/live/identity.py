@@ -44,12 +44,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# cryptography is imported where a key is made, read or used, not with this module: a stored
+# download imports the live description's type (to tell a live swarm's description apart) and
+# should not pay for loading cryptography at start-up.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 from ppsp.errors import IntegrityError, InvalidDescription, LiveError
 
@@ -135,11 +141,27 @@ def _is_int(value: object) -> bool:
 
 def generate_key() -> Ed25519PrivateKey:
     """A fresh Ed25519 private key for a live source."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    """``key`` as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     """The raw 32-byte public key of ``key`` (a private key gives its public half)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -149,11 +171,7 @@ def save_key(path: str | os.PathLike[str], key: Ed25519PrivateKey) -> None:
 
     An existing file is overwritten and its mode reset to 0600 before the key is written.
     """
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    pem = _pem(key)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
@@ -169,11 +187,7 @@ def create_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     key is never overwritten.
     """
     key = generate_key()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    pem = _pem(key)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)
@@ -236,6 +250,10 @@ def load_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
         data = handle.read(MAX_KEY_FILE_BYTES + 1)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise LiveError(f"{path}: key file over {MAX_KEY_FILE_BYTES} bytes")
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -300,6 +318,9 @@ class LiveDescription:
             raise InvalidDescription("start_ms must be a non-negative int")
         if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_SIZE:
             raise InvalidDescription(f"signature must be {SIGNATURE_SIZE} bytes")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         try:
             verifier = Ed25519PublicKey.from_public_bytes(self.public_key)
         except ValueError as exc:
