@@ -56,6 +56,7 @@ class PeerOptions:
     download_rate: float | None = None
     report: Path | None = None
     corrupt_uploads: bool = False
+    disclose_stats: bool = False
     tls: ssl.SSLContext | None = None
     token: str | None = None
 
@@ -78,6 +79,7 @@ class PeerOptions:
             encoding=self.encoding,
             upload_rate=self.upload_rate,
             download_rate=self.download_rate,
+            disclose_stats=self.disclose_stats,
             **settings,
         )
         node.corrupt_uploads = self.corrupt_uploads

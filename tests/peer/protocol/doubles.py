@@ -10,6 +10,7 @@ from ppsp.peer.protocol.handler import (
     PeerProtocolClient,
     PeerProtocolHandler,
 )
+from ppsp.peer.protocol.senders import hosts_of
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.peer import (
     PeerRequest,
@@ -35,6 +36,10 @@ class MemoryPeerState:
         self._peers: dict[str, dict[str, KnownPeer]] = {}
         self._properties: dict[str, str] = {}
         self.pushed: dict[tuple[str, str], tuple[tuple[RepresentationMap, ...], float]] = {}
+        self.partners: set[tuple[str, str]] = set()
+        """(swarm, PeerID) pairs that chunks went between (see :meth:`exchanges_chunks`)."""
+        self.lookups: list[str] = []
+        """Swarms :meth:`learn_peers` was asked to look up, in order."""
 
     @property
     def peer_id(self) -> str:
@@ -97,6 +102,19 @@ class MemoryPeerState:
         """Keep the pushed map with the time it arrived."""
         self.pushed[(swarm_id, peer_id)] = (chunk_map, now)
 
+    def peer_hosts(self, swarm_id: str, peer_id: str) -> frozenset[str] | None:
+        """The addresses of the recorded peer's entry; None when it is not recorded."""
+        known = self._peers.get(swarm_id, {}).get(peer_id)
+        return None if known is None else hosts_of(known.info)
+
+    def exchanges_chunks(self, swarm_id: str, peer_id: str) -> bool:
+        """Whether (swarm, peer) was added to :attr:`partners`."""
+        return (swarm_id, peer_id) in self.partners
+
+    def learn_peers(self, swarm_id: str) -> None:
+        """Record the lookup in :attr:`lookups`."""
+        self.lookups.append(swarm_id)
+
     def property_values(self, swarm_id: str, now: float) -> Mapping[str, str]:
         """Stored properties plus the computed OnlineTime and ChunkCount."""
         held = sum(
@@ -118,12 +136,16 @@ class MemoryPeerState:
 class PeerPair:
     """A client wired to a handler in memory, through the codec (h11 ``ConnectionPair`` style)."""
 
-    def __init__(self, client: PeerProtocolClient, handler: PeerProtocolHandler) -> None:
+    def __init__(
+        self, client: PeerProtocolClient, handler: PeerProtocolHandler, host: str | None = None
+    ) -> None:
         self.client = client
         self.handler = handler
+        self.host = host
+        """The source address the handler is told the client's requests come from."""
 
     def exchange(self, request: PeerRequest, now: float = 0.0) -> PeerResponse:
         """Send ``request`` as bytes, let the handler answer, and return the checked answer."""
         data = self.client.send(request, now)
-        status, body = self.handler.handle_bytes(data, now)
+        status, body = self.handler.handle_bytes(data, now, host=self.host)
         return self.client.receive(request, body, status)

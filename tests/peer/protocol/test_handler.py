@@ -13,15 +13,18 @@ from ppsp.codecs.peer_xml import decode_response, encode_response
 from ppsp.errors import (
     InvalidSyntax,
     LocalProtocolError,
+    MessageForbidden,
     MessageNotSupported,
     ObjectNotFound,
     PeerInternalError,
     PeerProtocolError,
+    TemporarilyOverloaded,
 )
 from ppsp.peer.protocol.handler import (
     PeerProtocolClient,
     PeerProtocolHandler,
 )
+from ppsp.peer.protocol.senders import StrangerGate
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.peer import (
     HTTP,
@@ -96,8 +99,11 @@ def state() -> MemoryPeerState:
 
 @pytest.fixture
 def pair(state: MemoryPeerState) -> PeerPair:
+    # "client" is a known peer of the swarm (198.51.100.9) writing from its own address.
     return PeerPair(
-        PeerProtocolClient("client", first_transaction_id=1000), PeerProtocolHandler(state)
+        PeerProtocolClient("client", first_transaction_id=1000),
+        PeerProtocolHandler(state),
+        host="198.51.100.9",
     )
 
 
@@ -194,7 +200,6 @@ def test_push_is_stored_and_acknowledged(pair: PeerPair, state: MemoryPeerState)
     assert answer == OkResponse(transaction_id=request.transaction_id, peer_id="server")
     assert state.pushed[(SWARM, "client")] == (pushed, 123.5)
     # A peer that pushed its map becomes a FIND_CHUNK candidate for a third peer.
-    state.add_peer(SWARM, PeerInfo(peer_id="client", addresses=_peer(9).addresses))
     third = PeerPair(PeerProtocolClient("third"), pair.handler)
     assert _ids(third.exchange(third.client.find_chunk(SWARM, chunk_ids=[39]))) == [
         "peer4",
@@ -212,7 +217,8 @@ def test_push_of_empty_map(pair: PeerPair, state: MemoryPeerState) -> None:
 # PROPERTY_QUERY
 
 
-def test_property_query(pair: PeerPair) -> None:
+def test_property_query(pair: PeerPair, state: MemoryPeerState) -> None:
+    state.partners.add((SWARM, "client"))
     request = pair.client.property_query(
         SWARM, [Property.UPLOAD_RATE, "onlinetime", "Unknown", Property.NAT, "UploadRate"]
     )
@@ -225,7 +231,8 @@ def test_property_query(pair: PeerPair) -> None:
     assert nat is not None and nat.as_bool() is False
 
 
-def test_property_query_without_names_reports_all(pair: PeerPair) -> None:
+def test_property_query_without_names_reports_all(pair: PeerPair, state: MemoryPeerState) -> None:
+    state.partners.add((SWARM, "client"))
     answer = pair.exchange(pair.client.property_query(SWARM), now=100.0)
     assert isinstance(answer, PropertyQueryResponse)
     assert answer.as_dict() == {
@@ -235,6 +242,127 @@ def test_property_query_without_names_reports_all(pair: PeerPair) -> None:
         "OnlineTime": "0",
         "ChunkCount": "4",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Whom a message comes from, and what is disclosed (senders.py)
+
+
+def _forger(state: MemoryPeerState, name: str, host: str | None) -> PeerPair:
+    return PeerPair(PeerProtocolClient(name), PeerProtocolHandler(state), host=host)
+
+
+def test_push_in_a_known_peers_name_from_another_host_is_forbidden(
+    state: MemoryPeerState,
+) -> None:
+    forger = _forger(state, "peer4", "203.0.113.66")  # peer4 is listed at 198.51.100.4
+    answer = forger.exchange(forger.client.push_chunk_map(SWARM, ()))
+    assert isinstance(answer, ErrorResponse)
+    assert (answer.status, answer.response) == (403, "MESSAGE FORBIDDEN")
+    assert isinstance(answer.to_error(), MessageForbidden)
+    assert state.pushed == {} and state.lookups == []  # nothing believed, no tracker request
+    assert forger.handler.forged_refused == 1
+
+
+def test_push_without_an_observed_host_or_in_our_own_name_is_forbidden(
+    state: MemoryPeerState,
+) -> None:
+    for forger in (_forger(state, "peer4", None), _forger(state, "server", "198.51.100.4")):
+        answer = forger.exchange(forger.client.push_chunk_map(SWARM, MY_MAP))
+        assert isinstance(answer, ErrorResponse) and answer.status == 403
+    assert state.pushed == {} and state.lookups == []
+
+
+def test_push_from_the_named_peers_own_host_is_believed(state: MemoryPeerState) -> None:
+    # An IPv4 client seen by a server bound to "::" is an IPv4-mapped address.
+    peer = _forger(state, "peer4", "::ffff:198.51.100.4")
+    answer = peer.exchange(peer.client.push_chunk_map(SWARM, _map(7)), now=5.0)
+    assert answer == OkResponse(transaction_id=answer.transaction_id, peer_id="server")
+    assert state.pushed[(SWARM, "peer4")] == (_map(7), 5.0)
+
+
+def test_pushes_of_unknown_peers_are_bounded_per_host_and_lookups_per_swarm(
+    state: MemoryPeerState,
+) -> None:
+    handler = PeerProtocolHandler(
+        state, gate=StrangerGate(rate=1.0, burst=3.0, lookup_interval=10.0)
+    )
+    statuses = []
+    for number in range(6):
+        stranger = PeerPair(PeerProtocolClient(f"new{number}"), handler, host="203.0.113.5")
+        answer = stranger.exchange(stranger.client.push_chunk_map(SWARM, ()), now=1.0)
+        statuses.append(answer.status if isinstance(answer, ErrorResponse) else 200)
+        if isinstance(answer, OkResponse):
+            assert answer.peer_id is None  # a stranger is not told our PeerID
+    assert statuses == [200, 200, 200, 503, 503, 503]
+    assert state.pushed == {}  # a stranger's map is not believed
+    assert state.lookups == [SWARM]  # one lookup, however many strangers
+    other = PeerPair(PeerProtocolClient("new9"), handler, host="203.0.113.6")
+    assert isinstance(other.exchange(other.client.push_chunk_map(SWARM, ())), OkResponse)
+    answer = stranger.exchange(stranger.client.push_chunk_map(SWARM, ()), now=2.5)
+    assert isinstance(answer, OkResponse)  # the host's bucket refilled
+    assert state.lookups == [SWARM]
+    late = PeerPair(PeerProtocolClient("new10"), handler, host="203.0.113.7")
+    late.exchange(late.client.push_chunk_map(SWARM, ()), now=11.0)
+    assert state.lookups == [SWARM, SWARM]
+    with pytest.raises(TemporarilyOverloaded):
+        for _ in range(10):
+            handler.handle(stranger.client.push_chunk_map(SWARM, ()), 11.0, host="203.0.113.5")
+
+
+def test_statistics_only_to_peers_we_exchange_chunks_with(state: MemoryPeerState) -> None:
+    state.set_property(Property.BANDWIDTH, "500000")
+    state.set_property("LiveSource", "1")
+    swarm_part = {"Bandwidth": "500000", "LiveSource": "1", "ChunkCount": "4"}
+    stranger = _forger(state, "nobody", "203.0.113.5")
+    answer = stranger.exchange(stranger.client.property_query(SWARM), now=150.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.as_dict() == swarm_part and answer.peer_id is None
+    asked = stranger.client.property_query(SWARM, ["OnlineTime", "UploadRate", "Bandwidth"])
+    answer = stranger.exchange(asked, now=150.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.as_dict() == {"Bandwidth": "500000"}
+    # A known peer we exchange no chunks with: the swarm's part, and our PeerID.
+    known = _forger(state, "peer2", "198.51.100.2")
+    answer = known.exchange(known.client.property_query(SWARM), now=150.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.as_dict() == swarm_part and answer.peer_id == "server"
+    # Chunks went between us: everything.  In its name from another host: the swarm's part.
+    state.partners.add((SWARM, "peer2"))
+    answer = known.exchange(known.client.property_query(SWARM), now=150.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.get("OnlineTime") is not None and answer.get("UploadRate") is not None
+    impostor = _forger(state, "peer2", "203.0.113.5")
+    answer = impostor.exchange(impostor.client.property_query(SWARM), now=150.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.as_dict() == swarm_part and answer.peer_id is None
+
+
+def test_disclose_stats_answers_everything_to_anyone(state: MemoryPeerState) -> None:
+    pair = PeerPair(
+        PeerProtocolClient("nobody"),
+        PeerProtocolHandler(state, disclose_stats=True),
+        host="203.0.113.5",
+    )
+    answer = pair.exchange(pair.client.property_query(SWARM), now=160.0)
+    assert isinstance(answer, PropertyQueryResponse)
+    assert answer.get("OnlineTime") is not None and answer.get("UploadRate") is not None
+    assert answer.peer_id is None  # the flag discloses statistics, never our PeerID
+
+
+def test_answers_to_strangers_name_no_sender(state: MemoryPeerState) -> None:
+    stranger = _forger(state, "nobody", "203.0.113.5")
+    client = stranger.client
+    for request in (
+        client.find(SWARM),
+        client.pull_chunk_map(SWARM),
+        client.transport_negotiation(SWARM),
+    ):
+        answer = stranger.exchange(request)
+        assert not isinstance(answer, ErrorResponse)
+        assert answer.peer_id is None
+    answer = stranger.exchange(client.find(SWARM))
+    assert isinstance(answer, FindResponse) and "nobody" not in _ids(answer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +462,8 @@ def test_unencodable_state_value_is_500(state: MemoryPeerState) -> None:
     state.set_property("Bad", "nul\x00byte")
     client = PeerProtocolClient("client")
     request = client.property_query(SWARM, ["Bad"])
-    status, body = PeerProtocolHandler(state).handle_bytes(client.send(request, 0.0), 0.0)
+    handler = PeerProtocolHandler(state, disclose_stats=True)
+    status, body = handler.handle_bytes(client.send(request, 0.0), 0.0)
     assert status == 500
     answer = client.receive(request, body, status)
     assert answer == ErrorResponse(
@@ -353,7 +482,10 @@ def test_handler_on_any_request(request: PeerRequest, known: bool) -> None:
         answer = handler.handle(request, 1.0)
     except PeerProtocolError as exc:
         assert exc.transaction_id == request.transaction_id
-        assert not known or isinstance(exc, ObjectNotFound)
+        # A PUSH in a known peer's name from no observed host is forged; a stranger's may be
+        # over its host's bound.
+        refusals = (ObjectNotFound, MessageForbidden, TemporarilyOverloaded)
+        assert not known or isinstance(exc, refusals)
     else:
         assert known and answer.transaction_id == request.transaction_id
         encode_response(answer)

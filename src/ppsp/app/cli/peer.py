@@ -143,6 +143,12 @@ def peer_options(func: F) -> F:
         click.option(
             "--corrupt-uploads", is_flag=True, hidden=True, help="Serve damaged chunks (tests)."
         ),
+        click.option(
+            "--disclose-stats",
+            is_flag=True,
+            help="Answer PROPERTY_QUERY's statistics (uptime, traffic, links) to any peer, not "
+            "only to peers chunks went between.",
+        ),
     ]
 
     @functools.wraps(func)
@@ -157,6 +163,7 @@ def peer_options(func: F) -> F:
         report: Path | None,
         tracker_encoding: str,
         corrupt_uploads: bool,
+        disclose_stats: bool,
         ca_file: Path | None,
         token: str | None,
         **kwargs: Any,
@@ -180,6 +187,7 @@ def peer_options(func: F) -> F:
             download_rate=download_rate,
             report=report,
             corrupt_uploads=corrupt_uploads,
+            disclose_stats=disclose_stats,
             tls=tls_context(ca_file) if ca_file is not None else None,
             token=token,
         )

@@ -116,7 +116,10 @@ class PeerEndpoint:
             body = b" " * (MAX_PEER_MESSAGE_BYTES + 1)
         except (TimeoutError, aiohttp.ClientError, ValueError):
             body = b""
-        status, answer = self.owner.handler.handle_bytes(body, self.owner.clock())
+        # The connection's source address (never a header): whom the request may speak for.
+        status, answer = self.owner.handler.handle_bytes(
+            body, self.owner.clock(), host=request.remote
+        )
         return web.Response(status=status, body=answer, content_type=PEER_CONTENT_TYPE)
 
     async def handle_description(self, request: web.Request) -> web.Response:

@@ -58,6 +58,7 @@ from ppsp.peer.net.session import (
 from ppsp.peer.net.transport import TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
 from ppsp.peer.protocol.addressing import format_host, is_wildcard
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
+from ppsp.peer.protocol.senders import hosts_of, seed_keeps_map
 from ppsp.tracker.net.client import TrackerClient
 from ppsp.wire.peer import (
     HTTP,
@@ -134,6 +135,7 @@ class PeerNode:
         advertise: tuple[str, int | None] | None = None,
         tracker_tls: ssl.SSLContext | None = None,
         tracker_token: str | None = None,
+        disclose_stats: bool = False,
     ) -> None:
         self.tracker_url = tracker_url
         self.tracker_tls = tracker_tls
@@ -153,7 +155,9 @@ class PeerNode:
         self.picker_config = picker_config or DOWNLOAD_CONFIG
         self.sessions: dict[str, SwarmSession] = {}
         self.started_at = clock()
-        self.handler = PeerProtocolHandler(self)
+        self.handler = PeerProtocolHandler(self, disclose_stats=disclose_stats)
+        self._lookups: dict[str, asyncio.Task[None]] = {}
+        """The tracker lookup that a push from an unknown peer started, per swarm."""
         self.protocol_client = PeerProtocolClient(self._peer_id)
         self.endpoint = PeerEndpoint(self)
         self._runner: web.AppRunner | None = None
@@ -211,14 +215,32 @@ class PeerNode:
         chunk_map: tuple[RepresentationMap, ...],
         now: float,
     ) -> None:
-        """Remember a pushed chunk map; an unknown sender makes us look it up at the tracker."""
+        """Remember a chunk map a known peer pushed (the handler checked it comes from it)."""
         session = self.sessions[swarm_id]
         remote = session.remotes.get(peer_id)
-        if remote is None:
-            if peer_id != self.peer_id:
-                self.spawn(self.discover(session))
+        if remote is not None:
+            self._apply_map(session, remote, chunk_map, now)
+
+    def peer_hosts(self, swarm_id: str, peer_id: str) -> frozenset[str] | None:
+        """The addresses the tracker (or a peer list) gave for ``peer_id``; None: not known."""
+        remote = self.sessions[swarm_id].remotes.get(peer_id)
+        return None if remote is None else hosts_of(remote.info)
+
+    def exchanges_chunks(self, swarm_id: str, peer_id: str) -> bool:
+        """Whether chunks of the swarm went between this peer and ``peer_id``, either way."""
+        session = self.sessions[swarm_id]
+        remote = session.remotes.get(peer_id)
+        received = remote is not None and remote.bytes_received > 0
+        return received or session.uploaded_to.get(peer_id, 0) > 0
+
+    def learn_peers(self, swarm_id: str) -> None:
+        """Look the swarm's peers up at the tracker in the background (one lookup at a time)."""
+        running = self._lookups.get(swarm_id)
+        if self._stopping or (running is not None and not running.done()):
             return
-        self._apply_map(session, remote, chunk_map, now)
+        task = self.spawn(self.discover(self.sessions[swarm_id]))
+        if task is not None:
+            self._lookups[swarm_id] = task
 
     def property_values(self, swarm_id: str, now: float) -> Mapping[str, str]:
         """Properties this peer reports: upload rate, online time, chunk count, bytes moved."""
@@ -368,18 +390,19 @@ class PeerNode:
             if session.store is not None:
                 session.store.close()  # waits for a write in progress
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run ``coro`` in the background; it is cancelled when the node stops.
 
         Once the node is stopping nothing new starts (a request still being answered may ask
-        for a tracker lookup after the tracker client has closed).
+        for a tracker lookup after the tracker client has closed): None then, else the task.
         """
         if self._stopping:
             coro.close()
-            return
+            return None
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -583,6 +606,9 @@ class PeerNode:
             remote.bitmap = live_bitmap(chunk_map)
             session.chunk_arrived.set()
         elif session.download is not None:
+            if seed_keeps_map(remote.bitmap):
+                remote.last_map_at = now  # a seeder's map only grows (see senders)
+                return
             session.download.handle(MapUpdated(remote.peer_id, tuple(chunk_map)), now)
             session.chunk_arrived.set()
         else:

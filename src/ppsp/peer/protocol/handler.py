@@ -29,10 +29,13 @@ from ppsp.codecs.peer_xml import (
 from ppsp.errors import (
     InvalidSyntax,
     LocalProtocolError,
+    MessageForbidden,
     ObjectNotFound,
     PeerInternalError,
     PeerProtocolError,
+    TemporarilyOverloaded,
 )
+from ppsp.peer.protocol.senders import Sender, StrangerGate, judge_sender
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.peer import (
     HTTP,
@@ -58,6 +61,7 @@ from ppsp.wire.tracker import PeerInfo, PeerNum, RepresentationMap, Representati
 __all__ = [
     "DEFAULT_MAX_PEERS",
     "DEFAULT_REQUEST_TIMEOUT",
+    "SWARM_PROPERTIES",
     "KnownPeer",
     "PeerProtocolClient",
     "PeerProtocolHandler",
@@ -69,6 +73,17 @@ DEFAULT_MAX_PEERS = 50
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
 """Seconds a client waits for an answer before :meth:`PeerProtocolClient.expire` drops it."""
+
+SWARM_PROPERTIES = frozenset(
+    {Property.BANDWIDTH.value.lower(), Property.CHUNK_COUNT.value.lower(), "livesource"}
+)
+"""Properties (lower-case) any peer of the swarm gets: what it needs to fetch from us.
+
+``Bandwidth`` (our upload cap) and ``ChunkCount`` (a PULL tells as much) schedule requests;
+``LiveSource`` tells a live viewer that this is the stream's source.  Every other property is
+a statistic about us (uptime, traffic, links, playback figures), answered only to peers we
+exchange chunks with, or to anyone when the handler is built with ``disclose_stats``.
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +131,23 @@ class PeerState(Protocol):
         chunk_map: tuple[RepresentationMap, ...],
         now: float,
     ) -> None:
-        """Remember the chunk map a peer pushed for the swarm (received at ``now``)."""
+        """Remember the chunk map a known peer pushed for the swarm (received at ``now``).
+
+        Called only for a push that comes from the peer it names (see
+        :mod:`ppsp.peer.protocol.senders`).
+        """
+        ...
+
+    def peer_hosts(self, swarm_id: str, peer_id: str) -> frozenset[str] | None:
+        """The host addresses known for ``peer_id`` in the swarm; None when it is not known."""
+        ...
+
+    def exchanges_chunks(self, swarm_id: str, peer_id: str) -> bool:
+        """Whether chunks of the swarm went between this peer and ``peer_id`` (either way)."""
+        ...
+
+    def learn_peers(self, swarm_id: str) -> None:
+        """Look up the swarm's peers (at the tracker), without waiting: an unknown one pushed."""
         ...
 
     def property_values(self, swarm_id: str, now: float) -> Mapping[str, str]:
@@ -181,51 +212,101 @@ def _held(chunk_map: Sequence[RepresentationMap], scope: dict[str | None, list[_
     return total
 
 
+_Answer = (
+    FindResponse
+    | ChunkAvailabilityResponse
+    | PropertyQueryResponse
+    | TransportNegotiationResponse
+    | OkResponse
+)
+"""The success answers the handler builds (each names the answering peer, or nobody)."""
+
+
 class PeerProtocolHandler:
     """Answers peer protocol requests for one peer, backed by its :class:`PeerState`.
 
     Each method has one handler; anything the protocol forbids is raised as the
-    :class:`~ppsp.errors.PeerProtocolError` of Table 2.
+    :class:`~ppsp.errors.PeerProtocolError` of Table 2.  The I/O layer passes the source
+    address of each request's connection (``host``); whom a request comes from is decided by
+    :func:`~ppsp.peer.protocol.senders.judge_sender`:
+
+    - a PUSH is believed only from the peer it names; in a known peer's name from another host
+      (or in ours) it is refused with 403 ``MESSAGE FORBIDDEN``; under an unknown PeerID it is
+      acknowledged and not stored, and may make the state look the swarm's peers up, within the
+      bounds of :class:`~ppsp.peer.protocol.senders.StrangerGate` (over them: 503
+      ``TEMPORARILY OVERLOADED``);
+    - answers carry our PeerID only to a known peer of the swarm writing from its own host (it
+      has it from the tracker's list already); to anyone else they name no sender;
+    - PROPERTY_QUERY answers :data:`SWARM_PROPERTIES` to anyone, statistics only to a peer
+      we exchange chunks with (from its own host) unless ``disclose_stats``.
     """
 
-    def __init__(self, state: PeerState, *, max_peers: int = DEFAULT_MAX_PEERS) -> None:
+    def __init__(
+        self,
+        state: PeerState,
+        *,
+        max_peers: int = DEFAULT_MAX_PEERS,
+        disclose_stats: bool = False,
+        gate: StrangerGate | None = None,
+    ) -> None:
         self.state = state
         self.max_peers = max_peers
+        self.disclose_stats = disclose_stats
+        self.gate = gate if gate is not None else StrangerGate()
+        self.forged_refused = 0
+        """Requests refused because they named a known peer (or us) from another host."""
 
-    def handle(self, request: PeerRequest, now: float) -> PeerResponse:
+    def sender(self, request: PeerRequest, host: str | None) -> Sender:
+        """Whether ``request`` comes from the peer it names (``host``: its connection's source)."""
+        return judge_sender(
+            self.state.peer_hosts(request.swarm_id, request.peer_id),
+            host,
+            names_us=request.peer_id == self.state.peer_id,
+        )
+
+    def handle(self, request: PeerRequest, now: float, *, host: str | None = None) -> PeerResponse:
         """The success answer to ``request``; raises PeerProtocolError for an error answer.
 
-        Every method answers 404 ``OBJECT NOT FOUND`` for a swarm this peer is not in.
+        ``host`` is the source address of the request's connection (None: not observed, which
+        matches no peer).  Every method answers 404 ``OBJECT NOT FOUND`` for a swarm this peer
+        is not in.
         """
         try:
             if not self.state.has_swarm(request.swarm_id):
                 raise ObjectNotFound(f"not in swarm {request.swarm_id}")
+            sender = self.sender(request, host)
             match request:
                 case FindRequest():
-                    return self._find(request, now)
+                    answer: _Answer = self._find(request, now)
                 case ChunkAvailabilityRequest():
-                    return self._chunk_availability(request, now)
+                    answer = self._chunk_availability(request, now, sender, host)
                 case PropertyQueryRequest():
-                    return self._property_query(request, now)
+                    answer = self._property_query(request, now, sender)
                 case TransportNegotiationRequest():
-                    return self._transport_negotiation(request, now)
+                    answer = self._transport_negotiation(request, now)
+            if sender is not Sender.SELF:
+                # The asker knows whom it asked; our PeerID goes to known peers only.
+                answer = replace(answer, peer_id=None)
+            return answer
         except PeerProtocolError as exc:
             if exc.transaction_id is None:
                 exc.transaction_id = request.transaction_id
             raise
 
-    def handle_bytes(self, data: bytes, now: float) -> tuple[int, bytes]:
+    def handle_bytes(
+        self, data: bytes, now: float, *, host: str | None = None
+    ) -> tuple[int, bytes]:
         """Decode, handle and encode one request body: ``(HTTP status, answer body)``.
 
-        Never raises a protocol error: decode and handling errors become the error answer of
-        Table 2, and an answer that cannot be encoded (the PeerState gave a value the wire
-        cannot carry) becomes 500 ``INTERNAL ERROR``.
+        ``host`` as for :meth:`handle`.  Never raises a protocol error: decode and handling
+        errors become the error answer of Table 2, and an answer that cannot be encoded (the
+        PeerState gave a value the wire cannot carry) becomes 500 ``INTERNAL ERROR``.
         """
         transaction_id: str | None = None
         try:
             request = decode_request(data)
             transaction_id = request.transaction_id
-            answer: PeerResponse = self.handle(request, now)
+            answer: PeerResponse = self.handle(request, now, host=host)
             return response_status(answer), encode_response(answer)
         except PeerProtocolError as exc:
             error = ErrorResponse.from_error(exc)
@@ -267,10 +348,20 @@ class PeerProtocolHandler:
         )
 
     def _chunk_availability(
-        self, request: ChunkAvailabilityRequest, now: float
+        self, request: ChunkAvailabilityRequest, now: float, sender: Sender, host: str | None
     ) -> ChunkAvailabilityResponse | OkResponse:
         if request.chunk_map is not None:
-            self.state.store_peer_map(request.swarm_id, request.peer_id, request.chunk_map, now)
+            if sender is Sender.FORGED:
+                self.forged_refused += 1
+                raise MessageForbidden("a chunk map in another peer's name")
+            if sender is Sender.SELF:
+                self.state.store_peer_map(request.swarm_id, request.peer_id, request.chunk_map, now)
+            elif not self.gate.admit(host, now):
+                raise TemporarilyOverloaded("too many messages from unknown peers of this host")
+            elif self.gate.lookup_due(request.swarm_id, now):
+                # Nothing is believed of a stranger; who the swarm's peers are is asked, at
+                # most once per lookup interval and swarm whoever pushes.
+                self.state.learn_peers(request.swarm_id)
             return OkResponse(transaction_id=request.transaction_id, peer_id=self.state.peer_id)
         return ChunkAvailabilityResponse(
             transaction_id=request.transaction_id,
@@ -279,8 +370,15 @@ class PeerProtocolHandler:
             chunk_map=self.state.chunk_map(request.swarm_id),
         )
 
-    def _property_query(self, request: PropertyQueryRequest, now: float) -> PropertyQueryResponse:
+    def _property_query(
+        self, request: PropertyQueryRequest, now: float, sender: Sender
+    ) -> PropertyQueryResponse:
         values = self.state.property_values(request.swarm_id, now)
+        partner = sender is Sender.SELF and self.state.exchanges_chunks(
+            request.swarm_id, request.peer_id
+        )
+        if not (self.disclose_stats or partner):
+            values = {name: v for name, v in values.items() if name.lower() in SWARM_PROPERTIES}
         if request.properties:
             by_name = {name.lower(): value for name, value in values.items()}
             seen: set[str] = set()

@@ -1,0 +1,169 @@
+"""Who sent a peer protocol message, and what it may change (pure rules, time passed in).
+
+A request names its sender by PeerID, which anyone can write.  What we believe about peer X
+(its chunk map) changes only on a message that comes from X:
+
+- an answer on a connection we opened to X's address (the I/O layer knows where it connected);
+- a request whose connection comes from a host address that the tracker (or X's entry in a
+  peer list) gave for X: :func:`judge_sender` compares the observed source address with X's
+  listed addresses.
+
+A request in the name of a known peer from any other host is forged (answered 403
+``MESSAGE FORBIDDEN``, nothing believed, no tracker request).  A request under a PeerID we do
+not know is a stranger's: :class:`StrangerGate` lets each host address send only a few such
+messages per second (a token bucket per host) and asks the tracker about new peers at most once
+per :attr:`StrangerGate.lookup_interval` per swarm, whoever pushes.  Besides, a peer known to
+hold every chunk never loses chunks by announcement (:func:`seed_keeps_map`): stored content
+does not shrink.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Iterable
+from enum import Enum
+
+from ppsp.core.ratelimit import TokenBucket
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.tracker import PeerInfo
+
+__all__ = [
+    "STRANGER_BURST",
+    "STRANGER_HOSTS",
+    "STRANGER_LOOKUP_INTERVAL",
+    "STRANGER_RATE",
+    "Sender",
+    "StrangerGate",
+    "canonical_host",
+    "hosts_of",
+    "judge_sender",
+    "seed_keeps_map",
+]
+
+STRANGER_RATE = 2.0
+"""Messages per second one host address may send under PeerIDs we do not know."""
+
+STRANGER_BURST = 10.0
+"""How many such messages a host may send at once (a new peer's first PUSHes)."""
+
+STRANGER_LOOKUP_INTERVAL = 2.0
+"""Seconds between two tracker lookups that messages from unknown peers make in one swarm."""
+
+STRANGER_HOSTS = 4096
+"""Host addresses whose buckets are kept; the least recently seen is forgotten beyond."""
+
+
+class Sender(Enum):
+    """What a request's connection says about the PeerID the request names."""
+
+    SELF = "self"
+    """The named peer is known and the request comes from one of its host addresses."""
+    FORGED = "forged"
+    """The named peer is known (or is this peer) and the request comes from elsewhere."""
+    UNKNOWN = "unknown"
+    """The named PeerID is not a peer we know in the swarm."""
+
+
+def canonical_host(text: str | None) -> str | None:
+    """``text`` as a canonical IP address (an IPv4-mapped IPv6 address as IPv4); None if not one.
+
+    A server bound to ``::`` sees IPv4 clients as ``::ffff:a.b.c.d``; the tracker lists them
+    as ``a.b.c.d``.  A scope (``%eth0``) is dropped.
+    """
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return address.compressed
+
+
+def hosts_of(info: PeerInfo) -> frozenset[str]:
+    """The host addresses a listed peer may send from: every address of its entry."""
+    hosts = (canonical_host(address.ip) for address in info.addresses)
+    return frozenset(host for host in hosts if host is not None)
+
+
+def judge_sender(
+    claimed_hosts: Iterable[str] | None, observed: str | None, *, names_us: bool = False
+) -> Sender:
+    """Whether a request naming a peer comes from it.
+
+    ``claimed_hosts`` are the addresses known for the named peer (None: not a peer we know);
+    ``observed`` is the source address of the request's connection (None: not observed, which
+    matches nothing); ``names_us`` is set when the request names this peer's own PeerID, which
+    no other peer may use.
+    """
+    if names_us:
+        return Sender.FORGED
+    if claimed_hosts is None:
+        return Sender.UNKNOWN
+    host = canonical_host(observed)
+    if host is not None and host in {canonical_host(h) for h in claimed_hosts}:
+        return Sender.SELF
+    return Sender.FORGED
+
+
+def seed_keeps_map(previous: ChunkBitmap | None) -> bool:
+    """Whether an announced map must leave the one known for a peer as it is.
+
+    A peer known to hold every chunk of stored content keeps holding them: a later announcement
+    that it holds fewer is not believed (a seeder's map only grows), so that nobody, the peer
+    itself included, makes its chunks look gone by announcement.
+    """
+    return previous is not None and previous.size > 0 and previous.complete
+
+
+class StrangerGate:
+    """Bounds on what messages under unknown PeerIDs may cost: per host, and per swarm lookups.
+
+    :meth:`admit` takes one token of the host's bucket (refused when empty);
+    :meth:`lookup_due` says whether an admitted message may make us ask the tracker about the
+    swarm's peers now.  Sans-I/O: ``now`` is passed in.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = STRANGER_RATE,
+        burst: float = STRANGER_BURST,
+        lookup_interval: float = STRANGER_LOOKUP_INTERVAL,
+        max_hosts: int = STRANGER_HOSTS,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.lookup_interval = lookup_interval
+        self.max_hosts = max_hosts
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._last_lookup: dict[str, float] = {}
+        self.refused = 0
+        """Messages refused because their host's bucket was empty."""
+
+    def admit(self, host: str | None, now: float) -> bool:
+        """Whether ``host`` may send one more message under an unknown PeerID at ``now``."""
+        key = canonical_host(host) or "?"
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, burst=self.burst, now=now)
+            self._buckets[key] = bucket
+            while len(self._buckets) > self.max_hosts:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        if bucket.available(now) < 1.0:
+            self.refused += 1
+            return False
+        bucket.reserve(1, now)
+        return True
+
+    def lookup_due(self, swarm_id: str, now: float) -> bool:
+        """Whether a tracker lookup for ``swarm_id`` may start at ``now`` (and record it if so)."""
+        last = self._last_lookup.get(swarm_id)
+        if last is not None and now - last < self.lookup_interval:
+            return False
+        self._last_lookup[swarm_id] = now
+        return True
