@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppsp.peer.download.describing import DescriptionSearch
+from ppsp.peer.download.describing import DESCRIPTION_FANOUT, DescriptionSearch
 from ppsp.peer.download.events import (
+    CancelDescription,
     DescriptionArrived,
     DescriptionRefused,
     Done,
@@ -27,10 +28,10 @@ def book(*peers: str) -> PeerBook:
 
 def test_peers_are_asked_one_at_a_time_in_order_until_one_answers() -> None:
     peers = book("A", "B", "C")
-    search = DescriptionSearch(peers, now=0.0, timeout=30.0)
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=1, hedge=5.0)
     assert search.poll(0.0) == [FetchDescription("A")]
     assert search.poll(0.1) == []  # still waiting for A
-    assert search.next_deadline() is None  # only A's answer moves the search now
+    assert search.next_deadline() == 5.0  # A's answer, or the hedge, moves the search now
     search.handle(DescriptionRefused("A"), 0.2)  # none yet: no fault
     assert search.poll(0.2) == [FetchDescription("B")]
     search.handle(DescriptionArrived("B", "the description"), 0.3)
@@ -38,6 +39,65 @@ def test_peers_are_asked_one_at_a_time_in_order_until_one_answers() -> None:
     assert search.description == "the description" and search.finished
     assert search.poll(0.4) == []
     assert peers.add("A").failures == 0
+
+
+def test_several_peers_are_asked_at_once_up_to_the_fanout() -> None:
+    peers = book(*"ABCDEF")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0)
+    assert DESCRIPTION_FANOUT == 4
+    assert search.poll(0.0) == [FetchDescription(p) for p in "ABCD"]
+    assert search.poll(0.1) == []  # every slot of the fan-out is taken
+    search.handle(DescriptionRefused("B"), 0.2)  # one slot frees: the next peer is asked
+    assert search.poll(0.2) == [FetchDescription("E")]
+
+
+def test_while_no_answer_comes_one_more_peer_is_asked_every_hedge_interval() -> None:
+    peers = book(*"ABCDEF")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=4, hedge=0.5)
+    assert search.poll(0.0) == [FetchDescription(p) for p in "ABCD"]
+    assert search.poll(0.4) == [] and search.next_deadline() == 0.5
+    assert search.poll(0.5) == [FetchDescription("E")]
+    assert search.poll(0.9) == [] and search.next_deadline() == 1.0
+    assert search.poll(1.0) == [FetchDescription("F")]
+    assert search.next_deadline() is None  # nobody left to ask: only answers move it
+    # A hedged slot is kept: an answer frees a slot, which goes to no one (all asked).
+    search.handle(DescriptionRefused("A"), 1.1)
+    assert search.poll(1.1) == []
+
+
+def test_the_first_valid_description_wins_and_the_others_are_cancelled() -> None:
+    peers = book(*"ABC")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0)
+    assert len(search.poll(0.0)) == 3
+    search.handle(DescriptionArrived("C", "the description"), 0.1)
+    assert search.poll(0.1) == [CancelDescription("A"), CancelDescription("B"), Done()]
+    # A late answer changes nothing.
+    search.handle(DescriptionArrived("A", "another"), 0.2)
+    assert search.description == "the description" and search.poll(0.2) == []
+
+
+def test_silent_peers_do_not_delay_an_answering_one() -> None:
+    """Five tarpits known first: the peer that answers is asked after two hedge intervals,
+    long before any first-byte timeout."""
+    peers = book("T1", "T2", "T3", "T4", "T5", "S")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=4, hedge=0.5)
+    asked = search.poll(0.0) + search.poll(0.5) + search.poll(1.0)
+    assert asked[-1] == FetchDescription("S")
+    search.handle(DescriptionArrived("S", "d"), 1.01)
+    assert search.poll(1.01)[-1] == Done()
+
+
+def test_an_unanswering_peer_is_benched_and_not_asked_in_its_back_off() -> None:
+    peers = book("A", "B")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, retry=0.5)
+    search.poll(0.0)
+    search.handle(DescriptionRefused("A", unreachable=True), 3.0)  # timed out
+    search.handle(DescriptionRefused("B"), 3.0)  # none yet
+    assert peers.add("A").benched(3.0)
+    assert search.poll(3.0) == []
+    assert search.poll(3.5) == [FindPeers(via_peers=False)]
+    search.handle(FindAnswered(), 3.5)
+    assert search.poll(3.5) == [FetchDescription("B")]  # A is benched until 5.0
 
 
 def test_a_forged_description_bans_and_a_failed_exchange_counts() -> None:
@@ -63,7 +123,8 @@ def test_a_vain_round_waits_then_finds_then_asks_again() -> None:
     assert search.poll(1.6) == []  # until the FIND is answered
     peers.add("B")
     search.handle(FindAnswered(("B",)), 1.7)
-    assert search.poll(1.7) == [FetchDescription("A")]  # a new round, from the first peer
+    # A new round, from the first peer.
+    assert search.poll(1.7) == [FetchDescription("A"), FetchDescription("B")]
 
 
 def test_no_peer_at_all_gives_up_after_the_timeout() -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ppsp.peer.download.peers import MAX_FAILURES, PeerBook, PeerStanding
+from ppsp.peer.download.peers import (
+    CONNECT_TIMEOUT,
+    FIRST_BYTE_TIMEOUT,
+    MAX_FAILURES,
+    PROGRESS_TIMEOUT,
+    STALL_BACKOFF,
+    STALL_BACKOFF_MAX,
+    PeerBook,
+    PeerStanding,
+)
 from ppsp.wire.bitmap import ChunkBitmap
 
 
@@ -73,3 +82,41 @@ def test_book_keeps_one_standing_per_peer_in_order() -> None:
     book.add("A").fail()
     book.add("A").ban()
     assert [s.peer_id for s in book.usable()] == ["B"]
+
+
+def test_timeouts_are_seconds_not_tens() -> None:
+    for timeout in (CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT, STALL_BACKOFF):
+        assert 0 < timeout < 5
+
+
+def test_a_stall_benches_with_a_back_off_that_doubles_up_to_its_bound() -> None:
+    standing = PeerStanding("A")
+    assert not standing.benched(0.0) and standing.may_connect(0.0)
+    now, backoffs = 0.0, []
+    for _ in range(8):
+        until = standing.stall(now)
+        backoffs.append(until - now)
+        assert standing.benched(now) and not standing.may_connect(now)
+        now = until
+        assert not standing.benched(now)  # back at the end of its back-off
+    assert backoffs[:4] == [STALL_BACKOFF * 2**i for i in range(4)]
+    assert max(backoffs) == STALL_BACKOFF_MAX
+    assert standing.failures == 0 and not standing.banned
+
+
+def test_stalls_within_one_back_off_count_once() -> None:
+    """Every request of one stall times out together: one back-off, not one per request."""
+    standing = PeerStanding("A")
+    until = standing.stall(1.0)
+    assert standing.stall(1.5) == until and standing.stalls == 1
+
+
+def test_the_book_says_when_the_first_benched_peer_comes_back() -> None:
+    book = PeerBook()
+    assert book.next_release(0.0) is None
+    book.add("A").stall(1.0)
+    book.add("B").stall(0.0)
+    book.add("C")
+    assert book.next_release(0.5) == STALL_BACKOFF
+    assert book.next_release(STALL_BACKOFF) == 1.0 + STALL_BACKOFF
+    assert book.next_release(10.0) is None

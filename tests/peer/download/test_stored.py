@@ -21,6 +21,7 @@ from ppsp.peer.download.events import (
     Action,
     BanPeer,
     CancelChunk,
+    CancelDescription,
     ChunkDelivered,
     ChunkFailed,
     ChunkProgress,
@@ -42,7 +43,7 @@ from ppsp.peer.download.events import (
     Seek,
     StoreOpened,
 )
-from ppsp.peer.download.peers import MAX_FAILURES, PeerBook
+from ppsp.peer.download.peers import MAX_FAILURES, STALL_BACKOFF, PeerBook
 from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.download.stored import DownloadTiming, Phase, StoredDownload, stored_bitmap
 from ppsp.wire.bitmap import ChunkBitmap
@@ -111,14 +112,20 @@ def test_connections_are_made_while_the_description_is_fetched() -> None:
     peers = book("A", "B")
     download = StoredDownload(peers, now=0.0, rng=random.Random(1))
     assert download.phase is Phase.DESCRIBING
-    assert download.poll(0.0) == [Connect("A"), Connect("B"), FetchDescription("A")]
+    assert download.poll(0.0) == [
+        Connect("A"),
+        Connect("B"),
+        FetchDescription("A"),
+        FetchDescription("B"),  # asked of several peers at once
+    ]
     # A connects and sends its map before the description is known: the map is kept.
     download.handle(PeerConnected("A"), 0.01)
     download.handle(MapUpdated("A", wire([0, 1, 2], 4)), 0.01)
     assert download.poll(0.01) == []
     download.handle(DescriptionArrived("A", content(4)), 0.02)
     assert download.phase.value == "opening"
-    assert download.poll(0.02) == [OpenStore(content(4))]
+    # The first valid description wins: B's request is cancelled.
+    assert download.poll(0.02) == [CancelDescription("B"), OpenStore(content(4))]
     assert peers.add("A").chunks == ChunkBitmap.from_indexes([0, 1, 2], 4)
     download.handle(StoreOpened(ChunkBitmap(4)), 0.03)
     assert download.phase.value == "fetching"
@@ -235,11 +242,16 @@ def test_unreachable_peers_are_banned_by_the_same_rule() -> None:
     download = fetching(2, {"A": range(2)})
     download.peers.add("C")
     assert Connect("C") in download.poll(0.0)
+    now = 1.0
     for attempt in range(MAX_FAILURES):
-        download.handle(PeerUnreachable("C"), 1.0 + attempt)
-        actions = download.poll(1.0 + attempt)
+        download.handle(PeerUnreachable("C"), now)
+        actions = download.poll(now)
         if attempt < MAX_FAILURES - 1:
-            assert Connect("C") in actions  # tried again
+            assert Connect("C") not in actions  # benched: not at once...
+            now = download.peers.add("C").benched_until
+            assert download.next_deadline() is not None
+            assert download.next_deadline() <= now  # type: ignore[operator]
+            assert Connect("C") in download.poll(now)  # ... but after its back-off
     assert BanPeer("C", "failures") in actions and Connect("C") not in actions
 
 
@@ -257,6 +269,63 @@ def test_a_request_times_out_at_the_pickers_deadline_and_its_bytes_are_discarded
     assert download.discarded_bytes == 300
     other = "B" if fetch.peer == "A" else "A"
     assert FetchChunk(other, 0) in actions  # asked elsewhere at once
+
+
+def test_a_stalled_peer_loses_its_slots_and_comes_back_after_a_growing_back_off() -> None:
+    config = PickerConfig(default_slots=2, endgame_duplicates=0, initial_timeout=5.0)
+    download = fetching(8, {"T": range(8)}, config=config)
+    trickling, silent = of(FetchChunk, download.poll(0.0))
+    download.handle(ChunkProgress("T", trickling.index, 10), 4.0)  # its deadline moves to 6 s
+    actions = download.poll(5.0)  # the silent request expires...
+    assert CancelChunk("T", silent.index, "timeout") in actions
+    # ... and the peer loses every slot, the trickling request's too.
+    assert CancelChunk("T", trickling.index, "stalled") in actions
+    assert not of(FetchChunk, actions)
+    standing = download.peers.add("T")
+    assert standing.benched_until == 5.0 + STALL_BACKOFF
+    wake = download.next_deadline()
+    assert wake is not None and wake <= 5.0 + STALL_BACKOFF  # woken when it comes back
+    assert not of(FetchChunk, download.poll(5.0 + STALL_BACKOFF - 0.1))
+    again = of(FetchChunk, download.poll(5.0 + STALL_BACKOFF))
+    assert again and {a.peer for a in again} == {"T"}
+    # It stalls again: benched twice as long.
+    assert download.picker is not None
+    deadline = download.picker.next_timeout()
+    assert deadline is not None
+    download.poll(deadline)
+    assert standing.benched_until == deadline + 2 * STALL_BACKOFF
+    assert standing.failures == 0  # slow is not faulty: stalls bench, they do not ban
+
+
+def test_a_transfer_that_timed_out_benches_its_peer_and_another_failure_does_not() -> None:
+    download = fetching(4, {"A": range(4), "B": range(4)})
+    requests = of(FetchChunk, download.poll(0.0))
+    a = next(r for r in requests if r.peer == "A")
+    b = next(r for r in requests if r.peer == "B")
+    download.handle(ChunkFailed("A", a.index, stalled=True), 3.0)  # no first byte in time
+    download.handle(ChunkFailed("B", b.index), 3.0)  # an error answer
+    actions = download.poll(3.0)
+    assert download.peers.add("A").benched(3.0) and not download.peers.add("B").benched(3.0)
+    assert all(r.peer == "B" for r in of(FetchChunk, actions))
+    assert all(c.peer == "A" and c.reason == "stalled" for c in of(CancelChunk, actions))
+    assert {"A", "B"} == {p for p in ("A", "B") if download.peers.add(p).failures == 1}
+
+
+def test_tarpits_hold_no_more_than_their_slots_and_the_download_completes() -> None:
+    """Five connected peers that never send a byte beside one seeder: each holds at most its
+    request slots, is benched after its first timeout, and the download completes."""
+    chunks = 24
+    tarpits = [f"T{i}" for i in range(5)]
+    maps: dict[str, Iterable[int]] = {"S": range(chunks), **{t: range(chunks) for t in tarpits}}
+    config = PickerConfig(default_slots=2, max_requests=24)
+    download = fetching(chunks, maps, config=config)
+    sim = Sim(download, {"S": [], **{t: ["stall"] * 1000 for t in tarpits}})
+    assert sim.run() == Done()
+    assert download.complete
+    assert max(sim.most_in_flight.get(t, 0) for t in tarpits) <= config.default_slots
+    # Each tarpit is asked once per back-off, not once per free slot: a few rounds in all.
+    asked = sum(sim.requests.get(t, 0) for t in tarpits)
+    assert asked <= len(tarpits) * config.default_slots * 3
 
 
 def test_bytes_arriving_postpone_a_timeout() -> None:
@@ -334,6 +403,8 @@ class Sim:
     requested_from_banned: int = 0
     newly_held: int = 0
     counter: int = 0
+    requests: dict[str, int] = field(default_factory=dict)  # FetchChunk per peer
+    most_in_flight: dict[str, int] = field(default_factory=dict)  # requests in flight at once
 
     def at(self, delay: float, event: object) -> None:
         self.counter += 1
@@ -349,6 +420,13 @@ class Sim:
         elif isinstance(action, FetchChunk):
             if self.download.peers.add(action.peer).banned:
                 self.requested_from_banned += 1
+            self.requests[action.peer] = self.requests.get(action.peer, 0) + 1
+            picker = self.download.picker
+            if picker is not None:
+                count = len(picker.in_flight(action.peer))
+                self.most_in_flight[action.peer] = max(
+                    self.most_in_flight.get(action.peer, 0), count
+                )
             plan = self.behaviour[action.peer]
             outcome = plan.pop(0) if plan else "ok"
             if outcome == "ok":

@@ -3,10 +3,16 @@ give up.
 
 Sans-I/O.  A peer that joins a swarm knows only its swarm ID; the description (chunk hashes,
 sizes, or a live stream's key) comes from any peer and is checked against the ID by the I/O
-layer before it is reported (:class:`~ppsp.peer.download.events.DescriptionArrived`).  The
-search asks the known peers one at a time, in the order they became known; a peer whose
-description fails the swarm ID is banned, one that does not answer counts a failure, one that
-has none yet (a peer that joined just before) costs nothing.  When
+layer before it is reported (:class:`~ppsp.peer.download.events.DescriptionArrived`).  Being
+self-certifying, it is asked of up to :data:`DESCRIPTION_FANOUT` peers at once, in the order
+they became known: the first valid answer wins and the other requests are cancelled
+(:class:`~ppsp.peer.download.events.CancelDescription`), so that silent peers cost the search
+one first-byte timeout, not one each.  While no answer comes, one more peer is asked every
+:data:`DESCRIPTION_HEDGE` seconds beyond the fan-out (a hedged request), so that even a fan-out
+filled with silent peers delays the description by a fraction of a second per peer.  A peer
+whose description fails the swarm ID is banned,
+one that does not answer counts a failure and is benched (its back-off), one that has none yet
+(a peer that joined just before) costs nothing.  A peer benched or banned is not asked.  When
 every peer was asked in vain it waits ``retry`` seconds, asks the tracker for peers (FIND) and
 asks again, until ``timeout`` seconds have passed since it began.
 """
@@ -17,6 +23,7 @@ import math
 
 from ppsp.peer.download.events import (
     Action,
+    CancelDescription,
     DescriptionArrived,
     DescriptionRefused,
     Done,
@@ -29,32 +36,54 @@ from ppsp.peer.download.events import (
 )
 from ppsp.peer.download.peers import PeerBook
 
-__all__ = ["DESCRIPTION_RETRY", "DescriptionSearch"]
+__all__ = ["DESCRIPTION_FANOUT", "DESCRIPTION_HEDGE", "DESCRIPTION_RETRY", "DescriptionSearch"]
 
 DESCRIPTION_RETRY = 0.5
 """Seconds between a round in which no peer gave the description and the next FIND."""
+
+DESCRIPTION_FANOUT = 4
+"""Peers asked for the description at once: enough that a few silent peers among the first
+known do not delay it, few enough that its bytes are not fetched from the whole swarm."""
+
+DESCRIPTION_HEDGE = 0.5
+"""Seconds without an answer after which one more peer is asked beyond the fan-out: a peer
+that answers at all answers a description request within a few round trips."""
 
 
 class DescriptionSearch:
     """The search for a swarm's description among ``peers``; gives up ``timeout`` s after ``now``.
 
     A :class:`~ppsp.peer.download.events.Policy`: it takes description and FIND events and asks
-    for :class:`FetchDescription` (one peer at a time), :class:`FindPeers` (the tracker only)
-    and, at the end, :class:`Done` (:attr:`description` is set) or :class:`Failed`.
+    for :class:`FetchDescription` (up to ``fanout`` peers at a time), :class:`FindPeers` (the
+    tracker only) and, at the end, :class:`Done` (:attr:`description` is set, the requests
+    still running cancelled with :class:`CancelDescription`) or :class:`Failed`.
     """
 
     def __init__(
-        self, peers: PeerBook, *, now: float, timeout: float, retry: float = DESCRIPTION_RETRY
+        self,
+        peers: PeerBook,
+        *,
+        now: float,
+        timeout: float,
+        retry: float = DESCRIPTION_RETRY,
+        fanout: int = DESCRIPTION_FANOUT,
+        hedge: float = DESCRIPTION_HEDGE,
     ) -> None:
+        if fanout < 1 or hedge <= 0:
+            raise ValueError("fanout must be >= 1 and hedge positive")
         self.peers = peers
         self.deadline = now + timeout
         self.retry = retry
+        self.fanout = fanout
+        self.hedge = hedge
         self.description: object | None = None
         """The description found (a ContentDescription or a LiveDescription), once found."""
         self.failure: str | None = None
         """Why the search gave up, once it did."""
         self._asked: set[str] = set()  # peers asked in this round
-        self._asking: str | None = None
+        self._asking: set[str] = set()  # peers whose answer is awaited
+        self._hedged = 0  # peers asked beyond the fan-out in this round
+        self._last_ask = -math.inf  # when a peer was last asked (or a hedge found none)
         self._finding = False
         self._retry_at: float | None = None  # set between a vain round and its FIND
         self._ended = False
@@ -67,19 +96,18 @@ class DescriptionSearch:
     def handle(self, event: Event, now: float) -> None:
         """Take note of a description answer, a FIND answer or a ban."""
         if isinstance(event, DescriptionArrived):
-            if event.peer == self._asking:
-                self._asking = None
+            self._asking.discard(event.peer)
             if self.description is None and self.failure is None:
                 self.description = event.description
         elif isinstance(event, DescriptionRefused):
-            if event.peer == self._asking:
-                self._asking = None
+            self._asking.discard(event.peer)
             standing = self.peers.get(event.peer)
             if standing is not None:
                 if event.forged:
                     standing.ban()
                 elif event.unreachable:
                     standing.fail()
+                    standing.stall(now)
         elif isinstance(event, FindAnswered):
             self._finding = False
         elif isinstance(event, PeerBanned):
@@ -91,16 +119,31 @@ class DescriptionSearch:
         """The next request: a peer to ask, a FIND, or the end of the search."""
         if self.description is not None and not self._ended:
             self._ended = True
-            return [Done()]
-        if self.finished or self._asking is not None or self._finding:
+            # The first valid answer won: the others are not waited for.
+            cancels: list[Action] = [CancelDescription(peer) for peer in sorted(self._asking)]
+            self._asking.clear()
+            return [*cancels, Done()]
+        if self.finished or self._finding:
             return []
         if self._retry_at is None:
+            limit = self.fanout + self._hedged
+            if len(self._asking) >= limit and now >= self._last_ask + self.hedge:
+                limit += 1  # no answer for a while: hedge with one more peer
+            asks: list[Action] = []
             for standing in self.peers:
-                if not standing.banned and standing.peer_id not in self._asked:
-                    self._asked.add(standing.peer_id)
-                    self._asking = standing.peer_id
-                    return [FetchDescription(standing.peer_id)]
-            # Every peer was asked in vain (or there is none).
+                if len(self._asking) >= limit:
+                    break
+                peer = standing.peer_id
+                if not standing.banned and peer not in self._asked and not standing.benched(now):
+                    self._asked.add(peer)
+                    self._asking.add(peer)
+                    asks.append(FetchDescription(peer))
+            if asks or self._asking:
+                self._hedged = max(self._hedged, len(self._asking) - self.fanout)
+                if asks or now >= self._last_ask + self.hedge:
+                    self._last_ask = now  # the next hedge is one interval from now
+                return asks
+            # Every peer that may be asked was asked in vain (or there is none).
             if now > self.deadline:
                 if len(self.peers) == 0:
                     self.failure = "no peers in the swarm"
@@ -113,6 +156,7 @@ class DescriptionSearch:
             return []
         self._retry_at = None
         self._asked.clear()
+        self._hedged = 0
         self._finding = True
         return [FindPeers(via_peers=False)]
 
@@ -120,6 +164,10 @@ class DescriptionSearch:
         """When the next FIND is due, between rounds; otherwise only events move the search."""
         if self.description is not None and not self._ended:
             return -math.inf  # the search's end is due at once
-        if self.finished or self._asking is not None or self._finding:
+        if self.finished or self._finding:
             return None
+        if self._asking:
+            # The next hedge, while a peer is left to ask (benched ones are checked then).
+            waiting = any(not s.banned and s.peer_id not in self._asked for s in self.peers)
+            return self._last_ask + self.hedge if waiting else None
         return self._retry_at

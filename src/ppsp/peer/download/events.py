@@ -20,6 +20,7 @@ __all__ = [
     "Action",
     "BanPeer",
     "CancelChunk",
+    "CancelDescription",
     "ChunkAbandoned",
     "ChunkDelivered",
     "ChunkFailed",
@@ -107,7 +108,7 @@ class PeerConnected(_Record):
 
 
 class PeerUnreachable(_Record):
-    """A connection to ``peer`` or an exchange with it (PULL) failed."""
+    """A connection to ``peer`` or an exchange with it (PULL) failed (the peer is benched)."""
 
     __slots__ = ("peer",)
     peer: str
@@ -238,20 +239,30 @@ class ChunkFailed(_Record):
     """The transfer of chunk ``index`` from ``peer`` failed after ``nbytes`` bytes.
 
     ``corrupt``: the bytes failed verification (the peer is banned); otherwise the transfer
-    itself failed (an error answer, a cut connection, a transport timeout).
+    itself failed (an error answer, a cut connection, a transport timeout).  ``stalled``: it
+    failed by a timeout (no connection, no first byte, no progress): the peer is benched.
     """
 
-    __slots__ = ("corrupt", "index", "nbytes", "peer")
+    __slots__ = ("corrupt", "index", "nbytes", "peer", "stalled")
     peer: str
     index: int
     nbytes: int
     corrupt: bool
+    stalled: bool
 
-    def __init__(self, peer: str, index: int, nbytes: int = 0, corrupt: bool = False) -> None:
+    def __init__(
+        self,
+        peer: str,
+        index: int,
+        nbytes: int = 0,
+        corrupt: bool = False,
+        stalled: bool = False,
+    ) -> None:
         object.__setattr__(self, "peer", peer)
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "nbytes", nbytes)
         object.__setattr__(self, "corrupt", corrupt)
+        object.__setattr__(self, "stalled", stalled)
 
 
 class ChunkAbandoned(_Record):
@@ -442,6 +453,16 @@ class FetchDescription(_Record):
         object.__setattr__(self, "peer", peer)
 
 
+class CancelDescription(_Record):
+    """Stop asking ``peer`` for the description: another peer's answer won."""
+
+    __slots__ = ("peer",)
+    peer: str
+
+    def __init__(self, peer: str) -> None:
+        object.__setattr__(self, "peer", peer)
+
+
 class OpenStore(_Record):
     """Open the store the content goes to (resuming what it holds); answered by
     :class:`StoreOpened`.  ``description`` is the content's
@@ -481,6 +502,7 @@ Action = (
     | PushMap
     | PullMap
     | FetchDescription
+    | CancelDescription
     | OpenStore
     | Done
     | Failed

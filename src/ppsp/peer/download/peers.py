@@ -9,18 +9,55 @@ of a session's peers.  The I/O layer keeps each peer's addresses and transport b
 The rule that ends a peer's use is here, once: a peer is banned at its
 :data:`MAX_FAILURES`-th failure (a connection, an exchange or a transfer that did not succeed),
 and at once when it sends something forged (a chunk or a description that fails its hash).
+A peer that is slow or silent (a connection or a request that timed out) is *benched*: it
+loses its requests and is neither connected nor asked again until a back-off that doubles at
+each stall (:meth:`PeerStanding.stall`), so that a peer that accepts connections and never
+answers costs a download seconds, not its progress.
+
+The timeouts of the peer's exchanges are defined here, once, for the I/O layer and the picker
+alike (docs/PROTOCOL.md gives the reason for each value).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from ppsp.wire.bitmap import ChunkBitmap
 
-__all__ = ["MAX_FAILURES", "PeerBook", "PeerStanding"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "FIRST_BYTE_TIMEOUT",
+    "MAX_FAILURES",
+    "PROGRESS_TIMEOUT",
+    "STALL_BACKOFF",
+    "STALL_BACKOFF_MAX",
+    "PeerBook",
+    "PeerStanding",
+]
 
 MAX_FAILURES = 3
 """Failures after which a peer is banned: never connected, asked or told anything again."""
+
+CONNECT_TIMEOUT = 3.0
+"""Seconds to open a TCP connection to a peer: enough for one lost SYN (retransmitted after
+1 s) on any path, far more than a connection takes on a working one."""
+
+FIRST_BYTE_TIMEOUT = 3.0
+"""Seconds from sending a request (a description, a chunk) to the first byte of its answer: a
+peer answers from memory or its disk at once, so a peer silent this long is overloaded or a
+tarpit, and another peer is asked."""
+
+PROGRESS_TIMEOUT = 2.0
+"""Seconds without a byte after which a transfer in progress counts as stalled (the picker's
+``stall_timeout`` and the transports' read timeout): a few round trips and disk reads, while a
+peer that is merely slow still sends something every fraction of a second."""
+
+STALL_BACKOFF = 2.0
+"""Seconds a peer is benched after its first stall; each further stall doubles it..."""
+
+STALL_BACKOFF_MAX = 30.0
+"""... up to this: a peer that stalls again and again is tried twice a minute."""
 
 
 class PeerStanding:
@@ -29,6 +66,7 @@ class PeerStanding:
     __slots__ = (
         "advertised_rate",
         "banned",
+        "benched_until",
         "chunks",
         "connected",
         "connecting",
@@ -36,6 +74,7 @@ class PeerStanding:
         "last_map_at",
         "map_version",
         "peer_id",
+        "stalls",
     )
 
     def __init__(self, peer_id: str) -> None:
@@ -56,6 +95,10 @@ class PeerStanding:
         """When the last chunk map arrived (the caller's clock)."""
         self.advertised_rate: float | None = None
         """The upload rate the peer advertised (bytes per second), untrusted."""
+        self.stalls = 0
+        """Connections and requests to the peer that timed out (each doubles its back-off)."""
+        self.benched_until = -math.inf
+        """Until when the peer is neither connected nor asked (the caller's clock)."""
 
     def __repr__(self) -> str:
         return (
@@ -77,6 +120,28 @@ class PeerStanding:
             return False
         self.banned = True
         return True
+
+    def stall(self, now: float) -> float:
+        """Count a stall at ``now`` (a timeout); the peer is benched until the time returned.
+
+        The back-off is :data:`STALL_BACKOFF` doubled at each stall, at most
+        :data:`STALL_BACKOFF_MAX`.  A stall in the back-off just past does not add up (the
+        requests of one stall time out together).
+        """
+        if now < self.benched_until:
+            return self.benched_until
+        self.stalls += 1
+        backoff = min(STALL_BACKOFF * 2 ** min(self.stalls - 1, 16), STALL_BACKOFF_MAX)
+        self.benched_until = now + backoff
+        return self.benched_until
+
+    def benched(self, now: float) -> bool:
+        """Whether the peer is in a back-off at ``now`` (not connected to, not asked)."""
+        return now < self.benched_until
+
+    def may_connect(self, now: float) -> bool:
+        """Whether a connection may be tried at ``now``: :attr:`connectable`, not benched."""
+        return self.connectable and not self.benched(now)
 
     @property
     def connectable(self) -> bool:
@@ -128,3 +193,8 @@ class PeerBook:
     def usable(self) -> list[PeerStanding]:
         """Peers chunks may be asked of (connected, not banned)."""
         return [standing for standing in self._peers.values() if standing.usable]
+
+    def next_release(self, now: float) -> float | None:
+        """When the first peer benched at ``now`` comes back (None: none is benched)."""
+        ends = [s.benched_until for s in self._peers.values() if s.benched_until > now]
+        return min(ends) if ends else None

@@ -49,6 +49,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ppsp.peer.download.peers import PROGRESS_TIMEOUT
 from ppsp.wire.bitmap import ChunkBitmap
 
 __all__ = ["DOWNLOAD_CONFIG", "PeerId", "PickerConfig", "PiecePicker", "Request"]
@@ -87,8 +88,9 @@ class PickerConfig:
     """Requests in flight to a peer holding every missing chunk (a seeder), if fewer than its
     slots (0: no such bound): the seeder's upload goes to the chunks only it holds, the other
     chunks come from peers that are still downloading."""
-    stall_timeout: float = 2.0
-    """Seconds a request whose bytes are arriving may go without a byte before it expires."""
+    stall_timeout: float = PROGRESS_TIMEOUT
+    """Seconds a request whose bytes are arriving may go without a byte before it expires
+    (:data:`~ppsp.peer.download.peers.PROGRESS_TIMEOUT`)."""
     ewma_alpha: float = 0.3
     """Weight of the newest throughput sample."""
     queue_time: float = 0.0

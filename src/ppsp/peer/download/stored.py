@@ -15,7 +15,11 @@ It goes through these phases:
    read back to resume); chunk maps received meanwhile are kept;
 3. **fetching**: the piece picker (:mod:`ppsp.peer.download.picker`) chooses what to request
    from whom; requests that time out, duplicates in endgame and requests to a banned peer are
-   cancelled; this peer's chunk map is pushed to the connected peers every ``push_interval``,
+   cancelled; a peer whose request or connection timed out (a stall) is benched: its other
+   requests are cancelled and it is neither asked nor connected to again until its back-off
+   (:meth:`~ppsp.peer.download.peers.PeerStanding.stall`, doubling at each stall) ends, so that
+   a silent peer holds no slot for more than a timeout; this peer's chunk map is pushed to the
+   connected peers every ``push_interval``,
    stale maps are pulled every ``pull_interval``, and the tracker and the connected peers are
    asked for more peers (FIND) while fewer than ``find_below`` are usable or nothing arrived
    for ``find_after_stall`` seconds;
@@ -112,6 +116,12 @@ class Phase(enum.Enum):
     FETCHING = "fetching"
     COMPLETE = "complete"
     FAILED = "failed"
+
+
+def _earliest(*times: float | None) -> float | None:
+    """The earliest of ``times`` that are set (None when none is)."""
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def stored_bitmap(
@@ -224,7 +234,7 @@ class StoredDownload:
         elif isinstance(event, ChunkStored):
             self.stored(event.peer, event.index, event.nbytes, now)
         elif isinstance(event, ChunkFailed):
-            self._failed(event)
+            self._failed(event, now)
         elif isinstance(event, ChunkAbandoned):
             self._delivered.discard((event.peer, event.index))
             if self.picker is not None:
@@ -241,6 +251,7 @@ class StoredDownload:
             standing = self.peers.get(event.peer)
             if standing is not None:
                 standing.connecting = False
+                standing.stall(now)  # not connected to again before its back-off
                 self._count_failure(standing)
         elif isinstance(event, PeerBanned):
             standing = self.peers.get(event.peer)
@@ -256,7 +267,7 @@ class StoredDownload:
             and self.phase is Phase.DESCRIBING
         ):
             self._search.handle(event, now)
-            self._after_search()
+            self._after_search(now)
 
     def progress(self, peer: str, index: int, nbytes: int, now: float) -> None:
         """``nbytes`` bytes of requested chunk ``index`` arrived from ``peer`` so far.
@@ -327,11 +338,12 @@ class StoredDownload:
 
     def poll(self, now: float) -> list[Action]:
         """The actions due at ``now``: each is returned once."""
+        self._last_poll = now
         if self.phase in (Phase.DESCRIBING, Phase.OPENING, Phase.FETCHING):
-            self._connect()
+            self._connect(now)
         if self.phase is Phase.DESCRIBING and self._search is not None:
             self._pending += self._search.poll(now)
-            self._after_search()
+            self._after_search(now)
         elif self.phase is Phase.FETCHING:
             self._fetch(now)
         actions, self._pending = self._pending, []
@@ -339,11 +351,13 @@ class StoredDownload:
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` must be called again if no event comes (None: only on events)."""
+        # A benched peer's back-off ending is due: it may be connected to or asked again.
+        release = self.peers.next_release(self._last_poll)
         if self.phase is Phase.DESCRIBING and self._search is not None:
-            return self._search.next_deadline()
+            return _earliest(self._search.next_deadline(), release)
         picker = self.picker
         if self.phase is not Phase.FETCHING or picker is None:
-            return None
+            return release if self.phase is Phase.OPENING else None
         timing = self.timing
         usable = len(self.peers.usable())
         find_at = self._last_find + timing.find_interval
@@ -356,24 +370,28 @@ class StoredDownload:
             self._last_pull + timing.pull_interval,
             find_at,
             self._last_progress + timing.no_progress_timeout,
+            release,
         ]
         return min(t for t in times if t is not None)
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _connect(self, now: float) -> None:
         for standing in self.peers:
-            if standing.connectable:
+            if standing.may_connect(now):
                 standing.connecting = True
                 self._pending.append(Connect(standing.peer_id))
 
-    def _after_search(self) -> None:
+    def _after_search(self, now: float) -> None:
         search = self._search
         if search is None or self.phase is not Phase.DESCRIBING:
             return
         if search.failure is not None:
             self.phase = Phase.FAILED  # the search's Failed action is on its way
         elif search.description is not None:
+            # The other peers' answers are not waited for: their requests are cancelled (the
+            # search's Done is this policy's to give, not the I/O layer's).
+            self._pending += [a for a in search.poll(now) if not isinstance(a, Done)]
             description = search.description
             if isinstance(description, ContentDescription):
                 self._described(description)
@@ -424,10 +442,17 @@ class StoredDownload:
     def _fetch(self, now: float) -> None:
         picker = self.picker
         assert picker is not None
-        self._last_poll = now
-        self._sync_peers(picker)
+        self._sync_peers(picker, now)
+        stalled: set[str] = set()
         for peer, index in picker.expired(now):
             self._cancel(peer, index, "timeout")
+            stalled.add(peer)
+        for peer in stalled:  # a request timed out: the peer loses its slots for a while
+            standing = self.peers.get(peer)
+            if standing is not None:
+                standing.stall(now)
+        if stalled:
+            self._sync_peers(picker, now)
         for peer, index in picker.next_requests(now):
             self._received[(peer, index)] = 0  # in flight: progress is counted from now on
             self._pending.append(FetchChunk(peer, index))
@@ -445,8 +470,9 @@ class StoredDownload:
                 )
             )
 
-    def _sync_peers(self, picker: PiecePicker) -> None:
-        """Give the picker the usable peers' new maps, and take banned peers out of it."""
+    def _sync_peers(self, picker: PiecePicker, now: float) -> None:
+        """Give the picker the usable peers' new maps, take banned peers out of it, and benched
+        peers until their back-off ends (their requests in flight are cancelled)."""
         synced = self._synced
         for standing in self.peers:
             peer = standing.peer_id
@@ -455,6 +481,12 @@ class StoredDownload:
                     del synced[peer]
                     for index in picker.ban(peer):
                         self._cancel(peer, index, "banned")
+                continue
+            if standing.benched(now):
+                if peer in synced:
+                    del synced[peer]  # given back to the picker once the back-off ends
+                    for index in picker.remove_peer(peer):
+                        self._cancel(peer, index, "stalled")
                 continue
             if (
                 standing.connected
@@ -483,7 +515,7 @@ class StoredDownload:
             self._last_find = now
             self._pending.append(FindPeers(via_peers=True))
 
-    def _failed(self, event: ChunkFailed) -> None:
+    def _failed(self, event: ChunkFailed, now: float) -> None:
         key = (event.peer, event.index)
         self._delivered.discard(key)
         nbytes = max(event.nbytes, self._received.pop(key, 0))
@@ -494,6 +526,8 @@ class StoredDownload:
             self._discard("corrupt", nbytes)
         else:
             if standing is not None:
+                if event.stalled:
+                    standing.stall(now)
                 self._count_failure(standing)
             self._discard("failed", nbytes)
         if self.picker is not None:

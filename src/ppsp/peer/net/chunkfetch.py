@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from ppsp.codecs.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
 from ppsp.errors import ChunkTransferError, IntegrityError
+from ppsp.peer.download.peers import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT
 from ppsp.peer.net.chunkstore import ChunkStore
 
 PROGRESS_INTERVAL = 0.25
@@ -45,11 +46,11 @@ A report wakes the event loop; it only has to come often enough to tell a slow t
 a stalled one (the picker's ``stall_timeout`` is 2 s), so a chunk that arrives within this
 interval costs none."""
 
-CONNECT_TIMEOUT = 5.0
-"""Bound on opening a connection, in seconds."""
-
-READ_TIMEOUT = 30.0
-"""Bound on any one wait for bytes from the peer, in seconds (the caller has its own limits)."""
+READ_TIMEOUT = PROGRESS_TIMEOUT
+"""Bound on any one wait for body bytes from the peer, in seconds (the caller has its own
+limits); the wait for an answer's first byte is bounded by
+:data:`~ppsp.peer.download.peers.FIRST_BYTE_TIMEOUT`, opening a connection by
+:data:`~ppsp.peer.download.peers.CONNECT_TIMEOUT`."""
 
 IDLE_PER_ORIGIN = 16
 """Idle keep-alive connections kept per origin; more are closed."""
@@ -186,12 +187,14 @@ class ThreadedChunkClient:
         *,
         threads: int = 16,
         read_timeout: float = READ_TIMEOUT,
+        first_byte_timeout: float = FIRST_BYTE_TIMEOUT,
         local_address: str | None = None,
     ) -> None:
         self.local_address = local_address
         """The address this host's connections leave from (None: the kernel's choice)."""
         self._threads = threads
         self._read_timeout = read_timeout
+        self._first_byte_timeout = first_byte_timeout
         self._workers = _Workers(threads)
         self._lock = threading.Lock()
         self._idle: dict[Origin, list[socket.socket]] = {}
@@ -282,7 +285,7 @@ class ThreadedChunkClient:
             try:
                 transfer.attach(sock)
                 sock.sendall(request)
-                head_size, received = _receive_head(sock, buffer, self._read_timeout)
+                head_size, received = _receive_head(sock, buffer, self._first_byte_timeout)
             except (NoAnswer, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                 # A kept-alive connection the peer closed meanwhile: once more on a new one.
                 if not reused or transfer.aborted:
@@ -291,7 +294,7 @@ class ThreadedChunkClient:
                 sock, reused = self._new_connection(origin), False
                 transfer.attach(sock)
                 sock.sendall(request)
-                head_size, received = _receive_head(sock, buffer, self._read_timeout)
+                head_size, received = _receive_head(sock, buffer, self._first_byte_timeout)
             head = parse_response_head(bytes(buffer[:head_size]))
             if head.status != 200:
                 raise ChunkTransferError(f"answered {head.status} for chunk {index}")

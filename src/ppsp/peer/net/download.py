@@ -27,6 +27,7 @@ from ppsp.peer.download.events import (
     Action,
     BanPeer,
     CancelChunk,
+    CancelDescription,
     ChunkAbandoned,
     ChunkFailed,
     ChunkStored,
@@ -47,6 +48,7 @@ from ppsp.peer.download.events import (
     PushMap,
     StoreOpened,
 )
+from ppsp.peer.download.peers import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, is_live_description, verify_live_description
 from ppsp.peer.net.chunkstore import ChunkStore, part_path
@@ -60,8 +62,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION_TIMEOUT = aiohttp.ClientTimeout(total=10)
-"""Bound on fetching a description from one peer."""
+DESCRIPTION_TIMEOUT = aiohttp.ClientTimeout(
+    total=10, sock_connect=CONNECT_TIMEOUT, sock_read=max(FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT)
+)
+"""Bounds on fetching a description from one peer: 10 s in all, and a silent peer is left
+after the connect or first-byte timeout (:mod:`ppsp.peer.download.peers`)."""
 
 EXCHANGE_ERRORS = (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError)
 """What a failed peer protocol exchange raises."""
@@ -169,7 +174,13 @@ class DownloadRunner:
         elif isinstance(action, FindPeers):
             loop.start(find_peers(node, session, via_peers=action.via_peers), self._handle)
         elif isinstance(action, FetchDescription):
-            loop.start(description_from(node, session, action.peer), self._handle)
+            loop.start(
+                description_from(node, session, action.peer),
+                self._handle,
+                key=("description", action.peer),
+            )
+        elif isinstance(action, CancelDescription):
+            loop.cancel(("description", action.peer))
         elif isinstance(action, OpenStore):
             assert isinstance(action.description, ContentDescription)
             session.description = action.description
@@ -209,6 +220,8 @@ class DownloadRunner:
             return None  # counted as late when it was delivered
         except ChunkUnavailable:  # the store closed under a write: the download is over
             return ChunkAbandoned(remote.peer_id, index) if observer.delivered_once else None
+        except TimeoutError:  # no connection, no first byte or no progress in time
+            return ChunkFailed(remote.peer_id, index, stalled=True)
         except TRANSFER_ERRORS:
             return ChunkFailed(remote.peer_id, index)
         except asyncio.CancelledError:
@@ -316,7 +329,9 @@ async def obtain_description(
 
     def execute(action: Action) -> bool:
         if isinstance(action, FetchDescription):
-            loop.start(description_from(node, session, action.peer), handle)
+            loop.start(description_from(node, session, action.peer), handle, key=action.peer)
+        elif isinstance(action, CancelDescription):
+            loop.cancel(action.peer)
         elif isinstance(action, FindPeers):
             loop.start(find_peers(node, session, via_peers=action.via_peers), handle)
         return isinstance(action, Done | Failed)
