@@ -274,12 +274,10 @@ def test_a_request_times_out_at_the_pickers_deadline_and_its_bytes_are_discarded
 def test_a_stalled_peer_loses_its_slots_and_comes_back_after_a_growing_back_off() -> None:
     config = PickerConfig(default_slots=2, endgame_duplicates=0, initial_timeout=5.0)
     download = fetching(8, {"T": range(8)}, config=config)
-    trickling, silent = of(FetchChunk, download.poll(0.0))
-    download.handle(ChunkProgress("T", trickling.index, 10), 4.0)  # its deadline moves to 6 s
-    actions = download.poll(5.0)  # the silent request expires...
-    assert CancelChunk("T", silent.index, "timeout") in actions
-    # ... and the peer loses every slot, the trickling request's too.
-    assert CancelChunk("T", trickling.index, "stalled") in actions
+    first, second = of(FetchChunk, download.poll(0.0))
+    actions = download.poll(5.0)  # no byte of either: both expire, the peer loses its slots
+    assert CancelChunk("T", first.index, "timeout") in actions
+    assert CancelChunk("T", second.index, "timeout") in actions
     assert not of(FetchChunk, actions)
     standing = download.peers.add("T")
     assert standing.benched_until == 5.0 + STALL_BACKOFF
@@ -295,6 +293,26 @@ def test_a_stalled_peer_loses_its_slots_and_comes_back_after_a_growing_back_off(
     download.poll(deadline)
     assert standing.benched_until == deadline + 2 * STALL_BACKOFF
     assert standing.failures == 0  # slow is not faulty: stalls bench, they do not ban
+
+
+def test_a_busy_peer_is_not_benched_when_a_queued_request_expires() -> None:
+    # A rate-capped uploader sends a few chunks at a time: a request waiting in its queue may
+    # expire while bytes of another one arrive.  Such a peer is busy, not silent.
+    config = PickerConfig(default_slots=2, endgame_duplicates=0, initial_timeout=5.0)
+    download = fetching(8, {"T": range(8)}, config=config)
+    flowing, queued = of(FetchChunk, download.poll(0.0))
+    download.handle(ChunkProgress("T", flowing.index, 10), 4.0)
+    actions = download.poll(5.0)  # the queued request expires; bytes came 1 s ago
+    assert CancelChunk("T", queued.index, "timeout") in actions
+    assert CancelChunk("T", flowing.index, "stalled") not in actions
+    standing = download.peers.add("T")
+    assert not standing.benched(5.0) and standing.failures == 0
+    # A transport timeout of a queued request is no failure either.
+    download.handle(ChunkFailed("T", flowing.index, nbytes=0, stalled=True), 5.5)
+    assert not standing.benched(5.5) and standing.failures == 0
+    # A peer silent for longer than the first-byte timeout is benched by the same timeout.
+    download.handle(ChunkFailed("T", queued.index, nbytes=0, stalled=True), 9.0)
+    assert standing.benched(9.0) and standing.failures == 1
 
 
 def test_a_transfer_that_timed_out_benches_its_peer_and_another_failure_does_not() -> None:

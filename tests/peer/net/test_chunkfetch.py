@@ -534,7 +534,7 @@ async def test_a_stall_before_any_answer_times_out(
     make_client: Callable[..., ThreadedChunkClient],
     raw_server: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
-    client = make_client(read_timeout=0.3)
+    client = make_client(read_timeout=0.3, first_byte_timeout=0.3)
     server = await raw_server(stalling(lambda index: b""))
     with pytest.raises(TimeoutError):
         await bounded(client.fetch(server.url(0), headers={}, store=store, index=0), 10)

@@ -240,7 +240,7 @@ class ChunkFailed(_Record):
 
     ``corrupt``: the bytes failed verification (the peer is banned); otherwise the transfer
     itself failed (an error answer, a cut connection, a transport timeout).  ``stalled``: it
-    failed by a timeout (no connection, no first byte, no progress): the peer is benched.
+    failed by a timeout (no connection, no first byte, no progress): a silent peer is benched.
     """
 
     __slots__ = ("corrupt", "index", "nbytes", "peer", "stalled")

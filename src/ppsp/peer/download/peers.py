@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from ppsp.wire.bitmap import ChunkBitmap
 
 __all__ = [
+    "CHUNK_QUEUE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "FIRST_BYTE_TIMEOUT",
     "MAX_FAILURES",
@@ -47,6 +48,14 @@ FIRST_BYTE_TIMEOUT = 3.0
 """Seconds from sending a request (a description, a chunk) to the first byte of its answer: a
 peer answers from memory or its disk at once, so a peer silent this long is overloaded or a
 tarpit, and another peer is asked."""
+
+CHUNK_QUEUE_TIMEOUT = 10.0
+"""Seconds from sending a chunk request to the first byte of its answer.  Longer than
+:data:`FIRST_BYTE_TIMEOUT`: an uploader with a rate cap sends a few chunks at a time and the
+other requests wait in its queue (in a swarm of 16 capped peers, seconds), so a chunk's first
+byte may come late from a peer that is working.  A silent peer is found sooner by the policy:
+a peer from which no byte came for :data:`FIRST_BYTE_TIMEOUT` while its requests expire is
+benched (:meth:`PeerStanding.delivering`)."""
 
 PROGRESS_TIMEOUT = 2.0
 """Seconds without a byte after which a transfer in progress counts as stalled (the picker's
@@ -71,6 +80,7 @@ class PeerStanding:
         "connected",
         "connecting",
         "failures",
+        "last_bytes_at",
         "last_map_at",
         "map_version",
         "peer_id",
@@ -81,6 +91,8 @@ class PeerStanding:
         self.peer_id = peer_id
         self.failures = 0
         """Connections, exchanges and transfers with the peer that did not succeed."""
+        self.last_bytes_at = float("-inf")
+        """When chunk bytes last arrived from the peer."""
         self.banned = False
         """Never used again: it failed :data:`MAX_FAILURES` times or sent forged bytes."""
         self.connecting = False
@@ -134,6 +146,12 @@ class PeerStanding:
         backoff = min(STALL_BACKOFF * 2 ** min(self.stalls - 1, 16), STALL_BACKOFF_MAX)
         self.benched_until = now + backoff
         return self.benched_until
+
+    def delivering(self, now: float) -> bool:
+        """Whether chunk bytes arrived from the peer in the last :data:`FIRST_BYTE_TIMEOUT`
+        seconds: a request of such a peer that times out waited in its queue behind others
+        (it is busy, not silent), so it neither benches the peer nor counts as a failure."""
+        return now - self.last_bytes_at < FIRST_BYTE_TIMEOUT
 
     def benched(self, now: float) -> bool:
         """Whether the peer is in a back-off at ``now`` (not connected to, not asked)."""

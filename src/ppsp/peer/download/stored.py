@@ -277,8 +277,15 @@ class StoredDownload:
         """
         key = (peer, index)
         if key in self._received and self.picker is not None:
+            if nbytes > self._received[key]:
+                self._bytes_from(peer, now)
             self._received[key] = nbytes
             self.picker.on_progress(peer, index, now)
+
+    def _bytes_from(self, peer: str, now: float) -> None:
+        standing = self.peers.get(peer)
+        if standing is not None:
+            standing.last_bytes_at = now
 
     def delivered(self, peer: str, index: int, nbytes: int, now: float) -> bool:
         """Every byte of chunk ``index`` arrived from ``peer``; whether to verify and store it.
@@ -290,6 +297,7 @@ class StoredDownload:
         if picker is None:
             return False
         key = (peer, index)
+        self._bytes_from(peer, now)
         picker.on_delivered(peer, index, nbytes, now)
         self._received.pop(key, None)
         if self.have(index):
@@ -447,9 +455,9 @@ class StoredDownload:
         for peer, index in picker.expired(now):
             self._cancel(peer, index, "timeout")
             stalled.add(peer)
-        for peer in stalled:  # a request timed out: the peer loses its slots for a while
+        for peer in stalled:  # a request timed out: a silent peer loses its slots for a while
             standing = self.peers.get(peer)
-            if standing is not None:
+            if standing is not None and not standing.delivering(now):
                 standing.stall(now)
         if stalled:
             self._sync_peers(picker, now)
@@ -526,9 +534,12 @@ class StoredDownload:
             self._discard("corrupt", nbytes)
         else:
             if standing is not None:
-                if event.stalled:
+                if not event.stalled:
+                    self._count_failure(standing)
+                elif not standing.delivering(now):  # silent: benched, and a failure
                     standing.stall(now)
-                self._count_failure(standing)
+                    self._count_failure(standing)
+                # else: the request waited behind others at a busy peer; asked again later
             self._discard("failed", nbytes)
         if self.picker is not None:
             self.picker.on_failed(event.peer, event.index)

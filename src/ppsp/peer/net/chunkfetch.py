@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from ppsp.codecs.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
 from ppsp.errors import ChunkTransferError, IntegrityError
-from ppsp.peer.download.peers import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT
+from ppsp.peer.download.peers import CHUNK_QUEUE_TIMEOUT, CONNECT_TIMEOUT, PROGRESS_TIMEOUT
 from ppsp.peer.net.chunkstore import ChunkStore
 
 PROGRESS_INTERVAL = 0.25
@@ -49,7 +49,7 @@ interval costs none."""
 READ_TIMEOUT = PROGRESS_TIMEOUT
 """Bound on any one wait for body bytes from the peer, in seconds (the caller has its own
 limits); the wait for an answer's first byte is bounded by
-:data:`~ppsp.peer.download.peers.FIRST_BYTE_TIMEOUT`, opening a connection by
+:data:`~ppsp.peer.download.peers.CHUNK_QUEUE_TIMEOUT`, opening a connection by
 :data:`~ppsp.peer.download.peers.CONNECT_TIMEOUT`."""
 
 IDLE_PER_ORIGIN = 16
@@ -187,7 +187,7 @@ class ThreadedChunkClient:
         *,
         threads: int = 16,
         read_timeout: float = READ_TIMEOUT,
-        first_byte_timeout: float = FIRST_BYTE_TIMEOUT,
+        first_byte_timeout: float = CHUNK_QUEUE_TIMEOUT,
         local_address: str | None = None,
     ) -> None:
         self.local_address = local_address

@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 import aiohttp
 
 from ppsp.errors import ChunkTransferError, ChunkUnavailable
-from ppsp.peer.download.peers import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT
+from ppsp.peer.download.peers import CHUNK_QUEUE_TIMEOUT, CONNECT_TIMEOUT
 from ppsp.peer.net.chunkfetch import ThreadedChunkClient, UnsupportedResponse
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.http_common import read_pieces
@@ -31,11 +31,12 @@ from ppsp.peer.net.transport import ChunkNotWanted, ChunkTransport, TransferObse
 from ppsp.wire.peer import HTTP
 
 CHUNK_TIMEOUT = aiohttp.ClientTimeout(
-    total=30, sock_connect=CONNECT_TIMEOUT, sock_read=max(FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT)
+    total=30, sock_connect=CONNECT_TIMEOUT, sock_read=CHUNK_QUEUE_TIMEOUT
 )
 """Bounds on one chunk request: 30 s from sending it to the last byte; opening the connection
-and each wait for bytes (the first one included) as :mod:`ppsp.peer.download.peers` says
-(the download policy gives up on a stalled transfer after ``PROGRESS_TIMEOUT`` itself)."""
+and each wait for bytes (the first one included, which may wait in a busy uploader's queue) as
+:mod:`ppsp.peer.download.peers` says (the download policy gives up on a stalled transfer after
+``PROGRESS_TIMEOUT`` itself)."""
 
 THREADED_FETCH_MIN_CHUNK = 1 << 20
 """Chunks at least this large are fetched in worker threads (:mod:`ppsp.peer.net.chunkfetch`).
