@@ -274,6 +274,17 @@ class Swarm:
             payload: dict[str, object] = await answer.json()
             return payload
 
+    async def tracker_requests(self, method: str) -> int:
+        """How many ``method`` requests (FIND, JOIN...) the tracker answered so far."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(self.tracker_url + "/metrics") as answer,
+        ):
+            text = await answer.text()
+        pattern = rf'^ppsp_tracker_requests_total\{{[^}}]*method="{method}"[^}}]*\}} (\S+)'
+        return sum(int(float(n)) for n in re.findall(pattern, text, re.MULTILINE))
+
 
 async def finish(peer: Peer, timeout: float = FINISH_TIMEOUT) -> None:
     """Wait for a ``ppsp get`` to exit 0 having printed its completion line."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -175,6 +176,45 @@ async def test_corrupt_peer_alongside_honest_seeder(swarm: Swarm, tmp_path: Path
     leecher = await swarm.get(swarm_id, out, "--timeout", "30")
     await finish(leecher)
     assert out.read_bytes() == data
+
+
+async def test_a_corrupt_host_stays_banned_under_a_new_peer_id(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    """A liar caught at 127.0.5.5 under PeerID A comes back there under PeerID B: the leecher
+    learns of B but never connects to it nor asks it for a chunk (the host is banned)."""
+    source, data = write_source(tmp_path, SIZE)
+    liar_host = ("--host", "127.0.5.5")
+    await swarm.tracker()
+    _, swarm_id = await swarm.seed(source, "--corrupt-uploads", *liar_host, name="liar-a")
+    out, report = tmp_path / "leecher.bin", tmp_path / "leecher.json"
+    leecher = await swarm.get(
+        swarm_id, out, "--host", "127.0.4.4", "--timeout", "20", "--report", str(report)
+    )
+    liar_a = (await leecher.wait_line(CORRUPT_DROP)).group(1)
+    finds = await swarm.tracker_requests("FIND")
+    b_report = tmp_path / "liar-b.json"
+    liar_b, _ = await swarm.seed(
+        source, "--corrupt-uploads", *liar_host, "--report", str(b_report), name="liar-b"
+    )
+    # The leecher (with no usable peer, it asks every 3 s) looks the swarm up again: it now
+    # knows B, and would have asked it at once before the host ban.
+    async with asyncio.timeout(10):
+        while await swarm.tracker_requests("FIND") <= finds:
+            await asyncio.sleep(0.1)
+    await swarm.seed(source, "--host", "127.0.3.3", name="honest")
+    await finish(leecher)
+    assert out.read_bytes() == data
+    liar_b.signal(signal.SIGTERM)
+    assert await liar_b.wait() == 0
+    b_session = json.loads(b_report.read_text())["sessions"][0]
+    assert b_session["uploaded_bytes"] == 0 and b_session["uploaded_to"] == {}
+    session = json.loads(report.read_text())["sessions"][0]
+    assert session["banned_hosts"] == ["127.0.5.5"]
+    known_b = session["peers"][b_session["peer_id"]]  # listed to the leecher...
+    assert known_b["banned"] and not known_b["connected"], known_b  # ... and never asked
+    dropped = {m.group(1) for m in map(re.compile(CORRUPT_DROP).search, leecher.stderr) if m}
+    assert dropped == {liar_a}, leecher.output()
 
 
 async def test_seeder_killed_mid_transfer_costs_only_a_retry(swarm: Swarm, tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+from ppsp.core.hosts import host_key  # the one rule, shared with the peers' bans
+
 __all__ = ["DEFAULT_LIMITS", "Limits", "host_key", "prefix_key"]
 
 
@@ -77,18 +79,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 """The bounds a tracker applies unless told otherwise."""
-
-
-def host_key(ip: str) -> str:
-    """The key of one host: an IPv4 address (an IPv4-mapped IPv6 address as IPv4) in canonical
-    form, or the /64 of an IPv6 address (one host commonly holds a whole /64 and may use any
-    address of it: per-address bounds would bound nothing there)."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped.compressed
-        return ipaddress.IPv6Network((address, 64), strict=False).with_prefixlen
-    return address.compressed
 
 
 def prefix_key(ip: str) -> str:

@@ -120,3 +120,57 @@ def test_the_book_says_when_the_first_benched_peer_comes_back() -> None:
     assert book.next_release(0.5) == STALL_BACKOFF
     assert book.next_release(STALL_BACKOFF) == 1.0 + STALL_BACKOFF
     assert book.next_release(10.0) is None
+
+
+# -- bans by host ------------------------------------------------------------------------------
+
+
+def test_a_host_ban_bans_every_peer_id_at_the_host_now_and_later() -> None:
+    book = PeerBook()
+    book.add("A", "10.0.0.5")
+    book.add("B", "10.0.0.5")
+    book.add("M", "::ffff:10.0.0.5")  # the same host, written as IPv4-mapped IPv6
+    book.add("C", "10.0.0.6")
+    book.add("X")  # no address known: never banned by host
+    assert [s.peer_id for s in book.ban_host("A")] == ["B", "M"]
+    assert book.banned_hosts == {"10.0.0.5"}
+    assert all(book.add(p).banned for p in "ABM")
+    assert not book.add("C").banned and not book.add("X").banned
+    assert book.ban_host("B") == []  # banned already: nothing new
+    # A PeerID listed at that host later (by the tracker or a peer) is banned from the start.
+    late = book.add("D", "10.0.0.5")
+    assert late.banned and not late.connectable and not late.may_connect(0.0)
+    assert [s.peer_id for s in book.usable()] == []
+
+
+def test_an_ipv6_host_is_its_slash_64() -> None:
+    book = PeerBook()
+    book.add("A", "2001:db8:0:1::1")
+    book.add("B", "2001:db8:0:1:ffff::2")  # the same /64
+    book.add("C", "2001:db8:0:2::1")  # another /64
+    assert [s.peer_id for s in book.ban_host("A")] == ["B"]
+    assert book.banned_hosts == {"2001:db8:0:1::/64"}
+    assert book.add("D", "2001:db8:0:1::99").banned
+    assert not book.add("C").banned
+
+
+def test_this_peers_own_host_is_never_banned() -> None:
+    book = PeerBook()
+    book.local_host = "127.0.0.1"
+    book.add("A", "127.0.0.1")
+    book.add("B", "127.0.0.1")
+    assert book.ban_host("A") == []
+    assert book.banned_hosts == frozenset()
+    assert not book.add("B").banned and not book.add("C", "127.0.0.1").banned
+    assert book.ban_host("unknown") == []
+
+
+def test_host_bans_carry_over_to_a_later_book_of_the_swarm() -> None:
+    first = PeerBook()
+    first.add("A", "10.0.0.5")
+    first.ban_host("A")
+    later = PeerBook(banned_hosts=first.banned_hosts)
+    assert later.add("B", "10.0.0.5").banned
+    assert not later.add("C", "10.0.0.7").banned
+    later.local_host = "10.0.0.5"  # our own host is lifted from the bans
+    assert not later.add("E", "10.0.0.5").banned

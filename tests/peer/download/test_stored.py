@@ -238,6 +238,34 @@ def test_a_corrupt_chunk_bans_its_sender_at_once() -> None:
     assert not any(a.peer == "B" for a in of(FetchChunk, actions))
 
 
+def test_a_corrupt_chunk_bans_every_peer_id_at_its_host_for_the_session() -> None:
+    peers: dict[str, Iterable[int]] = {"A": range(4), "B": range(4), "C": range(4)}
+    download = fetching(4, peers, config=PickerConfig(default_slots=1))
+    download.peers.add("A", "10.0.0.1")
+    download.peers.add("B", "10.0.0.2")
+    download.peers.add("C", "10.0.0.2")  # another PeerID at B's host
+    asked = {a.peer: a.index for a in of(FetchChunk, download.poll(0.0))}
+    assert set(asked) == {"A", "B", "C"}
+    download.handle(ChunkFailed("B", asked["B"], nbytes=CHUNK, corrupt=True), 0.5)
+    actions = download.poll(0.5)
+    assert BanPeer("B", "corrupt") in actions and BanPeer("C", "host") in actions
+    assert CancelChunk("C", asked["C"], "banned") in actions
+    assert download.peers.banned_hosts == {"10.0.0.2"}
+    # A new PeerID listed at that host is never connected to nor asked.
+    download.peers.add("D", "10.0.0.2")
+    download.handle(FindAnswered(("D",)), 1.0)
+    download.handle(ChunkStored("A", asked["A"], CHUNK), 1.0)
+    now, later = 1.0, []
+    while not download.complete and now < 5.0:
+        for action in (actions := download.poll(now)):
+            if isinstance(action, FetchChunk):
+                download.handle(ChunkStored(action.peer, action.index, CHUNK), now + 0.01)
+        later += actions
+        now += 0.1
+    assert download.complete
+    assert not [a for a in later if isinstance(a, FetchChunk | Connect) and a.peer != "A"]
+
+
 def test_unreachable_peers_are_banned_by_the_same_rule() -> None:
     download = fetching(2, {"A": range(2)})
     download.peers.add("C")

@@ -200,6 +200,26 @@ def test_a_forged_or_misnumbered_envelope_bans_its_sender_at_once() -> None:
     assert all(peer == "src" for peer, _ in fetches(actions))
 
 
+def test_a_forged_envelope_bans_every_peer_id_at_its_host() -> None:
+    viewer = make()
+    start = playing(viewer, relays=("v1", "v2", "v3"))
+    viewer.peers.add("src", "10.0.0.1")
+    viewer.peers.add("v1", "10.0.0.2")
+    viewer.peers.add("v2", "10.0.0.2")  # another PeerID at v1's host
+    viewer.peers.add("v3", "10.0.0.3")
+    viewer.poll(start)
+    assert not viewer.arrived("v1", 16, data(17), start + 0.1)  # asked for 16
+    actions = viewer.poll(start + 0.1)
+    assert BanPeer("v1", "forged") in actions and BanPeer("v2", "host") in actions
+    assert viewer.peers.banned_hosts == {"10.0.0.2"}
+    connect(viewer, "v4", range(13, 20), start + 0.2)  # listed later, at the same host
+    standing = viewer.peers.add("v4", "10.0.0.2")
+    assert standing.banned
+    later = viewer.poll(start + 0.2) + viewer.poll(start + 1.0) + viewer.poll(start + 2.0)
+    assert {peer for peer, _ in fetches(later)} <= {"src", "v3"}
+    assert "v2" not in viewer.neighbours() and "v4" not in viewer.neighbours()
+
+
 def test_a_slow_relay_near_the_deadline_gets_a_second_relay_and_the_first_copy_wins() -> None:
     viewer = make(LiveTiming(slots_per_peer=8))
     start = playing(viewer, relays=("v1", "v2"))

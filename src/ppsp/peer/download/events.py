@@ -368,7 +368,8 @@ class CancelChunk(_Record):
 
 
 class BanPeer(_Record):
-    """``peer`` is banned from now on (``reason``: corrupt, failures); its standing says so."""
+    """``peer`` is banned from now on (``reason``: corrupt, forged, failures, or host: another
+    PeerID at its host sent corrupt bytes); its standing says so."""
 
     __slots__ = ("peer", "reason")
     peer: str

@@ -9,6 +9,12 @@ of a session's peers.  The I/O layer keeps each peer's addresses and transport b
 The rule that ends a peer's use is here, once: a peer is banned at its
 :data:`MAX_FAILURES`-th failure (a connection, an exchange or a transfer that did not succeed),
 and at once when it sends something forged (a chunk or a description that fails its hash).
+A peer that sent corrupt chunk bytes (or a forged live envelope) bans its *host* too
+(:meth:`PeerBook.ban_host`): every other PeerID reached at that host address (an IPv4
+address, an IPv6 /64: :func:`ppsp.core.hosts.host_key`, the tracker's rule) is banned, those
+listed later as well, for as long as the book lives (the swarm session), so that a liar does
+not come back under a new PeerID.  This peer's own host is never banned so (the other peers
+there are processes of this machine, or of its network behind the same address).
 A peer that is slow or silent (a connection or a request that timed out) is *benched*: it
 loses its requests and is neither connected nor asked again until a back-off that doubles at
 each stall (:meth:`PeerStanding.stall`), so that a peer that accepts connections and never
@@ -21,8 +27,9 @@ alike (docs/PROTOCOL.md gives the reason for each value).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+from ppsp.core.hosts import host_key
 from ppsp.wire.bitmap import ChunkBitmap
 
 __all__ = [
@@ -80,6 +87,7 @@ class PeerStanding:
         "connected",
         "connecting",
         "failures",
+        "host",
         "last_bytes_at",
         "last_map_at",
         "map_version",
@@ -87,8 +95,11 @@ class PeerStanding:
         "stalls",
     )
 
-    def __init__(self, peer_id: str) -> None:
+    def __init__(self, peer_id: str, host: str | None = None) -> None:
         self.peer_id = peer_id
+        self.host = host
+        """The host (:func:`~ppsp.core.hosts.host_key`) of the address the peer is reached at;
+        None when not known."""
         self.failures = 0
         """Connections, exchanges and transfers with the peer that did not succeed."""
         self.last_bytes_at = float("-inf")
@@ -180,20 +191,76 @@ class PeerStanding:
         self.last_map_at = now
 
 
+def _host_of(address: str | None) -> str | None:
+    """The host key of ``address`` (an IP address), None when it is none."""
+    if not address:
+        return None
+    try:
+        return host_key(address.partition("%")[0])
+    except ValueError:
+        return None
+
+
 class PeerBook:
-    """The standings of a swarm session's remote peers, in the order they became known."""
+    """The standings of a swarm session's remote peers, in the order they became known.
 
-    __slots__ = ("_peers",)
+    ``banned_hosts`` are hosts banned before (carried over from an earlier session of the same
+    swarm); :attr:`local_host` is this peer's own address, whose host is never banned.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_banned_hosts", "_local", "_peers")
+
+    def __init__(self, *, banned_hosts: Iterable[str] = ()) -> None:
         self._peers: dict[str, PeerStanding] = {}
+        self._banned_hosts: set[str] = {key for h in banned_hosts if (key := _host_of(h))}
+        self._local: str | None = None
 
-    def add(self, peer_id: str) -> PeerStanding:
-        """The standing of ``peer_id``, created when the peer is new."""
+    @property
+    def local_host(self) -> str | None:
+        """The host this peer itself is reached at (never banned); None while not known."""
+        return self._local
+
+    @local_host.setter
+    def local_host(self, address: str | None) -> None:
+        self._local = _host_of(address)
+        self._banned_hosts.discard(self._local or "")
+
+    @property
+    def banned_hosts(self) -> frozenset[str]:
+        """The hosts whose peers are never connected to nor asked (host keys)."""
+        return frozenset(self._banned_hosts)
+
+    def add(self, peer_id: str, address: str | None = None) -> PeerStanding:
+        """The standing of ``peer_id``, created when the peer is new.
+
+        ``address`` is the IP address the peer is reached at (where its endpoint is); a peer at
+        a banned host is banned from the start.
+        """
         standing = self._peers.get(peer_id)
         if standing is None:
             standing = self._peers[peer_id] = PeerStanding(peer_id)
+        if standing.host is None:
+            standing.host = _host_of(address)
+        if standing.host is not None and standing.host in self._banned_hosts:
+            standing.banned = True
         return standing
+
+    def ban_host(self, peer_id: str) -> list[PeerStanding]:
+        """Ban ``peer_id``'s host (it sent corrupt bytes): the other peers there, newly banned.
+
+        Peers listed at that host later are banned as they are added (:meth:`add`).  Nothing
+        is banned by host when the peer's host is unknown or is this peer's own.
+        """
+        standing = self._peers.get(peer_id)
+        host = None if standing is None else standing.host
+        if host is None or host == self._local:
+            return []
+        self._banned_hosts.add(host)
+        banned = []
+        for other in self._peers.values():
+            if other.host == host and other.ban():
+                banned.append(other)
+        return [other for other in banned if other.peer_id != peer_id]
 
     def get(self, peer_id: str) -> PeerStanding | None:
         """The standing of ``peer_id``, None when the peer is unknown."""

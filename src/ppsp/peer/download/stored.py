@@ -18,11 +18,12 @@ It goes through these phases:
    cancelled; a peer whose request or connection timed out (a stall) is benched: its other
    requests are cancelled and it is neither asked nor connected to again until its back-off
    (:meth:`~ppsp.peer.download.peers.PeerStanding.stall`, doubling at each stall) ends, so that
-   a silent peer holds no slot for more than a timeout; this peer's chunk map is pushed to the
-   connected peers every ``push_interval``,
-   stale maps are pulled every ``pull_interval``, and the tracker and the connected peers are
-   asked for more peers (FIND) while fewer than ``find_below`` are usable or nothing arrived
-   for ``find_after_stall`` seconds;
+   a silent peer holds no slot for more than a timeout; a peer that sends a corrupt chunk is
+   banned with every PeerID at its host (:meth:`~ppsp.peer.download.peers.PeerBook.ban_host`);
+   this peer's chunk map is pushed to the connected peers every ``push_interval``, stale maps
+   are pulled every ``pull_interval``, and the tracker and the connected peers are asked for
+   more peers (FIND) while fewer than ``find_below`` are usable or nothing arrived for
+   ``find_after_stall`` seconds;
 4. **complete** (every chunk held) or **failed** (no description, or no progress for
    ``no_progress_timeout`` seconds).
 
@@ -531,6 +532,10 @@ class StoredDownload:
         if event.corrupt:
             if standing is not None and standing.ban():
                 self._pending.append(BanPeer(event.peer, "corrupt"))
+            # Its host too: the other PeerIDs there, now and later, are never asked (their
+            # requests are cancelled as the picker learns of the bans).
+            for other in self.peers.ban_host(event.peer):
+                self._pending.append(BanPeer(other.peer_id, "host"))
             self._discard("corrupt", nbytes)
         else:
             if standing is not None:

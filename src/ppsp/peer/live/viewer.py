@@ -29,7 +29,8 @@ It decides:
   yet), so that a busy sender skips it rather than sending it late; such a late request costs
   the peer nothing.  A failed one counts against the peer, and the
   :data:`~ppsp.peer.download.peers.MAX_FAILURES`-th failure bans it; a forged envelope bans it
-  at once;
+  at once, with every other PeerID at its host
+  (:meth:`~ppsp.peer.download.peers.PeerBook.ban_host`);
 - **what to play or skip**: the playback clock's (:class:`~ppsp.peer.live.LivePlayback`);
 - **whom to tell**: this viewer's map is PUSHed to up to ``neighbours`` viewers (chosen at
   random, replaced when they leave) at most every ``push_interval`` when it holds new chunks;
@@ -550,3 +551,6 @@ class LiveViewerPolicy:
         standing = self.peers.get(peer)
         if standing is not None and standing.ban():
             self._pending.append(BanPeer(peer, reason))
+        if reason == "forged":  # its host too: no other PeerID there is connected or asked
+            for other in self.peers.ban_host(peer):
+                self._pending.append(BanPeer(other.peer_id, "host"))

@@ -38,6 +38,7 @@ from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.errors import AuthenticationRequired, PPSPError, TrackerProtocolError
 from ppsp.peer.content.description import ContentDescription, chunk_size_for
 from ppsp.peer.download.events import MapUpdated
+from ppsp.peer.download.peers import PeerBook
 from ppsp.peer.download.picker import DOWNLOAD_CONFIG, PickerConfig
 from ppsp.peer.download.stored import DownloadTiming, StoredDownload
 from ppsp.peer.live import LiveDescription
@@ -452,13 +453,18 @@ class PeerNode:
     # -- downloading -------------------------------------------------------------------------
 
     async def join_swarm(self, swarm_id: str) -> SwarmSession:
-        """JOIN ``swarm_id`` as LEECH and remember the peers the tracker lists."""
+        """JOIN ``swarm_id`` as LEECH and remember the peers the tracker lists.
+
+        Hosts banned in an earlier session of the swarm stay banned (docs/PROTOCOL.md).
+        """
+        previous = self.sessions.get(swarm_id)
         session = SwarmSession(
             swarm_id=swarm_id,
             description=None,
             store=None,
             mode=PeerMode.LEECH,
             joined_at=self.clock(),
+            peers=PeerBook(banned_hosts=previous.peers.banned_hosts if previous else ()),
         )
         self.sessions[swarm_id] = session
         assert self.tracker is not None
@@ -556,6 +562,8 @@ class PeerNode:
     def add_peers(self, session: SwarmSession, listed: Sequence[PeerInfo]) -> list[RemotePeer]:
         """Remember the listed peers of ``session`` not known yet (never this peer itself)."""
         added: list[RemotePeer] = []
+        if self.advertised is not None:  # this peer's own host is never banned
+            session.peers.local_host = self.advertised[0]
         for info in listed:
             if info.peer_id is None or info.peer_id == self.peer_id:
                 continue

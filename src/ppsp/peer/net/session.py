@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ppsp.errors import PPSPError
 from ppsp.peer.content.description import ContentDescription
@@ -200,11 +201,16 @@ class SwarmSession:
         return session
 
     def add_remote(self, info: PeerInfo, base_url: str) -> RemotePeer | None:
-        """Remember a listed peer (its standing joins :attr:`peers`); None when already known."""
+        """Remember a listed peer (its standing joins :attr:`peers`); None when already known.
+
+        Its host is that of ``base_url``, where it is reached: a peer at a banned host is
+        banned from the start (see :meth:`~ppsp.peer.download.peers.PeerBook.ban_host`).
+        """
         peer_id = info.peer_id
         if peer_id is None or peer_id in self.remotes:
             return None
-        remote = RemotePeer(peer_id, info, base_url, standing=self.peers.add(peer_id))
+        standing = self.peers.add(peer_id, urlsplit(base_url).hostname)
+        remote = RemotePeer(peer_id, info, base_url, standing=standing)
         self.remotes[peer_id] = remote
         return remote
 
@@ -280,6 +286,7 @@ class SwarmSession:
             "arrivals": [list(event) for event in self.arrivals],
             "cancelled": dict(download.cancelled) if download is not None else {},
             "discarded_bytes": download.discarded_bytes if download is not None else 0,
+            "banned_hosts": sorted(self.peers.banned_hosts),
             "peers": {
                 peer_id: {
                     "connected": remote.offer is not None,
