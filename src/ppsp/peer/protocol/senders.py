@@ -19,11 +19,11 @@ does not shrink.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
 from enum import Enum
 
+from ppsp.core.hosts import canonical_host
 from ppsp.core.ratelimit import TokenBucket
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.tracker import PeerInfo
@@ -63,23 +63,6 @@ class Sender(Enum):
     """The named peer is known (or is this peer) and the request comes from elsewhere."""
     UNKNOWN = "unknown"
     """The named PeerID is not a peer we know in the swarm."""
-
-
-def canonical_host(text: str | None) -> str | None:
-    """``text`` as a canonical IP address (an IPv4-mapped IPv6 address as IPv4); None if not one.
-
-    A server bound to ``::`` sees IPv4 clients as ``::ffff:a.b.c.d``; the tracker lists them
-    as ``a.b.c.d``.  A scope (``%eth0``) is dropped.
-    """
-    if not text:
-        return None
-    try:
-        address = ipaddress.ip_address(text.partition("%")[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return address.compressed
 
 
 def hosts_of(info: PeerInfo) -> frozenset[str]:
