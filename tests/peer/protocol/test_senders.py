@@ -79,3 +79,18 @@ def test_stranger_gate_lookups_per_swarm() -> None:
     assert gate.lookup_due("t", 4.9) is True
     assert gate.lookup_due("s", 5.0) is True
     assert gate.lookup_due("s", 9.0) is False
+
+
+def test_a_peer_sends_from_any_address_of_its_ipv6_64() -> None:
+    """IPv6 temporary addresses: the host is the /64, as the tracker binds and bans count it."""
+    listed = {"2001:db8:0:1::10"}
+    assert judge_sender(listed, "2001:db8:0:1:abcd::99") is Sender.SELF
+    assert judge_sender(listed, "2001:db8:0:2::10") is Sender.FORGED
+
+
+def test_a_host_cycling_ipv6_addresses_shares_one_bucket() -> None:
+    """Fresh addresses from one /64 do not bring fresh tokens."""
+    gate = StrangerGate(rate=1.0, burst=3.0)
+    admitted = [gate.admit(f"2001:db8:0:1::{n:x}", 0.0) for n in range(1, 11)]
+    assert admitted == [True] * 3 + [False] * 7
+    assert gate.admit("2001:db8:0:2::1", 0.0)

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from enum import Enum
 
-from ppsp.core.hosts import canonical_host
+from ppsp.core.hosts import canonical_host, host_key
 from ppsp.core.ratelimit import TokenBucket
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.tracker import PeerInfo
@@ -85,10 +85,21 @@ def judge_sender(
         return Sender.FORGED
     if claimed_hosts is None:
         return Sender.UNKNOWN
-    host = canonical_host(observed)
-    if host is not None and host in {canonical_host(h) for h in claimed_hosts}:
+    host = _host(observed)
+    if host is not None and host in {_host(h) for h in claimed_hosts}:
         return Sender.SELF
     return Sender.FORGED
+
+
+def _host(text: str | None) -> str | None:
+    """The host ``text`` belongs to (:func:`~ppsp.core.hosts.host_key`); None if not an address.
+
+    The rule the tracker binds a PeerID with and a peer bans with: an IPv4 address, an IPv6
+    /64.  A peer using IPv6 temporary addresses sends from any address of its /64, and a host
+    that could pick a fresh address per message must not get a fresh bucket per message.
+    """
+    address = canonical_host(text)
+    return host_key(address) if address is not None else None
 
 
 def seed_keeps_map(previous: ChunkBitmap | None) -> bool:
@@ -128,7 +139,7 @@ class StrangerGate:
 
     def admit(self, host: str | None, now: float) -> bool:
         """Whether ``host`` may send one more message under an unknown PeerID at ``now``."""
-        key = canonical_host(host) or "?"
+        key = _host(host) or "?"
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = TokenBucket(self.rate, burst=self.burst, now=now)
