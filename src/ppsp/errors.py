@@ -208,6 +208,15 @@ class ChunkTransferError(PPSPError, ConnectionError):
     """A peer's answer to a chunk request that cannot be used: an error status, a cut body."""
 
 
+class PeerBusy(ChunkTransferError):
+    """A peer answered a chunk request 503 or 429: it serves others first and asks to be asked
+    again later (``retry_after`` seconds, when it said; None otherwise).  Not a fault."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MalformedResponse(ChunkTransferError):
     """An HTTP response head that is not well formed, or that frames its body ambiguously."""
 

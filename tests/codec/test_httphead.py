@@ -21,6 +21,7 @@ from ppsp.codecs.httphead import (
     ResponseHead,
     head_length,
     parse_response_head,
+    retry_after_seconds,
 )
 from ppsp.errors import MalformedResponse
 
@@ -569,3 +570,22 @@ def test_check_catches_other_exceptions(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(globals(), "parse_response_head", broken)
     with pytest.raises(KeyError):
         check(b"HTTP/1.1 200 OK\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        (" 0 ", 0.0),
+        ("120", 120.0),
+        (None, None),
+        ("", None),
+        ("-1", None),
+        ("1.5", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("9" * 10, None),
+        ("\uff13", None),
+    ],
+)
+def test_retry_after_reads_delay_seconds_only(value: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(value) == expected

@@ -21,13 +21,19 @@ from ppsp.errors import MalformedResponse
 from ppsp.wire.fields import MAX_CONTENT_LENGTH, MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
 __all__ = [
+    "BUSY_STATUSES",
     "MAX_CONTENT_LENGTH",
     "MAX_HEADER_FIELDS",
     "MAX_HEAD_BYTES",
     "ResponseHead",
     "head_length",
     "parse_response_head",
+    "retry_after_seconds",
 ]
+
+BUSY_STATUSES = frozenset({429, 503})
+"""Answers of a server that is serving others (RFC 9110 15.6.4, RFC 6585 4): ask it again
+later, it did nothing wrong."""
 
 _HEAD_END = b"\r\n\r\n"
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?: ([\t !-~\x80-\xff]*))?")
@@ -158,3 +164,18 @@ def _content_lengths(value: bytes) -> set[int]:
 
 def _tokens(value: str) -> list[str]:
     return [item.strip(" \t").lower() for item in value.split(",") if item.strip(" \t")]
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` field's delay in seconds (RFC 9110 10.2.3), or None.
+
+    Only the delay-seconds form is read (a peer has no reason to send a date, and a clock of its
+    own would be needed to read one); anything else, and an absent field, is None.  The value is
+    not bounded here: the caller bounds how long it waits.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 9 or _DIGITS.fullmatch(text.encode("ascii", "replace")) is None:
+        return None
+    return float(int(text))

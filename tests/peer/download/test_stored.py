@@ -43,7 +43,7 @@ from ppsp.peer.download.events import (
     Seek,
     StoreOpened,
 )
-from ppsp.peer.download.peers import MAX_FAILURES, STALL_BACKOFF, PeerBook
+from ppsp.peer.download.peers import MAX_FAILURES, STALL_BACKOFF, STALL_BACKOFF_MAX, PeerBook
 from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.download.stored import DownloadTiming, Phase, StoredDownload, stored_bitmap
 from ppsp.wire.bitmap import ChunkBitmap
@@ -340,7 +340,7 @@ def test_a_busy_peer_is_not_benched_when_a_queued_request_expires() -> None:
     assert not standing.benched(5.5) and standing.failures == 0
     # A peer silent for longer than the first-byte timeout is benched by the same timeout.
     download.handle(ChunkFailed("T", queued.index, nbytes=0, stalled=True), 9.0)
-    assert standing.benched(9.0) and standing.failures == 1
+    assert standing.benched(9.0) and standing.failures == 0  # benched, never a fault
 
 
 def test_a_transfer_that_timed_out_benches_its_peer_and_another_failure_does_not() -> None:
@@ -354,7 +354,41 @@ def test_a_transfer_that_timed_out_benches_its_peer_and_another_failure_does_not
     assert download.peers.add("A").benched(3.0) and not download.peers.add("B").benched(3.0)
     assert all(r.peer == "B" for r in of(FetchChunk, actions))
     assert all(c.peer == "A" and c.reason == "stalled" for c in of(CancelChunk, actions))
-    assert {"A", "B"} == {p for p in ("A", "B") if download.peers.add(p).failures == 1}
+    # The error answer is a fault; the silence is not (benched, never banned for it).
+    assert download.peers.add("B").failures == 1 and download.peers.add("A").failures == 0
+
+
+def test_a_silent_only_holder_is_benched_again_and_again_and_never_banned() -> None:
+    """A seeder swamped by other requesters is as silent as a tarpit: were it banned, a
+    download with no other holder would be lost; it is asked again after each back-off."""
+    download = fetching(4, {"S": range(4)})
+    standing = download.peers.add("S")
+    now = 0.0
+    for _ in range(4):  # back-offs of 2, 4, 8 s (the download's no-progress bound is 30 s)
+        requests = of(FetchChunk, download.poll(now))
+        assert requests and all(r.peer == "S" for r in requests)
+        for request in requests:
+            download.handle(ChunkFailed("S", request.index, stalled=True), now + 3.0)
+        assert not of(FetchChunk, download.poll(now + 3.0))  # benched: not asked
+        assert standing.benched(now + 3.0) and not standing.banned
+        now = standing.benched_until
+    assert standing.failures == 0 and standing.stalls == 4
+
+
+def test_a_busy_answer_rests_the_peer_for_its_retry_after_without_a_fault() -> None:
+    download = fetching(4, {"S": range(4), "R": range(4)})
+    requests = of(FetchChunk, download.poll(0.0))
+    s = next(r for r in requests if r.peer == "S")
+    download.handle(ChunkFailed("S", s.index, busy=True, retry_after=4.0), 1.0)
+    download.handle(ChunkFailed("S", s.index, busy=True), 1.0)  # no Retry-After: a short rest
+    standing = download.peers.add("S")
+    assert standing.benched(4.9) and not standing.benched(5.0)
+    assert standing.failures == 0 and standing.stalls == 0 and not standing.banned
+    assert download.cancelled.get("busy") == 2
+    assert all(r.peer != "S" for r in of(FetchChunk, download.poll(2.0)))
+    # An absurd wait is bounded by the longest back-off.
+    download.handle(ChunkFailed("S", s.index, busy=True, retry_after=1e9), 6.0)
+    assert not standing.benched(6.0 + STALL_BACKOFF_MAX)
 
 
 def test_tarpits_hold_no_more_than_their_slots_and_the_download_completes() -> None:

@@ -3,6 +3,8 @@ asks twice, bans, looks for relays, announces, plays and ends."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ppsp.peer.download.events import (
@@ -10,6 +12,7 @@ from ppsp.peer.download.events import (
     BanPeer,
     CancelChunk,
     ChunkFailed,
+    Connect,
     Done,
     Failed,
     FetchChunk,
@@ -305,3 +308,134 @@ def test_without_a_source_map_the_viewer_joins_after_a_grace() -> None:
     viewer.poll(NOW)
     assert not any(isinstance(a, FindHolders) for a in viewer.poll(NOW + 0.9))
     assert FindHolders(4) in viewer.poll(NOW + 1.0)
+
+
+# -- hostile relays: announce every chunk, never send one ----------------------------------------
+
+
+def cancels(actions: list[Action], reason: str) -> list[tuple[str, int]]:
+    return [(a.peer, a.index) for a in actions if isinstance(a, CancelChunk) and a.reason == reason]
+
+
+def test_a_silent_relay_is_benched_and_its_chunks_asked_elsewhere_before_their_deadline() -> None:
+    viewer = make(LiveTiming(endgame_s=0.3))
+    start = playing(viewer, relays=("pit",))
+    assert fetches(viewer.poll(start)) == [("pit", i) for i in (14, 15, 16, 17)]
+    connect(viewer, "v2", range(13, 20), start)
+    assert fetches(viewer.poll(start + 0.01)) == [("v2", 18), ("v2", 19)]
+    assert viewer.arrived("v2", 18, data(18), start + 0.05)
+    assert viewer.arrived("v2", 19, data(19), start + 0.05)
+    viewer.poll(start + 0.5)
+    # The pit's requests are checked stall_timeout (1 s) after they were made.
+    deadline = viewer.next_deadline()
+    assert deadline is not None and deadline <= start + 1.0
+    actions = viewer.poll(start + 1.0)
+    # Chunk 15 reached its deadline (a late request costs nothing); 16 and 17, due 0.5 s and
+    # 1 s later, are given up as stalled and asked of the relay that delivers.
+    assert cancels(actions, "stalled") == [("pit", 16), ("pit", 17)]
+    assert {("v2", 16), ("v2", 17)} <= set(fetches(actions))
+    pit = viewer.peers.get("pit")
+    assert pit is not None and pit.benched(start + 1.0) and pit.failures == 0
+    assert not pit.banned and pit.benched_until == pytest.approx(start + 3.0)
+    assert all(not isinstance(a, BanPeer) for a in actions)
+
+
+def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> None:
+    """A stream going on for 20 s: the source answers at once, the pit announces every chunk
+    the source holds and never answers; no chunk is skipped.  Silence benches, never bans (a
+    swamped source is silent too): the pit is asked again after each back-off."""
+    source = LiveSource.start(generate_key(), now=S, name="long", chunk_ms=500, window_s=30)
+    stream = [source.sign(bytes([i % 256]) * 100, round((S + i / 2) * 1000)) for i in range(120)]
+    playback = LivePlayback(
+        source.description, now=NOW, config=PlaybackConfig(buffer_chunks=1, join_margin=6)
+    )
+    viewer = LiveViewerPolicy(
+        PeerBook(),
+        peer_id="me",
+        description=source.description,
+        window=LiveWindow.for_description(source.description),
+        playback=playback,
+        now=NOW,
+        timing=LiveTiming(source_slots=4),
+    )
+    now, asked_at, banned = NOW, [], False
+    for peer in ("src", "pit"):
+        viewer.peers.add(peer)
+        viewer.handle(PeerConnected(peer, source=peer == "src"), now)
+    while now < NOW + 20:
+        newest = int((now - S) * 2)
+        for peer in ("src", "pit"):
+            announce(viewer, peer, range(max(0, newest - 59), newest + 1), now)
+        actions = viewer.poll(now)
+        if any(peer == "pit" for peer, _ in fetches(actions)):
+            asked_at.append(now)
+        banned = banned or BanPeer("pit", "failures") in actions
+        for peer, index in viewer.in_flight():  # the source answers everything at once
+            if peer == "src":
+                viewer.arrived("src", index, stream[index].encode(), now)
+        deadline = viewer.next_deadline()
+        assert deadline is not None
+        now = min(max(deadline, now + 0.01), now + 0.1)
+    pit = viewer.peers.get("pit")
+    assert not banned and pit is not None and not pit.banned and pit.failures == 0
+    # Asked, benched 2 s, asked again, benched 4 s, again 8 s: a growing back-off.
+    rounds = [asked_at[0]] + [b for a, b in itertools.pairwise(asked_at) if b - a > 1]
+    gaps = [b - a for a, b in itertools.pairwise(rounds)]
+    assert gaps[:3] == pytest.approx([3.0, 5.0, 9.0], abs=0.15)  # stall timeout + back-off
+    assert pit.stalls == len(rounds)
+    qoe = viewer.playback.qoe()
+    assert qoe.chunks_skipped == 0 and qoe.chunks_played >= 35
+
+
+def test_a_busy_relay_is_not_benched_and_its_overdue_chunk_is_also_asked_of_another() -> None:
+    viewer = make(LiveTiming(endgame_s=0.3, slots_per_peer=2))
+    start = playing(viewer)
+    connect(viewer, "busy", range(16, 20), start)
+    assert {("busy", 16), ("busy", 17)} <= set(fetches(viewer.poll(start)))
+    assert viewer.arrived("busy", 16, data(16), start + 0.4)  # it delivers, slowly
+    connect(viewer, "v2", range(13, 18), start + 0.4)
+    viewer.poll(start + 0.4)
+    assert ("v2", 17) not in viewer.in_flight()
+    actions = viewer.poll(start + 1.0)  # chunk 17's request (made at start) is overdue
+    busy = viewer.peers.get("busy")
+    assert busy is not None and not busy.benched(start + 1.0) and busy.failures == 0
+    assert cancels(actions, "stalled") == []
+    assert ("busy", 17) in viewer.in_flight() and ("v2", 17) in fetches(actions)
+
+
+def test_a_relay_never_holds_more_requests_than_its_slots_hedges_included() -> None:
+    viewer = make(LiveTiming(slots_per_peer=3, source_slots=1))
+    connect(viewer, "src", range(40), NOW, source=True)
+    for relay in ("pit-a", "pit-b", "v1"):
+        connect(viewer, relay, range(40), NOW)
+    now = NOW
+    for _ in range(300):
+        viewer.poll(now)
+        load: dict[str, int] = {}
+        for peer, _index in viewer.in_flight():
+            load[peer] = load.get(peer, 0) + 1
+        assert all(n <= (1 if peer == "src" else 3) for peer, n in load.items()), load
+        for peer, index in viewer.in_flight():
+            if peer in ("src", "v1") and index < len(CHUNKS):
+                viewer.arrived(peer, index, data(index), now)
+        now += 0.05
+
+
+def test_a_chunk_stuck_near_its_deadline_is_asked_of_the_source_when_no_relay_is_free() -> None:
+    viewer = make(LiveTiming(source_fanout=0, source_slots=2, stall_timeout=5.0))
+    start = playing(viewer, relays=("pit",))
+    assert ("pit", 15) in fetches(viewer.poll(start))  # due at start + 1.0
+    assert ("src", 15) not in fetches(viewer.poll(start + 0.2))
+    # 0.75 s before its deadline, with the request 0.35 s old: the source too.
+    assert ("src", 15) in fetches(viewer.poll(start + 0.4))
+
+
+def test_an_unreachable_peer_is_not_connected_to_again_before_its_back_off() -> None:
+    viewer = make()
+    viewer.peers.add("v1")
+    assert any(a == Connect("v1") for a in viewer.poll(NOW))
+    viewer.handle(PeerUnreachable("v1"), NOW + 0.1)
+    assert not any(isinstance(a, Connect) for a in viewer.poll(NOW + 0.2))
+    deadline = viewer.next_deadline()
+    assert deadline is not None and deadline <= NOW + 2.1
+    assert Connect("v1") in viewer.poll(NOW + 2.1)

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ppsp.errors import ChunkTransferError, IntegrityError, MalformedResponse
+from ppsp.errors import ChunkTransferError, IntegrityError, MalformedResponse, PeerBusy
 from ppsp.peer.content.description import ContentDescription
 from ppsp.peer.net.chunkfetch import (
     NoAnswer,
@@ -410,6 +410,11 @@ def _flipped(body: bytes) -> bytes:
 
 HOSTILE: dict[str, tuple[Callable[[bytes], bytes], type[Exception]]] = {
     "status 404": (lambda body: head(0, status="404 Not Found"), ChunkTransferError),
+    "status 503 (busy)": (
+        lambda body: head(0, "Retry-After: 3", status="503 Service Unavailable"),
+        PeerBusy,
+    ),
+    "status 429 (busy)": (lambda body: head(0, status="429 Too Many Requests"), PeerBusy),
     "status 206": (
         lambda body: head(len(body), status="206 Partial Content") + body,
         ChunkTransferError,
@@ -486,6 +491,8 @@ async def test_an_unusable_answer_raises_and_stores_nothing(
     # The exact class: a plain failure must not pass for "read it on the event loop"
     # (UnsupportedResponse), which makes a node stop using threads for that peer.
     assert info.type is expected, info.value
+    if case == "status 503 (busy)":
+        assert isinstance(info.value, PeerBusy) and info.value.retry_after == 3.0
     assert _nothing_written(store)
     assert _on_disk(store, 0) == bytes(CHUNK)  # nothing written
     # No second try on a fresh connection, and the client stays usable.

@@ -241,14 +241,18 @@ class ChunkFailed(_Record):
     ``corrupt``: the bytes failed verification (the peer is banned); otherwise the transfer
     itself failed (an error answer, a cut connection, a transport timeout).  ``stalled``: it
     failed by a timeout (no connection, no first byte, no progress): a silent peer is benched.
+    ``busy``: the peer answered that it serves others first (503, 429), ``retry_after`` seconds
+    being the wait it asked for (None: none given): left alone that long, no fault counted.
     """
 
-    __slots__ = ("corrupt", "index", "nbytes", "peer", "stalled")
+    __slots__ = ("busy", "corrupt", "index", "nbytes", "peer", "retry_after", "stalled")
     peer: str
     index: int
     nbytes: int
     corrupt: bool
     stalled: bool
+    busy: bool
+    retry_after: float | None
 
     def __init__(
         self,
@@ -257,12 +261,16 @@ class ChunkFailed(_Record):
         nbytes: int = 0,
         corrupt: bool = False,
         stalled: bool = False,
+        busy: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         object.__setattr__(self, "peer", peer)
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "nbytes", nbytes)
         object.__setattr__(self, "corrupt", corrupt)
         object.__setattr__(self, "stalled", stalled)
+        object.__setattr__(self, "busy", busy)
+        object.__setattr__(self, "retry_after", retry_after)
 
 
 class ChunkAbandoned(_Record):

@@ -7,7 +7,8 @@ of a session's peers.  The I/O layer keeps each peer's addresses and transport b
 (``ppsp.peer.net.session.RemotePeer`` reads and writes this record, never a copy of it).
 
 The rule that ends a peer's use is here, once: a peer is banned at its
-:data:`MAX_FAILURES`-th failure (a connection, an exchange or a transfer that did not succeed),
+:data:`MAX_FAILURES`-th failure (a connection, an exchange or a transfer that ended in an error;
+a timeout is a stall, below, and an answer that it is busy is no failure at all),
 and at once when it sends something forged (a chunk or a description that fails its hash).
 A peer that sent corrupt chunk bytes (or a forged live envelope) bans its *host* too
 (:meth:`PeerBook.ban_host`): every other PeerID reached at that host address (an IPv4
@@ -18,7 +19,9 @@ there are processes of this machine, or of its network behind the same address).
 A peer that is slow or silent (a connection or a request that timed out) is *benched*: it
 loses its requests and is neither connected nor asked again until a back-off that doubles at
 each stall (:meth:`PeerStanding.stall`), so that a peer that accepts connections and never
-answers costs a download seconds, not its progress.
+answers costs a download seconds, not its progress.  Stalls never ban: a seeder swamped by
+other requesters is as silent as a tarpit, and banned it would be lost for good.  A peer that
+answers busy (503, 429) is left alone for the wait it names (:meth:`PeerStanding.rest`).
 
 The timeouts of the peer's exchanges are defined here, once, for the I/O layer and the picker
 alike (docs/PROTOCOL.md gives the reason for each value).
@@ -33,6 +36,7 @@ from ppsp.core.hosts import host_key
 from ppsp.wire.bitmap import ChunkBitmap
 
 __all__ = [
+    "BUSY_BACKOFF",
     "CHUNK_QUEUE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "FIRST_BYTE_TIMEOUT",
@@ -74,6 +78,10 @@ STALL_BACKOFF = 2.0
 
 STALL_BACKOFF_MAX = 30.0
 """... up to this: a peer that stalls again and again is tried twice a minute."""
+
+BUSY_BACKOFF = 1.0
+"""Seconds a peer that answered busy (503, 429) without a ``Retry-After`` is left alone; a
+``Retry-After`` it gives is taken up to :data:`STALL_BACKOFF_MAX`."""
 
 
 class PeerStanding:
@@ -156,6 +164,14 @@ class PeerStanding:
         self.stalls += 1
         backoff = min(STALL_BACKOFF * 2 ** min(self.stalls - 1, 16), STALL_BACKOFF_MAX)
         self.benched_until = now + backoff
+        return self.benched_until
+
+    def rest(self, now: float, retry_after: float | None) -> float:
+        """The peer answered busy at ``now``: leave it alone for ``retry_after`` seconds
+        (:data:`BUSY_BACKOFF` when None, at most :data:`STALL_BACKOFF_MAX`), without counting a
+        stall or a failure; returns until when."""
+        wait = BUSY_BACKOFF if retry_after is None else retry_after
+        self.benched_until = max(self.benched_until, now + min(max(wait, 0.0), STALL_BACKOFF_MAX))
         return self.benched_until
 
     def delivering(self, now: float) -> bool:

@@ -439,6 +439,20 @@ class PiecePicker:
             self._unhold(index, peer)
         state.failed.add(index)
 
+    def on_timed_out(self, peer: PeerId, index: int) -> None:
+        """``peer`` did not deliver ``index`` in time, or answered that it was busy.
+
+        Unlike :meth:`on_failed`, no fault: the peer is tried last for that chunk, not never
+        (it may be the only holder, swamped by other requesters for a while).
+        """
+        self._end_verification(peer, index)
+        state = self._peers.get(peer)
+        if state is None:
+            return
+        if state.requests.pop(index, None) is not None:
+            self._unhold(index, peer)
+        state.timed_out.add(index)
+
     def expired(self, now: float) -> list[Request]:
         """Remove and return requests whose deadline has passed, to re-issue elsewhere.
 

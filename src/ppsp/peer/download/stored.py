@@ -537,17 +537,28 @@ class StoredDownload:
             for other in self.peers.ban_host(event.peer):
                 self._pending.append(BanPeer(other.peer_id, "host"))
             self._discard("corrupt", nbytes)
+        elif event.busy:
+            # It serves others first (a fair seeder's queue is full): asked again after the
+            # wait it named; no fault, since a seeder under load must not be banned for it.
+            if standing is not None:
+                standing.rest(now, event.retry_after)
+            self._discard("busy", nbytes)
         else:
             if standing is not None:
                 if not event.stalled:
                     self._count_failure(standing)
-                elif not standing.delivering(now):  # silent: benched, and a failure
+                elif not standing.delivering(now):
+                    # Silent: benched with a growing back-off, never banned for it.  Silence
+                    # proves nothing (a seeder swamped by others is silent too), and a peer
+                    # banned so would be lost for good even when it is the only holder left.
                     standing.stall(now)
-                    self._count_failure(standing)
                 # else: the request waited behind others at a busy peer; asked again later
             self._discard("failed", nbytes)
         if self.picker is not None:
-            self.picker.on_failed(event.peer, event.index)
+            if event.stalled or event.busy:  # no fault: asked again later, others first
+                self.picker.on_timed_out(event.peer, event.index)
+            else:
+                self.picker.on_failed(event.peer, event.index)
 
     def _count_failure(self, standing: PeerStanding) -> None:
         if standing.fail():

@@ -21,9 +21,10 @@ It decides:
 - **when to look again**: a chunk due within ``hunt_s`` that no relay is known to hold has the
   maps of the connected viewers older than ``hunt_stale`` pulled (not only the neighbours'), so
   that a relay that holds it is found before the viewer falls back on the source;
-- **when to ask twice** (endgame): a chunk due within ``endgame_s`` whose request to a relay has
-  run longer than ``endgame_after`` is also asked of another relay that holds it; the first copy
-  to arrive ends the others;
+- **when to ask twice** (endgame): a chunk due within ``endgame_s`` whose request has run
+  longer than ``endgame_after`` (or whose request has run ``stall_timeout`` at a busy peer) is
+  also asked of another relay that holds it, or of the source when no relay is free and the
+  chunk is due within ``source_relief``; the first copy to arrive ends the others;
 - **when to give up**: a request ends at the chunk's deadline (at least ``min_fetch_timeout``
   from when it was made; ``startup_fetch_timeout`` while the startup buffer has no deadlines
   yet), so that a busy sender skips it rather than sending it late; such a late request costs
@@ -31,6 +32,16 @@ It decides:
   :data:`~ppsp.peer.download.peers.MAX_FAILURES`-th failure bans it; a forged envelope bans it
   at once, with every other PeerID at its host
   (:meth:`~ppsp.peer.download.peers.PeerBook.ban_host`);
+- **whom to leave for a while** (the stored download's rule for slow and silent peers): a
+  request still unanswered after ``stall_timeout`` at a peer from which no envelope came for
+  :data:`~ppsp.peer.download.peers.FIRST_BYTE_TIMEOUT` is a *stall*: the peer is benched for
+  the shared back-off (:meth:`~ppsp.peer.download.peers.PeerStanding.stall`, 2 s doubling to
+  30 s) and never banned for it (a source swamped by other viewers is silent too, and a
+  banned source is lost for good; a relay that announces every chunk and never sends one
+  costs a request every back-off), its requests are given up and their chunks asked of
+  other holders at once, well before their deadlines; a benched peer is neither asked nor
+  connected to until its back-off ends.  At a peer that delivers (busy, not silent) the
+  request is left in flight and the chunk is also asked of another holder;
 - **what to play or skip**: the playback clock's (:class:`~ppsp.peer.live.LivePlayback`);
 - **whom to tell**: this viewer's map is PUSHed to up to ``neighbours`` viewers (chosen at
   random, replaced when they leave) at most every ``push_interval`` when it holds new chunks;
@@ -71,7 +82,7 @@ from ppsp.peer.download.events import (
     PullMap,
     PushMap,
 )
-from ppsp.peer.download.peers import PeerBook, PeerStanding
+from ppsp.peer.download.peers import FIRST_BYTE_TIMEOUT, PeerBook, PeerStanding
 from ppsp.peer.live.envelope import ChunkEnvelope, verify_envelope
 from ppsp.peer.live.identity import LiveDescription
 from ppsp.peer.live.playback import LivePlayback, availability_from_bitmaps
@@ -85,7 +96,7 @@ class LiveTiming(NamedTuple):
     (docs/BENCHMARKS.md, "Tuning (live)", says how they were chosen)."""
 
     slots_per_peer: int = 4
-    """Chunk requests in flight per relay."""
+    """Chunk requests in flight per relay (the most one relay ever holds, hedges included)."""
     source_slots: int = 1
     """Chunk requests in flight to the source: its upload is the swarm's scarce resource, and
     a queue of requests at it only makes every chunk late."""
@@ -100,6 +111,12 @@ class LiveTiming(NamedTuple):
     """Shortest wait for one chunk, even one already due."""
     startup_fetch_timeout: float = 3.0
     """Wait for a chunk of the startup buffer (no deadline until playback starts)."""
+    stall_timeout: float = 1.0
+    """A request unanswered this long is a stall when its peer sent no envelope for
+    :data:`~ppsp.peer.download.peers.FIRST_BYTE_TIMEOUT`: the peer is benched, its chunks
+    asked elsewhere.  An envelope is a few hundred KiB served from memory (milliseconds on a
+    working path), and chunks are asked seconds before their deadlines (the startup buffer
+    and the relay margin), so a silent relay's chunks are asked again in time."""
     hunt_s: float = 2.0
     """A chunk due within this that no relay is known to hold makes stale maps be pulled."""
     hunt_stale: float = 0.25
@@ -150,13 +167,19 @@ def _rank(peer_id: str, index: int) -> bytes:
 
 
 class _Request:
-    """A chunk request in flight: when it was made and when it is given up."""
+    """A chunk request in flight: when it was made, when its peer is checked for a stall and
+    when it is given up."""
 
-    __slots__ = ("give_up_at", "made_at")
+    __slots__ = ("give_up_at", "made_at", "stall_at")
 
-    def __init__(self, made_at: float, give_up_at: float) -> None:
+    def __init__(self, made_at: float, give_up_at: float, stall_at: float) -> None:
         self.made_at = made_at
         self.give_up_at = give_up_at
+        self.stall_at = stall_at
+
+    def next_time(self) -> float:
+        """When the request must be looked at again (a stall check or giving up)."""
+        return min(self.give_up_at, self.stall_at)
 
 
 class LiveViewerPolicy:
@@ -205,6 +228,7 @@ class LiveViewerPolicy:
         self._last_push = self._last_find = -math.inf
         self._next_pull: float | None = None  # when a neighbour's map next becomes stale
         self._last_arrival = now
+        self._last_poll = now
         self._wake_at: float | None = None  # a deferred chunk's next change of rule
         self._first_map_at: float | None = None  # when a map first showed the live edge
 
@@ -229,6 +253,7 @@ class LiveViewerPolicy:
             standing = self.peers.get(event.peer)
             if standing is not None:
                 standing.connecting = False
+                standing.stall(now)  # not connected to nor asked again before its back-off
             self._failure(event.peer)
         elif isinstance(event, PeerBanned):
             standing = self.peers.get(event.peer)
@@ -266,6 +291,7 @@ class LiveViewerPolicy:
         standing = self.peers.get(peer)
         if standing is not None:
             standing.failures = 0  # a peer that delivers is not failing
+            standing.last_bytes_at = now  # ... and is busy, not silent, while it delivers
         if not self.window.add(envelope):
             return False
         for other in [key for key in self._requests if key[1] == index]:
@@ -290,7 +316,8 @@ class LiveViewerPolicy:
         """The actions due at ``now``: each is returned once."""
         if self.finished:
             return []
-        self._connect()
+        self._last_poll = now
+        self._connect(now)
         playback = self.playback
         newest = self._newest_known()
         if newest is not None and self._may_join(now):
@@ -340,7 +367,9 @@ class LiveViewerPolicy:
         if self._new_chunks:
             times.append(self._last_push + timing.push_interval)
         if self._requests:
-            times.append(min(request.give_up_at for request in self._requests.values()))
+            times.append(min(request.next_time() for request in self._requests.values()))
+        # A benched peer's back-off ending: it may be connected to or asked again.
+        times.append(self.peers.next_release(self._last_poll))
         return min(t for t in times if t is not None)
 
     def neighbours(self) -> list[str]:
@@ -359,9 +388,9 @@ class LiveViewerPolicy:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _connect(self, now: float) -> None:
         for standing in self.peers:
-            if standing.connectable:
+            if standing.may_connect(now):
                 standing.connecting = True
                 self._pending.append(Connect(standing.peer_id))
 
@@ -394,7 +423,9 @@ class LiveViewerPolicy:
 
     def _expire(self, now: float) -> None:
         """Give up the requests whose time is over (late, not failed: no fault counted) and
-        those for chunks no longer wanted (before the playback position or the window)."""
+        those for chunks no longer wanted (before the playback position or the window); bench
+        the peers whose requests stalled, and give up every request of a peer benched or
+        banned, so that their chunks are asked of other holders in this same poll."""
         position = self.playback.position
         lowest = max(self.window.floor, -1 if position is None else position)
         for key, request in list(self._requests.items()):
@@ -404,6 +435,27 @@ class LiveViewerPolicy:
             elif request.give_up_at <= now:
                 self._end_request(*key)
                 self._pending.append(CancelChunk(key[0], key[1], "late"))
+            elif request.stall_at <= now:
+                self._check_stall(key[0], request, now)
+        for peer, index in list(self._requests):
+            standing = self.peers.get(peer)
+            if standing is not None and (standing.banned or standing.benched(now)):
+                self._end_request(peer, index)
+                reason = "banned" if standing.banned else "stalled"
+                self._pending.append(CancelChunk(peer, index, reason))
+
+    def _check_stall(self, peer: str, request: _Request, now: float) -> None:
+        """``request`` to ``peer`` is unanswered after ``stall_timeout``: a silent peer is
+        benched (one stall however many of its requests stalled; no failure); a peer that
+        delivers is busy: the request stays in flight (``_request`` asks another holder too)
+        and is looked at again once the peer has been silent for ``FIRST_BYTE_TIMEOUT``."""
+        standing = self.peers.get(peer)
+        if standing is None:
+            request.stall_at = math.inf
+        elif standing.delivering(now):
+            request.stall_at = standing.last_bytes_at + FIRST_BYTE_TIMEOUT
+        elif not standing.benched(now):
+            standing.stall(now)
 
     def _timeout(self, index: int, now: float) -> float:
         timing = self.timing
@@ -419,7 +471,7 @@ class LiveViewerPolicy:
 
     def _request(self, now: float) -> None:
         self._wake_at = None
-        usable = [s for s in self.peers if s.usable and s.chunks is not None]
+        usable = [s for s in self.peers if s.usable and s.chunks is not None and not s.benched(now)]
         if not usable:
             return
         timing, playback, sources = self.timing, self.playback, self.sources
@@ -441,17 +493,26 @@ class LiveViewerPolicy:
             relays = [s for s in holders if s.peer_id not in sources]
             asked = requested.get(index)
             if asked:
-                # In flight: a second relay as the deadline nears and the first is slow.
+                # In flight: a second holder as the deadline nears and the first is slow, or
+                # once the first is overdue at a busy peer (a silent one is benched instead).
                 if len(asked) > 1:
                     continue
-                if left > timing.endgame_s:
-                    self._wake(now + left - timing.endgame_s)
-                    continue
                 made = self._requests[(asked[0], index)].made_at
-                if now - made < timing.endgame_after:
+                overdue = now - made >= timing.stall_timeout
+                if not overdue and left > timing.endgame_s:
+                    self._wake(min(now + left - timing.endgame_s, made + timing.stall_timeout))
+                    continue
+                if not overdue and now - made < timing.endgame_after:
                     self._wake(made + timing.endgame_after)
                     continue
                 spare = [s for s in relays if s.peer_id not in asked and self._free(s)]
+                if not spare and left <= timing.source_relief:
+                    # No relay free: the source, rather than a skip.
+                    spare = [
+                        s
+                        for s in holders
+                        if s.peer_id in sources and s.peer_id not in asked and self._free(s)
+                    ]
                 if spare:
                     self._ask(self._best(spare), index, now)
                     budget -= 1
@@ -489,7 +550,9 @@ class LiveViewerPolicy:
 
     def _ask(self, standing: PeerStanding, index: int, now: float) -> None:
         peer = standing.peer_id
-        self._requests[(peer, index)] = _Request(now, now + self._timeout(index, now))
+        self._requests[(peer, index)] = _Request(
+            now, now + self._timeout(index, now), now + self.timing.stall_timeout
+        )
         self._load[peer] = self._load.get(peer, 0) + 1
         self._pending.append(FetchChunk(peer, index))
 

@@ -34,8 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ppsp.codecs.httphead import MAX_HEAD_BYTES, head_length, parse_response_head
-from ppsp.errors import ChunkTransferError, IntegrityError
+from ppsp.codecs.httphead import (
+    BUSY_STATUSES,
+    MAX_HEAD_BYTES,
+    head_length,
+    parse_response_head,
+    retry_after_seconds,
+)
+from ppsp.errors import ChunkTransferError, IntegrityError, PeerBusy
 from ppsp.peer.download.peers import CHUNK_QUEUE_TIMEOUT, CONNECT_TIMEOUT, PROGRESS_TIMEOUT
 from ppsp.peer.net.chunkstore import ChunkStore
 
@@ -296,6 +302,11 @@ class ThreadedChunkClient:
                 sock.sendall(request)
                 head_size, received = _receive_head(sock, buffer, self._first_byte_timeout)
             head = parse_response_head(bytes(buffer[:head_size]))
+            if head.status in BUSY_STATUSES:
+                raise PeerBusy(
+                    f"busy ({head.status}) for chunk {index}",
+                    retry_after_seconds(head.header("retry-after")),
+                )
             if head.status != 200:
                 raise ChunkTransferError(f"answered {head.status} for chunk {index}")
             if head.chunked or head.content_length is None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ppsp.errors import ChunkUnavailable, ContentError, IntegrityError, PPSPError
+from ppsp.errors import ChunkUnavailable, ContentError, IntegrityError, PeerBusy, PPSPError
 from ppsp.peer.content.description import ContentDescription, verify_description
 from ppsp.peer.download.describing import DescriptionSearch
 from ppsp.peer.download.events import (
@@ -222,6 +222,8 @@ class DownloadRunner:
             return ChunkAbandoned(remote.peer_id, index) if observer.delivered_once else None
         except TimeoutError:  # no connection, no first byte or no progress in time
             return ChunkFailed(remote.peer_id, index, stalled=True)
+        except PeerBusy as exc:  # it serves others first: asked again later
+            return ChunkFailed(remote.peer_id, index, busy=True, retry_after=exc.retry_after)
         except TRANSFER_ERRORS:
             return ChunkFailed(remote.peer_id, index)
         except asyncio.CancelledError:

@@ -20,7 +20,8 @@ from concurrent.futures import Executor
 
 import aiohttp
 
-from ppsp.errors import ChunkTransferError, ChunkUnavailable
+from ppsp.codecs.httphead import BUSY_STATUSES, retry_after_seconds
+from ppsp.errors import ChunkTransferError, ChunkUnavailable, PeerBusy
 from ppsp.peer.download.peers import CHUNK_QUEUE_TIMEOUT, CONNECT_TIMEOUT
 from ppsp.peer.net.chunkfetch import ThreadedChunkClient, UnsupportedResponse
 from ppsp.peer.net.chunkstore import ChunkStore
@@ -143,6 +144,11 @@ class HttpChunkTransport(ChunkTransport):
         assert remote.offer is not None
         url = remote.offer.chunk_url(index, self.representation)
         async with self.http.get(url, headers=self.headers, timeout=CHUNK_TIMEOUT) as answer:
+            if answer.status in BUSY_STATUSES:
+                raise PeerBusy(
+                    f"{remote.peer_id} busy ({answer.status}) for {index}",
+                    retry_after_seconds(answer.headers.get("Retry-After")),
+                )
             if answer.status != 200:
                 raise ChunkTransferError(f"{remote.peer_id} answered {answer.status} for {index}")
             return await read_pieces(
