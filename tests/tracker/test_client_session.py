@@ -29,6 +29,7 @@ from ppsp.errors import (
     UnsupportedVersion,
 )
 from ppsp.tracker.client_session import (
+    MAX_PENDING_CORRUPT_REPORTS,
     Accepted,
     InvalidAnswer,
     Operation,
@@ -39,10 +40,12 @@ from ppsp.tracker.client_session import (
 )
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.storage import MemoryStorage
+from ppsp.wire.fields import MAX_CORRUPT_REPORTS
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     ContentMap,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     Encoding,
@@ -666,3 +669,64 @@ def test_any_answers_leave_a_consistent_session(
                 assert all(p.peer_id != ME for p in result)
         assert set(me.joined) <= accepted_swarms
     assert len(roots) == len(set(roots))
+
+
+# -- corrupt-peer reports -------------------------------------------------------------------------
+
+
+def _corrupt(peer: str, chunks: int = 1, swarm: str = "a") -> CorruptPeerReport:
+    return CorruptPeerReport(
+        swarm_id=swarm, peer_id=peer, ip="192.0.2.5", port=7001, corrupt_chunks=chunks
+    )
+
+
+def test_corrupt_reports_go_with_the_next_report_and_once_each() -> None:
+    me = session()
+    me.note_corrupt([_corrupt(f"p{n}") for n in range(MAX_CORRUPT_REPORTS + 2)])
+    first = me.report(now=1.0)
+    request = sent(first)
+    assert isinstance(request, StatReportRequest)
+    assert [r.peer_id for r in request.corrupt_peers] == [
+        f"p{n}" for n in range(MAX_CORRUPT_REPORTS)
+    ]
+    assert step(me, first, ok(request)) is None and first.done
+    # The rest goes with the next report, then none.
+    second = me.report(now=2.0)
+    request = sent(second)
+    assert isinstance(request, StatReportRequest)
+    assert [r.peer_id for r in request.corrupt_peers] == [
+        f"p{MAX_CORRUPT_REPORTS}",
+        f"p{MAX_CORRUPT_REPORTS + 1}",
+    ]
+    step(me, second, ok(request))
+    request = sent(me.report(now=3.0))
+    assert isinstance(request, StatReportRequest) and request.corrupt_peers == ()
+    assert me.pending_corrupt_reports == ()
+
+
+@pytest.mark.parametrize("version", [V11, V10])
+def test_corrupt_reports_not_accepted_are_sent_again(version: ProtocolVersion) -> None:
+    me = session(version=version)
+    me.note_corrupt([_corrupt("liar")])
+    refused = me.report(now=1.0)
+    with pytest.raises(Forbidden):
+        step(me, refused, refusal(sent(refused), TrackerErrorCode.FORBIDDEN))
+    given_up = me.report(now=2.0)
+    given_up.abandon()  # an unreachable tracker
+    operation = me.report(now=3.0)
+    request = sent(operation)
+    assert isinstance(request, StatReportRequest) and request.version is version
+    assert request.corrupt_peers == (_corrupt("liar"),)
+    # More corrupt data from it while the report is in flight: kept, with the total, to resend.
+    me.note_corrupt([_corrupt("liar", 2)])
+    step(me, operation, ok(request))
+    assert me.pending_corrupt_reports == (_corrupt("liar", 3),)
+
+
+def test_pending_corrupt_reports_are_bounded() -> None:
+    me = session()
+    me.note_corrupt([_corrupt(f"p{n}") for n in range(MAX_PENDING_CORRUPT_REPORTS + 5)])
+    me.note_corrupt([_corrupt("p0", 4)])  # one already kept: its count grows
+    pending = me.pending_corrupt_reports
+    assert len(pending) == MAX_PENDING_CORRUPT_REPORTS
+    assert pending[0] == _corrupt("p0", 5)

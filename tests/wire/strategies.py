@@ -63,6 +63,7 @@ from ppsp.wire.tracker import (
     ActionResult,
     AnyRequest,
     ConnectRequest,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     Encoding,
@@ -332,6 +333,19 @@ def finds(
     )
 
 
+@st.composite
+def corrupt_reports(draw: st.DrawFn) -> CorruptPeerReport:
+    """A corrupt-peer report (the STAT_REPORT extension) as every reader gives it."""
+    ip = draw(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
+    return CorruptPeerReport(
+        swarm_id=draw(swarm_ids),
+        peer_id=draw(tokens),
+        ip=canonical_ip(str(ip))[0],
+        port=draw(st.integers(1, 65535)),
+        corrupt_chunks=draw(st.one_of(st.integers(1, 100), st.integers(1, MAX_INTEGER))),
+    )
+
+
 def stat_reports(
     version: ProtocolVersion | None = None, encoding: Encoding = Encoding.XML
 ) -> st.SearchStrategy[StatReportRequest]:
@@ -349,6 +363,8 @@ def stat_reports(
             if _rfc7846(version, encoding)
             else st.lists(content_maps, max_size=2).map(tuple)
         ),
+        # An extension of either version, in either encoding.
+        corrupt_peers=st.lists(corrupt_reports(), max_size=3).map(tuple),
     )
 
 

@@ -17,6 +17,7 @@ from ppsp.wire.builder import keyword_builder
 from ppsp.wire.common import ContentMap, PeerInfo, RepresentationMap, SegmentMap
 from ppsp.wire.tracker import (
     ConnectRequest,
+    CorruptPeerReport,
     DisconnectRequest,
     FindRequest,
     JoinRequest,
@@ -32,6 +33,7 @@ from ppsp.wire.tracker import (
 BUILT = [
     ConnectRequest,
     ContentMap,
+    CorruptPeerReport,
     DisconnectRequest,
     FindRequest,
     JoinRequest,

@@ -22,6 +22,7 @@ from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.net.chunkstore import part_path
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.session import DownloadFailed, SwarmSession
+from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
 from ppsp.wire.tracker import Encoding
@@ -57,6 +58,7 @@ class PeerOptions:
     report: Path | None = None
     corrupt_uploads: bool = False
     disclose_stats: bool = False
+    host_share: float = DEFAULT_HOST_SHARE
     tls: ssl.SSLContext | None = None
     token: str | None = None
 
@@ -80,6 +82,7 @@ class PeerOptions:
             upload_rate=self.upload_rate,
             download_rate=self.download_rate,
             disclose_stats=self.disclose_stats,
+            host_share=self.host_share,
             **settings,
         )
         node.corrupt_uploads = self.corrupt_uploads

@@ -28,6 +28,12 @@ the I/O layer waits for it and sends :meth:`~TrackerSession.report` then.  A rep
 because the tracker forgot this peer (403 or 404) is mended by the re-join
 :meth:`~TrackerSession.recovery` returns.
 
+**Corrupt-peer reports** (:meth:`~TrackerSession.note_corrupt`): peers this one banned for
+corrupt data are kept (at most :data:`MAX_PENDING_CORRUPT_REPORTS`, one per peer and address)
+and go with the next STAT_REPORTs, :data:`~ppsp.wire.fields.MAX_CORRUPT_REPORTS` at a time, in
+either version (an extension that trackers which do not know it ignore); a report is forgotten
+once a STAT_REPORT carrying it is accepted, and sent again otherwise.
+
 In 1.0 form registration without swarms does not exist (it travels with the first join), JOIN
 is a CONNECT with JOIN actions, leaving is a CONNECT with LEAVE actions, leaving the system
 leaves every joined swarm, FIND is swarm-wide and STAT_REPORT carries no content maps.
@@ -35,7 +41,7 @@ leaves every joined swarm, FIND is swarm-wide and STAT_REPORT carries no content
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
 
@@ -53,10 +59,12 @@ from ppsp.errors import (
     TrackerProtocolError,
     UnsupportedVersion,
 )
+from ppsp.wire.fields import MAX_CORRUPT_REPORTS, MAX_INTEGER
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     ContentMap,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
@@ -76,6 +84,7 @@ from ppsp.wire.tracker import (
 )
 
 __all__ = [
+    "MAX_PENDING_CORRUPT_REPORTS",
     "Accepted",
     "InvalidAnswer",
     "Operation",
@@ -87,6 +96,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+MAX_PENDING_CORRUPT_REPORTS = 64
+"""Corrupt-peer reports a session keeps until a tracker accepts them; later ones are dropped."""
+
+_ReportKey = tuple[str, str, str, int]
+"""A corrupt-peer report's swarm, peer ID, IP and port."""
 
 V10 = ProtocolVersion.V1_0
 V11 = ProtocolVersion.V1_1
@@ -255,6 +270,7 @@ class TrackerSession:
         self._requester: PeerInfo | None = None
         self._last_report: float | None = None
         self._interval: float | None = None
+        self._corrupt: dict[_ReportKey, CorruptPeerReport] = {}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -337,6 +353,7 @@ class TrackerSession:
         """
         self._last_report = now
         stats, maps = tuple(stream_stats), tuple(content_maps)
+        corrupt = tuple(self._corrupt.values())[:MAX_CORRUPT_REPORTS]
 
         def build(version: ProtocolVersion) -> AnyRequest:
             return StatReportRequest(
@@ -345,9 +362,30 @@ class TrackerSession:
                 peer_id=self.peer_id,
                 stream_stats=stats,
                 content_maps=maps if version is V11 else (),
+                corrupt_peers=corrupt,
             )
 
-        return Operation(self._nothing(self._call(build)))
+        return Operation(self._reported(self._call(build), corrupt))
+
+    def note_corrupt(self, reports: Iterable[CorruptPeerReport]) -> None:
+        """Keep corrupt-peer reports for the next STAT_REPORTs.
+
+        A report of a peer and address already kept replaces it with the counts added; beyond
+        :data:`MAX_PENDING_CORRUPT_REPORTS` kept, new ones are dropped.
+        """
+        for report in reports:
+            key = (report.swarm_id, report.peer_id, report.ip, report.port)
+            held = self._corrupt.get(key)
+            if held is not None:
+                total = min(held.corrupt_chunks + report.corrupt_chunks, MAX_INTEGER)
+                self._corrupt[key] = replace(held, corrupt_chunks=total)
+            elif len(self._corrupt) < MAX_PENDING_CORRUPT_REPORTS:
+                self._corrupt[key] = report
+
+    @property
+    def pending_corrupt_reports(self) -> tuple[CorruptPeerReport, ...]:
+        """The corrupt-peer reports no tracker accepted yet, oldest first."""
+        return tuple(self._corrupt.values())
 
     def disconnect(
         self, swarm_ids: Sequence[str] | Literal["ALL"] | None = None
@@ -461,6 +499,18 @@ class TrackerSession:
 
     def _nothing(self, flow: Flow[TrackerResponse | None]) -> Flow[None]:
         yield from flow
+        return None
+
+    def _reported(
+        self, flow: Flow[TrackerResponse | None], sent: tuple[CorruptPeerReport, ...]
+    ) -> Flow[None]:
+        """A STAT_REPORT's flow: once accepted, the corrupt-peer reports it carried are
+        forgotten (those that grew meanwhile are kept, to be sent with their new counts)."""
+        yield from flow
+        for report in sent:
+            key = (report.swarm_id, report.peer_id, report.ip, report.port)
+            if self._corrupt.get(key) is report:
+                del self._corrupt[key]
         return None
 
     def _peers_of(self, flow: Flow[TrackerResponse | None]) -> Flow[list[PeerInfo]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -57,7 +58,7 @@ from ppsp.tracker.statemachine import (
     machine_for,
     tracker_state,
 )
-from ppsp.tracker.storage.base import PeerRecord, Storage
+from ppsp.tracker.storage.base import PeerRecord, Storage, SwarmMember
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_LISTED_PEERS
 from ppsp.wire.tracker import (
@@ -81,6 +82,8 @@ from ppsp.wire.tracker import (
     SwarmActionType,
     TrackerResponse,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AddressUse",
@@ -126,6 +129,10 @@ class TrackerStats:
     swarms: int
     memberships: int
     state: TrackerState
+    reported: int = 0
+    """Memberships with at least one believed corrupt-peer report."""
+    suspects: int = 0
+    """Memberships reported by ``Limits.suspect_reporters`` distinct hosts: listed last."""
 
 
 def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
@@ -359,6 +366,8 @@ class Tracker:
             swarms=counts.swarms,
             memberships=counts.memberships,
             state=tracker_state(counts.peers),
+            reported=counts.reported,
+            suspects=counts.suspects,
         )
 
     # -- request processing ---------------------------------------------------------------
@@ -517,6 +526,10 @@ class Tracker:
         count = min(peer_count(peer_num, self.config.max_peers), room)
         if count == 0:
             return ()
+        # Members enough distinct hosts reported for corrupt data come after every other
+        # (docs/SECURITY.md): as many more are drawn, then they are moved to the end.
+        suspects = await self.storage.suspects(swarm_id)
+        wanted = min(count + len(suspects), MAX_LISTED_PEERS) if suspects else count
         limits = self.config.limits
         # What one prefix may take of a list while others are left (docs/PROTOCOL.md).
         share = limits.list_share_per_prefix if limits.per_host else None
@@ -528,24 +541,26 @@ class Tracker:
                 groups,
                 exclude=record.peer_id,
                 requester_addresses=record.addresses,
-                count=count,
+                count=wanted,
                 rng=self._rng,
                 share=share,
             )
-            return to_peer_infos(chosen, swarm_id)
-        candidates = await self.storage.members(
-            swarm_id, limit=self.config.candidate_sample, with_maps=True
-        )
-        chosen = select_peers(
-            candidates,
-            requester_id=record.peer_id,
-            requester_addresses=record.addresses,
-            count=count,
-            rng=self._rng,
-            scope=scope,
-            require_scope=require_scope,
-            share=share,
-        )
+        else:
+            candidates = await self.storage.members(
+                swarm_id, limit=self.config.candidate_sample, with_maps=True
+            )
+            chosen = select_peers(
+                candidates,
+                requester_id=record.peer_id,
+                requester_addresses=record.addresses,
+                count=wanted,
+                rng=self._rng,
+                scope=scope,
+                require_scope=require_scope,
+                share=share,
+            )
+        if suspects:
+            return _suspects_last(chosen, suspects, count, swarm_id)
         return to_peer_infos(chosen, swarm_id)
 
     async def _list_joined(
@@ -640,6 +655,22 @@ class Tracker:
         record = self._record_after(ctx)
         await self.storage.put_report(record, request.stream_stats, request.content_maps)
         self._track_deadline(record)
+        if request.corrupt_peers:
+            # Believed per distinct reporter host, from members only (docs/SECURITY.md).
+            outcomes = await self.storage.add_corrupt_reports(
+                request.peer_id,
+                _host_key(ctx.reflexive.ip),
+                request.corrupt_peers,
+                self.config.limits,
+            )
+            log.debug(
+                "corrupt-peer reports of %s: %s",
+                request.peer_id,
+                ", ".join(
+                    f"{r.peer_id} {o.value}"
+                    for r, o in zip(request.corrupt_peers, outcomes, strict=True)
+                ),
+            )
         return self._response(ctx, with_requester=False)
 
     async def _do_deregister(self, ctx: _Context) -> TrackerResponse:
@@ -673,6 +704,16 @@ def _check_credentials(request: AnyRequest, credentials: Credentials) -> None:
         for swarm_id in _joined_swarms(request):
             if swarm_id not in allowed:
                 raise Forbidden(f"the bearer token does not allow joining swarm {swarm_id}")
+
+
+def _suspects_last(
+    chosen: list[SwarmMember], suspects: frozenset[str], count: int, swarm_id: str
+) -> tuple[PeerInfo, ...]:
+    """The first ``count`` of ``chosen`` with the suspects after every other member."""
+    honest = [member for member in chosen if member.peer_id not in suspects]
+    if len(honest) < count:
+        honest.extend(member for member in chosen if member.peer_id in suspects)
+    return to_peer_infos(honest[:count], swarm_id)
 
 
 def _mode(action: SwarmAction) -> PeerMode:

@@ -50,6 +50,16 @@ class Limits:
     (SEED, priority, content map) orders peers only within this bound.  A per-host bound: off
     with ``per_host`` (docs/PROTOCOL.md, "Tracker behaviour")."""
 
+    # -- corrupt-peer reports (the STAT_REPORT extension), kept by the storage ----------------
+    suspect_reporters: int = 2
+    """Distinct reporter hosts after which a reported peer is a *suspect* in that swarm: listed
+    after every other peer in the swarm's peer lists, never removed (docs/SECURITY.md).  Not a
+    per-host bound: ``per_host`` does not turn it off."""
+
+    reporters_kept: int = 8
+    """Reporter hosts remembered per reported membership; reports from further hosts change
+    nothing (the peer is a suspect long before)."""
+
     # -- requests and connections, enforced by the HTTP layer ----------------------------------
     requests_per_second_per_host: float = 100.0
     """Sustained request rate of one host address (token bucket refill)."""

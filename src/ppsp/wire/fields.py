@@ -52,6 +52,7 @@ __all__ = [
     "MAX_CHUNKMAP_BITS",
     "MAX_CHUNK_IDS",
     "MAX_CONTENT_LENGTH",
+    "MAX_CORRUPT_REPORTS",
     "MAX_EXTRA_STATISTICS",
     "MAX_HEADER_FIELDS",
     "MAX_HEAD_BYTES",
@@ -149,6 +150,10 @@ MAX_STATS: Final = 1000
 
 MAX_EXTRA_STATISTICS: Final = 64
 """Most extra (non-standard) statistics in one set of stream statistics."""
+
+MAX_CORRUPT_REPORTS: Final = 16
+"""Most corrupt-peer reports (the ``CorruptPeer`` / ``CORRUPT_PEER`` extension) in one
+STAT_REPORT; a peer keeps the rest for its next reports."""
 
 # -- Sizes of whole messages ------------------------------------------------------------------
 

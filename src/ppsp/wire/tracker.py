@@ -45,6 +45,7 @@ __all__ = [
     "AnyRequest",
     "ConnectRequest",
     "ContentMap",
+    "CorruptPeerReport",
     "DisconnectRequest",
     "DisconnectScope",
     "Encoding",
@@ -164,6 +165,23 @@ class StreamStatistics:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CorruptPeerReport:
+    """A peer that served corrupt data (an extension of STAT_REPORT, docs/PROTOCOL.md).
+
+    ``peer_id`` served ``corrupt_chunks`` chunks (or live envelopes) of ``swarm_id`` that
+    failed their hash (or signature), from the address ``ip``:``port`` it was reached at
+    (``ip`` in canonical text).  XML writes it as ``<Stat property="CorruptPeer">``, JSON as a
+    stat of a ``CORRUPT_PEER`` group; readers that do not know it ignore it.
+    """
+
+    swarm_id: str
+    peer_id: str
+    ip: str
+    port: int
+    corrupt_chunks: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrackerRequest:
     """Fields every request has."""
 
@@ -243,10 +261,15 @@ class FindRequest(TrackerRequest):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatReportRequest(TrackerRequest):
-    """STAT_REPORT: statistics, content maps, or nothing at all (a keep-alive)."""
+    """STAT_REPORT: statistics, content maps, or nothing at all (a keep-alive).
+
+    ``corrupt_peers``: peers this one banned for corrupt data (the extension of
+    :class:`CorruptPeerReport`), at most :data:`~ppsp.wire.fields.MAX_CORRUPT_REPORTS`.
+    """
 
     stream_stats: tuple[StreamStatistics, ...] = ()
     content_maps: tuple[ContentMap, ...] = ()
+    corrupt_peers: tuple[CorruptPeerReport, ...] = ()
 
     @property
     def method(self) -> Method:

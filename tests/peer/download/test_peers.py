@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from ppsp.peer.download.peers import (
     CONNECT_TIMEOUT,
     FIRST_BYTE_TIMEOUT,
+    MAX_CORRUPT_KEPT,
     MAX_FAILURES,
     PROGRESS_TIMEOUT,
     STALL_BACKOFF,
@@ -174,3 +175,22 @@ def test_host_bans_carry_over_to_a_later_book_of_the_swarm() -> None:
     assert not later.add("C", "10.0.0.7").banned
     later.local_host = "10.0.0.5"  # our own host is lifted from the bans
     assert not later.add("E", "10.0.0.5").banned
+
+
+def test_corrupt_data_is_counted_for_the_tracker_once_taken() -> None:
+    book = PeerBook()
+    book.local_host = "127.0.0.1"
+    book.add("A", "198.51.100.5")
+    book.add("local", "127.0.0.1")
+    book.ban_host("A")
+    book.ban_host("A")  # a second corrupt chunk from it
+    book.ban_host("local")  # our own host is not banned, but its lie is reported
+    assert book.take_corrupt() == [("A", 2), ("local", 1)]
+    assert book.take_corrupt() == []
+
+
+def test_corrupt_counts_are_bounded() -> None:
+    book = PeerBook()
+    for n in range(MAX_CORRUPT_KEPT + 3):
+        book.ban_host(f"p{n}")
+    assert len(book.take_corrupt()) == MAX_CORRUPT_KEPT

@@ -549,6 +549,7 @@ async def test_status_and_metrics(fx: Fixture) -> None:
     assert status["peers"] == 2
     assert status["swarms"] == 0
     assert status["memberships"] == 0
+    assert status["reported"] == status["suspects"] == 0
     assert status["version"] == "1.1"
     assert status["storage"] == "ok"
     async with fx.session.get(fx.url + "/metrics") as resp:
@@ -558,6 +559,8 @@ async def test_status_and_metrics(fx: Fixture) -> None:
     assert 'ppsp_tracker_requests_total{encoding="json",method="CONNECT",outcome="ok"} 1.0' in text
     assert 'method="unknown",outcome="bad_request"' in text
     assert "ppsp_tracker_peers 2.0" in text
+    assert "ppsp_tracker_reported_peers 0.0" in text
+    assert "ppsp_tracker_suspect_peers 0.0" in text
     assert "ppsp_tracker_request_duration_seconds_bucket" in text
     # The exposition of one process, as prometheus_client's own Counter writes it.
     assert (

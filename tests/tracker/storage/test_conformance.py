@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -19,11 +20,12 @@ from ppsp.tracker.net.redis_storage import (
 from ppsp.tracker.peerlist import select_from_groups
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage import PeerRecord, Storage, StorageCounts
-from ppsp.tracker.storage.base import rank_profile
+from ppsp.tracker.storage.base import ReportOutcome, rank_profile
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
     ContentMap,
+    CorruptPeerReport,
     PeerAddress,
     PeerMode,
     ProtocolVersion,
@@ -606,3 +608,105 @@ async def test_bounds_hold_for_several_trackers_on_one_redis(redis_url: str) -> 
     finally:
         await first.close()
         await second.close()
+
+
+# -- corrupt-peer reports (obligation 13) ----------------------------------------------------
+
+REPORT_LIMITS = Limits(suspect_reporters=2, reporters_kept=3)
+
+
+def _member(peer_id: str, host: str) -> PeerRecord:
+    """A record registered from ``host``, reached at HOST 192.0.2.9:7001 when it is "bad"."""
+    return record(
+        peer_id,
+        host=host,
+        addresses=(
+            PeerAddress(ip="192.0.2.9", port=7001, type=AddressType.HOST),
+            PeerAddress(ip=host, port=4000, type=AddressType.REFLEXIVE),
+        ),
+    )
+
+
+def _report(
+    peer_id: str = "bad", ip: str = "192.0.2.9", port: int = 7001, **kw: object
+) -> CorruptPeerReport:
+    fields: dict[str, object] = {"swarm_id": "s", "peer_id": peer_id, "ip": ip, "port": port}
+    fields.update(kw)
+    return CorruptPeerReport(**fields)  # type: ignore[arg-type]
+
+
+async def _swarm_with_reporters(storage: Storage) -> None:
+    for peer_id, host in (
+        ("bad", "198.51.100.9"),
+        ("r1", "203.0.113.1"),
+        ("r1b", "203.0.113.1"),
+        ("r2", "203.0.113.2"),
+        ("r3", "203.0.113.3"),
+        ("r4", "203.0.113.4"),
+    ):
+        await storage.update(_member(peer_id, host), join=[("s", PeerMode.LEECH)])
+    await storage.update(_member("outsider", "203.0.113.8"), join=[("other", PeerMode.LEECH)])
+    await storage.update(_member("twin", "198.51.100.9"), join=[("s", PeerMode.LEECH)])
+
+
+async def test_corrupt_reports_count_once_per_member_host(storage: Storage) -> None:
+    await _swarm_with_reporters(storage)
+    counted, repeated, ignored = (
+        ReportOutcome.COUNTED,
+        ReportOutcome.REPEATED,
+        ReportOutcome.IGNORED,
+    )
+    add = storage.add_corrupt_reports
+    assert await add("r1", "203.0.113.1", [_report(), _report()], REPORT_LIMITS) == [
+        counted,
+        repeated,
+    ]
+    assert await add("r1b", "203.0.113.1", [_report(corrupt_chunks=4)], REPORT_LIMITS) == [repeated]
+    assert await storage.suspects("s") == frozenset()  # one host, however many peers
+    # Not checkable: not a member, wrong address, itself, the reported peer's own host, a
+    # reported peer that is not a member of the swarm, an unknown one.
+    assert await add("outsider", "203.0.113.8", [_report()], REPORT_LIMITS) == [ignored]
+    assert await add("r2", "203.0.113.2", [_report(port=7002)], REPORT_LIMITS) == [ignored]
+    assert await add("r2", "203.0.113.2", [_report(ip="192.0.2.10")], REPORT_LIMITS) == [ignored]
+    assert await add("bad", "198.51.100.9", [_report()], REPORT_LIMITS) == [ignored]
+    assert await add("twin", "198.51.100.9", [_report()], REPORT_LIMITS) == [ignored]
+    assert await add("r2", "203.0.113.2", [_report("outsider")], REPORT_LIMITS) == [ignored]
+    assert await add("r2", "203.0.113.2", [_report("nobody")], REPORT_LIMITS) == [ignored]
+    assert await storage.counts() == StorageCounts(
+        peers=8, swarms=2, memberships=8, hosts=6, reported=1, suspects=0
+    )
+    # A second host: a suspect.  The reported address may be the REFLEXIVE one too.
+    assert await add(
+        "r2", "203.0.113.2", [_report(ip="198.51.100.9", port=4000)], REPORT_LIMITS
+    ) == [counted]
+    assert await storage.suspects("s") == frozenset({"bad"})
+    assert await storage.suspects("other") == frozenset()
+    assert await storage.corrupt_reporters("s", "bad") == {"203.0.113.1": 4, "203.0.113.2": 1}
+    # reporters_kept hosts at most.
+    assert await add("r3", "203.0.113.3", [_report()], REPORT_LIMITS) == [counted]
+    assert await add("r4", "203.0.113.4", [_report()], REPORT_LIMITS) == [repeated]
+    assert len(await storage.corrupt_reporters("s", "bad")) == 3
+    counts = await storage.counts()
+    assert (counts.reported, counts.suspects) == (1, 1)
+
+
+@pytest.mark.parametrize("ending", ["leave", "delete", "expire"])
+async def test_corrupt_reports_end_with_the_membership(storage: Storage, ending: str) -> None:
+    await _swarm_with_reporters(storage)
+    for reporter, host in (("r1", "203.0.113.1"), ("r2", "203.0.113.2")):
+        await storage.add_corrupt_reports(reporter, host, [_report()], REPORT_LIMITS)
+    assert await storage.suspects("s") == frozenset({"bad"})
+    if ending == "leave":
+        assert await storage.leave("s", "bad")
+    elif ending == "delete":
+        assert await storage.delete_peer("bad")
+    else:
+        await storage.put_peer(replace(_member("bad", "198.51.100.9"), deadline=1.0))
+        assert await storage.expire(2.0) == ["bad"]
+    assert await storage.suspects("s") == frozenset()
+    assert await storage.corrupt_reporters("s", "bad") == {}
+    counts = await storage.counts()
+    assert (counts.reported, counts.suspects) == (0, 0)
+    # Back in the swarm: a clean slate.
+    await storage.update(_member("bad", "198.51.100.9"), join=[("s", PeerMode.LEECH)])
+    assert await storage.corrupt_reporters("s", "bad") == {}

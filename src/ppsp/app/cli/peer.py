@@ -121,6 +121,14 @@ def peer_options(func: F) -> F:
             help="Upload limit, e.g. 2MiB or 8Mbit (per second).",
         ),
         click.option(
+            "--host-share",
+            type=click.FloatRange(0.0, 1.0, min_open=True),
+            default=0.5,
+            show_default=True,
+            help="Most of this peer's upload slots and rate one requesting host (an IPv4 "
+            "address, an IPv6 /64) gets while other hosts wait; alone, a host may use all.",
+        ),
+        click.option(
             "--download-rate",
             type=RATE,
             default=None,
@@ -159,6 +167,7 @@ def peer_options(func: F) -> F:
         port: int,
         advertise: tuple[str, int | None] | None,
         upload_rate: float | None,
+        host_share: float,
         download_rate: float | None,
         report: Path | None,
         tracker_encoding: str,
@@ -188,6 +197,7 @@ def peer_options(func: F) -> F:
             report=report,
             corrupt_uploads=corrupt_uploads,
             disclose_stats=disclose_stats,
+            host_share=host_share,
             tls=tls_context(ca_file) if ca_file is not None else None,
             token=token,
         )

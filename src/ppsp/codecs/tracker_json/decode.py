@@ -15,6 +15,7 @@ from ppsp.codecs.tracker_json.read import (
     ACTIONS,
     ADDRESS_TYPES,
     CONTENT_MAP,
+    CORRUPT_PEER,
     FAMILIES,
     PEER_MODES,
     STREAM_STATS,
@@ -56,6 +57,7 @@ from ppsp.wire.fields import (
     ALL_SWARMS,
     MAX_ADVERTISED_ADDRESSES,
     MAX_CHUNKMAP_BITS,
+    MAX_CORRUPT_REPORTS,
     MAX_EXTRA_STATISTICS,
     MAX_LISTED_PEERS,
     MAX_MESSAGE_BYTES,
@@ -72,6 +74,7 @@ from ppsp.wire.tracker import (
     ActionResult,
     AnyRequest,
     ConnectRequest,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
@@ -96,6 +99,7 @@ _build_segment = keyword_builder(SegmentMap)
 _build_representation = keyword_builder(RepresentationMap)
 _build_content_map = keyword_builder(ContentMap)
 _build_report = keyword_builder(StatReportRequest)
+_build_corrupt_peer = keyword_builder(CorruptPeerReport)
 # HTTP status of a non-JSON error answer -> the error it stands for.
 _HTTP_ERRORS: Final = {
     400: TrackerErrorCode.BAD_REQUEST,
@@ -417,30 +421,50 @@ def _content_map(obj: Mapping[str, object], budget: list[int]) -> ContentMap:
     )
 
 
+def _corrupt_peer(obj: Mapping[str, object]) -> CorruptPeerReport:
+    """A ``CORRUPT_PEER`` stat: ``swarm_id``, ``peer_id``, one ``peer_addr``, ``corrupt_chunks``."""
+    address = read_peer_address(as_object(obj.get("peer_addr"), "stat.peer_addr"))
+    return _build_corrupt_peer(
+        swarm_id=read_swarm_ident(obj.get("swarm_id"), "stat.swarm_id"),
+        peer_id=read_ident(obj.get("peer_id"), "stat.peer_id"),
+        ip=address.ip,
+        port=address.port,
+        corrupt_chunks=read_int(obj.get("corrupt_chunks"), "stat.corrupt_chunks", 1),
+    )
+
+
 def _read_stat_report(root: dict[str, object], common: _Common) -> StatReportRequest:
     version, transaction_id, peer_id = common
     value = root.get("stat_report")
     groups = as_objects(value, "stat_report", MAX_STATS)
     stream_stats: list[StreamStatistics] = []
     content_maps: list[ContentMap] = []
+    corrupt_peers: list[CorruptPeerReport] = []
     budget = [MAX_SEGMENTS]
     for group in groups:
         if not group:
             continue  # {} is an empty report: a keep-alive
         kind = read_text(group.get("type"), "stat_report.type")
         stats = as_objects(group.get("stat", group.get("Stat")), "stat", MAX_STATS)
-        if len(stream_stats) + len(content_maps) + len(stats) > MAX_STATS:
+        if len(stream_stats) + len(content_maps) + len(corrupt_peers) + len(stats) > MAX_STATS:
             raise Malformed(f"stat_report has more than {MAX_STATS} stats")
         if kind == STREAM_STATS:
             stream_stats.extend(_stream_stat(s) for s in stats)
         elif kind == CONTENT_MAP and version is ProtocolVersion.V1_1:
             content_maps.extend(_content_map(s, budget) for s in stats)
+        elif kind == CORRUPT_PEER:
+            # An extension stat (RFC 7846 section 7.1) in either version: readers that do not
+            # know it ignore it.
+            if len(corrupt_peers) + len(stats) > MAX_CORRUPT_REPORTS:
+                raise Malformed(f"stat_report has more than {MAX_CORRUPT_REPORTS} corrupt peers")
+            corrupt_peers.extend(_corrupt_peer(s) for s in stats)
     return _build_report(
         version=version,
         transaction_id=transaction_id,
         peer_id=peer_id,
         stream_stats=tuple(stream_stats),
         content_maps=tuple(content_maps),
+        corrupt_peers=tuple(corrupt_peers),
     )
 
 

@@ -23,6 +23,7 @@ from ppsp.codecs.tracker_json.decode import (
 )
 from ppsp.codecs.tracker_json.read import (
     CONTENT_MAP,
+    CORRUPT_PEER,
     PEER_MODE_TEXT,
     PEER_NUM_SELECTORS,
     ROOT,
@@ -62,6 +63,7 @@ from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     ContentMap,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
@@ -273,6 +275,25 @@ def _find_json(msg: FindRequest) -> dict[str, object]:
     return {"find": out}
 
 
+def _corrupt_peer_json(report: CorruptPeerReport) -> dict[str, object]:
+    try:
+        canonical, version = fields.canonical_ip(report.ip)
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"corrupt-peer report ip: {exc}") from None
+    if canonical != report.ip:
+        raise LocalProtocolError(f"report ip {report.ip[:40]!r} is not in canonical form")
+    family = "ipv6" if version == 6 else "ipv4"
+    return {
+        "swarm_id": report.swarm_id,
+        "peer_id": report.peer_id,
+        "peer_addr": {
+            "ip_address": {"address_type": family, "address": report.ip},
+            "port": report.port,
+        },
+        "corrupt_chunks": report.corrupt_chunks,
+    }
+
+
 def _stat_report_json(msg: StatReportRequest) -> dict[str, object]:
     groups: list[dict[str, object]] = []
     if msg.stream_stats:
@@ -285,10 +306,16 @@ def _stat_report_json(msg: StatReportRequest) -> dict[str, object]:
         groups.append(
             {"type": CONTENT_MAP, "stat": [_content_map_json(m) for m in msg.content_maps]}
         )
+    if msg.corrupt_peers:
+        # An extension group (RFC 7846 section 7.1), in either version.
+        groups.append(
+            {"type": CORRUPT_PEER, "stat": [_corrupt_peer_json(r) for r in msg.corrupt_peers]}
+        )
     if not groups:
         return {}
-    # RFC 7846 has one stat group per report; version 2 writes the list.
-    return {"stat_report": groups[0] if msg.version is ProtocolVersion.V1_0 else groups}
+    if len(groups) == 1 and msg.version is ProtocolVersion.V1_0:
+        return {"stat_report": groups[0]}  # RFC 7846 prints one stat group per report
+    return {"stat_report": groups}
 
 
 def _request_data_json(msg: AnyRequest) -> dict[str, object]:

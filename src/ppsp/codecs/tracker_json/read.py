@@ -33,6 +33,8 @@ VERSION_NUMBER: Final = {v: n for n, v in VERSIONS.items()}
 _VERSION_ORDER: Final = (ProtocolVersion.V1_0, ProtocolVersion.V1_1)
 STREAM_STATS: Final = "STREAM_STATS"
 CONTENT_MAP: Final = "CONTENT_MAP"
+CORRUPT_PEER: Final = "CORRUPT_PEER"
+"""The stat group ``type`` of the corrupt-peer report extension (docs/PROTOCOL.md)."""
 PEER_MODES: Final = {"SEEDER": PeerMode.SEED, "SEED": PeerMode.SEED, "LEECH": PeerMode.LEECH}
 PEER_MODE_TEXT: Final = {PeerMode.SEED: "SEEDER", PeerMode.LEECH: "LEECH"}
 ACTIONS: Final = {a.value: a for a in SwarmActionType}

@@ -39,6 +39,7 @@ from ppsp.codecs.tracker_xml.values import (
     METHODS_BY_VERSION,
     STANDARD_STATISTICS,
     STAT_CONTENT_MAP,
+    STAT_CORRUPT_PEER,
     STAT_STREAM,
     SUCCESS_TEXTS,
     check_ip,
@@ -67,6 +68,7 @@ from ppsp.wire.fields import (
     ALL_SWARMS,
     DECIMAL_RE,
     MAX_ADVERTISED_ADDRESSES,
+    MAX_CORRUPT_REPORTS,
     MAX_EXTRA_STATISTICS,
     MAX_INTEGER,
     MAX_LISTED_PEERS,
@@ -83,6 +85,7 @@ from ppsp.wire.fields import (
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
@@ -109,6 +112,7 @@ _build_content_map = keyword_builder(ContentMap)
 _build_representation = keyword_builder(RepresentationMap)
 _build_segment = keyword_builder(SegmentMap)
 _build_swarm_action = keyword_builder(SwarmAction)
+_build_corrupt_peer = keyword_builder(CorruptPeerReport)
 
 _VERSION_REASON_RE = re.compile(r"version.*\d+\.\d+", re.IGNORECASE | re.DOTALL)
 _METHODS = members(Method)
@@ -379,11 +383,35 @@ def _content_map(element: Element, budget: list[int]) -> ContentMap:
     return _build_content_map(swarm_id=swarm_id, representations=tuple(representations))
 
 
+def _corrupt_peer(element: Element) -> CorruptPeerReport:
+    """A ``<Stat property="CorruptPeer">``: SwarmID, PeerID, one PeerAddress, CorruptChunks."""
+    groups = children_by_name(
+        element, {"SwarmID": 1, "PeerID": 1, "PeerAddress": 1, "CorruptChunks": 1}
+    )
+    address = only_child(groups, "PeerAddress")
+    if address is None:
+        raise BadRequest("a CorruptPeer Stat needs a <PeerAddress>")
+    peer_address = _peer_address(address)
+    chunks = parse_integer(
+        leaf_text(required_child(groups, "CorruptChunks")), "<CorruptChunks>", BadRequest
+    )
+    if chunks < 1:
+        raise BadRequest("<CorruptChunks> must be at least 1")
+    return _build_corrupt_peer(
+        swarm_id=text_swarm(required_child(groups, "SwarmID")),
+        peer_id=required_token(groups, "PeerID"),
+        ip=peer_address.ip,
+        port=peer_address.port,
+        corrupt_chunks=chunks,
+    )
+
+
 def _decode_stat_report(
     version: ProtocolVersion, tid: str, peer_id: str, groups: dict[str, list[Element]]
 ) -> StatReportRequest:
     stream_stats: list[StreamStatistics] = []
     content_maps: list[ContentMap] = []
+    corrupt_peers: list[CorruptPeerReport] = []
     group = only_child(groups, "StatisticsGroup")
     if group is not None:
         budget = [MAX_SEGMENTS]
@@ -393,6 +421,10 @@ def _decode_stat_report(
                 stream_stats.append(_stream_statistics(stat))
             elif prop == STAT_CONTENT_MAP:
                 content_maps.append(_content_map(stat, budget))
+            elif prop == STAT_CORRUPT_PEER:
+                if len(corrupt_peers) >= MAX_CORRUPT_REPORTS:
+                    raise BadRequest(f"more than {MAX_CORRUPT_REPORTS} CorruptPeer Stats")
+                corrupt_peers.append(_corrupt_peer(stat))
             # Other properties are extensions this tracker does not know: ignored.
     return _build_report(
         version=version,
@@ -400,6 +432,7 @@ def _decode_stat_report(
         peer_id=peer_id,
         stream_stats=tuple(stream_stats),
         content_maps=tuple(content_maps),
+        corrupt_peers=tuple(corrupt_peers),
     )
 
 

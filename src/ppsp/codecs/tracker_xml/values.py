@@ -62,6 +62,8 @@ ROOT = "PPSPTrackerProtocol"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 STAT_STREAM = "StreamStatistics"
 STAT_CONTENT_MAP = "ContentMap"
+STAT_CORRUPT_PEER = "CorruptPeer"
+"""The ``@property`` of the corrupt-peer report extension (docs/PROTOCOL.md)."""
 STANDARD_STATISTICS = frozenset(
     {"SwarmID", "UploadedBytes", "DownloadedBytes", "AvailBandwidth", "ConcurrentLinks"}
 )

@@ -22,6 +22,7 @@ from ppsp.codecs.tracker_xml.values import (
     NAMESPACE,
     ROOT,
     STAT_CONTENT_MAP,
+    STAT_CORRUPT_PEER,
     STAT_STREAM,
     SUCCESS_TEXT,
     XML_DECLARATION,
@@ -40,6 +41,7 @@ from ppsp.wire.common import PeerAddress, PeerInfo, PeerNum, RepresentationScope
 from ppsp.wire.fields import (
     ALL_SWARMS,
     MAX_ADVERTISED_ADDRESSES,
+    MAX_CORRUPT_REPORTS,
     MAX_EXTRA_STATISTICS,
     MAX_LISTED_PEERS,
     MAX_MESSAGE_BYTES,
@@ -58,6 +60,7 @@ from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
     ContentMap,
+    CorruptPeerReport,
     DisconnectRequest,
     DisconnectScope,
     ErrorResponse,
@@ -322,16 +325,37 @@ def _encode_content_map(group: Element, content_map: ContentMap, budget: list[in
             )
 
 
+def _encode_corrupt_peer(group: Element, report: CorruptPeerReport) -> None:
+    stat = _sub(group, "Stat", property=STAT_CORRUPT_PEER)
+    _sub(stat, "SwarmID", check_swarm(report.swarm_id, "report swarm_id", LocalProtocolError))
+    _sub(stat, "PeerID", check_token(report.peer_id, "report peer_id", LocalProtocolError))
+    ip = check_token(report.ip, "report ip", LocalProtocolError)
+    canonical, family = check_ip(ip, None, LocalProtocolError)
+    if canonical != ip:
+        raise LocalProtocolError(f"report ip {ip[:40]!r} is not in canonical form")
+    _sub(
+        stat,
+        "PeerAddress",
+        addrType=family.value,
+        ip=ip,
+        port=check_integer(report.port, "report port", MAX_PORT, MIN_PORT),
+    )
+    _sub(stat, "CorruptChunks", check_integer(report.corrupt_chunks, "corrupt_chunks", minimum=1))
+
+
 def _encode_stat_report(root: Element, msg: StatReportRequest) -> None:
-    if not msg.stream_stats and not msg.content_maps:
+    if not msg.stream_stats and not msg.content_maps and not msg.corrupt_peers:
         return
-    _bounded((*msg.stream_stats, *msg.content_maps), MAX_STATS, "statistics")
+    _bounded((*msg.stream_stats, *msg.content_maps, *msg.corrupt_peers), MAX_STATS, "statistics")
+    _bounded(msg.corrupt_peers, MAX_CORRUPT_REPORTS, "corrupt-peer reports")
     group = _sub(root, "StatisticsGroup")
     for stats in msg.stream_stats:
         _encode_stream_statistics(group, stats)
     budget = [MAX_SEGMENTS]
     for content_map in msg.content_maps:
         _encode_content_map(group, content_map, budget)
+    for report in msg.corrupt_peers:
+        _encode_corrupt_peer(group, report)
 
 
 def encode_request(msg: AnyRequest) -> bytes:

@@ -15,7 +15,9 @@ A peer that sent corrupt chunk bytes (or a forged live envelope) bans its *host*
 address, an IPv6 /64: :func:`ppsp.core.hosts.host_key`, the tracker's rule) is banned, those
 listed later as well, for as long as the book lives (the swarm session), so that a liar does
 not come back under a new PeerID.  This peer's own host is never banned so (the other peers
-there are processes of this machine, or of its network behind the same address).
+there are processes of this machine, or of its network behind the same address).  Each such
+ban is also counted for the tracker (:meth:`PeerBook.take_corrupt`: the peers that sent corrupt
+data and how many times, for the corrupt-peer reports of the next STAT_REPORT).
 A peer that is slow or silent (a connection or a request that timed out) is *benched*: it
 loses its requests and is neither connected nor asked again until a back-off that doubles at
 each stall (:meth:`PeerStanding.stall`), so that a peer that accepts connections and never
@@ -40,6 +42,7 @@ __all__ = [
     "CHUNK_QUEUE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "FIRST_BYTE_TIMEOUT",
+    "MAX_CORRUPT_KEPT",
     "MAX_FAILURES",
     "PROGRESS_TIMEOUT",
     "STALL_BACKOFF",
@@ -47,6 +50,10 @@ __all__ = [
     "PeerBook",
     "PeerStanding",
 ]
+
+MAX_CORRUPT_KEPT = 64
+"""Peers whose corrupt data a book counts until the tracker client takes the counts; further
+ones are banned all the same but not reported."""
 
 MAX_FAILURES = 3
 """Failures after which a peer is banned: never connected, asked or told anything again."""
@@ -224,10 +231,11 @@ class PeerBook:
     swarm); :attr:`local_host` is this peer's own address, whose host is never banned.
     """
 
-    __slots__ = ("_banned_hosts", "_local", "_peers")
+    __slots__ = ("_banned_hosts", "_corrupt", "_local", "_peers")
 
     def __init__(self, *, banned_hosts: Iterable[str] = ()) -> None:
         self._peers: dict[str, PeerStanding] = {}
+        self._corrupt: dict[str, int] = {}
         self._banned_hosts: set[str] = {key for h in banned_hosts if (key := _host_of(h))}
         self._local: str | None = None
 
@@ -265,8 +273,13 @@ class PeerBook:
         """Ban ``peer_id``'s host (it sent corrupt bytes): the other peers there, newly banned.
 
         Peers listed at that host later are banned as they are added (:meth:`add`).  Nothing
-        is banned by host when the peer's host is unknown or is this peer's own.
+        is banned by host when the peer's host is unknown or is this peer's own.  Each call
+        counts one piece of corrupt data from ``peer_id`` for the tracker (:meth:`take_corrupt`).
         """
+        if peer_id in self._corrupt:
+            self._corrupt[peer_id] += 1
+        elif len(self._corrupt) < MAX_CORRUPT_KEPT:
+            self._corrupt[peer_id] = 1
         standing = self._peers.get(peer_id)
         host = None if standing is None else standing.host
         if host is None or host == self._local:
@@ -277,6 +290,13 @@ class PeerBook:
             if other.host == host and other.ban():
                 banned.append(other)
         return [other for other in banned if other.peer_id != peer_id]
+
+    def take_corrupt(self) -> list[tuple[str, int]]:
+        """The peers that sent corrupt data since the last call, with how many pieces each
+        (chunks, live envelopes), oldest first; the counts start again from zero."""
+        taken = list(self._corrupt.items())
+        self._corrupt.clear()
+        return taken
 
     def get(self, peer_id: str) -> PeerStanding | None:
         """The standing of ``peer_id``, None when the peer is unknown."""

@@ -7,17 +7,20 @@
   the URL template that TRANSPORT_NEGOTIATION hands out for the mandatory HTTP transport.
 
 Stored chunks go out with ``sendfile`` (:func:`send_file_now`, then asyncio's
-``loop.sendfile``); under an upload cap a swarm's chunks are sent a few at a time
-(:data:`UPLOADS_AT_ONCE`), the requester holding fewest chunks first.
+``loop.sendfile``).  Every chunk request, stored or live, first gets an upload slot from the
+sans-I/O :class:`~ppsp.peer.upload.fair.FairUploads` policy, by the host of the connection's
+source address (never a header): it starts at once, waits its host's turn, or is refused with
+503 and ``Retry-After``; under an upload cap a few chunks are sent at once, without one a host
+keeps at most its share of chunks in flight while other hosts want some (docs/PROTOCOL.md,
+"Fair serving").
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import BinaryIO, Protocol
 
@@ -36,20 +39,12 @@ from ppsp.peer.net.http_common import (
 from ppsp.peer.net.limiter import RateLimiter
 from ppsp.peer.net.session import LIVE_REPRESENTATION, LiveState, SwarmSession
 from ppsp.peer.protocol.handler import PeerProtocolHandler
+from ppsp.peer.upload.fair import FairUploads, Verdict
 
 log = logging.getLogger(__name__)
 
 UPLOAD_PIECE = 16384
 """Bytes written per step when an upload limit paces a chunk."""
-
-UPLOADS_AT_ONCE = 2
-"""Chunks of one swarm sent at once under an upload limit; further requests wait their turn.
-
-Sharing a capped upload among every requester at once would finish all their chunks late
-together; served in turn, each chunk completes early and its receiver can pass it on sooner.
-Waiting requests are served fewest-chunks-held requester first (then in arrival order), so
-that peers that joined late catch up and the swarm completes together.
-"""
 
 
 class EndpointOwner(Protocol):
@@ -60,6 +55,7 @@ class EndpointOwner(Protocol):
     clock: Callable[[], float]
     upload_limiter: RateLimiter | None
     corrupt_uploads: bool
+    host_share: float
 
 
 def send_file_now(
@@ -98,6 +94,9 @@ class PeerEndpoint:
 
     def __init__(self, owner: EndpointOwner) -> None:
         self.owner = owner
+        self._uploads: FairUploads | None = None
+        self._turns: dict[int, asyncio.Future[None]] = {}
+        """The waiting requests' turns, by ticket."""
 
     def app(self) -> web.Application:
         """The aiohttp application serving the peer protocol, descriptions and chunks."""
@@ -151,6 +150,22 @@ class PeerEndpoint:
         ):
             raise web.HTTPNotFound()
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
+        remote = session.remotes.get(requester)
+        held = len(remote.bitmap) if remote is not None and remote.bitmap else 0
+        ticket = await self._take_slot(request, held)
+        try:
+            return await self._serve_stored_chunk(request, session, requester, index)
+        finally:
+            self._release(ticket)
+
+    async def _serve_stored_chunk(
+        self, request: web.Request, session: SwarmSession, requester: str, index: int
+    ) -> web.StreamResponse:
+        """Send a held chunk of stored content, in the slot the request was given."""
+        owner = self.owner
+        assert session.store is not None
+        if not _connected(request):
+            return web.Response(status=503)  # the requester gave up while waiting its turn
         try:
             if owner.upload_limiter is None and not owner.corrupt_uploads:
                 return await self._send_stored_chunk(
@@ -165,62 +180,91 @@ class PeerEndpoint:
         if owner.corrupt_uploads:
             data = bytes(b ^ 0x5A for b in data)
         limiter = owner.upload_limiter
-        if limiter is None:
-            self._count_upload(session, requester, len(data))
-            return web.Response(body=data, content_type="application/octet-stream")
         response = web.StreamResponse()
         response.content_type = "application/octet-stream"
         response.content_length = len(data)
-        if session.uploads_active < UPLOADS_AT_ONCE:
-            session.uploads_active += 1
-        else:
-            # Wait for a finishing upload to hand its turn over (see UPLOADS_AT_ONCE).
-            remote = session.remotes.get(requester)
-            held = len(remote.bitmap) if remote is not None and remote.bitmap else 0
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            session.upload_turns += 1
-            heapq.heappush(session.upload_waiters, (held, session.upload_turns, turn))
-            try:
-                await turn
-            except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():
-                    self._next_upload(session)  # the turn came: pass it on
-                turn.cancel()
-                raise
         try:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return response  # the requester gave up while waiting its turn
             await response.prepare(request)
-            for offset in range(0, len(data), UPLOAD_PIECE):
-                piece = data[offset : offset + UPLOAD_PIECE]
-                await limiter.consume(len(piece))
-                await response.write(piece)
-                self._count_upload(session, requester, len(piece))
+            if limiter is None:
+                await response.write(data)
+                session.count_upload(requester, request.remote, len(data))
+            else:
+                for offset in range(0, len(data), UPLOAD_PIECE):
+                    piece = data[offset : offset + UPLOAD_PIECE]
+                    await limiter.consume(len(piece))
+                    await response.write(piece)
+                    session.count_upload(requester, request.remote, len(piece))
             await response.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             # The requester gave up on this chunk (an endgame duplicate it cancelled, or
             # it left): nothing more to send.
             pass
-        finally:
-            self._next_upload(session)
         return response
 
-    @staticmethod
-    def _next_upload(session: SwarmSession) -> None:
-        """An upload finished: hand its turn to the first waiting request, or free it."""
-        while session.upload_waiters:
-            _, _, turn = heapq.heappop(session.upload_waiters)
-            if not turn.done():
+    @property
+    def uploads(self) -> FairUploads:
+        """The fair-serving policy of this peer's uploads (made on first use, when the
+        owner's upload cap is known)."""
+        if self._uploads is None:
+            self._uploads = FairUploads(
+                capped=self.owner.upload_limiter is not None, share=self.owner.host_share
+            )
+        return self._uploads
+
+    async def _take_slot(self, request: web.Request, priority: int) -> int:
+        """Wait for an upload slot for ``request`` (its source address's host's turn); its
+        ticket, to :meth:`_release` once the chunk is sent.  Raises 503 when refused.
+
+        ``priority`` orders the host's own waiting requests (lower first).
+        """
+        decision = self.uploads.request(request.remote, priority, self.owner.clock())
+        self._wake(decision.wake)
+        if decision.verdict is Verdict.REFUSE:
+            raise web.HTTPServiceUnavailable(headers={"Retry-After": str(decision.retry_after)})
+        if decision.verdict is Verdict.WAIT:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._turns[decision.ticket] = turn
+            try:
+                await turn
+            except asyncio.CancelledError:
+                # Given up while waiting, or cancelled just as the turn came: either way
+                # the ticket is released (a slot it was given passes on).
+                self._turns.pop(decision.ticket, None)
+                self._release(decision.ticket)
+                raise
+        return decision.ticket
+
+    def _release(self, ticket: int) -> None:
+        """Ticket ``ticket`` is done: wake the requests the policy starts in its place."""
+        self._wake(self.uploads.release(ticket, self.owner.clock()))
+
+    def _wake(self, tickets: Iterable[int]) -> None:
+        """Start the waiting requests of ``tickets``."""
+        for started in tickets:
+            turn = self._turns.pop(started, None)
+            if turn is not None and not turn.done():
                 turn.set_result(None)
-                return
-        session.uploads_active -= 1
 
     async def _serve_live_chunk(
         self, request: web.Request, session: SwarmSession, live: LiveState, index: int
     ) -> web.StreamResponse:
         if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
             raise web.HTTPNotFound()
+        ticket = await self._take_slot(request, 0)
+        try:
+            return await self._send_live_chunk(request, session, live, index)
+        finally:
+            self._release(ticket)
+
+    async def _send_live_chunk(
+        self, request: web.Request, session: SwarmSession, live: LiveState, index: int
+    ) -> web.StreamResponse:
+        """Send a live chunk's envelope in the slot the request was given (written here, not
+        after the handler returns, so that the slot is held while the bytes go)."""
+        if not _connected(request) or index not in live.window:
+            # The viewer gave up (the chunk's deadline passed) while it waited its turn, or
+            # the chunk left the window meanwhile.
+            return web.Response(status=503)
         envelope = live.window.get(index)
         if self.owner.corrupt_uploads:
             envelope = replace(envelope, payload=bytes(b ^ 0x5A for b in envelope.payload))
@@ -231,10 +275,18 @@ class PeerEndpoint:
         if limiter is not None and not await limiter.consume(
             len(data), still_wanted=lambda: _connected(request)
         ):
-            # The viewer gave up (the chunk's deadline passed) while it waited its turn.
-            return web.Response(status=503)
-        self._count_upload(session, requester, len(data))
-        return web.Response(body=data, content_type="application/octet-stream")
+            return web.Response(status=503)  # the viewer gave up while it waited for the rate
+        response = web.StreamResponse()
+        response.content_type = "application/octet-stream"
+        response.content_length = len(data)
+        try:
+            await response.prepare(request)
+            await response.write(data)
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            return response  # the viewer gave up on this chunk
+        session.count_upload(requester, request.remote, len(data))
+        return response
 
     async def _send_stored_chunk(
         self,
@@ -273,10 +325,5 @@ class PeerEndpoint:
             await response.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             return response  # the requester gave up on this chunk
-        self._count_upload(session, requester, length)
+        session.count_upload(requester, request.remote, length)
         return response
-
-    @staticmethod
-    def _count_upload(session: SwarmSession, requester: str, nbytes: int) -> None:
-        session.uploaded_bytes += nbytes
-        session.uploaded_to[requester] = session.uploaded_to.get(requester, 0) + nbytes

@@ -60,6 +60,7 @@ from ppsp.peer.net.transport import TRANSPORT_PREFERENCE, ChunkTransport, choose
 from ppsp.peer.protocol.addressing import format_host, is_wildcard
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
 from ppsp.peer.protocol.senders import hosts_of, seed_keeps_map
+from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.tracker.net.client import TrackerClient
 from ppsp.wire.peer import (
     HTTP,
@@ -137,6 +138,7 @@ class PeerNode:
         tracker_tls: ssl.SSLContext | None = None,
         tracker_token: str | None = None,
         disclose_stats: bool = False,
+        host_share: float = DEFAULT_HOST_SHARE,
     ) -> None:
         self.tracker_url = tracker_url
         self.tracker_tls = tracker_tls
@@ -168,6 +170,8 @@ class PeerNode:
         self._stopping = False
         self.corrupt_uploads = False
         self.upload_limiter = RateLimiter(upload_rate, clock) if upload_rate else None
+        self.host_share = host_share
+        """The most of the upload slots one host gets while others want some (fair serving)."""
         self.download_limiter = RateLimiter(download_rate, clock) if download_rate else None
         # Hashing and writing release the GIL: in worker threads they overlap the event
         # loop's network work and each other.  Two: more only compete with the loop.
@@ -539,6 +543,8 @@ class PeerNode:
         stats: list[StreamStatistics] = []
         maps: list[ContentMap] = []
         for session in self.sessions.values():
+            if self.tracker is not None:  # peers banned for corrupt data, for the next report
+                self.tracker.state.note_corrupt(session.corrupt_reports())
             stats.append(
                 StreamStatistics(
                     swarm_id=session.swarm_id,

@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ppsp.core.hosts import canonical_host
 from ppsp.errors import PPSPError
 from ppsp.peer.content.description import ContentDescription
 from ppsp.peer.download.peers import PeerBook, PeerStanding
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
 from ppsp.peer.net.chunkstore import ChunkStore
+from ppsp.peer.upload.fair import UploadLedger
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.peer import (
     RepresentationMap,
@@ -29,7 +31,7 @@ from ppsp.wire.peer import (
     bitmaps_from_chunk_map,
     chunk_map_from_bitmaps,
 )
-from ppsp.wire.tracker import PeerInfo, PeerMode
+from ppsp.wire.tracker import CorruptPeerReport, PeerInfo, PeerMode
 
 LIVE_REPRESENTATION = "live"
 """Representation id of a live stream's chunks in chunk maps and chunk URLs."""
@@ -171,14 +173,12 @@ class SwarmSession:
     remotes: dict[str, RemotePeer] = field(default_factory=dict)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
-    uploaded_to: dict[str, int] = field(default_factory=dict)
+    ledger: UploadLedger = field(default_factory=UploadLedger)
+    """Bytes uploaded to each requesting PeerID, bounded (see :attr:`uploaded_to`)."""
     arrivals: list[tuple[float, str, int]] = field(default_factory=list)
     joined_at: float = 0.0
     completed_at: float | None = None
     served_chunks: int = 0
-    uploads_active: int = 0
-    upload_waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
-    upload_turns: int = 0
     chunk_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on anything the session's loop must look at (a chunk map, a seek, a chunk)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -213,6 +213,39 @@ class SwarmSession:
         remote = RemotePeer(peer_id, info, base_url, standing=standing)
         self.remotes[peer_id] = remote
         return remote
+
+    @property
+    def uploaded_to(self) -> dict[str, int]:
+        """Bytes uploaded to each requesting PeerID (bounded per host and in all: bytes to
+        further PeerIDs count in ``ledger.unattributed``)."""
+        return self.ledger.by_peer
+
+    def count_upload(self, peer_id: str, address: str | None, nbytes: int) -> None:
+        """``nbytes`` of a chunk went to ``peer_id`` (its header) at ``address`` (its source)."""
+        self.uploaded_bytes += nbytes
+        self.ledger.count(peer_id, address, nbytes)
+
+    def corrupt_reports(self) -> list[CorruptPeerReport]:
+        """The peers banned for corrupt data since the last call, as reports for the tracker
+        (each with the address it was reached at; one whose address is unknown is left out)."""
+        reports = []
+        for peer_id, count in self.peers.take_corrupt():
+            remote = self.remotes.get(peer_id)
+            if remote is None:
+                continue
+            try:
+                url = urlsplit(remote.base_url)
+                ip, port = canonical_host(url.hostname), url.port
+            except ValueError:
+                continue
+            if ip is None or port is None:
+                continue
+            reports.append(
+                CorruptPeerReport(
+                    swarm_id=self.swarm_id, peer_id=peer_id, ip=ip, port=port, corrupt_chunks=count
+                )
+            )
+        return reports
 
     def have(self, index: int) -> bool:
         """Whether chunk ``index`` of the stored content is held (verified and stored)."""
@@ -283,6 +316,7 @@ class SwarmSession:
             "uploaded_bytes": self.uploaded_bytes,
             "received_from": self.bytes_by_peer(),
             "uploaded_to": dict(self.uploaded_to),
+            "uploaded_unattributed": self.ledger.unattributed,
             "arrivals": [list(event) for event in self.arrivals],
             "cancelled": dict(download.cancelled) if download is not None else {},
             "discarded_bytes": download.discarded_bytes if download is not None else 0,

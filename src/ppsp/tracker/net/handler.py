@@ -449,6 +449,8 @@ class TrackerHandler:
                 "peers": stats.peers,
                 "swarms": stats.swarms,
                 "memberships": stats.memberships,
+                "reported": stats.reported,
+                "suspects": stats.suspects,
                 "state": _text(stats.state),
                 "storage": "ok",
             }
@@ -461,13 +463,22 @@ class TrackerHandler:
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         stats = await self._stats("reading the metrics")
+        counts: tuple[float, ...]
         if isinstance(stats, ServiceUnavailable):
-            counts = (math.nan, math.nan, math.nan)
+            counts = (math.nan,) * 5
         else:
-            counts = (stats.peers, stats.swarms, stats.memberships)
+            counts = (
+                stats.peers,
+                stats.swarms,
+                stats.memberships,
+                stats.reported,
+                stats.suspects,
+            )
         self.metrics.peers.set(counts[0])
         self.metrics.swarms.set(counts[1])
         self.metrics.memberships.set(counts[2])
+        self.metrics.reported.set(counts[3])
+        self.metrics.suspects.set(counts[4])
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 

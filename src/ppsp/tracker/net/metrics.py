@@ -396,6 +396,16 @@ class TrackerMetrics:
         self.memberships = Gauge(
             "ppsp_tracker_memberships", "Peer-in-swarm memberships.", registry=self.registry
         )
+        self.reported = Gauge(
+            "ppsp_tracker_reported_peers",
+            "Memberships of peers other members reported for corrupt data (believed reports).",
+            registry=self.registry,
+        )
+        self.suspects = Gauge(
+            "ppsp_tracker_suspect_peers",
+            "Memberships reported for corrupt data by enough distinct hosts: listed last.",
+            registry=self.registry,
+        )
         self.registry.register(ExpiredPeers(self.request_metrics))
         self.registry.register(Refusals(self.request_metrics))
         self.shared = SharedMetrics(shared, self.request_metrics) if shared else None

@@ -29,9 +29,22 @@ local function write_record(p, id, v, s, a, d, g, h)
 end
 """
 
+# Forget the corrupt-peer reports about member `id` of swarm `s` (it leaves the swarm).
+REPORTS_FN = """
+local function drop_reports(p, s, id)
+  if redis.call('DEL', p .. 'reports:' .. s .. ' ' .. id) == 1 then
+    redis.call('DECR', p .. 'reported')
+  end
+  if redis.call('SREM', p .. 'suspects:' .. s, id) == 1 then
+    redis.call('DECR', p .. 'suspectcount')
+  end
+end
+"""
+
 # Remove peer `id` from every swarm and forget it.
 DELETE_FN = (
     RECORD_FN
+    + REPORTS_FN
     + """
 local function delete_peer(p, id)
   count_host(p, redis.call('HGET', p .. 'peer:' .. id, 'h'), -1)
@@ -41,6 +54,7 @@ local function delete_peer(p, id)
       redis.call('DECR', p .. 'memberships')
     end
     redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+    drop_reports(p, s, id)
     if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
       redis.call('SREM', p .. 'swarms', s)
     end
@@ -76,11 +90,14 @@ local function join(p, s, id, mode)
 end
 """
 
-LEAVE_FN = """
+LEAVE_FN = (
+    REPORTS_FN
+    + """
 local function leave(p, s, id)
   if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
   redis.call('HDEL', p .. 'peerstats:' .. id, s)
   redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+  drop_reports(p, s, id)
   if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
     redis.call('DECR', p .. 'memberships')
   end
@@ -90,6 +107,7 @@ local function leave(p, s, id)
   return 1
 end
 """
+)
 
 JOIN = JOIN_FN + "return join(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
@@ -203,6 +221,50 @@ return 1
 """A STAT_REPORT in one round trip: the record and deadline (as ``PUT_PEER``), then
 ``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
 in."""
+
+CORRUPT_REPORTS = """
+local p, me, host = ARGV[1], ARGV[2], ARGV[3]
+local enough, kept = tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+for i = 6, #ARGV, 5 do
+  local s, id, ip = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local port, chunks = tonumber(ARGV[i + 3]), ARGV[i + 4]
+  local outcome = 'ignored'
+  local key = p .. 'peer:' .. id
+  if id ~= me and host ~= ''
+    and redis.call('HEXISTS', p .. 'swarm:' .. s, me) == 1
+    and redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 1
+    and (redis.call('HGET', key, 'h') or '') ~= host then
+    local listed = false
+    for _, a in ipairs(cjson.decode(redis.call('HGET', key, 'a') or '[]')) do
+      if a['ip'] == ip and tonumber(a['port']) == port then listed = true end
+    end
+    if listed then
+      local hosts = p .. 'reports:' .. s .. ' ' .. id
+      local held = redis.call('HLEN', hosts)
+      if redis.call('HEXISTS', hosts, host) == 1 then
+        redis.call('HSET', hosts, host, chunks)
+        outcome = 'repeated'
+      elseif held >= kept then
+        outcome = 'repeated'
+      else
+        if held == 0 then redis.call('INCR', p .. 'reported') end
+        redis.call('HSET', hosts, host, chunks)
+        outcome = 'counted'
+        if held + 1 >= enough and redis.call('SADD', p .. 'suspects:' .. s, id) == 1 then
+          redis.call('INCR', p .. 'suspectcount')
+        end
+      end
+    end
+  end
+  out[#out + 1] = outcome
+end
+return out
+"""
+"""Corrupt-peer reports in one round trip (:meth:`RedisStorage.add_corrupt_reports`, the rule
+of :func:`~ppsp.tracker.storage.base.report_outcome`): ARGV prefix, reporter ID, reporter
+host, suspect_reporters, reporters_kept, then (swarm, peer, ip, port, chunks) per report.
+Returns the outcome of each."""
 
 MEMBERS = """
 local p, s, limit, with_maps = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'

@@ -15,6 +15,11 @@ of key has its own leading word so that no peer or swarm ID can make two kinds c
 ``swarms``                 set        IDs of swarms with at least one member
 ``memberships``            string     number of memberships
 ``hosts``                  hash       host -> registered peers it registered (no zeros)
+``reports:{swarm} {peer}`` hash       reporter host -> corrupt chunks it reported (a space
+                                      cannot be in a token: no collision)
+``suspects:{swarm}``       set        members reported by enough distinct hosts
+``reported``               string     number of ``reports:`` keys
+``suspectcount``           string     number of members in all ``suspects:`` sets
 =========================  =========  =====================================================
 
 Operations that touch several keys (join, leave, delete, expire, content map) are Lua scripts, so
@@ -41,6 +46,7 @@ from ppsp.tracker.limits import Limits
 from ppsp.tracker.net import redis_scripts as scripts
 from ppsp.tracker.storage.base import (
     PeerRecord,
+    ReportOutcome,
     Storage,
     StorageCounts,
     SwarmMember,
@@ -57,6 +63,7 @@ from ppsp.tracker.storage.records import (
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     ContentMap,
+    CorruptPeerReport,
     PeerMode,
     StreamStatistics,
 )
@@ -108,6 +115,7 @@ class RedisStorage(Storage):
         self._peer_and_memberships = self._redis.register_script(scripts.PEER_AND_MEMBERSHIPS)
         self._report = self._redis.register_script(scripts.REPORT)
         self._update = self._redis.register_script(scripts.UPDATE)
+        self._corrupt_reports = self._redis.register_script(scripts.CORRUPT_REPORTS)
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -271,6 +279,49 @@ class RedisStorage(Storage):
         field, data = stats_field_and_data(stats)
         await self._call(lambda: _await(self._put_stats(args=[self._p, peer_id, field, data])))
 
+    async def add_corrupt_reports(
+        self,
+        reporter_id: str,
+        reporter_host: str,
+        reports: Sequence[CorruptPeerReport],
+        limits: Limits,
+    ) -> list[ReportOutcome]:
+        """Count corrupt-peer reports (obligation 13) with one script; the outcome of each."""
+        if not reports:
+            return []
+        args: list[str] = [
+            self._p,
+            reporter_id,
+            reporter_host,
+            str(limits.suspect_reporters),
+            str(limits.reporters_kept),
+        ]
+        for report in reports:
+            args.extend(
+                (
+                    report.swarm_id,
+                    report.peer_id,
+                    report.ip,
+                    str(report.port),
+                    str(report.corrupt_chunks),
+                )
+            )
+        raw = await self._call(lambda: _await(self._corrupt_reports(args=args)))
+        return [ReportOutcome(item.decode()) for item in cast("list[bytes]", raw)]
+
+    async def suspects(self, swarm_id: str) -> frozenset[str]:
+        """Members of the swarm reported by enough distinct hosts."""
+        raw = await self._call(
+            lambda: _await(self._redis.smembers(self._p + "suspects:" + swarm_id))
+        )
+        return frozenset(item.decode() for item in cast("set[bytes]", raw))
+
+    async def corrupt_reporters(self, swarm_id: str, peer_id: str) -> dict[str, int]:
+        """The reporter hosts counted for ``peer_id`` in the swarm."""
+        key = f"{self._p}reports:{swarm_id} {peer_id}"
+        raw = await self._call(lambda: _await(self._redis.hgetall(key)))
+        return {k.decode(): int(v) for k, v in cast("dict[bytes, bytes]", raw).items()}
+
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""
         raw = await self._call(
@@ -312,12 +363,16 @@ class RedisStorage(Storage):
                 pipe.scard(self._p + "swarms")
                 pipe.get(self._p + "memberships")
                 pipe.hlen(self._p + "hosts")
-                peers, swarms, memberships, hosts = await pipe.execute()
+                pipe.get(self._p + "reported")
+                pipe.get(self._p + "suspectcount")
+                peers, swarms, memberships, hosts, reported, suspects = await pipe.execute()
             return StorageCounts(
                 peers=int(peers),
                 swarms=int(swarms),
                 memberships=int(memberships or 0),
                 hosts=int(hosts),
+                reported=int(reported or 0),
+                suspects=int(suspects or 0),
             )
 
         return await self._call(op)

@@ -43,6 +43,14 @@ Obligations of every backend:
     :class:`~ppsp.errors.Forbidden` (peers of one host, swarms of one peer) or
     :class:`~ppsp.errors.ServiceUnavailable` (peers, swarms or memberships in all).  Counts
     that a change does not grow are never refused, even above a bound.
+13. **Corrupt-peer reports** (:meth:`Storage.add_corrupt_reports`) are counted per reported
+    membership and per distinct reporter host, only when the reporter and the reported peer
+    are both members of the swarm, are different peers registered from different hosts, and
+    the reported address is one of the reported peer's stored addresses (:func:`report_outcome`
+    says what each report is).  At most ``Limits.reporters_kept`` hosts are kept per reported
+    membership; the peer is a suspect of the swarm (:meth:`Storage.suspects`) from
+    ``Limits.suspect_reporters`` hosts on.  Everything about a membership goes with it (leave,
+    delete, expiry): ``StorageCounts.reported`` and ``StorageCounts.suspects`` return to zero.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from ppsp.errors import Forbidden, ServiceUnavailable, TrackerProtocolError
 from ppsp.tracker.limits import Limits, prefix_key
@@ -57,6 +66,7 @@ from ppsp.tracker.statemachine import PeerState
 from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
+    CorruptPeerReport,
     PeerAddress,
     PeerInfo,
     PeerMode,
@@ -71,6 +81,7 @@ __all__ = [
     "MemberSlots",
     "PeerRecord",
     "RankProfile",
+    "ReportOutcome",
     "Storage",
     "StorageCounts",
     "SwarmMember",
@@ -79,6 +90,7 @@ __all__ = [
     "member_prefix",
     "prefix_of",
     "rank_profile",
+    "report_outcome",
 ]
 
 
@@ -245,6 +257,52 @@ class StorageCounts:
     swarms: int
     memberships: int
     hosts: int = 0
+    reported: int = 0
+    """Memberships with at least one counted corrupt-peer report."""
+    suspects: int = 0
+    """Memberships reported by ``Limits.suspect_reporters`` distinct hosts or more."""
+
+
+class ReportOutcome(Enum):
+    """What a corrupt-peer report did (:meth:`Storage.add_corrupt_reports`)."""
+
+    COUNTED = "counted"
+    """A new reporter host for that peer in that swarm: counted."""
+    REPEATED = "repeated"
+    """A host that already reported that peer (or one past ``reporters_kept``): no change."""
+    IGNORED = "ignored"
+    """Not checkable, so not believed: reporter or reported peer not a member, the same peer
+    or host, an address the reported peer does not have."""
+
+
+def report_outcome(
+    report: CorruptPeerReport,
+    *,
+    reporter_id: str,
+    reporter_host: str,
+    reporter_swarms: Iterable[str],
+    reported: PeerRecord | None,
+    reported_member: bool,
+) -> ReportOutcome | None:
+    """:attr:`ReportOutcome.IGNORED` when a report cannot be believed, else None (the hosts
+    already counted decide between counted and repeated).
+
+    ``reported`` is the reported peer's record (None: not registered), ``reported_member``
+    whether it is a member of the report's swarm.  The Redis scripts apply the same rule.
+    """
+    if (
+        reported is None
+        or not reported_member
+        or report.peer_id == reporter_id
+        or report.swarm_id not in reporter_swarms
+        or not reporter_host
+        or reported.host == reporter_host
+    ):
+        return ReportOutcome.IGNORED
+    for address in reported.addresses:
+        if address.ip == report.ip and address.port == report.port:
+            return None
+    return ReportOutcome.IGNORED
 
 
 LIMIT_CODES = ("host", "peer", "peers", "swarms", "memberships")
@@ -411,6 +469,32 @@ class Storage(abc.ABC):
             await self.put_stats(record.peer_id, item)
         for content_map in content_maps:
             await self.put_content_map(record.peer_id, content_map)
+
+    @abc.abstractmethod
+    async def add_corrupt_reports(
+        self,
+        reporter_id: str,
+        reporter_host: str,
+        reports: Sequence[CorruptPeerReport],
+        limits: Limits,
+    ) -> list[ReportOutcome]:
+        """Count the corrupt-peer reports of ``reporter_id`` seen from ``reporter_host``
+        (obligation 13), in one step; the outcome of each, in order.
+
+        A peer reported twice in one call counts once (the second is repeated).
+        """
+        ...
+
+    @abc.abstractmethod
+    async def suspects(self, swarm_id: str) -> frozenset[str]:
+        """Members of the swarm reported by ``Limits.suspect_reporters`` hosts or more."""
+        ...
+
+    @abc.abstractmethod
+    async def corrupt_reporters(self, swarm_id: str, peer_id: str) -> dict[str, int]:
+        """The reporter hosts counted for ``peer_id`` in the swarm, with the corrupt chunks
+        each reported last."""
+        ...
 
     @abc.abstractmethod
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:

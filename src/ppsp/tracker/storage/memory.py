@@ -43,18 +43,21 @@ from ppsp.tracker.storage.base import (
     MemberSlots,
     PeerRecord,
     RankProfile,
+    ReportOutcome,
     Storage,
     StorageCounts,
     SwarmMember,
     limit_error,
     prefix_of,
     rank_profile,
+    report_outcome,
 )
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
     ContentMap,
+    CorruptPeerReport,
     PeerAddress,
     PeerMode,
     ProtocolVersion,
@@ -160,8 +163,11 @@ class _Group(MemberList):
         self.prefix_counts = counts
 
 
+_NO_SUSPECTS: frozenset[str] = frozenset()
+
+
 class _Swarm:
-    __slots__ = ("groups", "maps", "members")
+    __slots__ = ("groups", "maps", "members", "reports", "suspects")
 
     def __init__(self) -> None:
         # Every member as listed (content_map always None here; maps are kept apart).
@@ -170,6 +176,10 @@ class _Swarm:
         # member is at index member._position of its group's list.
         self.groups: dict[RankProfile, _Group] = {}
         self.maps: dict[str, ContentMap] | None = None
+        # Corrupt-peer reports: reported member -> reporter host -> corrupt chunks (None: none),
+        # and the members reported by enough hosts (an immutable set, handed out as it is).
+        self.reports: dict[str, dict[str, int]] | None = None
+        self.suspects: frozenset[str] = _NO_SUSPECTS
 
     def place(self, profile: RankProfile, member: SwarmMember) -> None:
         """Add ``member``, or put it in the place of the member with its ID.
@@ -233,6 +243,9 @@ class MemoryStorage(Storage):
         self._swarm_count = 0
         # Registered peers per registering host (records with host "" are counted for none).
         self._hosts: dict[str, int] = {}
+        # Memberships with corrupt-peer reports, and those that are suspects.
+        self._reported = 0
+        self._suspects = 0
         self._rng = random.Random(seed)
         # One object per distinct rank profile, shared by the peers that have it (bounded:
         # hostile peers may advertise any number of distinct ASNs).
@@ -390,6 +403,8 @@ class MemoryStorage(Storage):
         if swarm is None or not swarm.unplace(profile, peer_id):
             return False
         self._memberships -= 1
+        if swarm.reports is not None and peer_id in swarm.reports:
+            self._drop_reports(swarm, peer_id)
         if swarm.maps is not None:
             swarm.maps.pop(peer_id, None)
             if not swarm.maps:
@@ -513,6 +528,72 @@ class MemoryStorage(Storage):
             peer.stats = {}
         peer.stats[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = stats
 
+    def _drop_reports(self, swarm: _Swarm, peer_id: str) -> None:
+        """Forget the reports about a member that leaves the swarm."""
+        assert swarm.reports is not None
+        del swarm.reports[peer_id]
+        self._reported -= 1
+        if not swarm.reports:
+            swarm.reports = None
+        if peer_id in swarm.suspects:
+            swarm.suspects = swarm.suspects - {peer_id}
+            self._suspects -= 1
+
+    async def add_corrupt_reports(
+        self,
+        reporter_id: str,
+        reporter_host: str,
+        reports: Sequence[CorruptPeerReport],
+        limits: Limits,
+    ) -> list[ReportOutcome]:
+        """Count corrupt-peer reports (obligation 13); the outcome of each."""
+        reporter = self._peers.get(reporter_id)
+        outcomes: list[ReportOutcome] = []
+        for report in reports:
+            swarm = self._shard(report.swarm_id).get(report.swarm_id)
+            reported = self._peers.get(report.peer_id)
+            ignored = report_outcome(
+                report,
+                reporter_id=reporter_id,
+                reporter_host=reporter_host,
+                reporter_swarms=() if reporter is None else reporter.swarms,
+                reported=None if reported is None else reported.record,
+                reported_member=swarm is not None and report.peer_id in swarm.members,
+            )
+            if ignored is not None or swarm is None:
+                outcomes.append(ReportOutcome.IGNORED)
+                continue
+            if swarm.reports is None:
+                swarm.reports = {}
+            hosts = swarm.reports.get(report.peer_id)
+            if hosts is None:
+                hosts = swarm.reports[report.peer_id] = {}
+                self._reported += 1
+            if reporter_host in hosts:
+                hosts[reporter_host] = report.corrupt_chunks
+                outcomes.append(ReportOutcome.REPEATED)
+            elif len(hosts) >= limits.reporters_kept:
+                outcomes.append(ReportOutcome.REPEATED)
+            else:
+                hosts[reporter_host] = report.corrupt_chunks
+                outcomes.append(ReportOutcome.COUNTED)
+                if len(hosts) >= limits.suspect_reporters and report.peer_id not in swarm.suspects:
+                    swarm.suspects = swarm.suspects | {report.peer_id}
+                    self._suspects += 1
+        return outcomes
+
+    async def suspects(self, swarm_id: str) -> frozenset[str]:
+        """Members of the swarm reported by enough distinct hosts."""
+        swarm = self._shard(swarm_id).get(swarm_id)
+        return _NO_SUSPECTS if swarm is None else swarm.suspects
+
+    async def corrupt_reporters(self, swarm_id: str, peer_id: str) -> dict[str, int]:
+        """The reporter hosts counted for ``peer_id`` in the swarm."""
+        swarm = self._shard(swarm_id).get(swarm_id)
+        if swarm is None or swarm.reports is None:
+            return {}
+        return dict(swarm.reports.get(peer_id, {}))
+
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""
         peer = self._peers.get(peer_id)
@@ -548,6 +629,8 @@ class MemoryStorage(Storage):
             swarms=self._swarm_count,
             memberships=self._memberships,
             hosts=len(self._hosts),
+            reported=self._reported,
+            suspects=self._suspects,
         )
 
 
