@@ -439,3 +439,24 @@ def test_an_unreachable_peer_is_not_connected_to_again_before_its_back_off() -> 
     deadline = viewer.next_deadline()
     assert deadline is not None and deadline <= NOW + 2.1
     assert Connect("v1") in viewer.poll(NOW + 2.1)
+
+
+def test_a_busy_or_timed_out_answer_is_no_fault_and_a_busy_peer_rests() -> None:
+    """503/429 (a fair relay's queue for our host is full) rests the relay for its
+    Retry-After; a transport timeout is left to the stall rule; only an error answer counts."""
+    viewer = make()
+    start = playing(viewer, relays=("v1", "v2"))
+    asked = [(p, i) for p, i in fetches(viewer.poll(start)) if p in ("v1", "v2")]
+    by_peer = {p: i for p, i in asked}
+    assert set(by_peer) == {"v1", "v2"}
+    viewer.handle(ChunkFailed("v1", by_peer["v1"], busy=True, retry_after=2.0), start)
+    viewer.handle(ChunkFailed("v2", by_peer["v2"], stalled=True), start)
+    v1, v2 = viewer.peers.get("v1"), viewer.peers.get("v2")
+    assert v1 is not None and v2 is not None
+    assert v1.failures == 0 and v1.benched(start + 1.9) and not v1.benched(start + 2.0)
+    assert v2.failures == 0
+    assert all(p != "v1" for p, _ in fetches(viewer.poll(start + 0.01)))
+    # An error answer is a fault.
+    index = next(i for p, i in viewer.in_flight() if p == "v2")
+    viewer.handle(ChunkFailed("v2", index), start + 0.02)
+    assert v2.failures == 1

@@ -240,7 +240,12 @@ class LiveViewerPolicy:
             self.arrived(event.peer, event.index, event.data, now)
         elif isinstance(event, ChunkFailed):
             if self._end_request(event.peer, event.index) is not None:
-                self._failure(event.peer)
+                standing = self.peers.get(event.peer)
+                if event.busy:  # it serves others first: left alone for the wait it names
+                    if standing is not None:
+                        standing.rest(now, event.retry_after)
+                elif not event.stalled:  # silence is the stall rule's to judge, not a fault
+                    self._failure(event.peer)
         elif isinstance(event, PeerConnected):
             standing = self.peers.get(event.peer)
             if standing is not None:

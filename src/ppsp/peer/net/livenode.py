@@ -33,7 +33,8 @@ from typing import Any, BinaryIO
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ppsp.errors import PPSPError
+from ppsp.codecs.httphead import BUSY_STATUSES, retry_after_seconds
+from ppsp.errors import PeerBusy, PPSPError
 from ppsp.peer.download.events import (
     Action,
     BanPeer,
@@ -667,7 +668,11 @@ class LiveViewer:
         try:
             timeout = self.policy.timing.fetch_timeout
             data = await _get_envelope(self.node, self.session, remote, index, timeout)
-        except (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+        except TimeoutError:  # silence: the policy's stall rule judges the peer
+            return ChunkFailed(remote.peer_id, index, stalled=True)
+        except PeerBusy as exc:  # it serves others first: asked again later
+            return ChunkFailed(remote.peer_id, index, busy=True, retry_after=exc.retry_after)
+        except (PPSPError, aiohttp.ClientError, OSError, ConnectionError):
             return ChunkFailed(remote.peer_id, index)
         return LiveChunkArrived(remote.peer_id, index, data)
 
@@ -716,6 +721,11 @@ async def _get_envelope(
     url = remote.offer.chunk_url(index, LIVE_REPRESENTATION)
     limit = aiohttp.ClientTimeout(total=timeout)
     async with http.get(url, headers=node.request_headers, timeout=limit) as answer:
+        if answer.status in BUSY_STATUSES:
+            raise PeerBusy(
+                f"{remote.peer_id} busy ({answer.status}) for {index}",
+                retry_after_seconds(answer.headers.get("Retry-After")),
+            )
         if answer.status != 200:
             raise ConnectionError(f"{remote.peer_id} answered {answer.status} for {index}")
         return await read_bounded(answer.content, 8 << 20, limiter=node.download_limiter)
