@@ -33,12 +33,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ppsp.lab.addresses import AddressPlan, plan_addresses
+from ppsp.lab.attack_report import compare_live, render_attack_markdown
 from ppsp.lab.live_report import (
     TARGET_CONTINUITY,
     TARGET_DELAY,
@@ -50,7 +52,7 @@ from ppsp.lab.live_report import (
     rate_series,
     render_live_markdown,
 )
-from ppsp.lab.plots import plot_live_bytes, plot_live_viewers
+from ppsp.lab.plots import plot_continuity_compare, plot_live_bytes, plot_live_viewers
 from ppsp.lab.runner import (
     START_TIMEOUT,
     LabError,
@@ -90,6 +92,14 @@ class LiveLabSettings:
     frame_size: str = "320x180"
     warmup: float = WARMUP
     command: str = ""
+    attacks: tuple[str, ...] = ()
+    """Attack kinds (``ppsp.lab.attack.KINDS``), each with ``attackers`` processes."""
+    attackers: int = 0
+    """Attackers of each kind in ``attacks``."""
+    compare: bool = True
+    """With attackers: run the same stream without them first and report both."""
+    limits: bool = True
+    """The tracker's per-host limits (``--limits on``)."""
 
     @property
     def source_upload(self) -> float:
@@ -242,18 +252,24 @@ class _Outcome:
     """The last stderr line of each process that did not exit with status 0."""
     cpu: dict[str, Any]
     left_after: dict[str, float]
+    attackers: set[str] = field(default_factory=set)
 
 
 async def _swarm(
     settings: LiveLabSettings,
     lab_plan: LivePlan,
+    addresses: AddressPlan,
     dirs: dict[str, Path],
     run: _Run,
     say: Callable[[str], None],
 ) -> _Outcome:
     """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT."""
     machine_start = _machine_ticks()
-    tracker, tracker_url = await start_tracker(run, settings.peers, dirs["logs"])
+    from ppsp.lab.attackers import start_attackers
+
+    tracker, tracker_url = await start_tracker(
+        run, settings.peers, dirs["logs"], host=addresses.tracker, limits=settings.limits
+    )
     say(f"tracker at {tracker_url}")
 
     fifo = dirs["work"] / "stream.ts"
@@ -267,7 +283,7 @@ async def _swarm(
             "--tracker",
             tracker_url,
             "--host",
-            "127.0.0.1",
+            addresses.source,
             "--log-level",
             "warning",
             "--input",
@@ -292,6 +308,16 @@ async def _swarm(
         f"upload capped at {settings.source_upload / kbit:.0f} kbit/s"
     )
     await asyncio.sleep(settings.warmup)
+    attackers = await start_attackers(
+        run,
+        addresses,
+        tracker_url=tracker_url,
+        swarm_id=swarm_id,
+        content="live",
+        lifetime=settings.join_spread + settings.duration + 60.0,
+        dirs=dirs,
+        say=say,
+    )
     if not encoder.alive or not source.alive:
         dead = encoder if not encoder.alive else source
         raise LabError(f"the live stream stopped before the viewers joined: {dead.describe()}")
@@ -320,7 +346,7 @@ async def _swarm(
                 "--tracker",
                 tracker_url,
                 "--host",
-                "127.0.0.1",
+                addresses.peers[i],
                 "--player-port",
                 "0",
                 "--log-level",
@@ -353,6 +379,7 @@ async def _swarm(
         if process.alive:
             cpu[process.name] = process.cpu_seconds()
     machine_end = _machine_ticks()
+    await run.stop(attackers)
     await _interrupt([v for v in viewers if v.alive])
     await _interrupt([encoder], grace=5.0)
     await _interrupt([source])
@@ -378,6 +405,7 @@ async def _swarm(
             "machine_busy": busy,
         },
         left_after=left_after,
+        attackers={p.name for p in attackers},
     )
 
 
@@ -398,6 +426,19 @@ async def run_live_lab(
     """Run the live lab; returns the report.json document (also written into ``settings.out``)."""
     _check(settings)
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
+    per_kind = settings.attackers if settings.attacks else 0
+    try:
+        addresses = plan_addresses(settings.peers, settings.attacks, per_kind)
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+    clean = None
+    if per_kind and settings.compare:
+        echo("the same stream without attackers first (into clean/)")
+        clean = await run_live_lab(
+            replace(settings, out=settings.out / "clean", attacks=(), attackers=0),
+            say=lambda message: echo(f"[clean] {message}"),
+        )
+        echo("now with attackers")
     out = settings.out
     dirs = {name: out / name for name in ("work", "logs", "reports")}
     for directory in (out, *dirs.values()):
@@ -412,7 +453,7 @@ async def run_live_lab(
     if task is not None:
         signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
-        outcome = await _swarm(settings, lab_plan, dirs, run, echo)
+        outcome = await _swarm(settings, lab_plan, addresses, dirs, run, echo)
         echo("decoding the viewers' outputs")
         decoded = {
             v.name: await asyncio.to_thread(decode_output, dirs["work"] / f"{v.name}.ts")
@@ -443,7 +484,7 @@ async def run_live_lab(
         left_after=outcome.left_after,
     )
     plots = write_live_plots(figures, out)
-    document = {
+    document: dict[str, Any] = {
         "kind": "live",
         "command": settings.command,
         "parameters": {
@@ -462,9 +503,26 @@ async def run_live_lab(
         "failures": outcome.failures,
         "cpu": outcome.cpu,
         "plots": plots,
+        "addresses": asdict(addresses),
     }
+    if per_kind:
+        from ppsp.lab.attackers import attack_section
+
+        document["attack"] = attack_section(addresses, per_kind, dirs["reports"], outcome.attackers)
+    if clean is not None:
+        comparison = compare_live(clean, document)
+        document["comparison"] = comparison
+        names = [v["name"] for v in document["figures"]["viewers"]]
+        plot_continuity_compare(
+            out / "continuity_attack.png",
+            names,
+            [comparison["clean"]["continuity"].get(name) for name in names],
+            [comparison["attack"]["continuity"].get(name) for name in names],
+        )
+        plots.append("continuity_attack.png")
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    (out / "report.md").write_text(render_live_markdown(document), encoding="utf-8")
+    markdown = render_live_markdown(document) + render_attack_markdown(document)
+    (out / "report.md").write_text(markdown, encoding="utf-8")
     return document
 
 

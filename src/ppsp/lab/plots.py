@@ -190,3 +190,65 @@ def plot_live_bytes(
     finally:
         plt.close(fig)
     return path
+
+
+def plot_completion_compare(
+    path: Path, clean: Sequence[float | None], attacked: Sequence[float | None]
+) -> Path:
+    """CDFs of the honest peers' completion times without and with attackers."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for times, label in ((clean, "without attackers"), (attacked, "with attackers")):
+            xs, ys = _steps(cdf(times))
+            ax.step(xs, ys, where="post", label=label)
+        ax.set_xlabel("seconds from join to completion")
+        ax.set_ylabel("fraction of honest peers complete")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlim(left=0)
+        ax.set_title("Completion time per honest peer, with and without attackers")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_continuity_compare(
+    path: Path,
+    names: Sequence[str],
+    clean: Sequence[float | None],
+    attacked: Sequence[float | None],
+) -> Path:
+    """Continuity index per honest viewer, without and with attackers, side by side."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.5), 4.5))
+    try:
+        positions = list(range(len(names)))
+        width = 0.4
+        ax.bar(
+            [x - width / 2 for x in positions],
+            [v or 0.0 for v in clean],
+            width,
+            label="without attackers",
+        )
+        ax.bar(
+            [x + width / 2 for x in positions],
+            [v or 0.0 for v in attacked],
+            width,
+            label="with attackers",
+        )
+        ax.axhline(0.98, color="grey", linestyle="--", label="target 0.98")
+        ax.set_xticks(positions)
+        ax.set_xticklabels(names, rotation=45, ha="right")
+        ax.set_ylabel("continuity index")
+        ax.set_ylim(0, 1.05)
+        ax.set_title("Continuity per honest viewer, with and without attackers")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path

@@ -29,14 +29,16 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from ppsp.lab.addresses import AddressPlan, plan_addresses
+from ppsp.lab.attack_report import compare_vod, render_attack_markdown
 from ppsp.lab.baseline import run_baseline
-from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf
+from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf, plot_completion_compare
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
 from ppsp.process.lifetime import child_setup
 from ppsp.process.signals import STOP_SIGNALS, on_signals
@@ -87,13 +89,19 @@ class LabProcess:
 
     @classmethod
     async def spawn(
-        cls, name: str, args: Sequence[str], log: Path, *, watch: re.Pattern[str] | None = None
+        cls,
+        name: str,
+        args: Sequence[str],
+        log: Path,
+        *,
+        watch: re.Pattern[str] | None = None,
+        module: str = "ppsp",
     ) -> LabProcess:
-        """Start ``python -m ppsp ARGS`` in a new session (so signals reach it alone)."""
+        """Start ``python -m MODULE ARGS`` in a new session (so signals reach it alone)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "ppsp",
+            module,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -213,6 +221,14 @@ class VodLabSettings:
     timeout: float = 300.0
     baseline: bool = True
     command: str = ""
+    attacks: tuple[str, ...] = ()
+    """Attack kinds (``ppsp.lab.attack.KINDS``), each with ``attackers`` processes."""
+    attackers: int = 0
+    """Attackers of each kind in ``attacks``."""
+    compare: bool = True
+    """With attackers: run the same swarm without them first and report both."""
+    limits: bool = True
+    """The tracker's per-host limits (``--limits on``)."""
 
     @property
     def size(self) -> int:
@@ -282,18 +298,21 @@ class _Run:
             process.kill()
 
 
-async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, str]:
+async def start_tracker(
+    run: _Run, peers: int, logs: Path, *, host: str = "127.1.0.1", limits: bool = True
+) -> tuple[LabProcess, str]:
     """Start a lab's ``ppsp tracker`` (peer lists long enough for every peer) and its URL.
 
-    Every lab process runs on 127.0.0.1: the per-host limits, meant for a tracker on the
-    internet, are turned off (``--limits off``).
+    Every lab process has a loopback address in a /24 of its own (:mod:`ppsp.lab.addresses`),
+    so the tracker runs with its per-host limits on, as deployed; ``limits=False`` turns them
+    off (``--limits off``).
     """
     tracker = await LabProcess.spawn(
         "tracker",
         [
             "tracker",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             "0",
             "--log-level",
@@ -301,7 +320,7 @@ async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, 
             "--max-peers",
             str(max(20, peers + 1)),
             "--limits",
-            "off",
+            "on" if limits else "off",
         ],
         logs / "tracker.log",
     )
@@ -315,19 +334,26 @@ async def start_tracker(run: _Run, peers: int, logs: Path) -> tuple[LabProcess, 
 async def _swarm(
     settings: VodLabSettings,
     lab_plan: LabPlan,
+    addresses: AddressPlan,
     content: Path,
     dirs: dict[str, Path],
     run: _Run,
     say: Callable[[str], None],
 ) -> _SwarmOutcome:
     """Start tracker, source and peers; return once every peer completed (or time ran out)."""
-    tracker, tracker_url = await start_tracker(run, settings.peers, dirs["logs"])
+    from ppsp.lab.attackers import start_attackers
+
+    tracker, tracker_url = await start_tracker(
+        run, settings.peers, dirs["logs"], host=addresses.tracker, limits=settings.limits
+    )
     say(f"tracker at {tracker_url}")
     source_args = [
         "seed",
         str(content),
         "--tracker",
         tracker_url,
+        "--host",
+        addresses.source,
         "--log-level",
         "warning",
         "--upload-rate",
@@ -341,6 +367,16 @@ async def _swarm(
     run.processes.append(source)
     swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
     say(f"source seeding swarm {swarm_id[:16]}... at {settings.source_rate / MiB:.2f} MiB/s")
+    attackers = await start_attackers(
+        run,
+        addresses,
+        tracker_url=tracker_url,
+        swarm_id=swarm_id,
+        content="vod",
+        lifetime=settings.timeout + settings.join_spread + 30.0,
+        dirs=dirs,
+        say=say,
+    )
 
     peers: list[LabProcess] = []
     began = time.monotonic()
@@ -355,6 +391,8 @@ async def _swarm(
             swarm_id,
             "--tracker",
             tracker_url,
+            "--host",
+            addresses.peers[i],
             "--log-level",
             "warning",
             "-o",
@@ -384,7 +422,8 @@ async def _swarm(
     else:
         say(f"every peer complete after {time.monotonic() - began:.1f} s")
     wall = time.monotonic() - began
-    cpu = {p.name: p.cpu_seconds() for p in (tracker, source, *peers)}
+    cpu = {p.name: p.cpu_seconds() for p in (tracker, source, *peers, *attackers)}
+    await run.stop(attackers)
     await run.stop(peers)
     await run.stop([source])
     await run.stop([tracker])
@@ -393,6 +432,7 @@ async def _swarm(
     return _SwarmOutcome(
         swarm_id=swarm_id,
         peers=peers,
+        attackers={p.name for p in attackers},
         cpu={
             "processes": cpu,
             "total": used,
@@ -407,6 +447,7 @@ async def _swarm(
 class _SwarmOutcome:
     swarm_id: str
     peers: list[LabProcess]
+    attackers: set[str]
     cpu: dict[str, Any]
 
 
@@ -419,6 +460,19 @@ async def run_vod_lab(
     if not 0.0 <= settings.churn <= 1.0:
         raise LabError("churn is a fraction between 0 and 1")
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
+    per_kind = settings.attackers if settings.attacks else 0
+    try:
+        addresses = plan_addresses(settings.peers, settings.attacks, per_kind)
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+    clean = None
+    if per_kind and settings.compare:
+        echo("the same swarm without attackers first (into clean/)")
+        clean = await run_vod_lab(
+            replace(settings, out=settings.out / "clean", attacks=(), attackers=0, baseline=False),
+            say=lambda message: echo(f"[clean] {message}"),
+        )
+        echo("now with attackers")
     out = settings.out
     dirs = {name: out / name for name in ("work", "logs", "reports")}
     for directory in (out, *dirs.values()):
@@ -436,7 +490,7 @@ async def run_vod_lab(
     if task is not None:
         signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
-        outcome = await _swarm(settings, lab_plan, content, dirs, run, echo)
+        outcome = await _swarm(settings, lab_plan, addresses, content, dirs, run, echo)
         swarm_id, peers = outcome.swarm_id, outcome.peers
         verified = {p.name: _digest(dirs["work"] / f"{p.name}.bin") == digest for p in peers}
         baseline = None
@@ -471,6 +525,8 @@ async def run_vod_lab(
         (p.name, _load(dirs["reports"] / f"{p.name}.json"), i in lab_plan.churned)
         for i, p in enumerate(peers)
     ]
+    from ppsp.lab.attackers import attack_section
+
     figures = analyse_vod(
         swarm_id=swarm_id,
         source=source,
@@ -481,7 +537,7 @@ async def run_vod_lab(
         baseline=baseline,
     )
     plots = write_plots(figures, out)
-    document = {
+    document: dict[str, Any] = {
         "kind": "vod",
         "command": settings.command,
         "parameters": {**asdict(settings), "out": str(settings.out), "size": settings.size},
@@ -491,9 +547,21 @@ async def run_vod_lab(
         "figures": figures.to_json(),
         "cpu": outcome.cpu,
         "plots": plots,
+        "addresses": asdict(addresses),
     }
+    if per_kind:
+        document["attack"] = attack_section(addresses, per_kind, dirs["reports"], outcome.attackers)
+    if clean is not None:
+        document["comparison"] = compare_vod(clean, document)
+        plot_completion_compare(
+            out / "completion_attack.png",
+            [p["completion_time"] for p in clean["figures"]["peers"]],
+            [p["completion_time"] for p in document["figures"]["peers"]],
+        )
+        plots.append("completion_attack.png")
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    (out / "report.md").write_text(render_markdown(document), encoding="utf-8")
+    markdown = render_markdown(document) + render_attack_markdown(document)
+    (out / "report.md").write_text(markdown, encoding="utf-8")
     return document
 
 

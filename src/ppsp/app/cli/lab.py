@@ -6,11 +6,15 @@ The lab (and its extra: matplotlib, PyAV) is imported inside the commands only.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from ppsp.app.cli.params import RATE
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 LAB_MODULES = ("matplotlib", "av")
 """What ``ppsp lab`` needs beyond a plain install: the ``lab`` extra (plots, decoding)."""
@@ -25,6 +29,55 @@ def _require_lab_extra() -> None:
         raise click.ClickException(
             f"ppsp lab needs {' and '.join(missing)}: install them with pip install 'ppsp[lab]'"
         )
+
+
+ATTACK_KINDS = ("tarpit", "forged-push", "corrupt", "eclipse", "flood")
+"""The attack kinds the command line offers: ``ppsp.lab.attack.KINDS``, written out here so
+that the command line loads nothing of the lab until a lab command runs (a test keeps the two
+equal)."""
+
+
+def attack_options(func: F) -> F:
+    """``--attackers N --attack KIND`` (repeatable), ``--compare/--no-compare``, ``--limits``."""
+    options = [
+        click.option(
+            "--attackers",
+            type=click.IntRange(0, 256),
+            default=0,
+            show_default=True,
+            help="Attackers of each --attack kind, each a process on its own address.",
+        ),
+        click.option(
+            "--attack",
+            "attacks",
+            type=click.Choice(ATTACK_KINDS),
+            multiple=True,
+            help="Attack kind (repeatable; docs/SECURITY.md, 'Attacks in the lab').",
+        ),
+        click.option(
+            "--compare/--no-compare",
+            default=True,
+            show_default=True,
+            help="With attackers: run the same swarm without them first and report both.",
+        ),
+        click.option(
+            "--limits",
+            type=click.Choice(["on", "off"], case_sensitive=False),
+            default="on",
+            show_default=True,
+            help="The tracker's per-host limits (every lab process has its own address).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _check_attacks(attackers: int, attacks: tuple[str, ...]) -> None:
+    if attackers and not attacks:
+        raise click.BadParameter("give the kinds with --attack", param_hint="--attackers")
+    if attacks and not attackers:
+        raise click.BadParameter("give the number with --attackers N", param_hint="--attack")
 
 
 @click.group()
@@ -80,6 +133,7 @@ def lab() -> None:
     help="Bound in seconds on the swarm's completion (and on the baseline's).",
 )
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Run the baseline.")
+@attack_options
 def lab_vod(
     peers: int,
     size_mb: float,
@@ -93,12 +147,20 @@ def lab_vod(
     chunk_size: int | None,
     timeout: float,
     baseline: bool,
+    attackers: int,
+    attacks: tuple[str, ...],
+    compare: bool,
+    limits: str,
 ) -> None:
     """Video on demand: a tracker, a capped source and N peers; report.md against the bound.
 
     A fraction --churn of the peers (chosen with --seed) run without --seed-after: they leave
     the swarm as soon as their copy is complete.  Exit status 1 when a peer did not complete.
+
+    --attackers N --attack KIND (repeatable) adds N attackers of each kind; with --compare
+    the same swarm runs without them first (into OUT/clean) and report.md compares both.
     """
+    _check_attacks(attackers, attacks)
     _require_lab_extra()
     import asyncio
     import shlex
@@ -119,6 +181,10 @@ def lab_vod(
         timeout=timeout,
         baseline=baseline,
         command=shlex.join(["ppsp", *sys.argv[1:]]),
+        attacks=tuple(dict.fromkeys(attacks)),
+        attackers=attackers,
+        compare=compare,
+        limits=limits.lower() == "on",
     )
     try:
         document = asyncio.run(run_vod_lab(settings))
@@ -173,6 +239,7 @@ def lab_vod(
     show_default=True,
     help="Directory for report.json, report.md, plots, logs.",
 )
+@attack_options
 def lab_live(
     peers: int,
     bitrate: float,
@@ -184,13 +251,21 @@ def lab_live(
     seed: int,
     chunk_ms: int,
     out: Path,
+    attackers: int,
+    attacks: tuple[str, ...],
+    compare: bool,
+    limits: str,
 ) -> None:
     """Live streaming: ffmpeg's test pattern into ppsp live, N ppsp watch viewers; report.md
     with continuity, startup delay, delay behind the source and the source's share per target.
 
     A fraction --churn of the viewers (chosen with --seed) is stopped early.  Exit status 1
     when a viewer wrote no playback report; missed targets are reported, not failed.
+
+    --attackers N --attack KIND (repeatable) adds N attackers of each kind; with --compare
+    the same stream runs without them first (into OUT/clean) and report.md compares both.
     """
+    _check_attacks(attackers, attacks)
     _require_lab_extra()
     import asyncio
     import shlex
@@ -210,6 +285,10 @@ def lab_live(
         seed=seed,
         chunk_ms=chunk_ms,
         command=shlex.join(["ppsp", *sys.argv[1:]]),
+        attacks=tuple(dict.fromkeys(attacks)),
+        attackers=attackers,
+        compare=compare,
+        limits=limits.lower() == "on",
     )
     try:
         document = asyncio.run(run_live_lab(settings))
