@@ -33,6 +33,7 @@ async def start_attackers(
     *,
     tracker_url: str,
     swarm_id: str,
+    known: tuple[str, ...] = (),
     content: str,
     lifetime: float,
     dirs: dict[str, Path],
@@ -58,6 +59,8 @@ async def start_attackers(
                 "--report",
                 str(dirs["reports"] / f"{name}.json"),
             ]
+            for url in known:
+                args += ["--known", url]
             process = await LabProcess.spawn(
                 name, args, dirs["logs"] / f"{name}.log", module="ppsp.lab.attack"
             )

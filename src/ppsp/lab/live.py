@@ -60,6 +60,7 @@ from ppsp.lab.runner import (
     _load,
     _rate_arg,
     _Run,
+    source_urls,
     start_tracker,
 )
 from ppsp.process.lifetime import child_setup
@@ -313,6 +314,7 @@ async def _swarm(
         addresses,
         tracker_url=tracker_url,
         swarm_id=swarm_id,
+        known=await source_urls(source, addresses),
         content="live",
         lifetime=settings.join_spread + settings.duration + 60.0,
         dirs=dirs,

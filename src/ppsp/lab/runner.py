@@ -44,6 +44,8 @@ from ppsp.process.lifetime import child_setup
 from ppsp.process.signals import STOP_SIGNALS, on_signals
 
 LISTENING = re.compile(r"listening on (http://\S+)")
+SOURCE_URL = re.compile(r" at (http://\S+)$")
+"""The source's line naming its endpoint (``ppsp seed`` and ``ppsp live`` both print one)."""
 COMPLETE = re.compile(r": complete, \d+ bytes verified")
 START_TIMEOUT = 30.0
 """Bound on a tracker or source getting ready."""
@@ -152,6 +154,21 @@ class LabProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LabError(f"{self.name} not ready after {timeout:.0f} s: {self.describe()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
+
+    async def stderr_line(self, pattern: re.Pattern[str], timeout: float) -> str:
+        """The first line of the stderr kept (:attr:`tail`) matching ``pattern``, waited for
+        ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.tail:
+                if pattern.search(line):
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.alive:
+                raise LabError(f"{self.name} did not say {pattern.pattern!r}: {self.describe()}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
@@ -372,6 +389,7 @@ async def _swarm(
         addresses,
         tracker_url=tracker_url,
         swarm_id=swarm_id,
+        known=await source_urls(source, addresses),
         content="vod",
         lifetime=settings.timeout + settings.join_spread + 30.0,
         dirs=dirs,
@@ -441,6 +459,21 @@ async def _swarm(
             "load": used / (wall * cores) if wall > 0 else 0.0,
         },
     )
+
+
+async def source_urls(source: LabProcess, addresses: AddressPlan) -> tuple[str, ...]:
+    """The source's endpoint, for the attackers (none when no attacker is planned).
+
+    Attackers learn the swarm from the tracker like any peer, but the tracker's lists, ranked
+    by what members claim, give each attacker mostly the other attackers (they all claim the
+    highest priority): told where the source is, they attack it as an attacker who watched the
+    swarm for a while would.
+    """
+    if not any(addresses.attackers.values()):
+        return ()
+    match = SOURCE_URL.search(await source.stderr_line(SOURCE_URL, START_TIMEOUT))
+    assert match is not None
+    return (match.group(1),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -238,6 +238,16 @@ def test_a_corrupt_chunk_bans_its_sender_at_once() -> None:
     assert not any(a.peer == "B" for a in of(FetchChunk, actions))
 
 
+def test_a_corrupt_chunk_delivered_whole_counts_its_bytes_as_discarded() -> None:
+    """As the I/O layer reports it: every byte delivered, then verification fails (the event
+    carries no byte count): the chunk's bytes are wasted, and counted so."""
+    download = fetching(4, {"B": range(4)}, config=PickerConfig(default_slots=1))
+    (request,) = of(FetchChunk, download.poll(0.0))
+    assert download.delivered("B", request.index, CHUNK, 0.4)
+    download.handle(ChunkFailed("B", request.index, corrupt=True), 0.5)
+    assert download.discarded_bytes == CHUNK and download.cancelled == {"corrupt": 1}
+
+
 def test_a_corrupt_chunk_bans_every_peer_id_at_its_host_for_the_session() -> None:
     peers: dict[str, Iterable[int]] = {"A": range(4), "B": range(4), "C": range(4)}
     download = fetching(4, peers, config=PickerConfig(default_slots=1))

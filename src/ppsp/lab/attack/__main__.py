@@ -32,6 +32,10 @@ def _runner(kind: str) -> Runner:
     return run
 
 
+MAX_KNOWN = 16
+"""Endpoints an attacker takes from ``--known``."""
+
+
 def parse(argv: Sequence[str] | None = None) -> AttackSettings:
     """The attacker's settings from its command line."""
     parser = argparse.ArgumentParser(prog="python -m ppsp.lab.attack")
@@ -42,6 +46,12 @@ def parse(argv: Sequence[str] | None = None) -> AttackSettings:
     parser.add_argument("--kind", choices=("vod", "live"), default="vod", help="swarm kind")
     parser.add_argument("--lifetime", type=float, default=300.0, help="seconds to attack")
     parser.add_argument("--report", type=Path, default=None, help="JSON tally written on exit")
+    parser.add_argument(
+        "--known",
+        action="append",
+        default=[],
+        help="a member's endpoint URL known besides the tracker's lists (repeatable)",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="forged-push: messages/s")
     parser.add_argument("--connections", type=int, default=16, help="flood: connections")
     parser.add_argument("--identities", type=int, default=300, help="eclipse: PeerIDs to try")
@@ -59,6 +69,7 @@ def parse(argv: Sequence[str] | None = None) -> AttackSettings:
         rate=args.rate,
         connections=min(args.connections, 256),
         identities=min(args.identities, 10_000),
+        known=tuple(args.known[:MAX_KNOWN]),
     )
 
 

@@ -60,6 +60,8 @@ class AttackSettings:
     """Parallel connections (flood)."""
     identities: int = 300
     """PeerIDs to try to register (eclipse)."""
+    known: tuple[str, ...] = ()
+    """Endpoints of members known besides the tracker's lists (the lab names the source)."""
 
 
 @dataclass(slots=True)
@@ -163,21 +165,42 @@ async def keep_alive(client: TrackerClient, tally: Tally) -> None:
             tally.add("tracker_refusals")
 
 
+DESCRIPTION_WAIT = 3.0
+"""Seconds an attacker waits for one member's description (members that never answer, the
+other attackers' tarpits among them, are listed first)."""
+
+
 async def fetch_description(
     http: aiohttp.ClientSession, urls: Sequence[str], swarm_id: str, content: str
 ) -> tuple[bytes, ContentDescription | LiveDescription] | None:
-    """The swarm's description from the first member that serves a valid one (None: none)."""
-    for base in urls:
+    """The swarm's description from the first member that serves a valid one (None: none).
+
+    Every member is asked at once, each for at most :data:`DESCRIPTION_WAIT` seconds.
+    """
+
+    async def ask(base: str) -> tuple[bytes, ContentDescription | LiveDescription] | None:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, ContentError):
-            async with http.get(f"{base}/swarm/{swarm_id}/description") as answer:
+            limit = aiohttp.ClientTimeout(total=DESCRIPTION_WAIT)
+            async with http.get(f"{base}/swarm/{swarm_id}/description", timeout=limit) as answer:
                 if answer.status != 200:
-                    continue
+                    return None
                 data = await answer.read()
             if content == "live":
                 return data, verify_live_description(data, swarm_id)
             description = ContentDescription.from_bytes(data)
             if description.swarm_id == swarm_id:
                 return data, description
+        return None
+
+    tasks = [asyncio.ensure_future(ask(base)) for base in urls]
+    try:
+        for finished in asyncio.as_completed(tasks):
+            found = await finished
+            if found is not None:
+                return found
+    finally:
+        for task in tasks:
+            task.cancel()
     return None
 
 
@@ -219,7 +242,7 @@ class Swarm:
         self.settings = settings
         self.client = client
         self.tally = tally
-        self.urls: dict[str, str] = {}
+        self.urls: dict[str, str] = {f"known-{n}": url for n, url in enumerate(settings.known)}
 
     def learn(self, peers: Sequence[PeerInfo]) -> None:
         """Add the members of a peer list (our own host's are left out)."""

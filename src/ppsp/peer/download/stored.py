@@ -174,7 +174,7 @@ class StoredDownload:
         self._raw_maps: dict[str, tuple[RepresentationMap, ...]] = {}
         # Requests in flight (fetching, not yet delivered), with their body bytes so far.
         self._received: dict[tuple[str, int], int] = {}
-        self._delivered: set[tuple[str, int]] = set()  # delivered, being verified
+        self._delivered: dict[tuple[str, int], int] = {}  # delivered, being verified: bytes
         self._synced: dict[str, int] = {}  # map version the picker has of each peer
         self._seek: int | None = None
         self._last_progress = now
@@ -237,7 +237,7 @@ class StoredDownload:
         elif isinstance(event, ChunkFailed):
             self._failed(event, now)
         elif isinstance(event, ChunkAbandoned):
-            self._delivered.discard((event.peer, event.index))
+            self._delivered.pop((event.peer, event.index), None)
             if self.picker is not None:
                 self.picker.abandon(event.peer, event.index)
         elif isinstance(event, MapUpdated):
@@ -305,7 +305,7 @@ class StoredDownload:
             picker.abandon(peer, index)
             self._discard("late", nbytes)
             return False
-        self._delivered.add(key)
+        self._delivered[key] = nbytes
         return True
 
     def stored(self, peer: str, index: int, nbytes: int, now: float) -> bool:
@@ -319,7 +319,7 @@ class StoredDownload:
             return False
         key = (peer, index)
         if key in self._delivered:
-            self._delivered.discard(key)
+            del self._delivered[key]
         else:  # a transport that verifies as it receives reports no delivery before this
             picker.on_delivered(peer, index, nbytes, now)
         self._received.pop(key, None)
@@ -526,8 +526,7 @@ class StoredDownload:
 
     def _failed(self, event: ChunkFailed, now: float) -> None:
         key = (event.peer, event.index)
-        self._delivered.discard(key)
-        nbytes = max(event.nbytes, self._received.pop(key, 0))
+        nbytes = max(event.nbytes, self._received.pop(key, 0), self._delivered.pop(key, 0))
         standing = self.peers.get(event.peer)
         if event.corrupt:
             if standing is not None and standing.ban():
