@@ -50,7 +50,7 @@ def tracker(storage: Storage) -> Tracker:
 
 
 async def _swarm(tracker: Tracker, honest: int = 3) -> tuple[HostClient, CorruptPeerReport]:
-    """A liar advertising the best priority (first in every list) and ``honest`` peers."""
+    """A liar (advertising the best priority, which ranks nothing) and ``honest`` peers."""
     liar = HostClient(tracker, "liar", "203.0.113.66")
     address = replace(host("liar"), priority=2**32)
     await liar.connect(0.0, (SWARM, SwarmActionType.JOIN, PeerMode.SEED), addresses=(address,))
@@ -75,11 +75,21 @@ async def _listed(tracker: Tracker, count: int | None = None) -> list[str]:
     return ids(answer)
 
 
+async def _always_last(tracker: Tracker, lists: int = 12) -> bool:
+    """Whether the liar comes last in each of ``lists`` lists (it is in every one)."""
+    positions = []
+    for _ in range(lists):
+        listed = await _listed(tracker)
+        assert "liar" in listed
+        positions.append(listed.index("liar") == len(listed) - 1)
+    return all(positions)
+
+
 async def test_a_peer_reported_by_enough_hosts_is_listed_last_never_removed(
     tracker: Tracker,
 ) -> None:
     _, report = await _swarm(tracker)
-    assert (await _listed(tracker))[0] == "liar"  # the best priority: first
+    assert not await _always_last(tracker)  # anywhere in the list, as chance has it
     for n in range(K):
         reporter = await _member(tracker, f"reporter{n}", f"192.0.2.{n + 1}")
         await reporter.corrupt(2.0, report)
@@ -101,7 +111,7 @@ async def test_one_host_can_never_push_an_honest_peer_out(tracker: Tracker) -> N
             await reporter.corrupt(2.0, replace(report, corrupt_chunks=n + 1))
     stats = await tracker.stats()
     assert (stats.reported, stats.suspects) == (1, 0)
-    assert (await _listed(tracker))[0] == "liar"
+    assert not await _always_last(tracker)  # not demoted
 
 
 async def test_reports_from_non_members_or_about_other_addresses_change_nothing(
@@ -116,7 +126,7 @@ async def test_reports_from_non_members_or_about_other_addresses_change_nothing(
         await member.corrupt(2.0, replace(report, swarm_id="elsewhere"))
     stats = await tracker.stats()
     assert (stats.reported, stats.suspects) == (0, 0)
-    assert (await _listed(tracker))[0] == "liar"
+    assert not await _always_last(tracker)
 
 
 async def test_a_1_0_peer_reports_too_and_the_report_keeps_its_peer_alive(

@@ -51,15 +51,15 @@ def addresses(draw: st.DrawFn) -> tuple[PeerAddress, ...]:
     return (*advertised, PeerAddress(ip="203.0.113.9", port=port, type=AddressType.REFLEXIVE))
 
 
-def _key(member: SwarmMember, requester: tuple[PeerAddress, ...]) -> tuple[int, int, int]:
-    """The rank of a member for a requester, as select_peers computes it (without scope)."""
+def _key(member: SwarmMember, requester: tuple[PeerAddress, ...]) -> tuple[int, int]:
+    """The rank of a member for a requester, as select_peers computes it (without scope; an
+    address's priority ranks nothing)."""
     protocols = {a.peer_protocol for a in requester if a.peer_protocol is not None}
     asns = {a.asn for a in requester if a.asn is not None}
     profile = rank_profile(member.addresses)
     return (
         0 if protocols.intersection(profile[0]) else 1,
         0 if asns.intersection(profile[1]) else 1,
-        1 if profile[2] is None else -profile[2],
     )
 
 
@@ -224,17 +224,18 @@ class _Counted(Sequence[SwarmMember]):
 
 
 def test_a_peer_list_reads_about_count_members_not_the_swarm() -> None:
-    # 5 better members, then a pool of two large equal groups holding the requester.
-    requester = (PeerAddress(ip="192.0.2.9", port=1, peer_protocol="Z"),)
+    # 5 better members, then a pool of two large equal groups holding the requester (same AS
+    # as the requester; their priority ranks nothing), then worse ones (another AS).
+    requester = (PeerAddress(ip="192.0.2.9", port=1, peer_protocol="Z", asn="1"),)
     best = _Counted(_leeches("z", 5, "Z"))
     a = _Counted(_leeches("a", 20_000, "A"))
     b = _Counted(_leeches("b", 30_000, "B"))
     worse = _Counted(_leeches("w", 10_000, "W"))
     groups = [
-        ((("A",), (), 0), a),
+        ((("A",), ("1",), 0), a),
         ((("Z",), (), None), best),
-        ((("B",), (), 0), b),
-        ((("W",), (), None), worse),
+        ((("B",), ("1",), None), b),
+        ((("W",), ("2",), 7), worse),
     ]
     rng = random.Random(1)
     for _ in range(50):

@@ -95,7 +95,7 @@ def test_never_requester_and_bounded(n: int, count: int, seed: int) -> None:
     assert len(ids) == len(set(ids)) == min(count, max(n - 1, 0))
 
 
-def test_preference_order_protocol_then_asn_then_priority() -> None:
+def test_preference_order_protocol_then_asn_and_priority_ranks_nothing() -> None:
     me = (addr(protocol="PPSP-PP/0.1", asn="64496"),)
     candidates = [
         member("plain"),
@@ -108,8 +108,17 @@ def test_preference_order_protocol_then_asn_then_priority() -> None:
     chosen = select_peers(
         candidates, requester_id="me", requester_addresses=me, count=10, rng=random.Random(1)
     )
-    assert [m.peer_id for m in chosen[:4]] == ["both", "same-proto", "same-asn", "other-proto"]
-    assert [m.peer_id for m in chosen[4:]] == ["high-priority", "plain"]
+    assert [m.peer_id for m in chosen[:3]] == ["both", "same-proto", "same-asn"]
+    # A priority is the peer's own claim: it ranks nothing (random among equals).
+    assert {m.peer_id for m in chosen[3:]} == {"other-proto", "high-priority", "plain"}
+    firsts = {
+        select_peers(
+            candidates[:2], requester_id="me", requester_addresses=me, count=1,
+            rng=random.Random(seed),
+        )[0].peer_id
+        for seed in range(20)
+    }  # fmt: skip
+    assert firsts == {"high-priority", "plain"}
 
 
 def test_random_among_equals_spreads_load() -> None:

@@ -5,8 +5,11 @@ The order of preference (PROFILE.md and the drafts' "peer status and network loc
 1. for a chunk-scoped request, peers holding more chunks of the scope (a SEED holds all);
 2. peers speaking the requester's peer protocol (``peer_protocol`` of its addresses);
 3. peers in the requester's autonomous system (``asn``);
-4. peers with a higher address ``priority``;
-5. random among equals, so that the load spreads over the swarm.
+4. random among equals, so that the load spreads over the swarm.
+
+An address's ``priority`` ranks nothing here: it orders one peer's own addresses (which to try
+first), and as a rank between peers it would let any member claiming the highest value come
+first in every list (twenty attacker networks doing so filled every list of a lab swarm).
 
 The requester itself is never listed.
 
@@ -183,9 +186,9 @@ def select_peers(
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
     rand = rng.random
-    # (-held, protocol mismatch, AS mismatch, -priority, random, position): the position makes
-    # every key distinct, so the keys sort without ever comparing members.
-    ranked: list[tuple[int, int, int, int, float, int]] = []
+    # (-held, protocol mismatch, AS mismatch, random, position): the position makes every key
+    # distinct, so the keys sort without ever comparing members.
+    ranked: list[tuple[int, int, int, float, int]] = []
     for index, member in enumerate(candidates):
         if member.peer_id == requester_id:
             continue
@@ -194,23 +197,19 @@ def select_peers(
             held = _ALL if member.mode is PeerMode.SEED else holdings(member.content_map, scope)
             if require_scope and held == 0:
                 continue
-        # One pass over the addresses: shared protocol, shared AS, best priority.
+        # One pass over the addresses: shared protocol, shared AS.
         same_protocol = 1
         same_asn = 1
-        best: int | None = None
         for address in member.addresses:
             if address.peer_protocol in protocols:
                 same_protocol = 0
             if address.asn in asns:
                 same_asn = 0
-            priority = address.priority
-            if priority is not None and (best is None or priority > best):
-                best = priority
-        ranked.append((-held, same_protocol, same_asn, 1 if best is None else -best, rand(), index))
+        ranked.append((-held, same_protocol, same_asn, rand(), index))
     ranked.sort()
     if share is None:
-        return [candidates[key[5]] for key in ranked[:count]]
-    return _share_rounds((candidates[key[5]] for key in ranked), count, max(1, share))
+        return [candidates[key[4]] for key in ranked[:count]]
+    return _share_rounds((candidates[key[4]] for key in ranked), count, max(1, share))
 
 
 def select_from_groups(
@@ -248,12 +247,13 @@ def select_from_groups(
         return []
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
-    pools: dict[tuple[int, int, int], list[Sequence[SwarmMember]]] = {}
-    for (group_protocols, group_asns, best), members in groups:
+    pools: dict[tuple[int, int], list[Sequence[SwarmMember]]] = {}
+    # A group's best priority ranks nothing (see the module docstring): groups that differ
+    # only by it share a pool.
+    for (group_protocols, group_asns, _best), members in groups:
         key = (
             1 if protocols.isdisjoint(group_protocols) else 0,
             1 if asns.isdisjoint(group_asns) else 0,
-            1 if best is None else -best,
         )
         pool = pools.get(key)
         if pool is None:
