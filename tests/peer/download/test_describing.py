@@ -51,7 +51,7 @@ def test_several_peers_are_asked_at_once_up_to_the_fanout() -> None:
     assert search.poll(0.2) == [FetchDescription("E")]
 
 
-def test_while_no_answer_comes_one_more_peer_is_asked_every_hedge_interval() -> None:
+def test_while_no_answer_comes_more_peers_are_asked_every_hedge_interval() -> None:
     peers = book(*"ABCDEF")
     search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=4, hedge=0.5)
     assert search.poll(0.0) == [FetchDescription(p) for p in "ABCD"]
@@ -63,6 +63,29 @@ def test_while_no_answer_comes_one_more_peer_is_asked_every_hedge_interval() -> 
     # A hedged slot is kept: an answer frees a slot, which goes to no one (all asked).
     search.handle(DescriptionRefused("A"), 1.1)
     assert search.poll(1.1) == []
+
+
+def test_each_hedge_asks_twice_as_many_peers_as_the_one_before() -> None:
+    """Twenty silent peers listed first: the answering one (the 21st) is asked after 2.5 s,
+    not after 8.5 s (one more every half second)."""
+    peers = book(*(f"silent{n:02d}" for n in range(20)), "honest")
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=4, hedge=0.5)
+    asked = [len(search.poll(t)) for t in (0.0, 0.5, 1.0, 1.5, 2.0)]
+    assert asked == [4, 1, 2, 4, 8]
+    assert search.poll(2.5) == [FetchDescription("silent19"), FetchDescription("honest")]
+
+
+def test_a_host_s_many_peer_ids_take_one_place_until_every_host_had_one() -> None:
+    """An eclipse: 8 PeerIDs of one silent host listed before the one peer of another host."""
+    peers = PeerBook()
+    for n in range(8):
+        peers.add(f"sybil{n}", "203.0.113.7")
+    peers.add("honest", "198.51.100.1")
+    peers.add("nameless")  # no address known: a host of its own
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=4, hedge=0.5)
+    assert search.poll(0.0) == [
+        FetchDescription(p) for p in ("sybil0", "honest", "nameless", "sybil1")
+    ]
 
 
 def test_the_first_valid_description_wins_and_the_others_are_cancelled() -> None:

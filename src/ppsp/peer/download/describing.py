@@ -4,12 +4,14 @@ give up.
 Sans-I/O.  A peer that joins a swarm knows only its swarm ID; the description (chunk hashes,
 sizes, or a live stream's key) comes from any peer and is checked against the ID by the I/O
 layer before it is reported (:class:`~ppsp.peer.download.events.DescriptionArrived`).  Being
-self-certifying, it is asked of up to :data:`DESCRIPTION_FANOUT` peers at once, in the order
-they became known: the first valid answer wins and the other requests are cancelled
+self-certifying, it is asked of up to :data:`DESCRIPTION_FANOUT` peers at once, one per host
+first (a host's many PeerIDs, say an eclipse of silent listeners, take one place of the
+fan-out until every other host known has had one), then in the order they became known: the
+first valid answer wins and the other requests are cancelled
 (:class:`~ppsp.peer.download.events.CancelDescription`), so that silent peers cost the search
-one first-byte timeout, not one each.  While no answer comes, one more peer is asked every
-:data:`DESCRIPTION_HEDGE` seconds beyond the fan-out (a hedged request), so that even a fan-out
-filled with silent peers delays the description by a fraction of a second per peer.  A peer
+one first-byte timeout, not one each.  While no answer comes, more peers are asked every
+:data:`DESCRIPTION_HEDGE` seconds beyond the fan-out (hedged requests: one, then two, four...),
+so that even a list led by many silent peers delays the description by about a second.  A peer
 whose description fails the swarm ID is banned,
 one that does not answer counts a failure and is benched (its back-off), one that has none yet
 (a peer that joined just before) costs nothing.  A peer benched or banned is not asked.  When
@@ -34,7 +36,7 @@ from ppsp.peer.download.events import (
     FindPeers,
     PeerBanned,
 )
-from ppsp.peer.download.peers import PeerBook
+from ppsp.peer.download.peers import PeerBook, PeerStanding
 
 __all__ = ["DESCRIPTION_FANOUT", "DESCRIPTION_HEDGE", "DESCRIPTION_RETRY", "DescriptionSearch"]
 
@@ -83,6 +85,7 @@ class DescriptionSearch:
         self._asked: set[str] = set()  # peers asked in this round
         self._asking: set[str] = set()  # peers whose answer is awaited
         self._hedged = 0  # peers asked beyond the fan-out in this round
+        self._hedges = 0  # hedges in this round (each asks twice as many as the one before)
         self._last_ask = -math.inf  # when a peer was last asked (or a hedge found none)
         self._finding = False
         self._retry_at: float | None = None  # set between a vain round and its FIND
@@ -128,16 +131,17 @@ class DescriptionSearch:
         if self._retry_at is None:
             limit = self.fanout + self._hedged
             if len(self._asking) >= limit and now >= self._last_ask + self.hedge:
-                limit += 1  # no answer for a while: hedge with one more peer
+                # No answer for a while: hedge with more peers, twice as many each time.
+                limit += 1 << min(self._hedges, 16)
+                self._hedges += 1
             asks: list[Action] = []
-            for standing in self.peers:
+            for standing in self._candidates(now):
                 if len(self._asking) >= limit:
                     break
                 peer = standing.peer_id
-                if not standing.banned and peer not in self._asked and not standing.benched(now):
-                    self._asked.add(peer)
-                    self._asking.add(peer)
-                    asks.append(FetchDescription(peer))
+                self._asked.add(peer)
+                self._asking.add(peer)
+                asks.append(FetchDescription(peer))
             if asks or self._asking:
                 self._hedged = max(self._hedged, len(self._asking) - self.fanout)
                 if asks or now >= self._last_ask + self.hedge:
@@ -157,8 +161,31 @@ class DescriptionSearch:
         self._retry_at = None
         self._asked.clear()
         self._hedged = 0
+        self._hedges = 0
         self._finding = True
         return [FindPeers(via_peers=False)]
+
+    def _candidates(self, now: float) -> list[PeerStanding]:
+        """The peers that may be asked now, in the order to ask them: one of each host not
+        asked yet in this round first (in the order they became known), then the others."""
+        hosts = {self._host(s) for s in self.peers if s.peer_id in self._asked}
+        first: list[PeerStanding] = []
+        later: list[PeerStanding] = []
+        for standing in self.peers:
+            if standing.banned or standing.peer_id in self._asked or standing.benched(now):
+                continue
+            host = self._host(standing)
+            if host in hosts:
+                later.append(standing)
+            else:
+                hosts.add(host)
+                first.append(standing)
+        return first + later
+
+    @staticmethod
+    def _host(standing: PeerStanding) -> str:
+        """The host a peer is reached at (its PeerID when not known: a host of its own)."""
+        return standing.host if standing.host is not None else f"peer:{standing.peer_id}"
 
     def next_deadline(self) -> float | None:
         """When the next FIND is due, between rounds; otherwise only events move the search."""
