@@ -359,6 +359,7 @@ def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> Non
         timing=LiveTiming(source_slots=4),
     )
     now, asked_at, banned = NOW, [], False
+    in_flight_at_pit: list[int] = []
     for peer in ("src", "pit"):
         viewer.peers.add(peer)
         viewer.handle(PeerConnected(peer, source=peer == "src"), now)
@@ -369,6 +370,7 @@ def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> Non
         actions = viewer.poll(now)
         if any(peer == "pit" for peer, _ in fetches(actions)):
             asked_at.append(now)
+            in_flight_at_pit.append(sum(peer == "pit" for peer, _ in viewer.in_flight()))
         banned = banned or BanPeer("pit", "failures") in actions
         for peer, index in viewer.in_flight():  # the source answers everything at once
             if peer == "src":
@@ -383,6 +385,9 @@ def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> Non
     gaps = [b - a for a, b in itertools.pairwise(rounds)]
     assert gaps[:3] == pytest.approx([3.0, 5.0, 9.0], abs=0.15)  # stall timeout + back-off
     assert pit.stalls == len(rounds)
+    # Back from its bench, a relay that never delivered is on probation: one request at a time.
+    later = [n for at, n in zip(asked_at, in_flight_at_pit, strict=True) if at >= rounds[1]]
+    assert in_flight_at_pit[0] > 1 and later and max(later) == 1
     qoe = viewer.playback.qoe()
     assert qoe.chunks_skipped == 0 and qoe.chunks_played >= 35
 

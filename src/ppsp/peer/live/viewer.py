@@ -166,6 +166,13 @@ def _rank(peer_id: str, index: int) -> bytes:
     return hashlib.sha256(f"{peer_id}:{index}".encode()).digest()[:8]
 
 
+def _on_probation(standing: PeerStanding) -> bool:
+    """Whether a peer stalled and never sent an envelope (a relay that announces every chunk
+    and answers none, back from its bench): it gets one request at a time, never a hedge, and
+    only chunks that can bear a stall."""
+    return standing.stalls > 0 and standing.last_bytes_at == -math.inf
+
+
 class _Request:
     """A chunk request in flight: when it was made, when its peer is checked for a stall and
     when it is given up."""
@@ -472,7 +479,11 @@ class LiveViewerPolicy:
 
     def _slots(self, peer: str) -> int:
         timing = self.timing
-        return timing.source_slots if peer in self.sources else timing.slots_per_peer
+        slots = timing.source_slots if peer in self.sources else timing.slots_per_peer
+        standing = self.peers.get(peer)
+        if standing is not None and _on_probation(standing):
+            return min(slots, 1)  # one request at a time until it delivers
+        return slots
 
     def _request(self, now: float) -> None:
         self._wake_at = None
@@ -510,7 +521,11 @@ class LiveViewerPolicy:
                 if not overdue and now - made < timing.endgame_after:
                     self._wake(made + timing.endgame_after)
                     continue
-                spare = [s for s in relays if s.peer_id not in asked and self._free(s)]
+                spare = [
+                    s
+                    for s in relays
+                    if s.peer_id not in asked and self._free(s) and not _on_probation(s)
+                ]
                 if not spare and left <= timing.source_relief:
                     # No relay free: the source, rather than a skip.
                     spare = [
@@ -534,7 +549,9 @@ class LiveViewerPolicy:
                 if left > timing.hunt_s:
                     self._wake(now + left - timing.hunt_s)
                 continue
-            free = [s for s in holders if self._free(s)]
+            # A peer on probation only for a chunk that can wait out a stall and a second ask.
+            bears_stall = left > timing.stall_timeout + timing.endgame_s
+            free = [s for s in holders if self._free(s) and (bears_stall or not _on_probation(s))]
             if not free:
                 continue
             self._ask(self._best(free), index, now)
@@ -546,11 +563,18 @@ class LiveViewerPolicy:
         return self._load.get(standing.peer_id, 0) < self._slots(standing.peer_id)
 
     def _best(self, holders: list[PeerStanding]) -> PeerStanding:
-        """The least loaded holder, then the one failing least, then the fastest measured."""
+        """The least loaded holder, then the one stalling least, then failing least, then the
+        fastest measured (an unmeasured peer ranks first only among those that never stalled:
+        a silent relay back from its bench is asked last)."""
         load, speed = self._load, self._speed
         return min(
             holders,
-            key=lambda s: (load.get(s.peer_id, 0), s.failures, speed.get(s.peer_id, 0.0)),
+            key=lambda s: (
+                load.get(s.peer_id, 0),
+                s.stalls,
+                s.failures,
+                speed.get(s.peer_id, 0.0),
+            ),
         )
 
     def _ask(self, standing: PeerStanding, index: int, now: float) -> None:
