@@ -166,11 +166,9 @@ def _rank(peer_id: str, index: int) -> bytes:
     return hashlib.sha256(f"{peer_id}:{index}".encode()).digest()[:8]
 
 
-def _on_probation(standing: PeerStanding) -> bool:
-    """Whether a peer stalled and never sent an envelope (a relay that announces every chunk
-    and answers none, back from its bench): it gets one request at a time, never a hedge, and
-    only chunks that can bear a stall."""
-    return standing.stalls > 0 and standing.last_bytes_at == -math.inf
+PROBATION_STALLS = 2
+"""Stalls without a single envelope after which a peer is on probation (one stall may be a
+busy relay's start on a loaded machine; a relay that never answers stalls at every turn)."""
 
 
 class _Request:
@@ -460,9 +458,16 @@ class LiveViewerPolicy:
         """``request`` to ``peer`` is unanswered after ``stall_timeout``: a silent peer is
         benched (one stall however many of its requests stalled; no failure); a peer that
         delivers is busy: the request stays in flight (``_request`` asks another holder too)
-        and is looked at again once the peer has been silent for ``FIRST_BYTE_TIMEOUT``."""
+        and is looked at again once the peer has been silent for ``FIRST_BYTE_TIMEOUT``.
+
+        A source is never benched for silence: it serves every viewer a share of a capped
+        upload, so a viewer that rarely asks it hears nothing from it for seconds while it
+        works, and a benched source is a chunk only it holds skipped.  Its request stays until
+        the chunk's deadline (one slot: a peer that falsely claims to be a source holds one
+        request at a time) and the chunk is also asked of another holder.
+        """
         standing = self.peers.get(peer)
-        if standing is None:
+        if standing is None or peer in self.sources:
             request.stall_at = math.inf
         elif standing.delivering(now):
             request.stall_at = standing.last_bytes_at + FIRST_BYTE_TIMEOUT
@@ -481,7 +486,7 @@ class LiveViewerPolicy:
         timing = self.timing
         slots = timing.source_slots if peer in self.sources else timing.slots_per_peer
         standing = self.peers.get(peer)
-        if standing is not None and _on_probation(standing):
+        if standing is not None and self._probation(standing):
             return min(slots, 1)  # one request at a time until it delivers
         return slots
 
@@ -524,7 +529,7 @@ class LiveViewerPolicy:
                 spare = [
                     s
                     for s in relays
-                    if s.peer_id not in asked and self._free(s) and not _on_probation(s)
+                    if s.peer_id not in asked and self._free(s) and not self._probation(s)
                 ]
                 if not spare and left <= timing.source_relief:
                     # No relay free: the source, rather than a skip.
@@ -551,7 +556,7 @@ class LiveViewerPolicy:
                 continue
             # A peer on probation only for a chunk that can wait out a stall and a second ask.
             bears_stall = left > timing.stall_timeout + timing.endgame_s
-            free = [s for s in holders if self._free(s) and (bears_stall or not _on_probation(s))]
+            free = [s for s in holders if self._free(s) and (bears_stall or not self._probation(s))]
             if not free:
                 continue
             self._ask(self._best(free), index, now)
@@ -559,19 +564,29 @@ class LiveViewerPolicy:
         if hunting:
             self._hunt(now)
 
+    def _probation(self, standing: PeerStanding) -> bool:
+        """Whether a relay stalled :data:`PROBATION_STALLS` times and never sent an envelope (a
+        relay that announces every chunk and answers none, back from its bench): it gets one
+        request at a time, never a hedge, only chunks that can bear a stall, and comes last.
+        A source never is (it is never benched for silence either: :meth:`_check_stall`)."""
+        return (
+            standing.stalls >= PROBATION_STALLS
+            and standing.last_bytes_at == -math.inf
+            and standing.peer_id not in self.sources
+        )
+
     def _free(self, standing: PeerStanding) -> bool:
         return self._load.get(standing.peer_id, 0) < self._slots(standing.peer_id)
 
     def _best(self, holders: list[PeerStanding]) -> PeerStanding:
-        """The least loaded holder, then the one stalling least, then failing least, then the
-        fastest measured (an unmeasured peer ranks first only among those that never stalled:
-        a silent relay back from its bench is asked last)."""
+        """A peer not on probation first, then the least loaded holder, then the one failing
+        least, then the fastest measured."""
         load, speed = self._load, self._speed
         return min(
             holders,
             key=lambda s: (
+                self._probation(s),
                 load.get(s.peer_id, 0),
-                s.stalls,
                 s.failures,
                 speed.get(s.peer_id, 0.0),
             ),
