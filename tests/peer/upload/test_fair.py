@@ -13,6 +13,7 @@ from ppsp.peer.upload.fair import (
     CAPPED_SLOTS,
     LINGER_S,
     MIN_SLOTS,
+    REMEMBERED_CHUNKS,
     RETRY_AFTER_S,
     UNKNOWN_HOST,
     Decision,
@@ -245,3 +246,32 @@ def test_the_ledger_counts_peer_ids_within_bounds() -> None:
     assert ledger.by_peer == {"honest": 100, "fake0": 10, "fake1": 10}
     assert ledger.unattributed == 48 * 10 + 7 + 1 + 1
     assert ledger.total_bytes == 100 + 500 + 7 + 1 + 1
+
+
+def test_a_repeat_request_waits_behind_every_first_request() -> None:
+    """A flooder pulling the same newest chunks again and again gets the slots no one else
+    wants: a viewer's first request for a chunk starts before the flooder's repeats, although
+    the flooder has fewer chunks in flight and was served longer ago."""
+    fair = FairUploads(capped=True, share=1.0)  # either host may take both slots
+    flood, viewer = "192.0.2.66", "198.51.100.7"
+    assert fair.request(flood, 0, 0.0, ("s", 1)).verdict is Verdict.START
+    assert fair.request(viewer, 0, 0.0, ("s", 2)).verdict is Verdict.START  # the 2 slots
+    repeats = [fair.request(flood, 0, 0.0, ("s", 1)) for _ in range(4)]
+    assert all(d.verdict is Verdict.WAIT for d in repeats) and fair.repeats == 4
+    first = fair.request(viewer, 0, 0.0, ("s", 3))
+    assert first.verdict is Verdict.WAIT
+    assert fair.release(1, 0.1) == [first.ticket]  # the flooder's chunk is done
+    # With no first request waiting, repeats are served (work-conserving).
+    assert fair.release(first.ticket, 0.2) == [repeats[0].ticket]
+
+
+def test_a_chunk_is_remembered_per_host_and_boundedly() -> None:
+    fair = FairUploads(capped=False)
+    for index in range(REMEMBERED_CHUNKS + 10):
+        fair.request("192.0.2.1", 0, 0.0, ("s", index))
+    assert fair.repeats == 0
+    fair.request("192.0.2.2", 0, 0.0, ("s", 5))  # another host: a first request
+    fair.request("192.0.2.1", 0, 0.0, ("s", 3))  # forgotten (beyond the bound): first again
+    assert fair.repeats == 0
+    fair.request("192.0.2.1", 0, 0.0, ("s", REMEMBERED_CHUNKS + 5))
+    assert fair.repeats == 1

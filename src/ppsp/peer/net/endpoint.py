@@ -152,7 +152,7 @@ class PeerEndpoint:
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
         remote = session.remotes.get(requester)
         held = len(remote.bitmap) if remote is not None and remote.bitmap else 0
-        ticket = await self._take_slot(request, held)
+        ticket = await self._take_slot(request, held, (session.swarm_id, index))
         try:
             return await self._serve_stored_chunk(request, session, requester, index)
         finally:
@@ -211,13 +211,14 @@ class PeerEndpoint:
             )
         return self._uploads
 
-    async def _take_slot(self, request: web.Request, priority: int) -> int:
+    async def _take_slot(self, request: web.Request, priority: int, chunk: tuple[str, int]) -> int:
         """Wait for an upload slot for ``request`` (its source address's host's turn); its
         ticket, to :meth:`_release` once the chunk is sent.  Raises 503 when refused.
 
-        ``priority`` orders the host's own waiting requests (lower first).
+        ``priority`` orders the host's own waiting requests (lower first); ``chunk`` (swarm,
+        index) tells a repeat request, served after first ones.
         """
-        decision = self.uploads.request(request.remote, priority, self.owner.clock())
+        decision = self.uploads.request(request.remote, priority, self.owner.clock(), chunk)
         self._wake(decision.wake)
         if decision.verdict is Verdict.REFUSE:
             raise web.HTTPServiceUnavailable(headers={"Retry-After": str(decision.retry_after)})
@@ -250,7 +251,7 @@ class PeerEndpoint:
     ) -> web.StreamResponse:
         if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
             raise web.HTTPNotFound()
-        ticket = await self._take_slot(request, 0)
+        ticket = await self._take_slot(request, 0, (session.swarm_id, index))
         try:
             return await self._send_live_chunk(request, session, live, index)
         finally:

@@ -23,10 +23,16 @@ The rule (docs/PROTOCOL.md, "Fair serving"):
   host held to the honest host's count gets no more bytes than it, however many connections
   it opened.  Its further requests wait.  When nobody else is active, one host may use every
   slot (work-conserving).
-- **Turns.**  A slot that frees goes to a waiting host that may start one: the one with fewest
-  chunks in flight, then the one served least recently; within a host, the request of the
-  requester holding fewest chunks first (the ``priority`` the caller passes), then in arrival
-  order.
+- **Turns.**  A slot that frees goes to a waiting host that may start one: a host whose next
+  request is a first one before a host whose next request is a repeat (below), then the one
+  with fewest chunks in flight, then the one served least recently; within a host, first
+  requests before repeats, then the request of the requester holding fewest chunks first (the
+  ``priority`` the caller passes), then in arrival order.
+- **Repeats.**  A request for a chunk this host was sent in the last :data:`REMEMBERED_CHUNKS`
+  chunks it got is a *repeat*: a downloader or a viewer never needs a chunk twice (several
+  peers behind one NAT do, and are served, after the others), while a host pulling the same
+  newest chunks over and over (a flood) asks for little else.  Repeats wait behind every first
+  request of every host, so that such a host takes the slots no one else wants.
 - **Bounds.**  At most ``queue_per_host`` requests of one host and ``max_waiting`` in all wait;
   at most ``max_hosts`` hosts are active at once; any request beyond is refused (503 with
   ``Retry-After``, :data:`RETRY_AFTER_S`).
@@ -42,7 +48,8 @@ from __future__ import annotations
 import enum
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from ppsp.core.hosts import canonical_host, host_key
@@ -57,6 +64,7 @@ __all__ = [
     "MIN_SLOTS",
     "PEER_IDS_PER_HOST",
     "QUEUE_PER_HOST",
+    "REMEMBERED_CHUNKS",
     "RETRY_AFTER_S",
     "UNCAPPED_SLOTS",
     "Decision",
@@ -99,6 +107,9 @@ MAX_WAITING = 1024
 
 MAX_HOSTS = 1024
 """Hosts active at once; a request of a further host is refused (503)."""
+
+REMEMBERED_CHUNKS = 256
+"""Chunks remembered per active host (the last ones started) to tell a repeat request."""
 
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a refused request, in seconds."""
@@ -145,14 +156,15 @@ class Decision:
 class _Host:
     """One active host."""
 
-    __slots__ = ("idle_until", "in_flight", "key", "last_turn", "waiting")
+    __slots__ = ("idle_until", "in_flight", "key", "last_turn", "sent", "waiting")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.in_flight = 0
-        self.waiting: list[tuple[int, int]] = []  # heap of (priority, ticket)
+        self.waiting: list[tuple[bool, int, int]] = []  # heap of (repeat, priority, ticket)
         self.last_turn = 0  # the turn counter when a chunk of this host last started
         self.idle_until = 0.0  # with nothing in flight nor waiting: active until then
+        self.sent: OrderedDict[Hashable, None] = OrderedDict()  # the last chunks started
 
     @property
     def busy(self) -> bool:
@@ -203,6 +215,8 @@ class FairUploads:
         """Requests waiting, all hosts together."""
         self.refused = 0
         """Requests refused so far."""
+        self.repeats = 0
+        """Requests for a chunk their host was sent already (served after first requests)."""
         self._hosts: dict[str, _Host] = {}  # the active hosts
         self._queued: dict[str, _Host] = {}  # the hosts with requests waiting
         self._idle: deque[tuple[float, str]] = deque()  # (active until, host), in time order
@@ -225,12 +239,15 @@ class FairUploads:
         host = self._hosts.get(requester_host(address))
         return 0 if host is None else len(host.waiting)
 
-    def request(self, address: str | None, priority: int, now: float) -> Decision:
+    def request(
+        self, address: str | None, priority: int, now: float, chunk: Hashable | None = None
+    ) -> Decision:
         """A chunk request from ``address`` (the connection's source) at ``now``: start, wait
         or refuse.
 
         ``priority`` orders the requests of one host (lower first: the chunks its requester
-        holds, so that a late joiner catches up).
+        holds, so that a late joiner catches up).  ``chunk`` names the chunk asked for (any
+        hashable key: swarm, representation, index), to tell a repeat (module docstring).
         """
         woken = self._grant() if self._expire(now) else []
         key = requester_host(address)
@@ -241,8 +258,17 @@ class FairUploads:
             host = self._hosts[key] = _Host(key)
         ticket = self._next_ticket
         self._next_ticket += 1
-        # A host's own waiting requests go first: a new one never overtakes them.
-        if not host.waiting and self._may_start(host):
+        repeat = chunk is not None and chunk in host.sent
+        if chunk is not None:
+            host.sent[chunk] = None  # asked now: a later request for it is a repeat
+            host.sent.move_to_end(chunk)
+            while len(host.sent) > REMEMBERED_CHUNKS:
+                host.sent.popitem(last=False)
+        if repeat:
+            self.repeats += 1
+        # A host's own waiting requests go first: a new one never overtakes them; and a repeat
+        # starts at once only when no host has anything waiting.
+        if not host.waiting and (not repeat or not self._queued) and self._may_start(host):
             self._start(host, ticket)
             # One more chunk in flight here may let other hosts have one more too.
             return Decision(Verdict.START, ticket, wake=(*woken, *self._grant()))
@@ -250,7 +276,7 @@ class FairUploads:
             if not host.busy and host.idle_until == 0.0:
                 del self._hosts[key]  # new, and refused: it was never active
             return self._refuse(woken)
-        heapq.heappush(host.waiting, (priority, ticket))
+        heapq.heappush(host.waiting, (repeat, priority, ticket))
         self._queued[key] = host
         self._tickets[ticket] = (host, False)
         self.waiting += 1
@@ -270,7 +296,7 @@ class FairUploads:
             host.in_flight -= 1
             self.in_flight -= 1
         else:
-            host.waiting = [item for item in host.waiting if item[1] != ticket]
+            host.waiting = [item for item in host.waiting if item[2] != ticket]
             heapq.heapify(host.waiting)
             self.waiting -= 1
             if not host.waiting:
@@ -310,20 +336,21 @@ class FairUploads:
         self._tickets[ticket] = (host, True)
 
     def _grant(self) -> list[int]:
-        """Start waiting requests while one may start: fewest in flight, least recently
-        served host first."""
+        """Start waiting requests while one may start: a first request before a repeat, then
+        the host with fewest in flight, then the one served least recently."""
         started: list[int] = []
         while self._queued:
             best: _Host | None = None
+            best_key: tuple[bool, int, int] | None = None
             for host in self._queued.values():
-                if self._may_start(host) and (
-                    best is None
-                    or (host.in_flight, host.last_turn) < (best.in_flight, best.last_turn)
-                ):
-                    best = host
+                if not self._may_start(host):
+                    continue
+                key = (host.waiting[0][0], host.in_flight, host.last_turn)
+                if best_key is None or key < best_key:
+                    best, best_key = host, key
             if best is None:
                 break
-            _, ticket = heapq.heappop(best.waiting)
+            _, _, ticket = heapq.heappop(best.waiting)
             self.waiting -= 1
             if not best.waiting:
                 del self._queued[best.key]
