@@ -219,6 +219,7 @@ def test_a_missing_chunk_is_skipped_when_a_later_one_is_due() -> None:
     qoe = p.qoe()
     assert (qoe.chunks_played, qoe.chunks_skipped, qoe.chunks_due) == (3, 1, 4)
     assert qoe.continuity_index == pytest.approx(0.75)
+    assert p.skipped_indexes == (101,)  # which one, for the report
 
 
 def test_a_stalled_source_is_no_skip() -> None:

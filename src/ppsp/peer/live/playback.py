@@ -72,6 +72,10 @@ __all__ = [
 ]
 
 
+MAX_SKIPPED_KEPT = 256
+"""Skipped chunk indexes a playback keeps for its report (the count goes on)."""
+
+
 class PlaybackState(Enum):
     """Where a viewer's playback is (see the module docstring)."""
 
@@ -240,6 +244,7 @@ class LivePlayback:
         "_play_start",
         "_played",
         "_skipped",
+        "_skipped_indexes",
         "_target",
         "buffer_chunks",
         "chunk_ms",
@@ -286,6 +291,7 @@ class LivePlayback:
         self._last: tuple[int, int] | None = None  # (index, timestamp_ms) of the last played
         self._played = 0
         self._skipped = 0
+        self._skipped_indexes: list[int] = []  # the first MAX_SKIPPED_KEPT skipped, for reports
         self._delay: float | None = None
         self._bytes_source = 0
         self._bytes_peers = 0
@@ -507,6 +513,11 @@ class LivePlayback:
             ordered = [index for _, index in urgent] + [index for _, index in other]
         return ordered if limit is None else ordered[: max(0, limit)]
 
+    @property
+    def skipped_indexes(self) -> tuple[int, ...]:
+        """The indexes of the chunks skipped so far (the first :data:`MAX_SKIPPED_KEPT`)."""
+        return tuple(self._skipped_indexes)
+
     def qoe(self) -> QoE:
         """The quality-of-experience figures so far."""
         startup = None if self._first_played_at is None else self._first_played_at - self.started
@@ -654,6 +665,8 @@ class LivePlayback:
             elif index in self._late or self._later_due(now):
                 self._late.discard(index)
                 skipped += 1
+                if len(self._skipped_indexes) < MAX_SKIPPED_KEPT:
+                    self._skipped_indexes.append(index)
             else:
                 break
             self._next = index + 1

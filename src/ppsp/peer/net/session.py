@@ -353,6 +353,7 @@ class SwarmSession:
                 continuity_index=qoe.continuity_index,
                 chunks_played=qoe.chunks_played,
                 chunks_skipped=qoe.chunks_skipped,
+                skipped_indexes=list(live.playback.skipped_indexes),
                 delay_behind_source=qoe.delay_behind_source,
                 bytes_from_source=qoe.bytes_from_source,
                 bytes_from_peers=qoe.bytes_from_peers,
