@@ -40,7 +40,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.tarpit_bench import LISTENING, ROOT, SWARM_ID, _drain, _line, _spawn, _stop
+from bench.processes import ROOT, SWARM_ID, drain, line, spawn, start_tracker, stop
 
 SEEDER = "127.0.2.2"
 HONEST = "127.0.4.4"
@@ -174,7 +174,7 @@ async def _download(
     """One ``ppsp get`` from HONEST: its time and exit code (None: timed out); its report
     goes beside ``output`` (``.json``)."""
     begin = time.perf_counter()
-    get = await _spawn(
+    get = await spawn(
         "-m", "ppsp", "get", swarm_id, "--tracker", tracker_url, "-o", str(output),
         "--host", HONEST, "--report", str(output.with_suffix(".json")),
     )  # fmt: skip
@@ -183,7 +183,7 @@ async def _download(
         code = get.returncode
     except TimeoutError:
         code = None
-        await _stop([get])
+        await stop([get])
     return time.perf_counter() - begin, code
 
 
@@ -194,38 +194,31 @@ async def measure(
     started: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Task[None]] = []
     try:
-        tracker = await _spawn(
-            "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "error"
-        )
-        started.append(tracker)
-        url = LISTENING.search(await _line(tracker, LISTENING))
-        assert url is not None
-        _drain(tracker, drains)
-        tracker_url = url.group(1)
+        tracker_url = await start_tracker(started, drains)
         rate = ["--upload-rate", upload_rate] if upload_rate else []
-        seeder = await _spawn(
+        seeder = await spawn(
             "-m", "ppsp", "seed", str(source), "--tracker", tracker_url, "--host", SEEDER, *rate
         )
         started.append(seeder)
-        swarm_id = await _line(seeder, SWARM_ID)
+        swarm_id = await line(seeder, SWARM_ID)
         assert seeder.stderr is not None
         seeding = None
         async with asyncio.timeout(30):  # joined: printed once the JOIN succeeded
             while seeding is None:
                 seeding = SEEDING.match((await seeder.stderr.readline()).decode().strip())
-        _drain(seeder, drains)
+        drain(seeder, drains)
         chunks, seeder_url = int(seeding.group(1)), seeding.group(2)
         tag = upload_rate or "uncapped"
         alone, alone_code = await _download(
             swarm_id, tracker_url, workdir / f"alone-{tag}.bin", timeout
         )
-        flooder = await _spawn(
+        flooder = await spawn(
             "-m", "bench.flood_bench", "flood", "--url", seeder_url, "--swarm", swarm_id,
             "--chunks", str(chunks), "--ip", FLOODER, "--connections", str(connections),
             "--seconds", str(timeout + 10),
         )  # fmt: skip
         started.append(flooder)
-        await _line(flooder, re.compile(r"^flood ready"))
+        await line(flooder, re.compile(r"^flood ready"))
         samples: list[tuple[float, int]] = []
 
         async def follow() -> None:
@@ -254,7 +247,7 @@ async def measure(
             "slowdown": round(beside / alone, 2) if alone > 0 else None,
         }
     finally:
-        await _stop(started)
+        await stop(started)
         for task in drains:
             task.cancel()
 

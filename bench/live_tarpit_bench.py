@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import platform
-import signal
+import re
 import socket
 import sys
 import time
@@ -39,7 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.tarpit_bench import HIGHEST_PRIORITY, ROOT, run_tarpit
+from bench.processes import add_tarpit_arguments, line, spawn, stop
+from bench.tarpit_bench import HIGHEST_PRIORITY, run_tarpit
 from bench.tracker_attacks import Host, connect, join
 from ppsp.codecs.peer_xml import decode_request
 from ppsp.errors import PPSPError
@@ -54,6 +55,9 @@ from ppsp.wire.peer import (
     chunk_map_from_bitmaps,
 )
 
+ANY_LINE = re.compile(r".")
+"""A process's first line (the tracker's URL line, the source's swarm ID)."""
+TARPIT_READY = re.compile(r"^tarpit ready")
 SOURCE = "127.0.2.2"
 RELAY = "127.0.3.3"
 VIEWER = "127.0.4.4"
@@ -188,34 +192,6 @@ def make_stream(path: Path, seconds: float) -> None:
     )  # fmt: skip
 
 
-async def _spawn(*args: str, stdin: int | None = None, **kwargs: Any) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args,
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.get("env", {})},
-    )  # fmt: skip
-
-
-async def _first_line(process: asyncio.subprocess.Process, prefix: str = "") -> str:
-    assert process.stdout is not None
-    async with asyncio.timeout(30):
-        while line := (await process.stdout.readline()).decode():
-            if line.startswith(prefix):
-                return line.strip()
-    raise RuntimeError("process exited before its first line")
-
-
-async def _stop(processes: Sequence[asyncio.subprocess.Process]) -> None:
-    for process in processes:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGKILL)
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            await process.wait()
-
-
 async def measure(
     tarpits: int, stream: Path, workdir: Path, timeout: float, *, silent: int = 0
 ) -> dict[str, Any]:
@@ -224,45 +200,46 @@ async def measure(
     started: list[asyncio.subprocess.Process] = []
     env = {"XDG_DATA_HOME": str(workdir / "xdg")}
     try:
-        tracker = await _spawn(
+        tracker = await spawn(
             "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0",
-            "--log-level", "error", env=env,
+            "--log-level", "error", env=env, stderr=False,
         )  # fmt: skip
         started.append(tracker)
-        tracker_url = (await _first_line(tracker)).rsplit(" ", 1)[-1]
+        tracker_url = (await line(tracker, ANY_LINE)).rsplit(" ", 1)[-1]
         # The source reads a pipe that ffmpeg -re fills at the stream's real rate once every
         # other peer is up (a slow start of the processes costs no part of the stream).
         read_fd, write_fd = os.pipe()
         try:
-            source = await _spawn(
+            source = await spawn(
                 "-m", "ppsp", "live", "--tracker", tracker_url, "--host", SOURCE,
-                "--key", str(workdir / f"source-{tarpits}.key"), stdin=read_fd, env=env,
+                "--key", str(workdir / f"source-{tarpits}.key"),
+                stdin=read_fd, env=env, stderr=False,
             )  # fmt: skip
         finally:
             os.close(read_fd)
         started.append(source)
-        swarm_id = await _first_line(source)
+        swarm_id = await line(source, ANY_LINE)
         report = workdir / f"viewer-{tarpits}.json"
 
         async def watch(ip: str, name: str) -> asyncio.subprocess.Process:
-            process = await _spawn(
+            process = await spawn(
                 "-m", "ppsp", "watch", swarm_id, "--tracker", tracker_url, "--host", ip,
                 "--player-port", "0", "-o", str(workdir / f"{name}-{tarpits}.ts"),
-                "--report", str(workdir / f"{name}-{tarpits}.json"), env=env,
+                "--report", str(workdir / f"{name}-{tarpits}.json"), env=env, stderr=False,
             )  # fmt: skip
             started.append(process)
             return process
 
         await watch(RELAY, "relay")
         for number in range(tarpits + silent):
-            pit = await _spawn(
+            pit = await spawn(
                 "-m", "bench.live_tarpit_bench", "tarpit", "--tracker", tracker_url,
                 "--swarm", swarm_id, "--ip", tarpit_address(number), "--name", f"pit{number}",
                 "--lifetime", str(timeout), *(["--silent"] if number >= tarpits else []),
-                env=env,
+                env=env, stderr=False,
             )  # fmt: skip
             started.append(pit)
-            await _first_line(pit, "tarpit ready")
+            await line(pit, TARPIT_READY)
         from ppsp.app.media import ffmpeg_exe
 
         try:
@@ -294,7 +271,7 @@ async def measure(
                 result[key] = live.get(key)
         return result
     finally:
-        await _stop(started)
+        await stop(started)
 
 
 async def run(counts: Sequence[int], seconds: float, timeout: float) -> dict[str, Any]:
@@ -320,11 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.live_tarpit_bench")
     commands = parser.add_subparsers(dest="command")
     pit = commands.add_parser("tarpit", help="run one tarpit relay")
-    pit.add_argument("--tracker", required=True)
-    pit.add_argument("--swarm", required=True)
-    pit.add_argument("--ip", required=True)
-    pit.add_argument("--name", required=True)
-    pit.add_argument("--lifetime", type=float, default=300.0)
+    add_tarpit_arguments(pit)
     pit.add_argument("--silent", action="store_true", help="answer nothing at all")
     parser.add_argument("--tarpits", default="0,3", help="counts of tarpits, comma-separated")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of the stream")

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -32,14 +31,20 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+from bench.processes import (
+    SWARM_ID,
+    add_tarpit_arguments,
+    drain,
+    line,
+    spawn,
+    start_tracker,
+    stop,
+)
 from bench.tracker_attacks import Host, connect, join
 
 SEEDERS = ("127.0.2.2", "127.0.3.3")
 LEECHER = "127.0.4.4"
 HIGHEST_PRIORITY = 4294967295
-LISTENING = re.compile(r"listening on (http://\S+)")
-SWARM_ID = re.compile(r"^[0-9a-f]{64}$")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def tarpit_address(number: int) -> str:
@@ -74,87 +79,35 @@ async def run_tarpit(tracker: str, swarm_id: str, ip: str, name: str, lifetime: 
         writer.close()
 
 
-async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-
-
-async def _line(process: asyncio.subprocess.Process, pattern: re.Pattern[str]) -> str:
-    """The first stdout line of ``process`` matching ``pattern`` (within 30 s)."""
-    assert process.stdout is not None
-    async with asyncio.timeout(30):
-        while line := (await process.stdout.readline()).decode():
-            if pattern.search(line.strip()):
-                return line.strip()
-    raise RuntimeError(f"process exited without printing {pattern.pattern!r}")
-
-
-def _drain(process: asyncio.subprocess.Process, tasks: list[asyncio.Task[None]]) -> None:
-    """Read what ``process`` prints from now on, so that a full pipe never blocks it."""
-
-    async def read(stream: asyncio.StreamReader | None) -> None:
-        while stream is not None and await stream.read(65536):
-            pass
-
-    tasks += [
-        asyncio.ensure_future(read(process.stdout)),
-        asyncio.ensure_future(read(process.stderr)),
-    ]
-
-
-async def _stop(processes: Sequence[asyncio.subprocess.Process]) -> None:
-    for process in processes:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGKILL)
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            await process.wait()
-
-
 async def measure(tarpits: int, source: Path, workdir: Path, timeout: float) -> dict[str, Any]:
     """One download of ``source`` from two seeders beside ``tarpits`` tarpits."""
     started: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Task[None]] = []
     try:
-        tracker = await _spawn(
-            "-m", "ppsp", "tracker", "--host", "127.0.0.1", "--port", "0", "--log-level", "error"
-        )
-        started.append(tracker)
-        url = LISTENING.search(await _line(tracker, LISTENING))
-        assert url is not None
-        _drain(tracker, drains)
-        tracker_url = url.group(1)
+        tracker_url = await start_tracker(started, drains)
         swarm_id = ""
         for ip in SEEDERS:
-            seeder = await _spawn(
+            seeder = await spawn(
                 "-m", "ppsp", "seed", str(source), "--tracker", tracker_url, "--host", ip
             )
             started.append(seeder)
-            swarm_id = await _line(seeder, SWARM_ID)
+            swarm_id = await line(seeder, SWARM_ID)
             assert seeder.stderr is not None
             async with asyncio.timeout(30):  # joined: printed once the JOIN succeeded
                 while not (await seeder.stderr.readline()).startswith(b"seeding "):
                     pass
-            _drain(seeder, drains)
+            drain(seeder, drains)
         for number in range(tarpits):
-            pit = await _spawn(
+            pit = await spawn(
                 "-m", "bench.tarpit_bench", "tarpit", "--tracker", tracker_url,
                 "--swarm", swarm_id, "--ip", tarpit_address(number), "--name", f"tarpit{number}",
             )  # fmt: skip
             started.append(pit)
-            await _line(pit, re.compile(r"^tarpit ready"))
-            _drain(pit, drains)
+            await line(pit, re.compile(r"^tarpit ready"))
+            drain(pit, drains)
         output = workdir / f"out-{tarpits}.bin"
         begin = time.perf_counter()
-        get = await _spawn(
+        get = await spawn(
             "-m", "ppsp", "get", swarm_id, "--tracker", tracker_url, "-o", str(output),
             "--host", LEECHER,
         )  # fmt: skip
@@ -175,7 +128,7 @@ async def measure(tarpits: int, source: Path, workdir: Path, timeout: float) -> 
             "last_line": lines[-1] if lines else "",
         }
     finally:
-        await _stop(started)
+        await stop(started)
         for task in drains:
             task.cancel()
 
@@ -202,11 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tarpit_bench")
     commands = parser.add_subparsers(dest="command")
     pit = commands.add_parser("tarpit", help="run one tarpit")
-    pit.add_argument("--tracker", required=True)
-    pit.add_argument("--swarm", required=True)
-    pit.add_argument("--ip", required=True)
-    pit.add_argument("--name", required=True)
-    pit.add_argument("--lifetime", type=float, default=300.0)
+    add_tarpit_arguments(pit)
     parser.add_argument("--tarpits", default="0,1,5", help="counts of tarpits, comma-separated")
     parser.add_argument("--size-mb", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=90.0, help="bound on one download")

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bench.tarpit_bench import ROOT, tarpit_address
+from bench.processes import ROOT
+from bench.tarpit_bench import tarpit_address
 
 from e2e.swarm_helpers import Peer, Swarm, content, finish
 
