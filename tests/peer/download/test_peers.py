@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from ppsp.peer.download.peers import (
     CONNECT_TIMEOUT,
     FIRST_BYTE_TIMEOUT,
+    MAX_CONNECTING,
+    MAX_CONNECTING_PER_HOST,
     MAX_CORRUPT_KEPT,
     MAX_FAILURES,
     PROGRESS_TIMEOUT,
@@ -194,3 +196,33 @@ def test_corrupt_counts_are_bounded() -> None:
     for n in range(MAX_CORRUPT_KEPT + 3):
         book.ban_host(f"p{n}")
     assert len(book.take_corrupt()) == MAX_CORRUPT_KEPT
+
+
+def test_connections_are_bounded_in_all_and_per_host_our_own_host_excepted() -> None:
+    """An eclipse: 300 silent PeerIDs of one host listed first, then 20 honest hosts, and 5
+    peers on this machine: two attempts go to the sybil host, the rest to the others."""
+    book = PeerBook()
+    book.local_host = "192.0.2.1"
+    for n in range(300):
+        book.add(f"sybil{n}", "203.0.113.66")
+    for n in range(20):
+        book.add(f"honest{n}", f"198.51.100.{n + 1}")
+    for n in range(5):
+        book.add(f"local{n}", "192.0.2.1")
+    first = book.to_connect(0.0)
+    assert len(first) == MAX_CONNECTING
+    assert sum(s.peer_id.startswith("sybil") for s in first) == MAX_CONNECTING_PER_HOST
+    for standing in first:
+        standing.connecting = True
+    assert book.to_connect(0.0) == []  # every slot taken
+    # Two honest connections end: two more begin, none at the sybil host (it has its two).
+    for standing in [s for s in first if s.peer_id.startswith("honest")][:2]:
+        standing.connecting, standing.connected = False, True
+    more = book.to_connect(0.0)
+    assert len(more) == 2 and not any(s.peer_id.startswith("sybil") for s in more)
+    # Our own host's peers are not bounded per host.
+    local = PeerBook()
+    local.local_host = "127.0.0.1"
+    for n in range(10):
+        local.add(f"p{n}", "127.0.0.1")
+    assert len(local.to_connect(0.0)) == 10

@@ -42,6 +42,8 @@ __all__ = [
     "CHUNK_QUEUE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "FIRST_BYTE_TIMEOUT",
+    "MAX_CONNECTING",
+    "MAX_CONNECTING_PER_HOST",
     "MAX_CORRUPT_KEPT",
     "MAX_FAILURES",
     "PROGRESS_TIMEOUT",
@@ -85,6 +87,15 @@ STALL_BACKOFF = 2.0
 
 STALL_BACKOFF_MAX = 30.0
 """... up to this: a peer that stalls again and again is tried twice a minute."""
+
+MAX_CONNECTING = 16
+"""Connections being made at once (transport negotiation, properties, map): enough to reach a
+swarm's peer list in one round, few enough that a list of silent peers costs bounded work."""
+
+MAX_CONNECTING_PER_HOST = 2
+"""Connections being made at once to the PeerIDs of one host (our own excepted: peers side by
+side on this machine): a host registering hundreds of silent PeerIDs (an eclipse) holds two
+attempts, not hundreds, and the other hosts' peers are reached first."""
 
 BUSY_BACKOFF = 1.0
 """Seconds a peer that answered busy (503, 429) without a ``Retry-After`` is left alone; a
@@ -310,6 +321,33 @@ class PeerBook:
 
     def __len__(self) -> int:
         return len(self._peers)
+
+    def to_connect(self, now: float) -> list[PeerStanding]:
+        """The peers to start connecting to at ``now``: those that may be connected to
+        (:meth:`PeerStanding.may_connect`), in the order they became known, within
+        :data:`MAX_CONNECTING` connections being made in all and
+        :data:`MAX_CONNECTING_PER_HOST` per host (this peer's own host unbounded)."""
+        connecting = 0
+        per_host: dict[str, int] = {}
+        for standing in self._peers.values():
+            if standing.connecting:
+                connecting += 1
+                if standing.host is not None:
+                    per_host[standing.host] = per_host.get(standing.host, 0) + 1
+        chosen: list[PeerStanding] = []
+        for standing in self._peers.values():
+            if connecting >= MAX_CONNECTING:
+                break
+            if not standing.may_connect(now):
+                continue
+            host = standing.host
+            if host is not None and host != self._local:
+                if per_host.get(host, 0) >= MAX_CONNECTING_PER_HOST:
+                    continue
+                per_host[host] = per_host.get(host, 0) + 1
+            connecting += 1
+            chosen.append(standing)
+        return chosen
 
     def usable(self) -> list[PeerStanding]:
         """Peers chunks may be asked of (connected, not banned)."""

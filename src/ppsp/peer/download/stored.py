@@ -386,10 +386,9 @@ class StoredDownload:
     # -- internals -----------------------------------------------------------------------------
 
     def _connect(self, now: float) -> None:
-        for standing in self.peers:
-            if standing.may_connect(now):
-                standing.connecting = True
-                self._pending.append(Connect(standing.peer_id))
+        for standing in self.peers.to_connect(now):
+            standing.connecting = True
+            self._pending.append(Connect(standing.peer_id))
 
     def _after_search(self, now: float) -> None:
         search = self._search

@@ -399,10 +399,9 @@ class LiveViewerPolicy:
     # -- internals -----------------------------------------------------------------------------
 
     def _connect(self, now: float) -> None:
-        for standing in self.peers:
-            if standing.may_connect(now):
-                standing.connecting = True
-                self._pending.append(Connect(standing.peer_id))
+        for standing in self.peers.to_connect(now):
+            standing.connecting = True
+            self._pending.append(Connect(standing.peer_id))
 
     def _may_join(self, now: float) -> bool:
         """Whether the live edge is known well enough to join: a source's map is known, or
