@@ -7,7 +7,8 @@ their own functions next to these without touching them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@contextlib.contextmanager
+def _figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+    """A new figure (``plt.subplots(*args, **kwargs)``): its figure and axes, laid out and saved
+    to ``path`` when the block ends without an error; closed in any case."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _steps(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
@@ -39,9 +54,7 @@ def plot_completion_cdf(
     title: str = "Completion time per peer",
 ) -> Path:
     """CDF of completion times (from each peer's join), the baseline's on the same axes."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with _figure(path, figsize=(7, 4.5)) as (_, ax):
         xs, ys = _steps(cdf(swarm_times))
         ax.step(xs, ys, where="post", label="ppsp swarm")
         if baseline_times is not None:
@@ -56,10 +69,6 @@ def plot_completion_cdf(
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -67,9 +76,7 @@ def plot_bytes_over_time(
     path: Path, timeline: ByteTimeline, *, title: str = "Bytes delivered to peers"
 ) -> Path:
     """Cumulative bytes the peers received from the source and from each other, over time."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with _figure(path, figsize=(7, 4.5)) as (_, ax):
         times = [0.0, *timeline.times]
         ax.step(
             times,
@@ -87,10 +94,6 @@ def plot_bytes_over_time(
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -110,10 +113,8 @@ def plot_live_viewers(
     bytes received from the source and from peers (stacked).  Target lines in grey dashes
     (``targets``: continuity, startup, delay); a viewer without a value has no bar.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     positions = list(range(len(names)))
-    try:
+    with _figure(path, 2, 2, figsize=(11, 7.5)) as (fig, axes):
         panels = (
             (axes[0][0], continuity, targets[0], "continuity index", "C0"),
             (axes[0][1], startup, targets[1], "startup delay (s)", "C1"),
@@ -144,10 +145,6 @@ def plot_live_viewers(
             ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
             ax.grid(True, axis="y", alpha=0.3)
         fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -163,9 +160,7 @@ def plot_live_bytes(
     ``rates`` is (bin starts, bytes/s from the source, bytes/s from peers), as
     :func:`ppsp.lab.live_report.rate_series` gives.
     """
-    plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    try:
+    with _figure(path, 2, 1, figsize=(8, 7), sharex=True) as (fig, (top, bottom)):
         times = [0.0, *timeline.times]
         top.step(
             times, [0.0, *(b / 1e6 for b in timeline.from_source)], where="post", label="source"
@@ -185,10 +180,6 @@ def plot_live_bytes(
         bottom.legend(loc="upper left")
         bottom.grid(True, alpha=0.3)
         fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -196,9 +187,7 @@ def plot_completion_compare(
     path: Path, clean: Sequence[float | None], attacked: Sequence[float | None]
 ) -> Path:
     """CDFs of the honest peers' completion times without and with attackers."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with _figure(path, figsize=(7, 4.5)) as (_, ax):
         for times, label in ((clean, "without attackers"), (attacked, "with attackers")):
             xs, ys = _steps(cdf(times))
             ax.step(xs, ys, where="post", label=label)
@@ -209,10 +198,6 @@ def plot_completion_compare(
         ax.set_title("Completion time per honest peer, with and without attackers")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -223,9 +208,7 @@ def plot_continuity_compare(
     attacked: Sequence[float | None],
 ) -> Path:
     """Continuity index per honest viewer, without and with attackers, side by side."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.5), 4.5))
-    try:
+    with _figure(path, figsize=(max(6, len(names) * 0.5), 4.5)) as (_, ax):
         positions = list(range(len(names)))
         width = 0.4
         ax.bar(
@@ -247,8 +230,4 @@ def plot_continuity_compare(
         ax.set_ylim(0, 1.05)
         ax.set_title("Continuity per honest viewer, with and without attackers")
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
     return path
