@@ -68,6 +68,7 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # (package, ppsp packages it may import besides itself and ppsp.errors); first match wins
     ("ppsp.tracker.net", ("*", "-ppsp.peer", "-ppsp.app", "-ppsp.lab")),
     ("ppsp.peer.net", ("*", "-ppsp.app", "-ppsp.lab")),
+    ("ppsp.http", ("ppsp.wire", "ppsp.codecs", "ppsp.core")),
     ("ppsp.wire", ()),
     ("ppsp.codecs", ("ppsp.wire",)),
     ("ppsp.core", ("ppsp.wire",)),
@@ -194,3 +195,12 @@ def test_every_package_states_its_layer() -> None:
         assert "Layer" in docstring or init.parent.name in ("ppsp", "lab", "live", "storage"), (
             f"{init.relative_to(SRC)} does not say what its layer may import"
         )
+
+
+def test_the_lean_http_layer_never_imports_aiohttp() -> None:
+    # ppsp.http exists so that peer commands start without aiohttp's import.
+    for name, path in modules():
+        if within(name, "ppsp.http"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for line, dotted in imported(tree, name):
+                assert not within(dotted, "aiohttp"), f"{name}:{line} imports {dotted}"
