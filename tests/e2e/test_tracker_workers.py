@@ -7,6 +7,7 @@ database of its own), with real peers downloading through them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
@@ -358,3 +359,22 @@ async def test_workers_serve_https_only(swarm: Swarm, tmp_path: Path, redis_url:
     tracker.signal(signal.SIGTERM)
     assert await tracker.wait() == 0, tracker.output()
     assert "Traceback" not in tracker.output()
+
+
+async def test_a_worker_that_does_not_stop_is_killed_after_the_grace(
+    swarm: Swarm, redis_url: str
+) -> None:
+    tracker = await swarm.tracker(
+        "--workers", "2", "--stop-grace", "1", "--storage", database(redis_url, 14)
+    )
+    workers = await wait_for_children(tracker.pid, 2)
+    hung = min(workers)
+    os.kill(hung, signal.SIGSTOP)  # a worker that cannot finish its connections
+    try:
+        tracker.signal(signal.SIGTERM)
+        assert await tracker.wait() == 0, tracker.output()
+        assert "still running 1 s after the stop: killing it" in tracker.output()
+        assert not children(tracker.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGKILL)

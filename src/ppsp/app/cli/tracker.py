@@ -64,6 +64,14 @@ from ppsp.app.cli.base import log_level_option
     help="Processes serving the port together (more than 1 needs a redis:// --storage).",
 )
 @click.option(
+    "--stop-grace",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=10.0,
+    show_default=True,
+    help="With --workers: seconds stopping workers get to finish their connections before "
+    "they are killed.",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -110,6 +118,7 @@ def tracker(
     storage: str,
     max_body: int,
     workers: int,
+    stop_grace: float,
     tls_cert: Path | None,
     tls_key: Path | None,
     auth_key: Path | None,
@@ -184,6 +193,7 @@ def tracker(
                 workers=workers,
                 settings=settings,
                 on_ready=ready,
+                stop_grace=stop_grace,
             )
         else:
             run_tracker(

@@ -5,7 +5,8 @@ runs :func:`~ppsp.tracker.net.server.serve_tracker` on the inherited socket, and
 each new connection to one of them), then supervises them:
 
 * SIGINT or SIGTERM to the parent is passed on to every worker as SIGTERM; each worker finishes
-  its connections and closes its storage, and the parent returns once all have exited;
+  its connections and closes its storage, and the parent returns once all have exited (a
+  worker still running ``stop_grace`` seconds later is killed, so that a stop always ends);
 * a worker that exits while the parent is not stopping (a crash, a kill) is started again
   after ``restart_delay`` seconds, on the same socket, so the port never stops listening
   (connections wait in the socket's backlog meanwhile);
@@ -60,6 +61,9 @@ BACKLOG = 1024
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
+STOP_GRACE_S = 10.0
+"""How long stopping workers may take to finish their connections before they are killed."""
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host:port`` (a free port when 0), to be shared by workers."""
@@ -87,6 +91,7 @@ def run_tracker_workers(
     settings: ServerSettings | None = None,
     on_ready: Callable[[str], None] | None = None,
     restart_delay: float = 1.0,
+    stop_grace: float = STOP_GRACE_S,
 ) -> None:
     """Serve a tracker from ``workers`` processes until SIGINT or SIGTERM (see the module).
 
@@ -127,6 +132,7 @@ def run_tracker_workers(
             metrics_dir=metrics_dir,
             on_ready=on_ready,
             restart_delay=restart_delay,
+            stop_grace=stop_grace,
         )
     finally:
         sock.close()
@@ -143,8 +149,12 @@ def _supervise(
     metrics_dir: Path,
     on_ready: Callable[[str], None] | None,
     restart_delay: float,
+    stop_grace: float = STOP_GRACE_S,
 ) -> None:
-    """Start the workers, start again those that exit, stop them all on SIGINT or SIGTERM."""
+    """Start the workers, start again those that exit, stop them all on SIGINT or SIGTERM.
+
+    A worker that has not finished ``stop_grace`` seconds after the stop is killed (SIGKILL).
+    """
     parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
@@ -154,6 +164,8 @@ def _supervise(
         # and has let go of the parent's handler (in the worker).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
+            if stopping:  # a stop signal came between the caller's check and the block
+                return
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child's coverage is the end-to-end tests'
                 own = dataclasses.replace(
@@ -166,12 +178,28 @@ def _supervise(
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
+        if not stopping:
+            # The stop is bounded: workers still running after STOP_GRACE_S are killed
+            # (SIGALRM interrupts the wait below without a loop that polls).
+            signal.setitimer(signal.ITIMER_REAL, stop_grace)
         stopping = True
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def kill_the_rest(signum: int, frame: FrameType | None) -> None:
+        for pid, number in list(children.items()):
+            log.warning(
+                "tracker worker %d (pid %d) still running %.0f s after the stop: killing it",
+                number,
+                pid,
+                stop_grace,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, kill_the_rest)
     try:
         for number in range(workers):
             start(number)
@@ -197,6 +225,7 @@ def _supervise(
             if not stopping:
                 start(number)
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -217,7 +246,7 @@ def _worker(
     """
     code = 1
     try:
-        for signum in _STOP_SIGNALS:
+        for signum in (*_STOP_SIGNALS, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
         signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
         if not stop_with_parent(parent):
