@@ -68,6 +68,7 @@ from ppsp.peer.live import (
 )
 from ppsp.peer.live.viewer import LiveTiming, LiveViewerPolicy
 from ppsp.peer.net.download import EXCHANGE_ERRORS, find_peers
+from ppsp.peer.net.filegrowth import FileGrowth
 from ppsp.peer.net.http_common import read_bounded
 from ppsp.peer.net.loop import SessionLoop
 from ppsp.peer.net.node import PeerNode
@@ -252,6 +253,8 @@ async def _read_chunks(live_input: LiveInput) -> asyncio.Queue[InputItem]:
     def reader() -> None:
         fd = live_input.fd
         last: InputItem = None
+        # Watched before the first read, so that no write is missed (see FileGrowth).
+        growth = FileGrowth(live_input.path) if live_input.follow else None
         try:
             if fd is None:
                 fd = os.open(live_input.path, os.O_RDONLY)  # a named pipe: waits for a writer
@@ -262,13 +265,15 @@ async def _read_chunks(live_input: LiveInput) -> asyncio.Queue[InputItem]:
                         asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
                     except (RuntimeError, concurrent.futures.CancelledError):
                         break  # the event loop is gone: the source has stopped
-                elif live_input.follow:
-                    time.sleep(0.05)
+                elif growth is not None:
+                    growth.wait()
                 else:
                     break
         except OSError as exc:
             last = exc
         finally:
+            if growth is not None:
+                growth.close()
             if fd is not None and fd != 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
