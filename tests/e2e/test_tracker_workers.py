@@ -368,6 +368,11 @@ async def test_a_worker_that_does_not_stop_is_killed_after_the_grace(
         "--workers", "2", "--stop-grace", "1", "--storage", database(redis_url, 14)
     )
     workers = await wait_for_children(tracker.pid, 2)
+    # Serving, i.e. asleep in their event loops (a worker still starting dies of SIGTERM).
+    for _ in range(200):
+        if all((stat_fields(pid) or ("?",))[0] == "S" for pid in workers):
+            break
+        await asyncio.sleep(0.05)
     hung = min(workers)
     os.kill(hung, signal.SIGSTOP)  # a worker that cannot finish its connections
     try:
