@@ -204,6 +204,75 @@ class HashingCancelled(ContentError):
     """Describing a file was given up before its end (a stopping command asked so)."""
 
 
+class HttpClientError(PPSPError, ConnectionError):
+    """An HTTP exchange (:mod:`ppsp.http.client`) that failed below the application: no
+    connection, no answer or no whole answer, a malformed answer, a TLS failure, a timeout.
+
+    Each is a ConnectionError (an OSError), so that what catches the operating system's own
+    errors catches these too.  ``os_error`` is the operating system's or TLS library's error
+    behind it, when there is one.
+    """
+
+    def __init__(self, message: str, *, os_error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.os_error = os_error
+
+
+class InvalidURL(HttpClientError, ValueError):
+    """A URL the HTTP client cannot ask: not ``http://`` or ``https://``, no host, a bad port,
+    a host that is not a name or an address (URLs from other peers are untrusted)."""
+
+
+class HttpConnectError(HttpClientError):
+    """No connection could be opened: refused, unreachable (``os_error`` says which)."""
+
+
+class HttpNameError(HttpConnectError):
+    """The server's name could not be resolved (``os_error`` is the ``socket.gaierror``)."""
+
+
+class HttpTLSError(HttpClientError):
+    """The TLS handshake failed (``os_error`` is the ``ssl.SSLError``)."""
+
+
+class HttpCertificateError(HttpTLSError):
+    """The server's certificate did not verify (``os_error`` is the
+    ``ssl.SSLCertVerificationError`` or ``ssl.CertificateError``)."""
+
+    @property
+    def certificate_error(self) -> BaseException | None:
+        """The TLS library's verification error."""
+        return self.os_error
+
+
+class HttpTimeout(HttpClientError, TimeoutError):
+    """An HTTP exchange that ran out of time: opening the connection, a wait for bytes, or the
+    whole exchange.  A TimeoutError too: callers that tell silence from failure catch that."""
+
+
+class HttpDisconnected(HttpClientError):
+    """The server closed (or reset) the connection before its answer's head was whole.
+
+    ``no_answer`` is True when not one byte of an answer came: on a kept-alive connection,
+    the server may have closed it just as the request was sent.
+    """
+
+    def __init__(
+        self, message: str, *, os_error: BaseException | None = None, no_answer: bool = False
+    ) -> None:
+        super().__init__(message, os_error=os_error)
+        self.no_answer = no_answer
+
+
+class IncompleteBody(HttpClientError):
+    """The connection ended inside an answer's body (fewer bytes than announced, a chunked
+    body without its last chunk)."""
+
+
+class BodyTooLarge(HttpClientError):
+    """An HTTP body exceeded the bound set for it."""
+
+
 class ChunkTransferError(PPSPError, ConnectionError):
     """A peer's answer to a chunk request that cannot be used: an error status, a cut body."""
 
@@ -217,8 +286,68 @@ class PeerBusy(ChunkTransferError):
         self.retry_after = retry_after
 
 
-class MalformedResponse(ChunkTransferError):
-    """An HTTP response head that is not well formed, or that frames its body ambiguously."""
+class MalformedResponse(ChunkTransferError, HttpClientError):
+    """An HTTP response head that is not well formed, or that frames its body ambiguously, or
+    a body in the chunked coding that is not (one of the HTTP client's errors too)."""
+
+
+class HTTPRequestError(PPSPError):
+    """An HTTP request a server cannot serve as sent, with the status to answer it with.
+
+    Raised by the request head parser (:func:`ppsp.codecs.httphead.parse_request_head`) and by
+    the peer's HTTP server (:mod:`ppsp.http.server`) while it reads a request; the server
+    answers ``status`` with ``reason`` and closes the connection (RFC 9112 framing is no longer
+    trusted after any of these).
+    """
+
+    status: int = 400
+    reason: str = "Bad Request"
+
+
+class MalformedRequest(HTTPRequestError):
+    """A request head that is not well formed, or frames its body ambiguously (400)."""
+
+
+class RequestTimeout(HTTPRequestError, TimeoutError):
+    """A request head or body that did not arrive in time (408)."""
+
+    status = 408
+    reason = "Request Timeout"
+
+
+class RequestBodyTooLarge(HTTPRequestError):
+    """A request body over the bound its handler (or the server) sets (413)."""
+
+    status = 413
+    reason = "Content Too Large"
+
+
+class RequestTargetTooLong(HTTPRequestError):
+    """A request line over :data:`~ppsp.wire.fields.MAX_REQUEST_LINE_BYTES` (414)."""
+
+    status = 414
+    reason = "URI Too Long"
+
+
+class RequestHeadTooLarge(HTTPRequestError):
+    """A request head over the head bounds of :mod:`ppsp.wire.fields` (431)."""
+
+    status = 431
+    reason = "Request Header Fields Too Large"
+
+
+class RequestNotImplemented(HTTPRequestError):
+    """A request the server does not implement: a transfer coding on its body (501)."""
+
+    status = 501
+    reason = "Not Implemented"
+
+
+class HTTPVersionNotSupported(HTTPRequestError):
+    """A request in a major HTTP version other than 1 (505)."""
+
+    status = 505
+    reason = "HTTP Version Not Supported"
 
 
 class PeerProtocolError(PPSPError):
@@ -332,3 +461,16 @@ class StaleChunk(LiveError):
 
 class FutureChunk(LiveError):
     """A live chunk further ahead than the source can have produced by now."""
+
+
+class DashboardRequestError(PPSPError):
+    """A request to the tracker's dashboard API that cannot be answered as asked: a malformed
+    query or swarm ID (400), with the HTTP status to answer with and a one-line message."""
+
+    status: int = 400
+
+
+class DashboardNotFound(DashboardRequestError):
+    """A dashboard API request for a swarm the tracker does not have (404)."""
+
+    status = 404

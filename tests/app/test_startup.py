@@ -22,8 +22,15 @@ from e2e.swarm_helpers import Swarm, content, finish
 
 # What no peer command that stores or serves a file (seed, get) may load: the player, the
 # live source and viewer, the lab, the tracker's server, and the libraries only they use.
+# aiohttp (and yarl and multidict, which come with it) is among them: a peer's HTTP server and
+# clients are ppsp.http's, and aiohttp's import alone was most of a peer's start-up.
 NOT_FOR_PEERS = (
+    "aiohttp",
+    "yarl",
+    "multidict",
     "ppsp.app.player",
+    "ppsp.app.web",
+    "ppsp.app.hls",
     "ppsp.app.live_commands",
     "ppsp.app.demo",
     "ppsp.app.demo_swarm",
@@ -47,7 +54,6 @@ NOT_FOR_PEERS = (
 # What the command line alone (``ppsp --help``, option parsing) may not load.
 NOT_FOR_THE_COMMAND_LINE = (
     *NOT_FOR_PEERS,
-    "aiohttp",
     "asyncio",
     "cryptography",
     "lxml",

@@ -1,8 +1,11 @@
-"""Tests of the strict HTTP/1.x response head parser (:mod:`ppsp.codecs.httphead`, RFC 9112).
+"""Tests of the strict HTTP/1.x head parsers (:mod:`ppsp.codecs.httphead`, RFC 9112).
 
-Examples, refusals (only MalformedResponse may escape), the framing helper ``head_length``, and
-hypothesis properties: round trips of generated heads, and fuzzing with arbitrary and mutated
-bytes.  ``PPSP_HTTPHEAD_EXAMPLES`` raises the number of hypothesis examples for a long run.
+Responses: examples, refusals (only MalformedResponse may escape), the framing helper
+``head_length``, and hypothesis properties: round trips of generated heads, and fuzzing with
+arbitrary and mutated bytes.  Requests the same way: examples, refusals each with the error
+(and so the HTTP status) it must raise, the bounds of ``request_head_length``, round trips of
+generated requests, and fuzzing in which only the request errors may escape.
+``PPSP_HTTPHEAD_EXAMPLES`` raises the number of hypothesis examples for a long run.
 """
 
 from __future__ import annotations
@@ -18,12 +21,25 @@ from ppsp.codecs.httphead import (
     MAX_CONTENT_LENGTH,
     MAX_HEAD_BYTES,
     MAX_HEADER_FIELDS,
+    MAX_REQUEST_LINE_BYTES,
+    RequestHead,
     ResponseHead,
     head_length,
+    parse_request_head,
     parse_response_head,
+    request_head_length,
     retry_after_seconds,
 )
-from ppsp.errors import MalformedResponse
+from ppsp.errors import (
+    HTTPRequestError,
+    HTTPVersionNotSupported,
+    MalformedRequest,
+    MalformedResponse,
+    RequestBodyTooLarge,
+    RequestHeadTooLarge,
+    RequestNotImplemented,
+    RequestTargetTooLong,
+)
 
 # PPSP_HTTPHEAD_EXAMPLES raises the number of examples for a long fuzzing run.
 SETTINGS = settings(
@@ -589,3 +605,500 @@ def test_check_catches_other_exceptions(monkeypatch: pytest.MonkeyPatch) -> None
 )
 def test_retry_after_reads_delay_seconds_only(value: str | None, expected: float | None) -> None:
     assert retry_after_seconds(value) == expected
+
+
+# === request heads (the peer's server) =========================================================
+
+STATUS_OF = {
+    MalformedRequest: 400,
+    RequestBodyTooLarge: 413,
+    RequestTargetTooLong: 414,
+    RequestHeadTooLarge: 431,
+    RequestNotImplemented: 501,
+    HTTPVersionNotSupported: 505,
+}
+"""Every error the request parser may raise, with the status it carries."""
+
+
+def request(request_line: bytes, *fields: bytes) -> bytes:
+    """A request head from a request line and whole field lines (without their CRLF)."""
+    return b"".join(line + b"\r\n" for line in (request_line, *fields)) + b"\r\n"
+
+
+def get(*fields: bytes) -> bytes:
+    return request(b"GET / HTTP/1.1", b"Host: peer", *fields)
+
+
+def test_error_classes_carry_their_status() -> None:
+    for cls, status in STATUS_OF.items():
+        assert cls.status == status
+        assert issubclass(cls, HTTPRequestError)
+        assert cls.reason
+
+
+def test_a_chunk_request_of_the_threaded_client() -> None:
+    data = request(
+        b"GET /swarm/ab12/chunk/main/7 HTTP/1.1",
+        b"Host: 127.0.0.1:7001",
+        b"Accept-Encoding: identity",
+        b"PPSP-Peer-ID: 0123abcd",
+    )
+    parsed = parse_request_head(data)
+    assert parsed == RequestHead(
+        method="GET",
+        target="/swarm/ab12/chunk/main/7",
+        path="/swarm/ab12/chunk/main/7",
+        query=None,
+        segments=("swarm", "ab12", "chunk", "main", "7"),
+        minor_version=1,
+        headers=(
+            ("host", "127.0.0.1:7001"),
+            ("accept-encoding", "identity"),
+            ("ppsp-peer-id", "0123abcd"),
+        ),
+        host="127.0.0.1:7001",
+        content_length=0,
+        keep_alive=True,
+        expect_continue=False,
+    )
+    assert parsed.header("PPSP-PEER-ID") == "0123abcd"
+    assert parsed.header("missing") is None
+    assert request_head_length(data + b"next") == len(data)
+
+
+def test_a_peer_protocol_post() -> None:
+    parsed = parse_request_head(
+        request(
+            b"POST / HTTP/1.1",
+            b"Host: [::1]:7001",
+            b"Content-Type: text/xml",
+            b"Content-Length: 321",
+            b"Connection: keep-alive",
+        )
+    )
+    assert (parsed.method, parsed.path, parsed.segments) == ("POST", "/", ("",))
+    assert (parsed.host, parsed.content_length, parsed.keep_alive) == ("[::1]:7001", 321, True)
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query", "segments"),
+    [
+        (b"/", "/", None, ("",)),
+        (b"/?", "/", "", ("",)),
+        (b"/a/b/", "/a/b/", None, ("a", "b", "")),
+        (b"/a//b", "/a//b", None, ("a", "", "b")),
+        (b"/a%2Fb/c", "/a%2Fb/c", None, ("a/b", "c")),
+        (b"/%C3%A9t%c3%a9", "/%C3%A9t%c3%a9", None, ("\xe9t\xe9",)),
+        (b"/x?a=1&b=/?c", "/x", "a=1&b=/?c", ("x",)),
+        (b"/:@!$&'()*+,;=-._~", "/:@!$&'()*+,;=-._~", None, (":@!$&'()*+,;=-._~",)),
+        (b"http://peer:80", "/", None, ("",)),
+        (b"HTTP://peer/a?b", "/a", "b", ("a",)),
+    ],
+)
+def test_targets(target: bytes, path: str, query: str | None, segments: tuple[str, ...]) -> None:
+    parsed = parse_request_head(request(b"GET " + target + b" HTTP/1.1", b"Host: other"))
+    assert (parsed.target, parsed.path, parsed.query, parsed.segments) == (
+        target.decode(),
+        path,
+        query,
+        segments,
+    )
+
+
+def test_an_absolute_target_names_the_host() -> None:
+    parsed = parse_request_head(request(b"GET http://peer:7/x HTTP/1.1", b"Host: other"))
+    assert parsed.host == "peer:7"
+
+
+@pytest.mark.parametrize(
+    ("version", "fields", "keep_alive"),
+    [
+        (b"1.1", (), True),
+        (b"1.1", (b"Connection: close",), False),
+        (b"1.1", (b"Connection: keep-alive, Close",), False),
+        (b"1.0", (), False),
+        (b"1.0", (b"Connection: Keep-Alive",), True),
+        (b"1.0", (b"Connection: keep-alive", b"Connection: close"), False),
+    ],
+)
+def test_keep_alive(version: bytes, fields: tuple[bytes, ...], keep_alive: bool) -> None:
+    parsed = parse_request_head(request(b"GET / HTTP/" + version, b"Host: a", *fields))
+    assert parsed.keep_alive is keep_alive
+
+
+def test_http10_needs_no_host() -> None:
+    parsed = parse_request_head(request(b"GET / HTTP/1.0"))
+    assert (parsed.minor_version, parsed.host) == (0, None)
+
+
+def test_a_later_http1_minor_version_is_read_as_http11() -> None:
+    assert parse_request_head(request(b"GET / HTTP/1.7", b"Host: a")).minor_version == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "fields", "expected"),
+    [
+        (b"1.1", (b"Expect: 100-continue",), True),
+        (b"1.1", (b"Expect: 100-Continue",), True),
+        (b"1.1", (b"Expect: something",), False),
+        (b"1.1", (), False),
+        (b"1.0", (b"Expect: 100-continue",), False),
+    ],
+)
+def test_expect_continue(version: bytes, fields: tuple[bytes, ...], expected: bool) -> None:
+    head = request(b"POST / HTTP/" + version, b"Host: a", b"Content-Length: 1", *fields)
+    assert parse_request_head(head).expect_continue is expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"", b"peer", b"peer:", b"peer:80", b"10.0.0.1:7", b"[::1]", b"[::ffff:1.2.3.4]:9", b"a%41"],
+)
+def test_host_forms(host: bytes) -> None:
+    assert parse_request_head(request(b"GET / HTTP/1.1", b"Host: " + host)).host == host.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "length"),
+    [
+        ((), 0),
+        ((b"Content-Length: 0",), 0),
+        ((b"Content-Length: 5, 5",), 5),
+        ((b"Content-Length: 5", b"content-length: 5"), 5),
+        ((b"Content-Length: 000000000000000000000007",), 7),
+        ((b"Content-Length: %d" % MAX_CONTENT_LENGTH,), MAX_CONTENT_LENGTH),
+    ],
+)
+def test_content_length(fields: tuple[bytes, ...], length: int) -> None:
+    assert parse_request_head(get(*fields)).content_length == length
+
+
+LONG_LINE = b"GET /" + b"a" * (MAX_REQUEST_LINE_BYTES - 14) + b" HTTP/1.1"
+
+REQUEST_REFUSED: dict[str, tuple[bytes, type[HTTPRequestError]]] = {
+    "empty": (b"\r\n\r\n", MalformedRequest),
+    "no end": (b"GET / HTTP/1.1\r\nHost: a\r\n", MalformedRequest),
+    "body after the head": (get() + b"x", MalformedRequest),
+    "leading empty line": (b"\r\n" + get(), MalformedRequest),
+    "leading space": (b" " + get(), MalformedRequest),
+    "lower-case http": (request(b"GET / http/1.1", b"Host: a"), MalformedRequest),
+    "no version": (request(b"GET /", b"Host: a"), MalformedRequest),
+    "two-digit version": (request(b"GET / HTTP/1.10", b"Host: a"), MalformedRequest),
+    "http/2 without minor": (request(b"GET / HTTP/2", b"Host: a"), MalformedRequest),
+    "tab separator": (request(b"GET\t/ HTTP/1.1", b"Host: a"), MalformedRequest),
+    "two spaces": (request(b"GET  / HTTP/1.1", b"Host: a"), MalformedRequest),
+    "trailing space": (request(b"GET / HTTP/1.1 ", b"Host: a"), MalformedRequest),
+    "non-token method": (request(b"G(T / HTTP/1.1", b"Host: a"), MalformedRequest),
+    "empty method": (request(b" / HTTP/1.1", b"Host: a"), MalformedRequest),
+    "relative target": (request(b"GET a/b HTTP/1.1", b"Host: a"), MalformedRequest),
+    "asterisk target": (request(b"OPTIONS * HTTP/1.1", b"Host: a"), MalformedRequest),
+    "authority target": (request(b"CONNECT a:1 HTTP/1.1", b"Host: a"), MalformedRequest),
+    "https target": (request(b"GET https://a/ HTTP/1.1", b"Host: a"), MalformedRequest),
+    "absolute target without host": (
+        request(b"GET http:/// HTTP/1.1", b"Host: a"),
+        MalformedRequest,
+    ),
+    "absolute target with userinfo": (
+        request(b"GET http://u@a/ HTTP/1.1", b"Host: a"),
+        MalformedRequest,
+    ),
+    "fragment": (request(b"GET /a#b HTTP/1.1", b"Host: a"), MalformedRequest),
+    "bad escape": (request(b"GET /a%4 HTTP/1.1", b"Host: a"), MalformedRequest),
+    "bad escape digits": (request(b"GET /a%zz HTTP/1.1", b"Host: a"), MalformedRequest),
+    "escape not utf-8": (request(b"GET /a%ff HTTP/1.1", b"Host: a"), MalformedRequest),
+    "quote in target": (request(b'GET /a"b HTTP/1.1', b"Host: a"), MalformedRequest),
+    "brace in target": (request(b"GET /{x} HTTP/1.1", b"Host: a"), MalformedRequest),
+    "obs-text in target": (request(b"GET /\xe9 HTTP/1.1", b"Host: a"), MalformedRequest),
+    "nul in target": (request(b"GET /\x00 HTTP/1.1", b"Host: a"), MalformedRequest),
+    "no host": (request(b"GET / HTTP/1.1"), MalformedRequest),
+    "two hosts": (get(b"Host: b"), MalformedRequest),
+    "two hosts in http/1.0": (request(b"GET / HTTP/1.0", b"Host: a", b"Host: b"), MalformedRequest),
+    "host with space": (request(b"GET / HTTP/1.1", b"Host: a b"), MalformedRequest),
+    "host with path": (request(b"GET / HTTP/1.1", b"Host: a/b"), MalformedRequest),
+    "host with userinfo": (request(b"GET / HTTP/1.1", b"Host: u@a"), MalformedRequest),
+    "host with bad port": (request(b"GET / HTTP/1.1", b"Host: a:x"), MalformedRequest),
+    "field without colon": (get(b"Server x"), MalformedRequest),
+    "space before colon": (get(b"Server : x"), MalformedRequest),
+    "space before colon on host": (request(b"GET / HTTP/1.1", b"Host : a"), MalformedRequest),
+    "obs-fold": (get(b"X: a", b" b"), MalformedRequest),
+    "nul in value": (get(b"X: a\x00b"), MalformedRequest),
+    "bare cr in value": (get(b"X: a\rb"), MalformedRequest),
+    "bare lf line end": (b"GET / HTTP/1.1\nHost: a\r\n\r\n", MalformedRequest),
+    "conflicting lengths": (get(b"Content-Length: 1, 2"), MalformedRequest),
+    "conflicting length fields": (
+        get(b"Content-Length: 1", b"Content-Length: 2"),
+        MalformedRequest,
+    ),
+    "negative length": (get(b"Content-Length: -1"), MalformedRequest),
+    "signed length": (get(b"Content-Length: +1"), MalformedRequest),
+    "empty length": (get(b"Content-Length:"), MalformedRequest),
+    "length with a trailing comma": (get(b"Content-Length: 1,"), MalformedRequest),
+    "hex length": (get(b"Content-Length: 0x1"), MalformedRequest),
+    "length and coding": (
+        get(b"Content-Length: 1", b"Transfer-Encoding: chunked"),
+        MalformedRequest,
+    ),
+    "coding and length": (
+        get(b"Transfer-Encoding: chunked", b"Content-Length: 1"),
+        MalformedRequest,
+    ),
+    "empty coding": (get(b"Transfer-Encoding:"), MalformedRequest),
+    "coding not ending in chunked": (get(b"Transfer-Encoding: chunked, gzip"), MalformedRequest),
+    "coding gzip": (get(b"Transfer-Encoding: gzip"), MalformedRequest),
+    "coding in http/1.0": (
+        request(b"POST / HTTP/1.0", b"Transfer-Encoding: chunked"),
+        MalformedRequest,
+    ),
+    "chunked": (get(b"Transfer-Encoding: chunked"), RequestNotImplemented),
+    "gzip then chunked": (get(b"Transfer-Encoding: gzip, chunked"), RequestNotImplemented),
+    "length over the bound": (
+        get(b"Content-Length: %d" % (MAX_CONTENT_LENGTH + 1)),
+        RequestBodyTooLarge,
+    ),
+    "length of 14 digits": (get(b"Content-Length: 10000000000000"), RequestBodyTooLarge),
+    "length of 5000 digits": (get(b"Content-Length: " + b"9" * 5000), RequestBodyTooLarge),
+    "request line too long": (request(LONG_LINE + b"a", b"Host: a"), RequestTargetTooLong),
+    "too many fields": (
+        get(*(b"X-%d: v" % n for n in range(MAX_HEADER_FIELDS))),
+        RequestHeadTooLarge,
+    ),
+    "head too large": (get(b"X: " + b"v" * MAX_HEAD_BYTES), RequestHeadTooLarge),
+    "http/2.0": (request(b"GET / HTTP/2.0", b"Host: a"), HTTPVersionNotSupported),
+    "http/0.9": (request(b"GET / HTTP/0.9", b"Host: a"), HTTPVersionNotSupported),
+    "http/3.0": (request(b"GET / HTTP/3.0", b"Host: a"), HTTPVersionNotSupported),
+}
+
+
+@pytest.mark.parametrize(("data", "error"), REQUEST_REFUSED.values(), ids=REQUEST_REFUSED.keys())
+def test_request_refused(data: bytes, error: type[HTTPRequestError]) -> None:
+    with pytest.raises(HTTPRequestError) as caught:
+        parse_request_head(data)
+    assert type(caught.value) is error
+
+
+def test_refused_requests_are_otherwise_well_formed() -> None:
+    # Guards the table: its bases parse, so each refusal is due to its own defect.
+    assert parse_request_head(request(LONG_LINE, b"Host: a")).target.startswith("/aaa")
+    assert parse_request_head(get(*(b"X-%d: v" % n for n in range(MAX_HEADER_FIELDS - 1))))
+    assert parse_request_head(request(b"GET / HTTP/1.0")).host is None
+    assert parse_request_head(get(b"Content-Length: 1")).content_length == 1
+
+
+def test_request_head_length_bounds() -> None:
+    line_bound = MAX_REQUEST_LINE_BYTES + 2  # the line and its CRLF
+    unended_line = b"GET /" + b"a" * MAX_REQUEST_LINE_BYTES
+    assert request_head_length(unended_line[: line_bound - 1]) == 0
+    with pytest.raises(RequestTargetTooLong):
+        request_head_length(unended_line[:line_bound] + b"a")
+    # A line at the bound is fine, and then the head's own bound applies.
+    head = request(LONG_LINE, b"Host: a")
+    assert request_head_length(head) == len(head)
+    with pytest.raises(RequestTargetTooLong):
+        request_head_length(request(LONG_LINE + b"a", b"Host: a"))
+    unended_head = b"GET / HTTP/1.1\r\nX: " + b"v" * MAX_HEAD_BYTES
+    assert request_head_length(unended_head[: MAX_HEAD_BYTES - 1]) == 0
+    with pytest.raises(RequestHeadTooLarge):
+        request_head_length(unended_head)
+    with pytest.raises(RequestHeadTooLarge):
+        request_head_length(bytearray(unended_head), MAX_HEAD_BYTES + 5)
+    # Bytes beyond ``size`` are not looked at.
+    data = bytearray(get() + get())
+    assert request_head_length(data, len(get()) - 1) == 0
+    assert request_head_length(data, len(get())) == len(get())
+
+
+def test_a_head_at_the_bound_is_accepted() -> None:
+    start = b"GET / HTTP/1.1\r\nHost: a\r\nX: "
+    data = start + b"v" * (MAX_HEAD_BYTES - len(start) - 4) + b"\r\n\r\n"
+    assert len(data) == MAX_HEAD_BYTES
+    assert request_head_length(data + b"body") == MAX_HEAD_BYTES
+    assert parse_request_head(data).header("x") == "v" * (MAX_HEAD_BYTES - len(start) - 4)
+
+
+# --- property: round trip of generated requests ------------------------------------------------
+
+PCHARS = "ABCXYZabcxyz0189-._~!$&'()*+,;=:@"
+METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "X-CUSTOM", "M.1~"]
+segment_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=8)
+
+
+def encode_segment(draw: st.DrawFn, text: str) -> str:
+    """``text`` as a path segment: plain pchars kept or escaped at random, the rest escaped."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in PCHARS and not draw(st.booleans()):
+            out.append(char)
+        else:
+            out.append(draw(st.sampled_from(["%{:02X}", "%{:02x}"])).format(byte))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class GeneratedRequest:
+    data: bytes
+    method: str
+    path: str
+    query: str | None
+    segments: tuple[str, ...]
+    minor: int
+    headers: tuple[tuple[str, str], ...]
+    host: str | None
+    content_length: int
+    keep_alive: bool
+
+
+@st.composite
+def generated_requests(draw: st.DrawFn) -> GeneratedRequest:
+    method = draw(st.sampled_from(METHODS))
+    segments = tuple(draw(st.lists(segment_text, min_size=1, max_size=5)))
+    path = "/" + "/".join(encode_segment(draw, segment) for segment in segments)
+    query = draw(st.none() | st.text(st.sampled_from(PCHARS + "/?"), max_size=20))
+    target = path if query is None else f"{path}?{query}"
+    minor = draw(st.sampled_from([0, 1]))
+    special = SPECIAL | {"host", "expect"}
+    fields: list[tuple[str, str]] = draw(
+        st.lists(st.tuples(names.filter(lambda n: n.lower() not in special), values), max_size=8)
+    )
+    host: str | None = draw(st.sampled_from(["peer", "127.0.0.1:7001", "[::1]:80", ""]))
+    if host is not None and (minor == 1 or draw(st.booleans())):
+        fields.append((random_case(draw, "Host"), host))
+    else:
+        host = None
+    content_length = draw(st.none() | st.integers(0, MAX_CONTENT_LENGTH))
+    if content_length is not None:
+        fields.append((random_case(draw, "Content-Length"), str(content_length)))
+    connection = draw(st.sampled_from([None, "close", "keep-alive"]))
+    if connection is not None:
+        fields.append((random_case(draw, "Connection"), random_case(draw, connection)))
+    fields = list(draw(st.permutations(fields)))
+    lines = [f"{method} {target} HTTP/1.{minor}"]
+    lines += [f"{name}:{draw(ows)}{value}{draw(ows)}" for name, value in fields]
+    return GeneratedRequest(
+        data=("\r\n".join(lines) + "\r\n\r\n").encode("ascii"),
+        method=method,
+        path=path,
+        query=query,
+        segments=segments,
+        minor=minor,
+        headers=tuple((name.lower(), value) for name, value in fields),
+        host=host,
+        content_length=content_length or 0,
+        keep_alive=connection != "close" and (minor == 1 or connection == "keep-alive"),
+    )
+
+
+@SETTINGS
+@given(generated_requests(), st.binary(max_size=64))
+def test_request_round_trip(generated: GeneratedRequest, body: bytes) -> None:
+    data = generated.data
+    assert request_head_length(data + body) == len(data)
+    assert request_head_length(data[:-1]) == 0
+    parsed = parse_request_head(data)
+    assert parsed.method == generated.method
+    assert parsed.path == generated.path
+    assert parsed.query == generated.query
+    assert parsed.segments == generated.segments
+    assert parsed.minor_version == generated.minor
+    assert parsed.headers == generated.headers
+    assert parsed.host == generated.host
+    assert parsed.content_length == generated.content_length
+    assert parsed.keep_alive is generated.keep_alive
+    assert parsed.expect_continue is False
+
+
+# --- property: only the request errors escape, each with its status ----------------------------
+
+
+def check_request(data: bytes) -> None:
+    """Frame and parse ``data`` as a request; anything but an HTTPRequestError escapes."""
+    try:
+        parsed: RequestHead | None = parse_request_head(data)
+    except HTTPRequestError as exc:
+        assert STATUS_OF[type(exc)] == exc.status
+        parsed = None
+    if parsed is not None:
+        assert request_head_length(data) == len(data)
+        assert request_head_length(data + b"tail") == len(data)
+        assert parsed.path.startswith("/")
+        assert all(name == name.lower() for name, _ in parsed.headers)
+        assert 0 <= parsed.content_length <= MAX_CONTENT_LENGTH
+        assert parsed.minor_version in (0, 1)
+        assert parsed.host is not None or parsed.minor_version == 0
+    try:
+        length = request_head_length(data)
+    except (RequestTargetTooLong, RequestHeadTooLarge):
+        assert len(data) > MAX_REQUEST_LINE_BYTES
+        return
+    if length:
+        assert data[length - 4 : length] == b"\r\n\r\n"
+        if length < len(data):
+            with pytest.raises(HTTPRequestError):
+                parse_request_head(data)
+            check_request(data[:length])
+    else:
+        assert b"\r\n\r\n" not in data
+        assert parsed is None
+
+
+@SETTINGS
+@given(st.binary(max_size=400))
+def test_request_arbitrary_bytes(data: bytes) -> None:
+    check_request(data)
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_request_arbitrary_bytes_after_a_request_line(data: bytes) -> None:
+    check_request(b"GET / HTTP/1.1\r\n" + data)
+    check_request(b"GET / HTTP/1.1\r\n" + data + b"\r\n\r\n")
+
+
+REQUEST_FRAGMENTS = [
+    *FRAGMENTS,
+    b"Host: a\r\n",
+    b"Host: b\r\n",
+    b"Expect: 100-continue\r\n",
+    b"%",
+    b"%ff",
+    b"?",
+    b"/",
+    b"http://",
+    b" HTTP/1.1",
+    b" HTTP/2.0",
+]
+
+
+@st.composite
+def mutated_requests(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(generated_requests()).data)
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["flip", "insert", "delete", "duplicate"]))
+        if action == "flip" and position < len(data):
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif action == "insert":
+            data[position:position] = draw(
+                st.sampled_from(REQUEST_FRAGMENTS) | st.binary(max_size=8)
+            )
+        elif action == "delete":
+            del data[position : position + draw(st.integers(1, 16))]
+        else:
+            start = draw(st.integers(0, len(data)))
+            data[position:position] = data[start : start + draw(st.integers(1, 64))]
+    return bytes(data)
+
+
+@SETTINGS
+@given(mutated_requests())
+def test_request_mutated_heads(data: bytes) -> None:
+    check_request(data)
+
+
+def test_check_request_catches_other_exceptions(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(data: bytes) -> RequestHead:
+        raise ValueError(data)
+
+    monkeypatch.setitem(globals(), "parse_request_head", broken)
+    with pytest.raises(ValueError):
+        check_request(get())

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import jwt
 import orjson
 import pytest
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from e2e.swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish
 from e2e.tls_helpers import TLSFiles, make_tls_files
 from ppsp.errors import PPSPError
+from ppsp.http.client import HttpClient
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.net.client import TrackerClient
 
@@ -285,7 +285,7 @@ async def test_limits_off_lets_one_host_run_many_peers(tmp_path: Path, limits: s
     async with Swarm(tmp_path) as swarm:
         tracker = await swarm.tracker("--limits", limits)
         assert ("per-host limits off" in tracker.stdout[0]) is (limits == "off")
-        async with aiohttp.ClientSession() as http:
+        async with HttpClient(limit=100, limit_per_host=100) as http:
             clients = [
                 TrackerClient(swarm.tracker_url, f"p{i}", session=http, retries=0)
                 for i in range(peers)

@@ -51,6 +51,7 @@ __all__ = [
     "MAX_ADVERTISED_ADDRESSES",
     "MAX_CHUNKMAP_BITS",
     "MAX_CHUNK_IDS",
+    "MAX_CHUNK_LINE_BYTES",
     "MAX_CONTENT_LENGTH",
     "MAX_CORRUPT_REPORTS",
     "MAX_EXTRA_STATISTICS",
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_PROPERTIES",
     "MAX_PROPERTY_VALUE_LENGTH",
     "MAX_REPRESENTATIONS",
+    "MAX_REQUEST_LINE_BYTES",
     "MAX_SEGMENTS",
     "MAX_STATS",
     "MAX_SWARM_ACTIONS",
@@ -191,16 +193,24 @@ MAX_TRANSPORTS: Final = 16
 MAX_URI_LENGTH: Final = 2048
 """Longest chunk URL template of a transport offer, in characters."""
 
-# -- HTTP response heads (the chunk client's, :mod:`ppsp.codecs.httphead`) --------------------
+# -- HTTP heads (:mod:`ppsp.codecs.httphead`: the chunk client's responses, the server's requests)
 
 MAX_HEAD_BYTES: Final = 16384
-"""Bound on a response head, its status line and fields included."""
+"""Bound on a response or request head, its first line and fields included."""
+
+MAX_REQUEST_LINE_BYTES: Final = 8192
+"""Bound on a request line (method, target, version; RFC 9112 section 3 recommends at least
+8000 octets); a longer one is answered 414."""
 
 MAX_HEADER_FIELDS: Final = 100
 """Bound on the number of header fields in one head."""
 
 MAX_CONTENT_LENGTH: Final = 1 << 40
 """Bound on a ``Content-Length`` value; anything larger is refused as malformed."""
+
+MAX_CHUNK_LINE_BYTES: Final = 4096
+"""Bound on one chunk-size line of a body in the chunked coding (:mod:`ppsp.codecs.httpchunked`),
+its extensions and CRLF included; the trailer section is bounded like a head."""
 
 EXTRA_STATISTIC_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 """An extra statistic's name (use ``fullmatch``): an XML element name and a plain JSON member."""

@@ -1,6 +1,7 @@
 """What a peer node offers other peers: stored chunks over real HTTP, and its upload rate.
 
-On asyncio's loop a chunk goes out with ``sendfile``: what the socket takes at once in one call,
+The endpoint runs on the peer's own HTTP server (:mod:`ppsp.http.server`) on a real socket.  On
+asyncio's loop a chunk goes out with ``sendfile``: what the socket takes at once in one call,
 the rest through ``loop.sendfile``.  uvloop has no ``loop.sendfile`` and the chunk is read and
 written instead.  Either way the body is the chunk's bytes, counted as uploaded.
 A capped peer advertises its cap as ``Bandwidth`` in PROPERTY_QUERY, which ranks it for
@@ -16,13 +17,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 import uvloop
-from aiohttp import web
 
+from ppsp.http.server import send_file_now, serve
 from ppsp.peer.net.chunkstore import ChunkStore, describe_file
-from ppsp.peer.net.endpoint import send_file_now
 from ppsp.peer.net.http_common import PEER_ID_HEADER
 from ppsp.peer.net.node import PeerNode, advertised_rate
 from ppsp.peer.net.session import SwarmSession
+from ppsp.peer.upload.fair import Decision, FairUploads, Verdict
 from ppsp.wire.tracker import PeerMode
 
 CHUNK = 64 * 1024
@@ -30,16 +31,16 @@ SIZE = 5 * CHUNK + 1000  # a short last chunk
 
 
 async def _serve_and_fetch_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Serve a file's chunks and fetch each twice; how many times chunks were read to send."""
+    """Serve a file's chunks and fetch each twice; how many times chunks were read to send
+    (instead of sent with ``sendfile``)."""
     reads = 0
-    read = ChunkStore.read
+    pread = os.pread
 
-    def counting_read(store: ChunkStore, index: int) -> bytes:
+    def counting_pread(fd: int, length: int, offset: int) -> bytes:
         nonlocal reads
         reads += 1
-        return read(store, index)
+        return pread(fd, length, offset)
 
-    monkeypatch.setattr(ChunkStore, "read", counting_read)
     data = os.urandom(SIZE)
     path = tmp_path / "content.bin"
     path.write_bytes(data)
@@ -48,15 +49,10 @@ async def _serve_and_fetch_every_chunk(tmp_path: Path, monkeypatch: pytest.Monke
     node = PeerNode(tracker_url="http://127.0.0.1:9/")
     session = SwarmSession.seeding(store, now=node.clock())
     node.sessions[session.swarm_id] = session
-    app = web.Application()
-    app.router.add_get(
-        "/swarm/{swarm}/chunk/{representation}/{index}",
-        node.endpoint.handle_chunk,  # the handler under test, without a tracker
-    )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}/swarm/{session.swarm_id}/chunk/main"
+    monkeypatch.setattr(os, "pread", counting_pread)  # describing the file read it all
+    # The endpoint under test, without a tracker.
+    server = await serve(node.endpoint.router(), "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.addresses[0][1]}/swarm/{session.swarm_id}/chunk/main"
     try:
         async with aiohttp.ClientSession(headers={PEER_ID_HEADER: "reader"}) as http:
             for index in range(6):
@@ -72,7 +68,7 @@ async def _serve_and_fetch_every_chunk(tmp_path: Path, monkeypatch: pytest.Monke
             async with http.get(f"{base}/6") as answer:
                 assert answer.status == 404
     finally:
-        await runner.cleanup()
+        await server.close()
         store.close()
     assert session.served_chunks == 12
     assert session.uploaded_bytes == 2 * SIZE
@@ -185,6 +181,73 @@ async def test_send_file_now_leaves_a_closing_transport_alone(tmp_path: Path) ->
     with path.open("rb") as file:
         assert send_file_now(transport, file, 0, 1000) == 0
     server.close()
+
+
+def _seeding_node(tmp_path: Path) -> tuple[PeerNode, SwarmSession, bytes]:
+    data = os.urandom(SIZE)
+    path = tmp_path / "content.bin"
+    path.write_bytes(data)
+    store = ChunkStore.open_seed(describe_file(path, chunk_size=CHUNK), path)
+    node = PeerNode(tracker_url="http://127.0.0.1:9/")
+    session = SwarmSession.seeding(store, now=node.clock())
+    node.sessions[session.swarm_id] = session
+    return node, session, data
+
+
+async def test_the_endpoint_serves_descriptions_and_the_protocol_and_refuses_the_rest(
+    tmp_path: Path,
+) -> None:
+    node, session, _ = _seeding_node(tmp_path)
+    assert session.description is not None and session.store is not None
+    server = await serve(node.endpoint.router(), "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/swarm/{session.swarm_id}/description") as answer:
+                assert answer.status == 200
+                assert answer.headers["Content-Type"] == "application/json"
+                assert await answer.read() == session.description.to_bytes()
+            for path in ("/swarm/unknown/description", "/swarm/x/chunk/main/1", "/nothing"):
+                async with http.get(base + path) as answer:
+                    assert answer.status == 404, path
+            async with http.get(f"{base}/swarm/{session.swarm_id}/chunk/main/x") as answer:
+                assert answer.status == 404
+            async with http.put(f"{base}/") as answer:
+                assert answer.status == 405
+                assert answer.headers["Allow"] == "GET, HEAD, POST"
+            # The peer protocol: a malformed message and one over the bound are its own
+            # 400 INVALID SYNTAX (the connection's address, not a header, speaks for it).
+            for body in (b"<not-ppsp/>", b" " * ((1 << 20) + 1)):
+                async with http.post(f"{base}/", data=body) as answer:
+                    assert answer.status == 400
+                    assert b"INVALID SYNTAX" in await answer.read()
+    finally:
+        await server.close()
+        session.store.close()
+
+
+async def test_a_refused_chunk_request_is_answered_503_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, session, data = _seeding_node(tmp_path)
+    assert session.store is not None
+    refuse = Decision(Verdict.REFUSE, retry_after=7)
+    server = await serve(node.endpoint.router(), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.addresses[0][1]}/swarm/{session.swarm_id}/chunk/main/0"
+    try:
+        async with aiohttp.ClientSession() as http:
+            monkeypatch.setattr(FairUploads, "request", lambda *args: refuse)
+            async with http.get(url) as answer:
+                assert answer.status == 503
+                assert answer.headers["Retry-After"] == "7"
+            monkeypatch.undo()
+            async with http.get(url) as answer:
+                assert answer.status == 200
+                assert await answer.read() == data[:CHUNK]
+    finally:
+        await server.close()
+        session.store.close()
+    assert session.served_chunks == 1
 
 
 @pytest.mark.parametrize(

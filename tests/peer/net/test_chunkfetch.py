@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from ppsp.errors import ChunkTransferError, IntegrityError, MalformedResponse, PeerBusy
+from ppsp.http.client import HttpClient
 from ppsp.peer.content.description import ContentDescription
 from ppsp.peer.net.chunkfetch import (
     NoAnswer,
@@ -903,7 +903,7 @@ async def _node_transport_remote(
     content: Content, store: ChunkStore, port: int
 ) -> tuple[PeerNode, HttpChunkTransport, RemotePeer]:
     node = PeerNode(tracker_url="http://127.0.0.1:9/")
-    node._http = aiohttp.ClientSession()  # what start() makes, without a tracker
+    node._http = HttpClient()  # what start() makes, without a tracker
     session = SwarmSession(
         swarm_id=content.description.swarm_id,
         description=content.description,

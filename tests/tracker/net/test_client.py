@@ -28,6 +28,7 @@ from ppsp.errors import (
     TrackerErrorCode,
     TrackerUnreachable,
 )
+from ppsp.http.client import HttpClient
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.net.client import (
     Exchange,
@@ -364,20 +365,13 @@ async def test_connection_refused_raises_unreachable() -> None:
     assert "Client" not in str(info.value) and "Error" not in str(info.value)
 
 
-class _NoNames(aiohttp.abc.AbstractResolver):
+async def _no_names(host: str, port: int) -> list[str]:
     """A resolver that knows no name (what a resolver says of a name that does not exist)."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: int = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    async def close(self) -> None:
-        pass
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 async def test_unknown_name_reads_as_a_sentence() -> None:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_NoNames())) as http:
+    async with HttpClient(resolver=_no_names) as http:
         me = TrackerClient("http://tracker.invalid:7000/", "me", session=http, retries=0)
         with pytest.raises(TrackerUnreachable) as info:
             await me.register()
@@ -579,7 +573,7 @@ async def test_start_reporting_rejects_bad_interval(tracker: RunningTracker) -> 
 
 
 async def test_shared_session_is_not_closed(tracker: RunningTracker) -> None:
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         async with TrackerClient(tracker.url, "me", session=session) as me:
             await me.register()
         assert not session.closed

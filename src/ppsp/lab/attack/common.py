@@ -115,7 +115,12 @@ def tracker_client(
     *,
     priority: int | None = HIGHEST_PRIORITY,
 ) -> TrackerClient:
-    """A tracker client for ``peer_id`` advertising ``settings.ip:port`` (from that address)."""
+    """A tracker client for ``peer_id`` advertising ``settings.ip:port`` (from that address).
+
+    ``session`` is the attack's own aiohttp session to peers; the tracker client talks to the
+    tracker over its own HTTP client (:mod:`ppsp.http.client`), from the same address, and
+    closes it with itself.
+    """
     address = PeerAddress(
         ip=settings.ip,
         port=port,
@@ -128,7 +133,7 @@ def tracker_client(
         peer_id,
         addresses=(address,),
         peer_protocol=PEER_PROTOCOL,
-        session=session,
+        local_address=settings.ip,
         retries=1,
         timeout=HTTP_TIMEOUT_S,
     )

@@ -18,9 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
-from ppsp.errors import ChunkUnavailable, ContentError, IntegrityError, PeerBusy, PPSPError
+from ppsp.errors import (
+    ChunkUnavailable,
+    ContentError,
+    HttpClientError,
+    IntegrityError,
+    PeerBusy,
+    PPSPError,
+)
+from ppsp.http.client import Timeout
 from ppsp.peer.content.description import ContentDescription, verify_description
 from ppsp.peer.download.describing import DescriptionSearch
 from ppsp.peer.download.events import (
@@ -52,7 +58,7 @@ from ppsp.peer.download.peers import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, PROGRE
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, is_live_description, verify_live_description
 from ppsp.peer.net.chunkstore import ChunkStore, part_path
-from ppsp.peer.net.http_common import MAX_DESCRIPTION_BYTES, read_bounded
+from ppsp.peer.net.http_common import MAX_DESCRIPTION_BYTES
 from ppsp.peer.net.loop import SessionLoop
 from ppsp.peer.net.session import DownloadFailed, RemotePeer, SwarmSession
 from ppsp.peer.net.transport import TRANSFER_ERRORS, ChunkNotWanted, ChunkTransport
@@ -62,13 +68,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION_TIMEOUT = aiohttp.ClientTimeout(
-    total=10, sock_connect=CONNECT_TIMEOUT, sock_read=max(FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT)
+DESCRIPTION_TIMEOUT = Timeout(
+    total=10, connect=CONNECT_TIMEOUT, read=max(FIRST_BYTE_TIMEOUT, PROGRESS_TIMEOUT)
 )
 """Bounds on fetching a description from one peer: 10 s in all, and a silent peer is left
 after the connect or first-byte timeout (:mod:`ppsp.peer.download.peers`)."""
 
-EXCHANGE_ERRORS = (TimeoutError, PPSPError, aiohttp.ClientError, OSError, ConnectionError)
+EXCHANGE_ERRORS = (TimeoutError, PPSPError, HttpClientError, OSError, ConnectionError)
 """What a failed peer protocol exchange raises."""
 
 
@@ -293,7 +299,7 @@ async def description_from(node: PeerNode, session: SwarmSession, peer: str) -> 
         async with node.http.get(url, timeout=DESCRIPTION_TIMEOUT) as answer:
             if answer.status != 200:
                 return DescriptionRefused(peer)  # none (yet): no fault of the peer
-            data = await read_bounded(answer.content, MAX_DESCRIPTION_BYTES)
+            data = await answer.read(MAX_DESCRIPTION_BYTES)
         if is_live_description(data):
             description = verify_live_description(data, session.swarm_id)
         else:
@@ -301,7 +307,7 @@ async def description_from(node: PeerNode, session: SwarmSession, peer: str) -> 
     except ContentError:
         log.warning("peer %s sent a description that fails the swarm ID", peer)
         return DescriptionRefused(peer, forged=True)
-    except (TimeoutError, aiohttp.ClientError, OSError):
+    except (TimeoutError, HttpClientError, OSError):
         return DescriptionRefused(peer, unreachable=True)
     return DescriptionArrived(peer, description)
 

@@ -6,10 +6,12 @@
 - ``GET /swarm/{swarm}/chunk/{representation}/{index}``: one chunk's bytes (404 when not held),
   the URL template that TRANSPORT_NEGOTIATION hands out for the mandatory HTTP transport.
 
-Stored chunks go out with ``sendfile`` (:func:`send_file_now`, then asyncio's
-``loop.sendfile``).  Every chunk request, stored or live, first gets an upload slot from the
-sans-I/O :class:`~ppsp.peer.upload.fair.FairUploads` policy, by the host of the connection's
-source address (never a header): it starts at once, waits its host's turn, or is refused with
+The handlers run on the lean HTTP server (:mod:`ppsp.http.server`, :meth:`PeerEndpoint.router`).
+Stored chunks go out with ``sendfile`` (:meth:`~ppsp.http.server.StreamResponse.sendfile`:
+one call for what the socket takes at once, then the loop's ``loop.sendfile``).  Every chunk
+request, stored or live, first gets an upload slot from the sans-I/O
+:class:`~ppsp.peer.upload.fair.FairUploads` policy, by the host of the connection's source
+address (never a header): it starts at once, waits its host's turn, or is refused with
 503 and ``Retry-After``; under an upload cap a few chunks are sent at once, without one a host
 keeps at most its share of chunks in flight while other hosts want some (docs/PROTOCOL.md,
 "Fair serving").
@@ -19,23 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import BinaryIO, Protocol
-
-import aiohttp
-from aiohttp import web
+from typing import Protocol
 
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
-from ppsp.errors import ChunkChanged
+from ppsp.errors import ChunkChanged, RequestBodyTooLarge
+from ppsp.http.server import Request, Response, Router, StreamResponse, error_response
 from ppsp.peer.net.chunkstore import ChunkStore
-from ppsp.peer.net.http_common import (
-    MAX_PEER_MESSAGE_BYTES,
-    PEER_ID_HEADER,
-    BodyTooLarge,
-    read_bounded,
-)
+from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
 from ppsp.peer.net.limiter import RateLimiter
 from ppsp.peer.net.session import LIVE_REPRESENTATION, LiveState, SwarmSession
 from ppsp.peer.protocol.handler import PeerProtocolHandler
@@ -58,35 +52,9 @@ class EndpointOwner(Protocol):
     host_share: float
 
 
-def send_file_now(
-    transport: asyncio.BaseTransport, file: BinaryIO, offset: int, length: int
-) -> int:
-    """Send what the socket takes at once of ``length`` bytes of ``file`` from ``offset``.
-
-    One non-blocking ``sendfile`` straight onto the transport's socket; the number of bytes
-    sent (0 when nothing could be).  Only when the transport has nothing buffered, so that the
-    bytes follow everything written before them: asyncio's ``loop.sendfile`` then costs
-    several futures and four ``epoll_ctl`` calls per chunk for a chunk that the socket takes
-    whole.  Errors are left to the caller's slower path, which reports them.
-    """
-    if transport.is_closing() or not isinstance(transport, asyncio.WriteTransport):
-        return 0
-    if transport.get_write_buffer_size():
-        return 0
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return 0
-    try:
-        return os.sendfile(sock.fileno(), file.fileno(), offset, length)
-    except (BlockingIOError, InterruptedError):
-        return 0
-    except OSError:
-        return 0  # not a socket sendfile can write to, or a broken one: the slow path tells
-
-
-def _connected(request: web.Request) -> bool:
-    """Whether the client of ``request`` is still there to receive an answer."""
-    return request.transport is not None and not request.transport.is_closing()
+def _busy(retry_after: int) -> Response:
+    """The answer to a chunk request the fair-serving policy refused: ask again later."""
+    return error_response(503, {"Retry-After": str(retry_after)})
 
 
 class PeerEndpoint:
@@ -98,47 +66,46 @@ class PeerEndpoint:
         self._turns: dict[int, asyncio.Future[None]] = {}
         """The waiting requests' turns, by ticket."""
 
-    def app(self) -> web.Application:
-        """The aiohttp application serving the peer protocol, descriptions and chunks."""
-        app = web.Application(client_max_size=MAX_PEER_MESSAGE_BYTES)
-        app.router.add_post("/", self.handle_protocol)
-        app.router.add_route("GET", "/", self.handle_protocol)
-        app.router.add_get("/swarm/{swarm}/description", self.handle_description)
-        app.router.add_get("/swarm/{swarm}/chunk/{representation}/{index}", self.handle_chunk)
-        return app
+    def router(self) -> Router:
+        """The handler of the peer's HTTP server: the peer protocol, descriptions and chunks."""
+        router = Router()
+        router.add("POST", "/", self.handle_protocol)
+        router.add("GET", "/", self.handle_protocol)
+        router.add("GET", "/swarm/{swarm}/description", self.handle_description)
+        router.add("GET", "/swarm/{swarm}/chunk/{representation}/{index}", self.handle_chunk)
+        return router
 
-    async def handle_protocol(self, request: web.Request) -> web.Response:
+    async def handle_protocol(self, request: Request) -> Response:
         """``POST /``: one peer protocol request, answered by the protocol handler."""
         try:
-            body = await read_bounded(request.content, MAX_PEER_MESSAGE_BYTES)
-        except BodyTooLarge:
+            body = await request.read_body(MAX_PEER_MESSAGE_BYTES)
+        except RequestBodyTooLarge:
+            # Answered by the protocol handler's own bound check: 400 INVALID SYNTAX.
             body = b" " * (MAX_PEER_MESSAGE_BYTES + 1)
-        except (TimeoutError, aiohttp.ClientError, ValueError):
-            body = b""
         # The connection's source address (never a header): whom the request may speak for.
         status, answer = self.owner.handler.handle_bytes(
-            body, self.owner.clock(), host=request.remote
+            body, self.owner.clock(), host=request.remote_ip
         )
-        return web.Response(status=status, body=answer, content_type=PEER_CONTENT_TYPE)
+        return Response(status, answer, content_type=PEER_CONTENT_TYPE)
 
-    async def handle_description(self, request: web.Request) -> web.Response:
+    async def handle_description(self, request: Request) -> Response:
         """``GET /swarm/{swarm}/description``: the swarm's description (404: not known)."""
         session = self.owner.sessions.get(request.match_info["swarm"])
         if session is not None and session.live is not None:
             body = session.live.description.to_bytes()
-            return web.Response(body=body, content_type="application/json")
+            return Response(body=body, content_type="application/json")
         if session is None or session.description is None:
-            raise web.HTTPNotFound()
-        return web.Response(body=session.description.to_bytes(), content_type="application/json")
+            return error_response(404)
+        return Response(body=session.description.to_bytes(), content_type="application/json")
 
-    async def handle_chunk(self, request: web.Request) -> web.StreamResponse:
+    async def handle_chunk(self, request: Request) -> Response | StreamResponse:
         """``GET /swarm/{swarm}/chunk/{representation}/{index}``: a held chunk (404: not)."""
         owner = self.owner
         session = owner.sessions.get(request.match_info["swarm"])
         try:
             index = int(request.match_info["index"])
         except ValueError:
-            raise web.HTTPNotFound() from None
+            return error_response(404)
         if session is not None and session.live is not None:
             return await self._serve_live_chunk(request, session, session.live, index)
         if (
@@ -148,24 +115,26 @@ class PeerEndpoint:
             or request.match_info["representation"] != session.representation_id
             or not session.have(index)
         ):
-            raise web.HTTPNotFound()
+            return error_response(404)
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
         remote = session.remotes.get(requester)
         held = len(remote.bitmap) if remote is not None and remote.bitmap else 0
         ticket = await self._take_slot(request, held, (session.swarm_id, index))
+        if isinstance(ticket, Response):
+            return ticket
         try:
             return await self._serve_stored_chunk(request, session, requester, index)
         finally:
             self._release(ticket)
 
     async def _serve_stored_chunk(
-        self, request: web.Request, session: SwarmSession, requester: str, index: int
-    ) -> web.StreamResponse:
+        self, request: Request, session: SwarmSession, requester: str, index: int
+    ) -> Response | StreamResponse:
         """Send a held chunk of stored content, in the slot the request was given."""
         owner = self.owner
         assert session.store is not None
-        if not _connected(request):
-            return web.Response(status=503)  # the requester gave up while waiting its turn
+        if not request.connected:
+            return error_response(503)  # the requester gave up while waiting its turn
         try:
             if owner.upload_limiter is None and not owner.corrupt_uploads:
                 return await self._send_stored_chunk(
@@ -175,27 +144,25 @@ class PeerEndpoint:
         except ChunkChanged as exc:
             if len(session.store.changed_chunks) == 1:  # say it once, not per request
                 log.warning("%s; chunks that no longer match are not served", exc)
-            raise web.HTTPNotFound() from None
+            return error_response(404)
         session.served_chunks += 1
         if owner.corrupt_uploads:
             data = bytes(b ^ 0x5A for b in data)
         limiter = owner.upload_limiter
-        response = web.StreamResponse()
-        response.content_type = "application/octet-stream"
-        response.content_length = len(data)
+        response = StreamResponse(content_length=len(data))
         try:
             await response.prepare(request)
             if limiter is None:
                 await response.write(data)
-                session.count_upload(requester, request.remote, len(data))
+                session.count_upload(requester, request.remote_ip, len(data))
             else:
                 for offset in range(0, len(data), UPLOAD_PIECE):
                     piece = data[offset : offset + UPLOAD_PIECE]
                     await limiter.consume(len(piece))
                     await response.write(piece)
-                    session.count_upload(requester, request.remote, len(piece))
+                    session.count_upload(requester, request.remote_ip, len(piece))
             await response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
+        except ConnectionError:
             # The requester gave up on this chunk (an endgame duplicate it cancelled, or
             # it left): nothing more to send.
             pass
@@ -211,17 +178,19 @@ class PeerEndpoint:
             )
         return self._uploads
 
-    async def _take_slot(self, request: web.Request, priority: int, chunk: tuple[str, int]) -> int:
+    async def _take_slot(
+        self, request: Request, priority: int, chunk: tuple[str, int]
+    ) -> int | Response:
         """Wait for an upload slot for ``request`` (its source address's host's turn); its
-        ticket, to :meth:`_release` once the chunk is sent.  Raises 503 when refused.
+        ticket, to :meth:`_release` once the chunk is sent, or the 503 answer of a refusal.
 
         ``priority`` orders the host's own waiting requests (lower first); ``chunk`` (swarm,
         index) tells a repeat request, served after first ones.
         """
-        decision = self.uploads.request(request.remote, priority, self.owner.clock(), chunk)
+        decision = self.uploads.request(request.remote_ip, priority, self.owner.clock(), chunk)
         self._wake(decision.wake)
         if decision.verdict is Verdict.REFUSE:
-            raise web.HTTPServiceUnavailable(headers={"Retry-After": str(decision.retry_after)})
+            return _busy(decision.retry_after)
         if decision.verdict is Verdict.WAIT:
             turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._turns[decision.ticket] = turn
@@ -247,25 +216,27 @@ class PeerEndpoint:
                 turn.set_result(None)
 
     async def _serve_live_chunk(
-        self, request: web.Request, session: SwarmSession, live: LiveState, index: int
-    ) -> web.StreamResponse:
+        self, request: Request, session: SwarmSession, live: LiveState, index: int
+    ) -> Response | StreamResponse:
         if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
-            raise web.HTTPNotFound()
+            return error_response(404)
         ticket = await self._take_slot(request, 0, (session.swarm_id, index))
+        if isinstance(ticket, Response):
+            return ticket
         try:
             return await self._send_live_chunk(request, session, live, index)
         finally:
             self._release(ticket)
 
     async def _send_live_chunk(
-        self, request: web.Request, session: SwarmSession, live: LiveState, index: int
-    ) -> web.StreamResponse:
+        self, request: Request, session: SwarmSession, live: LiveState, index: int
+    ) -> Response | StreamResponse:
         """Send a live chunk's envelope in the slot the request was given (written here, not
         after the handler returns, so that the slot is held while the bytes go)."""
-        if not _connected(request) or index not in live.window:
+        if not request.connected or index not in live.window:
             # The viewer gave up (the chunk's deadline passed) while it waited its turn, or
             # the chunk left the window meanwhile.
-            return web.Response(status=503)
+            return error_response(503)
         envelope = live.window.get(index)
         if self.owner.corrupt_uploads:
             envelope = replace(envelope, payload=bytes(b ^ 0x5A for b in envelope.payload))
@@ -274,57 +245,43 @@ class PeerEndpoint:
         requester = request.headers.get(PEER_ID_HEADER, "")[:64]
         limiter = self.owner.upload_limiter
         if limiter is not None and not await limiter.consume(
-            len(data), still_wanted=lambda: _connected(request)
+            len(data), still_wanted=lambda: request.connected
         ):
-            return web.Response(status=503)  # the viewer gave up while it waited for the rate
-        response = web.StreamResponse()
-        response.content_type = "application/octet-stream"
-        response.content_length = len(data)
+            return error_response(503)  # the viewer gave up while it waited for the rate
+        response = StreamResponse(content_length=len(data))
         try:
             await response.prepare(request)
             await response.write(data)
             await response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
+        except ConnectionError:
             return response  # the viewer gave up on this chunk
-        session.count_upload(requester, request.remote, len(data))
+        session.count_upload(requester, request.remote_ip, len(data))
         return response
 
     async def _send_stored_chunk(
         self,
-        request: web.Request,
+        request: Request,
         session: SwarmSession,
         store: ChunkStore,
         requester: str,
         index: int,
-    ) -> web.StreamResponse:
+    ) -> StreamResponse:
         """Send a held chunk straight from the file (``sendfile``).
 
-        What the socket takes at once goes with one ``sendfile`` call (:func:`send_file_now`);
-        the rest, if any, through asyncio's ``loop.sendfile``, which waits for the socket to
-        drain.  Both send from the page cache without copying the bytes through Python.  Where
-        the loop has no ``loop.sendfile`` (uvloop) the rest is read and written.
+        What the socket takes at once goes with one ``sendfile`` call, the rest, if any,
+        through the loop's ``loop.sendfile``, which waits for the socket to drain
+        (:meth:`~ppsp.http.server.StreamResponse.sendfile`).  Both send from the page cache
+        without copying the bytes through Python.  Where the loop has no ``loop.sendfile``
+        (uvloop) the rest is read and written.
         """
         file, offset, length = store.sending(index)
         session.served_chunks += 1
-        response = web.StreamResponse()
-        response.content_type = "application/octet-stream"
-        response.content_length = length
+        response = StreamResponse(content_length=length)
         try:
             await response.prepare(request)
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return response
-            sent = send_file_now(transport, file, offset, length)
-            if sent < length:
-                try:
-                    loop = asyncio.get_running_loop()
-                    await loop.sendfile(
-                        transport, file, offset + sent, length - sent, fallback=False
-                    )
-                except (NotImplementedError, RuntimeError):
-                    await response.write(store.read(index)[sent:])
+            await response.sendfile(file, offset, length)
             await response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
+        except ConnectionError:
             return response  # the requester gave up on this chunk
-        session.count_upload(requester, request.remote, length)
+        session.count_upload(requester, request.remote_ip, length)
         return response

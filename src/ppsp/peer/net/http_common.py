@@ -2,16 +2,44 @@
 
 Every body read from another peer (a peer protocol message, a description, a chunk) is read
 with a bound on its length, and, under a download cap, paced by the cap
-(:class:`~ppsp.peer.net.limiter.RateLimiter`).
+(:class:`~ppsp.peer.net.limiter.RateLimiter`).  A body is any :class:`BodyStream`: the client's
+answers (:class:`ppsp.http.client.ResponseBody`) and a server's requests alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from typing import Protocol
 
-import aiohttp
-
+from ppsp.errors import BodyTooLarge
 from ppsp.peer.net.limiter import RateLimiter
+
+__all__ = [
+    "MAX_DESCRIPTION_BYTES",
+    "MAX_PEER_MESSAGE_BYTES",
+    "PEER_ID_HEADER",
+    "BodyStream",
+    "BodyTooLarge",
+    "read_bounded",
+    "read_pieces",
+]
+
+LIMITED_PIECE_BYTES = 65536
+"""Largest piece read at a time under a download cap: each is paced by the cap."""
+
+
+class BodyStream(Protocol):
+    """An HTTP body as it arrives: ``readany()`` gives the next piece received, ``read(n)``
+    at most ``n`` bytes of it; both give b"" at the body's end."""
+
+    async def readany(self) -> bytes:
+        """The next piece of the body as received; b"" at its end."""
+        ...
+
+    async def read(self, n: int = -1) -> bytes:
+        """At most ``n`` bytes of the body; b"" at its end."""
+        ...
+
 
 PEER_ID_HEADER = "PPSP-Peer-ID"
 """Request header naming the fetching peer, so that uploads are counted per peer."""
@@ -23,14 +51,10 @@ MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""
 
 
-class BodyTooLarge(ConnectionError):
-    """An HTTP body exceeded the bound set for it."""
-
-
 async def read_bounded(
-    stream: aiohttp.StreamReader, limit: int, *, limiter: RateLimiter | None = None
+    stream: BodyStream, limit: int, *, limiter: RateLimiter | None = None
 ) -> bytes:
-    """Read a whole HTTP body, refusing one longer than ``limit`` bytes.
+    """Read a whole HTTP body, refusing one longer than ``limit`` bytes (BodyTooLarge).
 
     With a ``limiter``, every piece read is paced by the download rate limit.
     """
@@ -38,21 +62,28 @@ async def read_bounded(
 
 
 async def read_pieces(
-    stream: aiohttp.StreamReader,
+    stream: BodyStream,
     limit: int,
     *,
     limiter: RateLimiter | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> list[bytes]:
-    """Read a whole HTTP body as the pieces received, refusing one longer than ``limit`` bytes.
+    """Read a whole HTTP body as the pieces received, refusing one longer than ``limit`` bytes
+    (:class:`~ppsp.errors.BodyTooLarge`).
 
-    Buffered pieces are not joined.  With a ``limiter``, pieces of at most 64 KiB are read,
-    each paced by the download rate limit.  ``on_bytes`` is called with the number of bytes
-    read so far after each piece.
+    Pieces are not joined.  With a ``limiter``, pieces of at most
+    :data:`LIMITED_PIECE_BYTES` are read, each paced by the download rate limit.  ``on_bytes``
+    is called with the number of bytes read so far after each piece.
     """
     parts: list[bytes] = []
     size = 0
-    async for part in _body_pieces(stream, small=limiter is not None):
+    while True:
+        if limiter is None:
+            part = await stream.readany()
+        else:
+            part = await stream.read(LIMITED_PIECE_BYTES)
+        if not part:
+            return parts
         size += len(part)
         if size > limit:
             raise BodyTooLarge(f"body exceeds {limit} bytes")
@@ -61,14 +92,3 @@ async def read_pieces(
             on_bytes(size)
         if limiter is not None:
             await limiter.consume(len(part))
-    return parts
-
-
-async def _body_pieces(stream: aiohttp.StreamReader, *, small: bool) -> AsyncIterator[bytes]:
-    if small:
-        while part := await stream.read(65536):
-            yield part
-        return
-    async for part, _ in stream.iter_chunks():
-        if part:
-            yield part

@@ -7,8 +7,8 @@ Two clients move the bytes, chosen per transfer:
   verified (SHA-256) and written there, all of which release the GIL;
 - smaller chunks, transfers under a download cap (paced on the event loop), URLs other than
   plain ``http://``, a moment when every thread is busy, and from then on a peer that answered
-  in the chunked coding, use aiohttp's client on the event loop; their bodies are verified and
-  written in the storing threads, after the request's slot was freed
+  in the chunked coding, use the event loop's client (:mod:`ppsp.http.client`); their bodies
+  are verified and written in the storing threads, after the request's slot was freed
   (:meth:`~ppsp.peer.net.transport.TransferObserver.delivered`).
 """
 
@@ -18,10 +18,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
-import aiohttp
-
 from ppsp.codecs.httphead import BUSY_STATUSES, retry_after_seconds
-from ppsp.errors import ChunkTransferError, ChunkUnavailable, PeerBusy
+from ppsp.errors import ChunkTransferError, ChunkUnavailable, HttpClientError, PeerBusy
+from ppsp.http.client import HttpClient, Timeout
 from ppsp.peer.download.peers import CHUNK_QUEUE_TIMEOUT, CONNECT_TIMEOUT
 from ppsp.peer.net.chunkfetch import ThreadedChunkClient, UnsupportedResponse
 from ppsp.peer.net.chunkstore import ChunkStore
@@ -31,9 +30,7 @@ from ppsp.peer.net.session import RemotePeer
 from ppsp.peer.net.transport import ChunkNotWanted, ChunkTransport, TransferObserver
 from ppsp.wire.peer import HTTP
 
-CHUNK_TIMEOUT = aiohttp.ClientTimeout(
-    total=30, sock_connect=CONNECT_TIMEOUT, sock_read=CHUNK_QUEUE_TIMEOUT
-)
+CHUNK_TIMEOUT = Timeout(total=30, connect=CONNECT_TIMEOUT, read=CHUNK_QUEUE_TIMEOUT)
 """Bounds on one chunk request: 30 s from sending it to the last byte; opening the connection
 and each wait for bytes (the first one included, which may wait in a busy uploader's queue) as
 :mod:`ppsp.peer.download.peers` says (the download policy gives up on a stalled transfer after
@@ -63,7 +60,7 @@ class HttpChunkTransport(ChunkTransport):
     def __init__(
         self,
         *,
-        http: aiohttp.ClientSession,
+        http: HttpClient,
         threads: ThreadedChunkClient,
         store_pool: Executor,
         store: ChunkStore,
@@ -80,7 +77,7 @@ class HttpChunkTransport(ChunkTransport):
         self.headers = dict(headers)
         self.limiter = limiter
         self.stopping = stopping
-        self._loop_only: set[str] = set()  # peers whose answers only aiohttp's client reads
+        self._loop_only: set[str] = set()  # peers whose answers only the loop's client reads
 
     def threaded(self, remote: RemotePeer) -> bool:
         """Whether transfers from ``remote`` may still run in threads (it never answered in a
@@ -94,9 +91,9 @@ class HttpChunkTransport(ChunkTransport):
             return written
         try:
             parts = await self._get(remote, index, observer)
-        except aiohttp.ServerTimeoutError as exc:  # no connection, no answer, no progress
+        except TimeoutError as exc:  # no connection, no answer, no progress, out of time
             raise TimeoutError(f"chunk {index} from {remote.peer_id}: {exc!r}") from exc
-        except aiohttp.ClientError as exc:
+        except HttpClientError as exc:
             raise ChunkTransferError(f"chunk {index} from {remote.peer_id}: {exc!r}") from exc
         nbytes = sum(len(part) for part in parts)
         # The request's slot is free while the chunk is verified and written.

@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.codecs.httphead import BUSY_STATUSES, retry_after_seconds
-from ppsp.errors import PeerBusy, PPSPError
+from ppsp.errors import HttpClientError, PeerBusy, PPSPError
+from ppsp.http.client import Timeout
 from ppsp.peer.download.events import (
     Action,
     BanPeer,
@@ -499,7 +499,7 @@ async def _discover(node: PeerNode, session: SwarmSession) -> None:
 
 
 async def _push_to(node: PeerNode, session: SwarmSession, targets: list[RemotePeer] | None) -> None:
-    with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError, OSError):
         await node.push_map(session, targets)
 
 
@@ -677,7 +677,7 @@ class LiveViewer:
             return ChunkFailed(remote.peer_id, index, stalled=True)
         except PeerBusy as exc:  # it serves others first: asked again later
             return ChunkFailed(remote.peer_id, index, busy=True, retry_after=exc.retry_after)
-        except (PPSPError, aiohttp.ClientError, OSError, ConnectionError):
+        except (PPSPError, HttpClientError, OSError, ConnectionError):
             return ChunkFailed(remote.peer_id, index)
         return LiveChunkArrived(remote.peer_id, index, data)
 
@@ -702,7 +702,7 @@ class LiveViewer:
         if tracker is None:
             return FindAnswered()
         scope = (RepresentationScope(representation_id=LIVE_REPRESENTATION, start_index=first),)
-        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+        with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError):
             listed = await tracker.find(self.session.swarm_id, content_group=scope)
             added = self.node.add_peers(self.session, listed)
             return FindAnswered(tuple(remote.peer_id for remote in added))
@@ -724,7 +724,7 @@ async def _get_envelope(
     http = node.http
     assert remote.offer is not None
     url = remote.offer.chunk_url(index, LIVE_REPRESENTATION)
-    limit = aiohttp.ClientTimeout(total=timeout)
+    limit = Timeout(total=timeout)
     async with http.get(url, headers=node.request_headers, timeout=limit) as answer:
         if answer.status in BUSY_STATUSES:
             raise PeerBusy(

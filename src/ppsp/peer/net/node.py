@@ -29,13 +29,12 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import aiohttp
-from aiohttp import web
-from yarl import URL
+from urllib.parse import urlsplit
 
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
-from ppsp.errors import AuthenticationRequired, PPSPError, TrackerProtocolError
+from ppsp.errors import AuthenticationRequired, HttpClientError, PPSPError, TrackerProtocolError
+from ppsp.http.client import HttpClient, Timeout
+from ppsp.http.server import HTTPServer, serve
 from ppsp.peer.content.description import ContentDescription, chunk_size_for
 from ppsp.peer.download.events import MapUpdated
 from ppsp.peer.download.peers import PeerBook
@@ -46,7 +45,7 @@ from ppsp.peer.net.chunkfetch import ThreadedChunkClient
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.download import DownloadRunner, obtain_description
 from ppsp.peer.net.endpoint import PeerEndpoint
-from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER, read_bounded
+from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
 from ppsp.peer.net.http_transport import HttpChunkTransport
 from ppsp.peer.net.limiter import RateLimiter
 from ppsp.peer.net.session import (
@@ -97,7 +96,7 @@ CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
 under a download cap, so that the cap paces the network, not only the reader)."""
 
-EXCHANGE_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
+EXCHANGE_TIMEOUT = Timeout(total=5.0)
 """Bound on one peer protocol exchange."""
 
 STOP_GRACE_S = 0.25
@@ -110,7 +109,7 @@ A command must end within a second of its stop signal; a tracker that does not a
 drops the peer when its track timer runs out.
 """
 
-QUIET_ERRORS = (PPSPError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+QUIET_ERRORS = (PPSPError, HttpClientError, asyncio.TimeoutError, OSError)
 """What an exchange whose answer nobody waits for may raise (and is ignored)."""
 
 
@@ -163,8 +162,8 @@ class PeerNode:
         """The tracker lookup that a push from an unknown peer started, per swarm."""
         self.protocol_client = PeerProtocolClient(self._peer_id)
         self.endpoint = PeerEndpoint(self)
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._server: HTTPServer | None = None
+        self._http: HttpClient | None = None
         self.tracker: TrackerClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -286,8 +285,8 @@ class PeerNode:
     # -- life cycle --------------------------------------------------------------------------
 
     @property
-    def http(self) -> aiohttp.ClientSession:
-        """The HTTP client session to other peers (after :meth:`start`)."""
+    def http(self) -> HttpClient:
+        """The HTTP client to other peers (after :meth:`start`)."""
         assert self._http is not None, "the node is not started"
         return self._http
 
@@ -304,32 +303,19 @@ class PeerNode:
 
     async def start(self) -> None:
         """Start the HTTP endpoint and the tracker client."""
-        self._runner = web.AppRunner(
-            self.endpoint.app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=STOP_GRACE_S,
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        self._server = await serve(self.endpoint.router(), self.host, self.port, reuse_address=True)
         if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+            self.port = self._server.addresses[0][1]
         # Served on one address of the host: talk to others from it too, so that they (and
         # the tracker) see the host they will list.
-        bound = str(self._runner.addresses[0][0])
+        bound = self._server.addresses[0][0]
         local = None if is_wildcard(bound) else bound
         self.chunk_client.local_address = local
-        connector = aiohttp.TCPConnector(
-            limit=256, limit_per_host=16, local_addr=None if local is None else (local, 0)
-        )
         # Without a download cap, a chunk body may sit in the connection's buffer whole
-        # instead of pausing the socket every 128 KiB until the reader catches up.
-        read_bufsize = CHUNK_READ_BYTES if self.download_limiter is None else 65536
-        self._http = aiohttp.ClientSession(
-            connector=connector,
-            read_bufsize=read_bufsize,
-            cookie_jar=aiohttp.DummyCookieJar(),  # peers set no cookies: none to look up
+        # instead of pausing the socket until the reader catches up.
+        read_buffer = CHUNK_READ_BYTES if self.download_limiter is None else 65536
+        self._http = HttpClient(
+            limit=256, limit_per_host=16, local_address=local, read_buffer=read_buffer
         )
         self.advertised = await self._advertised_address()
         ip, port = self.advertised
@@ -357,8 +343,8 @@ class PeerNode:
         if self.advertise is not None:
             ip, port = self.advertise
             return ip, port or self.port
-        assert self._runner is not None
-        bound = str(self._runner.addresses[0][0])
+        assert self._server is not None
+        bound = self._server.addresses[0][0]
         if not is_wildcard(bound):
             return bound, self.port
         try:
@@ -380,15 +366,15 @@ class PeerNode:
         if self.tracker is not None:
             self.tracker.stop_reporting()
             if disconnect:
-                with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+                with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError):
                     await asyncio.wait_for(
                         self.tracker.disconnect(None), timeout=DISCONNECT_TIMEOUT_S
                     )
             await self.tracker.close()
         if self._http is not None:
             await self._http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close(STOP_GRACE_S)
         self._store_pool.shutdown(wait=False, cancel_futures=True)
         self.chunk_client.close()
         for session in self.sessions.values():
@@ -536,7 +522,7 @@ class PeerNode:
         if self.tracker is None:
             return
         stats, maps = self._stats()
-        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+        with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError):
             await self.tracker.report(stats, maps)
 
     def _stats(self) -> tuple[Sequence[StreamStatistics], Sequence[ContentMap]]:
@@ -589,7 +575,7 @@ class PeerNode:
         """FIND at the tracker; the peers it made known (none when the tracker failed)."""
         if self.tracker is None:
             return []
-        with contextlib.suppress(PPSPError, aiohttp.ClientError, asyncio.TimeoutError):
+        with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError):
             return self.add_peers(session, await self.tracker.find(session.swarm_id))
         return []
 
@@ -635,11 +621,11 @@ class PeerNode:
         try:
             async with self._http.post(
                 remote.base_url + "/",
-                data=body,
+                body=body,
                 headers={"Content-Type": PEER_CONTENT_TYPE},
                 timeout=EXCHANGE_TIMEOUT,
             ) as answer:
-                data = await read_bounded(answer.content, MAX_PEER_MESSAGE_BYTES)
+                data = await answer.read(MAX_PEER_MESSAGE_BYTES)
                 return self.protocol_client.receive(request, data, answer.status)
         finally:
             # Drop only transactions past their own deadline (those whose HTTP exchange
@@ -730,11 +716,12 @@ def _route_source_ip(tracker_url: str, any_family: bool) -> str:
     the source address; ``getsockname`` tells it.  ``any_family`` for a peer bound to ``::``
     (which also serves IPv4), else IPv4 only.
     """
-    url = URL(tracker_url)
-    if not url.host:
+    url = urlsplit(tracker_url)
+    if not url.hostname:
         raise ValueError(f"no host in {tracker_url!r}")
+    port = url.port or (443 if url.scheme.lower() == "https" else 80)
     family = socket.AF_UNSPEC if any_family else socket.AF_INET
-    infos = socket.getaddrinfo(url.host, url.port or 80, family, socket.SOCK_DGRAM)
+    infos = socket.getaddrinfo(url.hostname, port, family, socket.SOCK_DGRAM)
     probe_family, _, _, _, address = infos[0]
     with socket.socket(probe_family, socket.SOCK_DGRAM) as probe:
         probe.connect(address)
@@ -746,7 +733,7 @@ def _tracker_source(local: str | None, tracker_url: str) -> str | None:
     address towards a tracker elsewhere (it could not get there)."""
     if local is None or not ipaddress.ip_address(local).is_loopback:
         return local
-    host = URL(tracker_url).host or ""
+    host = urlsplit(tracker_url).hostname or ""
     try:
         return local if ipaddress.ip_address(host).is_loopback else None
     except ValueError:

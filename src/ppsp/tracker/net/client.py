@@ -31,11 +31,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
-import yarl
-
-from ppsp.errors import TrackerProtocolError, TrackerUnreachable
+from ppsp.errors import HttpClientError, TrackerProtocolError, TrackerUnreachable
+from ppsp.http.client import HttpClient
 from ppsp.tracker.client_policy import (
     Attempts,
     Failure,
@@ -142,7 +141,7 @@ class TrackerClient:
 
     ``url`` is the tracker's URL (any path); ``peer_id`` the peer's identifier; ``addresses`` the
     addresses the peer advertises (each gets ``peer_protocol`` unless it names one).  ``session``
-    is an aiohttp session to share (the client makes and closes its own otherwise).  ``clock`` and
+    is an HTTP client to share (the client makes and closes its own otherwise).  ``clock`` and
     ``sleep`` drive the periodic reports; ``retries`` is the number of re-sends after the first
     attempt, ``timeout`` the time allowed for each attempt and ``backoff`` the first pause between
     attempts (doubled each time).  ``trace``, if given, sees every round trip.
@@ -166,7 +165,7 @@ class TrackerClient:
         version: ProtocolVersion = ProtocolVersion.V1_1,
         addresses: Sequence[PeerAddress] = (),
         peer_protocol: str = "PPSP-PP/0.1",
-        session: aiohttp.ClientSession | None = None,
+        session: HttpClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         retries: int = 3,
         timeout: float = 5.0,
@@ -207,7 +206,7 @@ class TrackerClient:
         self._reporter: asyncio.Task[None] | None = None
         self._trace = trace
         self._codec_of: TrackerCodec | None = None
-        if self._token is not None and yarl.URL(self.url).scheme == "http":
+        if self._token is not None and urlsplit(self.url).scheme == "http":
             log.warning(
                 "sending a bearer token to %s in clear text: use https:// (RFC 6750)",
                 tracker_name(self.url),
@@ -417,7 +416,7 @@ class TrackerClient:
             cause: BaseException
             try:
                 answer, status = await self._post(request, body)
-            except (aiohttp.ClientError, TimeoutError, InvalidAnswer) as exc:
+            except (HttpClientError, TimeoutError, InvalidAnswer) as exc:
                 failure, cause = failure_of(exc, self.url, policy.timeout), exc
             else:
                 verdict = self.state.receive(request, answer, status)

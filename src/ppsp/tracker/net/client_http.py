@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
-
+from ppsp.http.client import HttpClient, Timeout
 from ppsp.tracker.client_policy import MAX_ANSWER_BYTES
 from ppsp.tracker.client_session import InvalidAnswer
 from ppsp.wire.tracker import Encoding
@@ -37,14 +36,15 @@ class Reply:
 
 
 class HttpChannel:
-    """POSTs tracker requests over one aiohttp session and reads their answers.
+    """POSTs tracker requests over one HTTP client (:mod:`ppsp.http.client`) and reads their
+    answers.
 
     ``encoding`` sets the media type of requests and of the answers accepted; ``token``, when
     given, goes with every request as a bearer token; ``tls`` is the TLS settings of an
-    ``https://`` tracker (None: the system's trust store, made by aiohttp only if an
-    ``https://`` URL is used); ``session`` an aiohttp session to share (else the channel makes
-    one at its first request and closes it in :meth:`close`); ``local_address`` the IP address
-    of this host connections leave from.
+    ``https://`` tracker (None: the system's trust store, made only if an ``https://`` URL is
+    used); ``session`` an HTTP client to share, whose own TLS settings and local address then
+    apply (else the channel makes one at its first request and closes it in :meth:`close`);
+    ``local_address`` the IP address of this host connections leave from.
     """
 
     def __init__(
@@ -53,14 +53,14 @@ class HttpChannel:
         encoding: Encoding,
         token: str | None = None,
         tls: ssl.SSLContext | None = None,
-        session: aiohttp.ClientSession | None = None,
+        session: HttpClient | None = None,
         local_address: str | None = None,
     ) -> None:
         self._session = session
         self._own_session = session is None
         self._local_address = local_address
-        # An http:// tracker needs no TLS: aiohttp is told nothing (it makes no context for it).
-        self._tls: ssl.SSLContext | bool = tls if tls is not None else True
+        # An http:// tracker needs no TLS: the client makes no context for it.
+        self._tls = tls
         self._headers = {"Content-Type": encoding.content_type, "Accept": encoding.content_type}
         if token is not None:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -68,24 +68,21 @@ class HttpChannel:
     async def post(self, url: str, body: bytes, *, timeout: float, tracker: str) -> Reply:
         """POST ``body`` to ``url`` and return the answer, allowing ``timeout`` seconds.
 
-        Raises aiohttp's errors and TimeoutError as they come, and an
+        Raises the HTTP client's errors (:class:`~ppsp.errors.HttpClientError`: OSErrors, the
+        timeouts TimeoutErrors) as they come, and an
         :class:`~ppsp.tracker.client_session.InvalidAnswer` for an answer over
         :data:`~ppsp.tracker.client_policy.MAX_ANSWER_BYTES` (``tracker`` names the tracker in
         its sentence), read no further.
         """
         async with self._get_session().post(
-            url,
-            data=body,
-            headers=self._headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            ssl=self._tls,
+            url, body=body, headers=self._headers, timeout=Timeout(total=timeout)
         ) as response:
             too_large = f"tracker {tracker} sent an answer over {MAX_ANSWER_BYTES} bytes"
             if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
                 raise InvalidAnswer(too_large)
             chunks: list[bytes] = []
             total = 0
-            async for chunk in response.content.iter_any():
+            async for chunk in response.content:
                 total += len(chunk)
                 if total > MAX_ANSWER_BYTES:
                     raise InvalidAnswer(too_large)
@@ -98,14 +95,13 @@ class HttpChannel:
             )
 
     async def close(self) -> None:
-        """Close the aiohttp session if this channel made it."""
+        """Close the HTTP client if this channel made it."""
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self) -> HttpClient:
         if self._session is None:
-            local = None if self._local_address is None else (self._local_address, 0)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=local))
+            self._session = HttpClient(local_address=self._local_address, ssl_context=self._tls)
             self._own_session = True
         return self._session

@@ -2,24 +2,33 @@
 
 The parts of :mod:`ppsp.tracker.net.client` that check what a user gives before any network
 (:func:`check_tracker_url`, :func:`tls_context`, :func:`check_token`, :func:`token_subject`)
-and word what went wrong in an attempt (:func:`failure_of`: one sentence from an aiohttp or
-operating-system error, ``tracker 127.0.0.1:7999 refused the connection``, ``tracker
-127.0.0.1:7443: certificate verify failed: self-signed certificate ...``).  Whether a failure
-is retried is decided by :mod:`ppsp.tracker.client_policy`; :mod:`ssl` and :mod:`jwt` are
-imported only when a TLS context is made, a TLS failure is read, or a token is read.
+and word what went wrong in an attempt (:func:`failure_of`: one sentence from an HTTP client
+(:class:`~ppsp.errors.HttpClientError`) or operating-system error, ``tracker 127.0.0.1:7999
+refused the connection``, ``tracker 127.0.0.1:7443: certificate verify failed: self-signed
+certificate ...``).  Whether a failure is retried is decided by
+:mod:`ppsp.tracker.client_policy`; :mod:`ssl` and :mod:`jwt` are imported only when a TLS
+context is made, a TLS failure is read, or a token is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, quote, urlsplit
 
-import aiohttp
-import yarl
-
-from ppsp.errors import PPSPError
+from ppsp.errors import (
+    HttpCertificateError,
+    HttpConnectError,
+    HttpDisconnected,
+    HttpNameError,
+    HttpTLSError,
+    IncompleteBody,
+    MalformedResponse,
+    PPSPError,
+)
 from ppsp.tracker.client_policy import Failure, FailureKind, one_line
 from ppsp.tracker.client_session import InvalidAnswer
 from ppsp.wire.fields import is_token
@@ -73,9 +82,10 @@ def check_tracker_url(url: str) -> str:
     if any(ch.isspace() or not ch.isprintable() for ch in text):
         raise InvalidTrackerURL(f"tracker URL {shown} contains spaces or control characters")
     try:
-        parsed = yarl.URL(text)
-        port = parsed.explicit_port
-    except (ValueError, TypeError) as exc:
+        parsed = urlsplit(text)
+        port = parsed.port
+        host = _normal_host(parsed.hostname or "")
+    except (ValueError, TypeError, UnicodeError) as exc:
         raise InvalidTrackerURL(f"tracker URL {shown} is not a valid URL ({exc})") from None
     scheme = parsed.scheme.lower()
     if scheme not in _SCHEMES:
@@ -87,11 +97,40 @@ def check_tracker_url(url: str) -> str:
         raise InvalidTrackerURL(
             f"tracker URL {shown} uses the scheme {scheme}: only http:// and https:// work"
         )
-    if not parsed.host:
+    if not host:
         raise InvalidTrackerURL(f"tracker URL {shown} names no host")
     if port is not None and not 1 <= port <= 65535:
         raise InvalidTrackerURL(f"tracker URL {shown} has port {port}, not 1-65535")
-    return str(parsed.with_fragment(None))
+    return _normalised(parsed, scheme, host, port)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _normal_host(host: str) -> str:
+    """``host`` (a name or an address, lower case) as written in a URL: a non-ASCII name in
+    its IDNA form."""
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def _normalised(parsed: SplitResult, scheme: str, host: str, port: int | None) -> str:
+    """The URL in normal form: scheme and host in lower case, the scheme's own port and the
+    fragment dropped, path and query percent-encoded where they need it."""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    path = parsed.path
+    if not path and (parsed.query or parsed.path):
+        path = "/"
+    url = f"{scheme}://{netloc}{_quote(path)}"
+    if parsed.query:
+        url += "?" + _quote(parsed.query, "?")
+    return url
+
+
+def _quote(text: str, more_safe: str = "") -> str:
+    return quote(text, safe=_PATH_SAFE + more_safe)
 
 
 class InvalidTrustAnchors(PPSPError, ValueError):
@@ -109,7 +148,7 @@ def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
     Raises :class:`InvalidTrustAnchors` (a ValueError) with a one-line message when the file
     cannot be read or holds no certificate.
     """
-    import ssl  # only for https:// trackers (aiohttp's own import of it is not ours to skip)
+    import ssl  # only for https:// trackers
 
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -185,11 +224,17 @@ def token_swarms(token: str) -> frozenset[str] | None:
 
 def tracker_name(url: str, *, with_port: bool = True) -> str:
     """How messages name the tracker of ``url``: its host, and the port the URL gives."""
-    parsed = yarl.URL(url)
-    host = parsed.host or url
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname or url
+        port = parsed.port
+    except ValueError:
+        return url
+    if "xn--" in host:  # a name in its IDNA form is shown as its user wrote it
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("ascii").decode("idna")
     if ":" in host:
         host = f"[{host}]"
-    port = parsed.explicit_port
     return f"{host}:{port}" if with_port and port is not None else host
 
 
@@ -197,8 +242,8 @@ def failure_of(exc: BaseException | None, url: str, timeout: float) -> Failure:
     """The failure of an attempt to reach the tracker at ``url``: ``exc`` (None: no answer)
     in one sentence for the user, and its kind (a TLS failure is never retried).  ``timeout``
     is the time the attempt was allowed."""
-    if isinstance(exc, aiohttp.ClientSSLError):
-        # A certificate or handshake failure (ClientConnectorCertificateError is one too).
+    if isinstance(exc, HttpTLSError):
+        # A certificate or handshake failure (HttpCertificateError is one too).
         return Failure(FailureKind.TLS, _sentence(exc, url, timeout))
     if isinstance(exc, InvalidAnswer):
         return Failure(FailureKind.INVALID, str(exc))
@@ -208,26 +253,29 @@ def failure_of(exc: BaseException | None, url: str, timeout: float) -> Failure:
 def _sentence(exc: BaseException | None, url: str, timeout: float) -> str:
     """One sentence saying what ``exc``, the failure of an attempt, means for the user."""
     where = tracker_name(url)
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+    if isinstance(exc, TimeoutError):  # the HTTP client's timeouts are TimeoutErrors too
         return f"tracker {where} did not answer within {timeout:g} s"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or (
-        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror)
+    if isinstance(exc, HttpNameError) or (
+        isinstance(exc, HttpConnectError) and isinstance(exc.os_error, socket.gaierror)
     ):
         return f"tracker {tracker_name(url, with_port=False)}: name not found"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+    if isinstance(exc, HttpCertificateError):
         return f"tracker {where}: {_certificate_problem(exc.certificate_error)}"
-    if isinstance(exc, aiohttp.ClientSSLError):
+    if isinstance(exc, HttpTLSError):
         return f"tracker {where}: {_handshake_problem(exc)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, HttpConnectError):
         if isinstance(exc.os_error, ConnectionRefusedError):
             return f"tracker {where} refused the connection"
-        return f"tracker {where} could not be reached: {_os_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        error = exc.os_error if isinstance(exc.os_error, OSError) else None
+        return f"tracker {where} could not be reached: {_os_reason(error)}"
+    if isinstance(exc, HttpDisconnected):
+        if isinstance(exc.os_error, ConnectionResetError):
+            return f"tracker {where} reset the connection"
         return f"tracker {where} closed the connection without answering"
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, IncompleteBody):
         return f"tracker {where} sent an incomplete answer"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"tracker answered HTTP {exc.status}"
+    if isinstance(exc, MalformedResponse):
+        return f"tracker {where} sent a malformed HTTP answer ({one_line(str(exc), 120)})"
     if isinstance(exc, OSError):
         if isinstance(exc, ConnectionResetError):
             return f"tracker {where} reset the connection"
@@ -255,7 +303,7 @@ unable to get the issuer, self-signed leaf, self-signed in chain, no local issue
 verify the first certificate."""
 
 
-def _certificate_problem(error: BaseException) -> str:
+def _certificate_problem(error: BaseException | None) -> str:
     """``certificate verify failed: <OpenSSL's words>``, with a hint when a CA file would help."""
     import ssl
 
@@ -267,6 +315,8 @@ def _certificate_problem(error: BaseException) -> str:
         return f"certificate verify failed: {words}{hint}"
     if isinstance(error, ssl.CertificateError):
         return f"certificate verify failed: {_ssl_words(error)}"
+    if error is None:
+        return "certificate not accepted"
     return f"certificate not accepted: {_ssl_words(error)}"
 
 
@@ -274,7 +324,7 @@ def _handshake_problem(exc: BaseException) -> str:
     """What a failed TLS handshake means: most often, no TLS at all on the other end."""
     import ssl
 
-    error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    error = exc.os_error if isinstance(exc, HttpTLSError) else exc
     reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
     if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
         return "TLS handshake failed: it does not speak TLS (write its URL with http://?)"

@@ -1,0 +1,1071 @@
+"""A lean HTTP/1.1 server on asyncio: the peer's endpoint serves other peers through it.
+
+:func:`serve` listens and returns an :class:`HTTPServer` (its bound :attr:`~HTTPServer.addresses`,
+:meth:`~HTTPServer.close` with a grace period).  Each connection is an :class:`asyncio.Protocol`
+with its own buffer and one task that reads a request head, calls the handler and writes its
+answer, one request at a time (pipelined bytes wait in the buffer).  Heads are framed and parsed
+by the sans-I/O codec (:func:`~ppsp.codecs.httphead.request_head_length`,
+:func:`~ppsp.codecs.httphead.parse_request_head`); a head it refuses is answered with the status
+its error carries (400, 413, 414, 431, 501, 505) and the connection is closed.
+
+A handler takes a :class:`Request` (method, path and its decoded segments, query, headers of
+any case, the client's ``(ip, port)``, :meth:`~Request.read_body` with a bound) and returns a
+whole :class:`Response`, or a :class:`StreamResponse` it prepared and wrote itself (pieces with
+flow control, a file region with ``sendfile``).  :class:`Router` is a handler that dispatches
+on method and path (404 for an unknown path, 405 for a method the path does not take, 501 for
+a method nothing takes).  A handler that raises answers 500 with one line in the log; a
+:class:`~ppsp.errors.PPSPError` that carries an HTTP status answers that status; a client that
+went away makes writes raise :class:`ConnectionError`, which ends the connection quietly.
+
+Hostile clients are normal clients: the head is bounded (:mod:`ppsp.wire.fields`), each body by
+its handler (:data:`DEFAULT_BODY_LIMIT` otherwise); a head must arrive within
+``head_timeout`` seconds of its first byte (of the connection, for a first request), however
+slowly its bytes trickle in, a body within ``body_timeout``, and an idle kept-alive connection
+is closed after ``idle_timeout``.  The number of connections may be bounded.
+
+Layer: I/O (see :mod:`ppsp.http`): the standard library and the codecs only, never aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import BinaryIO, Final, cast
+from urllib.parse import parse_qsl
+
+from ppsp.codecs.httphead import RequestHead, parse_request_head, request_head_length
+from ppsp.errors import (
+    HTTPRequestError,
+    LocalProtocolError,
+    PPSPError,
+    RequestBodyTooLarge,
+    RequestTimeout,
+)
+from ppsp.wire.fields import MAX_MESSAGE_BYTES
+
+__all__ = [
+    "BODY_TIMEOUT",
+    "DEFAULT_BODY_LIMIT",
+    "HEAD_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "MIN_SEND_RATE",
+    "SEND_TIMEOUT",
+    "HTTPServer",
+    "Handler",
+    "Headers",
+    "Request",
+    "Response",
+    "Router",
+    "StreamResponse",
+    "error_response",
+    "send_file_now",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BODY_LIMIT: Final = MAX_MESSAGE_BYTES
+"""Largest request body read when the handler names no bound (a peer protocol message's)."""
+
+HEAD_TIMEOUT: Final = 10.0
+"""Seconds a request head may take, from its first byte (a connection's first request: from
+the connection), however its bytes are spread: a client trickling a head is cut."""
+
+IDLE_TIMEOUT: Final = 75.0
+"""Seconds a kept-alive connection may wait for its next request."""
+
+BODY_TIMEOUT: Final = 30.0
+"""Seconds a request body may take once its handler reads it."""
+
+SEND_TIMEOUT: Final = 30.0
+"""Seconds an answer's bytes may wait for a client that reads nothing: a client that asks
+and never reads is cut, so that it holds no upload slot for long."""
+
+MIN_SEND_RATE: Final = 32 * 1024
+"""Bytes per second below which a file region sent by ``loop.sendfile`` is cut (after
+SEND_TIMEOUT of slack; ``loop.sendfile`` tells nothing of its progress): a client reading a
+byte now and then holds no slot for ever.  A 1 MiB chunk may take 62 s."""
+
+CLOSE_GRACE: Final = 0.25
+"""Seconds :meth:`HTTPServer.close` lets running requests finish by default."""
+
+DISCARD_LIMIT: Final = 65536
+"""Most bytes of a body its handler left unread that are read and dropped to keep the
+connection; with more left, the connection closes after the answer."""
+
+READ_HIGH_WATER: Final = 256 * 1024
+"""Buffered bytes beyond which reading pauses until they are consumed (pipelined requests)."""
+
+LINGER: Final = 1.0
+"""Seconds a connection closed with request bytes unread keeps reading (and dropping) them
+after its answer, its sending side shut: closed at once, the unread bytes would reset the
+connection and the answer could be lost (RFC 9112 9.6)."""
+
+FILE_PIECE: Final = 4 << 20
+"""Bytes read and written per step when a file region cannot be sent with ``sendfile``."""
+
+Handler = Callable[["Request"], Awaitable["Response | StreamResponse"]]
+"""What answers a request: a whole response, or a stream response it prepared itself."""
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_date_cache: list[tuple[int, str]] = [(0, "")]
+
+
+def _http_date() -> str:
+    """Now as an IMF-fixdate (RFC 9110 5.6.7), formatted once a second."""
+    second = int(time.time())
+    cached_second, text = _date_cache[0]
+    if second != cached_second:
+        t = time.gmtime(second)
+        text = (
+            f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+        )
+        _date_cache[0] = (second, text)
+    return text
+
+
+_REASONS: Final = {
+    100: "Continue",
+    200: "OK",
+    204: "No Content",
+    206: "Partial Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+"""Reason phrases (RFC 9110 section 15) of the statuses a peer answers; others get none."""
+
+
+def _reason(status: int) -> str:
+    return _REASONS.get(status, "")
+
+
+def _encode_head(
+    status: int,
+    *,
+    content_type: str | None,
+    content_length: int | None,
+    headers: Mapping[str, str] | None,
+    keep_alive: bool,
+    minor_version: int,
+) -> bytes:
+    """The bytes of a response head.  Header values may not hold CR or LF (LocalProtocolError:
+    a header ending the head early would split the response)."""
+    if content_type is not None and ("\r" in content_type or "\n" in content_type):
+        raise LocalProtocolError("a content type holds CR or LF")
+    if headers and any("\r" in text or "\n" in text for field in headers.items() for text in field):
+        raise LocalProtocolError("a response header holds CR or LF")
+    parts = [f"HTTP/1.1 {status} {_reason(status)}\r\nDate: {_http_date()}\r\n"]
+    if content_type is not None:
+        parts.append(f"Content-Type: {content_type}\r\n")
+    if content_length is not None:
+        parts.append(f"Content-Length: {content_length}\r\n")
+    if headers:
+        parts.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+    if not keep_alive:
+        parts.append("Connection: close\r\n")
+    elif minor_version == 0:
+        parts.append("Connection: keep-alive\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def send_file_now(
+    transport: asyncio.BaseTransport, file: BinaryIO, offset: int, length: int
+) -> int:
+    """Send what the socket takes at once of ``length`` bytes of ``file`` from ``offset``.
+
+    One non-blocking ``sendfile`` straight onto the transport's socket; the number of bytes
+    sent (0 when nothing could be).  Only when the transport has nothing buffered, so that the
+    bytes follow everything written before them: asyncio's ``loop.sendfile`` then costs
+    several futures and four ``epoll_ctl`` calls per chunk for a chunk that the socket takes
+    whole.  Errors are left to the caller's slower path, which reports them.
+    """
+    if transport.is_closing() or not isinstance(transport, asyncio.WriteTransport):
+        return 0
+    if transport.get_write_buffer_size():
+        return 0
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        return os.sendfile(sock.fileno(), file.fileno(), offset, length)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return 0  # not a socket sendfile can write to, or a broken one: the slow path tells
+
+
+class Headers(Mapping[str, str]):
+    """A request's header fields: looked up in any case; the first value of a repeated name."""
+
+    __slots__ = ("_first", "fields")
+
+    def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
+        self.fields = fields
+        """Every field in order, names in lower case."""
+        first: dict[str, str] = {}
+        for name, value in fields:
+            first.setdefault(name, value)
+        self._first = first
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of the fields named ``name`` (any case), in order."""
+        wanted = name.lower()
+        return [value for field, value in self.fields if field == wanted]
+
+
+class Request:
+    """One request, as its handler sees it.
+
+    ``remote`` is the connection's source ``(ip, port)`` (never a header); ``segments`` the
+    path's percent-decoded segments; ``match_info`` the path's named parts when a
+    :class:`Router` dispatched the request.
+    """
+
+    __slots__ = (
+        "_body",
+        "_close_after",
+        "_conn",
+        "_continued",
+        "_query",
+        "_stream",
+        "_unread",
+        "head",
+        "headers",
+        "match_info",
+        "method",
+        "path",
+        "remote",
+        "segments",
+    )
+
+    def __init__(self, conn: _Connection, head: RequestHead) -> None:
+        self._conn = conn
+        self.head = head
+        """The parsed head (:class:`~ppsp.codecs.httphead.RequestHead`)."""
+        self.method = head.method
+        self.path = head.path
+        """The path as sent (still percent-encoded)."""
+        self.segments = head.segments
+        self.headers = Headers(head.headers)
+        self.remote = conn.remote
+        self.match_info: dict[str, str] = {}
+        self._query: dict[str, str] | None = None
+        self._body: bytes | None = None
+        self._unread = head.content_length
+        self._continued = False
+        self._close_after = False
+        self._stream: StreamResponse | None = None
+
+    @property
+    def remote_ip(self) -> str:
+        """The IP address of the connection's source (the requester's host, never a header)."""
+        return self.remote[0]
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query's parameters, decoded (the first value of a repeated name)."""
+        if self._query is None:
+            query: dict[str, str] = {}
+            for name, value in parse_qsl(self.head.query or "", keep_blank_values=True):
+                query.setdefault(name, value)
+            self._query = query
+        return self._query
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the client asked to keep the connection for another request."""
+        return self.head.keep_alive
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is still there to receive an answer (it has not closed its side
+        of the connection)."""
+        return not self._conn.closing
+
+    async def read_body(self, limit: int | None = None) -> bytes:
+        """The whole body (``b""`` without one), read once.
+
+        Raises RequestBodyTooLarge when its ``Content-Length`` is over ``limit`` (the server's
+        ``body_limit`` when None; nothing is read then), RequestTimeout when it does not arrive
+        within the server's ``body_timeout``, ConnectionError when the client goes away first.
+        """
+        if self._body is not None:
+            return self._body
+        conn = self._conn
+        bound = conn.server.body_limit if limit is None else limit
+        length = self.head.content_length
+        if length > bound:
+            self._close_after = True
+            raise RequestBodyTooLarge(f"a body of {length} bytes, over {bound}")
+        if length:
+            if self.head.expect_continue and not self._continued:
+                self._continued = True
+                conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                body = await conn.read_exactly(length, conn.server.body_timeout)
+            except BaseException:
+                self._close_after = True
+                raise
+        else:
+            body = b""
+        self._unread = 0
+        self._body = body
+        return body
+
+
+class Response:
+    """A whole response: status, body, content type, other header fields.
+
+    ``Content-Length``, ``Date`` and ``Connection`` are the server's; a non-empty body without
+    a content type is ``application/octet-stream``.
+    """
+
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers
+
+
+def error_response(status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """An error answer: ``"404: Not Found"`` as plain text."""
+    return Response(
+        status,
+        f"{status}: {_reason(status)}".encode("ascii"),
+        content_type="text/plain; charset=utf-8",
+        headers=headers,
+    )
+
+
+class StreamResponse:
+    """A response whose body the handler writes itself, after :meth:`prepare` sent its head.
+
+    With ``content_length`` the connection stays open for the next request once that many
+    bytes went (fewer, and it is closed: the client sees the body cut); without, the body ends
+    with the connection.  Writes raise ConnectionError once the client went away.  The body of
+    an answer to ``HEAD`` is not sent.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_finished",
+        "_head_only",
+        "_prepared",
+        "_sent",
+        "content_length",
+        "content_type",
+        "headers",
+        "keep_alive",
+        "status",
+    )
+
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        content_type: str | None = "application/octet-stream",
+        content_length: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.content_length = content_length
+        self.headers = headers
+        self.keep_alive = False
+        """Whether the connection serves another request after this answer (known once
+        prepared)."""
+        self._conn: _Connection | None = None
+        self._prepared = False
+        self._finished = False
+        self._head_only = False
+        self._sent = 0
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the head was sent."""
+        return self._prepared
+
+    async def prepare(self, request: Request) -> None:
+        """Send the head, as the answer to ``request``."""
+        if self._prepared:
+            return
+        if request._stream is not None:
+            raise LocalProtocolError("a request gets one answer")
+        conn = request._conn
+        self.keep_alive = (
+            request.head.keep_alive
+            and self.content_length is not None
+            and not conn.server.closing
+            and not request._close_after
+        )
+        head = _encode_head(
+            self.status,
+            content_type=self.content_type,
+            content_length=self.content_length,
+            headers=self.headers,
+            keep_alive=self.keep_alive,
+            minor_version=request.head.minor_version,
+        )
+        conn.write(head)
+        request._stream = self
+        self._conn = conn
+        self._head_only = request.method == "HEAD"
+        self._prepared = True
+
+    def _writing(self, size: int) -> _Connection:
+        if self._conn is None or self._finished:
+            raise LocalProtocolError("write before prepare or after write_eof")
+        if self.content_length is not None and self._sent + size > self.content_length:
+            raise LocalProtocolError("more bytes than the Content-Length sent")
+        return self._conn
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``, then wait while the connection's buffer is full."""
+        conn = self._writing(len(data))
+        if self._head_only or not data:
+            return
+        conn.write(data)
+        self._sent += len(data)
+        await conn.drain()
+
+    async def sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
+        """Send ``count`` bytes of ``file`` from ``offset`` without copying them through Python.
+
+        What the socket takes at once goes with one ``sendfile`` call (:func:`send_file_now`),
+        the rest through the loop's ``loop.sendfile``, which waits for the socket to drain; on
+        a loop without one (uvloop) the rest is read and written.  The file's position is not
+        used.
+        """
+        conn = self._writing(count)
+        if self._head_only or not count:
+            return
+        conn.check_open()
+        transport = conn.transport
+        sent = send_file_now(transport, file, offset, count)
+        self._sent += sent
+        if sent == count:
+            return
+        offset, count = offset + sent, count - sent
+        # A client reading too slowly is cut, as if it went away: its socket is shut down,
+        # which ends loop.sendfile with an error.  (Cancelling loop.sendfile, or aborting the
+        # transport under it, leaves asyncio 3.11's transport in a broken state.)
+        limit = conn.server.send_timeout + count / conn.server.min_send_rate
+        cut = conn.loop.call_later(limit, _shut_down, transport)
+        try:
+            await conn.loop.sendfile(transport, file, offset, count, fallback=False)
+        except (NotImplementedError, RuntimeError):
+            # No loop.sendfile (uvloop), or not on this transport (RuntimeError's
+            # SendfileNotAvailableError); or the transport closed meanwhile.
+            cut.cancel()
+            conn.check_open()
+            await self._write_file(conn, file, offset, count)
+        except OSError:
+            transport.abort()
+            raise ConnectionResetError("the client stopped reading") from None
+        else:
+            self._sent += count
+        finally:
+            cut.cancel()
+
+    async def _write_file(self, conn: _Connection, file: BinaryIO, offset: int, count: int) -> None:
+        end = offset + count
+        while offset < end:
+            data = os.pread(file.fileno(), min(FILE_PIECE, end - offset), offset)
+            if not data:
+                raise OSError(f"the file ends before byte {end}")
+            conn.write(data)
+            self._sent += len(data)
+            offset += len(data)
+            await conn.drain()
+
+    async def write_eof(self) -> None:
+        """The body is complete.  Sent short of its ``Content-Length``, the connection closes
+        after it."""
+        if self._finished:
+            return
+        self._finished = True
+        short = self.content_length is not None and self._sent != self.content_length
+        if short and not self._head_only:
+            self.keep_alive = False
+
+
+def _shut_down(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Router:
+    """A handler that dispatches on method and path.
+
+    Patterns are paths whose segments are literal or ``{name}``, which matches any one
+    non-empty segment (decoded) and is found in the request's ``match_info``.  A route for
+    ``GET`` answers ``HEAD`` too.  No route for the path: 404; the path's routes take other
+    methods: 405 with ``Allow``; a method no route takes and RFC 9110 does not define: 501.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[tuple[str, ...], dict[str, Handler]]] = []
+        self._methods: set[str] = set()
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        """Answer ``method`` requests for paths matching ``pattern`` with ``handler``."""
+        if not pattern.startswith("/"):
+            raise ValueError(f"a route pattern starts with /: {pattern!r}")
+        segments = tuple(pattern[1:].split("/"))
+        handlers = next((found for known, found in self._routes if known == segments), None)
+        if handlers is None:
+            handlers = {}
+            self._routes.append((segments, handlers))
+        handlers[method] = handler
+        self._methods.add(method)
+        if method == "GET":
+            handlers.setdefault("HEAD", handler)
+            self._methods.add("HEAD")
+
+    async def __call__(self, request: Request) -> Response | StreamResponse:
+        """Answer ``request`` with the handler of its route (or 404, 405, 501)."""
+        allowed: set[str] = set()
+        for segments, handlers in self._routes:
+            match = _match(segments, request.segments)
+            if match is None:
+                continue
+            handler = handlers.get(request.method)
+            if handler is not None:
+                request.match_info = match
+                return await handler(request)
+            allowed.update(handlers)
+        if request.method not in self._methods and request.method not in _STANDARD_METHODS:
+            return error_response(501)
+        if allowed:
+            return error_response(405, {"Allow": ", ".join(sorted(allowed))})
+        return error_response(404)
+
+
+_STANDARD_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+"""Methods a server knows of (RFC 9110 section 9, RFC 5789): 404/405, never 501."""
+
+
+def _match(pattern: tuple[str, ...], segments: tuple[str, ...]) -> dict[str, str] | None:
+    if len(pattern) != len(segments):
+        return None
+    found: dict[str, str] = {}
+    for part, segment in zip(pattern, segments, strict=True):
+        if part.startswith("{") and part.endswith("}"):
+            if not segment:
+                return None
+            found[part[1:-1]] = segment
+        elif part != segment:
+            return None
+    return found
+
+
+def _status_of(exc: PPSPError) -> int | None:
+    """The HTTP status an error carries (None for one that carries none)."""
+    status = getattr(exc, "status", None)  # HTTPRequestError, PeerProtocolError
+    if not isinstance(status, int):
+        status = getattr(exc, "http_status", None)  # TrackerProtocolError
+    return status if isinstance(status, int) and 400 <= status <= 599 else None
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: its buffer, its flow control and the task that serves it."""
+
+    def __init__(self, server: HTTPServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+        self.transport = cast(asyncio.Transport, None)
+        self.remote: tuple[str, int] = ("", 0)
+        self.busy = False
+        """A request is being answered (a closing server waits for it)."""
+        self._buffer = bytearray()
+        self._want = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._lost = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self.task: asyncio.Task[None] | None = None
+
+    # -- protocol callbacks ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start serving the connection (or refuse it: server closing, or full)."""
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.remote = (str(peer[0]), int(peer[1]))
+        server = self.server
+        if server.closing:
+            self.transport.abort()
+            return
+        limit = server.max_connections
+        if limit is not None and len(server.connections) >= limit:
+            self.transport.write(_FULL)
+            self.transport.close()
+            return
+        server.connections.add(self)
+        self.task = self.loop.create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        """Buffer the bytes; pause reading while too many wait to be consumed."""
+        self._buffer += data
+        if not self._reading_paused and len(self._buffer) > max(self._want, READ_HIGH_WATER):
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """The client closed its side: it is gone (the transport closes)."""
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Wake whatever waits: reads end, writes raise ConnectionError."""
+        self._eof = True
+        self._lost = True
+        self.server.connections.discard(self)
+        self._wake()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: writers wait in :meth:`drain`."""
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: writers go on."""
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def _wait(self, deadline: float) -> None:
+        """Wait for more bytes (or the end), until ``deadline`` (TimeoutError)."""
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        finally:
+            self._waiter = None
+
+    async def _read_head(self, first: bool) -> RequestHead | None:
+        """The next request's head; None when the client closed or the connection stayed idle.
+
+        Raises HTTPRequestError for a head to refuse (RequestTimeout: one begun, not ended in
+        time).
+        """
+        server = self.server
+        started = first
+        deadline = self.loop.time() + (server.head_timeout if first else server.idle_timeout)
+        buffer = self._buffer
+        while True:
+            # Empty lines before a request line are ignored (RFC 9112 2.2).
+            while buffer.startswith(b"\r\n"):
+                del buffer[:2]
+            if buffer:
+                if not started:
+                    started = True
+                    deadline = self.loop.time() + server.head_timeout
+                length = request_head_length(buffer)
+                if length:
+                    head = bytes(buffer[:length])
+                    del buffer[:length]
+                    return parse_request_head(head)
+            if self._eof:
+                return None
+            try:
+                await self._wait(deadline)
+            except TimeoutError:
+                if buffer:
+                    raise RequestTimeout("the request head did not arrive in time") from None
+                return None
+
+    async def read_exactly(self, size: int, timeout: float) -> bytes:
+        """The next ``size`` bytes, within ``timeout`` seconds (RequestTimeout); ConnectionError
+        when the client goes away first."""
+        deadline = self.loop.time() + timeout
+        buffer = self._buffer
+        self._want = size
+        try:
+            while len(buffer) < size:
+                if self._eof:
+                    raise ConnectionResetError("the client went away before the whole body")
+                try:
+                    await self._wait(deadline)
+                except TimeoutError:
+                    raise RequestTimeout("the request body did not arrive in time") from None
+        finally:
+            self._want = 0
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    async def _discard(self, request: Request) -> bool:
+        """Read and drop what its handler left of a request's body; False: close instead."""
+        size = request._unread
+        if not size:
+            return True
+        if request._close_after or size > DISCARD_LIMIT:
+            return False
+        if request.head.expect_continue and not request._continued:
+            return False  # the client may or may not send a body nobody asked for
+        try:
+            await self.read_exactly(size, self.server.body_timeout)
+        except (RequestTimeout, ConnectionError):
+            return False
+        return True
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """Whether the client went away (or the connection is being closed)."""
+        return self._lost or self.transport.is_closing()
+
+    def check_open(self) -> None:
+        """Raise ConnectionResetError when nothing more can be sent."""
+        if self.closing:
+            raise ConnectionResetError("the client went away")
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` on the transport (ConnectionResetError once the client is gone)."""
+        self.check_open()
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's buffer is full (ConnectionResetError: the client went
+        away)."""
+        self.check_open()
+        if not self._writing_paused:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiter = waiter
+        try:
+            await asyncio.wait_for(waiter, self.server.send_timeout)
+        except TimeoutError:
+            self.transport.abort()  # the client reads nothing: cut, as if it went away
+            raise ConnectionResetError("the client stopped reading") from None
+        finally:
+            self._drain_waiter = None
+        self.check_open()
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        """Answer requests one after the other until the connection ends."""
+        first = True
+        try:
+            while not self.server.closing:
+                try:
+                    head = await self._read_head(first)
+                except HTTPRequestError as exc:
+                    self._refuse(exc)
+                    await self._linger()
+                    return
+                if head is None:
+                    return
+                first = False
+                self.busy = True
+                request = Request(self, head)
+                keep = await self._answer(request)
+                self.busy = False
+                if not keep:
+                    if request._unread:
+                        await self._linger()
+                    return
+        except ConnectionError:
+            pass
+        except Exception as exc:  # a fault of the server itself: said once, not raised
+            log.error("connection from %s failed: %s: %s", self.remote[0], type(exc).__name__, exc)
+            log.debug("the connection's traceback", exc_info=True)
+        finally:
+            self.busy = False
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    def _refuse(self, exc: HTTPRequestError) -> None:
+        """Answer a request that cannot be read with its error's status, then close."""
+        log.debug("refused a request from %s: %s", self.remote[0], exc)
+        if self.closing:
+            return
+        body = f"{exc.status}: {exc.reason}".encode("latin-1", "replace")
+        head = _encode_head(
+            exc.status,
+            content_type="text/plain; charset=utf-8",
+            content_length=len(body),
+            headers=None,
+            keep_alive=False,
+            minor_version=1,
+        )
+        self.transport.write(head + body)
+
+    async def _linger(self) -> None:
+        """Shut the sending side, then drop what the client still sends, for :data:`LINGER`
+        seconds at most (its answer is not lost to a reset)."""
+        if self.closing:
+            return
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        deadline = self.loop.time() + LINGER
+        while not self._eof:
+            self._buffer.clear()
+            try:
+                await self._wait(deadline)
+            except TimeoutError:
+                return
+
+    async def _answer(self, request: Request) -> bool:
+        """Answer one request; whether the connection may carry the next one."""
+        try:
+            result = await self.server.handler(request)
+        except ConnectionError as exc:
+            if self.closing:
+                return False  # the client went away: nobody to answer, nothing to say
+            result = self._failed(request, exc)  # the handler's own connection failed
+        except HTTPRequestError as exc:
+            request._close_after = True
+            result = error_response(exc.status)
+        except Exception as exc:
+            result = self._failed(request, exc)
+        try:
+            stream = request._stream
+            if stream is not None:
+                if result is not stream and not stream._finished:
+                    return False  # a streamed answer begun and abandoned: its end is unknown
+                await stream.write_eof()
+                keep = stream.keep_alive
+            elif isinstance(result, StreamResponse):
+                await result.prepare(request)
+                await result.write_eof()
+                keep = result.keep_alive
+            else:
+                keep = await self._send(request, result)
+            return keep and await self._discard(request)
+        except ConnectionError:
+            return False
+
+    def _failed(self, request: Request, exc: Exception) -> Response:
+        """The answer to a handler's exception: the HTTP status a PPSPError carries, else 500
+        and one line in the log (the traceback only at debug level)."""
+        status = _status_of(exc) if isinstance(exc, PPSPError) else None
+        if status is not None:
+            return error_response(status)
+        log.error(
+            "%s %s from %s failed: %s: %s",
+            request.method,
+            request.path,
+            self.remote[0],
+            type(exc).__name__,
+            exc,
+        )
+        log.debug("the handler's traceback", exc_info=True)
+        return error_response(500)
+
+    async def _send(self, request: Request, response: Response) -> bool:
+        """Write a whole response; whether the connection stays open."""
+        keep_alive = (
+            request.head.keep_alive and not request._close_after and not self.server.closing
+        )
+        body = response.body
+        content_type = response.content_type
+        if content_type is None and body:
+            content_type = "application/octet-stream"
+        status = response.status
+        bodiless = status in (204, 304) or 100 <= status < 200
+        try:
+            head = _encode_head(
+                status,
+                content_type=content_type,
+                content_length=None if bodiless else len(body),
+                headers=response.headers,
+                keep_alive=keep_alive,
+                minor_version=request.head.minor_version,
+            )
+        except LocalProtocolError as exc:
+            log.error("%s %s: %s", request.method, request.path, exc)
+            return await self._send(request, error_response(500))
+        if bodiless or request.method == "HEAD" or not body:
+            self.write(head)
+        elif len(body) <= 65536:
+            self.write(head + body)
+        else:
+            self.write(head)
+            self.write(body)
+        await self.drain()
+        return keep_alive
+
+
+_FULL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\n\r\n"
+)
+"""The answer of a server at its connection bound."""
+
+
+class HTTPServer:
+    """A listening server (made by :func:`serve`): its addresses, its connections, closing."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        body_limit: int,
+        head_timeout: float,
+        idle_timeout: float,
+        body_timeout: float,
+        max_connections: int | None,
+        send_timeout: float = SEND_TIMEOUT,
+        min_send_rate: float = MIN_SEND_RATE,
+    ) -> None:
+        self.handler = handler
+        self.send_timeout = send_timeout
+        self.min_send_rate = min_send_rate
+        self.body_limit = body_limit
+        self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.connections: set[_Connection] = set()
+        """The open connections."""
+        self.closing = False
+        self._server: asyncio.Server | None = None
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound ``(ip, port)`` of each listening socket."""
+        if self._server is None:
+            return []
+        found = []
+        for sock in self._server.sockets:
+            name = sock.getsockname()
+            found.append((str(name[0]), int(name[1])))
+        return found
+
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop accepting, close idle connections, let running requests finish for ``grace``
+        seconds, then cut them."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            if not conn.busy:
+                conn.transport.close()
+        tasks = [conn.task for conn in self.connections if conn.task is not None]
+        tasks = [task for task in tasks if not task.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for conn in list(self.connections):
+                if conn.task in pending:
+                    conn.transport.abort()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def serve(
+    handler: Handler,
+    host: str | Sequence[str] | None,
+    port: int,
+    *,
+    reuse_address: bool = True,
+    backlog: int = 128,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    head_timeout: float = HEAD_TIMEOUT,
+    idle_timeout: float = IDLE_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+    max_connections: int | None = None,
+    send_timeout: float = SEND_TIMEOUT,
+    min_send_rate: float = MIN_SEND_RATE,
+) -> HTTPServer:
+    """Listen on ``host`` (one address, several, or None: every interface) and ``port`` (0: a
+    free one) and answer requests with ``handler``.
+
+    ``body_limit`` bounds a body whose handler names no bound; the timeouts are in seconds
+    (see the module docstring); with ``max_connections``, a connection beyond it is answered
+    503 and closed.
+    """
+    server = HTTPServer(
+        handler,
+        body_limit=body_limit,
+        head_timeout=head_timeout,
+        idle_timeout=idle_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        send_timeout=send_timeout,
+        min_send_rate=min_send_rate,
+    )
+    loop = asyncio.get_running_loop()
+    server._server = await loop.create_server(
+        lambda: _Connection(server, loop),
+        host,
+        port,
+        reuse_address=reuse_address,
+        backlog=backlog,
+    )
+    return server
