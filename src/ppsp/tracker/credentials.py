@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Credentials"]
+__all__ = ["OPERATOR_ROLE", "Credentials"]
+
+OPERATOR_ROLE = "operator"
+"""The ``role`` claim of an operator's token: it opens the dashboard and its API."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,3 +29,11 @@ class Credentials:
 
     expires: float | None = None
     """When the token stops being valid, Unix time (claim ``exp``)."""
+
+    role: str | None = None
+    """What else the token opens (claim ``role``): :data:`OPERATOR_ROLE`, the dashboard."""
+
+    @property
+    def operator(self) -> bool:
+        """Whether the token is an operator's (it opens the dashboard and its API)."""
+        return self.role == OPERATOR_ROLE

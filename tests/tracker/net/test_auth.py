@@ -156,6 +156,18 @@ def test_issue_and_verify() -> None:
     assert verify_token(empty, PUBLIC, now=NOW).swarms == frozenset()
 
 
+def test_an_operator_token_carries_its_role() -> None:
+    token = issue_token(PRIVATE, "alice", ttl=60, now=NOW, role=auth.OPERATOR_ROLE)
+    assert jwt.decode(token, options={"verify_signature": False})["role"] == "operator"
+    credentials = verify_token(token, PUBLIC, now=NOW)
+    assert credentials.role == "operator" and credentials.operator
+    assert credentials.subject == "alice"
+    plain = verify_token(issue_token(PRIVATE, "peer", ttl=60, now=NOW), PUBLIC, now=NOW)
+    assert plain.role is None and not plain.operator
+    other = verify_token(issue_token(PRIVATE, "p", ttl=60, now=NOW, role="viewer"), PUBLIC, now=NOW)
+    assert other.role == "viewer" and not other.operator
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -163,6 +175,7 @@ def test_issue_and_verify() -> None:
         ({"ttl": 0}, "positive"),
         ({"ttl": float("inf")}, "positive"),
         ({"swarms": ["ok", ""]}, "cannot be empty"),
+        ({"role": ""}, "role cannot be empty"),
     ],
 )
 def test_issue_refuses(kwargs: dict[str, object], message: str) -> None:
@@ -189,6 +202,10 @@ BAD_TOKENS: dict[str, tuple[str, str]] = {
     "text exp": (_signed({"sub": "p", "exp": "soon"}), "exp claim is not a time"),
     "swarms text": (_signed({"sub": "p", "exp": NOW + 60, "swarms": "s1"}), "swarms"),
     "swarms numbers": (_signed({"sub": "p", "exp": NOW + 60, "swarms": [1]}), "swarms"),
+    "role number": (_signed({"sub": "p", "exp": NOW + 60, "role": 1}), "role claim"),
+    "role list": (_signed({"sub": "p", "exp": NOW + 60, "role": ["operator"]}), "role claim"),
+    "role empty": (_signed({"sub": "p", "exp": NOW + 60, "role": ""}), "role claim"),
+    "role long": (_signed({"sub": "p", "exp": NOW + 60, "role": "o" * 65}), "role claim"),
     "future nbf": (_signed({"sub": "p", "exp": NOW + 600, "nbf": NOW + 300}), "not valid yet"),
     "future iat": (_signed({"sub": "p", "exp": NOW + 600, "iat": NOW + 300}), "future"),
     "garbage": ("abc.def.ghi", "malformed"),
@@ -217,6 +234,10 @@ BAD_TOKEN_REASONS = {
     "text exp": "bad_claims",
     "swarms text": "bad_claims",
     "swarms numbers": "bad_claims",
+    "role number": "bad_claims",
+    "role list": "bad_claims",
+    "role empty": "bad_claims",
+    "role long": "bad_claims",
     "future nbf": "not_yet_valid",
     "future iat": "not_yet_valid",
     "garbage": "malformed",

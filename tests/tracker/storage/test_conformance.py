@@ -710,3 +710,119 @@ async def test_corrupt_reports_end_with_the_membership(storage: Storage, ending:
     # Back in the swarm: a clean slate.
     await storage.update(_member("bad", "198.51.100.9"), join=[("s", PeerMode.LEECH)])
     assert await storage.corrupt_reporters("s", "bad") == {}
+
+
+# -- dashboard reads (obligation 14) ---------------------------------------------------------
+
+
+async def _ids(storage: Storage, offset: int = 0, limit: int = 1000) -> list[str]:
+    return list((await storage.swarm_page(offset, limit)).swarm_ids)
+
+
+async def test_swarm_pages_list_swarms_in_code_point_order(storage: Storage) -> None:
+    # Code-point order is the order of the IDs' UTF-8 bytes (Redis compares bytes).
+    names = ["b", "a", "ä", "Z", "a/b", "€", "aa", "😀", "~"] + [f"s{i:03d}" for i in range(40)]
+    for i, name in enumerate(names):
+        await storage.put_peer(record(f"p{i}"))
+        await storage.join(name, f"p{i}", PeerMode.LEECH)
+    await storage.join("a", "p0", PeerMode.LEECH)  # a second member: listed once
+    expected = sorted(names)
+    assert expected == sorted(names, key=lambda n: n.encode())
+    page = await storage.swarm_page(0, 1000)
+    assert page.total == len(names) and list(page.swarm_ids) == expected
+    assert await _ids(storage, 3, 5) == expected[3:8]
+    assert await _ids(storage, len(names) - 2, 10) == expected[-2:]
+    assert await _ids(storage, len(names), 10) == []
+    assert await _ids(storage, 10**12, 10) == []
+    assert await _ids(storage, 0, 0) == []
+    assert (await storage.swarm_page(10**12, 10)).total == len(names)
+
+
+async def test_swarm_pages_follow_swarms_that_end(storage: Storage) -> None:
+    for i in range(6):
+        await storage.put_peer(record(f"p{i}", deadline=10.0 if i == 3 else 100.0))
+        await storage.join(f"s{i}", f"p{i}", PeerMode.SEED)
+    await storage.join("s0", "p1", PeerMode.LEECH)
+    assert await storage.leave("s1", "p1")  # left by its last member
+    assert await storage.delete_peer("p2")  # its last member deleted
+    assert await storage.expire(13.0) == ["p3"]  # its last member expired
+    assert await _ids(storage) == ["s0", "s4", "s5"]
+    assert await storage.leave("s0", "p0")  # one member of two left: still listed
+    assert await _ids(storage) == ["s0", "s4", "s5"]
+    assert await storage.leave("s0", "p1")
+    assert await _ids(storage) == ["s4", "s5"]
+    assert (await storage.swarm_page(0, 10)).total == (await storage.counts()).swarms == 2
+    await storage.join("s0", "p0", PeerMode.LEECH)  # a swarm that comes back is listed again
+    assert await _ids(storage) == ["s0", "s4", "s5"]
+
+
+async def test_swarm_views_read_members_with_their_statistics_and_maps(
+    storage: Storage,
+) -> None:
+    for pid, mode in (("a", PeerMode.SEED), ("b", PeerMode.LEECH), ("c", PeerMode.LEECH)):
+        await storage.put_peer(record(pid))
+        await storage.join("s1", pid, mode)
+    await storage.join("s2", "a", PeerMode.LEECH)
+    mine = StreamStatistics(swarm_id="s1", uploaded_bytes=10, extra=(("ChunksPlayed", "3"),))
+    await storage.put_stats("a", mine)
+    await storage.put_stats("a", StreamStatistics(swarm_id="s2", uploaded_bytes=99))
+    await storage.put_stats("b", StreamStatistics(downloaded_bytes=5))  # peer-wide: not s1's
+    for pid in ("a", "b", "c"):
+        assert await storage.put_content_map(pid, cmap("s1"))
+    before = await storage.counts()
+    one, two, none = await storage.swarm_views(["s1", "s2", "nothing"], limit=10, maps=2)
+    assert (one.swarm_id, one.members, one.sampled) == ("s1", 3, False)
+    by_id = {view.member.peer_id: view for view in one.sample}
+    assert set(by_id) == {"a", "b", "c"}
+    assert by_id["a"].member.mode is PeerMode.SEED
+    assert by_id["a"].member.addresses == record("a").addresses
+    assert by_id["a"].stats == mine
+    assert by_id["b"].stats is None and by_id["c"].stats is None
+    # The first two members read carry their maps, the third none.
+    assert [view.member.content_map for view in one.sample] == [cmap("s1"), cmap("s1"), None]
+    assert two.members == 1 and two.sample[0].stats == StreamStatistics(
+        swarm_id="s2", uploaded_bytes=99
+    )
+    assert two.sample[0].member.content_map is None  # a member without a stored map
+    assert none == type(none)(swarm_id="nothing", members=0)
+    assert await storage.swarm_views([], limit=10) == []
+    # Reads change nothing.
+    assert await storage.counts() == before
+    assert await storage.get_content_map("s1", "c") == cmap("s1")
+
+
+async def test_swarm_views_sample_large_swarms(storage: Storage) -> None:
+    for i in range(30):
+        await storage.put_peer(record(f"p{i:02d}"))
+        await storage.join("big", f"p{i:02d}", PeerMode.SEED if i % 3 == 0 else PeerMode.LEECH)
+        await storage.put_stats(f"p{i:02d}", StreamStatistics(swarm_id="big", uploaded_bytes=i))
+    (view,) = await storage.swarm_views(["big"], limit=7)
+    assert view.members == 30 and view.sampled and len(view.sample) == 7
+    ids = [member.member.peer_id for member in view.sample]
+    assert len(set(ids)) == 7
+    for member in view.sample:
+        assert member.stats is not None
+        assert member.stats.uploaded_bytes == int(member.member.peer_id[1:])
+        assert member.member.mode is (
+            PeerMode.SEED if int(member.member.peer_id[1:]) % 3 == 0 else PeerMode.LEECH
+        )
+    (whole,) = await storage.swarm_views(["big"], limit=30)
+    assert not whole.sampled and len(whole.sample) == 30
+    (empty,) = await storage.swarm_views(["big"], limit=0)
+    assert empty.members == 30 and empty.sample == ()
+
+
+async def test_swarms_of_an_earlier_release_are_indexed_for_pages(redis_url: str) -> None:
+    storage = RedisStorage(redis_url, prefix=f"test:{random.getrandbits(64):x}:")
+    try:
+        for i in range(3):
+            await storage.put_peer(record(f"p{i}"))
+            await storage.join(f"s{i}", f"p{i}", PeerMode.LEECH)
+        # As an earlier release left them: swarms without the index, and one it removed
+        # from the swarms without taking it out of the index.
+        await storage._redis.delete(storage._p + "swarmindex")
+        assert await _ids(storage) == ["s0", "s1", "s2"]
+        await storage._redis.zadd(storage._p + "swarmindex", {"gone": 0})
+        assert await _ids(storage) == ["s0", "s1", "s2"]
+    finally:
+        await storage.close()

@@ -6,7 +6,9 @@ until the core's :meth:`Tracker.next_deadline` (re-read after every wake-up, the
 re-arms its single timer), never longer than ``expiry_poll`` seconds so that deadlines created
 by new requests are noticed promptly; the connection guard's watchdog; the pruning (and, on
 Redis, the sharing) of per-host request rates; and, for several processes, the writing of this
-process's counters to the file ``/metrics`` sums.
+process's counters to the file ``/metrics`` sums.  The dashboard (``GET /``, ``/dashboard/``,
+``/api/swarms``: :mod:`ppsp.tracker.net.dashboard`) has its routes before the catch-all ones, and
+the expiry task takes its history's samples.
 
 :func:`running_tracker` checks the storage before the socket listens (a tracker whose storage
 cannot be used does not start) and serves through a
@@ -30,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from ppsp.tracker.core import Tracker, TrackerConfig
+from ppsp.tracker.net.dashboard import DASHBOARD_APP_KEY, Dashboard
 from ppsp.tracker.net.guard import GuardedSite, SharedRates
 from ppsp.tracker.net.handler import TRACKER_APP_KEY, TrackerHandler
 from ppsp.tracker.net.redis_storage import RedisStorage
@@ -64,6 +67,11 @@ def create_app(
     # client_max_size is a second line of defence: handlers read the body with their own bound.
     app = web.Application(client_max_size=settings.max_body)
     app[TRACKER_APP_KEY] = state
+    dashboard: Dashboard | None = None
+    if settings.dashboard:
+        dashboard = Dashboard(state, addresses=settings.dashboard_addresses)
+        app[DASHBOARD_APP_KEY] = dashboard
+        dashboard.add_routes(app.router)
     app.router.add_get("/status", state.status)
     app.router.add_get("/metrics", state.metrics_page)
     app.router.add_post("/{path:.*}", state.ppsp)
@@ -86,6 +94,7 @@ def create_app(
             poll=settings.expiry_poll,
             on_expired=state.metrics.count_expired,
             health=state.health,
+            sampler=None if dashboard is None else dashboard.sampler,
         )
         background("ppsp-tracker-expiry", expirer.run)
 

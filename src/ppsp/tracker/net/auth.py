@@ -7,7 +7,9 @@ claims (PROFILE.md, "Trust"):
 
 - ``sub``: the PeerID the token was issued for;
 - ``iat``, ``exp``: when it was issued and when it stops being valid (Unix seconds);
-- ``swarms`` (optional): the only swarm IDs the peer may join; absent, any swarm.
+- ``swarms`` (optional): the only swarm IDs the peer may join; absent, any swarm;
+- ``role`` (optional): ``operator`` for an operator's token, which also opens the dashboard
+  and its API (``ppsp token --operator``).
 
 The issuer keeps the private key (``ppsp token --key``); the tracker holds only the public key
 (``ppsp tracker --auth-key``).  Keys are ordinary PEM files (PKCS#8 private keys,
@@ -34,13 +36,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ppsp.errors import BearerTokenError, KeyFileError
-from ppsp.tracker.credentials import Credentials
+from ppsp.tracker.credentials import OPERATOR_ROLE, Credentials
 
 __all__ = [
     "ALGORITHM",
     "DEFAULT_LEEWAY",
     "DEFAULT_TTL",
     "MAX_TOKEN_SWARMS",
+    "OPERATOR_ROLE",
     "REALM",
     "REFUSAL_REASONS",
     "TokenVerifier",
@@ -98,6 +101,7 @@ _BAD_SIGNATURE = "the token's signature does not verify"
 _EXPIRED = "the token has expired"
 _NOT_A_PEER_ID = "the token's subject is not a PeerID"
 _BAD_SWARMS = "the token's swarms claim is not a list of swarm IDs"
+_BAD_ROLE = "the token's role claim is not a role name"
 _TIME_CLAIMS = ("exp", "nbf", "iat")
 
 REFUSAL_REASONS = (
@@ -120,6 +124,7 @@ _REASONS: dict[str, str] = {
     _ISSUED_LATER: "not_yet_valid",
     _NOT_A_PEER_ID: "bad_claims",
     _BAD_SWARMS: "bad_claims",
+    _BAD_ROLE: "bad_claims",
     **{f"the token has no {claim} claim": "bad_claims" for claim in _DECODE_OPTIONS["require"]},
     **{f"the token's {claim} claim is not a time": "bad_claims" for claim in _TIME_CLAIMS},
 }
@@ -269,12 +274,15 @@ def issue_token(
     swarms: Iterable[str] | None = None,
     ttl: float = DEFAULT_TTL,
     now: float,
+    role: str | None = None,
 ) -> str:
     """A signed token for ``peer_id``, valid from ``now`` for ``ttl`` seconds.
 
     ``swarms``, when given, becomes the ``swarms`` claim: the only swarms the peer may join (in
-    the order given, each once).  Raises ValueError for an empty PeerID or swarm ID, a TTL that
-    is not a positive number of seconds, or more than :data:`MAX_TOKEN_SWARMS` swarms.
+    the order given, each once).  ``role``, when given, becomes the ``role`` claim
+    (:data:`OPERATOR_ROLE`: an operator's token, which opens the dashboard).  Raises ValueError
+    for an empty PeerID, swarm ID or role, a TTL that is not a positive number of seconds, or
+    more than :data:`MAX_TOKEN_SWARMS` swarms.
     """
     if not peer_id:
         raise ValueError("a token needs a PeerID")
@@ -289,6 +297,10 @@ def issue_token(
         if len(listed) > MAX_TOKEN_SWARMS:
             raise ValueError(f"a token lists at most {MAX_TOKEN_SWARMS} swarms")
         claims["swarms"] = listed
+    if role is not None:
+        if not isinstance(role, str) or not role:
+            raise ValueError("a token's role cannot be empty")
+        claims["role"] = role
     return jwt.encode(claims, private_key, algorithm=ALGORITHM)
 
 
@@ -303,8 +315,9 @@ def verify_token(
 
     The token must be an EdDSA-signed JWT that ``public_key`` verifies, whose ``sub`` is a
     non-empty string, whose ``exp`` has not passed (``leeway`` seconds of clock difference
-    allowed, as for ``nbf`` and ``iat``, which may not lie in the future), and whose ``swarms``,
-    when present, is a list of swarm IDs.  The error's message says which rule failed.
+    allowed, as for ``nbf`` and ``iat``, which may not lie in the future), whose ``swarms``,
+    when present, is a list of swarm IDs, and whose ``role``, when present, is a name (a
+    non-empty string of at most 64 characters).  The error's message says which rule failed.
     """
     try:
         claims = jwt.decode(token, public_key, algorithms=[ALGORITHM], options=_DECODE_OPTIONS)
@@ -344,7 +357,10 @@ def _credentials(claims: Mapping[str, Any], now: float, leeway: float) -> Creden
         ):
             raise BearerTokenError(_BAD_SWARMS)
         swarms = frozenset(listed)
-    return Credentials(subject=subject, swarms=swarms, expires=float(expires))
+    role = claims.get("role")
+    if role is not None and (not isinstance(role, str) or not role or len(role) > 64):
+        raise BearerTokenError(_BAD_ROLE)
+    return Credentials(subject=subject, swarms=swarms, expires=float(expires), role=role)
 
 
 def _time_claim(claims: Mapping[str, Any], name: str) -> float | None:

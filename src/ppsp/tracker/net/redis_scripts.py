@@ -57,6 +57,7 @@ local function delete_peer(p, id)
     drop_reports(p, s, id)
     if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
       redis.call('SREM', p .. 'swarms', s)
+      redis.call('ZREM', p .. 'swarmindex', s)
     end
   end
   local existed = redis.call('DEL', p .. 'peer:' .. id)
@@ -85,7 +86,9 @@ local function join(p, s, id, mode)
     redis.call('INCR', p .. 'memberships')
   end
   redis.call('HSET', p .. 'peerswarms:' .. id, s, mode)
-  redis.call('SADD', p .. 'swarms', s)
+  if redis.call('SADD', p .. 'swarms', s) == 1 then
+    redis.call('ZADD', p .. 'swarmindex', 0, s)
+  end
   return 1
 end
 """
@@ -103,6 +106,7 @@ local function leave(p, s, id)
   end
   if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
     redis.call('SREM', p .. 'swarms', s)
+    redis.call('ZREM', p .. 'swarmindex', s)
   end
   return 1
 end
@@ -292,3 +296,67 @@ return out
 """
 """Members of a swarm in one round trip: ``id, mode, addresses[, packed map or '']`` each
 (all, or a random sample of ``limit`` when the swarm is larger; 0: no limit)."""
+
+SWARM_PAGE = """
+local p, offset, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local index, swarms = p .. 'swarmindex', p .. 'swarms'
+local total = redis.call('SCARD', swarms)
+if redis.call('ZCARD', index) ~= total then
+  -- Swarms written by an earlier release (no index) or removed by one: index them again.
+  redis.call('DEL', index)
+  local batch = {}
+  for _, s in ipairs(redis.call('SMEMBERS', swarms)) do
+    batch[#batch + 1] = 0
+    batch[#batch + 1] = s
+    if #batch >= 1000 then
+      redis.call('ZADD', index, unpack(batch))
+      batch = {}
+    end
+  end
+  if #batch > 0 then redis.call('ZADD', index, unpack(batch)) end
+end
+if limit <= 0 then return {total, {}} end
+return {total, redis.call('ZRANGE', index, offset, offset + limit - 1)}
+"""
+"""A page of swarm IDs (:meth:`RedisStorage.swarm_page`): ARGV prefix, offset, limit.  The IDs
+are kept in ``swarmindex``, a sorted set whose scores are all 0 (so it is in byte order),
+changed with ``swarms``; an index that does not hold as many IDs as ``swarms`` (swarms of an
+earlier release) is made again first.  Returns the number of swarms and the page."""
+
+SWARM_VIEWS = """
+local p, limit, maps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV do
+  local s = ARGV[i]
+  local key = p .. 'swarm:' .. s
+  local count = redis.call('HLEN', key)
+  local flat
+  if count > limit then
+    flat = redis.call('HRANDFIELD', key, limit, 'WITHVALUES')
+  else
+    flat = redis.call('HGETALL', key)
+  end
+  local rows, read = {}, 0
+  for j = 1, #flat, 2 do
+    local id = flat[j]
+    local addresses = redis.call('HGET', p .. 'peer:' .. id, 'a')
+    if addresses then
+      read = read + 1
+      rows[#rows + 1] = id
+      rows[#rows + 1] = flat[j + 1]
+      rows[#rows + 1] = addresses
+      rows[#rows + 1] = redis.call('HGET', p .. 'peerstats:' .. id, s) or ''
+      if read <= maps then
+        rows[#rows + 1] = redis.call('HGET', p .. 'swarmmaps:' .. s, id) or ''
+      else
+        rows[#rows + 1] = ''
+      end
+    end
+  end
+  out[#out + 1] = {count, rows}
+end
+return out
+"""
+"""Swarms as the dashboard reads them (:meth:`RedisStorage.swarm_views`): ARGV prefix, limit,
+maps, then swarm IDs.  Per swarm: its member count and ``id, mode, addresses, statistics or '',
+packed map or ''`` per member read (all, or a random sample of ``limit``)."""

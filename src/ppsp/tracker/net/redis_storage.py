@@ -13,6 +13,7 @@ of key has its own leading word so that no peer or swarm ID can make two kinds c
 ``swarmmaps:{swarm}``      hash       peer ID -> content map (packed bytes)
 ``deadlines``              zset       peer ID scored by deadline: the timers
 ``swarms``                 set        IDs of swarms with at least one member
+``swarmindex``             zset       the same IDs, every score 0: in byte order, for pages
 ``memberships``            string     number of memberships
 ``hosts``                  hash       host -> registered peers it registered (no zeros)
 ``reports:{swarm} {peer}`` hash       reporter host -> corrupt chunks it reported (a space
@@ -45,17 +46,21 @@ from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.net import redis_scripts as scripts
 from ppsp.tracker.storage.base import (
+    MemberView,
     PeerRecord,
     ReportOutcome,
     Storage,
     StorageCounts,
     SwarmMember,
+    SwarmPage,
+    SwarmView,
     limit_error,
 )
 from ppsp.tracker.storage.records import (
     address_to_json,
     decode_addresses,
     decode_record,
+    decode_stats,
     pack_content_map,
     stats_field_and_data,
     unpack_content_map,
@@ -116,6 +121,8 @@ class RedisStorage(Storage):
         self._report = self._redis.register_script(scripts.REPORT)
         self._update = self._redis.register_script(scripts.UPDATE)
         self._corrupt_reports = self._redis.register_script(scripts.CORRUPT_REPORTS)
+        self._swarm_page = self._redis.register_script(scripts.SWARM_PAGE)
+        self._swarm_views = self._redis.register_script(scripts.SWARM_VIEWS)
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -327,20 +334,43 @@ class RedisStorage(Storage):
         raw = await self._call(
             lambda: _await(self._redis.hgetall(self._p + "peerstats:" + peer_id))
         )
-        result = []
-        for value in cast("dict[bytes, bytes]", raw).values():
-            obj = orjson.loads(value)
-            result.append(
-                StreamStatistics(
-                    swarm_id=obj["swarm_id"],
-                    uploaded_bytes=obj["uploaded_bytes"],
-                    downloaded_bytes=obj["downloaded_bytes"],
-                    available_bandwidth=obj["available_bandwidth"],
-                    concurrent_links=obj["concurrent_links"],
-                    extra=tuple((str(k), str(v)) for k, v in obj["extra"]),
+        return tuple(decode_stats(value) for value in cast("dict[bytes, bytes]", raw).values())
+
+    async def swarm_page(self, offset: int, limit: int) -> SwarmPage:
+        """At most ``limit`` swarm IDs from rank ``offset``, in order, and how many swarms: one
+        script (which indexes the swarms of an earlier release first, when there are any)."""
+        args = [self._p, str(max(0, offset)), str(max(0, limit))]
+        raw = await self._call(lambda: _await(self._swarm_page(args=args)))
+        total, ids = cast("list[Any]", raw)
+        return SwarmPage(
+            total=int(total), swarm_ids=tuple(i.decode() for i in cast("list[bytes]", ids))
+        )
+
+    async def swarm_views(
+        self, swarm_ids: Sequence[str], *, limit: int, maps: int = 0
+    ) -> list[SwarmView]:
+        """Each swarm's member count and (a sample of ``limit`` of) its members: one script."""
+        if not swarm_ids:
+            return []
+        args = [self._p, str(max(0, limit)), str(max(0, maps)), *swarm_ids]
+        raw = await self._call(lambda: _await(self._swarm_views(args=args)))
+        views: list[SwarmView] = []
+        for swarm_id, (count, flat) in zip(swarm_ids, cast("list[Any]", raw), strict=True):
+            rows = cast("list[bytes]", flat)
+            sample = tuple(
+                MemberView(
+                    member=_build_member(
+                        peer_id=rows[at].decode(),
+                        mode=PeerMode(rows[at + 1].decode()),
+                        addresses=decode_addresses(rows[at + 2]),
+                        content_map=unpack_content_map(rows[at + 4]) if rows[at + 4] else None,
+                    ),
+                    stats=decode_stats(rows[at + 3]) if rows[at + 3] else None,
                 )
+                for at in range(0, len(rows), 5)
             )
-        return tuple(result)
+            views.append(SwarmView(swarm_id=swarm_id, members=int(count), sample=sample))
+        return views
 
     async def expire(self, now: float) -> list[str]:
         """Delete every peer whose deadline is at or before ``now``; return their IDs."""

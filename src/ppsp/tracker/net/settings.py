@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.dashboard import AddressDisplay
 from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
 from ppsp.tracker.net.auth import DEFAULT_LEEWAY, load_public_key
 from ppsp.tracker.net.proxy import X_FORWARDED_FOR, Network, TrustedProxies, parse_networks
@@ -61,6 +62,12 @@ class ServerSettings:
     - ``shared_metrics``, for one of them, is the file where this process keeps its counters
       (written at most every ``metrics_flush`` seconds, and before each ``/metrics`` answer);
       ``/metrics`` then sums every ``*.json`` file of that file's directory.
+
+    Dashboard (:mod:`ppsp.tracker.net.dashboard`):
+
+    - ``dashboard``: serve the dashboard at ``/`` and its JSON API under ``/api/``;
+    - ``dashboard_addresses``: how it shows peers' addresses (``masked``, the default: the
+      network only; ``full``), an :class:`~ppsp.tracker.dashboard.AddressDisplay` or its name.
     """
 
     max_body: int = DEFAULT_MAX_BODY
@@ -76,8 +83,12 @@ class ServerSettings:
     processes: int = 1
     shared_metrics: Path | None = None
     metrics_flush: float = 1.0
+    dashboard: bool = True
+    dashboard_addresses: AddressDisplay = AddressDisplay.MASKED
 
     def __post_init__(self) -> None:
+        # The name ("masked", "full") is taken too; anything else is a ValueError.
+        object.__setattr__(self, "dashboard_addresses", AddressDisplay(self.dashboard_addresses))
         # Checked (and CIDR text read) when made, so that a bad value is a one-line error.
         object.__setattr__(self, "trusted_proxies", parse_networks(self.trusted_proxies))
         TrustedProxies((), self.proxy_header)

@@ -6,7 +6,8 @@
   :func:`clock_for` the clock that suits it.
 - :class:`StorageHealth`: whether the storage answered when last used, each change logged
   once.
-- :class:`Expirer`: calls :meth:`Tracker.expire` at the core's next deadline.
+- :class:`Expirer`: calls :meth:`Tracker.expire` at the core's next deadline, and takes the
+  dashboard's samples when they are due (:class:`HistorySampler`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from redis.asyncio.connection import parse_url as parse_redis_url
 
 from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.core import Tracker
+from ppsp.tracker.dashboard import MEMBERS_READ, History, swarm_figures
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.storage import MemoryStorage
 
 __all__ = [
     "Clock",
     "Expirer",
+    "HistorySampler",
     "StorageHealth",
     "check_storage_url",
     "clock_for",
@@ -67,11 +70,65 @@ class StorageHealth:
             self.error = None
 
 
+class HistorySampler:
+    """Takes the dashboard's samples (:class:`~ppsp.tracker.dashboard.History`) when due.
+
+    A sample reads the storage's counts, one page of the swarms' index (the next one at each
+    sample, round and round, so that every swarm is offered in turn while there is room to
+    follow it), and the followed swarms (:data:`~ppsp.tracker.dashboard.MEMBERS_READ` members
+    each); the time of the sample is the clock's when it started.  A storage that fails gives
+    a gap in the history, never an error.
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        clock: Clock,
+        history: History,
+        *,
+        health: StorageHealth | None = None,
+    ) -> None:
+        self._tracker = tracker
+        self._clock = clock
+        self.history = history
+        self._health = health if health is not None else StorageHealth()
+        self._offset = 0  # where the next page of the swarms' index starts
+
+    async def tick(self) -> float:
+        """Take a sample if one is due; the seconds until the next is due (never raises)."""
+        now = self._clock()
+        history = self.history
+        if history.wait(now) > 0:
+            return history.wait(now)
+        storage = self._tracker.storage
+        try:
+            counts = await storage.counts()
+            offered: tuple[str, ...] = ()
+            if len(history.followed) < history.max_swarms:
+                page = await storage.swarm_page(self._offset, history.max_swarms)
+                offered = page.swarm_ids
+                self._offset += len(offered)
+                if self._offset >= page.total or not offered:
+                    self._offset = 0
+            views = await storage.swarm_views(history.to_sample(offered), limit=MEMBERS_READ)
+        except ServiceUnavailable as exc:
+            self._health.failed(exc, "sampling the dashboard's history")
+            history.skip(now)
+        except Exception:
+            log.exception("sampling the dashboard's history failed")
+            history.skip(now)
+        else:
+            self._health.answered()
+            history.record(now, counts, [swarm_figures(view) for view in views])
+        return max(history.wait(self._clock()), 0.01)
+
+
 class Expirer:
     """Calls :meth:`Tracker.expire` when the core's next deadline has passed.
 
     :meth:`tick` does one step without sleeping and returns how long to sleep before the next;
-    :meth:`run` loops over it.  Tests drive :meth:`tick` with a fake clock.
+    :meth:`run` loops over it, and with a ``sampler`` also takes the dashboard's samples when
+    they are due.  Tests drive :meth:`tick` with a fake clock.
     """
 
     def __init__(
@@ -82,12 +139,14 @@ class Expirer:
         poll: float = 1.0,
         on_expired: Callable[[int], None] | None = None,
         health: StorageHealth | None = None,
+        sampler: HistorySampler | None = None,
     ) -> None:
         self._tracker = tracker
         self._clock = clock
         self._poll = poll
         self._on_expired = on_expired
         self._health = health if health is not None else StorageHealth()
+        self._sampler = sampler
         # Whether an expire() has succeeded: until then every tick tries one, since with a
         # shared storage (Redis) that is how the core learns the timers already stored.
         self._primed = False
@@ -126,10 +185,13 @@ class Expirer:
                     self._on_expired(count)
 
     async def run(self) -> None:
-        """Expire peers at their deadlines until cancelled (the first tick always looks)."""
+        """Expire peers at their deadlines until cancelled (the first tick always looks), and
+        take the dashboard's samples when due."""
         task = asyncio.current_task()
         while True:
             delay = await self.tick()
+            if self._sampler is not None:
+                delay = min(delay, await self._sampler.tick())
             if task is not None and task.cancelling():
                 # The storage client swallowed the cancellation (redis-py can, when it comes
                 # while a connection is being set up): stop anyway, or shutdown would wait

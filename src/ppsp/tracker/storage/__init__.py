@@ -4,13 +4,24 @@ The Redis backend is I/O: :class:`ppsp.tracker.net.redis_storage.RedisStorage`. 
 conformance suite (tests/tracker/storage).
 """
 
-from ppsp.tracker.storage.base import PeerRecord, Storage, StorageCounts, SwarmMember
+from ppsp.tracker.storage.base import (
+    MemberView,
+    PeerRecord,
+    Storage,
+    StorageCounts,
+    SwarmMember,
+    SwarmPage,
+    SwarmView,
+)
 from ppsp.tracker.storage.memory import MemoryStorage
 
 __all__ = [
+    "MemberView",
     "MemoryStorage",
     "PeerRecord",
     "Storage",
     "StorageCounts",
     "SwarmMember",
+    "SwarmPage",
+    "SwarmView",
 ]

@@ -51,6 +51,13 @@ Obligations of every backend:
     membership; the peer is a suspect of the swarm (:meth:`Storage.suspects`) from
     ``Limits.suspect_reporters`` hosts on.  Everything about a membership goes with it (leave,
     delete, expiry): ``StorageCounts.reported`` and ``StorageCounts.suspects`` return to zero.
+14. **Dashboard reads** change nothing.  :meth:`Storage.swarm_page` lists the swarms that have
+    members in ascending code-point order of their IDs (the order of their UTF-8 bytes), the
+    ``limit`` from rank ``offset`` on, with their number (``StorageCounts.swarms``).
+    :meth:`Storage.swarm_views` gives, per swarm asked for, its exact number of members and
+    its members (every one when there are at most ``limit``, else a random sample of
+    ``limit``), each with its latest statistics for that swarm and, for the first ``maps`` of
+    them, its content map there.  A swarm without members has none and a count of 0.
 """
 
 from __future__ import annotations
@@ -79,12 +86,15 @@ __all__ = [
     "MemberGroup",
     "MemberList",
     "MemberSlots",
+    "MemberView",
     "PeerRecord",
     "RankProfile",
     "ReportOutcome",
     "Storage",
     "StorageCounts",
     "SwarmMember",
+    "SwarmPage",
+    "SwarmView",
     "group_members",
     "limit_error",
     "member_prefix",
@@ -261,6 +271,42 @@ class StorageCounts:
     """Memberships with at least one counted corrupt-peer report."""
     suspects: int = 0
     """Memberships reported by ``Limits.suspect_reporters`` distinct hosts or more."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwarmPage:
+    """A page of the swarms (:meth:`Storage.swarm_page`): their IDs and how many there are."""
+
+    total: int
+    """Swarms with at least one member, in all."""
+    swarm_ids: tuple[str, ...]
+    """The IDs of the page, in ascending code-point order."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberView:
+    """A member as the dashboard reads it (:meth:`Storage.swarm_views`)."""
+
+    member: SwarmMember
+    """The membership, its ``content_map`` filled when it was asked for and is stored."""
+    stats: StreamStatistics | None = None
+    """The member's latest statistics for the swarm (None: it reported none)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwarmView:
+    """One swarm as the dashboard reads it (:meth:`Storage.swarm_views`)."""
+
+    swarm_id: str
+    members: int
+    """How many members the swarm has (exact; 0: no such swarm)."""
+    sample: tuple[MemberView, ...] = ()
+    """Its members, or a random sample of them when it has more than were asked for."""
+
+    @property
+    def sampled(self) -> bool:
+        """Whether :attr:`sample` holds fewer members than the swarm."""
+        return len(self.sample) < self.members
 
 
 class ReportOutcome(Enum):
@@ -494,6 +540,25 @@ class Storage(abc.ABC):
     async def corrupt_reporters(self, swarm_id: str, peer_id: str) -> dict[str, int]:
         """The reporter hosts counted for ``peer_id`` in the swarm, with the corrupt chunks
         each reported last."""
+        ...
+
+    @abc.abstractmethod
+    async def swarm_page(self, offset: int, limit: int) -> SwarmPage:
+        """The IDs of at most ``limit`` swarms from rank ``offset`` (0: the first) in ascending
+        code-point order, and the number of swarms (obligation 14)."""
+        ...
+
+    @abc.abstractmethod
+    async def swarm_views(
+        self, swarm_ids: Sequence[str], *, limit: int, maps: int = 0
+    ) -> list[SwarmView]:
+        """One :class:`SwarmView` per ID asked for, in order (obligation 14).
+
+        Each holds the swarm's number of members and its members (all of them when there are
+        at most ``limit``, else a random sample of ``limit``) with their statistics for the
+        swarm; the first ``maps`` members of each also carry their content map.  On Redis
+        one script reads every swarm asked for.
+        """
         ...
 
     @abc.abstractmethod

@@ -20,6 +20,11 @@ prefix (:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of 
 Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
 reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
 
+The IDs of the swarms are also kept in code-point order (:class:`_SortedIds`: sorted blocks of
+about a thousand, so that adding or removing one moves a block rather than every ID), added when
+a swarm gets its first member and removed with its last, so that the dashboard's pages of swarms
+(:meth:`MemoryStorage.swarm_page`) cost the number of blocks plus the page.
+
 The bounds of :meth:`MemoryStorage.update` read counters kept as the state changes: the number
 of peers (the peer table's size), of swarms and of memberships, and one dictionary entry per
 host address holding registrations (host -> peers; the host string is the one in the peers'
@@ -29,6 +34,7 @@ call is one atomic change in a single-threaded event loop.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 import sys
@@ -41,12 +47,15 @@ from ppsp.tracker.storage.base import (
     MemberGroup,
     MemberList,
     MemberSlots,
+    MemberView,
     PeerRecord,
     RankProfile,
     ReportOutcome,
     Storage,
     StorageCounts,
     SwarmMember,
+    SwarmPage,
+    SwarmView,
     limit_error,
     prefix_of,
     rank_profile,
@@ -165,6 +174,79 @@ class _Group(MemberList):
 
 _NO_SUSPECTS: frozenset[str] = frozenset()
 
+_BLOCK = 1024
+"""Size a block of :class:`_SortedIds` is split back to once it holds twice as many."""
+
+
+class _SortedIds:
+    """A set of strings in ascending order, read by rank: sorted blocks and each block's last.
+
+    Adding or removing costs a binary search among the blocks and one within a block (a list
+    of at most ``2 * _BLOCK``); reading ``limit`` strings from rank ``offset`` costs the
+    number of blocks plus ``limit``.  Only strings not held are added.
+    """
+
+    __slots__ = ("_blocks", "_lasts")
+
+    def __init__(self) -> None:
+        self._blocks: list[list[str]] = []
+        self._lasts: list[str] = []
+
+    def add(self, key: str) -> None:
+        """Hold ``key`` (which must not be held yet)."""
+        lasts = self._lasts
+        if not lasts:
+            self._blocks.append([key])
+            lasts.append(key)
+            return
+        at = bisect.bisect_left(lasts, key)
+        if at == len(lasts):  # past every block: the last one grows
+            at -= 1
+            block = self._blocks[at]
+            block.append(key)
+            lasts[at] = key
+        else:
+            block = self._blocks[at]
+            bisect.insort(block, key)
+        if len(block) > 2 * _BLOCK:
+            rest = block[_BLOCK:]
+            del block[_BLOCK:]
+            self._blocks.insert(at + 1, rest)
+            lasts[at] = block[-1]
+            lasts.insert(at + 1, rest[-1])
+
+    def remove(self, key: str) -> None:
+        """Stop holding ``key`` (nothing happens when it is not held)."""
+        lasts = self._lasts
+        at = bisect.bisect_left(lasts, key)
+        if at == len(lasts):
+            return
+        block = self._blocks[at]
+        index = bisect.bisect_left(block, key)
+        if index == len(block) or block[index] != key:
+            return
+        del block[index]
+        if not block:
+            del self._blocks[at]
+            del lasts[at]
+        elif index == len(block):
+            lasts[at] = block[-1]
+
+    def page(self, offset: int, limit: int) -> list[str]:
+        """At most ``limit`` strings from rank ``offset`` on (0: the first), in order."""
+        out: list[str] = []
+        if limit <= 0:
+            return out
+        for block in self._blocks:
+            if offset >= len(block):
+                offset -= len(block)
+                continue
+            out.extend(block[offset : offset + limit - len(out)])
+            offset = 0
+            if len(out) >= limit:
+                break
+        return out
+
 
 class _Swarm:
     __slots__ = ("groups", "maps", "members", "reports", "suspects")
@@ -250,6 +332,8 @@ class MemoryStorage(Storage):
         # One object per distinct rank profile, shared by the peers that have it (bounded:
         # hostile peers may advertise any number of distinct ASNs).
         self._profiles: dict[RankProfile, RankProfile] = {}
+        # The swarms' IDs in order, for the dashboard's pages.
+        self._index = _SortedIds()
 
     def _profile(self, addresses: tuple[PeerAddress, ...]) -> RankProfile:
         profile = rank_profile(addresses)
@@ -412,6 +496,7 @@ class MemoryStorage(Storage):
         if not swarm.members:
             del shard[swarm_id]
             self._swarm_count -= 1
+            self._index.remove(swarm_id)
         return True
 
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
@@ -444,6 +529,7 @@ class MemoryStorage(Storage):
         if swarm is None:
             swarm = shard[swarm_id] = _Swarm()
             self._swarm_count += 1
+            self._index.add(swarm_id)
         if peer_id not in swarm.members:
             self._memberships += 1
             peer.swarms = (*peer.swarms, swarm_id)
@@ -593,6 +679,53 @@ class MemoryStorage(Storage):
         if swarm is None or swarm.reports is None:
             return {}
         return dict(swarm.reports.get(peer_id, {}))
+
+    async def swarm_page(self, offset: int, limit: int) -> SwarmPage:
+        """At most ``limit`` swarm IDs from rank ``offset``, in order, and how many swarms."""
+        return SwarmPage(
+            total=self._swarm_count,
+            swarm_ids=tuple(self._index.page(max(0, offset), limit)),
+        )
+
+    async def swarm_views(
+        self, swarm_ids: Sequence[str], *, limit: int, maps: int = 0
+    ) -> list[SwarmView]:
+        """Each swarm's member count and (a sample of ``limit`` of) its members."""
+        return [self._view(swarm_id, max(0, limit), maps) for swarm_id in swarm_ids]
+
+    def _view(self, swarm_id: str, limit: int, maps: int) -> SwarmView:
+        swarm = self._shard(swarm_id).get(swarm_id)
+        if swarm is None:
+            return SwarmView(swarm_id=swarm_id, members=0)
+        count = len(swarm.members)
+        chosen: list[SwarmMember]
+        if count <= limit:
+            chosen = list(swarm.members.values())
+        else:
+            # A sample by rank among the rank groups' lists: no list of every member is made.
+            groups = list(swarm.groups.values())
+            chosen = []
+            group, base = 0, 0
+            for rank in sorted(self._rng.sample(range(count), limit)):
+                while rank >= base + len(groups[group]):
+                    base += len(groups[group])
+                    group += 1
+                chosen.append(groups[group][rank - base])
+        stored_maps = swarm.maps or {}
+        sample: list[MemberView] = []
+        for at, member in enumerate(chosen):
+            peer = self._peers.get(member.peer_id)
+            stats = peer.stats.get(swarm_id) if peer is not None and peer.stats else None
+            found = stored_maps.get(member.peer_id) if at < maps else None
+            if found is not None:
+                member = SwarmMember(
+                    peer_id=member.peer_id,
+                    mode=member.mode,
+                    addresses=member.addresses,
+                    content_map=found,
+                )
+            sample.append(MemberView(member=member, stats=stats))
+        return SwarmView(swarm_id=swarm_id, members=count, sample=tuple(sample))
 
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""

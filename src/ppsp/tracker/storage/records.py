@@ -29,6 +29,7 @@ __all__ = [
     "address_to_json",
     "decode_addresses",
     "decode_record",
+    "decode_stats",
     "pack_content_map",
     "stats_field_and_data",
     "unpack_content_map",
@@ -54,6 +55,19 @@ def stats_field_and_data(stats: StreamStatistics) -> tuple[str, bytes]:
         }
     )
     return field, data
+
+
+def decode_stats(data: bytes) -> StreamStatistics:
+    """Inverse of the stored form of :func:`stats_field_and_data`."""
+    obj = orjson.loads(data)
+    return StreamStatistics(
+        swarm_id=obj["swarm_id"],
+        uploaded_bytes=obj["uploaded_bytes"],
+        downloaded_bytes=obj["downloaded_bytes"],
+        available_bandwidth=obj["available_bandwidth"],
+        concurrent_links=obj["concurrent_links"],
+        extra=tuple((str(k), str(v)) for k, v in obj["extra"]),
+    )
 
 
 def address_to_json(a: PeerAddress) -> dict[str, object]:

@@ -1,0 +1,737 @@
+"""What the tracker's dashboard shows, from what the storage holds (sans-I/O).
+
+The dashboard (``GET /`` and its JSON API, :mod:`ppsp.tracker.net.dashboard`) reads swarms
+through :meth:`~ppsp.tracker.storage.Storage.swarm_views`: each swarm's exact number of members
+and its members (all of them, or a random sample of :data:`MEMBERS_READ`), each with the latest
+statistics of its STAT_REPORTs and, where asked, its content map.  This module turns that into
+what is shown, and keeps the history of the last hour:
+
+- :func:`swarm_figures`: a swarm's kind (stored or live), seeders and leechers, the traffic its
+  members reported and their quality of experience (QoE, what live viewers report);
+- :func:`peer_rows`: its peers, their addresses shown as :func:`show_address` says (masked by
+  default: an IPv4 address's /24, an IPv6 address's /48, no port) and their content-map
+  coverage (:func:`map_coverage`);
+- :class:`History`: a bounded ring of samples, one per :data:`HISTORY_INTERVAL` for
+  :data:`HISTORY_SPAN`, of the tracker's counts and of up to :data:`HISTORY_SWARMS` swarms;
+  the time of each sample is passed in;
+- :func:`parse_page` and :func:`parse_swarm_id`: the API's input, refused with
+  :class:`~ppsp.errors.DashboardRequestError` (400) and a one-line message.
+
+Where a swarm has more members than were read, counts and sums are scaled from the members
+read (``sampled`` is then true); means, minimums and maximums are those of the members read.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ppsp.errors import DashboardRequestError
+from ppsp.tracker.storage.base import StorageCounts, SwarmView
+from ppsp.wire.fields import DECIMAL_RE, MAX_INTEGER, is_swarm_id
+from ppsp.wire.peer import Property
+from ppsp.wire.tracker import ContentMap, PeerAddress, PeerMode, StreamStatistics
+
+__all__ = [
+    "DEFAULT_PER_PAGE",
+    "HISTORY_INTERVAL",
+    "HISTORY_SPAN",
+    "HISTORY_SWARMS",
+    "LIVE_REPRESENTATION",
+    "MAPS_READ_LISTED",
+    "MAX_PAGE",
+    "MAX_PER_PAGE",
+    "MEMBERS_READ",
+    "AddressDisplay",
+    "History",
+    "PeerRow",
+    "QoeSummary",
+    "SwarmFigures",
+    "SwarmKind",
+    "SwarmSample",
+    "TotalsSample",
+    "ViewerQoe",
+    "figures_json",
+    "map_coverage",
+    "parse_page",
+    "parse_swarm_id",
+    "peer_json",
+    "peer_rows",
+    "show_address",
+    "swarm_figures",
+    "viewer_qoe",
+]
+
+DEFAULT_PER_PAGE = 20
+"""Swarms on a page of ``GET /api/swarms`` unless ``per_page`` says otherwise."""
+
+MAX_PER_PAGE = 50
+"""Most swarms on one page."""
+
+MAX_PAGE = 1_000_000
+"""Highest page number asked for (the tracker holds at most a million swarms by default)."""
+
+MEMBERS_READ = 200
+"""Members read per swarm (all of a smaller swarm, a random sample of a larger one)."""
+
+MAPS_READ_LISTED = 4
+"""Content maps read per swarm of a page of the list: enough to tell its kind."""
+
+HISTORY_INTERVAL = 10.0
+"""Seconds between two samples of the history."""
+
+HISTORY_SPAN = 3600.0
+"""Seconds of history kept (the last hour)."""
+
+HISTORY_SWARMS = 100
+"""Most swarms whose history is kept."""
+
+LIVE_REPRESENTATION = "live"
+"""The representation ID of a live stream's chunk maps (docs/PROTOCOL.md, "Live streaming"):
+a content map with it says that its swarm is live."""
+
+_MAX_SECONDS = 10_000_000.0
+"""Largest delay believed from a report (beyond it a value is taken as nonsense and left out)."""
+
+
+class AddressDisplay(StrEnum):
+    """How the dashboard shows peers' addresses (``--dashboard-addresses``)."""
+
+    MASKED = "masked"
+    """The network only: an IPv4 address's /24 (``192.0.2.x``), an IPv6 address's /48."""
+    FULL = "full"
+    """The whole address with its port."""
+
+
+class SwarmKind(StrEnum):
+    """What a swarm streams, as far as its members' reports tell."""
+
+    STORED = "stored"
+    """Stored content: a content map of another representation than ``live``."""
+    LIVE = "live"
+    """A live stream: a ``live`` content map, or viewers reporting playback figures."""
+    UNKNOWN = "unknown"
+    """No member reported anything that tells."""
+
+
+# -- quality of experience ---------------------------------------------------------------------
+
+_CONTINUITY = Property.CONTINUITY_INDEX.value
+_STARTUP = Property.STARTUP_DELAY.value
+_DELAY = Property.DELAY_BEHIND_SOURCE.value
+_SKIPPED = Property.CHUNKS_SKIPPED.value
+_PLAYED = "ChunksPlayed"
+_FROM_SOURCE = "BytesFromSource"
+_FROM_PEERS = "BytesFromPeers"
+_QOE_NAMES = frozenset(
+    {_CONTINUITY, _STARTUP, _DELAY, _SKIPPED, _PLAYED, _FROM_SOURCE, _FROM_PEERS}
+)
+"""The extra statistics a live viewer reports (``QoE.as_extra`` of the peer's playback)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewerQoe:
+    """What one live viewer reported of its playback (None: not reported, or not believable)."""
+
+    continuity: float | None = None
+    """Chunks played on time over chunks due, in [0, 1]."""
+    startup_delay: float | None = None
+    """Seconds from joining to the first chunk played."""
+    delay_behind_source: float | None = None
+    """Seconds between a chunk's making at the source and its playing."""
+    chunks_skipped: int | None = None
+    chunks_played: int | None = None
+    bytes_from_source: int | None = None
+    bytes_from_peers: int | None = None
+
+
+def _fraction(text: str) -> float | None:
+    value = _number(text)
+    return value if value is not None and 0.0 <= value <= 1.0 else None
+
+
+def _seconds(text: str) -> float | None:
+    value = _number(text)
+    return value if value is not None and 0.0 <= value <= _MAX_SECONDS else None
+
+
+def _number(text: str) -> float | None:
+    # Statistics are tokens of up to 256 characters; float() reads "nan", "1e999", "1_0" too.
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _count(text: str) -> int | None:
+    if DECIMAL_RE.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= MAX_INTEGER else None
+
+
+def viewer_qoe(stats: StreamStatistics | None) -> ViewerQoe | None:
+    """The playback figures in a member's statistics; None when it reported none (a seeder, a
+    source, a stored download).  A value that is not a number in its range is left out."""
+    if stats is None or not stats.extra:
+        return None
+    found = {name: value for name, value in stats.extra if name in _QOE_NAMES}
+    if not found:
+        return None
+
+    def get(name: str) -> str:
+        return found.get(name, "")
+
+    return ViewerQoe(
+        continuity=_fraction(get(_CONTINUITY)) if _CONTINUITY in found else None,
+        startup_delay=_seconds(get(_STARTUP)) if _STARTUP in found else None,
+        delay_behind_source=_seconds(get(_DELAY)) if _DELAY in found else None,
+        chunks_skipped=_count(get(_SKIPPED)) if _SKIPPED in found else None,
+        chunks_played=_count(get(_PLAYED)) if _PLAYED in found else None,
+        bytes_from_source=_count(get(_FROM_SOURCE)) if _FROM_SOURCE in found else None,
+        bytes_from_peers=_count(get(_FROM_PEERS)) if _FROM_PEERS in found else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QoeSummary:
+    """The live viewers of a swarm together (those read that reported playback figures)."""
+
+    viewers: int
+    """Members read that reported playback figures."""
+    continuity_mean: float | None = None
+    continuity_min: float | None = None
+    """The worst viewer's continuity."""
+    startup_delay_mean: float | None = None
+    delay_mean: float | None = None
+    delay_max: float | None = None
+    chunks_skipped: int = 0
+    bytes_from_source: int = 0
+    bytes_from_peers: int = 0
+
+    @property
+    def peer_share(self) -> float | None:
+        """The share of the viewers' chunk bytes that came from other peers, not the source."""
+        total = self.bytes_from_source + self.bytes_from_peers
+        return None if total == 0 else self.bytes_from_peers / total
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def _summarize_qoe(reports: Sequence[ViewerQoe], scale: float) -> QoeSummary | None:
+    if not reports:
+        return None
+    continuity = [q.continuity for q in reports if q.continuity is not None]
+    startup = [q.startup_delay for q in reports if q.startup_delay is not None]
+    delay = [q.delay_behind_source for q in reports if q.delay_behind_source is not None]
+    return QoeSummary(
+        viewers=_scaled(len(reports), scale),
+        continuity_mean=_mean(continuity),
+        continuity_min=min(continuity) if continuity else None,
+        startup_delay_mean=_mean(startup),
+        delay_mean=_mean(delay),
+        delay_max=max(delay) if delay else None,
+        chunks_skipped=_scaled(sum(q.chunks_skipped or 0 for q in reports), scale),
+        bytes_from_source=_scaled(sum(q.bytes_from_source or 0 for q in reports), scale),
+        bytes_from_peers=_scaled(sum(q.bytes_from_peers or 0 for q in reports), scale),
+    )
+
+
+def _scaled(value: int, scale: float) -> int:
+    """A count or sum of the members read, for the whole swarm (within the wire's bound)."""
+    if scale != 1.0:
+        value = round(value * scale)
+    return min(value, MAX_INTEGER)
+
+
+# -- content maps ------------------------------------------------------------------------------
+
+
+def map_coverage(content_map: ContentMap | None) -> tuple[int, int] | None:
+    """How many chunks a content map holds and how many it describes (None: no map).
+
+    A peer's map describes the chunks of its content (stored content: every chunk; live: the
+    window it keeps), so the ratio is the share of them it holds.
+    """
+    if content_map is None:
+        return None
+    held = described = 0
+    for representation in content_map.representations:
+        for segment in representation.segments:
+            size = max(0, segment.chunkmap_size)
+            bits = int.from_bytes(segment.bitmap, "big")
+            spare = len(segment.bitmap) * 8 - size
+            # Bits past the size carry nothing (the codecs clear them; never counted here).
+            held += (bits >> spare).bit_count() if spare >= 0 else bits.bit_count()
+            described += size
+    return held, described
+
+
+def _kind_of_map(content_map: ContentMap | None) -> SwarmKind:
+    if content_map is None or not content_map.representations:
+        return SwarmKind.UNKNOWN
+    for representation in content_map.representations:
+        if representation.representation_id == LIVE_REPRESENTATION:
+            return SwarmKind.LIVE
+    return SwarmKind.STORED
+
+
+# -- a swarm -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwarmFigures:
+    """A swarm as the dashboard lists it (:func:`swarm_figures`)."""
+
+    swarm_id: str
+    kind: SwarmKind
+    members: int
+    seeders: int
+    leechers: int
+    read: int
+    """Members read (all of them unless the swarm has more than were read)."""
+    reporting: int
+    """Members read that reported statistics for the swarm."""
+    uploaded: int
+    """Bytes the members reported uploading in the swarm (the latest report of each)."""
+    downloaded: int
+    """Bytes the members reported downloading."""
+    qoe: QoeSummary | None = None
+    """The live viewers' playback figures (None: no member reported any)."""
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the figures are scaled from a sample of the members."""
+        return self.read < self.members
+
+
+def swarm_figures(view: SwarmView) -> SwarmFigures:
+    """The figures of a swarm from what the storage read of it."""
+    sample = view.sample
+    read = len(sample)
+    scale = view.members / read if 0 < read < view.members else 1.0
+    seeds = sum(1 for member in sample if member.member.mode is PeerMode.SEED)
+    seeders = min(view.members, _scaled(seeds, scale))
+    uploaded = downloaded = reporting = 0
+    kind = SwarmKind.UNKNOWN
+    reports: list[ViewerQoe] = []
+    for member in sample:
+        mapped = _kind_of_map(member.member.content_map)
+        if mapped is SwarmKind.LIVE or (mapped is SwarmKind.STORED and kind is SwarmKind.UNKNOWN):
+            kind = mapped  # one live map makes the swarm live
+        stats = member.stats
+        if stats is None:
+            continue
+        reporting += 1
+        uploaded += stats.uploaded_bytes or 0
+        downloaded += stats.downloaded_bytes or 0
+        qoe = viewer_qoe(stats)
+        if qoe is not None:
+            reports.append(qoe)
+    if reports:
+        kind = SwarmKind.LIVE  # only live viewers report playback figures
+    return SwarmFigures(
+        swarm_id=view.swarm_id,
+        kind=kind,
+        members=view.members,
+        seeders=seeders,
+        leechers=view.members - seeders,
+        read=read,
+        reporting=reporting,
+        uploaded=_scaled(uploaded, scale),
+        downloaded=_scaled(downloaded, scale),
+        qoe=_summarize_qoe(reports, scale),
+    )
+
+
+# -- its peers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerRow:
+    """One peer of a swarm's page."""
+
+    peer_id: str
+    mode: PeerMode
+    addresses: tuple[str, ...]
+    """As :func:`show_address` shows them, each once."""
+    held: int | None = None
+    """Chunks its content map holds (None: no map stored)."""
+    described: int | None = None
+    """Chunks its content map describes."""
+    uploaded: int | None = None
+    downloaded: int | None = None
+    links: int | None = None
+    """Peers it reported being connected to."""
+    qoe: ViewerQoe | None = None
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the chunks its map describes that it holds (None: unknown)."""
+        if self.held is None or not self.described:
+            return None
+        return min(1.0, self.held / self.described)
+
+
+def show_address(address: PeerAddress, display: AddressDisplay) -> str:
+    """An address as the dashboard shows it.
+
+    Masked: the network only, an IPv4 address as its /24 (``192.0.2.x``), an IPv6 address as
+    its /48 (``2001:db8:1::/48``; an IPv4-mapped one as its IPv4 /24), no port.  Full: the
+    address and port (``192.0.2.1:7000``, ``[2001:db8::1]:7000``).
+    """
+    try:
+        ip = ipaddress.ip_address(address.ip)
+    except ValueError:
+        return "(not an address)"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if display is AddressDisplay.FULL:
+        return f"[{ip}]:{address.port}" if ip.version == 6 else f"{ip}:{address.port}"
+    if ip.version == 4:
+        return str(ip).rsplit(".", 1)[0] + ".x"
+    return str(ipaddress.ip_network(f"{ip}/48", strict=False))
+
+
+def peer_rows(view: SwarmView, display: AddressDisplay) -> list[PeerRow]:
+    """The peers read of a swarm: seeders first, then by coverage (most first), then PeerID."""
+    rows: list[PeerRow] = []
+    for member_view in view.sample:
+        member, stats = member_view.member, member_view.stats
+        coverage = map_coverage(member.content_map)
+        rows.append(
+            PeerRow(
+                peer_id=member.peer_id,
+                mode=member.mode,
+                addresses=tuple(dict.fromkeys(show_address(a, display) for a in member.addresses)),
+                held=None if coverage is None else coverage[0],
+                described=None if coverage is None else coverage[1],
+                uploaded=None if stats is None else stats.uploaded_bytes,
+                downloaded=None if stats is None else stats.downloaded_bytes,
+                links=None if stats is None else stats.concurrent_links,
+                qoe=viewer_qoe(stats),
+            )
+        )
+    rows.sort(
+        key=lambda row: (
+            row.mode is not PeerMode.SEED,
+            -(row.coverage if row.coverage is not None else -1.0),
+            row.peer_id,
+        )
+    )
+    return rows
+
+
+# -- the history -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsSample:
+    """The tracker at one sample: its counts, and the traffic rates of the swarms followed."""
+
+    t: float
+    peers: int
+    swarms: int
+    memberships: int
+    up_rate: float | None
+    """Bytes per second the followed swarms' members reported uploading since the sample
+    before (None: no swarm had a sample before)."""
+    down_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmSample:
+    """One swarm at one sample."""
+
+    t: float
+    members: int
+    seeders: int
+    uploaded: int
+    downloaded: int
+    up_rate: float | None
+    """Bytes per second more reported uploaded than at the sample before (never negative:
+    members that leave take their counts with them)."""
+    down_rate: float | None
+    continuity: float | None
+    """The mean continuity of its live viewers."""
+
+
+class History:
+    """The last ``span`` seconds of the tracker and of up to ``max_swarms`` swarms, a sample
+    every ``interval`` seconds; time is passed in.
+
+    The swarms followed are the first ones offered (:meth:`to_sample`) while there is room; a
+    swarm is forgotten once it has had no member for the whole span, which makes room for
+    another.  A clock that goes back (a wall clock set back) starts the history again.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = HISTORY_INTERVAL,
+        span: float = HISTORY_SPAN,
+        max_swarms: int = HISTORY_SWARMS,
+    ) -> None:
+        if not (interval > 0 and span >= interval and max_swarms >= 0):
+            raise ValueError("a history needs a positive interval within its span")
+        self.interval = interval
+        self.span = span
+        self.max_swarms = max_swarms
+        self._capacity = math.ceil(span / interval)
+        self._totals: collections.deque[TotalsSample] = collections.deque(maxlen=self._capacity)
+        self._swarms: dict[str, collections.deque[SwarmSample]] = {}
+        self._due: float | None = None  # when the next sample is due; None: at once
+
+    @property
+    def followed(self) -> list[str]:
+        """The swarms whose history is kept."""
+        return list(self._swarms)
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next sample is due (0: now)."""
+        if self._due is None or now >= self._due:
+            return 0.0
+        return min(self._due - now, self.interval)
+
+    def to_sample(self, offered: Iterable[str]) -> list[str]:
+        """The swarms to read for the next sample: those followed, then swarms of ``offered``
+        not followed yet, while there is room."""
+        chosen = list(self._swarms)
+        room = self.max_swarms - len(chosen)
+        seen = set(chosen)
+        for swarm_id in offered:
+            if room <= 0:
+                break
+            if swarm_id not in seen:
+                seen.add(swarm_id)
+                chosen.append(swarm_id)
+                room -= 1
+        return chosen
+
+    def skip(self, now: float) -> None:
+        """No sample could be taken now (the storage failed): try again an interval later."""
+        self._due = now + self.interval
+
+    def record(self, now: float, counts: StorageCounts, figures: Iterable[SwarmFigures]) -> None:
+        """Add the sample taken at ``now``: the tracker's counts and the figures of the swarms
+        read (those followed, and new ones while there is room)."""
+        if self._totals and now < self._totals[-1].t:
+            self._totals.clear()
+            self._swarms.clear()
+        self._due = now + self.interval
+        up_total = down_total = 0.0
+        rated = False
+        for figure in figures:
+            series = self._swarms.get(figure.swarm_id)
+            if series is None:
+                if figure.members == 0 or len(self._swarms) >= self.max_swarms:
+                    continue
+                series = self._swarms[figure.swarm_id] = collections.deque(maxlen=self._capacity)
+            sample = self._swarm_sample(now, figure, series[-1] if series else None)
+            series.append(sample)
+            if sample.up_rate is not None and sample.down_rate is not None:
+                up_total += sample.up_rate
+                down_total += sample.down_rate
+                rated = True
+        self._totals.append(
+            TotalsSample(
+                t=now,
+                peers=counts.peers,
+                swarms=counts.swarms,
+                memberships=counts.memberships,
+                up_rate=up_total if rated else None,
+                down_rate=down_total if rated else None,
+            )
+        )
+        self._forget(now)
+
+    def _swarm_sample(
+        self, now: float, figure: SwarmFigures, before: SwarmSample | None
+    ) -> SwarmSample:
+        up_rate = down_rate = None
+        # A rate needs the sample just before (not one from before a gap in the history).
+        if before is not None and 0 < now - before.t <= 2.5 * self.interval:
+            elapsed = now - before.t
+            up_rate = max(0, figure.uploaded - before.uploaded) / elapsed
+            down_rate = max(0, figure.downloaded - before.downloaded) / elapsed
+        return SwarmSample(
+            t=now,
+            members=figure.members,
+            seeders=figure.seeders,
+            uploaded=figure.uploaded,
+            downloaded=figure.downloaded,
+            up_rate=up_rate,
+            down_rate=down_rate,
+            continuity=None if figure.qoe is None else figure.qoe.continuity_mean,
+        )
+
+    def _forget(self, now: float) -> None:
+        """Drop samples older than the span, and swarms without a member in all of it."""
+        oldest = now - self.span
+        while self._totals and self._totals[0].t <= oldest:
+            self._totals.popleft()
+        for swarm_id, series in list(self._swarms.items()):
+            while series and series[0].t <= oldest:
+                series.popleft()
+            if not any(sample.members for sample in series):
+                del self._swarms[swarm_id]
+
+    def latest(self, swarm_id: str) -> SwarmSample | None:
+        """The swarm's last sample (None: not followed)."""
+        series = self._swarms.get(swarm_id)
+        return series[-1] if series else None
+
+    def totals_json(self, now: float) -> dict[str, Any]:
+        """The tracker's series, each sample's time in seconds before ``now``."""
+        samples = list(self._totals)
+        return {
+            "interval": self.interval,
+            "span": self.span,
+            "t": [_age(s.t, now) for s in samples],
+            "peers": [s.peers for s in samples],
+            "swarms": [s.swarms for s in samples],
+            "memberships": [s.memberships for s in samples],
+            "up_rate": [_rate(s.up_rate) for s in samples],
+            "down_rate": [_rate(s.down_rate) for s in samples],
+            "followed": len(self._swarms),
+        }
+
+    def swarm_json(self, swarm_id: str, now: float) -> dict[str, Any] | None:
+        """The swarm's series (None: its history is not kept)."""
+        series = self._swarms.get(swarm_id)
+        if series is None:
+            return None
+        samples = list(series)
+        return {
+            "interval": self.interval,
+            "span": self.span,
+            "t": [_age(s.t, now) for s in samples],
+            "members": [s.members for s in samples],
+            "seeders": [s.seeders for s in samples],
+            "leechers": [s.members - s.seeders for s in samples],
+            "up_rate": [_rate(s.up_rate) for s in samples],
+            "down_rate": [_rate(s.down_rate) for s in samples],
+            "continuity": [_round(s.continuity, 4) for s in samples],
+        }
+
+
+def _age(t: float, now: float) -> float:
+    return round(min(0.0, t - now), 1)
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def _qoe_json(qoe: QoeSummary | None) -> dict[str, Any] | None:
+    if qoe is None:
+        return None
+    share = qoe.peer_share
+    return {
+        "viewers": qoe.viewers,
+        "continuity_mean": _round(qoe.continuity_mean, 4),
+        "continuity_min": _round(qoe.continuity_min, 4),
+        "startup_delay_mean": _round(qoe.startup_delay_mean, 3),
+        "delay_mean": _round(qoe.delay_mean, 3),
+        "delay_max": _round(qoe.delay_max, 3),
+        "chunks_skipped": qoe.chunks_skipped,
+        "bytes_from_source": qoe.bytes_from_source,
+        "bytes_from_peers": qoe.bytes_from_peers,
+        "peer_share": _round(share, 4),
+    }
+
+
+def figures_json(figures: SwarmFigures, latest: SwarmSample | None = None) -> dict[str, Any]:
+    """A swarm's figures as the API answers them; ``latest``: its last history sample, whose
+    traffic rates are given too."""
+    return {
+        "id": figures.swarm_id,
+        "kind": figures.kind.value,
+        "members": figures.members,
+        "seeders": figures.seeders,
+        "leechers": figures.leechers,
+        "read": figures.read,
+        "sampled": figures.sampled,
+        "reporting": figures.reporting,
+        "uploaded_bytes": figures.uploaded,
+        "downloaded_bytes": figures.downloaded,
+        "up_rate": None if latest is None else _rate(latest.up_rate),
+        "down_rate": None if latest is None else _rate(latest.down_rate),
+        "qoe": _qoe_json(figures.qoe),
+    }
+
+
+def peer_json(row: PeerRow) -> dict[str, Any]:
+    """A peer of a swarm's page as the API answers it."""
+    qoe = row.qoe
+    return {
+        "peer_id": row.peer_id,
+        "mode": row.mode.value,
+        "addresses": list(row.addresses),
+        "held": row.held,
+        "described": row.described,
+        "coverage": _round(row.coverage, 4),
+        "uploaded_bytes": row.uploaded,
+        "downloaded_bytes": row.downloaded,
+        "links": row.links,
+        "qoe": None
+        if qoe is None
+        else {
+            "continuity": _round(qoe.continuity, 4),
+            "startup_delay": _round(qoe.startup_delay, 3),
+            "delay_behind_source": _round(qoe.delay_behind_source, 3),
+            "chunks_skipped": qoe.chunks_skipped,
+            "chunks_played": qoe.chunks_played,
+            "bytes_from_source": qoe.bytes_from_source,
+            "bytes_from_peers": qoe.bytes_from_peers,
+        },
+    }
+
+
+# -- the API's input ---------------------------------------------------------------------------
+
+
+def _whole(query: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    # No int() of a long string: at most as many digits as the bound has.
+    if not (0 < len(text) <= len(str(high)) and text.isascii() and text.isdigit()):
+        raise DashboardRequestError(f"{name} must be a whole number from {low} to {high}")
+    value = int(text)
+    if not low <= value <= high:
+        raise DashboardRequestError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def parse_page(query: Mapping[str, str]) -> tuple[int, int]:
+    """``page`` (from 1, default 1) and ``per_page`` (1 to :data:`MAX_PER_PAGE`, default
+    :data:`DEFAULT_PER_PAGE`) of a query; anything else in it is ignored."""
+    page = _whole(query, "page", 1, MAX_PAGE, 1)
+    per_page = _whole(query, "per_page", 1, MAX_PER_PAGE, DEFAULT_PER_PAGE)
+    return page, per_page
+
+
+def parse_swarm_id(text: str) -> str:
+    """A swarm ID of a path, checked by the codecs' rule (:func:`~ppsp.wire.fields.is_swarm_id`:
+    1 to 256 characters, no whitespace or control characters, not ``ALL`` or ``nil``)."""
+    if not is_swarm_id(text):
+        raise DashboardRequestError(
+            "not a swarm ID (1 to 256 characters, no spaces or controls, not ALL or nil)"
+        )
+    return text
