@@ -1,7 +1,9 @@
 """What ``ppsp live`` and the live half of ``ppsp watch`` do, as coroutines.
 
 The source cuts its input into signed chunks and feeds the swarm; a viewer plays the stream
-at a local URL and, with ``-o``, into a file or standard output.
+at a local URL (one continuous response at ``/stream``; for MPEG-TS also HLS at
+``/live.m3u8``, see :mod:`ppsp.app.hls`; the watch page at ``/``) and, with ``-o``, into a
+file or standard output.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.app.commands import PeerOptions, fail, write_report
+from ppsp.app.hls import LiveSegmenter, parse_segment_name
 from ppsp.app.player import serve_player
+from ppsp.app.web import WatchPage, live_figures
 from ppsp.errors import PPSPError
+from ppsp.peer.download.events import Action, PlayChunk
 from ppsp.peer.live import LiveDescription, QoE, load_key
 from ppsp.peer.live.identity import create_key, default_key_path, prepare_key_directory
 from ppsp.peer.net.livenode import (
@@ -56,11 +61,14 @@ async def watch_live(
     elif output is not None:
         sink = output.open("wb")
     outputs = LiveOutputs(sink)
-    viewer = LiveViewer(node, session, description, outputs, no_progress_timeout=timeout)
-    player = LivePlayerEndpoint(outputs, description.media_type)
+    segmenter = LiveSegmenter(description.chunk_ms) if offers_hls(description) else None
+    viewer = HlsLiveViewer(
+        node, session, description, outputs, segmenter=segmenter, no_progress_timeout=timeout
+    )
+    player = LivePlayerEndpoint(outputs, description.media_type, viewer=viewer)
     try:
         runner, url = await serve_player(
-            player.app(), player_host, player_port, to_stderr=to_stdout
+            player.app(), player_host, player_port, to_stderr=to_stdout, hls=player.hls
         )
     except OSError as exc:
         await node.stop()
@@ -75,6 +83,7 @@ async def watch_live(
     except PPSPError as exc:
         code = fail(str(exc))
     finally:
+        viewer.finish()
         outputs.close()
         await runner.cleanup()
         print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
@@ -102,19 +111,146 @@ def format_qoe(qoe: QoE, session: SwarmSession) -> str:
     return "qoe: " + ", ".join(parts)
 
 
-class LivePlayerEndpoint:
-    """The local HTTP endpoint for a live stream: one continuous response per player."""
+HLS_MEDIA_TYPE = "video/mp2t"
+"""The streams offered as HLS: MPEG-TS, whose chunks the source cuts at key frames."""
 
-    def __init__(self, outputs: LiveOutputs, media_type: str) -> None:
+PLAYLIST_WAIT_S = 20.0
+"""How long a request for the playlist waits for its first segment (a viewer that just
+started) before it is answered 503 (a player asks again)."""
+
+
+def offers_hls(description: LiveDescription) -> bool:
+    """Whether the stream is offered as HLS (MPEG-TS only)."""
+    return description.media_type.split(";", 1)[0].strip().lower() == HLS_MEDIA_TYPE
+
+
+class HlsLiveViewer(LiveViewer):
+    """A live viewer that also hands each chunk it plays, with its index and source
+    timestamp, to an HLS segmenter (:class:`~ppsp.app.hls.LiveSegmenter`).
+
+    The outputs get the payload only; the segmenter needs the index (a gap is a skipped chunk)
+    and the timestamp (a segment's duration), which the played chunk's action carries and the
+    window's envelope holds.
+    """
+
+    def __init__(
+        self,
+        node: PeerNode,
+        session: SwarmSession,
+        description: LiveDescription,
+        outputs: LiveOutputs,
+        *,
+        segmenter: LiveSegmenter | None,
+        no_progress_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            node, session, description, outputs, no_progress_timeout=no_progress_timeout
+        )
+        self.segmenter = segmenter
+        self.segments_changed = asyncio.Event()
+        """Set (and cleared) when a chunk reached the segmenter: wakes waiting playlists."""
+
+    def _execute(self, action: Action) -> bool:
+        if self.segmenter is not None and isinstance(action, PlayChunk):
+            window = self.live.window
+            envelope = window.get(action.index) if action.index in window else None
+            self.segmenter.played(
+                action.index,
+                action.payload,
+                timestamp_ms=None if envelope is None else envelope.timestamp_ms,
+                start=action.start,
+                end=envelope is not None and envelope.end,
+            )
+            self._wake()
+        return super()._execute(action)
+
+    def finish(self) -> None:
+        """The viewer stopped: the playlist gets its last segment and says it ended."""
+        if self.segmenter is not None:
+            self.segmenter.finish()
+            self._wake()
+
+    def _wake(self) -> None:
+        self.segments_changed.set()
+        self.segments_changed.clear()
+
+    def figures(self) -> dict[str, object]:
+        """This viewer's figures for the watch page (``/stats.json``)."""
+        return live_figures(self.session, self.qoe(), self.playback.state, self.segmenter)
+
+
+class LivePlayerEndpoint:
+    """The local HTTP endpoint for a live stream: one continuous response per player
+    (``/stream``), the HLS playlist and segments of an MPEG-TS stream (``/live.m3u8``,
+    ``/segments/INDEX.ts``), and the watch page (``/``, ``/stats.json``, ``/static/*``)."""
+
+    def __init__(
+        self, outputs: LiveOutputs, media_type: str, *, viewer: HlsLiveViewer | None = None
+    ) -> None:
         self.outputs = outputs
         self.media_type = media_type
+        self.viewer = viewer
+
+    @property
+    def hls(self) -> bool:
+        """Whether the stream is offered as HLS."""
+        return self.viewer is not None and self.viewer.segmenter is not None
 
     def app(self) -> web.Application:
-        """The aiohttp application serving ``/stream`` (and ``/``)."""
+        """The aiohttp application serving ``/stream`` (and, with a viewer, the HLS playlist,
+        its segments and the watch page)."""
         app = web.Application()
-        for path in ("/", "/stream"):
-            app.router.add_route("GET", path, self.stream)
+        app.router.add_route("GET", "/stream", self.stream)
+        viewer = self.viewer
+        if viewer is not None:
+            app.router.add_get("/live.m3u8", self.playlist)
+            app.router.add_get("/segments/{name}", self.segment)
+            WatchPage(
+                kind="live",
+                swarm_id=lambda: viewer.session.swarm_id,
+                figures=viewer.figures,
+                hls=self.hls,
+            ).add_routes(app)
         return app
+
+    def _segmenter(self) -> tuple[HlsLiveViewer, LiveSegmenter]:
+        viewer = self.viewer
+        if viewer is None or viewer.segmenter is None:
+            raise web.HTTPNotFound(text="HLS is offered for MPEG-TS streams only: play /stream")
+        return viewer, viewer.segmenter
+
+    async def playlist(self, request: web.Request) -> web.Response:
+        """The live media playlist; waits up to PLAYLIST_WAIT_S for its first segment."""
+        viewer, segmenter = self._segmenter()
+        text = segmenter.playlist()
+        if text is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PLAYLIST_WAIT_S):
+                    while (text := segmenter.playlist()) is None:
+                        await viewer.segments_changed.wait()
+        if text is None:
+            raise web.HTTPServiceUnavailable(
+                text="no segment yet", headers={"Retry-After": "1", "Cache-Control": "no-store"}
+            )
+        return web.Response(
+            body=text.encode("utf-8"),  # RFC 8216 section 4: UTF-8, and no charset parameter
+            content_type="application/vnd.apple.mpegurl",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def segment(self, request: web.Request) -> web.Response:
+        """One segment of the playlist (404 when the name is not ``INDEX.ts`` or the segment
+        is not kept: not made yet, or gone)."""
+        _, segmenter = self._segmenter()
+        index = parse_segment_name(request.match_info["name"])
+        data = None if index is None else segmenter.segment(index)
+        if data is None:
+            raise web.HTTPNotFound(text="no such segment")
+        return web.Response(
+            body=data,
+            content_type=HLS_MEDIA_TYPE,
+            headers={"Cache-Control": "max-age=60", "X-Content-Type-Options": "nosniff"},
+        )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Stream every chunk played from now on, until the viewer stops or the player leaves."""

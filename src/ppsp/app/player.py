@@ -1,6 +1,7 @@
 """The local endpoint a player opens (``ppsp watch``), and content written out in order.
 
-:class:`PlayerEndpoint` serves stored content with Range requests while it downloads;
+:class:`PlayerEndpoint` serves stored content with Range requests while it downloads
+(``/stream``), and the watch page a browser opens at the root (:mod:`ppsp.app.web`);
 :func:`serve_player` runs any player application on the player address (the one for live
 streams is :class:`ppsp.app.live_commands.LivePlayerEndpoint`); :func:`copy_in_order` writes a
 download to a stream (``-o -``) chunk by chunk as the chunks are verified.
@@ -18,6 +19,7 @@ from typing import BinaryIO
 import aiohttp
 from aiohttp import web
 
+from ppsp.app.web import WatchPage, stored_figures
 from ppsp.codecs.rangehdr import RangeNotSatisfiable, parse_range
 from ppsp.peer.net.session import SwarmSession
 
@@ -34,13 +36,16 @@ PLAYER_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)
 
 
 async def serve_player(
-    app: web.Application, host: str, port: int | None, *, to_stderr: bool
+    app: web.Application, host: str, port: int | None, *, to_stderr: bool, hls: bool = False
 ) -> tuple[web.AppRunner, str]:
     """Serve a player application; print and return its ``/stream`` URL.
 
-    ``port`` None takes DEFAULT_PLAYER_PORT when it is free and any free port otherwise, so
-    that several viewers run side by side on one machine.  A request whose player goes away is
-    cancelled at once, and stopping cuts the requests still running after PLAYER_SHUTDOWN_S.
+    The URL goes to standard output (standard error when ``to_stderr``), the first line there;
+    the watch page's URL (the root) and, with ``hls``, the HLS playlist's follow on standard
+    error.  ``port`` None takes DEFAULT_PLAYER_PORT when it is free and any free port
+    otherwise, so that several viewers run side by side on one machine.  A request whose player
+    goes away is cancelled at once, and stopping cuts the requests still running after
+    PLAYER_SHUTDOWN_S.
     """
     runner = web.AppRunner(
         app,
@@ -62,8 +67,11 @@ async def serve_player(
         raise
     bound = int(runner.addresses[0][1])
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/stream"
+    root = f"http://{shown}:{bound}/"
+    url = root + "stream"
     print(url, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+    also = f" (HLS: {root}live.m3u8)" if hls else ""
+    print(f"watch in a browser at {root}{also}", file=sys.stderr, flush=True)
     return runner, url
 
 
@@ -79,12 +87,21 @@ class PlayerEndpoint:
         self._session = session
 
     def app(self) -> web.Application:
-        """The aiohttp application serving ``/stream`` (and ``/``)."""
+        """The aiohttp application serving ``/stream`` and the watch page (``/``,
+        ``/stats.json``, ``/static/*``)."""
         app = web.Application()
-        for path in ("/", "/stream"):
-            app.router.add_route("GET", path, self.stream)
-            app.router.add_route("HEAD", path, self.stream)
+        app.router.add_route("GET", "/stream", self.stream)
+        app.router.add_route("HEAD", "/stream", self.stream)
+        WatchPage(kind="stored", swarm_id=self._swarm_id, figures=self.figures).add_routes(app)
         return app
+
+    def _swarm_id(self) -> str:
+        session = self._session()
+        return "" if session is None else session.swarm_id
+
+    def figures(self) -> dict[str, object]:
+        """This viewer's figures for the watch page (``/stats.json``)."""
+        return stored_figures(self._session())
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Serve the whole content or the requested byte range."""
