@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from ppsp.app.cli import main
+from ppsp.app.cli.config import variables
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.storage import MemoryStorage, Storage
 
@@ -25,6 +27,11 @@ from ppsp.tracker.storage import MemoryStorage, Storage
 _USER_DATA = tempfile.mkdtemp(prefix="ppsp-tests-data-")
 os.environ["XDG_DATA_HOME"] = _USER_DATA
 atexit.register(shutil.rmtree, _USER_DATA, True)
+# Nor do they read their user's settings: no per-user configuration file, no PPSP_* variable
+# a command reads (docs/CONFIGURATION.md).
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_USER_DATA, "config")
+for _name in variables(main):
+    os.environ.pop(_name, None)
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None

@@ -6,8 +6,6 @@ import sys
 
 import click
 
-from ppsp.app.cli.base import log_level_option
-
 
 @click.command()
 @click.option(
@@ -29,7 +27,6 @@ from ppsp.app.cli.base import log_level_option
     show_default=True,
     help="Number of leechers in the swarm.",
 )
-@log_level_option
 def demo(session: bool, encodings: tuple[str, ...], leechers: int) -> None:
     """Run a local demo swarm: tracker, seeder of a sample video, leechers, and a final table.
 

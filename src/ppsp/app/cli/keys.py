@@ -77,27 +77,36 @@ TTL_MAX = 10 * 366 * 86400
     show_default=True,
     help="Seconds the token stays valid.",
 )
-def token(key_path: Path, peer_id: str, swarms: tuple[str, ...], ttl: int) -> None:
+@click.option(
+    "--operator",
+    is_flag=True,
+    help="An operator's token (claim role=operator): it also opens the tracker's dashboard "
+    "and its JSON API; --peer-id then names the operator.",
+)
+def token(key_path: Path, peer_id: str, swarms: tuple[str, ...], ttl: int, operator: bool) -> None:
     """Print a bearer token (a JWT signed with Ed25519) for a peer of a tracker run with
     --auth-key: its subject is the PeerID, and the peer takes that PeerID when it uses it.
 
     Give it to the peer as $PPSP_TOKEN (or --token); the token alone is printed, on one line.
+    With --operator, give it to the dashboard (it asks for it once).
     """
     import datetime
     import time
 
-    from ppsp.tracker.net.auth import issue_token, load_private_key
+    from ppsp.tracker.net.auth import OPERATOR_ROLE, issue_token, load_private_key
 
     try:
         key = load_private_key(key_path)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from exc
     now = time.time()
-    text = issue_token(key, peer_id, swarms=swarms or None, ttl=ttl, now=now)
+    role = OPERATOR_ROLE if operator else None
+    text = issue_token(key, peer_id, swarms=swarms or None, ttl=ttl, now=now, role=role)
     click.echo(text)
     until = datetime.datetime.fromtimestamp(now + ttl, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     scope = f"{len(swarms)} swarm{'s' if len(swarms) != 1 else ''}" if swarms else "any swarm"
-    click.echo(f"token for PeerID {peer_id}, {scope}, valid until {until}", err=True)
+    kind = "operator token" if operator else "token"
+    click.echo(f"{kind} for PeerID {peer_id}, {scope}, valid until {until}", err=True)
 
 
 @click.command()

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ppsp.app.cli.config import ConfiguredGroup
 from ppsp.app.cli.params import RATE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,7 +81,7 @@ def _check_attacks(attackers: int, attacks: tuple[str, ...]) -> None:
         raise click.BadParameter("give the number with --attackers N", param_hint="--attack")
 
 
-@click.group()
+@click.group(cls=ConfiguredGroup)
 def lab() -> None:
     """Swarm lab: real processes on loopback, measured against the fluid-model bound."""
 

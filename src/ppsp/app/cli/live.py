@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ppsp.app.cli.base import log_level_option
 from ppsp.app.cli.peer import peer_options, run_peer
 
 if TYPE_CHECKING:
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
     show_default=True,
     help="Name of the stream (it also names the stream's key file).",
 )
-@log_level_option
 def live(
     options: PeerOptions,
     input_path: str,

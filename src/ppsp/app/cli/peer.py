@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ppsp.app.cli.base import F, log_level_option
+from ppsp.app.cli.base import F
 from ppsp.app.cli.params import ADVERTISE, PORT, RATE, SEED_FILE, SWARM_ID, TIMEOUT, TRACKER_URL
 
 if TYPE_CHECKING:
@@ -54,19 +54,16 @@ def _ca_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> 
 
 
 def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check, before any network, that the token (``--token`` or $PPSP_TOKEN) names a PeerID."""
+    """Check, before any network, that the token (``--token``, $PPSP_TOKEN, a file) names a
+    PeerID; the error names the variable or file it came from (``ppsp.app.cli.config``)."""
     if value is None:
         return None
-    from click.core import ParameterSource
-
     from ppsp.tracker.net.client import check_token, token_subject
 
     try:
         token_subject(value)
         return check_token(value)
     except ValueError as exc:
-        if ctx.get_parameter_source("token") is ParameterSource.ENVIRONMENT:
-            raise click.UsageError(f"the token in ${TOKEN_ENVVAR}: {exc}", ctx) from exc
         raise click.BadParameter(str(exc)) from exc
 
 
@@ -238,7 +235,6 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
     help="Chunk size in bytes, 1024 to 16777216 (16 MiB); default 256 KiB, doubled for "
     "content over 64 MiB up to 1 MiB.",
 )
-@log_level_option
 def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.app.commands import seed_main
@@ -271,7 +267,6 @@ def _check_output(output: Path | None, force: bool) -> None:
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
 @click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
-@log_level_option
 def get(
     swarm_id: str,
     options: PeerOptions,
@@ -313,7 +308,6 @@ def get(
 )
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
-@log_level_option
 def watch(
     swarm_id: str,
     options: PeerOptions,

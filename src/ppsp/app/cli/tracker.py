@@ -12,8 +12,6 @@ from typing import Any
 
 import click
 
-from ppsp.app.cli.base import log_level_option
-
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -107,7 +105,22 @@ from ppsp.app.cli.base import log_level_option
     help="Network of a reverse proxy whose X-Forwarded-For names the client's address "
     "(repeatable).",
 )
-@log_level_option
+@click.option(
+    "--dashboard",
+    type=click.Choice(["on", "off"], case_sensitive=False),
+    default="on",
+    show_default=True,
+    help="Serve the dashboard at / and its JSON API at /api/swarms (with --auth-key, the API "
+    "needs an operator token: ppsp token --operator).",
+)
+@click.option(
+    "--dashboard-addresses",
+    type=click.Choice(["masked", "full"], case_sensitive=False),
+    default="masked",
+    show_default=True,
+    help="How the dashboard shows peers' addresses: masked (an IPv4 /24, an IPv6 /48, no "
+    "port) or full.",
+)
 def tracker(
     host: str,
     port: int,
@@ -124,6 +137,8 @@ def tracker(
     auth_key: Path | None,
     limits: str,
     trusted_proxies: tuple[str, ...],
+    dashboard: str,
+    dashboard_addresses: str,
 ) -> None:
     """Run a PPSP tracker until SIGINT or SIGTERM.
 
@@ -135,6 +150,7 @@ def tracker(
 
     from ppsp.errors import ServiceUnavailable
     from ppsp.tracker.core import TrackerConfig
+    from ppsp.tracker.dashboard import AddressDisplay
     from ppsp.tracker.limits import DEFAULT_LIMITS
     from ppsp.tracker.net.server import (
         ServerSettings,
@@ -165,7 +181,13 @@ def tracker(
         max_peers=max_peers,
         limits=bounds,
     )
-    settings = ServerSettings(max_body=max_body, limits=bounds, **trust)
+    settings = ServerSettings(
+        max_body=max_body,
+        limits=bounds,
+        dashboard=dashboard.lower() == "on",
+        dashboard_addresses=AddressDisplay(dashboard_addresses.lower()),
+        **trust,
+    )
     processes = f", {workers} workers" if workers > 1 else ""
     extras = "".join(
         [
