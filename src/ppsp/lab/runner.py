@@ -52,11 +52,15 @@ START_TIMEOUT = 30.0
 STOP_GRACE = 15.0
 """Seconds a process has to exit after SIGTERM before it is killed."""
 ENV = {
-    **{name: value for name, value in os.environ.items() if name != "PPSP_TOKEN"},
+    **{name: value for name, value in os.environ.items() if not name.startswith("PPSP_")},
+    # No per-user configuration file: an absolute directory that holds none.
+    "XDG_CONFIG_HOME": "/nonexistent/ppsp-lab",
     "PYTHONUNBUFFERED": "1",
     "COLUMNS": "200",
 }
-"""The lab processes' environment: a user's token would give every lab peer one PeerID."""
+"""The lab processes' environment: configured by the lab's own arguments alone, never by the
+user's ``PPSP_*`` variables or configuration file (a user's token would give every lab peer
+one PeerID; a configured port or rate would change what the lab measures)."""
 
 
 class LabError(Exception):
