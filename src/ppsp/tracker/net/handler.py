@@ -611,13 +611,14 @@ def _unauthorized(
 
 
 _ALLOWED = "GET, HEAD, POST"
-"""The methods the tracker answers (POST anywhere; GET and HEAD of /status and /metrics)."""
+"""The methods the tracker answers (POST anywhere; GET and HEAD of its pages)."""
 
 
 async def _elsewhere(request: web.Request) -> web.Response:
     """404 for a GET or HEAD of a page that does not exist, 405 for any other method."""
     if request.method in ("GET", "HEAD"):
-        return web.Response(status=404, text="no such page: GET /status or /metrics\n")
+        pages = "/ (the dashboard), /api/swarms, /status or /metrics"
+        return web.Response(status=404, text=f"no such page: GET {pages}\n")
     response = web.Response(
         status=405,
         text="PPSP-TP requests are POSTs\n",
