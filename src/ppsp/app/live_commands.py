@@ -25,7 +25,7 @@ from ppsp.app.hls import LiveSegmenter, parse_segment_name
 from ppsp.app.player import serve_player
 from ppsp.app.web import WatchPage, live_figures
 from ppsp.errors import PPSPError
-from ppsp.peer.download.events import Action, PlayChunk
+from ppsp.peer.download.events import PlayChunk
 from ppsp.peer.live import LiveDescription, QoE, load_key
 from ppsp.peer.live.identity import create_key, default_key_path, prepare_key_directory
 from ppsp.peer.net.livenode import (
@@ -150,8 +150,9 @@ class HlsLiveViewer(LiveViewer):
         self.segments_changed = asyncio.Event()
         """Set (and cleared) when a chunk reached the segmenter: wakes waiting playlists."""
 
-    def _execute(self, action: Action) -> bool:
-        if self.segmenter is not None and isinstance(action, PlayChunk):
+    def chunk_played(self, action: PlayChunk) -> None:
+        """A chunk was played: the playlist's segmenter gets it."""
+        if self.segmenter is not None:
             window = self.live.window
             envelope = window.get(action.index) if action.index in window else None
             self.segmenter.played(
@@ -162,7 +163,6 @@ class HlsLiveViewer(LiveViewer):
                 end=envelope is not None and envelope.end,
             )
             self._wake()
-        return super()._execute(action)
 
     def finish(self) -> None:
         """The viewer stopped: the playlist gets its last segment and says it ended."""

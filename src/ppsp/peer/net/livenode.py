@@ -603,6 +603,10 @@ class LiveViewer:
             if isinstance(end, Failed):
                 raise PPSPError(end.reason)
 
+    def chunk_played(self, action: PlayChunk) -> None:
+        """Called after each chunk went to the outputs, in playing order: a hook for what
+        plays the stream besides them (the watch page's HLS playlist).  Does nothing here."""
+
     # -- actions -------------------------------------------------------------------------------
 
     def _execute(self, action: Action) -> bool:
@@ -610,6 +614,7 @@ class LiveViewer:
         node, session, loop = self.node, self.session, self.loop
         if isinstance(action, PlayChunk):
             self.outputs.play(action.payload, start=action.start)
+            self.chunk_played(action)
         elif isinstance(action, FetchChunk):
             remote = session.remotes.get(action.peer)
             if remote is None or remote.offer is None:
