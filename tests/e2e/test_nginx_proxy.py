@@ -218,3 +218,15 @@ async def test_peers_seed_and_get_through_nginx_with_their_own_addresses(
         if re.search(r"\[(warn|error|crit|alert|emerg)\]", line) and refused not in line
     ]
     assert not bad, log
+
+
+async def test_a_proxy_writing_forwarded_is_read_with_proxy_header(swarm: Swarm) -> None:
+    # A proxy that adds RFC 7239 Forwarded (HAProxy's `option forwarded`), at 127.0.0.8.
+    tracker = await swarm.tracker("--trusted-proxy", "127.0.0.8/32", "--proxy-header", "Forwarded")
+    assert tracker.alive
+    swarm_id = "ab" * 32
+    both = {"Forwarded": "for=192.0.2.44", "X-Forwarded-For": FORGED}
+    seen = await probe(swarm.tracker_url, swarm_id, local="127.0.0.8", headers=both)
+    assert seen.requester == "192.0.2.44", seen  # the chosen header, not the other one
+    seen = await probe(swarm.tracker_url, swarm_id, local="127.0.0.9", headers=both)
+    assert seen.requester == "127.0.0.9", seen  # not the trusted proxy: neither header

@@ -102,8 +102,15 @@ import click
     "trusted_proxies",
     multiple=True,
     metavar="CIDR",
-    help="Network of a reverse proxy whose X-Forwarded-For names the client's address "
-    "(repeatable).",
+    help="Network of a reverse proxy whose X-Forwarded-For (or --proxy-header) names the "
+    "client's address (repeatable).",
+)
+@click.option(
+    "--proxy-header",
+    type=click.Choice(["X-Forwarded-For", "Forwarded"], case_sensitive=False),
+    default="X-Forwarded-For",
+    show_default=True,
+    help="The header a --trusted-proxy adds the client's address to (Forwarded: RFC 7239).",
 )
 @click.option(
     "--dashboard",
@@ -137,6 +144,7 @@ def tracker(
     auth_key: Path | None,
     limits: str,
     trusted_proxies: tuple[str, ...],
+    proxy_header: str,
     dashboard: str,
     dashboard_addresses: str,
 ) -> None:
@@ -165,6 +173,7 @@ def tracker(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--storage") from exc
     trust = _tracker_trust(tls_cert, tls_key, auth_key, trusted_proxies)
+    trust["proxy_header"] = "Forwarded" if proxy_header.lower() == "forwarded" else proxy_header
     if workers > 1 and storage == "memory":
         raise click.BadParameter(
             "several workers share their state only through Redis: give a redis:// --storage",
