@@ -15,7 +15,6 @@ import fcntl
 import mimetypes
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -363,6 +362,8 @@ class ChunkStore:
         The file exists only while it is open: nothing is left behind when the process ends,
         however it ends.
         """
+        import tempfile  # for `ppsp watch` only: kept out of the other commands' start-up
+
         rep = description.representation(representation)
         handle = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115
         _allocate_or_close(cast(BinaryIO, handle), rep.size)
