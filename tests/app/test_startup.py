@@ -49,6 +49,7 @@ NOT_FOR_PEERS = (
     "uvloop",
     "matplotlib",
     "av",
+    "tempfile",  # a nameless temporary file is `ppsp watch`'s only
 )
 
 # What the command line alone (``ppsp --help``, option parsing) may not load.
