@@ -31,6 +31,7 @@ from ppsp.errors import (
     TemporarilyOverloaded,
 )
 from ppsp.http.server import (
+    ConnectionHooks,
     HTTPServer,
     Request,
     Response,
@@ -800,3 +801,170 @@ async def test_error_response_says_its_status() -> None:
     response = error_response(404)
     assert (response.status, response.body) == (404, b"404: Not Found")
     assert response.content_type == "text/plain; charset=utf-8"
+
+
+# -- what the tracker's server uses: hooks, a given socket, chunked bodies, reasons ------------
+
+
+class Hooks(ConnectionHooks):
+    """Hooks that record what they are told and refuse the connections of one port."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.refuse = False
+
+    def opened(self, remote: tuple[str, int]) -> object | None:
+        if self.refuse:
+            self.events.append(("refused", remote[0]))
+            return None
+        token = ("conn", remote[1])
+        self.events.append(("opened", token))
+        return token
+
+    def closed(self, token: object) -> None:
+        self.events.append(("closed", token))
+
+    def timed_out(self, token: object, what: str) -> None:
+        self.events.append((what, token))
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    for _ in range(int(WAIT / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never")
+
+
+async def test_hooks_are_told_of_each_connection_and_may_refuse_it() -> None:
+    hooks = Hooks()
+    server = await serve(hello, "127.0.0.1", 0, hooks=hooks, head_timeout=0.2, idle_timeout=0.2)
+    try:
+        port = port_of(server)
+        # Served, then idle past the idle timeout: opened, idle, closed (the same token).
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        local_port = writer.get_extra_info("sockname")[1]
+        writer.write(get("/a"))
+        assert (await read_answer(reader)).status == 200
+        assert await read_all(reader) == b""
+        writer.close()
+        token = ("conn", local_port)
+        await _until(lambda: ("closed", token) in hooks.events)
+        assert hooks.events == [("opened", token), ("idle", token), ("closed", token)]
+        # A connection that sends nothing: its head is late.
+        hooks.events.clear()
+        assert await exchange(port, b"") == b""
+        await _until(lambda: len(hooks.events) == 3)
+        assert [event for event, _ in hooks.events] == ["opened", "head", "closed"]
+        # Refused: cut before anything is read or answered.
+        hooks.events.clear()
+        hooks.refuse = True
+        with contextlib.suppress(ConnectionError):
+            assert await exchange(port, get("/b")) == b""
+        assert hooks.events == [("refused", "127.0.0.1")]
+    finally:
+        await server.close(0.5)
+
+
+async def test_a_server_accepts_on_a_socket_it_is_given() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    server = await serve(hello, None, 0, sock=sock)
+    try:
+        assert server.addresses == [("127.0.0.1", port)]
+        (answer,) = split_answers(await exchange(port, get("/x", "Connection: close")))
+        assert answer.body == b"hello /x"
+    finally:
+        await server.close(0.5)
+
+
+def _chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
+    head = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
+    return head + body + b"0\r\n" + trailer + b"\r\n"
+
+
+async def echo_body(request: Request) -> Response:
+    try:
+        body = await request.read_body(16)
+    except RequestBodyTooLarge:
+        return Response(413, b"too large")
+    return Response(200, body)
+
+
+async def test_chunked_bodies_are_read_when_the_server_is_made_to() -> None:
+    server = await serve(echo_body, "127.0.0.1", 0, chunked_requests=True)
+    try:
+        port = port_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_chunked(b"hello", b" ", b"world", trailer=b"X-Sum: 1\r\n") + get("/next"))
+        first = await read_answer(reader)
+        assert (first.status, first.body) == (200, b"hello world")
+        assert (await read_answer(reader)).status == 200  # the connection went on
+        writer.close()
+        # Over the handler's bound: refused, and the connection closes after the answer.
+        (answer,) = split_answers(await exchange(port, _chunked(b"x" * 10, b"y" * 10)))
+        assert answer.status == 413 and answer.header("Connection") == "close"
+        # Bad framing: 400.
+        bad = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        (answer,) = split_answers(await exchange(port, bad))
+        assert answer.status == 400
+        # Another coding before chunked is still not read.
+        gzip = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        (answer,) = split_answers(await exchange(port, gzip))
+        assert answer.status == 501
+    finally:
+        await server.close(0.5)
+
+
+async def test_a_response_may_carry_its_own_reason_phrase() -> None:
+    async def handler(request: Request) -> Response:
+        return Response(404, b"", reason="Swarm\r\nNot Found")
+
+    async with running(handler) as server:
+        data = await exchange(port_of(server), get("/", "Connection: close"))
+    assert data.startswith(b"HTTP/1.1 404 Swarm  Not Found\r\n")
+
+
+async def test_a_repeated_head_is_parsed_once_and_answered_the_same() -> None:
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append((request.path, request.headers.get("X-Seq"), await request.read_body()))
+        request.match_info["changed"] = "by a handler"  # a request's own, never the next one's
+        return Response(200, b"ok")
+
+    async with running(handler) as server:
+        post = b"POST /p HTTP/1.1\r\nHost: a\r\nX-Seq: 1\r\nContent-Length: 2\r\n\r\n"
+        port = port_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post + b"ab" + post + b"cd" + post.replace(b"2", b"3") + b"efg")
+        for _ in range(3):
+            assert (await read_answer(reader)).status == 200
+        writer.close()
+        assert len(server._heads) == 2
+    assert seen == [("/p", "1", b"ab"), ("/p", "1", b"cd"), ("/p", "1", b"efg")]
+
+
+async def test_a_body_that_came_with_its_head_is_taken_without_waiting() -> None:
+    taken: list[bytes | None] = []
+
+    async def handler(request: Request) -> Response:
+        taken.append(request.body_if_arrived(4))
+        return Response(200, await request.read_body(4))  # the same body, read once
+
+    async with running(handler) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+        writer.write(post % 3 + b"abc")
+        assert (await read_answer(reader)).body == b"abc"
+        writer.write(post % 3)  # the body comes later: not taken, read_body waits for it
+        await asyncio.sleep(0.05)
+        writer.write(b"def")
+        assert (await read_answer(reader)).body == b"def"
+        writer.write(post % 5 + b"ghijk")  # over the bound: left to read_body, which refuses
+        assert (await read_answer(reader)).status == 413
+        writer.close()
+    assert taken == [b"abc", None, None]

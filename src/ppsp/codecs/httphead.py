@@ -244,7 +244,8 @@ class RequestHead:
     a request without framing has no body).  ``keep_alive`` tells whether the connection may
     carry another request after this one (HTTP/1.1 unless ``Connection: close``; HTTP/1.0
     only with ``Connection: keep-alive``); ``expect_continue`` whether an HTTP/1.1 client waits
-    for ``100 Continue`` before it sends the body.
+    for ``100 Continue`` before it sends the body; ``chunked`` whether the body is in the
+    chunked transfer coding (only when the parser was asked to accept it).
     """
 
     method: str
@@ -258,6 +259,7 @@ class RequestHead:
     content_length: int
     keep_alive: bool
     expect_continue: bool
+    chunked: bool = False
 
     def header(self, name: str) -> str | None:
         """The value of the first field named ``name`` (any case), or None."""
@@ -289,12 +291,13 @@ def request_head_length(data: bytes | bytearray, size: int | None = None) -> int
     return 0
 
 
-def parse_request_head(head: bytes) -> RequestHead:
+def parse_request_head(head: bytes, *, chunked: bool = False) -> RequestHead:
     """Parse a whole request head (as :func:`request_head_length` delimits it).
 
     Raises the :class:`~ppsp.errors.HTTPRequestError` whose status answers the request (see
     the module docstring) for anything that is not a well-formed HTTP/1.x request this server
-    can read.
+    can read.  With ``chunked``, a body in the chunked transfer coding (alone: no other
+    coding) is accepted (the head says so) instead of answered 501.
     """
     if len(head) > MAX_HEAD_BYTES:
         raise RequestHeadTooLarge(f"request head longer than {MAX_HEAD_BYTES} bytes")
@@ -360,7 +363,8 @@ def parse_request_head(head: bytes) -> RequestHead:
             raise MalformedRequest("Transfer-Encoding in an HTTP/1.0 request")
         if not codings or codings[-1] != "chunked":
             raise MalformedRequest("a transfer coding that does not end in chunked")
-        raise RequestNotImplemented("request bodies in a transfer coding are not read")
+        if not chunked or codings != ["chunked"]:
+            raise RequestNotImplemented("request bodies in a transfer coding are not read")
     keep_alive = "close" not in connection and (minor_version >= 1 or "keep-alive" in connection)
     if authority is None and hosts:
         authority = hosts[0]
@@ -377,6 +381,7 @@ def parse_request_head(head: bytes) -> RequestHead:
         keep_alive=keep_alive,
         # A 100-continue expectation of an HTTP/1.0 request is ignored (RFC 9110 10.1.1).
         expect_continue=minor_version >= 1 and "100-continue" in expect,
+        chunked=has_coding,
     )
 
 

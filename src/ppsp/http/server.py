@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 server on asyncio: the peer's endpoint serves other peers through it.
+"""A lean HTTP/1.1 server on asyncio: the peer's endpoint and the tracker serve through it.
 
 :func:`serve` listens and returns an :class:`HTTPServer` (its bound :attr:`~HTTPServer.addresses`,
 :meth:`~HTTPServer.close` with a grace period).  Each connection is an :class:`asyncio.Protocol`
@@ -23,6 +23,13 @@ its handler (:data:`DEFAULT_BODY_LIMIT` otherwise); a head must arrive within
 slowly its bytes trickle in, a body within ``body_timeout``, and an idle kept-alive connection
 is closed after ``idle_timeout``.  The number of connections may be bounded.
 
+For the tracker: :func:`serve` takes a listening socket (``sock``, shared by worker
+processes) and a TLS context (``ssl``); :class:`ConnectionHooks` are told of each connection
+(opened, before anything is read, and may refuse it; closed; timed out), so that a guard can
+bound connections per host; bodies in the chunked coding may be read (``chunked_requests``).
+The parse of a short request head is remembered (clients repeat their heads), a bounded
+number of them.
+
 Layer: I/O (see :mod:`ppsp.http`): the standard library and the codecs only, never aiohttp.
 """
 
@@ -33,15 +40,17 @@ import contextlib
 import logging
 import os
 import socket
+import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import BinaryIO, Final, cast
+from typing import BinaryIO, Final, TypeVar, cast, overload
 from urllib.parse import parse_qsl
 
 from ppsp.codecs.httphead import RequestHead, parse_request_head, request_head_length
 from ppsp.errors import (
     HTTPRequestError,
     LocalProtocolError,
+    MalformedRequest,
     PPSPError,
     RequestBodyTooLarge,
     RequestTimeout,
@@ -55,6 +64,7 @@ __all__ = [
     "IDLE_TIMEOUT",
     "MIN_SEND_RATE",
     "SEND_TIMEOUT",
+    "ConnectionHooks",
     "HTTPServer",
     "Handler",
     "Headers",
@@ -106,8 +116,25 @@ LINGER: Final = 1.0
 after its answer, its sending side shut: closed at once, the unread bytes would reset the
 connection and the answer could be lost (RFC 9112 9.6)."""
 
+MAX_CHUNK_LINE: Final = 1024
+"""Longest line of a chunked request body's framing (a chunk size with extensions, a trailer
+field)."""
+
+MAX_TRAILER_LINES: Final = 64
+"""Most trailer fields after a chunked request body."""
+
+_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
+
+HEAD_CACHE_SIZE: Final = 256
+"""Request heads whose parse a server remembers (see :meth:`HTTPServer.parse_head`)."""
+
+HEAD_CACHE_BYTES: Final = 1024
+"""Longest request head whose parse is remembered."""
+
 FILE_PIECE: Final = 4 << 20
 """Bytes read and written per step when a file region cannot be sent with ``sendfile``."""
+
+_D = TypeVar("_D")
 
 Handler = Callable[["Request"], Awaitable["Response | StreamResponse"]]
 """What answers a request: a whole response, or a stream response it prepared itself."""
@@ -171,14 +198,26 @@ def _encode_head(
     headers: Mapping[str, str] | None,
     keep_alive: bool,
     minor_version: int,
+    reason: str | None = None,
 ) -> bytes:
     """The bytes of a response head.  Header values may not hold CR or LF (LocalProtocolError:
-    a header ending the head early would split the response)."""
+    a header ending the head early would split the response); a ``reason`` phrase (the
+    status's usual one when None) has anything but printable ASCII replaced by spaces."""
+    if reason is None:
+        reason = _reason(status)
+    elif not (reason.isascii() and reason.isprintable()):
+        reason = "".join(ch if " " <= ch <= "~" else " " for ch in reason)
     if content_type is not None and ("\r" in content_type or "\n" in content_type):
         raise LocalProtocolError("a content type holds CR or LF")
     if headers and any("\r" in text or "\n" in text for field in headers.items() for text in field):
         raise LocalProtocolError("a response header holds CR or LF")
-    parts = [f"HTTP/1.1 {status} {_reason(status)}\r\nDate: {_http_date()}\r\n"]
+    if not headers and keep_alive and minor_version and content_type and content_length is not None:
+        # The common answer (a tracker's, a peer's), written in one piece: the same bytes.
+        return (
+            f"HTTP/1.1 {status} {reason}\r\nDate: {_http_date()}\r\nContent-Type: {content_type}"
+            f"\r\nContent-Length: {content_length}\r\n\r\n"
+        ).encode("latin-1")
+    parts = [f"HTTP/1.1 {status} {reason}\r\nDate: {_http_date()}\r\n"]
     if content_type is not None:
         parts.append(f"Content-Type: {content_type}\r\n")
     if content_length is not None:
@@ -235,6 +274,17 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._first[name.lower()]
 
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: _D) -> str | _D: ...
+
+    def get(self, name: str, default: object = None) -> object:
+        """The first value of the field named ``name`` (any case), or ``default`` (one dict
+        lookup: no exception for a missing field, as ``Mapping.get`` would raise and catch)."""
+        return self._first.get(name.lower(), default)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first
 
@@ -275,7 +325,9 @@ class Request:
         "segments",
     )
 
-    def __init__(self, conn: _Connection, head: RequestHead) -> None:
+    def __init__(
+        self, conn: _Connection, head: RequestHead, headers: Headers | None = None
+    ) -> None:
         self._conn = conn
         self.head = head
         """The parsed head (:class:`~ppsp.codecs.httphead.RequestHead`)."""
@@ -283,12 +335,13 @@ class Request:
         self.path = head.path
         """The path as sent (still percent-encoded)."""
         self.segments = head.segments
-        self.headers = Headers(head.headers)
+        self.headers = Headers(head.headers) if headers is None else headers
         self.remote = conn.remote
         self.match_info: dict[str, str] = {}
         self._query: dict[str, str] | None = None
         self._body: bytes | None = None
-        self._unread = head.content_length
+        # A chunked body's length is unknown until read: 1 stands for "something unread".
+        self._unread = 1 if head.chunked else head.content_length
         self._continued = False
         self._close_after = False
         self._stream: StreamResponse | None = None
@@ -314,10 +367,48 @@ class Request:
         return self.head.keep_alive
 
     @property
+    def content_length(self) -> int:
+        """The body's length as the head declares it (0 without a body)."""
+        return self.head.content_length
+
+    @property
+    def body_arrived(self) -> bool:
+        """Whether what is left of the body is all received (nothing of it can stall; a
+        chunked body counts as arrived once read)."""
+        if self.head.chunked:
+            return not self._unread
+        return len(self._conn._buffer) >= self._unread
+
+    def close_after(self) -> None:
+        """Close the connection once this request is answered (its body is not drained)."""
+        self._close_after = True
+
+    @property
     def connected(self) -> bool:
         """Whether the client is still there to receive an answer (it has not closed its side
         of the connection)."""
         return not self._conn.closing
+
+    def body_if_arrived(self, limit: int) -> bytes | None:
+        """The whole body if it is all received already and within ``limit`` (read once, as
+        :meth:`read_body` reads it), else None: then :meth:`read_body` waits, or refuses.
+
+        No coroutine and no waiting: the common case of a small body that came with its head.
+        """
+        if self._body is not None:
+            return self._body
+        head = self.head
+        length = head.content_length
+        if head.chunked or length > limit or (length and head.expect_continue):
+            return None
+        buffer = self._conn._buffer
+        if len(buffer) < length:
+            return None
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        self._unread = 0
+        self._body = body
+        return body
 
     async def read_body(self, limit: int | None = None) -> bytes:
         """The whole body (``b""`` without one), read once.
@@ -330,6 +421,8 @@ class Request:
             return self._body
         conn = self._conn
         bound = conn.server.body_limit if limit is None else limit
+        if self.head.chunked:
+            return await self._read_chunked(bound)
         length = self.head.content_length
         if length > bound:
             self._close_after = True
@@ -349,15 +442,55 @@ class Request:
         self._body = body
         return body
 
+    async def _read_chunked(self, bound: int) -> bytes:
+        """A body in the chunked coding (RFC 9112 7.1), at most ``bound`` bytes of data; its
+        trailer fields are read and dropped.  MalformedRequest (400) for bad framing."""
+        conn = self._conn
+        if self.head.expect_continue and not self._continued:
+            self._continued = True
+            conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        deadline = conn.loop.time() + conn.server.body_timeout
+        parts: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                line = await conn.read_line(deadline)
+                size_text = line.partition(b";")[0].strip(b" \t")
+                if not size_text or len(size_text) > 15 or size_text.strip(_HEX_DIGITS):
+                    raise MalformedRequest("malformed chunk size")
+                size = int(size_text, 16)
+                if not size:
+                    break
+                total += size
+                if total > bound:
+                    raise RequestBodyTooLarge(f"a chunked body over {bound} bytes")
+                data = await conn.read_until(size + 2, deadline)
+                if not data.endswith(b"\r\n"):
+                    raise MalformedRequest("a chunk not ended by CRLF")
+                parts.append(data[:-2])
+            for _ in range(MAX_TRAILER_LINES):
+                if not await conn.read_line(deadline):
+                    break
+            else:
+                raise MalformedRequest("too many trailer fields")
+        except BaseException:
+            self._close_after = True
+            raise
+        body = b"".join(parts)
+        self._unread = 0
+        self._body = body
+        return body
+
 
 class Response:
     """A whole response: status, body, content type, other header fields.
 
     ``Content-Length``, ``Date`` and ``Connection`` are the server's; a non-empty body without
-    a content type is ``application/octet-stream``.
+    a content type is ``application/octet-stream``.  ``reason`` replaces the status's usual
+    reason phrase (printable ASCII on one line; anything else is replaced by spaces).
     """
 
-    __slots__ = ("body", "content_type", "headers", "status")
+    __slots__ = ("body", "content_type", "headers", "reason", "status")
 
     def __init__(
         self,
@@ -366,11 +499,13 @@ class Response:
         *,
         content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
         self.headers = headers
+        self.reason = reason
 
 
 def error_response(status: int, headers: Mapping[str, str] | None = None) -> Response:
@@ -617,6 +752,11 @@ def _status_of(exc: PPSPError) -> int | None:
     return status if isinstance(status, int) and 400 <= status <= 599 else None
 
 
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: its buffer, its flow control and the task that serves it."""
 
@@ -636,6 +776,7 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self.task: asyncio.Task[None] | None = None
+        self._token: object | None = None
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -649,6 +790,13 @@ class _Connection(asyncio.Protocol):
         if server.closing:
             self.transport.abort()
             return
+        hooks = server.hooks
+        if hooks is not None:
+            token = hooks.opened(self.remote)
+            if token is None:
+                self.transport.abort()
+                return
+            self._token = token
         limit = server.max_connections
         if limit is not None and len(server.connections) >= limit:
             self.transport.write(_FULL)
@@ -676,6 +824,12 @@ class _Connection(asyncio.Protocol):
         self._eof = True
         self._lost = True
         self.server.connections.discard(self)
+        token = self._token
+        if token is not None:
+            self._token = None
+            hooks = self.server.hooks
+            if hooks is not None:
+                hooks.closed(token)
         self._wake()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
@@ -706,14 +860,17 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         waiter = self.loop.create_future()
         self._waiter = waiter
+        # One timer handle, not asyncio.timeout_at: this runs for every request.
+        timer = self.loop.call_at(deadline, _time_out, waiter)
         try:
-            async with asyncio.timeout_at(deadline):
-                await waiter
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
 
-    async def _read_head(self, first: bool) -> RequestHead | None:
-        """The next request's head; None when the client closed or the connection stayed idle.
+    async def _read_head(self, first: bool) -> tuple[RequestHead, Headers] | None:
+        """The next request's head and its fields; None when the client closed or the
+        connection stayed idle.
 
         Raises HTTPRequestError for a head to refuse (RequestTimeout: one begun, not ended in
         time).
@@ -734,20 +891,54 @@ class _Connection(asyncio.Protocol):
                 if length:
                     head = bytes(buffer[:length])
                     del buffer[:length]
-                    return parse_request_head(head)
+                    return server.parse_head(head)
             if self._eof:
                 return None
             try:
                 await self._wait(deadline)
             except TimeoutError:
+                hooks = server.hooks
+                if hooks is not None and self._token is not None:
+                    hooks.timed_out(self._token, "head" if started else "idle")
                 if buffer:
                     raise RequestTimeout("the request head did not arrive in time") from None
                 return None
 
+    async def read_line(self, deadline: float) -> bytes:
+        """The next line of a chunked body (without its CRLF), by ``deadline`` (RequestTimeout);
+        MalformedRequest for a line over :data:`MAX_CHUNK_LINE` bytes."""
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
+            if end >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 2]
+                return line
+            if len(buffer) >= MAX_CHUNK_LINE + 2:
+                raise MalformedRequest("a chunk line too long")
+            if self._eof:
+                raise ConnectionResetError("the client went away before the whole body")
+            try:
+                await self._wait(deadline)
+            except TimeoutError:
+                raise RequestTimeout("the request body did not arrive in time") from None
+
+    async def read_until(self, size: int, deadline: float) -> bytes:
+        """The next ``size`` bytes by ``deadline`` (RequestTimeout); ConnectionError when the
+        client goes away first."""
+        return await self._read_exactly_by(size, deadline)
+
     async def read_exactly(self, size: int, timeout: float) -> bytes:
         """The next ``size`` bytes, within ``timeout`` seconds (RequestTimeout); ConnectionError
         when the client goes away first."""
-        deadline = self.loop.time() + timeout
+        buffer = self._buffer
+        if len(buffer) >= size:  # all there already: the common case, no deadline needed
+            data = bytes(buffer[:size])
+            del buffer[:size]
+            return data
+        return await self._read_exactly_by(size, self.loop.time() + timeout)
+
+    async def _read_exactly_by(self, size: int, deadline: float) -> bytes:
         buffer = self._buffer
         self._want = size
         try:
@@ -769,7 +960,7 @@ class _Connection(asyncio.Protocol):
         size = request._unread
         if not size:
             return True
-        if request._close_after or size > DISCARD_LIMIT:
+        if request._close_after or size > DISCARD_LIMIT or request.head.chunked:
             return False
         if request.head.expect_continue and not request._continued:
             return False  # the client may or may not send a body nobody asked for
@@ -821,16 +1012,16 @@ class _Connection(asyncio.Protocol):
         try:
             while not self.server.closing:
                 try:
-                    head = await self._read_head(first)
+                    parsed = await self._read_head(first)
                 except HTTPRequestError as exc:
                     self._refuse(exc)
                     await self._linger()
                     return
-                if head is None:
+                if parsed is None:
                     return
                 first = False
                 self.busy = True
-                request = Request(self, head)
+                request = Request(self, *parsed)
                 keep = await self._answer(request)
                 self.busy = False
                 if not keep:
@@ -944,6 +1135,7 @@ class _Connection(asyncio.Protocol):
                 headers=response.headers,
                 keep_alive=keep_alive,
                 minor_version=request.head.minor_version,
+                reason=response.reason,
             )
         except LocalProtocolError as exc:
             log.error("%s %s: %s", request.method, request.path, exc)
@@ -957,6 +1149,27 @@ class _Connection(asyncio.Protocol):
             self.write(body)
         await self.drain()
         return keep_alive
+
+
+class ConnectionHooks:
+    """What a server tells of its connections to whoever bounds them (the tracker's guard).
+
+    :meth:`opened` is asked first, before anything is read: None refuses the connection (it
+    is cut at once), anything else is the connection's token, given back to :meth:`closed`
+    when it ends and to :meth:`timed_out` when the server closes it for a timeout.  These
+    defaults accept everything.
+    """
+
+    def opened(self, remote: tuple[str, int]) -> object | None:
+        """A connection from ``remote`` (``(ip, port)``) is made: its token, or None to refuse."""
+        return True
+
+    def closed(self, token: object) -> None:
+        """The connection of ``token`` ended (whatever ended it)."""
+
+    def timed_out(self, token: object, what: str) -> None:
+        """The connection of ``token`` is closed for a timeout: ``"head"`` (a head, or a
+        connection's first bytes, late) or ``"idle"`` (a kept-alive connection unused)."""
 
 
 _FULL = (
@@ -980,8 +1193,12 @@ class HTTPServer:
         max_connections: int | None,
         send_timeout: float = SEND_TIMEOUT,
         min_send_rate: float = MIN_SEND_RATE,
+        hooks: ConnectionHooks | None = None,
+        chunked_requests: bool = False,
     ) -> None:
         self.handler = handler
+        self.hooks = hooks
+        self.chunked_requests = chunked_requests
         self.send_timeout = send_timeout
         self.min_send_rate = min_send_rate
         self.body_limit = body_limit
@@ -991,8 +1208,29 @@ class HTTPServer:
         self.max_connections = max_connections
         self.connections: set[_Connection] = set()
         """The open connections."""
+        self._heads: dict[bytes, tuple[RequestHead, Headers]] = {}
         self.closing = False
         self._server: asyncio.Server | None = None
+
+    def parse_head(self, head: bytes) -> tuple[RequestHead, Headers]:
+        """A request head parsed (HTTPRequestError for one to refuse), with its fields.
+
+        Clients send the same heads again and again (the same path and fields; the length
+        of the body varies among a few values): the parse of a short head is remembered, a
+        bounded number of them (all forgotten when the bound is reached), and what is
+        remembered is immutable.
+        """
+        cached = self._heads.get(head)
+        if cached is not None:
+            return cached
+        parsed = parse_request_head(head, chunked=self.chunked_requests)
+        found = (parsed, Headers(parsed.headers))
+        if len(head) <= HEAD_CACHE_BYTES:
+            heads = self._heads
+            if len(heads) >= HEAD_CACHE_SIZE:
+                heads.clear()
+            heads[head] = found
+        return found
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -1042,13 +1280,21 @@ async def serve(
     max_connections: int | None = None,
     send_timeout: float = SEND_TIMEOUT,
     min_send_rate: float = MIN_SEND_RATE,
+    sock: socket.socket | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    hooks: ConnectionHooks | None = None,
+    chunked_requests: bool = False,
 ) -> HTTPServer:
     """Listen on ``host`` (one address, several, or None: every interface) and ``port`` (0: a
     free one) and answer requests with ``handler``.
 
     ``body_limit`` bounds a body whose handler names no bound; the timeouts are in seconds
     (see the module docstring); with ``max_connections``, a connection beyond it is answered
-    503 and closed.
+    503 and closed.  With ``sock``, a listening socket (e.g. shared by several processes),
+    the server accepts on it instead of binding ``host`` and ``port``.  With ``ssl``, every
+    connection is TLS, its handshake bounded by ``head_timeout``.  ``hooks`` are told of each
+    connection (:class:`ConnectionHooks`).  With ``chunked_requests``, request bodies in the
+    chunked coding are read (within the same bounds); without, they are answered 501.
     """
     server = HTTPServer(
         handler,
@@ -1059,13 +1305,27 @@ async def serve(
         max_connections=max_connections,
         send_timeout=send_timeout,
         min_send_rate=min_send_rate,
+        hooks=hooks,
+        chunked_requests=chunked_requests,
     )
     loop = asyncio.get_running_loop()
-    server._server = await loop.create_server(
-        lambda: _Connection(server, loop),
-        host,
-        port,
-        reuse_address=reuse_address,
-        backlog=backlog,
-    )
+
+    def protocol() -> _Connection:
+        return _Connection(server, loop)
+
+    handshake = head_timeout if ssl is not None else None
+    if sock is not None:
+        server._server = await loop.create_server(
+            protocol, sock=sock, backlog=backlog, ssl=ssl, ssl_handshake_timeout=handshake
+        )
+    else:
+        server._server = await loop.create_server(
+            protocol,
+            host,
+            port,
+            reuse_address=reuse_address,
+            backlog=backlog,
+            ssl=ssl,
+            ssl_handshake_timeout=handshake,
+        )
     return server

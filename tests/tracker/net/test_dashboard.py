@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 from click.testing import CliRunner
 
 from ppsp.app.cli.keys import token as token_command
@@ -31,7 +30,7 @@ from ppsp.tracker.net.auth import (
 from ppsp.tracker.net.dashboard import DASHBOARD_APP_KEY
 from ppsp.tracker.net.handler import TRACKER_APP_KEY
 from ppsp.tracker.net.redis_storage import RedisStorage
-from ppsp.tracker.net.server import Expirer, ServerSettings, create_app
+from ppsp.tracker.net.server import Expirer, ServerSettings, TrackerApp, create_app, serve_app
 from ppsp.tracker.net.upkeep import HistorySampler
 from ppsp.tracker.storage import MemoryStorage, Storage
 from ppsp.wire.tracker import (
@@ -70,7 +69,7 @@ class Clock:
 class Served:
     url: str
     tracker: Tracker
-    app: web.Application
+    app: TrackerApp
     http: aiohttp.ClientSession
     clock: Clock
 
@@ -93,16 +92,8 @@ async def served(
     clock = Clock()
     tracker = Tracker(storage or MemoryStorage(seed=1), TrackerConfig())
     app = create_app(tracker, clock=clock, settings=settings, run_expiry=False)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Served(f"http://{host}:{port}", tracker, app, http, clock)
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url, aiohttp.ClientSession() as http:
+        yield Served(url, tracker, app, http, clock)
 
 
 def live_map(swarm_id: str, held: bytes = b"\xff\xf0") -> ContentMap:

@@ -1,19 +1,21 @@
-"""The tracker's aiohttp application and its serving: handler, background tasks, socket.
+"""The tracker's application and its serving: handler, background tasks, socket.
 
-:func:`create_app` puts the request handler (:mod:`ppsp.tracker.net.handler`) in an aiohttp
-application with its background tasks: a task expires peers whose timers ran out, sleeping
+:func:`create_app` puts the request handler (:mod:`ppsp.tracker.net.handler`) in a
+:class:`TrackerApp` with its background tasks: a task expires peers whose timers ran out, sleeping
 until the core's :meth:`Tracker.next_deadline` (re-read after every wake-up, the way aioquic
 re-arms its single timer), never longer than ``expiry_poll`` seconds so that deadlines created
-by new requests are noticed promptly; the connection guard's watchdog; the pruning (and, on
-Redis, the sharing) of per-host request rates; and, for several processes, the writing of this
-process's counters to the file ``/metrics`` sums.  The dashboard (``GET /``, ``/dashboard/``,
-``/api/swarms``: :mod:`ppsp.tracker.net.dashboard`) has its routes before the catch-all ones, and
-the expiry task takes its history's samples.
+by new requests are noticed promptly; the pruning (and, on Redis, the sharing) of per-host
+request rates; and, for several processes, the writing of this process's counters to the file
+``/metrics`` sums.  The dashboard (``GET /``, ``/dashboard/``, ``/api/swarms``:
+:mod:`ppsp.tracker.net.dashboard`) is routed by the handler, and the expiry task takes its
+history's samples.
 
-:func:`running_tracker` checks the storage before the socket listens (a tracker whose storage
-cannot be used does not start) and serves through a
-:class:`~ppsp.tracker.net.guard.GuardedSite`: connection bounds, head and idle timeouts, and
-TLS (:mod:`ppsp.tracker.net.tls`) when the settings carry a certificate.
+:func:`serve_app` serves an application on the project's own HTTP/1.1 server
+(:mod:`ppsp.http.server`): the connection guard (:class:`~ppsp.tracker.net.guard.ConnectionGuard`)
+counts and bounds connections, the server applies the head, idle and body timeouts of the
+limits, and TLS (:mod:`ppsp.tracker.net.tls`) when given a context.  :func:`running_tracker`
+checks the storage before the socket listens (a tracker whose storage cannot be used does not
+start) and serves through :func:`serve_app`.
 """
 
 from __future__ import annotations
@@ -25,24 +27,84 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from aiohttp import web
-
+from ppsp.http.server import serve
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.net.dashboard import DASHBOARD_APP_KEY, Dashboard
-from ppsp.tracker.net.guard import GuardedSite, SharedRates
-from ppsp.tracker.net.handler import TRACKER_APP_KEY, TrackerHandler
+from ppsp.tracker.net.guard import SharedRates
+from ppsp.tracker.net.handler import TRACKER_APP_KEY, AppKey, TrackerHandler
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.net.settings import ServerSettings, config_limits
 from ppsp.tracker.net.upkeep import Clock, Expirer, clock_for, make_storage
 
-__all__ = ["RunningTracker", "create_app", "running_tracker"]
+__all__ = [
+    "STOP_GRACE",
+    "RunningTracker",
+    "TrackerApp",
+    "create_app",
+    "running_tracker",
+    "serve_app",
+]
 
 log = logging.getLogger("ppsp.tracker.net.server")
 """The server's log (one name for the HTTP server, whichever module of it writes)."""
+
+STOP_GRACE = 5.0
+"""Seconds a stopping tracker lets the requests it is answering finish (idle connections close
+at once)."""
+
+_T = TypeVar("_T")
+
+
+class TrackerApp:
+    """A tracker's handler with its dashboard and background tasks, ready to be served.
+
+    ``app[TRACKER_APP_KEY]`` is the handler state, ``app[DASHBOARD_APP_KEY]`` the dashboard
+    (when it has one).  :meth:`start` starts the background tasks, :meth:`stop` ends them
+    (:func:`serve_app` does both).
+    """
+
+    def __init__(self, handler: TrackerHandler) -> None:
+        self.handler = handler
+        self._parts: dict[AppKey[Any], object] = {TRACKER_APP_KEY: handler}
+        self._jobs: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._on_start: list[Callable[[], None]] = []
+        self._on_stop: list[Callable[[], None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def __getitem__(self, key: AppKey[_T]) -> _T:
+        return self._parts[key]  # type: ignore[return-value]
+
+    def __setitem__(self, key: AppKey[_T], value: _T) -> None:
+        self._parts[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parts
+
+    def background(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``job`` as a task named ``name`` while the application is started."""
+        self._jobs.append((name, job))
+
+    async def start(self) -> None:
+        """Start the background tasks."""
+        for call in self._on_start:
+            call()
+        for name, job in self._jobs:
+            self._tasks.append(asyncio.create_task(job(), name=name))  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        """Cancel the background tasks and wait for them to end."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for call in self._on_stop:
+            call()
 
 
 def create_app(
@@ -52,40 +114,23 @@ def create_app(
     settings: ServerSettings | None = None,
     run_expiry: bool = True,
     shared_rates: str | None = None,
-) -> web.Application:
-    """Build the aiohttp application that serves ``tracker``.
+) -> TrackerApp:
+    """Build the application that serves ``tracker``.
 
     ``clock`` gives the ``now`` passed to the core; ``run_expiry`` starts the background task that
     expires peers at their deadlines (tests that drive :class:`Expirer` themselves turn it off).
     ``shared_rates``, a Redis URL, shares the per-host request rates with the other trackers on
     that Redis (:class:`~ppsp.tracker.net.guard.SharedRates`).  The connection bounds and timeouts
-    apply where the application is served through a :class:`~ppsp.tracker.net.guard.GuardedSite`
-    with the application's guard (:func:`running_tracker` does so).
+    apply where the application is served (:func:`serve_app`).
     """
     settings = settings or ServerSettings()
     state = TrackerHandler(tracker, clock, settings)
-    # client_max_size is a second line of defence: handlers read the body with their own bound.
-    app = web.Application(client_max_size=settings.max_body)
-    app[TRACKER_APP_KEY] = state
+    app = TrackerApp(state)
     dashboard: Dashboard | None = None
     if settings.dashboard:
         dashboard = Dashboard(state, addresses=settings.dashboard_addresses)
         app[DASHBOARD_APP_KEY] = dashboard
-        dashboard.add_routes(app.router)
-    app.router.add_get("/status", state.status)
-    app.router.add_get("/metrics", state.metrics_page)
-    app.router.add_post("/{path:.*}", state.ppsp)
-    app.router.add_route("*", "/{path:.*}", state.elsewhere)
-
-    def background(name: str, job: Callable[[], Any]) -> None:
-        async def context(app: web.Application) -> AsyncIterator[None]:
-            task = asyncio.create_task(job(), name=name)
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        app.cleanup_ctx.append(context)
+        state.dashboard = dashboard
 
     if run_expiry:
         expirer = Expirer(
@@ -96,9 +141,8 @@ def create_app(
             health=state.health,
             sampler=None if dashboard is None else dashboard.sampler,
         )
-        background("ppsp-tracker-expiry", expirer.run)
+        app.background("ppsp-tracker-expiry", expirer.run)
 
-    background("ppsp-tracker-guard", state.guard.watch)
     rates = state.rates
     if rates is not None:
 
@@ -107,7 +151,7 @@ def create_app(
                 await asyncio.sleep(10.0)
                 rates.prune(time.monotonic())
 
-        background("ppsp-tracker-rates", prune)
+        app.background("ppsp-tracker-rates", prune)
         if shared_rates is not None:
             sharing = SharedRates(rates, shared_rates)
 
@@ -117,7 +161,7 @@ def create_app(
                 finally:
                     await sharing.close()
 
-            background("ppsp-tracker-shared-rates", share)
+            app.background("ppsp-tracker-shared-rates", share)
 
     shared = state.metrics.shared
     if shared is not None:
@@ -128,17 +172,61 @@ def create_app(
                 await asyncio.sleep(flush)
                 shared.write_if_changed()
 
-        async def metrics_task(app: web.Application) -> AsyncIterator[None]:
-            shared.write()
-            task = asyncio.create_task(metrics_writer(), name="ppsp-tracker-metrics")
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            shared.write()  # the last requests of a worker that stops count too
-
-        app.cleanup_ctx.append(metrics_task)
+        app._on_start.append(shared.write)
+        app.background("ppsp-tracker-metrics", metrics_writer)
+        app._on_stop.append(shared.write)  # the last requests of a worker that stops count too
     return app
+
+
+@contextlib.asynccontextmanager
+async def serve_app(
+    app: TrackerApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    grace: float = STOP_GRACE,
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (or the listening ``sock``) for the duration of the block;
+    its base URL.
+
+    The application's background tasks run meanwhile.  On exit the listening socket is closed,
+    idle connections at once, and the requests being answered get ``grace`` seconds.
+    """
+    state = app.handler
+    limits = state.limits
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    if ssl_context is not None:
+        _quiet_tls_failures(loop)
+    await app.start()
+    try:
+        server = await serve(
+            state,
+            None if sock is not None else host,
+            0 if sock is not None else port,
+            sock=sock,
+            ssl=ssl_context,
+            backlog=1024,
+            body_limit=state.settings.max_body,
+            head_timeout=limits.header_timeout,
+            idle_timeout=limits.idle_timeout,
+            body_timeout=limits.body_timeout,
+            hooks=state.guard,
+            chunked_requests=True,  # PPSP-TP bodies may come chunked (bounded the same)
+        )
+        try:
+            bound_host, bound_port = server.addresses[0]
+            scheme = "https" if ssl_context is not None else "http"
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            yield f"{scheme}://{shown}:{bound_port}"
+        finally:
+            await server.close(grace)
+    finally:
+        await app.stop()
+        if ssl_context is not None:
+            loop.set_exception_handler(previous_handler)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +235,7 @@ class RunningTracker:
 
     url: str
     tracker: Tracker
-    app: web.Application
+    app: TrackerApp
 
 
 @contextlib.asynccontextmanager
@@ -184,34 +272,12 @@ async def running_tracker(
     tracker = Tracker(storage, config)
     shared = storage_url if isinstance(storage, RedisStorage) else None
     app = create_app(tracker, clock=clock_for(storage_url), settings=settings, shared_rates=shared)
-    # Keep-alive connections idle longer than the bound are closed by aiohttp itself too.
-    handler_args: dict[str, Any] = {
-        "access_log": None,
-        "keepalive_timeout": config.limits.idle_timeout,
-    }
-    runner = web.AppRunner(app, handle_signals=False, **handler_args)
-    loop = asyncio.get_running_loop()
-    previous_handler = loop.get_exception_handler()
     try:
-        await runner.setup()
-        if settings.ssl_context is not None:
-            _quiet_tls_failures(loop)
-        site = GuardedSite(
-            runner,
-            app[TRACKER_APP_KEY].guard,
-            host=host,
-            port=port,
-            sock=sock,
-            ssl_context=settings.ssl_context,
-            backlog=1024,
-            **handler_args,
-        )
-        await site.start()
-        yield RunningTracker(url=site.name, tracker=tracker, app=app)
+        async with serve_app(
+            app, host=host, port=port, sock=sock, ssl_context=settings.ssl_context
+        ) as url:
+            yield RunningTracker(url=url, tracker=tracker, app=app)
     finally:
-        await runner.cleanup()
-        if settings.ssl_context is not None:
-            loop.set_exception_handler(previous_handler)
         close = getattr(storage, "close", None)
         if close is not None:
             await close()

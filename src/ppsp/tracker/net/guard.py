@@ -1,23 +1,19 @@
 """The tracker's guard against floods: connections, request heads and request rates, per host.
 
-A tracker on the internet is reached by anyone, and aiohttp alone bounds neither the
-connections one host keeps open nor the time a client may take to send a request's head: a
-few thousand connections that send a header line now and then hold the tracker's memory and
-file descriptors forever.  This module bounds what one host (an IPv4 address, or an IPv6
-/64, which one host commonly holds whole) may take, with the numbers of
-:class:`~ppsp.tracker.limits.Limits`:
+A tracker on the internet is reached by anyone: a few thousand connections that send a header
+line now and then would hold the tracker's memory and file descriptors forever.  This module
+bounds what one host (an IPv4 address, or an IPv6 /64, which one host commonly holds whole) may
+take, with the numbers of :class:`~ppsp.tracker.limits.Limits`:
 
-- **Connections.** :class:`GuardedRequestHandler` (aiohttp's protocol, one per connection)
-  asks :class:`ConnectionGuard` when the connection is made: over ``connections_per_host``
-  for its host or ``connections_total`` in all, it is closed at once, before anything is read.
-  Trusted proxies are exempt from the per-host bound (everyone's connections come through
-  them); the total holds for them too.
-- **Heads and idle connections.** Each connection is in one of three phases: *head* (from the
-  connection or the first byte of a new request until a handler starts), *busy* (a handler
-  runs; the body's own timeout is the handler's) and *idle* (between requests).  One
-  watchdog task looks at every connection a few times a second and closes those whose head
-  took longer than ``header_timeout`` or that stayed idle longer than ``idle_timeout``.  The
-  per-request cost is two attribute writes; there is no timer per connection.
+- **Connections.** The HTTP server (:mod:`ppsp.http.server`) asks :class:`ConnectionGuard`
+  (its :class:`~ppsp.http.server.ConnectionHooks`) when a connection is made: over
+  ``connections_per_host`` for its host or ``connections_total`` in all, it is cut at once,
+  before anything is read.  Trusted proxies are exempt from the per-host bound (everyone's
+  connections come through them); the total holds for them too.
+- **Heads and idle connections.** The server closes a connection whose head took longer than
+  ``header_timeout`` from its first byte (a connection's first head: from the connection),
+  however slowly its bytes trickle in, and one that stayed idle longer than ``idle_timeout``
+  between requests; it tells the guard, which counts (and, for heads, warns).
 - **Request rates.** :class:`HostRates` keeps a token bucket per host
   (``requests_per_second_per_host``, ``request_burst_per_host``); a request finding it empty
   is answered 503 with ``Retry-After`` by the server.  Several processes on one Redis share
@@ -45,15 +41,11 @@ import contextlib
 import functools
 import logging
 import math
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-
+from ppsp.http.server import ConnectionHooks
 from ppsp.tracker.limits import Limits, host_key
 from ppsp.tracker.net.metrics import RefusalCounts
 from ppsp.tracker.net.proxy import TrustedProxies
@@ -61,8 +53,6 @@ from ppsp.tracker.net.proxy import TrustedProxies
 __all__ = [
     "SYNC_INTERVAL",
     "ConnectionGuard",
-    "GuardedRequestHandler",
-    "GuardedSite",
     "HostRates",
     "RateWarnings",
     "SharedRates",
@@ -82,11 +72,6 @@ WARNING_INTERVAL = 60.0
 
 WARNINGS_PER_MINUTE = 100
 """Warning lines about refusals a process writes in a minute, over all hosts."""
-
-# Connection phases (see the module's docstring).
-HEAD = 0
-BUSY = 1
-IDLE = 2
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -322,13 +307,26 @@ class SharedRates:
             await self._redis.aclose()
 
 
-class ConnectionGuard:
-    """Open connections per host and in all, and the watchdog of heads and idle connections.
+class _Counted:
+    """One counted connection: its host and whether it comes from a trusted proxy."""
 
-    ``processes`` is the number of processes sharing the port (and these bounds); ``proxies``
-    the trusted proxies, exempt from the per-host connection bound.  Refused and closed
-    connections are counted in ``counts`` (the application's metrics; counts of its own when
-    None).
+    __slots__ = ("host", "proxy")
+
+    def __init__(self, host: str, proxy: bool) -> None:
+        self.host = host
+        self.proxy = proxy
+
+
+class ConnectionGuard(ConnectionHooks):
+    """Open connections per host and in all; the count of connections closed for timeouts.
+
+    The HTTP server (:mod:`ppsp.http.server`) asks :meth:`opened` for each new connection
+    before it reads anything, tells :meth:`closed` when it ends and :meth:`timed_out` when it
+    closes one for its head or for idling (the timeouts themselves are the server's, set from
+    the same limits).  ``processes`` is the number of processes sharing the port (and these
+    bounds); ``proxies`` the trusted proxies, exempt from the per-host connection bound.
+    Refused and closed connections are counted in ``counts`` (the application's metrics;
+    counts of its own when None).
     """
 
     def __init__(
@@ -351,7 +349,8 @@ class ConnectionGuard:
         self.proxies = proxies
         self.warnings = warnings if warnings is not None else RateWarnings(clock)
         self.clock = clock
-        self.open: set[GuardedRequestHandler] = set()
+        self.open: set[object] = set()
+        """The counted connections' tokens."""
         self.per_host_open: dict[str, int] = {}
         self.counts = counts if counts is not None else RefusalCounts()
         # The two tables counted in, looked up once (only refusals touch them).
@@ -386,40 +385,41 @@ class ConnectionGuard:
             else:
                 self.per_host_open.pop(host, None)
 
-    def tick(self) -> float:
-        """Close the connections past their deadline; return the delay until the next look."""
-        now = self.clock()
-        header_deadline = now - self.header_timeout
-        idle_deadline = now - self.idle_timeout
-        late: list[tuple[GuardedRequestHandler, str]] = []
-        for conn in self.open:
-            phase = conn.phase
-            if phase == HEAD:
-                if conn.since <= header_deadline:
-                    late.append((conn, "header_timeout"))
-            elif phase == IDLE and conn.since <= idle_deadline:
-                late.append((conn, "idle_timeout"))
-        for conn, reason in late:
-            if reason == "header_timeout":
-                # (Idle connections are counted when lost: see GuardedRequestHandler.)
-                self._closed[reason] += 1
-                self.warnings.warn(
-                    conn.host,
-                    "closing connections from %s that sent no request head within %g s",
-                    conn.host,
-                    self.header_timeout,
-                )
-            conn.force_close()
-        return max(0.05, min(1.0, self.header_timeout / 4, self.idle_timeout / 4))
+    # -- the server's hooks ------------------------------------------------------------------
 
-    async def watch(self) -> None:
-        """Look at the connections a few times a second until cancelled."""
-        while True:
-            await asyncio.sleep(self.tick())
+    def opened(self, remote: tuple[str, int]) -> object | None:
+        """Count a connection from ``remote``: its token, or None (over a bound: cut it)."""
+        ip = remote[0]
+        host = host_of(ip)
+        proxies = self.proxies
+        proxy = proxies is not None and bool(proxies) and proxies.trusts(ip)
+        if not self.accept(host, proxy):
+            return None
+        token = _Counted(host, proxy)
+        self.open.add(token)
+        return token
 
+    def closed(self, token: object) -> None:
+        """Forget a counted connection."""
+        if token in self.open:
+            self.open.discard(token)
+            assert isinstance(token, _Counted)
+            self.release(token.host, token.proxy)
 
-IDLE_SLACK = 0.05
-"""Seconds short of the idle timeout after which a lost idle connection counts as timed out."""
+    def timed_out(self, token: object, what: str) -> None:
+        """Count (and warn about, for heads) a connection the server closes for a timeout."""
+        if what == "idle":
+            self._closed["idle_timeout"] += 1
+            return
+        self._closed["header_timeout"] += 1
+        host = token.host if isinstance(token, _Counted) else "*"
+        self.warnings.warn(
+            host,
+            "closing connections from %s that sent no request head within %g s",
+            host,
+            self.header_timeout,
+        )
+
 
 FD_RESERVE = 128
 """File descriptors kept for everything but connections (storage, listening socket, files)."""
@@ -439,140 +439,3 @@ def _descriptor_bound() -> int:
     if soft == resource.RLIM_INFINITY or soft < 0:
         return 1 << 62
     return max(16, soft - FD_RESERVE)
-
-
-class GuardedRequestHandler(RequestHandler):
-    """aiohttp's connection protocol, counted and watched by a :class:`ConnectionGuard`.
-
-    The server's handlers call :meth:`busy` when a request starts and :meth:`idle` when its
-    answer is ready; the first byte received while idle starts a new head.
-    """
-
-    __slots__ = ("_counted", "guard", "host", "phase", "proxy", "since")
-
-    def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self.guard = guard
-        self.host = ""
-        self.proxy = False
-        self.phase = HEAD
-        self.since = 0.0
-        self._counted = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Count the connection, or close it at once when over a bound."""
-        guard = self.guard
-        peer = transport.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        self.host = host_of(ip)
-        self.proxy = bool(guard.proxies) and guard.proxies is not None and guard.proxies.trusts(ip)
-        if not guard.accept(self.host, self.proxy):
-            if isinstance(transport, asyncio.Transport):
-                transport.abort()
-            else:
-                transport.close()
-            return
-        self._counted = True
-        self.phase = HEAD
-        self.since = guard.clock()
-        guard.open.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """Forget the connection (when it was counted) and let aiohttp finish it."""
-        if not self._counted:
-            return
-        self._counted = False
-        guard = self.guard
-        guard.open.discard(self)
-        guard.release(self.host, self.proxy)
-        # An idle connection lost after the idle timeout was closed for it: by the watchdog, or
-        # (usually first, on the same timeout) by aiohttp's keep-alive timer.  Counted here, so
-        # that both count once.  (The timer runs on the event loop's clock, which uvloop reads
-        # once per iteration to the millisecond: hence a little slack.)
-        if self.phase == IDLE and guard.clock() - self.since >= guard.idle_timeout - IDLE_SLACK:
-            guard.counts.connections_closed["idle_timeout"] += 1
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes after an answer start the next request's head (and its deadline)."""
-        if self.phase == IDLE:
-            self.phase = HEAD
-            self.since = self.guard.clock()
-        RequestHandler.data_received(self, data)  # not super(): this runs for every read
-
-    def busy(self) -> None:
-        """A request's head is in and a handler works on it: no head deadline now."""
-        self.phase = BUSY
-
-    def idle(self) -> None:
-        """The request's answer is ready: the connection waits for the next one."""
-        self.phase = IDLE
-        self.since = self.guard.clock()
-
-
-class GuardedSite(web.BaseSite):
-    """An aiohttp site whose connections are :class:`GuardedRequestHandler` protocols.
-
-    It listens on ``sock`` (a listening socket, e.g. shared by worker processes) or on
-    ``host:port``, over TLS when ``ssl_context`` is given (handshakes then must finish within
-    the header timeout too).
-    """
-
-    __slots__ = ("_bind", "_guard", "_handler_args", "_sock")
-
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        guard: ConnectionGuard,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        sock: socket.socket | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        backlog: int = 1024,
-        **handler_args: Any,
-    ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
-        self._guard = guard
-        self._sock = sock
-        self._bind = (host, port)
-        self._handler_args = handler_args
-
-    @property
-    def name(self) -> str:
-        """The site's base URL."""
-        scheme = "https" if self._ssl_context is not None else "http"
-        host, port = self._bind
-        sockets = getattr(self._server, "sockets", None)
-        if sockets:
-            host, port = sockets[0].getsockname()[:2]
-        elif self._sock is not None:
-            host, port = self._sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
-        return f"{scheme}://{shown}:{port}"
-
-    async def start(self) -> None:
-        """Listen, making a guarded protocol for each connection."""
-        await super().start()
-        loop = asyncio.get_running_loop()
-        server = self._runner.server
-        assert server is not None
-        guard = self._guard
-        args = {"loop": loop, **self._handler_args}
-
-        def protocol() -> GuardedRequestHandler:
-            return GuardedRequestHandler(server, guard, **args)
-
-        tls: dict[str, Any] = {}
-        if self._ssl_context is not None:
-            tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": guard.header_timeout}
-        if self._sock is not None:
-            self._server = await loop.create_server(
-                protocol, sock=self._sock, backlog=self._backlog, **tls
-            )
-        else:
-            host, port = self._bind
-            self._server = await loop.create_server(
-                protocol, host, port, backlog=self._backlog, **tls
-            )

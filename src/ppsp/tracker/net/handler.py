@@ -1,4 +1,5 @@
-"""The tracker's HTTP request handler: a thin aiohttp layer over the sans-I/O :class:`Tracker`.
+"""The tracker's HTTP request handler: a thin layer over the sans-I/O :class:`Tracker`, served by
+the project's own HTTP server (:mod:`ppsp.http.server`).
 
 Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md).  The handler
 
@@ -17,23 +18,22 @@ Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md).  Th
 
 ``GET /status`` answers a JSON summary and ``GET /metrics`` the Prometheus exposition of a
 registry private to the application (:mod:`ppsp.tracker.net.metrics`); anything else is 404 or
-405.  The application around the handler is assembled in :mod:`ppsp.tracker.net.app`.
+405.  :meth:`TrackerHandler.__call__` dispatches every request (the dashboard's routes when it
+has one); the application around the handler is assembled in :mod:`ppsp.tracker.net.app`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 
@@ -51,11 +51,15 @@ from ppsp.codecs.tracker import (
 )
 from ppsp.errors import (
     BearerTokenError,
+    HTTPRequestError,
     PayloadTooLarge,
+    RequestBodyTooLarge,
+    RequestTimeout,
     ServiceUnavailable,
     TrackerErrorCode,
     TrackerProtocolError,
 )
+from ppsp.http.server import Request, Response
 from ppsp.tracker.core import Tracker, TrackerStats
 from ppsp.tracker.credentials import Credentials
 from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
@@ -66,15 +70,7 @@ from ppsp.tracker.net.auth import (
     load_public_key,
     refusal_reason,
 )
-from ppsp.tracker.net.guard import (
-    BUSY,
-    IDLE,
-    ConnectionGuard,
-    GuardedRequestHandler,
-    HostRates,
-    RateWarnings,
-    host_of,
-)
+from ppsp.tracker.net.guard import ConnectionGuard, HostRates, RateWarnings, host_of
 from ppsp.tracker.net.metrics import TrackerMetrics
 from ppsp.tracker.net.proxy import TrustedProxies, parse_networks
 from ppsp.tracker.net.settings import DEFAULT_MAX_BODY, ServerSettings, config_limits
@@ -88,7 +84,10 @@ from ppsp.wire.tracker import (
     TrackerResponse,
 )
 
-__all__ = ["REQUEST_TIMEOUT_STATUS", "TRACKER_APP_KEY", "TrackerHandler"]
+if TYPE_CHECKING:
+    from ppsp.tracker.net.dashboard import Dashboard
+
+__all__ = ["REQUEST_TIMEOUT_STATUS", "TRACKER_APP_KEY", "AppKey", "TrackerHandler"]
 
 log = logging.getLogger("ppsp.tracker.net.server")
 """The server's log (one name for the HTTP server, whichever module of it writes)."""
@@ -130,6 +129,8 @@ class TrackerHandler:
         self.health = StorageHealth()
         self.version = _max_version(tracker)
         limits = settings.limits or _tracker_limits(tracker)
+        self.limits = limits
+        """The bounds this handler and its server apply."""
         self.body_timeout = limits.body_timeout
         self.proxies = TrustedProxies(
             parse_networks(settings.trusted_proxies), settings.proxy_header
@@ -158,20 +159,43 @@ class TrackerHandler:
         # The core takes the credentials of a request once it knows them (issue 12); a core
         # without the parameter is called as before.
         self.pass_credentials = "credentials" in inspect.signature(tracker.handle).parameters
+        self.dashboard: Dashboard | None = None
+        """The dashboard whose routes are served too (set by the application that has one)."""
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def __call__(self, request: Request) -> Response:
+        """Answer any request: a POST is PPSP-TP whatever its path; GET and HEAD of the pages
+        (and of the dashboard's, when it has one); anything else 404 or 405."""
+        method = request.method
+        if method == "POST":
+            return await self.ppsp(request)
+        if method == "GET" or method == "HEAD":
+            path = request.path
+            if path == "/status":
+                return await self.status(request)
+            if path == "/metrics":
+                return await self.metrics_page(request)
+            dashboard = self.dashboard
+            if dashboard is not None:
+                page = dashboard.route(request)
+                if page is not None:
+                    return await page(request)
+        return await self.elsewhere(request)
 
     # -- what every request passes ---------------------------------------------------------
 
-    def _observe(self, request: web.Request) -> tuple[str, int]:
+    def _observe(self, request: Request) -> tuple[str, int]:
         """The request's observed address: its connection's, or what a trusted proxy says."""
         peer = _observed(request)
         if self.proxies.networks:
             return self._forwarded(request, peer)
         return peer
 
-    def _forwarded(self, request: web.Request, peer: tuple[str, int]) -> tuple[str, int]:
+    def _forwarded(self, request: Request, peer: tuple[str, int]) -> tuple[str, int]:
         """The client a trusted proxy at ``peer`` names, else ``peer``."""
         proxies = self.proxies
-        return proxies.client(peer, request.headers.getall(proxies.header, ()))
+        return proxies.client(peer, request.headers.getall(proxies.header))
 
     def _over_rate(self, host: str) -> float:
         """0.0 when the host may send a request now, else the seconds until it may again."""
@@ -194,133 +218,127 @@ class TrackerHandler:
             self.rates.rate,
         )
 
-    def _credentials(self, request: web.Request) -> Credentials | BearerTokenError | None:
+    def _credentials(self, request: Request) -> Credentials | BearerTokenError | None:
         """The request's verified credentials (None without an auth key), or why it has none."""
         verifier = self.verifier
         if verifier is None:
             return None
         try:
             # A token's expiry is a Unix time (JWT "exp"), not the tracker's (monotonic) clock.
-            return verifier.check(request.headers.get("Authorization"), time.time())
+            return verifier.check(request.headers.get("authorization"), time.time())
         except BearerTokenError as exc:
             self.metrics.refusals.count_unauthenticated(refusal_reason(exc))
             return exc
 
     # -- PPSP-TP ---------------------------------------------------------------------------
 
-    async def ppsp(self, request: web.Request) -> web.StreamResponse:
+    async def ppsp(self, request: Request) -> Response:
         """Answer one PPSP-TP request."""
-        # The connection's phase for the guard's watchdog: busy now, idle once answered
-        # (attributes set here, not methods, and one function: this runs for every request).
-        connection: Any = request.protocol
-        guarded = connection.__class__ is GuardedRequestHandler
-        if guarded:
-            connection.phase = BUSY
+        started = time.perf_counter()
+        headers = request.headers
+        encoding = encoding_for(headers.get("content-type"))
+        observed = _observed(request)
+        if self.proxies.networks:
+            observed = self._forwarded(request, observed)
+        rates = self.rates
+        if rates is not None:
+            wait = rates.admit(host_of(observed[0]), _monotonic())
+            if wait:
+                self.metrics.refusals.rate_limited += 1
+                self._warn_rate(observed[0])
+                label = "unknown" if encoding is None else _ENCODING_LABELS[encoding]
+                self.metrics.count_request("unknown", label, "rate_limited")
+                return _overloaded(request, encoding, wait)
+        if encoding is None or not _identity_coding(request):
+            self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
+            return _unsupported_media_type(request)
+        credentials: Credentials | None = None
+        if self.verifier is not None:
+            checked = self._credentials(request)
+            if isinstance(checked, BearerTokenError):
+                label = _ENCODING_LABELS[encoding]
+                self.metrics.count_request("unknown", label, "unauthenticated")
+                return _unauthorized(request, encoding, checked)
+            credentials = checked
+
+        codec = codec_for(encoding)
+        method = "unknown"
+        version = ProtocolVersion.V1_0
+        force_close = False
+        status_override: int | None = None
+        answer: TrackerResponse | ErrorResponse
         try:
-            started = time.perf_counter()
-            encoding = encoding_for(request.headers.get("Content-Type"))
-            observed = _observed(request)
-            if self.proxies.networks:
-                observed = self._forwarded(request, observed)
-            rates = self.rates
-            if rates is not None:
-                wait = rates.admit(host_of(observed[0]), _monotonic())
-                if wait:
-                    self.metrics.refusals.rate_limited += 1
-                    self._warn_rate(observed[0])
-                    label = "unknown" if encoding is None else _ENCODING_LABELS[encoding]
-                    self.metrics.count_request("unknown", label, "rate_limited")
-                    return _overloaded(request, encoding, wait)
-            if encoding is None or not _identity_coding(request):
-                self.metrics.count_request("unknown", "unknown", "unsupported_media_type")
-                return _unsupported_media_type(request)
-            credentials: Credentials | None = None
-            if self.verifier is not None:
-                checked = self._credentials(request)
-                if isinstance(checked, BearerTokenError):
-                    label = _ENCODING_LABELS[encoding]
-                    self.metrics.count_request("unknown", label, "unauthenticated")
-                    return _unauthorized(request, encoding, checked)
-                credentials = checked
-
-            codec = codec_for(encoding)
-            method = "unknown"
-            version = ProtocolVersion.V1_0
-            force_close = False
-            status_override: int | None = None
-            answer: TrackerResponse | ErrorResponse
-            try:
+            body = request.body_if_arrived(self.settings.max_body)
+            if body is None:
                 body = await self._read_body(request)
-                message: AnyRequest = codec.decode_request(body)
-                method = _METHOD_LABELS[message.method]
-                version = message.version
-                if self.pass_credentials:
-                    answer = await self.tracker.handle(
-                        message,  # type: ignore[call-arg, unused-ignore]
-                        observed=observed,
-                        now=self.clock(),
-                        credentials=credentials,
-                    )
-                else:
-                    answer = await self.tracker.handle(message, observed=observed, now=self.clock())
-            except PayloadTooLarge as exc:
-                force_close = True
-                answer = _error(version, exc)
-            except _BodyTimeout:
-                force_close = True
-                status_override = REQUEST_TIMEOUT_STATUS
-                answer = ErrorResponse(
-                    version=version,
-                    transaction_id=None,
-                    code=TrackerErrorCode.BAD_REQUEST,
-                    reason="Request Timeout",
+            message: AnyRequest = codec.decode_request(body)
+            method = _METHOD_LABELS[message.method]
+            version = message.version
+            if self.pass_credentials:
+                answer = await self.tracker.handle(
+                    message,  # type: ignore[call-arg, unused-ignore]
+                    observed=observed,
+                    now=self.clock(),
+                    credentials=credentials,
                 )
-            except TrackerProtocolError as exc:
-                if exc.code is TrackerErrorCode.UNSUPPORTED_VERSION:
-                    # Refuse a version in one this tracker speaks: its highest.
-                    version = self.version
-                elif exc.code is TrackerErrorCode.SERVICE_UNAVAILABLE:
-                    self.health.failed(exc, f"answering a {method} request")
-                answer = _error(version, exc)
-            except Exception:
-                log.exception("unexpected error answering a %s request", method)
-                answer = ErrorResponse(
-                    version=version, transaction_id=None, code=TrackerErrorCode.INTERNAL_ERROR
-                )
+            else:
+                answer = await self.tracker.handle(message, observed=observed, now=self.clock())
+        except PayloadTooLarge as exc:
+            force_close = True
+            answer = _error(version, exc)
+        except _BodyTimeout:
+            force_close = True
+            status_override = REQUEST_TIMEOUT_STATUS
+            answer = ErrorResponse(
+                version=version,
+                transaction_id=None,
+                code=TrackerErrorCode.BAD_REQUEST,
+                reason="Request Timeout",
+            )
+        except TrackerProtocolError as exc:
+            if exc.code is TrackerErrorCode.UNSUPPORTED_VERSION:
+                # Refuse a version in one this tracker speaks: its highest.
+                version = self.version
+            elif exc.code is TrackerErrorCode.SERVICE_UNAVAILABLE:
+                self.health.failed(exc, f"answering a {method} request")
+            answer = _error(version, exc)
+        except (ConnectionError, HTTPRequestError):
+            raise  # the client went away, or its body's framing is bad: the server answers
+        except Exception:
+            log.exception("unexpected error answering a %s request", method)
+            answer = ErrorResponse(
+                version=version, transaction_id=None, code=TrackerErrorCode.INTERNAL_ERROR
+            )
 
-            response = self._encode(encoding, answer, status_override)
-            if force_close:
-                response.force_close()
-            outcome = "ok" if isinstance(answer, TrackerResponse) else answer.code.name.lower()
-            if status_override == REQUEST_TIMEOUT_STATUS:
-                outcome = "timeout"
-            label = _ENCODING_LABELS[encoding]
-            self.metrics.count_request(method, label, outcome)
-            elapsed = time.perf_counter() - started
-            self.metrics.observe_latency(label, elapsed)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "%s %s %s %s -> %d %s (%.3f ms)",
-                    observed[0],
-                    encoding.value,
-                    version.value,
-                    method,
-                    response.status,
-                    outcome,
-                    elapsed * 1000,
-                )
-            return response
-        finally:
-            if guarded:
-                connection.phase = IDLE
-                connection.since = _monotonic()
+        response = self._encode(encoding, answer, status_override)
+        if force_close:
+            request.close_after()
+        outcome = "ok" if answer.__class__ is TrackerResponse else answer.code.name.lower()  # type: ignore[union-attr]
+        if status_override == REQUEST_TIMEOUT_STATUS:
+            outcome = "timeout"
+        label = _ENCODING_LABELS[encoding]
+        self.metrics.count_request(method, label, outcome)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_latency(label, elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s %s -> %d %s (%.3f ms)",
+                observed[0],
+                encoding.value,
+                version.value,
+                method,
+                response.status,
+                outcome,
+                elapsed * 1000,
+            )
+        return response
 
     def _encode(
         self,
         encoding: Encoding,
         answer: TrackerResponse | ErrorResponse,
         status_override: int | None,
-    ) -> web.Response:
+    ) -> Response:
         encode = _ENCODERS[encoding]
         try:
             body = encode(answer)
@@ -337,48 +355,26 @@ class TrackerHandler:
             except Exception:
                 log.exception("could not encode an internal-error answer")
                 body = b""
+        if answer.__class__ is TrackerResponse:
+            return Response(200, body, content_type=encoding.content_type)
         status, reason = status_line(answer)
         if status_override is not None:
             status = status_override
-        return web.Response(
-            status=status,
-            reason=reason,
-            body=body,
-            headers={"Content-Type": encoding.content_type},
-        )
+        return Response(status, body, content_type=encoding.content_type, reason=reason)
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        """Read the body, refusing more than ``max_body`` bytes or a stall of ``body_timeout``."""
-        limit = self.settings.max_body
-        declared = request.content_length
-        if declared is not None and declared > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
-        content = request.content
-        if content.is_eof() and content.exception() is None:
-            # The whole body has already arrived: nothing can stall, no timer is needed.
-            body = content.read_nowait()
-            if len(body) > limit:
-                raise PayloadTooLarge(f"body exceeds {limit} bytes")
-            return body
-        chunks: list[bytes] = []
-        total = 0
+    async def _read_body(self, request: Request) -> bytes:
+        """Read the body, refusing more than ``max_body`` bytes or a stall of ``body_timeout``
+        (the server's body timeout, set from the same limits)."""
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    chunk = await request.content.readany()
-                    if not chunk:
-                        break
-                    total += len(chunk)
-                    if total > limit:
-                        raise PayloadTooLarge(f"body exceeds {limit} bytes")
-                    chunks.append(chunk)
-        except TimeoutError as exc:
-            raise _BodyTimeout from exc
-        return b"".join(chunks)
+            return await request.read_body(self.settings.max_body)
+        except RequestBodyTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except RequestTimeout:
+            raise _BodyTimeout from None
 
     # -- the other endpoints -----------------------------------------------------------------
 
-    async def status(self, request: web.Request) -> web.StreamResponse:
+    async def status(self, request: Request) -> Response:
         """``GET /status``: a JSON summary of the tracker's state.
 
         ``storage`` is ``ok``, or ``unreachable`` (with the error, HTTP 503, and no counts)
@@ -386,7 +382,7 @@ class TrackerHandler:
         """
         return await self._other(request, self._status)
 
-    async def metrics_page(self, request: web.Request) -> web.StreamResponse:
+    async def metrics_page(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus text exposition of this application's registry.
 
         The peer, swarm and membership gauges are NaN while the storage does not answer; the
@@ -394,7 +390,7 @@ class TrackerHandler:
         """
         return await self._other(request, self._metrics_page)
 
-    async def elsewhere(self, request: web.Request) -> web.StreamResponse:
+    async def elsewhere(self, request: Request) -> Response:
         """Any request that is neither a POST nor a GET of ``/status`` or ``/metrics``.
 
         404 for a GET or HEAD of another path, 405 (with ``Allow``) for another method.  Such
@@ -403,21 +399,9 @@ class TrackerHandler:
         return await self._other(request, _elsewhere)
 
     async def _other(
-        self, request: web.Request, answer: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
+        self, request: Request, answer: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         """Answer a request that is not PPSP-TP, after the rate bound and (for pages) a token."""
-        connection = request.protocol
-        if not isinstance(connection, GuardedRequestHandler):
-            return await self._other_checked(request, answer)
-        connection.busy()
-        try:
-            return await self._other_checked(request, answer)
-        finally:
-            connection.idle()
-
-    async def _other_checked(
-        self, request: web.Request, answer: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
         wait = self._over_rate(self._observe(request)[0])
         if wait:
             return _overloaded(request, None, wait)
@@ -425,8 +409,7 @@ class TrackerHandler:
             credentials = self._credentials(request)
             if isinstance(credentials, BearerTokenError):
                 return _unauthorized(request, None, credentials)
-        response: web.StreamResponse = await answer(request)
-        return response
+        return await answer(request)
 
     async def _stats(self, doing: str) -> TrackerStats | ServiceUnavailable:
         """The tracker's counts, or the error of a storage that does not answer."""
@@ -438,7 +421,7 @@ class TrackerHandler:
         self.health.answered()
         return stats
 
-    async def _status(self, request: web.Request) -> web.Response:
+    async def _status(self, request: Request) -> Response:
         payload: dict[str, object]
         stats = await self._stats("reading the status")
         if isinstance(stats, ServiceUnavailable):
@@ -457,11 +440,9 @@ class TrackerHandler:
             http_status = 200
         payload["version"] = self.version.value
         payload["software"] = f"ppsp/{ppsp.__version__}"
-        return web.Response(
-            status=http_status, body=orjson.dumps(payload), content_type="application/json"
-        )
+        return Response(http_status, orjson.dumps(payload), content_type="application/json")
 
-    async def _metrics_page(self, request: web.Request) -> web.Response:
+    async def _metrics_page(self, request: Request) -> Response:
         stats = await self._stats("reading the metrics")
         counts: tuple[float, ...]
         if isinstance(stats, ServiceUnavailable):
@@ -480,10 +461,25 @@ class TrackerHandler:
         self.metrics.reported.set(counts[3])
         self.metrics.suspects.set(counts[4])
         body = self.metrics.exposition()
-        return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+        return Response(200, body, content_type=PROMETHEUS_CONTENT_TYPE)
 
 
-TRACKER_APP_KEY = web.AppKey("ppsp_tracker_app", TrackerHandler)
+_T = TypeVar("_T")
+
+
+class AppKey(Generic[_T]):
+    """The key of one part of a tracker application (``app[key]``), typed by that part."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<AppKey {self.name}>"
+
+
+TRACKER_APP_KEY: AppKey[TrackerHandler] = AppKey("ppsp_tracker_app")
 """Where the application keeps its handler state (tests reach metrics and tracker through it)."""
 
 
@@ -504,22 +500,19 @@ def _text(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _observed(request: web.Request) -> tuple[str, int]:
+def _observed(request: Request) -> tuple[str, int]:
     """The address the request came from, as the tracker records it (REFLEXIVE)."""
-    # The connection's peer name, cached once per connection by aiohttp.
-    peer = getattr(request.protocol, "peername", None)
-    if not (isinstance(peer, tuple) and len(peer) >= 2):
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-    if isinstance(peer, tuple) and len(peer) >= 2:
+    remote = request.remote
+    if "%" in remote[0]:
         # A link-local IPv6 peer comes with its zone ("fe80::1%eth0"), which means nothing to
         # anyone else and is not an address on the wire.
-        return str(peer[0]).partition("%")[0], int(peer[1])
-    return request.remote or "0.0.0.0", 0
+        return remote[0].partition("%")[0], remote[1]
+    return remote
 
 
-def _identity_coding(request: web.Request) -> bool:
+def _identity_coding(request: Request) -> bool:
     """Whether the body has no content coding (compressed requests are refused: no bombs)."""
-    coding = request.headers.get("Content-Encoding")
+    coding = request.headers.get("content-encoding")
     return coding is None or coding.strip().lower() in ("", "identity")
 
 
@@ -532,15 +525,23 @@ def _error(version: ProtocolVersion, exc: TrackerProtocolError) -> ErrorResponse
     )
 
 
-def _unsupported_media_type(request: web.Request) -> web.Response:
+_TEXT = "text/plain; charset=utf-8"
+"""The media type of the plain-text answers."""
+
+
+def _text_response(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, text.encode("utf-8"), content_type=_TEXT, headers=headers)
+
+
+def _unsupported_media_type(request: Request) -> Response:
     accepted = ", ".join(sorted(XML_MEDIA_TYPES | JSON_MEDIA_TYPES))
-    response = web.Response(
-        status=UNSUPPORTED_MEDIA_TYPE,
-        text=f"PPSP-TP requests must be sent as one of: {accepted}, without content coding\n",
-        headers={"Accept-Post": accepted},
+    response = _text_response(
+        UNSUPPORTED_MEDIA_TYPE,
+        f"PPSP-TP requests must be sent as one of: {accepted}, without content coding\n",
+        {"Accept-Post": accepted},
     )
-    if request.content_length is None or request.content_length > DEFAULT_MAX_BODY:
-        response.force_close()
+    if request.content_length > DEFAULT_MAX_BODY:
+        request.close_after()
     return response
 
 
@@ -559,37 +560,31 @@ def _error_body(cache: dict[Encoding, bytes], encoding: Encoding, code: TrackerE
     return body
 
 
-def _close_unless_read(request: web.Request, response: web.StreamResponse) -> None:
-    """Close the connection after ``response`` unless the request's body is all in.
+def close_unless_read(request: Request) -> None:
+    """Close the connection after the answer unless the request's body is all in.
 
     The body of a refused request is not read: if more of it is on its way, closing costs
     less than draining it.
     """
-    content = request.content
-    if not content.is_eof() or content.exception() is not None:
-        response.force_close()
+    if not request.body_arrived:
+        request.close_after()
 
 
-def _overloaded(request: web.Request, encoding: Encoding | None, wait: float) -> web.Response:
+def _overloaded(request: Request, encoding: Encoding | None, wait: float) -> Response:
     """503 to a request over its host's rate: SERVICE UNAVAILABLE in its encoding (plain text
     when it has none), with ``Retry-After`` in whole seconds (at least 1)."""
     headers = {"Retry-After": str(max(1, math.ceil(wait)))}
     code = TrackerErrorCode.SERVICE_UNAVAILABLE
+    close_unless_read(request)
     if encoding is None:
-        response = web.Response(
-            status=503, text="too many requests from this address\n", headers=headers
-        )
-    else:
-        headers["Content-Type"] = encoding.content_type
-        body = _error_body(_OVERLOADED_BODIES, encoding, code)
-        response = web.Response(status=503, reason=code.reason, body=body, headers=headers)
-    _close_unless_read(request, response)
-    return response
+        return _text_response(503, "too many requests from this address\n", headers)
+    body = _error_body(_OVERLOADED_BODIES, encoding, code)
+    return Response(
+        503, body, content_type=encoding.content_type, headers=headers, reason=code.reason
+    )
 
 
-def _unauthorized(
-    request: web.Request, encoding: Encoding | None, error: BearerTokenError
-) -> web.Response:
+def _unauthorized(request: Request, encoding: Encoding | None, error: BearerTokenError) -> Response:
     """401 to a request without a usable bearer token (RFC 6750 section 3).
 
     ``WWW-Authenticate: Bearer realm="ppsp"``, with ``error="invalid_token"`` and a
@@ -598,31 +593,23 @@ def _unauthorized(
     """
     headers = {"WWW-Authenticate": bearer_challenge(error)}
     code = TrackerErrorCode.AUTHENTICATION_REQUIRED
+    close_unless_read(request)
     if encoding is None:
-        response = web.Response(
-            status=401, text=f"authentication required: {error}\n", headers=headers
-        )
-    else:
-        headers["Content-Type"] = encoding.content_type
-        body = _error_body(_UNAUTHORIZED_BODIES, encoding, code)
-        response = web.Response(status=401, reason=code.reason, body=body, headers=headers)
-    _close_unless_read(request, response)
-    return response
+        return _text_response(401, f"authentication required: {error}\n", headers)
+    body = _error_body(_UNAUTHORIZED_BODIES, encoding, code)
+    return Response(
+        401, body, content_type=encoding.content_type, headers=headers, reason=code.reason
+    )
 
 
 _ALLOWED = "GET, HEAD, POST"
 """The methods the tracker answers (POST anywhere; GET and HEAD of its pages)."""
 
 
-async def _elsewhere(request: web.Request) -> web.Response:
+async def _elsewhere(request: Request) -> Response:
     """404 for a GET or HEAD of a page that does not exist, 405 for any other method."""
     if request.method in ("GET", "HEAD"):
         pages = "/ (the dashboard), /api/swarms, /status or /metrics"
-        return web.Response(status=404, text=f"no such page: GET {pages}\n")
-    response = web.Response(
-        status=405,
-        text="PPSP-TP requests are POSTs\n",
-        headers={"Allow": _ALLOWED},
-    )
-    _close_unless_read(request, response)
-    return response
+        return _text_response(404, f"no such page: GET {pages}\n")
+    close_unless_read(request)
+    return _text_response(405, "PPSP-TP requests are POSTs\n", {"Allow": _ALLOWED})

@@ -1,4 +1,4 @@
-"""The tracker's HTTP server: a thin aiohttp layer over the sans-I/O :class:`Tracker`.
+"""The tracker's HTTP server: a thin layer over the sans-I/O :class:`Tracker` on ppsp.http.
 
 Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md); ``GET /status``
 answers a JSON summary and ``GET /metrics`` the Prometheus exposition.  The server is made of
@@ -6,9 +6,10 @@ one part per responsibility, each importable from here:
 
 - :mod:`ppsp.tracker.net.handler`: the request handler (rates, media type, token, bounded body,
   the core, the answer in the request's encoding; the pages);
-- :mod:`ppsp.tracker.net.app`: the aiohttp application around it (:func:`create_app`: the
-  handler, expiry, the guard's watchdog, rate pruning and sharing, shared metrics) and its
-  serving on a socket (:func:`running_tracker`: storage checked first, guarded site, TLS);
+- :mod:`ppsp.tracker.net.app`: the application around it (:func:`create_app`: the
+  handler, expiry, rate pruning and sharing, shared metrics) and its
+  serving on a socket (:func:`serve_app`: the guard's hooks, timeouts, TLS;
+  :func:`running_tracker`: storage checked first);
 - :mod:`ppsp.tracker.net.runner`: the process (:func:`serve_tracker` until a stop signal,
   :func:`run_tracker` on uvloop with the collector tuned);
 - :mod:`ppsp.tracker.net.settings`: :class:`ServerSettings`, the I/O layer's settings;
@@ -26,7 +27,7 @@ answer sums them (:mod:`ppsp.tracker.net.metrics`).
 
 from __future__ import annotations
 
-from ppsp.tracker.net.app import RunningTracker, create_app, running_tracker
+from ppsp.tracker.net.app import RunningTracker, TrackerApp, create_app, running_tracker, serve_app
 from ppsp.tracker.net.handler import TRACKER_APP_KEY, TrackerHandler
 from ppsp.tracker.net.handler import _observed as _observed
 from ppsp.tracker.net.runner import run_tracker, runner_for_tracker, serve_tracker
@@ -48,6 +49,7 @@ __all__ = [
     "RunningTracker",
     "ServerSettings",
     "StorageHealth",
+    "TrackerApp",
     "TrackerHandler",
     "check_storage_url",
     "create_app",
@@ -55,6 +57,7 @@ __all__ = [
     "run_tracker",
     "runner_for_tracker",
     "running_tracker",
+    "serve_app",
     "serve_tracker",
     "storage_label",
     "verify_storage",

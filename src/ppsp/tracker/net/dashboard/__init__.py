@@ -30,9 +30,9 @@ import importlib.resources
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
-from aiohttp import web
 
 import ppsp
 from ppsp.errors import (
@@ -41,6 +41,7 @@ from ppsp.errors import (
     DashboardRequestError,
     ServiceUnavailable,
 )
+from ppsp.http.server import Request, Response
 from ppsp.tracker.dashboard import (
     MAPS_READ_LISTED,
     MEMBERS_READ,
@@ -54,8 +55,7 @@ from ppsp.tracker.dashboard import (
     swarm_figures,
 )
 from ppsp.tracker.net.auth import REALM, bearer_challenge
-from ppsp.tracker.net.guard import GuardedRequestHandler
-from ppsp.tracker.net.handler import TrackerHandler
+from ppsp.tracker.net.handler import AppKey, TrackerHandler, close_unless_read
 from ppsp.tracker.net.upkeep import HistorySampler
 
 __all__ = ["ASSETS", "DASHBOARD_APP_KEY", "Dashboard"]
@@ -86,7 +86,7 @@ _INSUFFICIENT_SCOPE = (
 )
 """The challenge answering a valid token that is not an operator's (RFC 6750 section 3.1)."""
 
-Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Callable[[Request], Awaitable[Response]]
 
 
 class Dashboard:
@@ -109,53 +109,54 @@ class Dashboard:
         static = importlib.resources.files(__name__).joinpath("static")
         self._files = {name: static.joinpath(name).read_bytes() for name in (_PAGE, *ASSETS)}
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        """Add the dashboard's routes (before the tracker's catch-all routes)."""
-        router.add_get("/", self.page)
-        router.add_get("/dashboard/{name}", self.asset)
-        router.add_get("/api/swarms", self.swarms)
-        router.add_get("/api/swarms/{swarm_id:.+}", self.swarm)
+    def route(self, request: Request) -> Answer | None:
+        """The handler of a ``GET`` (or ``HEAD``) of one of the dashboard's paths, else None.
+
+        ``/``, ``/dashboard/{name}`` (one segment), ``/api/swarms`` and ``/api/swarms/{id}``
+        (the rest of the path, percent-decoded, whatever ``/`` it holds); the names are in
+        the request's ``match_info``.
+        """
+        path = request.path
+        if path == "/":
+            return self.page
+        if path == "/api/swarms":
+            return self.swarms
+        if path.startswith("/api/swarms/") and len(path) > 12:
+            request.match_info = {"swarm_id": unquote(path[12:])}
+            return self.swarm
+        segments = request.segments
+        if len(segments) == 2 and segments[0] == "dashboard" and segments[1]:
+            request.match_info = {"name": segments[1]}
+            return self.asset
+        return None
 
     # -- the handlers --------------------------------------------------------------------------
 
-    async def page(self, request: web.Request) -> web.StreamResponse:
+    async def page(self, request: Request) -> Response:
         """``GET /``: the dashboard's page."""
         return await self._serve(request, self._page, api=False)
 
-    async def asset(self, request: web.Request) -> web.StreamResponse:
+    async def asset(self, request: Request) -> Response:
         """``GET /dashboard/{name}``: the page's script, style sheet and icon."""
         return await self._serve(request, self._asset, api=False)
 
-    async def swarms(self, request: web.Request) -> web.StreamResponse:
+    async def swarms(self, request: Request) -> Response:
         """``GET /api/swarms``: a page of swarms, the tracker's counts and history."""
         return await self._serve(request, self._swarms, api=True)
 
-    async def swarm(self, request: web.Request) -> web.StreamResponse:
+    async def swarm(self, request: Request) -> Response:
         """``GET /api/swarms/{id}``: one swarm, its peers and its history."""
         return await self._serve(request, self._swarm, api=True)
 
     # -- what every request passes -------------------------------------------------------------
 
-    async def _serve(
-        self, request: web.Request, answer: Answer, *, api: bool
-    ) -> web.StreamResponse:
-        connection = request.protocol
-        if isinstance(connection, GuardedRequestHandler):
-            # Busy while answered, for the guard's watchdog (no head timeout meanwhile).
-            connection.busy()
-            try:
-                response = await self._checked(request, answer, api)
-            finally:
-                connection.idle()
-        else:
-            response = await self._checked(request, answer, api)
-        content = request.content
-        if not content.is_eof() or content.exception() is not None:
-            # A body that is still arriving is not read: closing costs less than draining it.
-            response.force_close()
+    async def _serve(self, request: Request, answer: Answer, *, api: bool) -> Response:
+        response = await self._checked(request, answer, api)
+        # A body that is still arriving is not read: closing costs less than draining it.
+        close_unless_read(request)
         return response
 
-    async def _checked(self, request: web.Request, answer: Answer, api: bool) -> web.StreamResponse:
+    async def _checked(self, request: Request, answer: Answer, api: bool) -> Response:
         state = self.state
         # The host's request rate, as for every request (the handler's own bucket).
         wait = state._over_rate(state._observe(request)[0])
@@ -185,23 +186,30 @@ class Dashboard:
 
     # -- the answers ---------------------------------------------------------------------------
 
-    async def _page(self, request: web.Request) -> web.StreamResponse:
+    async def _page(self, request: Request) -> Response:
         return self._file(_PAGE, "text/html; charset=utf-8")
 
-    async def _asset(self, request: web.Request) -> web.StreamResponse:
+    async def _asset(self, request: Request) -> Response:
         name = request.match_info["name"]
         media_type = ASSETS.get(name)
         if media_type is None:
-            return web.Response(status=404, text="no such file\n", headers=_SECURITY_HEADERS)
+            return Response(
+                404,
+                b"no such file\n",
+                content_type="text/plain; charset=utf-8",
+                headers=_SECURITY_HEADERS,
+            )
         return self._file(name, media_type)
 
-    def _file(self, name: str, media_type: str) -> web.Response:
-        return web.Response(
-            body=self._files[name],
-            headers={**_SECURITY_HEADERS, "Content-Type": media_type, "Cache-Control": "no-cache"},
+    def _file(self, name: str, media_type: str) -> Response:
+        return Response(
+            200,
+            self._files[name],
+            content_type=media_type,
+            headers={**_SECURITY_HEADERS, "Cache-Control": "no-cache"},
         )
 
-    async def _swarms(self, request: web.Request) -> web.StreamResponse:
+    async def _swarms(self, request: Request) -> Response:
         page, per_page = parse_page(request.query)
         storage = self.state.tracker.storage
         counts = await storage.counts()
@@ -234,7 +242,7 @@ class Dashboard:
             }
         )
 
-    async def _swarm(self, request: web.Request) -> web.StreamResponse:
+    async def _swarm(self, request: Request) -> Response:
         swarm_id = parse_swarm_id(request.match_info["swarm_id"])
         storage = self.state.tracker.storage
         (view,) = await storage.swarm_views([swarm_id], limit=MEMBERS_READ, maps=MEMBERS_READ)
@@ -259,24 +267,24 @@ class Dashboard:
         }
 
 
-DASHBOARD_APP_KEY = web.AppKey("ppsp_dashboard", Dashboard)
+DASHBOARD_APP_KEY: AppKey[Dashboard] = AppKey("ppsp_dashboard")
 """Where the application keeps its dashboard (tests drive its sampler through it)."""
 
 
-def _json(payload: dict[str, Any], status: int = 200, **headers: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=orjson.dumps(payload),
+def _json(payload: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return Response(
+        status,
+        orjson.dumps(payload),
+        content_type="application/json",
         headers={
             **_SECURITY_HEADERS,
-            "Content-Type": "application/json",
             "Cache-Control": "no-store",
             **{name.replace("_", "-"): value for name, value in headers.items()},
         },
     )
 
 
-def _error(status: int, message: str, **headers: Any) -> web.Response:
+def _error(status: int, message: str, **headers: Any) -> Response:
     """A refusal: ``{"error": message}`` (one line) with ``status`` and ``headers``."""
     if "Retry_After" in headers:
         headers["Retry_After"] = str(max(1, math.ceil(headers["Retry_After"])))
