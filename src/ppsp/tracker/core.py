@@ -27,7 +27,7 @@ import functools
 import ipaddress
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -49,6 +49,7 @@ from ppsp.tracker.peerlist import (
 from ppsp.tracker.statemachine import (
     ErrorPolicy,
     PeerAction,
+    PeerEvent,
     PeerMachine,
     PeerState,
     TimerEffect,
@@ -58,7 +59,14 @@ from ppsp.tracker.statemachine import (
     machine_for,
     tracker_state,
 )
-from ppsp.tracker.storage.base import PeerRecord, Storage, SwarmMember
+from ppsp.tracker.storage.base import (
+    Guard,
+    PeerListRead,
+    PeerRecord,
+    Storage,
+    SwarmMember,
+    group_members,
+)
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_LISTED_PEERS
 from ppsp.wire.tracker import (
@@ -345,8 +353,7 @@ class Tracker:
 
     async def expire(self, now: float) -> int:
         """Remove every peer whose init or track timer has run out; return how many."""
-        removed = await self.storage.expire(now)
-        self._next_deadline = await self.storage.next_deadline()
+        removed, self._next_deadline = await self.storage.expire_next(now)
         return len(removed)
 
     def next_deadline(self) -> float | None:
@@ -390,6 +397,13 @@ class Tracker:
             _check_credentials(request, credentials)
         elif self.config.require_credentials:
             raise AuthenticationRequired("this tracker needs a bearer token with every request")
+        if self.storage.guarded:
+            # One round trip (docs/PROTOCOL.md, "One round trip to Redis per request"): decided
+            # on a guess the storage checks where the record is; when it does not hold,
+            # nothing was written.
+            answer = await self._guarded(request, _reflexive(observed), now, credentials)
+            if answer is not None:
+                return answer
         record, joined = await self.storage.peer_and_memberships(request.peer_id)
         if record is not None and credentials is None:
             # Open mode: the PeerID answers to the host it was last seen at, which is the
@@ -522,13 +536,19 @@ class Tracker:
         *,
         require_scope: bool,
         room: int = MAX_LISTED_PEERS,
+        read: PeerListRead | None = None,
     ) -> tuple[PeerInfo, ...]:
+        """The peer list of ``swarm_id`` for ``record``; ``read``: the swarm's suspects and
+        members, already read with the request's change (None: read them here)."""
         count = min(peer_count(peer_num, self.config.max_peers), room)
         if count == 0:
             return ()
         # Members enough distinct hosts reported for corrupt data come after every other
         # (docs/SECURITY.md): as many more are drawn, then they are moved to the end.
-        suspects = await self.storage.suspects(swarm_id)
+        if read is not None:
+            suspects = read[0]
+        else:
+            suspects = await self.storage.suspects(swarm_id)
         wanted = min(count + len(suspects), MAX_LISTED_PEERS) if suspects else count
         limits = self.config.limits
         # What one prefix may take of a list while others are left (docs/PROTOCOL.md).
@@ -536,7 +556,12 @@ class Tracker:
         if not scope:
             # Ranked by group (protocol, ASN, priority), not member by member.
             # The groups may be the storage's own lists: read at once, before another await.
-            groups = await self.storage.member_groups(swarm_id, limit=self.config.candidate_sample)
+            if read is not None:
+                groups = group_members(read[1])
+            else:
+                groups = await self.storage.member_groups(
+                    swarm_id, limit=self.config.candidate_sample
+                )
             chosen = select_from_groups(
                 groups,
                 exclude=record.peer_id,
@@ -546,9 +571,12 @@ class Tracker:
                 share=share,
             )
         else:
-            candidates = await self.storage.members(
-                swarm_id, limit=self.config.candidate_sample, with_maps=True
-            )
+            if read is not None:
+                candidates = read[1]
+            else:
+                candidates = await self.storage.members(
+                    swarm_id, limit=self.config.candidate_sample, with_maps=True
+                )
             chosen = select_peers(
                 candidates,
                 requester_id=record.peer_id,
@@ -569,8 +597,10 @@ class Tracker:
         joins: list[SwarmAction],
         peer_num: PeerNum | None,
         scope: tuple[RepresentationScope, ...],
+        reads: Mapping[str, PeerListRead] | None = None,
     ) -> tuple[PeerInfo, ...]:
-        """Peer lists for each LEECH swarm joined (and SEED joins with PeerNum)."""
+        """Peer lists for each LEECH swarm joined (and SEED joins with PeerNum); ``reads``:
+        the swarms' suspects and members already read (None: read them here)."""
         peers: list[PeerInfo] = []
         for action in joins:
             # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
@@ -582,7 +612,13 @@ class Tracker:
                     break
                 peers.extend(
                     await self._peer_list(
-                        action.swarm_id, record, peer_num, scope, require_scope=False, room=room
+                        action.swarm_id,
+                        record,
+                        peer_num,
+                        scope,
+                        require_scope=False,
+                        room=room,
+                        read=reads.get(action.swarm_id) if reads is not None else None,
                     )
                 )
         return tuple(peers)
@@ -655,11 +691,16 @@ class Tracker:
         record = self._record_after(ctx)
         await self.storage.put_report(record, request.stream_stats, request.content_maps)
         self._track_deadline(record)
+        await self._corrupt_reports(request, ctx.reflexive)
+        return self._response(ctx, with_requester=False)
+
+    async def _corrupt_reports(self, request: StatReportRequest, reflexive: PeerAddress) -> None:
+        """Count the corrupt-peer reports of a STAT_REPORT, if it has any."""
         if request.corrupt_peers:
             # Believed per distinct reporter host, from members only (docs/SECURITY.md).
             outcomes = await self.storage.add_corrupt_reports(
                 request.peer_id,
-                _host_key(ctx.reflexive.ip),
+                _host_key(reflexive.ip),
                 request.corrupt_peers,
                 self.config.limits,
             )
@@ -671,7 +712,6 @@ class Tracker:
                     for r, o in zip(request.corrupt_peers, outcomes, strict=True)
                 ),
             )
-        return self._response(ctx, with_requester=False)
 
     async def _do_deregister(self, ctx: _Context) -> TrackerResponse:
         await self.storage.delete_peer(ctx.request.peer_id)
@@ -680,6 +720,220 @@ class Tracker:
             # A CONNECT that leaves every swarm: still a CONNECT answer, with the requester.
             return self._response(ctx, results=_results(request.swarm_actions))
         return self._response(ctx, with_requester=False)
+
+    # -- one round trip: a guess the storage checks -------------------------------------------
+
+    async def _guarded(
+        self,
+        request: AnyRequest,
+        reflexive: PeerAddress,
+        now: float,
+        credentials: Credentials | None,
+    ) -> TrackerResponse | None:
+        """The request handled in one storage round trip, on a guess of the stored peer.
+
+        A CONNECT is guessed to come from a peer not registered yet; a FIND, a STAT_REPORT
+        and a DISCONNECT of the whole system from a registered peer in the states where they
+        are allowed, a member of every swarm they name, whose last address is REFLEXIVE at the
+        observed IP address (the host check of open mode; any IP address with a token).  The
+        storage checks the guess before it writes; None when it does not hold (nothing
+        written: the caller reads and decides as usual).
+        """
+        if isinstance(request, ConnectRequest):
+            return await self._register_new(request, reflexive, now)
+        if isinstance(request, JoinRequest):
+            return await self._join_guarded(request, reflexive, now, credentials)
+        swarms: tuple[str, ...] = ()
+        if isinstance(request, FindRequest):
+            event, swarms = PeerEvent.FIND, (request.swarm_id,)
+        elif isinstance(request, StatReportRequest):
+            named = [s.swarm_id for s in request.stream_stats if s.swarm_id is not None]
+            named += [m.swarm_id for m in request.content_maps]
+            event, swarms = PeerEvent.STAT_REPORT, tuple(dict.fromkeys(named))
+        elif isinstance(request, DisconnectRequest) and request.scope is DisconnectScope.SYSTEM:
+            event = PeerEvent.DISCONNECT_SYSTEM
+        else:
+            return None
+        guess = _guess(event)
+        if guess is None:
+            return None
+        version, states, transition = guess
+        addresses: tuple[PeerAddress, ...] | None = None
+        if request.addresses:
+            addresses = (*usable_addresses(request.addresses, reflexive), reflexive)
+        guard = Guard(
+            version=version,
+            states=states,
+            swarms=swarms,
+            host=reflexive.ip if credentials is None else None,
+        )
+        deadline = self._deadline(transition.timer, now)
+        ctx = _Context(
+            request=request,
+            record=None,
+            joined={},
+            machine=machine_for(version or request.version),
+            transition=transition,
+            reflexive=reflexive,
+            now=now,
+        )
+        if isinstance(request, FindRequest):
+            count = min(peer_count(request.peer_num, self.config.max_peers), MAX_LISTED_PEERS)
+            scope = request.content_group
+            found = await self.storage.find_guarded(
+                request.peer_id,
+                request.swarm_id,
+                guard,
+                state=transition.next_state,
+                addresses=addresses,
+                reflexive=reflexive,
+                deadline=deadline,
+                limit=self.config.candidate_sample if count else None,
+                with_maps=bool(scope),
+            )
+            if found is None:
+                return None
+            record, read = found
+            self._track_deadline(record)
+            peers = await self._peer_list(
+                request.swarm_id,
+                record,
+                request.peer_num,
+                scope,
+                require_scope=bool(scope),
+                read=read,
+            )
+            return self._response(ctx, peers=peers)
+        if isinstance(request, StatReportRequest):
+            written = await self.storage.report_guarded(
+                request.peer_id,
+                guard,
+                state=transition.next_state,
+                addresses=addresses,
+                reflexive=reflexive,
+                deadline=deadline,
+                stats=request.stream_stats,
+                content_maps=request.content_maps,
+            )
+            if written is None:
+                return None
+            self._track_deadline(written)
+            await self._corrupt_reports(request, reflexive)
+            return self._response(ctx, with_requester=False)
+        if await self.storage.delete_guarded(request.peer_id, guard) is None:
+            return None
+        return self._response(ctx, with_requester=False)
+
+    async def _register_new(
+        self, request: ConnectRequest, reflexive: PeerAddress, now: float
+    ) -> TrackerResponse | None:
+        """A CONNECT guessed to come from a peer not registered yet (see :meth:`_guarded`)."""
+        machine = machine_for(request.version)
+        try:
+            transition = machine.transition(PeerState.START, classify(request, {}))
+        except Forbidden:
+            return None  # refused unless the peer is registered: the ordinary path decides
+        if transition.action not in (PeerAction.REGISTER, PeerAction.REGISTER_AND_JOIN):
+            return None
+        ctx = _Context(
+            request=request,
+            record=None,
+            joined={},
+            machine=machine,
+            transition=transition,
+            reflexive=reflexive,
+            now=now,
+        )
+        record = self._record_after(ctx)
+        joins = [a for a in request.swarm_actions if a.action is not SwarmActionType.LEAVE]
+        peer_num, scope = request.peer_num, request.content_group
+        lists = self._lists(joins, peer_num)
+        reads = await self.storage.register_new(
+            record,
+            join=[(a.swarm_id, _mode(a)) for a in joins],
+            limits=self.config.limits,
+            lists=lists,
+            limit=self.config.candidate_sample,
+            with_maps=bool(scope),
+        )
+        if reads is None:
+            return None
+        self._track_deadline(record)
+        if transition.action is PeerAction.REGISTER:
+            return self._response(ctx)
+        peers = await self._list_joined(
+            record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
+        )
+        return self._response(ctx, results=_results(request.swarm_actions), peers=peers)
+
+    async def _join_guarded(
+        self,
+        request: JoinRequest,
+        reflexive: PeerAddress,
+        now: float,
+        credentials: Credentials | None,
+    ) -> TrackerResponse | None:
+        """A JOIN guessed to come from a registered peer that is in none of the swarms it
+        names (see :meth:`_guarded`)."""
+        names = [a.swarm_id for a in request.swarms]
+        guess = _guess(PeerEvent.JOIN)
+        if not names or len(set(names)) != len(names) or guess is None:
+            return None
+        version, states, transition = guess
+        addresses: tuple[PeerAddress, ...] | None = None
+        if request.addresses:
+            addresses = (*usable_addresses(request.addresses, reflexive), reflexive)
+        guard = Guard(
+            version=version, states=states, host=reflexive.ip if credentials is None else None
+        )
+        joins = list(request.swarms)
+        peer_num, scope = request.peer_num, request.content_group
+        lists = self._lists(joins, peer_num)
+        found = await self.storage.join_guarded(
+            request.peer_id,
+            guard,
+            state=transition.next_state,
+            addresses=addresses,
+            reflexive=reflexive,
+            deadline=self._deadline(transition.timer, now),
+            join=[(a.swarm_id, _mode(a)) for a in joins],
+            limits=self.config.limits,
+            lists=lists,
+            limit=self.config.candidate_sample,
+            with_maps=bool(scope),
+        )
+        if found is None:
+            return None
+        record, reads = found
+        self._track_deadline(record)
+        ctx = _Context(
+            request=request,
+            record=None,
+            joined={},
+            machine=machine_for(record.version),
+            transition=transition,
+            reflexive=reflexive,
+            now=now,
+        )
+        peers = await self._list_joined(
+            record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
+        )
+        return self._response(ctx, results=_results(request.swarms), peers=peers)
+
+    def _lists(self, joins: Sequence[SwarmAction], peer_num: PeerNum | None) -> list[str]:
+        """The swarms whose peer lists :meth:`_list_joined` may give for these joins (it stops
+        once an answer is full)."""
+        if peer_count(peer_num, self.config.max_peers) <= 0:
+            return []
+        return [a.swarm_id for a in joins if _mode(a) is PeerMode.LEECH or peer_num is not None]
+
+    def _deadline(self, timer: TimerEffect, now: float) -> float:
+        """When the timer a transition starts runs out (``now``: it stops)."""
+        if timer is TimerEffect.INIT:
+            return now + self.config.init_timeout
+        if timer is TimerEffect.TRACK:
+            return now + self.config.track_timeout
+        return now
 
     _ACTIONS = {
         PeerAction.REGISTER: _do_register,
@@ -692,6 +946,29 @@ class Tracker:
         PeerAction.DEREGISTER: _do_deregister,
         PeerAction.EXPIRE: _do_deregister,
     }
+
+
+@functools.cache
+def _guess(
+    event: PeerEvent,
+) -> tuple[ProtocolVersion | None, tuple[PeerState, ...], Transition] | None:
+    """The registered states (and version: None for any) a request of ``event`` is guessed to
+    come from: those where every version's machine takes one same transition, which it
+    returns; None when the machines do not agree (no guess is made)."""
+    found: dict[tuple[ProtocolVersion, PeerState], Transition] = {}
+    for version in ProtocolVersion:
+        for state in (PeerState.PEER_REGISTERED, PeerState.TRACKING):
+            try:
+                found[(version, state)] = machine_for(version).transition(state, event)
+            except Forbidden:
+                continue
+    versions = {version for version, _ in found}
+    states = tuple(sorted({state for _, state in found}, key=lambda s: s.name))
+    transitions = set(found.values())
+    if len(transitions) != 1 or len(found) != len(versions) * len(states):
+        return None
+    only = None if len(versions) == len(ProtocolVersion) else next(iter(versions))
+    return only, states, transitions.pop()
 
 
 def _check_credentials(request: AnyRequest, credentials: Credentials) -> None:

@@ -117,11 +117,12 @@ JOIN = JOIN_FN + "return join(ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 LEAVE = LEAVE_FN + "return leave(ARGV[1], ARGV[2], ARGV[3])"
 
-UPDATE = (
+UPDATE_FN = (
     RECORD_FN
     + JOIN_FN
     + LEAVE_FN
     + """
+local function update(ARGV)
 local p, id, h = ARGV[1], ARGV[2], ARGV[8]
 local per_host, per_peer = tonumber(ARGV[9]), tonumber(ARGV[10])
 local max_peers, max_swarms = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -163,8 +164,11 @@ write_record(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], h)
 for i = 15, first_join - 1 do leave(p, ARGV[i], id) end
 for i = first_join, #ARGV, 2 do join(p, ARGV[i], id, ARGV[i + 1]) end
 return 0
+end
 """
 )
+
+UPDATE = UPDATE_FN + "return update(ARGV)"
 """A bounded change in one round trip (:meth:`RedisStorage.update`): ARGV 1-8 as ``PUT_PEER``,
 then the bounds (peers per host, swarms per peer, peers, swarms, memberships; -1 for none, all
 -1 for no check), the number of swarms to leave, those swarms, then (swarm, mode) pairs to
@@ -360,3 +364,223 @@ return out
 """Swarms as the dashboard reads them (:meth:`RedisStorage.swarm_views`): ARGV prefix, limit,
 maps, then swarm IDs.  Per swarm: its member count and ``id, mode, addresses, statistics or '',
 packed map or ''`` per member read (all, or a random sample of ``limit``)."""
+
+# -- One round trip per request -------------------------------------------------------------
+#
+# The tracker decides a request from the peer's stored record, which it would have to read
+# first (a second round trip).  On the paths below it decides on a guess instead (a FIND or a
+# STAT_REPORT comes from a peer in TRACKING that is a member of the swarms it names, from the
+# address it registered from; a CONNECT comes from a peer not registered yet) and the script
+# checks the guess before it writes anything: when the guess is wrong the script writes
+# nothing and says so, and the tracker takes its ordinary path (read, decide, write).
+
+# guard: the peer's record when it is of version `v` ('' any), in one of the states of
+# `states` (',NAME,NAME,'), a member of every swarm of ARGV[from..to], and (check '1') its last
+# address is REFLEXIVE at `ip` (the host check of open mode); nil otherwise.
+# readdress: the record's new addresses, `a` when given, else the stored ones `stored` with
+# the last, REFLEXIVE, one replaced by `r`, as the tracker does (nil when the last is not
+# REFLEXIVE: the ordinary path decides).  The stored JSON is written by the tracker (orjson,
+# every address an object whose first key is "ip"), so the last address starts at the last
+# '{"ip":', which is checked by decoding it.
+# rewrite: the record's new state, addresses and deadline; grace cleared.
+GUARD_FN = """
+local function guard(p, id, v, states, check, ip, from, to)
+  local rec = redis.call('HMGET', p .. 'peer:' .. id, 'v', 's', 'a', 'h')
+  if not rec[1] then return nil end
+  if v ~= '' and rec[1] ~= v then return nil end
+  if not string.find(states, ',' .. rec[2] .. ',', 1, true) then return nil end
+  if check == '1' then
+    local list = cjson.decode(rec[3])
+    local last = list[#list]
+    if type(last) ~= 'table' or last['type'] ~= 'REFLEXIVE' or last['ip'] ~= ip then
+      return nil
+    end
+  end
+  local mine = p .. 'peerswarms:' .. id
+  for i = from, to do
+    if redis.call('HEXISTS', mine, ARGV[i]) == 0 then return nil end
+  end
+  return rec
+end
+local function readdress(stored, a, r)
+  if a ~= '' then return a end
+  local at, from = nil, 1
+  while true do
+    local found = string.find(stored, '{"ip":', from, true)
+    if not found then break end
+    at, from = found, found + 1
+  end
+  if not at or string.sub(stored, -1) ~= ']' then return nil end
+  local ok, last = pcall(cjson.decode, string.sub(stored, at, -2))
+  if not ok or type(last) ~= 'table' or last['type'] ~= 'REFLEXIVE' then return nil end
+  return string.sub(stored, 1, at - 1) .. r .. ']'
+end
+local function rewrite(p, id, rec, s, a, d)
+  redis.call('HSET', p .. 'peer:' .. id, 's', s, 'a', a, 'd', d, 'g', '0')
+  redis.call('ZADD', p .. 'deadlines', d, id)
+  return {rec[1], a, rec[4] or ''}
+end
+"""
+
+# members_of: the members of swarm `s` as MEMBERS returns them (limit 0: all).
+MEMBERS_FN = """
+local function members_of(p, s, limit, with_maps)
+  local key = p .. 'swarm:' .. s
+  local flat
+  if limit > 0 and redis.call('HLEN', key) > limit then
+    flat = redis.call('HRANDFIELD', key, limit, 'WITHVALUES')
+  else
+    flat = redis.call('HGETALL', key)
+  end
+  local out = {}
+  for i = 1, #flat, 2 do
+    local id = flat[i]
+    local addresses = redis.call('HGET', p .. 'peer:' .. id, 'a')
+    if addresses then
+      out[#out + 1] = id
+      out[#out + 1] = flat[i + 1]
+      out[#out + 1] = addresses
+      if with_maps then
+        out[#out + 1] = redis.call('HGET', p .. 'swarmmaps:' .. s, id) or ''
+      end
+    end
+  end
+  return out
+end
+local function peer_list(p, s, limit, with_maps)
+  return {members_of(p, s, limit, with_maps), redis.call('SMEMBERS', p .. 'suspects:' .. s)}
+end
+"""
+
+FIND_GUARDED = (
+    GUARD_FN
+    + MEMBERS_FN
+    + """
+local p, id, s = ARGV[1], ARGV[2], ARGV[3]
+local rec = guard(p, id, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 3, 3)
+if not rec then return 0 end
+local a = readdress(rec[3], ARGV[9], ARGV[10])
+if not a then return 0 end
+local out = rewrite(p, id, rec, ARGV[8], a, ARGV[11])
+local limit = tonumber(ARGV[12])
+if limit >= 0 then out[4] = peer_list(p, s, limit, ARGV[13] == '1') end
+return out
+"""
+)
+"""A FIND on a guess (:meth:`RedisStorage.find_guarded`): ARGV prefix, peer, swarm, then the
+guard (version, states, check, ip; the swarm must be joined), the new state, addresses ('':
+the stored ones), REFLEXIVE address (replacing the stored last one) and deadline, the list's
+limit (-1: no list, 0: all) and with-maps flag.  Returns 0 when the guess is wrong (nothing
+written), else ``{version, addresses, host[, {members, suspects}]}``."""
+
+REPORT_GUARDED = (
+    GUARD_FN
+    + """
+local p, id = ARGV[1], ARGV[2]
+local nswarms = tonumber(ARGV[3])
+local rec = guard(p, id, ARGV[4], ARGV[5], ARGV[6], ARGV[7], 12, 11 + nswarms)
+if not rec then return 0 end
+local a = readdress(rec[3], ARGV[9], ARGV[10])
+if not a then return 0 end
+local out = rewrite(p, id, rec, ARGV[8], a, ARGV[11])
+local i = 12 + nswarms
+local nstats = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nstats do
+  redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HSET', p .. 'swarmmaps:' .. ARGV[i], id, ARGV[i + 1])
+  i = i + 2
+end
+return out
+"""
+)
+"""A STAT_REPORT on a guess (:meth:`RedisStorage.report_guarded`): ARGV prefix, peer, the
+number of swarms the report names, the guard (version, states, check, ip), the new state,
+addresses and REFLEXIVE address (as ``FIND_GUARDED``) and deadline, the swarms named, the
+number of statistics, the statistics (field, data) and the content maps (swarm, packed).
+Returns 0 when the guess is wrong (nothing written), else ``{version, addresses, host}``."""
+
+DELETE_GUARDED = (
+    GUARD_FN
+    + DELETE_FN
+    + """
+local p, id = ARGV[1], ARGV[2]
+if not guard(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], 7, 6) then return 0 end
+delete_peer(p, id)
+return 1
+"""
+)
+"""A DISCONNECT on a guess (:meth:`RedisStorage.delete_guarded`): ARGV prefix, peer, the guard
+(version, states, check, ip).  Returns 0 when the guess is wrong (nothing written), 1
+when the peer was deleted."""
+
+EXPIRE_NEXT = (
+    DELETE_FN
+    + """
+local ids = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'deadlines', '-inf', ARGV[2])
+for _, id in ipairs(ids) do delete_peer(ARGV[1], id) end
+local head = redis.call('ZRANGE', ARGV[1] .. 'deadlines', 0, 0, 'WITHSCORES')
+return {ids, head[2] or ''}
+"""
+)
+"""Expiry and the next deadline in one round trip: ``{expired IDs, next deadline or ''}``."""
+
+REGISTER_NEW = (
+    UPDATE_FN
+    + MEMBERS_FN
+    + """
+local limit, with_maps, nlists = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+local A = {}
+for i = 4 + nlists, #ARGV do A[#A + 1] = ARGV[i] end
+if redis.call('EXISTS', A[1] .. 'peer:' .. A[2]) == 1 then return {'exists'} end
+local refused = update(A)
+if refused ~= 0 then return {refused} end
+local lists = {}
+for i = 4, 3 + nlists do lists[#lists + 1] = peer_list(A[1], ARGV[i], limit, with_maps) end
+return {'', lists}
+"""
+)
+"""A CONNECT of a peer not registered yet (:meth:`RedisStorage.register_new`): ARGV the peer
+lists' limit (0: all) and with-maps flag, the number of swarms to list, those swarms, then the
+arguments of ``UPDATE``.  Returns ``{'exists'}`` when the peer is registered (nothing written),
+``{bound}`` when a bound refuses the change, else ``{'', lists}``: ``{members, suspects}`` per
+swarm listed, read after the change."""
+
+JOIN_GUARDED = (
+    GUARD_FN
+    + UPDATE_FN
+    + MEMBERS_FN
+    + """
+local p, id = ARGV[1], ARGV[2]
+local rec = guard(p, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], 1, 0)
+if not rec then return {'guess'} end
+local nlists = tonumber(ARGV[18])
+local first = 19 + nlists
+local mine = p .. 'peerswarms:' .. id
+for i = first, #ARGV, 2 do
+  if redis.call('HEXISTS', mine, ARGV[i]) == 1 then return {'guess'} end
+end
+local a = readdress(rec[3], ARGV[8], ARGV[9])
+if not a then return {'guess'} end
+local A = {p, id, rec[1], ARGV[7], a, ARGV[10], '0', rec[4] or '',
+           ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], '0'}
+for i = first, #ARGV do A[#A + 1] = ARGV[i] end
+local refused = update(A)
+if refused ~= 0 then return {refused} end
+local lists = {}
+for i = 19, 18 + nlists do
+  lists[#lists + 1] = peer_list(p, ARGV[i], tonumber(ARGV[16]), ARGV[17] == '1')
+end
+return {'', {rec[1], a, rec[4] or ''}, lists}
+"""
+)
+"""A JOIN on a guess (:meth:`RedisStorage.join_guarded`): ARGV prefix, peer, the guard
+(version, states, check, ip; the peer must be a member of none of the swarms it joins), the
+new state, addresses and REFLEXIVE address (as ``FIND_GUARDED``) and deadline, the bounds (as
+``UPDATE``), the peer lists' limit and with-maps flag, the number of swarms to list, those
+swarms, then (swarm, mode) pairs to join.  Returns ``{'guess'}`` when the guess is wrong,
+``{bound}`` when a bound refuses the change (nothing written either way), else ``{'',
+{version, addresses, host}, lists}``."""

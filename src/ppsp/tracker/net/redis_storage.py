@@ -45,8 +45,12 @@ from redis.exceptions import RedisError
 from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.net import redis_scripts as scripts
+from ppsp.tracker.net.redis_link import RedisLink
+from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
+    Guard,
     MemberView,
+    PeerListRead,
     PeerRecord,
     ReportOutcome,
     Storage,
@@ -69,7 +73,9 @@ from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     ContentMap,
     CorruptPeerReport,
+    PeerAddress,
     PeerMode,
+    ProtocolVersion,
     StreamStatistics,
 )
 
@@ -109,6 +115,9 @@ class RedisStorage(Storage):
             socket_timeout=COMMAND_TIMEOUT,
         )
         self._p = prefix
+        # Scripts run over one pipelined connection (ppsp.tracker.net.redis_link); the other
+        # commands (counts, checks, the dashboard's few reads) go through redis-py's pool.
+        self._link = RedisLink(self._redis.connection_pool, command_timeout=COMMAND_TIMEOUT)
         self._delete = self._redis.register_script(scripts.DELETE)
         self._expire = self._redis.register_script(scripts.EXPIRE)
         self._join = self._redis.register_script(scripts.JOIN)
@@ -123,6 +132,22 @@ class RedisStorage(Storage):
         self._corrupt_reports = self._redis.register_script(scripts.CORRUPT_REPORTS)
         self._swarm_page = self._redis.register_script(scripts.SWARM_PAGE)
         self._swarm_views = self._redis.register_script(scripts.SWARM_VIEWS)
+        self._find_guarded = self._redis.register_script(scripts.FIND_GUARDED)
+        self._report_guarded = self._redis.register_script(scripts.REPORT_GUARDED)
+        self._delete_guarded = self._redis.register_script(scripts.DELETE_GUARDED)
+        self._register_new = self._redis.register_script(scripts.REGISTER_NEW)
+        self._join_guarded = self._redis.register_script(scripts.JOIN_GUARDED)
+        self._expire_next = self._redis.register_script(scripts.EXPIRE_NEXT)
+
+    guarded = True
+    """Requests take one round trip: the ``*_guarded`` scripts check the tracker's guess."""
+
+    async def _script(self, script: Any, args: list[Any]) -> Any:
+        """Run a registered script over the pipelined link (one round trip)."""
+        try:
+            return await self._link.evalsha(script.sha, script.script, args)
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"storage unavailable: {exc}") from exc
 
     async def _call(self, op: Callable[[], Awaitable[_R]]) -> _R:
         try:
@@ -140,7 +165,18 @@ class RedisStorage(Storage):
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
         args = self._record_args(record)
-        await self._call(lambda: _await(self._put_peer(args=args)))
+        await self._script(self._put_peer, args)
+
+    def _limit_args(self, limits: Limits | None) -> tuple[str, ...]:
+        if limits is None:
+            return ("-1", "-1", "-1", "-1", "-1")
+        return (
+            str(limits.peers_per_host) if limits.per_host else "-1",
+            str(limits.swarms_per_peer),
+            str(limits.peers_total),
+            str(limits.swarms_total),
+            str(limits.memberships_total),
+        )
 
     def _record_args(self, record: PeerRecord) -> list[str | bytes]:
         return [
@@ -158,7 +194,7 @@ class RedisStorage(Storage):
         self, peer_id: str
     ) -> tuple[PeerRecord | None, dict[str, PeerMode]]:
         """The peer's record and memberships, read by one script."""
-        raw = await self._call(lambda: _await(self._peer_and_memberships(args=[self._p, peer_id])))
+        raw = await self._script(self._peer_and_memberships, [self._p, peer_id])
         record_flat, swarms_flat = cast("list[list[bytes]]", raw)
         if not record_flat:
             return None, {}
@@ -182,7 +218,7 @@ class RedisStorage(Storage):
             args.extend(stats_field_and_data(item))
         for content_map in content_maps:
             args.extend((content_map.swarm_id, pack_content_map(content_map)))
-        await self._call(lambda: _await(self._report(args=args)))
+        await self._script(self._report, args)
 
     async def update(
         self,
@@ -194,25 +230,134 @@ class RedisStorage(Storage):
     ) -> None:
         """Write the record, leave and join swarms, checking ``limits``: one script."""
         args = self._record_args(record)
-        if limits is None:
-            args.extend(("-1", "-1", "-1", "-1", "-1"))
-        else:
-            args.extend(
-                (
-                    str(limits.peers_per_host) if limits.per_host else "-1",
-                    str(limits.swarms_per_peer),
-                    str(limits.peers_total),
-                    str(limits.swarms_total),
-                    str(limits.memberships_total),
-                )
-            )
+        args.extend(self._limit_args(limits))
         args.append(str(len(leave)))
         args.extend(leave)
         for swarm_id, mode in join:
             args.extend((swarm_id, mode.value))
-        refused = await self._call(lambda: _await(self._update(args=args)))
+        refused = await self._script(self._update, args)
         if refused != 0 and limits is not None:
             raise limit_error(cast(bytes, refused).decode(), limits)
+
+    async def find_guarded(
+        self,
+        peer_id: str,
+        swarm_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        limit: int | None,
+        with_maps: bool,
+    ) -> tuple[PeerRecord, PeerListRead | None] | None:
+        """The FIND of a peer as guessed, and its peer list: one script (``FIND_GUARDED``)."""
+        args: list[str | bytes] = [self._p, peer_id, swarm_id, *_guard_args(guard)]
+        args.extend(
+            (state.name, _addresses_arg(addresses), _reflexive_arg(reflexive), repr(deadline))
+        )
+        args.extend(("-1" if limit is None else str(limit), "1" if with_maps else "0"))
+        raw = await self._script(self._find_guarded, args)
+        if not raw:
+            return None
+        reply = cast("list[Any]", raw)
+        record = _guarded_record(peer_id, state, deadline, reply)
+        return record, (_list_read(reply[3], with_maps) if len(reply) > 3 else None)
+
+    async def report_guarded(
+        self,
+        peer_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        stats: Sequence[StreamStatistics],
+        content_maps: Sequence[ContentMap],
+    ) -> PeerRecord | None:
+        """The STAT_REPORT of a peer as guessed: one script (``REPORT_GUARDED``)."""
+        args: list[str | bytes] = [self._p, peer_id, str(len(guard.swarms)), *_guard_args(guard)]
+        args.extend(
+            (state.name, _addresses_arg(addresses), _reflexive_arg(reflexive), repr(deadline))
+        )
+        args.extend(guard.swarms)
+        args.append(str(len(stats)))
+        for item in stats:
+            args.extend(stats_field_and_data(item))
+        for content_map in content_maps:
+            args.extend((content_map.swarm_id, pack_content_map(content_map)))
+        raw = await self._script(self._report_guarded, args)
+        if not raw:
+            return None
+        return _guarded_record(peer_id, state, deadline, cast("list[Any]", raw))
+
+    async def join_guarded(
+        self,
+        peer_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        join: Sequence[tuple[str, PeerMode]],
+        limits: Limits,
+        lists: Sequence[str],
+        limit: int | None,
+        with_maps: bool,
+    ) -> tuple[PeerRecord, list[PeerListRead]] | None:
+        """The JOIN of a peer as guessed, and its peer lists: one script (``JOIN_GUARDED``)."""
+        args: list[Any] = [self._p, peer_id, *_guard_args(guard)]
+        args.extend(
+            (state.name, _addresses_arg(addresses), _reflexive_arg(reflexive), repr(deadline))
+        )
+        args.extend(self._limit_args(limits))
+        args.extend((str(limit or 0), "1" if with_maps else "0", str(len(lists))))
+        args.extend(lists)
+        for swarm_id, mode in join:
+            args.extend((swarm_id, mode.value))
+        raw = cast("list[Any]", await self._script(self._join_guarded, args))
+        code = cast(bytes, raw[0]).decode()
+        if code == "guess":
+            return None
+        if code:
+            raise limit_error(code, limits)
+        record = _guarded_record(peer_id, state, deadline, cast("list[Any]", raw[1]))
+        return record, [_list_read(item, with_maps) for item in cast("list[Any]", raw[2])]
+
+    async def delete_guarded(self, peer_id: str, guard: Guard) -> bool | None:
+        """The peer deleted as guessed: one script (``DELETE_GUARDED``)."""
+        args = [self._p, peer_id, *_guard_args(guard)]
+        done = await self._script(self._delete_guarded, args)
+        return True if done else None
+
+    async def register_new(
+        self,
+        record: PeerRecord,
+        *,
+        join: Sequence[tuple[str, PeerMode]],
+        limits: Limits,
+        lists: Sequence[str],
+        limit: int | None,
+        with_maps: bool,
+    ) -> list[PeerListRead] | None:
+        """A new peer's CONNECT and its peer lists: one script (``REGISTER_NEW``)."""
+        args: list[str | bytes] = [str(limit or 0), "1" if with_maps else "0", str(len(lists))]
+        args.extend(lists)
+        args.extend(self._record_args(record))
+        args.extend(self._limit_args(limits))
+        args.append("0")  # no swarm to leave
+        for swarm_id, mode in join:
+            args.extend((swarm_id, mode.value))
+        raw = cast("list[Any]", await self._script(self._register_new, args))
+        code = cast(bytes, raw[0]).decode()
+        if code == "exists":
+            return None
+        if code:
+            raise limit_error(code, limits)
+        return [_list_read(item, with_maps) for item in cast("list[Any]", raw[1])]
 
     async def peers_of_host(self, host: str) -> int:
         """How many stored peers ``host`` registered."""
@@ -223,7 +368,7 @@ class RedisStorage(Storage):
 
     async def delete_peer(self, peer_id: str) -> bool:
         """Remove the peer from every swarm and forget it."""
-        result = await self._call(lambda: _await(self._delete(args=[self._p, peer_id])))
+        result = await self._script(self._delete, [self._p, peer_id])
         return bool(result)
 
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
@@ -236,11 +381,11 @@ class RedisStorage(Storage):
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
-        await self._call(lambda: _await(self._join(args=[self._p, swarm_id, peer_id, mode.value])))
+        await self._script(self._join, [self._p, swarm_id, peer_id, mode.value])
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
-        result = await self._call(lambda: _await(self._leave(args=[self._p, swarm_id, peer_id])))
+        result = await self._script(self._leave, [self._p, swarm_id, peer_id])
         return bool(result)
 
     async def members(
@@ -251,27 +396,13 @@ class RedisStorage(Storage):
         One script reads the members, their addresses and (``with_maps``) their content maps.
         """
         args = [self._p, swarm_id, str(limit or 0), "1" if with_maps else "0"]
-        flat = cast("list[bytes]", await self._call(lambda: _await(self._members(args=args))))
-        stride = 4 if with_maps else 3
-        result: list[SwarmMember] = []
-        for at in range(0, len(flat), stride):
-            raw_map = flat[at + 3] if with_maps else b""
-            result.append(
-                _build_member(
-                    peer_id=flat[at].decode(),
-                    mode=PeerMode(flat[at + 1].decode()),
-                    addresses=decode_addresses(flat[at + 2]),
-                    content_map=unpack_content_map(raw_map) if raw_map else None,
-                )
-            )
-        return result
+        flat = cast("list[bytes]", await self._script(self._members, args))
+        return _members(flat, with_maps)
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
         packed = pack_content_map(content_map)
-        result = await self._call(
-            lambda: _await(self._put_map(args=[self._p, content_map.swarm_id, peer_id, packed]))
-        )
+        result = await self._script(self._put_map, [self._p, content_map.swarm_id, peer_id, packed])
         return bool(result)
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
@@ -284,7 +415,7 @@ class RedisStorage(Storage):
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id``."""
         field, data = stats_field_and_data(stats)
-        await self._call(lambda: _await(self._put_stats(args=[self._p, peer_id, field, data])))
+        await self._script(self._put_stats, [self._p, peer_id, field, data])
 
     async def add_corrupt_reports(
         self,
@@ -313,7 +444,7 @@ class RedisStorage(Storage):
                     str(report.corrupt_chunks),
                 )
             )
-        raw = await self._call(lambda: _await(self._corrupt_reports(args=args)))
+        raw = await self._script(self._corrupt_reports, args)
         return [ReportOutcome(item.decode()) for item in cast("list[bytes]", raw)]
 
     async def suspects(self, swarm_id: str) -> frozenset[str]:
@@ -340,7 +471,7 @@ class RedisStorage(Storage):
         """At most ``limit`` swarm IDs from rank ``offset``, in order, and how many swarms: one
         script (which indexes the swarms of an earlier release first, when there are any)."""
         args = [self._p, str(max(0, offset)), str(max(0, limit))]
-        raw = await self._call(lambda: _await(self._swarm_page(args=args)))
+        raw = await self._script(self._swarm_page, args)
         total, ids = cast("list[Any]", raw)
         return SwarmPage(
             total=int(total), swarm_ids=tuple(i.decode() for i in cast("list[bytes]", ids))
@@ -353,7 +484,7 @@ class RedisStorage(Storage):
         if not swarm_ids:
             return []
         args = [self._p, str(max(0, limit)), str(max(0, maps)), *swarm_ids]
-        raw = await self._call(lambda: _await(self._swarm_views(args=args)))
+        raw = await self._script(self._swarm_views, args)
         views: list[SwarmView] = []
         for swarm_id, (count, flat) in zip(swarm_ids, cast("list[Any]", raw), strict=True):
             rows = cast("list[bytes]", flat)
@@ -374,8 +505,14 @@ class RedisStorage(Storage):
 
     async def expire(self, now: float) -> list[str]:
         """Delete every peer whose deadline is at or before ``now``; return their IDs."""
-        ids = await self._call(lambda: _await(self._expire(args=[self._p, repr(now)])))
+        ids = await self._script(self._expire, [self._p, repr(now)])
         return [i.decode() for i in cast("list[bytes]", ids)]
+
+    async def expire_next(self, now: float) -> tuple[list[str], float | None]:
+        """Expiry and the next deadline: one script (``EXPIRE_NEXT``)."""
+        raw = await self._script(self._expire_next, [self._p, repr(now)])
+        ids, head = cast("list[Any]", raw)
+        return [i.decode() for i in cast("list[bytes]", ids)], (float(head) if head else None)
 
     async def next_deadline(self) -> float | None:
         """The earliest deadline of a stored peer."""
@@ -420,8 +557,77 @@ class RedisStorage(Storage):
             raise ServiceUnavailable(f"Redis {wanted} or later is needed, the server is {version}")
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and the pipelined link."""
+        await self._link.close()
         await self._redis.aclose()
+
+
+def _guard_args(guard: Guard) -> list[str]:
+    """A guard as the scripts' GUARD_FN takes it: version, states, check, ip."""
+    states = "," + ",".join(state.name for state in guard.states) + ","
+    version = guard.version.value if guard.version is not None else ""
+    if guard.host is None:
+        return [version, states, "0", ""]
+    return [version, states, "1", guard.host]
+
+
+_reflexive_json: dict[PeerAddress, bytes] = {}
+"""REFLEXIVE address -> its stored JSON, for the most recent ones."""
+
+
+def _reflexive_arg(reflexive: PeerAddress) -> bytes:
+    """A REFLEXIVE address as the record's JSON holds it (``readdress`` puts it last)."""
+    found = _reflexive_json.get(reflexive)
+    if found is None:
+        if len(_reflexive_json) >= 4096:
+            _reflexive_json.clear()
+        found = _reflexive_json[reflexive] = orjson.dumps(address_to_json(reflexive))
+    return found
+
+
+def _addresses_arg(addresses: tuple[PeerAddress, ...] | None) -> bytes:
+    """A record's new addresses for the guarded scripts (empty: kept)."""
+    if addresses is None:
+        return b""
+    return orjson.dumps([address_to_json(a) for a in addresses])
+
+
+def _guarded_record(
+    peer_id: str, state: PeerState, deadline: float, reply: list[Any]
+) -> PeerRecord:
+    """The record a guarded script wrote, from its ``{version, addresses, host}``."""
+    return PeerRecord(
+        peer_id=peer_id,
+        version=ProtocolVersion(cast(bytes, reply[0]).decode()),
+        state=state,
+        addresses=decode_addresses(cast(bytes, reply[1])),
+        deadline=deadline,
+        grace_used=False,
+        host=cast(bytes, reply[2]).decode(),
+    )
+
+
+def _members(flat: list[bytes], with_maps: bool) -> list[SwarmMember]:
+    """Members from a flat ``id, mode, addresses[, packed map or '']`` script reply."""
+    stride = 4 if with_maps else 3
+    result: list[SwarmMember] = []
+    for at in range(0, len(flat), stride):
+        raw_map = flat[at + 3] if with_maps else b""
+        result.append(
+            _build_member(
+                peer_id=flat[at].decode(),
+                mode=PeerMode(flat[at + 1].decode()),
+                addresses=decode_addresses(flat[at + 2]),
+                content_map=unpack_content_map(raw_map) if raw_map else None,
+            )
+        )
+    return result
+
+
+def _list_read(raw: Any, with_maps: bool) -> PeerListRead:
+    """A ``{members, suspects}`` script reply."""
+    flat, suspects = cast("list[list[bytes]]", raw)
+    return frozenset(item.decode() for item in suspects), _members(flat, with_maps)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

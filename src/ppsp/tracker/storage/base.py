@@ -83,10 +83,12 @@ from ppsp.wire.tracker import (
 
 __all__ = [
     "LIMIT_CODES",
+    "Guard",
     "MemberGroup",
     "MemberList",
     "MemberSlots",
     "MemberView",
+    "PeerListRead",
     "PeerRecord",
     "RankProfile",
     "ReportOutcome",
@@ -377,6 +379,25 @@ def limit_error(code: str, limits: Limits) -> TrackerProtocolError:
     raise ValueError(f"unknown bound {code!r}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guard:
+    """What a change decided on a guess assumes of the stored peer (the ``*_guarded`` methods).
+
+    ``version``: the record's version (None: any); ``states``: the states it may be in;
+    ``swarms``: swarms it must be a member of; ``host``: the IP address its last address, a
+    REFLEXIVE one, must be at (the host check of open mode; None: not checked).
+    """
+
+    version: ProtocolVersion | None
+    states: tuple[PeerState, ...]
+    swarms: tuple[str, ...] = ()
+    host: str | None = None
+
+
+PeerListRead = tuple[frozenset[str], list[SwarmMember]]
+"""What one peer list reads of a swarm: its suspects and (a sample of) its members."""
+
+
 class Storage(abc.ABC):
     """Where the tracker keeps peers, swarm memberships, timers, content maps and statistics.
 
@@ -580,6 +601,98 @@ class Storage(abc.ABC):
     async def counts(self) -> StorageCounts:
         """How many peers, non-empty swarms and memberships are stored."""
         ...
+
+    # -- one round trip per request (remote backends) ----------------------------------------
+    #
+    # A remote backend may make a request's change on a guess of the stored record, checked
+    # where the record is (a Guard), in one round trip: the tracker reads nothing first.  Each
+    # returns None when the guess is wrong, having changed nothing; the tracker then reads the
+    # record and decides as usual.  These defaults (a store in this process) never guess.
+
+    guarded: bool = False
+    """Whether the ``*_guarded`` methods and :meth:`register_new` are worth calling."""
+
+    async def find_guarded(
+        self,
+        peer_id: str,
+        swarm_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        limit: int | None,
+        with_maps: bool,
+    ) -> tuple[PeerRecord, PeerListRead | None] | None:
+        """When ``guard`` holds (``swarm_id`` among its swarms): write the record's new
+        ``state``, ``addresses`` (None: the stored ones, the last of which, REFLEXIVE, is
+        replaced by ``reflexive``; the guard fails when it is not REFLEXIVE) and ``deadline``
+        (grace cleared), then read the
+        swarm's suspects and members as :meth:`members` does (``limit`` None: no list).
+        Returns the new record and the list read; None when the guard fails."""
+        return None
+
+    async def report_guarded(
+        self,
+        peer_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        stats: Sequence[StreamStatistics],
+        content_maps: Sequence[ContentMap],
+    ) -> PeerRecord | None:
+        """When ``guard`` holds (every swarm the report names among its swarms): what
+        :meth:`put_report` writes, with the record changed as in :meth:`find_guarded`.
+        Returns the new record; None when the guard fails."""
+        return None
+
+    async def join_guarded(
+        self,
+        peer_id: str,
+        guard: Guard,
+        *,
+        state: PeerState,
+        addresses: tuple[PeerAddress, ...] | None,
+        reflexive: PeerAddress,
+        deadline: float,
+        join: Sequence[tuple[str, PeerMode]],
+        limits: Limits,
+        lists: Sequence[str],
+        limit: int | None,
+        with_maps: bool,
+    ) -> tuple[PeerRecord, list[PeerListRead]] | None:
+        """When ``guard`` holds and the peer is a member of none of the swarms of ``join``:
+        the record changed as in :meth:`find_guarded` and the swarms joined, as one
+        :meth:`update` within ``limits`` (raising as it does), then the suspects and members
+        of each swarm of ``lists``.  None when the guard fails (nothing written)."""
+        return None
+
+    async def delete_guarded(self, peer_id: str, guard: Guard) -> bool | None:
+        """When ``guard`` holds, :meth:`delete_peer` (True); None when it fails."""
+        return None
+
+    async def register_new(
+        self,
+        record: PeerRecord,
+        *,
+        join: Sequence[tuple[str, PeerMode]],
+        limits: Limits,
+        lists: Sequence[str],
+        limit: int | None,
+        with_maps: bool,
+    ) -> list[PeerListRead] | None:
+        """When the peer has no record: :meth:`update` (``join``, within ``limits``, raising as
+        it does), then the suspects and members of each swarm of ``lists``.  None when the
+        peer is registered (nothing written)."""
+        return None
+
+    async def expire_next(self, now: float) -> tuple[list[str], float | None]:
+        """:meth:`expire`, then :meth:`next_deadline` (a remote backend: one round trip)."""
+        return await self.expire(now), await self.next_deadline()
 
     async def check(self) -> None:
         """Raise :class:`~ppsp.errors.ServiceUnavailable` unless the store can be used now.
