@@ -17,8 +17,19 @@ prefix (:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of 
 (a lab, a campus) knows when no member of the group can take a first-round place
 (:func:`~ppsp.tracker.peerlist.select_from_groups`).
 
-Timers are a binary heap of ``(deadline, peer_id)`` with lazy deletion: a deadline that was
-reset leaves its old entry in the heap, which is skipped (and the heap compacted) later.
+Timers are a time wheel of one-second buckets (:class:`_Wheel`): a peer's ID is appended to
+the bucket of its deadline's second, a list slot (8 bytes) rather than a ``(deadline, peer_id)``
+heap entry (64 bytes); a binary heap orders the buckets, not the peers, and only the earliest
+second's IDs are moved into a heap of ``(deadline, peer_id)`` when its deadlines come near, so
+that expiry pops what is due in order, reading each ID once.  Deletion is lazy: a deadline that
+was reset leaves the ID where it was filed, where it is skipped (the peer's record names another
+deadline) and the wheel is rebuilt once stale entries dominate.
+
+Memory per registered peer is what this module is shaped by (``python -m bench.tracker_memory``
+measures it): a peer costs one entry in the peer table, its :class:`_Peer`, its record (held as
+given), one :class:`~ppsp.tracker.storage.base.SwarmMember` and one entry in its swarm's member
+table and rank group per membership, and 8 bytes in the wheel.  A peer in exactly one swarm
+shares that swarm's one-element tuple of IDs (``_Swarm.solo``) instead of a tuple of its own.
 
 The IDs of the swarms are also kept in code-point order (:class:`_SortedIds`: sorted blocks of
 about a thousand, so that adding or removing one moves a block rather than every ID), added when
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import random
 import sys
 import tracemalloc
@@ -90,6 +102,14 @@ _SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position
 
 _SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
 """Writes a member's ``_prefix`` slot."""
+
+# Writers of a stored record's fields, used only to put back an *equal* value the storage
+# already holds (see MemoryStorage._put): the record stays the value it was.
+_SET_PEER_ID: Callable[[PeerRecord, str], None] = vars(PeerRecord)["peer_id"].__set__
+_SET_HOST: Callable[[PeerRecord, str], None] = vars(PeerRecord)["host"].__set__
+_SET_ADDRESSES: Callable[[PeerRecord, tuple[PeerAddress, ...]], None] = vars(PeerRecord)[
+    "addresses"
+].__set__
 
 
 def _new_member(
@@ -248,10 +268,108 @@ class _SortedIds:
         return out
 
 
-class _Swarm:
-    __slots__ = ("groups", "maps", "members", "reports", "suspects")
+def _second(deadline: float) -> float:
+    """The bucket of a deadline: its second (floor), or the deadline itself when infinite."""
+    return deadline // 1.0 if math.isfinite(deadline) else deadline
+
+
+class _Wheel:
+    """Deadlines by second: bucket (a second) -> the IDs whose deadline fell in it when set.
+
+    ``add`` appends an ID to its second's bucket (a heap orders the buckets' seconds).  The
+    earliest bucket is opened when it is needed (a deadline may be due in it, or the earliest
+    deadline is asked for): its current IDs move, with their deadlines, into a small heap
+    (``near``) that takes every later ID of an opened second too, so that each ID is read from
+    its bucket once and what is due pops in order.  An ID is current only while its peer's
+    deadline (``deadline_of``: None when the peer is gone) is the one it was filed under, so a
+    reset deadline needs no removal; ``entries`` counts every ID held, stale ones included,
+    for the owner to :meth:`rebuild` when they dominate.
+    """
+
+    __slots__ = ("buckets", "entries", "near", "opened", "seconds")
 
     def __init__(self) -> None:
+        self.buckets: dict[float, list[str]] = {}
+        self.seconds: list[float] = []  # a heap of the buckets' keys
+        self.near: list[tuple[float, str]] = []  # a heap: the opened seconds' entries
+        self.opened = -math.inf  # the last second opened (every earlier one too)
+        self.entries = 0
+
+    def add(self, peer_id: str, deadline: float) -> None:
+        """Hold ``peer_id`` under ``deadline``."""
+        self.entries += 1
+        second = _second(deadline)
+        if second <= self.opened:
+            heapq.heappush(self.near, (deadline, peer_id))
+            return
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            self.buckets[second] = [peer_id]
+            heapq.heappush(self.seconds, second)
+        else:
+            bucket.append(peer_id)
+
+    def rebuild(self, deadlines: Iterable[tuple[str, float]]) -> None:
+        """Hold exactly these ``(peer_id, deadline)`` pairs (stale entries dropped)."""
+        self.buckets = {}
+        self.seconds = []
+        self.near = []
+        self.opened = -math.inf
+        self.entries = 0
+        for peer_id, deadline in deadlines:
+            self.add(peer_id, deadline)
+
+    def _open(self, deadline_of: Callable[[str], float | None]) -> None:
+        """Move the earliest bucket's current IDs into ``near``."""
+        second = heapq.heappop(self.seconds)
+        bucket = self.buckets.pop(second)
+        self.entries -= len(bucket)
+        self.opened = second
+        near = self.near
+        for peer_id in bucket:
+            deadline = deadline_of(peer_id)
+            if deadline is not None and _second(deadline) == second:
+                heapq.heappush(near, (deadline, peer_id))
+                self.entries += 1
+
+    def due(self, now: float, deadline_of: Callable[[str], float | None]) -> list[str]:
+        """Take out the current IDs whose deadline is at or before ``now``, earliest first."""
+        seconds = self.seconds
+        while seconds and seconds[0] <= now:
+            self._open(deadline_of)
+        out: list[str] = []
+        taken: set[str] = set()
+        near = self.near
+        while near and near[0][0] <= now:
+            deadline, peer_id = heapq.heappop(near)
+            self.entries -= 1
+            # Filed twice under one deadline (reset away and back): taken once.
+            if deadline_of(peer_id) == deadline and peer_id not in taken:
+                taken.add(peer_id)
+                out.append(peer_id)
+        return out
+
+    def earliest(self, deadline_of: Callable[[str], float | None]) -> float | None:
+        """The earliest current deadline (stale entries met on the way are dropped)."""
+        near = self.near
+        while True:
+            while near:
+                deadline, peer_id = near[0]
+                if deadline_of(peer_id) == deadline:
+                    return deadline
+                heapq.heappop(near)
+                self.entries -= 1
+            if not self.seconds:
+                return None
+            self._open(deadline_of)
+
+
+class _Swarm:
+    __slots__ = ("groups", "maps", "members", "reports", "solo", "suspects")
+
+    def __init__(self, swarm_id: str) -> None:
+        # The swarms of every peer that is in this swarm alone: one tuple shared by them all.
+        self.solo = (swarm_id,)
         # Every member as listed (content_map always None here; maps are kept apart).
         self.members: dict[str, SwarmMember] = {}
         # The same members by rank profile (never an empty group), for member_groups(): each
@@ -320,7 +438,7 @@ class MemoryStorage(Storage):
             raise ValueError("shards must be at least 1")
         self._shards: list[dict[str, _Swarm]] = [{} for _ in range(shards)]
         self._peers: dict[str, _Peer] = {}
-        self._heap: list[tuple[float, str]] = []
+        self._wheel = _Wheel()
         self._memberships = 0
         self._swarm_count = 0
         # Registered peers per registering host (records with host "" are counted for none).
@@ -371,20 +489,31 @@ class MemoryStorage(Storage):
             self._peers[record.peer_id] = _Peer(record, self._profile(record.addresses))
             self._count_host(record.host, 1)
         else:
+            # Each request brings a new record, with its own copies of the peer's ID (and
+            # often of its unchanged addresses): the record keeps the equal objects already
+            # held instead, so that a peer costs one copy of each however often it is written.
             old = peer.record
+            if record.peer_id is not old.peer_id:
+                _SET_PEER_ID(record, old.peer_id)
+            if old.host is not record.host:
+                if old.host != record.host:
+                    self._count_host(old.host, -1)
+                    self._count_host(record.host, 1)
+                else:
+                    _SET_HOST(record, old.host)
             peer.record = record
-            if old.host is not record.host and old.host != record.host:
-                self._count_host(old.host, -1)
-                self._count_host(record.host, 1)
-            if old.addresses != record.addresses:
-                self._refresh_members(peer, record, self._profile(record.addresses))
+            if old.addresses is not record.addresses:
+                if old.addresses != record.addresses:
+                    self._refresh_members(peer, record, self._profile(record.addresses))
+                else:
+                    _SET_ADDRESSES(record, old.addresses)
             if old.deadline == record.deadline:
                 return
-        heapq.heappush(self._heap, (record.deadline, record.peer_id))
+        wheel = self._wheel
+        wheel.add(record.peer_id, record.deadline)
         # Lazy deletion leaves stale entries behind; rebuild once they dominate.
-        if len(self._heap) > 2 * len(self._peers) + 64:
-            self._heap = [(p.record.deadline, pid) for pid, p in self._peers.items()]
-            heapq.heapify(self._heap)
+        if wheel.entries > 2 * len(self._peers) + 64:
+            wheel.rebuild((pid, p.record.deadline) for pid, p in self._peers.items())
 
     def _refresh_members(self, peer: _Peer, record: PeerRecord, profile: RankProfile) -> None:
         """Give the peer's listed memberships its new addresses (and their rank profile)."""
@@ -527,14 +656,17 @@ class MemoryStorage(Storage):
         shard = self._shard(swarm_id)
         swarm = shard.get(swarm_id)
         if swarm is None:
-            swarm = shard[swarm_id] = _Swarm()
+            swarm = shard[swarm_id] = _Swarm(swarm_id)
             self._swarm_count += 1
             self._index.add(swarm_id)
         if peer_id not in swarm.members:
             self._memberships += 1
-            peer.swarms = (*peer.swarms, swarm_id)
-        addresses = peer.record.addresses
-        swarm.place(peer.profile, _new_member(peer_id, mode, addresses, _prefix(addresses)))
+            peer.swarms = (*peer.swarms, swarm_id) if peer.swarms else swarm.solo
+        record = peer.record
+        addresses = record.addresses
+        # The member holds the record's copy of the ID (one string per peer).
+        member = _new_member(record.peer_id, mode, addresses, _prefix(addresses))
+        swarm.place(peer.profile, member)
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
@@ -544,7 +676,11 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None or swarm_id not in peer.swarms:
             return False
-        peer.swarms = tuple(s for s in peer.swarms if s != swarm_id)
+        rest = tuple(s for s in peer.swarms if s != swarm_id)
+        if len(rest) == 1:
+            # Back in one swarm: share that swarm's tuple (it exists: the peer is in it).
+            rest = self._shard(rest[0])[rest[0]].solo
+        peer.swarms = rest
         if peer.stats is not None:
             peer.stats.pop(swarm_id, None)
         return self._drop_member(swarm_id, peer_id, peer.profile)
@@ -736,24 +872,18 @@ class MemoryStorage(Storage):
 
     async def expire(self, now: float) -> list[str]:
         """Delete every peer whose deadline is at or before ``now``; return their IDs."""
-        removed: list[str] = []
-        while self._heap and self._heap[0][0] <= now:
-            deadline, peer_id = heapq.heappop(self._heap)
-            peer = self._peers.get(peer_id)
-            if peer is not None and peer.record.deadline == deadline:
-                self._delete(peer_id)
-                removed.append(peer_id)
+        removed = self._wheel.due(now, self._deadline_of)
+        for peer_id in removed:
+            self._delete(peer_id)
         return removed
+
+    def _deadline_of(self, peer_id: str) -> float | None:
+        peer = self._peers.get(peer_id)
+        return None if peer is None else peer.record.deadline
 
     async def next_deadline(self) -> float | None:
         """The earliest deadline of a stored peer."""
-        while self._heap:
-            deadline, peer_id = self._heap[0]
-            peer = self._peers.get(peer_id)
-            if peer is not None and peer.record.deadline == deadline:
-                return deadline
-            heapq.heappop(self._heap)
-        return None
+        return self._wheel.earliest(self._deadline_of)
 
     async def counts(self) -> StorageCounts:
         """How many peers, non-empty swarms and memberships are stored."""
