@@ -26,6 +26,8 @@ from ppsp.tracker.storage import MemoryStorage, Storage
 # directory, never in the real home: set before any test module copies the environment.
 _USER_DATA = tempfile.mkdtemp(prefix="ppsp-tests-data-")
 os.environ["XDG_DATA_HOME"] = _USER_DATA
+# ... and their dataclass code cache (ppsp.process.codecache) in another.
+os.environ["XDG_CACHE_HOME"] = os.path.join(_USER_DATA, "cache")
 atexit.register(shutil.rmtree, _USER_DATA, True)
 # Nor do they read their user's settings: no per-user configuration file, no PPSP_* variable
 # a command reads (docs/CONFIGURATION.md).

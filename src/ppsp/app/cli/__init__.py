@@ -33,6 +33,12 @@ from ppsp.app.cli.lab import lab
 from ppsp.app.cli.live import live
 from ppsp.app.cli.peer import get, seed, watch
 from ppsp.app.cli.tracker import tracker
+from ppsp.process.codecache import install as _install_code_cache
+
+# Before any command imports the wire model (these modules import click and the standard
+# library only): dataclasses' methods are compiled once per machine, not once per run
+# (a fifth of a peer command's start-up otherwise; ppsp.process.codecache).
+_install_code_cache()
 
 for _command in (tracker, token, keygen, demo, seed, get, watch, live, lab):
     main.add_command(_command)
