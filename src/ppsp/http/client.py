@@ -34,7 +34,7 @@ import contextlib
 import ipaddress
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -56,6 +56,7 @@ from ppsp.errors import (
     LocalProtocolError,
     MalformedResponse,
 )
+from ppsp.http.headers import Headers
 
 if TYPE_CHECKING:
     import ssl
@@ -108,40 +109,6 @@ class Timeout:
 
 
 NO_TIMEOUT: Final = Timeout()
-
-
-class Headers(Mapping[str, str]):
-    """An answer's header fields, looked up in any case; a name given twice maps to its first
-    value (:meth:`getall` gives every one)."""
-
-    __slots__ = ("_fields", "_first")
-
-    def __init__(self, fields: Sequence[tuple[str, str]]) -> None:
-        self._fields = tuple((name.lower(), value) for name, value in fields)
-        first: dict[str, str] = {}
-        for name, value in self._fields:
-            first.setdefault(name, value)
-        self._first = first
-
-    def __getitem__(self, name: str) -> str:
-        return self._first[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._first)
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def getall(self, name: str) -> list[str]:
-        """Every value of the field ``name``, in the order received."""
-        wanted = name.lower()
-        return [value for field, value in self._fields if field == wanted]
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self._fields)!r})"
 
 
 @dataclass(frozen=True, slots=True)

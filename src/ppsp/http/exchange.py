@@ -14,12 +14,13 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar, overload
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
 from urllib.parse import parse_qsl
 
 from ppsp.codecs.httphead import RequestHead
 from ppsp.errors import LocalProtocolError, MalformedRequest, RequestBodyTooLarge
+from ppsp.http.headers import Headers
 
 if TYPE_CHECKING:
     from ppsp.http.server import _Connection
@@ -174,48 +175,6 @@ def send_file_now(
         return 0
     except OSError:
         return 0  # not a socket sendfile can write to, or a broken one: the slow path tells
-
-
-class Headers(Mapping[str, str]):
-    """A request's header fields: looked up in any case; the first value of a repeated name."""
-
-    __slots__ = ("_first", "fields")
-
-    def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
-        self.fields = fields
-        """Every field in order, names in lower case."""
-        first: dict[str, str] = {}
-        for name, value in fields:
-            first.setdefault(name, value)
-        self._first = first
-
-    def __getitem__(self, name: str) -> str:
-        return self._first[name.lower()]
-
-    @overload
-    def get(self, name: str) -> str | None: ...
-
-    @overload
-    def get(self, name: str, default: _D) -> str | _D: ...
-
-    def get(self, name: str, default: object = None) -> object:
-        """The first value of the field named ``name`` (any case), or ``default`` (one dict
-        lookup: no exception for a missing field, as ``Mapping.get`` would raise and catch)."""
-        return self._first.get(name.lower(), default)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._first)
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def getall(self, name: str) -> list[str]:
-        """Every value of the fields named ``name`` (any case), in order."""
-        wanted = name.lower()
-        return [value for field, value in self.fields if field == wanted]
 
 
 class Request:
