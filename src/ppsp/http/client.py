@@ -32,13 +32,10 @@ import asyncio
 import collections
 import contextlib
 import ipaddress
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
-from urllib.parse import quote, urlsplit
 
 from ppsp.codecs.httpchunked import ChunkedDecoder
 from ppsp.codecs.httphead import ResponseHead, head_length, parse_response_head
@@ -52,9 +49,18 @@ from ppsp.errors import (
     HttpTimeout,
     HttpTLSError,
     IncompleteBody,
-    InvalidURL,
-    LocalProtocolError,
     MalformedResponse,
+)
+from ppsp.http.client_connection import (
+    DEFAULT_READ_BUFFER,
+    NO_TIMEOUT,
+    ClientConnection,
+    Target,
+    Timeout,
+    expire_waiter,
+    request_head,
+    split_url,
+    wait_for_answer,
 )
 from ppsp.http.headers import Headers
 
@@ -75,268 +81,14 @@ __all__ = [
 KEEPALIVE_TIMEOUT: Final = 15.0
 """Seconds an idle kept-alive connection stays in the pool before it is closed."""
 
-DEFAULT_READ_BUFFER: Final = 1 << 20
-"""Bytes received and not yet read after which a connection stops reading from its socket
-(the kernel's buffers then push back on the sender); reading resumes below half of it."""
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Methods whose request may be sent again when a reused connection turns out closed."""
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-_REG_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=]+")
-_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
-_QUERY_SAFE = _PATH_SAFE + "?"
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """Resolves a host name and port to the IP addresses to try, most preferred first (raises
 ``socket.gaierror`` when there is none)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timeout:
-    """Bounds on one HTTP exchange, in seconds (None: no bound).
-
-    ``total``: from the call of :meth:`HttpClient.request` to the body's last byte (waiting
-    for a free connection included); ``connect``: opening a connection (name resolution, TCP
-    and TLS handshakes); ``read``: each wait for bytes from the server once the request is
-    sent, the wait for the answer's first byte included.
-    """
-
-    total: float | None = None
-    connect: float | None = None
-    read: float | None = None
-
-
-NO_TIMEOUT: Final = Timeout()
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """Where a request goes: the pool key, the address to connect to, the request line's
-    target and the ``Host`` field."""
-
-    scheme: str
-    host: str
-    port: int
-    target: str
-    authority: str
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.scheme, self.host, self.port)
-
-
-def _split_url(url: str) -> _Target:
-    """The parts of ``url`` a request needs; InvalidURL for anything that is not a plain
-    ``http://`` or ``https://`` URL with a host (URLs from other peers are untrusted)."""
-    try:
-        parts = urlsplit(url)
-        explicit = parts.port
-        host = parts.hostname
-    except ValueError as exc:
-        raise InvalidURL(f"invalid URL {url[:200]!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise InvalidURL(f"not an http:// or https:// URL: {url[:200]!r}")
-    if not host:
-        raise InvalidURL(f"no host in URL {url[:200]!r}")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidURL(f"credentials in URL {url[:200]!r}")
-    if explicit == 0:
-        raise InvalidURL(f"port 0 in URL {url[:200]!r}")
-    try:
-        ipaddress.ip_address(host)
-        literal = True
-    except ValueError:
-        literal = False
-    if not literal:
-        if not host.isascii():
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError:
-                raise InvalidURL(f"invalid host name in URL {url[:200]!r}") from None
-        if _REG_NAME.fullmatch(host) is None:
-            raise InvalidURL(f"invalid host name in URL {url[:200]!r}")
-    elif "%" in host:  # an IPv6 zone: not something a peer or a tracker is reached by
-        raise InvalidURL(f"invalid host in URL {url[:200]!r}")
-    port = _DEFAULT_PORTS[scheme] if explicit is None else explicit
-    target = quote(parts.path, safe=_PATH_SAFE) or "/"
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
-    bracketed = f"[{host}]" if ":" in host else host
-    authority = bracketed if port == _DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
-    return _Target(scheme, host, port, target, authority)
-
-
-def _request_head(method: str, target: _Target, headers: Mapping[str, str], body: bytes) -> bytes:
-    if _FIELD_NAME.fullmatch(method) is None:
-        raise LocalProtocolError(f"invalid method {method!r}")
-    lines = [f"{method} {target.target} HTTP/1.1", f"Host: {target.authority}"]
-    names = set()
-    for name, value in headers.items():
-        if _FIELD_NAME.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid header name {name!r}")
-        if any(ord(character) < 0x20 and character != "\t" for character in value) or (
-            "\x7f" in value
-        ):
-            raise LocalProtocolError(f"header {name!r} holds a control character")
-        names.add(name.lower())
-        lines.append(f"{name}: {value}")
-    if "host" in names or "content-length" in names or "transfer-encoding" in names:
-        raise LocalProtocolError("Host and the body's framing are the client's to write")
-    if "accept-encoding" not in names:
-        lines.append("Accept-Encoding: identity")
-    if body or method not in ("GET", "HEAD"):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class _Connection(asyncio.Protocol):
-    """One connection to a server: received bytes queued as they came, paused past a bound."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_buffer: int) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.key: tuple[str, str, int] = ("", "", 0)
-        self._received: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._high = read_buffer
-        self._low = read_buffer // 2
-        self._reading_paused = False
-        self._writing_paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self.eof = False
-        self.lost = False
-        self.lost_error: BaseException | None = None
-        self.on_lost: Callable[[_Connection], None] | None = None
-        self.idle_timer: asyncio.TimerHandle | None = None
-
-    # -- asyncio.Protocol ------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._received.append(data)
-        self._buffered += len(data)
-        if self._buffered > self._high and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False  # the transport closes itself
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.lost = True
-        self.lost_error = exc
-        self._wake()
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-        if self.on_lost is not None:
-            self.on_lost(self)
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- used by the client ----------------------------------------------------------------
-
-    @property
-    def reusable(self) -> bool:
-        """Whether the connection may carry a new request (open, nothing unread)."""
-        transport = self.transport
-        return (
-            not self.eof
-            and not self._received
-            and transport is not None
-            and not transport.is_closing()
-        )
-
-    def take(self) -> bytes | None:
-        """The oldest bytes received and not yet taken, or None."""
-        if not self._received:
-            return None
-        data = self._received.popleft()
-        self._buffered -= len(data)
-        if self._reading_paused and self._buffered <= self._low and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        return data
-
-    def give_back(self, data: bytes) -> None:
-        """Put bytes taken but not used back in front of the queue."""
-        if data:
-            self._received.appendleft(data)
-            self._buffered += len(data)
-
-    async def wait(self, until: float | None) -> bool:
-        """Wait for bytes or the end of the stream until the loop time ``until``; False when
-        that time came first."""
-        if self._received or self.eof:
-            return True
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        self._waiter = waiter
-        timer = None if until is None else self.loop.call_at(until, _expire, waiter)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
-        return bool(self._received) or self.eof
-
-    async def write(self, data: bytes, until: float | None) -> bool:
-        """Send ``data``, waiting while the transport's buffer is full; False on a timeout."""
-        transport = self.transport
-        assert transport is not None
-        transport.write(data)
-        while self._writing_paused and not self.lost:
-            waiter: asyncio.Future[None] = self.loop.create_future()
-            self._drain_waiter = waiter
-            timer = None if until is None else self.loop.call_at(until, _expire, waiter)
-            try:
-                await waiter
-            finally:
-                self._drain_waiter = None
-                if timer is not None:
-                    timer.cancel()
-            if self._writing_paused and until is not None and self.loop.time() >= until:
-                return False
-        return True
-
-    def close(self) -> None:
-        """Close the connection at once (nothing more is read or sent)."""
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class _Host:
@@ -345,7 +97,7 @@ class _Host:
     __slots__ = ("idle", "in_use")
 
     def __init__(self) -> None:
-        self.idle: list[_Connection] = []
+        self.idle: list[ClientConnection] = []
         self.in_use = 0
 
 
@@ -384,7 +136,7 @@ class HttpClient:
         self._hosts: dict[tuple[str, str, int], _Host] = {}
         self._in_use = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._connections: set[_Connection] = set()
+        self._connections: set[ClientConnection] = set()
         self._closed = False
 
     @property
@@ -461,8 +213,8 @@ class HttpClient:
         body: bytes,
         timeout: Timeout,
     ) -> Response:
-        target = _split_url(url)
-        request = _request_head(method, target, headers, body) + body
+        target = split_url(url)
+        request = request_head(method, target, headers, body) + body
         loop = asyncio.get_running_loop()
         deadline = None if timeout.total is None else loop.time() + timeout.total
         may_resend = method in IDEMPOTENT_METHODS
@@ -483,7 +235,7 @@ class HttpClient:
 
     async def _exchange(
         self,
-        connection: _Connection,
+        connection: ClientConnection,
         request: bytes,
         method: str,
         deadline: float | None,
@@ -507,7 +259,7 @@ class HttpClient:
                         os_error=connection.lost_error,
                         no_answer=True,
                     )
-                await _wait(connection, deadline, timeout)
+                await wait_for_answer(connection, deadline, timeout)
                 continue
             # The head is most often whole in the first bytes received: no copy of them then.
             buffer = buffer + data if buffer else data
@@ -526,8 +278,8 @@ class HttpClient:
     # -- the pool --------------------------------------------------------------------------
 
     async def _acquire(
-        self, target: _Target, deadline: float | None, timeout: Timeout
-    ) -> tuple[_Connection, bool]:
+        self, target: Target, deadline: float | None, timeout: Timeout
+    ) -> tuple[ClientConnection, bool]:
         """A connection to ``target``'s server counted as in use: an idle one, else a new one
         once the limits allow; ``(connection, reused)``."""
         loop = asyncio.get_running_loop()
@@ -553,7 +305,7 @@ class HttpClient:
                 break
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
-            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+            timer = None if deadline is None else loop.call_at(deadline, expire_waiter, waiter)
             try:
                 await waiter
             finally:
@@ -576,7 +328,7 @@ class HttpClient:
             raise
         return connection, False
 
-    def _release(self, connection: _Connection, *, reusable: bool) -> None:
+    def _release(self, connection: ClientConnection, *, reusable: bool) -> None:
         """Count ``connection`` out of use: back to the idle pool when ``reusable``, else closed."""
         host = self._hosts.get(connection.key)
         if host is not None:
@@ -604,21 +356,23 @@ class HttpClient:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _expire_idle(self, connection: _Connection) -> None:
+    def _expire_idle(self, connection: ClientConnection) -> None:
         connection.idle_timer = None
         self._drop_idle(connection)
         connection.close()
 
-    def _drop_idle(self, connection: _Connection) -> None:
+    def _drop_idle(self, connection: ClientConnection) -> None:
         host = self._hosts.get(connection.key)
         if host is not None and connection in host.idle:
             host.idle.remove(connection)
         self._forget(connection)
 
-    def _forget(self, connection: _Connection) -> None:
+    def _forget(self, connection: ClientConnection) -> None:
         self._connections.discard(connection)
 
-    async def _open(self, target: _Target, deadline: float | None, timeout: Timeout) -> _Connection:
+    async def _open(
+        self, target: Target, deadline: float | None, timeout: Timeout
+    ) -> ClientConnection:
         """A new connection to ``target``'s server (resolution, TCP, TLS), within the connect
         timeout and the exchange's deadline."""
         loop = asyncio.get_running_loop()
@@ -644,7 +398,7 @@ class HttpClient:
         self._connections.add(connection)
         return connection
 
-    async def _addresses(self, target: _Target) -> Sequence[str]:
+    async def _addresses(self, target: Target) -> Sequence[str]:
         try:
             ipaddress.ip_address(target.host)
         except ValueError:
@@ -664,14 +418,14 @@ class HttpClient:
         return found
 
     async def _connect(
-        self, target: _Target, addresses: Sequence[str], context: ssl.SSLContext | None
-    ) -> _Connection:
+        self, target: Target, addresses: Sequence[str], context: ssl.SSLContext | None
+    ) -> ClientConnection:
         """A connection to the first of ``addresses`` that takes one."""
         loop = asyncio.get_running_loop()
         local = None if self.local_address is None else (self.local_address, 0)
         first: OSError | None = None
         for address in addresses:
-            connection = _Connection(loop, self.read_buffer)
+            connection = ClientConnection(loop, self.read_buffer)
             try:
                 await loop.create_connection(
                     _factory(connection),
@@ -702,14 +456,14 @@ class HttpClient:
         return self._ssl_context
 
 
-def _factory(connection: _Connection) -> Callable[[], _Connection]:
-    def protocol() -> _Connection:
+def _factory(connection: ClientConnection) -> Callable[[], ClientConnection]:
+    def protocol() -> ClientConnection:
         return connection
 
     return protocol
 
 
-def _raise_if_tls(exc: OSError, target: _Target) -> None:
+def _raise_if_tls(exc: OSError, target: Target) -> None:
     """Raise ``exc`` as the TLS failure it is (a handshake or certificate problem)."""
     import ssl
 
@@ -732,20 +486,6 @@ async def _system_resolve(host: str, port: int) -> list[str]:
         if ip not in found:
             found.append(ip)
     return found
-
-
-async def _wait(connection: _Connection, deadline: float | None, timeout: Timeout) -> None:
-    """Wait for bytes within the read timeout and the deadline; HttpTimeout otherwise."""
-    loop = connection.loop
-    until = deadline
-    if timeout.read is not None:
-        read_by = loop.time() + timeout.read
-        until = read_by if until is None else min(until, read_by)
-    if await connection.wait(until):
-        return
-    if deadline is not None and until == deadline:
-        raise HttpTimeout(f"the exchange took over {timeout.total:g} s")
-    raise HttpTimeout(f"no bytes from the server for {timeout.read:g} s")
 
 
 class _RequestContext:
@@ -810,7 +550,7 @@ class Response:
     def __init__(
         self,
         client: HttpClient,
-        connection: _Connection,
+        connection: ClientConnection,
         head: ResponseHead,
         method: str,
         deadline: float | None,
@@ -829,7 +569,7 @@ class Response:
         self.content = ResponseBody(self)
         """The body as a stream of the pieces received."""
         self._client = client
-        self._connection: _Connection | None = connection
+        self._connection: ClientConnection | None = connection
         self._deadline = deadline
         self._timeout = timeout
         self._keep_alive = head.keep_alive
@@ -901,7 +641,7 @@ class Response:
                     self._end_of_stream(connection)
                     continue
                 try:
-                    await _wait(connection, self._deadline, self._timeout)
+                    await wait_for_answer(connection, self._deadline, self._timeout)
                 except BaseException:
                     self.release()
                     raise
@@ -912,7 +652,7 @@ class Response:
                 return self._split(piece, most)
         return b""
 
-    def _frame(self, connection: _Connection, data: bytes) -> bytes:
+    def _frame(self, connection: ClientConnection, data: bytes) -> bytes:
         """The body's bytes in ``data`` (the rest given back, or queued when decoded)."""
         decoder = self._chunked
         if decoder is not None:
@@ -943,7 +683,7 @@ class Response:
         self._remaining = remaining - len(data)
         return data
 
-    def _end_of_stream(self, connection: _Connection) -> None:
+    def _end_of_stream(self, connection: ClientConnection) -> None:
         if self._remaining is None and self._chunked is None:
             if connection.lost_error is not None:
                 self.release()
