@@ -15,16 +15,20 @@ It decides:
   (a *relay*) rather than from the source.  A chunk only the source holds is taken from it by
   ``source_fanout`` viewers, the first of the connected viewers ranked by a hash of the chunk
   index and their PeerID that every viewer computes alike (:func:`fetches_first`); the others
-  wait for a relay until the chunk is due within ``source_relief``.  Among holders: the least
-  loaded, then the one with the fewest failures, then the fastest measured (a moving average
-  of its transfer times; an unmeasured peer first);
+  wait for a relay until the chunk is due within ``source_relief``.  Among holders: for a
+  chunk that cannot wait out a stall, one that has sent an envelope (a *proven* peer: a
+  relay that never did may announce every chunk and answer none); then the least loaded,
+  then the one with the fewest failures, then the fastest measured (a moving average of its
+  transfer times; an unmeasured peer first, so chunks that can wait are how new relays are
+  tried);
 - **when to look again**: a chunk due within ``hunt_s`` that no relay is known to hold has the
   maps of the connected viewers older than ``hunt_stale`` pulled (not only the neighbours'), so
   that a relay that holds it is found before the viewer falls back on the source;
 - **when to ask twice** (endgame): a chunk due within ``endgame_s`` whose request has run
   longer than ``endgame_after`` (or whose request has run ``stall_timeout`` at a busy peer) is
-  also asked of another relay that holds it, or of the source when no relay is free and the
-  chunk is due within ``source_relief``; the first copy to arrive ends the others;
+  also asked of another relay that holds it (only a proven one when the first is not), or of
+  the source when no relay is free and the chunk is due within ``source_relief``; the first
+  copy to arrive ends the others;
 - **when to give up**: a request ends at the chunk's deadline (at least ``min_fetch_timeout``
   from when it was made; ``startup_fetch_timeout`` while the startup buffer has no deadlines
   yet), so that a busy sender skips it rather than sending it late; such a late request costs
@@ -525,10 +529,18 @@ class LiveViewerPolicy:
                 if not overdue and now - made < timing.endgame_after:
                     self._wake(made + timing.endgame_after)
                     continue
+                # A request at a relay that never sent an envelope is hedged only at one that
+                # has: two strangers may be two tarpits, and the chunk cannot wait out a
+                # second stall (the source is asked instead, below).
+                first = self.peers.get(asked[0])
+                strangers_ok = first is not None and self._proven(first)
                 spare = [
                     s
                     for s in relays
-                    if s.peer_id not in asked and self._free(s) and not self._probation(s)
+                    if s.peer_id not in asked
+                    and self._free(s)
+                    and not self._probation(s)
+                    and (strangers_ok or self._proven(s))
                 ]
                 if not spare and left <= timing.source_relief:
                     # No relay free: the source, rather than a skip.
@@ -538,7 +550,7 @@ class LiveViewerPolicy:
                         if s.peer_id in sources and s.peer_id not in asked and self._free(s)
                     ]
                 if spare:
-                    self._ask(self._best(spare), index, now)
+                    self._ask(self._best(spare, urgent=True), index, now)
                     budget -= 1
                 continue
             if not relays and left <= timing.hunt_s:
@@ -558,7 +570,7 @@ class LiveViewerPolicy:
             free = [s for s in holders if self._free(s) and (bears_stall or not self._probation(s))]
             if not free:
                 continue
-            self._ask(self._best(free), index, now)
+            self._ask(self._best(free, urgent=not bears_stall), index, now)
             budget -= 1
         if hunting:
             self._hunt(now)
@@ -574,17 +586,26 @@ class LiveViewerPolicy:
             and standing.peer_id not in self.sources
         )
 
+    def _proven(self, standing: PeerStanding) -> bool:
+        """Whether ``standing`` has sent an envelope (or is a source): a relay that never did
+        may announce every chunk and answer none, and is not yet known to be one until its
+        first stall, a second after it was asked."""
+        return standing.last_bytes_at != -math.inf or standing.peer_id in self.sources
+
     def _free(self, standing: PeerStanding) -> bool:
         return self._load.get(standing.peer_id, 0) < self._slots(standing.peer_id)
 
-    def _best(self, holders: list[PeerStanding]) -> PeerStanding:
-        """A peer not on probation first, then the least loaded holder, then the one failing
-        least, then the fastest measured."""
+    def _best(self, holders: list[PeerStanding], *, urgent: bool = False) -> PeerStanding:
+        """A peer not on probation first; for an ``urgent`` chunk (one that cannot wait out a
+        stall) a proven one (:meth:`_proven`) next; then the least loaded holder, then the one
+        failing least, then the fastest measured (an unmeasured one first: chunks that can
+        bear a stall are how new relays are tried)."""
         load, speed = self._load, self._speed
         return min(
             holders,
             key=lambda s: (
                 self._probation(s),
+                urgent and not self._proven(s),
                 load.get(s.peer_id, 0),
                 s.failures,
                 speed.get(s.peer_id, 0.0),
