@@ -62,6 +62,7 @@ SANS_IO = (
     "ppsp.peer.download",
     "ppsp.peer.live",
     "ppsp.peer.upload",
+    "ppsp.peer.nat",
 )
 
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -474,3 +474,22 @@ class DashboardNotFound(DashboardRequestError):
     """A dashboard API request for a swarm the tracker does not have (404)."""
 
     status = 404
+
+
+class StunError(PPSPError):
+    """A STUN exchange (RFC 8489) that gave no reflexive address: a malformed message, an
+    error answer, or no answer within the retransmissions.  ``code`` is the STUN error code
+    the failure maps to (400 for a malformed message)."""
+
+    code: int = 400
+
+
+class StunFormatError(StunError, ValueError):
+    """Bytes that are not a well-formed STUN message (decode-time), or a message that cannot
+    be written (encode-time)."""
+
+
+class StunTimeout(StunError, TimeoutError):
+    """No answer from the STUN server within the retransmissions (RFC 8489 section 6.2.1)."""
+
+    code = 408

@@ -31,6 +31,7 @@ from ppsp.app.cli.demos import demo
 from ppsp.app.cli.keys import keygen, token
 from ppsp.app.cli.lab import lab
 from ppsp.app.cli.live import live
+from ppsp.app.cli.nat import stun
 from ppsp.app.cli.peer import get, seed, watch
 from ppsp.app.cli.tracker import tracker
 from ppsp.process.codecache import install as _install_code_cache
@@ -40,7 +41,7 @@ from ppsp.process.codecache import install as _install_code_cache
 # (a fifth of a peer command's start-up otherwise; ppsp.process.codecache).
 _install_code_cache()
 
-for _command in (tracker, token, keygen, demo, seed, get, watch, live, lab):
+for _command in (tracker, token, keygen, demo, seed, get, watch, live, lab, stun):
     main.add_command(_command)
 
 __all__ = ["ERROR_PREFIX", "LOG_LEVELS", "configure_logging", "main"]

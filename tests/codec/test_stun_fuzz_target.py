@@ -1,0 +1,42 @@
+"""The STUN fuzz target runs, and its fallback loop finds nothing in a short run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from ppsp.codecs.stun import decode_message
+
+TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_stun.py"
+
+
+@pytest.fixture(scope="module")
+def target() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fuzz_stun", TARGET)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seeds_are_valid_messages(target: ModuleType) -> None:
+    assert len(target.SEEDS) >= 4
+    for seed in target.SEEDS:
+        decode_message(seed)
+
+
+def test_the_fallback_loop_finds_nothing(target: ModuleType) -> None:
+    assert target.run_random(2_000, seed=1) == 2_000 + len(target.SEEDS)
+
+
+def test_a_finding_is_raised(target: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(data: bytes) -> None:
+        raise RuntimeError("boom")
+
+    harness = sys.modules["harness"]
+    with pytest.raises(RuntimeError):
+        harness.run_random(broken, target.SEEDS, target.TOKENS, 10)

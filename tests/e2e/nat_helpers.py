@@ -1,0 +1,145 @@
+"""A host behind a NAT, and a STUN server, for end-to-end tests of NAT traversal.
+
+:func:`natted` makes three network namespaces: ``public`` (10.232.0.1, where servers run),
+``router`` (10.232.0.2 on the public side, 10.233.0.1 on the private one, masquerading the
+private network with nftables, as a home router does) and ``client`` (10.233.0.2, its default
+route through the router).  Everything is deleted when the ``with`` block ends.
+
+:func:`stun_server` runs coturn (Debian's ``turnserver``) as a STUN-only server.  Both need
+what ``.ci/run`` installs (coturn, nftables) and root; :func:`require` skips a test on a
+machine without them and fails it in CI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from e2e.netns_helpers import IP, NamespaceError, can_make_namespaces, ip
+
+TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+PUBLIC, ROUTER_PUBLIC = "10.232.0.1", "10.232.0.2"
+ROUTER_PRIVATE, CLIENT = "10.233.0.1", "10.233.0.2"
+
+
+def require(*, namespaces: bool = False) -> None:
+    """Skip (fail in CI) when coturn, or with ``namespaces`` root, nftables or namespaces,
+    are missing."""
+    missing = []
+    if not Path(TURNSERVER).exists():
+        missing.append("coturn's turnserver (apt-get install coturn)")
+    if namespaces:
+        if os.geteuid() != 0:
+            missing.append("root, for network namespaces")
+        elif not Path(NFT).exists():
+            missing.append("nftables' nft (apt-get install nftables)")
+        else:
+            reason = can_make_namespaces()
+            if reason is not None:
+                missing.append(f"network namespaces ({reason})")
+    if missing:
+        message = "needs " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Natted:
+    """The three namespaces of :func:`natted`, by role."""
+
+    public: str
+    router: str
+    client: str
+
+    def run(self, namespace: str, command: Sequence[str]) -> list[str]:
+        """``command`` as run inside ``namespace`` (``ip netns exec``)."""
+        return [IP, "netns", "exec", namespace, *command]
+
+
+def _veth(a: str, a_dev: str, b: str, b_dev: str) -> None:
+    ip("link", "add", a_dev, "netns", a, "type", "veth", "peer", "name", b_dev, "netns", b)
+
+
+@contextlib.contextmanager
+def natted() -> Iterator[Natted]:
+    """A client behind a masquerading router, and a public host (see the module docstring)."""
+    tag = secrets.token_hex(3)
+    made: list[str] = []
+    names = Natted(f"ppsp-{tag}-pub", f"ppsp-{tag}-nat", f"ppsp-{tag}-cli")
+    try:
+        for namespace in (names.public, names.router, names.client):
+            ip("netns", "add", namespace)
+            made.append(namespace)
+        _veth(names.public, "eth0", names.router, "wan0")
+        _veth(names.client, "eth0", names.router, "lan0")
+        for namespace, dev, address in (
+            (names.public, "eth0", f"{PUBLIC}/24"),
+            (names.router, "wan0", f"{ROUTER_PUBLIC}/24"),
+            (names.router, "lan0", f"{ROUTER_PRIVATE}/24"),
+            (names.client, "eth0", f"{CLIENT}/24"),
+        ):
+            ip("-n", namespace, "addr", "add", address, "dev", dev)
+            ip("-n", namespace, "link", "set", dev, "up")
+        ip("-n", names.client, "route", "add", "default", "via", ROUTER_PRIVATE)
+        # The public host has no route to the private network: only the NAT's address answers.
+        subprocess.run(
+            names.run(names.router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]),
+            check=True, timeout=30, capture_output=True,
+        )  # fmt: skip
+        rules = (
+            "table ip ppspnat {\n  chain post {\n"
+            '    type nat hook postrouting priority srcnat; oifname "wan0" masquerade;\n'
+            "  }\n}\n"
+        )
+        subprocess.run(
+            names.run(names.router, [NFT, "-f", "-"]),
+            input=rules, text=True, check=True, timeout=30, capture_output=True,
+        )  # fmt: skip
+        yield names
+    finally:
+        for namespace in reversed(made):
+            with contextlib.suppress(NamespaceError, subprocess.TimeoutExpired):
+                ip("netns", "delete", namespace)
+
+
+def free_udp_port(host: str) -> int:
+    """A UDP port free on ``host`` now (taken by the next server started there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def stun_server(
+    host: str, port: int, workdir: Path, prefix: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """coturn answering STUN only on ``host:port`` (``prefix`` runs it elsewhere, e.g. in a
+    namespace); stopped when the block ends.  The caller waits until it answers."""
+    command = [
+        *prefix, TURNSERVER, "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+        "-L", host, "-p", str(port), "--pidfile", str(workdir / f"turn-{port}.pid"),
+        "--log-file", str(workdir / f"turn-{port}.log"), "--simple-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
