@@ -120,14 +120,35 @@ def free_udp_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+TURN_USER, TURN_PASSWORD, TURN_REALM = "ppsp", "relay-secret", "ppsp.test"
+"""The long-term credentials of :func:`stun_server`'s TURN mode."""
+
+
 @contextlib.contextmanager
 def stun_server(
-    host: str, port: int, workdir: Path, prefix: Sequence[str] = ()
+    host: str,
+    port: int,
+    workdir: Path,
+    prefix: Sequence[str] = (),
+    *,
+    turn: bool = False,
+    loopback_peers: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """coturn answering STUN only on ``host:port`` (``prefix`` runs it elsewhere, e.g. in a
-    namespace); stopped when the block ends.  The caller waits until it answers."""
+    """coturn on ``host:port`` (``prefix`` runs it elsewhere, e.g. in a namespace), answering
+    STUN only, or with ``turn`` also relaying (long-term credentials :data:`TURN_USER` /
+    :data:`TURN_PASSWORD`, relays on ``host``; ``loopback_peers`` lets peers on 127.x use
+    them, which coturn refuses by default); stopped when the block ends.  The caller's first
+    request waits for it (its retransmissions cover coturn's start)."""
+    mode = (
+        ["-a", "-u", f"{TURN_USER}:{TURN_PASSWORD}", "-r", TURN_REALM, "-E", host,
+         "--relay-ip", host, "--min-port", "49152", "--max-port", "49999"]
+        if turn
+        else ["--stun-only"]
+    )  # fmt: skip
+    if loopback_peers:
+        mode.append("--allow-loopback-peers")
     command = [
-        *prefix, TURNSERVER, "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+        *prefix, TURNSERVER, "-n", *mode, "--no-cli", "--no-tls", "--no-dtls",
         "-L", host, "-p", str(port), "--pidfile", str(workdir / f"turn-{port}.pid"),
         "--log-file", str(workdir / f"turn-{port}.log"), "--simple-log",
     ]  # fmt: skip

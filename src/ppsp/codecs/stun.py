@@ -37,12 +37,15 @@ __all__ = [
     "integrity_matches",
     "is_stun",
     "message_type",
+    "read_address",
+    "xor_address",
 ]
 
 _HEADER = struct.Struct("!HHI12s")
 _ATTR = struct.Struct("!HH")
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
 _FAMILY_IPV4, _FAMILY_IPV6 = 0x01, 0x02
+_METHODS = frozenset(int(method) for method in StunMethod)
 
 
 def message_type(method: StunMethod, cls: StunClass) -> int:
@@ -88,8 +91,8 @@ def decode_message(data: bytes) -> StunMessage:
     if length != len(data) - HEADER_SIZE or length % 4:
         raise StunFormatError(f"STUN length {length} does not match the {len(data)}-byte message")
     method, cls = _split_type(kind)
-    if method != StunMethod.BINDING:
-        raise StunFormatError(f"STUN method {method:#x} is not Binding")
+    if method not in _METHODS:
+        raise StunFormatError(f"STUN method {method:#x} is not one ppsp speaks")
     mapped: tuple[str, int] | None = None
     xor_mapped: tuple[str, int] | None = None
     software: str | None = None
@@ -161,6 +164,17 @@ def _crc(covered: bytes) -> int:
     return (zlib.crc32(covered) ^ FINGERPRINT_XOR) & 0xFFFFFFFF
 
 
+def read_address(value: bytes, transaction_id: bytes, *, xor: bool) -> tuple[str, int]:
+    """An address attribute's value as ``(ip, port)`` (XOR-ed with the cookie and transaction
+    ID when ``xor``: XOR-MAPPED-, XOR-PEER- and XOR-RELAYED-ADDRESS)."""
+    return _address(value, transaction_id, xor=xor)
+
+
+def xor_address(address: tuple[str, int], transaction_id: bytes) -> bytes:
+    """The value of an XOR-...-ADDRESS attribute for ``address``."""
+    return _xor_address(address, transaction_id)
+
+
 def _address(value: bytes, transaction_id: bytes, *, xor: bool) -> tuple[str, int]:
     if len(value) < 4:
         raise StunFormatError("STUN address attribute shorter than 4 bytes")
@@ -201,8 +215,10 @@ def _error_code(value: bytes) -> tuple[int, str]:
 # -- encoding -----------------------------------------------------------------------------------
 
 
-def encode_message(message: StunMessage) -> bytes:
-    """The bytes of ``message`` (a FINGERPRINT added last when ``message.fingerprint``)."""
+def encode_message(message: StunMessage, *, integrity_key: bytes | None = None) -> bytes:
+    """The bytes of ``message``: a MESSAGE-INTEGRITY under ``integrity_key`` after its
+    attributes when a key is given (section 14.5), then a FINGERPRINT when
+    ``message.fingerprint``."""
     if len(message.transaction_id) != TRANSACTION_ID_SIZE:
         raise StunFormatError("a STUN transaction ID has 12 bytes")
     body = bytearray()
@@ -221,6 +237,11 @@ def encode_message(message: StunMessage) -> bytes:
     for atype, value in message.other:
         body += _attr(atype, value)
     kind = message_type(message.method, message.cls)
+    if integrity_key is not None:
+        # The HMAC covers the header with the length counting up to MESSAGE-INTEGRITY's end.
+        head = _HEADER.pack(kind, len(body) + 24, MAGIC_COOKIE, message.transaction_id)
+        mac = hmac.new(integrity_key, head + bytes(body), "sha1").digest()
+        body += _attr(Attr.MESSAGE_INTEGRITY, mac)
     extra = 8 if message.fingerprint else 0
     head = _HEADER.pack(kind, len(body) + extra, MAGIC_COOKIE, message.transaction_id)
     out = head + bytes(body)

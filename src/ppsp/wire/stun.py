@@ -1,12 +1,13 @@
 """STUN messages (RFC 8489) as the peers use them: Binding requests and their answers, to
 learn the reflexive transport address a NAT gives a peer's UDP socket.
 
-Only what a Binding client needs is modelled: the message class and method, the transaction
-ID, and the attributes a server answers with (XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, SOFTWARE,
-ERROR-CODE) and those a client may add (SOFTWARE, FINGERPRINT).  Other attributes are kept as
-raw bytes so that a message can be checked without being understood (section 14: unknown
-comprehension-optional attributes are ignored; unknown comprehension-required ones make a
-request fail with 420).  Every bound is here, once.
+What a Binding client needs is modelled as fields: the message class and method, the
+transaction ID, and the attributes a server answers with (XOR-MAPPED-ADDRESS, MAPPED-ADDRESS,
+SOFTWARE, ERROR-CODE) and those a client may add (SOFTWARE, FINGERPRINT).  Other attributes,
+TURN's among them (RFC 8656: :mod:`ppsp.codecs.turn` reads and writes their values), are kept
+as raw ``(type, value)`` pairs in order, so that a message can be checked without being
+understood (section 14: unknown comprehension-optional attributes are ignored; unknown
+comprehension-required ones make a request fail with 420).  Every bound is here, once.
 """
 
 from __future__ import annotations
@@ -56,9 +57,16 @@ class StunClass(IntEnum):
 
 
 class StunMethod(IntEnum):
-    """The STUN methods ppsp speaks: Binding (section 18.2)."""
+    """The STUN methods ppsp speaks: Binding (RFC 8489 section 18.2) and TURN's (RFC 8656
+    section 17)."""
 
     BINDING = 0x001
+    ALLOCATE = 0x003
+    REFRESH = 0x004
+    SEND = 0x006
+    DATA = 0x007
+    CREATE_PERMISSION = 0x008
+    CHANNEL_BIND = 0x009
 
 
 class Attr(IntEnum):
@@ -72,6 +80,15 @@ class Attr(IntEnum):
     XOR_MAPPED_ADDRESS = 0x0020
     SOFTWARE = 0x8022
     FINGERPRINT = 0x8028
+    # TURN (RFC 8656 section 18)
+    CHANNEL_NUMBER = 0x000C
+    LIFETIME = 0x000D
+    XOR_PEER_ADDRESS = 0x0012
+    DATA = 0x0013
+    REALM = 0x0014
+    NONCE = 0x0015
+    XOR_RELAYED_ADDRESS = 0x0016
+    REQUESTED_TRANSPORT = 0x0019
 
 
 @dataclass(frozen=True, slots=True)
