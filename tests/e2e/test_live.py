@@ -221,7 +221,9 @@ def test_live_stream_reaches_viewers_that_join_at_different_times(
         assert "the live stream ended" in stderr
         assert live["continuity_index"] is not None, stderr
         assert live["continuity_index"] >= 0.99, (name, live)
-        assert live["chunks_played"] >= 10, (name, live)
+        # viewer-3 joins about 7.5 s into the 12 s stream (24 chunks), after its process
+        # starts: 8 chunks leave room for a start slowed by a loaded machine.
+        assert live["chunks_played"] >= 8, (name, live)
         # Joined near the live edge: a few seconds behind the source, never at the first chunk
         # of a stream that had been running for a while.
         assert live["delay_behind_source"] < 6.0, (name, live)

@@ -101,6 +101,8 @@ class LiveLabSettings:
     """With attackers: run the same stream without them first and report both."""
     limits: bool = True
     """The tracker's per-host limits (``--limits on``)."""
+    viewer_log_level: str = "warning"
+    """The viewers' ``--log-level`` (debug: each request, answer and give-up in their logs)."""
 
     @property
     def source_upload(self) -> float:
@@ -352,7 +354,7 @@ async def _swarm(
                 "--player-port",
                 "0",
                 "--log-level",
-                "warning",
+                settings.viewer_log_level,
                 "-o",
                 str(dirs["work"] / f"{name}.ts"),
                 "--report",

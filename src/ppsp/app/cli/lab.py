@@ -240,6 +240,13 @@ def lab_vod(
     show_default=True,
     help="Directory for report.json, report.md, plots, logs.",
 )
+@click.option(
+    "--viewer-log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="The viewers' log level (debug: every request, arrival and give-up in OUT/logs).",
+)
 @attack_options
 def lab_live(
     peers: int,
@@ -252,6 +259,7 @@ def lab_live(
     seed: int,
     chunk_ms: int,
     out: Path,
+    viewer_log_level: str,
     attackers: int,
     attacks: tuple[str, ...],
     compare: bool,
@@ -290,6 +298,7 @@ def lab_live(
         attackers=attackers,
         compare=compare,
         limits=limits.lower() == "on",
+        viewer_log_level=viewer_log_level,
     )
     try:
         document = asyncio.run(run_live_lab(settings))

@@ -170,9 +170,12 @@ def _rank(peer_id: str, index: int) -> bytes:
     return hashlib.sha256(f"{peer_id}:{index}".encode()).digest()[:8]
 
 
-PROBATION_STALLS = 2
-"""Stalls without a single envelope after which a peer is on probation (one stall may be a
-busy relay's start on a loaded machine; a relay that never answers stalls at every turn)."""
+PROBATION_STALLS = 1
+"""Stalls without a single envelope after which a peer is on probation.  Probation costs an
+honest relay that was slow to start little (one request at a time, for chunks that can wait,
+until its first envelope), and a relay that never answers is kept from urgent chunks from its
+first stall on (with two, a tarpit back from its first back-off still took urgent chunks, and
+in the lab under attack that skipped chunks)."""
 
 
 class _Request:
@@ -506,7 +509,12 @@ class LiveViewerPolicy:
         for index in self.window:
             availability.pop(index, None)
         wanted = playback.wanted(availability, now)
-        viewers = [s.peer_id for s in usable if s.peer_id not in sources]
+        # The viewers that take new chunks from the source first are chosen among those not on
+        # probation: a tarpit chosen would take nothing, and the chunk would wait for a relay
+        # until it is due within source_relief for every viewer at once.
+        viewers = [
+            s.peer_id for s in usable if s.peer_id not in sources and not self._probation(s)
+        ]
         hunting = False
         budget = len(usable) * timing.slots_per_peer
         for index in wanted:

@@ -616,6 +616,7 @@ class LiveViewer:
             self.outputs.play(action.payload, start=action.start)
             self.chunk_played(action)
         elif isinstance(action, FetchChunk):
+            log.debug("asking chunk %d of %s", action.index, action.peer)
             remote = session.remotes.get(action.peer)
             if remote is None or remote.offer is None:
                 self._handle(ChunkFailed(action.peer, action.index))
@@ -626,6 +627,7 @@ class LiveViewer:
                     key=(action.peer, action.index),
                 )
         elif isinstance(action, CancelChunk):
+            log.debug("giving up chunk %d at %s (%s)", action.index, action.peer, action.reason)
             loop.cancel((action.peer, action.index))
         elif isinstance(action, PushMap):
             peers = action.peers
@@ -655,8 +657,10 @@ class LiveViewer:
 
     def _fetched(self, event: Event) -> None:
         if not isinstance(event, LiveChunkArrived):
+            log.debug("fetch failed: %s", event)
             self._handle(event)
             return
+        log.debug("chunk %d arrived from %s", event.index, event.peer)
         now = self.clock()
         kept = self.policy.arrived(event.peer, event.index, event.data, now)
         self._copy_counts()
