@@ -443,6 +443,26 @@ PEER_ERROR_CLASSES: dict[str, type[PeerProtocolError]] = {
 """Every error row of Table 2, keyed by its ``<Response>`` phrase."""
 
 
+class PPSPPError(PPSPError):
+    """An RFC 7574 peer protocol (PPSPP, UDP) datagram that cannot be used.
+
+    PPSPP has no error message on the wire: a peer drops such a datagram or closes the channel
+    (a HANDSHAKE with source channel 0).  ``code`` names the failure in a word, for logs and
+    counters: ``truncated``, ``oversized``, ``malformed`` or ``unsupported``.
+    """
+
+    code: str = "malformed"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class MalformedDatagram(PPSPPError):
+    """The other side sent a PPSPP datagram that does not parse (decode-time error)."""
+
+
 class LiveError(ContentError):
     """A problem with a live stream: its key, description, or a live chunk."""
 

@@ -212,6 +212,30 @@ MAX_CHUNK_LINE_BYTES: Final = 4096
 """Bound on one chunk-size line of a body in the chunked coding (:mod:`ppsp.codecs.httpchunked`),
 its extensions and CRLF included; the trailer section is bounded like a head."""
 
+# -- PPSPP datagrams (RFC 7574 over UDP: :mod:`ppsp.wire.ppspp`, :mod:`ppsp.codecs.ppspp`)
+
+MAX_DATAGRAM_BYTES: Final = 65507
+"""The largest PPSPP datagram read or written: the largest UDP payload over IPv4 (65535 - 8 -
+20).  Section 8.1 wants datagrams to fit the path MTU; that is the sender's choice of chunk
+size."""
+
+MAX_DATAGRAM_MESSAGES: Final = 4096
+"""The most messages one PPSPP datagram may carry.  A datagram of the path MTU holds a few
+dozen (libswift's reach ten); this bounds the objects a datagram of one-byte messages (CHOKE,
+PEX_REQ, ...) would make a decoder build."""
+
+MAX_CHANNEL_ID: Final = 0xFFFFFFFF
+"""The largest PPSPP channel ID (32 bits); 0 addresses a peer that has not picked one yet."""
+
+MAX_TIMESTAMP: Final = (1 << 64) - 1
+"""The largest 64-bit PPSPP timestamp (DATA, SIGNED_INTEGRITY) or ACK delay sample."""
+
+MAX_SWARM_ID_BYTES: Final = 0xFFFF
+"""The longest swarm ID a PPSPP HANDSHAKE's 16-bit Swarm ID Length can announce."""
+
+MAX_SUPPORTED_MESSAGES_BYTES: Final = 32
+"""The longest Supported Messages bitmap: one bit for each of the 256 message types."""
+
 EXTRA_STATISTIC_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 """An extra statistic's name (use ``fullmatch``): an XML element name and a plain JSON member."""
 
