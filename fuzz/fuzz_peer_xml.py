@@ -21,6 +21,9 @@ import random
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
+
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
 from ppsp.codecs.peer_xml import (
@@ -219,50 +222,15 @@ _TOKENS = (
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
-    """A few random byte-level and token-level edits of ``data``."""
-    buffer = bytearray(data)
-    for _ in range(rng.randint(1, 6)):
-        position = rng.randint(0, len(buffer))
-        action = rng.randrange(5)
-        if action == 0 and position < len(buffer):
-            buffer[position] ^= 1 << rng.randrange(8)
-        elif action == 1:
-            buffer[position:position] = rng.choice(_TOKENS)
-        elif action == 2:
-            del buffer[position : position + rng.randint(1, 32)]
-        elif action == 3:
-            start = rng.randint(0, len(buffer))
-            buffer[position:position] = buffer[start : start + rng.randint(1, 128)]
-        else:
-            other = rng.choice(SEEDS)
-            cut = rng.randint(0, len(other))
-            buffer[position:] = other[cut:]
-    return bytes(buffer)
+    """A few random edits of ``data`` (:func:`harness.mutate` over this target's corpus)."""
+    return harness.mutate(data, rng, SEEDS, _TOKENS)
 
 
 def run_random(iterations: int = 20_000, seed: int = 0) -> int:
-    """The fallback fuzzer: mutate the seed corpus ``iterations`` times; returns inputs run."""
-    rng = random.Random(seed)
-    for document in SEEDS:
-        test_one_input(document)
-    for _ in range(iterations):
-        test_one_input(mutate(rng.choice(SEEDS), rng))
-    return iterations + len(SEEDS)
-
-
-def main(argv: list[str]) -> None:
-    """Fuzz with atheris when available, else run the bounded random-mutation loop."""
-    try:
-        atheris = importlib.import_module("atheris")
-    except ImportError:
-        iterations = int(argv[1]) if len(argv) > 1 else 20_000
-        seed = int(argv[2]) if len(argv) > 2 else 0
-        count = run_random(iterations, seed)
-        print(f"atheris not installed; {count} mutated inputs passed")
-        return
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
+    """The fallback fuzzer: the seed corpus, then ``iterations`` mutations of it;
+    returns inputs run.  A finding is printed to stderr with its input, then raised."""
+    return harness.run_random(test_one_input, SEEDS, _TOKENS, iterations, seed)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    harness.main(sys.argv, test_one_input, run_random, 20_000)

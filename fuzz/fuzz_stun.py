@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import main
+import harness
 
 from ppsp.codecs.stun import decode_message, encode_message
 from ppsp.errors import StunFormatError
@@ -71,11 +71,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def run_random(iterations: int = 5_000, seed: int = 0) -> int:
-    """The bounded loop over this target's corpus (see :func:`harness.run_random`)."""
-    from harness import run_random as loop
-
-    return loop(test_one_input, SEEDS, TOKENS, iterations, seed)
+    """The bounded loop over this target's corpus (:func:`harness.run_random`)."""
+    return harness.run_random(test_one_input, SEEDS, TOKENS, iterations, seed)
 
 
 if __name__ == "__main__":
-    main(sys.argv, test_one_input, SEEDS, TOKENS)
+    harness.main(sys.argv, test_one_input, run_random, 5_000)

@@ -1,8 +1,9 @@
-"""What every fuzz target shares: the bounded random-mutation loop run when atheris is not
-installed, and the entry point that prefers atheris when it is.
+"""What every byte-mutation fuzz target shares: the mutations, the bounded random loop run when
+atheris is not installed, and the entry point that prefers atheris when it is.
 
 A target defines its seed corpus, its tokens and ``test_one_input(data)`` (raising on a
-finding), then calls :func:`main`.
+finding), then calls :func:`main`.  Targets import this module after putting its folder on
+``sys.path`` (the fuzz folder is not a package).
 """
 
 from __future__ import annotations
@@ -19,18 +20,24 @@ Check = Callable[[bytes], None]
 def mutate(
     data: bytes, rng: random.Random, seeds: Sequence[bytes], tokens: Sequence[bytes]
 ) -> bytes:
-    """A few random edits of ``data``: a byte changed, a token inserted, bytes deleted, or
-    its tail replaced by another seed's."""
+    """One to six random edits of ``data``: a bit flipped, a token inserted, up to 32 bytes
+    deleted, a slice of up to 128 bytes repeated, a byte replaced, or its tail replaced by
+    another seed's."""
     buffer = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
+    for _ in range(rng.randint(1, 6)):
         position = rng.randint(0, len(buffer))
-        action = rng.randrange(4)
+        action = rng.randrange(6)
         if action == 0 and position < len(buffer):
-            buffer[position] = rng.randrange(256)
+            buffer[position] ^= 1 << rng.randrange(8)
         elif action == 1:
             buffer[position:position] = rng.choice(tokens)
         elif action == 2:
-            del buffer[position : position + rng.randint(1, 8)]
+            del buffer[position : position + rng.randint(1, 32)]
+        elif action == 3:
+            start = rng.randint(0, len(buffer))
+            buffer[position:position] = buffer[start : start + rng.randint(1, 128)]
+        elif action == 4 and position < len(buffer):
+            buffer[position] = rng.randrange(256)
         else:
             other = rng.choice(seeds)
             buffer[position:] = other[rng.randint(0, len(other)) :]
@@ -38,12 +45,19 @@ def mutate(
 
 
 def run_random(
-    check: Check, seeds: Sequence[bytes], tokens: Sequence[bytes], iterations: int, seed: int = 0
+    check: Check,
+    seeds: Sequence[bytes],
+    tokens: Sequence[bytes],
+    iterations: int,
+    seed: int = 0,
+    *,
+    extra: Sequence[bytes] = (),
 ) -> int:
-    """Run ``check`` on the seeds, then on ``iterations`` mutations of them; returns the number
-    of inputs run.  A finding is printed to stderr with its input, then raised."""
+    """Run ``check`` on the seeds and ``extra`` inputs, then on ``iterations`` mutations of the
+    seeds; returns the number of inputs run.  A finding is printed to stderr with its input,
+    then raised."""
     rng = random.Random(seed)
-    for data in seeds:
+    for data in (*seeds, *extra):
         check(data)
     for iteration in range(iterations):
         data = mutate(rng.choice(seeds), rng, seeds, tokens)
@@ -53,18 +67,18 @@ def run_random(
             traceback.print_exc()
             print(f"iteration {iteration}: crashing input {data!r}", file=sys.stderr)
             raise
-    return iterations + len(seeds)
+    return iterations + len(seeds) + len(extra)
 
 
-def main(argv: list[str], check: Check, seeds: Sequence[bytes], tokens: Sequence[bytes]) -> None:
-    """Fuzz ``check`` with atheris when available (libFuzzer flags in ``argv``), else run the
-    bounded loop (``argv``: [iterations] [seed])."""
+def main(argv: list[str], check: Check, run: Callable[[int, int], int], iterations: int) -> None:
+    """Fuzz ``check`` with atheris when available (libFuzzer flags in ``argv``), else call
+    ``run(iterations, seed)``, the target's bounded loop (``argv``: [iterations] [seed])."""
     try:
         atheris = importlib.import_module("atheris")
     except ImportError:
-        iterations = int(argv[1]) if len(argv) > 1 else 5_000
-        seed = int(argv[2]) if len(argv) > 2 else 0
-        count = run_random(check, seeds, tokens, iterations, seed)
+        count = run(
+            int(argv[1]) if len(argv) > 1 else iterations, int(argv[2]) if len(argv) > 2 else 0
+        )
         print(f"atheris not installed; {count} inputs passed")
         return
     atheris.Setup(argv, check)
