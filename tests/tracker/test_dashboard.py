@@ -21,7 +21,7 @@ from ppsp.tracker.dashboard import (
     swarm_figures,
     viewer_qoe,
 )
-from ppsp.tracker.storage import memory
+from ppsp.tracker.storage import swarm_index
 from ppsp.tracker.storage.base import MemberView, StorageCounts, SwarmMember, SwarmView
 from ppsp.wire.fields import MAX_INTEGER
 from ppsp.wire.tracker import (
@@ -428,9 +428,9 @@ def test_swarm_ids_the_codecs_accept_are_accepted(text: str) -> None:
 def test_the_sorted_index_stays_sorted_through_splits_and_removals(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(memory, "_BLOCK", 4)  # blocks split and empty often
+    monkeypatch.setattr(swarm_index, "_BLOCK", 4)  # blocks split and empty often
     rng = random.Random(5)
-    index = memory._SortedIds()
+    index = swarm_index.SortedIds()
     held: set[str] = set()
     for _ in range(3000):
         key = f"{rng.randrange(400):03d}"

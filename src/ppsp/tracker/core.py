@@ -19,17 +19,19 @@ swarms joined among the token's; without, a registered PeerID answers only to th
 it was last seen at (the host that registered it, since no other host may use it).  A refused
 sender changes nothing.  The bounds of :class:`~ppsp.tracker.limits.Limits` on what is stored
 are checked by the storage, in the same step as the change (:meth:`Storage.update`).
+
+This module is the ordinary path (read the peer, decide, write).  With a storage that checks
+guesses (Redis) a request is first tried in one round trip, :mod:`ppsp.tracker.guarded`; what
+the addresses of a request are worth is :mod:`ppsp.tracker.addresses` (its public names are
+importable from here too), and what both paths carry to the answer :mod:`ppsp.tracker.context`.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 
 from ppsp.errors import (
     AuthenticationRequired,
@@ -37,8 +39,19 @@ from ppsp.errors import (
     TrackerProtocolError,
     UnsupportedVersion,
 )
+from ppsp.tracker.addresses import (
+    AddressUse,
+    address_use,
+    host_of,
+    reflexive_address,
+    same_host,
+    shared_reflexive,
+    usable_addresses,
+)
+from ppsp.tracker.context import RequestContext, action_results, swarm_mode
 from ppsp.tracker.credentials import Credentials
-from ppsp.tracker.limits import DEFAULT_LIMITS, Limits, host_key
+from ppsp.tracker.guarded import answer_guarded
+from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
 from ppsp.tracker.peerlist import (
     peer_count,
     requester_info,
@@ -49,18 +62,15 @@ from ppsp.tracker.peerlist import (
 from ppsp.tracker.statemachine import (
     ErrorPolicy,
     PeerAction,
-    PeerEvent,
     PeerMachine,
     PeerState,
     TimerEffect,
     TrackerState,
-    Transition,
     classify,
     machine_for,
     tracker_state,
 )
 from ppsp.tracker.storage.base import (
-    Guard,
     PeerListRead,
     PeerRecord,
     Storage,
@@ -71,7 +81,6 @@ from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_LISTED_PEERS
 from ppsp.wire.tracker import (
     ActionResult,
-    AddressFamily,
     AddressType,
     AnyRequest,
     ConnectRequest,
@@ -143,122 +152,9 @@ class TrackerStats:
     """Memberships reported by ``Limits.suspect_reporters`` distinct hosts: listed last."""
 
 
-def reflexive_address(observed: tuple[str, int]) -> PeerAddress:
-    """The REFLEXIVE address of a peer seen at ``observed`` (ip, port)."""
-    ip, port = observed
-    # Every IPv6 address, and no IPv4 address, has a colon in its text.
-    return PeerAddress(
-        ip=ip,
-        port=port,
-        family=AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4,
-        type=AddressType.REFLEXIVE,
-    )
-
-
-class AddressUse(Enum):
-    """What an advertised IP address is worth to the other peers of a list."""
-
-    USABLE = "usable"
-    """An address others may connect to (loopback and private ranges included)."""
-    UNSPECIFIED = "unspecified"
-    """``0.0.0.0`` or ``::``: the peer listens on every interface but did not say which."""
-    UNUSABLE = "unusable"
-    """Never a destination: multicast, the limited broadcast, the rest of ``0.0.0.0/8``."""
-
-
-@functools.lru_cache(maxsize=4096)
-def address_use(ip: str) -> AddressUse:
-    """How an advertised IP address can be used by others (see :class:`AddressUse`).
-
-    An IPv4-mapped IPv6 address (``::ffff:0.0.0.0``) counts as the IPv4 address it maps; text
-    that is no IP address at all is unusable.
-    """
-    try:
-        parsed: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
-    except ValueError:
-        return AddressUse.UNUSABLE
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    if parsed.is_unspecified:
-        return AddressUse.UNSPECIFIED
-    if parsed.is_multicast:
-        return AddressUse.UNUSABLE
-    if isinstance(parsed, ipaddress.IPv4Address) and (
-        parsed == _LIMITED_BROADCAST or parsed in _THIS_NETWORK
-    ):
-        return AddressUse.UNUSABLE
-    return AddressUse.USABLE
-
-
-_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-"""RFC 1122 3.2.1.3: a source address only, never a destination."""
-
-
-def usable_addresses(
-    advertised: tuple[PeerAddress, ...], observed: PeerAddress
-) -> tuple[PeerAddress, ...]:
-    """The advertised addresses that other peers can use, in their order.
-
-    An unspecified IP (the peer serves on ``0.0.0.0`` or ``::``) is replaced by the observed
-    IP, keeping the advertised port and the other attributes; an address with port 0 or an IP
-    that is never a destination (:class:`AddressUse`) is dropped, as is an address that turns
-    into one already kept.  When every address is usable the same tuple is returned.
-    """
-    for address in advertised:
-        if address.port == 0 or address_use(address.ip) is not AddressUse.USABLE:
-            break
-    else:
-        return advertised  # the common case: nothing to change, nothing copied
-    kept: list[PeerAddress] = []
-    seen: set[tuple[str, int]] = set()
-    observed_usable = address_use(observed.ip) is AddressUse.USABLE
-    for address in advertised:
-        if address.port == 0:
-            continue
-        use = address_use(address.ip)
-        if use is AddressUse.UNSPECIFIED and observed_usable:
-            address = replace(address, ip=observed.ip, family=observed.family)
-        elif use is not AddressUse.USABLE:
-            continue
-        if (address.ip, address.port) not in seen:
-            seen.add((address.ip, address.port))
-            kept.append(address)
-    return tuple(kept)
-
-
 # Built by writing their slots (ppsp.wire.builder), from keyword arguments.
 _build_record = keyword_builder(PeerRecord)
 _build_response = keyword_builder(TrackerResponse)
-
-
-@functools.lru_cache(maxsize=1024)
-def _reflexive(observed: tuple[str, int]) -> PeerAddress:
-    """:func:`reflexive_address`, one shared object per observed address (most recent ones).
-
-    Sharing lets the storage see an unchanged address as the same object, and lets the codecs'
-    caches find it by identity.
-    """
-    return reflexive_address(observed)
-
-
-@functools.lru_cache(maxsize=4096)
-def _host_key(ip: str) -> str:
-    """:func:`~ppsp.tracker.limits.host_key`, or the text itself when it is no IP address.
-
-    When the key is the text itself, the same string object is returned, so that a record
-    shares it with its REFLEXIVE address.
-    """
-    try:
-        key = host_key(ip)
-    except ValueError:
-        return ip
-    return ip if key == ip else key
-
-
-def _same_host(ip: str, other: str) -> bool:
-    """Whether two observed IP addresses are one host (ports never matter)."""
-    return ip == other or _host_key(ip) == _host_key(other)
 
 
 def _joined_swarms(request: AnyRequest) -> list[str]:
@@ -268,35 +164,6 @@ def _joined_swarms(request: AnyRequest) -> list[str]:
     if isinstance(request, ConnectRequest):
         return [a.swarm_id for a in request.swarm_actions if a.action is not SwarmActionType.LEAVE]
     return []
-
-
-class _Context:
-    """What an action needs about the request being handled.
-
-    A plain slotted class rather than a frozen dataclass: one is built for every request, and
-    a frozen dataclass pays an ``object.__setattr__`` call per field.
-    """
-
-    __slots__ = ("joined", "machine", "now", "record", "reflexive", "request", "transition")
-
-    def __init__(
-        self,
-        *,
-        request: AnyRequest,
-        record: PeerRecord | None,
-        joined: dict[str, PeerMode],
-        machine: PeerMachine,
-        transition: Transition,
-        reflexive: PeerAddress,
-        now: float,
-    ) -> None:
-        self.request = request
-        self.record = record
-        self.joined = joined
-        self.machine = machine
-        self.transition = transition
-        self.reflexive = reflexive
-        self.now = now
 
 
 class Tracker:
@@ -401,7 +268,9 @@ class Tracker:
             # One round trip (docs/PROTOCOL.md, "One round trip to Redis per request"): decided
             # on a guess the storage checks where the record is; when it does not hold,
             # nothing was written.
-            answer = await self._guarded(request, _reflexive(observed), now, credentials)
+            answer = await answer_guarded(
+                self, request, shared_reflexive(observed), now, credentials
+            )
             if answer is not None:
                 return answer
         record, joined = await self.storage.peer_and_memberships(request.peer_id)
@@ -412,7 +281,7 @@ class Tracker:
             addresses = record.addresses
             if addresses and addresses[-1].type is AddressType.REFLEXIVE:
                 bound = addresses[-1].ip
-                if not _same_host(observed[0], bound):
+                if not same_host(observed[0], bound):
                     raise Forbidden(
                         f"peer ID {request.peer_id} is registered from another host address"
                     )
@@ -425,13 +294,13 @@ class Tracker:
             if record is not None:
                 await self._penalize(record, machine, now)
             raise
-        ctx = _Context(
+        ctx = RequestContext(
             request=request,
             record=record,
             joined=joined,
             machine=machine,
             transition=transition,
-            reflexive=_reflexive(observed),
+            reflexive=shared_reflexive(observed),
             now=now,
         )
         return await self._ACTIONS[transition.action](self, ctx)
@@ -466,13 +335,13 @@ class Tracker:
         if self._next_deadline is None or record.deadline < self._next_deadline:
             self._next_deadline = record.deadline
 
-    async def _save(self, ctx: _Context) -> PeerRecord:
+    async def _save(self, ctx: RequestContext) -> PeerRecord:
         """Write the peer's record after a valid request (see :meth:`_record_after`)."""
         record = self._record_after(ctx)
         await self._put(record)
         return record
 
-    def _record_after(self, ctx: _Context) -> PeerRecord:
+    def _record_after(self, ctx: RequestContext) -> PeerRecord:
         """The peer's record after a valid request: new state, timer, addresses."""
         request = ctx.request
         previous = ctx.record
@@ -496,7 +365,7 @@ class Tracker:
             host = previous.host
         else:
             seen = ctx.reflexive.ip
-            host = _host_key(seen)
+            host = host_of(seen)
             if host == seen:
                 host = seen  # the string the REFLEXIVE address holds: no copy kept
         # A valid message clears the grace.
@@ -512,7 +381,7 @@ class Tracker:
 
     def _response(
         self,
-        ctx: _Context,
+        ctx: RequestContext,
         *,
         results: tuple[ActionResult, ...] = (),
         peers: tuple[PeerInfo, ...] = (),
@@ -604,7 +473,7 @@ class Tracker:
         peers: list[PeerInfo] = []
         for action in joins:
             # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
-            if _mode(action) is PeerMode.LEECH or peer_num is not None:
+            if swarm_mode(action) is PeerMode.LEECH or peer_num is not None:
                 # One answer lists at most MAX_LISTED_PEERS over all the swarms joined (a
                 # JOIN of many swarms would otherwise make an answer no reader takes).
                 room = MAX_LISTED_PEERS - len(peers)
@@ -623,11 +492,11 @@ class Tracker:
                 )
         return tuple(peers)
 
-    async def _do_register(self, ctx: _Context) -> TrackerResponse:
+    async def _do_register(self, ctx: RequestContext) -> TrackerResponse:
         await self._update(self._record_after(ctx))
         return self._response(ctx)
 
-    async def _do_join(self, ctx: _Context) -> TrackerResponse:
+    async def _do_join(self, ctx: RequestContext) -> TrackerResponse:
         request = ctx.request
         if isinstance(request, ConnectRequest):
             actions = request.swarm_actions
@@ -645,12 +514,12 @@ class Tracker:
         await self._update(
             record,
             leave=[a.swarm_id for a in leaves],
-            join=[(a.swarm_id, _mode(a)) for a in joins],
+            join=[(a.swarm_id, swarm_mode(a)) for a in joins],
         )
         peers = await self._list_joined(record, joins, peer_num, scope)
-        return self._response(ctx, results=_results(actions), peers=peers)
+        return self._response(ctx, results=action_results(actions), peers=peers)
 
-    async def _do_leave(self, ctx: _Context) -> TrackerResponse:
+    async def _do_leave(self, ctx: RequestContext) -> TrackerResponse:
         request = ctx.request
         if isinstance(request, DisconnectRequest):
             actions = request.swarms
@@ -666,11 +535,11 @@ class Tracker:
         await self._update(self._record_after(ctx), leave=names)
         return self._response(
             ctx,
-            results=_results(actions),
+            results=action_results(actions),
             with_requester=isinstance(request, ConnectRequest),
         )
 
-    async def _do_find(self, ctx: _Context) -> TrackerResponse:
+    async def _do_find(self, ctx: RequestContext) -> TrackerResponse:
         request = ctx.request
         if not isinstance(request, FindRequest):
             raise TypeError(f"{type(request).__name__} is not FIND")
@@ -684,7 +553,7 @@ class Tracker:
         )
         return self._response(ctx, peers=peers)
 
-    async def _do_report(self, ctx: _Context) -> TrackerResponse:
+    async def _do_report(self, ctx: RequestContext) -> TrackerResponse:
         request = ctx.request
         if not isinstance(request, StatReportRequest):
             raise TypeError(f"{type(request).__name__} is not STAT_REPORT")
@@ -700,7 +569,7 @@ class Tracker:
             # Believed per distinct reporter host, from members only (docs/SECURITY.md).
             outcomes = await self.storage.add_corrupt_reports(
                 request.peer_id,
-                _host_key(reflexive.ip),
+                host_of(reflexive.ip),
                 request.corrupt_peers,
                 self.config.limits,
             )
@@ -713,227 +582,13 @@ class Tracker:
                 ),
             )
 
-    async def _do_deregister(self, ctx: _Context) -> TrackerResponse:
+    async def _do_deregister(self, ctx: RequestContext) -> TrackerResponse:
         await self.storage.delete_peer(ctx.request.peer_id)
         request = ctx.request
         if isinstance(request, ConnectRequest):
             # A CONNECT that leaves every swarm: still a CONNECT answer, with the requester.
-            return self._response(ctx, results=_results(request.swarm_actions))
+            return self._response(ctx, results=action_results(request.swarm_actions))
         return self._response(ctx, with_requester=False)
-
-    # -- one round trip: a guess the storage checks -------------------------------------------
-
-    async def _guarded(
-        self,
-        request: AnyRequest,
-        reflexive: PeerAddress,
-        now: float,
-        credentials: Credentials | None,
-    ) -> TrackerResponse | None:
-        """The request handled in one storage round trip, on a guess of the stored peer.
-
-        A CONNECT is guessed to come from a peer not registered yet; a FIND, a STAT_REPORT
-        and a DISCONNECT of the whole system from a registered peer in the states where they
-        are allowed, a member of every swarm they name, whose last address is REFLEXIVE at the
-        observed IP address (the host check of open mode; any IP address with a token).  The
-        storage checks the guess before it writes; None when it does not hold (nothing
-        written: the caller reads and decides as usual).
-        """
-        if isinstance(request, ConnectRequest):
-            return await self._register_new(request, reflexive, now)
-        if isinstance(request, JoinRequest):
-            return await self._join_guarded(request, reflexive, now, credentials)
-        swarms: tuple[str, ...] = ()
-        if isinstance(request, FindRequest):
-            event, swarms = PeerEvent.FIND, (request.swarm_id,)
-        elif isinstance(request, StatReportRequest):
-            named = [s.swarm_id for s in request.stream_stats if s.swarm_id is not None]
-            named += [m.swarm_id for m in request.content_maps]
-            event, swarms = PeerEvent.STAT_REPORT, tuple(dict.fromkeys(named))
-        elif isinstance(request, DisconnectRequest) and request.scope is DisconnectScope.SYSTEM:
-            event = PeerEvent.DISCONNECT_SYSTEM
-        else:
-            return None
-        guess = _guess(event)
-        if guess is None:
-            return None
-        version, states, transition = guess
-        addresses: tuple[PeerAddress, ...] | None = None
-        if request.addresses:
-            addresses = (*usable_addresses(request.addresses, reflexive), reflexive)
-        guard = Guard(
-            version=version,
-            states=states,
-            swarms=swarms,
-            host=reflexive.ip if credentials is None else None,
-        )
-        deadline = self._deadline(transition.timer, now)
-        ctx = _Context(
-            request=request,
-            record=None,
-            joined={},
-            machine=machine_for(version or request.version),
-            transition=transition,
-            reflexive=reflexive,
-            now=now,
-        )
-        if isinstance(request, FindRequest):
-            count = min(peer_count(request.peer_num, self.config.max_peers), MAX_LISTED_PEERS)
-            scope = request.content_group
-            found = await self.storage.find_guarded(
-                request.peer_id,
-                request.swarm_id,
-                guard,
-                state=transition.next_state,
-                addresses=addresses,
-                reflexive=reflexive,
-                deadline=deadline,
-                limit=self.config.candidate_sample if count else None,
-                with_maps=bool(scope),
-            )
-            if found is None:
-                return None
-            record, read = found
-            self._track_deadline(record)
-            peers = await self._peer_list(
-                request.swarm_id,
-                record,
-                request.peer_num,
-                scope,
-                require_scope=bool(scope),
-                read=read,
-            )
-            return self._response(ctx, peers=peers)
-        if isinstance(request, StatReportRequest):
-            written = await self.storage.report_guarded(
-                request.peer_id,
-                guard,
-                state=transition.next_state,
-                addresses=addresses,
-                reflexive=reflexive,
-                deadline=deadline,
-                stats=request.stream_stats,
-                content_maps=request.content_maps,
-            )
-            if written is None:
-                return None
-            self._track_deadline(written)
-            await self._corrupt_reports(request, reflexive)
-            return self._response(ctx, with_requester=False)
-        if await self.storage.delete_guarded(request.peer_id, guard) is None:
-            return None
-        return self._response(ctx, with_requester=False)
-
-    async def _register_new(
-        self, request: ConnectRequest, reflexive: PeerAddress, now: float
-    ) -> TrackerResponse | None:
-        """A CONNECT guessed to come from a peer not registered yet (see :meth:`_guarded`)."""
-        machine = machine_for(request.version)
-        try:
-            transition = machine.transition(PeerState.START, classify(request, {}))
-        except Forbidden:
-            return None  # refused unless the peer is registered: the ordinary path decides
-        if transition.action not in (PeerAction.REGISTER, PeerAction.REGISTER_AND_JOIN):
-            return None
-        ctx = _Context(
-            request=request,
-            record=None,
-            joined={},
-            machine=machine,
-            transition=transition,
-            reflexive=reflexive,
-            now=now,
-        )
-        record = self._record_after(ctx)
-        joins = [a for a in request.swarm_actions if a.action is not SwarmActionType.LEAVE]
-        peer_num, scope = request.peer_num, request.content_group
-        lists = self._lists(joins, peer_num)
-        reads = await self.storage.register_new(
-            record,
-            join=[(a.swarm_id, _mode(a)) for a in joins],
-            limits=self.config.limits,
-            lists=lists,
-            limit=self.config.candidate_sample,
-            with_maps=bool(scope),
-        )
-        if reads is None:
-            return None
-        self._track_deadline(record)
-        if transition.action is PeerAction.REGISTER:
-            return self._response(ctx)
-        peers = await self._list_joined(
-            record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
-        )
-        return self._response(ctx, results=_results(request.swarm_actions), peers=peers)
-
-    async def _join_guarded(
-        self,
-        request: JoinRequest,
-        reflexive: PeerAddress,
-        now: float,
-        credentials: Credentials | None,
-    ) -> TrackerResponse | None:
-        """A JOIN guessed to come from a registered peer that is in none of the swarms it
-        names (see :meth:`_guarded`)."""
-        names = [a.swarm_id for a in request.swarms]
-        guess = _guess(PeerEvent.JOIN)
-        if not names or len(set(names)) != len(names) or guess is None:
-            return None
-        version, states, transition = guess
-        addresses: tuple[PeerAddress, ...] | None = None
-        if request.addresses:
-            addresses = (*usable_addresses(request.addresses, reflexive), reflexive)
-        guard = Guard(
-            version=version, states=states, host=reflexive.ip if credentials is None else None
-        )
-        joins = list(request.swarms)
-        peer_num, scope = request.peer_num, request.content_group
-        lists = self._lists(joins, peer_num)
-        found = await self.storage.join_guarded(
-            request.peer_id,
-            guard,
-            state=transition.next_state,
-            addresses=addresses,
-            reflexive=reflexive,
-            deadline=self._deadline(transition.timer, now),
-            join=[(a.swarm_id, _mode(a)) for a in joins],
-            limits=self.config.limits,
-            lists=lists,
-            limit=self.config.candidate_sample,
-            with_maps=bool(scope),
-        )
-        if found is None:
-            return None
-        record, reads = found
-        self._track_deadline(record)
-        ctx = _Context(
-            request=request,
-            record=None,
-            joined={},
-            machine=machine_for(record.version),
-            transition=transition,
-            reflexive=reflexive,
-            now=now,
-        )
-        peers = await self._list_joined(
-            record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
-        )
-        return self._response(ctx, results=_results(request.swarms), peers=peers)
-
-    def _lists(self, joins: Sequence[SwarmAction], peer_num: PeerNum | None) -> list[str]:
-        """The swarms whose peer lists :meth:`_list_joined` may give for these joins (it stops
-        once an answer is full)."""
-        if peer_count(peer_num, self.config.max_peers) <= 0:
-            return []
-        return [a.swarm_id for a in joins if _mode(a) is PeerMode.LEECH or peer_num is not None]
-
-    def _deadline(self, timer: TimerEffect, now: float) -> float:
-        """When the timer a transition starts runs out (``now``: it stops)."""
-        if timer is TimerEffect.INIT:
-            return now + self.config.init_timeout
-        if timer is TimerEffect.TRACK:
-            return now + self.config.track_timeout
-        return now
 
     _ACTIONS = {
         PeerAction.REGISTER: _do_register,
@@ -946,29 +601,6 @@ class Tracker:
         PeerAction.DEREGISTER: _do_deregister,
         PeerAction.EXPIRE: _do_deregister,
     }
-
-
-@functools.cache
-def _guess(
-    event: PeerEvent,
-) -> tuple[ProtocolVersion | None, tuple[PeerState, ...], Transition] | None:
-    """The registered states (and version: None for any) a request of ``event`` is guessed to
-    come from: those where every version's machine takes one same transition, which it
-    returns; None when the machines do not agree (no guess is made)."""
-    found: dict[tuple[ProtocolVersion, PeerState], Transition] = {}
-    for version in ProtocolVersion:
-        for state in (PeerState.PEER_REGISTERED, PeerState.TRACKING):
-            try:
-                found[(version, state)] = machine_for(version).transition(state, event)
-            except Forbidden:
-                continue
-    versions = {version for version, _ in found}
-    states = tuple(sorted({state for _, state in found}, key=lambda s: s.name))
-    transitions = set(found.values())
-    if len(transitions) != 1 or len(found) != len(versions) * len(states):
-        return None
-    only = None if len(versions) == len(ProtocolVersion) else next(iter(versions))
-    return only, states, transitions.pop()
 
 
 def _check_credentials(request: AnyRequest, credentials: Credentials) -> None:
@@ -991,21 +623,3 @@ def _suspects_last(
     if len(honest) < count:
         honest.extend(member for member in chosen if member.peer_id in suspects)
     return to_peer_infos(honest[:count], swarm_id)
-
-
-def _mode(action: SwarmAction) -> PeerMode:
-    """A swarm action's peer mode; LEECH when the request names none."""
-    return action.peer_mode if action.peer_mode is not None else PeerMode.LEECH
-
-
-def _results(actions: tuple[SwarmAction, ...]) -> tuple[ActionResult, ...]:
-    """One result per swarm action that has its own transaction ID (hierarchical IDs).
-
-    Actions without one get no result: the answer's TransactionID covers them, and the JSON
-    codec derives each ``swarm_result`` from the peers listed for the swarm.
-    """
-    return tuple(
-        ActionResult(transaction_id=a.transaction_id, swarm_id=a.swarm_id)
-        for a in actions
-        if a.transaction_id is not None
-    )

@@ -17,13 +17,9 @@ prefix (:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of 
 (a lab, a campus) knows when no member of the group can take a first-round place
 (:func:`~ppsp.tracker.peerlist.select_from_groups`).
 
-Timers are a time wheel of one-second buckets (:class:`_Wheel`): a peer's ID is appended to
-the bucket of its deadline's second, a list slot (8 bytes) rather than a ``(deadline, peer_id)``
-heap entry (64 bytes); a binary heap orders the buckets, not the peers, and only the earliest
-second's IDs are moved into a heap of ``(deadline, peer_id)`` when its deadlines come near, so
-that expiry pops what is due in order, reading each ID once.  Deletion is lazy: a deadline that
-was reset leaves the ID where it was filed, where it is skipped (the peer's record names another
-deadline) and the wheel is rebuilt once stale entries dominate.
+Timers are a time wheel of one-second buckets of peer IDs
+(:class:`~ppsp.tracker.storage.wheel.TimeWheel`, 8 bytes per peer, reset deadlines dropped
+lazily); the wheel is rebuilt here once stale entries dominate.
 
 Memory per registered peer is what this module is shaped by (``python -m bench.tracker_memory``
 measures it): a peer costs one entry in the peer table, its :class:`_Peer`, its record (held as
@@ -31,9 +27,9 @@ given), one :class:`~ppsp.tracker.storage.base.SwarmMember` and one entry in its
 table and rank group per membership, and 8 bytes in the wheel.  A peer in exactly one swarm
 shares that swarm's one-element tuple of IDs (``_Swarm.solo``) instead of a tuple of its own.
 
-The IDs of the swarms are also kept in code-point order (:class:`_SortedIds`: sorted blocks of
-about a thousand, so that adding or removing one moves a block rather than every ID), added when
-a swarm gets its first member and removed with its last, so that the dashboard's pages of swarms
+The IDs of the swarms are also kept in code-point order
+(:class:`~ppsp.tracker.storage.swarm_index.SortedIds`), added when a swarm gets its first member
+and removed with its last, so that the dashboard's pages of swarms
 (:meth:`MemoryStorage.swarm_page`) cost the number of blocks plus the page.
 
 The bounds of :meth:`MemoryStorage.update` read counters kept as the state changes: the number
@@ -45,9 +41,6 @@ call is one atomic change in a single-threaded event loop.
 
 from __future__ import annotations
 
-import bisect
-import heapq
-import math
 import random
 import sys
 import tracemalloc
@@ -73,6 +66,8 @@ from ppsp.tracker.storage.base import (
     rank_profile,
     report_outcome,
 )
+from ppsp.tracker.storage.swarm_index import SortedIds
+from ppsp.tracker.storage.wheel import TimeWheel
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     AddressFamily,
@@ -194,175 +189,6 @@ class _Group(MemberList):
 
 _NO_SUSPECTS: frozenset[str] = frozenset()
 
-_BLOCK = 1024
-"""Size a block of :class:`_SortedIds` is split back to once it holds twice as many."""
-
-
-class _SortedIds:
-    """A set of strings in ascending order, read by rank: sorted blocks and each block's last.
-
-    Adding or removing costs a binary search among the blocks and one within a block (a list
-    of at most ``2 * _BLOCK``); reading ``limit`` strings from rank ``offset`` costs the
-    number of blocks plus ``limit``.  Only strings not held are added.
-    """
-
-    __slots__ = ("_blocks", "_lasts")
-
-    def __init__(self) -> None:
-        self._blocks: list[list[str]] = []
-        self._lasts: list[str] = []
-
-    def add(self, key: str) -> None:
-        """Hold ``key`` (which must not be held yet)."""
-        lasts = self._lasts
-        if not lasts:
-            self._blocks.append([key])
-            lasts.append(key)
-            return
-        at = bisect.bisect_left(lasts, key)
-        if at == len(lasts):  # past every block: the last one grows
-            at -= 1
-            block = self._blocks[at]
-            block.append(key)
-            lasts[at] = key
-        else:
-            block = self._blocks[at]
-            bisect.insort(block, key)
-        if len(block) > 2 * _BLOCK:
-            rest = block[_BLOCK:]
-            del block[_BLOCK:]
-            self._blocks.insert(at + 1, rest)
-            lasts[at] = block[-1]
-            lasts.insert(at + 1, rest[-1])
-
-    def remove(self, key: str) -> None:
-        """Stop holding ``key`` (nothing happens when it is not held)."""
-        lasts = self._lasts
-        at = bisect.bisect_left(lasts, key)
-        if at == len(lasts):
-            return
-        block = self._blocks[at]
-        index = bisect.bisect_left(block, key)
-        if index == len(block) or block[index] != key:
-            return
-        del block[index]
-        if not block:
-            del self._blocks[at]
-            del lasts[at]
-        elif index == len(block):
-            lasts[at] = block[-1]
-
-    def page(self, offset: int, limit: int) -> list[str]:
-        """At most ``limit`` strings from rank ``offset`` on (0: the first), in order."""
-        out: list[str] = []
-        if limit <= 0:
-            return out
-        for block in self._blocks:
-            if offset >= len(block):
-                offset -= len(block)
-                continue
-            out.extend(block[offset : offset + limit - len(out)])
-            offset = 0
-            if len(out) >= limit:
-                break
-        return out
-
-
-def _second(deadline: float) -> float:
-    """The bucket of a deadline: its second (floor), or the deadline itself when infinite."""
-    return deadline // 1.0 if math.isfinite(deadline) else deadline
-
-
-class _Wheel:
-    """Deadlines by second: bucket (a second) -> the IDs whose deadline fell in it when set.
-
-    ``add`` appends an ID to its second's bucket (a heap orders the buckets' seconds).  The
-    earliest bucket is opened when it is needed (a deadline may be due in it, or the earliest
-    deadline is asked for): its current IDs move, with their deadlines, into a small heap
-    (``near``) that takes every later ID of an opened second too, so that each ID is read from
-    its bucket once and what is due pops in order.  An ID is current only while its peer's
-    deadline (``deadline_of``: None when the peer is gone) is the one it was filed under, so a
-    reset deadline needs no removal; ``entries`` counts every ID held, stale ones included,
-    for the owner to :meth:`rebuild` when they dominate.
-    """
-
-    __slots__ = ("buckets", "entries", "near", "opened", "seconds")
-
-    def __init__(self) -> None:
-        self.buckets: dict[float, list[str]] = {}
-        self.seconds: list[float] = []  # a heap of the buckets' keys
-        self.near: list[tuple[float, str]] = []  # a heap: the opened seconds' entries
-        self.opened = -math.inf  # the last second opened (every earlier one too)
-        self.entries = 0
-
-    def add(self, peer_id: str, deadline: float) -> None:
-        """Hold ``peer_id`` under ``deadline``."""
-        self.entries += 1
-        second = _second(deadline)
-        if second <= self.opened:
-            heapq.heappush(self.near, (deadline, peer_id))
-            return
-        bucket = self.buckets.get(second)
-        if bucket is None:
-            self.buckets[second] = [peer_id]
-            heapq.heappush(self.seconds, second)
-        else:
-            bucket.append(peer_id)
-
-    def rebuild(self, deadlines: Iterable[tuple[str, float]]) -> None:
-        """Hold exactly these ``(peer_id, deadline)`` pairs (stale entries dropped)."""
-        self.buckets = {}
-        self.seconds = []
-        self.near = []
-        self.opened = -math.inf
-        self.entries = 0
-        for peer_id, deadline in deadlines:
-            self.add(peer_id, deadline)
-
-    def _open(self, deadline_of: Callable[[str], float | None]) -> None:
-        """Move the earliest bucket's current IDs into ``near``."""
-        second = heapq.heappop(self.seconds)
-        bucket = self.buckets.pop(second)
-        self.entries -= len(bucket)
-        self.opened = second
-        near = self.near
-        for peer_id in bucket:
-            deadline = deadline_of(peer_id)
-            if deadline is not None and _second(deadline) == second:
-                heapq.heappush(near, (deadline, peer_id))
-                self.entries += 1
-
-    def due(self, now: float, deadline_of: Callable[[str], float | None]) -> list[str]:
-        """Take out the current IDs whose deadline is at or before ``now``, earliest first."""
-        seconds = self.seconds
-        while seconds and seconds[0] <= now:
-            self._open(deadline_of)
-        out: list[str] = []
-        taken: set[str] = set()
-        near = self.near
-        while near and near[0][0] <= now:
-            deadline, peer_id = heapq.heappop(near)
-            self.entries -= 1
-            # Filed twice under one deadline (reset away and back): taken once.
-            if deadline_of(peer_id) == deadline and peer_id not in taken:
-                taken.add(peer_id)
-                out.append(peer_id)
-        return out
-
-    def earliest(self, deadline_of: Callable[[str], float | None]) -> float | None:
-        """The earliest current deadline (stale entries met on the way are dropped)."""
-        near = self.near
-        while True:
-            while near:
-                deadline, peer_id = near[0]
-                if deadline_of(peer_id) == deadline:
-                    return deadline
-                heapq.heappop(near)
-                self.entries -= 1
-            if not self.seconds:
-                return None
-            self._open(deadline_of)
-
 
 class _Swarm:
     __slots__ = ("groups", "maps", "members", "reports", "solo", "suspects")
@@ -438,7 +264,7 @@ class MemoryStorage(Storage):
             raise ValueError("shards must be at least 1")
         self._shards: list[dict[str, _Swarm]] = [{} for _ in range(shards)]
         self._peers: dict[str, _Peer] = {}
-        self._wheel = _Wheel()
+        self._wheel = TimeWheel()
         self._memberships = 0
         self._swarm_count = 0
         # Registered peers per registering host (records with host "" are counted for none).
@@ -451,7 +277,7 @@ class MemoryStorage(Storage):
         # hostile peers may advertise any number of distinct ASNs).
         self._profiles: dict[RankProfile, RankProfile] = {}
         # The swarms' IDs in order, for the dashboard's pages.
-        self._index = _SortedIds()
+        self._index = SortedIds()
 
     def _profile(self, addresses: tuple[PeerAddress, ...]) -> RankProfile:
         profile = rank_profile(addresses)
