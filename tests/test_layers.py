@@ -63,6 +63,7 @@ SANS_IO = (
     "ppsp.peer.live",
     "ppsp.peer.upload",
     "ppsp.peer.nat",
+    "ppsp.peer.ppspp",
 )
 
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (

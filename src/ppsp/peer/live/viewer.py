@@ -512,9 +512,7 @@ class LiveViewerPolicy:
         # The viewers that take new chunks from the source first are chosen among those not on
         # probation: a tarpit chosen would take nothing, and the chunk would wait for a relay
         # until it is due within source_relief for every viewer at once.
-        viewers = [
-            s.peer_id for s in usable if s.peer_id not in sources and not self._probation(s)
-        ]
+        viewers = [s.peer_id for s in usable if s.peer_id not in sources and not self._probation(s)]
         hunting = False
         budget = len(usable) * timing.slots_per_peer
         for index in wanted:

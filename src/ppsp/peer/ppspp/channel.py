@@ -1,0 +1,268 @@
+"""One PPSPP channel as the seeding side keeps it: its state table, requests, what the peer
+holds, and the DATA in flight.
+
+A channel is opened by the peer's HANDSHAKE on channel 0 (RFC 7574 section 3.1.1) and is
+*half-open* until a datagram arrives on the channel ID we chose (step 7: only then may heavy
+payload, DATA, flow).  :data:`TRANSITIONS` lists every event a state accepts; an event not in
+it is a protocol error: the datagram's remaining messages are dropped and the channel is closed
+(section 3: "Invalid messages are discarded, and further communication with the peer SHOULD be
+stopped").
+
+What the peer holds is kept as the set of tree nodes whose hashes it has verified: a chunk it
+acknowledged (ACK or HAVE) and every ancestor of it.  That set decides which uncle hashes a
+DATA needs (section 5.3) and which requested chunks need not be sent at all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+from typing import Any
+
+from ppsp.codecs.ppspp import EncoderProfile
+from ppsp.peer.ppspp.content import SeededContent, bin_level, bin_parent
+from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
+from ppsp.wire.ppspp import ChannelParameters, ChunkRange
+
+__all__ = ["TRANSITIONS", "Address", "Channel", "ChannelState", "Event", "aligned_bins"]
+
+Address = tuple[Any, ...]
+"""A UDP address as the socket layer gives it: ``(host, port)`` (or IPv6's four fields)."""
+
+
+class ChannelState(Enum):
+    """Where a channel stands."""
+
+    HALF_OPEN = "half-open"
+    """We answered the peer's handshake; nothing has come on our channel ID yet."""
+    ESTABLISHED = "established"
+    """The peer echoed our channel ID: the three-way handshake is complete."""
+    CLOSED = "closed"
+    """Closed (by either side, a protocol error or a timeout); forgotten right after."""
+
+
+class Event(Enum):
+    """What can happen to a channel: one per message kind, and the datagram-level ones."""
+
+    HANDSHAKE_AGAIN = "handshake again"
+    """The peer's opening handshake again (on channel 0, same source channel: ours was lost)."""
+    CONFIRM = "confirm"
+    """A datagram on our channel ID (it may be a keep-alive): proof the peer heard us."""
+    HANDSHAKE = "handshake"
+    """A HANDSHAKE on our channel with the peer's channel ID again (a repeat, no change)."""
+    CLOSE = "close"
+    """A HANDSHAKE with source channel 0: the peer closes the channel."""
+    HAVE = "HAVE"
+    ACK = "ACK"
+    REQUEST = "REQUEST"
+    CANCEL = "CANCEL"
+    CHOKE = "CHOKE"
+    UNCHOKE = "UNCHOKE"
+    PEX_REQ = "PEX_REQ"
+    DATA = "DATA"
+    INTEGRITY = "INTEGRITY"
+    SIGNED_INTEGRITY = "SIGNED_INTEGRITY"
+    PEX_RES = "PEX_RES"
+    HANDSHAKE_OTHER = "handshake with another channel ID"
+
+
+_H, _E, _C = ChannelState.HALF_OPEN, ChannelState.ESTABLISHED, ChannelState.CLOSED
+
+TRANSITIONS: dict[tuple[ChannelState, Event], ChannelState] = {
+    # The opening datagram may carry minor payload besides the HANDSHAKE (section 3.1.1).
+    (_H, Event.HANDSHAKE_AGAIN): _H,
+    (_H, Event.HAVE): _H,
+    (_H, Event.REQUEST): _H,  # kept, answered once the channel is established
+    (_H, Event.CONFIRM): _E,
+    (_H, Event.CLOSE): _C,
+    (_E, Event.HANDSHAKE_AGAIN): _E,
+    (_E, Event.CONFIRM): _E,
+    (_E, Event.HANDSHAKE): _E,
+    (_E, Event.CLOSE): _C,
+    (_E, Event.HAVE): _E,
+    (_E, Event.ACK): _E,
+    (_E, Event.REQUEST): _E,
+    (_E, Event.CANCEL): _E,
+    (_E, Event.CHOKE): _E,
+    (_E, Event.UNCHOKE): _E,
+    (_E, Event.PEX_REQ): _E,  # answered with nothing: PEX is optional (section 3.10.1)
+}
+"""Every (state, event) the seeding side accepts, with the state it leads to.
+
+Not in it, hence protocol errors: DATA, INTEGRITY, SIGNED_INTEGRITY and PEX_RES* (a seeder of
+complete content asked nobody for anything), a HANDSHAKE naming another channel ID, and any
+message in a half-open channel's opening datagram but HAVE and REQUEST."""
+
+
+def aligned_bins(chunks: ChunkRange) -> list[int]:
+    """The largest aligned subtrees covering ``chunks`` exactly, as bin numbers, left to
+    right (at most about two per level)."""
+    result: list[int] = []
+    start, end = chunks.start, chunks.end
+    while start <= end:
+        level = 0
+        # Grow while the subtree stays aligned at ``start`` and inside the range.
+        while start % (2 << level) == 0 and start + (2 << level) - 1 <= end:
+            level += 1
+        result.append((start >> level) * (2 << level) + (1 << level) - 1)
+        start += 1 << level
+    return result
+
+
+class Channel:
+    """One channel's state: addresses, IDs, negotiated parameters, requests, flight."""
+
+    __slots__ = (
+        "_held",
+        "_known",
+        "acked_any",
+        "address",
+        "content",
+        "created",
+        "flight",
+        "last_received",
+        "last_sent",
+        "ledbat",
+        "local_id",
+        "parameters",
+        "peer_choked_us",
+        "profile",
+        "remote_id",
+        "requests",
+        "state",
+        "uses_bins",
+    )
+
+    def __init__(
+        self,
+        *,
+        address: Address,
+        local_id: int,
+        remote_id: int,
+        content: SeededContent,
+        parameters: ChannelParameters,
+        profile: EncoderProfile,
+        now: float,
+        ledbat: LedbatParameters | None = None,
+    ) -> None:
+        self.address = address
+        self.local_id = local_id
+        """Our channel ID: the peer prefixes its datagrams with it."""
+        self.remote_id = remote_id
+        """The peer's channel ID: we prefix our datagrams with it."""
+        self.content = content
+        self.parameters = parameters
+        self.uses_bins = parameters.chunk_addressing.is_bin
+        self.profile = profile
+        self.state = ChannelState.HALF_OPEN
+        self.created = now
+        self.last_received = now
+        self.last_sent = now
+        self.requests: deque[ChunkRange] = deque()
+        """Requested chunks not yet sent, in the order asked (section 3.7), clipped to the
+        content."""
+        self.flight: dict[int, float] = {}
+        """DATA sent and not acknowledged: chunk -> when sent (oldest first)."""
+        self.ledbat = Ledbat(ledbat)
+        self.acked_any = False
+        self.peer_choked_us = False
+        self._known = bytearray((2 * content.width + 7) // 8)  # a bit per tree node
+        self._held = bytearray(content.chunk_count)  # a byte per chunk: slices set fast
+
+    # --- what the peer holds ------------------------------------------------------------
+
+    def knows(self, number: int) -> bool:
+        """True when the peer has verified the hash of the node at bin ``number``."""
+        return bool(self._known[number >> 3] & (1 << (number & 7)))
+
+    def has_chunk(self, index: int) -> bool:
+        """True when the peer acknowledged chunk ``index``."""
+        return bool(self._held[index])
+
+    def mark_held(self, chunks: ChunkRange) -> None:
+        """The peer acknowledged ``chunks`` (ACK or HAVE): it verified them and every node
+        above them (clipped to the content)."""
+        last = self.content.chunk_count - 1
+        if chunks.start > last:
+            return
+        self.acked_any = True
+        end = min(chunks.end, last)
+        self._held[chunks.start : end + 1] = b"\x01" * (end + 1 - chunks.start)
+        root_level = self.content.tree.height
+        for number in aligned_bins(ChunkRange(start=chunks.start, end=end)):
+            node = number
+            # A known node's ancestors are known: stop at the first one.
+            while not self.knows(node):
+                self._known[node >> 3] |= 1 << (node & 7)
+                if bin_level(node) >= root_level:
+                    break
+                node = bin_parent(node)
+
+    def uncles_needed(self, index: int) -> list[int]:
+        """The bins of the hashes the peer lacks to verify chunk ``index``, top-down.
+
+        Walking up from the chunk towards its peak, a sibling is needed while the parent's
+        hash is unknown to the peer (RFC 7574 section 5.3; libswift's rule).  The peaks come
+        separately, until the peer acknowledges a chunk (section 5.6.2).
+        """
+        peak = self.content.peak_for(index)
+        node, needed = 2 * index, []
+        while node != peak:
+            parent = bin_parent(node)
+            if self.knows(parent):
+                break
+            needed.append(node ^ (2 << bin_level(node)))
+            node = parent
+        needed.reverse()
+        return needed
+
+    # --- requests -------------------------------------------------------------------------
+
+    def add_request(self, chunks: ChunkRange, limit: int) -> bool:
+        """Queue ``chunks`` (already clipped); False when ``limit`` ranges are queued."""
+        if self.requests:
+            tail = self.requests[-1]
+            if tail.start <= chunks.start <= tail.end + 1:
+                if chunks.end > tail.end:
+                    self.requests[-1] = ChunkRange(start=tail.start, end=chunks.end)
+                return True
+        if len(self.requests) >= limit:
+            return False
+        self.requests.append(chunks)
+        return True
+
+    def cancel(self, chunks: ChunkRange) -> None:
+        """Forget queued requests for ``chunks`` (CANCEL, or a HAVE: section 3.8)."""
+        kept: deque[ChunkRange] = deque()
+        for queued in self.requests:
+            if queued.end < chunks.start or queued.start > chunks.end:
+                kept.append(queued)
+                continue
+            if queued.start < chunks.start:
+                kept.append(ChunkRange(start=queued.start, end=chunks.start - 1))
+            if queued.end > chunks.end:
+                kept.append(ChunkRange(start=chunks.end + 1, end=queued.end))
+        self.requests = kept
+
+    def requeue(self, index: int) -> None:
+        """Put a lost chunk back at the head of the queue (it goes out next)."""
+        self.requests.appendleft(ChunkRange(start=index, end=index))
+
+    def next_chunk(self) -> int | None:
+        """The next requested chunk to send, skipping those held or in flight; None when
+        nothing is left."""
+        while self.requests:
+            head = self.requests[0]
+            index = head.start
+            if head.start == head.end:
+                self.requests.popleft()
+            else:
+                self.requests[0] = ChunkRange(start=head.start + 1, end=head.end)
+            if not self.has_chunk(index) and index not in self.flight:
+                return index
+        return None
+
+    @property
+    def wants_data(self) -> bool:
+        """True when requests are queued."""
+        return bool(self.requests)

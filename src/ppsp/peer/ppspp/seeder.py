@@ -1,0 +1,602 @@
+"""The seeding side of RFC 7574 (PPSPP), sans-I/O: datagrams and time in, datagrams out.
+
+The I/O layer calls :meth:`Seeder.datagram_received` with each datagram, its sender and the
+time, :meth:`Seeder.handle_timer` when :meth:`Seeder.next_deadline` comes, and sends what
+:meth:`Seeder.datagrams_to_send` returns.  Nothing here reads a clock or touches a socket.
+
+What it does, section by section of RFC 7574:
+
+* **Handshake** (3.1.1, 7, 8.4): a HANDSHAKE on channel 0 naming a swarm we seed, with options
+  we can speak, opens a half-open channel under a random channel ID (13.1) and is answered by
+  our HANDSHAKE and one HAVE per peak of the tree (what libswift sends and expects).  A peer
+  that announces its Chunk Size (option 9) speaks RFC 7574 and gets a strict handshake (with
+  options 8 and 9); one that does not is taken for libswift, whose parser drops a handshake
+  carrying option 9 and misreads option 8, and gets neither.  A handshake failing any check is
+  dropped unanswered (3.1.1 step 2: it may be spoofed).
+* **Requests** (3.7, 3.8): REQUESTs queue in order; CANCEL and HAVE (an implicit CANCEL) take
+  chunks off the queue.  A request wholly past the content's end is an invalid message; one
+  reaching past it is clipped.
+* **DATA** (5.3-5.6, 8.6): a datagram of INTEGRITY messages, top-down, then the DATA with our
+  timestamp; the peaks go with every DATA until the peer acknowledges a chunk, the uncle
+  hashes are those the peer cannot derive from what it acknowledged.  DATA flows only once the
+  peer has echoed our channel ID (3.1.1 step 7), paced by a LEDBAT window (:mod:`.ledbat`).
+* **ACK** (8.7): frees the window, feeds LEDBAT its delay sample and the round-trip estimate.
+* **Keep-alives and timeouts** (3.12): a keep-alive when we have sent nothing for a while to
+  a peer that still talks to us; a channel whose peer is silent for ``idle_timeout`` is
+  dropped, a half-open one sooner.
+* **Errors** (3, 12.1): nothing is ever answered with an error.  A datagram that does not
+  parse, or an event the channel's state table (:data:`.channel.TRANSITIONS`) does not list,
+  drops the rest of the datagram and closes the channel (with a closing HANDSHAKE when it was
+  established).  Every drop is counted in :attr:`Seeder.stats`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
+from ppsp.errors import PPSPPError
+from ppsp.peer.ppspp.channel import TRANSITIONS, Address, Channel, ChannelState, Event
+from ppsp.peer.ppspp.content import SeededContent, bin_of_range, bin_range
+from ppsp.peer.ppspp.ledbat import LedbatParameters
+from ppsp.wire.ppspp import (
+    CHANNEL_ID_BYTES,
+    MAX_TIMESTAMP,
+    PPSPP_VERSION,
+    Ack,
+    Bin,
+    Cancel,
+    ChannelParameters,
+    Choke,
+    ChunkAddressing,
+    ChunkRange,
+    ChunkSpec,
+    ContentIntegrity,
+    Data,
+    Datagram,
+    Handshake,
+    Have,
+    Integrity,
+    MerkleHashFunction,
+    Message,
+    MessageType,
+    PexReq,
+    PexResCert,
+    PexResV4,
+    PexResV6,
+    Request,
+    SignedIntegrity,
+    SupportedMessages,
+    Unchoke,
+    keepalive,
+)
+
+__all__ = ["SUPPORTED_ADDRESSING", "SUPPORTED_MESSAGES", "Seeder", "SeederConfig"]
+
+SUPPORTED_ADDRESSING = frozenset(
+    {
+        ChunkAddressing.BIN_32,
+        ChunkAddressing.CHUNK_RANGE_32,
+        ChunkAddressing.BIN_64,
+        ChunkAddressing.CHUNK_RANGE_64,
+    }
+)
+"""The chunk addressing methods a seeder speaks (byte ranges, CAM 1, are not)."""
+
+SUPPORTED_MESSAGES = SupportedMessages.from_types(
+    (
+        MessageType.HANDSHAKE,
+        MessageType.DATA,
+        MessageType.ACK,
+        MessageType.HAVE,
+        MessageType.INTEGRITY,
+        MessageType.PEX_REQ,
+        MessageType.REQUEST,
+        MessageType.CANCEL,
+        MessageType.CHOKE,
+        MessageType.UNCHOKE,
+    )
+)
+"""What we announce to RFC 7574 peers in the Supported Messages option."""
+
+_OPENING = ChannelParameters(
+    chunk_addressing=ChunkAddressing.CHUNK_RANGE_32, merkle_hash=MerkleHashFunction.SHA1
+)
+"""How an opening datagram (channel 0) is read: its HANDSHAKE's options take over at once."""
+
+_INTEGRITY_BYTES = 1 + 16 + 64
+"""An upper bound on one INTEGRITY message (64-bit ranges, SHA-512), for splitting datagrams."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeederConfig:
+    """The seeder's bounds and timers (seconds)."""
+
+    max_channels: int = 1024
+    """Channels kept in all; a new one evicts the oldest half-open one, or is refused."""
+    max_channels_per_address: int = 4
+    """Channels one UDP address may hold (a flood of handshakes evicts its own oldest)."""
+    max_request_ranges: int = 256
+    """Queued request ranges per channel; further REQUESTs are dropped (and counted)."""
+    max_messages_per_datagram: int = 1024
+    """A datagram carrying more messages is taken for an attack on our time (each message
+    costs work): dropped, and its channel closed."""
+    half_open_timeout: float = 10.0
+    """A channel whose peer never echoes our channel ID is forgotten after this."""
+    idle_timeout: float = 180.0
+    """A channel whose peer sends nothing for this long is dead (RFC 7574 section 3.12)."""
+    keepalive_interval: float = 30.0
+    """A keep-alive goes out when nothing else was sent to a live peer for this long."""
+    max_datagram_bytes: int = 1472
+    """INTEGRITY messages that would push a DATA datagram past this go ahead on their own
+    (section 5.4); a DATA datagram itself is as large as its chunk needs."""
+    ledbat: LedbatParameters = field(default_factory=LedbatParameters)
+
+    def __post_init__(self) -> None:
+        if self.max_channels < 1 or self.max_channels_per_address < 1:
+            raise ValueError("a seeder keeps at least one channel")
+        if self.max_request_ranges < 1 or self.max_messages_per_datagram < 1:
+            raise ValueError("a channel queues at least one request range and reads a message")
+
+
+def _random_channel_id() -> int:
+    return secrets.randbits(8 * CHANNEL_ID_BYTES)
+
+
+class _ProtocolError(Exception):
+    """An invalid message on a channel (internal: the channel is closed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Seeder:
+    """A PPSPP seeder of stored content over any number of channels and swarms.
+
+    ``timestamp_offset`` turns the monotonic ``now`` into the wall clock DATA timestamps carry
+    (microseconds since 1970, what libswift computes its delay samples against): the I/O
+    layer passes ``time.time() - its monotonic clock``.  ``channel_ids`` draws channel IDs
+    (random 32-bit numbers by default; tests pass their own).
+    """
+
+    def __init__(
+        self,
+        contents: SeededContent | Iterable[SeededContent],
+        *,
+        config: SeederConfig | None = None,
+        timestamp_offset: float = 0.0,
+        channel_ids: Callable[[], int] = _random_channel_id,
+    ) -> None:
+        if isinstance(contents, SeededContent):
+            contents = (contents,)
+        self._contents = {content.swarm_id: content for content in contents}
+        self.config = config or SeederConfig()
+        self.timestamp_offset = timestamp_offset
+        self._channel_ids = channel_ids
+        self._channels: dict[int, Channel] = {}
+        self._by_peer: dict[tuple[Address, int], Channel] = {}
+        self._by_address: dict[Address, list[Channel]] = {}
+        self._out: list[tuple[Address, bytes]] = []
+        self.stats: Counter[str] = Counter()
+        """Counts of what happened: datagrams in and out, DATA sent and lost, and each kind of
+        datagram dropped (``malformed``, ``unknown_channel``, ``refused_handshake``, ...)."""
+
+    # --- the I/O layer's interface ---------------------------------------------------------
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """The open channels (read-only use)."""
+        return tuple(self._channels.values())
+
+    def datagram_received(self, data: bytes, address: Address, now: float) -> None:
+        """Handle one datagram from ``address`` at ``now``; never raises for its content."""
+        self.stats["datagrams_in"] += 1
+        try:
+            channel_id = peek_channel(data)
+        except PPSPPError:
+            self.stats["malformed"] += 1
+            return
+        if channel_id == 0:
+            self._opening(data, address, now)
+            return
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            self.stats["unknown_channel"] += 1
+            return
+        if channel.address != address:
+            # Channel IDs are the address's: another sender may not speak on it (13.1).
+            self.stats["wrong_address"] += 1
+            return
+        try:
+            datagram = decode_datagram(data, channel.parameters)
+        except PPSPPError:
+            self.stats["malformed"] += 1
+            self._close(channel, notify=True, now=now)
+            return
+        if len(datagram.messages) > self.config.max_messages_per_datagram:
+            self.stats["too_many_messages"] += 1
+            self._close(channel, notify=True, now=now)
+            return
+        channel.last_received = now
+        try:
+            self._step(channel, Event.CONFIRM)
+            if datagram.is_keepalive:
+                self.stats["keepalives_in"] += 1
+            for message in datagram.messages:
+                self._on_message(channel, message, now)
+                if channel.state is ChannelState.CLOSED:
+                    return
+        except _ProtocolError as error:
+            self.stats["protocol_error"] += 1
+            self.stats[f"protocol_error:{error.reason}"] += 1
+            self._close(channel, notify=True, now=now)
+            return
+        self._pump(channel, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now``: timeouts, lost DATA, keep-alives."""
+        config = self.config
+        for channel in list(self._channels.values()):
+            if channel.state is ChannelState.HALF_OPEN:
+                if now >= channel.created + config.half_open_timeout:
+                    self.stats["half_open_expired"] += 1
+                    self._close(channel, notify=False, now=now)
+                continue
+            if now >= channel.last_received + config.idle_timeout:
+                self.stats["idle_closed"] += 1
+                self._close(channel, notify=False, now=now)
+                continue
+            rto = channel.ledbat.rto
+            expired = [index for index, sent in channel.flight.items() if now >= sent + rto]
+            lost = False
+            for index in reversed(expired):  # requeued in their original order
+                del channel.flight[index]
+                if channel.has_chunk(index):
+                    # libswift answers a DATA it already had with a HAVE, not an ACK (its
+                    # HAVE comes before the ACK of a new chunk, so it cannot end the flight).
+                    self.stats["data_acked_by_have"] += 1
+                    continue
+                lost = True
+                self.stats["data_lost"] += 1
+                channel.requeue(index)
+            if lost:
+                channel.ledbat.on_loss(now)
+            self._pump(channel, now)
+            if now >= channel.last_sent + config.keepalive_interval:
+                self._send(channel, encode_datagram(keepalive(channel.remote_id), _OPENING), now)
+                self.stats["keepalives_out"] += 1
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must run next (None: nothing pending)."""
+        config = self.config
+        deadlines: list[float] = []
+        for channel in self._channels.values():
+            if channel.state is ChannelState.HALF_OPEN:
+                deadlines.append(channel.created + config.half_open_timeout)
+                continue
+            deadlines.append(channel.last_received + config.idle_timeout)
+            deadlines.append(channel.last_sent + config.keepalive_interval)
+            if channel.flight:
+                deadlines.append(next(iter(channel.flight.values())) + channel.ledbat.rto)
+        return min(deadlines, default=None)
+
+    def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
+        """The datagrams to send now, in order (the list is handed over and emptied)."""
+        out, self._out = self._out, []
+        return out
+
+    def close_all(self, now: float) -> None:
+        """Close every channel, telling established peers (a closing HANDSHAKE each)."""
+        for channel in list(self._channels.values()):
+            self._close(channel, notify=True, now=now)
+
+    # --- opening handshakes ---------------------------------------------------------------
+
+    def _opening(self, data: bytes, address: Address, now: float) -> None:
+        try:
+            datagram = decode_datagram(data, _OPENING)
+        except PPSPPError:
+            # Also libswift's legacy swift handshake, sent beside its PPSPP ones.
+            self.stats["malformed"] += 1
+            return
+        handshake, rest = datagram.messages[0], datagram.messages[1:]
+        assert isinstance(handshake, Handshake)  # the codec checks channel 0 opens with one
+        refusal = self._refusal(handshake)
+        if refusal is not None:
+            self.stats["refused_handshake"] += 1
+            self.stats[f"refused_handshake:{refusal}"] += 1
+            return
+        assert handshake.swarm_id is not None
+        existing = self._by_peer.get((address, handshake.source_channel))
+        if existing is not None:
+            # Our answer was lost (or is late): answer again, on the same channel.
+            self.stats["handshake_again"] += 1
+            self._step(existing, Event.HANDSHAKE_AGAIN)
+            self._answer(existing, now)
+            return
+        events = [_event_of(message, handshake.source_channel) for message in rest]
+        if any((ChannelState.HALF_OPEN, event) not in TRANSITIONS for event in events):
+            self.stats["refused_handshake"] += 1
+            self.stats["refused_handshake:payload"] += 1
+            return
+        if not self._make_room(address):
+            self.stats["refused_handshake"] += 1
+            self.stats["refused_handshake:full"] += 1
+            return
+        content = self._contents[handshake.swarm_id]
+        addressing = handshake.chunk_addressing
+        assert addressing is not None
+        channel = Channel(
+            address=address,
+            local_id=self._new_channel_id(),
+            remote_id=handshake.source_channel,
+            content=content,
+            parameters=ChannelParameters(
+                chunk_addressing=addressing,
+                merkle_hash=content.merkle_hash,
+                chunk_size=content.chunk_size,
+            ),
+            profile=(
+                EncoderProfile.LIBSWIFT if handshake.chunk_size is None else EncoderProfile.RFC7574
+            ),
+            now=now,
+            ledbat=self.config.ledbat,
+        )
+        self._channels[channel.local_id] = channel
+        self._by_peer[(address, channel.remote_id)] = channel
+        self._by_address.setdefault(address, []).append(channel)
+        self.stats["channels_opened"] += 1
+        try:
+            for message in rest:
+                self._on_message(channel, message, now)
+        except _ProtocolError:
+            # e.g. a request past the content's end in the opening datagram: never answered.
+            self.stats["refused_handshake"] += 1
+            self.stats["refused_handshake:payload"] += 1
+            self._close(channel, notify=False, now=now)
+            return
+        self._answer(channel, now)
+
+    def _refusal(self, handshake: Handshake) -> str | None:
+        """Why an opening handshake is refused, or None when we can speak with its sender."""
+        if handshake.source_channel == 0:
+            return "closing"
+        if handshake.swarm_id is None or handshake.swarm_id not in self._contents:
+            return "swarm"
+        content = self._contents[handshake.swarm_id]
+        if handshake.version is None:
+            return "version"
+        lowest = handshake.min_version if handshake.min_version is not None else handshake.version
+        if not lowest <= PPSPP_VERSION <= handshake.version:
+            return "version"
+        if handshake.content_integrity is not ContentIntegrity.MERKLE:
+            return "integrity"  # absent (a MUST, 7.5), or a live method
+        if handshake.merkle_hash is not content.merkle_hash:
+            return "hash"  # absent (a MUST with Merkle, 7.6) or another function
+        if handshake.chunk_addressing not in SUPPORTED_ADDRESSING:
+            return "addressing"
+        if handshake.live_signature is not None or handshake.live_discard_window is not None:
+            return "live"
+        if handshake.chunk_size is not None and handshake.chunk_size != content.chunk_size:
+            return "chunk_size"
+        return None
+
+    def _make_room(self, address: Address) -> bool:
+        """Keep the per-address and overall bounds before a new channel: evict the oldest
+        half-open channel where needed; False when only established ones hold the room."""
+        config = self.config
+        mine = self._by_address.get(address, [])
+        if len(mine) >= config.max_channels_per_address and not self._evict(mine):
+            return False
+        full = len(self._channels) >= config.max_channels
+        return not full or self._evict(list(self._channels.values()))
+
+    def _evict(self, candidates: list[Channel]) -> bool:
+        half_open = [c for c in candidates if c.state is ChannelState.HALF_OPEN]
+        if not half_open:
+            return False
+        oldest = min(half_open, key=lambda channel: channel.created)
+        self.stats["channels_evicted"] += 1
+        self._forget(oldest)
+        return True
+
+    def _new_channel_id(self) -> int:
+        while True:
+            candidate = self._channel_ids() & 0xFFFFFFFF
+            if candidate and candidate not in self._channels:
+                return candidate
+
+    def _answer(self, channel: Channel, now: float) -> None:
+        """Our HANDSHAKE and a HAVE per peak, to the peer's channel ID (3.1.1 step 2)."""
+        content = channel.content
+        reply = Handshake(
+            source_channel=channel.local_id,
+            version=PPSPP_VERSION,
+            min_version=PPSPP_VERSION,
+            content_integrity=ContentIntegrity.MERKLE,
+            merkle_hash=content.merkle_hash,
+            chunk_addressing=channel.parameters.chunk_addressing,
+            supported_messages=SUPPORTED_MESSAGES,
+            chunk_size=content.chunk_size,
+        )
+        haves = tuple(Have(chunk=_spec(channel, peak)) for peak in content.peak_ranges())
+        datagram = Datagram(channel=channel.remote_id, messages=(reply, *haves))
+        self._send(channel, self._encode(channel, datagram), now)
+
+    # --- messages on a channel -------------------------------------------------------------
+
+    def _step(self, channel: Channel, event: Event) -> None:
+        following = TRANSITIONS.get((channel.state, event))
+        if following is None:
+            raise _ProtocolError(f"{event.value} when {channel.state.value}")
+        channel.state = following
+
+    def _on_message(self, channel: Channel, message: Message, now: float) -> None:
+        event = _event_of(message, channel.remote_id)
+        self._step(channel, event)
+        if event is Event.CLOSE:
+            self.stats["closed_by_peer"] += 1
+            self._forget(channel)
+        elif isinstance(message, Request):
+            chunks = self._clip(channel, message.chunk, "request")
+            if not channel.add_request(chunks, self.config.max_request_ranges):
+                self.stats["requests_dropped"] += 1
+        elif isinstance(message, Cancel):
+            channel.cancel(self._clip(channel, message.chunk, "cancel"))
+        elif isinstance(message, Have):
+            chunks = self._clip(channel, message.chunk, "have")
+            channel.mark_held(chunks)
+            channel.cancel(chunks)  # an implicit CANCEL (3.8)
+        elif isinstance(message, Ack):
+            self._on_ack(channel, message, now)
+        elif isinstance(message, Choke):
+            channel.peer_choked_us = True  # we request nothing: informational
+        elif isinstance(message, Unchoke):
+            channel.peer_choked_us = False
+        # HANDSHAKE (a repeat), HANDSHAKE_AGAIN and PEX_REQ change nothing more.
+
+    def _clip(self, channel: Channel, spec: ChunkSpec, what: str) -> ChunkRange:
+        """A message's chunks as a range inside the content; a range wholly past its end is
+        an invalid message."""
+        chunks = bin_range(spec.number) if isinstance(spec, Bin) else spec
+        last = channel.content.chunk_count - 1
+        if chunks.start > last:
+            raise _ProtocolError(f"{what} past the end")
+        if chunks.end > last:
+            self.stats[f"{what}_clipped"] += 1
+            return ChunkRange(start=chunks.start, end=last)
+        return chunks
+
+    def _on_ack(self, channel: Channel, ack: Ack, now: float) -> None:
+        chunks = self._clip(channel, ack.chunk, "ack")
+        acked = [i for i in channel.flight if chunks.start <= i <= chunks.end]
+        for index in acked:
+            sent_at = channel.flight.pop(index)
+            channel.ledbat.on_ack(
+                now=now, sent_at=sent_at, delay_us=ack.delay, in_flight=len(channel.flight)
+            )
+        self.stats["data_acked"] += len(acked)
+        channel.mark_held(chunks)
+        channel.cancel(chunks)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _pump(self, channel: Channel, now: float) -> None:
+        """Send requested chunks while the window allows (only on an established channel)."""
+        if channel.state is not ChannelState.ESTABLISHED:
+            return
+        while channel.ledbat.allows(len(channel.flight)):
+            index = channel.next_chunk()
+            if index is None:
+                return
+            try:
+                datagrams = self._data_datagrams(channel, index, now)
+            except (OSError, ValueError):
+                # The content cannot be read (a file cut short under us): stop serving it here.
+                self.stats["read_error"] += 1
+                self._close(channel, notify=True, now=now)
+                return
+            for data in datagrams:
+                self._send(channel, data, now)
+            channel.flight[index] = now
+            self.stats["data_sent"] += 1
+
+    def _data_datagrams(self, channel: Channel, index: int, now: float) -> list[bytes]:
+        """INTEGRITY messages (peaks first while needed, then uncles top-down) and the DATA,
+        in one datagram, or the INTEGRITY ahead in their own when it would be too large."""
+        content = channel.content
+        hashes: list[Message] = []
+        if not channel.acked_any:
+            hashes += [
+                Integrity(chunk=_spec(channel, bin_range(number)), hash=value)
+                for number, value in content.peaks
+            ]
+        hashes += [
+            Integrity(chunk=_spec(channel, bin_range(number)), hash=content.hash_of(number))
+            for number in channel.uncles_needed(index)
+        ]
+        timestamp = int((now + self.timestamp_offset) * 1_000_000) & MAX_TIMESTAMP
+        data = Data(
+            chunk=_spec(channel, ChunkRange(start=index, end=index)),
+            timestamp=timestamp,
+            data=content.read(index),
+        )
+        whole = self._encode(channel, Datagram(channel=channel.remote_id, messages=(*hashes, data)))
+        if len(whole) <= self.config.max_datagram_bytes or not hashes:
+            return [whole]
+        per = max(1, (self.config.max_datagram_bytes - CHANNEL_ID_BYTES) // _INTEGRITY_BYTES)
+        out = [
+            self._encode(
+                channel, Datagram(channel=channel.remote_id, messages=tuple(hashes[i : i + per]))
+            )
+            for i in range(0, len(hashes), per)
+        ]
+        out.append(self._encode(channel, Datagram(channel=channel.remote_id, messages=(data,))))
+        return out
+
+    def _encode(self, channel: Channel, datagram: Datagram) -> bytes:
+        return encode_datagram(datagram, channel.parameters, profile=channel.profile)
+
+    def _send(self, channel: Channel, data: bytes, now: float) -> None:
+        self._out.append((channel.address, data))
+        channel.last_sent = now
+        self.stats["datagrams_out"] += 1
+
+    def _close(self, channel: Channel, *, notify: bool, now: float) -> None:
+        """Close a channel; an established peer gets a closing HANDSHAKE (8.4) if ``notify``."""
+        if notify and channel.state is ChannelState.ESTABLISHED:
+            closing = Datagram(channel=channel.remote_id, messages=(Handshake(source_channel=0),))
+            self._send(channel, self._encode(channel, closing), now)
+        self._forget(channel)
+
+    def _forget(self, channel: Channel) -> None:
+        channel.state = ChannelState.CLOSED
+        self._channels.pop(channel.local_id, None)
+        self._by_peer.pop((channel.address, channel.remote_id), None)
+        mine = self._by_address.get(channel.address)
+        if mine is not None:
+            if channel in mine:
+                mine.remove(channel)
+            if not mine:
+                del self._by_address[channel.address]
+
+
+def _spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
+    """A chunk range in the channel's addressing: itself, or its bin (always aligned here)."""
+    if not channel.uses_bins:
+        return chunks
+    number = bin_of_range(chunks)
+    assert number is not None, f"{chunks} is no subtree"
+    return Bin(number=number)
+
+
+def _event_of(message: Message, remote_id: int) -> Event:
+    """The channel event a message is."""
+    if isinstance(message, Handshake):
+        if message.source_channel == 0:
+            return Event.CLOSE
+        if message.source_channel == remote_id:
+            return Event.HANDSHAKE
+        return Event.HANDSHAKE_OTHER
+    return _EVENTS[type(message)]
+
+
+_EVENTS: dict[type, Event] = {
+    Have: Event.HAVE,
+    Ack: Event.ACK,
+    Request: Event.REQUEST,
+    Cancel: Event.CANCEL,
+    Choke: Event.CHOKE,
+    Unchoke: Event.UNCHOKE,
+    PexReq: Event.PEX_REQ,
+    Data: Event.DATA,
+    Integrity: Event.INTEGRITY,
+    SignedIntegrity: Event.SIGNED_INTEGRITY,
+    PexResV4: Event.PEX_RES,
+    PexResV6: Event.PEX_RES,
+    PexResCert: Event.PEX_RES,
+}
