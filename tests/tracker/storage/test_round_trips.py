@@ -16,6 +16,8 @@ from redis.asyncio.connection import AbstractConnection
 
 from ppsp.errors import Forbidden
 from ppsp.tracker.core import Tracker
+from ppsp.tracker.net.redis_cluster import RedisClusterStorage
+from ppsp.tracker.net.redis_cluster_link import ClusterLink
 from ppsp.tracker.net.redis_link import RedisLink
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.wire.tracker import (
@@ -25,6 +27,7 @@ from ppsp.wire.tracker import (
     ProtocolVersion,
     StreamStatistics,
 )
+from tracker.storage.redis_cluster import RedisCluster
 from tracker.test_core import CONFIG, JOIN, LEECH, SEED, Client, content_map, host, observed
 
 MOST = 1
@@ -163,3 +166,135 @@ async def test_a_new_port_of_the_same_host_is_one_round_trip(
     assert (stored.addresses[-1].ip, stored.addresses[-1].port) == (ip, 41234)
     assert stored.addresses[:-1] == (host("peer"),)
     assert stored.deadline == 2.0 + CONFIG.track_timeout
+
+
+# -- Redis Cluster ------------------------------------------------------------------------------
+
+
+class Steps:
+    """Waits (:meth:`ClusterLink.batch`: commands written together, then awaited) and
+    commands written to the cluster's nodes since :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+        self.commands = 0
+
+    def reset(self) -> None:
+        """Start counting from zero."""
+        self.waits = self.commands = 0
+
+
+@pytest.fixture
+async def counted_cluster(
+    cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Tracker, Steps]]:
+    """A tracker on the session's Redis Cluster whose waits and commands are counted."""
+    steps = Steps()
+    batch = ClusterLink.batch
+    call = RedisLink.call
+    send = AbstractConnection.send_packed_command
+
+    async def counting_batch(self: ClusterLink, commands: Any) -> Any:
+        steps.waits += 1
+        return await batch(self, commands)
+
+    async def counting_call(self: RedisLink, *args: Any) -> Any:
+        steps.commands += 1
+        return await call(self, *args)
+
+    async def counting_send(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        steps.commands += 1  # redis-py's own commands (the map of slots)
+        await send(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterLink, "batch", counting_batch)
+    monkeypatch.setattr(RedisLink, "call", counting_call)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
+    storage = RedisClusterStorage(cluster.url, prefix=f"test:{uuid.uuid4().hex}:", shards=SHARDS)
+    try:
+        yield Tracker(storage, CONFIG), steps
+    finally:
+        await storage.close()
+
+
+SHARDS = 16
+"""Peer and swarm shards of the counted cluster storage (the default)."""
+
+CLUSTER_STEPS = {
+    "CONNECT (join as seeder)": (1, 2),
+    "CONNECT (join as leecher, peer list)": (1, 2),
+    "CONNECT (register only)": (1, 1),
+    "JOIN": (2, 4),
+    "FIND": (1, 2),
+    "FIND (PeerNum)": (1, 2),
+    "STAT_REPORT (keep-alive)": (1, 1),
+    "STAT_REPORT (statistics, content map)": (1, 2),
+    "DISCONNECT": (2, 2),
+    "expiry": (2, SHARDS + 1),
+}
+"""(waits, commands) per request kind on a cluster, as docs/PROTOCOL.md ("Redis Cluster")
+counts them: the peer's shard and the swarm's shard are two commands, written together."""
+
+
+async def request_steps(tracker: Tracker, steps: Steps) -> dict[str, tuple[int, int]]:
+    """The (waits, commands) of each request kind, counted as the single-server test does."""
+    seeder, leecher = Client(tracker, "seeder"), Client(tracker, "leecher")
+    other = Client(tracker, "other")
+    # Load every script on every node (the first call of each may be EVALSHA, SCRIPT LOAD,
+    # EVALSHA) and read the map of slots.
+    await other.connect(1.0, ("warm", JOIN, SEED))
+    await other.find(1.0, "warm")
+    await Client(tracker, "warm-joiner").connect(1.0)
+    await Client(tracker, "warm-joiner").join(1.0, ("warm", LEECH))
+    await other.report(1.0, maps=(content_map("warm", [1]),))
+    await other.disconnect(1.0, DisconnectScope.SYSTEM)
+    for peer in range(40):  # a script of each kind in every shard
+        client = Client(tracker, f"warm{peer}")
+        await client.connect(1.0, (f"warm{peer}", JOIN, SEED))
+        await client.find(1.0, f"warm{peer}")
+        await client.report(1.0, maps=(content_map(f"warm{peer}", [1]),))
+        await Client(tracker, f"joiner{peer}").connect(1.0)
+        await Client(tracker, f"joiner{peer}").join(1.0, (f"warm{peer}", LEECH))
+        await client.disconnect(1.0, DisconnectScope.SYSTEM)
+    await tracker.expire(1.0)
+    await tracker.expire(1000.0)
+
+    async def counted(call: Callable[[], Awaitable[object]]) -> tuple[int, int]:
+        steps.reset()
+        await call()
+        return steps.waits, steps.commands
+
+    kinds: dict[str, tuple[int, int]] = {}
+    kinds["CONNECT (join as seeder)"] = await counted(
+        lambda: seeder.connect(2000.0, ("s", JOIN, SEED))
+    )
+    kinds["CONNECT (join as leecher, peer list)"] = await counted(
+        lambda: leecher.connect(2000.0, ("s", JOIN, LEECH))
+    )
+    joiner = Client(tracker, "joiner")
+    kinds["CONNECT (register only)"] = await counted(lambda: joiner.connect(2000.0))
+    kinds["JOIN"] = await counted(lambda: joiner.join(2000.0, ("s", LEECH)))
+    kinds["FIND"] = await counted(lambda: leecher.find(2001.0, "s"))
+    kinds["FIND (PeerNum)"] = await counted(
+        lambda: leecher.find(2001.0, "s", peer_num=PeerNum(count=5))
+    )
+    kinds["STAT_REPORT (keep-alive)"] = await counted(lambda: leecher.report(2002.0))
+    kinds["STAT_REPORT (statistics, content map)"] = await counted(
+        lambda: leecher.report(
+            2002.0,
+            stats=(StreamStatistics(swarm_id="s", uploaded_bytes=1, downloaded_bytes=2),),
+            maps=(content_map("s", [0, 1]),),
+        )
+    )
+    kinds["DISCONNECT"] = await counted(lambda: leecher.disconnect(2003.0, DisconnectScope.SYSTEM))
+    kinds["expiry"] = await counted(lambda: tracker.expire(3000.0))
+    assert await tracker.storage.get_peer("seeder") is None  # the expiry did expire
+    return kinds
+
+
+async def test_steps_per_request_kind_on_a_cluster(
+    counted_cluster: tuple[Tracker, Steps],
+) -> None:
+    """Each request kind takes the waits and commands docs/PROTOCOL.md says, no more."""
+    tracker, steps = counted_cluster
+    kinds = await request_steps(tracker, steps)
+    assert kinds == CLUSTER_STEPS

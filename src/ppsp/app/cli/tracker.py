@@ -46,7 +46,12 @@ import click
     show_default=True,
     help="Largest peer list returned.",
 )
-@click.option("--storage", default="memory", show_default=True, help="'memory' or a redis:// URL.")
+@click.option(
+    "--storage",
+    default="memory",
+    show_default=True,
+    help="'memory', a redis:// URL, or redis+cluster://host:port[,host:port...] (Redis Cluster).",
+)
 @click.option(
     "--max-body",
     type=click.IntRange(min=256),

@@ -30,7 +30,8 @@ keeps ``hosts`` right (a new record counts for its host, a deleted one no more),
 counts there (``ZCARD deadlines`` peers, ``SCARD swarms``, ``memberships``, ``HLEN`` of the
 peer's swarms, its host's count), so the bounds hold for every tracker sharing the server and
 cost no extra round trip.  The scripts build key names from the
-prefix, so this backend targets a single Redis server, not a Redis Cluster.
+prefix, so this backend targets a single Redis server; a Redis Cluster has its own layout
+(:mod:`ppsp.tracker.net.redis_cluster`).
 """
 
 from __future__ import annotations

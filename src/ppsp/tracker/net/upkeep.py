@@ -1,7 +1,8 @@
 """The storage a tracker serves from: chosen by URL, watched for health, its timers expired.
 
-- :func:`make_storage` / :func:`check_storage_url` / :func:`storage_label`: ``memory`` or a
-  ``redis://`` URL, checked without connecting, shown without its password;
+- :func:`make_storage` / :func:`check_storage_url` / :func:`storage_label`: ``memory``, a
+  ``redis://`` URL or a ``redis+cluster://`` one, checked without connecting, shown without
+  its password;
   :func:`verify_storage` connects and checks it (before anything listens);
   :func:`clock_for` the clock that suits it.
 - :class:`StorageHealth`: whether the storage answered when last used, each change logged
@@ -23,6 +24,9 @@ from redis.asyncio.connection import parse_url as parse_redis_url
 from ppsp.errors import ServiceUnavailable
 from ppsp.tracker.core import Tracker
 from ppsp.tracker.dashboard import MEMBERS_READ, History, swarm_figures
+from ppsp.tracker.net.redis_cluster import RedisClusterStorage
+from ppsp.tracker.net.redis_cluster_link import SCHEMES as CLUSTER_SCHEMES
+from ppsp.tracker.net.redis_cluster_link import parse_cluster_url
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.storage import MemoryStorage
 
@@ -203,10 +207,16 @@ class Expirer:
 def check_storage_url(url: str | None) -> None:
     """Raise ValueError, with a one-line message, unless ``url`` names a storage.
 
-    ``memory`` (or nothing), or a well-formed ``redis://``, ``rediss://`` or ``unix://`` URL.
-    Nothing is connected to.
+    ``memory`` (or nothing), a well-formed ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+    ``redis+cluster://`` (``rediss+cluster://``) one.  Nothing is connected to.
     """
     if url is None or url == "memory":
+        return
+    if url.startswith(CLUSTER_SCHEMES):
+        try:
+            parse_cluster_url(url)
+        except ValueError as exc:
+            raise ValueError(f"invalid storage URL {storage_label(url)}: {exc}") from None
         return
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"unknown storage {storage_label(url)}: use 'memory' or a redis:// URL")
@@ -216,14 +226,17 @@ def check_storage_url(url: str | None) -> None:
         raise ValueError(f"invalid storage URL {storage_label(url)}: {exc}") from None
 
 
-def make_storage(url: str | None) -> MemoryStorage | RedisStorage:
-    """The storage a ``--storage`` value names: ``memory`` (or nothing) or a ``redis://`` URL.
+def make_storage(url: str | None) -> MemoryStorage | RedisStorage | RedisClusterStorage:
+    """The storage a ``--storage`` value names: ``memory`` (or nothing), a ``redis://`` URL or
+    a ``redis+cluster://`` one.
 
     Raises ValueError as :func:`check_storage_url` does.
     """
     check_storage_url(url)
     if url is None or url == "memory":
         return MemoryStorage()
+    if url.startswith(CLUSTER_SCHEMES):
+        return RedisClusterStorage(url)
     return RedisStorage(url)
 
 
