@@ -200,8 +200,19 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
-async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None = None) -> int:
-    """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT."""
+async def seed_main(
+    path: Path,
+    options: PeerOptions,
+    *,
+    chunk_size: int | None = None,
+    ppspp_port: int | None = None,
+    merkle_hash: str = "sha1",
+) -> int:
+    """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT.
+
+    With ``ppspp_port``, the file is also served over PPSPP (RFC 7574, UDP) on that port, and
+    its RFC 7574 root hash is printed as the second line.
+    """
     stop = stop_event()
     node = options.node()
     try:
@@ -225,7 +236,39 @@ async def seed_main(path: Path, options: PeerOptions, *, chunk_size: int | None 
         return fail(f"cannot seed {path}: {exc.strerror or exc}")
     print(session.swarm_id, flush=True)
     print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
+    ppspp = None
+    if ppspp_port is not None:
+        from ppsp.peer.net.ppspp_udp import seed_file
+        from ppsp.wire.ppspp import MerkleHashFunction
+
+        try:
+            ppspp = await until_stopped(
+                stop,
+                seed_file(
+                    path,
+                    options.host,
+                    ppspp_port,
+                    merkle_hash=MerkleHashFunction.from_name(merkle_hash),
+                ),
+            )
+        except Interrupted:
+            await node.stop()
+            return fail("interrupted")
+        except (OSError, ValueError) as exc:
+            await node.stop()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {reason}")
+        print(ppspp.root_hash.hex(), flush=True)
+        host, port = ppspp.address
+        print(
+            f"serving over PPSPP at udp {host}:{port}, root hash {ppspp.root_hash.hex()}"
+            f" ({merkle_hash} Merkle tree, 1024-byte chunks)",
+            file=sys.stderr,
+            flush=True,
+        )
     await stop.wait()
+    if ppspp is not None:
+        ppspp.close()
     await node.stop()
     write_report(node, options.report)
     return 0

@@ -235,11 +235,34 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
     help="Chunk size in bytes, 1024 to 16777216 (16 MiB); default 256 KiB, doubled for "
     "content over 64 MiB up to 1 MiB.",
 )
-def seed(path: Path, options: PeerOptions, chunk_size: int | None) -> None:
+@click.option(
+    "--ppspp-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve the file over PPSPP (RFC 7574, UDP) on this port of the listening host "
+    "(0: any free port), and print its RFC 7574 root hash as a second line.",
+)
+@click.option(
+    "--merkle-hash",
+    type=click.Choice(["sha1", "sha256"]),
+    default="sha1",
+    show_default=True,
+    help="The PPSPP Merkle tree's hash function (libswift speaks sha1).",
+)
+def seed(
+    path: Path,
+    options: PeerOptions,
+    chunk_size: int | None,
+    ppspp_port: int | None,
+    merkle_hash: str,
+) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.app.commands import seed_main
 
-    sys.exit(run_peer(seed_main(path, options, chunk_size=chunk_size)))
+    main = seed_main(
+        path, options, chunk_size=chunk_size, ppspp_port=ppspp_port, merkle_hash=merkle_hash
+    )
+    sys.exit(run_peer(main))
 
 
 FORCE_HELP = "Replace the output file if it exists."
@@ -254,7 +277,7 @@ def _check_output(output: Path | None, force: bool) -> None:
 
 
 @click.command()
-@click.argument("swarm_id", type=SWARM_ID)
+@click.argument("swarm_id", metavar="SWARM_ID")
 @peer_options
 @click.option(
     "-o",
@@ -267,21 +290,96 @@ def _check_output(output: Path | None, force: bool) -> None:
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
 @click.option("--seed-after", is_flag=True, help="Keep serving the content once complete.")
+@click.option(
+    "--peer",
+    "ppspp_peer",
+    default=None,
+    metavar="ppspp://HOST:PORT",
+    help="Download from this one PPSPP (RFC 7574, UDP) peer, e.g. libswift's seeder, without "
+    "a tracker: SWARM_ID is then the content's RFC 7574 Merkle root hash (40 hexadecimal "
+    "digits for SHA-1, 64 for SHA-256). Not resumed when interrupted.",
+)
+@click.option(
+    "--merkle-hash",
+    type=click.Choice(["sha1", "sha256"]),
+    default=None,
+    help="With --peer: the Merkle tree's hash function (default: the root hash's length "
+    "says; libswift speaks sha1).",
+)
+@click.pass_context
 def get(
+    ctx: click.Context,
     swarm_id: str,
     options: PeerOptions,
     output: Path,
     force: bool,
     timeout: float,
     seed_after: bool,
+    ppspp_peer: str | None,
+    merkle_hash: str | None,
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
+    if ppspp_peer is not None:
+        peer = (ppspp_peer, merkle_hash)
+        _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
+        return
+    # --tracker is optional for --peer only (see _TRACKER_OPTIONAL below).
+    if options.tracker_url is None:
+        raise click.MissingParameter(ctx=ctx, param=_param_of(ctx, "tracker_url"))
+    if merkle_hash is not None:
+        raise click.UsageError("--merkle-hash goes with --peer", ctx)
+    swarm_id = SWARM_ID.convert(swarm_id, _param_of(ctx, "swarm_id"), ctx)
     _check_output(output, force)
     from ppsp.app.commands import get_main
 
     sys.exit(
         run_peer(get_main(swarm_id, options, output=output, timeout=timeout, seed_after=seed_after))
     )
+
+
+def _param_of(ctx: click.Context, name: str) -> click.Parameter:
+    return next(param for param in ctx.command.params if param.name == name)
+
+
+def _get_from_ppspp_peer(
+    root_hash: str,
+    options: PeerOptions,
+    output: Path,
+    force: bool,
+    timeout: float,
+    seed_after: bool,
+    peer: str,
+    merkle_hash: str | None,
+) -> None:
+    """``ppsp get ROOTHASH --peer ppspp://HOST:PORT``: no tracker, one PPSPP peer."""
+    from ppsp.app.ppspp_get import merkle_hash_for, parse_ppspp_peer, ppspp_get_main
+
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("tracker_url") is click.core.ParameterSource.COMMANDLINE:
+        # One from a configuration file or the environment is left unused.
+        raise click.UsageError("--peer downloads without a tracker: give --tracker or --peer")
+    if seed_after:
+        raise click.UsageError("--seed-after is not offered with --peer")
+    try:
+        address = parse_ppspp_peer(peer)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--peer'") from None
+    try:
+        merkle_hash = merkle_hash_for(root_hash, merkle_hash)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'SWARM_ID'") from None
+    if str(output) == "-":
+        raise click.BadParameter("standard output is not offered with --peer", param_hint="'-o'")
+    _check_output(output, force)
+    main = ppspp_get_main(
+        root_hash, address, output=output, merkle_hash=merkle_hash, timeout=timeout
+    )
+    sys.exit(run_peer(main))
+
+
+_TRACKER_OPTIONAL = [param for param in get.params if param.name == "tracker_url"]
+for _param in _TRACKER_OPTIONAL:
+    _param.required = False  # get() asks for it unless --peer is given
 
 
 @click.command()

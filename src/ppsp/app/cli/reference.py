@@ -56,6 +56,9 @@ SAMPLES: dict[str, Any] = {
     "attack": ["tarpit", "flood"],
     "source-rate": "6Mbit",
     "peer-rate": "2MiB",
+    "ppspp-port": 6778,
+    "peer": "ppspp://192.0.2.30:6778",
+    "merkle-hash": "sha1",
 }
 """Example values of the keys that have no default (the example file shows one): by key, or
 by ``table.key`` where one key means different things in different tables."""

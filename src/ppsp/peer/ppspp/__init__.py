@@ -1,14 +1,18 @@
-"""The RFC 7574 peer protocol (PPSPP) engine, sans-I/O: the seeding side.
+"""The RFC 7574 peer protocol (PPSPP) engine, sans-I/O: serving content, and downloading it
+over one channel.
 
 Layer: sans-I/O.  May import ``ppsp.wire``, ``ppsp.codecs``, ``ppsp.core`` and the rest of
 ``ppsp.peer`` (not ``ppsp.peer.net``); no sockets, no event loop, no clock: the time is an
 argument (``now``, seconds of a monotonic clock) and the engine answers with datagrams to send
-(address, bytes) and its next deadline.  ``peer/net/ppspp_udp.py`` runs it on a UDP socket.
+(address, bytes) and its next deadline.  ``peer/net/ppspp_udp.py`` runs the seeder on a UDP socket.
 
 * :mod:`.content` -- the content served: its Merkle tree, peaks, uncle hashes, chunk bytes;
 * :mod:`.ledbat` -- the sending pace: a window of DATA in flight (LEDBAT, RFC 6817);
 * :mod:`.channel` -- one channel's state and its state table;
-* :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers.
+* :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
+* :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs.
+
+``peer/net/ppspp_get.py`` runs the leecher.
 """
 
 from ppsp.peer.ppspp.content import BytesChunks, ChunkReader, SeededContent
