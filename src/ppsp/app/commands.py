@@ -89,8 +89,9 @@ class PeerOptions:
         return node
 
 
-def write_report(node: PeerNode, path: Path | None) -> None:
-    """Write every session's figures as JSON to ``path`` (atomically), if a path is given.
+def write_report(node: PeerNode, path: Path | None, extra: dict[str, Any] | None = None) -> None:
+    """Write every session's figures as JSON to ``path`` (atomically), if a path is given;
+    ``extra`` adds top-level entries (``ppsp seed --ppspp-port``: its PPSPP engine's counts).
 
     Times in the report are the node's monotonic clock; ``wall_offset`` turns them into Unix
     time, so that reports of several processes can be put on one time line.
@@ -101,6 +102,7 @@ def write_report(node: PeerNode, path: Path | None) -> None:
         "peer_id": node.peer_id,
         "wall_offset": time.time() - node.clock(),
         "sessions": [session.report(node.peer_id) for session in node.sessions.values()],
+        **(extra or {}),
     }
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(orjson.dumps(document))
@@ -238,9 +240,22 @@ async def seed_main(
     print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
     ppspp = None
     if ppspp_port is not None:
+        from ppsp.peer.net.ppspp_transport import representation_content
         from ppsp.peer.net.ppspp_udp import seed_file
         from ppsp.wire.ppspp import MerkleHashFunction
 
+        assert session.store is not None
+        try:
+            # The swarm's representation, for peers of the swarm (when its chunks fit a
+            # datagram), beside the whole file for libswift.
+            swarm_content = [representation_content(session.store, corrupt=node.corrupt_uploads)]
+        except ValueError as exc:
+            swarm_content = []
+            print(
+                f"PPSPP not offered to the swarm's peers: {exc} (--chunk-size 32768 or less)",
+                file=sys.stderr,
+                flush=True,
+            )
         try:
             ppspp = await until_stopped(
                 stop,
@@ -249,6 +264,7 @@ async def seed_main(
                     options.host,
                     ppspp_port,
                     merkle_hash=MerkleHashFunction.from_name(merkle_hash),
+                    contents=swarm_content,
                 ),
             )
         except Interrupted:
@@ -260,17 +276,28 @@ async def seed_main(
             return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {reason}")
         print(ppspp.root_hash.hex(), flush=True)
         host, port = ppspp.address
+        if swarm_content:
+            node.offer_ppspp(session.swarm_id, port)
         print(
             f"serving over PPSPP at udp {host}:{port}, root hash {ppspp.root_hash.hex()}"
             f" ({merkle_hash} Merkle tree, 1024-byte chunks)",
             file=sys.stderr,
             flush=True,
         )
+        if swarm_content:
+            print(
+                f"offering PPSPP to the swarm's peers at udp {host}:{port}"
+                f" (root hash {swarm_content[0].swarm_id.hex()}, sha256 Merkle tree,"
+                f" {swarm_content[0].chunk_size}-byte chunks)",
+                file=sys.stderr,
+                flush=True,
+            )
     await stop.wait()
     if ppspp is not None:
         ppspp.close()
     await node.stop()
-    write_report(node, options.report)
+    extra = {"ppspp": dict(ppspp.seeder.stats)} if ppspp is not None else None
+    write_report(node, options.report, extra)
     return 0
 
 
@@ -281,8 +308,12 @@ async def get_main(
     output: Path,
     timeout: float = 30.0,
     seed_after: bool = False,
+    transports: tuple[str, ...] | None = None,
 ) -> int:
     """Download ``swarm_id`` into ``output`` (``-``: standard output); 0 when complete.
+
+    ``transports`` are the chunk transports asked of peers, most preferred first (default:
+    HTTP only).
 
     The file is written as ``OUTPUT.part`` and renamed when every chunk is verified; an
     interrupted download keeps the ``.part`` and the same command resumes it.  To standard
@@ -290,10 +321,13 @@ async def get_main(
     """
     stop = stop_event()
     to_stdout = str(output) == "-"
+    settings: dict[str, Any] = {}
+    if transports:
+        settings["transport_preference"] = transports
     node = (
-        options.node(picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS))
+        options.node(picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS), **settings)
         if to_stdout
-        else (options.node())
+        else (options.node(**settings))
     )
     progress = ProgressReporter()
     try:

@@ -306,6 +306,15 @@ def _check_output(output: Path | None, force: bool) -> None:
     help="With --peer: the Merkle tree's hash function (default: the root hash's length "
     "says; libswift speaks sha1).",
 )
+@click.option(
+    "--transport",
+    "transports",
+    type=click.Choice(["http", "ppspp"], case_sensitive=False),
+    multiple=True,
+    help="A chunk transport to ask peers for; repeat it, most preferred first (default: "
+    "http). ppspp: RFC 7574 over UDP, from peers seeding with --ppspp-port, for content whose "
+    "chunks fit a datagram (32 KiB or less).",
+)
 @click.pass_context
 def get(
     ctx: click.Context,
@@ -317,9 +326,14 @@ def get(
     seed_after: bool,
     ppspp_peer: str | None,
     merkle_hash: str | None,
+    transports: tuple[str, ...],
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
     if ppspp_peer is not None:
+        source = ctx.get_parameter_source("transports")
+        if transports and source is click.core.ParameterSource.COMMANDLINE:
+            # One from a configuration file or the environment is left unused.
+            raise click.UsageError("--transport goes with --tracker, not --peer", ctx)
         peer = (ppspp_peer, merkle_hash)
         _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
         return
@@ -332,9 +346,16 @@ def get(
     _check_output(output, force)
     from ppsp.app.commands import get_main
 
-    sys.exit(
-        run_peer(get_main(swarm_id, options, output=output, timeout=timeout, seed_after=seed_after))
+    preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
+    main = get_main(
+        swarm_id,
+        options,
+        output=output,
+        timeout=timeout,
+        seed_after=seed_after,
+        transports=preference or None,
     )
+    sys.exit(run_peer(main))
 
 
 def _param_of(ctx: click.Context, name: str) -> click.Parameter:

@@ -55,7 +55,7 @@ from ppsp.peer.net.session import (
     SwarmSession,
     live_bitmap,
 )
-from ppsp.peer.net.transport import TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
+from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
 from ppsp.peer.protocol.addressing import format_host, is_wildcard
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
 from ppsp.peer.protocol.senders import hosts_of, seed_keeps_map
@@ -138,6 +138,7 @@ class PeerNode:
         tracker_token: str | None = None,
         disclose_stats: bool = False,
         host_share: float = DEFAULT_HOST_SHARE,
+        transport_preference: Sequence[str] = TRANSPORT_PREFERENCE,
     ) -> None:
         self.tracker_url = tracker_url
         self.tracker_tls = tracker_tls
@@ -177,6 +178,12 @@ class PeerNode:
         self._store_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ppsp-store")
         # Downloads of large chunks run whole in worker threads (see ppsp.peer.net.chunkfetch).
         self.chunk_client = ThreadedChunkClient()
+        self.transport_preference = tuple(transport_preference)
+        """The chunk transports downloads ask peers for, most preferred first."""
+        self.ppspp_port: int | None = None
+        """The UDP port this peer serves PPSPP on, when it does (:meth:`offer_ppspp`)."""
+        self.ppspp_swarms: set[str] = set()
+        """The swarms whose content this peer serves over PPSPP (offered beside HTTP)."""
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -278,9 +285,20 @@ class PeerNode:
         return live.playback.qoe().as_properties() if live.playback is not None else {}
 
     def transports(self, swarm_id: str) -> Sequence[TransportOffer]:
-        """The mandatory HTTP transport, as a URL template for this swarm's chunks."""
+        """The mandatory HTTP transport, as a URL template for this swarm's chunks, and PPSPP
+        (``ppspp://HOST:PORT``, the advertised host) where this peer serves the swarm over it."""
         template = f"{self.base_url}/swarm/{swarm_id}/chunk/{{representation}}/{{chunk}}"
-        return (TransportOffer(type=HTTP, uri=template),)
+        offers = [TransportOffer(type=HTTP, uri=template)]
+        if self.ppspp_port is not None and swarm_id in self.ppspp_swarms:
+            ip, _ = self.advertised or (self.host, self.port)
+            uri = f"ppspp://{format_host(ip)}:{self.ppspp_port}"
+            offers.append(TransportOffer(type=PPSPP, uri=uri))
+        return tuple(offers)
+
+    def offer_ppspp(self, swarm_id: str, port: int) -> None:
+        """Offer PPSPP for ``swarm_id``: its content is served on UDP ``port`` (by the caller)."""
+        self.ppspp_port = port
+        self.ppspp_swarms.add(swarm_id)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -401,8 +419,20 @@ class PeerNode:
             log.warning("background task failed: %r", error)
 
     def chunk_transports(self, session: SwarmSession) -> dict[str, ChunkTransport]:
-        """The chunk transports of a session whose store is open, by transport type."""
+        """The chunk transports of a session whose store is open, by transport type (PPSPP
+        when downloads ask for it and the content's chunks fit a datagram)."""
         assert session.store is not None
+        transports: dict[str, ChunkTransport] = {}
+        if PPSPP in self.transport_preference:
+            from ppsp.peer.net.ppspp_transport import PpsppChunkTransport, fits_datagram
+
+            if fits_datagram(session.store.description.chunk_size):
+                transports[PPSPP] = PpsppChunkTransport(
+                    store=session.store,
+                    store_pool=self._store_pool,
+                    local_address=self.chunk_client.local_address,
+                    stopping=lambda: self._stopping,
+                )
         http = HttpChunkTransport(
             http=self.http,
             threads=self.chunk_client,
@@ -413,7 +443,8 @@ class PeerNode:
             limiter=self.download_limiter,
             stopping=lambda: self._stopping,
         )
-        return {http.kind: http}
+        transports[http.kind] = http
+        return transports
 
     # -- seeding -----------------------------------------------------------------------------
 
@@ -636,17 +667,18 @@ class PeerNode:
     async def connect(self, session: SwarmSession, remote: RemotePeer) -> None:
         """Negotiate the transport, query the properties and pull the chunk map of ``remote``.
 
-        The transport is the first of :data:`~ppsp.peer.net.transport.TRANSPORT_PREFERENCE`
-        the peer offers.  The peer becomes usable (``remote.offer`` set) only once its
-        properties are known, so that what they say (a live source, its upload rate) is there
-        before the first request.
+        The transport is the first of :attr:`transport_preference` (by default
+        :data:`~ppsp.peer.net.transport.TRANSPORT_PREFERENCE`) the peer offers.  The peer
+        becomes usable (``remote.offer`` set) only once its properties are known, so that what
+        they say (a live source, its upload rate) is there before the first request.
         """
         client = self.protocol_client
-        negotiation = client.transport_negotiation(session.swarm_id, TRANSPORT_PREFERENCE)
+        preference = self.transport_preference
+        negotiation = client.transport_negotiation(session.swarm_id, preference)
         answer = await self.exchange(remote, negotiation)
         if not isinstance(answer, TransportNegotiationResponse):
             raise ConnectionError(f"transport negotiation refused by {remote.peer_id}")
-        offer = choose_offer(answer.transports)
+        offer = choose_offer(answer.transports, preference)
         if offer is None:
             raise ConnectionError(f"{remote.peer_id} offers no transport this peer speaks")
         props = await self.exchange(remote, client.property_query(session.swarm_id))

@@ -3,7 +3,10 @@
 One datagram socket; each datagram goes to the engine with the event loop's time, what the
 engine wants sent is sent, and one timer waits for the engine's next deadline (re-armed after
 every event, never polling).  The content's chunks are read from its file at explicit offsets
-(``os.pread``), its Merkle tree is built once when it is loaded.
+(``os.pread``), its Merkle tree is built once when it is loaded.  One socket serves any number
+of contents, told apart by their root hash (the swarm ID of each channel's handshake): ``ppsp
+seed --ppspp-port`` serves the file for libswift (SHA-1, 1 KiB chunks) and the swarm's
+representation for peers of the swarm (:mod:`ppsp.peer.net.ppspp_transport`) on one port.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -159,6 +163,8 @@ class FileSeeding:
 
     def __init__(self, server: PpsppSeederServer, reader: FileChunks, root_hash: bytes) -> None:
         self.server = server
+        self.seeder = server.seeder
+        """The engine (its ``stats`` count DATA sent, channels, drops)."""
         self.root_hash = root_hash
         """The RFC 7574 root hash (the swarm ID libswift's ``-h`` takes)."""
         self._reader = reader
@@ -182,8 +188,10 @@ async def seed_file(
     merkle_hash: MerkleHashFunction = MerkleHashFunction.SHA1,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     config: SeederConfig | None = None,
+    contents: Sequence[SeededContent] = (),
 ) -> FileSeeding:
-    """Hash ``path`` (in a worker thread) and seed it over PPSPP on ``host:port``.
+    """Hash ``path`` (in a worker thread) and seed it over PPSPP on ``host:port``, with
+    ``contents`` beside it on the same socket.
 
     Raises ValueError for an empty file, OSError when the file cannot be read or the port
     not bound.
@@ -192,7 +200,7 @@ async def seed_file(
         load_content, path, chunk_size=chunk_size, merkle_hash=merkle_hash
     )
     try:
-        server = await serve(content, host, port, config=config)
+        server = await serve([content, *contents], host, port, config=config)
     except OSError:
         reader.close()
         raise

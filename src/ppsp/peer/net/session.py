@@ -324,6 +324,7 @@ class SwarmSession:
             "peers": {
                 peer_id: {
                     "connected": remote.offer is not None,
+                    "transport": remote.transport,
                     "banned": remote.banned,
                     "failures": remote.failures,
                     "chunks_announced": len(remote.bitmap) if remote.bitmap is not None else None,

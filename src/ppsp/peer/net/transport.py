@@ -6,8 +6,9 @@ loop hands the request to the :class:`ChunkTransport` negotiated with that peer
 :func:`choose_offer`).  A transport moves the bytes, reports them as they arrive and when they
 are all there (:class:`TransferObserver`), verifies them and writes them to the store, and
 stops at once when its task is cancelled.  HTTP (:mod:`ppsp.peer.net.http_transport`) is the
-one implementation today; an RFC 7574 (PPSPP over UDP) transport would be a second one, added
-to :data:`TRANSPORT_PREFERENCE` and to the peer's offers, without a change to the policy.
+mandatory one; RFC 7574 (PPSPP over UDP, :mod:`ppsp.peer.net.ppspp_transport`) is the second,
+offered by peers that serve it and used when the download's preference names it
+(``ppsp get --transport``), without a change to the policy.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from ppsp.errors import ChunkTransferError
 from ppsp.peer.net.session import RemotePeer
 from ppsp.wire.peer import HTTP, TransportOffer
 
+PPSPP = "PPSPP"
+"""The RFC 7574 transport's type in TRANSPORT_NEGOTIATION; its URI is ``ppspp://HOST:PORT``."""
+
 TRANSPORT_PREFERENCE: tuple[str, ...] = (HTTP,)
-"""The chunk transports this peer speaks, most preferred first (HTTP is mandatory)."""
+"""The chunk transports a download asks for by default, most preferred first (HTTP is
+mandatory; PPSPP only when asked: ``ppsp get --transport``)."""
+
+TRANSPORTS: tuple[str, ...] = (HTTP, PPSPP)
+"""Every chunk transport this peer speaks."""
 
 TRANSFER_ERRORS = (ChunkTransferError, OSError, TimeoutError)
 """What a failed transfer raises (a transport turns its own errors into these)."""

@@ -10,9 +10,10 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 * :mod:`.ledbat` -- the sending pace: a window of DATA in flight (LEDBAT, RFC 6817);
 * :mod:`.channel` -- one channel's state and its state table;
 * :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
-* :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs.
+* :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs;
+* :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise.
 
-``peer/net/ppspp_get.py`` runs the leecher.
+``peer/net/ppspp_get.py`` runs the leecher, ``peer/net/ppspp_transport.py`` the client.
 """
 
 from ppsp.peer.ppspp.content import BytesChunks, ChunkReader, SeededContent
