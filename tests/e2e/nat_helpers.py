@@ -18,6 +18,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from e2e.netns_helpers import IP, NamespaceError, can_make_namespaces, ip
+from e2e.swarm_helpers import ENV
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
@@ -133,12 +136,15 @@ def stun_server(
     *,
     turn: bool = False,
     loopback_peers: bool = False,
+    probe_from: Sequence[str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """coturn on ``host:port`` (``prefix`` runs it elsewhere, e.g. in a namespace), answering
     STUN only, or with ``turn`` also relaying (long-term credentials :data:`TURN_USER` /
     :data:`TURN_PASSWORD`, relays on ``host``; ``loopback_peers`` lets peers on 127.x use
-    them, which coturn refuses by default); stopped when the block ends.  The caller's first
-    request waits for it (its retransmissions cover coturn's start)."""
+    them, which coturn refuses by default); stopped when the block ends.  The block starts once
+    the server answers a Binding request sent from ``probe_from`` (a command prefix, e.g. a
+    namespace's; by default ``prefix``): on a loaded machine coturn may take longer to start
+    than a client's retransmissions last."""
     mode = (
         ["-a", "-u", f"{TURN_USER}:{TURN_PASSWORD}", "-r", TURN_REALM, "-E", host,
          "--relay-ip", host, "--min-port", "49152", "--max-port", "49999"]
@@ -156,6 +162,7 @@ def stun_server(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
+        wait_for_server(host, port, probe_from if probe_from is not None else prefix)
         yield process
     finally:
         process.terminate()
@@ -164,3 +171,29 @@ def stun_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+PROBE = (
+    "import asyncio, sys\n"
+    "from ppsp.peer.net.stun import reflexive_address\n"
+    "asyncio.run(reflexive_address((sys.argv[1], int(sys.argv[2]))))\n"
+)
+"""One Binding request and its answer (exit 0), run where the test's clients run."""
+
+
+def wait_for_server(
+    host: str, port: int, prefix: Sequence[str] = (), timeout: float = 30.0
+) -> None:
+    """Return once a STUN server on ``host:port`` answers a Binding request sent from
+    ``prefix`` (each try lasts at most 3.75 s: the client's retransmissions); TimeoutError
+    after ``timeout`` seconds."""
+    limit = time.monotonic() + timeout
+    while True:
+        probe = subprocess.run(
+            [*prefix, sys.executable, "-c", PROBE, host, str(port)],
+            capture_output=True, text=True, timeout=60, env=ENV,
+        )  # fmt: skip
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > limit:
+            raise TimeoutError(f"no STUN answer from {host}:{port}: {probe.stderr[-300:]}")

@@ -65,10 +65,9 @@ def test_behind_a_nat_stun_reports_the_nat_s_address(tmp_path: Path) -> None:
     require(namespaces=True)
     with natted() as net:
         prefix = ("ip", "netns", "exec")
-        with stun_server(PUBLIC, 3478, tmp_path, prefix=(*prefix, net.public)):
-            result = ppsp_stun(
-                PUBLIC, "--host", CLIENT, "--port", "40404", prefix=(*prefix, net.client)
-            )
+        client = (*prefix, net.client)
+        with stun_server(PUBLIC, 3478, tmp_path, prefix=(*prefix, net.public), probe_from=client):
+            result = ppsp_stun(PUBLIC, "--host", CLIENT, "--port", "40404", prefix=client)
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
     # The server saw the router's public address, not the client's private one.

@@ -53,8 +53,6 @@ async def test_datagrams_go_both_ways_through_the_relay(tmp_path: Path) -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
                 peer.bind((PEER_LOOPBACK, 0))
                 peer.setblocking(False)
-                # Before the permission the relay drops the peer's datagram.
-                await loop.sock_sendto(peer, b"too early", relay.relayed)
                 await relay.permit(PEER_LOOPBACK)
                 await loop.sock_sendto(peer, b"to the client", relay.relayed)
                 sender, data = await asyncio.wait_for(relay.receive(), 5)
@@ -83,7 +81,7 @@ def test_a_host_behind_nat_is_reached_through_its_relay(tmp_path: Path) -> None:
         ip("-n", net.public, "addr", "add", f"{ECHO_PUBLIC}/24", "dev", "eth0")
         ip("-n", net.public, "link", "set", "lo", "up")
         with stun_server(PUBLIC, 3478, tmp_path, prefix=("ip", "netns", "exec", net.public),
-                         turn=True):  # fmt: skip
+                         turn=True, probe_from=("ip", "netns", "exec", net.client)):  # fmt: skip
             echo = subprocess.Popen(
                 net.run(net.public, [sys.executable, str(HERE / "udp_echo.py"),
                                      ECHO_PUBLIC, "7000", "20"]),
