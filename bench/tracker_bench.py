@@ -22,14 +22,19 @@ of its own on a two-core machine.
    with tracemalloc through the tracker core (and the storage's own measure for comparison).
 
 CPU seconds of the server process (from /proc) and of the client are reported with each phase,
-so that it is visible which side was the bottleneck.  ``bench.tracker_instructions`` gives the
-load-independent figure (instructions per request under callgrind).
+so that it is visible which side was the bottleneck.  With ``--storage`` on Redis, the Redis
+servers' CPU over the run (from /proc, the servers' own ``process_id``) is reported per tracker
+request of the run; ``--storage cluster[?shards=N]`` starts a Redis Cluster of its own for the
+run (3 primaries, 3 replicas: the tests' :mod:`tracker.storage.redis_cluster`).
+``bench.tracker_instructions`` gives the load-independent figure (instructions per request
+under callgrind).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -41,7 +46,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,15 +155,97 @@ def _start(args: Sequence[str]) -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(1)
 
 
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
 def _empty_redis(url: str) -> None:
-    """Empty the Redis database the benchmarked tracker will use (earlier runs' peers)."""
+    """Empty the Redis database (or every primary of the cluster) the benchmarked tracker will
+    use (earlier runs' peers)."""
+    for client in _redis_clients(url):
+        try:
+            if url.startswith(_CLUSTER_SCHEMES):
+                if "master" in client.info("replication")["role"]:
+                    client.flushall()
+            else:
+                client.flushdb()
+        finally:
+            client.close()
+
+
+def _redis_clients(url: str) -> list[Any]:
+    """A client of the Redis server of ``url``, or of every node of a ``redis+cluster://``."""
     import redis
 
-    client = redis.Redis.from_url(url)
+    if not url.startswith(_CLUSTER_SCHEMES):
+        return [redis.Redis.from_url(url)]
+    from ppsp.tracker.net.redis_cluster_link import parse_cluster_url
+
+    parsed = parse_cluster_url(url)
+    seed = redis.Redis.from_url(parsed.node_url(*parsed.seeds[0]))
     try:
-        client.flushdb()
+        nodes = seed.execute_command("CLUSTER NODES")
     finally:
-        client.close()
+        seed.close()
+    if isinstance(nodes, dict):  # redis-py's parsed form: keyed by "host:port"
+        addresses = [str(address) for address in nodes]
+    else:
+        text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
+        addresses = [line.split()[1].split("@")[0] for line in text.splitlines()]
+    clients = []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        clients.append(redis.Redis.from_url(parsed.node_url(host or "127.0.0.1", int(port))))
+    return clients
+
+
+def _storage_pids(url: str) -> dict[str, list[int]]:
+    """The process IDs of the Redis servers behind ``url`` that run on this machine: ``all``,
+    and the ``primaries`` (a cluster's replicas left out)."""
+    pids: dict[str, list[int]] = {"all": [], "primaries": []}
+    for client in _redis_clients(url):
+        try:
+            pid = int(client.info("server")["process_id"])
+            primary = client.info("replication")["role"] == "master"
+        finally:
+            client.close()
+        if Path(f"/proc/{pid}").exists():
+            pids["all"].append(pid)
+            if primary:
+                pids["primaries"].append(pid)
+    return pids
+
+
+def _pids_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _storage(storage: str) -> Iterator[str]:
+    """The ``--storage`` URL to benchmark: ``storage``, or for ``cluster[?shards=N]`` the URL
+    of a Redis Cluster started for the run (the tests' fixture, stopped at the end)."""
+    if not storage.startswith("cluster"):
+        yield storage
+        return
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    if tests not in sys.path:
+        sys.path.append(tests)
+    from tracker.storage.redis_cluster import RedisCluster
+
+    cluster = RedisCluster()
+    try:
+        cluster.start()
+        query = storage.partition("?")[2]
+        yield cluster.url + (f"?{query}" if query else "")
+    finally:
+        cluster.stop()
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -585,10 +672,14 @@ async def interleaved(
             out[target.name]["warmup"] = warm.summary()
     phases: dict[str, list[PhaseResult]] = {"tracker": [], "bare_aiohttp": []}
     rounds: list[dict[str, Any]] = []
+    # The Redis servers' CPU during the tracker's rounds (``_run`` names their processes).
+    storage_pids: dict[str, list[int]] = getattr(args, "storage_pids", {})
+    storage_cpu = dict.fromkeys(storage_pids, 0.0)
     for index in range(args.rounds):
         order = (bare, tracker) if index % 2 == 0 else (tracker, bare)
         got: dict[str, PhaseResult] = {}
         for target in order:
+            before = {role: _pids_cpu_seconds(p) for role, p in storage_pids.items()}
             got[target.name] = await run_mixed(
                 target.driver,
                 work,
@@ -599,6 +690,9 @@ async def interleaved(
                 seed=3 + index,
             )
             phases[target.name].append(got[target.name])
+            if target is tracker:
+                for role, p in storage_pids.items():
+                    storage_cpu[role] += _pids_cpu_seconds(p) - before[role]
         t, b = got["tracker"], got["bare_aiohttp"]
         rounds.append(
             {
@@ -616,6 +710,11 @@ async def interleaved(
         )
     for name, results in phases.items():
         out[name]["mixed"] = merge(results).summary()
+    served = out["tracker"]["mixed"]["requests"]
+    if storage_pids and served:
+        out["tracker"]["mixed"]["storage_cpu_us_per_request"] = {
+            role: round(seconds / served * 1e6, 1) for role, seconds in storage_cpu.items()
+        }
     out["rounds"] = rounds
     return out
 
@@ -641,10 +740,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--storage",
         default="memory",
-        help="the tracker's --storage: memory, or a redis:// URL whose database is emptied first",
+        help="the tracker's --storage: memory, a redis:// URL whose database is emptied first, "
+        "a redis+cluster:// URL whose primaries are emptied first, or cluster[?shards=N]: a "
+        "Redis Cluster of 3 primaries and 3 replicas started for the run",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="the tracker's --workers (needs --storage redis://)"
+        "--workers", type=int, default=1, help="the tracker's --workers (needs a Redis --storage)"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
@@ -677,34 +778,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             "round_s": args.duration / args.rounds,
             "warmup_s": args.warmup,
             "encoding": args.encoding,
-            "storage": "redis" if args.storage != "memory" else "memory",
+            "storage": (
+                "memory"
+                if args.storage == "memory"
+                else "redis-cluster"
+                if "cluster" in args.storage
+                else "redis"
+            ),
+            "storage_url": args.storage,
             "tracker_workers": args.workers,
             "mix": "40% STAT_REPORT (256-chunk content map), 40% FIND, 20% churn "
             "(CONNECT + JOIN + DISCONNECT of a fresh peer)",
         },
     }
 
-    if args.storage != "memory":
-        _empty_redis(args.storage)
-    tracker_proc, tracker_url = _start(tracker_args(args.storage, args.workers))
-    try:
-        bare_proc, bare_url = _start(bare_args(encoding))
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                report.update(
-                    runner.run(
-                        _run_interleaved(
-                            (tracker_url, tracker_proc.pid),
-                            (bare_url, bare_proc.pid),
-                            work,
-                            args,
-                        )
-                    )
-                )
-        finally:
-            _stop(bare_proc)
-    finally:
-        _stop(tracker_proc)
+    with _storage(args.storage) as storage:
+        _run(report, storage, work, args, encoding)
+    if "storage_cpu_seconds" in report:
+        tracker = report["tracker"]
+        served = sum(tracker[phase]["requests"] for phase in ("setup", "warmup", "mixed")
+                     if phase in tracker)  # fmt: skip
+        report["storage_cpu_us_per_tracker_request"] = round(
+            report["storage_cpu_seconds"] / served * 1e6, 1
+        )
 
     ratios = sorted(r["ratio"] for r in report["rounds"] if r["ratio"] is not None)
     cpu_ratios = sorted(r["cpu_ratio"] for r in report["rounds"])
@@ -733,6 +829,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.write_text(text + "\n")
     errors = report["tracker"]["setup"]["errors"] + report["tracker"]["mixed"]["errors"]
     return 1 if errors else 0
+
+
+def _run(
+    report: dict[str, Any],
+    storage: str,
+    work: Workload,
+    args: argparse.Namespace,
+    encoding: Encoding,
+) -> None:
+    """Start the tracker on ``storage`` and the bare endpoint, run the rounds into ``report``
+    (with the Redis servers' CPU over the run when the storage is Redis)."""
+    pids: list[int] = []
+    if storage != "memory":
+        _empty_redis(storage)
+        args.storage_pids = _storage_pids(storage)
+        pids = args.storage_pids["all"]
+    storage_cpu = _pids_cpu_seconds(pids)
+    tracker_proc, tracker_url = _start(tracker_args(storage, args.workers))
+    try:
+        bare_proc, bare_url = _start(bare_args(encoding))
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                report.update(
+                    runner.run(
+                        _run_interleaved(
+                            (tracker_url, tracker_proc.pid),
+                            (bare_url, bare_proc.pid),
+                            work,
+                            args,
+                        )
+                    )
+                )
+        finally:
+            _stop(bare_proc)
+    finally:
+        _stop(tracker_proc)
+
+    if pids:
+        report["storage_cpu_seconds"] = round(_pids_cpu_seconds(pids) - storage_cpu, 3)
+        report["storage_processes"] = len(pids)
 
 
 def bare_body(encoding: Encoding) -> bytes:

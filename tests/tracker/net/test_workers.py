@@ -64,3 +64,14 @@ def test_a_taken_port_is_refused_after_the_storage_check(redis_url: str) -> None
         port = busy.getsockname()[1]
         with pytest.raises(OSError):
             run_tracker_workers("127.0.0.1", port, TrackerConfig(), redis_url, workers=2)
+
+
+def test_a_cluster_is_a_shared_storage_checked_before_the_port_is_bound() -> None:
+    # Accepted as shared (not the ValueError above), then checked: no node answers here.
+    nodes = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(ServiceUnavailable, match="storage unavailable"):
+            run_tracker_workers(
+                "127.0.0.1", port, TrackerConfig(), f"redis+cluster://{nodes}", workers=2
+            )

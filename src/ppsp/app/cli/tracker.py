@@ -64,7 +64,8 @@ import click
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Processes serving the port together (more than 1 needs a redis:// --storage).",
+    help="Processes serving the port together (more than 1 needs a redis:// or "
+    "redis+cluster:// --storage: the state and the request rates are shared there).",
 )
 @click.option(
     "--stop-grace",
@@ -181,7 +182,8 @@ def tracker(
     trust["proxy_header"] = "Forwarded" if proxy_header.lower() == "forwarded" else proxy_header
     if workers > 1 and storage == "memory":
         raise click.BadParameter(
-            "several workers share their state only through Redis: give a redis:// --storage",
+            "several workers share their state only through Redis: give a redis:// or "
+            "redis+cluster:// --storage",
             param_hint="--workers",
         )
     for hint, seconds in (("--init-timeout", init_timeout), ("--track-timeout", track_timeout)):

@@ -36,9 +36,9 @@ from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.net.dashboard import DASHBOARD_APP_KEY, Dashboard
 from ppsp.tracker.net.guard import SharedRates
 from ppsp.tracker.net.handler import TRACKER_APP_KEY, AppKey, TrackerHandler
-from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.net.settings import ServerSettings, config_limits
 from ppsp.tracker.net.upkeep import Clock, Expirer, clock_for, make_storage
+from ppsp.tracker.storage import MemoryStorage
 
 __all__ = [
     "STOP_GRACE",
@@ -119,9 +119,9 @@ def create_app(
 
     ``clock`` gives the ``now`` passed to the core; ``run_expiry`` starts the background task that
     expires peers at their deadlines (tests that drive :class:`Expirer` themselves turn it off).
-    ``shared_rates``, a Redis URL, shares the per-host request rates with the other trackers on
-    that Redis (:class:`~ppsp.tracker.net.guard.SharedRates`).  The connection bounds and timeouts
-    apply where the application is served (:func:`serve_app`).
+    ``shared_rates``, a Redis or Redis Cluster URL, shares the per-host request rates with the
+    other trackers on that store (:class:`~ppsp.tracker.net.guard.SharedRates`).  The
+    connection bounds and timeouts apply where the application is served (:func:`serve_app`).
     """
     settings = settings or ServerSettings()
     state = TrackerHandler(tracker, clock, settings)
@@ -270,7 +270,7 @@ async def running_tracker(
             await storage.close()
             raise
     tracker = Tracker(storage, config)
-    shared = storage_url if isinstance(storage, RedisStorage) else None
+    shared = None if isinstance(storage, MemoryStorage) else storage_url  # Redis, a cluster
     app = create_app(tracker, clock=clock_for(storage_url), settings=settings, shared_rates=shared)
     try:
         async with serve_app(

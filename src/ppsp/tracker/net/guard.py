@@ -16,8 +16,8 @@ take, with the numbers of :class:`~ppsp.tracker.limits.Limits`:
   between requests; it tells the guard, which counts (and, for heads, warns).
 - **Request rates.** :class:`HostRates` keeps a token bucket per host
   (``requests_per_second_per_host``, ``request_burst_per_host``); a request finding it empty
-  is answered 503 with ``Retry-After`` by the server.  Several processes on one Redis share
-  the buckets through :class:`SharedRates` (below).
+  is answered 503 with ``Retry-After`` by the server.  Several processes on one Redis (or one
+  Redis Cluster) share the buckets through :class:`SharedRates` (below).
 
 ``Limits.per_host`` False turns the per-host bounds off; the total, the timeouts stay.  Every
 refusal is logged as one warning line per host and minute at most, never a traceback, and
@@ -32,6 +32,9 @@ bucket in Redis (one script call for every host that sent requests) and takes th
 balance as its own.  Tokens are thus conserved across processes: over any period longer than
 an interval, one host gets the configured rate and burst in all; within one interval, N
 processes may each admit up to the balance they last saw (at most N times the burst at once).
+On a Redis Cluster a script reaches one slot only: the buckets are spread over rate shards
+(``{r:K}``, K the CRC-32 of the host modulo the URL's ``shards``), one script call per shard
+that has hosts, the calls of one exchange sent together (one wait).
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import math
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -208,42 +213,191 @@ class HostRates:
 
 
 # The shared buckets: one hash per host, ``t`` tokens and ``at`` the Redis time they were
-# counted at.  ARGV: rate, burst, then one count per key.  Returns each key's balance (a string:
-# Lua numbers become integers on the way out).  Redis's own clock is used, so that trackers on
-# several machines agree.
-_SYNC_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local out = {}
-for i, key in ipairs(KEYS) do
+# counted at.  ``take`` refills a bucket, subtracts what a process admitted, and returns the
+# balance (a string: Lua numbers become integers on the way out).  Redis's own clock is used,
+# so that trackers on several machines agree (on a cluster, the clock of the node holding the
+# bucket: one bucket is on one node).
+_TAKE = """
+local function take(key, rate, burst, now, count)
   local held = redis.call('HMGET', key, 't', 'at')
   local tokens = tonumber(held[1]) or burst
   local at = tonumber(held[2]) or now
   if now > at then
     tokens = math.min(burst, tokens + (now - at) * rate)
   end
-  tokens = tokens - tonumber(ARGV[i + 2])
+  tokens = tokens - count
   redis.call('HSET', key, 't', tostring(tokens), 'at', tostring(now))
   redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
-  out[i] = tostring(tokens)
+  return tostring(tokens)
+end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+"""
+
+# One Redis: KEYS, one per host; ARGV: rate, burst, then one count per key.
+_SYNC_SCRIPT = (
+    _TAKE
+    + """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = take(key, rate, burst, now, tonumber(ARGV[i + 2]))
 end
 return out
 """
+)
+
+# A Redis Cluster shard: KEYS[1] and ARGV[1] the shard's key prefix (``...{r:K}``, one slot),
+# then rate, burst, and host, count pairs; a host's key is the prefix and the host, in the
+# shard's slot (the hash tag is the prefix's, the first one).
+_CLUSTER_SYNC_SCRIPT = (
+    _TAKE
+    + """
+local prefix = ARGV[1]
+local rate = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 2 do
+  out[#out + 1] = take(prefix .. ARGV[i], rate, burst, now, tonumber(ARGV[i + 1]))
+end
+return out
+"""
+)
 
 _SYNC_BATCH = 1000
 """Hosts per script call (a flood from many hosts is shared in several calls)."""
 
 
+class _RateStore:
+    """Where the shared buckets are: :meth:`exchange` sends counts, answers balances."""
+
+    async def exchange(
+        self, admitted: dict[str, int], rate: float, burst: float
+    ) -> tuple[dict[str, str], Exception | None]:
+        """Each host's count subtracted from its shared bucket: the balances that came back,
+        and the first failure (the hosts of a failed call have no balance)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the connections."""
+
+
+class _OneRedis(_RateStore):
+    """The buckets on one Redis (``redis://``): one script call per :data:`_SYNC_BATCH` hosts,
+    every key declared."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.prefix = prefix
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_connect_timeout=5.0, socket_timeout=5.0
+        )
+        self._script: Any = self._redis.register_script(_SYNC_SCRIPT)
+
+    async def exchange(
+        self, admitted: dict[str, int], rate: float, burst: float
+    ) -> tuple[dict[str, str], Exception | None]:
+        """See :meth:`_RateStore.exchange` (the calls one after the other; the first failure
+        ends the exchange)."""
+        balances: dict[str, str] = {}
+        hosts = list(admitted)
+        for start in range(0, len(hosts), _SYNC_BATCH):
+            batch = hosts[start : start + _SYNC_BATCH]
+            keys = [self.prefix + host for host in batch]
+            try:
+                answer = await self._script(
+                    keys=keys, args=[rate, burst, *(admitted[h] for h in batch)]
+                )
+            except Exception as exc:  # any failure of the store
+                return balances, exc
+            balances.update(zip(batch, (_text(b) for b in answer), strict=True))
+        return balances, None
+
+    async def close(self) -> None:
+        """Close the connection."""
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+
+class _Cluster(_RateStore):
+    """The buckets on a Redis Cluster (``redis+cluster://``): a host's bucket is in rate shard
+    ``{r:K}``, K the CRC-32 of the host modulo the URL's ``shards`` (as the storage's peers and
+    swarms), so the buckets spread over the primaries and one script call per shard (and
+    :data:`_SYNC_BATCH` hosts) updates every host of the shard.  The calls of one exchange
+    are sent together, one pipelined connection per primary
+    (:class:`~ppsp.tracker.net.redis_cluster_link.ClusterLink`), and awaited together."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        from ppsp.tracker.net.redis_cluster_link import ClusterLink, parse_cluster_url, slot_of
+
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the key prefix may not hold { or }")
+        parsed = parse_cluster_url(url)
+        self.shards = parsed.shards
+        self.prefixes = [f"{prefix}{{r:{k}}}" for k in range(self.shards)]
+        self.slots = [slot_of(p) for p in self.prefixes]
+        self._sha = hashlib.sha1(_CLUSTER_SYNC_SCRIPT.encode()).hexdigest()
+        self._link = ClusterLink(parsed, connect_timeout=5.0, command_timeout=5.0)
+
+    def shard(self, host: str) -> int:
+        """The rate shard of ``host``."""
+        return zlib.crc32(host.encode()) % self.shards
+
+    async def exchange(
+        self, admitted: dict[str, int], rate: float, burst: float
+    ) -> tuple[dict[str, str], Exception | None]:
+        """See :meth:`_RateStore.exchange` (every call sent at once; a failed call, a node
+        lost, leaves the other shards' balances)."""
+        from ppsp.tracker.net.redis_cluster_link import Command
+
+        by_shard: dict[int, list[str]] = {}
+        for host in admitted:
+            by_shard.setdefault(self.shard(host), []).append(host)
+        calls: list[tuple[list[str], Command]] = []
+        for k, hosts in by_shard.items():
+            for start in range(0, len(hosts), _SYNC_BATCH):
+                batch = hosts[start : start + _SYNC_BATCH]
+                args = [self._sha, self.prefixes[k], repr(rate), repr(burst)]
+                args += [x for h in batch for x in (h, str(admitted[h]))]
+                calls.append((batch, Command(self.slots[k], tuple(args), _CLUSTER_SYNC_SCRIPT)))
+        # One batch per call, gathered: written together all the same (one pipelined
+        # connection per primary), and a failed call does not lose the others' answers.
+        answers = await asyncio.gather(
+            *(self._link.batch([command]) for _, command in calls), return_exceptions=True
+        )
+        balances: dict[str, str] = {}
+        failure: Exception | None = None
+        for (batch, _), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):
+                    raise answer
+                failure = failure or answer
+                continue
+            balances.update(zip(batch, (_text(b) for b in answer[0]), strict=True))
+        return balances, failure
+
+    async def close(self) -> None:
+        """Close the connections."""
+        with contextlib.suppress(Exception):
+            await self._link.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class SharedRates:
-    """Shares a process's :class:`HostRates` with the other processes on one Redis.
+    """Shares a process's :class:`HostRates` with the other processes on one Redis or one
+    Redis Cluster (``url``: a ``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://``
+    URL, the storage's).
 
     Every :data:`SYNC_INTERVAL` seconds, the hosts that sent requests since the last exchange
     are sent with their counts; the answer is each host's balance in the shared bucket, which
     becomes the local bucket's (less what was admitted meanwhile).  When Redis does not answer
     the process goes on alone, with its own buckets (one warning; the storage's own failure is
-    reported by the requests).
+    reported by the requests).  A malformed URL raises ValueError.
     """
 
     def __init__(
@@ -255,16 +409,15 @@ class SharedRates:
         clock: Callable[[], float] = time.monotonic,
         interval: float = SYNC_INTERVAL,
     ) -> None:
-        import redis.asyncio as aioredis
+        from ppsp.tracker.net.redis_cluster_link import SCHEMES
 
         self.rates = rates
         self.prefix = prefix
         self.interval = interval
         self._clock = clock
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_connect_timeout=5.0, socket_timeout=5.0
+        self._store: _RateStore = (
+            _Cluster(url, prefix) if url.startswith(SCHEMES) else _OneRedis(url, prefix)
         )
-        self._script: Any = self._redis.register_script(_SYNC_SCRIPT)
         self._failing = False
         rates.sharing = True
 
@@ -273,27 +426,21 @@ class SharedRates:
         admitted = self.rates.take_admitted()
         if not admitted:
             return
-        hosts = list(admitted)
-        for start in range(0, len(hosts), _SYNC_BATCH):
-            batch = hosts[start : start + _SYNC_BATCH]
-            keys = [self.prefix + host for host in batch]
-            args = [self.rates.rate, self.rates.burst, *(admitted[h] for h in batch)]
-            try:
-                balances = await self._script(keys=keys, args=args)
-            except Exception as exc:  # any failure of the store: go on with local buckets
-                if not self._failing:
-                    log.warning("request rates are not shared for now: %s", exc)
-                    self._failing = True
-                return
-            if self._failing:
-                log.warning("request rates are shared again")
-                self._failing = False
-            now = self._clock()
-            since = self.rates.admitted  # admitted while the script ran: not in the balance
-            for host, balance in zip(batch, balances, strict=True):
-                value = float(balance)
-                if math.isfinite(value):
-                    self.rates.set_balance(host, value - since.get(host, 0), now)
+        rates = self.rates
+        balances, failure = await self._store.exchange(admitted, rates.rate, rates.burst)
+        if failure is not None:  # any failure of the store: go on with local buckets
+            if not self._failing:
+                log.warning("request rates are not shared for now: %s", failure)
+                self._failing = True
+        elif self._failing:
+            log.warning("request rates are shared again")
+            self._failing = False
+        now = self._clock()
+        since = rates.admitted  # admitted while the scripts ran: not in the balances
+        for host, balance in balances.items():
+            value = float(balance)
+            if math.isfinite(value):
+                rates.set_balance(host, value - since.get(host, 0), now)
 
     async def run(self) -> None:
         """Exchange counts every interval until cancelled."""
@@ -303,8 +450,7 @@ class SharedRates:
 
     async def close(self) -> None:
         """Close the connection to Redis."""
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        await self._store.close()
 
 
 class _Counted:

@@ -1,4 +1,4 @@
-"""Several tracker processes on one listening socket, sharing one Redis storage.
+"""Several tracker processes on one listening socket, sharing one Redis or Redis Cluster.
 
 The parent binds the socket, forks ``workers`` processes before any event loop exists (each
 runs :func:`~ppsp.tracker.net.server.serve_tracker` on the inherited socket, and the kernel hands
@@ -13,11 +13,14 @@ each new connection to one of them), then supervises them:
 * a parent killed outright takes its workers with it (Linux: they ask for SIGTERM when their
   parent dies), so that no worker serves unsupervised.
 
-All state lives in the storage, so it must be shared: Redis (several trackers on one Redis is
-what the Redis backend is built for, see :mod:`ppsp.tracker.net.redis_storage`).  The parent checks
-the storage before it binds the socket, so a tracker whose Redis cannot be used never starts
-(workers started again later do not check: they answer 503 until Redis is back).  Each worker
-runs its own expiry task; the storage's scripts make a peer's expiry happen once.
+All state lives in the storage, so it must be shared: one Redis (several trackers on one Redis
+is what the Redis backend is built for, see :mod:`ppsp.tracker.net.redis_storage`) or a Redis
+Cluster (:mod:`ppsp.tracker.net.redis_cluster`; each worker keeps its own connection to every
+primary).  The per-host request rates are shared through the same store
+(:class:`~ppsp.tracker.net.guard.SharedRates`).  The parent checks the storage before it binds
+the socket, so a tracker whose Redis cannot be used never starts (workers started again later do
+not check: they answer 503 until Redis is back).  Each worker runs its own expiry task; the
+storage's scripts make a peer's expiry happen once.
 
 ``/metrics`` is the same whichever worker answers: each worker writes its counters to its own
 file in a directory the parent creates and removes (the files of replaced workers stay, so the
@@ -45,6 +48,7 @@ from types import FrameType
 
 from ppsp.process.lifetime import stop_with_parent
 from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.net.redis_cluster_link import SCHEMES as CLUSTER_SCHEMES
 from ppsp.tracker.net.server import (
     ServerSettings,
     runner_for_tracker,
@@ -52,9 +56,12 @@ from ppsp.tracker.net.server import (
     verify_storage,
 )
 
-__all__ = ["listening_socket", "run_tracker_workers", "socket_url"]
+__all__ = ["SHARED_SCHEMES", "listening_socket", "run_tracker_workers", "socket_url"]
 
 log = logging.getLogger(__name__)
+
+SHARED_SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)
+"""The schemes of the storage URLs several workers can share: one Redis, or a Redis Cluster."""
 
 BACKLOG = 1024
 """Connections the listening socket queues for the workers to accept."""
@@ -100,7 +107,8 @@ def run_tracker_workers(
     the request rates shared through Redis (:mod:`ppsp.tracker.net.guard`).
 
     Raises ValueError for fewer than two workers or a storage that is not shared (only a
-    ``redis://``, ``rediss://`` or ``unix://`` URL is) or malformed,
+    ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://`` or ``rediss+cluster://``
+    URL is) or malformed,
     :class:`~ppsp.errors.KeyFileError` (a ValueError) for a TLS or auth key file that cannot
     be used,
     :class:`~ppsp.errors.ServiceUnavailable` when the storage cannot be used, and OSError when
@@ -110,8 +118,11 @@ def run_tracker_workers(
     """
     if workers < 2:
         raise ValueError("several workers need workers >= 2")
-    if not storage_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("several workers share their state only through Redis: use --storage")
+    if not storage_url.startswith(SHARED_SCHEMES):
+        raise ValueError(
+            "several workers share their state only through Redis: use a redis:// or "
+            "redis+cluster:// --storage"
+        )
     # Key files are read once, here, so that a bad one is one error before anything starts,
     # and every worker serves with the same TLS context and public key.
     settings = dataclasses.replace((settings or ServerSettings()).loaded(), processes=workers)
