@@ -2,9 +2,9 @@
 
 Real processes on distinct loopback addresses: a tracker, ``ppsp seed --ppspp-port 0`` (which
 offers PPSPP beside HTTP in TRANSPORT_NEGOTIATION), and ``ppsp get --transport ppspp``, which
-asks for PPSPP only: its chunks come over UDP channels, each verified up to the
-representation's Merkle root.  The content is cut in 32 KiB chunks (a chunk travels in one
-datagram; the default 256 KiB would not).
+asks for PPSPP only: its chunks come over UDP channels, each assembled from the small PPSPP
+chunks covering it, verified up to the root the seeder offers, then against the description.
+The content is cut in the default 256 KiB chunks (which no datagram holds).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from e2e.swarm_helpers import Peer, Swarm, chunk_count, content, finish
+from ppsp.peer.net.ppspp_transport import PPSPP_CHUNK_SIZE
 
-CHUNK = 32768
 SIZE = 3 << 20
 OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp (\S+):(\d+)")
 
@@ -27,11 +27,12 @@ OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp (\S+):(\d+)")
 async def _seed(swarm: Swarm, source: Path, host: str, report: Path, *args: str) -> Peer:
     """A seeder serving PPSPP beside HTTP on ``host``, once it offers PPSPP."""
     seeder, _ = await swarm.seed(
-        source, "--host", host, "--ppspp-port", "0", "--chunk-size", str(CHUNK),
-        "--report", str(report), *args, name=f"seeder {host}",
+        source, "--host", host, "--ppspp-port", "0", "--report", str(report), *args,
+        name=f"seeder {host}",
     )  # fmt: skip
     match = await seeder.wait_line(OFFERING)
     assert match.group(1) == host, seeder.output()
+    assert f"{PPSPP_CHUNK_SIZE}-byte chunks" in match.string, seeder.output()
     return seeder
 
 
@@ -75,9 +76,9 @@ async def test_a_download_over_ppspp_only(tmp_path: Path) -> None:
     assert session["received_from"][seeder_id] == SIZE
     plain_peers = _session(tmp_path / "plain.json")["peers"]
     assert plain_peers[seeder_id]["transport"] == "HTTP"
-    # The seeder's PPSPP engine sent every chunk (again only for DATA lost on the way).
+    # The seeder's PPSPP engine sent every PPSPP chunk (again only for DATA lost on the way).
     stats = json.loads(seed_report.read_text())["ppspp"]
-    assert stats["data_sent"] >= chunk_count(data, CHUNK), stats
+    assert stats["data_sent"] >= chunk_count(data, PPSPP_CHUNK_SIZE), stats
     assert stats["channels_opened"] >= 1
     assert json.loads(seed_report.read_text())["sessions"][0]["uploaded_bytes"] == SIZE  # plain
 
@@ -103,10 +104,13 @@ async def test_a_peer_sending_corrupt_data_over_ppspp_is_banned(tmp_path: Path) 
     session = _session(get_report)
     peers = session["peers"]
     assert len(peers) == 2 and all(peer["transport"] == "PPSPP" for peer in peers.values())
-    # The liar was asked (two seeders, 96 chunks), its first chunk failed verification up to
-    # the root, it was banned and nothing of it was kept.
+    # The liar was asked (two seeders, 12 chunks); its PPSPP chunks verified against the root
+    # it offered (computed over its damaged bytes), but its first chunk did not match the
+    # description's hash: it was banned and nothing of it was kept.
     liar_stats = json.loads(liar_report.read_text())["ppspp"]
     assert liar_stats["data_sent"] >= 1, liar_stats
+    # Its PPSPP chunks verified up to its root (the client acknowledges only those).
+    assert liar_stats["data_acked"] >= 1, liar_stats
     (liar_id,) = [peer_id for peer_id, peer in peers.items() if peer["banned"]]
     assert session["received_from"][liar_id] == 0
     assert any("corrupt chunk" in line for line in getter.stderr), getter.output()

@@ -161,14 +161,69 @@ def test_lost_datagrams_both_ways_are_made_good() -> None:
     assert b"".join(pair.verified()[i] for i in range(content.chunk_count)) == data
 
 
-def test_256_kib_chunks_do_not_fit_a_datagram() -> None:
-    # A description's default chunk (256 KiB) cannot travel in one UDP datagram: PPSPP is not
-    # offered for it (ppspp_transport.fits_datagram); 32 KiB chunks do fit.
-    from ppsp.peer.net.ppspp_transport import fits_datagram
+def test_many_chunks_asked_at_once_go_in_one_request() -> None:
+    # A description chunk is fetched as the run of PPSPP chunks covering it: one REQUEST.
+    data, content = content_of(64 * 1024, 1024)
+    client = client_for(content)
+    pair = Pair(content, client)
+    pair.run(lambda: client.state is ChannelState.OPEN)
+    client.request_many(range(8, 40), pair.now)
+    (datagram,) = client.datagrams_to_send()
+    parameters = ChannelParameters(
+        chunk_addressing=ChunkAddressing.CHUNK_RANGE_32, merkle_hash=SHA256, chunk_size=1024
+    )
+    (request,) = decode_datagram(datagram, parameters).messages
+    assert request.chunk == ChunkRange(start=8, end=39)  # type: ignore[attr-defined]
+    pair.seeder.datagram_received(datagram, ADDRESS, pair.now)
+    pair.run(lambda: len(pair.results) == 32)
+    assert b"".join(pair.verified()[i] for i in range(8, 40)) == data[8 * 1024 : 40 * 1024]
+    with pytest.raises(ValueError):
+        client.request_many([3, content.chunk_count], pair.now)
+    assert 3 not in client.wanted  # nothing asked for when one is outside
+
+
+def test_256_kib_chunks_do_not_fit_a_datagram_the_ppspp_chunks_do() -> None:
+    # A description's default chunk (256 KiB) cannot travel in one UDP datagram: it is
+    # carried as PPSPP chunks of PPSPP_CHUNK_SIZE; smaller description chunks as they are.
+    from ppsp.peer.net.ppspp_transport import PPSPP_CHUNK_SIZE, fits_datagram, ppspp_chunk_size
 
     assert not fits_datagram(256 * 1024)
-    assert fits_datagram(32 * 1024)
+    assert fits_datagram(PPSPP_CHUNK_SIZE) and fits_datagram(32 * 1024)
     assert not fits_datagram(MAX_DATAGRAM_BYTES)
+    assert ppspp_chunk_size(256 * 1024) == PPSPP_CHUNK_SIZE
+    assert ppspp_chunk_size(1000) == 1000
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk", "sub"),
+    [
+        (5 * 262144 + 1000, 262144, 8192),  # the defaults; a short last chunk
+        (10 * 10000 + 1, 10000, 4096),  # not a multiple: PPSPP chunks shared by two
+        (3 * 1000, 1000, 8192),  # a PPSPP chunk larger than a description chunk
+        (4 * 8192, 8192, 8192),  # the same size: one to one
+    ],
+)
+def test_description_chunks_map_onto_ppspp_chunks(size: int, chunk: int, sub: int) -> None:
+    from ppsp.peer.net.ppspp_transport import chunk_pieces, covering_chunks
+
+    data = random.Random(size).randbytes(size)
+    ppspp = [data[j : j + sub] for j in range(0, size, sub)]
+    count = -(-size // chunk)
+    seen: set[int] = set()
+    for index in range(count):
+        offset, length = index * chunk, min(chunk, size - index * chunk)
+        numbers = covering_chunks(offset, length, sub)
+        assert numbers.start * sub <= offset < (numbers.start + 1) * sub
+        assert numbers[-1] * sub <= offset + length - 1 < (numbers[-1] + 1) * sub
+        assert numbers[-1] < len(ppspp)
+        pieces = chunk_pieces(offset, length, sub, [ppspp[j] for j in numbers])
+        assert b"".join(pieces) == data[offset : offset + length]
+        seen.update(numbers)
+    assert seen == set(range(len(ppspp)))  # every PPSPP chunk, none past the end
+    # The first and the last description chunk, by hand for the defaults.
+    if chunk == 262144:
+        assert covering_chunks(0, chunk, sub) == range(0, 32)
+        assert covering_chunks(5 * chunk, 1000, sub) == range(160, 161)
 
 
 def _corrupt_data(datagram: bytes) -> bytes:

@@ -1,11 +1,13 @@
 """The PPSPP chunk transport (``peer/net/ppspp_transport.py``) on real UDP sockets, in-process.
 
-A seeded store's representation is served by our seeder on a loopback socket (as ``ppsp seed
---ppspp-port`` does); a :class:`PpsppChunkTransport` fetches chunks of it into another store
-over one channel, verified up to the representation's ``merkle_root``.  A lying seeder's chunk
-raises IntegrityError, nobody on the port a transfer error, a cancelled fetch cancels the
-request; a node offers PPSPP only for swarms it serves over it, and uses the transport only
-when asked.
+A seeded store's representation is served by our seeder on a loopback socket as an RFC 7574
+content of small chunks (as ``ppsp seed --ppspp-port`` does); a :class:`PpsppChunkTransport`
+fetches description chunks of it into another store over one channel, each assembled from the
+PPSPP chunks covering it, verified up to the offered root and then against the description.
+A seeder whose PPSPP chunks do not verify, or verify against its own root but differ from the
+description, raises IntegrityError; nobody on the port is a transfer error, a cancelled fetch
+cancels its requests; a node offers PPSPP only for swarms it serves over it, and uses the
+transport only when asked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_transport import (
     PpsppChunkTransport,
+    PpsppOffer,
     parse_ppspp_uri,
     ppspp_uri,
     representation_content,
@@ -31,11 +34,14 @@ from ppsp.peer.net.ppspp_transport import (
 from ppsp.peer.net.ppspp_udp import PpsppSeederServer, serve
 from ppsp.peer.net.session import RemotePeer, SwarmSession
 from ppsp.peer.net.transport import PPSPP, TRANSFER_ERRORS, choose_offer
+from ppsp.peer.ppspp import SeededContent
 from ppsp.peer.ppspp.client import ClientConfig
+from ppsp.peer.ppspp.content import BytesChunks
 from ppsp.wire.peer import HTTP, TransportOffer
 from ppsp.wire.tracker import PeerInfo, PeerMode
 
 CHUNK = 16384
+SUB = 4096
 HOST = "127.0.0.1"
 
 
@@ -44,6 +50,11 @@ class Served:
     data: bytes
     seed: ChunkStore
     server: PpsppSeederServer
+    content: SeededContent
+
+    @property
+    def port(self) -> int:
+        return self.server.address[1]
 
 
 class _Observer:
@@ -66,13 +77,21 @@ def pool() -> Iterator[ThreadPoolExecutor]:
     executor.shutdown()
 
 
-async def _serve(tmp_path: Path, *, corrupt: bool = False, size: int = 10 * CHUNK + 99) -> Served:
+async def _serve(
+    tmp_path: Path,
+    *,
+    corrupt: bool = False,
+    size: int = 10 * CHUNK + 99,
+    chunk: int = CHUNK,
+    sub: int | None = SUB,
+) -> Served:
     data = random.Random(size).randbytes(size)
     path = tmp_path / "source.bin"
     path.write_bytes(data)
-    seed = ChunkStore.seed_file(path, chunk_size=CHUNK)
-    server = await serve([representation_content(seed, corrupt=corrupt)], HOST, 0)
-    return Served(data, seed, server)
+    seed = ChunkStore.seed_file(path, chunk_size=chunk)
+    content = representation_content(seed, chunk_size=sub, corrupt=corrupt)
+    server = await serve([content], HOST, 0)
+    return Served(data, seed, server, content)
 
 
 @pytest.fixture
@@ -83,60 +102,141 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     result.seed.close()
 
 
-def _remote(port: int) -> RemotePeer:
+def _remote(port: int, content: SeededContent) -> RemotePeer:
     return RemotePeer(
         peer_id="seeder",
         info=PeerInfo(peer_id="seeder"),
         base_url="http://127.0.0.1:9",
-        offer=TransportOffer(type=PPSPP, uri=ppspp_uri(HOST, port)),
+        offer=TransportOffer(
+            type=PPSPP, uri=ppspp_uri(HOST, port, content.swarm_id, content.chunk_size)
+        ),
     )
 
 
 def test_uris() -> None:
-    assert ppspp_uri("::1", 7000) == "ppspp://[::1]:7000"
-    assert parse_ppspp_uri("ppspp://[::1]:7000") == ("::1", 7000)
-    assert parse_ppspp_uri("PPSPP://10.0.0.1:1/") == ("10.0.0.1", 1)
-    for bad in ("http://h:1", "ppspp://h", "ppspp://h:0", "ppspp://h:1/x", "ppspp://u@h:1"):
+    root = bytes(range(32))
+    uri = ppspp_uri("::1", 7000, root, 8192)
+    assert uri == f"ppspp://[::1]:7000/{root.hex()}?chunk=8192"
+    assert parse_ppspp_uri(uri) == PpsppOffer("::1", 7000, root, 8192)
+    assert parse_ppspp_uri(f"PPSPP://10.0.0.1:1/{root.hex().upper()}?chunk=1") == PpsppOffer(
+        "10.0.0.1", 1, root, 1
+    )
+    path = f"/{root.hex()}"
+    for bad in (
+        "http://h:1" + path + "?chunk=1",
+        "ppspp://h" + path + "?chunk=1",
+        "ppspp://h:0" + path + "?chunk=1",
+        "ppspp://u@h:1" + path + "?chunk=1",
+        "ppspp://h:1",  # no content named
+        "ppspp://h:1" + path,
+        "ppspp://h:1" + path[:-2] + "?chunk=1",  # not a SHA-256 root
+        "ppspp://h:1/" + "zz" * 32 + "?chunk=1",
+        "ppspp://h:1" + path + "?chunk=0",
+        "ppspp://h:1" + path + "?chunk=65536",  # does not fit a datagram
+        "ppspp://h:1" + path + "?chunk=1&x=2",
+        "ppspp://h:1" + path + "?chunk=1#f",
+    ):
         with pytest.raises(ValueError):
             parse_ppspp_uri(bad)
 
 
+@pytest.mark.parametrize(
+    ("chunk", "sub"),
+    # Chunks not a multiple of the PPSPP chunk size; description chunks of the default PPSPP
+    # chunk size (None), which are served as they are.
+    [(CHUNK, SUB), (10000, 4096), (8192, None)],
+)
 async def test_chunks_come_verified_into_the_store(
-    tmp_path: Path, served: Served, pool: ThreadPoolExecutor
+    tmp_path: Path, pool: ThreadPoolExecutor, chunk: int, sub: int | None
 ) -> None:
+    served = await _serve(tmp_path, chunk=chunk, sub=sub)
     description = served.seed.description
+    if sub is None:
+        assert served.content.swarm_id == description.merkle_root
     assert served.server.seeder.channels == ()
     with ChunkStore.create(description, tmp_path / "out") as store:
         transport = PpsppChunkTransport(store=store, store_pool=pool, local_address=HOST)
-        remote = _remote(served.server.address[1])
+        remote = _remote(served.port, served.content)
         count = description.chunk_count
         order = random.Random(1).sample(range(count), count)
         observers = [_Observer() for _ in order]
+        # All at once: with 10000-byte chunks, neighbours share a PPSPP chunk.
         sizes = await asyncio.gather(
             *(transport.fetch(remote, i, o) for i, o in zip(order, observers, strict=True))
         )
         assert sum(sizes) == len(served.data)
-        assert all(o.delivered_bytes == o.counts[-1] for o in observers)
+        assert all(o.delivered_bytes == sum(o.counts) for o in observers)
         assert len(served.server.seeder.channels) == 1  # one channel, kept for the session
         transport.close()
         await asyncio.sleep(0.05)  # the closing handshake reaches the seeder
         assert served.server.seeder.channels == ()
+    served.server.close()
+    served.seed.close()
     assert (tmp_path / "out").read_bytes() == served.data
 
 
-async def test_a_lying_seeder_raises_integrity_error(
+async def test_ppspp_chunks_that_do_not_verify_raise_integrity_error(
     tmp_path: Path, pool: ThreadPoolExecutor
 ) -> None:
+    # The offered root is that of the true bytes; the seeder sends others.
+    honest = await _serve(tmp_path)
+    honest.server.close()
+    content = honest.content
+    damaged = bytes(b ^ 1 for b in honest.data)
+    liar = SeededContent(
+        size=content.size,
+        leaf_hashes=[content.hash_of(2 * j) for j in range(content.chunk_count)],
+        reader=BytesChunks(damaged, SUB),
+        chunk_size=SUB,
+        merkle_hash=content.merkle_hash,
+    )
+    server = await serve([liar], HOST, 0)
+    try:
+        with ChunkStore.create(honest.seed.description, tmp_path / "out") as store:
+            transport = PpsppChunkTransport(store=store, store_pool=pool)
+            remote = _remote(server.address[1], liar)
+            with pytest.raises(IntegrityError, match="does not verify against the root"):
+                await transport.fetch(remote, 3, _Observer())
+            transport.close()
+    finally:
+        server.close()
+        honest.seed.close()
+
+
+async def test_ppspp_content_other_than_the_description_raises_integrity_error(
+    tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    # --corrupt-uploads: the PPSPP content is consistent with its own root (which the seeder
+    # offers) but its bytes are not the description's: the description's hash catches it.
     liar = await _serve(tmp_path, corrupt=True)
     try:
         with ChunkStore.create(liar.seed.description, tmp_path / "out") as store:
             transport = PpsppChunkTransport(store=store, store_pool=pool)
-            with pytest.raises(IntegrityError, match="does not verify"):
-                await transport.fetch(_remote(liar.server.address[1]), 3, _Observer())
+            with pytest.raises(IntegrityError, match="does not match its hash"):
+                await transport.fetch(_remote(liar.port, liar.content), 3, _Observer())
             transport.close()
+        offset, length = liar.seed.description.chunk_range(3)
+        assert (tmp_path / "out").read_bytes()[offset : offset + length] == bytes(length)
     finally:
         liar.server.close()
         liar.seed.close()
+
+
+async def test_an_offer_of_too_small_ppspp_chunks_is_refused(
+    tmp_path: Path, served: Served, pool: ThreadPoolExecutor
+) -> None:
+    remote = _remote(served.port, served.content)
+    assert remote.offer is not None and remote.offer.uri is not None
+    tiny = TransportOffer(type=PPSPP, uri=remote.offer.uri.replace(f"chunk={SUB}", "chunk=32"))
+    with ChunkStore.create(served.seed.description, tmp_path / "out") as store:
+        transport = PpsppChunkTransport(store=store, store_pool=pool)
+        with pytest.raises(TRANSFER_ERRORS, match="too small"):
+            await transport.fetch(
+                RemotePeer(peer_id="p", info=PeerInfo(peer_id="p"), base_url="", offer=tiny),
+                0,
+                _Observer(),
+            )
+        transport.close()
 
 
 async def test_nobody_on_the_port_is_a_transfer_error(
@@ -149,7 +249,9 @@ async def test_nobody_on_the_port_is_a_transfer_error(
     with ChunkStore.create(served.seed.description, tmp_path / "out") as store:
         transport = PpsppChunkTransport(store=store, store_pool=pool, config=config)
         with pytest.raises(TRANSFER_ERRORS):
-            await asyncio.wait_for(transport.fetch(_remote(port), 0, _Observer()), 5)
+            await asyncio.wait_for(
+                transport.fetch(_remote(port, served.content), 0, _Observer()), 5
+            )
         transport.close()
 
 
@@ -159,7 +261,7 @@ async def test_cancelling_a_fetch_cancels_the_request(
     seeder = served.server.seeder
     with ChunkStore.create(served.seed.description, tmp_path / "out") as store:
         transport = PpsppChunkTransport(store=store, store_pool=pool)
-        remote = _remote(served.server.address[1])
+        remote = _remote(served.port, served.content)
         await transport.fetch(remote, 0, _Observer())  # the channel is open
         served.server._transport.pause_reading()  # type: ignore[union-attr]  # seeder deaf
         fetch = asyncio.ensure_future(transport.fetch(remote, 5, _Observer()))
@@ -174,7 +276,7 @@ async def test_cancelling_a_fetch_cancels_the_request(
         (channel,) = seeder.channels
         assert not channel.requests and not channel.flight
         client = transport._channels["seeder"].result().client
-        assert client.stats["unwanted_data"] == seeder.stats["data_sent"] - 1
+        assert client.stats["unwanted_data"] == seeder.stats["data_sent"] - CHUNK // SUB
         assert client.wanted == frozenset()
         offset, length = served.seed.description.chunk_range(5)
         assert (tmp_path / "out").read_bytes()[offset : offset + length] == bytes(length)
@@ -185,10 +287,11 @@ async def test_a_node_offers_ppspp_only_where_it_serves_it(served: Served) -> No
     node = PeerNode(tracker_url="http://127.0.0.1:9/")
     swarm_id = served.seed.description.swarm_id
     assert [offer.type for offer in node.transports(swarm_id)] == [HTTP]
-    node.offer_ppspp(swarm_id, 7000)
+    root = served.content.swarm_id
+    node.offer_ppspp(swarm_id, 7000, root, SUB)
     offers = node.transports(swarm_id)
     assert [offer.type for offer in offers] == [HTTP, PPSPP]
-    assert offers[1].uri == "ppspp://127.0.0.1:7000"
+    assert offers[1].uri == f"ppspp://127.0.0.1:7000/{root.hex()}?chunk={SUB}"
     assert [offer.type for offer in node.transports("another")] == [HTTP]
     # A download asks for what its preference names, in order.
     assert choose_offer(offers, (PPSPP, HTTP)) == offers[1]
@@ -218,7 +321,7 @@ async def test_one_socket_serves_the_libswift_content_and_the_representation(
     tmp_path: Path, pool: ThreadPoolExecutor
 ) -> None:
     # What `ppsp seed --ppspp-port` runs: the whole file for libswift (SHA-1, 1 KiB chunks) and
-    # the swarm's representation (SHA-256, the description's chunks) on one port.
+    # the swarm's representation (SHA-256, PPSPP chunks of its own) on one port.
     from ppsp.peer.net.ppspp_get import ppspp_download
     from ppsp.peer.net.ppspp_udp import seed_file
 
@@ -226,7 +329,8 @@ async def test_one_socket_serves_the_libswift_content_and_the_representation(
     path = tmp_path / "source.bin"
     path.write_bytes(data)
     seed = ChunkStore.seed_file(path, chunk_size=CHUNK)
-    seeding = await seed_file(path, HOST, 0, contents=[representation_content(seed)])
+    content = representation_content(seed)
+    seeding = await seed_file(path, HOST, 0, contents=[content])
     try:
         port = seeding.address[1]
         got = await ppspp_download(seeding.root_hash, (HOST, port), tmp_path / "libswift.bin")
@@ -234,7 +338,7 @@ async def test_one_socket_serves_the_libswift_content_and_the_representation(
         with ChunkStore.create(seed.description, tmp_path / "out") as store:
             transport = PpsppChunkTransport(store=store, store_pool=pool)
             for index in range(seed.description.chunk_count):
-                await transport.fetch(_remote(port), index, _Observer())
+                await transport.fetch(_remote(port, content), index, _Observer())
             transport.close()
         assert (tmp_path / "out").read_bytes() == data
     finally:

@@ -246,16 +246,22 @@ async def seed_main(
 
         assert session.store is not None
         try:
-            # The swarm's representation, for peers of the swarm (when its chunks fit a
-            # datagram), beside the whole file for libswift.
-            swarm_content = [representation_content(session.store, corrupt=node.corrupt_uploads)]
+            # The swarm's representation as an RFC 7574 content of small chunks (one more pass
+            # over the file, in a worker thread), beside the whole file for libswift.
+            swarm_content = [
+                await until_stopped(
+                    stop,
+                    asyncio.to_thread(
+                        representation_content, session.store, corrupt=node.corrupt_uploads
+                    ),
+                )
+            ]
+        except Interrupted:
+            await node.stop()
+            return fail("interrupted")
         except ValueError as exc:
             swarm_content = []
-            print(
-                f"PPSPP not offered to the swarm's peers: {exc} (--chunk-size 32768 or less)",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"PPSPP not offered to the swarm's peers: {exc}", file=sys.stderr, flush=True)
         try:
             ppspp = await until_stopped(
                 stop,
@@ -277,7 +283,8 @@ async def seed_main(
         print(ppspp.root_hash.hex(), flush=True)
         host, port = ppspp.address
         if swarm_content:
-            node.offer_ppspp(session.swarm_id, port)
+            served = swarm_content[0]
+            node.offer_ppspp(session.swarm_id, port, served.swarm_id, served.chunk_size)
         print(
             f"serving over PPSPP at udp {host}:{port}, root hash {ppspp.root_hash.hex()}"
             f" ({merkle_hash} Merkle tree, 1024-byte chunks)",

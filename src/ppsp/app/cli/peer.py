@@ -312,8 +312,8 @@ def _check_output(output: Path | None, force: bool) -> None:
     type=click.Choice(["http", "ppspp"], case_sensitive=False),
     multiple=True,
     help="A chunk transport to ask peers for; repeat it, most preferred first (default: "
-    "http). ppspp: RFC 7574 over UDP, from peers seeding with --ppspp-port, for content whose "
-    "chunks fit a datagram (32 KiB or less).",
+    "http). ppspp: RFC 7574 over UDP (8 KiB PPSPP chunks), from peers seeding with "
+    "--ppspp-port.",
 )
 @click.pass_context
 def get(

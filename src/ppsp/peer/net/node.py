@@ -182,8 +182,9 @@ class PeerNode:
         """The chunk transports downloads ask peers for, most preferred first."""
         self.ppspp_port: int | None = None
         """The UDP port this peer serves PPSPP on, when it does (:meth:`offer_ppspp`)."""
-        self.ppspp_swarms: set[str] = set()
-        """The swarms whose content this peer serves over PPSPP (offered beside HTTP)."""
+        self.ppspp_swarms: dict[str, tuple[bytes, int]] = {}
+        """The swarms whose content this peer serves over PPSPP (offered beside HTTP): the
+        RFC 7574 root hash and PPSPP chunk size it serves each representation with."""
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -286,19 +287,24 @@ class PeerNode:
 
     def transports(self, swarm_id: str) -> Sequence[TransportOffer]:
         """The mandatory HTTP transport, as a URL template for this swarm's chunks, and PPSPP
-        (``ppspp://HOST:PORT``, the advertised host) where this peer serves the swarm over it."""
+        (``ppspp://HOST:PORT/ROOTHASH?chunk=SIZE``, the advertised host) where this peer
+        serves the swarm over it."""
         template = f"{self.base_url}/swarm/{swarm_id}/chunk/{{representation}}/{{chunk}}"
         offers = [TransportOffer(type=HTTP, uri=template)]
-        if self.ppspp_port is not None and swarm_id in self.ppspp_swarms:
+        served = self.ppspp_swarms.get(swarm_id)
+        if self.ppspp_port is not None and served is not None:
+            from ppsp.peer.net.ppspp_transport import ppspp_uri
+
             ip, _ = self.advertised or (self.host, self.port)
-            uri = f"ppspp://{format_host(ip)}:{self.ppspp_port}"
+            uri = ppspp_uri(ip, self.ppspp_port, *served)
             offers.append(TransportOffer(type=PPSPP, uri=uri))
         return tuple(offers)
 
-    def offer_ppspp(self, swarm_id: str, port: int) -> None:
-        """Offer PPSPP for ``swarm_id``: its content is served on UDP ``port`` (by the caller)."""
+    def offer_ppspp(self, swarm_id: str, port: int, root_hash: bytes, chunk_size: int) -> None:
+        """Offer PPSPP for ``swarm_id``: its representation is served on UDP ``port`` (by the
+        caller) as the RFC 7574 content of root ``root_hash`` and ``chunk_size``-byte chunks."""
         self.ppspp_port = port
-        self.ppspp_swarms.add(swarm_id)
+        self.ppspp_swarms[swarm_id] = (root_hash, chunk_size)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -420,19 +426,18 @@ class PeerNode:
 
     def chunk_transports(self, session: SwarmSession) -> dict[str, ChunkTransport]:
         """The chunk transports of a session whose store is open, by transport type (PPSPP
-        when downloads ask for it and the content's chunks fit a datagram)."""
+        when downloads ask for it)."""
         assert session.store is not None
         transports: dict[str, ChunkTransport] = {}
         if PPSPP in self.transport_preference:
-            from ppsp.peer.net.ppspp_transport import PpsppChunkTransport, fits_datagram
+            from ppsp.peer.net.ppspp_transport import PpsppChunkTransport
 
-            if fits_datagram(session.store.description.chunk_size):
-                transports[PPSPP] = PpsppChunkTransport(
-                    store=session.store,
-                    store_pool=self._store_pool,
-                    local_address=self.chunk_client.local_address,
-                    stopping=lambda: self._stopping,
-                )
+            transports[PPSPP] = PpsppChunkTransport(
+                store=session.store,
+                store_pool=self._store_pool,
+                local_address=self.chunk_client.local_address,
+                stopping=lambda: self._stopping,
+            )
         http = HttpChunkTransport(
             http=self.http,
             threads=self.chunk_client,

@@ -1,35 +1,42 @@
 """PPSPP (RFC 7574 over UDP) as a chunk transport of swarm sessions, both ways.
 
-A representation of a swarm's content description *is* an RFC 7574 content: its chunk hashes
-are SHA-256 hashes of its chunks, its ``merkle_root`` the RFC 7574 root over them (section
-5.1), so the root names it as a PPSPP swarm (errata 4724) and verifies every chunk.
+RFC 7574 carries one chunk per DATA and one DATA per datagram (section 8.1), and a content
+description's chunks (256 KiB by default) do not fit a datagram.  So a seeder serves each
+representation over PPSPP as an RFC 7574 content of its own: the representation's bytes cut in
+small PPSPP chunks (:data:`PPSPP_CHUNK_SIZE`, or the description's chunk size when that is
+smaller), SHA-256, its own Merkle root computed when seeding.  The offer in
+TRANSPORT_NEGOTIATION names it: ``ppspp://HOST:PORT/ROOTHASH?chunk=SIZE`` (:func:`ppspp_uri`).
+Swarm IDs and descriptions do not change.
 
-* Serving: :func:`representation_content` turns a session's store into a
-  :class:`~ppsp.peer.ppspp.SeededContent` (SHA-256, the description's chunk size, chunks read
-  from the store); the peer's PPSPP socket (:mod:`ppsp.peer.net.ppspp_udp`) serves it beside
-  the libswift-compatible content, and TRANSPORT_NEGOTIATION offers ``PPSPP`` with
-  ``ppspp://HOST:PORT`` (:func:`ppspp_uri`).
+* Serving: :func:`representation_content` turns a seeded store into a
+  :class:`~ppsp.peer.ppspp.SeededContent` (one pass over the file to hash its PPSPP chunks,
+  read from the store's file at explicit offsets); the peer's PPSPP socket
+  (:mod:`ppsp.peer.net.ppspp_udp`) serves it beside the libswift-compatible content.
 * Fetching: :class:`PpsppChunkTransport` keeps one channel (one connected UDP socket and a
-  sans-I/O :class:`~ppsp.peer.ppspp.client.ChannelClient`) per remote peer for the session;
-  each fetch asks the channel for one chunk, waits for it verified up to the root, and writes
-  it to the store.
-
-RFC 7574 carries one chunk per datagram (section 8.1: there is no DATA in pieces), so only
-representations whose chunks fit one UDP datagram can travel this way (:func:`fits_datagram`:
-32 KiB chunks do, the default 256 KiB ones do not); PPSPP is not offered for the others.
+  sans-I/O :class:`~ppsp.peer.ppspp.client.ChannelClient`) per remote peer for the session,
+  on the content the peer's offer names.  A fetch of description chunk ``i`` requests the
+  PPSPP chunks covering its bytes (:func:`covering_chunks`), each verified up to the offered
+  root, assembles the chunk from them (:func:`chunk_pieces`) and writes it to the store, which
+  checks it against the description's SHA-256 chunk hash: a PPSPP content consistent with its
+  own root but not with the description is caught there (IntegrityError, the peer is banned).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 from ppsp.errors import ChunkTransferError, ChunkUnavailable, IntegrityError, PPSPError
+from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.session import RemotePeer
 from ppsp.peer.net.transport import PPSPP, ChunkNotWanted, ChunkTransport, TransferObserver
@@ -40,10 +47,16 @@ from ppsp.wire.ppspp import CHANNEL_ID_BYTES, MAX_DATAGRAM_BYTES, MerkleHashFunc
 
 __all__ = [
     "DATA_OVERHEAD",
+    "MAX_PIECES",
+    "PPSPP_CHUNK_SIZE",
     "PpsppChunkTransport",
+    "PpsppOffer",
     "StoreChunks",
+    "chunk_pieces",
+    "covering_chunks",
     "fits_datagram",
     "parse_ppspp_uri",
+    "ppspp_chunk_size",
     "ppspp_uri",
     "representation_content",
 ]
@@ -52,8 +65,18 @@ DATA_OVERHEAD = CHANNEL_ID_BYTES + 1 + 2 * 8 + 8
 """Bytes a datagram of one DATA adds to its chunk: channel ID, type, a 64-bit range (the
 widest chunk addressing a seeder speaks), timestamp."""
 
+PPSPP_CHUNK_SIZE = 8192
+"""The PPSPP chunk size a seeder serves representations with (chosen by measurement, see
+docs/BENCHMARKS.md): one chunk per datagram, unfragmented on loopback."""
+
+MAX_PIECES = 256
+"""At most this many PPSPP chunks per description chunk: a client refuses an offer whose
+chunk size would need more (1 KiB PPSPP chunks for 256 KiB description chunks)."""
+
 RECEIVE_BUFFER_BYTES = 4 << 20
 """The channel socket's receive buffer asked for (a seeder's bursts outrun a small one)."""
+
+_QUERY = re.compile(r"chunk=([1-9][0-9]{0,5})")
 
 
 def fits_datagram(chunk_size: int) -> bool:
@@ -61,38 +84,100 @@ def fits_datagram(chunk_size: int) -> bool:
     return chunk_size + DATA_OVERHEAD <= MAX_DATAGRAM_BYTES
 
 
-def ppspp_uri(host: str, port: int) -> str:
-    """The URI a PPSPP offer carries: ``ppspp://HOST:PORT`` (an IPv6 host in brackets)."""
-    return f"ppspp://{format_host(host)}:{port}"
+def ppspp_chunk_size(description_chunk_size: int) -> int:
+    """The PPSPP chunk size a representation of ``description_chunk_size`` chunks is served
+    with: :data:`PPSPP_CHUNK_SIZE`, or the description's when smaller (the PPSPP content is
+    then the representation itself, its root the ``merkle_root``)."""
+    return min(PPSPP_CHUNK_SIZE, description_chunk_size)
 
 
-def parse_ppspp_uri(uri: str) -> tuple[str, int]:
-    """``(host, port)`` of a ``ppspp://HOST:PORT`` offer; ValueError for anything else."""
+@dataclass(frozen=True, slots=True)
+class PpsppOffer:
+    """What a PPSPP offer names: the seeder's UDP address and the RFC 7574 content (SHA-256
+    Merkle tree) it serves the representation as."""
+
+    host: str
+    port: int
+    root_hash: bytes
+    """The content's RFC 7574 root hash (its PPSPP swarm ID)."""
+    chunk_size: int
+    """The content's PPSPP chunk size in bytes."""
+
+
+def ppspp_uri(host: str, port: int, root_hash: bytes, chunk_size: int) -> str:
+    """The URI a PPSPP offer carries: ``ppspp://HOST:PORT/ROOTHASH?chunk=SIZE`` (an IPv6 host
+    in brackets, the root hash in lowercase hex)."""
+    return f"ppspp://{format_host(host)}:{port}/{root_hash.hex()}?chunk={chunk_size}"
+
+
+def parse_ppspp_uri(uri: str) -> PpsppOffer:
+    """The :class:`PpsppOffer` of a ``ppspp://HOST:PORT/ROOTHASH?chunk=SIZE`` URI (a SHA-256
+    root, 64 hex digits; a chunk that fits a datagram); ValueError for anything else."""
     parts = urlsplit(uri)
     port = parts.port  # ValueError for a port that is no number or out of range
+    problem = ValueError(f"{uri!r} is not ppspp://HOST:PORT/ROOTHASH?chunk=SIZE")
     if parts.scheme.lower() != "ppspp" or not parts.hostname or not port:
-        raise ValueError(f"{uri!r} is not ppspp://HOST:PORT")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"{uri!r} is not ppspp://HOST:PORT")
-    return parts.hostname, port
+        raise problem
+    if parts.fragment or parts.username or parts.password is not None:
+        raise problem
+    digest = MerkleHashFunction.SHA256.digest_size
+    path = parts.path[1:]
+    query = _QUERY.fullmatch(parts.query)
+    if len(path) != 2 * digest or query is None:
+        raise problem
+    try:
+        root_hash = bytes.fromhex(path)
+    except ValueError:
+        raise problem from None
+    chunk_size = int(query.group(1))
+    if not fits_datagram(chunk_size):
+        raise problem
+    return PpsppOffer(parts.hostname, port, root_hash, chunk_size)
+
+
+def covering_chunks(offset: int, length: int, chunk_size: int) -> range:
+    """The PPSPP chunks (of ``chunk_size`` bytes) holding bytes ``offset`` to
+    ``offset + length - 1`` of the content (``length`` at least 1)."""
+    return range(offset // chunk_size, (offset + length - 1) // chunk_size + 1)
+
+
+def chunk_pieces(
+    offset: int, length: int, chunk_size: int, chunks: Sequence[bytes]
+) -> list[memoryview]:
+    """The parts of ``chunks`` (the :func:`covering_chunks` of the same bytes, in order)
+    that make up bytes ``offset`` to ``offset + length - 1``: the first and last cut."""
+    first = offset // chunk_size
+    end = offset + length
+    pieces = []
+    for number, data in enumerate(chunks, start=first):
+        start = number * chunk_size
+        low, high = max(offset, start) - start, min(end, start + len(data)) - start
+        pieces.append(memoryview(data)[low:high])
+    return pieces
 
 
 class StoreChunks:
-    """A :class:`~ppsp.peer.ppspp.ChunkReader` over a session's chunk store.
+    """A :class:`~ppsp.peer.ppspp.ChunkReader` of PPSPP chunks over a seeded chunk store.
 
+    PPSPP chunk ``j`` of ``chunk_size`` bytes is read from the store's file at its offset; the
+    store first checks that each description chunk it overlaps is still as it was hashed (a
+    seeded file changed on disk reads as ValueError, which closes the seeder's channel).
     ``corrupt`` damages every chunk read (``--corrupt-uploads``, for tests of the receivers).
-    A chunk the store cannot give (a seeded file changed on disk) reads as ValueError, which
-    closes the seeder's channel.
     """
 
-    def __init__(self, store: ChunkStore, *, corrupt: bool = False) -> None:
+    def __init__(self, store: ChunkStore, chunk_size: int, *, corrupt: bool = False) -> None:
         self.store = store
+        self.chunk_size = chunk_size
         self.corrupt = corrupt
 
     def read_chunk(self, index: int, size: int) -> bytes:
-        """The bytes of chunk ``index`` from the store."""
+        """The ``size`` bytes of PPSPP chunk ``index`` from the store's file."""
+        offset = index * self.chunk_size
+        step = self.store.description.chunk_size
         try:
-            data = self.store.read(index)
+            for number in range(offset // step, (offset + size - 1) // step + 1):
+                file, _, _ = self.store.sending(number)
+            data = os.pread(file.fileno(), size, offset)
         except PPSPError as exc:
             raise ValueError(str(exc)) from exc
         if self.corrupt and data:
@@ -100,21 +185,46 @@ class StoreChunks:
         return data
 
 
-def representation_content(store: ChunkStore, *, corrupt: bool = False) -> SeededContent:
-    """The store's representation as an RFC 7574 content: SHA-256 chunk hashes, the
-    description's chunk size, root = its ``merkle_root`` (ValueError when its chunks do not
-    fit a datagram)."""
+def representation_content(
+    store: ChunkStore, *, chunk_size: int | None = None, corrupt: bool = False
+) -> SeededContent:
+    """The seeded store's representation as an RFC 7574 content: SHA-256, PPSPP chunks of
+    ``chunk_size`` bytes (default :func:`ppspp_chunk_size`), read from the store's file.
+
+    Hashes the file once (blocking: run it in a worker thread) unless the PPSPP chunks are the
+    description's own, whose hashes it has; with ``corrupt`` the hashes are those of the
+    damaged bytes, so the content is consistent with its root and differs from the
+    description.  ValueError for a chunk size that does not fit a datagram or a file that
+    changed on disk.
+    """
     description, representation = store.description, store.representation
-    if not fits_datagram(description.chunk_size):
-        raise ValueError(f"chunks of {description.chunk_size} bytes do not fit a UDP datagram")
+    size = chunk_size or ppspp_chunk_size(description.chunk_size)
+    if not fits_datagram(size):
+        raise ValueError(f"PPSPP chunks of {size} bytes do not fit a UDP datagram")
+    reader = StoreChunks(store, size, corrupt=corrupt)
+    count = -(-representation.size // size)
+    hash_name = MerkleHashFunction.SHA256.hashlib_name
+    leaves: Sequence[bytes]
+    if size == description.chunk_size and not corrupt:
+        leaves = representation.chunk_hashes
+    else:
+        leaves = [
+            chunk_hash(reader.read_chunk(j, min(size, representation.size - j * size)), hash_name)
+            for j in range(count)
+        ]
     content = SeededContent(
         size=representation.size,
-        leaf_hashes=representation.chunk_hashes,
-        reader=StoreChunks(store, corrupt=corrupt),
-        chunk_size=description.chunk_size,
+        leaf_hashes=leaves,
+        reader=reader,
+        chunk_size=size,
         merkle_hash=MerkleHashFunction.SHA256,
     )
-    assert content.swarm_id == representation.merkle_root
+    # The description's own chunks: the content is the representation, its root the same.
+    assert (
+        corrupt
+        or size != description.chunk_size
+        or (content.swarm_id == representation.merkle_root)
+    )
     return content
 
 
@@ -129,6 +239,7 @@ class _Channel(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[ChunkResult]] = {}
+        self._interest: Counter[int] = Counter()  # chunk -> fetches waiting for it
         client.timestamp_offset = time.time() - self._loop.time()
 
     @property
@@ -136,21 +247,48 @@ class _Channel(asyncio.DatagramProtocol):
         """Whether the channel is closed (a new one is needed)."""
         return self.client.closed
 
-    def want(self, index: int) -> asyncio.Future[ChunkResult]:
-        """Ask for chunk ``index``; the future gets what became of it."""
-        future = self._waiters.get(index)
-        if future is None or future.done():
-            future = self._loop.create_future()
-            self._waiters[index] = future
-            self.client.request(index, self._loop.time())
-            self._flush()  # a closed channel fails the future here
-        return future
+    @property
+    def chunk_size(self) -> int:
+        """The PPSPP chunk size of the channel's content."""
+        return self.client.chunk_size
 
-    def forget(self, index: int) -> None:
-        """The fetch of ``index`` was cancelled: cancel the request."""
-        self._waiters.pop(index, None)
-        self.client.cancel(index, self._loop.time())
-        self._flush()
+    def want(self, indexes: Iterable[int]) -> list[asyncio.Future[ChunkResult]]:
+        """Ask for PPSPP chunks ``indexes`` (one REQUEST for a run); a future for each gets
+        what became of it.  Each call is balanced by a :meth:`release` of the same chunks."""
+        futures = []
+        new = []
+        for index in indexes:
+            self._interest[index] += 1
+            future = self._waiters.get(index)
+            if future is None or future.done():
+                future = self._loop.create_future()
+                self._waiters[index] = future
+                new.append(index)
+            futures.append(future)
+        if new:
+            self.client.request_many(new, self._loop.time())
+            self._flush()  # a closed channel fails the futures here
+        return futures
+
+    def release(self, indexes: Iterable[int]) -> None:
+        """A fetch no longer waits for ``indexes``: a chunk that no other fetch wants and has
+        not come is cancelled (CANCEL)."""
+        cancelled = []
+        for index in indexes:
+            left = self._interest[index] - 1
+            if left > 0:
+                self._interest[index] = left
+                continue
+            del self._interest[index]
+            future = self._waiters.pop(index, None)
+            if future is not None and not future.done():
+                future.cancel()
+                cancelled.append(index)
+        now = self._loop.time()
+        for index in cancelled:
+            self.client.cancel(index, now)
+        if cancelled:
+            self._flush()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport, widen the receive buffer, send the handshake."""
@@ -229,7 +367,8 @@ class _Channel(asyncio.DatagramProtocol):
 
 
 class PpsppChunkTransport(ChunkTransport):
-    """Chunks of one session's store over PPSPP: a channel per remote peer, kept open.
+    """Chunks of one session's store over PPSPP: a channel per remote peer, kept open, on the
+    RFC 7574 content its offer names.
 
     ``store_pool`` writes verified chunks (the store checks them once more, SHA-256, as it
     writes); ``local_address`` is where the sockets are bound (the peer's own address, so that
@@ -257,26 +396,45 @@ class PpsppChunkTransport(ChunkTransport):
         """Chunks fetched and written over PPSPP (for the session's report)."""
 
     async def fetch(self, remote: RemotePeer, index: int, observer: TransferObserver) -> int:
-        """Fetch chunk ``index`` from ``remote`` over its channel, verified up to the root."""
+        """Fetch description chunk ``index`` from ``remote``: the PPSPP chunks covering it,
+        each verified up to the offered root, assembled and checked against the description's
+        chunk hash as the store writes it."""
         channel = await self._channel(remote)
-        future = channel.want(index)
+        store = self.store
+        offset, length = store.description.chunk_range(index, store.representation.id)
+        chunk_size = channel.chunk_size
+        numbers = covering_chunks(offset, length, chunk_size)
+        futures = channel.want(numbers)
+        chunks: list[bytes] = []
         try:
-            result = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            channel.forget(index)
-            raise
-        if isinstance(result, ChunkRejected):
-            raise IntegrityError(f"{remote.peer_id}: {result.reason}")
-        data = result.data
-        observer.received(len(data))
-        if not observer.delivered(len(data)):
+            for number, future in zip(numbers, futures, strict=True):
+                result = await asyncio.shield(future)
+                if isinstance(result, ChunkRejected):
+                    raise IntegrityError(f"{remote.peer_id}: {result.reason} (PPSPP)")
+                chunks.append(result.data)
+                start = number * chunk_size
+                observer.received(min(offset + length, start + chunk_size) - max(offset, start))
+        finally:
+            channel.release(numbers)
+            for future in futures:  # failures of chunks no longer awaited are not reported
+                if future.done() and not future.cancelled():
+                    future.exception()
+        if not observer.delivered(length):
             raise ChunkNotWanted(f"chunk {index} is held already")
         if self.stopping():
             raise ChunkUnavailable(f"chunk {index}: the peer is stopping")
+        pieces = chunk_pieces(offset, length, chunk_size, chunks)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.store_pool, self.store.write, index, data)
+        try:
+            # The store checks the chunk against the description's hash before writing it.
+            await loop.run_in_executor(self.store_pool, store.store_parts, index, pieces)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{remote.peer_id}: {exc} (PPSPP content verified against the peer's root,"
+                " not the description's)"
+            ) from None
         self.chunks_received += 1
-        return len(data)
+        return length
 
     async def _channel(self, remote: RemotePeer) -> _Channel:
         """The open channel to ``remote``, opened (again) when there is none."""
@@ -293,23 +451,28 @@ class PpsppChunkTransport(ChunkTransport):
         if offer is None or offer.uri is None:
             raise ChunkTransferError(f"{remote.peer_id} offers no PPSPP address")
         try:
-            host, port = parse_ppspp_uri(offer.uri)
+            target = parse_ppspp_uri(offer.uri)
         except ValueError as exc:
             raise ChunkTransferError(f"{remote.peer_id}: {exc}") from None
         description = self.store.description
+        if -(-description.chunk_size // target.chunk_size) > MAX_PIECES:
+            raise ChunkTransferError(
+                f"{remote.peer_id}: PPSPP chunks of {target.chunk_size} bytes are too small"
+                f" for {description.chunk_size}-byte chunks"
+            )
+        loop = asyncio.get_running_loop()
         client = ChannelClient(
-            self.store.representation.merkle_root,
+            target.root_hash,
             size=self.store.representation.size,
-            chunk_size=description.chunk_size,
-            now=asyncio.get_running_loop().time(),
+            chunk_size=target.chunk_size,
+            now=loop.time(),
             config=self.config,
         )
-        loop = asyncio.get_running_loop()
         local = (self.local_address, 0) if self.local_address is not None else None
         _, protocol = await loop.create_datagram_endpoint(
             lambda: _Channel(client, f"{remote.peer_id} at {offer.uri}"),
             local_addr=local,
-            remote_addr=(host, port),
+            remote_addr=(target.host, target.port),
         )
         return protocol
 

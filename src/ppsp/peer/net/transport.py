@@ -22,7 +22,8 @@ from ppsp.peer.net.session import RemotePeer
 from ppsp.wire.peer import HTTP, TransportOffer
 
 PPSPP = "PPSPP"
-"""The RFC 7574 transport's type in TRANSPORT_NEGOTIATION; its URI is ``ppspp://HOST:PORT``."""
+"""The RFC 7574 transport's type in TRANSPORT_NEGOTIATION; its URI is
+``ppspp://HOST:PORT/ROOTHASH?chunk=SIZE`` (:mod:`ppsp.peer.net.ppspp_transport`)."""
 
 TRANSPORT_PREFERENCE: tuple[str, ...] = (HTTP,)
 """The chunk transports a download asks for by default, most preferred first (HTTP is

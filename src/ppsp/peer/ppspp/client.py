@@ -41,6 +41,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -225,15 +226,27 @@ class ChannelClient:
     def request(self, index: int, now: float) -> None:
         """Ask the peer for chunk ``index`` (ValueError outside the content; no effect once
         closed or when it is asked for already)."""
-        if not 0 <= index < self.chunk_count:
-            raise ValueError(f"chunk {index} outside 0-{self.chunk_count - 1}")
-        if self.closed or index in self._wanted:
+        self.request_many((index,), now)
+
+    def request_many(self, indexes: Iterable[int], now: float) -> None:
+        """Ask the peer for each chunk of ``indexes`` (adjacent ones in one REQUEST range;
+        ValueError when one is outside the content, and then none is asked for; those asked
+        for already are left as they are)."""
+        indexes = list(indexes)
+        for index in indexes:
+            if not 0 <= index < self.chunk_count:
+                raise ValueError(f"chunk {index} outside 0-{self.chunk_count - 1}")
+        if self.closed:
             return
-        self._wanted[index] = now + self.config.request_timeout
+        new = [index for index in dict.fromkeys(indexes) if index not in self._wanted]
+        if not new:
+            return
+        for index in new:
+            self._wanted[index] = now + self.config.request_timeout
         if self.state is ChannelState.OPEN:
-            self._send_requests([index], now)
+            self._send_requests(new, now)
         else:
-            self._unsent.append(index)
+            self._unsent.extend(new)
 
     def cancel(self, index: int, now: float) -> None:
         """No longer want chunk ``index``: forget it and tell the peer (CANCEL)."""
