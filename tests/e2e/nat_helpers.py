@@ -94,6 +94,8 @@ def natted() -> Iterator[Natted]:
         ):
             ip("-n", namespace, "addr", "add", address, "dev", dev)
             ip("-n", namespace, "link", "set", dev, "up")
+        for namespace in made:  # a server's own clients (a probe beside it) go through lo
+            ip("-n", namespace, "link", "set", "lo", "up")
         ip("-n", names.client, "route", "add", "default", "via", ROUTER_PRIVATE)
         # The public host has no route to the private network: only the NAT's address answers.
         subprocess.run(

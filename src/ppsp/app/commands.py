@@ -8,6 +8,7 @@ process exit code; expected failures are one line on standard error, never a tra
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     import ssl
 
     from rich.progress import Progress
+
+    from ppsp.peer.net.ppspp_nat import PpsppStun
+    from ppsp.peer.net.ppspp_udp import PpsppSeederServer
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
@@ -202,6 +206,73 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
+async def _ppspp_socket(
+    host: str, port: int, stun: tuple[str, int] | None
+) -> tuple[socket.socket, tuple[str, int] | None]:
+    """The PPSPP UDP socket bound on ``host:port``, and its reflexive address when a STUN
+    ``stun`` server answered (a warning on standard error when it did not)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    if stun is None:
+        return sock, None
+    from ppsp.errors import StunError
+    from ppsp.peer.net.stun import reflexive_address
+
+    bound = sock.getsockname()
+    try:
+        mapped = await reflexive_address(stun, sock=sock)
+    except BaseException as exc:
+        if not isinstance(exc, StunError):
+            sock.close()  # interrupted: nobody else will
+            raise
+        print(
+            f"no reflexive address for udp {bound[0]}:{bound[1]}: STUN {stun[0]}:{stun[1]}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return sock, None
+    print(
+        f"PPSPP socket udp {bound[0]}:{bound[1]} has reflexive address {mapped[0]}:{mapped[1]}"
+        f" (STUN {stun[0]}:{stun[1]})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return sock, mapped
+
+
+async def _keep_stun(
+    server: PpsppSeederServer, stun: tuple[str, int], registered: tuple[str, int] | None
+) -> PpsppStun | None:
+    """Bindings every 20 s from the serving socket (keeping its NAT mapping alive); a change
+    of the reflexive address is logged, the tracker keeps the registered one."""
+    from ppsp.errors import StunError
+    from ppsp.peer.net.ppspp_nat import start_stun
+
+    def changed(mapped: tuple[str, int]) -> None:
+        if registered is not None and mapped != registered:
+            print(
+                f"the PPSPP socket's reflexive address is now {mapped[0]}:{mapped[1]}"
+                f" (registered: {registered[0]}:{registered[1]})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    try:
+        return await start_stun(server, stun, on_change=changed)
+    except StunError as exc:
+        print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def _close_socket(sock: socket.socket | None) -> None:
+    if sock is not None:
+        sock.close()
+
+
 async def seed_main(
     path: Path,
     options: PeerOptions,
@@ -209,11 +280,14 @@ async def seed_main(
     chunk_size: int | None = None,
     ppspp_port: int | None = None,
     merkle_hash: str = "sha1",
+    stun: tuple[str, int] | None = None,
 ) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT.
 
     With ``ppspp_port``, the file is also served over PPSPP (RFC 7574, UDP) on that port, and
-    its RFC 7574 root hash is printed as the second line.
+    its RFC 7574 root hash is printed as the second line; the socket is registered at the
+    tracker (HOST, and with ``stun`` the REFLEXIVE address a STUN server sees it at, kept
+    alive by a Binding every 20 s).
     """
     stop = stop_event()
     node = options.node()
@@ -225,20 +299,40 @@ async def seed_main(
     except OSError as exc:
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    ppspp_socket = None
+    if ppspp_port is not None:
+        # Bound (and its reflexive address asked) before the registration, which carries
+        # the socket's addresses; the content is served on it once hashed.
+        try:
+            ppspp_socket, reflexive = await until_stopped(
+                stop, _ppspp_socket(options.host, ppspp_port, stun)
+            )
+        except Interrupted:
+            await node.stop(disconnect=False)
+            return fail("interrupted")
+        except OSError as exc:
+            await node.stop(disconnect=False)
+            why = exc.strerror or exc
+            return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {why}")
+        node.advertise_ppspp(ppspp_socket.getsockname()[1], reflexive)
     try:
         session = await until_stopped(stop, node.seed(path, chunk_size=chunk_size))
     except Interrupted:
+        _close_socket(ppspp_socket)
         await node.stop(disconnect=False)
         return fail("interrupted")
     except PPSPError as exc:
+        _close_socket(ppspp_socket)
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc}")
     except OSError as exc:
+        _close_socket(ppspp_socket)
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc.strerror or exc}")
     print(session.swarm_id, flush=True)
     print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
     ppspp = None
+    keeper: PpsppStun | None = None
     if ppspp_port is not None:
         from ppsp.peer.net.ppspp_transport import representation_content
         from ppsp.peer.net.ppspp_udp import seed_file
@@ -257,6 +351,7 @@ async def seed_main(
                 )
             ]
         except Interrupted:
+            _close_socket(ppspp_socket)
             await node.stop()
             return fail("interrupted")
         except ValueError as exc:
@@ -271,12 +366,15 @@ async def seed_main(
                     ppspp_port,
                     merkle_hash=MerkleHashFunction.from_name(merkle_hash),
                     contents=swarm_content,
+                    sock=ppspp_socket,
                 ),
             )
         except Interrupted:
+            _close_socket(ppspp_socket)
             await node.stop()
             return fail("interrupted")
         except (OSError, ValueError) as exc:
+            _close_socket(ppspp_socket)
             await node.stop()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {reason}")
@@ -299,11 +397,19 @@ async def seed_main(
                 file=sys.stderr,
                 flush=True,
             )
+        if stun is not None:
+            keeper = await _keep_stun(ppspp.server, stun, reflexive)
     await stop.wait()
+    if keeper is not None:
+        keeper.close()
     if ppspp is not None:
         ppspp.close()
     await node.stop()
-    extra = {"ppspp": dict(ppspp.seeder.stats)} if ppspp is not None else None
+    extra: dict[str, Any] | None = None
+    if ppspp is not None:
+        extra = {"ppspp": dict(ppspp.seeder.stats)}
+    if keeper is not None and extra is not None:
+        extra["stun"] = keeper.counts()
     write_report(node, options.report, extra)
     return 0
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from ppsp.app.cli.base import F
+from ppsp.app.cli.nat import StunServerParam
 from ppsp.app.cli.params import ADVERTISE, PORT, RATE, SEED_FILE, SWARM_ID, TIMEOUT, TRACKER_URL
 
 if TYPE_CHECKING:
@@ -249,18 +250,35 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
     show_default=True,
     help="The PPSPP Merkle tree's hash function (libswift speaks sha1).",
 )
+@click.option(
+    "--stun",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --ppspp-port: ask this STUN server (port 3478 by default) for the PPSPP "
+    "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
+    "(a Binding every 20 s).",
+)
 def seed(
     path: Path,
     options: PeerOptions,
     chunk_size: int | None,
     ppspp_port: int | None,
     merkle_hash: str,
+    stun: tuple[str, int] | None,
 ) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.app.commands import seed_main
 
+    if stun is not None and ppspp_port is None:
+        raise click.BadParameter("needs --ppspp-port (the socket it is about)", param_hint="--stun")
     main = seed_main(
-        path, options, chunk_size=chunk_size, ppspp_port=ppspp_port, merkle_hash=merkle_hash
+        path,
+        options,
+        chunk_size=chunk_size,
+        ppspp_port=ppspp_port,
+        merkle_hash=merkle_hash,
+        stun=stun,
     )
     sys.exit(run_peer(main))
 

@@ -78,6 +78,7 @@ from ppsp.wire.peer import (
 )
 from ppsp.wire.tracker import (
     AddressFamily,
+    AddressType,
     ContentMap,
     Encoding,
     PeerAddress,
@@ -91,6 +92,9 @@ log = logging.getLogger(__name__)
 
 PEER_PROTOCOL = "PPSP-PP/0.1"
 """The peer protocol this peer speaks, as advertised to the tracker (``peerProtocol``)."""
+
+PPSPP_PEER_PROTOCOL = PPSPP
+"""The ``peerProtocol`` of the PeerAddresses of a peer's PPSPP (RFC 7574) UDP socket."""
 
 CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
@@ -299,6 +303,28 @@ class PeerNode:
             uri = ppspp_uri(ip, self.ppspp_port, *served)
             offers.append(TransportOffer(type=PPSPP, uri=uri))
         return tuple(offers)
+
+    def advertise_ppspp(self, port: int, reflexive: tuple[str, int] | None = None) -> None:
+        """Register this peer's PPSPP UDP socket at the tracker beside its HTTP address: a
+        HOST PeerAddress (the advertised IP, ``port``) and, when STUN told one, the socket's
+        REFLEXIVE address, both with ``peer_protocol`` :data:`PPSPP_PEER_PROTOCOL`.  Call it
+        after :meth:`start` and before the first join (the registration carries them)."""
+        assert self.tracker is not None, "start the node first"
+        ip, _ = self.advertised or (self.host, self.port)
+        addresses = [
+            PeerAddress(
+                ip=ip, port=port, family=_family(ip), type=AddressType.HOST,
+                peer_protocol=PPSPP_PEER_PROTOCOL,
+            )
+        ]  # fmt: skip
+        if reflexive is not None and reflexive != (ip, port):
+            addresses.append(
+                PeerAddress(
+                    ip=reflexive[0], port=reflexive[1], family=_family(reflexive[0]),
+                    type=AddressType.REFLEXIVE, peer_protocol=PPSPP_PEER_PROTOCOL,
+                )
+            )  # fmt: skip
+        self.tracker.advertise(addresses)
 
     def offer_ppspp(self, swarm_id: str, port: int, root_hash: bytes, chunk_size: int) -> None:
         """Offer PPSPP for ``swarm_id``: its representation is served on UDP ``port`` (by the
@@ -737,13 +763,20 @@ def _address_url(address: PeerAddress) -> str:
 
 
 def _base_url(info: PeerInfo) -> str | None:
-    """The URL of a listed peer's endpoint: its first advertised HOST address, else any."""
-    if not info.addresses:
+    """The URL of a listed peer's endpoint: its first advertised HOST address, else any
+    (never a PPSPP socket's address: UDP, no HTTP there)."""
+    addresses = [a for a in info.addresses if a.peer_protocol != PPSPP_PEER_PROTOCOL]
+    if not addresses:
         return None
-    for address in info.addresses:
+    for address in addresses:
         if address.type is None or address.type.value != "REFLEXIVE":
             return _address_url(address)
-    return _address_url(info.addresses[0])
+    return _address_url(addresses[0])
+
+
+def _family(ip: str) -> AddressFamily:
+    """The address family of an IP address's text (every IPv6 text has a colon)."""
+    return AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
 
 
 def _route_source_ip(tracker_url: str, any_family: bool) -> str:

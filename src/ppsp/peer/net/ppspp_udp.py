@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -84,6 +85,9 @@ class PpsppSeederServer(asyncio.DatagramProtocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.intercept: Callable[[bytes, Address], bool] | None = None
+        """Sees each datagram first and returns True for one it consumed (the STUN answers
+        of :mod:`ppsp.peer.net.ppspp_nat`, on this same socket), never handed to the engine."""
         # DATA timestamps are the wall clock in microseconds (what libswift expects).
         seeder.timestamp_offset = time.time() - self._loop.time()
 
@@ -100,8 +104,16 @@ class PpsppSeederServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         """Hand a datagram to the engine, then send and re-arm."""
+        if self.intercept is not None and self.intercept(data, addr):
+            return
         self.seeder.datagram_received(data, addr, self._loop.time())
         self._flush()
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        """Send one datagram of another protocol (STUN) from this socket."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.sendto(data, address)
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors (a peer gone): its channel times out in the engine."""
@@ -147,13 +159,21 @@ async def serve(
     port: int,
     *,
     config: SeederConfig | None = None,
+    sock: socket.socket | None = None,
 ) -> PpsppSeederServer:
-    """Bind a UDP socket on ``host:port`` (0: any free port) and seed ``contents`` on it."""
+    """Bind a UDP socket on ``host:port`` (0: any free port), or take ``sock`` (bound
+    already, e.g. for a STUN Binding before the content was ready), and seed ``contents``
+    on it."""
     loop = asyncio.get_running_loop()
     seeder = Seeder(contents, config=config)
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: PpsppSeederServer(seeder), local_addr=(host, port)
-    )
+    if sock is not None:
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: PpsppSeederServer(seeder), sock=sock
+        )
+    else:
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: PpsppSeederServer(seeder), local_addr=(host, port)
+        )
     return protocol
 
 
@@ -189,9 +209,10 @@ async def seed_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     config: SeederConfig | None = None,
     contents: Sequence[SeededContent] = (),
+    sock: socket.socket | None = None,
 ) -> FileSeeding:
     """Hash ``path`` (in a worker thread) and seed it over PPSPP on ``host:port``, with
-    ``contents`` beside it on the same socket.
+    ``contents`` beside it on the same socket (``sock``, when given, bound already).
 
     Raises ValueError for an empty file, OSError when the file cannot be read or the port
     not bound.
@@ -200,7 +221,7 @@ async def seed_file(
         load_content, path, chunk_size=chunk_size, merkle_hash=merkle_hash
     )
     try:
-        server = await serve([content, *contents], host, port, config=config)
+        server = await serve([content, *contents], host, port, config=config, sock=sock)
     except OSError:
         reader.close()
         raise

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -243,6 +243,22 @@ class TrackerClient:
     def requester(self) -> PeerInfo | None:
         """How the tracker last saw this peer (its REFLEXIVE address), when it said so."""
         return self.state.requester
+
+    @property
+    def addresses(self) -> tuple[PeerAddress, ...]:
+        """The addresses this peer advertises (each with its ``peer_protocol``)."""
+        return self.state.addresses
+
+    def advertise(self, addresses: Sequence[PeerAddress]) -> None:
+        """Advertise ``addresses`` too, after the others (those without a ``peer_protocol``
+        get the client's).  A 1.1 tracker takes addresses with the registration CONNECT only:
+        call this before :meth:`register` or the first :meth:`join`; later they are sent
+        with the next CONNECT (1.0 form) only."""
+        self.state.addresses = (
+            *self.state.addresses,
+            *(a if a.peer_protocol else replace(a, peer_protocol=self.peer_protocol)
+              for a in addresses),
+        )  # fmt: skip
 
     # -- operations --------------------------------------------------------------------------
 

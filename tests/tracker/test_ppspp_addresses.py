@@ -1,0 +1,102 @@
+"""A peer's PPSPP socket addresses (``peerProtocol`` ``PPSPP``, HOST and REFLEXIVE) go
+through the tracker whole: decoded from its CONNECT, stored, listed in FIND answers and
+encoded again, in XML and in JSON (docs/PROTOCOL.md, "NAT traversal")."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ppsp.codecs import tracker_json as json_codec
+from ppsp.codecs import tracker_xml as xml_codec
+from ppsp.peer.net.node import PEER_PROTOCOL, PPSPP_PEER_PROTOCOL
+from ppsp.tracker.core import Tracker, TrackerConfig
+from ppsp.tracker.storage import Storage
+from ppsp.wire.tracker import (
+    AddressType,
+    ConnectRequest,
+    FindRequest,
+    PeerAddress,
+    PeerMode,
+    ProtocolVersion,
+    SwarmAction,
+    SwarmActionType,
+    TrackerResponse,
+)
+
+V11 = ProtocolVersion.V1_1
+HTTP = PeerAddress(ip="192.0.2.10", port=7000, peer_protocol=PEER_PROTOCOL)
+PPSPP_HOST = PeerAddress(
+    ip="192.0.2.10", port=6778, type=AddressType.HOST, peer_protocol=PPSPP_PEER_PROTOCOL
+)
+PPSPP_REFLEXIVE = PeerAddress(
+    ip="203.0.113.5", port=41234, type=AddressType.REFLEXIVE, peer_protocol=PPSPP_PEER_PROTOCOL
+)
+Codec = tuple[Callable[..., bytes], Callable[..., Any], Callable[..., bytes], Callable[..., Any]]
+CODECS: list[Codec] = [
+    (xml_codec.encode_request, xml_codec.decode_request, xml_codec.encode_response,
+     xml_codec.decode_response),
+    (json_codec.encode_request, json_codec.decode_request, json_codec.encode_response,
+     json_codec.decode_response),
+]  # fmt: skip
+HTTP_SEEN = ("192.0.2.10", 40000)
+"""Where the tracker sees the seeder's requests come from."""
+
+
+def test_the_ppspp_token() -> None:
+    # The peerProtocol of a PPSPP socket is the transport's TRANSPORT_NEGOTIATION type.
+    assert PPSPP_PEER_PROTOCOL == "PPSPP"
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=["xml", "json"])
+async def test_ppspp_addresses_round_trip_through_the_tracker(
+    storage: Storage, codec: Codec
+) -> None:
+    encode_request, decode_request, encode_response, decode_response = codec
+    tracker = Tracker(storage, TrackerConfig(), rng=random.Random(1))
+    seeder = ConnectRequest(
+        version=V11,
+        transaction_id="1",
+        peer_id="seeder",
+        peer_addresses=(HTTP, PPSPP_HOST, PPSPP_REFLEXIVE),
+        swarm_actions=(
+            SwarmAction(swarm_id="s", action=SwarmActionType.JOIN, peer_mode=PeerMode.SEED),
+        ),
+    )
+    await tracker.handle(decode_request(encode_request(seeder)), observed=HTTP_SEEN, now=0.0)
+    leecher = ConnectRequest(
+        version=V11,
+        transaction_id="2",
+        peer_id="leecher",
+        peer_addresses=(PeerAddress(ip="192.0.2.20", port=7000, peer_protocol=PEER_PROTOCOL),),
+        swarm_actions=(
+            SwarmAction(swarm_id="s", action=SwarmActionType.JOIN, peer_mode=PeerMode.LEECH),
+        ),
+    )
+    await tracker.handle(
+        decode_request(encode_request(leecher)), observed=("192.0.2.20", 5), now=0.0
+    )
+    find = FindRequest(version=V11, transaction_id="3", peer_id="leecher", swarm_id="s")
+    answer = await tracker.handle(
+        decode_request(encode_request(find)), observed=("192.0.2.20", 5), now=1.0
+    )
+    decoded = decode_response(encode_response(answer))
+    assert isinstance(decoded, TrackerResponse)
+    (listed,) = decoded.peers
+    # Advertised order kept, the observed (REFLEXIVE, HTTP's source) address last.
+    assert listed.addresses[:3] == (HTTP, PPSPP_HOST, PPSPP_REFLEXIVE)
+    assert listed.addresses[3].type is AddressType.REFLEXIVE
+    assert listed.addresses[3].peer_protocol is None
+
+
+def test_a_ppspp_address_is_never_taken_for_the_http_endpoint() -> None:
+    from ppsp.peer.net.node import _base_url
+    from ppsp.wire.tracker import PeerInfo
+
+    # Listed first (another client's order), the PPSPP HOST address is still skipped.
+    info = PeerInfo(peer_id="seeder", addresses=(PPSPP_HOST, PPSPP_REFLEXIVE, HTTP))
+    assert _base_url(info) == "http://192.0.2.10:7000"
+    assert _base_url(PeerInfo(peer_id="udp-only", addresses=(PPSPP_HOST,))) is None
