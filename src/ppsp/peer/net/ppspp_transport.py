@@ -27,12 +27,12 @@ import asyncio
 import contextlib
 import os
 import re
+import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
 
 from ppsp.errors import ChunkTransferError, ChunkUnavailable, IntegrityError, PPSPError
@@ -75,6 +75,10 @@ chunk size would need more (1 KiB PPSPP chunks for 256 KiB description chunks)."
 
 RECEIVE_BUFFER_BYTES = 4 << 20
 """The channel socket's receive buffer asked for (a seeder's bursts outrun a small one)."""
+
+RECEIVE_BATCH = 64
+"""At most this many datagrams read from a channel's socket per wakeup (then other tasks of
+the event loop get their turn)."""
 
 _QUERY = re.compile(r"chunk=([1-9][0-9]{0,5})")
 
@@ -228,19 +232,28 @@ def representation_content(
     return content
 
 
-class _Channel(asyncio.DatagramProtocol):
+class _Channel:
     """One connected UDP socket to a peer, running a :class:`ChannelClient`; the futures of
-    the chunks fetched over it."""
+    the chunks fetched over it.
 
-    def __init__(self, client: ChannelClient, name: str) -> None:
+    The socket is read directly (``loop.add_reader``), every datagram queued at each wakeup
+    (up to :data:`RECEIVE_BATCH`), and the client's output is sent and its results settled
+    once per batch: asyncio's datagram transport reads one datagram per turn of the event
+    loop, which costs a turn (a ``poll`` and its callbacks) per PPSPP chunk.
+    """
+
+    def __init__(self, client: ChannelClient, name: str, sock: socket.socket) -> None:
         self.client = client
         self.name = name
         self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = sock
+        self._unsent: deque[bytes] = deque()  # what the socket could not take at once
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[ChunkResult]] = {}
         self._interest: Counter[int] = Counter()  # chunk -> fetches waiting for it
         client.timestamp_offset = time.time() - self._loop.time()
+        self._loop.add_reader(sock.fileno(), self._readable)
+        self._flush()  # the handshake
 
     @property
     def closed(self) -> bool:
@@ -290,40 +303,44 @@ class _Channel(asyncio.DatagramProtocol):
         if cancelled:
             self._flush()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport, widen the receive buffer, send the handshake."""
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    def _readable(self) -> None:
+        """Hand every datagram queued on the socket to the client, then settle, send and
+        re-arm once."""
+        sock = self._sock
+        if sock is None:
+            return
+        client, loop = self.client, self._loop
+        for _ in range(RECEIVE_BATCH):
+            try:
+                data = sock.recv(MAX_DATAGRAM_BYTES + 1)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._error(exc)
+                return
+            client.datagram_received(data, loop.time())
         self._flush()
 
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        """Hand a datagram to the client, then settle, send and re-arm."""
-        self.client.datagram_received(data, self._loop.time())
-        self._flush()
-
-    def error_received(self, exc: Exception) -> None:
-        """An ICMP error (nobody on the port): the channel is closed at once."""
-        reason = getattr(exc, "strerror", None) or exc
+    def _error(self, exc: OSError) -> None:
+        """An ICMP error (nobody on the port) or a socket failure: the channel is closed."""
+        reason = exc.strerror or exc
         self.client.close(self._loop.time(), f"unreachable: {reason}")
         self._flush()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the timer; fail what still waits."""
-        self._cancel_timer()
-        self._fail_waiters()
 
     def close(self) -> None:
         """Close the channel (telling the peer) and the socket."""
         self.client.close(self._loop.time())
         self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            self._loop.remove_writer(sock.fileno())
+            sock.close()
         self._cancel_timer()
+        self._fail_waiters()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -337,23 +354,46 @@ class _Channel(asyncio.DatagramProtocol):
 
     def _flush(self) -> None:
         client = self.client
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            for data in client.datagrams_to_send():
-                transport.sendto(data)
+        out = client.datagrams_to_send()
+        if self._sock is not None and (out or self._unsent):
+            self._unsent.extend(out)
+            self._send_unsent()
         for result in client.take_results():
             future = self._waiters.pop(result.index, None)
             if future is not None and not future.done():
                 future.set_result(result)
         if client.closed:
-            self._cancel_timer()
-            self._fail_waiters()
+            # Closed by us, by the peer or for silence: the socket is of no further use.
+            self._close_socket()
             return
         deadline = client.next_deadline()
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
             self._cancel_timer()
         if deadline is not None and self._timer is None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _send_unsent(self) -> None:
+        """Send what waits, in order; what the socket cannot take now waits for it to be
+        writable (datagrams are not dropped here: a lost ACK or REQUEST costs a timeout)."""
+        sock, unsent = self._sock, self._unsent
+        if sock is None:
+            return
+        while unsent:
+            try:
+                sock.send(unsent[0])
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(sock.fileno(), self._writable)
+                return
+            except OSError as exc:
+                unsent.clear()
+                self._error(exc)
+                return
+            unsent.popleft()
+
+    def _writable(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_writer(self._sock.fileno())
+        self._send_unsent()
 
     def _fail_waiters(self) -> None:
         waiters, self._waiters = self._waiters, {}
@@ -468,13 +508,20 @@ class PpsppChunkTransport(ChunkTransport):
             now=loop.time(),
             config=self.config,
         )
-        local = (self.local_address, 0) if self.local_address is not None else None
-        _, protocol = await loop.create_datagram_endpoint(
-            lambda: _Channel(client, f"{remote.peer_id} at {offer.uri}"),
-            local_addr=local,
-            remote_addr=(target.host, target.port),
-        )
-        return protocol
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if self.local_address is not None:
+                sock.bind((self.local_address, 0))
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            sock.connect(address)  # UDP: no packet sent, only the peer's address fixed
+        except BaseException:
+            sock.close()
+            raise
+        return _Channel(client, f"{remote.peer_id} at {offer.uri}", sock)
 
     def close(self) -> None:
         """Close every channel (each peer is told) and its socket."""

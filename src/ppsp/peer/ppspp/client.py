@@ -33,6 +33,9 @@ RFC 7574 as it is used here:
   sends no hash it knows we verified, section 5.3), bounded by the tree's size.
 * **ACK** (8.7): each verified chunk, also a DATA no longer wanted that verifies, is acknowledged
   (with the one-way delay sample our seeder's LEDBAT reads), so that the peer stops resending.
+  Consecutive chunks verified within ``ack_delay`` of the first share one ACK of their range
+  (at most ``max_ack_run`` chunks; the delay sample is the newest chunk's): one datagram for
+  a run instead of one per chunk.  A pending ACK also goes out ahead of any other message.
 * **Close** (8.4): a HANDSHAKE with source channel 0 when the caller closes the channel.
 """
 
@@ -144,12 +147,19 @@ class ClientConfig:
     """Unverified INTEGRITY hashes kept (the oldest are forgotten first)."""
     max_waiting_chunks: int = 64
     """Chunks kept until the hashes to verify them arrive (the oldest are forgotten first)."""
+    ack_delay: float = 0.001
+    """A verified chunk's ACK waits at most this long for the next chunks of its run (0: an
+    ACK per chunk, sent at once)."""
+    max_ack_run: int = 16
+    """At most this many chunks in one ACK: a run this long is acknowledged at once."""
 
     def __post_init__(self) -> None:
         if self.channel_id is not None and not 0 < self.channel_id <= 0xFFFFFFFF:
             raise ValueError(f"channel ID {self.channel_id} outside 1-0xffffffff")
         if self.max_pending_hashes < 1 or self.max_waiting_chunks < 1:
             raise ValueError("the client keeps at least one hash and one chunk")
+        if self.ack_delay < 0 or self.max_ack_run < 1:
+            raise ValueError("an ACK waits no negative time and covers at least one chunk")
 
 
 class ChannelClient:
@@ -209,6 +219,7 @@ class ChannelClient:
         self._pending: dict[int, bytes] = {}
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._peaks_verified = False
+        self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
         self._handshake(now)
 
     # --- the caller's interface -----------------------------------------------------------
@@ -279,6 +290,8 @@ class ChannelClient:
         if self.state is ChannelState.CONNECTING:
             return min(self._next_handshake, self._started + config.connect_timeout)
         deadlines = [self._last_sent + config.keepalive_interval]
+        if self._ack_run is not None:
+            deadlines.append(self._ack_run.due)
         if self._wanted:
             deadlines.append(self._last_heard + config.idle_timeout)
             deadlines.append(min(self._wanted.values()))
@@ -296,6 +309,8 @@ class ChannelClient:
             elif now >= self._next_handshake:
                 self._handshake(now)
             return
+        if self._ack_run is not None and now >= self._ack_run.due:
+            self._send([], now)  # the pending ACK goes out
         if self._wanted and now >= self._last_heard + config.idle_timeout:
             self.timed_out = True
             self._fail(f"nothing from the peer for {config.idle_timeout:g} s", now)
@@ -393,7 +408,7 @@ class ChannelClient:
     # --- messages -------------------------------------------------------------------------
 
     def _on_messages(self, messages: tuple[Message, ...], now: float) -> None:
-        acks: list[Message] = []
+        acks: list[tuple[int, int]] = []  # (chunk, delay sample), in the order verified
         for message in messages:
             if isinstance(message, Integrity):
                 self._on_integrity(message)
@@ -417,7 +432,7 @@ class ChannelClient:
         if self._waiting:
             self._retry_waiting(now, acks)
         if acks:
-            self._send(acks, now)
+            self._acknowledge(acks, now)
 
     def _on_integrity(self, message: Integrity) -> None:
         number = bin_of_range(_as_range(message.chunk))
@@ -435,7 +450,7 @@ class ChannelClient:
             del pending[next(iter(pending))]
         pending[number] = message.hash
 
-    def _on_data(self, message: Data, now: float, acks: list[Message]) -> None:
+    def _on_data(self, message: Data, now: float, acks: list[tuple[int, int]]) -> None:
         chunks = _as_range(message.chunk)
         index = chunks.start
         if chunks.end != index or index >= self.chunk_count:
@@ -448,7 +463,7 @@ class ChannelClient:
             # (so that the peer stops sending it) only when it verifies: an ACK says we hold it.
             self.stats["unwanted_data"] += 1
             if len(data) == expected and self._verify(index, self._leaf(data)):
-                acks.append(self._ack(index, message, now))
+                acks.append((index, self._delay(message, now)))
             return
         if len(data) != expected:
             self._reject(index, f"chunk {index} of {len(data)} bytes, not {expected}")
@@ -468,7 +483,7 @@ class ChannelClient:
         else:
             self._reject(index, f"chunk {index} does not verify against the root hash")
 
-    def _retry_waiting(self, now: float, acks: list[Message]) -> None:
+    def _retry_waiting(self, now: float, acks: list[tuple[int, int]]) -> None:
         """Verify the chunks kept for want of hashes, with the hashes learned since."""
         for index, (leaf, message) in list(self._waiting.items()):
             if index not in self._wanted:
@@ -483,12 +498,12 @@ class ChannelClient:
                 else:
                     self._reject(index, f"chunk {index} does not verify against the root hash")
 
-    def _accept(self, index: int, message: Data, now: float, acks: list[Message]) -> None:
+    def _accept(self, index: int, message: Data, now: float, acks: list[tuple[int, int]]) -> None:
         del self._wanted[index]
         self._waiting.pop(index, None)
         self.stats["chunks_verified"] += 1
         self._results.append(ChunkVerified(index, message.data))
-        acks.append(self._ack(index, message, now))
+        acks.append((index, self._delay(message, now)))
 
     def _reject(self, index: int, reason: str) -> None:
         del self._wanted[index]
@@ -496,9 +511,34 @@ class ChannelClient:
         self.stats["chunks_rejected"] += 1
         self._results.append(ChunkRejected(index, reason))
 
-    def _ack(self, index: int, message: Data, now: float) -> Ack:
-        delay = int((now + self.timestamp_offset) * 1_000_000) - message.timestamp
-        return Ack(chunk=self._spec(index), delay=delay & MAX_TIMESTAMP)
+    def _delay(self, message: Data, now: float) -> int:
+        """The ACK's one-way delay sample for ``message``: our wall clock minus its timestamp
+        in microseconds (64 bits, two's complement when negative)."""
+        return (int((now + self.timestamp_offset) * 1_000_000) - message.timestamp) & MAX_TIMESTAMP
+
+    def _acknowledge(self, acks: list[tuple[int, int]], now: float) -> None:
+        """Add verified chunks to the pending ACK run; what completes a run goes out.
+
+        A chunk extends the run when it follows the run's last chunk; otherwise the run is
+        sent and a new one starts.  A run of ``max_ack_run`` chunks, or any run when
+        ``ack_delay`` is 0, is sent at once; others wait for their deadline (the timer).
+        """
+        config = self.config
+        ready: list[Message] = []
+        run = self._ack_run
+        for index, delay in acks:
+            if run is not None and index == run.last + 1 and index - run.first < config.max_ack_run:
+                run.last, run.delay = index, delay
+            else:
+                if run is not None:
+                    ready.append(run.ack())
+                run = _AckRun(index, index, delay, now + config.ack_delay)
+            if run.last - run.first + 1 >= config.max_ack_run or config.ack_delay <= 0:
+                ready.append(run.ack())
+                run = None
+        self._ack_run = run
+        if ready:
+            self._send(ready, now, pending=False)
 
     # --- verification ---------------------------------------------------------------------
 
@@ -600,8 +640,13 @@ class ChannelClient:
     def _spec(index: int) -> ChunkSpec:
         return ChunkRange(start=index, end=index)
 
-    def _send(self, messages: list[Message], now: float) -> None:
-        """Send ``messages`` to the peer, in as many datagrams as their size needs."""
+    def _send(self, messages: list[Message], now: float, *, pending: bool = True) -> None:
+        """Send ``messages`` to the peer, in as many datagrams as their size needs, with the
+        pending ACK ahead of them (unless ``pending`` is False)."""
+        run = self._ack_run
+        if pending and run is not None:
+            self._ack_run = None
+            messages = [run.ack(), *messages]
         per = (_MAX_DATAGRAM - 4) // _MESSAGE_BYTES
         for start in range(0, len(messages), per):
             batch = tuple(messages[start : start + per])
@@ -618,9 +663,26 @@ class ChannelClient:
         self.failure = reason
         self._wanted.clear()
         self._waiting.clear()
+        self._ack_run = None
         if notify and was_open:
             closing = Datagram(channel=self.remote_id, messages=(Handshake(source_channel=0),))
             self._send_raw(encode_datagram(closing, self._parameters), now)
+
+
+@dataclass(slots=True)
+class _AckRun:
+    """Consecutive chunks verified and not yet acknowledged."""
+
+    first: int
+    last: int
+    delay: int
+    """The newest chunk's one-way delay sample."""
+    due: float
+    """When the ACK goes out at the latest."""
+
+    def ack(self) -> Ack:
+        """The ACK of the run (32-bit chunk ranges)."""
+        return Ack(chunk=ChunkRange(start=self.first, end=self.last), delay=self.delay)
 
 
 def _as_range(spec: ChunkSpec) -> ChunkRange:

@@ -44,8 +44,10 @@ from ppsp.peer.ppspp.content import SeededContent, bin_of_range, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
+    MAX_DATAGRAM_BYTES,
     MAX_TIMESTAMP,
     PPSPP_VERSION,
+    TIMESTAMP_BYTES,
     Ack,
     Bin,
     Cancel,
@@ -131,8 +133,9 @@ class SeederConfig:
     keepalive_interval: float = 30.0
     """A keep-alive goes out when nothing else was sent to a live peer for this long."""
     max_datagram_bytes: int = 1472
-    """INTEGRITY messages that would push a DATA datagram past this go ahead on their own
-    (section 5.4); a DATA datagram itself is as large as its chunk needs."""
+    """INTEGRITY messages that would push a DATA datagram that fits this past it go ahead on
+    their own (section 5.4); a DATA larger than this alone (fragmented anyway) carries its
+    INTEGRITY in its datagram, up to the largest UDP payload."""
     ledbat: LedbatParameters = field(default_factory=LedbatParameters)
 
     def __post_init__(self) -> None:
@@ -473,12 +476,18 @@ class Seeder:
 
     def _on_ack(self, channel: Channel, ack: Ack, now: float) -> None:
         chunks = self._clip(channel, ack.chunk, "ack")
-        acked = [i for i in channel.flight if chunks.start <= i <= chunks.end]
+        flight = channel.flight
+        if chunks.start == chunks.end:
+            acked = [chunks.start] if chunks.start in flight else []
+        else:
+            acked = [i for i in flight if chunks.start <= i <= chunks.end]
+        # LEDBAT's flight size is what was in flight before this ACK (RFC 6817 2.4.2), less
+        # the chunk acknowledged: for an ACK of a range, the same for each of its chunks, so
+        # that acknowledging several at once does not shrink the window to what is left.
+        before = len(flight) - 1
         for index in acked:
-            sent_at = channel.flight.pop(index)
-            channel.ledbat.on_ack(
-                now=now, sent_at=sent_at, delay_us=ack.delay, in_flight=len(channel.flight)
-            )
+            sent_at = flight.pop(index)
+            channel.ledbat.on_ack(now=now, sent_at=sent_at, delay_us=ack.delay, in_flight=before)
         self.stats["data_acked"] += len(acked)
         channel.mark_held(chunks)
         channel.cancel(chunks)
@@ -507,7 +516,14 @@ class Seeder:
 
     def _data_datagrams(self, channel: Channel, index: int, now: float) -> list[bytes]:
         """INTEGRITY messages (peaks first while needed, then uncles top-down) and the DATA,
-        in one datagram, or the INTEGRITY ahead in their own when it would be too large."""
+        in one datagram, or the INTEGRITY ahead in their own when it would be too large.
+
+        "Too large" is past ``max_datagram_bytes`` for a DATA that fits it alone (libswift's
+        1 KiB chunks: section 5.4), and past the largest UDP payload for a DATA that does not
+        (a larger chunk is IP-fragmented whatever it carries: a few hundred bytes of hashes
+        in it cost fewer datagrams than a datagram of their own, and arrive with it or not at
+        all).  The size is reckoned before encoding, so each datagram is encoded once.
+        """
         content = channel.content
         hashes: list[Message] = []
         if not channel.acked_any:
@@ -520,22 +536,28 @@ class Seeder:
             for number in channel.uncles_needed(index)
         ]
         timestamp = int((now + self.timestamp_offset) * 1_000_000) & MAX_TIMESTAMP
+        chunk = content.read(index)
         data = Data(
             chunk=_spec(channel, ChunkRange(start=index, end=index)),
             timestamp=timestamp,
-            data=content.read(index),
+            data=chunk,
         )
-        whole = self._encode(channel, Datagram(channel=channel.remote_id, messages=(*hashes, data)))
-        if len(whole) <= self.config.max_datagram_bytes or not hashes:
-            return [whole]
-        per = max(1, (self.config.max_datagram_bytes - CHANNEL_ID_BYTES) // _INTEGRITY_BYTES)
+        remote = channel.remote_id
+        if not hashes:
+            return [self._encode(channel, Datagram(channel=remote, messages=(data,)))]
+        limit = self.config.max_datagram_bytes
+        addressing = channel.parameters.chunk_addressing
+        spec = addressing.field_bytes * (1 if addressing.is_bin else 2)
+        alone = CHANNEL_ID_BYTES + 1 + spec + TIMESTAMP_BYTES + len(chunk)
+        whole = alone + len(hashes) * (1 + spec + content.merkle_hash.digest_size)
+        if whole <= (limit if alone <= limit else MAX_DATAGRAM_BYTES):
+            return [self._encode(channel, Datagram(channel=remote, messages=(*hashes, data)))]
+        per = max(1, (limit - CHANNEL_ID_BYTES) // _INTEGRITY_BYTES)
         out = [
-            self._encode(
-                channel, Datagram(channel=channel.remote_id, messages=tuple(hashes[i : i + per]))
-            )
+            self._encode(channel, Datagram(channel=remote, messages=tuple(hashes[i : i + per])))
             for i in range(0, len(hashes), per)
         ]
-        out.append(self._encode(channel, Datagram(channel=channel.remote_id, messages=(data,))))
+        out.append(self._encode(channel, Datagram(channel=remote, messages=(data,))))
         return out
 
     def _encode(self, channel: Channel, datagram: Datagram) -> bytes:
