@@ -4,7 +4,9 @@ a real coturn) and its registration at a real tracker.
 On loopback nothing translates: the socket registers its HOST address only.  Behind a
 masquerading NAT in network namespaces (:func:`~e2e.nat_helpers.natted`), the REFLEXIVE
 address it registers is the router's public address, and the tracker's FIND answers carry
-both, with ``peerProtocol`` ``PPSPP``, in XML and JSON alike.
+both, with ``peerProtocol`` ``PPSPP``, in XML and JSON alike.  A downloading peer behind
+the NAT (``ppsp get --transport ppspp --stun``) learns the router's address for the one socket
+its PPSPP channels use, and downloads over PPSPP from a public seeder.
 """
 
 from __future__ import annotations
@@ -201,3 +203,49 @@ async def test_a_ppspp_port_in_use_fails_before_joining(tmp_path: Path) -> None:
             assert await peer.wait() == 1
     assert peer.stdout == []  # no swarm ID: the socket is bound before the JOIN
     assert f"over PPSPP on udp port {port}: Address already in use" in peer.output()
+
+
+async def test_behind_a_nat_a_leecher_learns_its_ppspp_socket_s_address(tmp_path: Path) -> None:
+    # `ppsp get --transport ppspp --stun`: the one socket its PPSPP channels use asks coturn
+    # through the NAT, learns the router's address, and downloads from a public seeder on it.
+    require(namespaces=True)
+    source, output, report = tmp_path / "source.bin", tmp_path / "copy.bin", tmp_path / "get.json"
+    source.write_bytes(content(200_000))
+    with natted() as net:
+        public, client = net.run(net.public, []), net.run(net.client, [])
+        with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=client):
+            async with Swarm(tmp_path) as swarm:
+                tracker = await _in(
+                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
+                )
+                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+                seeder = await _in(
+                    swarm, public, "seeder", "seed", str(source), "--tracker", url,
+                    "--host", PUBLIC, "--ppspp-port", "0",
+                )  # fmt: skip
+                swarm_id = await seeder.first_stdout_line()
+                await seeder.wait_line(SERVING)
+                getter = await _in(
+                    swarm, client, "get", "get", swarm_id, "--tracker", url, "-o", str(output),
+                    "--host", CLIENT, "--transport", "ppspp", "--stun", PUBLIC,
+                    "--report", str(report),
+                )  # fmt: skip
+                seen = await getter.wait_line(REFLEXIVE)
+                await finish(getter)
+                assert seen.group(1) == CLIENT
+                assert seen.group(3) == ROUTER_PUBLIC, getter.output()
+    assert output.read_bytes() == source.read_bytes()
+    document = json.loads(report.read_text())
+    assert document["stun"]["reflexive"] == f"{ROUTER_PUBLIC}:{seen.group(4)}", document["stun"]
+    (session,) = document["sessions"]
+    assert [peer["transport"] for peer in session["peers"].values()] == ["PPSPP"], session
+
+
+async def test_stun_of_a_download_needs_ppspp(tmp_path: Path) -> None:
+    async with Swarm(tmp_path) as swarm:
+        peer = await swarm.spawn(
+            "get", "get", "0" * 64, "--tracker", "http://127.0.0.1:1", "-o",
+            str(tmp_path / "out"), "--stun", STUN_HOST,
+        )  # fmt: skip
+        assert await peer.wait() == 2
+        assert "needs --transport ppspp" in peer.output()

@@ -281,16 +281,13 @@ def test_the_seeder_takes_an_ack_of_a_range_for_each_of_its_chunks() -> None:
 
 
 async def test_the_transport_drains_its_socket_at_each_wakeup() -> None:
-    from ppsp.peer.net.ppspp_transport import _Channel
+    from ppsp.peer.net.ppspp_transport import PpsppClientSocket, _Channel
 
     _, content = content_of(8192 * 4, 8192)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sock.bind(("127.0.0.1", 0))
-    sock.connect(peer.getsockname())
-    peer.connect(sock.getsockname())
+    endpoint = PpsppClientSocket("127.0.0.1")
+    peer.connect(endpoint.address)
     client = ChannelClient(
         content.swarm_id,
         size=content.size,
@@ -298,14 +295,15 @@ async def test_the_transport_drains_its_socket_at_each_wakeup() -> None:
         now=asyncio.get_running_loop().time(),
         config=ClientConfig(merkle_hash=SHA256),
     )
-    channel = _Channel(client, "test", sock)
+    channel = _Channel(client, "test", endpoint, peer.getsockname())
     try:
         for _ in range(5):
-            peer.send(b"\x00\x00\x00\x01\xff")  # malformed: counted and dropped
+            # Malformed, to the channel's ID: routed to it, counted and dropped.
+            peer.send(client.local_id.to_bytes(4, "big") + b"\xff")
         time.sleep(0.05)  # queued on the socket; the event loop does not run meanwhile
-        channel._readable()  # one wakeup
+        endpoint._readable()  # one wakeup
         assert client.stats["malformed"] == 5
     finally:
         channel.close()
+        endpoint.close()
         peer.close()
-    assert sock.fileno() == -1  # closed with the channel

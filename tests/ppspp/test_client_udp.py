@@ -4,8 +4,10 @@ A seeded store's representation is served by our seeder on a loopback socket as 
 content of small chunks (as ``ppsp seed --ppspp-port`` does); a :class:`PpsppChunkTransport`
 fetches description chunks of it into another store over one channel, each assembled from the
 PPSPP chunks covering it, verified up to the offered root and then against the description.
+All the channels of a transport share one UDP socket (one address seen by every seeder).
 A seeder whose PPSPP chunks do not verify, or verify against its own root but differ from the
-description, raises IntegrityError; nobody on the port is a transfer error, a cancelled fetch
+description, raises IntegrityError; nobody on the port is a transfer error (the handshake's
+timeout: an unconnected socket hears no ICMP), a cancelled fetch
 cancels its requests; a node offers PPSPP only for swarms it serves over it, and uses the
 transport only when asked.
 """
@@ -344,3 +346,31 @@ async def test_one_socket_serves_the_libswift_content_and_the_representation(
     finally:
         seeding.close()
         seed.close()
+
+
+async def test_every_channel_of_a_transport_uses_one_socket(
+    tmp_path: Path, served: Served, pool: ThreadPoolExecutor
+) -> None:
+    # Two seeders of the same content: each sees the transport's channel coming from the same
+    # address, the one socket a NAT maps once (and STUN learns the reflexive address of).
+    other = await serve([served.content], HOST, 0)
+    try:
+        with ChunkStore.create(served.seed.description, tmp_path / "out") as store:
+            transport = PpsppChunkTransport(store=store, store_pool=pool, local_address=HOST)
+            first = _remote(served.port, served.content)
+            second = _remote(other.address[1], served.content)
+            second.peer_id = "other"
+            count = served.seed.description.chunk_count
+            await asyncio.gather(
+                *(transport.fetch(first if i % 2 else second, i, _Observer()) for i in range(count))
+            )
+            (a,) = served.server.seeder.channels
+            (b,) = other.seeder.channels
+            (endpoint,) = transport._endpoints.values()
+            assert tuple(a.address[:2]) == tuple(b.address[:2]) == endpoint.address
+            assert endpoint.unrouted == 0
+            transport.close()
+            assert endpoint.closed
+        assert (tmp_path / "out").read_bytes() == served.data
+    finally:
+        other.close()

@@ -12,7 +12,8 @@ import pytest
 
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
-from ppsp.peer.net.node import PEER_PROTOCOL, PPSPP_PEER_PROTOCOL
+from ppsp.peer.net.node import PEER_PROTOCOL
+from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.storage import Storage
 from ppsp.wire.tracker import (

@@ -422,11 +422,14 @@ async def get_main(
     timeout: float = 30.0,
     seed_after: bool = False,
     transports: tuple[str, ...] | None = None,
+    stun: tuple[str, int] | None = None,
 ) -> int:
     """Download ``swarm_id`` into ``output`` (``-``: standard output); 0 when complete.
 
     ``transports`` are the chunk transports asked of peers, most preferred first (default:
-    HTTP only).
+    HTTP only).  With ``stun`` (and PPSPP among them) the one UDP socket PPSPP downloads use
+    learns its reflexive address from that STUN server, through itself, and keeps its NAT
+    mapping alive (:func:`_download_stun`).
 
     The file is written as ``OUTPUT.part`` and renamed when every chunk is verified; an
     interrupted download keeps the ``.part`` and the same command resumes it.  To standard
@@ -451,6 +454,7 @@ async def get_main(
     except OSError as exc:
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    keeper = None if stun is None else await _download_stun(node, stun)
     work: asyncio.Future[object]
     if to_stdout:
         work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))
@@ -483,7 +487,41 @@ async def get_main(
         return 0
     finally:
         await node.stop()
-        write_report(node, options.report)
+        extra: dict[str, Any] | None = None
+        if keeper is not None:
+            keeper.close()
+            extra = {"stun": keeper.counts()}
+        if node.ppspp_endpoint is not None:
+            node.ppspp_endpoint.close()
+        write_report(node, options.report, extra)
+
+
+async def _download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | None:
+    """``get --stun``: open the UDP socket every PPSPP channel of the download uses (bound on
+    the peer's host), learn its reflexive address through itself and keep its NAT mapping
+    alive (a Binding every 20 s); each address learnt is printed.  None (and a warning) when
+    the STUN server cannot be resolved: the download goes on without."""
+    from ppsp.errors import StunError
+    from ppsp.peer.net.ppspp_nat import start_stun
+    from ppsp.peer.net.ppspp_transport import PpsppClientSocket
+
+    endpoint = PpsppClientSocket(node.chunk_client.local_address)
+    node.ppspp_endpoint = endpoint
+    bound = endpoint.address
+
+    def learnt(mapped: tuple[str, int]) -> None:
+        print(
+            f"PPSPP socket udp {bound[0]}:{bound[1]} has reflexive address"
+            f" {mapped[0]}:{mapped[1]} (STUN {stun[0]}:{stun[1]})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        return await start_stun(endpoint, stun, on_change=learnt)
+    except StunError as exc:
+        print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
 async def _download_to_stdout(

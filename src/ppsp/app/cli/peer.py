@@ -333,6 +333,15 @@ def _check_output(output: Path | None, force: bool) -> None:
     "http). ppspp: RFC 7574 over UDP (8 KiB PPSPP chunks), from peers seeding with "
     "--ppspp-port.",
 )
+@click.option(
+    "--stun",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --transport ppspp: ask this STUN server (port 3478 by default) for the "
+    "reflexive address of the one UDP socket PPSPP downloads use, print it, and keep the NAT "
+    "binding alive (a Binding every 20 s).",
+)
 @click.pass_context
 def get(
     ctx: click.Context,
@@ -345,6 +354,7 @@ def get(
     ppspp_peer: str | None,
     merkle_hash: str | None,
     transports: tuple[str, ...],
+    stun: tuple[str, int] | None,
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
     if ppspp_peer is not None:
@@ -352,6 +362,8 @@ def get(
         if transports and source is click.core.ParameterSource.COMMANDLINE:
             # One from a configuration file or the environment is left unused.
             raise click.UsageError("--transport goes with --tracker, not --peer", ctx)
+        if stun is not None:
+            raise click.UsageError("--stun goes with --tracker, not --peer", ctx)
         peer = (ppspp_peer, merkle_hash)
         _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
         return
@@ -365,6 +377,10 @@ def get(
     from ppsp.app.commands import get_main
 
     preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
+    if stun is not None and "PPSPP" not in preference:
+        raise click.BadParameter(
+            "needs --transport ppspp (the socket it is about)", param_hint="--stun"
+        )
     main = get_main(
         swarm_id,
         options,
@@ -372,6 +388,7 @@ def get(
         timeout=timeout,
         seed_after=seed_after,
         transports=preference or None,
+        stun=stun,
     )
     sys.exit(run_peer(main))
 

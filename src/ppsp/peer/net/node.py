@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
@@ -56,7 +56,12 @@ from ppsp.peer.net.session import (
     live_bitmap,
 )
 from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
-from ppsp.peer.protocol.addressing import format_host, is_wildcard
+from ppsp.peer.protocol.addressing import (
+    PPSPP_PEER_PROTOCOL,
+    format_host,
+    is_wildcard,
+    ppspp_addresses,
+)
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
 from ppsp.peer.protocol.senders import hosts_of, seed_keeps_map
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
@@ -78,7 +83,6 @@ from ppsp.wire.peer import (
 )
 from ppsp.wire.tracker import (
     AddressFamily,
-    AddressType,
     ContentMap,
     Encoding,
     PeerAddress,
@@ -88,13 +92,14 @@ from ppsp.wire.tracker import (
     StreamStatistics,
 )
 
+if TYPE_CHECKING:
+    from ppsp.peer.net.ppspp_transport import PpsppClientSocket
+
 log = logging.getLogger(__name__)
 
 PEER_PROTOCOL = "PPSP-PP/0.1"
 """The peer protocol this peer speaks, as advertised to the tracker (``peerProtocol``)."""
 
-PPSPP_PEER_PROTOCOL = PPSPP
-"""The ``peerProtocol`` of the PeerAddresses of a peer's PPSPP (RFC 7574) UDP socket."""
 
 CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
@@ -184,11 +189,12 @@ class PeerNode:
         self.chunk_client = ThreadedChunkClient()
         self.transport_preference = tuple(transport_preference)
         """The chunk transports downloads ask peers for, most preferred first."""
+        self.ppspp_endpoint: PpsppClientSocket | None = None
+        """The socket PPSPP downloads share (``get --stun``), or None: each opens its own."""
         self.ppspp_port: int | None = None
         """The UDP port this peer serves PPSPP on, when it does (:meth:`offer_ppspp`)."""
         self.ppspp_swarms: dict[str, tuple[bytes, int]] = {}
-        """The swarms whose content this peer serves over PPSPP (offered beside HTTP): the
-        RFC 7574 root hash and PPSPP chunk size it serves each representation with."""
+        """Swarms served over PPSPP: the RFC 7574 root hash and PPSPP chunk size of each."""
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -311,20 +317,7 @@ class PeerNode:
         after :meth:`start` and before the first join (the registration carries them)."""
         assert self.tracker is not None, "start the node first"
         ip, _ = self.advertised or (self.host, self.port)
-        addresses = [
-            PeerAddress(
-                ip=ip, port=port, family=_family(ip), type=AddressType.HOST,
-                peer_protocol=PPSPP_PEER_PROTOCOL,
-            )
-        ]  # fmt: skip
-        if reflexive is not None and reflexive != (ip, port):
-            addresses.append(
-                PeerAddress(
-                    ip=reflexive[0], port=reflexive[1], family=_family(reflexive[0]),
-                    type=AddressType.REFLEXIVE, peer_protocol=PPSPP_PEER_PROTOCOL,
-                )
-            )  # fmt: skip
-        self.tracker.advertise(addresses)
+        self.tracker.advertise(ppspp_addresses(ip, port, reflexive))
 
     def offer_ppspp(self, swarm_id: str, port: int, root_hash: bytes, chunk_size: int) -> None:
         """Offer PPSPP for ``swarm_id``: its representation is served on UDP ``port`` (by the
@@ -463,6 +456,7 @@ class PeerNode:
                 store_pool=self._store_pool,
                 local_address=self.chunk_client.local_address,
                 stopping=lambda: self._stopping,
+                endpoint=self.ppspp_endpoint,
             )
         http = HttpChunkTransport(
             http=self.http,
@@ -772,11 +766,6 @@ def _base_url(info: PeerInfo) -> str | None:
         if address.type is None or address.type.value != "REFLEXIVE":
             return _address_url(address)
     return _address_url(addresses[0])
-
-
-def _family(ip: str) -> AddressFamily:
-    """The address family of an IP address's text (every IPv6 text has a colon)."""
-    return AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
 
 
 def _route_source_ip(tracker_url: str, any_family: bool) -> str:

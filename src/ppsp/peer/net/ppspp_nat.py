@@ -1,11 +1,12 @@
 """STUN on the PPSPP socket: the thin I/O around :class:`~ppsp.peer.nat.keepalive.BindingKeeper`.
 
-The Binding requests leave from the peer's one PPSPP UDP socket (:mod:`.ppspp_udp`), so the
-reflexive address learnt is the NAT's mapping of that very socket, the one other peers must
-send their handshakes to.  The socket's datagrams are told apart on arrival: a STUN message
+The Binding requests leave from the peer's one PPSPP UDP socket (a seeder's,
+:mod:`.ppspp_udp`, or a downloading peer's, :class:`~.ppspp_transport.PpsppClientSocket`), so
+the reflexive address learnt is the NAT's mapping of that very socket, the one other peers
+must send their handshakes to.  The socket's datagrams are told apart on arrival: a STUN message
 (:func:`~ppsp.codecs.stun.is_stun`: its magic cookie where a PPSPP datagram has its first
 message's type byte) from the STUN server goes to the keeper, anything else to the PPSPP
-engine.  One timer waits for the keeper's next deadline; a Binding every
+engine (or channels).  One timer waits for the keeper's next deadline; a Binding every
 :data:`~ppsp.peer.nat.keepalive.REFRESH_INTERVAL` seconds keeps the mapping alive.
 """
 
@@ -16,28 +17,44 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from ppsp.codecs.stun import is_stun
 from ppsp.errors import StunError
 from ppsp.peer.nat.keepalive import REFRESH_INTERVAL, BindingKeeper
-from ppsp.peer.net.ppspp_udp import PpsppSeederServer
 from ppsp.peer.ppspp.channel import Address
 
-__all__ = ["PpsppStun", "start_stun"]
+__all__ = ["PpsppStun", "StunSocket", "start_stun"]
 
 log = logging.getLogger(__name__)
 
 
+class StunSocket(Protocol):
+    """A PPSPP socket STUN runs on: a seeder's :class:`~.ppspp_udp.PpsppSeederServer` or a
+    downloading peer's :class:`~.ppspp_transport.PpsppClientSocket`."""
+
+    intercept: Callable[[bytes, Address], bool] | None
+    """Sees each datagram first; True for one it consumed."""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The socket's local address."""
+        ...
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        """Send one datagram from the socket."""
+        ...
+
+
 class PpsppStun:
-    """Bindings to one STUN server from a :class:`PpsppSeederServer`'s socket.
+    """Bindings to one STUN server from a PPSPP socket (:class:`StunSocket`).
 
     ``on_change`` is called with each new reflexive address (the first, and any change).
     """
 
     def __init__(
         self,
-        server: PpsppSeederServer,
+        server: StunSocket,
         stun_server: tuple[str, int],
         *,
         interval: float = REFRESH_INTERVAL,
@@ -125,7 +142,7 @@ class PpsppStun:
 
 
 async def start_stun(
-    server: PpsppSeederServer,
+    server: StunSocket,
     stun_server: tuple[str, int],
     *,
     interval: float = REFRESH_INTERVAL,

@@ -12,9 +12,11 @@ Swarm IDs and descriptions do not change.
   :class:`~ppsp.peer.ppspp.SeededContent` (one pass over the file to hash its PPSPP chunks,
   read from the store's file at explicit offsets); the peer's PPSPP socket
   (:mod:`ppsp.peer.net.ppspp_udp`) serves it beside the libswift-compatible content.
-* Fetching: :class:`PpsppChunkTransport` keeps one channel (one connected UDP socket and a
-  sans-I/O :class:`~ppsp.peer.ppspp.client.ChannelClient`) per remote peer for the session,
-  on the content the peer's offer names.  A fetch of description chunk ``i`` requests the
+* Fetching: :class:`PpsppChunkTransport` keeps one channel (a sans-I/O
+  :class:`~ppsp.peer.ppspp.client.ChannelClient`) per remote peer for the session, on the
+  content the peer's offer names, all of them over one unconnected UDP socket
+  (:class:`PpsppClientSocket`: one NAT mapping, datagrams routed by remote address and
+  channel ID).  A fetch of description chunk ``i`` requests the
   PPSPP chunks covering its bytes (:func:`covering_chunks`), each verified up to the offered
   root, assembles the chunk from them (:func:`chunk_pieces`) and writes it to the store, which
   checks it against the description's SHA-256 chunk hash: a PPSPP content consistent with its
@@ -41,6 +43,7 @@ from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.session import RemotePeer
 from ppsp.peer.net.transport import PPSPP, ChunkNotWanted, ChunkTransport, TransferObserver
 from ppsp.peer.ppspp import SeededContent
+from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.client import ChannelClient, ChunkRejected, ChunkResult, ClientConfig
 from ppsp.peer.protocol.addressing import format_host
 from ppsp.wire.ppspp import CHANNEL_ID_BYTES, MAX_DATAGRAM_BYTES, MerkleHashFunction
@@ -50,6 +53,7 @@ __all__ = [
     "MAX_PIECES",
     "PPSPP_CHUNK_SIZE",
     "PpsppChunkTransport",
+    "PpsppClientSocket",
     "PpsppOffer",
     "StoreChunks",
     "chunk_pieces",
@@ -74,10 +78,10 @@ MAX_PIECES = 256
 chunk size would need more (1 KiB PPSPP chunks for 256 KiB description chunks)."""
 
 RECEIVE_BUFFER_BYTES = 4 << 20
-"""The channel socket's receive buffer asked for (a seeder's bursts outrun a small one)."""
+"""The transport socket's receive buffer asked for (a seeder's bursts outrun a small one)."""
 
 RECEIVE_BATCH = 64
-"""At most this many datagrams read from a channel's socket per wakeup (then other tasks of
+"""At most this many datagrams read from the transport's socket per wakeup (then other tasks of
 the event loop get their turn)."""
 
 _QUERY = re.compile(r"chunk=([1-9][0-9]{0,5})")
@@ -232,28 +236,162 @@ def representation_content(
     return content
 
 
-class _Channel:
-    """One connected UDP socket to a peer, running a :class:`ChannelClient`; the futures of
-    the chunks fetched over it.
+Route = tuple[tuple[str, int], int]
+"""What a received datagram is routed by: the remote address (host, port) and the channel
+ID it is sent to (the first four bytes, the local channel's ID)."""
 
-    The socket is read directly (``loop.add_reader``), every datagram queued at each wakeup
-    (up to :data:`RECEIVE_BATCH`), and the client's output is sent and its results settled
-    once per batch: asyncio's datagram transport reads one datagram per turn of the event
-    loop, which costs a turn (a ``poll`` and its callbacks) per PPSPP chunk.
+
+class PpsppClientSocket:
+    """The one unconnected UDP socket every channel of a :class:`PpsppChunkTransport` sends
+    from and receives on, so that a downloading peer has one mapping at a NAT (and one
+    reflexive address, learnt with STUN on this socket: :mod:`ppsp.peer.net.ppspp_nat`).
+
+    The socket is read directly (``loop.add_reader``), up to :data:`RECEIVE_BATCH` datagrams
+    per wakeup; each goes to the channel of its remote address and channel ID (anything else
+    is dropped and counted), and each channel that got some then sends and settles once:
+    asyncio's datagram transport reads one datagram per turn of the event loop, which costs a
+    turn (a ``poll`` and its callbacks) per PPSPP chunk.  :attr:`intercept` sees each
+    datagram first (STUN answers).  ``local_address`` is the host bound (any when None) with
+    ``family``.
     """
 
-    def __init__(self, client: ChannelClient, name: str, sock: socket.socket) -> None:
+    def __init__(self, local_address: str | None = None, family: int | None = None) -> None:
+        if family is None:
+            family = socket.AF_INET6 if local_address and ":" in local_address else socket.AF_INET
+        self.family = family
+        self._loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((local_address or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock: socket.socket | None = sock
+        name = sock.getsockname()
+        self.address: tuple[str, int] = (str(name[0]), int(name[1]))
+        """The socket's local address."""
+        self._channels: dict[Route, _Channel] = {}
+        # What the socket could not take at once: (datagram, address, channel or None).
+        self._unsent: deque[tuple[bytes, Address, _Channel | None]] = deque()
+        self.intercept: Callable[[bytes, Address], bool] | None = None
+        """Sees each datagram first and returns True for one it consumed (the STUN answers of
+        :mod:`ppsp.peer.net.ppspp_nat`), never handed to a channel."""
+        self.unrouted = 0
+        """Datagrams dropped: no channel of theirs (a stranger, a closed channel, garbage)."""
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is closed."""
+        return self._sock is None
+
+    def attach(self, channel: _Channel) -> None:
+        """Route the datagrams to ``channel`` (its remote address and local channel ID);
+        ChunkTransferError when another open channel has both."""
+        key = (channel.address, channel.client.local_id)
+        if key in self._channels:
+            raise ChunkTransferError(f"{channel.name}: channel ID in use, try again")
+        self._channels[key] = channel
+
+    def detach(self, channel: _Channel) -> None:
+        """Stop routing datagrams to ``channel``."""
+        key = (channel.address, channel.client.local_id)
+        if self._channels.get(key) is channel:
+            del self._channels[key]
+
+    def sendto(self, data: bytes, address: Address, channel: _Channel | None = None) -> None:
+        """Send ``data`` to ``address`` after what waits; a failure closes ``channel`` (ICMP
+        errors do not reach an unconnected socket: an absent peer shows as a timeout)."""
+        if self._sock is None:
+            return
+        self._unsent.append((data, address, channel))
+        if len(self._unsent) == 1:
+            self._send_unsent()
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        touched: dict[_Channel, None] = {}
+        now = self._loop.time()
+        for _ in range(RECEIVE_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM_BYTES + 1)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # an error queued on the socket (not a datagram): read on next time
+            source = (str(addr[0]), int(addr[1]))
+            if self.intercept is not None and self.intercept(data, source):
+                continue
+            channel = self._channels.get((source, int.from_bytes(data[:CHANNEL_ID_BYTES])))
+            if channel is None or len(data) < CHANNEL_ID_BYTES:
+                self.unrouted += 1
+                continue
+            channel.client.datagram_received(data, now)
+            touched[channel] = None
+        for channel in touched:
+            channel.flush()
+
+    def _send_unsent(self) -> None:
+        """Send what waits, in order; what the socket cannot take now waits for it to be
+        writable (datagrams are not dropped here: a lost ACK or REQUEST costs a timeout)."""
+        sock, unsent = self._sock, self._unsent
+        while sock is not None and unsent:
+            data, address, channel = unsent[0]
+            try:
+                sock.sendto(data, address)
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(sock.fileno(), self._writable)
+                return
+            except OSError as exc:
+                unsent.popleft()
+                if channel is not None:
+                    channel.error(exc)
+                continue
+            unsent.popleft()
+
+    def _writable(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_writer(self._sock.fileno())
+        self._send_unsent()
+
+    def close(self) -> None:
+        """Close the socket (its channels are closed by their transport)."""
+        sock, self._sock = self._sock, None
+        self.intercept = None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            self._loop.remove_writer(sock.fileno())
+            sock.close()
+        self._unsent.clear()
+
+
+class _Channel:
+    """A :class:`ChannelClient` to one peer over the transport's :class:`PpsppClientSocket`;
+    the futures of the chunks fetched over it."""
+
+    def __init__(
+        self,
+        client: ChannelClient,
+        name: str,
+        endpoint: PpsppClientSocket,
+        address: tuple[str, int],
+    ) -> None:
         self.client = client
         self.name = name
+        self.address = address
         self._loop = asyncio.get_running_loop()
-        self._sock: socket.socket | None = sock
-        self._unsent: deque[bytes] = deque()  # what the socket could not take at once
+        self._endpoint: PpsppClientSocket | None = endpoint
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[ChunkResult]] = {}
         self._interest: Counter[int] = Counter()  # chunk -> fetches waiting for it
         client.timestamp_offset = time.time() - self._loop.time()
-        self._loop.add_reader(sock.fileno(), self._readable)
-        self._flush()  # the handshake
+        endpoint.attach(self)
+        self.flush()  # the handshake
 
     @property
     def closed(self) -> bool:
@@ -280,7 +418,7 @@ class _Channel:
             futures.append(future)
         if new:
             self.client.request_many(new, self._loop.time())
-            self._flush()  # a closed channel fails the futures here
+            self.flush()  # a closed channel fails the futures here
         return futures
 
     def release(self, indexes: Iterable[int]) -> None:
@@ -301,99 +439,58 @@ class _Channel:
         for index in cancelled:
             self.client.cancel(index, now)
         if cancelled:
-            self._flush()
+            self.flush()
 
-    def _readable(self) -> None:
-        """Hand every datagram queued on the socket to the client, then settle, send and
-        re-arm once."""
-        sock = self._sock
-        if sock is None:
-            return
-        client, loop = self.client, self._loop
-        for _ in range(RECEIVE_BATCH):
-            try:
-                data = sock.recv(MAX_DATAGRAM_BYTES + 1)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self._error(exc)
-                return
-            client.datagram_received(data, loop.time())
-        self._flush()
-
-    def _error(self, exc: OSError) -> None:
-        """An ICMP error (nobody on the port) or a socket failure: the channel is closed."""
+    def error(self, exc: OSError) -> None:
+        """A datagram to the peer could not be sent (no route, ...): the channel is closed."""
         reason = exc.strerror or exc
         self.client.close(self._loop.time(), f"unreachable: {reason}")
-        self._flush()
+        self.flush()
 
     def close(self) -> None:
-        """Close the channel (telling the peer) and the socket."""
+        """Close the channel (telling the peer)."""
         self.client.close(self._loop.time())
-        self._flush()
-        self._close_socket()
+        self.flush()
+        self._detach()
 
-    def _close_socket(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            self._loop.remove_reader(sock.fileno())
-            self._loop.remove_writer(sock.fileno())
-            sock.close()
+    def _detach(self) -> None:
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.detach(self)
         self._cancel_timer()
         self._fail_waiters()
 
     def _on_timer(self) -> None:
         self._timer = None
         self.client.handle_timer(self._loop.time())
-        self._flush()
+        self.flush()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send the client's datagrams, settle its results and re-arm its timer."""
         client = self.client
         out = client.datagrams_to_send()
-        if self._sock is not None and (out or self._unsent):
-            self._unsent.extend(out)
-            self._send_unsent()
+        endpoint = self._endpoint
+        if endpoint is not None:
+            for data in out:
+                endpoint.sendto(data, self.address, self)
         for result in client.take_results():
             future = self._waiters.pop(result.index, None)
             if future is not None and not future.done():
                 future.set_result(result)
         if client.closed:
-            # Closed by us, by the peer or for silence: the socket is of no further use.
-            self._close_socket()
+            # Closed by us, by the peer or for silence: no more datagrams are routed to it.
+            self._detach()
             return
         deadline = client.next_deadline()
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
             self._cancel_timer()
         if deadline is not None and self._timer is None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _send_unsent(self) -> None:
-        """Send what waits, in order; what the socket cannot take now waits for it to be
-        writable (datagrams are not dropped here: a lost ACK or REQUEST costs a timeout)."""
-        sock, unsent = self._sock, self._unsent
-        if sock is None:
-            return
-        while unsent:
-            try:
-                sock.send(unsent[0])
-            except (BlockingIOError, InterruptedError):
-                self._loop.add_writer(sock.fileno(), self._writable)
-                return
-            except OSError as exc:
-                unsent.clear()
-                self._error(exc)
-                return
-            unsent.popleft()
-
-    def _writable(self) -> None:
-        if self._sock is not None:
-            self._loop.remove_writer(self._sock.fileno())
-        self._send_unsent()
 
     def _fail_waiters(self) -> None:
         waiters, self._waiters = self._waiters, {}
@@ -408,11 +505,14 @@ class _Channel:
 
 class PpsppChunkTransport(ChunkTransport):
     """Chunks of one session's store over PPSPP: a channel per remote peer, kept open, on the
-    RFC 7574 content its offer names.
+    RFC 7574 content its offer names, all over one UDP socket (:class:`PpsppClientSocket`).
 
     ``store_pool`` writes verified chunks (the store checks them once more, SHA-256, as it
-    writes); ``local_address`` is where the sockets are bound (the peer's own address, so that
+    writes); ``local_address`` is where the socket is bound (the peer's own address, so that
     the remote sees the host it listed); ``stopping`` says when the peer is stopping.
+    ``endpoint`` is a socket to use (and leave open) for peers of its address family, e.g.
+    one whose reflexive address STUN keeps (``ppsp get --stun``); otherwise the transport
+    opens one per address family at its first channel and closes it with itself.
     """
 
     kind = PPSPP
@@ -425,6 +525,7 @@ class PpsppChunkTransport(ChunkTransport):
         local_address: str | None = None,
         stopping: Callable[[], bool] = lambda: False,
         config: ClientConfig | None = None,
+        endpoint: PpsppClientSocket | None = None,
     ) -> None:
         self.store = store
         self.store_pool = store_pool
@@ -432,6 +533,8 @@ class PpsppChunkTransport(ChunkTransport):
         self.stopping = stopping
         self.config = config or ClientConfig()
         self._channels: dict[str, asyncio.Task[_Channel]] = {}
+        self._shared = endpoint
+        self._endpoints: dict[int, PpsppClientSocket] = {}  # the ones it opened, by family
         self.chunks_received = 0
         """Chunks fetched and written over PPSPP (for the session's report)."""
 
@@ -510,27 +613,35 @@ class PpsppChunkTransport(ChunkTransport):
         )
         infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
         family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            if self.local_address is not None:
-                sock.bind((self.local_address, 0))
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-            sock.connect(address)  # UDP: no packet sent, only the peer's address fixed
-        except BaseException:
-            sock.close()
-            raise
-        return _Channel(client, f"{remote.peer_id} at {offer.uri}", sock)
+        endpoint = self.endpoint(family)
+        remote_address = (str(address[0]), int(address[1]))
+        return _Channel(client, f"{remote.peer_id} at {offer.uri}", endpoint, remote_address)
+
+    def endpoint(self, family: int) -> PpsppClientSocket:
+        """The socket the channels to peers of address ``family`` use (opened when none)."""
+        shared = self._shared
+        if shared is not None and shared.family == family and not shared.closed:
+            return shared
+        endpoint = self._endpoints.get(family)
+        if endpoint is None or endpoint.closed:
+            local = self.local_address
+            if local is not None and (":" in local) != (family == socket.AF_INET6):
+                local = None  # the peer's own host is of the other family
+            endpoint = PpsppClientSocket(local, family)
+            self._endpoints[family] = endpoint
+        return endpoint
 
     def close(self) -> None:
-        """Close every channel (each peer is told) and its socket."""
+        """Close every channel (each peer is told) and the sockets the transport opened."""
         channels, self._channels = self._channels, {}
         for task in channels.values():
             if not task.done():
                 task.cancel()
             elif not task.cancelled() and task.exception() is None:
                 task.result().close()
+        endpoints, self._endpoints = self._endpoints, {}
+        for endpoint in endpoints.values():
+            endpoint.close()
 
 
 def _usable(task: asyncio.Task[_Channel]) -> bool:

@@ -12,7 +12,19 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["format_host", "is_wildcard", "parse_advertise"]
+from ppsp.wire.common import AddressFamily, AddressType, PeerAddress
+
+__all__ = [
+    "PPSPP_PEER_PROTOCOL",
+    "format_host",
+    "is_wildcard",
+    "parse_advertise",
+    "ppspp_addresses",
+]
+
+PPSPP_PEER_PROTOCOL = "PPSPP"
+"""The ``peerProtocol`` of the PeerAddresses of a peer's PPSPP (RFC 7574) UDP socket (the
+transport's TRANSPORT_NEGOTIATION type)."""
 
 
 def is_wildcard(host: str) -> bool:
@@ -65,3 +77,20 @@ def parse_advertise(text: str) -> tuple[str, int | None]:
 def format_host(ip: str) -> str:
     """``ip`` as the host part of a URL (IPv6 in brackets)."""
     return f"[{ip}]" if ":" in ip else ip
+
+
+def ppspp_addresses(
+    ip: str, port: int, reflexive: tuple[str, int] | None = None
+) -> list[PeerAddress]:
+    """The PeerAddresses of a PPSPP UDP socket on ``ip``:``port``: HOST, and REFLEXIVE when
+    STUN told a different one, both with ``peer_protocol`` :data:`PPSPP_PEER_PROTOCOL`."""
+    found = [(ip, port, AddressType.HOST)]
+    if reflexive is not None and reflexive != (ip, port):
+        found.append((reflexive[0], reflexive[1], AddressType.REFLEXIVE))
+    return [
+        PeerAddress(
+            ip=host, port=number, type=kind, peer_protocol=PPSPP_PEER_PROTOCOL,
+            family=AddressFamily.IPV6 if ":" in host else AddressFamily.IPV4,
+        )
+        for host, number, kind in found
+    ]  # fmt: skip
