@@ -3,7 +3,7 @@
     python -m bench.tracker_scale [--peers N] [--swarms M] [--out FILE]
                                   [--expiry stall|natural|none] [--max-seconds S]
                                   [--finds K] [--find-rate R] [--track-timeout T] [--in-process]
-    python -m bench.tracker_scale --gc-pauses [--peers N] [--swarms M] [--out FILE]
+    python -m bench.tracker_scale --gc-pauses [--peers N] [--swarms M] [--out FILE] [--no-freeze]
 
 One scenario per run: ``--peers`` peers (1,000,000 by default) spread evenly over ``--swarms``
 swarms (100,000), registered with a real ``ppsp tracker`` process on memory storage
@@ -46,7 +46,8 @@ swarm.  Everything is measured from outside the tracker:
 HTTP, no event loop: the sweep's own CPU), and one full ``gc.collect()`` of that storage.
 ``--gc-pauses`` measures instead, in process, the registrations through ``Tracker.handle`` with
 the garbage collector tuned as ``ppsp tracker`` tunes it: every collection of the older
-generations, its duration and the peers registered when it ran (:func:`gc_pauses`).
+generations, its duration and the peers registered when it ran (:func:`gc_pauses`); the state
+is frozen as the tracker's upkeep task freezes it, unless ``--no-freeze``.
 
 A **prober** process sends ``GET /status`` every 10 ms on a keep-alive connection for the
 whole run and records each answer time; the report gives, per phase, the p50/p99/max answer
@@ -91,7 +92,7 @@ from bench.tracker_memory import (
     swarm_of,
 )
 from ppsp.codecs.tracker import codec_for
-from ppsp.process.tuning import tune_garbage_collector
+from ppsp.process.tuning import FreezeTrigger, freeze_state, tune_garbage_collector
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.storage import MemoryStorage
@@ -641,12 +642,16 @@ def sweep_in_process(peers: int, swarm_size: int) -> dict[str, Any]:
     }
 
 
-def gc_pauses(peers: int, swarm_size: int, slow: float = 0.05) -> dict[str, Any]:
+def gc_pauses(
+    peers: int, swarm_size: int, slow: float = 0.05, *, freeze: bool = True
+) -> dict[str, Any]:
     """Registrations through ``Tracker.handle`` in this process (memory storage, the garbage
     collector tuned as ``ppsp tracker`` tunes it), each peer's CONNECT + JOIN timed: the ones
     slower than ``slow`` seconds, and every collection of the older generations with its
     duration and the peers registered when it ran.  No HTTP, no clock of a machine under test:
-    what the tracker's own process costs as it grows."""
+    what the tracker's own process costs as it grows.  With ``freeze`` the state is frozen as
+    the tracker's upkeep task freezes it (:class:`FreezeTrigger`, looked at every 1,000 peers
+    here); its collection shows as a full collection."""
     tracker = Tracker(
         MemoryStorage(seed=1),
         TrackerConfig(init_timeout=1e9, track_timeout=1e9, limits=DEFAULT_LIMITS.off()),
@@ -685,6 +690,8 @@ def gc_pauses(peers: int, swarm_size: int, slow: float = 0.05) -> dict[str, Any]
         )
 
     slowest: list[dict[str, Any]] = []
+    trigger = FreezeTrigger() if freeze else None
+    freezes: list[dict[str, Any]] = []
     gc.callbacks.append(watch)
     try:
         begun = time.perf_counter()
@@ -695,6 +702,10 @@ def gc_pauses(peers: int, swarm_size: int, slow: float = 0.05) -> dict[str, Any]
             took = time.perf_counter() - t
             if took > slow:
                 slowest.append({"peer": i, "ms": _ms(took)})
+            if trigger is not None and i % 1000 == 0 and trigger.due(i):
+                t = time.perf_counter()
+                freeze_state()
+                freezes.append({"peers": i, "ms": _ms(time.perf_counter() - t)})
         seconds = time.perf_counter() - begun
     finally:
         gc.callbacks.remove(watch)
@@ -706,6 +717,7 @@ def gc_pauses(peers: int, swarm_size: int, slow: float = 0.05) -> dict[str, Any]
         "full_collections": [c for c in collections if c["generation"] == 2],
         "generation1_collections": len(young),
         "generation1_max_ms": max(young, default=None),
+        "freezes": freezes if freeze else None,
         "registrations_slower_than_ms": _ms(slow),
         "slow_registrations": slowest,
         "method": "in process: Tracker.handle of each peer's CONNECT and JOIN, gc tuned by "
@@ -780,6 +792,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="instead: register --peers in process and time the garbage collector's pauses",
     )
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="with --gc-pauses: never freeze the state (as before the upkeep task did)",
+    )
     parser.add_argument("--sweep-in-process", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--swarm-size", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
@@ -792,7 +809,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(sweep_in_process(args.sweep_in_process, args.swarm_size)))
         return 0
     if args.gc_pauses:
-        result = gc_pauses(args.peers, max(1, math.ceil(args.peers / args.swarms)))
+        result = gc_pauses(
+            args.peers, max(1, math.ceil(args.peers / args.swarms)), freeze=not args.no_freeze
+        )
         print(json.dumps(result, indent=2))
         if args.out is not None:
             args.out.write_text(json.dumps(result, indent=2) + "\n")

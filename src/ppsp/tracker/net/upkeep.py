@@ -7,8 +7,9 @@
   :func:`clock_for` the clock that suits it.
 - :class:`StorageHealth`: whether the storage answered when last used, each change logged
   once.
-- :class:`Expirer`: calls :meth:`Tracker.expire` at the core's next deadline, and takes the
-  dashboard's samples when they are due (:class:`HistorySampler`).
+- :class:`Expirer`: calls :meth:`Tracker.expire` at the core's next deadline, takes the
+  dashboard's samples when they are due (:class:`HistorySampler`), and freezes a memory
+  storage's state out of the garbage collector's sight as it grows (:class:`FreezeTrigger`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from redis.asyncio.connection import parse_url as parse_redis_url
 
 from ppsp.errors import ServiceUnavailable
+from ppsp.process.tuning import FreezeTrigger, freeze_state
 from ppsp.tracker.core import Tracker
 from ppsp.tracker.dashboard import MEMBERS_READ, History, swarm_figures
 from ppsp.tracker.net.redis_cluster import RedisClusterStorage
@@ -133,6 +135,11 @@ class Expirer:
     :meth:`tick` does one step without sleeping and returns how long to sleep before the next;
     :meth:`run` loops over it, and with a ``sampler`` also takes the dashboard's samples when
     they are due.  Tests drive :meth:`tick` with a fake clock.
+
+    On memory storage (or with a ``freeze`` trigger given) a tick also reads the peer count
+    once per :attr:`FreezeTrigger.interval` and calls ``freezer`` (:func:`freeze_state`) when
+    the state has grown by the trigger's step: the long-lived peers leave the garbage
+    collector's sight, so that its collections stay short at a million peers.
     """
 
     def __init__(
@@ -144,10 +151,18 @@ class Expirer:
         on_expired: Callable[[int], None] | None = None,
         health: StorageHealth | None = None,
         sampler: HistorySampler | None = None,
+        freeze: FreezeTrigger | None = None,
+        freezer: Callable[[], None] = freeze_state,
     ) -> None:
         self._tracker = tracker
         self._clock = clock
         self._poll = poll
+        # Only a state held in this process is worth freezing (Redis holds its own); getattr
+        # because stand-ins of the core (tests) may have no storage.
+        if freeze is None and isinstance(getattr(tracker, "storage", None), MemoryStorage):
+            freeze = FreezeTrigger()
+        self._freeze = freeze
+        self._freezer = freezer
         self._on_expired = on_expired
         self._health = health if health is not None else StorageHealth()
         self._sampler = sampler
@@ -168,10 +183,27 @@ class Expirer:
             await self._expire(now)
             deadline = self._tracker.next_deadline()
             now = self._clock()
+        if self._freeze is not None and self._freeze.should_look(now):
+            await self._maybe_freeze()
         if deadline is None:
             return self._poll
         # A floor keeps a core whose deadline does not move from turning this into a busy loop.
         return min(self._poll, max(deadline - now, 0.01))
+
+    async def _maybe_freeze(self) -> None:
+        assert self._freeze is not None
+        try:
+            peers = (await self._tracker.storage.counts()).peers
+        except Exception:  # the expiry above reports a failing storage
+            return
+        if self._freeze.due(peers):
+            started = time.perf_counter()
+            self._freezer()
+            log.info(
+                "froze the state of %d peers out of the garbage collector's sight (%.0f ms)",
+                peers,
+                (time.perf_counter() - started) * 1000,
+            )
 
     async def _expire(self, now: float) -> None:
         try:
