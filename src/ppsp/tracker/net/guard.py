@@ -39,6 +39,7 @@ that has hosts, the calls of one exchange sent together (one wait).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -269,16 +270,17 @@ _SYNC_BATCH = 1000
 """Hosts per script call (a flood from many hosts is shared in several calls)."""
 
 
-class _RateStore:
+class _RateStore(abc.ABC):
     """Where the shared buckets are: :meth:`exchange` sends counts, answers balances."""
 
+    @abc.abstractmethod
     async def exchange(
         self, admitted: dict[str, int], rate: float, burst: float
     ) -> tuple[dict[str, str], Exception | None]:
         """Each host's count subtracted from its shared bucket: the balances that came back,
         and the first failure (the hosts of a failed call have no balance)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close the connections."""
 
