@@ -50,8 +50,9 @@ from enum import Enum
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import PPSPPError
-from ppsp.peer.content.merkle import chunk_hash, parent_hash, tree_height
-from ppsp.peer.ppspp.content import bin_level, bin_of_range, bin_parent, bin_range, bin_sibling
+from ppsp.peer.content.merkle import chunk_hash, tree_height
+from ppsp.peer.ppspp.content import bin_of_range, bin_range
+from ppsp.peer.ppspp.verify import TreeCheck, verify_chunk, verify_peaks
 from ppsp.wire.ppspp import (
     MAX_TIMESTAMP,
     PPSPP_VERSION,
@@ -219,6 +220,7 @@ class ChannelClient:
         self._pending: dict[int, bytes] = {}
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._peaks_verified = False
+        self._tree: TreeCheck | None = None
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
         self._handshake(now)
 
@@ -548,74 +550,31 @@ class ChannelClient:
             self._verify_peaks()
         return chunk_hash(data, self.config.merkle_hash.hashlib_name)
 
+    def _tree_check(self) -> TreeCheck:
+        """The content's tree shape for verification (made once the chunk count is known)."""
+        tree = self._tree
+        if tree is None:
+            count = self.chunk_count
+            assert count is not None
+            hashing = self.config.merkle_hash
+            tree = TreeCheck(count, self.root_hash, hashing.hashlib_name, hashing.digest_size)
+            self._tree = tree
+        return tree
+
     def _verify_peaks(self) -> None:
-        """Trust the peak hashes (section 5.6.1) once they, with the padding's empty hashes,
-        rebuild the root hash; also the nodes between them and the root."""
-        count = self.chunk_count
-        peaks: dict[int, bytes] = {}
-        first = 0
-        for level in range(tree_height(count), -1, -1):
-            if count & (1 << level):
-                number = (first >> level) * (2 << level) + (1 << level) - 1
-                digest = self._verified.get(number) or self._pending.get(number)
-                if digest is None:
-                    return
-                peaks[number] = digest
-                first += 1 << level
-        hash_name = self.config.merkle_hash.hashlib_name
-        empty = bytes(self.config.merkle_hash.digest_size)
-        derived: dict[int, bytes] = {}
-
-        def node_hash(number: int) -> bytes:
-            if number in peaks:
-                return peaks[number]
-            if bin_range(number).start >= count:
-                return empty
-            half = 1 << (bin_level(number) - 1)
-            value = parent_hash(node_hash(number - half), node_hash(number + half), hash_name)
-            derived[number] = value
-            return value
-
-        if not hmac.compare_digest(node_hash(self._root_bin), self.root_hash):
+        """Trust the peak hashes once they rebuild the root (:func:`.verify.verify_peaks`)."""
+        tree = self._tree_check()
+        trusted = verify_peaks(tree, self._verified, self._pending)
+        if trusted is False:
             self.stats["bad_peaks"] += 1
-            for number in peaks:
-                self._pending.pop(number, None)
-            return
-        for number, digest in (peaks | derived).items():
-            self._verified[number] = digest
-            self._pending.pop(number, None)
-        self._peaks_verified = True
+        elif trusted:
+            self._peaks_verified = True
 
     def _verify(self, index: int, leaf: bytes) -> bool | None:
-        """Check chunk ``index`` of hash ``leaf`` against verified hashes: True when it
-        verifies, False when it does not, None when a hash on its way up is missing."""
-        hash_name = self.config.merkle_hash.hashlib_name
-        empty = bytes(self.config.merkle_hash.digest_size)
-        node, value = 2 * index, leaf
-        learned: list[tuple[int, bytes]] = []
-        while True:
-            anchor = self._verified.get(node)
-            if anchor is not None:
-                if not hmac.compare_digest(anchor, value):
-                    for number, _ in learned:  # they led to a wrong result: forget them
-                        self._pending.pop(number, None)
-                    return False
-                break
-            sibling = bin_sibling(node)
-            other = self._verified.get(sibling) or self._pending.get(sibling)
-            if other is None:
-                if bin_range(sibling).start < self.chunk_count:
-                    return None
-                other = empty  # padding beyond the content (section 5.1)
-            learned.append((node, value))
-            learned.append((sibling, other))
-            parent = bin_parent(node)
-            left, right = (value, other) if node < sibling else (other, value)
-            node, value = parent, parent_hash(left, right, hash_name)
-        for number, digest in learned:
-            self._verified[number] = digest
-            self._pending.pop(number, None)
-        return True
+        """Check chunk ``index`` of hash ``leaf`` (:func:`.verify.verify_chunk`): True when
+        it verifies, False when it does not, None when a hash on its way up is missing."""
+        tree = self._tree_check()
+        return verify_chunk(tree, self._verified, self._pending, index, leaf)
 
     # --- sending --------------------------------------------------------------------------
 

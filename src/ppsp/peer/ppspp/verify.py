@@ -1,0 +1,112 @@
+"""Checking what a PPSPP peer sends against a trusted root hash (RFC 7574 sections 5.5-5.6),
+shared by the download over one channel (:mod:`.leecher`) and the chunk client
+(:mod:`.client`).
+
+Both keep two maps of tree nodes (bin numbers) to hashes: ``verified``, trusted (the root at
+first), and ``pending``, received in INTEGRITY messages but not checked yet.  The functions
+here move hashes from ``pending`` to ``verified`` when they, with the chunk's own hash or the
+padding's empty hashes, rebuild a trusted node; hashes that lead to a wrong result are dropped
+from ``pending``.  Sans-I/O, no state of their own.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from ppsp.peer.content.merkle import parent_hash, tree_height
+from ppsp.peer.ppspp.content import bin_level, bin_parent, bin_range, bin_sibling
+
+__all__ = ["TreeCheck", "verify_chunk", "verify_peaks"]
+
+
+class TreeCheck:
+    """The shape of one content's tree: ``count`` chunks under a root hash, hashed with
+    ``hash_name`` into ``digest_size``-byte hashes."""
+
+    __slots__ = ("count", "digest_size", "empty", "hash_name", "root_bin", "root_hash")
+
+    def __init__(self, count: int, root_hash: bytes, hash_name: str, digest_size: int) -> None:
+        self.count = count
+        self.root_hash = root_hash
+        self.hash_name = hash_name
+        self.digest_size = digest_size
+        self.empty = bytes(digest_size)
+        self.root_bin = (1 << tree_height(count)) - 1
+
+
+def verify_peaks(
+    tree: TreeCheck, verified: dict[int, bytes], pending: dict[int, bytes]
+) -> bool | None:
+    """Trust the peak hashes (section 5.6.1) once they, with the padding's empty hashes,
+    rebuild the root hash; also the nodes between them and the root.  True when trusted,
+    False when they do not rebuild it (they are dropped), None while one is missing."""
+    count = tree.count
+    peaks: dict[int, bytes] = {}
+    first = 0
+    for level in range(tree_height(count), -1, -1):
+        if count & (1 << level):
+            number = (first >> level) * (2 << level) + (1 << level) - 1
+            digest = verified.get(number) or pending.get(number)
+            if digest is None:
+                return None
+            peaks[number] = digest
+            first += 1 << level
+    derived: dict[int, bytes] = {}
+
+    def node_hash(number: int) -> bytes:
+        if number in peaks:
+            return peaks[number]
+        if bin_range(number).start >= count:
+            return tree.empty
+        half = 1 << (bin_level(number) - 1)
+        value = parent_hash(node_hash(number - half), node_hash(number + half), tree.hash_name)
+        derived[number] = value
+        return value
+
+    if not hmac.compare_digest(node_hash(tree.root_bin), tree.root_hash):
+        for number in peaks:
+            pending.pop(number, None)
+        return False
+    for number, digest in (peaks | derived).items():
+        verified[number] = digest
+        pending.pop(number, None)
+    return True
+
+
+def verify_chunk(
+    tree: TreeCheck,
+    verified: dict[int, bytes],
+    pending: dict[int, bytes],
+    index: int,
+    leaf: bytes,
+) -> bool | None:
+    """Check chunk ``index`` of hash ``leaf`` up to a verified node: True when it verifies
+    (the hashes on the way become verified), False when it does not (the pending ones that
+    led there are dropped), None when a hash on the way up is missing."""
+    node, value = 2 * index, leaf
+    learned: list[tuple[int, bytes]] = []
+    while True:
+        anchor = verified.get(node)
+        if anchor is not None:
+            if not hmac.compare_digest(anchor, value):
+                for number, _ in learned:  # they led to a wrong result: forget them
+                    pending.pop(number, None)
+                return False
+            break
+        if node == tree.root_bin:
+            return None  # cannot happen while the root is verified
+        sibling = bin_sibling(node)
+        other = verified.get(sibling) or pending.get(sibling)
+        if other is None:
+            if bin_range(sibling).start < tree.count:
+                return None
+            other = tree.empty  # padding beyond the content (section 5.1)
+        learned.append((node, value))
+        learned.append((sibling, other))
+        parent = bin_parent(node)
+        left, right = (value, other) if node < sibling else (other, value)
+        node, value = parent, parent_hash(left, right, tree.hash_name)
+    for number, digest in learned:
+        verified[number] = digest
+        pending.pop(number, None)
+    return True
