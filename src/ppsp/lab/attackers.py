@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ppsp.lab.addresses import AddressPlan
-from ppsp.lab.runner import START_TIMEOUT, LabError, LabProcess, _load, _Run
+from ppsp.lab.errors import LabError
+from ppsp.lab.runner import START_TIMEOUT, LabProcess, _load, _Run
 
 READY_LINE = re.compile(r"^attack \S+ ready on ")
 

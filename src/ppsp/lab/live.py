@@ -41,6 +41,7 @@ import orjson
 
 from ppsp.lab.addresses import AddressPlan, plan_addresses
 from ppsp.lab.attack_report import compare_live, render_attack_markdown
+from ppsp.lab.errors import LabError
 from ppsp.lab.live_report import (
     TARGET_CONTINUITY,
     TARGET_DELAY,
@@ -52,10 +53,12 @@ from ppsp.lab.live_report import (
     rate_series,
     render_live_markdown,
 )
+from ppsp.lab.nat_report import LabPeer, nat_section, render_nat_markdown
+from ppsp.lab.nat_setup import build_network, command_prefix, nat_network, network_json
+from ppsp.lab.netns import NatNetwork
 from ppsp.lab.plots import plot_continuity_compare, plot_live_bytes, plot_live_viewers
 from ppsp.lab.runner import (
     START_TIMEOUT,
-    LabError,
     LabProcess,
     _load,
     _rate_arg,
@@ -103,6 +106,9 @@ class LiveLabSettings:
     """The tracker's per-host limits (``--limits on``)."""
     viewer_log_level: str = "warning"
     """The viewers' ``--log-level`` (debug: each request, answer and give-up in their logs)."""
+    nat: float | None = None
+    """``--nat FRACTION`` (as :attr:`ppsp.lab.runner.VodLabSettings.nat`); live runs over HTTP
+    only: ``ppsp live`` and ``ppsp watch`` have no PPSPP transport yet."""
 
     @property
     def source_upload(self) -> float:
@@ -265,13 +271,22 @@ async def _swarm(
     dirs: dict[str, Path],
     run: _Run,
     say: Callable[[str], None],
+    net: NatNetwork | None = None,
 ) -> _Outcome:
-    """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT."""
+    """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT.
+
+    With ``net`` (``--nat``) the tracker, the source and each viewer run in their namespaces
+    (the encoder beside the lab, writing into the source's FIFO)."""
     machine_start = _machine_ticks()
     from ppsp.lab.attackers import start_attackers
 
     tracker, tracker_url = await start_tracker(
-        run, settings.peers, dirs["logs"], host=addresses.tracker, limits=settings.limits
+        run,
+        settings.peers,
+        dirs["logs"],
+        host=addresses.tracker,
+        limits=settings.limits,
+        prefix=command_prefix(net, "tracker"),
     )
     say(f"tracker at {tracker_url}")
 
@@ -301,6 +316,7 @@ async def _swarm(
             str(dirs["reports"] / "source.json"),
         ],
         dirs["logs"] / "source.log",
+        prefix=command_prefix(net, "source"),
     )
     run.processes.append(source)
     swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
@@ -344,6 +360,7 @@ async def _swarm(
             if delay > 0:
                 await asyncio.sleep(delay)
             name = f"viewer-{i + 1:02d}"
+            node = f"peer-{i + 1:02d}"  # the network plan's name of the viewer's node
             args = [
                 "watch",
                 swarm_id,
@@ -362,7 +379,9 @@ async def _swarm(
             ]
             if settings.peer_rate is not None:
                 args += ["--upload-rate", _rate_arg(settings.peer_rate)]
-            viewer = await LabProcess.spawn(name, args, dirs["logs"] / f"{name}.log")
+            viewer = await LabProcess.spawn(
+                name, args, dirs["logs"] / f"{name}.log", prefix=command_prefix(net, node)
+            )
             run.processes.append(viewer)
             viewers.append(viewer)
             if i in lab_plan.leaves:
@@ -431,8 +450,13 @@ async def run_live_lab(
     _check(settings)
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
     per_kind = settings.attackers if settings.attacks else 0
+    net = nat_network(settings.nat, settings.peers, settings.seed, attackers=per_kind)
     try:
-        addresses = plan_addresses(settings.peers, settings.attacks, per_kind)
+        addresses = (
+            plan_addresses(settings.peers, settings.attacks, per_kind)
+            if net is None
+            else net.plan.addresses()
+        )
     except ValueError as exc:
         raise LabError(str(exc)) from None
     clean = None
@@ -457,7 +481,9 @@ async def run_live_lab(
     if task is not None:
         signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
-        outcome = await _swarm(settings, lab_plan, addresses, dirs, run, echo)
+        if net is not None:
+            build_network(net, settings.source_upload, settings.peer_rate, echo)
+        outcome = await _swarm(settings, lab_plan, addresses, dirs, run, echo, net)
         echo("decoding the viewers' outputs")
         decoded = {
             v.name: await asyncio.to_thread(decode_output, dirs["work"] / f"{v.name}.ts")
@@ -472,6 +498,11 @@ async def run_live_lab(
     finally:
         signals.close()
         run.kill_all()
+        if net is not None:
+            await run.reap()
+            left = net.close()
+            if left:
+                echo(f"could not delete network namespaces: {', '.join(left)}")
         for path in [*dirs["work"].glob("*.ts"), dirs["work"] / "source.key"]:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -509,6 +540,18 @@ async def run_live_lab(
         "plots": plots,
         "addresses": asdict(addresses),
     }
+    if net is not None:
+        source_report = _load(dirs["reports"] / "source.json")
+        document["network"] = network_json(net)
+        document["nat"] = nat_section(
+            [
+                LabPeer(name=name, natted=i in net.plan.natted, report=report)
+                for i, (name, report, _) in enumerate(viewer_reports)
+            ],
+            outcome.swarm_id,
+            source_report,
+            settings.nat or 0.0,
+        )
     if per_kind:
         from ppsp.lab.attackers import attack_section
 
@@ -525,7 +568,11 @@ async def run_live_lab(
         )
         plots.append("continuity_attack.png")
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    markdown = render_live_markdown(document) + render_attack_markdown(document)
+    markdown = (
+        render_live_markdown(document)
+        + render_nat_markdown(document)
+        + render_attack_markdown(document)
+    )
     (out / "report.md").write_text(markdown, encoding="utf-8")
     return document
 

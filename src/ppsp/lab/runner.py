@@ -38,6 +38,22 @@ import orjson
 from ppsp.lab.addresses import AddressPlan, plan_addresses
 from ppsp.lab.attack_report import compare_vod, render_attack_markdown
 from ppsp.lab.baseline import run_baseline
+from ppsp.lab.errors import LabError
+from ppsp.lab.nat_report import LabPeer, nat_section, render_nat_markdown
+from ppsp.lab.nat_setup import (
+    build_network,
+    command_prefix,
+    nat_network,
+    nat_peer_args,
+    network_json,
+)
+from ppsp.lab.netns import (
+    STUN_PORT,
+    STUN_PROBE,
+    NatNetwork,
+    in_namespace,
+    turnserver_args,
+)
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf, plot_completion_compare
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
 from ppsp.process.lifetime import child_setup
@@ -61,10 +77,6 @@ ENV = {
 """The lab processes' environment: configured by the lab's own arguments alone, never by the
 user's ``PPSP_*`` variables or configuration file (a user's token would give every lab peer
 one PeerID; a configured port or rate would change what the lab measures)."""
-
-
-class LabError(Exception):
-    """A lab run could not be carried out (a process failed to start, a bound ran out)."""
 
 
 class LabProcess:
@@ -102,13 +114,16 @@ class LabProcess:
         *,
         watch: re.Pattern[str] | None = None,
         module: str = "ppsp",
+        prefix: Sequence[str] = (),
+        program: Sequence[str] | None = None,
     ) -> LabProcess:
-        """Start ``python -m MODULE ARGS`` in a new session (so signals reach it alone)."""
+        """Start ``python -m MODULE ARGS`` (or ``program`` ARGS) in a new session (so signals
+        reach it alone), run by ``prefix`` when given (``ip netns exec NAMESPACE``, which
+        keeps the process ID: signals still reach the program itself)."""
+        command = [*(program if program is not None else (sys.executable, "-m", module)), *args]
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            *args,
+            *prefix,
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -250,6 +265,9 @@ class VodLabSettings:
     """With attackers: run the same swarm without them first and report both."""
     limits: bool = True
     """The tracker's per-host limits (``--limits on``)."""
+    nat: float | None = None
+    """``--nat FRACTION``: every process in a network namespace of its own, this fraction of
+    the peers behind NATs (:mod:`ppsp.lab.netns`); None: loopback, as without ``--nat``."""
 
     @property
     def size(self) -> int:
@@ -318,9 +336,22 @@ class _Run:
         for process in self.processes:
             process.kill()
 
+    async def reap(self, timeout: float = 10.0) -> None:
+        """Wait (at most ``timeout`` s) until every process killed has exited."""
+        waits = [p.process.wait() for p in self.processes if p.alive]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+
 
 async def start_tracker(
-    run: _Run, peers: int, logs: Path, *, host: str = "127.1.0.1", limits: bool = True
+    run: _Run,
+    peers: int,
+    logs: Path,
+    *,
+    host: str = "127.1.0.1",
+    limits: bool = True,
+    prefix: Sequence[str] = (),
 ) -> tuple[LabProcess, str]:
     """Start a lab's ``ppsp tracker`` (peer lists long enough for every peer) and its URL.
 
@@ -344,6 +375,7 @@ async def start_tracker(
             "on" if limits else "off",
         ],
         logs / "tracker.log",
+        prefix=prefix,
     )
     run.processes.append(tracker)
     line = await tracker.stdout_line(LISTENING, START_TIMEOUT)
@@ -360,14 +392,27 @@ async def _swarm(
     dirs: dict[str, Path],
     run: _Run,
     say: Callable[[str], None],
+    net: NatNetwork | None = None,
 ) -> _SwarmOutcome:
-    """Start tracker, source and peers; return once every peer completed (or time ran out)."""
+    """Start tracker, source and peers; return once every peer completed (or time ran out).
+
+    With ``net`` (``--nat``) each process runs in its namespace, a STUN server beside the
+    tracker, and the source also serves PPSPP (:func:`nat_peer_args` for the peers).
+    """
     from ppsp.lab.attackers import start_attackers
 
     tracker, tracker_url = await start_tracker(
-        run, settings.peers, dirs["logs"], host=addresses.tracker, limits=settings.limits
+        run,
+        settings.peers,
+        dirs["logs"],
+        host=addresses.tracker,
+        limits=settings.limits,
+        prefix=command_prefix(net, "tracker"),
     )
     say(f"tracker at {tracker_url}")
+    if net is not None:
+        await start_stun(run, net, dirs["logs"])
+        say(f"STUN server (coturn) at {net.plan.stun_server}")
     source_args = [
         "seed",
         str(content),
@@ -384,7 +429,11 @@ async def _swarm(
     ]
     if settings.chunk_size is not None:
         source_args += ["--chunk-size", str(settings.chunk_size)]
-    source = await LabProcess.spawn("source", source_args, dirs["logs"] / "source.log")
+    if net is not None:
+        source_args += ["--ppspp-port", "0"]
+    source = await LabProcess.spawn(
+        "source", source_args, dirs["logs"] / "source.log", prefix=command_prefix(net, "source")
+    )
     run.processes.append(source)
     swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
     say(f"source seeding swarm {swarm_id[:16]}... at {settings.source_rate / MiB:.2f} MiB/s")
@@ -430,7 +479,15 @@ async def _swarm(
             args += ["--download-rate", _rate_arg(settings.download_rate)]
         if i not in lab_plan.churned:
             args.append("--seed-after")
-        peer = await LabProcess.spawn(name, args, dirs["logs"] / f"{name}.log", watch=COMPLETE)
+        if net is not None:
+            args += nat_peer_args(net, i)
+        peer = await LabProcess.spawn(
+            name,
+            args,
+            dirs["logs"] / f"{name}.log",
+            watch=COMPLETE,
+            prefix=command_prefix(net, name),
+        )
         run.processes.append(peer)
         peers.append(peer)
     say(f"{len(peers)} peers started; waiting for them to complete")
@@ -463,6 +520,53 @@ async def _swarm(
             "load": used / (wall * cores) if wall > 0 else 0.0,
         },
     )
+
+
+STUN_READY = 30.0
+"""Bound on the STUN server answering its first Binding request."""
+
+
+async def start_stun(run: _Run, net: NatNetwork, logs: Path) -> LabProcess:
+    """Start coturn (STUN only) in its namespace; return once it answers a Binding request
+    sent from behind the first NAT (from the tracker's namespace when no peer is NATed)."""
+    server = await LabProcess.spawn(
+        "stun",
+        [],
+        logs / "stun.log",
+        prefix=command_prefix(net, "stun"),
+        program=turnserver_args(net.plan, str(logs)),
+    )
+    run.processes.append(server)
+    natted = sorted(net.plan.natted)
+    asker = net.plan.peers[natted[0]].namespace if natted else net.plan.tracker.namespace
+    deadline = time.monotonic() + STUN_READY
+    error = ""
+    while time.monotonic() < deadline:
+        if not server.alive:
+            raise LabError(f"the STUN server exited: {server.describe()}")
+        probe = await asyncio.create_subprocess_exec(
+            *in_namespace(asker),
+            sys.executable,
+            "-c",
+            STUN_PROBE,
+            net.plan.stun.address,
+            str(STUN_PORT),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            _, err = await asyncio.wait_for(probe.communicate(), 15.0)
+        except TimeoutError:
+            probe.kill()
+            await probe.wait()
+            continue
+        if probe.returncode == 0:
+            return server
+        error = " ".join(err.decode(errors="replace").strip().splitlines()[-1:])
+        await asyncio.sleep(0.5)
+    raise LabError(f"the STUN server did not answer within {STUN_READY:.0f} s: {error}")
 
 
 async def source_urls(source: LabProcess, addresses: AddressPlan) -> tuple[str, ...]:
@@ -498,8 +602,13 @@ async def run_vod_lab(
         raise LabError("churn is a fraction between 0 and 1")
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
     per_kind = settings.attackers if settings.attacks else 0
+    net = nat_network(settings.nat, settings.peers, settings.seed, attackers=per_kind)
     try:
-        addresses = plan_addresses(settings.peers, settings.attacks, per_kind)
+        addresses = (
+            plan_addresses(settings.peers, settings.attacks, per_kind)
+            if net is None
+            else net.plan.addresses()
+        )
     except ValueError as exc:
         raise LabError(str(exc)) from None
     clean = None
@@ -527,7 +636,9 @@ async def run_vod_lab(
     if task is not None:
         signals.enter_context(on_signals(task.cancel, STOP_SIGNALS))
     try:
-        outcome = await _swarm(settings, lab_plan, addresses, content, dirs, run, echo)
+        if net is not None:
+            build_network(net, settings.source_rate, settings.peer_rate, echo)
+        outcome = await _swarm(settings, lab_plan, addresses, content, dirs, run, echo, net)
         swarm_id, peers = outcome.swarm_id, outcome.peers
         verified = {p.name: _digest(dirs["work"] / f"{p.name}.bin") == digest for p in peers}
         baseline = None
@@ -551,6 +662,11 @@ async def run_vod_lab(
     finally:
         signals.close()
         run.kill_all()
+        if net is not None:
+            await run.reap()
+            left = net.close()
+            if left:
+                echo(f"could not delete network namespaces: {', '.join(left)}")
         for path in dirs["work"].glob("*.bin"):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -586,6 +702,18 @@ async def run_vod_lab(
         "plots": plots,
         "addresses": asdict(addresses),
     }
+    if net is not None:
+        document["network"] = network_json(net)
+        document["nat"] = nat_section(
+            [
+                LabPeer(name=name, natted=i in net.plan.natted, report=report)
+                for i, (name, report, _) in enumerate(peer_reports)
+            ],
+            swarm_id,
+            source,
+            settings.nat or 0.0,
+            stun=net.plan.stun_server,
+        )
     if per_kind:
         document["attack"] = attack_section(addresses, per_kind, dirs["reports"], outcome.attackers)
     if clean is not None:
@@ -597,7 +725,9 @@ async def run_vod_lab(
         )
         plots.append("completion_attack.png")
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    markdown = render_markdown(document) + render_attack_markdown(document)
+    markdown = (
+        render_markdown(document) + render_nat_markdown(document) + render_attack_markdown(document)
+    )
     (out / "report.md").write_text(markdown, encoding="utf-8")
     return document
 

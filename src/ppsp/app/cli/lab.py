@@ -74,6 +74,31 @@ def attack_options(func: F) -> F:
     return func
 
 
+def nat_option(func: F) -> F:
+    """``--nat FRACTION``: the NAT lab (network namespaces, needs root)."""
+    return click.option(
+        "--nat",
+        type=click.FloatRange(0, 1),
+        default=None,
+        metavar="FRACTION",
+        help="Run every process in a network namespace of its own, this fraction of the peers "
+        "(chosen with --seed) each behind a NAT of its own (nftables masquerade), the others, "
+        "the tracker, the source and a STUN server (coturn) on a shared bridge; tbf caps the "
+        "uplinks. Needs root, ip, nft, tc and turnserver (exit 2 without). Default: loopback.",
+    )(func)
+
+
+class NatUnavailable(click.ClickException):
+    """What a NAT lab needs and lacks: one line, exit status 2."""
+
+    exit_code = 2
+
+
+def _nat_failed(exc: Exception) -> click.ClickException:
+    """The one-line exit (status 2) for a NAT lab this machine cannot run."""
+    return NatUnavailable(str(exc))
+
+
 def _check_attacks(attackers: int, attacks: tuple[str, ...]) -> None:
     if attackers and not attacks:
         raise click.BadParameter("give the kinds with --attack", param_hint="--attackers")
@@ -134,6 +159,7 @@ def lab() -> None:
     help="Bound in seconds on the swarm's completion (and on the baseline's).",
 )
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Run the baseline.")
+@nat_option
 @attack_options
 def lab_vod(
     peers: int,
@@ -148,6 +174,7 @@ def lab_vod(
     chunk_size: int | None,
     timeout: float,
     baseline: bool,
+    nat: float | None,
     attackers: int,
     attacks: tuple[str, ...],
     compare: bool,
@@ -160,13 +187,17 @@ def lab_vod(
 
     --attackers N --attack KIND (repeatable) adds N attackers of each kind; with --compare
     the same swarm runs without them first (into OUT/clean) and report.md compares both.
+
+    --nat FRACTION runs the swarm in network namespaces, that fraction of the peers behind
+    NATs; report.md adds how the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").
     """
     _check_attacks(attackers, attacks)
     _require_lab_extra()
     import asyncio
     import shlex
 
-    from ppsp.lab.runner import LabError, VodLabSettings, run_vod_lab
+    from ppsp.lab.errors import LabError, LabRequirementError
+    from ppsp.lab.runner import VodLabSettings, run_vod_lab
 
     settings = VodLabSettings(
         out=out,
@@ -186,9 +217,12 @@ def lab_vod(
         attackers=attackers,
         compare=compare,
         limits=limits.lower() == "on",
+        nat=nat,
     )
     try:
         document = asyncio.run(run_vod_lab(settings))
+    except LabRequirementError as exc:
+        raise _nat_failed(exc) from exc
     except LabError as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
@@ -247,6 +281,7 @@ def lab_vod(
     show_default=True,
     help="The viewers' log level (debug: every request, arrival and give-up in OUT/logs).",
 )
+@nat_option
 @attack_options
 def lab_live(
     peers: int,
@@ -260,6 +295,7 @@ def lab_live(
     chunk_ms: int,
     out: Path,
     viewer_log_level: str,
+    nat: float | None,
     attackers: int,
     attacks: tuple[str, ...],
     compare: bool,
@@ -273,14 +309,17 @@ def lab_live(
 
     --attackers N --attack KIND (repeatable) adds N attackers of each kind; with --compare
     the same stream runs without them first (into OUT/clean) and report.md compares both.
+
+    --nat FRACTION runs the stream in network namespaces, that fraction of the viewers behind
+    NATs, over HTTP (live has no PPSPP transport yet); report.md adds how the pairs connected.
     """
     _check_attacks(attackers, attacks)
     _require_lab_extra()
     import asyncio
     import shlex
 
+    from ppsp.lab.errors import LabError, LabRequirementError
     from ppsp.lab.live import LiveLabSettings, run_live_lab
-    from ppsp.lab.runner import LabError
 
     settings = LiveLabSettings(
         out=out,
@@ -299,9 +338,12 @@ def lab_live(
         compare=compare,
         limits=limits.lower() == "on",
         viewer_log_level=viewer_log_level,
+        nat=nat,
     )
     try:
         document = asyncio.run(run_live_lab(settings))
+    except LabRequirementError as exc:
+        raise _nat_failed(exc) from exc
     except LabError as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:

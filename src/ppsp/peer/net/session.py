@@ -25,6 +25,7 @@ from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.upload.fair import UploadLedger
 from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.common import AddressType
 from ppsp.wire.peer import (
     RepresentationMap,
     TransportOffer,
@@ -90,6 +91,24 @@ class RemotePeer:
     def transport(self) -> str | None:
         """The type of the negotiated transport (``HTTP``), None when not connected."""
         return None if self._offer is None else self._offer.type.upper()
+
+    @property
+    def address(self) -> str | None:
+        """``HOST:PORT`` the negotiated transport reaches the peer at (its offer's URI, else
+        :attr:`base_url`), None when not connected; for ``--report`` (``ppsp lab --nat``)."""
+        if self._offer is None:
+            return None
+        url = urlsplit(self._offer.uri or self.base_url)
+        return url.netloc or None
+
+    @property
+    def relayed(self) -> bool:
+        """Whether :attr:`address` is one the tracker listed as relayed (type ``PROXY``)."""
+        address = self.address
+        return address is not None and any(
+            a.type is AddressType.PROXY and address in (f"{a.ip}:{a.port}", f"[{a.ip}]:{a.port}")
+            for a in self.info.addresses
+        )
 
     @property
     def failures(self) -> int:
@@ -325,6 +344,8 @@ class SwarmSession:
                 peer_id: {
                     "connected": remote.offer is not None,
                     "transport": remote.transport,
+                    "address": remote.address,
+                    "relayed": remote.relayed,
                     "banned": remote.banned,
                     "failures": remote.failures,
                     "chunks_announced": len(remote.bitmap) if remote.bitmap is not None else None,

@@ -1,0 +1,247 @@
+"""The NAT lab's figures: how the peer pairs connected, from the peers' ``--report`` files.
+
+A **pair** is an unordered pair of the lab's peers (the source is not one of them; it is
+counted apart) of which at least one *listed* the other: the other's PeerID is among the
+remote peers of its session in the swarm (a peer the tracker named to it, whether or not it
+was ever reached).  A pair **connected** when chunk bytes moved between the two in either
+direction (the receiver's ``received_from``, or the sender's ``uploaded_to``), **through a
+relay** when it connected and a side's record of the other says the address chunks went to
+was a relayed one (``relayed``, a PeerAddress of type PROXY), **directly** otherwise; it
+**never** connected when no bytes moved, whether or not one side tried.
+
+Pairs are also split by kind: both peers behind NAT (``nat-nat``), one (``nat-public``),
+none (``public-public``).  Pure: reads the reports given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ppsp.lab.report import Report, session_of
+
+KINDS = ("nat-nat", "nat-public", "public-public")
+
+
+@dataclass(slots=True)
+class PairCounts:
+    """Pairs by outcome."""
+
+    direct: int = 0
+    relayed: int = 0
+    never: int = 0
+    failed: int = 0
+    """Of :attr:`never`: pairs where a side counted failures against the other (it tried)."""
+    transports: dict[str, int] = field(default_factory=dict)
+    """Connected pairs by the transport chunks went over (the receiver's record of it)."""
+
+    @property
+    def total(self) -> int:
+        """Every pair counted."""
+        return self.direct + self.relayed + self.never
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts and shares of the total (None when there is no pair)."""
+        total = self.total
+        return {
+            "total": total,
+            "direct": self.direct,
+            "relayed": self.relayed,
+            "never": self.never,
+            "never_after_failures": self.failed,
+            "shares": {
+                outcome: (count / total if total else None)
+                for outcome, count in (
+                    ("direct", self.direct),
+                    ("relayed", self.relayed),
+                    ("never", self.never),
+                )
+            },
+            "transports": dict(sorted(self.transports.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabPeer:
+    """One lab peer's report, as the NAT figures read it."""
+
+    name: str
+    natted: bool
+    report: Report | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Side:
+    peer_id: str | None
+    records: Mapping[str, Mapping[str, Any]]
+    received_from: Mapping[str, int]
+    uploaded_to: Mapping[str, int]
+
+
+def _side(peer: LabPeer, swarm_id: str) -> _Side:
+    report = peer.report
+    if report is None:
+        return _Side(peer_id=None, records={}, received_from={}, uploaded_to={})
+    session = session_of(report, swarm_id) or {}
+    return _Side(
+        peer_id=str(report.get("peer_id")) if report.get("peer_id") else None,
+        records={str(k): dict(v) for k, v in dict(session.get("peers") or {}).items()},
+        received_from={str(k): int(v) for k, v in dict(session.get("received_from") or {}).items()},
+        uploaded_to={str(k): int(v) for k, v in dict(session.get("uploaded_to") or {}).items()},
+    )
+
+
+def _moved(receiver: _Side, sender: _Side) -> int:
+    """Bytes ``sender`` gave ``receiver``, by either one's count."""
+    if receiver.peer_id is None or sender.peer_id is None:
+        return 0
+    return max(
+        receiver.received_from.get(sender.peer_id, 0), sender.uploaded_to.get(receiver.peer_id, 0)
+    )
+
+
+def classify_pairs(
+    peers: Sequence[LabPeer], swarm_id: str
+) -> tuple[dict[str, PairCounts], PairCounts]:
+    """Pairs by kind (:data:`KINDS`) and all together (see the module docstring)."""
+    sides = [_side(peer, swarm_id) for peer in peers]
+    by_kind = {kind: PairCounts() for kind in KINDS}
+    total = PairCounts()
+    for i, a in enumerate(sides):
+        for j in range(i + 1, len(sides)):
+            b = sides[j]
+            if a.peer_id is None or b.peer_id is None:
+                continue  # a peer without a report: its pairs cannot be told
+            if b.peer_id not in a.records and a.peer_id not in b.records:
+                continue  # neither listed the other: not a pair
+            natted = peers[i].natted + peers[j].natted
+            kind = KINDS[2 - natted]
+            a_got, b_got = _moved(a, b), _moved(b, a)
+            for counts in (by_kind[kind], total):
+                if not a_got and not b_got:
+                    counts.never += 1
+                    tried = a.records.get(b.peer_id, {}), b.records.get(a.peer_id, {})
+                    counts.failed += any(int(r.get("failures") or 0) > 0 for r in tried)
+                    continue
+                used = []
+                if a_got:
+                    used.append(a.records.get(b.peer_id, {}))
+                if b_got:
+                    used.append(b.records.get(a.peer_id, {}))
+                if any(record.get("relayed") for record in used):
+                    counts.relayed += 1
+                else:
+                    counts.direct += 1
+                for transport in sorted({str(r.get("transport") or "?") for r in used}):
+                    counts.transports[transport] = counts.transports.get(transport, 0) + 1
+    return by_kind, total
+
+
+def source_reach(peers: Sequence[LabPeer], swarm_id: str, source_id: str) -> dict[str, Any]:
+    """How many peers, behind NAT or not, got chunks from the source, by transport."""
+    figures: dict[str, Any] = {}
+    for label, natted in (("natted", True), ("public", False)):
+        group = [peer for peer in peers if peer.natted is natted]
+        served = 0
+        transports: dict[str, int] = {}
+        for peer in group:
+            side = _side(peer, swarm_id)
+            if side.received_from.get(source_id, 0) > 0:
+                served += 1
+                transport = str(side.records.get(source_id, {}).get("transport") or "?")
+                transports[transport] = transports.get(transport, 0) + 1
+        figures[label] = {"peers": len(group), "served": served, "transports": transports}
+    return figures
+
+
+def nat_section(
+    peers: Sequence[LabPeer],
+    swarm_id: str,
+    source: Report | None,
+    fraction: float,
+    stun: str | None = None,
+) -> dict[str, Any]:
+    """The report.json ``"nat"`` section (``stun``: the STUN server the NATed peers asked)."""
+    by_kind, total = classify_pairs(peers, swarm_id)
+    touching = PairCounts()
+    for kind in ("nat-nat", "nat-public"):
+        counts = by_kind[kind]
+        touching.direct += counts.direct
+        touching.relayed += counts.relayed
+        touching.never += counts.never
+        touching.failed += counts.failed
+    source_id = str((source or {}).get("peer_id", ""))
+    return {
+        "fraction": fraction,
+        "stun": stun,
+        "peers": len(peers),
+        "behind_nat": sum(peer.natted for peer in peers),
+        "natted": [peer.name for peer in peers if peer.natted],
+        "reports_missing": [peer.name for peer in peers if peer.report is None],
+        "reflexive": {
+            peer.name: (peer.report.get("stun") or {}).get("reflexive")
+            for peer in peers
+            if peer.natted and peer.report is not None
+        },
+        "pairs": total.to_json(),
+        "pairs_by_kind": {kind: counts.to_json() for kind, counts in by_kind.items()},
+        "natted_pairs": touching.to_json(),
+        "source": source_reach(peers, swarm_id, source_id),
+        "source_ppspp": dict((source or {}).get("ppspp") or {}),
+    }
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def render_nat_markdown(document: Mapping[str, Any]) -> str:
+    """report.md's NAT section (empty without one)."""
+    nat = document.get("nat")
+    if not nat:
+        return ""
+    servers = "the tracker, the source" + (" and the STUN server" if nat.get("stun") else "")
+    lines = [
+        "",
+        "## NAT",
+        "",
+        f"{nat['behind_nat']} of {nat['peers']} peers behind a NAT of their own (nftables "
+        f"masquerade); the other peers, {servers} on the public segment. A pair: two peers of "
+        "which one listed the other; connected when chunks moved either way.",
+        "",
+        "| pairs | total | direct | relayed | never (of which tried) |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [("all", nat["pairs"]), ("with a NATed peer", nat["natted_pairs"])]
+    rows += [(kind, nat["pairs_by_kind"][kind]) for kind in KINDS]
+    for label, counts in rows:
+        shares = counts["shares"]
+        lines.append(
+            f"| {label} | {counts['total']} | {counts['direct']} ({_share(shares['direct'])}) "
+            f"| {counts['relayed']} ({_share(shares['relayed'])}) "
+            f"| {counts['never']} ({_share(shares['never'])}; "
+            f"{counts['never_after_failures']}) |"
+        )
+    source = nat["source"]
+    lines += [
+        "",
+        f"Served by the source: {source['natted']['served']} of {source['natted']['peers']} "
+        f"peers behind NAT ({_transports(source['natted']['transports'])}), "
+        f"{source['public']['served']} of {source['public']['peers']} public peers "
+        f"({_transports(source['public']['transports'])}).",
+    ]
+    chunks = nat.get("source_ppspp", {}).get("data_sent")
+    if chunks:
+        lines.append(
+            f"The source sent {chunks} PPSPP chunks; its report does not attribute PPSPP uploads "
+            "to PeerIDs, so the check of bytes sent against bytes received above counts them as "
+            "received only."
+        )
+    if nat["reports_missing"]:
+        lines.append(f"No report from: {', '.join(nat['reports_missing'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def _transports(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"

@@ -1,0 +1,90 @@
+"""Setting up a NAT lab run (``ppsp lab vod|live --nat FRACTION``): its network, built from
+the plan of :mod:`ppsp.lab.netns`, the peers' extra arguments, and its part of report.json.
+
+Shared by the vod runner (:mod:`ppsp.lab.runner`) and the live lab (:mod:`ppsp.lab.live`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from ppsp.lab.errors import LabError, LabRequirementError
+from ppsp.lab.netns import (
+    NatNetwork,
+    NetworkError,
+    choose_natted,
+    missing_requirements,
+    plan_network,
+)
+
+__all__ = ["build_network", "command_prefix", "nat_network", "nat_peer_args", "network_json"]
+
+
+def command_prefix(net: NatNetwork | None, name: str) -> list[str]:
+    """What runs a lab process in its namespace (``ip netns exec NAME``); nothing without
+    ``--nat``."""
+    return [] if net is None else net.prefix(name)
+
+
+def nat_peer_args(net: NatNetwork, index: int) -> list[str]:
+    """A peer's extra arguments in a NAT lab: PPSPP first (the one transport a peer behind
+    NAT can use towards a PPSPP server, its socket's reflexive address learnt with STUN),
+    then HTTP; ``--stun`` for a peer behind NAT."""
+    args = ["--transport", "ppspp", "--transport", "http"]
+    if net.plan.peers[index].natted:
+        args += ["--stun", net.plan.stun_server]
+    return args
+
+
+def nat_network(
+    fraction: float | None, peers: int, seed: int, *, attackers: int = 0
+) -> NatNetwork | None:
+    """The NAT lab's network for ``--nat FRACTION`` (None without it), not built yet.
+
+    LabRequirementError when this machine cannot build it (:func:`missing_requirements`),
+    LabError for attackers (not in a NAT lab) or too many peers.
+    """
+    if fraction is None:
+        return None
+    if attackers:
+        raise LabError("--nat does not take attackers")
+    try:
+        natted = choose_natted(peers, fraction, seed)
+        network_plan = plan_network(peers, natted)
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+    missing = missing_requirements()
+    if missing is not None:
+        raise LabRequirementError(missing)
+    return NatNetwork(network_plan)
+
+
+def build_network(
+    net: NatNetwork, source_rate: float | None, peer_rate: float | None, say: Callable[[str], None]
+) -> None:
+    """Make ``net``'s namespaces, ``tbf`` on the source's and the peers' uplinks (LabError
+    when a command fails; :meth:`NatNetwork.close` removes what was made)."""
+    rates: dict[str, float | None] = {"source": source_rate}
+    rates.update({peer.name: peer_rate for peer in net.plan.peers})
+    began = time.monotonic()
+    try:
+        net.build(rates)
+    except NetworkError as exc:
+        raise LabError(f"building the NAT lab's network: {exc}") from None
+    plan = net.plan
+    say(
+        f"network: {len(plan.namespaces())} namespaces in {time.monotonic() - began:.1f} s; "
+        f"{len(plan.natted)} of {len(plan.peers)} peers behind NAT"
+    )
+
+
+def network_json(net: NatNetwork) -> dict[str, Any]:
+    """report.json's ``"network"``: each process's namespace and addresses."""
+    return {
+        "tag": net.plan.tag,
+        "stun": net.plan.stun_server,
+        "nodes": [asdict(node) for node in net.plan.nodes()],
+    }
