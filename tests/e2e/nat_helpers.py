@@ -5,6 +5,9 @@
 private network with nftables, as a home router does) and ``client`` (10.233.0.2, its default
 route through the router).  Everything is deleted when the ``with`` block ends.
 
+:func:`two_nats` makes two such routers, each with a client behind it, and a public source host
+(its uplink rate capped with ``tbf``) beside the public servers, all on one public bridge.
+
 :func:`stun_server` runs coturn (Debian's ``turnserver``) as a STUN-only server.  Both need
 what ``.ci/run`` installs (coturn, nftables) and root; :func:`require` skips a test on a
 machine without them and fails it in CI.
@@ -110,6 +113,113 @@ def natted() -> Iterator[Natted]:
         subprocess.run(
             names.run(names.router, [NFT, "-f", "-"]),
             input=rules, text=True, check=True, timeout=30, capture_output=True,
+        )  # fmt: skip
+        yield names
+    finally:
+        for namespace in reversed(made):
+            with contextlib.suppress(NamespaceError, subprocess.TimeoutExpired):
+                ip("netns", "delete", namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoNats:
+    """The namespaces of :func:`two_nats`, by role."""
+
+    public: str
+    """The public servers' host (tracker, STUN), holding the public bridge."""
+    source: str
+    """A public host whose uplink is capped (a source that cannot serve everything quickly)."""
+    router_a: str
+    client_a: str
+    router_b: str
+    client_b: str
+
+    def run(self, namespace: str, command: Sequence[str]) -> list[str]:
+        """``command`` as run inside ``namespace`` (``ip netns exec``)."""
+        return [IP, "netns", "exec", namespace, *command]
+
+
+SOURCE = "10.232.0.4"
+ROUTER_A_PUBLIC, ROUTER_B_PUBLIC = "10.232.0.2", "10.232.0.3"
+CLIENT_A, CLIENT_B = "10.233.0.2", "10.234.0.2"
+
+
+def _router_rules(wan: str) -> str:
+    """A home router's nftables rules: masquerade what leaves by ``wan``, and drop what comes
+    in by it unasked for (only answers to what went out pass).  Without the drop, a datagram
+    to the router's address that nothing asked for (a peer's handshake ahead of the punch)
+    leaves a connection-tracking entry that makes the later outgoing mapping of that very
+    address pair take another port: the hole punched would not be where the tracker says."""
+    return (
+        "table ip ppspnat {\n"
+        "  chain post {\n"
+        f'    type nat hook postrouting priority srcnat; oifname "{wan}" masquerade;\n'
+        "  }\n"
+        "  chain incoming {\n"
+        "    type filter hook input priority filter; policy accept;\n"
+        f'    iifname "{wan}" ct state established,related accept;\n'
+        f'    iifname "{wan}" drop;\n'
+        "  }\n"
+        "  chain passing {\n"
+        "    type filter hook forward priority filter; policy accept;\n"
+        f'    iifname "{wan}" ct state established,related accept;\n'
+        f'    iifname "{wan}" drop;\n'
+        "  }\n"
+        "}\n"
+    )
+
+
+@contextlib.contextmanager
+def two_nats(source_rate: str = "4mbit") -> Iterator[TwoNats]:
+    """Two clients, each behind its own masquerading router, and a public host and a source
+    host, on one public bridge (10.232.0.0/24: public .1, router A .2, router B .3, source
+    .4; client A 10.233.0.2, client B 10.234.0.2).  The routers forward nothing unasked for
+    from outside (:func:`_router_rules`); the source's uplink is capped at ``source_rate``
+    (``tbf``).  Everything is deleted when the ``with`` block ends."""
+    tag = secrets.token_hex(3)
+    made: list[str] = []
+    names = TwoNats(*(f"ppsp-{tag}-{role}" for role in ("pub", "src", "rta", "cla", "rtb", "clb")))
+    try:
+        for namespace in (names.public, names.source, names.router_a, names.client_a,
+                          names.router_b, names.client_b):  # fmt: skip
+            ip("netns", "add", namespace)
+            made.append(namespace)
+            ip("-n", namespace, "link", "set", "lo", "up")
+        ip("-n", names.public, "link", "add", "br0", "type", "bridge")
+        ip("-n", names.public, "addr", "add", f"{PUBLIC}/24", "dev", "br0")
+        ip("-n", names.public, "link", "set", "br0", "up")
+        uplinks = ((names.source, "eth0", SOURCE), (names.router_a, "wan0", ROUTER_A_PUBLIC),
+                   (names.router_b, "wan0", ROUTER_B_PUBLIC))  # fmt: skip
+        for number, (namespace, dev, address) in enumerate(uplinks):
+            port = f"port{number}"
+            _veth(names.public, port, namespace, dev)
+            ip("-n", names.public, "link", "set", port, "master", "br0")
+            ip("-n", names.public, "link", "set", port, "up")
+            ip("-n", namespace, "addr", "add", f"{address}/24", "dev", dev)
+            ip("-n", namespace, "link", "set", dev, "up")
+        for router, client, private, host in (
+            (names.router_a, names.client_a, "10.233.0.1", CLIENT_A),
+            (names.router_b, names.client_b, "10.234.0.1", CLIENT_B),
+        ):
+            _veth(client, "eth0", router, "lan0")
+            ip("-n", router, "addr", "add", f"{private}/24", "dev", "lan0")
+            ip("-n", router, "link", "set", "lan0", "up")
+            ip("-n", client, "addr", "add", f"{host}/24", "dev", "eth0")
+            ip("-n", client, "link", "set", "eth0", "up")
+            ip("-n", client, "route", "add", "default", "via", private)
+            subprocess.run(
+                names.run(router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]),
+                check=True, timeout=30, capture_output=True,
+            )  # fmt: skip
+            subprocess.run(
+                names.run(router, [NFT, "-f", "-"]),
+                input=_router_rules("wan0"), text=True, check=True, timeout=30,
+                capture_output=True,
+            )  # fmt: skip
+        subprocess.run(
+            names.run(names.source, ["tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+                                     "rate", source_rate, "burst", "16kb", "latency", "100ms"]),
+            check=True, timeout=30, capture_output=True,
         )  # fmt: skip
         yield names
     finally:

@@ -94,10 +94,10 @@ async def test_ppspp_addresses_round_trip_through_the_tracker(
 
 
 def test_a_ppspp_address_is_never_taken_for_the_http_endpoint() -> None:
-    from ppsp.peer.net.node import _base_url
+    from ppsp.peer.net.peer_urls import base_url
     from ppsp.wire.tracker import PeerInfo
 
     # Listed first (another client's order), the PPSPP HOST address is still skipped.
     info = PeerInfo(peer_id="seeder", addresses=(PPSPP_HOST, PPSPP_REFLEXIVE, HTTP))
-    assert _base_url(info) == "http://192.0.2.10:7000"
-    assert _base_url(PeerInfo(peer_id="udp-only", addresses=(PPSPP_HOST,))) is None
+    assert base_url(info) == "http://192.0.2.10:7000"
+    assert base_url(PeerInfo(peer_id="udp-only", addresses=(PPSPP_HOST,))) is None

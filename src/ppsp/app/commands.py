@@ -26,7 +26,7 @@ from ppsp.peer.net.session import DownloadFailed, SwarmSession
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
-from ppsp.wire.tracker import Encoding
+from ppsp.wire.tracker import Encoding, PeerInfo
 
 # Imported where they are used, not here: the player endpoint (``watch`` and ``get -o -``),
 # the live modules (a swarm that turns out to be live) and rich (a progress bar on a
@@ -36,11 +36,15 @@ if TYPE_CHECKING:
 
     from rich.progress import Progress
 
-    from ppsp.peer.net.ppspp_nat import PpsppStun
+    from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
     from ppsp.peer.net.ppspp_udp import PpsppSeederServer
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
+
+STUN_REGISTER_WAIT = 2.0
+"""Seconds ``get --stun`` waits for the first reflexive address before it registers at the
+tracker (the registration carries the PPSPP addresses; without an answer by then, HOST only)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -333,6 +337,7 @@ async def seed_main(
     print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
     ppspp = None
     keeper: PpsppStun | None = None
+    punch: PpsppPunch | None = None
     if ppspp_port is not None:
         from ppsp.peer.net.ppspp_transport import representation_content
         from ppsp.peer.net.ppspp_udp import seed_file
@@ -399,7 +404,10 @@ async def seed_main(
             )
         if stun is not None:
             keeper = await _keep_stun(ppspp.server, stun, reflexive)
+        punch = _start_punching(node, session.swarm_id, ppspp.server, reflexive)
     await stop.wait()
+    if punch is not None:
+        punch.close()
     if keeper is not None:
         keeper.close()
     if ppspp is not None:
@@ -410,8 +418,36 @@ async def seed_main(
         extra = {"ppspp": dict(ppspp.seeder.stats)}
     if keeper is not None and extra is not None:
         extra["stun"] = keeper.counts()
+    if punch is not None and extra is not None:
+        extra["punch"] = punch.counts()
     write_report(node, options.report, extra)
     return 0
+
+
+def _start_punching(
+    node: PeerNode,
+    swarm_id: str,
+    server: PpsppSeederServer,
+    reflexive: tuple[str, int] | None,
+) -> PpsppPunch | None:
+    """A seeder whose PPSPP socket is behind NAT (STUN gave a reflexive address other than
+    the socket's) punches towards the swarm's peers (FIND every few seconds); None otherwise."""
+    from ppsp.peer.net.ppspp_nat import PpsppPunch
+
+    local = server.address
+    tracker = node.tracker
+    if reflexive is None or reflexive == local or tracker is None:
+        return None
+
+    async def find() -> list[PeerInfo]:
+        return await tracker.find(swarm_id)
+
+    print(
+        f"PPSPP socket udp {local[0]}:{local[1]} is behind NAT: punching towards the swarm's peers",
+        file=sys.stderr,
+        flush=True,
+    )
+    return PpsppPunch(server, find, peer_id=node.peer_id, own=(local, reflexive))
 
 
 async def get_main(
@@ -455,6 +491,10 @@ async def get_main(
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     keeper = None if stun is None else await _download_stun(node, stun)
+    if node.ppspp_endpoint is not None:
+        # Registered with the first join, so that peers behind NAT can punch towards it.
+        mapped = None if keeper is None else await keeper.first_mapping(STUN_REGISTER_WAIT)
+        node.advertise_ppspp(node.ppspp_endpoint.address[1], mapped)
     work: asyncio.Future[object]
     if to_stdout:
         work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))

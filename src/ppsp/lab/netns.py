@@ -190,11 +190,27 @@ def tbf_args(rate: float) -> list[str]:
 
 
 ROUTER_RULES = (
-    "table ip ppsplab {\n  chain post {\n"
+    "table ip ppsplab {\n"
+    "  chain post {\n"
     '    type nat hook postrouting priority srcnat; oifname "wan0" masquerade;\n'
-    "  }\n}\n"
+    "  }\n"
+    "  chain incoming {\n"
+    "    type filter hook input priority filter; policy accept;\n"
+    '    iifname "wan0" ct state established,related accept;\n'
+    '    iifname "wan0" drop;\n'
+    "  }\n"
+    "  chain passing {\n"
+    "    type filter hook forward priority filter; policy accept;\n"
+    '    iifname "wan0" ct state established,related accept;\n'
+    '    iifname "wan0" drop;\n'
+    "  }\n"
+    "}\n"
 )
-"""The router's nftables ruleset: masquerade what leaves for the public segment."""
+"""The router's nftables ruleset, a home router's: masquerade what leaves for the public
+segment, and drop what comes in from it unasked for (only answers to what went out pass).
+Without the drop, a datagram that reaches the router before the peer behind it has punched
+towards its sender leaves a connection-tracking entry, and the later outgoing mapping of that
+very address pair takes another port: the hole punched would not be where the tracker says."""
 
 
 def missing_requirements() -> str | None:

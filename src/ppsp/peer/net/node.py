@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -29,7 +27,6 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.errors import AuthenticationRequired, HttpClientError, PPSPError, TrackerProtocolError
@@ -48,6 +45,7 @@ from ppsp.peer.net.endpoint import PeerEndpoint
 from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
 from ppsp.peer.net.http_transport import HttpChunkTransport
 from ppsp.peer.net.limiter import RateLimiter
+from ppsp.peer.net.peer_urls import base_url, route_source_ip, tracker_source
 from ppsp.peer.net.session import (
     SOURCE_PROPERTY,
     DownloadFailed,
@@ -56,8 +54,8 @@ from ppsp.peer.net.session import (
     live_bitmap,
 )
 from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
+from ppsp.peer.net.udp_reach import UdpReach, full_map
 from ppsp.peer.protocol.addressing import (
-    PPSPP_PEER_PROTOCOL,
     format_host,
     is_wildcard,
     ppspp_addresses,
@@ -195,6 +193,9 @@ class PeerNode:
         """The UDP port this peer serves PPSPP on, when it does (:meth:`offer_ppspp`)."""
         self.ppspp_swarms: dict[str, tuple[bytes, int]] = {}
         """Swarms served over PPSPP: the RFC 7574 root hash and PPSPP chunk size of each."""
+        self.udp = UdpReach()
+        """The sessions' PPSPP transports and the peers reached over PPSPP only, without
+        HTTP (:meth:`connect`): never sent peer protocol messages."""
 
     # -- PeerState ---------------------------------------------------------------------------
 
@@ -374,7 +375,7 @@ class PeerNode:
             clock=self.clock,
             tls=self.tracker_tls,
             token=self.tracker_token,
-            local_address=_tracker_source(local, self.tracker_url),
+            local_address=tracker_source(local, self.tracker_url),
         )
         self.tracker.start_reporting(self._stats, interval=self.report_interval)
 
@@ -391,7 +392,7 @@ class PeerNode:
         if not is_wildcard(bound):
             return bound, self.port
         try:
-            ip = await asyncio.to_thread(_route_source_ip, self.tracker_url, ":" in bound)
+            ip = await asyncio.to_thread(route_source_ip, self.tracker_url, ":" in bound)
         except (OSError, ValueError) as exc:
             raise OSError(
                 f"cannot tell which address to advertise ({exc}): give --advertise"
@@ -451,13 +452,15 @@ class PeerNode:
         if PPSPP in self.transport_preference:
             from ppsp.peer.net.ppspp_transport import PpsppChunkTransport
 
-            transports[PPSPP] = PpsppChunkTransport(
+            ppspp = PpsppChunkTransport(
                 store=session.store,
                 store_pool=self._store_pool,
                 local_address=self.chunk_client.local_address,
                 stopping=lambda: self._stopping,
                 endpoint=self.ppspp_endpoint,
             )
+            transports[PPSPP] = ppspp
+            self.udp.add_transport(session.swarm_id, ppspp)
         http = HttpChunkTransport(
             http=self.http,
             threads=self.chunk_client,
@@ -615,7 +618,7 @@ class PeerNode:
         for info in listed:
             if info.peer_id is None or info.peer_id == self.peer_id:
                 continue
-            base = _base_url(info)
+            base = base_url(info)
             if base is None:
                 continue
             remote = session.add_remote(info, base)
@@ -637,7 +640,10 @@ class PeerNode:
 
     async def find_via_peers(self, session: SwarmSession) -> list[RemotePeer]:
         """FIND at connected peers: more peers even when the tracker is slow or gone."""
-        targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+        targets = [
+            r for r in session.remotes.values()
+            if r.offer is not None and not r.banned and not self.udp.is_udp_only(session, r)
+        ]  # fmt: skip
         added: list[RemotePeer] = []
 
         async def ask(remote: RemotePeer) -> None:
@@ -696,7 +702,26 @@ class PeerNode:
         :data:`~ppsp.peer.net.transport.TRANSPORT_PREFERENCE`) the peer offers.  The peer
         becomes usable (``remote.offer`` set) only once its properties are known, so that what
         they say (a live source, its upload rate) is there before the first request.
+
+        A peer that cannot be reached over HTTP (behind NAT) but lists PPSPP addresses is
+        reached over PPSPP alone when downloads ask for PPSPP (:class:`~.udp_reach.UdpReach`).
         """
+        try:
+            await self._negotiate(session, remote)
+        except (*QUIET_ERRORS, ConnectionError):
+            candidates = self.udp.candidates(remote)
+            if (
+                not candidates
+                or PPSPP not in self.transport_preference
+                or session.live is not None
+                or self._stopping
+            ):
+                raise
+            await self.udp.connect(session, remote, candidates)
+            self._apply_map(session, remote, full_map(session), self.clock())
+
+    async def _negotiate(self, session: SwarmSession, remote: RemotePeer) -> None:
+        """TRANSPORT_NEGOTIATION, PROPERTY_QUERY and PULL with ``remote`` over HTTP."""
         client = self.protocol_client
         preference = self.transport_preference
         negotiation = client.transport_negotiation(session.swarm_id, preference)
@@ -715,7 +740,11 @@ class PeerNode:
         await self.pull_map(session, remote)
 
     async def pull_map(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """CHUNK_AVAILABILITY PULL from ``remote``."""
+        """CHUNK_AVAILABILITY PULL from ``remote`` (a peer reached over PPSPP only keeps
+        holding every chunk)."""
+        if self.udp.is_udp_only(session, remote):
+            self._apply_map(session, remote, full_map(session), self.clock())
+            return
         answer = await self.exchange(remote, self.protocol_client.pull_chunk_map(session.swarm_id))
         if isinstance(answer, ChunkAvailabilityResponse):
             self._apply_map(session, remote, answer.chunk_map, self.clock())
@@ -731,7 +760,10 @@ class PeerNode:
         """
         chunk_map = session.chunk_map()
         if targets is None:
-            targets = [r for r in session.remotes.values() if r.offer is not None and not r.banned]
+            targets = [
+                r for r in session.remotes.values()
+                if r.offer is not None and not r.banned and not self.udp.is_udp_only(session, r)
+            ]  # fmt: skip
 
         async def push(remote: RemotePeer) -> None:
             request = self.protocol_client.push_chunk_map(session.swarm_id, chunk_map)
@@ -749,51 +781,3 @@ def advertised_rate(properties: Mapping[str, str]) -> float | None:
     stat = Stat(property=Property.BANDWIDTH, value=properties.get(Property.BANDWIDTH))
     value = stat.as_int()
     return float(value) if value is not None and value > 0 else None
-
-
-def _address_url(address: PeerAddress) -> str:
-    host = f"[{address.ip}]" if address.family is AddressFamily.IPV6 else address.ip
-    return f"http://{host}:{address.port}"
-
-
-def _base_url(info: PeerInfo) -> str | None:
-    """The URL of a listed peer's endpoint: its first advertised HOST address, else any
-    (never a PPSPP socket's address: UDP, no HTTP there)."""
-    addresses = [a for a in info.addresses if a.peer_protocol != PPSPP_PEER_PROTOCOL]
-    if not addresses:
-        return None
-    for address in addresses:
-        if address.type is None or address.type.value != "REFLEXIVE":
-            return _address_url(address)
-    return _address_url(addresses[0])
-
-
-def _route_source_ip(tracker_url: str, any_family: bool) -> str:
-    """The local address this host's packets to the tracker leave from (no packet is sent).
-
-    A UDP socket "connected" to the tracker's address makes the kernel choose the route and
-    the source address; ``getsockname`` tells it.  ``any_family`` for a peer bound to ``::``
-    (which also serves IPv4), else IPv4 only.
-    """
-    url = urlsplit(tracker_url)
-    if not url.hostname:
-        raise ValueError(f"no host in {tracker_url!r}")
-    port = url.port or (443 if url.scheme.lower() == "https" else 80)
-    family = socket.AF_UNSPEC if any_family else socket.AF_INET
-    infos = socket.getaddrinfo(url.hostname, port, family, socket.SOCK_DGRAM)
-    probe_family, _, _, _, address = infos[0]
-    with socket.socket(probe_family, socket.SOCK_DGRAM) as probe:
-        probe.connect(address)
-        return str(probe.getsockname()[0])
-
-
-def _tracker_source(local: str | None, tracker_url: str) -> str | None:
-    """Where connections to the tracker leave from: the peer's own address, except a loopback
-    address towards a tracker elsewhere (it could not get there)."""
-    if local is None or not ipaddress.ip_address(local).is_loopback:
-        return local
-    host = urlsplit(tracker_url).hostname or ""
-    try:
-        return local if ipaddress.ip_address(host).is_loopback else None
-    except ValueError:
-        return local if host == "localhost" else None

@@ -21,6 +21,11 @@ Swarm IDs and descriptions do not change.
   root, assembles the chunk from them (:func:`chunk_pieces`) and writes it to the store, which
   checks it against the description's SHA-256 chunk hash: a PPSPP content consistent with its
   own root but not with the description is caught there (IntegrityError, the peer is banned).
+* Reaching a peer over UDP only (:meth:`PpsppChunkTransport.connect_direct`): once a chunk
+  fetched over PPSPP verified both up to its offer's root and against the description, that
+  root (a function of the representation's bytes) names the content to any peer: a channel on
+  it goes to a listed peer's PPSPP candidate addresses together (hole punching,
+  :class:`~ppsp.peer.nat.punch.CandidatePaths`) without an offer over HTTP.
 """
 
 from __future__ import annotations
@@ -34,17 +39,24 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ppsp.errors import ChunkTransferError, ChunkUnavailable, IntegrityError, PPSPError
 from ppsp.peer.content.merkle import chunk_hash
+from ppsp.peer.nat.punch import CandidatePaths
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.session import RemotePeer
 from ppsp.peer.net.transport import PPSPP, ChunkNotWanted, ChunkTransport, TransferObserver
 from ppsp.peer.ppspp import SeededContent
 from ppsp.peer.ppspp.channel import Address
-from ppsp.peer.ppspp.client import ChannelClient, ChunkRejected, ChunkResult, ClientConfig
+from ppsp.peer.ppspp.client import (
+    ChannelClient,
+    ChannelState,
+    ChunkRejected,
+    ChunkResult,
+    ClientConfig,
+)
 from ppsp.peer.protocol.addressing import format_host
 from ppsp.wire.ppspp import CHANNEL_ID_BYTES, MAX_DATAGRAM_BYTES, MerkleHashFunction
 
@@ -52,6 +64,8 @@ __all__ = [
     "DATA_OVERHEAD",
     "MAX_PIECES",
     "PPSPP_CHUNK_SIZE",
+    "PUNCH_CONNECT_TIMEOUT",
+    "ROOT_WAIT",
     "PpsppChunkTransport",
     "PpsppClientSocket",
     "PpsppOffer",
@@ -83,6 +97,15 @@ RECEIVE_BUFFER_BYTES = 4 << 20
 RECEIVE_BATCH = 64
 """At most this many datagrams read from the transport's socket per wakeup (then other tasks of
 the event loop get their turn)."""
+
+PUNCH_CONNECT_TIMEOUT = 10.0
+"""Seconds a channel to a peer reached over UDP only sends its handshake to the peer's
+candidates (every handshake interval) before giving up: the peer behind NAT learns of us from
+the tracker every few seconds and punches towards us from then on."""
+
+ROOT_WAIT = 10.0
+"""Seconds a channel to a peer reached over UDP only waits for the session's first verified
+PPSPP root (from a peer whose offer came over HTTP) before giving up."""
 
 _QUERY = re.compile(r"chunk=([1-9][0-9]{0,5})")
 
@@ -289,18 +312,20 @@ class PpsppClientSocket:
         return self._sock is None
 
     def attach(self, channel: _Channel) -> None:
-        """Route the datagrams to ``channel`` (its remote address and local channel ID);
-        ChunkTransferError when another open channel has both."""
-        key = (channel.address, channel.client.local_id)
-        if key in self._channels:
+        """Route the datagrams to ``channel`` (from each of its remote addresses, to its local
+        channel ID); ChunkTransferError when another open channel has both."""
+        keys = [(address, channel.client.local_id) for address in channel.targets]
+        if any(self._channels.get(key, channel) is not channel for key in keys):
             raise ChunkTransferError(f"{channel.name}: channel ID in use, try again")
-        self._channels[key] = channel
+        for key in keys:
+            self._channels[key] = channel
 
     def detach(self, channel: _Channel) -> None:
-        """Stop routing datagrams to ``channel``."""
-        key = (channel.address, channel.client.local_id)
-        if self._channels.get(key) is channel:
-            del self._channels[key]
+        """Stop routing datagrams to ``channel`` (from any of its candidate addresses)."""
+        for address in channel.candidates:
+            key = (address, channel.client.local_id)
+            if self._channels.get(key) is channel:
+                del self._channels[key]
 
     def sendto(self, data: bytes, address: Address, channel: _Channel | None = None) -> None:
         """Send ``data`` to ``address`` after what waits; a failure closes ``channel`` (ICMP
@@ -332,6 +357,7 @@ class PpsppClientSocket:
                 self.unrouted += 1
                 continue
             channel.client.datagram_received(data, now)
+            channel.heard(source)
             touched[channel] = None
         for channel in touched:
             channel.flush()
@@ -350,7 +376,7 @@ class PpsppClientSocket:
             except OSError as exc:
                 unsent.popleft()
                 if channel is not None:
-                    channel.error(exc)
+                    channel.error(exc, address)
                 continue
             unsent.popleft()
 
@@ -372,7 +398,12 @@ class PpsppClientSocket:
 
 class _Channel:
     """A :class:`ChannelClient` to one peer over the transport's :class:`PpsppClientSocket`;
-    the futures of the chunks fetched over it."""
+    the futures of the chunks fetched over it.
+
+    With ``paths`` (a peer reached over UDP only), the channel's datagrams go to each of the
+    peer's candidate addresses until the handshake's answer comes from one of them, which is
+    the channel's :attr:`address` from then on.
+    """
 
     def __init__(
         self,
@@ -380,11 +411,15 @@ class _Channel:
         name: str,
         endpoint: PpsppClientSocket,
         address: tuple[str, int],
+        paths: CandidatePaths | None = None,
     ) -> None:
         self.client = client
         self.name = name
-        self.address = address
+        self.paths = paths
+        self.address = address if paths is None else paths.candidates[0]
         self._loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[bool] = self._loop.create_future()
+        """True once the peer answered the handshake, False when the channel closed first."""
         self._endpoint: PpsppClientSocket | None = endpoint
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[int, asyncio.Future[ChunkResult]] = {}
@@ -402,6 +437,32 @@ class _Channel:
     def chunk_size(self) -> int:
         """The PPSPP chunk size of the channel's content."""
         return self.client.chunk_size
+
+    @property
+    def candidates(self) -> tuple[tuple[str, int], ...]:
+        """Every address the peer may answer from (its candidates, or its one address)."""
+        return (self.address,) if self.paths is None else self.paths.candidates
+
+    @property
+    def targets(self) -> tuple[tuple[str, int], ...]:
+        """Where the channel's datagrams go now."""
+        return (self.address,) if self.paths is None else self.paths.targets
+
+    def heard(self, source: tuple[str, int]) -> None:
+        """A datagram from ``source`` was taken by the client: the one that opened the
+        channel makes ``source`` its address, and the other candidates are dropped."""
+        paths, endpoint = self.paths, self._endpoint
+        if paths is None or paths.chosen is not None or self.client.state is not ChannelState.OPEN:
+            return
+        if endpoint is not None:
+            endpoint.detach(self)
+        paths.answered(source)
+        self.address = source
+        if endpoint is not None:
+            try:
+                endpoint.attach(self)
+            except ChunkTransferError:  # another channel has this address and ID: give up
+                self.client.close(self._loop.time(), "channel ID in use")
 
     def want(self, indexes: Iterable[int]) -> list[asyncio.Future[ChunkResult]]:
         """Ask for PPSPP chunks ``indexes`` (one REQUEST for a run); a future for each gets
@@ -441,8 +502,12 @@ class _Channel:
         if cancelled:
             self.flush()
 
-    def error(self, exc: OSError) -> None:
-        """A datagram to the peer could not be sent (no route, ...): the channel is closed."""
+    def error(self, exc: OSError, address: tuple[str, int]) -> None:
+        """A datagram to ``address`` could not be sent (no route, ...): the channel is closed,
+        unless other candidates are still tried."""
+        paths = self.paths
+        if paths is not None and paths.chosen is None and len(paths.candidates) > 1:
+            return  # e.g. a HOST address of another network: the others may answer
         reason = exc.strerror or exc
         self.client.close(self._loop.time(), f"unreachable: {reason}")
         self.flush()
@@ -476,8 +541,10 @@ class _Channel:
         out = client.datagrams_to_send()
         endpoint = self._endpoint
         if endpoint is not None:
+            targets = self.targets
             for data in out:
-                endpoint.sendto(data, self.address, self)
+                for target in targets:
+                    endpoint.sendto(data, target, self)
         for result in client.take_results():
             future = self._waiters.pop(result.index, None)
             if future is not None and not future.done():
@@ -485,7 +552,11 @@ class _Channel:
         if client.closed:
             # Closed by us, by the peer or for silence: no more datagrams are routed to it.
             self._detach()
+            if not self.opened.done():
+                self.opened.set_result(False)
             return
+        if client.state is ChannelState.OPEN and not self.opened.done():
+            self.opened.set_result(True)
         deadline = client.next_deadline()
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
             self._cancel_timer()
@@ -537,6 +608,11 @@ class PpsppChunkTransport(ChunkTransport):
         self._endpoints: dict[int, PpsppClientSocket] = {}  # the ones it opened, by family
         self.chunks_received = 0
         """Chunks fetched and written over PPSPP (for the session's report)."""
+        self.verified: tuple[bytes, int] | None = None
+        """The first root hash and chunk size (PPSPP) a chunk verified under, both up to the
+        root and against the description: the content's name for peers reached over UDP
+        only (:meth:`connect_direct`)."""
+        self._verified = asyncio.Event()
 
     async def fetch(self, remote: RemotePeer, index: int, observer: TransferObserver) -> int:
         """Fetch description chunk ``index`` from ``remote``: the PPSPP chunks covering it,
@@ -577,7 +653,81 @@ class PpsppChunkTransport(ChunkTransport):
                 " not the description's)"
             ) from None
         self.chunks_received += 1
+        if self.verified is None:
+            self.verified = (channel.client.root_hash, chunk_size)
+            self._verified.set()
         return length
+
+    async def connect_direct(
+        self,
+        remote: RemotePeer,
+        candidates: Sequence[tuple[str, int]],
+        *,
+        root_wait: float = ROOT_WAIT,
+    ) -> str:
+        """Open a channel to ``remote`` at its PPSPP ``candidates`` (HOST, REFLEXIVE, ...;
+        those of the first one's address family), without an offer over HTTP: on the content
+        of :attr:`verified` (waited for up to ``root_wait`` seconds), its handshake sent to
+        every candidate until one answers (hole punching: the peer punches towards us too).
+        Returns the URI of the channel (``ppspp://`` the answering address, the root, the
+        chunk size), to be the peer's offer; the channel is kept for its fetches.
+
+        ChunkTransferError when no root is verified in time, no candidate is usable, or the
+        peer refuses the root; TimeoutError when no candidate answers in
+        :data:`PUNCH_CONNECT_TIMEOUT` seconds.
+        """
+        if self.verified is None:
+            try:
+                await asyncio.wait_for(self._verified.wait(), root_wait)
+            except TimeoutError:
+                raise ChunkTransferError(
+                    f"{remote.peer_id}: no PPSPP root verified yet to ask it for"
+                ) from None
+        assert self.verified is not None
+        root_hash, chunk_size = self.verified
+        v6 = bool(candidates) and ":" in candidates[0][0]
+        try:
+            paths = CandidatePaths(a for a in candidates if (":" in a[0]) == v6)
+        except ValueError:
+            raise ChunkTransferError(f"{remote.peer_id}: no usable PPSPP address") from None
+        task = self._channels.get(remote.peer_id)
+        if task is not None and not task.done():
+            task.cancel()
+        elif task is not None and _usable(task):
+            task.result().close()  # connected again: the new channel replaces it
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._open_direct(remote, paths, root_hash, chunk_size))
+        self._channels[remote.peer_id] = task
+        channel = await asyncio.shield(task)
+        host, port = channel.address
+        return ppspp_uri(host, port, root_hash, chunk_size)
+
+    async def _open_direct(
+        self, remote: RemotePeer, paths: CandidatePaths, root_hash: bytes, chunk_size: int
+    ) -> _Channel:
+        loop = asyncio.get_running_loop()
+        config = replace(
+            self.config, connect_timeout=max(self.config.connect_timeout, PUNCH_CONNECT_TIMEOUT)
+        )
+        client = ChannelClient(
+            root_hash,
+            size=self.store.representation.size,
+            chunk_size=chunk_size,
+            now=loop.time(),
+            config=config,
+        )
+        family = socket.AF_INET6 if ":" in paths.candidates[0][0] else socket.AF_INET
+        shown = ", ".join(f"{format_host(h)}:{p}" for h, p in paths.candidates)
+        name = f"{remote.peer_id} at udp {shown}"
+        channel = _Channel(client, name, self.endpoint(family), paths.candidates[0], paths)
+        try:
+            if not await asyncio.shield(channel.opened):
+                error = TimeoutError if client.timed_out else ChunkTransferError
+                raise error(f"{name}: {client.failure or 'channel closed'}")
+        except asyncio.CancelledError:
+            channel.close()
+            raise
+        return channel
 
     async def _channel(self, remote: RemotePeer) -> _Channel:
         """The open channel to ``remote``, opened (again) when there is none."""
