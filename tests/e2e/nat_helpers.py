@@ -144,16 +144,21 @@ ROUTER_A_PUBLIC, ROUTER_B_PUBLIC = "10.232.0.2", "10.232.0.3"
 CLIENT_A, CLIENT_B = "10.233.0.2", "10.234.0.2"
 
 
-def _router_rules(wan: str) -> str:
+def _router_rules(wan: str, *, per_destination: bool = False) -> str:
     """A home router's nftables rules: masquerade what leaves by ``wan``, and drop what comes
     in by it unasked for (only answers to what went out pass).  Without the drop, a datagram
     to the router's address that nothing asked for (a peer's handshake ahead of the punch)
     leaves a connection-tracking entry that makes the later outgoing mapping of that very
-    address pair take another port: the hole punched would not be where the tracker says."""
+    address pair take another port: the hole punched would not be where the tracker says.
+
+    With ``per_destination`` the router maps each destination to a port of its own
+    (``masquerade fully-random``: endpoint-dependent mapping, a "symmetric NAT"), so the
+    reflexive address a STUN server sees is not the one any other host is sent from."""
+    masquerade = "masquerade fully-random" if per_destination else "masquerade"
     return (
         "table ip ppspnat {\n"
         "  chain post {\n"
-        f'    type nat hook postrouting priority srcnat; oifname "{wan}" masquerade;\n'
+        f'    type nat hook postrouting priority srcnat; oifname "{wan}" {masquerade};\n'
         "  }\n"
         "  chain incoming {\n"
         "    type filter hook input priority filter; policy accept;\n"
@@ -170,12 +175,14 @@ def _router_rules(wan: str) -> str:
 
 
 @contextlib.contextmanager
-def two_nats(source_rate: str = "4mbit") -> Iterator[TwoNats]:
+def two_nats(source_rate: str = "4mbit", *, symmetric_b: bool = False) -> Iterator[TwoNats]:
     """Two clients, each behind its own masquerading router, and a public host and a source
     host, on one public bridge (10.232.0.0/24: public .1, router A .2, router B .3, source
     .4; client A 10.233.0.2, client B 10.234.0.2).  The routers forward nothing unasked for
     from outside (:func:`_router_rules`); the source's uplink is capped at ``source_rate``
-    (``tbf``).  Everything is deleted when the ``with`` block ends."""
+    (``tbf``).  With ``symmetric_b`` router B maps each destination to a port of its own
+    (hole punching through it fails; only a relay reaches client B).  Everything is deleted
+    when the ``with`` block ends."""
     tag = secrets.token_hex(3)
     made: list[str] = []
     names = TwoNats(*(f"ppsp-{tag}-{role}" for role in ("pub", "src", "rta", "cla", "rtb", "clb")))
@@ -197,9 +204,9 @@ def two_nats(source_rate: str = "4mbit") -> Iterator[TwoNats]:
             ip("-n", names.public, "link", "set", port, "up")
             ip("-n", namespace, "addr", "add", f"{address}/24", "dev", dev)
             ip("-n", namespace, "link", "set", dev, "up")
-        for router, client, private, host in (
-            (names.router_a, names.client_a, "10.233.0.1", CLIENT_A),
-            (names.router_b, names.client_b, "10.234.0.1", CLIENT_B),
+        for router, client, private, host, per_destination in (
+            (names.router_a, names.client_a, "10.233.0.1", CLIENT_A, False),
+            (names.router_b, names.client_b, "10.234.0.1", CLIENT_B, symmetric_b),
         ):
             _veth(client, "eth0", router, "lan0")
             ip("-n", router, "addr", "add", f"{private}/24", "dev", "lan0")
@@ -213,7 +220,8 @@ def two_nats(source_rate: str = "4mbit") -> Iterator[TwoNats]:
             )  # fmt: skip
             subprocess.run(
                 names.run(router, [NFT, "-f", "-"]),
-                input=_router_rules("wan0"), text=True, check=True, timeout=30,
+                input=_router_rules("wan0", per_destination=per_destination), text=True,
+                check=True, timeout=30,
                 capture_output=True,
             )  # fmt: skip
         subprocess.run(
@@ -249,6 +257,7 @@ def stun_server(
     turn: bool = False,
     loopback_peers: bool = False,
     probe_from: Sequence[str] | None = None,
+    verbose: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """coturn on ``host:port`` (``prefix`` runs it elsewhere, e.g. in a namespace), answering
     STUN only, or with ``turn`` also relaying (long-term credentials :data:`TURN_USER` /
@@ -256,7 +265,9 @@ def stun_server(
     them, which coturn refuses by default); stopped when the block ends.  The block starts once
     the server answers a Binding request sent from ``probe_from`` (a command prefix, e.g. a
     namespace's; by default ``prefix``): on a loaded machine coturn may take longer to start
-    than a client's retransmissions last."""
+    than a client's retransmissions last.  With ``verbose`` its log (``turn-PORT.log`` in
+    ``workdir``) has a line for each request of each allocation (``refreshed, ...,
+    lifetime=0`` for a released one)."""
     mode = (
         ["-a", "-u", f"{TURN_USER}:{TURN_PASSWORD}", "-r", TURN_REALM, "-E", host,
          "--relay-ip", host, "--min-port", "49152", "--max-port", "49999"]
@@ -265,6 +276,8 @@ def stun_server(
     )  # fmt: skip
     if loopback_peers:
         mode.append("--allow-loopback-peers")
+    if verbose:
+        mode.append("-v")
     command = [
         *prefix, TURNSERVER, "-n", *mode, "--no-cli", "--no-tls", "--no-dtls",
         "-L", host, "-p", str(port), "--pidfile", str(workdir / f"turn-{port}.pid"),

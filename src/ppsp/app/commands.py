@@ -8,7 +8,6 @@ process exit code; expected failures are one line on standard error, never a tra
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from ppsp.app import nat_setup
 from ppsp.errors import PPSPError
 from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.net.chunkstore import part_path
@@ -26,7 +26,7 @@ from ppsp.peer.net.session import DownloadFailed, SwarmSession
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
-from ppsp.wire.tracker import Encoding, PeerInfo
+from ppsp.wire.tracker import Encoding
 
 # Imported where they are used, not here: the player endpoint (``watch`` and ``get -o -``),
 # the live modules (a swarm that turns out to be live) and rich (a progress bar on a
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
-    from ppsp.peer.net.ppspp_udp import PpsppSeederServer
+    from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
+    from ppsp.peer.net.turn import TurnRelay
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
@@ -210,73 +211,6 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
-async def _ppspp_socket(
-    host: str, port: int, stun: tuple[str, int] | None
-) -> tuple[socket.socket, tuple[str, int] | None]:
-    """The PPSPP UDP socket bound on ``host:port``, and its reflexive address when a STUN
-    ``stun`` server answered (a warning on standard error when it did not)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    if stun is None:
-        return sock, None
-    from ppsp.errors import StunError
-    from ppsp.peer.net.stun import reflexive_address
-
-    bound = sock.getsockname()
-    try:
-        mapped = await reflexive_address(stun, sock=sock)
-    except BaseException as exc:
-        if not isinstance(exc, StunError):
-            sock.close()  # interrupted: nobody else will
-            raise
-        print(
-            f"no reflexive address for udp {bound[0]}:{bound[1]}: STUN {stun[0]}:{stun[1]}: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return sock, None
-    print(
-        f"PPSPP socket udp {bound[0]}:{bound[1]} has reflexive address {mapped[0]}:{mapped[1]}"
-        f" (STUN {stun[0]}:{stun[1]})",
-        file=sys.stderr,
-        flush=True,
-    )
-    return sock, mapped
-
-
-async def _keep_stun(
-    server: PpsppSeederServer, stun: tuple[str, int], registered: tuple[str, int] | None
-) -> PpsppStun | None:
-    """Bindings every 20 s from the serving socket (keeping its NAT mapping alive); a change
-    of the reflexive address is logged, the tracker keeps the registered one."""
-    from ppsp.errors import StunError
-    from ppsp.peer.net.ppspp_nat import start_stun
-
-    def changed(mapped: tuple[str, int]) -> None:
-        if registered is not None and mapped != registered:
-            print(
-                f"the PPSPP socket's reflexive address is now {mapped[0]}:{mapped[1]}"
-                f" (registered: {registered[0]}:{registered[1]})",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    try:
-        return await start_stun(server, stun, on_change=changed)
-    except StunError as exc:
-        print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
-        return None
-
-
-def _close_socket(sock: socket.socket | None) -> None:
-    if sock is not None:
-        sock.close()
-
-
 async def seed_main(
     path: Path,
     options: PeerOptions,
@@ -285,13 +219,16 @@ async def seed_main(
     ppspp_port: int | None = None,
     merkle_hash: str = "sha1",
     stun: tuple[str, int] | None = None,
+    turn: TurnServer | None = None,
 ) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT.
 
     With ``ppspp_port``, the file is also served over PPSPP (RFC 7574, UDP) on that port, and
     its RFC 7574 root hash is printed as the second line; the socket is registered at the
     tracker (HOST, and with ``stun`` the REFLEXIVE address a STUN server sees it at, kept
-    alive by a Binding every 20 s).
+    alive by a Binding every 20 s).  With ``turn`` the swarm's content is also served through
+    a relay on that TURN server, registered as a PROXY address, for the peers the swarm's
+    FINDs list (docs/PROTOCOL.md, "NAT traversal"); the relay is released on exit.
     """
     stop = stop_event()
     node = options.node()
@@ -304,12 +241,13 @@ async def seed_main(
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     ppspp_socket = None
+    turn_relay: TurnRelay | None = None
     if ppspp_port is not None:
         # Bound (and its reflexive address asked) before the registration, which carries
         # the socket's addresses; the content is served on it once hashed.
         try:
             ppspp_socket, reflexive = await until_stopped(
-                stop, _ppspp_socket(options.host, ppspp_port, stun)
+                stop, nat_setup.ppspp_socket(options.host, ppspp_port, stun)
             )
         except Interrupted:
             await node.stop(disconnect=False)
@@ -318,19 +256,31 @@ async def seed_main(
             await node.stop(disconnect=False)
             why = exc.strerror or exc
             return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {why}")
+        if turn is not None:
+            try:
+                turn_relay = await until_stopped(stop, nat_setup.allocate_relay(turn, options.host))
+            except Interrupted:
+                nat_setup.close_socket(ppspp_socket)
+                await node.stop(disconnect=False)
+                return fail("interrupted")
         node.advertise_ppspp(ppspp_socket.getsockname()[1], reflexive)
+        if turn_relay is not None and turn_relay.relayed and node.tracker is not None:
+            from ppsp.peer.protocol.addressing import relayed_address
+
+            # After HOST and REFLEXIVE: the most direct path first.
+            node.tracker.advertise([relayed_address(turn_relay.relayed)])
     try:
         session = await until_stopped(stop, node.seed(path, chunk_size=chunk_size))
     except Interrupted:
-        _close_socket(ppspp_socket)
+        await nat_setup.release(ppspp_socket, turn_relay)
         await node.stop(disconnect=False)
         return fail("interrupted")
     except PPSPError as exc:
-        _close_socket(ppspp_socket)
+        await nat_setup.release(ppspp_socket, turn_relay)
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc}")
     except OSError as exc:
-        _close_socket(ppspp_socket)
+        await nat_setup.release(ppspp_socket, turn_relay)
         await node.stop(disconnect=False)
         return fail(f"cannot seed {path}: {exc.strerror or exc}")
     print(session.swarm_id, flush=True)
@@ -338,6 +288,7 @@ async def seed_main(
     ppspp = None
     keeper: PpsppStun | None = None
     punch: PpsppPunch | None = None
+    relay: PpsppRelay | None = None
     if ppspp_port is not None:
         from ppsp.peer.net.ppspp_transport import representation_content
         from ppsp.peer.net.ppspp_udp import seed_file
@@ -356,7 +307,7 @@ async def seed_main(
                 )
             ]
         except Interrupted:
-            _close_socket(ppspp_socket)
+            await nat_setup.release(ppspp_socket, turn_relay)
             await node.stop()
             return fail("interrupted")
         except ValueError as exc:
@@ -375,11 +326,11 @@ async def seed_main(
                 ),
             )
         except Interrupted:
-            _close_socket(ppspp_socket)
+            await nat_setup.release(ppspp_socket, turn_relay)
             await node.stop()
             return fail("interrupted")
         except (OSError, ValueError) as exc:
-            _close_socket(ppspp_socket)
+            await nat_setup.release(ppspp_socket, turn_relay)
             await node.stop()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {reason}")
@@ -403,13 +354,19 @@ async def seed_main(
                 flush=True,
             )
         if stun is not None:
-            keeper = await _keep_stun(ppspp.server, stun, reflexive)
-        punch = _start_punching(node, session.swarm_id, ppspp.server, reflexive)
+            keeper = await nat_setup.keep_stun(ppspp.server, stun, reflexive)
+        if turn_relay is not None:
+            relay = await nat_setup.serve_relay(turn_relay, swarm_content)
+        punch = nat_setup.start_punching(node, session.swarm_id, ppspp.server, reflexive, relay)
     await stop.wait()
     if punch is not None:
         punch.close()
     if keeper is not None:
         keeper.close()
+    if relay is not None:
+        await relay.close()
+    elif turn_relay is not None:
+        await turn_relay.close()
     if ppspp is not None:
         ppspp.close()
     await node.stop()
@@ -420,34 +377,10 @@ async def seed_main(
         extra["stun"] = keeper.counts()
     if punch is not None and extra is not None:
         extra["punch"] = punch.counts()
+    if relay is not None and extra is not None:
+        extra["relay"] = relay.counts()
     write_report(node, options.report, extra)
     return 0
-
-
-def _start_punching(
-    node: PeerNode,
-    swarm_id: str,
-    server: PpsppSeederServer,
-    reflexive: tuple[str, int] | None,
-) -> PpsppPunch | None:
-    """A seeder whose PPSPP socket is behind NAT (STUN gave a reflexive address other than
-    the socket's) punches towards the swarm's peers (FIND every few seconds); None otherwise."""
-    from ppsp.peer.net.ppspp_nat import PpsppPunch
-
-    local = server.address
-    tracker = node.tracker
-    if reflexive is None or reflexive == local or tracker is None:
-        return None
-
-    async def find() -> list[PeerInfo]:
-        return await tracker.find(swarm_id)
-
-    print(
-        f"PPSPP socket udp {local[0]}:{local[1]} is behind NAT: punching towards the swarm's peers",
-        file=sys.stderr,
-        flush=True,
-    )
-    return PpsppPunch(server, find, peer_id=node.peer_id, own=(local, reflexive))
 
 
 async def get_main(
@@ -490,7 +423,7 @@ async def get_main(
     except OSError as exc:
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
-    keeper = None if stun is None else await _download_stun(node, stun)
+    keeper = None if stun is None else await nat_setup.download_stun(node, stun)
     if node.ppspp_endpoint is not None:
         # Registered with the first join, so that peers behind NAT can punch towards it.
         mapped = None if keeper is None else await keeper.first_mapping(STUN_REGISTER_WAIT)
@@ -534,34 +467,6 @@ async def get_main(
         if node.ppspp_endpoint is not None:
             node.ppspp_endpoint.close()
         write_report(node, options.report, extra)
-
-
-async def _download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | None:
-    """``get --stun``: open the UDP socket every PPSPP channel of the download uses (bound on
-    the peer's host), learn its reflexive address through itself and keep its NAT mapping
-    alive (a Binding every 20 s); each address learnt is printed.  None (and a warning) when
-    the STUN server cannot be resolved: the download goes on without."""
-    from ppsp.errors import StunError
-    from ppsp.peer.net.ppspp_nat import start_stun
-    from ppsp.peer.net.ppspp_transport import PpsppClientSocket
-
-    endpoint = PpsppClientSocket(node.chunk_client.local_address)
-    node.ppspp_endpoint = endpoint
-    bound = endpoint.address
-
-    def learnt(mapped: tuple[str, int]) -> None:
-        print(
-            f"PPSPP socket udp {bound[0]}:{bound[1]} has reflexive address"
-            f" {mapped[0]}:{mapped[1]} (STUN {stun[0]}:{stun[1]})",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    try:
-        return await start_stun(endpoint, stun, on_change=learnt)
-    except StunError as exc:
-        print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
-        return None
 
 
 async def _download_to_stdout(

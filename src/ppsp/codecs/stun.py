@@ -63,11 +63,12 @@ def _split_type(value: int) -> tuple[int, int]:
     return method, cls
 
 
-def is_stun(data: bytes) -> bool:
+def is_stun(data: bytes, *, limit: int = MESSAGE_MAX) -> bool:
     """Whether ``data`` looks like a STUN message (first bits, cookie, length): how a UDP
-    socket that also carries other traffic tells STUN apart (section 7 of RFC 7983's rule)."""
+    socket that also carries other traffic tells STUN apart (section 7 of RFC 7983's rule).
+    ``limit`` is the longest message taken (larger for TURN's Data indications)."""
     return (
-        HEADER_SIZE <= len(data) <= MESSAGE_MAX
+        HEADER_SIZE <= len(data) <= limit
         and data[0] < 0x04
         and data[4:8] == _COOKIE
         and int.from_bytes(data[2:4], "big") == len(data) - HEADER_SIZE
@@ -77,12 +78,13 @@ def is_stun(data: bytes) -> bool:
 # -- decoding -----------------------------------------------------------------------------------
 
 
-def decode_message(data: bytes) -> StunMessage:
-    """Parse one STUN message; :class:`~ppsp.errors.StunFormatError` when it is not one."""
+def decode_message(data: bytes, *, limit: int = MESSAGE_MAX) -> StunMessage:
+    """Parse one STUN message of at most ``limit`` bytes (larger for TURN's Data
+    indications); :class:`~ppsp.errors.StunFormatError` when it is not one."""
     if len(data) < HEADER_SIZE:
         raise StunFormatError(f"a STUN message has a 20-byte header, got {len(data)} bytes")
-    if len(data) > MESSAGE_MAX:
-        raise StunFormatError(f"STUN message of {len(data)} bytes, more than {MESSAGE_MAX}")
+    if len(data) > limit:
+        raise StunFormatError(f"STUN message of {len(data)} bytes, more than {limit}")
     kind, length, cookie, transaction_id = _HEADER.unpack_from(data)
     if kind & 0xC000:
         raise StunFormatError("not a STUN message: its first two bits are not zero")
@@ -215,10 +217,13 @@ def _error_code(value: bytes) -> tuple[int, str]:
 # -- encoding -----------------------------------------------------------------------------------
 
 
-def encode_message(message: StunMessage, *, integrity_key: bytes | None = None) -> bytes:
+def encode_message(
+    message: StunMessage, *, integrity_key: bytes | None = None, limit: int = MESSAGE_MAX
+) -> bytes:
     """The bytes of ``message``: a MESSAGE-INTEGRITY under ``integrity_key`` after its
     attributes when a key is given (section 14.5), then a FINGERPRINT when
-    ``message.fingerprint``."""
+    ``message.fingerprint``; at most ``limit`` bytes (larger for TURN's Send
+    indications)."""
     if len(message.transaction_id) != TRANSACTION_ID_SIZE:
         raise StunFormatError("a STUN transaction ID has 12 bytes")
     body = bytearray()
@@ -247,8 +252,8 @@ def encode_message(message: StunMessage, *, integrity_key: bytes | None = None) 
     out = head + bytes(body)
     if message.fingerprint:
         out += _ATTR.pack(Attr.FINGERPRINT, 4) + _crc(out).to_bytes(4, "big")
-    if len(out) > MESSAGE_MAX:
-        raise StunFormatError(f"STUN message of {len(out)} bytes, more than {MESSAGE_MAX}")
+    if len(out) > limit:
+        raise StunFormatError(f"STUN message of {len(out)} bytes, more than {limit}")
     return out
 
 

@@ -12,6 +12,7 @@ from ppsp.codecs.stun import decode_message, encode_message, integrity_matches, 
 from ppsp.errors import StunError
 from ppsp.peer.nat.turn import (
     PERMISSION_REFRESH,
+    RELAYED_MESSAGE_MAX,
     Allocated,
     DataReceived,
     Failed,
@@ -202,3 +203,43 @@ def test_close_releases_with_lifetime_zero() -> None:
     assert message.method is StunMethod.REFRESH
     assert attrs.find(message, Attr.LIFETIME) == bytes(4)
     assert turn.state is TurnState.CLOSED and turn.next_deadline() is None
+
+
+def test_datagrams_of_a_large_chunk_go_both_ways_in_indications() -> None:
+    # A PPSPP DATA of an 8 KiB chunk is far over the 1280 bytes of other STUN messages.
+    turn = client()
+    allocate(turn)
+    (request,) = turn.permit("198.51.100.9", T0)
+    turn.receive(answer(request, StunClass.SUCCESS, key=KEY), T0)
+    payload = bytes(range(256)) * 33  # 8448 bytes
+    sent = decode_message(turn.send(("198.51.100.9", 7000), payload), limit=RELAYED_MESSAGE_MAX)
+    assert attrs.data(sent) == (("198.51.100.9", 7000), payload)
+    tid = b"\x07" * 12
+    indication = StunMessage(
+        StunClass.INDICATION, StunMethod.DATA, tid,
+        other=(attrs.peer_address(("198.51.100.9", 7000), tid), (Attr.DATA, payload)),
+    )  # fmt: skip
+    _, events = turn.receive(encode_message(indication, limit=RELAYED_MESSAGE_MAX), T0)
+    assert events == [DataReceived(("198.51.100.9", 7000), payload)]
+    with pytest.raises(StunError):  # the bound of a UDP datagram still holds
+        turn.send(("198.51.100.9", 7000), bytes(RELAYED_MESSAGE_MAX))
+
+
+def test_a_forgotten_permission_is_neither_refreshed_nor_sent_to() -> None:
+    turn = client()
+    allocate(turn)
+    for ip in ("198.51.100.9", "198.51.100.10"):
+        (request,) = turn.permit(ip, T0)
+        turn.receive(answer(request, StunClass.SUCCESS, key=KEY), T0)
+    assert turn.permitted == 2
+    turn.forget("198.51.100.9")
+    turn.forget("198.51.100.77")  # never permitted: nothing happens
+    assert turn.permitted == 1
+    with pytest.raises(StunError):
+        turn.send(("198.51.100.9", 7000), b"gone")
+    out, _ = turn.timer(T0 + PERMISSION_REFRESH)
+    refreshed = [decode_message(d) for d in out]
+    assert [m.method for m in refreshed] == [StunMethod.CREATE_PERMISSION]
+    value = attrs.find(refreshed[0], Attr.XOR_PEER_ADDRESS)
+    assert value is not None
+    assert read_address(value, refreshed[0].transaction_id, xor=True)[0] == "198.51.100.10"

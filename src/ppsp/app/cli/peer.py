@@ -259,6 +259,23 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
     "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
     "(a Binding every 20 s).",
 )
+@click.option(
+    "--turn",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --ppspp-port: also serve the swarm's peers through a relay on this TURN "
+    "server (port 3478 by default), registered at the tracker as a PROXY address, for a "
+    "seeder behind a NAT that hole punching cannot cross.  Needs --turn-user and "
+    "--turn-password.",
+)
+@click.option("--turn-user", default=None, help="The TURN server's user name (with --turn).")
+@click.option(
+    "--turn-password",
+    default=None,
+    help="The TURN server's password (with --turn).  Prefer $PPSP_SEED_TURN_PASSWORD or the "
+    "configuration file: options show in process lists.",
+)
 def seed(
     path: Path,
     options: PeerOptions,
@@ -266,12 +283,28 @@ def seed(
     ppspp_port: int | None,
     merkle_hash: str,
     stun: tuple[str, int] | None,
+    turn: tuple[str, int] | None,
+    turn_user: str | None,
+    turn_password: str | None,
 ) -> None:
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.app.commands import seed_main
 
     if stun is not None and ppspp_port is None:
         raise click.BadParameter("needs --ppspp-port (the socket it is about)", param_hint="--stun")
+    relay = None
+    if turn is not None:
+        from ppsp.peer.net.ppspp_relay import TurnServer
+
+        if ppspp_port is None:
+            raise click.BadParameter("needs --ppspp-port (what it relays)", param_hint="--turn")
+        if not turn_user or not turn_password:
+            raise click.BadParameter(
+                "needs --turn-user and --turn-password (long-term credentials)",
+                param_hint="--turn",
+            )
+        relay = TurnServer(turn, turn_user, turn_password)
+    # Credentials without --turn (kept in the configuration file, say) are left unused.
     main = seed_main(
         path,
         options,
@@ -279,6 +312,7 @@ def seed(
         ppspp_port=ppspp_port,
         merkle_hash=merkle_hash,
         stun=stun,
+        turn=relay,
     )
     sys.exit(run_peer(main))
 

@@ -61,6 +61,9 @@ SAMPLES: dict[str, Any] = {
     "peer": "ppspp://192.0.2.30:6778",
     "merkle-hash": "sha1",
     "stun": "stun.example.org:3478",
+    "turn": "turn.example.org:3478",
+    "turn-user": "viewer",
+    "turn-password": "secret",
 }
 """Example values of the keys that have no default (the example file shows one): by key, or
 by ``table.key`` where one key means different things in different tables."""

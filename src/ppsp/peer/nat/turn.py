@@ -46,6 +46,7 @@ from ppsp.wire.stun import Attr, StunClass, StunMessage, StunMethod
 
 __all__ = [
     "PERMISSION_REFRESH",
+    "RELAYED_MESSAGE_MAX",
     "Allocated",
     "DataReceived",
     "Failed",
@@ -63,6 +64,10 @@ REFRESH_MARGIN = 60.0
 """An allocation is refreshed this long before its lifetime ends."""
 MAX_PERMISSIONS = 64
 """Most peer addresses permitted at once on one relay."""
+RELAYED_MESSAGE_MAX = 65507
+"""Longest message to or from the TURN server: a Send or Data indication carries a peer's
+datagram (a PPSPP DATA of an 8 KiB chunk, say), so up to a UDP datagram's largest payload,
+where other STUN messages stay under 1280 bytes."""
 
 
 def long_term_key(username: str, realm: str, password: str) -> bytes:
@@ -172,6 +177,16 @@ class TurnClient:
         self._permissions[peer_ip] = now + PERMISSION_REFRESH
         return [self._permission_request(peer_ip, now)]
 
+    def forget(self, peer_ip: str) -> None:
+        """Stop refreshing the permission for ``peer_ip`` (the server drops it when its
+        lifetime ends, within 5 minutes) and send it nothing more; no datagram."""
+        self._permissions.pop(peer_ip, None)
+
+    @property
+    def permitted(self) -> int:
+        """Peer IPs permitted (or being permitted) now."""
+        return len(self._permissions)
+
     def send(self, peer: tuple[str, int], data: bytes) -> bytes:
         """A Send indication carrying ``data`` to ``peer`` (permitted first)."""
         if self.state is not TurnState.ALLOCATED or peer[0] not in self._permissions:
@@ -183,7 +198,7 @@ class TurnClient:
             tid,
             other=(attrs.peer_address(peer, tid), (Attr.DATA, data)),
         )
-        return encode_message(message)
+        return encode_message(message, limit=RELAYED_MESSAGE_MAX)
 
     def close(self, now: float) -> list[bytes]:
         """Release the allocation (a Refresh with LIFETIME 0); nothing more is sent after."""
@@ -238,11 +253,13 @@ class TurnClient:
 
     def receive(self, data: bytes, now: float) -> tuple[list[bytes], list[TurnEvent]]:
         """A datagram from the server: the datagrams to send and the events it makes."""
-        if self.state in (TurnState.FAILED, TurnState.CLOSED) or not is_stun(data):
+        if self.state in (TurnState.FAILED, TurnState.CLOSED) or not is_stun(
+            data, limit=RELAYED_MESSAGE_MAX
+        ):
             self.dropped += 1
             return [], []
         try:
-            message = decode_message(data)
+            message = decode_message(data, limit=RELAYED_MESSAGE_MAX)
         except StunFormatError:
             self.dropped += 1
             return [], []

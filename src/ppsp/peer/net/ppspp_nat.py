@@ -198,6 +198,10 @@ class PpsppPunch:
     :class:`~ppsp.peer.nat.punch.Puncher`, whose punches (:data:`PUNCH_DATAGRAM`) leave
     ``server``'s socket at the deadlines it gives.  ``own`` are the socket's own addresses
     (HOST, REFLEXIVE), never punched.
+
+    ``on_listed``, when given, is called with each listed peer's PeerID and candidate
+    addresses at every FIND (a relay permits them, :mod:`.ppspp_relay`); with ``punch``
+    False nothing is punched (a seeder with a relay whose socket is not behind NAT).
     """
 
     def __init__(
@@ -208,12 +212,16 @@ class PpsppPunch:
         peer_id: str,
         own: Iterable[Address] = (),
         interval: float = FIND_INTERVAL,
+        on_listed: Callable[[str, list[Address]], None] | None = None,
+        punch: bool = True,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.server = server
         self.find = find
         self.peer_id = peer_id
         self.interval = interval
+        self.on_listed = on_listed
+        self.punch = punch
         self.puncher = Puncher(self._loop.time(), own=[tuple(a[:2]) for a in own])
         self.finds = 0
         self.find_failures = 0
@@ -251,7 +259,9 @@ class PpsppPunch:
             if info.peer_id is None or info.peer_id == self.peer_id:
                 continue
             candidates = [a for a in ppspp_candidates(info) if (":" in a[0]) == self._v6]
-            if candidates and self.puncher.learn(info.peer_id, candidates, now):
+            if candidates and self.on_listed is not None:
+                self.on_listed(info.peer_id, candidates)
+            if self.punch and candidates and self.puncher.learn(info.peer_id, candidates, now):
                 log.info("punching towards peer %s at %s", info.peer_id, candidates)
         self._on_timer()
 

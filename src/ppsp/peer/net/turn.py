@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 from typing import cast
 
 from ppsp.errors import StunError
@@ -57,6 +58,10 @@ class TurnRelay:
         """This host's reflexive address as the TURN server saw it."""
         self.dropped = 0
         """Datagrams from peers dropped because nobody took them in time."""
+        self.failure: str | None = None
+        """Why the allocation was lost after it was made (refresh refused or unanswered)."""
+        self.on_failure: Callable[[str], None] | None = None
+        """Called once with :attr:`failure` when the allocation is lost."""
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._allocated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -102,8 +107,14 @@ class TurnRelay:
         self._arm()
         await waiter
 
+    def forget(self, peer_ip: str) -> None:
+        """Stop refreshing the permission for ``peer_ip`` (it lapses on the server)."""
+        self.client.forget(peer_ip)
+
     def send(self, peer: tuple[str, int], data: bytes) -> None:
-        """Send ``data`` to ``peer`` through the relay (from the RELAY address)."""
+        """Send ``data`` to ``peer`` through the relay (from the RELAY address);
+        :class:`~ppsp.errors.StunError` when ``peer``'s IP is not permitted or the relay is
+        lost."""
         if self._transport is not None:
             self._transport.sendto(self.client.send(peer, data), self.server)
 
@@ -159,6 +170,10 @@ class TurnRelay:
                 except asyncio.QueueFull:
                     self.dropped += 1
             elif isinstance(event, Failed):
+                if self._allocated.done() and self.failure is None:
+                    self.failure = event.reason
+                    if self.on_failure is not None:
+                        self.on_failure(event.reason)
                 error = StunError(event.reason)
                 for waiter in [self._allocated, *self._permitted.values()]:
                     if not waiter.done():

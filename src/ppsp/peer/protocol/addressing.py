@@ -20,6 +20,7 @@ __all__ = [
     "is_wildcard",
     "parse_advertise",
     "ppspp_addresses",
+    "relayed_address",
 ]
 
 PPSPP_PEER_PROTOCOL = "PPSPP"
@@ -79,18 +80,34 @@ def format_host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
+def _ppspp_address(ip: str, port: int, kind: AddressType) -> PeerAddress:
+    return PeerAddress(
+        ip=ip, port=port, type=kind, peer_protocol=PPSPP_PEER_PROTOCOL,
+        family=AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4,
+    )  # fmt: skip
+
+
 def ppspp_addresses(
-    ip: str, port: int, reflexive: tuple[str, int] | None = None
+    ip: str,
+    port: int,
+    reflexive: tuple[str, int] | None = None,
+    relayed: tuple[str, int] | None = None,
 ) -> list[PeerAddress]:
-    """The PeerAddresses of a PPSPP UDP socket on ``ip``:``port``: HOST, and REFLEXIVE when
-    STUN told a different one, both with ``peer_protocol`` :data:`PPSPP_PEER_PROTOCOL`."""
-    found = [(ip, port, AddressType.HOST)]
+    """The PeerAddresses of a PPSPP UDP socket on ``ip``:``port``: HOST, REFLEXIVE when
+    STUN told a different one, and PROXY (RFC 7846's type for a relayed address) for the
+    address a TURN server relays to it (``relayed``), in that order (most direct first: a
+    peer tries them together and keeps the first that answers), all with ``peer_protocol``
+    :data:`PPSPP_PEER_PROTOCOL`."""
+    found = [_ppspp_address(ip, port, AddressType.HOST)]
     if reflexive is not None and reflexive != (ip, port):
-        found.append((reflexive[0], reflexive[1], AddressType.REFLEXIVE))
-    return [
-        PeerAddress(
-            ip=host, port=number, type=kind, peer_protocol=PPSPP_PEER_PROTOCOL,
-            family=AddressFamily.IPV6 if ":" in host else AddressFamily.IPV4,
-        )
-        for host, number, kind in found
-    ]  # fmt: skip
+        found.append(_ppspp_address(*reflexive, AddressType.REFLEXIVE))
+    if relayed is not None:
+        found.append(relayed_address(relayed))
+    return found
+
+
+def relayed_address(relayed: tuple[str, int]) -> PeerAddress:
+    """The PROXY PeerAddress (``peer_protocol`` :data:`PPSPP_PEER_PROTOCOL`) of the address
+    a TURN server relays to a PPSPP socket: the last of :func:`ppspp_addresses`, also for a
+    peer that registers it after the HOST and REFLEXIVE ones."""
+    return _ppspp_address(relayed[0], relayed[1], AddressType.PROXY)
