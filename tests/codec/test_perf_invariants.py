@@ -178,6 +178,19 @@ def test_json_and_xml_address_validation_agree_with_their_references(
     assert _outcome(xml_codec.encode_response, msg) == _outcome(encode_response_tree, msg)
 
 
+@PROPERTY
+@given(tracker_responses(Encoding.JSON), st.sampled_from(["s", None]))
+def test_json_answers_listing_one_swarm_match_the_checked_encoding(
+    message: TrackerResponse, swarm_id: str | None
+) -> None:
+    # The unchecked writer's shortcut for one swarm's peers without results (FIND, JOIN).
+    one_swarm = replace(
+        message, results=(), peers=tuple(replace(p, swarm_id=swarm_id) for p in message.peers)
+    )
+    checked = _outcome(json_codec.encode_response, one_swarm)
+    assert _outcome(lambda m: json_codec.encode_response(m, check=False), one_swarm) == checked
+
+
 def test_peer_info_caches_tell_apart_peers_and_swarms_sharing_addresses() -> None:
     shared = (GOOD,)
     for peer_id, swarm in [("p1", "s1"), ("p2", "s1"), ("p1", "s2"), ("p1", "s1")]:

@@ -913,6 +913,23 @@ def test_deep_nesting() -> None:
     assert decode_request(ok)
 
 
+def test_nesting_bound_is_exact_whether_or_not_brackets_are_counted_first() -> None:
+    # A document with at most MAX_JSON_DEPTH brackets is passed without looking for its depth;
+    # one with more is measured.  At the bound it is accepted, one level deeper refused.
+    base = request(1, "FIND", find={"swarm_id": "1"})[:-2]  # "x" goes in at depth 2
+    brackets = base.count(b"{") + base.count(b"[")
+    bound = fields.MAX_JSON_DEPTH
+    for extra in (bound - brackets, bound - brackets + 1, bound - 2, bound - 1):
+        data = base + b',"x":' + b"[" * extra + b"]" * extra + b"}}"
+        if 2 + extra <= bound:
+            assert decode_request(data)
+        else:
+            with pytest.raises(BadRequest):
+                decode_request(data)
+    # Brackets in strings count for the first look, not for the depth.
+    assert decode_request(request(1, "FIND", find={"swarm_id": "[" * 100}))
+
+
 def test_million_element_arrays_rejected_fast() -> None:
     actions = b"[" + b",".join([b"{}"] * 1_000_000) + b"]"
     data = (

@@ -207,7 +207,7 @@ def check_shares(
     assert others >= min(count - first_round.get(attacker, 0), others_share)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(swarms(), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**32), claims())
 def test_grouped_lists_keep_every_prefix_its_share(
     members: tuple[list[SwarmMember], list[SwarmMember]],
@@ -230,7 +230,7 @@ def test_grouped_lists_keep_every_prefix_its_share(
     check_shares(chosen, [m for m in everyone if m.peer_id != "o0"], count, share)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(swarms(), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**32), st.booleans())
 def test_chunk_scoped_lists_keep_every_prefix_its_share(
     members: tuple[list[SwarmMember], list[SwarmMember]],

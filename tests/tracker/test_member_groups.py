@@ -197,6 +197,34 @@ def test_choice_and_order_among_equals_are_uniform_with_the_requester_among_them
             assert _chi2([at[peer, place] for peer in others]) < 25, (count, place)
 
 
+def test_a_whole_group_without_share_is_listed_in_a_uniform_order() -> None:
+    # One group holding the requester and not many more members than the list takes (the
+    # ordinary swarm of 20 with the limits off): whether all are listed or a part, every other
+    # member at every place equally often.
+    requester = (PeerAddress(ip="192.0.2.9", port=1, peer_protocol="A"),)
+    members = _leeches("a", 7, "A")
+    others = [m.peer_id for m in members if m.peer_id != "a0"]
+    groups = group_members(members)
+    for count in (4, 6, 10):
+        rng = random.Random(count)
+        at: Counter[tuple[str, int]] = Counter()
+        for _ in range(6000):
+            chosen = select_from_groups(
+                groups,
+                exclude="a0",
+                requester_addresses=requester,
+                count=count,
+                rng=rng,
+                share=None,
+            )
+            ids = [m.peer_id for m in chosen]
+            assert len(set(ids)) == len(ids) == min(count, 6) and "a0" not in ids
+            for place, member in enumerate(chosen):
+                at[member.peer_id, place] += 1
+        for place in range(min(count, 6)):
+            assert _chi2([at[peer, place] for peer in others]) < 25, (count, place)
+
+
 class _Counted(Sequence[SwarmMember]):
     """A group that counts the members read from it and refuses to be copied whole."""
 

@@ -38,6 +38,7 @@ from ppsp.codecs.tracker_json.read import (
     read_token,
     read_version,
 )
+from ppsp.codecs.tracker_json.scan import scan_request
 from ppsp.errors import BadRequest, RemoteTrackerError, TrackerErrorCode
 from ppsp.wire import fields
 from ppsp.wire.builder import keyword_builder
@@ -501,6 +502,23 @@ def decode_request(
     body over ``max_bytes``, and :class:`~ppsp.errors.BadRequest` for anything malformed; the
     errors carry the request's transaction ID when it could be read.
     """
+    if max_version is ProtocolVersion.V1_1 and len(data) <= max_bytes:
+        # The codec's own shapes are read from the bytes (.scan); the full decoder reads
+        # everything else and decides every refusal.
+        scanned = scan_request(data)
+        if scanned is not None:
+            return scanned
+    return decode_request_objects(data, max_version=max_version, max_bytes=max_bytes)
+
+
+def decode_request_objects(
+    data: bytes,
+    *,
+    max_version: ProtocolVersion = ProtocolVersion.V1_1,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> AnyRequest:
+    """:func:`decode_request` by the full decoder alone: the document parsed into JSON objects,
+    each member read and checked (what every document the byte reader passes over gets)."""
     root = load_root(data, max_bytes)
     transaction_id = peek_transaction_id(root)
     version = read_version(root, transaction_id, max_version)

@@ -10,6 +10,7 @@ fails the checks keeps nothing and is refused every time.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -395,6 +396,9 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
     return orjson.Fragment(b",".join(orjson.dumps(entry) for entry in _peer_info_json(peer)))
 
 
+_SWARM_OF = operator.attrgetter("swarm_id")
+
+
 def _results_json(msg: TrackerResponse, *, fragments: bool = False) -> list[dict[str, object]]:
     """``swarm_result``: each listed peer as an object, or with ``fragments`` as its checked,
     serialised form (:func:`_listed_fragment`, kept in the entry)."""
@@ -409,9 +413,18 @@ def _results_json(msg: TrackerResponse, *, fragments: bool = False) -> list[dict
         if result.transaction_id is not None:
             item["transaction_id"] = result.transaction_id
         results.append(item)
+    peers = msg.peers
+    kept = _ENTRY_FORMS.forms(peers, _listed_fragment) if fragments else None
+    if kept and not results and len(set(map(_SWARM_OF, peers))) == 1:
+        # The usual answer (FIND, a JOIN of one swarm): one swarm's peers and no result of
+        # its own, what the loop below makes of it without its work per peer.
+        swarm_id = peers[0].swarm_id
+        only: dict[str, object] = {} if swarm_id is None else {"swarm_id": swarm_id}
+        only["result"] = 0
+        only["peer_group"] = {"peer_info": kept}
+        return [only]
     swarm_ids = [r.swarm_id for r in msg.results]
     peer_lists: list[list[object]] = [[] for _ in results]
-    kept = _ENTRY_FORMS.forms(msg.peers, _listed_fragment) if fragments else None
     # Each peer goes under the next result of its swarm from where the previous peer went, so
     # that peers listed result by result (as decoding produces them) keep their order.
     cursor = 0

@@ -1,7 +1,8 @@
 """The full decoder of tracker XML: every request and answer, and every refusal.
 
-:func:`decode_request` first offers the document to the one-pass reader of plain FIND and
-STAT_REPORT requests (:mod:`.plain`); anything else, and anything that reader does not expect,
+:func:`decode_request` first offers the document's bytes to the reader of the codec's own
+shapes (:mod:`.scan`), then its tree to the one-pass reader of plain FIND and STAT_REPORT
+requests (:mod:`.plain`); anything else, and anything that reader does not expect,
 is read here, which alone decides every refusal.
 """
 
@@ -11,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from ppsp.codecs.tracker_xml.plain import plain_request
+from ppsp.codecs.tracker_xml.scan import scan_request
 from ppsp.codecs.tracker_xml.tree import (
     Element,
     attr_enum,
@@ -472,6 +474,11 @@ def decode_request(data: bytes) -> AnyRequest:
     for a body over :data:`~ppsp.wire.fields.MAX_MESSAGE_BYTES`.  The error carries the request's
     transaction ID whenever the document parsed far enough to read it.
     """
+    # The codec's own shapes are read from the bytes (.scan), the plain FIND and STAT_REPORT
+    # from the tree (.plain); the full decoder reads everything else and decides refusals.
+    scanned = scan_request(data)
+    if scanned is not None:
+        return scanned
     root = parse(data)
     request = plain_request(root)
     if request is not None:
