@@ -308,15 +308,15 @@ async def _reference(storage: Storage, swarm: str) -> dict[object, set[str]]:
 def _check_indexable_sets(storage: MemoryStorage) -> None:
     """Each member is where its position slot says, in the group of its peer's profile."""
     for shard in storage._shards:
-        for swarm in shard.values():
+        for swarm_id, swarm in shard.items():
             placed = 0
             for profile, group in swarm.groups.items():
                 for position, member in enumerate(group):
                     assert member._position == position
-                    assert swarm.members[member.peer_id] is member
+                    assert storage._peers[member.peer_id].member_in(swarm_id) is member
                     assert storage._peers[member.peer_id].profile == profile
                 placed += len(group)
-            assert placed == len(swarm.members)
+            assert placed == swarm.count
 
 
 OPERATIONS = st.lists(

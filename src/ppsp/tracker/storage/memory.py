@@ -2,30 +2,28 @@
 
 Swarms are spread over a fixed number of shards by the hash of their ID (as chihaya's memory
 store does), so that each shard stays a small dictionary and could later carry its own lock.
-Peers live in one dictionary.  Every per-peer and per-swarm object uses ``__slots__`` to keep
-a membership compact (see :func:`measure_membership_bytes`).  Each membership is kept as the
-:class:`~ppsp.tracker.storage.base.SwarmMember` that :meth:`MemoryStorage.members` hands out
-(replaced whenever the peer's mode or addresses change), so that listing a swarm builds nothing;
-each swarm also keeps its members grouped by rank profile, so that a peer list ranks a few groups
-rather than every member and draws from them without copying them
-(:meth:`MemoryStorage.member_groups`).  A group is a plain list used as an indexable set: each
-member keeps its position in it (a slot of the member, see
-:class:`~ppsp.tracker.storage.base.SwarmMember`), a removal moves the group's last member into
-the hole, and a member replaced within its group takes its predecessor's place.  A group of
-at least 64 members spread over at most 16 network prefixes also keeps its count of members per
-prefix (:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of a crowded swarm
-(a lab, a campus) knows when no member of the group can take a first-round place
+Peers live in one dictionary.  Memory per registered peer is what this module is shaped by
+(``python -m bench.tracker_memory`` measures it; docs/BENCHMARKS.md, issue 16): a peer costs
+one entry in the peer table and one :class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`
+holding its record's fields (the record object handed in is not kept: :meth:`get_peer` builds
+one), and per membership one :class:`~ppsp.tracker.storage.base.SwarmMember` and one slot of
+its swarm's rank group; 8 bytes in the wheel, and a count per registering host.
+
+Each membership is kept as the :class:`~ppsp.tracker.storage.base.SwarmMember` that
+:meth:`MemoryStorage.members` hands out (replaced whenever the peer's mode or addresses change),
+so that listing a swarm builds nothing.  A swarm keeps its members grouped by rank profile
+(:class:`~ppsp.tracker.storage.memory_swarms.SwarmEntry`), so that a peer list ranks a few
+groups rather than every member and draws from them without copying them
+(:meth:`MemoryStorage.member_groups`); a member is found through its peer, not through a table
+of the swarm's members by ID.  A group of at least 64 members spread over at most 16 network
+prefixes also keeps its count of members per prefix
+(:class:`~ppsp.tracker.storage.base.MemberList`), so that a peer list of a crowded swarm (a lab,
+a campus) knows when no member of the group can take a first-round place
 (:func:`~ppsp.tracker.peerlist.select_from_groups`).
 
 Timers are a time wheel of one-second buckets of peer IDs
 (:class:`~ppsp.tracker.storage.wheel.TimeWheel`, 8 bytes per peer, a deadline moved later
 filed anew only when its old second comes); expiry takes :data:`EXPIRE_BATCH` peers a call.
-
-Memory per registered peer is what this module is shaped by (``python -m bench.tracker_memory``
-measures it): a peer costs one entry in the peer table, its :class:`_Peer`, its record (held as
-given), one :class:`~ppsp.tracker.storage.base.SwarmMember` and one entry in its swarm's member
-table and rank group per membership, and 8 bytes in the wheel.  A peer in exactly one swarm
-shares that swarm's one-element tuple of IDs (``_Swarm.solo``) instead of a tuple of its own.
 
 The IDs of the swarms are also kept in code-point order
 (:class:`~ppsp.tracker.storage.swarm_index.SortedIds`), added when a swarm gets its first member
@@ -34,9 +32,9 @@ and removed with its last, so that the dashboard's pages of swarms
 
 The bounds of :meth:`MemoryStorage.update` read counters kept as the state changes: the number
 of peers (the peer table's size), of swarms and of memberships, and one dictionary entry per
-host address holding registrations (host -> peers; the host string is the one in the peers'
-records, so a host costs one entry).  The methods are coroutines that never suspend, so one
-call is one atomic change in a single-threaded event loop.
+host address holding registrations (host -> peers; the host string is the one the peer's entry
+holds, so a host costs one entry).  The methods are coroutines that never suspend, so one call
+is one atomic change in a single-threaded event loop.
 """
 
 from __future__ import annotations
@@ -44,13 +42,12 @@ from __future__ import annotations
 import random
 import sys
 import tracemalloc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
     MemberGroup,
-    MemberList,
     MemberSlots,
     MemberView,
     PeerRecord,
@@ -66,6 +63,7 @@ from ppsp.tracker.storage.base import (
     rank_profile,
     report_outcome,
 )
+from ppsp.tracker.storage.memory_swarms import COUNT_FROM, COUNT_UNTIL, Flags, PeerEntry, SwarmEntry
 from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
 from ppsp.wire.builder import keyword_builder
@@ -80,7 +78,7 @@ from ppsp.wire.tracker import (
     StreamStatistics,
 )
 
-__all__ = ["MemoryStorage", "measure_membership_bytes"]
+__all__ = ["EXPIRE_BATCH", "MemoryStorage", "measure_membership_bytes"]
 
 EXPIRE_BATCH = 10_000
 """Most peers one :meth:`MemoryStorage.expire` deletes (80 ms of work, measured): the tracker's
@@ -90,26 +88,53 @@ million peers at once) is served between, not a pause of seconds."""
 _PEER_WIDE = ""
 """Statistics key of statistics that name no swarm."""
 
-
 _SHARED_PROFILES = 4096
 """Most distinct rank profiles one storage shares between its peers."""
+
+# The rank groups' sizes of counting (kept with the groups; read by their tests here).
+_COUNT_FROM = COUNT_FROM
+_COUNT_UNTIL = COUNT_UNTIL
 
 _build_member = keyword_builder(SwarmMember)
 """SwarmMember(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
 
-_SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position"].__set__
-"""Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
+_build_record = keyword_builder(PeerRecord)
+"""PeerRecord(...) likewise: a stored peer's record is built when it is read."""
 
 _SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
-"""Writes a member's ``_prefix`` slot."""
+"""Writes a member's ``_prefix`` slot (a frozen dataclass refuses ``setattr``)."""
 
-# Writers of a stored record's fields, used only to put back an *equal* value the storage
-# already holds (see MemoryStorage._put): the record stays the value it was.
-_SET_PEER_ID: Callable[[PeerRecord, str], None] = vars(PeerRecord)["peer_id"].__set__
-_SET_HOST: Callable[[PeerRecord, str], None] = vars(PeerRecord)["host"].__set__
-_SET_ADDRESSES: Callable[[PeerRecord, tuple[PeerAddress, ...]], None] = vars(PeerRecord)[
-    "addresses"
-].__set__
+_FLAGS: dict[Flags, Flags] = {}
+"""One shared tuple per (version, state, grace_used) a peer entry holds (a handful exist)."""
+
+
+_last_flags: list[Flags] = [(ProtocolVersion.V1_1, PeerState.TRACKING, False)]
+"""The flags last looked up: most records in a row have the same (an identity check)."""
+
+
+def _flags(record: PeerRecord) -> Flags:
+    """The shared flags tuple of a record's version, state and ``grace_used``."""
+    last = _last_flags[0]
+    if last[0] is record.version and last[1] is record.state and last[2] is record.grace_used:
+        return last
+    # Enum members hash in Python: the table is read only when the flags change.
+    key = (record.version, record.state, bool(record.grace_used))
+    last = _last_flags[0] = _FLAGS.setdefault(key, key)
+    return last
+
+
+def _record_of(peer: PeerEntry) -> PeerRecord:
+    """The record of a stored peer, built from the fields its entry holds."""
+    version, state, grace_used = peer.flags
+    return _build_record(
+        peer_id=peer.peer_id,
+        version=version,
+        state=state,
+        addresses=peer.addresses,
+        deadline=peer.deadline,
+        grace_used=grace_used,
+        host=peer.host,
+    )
 
 
 def _new_member(
@@ -128,134 +153,7 @@ def _prefix(addresses: tuple[PeerAddress, ...]) -> str | None:
     return None
 
 
-class _Peer:
-    __slots__ = ("profile", "record", "stats", "swarms")
-
-    def __init__(self, record: PeerRecord, profile: RankProfile) -> None:
-        self.record = record
-        # The rank profile of the record's addresses: the group of every membership.
-        self.profile = profile
-        # Swarm IDs only (a small tuple costs far less than a dict); the mode is kept once, in
-        # the swarm's member table.
-        self.swarms: tuple[str, ...] = ()
-        self.stats: dict[str, StreamStatistics] | None = None
-
-
-_COUNT_FROM = 64
-"""Size from which a group counts its members per prefix (smaller ones are cheap to draw)."""
-
-_COUNT_UNTIL = 32
-"""Size under which a group forgets its counts (and whether it was spread)."""
-
-_COUNTED_PREFIXES = 16
-"""Most prefixes a group counts; a group spread over more is marked spread, not counted."""
-
-
-class _Group(MemberList):
-    """A rank group's members (an indexable set) with their counts per prefix when few."""
-
-    __slots__ = ("spread",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Over _COUNTED_PREFIXES prefixes when last counted: not counted again until small.
-        self.spread = False
-
-    def tally(self, member: SwarmMember, by: int) -> None:
-        """Count ``member`` (just added: +1, just removed: -1) in its prefix, if counting."""
-        counts = self.prefix_counts
-        if by < 0 and len(self) < _COUNT_UNTIL:
-            self.prefix_counts = None
-            self.spread = False
-        elif counts is None:
-            if by > 0 and not self.spread and len(self) >= _COUNT_FROM:
-                self._recount()
-        else:
-            prefix = member._prefix
-            held = counts.get(prefix, 0) + by
-            if held > 0:
-                counts[prefix] = held
-                if len(counts) > _COUNTED_PREFIXES:
-                    self.prefix_counts = None
-                    self.spread = True
-            else:
-                counts.pop(prefix, None)
-
-    def _recount(self) -> None:
-        counts: dict[str | None, int] = {}
-        for member in self:
-            prefix = member._prefix
-            counts[prefix] = counts.get(prefix, 0) + 1
-            if len(counts) > _COUNTED_PREFIXES:
-                self.spread = True
-                return
-        self.prefix_counts = counts
-
-
 _NO_SUSPECTS: frozenset[str] = frozenset()
-
-
-class _Swarm:
-    __slots__ = ("groups", "maps", "members", "reports", "solo", "suspects")
-
-    def __init__(self, swarm_id: str) -> None:
-        # The swarms of every peer that is in this swarm alone: one tuple shared by them all.
-        self.solo = (swarm_id,)
-        # Every member as listed (content_map always None here; maps are kept apart).
-        self.members: dict[str, SwarmMember] = {}
-        # The same members by rank profile (never an empty group), for member_groups(): each
-        # member is at index member._position of its group's list.
-        self.groups: dict[RankProfile, _Group] = {}
-        self.maps: dict[str, ContentMap] | None = None
-        # Corrupt-peer reports: reported member -> reporter host -> corrupt chunks (None: none),
-        # and the members reported by enough hosts (an immutable set, handed out as it is).
-        self.reports: dict[str, dict[str, int]] | None = None
-        self.suspects: frozenset[str] = _NO_SUSPECTS
-
-    def place(self, profile: RankProfile, member: SwarmMember) -> None:
-        """Add ``member``, or put it in the place of the member with its ID.
-
-        That member, if any, must be in the group of ``profile`` (a member that changes group
-        is :meth:`unplace`-d first).
-        """
-        peer_id = member.peer_id
-        old = self.members.get(peer_id)
-        self.members[peer_id] = member
-        if old is None:
-            group = self.groups.get(profile)
-            if group is None:
-                group = self.groups[profile] = _Group()
-            _SET_POSITION(member, len(group))
-            group.append(member)
-            group.tally(member, 1)
-        else:
-            position = old._position
-            _SET_POSITION(member, position)
-            group = self.groups[profile]
-            group[position] = member
-            if group.prefix_counts is not None and old.addresses is not member.addresses:
-                group.tally(old, -1)
-                group.tally(member, 1)
-
-    def unplace(self, profile: RankProfile, peer_id: str) -> bool:
-        """Remove the member from the members and from the group of ``profile``.
-
-        Returns False when there is no such member.  The group's last member takes the hole.
-        """
-        member = self.members.pop(peer_id, None)
-        if member is None:
-            return False
-        group = self.groups[profile]
-        last = group.pop()
-        if last is not member:
-            position = member._position
-            _SET_POSITION(last, position)
-            group[position] = last
-        elif not group:
-            del self.groups[profile]
-            return True
-        group.tally(member, -1)
-        return True
 
 
 class MemoryStorage(Storage):
@@ -267,8 +165,10 @@ class MemoryStorage(Storage):
     def __init__(self, *, shards: int = 64, seed: int | None = None) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
-        self._shards: list[dict[str, _Swarm]] = [{} for _ in range(shards)]
-        self._peers: dict[str, _Peer] = {}
+        self._shards: list[dict[str, SwarmEntry]] = [{} for _ in range(shards)]
+        self._peers: dict[str, PeerEntry] = {}
+        # Latest statistics per peer (swarm ID or "" -> statistics), for the peers that sent any.
+        self._stats: dict[str, dict[str, StreamStatistics]] = {}
         self._wheel = TimeWheel()
         self._memberships = 0
         self._swarm_count = 0
@@ -293,13 +193,17 @@ class MemoryStorage(Storage):
             self._profiles[profile] = profile
         return profile
 
-    def _shard(self, swarm_id: str) -> dict[str, _Swarm]:
+    def _shard(self, swarm_id: str) -> dict[str, SwarmEntry]:
         return self._shards[hash(swarm_id) % len(self._shards)]
+
+    def _solo(self, swarm_id: str) -> tuple[str]:
+        """The shared one-element tuple of a swarm that exists."""
+        return self._shard(swarm_id)[swarm_id].solo
 
     async def get_peer(self, peer_id: str) -> PeerRecord | None:
         """The peer's record, or None when it is not registered."""
         peer = self._peers.get(peer_id)
-        return peer.record if peer is not None else None
+        return _record_of(peer) if peer is not None else None
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
@@ -317,50 +221,62 @@ class MemoryStorage(Storage):
     def _put(self, record: PeerRecord) -> None:
         peer = self._peers.get(record.peer_id)
         if peer is None:
-            self._peers[record.peer_id] = _Peer(record, self._profile(record.addresses))
+            peer = PeerEntry(
+                record.peer_id,
+                _flags(record),
+                record.addresses,
+                record.deadline,
+                record.host,
+                self._profile(record.addresses),
+            )
+            self._peers[record.peer_id] = peer
             self._count_host(record.host, 1)
         else:
-            # Each request brings a new record, with its own copies of the peer's ID (and
-            # often of its unchanged addresses): the record keeps the equal objects already
-            # held instead, so that a peer costs one copy of each however often it is written.
-            old = peer.record
-            if record.peer_id is not old.peer_id:
-                _SET_PEER_ID(record, old.peer_id)
-            if old.host is not record.host:
-                if old.host != record.host:
-                    self._count_host(old.host, -1)
-                    self._count_host(record.host, 1)
-                else:
-                    _SET_HOST(record, old.host)
-            peer.record = record
-            if old.addresses is not record.addresses:
-                if old.addresses != record.addresses:
-                    self._refresh_members(peer, record, self._profile(record.addresses))
-                else:
-                    _SET_ADDRESSES(record, old.addresses)
-            if old.deadline <= record.deadline:
+            # Each request brings a new record, with its own copies of the peer's host (and
+            # often of its unchanged addresses): the entry keeps the equal objects it already
+            # holds, so that a peer costs one copy of each however often it is written.
+            flags = peer.flags
+            if (
+                flags[0] is not record.version
+                or flags[1] is not record.state
+                or flags[2] is not record.grace_used
+            ):
+                peer.flags = _flags(record)
+            if peer.host is not record.host and peer.host != record.host:
+                self._count_host(peer.host, -1)
+                self._count_host(record.host, 1)
+                peer.host = record.host
+            if peer.addresses is not record.addresses and peer.addresses != record.addresses:
+                peer.addresses = record.addresses
+                self._refresh_members(peer, self._profile(record.addresses))
+            old = peer.deadline
+            peer.deadline = record.deadline
+            if old <= record.deadline:
                 return  # filed at or before its old deadline: filed anew when that comes
         wheel = self._wheel
-        wheel.add(record.peer_id, record.deadline)
+        wheel.add(peer.peer_id, record.deadline)
         # Deadlines moved earlier leave entries behind; a rebuild (one pass over every peer)
         # bounds them should they ever dominate.
         if wheel.entries > 4 * len(self._peers) + 1024:
-            wheel.rebuild((pid, p.record.deadline) for pid, p in self._peers.items())
+            wheel.rebuild((pid, p.deadline) for pid, p in self._peers.items())
 
-    def _refresh_members(self, peer: _Peer, record: PeerRecord, profile: RankProfile) -> None:
+    def _refresh_members(self, peer: PeerEntry, profile: RankProfile) -> None:
         """Give the peer's listed memberships its new addresses (and their rank profile)."""
         old = peer.profile
         peer.profile = profile
         moved = profile != old
-        peer_id = record.peer_id
-        prefix = _prefix(record.addresses)
-        for swarm_id in peer.swarms:
+        addresses = peer.addresses
+        prefix = _prefix(addresses)
+        for swarm_id, held in zip(peer.swarms, peer.members(), strict=True):
             swarm = self._shard(swarm_id)[swarm_id]
-            member = _new_member(peer_id, swarm.members[peer_id].mode, record.addresses, prefix)
+            member = _new_member(peer.peer_id, held.mode, addresses, prefix)
             if moved:
-                swarm.unplace(old, peer_id)
-            # Added to its new group, or in its old place in the same group.
-            swarm.place(profile, member)
+                swarm.unplace(old, held)
+                # Added to its new group.
+                swarm.place(profile, member, None)
+            else:
+                swarm.place(profile, member, held)  # in its old place in the same group
+            peer.set_member(swarm_id, member)
 
     async def update(
         self,
@@ -407,7 +323,7 @@ class MemoryStorage(Storage):
             if swarm_id in current:
                 count -= 1
                 memberships -= 1
-                if len(self._shard(swarm_id)[swarm_id].members) == 1:
+                if self._shard(swarm_id)[swarm_id].count == 1:
                     swarms -= 1
         for swarm_id, _ in join:
             if swarm_id not in current:
@@ -437,33 +353,40 @@ class MemoryStorage(Storage):
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return False
-        self._count_host(peer.record.host, -1)
-        for swarm_id in peer.swarms:
-            self._drop_member(swarm_id, peer_id, peer.profile)
+        self._count_host(peer.host, -1)
+        if self._stats:
+            self._stats.pop(peer_id, None)
+        joined = peer.joined
+        if joined is not None:
+            if isinstance(joined, SwarmMember):  # one swarm: no tuple built
+                self._drop_member(peer.swarms[0], joined, peer.profile)
+            else:
+                for swarm_id, member in zip(peer.swarms, joined, strict=True):
+                    self._drop_member(swarm_id, member, peer.profile)
         return True
 
-    def _drop_member(self, swarm_id: str, peer_id: str, profile: RankProfile) -> bool:
+    def _drop_member(self, swarm_id: str, member: SwarmMember, profile: RankProfile) -> None:
+        """Remove a held member from its swarm (the swarm with it, when it was the last)."""
         shard = self._shard(swarm_id)
-        swarm = shard.get(swarm_id)
-        if swarm is None or not swarm.unplace(profile, peer_id):
-            return False
+        swarm = shard[swarm_id]
+        swarm.unplace(profile, member)
         self._memberships -= 1
+        peer_id = member.peer_id
         if swarm.reports is not None and peer_id in swarm.reports:
             self._drop_reports(swarm, peer_id)
         if swarm.maps is not None:
             swarm.maps.pop(peer_id, None)
             if not swarm.maps:
                 swarm.maps = None
-        if not swarm.members:
+        if not swarm.count:
             del shard[swarm_id]
             self._swarm_count -= 1
             self._index.remove(swarm_id)
-        return True
 
     async def memberships(self, peer_id: str) -> dict[str, PeerMode]:
         """The swarms the peer has joined, with its mode in each."""
         peer = self._peers.get(peer_id)
-        return {} if peer is None else self._modes(peer_id, peer.swarms)
+        return {} if peer is None else self._modes(peer)
 
     async def peer_and_memberships(
         self, peer_id: str
@@ -472,10 +395,16 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return None, {}
-        return peer.record, self._modes(peer_id, peer.swarms)
+        return _record_of(peer), self._modes(peer)
 
-    def _modes(self, peer_id: str, swarms: Iterable[str]) -> dict[str, PeerMode]:
-        return {s: self._shard(s)[s].members[peer_id].mode for s in swarms}
+    @staticmethod
+    def _modes(peer: PeerEntry) -> dict[str, PeerMode]:
+        joined = peer.joined
+        if joined is None:
+            return {}
+        if isinstance(joined, SwarmMember):
+            return {peer.swarms[0]: joined.mode}
+        return {s: m.mode for s, m in zip(peer.swarms, joined, strict=True)}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
@@ -488,17 +417,25 @@ class MemoryStorage(Storage):
         shard = self._shard(swarm_id)
         swarm = shard.get(swarm_id)
         if swarm is None:
-            swarm = shard[swarm_id] = _Swarm(swarm_id)
+            swarm = shard[swarm_id] = SwarmEntry(swarm_id)
             self._swarm_count += 1
             self._index.add(swarm_id)
-        if peer_id not in swarm.members:
+        addresses = peer.addresses
+        # The member holds the entry's copy of the ID (one string per peer).
+        member = _new_member(peer.peer_id, mode, addresses, _prefix(addresses))
+        if not peer.swarms:  # the common case, a peer's first swarm: no method calls
+            swarm.place(peer.profile, member, None)
             self._memberships += 1
-            peer.swarms = (*peer.swarms, swarm_id) if peer.swarms else swarm.solo
-        record = peer.record
-        addresses = record.addresses
-        # The member holds the record's copy of the ID (one string per peer).
-        member = _new_member(record.peer_id, mode, addresses, _prefix(addresses))
-        swarm.place(peer.profile, member)
+            peer.swarms = swarm.solo
+            peer.joined = member
+            return
+        old = peer.member_in(swarm_id)
+        swarm.place(peer.profile, member, old)
+        if old is None:
+            self._memberships += 1
+            peer.add(swarm, swarm_id, member)
+        else:
+            peer.set_member(swarm_id, member)
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
@@ -506,16 +443,18 @@ class MemoryStorage(Storage):
 
     def _leave(self, swarm_id: str, peer_id: str) -> bool:
         peer = self._peers.get(peer_id)
-        if peer is None or swarm_id not in peer.swarms:
+        if peer is None:
             return False
-        rest = tuple(s for s in peer.swarms if s != swarm_id)
-        if len(rest) == 1:
-            # Back in one swarm: share that swarm's tuple (it exists: the peer is in it).
-            rest = self._shard(rest[0])[rest[0]].solo
-        peer.swarms = rest
-        if peer.stats is not None:
-            peer.stats.pop(swarm_id, None)
-        return self._drop_member(swarm_id, peer_id, peer.profile)
+        member = peer.remove(swarm_id, self._solo)
+        if member is None:
+            return False
+        stats = self._stats.get(peer_id)
+        if stats is not None:
+            stats.pop(swarm_id, None)
+            if not stats:
+                del self._stats[peer_id]
+        self._drop_member(swarm_id, member, peer.profile)
+        return True
 
     async def members(
         self, swarm_id: str, *, limit: int | None = None, with_maps: bool = False
@@ -524,11 +463,11 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return []
-        members = swarm.members
-        if limit is not None and len(members) > limit:
-            chosen = [members[pid] for pid in self._rng.sample(list(members), limit)]
+        if limit is not None and swarm.count > limit:
+            chosen = swarm.at_ranks(sorted(self._rng.sample(range(swarm.count), limit)))
+            self._rng.shuffle(chosen)
         else:
-            chosen = list(members.values())
+            chosen = swarm.every_member()
         maps = swarm.maps if with_maps else None
         if not maps:
             return chosen
@@ -559,11 +498,13 @@ class MemoryStorage(Storage):
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
         swarm = self._shard(content_map.swarm_id).get(content_map.swarm_id)
-        if swarm is None or peer_id not in swarm.members:
+        peer = self._peers.get(peer_id)
+        if swarm is None or peer is None or content_map.swarm_id not in peer.swarms:
             return False
         if swarm.maps is None:
             swarm.maps = {}
-        swarm.maps[peer_id] = content_map
+        # Keyed by the held copy of the ID: a request's own copy would be kept with the map.
+        swarm.maps[peer.peer_id] = content_map
         return True
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
@@ -578,11 +519,12 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return
-        if peer.stats is None:
-            peer.stats = {}
-        peer.stats[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = stats
+        held = self._stats.get(peer_id)
+        if held is None:
+            held = self._stats[peer.peer_id] = {}  # the held copy of the ID, as above
+        held[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = stats
 
-    def _drop_reports(self, swarm: _Swarm, peer_id: str) -> None:
+    def _drop_reports(self, swarm: SwarmEntry, peer_id: str) -> None:
         """Forget the reports about a member that leaves the swarm."""
         assert swarm.reports is not None
         del swarm.reports[peer_id]
@@ -611,8 +553,10 @@ class MemoryStorage(Storage):
                 reporter_id=reporter_id,
                 reporter_host=reporter_host,
                 reporter_swarms=() if reporter is None else reporter.swarms,
-                reported=None if reported is None else reported.record,
-                reported_member=swarm is not None and report.peer_id in swarm.members,
+                reported=None if reported is None else _record_of(reported),
+                reported_member=swarm is not None and report.swarm_id in reported.swarms
+                if reported is not None
+                else False,
             )
             if ignored is not None or swarm is None:
                 outcomes.append(ReportOutcome.IGNORED)
@@ -665,25 +609,17 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return SwarmView(swarm_id=swarm_id, members=0)
-        count = len(swarm.members)
-        chosen: list[SwarmMember]
+        count = swarm.count
         if count <= limit:
-            chosen = list(swarm.members.values())
+            chosen = swarm.every_member()
         else:
             # A sample by rank among the rank groups' lists: no list of every member is made.
-            groups = list(swarm.groups.values())
-            chosen = []
-            group, base = 0, 0
-            for rank in sorted(self._rng.sample(range(count), limit)):
-                while rank >= base + len(groups[group]):
-                    base += len(groups[group])
-                    group += 1
-                chosen.append(groups[group][rank - base])
+            chosen = swarm.at_ranks(sorted(self._rng.sample(range(count), limit)))
         stored_maps = swarm.maps or {}
         sample: list[MemberView] = []
         for at, member in enumerate(chosen):
-            peer = self._peers.get(member.peer_id)
-            stats = peer.stats.get(swarm_id) if peer is not None and peer.stats else None
+            held = self._stats.get(member.peer_id)
+            stats = held.get(swarm_id) if held else None
             found = stored_maps.get(member.peer_id) if at < maps else None
             if found is not None:
                 member = SwarmMember(
@@ -697,10 +633,8 @@ class MemoryStorage(Storage):
 
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""
-        peer = self._peers.get(peer_id)
-        if peer is None or peer.stats is None:
-            return ()
-        return tuple(peer.stats.values())
+        held = self._stats.get(peer_id)
+        return () if held is None else tuple(held.values())
 
     async def expire(self, now: float) -> list[str]:
         """Delete the peers whose deadline is at or before ``now``, at most
@@ -713,7 +647,7 @@ class MemoryStorage(Storage):
 
     def _deadline_of(self, peer_id: str) -> float | None:
         peer = self._peers.get(peer_id)
-        return None if peer is None else peer.record.deadline
+        return None if peer is None else peer.deadline
 
     async def next_deadline(self) -> float | None:
         """The earliest deadline of a stored peer."""
