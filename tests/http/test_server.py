@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
@@ -968,3 +969,90 @@ async def test_a_body_that_came_with_its_head_is_taken_without_waiting() -> None
         assert (await read_answer(reader)).status == 413
         writer.close()
     assert taken == [b"abc", None, None]
+
+
+# -- one timer per connection -------------------------------------------------------------------
+
+
+def _count_server_timers(loop: asyncio.AbstractEventLoop, counted: list[object]) -> None:
+    """Make ``loop`` record every timer the server's own code arms (the tests' are left out)."""
+    call_at = loop.call_at
+
+    def counting(
+        when: float, callback: Callable[..., object], *args: Any, **kw: Any
+    ) -> asyncio.TimerHandle:
+        if getattr(callback, "__module__", None) == "ppsp.http.server":
+            counted.append(callback)
+        return call_at(when, callback, *args, **kw)
+
+    loop.call_at = counting  # type: ignore[method-assign]
+
+
+async def test_a_kept_alive_connection_arms_no_timer_per_request() -> None:
+    # The idle deadline moves with every request; the connection's one timer is left armed and
+    # checked against it when it fires, not cancelled and made again for each request.
+    timers: list[object] = []
+    _count_server_timers(asyncio.get_running_loop(), timers)
+    async with running() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        for n in range(20):
+            writer.write(get(f"/{n}"))
+            assert (await read_answer(reader)).body == f"hello /{n}".encode()
+        writer.close()
+    assert 1 <= len(timers) <= 2
+
+
+async def test_a_connection_kept_busy_past_its_idle_timeout_stays_open_then_idles_out() -> None:
+    # Each wait is shorter than the idle timeout, all of them together longer: the timer armed
+    # for the first deadline fires while a later one is current, and moves to it.
+    async with running(idle_timeout=0.4, head_timeout=5) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        for n in range(6):
+            writer.write(get(f"/{n}"))
+            assert (await read_answer(reader)).status == 200
+            await asyncio.sleep(0.15)
+        started = time.monotonic()
+        assert await read_all(reader) == b""  # then left idle: closed
+        assert 0.2 <= time.monotonic() - started < 5.0
+        writer.close()
+
+
+async def test_a_head_begun_on_a_kept_alive_connection_gets_its_own_earlier_deadline() -> None:
+    # The armed timer is the idle one (long); a head begun must still be cut at its own
+    # (shorter) deadline: an earlier deadline re-arms the timer.
+    async with running(idle_timeout=30, head_timeout=0.3) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(get("/one"))
+        assert (await read_answer(reader)).status == 200
+        started = time.monotonic()
+        writer.write(b"GET /two HTTP/1.1\r\n")
+        received = await read_all(reader)
+        assert time.monotonic() - started < 5.0
+        assert split_answers(received)[0].status == 408
+        writer.close()
+
+
+def test_the_timers_work_the_same_on_uvloop() -> None:
+    async def scenario() -> tuple[int, bytes]:
+        timers: list[object] = []
+        _count_server_timers(asyncio.get_running_loop(), timers)
+        async with running() as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            for n in range(20):
+                writer.write(get(f"/{n}"))
+                assert (await read_answer(reader)).status == 200
+            writer.close()
+        async with running(idle_timeout=0.3, head_timeout=5) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            for n in range(5):
+                writer.write(get(f"/{n}"))
+                assert (await read_answer(reader)).status == 200
+                await asyncio.sleep(0.1)
+            closed = await read_all(reader)
+            writer.close()
+        return len(timers), closed
+
+    armed, closed = uvloop.run(scenario())
+    assert closed == b""
+    # The first server's connection: at most 2; the second's: a few, as its deadlines pass.
+    assert 2 <= armed <= 2 + 5

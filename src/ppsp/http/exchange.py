@@ -62,10 +62,20 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _date_cache: list[tuple[int, str]] = [(0, "")]
 
+_HEAD_PREFIXES_SIZE: Final = 64
+"""Most heads' beginnings :func:`encode_head` keeps for the current second."""
 
-def _http_date() -> str:
-    """Now as an IMF-fixdate (RFC 9110 5.6.7), formatted once a second."""
-    second = int(time.time())
+# The common head up to its Content-Length value, by (status, content type), for the second
+# in _prefix_second: all of it but the length is the same for every answer of that second.
+_head_prefixes: dict[tuple[int, str], bytes] = {}
+_prefix_second: list[int] = [0]
+
+
+def _http_date(second: int | None = None) -> str:
+    """Now (or ``second``, a Unix time) as an IMF-fixdate (RFC 9110 5.6.7), formatted once a
+    second."""
+    if second is None:
+        second = int(time.time())
     cached_second, text = _date_cache[0]
     if second != cached_second:
         t = time.gmtime(second)
@@ -122,6 +132,32 @@ def encode_head(
     """The bytes of a response head.  Header values may not hold CR or LF (LocalProtocolError:
     a header ending the head early would split the response); a ``reason`` phrase (the
     status's usual one when None) has anything but printable ASCII replaced by spaces."""
+    if (
+        reason is None
+        and not headers
+        and keep_alive
+        and minor_version
+        and content_type
+        and content_length is not None
+    ):
+        # The common answer (a tracker's, a peer's): its head but the length is the same for
+        # every answer of this second with this status and content type, formatted once.
+        second = int(time.time())
+        if second != _prefix_second[0]:
+            _head_prefixes.clear()
+            _prefix_second[0] = second
+        key = (status, content_type)
+        prefix = _head_prefixes.get(key)
+        if prefix is None:
+            if "\r" in content_type or "\n" in content_type:
+                raise LocalProtocolError("a content type holds CR or LF")
+            prefix = (
+                f"HTTP/1.1 {status} {_reason(status)}\r\nDate: {_http_date(second)}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: "
+            ).encode("latin-1")
+            if len(_head_prefixes) < _HEAD_PREFIXES_SIZE:
+                _head_prefixes[key] = prefix
+        return prefix + b"%d\r\n\r\n" % content_length
     if reason is None:
         reason = _reason(status)
     elif not (reason.isascii() and reason.isprintable()):
@@ -130,12 +166,6 @@ def encode_head(
         raise LocalProtocolError("a content type holds CR or LF")
     if headers and any("\r" in text or "\n" in text for field in headers.items() for text in field):
         raise LocalProtocolError("a response header holds CR or LF")
-    if not headers and keep_alive and minor_version and content_type and content_length is not None:
-        # The common answer (a tracker's, a peer's), written in one piece: the same bytes.
-        return (
-            f"HTTP/1.1 {status} {reason}\r\nDate: {_http_date()}\r\nContent-Type: {content_type}"
-            f"\r\nContent-Length: {content_length}\r\n\r\n"
-        ).encode("latin-1")
     parts = [f"HTTP/1.1 {status} {reason}\r\nDate: {_http_date()}\r\n"]
     if content_type is not None:
         parts.append(f"Content-Type: {content_type}\r\n")

@@ -3,8 +3,10 @@
 :func:`serve` listens and returns an :class:`HTTPServer` (its bound :attr:`~HTTPServer.addresses`,
 :meth:`~HTTPServer.close` with a grace period).  Each connection is an :class:`asyncio.Protocol`
 with its own buffer and one task that reads a request head, calls the handler and writes its
-answer, one request at a time (pipelined bytes wait in the buffer).  Heads are framed and parsed
-by the sans-I/O codec (:func:`~ppsp.codecs.httphead.request_head_length`,
+answer (head and body in one write), one request at a time (pipelined bytes wait in the
+buffer); its deadlines share one timer, moved as they move rather than made for each wait.
+Heads are framed and parsed by the sans-I/O codec
+(:func:`~ppsp.codecs.httphead.request_head_length`,
 :func:`~ppsp.codecs.httphead.parse_request_head`); a head it refuses is answered with the status
 its error carries (400, 413, 414, 431, 501, 505) and the connection is closed.
 
@@ -137,11 +139,6 @@ def _status_of(exc: PPSPError) -> int | None:
     return status if isinstance(status, int) and 400 <= status <= 599 else None
 
 
-def _time_out(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class _Connection(asyncio.Protocol):
     """One client connection: its buffer, its flow control and the task that serves it."""
 
@@ -162,6 +159,10 @@ class _Connection(asyncio.Protocol):
         self._writing_paused = False
         self.task: asyncio.Task[None] | None = None
         self._token: object | None = None
+        # One timer per connection, moved rather than re-made for each wait (see _wait).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -192,11 +193,14 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Buffer the bytes; pause reading while too many wait to be consumed."""
-        self._buffer += data
-        if not self._reading_paused and len(self._buffer) > max(self._want, READ_HIGH_WATER):
+        buffer = self._buffer
+        buffer += data
+        if not self._reading_paused and len(buffer) > READ_HIGH_WATER and len(buffer) > self._want:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        waiter = self._waiter  # _wake, inlined: this runs for every request
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         """The client closed its side: it is gone (the transport closes)."""
@@ -209,6 +213,10 @@ class _Connection(asyncio.Protocol):
         self._eof = True
         self._lost = True
         self.server.connections.discard(self)
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
         token = self._token
         if token is not None:
             self._token = None
@@ -238,56 +246,62 @@ class _Connection(asyncio.Protocol):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    async def _wait(self, deadline: float) -> None:
-        """Wait for more bytes (or the end), until ``deadline`` (TimeoutError)."""
+    def _wait(self, deadline: float) -> asyncio.Future[None]:
+        """What to await for more bytes (or the end), until ``deadline`` (TimeoutError).
+
+        A future, not a coroutine: awaited once per request, a coroutine's frame would cost
+        more than the future itself.
+        """
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
         waiter = self.loop.create_future()
         self._waiter = waiter
-        # One timer handle, not asyncio.timeout_at: this runs for every request.
-        timer = self.loop.call_at(deadline, _time_out, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+        self._deadline = deadline
+        # The connection's one timer is left armed between waits, and a later deadline only
+        # moves the mark it is checked against: a kept-alive connection's idle deadline moves
+        # with every request, and creating and cancelling a timer handle for each (a libuv
+        # timer on uvloop) cost more than the rest of the wait.  An earlier deadline than the
+        # armed one re-arms it.
+        timer = self._timer
+        if timer is None or deadline < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._timer_fired)
+            self._timer_at = deadline
+        # Once done, the waiter stays in _waiter until the next wait replaces it: whoever looks
+        # at it (_wake, _timer_fired) checks that it is not done.
+        return waiter
 
-    async def _read_head(self, first: bool) -> tuple[RequestHead, Headers] | None:
-        """The next request's head and its fields; None when the client closed or the
-        connection stayed idle.
+    def _timer_fired(self) -> None:
+        """The connection's timer ran out: end the wait whose deadline it was armed for, or
+        move the timer to the deadline of the wait under way (none waiting: left unarmed)."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._lost:
+            return
+        if self._deadline <= self._timer_at:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._timer_fired)
+            self._timer_at = self._deadline
 
-        Raises HTTPRequestError for a head to refuse (RequestTimeout: one begun, not ended in
-        time).
-        """
-        server = self.server
-        started = first
-        deadline = self.loop.time() + (server.head_timeout if first else server.idle_timeout)
+    def _take_head(self) -> tuple[RequestHead, Headers] | None:
+        """The next request's head and its fields when the buffer holds the whole head (taken
+        from it), else None.  Raises HTTPRequestError for a head to refuse."""
         buffer = self._buffer
-        while True:
-            # Empty lines before a request line are ignored (RFC 9112 2.2).
-            while buffer.startswith(b"\r\n"):
-                del buffer[:2]
-            if buffer:
-                if not started:
-                    started = True
-                    deadline = self.loop.time() + server.head_timeout
-                length = request_head_length(buffer)
-                if length:
-                    head = bytes(buffer[:length])
-                    del buffer[:length]
-                    return server.parse_head(head)
-            if self._eof:
-                return None
-            try:
-                await self._wait(deadline)
-            except TimeoutError:
-                hooks = server.hooks
-                if hooks is not None and self._token is not None:
-                    hooks.timed_out(self._token, "head" if started else "idle")
-                if buffer:
-                    raise RequestTimeout("the request head did not arrive in time") from None
-                return None
+        # Empty lines before a request line are ignored (RFC 9112 2.2); the first byte is
+        # looked at first, as startswith costs more than the rest of this loop.
+        while buffer and buffer[0] == 13 and buffer.startswith(b"\r\n"):
+            del buffer[:2]
+        if not buffer:
+            return None
+        length = request_head_length(buffer)
+        if not length:
+            return None
+        head = bytes(buffer[:length])
+        del buffer[:length]
+        return self.server.parse_head(head)
 
     async def read_line(self, deadline: float) -> bytes:
         """The next line of a chunked body (without its CRLF), by ``deadline`` (RequestTimeout);
@@ -393,16 +407,40 @@ class _Connection(asyncio.Protocol):
 
     async def _serve(self) -> None:
         """Answer requests one after the other until the connection ends."""
+        server = self.server
+        buffer = self._buffer
         first = True
         try:
-            while not self.server.closing:
+            while not server.closing:
+                # The next request's head (waited for here, not in a coroutine of its own: this
+                # runs for every request).  A connection's first head must end within the head
+                # timeout; a kept-alive connection may stay idle for the idle timeout, then its
+                # head must end within the head timeout of its first bytes.
+                started = first
+                deadline = self.loop.time() + (
+                    server.head_timeout if first else server.idle_timeout
+                )
                 try:
-                    parsed = await self._read_head(first)
+                    while (parsed := self._take_head()) is None:
+                        if buffer and not started:
+                            started = True
+                            deadline = self.loop.time() + server.head_timeout
+                        if self._eof:
+                            return
+                        try:
+                            await self._wait(deadline)
+                        except TimeoutError:
+                            hooks = server.hooks
+                            if hooks is not None and self._token is not None:
+                                hooks.timed_out(self._token, "head" if started else "idle")
+                            if buffer:
+                                raise RequestTimeout(
+                                    "the request head did not arrive in time"
+                                ) from None
+                            return
                 except HTTPRequestError as exc:
                     self._refuse(exc)
                     await self._linger()
-                    return
-                if parsed is None:
                     return
                 first = False
                 self.busy = True
@@ -420,6 +458,10 @@ class _Connection(asyncio.Protocol):
             log.debug("the connection's traceback", exc_info=True)
         finally:
             self.busy = False
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
             if not self.transport.is_closing():
                 self.transport.close()
 
@@ -479,8 +521,14 @@ class _Connection(asyncio.Protocol):
                 await result.write_eof()
                 keep = result.keep_alive
             else:
-                keep = await self._send(request, result)
-            return keep and await self._discard(request)
+                keep = self._send(request, result)
+                if self._writing_paused:
+                    await self.drain()
+            # The checks of drain and _discard made here first: no coroutine for the common
+            # answer (written whole, its body read).
+            if keep and request._unread:
+                return await self._discard(request)
+            return keep
         except ConnectionError:
             return False
 
@@ -501,8 +549,8 @@ class _Connection(asyncio.Protocol):
         log.debug("the handler's traceback", exc_info=True)
         return error_response(500)
 
-    async def _send(self, request: Request, response: Response) -> bool:
-        """Write a whole response; whether the connection stays open."""
+    def _send(self, request: Request, response: Response) -> bool:
+        """Write a whole response (the caller drains); whether the connection stays open."""
         keep_alive = (
             request.head.keep_alive and not request._close_after and not self.server.closing
         )
@@ -524,15 +572,16 @@ class _Connection(asyncio.Protocol):
             )
         except LocalProtocolError as exc:
             log.error("%s %s: %s", request.method, request.path, exc)
-            return await self._send(request, error_response(500))
+            return self._send(request, error_response(500))
+        if self._lost or self.transport.is_closing():
+            raise ConnectionResetError("the client went away")
         if bodiless or request.method == "HEAD" or not body:
-            self.write(head)
+            self.transport.write(head)
         elif len(body) <= 65536:
-            self.write(head + body)
+            self.transport.write(head + body)  # one write, one send: head and body joined
         else:
             self.write(head)
             self.write(body)
-        await self.drain()
         return keep_alive
 
 
