@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
     from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
     from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
+    from ppsp.peer.net.ppspp_serving import PartialServing
     from ppsp.peer.net.turn import TurnRelay
+    from ppsp.peer.ppspp.partial import PartialContent
 
 WATCH_WINDOW_CHUNKS = 8
 """Chunks ahead of the play position fetched in playback order (the deadline window)."""
@@ -339,6 +341,9 @@ async def seed_main(
         if swarm_content:
             served = swarm_content[0]
             node.offer_ppspp(session.swarm_id, port, served.swarm_id, served.chunk_size)
+            from ppsp.peer.net.ppspp_serving import offer_subtrees
+
+            offer_subtrees(node, session, served)
         print(
             f"serving over PPSPP at udp {host}:{port}, root hash {ppspp.root_hash.hex()}"
             f" ({merkle_hash} Merkle tree, 1024-byte chunks)",
@@ -424,10 +429,16 @@ async def get_main(
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     keeper = None if stun is None else await nat_setup.download_stun(node, stun)
+    serving = _serve_while_downloading(node, swarm_id)
+    punch: PpsppPunch | None = None
     if node.ppspp_endpoint is not None:
         # Registered with the first join, so that peers behind NAT can punch towards it.
         mapped = None if keeper is None else await keeper.first_mapping(STUN_REGISTER_WAIT)
         node.advertise_ppspp(node.ppspp_endpoint.address[1], mapped)
+        if keeper is not None:
+            # Behind NAT: punch towards the swarm's peers, as a seeder there does, so that two
+            # downloading peers behind NATs meet whichever of them reaches out first.
+            punch = nat_setup.start_punching(node, swarm_id, node.ppspp_endpoint, mapped)
     work: asyncio.Future[object]
     if to_stdout:
         work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))
@@ -464,9 +475,38 @@ async def get_main(
         if keeper is not None:
             keeper.close()
             extra = {"stun": keeper.counts()}
+        if serving is not None:
+            serving.stop()
+            extra = {**(extra or {}), "ppspp_serving": serving.counts()}
+        if punch is not None:
+            punch.close()
+            extra = {**(extra or {}), "punch": punch.counts()}
         if node.ppspp_endpoint is not None:
             node.ppspp_endpoint.close()
         write_report(node, options.report, extra)
+
+
+def _serve_while_downloading(node: PeerNode, swarm_id: str) -> PartialServing | None:
+    """``get --transport ppspp``: serve what the download holds over PPSPP, on the one UDP
+    socket of its channels (opened now), once it can be named; a line says when.  None
+    without PPSPP."""
+    from ppsp.peer.net.transport import PPSPP
+
+    if PPSPP not in node.transport_preference:
+        return None
+    from ppsp.peer.net.ppspp_serving import serve_while_downloading
+
+    def ready(content: PartialContent, address: tuple[str, int]) -> None:
+        print(
+            f"serving over PPSPP what it holds at udp {address[0]}:{address[1]} (root hash"
+            f" {content.swarm_id.hex()}, {content.chunk_size}-byte chunks)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return serve_while_downloading(
+        node, swarm_id, lambda: node.udp.verified(swarm_id), on_ready=ready
+    )
 
 
 async def _download_to_stdout(

@@ -14,7 +14,7 @@ from ppsp.peer.net.node import PeerNode
 from ppsp.wire.tracker import PeerInfo
 
 if TYPE_CHECKING:
-    from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
+    from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun, StunSocket
     from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
     from ppsp.peer.net.ppspp_udp import PpsppSeederServer
     from ppsp.peer.net.turn import TurnRelay
@@ -144,13 +144,14 @@ async def serve_relay(
 def start_punching(
     node: PeerNode,
     swarm_id: str,
-    server: PpsppSeederServer,
+    server: StunSocket,
     reflexive: tuple[str, int] | None,
     relay: PpsppRelay | None = None,
 ) -> PpsppPunch | None:
-    """A seeder whose PPSPP socket is behind NAT (STUN gave a reflexive address other than
-    the socket's) punches towards the swarm's peers (FIND every few seconds), and one with a
-    relay permits them on it (the same FINDs); None when neither."""
+    """A peer whose PPSPP socket (a seeder's, or a downloading peer's) is behind NAT (STUN
+    gave a reflexive address other than the socket's) punches towards the swarm's peers (FIND
+    every few seconds), and a seeder with a relay permits them on it (the same FINDs); None
+    when neither."""
     from ppsp.peer.net.ppspp_nat import PpsppPunch
 
     local = server.address

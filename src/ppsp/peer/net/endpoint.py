@@ -4,7 +4,10 @@
   :class:`~ppsp.peer.protocol.handler.PeerProtocolHandler`;
 - ``GET /swarm/{swarm}/description``: the content description, self-certified by the swarm ID;
 - ``GET /swarm/{swarm}/chunk/{representation}/{index}``: one chunk's bytes (404 when not held),
-  the URL template that TRANSPORT_NEGOTIATION hands out for the mandatory HTTP transport.
+  the URL template that TRANSPORT_NEGOTIATION hands out for the mandatory HTTP transport;
+- ``GET /swarm/{swarm}/ppspp/{root}/subtrees``: the subtree hashes of the PPSPP content of
+  root hash ``root`` this peer serves (:mod:`ppsp.peer.ppspp.partial`; 404 when it serves none),
+  which a peer that will serve the content while downloading it checks against the root.
 
 The handlers run on the lean HTTP server (:mod:`ppsp.http.server`, :meth:`PeerEndpoint.router`).
 Stored chunks go out with ``sendfile`` (:meth:`~ppsp.http.server.StreamResponse.sendfile`:
@@ -65,6 +68,14 @@ class PeerEndpoint:
         self._uploads: FairUploads | None = None
         self._turns: dict[int, asyncio.Future[None]] = {}
         """The waiting requests' turns, by ticket."""
+        self._subtrees: dict[tuple[str, str], bytes] = {}
+        """The subtree hashes answered, by (swarm ID, PPSPP root hash in lowercase hex)."""
+
+    def offer_subtrees(self, swarm_id: str, root_hash: bytes, body: bytes) -> None:
+        """Answer ``GET /swarm/{swarm_id}/ppspp/{root}/subtrees`` with ``body`` (the encoded
+        subtree hashes of the PPSPP content of root hash ``root_hash``, checked or computed
+        by the caller)."""
+        self._subtrees[(swarm_id, root_hash.hex())] = body
 
     def router(self) -> Router:
         """The handler of the peer's HTTP server: the peer protocol, descriptions and chunks."""
@@ -73,6 +84,7 @@ class PeerEndpoint:
         router.add("GET", "/", self.handle_protocol)
         router.add("GET", "/swarm/{swarm}/description", self.handle_description)
         router.add("GET", "/swarm/{swarm}/chunk/{representation}/{index}", self.handle_chunk)
+        router.add("GET", "/swarm/{swarm}/ppspp/{root}/subtrees", self.handle_subtrees)
         return router
 
     async def handle_protocol(self, request: Request) -> Response:
@@ -97,6 +109,14 @@ class PeerEndpoint:
         if session is None or session.description is None:
             return error_response(404)
         return Response(body=session.description.to_bytes(), content_type="application/json")
+
+    async def handle_subtrees(self, request: Request) -> Response:
+        """``GET /swarm/{swarm}/ppspp/{root}/subtrees``: the subtree hashes (404: none)."""
+        key = (request.match_info["swarm"], request.match_info["root"].lower())
+        body = self._subtrees.get(key)
+        if body is None:
+            return error_response(404)
+        return Response(body=body, content_type="application/octet-stream")
 
     async def handle_chunk(self, request: Request) -> Response | StreamResponse:
         """``GET /swarm/{swarm}/chunk/{representation}/{index}``: a held chunk (404: not)."""

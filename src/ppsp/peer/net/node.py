@@ -54,7 +54,7 @@ from ppsp.peer.net.session import (
     live_bitmap,
 )
 from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
-from ppsp.peer.net.udp_reach import UdpReach, full_map
+from ppsp.peer.net.udp_reach import UdpReach
 from ppsp.peer.protocol.addressing import (
     format_host,
     is_wildcard,
@@ -718,7 +718,7 @@ class PeerNode:
             ):
                 raise
             await self.udp.connect(session, remote, candidates)
-            self._apply_map(session, remote, full_map(session), self.clock())
+            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
 
     async def _negotiate(self, session: SwarmSession, remote: RemotePeer) -> None:
         """TRANSPORT_NEGOTIATION, PROPERTY_QUERY and PULL with ``remote`` over HTTP."""
@@ -740,10 +740,10 @@ class PeerNode:
         await self.pull_map(session, remote)
 
     async def pull_map(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """CHUNK_AVAILABILITY PULL from ``remote`` (a peer reached over PPSPP only keeps
-        holding every chunk)."""
+        """CHUNK_AVAILABILITY PULL from ``remote`` (for a peer reached over PPSPP only, what
+        its channel's HAVEs name)."""
         if self.udp.is_udp_only(session, remote):
-            self._apply_map(session, remote, full_map(session), self.clock())
+            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
             return
         answer = await self.exchange(remote, self.protocol_client.pull_chunk_map(session.swarm_id))
         if isinstance(answer, ChunkAvailabilityResponse):

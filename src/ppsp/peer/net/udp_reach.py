@@ -3,9 +3,10 @@
 A listed peer whose HTTP exchange fails but that registered ``PPSPP`` PeerAddresses is reached
 on a PPSPP channel whose handshake goes to each of its candidate addresses until one answers
 (hole punching; the choice is :class:`~ppsp.peer.nat.punch.CandidatePaths`'), on the PPSPP root
-the session has verified from another peer's offer.  Such a peer counts as holding every chunk
-(only seeders serve PPSPP: the handshake's answer carries HAVEs up to the content's last
-chunk), and is never sent a peer protocol message (PUSH, FIND): it speaks none.
+the session has verified from another peer's offer.  Such a peer holds the chunks its channel's
+HAVEs name (a seeder's: every chunk; a downloading peer's: what it holds, announced as it
+grows), read into its chunk map at each pull, and is never sent a peer protocol message
+(PUSH, FIND): it speaks none.
 
 Layer: I/O, beside :mod:`.node`, which owns one :class:`UdpReach`.
 """
@@ -50,6 +51,33 @@ class UdpReach:
     def add_transport(self, swarm_id: str, transport: PpsppChunkTransport) -> None:
         """The PPSPP chunk transport of the session of ``swarm_id``."""
         self._transports[swarm_id] = transport
+
+    def verified(self, swarm_id: str) -> tuple[bytes, int] | None:
+        """The PPSPP root hash and chunk size a chunk of the session of ``swarm_id`` verified
+        under, up to that root and against the description (None before, or without PPSPP):
+        what the peer serves the content as while downloading it."""
+        transport = self._transports.get(swarm_id)
+        return None if transport is None else transport.verified
+
+    def chunk_map(self, session: SwarmSession, remote: RemotePeer) -> tuple[RepresentationMap, ...]:
+        """The chunk map of ``remote``, reached over PPSPP alone: the description chunks whose
+        PPSPP chunks its channel's HAVEs all name (every chunk when they name the whole
+        content, or when there is no open channel: its next fetch opens one)."""
+        from ppsp.peer.net.ppspp_transport import covering_chunks
+
+        transport = self._transports.get(session.swarm_id)
+        client = None if transport is None else transport.channel_client(remote.peer_id)
+        if client is None or client.peer_complete or session.description is None:
+            return full_map(session)
+        description = session.description
+        representation = description.representation(session.representation_id)
+        held = ChunkBitmap(representation.chunk_count)
+        for index in range(representation.chunk_count):
+            offset, length = description.chunk_range(index, representation.id)
+            pieces = covering_chunks(offset, length, client.chunk_size)
+            if client.peer_holds(pieces.start, pieces.stop - 1):
+                held.add(index)
+        return chunk_map_from_bitmaps({session.representation_id: [held]})
 
     def is_udp_only(self, session: SwarmSession, remote: RemotePeer) -> bool:
         """Whether ``remote`` was reached over PPSPP alone (no peer protocol message to it)."""

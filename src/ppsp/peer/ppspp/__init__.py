@@ -7,13 +7,15 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 (address, bytes) and its next deadline.  ``peer/net/ppspp_udp.py`` runs the seeder on a UDP socket.
 
 * :mod:`.content` -- the content served: its Merkle tree, peaks, uncle hashes, chunk bytes;
+* :mod:`.partial` -- content served while only part of it is held, and its subtree hashes;
 * :mod:`.ledbat` -- the sending pace: a window of DATA in flight (LEDBAT, RFC 6817);
 * :mod:`.channel` -- one channel's state and its state table;
 * :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
 * :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs;
 * :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise.
 
-``peer/net/ppspp_get.py`` runs the leecher, ``peer/net/ppspp_transport.py`` the client.
+``peer/net/ppspp_get.py`` runs the leecher, ``peer/net/ppspp_transport.py`` the client,
+``peer/net/ppspp_serving.py`` the seeder on a downloading peer's socket.
 """
 
 from ppsp.peer.ppspp.content import BytesChunks, ChunkReader, SeededContent

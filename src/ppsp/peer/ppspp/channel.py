@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any
 
 from ppsp.codecs.ppspp import EncoderProfile
-from ppsp.peer.ppspp.content import SeededContent, bin_level, bin_parent
+from ppsp.peer.ppspp.content import ServedContent, bin_level, bin_parent
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
 from ppsp.wire.ppspp import ChannelParameters, ChunkRange
 
@@ -117,6 +117,7 @@ class Channel:
         "_known",
         "acked_any",
         "address",
+        "announced",
         "content",
         "created",
         "flight",
@@ -139,7 +140,7 @@ class Channel:
         address: Address,
         local_id: int,
         remote_id: int,
-        content: SeededContent,
+        content: ServedContent,
         parameters: ChannelParameters,
         profile: EncoderProfile,
         now: float,
@@ -165,6 +166,10 @@ class Channel:
         """DATA sent and not acknowledged: chunk -> when sent (oldest first)."""
         self.ledbat = Ledbat(ledbat)
         self.acked_any = False
+        self.announced = 0
+        """The seeder's count of HAVE announcements for the content when it answered (a
+        partial content's chunks newly held since are announced once the channel is
+        established)."""
         self.peer_choked_us = False
         self._known = bytearray((2 * content.width + 7) // 8)  # a bit per tree node
         self._held = bytearray(content.chunk_count)  # a byte per chunk: slices set fast
@@ -188,7 +193,7 @@ class Channel:
         self.acked_any = True
         end = min(chunks.end, last)
         self._held[chunks.start : end + 1] = b"\x01" * (end + 1 - chunks.start)
-        root_level = self.content.tree.height
+        root_level = self.content.height
         for number in aligned_bins(ChunkRange(start=chunks.start, end=end)):
             node = number
             # A known node's ancestors are known: stop at the first one.
@@ -243,6 +248,21 @@ class Channel:
             if queued.end > chunks.end:
                 kept.append(ChunkRange(start=chunks.end + 1, end=queued.end))
         self.requests = kept
+
+    def skip_through(self, first: int, last: int) -> int:
+        """Drop the head of the queue when it starts inside chunks ``first`` to ``last``
+        (not held: right after :meth:`next_chunk` gave one of them), up to ``last``; the
+        number of chunks dropped."""
+        if not self.requests:
+            return 0
+        head = self.requests[0]
+        if not first <= head.start <= last:
+            return 0
+        if head.end <= last:
+            self.requests.popleft()
+            return head.count
+        self.requests[0] = ChunkRange(start=last + 1, end=head.end)
+        return last + 1 - head.start
 
     def requeue(self, index: int) -> None:
         """Put a lost chunk back at the head of the queue (it goes out next)."""

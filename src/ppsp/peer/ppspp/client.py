@@ -22,7 +22,9 @@ RFC 7574 as it is used here:
   (Merkle), 4 (the hash function), 6 (32-bit chunk ranges), 8 and 9 (the chunk size, so that
   the peer refuses a channel on another chunk size).  Sent again every ``handshake_interval``
   while unanswered; no answer within ``connect_timeout`` closes the channel.  The answer's
-  HAVEs (the peer's peaks) must end at the content's last chunk.
+  HAVEs (a seeder's peaks, or a partial holder's ranges) must not pass the content's last
+  chunk; HAVEs are kept (:meth:`ChannelClient.peer_has`, at most :data:`MAX_PEER_RANGES`
+  disjoint ranges).
 * **Requests** (3.7): a REQUEST per chunk asked for (adjacent ones merged in one range); sent
   again after ``request_timeout`` while the chunk has not come (a REQUEST may be lost; our
   seeder resends lost DATA itself).  CANCEL (3.8) when the caller no longer wants a chunk.
@@ -41,6 +43,7 @@ RFC 7574 as it is used here:
 
 from __future__ import annotations
 
+import bisect
 import hmac
 import secrets
 from collections import Counter
@@ -88,6 +91,10 @@ __all__ = [
 
 _MESSAGE_BYTES = 17
 """At most the size of a message we send (a 64-bit range and a delay): for splitting."""
+
+MAX_PEER_RANGES = 4096
+"""Disjoint chunk ranges of the peer's HAVEs kept; a HAVE that would make more is dropped
+(and counted): the peer is then only asked for what was kept."""
 
 _MAX_DATAGRAM = 1472
 """Our datagrams stay under this (further messages go in further datagrams)."""
@@ -222,6 +229,7 @@ class ChannelClient:
         self._peaks_verified = False
         self._tree: TreeCheck | None = None
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
+        self._peer_held = _Ranges(MAX_PEER_RANGES)
         self._handshake(now)
 
     # --- the caller's interface -----------------------------------------------------------
@@ -235,6 +243,19 @@ class ChannelClient:
     def wanted(self) -> frozenset[int]:
         """The chunks requested and not yet verified or rejected."""
         return frozenset(self._wanted)
+
+    def peer_has(self, index: int) -> bool:
+        """Whether the peer announced chunk ``index`` (HAVE; a seeder's peaks: all)."""
+        return index in self._peer_held
+
+    def peer_holds(self, first: int, last: int) -> bool:
+        """Whether the peer announced every chunk from ``first`` to ``last``."""
+        return self._peer_held.covers(first, last)
+
+    @property
+    def peer_complete(self) -> bool:
+        """Whether the peer announced every chunk (a seeder)."""
+        return self._peer_held.covers(0, self.chunk_count - 1)
 
     def request(self, index: int, now: float) -> None:
         """Ask the peer for chunk ``index`` (ValueError outside the content; no effect once
@@ -392,8 +413,10 @@ class ChannelClient:
             problem = "live content"
         else:
             parameters = self._parameters.with_handshake(reply)
+            # A seeder's HAVEs (its peaks) end at the last chunk, a partial holder's anywhere
+            # before it (section 3.2: HAVE names any chunks held); past it is another content.
             ends = [_as_range(m.chunk).end for m in rest if isinstance(m, Have)]
-            if ends and max(ends) + 1 != self.chunk_count:
+            if ends and max(ends) + 1 > self.chunk_count:
                 problem = f"{max(ends) + 1} chunks, not {self.chunk_count}"
         if problem is not None:
             self.stats["refused_reply"] += 1
@@ -423,8 +446,11 @@ class ChannelClient:
                 if message.source_channel != self.remote_id:
                     self.stats["handshake_other"] += 1
             elif isinstance(message, Have):
-                if _as_range(message.chunk).end >= self.chunk_count:
+                chunks = _as_range(message.chunk)
+                if chunks.end >= self.chunk_count:
                     self.stats["have_past_end"] += 1
+                elif not self._peer_held.add(chunks):
+                    self.stats["have_dropped"] += 1
             elif isinstance(message, Choke | Unchoke):
                 # Requests stay queued at the peer's end; ours are sent again on time anyway.
                 self.stats[type(message).__name__.lower()] += 1
@@ -642,6 +668,39 @@ class _AckRun:
     def ack(self) -> Ack:
         """The ACK of the run (32-bit chunk ranges)."""
         return Ack(chunk=ChunkRange(start=self.first, end=self.last), delay=self.delay)
+
+
+class _Ranges:
+    """A set of chunks as sorted disjoint ranges (adjacent ones merged), at most ``limit``."""
+
+    __slots__ = ("_ends", "_limit", "_starts")
+
+    def __init__(self, limit: int) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._limit = limit
+
+    def add(self, chunks: ChunkRange) -> bool:
+        """Add ``chunks``; False (nothing added) when that would pass the limit."""
+        starts, ends = self._starts, self._ends
+        # The ranges touching or adjacent to ``chunks``: from ``low`` to ``high - 1``.
+        low = bisect.bisect_left(ends, chunks.start - 1)
+        high = bisect.bisect_right(starts, chunks.end + 1)
+        if low == high and len(starts) >= self._limit:
+            return False
+        start = min(chunks.start, starts[low]) if low < high else chunks.start
+        end = max(chunks.end, ends[high - 1]) if low < high else chunks.end
+        starts[low:high] = [start]
+        ends[low:high] = [end]
+        return True
+
+    def covers(self, first: int, last: int) -> bool:
+        """Whether every chunk from ``first`` to ``last`` is in the set."""
+        at = bisect.bisect_right(self._starts, first) - 1
+        return at >= 0 and self._ends[at] >= last
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and self.covers(index, index)
 
 
 def _as_range(spec: ChunkSpec) -> ChunkRange:

@@ -18,6 +18,7 @@ __all__ = [
     "BytesChunks",
     "ChunkReader",
     "SeededContent",
+    "ServedContent",
     "bin_level",
     "bin_of_range",
     "bin_parent",
@@ -66,6 +67,76 @@ class ChunkReader(Protocol):
 
     def read_chunk(self, index: int, size: int) -> bytes:
         """The ``size`` bytes of chunk ``index`` (the last chunk may be shorter)."""
+        ...
+
+
+class ServedContent(Protocol):
+    """What the seeding engine reads of a content it serves: complete
+    (:class:`SeededContent`) or partial (:class:`~ppsp.peer.ppspp.partial.PartialContent`)."""
+
+    @property
+    def swarm_id(self) -> bytes:
+        """The root hash: the content's swarm ID."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Bytes."""
+        ...
+
+    @property
+    def chunk_size(self) -> int:
+        """Bytes per chunk (the last chunk may be shorter)."""
+        ...
+
+    @property
+    def merkle_hash(self) -> MerkleHashFunction:
+        """The Merkle tree's hash function."""
+        ...
+
+    @property
+    def chunk_count(self) -> int:
+        """Number of chunks."""
+        ...
+
+    @property
+    def width(self) -> int:
+        """Leaves of the padded tree (a power of two)."""
+        ...
+
+    @property
+    def height(self) -> int:
+        """Levels above the leaves (0 for one chunk)."""
+        ...
+
+    @property
+    def peaks(self) -> tuple[tuple[int, bytes], ...]:
+        """The peak hashes with their bin numbers, left to right (section 5.6.1)."""
+        ...
+
+    def chunk_length(self, index: int) -> int:
+        """Length of chunk ``index``."""
+        ...
+
+    def read(self, index: int) -> bytes:
+        """The bytes of chunk ``index`` (ValueError or OSError when they cannot be read)."""
+        ...
+
+    def hash_of(self, number: int) -> bytes:
+        """The hash of the node at bin ``number`` (ValueError when it cannot be given)."""
+        ...
+
+    def peak_for(self, index: int) -> int:
+        """The bin of the peak whose subtree holds chunk ``index``."""
+        ...
+
+    def announced_ranges(self) -> list[ChunkRange]:
+        """What the handshake's answer announces with HAVE, left to right."""
+        ...
+
+    def unheld_run(self, index: int) -> int | None:
+        """None when chunk ``index`` is held; else the last chunk of the run of unheld
+        chunks it starts (requests for them are dropped up to there at once)."""
         ...
 
 
@@ -154,6 +225,11 @@ class SeededContent:
         """Leaves of the padded tree (a power of two): bins run from 0 to ``2 * width - 2``."""
         return self.tree.width
 
+    @property
+    def height(self) -> int:
+        """Levels above the leaves (0 for one chunk)."""
+        return self.tree.height
+
     def chunk_length(self, index: int) -> int:
         """Length of chunk ``index``: the chunk size, or less for the last chunk."""
         return min(self.chunk_size, self.size - index * self.chunk_size)
@@ -185,3 +261,11 @@ class SeededContent:
     def peak_ranges(self) -> list[ChunkRange]:
         """The chunk ranges of the peaks: what a seeder announces in HAVE (libswift's way)."""
         return [bin_range(number) for number in self._peak_bins]
+
+    def announced_ranges(self) -> list[ChunkRange]:
+        """What the handshake's answer announces: the peaks (complete content)."""
+        return self.peak_ranges()
+
+    def unheld_run(self, index: int) -> int | None:
+        """None: complete content holds every chunk."""
+        return None

@@ -36,12 +36,21 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import PPSPPError
-from ppsp.peer.ppspp.channel import TRANSITIONS, Address, Channel, ChannelState, Event
-from ppsp.peer.ppspp.content import SeededContent, bin_of_range, bin_range
+from ppsp.peer.ppspp.channel import (
+    TRANSITIONS,
+    Address,
+    Channel,
+    ChannelState,
+    Event,
+    aligned_bins,
+)
+from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_of_range, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
+from ppsp.peer.ppspp.partial import PartialContent
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
     MAX_DATAGRAM_BYTES,
@@ -168,15 +177,22 @@ class Seeder:
 
     def __init__(
         self,
-        contents: SeededContent | Iterable[SeededContent],
+        contents: ServedContent | Iterable[ServedContent],
         *,
         config: SeederConfig | None = None,
         timestamp_offset: float = 0.0,
         channel_ids: Callable[[], int] = _random_channel_id,
     ) -> None:
-        if isinstance(contents, SeededContent):
-            contents = (contents,)
-        self._contents = {content.swarm_id: content for content in contents}
+        served: Iterable[ServedContent] = (
+            (contents,)
+            if isinstance(contents, SeededContent | PartialContent)
+            else cast("Iterable[ServedContent]", contents)
+        )
+        self._contents: dict[bytes, ServedContent] = {
+            content.swarm_id: content for content in served
+        }
+        self._announcements: Counter[bytes] = Counter()
+        """HAVE announcements made, by content (:meth:`announce`)."""
         self.config = config or SeederConfig()
         self.timestamp_offset = timestamp_offset
         self._channel_ids = channel_ids
@@ -226,7 +242,10 @@ class Seeder:
             return
         channel.last_received = now
         try:
+            was_half_open = channel.state is ChannelState.HALF_OPEN
             self._step(channel, Event.CONFIRM)
+            if was_half_open:
+                self._catch_up(channel, now)
             if datagram.is_keepalive:
                 self.stats["keepalives_in"] += 1
             for message in datagram.messages:
@@ -296,6 +315,40 @@ class Seeder:
         """Close every channel, telling established peers (a closing HANDSHAKE each)."""
         for channel in list(self._channels.values()):
             self._close(channel, notify=True, now=now)
+
+    def add_content(self, content: ServedContent) -> None:
+        """Serve ``content`` too (from the next handshake naming its root hash on); one
+        already served under that root hash is replaced for new channels only."""
+        self._contents[content.swarm_id] = content
+
+    @property
+    def serving(self) -> bool:
+        """Whether any content is served."""
+        return bool(self._contents)
+
+    def channel_of(self, channel_id: int, address: Address) -> bool:
+        """Whether ``channel_id`` is one of our channels, to ``address``."""
+        channel = self._channels.get(channel_id)
+        return channel is not None and channel.address == address
+
+    def announce(self, swarm_id: bytes, chunks: ChunkRange, now: float) -> None:
+        """Chunks of a partial content newly held: a HAVE of them on each established
+        channel of that content whose peer does not hold them all (section 3.2).  Half-open
+        channels hear of them once established (a HAVE is not sent to an address that has
+        not shown it is the handshake's sender, 3.1.1)."""
+        content = self._contents.get(swarm_id)
+        if content is None or chunks.start >= content.chunk_count:
+            return
+        chunks = ChunkRange(start=chunks.start, end=min(chunks.end, content.chunk_count - 1))
+        self._announcements[swarm_id] += 1
+        for channel in self._channels.values():
+            if channel.content is not content or channel.state is not ChannelState.ESTABLISHED:
+                continue
+            channel.announced = self._announcements[swarm_id]
+            if all(channel.has_chunk(i) for i in range(chunks.start, chunks.end + 1)):
+                continue
+            self._send_haves(channel, [chunks], (), now)
+            self.stats["haves_announced"] += 1
 
     # --- opening handshakes ---------------------------------------------------------------
 
@@ -426,9 +479,48 @@ class Seeder:
             supported_messages=SUPPORTED_MESSAGES,
             chunk_size=content.chunk_size,
         )
-        haves = tuple(Have(chunk=_spec(channel, peak)) for peak in content.peak_ranges())
-        datagram = Datagram(channel=channel.remote_id, messages=(reply, *haves))
-        self._send(channel, self._encode(channel, datagram), now)
+        channel.announced = self._announcements[content.swarm_id]
+        self._send_haves(channel, content.announced_ranges(), (reply,), now)
+
+    def _send_haves(
+        self,
+        channel: Channel,
+        ranges: list[ChunkRange],
+        ahead: tuple[Message, ...],
+        now: float,
+    ) -> None:
+        """``ahead`` and a HAVE of each range (aligned bins when the channel speaks bins), in
+        as many datagrams of at most ``max_datagram_bytes`` as they need (complete content:
+        a HAVE per peak, all in one datagram)."""
+        haves: list[Message] = []
+        for chunks in ranges:
+            if channel.uses_bins:
+                haves += [Have(chunk=Bin(number=n)) for n in aligned_bins(chunks)]
+            else:
+                haves.append(Have(chunk=chunks))
+        addressing = channel.parameters.chunk_addressing
+        size = 1 + addressing.field_bytes * (1 if addressing.is_bin else 2)
+        # Room for the handshake reply's options (under 128 bytes) in the first datagram.
+        per = max(1, (self.config.max_datagram_bytes - CHANNEL_ID_BYTES - 128) // size)
+        if not isinstance(channel.content, PartialContent):
+            per = len(haves)  # the peaks (at most 64): one datagram, as always
+        messages: list[Message] = [*ahead, *haves[:per]]
+        rest = haves[per:]
+        while True:
+            datagram = Datagram(channel=channel.remote_id, messages=tuple(messages))
+            self._send(channel, self._encode(channel, datagram), now)
+            if not rest:
+                return
+            messages, rest = rest[:per], rest[per:]
+
+    def _catch_up(self, channel: Channel, now: float) -> None:
+        """A channel just established: when chunks of its (partial) content were announced
+        since the handshake's answer, the held ranges again (one datagram or a few)."""
+        count = self._announcements[channel.content.swarm_id]
+        if channel.announced != count:
+            channel.announced = count
+            self._send_haves(channel, channel.content.announced_ranges(), (), now)
+            self.stats["haves_announced"] += 1
 
     # --- messages on a channel -------------------------------------------------------------
 
@@ -502,6 +594,12 @@ class Seeder:
             index = channel.next_chunk()
             if index is None:
                 return
+            unheld = channel.content.unheld_run(index)
+            if unheld is not None:
+                # A partial content's chunk not held: the request is dropped (the peer asks
+                # again or elsewhere), with the rest of the run at the queue's head.
+                self.stats["request_not_held"] += 1 + channel.skip_through(index + 1, unheld)
+                continue
             try:
                 datagrams = self._data_datagrams(channel, index, now)
             except (OSError, ValueError):
