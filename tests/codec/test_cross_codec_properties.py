@@ -60,7 +60,7 @@ from wire.strategies import (
     swarm_texts,
 )
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 V10, V11 = ProtocolVersion.V1_0, ProtocolVersion.V1_1
 REQUESTER = PeerInfo(
     addresses=(PeerAddress(ip="198.51.100.1", port=1, type=AddressType.REFLEXIVE),)

@@ -40,7 +40,7 @@ from ppsp.wire.tracker import (
 )
 from wire.strategies import error_responses, tracker_responses
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 V11 = ProtocolVersion.V1_1
 
 

@@ -36,7 +36,7 @@ from ppsp.wire.tracker import (
 )
 from wire.strategies import finds, mutated, requests, stat_reports
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 V10 = ProtocolVersion.V1_0
 V11 = ProtocolVersion.V1_1
 

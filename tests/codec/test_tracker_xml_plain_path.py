@@ -31,7 +31,7 @@ from ppsp.wire.tracker import (
 )
 from wire.strategies import finds, requests, stat_reports
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _full(data: bytes) -> object:

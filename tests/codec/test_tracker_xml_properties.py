@@ -18,7 +18,7 @@ from ppsp.errors import TrackerProtocolError
 from ppsp.wire.tracker import AnyRequest, ErrorResponse, TrackerResponse
 from wire.strategies import error_responses, mutated, requests, tracker_responses
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY

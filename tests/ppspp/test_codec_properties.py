@@ -13,7 +13,7 @@ from ppsp.wire.ppspp import ChannelParameters, Datagram
 from .strategies import datagrams, encoded, handshakes, parameters
 
 PLAIN = EncoderProfile.PLAIN
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
