@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ppsp.peer.net.node import PeerNode
@@ -75,8 +76,6 @@ async def keep_stun(
 ) -> PpsppStun | None:
     """Bindings every 20 s from the serving socket (keeping its NAT mapping alive); a change
     of the reflexive address is logged, the tracker keeps the registered one."""
-    from ppsp.errors import StunError
-    from ppsp.peer.net.ppspp_nat import start_stun
 
     def changed(mapped: tuple[str, int]) -> None:
         if registered is not None and mapped != registered:
@@ -87,11 +86,7 @@ async def keep_stun(
                 flush=True,
             )
 
-    try:
-        return await start_stun(server, stun, on_change=changed)
-    except StunError as exc:
-        print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
-        return None
+    return await _start_keeper(server, stun, changed)
 
 
 def close_socket(sock: socket.socket | None) -> None:
@@ -185,8 +180,6 @@ async def download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | No
     the peer's host), learn its reflexive address through itself and keep its NAT mapping
     alive (a Binding every 20 s); each address learnt is printed.  None (and a warning) when
     the STUN server cannot be resolved: the download goes on without."""
-    from ppsp.errors import StunError
-    from ppsp.peer.net.ppspp_nat import start_stun
     from ppsp.peer.net.ppspp_transport import PpsppClientSocket
 
     endpoint = PpsppClientSocket(node.chunk_client.local_address)
@@ -201,8 +194,19 @@ async def download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | No
             flush=True,
         )
 
+    return await _start_keeper(endpoint, stun, learnt)
+
+
+async def _start_keeper(
+    sock: StunSocket, stun: tuple[str, int], on_change: Callable[[tuple[str, int]], None]
+) -> PpsppStun | None:
+    """The STUN keep-alive on ``sock`` (a Binding every 20 s, ``on_change`` told each new
+    reflexive address); None, with one warning line, when the server cannot be resolved."""
+    from ppsp.errors import StunError
+    from ppsp.peer.net.ppspp_nat import start_stun
+
     try:
-        return await start_stun(endpoint, stun, on_change=learnt)
+        return await start_stun(sock, stun, on_change=on_change)
     except StunError as exc:
         print(f"no STUN keep-alive: {exc}", file=sys.stderr, flush=True)
         return None
