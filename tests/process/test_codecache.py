@@ -102,3 +102,19 @@ def test_a_command_writes_the_cache_once_and_later_runs_read_it(tmp_path: Path) 
     assert counts[1] == 0  # all read from the file
     assert codecache.cache_path() is not None
     assert list((tmp_path / "ppsp").iterdir())
+
+
+def test_entries_are_unmarshalled_only_when_asked_for_and_a_bad_one_is_compiled_again(
+    tmp_path: Path,
+) -> None:
+    first = CodeCache(tmp_path / "cache")
+    _define(first)
+    first.save()
+    second = CodeCache(tmp_path / "cache")
+    # Read as marshalled bytes: a command pays only for the classes it defines.
+    assert second.code and all(isinstance(data, bytes) for data in second.code.values())
+    for source in second.code:
+        second.code[source] = b"\x00not code"
+    cached = _define(second)
+    assert second.added > 0  # the unreadable entries were compiled again ...
+    assert repr(cached(1)) == repr(_define(None)(1))  # ... into the same methods

@@ -7,6 +7,8 @@ it reports the chunks it found intact when it opened a file (``found``) and neve
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from ppsp.errors import (
     HashingCancelled,
     IntegrityError,
 )
+from ppsp.peer.net import chunkstore
 from ppsp.peer.net.chunkstore import ChunkStore, allocate_file, describe_file
 
 # ---------------------------------------------------------------- ChunkStore
@@ -234,6 +237,35 @@ def test_partial_store_resumes_and_commits(tmp_path: Path) -> None:
         assert store.read(1) == data[1000:2000]  # still open, served on
     assert final.read_bytes() == data
     assert not (tmp_path / "out.bin.part").exists()
+
+
+def test_a_download_is_flushed_in_the_background_and_leaves_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = content(2500)
+    desc = describe_file(write(tmp_path, data), chunk_size=1000)
+    flushed = threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real_fdatasync(fd)
+        flushed.set()
+
+    monkeypatch.setattr(chunkstore, "FLUSH_STEP", 1500)
+    monkeypatch.setattr(chunkstore.os, "fdatasync", fdatasync)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with ChunkStore.open_partial(desc, tmp_path / "out.bin") as store:
+        store.write(0, data[:1000])
+        assert not flushed.is_set()  # less than a step written
+        store.write(1, data[1000:2000])
+        assert flushed.wait(10)  # a step written: flushed while the download goes on
+        store.write(2, data[2000:])
+        store.commit()
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/fd")) > descriptors and time.monotonic() < deadline:
+        time.sleep(0.01)  # a flush still running closes its descriptor when it ends
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert (tmp_path / "out.bin").read_bytes() == data
 
 
 def test_partial_store_is_locked_against_a_second_download(tmp_path: Path) -> None:

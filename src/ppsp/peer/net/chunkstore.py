@@ -9,6 +9,7 @@ The descriptions themselves (pure) are :mod:`ppsp.peer.content.description`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -162,6 +163,64 @@ def _load_fallocate() -> Any:
 
 _fallocate = _load_fallocate()
 
+FLUSH_STEP = 32 << 20
+"""Bytes a download writes between two background flushes of its ``.part`` file."""
+
+
+class _BackgroundFlush:
+    """Flushes a download's file to disk in a worker thread while the download goes on.
+
+    A download's file is flushed (``fsync``) before it takes its final name, so that a crash
+    never leaves a file under its final name whose bytes never reached the disk.  Done only at
+    the end, that flush waits for the whole content (0.12 s for 256 MiB on the project's
+    machine, a fifth of ``ppsp get``'s time); done every :data:`FLUSH_STEP` bytes in a thread
+    of its own, it overlaps the transfer and the final ``fsync`` finds little left to write.
+    Durability still rests on the final ``fsync``: these flushes only move the disk's work
+    earlier, and their errors are left for it to meet.  One flush runs at a time, on a
+    duplicate of the file's descriptor, so that closing the store never waits for the disk.
+    """
+
+    __slots__ = ("_closing", "_fd", "_lock", "_running", "_unflushed")
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = os.dup(fd)
+        self._lock = threading.Lock()
+        self._running = False  # a flush is in progress
+        self._closing = False  # the store closed: the flush in progress closes the duplicate
+        self._unflushed = 0
+
+    def wrote(self, nbytes: int) -> None:
+        """Count ``nbytes`` written; start a flush when enough is waiting and none runs."""
+        with self._lock:
+            self._unflushed += nbytes
+            if self._running or self._closing or self._unflushed < FLUSH_STEP:
+                return
+            self._running, self._unflushed = True, 0
+        threading.Thread(target=self._flush, name="ppsp-flush", daemon=True).start()
+
+    def _flush(self) -> None:
+        fd = self._fd
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.fdatasync(fd)
+        with self._lock:
+            self._running = False
+            if self._closing:
+                self._close_duplicate()
+
+    def close(self) -> None:
+        """Release the duplicate descriptor (now, or when the flush in progress ends)."""
+        with self._lock:
+            self._closing = True
+            if not self._running:
+                self._close_duplicate()
+
+    def _close_duplicate(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
 
 class ChunkStore:
     """File-backed storage of one representation's chunks.
@@ -188,6 +247,7 @@ class ChunkStore:
     __slots__ = (
         "_fd_lock",
         "_file",
+        "_flush",
         "_reverified",
         "_source_stamp",
         "changed_chunks",
@@ -221,6 +281,7 @@ class ChunkStore:
         """Chunks found no longer matching their hash in a seeded file that changed on disk."""
         self.final_path: Path | None = None
         """Where :meth:`commit` moves a ``.part`` file once it is complete."""
+        self._flush: _BackgroundFlush | None = None  # for a .part download: see commit
 
     @classmethod
     def create(
@@ -348,6 +409,7 @@ class ChunkStore:
             raise
         store = cls(description, part, handle, bitmap or ChunkBitmap(rep.chunk_count), rep.id)
         store.final_path = final
+        store._flush = _BackgroundFlush(fd)
         return store
 
     @classmethod
@@ -382,6 +444,9 @@ class ChunkStore:
         with self._fd_lock:
             os.fsync(self._file.fileno())
             os.replace(self.path, self.final_path)
+            if self._flush is not None:
+                self._flush.close()
+                self._flush = None
         self.path, self.final_path = self.final_path, None
         return self.path
 
@@ -400,6 +465,7 @@ class ChunkStore:
         """
         verify_chunk_parts(self.description, index, parts, self.representation.id)
         offset, _ = self.description.chunk_range(index, self.representation.id)
+        start = offset
         with self._fd_lock:
             if self._file.closed:
                 raise ChunkUnavailable(f"chunk {index}: the store is closed")
@@ -414,6 +480,8 @@ class ChunkStore:
                     views.pop(0)
                 if views and written:
                     views[0] = views[0][written:]
+            if self._flush is not None:
+                self._flush.wrote(offset - start)
 
     def read(self, index: int) -> bytes:
         """The bytes at chunk ``index``'s place in the file (the owner reads held chunks only).
@@ -468,6 +536,9 @@ class ChunkStore:
         """Close the file (idempotent); waits for a write in progress in another thread."""
         with self._fd_lock:
             self._file.close()
+            if self._flush is not None:
+                self._flush.close()
+                self._flush = None
 
     def __enter__(self) -> ChunkStore:
         return self
