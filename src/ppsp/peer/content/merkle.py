@@ -30,7 +30,6 @@ import hmac
 from collections.abc import Callable, Iterable, Sequence
 
 from ppsp.errors import IntegrityError
-from ppsp.wire.ppspp import DEFAULT_CHUNK_SIZE, MerkleHashFunction
 
 __all__ = [
     "DEFAULT_HASH",
@@ -78,9 +77,9 @@ def _new(hash_name: str) -> Callable[..., hashlib._Hash]:
         raise ValueError(f"unknown Merkle hash function {hash_name!r}") from None
 
 
-_SIZES: dict[str, int] = {
-    name: MerkleHashFunction.from_name(name).digest_size for name in _CONSTRUCTORS
-}
+# From hashlib, not from the PPSPP wire model's table of the same sizes, which stored content
+# over HTTP has no other use for (it stays out of ``ppsp get``'s start-up).
+_SIZES: dict[str, int] = {name: new().digest_size for name, new in _CONSTRUCTORS.items()}
 _EMPTY_BY_SIZE: dict[int, bytes] = {size: bytes(size) for size in _SIZES.values()}
 
 
@@ -166,9 +165,7 @@ def merkle_root(leaf_hashes: Sequence[bytes], hash_name: str = DEFAULT_HASH) -> 
     return _levels(leaf_hashes, hash_name)[-1][0]
 
 
-def ppspp_root_hash(
-    data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE, hash_name: str = "sha1"
-) -> bytes:
+def ppspp_root_hash(data: bytes, chunk_size: int | None = None, hash_name: str = "sha1") -> bytes:
     """The RFC 7574 root hash of a file's ``data``: its swarm ID for PPSPP (errata 4724).
 
     The defaults are libswift's (SHA-1, 1024-byte chunks), whose root hash this is for the
@@ -177,6 +174,10 @@ def ppspp_root_hash(
     the root libswift derives from its peak hashes.  libswift seeds no empty file, nor does
     this: ``data`` must not be empty.
     """
+    if chunk_size is None:
+        from ppsp.wire.ppspp import DEFAULT_CHUNK_SIZE  # RFC 7574's, libswift's: 1024
+
+        chunk_size = DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"chunk size {chunk_size} below 1")
     if not data:
