@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.swarm_helpers import Peer, Swarm, content, finish, throttle
+from ppsp.lab.report import check_transfers
 
 SIZE = 4 << 20
 OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp (\S+):(\d+)")
@@ -84,3 +85,16 @@ async def test_a_downloading_peer_serves_what_it_holds_over_ppspp(tmp_path: Path
     assert serving["data_sent"] > 0 and serving["channels_opened"] >= 1, serving
     # What A got once the seeder went on was announced to B (HAVE).
     assert serving["haves_announced"] >= 1, serving
+    # Every PPSPP upload is counted for the PeerID the tracker lists at the channel's address
+    # (the seeder's and A's alike): the lab's check of bytes sent against bytes received finds
+    # no receiver counting more than its sender sent (before, A's and the seeder's PPSPP
+    # uploads were counted for nobody), and nothing unattributed.
+    documents = [_document(report) for report in reports.values()]
+    check = check_transfers(documents, swarm_id)
+    b_id = _document(reports["b"])["peer_id"]
+    pairs = {(pair.sender, pair.receiver): pair for pair in check.pairs}
+    assert pairs[(a_id, b_id)].sent >= pairs[(a_id, b_id)].received > 0, check
+    assert not check.over_received and check.unmatched_sent == 0, check
+    for document in documents:
+        (counted,) = document["sessions"]
+        assert counted["uploaded_unattributed"] == 0, document

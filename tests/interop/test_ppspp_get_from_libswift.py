@@ -127,3 +127,29 @@ async def test_download_from_libswift_survives_lost_datagrams(swift: Path, tmp_p
             relay.close()
     assert out.read_bytes() == data and result.size == len(data)
     assert relay.lost > 0 and result.stats.get("chunks_rejected", 0) == 0
+
+
+async def test_ppsp_get_chunk_size_option_downloads_from_libswift(
+    swift: Path, tmp_path: Path
+) -> None:
+    # libswift seeding in 8 KiB chunks (-z 8192, not announced on the wire): the root depends
+    # on the chunk size, and `ppsp get --ppspp-chunk-size 8192` must say the same.
+    data = random.Random(8192).randbytes(300_000)
+    source = tmp_path / "content.bin"
+    source.write_bytes(data)
+    out = tmp_path / "copy.bin"
+    async with Swarm(tmp_path) as swarm:
+        port = free_udp_port(SEEDER_HOST)
+        seeder = await _spawn(
+            swarm, swift, "-f", str(source), "-l", f"{SEEDER_HOST}:{port}", "-z", "8192"
+        )
+        root = (await seeder.wait_line(ROOT_HASH, stream="stdout")).group(1)
+        await seeder.wait_line("Mainloop")
+        getter = await swarm.spawn(
+            "get", "get", root, "--peer", f"ppspp://{SEEDER_HOST}:{port}", "-o", str(out),
+            "--ppspp-chunk-size", "8192",
+        )  # fmt: skip
+        code = await getter.wait(DOWNLOAD_TIMEOUT)
+        assert code == 0, getter.output() + "\n" + seeder.output()
+        assert any("37 chunks" in line for line in getter.stderr), getter.output()
+    assert out.read_bytes() == data

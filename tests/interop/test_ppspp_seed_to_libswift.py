@@ -30,12 +30,14 @@ DOWNLOAD_TIMEOUT = 30.0
 """Bound on one download (about 0.2 s for 1 MiB on loopback)."""
 
 
-async def leech(swift: Path, address: tuple[str, int], root: str, out: Path) -> Peer:
-    """Run libswift's leecher to completion (or fail after DOWNLOAD_TIMEOUT)."""
+async def leech(swift: Path, address: tuple[str, int], root: str, out: Path, *args: str) -> Peer:
+    """Run libswift's leecher (with ``args`` besides, e.g. ``-z``) to completion (or fail
+    after DOWNLOAD_TIMEOUT)."""
     process = await asyncio.create_subprocess_exec(
         str(swift),
         *("-t", f"{address[0]}:{address[1]}", "-h", root, "-o", str(out)),
         *("-w", "0s"),  # wait time 0 with a swarm: exit as soon as the download is complete
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -153,3 +155,31 @@ async def test_ppsp_seed_refuses_a_busy_ppspp_port(tmp_path: Path) -> None:
             )  # fmt: skip
             assert await seeder.wait() == 1
             assert any("over PPSPP on udp port" in line for line in seeder.stderr), seeder.output()
+
+
+@pytest.mark.parametrize("chunk_size", [1024, 8192])
+async def test_ppsp_seed_chunk_size_option_serves_libswift(
+    swift: Path, tmp_path: Path, chunk_size: int
+) -> None:
+    # `ppsp seed --ppspp-chunk-size N`: libswift's leecher gets a byte-identical copy with
+    # the same -z (its default, 1024, needs none); the root is libswift's for N-byte chunks.
+    data = random.Random(chunk_size).randbytes(200_000)
+    source = tmp_path / "content.bin"
+    source.write_bytes(data)
+    async with Swarm(tmp_path) as swarm:
+        await swarm.tracker()
+        seeder = await swarm.spawn(
+            "seeder", "seed", str(source), "--tracker", swarm.tracker_url,
+            "--ppspp-port", "0", "--ppspp-chunk-size", str(chunk_size),
+        )  # fmt: skip
+        match = await seeder.wait_line(PPSPP_LINE)
+        host, port, root = match.group(1), int(match.group(2)), match.group(3)
+        assert root == ppspp_root_hash(data, chunk_size=chunk_size).hex()
+        assert f"{chunk_size}-byte chunks" in match.string, seeder.output()
+        out = tmp_path / "leech"
+        out.mkdir()
+        extra = () if chunk_size == 1024 else ("-z", str(chunk_size))
+        await leech(swift, (host, port), root, out, *extra)
+        assert (out / root).read_bytes() == data
+        seeder.signal(signal.SIGINT)
+        assert await seeder.wait() == 0, seeder.output()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
     from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
     from ppsp.peer.net.ppspp_serving import PartialServing
+    from ppsp.peer.net.ppspp_uploads import PpsppUploads
     from ppsp.peer.net.turn import TurnRelay
     from ppsp.peer.ppspp.partial import PartialContent
 
@@ -220,17 +221,23 @@ async def seed_main(
     chunk_size: int | None = None,
     ppspp_port: int | None = None,
     merkle_hash: str = "sha1",
+    ppspp_chunk_size: int | None = None,
     stun: tuple[str, int] | None = None,
     turn: TurnServer | None = None,
 ) -> int:
     """Seed ``path``: print the swarm ID first, serve until SIGINT/SIGTERM, then DISCONNECT.
 
     With ``ppspp_port``, the file is also served over PPSPP (RFC 7574, UDP) on that port, and
-    its RFC 7574 root hash is printed as the second line; the socket is registered at the
-    tracker (HOST, and with ``stun`` the REFLEXIVE address a STUN server sees it at, kept
-    alive by a Binding every 20 s).  With ``turn`` the swarm's content is also served through
-    a relay on that TURN server, registered as a PROXY address, for the peers the swarm's
-    FINDs list (docs/PROTOCOL.md, "NAT traversal"); the relay is released on exit.
+    its RFC 7574 root hash is printed as the second line.  ``ppspp_chunk_size`` is the PPSPP
+    chunk size of both the file (default 1024, libswift's) and the swarm's representation
+    offered to the swarm's peers (default 8 KiB, or the description's chunk size when
+    smaller: :func:`~ppsp.peer.net.ppspp_transport.ppspp_chunk_size`).  The socket is
+    registered at the tracker (HOST, and with ``stun`` the REFLEXIVE address a STUN server
+    sees it at, kept alive by a Binding every 20 s).  With ``turn`` the swarm's content is
+    also served through a relay on that TURN server, registered as a PROXY address, for the
+    peers the swarm's FINDs list (docs/PROTOCOL.md, "NAT traversal"); the relay is released
+    on exit.  PPSPP's DATA keep to the upload cap with HTTP's and are counted in the report
+    for the PeerIDs the tracker lists at their channels' addresses.
     """
     stop = stop_event()
     node = options.node()
@@ -288,13 +295,15 @@ async def seed_main(
     print(session.swarm_id, flush=True)
     print(describe_seeding(path, session, node), file=sys.stderr, flush=True)
     ppspp = None
+    uploads: PpsppUploads | None = None
     keeper: PpsppStun | None = None
     punch: PpsppPunch | None = None
     relay: PpsppRelay | None = None
     if ppspp_port is not None:
+        from ppsp.peer.net.limiter import upload_pacer
         from ppsp.peer.net.ppspp_transport import representation_content
         from ppsp.peer.net.ppspp_udp import seed_file
-        from ppsp.wire.ppspp import MerkleHashFunction
+        from ppsp.wire.ppspp import DEFAULT_CHUNK_SIZE, MerkleHashFunction
 
         assert session.store is not None
         try:
@@ -304,7 +313,10 @@ async def seed_main(
                 await until_stopped(
                     stop,
                     asyncio.to_thread(
-                        representation_content, session.store, corrupt=node.corrupt_uploads
+                        representation_content,
+                        session.store,
+                        chunk_size=ppspp_chunk_size,
+                        corrupt=node.corrupt_uploads,
                     ),
                 )
             ]
@@ -323,8 +335,11 @@ async def seed_main(
                     options.host,
                     ppspp_port,
                     merkle_hash=MerkleHashFunction.from_name(merkle_hash),
+                    chunk_size=ppspp_chunk_size or DEFAULT_CHUNK_SIZE,
                     contents=swarm_content,
                     sock=ppspp_socket,
+                    # --upload-rate binds PPSPP's DATA too, from the bucket HTTP draws on.
+                    pacer=upload_pacer(node.upload_limiter),
                 ),
             )
         except Interrupted:
@@ -337,6 +352,17 @@ async def seed_main(
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return fail(f"cannot serve {path} over PPSPP on udp port {ppspp_port}: {reason}")
         print(ppspp.root_hash.hex(), flush=True)
+        from ppsp.peer.net.ppspp_uploads import PpsppUploads
+
+        # Each DATA counted in the session's report: for the PeerID the tracker lists at the
+        # channel's address when it is the swarm's content, unattributed otherwise.
+        tracker = node.tracker
+        uploads = PpsppUploads(
+            session,
+            None if tracker is None else (lambda: tracker.find(session.swarm_id)),
+            roots=[content.swarm_id for content in swarm_content],
+        )
+        uploads.attach(ppspp.seeder)
         host, port = ppspp.address
         if swarm_content:
             served = swarm_content[0]
@@ -346,7 +372,7 @@ async def seed_main(
             offer_subtrees(node, session, served)
         print(
             f"serving over PPSPP at udp {host}:{port}, root hash {ppspp.root_hash.hex()}"
-            f" ({merkle_hash} Merkle tree, 1024-byte chunks)",
+            f" ({merkle_hash} Merkle tree, {ppspp.chunk_size}-byte chunks)",
             file=sys.stderr,
             flush=True,
         )
@@ -361,7 +387,11 @@ async def seed_main(
         if stun is not None:
             keeper = await nat_setup.keep_stun(ppspp.server, stun, reflexive)
         if turn_relay is not None:
-            relay = await nat_setup.serve_relay(turn_relay, swarm_content)
+            relay = await nat_setup.serve_relay(
+                turn_relay, swarm_content, upload_pacer(node.upload_limiter)
+            )
+            if relay is not None:
+                uploads.attach(relay.seeder)
         punch = nat_setup.start_punching(node, session.swarm_id, ppspp.server, reflexive, relay)
     await stop.wait()
     if punch is not None:
@@ -374,10 +404,14 @@ async def seed_main(
         await turn_relay.close()
     if ppspp is not None:
         ppspp.close()
+    if uploads is not None:
+        uploads.close()  # before the report: what is unresolved is unattributed
     await node.stop()
     extra: dict[str, Any] | None = None
     if ppspp is not None:
         extra = {"ppspp": dict(ppspp.seeder.stats)}
+    if uploads is not None and extra is not None:
+        extra["ppspp_attribution"] = uploads.counts()
     if keeper is not None and extra is not None:
         extra["stun"] = keeper.counts()
     if punch is not None and extra is not None:
@@ -544,12 +578,15 @@ async def watch_main(
     output: Path | None = None,
     timeout: float = 30.0,
     on_url: Callable[[str], None] | None = None,
+    transports: tuple[str, ...] | None = None,
 ) -> int:
     """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
 
     Stored content is served with Range requests while it downloads (``-o FILE`` keeps it,
     ``-o -`` writes it to standard output in order); a live stream is served as one
     continuous response and, with ``-o FILE`` or ``-o -``, written out as it plays.
+    ``transports`` are the chunk transports asked of peers, most preferred first (default:
+    HTTP only; a live stream over PPSPP is also served again over PPSPP).
     """
     stop = stop_event()
     report = options.report
@@ -557,6 +594,7 @@ async def watch_main(
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
         clock=time.time,
         report_interval=5.0,
+        **({"transport_preference": transports} if transports else {}),
     )
     try:
         await until_stopped(stop, node.start())

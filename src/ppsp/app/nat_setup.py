@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ppsp.peer.net.ppspp_udp import PpsppSeederServer
     from ppsp.peer.net.turn import TurnRelay
     from ppsp.peer.ppspp import SeededContent
+    from ppsp.peer.upload.pacing import UploadPacer
 
 __all__ = [
     "allocate_relay",
@@ -124,16 +125,17 @@ async def release(sock: socket.socket | None, relay: TurnRelay | None) -> None:
 
 
 async def serve_relay(
-    turn_relay: TurnRelay, swarm_content: list[SeededContent]
+    turn_relay: TurnRelay, swarm_content: list[SeededContent], pacer: UploadPacer | None = None
 ) -> PpsppRelay | None:
-    """The swarm's PPSPP content served through the relay (an engine of its own); None, and
-    the relay released, when the swarm is not offered over PPSPP."""
+    """The swarm's PPSPP content served through the relay (an engine of its own, under the
+    upload cap ``pacer`` when given); None, and the relay released, when the swarm is not
+    offered over PPSPP."""
     from ppsp.peer.net.ppspp_relay import serve_relay
 
     if not swarm_content:
         await turn_relay.close()
         return None
-    return serve_relay(turn_relay, swarm_content)
+    return serve_relay(turn_relay, swarm_content, pacer=pacer)
 
 
 def start_punching(

@@ -54,19 +54,28 @@ def _fail(message: str) -> int:
 
 
 async def ppspp_get_main(
-    root_hash: str, peer: tuple[str, int], *, output: Path, merkle_hash: str, timeout: float
+    root_hash: str,
+    peer: tuple[str, int],
+    *,
+    output: Path,
+    merkle_hash: str,
+    timeout: float,
+    chunk_size: int | None = None,
 ) -> int:
     """Download into ``output``; the exit code (0: complete, one line on stderr otherwise).
 
     ``timeout`` bounds both the wait for the peer's first answer and any later silence.
+    ``chunk_size`` is the content's PPSPP chunk size (default 1024, libswift's): the root hash
+    depends on it, and libswift does not announce its own (``-z``).
     """
     from ppsp.peer.net.ppspp_get import PpsppDownloadFailed, ppspp_download
     from ppsp.peer.ppspp.leecher import LeecherConfig
     from ppsp.process.signals import Interrupted, stop_event, until_stopped
-    from ppsp.wire.ppspp import MerkleHashFunction
+    from ppsp.wire.ppspp import DEFAULT_CHUNK_SIZE, MerkleHashFunction
 
     config = LeecherConfig(
         merkle_hash=MerkleHashFunction.from_name(merkle_hash),
+        chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
         connect_timeout=timeout,
         idle_timeout=timeout,
     )

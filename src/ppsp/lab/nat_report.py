@@ -189,7 +189,15 @@ def nat_section(
         "natted_pairs": touching.to_json(),
         "source": source_reach(peers, swarm_id, source_id),
         "source_ppspp": dict((source or {}).get("ppspp") or {}),
+        "source_unattributed": _unattributed(source, swarm_id),
     }
+
+
+def _unattributed(report: Report | None, swarm_id: str) -> int:
+    """Bytes a report's session uploaded to no known PeerID (PPSPP channels from addresses
+    the tracker did not list)."""
+    session = session_of(report, swarm_id) if report is not None else None
+    return int((session or {}).get("uploaded_unattributed") or 0)
 
 
 def _share(value: float | None) -> str:
@@ -234,9 +242,10 @@ def render_nat_markdown(document: Mapping[str, Any]) -> str:
     chunks = nat.get("source_ppspp", {}).get("data_sent")
     if chunks:
         lines.append(
-            f"The source sent {chunks} PPSPP chunks; its report does not attribute PPSPP uploads "
-            "to PeerIDs, so the check of bytes sent against bytes received above counts them as "
-            "received only."
+            f"The source sent {chunks} PPSPP chunks, counted for the PeerIDs the tracker lists at "
+            "their channels' addresses in the check of bytes sent against bytes received above; "
+            f"{nat.get('source_unattributed', 0)} bytes went to addresses no peer list named "
+            "(unattributed)."
         )
     if nat["reports_missing"]:
         lines.append(f"No report from: {', '.join(nat['reports_missing'])}.")

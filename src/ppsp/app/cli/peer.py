@@ -225,6 +225,11 @@ def run_peer(coro: Any) -> int:
 
 TIMEOUT_HELP = "Give up after this many seconds without progress."
 
+PPSPP_CHUNK_SIZES = click.IntRange(1024, 65478)
+"""PPSPP chunk sizes on the command line: from RFC 7574's default (libswift's) to the largest
+chunk a DATA datagram holds (``ppsp.peer.net.ppspp_transport.fits_datagram``; not imported
+here, the command line imports click only: ``tests/app`` checks the two agree)."""
+
 
 @click.command()
 @click.argument("path", type=SEED_FILE)
@@ -249,6 +254,15 @@ TIMEOUT_HELP = "Give up after this many seconds without progress."
     default="sha1",
     show_default=True,
     help="The PPSPP Merkle tree's hash function (libswift speaks sha1).",
+)
+@click.option(
+    "--ppspp-chunk-size",
+    type=PPSPP_CHUNK_SIZES,
+    default=None,
+    metavar="BYTES",
+    help="With --ppspp-port: the PPSPP chunk size, 1024 to 65478, of the file (default 1024; "
+    "libswift's leecher needs -z BYTES for any other) and of what is offered to the swarm's "
+    "peers (default 8192).",
 )
 @click.option(
     "--stun",
@@ -282,6 +296,7 @@ def seed(
     chunk_size: int | None,
     ppspp_port: int | None,
     merkle_hash: str,
+    ppspp_chunk_size: int | None,
     stun: tuple[str, int] | None,
     turn: tuple[str, int] | None,
     turn_user: str | None,
@@ -290,6 +305,11 @@ def seed(
     """Seed a file: print its swarm ID, then serve it until interrupted."""
     from ppsp.app.commands import seed_main
 
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source("ppspp_chunk_size")
+    if ppspp_port is None and source is click.core.ParameterSource.COMMANDLINE:
+        # One from a configuration file or the environment is left unused.
+        raise click.BadParameter("needs --ppspp-port", param_hint="--ppspp-chunk-size")
     if stun is not None and ppspp_port is None:
         raise click.BadParameter("needs --ppspp-port (the socket it is about)", param_hint="--stun")
     relay = None
@@ -311,6 +331,7 @@ def seed(
         chunk_size=chunk_size,
         ppspp_port=ppspp_port,
         merkle_hash=merkle_hash,
+        ppspp_chunk_size=ppspp_chunk_size,
         stun=stun,
         turn=relay,
     )
@@ -359,13 +380,21 @@ def _check_output(output: Path | None, force: bool) -> None:
     "says; libswift speaks sha1).",
 )
 @click.option(
+    "--ppspp-chunk-size",
+    type=PPSPP_CHUNK_SIZES,
+    default=None,
+    metavar="BYTES",
+    help="With --peer: the content's PPSPP chunk size, 1024 to 65478 (default 1024, "
+    "libswift's; the root hash depends on it: libswift's -z).",
+)
+@click.option(
     "--transport",
     "transports",
     type=click.Choice(["http", "ppspp"], case_sensitive=False),
     multiple=True,
     help="A chunk transport to ask peers for; repeat it, most preferred first (default: "
-    "http). ppspp: RFC 7574 over UDP (8 KiB PPSPP chunks), from peers seeding with "
-    "--ppspp-port.",
+    "http). ppspp: RFC 7574 over UDP (in the PPSPP chunk size each peer offers, 8 KiB by "
+    "default), from peers seeding with --ppspp-port.",
 )
 @click.option(
     "--stun",
@@ -387,6 +416,7 @@ def get(
     seed_after: bool,
     ppspp_peer: str | None,
     merkle_hash: str | None,
+    ppspp_chunk_size: int | None,
     transports: tuple[str, ...],
     stun: tuple[str, int] | None,
 ) -> None:
@@ -398,7 +428,7 @@ def get(
             raise click.UsageError("--transport goes with --tracker, not --peer", ctx)
         if stun is not None:
             raise click.UsageError("--stun goes with --tracker, not --peer", ctx)
-        peer = (ppspp_peer, merkle_hash)
+        peer = (ppspp_peer, merkle_hash, ppspp_chunk_size)
         _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
         return
     # --tracker is optional for --peer only (see _TRACKER_OPTIONAL below).
@@ -406,6 +436,11 @@ def get(
         raise click.MissingParameter(ctx=ctx, param=_param_of(ctx, "tracker_url"))
     if merkle_hash is not None:
         raise click.UsageError("--merkle-hash goes with --peer", ctx)
+    source = ctx.get_parameter_source("ppspp_chunk_size")
+    if ppspp_chunk_size is not None and source is click.core.ParameterSource.COMMANDLINE:
+        # A swarm's PPSPP chunk size is the one each peer's offer names; one from a
+        # configuration file or the environment is left unused.
+        raise click.UsageError("--ppspp-chunk-size goes with --peer", ctx)
     swarm_id = SWARM_ID.convert(swarm_id, _param_of(ctx, "swarm_id"), ctx)
     _check_output(output, force)
     from ppsp.app.commands import get_main
@@ -440,6 +475,7 @@ def _get_from_ppspp_peer(
     seed_after: bool,
     peer: str,
     merkle_hash: str | None,
+    chunk_size: int | None,
 ) -> None:
     """``ppsp get ROOTHASH --peer ppspp://HOST:PORT``: no tracker, one PPSPP peer."""
     from ppsp.app.ppspp_get import merkle_hash_for, parse_ppspp_peer, ppspp_get_main
@@ -462,7 +498,12 @@ def _get_from_ppspp_peer(
         raise click.BadParameter("standard output is not offered with --peer", param_hint="'-o'")
     _check_output(output, force)
     main = ppspp_get_main(
-        root_hash, address, output=output, merkle_hash=merkle_hash, timeout=timeout
+        root_hash,
+        address,
+        output=output,
+        merkle_hash=merkle_hash,
+        timeout=timeout,
+        chunk_size=chunk_size,
     )
     sys.exit(run_peer(main))
 
@@ -496,6 +537,15 @@ for _param in _TRACKER_OPTIONAL:
 )
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--timeout", type=TIMEOUT, default=30.0, show_default=True, help=TIMEOUT_HELP)
+@click.option(
+    "--transport",
+    "transports",
+    type=click.Choice(["http", "ppspp"], case_sensitive=False),
+    multiple=True,
+    help="A chunk transport to ask peers for; repeat it, most preferred first (default: "
+    "http). ppspp: RFC 7574 over UDP, from peers serving it (ppsp seed or ppsp live with "
+    "--ppspp-port, viewers of a live stream watching with --transport ppspp).",
+)
 def watch(
     swarm_id: str,
     options: PeerOptions,
@@ -504,6 +554,7 @@ def watch(
     output: Path | None,
     force: bool,
     timeout: float,
+    transports: tuple[str, ...],
 ) -> None:
     """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
     browser; with -o, also keep it in a file (-o - writes it to standard output).
@@ -520,6 +571,7 @@ def watch(
                 player_port=player_port,
                 output=output,
                 timeout=timeout,
+                transports=tuple(dict.fromkeys(kind.upper() for kind in transports)) or None,
             )
         )
     )

@@ -60,6 +60,7 @@ SAMPLES: dict[str, Any] = {
     "ppspp-port": 6778,
     "peer": "ppspp://192.0.2.30:6778",
     "merkle-hash": "sha1",
+    "ppspp-chunk-size": 8192,
     "stun": "stun.example.org:3478",
     "turn": "turn.example.org:3478",
     "turn-user": "viewer",

@@ -1,4 +1,9 @@
-"""Pacing bytes on the event loop: the upload and download caps of a peer."""
+"""Pacing bytes on the event loop: the upload and download caps of a peer.
+
+The upload cap is one bucket for every transport: HTTP bodies go through
+:meth:`RateLimiter.consume`, PPSPP engines ask an :class:`~ppsp.peer.upload.pacing.UploadPacer`
+over the same bucket (:func:`upload_pacer`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 
 from ppsp.core.ratelimit import TokenBucket
+from ppsp.peer.upload.pacing import UploadPacer
 
 
 class RateLimiter:
@@ -30,3 +36,9 @@ class RateLimiter:
             if wait > 0:
                 await asyncio.sleep(wait)
         return True
+
+
+def upload_pacer(limiter: RateLimiter | None) -> UploadPacer | None:
+    """A PPSPP engine's pacer under the upload cap ``limiter`` (its bucket, on its clock: the
+    event loop's monotonic time, which the engines are given); None without a cap."""
+    return None if limiter is None else UploadPacer(limiter.bucket)

@@ -32,6 +32,7 @@ from ppsp.errors import StunError
 from ppsp.peer.nat.relay import RelayPermits
 from ppsp.peer.net.turn import TurnRelay
 from ppsp.peer.ppspp import SeededContent, Seeder, SeederConfig
+from ppsp.peer.upload.pacing import UploadPacer
 
 __all__ = ["PpsppRelay", "TurnServer", "allocate_relay", "serve_relay"]
 
@@ -179,7 +180,12 @@ async def allocate_relay(server: TurnServer, *, local: Address = ("0.0.0.0", 0))
 
 
 def serve_relay(
-    relay: TurnRelay, contents: Sequence[SeededContent], *, config: SeederConfig | None = None
+    relay: TurnRelay,
+    contents: Sequence[SeededContent],
+    *,
+    config: SeederConfig | None = None,
+    pacer: UploadPacer | None = None,
 ) -> PpsppRelay:
-    """Serve ``contents`` through ``relay`` (allocated) with an engine of their own."""
-    return PpsppRelay(relay, Seeder(list(contents), config=config))
+    """Serve ``contents`` through ``relay`` (allocated) with an engine of their own (DATA
+    under the upload cap ``pacer`` when given)."""
+    return PpsppRelay(relay, Seeder(list(contents), config=config, pacer=pacer))

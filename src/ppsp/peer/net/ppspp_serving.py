@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 from ppsp.codecs.ppspp import peek_channel
 from ppsp.errors import HttpClientError, IntegrityError, PPSPError, PPSPPError
 from ppsp.http.client import Timeout
+from ppsp.peer.net.limiter import upload_pacer
+from ppsp.peer.net.ppspp_uploads import PpsppUploads
 from ppsp.peer.ppspp import SeededContent, Seeder, SeederConfig
 from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.partial import (
@@ -39,6 +41,7 @@ from ppsp.peer.ppspp.partial import (
     subtree_hashes_of_tree,
     subtree_level,
 )
+from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import MerkleHashFunction
 
 if TYPE_CHECKING:
@@ -72,8 +75,13 @@ offers the root, in turn, until one gives hashes that verify)."""
 class PartialServer:
     """A seeding engine on a downloading peer's PPSPP socket (see the module docstring)."""
 
-    def __init__(self, endpoint: PpsppClientSocket, config: SeederConfig | None = None) -> None:
-        self.seeder = Seeder((), config=config)
+    def __init__(
+        self,
+        endpoint: PpsppClientSocket,
+        config: SeederConfig | None = None,
+        pacer: UploadPacer | None = None,
+    ) -> None:
+        self.seeder = Seeder((), config=config, pacer=pacer)
         self._endpoint = endpoint
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -196,6 +204,8 @@ class PartialServing:
         self.on_ready = on_ready
         self.content: PartialContent | None = None
         """The content served, once ready."""
+        self.uploads: PpsppUploads | None = None
+        """Its DATA counted in the session's report, once served."""
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[PartialContent | None] | None = None
         self._computed = False
@@ -215,14 +225,20 @@ class PartialServing:
         """Serve ``swarm_id``'s content on ``endpoint`` (the socket of the download's PPSPP
         channels) as soon as it can be named (``verified``, as for the constructor):
         :meth:`run` in a task; :meth:`stop` ends it."""
-        serving = cls(node, PartialServer(endpoint), verified, on_ready=on_ready)
+        server = PartialServer(endpoint, pacer=upload_pacer(node.upload_limiter))
+        serving = cls(node, server, verified, on_ready=on_ready)
         serving._task = asyncio.get_running_loop().create_task(serving.run(swarm_id))
         return serving
 
     def counts(self) -> dict[str, int]:
         """The engine's counts (DATA sent, channels, drops by kind) and the subtree hashes'
         failures, for ``--report``."""
-        return {**self.server.seeder.stats, "subtree_failures": self.failures}
+        uploads = {} if self.uploads is None else self.uploads.counts()
+        return {
+            **self.server.seeder.stats,
+            "subtree_failures": self.failures,
+            **{f"attribution_{key}": value for key, value in uploads.items()},
+        }
 
     def stop(self) -> None:
         """Stop trying, stop announcing, and close the engine (peers are told)."""
@@ -231,6 +247,8 @@ class PartialServing:
             self._task = None
         self.close()
         self.server.close()
+        if self.uploads is not None:
+            self.uploads.close()  # before the report: what is unresolved is unattributed
 
     async def run(self, swarm_id: str) -> PartialContent | None:
         """Wait until the content can be named, get its subtree hashes, and serve it; None
@@ -315,6 +333,14 @@ class PartialServing:
             holds=session.have,
         )
         self.content = content
+        tracker = self.node.tracker
+        swarm_id = session.swarm_id
+        self.uploads = PpsppUploads(
+            session,
+            None if tracker is None else (lambda: tracker.find(swarm_id)),
+            roots=[subtrees.root],
+        )
+        self.uploads.attach(self.server.seeder)
         self.server.add(content)
         # Each description chunk not held yet is announced when the session stores it.
         loop = asyncio.get_running_loop()

@@ -217,13 +217,19 @@ def representation_content(
     Hashes the file once (blocking: run it in a worker thread) unless the PPSPP chunks are the
     description's own, whose hashes it has; with ``corrupt`` the hashes are those of the
     damaged bytes, so the content is consistent with its root and differs from the
-    description.  ValueError for a chunk size that does not fit a datagram or a file that
-    changed on disk.
+    description.  ValueError for a chunk size that does not fit a datagram, one so small that
+    a description chunk would need more than :data:`MAX_PIECES` of them (clients refuse such
+    an offer), or a file that changed on disk.
     """
     description, representation = store.description, store.representation
     size = chunk_size or ppspp_chunk_size(description.chunk_size)
     if not fits_datagram(size):
         raise ValueError(f"PPSPP chunks of {size} bytes do not fit a UDP datagram")
+    if -(-description.chunk_size // size) > MAX_PIECES:
+        raise ValueError(
+            f"{description.chunk_size}-byte chunks would need more than {MAX_PIECES} PPSPP"
+            f" chunks of {size} bytes each"
+        )
     reader = StoreChunks(store, size, corrupt=corrupt)
     count = -(-representation.size // size)
     hash_name = MerkleHashFunction.SHA256.hashlib_name

@@ -22,6 +22,7 @@ from typing import cast
 from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp import SeededContent, Seeder, SeederConfig
 from ppsp.peer.ppspp.channel import Address
+from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import DEFAULT_CHUNK_SIZE, MerkleHashFunction
 
 __all__ = ["FileChunks", "FileSeeding", "PpsppSeederServer", "load_content", "seed_file", "serve"]
@@ -160,12 +161,13 @@ async def serve(
     *,
     config: SeederConfig | None = None,
     sock: socket.socket | None = None,
+    pacer: UploadPacer | None = None,
 ) -> PpsppSeederServer:
     """Bind a UDP socket on ``host:port`` (0: any free port), or take ``sock`` (bound
     already, e.g. for a STUN Binding before the content was ready), and seed ``contents``
-    on it."""
+    on it; DATA under the upload cap ``pacer`` when given."""
     loop = asyncio.get_running_loop()
-    seeder = Seeder(contents, config=config)
+    seeder = Seeder(contents, config=config, pacer=pacer)
     if sock is not None:
         _, protocol = await loop.create_datagram_endpoint(
             lambda: PpsppSeederServer(seeder), sock=sock
@@ -181,12 +183,16 @@ class FileSeeding:
     """A file served over PPSPP by :func:`seed_file`: its root hash, address, and the way
     to stop."""
 
-    def __init__(self, server: PpsppSeederServer, reader: FileChunks, root_hash: bytes) -> None:
+    def __init__(
+        self, server: PpsppSeederServer, reader: FileChunks, root_hash: bytes, chunk_size: int
+    ) -> None:
         self.server = server
         self.seeder = server.seeder
         """The engine (its ``stats`` count DATA sent, channels, drops)."""
         self.root_hash = root_hash
         """The RFC 7574 root hash (the swarm ID libswift's ``-h`` takes)."""
+        self.chunk_size = chunk_size
+        """The file's PPSPP chunk size in bytes (libswift's ``-z`` must say the same)."""
         self._reader = reader
 
     @property
@@ -210,9 +216,11 @@ async def seed_file(
     config: SeederConfig | None = None,
     contents: Sequence[SeededContent] = (),
     sock: socket.socket | None = None,
+    pacer: UploadPacer | None = None,
 ) -> FileSeeding:
     """Hash ``path`` (in a worker thread) and seed it over PPSPP on ``host:port``, with
-    ``contents`` beside it on the same socket (``sock``, when given, bound already).
+    ``contents`` beside it on the same socket (``sock``, when given, bound already), DATA
+    under the upload cap ``pacer`` when given.
 
     Raises ValueError for an empty file, OSError when the file cannot be read or the port
     not bound.
@@ -221,8 +229,10 @@ async def seed_file(
         load_content, path, chunk_size=chunk_size, merkle_hash=merkle_hash
     )
     try:
-        server = await serve([content, *contents], host, port, config=config, sock=sock)
+        server = await serve(
+            [content, *contents], host, port, config=config, sock=sock, pacer=pacer
+        )
     except OSError:
         reader.close()
         raise
-    return FileSeeding(server, reader, content.swarm_id)
+    return FileSeeding(server, reader, content.swarm_id, content.chunk_size)

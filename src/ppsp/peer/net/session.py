@@ -244,6 +244,11 @@ class SwarmSession:
         self.uploaded_bytes += nbytes
         self.ledger.count(peer_id, address, nbytes)
 
+    def count_unattributed_upload(self, nbytes: int) -> None:
+        """``nbytes`` of a chunk went to a requester whose PeerID is not known (PPSPP)."""
+        self.uploaded_bytes += nbytes
+        self.ledger.count_unattributed(nbytes)
+
     def corrupt_reports(self) -> list[CorruptPeerReport]:
         """The peers banned for corrupt data since the last call, as reports for the tracker
         (each with the address it was reached at; one whose address is unknown is left out)."""

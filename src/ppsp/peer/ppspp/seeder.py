@@ -19,7 +19,9 @@ What it does, section by section of RFC 7574:
 * **DATA** (5.3-5.6, 8.6): a datagram of INTEGRITY messages, top-down, then the DATA with our
   timestamp; the peaks go with every DATA until the peer acknowledges a chunk, the uncle
   hashes are those the peer cannot derive from what it acknowledged.  DATA flows only once the
-  peer has echoed our channel ID (3.1.1 step 7), paced by a LEDBAT window (:mod:`.ledbat`).
+  peer has echoed our channel ID (3.1.1 step 7), paced by a LEDBAT window (:mod:`.ledbat`)
+  and, under the peer's upload cap, by an :class:`~ppsp.peer.upload.pacing.UploadPacer`: the
+  bucket HTTP uploads draw from too, the channels' hosts taking turns, one DATA each.
 * **ACK** (8.7): frees the window, feeds LEDBAT its delay sample and the round-trip estimate.
 * **Keep-alives and timeouts** (3.12): a keep-alive when we have sent nothing for a while to
   a peer that still talks to us; a channel whose peer is silent for ``idle_timeout`` is
@@ -51,6 +53,7 @@ from ppsp.peer.ppspp.channel import (
 from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_of_range, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
 from ppsp.peer.ppspp.partial import PartialContent
+from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
     MAX_DATAGRAM_BYTES,
@@ -172,7 +175,9 @@ class Seeder:
     ``timestamp_offset`` turns the monotonic ``now`` into the wall clock DATA timestamps carry
     (microseconds since 1970, what libswift computes its delay samples against): the I/O
     layer passes ``time.time() - its monotonic clock``.  ``channel_ids`` draws channel IDs
-    (random 32-bit numbers by default; tests pass their own).
+    (random 32-bit numbers by default; tests pass their own).  ``pacer`` (the peer's upload
+    cap, shared with its HTTP uploads; its bucket on the same clock as ``now``) says when a
+    DATA may go and whose turn it is; without one DATA goes whenever LEDBAT allows.
     """
 
     def __init__(
@@ -182,7 +187,13 @@ class Seeder:
         config: SeederConfig | None = None,
         timestamp_offset: float = 0.0,
         channel_ids: Callable[[], int] = _random_channel_id,
+        pacer: UploadPacer | None = None,
     ) -> None:
+        self.pacer = pacer
+        self._deferred = False  # handle_timer collects the channels' turns before serving
+        self.on_data: Callable[[bytes, Address, int], None] | None = None
+        """Told of each DATA sent: the content's root hash, the channel's address and the
+        chunk's bytes (the I/O layer attributes them to a PeerID for ``--report``)."""
         served: Iterable[ServedContent] = (
             (contents,)
             if isinstance(contents, SeededContent | PartialContent)
@@ -262,6 +273,9 @@ class Seeder:
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: timeouts, lost DATA, keep-alives."""
         config = self.config
+        # Under the upload cap, every channel with something to send joins the turns first,
+        # and the turns are served once, below: not the first channel alone.
+        self._deferred = self.pacer is not None
         for channel in list(self._channels.values()):
             if channel.state is ChannelState.HALF_OPEN:
                 if now >= channel.created + config.half_open_timeout:
@@ -291,6 +305,9 @@ class Seeder:
             if now >= channel.last_sent + config.keepalive_interval:
                 self._send(channel, encode_datagram(keepalive(channel.remote_id), _OPENING), now)
                 self.stats["keepalives_out"] += 1
+        if self.pacer is not None:
+            self._deferred = False
+            self._serve_paced(now)  # the upload cap's deadline too
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must run next (None: nothing pending)."""
@@ -304,6 +321,8 @@ class Seeder:
             deadlines.append(channel.last_sent + config.keepalive_interval)
             if channel.flight:
                 deadlines.append(next(iter(channel.flight.values())) + channel.ledbat.rto)
+        if self.pacer is not None and (ready := self.pacer.ready_at()) is not None:
+            deadlines.append(ready)  # a channel waits for the upload cap
         return min(deadlines, default=None)
 
     def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
@@ -587,13 +606,43 @@ class Seeder:
     # --- sending ---------------------------------------------------------------------------
 
     def _pump(self, channel: Channel, now: float) -> None:
-        """Send requested chunks while the window allows (only on an established channel)."""
+        """Send requested chunks while the window allows (only on an established channel);
+        under an upload cap, while the pacer allows too, in the turn of the channel's host."""
         if channel.state is not ChannelState.ESTABLISHED:
             return
+        if self.pacer is not None:
+            self.pacer.want(channel.local_id, channel.address[0])
+            if not self._deferred:
+                self._serve_paced(now)
+            return
+        while self._send_next(channel, now) is not None:
+            pass
+
+    def _serve_paced(self, now: float) -> None:
+        """Under the upload cap: one DATA per turn, to the channel whose turn it is, while
+        the pacer allows; a channel with nothing it may send leaves the turns until
+        :meth:`_pump` brings it back (an ACK, a REQUEST, a lost DATA)."""
+        pacer = self.pacer
+        assert pacer is not None
+        while (sender := pacer.next_sender(now)) is not None:
+            channel = self._channels.get(cast(int, sender))
+            sent = None
+            if channel is not None and channel.state is ChannelState.ESTABLISHED:
+                sent = self._send_next(channel, now)
+            if sent is None:
+                pacer.drop(sender)
+            else:
+                pacer.spent(sender, sent, now)
+        if pacer.wanting:
+            self.stats["paced_waits"] += 1  # channels wait for the upload cap's deadline
+
+    def _send_next(self, channel: Channel, now: float) -> int | None:
+        """Send the next requested chunk the window allows; the bytes of its datagrams, or
+        None when none may go (the window is full, nothing is queued, the channel closed)."""
         while channel.ledbat.allows(len(channel.flight)):
             index = channel.next_chunk()
             if index is None:
-                return
+                return None
             unheld = channel.content.unheld_run(index)
             if unheld is not None:
                 # A partial content's chunk not held: the request is dropped (the peer asks
@@ -606,11 +655,16 @@ class Seeder:
                 # The content cannot be read (a file cut short under us): stop serving it here.
                 self.stats["read_error"] += 1
                 self._close(channel, notify=True, now=now)
-                return
+                return None
             for data in datagrams:
                 self._send(channel, data, now)
             channel.flight[index] = now
             self.stats["data_sent"] += 1
+            if self.on_data is not None:
+                content = channel.content
+                self.on_data(content.swarm_id, channel.address, content.chunk_length(index))
+            return sum(len(data) for data in datagrams)
+        return None
 
     def _data_datagrams(self, channel: Channel, index: int, now: float) -> list[bytes]:
         """INTEGRITY messages (peaks first while needed, then uncles top-down) and the DATA,
@@ -675,6 +729,8 @@ class Seeder:
 
     def _forget(self, channel: Channel) -> None:
         channel.state = ChannelState.CLOSED
+        if self.pacer is not None:
+            self.pacer.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
         self._by_peer.pop((channel.address, channel.remote_id), None)
         mine = self._by_address.get(channel.address)

@@ -420,3 +420,9 @@ class UploadLedger:
             self.unattributed += nbytes
             return
         self.by_peer[peer_id] = self.by_peer.get(peer_id, 0) + nbytes
+
+    def count_unattributed(self, nbytes: int) -> None:
+        """``nbytes`` went to a requester with no PeerID known (a PPSPP channel from an
+        address no tracker answer named)."""
+        self.total_bytes += nbytes
+        self.unattributed += nbytes
