@@ -36,6 +36,7 @@ from ppsp.peer.net.livenode import (
     describe_input_error,
 )
 from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
 from ppsp.peer.net.session import SwarmSession
 from ppsp.process.signals import stop_event
 
@@ -66,11 +67,21 @@ async def watch_live(
         node, session, description, outputs, segmenter=segmenter, no_progress_timeout=timeout
     )
     player = LivePlayerEndpoint(outputs, description.media_type, viewer=viewer)
+    from ppsp.peer.net.transport import PPSPP
+
+    if PPSPP in node.transport_preference:
+        try:
+            viewer.ppspp = await serve_live_ppspp(node, session, description, 0)
+        except OSError as exc:
+            await node.stop()
+            return fail(f"cannot open a PPSPP socket on {node.host}: {exc.strerror or exc}")
     try:
         runner, url = await serve_player(
             player.app(), player_host, player_port, to_stderr=to_stdout, hls=player.hls
         )
     except OSError as exc:
+        if viewer.ppspp is not None:
+            viewer.ppspp.close()
         await node.stop()
         return fail(f"cannot listen on {player_host}:{player_port}: {exc.strerror or exc}")
     if on_url is not None:
@@ -87,8 +98,10 @@ async def watch_live(
         outputs.close()
         await runner.cleanup()
         print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
+        if viewer.ppspp is not None:
+            viewer.ppspp.close()
         await node.stop()
-        write_report(node, report)
+        write_report(node, report, ppspp_report(viewer.ppspp))
         if sink is not None and not to_stdout:
             sink.close()
     return code
@@ -280,10 +293,12 @@ async def live_main(
     window_s: int = 30,
     key_path: Path | None = None,
     name: str = "live",
+    ppspp_port: int | None = None,
 ) -> int:
     """Run a live source: print the swarm ID first, then stream until the input ends (or a
     stop signal), announce the end, serve the last chunks briefly and return 0 (1 when the
-    input could not be read)."""
+    input could not be read).  With ``ppspp_port``, the stream is also served over PPSPP
+    (RFC 7574, signed munros) on that UDP port."""
     stop = stop_event()
     try:
         live_input = LiveInput.open(input_path)
@@ -299,15 +314,29 @@ async def live_main(
     runner = LiveSourceRunner(node, key, name=name, chunk_ms=chunk_ms, window_s=window_s)
     try:
         await node.start()
+        if ppspp_port is not None:
+            runner.ppspp = await serve_live_ppspp(
+                node, runner.session, runner.source.description, ppspp_port, signer=key.sign
+            )
         await runner.announce()
     except (OSError, PPSPError) as exc:
         live_input.close()
+        if runner.ppspp is not None:
+            runner.ppspp.close()
         await node.stop(disconnect=False)
         return fail(f"cannot start the live source: {exc}")
     print(runner.swarm_id, flush=True)
     made = "made a new source key in" if created else "using the source key in"
     print(f"{made} {key_file}", file=sys.stderr, flush=True)
     print(f"live source at {node.base_url}", file=sys.stderr, flush=True)
+    if runner.ppspp is not None:
+        host, port = runner.ppspp.address
+        print(
+            f"offering PPSPP at udp {host}:{port} (swarm ID"
+            f" {runner.ppspp.server.swarm_id.hex()}, signed munros)",
+            file=sys.stderr,
+            flush=True,
+        )
     failure: str | None = None
     try:
         failure = await runner.run(live_input, stop)
@@ -318,9 +347,54 @@ async def live_main(
             file=sys.stderr,
             flush=True,
         )
+        if runner.ppspp is not None:
+            runner.ppspp.close()
         await node.stop()
-        write_report(node, report)
+        write_report(node, report, ppspp_report(runner.ppspp))
     return 0 if failure is None else fail(failure)
+
+
+async def serve_live_ppspp(
+    node: PeerNode,
+    session: SwarmSession,
+    description: LiveDescription,
+    port: int,
+    *,
+    signer: Callable[[bytes], bytes] | None = None,
+) -> LivePpsppEndpoint:
+    """Serve ``description``'s stream over PPSPP on UDP ``port`` of the node's host (0: any
+    free port) and offer it in TRANSPORT_NEGOTIATION: the source (``signer``, its key) signs
+    the munros; a viewer re-serves what its channels verified (and fetches over the same
+    socket).  The chunk bytes sent count in ``session``'s uploaded bytes."""
+    from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, live_ppspp_swarm_id
+    from ppsp.peer.ppspp.live_receiver import LiveReceiverConfig
+    from ppsp.peer.ppspp.live_server import LiveServer, LiveServerConfig
+
+    swarm = live_ppspp_swarm_id(description.public_key)
+    # Chunks last half a nominal chunk or more: twice the nominal count spans the window.
+    window = 2 * description.window_chunks
+    config = LiveServerConfig(corrupt_data=node.corrupt_uploads)
+    server = LiveServer(swarm, window_chunks=window, signer=signer, config=config)
+    receiving = (
+        None
+        if signer is not None
+        else LiveReceiverConfig(window_s=description.window_s, window_chunks=window)
+    )
+    endpoint = await LivePpsppEndpoint.open(node.host, port, server, receiving)
+    node.offer_ppspp(description.swarm_id, endpoint.address[1], swarm, LIVE_CHUNK_SIZE)
+
+    def uploaded(nbytes: int) -> None:
+        session.uploaded_bytes += nbytes
+
+    endpoint.on_upload = uploaded
+    return endpoint
+
+
+def ppspp_report(endpoint: LivePpsppEndpoint | None) -> dict[str, object] | None:
+    """The ``--report`` file's ``"ppspp_live"`` entry: the PPSPP server's counts."""
+    if endpoint is None:
+        return None
+    return {"ppspp_live": {**endpoint.server.stats, "forged_refused": endpoint.forged}}
 
 
 def source_key(path: Path | None, name: str) -> tuple[Ed25519PrivateKey, Path, bool]:

@@ -253,6 +253,17 @@ def test_a_forged_or_misnumbered_envelope_bans_its_sender_at_once() -> None:
     assert all(peer == "src" for peer, _ in fetches(actions))
 
 
+def test_a_transfer_caught_forging_bans_its_sender_at_once() -> None:
+    # PPSPP checks signed munros in the transport: forged bytes arrive as a corrupt failure.
+    viewer = make()
+    start = playing(viewer, relays=("v1",))
+    viewer.poll(start)
+    peer, index = viewer.in_flight()[0]
+    viewer.handle(ChunkFailed(peer, index, corrupt=True), start + 0.1)
+    assert BanPeer(peer, "forged") in viewer.poll(start + 0.1)
+    assert viewer.forged_rejected == 1
+
+
 def test_a_forged_envelope_bans_every_peer_id_at_its_host() -> None:
     viewer = make()
     start = playing(viewer, relays=("v1", "v2", "v3"))

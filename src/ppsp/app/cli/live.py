@@ -55,6 +55,14 @@ if TYPE_CHECKING:
     show_default=True,
     help="Name of the stream (it also names the stream's key file).",
 )
+@click.option(
+    "--ppspp-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve the stream over PPSPP (RFC 7574, UDP; Unified Merkle Tree with signed "
+    "munros) on this port of the listening host (0: any free port), to viewers watching with "
+    "--transport ppspp.",
+)
 def live(
     options: PeerOptions,
     input_path: str,
@@ -62,6 +70,7 @@ def live(
     window_s: int,
     key_path: Path | None,
     name: str,
+    ppspp_port: int | None,
 ) -> None:
     """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID.
 
@@ -78,6 +87,7 @@ def live(
                 window_s=window_s,
                 key_path=key_path,
                 name=name,
+                ppspp_port=ppspp_port,
             )
         )
     )

@@ -253,7 +253,10 @@ class LiveViewerPolicy:
         elif isinstance(event, ChunkFailed):
             if self._end_request(event.peer, event.index) is not None:
                 standing = self.peers.get(event.peer)
-                if event.busy:  # it serves others first: left alone for the wait it names
+                if event.corrupt:  # the transport caught forged bytes (PPSPP's signed munros)
+                    self.forged_rejected += 1
+                    self._ban(event.peer, "forged")
+                elif event.busy:  # it serves others first: left alone for the wait it names
                     if standing is not None:
                         standing.rest(now, event.retry_after)
                 elif not event.stalled:  # silence is the stall rule's to judge, not a fault

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ppsp.codecs.httphead import BUSY_STATUSES, retry_after_seconds
-from ppsp.errors import HttpClientError, PeerBusy, PPSPError
+from ppsp.errors import ChunkTransferError, HttpClientError, IntegrityError, PeerBusy, PPSPError
 from ppsp.http.client import Timeout
 from ppsp.peer.download.events import (
     Action,
@@ -72,6 +72,7 @@ from ppsp.peer.net.filegrowth import FileGrowth
 from ppsp.peer.net.http_common import read_bounded
 from ppsp.peer.net.loop import SessionLoop
 from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.ppspp_live import LivePpsppEndpoint, parse_live_offer
 from ppsp.peer.net.session import (
     LIVE_REPRESENTATION,
     SOURCE_PROPERTY,
@@ -79,6 +80,7 @@ from ppsp.peer.net.session import (
     RemotePeer,
     SwarmSession,
 )
+from ppsp.peer.net.transport import PPSPP
 from ppsp.wire.tracker import PeerMode, RepresentationScope
 
 log = logging.getLogger(__name__)
@@ -325,6 +327,8 @@ class LiveSourceRunner:
         )
         self.chunks_produced = 0
         self.start_points = 0
+        self.ppspp: LivePpsppEndpoint | None = None
+        """The stream served over PPSPP too (``ppsp live --ppspp-port``), or None."""
         self._last_push = -math.inf
         self._last_find = -math.inf
         self._new_chunks = False
@@ -392,6 +396,8 @@ class LiveSourceRunner:
         assert live is not None
         for chunk in chunks:
             if live.window.add(chunk.envelope):
+                if self.ppspp is not None:  # signed as a munro and announced over PPSPP
+                    self.ppspp.append(chunk.envelope.index, chunk.envelope.encode())
                 self.chunks_produced += 1
                 self.start_points += chunk.start
                 self._new_chunks = True
@@ -571,6 +577,9 @@ class LiveViewer:
         )
         self.loop = SessionLoop(self.policy, clock=clock, wake=session.chunk_arrived)
         self.failure: str | None = None
+        self.ppspp: LivePpsppEndpoint | None = None
+        """The PPSPP socket chunks are fetched from (and served again) over, for peers whose
+        negotiated transport is PPSPP (``ppsp watch --transport ppspp``), or None."""
 
     def qoe(self) -> QoE:
         """The viewer's quality-of-experience figures so far."""
@@ -667,6 +676,8 @@ class LiveViewer:
         if kept:
             nbytes = len(event.data)
             remote = self.session.remotes.get(event.peer)
+            if self.ppspp is not None and remote is not None and remote.transport == PPSPP:
+                self.ppspp.serve(event.index)  # verified (its munro and its envelope): relayed
             if remote is not None:
                 remote.bytes_received += nbytes
             self.session.downloaded_bytes += nbytes
@@ -679,6 +690,8 @@ class LiveViewer:
 
     async def _fetch(self, remote: RemotePeer, index: int) -> Event:
         """GET one chunk envelope (the policy gives up on it at its deadline)."""
+        if remote.transport == PPSPP:
+            return await self._fetch_ppspp(remote, index)
         try:
             timeout = self.policy.timing.fetch_timeout
             data = await _get_envelope(self.node, self.session, remote, index, timeout)
@@ -687,6 +700,23 @@ class LiveViewer:
         except PeerBusy as exc:  # it serves others first: asked again later
             return ChunkFailed(remote.peer_id, index, busy=True, retry_after=exc.retry_after)
         except (PPSPError, HttpClientError, OSError, ConnectionError):
+            return ChunkFailed(remote.peer_id, index)
+        return LiveChunkArrived(remote.peer_id, index, data)
+
+    async def _fetch_ppspp(self, remote: RemotePeer, index: int) -> Event:
+        """One live chunk over PPSPP, verified against the source's signed munro."""
+        endpoint, offer = self.ppspp, remote.offer
+        if endpoint is None or offer is None or offer.uri is None:
+            return ChunkFailed(remote.peer_id, index)
+        try:
+            address = parse_live_offer(offer.uri, endpoint.server.swarm_id)
+            async with asyncio.timeout(self.policy.timing.fetch_timeout):
+                data = await endpoint.fetch(address, index)
+        except IntegrityError:  # a forged signature or chunk: banned at once
+            return ChunkFailed(remote.peer_id, index, corrupt=True)
+        except TimeoutError:
+            return ChunkFailed(remote.peer_id, index, stalled=True)
+        except (ChunkTransferError, ValueError, OSError):
             return ChunkFailed(remote.peer_id, index)
         return LiveChunkArrived(remote.peer_id, index, data)
 

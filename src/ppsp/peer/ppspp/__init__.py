@@ -12,10 +12,15 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 * :mod:`.channel` -- one channel's state and its state table;
 * :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
 * :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs;
-* :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise.
+* :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise;
+* :mod:`.live` -- live streams: one munro per live chunk, its tree and its signature;
+* :mod:`.live_server` -- serving a live stream under signed munros (the source's or relayed);
+* :mod:`.live_receiver` -- a channel fetching live chunks, each checked against a signed munro
+  (the live engines' ``now`` is Unix time, live's clock).
 
 ``peer/net/ppspp_get.py`` runs the leecher, ``peer/net/ppspp_transport.py`` the client,
-``peer/net/ppspp_serving.py`` the seeder on a downloading peer's socket.
+``peer/net/ppspp_serving.py`` the seeder on a downloading peer's socket,
+``peer/net/ppspp_live.py`` the live engines.
 """
 
 from ppsp.peer.ppspp.content import BytesChunks, ChunkReader, SeededContent

@@ -1,0 +1,546 @@
+"""Serving a live stream over RFC 7574 with signed munros (sections 6.1.2 and 6.2), sans-I/O.
+
+:class:`LiveServer` serves the live chunks it holds, each a :class:`~.live.LiveChunkRecord`
+under a signed munro: the source's (:meth:`LiveServer.append` cuts, hashes and signs) or, on a
+viewer, those its receiving channels verified (:meth:`LiveServer.add`, re-served with the
+source's signature, which a viewer cannot make).  Datagrams and the Unix time ``now`` in;
+``(address, bytes)`` and :meth:`LiveServer.next_deadline` out; it reads no clock.
+
+- **Handshake** (3.1.1, 7): answered only when the swarm ID is ours (the source's key as a
+  DNSKEY), the version 1 within the peer's range, CIPM 3 (Unified Merkle Tree), live signature
+  algorithm 15 (Ed25519), 32-bit chunk ranges, a live discard window, and a chunk size, when
+  announced, of :data:`~.live.LIVE_CHUNK_SIZE`; otherwise dropped unanswered, counted.  The
+  reply carries every option the strict RFC 7574 profile requires, our discard window (the
+  live chunks kept, in PPSPP chunks), then a HAVE per live chunk held.
+- **HAVE**: a new live chunk is announced on every established channel (6.1.2.3: only once its
+  munro is signed, which :meth:`LiveServer.append` does before it is held), with its signed
+  munro (the right-most one, 6.1.2.4); a newly confirmed channel gets the right-most signed
+  munro held (secure tune-in).  Live chunks that leave the discard window are forgotten: the
+  peer's own discard-window filter tells it so.
+- **DATA** (6.1.2.3): per requested PPSPP chunk one datagram: INTEGRITY of the munro and
+  SIGNED_INTEGRITY of its signature (unless the peer acknowledged a chunk of that munro, by ACK
+  or HAVE), INTEGRITY of every uncle up to the munro (all of them: each datagram verifies on
+  its own, so a lost datagram costs only itself; 9 hashes, 369 bytes), then the DATA, last.
+  Requests for chunks not held are dropped (counted).  No congestion control beyond a bound on
+  the queue: the live chunks are small and the viewer's policy bounds what it asks at once.
+- **Channels**: 32-bit random IDs, bound to the address that opened them; a closing HANDSHAKE
+  forgets one; keep-alives after 30 s of silence from us; forgotten after 180 s of silence from
+  the peer (10 s while half open).  Anything that does not parse, or a DATA (we ask for
+  nothing), closes the channel; a receiver's own right-most signed munro is only counted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
+from ppsp.errors import LocalProtocolError, PPSPPError
+from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
+from ppsp.peer.ppspp.channel import Address
+from ppsp.peer.ppspp.live import (
+    LIVE_CHUNK_SIZE,
+    MAX_LIVE_INDEX,
+    MUNRO_CHUNKS,
+    LiveChunkRecord,
+)
+from ppsp.wire.ppspp import (
+    PPSPP_VERSION,
+    Ack,
+    Cancel,
+    ChannelParameters,
+    ChunkAddressing,
+    ChunkRange,
+    ContentIntegrity,
+    Data,
+    Datagram,
+    Handshake,
+    Have,
+    Integrity,
+    MerkleHashFunction,
+    Message,
+    MessageType,
+    Request,
+    SignedIntegrity,
+    SupportedMessages,
+    keepalive,
+)
+
+__all__ = [
+    "LIVE_PARAMETERS",
+    "LIVE_SUPPORTED_MESSAGES",
+    "LiveServer",
+    "LiveServerConfig",
+    "live_handshake",
+]
+
+LIVE_PARAMETERS = ChannelParameters(
+    chunk_addressing=ChunkAddressing.CHUNK_RANGE_32,
+    merkle_hash=MerkleHashFunction.SHA256,
+    chunk_size=LIVE_CHUNK_SIZE,
+    signature_length=SIGNATURE_SIZE,
+)
+"""How every datagram of a live channel is read and written (channel 0's included)."""
+
+LIVE_SUPPORTED_MESSAGES = SupportedMessages.from_types(
+    (
+        MessageType.HANDSHAKE,
+        MessageType.DATA,
+        MessageType.ACK,
+        MessageType.HAVE,
+        MessageType.INTEGRITY,
+        MessageType.SIGNED_INTEGRITY,
+        MessageType.REQUEST,
+        MessageType.CANCEL,
+    )
+)
+"""What live channels announce in the Supported Messages option."""
+
+
+def live_handshake(
+    source_channel: int, *, discard_window: int, swarm_id: bytes | None = None
+) -> Handshake:
+    """A live channel's HANDSHAKE: with ``swarm_id`` an opening one, else a reply."""
+    return Handshake(
+        source_channel=source_channel,
+        version=PPSPP_VERSION,
+        min_version=PPSPP_VERSION,
+        swarm_id=swarm_id,
+        content_integrity=ContentIntegrity.UNIFIED_MERKLE,
+        merkle_hash=MerkleHashFunction.SHA256,
+        live_signature=DNSSEC_ALGORITHM_ED25519,
+        chunk_addressing=ChunkAddressing.CHUNK_RANGE_32,
+        live_discard_window=discard_window,
+        supported_messages=LIVE_SUPPORTED_MESSAGES,
+        chunk_size=LIVE_CHUNK_SIZE,
+    )
+
+
+def handshake_refusal(handshake: Handshake) -> str | None:
+    """Why a live channel's HANDSHAKE (opening or reply) cannot be used, or None."""
+    version, minimum = handshake.version, handshake.min_version or 1
+    if version is None or not minimum <= PPSPP_VERSION <= max(version, PPSPP_VERSION):
+        return "version"
+    if version < PPSPP_VERSION:
+        return "version"
+    if handshake.content_integrity is not ContentIntegrity.UNIFIED_MERKLE:
+        return "integrity_method"
+    if handshake.live_signature != DNSSEC_ALGORITHM_ED25519:
+        return "signature_algorithm"
+    if handshake.merkle_hash not in (None, MerkleHashFunction.SHA256):
+        return "hash_function"
+    if handshake.chunk_addressing is not ChunkAddressing.CHUNK_RANGE_32:
+        return "chunk_addressing"
+    if handshake.live_discard_window is None:
+        return "discard_window"
+    if handshake.chunk_size not in (None, LIVE_CHUNK_SIZE):
+        return "chunk_size"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveServerConfig:
+    """The live server's bounds and timers (seconds)."""
+
+    max_channels: int = 1024
+    """Channels kept in all; a new one beyond evicts the oldest half-open, or is refused."""
+    max_channels_per_address: int = 4
+    """Channels kept per UDP address."""
+    max_queue: int = 4 * MUNRO_CHUNKS
+    """PPSPP chunks queued per channel (requests beyond are dropped)."""
+    half_open_timeout: float = 10.0
+    idle_timeout: float = 180.0
+    keepalive_interval: float = 30.0
+    corrupt_data: bool = False
+    """Damage the first byte of every DATA sent (tests: ``--corrupt-uploads``, a relay whose
+    chunks do not match the signed munros)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Channel:
+    """One served channel: the peer, its channel, what it acknowledged, what it asked for."""
+
+    address: Address
+    local_id: int
+    remote_id: int
+    created: float
+    last_received: float
+    last_sent: float
+    established: bool = False
+    acknowledged: set[int] = field(default_factory=set)
+    """Live chunks the peer acknowledged a chunk of (its munro is known to it)."""
+    queue: deque[int] = field(default_factory=deque)
+    """PPSPP chunks to send, in order."""
+    queued: set[int] = field(default_factory=set)
+
+
+class LiveServer:
+    """Serves the live chunks it holds over any number of channels (see the module)."""
+
+    def __init__(
+        self,
+        swarm_id: bytes,
+        *,
+        window_chunks: int,
+        signer: Callable[[bytes], bytes] | None = None,
+        config: LiveServerConfig | None = None,
+        channel_ids: Callable[[], int] = lambda: secrets.randbits(32),
+    ) -> None:
+        if not 1 <= window_chunks <= MAX_LIVE_INDEX:
+            raise ValueError("window_chunks out of range")
+        self.swarm_id = swarm_id
+        self.window_chunks = window_chunks
+        self.signer = signer
+        self.config = config or LiveServerConfig()
+        self._channel_ids = channel_ids
+        self._held: OrderedDict[int, LiveChunkRecord] = OrderedDict()
+        self._channels: dict[int, _Channel] = {}
+        self._by_peer: dict[tuple[Address, int], _Channel] = {}
+        self._out: list[tuple[Address, bytes]] = []
+        self.stats: Counter[str] = Counter()
+        """What happened: datagrams in and out, DATA sent, and every drop by reason."""
+
+    # --- what is held ------------------------------------------------------------------------
+
+    @property
+    def discard_window(self) -> int:
+        """The Live Discard Window option's value: the PPSPP chunks of the live chunks kept."""
+        return self.window_chunks * MUNRO_CHUNKS
+
+    def holds(self, index: int) -> bool:
+        """Whether live chunk ``index`` is held."""
+        return index in self._held
+
+    def get(self, index: int) -> LiveChunkRecord | None:
+        """The record of live chunk ``index``, or None."""
+        return self._held.get(index)
+
+    @property
+    def newest(self) -> int | None:
+        """The newest live chunk held."""
+        return next(reversed(self._held), None)
+
+    def append(self, index: int, data: bytes, now: float) -> LiveChunkRecord:
+        """(The source) sign live chunk ``index`` of ``data`` at Unix time ``now``, hold it
+        and announce it."""
+        if self.signer is None:
+            raise LocalProtocolError("only the source signs live chunks")
+        record = LiveChunkRecord.sign(index, data, now, self.signer)
+        self.add(record, now)
+        return record
+
+    def add(self, record: LiveChunkRecord, now: float) -> bool:
+        """Hold a verified live chunk and announce it (HAVE) on every established channel;
+        chunks below the discard window are forgotten.  False when it was held or too old."""
+        index = record.index
+        newest = self.newest
+        if index in self._held or (newest is not None and index <= newest - self.window_chunks):
+            return False
+        self._held[index] = record
+        if newest is not None and index < newest:
+            self._held = OrderedDict(sorted(self._held.items()))
+        while len(self._held) > self.window_chunks or (
+            self._held and next(iter(self._held)) <= (self.newest or 0) - self.window_chunks
+        ):
+            self._held.popitem(last=False)
+        if index not in self._held:
+            return False
+        # The new right-most signed munro goes with its HAVE (6.1.2.4: a peer's right-most
+        # signed munro in every datagram until the other side shows it has it).
+        announcement = (*self._signed_munro(record), Have(chunk=record.held))
+        for channel in self._channels.values():
+            if channel.established and index not in channel.acknowledged:
+                self._send(channel, announcement, now)
+        self.stats["chunks_held"] += 1
+        return True
+
+    # --- the I/O layer's interface -----------------------------------------------------------
+
+    def owns(self, channel_id: int, address: Address) -> bool:
+        """Whether a datagram on ``channel_id`` from ``address`` is this server's."""
+        if channel_id == 0:
+            return True
+        channel = self._channels.get(channel_id)
+        return channel is not None and channel.address == address
+
+    def datagram_received(self, data: bytes, address: Address, now: float) -> None:
+        """Handle one datagram from ``address`` at ``now``; never raises for its content."""
+        self.stats["datagrams_in"] += 1
+        try:
+            channel_id = peek_channel(data)
+            datagram = decode_datagram(data, LIVE_PARAMETERS)
+        except PPSPPError:
+            self.stats["malformed"] += 1
+            channel = self._channels.get(channel_id) if len(data) >= 4 else None
+            if channel is not None and channel.address == address:
+                self._close(channel, now, notify=True)
+            return
+        if channel_id == 0:
+            self._opening(datagram, address, now)
+            return
+        channel = self._channels.get(channel_id)
+        if channel is None or channel.address != address:
+            self.stats["unknown_channel"] += 1
+            return
+        channel.last_received = now
+        confirmed = not channel.established
+        channel.established = True
+        for message in datagram.messages:
+            if not self._on_message(channel, message, now):
+                return
+        if confirmed:
+            self._catch_up(channel, now)
+        self._pump(channel, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Time out channels and send keep-alives due at ``now``."""
+        config = self.config
+        for channel in list(self._channels.values()):
+            if not channel.established:
+                if now >= channel.created + config.half_open_timeout:
+                    self.stats["half_open_expired"] += 1
+                    self._forget(channel)
+                continue
+            if now >= channel.last_received + config.idle_timeout:
+                self.stats["idle_closed"] += 1
+                self._forget(channel)
+            elif now >= channel.last_sent + config.keepalive_interval:
+                self._send_raw(
+                    channel, encode_datagram(keepalive(channel.remote_id), LIVE_PARAMETERS), now
+                )
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must run next (None: no channel)."""
+        config = self.config
+        times: list[float] = []
+        for channel in self._channels.values():
+            if not channel.established:
+                times.append(channel.created + config.half_open_timeout)
+            else:
+                times.append(channel.last_received + config.idle_timeout)
+                times.append(channel.last_sent + config.keepalive_interval)
+        return min(times, default=None)
+
+    def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
+        """The datagrams to send now, in order (handed over and emptied)."""
+        out, self._out = self._out, []
+        return out
+
+    def close_all(self, now: float) -> None:
+        """Close every channel, telling established peers."""
+        for channel in list(self._channels.values()):
+            self._close(channel, now, notify=True)
+
+    @property
+    def channel_count(self) -> int:
+        """The open channels."""
+        return len(self._channels)
+
+    # --- handshakes --------------------------------------------------------------------------
+
+    def _opening(self, datagram: Datagram, address: Address, now: float) -> None:
+        handshake = datagram.messages[0]
+        assert isinstance(handshake, Handshake)  # the codec checked channel 0's first message
+        refusal = handshake_refusal(handshake)
+        if handshake.source_channel == 0:
+            refusal = "closing_on_channel_0"
+        elif handshake.swarm_id != self.swarm_id:
+            refusal = "swarm_id"
+        if refusal is not None:
+            self.stats["refused_handshake"] += 1
+            self.stats[f"refused:{refusal}"] += 1
+            return
+        known = self._by_peer.get((address, handshake.source_channel))
+        if known is not None:  # our reply was lost: answer again on the same channel
+            self._answer(known, now)
+            return
+        if not self._make_room(address):
+            self.stats["refused_handshake"] += 1
+            self.stats["refused:channels"] += 1
+            return
+        local_id = self._channel_ids()
+        while local_id == 0 or local_id in self._channels:
+            local_id = self._channel_ids()
+        channel = _Channel(
+            address=address,
+            local_id=local_id,
+            remote_id=handshake.source_channel,
+            created=now,
+            last_received=now,
+            last_sent=now,
+        )
+        self._channels[local_id] = channel
+        self._by_peer[(address, handshake.source_channel)] = channel
+        self.stats["channels_opened"] += 1
+        for message in datagram.messages[1:]:
+            if not self._on_message(channel, message, now):
+                return
+        self._answer(channel, now)
+
+    def _answer(self, channel: _Channel, now: float) -> None:
+        reply = live_handshake(channel.local_id, discard_window=self.discard_window)
+        haves = [Have(chunk=record.held) for record in self._held.values()]
+        # The reply and as many HAVEs as fit a 1,472-byte datagram; the rest follow once the
+        # peer confirmed the channel (its first datagram on it).
+        first = haves[: (1472 - 64) // 9]
+        self._send(channel, (reply, *first), now)
+
+    def _catch_up(self, channel: _Channel, now: float) -> None:
+        """The peer confirmed the channel: the HAVEs the reply had no room for, and our
+        right-most signed munro (secure tune-in, 6.1.2.4: not in the reply, the second
+        datagram, which is no place for heavy payload)."""
+        haves = [Have(chunk=record.held) for record in self._held.values()]
+        rest = haves[(1472 - 64) // 9 :]
+        for start in range(0, len(rest), 150):
+            self._send(channel, tuple(rest[start : start + 150]), now)
+        newest = self.newest
+        if newest is not None and newest not in channel.acknowledged:
+            self._send(channel, self._signed_munro(self._held[newest]), now)
+            self.stats["tune_in_out"] += 1
+
+    @staticmethod
+    def _signed_munro(record: LiveChunkRecord) -> tuple[Integrity, SignedIntegrity]:
+        """INTEGRITY of a live chunk's munro and SIGNED_INTEGRITY of its signature."""
+        munro = record.munro
+        return (
+            Integrity(chunk=munro.chunks, hash=munro.hash),
+            SignedIntegrity(
+                chunk=munro.chunks, timestamp=munro.timestamp, signature=munro.signature
+            ),
+        )
+
+    def _make_room(self, address: Address) -> bool:
+        config = self.config
+        mine = [c for c in self._channels.values() if c.address == address]
+        if len(mine) >= config.max_channels_per_address:
+            return self._evict(mine)
+        if len(self._channels) >= config.max_channels:
+            return self._evict(list(self._channels.values()))
+        return True
+
+    def _evict(self, candidates: list[_Channel]) -> bool:
+        half_open = [c for c in candidates if not c.established]
+        if not half_open:
+            return False
+        self.stats["evicted"] += 1
+        self._forget(min(half_open, key=lambda c: c.created))
+        return True
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def _on_message(self, channel: _Channel, message: Message, now: float) -> bool:
+        """Apply one message; False when the channel closed."""
+        if isinstance(message, Request):
+            self._request(channel, message.chunk, now)
+        elif isinstance(message, Ack | Have):
+            chunk = message.chunk
+            assert isinstance(chunk, ChunkRange)
+            first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
+            # Over what is held (a window), not over the range: a HAVE may name 2^32 chunks.
+            channel.acknowledged.update(i for i in self._held if first <= i <= last)
+            if len(channel.acknowledged) > 2 * self.window_chunks:
+                floor = (self.newest or 0) - self.window_chunks
+                channel.acknowledged = {i for i in channel.acknowledged if i > floor}
+            self._drop_queued(channel, chunk)
+        elif isinstance(message, Cancel):
+            assert isinstance(message.chunk, ChunkRange)
+            self._drop_queued(channel, message.chunk)
+        elif isinstance(message, Handshake):
+            if message.source_channel == 0:
+                self.stats["closed_by_peer"] += 1
+                self._forget(channel)
+                return False
+            if message.source_channel != channel.remote_id:
+                return self._violation(channel, "handshake", now)
+        elif isinstance(message, Integrity | SignedIntegrity):
+            # The peer's right-most signed munro (secure tune-in, 6.1.2.4): a server picks no
+            # tune-in point, so it is only counted.
+            self.stats["tune_in_in"] += isinstance(message, SignedIntegrity)
+        elif isinstance(message, Data):
+            return self._violation(channel, "unexpected_message", now)
+        # CHOKE, UNCHOKE, PEX: nothing to do for a server that asks for nothing.
+        return True
+
+    def _violation(self, channel: _Channel, reason: str, now: float) -> bool:
+        self.stats["protocol_error"] += 1
+        self.stats[f"protocol_error:{reason}"] += 1
+        self._close(channel, now, notify=True)
+        return False
+
+    def _request(self, channel: _Channel, chunks: object, now: float) -> None:
+        assert isinstance(chunks, ChunkRange)
+        first_index = chunks.start // MUNRO_CHUNKS
+        last_index = chunks.end // MUNRO_CHUNKS
+        records = [r for i, r in self._held.items() if first_index <= i <= last_index]
+        if not records:
+            self.stats["request_not_held"] += 1
+        for record in records:
+            held = record.held
+            for number in range(max(chunks.start, held.start), min(chunks.end, held.end) + 1):
+                if number in channel.queued:
+                    continue
+                if len(channel.queue) >= self.config.max_queue:
+                    self.stats["request_dropped"] += 1
+                    return
+                channel.queue.append(number)
+                channel.queued.add(number)
+
+    def _drop_queued(self, channel: _Channel, chunks: ChunkRange) -> None:
+        if not channel.queued:
+            return
+        gone = {n for n in channel.queued if chunks.start <= n <= chunks.end}
+        if gone:
+            channel.queued -= gone
+            channel.queue = deque(n for n in channel.queue if n not in gone)
+
+    def _pump(self, channel: _Channel, now: float) -> None:
+        """Send every queued chunk still held, one datagram each."""
+        while channel.queue:
+            number = channel.queue.popleft()
+            channel.queued.discard(number)
+            index, offset = divmod(number, MUNRO_CHUNKS)
+            record = self._held.get(index)
+            if record is None or offset >= record.pieces:
+                self.stats["request_expired"] += 1
+                continue
+            messages: list[Message] = []
+            if index not in channel.acknowledged:
+                messages.extend(self._signed_munro(record))
+            # Uncles top-down (5.4), each datagram verifiable on its own.
+            for chunks, digest in reversed(record.uncles(offset)):
+                messages.append(Integrity(chunk=chunks, hash=digest))
+            piece = record.piece(offset)
+            if self.config.corrupt_data:
+                piece = bytes((piece[0] ^ 0xFF,)) + piece[1:]
+            messages.append(
+                Data(
+                    chunk=ChunkRange(start=number, end=number),
+                    timestamp=int(now * 1_000_000),
+                    data=piece,
+                )
+            )
+            self._send(channel, tuple(messages), now)
+            self.stats["data_sent"] += 1
+            self.stats["data_bytes"] += len(piece)
+
+    # --- sending and closing -----------------------------------------------------------------
+
+    def _send(self, channel: _Channel, messages: tuple[Message, ...], now: float) -> None:
+        datagram = Datagram(channel=channel.remote_id, messages=messages)
+        self._send_raw(channel, encode_datagram(datagram, LIVE_PARAMETERS), now)
+
+    def _send_raw(self, channel: _Channel, data: bytes, now: float) -> None:
+        channel.last_sent = now
+        self._out.append((channel.address, data))
+        self.stats["datagrams_out"] += 1
+
+    def _close(self, channel: _Channel, now: float, *, notify: bool) -> None:
+        if notify and channel.established:
+            self._send(channel, (Handshake(source_channel=0),), now)
+        self._forget(channel)
+
+    def _forget(self, channel: _Channel) -> None:
+        self._channels.pop(channel.local_id, None)
+        self._by_peer.pop((channel.address, channel.remote_id), None)
