@@ -93,6 +93,10 @@ CASES = {
     ),
     "report to standard output": (["get", SWARM, "-o", "{dir}/o", "--report", "-"], ["'-'"]),
     "lab chunk size": (["lab", "vod", "--chunk-size", "5"], ["--chunk-size"]),
+    "lab PPSPP chunk size without NAT": (
+        ["lab", "vod", "--ppspp-chunk-size", "32768"],
+        ["--ppspp-chunk-size", "--nat"],
+    ),
     "tracker port": (["tracker", "--port", "99999"], ["--port"]),
     "live chunk-ms zero": (["live", "--chunk-ms", "0"], ["--chunk-ms"]),
     "live window zero": (["live", "--window", "0"], ["--window"]),

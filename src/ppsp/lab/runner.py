@@ -254,6 +254,8 @@ class VodLabSettings:
     churn: float = 0.0
     seed: int = 1
     chunk_size: int | None = None
+    ppspp_chunk_size: int | None = None
+    """The PPSPP chunk size the source offers in a NAT lab (None: seed's default)."""
     timeout: float = 300.0
     baseline: bool = True
     command: str = ""
@@ -431,6 +433,8 @@ async def _swarm(
         source_args += ["--chunk-size", str(settings.chunk_size)]
     if net is not None:
         source_args += ["--ppspp-port", "0"]
+        if settings.ppspp_chunk_size is not None:
+            source_args += ["--ppspp-chunk-size", str(settings.ppspp_chunk_size)]
     source = await LabProcess.spawn(
         "source", source_args, dirs["logs"] / "source.log", prefix=command_prefix(net, "source")
     )

@@ -159,6 +159,12 @@ def lab() -> None:
     help="Bound in seconds on the swarm's completion (and on the baseline's).",
 )
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Run the baseline.")
+@click.option(
+    "--ppspp-chunk-size",
+    type=click.IntRange(1024, 65478),
+    default=None,
+    help="With --nat: the PPSPP chunk size the source offers the swarm (seed's default, 8 KiB).",
+)
 @nat_option
 @attack_options
 def lab_vod(
@@ -174,6 +180,7 @@ def lab_vod(
     chunk_size: int | None,
     timeout: float,
     baseline: bool,
+    ppspp_chunk_size: int | None,
     nat: float | None,
     attackers: int,
     attacks: tuple[str, ...],
@@ -192,6 +199,8 @@ def lab_vod(
     NATs; report.md adds how the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").
     """
     _check_attacks(attackers, attacks)
+    if ppspp_chunk_size is not None and nat is None:
+        raise click.BadParameter("goes with --nat", param_hint="--ppspp-chunk-size")
     _require_lab_extra()
     import asyncio
     import shlex
@@ -210,6 +219,7 @@ def lab_vod(
         churn=churn,
         seed=seed,
         chunk_size=chunk_size,
+        ppspp_chunk_size=ppspp_chunk_size,
         timeout=timeout,
         baseline=baseline,
         command=shlex.join(["ppsp", *sys.argv[1:]]),
