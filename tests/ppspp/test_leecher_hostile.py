@@ -257,7 +257,7 @@ def test_unverified_hashes_are_bounded() -> None:
     for start in range(1000):
         spec = ChunkRange(start=start, end=start)
         engine.datagram_received(on_channel(Integrity(chunk=spec, hash=bytes(20))), 1.0)
-    assert list(engine._pending) == [10, 12, 14]
+    assert list(engine._hashes.pending) == [10, 12, 14]
     assert engine.stats["bad_integrity"] == 1000 - 8
 
 

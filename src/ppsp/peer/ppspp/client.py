@@ -44,7 +44,6 @@ RFC 7574 as it is used here:
 from __future__ import annotations
 
 import bisect
-import hmac
 import secrets
 from collections import Counter
 from collections.abc import Iterable
@@ -53,9 +52,9 @@ from enum import Enum
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import PPSPPError
-from ppsp.peer.content.merkle import chunk_hash, tree_height
+from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp.content import bin_of_range, bin_range
-from ppsp.peer.ppspp.verify import TreeCheck, verify_chunk, verify_peaks
+from ppsp.peer.ppspp.verify import TreeHashes
 from ppsp.wire.ppspp import (
     MAX_TIMESTAMP,
     PPSPP_VERSION,
@@ -222,12 +221,15 @@ class ChannelClient:
         self._results: list[ChunkResult] = []
         self._wanted: dict[int, float] = {}  # chunk -> when to request it again
         self._unsent: list[int] = []  # requested before the channel opened
-        self._root_bin = (1 << tree_height(self.chunk_count)) - 1
-        self._verified: dict[int, bytes] = {self._root_bin: root_hash}
-        self._pending: dict[int, bytes] = {}
+        hashing = self.config.merkle_hash
+        self._hashes = TreeHashes(
+            root_hash,
+            hashing.hashlib_name,
+            hashing.digest_size,
+            max_pending=self.config.max_pending_hashes,
+            count=self.chunk_count,
+        )
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
-        self._peaks_verified = False
-        self._tree: TreeCheck | None = None
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
         self._peer_held = _Ranges(MAX_PEER_RANGES)
         self._handshake(now)
@@ -464,19 +466,11 @@ class ChannelClient:
 
     def _on_integrity(self, message: Integrity) -> None:
         number = bin_of_range(_as_range(message.chunk))
-        if number is None or number > 2 * self._root_bin:
+        if number is None or number > 2 * self._hashes.root_bin:
             self.stats["bad_integrity"] += 1
             return
-        known = self._verified.get(number)
-        if known is not None:
-            if not hmac.compare_digest(known, message.hash):
-                self.stats["integrity_conflict"] += 1
-            return
-        pending = self._pending
-        pending.pop(number, None)
-        if len(pending) >= self.config.max_pending_hashes:
-            del pending[next(iter(pending))]
-        pending[number] = message.hash
+        if not self._hashes.receive(number, message.hash):
+            self.stats["integrity_conflict"] += 1
 
     def _on_data(self, message: Data, now: float, acks: list[tuple[int, int]]) -> None:
         chunks = _as_range(message.chunk)
@@ -572,35 +566,14 @@ class ChannelClient:
 
     def _leaf(self, data: bytes) -> bytes:
         """A chunk's hash, once the peak hashes had their chance to verify."""
-        if not self._peaks_verified:
-            self._verify_peaks()
+        if not self._hashes.peaks_trusted and self._hashes.check_peaks() is False:
+            self.stats["bad_peaks"] += 1
         return chunk_hash(data, self.config.merkle_hash.hashlib_name)
 
-    def _tree_check(self) -> TreeCheck:
-        """The content's tree shape for verification (made once the chunk count is known)."""
-        tree = self._tree
-        if tree is None:
-            count = self.chunk_count
-            assert count is not None
-            hashing = self.config.merkle_hash
-            tree = TreeCheck(count, self.root_hash, hashing.hashlib_name, hashing.digest_size)
-            self._tree = tree
-        return tree
-
-    def _verify_peaks(self) -> None:
-        """Trust the peak hashes once they rebuild the root (:func:`.verify.verify_peaks`)."""
-        tree = self._tree_check()
-        trusted = verify_peaks(tree, self._verified, self._pending)
-        if trusted is False:
-            self.stats["bad_peaks"] += 1
-        elif trusted:
-            self._peaks_verified = True
-
     def _verify(self, index: int, leaf: bytes) -> bool | None:
-        """Check chunk ``index`` of hash ``leaf`` (:func:`.verify.verify_chunk`): True when
-        it verifies, False when it does not, None when a hash on its way up is missing."""
-        tree = self._tree_check()
-        return verify_chunk(tree, self._verified, self._pending, index, leaf)
+        """Check chunk ``index`` of hash ``leaf`` (:meth:`.verify.TreeHashes.check`): True
+        when it verifies, False when it does not, None when a hash on its way up is missing."""
+        return self._hashes.check(index, leaf)
 
     # --- sending --------------------------------------------------------------------------
 

@@ -34,7 +34,6 @@ Every datagram that does not parse, or message that makes no sense, is dropped a
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -42,10 +41,10 @@ from enum import Enum
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import PPSPPError
-from ppsp.peer.content.merkle import chunk_hash, tree_height
+from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp.channel import aligned_bins
 from ppsp.peer.ppspp.content import bin_level, bin_of_range, bin_parent, bin_range, bin_sibling
-from ppsp.peer.ppspp.verify import TreeCheck, verify_chunk, verify_peaks
+from ppsp.peer.ppspp.verify import TreeHashes
 from ppsp.wire.ppspp import (
     DEFAULT_CHUNK_SIZE,
     MAX_TIMESTAMP,
@@ -174,8 +173,13 @@ class Leecher:
         self._out: list[bytes] = []
         self._chunks: list[tuple[int, bytes]] = []
         self._held = bytearray()
-        self._verified: dict[int, bytes] = {}
-        self._pending: dict[int, bytes] = {}
+        hashing = self.config.merkle_hash
+        self._hashes = TreeHashes(
+            self.root_hash,
+            hashing.hashlib_name,
+            hashing.digest_size,
+            max_pending=self.config.max_pending_hashes,
+        )  # its tree's shape once the peer's peaks give the chunk count
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._outstanding: dict[int, float] = {}  # chunk -> deadline, oldest first
         self._retry: dict[int, None] = {}  # chunks to request again, in order (a set)
@@ -184,9 +188,6 @@ class Leecher:
         self._last_shrink = now
         self._choked = False
         self._failures = 0
-        self._root_bin = 0
-        self._peaks_verified = False
-        self._tree: TreeCheck | None = None
         self._handshake(now)
 
     # --- the I/O layer's interface ------------------------------------------------------
@@ -382,25 +383,16 @@ class Leecher:
             return
         self.chunk_count = count
         self._held = bytearray(count)
-        self._root_bin = (1 << tree_height(count)) - 1
-        self._verified = {self._root_bin: self.root_hash}
-        self._tree = None  # made anew for this count when first needed
+        self._hashes.set_count(count)
 
     def _on_integrity(self, message: Integrity) -> None:
         number = bin_of_range(self._as_range(message.chunk))
-        if number is None or (self.chunk_count is not None and number > 2 * self._root_bin):
+        hashes = self._hashes
+        if number is None or (self.chunk_count is not None and number > 2 * hashes.root_bin):
             self.stats["bad_integrity"] += 1
             return
-        known = self._verified.get(number)
-        if known is not None:
-            if not hmac.compare_digest(known, message.hash):
-                self.stats["integrity_conflict"] += 1
-            return
-        pending = self._pending
-        pending.pop(number, None)
-        if len(pending) >= self.config.max_pending_hashes:
-            del pending[next(iter(pending))]
-        pending[number] = message.hash
+        if not hashes.receive(number, message.hash):
+            self.stats["integrity_conflict"] += 1
 
     def _on_data(self, message: Data, now: float, replies: list[Message]) -> None:
         chunks = self._as_range(message.chunk)
@@ -421,8 +413,8 @@ class Leecher:
         if len(data) > size or (index < count - 1 and len(data) != size):
             self._rejected(index, f"chunk {index} of {len(data)} bytes", now)
             return
-        if not self._peaks_verified:
-            self._verify_peaks()
+        if not self._hashes.peaks_trusted and self._hashes.check_peaks() is False:
+            self.stats["bad_peaks"] += 1
         leaf = chunk_hash(data, self.config.merkle_hash.hashlib_name)
         verdict = self._verify(index, leaf)
         if verdict is None:
@@ -487,45 +479,24 @@ class Leecher:
 
     # --- verification ---------------------------------------------------------------------
 
-    def _tree_check(self) -> TreeCheck:
-        """The content's tree shape for verification (made once the chunk count is known)."""
-        tree = self._tree
-        if tree is None:
-            count = self.chunk_count
-            assert count is not None
-            hashing = self.config.merkle_hash
-            tree = TreeCheck(count, self.root_hash, hashing.hashlib_name, hashing.digest_size)
-            self._tree = tree
-        return tree
-
-    def _verify_peaks(self) -> None:
-        """Trust the peak hashes once they rebuild the root (:func:`.verify.verify_peaks`)."""
-        tree = self._tree_check()
-        trusted = verify_peaks(tree, self._verified, self._pending)
-        if trusted is False:
-            self.stats["bad_peaks"] += 1
-        elif trusted:
-            self._peaks_verified = True
-
     def _verify(self, index: int, leaf: bytes) -> bool | None:
-        """Check chunk ``index`` of hash ``leaf`` (:func:`.verify.verify_chunk`): True when
-        it verifies, False when it does not, None when a hash on its way up is missing."""
-        tree = self._tree_check()
-        return verify_chunk(tree, self._verified, self._pending, index, leaf)
+        """Check chunk ``index`` of hash ``leaf`` (:meth:`.verify.TreeHashes.check`): True
+        when it verifies, False when it does not, None when a hash on its way up is missing."""
+        return self._hashes.check(index, leaf)
 
     def _prune(self, index: int) -> None:
         """Forget the hashes inside subtrees now wholly held: nothing needs them again (their
         root stays, a sibling of what is still missing)."""
         count = self.chunk_count
         assert count is not None
-        node = 2 * index
-        while node != self._root_bin:
+        node, root, verified = 2 * index, self._hashes.root_bin, self._hashes.verified
+        while node != root:
             sibling = bin_sibling(node)
             chunks = bin_range(sibling)
             if chunks.start < count and not self._all_held(chunks):
                 break
-            self._verified.pop(node, None)
-            self._verified.pop(sibling, None)
+            verified.pop(node, None)
+            verified.pop(sibling, None)
             node = bin_parent(node)
 
     def _all_held(self, chunks: ChunkRange) -> bool:
@@ -537,7 +508,7 @@ class Leecher:
         count = self.chunk_count
         assert count is not None
         node = 2 * index
-        while bin_level(node) < bin_level(self._root_bin):
+        while bin_level(node) < bin_level(self._hashes.root_bin):
             parent = bin_range(bin_parent(node))
             if parent.end >= count or not self._all_held(parent):
                 break

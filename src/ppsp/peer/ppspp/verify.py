@@ -2,11 +2,12 @@
 shared by the download over one channel (:mod:`.leecher`) and the chunk client
 (:mod:`.client`).
 
-Both keep two maps of tree nodes (bin numbers) to hashes: ``verified``, trusted (the root at
-first), and ``pending``, received in INTEGRITY messages but not checked yet.  The functions
-here move hashes from ``pending`` to ``verified`` when they, with the chunk's own hash or the
-padding's empty hashes, rebuild a trusted node; hashes that lead to a wrong result are dropped
-from ``pending``.  Sans-I/O, no state of their own.
+Both keep their hashes in a :class:`TreeHashes`: two maps of tree nodes (bin numbers) to
+hashes, ``verified``, trusted (the root at first), and ``pending``, received in INTEGRITY
+messages but not checked yet (bounded: the oldest goes first).  The functions here move hashes
+from ``pending`` to ``verified`` when they, with the chunk's own hash or the padding's empty
+hashes, rebuild a trusted node; hashes that lead to a wrong result are dropped from
+``pending``.  Sans-I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hmac
 from ppsp.peer.content.merkle import parent_hash, tree_height
 from ppsp.peer.ppspp.content import bin_level, bin_parent, bin_range, bin_sibling
 
-__all__ = ["TreeCheck", "verify_chunk", "verify_peaks"]
+__all__ = ["TreeCheck", "TreeHashes", "verify_chunk", "verify_peaks"]
 
 
 class TreeCheck:
@@ -110,3 +111,90 @@ def verify_chunk(
         verified[number] = digest
         pending.pop(number, None)
     return True
+
+
+class TreeHashes:
+    """One channel's hashes of a content's tree, checked against its root hash.
+
+    ``root_hash`` is trusted from the start; the tree's shape is known once the chunk count
+    is (:meth:`set_count`; a download over one channel learns it from the peer's peaks).
+    INTEGRITY hashes go to :meth:`receive` (at most ``max_pending`` kept unchecked, the
+    oldest dropped first), the peaks are trusted by :meth:`check_peaks` and each chunk's hash
+    checked by :meth:`check`.
+    """
+
+    __slots__ = (
+        "digest_size",
+        "hash_name",
+        "max_pending",
+        "peaks_trusted",
+        "pending",
+        "root_hash",
+        "tree",
+        "verified",
+    )
+
+    def __init__(
+        self,
+        root_hash: bytes,
+        hash_name: str,
+        digest_size: int,
+        *,
+        max_pending: int,
+        count: int | None = None,
+    ) -> None:
+        self.root_hash = root_hash
+        self.hash_name = hash_name
+        self.digest_size = digest_size
+        self.max_pending = max_pending
+        self.verified: dict[int, bytes] = {}
+        """Trusted nodes: the root, and what hashes up to it."""
+        self.pending: dict[int, bytes] = {}
+        """Hashes received and not checked yet, oldest first."""
+        self.peaks_trusted = False
+        self.tree: TreeCheck | None = None
+        if count is not None:
+            self.set_count(count)
+
+    @property
+    def root_bin(self) -> int:
+        """The root's bin number (0 while the chunk count is unknown)."""
+        return 0 if self.tree is None else self.tree.root_bin
+
+    def set_count(self, count: int) -> None:
+        """The content has ``count`` chunks: its tree's shape, with only the root trusted."""
+        self.tree = TreeCheck(count, self.root_hash, self.hash_name, self.digest_size)
+        self.verified = {self.tree.root_bin: self.root_hash}
+        self.peaks_trusted = False
+
+    def receive(self, number: int, digest: bytes) -> bool:
+        """An INTEGRITY hash of node ``number``: kept to be checked; False when it differs
+        from the node's verified hash (it is dropped)."""
+        known = self.verified.get(number)
+        if known is not None:
+            return hmac.compare_digest(known, digest)
+        pending = self.pending
+        pending.pop(number, None)
+        if len(pending) >= self.max_pending:
+            del pending[next(iter(pending))]
+        pending[number] = digest
+        return True
+
+    def check_peaks(self) -> bool | None:
+        """Trust the peaks once they rebuild the root (:func:`verify_peaks`; at most once):
+        True when trusted (now or before), False when they do not, None while one is
+        missing."""
+        if self.peaks_trusted:
+            return True
+        tree = self.tree
+        assert tree is not None, "the chunk count comes first"
+        trusted = verify_peaks(tree, self.verified, self.pending)
+        if trusted:
+            self.peaks_trusted = True
+        return trusted
+
+    def check(self, index: int, leaf: bytes) -> bool | None:
+        """Check chunk ``index`` of hash ``leaf`` (:func:`verify_chunk`)."""
+        tree = self.tree
+        assert tree is not None, "the chunk count comes first"
+        return verify_chunk(tree, self.verified, self.pending, index, leaf)
