@@ -137,6 +137,13 @@ def test_short_datagrams_and_unknown_channels_are_counted() -> None:
     assert engine.datagrams_to_send() == []
 
 
+def test_a_nat_punch_is_counted_as_one_and_answered_with_nothing() -> None:
+    engine = seeder()
+    engine.datagram_received(bytes(4), PEER, 1.0)  # peer/nat/punch.py's keep-alive
+    assert engine.stats["punches_in"] == 1 and engine.stats["malformed"] == 0
+    assert engine.datagrams_to_send() == [] and not engine.channels
+
+
 # --- handshakes we refuse ------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
 """PPSPP uploads in a swarm session's report: each DATA an engine sends, counted for the PeerID
 the tracker listed at the channel's address (issue 17).
 
-The engine (:class:`~ppsp.peer.ppspp.Seeder`) tells :meth:`PpsppUploads.on_data` of each DATA:
-the content's root hash, the channel's UDP address and the chunk's bytes.  Bytes of the
+The engine (:class:`~ppsp.peer.ppspp.Seeder`, or a live stream's
+:class:`~ppsp.peer.ppspp.live_server.LiveServer`) tells :meth:`PpsppUploads.on_data` of each
+DATA: the content's root hash (a live stream's swarm ID), the channel's UDP address and the
+chunk's bytes.  Bytes of the
 swarm's content go to the PeerID the sans-I/O
 :class:`~ppsp.peer.upload.attribution.AddressAttribution` knows at that address (from the
 session's listed peers, or a FIND when it knows none: 0.5 s after the last for a new address,
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from ppsp.errors import PPSPError
 from ppsp.peer.net.session import SwarmSession
 from ppsp.peer.ppspp import Seeder
+from ppsp.peer.ppspp.live_server import LiveServer
 from ppsp.peer.upload.attribution import AddressAttribution
 from ppsp.wire.tracker import PeerInfo
 
@@ -62,9 +65,9 @@ class PpsppUploads:
         """Count DATA of the content of root hash ``root`` as the swarm's."""
         self.roots.add(root)
 
-    def attach(self, seeder: Seeder) -> None:
-        """Be told of every DATA ``seeder`` sends."""
-        seeder.on_data = self.on_data
+    def attach(self, engine: Seeder | LiveServer) -> None:
+        """Be told of every DATA ``engine`` sends."""
+        engine.on_data = self.on_data
 
     def on_data(self, root: bytes, address: tuple[str, int], nbytes: int) -> None:
         """A DATA of ``nbytes`` chunk bytes of content ``root`` went to ``address``."""

@@ -9,6 +9,8 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 * :mod:`.content` -- the content served: its Merkle tree, peaks, uncle hashes, chunk bytes;
 * :mod:`.partial` -- content served while only part of it is held, and its subtree hashes;
 * :mod:`.ledbat` -- the sending pace: a window of DATA in flight (LEDBAT, RFC 6817);
+* :mod:`.sending` -- what the uploading engines share: the flight, ACKs and losses under that
+  window, and the upload cap's turns;
 * :mod:`.channel` -- one channel's state and its state table;
 * :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
 * :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs;

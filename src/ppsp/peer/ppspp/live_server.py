@@ -21,8 +21,15 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
   SIGNED_INTEGRITY of its signature (unless the peer acknowledged a chunk of that munro, by ACK
   or HAVE), INTEGRITY of every uncle up to the munro (all of them: each datagram verifies on
   its own, so a lost datagram costs only itself; 9 hashes, 369 bytes), then the DATA, last.
-  Requests for chunks not held are dropped (counted).  No congestion control beyond a bound on
-  the queue: the live chunks are small and the viewer's policy bounds what it asks at once.
+  Requests for chunks not held are dropped (counted), as are requests for chunks in flight or
+  that the peer acknowledged (unless it gave their live chunk up: a CANCEL, or a REQUEST
+  starting at a chunk it acknowledged).
+- **Pace** (RFC 6817, 8.7): as the seeder's (:mod:`.sending`): per channel a LEDBAT window of
+  DATA in flight fed by the ACKs' one-way delay samples, a DATA unacknowledged after the
+  retransmission timeout lost (the window halves; the chunk is sent again first while its live
+  chunk is held and the peer has not announced it), and under the peer's upload cap
+  (``pacer``, the token bucket HTTP draws on too) the channels' hosts take turns, one DATA
+  each.  :attr:`LiveServer.on_data` is told of each DATA (the I/O layer attributes it).
 - **Channels**: 32-bit random IDs, bound to the address that opened them; a closing HANDSHAKE
   forgets one; keep-alives after 30 s of silence from us; forgotten after 180 s of silence from
   the peer (10 s while half open).  Anything that does not parse, or a DATA (we ask for
@@ -35,17 +42,27 @@ import secrets
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import LocalProtocolError, PPSPPError
 from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
 from ppsp.peer.ppspp.channel import Address
+from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
 from ppsp.peer.ppspp.live import (
     LIVE_CHUNK_SIZE,
     MAX_LIVE_INDEX,
     MUNRO_CHUNKS,
     LiveChunkRecord,
 )
+from ppsp.peer.ppspp.sending import (
+    SendTurns,
+    acked_in_flight,
+    acknowledge,
+    flight_deadline,
+    take_expired,
+)
+from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     PPSPP_VERSION,
     Ack,
@@ -156,6 +173,8 @@ class LiveServerConfig:
     corrupt_data: bool = False
     """Damage the first byte of every DATA sent (tests: ``--corrupt-uploads``, a relay whose
     chunks do not match the signed munros)."""
+    ledbat: LedbatParameters = field(default_factory=LedbatParameters)
+    """Each channel's LEDBAT window and retransmission timer (the seeder's)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -174,6 +193,11 @@ class _Channel:
     queue: deque[int] = field(default_factory=deque)
     """PPSPP chunks to send, in order."""
     queued: set[int] = field(default_factory=set)
+    ledbat: Ledbat = field(default_factory=Ledbat)
+    flight: dict[int, float] = field(default_factory=dict)
+    """DATA sent and not acknowledged: PPSPP chunk -> when sent (oldest first)."""
+    pieces: dict[int, set[int]] = field(default_factory=dict)
+    """Of each live chunk held, the pieces (offsets) the peer acknowledged (ACK or HAVE)."""
 
 
 class LiveServer:
@@ -187,9 +211,15 @@ class LiveServer:
         signer: Callable[[bytes], bytes] | None = None,
         config: LiveServerConfig | None = None,
         channel_ids: Callable[[], int] = lambda: secrets.randbits(32),
+        pacer: UploadPacer | None = None,
     ) -> None:
         if not 1 <= window_chunks <= MAX_LIVE_INDEX:
             raise ValueError("window_chunks out of range")
+        self.pacer = pacer
+        """The peer's upload cap (its bucket on the clock of ``now``: Unix time), or None."""
+        self.on_data: Callable[[bytes, Any, int], None] | None = None
+        """Told of each DATA sent: the swarm ID, the channel's address and the piece's bytes
+        (the I/O layer attributes them to a PeerID for ``--report``)."""
         self.swarm_id = swarm_id
         self.window_chunks = window_chunks
         self.signer = signer
@@ -200,7 +230,8 @@ class LiveServer:
         self._by_peer: dict[tuple[Address, int], _Channel] = {}
         self._out: list[tuple[Address, bytes]] = []
         self.stats: Counter[str] = Counter()
-        """What happened: datagrams in and out, DATA sent, and every drop by reason."""
+        """What happened: datagrams in and out, DATA sent and lost, and every drop by reason."""
+        self._turns = SendTurns(pacer, self._send_on, self.stats)
 
     # --- what is held ------------------------------------------------------------------------
 
@@ -287,6 +318,9 @@ class LiveServer:
         channel.last_received = now
         confirmed = not channel.established
         channel.established = True
+        # Losses due by now first (the timer may not have run yet): a REQUEST in this datagram
+        # for a chunk lost in flight then finds it queued again, not in flight.
+        self._expire(channel, now)
         for message in datagram.messages:
             if not self._on_message(channel, message, now):
                 return
@@ -295,21 +329,27 @@ class LiveServer:
         self._pump(channel, now)
 
     def handle_timer(self, now: float) -> None:
-        """Time out channels and send keep-alives due at ``now``."""
+        """Time out channels, re-send lost DATA, send what the upload cap now allows and the
+        keep-alives due at ``now``."""
         config = self.config
-        for channel in list(self._channels.values()):
-            if not channel.established:
-                if now >= channel.created + config.half_open_timeout:
-                    self.stats["half_open_expired"] += 1
+        with self._turns.collecting(now):  # under the cap: every channel's turn, then serve
+            for channel in list(self._channels.values()):
+                if not channel.established:
+                    if now >= channel.created + config.half_open_timeout:
+                        self.stats["half_open_expired"] += 1
+                        self._forget(channel)
+                    continue
+                if now >= channel.last_received + config.idle_timeout:
+                    self.stats["idle_closed"] += 1
                     self._forget(channel)
-                continue
-            if now >= channel.last_received + config.idle_timeout:
-                self.stats["idle_closed"] += 1
-                self._forget(channel)
-            elif now >= channel.last_sent + config.keepalive_interval:
-                self._send_raw(
-                    channel, encode_datagram(keepalive(channel.remote_id), LIVE_PARAMETERS), now
-                )
+                    continue
+                self._expire(channel, now)
+                self._pump(channel, now)
+                if now >= channel.last_sent + config.keepalive_interval:
+                    keepalive_datagram = encode_datagram(
+                        keepalive(channel.remote_id), LIVE_PARAMETERS
+                    )
+                    self._send_raw(channel, keepalive_datagram, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must run next (None: no channel)."""
@@ -321,6 +361,10 @@ class LiveServer:
             else:
                 times.append(channel.last_received + config.idle_timeout)
                 times.append(channel.last_sent + config.keepalive_interval)
+                if (timeout := flight_deadline(channel.flight, channel.ledbat)) is not None:
+                    times.append(timeout)
+        if (ready := self._turns.ready_at()) is not None:
+            times.append(ready)  # a channel waits for the upload cap
         return min(times, default=None)
 
     def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
@@ -370,6 +414,7 @@ class LiveServer:
             created=now,
             last_received=now,
             last_sent=now,
+            ledbat=Ledbat(self.config.ledbat),
         )
         self._channels[local_id] = channel
         self._by_peer[(address, handshake.source_channel)] = channel
@@ -437,16 +482,24 @@ class LiveServer:
         elif isinstance(message, Ack | Have):
             chunk = message.chunk
             assert isinstance(chunk, ChunkRange)
-            first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
-            # Over what is held (a window), not over the range: a HAVE may name 2^32 chunks.
-            channel.acknowledged.update(i for i in self._held if first <= i <= last)
-            if len(channel.acknowledged) > 2 * self.window_chunks:
-                floor = (self.newest or 0) - self.window_chunks
-                channel.acknowledged = {i for i in channel.acknowledged if i > floor}
+            if isinstance(message, Ack):
+                # The seeder's ACK handling: the window freed, a one-way delay sample.
+                acked = acked_in_flight(channel.flight, chunk.start, chunk.end)
+                acknowledge(channel.flight, channel.ledbat, acked, delay_us=message.delay, now=now)
+                self.stats["data_acked"] += len(acked)
+            self._mark_held(channel, chunk)
             self._drop_queued(channel, chunk)
         elif isinstance(message, Cancel):
-            assert isinstance(message.chunk, ChunkRange)
-            self._drop_queued(channel, message.chunk)
+            chunk = message.chunk
+            assert isinstance(chunk, ChunkRange)
+            self._drop_queued(channel, chunk)
+            # Not wanted any more: not sent again when their timers run out (no loss either),
+            # and what the peer acknowledged of them it may drop (a later REQUEST gets it all).
+            for number in acked_in_flight(channel.flight, chunk.start, chunk.end):
+                del channel.flight[number]
+            first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
+            for index in [i for i in channel.pieces if first <= i <= last]:
+                del channel.pieces[index]
         elif isinstance(message, Handshake):
             if message.source_channel == 0:
                 self.stats["closed_by_peer"] += 1
@@ -469,6 +522,30 @@ class LiveServer:
         self._close(channel, now, notify=True)
         return False
 
+    def _mark_held(self, channel: _Channel, chunk: ChunkRange) -> None:
+        """The peer acknowledged ``chunk`` (ACK or HAVE): its munros are known to it, and its
+        pieces held (never sent again)."""
+        first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
+        # Over what is held (a window), not over the range: a HAVE may name 2^32 chunks.
+        for index, record in self._held.items():
+            if not first <= index <= last:
+                continue
+            channel.acknowledged.add(index)
+            base = index * MUNRO_CHUNKS
+            start, end = max(chunk.start - base, 0), min(chunk.end - base, record.pieces - 1)
+            if start <= end:
+                channel.pieces.setdefault(index, set()).update(range(start, end + 1))
+        if len(channel.acknowledged) > 2 * self.window_chunks:
+            floor = (self.newest or 0) - self.window_chunks
+            channel.acknowledged = {i for i in channel.acknowledged if i > floor}
+            channel.pieces = {i: p for i, p in channel.pieces.items() if i > floor}
+
+    def _peer_holds(self, channel: _Channel, number: int) -> bool:
+        """Whether the peer acknowledged PPSPP chunk ``number``."""
+        index, offset = divmod(number, MUNRO_CHUNKS)
+        pieces = channel.pieces.get(index)
+        return pieces is not None and offset in pieces
+
     def _request(self, channel: _Channel, chunks: object, now: float) -> None:
         assert isinstance(chunks, ChunkRange)
         first_index = chunks.start // MUNRO_CHUNKS
@@ -478,8 +555,19 @@ class LiveServer:
             self.stats["request_not_held"] += 1
         for record in records:
             held = record.held
-            for number in range(max(chunks.start, held.start), min(chunks.end, held.end) + 1):
-                if number in channel.queued:
+            start = max(chunks.start, held.start)
+            if self._peer_holds(channel, start):
+                # A receiver asks from its first missing piece on: one it acknowledged is gone
+                # from it (it gave the live chunk up and asks again), so is the rest.
+                channel.pieces.pop(record.index, None)
+            for number in range(start, min(chunks.end, held.end) + 1):
+                # Queued, in flight (re-sent once its timer runs out) or acknowledged: not
+                # again (a receiver asks again from its first missing piece on).
+                if (
+                    number in channel.queued
+                    or number in channel.flight
+                    or self._peer_holds(channel, number)
+                ):
                     continue
                 if len(channel.queue) >= self.config.max_queue:
                     self.stats["request_dropped"] += 1
@@ -496,14 +584,30 @@ class LiveServer:
             channel.queue = deque(n for n in channel.queue if n not in gone)
 
     def _pump(self, channel: _Channel, now: float) -> None:
-        """Send every queued chunk still held, one datagram each."""
-        while channel.queue:
+        """Send queued chunks while the LEDBAT window allows (only on an established channel);
+        under an upload cap, while the pacer allows too, in the turn of the channel's host."""
+        if channel.established:
+            self._turns.pump(channel.local_id, channel.address[0], now)
+
+    def _send_on(self, key: int, now: float) -> int | None:
+        """:meth:`_send_next` on the channel of ID ``key`` if it is still open."""
+        channel = self._channels.get(key)
+        if channel is None or not channel.established:
+            return None
+        return self._send_next(channel, now)
+
+    def _send_next(self, channel: _Channel, now: float) -> int | None:
+        """Send the next queued chunk still held, in one datagram, when the window allows;
+        the datagram's bytes, or None when nothing may go (window full, queue empty)."""
+        while channel.queue and channel.ledbat.allows(len(channel.flight)):
             number = channel.queue.popleft()
             channel.queued.discard(number)
             index, offset = divmod(number, MUNRO_CHUNKS)
             record = self._held.get(index)
             if record is None or offset >= record.pieces:
                 self.stats["request_expired"] += 1
+                continue
+            if number in channel.flight or self._peer_holds(channel, number):
                 continue
             messages: list[Message] = []
             if index not in channel.acknowledged:
@@ -521,20 +625,44 @@ class LiveServer:
                     data=piece,
                 )
             )
-            self._send(channel, tuple(messages), now)
+            sent = self._send(channel, tuple(messages), now)
+            channel.flight[number] = now
             self.stats["data_sent"] += 1
             self.stats["data_bytes"] += len(piece)
+            if self.on_data is not None:
+                self.on_data(self.swarm_id, channel.address, len(piece))
+            return sent
+        return None
+
+    def _expire(self, channel: _Channel, now: float) -> None:
+        """DATA unacknowledged after the retransmission timeout: lost (LEDBAT's window halves),
+        and sent again first while its live chunk is held and the peer has not announced it."""
+        lost = False
+        expired = take_expired(channel.flight, channel.ledbat, now)
+        for number in reversed(expired):  # requeued in their original order
+            if self._peer_holds(channel, number):
+                self.stats["data_acked_by_have"] += 1
+                continue
+            lost = True
+            self.stats["data_lost"] += 1
+            if number // MUNRO_CHUNKS in self._held and number not in channel.queued:
+                channel.queue.appendleft(number)
+                channel.queued.add(number)
+        if lost:
+            channel.ledbat.on_loss(now)
 
     # --- sending and closing -----------------------------------------------------------------
 
-    def _send(self, channel: _Channel, messages: tuple[Message, ...], now: float) -> None:
+    def _send(self, channel: _Channel, messages: tuple[Message, ...], now: float) -> int:
+        """Send ``messages`` in one datagram; its bytes."""
         datagram = Datagram(channel=channel.remote_id, messages=messages)
-        self._send_raw(channel, encode_datagram(datagram, LIVE_PARAMETERS), now)
+        return self._send_raw(channel, encode_datagram(datagram, LIVE_PARAMETERS), now)
 
-    def _send_raw(self, channel: _Channel, data: bytes, now: float) -> None:
+    def _send_raw(self, channel: _Channel, data: bytes, now: float) -> int:
         channel.last_sent = now
         self._out.append((channel.address, data))
         self.stats["datagrams_out"] += 1
+        return len(data)
 
     def _close(self, channel: _Channel, now: float, *, notify: bool) -> None:
         if notify and channel.established:
@@ -542,5 +670,6 @@ class LiveServer:
         self._forget(channel)
 
     def _forget(self, channel: _Channel) -> None:
+        self._turns.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
         self._by_peer.pop((channel.address, channel.remote_id), None)

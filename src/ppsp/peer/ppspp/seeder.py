@@ -22,7 +22,8 @@ What it does, section by section of RFC 7574:
   peer has echoed our channel ID (3.1.1 step 7), paced by a LEDBAT window (:mod:`.ledbat`)
   and, under the peer's upload cap, by an :class:`~ppsp.peer.upload.pacing.UploadPacer`: the
   bucket HTTP uploads draw from too, the channels' hosts taking turns, one DATA each.
-* **ACK** (8.7): frees the window, feeds LEDBAT its delay sample and the round-trip estimate.
+* **ACK** (8.7): frees the window, feeds LEDBAT its delay sample and the round-trip estimate
+  (the flight, ACK and pacing bookkeeping is :mod:`.sending`'s, shared with the live server).
 * **Keep-alives and timeouts** (3.12): a keep-alive when we have sent nothing for a while to
   a peer that still talks to us; a channel whose peer is silent for ``idle_timeout`` is
   dropped, a half-open one sooner.
@@ -53,6 +54,13 @@ from ppsp.peer.ppspp.channel import (
 from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_of_range, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
 from ppsp.peer.ppspp.partial import PartialContent
+from ppsp.peer.ppspp.sending import (
+    SendTurns,
+    acked_in_flight,
+    acknowledge,
+    flight_deadline,
+    take_expired,
+)
 from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
@@ -190,7 +198,6 @@ class Seeder:
         pacer: UploadPacer | None = None,
     ) -> None:
         self.pacer = pacer
-        self._deferred = False  # handle_timer collects the channels' turns before serving
         self.on_data: Callable[[bytes, Address, int], None] | None = None
         """Told of each DATA sent: the content's root hash, the channel's address and the
         chunk's bytes (the I/O layer attributes them to a PeerID for ``--report``)."""
@@ -214,6 +221,7 @@ class Seeder:
         self.stats: Counter[str] = Counter()
         """Counts of what happened: datagrams in and out, DATA sent and lost, and each kind of
         datagram dropped (``malformed``, ``unknown_channel``, ``refused_handshake``, ...)."""
+        self._turns = SendTurns(pacer, self._send_on, self.stats)
 
     # --- the I/O layer's interface ---------------------------------------------------------
 
@@ -231,6 +239,10 @@ class Seeder:
             self.stats["malformed"] += 1
             return
         if channel_id == 0:
+            if len(data) == 4:
+                # A bare keep-alive on channel 0: a NAT punch (peer/nat/punch.py), no message.
+                self.stats["punches_in"] += 1
+                return
             self._opening(data, address, now)
             return
         channel = self._channels.get(channel_id)
@@ -274,40 +286,36 @@ class Seeder:
         """Run what is due at ``now``: timeouts, lost DATA, keep-alives."""
         config = self.config
         # Under the upload cap, every channel with something to send joins the turns first,
-        # and the turns are served once, below: not the first channel alone.
-        self._deferred = self.pacer is not None
-        for channel in list(self._channels.values()):
-            if channel.state is ChannelState.HALF_OPEN:
-                if now >= channel.created + config.half_open_timeout:
-                    self.stats["half_open_expired"] += 1
-                    self._close(channel, notify=False, now=now)
-                continue
-            if now >= channel.last_received + config.idle_timeout:
-                self.stats["idle_closed"] += 1
-                self._close(channel, notify=False, now=now)
-                continue
-            rto = channel.ledbat.rto
-            expired = [index for index, sent in channel.flight.items() if now >= sent + rto]
-            lost = False
-            for index in reversed(expired):  # requeued in their original order
-                del channel.flight[index]
-                if channel.has_chunk(index):
-                    # libswift answers a DATA it already had with a HAVE, not an ACK (its
-                    # HAVE comes before the ACK of a new chunk, so it cannot end the flight).
-                    self.stats["data_acked_by_have"] += 1
+        # and the turns are served once, on leaving: not the first channel alone.
+        with self._turns.collecting(now):
+            for channel in list(self._channels.values()):
+                if channel.state is ChannelState.HALF_OPEN:
+                    if now >= channel.created + config.half_open_timeout:
+                        self.stats["half_open_expired"] += 1
+                        self._close(channel, notify=False, now=now)
                     continue
-                lost = True
-                self.stats["data_lost"] += 1
-                channel.requeue(index)
-            if lost:
-                channel.ledbat.on_loss(now)
-            self._pump(channel, now)
-            if now >= channel.last_sent + config.keepalive_interval:
-                self._send(channel, encode_datagram(keepalive(channel.remote_id), _OPENING), now)
-                self.stats["keepalives_out"] += 1
-        if self.pacer is not None:
-            self._deferred = False
-            self._serve_paced(now)  # the upload cap's deadline too
+                if now >= channel.last_received + config.idle_timeout:
+                    self.stats["idle_closed"] += 1
+                    self._close(channel, notify=False, now=now)
+                    continue
+                lost = False
+                expired = take_expired(channel.flight, channel.ledbat, now)
+                for index in reversed(expired):  # requeued in their original order
+                    if channel.has_chunk(index):
+                        # libswift answers a DATA it already had with a HAVE, not an ACK (its
+                        # HAVE comes before the ACK of a new chunk, so it cannot end the flight).
+                        self.stats["data_acked_by_have"] += 1
+                        continue
+                    lost = True
+                    self.stats["data_lost"] += 1
+                    channel.requeue(index)
+                if lost:
+                    channel.ledbat.on_loss(now)
+                self._pump(channel, now)
+                if now >= channel.last_sent + config.keepalive_interval:
+                    keepalive_datagram = encode_datagram(keepalive(channel.remote_id), _OPENING)
+                    self._send(channel, keepalive_datagram, now)
+                    self.stats["keepalives_out"] += 1
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must run next (None: nothing pending)."""
@@ -319,9 +327,9 @@ class Seeder:
                 continue
             deadlines.append(channel.last_received + config.idle_timeout)
             deadlines.append(channel.last_sent + config.keepalive_interval)
-            if channel.flight:
-                deadlines.append(next(iter(channel.flight.values())) + channel.ledbat.rto)
-        if self.pacer is not None and (ready := self.pacer.ready_at()) is not None:
+            if (timeout := flight_deadline(channel.flight, channel.ledbat)) is not None:
+                deadlines.append(timeout)
+        if (ready := self._turns.ready_at()) is not None:
             deadlines.append(ready)  # a channel waits for the upload cap
         return min(deadlines, default=None)
 
@@ -587,18 +595,8 @@ class Seeder:
 
     def _on_ack(self, channel: Channel, ack: Ack, now: float) -> None:
         chunks = self._clip(channel, ack.chunk, "ack")
-        flight = channel.flight
-        if chunks.start == chunks.end:
-            acked = [chunks.start] if chunks.start in flight else []
-        else:
-            acked = [i for i in flight if chunks.start <= i <= chunks.end]
-        # LEDBAT's flight size is what was in flight before this ACK (RFC 6817 2.4.2), less
-        # the chunk acknowledged: for an ACK of a range, the same for each of its chunks, so
-        # that acknowledging several at once does not shrink the window to what is left.
-        before = len(flight) - 1
-        for index in acked:
-            sent_at = flight.pop(index)
-            channel.ledbat.on_ack(now=now, sent_at=sent_at, delay_us=ack.delay, in_flight=before)
+        acked = acked_in_flight(channel.flight, chunks.start, chunks.end)
+        acknowledge(channel.flight, channel.ledbat, acked, delay_us=ack.delay, now=now)
         self.stats["data_acked"] += len(acked)
         channel.mark_held(chunks)
         channel.cancel(chunks)
@@ -608,33 +606,15 @@ class Seeder:
     def _pump(self, channel: Channel, now: float) -> None:
         """Send requested chunks while the window allows (only on an established channel);
         under an upload cap, while the pacer allows too, in the turn of the channel's host."""
-        if channel.state is not ChannelState.ESTABLISHED:
-            return
-        if self.pacer is not None:
-            self.pacer.want(channel.local_id, channel.address[0])
-            if not self._deferred:
-                self._serve_paced(now)
-            return
-        while self._send_next(channel, now) is not None:
-            pass
+        if channel.state is ChannelState.ESTABLISHED:
+            self._turns.pump(channel.local_id, channel.address[0], now)
 
-    def _serve_paced(self, now: float) -> None:
-        """Under the upload cap: one DATA per turn, to the channel whose turn it is, while
-        the pacer allows; a channel with nothing it may send leaves the turns until
-        :meth:`_pump` brings it back (an ACK, a REQUEST, a lost DATA)."""
-        pacer = self.pacer
-        assert pacer is not None
-        while (sender := pacer.next_sender(now)) is not None:
-            channel = self._channels.get(cast(int, sender))
-            sent = None
-            if channel is not None and channel.state is ChannelState.ESTABLISHED:
-                sent = self._send_next(channel, now)
-            if sent is None:
-                pacer.drop(sender)
-            else:
-                pacer.spent(sender, sent, now)
-        if pacer.wanting:
-            self.stats["paced_waits"] += 1  # channels wait for the upload cap's deadline
+    def _send_on(self, key: int, now: float) -> int | None:
+        """:meth:`_send_next` on the channel of ID ``key`` if it is still established."""
+        channel = self._channels.get(key)
+        if channel is None or channel.state is not ChannelState.ESTABLISHED:
+            return None
+        return self._send_next(channel, now)
 
     def _send_next(self, channel: Channel, now: float) -> int | None:
         """Send the next requested chunk the window allows; the bytes of its datagrams, or
@@ -729,8 +709,7 @@ class Seeder:
 
     def _forget(self, channel: Channel) -> None:
         channel.state = ChannelState.CLOSED
-        if self.pacer is not None:
-            self.pacer.forget(channel.local_id)
+        self._turns.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
         self._by_peer.pop((channel.address, channel.remote_id), None)
         mine = self._by_address.get(channel.address)
