@@ -1,10 +1,12 @@
-"""``ppsp lab vod --nat``: the lab in network namespaces, 3 of its 4 peers behind NATs.
+"""``ppsp lab vod|live --nat``: the lab in network namespaces, 3 of its 4 peers behind NATs.
 
 A real run as a subprocess (root, nftables, tc and coturn needed; skipped without them, failed
 in CI): every peer completes with a verified copy, each NATed peer learnt its router's public
 address from the STUN server (so it really sat behind a masquerade), the source served them
 over PPSPP, the report has the NAT figures, and no namespace of the run is left.  A second
 run is stopped with SIGTERM while its peers download: it exits at once, its namespaces gone.
+A live run streams over PPSPP to viewers behind NAT (STUN on their live sockets) and reports
+how the viewer pairs connected.
 """
 
 from __future__ import annotations
@@ -105,3 +107,35 @@ def test_a_nat_lab_stopped_midway_removes_its_namespaces(tmp_path: Path) -> None
             lab.kill()
             lab.wait(timeout=30)
     assert _lab_namespaces() <= before
+
+
+def test_a_live_nat_lab_streams_over_ppspp_and_reports_the_pairs(tmp_path: Path) -> None:
+    require(namespaces=True)
+    before = _lab_namespaces()
+    out = tmp_path / "live"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "ppsp", "lab", "live", "--nat", "0.75", "--peers", str(PEERS),
+            "--bitrate", "500kbit", "--duration", "6", "--join-spread", "1", "--seed", "1",
+            "--out", str(out),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert _lab_namespaces() <= before
+    assert done.returncode == 0, done.stdout + done.stderr
+    document: dict[str, Any] = orjson.loads((out / "report.json").read_bytes())
+    nat = document["nat"]
+    assert nat["behind_nat"] == 3 and not nat["reports_missing"], nat
+    routers = {node["name"]: node["public"] for node in document["network"]["nodes"]}
+    for name in nat["natted"]:
+        # The live PPSPP socket learnt its router's address through itself (STUN).
+        reflexive = nat["reflexive"][name]
+        node = name.replace("viewer-", "peer-")  # the network plan names the viewers' nodes so
+        assert reflexive is not None and reflexive.split(":")[0] == routers[node], nat
+    # The source served the viewers behind NAT over PPSPP, and the pairs are counted.
+    assert nat["source"]["natted"]["transports"].get("PPSPP", 0) >= 1, nat["source"]
+    assert nat["source_ppspp"].get("data_sent", 0) > 0 and nat["source_ppspp_live"], nat
+    pairs = nat["pairs"]
+    assert pairs["total"] == PEERS * (PEERS - 1) // 2, pairs
+    assert pairs["direct"] >= 1, pairs

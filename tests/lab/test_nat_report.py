@@ -115,3 +115,13 @@ def test_a_remote_s_record_names_the_address_chunks_went_to_and_whether_it_was_r
     assert (remote.address, remote.relayed) == ("10.1.1.1:80", False)
     remote.offer = TransportOffer(type="PPSPP", uri="ppspp://10.9.0.1:5000/" + "0" * 64)
     assert (remote.address, remote.relayed) == ("10.9.0.1:5000", True)
+
+
+def test_a_live_source_s_ppspp_counts_are_read() -> None:
+    peers = [LabPeer(name="a", natted=True, report=_report("A", {"SRC": _record("PPSPP")}))]
+    source = {"peer_id": "SRC", "ppspp_live": {"data_sent": 9}}
+    section = nat_section(peers, SWARM, source, 1.0)
+    assert section["source_ppspp"] == {"data_sent": 9} and section["source_ppspp_live"]
+    assert "The source sent 9 PPSPP chunks" in render_nat_markdown({"nat": section})
+    seeder = nat_section(peers, SWARM, {"peer_id": "SRC", "ppspp": {"data_sent": 3}}, 1.0)
+    assert not seeder["source_ppspp_live"]

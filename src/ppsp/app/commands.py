@@ -8,6 +8,7 @@ process exit code; expected failures are one line on standard error, never a tra
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -579,6 +580,7 @@ async def watch_main(
     timeout: float = 30.0,
     on_url: Callable[[str], None] | None = None,
     transports: tuple[str, ...] | None = None,
+    stun: tuple[str, int] | None = None,
 ) -> int:
     """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
 
@@ -586,9 +588,13 @@ async def watch_main(
     ``-o -`` writes it to standard output in order); a live stream is served as one
     continuous response and, with ``-o FILE`` or ``-o -``, written out as it plays.
     ``transports`` are the chunk transports asked of peers, most preferred first (default:
-    HTTP only; a live stream over PPSPP is also served again over PPSPP).
+    HTTP only; a live stream over PPSPP is also served again over PPSPP).  With PPSPP among
+    them, the live PPSPP socket is bound before the join and registered with it (HOST, and
+    with ``stun`` the REFLEXIVE address that STUN server tells); a stored swarm closes it.
     """
     stop = stop_event()
+    live_socket: socket.socket | None = None
+    reflexive: tuple[str, int] | None = None
     report = options.report
     node = options.node(
         picker_config=PickerConfig(window=WATCH_WINDOW_CHUNKS),
@@ -598,16 +604,24 @@ async def watch_main(
     )
     try:
         await until_stopped(stop, node.start())
+        if "PPSPP" in node.transport_preference:
+            # Bound (and STUN asked) before the join, whose registration carries its addresses.
+            bound = await until_stopped(stop, nat_setup.ppspp_socket(node.host, 0, stun))
+            live_socket, reflexive = bound
+            node.advertise_ppspp(live_socket.getsockname()[1], reflexive)
         session = await until_stopped(stop, node.join_swarm(swarm_id))
         description = await until_stopped(stop, node.obtain_description(session, timeout))
     except Interrupted:
+        nat_setup.close_socket(live_socket)
         await node.stop()
         write_report(node, report)
         return fail("interrupted")
     except OSError as exc:
+        nat_setup.close_socket(live_socket)
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     except (DownloadFailed, PPSPError) as exc:
+        nat_setup.close_socket(live_socket)
         await node.stop()
         write_report(node, report)
         return fail(str(exc))
@@ -627,7 +641,10 @@ async def watch_main(
             timeout,
             report,
             on_url,
+            ppspp_socket=None if live_socket is None else (live_socket, reflexive),
+            stun=stun,
         )
+    nat_setup.close_socket(live_socket)  # stored content: its downloads open their own
     session.description = description
     return await _watch_stored(
         node, session, stop, player_host, player_port, output, timeout, report, on_url

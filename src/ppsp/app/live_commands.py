@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ppsp.app import nat_setup
 from ppsp.app.commands import PeerOptions, fail, write_report
 from ppsp.app.hls import LiveSegmenter, parse_segment_name
 from ppsp.app.player import serve_player
@@ -37,6 +39,7 @@ from ppsp.peer.net.livenode import (
 )
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
+from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
 from ppsp.peer.net.session import SwarmSession
 from ppsp.process.signals import stop_event
 
@@ -52,9 +55,15 @@ async def watch_live(
     timeout: float,
     report: Path | None,
     on_url: Callable[[str], None] | None,
+    *,
+    ppspp_socket: tuple[socket.socket, tuple[str, int] | None] | None = None,
+    stun: tuple[str, int] | None = None,
 ) -> int:
     """Play a live stream at the player URL (and into ``output``) until it ends or is
-    stopped."""
+    stopped.  With PPSPP among the node's transports, ``ppspp_socket`` is the UDP socket
+    bound (and registered) before the join, with its reflexive address: the stream is fetched
+    and served again on it, its NAT binding kept alive with ``stun``, and a viewer behind NAT
+    punches towards the stream's peers."""
     to_stdout = output is not None and str(output) == "-"
     sink: BinaryIO | None = None
     if to_stdout:
@@ -69,17 +78,25 @@ async def watch_live(
     player = LivePlayerEndpoint(outputs, description.media_type, viewer=viewer)
     from ppsp.peer.net.transport import PPSPP
 
+    keeper: PpsppStun | None = None
+    punch: PpsppPunch | None = None
     if PPSPP in node.transport_preference:
+        sock, reflexive = ppspp_socket or (None, None)
         try:
-            viewer.ppspp = await serve_live_ppspp(node, session, description, 0)
+            viewer.ppspp = await serve_live_ppspp(node, session, description, 0, sock=sock)
         except OSError as exc:
+            nat_setup.close_socket(sock)
             await node.stop()
             return fail(f"cannot open a PPSPP socket on {node.host}: {exc.strerror or exc}")
+        keeper, punch = await nat_setup.live_nat(
+            node, session.swarm_id, viewer.ppspp, stun, reflexive
+        )
     try:
         runner, url = await serve_player(
             player.app(), player_host, player_port, to_stderr=to_stdout, hls=player.hls
         )
     except OSError as exc:
+        close_live_nat(keeper, punch)
         if viewer.ppspp is not None:
             viewer.ppspp.close()
         await node.stop()
@@ -98,10 +115,11 @@ async def watch_live(
         outputs.close()
         await runner.cleanup()
         print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
+        close_live_nat(keeper, punch)
         if viewer.ppspp is not None:
             viewer.ppspp.close()
         await node.stop()
-        write_report(node, report, ppspp_report(viewer.ppspp))
+        write_report(node, report, ppspp_report(viewer.ppspp, keeper, punch))
         if sink is not None and not to_stdout:
             sink.close()
     return code
@@ -294,11 +312,13 @@ async def live_main(
     key_path: Path | None = None,
     name: str = "live",
     ppspp_port: int | None = None,
+    stun: tuple[str, int] | None = None,
 ) -> int:
     """Run a live source: print the swarm ID first, then stream until the input ends (or a
     stop signal), announce the end, serve the last chunks briefly and return 0 (1 when the
     input could not be read).  With ``ppspp_port``, the stream is also served over PPSPP
-    (RFC 7574, signed munros) on that UDP port."""
+    (RFC 7574, signed munros) on that UDP port, registered at the tracker (HOST, and with
+    ``stun`` the REFLEXIVE address that STUN server tells, kept alive)."""
     stop = stop_event()
     try:
         live_input = LiveInput.open(input_path)
@@ -312,17 +332,29 @@ async def live_main(
     report = options.report
     node = options.node(clock=time.time, report_interval=5.0)
     runner = LiveSourceRunner(node, key, name=name, chunk_ms=chunk_ms, window_s=window_s)
+    keeper: PpsppStun | None = None
+    punch: PpsppPunch | None = None
+    sock: socket.socket | None = None
     try:
         await node.start()
         if ppspp_port is not None:
+            sock, reflexive = await nat_setup.ppspp_socket(node.host, ppspp_port, stun)
+            description = runner.source.description
             runner.ppspp = await serve_live_ppspp(
-                node, runner.session, runner.source.description, ppspp_port, signer=key.sign
+                node, runner.session, description, 0, signer=key.sign, sock=sock
+            )
+            node.advertise_ppspp(runner.ppspp.address[1], reflexive)  # with the join below
+            keeper, punch = await nat_setup.live_nat(
+                node, runner.swarm_id, runner.ppspp, stun, reflexive
             )
         await runner.announce()
     except (OSError, PPSPError) as exc:
         live_input.close()
+        close_live_nat(keeper, punch)
         if runner.ppspp is not None:
             runner.ppspp.close()
+        else:
+            nat_setup.close_socket(sock)
         await node.stop(disconnect=False)
         return fail(f"cannot start the live source: {exc}")
     print(runner.swarm_id, flush=True)
@@ -347,10 +379,11 @@ async def live_main(
             file=sys.stderr,
             flush=True,
         )
+        close_live_nat(keeper, punch)
         if runner.ppspp is not None:
             runner.ppspp.close()
         await node.stop()
-        write_report(node, report, ppspp_report(runner.ppspp))
+        write_report(node, report, ppspp_report(runner.ppspp, keeper, punch))
     return 0 if failure is None else fail(failure)
 
 
@@ -361,11 +394,16 @@ async def serve_live_ppspp(
     port: int,
     *,
     signer: Callable[[bytes], bytes] | None = None,
+    sock: socket.socket | None = None,
 ) -> LivePpsppEndpoint:
     """Serve ``description``'s stream over PPSPP on UDP ``port`` of the node's host (0: any
-    free port) and offer it in TRANSPORT_NEGOTIATION: the source (``signer``, its key) signs
-    the munros; a viewer re-serves what its channels verified (and fetches over the same
-    socket).  The chunk bytes sent count in ``session``'s uploaded bytes."""
+    free port; with ``sock``, on that bound socket instead) and offer it in
+    TRANSPORT_NEGOTIATION: the source (``signer``, its key) signs the munros; a viewer
+    re-serves what its channels verified (and fetches over the same socket).  The chunk
+    bytes sent keep to the node's upload cap and count in ``session``'s report, attributed
+    to the PeerIDs listed at the channels' addresses."""
+    from ppsp.peer.net.limiter import upload_pacer
+    from ppsp.peer.net.ppspp_uploads import PpsppUploads
     from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, live_ppspp_swarm_id
     from ppsp.peer.ppspp.live_receiver import LiveReceiverConfig
     from ppsp.peer.ppspp.live_server import LiveServer, LiveServerConfig
@@ -374,27 +412,57 @@ async def serve_live_ppspp(
     # Chunks last half a nominal chunk or more: twice the nominal count spans the window.
     window = 2 * description.window_chunks
     config = LiveServerConfig(corrupt_data=node.corrupt_uploads)
-    server = LiveServer(swarm, window_chunks=window, signer=signer, config=config)
+    # --upload-rate binds the DATA too, from the bucket HTTP draws on (its clock, the node's,
+    # is Unix time here: the live engines' ``now``).
+    pacer = upload_pacer(node.upload_limiter)
+    server = LiveServer(swarm, window_chunks=window, signer=signer, config=config, pacer=pacer)
     receiving = (
         None
         if signer is not None
         else LiveReceiverConfig(window_s=description.window_s, window_chunks=window)
     )
-    endpoint = await LivePpsppEndpoint.open(node.host, port, server, receiving)
+    endpoint = await LivePpsppEndpoint.open(node.host, port, server, receiving, sock=sock)
     node.offer_ppspp(description.swarm_id, endpoint.address[1], swarm, LIVE_CHUNK_SIZE)
-
-    def uploaded(nbytes: int) -> None:
-        session.uploaded_bytes += nbytes
-
-    endpoint.on_upload = uploaded
+    # Each DATA counted for the PeerID the tracker lists at its channel's address, the rest
+    # unattributed (as stored content's PPSPP uploads).
+    tracker = node.tracker
+    endpoint.uploads = PpsppUploads(
+        session, None if tracker is None else (lambda: tracker.find(session.swarm_id)), [swarm]
+    )
+    endpoint.uploads.attach(server)
     return endpoint
 
 
-def ppspp_report(endpoint: LivePpsppEndpoint | None) -> dict[str, object] | None:
-    """The ``--report`` file's ``"ppspp_live"`` entry: the PPSPP server's counts."""
+def ppspp_report(
+    endpoint: LivePpsppEndpoint | None,
+    keeper: PpsppStun | None = None,
+    punch: PpsppPunch | None = None,
+) -> dict[str, object] | None:
+    """The ``--report`` file's ``"ppspp_live"`` entry (the PPSPP server's counts), and the
+    socket's ``"stun"`` and ``"punch"`` counts when they ran."""
     if endpoint is None:
         return None
-    return {"ppspp_live": {**endpoint.server.stats, "forged_refused": endpoint.forged}}
+    uploads = {} if endpoint.uploads is None else endpoint.uploads.counts()
+    extra: dict[str, object] = {
+        "ppspp_live": {
+            **endpoint.server.stats,
+            "forged_refused": endpoint.forged,
+            **{f"attribution_{key}": value for key, value in uploads.items()},
+        }
+    }
+    if keeper is not None:
+        extra["stun"] = keeper.counts()
+    if punch is not None:
+        extra["punch"] = punch.counts()
+    return extra
+
+
+def close_live_nat(keeper: PpsppStun | None, punch: PpsppPunch | None) -> None:
+    """Stop a live PPSPP socket's STUN keep-alive and punching (those that run)."""
+    if keeper is not None:
+        keeper.close()
+    if punch is not None:
+        punch.close()
 
 
 def source_key(path: Path | None, name: str) -> tuple[Ed25519PrivateKey, Path, bool]:

@@ -27,6 +27,7 @@ __all__ = [
     "close_socket",
     "download_stun",
     "keep_stun",
+    "live_nat",
     "ppspp_socket",
     "release",
     "serve_relay",
@@ -73,10 +74,13 @@ async def ppspp_socket(
 
 
 async def keep_stun(
-    server: PpsppSeederServer, stun: tuple[str, int], registered: tuple[str, int] | None
+    server: PpsppSeederServer | StunSocket,
+    stun: tuple[str, int],
+    registered: tuple[str, int] | None,
 ) -> PpsppStun | None:
-    """Bindings every 20 s from the serving socket (keeping its NAT mapping alive); a change
-    of the reflexive address is logged, the tracker keeps the registered one."""
+    """Bindings every 20 s from the serving socket (a seeder's, or a live peer's: keeping its
+    NAT mapping alive); a change of the reflexive address is logged, the tracker keeps the
+    registered one."""
 
     def changed(mapped: tuple[str, int]) -> None:
         if registered is not None and mapped != registered:
@@ -175,6 +179,21 @@ def start_punching(
         on_listed=None if relay is None else relay.listed,
         punch=natted,
     )
+
+
+async def live_nat(
+    node: PeerNode,
+    swarm_id: str,
+    endpoint: StunSocket,
+    stun: tuple[str, int] | None,
+    reflexive: tuple[str, int] | None,
+) -> tuple[PpsppStun | None, PpsppPunch | None]:
+    """A live PPSPP socket's NAT side (``live --ppspp-port`` or ``watch --transport ppspp``,
+    registered already): with ``stun``, its keep-alive (a Binding every 20 s); behind NAT (the
+    registered ``reflexive`` address differs from the socket's), punching towards the
+    stream's peers, as a seeder or a downloading peer there does."""
+    keeper = None if stun is None else await keep_stun(endpoint, stun, reflexive)
+    return keeper, start_punching(node, swarm_id, endpoint, reflexive)
 
 
 async def download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | None:

@@ -54,7 +54,13 @@ from ppsp.lab.live_report import (
     render_live_markdown,
 )
 from ppsp.lab.nat_report import LabPeer, nat_section, render_nat_markdown
-from ppsp.lab.nat_setup import build_network, command_prefix, nat_network, network_json
+from ppsp.lab.nat_setup import (
+    build_network,
+    command_prefix,
+    nat_network,
+    nat_peer_args,
+    network_json,
+)
 from ppsp.lab.netns import NatNetwork
 from ppsp.lab.plots import plot_continuity_compare, plot_live_bytes, plot_live_viewers
 from ppsp.lab.runner import (
@@ -64,6 +70,7 @@ from ppsp.lab.runner import (
     _rate_arg,
     _Run,
     source_urls,
+    start_stun,
     start_tracker,
 )
 from ppsp.process.lifetime import child_setup
@@ -107,8 +114,9 @@ class LiveLabSettings:
     viewer_log_level: str = "warning"
     """The viewers' ``--log-level`` (debug: each request, answer and give-up in their logs)."""
     nat: float | None = None
-    """``--nat FRACTION`` (as :attr:`ppsp.lab.runner.VodLabSettings.nat`); live runs over HTTP
-    only: ``ppsp live`` and ``ppsp watch`` have no PPSPP transport yet."""
+    """``--nat FRACTION`` (as :attr:`ppsp.lab.runner.VodLabSettings.nat`): the source also
+    serves PPSPP (``--ppspp-port 0``), the viewers watch with PPSPP first, then HTTP, and
+    those behind NAT with ``--stun`` (:func:`~ppsp.lab.nat_setup.nat_peer_args`)."""
 
     @property
     def source_upload(self) -> float:
@@ -276,7 +284,8 @@ async def _swarm(
     """Start tracker, source, encoder and viewers; run them; stop them all with SIGINT.
 
     With ``net`` (``--nat``) the tracker, the source and each viewer run in their namespaces
-    (the encoder beside the lab, writing into the source's FIFO)."""
+    (the encoder beside the lab, writing into the source's FIFO), a STUN server beside the
+    tracker; the stream goes over PPSPP too (:func:`nat_peer_args` for the viewers)."""
     machine_start = _machine_ticks()
     from ppsp.lab.attackers import start_attackers
 
@@ -289,6 +298,9 @@ async def _swarm(
         prefix=command_prefix(net, "tracker"),
     )
     say(f"tracker at {tracker_url}")
+    if net is not None:
+        await start_stun(run, net, dirs["logs"])
+        say(f"STUN server (coturn) at {net.plan.stun_server}")
 
     fifo = dirs["work"] / "stream.ts"
     with contextlib.suppress(FileNotFoundError):
@@ -314,6 +326,7 @@ async def _swarm(
             _rate_arg(settings.source_upload),
             "--report",
             str(dirs["reports"] / "source.json"),
+            *([] if net is None else ["--ppspp-port", "0"]),
         ],
         dirs["logs"] / "source.log",
         prefix=command_prefix(net, "source"),
@@ -379,6 +392,8 @@ async def _swarm(
             ]
             if settings.peer_rate is not None:
                 args += ["--upload-rate", _rate_arg(settings.peer_rate)]
+            if net is not None:
+                args += nat_peer_args(net, i)
             viewer = await LabProcess.spawn(
                 name, args, dirs["logs"] / f"{name}.log", prefix=command_prefix(net, node)
             )
@@ -551,6 +566,7 @@ async def run_live_lab(
             outcome.swarm_id,
             source_report,
             settings.nat or 0.0,
+            stun=net.plan.stun_server,
         )
     if per_kind:
         from ppsp.lab.attackers import attack_section

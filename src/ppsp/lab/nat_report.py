@@ -188,7 +188,9 @@ def nat_section(
         "pairs_by_kind": {kind: counts.to_json() for kind, counts in by_kind.items()},
         "natted_pairs": touching.to_json(),
         "source": source_reach(peers, swarm_id, source_id),
-        "source_ppspp": dict((source or {}).get("ppspp") or {}),
+        # A seeder reports its PPSPP engine as "ppspp", a live source as "ppspp_live".
+        "source_ppspp": dict((source or {}).get("ppspp") or (source or {}).get("ppspp_live") or {}),
+        "source_ppspp_live": bool((source or {}).get("ppspp_live")),
         "source_unattributed": _unattributed(source, swarm_id),
     }
 

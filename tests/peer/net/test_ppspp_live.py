@@ -44,7 +44,7 @@ async def test_source_viewer_and_relay() -> None:
         assert got == chunks
         first.serve(2)
         uploaded: list[int] = []
-        first.on_upload = uploaded.append
+        first.server.on_data = lambda swarm, address, nbytes: uploaded.append(nbytes)
         assert await asyncio.wait_for(second.fetch(first.address, 2), 5) == chunks[2]
         assert sum(uploaded) == len(chunks[2])
         # A chunk the relay does not hold is not served by it: the fetch waits (given up).

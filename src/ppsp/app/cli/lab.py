@@ -321,7 +321,8 @@ def lab_live(
     the same stream runs without them first (into OUT/clean) and report.md compares both.
 
     --nat FRACTION runs the stream in network namespaces, that fraction of the viewers behind
-    NATs, over HTTP (live has no PPSPP transport yet); report.md adds how the pairs connected.
+    NATs, over PPSPP first (STUN and hole punching behind NAT), then HTTP; report.md adds how
+    the pairs connected.
     """
     _check_attacks(attackers, attacks)
     _require_lab_extra()

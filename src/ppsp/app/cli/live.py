@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ppsp.app.cli.peer import peer_options, run_peer
+from ppsp.app.cli.nat import StunServerParam
+from ppsp.app.cli.peer import peer_options, run_peer, unused_stun
 
 if TYPE_CHECKING:
     from ppsp.app.commands import PeerOptions
@@ -63,6 +64,15 @@ if TYPE_CHECKING:
     "munros) on this port of the listening host (0: any free port), to viewers watching with "
     "--transport ppspp.",
 )
+@click.option(
+    "--stun",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --ppspp-port: ask this STUN server (port 3478 by default) for the PPSPP "
+    "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
+    "(a Binding every 20 s).",
+)
 def live(
     options: PeerOptions,
     input_path: str,
@@ -71,11 +81,14 @@ def live(
     key_path: Path | None,
     name: str,
     ppspp_port: int | None,
+    stun: tuple[str, int] | None,
 ) -> None:
     """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID.
 
     When the input ends, the last chunk says so, the source serves it briefly and exits.
     """
+    if stun is not None and ppspp_port is None:
+        stun = unused_stun("needs --ppspp-port (the socket it is about)")
     from ppsp.app.live_commands import live_main
 
     sys.exit(
@@ -88,6 +101,7 @@ def live(
                 key_path=key_path,
                 name=name,
                 ppspp_port=ppspp_port,
+                stun=stun,
             )
         )
     )

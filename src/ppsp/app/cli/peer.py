@@ -311,7 +311,7 @@ def seed(
         # One from a configuration file or the environment is left unused.
         raise click.BadParameter("needs --ppspp-port", param_hint="--ppspp-chunk-size")
     if stun is not None and ppspp_port is None:
-        raise click.BadParameter("needs --ppspp-port (the socket it is about)", param_hint="--stun")
+        stun = unused_stun("needs --ppspp-port (the socket it is about)")
     relay = None
     if turn is not None:
         from ppsp.peer.net.ppspp_relay import TurnServer
@@ -426,7 +426,8 @@ def get(
         if transports and source is click.core.ParameterSource.COMMANDLINE:
             # One from a configuration file or the environment is left unused.
             raise click.UsageError("--transport goes with --tracker, not --peer", ctx)
-        if stun is not None:
+        stun_source = ctx.get_parameter_source("stun")
+        if stun is not None and stun_source is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("--stun goes with --tracker, not --peer", ctx)
         peer = (ppspp_peer, merkle_hash, ppspp_chunk_size)
         _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
@@ -447,9 +448,7 @@ def get(
 
     preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
     if stun is not None and "PPSPP" not in preference:
-        raise click.BadParameter(
-            "needs --transport ppspp (the socket it is about)", param_hint="--stun"
-        )
+        stun = unused_stun("needs --transport ppspp (the socket it is about)")
     main = get_main(
         swarm_id,
         options,
@@ -460,6 +459,16 @@ def get(
         stun=stun,
     )
     sys.exit(run_peer(main))
+
+
+def unused_stun(needs: str) -> tuple[str, int] | None:
+    """``--stun`` without the PPSPP socket it is about: a usage error (saying what it
+    ``needs``) when given on the command line; one from a configuration file or the
+    environment is left unused (None; ``[peer]`` gives it to every peer command)."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("stun") is click.core.ParameterSource.COMMANDLINE:
+        raise click.BadParameter(needs, param_hint="--stun")
+    return None
 
 
 def _param_of(ctx: click.Context, name: str) -> click.Parameter:
@@ -546,6 +555,16 @@ for _param in _TRACKER_OPTIONAL:
     "http). ppspp: RFC 7574 over UDP, from peers serving it (ppsp seed or ppsp live with "
     "--ppspp-port, viewers of a live stream watching with --transport ppspp).",
 )
+@click.option(
+    "--stun",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --transport ppspp (a live stream): ask this STUN server (port 3478 by default) "
+    "for the reflexive address of the live PPSPP socket, register it at the tracker, keep the "
+    "NAT binding alive (a Binding every 20 s) and, behind NAT, punch towards the stream's "
+    "peers.",
+)
 def watch(
     swarm_id: str,
     options: PeerOptions,
@@ -555,11 +574,15 @@ def watch(
     force: bool,
     timeout: float,
     transports: tuple[str, ...],
+    stun: tuple[str, int] | None,
 ) -> None:
     """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
     browser; with -o, also keep it in a file (-o - writes it to standard output).
     """
     _check_output(output, force)
+    preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
+    if stun is not None and "PPSPP" not in preference:
+        stun = unused_stun("needs --transport ppspp (the socket it is about)")
     from ppsp.app.commands import watch_main
 
     sys.exit(
@@ -571,7 +594,8 @@ def watch(
                 player_port=player_port,
                 output=output,
                 timeout=timeout,
-                transports=tuple(dict.fromkeys(kind.upper() for kind in transports)) or None,
+                transports=preference or None,
+                stun=stun,
             )
         )
     )

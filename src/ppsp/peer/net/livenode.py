@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import logging
 import math
@@ -67,12 +68,13 @@ from ppsp.peer.live import (
     QoE,
 )
 from ppsp.peer.live.viewer import LiveTiming, LiveViewerPolicy
+from ppsp.peer.nat.punch import ppspp_candidates
 from ppsp.peer.net.download import EXCHANGE_ERRORS, find_peers
 from ppsp.peer.net.filegrowth import FileGrowth
 from ppsp.peer.net.http_common import read_bounded
 from ppsp.peer.net.loop import SessionLoop
 from ppsp.peer.net.node import PeerNode
-from ppsp.peer.net.ppspp_live import LivePpsppEndpoint, parse_live_offer
+from ppsp.peer.net.ppspp_live import LivePpsppEndpoint, live_offer_uri, parse_live_offer
 from ppsp.peer.net.session import (
     LIVE_REPRESENTATION,
     SOURCE_PROPERTY,
@@ -81,6 +83,10 @@ from ppsp.peer.net.session import (
     SwarmSession,
 )
 from ppsp.peer.net.transport import PPSPP
+from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
+from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.common import AddressType
+from ppsp.wire.peer import TransportOffer
 from ppsp.wire.tracker import PeerMode, RepresentationScope
 
 log = logging.getLogger(__name__)
@@ -97,6 +103,13 @@ PULL_INTERVAL_S = LiveTiming().pull_interval
 
 FIND_INTERVAL_S = LiveTiming().find_interval
 """How often the tracker is asked for more peers of the stream."""
+
+
+UDP_REACH_TIMEOUT = 10.0
+"""Seconds a live channel's handshake to a peer reached over UDP only (behind NAT) is sent to
+its candidates, every second, before the peer counts as unreachable (the stored chunk
+transport's ``PUNCH_CONNECT_TIMEOUT``: a peer behind NAT punches towards newly listed peers
+within its FIND interval, 3 s)."""
 
 
 RELAY_MARGIN_S = 2.0
@@ -641,6 +654,8 @@ class LiveViewer:
         elif isinstance(action, PushMap):
             peers = action.peers
             targets = None if peers is None else [session.remotes[p] for p in peers]
+            if targets is not None:  # a peer reached over UDP only speaks no peer protocol
+                targets = [r for r in targets if not node.udp.is_udp_only(session, r)]
             node.spawn(_push_to(node, session, targets))
         elif isinstance(action, PullMap):
             remote = session.remotes.get(action.peer)
@@ -721,14 +736,111 @@ class LiveViewer:
         return LiveChunkArrived(remote.peer_id, index, data)
 
     async def _connect(self, remote: RemotePeer) -> Event:
+        # A peer behind NAT (it registered a REFLEXIVE PPSPP address) is tried over UDP at
+        # once, beside HTTP: its HTTP address is likely private, and an exchange with it can
+        # take the whole HTTP timeout to fail.
+        early = self._start_reach(remote) if _behind_nat(remote) else None
+        connecting = asyncio.ensure_future(self.node.connect(self.session, remote))
         try:
-            await self.node.connect(self.session, remote)
-        except EXCHANGE_ERRORS:
-            return PeerUnreachable(remote.peer_id)
+            return await self._connected(remote, connecting, early)
+        finally:  # given up (the viewer stops): neither attempt outlives it
+            connecting.cancel()
+            if early is not None:
+                early.cancel()
+
+    async def _connected(
+        self,
+        remote: RemotePeer,
+        connecting: asyncio.Future[None],
+        early: asyncio.Future[tuple[str, int]] | None,
+    ) -> Event:
+        """The outcome of connecting to ``remote``: over HTTP (``connecting``), or over UDP
+        only (``early``, started beside it for a peer behind NAT, or after HTTP failed)."""
+        if early is not None:
+            racing: set[asyncio.Future[Any]] = {connecting, early}
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done() and not early.cancelled() and early.exception() is None:
+                # The UDP path answered first: no need to wait for HTTP to fail.
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *EXCHANGE_ERRORS):
+                    await connecting
+                if await self._reached_over_udp(remote, early):
+                    return PeerConnected(remote.peer_id, None, source=False)
+                return PeerUnreachable(remote.peer_id)
+        try:
+            await connecting
+        except EXCHANGE_ERRORS as exc:
+            log.debug("peer %s not reached over HTTP: %r", remote.peer_id, exc)
+            reach = early if early is not None else self._start_reach(remote)
+            if reach is None or not await self._reached_over_udp(remote, reach):
+                return PeerUnreachable(remote.peer_id)
+        else:
+            if early is not None:
+                early.cancel()  # reached over HTTP (a channel that opened meanwhile idles out)
         source = remote.properties.get(SOURCE_PROPERTY) == "1"
         return PeerConnected(remote.peer_id, remote.standing.advertised_rate, source=source)
 
+    def _start_reach(self, remote: RemotePeer) -> asyncio.Future[tuple[str, int]] | None:
+        """Start reaching ``remote`` over PPSPP alone: a live channel whose handshake goes to
+        each of its PPSPP candidates (of the socket's family) until one answers, for up to
+        :data:`UDP_REACH_TIMEOUT` s; None without a live PPSPP socket or candidates."""
+        endpoint = self.ppspp
+        if endpoint is None or endpoint.receiver_config is None:
+            return None
+        family_v6 = ":" in endpoint.address[0]
+        candidates = [a for a in ppspp_candidates(remote.info) if (":" in a[0]) == family_v6]
+        if not candidates:
+            return None
+        config = dataclasses.replace(endpoint.receiver_config, handshake_timeout=UDP_REACH_TIMEOUT)
+        log.debug("reaching peer %s over PPSPP, at %s", remote.peer_id, candidates)
+        reach = asyncio.ensure_future(endpoint.reach(candidates, config))
+        # Read even when HTTP won and it was dropped (no "never retrieved" warning).
+        reach.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return reach
+
+    async def _reached_over_udp(
+        self, remote: RemotePeer, reach: asyncio.Future[tuple[str, int]]
+    ) -> bool:
+        """A peer whose HTTP exchange failed (behind NAT) is reached over PPSPP alone when
+        ``reach`` succeeds: its offer is then the answering address, its chunk map what the
+        channel's HAVEs name (:meth:`_pull`), and no peer protocol message goes to it."""
+        endpoint = self.ppspp
+        assert endpoint is not None
+        try:
+            address = await reach
+        except (ChunkTransferError, OSError) as exc:
+            log.debug("peer %s not reached over PPSPP: %s", remote.peer_id, exc)
+            return False
+        swarm = endpoint.server.swarm_id
+        self.node.udp.mark_udp_only(self.session, remote)
+        remote.offer = TransportOffer(type=PPSPP, uri=live_offer_uri(address, swarm))
+        log.info("peer %s reached over PPSPP only, at %s:%d", remote.peer_id, *address)
+        self._udp_map(remote)
+        return True
+
+    def _udp_map(self, remote: RemotePeer) -> None:
+        """The chunk map of a peer reached over UDP only: what its channel's HAVEs name."""
+        endpoint, offer = self.ppspp, remote.offer
+        if endpoint is None or offer is None or offer.uri is None:
+            return
+        try:
+            address = parse_live_offer(offer.uri, endpoint.server.swarm_id)
+        except ValueError:
+            return
+        held = endpoint.peer_map(address, 2 * self.description.window_chunks)
+        bitmap = (
+            ChunkBitmap.from_indexes(held, held[-1] - held[0] + 1, held[0])
+            if held
+            else ChunkBitmap(0)
+        )
+        remote.last_map_at = self.clock()
+        remote.bitmap = bitmap
+        self.session.chunk_arrived.set()
+
     async def _pull(self, remote: RemotePeer) -> Event | None:
+        if self.node.udp.is_udp_only(self.session, remote):
+            self._udp_map(remote)
+            return None
         try:
             await self.node.pull_map(self.session, remote)
         except EXCHANGE_ERRORS:
@@ -746,6 +858,15 @@ class LiveViewer:
             added = self.node.add_peers(self.session, listed)
             return FindAnswered(tuple(remote.peer_id for remote in added))
         return FindAnswered()
+
+
+def _behind_nat(remote: RemotePeer) -> bool:
+    """Whether ``remote`` registered a REFLEXIVE PPSPP address (STUN told its socket another
+    address than its own: it is behind NAT)."""
+    return any(
+        a.type is AddressType.REFLEXIVE and a.peer_protocol == PPSPP_PEER_PROTOCOL
+        for a in remote.info.addresses
+    )
 
 
 async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:

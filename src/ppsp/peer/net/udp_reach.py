@@ -83,6 +83,11 @@ class UdpReach:
         """Whether ``remote`` was reached over PPSPP alone (no peer protocol message to it)."""
         return (session.swarm_id, remote.peer_id) in self._udp_only
 
+    def mark_udp_only(self, session: SwarmSession, remote: RemotePeer) -> None:
+        """``remote`` was reached over PPSPP alone by another layer (a live viewer's channel,
+        :mod:`.livenode`): no peer protocol message goes to it from now on."""
+        self._udp_only.add((session.swarm_id, remote.peer_id))
+
     @staticmethod
     def candidates(remote: RemotePeer) -> list[tuple[str, int]]:
         """The PPSPP addresses ``remote`` registered, to try together."""
