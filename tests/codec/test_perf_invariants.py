@@ -253,9 +253,10 @@ def test_an_unchanged_member_is_listed_as_the_same_entry() -> None:
     # A member whose addresses changed is a new object: a new entry.
     moved = replace(member, addresses=(replace(GOOD, port=2),))
     assert to_peer_infos([moved], "s2")[0].addresses == moved.addresses
-    # Copies and equality ignore the kept entry.
-    assert replace(member) == member
-    assert not hasattr(replace(member), "_listed")
+    # An equal copy is another member: its own entry, equal to the kept one.
+    copy = replace(member)
+    assert copy == member
+    assert to_peer_infos([copy], "s1")[0] == first
 
 
 @pytest.mark.parametrize(

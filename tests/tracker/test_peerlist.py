@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ppsp.tracker import peerlist
 from ppsp.tracker.peerlist import (
     MAX_PEER_LIST,
+    ListedEntries,
     holdings,
     peer_count,
     select_peers,
@@ -21,6 +24,7 @@ from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
     PeerAddress,
+    PeerInfo,
     PeerMode,
     PeerNum,
     RepresentationMap,
@@ -198,3 +202,40 @@ def test_to_peer_infos_tags_swarm() -> None:
     assert info.swarm_id == "s1"
     assert info.peer_id == "a"
     assert info.addresses[-1].type is AddressType.REFLEXIVE
+
+
+def test_listed_entries_are_kept_for_the_members_listed_last_only() -> None:
+    """The entries (and the encoded forms the codecs keep in them) of a bounded number of
+    members: listing many more members keeps at most twice the bound (issue 16: no encoded
+    form kept per registered peer), and a member listed again within the bound keeps its entry."""
+    table = ListedEntries(limit=4)
+    members = [member(f"p{i}", addr()) for i in range(40)]
+    infos = {}
+    for one in members:
+        info = PeerInfo(peer_id=one.peer_id, addresses=one.addresses, swarm_id="s")
+        table.put(one, info)
+        infos[one.peer_id] = info
+        assert len(table) <= 8
+    assert table.get(members[-1], "s") is infos["p39"]
+    assert table.get(members[-1], "t") is None  # kept for another swarm: not this one's
+    assert table.get(members[0], "s") is None  # listed long ago: written again when listed
+    # A member found in the old generation moves to the young one.
+    table.put(members[0], infos["p0"])
+    for one in members[1:4]:
+        table.put(one, infos[one.peer_id])
+    assert table.get(members[0], "s") is infos["p0"]
+    for one in members[4:7]:
+        table.put(one, infos[one.peer_id])
+    assert table.get(members[0], "s") is infos["p0"]
+
+
+def test_to_peer_infos_keeps_a_bounded_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = ListedEntries(limit=16)
+    monkeypatch.setattr(peerlist, "LISTED", table)
+    many = [member(f"p{i}", addr()) for i in range(100)]
+    for start in range(0, 100, 20):
+        to_peer_infos(many[start : start + 20], "s")
+    assert len(table) <= 32
+    again = to_peer_infos(many[-5:], "s")
+    assert to_peer_infos(many[-5:], "s") == again
+    assert all(a is b for a, b in zip(to_peer_infos(many[-5:], "s"), again, strict=True))

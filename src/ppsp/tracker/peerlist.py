@@ -31,12 +31,11 @@ from __future__ import annotations
 import random
 import sys
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.storage.base import (
     MemberGroup,
-    MemberSlots,
     SwarmMember,
     member_prefix,
 )
@@ -54,7 +53,10 @@ from ppsp.wire.tracker import (
 
 __all__ = [
     "DRAW_BUDGET",
+    "LISTED",
+    "LISTED_KEPT",
     "MAX_PEER_LIST",
+    "ListedEntries",
     "holdings",
     "member_prefix",
     "peer_count",
@@ -583,27 +585,93 @@ _build_info = keyword_builder(PeerInfo)
 """PeerInfo(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
 
 
-_SET_LISTED: Callable[[SwarmMember, PeerInfo], None] = vars(MemberSlots)["_listed"].__set__
-"""Writes a member's ``_listed`` slot (a frozen dataclass refuses ``setattr``)."""
+LISTED_KEPT = 8192
+"""Peer-list entries kept per generation of :data:`LISTED` (at most twice as many in all).
+
+A kept entry carries what the codecs wrote for it (about 300 bytes of XML, as much of JSON),
+so entries are kept for the members listed last, not for every member: at most 16,384 entries,
+some 8 MiB whatever the number of peers (issue 16: a tracker of a million peers keeps no
+encoded form per peer).  That is the lists of the last 400 to 800 answers of 20; a swarm of a
+few thousand members listed again and again (the common case, and every benchmark of
+``bench.tracker_instructions``) is listed from kept entries, and an entry not kept is written
+again by the codecs' templates."""
+
+
+class ListedEntries:
+    """The peer-list entries of the members listed last, by member (bounded, see
+    :data:`LISTED_KEPT`).
+
+    Two generations: a member listed is looked up in the young one, then in the old one (and
+    moved to the young one); when the young one holds ``limit`` entries it becomes the old one
+    and the old one is dropped.  So an entry listed at least once every ``limit`` listings is
+    kept, and memory is bounded by ``2 * limit`` entries.  Entries are keyed by the member's
+    identity, and each generation holds its members (``young_members``), so no other object
+    can have that identity while its entry is kept; members are immutable, so a kept entry
+    says what a new one would.
+    """
+
+    __slots__ = ("limit", "old", "old_members", "young", "young_members")
+
+    def __init__(self, limit: int = LISTED_KEPT) -> None:
+        if limit < 1:
+            raise ValueError("a table of entries holds at least one")
+        self.limit = limit
+        self.young: dict[int, PeerInfo] = {}
+        self.young_members: list[SwarmMember] = []
+        self.old: dict[int, PeerInfo] = {}
+        self.old_members: list[SwarmMember] = []
+
+    def get(self, member: SwarmMember, swarm_id: str) -> PeerInfo | None:
+        """The entry kept for ``member`` listed for ``swarm_id``, or None."""
+        key = id(member)
+        info = self.young.get(key)
+        if info is None:
+            info = self.old.get(key)
+            if info is None:
+                return None
+            self.put(member, info)
+        return info if info.swarm_id == swarm_id else None
+
+    def put(self, member: SwarmMember, info: PeerInfo) -> None:
+        """Keep ``info`` as the entry of ``member``."""
+        if len(self.young) >= self.limit:
+            self.old, self.old_members = self.young, self.young_members
+            self.young, self.young_members = {}, []
+        self.young[id(member)] = info
+        self.young_members.append(member)
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def clear(self) -> None:
+        """Forget every kept entry."""
+        self.young, self.young_members = {}, []
+        self.old, self.old_members = {}, []
+
+
+LISTED = ListedEntries()
+"""The entries of the members this process listed last (one table per process: the event loop
+is its only writer)."""
 
 
 def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerInfo, ...]:
     """The wire form of a peer list: each member's addresses, tagged with the swarm.
 
-    Each member's entry is built once and kept in the member (see :class:`SwarmMember`); it is
-    used again while it was built for the same swarm.  Members and entries are immutable, so a
-    kept entry always says what a new one would.
+    The entries of the members listed last are kept (:data:`LISTED`), and with them what the
+    codecs wrote for them; an entry is used again while it was built for the same swarm.
+    Members and entries are immutable, so a kept entry always says what a new one would.
     """
     infos: list[PeerInfo] = []
     append = infos.append
+    young = LISTED.young.get
     for member in members:
-        try:
-            info = member._listed
-            if info.swarm_id == swarm_id:
-                append(info)
-                continue
-        except AttributeError:
-            pass
+        # The young generation inline (this loop runs for every listed peer), then the rest.
+        info = young(id(member))
+        if info is None:
+            info = LISTED.get(member, swarm_id)
+        if info is not None and info.swarm_id == swarm_id:
+            append(info)
+            continue
         addresses = member.addresses
         if len(addresses) > MAX_PEER_ADDRESSES:
             # A record written before the bound (e.g. kept in Redis by an older release).
@@ -613,8 +681,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         if type(swarm_id) is str:
             swarm_id = sys.intern(swarm_id)
         info = _build_info(peer_id=member.peer_id, addresses=addresses, swarm_id=swarm_id)
-        if isinstance(member, MemberSlots):
-            _SET_LISTED(member, info)
+        LISTED.put(member, info)
         append(info)
     return tuple(infos)
 

@@ -94,10 +94,10 @@ class PeerInfo(EncodedForms):
     ``swarm_id`` is the XML ``@swarmID`` attribute (or the JSON ``swarm_result`` the entry was
     listed under): the swarm this peer was returned for.
 
-    The tracker lists the same entry object for as long as the member it stands for is
-    unchanged (see :func:`ppsp.tracker.peerlist.to_peer_infos`), and each tracker codec keeps
-    the form it wrote for an entry in the entry (:class:`~ppsp.wire.encoded.EncodedForms`,
-    outside the dataclass fields).
+    The tracker lists the same entry object while the member it stands for is unchanged and
+    among those listed last (see :func:`ppsp.tracker.peerlist.to_peer_infos`), and each
+    tracker codec keeps the form it wrote for an entry in the entry
+    (:class:`~ppsp.wire.encoded.EncodedForms`, outside the dataclass fields).
     """
 
     peer_id: str | None = None

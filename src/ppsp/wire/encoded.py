@@ -193,5 +193,12 @@ class IdentityForms(Generic[_O, _F]):
         entry = self._table.get(id(obj))
         return None if entry is None else entry[1]
 
+    def keep(self, obj: _O, form: _F) -> None:
+        """Keep ``form``, written and checked by the caller, as the form of ``obj`` (by
+        identity only: looking it up by value costs more than a template writing it)."""
+        if len(self._table) >= self.limit:
+            self._table.clear()
+        self._table[id(obj)] = (obj, form)
+
     def __len__(self) -> int:
         return len(self._table)

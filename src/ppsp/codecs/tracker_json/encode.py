@@ -11,6 +11,7 @@ fails the checks keeps nothing and is refused every time.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -40,6 +41,7 @@ from ppsp.codecs.tracker_json.read import (
 from ppsp.errors import LocalProtocolError, RemoteTrackerError
 from ppsp.wire import fields
 from ppsp.wire.common import (
+    AddressFamily,
     PeerAddress,
     PeerInfo,
     PeerNum,
@@ -136,6 +138,56 @@ def _checked_address_json(address: PeerAddress) -> dict[str, object]:
     except Malformed as exc:
         raise LocalProtocolError(f"cannot encode response: {exc}") from None
     return out
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}").fullmatch
+"""An IPv4 address in canonical dotted text (what the tracker keeps): one the decoder takes."""
+
+_IPV4 = AddressFamily.IPV4
+
+_SHAPE_RESTS: dict[tuple[object, ...], tuple[tuple[str, object], ...]] = {}
+_SHAPES_KEPT: Final = 4096
+"""Most address shapes whose checked members are kept (emptied when full)."""
+
+
+def _address_template(address: PeerAddress) -> dict[str, object] | None:
+    """:func:`_checked_address_json` of a canonical IPv4 address with an integer port: its
+    ``ip_address`` and ``port``, then the members of its shape (the fields besides its IP
+    address and port), checked once per shape and kept; None for any other address (written
+    by :func:`_checked_address_json`)."""
+    ip = address.ip
+    port = address.port
+    priority = address.priority
+    if (
+        address.family is not _IPV4
+        or type(port) is not int
+        or not fields.MIN_PORT <= port <= fields.MAX_PORT
+        or (priority is not None and type(priority) is not int)
+        or type(ip) is not str
+        or _CANONICAL_IPV4(ip) is None
+    ):
+        return None
+    shape = (priority, address.type, address.connection, address.asn, address.peer_protocol)
+    try:
+        rest = _SHAPE_RESTS.get(shape)
+    except TypeError:  # a field no valid address holds (unhashable): the general writer
+        return None
+    if rest is None:
+        # Every field is checked by itself, so an address of this shape that passes says that
+        # the shape's members are right whatever the (valid) IP address and port.
+        checked = _checked_address_json(address)
+        rest = tuple(item for item in checked.items() if item[0] not in _PLACED)
+        if len(_SHAPE_RESTS) >= _SHAPES_KEPT:
+            _SHAPE_RESTS.clear()
+        _SHAPE_RESTS[shape] = rest
+    out: dict[str, object] = {"ip_address": {"address_type": "ipv4", "address": ip}, "port": port}
+    if rest:
+        out.update(rest)
+    return out
+
+
+_PLACED: Final = frozenset({"ip_address", "port"})
 
 
 def _requester_address(addresses: Sequence[PeerAddress]) -> dict[str, object]:
@@ -374,10 +426,20 @@ def _peer_info_json(peer: PeerInfo) -> list[dict[str, object]]:
         raise LocalProtocolError(
             f"cannot encode response: more than {MAX_PEER_ADDRESSES} addresses"
         )
-    return [
-        {"peer_id": peer_id, "peer_addr": form}
-        for form in _ADDRESS_FORMS.forms(peer.addresses, _checked_address_json)
-    ]
+    entries: list[dict[str, object]] = []
+    kept = _ADDRESS_FORMS.kept
+    for address in peer.addresses:
+        # Kept by identity, else from its shape's template (a listed peer's address, built
+        # from the storage's packed form when its entry is not kept), else the general writer.
+        form = kept(address)
+        if form is None:
+            form = _address_template(address)
+            if form is not None:
+                _ADDRESS_FORMS.keep(address, form)
+            else:
+                form = _ADDRESS_FORMS.form(address, _checked_address_json)
+        entries.append({"peer_id": peer_id, "peer_addr": form})
+    return entries
 
 
 _ENTRY_FORMS: FormSlot[PeerInfo, orjson.Fragment] = claim_form_slot("tracker JSON")

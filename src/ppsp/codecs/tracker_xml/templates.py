@@ -7,13 +7,19 @@ what :func:`encode_response` writes is byte for byte what
 writer, which raises the error, so that both report the same one.
 
 What was written for a listed peer is kept in its entry (:mod:`ppsp.wire.encoded`: entries are
-immutable and the tracker lists the same entry while its member is unchanged), and what was
-written for an address is kept by identity (the storage hands out the same address objects
-again and again; an address has no slot to spare, see docs/BENCHMARKS.md).  An entry or
-address that fails validation keeps nothing and is refused every time.
+immutable and the tracker lists the same entry while its member is unchanged and among the
+members listed last), and what was written for an address is kept by identity (the storage
+hands out the same address objects again and again; an address has no slot to spare, see
+docs/BENCHMARKS.md).  An address met for the first time that is a canonical IPv4 address with
+an integer port is written from its shape's text (the fields besides its IP address and port,
+checked once as :func:`_address_fragment` checks them), which is what the tracker lists of a
+member whose entry is no longer kept.  An entry or address that fails validation keeps nothing
+and is refused every time.
 """
 
 from __future__ import annotations
+
+import re
 
 from ppsp.codecs.tracker_xml.values import (
     ERROR_TEXT,
@@ -128,6 +134,65 @@ def _address_fragment(address: PeerAddress) -> str:
     return "".join(parts)
 
 
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}").fullmatch
+"""An IPv4 address in canonical dotted text (what the tracker keeps): valid, nothing to escape."""
+
+_IPV4 = AddressFamily.IPV4
+
+_SHAPE_TAILS: dict[tuple[object, ...], str] = {}
+_SHAPES_KEPT = 4096
+"""Most address shapes whose checked tail is kept (emptied when full)."""
+
+
+def _shape_tail(address: PeerAddress) -> str:
+    """What :func:`_address_fragment` writes after an address's port, checked as it checks it."""
+    parts = []
+    if address.priority is not None:
+        parts.append(f' priority="{check_integer(address.priority, "priority")}"')
+    if address.type is not None:
+        if not isinstance(address.type, AddressType):
+            raise LocalProtocolError("PeerAddress type is not an address type")
+        parts.append(f' type="{address.type.value}"')
+    for name, value in (
+        ("connection", address.connection),
+        ("asn", address.asn),
+        ("peerProtocol", address.peer_protocol),
+    ):
+        if value is not None:
+            parts.append(f' {name}="{_fast_token(value, name)}"')
+    return "".join(parts)
+
+
+def _address_template(address: PeerAddress) -> str | None:
+    """:func:`_address_fragment` of a canonical IPv4 address with an integer port, written from
+    the checked tail of its shape (the fields besides its IP address and port), kept per shape;
+    None for any other address (written by :func:`_address_fragment`)."""
+    ip = address.ip
+    port = address.port
+    priority = address.priority
+    if (
+        address.family is not _IPV4
+        or type(port) is not int
+        or not MIN_PORT <= port <= MAX_PORT
+        or (priority is not None and type(priority) is not int)
+        or type(ip) is not str
+        or _CANONICAL_IPV4(ip) is None
+    ):
+        return None
+    shape = (priority, address.type, address.connection, address.asn, address.peer_protocol)
+    try:
+        tail = _SHAPE_TAILS.get(shape)
+    except TypeError:  # a field no valid address holds (unhashable): the general writer
+        return None
+    if tail is None:
+        tail = _shape_tail(address)
+        if len(_SHAPE_TAILS) >= _SHAPES_KEPT:
+            _SHAPE_TAILS.clear()
+        _SHAPE_TAILS[shape] = tail
+    return f'{_INFO_INDENT}<PeerAddress addrType="ipv4" ip="{ip}" port="{port}"{tail}/>'
+
+
 def _token_piece(
     value: str, what: str, template: str, *, text: bool = False, swarm: bool = False
 ) -> str:
@@ -169,7 +234,19 @@ def _render_peer_info(
     if peer_id is not None:
         what = "PeerInfo peer_id"
         parts.append(_token_piece(peer_id, what, "\n      <PeerID>{}</PeerID>", text=True))
-    parts.extend(_ADDRESS_FORMS.forms(addresses, _address_fragment))
+    kept = _ADDRESS_FORMS.kept
+    for address in addresses:
+        # Kept by identity (the requester's address, shared by its answers), else written
+        # from its shape's template (a listed peer's, built from the storage's packed form
+        # when its entry is not kept), else by the general writer (kept by identity or value).
+        form = kept(address)
+        if form is None:
+            form = _address_template(address)
+            if form is not None:
+                _ADDRESS_FORMS.keep(address, form)
+            else:
+                form = _ADDRESS_FORMS.form(address, _address_fragment)
+        parts.append(form)
     parts.append(_PEER_INFO_TAIL)
     return "".join(parts)
 

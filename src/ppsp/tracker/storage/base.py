@@ -75,7 +75,6 @@ from ppsp.wire.tracker import (
     ContentMap,
     CorruptPeerReport,
     PeerAddress,
-    PeerInfo,
     PeerMode,
     ProtocolVersion,
     StreamStatistics,
@@ -131,16 +130,14 @@ class PeerRecord:
 class MemberSlots:
     """Slots where code around the storage keeps bookkeeping in a member (see :class:`SwarmMember`).
 
-    ``_listed``: the member's peer-list entry (:func:`ppsp.tracker.peerlist.to_peer_infos`).
     ``_position``: where the memory backend keeps the member in its rank group's list.
     ``_prefix``: the member's :func:`member_prefix`, kept by the memory backend so that a peer
     list reads it without reading the member's addresses.
     Not dataclass fields: equality, hashing, ``repr``, ``replace`` and copies ignore them.
     """
 
-    __slots__ = ("_listed", "_position", "_prefix")
+    __slots__ = ("_position", "_prefix")
 
-    _listed: PeerInfo
     _position: int
     _prefix: str | None
 
@@ -150,11 +147,13 @@ class SwarmMember(MemberSlots):
     """A peer as a member of one swarm, with what peer-list selection needs.
 
     A backend that keeps its members as objects (the memory backend) hands out the same object
-    until the member's mode or addresses change; :func:`ppsp.tracker.peerlist.to_peer_infos`
-    keeps the member's peer-list entry in it (``_listed``), so that an unchanged member is
-    listed as the same entry, whose encoded forms the codecs keep in turn.  The memory backend
-    also keeps in it the member's position in its rank group (``_position``), which costs the
-    object no memory (the allocator rounds it up to the same size either way).
+    until the member's mode or addresses change, so that
+    :func:`ppsp.tracker.peerlist.to_peer_infos` lists an unchanged member it listed lately as
+    the same entry, whose encoded forms the codecs keep in turn (for a bounded number of
+    members, :data:`ppsp.tracker.peerlist.LISTED`).  The memory backend also keeps in it the
+    member's position in its rank group (``_position``) and its network prefix (``_prefix``),
+    and keeps the addresses of most members packed (a subclass whose ``addresses`` unpacks
+    them, equal to the plain member: :class:`~ppsp.tracker.storage.memory_swarms.PackedMember`).
     """
 
     peer_id: str

@@ -6,7 +6,10 @@ Peers live in one dictionary.  Memory per registered peer is what this module is
 (``python -m bench.tracker_memory`` measures it; docs/BENCHMARKS.md, issue 16): a peer costs
 one entry in the peer table and one :class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`
 holding its record's fields (the record object handed in is not kept: :meth:`get_peer` builds
-one), and per membership one :class:`~ppsp.tracker.storage.base.SwarmMember` and one slot of
+one), its addresses packed in bytes (:mod:`ppsp.tracker.storage.packed`: 8 bytes an address
+instead of a tuple of address objects and their strings), and per membership one
+:class:`~ppsp.tracker.storage.base.SwarmMember` (a
+:class:`~ppsp.tracker.storage.memory_swarms.PackedMember` sharing those bytes) and one slot of
 its swarm's rank group; 8 bytes in the wheel, and a count per registering host.
 
 Each membership is kept as the :class:`~ppsp.tracker.storage.base.SwarmMember` that
@@ -42,13 +45,12 @@ from __future__ import annotations
 import random
 import sys
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import (
     MemberGroup,
-    MemberSlots,
     MemberView,
     PeerRecord,
     RankProfile,
@@ -63,7 +65,17 @@ from ppsp.tracker.storage.base import (
     rank_profile,
     report_outcome,
 )
-from ppsp.tracker.storage.memory_swarms import COUNT_FROM, COUNT_UNTIL, Flags, PeerEntry, SwarmEntry
+from ppsp.tracker.storage.memory_swarms import (
+    COUNT_FROM,
+    COUNT_UNTIL,
+    Flags,
+    PeerEntry,
+    Stored,
+    SwarmEntry,
+    addresses_of,
+    new_member,
+)
+from ppsp.tracker.storage.packed import keep_unpacked, pack, packed_prefix, unpacked_kept
 from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
 from ppsp.wire.builder import keyword_builder
@@ -95,14 +107,8 @@ _SHARED_PROFILES = 4096
 _COUNT_FROM = COUNT_FROM
 _COUNT_UNTIL = COUNT_UNTIL
 
-_build_member = keyword_builder(SwarmMember)
-"""SwarmMember(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
-
 _build_record = keyword_builder(PeerRecord)
 """PeerRecord(...) likewise: a stored peer's record is built when it is read."""
-
-_SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
-"""Writes a member's ``_prefix`` slot (a frozen dataclass refuses ``setattr``)."""
 
 _FLAGS: dict[Flags, Flags] = {}
 """One shared tuple per (version, state, grace_used) a peer entry holds (a handful exist)."""
@@ -130,26 +136,45 @@ def _record_of(peer: PeerEntry) -> PeerRecord:
         peer_id=peer.peer_id,
         version=version,
         state=state,
-        addresses=peer.addresses,
+        addresses=addresses_of(peer.addresses),
         deadline=peer.deadline,
         grace_used=grace_used,
         host=peer.host,
     )
 
 
-def _new_member(
-    peer_id: str, mode: PeerMode, addresses: tuple[PeerAddress, ...], prefix: str | None
-) -> SwarmMember:
-    """A member as this backend keeps it: no content map, its prefix kept in it."""
-    member = _build_member(peer_id=peer_id, mode=mode, addresses=addresses)
-    _SET_PREFIX(member, prefix)
-    return member
+def _stored(addresses: tuple[PeerAddress, ...]) -> Stored:
+    """``addresses`` as a peer entry keeps them: packed when they can be, else the tuple."""
+    packed = pack(addresses)
+    if packed is None:
+        return addresses
+    keep_unpacked(packed, addresses)
+    return packed
 
 
-def _prefix(addresses: tuple[PeerAddress, ...]) -> str | None:
+def _restored(stored: Stored, addresses: tuple[PeerAddress, ...]) -> Stored | None:
+    """``addresses`` as a peer entry keeps them, or None when they are those kept as ``stored``
+    (most often the very tuple a read of them gave: recognised at the cost of one look-up)."""
+    if isinstance(stored, bytes):
+        if unpacked_kept(stored) is addresses:
+            return None
+        packed = pack(addresses)
+        if packed is None:
+            return addresses
+        if packed == stored:
+            return None
+        keep_unpacked(packed, addresses)
+        return packed
+    return None if stored is addresses or stored == addresses else _stored(addresses)
+
+
+def _prefix(stored: Stored) -> str | None:
     """The prefix of a member with these addresses, one string per prefix (interned)."""
-    if addresses and addresses[-1].type is AddressType.REFLEXIVE:
-        return sys.intern(prefix_of(addresses[-1].ip))
+    if isinstance(stored, bytes):
+        prefix = packed_prefix(stored)
+        return None if prefix is None else sys.intern(prefix)
+    if stored and stored[-1].type is AddressType.REFLEXIVE:
+        return sys.intern(prefix_of(stored[-1].ip))
     return None
 
 
@@ -224,7 +249,7 @@ class MemoryStorage(Storage):
             peer = PeerEntry(
                 record.peer_id,
                 _flags(record),
-                record.addresses,
+                _stored(record.addresses),
                 record.deadline,
                 record.host,
                 self._profile(record.addresses),
@@ -246,9 +271,21 @@ class MemoryStorage(Storage):
                 self._count_host(peer.host, -1)
                 self._count_host(record.host, 1)
                 peer.host = record.host
-            if peer.addresses is not record.addresses and peer.addresses != record.addresses:
-                peer.addresses = record.addresses
-                self._refresh_members(peer, self._profile(record.addresses))
+            held = peer.addresses
+            changed = _restored(held, record.addresses)
+            if changed is not None:
+                peer.addresses = changed
+                if (
+                    isinstance(changed, bytes)
+                    and isinstance(held, bytes)
+                    and len(changed) == len(held)
+                    and changed[:-2] == held[:-2]
+                ):
+                    # Only the port of the last address (the observed one) moved: the same
+                    # rank profile and prefix (what a peer seen from another port costs).
+                    self._refresh_members(peer, peer.profile, None, keep_prefix=True)
+                else:
+                    self._refresh_members(peer, self._profile(record.addresses), _prefix(changed))
             old = peer.deadline
             peer.deadline = record.deadline
             if old <= record.deadline:
@@ -260,16 +297,48 @@ class MemoryStorage(Storage):
         if wheel.entries > 4 * len(self._peers) + 1024:
             wheel.rebuild((pid, p.deadline) for pid, p in self._peers.items())
 
-    def _refresh_members(self, peer: PeerEntry, profile: RankProfile) -> None:
-        """Give the peer's listed memberships its new addresses (and their rank profile)."""
+    def _refresh_members(
+        self,
+        peer: PeerEntry,
+        profile: RankProfile,
+        prefix: str | None,
+        *,
+        keep_prefix: bool = False,
+    ) -> None:
+        """Give the peer's listed memberships its new addresses, their rank profile and prefix
+        (with ``keep_prefix``: the prefix each member has, ``prefix`` unused)."""
         old = peer.profile
         peer.profile = profile
-        moved = profile != old
+        joined = peer.joined
+        if joined is None:
+            return
         addresses = peer.addresses
-        prefix = _prefix(addresses)
-        for swarm_id, held in zip(peer.swarms, peer.members(), strict=True):
+        moved = profile != old
+        if isinstance(joined, SwarmMember):
+            # One swarm (the common case): no tuples of swarms and members to rebuild.
+            swarm_id = peer.swarms[0]
             swarm = self._shard(swarm_id)[swarm_id]
-            member = _new_member(peer.peer_id, held.mode, addresses, prefix)
+            member = new_member(
+                peer.peer_id,
+                joined.mode,
+                addresses,
+                joined._prefix if keep_prefix else prefix,
+            )
+            if moved:
+                swarm.unplace(old, joined)
+                swarm.place(profile, member, None)  # added to its new group
+            else:
+                swarm.place(profile, member, joined)  # in its old place in the same group
+            peer.joined = member
+            return
+        for swarm_id, held in zip(peer.swarms, joined, strict=True):
+            swarm = self._shard(swarm_id)[swarm_id]
+            member = new_member(
+                peer.peer_id,
+                held.mode,
+                addresses,
+                held._prefix if keep_prefix else prefix,
+            )
             if moved:
                 swarm.unplace(old, held)
                 # Added to its new group.
@@ -422,7 +491,7 @@ class MemoryStorage(Storage):
             self._index.add(swarm_id)
         addresses = peer.addresses
         # The member holds the entry's copy of the ID (one string per peer).
-        member = _new_member(peer.peer_id, mode, addresses, _prefix(addresses))
+        member = new_member(peer.peer_id, mode, addresses, _prefix(addresses))
         if not peer.swarms:  # the common case, a peer's first swarm: no method calls
             swarm.place(peer.profile, member, None)
             self._memberships += 1

@@ -16,9 +16,21 @@ from collections.abc import Callable
 
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
-from ppsp.wire.tracker import ContentMap, PeerAddress, ProtocolVersion
+from ppsp.tracker.storage.packed import pack, unpack
+from ppsp.wire.tracker import ContentMap, PeerAddress, PeerMode, ProtocolVersion
 
-__all__ = ["COUNTED_PREFIXES", "COUNT_FROM", "COUNT_UNTIL", "PeerEntry", "RankGroup", "SwarmEntry"]
+__all__ = [
+    "COUNTED_PREFIXES",
+    "COUNT_FROM",
+    "COUNT_UNTIL",
+    "PackedMember",
+    "PeerEntry",
+    "RankGroup",
+    "Stored",
+    "SwarmEntry",
+    "addresses_of",
+    "new_member",
+]
 
 COUNT_FROM = 64
 """Size from which a group counts its members per prefix (smaller ones are cheap to draw)."""
@@ -35,6 +47,91 @@ _SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position
 Flags = tuple[ProtocolVersion, PeerState, bool]
 """A record's version, state and ``grace_used``: one shared tuple per distinct combination."""
 
+Stored = bytes | tuple[PeerAddress, ...]
+"""A peer's addresses as the backend keeps them: packed (:mod:`ppsp.tracker.storage.packed`),
+or the tuple itself when they cannot be packed (IPv6, say)."""
+
+
+def addresses_of(stored: Stored) -> tuple[PeerAddress, ...]:
+    """The addresses kept as ``stored``."""
+    return unpack(stored) if isinstance(stored, bytes) else stored
+
+
+class PackedMember(SwarmMember):
+    """A member whose addresses are kept packed (``_packed``): :attr:`addresses` unpacks them.
+
+    Equal to (and hashed as) the :class:`SwarmMember` of the same fields.  The inherited slot
+    ``addresses`` stands behind this class's property: it holds the addresses only when they
+    cannot be packed (``_packed`` is then empty), which happens only to a member built by its
+    constructor (``dataclasses.replace``, copies) with such addresses; the backend builds its
+    members with :func:`new_member`.
+    """
+
+    __slots__ = ("_packed",)
+
+    _packed: bytes
+
+    @property
+    def addresses(self) -> tuple[PeerAddress, ...]:
+        """The member's addresses, unpacked (a kept tuple when read lately)."""
+        packed = self._packed
+        return unpack(packed) if packed else _READ_ADDRESSES(self)
+
+    @addresses.setter
+    def addresses(self, value: tuple[PeerAddress, ...]) -> None:
+        # Only the dataclass's __init__ and __setstate__ write it (replace, copies).
+        packed = pack(value)
+        if packed is None or not packed:
+            _SET_ADDRESSES(self, value)
+            packed = b""
+        _SET_PACKED(self, packed)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SwarmMember):
+            return NotImplemented
+        return (
+            self.peer_id == other.peer_id
+            and self.mode is other.mode
+            and self.content_map == other.content_map
+            and self.addresses == other.addresses
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.peer_id, self.mode, self.addresses, self.content_map))
+
+
+_NEW = object.__new__
+# The slots' own setters (a frozen dataclass refuses setattr): a member is built by writing them.
+_READ_ADDRESSES: Callable[[SwarmMember], tuple[PeerAddress, ...]] = vars(SwarmMember)[
+    "addresses"
+].__get__
+_SET_PEER_ID: Callable[[SwarmMember, str], None] = vars(SwarmMember)["peer_id"].__set__
+_SET_MODE: Callable[[SwarmMember, PeerMode], None] = vars(SwarmMember)["mode"].__set__
+_SET_MAP: Callable[[SwarmMember, None], None] = vars(SwarmMember)["content_map"].__set__
+_SET_ADDRESSES: Callable[[SwarmMember, tuple[PeerAddress, ...]], None] = vars(SwarmMember)[
+    "addresses"
+].__set__
+_SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
+_SET_PACKED: Callable[[PackedMember, bytes], None] = vars(PackedMember)["_packed"].__set__
+
+
+def new_member(peer_id: str, mode: PeerMode, stored: Stored, prefix: str | None) -> SwarmMember:
+    """A member as the memory backend keeps it: its addresses as kept (a
+    :class:`PackedMember` when packed), no content map, its prefix kept in it."""
+    member: SwarmMember
+    if isinstance(stored, bytes):
+        packed: PackedMember = _NEW(PackedMember)
+        _SET_PACKED(packed, stored)
+        member = packed
+    else:
+        member = _NEW(SwarmMember)
+        _SET_ADDRESSES(member, stored)
+    _SET_PEER_ID(member, peer_id)
+    _SET_MODE(member, mode)
+    _SET_MAP(member, None)
+    _SET_PREFIX(member, prefix)
+    return member
+
 
 class PeerEntry:
     """A registered peer: the fields of its record and its memberships.
@@ -45,7 +142,8 @@ class PeerEntry:
     swarm shares that swarm's one-element tuple, :attr:`SwarmEntry.solo`) and ``joined`` its
     member in each, in the same order: the member itself when there is one swarm (no tuple), a
     tuple when several, None when none.  ``profile`` is the rank profile of its addresses, the
-    group of every one of its members.
+    group of every one of its members.  ``addresses`` are kept packed (:data:`Stored`), the
+    bytes shared with its members.
     """
 
     __slots__ = ("addresses", "deadline", "flags", "host", "joined", "peer_id", "profile", "swarms")
@@ -54,7 +152,7 @@ class PeerEntry:
         self,
         peer_id: str,
         flags: Flags,
-        addresses: tuple[PeerAddress, ...],
+        addresses: Stored,
         deadline: float,
         host: str,
         profile: RankProfile,
@@ -214,7 +312,7 @@ class SwarmEntry:
             _SET_POSITION(member, position)
             group = self.groups[profile]
             group[position] = member
-            if group.prefix_counts is not None and old.addresses is not member.addresses:
+            if group.prefix_counts is not None and old._prefix != member._prefix:
                 group.tally(old, -1)
                 group.tally(member, 1)
 

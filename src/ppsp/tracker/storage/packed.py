@@ -1,0 +1,207 @@
+"""A peer's addresses packed into bytes: how the memory backend keeps them (issue 16).
+
+A registered peer's addresses are a tuple of :class:`~ppsp.wire.tracker.PeerAddress` objects
+(its advertised addresses, then the REFLEXIVE one the tracker observed): a tuple, two objects
+and their IP strings, some 400 bytes for each peer, although nearly everything in them is
+shared by every peer (the family, the type, the peer protocol) but an IP address and a port.
+The memory backend keeps them as 8 bytes per address instead (:func:`pack`):
+
+- 2 bytes: the address's *shape*, what it holds besides its IP address and port (priority,
+  type, connection, ASN, peer protocol), an index into a table shared by the process
+  (:data:`MAX_SHAPES` shapes at most: hostile peers may claim any number of ASNs);
+- 4 bytes: the IPv4 address; 2 bytes: the port.
+
+Only what reads back equal is packed: IPv4 addresses in canonical dotted text (``10.0.0.1``,
+not ``010.0.0.1``), integer ports in ``[1, 65535]``, integer or no priorities, a shape the table
+holds or has room for.  Anything else (IPv6, a full shape table) is not packed (:func:`pack`
+returns None) and the backend keeps the tuple as it came.
+
+Reading a packed peer builds its tuple again (:func:`unpack`, about 1.5 microseconds an
+address); the tuples read last are kept, a bounded number (:data:`UNPACKED_KEPT`), so that a
+peer read again and again (a small swarm, a peer sending STAT_REPORTs) is not built each time,
+and so that the record a request writes back with the tuple it read is recognised as unchanged
+at the cost of one look-up (:func:`unpacked_kept`).
+
+Pure functions and bounded tables, no I/O; not thread-safe (the tracker's event loop is the
+only caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ppsp.wire.builder import keyword_builder
+from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
+
+__all__ = [
+    "MAX_SHAPES",
+    "PIECES_KEPT",
+    "UNPACKED_KEPT",
+    "Shape",
+    "forget_kept",
+    "keep_unpacked",
+    "pack",
+    "packed_prefix",
+    "unpack",
+    "unpacked_kept",
+]
+
+Shape = tuple[int | None, AddressType | None, str | None, str | None, str | None]
+"""What an address holds besides its IP address and port: priority, type, connection, ASN and
+peer protocol (its family is IPv4: only those are packed)."""
+
+MAX_SHAPES = 4096
+"""Most distinct shapes one process packs (a packed address names its shape by index, so the
+table is never emptied; addresses of further shapes are kept unpacked)."""
+
+UNPACKED_KEPT = 8192
+"""Tuples kept per generation by :func:`unpack` (at most twice as many: some 6 MiB)."""
+
+PIECES_KEPT = 8192
+"""Packed addresses kept per generation by address object (at most twice as many)."""
+
+_IPV4 = AddressFamily.IPV4
+_build_address = keyword_builder(PeerAddress)
+
+_SHAPES: list[Shape] = []
+_SHAPE_IDS: dict[Shape, int] = {}
+
+# Two generations each (young, old): an entry read in the old one moves to the young one; when
+# the young one is full it becomes the old one and the old one is dropped.
+_unpacked: list[dict[bytes, tuple[PeerAddress, ...]]] = [{}, {}]
+_pieces: list[dict[int, tuple[PeerAddress, bytes]]] = [{}, {}]
+
+
+def _shape_id(shape: Shape) -> int | None:
+    found = _SHAPE_IDS.get(shape)
+    if found is None and len(_SHAPES) < MAX_SHAPES:
+        found = _SHAPE_IDS[shape] = len(_SHAPES)
+        _SHAPES.append(shape)
+    return found
+
+
+def _piece(address: PeerAddress) -> bytes | None:
+    """The 8 bytes of one address, or None when it is not packed (see the module)."""
+    if address.family is not _IPV4:
+        return None
+    port = address.port
+    priority = address.priority
+    ip = address.ip
+    if (
+        type(port) is not int
+        or not 1 <= port <= 65535
+        or (priority is not None and type(priority) is not int)
+        or type(ip) is not str
+    ):
+        return None
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    try:
+        octets = bytes(map(int, parts))
+    except ValueError:  # not decimal, or not in [0, 255]
+        return None
+    if f"{octets[0]}.{octets[1]}.{octets[2]}.{octets[3]}" != ip:
+        return None  # not the canonical text: it would not read back equal
+    shape = _shape_id(
+        (priority, address.type, address.connection, address.asn, address.peer_protocol)
+    )
+    if shape is None:
+        return None
+    return shape.to_bytes(2, "big") + octets + port.to_bytes(2, "big")
+
+
+def pack(addresses: Sequence[PeerAddress]) -> bytes | None:
+    """The packed form of ``addresses`` (8 bytes each), or None when one of them is not packed.
+
+    The form of an address object met lately is looked up by its identity (the tuple a request
+    writes back holds the objects its reading built, and the core's shared REFLEXIVE address).
+    """
+    young = _pieces[0]
+    pieces: list[bytes] = []
+    for address in addresses:
+        key = id(address)
+        found = young.get(key)
+        if found is None:
+            found = _pieces[1].get(key)
+            if found is None:
+                piece = _piece(address)
+                if piece is None:
+                    return None
+                found = (address, piece)  # holds the address: its identity is not reused
+            if len(young) >= PIECES_KEPT:
+                _pieces[1] = young
+                young = _pieces[0] = {}
+            young[key] = found
+        pieces.append(found[1])
+    return b"".join(pieces)
+
+
+def unpack(packed: bytes) -> tuple[PeerAddress, ...]:
+    """The addresses packed in ``packed`` (by :func:`pack`), equal to those packed."""
+    young, old = _unpacked
+    found = young.get(packed)
+    if found is None:
+        found = old.get(packed)
+        if found is None:
+            found = _build(packed)
+        if len(young) >= UNPACKED_KEPT:
+            _unpacked[1] = young
+            young = _unpacked[0] = {}
+        young[packed] = found
+    return found
+
+
+def keep_unpacked(packed: bytes, addresses: tuple[PeerAddress, ...]) -> None:
+    """Keep ``addresses`` (equal to what ``packed`` unpacks to) as :func:`unpack`'s tuple for
+    ``packed``: the tuple a peer's record was written with is the one its next read gives, so
+    that a request that keeps its addresses writes back the very tuple it read (recognised by
+    :func:`unpacked_kept`) and the codecs find the forms they kept for its address objects."""
+    young = _unpacked[0]
+    if len(young) >= UNPACKED_KEPT:
+        _unpacked[1] = young
+        young = _unpacked[0] = {}
+    young[packed] = addresses
+
+
+def unpacked_kept(packed: bytes) -> tuple[PeerAddress, ...] | None:
+    """The tuple :func:`unpack` last gave for ``packed`` while it is kept, else None."""
+    found = _unpacked[0].get(packed)
+    return found if found is not None else _unpacked[1].get(packed)
+
+
+def _build(packed: bytes) -> tuple[PeerAddress, ...]:
+    out: list[PeerAddress] = []
+    shapes = _SHAPES
+    for at in range(0, len(packed), 8):
+        priority, kind, connection, asn, protocol = shapes[(packed[at] << 8) | packed[at + 1]]
+        address = _build_address(
+            ip=f"{packed[at + 2]}.{packed[at + 3]}.{packed[at + 4]}.{packed[at + 5]}",
+            port=(packed[at + 6] << 8) | packed[at + 7],
+            family=_IPV4,
+            priority=priority,
+            type=kind,
+            connection=connection,
+            asn=asn,
+            peer_protocol=protocol,
+        )
+        out.append(address)
+    return tuple(out)
+
+
+def packed_prefix(packed: bytes) -> str | None:
+    """:func:`~ppsp.tracker.storage.base.member_prefix` of a member with these addresses: the
+    /24 of the last address when it is REFLEXIVE (its first three numbers), else None."""
+    if not packed:
+        return None
+    at = len(packed) - 8
+    if _SHAPES[(packed[at] << 8) | packed[at + 1]][1] is not AddressType.REFLEXIVE:
+        return None
+    return f"{packed[at + 2]}.{packed[at + 3]}.{packed[at + 4]}"
+
+
+def forget_kept() -> None:
+    """Empty the bounded tables of tuples and packed forms kept (the shapes stay)."""
+    for tables in (_unpacked, _pieces):
+        tables[0] = {}
+        tables[1] = {}
