@@ -675,6 +675,8 @@ class LiveViewer:
         return isinstance(action, Done | Failed)
 
     def _handle(self, event: Event | None) -> None:
+        if isinstance(event, PeerUnreachable):
+            log.debug("peer %s unreachable", event.peer)
         if event is not None:
             self.policy.handle(event, self.clock())
             self._copy_counts()
@@ -843,7 +845,8 @@ class LiveViewer:
             return None
         try:
             await self.node.pull_map(self.session, remote)
-        except EXCHANGE_ERRORS:
+        except EXCHANGE_ERRORS as exc:
+            log.debug("map of peer %s not pulled: %r", remote.peer_id, exc)
             return PeerUnreachable(remote.peer_id)
         return None  # the map itself reached the peer's standing as it arrived
 
