@@ -30,13 +30,8 @@ from ppsp.errors import PPSPError
 from ppsp.peer.download.events import PlayChunk
 from ppsp.peer.live import LiveDescription, QoE, load_key
 from ppsp.peer.live.identity import create_key, default_key_path, prepare_key_directory
-from ppsp.peer.net.livenode import (
-    LiveInput,
-    LiveOutputs,
-    LiveSourceRunner,
-    LiveViewer,
-    describe_input_error,
-)
+from ppsp.peer.net.live_io import LiveInput, LiveOutputs, describe_input_error
+from ppsp.peer.net.livenode import LiveSourceRunner, LiveViewer
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
 from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun

@@ -62,13 +62,13 @@ def test_a_file_that_cannot_be_watched_falls_back_to_a_short_sleep(tmp_path: Pat
 async def test_a_live_source_follows_a_recording_as_it_is_written(tmp_path: Path) -> None:
     import asyncio
 
-    from ppsp.peer.net.livenode import LiveInput, _read_chunks
+    from ppsp.peer.net.live_io import LiveInput, read_input
 
     path = tmp_path / "recording.ts"
     path.write_bytes(b"head")
     live_input = LiveInput.open(str(path))
     assert live_input.follow
-    queue = await _read_chunks(live_input)
+    queue = await read_input(live_input)
     assert await asyncio.wait_for(queue.get(), 5) == b"head"
     for piece in (b"one", b"two"):
         await asyncio.sleep(0.1)  # the reader is waiting at the end of the file

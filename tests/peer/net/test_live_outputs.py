@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ppsp.peer.net.livenode import LiveInput, LiveOutputs, describe_input_error
+from ppsp.peer.net.live_io import LiveInput, LiveOutputs, describe_input_error
 
 
 def test_players_that_connect_later_begin_at_the_latest_start_point() -> None:
