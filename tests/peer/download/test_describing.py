@@ -134,6 +134,19 @@ def test_a_forged_description_bans_and_a_failed_exchange_counts() -> None:
     assert peers.add("B").failures == 1 and not peers.add("B").banned
 
 
+def test_peers_behind_nat_are_asked_last_and_their_unreachable_http_is_no_failure() -> None:
+    peers = book("N", "A", "B")
+    peers.add("N").behind_nat = True  # it registered a REFLEXIVE PPSPP address
+    search = DescriptionSearch(peers, now=0.0, timeout=30.0, fanout=2, hedge=5.0)
+    assert search.poll(0.0) == [FetchDescription("A"), FetchDescription("B")]
+    search.handle(DescriptionRefused("A", unreachable=True), 0.1)
+    assert search.poll(0.1) == [FetchDescription("N")]  # only once the others were asked
+    search.handle(DescriptionRefused("N", unreachable=True), 0.2)  # its private HTTP address
+    natted = peers.add("N")
+    assert natted.failures == 0 and not natted.benched(0.2)  # reached over PPSPP instead
+    assert peers.add("A").failures == 1
+
+
 def test_a_vain_round_waits_then_finds_then_asks_again() -> None:
     peers = book("A")
     search = DescriptionSearch(peers, now=0.0, timeout=30.0, retry=0.5)

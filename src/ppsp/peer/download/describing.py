@@ -14,7 +14,9 @@ one first-byte timeout, not one each.  While no answer comes, more peers are ask
 so that even a list led by many silent peers delays the description by about a second.  A peer
 whose description fails the swarm ID is banned,
 one that does not answer counts a failure and is benched (its back-off), one that has none yet
-(a peer that joined just before) costs nothing.  A peer benched or banned is not asked.  When
+(a peer that joined just before) costs nothing.  Peers behind NAT (``behind_nat``: they
+registered a REFLEXIVE address) are asked last, and one that cannot be reached over HTTP
+costs nothing either: it is reached over PPSPP.  A peer benched or banned is not asked.  When
 every peer was asked in vain it waits ``retry`` seconds, asks the tracker for peers (FIND) and
 asks again, until ``timeout`` seconds have passed since it began.
 """
@@ -108,7 +110,9 @@ class DescriptionSearch:
             if standing is not None:
                 if event.forged:
                     standing.ban()
-                elif event.unreachable:
+                elif event.unreachable and not standing.behind_nat:
+                    # A peer behind NAT is reached over PPSPP: its HTTP address finding
+                    # nobody is no failure of its own (it is just not asked again this round).
                     standing.fail()
                     standing.stall(now)
         elif isinstance(event, FindAnswered):
@@ -167,20 +171,24 @@ class DescriptionSearch:
 
     def _candidates(self, now: float) -> list[PeerStanding]:
         """The peers that may be asked now, in the order to ask them: one of each host not
-        asked yet in this round first (in the order they became known), then the others."""
+        asked yet in this round first (in the order they became known), then the others, and
+        peers behind NAT last (their HTTP address is likely private)."""
         hosts = {self._host(s) for s in self.peers if s.peer_id in self._asked}
         first: list[PeerStanding] = []
         later: list[PeerStanding] = []
+        natted: list[PeerStanding] = []
         for standing in self.peers:
             if standing.banned or standing.peer_id in self._asked or standing.benched(now):
                 continue
             host = self._host(standing)
-            if host in hosts:
+            if standing.behind_nat:
+                natted.append(standing)
+            elif host in hosts:
                 later.append(standing)
             else:
                 hosts.add(host)
                 first.append(standing)
-        return first + later
+        return first + later + natted
 
     @staticmethod
     def _host(standing: PeerStanding) -> str:

@@ -108,6 +108,7 @@ class PeerStanding:
     __slots__ = (
         "advertised_rate",
         "banned",
+        "behind_nat",
         "benched_until",
         "chunks",
         "connected",
@@ -136,6 +137,11 @@ class PeerStanding:
         """A connection (transport negotiation, properties, chunk map) is being made."""
         self.connected = False
         """A transport was negotiated: chunks may be asked of the peer."""
+        self.behind_nat = False
+        """The peer registered a REFLEXIVE PPSPP address (STUN told it its socket is seen at
+        another address): its HTTP address is likely private, so what only HTTP can carry
+        (the description) is asked of it last, and an HTTP request to it that finds nobody is
+        not held against it (it is reached over PPSPP, through its NAT)."""
         self.chunks: ChunkBitmap | None = None
         """The chunk map the peer announced last (None: none yet)."""
         self.map_version = 0

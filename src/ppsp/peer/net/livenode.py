@@ -83,9 +83,7 @@ from ppsp.peer.net.session import (
     SwarmSession,
 )
 from ppsp.peer.net.transport import PPSPP
-from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
 from ppsp.wire.bitmap import ChunkBitmap
-from ppsp.wire.common import AddressType
 from ppsp.wire.peer import TransportOffer
 from ppsp.wire.tracker import PeerMode, RepresentationScope
 
@@ -711,11 +709,8 @@ class LiveViewer:
 
 def _behind_nat(remote: RemotePeer) -> bool:
     """Whether ``remote`` registered a REFLEXIVE PPSPP address (STUN told its socket another
-    address than its own: it is behind NAT)."""
-    return any(
-        a.type is AddressType.REFLEXIVE and a.peer_protocol == PPSPP_PEER_PROTOCOL
-        for a in remote.info.addresses
-    )
+    address than its own: it is behind NAT; see ``PeerStanding.behind_nat``)."""
+    return remote.standing.behind_nat
 
 
 async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:

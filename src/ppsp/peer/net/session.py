@@ -23,6 +23,7 @@ from ppsp.peer.download.peers import PeerBook, PeerStanding
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
 from ppsp.peer.net.chunkstore import ChunkStore
+from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
 from ppsp.peer.upload.fair import UploadLedger
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.common import AddressType
@@ -70,6 +71,10 @@ class RemotePeer:
         self.base_url = base_url
         """Where the peer's endpoint is (its peer protocol at ``/``, its description)."""
         self.standing = standing if standing is not None else PeerStanding(peer_id)
+        self.standing.behind_nat = any(
+            a.type is AddressType.REFLEXIVE and a.peer_protocol == PPSPP_PEER_PROTOCOL
+            for a in info.addresses
+        )
         self._offer: TransportOffer | None = None
         self.offer = offer
         self.properties: dict[str, str] = {}
