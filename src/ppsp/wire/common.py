@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ppsp.wire.encoded import EncodedForms
+from ppsp.wire.fields import MAX_PORT, MIN_PORT, is_canonical_ipv4
 
 __all__ = [
     "AddressFamily",
@@ -30,6 +31,7 @@ __all__ = [
     "SegmentMap",
     "keyed_by_value",
     "merge_listed_peers",
+    "template_shape",
 ]
 
 
@@ -85,6 +87,28 @@ def keyed_by_value(address: PeerAddress) -> bool:
     their members.)
     """
     return type(address.port) is int and (address.priority is None or type(address.priority) is int)
+
+
+def template_shape(address: PeerAddress) -> tuple[object, ...] | None:
+    """The shape of ``address`` (its fields besides the IP address and port: priority, type,
+    connection, ASN, peer protocol) when the tracker codecs may write it from a template of
+    that shape: an IPv4 address in canonical dotted text, an integer port in range and an
+    integer or no priority; None for any other address (written by the general writers).
+
+    The shape's own fields are not checked here: a codec checks them once per shape, with its
+    general writer, before it keeps the shape's template.
+    """
+    ip, port, priority = address.ip, address.port, address.priority
+    if (
+        address.family is not AddressFamily.IPV4
+        or type(port) is not int
+        or not MIN_PORT <= port <= MAX_PORT
+        or (priority is not None and type(priority) is not int)
+        or type(ip) is not str
+        or not is_canonical_ipv4(ip)
+    ):
+        return None
+    return (priority, address.type, address.connection, address.asn, address.peer_protocol)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

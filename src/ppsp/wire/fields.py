@@ -87,6 +87,7 @@ __all__ = [
     "chunkmap_bytes",
     "chunkmap_text",
     "clear_action_ids",
+    "is_canonical_ipv4",
     "is_extra_statistic_name",
     "is_swarm_id",
     "is_token",
@@ -263,6 +264,11 @@ _MAX_IP_TEXT = 64
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4_RE = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}")
 """Dotted-quad IPv4 text exactly as :mod:`ipaddress` writes it (no leading zeros)."""
+
+
+def is_canonical_ipv4(text: str) -> bool:
+    """Whether ``text`` is an IPv4 address in canonical dotted text (no leading zeros)."""
+    return _CANONICAL_IPV4_RE.fullmatch(text) is not None
 
 
 def is_token(value: object) -> TypeGuard[str]:

@@ -11,7 +11,6 @@ fails the checks keeps nothing and is refused every time.
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -41,13 +40,13 @@ from ppsp.codecs.tracker_json.read import (
 from ppsp.errors import LocalProtocolError, RemoteTrackerError
 from ppsp.wire import fields
 from ppsp.wire.common import (
-    AddressFamily,
     PeerAddress,
     PeerInfo,
     PeerNum,
     RepresentationScope,
     SegmentMap,
     keyed_by_value,
+    template_shape,
 )
 from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
 from ppsp.wire.fields import (
@@ -140,12 +139,6 @@ def _checked_address_json(address: PeerAddress) -> dict[str, object]:
     return out
 
 
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_CANONICAL_IPV4 = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}").fullmatch
-"""An IPv4 address in canonical dotted text (what the tracker keeps): one the decoder takes."""
-
-_IPV4 = AddressFamily.IPV4
-
 _SHAPE_RESTS: dict[tuple[object, ...], tuple[tuple[str, object], ...]] = {}
 _SHAPES_KEPT: Final = 4096
 """Most address shapes whose checked members are kept (emptied when full)."""
@@ -156,19 +149,10 @@ def _address_template(address: PeerAddress) -> dict[str, object] | None:
     ``ip_address`` and ``port``, then the members of its shape (the fields besides its IP
     address and port), checked once per shape and kept; None for any other address (written
     by :func:`_checked_address_json`)."""
-    ip = address.ip
-    port = address.port
-    priority = address.priority
-    if (
-        address.family is not _IPV4
-        or type(port) is not int
-        or not fields.MIN_PORT <= port <= fields.MAX_PORT
-        or (priority is not None and type(priority) is not int)
-        or type(ip) is not str
-        or _CANONICAL_IPV4(ip) is None
-    ):
+    shape = template_shape(address)
+    if shape is None:
         return None
-    shape = (priority, address.type, address.connection, address.asn, address.peer_protocol)
+    ip, port = address.ip, address.port
     try:
         rest = _SHAPE_RESTS.get(shape)
     except TypeError:  # a field no valid address holds (unhashable): the general writer

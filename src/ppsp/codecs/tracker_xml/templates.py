@@ -19,8 +19,6 @@ and is refused every time.
 
 from __future__ import annotations
 
-import re
-
 from ppsp.codecs.tracker_xml.values import (
     ERROR_TEXT,
     NAMESPACE,
@@ -36,7 +34,14 @@ from ppsp.codecs.tracker_xml.values import (
 )
 from ppsp.codecs.tracker_xml.write import bounded_body, encode_response_tree
 from ppsp.errors import LocalProtocolError
-from ppsp.wire.common import AddressFamily, AddressType, PeerAddress, PeerInfo, keyed_by_value
+from ppsp.wire.common import (
+    AddressFamily,
+    AddressType,
+    PeerAddress,
+    PeerInfo,
+    keyed_by_value,
+    template_shape,
+)
 from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
 from ppsp.wire.fields import (
     MAX_LISTED_PEERS,
@@ -134,12 +139,6 @@ def _address_fragment(address: PeerAddress) -> str:
     return "".join(parts)
 
 
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_CANONICAL_IPV4 = re.compile(f"{_OCTET}(?:\\.{_OCTET}){{3}}").fullmatch
-"""An IPv4 address in canonical dotted text (what the tracker keeps): valid, nothing to escape."""
-
-_IPV4 = AddressFamily.IPV4
-
 _SHAPE_TAILS: dict[tuple[object, ...], str] = {}
 _SHAPES_KEPT = 4096
 """Most address shapes whose checked tail is kept (emptied when full)."""
@@ -168,19 +167,10 @@ def _address_template(address: PeerAddress) -> str | None:
     """:func:`_address_fragment` of a canonical IPv4 address with an integer port, written from
     the checked tail of its shape (the fields besides its IP address and port), kept per shape;
     None for any other address (written by :func:`_address_fragment`)."""
-    ip = address.ip
-    port = address.port
-    priority = address.priority
-    if (
-        address.family is not _IPV4
-        or type(port) is not int
-        or not MIN_PORT <= port <= MAX_PORT
-        or (priority is not None and type(priority) is not int)
-        or type(ip) is not str
-        or _CANONICAL_IPV4(ip) is None
-    ):
+    shape = template_shape(address)
+    if shape is None:
         return None
-    shape = (priority, address.type, address.connection, address.asn, address.peer_protocol)
+    ip, port = address.ip, address.port
     try:
         tail = _SHAPE_TAILS.get(shape)
     except TypeError:  # a field no valid address holds (unhashable): the general writer
