@@ -102,9 +102,10 @@ async def test_a_seeder_behind_a_symmetric_nat_serves_through_its_turn_relay(
         assert session["received_from"].get(natted_id, 0) == 0, session["received_from"]
         assert behind_nat["ppspp"].get("data_sent", 0) == 0, behind_nat["ppspp"]
         assert "relay" not in behind_nat
-        # The leecher knew of it and tried: never connected.
+        # The leecher knew of it and never connected (its HTTP address is private and its
+        # NAT takes no punch; a peer behind NAT is not blamed for the private address).
         tried = session["peers"][natted_id]
-        assert not tried["connected"] and tried["failures"] >= 1, tried
+        assert not tried["connected"] and tried["transport"] is None, tried
         return
     assert relayed is not None and relayed.group(1) == PUBLIC
     relay_address = [PUBLIC, int(relayed.group(2)), "PROXY"]

@@ -329,8 +329,16 @@ async def test_connections_are_bounded_per_host(serve: Callable[..., Awaitable[R
 
 
 async def test_connections_are_bounded_in_all(serve: Callable[..., Awaitable[RawServer]]) -> None:
+    # Requests being answered at once, over every server: what the limit bounds (connections
+    # in use; an idle one kept for later, or a second one to a server while the limit has
+    # room, depends on the timing).
+    answering = {"now": 0, "most": 0}
+
     async def slow(request: Request, writer: asyncio.StreamWriter) -> bool:
+        answering["now"] += 1
+        answering["most"] = max(answering["most"], answering["now"])
         await asyncio.sleep(0.05)
+        answering["now"] -= 1
         writer.write(response(b"ok"))
         return True
 
@@ -338,8 +346,7 @@ async def test_connections_are_bounded_in_all(serve: Callable[..., Awaitable[Raw
     async with HttpClient(limit=2) as http:
         urls = [server.url() for server in servers] * 2
         assert await bounded(asyncio.gather(*(get(http, url) for url in urls))) == [b"ok"] * 6
-    assert sum(server.most_open for server in servers) <= 3
-    assert max(server.most_open for server in servers) == 1
+    assert answering["most"] == 2
 
 
 # -- timeouts -----------------------------------------------------------------------------------

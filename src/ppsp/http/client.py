@@ -290,18 +290,20 @@ class HttpClient:
             host = self._hosts.get(key)
             if host is None:
                 host = self._hosts[key] = _Host()
-            while host.idle:
-                connection = host.idle.pop()
-                if connection.idle_timer is not None:
-                    connection.idle_timer.cancel()
-                    connection.idle_timer = None
-                if connection.reusable:
-                    host.in_use += 1
-                    self._in_use += 1
-                    return connection, True
-                self._forget(connection)
-                connection.close()
             if self._in_use < self.limit and host.in_use < self.limit_per_host:
+                # Within the limits: an idle connection first (a kept-alive one is reused
+                # only within them too, or the limits would bound new connections alone).
+                while host.idle:
+                    connection = host.idle.pop()
+                    if connection.idle_timer is not None:
+                        connection.idle_timer.cancel()
+                        connection.idle_timer = None
+                    if connection.reusable:
+                        host.in_use += 1
+                        self._in_use += 1
+                        return connection, True
+                    self._forget(connection)
+                    connection.close()
                 break
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
