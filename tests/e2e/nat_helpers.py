@@ -15,8 +15,10 @@ machine without them and fails it in CI.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -30,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from e2e.netns_helpers import IP, NamespaceError, can_make_namespaces, ip
-from e2e.swarm_helpers import ENV
+from e2e.swarm_helpers import ENV, Peer, Swarm
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
@@ -322,3 +324,21 @@ def wait_for_server(
             return
         if time.monotonic() > limit:
             raise TimeoutError(f"no STUN answer from {host}:{port}: {probe.stderr[-300:]}")
+
+
+PUNCHING = re.compile(r"is behind NAT: punching towards the swarm's peers")
+"""What a peer whose PPSPP socket is behind NAT prints before it punches."""
+REFLEXIVE = re.compile(r"PPSPP socket udp (\S+):(\d+) has reflexive address (\S+):(\d+)")
+"""What a peer prints of the reflexive address STUN told its PPSPP socket."""
+
+
+async def spawn_in(swarm: Swarm, prefix: Sequence[str], name: str, *args: str) -> Peer:
+    """``python -m ppsp ARGS`` run with ``prefix`` (a namespace), killed with the swarm."""
+    process = await asyncio.create_subprocess_exec(
+        *prefix, sys.executable, "-m", "ppsp", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=swarm.env, cwd=swarm.workdir,
+    )  # fmt: skip
+    peer = Peer(name, process)
+    swarm.peers.append(peer)
+    return peer

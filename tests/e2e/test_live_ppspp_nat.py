@@ -18,8 +18,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,20 +27,20 @@ from e2e.nat_helpers import (
     CLIENT_B,
     NFT,
     PUBLIC,
+    PUNCHING,
+    REFLEXIVE,
     ROUTER_A_PUBLIC,
     SOURCE,
     require,
+    spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import Peer, Swarm
+from e2e.swarm_helpers import LISTENING, Peer, Swarm
 
 pytestmark = pytest.mark.e2e
 
-LISTENING = re.compile(r"listening on (http://\S+)")
 OFFERING = re.compile(r"offering PPSPP at udp")
-PUNCHING = re.compile(r"is behind NAT: punching towards the swarm's peers")
-REFLEXIVE = re.compile(r"PPSPP socket udp (\S+):(\d+) has reflexive address (\S+):(\d+)")
 
 CHUNK_BYTES = 12_000
 """Bytes the test appends to the live input every 250 ms (384 kbit/s)."""
@@ -55,18 +53,6 @@ SOURCE_RULES = f"""table ip lab {{
 }}
 """
 """The source's datagrams to NAT A dropped: it cannot serve viewer A over PPSPP."""
-
-
-async def _in(swarm: Swarm, prefix: Sequence[str], name: str, *args: str) -> Peer:
-    """``python -m ppsp ARGS`` run with ``prefix`` (a namespace), killed with the swarm."""
-    process = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, "-m", "ppsp", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=swarm.env, cwd=swarm.workdir,
-    )  # fmt: skip
-    peer = Peer(name, process)
-    swarm.peers.append(peer)
-    return peer
 
 
 async def _feed(path: Path) -> None:
@@ -94,13 +80,13 @@ async def test_a_live_viewer_behind_nat_gets_chunks_from_a_viewer_behind_another
         )
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=behind_a):
             async with Swarm(tmp_path) as swarm:
-                tracker = await _in(
+                tracker = await spawn_in(
                     swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
                 )
                 url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
                 feeding = asyncio.ensure_future(_feed(stream))
                 try:
-                    source = await _in(
+                    source = await spawn_in(
                         swarm, capped, "source", "live", "--tracker", url, "--host", SOURCE,
                         "--input", str(stream), "--chunk-ms", "250", "--ppspp-port", "0",
                         "--key", str(tmp_path / "source.key"),
@@ -112,7 +98,7 @@ async def test_a_live_viewer_behind_nat_gets_chunks_from_a_viewer_behind_another
                         (behind_b, CLIENT_B, "viewer-b", report_b),
                         (behind_a, CLIENT_A, "viewer-a", report_a),
                     ):
-                        watcher = await _in(
+                        watcher = await spawn_in(
                             swarm, prefix, name, "watch", swarm_id, "--tracker", url,
                             "--host", host, "--transport", "ppspp", "--transport", "http",
                             "--stun", PUBLIC, "--player-port", "0",

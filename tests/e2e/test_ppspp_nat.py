@@ -26,21 +26,21 @@ import pytest
 from e2e.nat_helpers import (
     CLIENT,
     PUBLIC,
+    REFLEXIVE,
     ROUTER_PUBLIC,
     free_udp_port,
     natted,
     require,
+    spawn_in,
     stun_server,
 )
-from e2e.swarm_helpers import Peer, Swarm, content, finish
+from e2e.swarm_helpers import LISTENING, Swarm, content, finish
 
 pytestmark = pytest.mark.e2e
 
 STUN_HOST = "127.0.74.1"
 SEED_HOST = "127.0.74.2"
 SERVING = re.compile(r"serving over PPSPP at udp (\S+):(\d+)")
-REFLEXIVE = re.compile(r"PPSPP socket udp (\S+):(\d+) has reflexive address (\S+):(\d+)")
-LISTENING = re.compile(r"listening on (http://\S+)")
 Address = list[Any]
 """A listed address as the probe prints it: ``[ip, port, type, peer_protocol]``."""
 
@@ -146,18 +146,6 @@ async def test_stun_needs_a_ppspp_socket(tmp_path: Path) -> None:
         assert "needs --ppspp-port" in peer.output()
 
 
-async def _in(swarm: Swarm, prefix: Sequence[str], name: str, *args: str) -> Peer:
-    """``python -m ppsp ARGS`` run with ``prefix`` (a namespace), killed with the swarm."""
-    process = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, "-m", "ppsp", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=swarm.env, cwd=swarm.workdir,
-    )  # fmt: skip
-    peer = Peer(name, process)
-    swarm.peers.append(peer)
-    return peer
-
-
 async def test_behind_a_nat_the_seeder_registers_the_nat_s_address(tmp_path: Path) -> None:
     require(namespaces=True)
     source = tmp_path / "source.bin"
@@ -166,11 +154,11 @@ async def test_behind_a_nat_the_seeder_registers_the_nat_s_address(tmp_path: Pat
         public, client = net.run(net.public, []), net.run(net.client, [])
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=client):
             async with Swarm(tmp_path) as swarm:
-                tracker = await _in(
+                tracker = await spawn_in(
                     swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
                 )
                 url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                seeder = await _in(
+                seeder = await spawn_in(
                     swarm, client, "seeder", "seed", str(source), "--tracker", url,
                     "--host", CLIENT, "--ppspp-port", "40500", "--stun", PUBLIC,
                 )  # fmt: skip
@@ -215,17 +203,17 @@ async def test_behind_a_nat_a_leecher_learns_its_ppspp_socket_s_address(tmp_path
         public, client = net.run(net.public, []), net.run(net.client, [])
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=client):
             async with Swarm(tmp_path) as swarm:
-                tracker = await _in(
+                tracker = await spawn_in(
                     swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
                 )
                 url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                seeder = await _in(
+                seeder = await spawn_in(
                     swarm, public, "seeder", "seed", str(source), "--tracker", url,
                     "--host", PUBLIC, "--ppspp-port", "0",
                 )  # fmt: skip
                 swarm_id = await seeder.first_stdout_line()
                 await seeder.wait_line(SERVING)
-                getter = await _in(
+                getter = await spawn_in(
                     swarm, client, "get", "get", swarm_id, "--tracker", url, "-o", str(output),
                     "--host", CLIENT, "--transport", "ppspp", "--stun", PUBLIC,
                     "--report", str(report),

@@ -26,20 +26,20 @@ from e2e.nat_helpers import (
     CLIENT_A,
     CLIENT_B,
     PUBLIC,
+    PUNCHING,
+    REFLEXIVE,
     ROUTER_A_PUBLIC,
     SOURCE,
     require,
+    spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import COMPLETE, Peer, Swarm, content
+from e2e.swarm_helpers import COMPLETE, LISTENING, Swarm, content
 
 pytestmark = pytest.mark.e2e
 
-LISTENING = re.compile(r"listening on (http://\S+)")
 OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp")
-PUNCHING = re.compile(r"is behind NAT: punching towards the swarm's peers")
-REFLEXIVE = re.compile(r"PPSPP socket udp (\S+):(\d+) has reflexive address (\S+):(\d+)")
 
 PROBE = """\
 import asyncio, json, secrets, sys
@@ -73,18 +73,6 @@ async def ppspp_listing(
     return listing
 
 
-async def _in(swarm: Swarm, prefix: Sequence[str], name: str, *args: str) -> Peer:
-    """``python -m ppsp ARGS`` run with ``prefix`` (a namespace), killed with the swarm."""
-    process = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, "-m", "ppsp", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=swarm.env, cwd=swarm.workdir,
-    )  # fmt: skip
-    peer = Peer(name, process)
-    swarm.peers.append(peer)
-    return peer
-
-
 async def test_a_leecher_behind_nat_gets_chunks_from_a_seeder_behind_another_nat(
     tmp_path: Path,
 ) -> None:
@@ -97,24 +85,24 @@ async def test_a_leecher_behind_nat_gets_chunks_from_a_seeder_behind_another_nat
         behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=behind_a):
             async with Swarm(tmp_path) as swarm:
-                tracker = await _in(
+                tracker = await spawn_in(
                     swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
                 )
                 url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                first = await _in(
+                first = await spawn_in(
                     swarm, capped, "source", "seed", str(source), "--tracker", url,
                     "--host", SOURCE, "--ppspp-port", "0",
                 )  # fmt: skip
                 swarm_id = await first.first_stdout_line()
                 await first.wait_line(OFFERING)
-                seeder = await _in(
+                seeder = await spawn_in(
                     swarm, behind_b, "natted", "seed", str(source), "--tracker", url,
                     "--host", CLIENT_B, "--ppspp-port", "0", "--stun", PUBLIC,
                     "--report", str(natted),
                 )  # fmt: skip
                 await seeder.wait_line(PUNCHING)
                 await seeder.wait_line(OFFERING)
-                getter = await _in(
+                getter = await spawn_in(
                     swarm, behind_a, "get", "get", swarm_id, "--tracker", url,
                     "-o", str(output), "--host", CLIENT_A, "--transport", "ppspp",
                     "--stun", PUBLIC, "--report", str(got), "--seed-after",

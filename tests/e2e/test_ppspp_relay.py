@@ -25,16 +25,19 @@ from e2e.nat_helpers import (
     CLIENT_A,
     CLIENT_B,
     PUBLIC,
+    PUNCHING,
+    REFLEXIVE,
     SOURCE,
     TURN_PASSWORD,
     TURN_USER,
     free_udp_port,
     require,
+    spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import COMPLETE, Swarm, content
-from e2e.test_ppspp_punch import LISTENING, OFFERING, PUNCHING, REFLEXIVE, _in, ppspp_listing
+from e2e.swarm_helpers import COMPLETE, LISTENING, Swarm, content
+from e2e.test_ppspp_punch import OFFERING, ppspp_listing
 
 pytestmark = pytest.mark.e2e
 
@@ -61,17 +64,17 @@ async def test_a_seeder_behind_a_symmetric_nat_serves_through_its_turn_relay(
             async with Swarm(tmp_path) as swarm:
                 # The password comes from the environment, as a user's should.
                 swarm.env["PPSP_SEED_TURN_PASSWORD"] = TURN_PASSWORD
-                tracker = await _in(
+                tracker = await spawn_in(
                     swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
                 )
                 url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                first = await _in(
+                first = await spawn_in(
                     swarm, capped, "source", "seed", str(source), "--tracker", url,
                     "--host", SOURCE, "--ppspp-port", "0",
                 )  # fmt: skip
                 swarm_id = await first.first_stdout_line()
                 await first.wait_line(OFFERING)
-                seeder = await _in(
+                seeder = await spawn_in(
                     swarm, behind_b, "natted", "seed", str(source), "--tracker", url,
                     "--host", CLIENT_B, "--ppspp-port", "0", "--stun", PUBLIC,
                     *turn_options, "--report", str(natted),
@@ -79,7 +82,7 @@ async def test_a_seeder_behind_a_symmetric_nat_serves_through_its_turn_relay(
                 relayed = await seeder.wait_line(RELAYED) if relay else None
                 await seeder.wait_line(PUNCHING)
                 await seeder.wait_line(OFFERING)
-                getter = await _in(
+                getter = await spawn_in(
                     swarm, behind_a, "get", "get", swarm_id, "--tracker", url,
                     "-o", str(output), "--host", CLIENT_A, "--transport", "ppspp",
                     "--stun", PUBLIC, "--report", str(got),

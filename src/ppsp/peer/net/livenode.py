@@ -585,7 +585,7 @@ class LiveViewer:
         # A peer behind NAT (it registered a REFLEXIVE PPSPP address) is tried over UDP at
         # once, beside HTTP: its HTTP address is likely private, and an exchange with it can
         # take the whole HTTP timeout to fail.
-        early = self._start_reach(remote) if _behind_nat(remote) else None
+        early = self._start_reach(remote) if remote.standing.behind_nat else None
         connecting = asyncio.ensure_future(self.node.connect(self.session, remote))
         try:
             return await self._connected(remote, connecting, early)
@@ -705,12 +705,6 @@ class LiveViewer:
             added = self.node.add_peers(self.session, listed)
             return FindAnswered(tuple(remote.peer_id for remote in added))
         return FindAnswered()
-
-
-def _behind_nat(remote: RemotePeer) -> bool:
-    """Whether ``remote`` registered a REFLEXIVE PPSPP address (STUN told its socket another
-    address than its own: it is behind NAT; see ``PeerStanding.behind_nat``)."""
-    return remote.standing.behind_nat
 
 
 async def _pull(node: PeerNode, session: SwarmSession, remote: RemotePeer) -> None:
