@@ -177,13 +177,16 @@ def _router_rules(wan: str, *, per_destination: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def two_nats(source_rate: str = "4mbit", *, symmetric_b: bool = False) -> Iterator[TwoNats]:
+def two_nats(
+    source_rate: str = "4mbit", *, symmetric_a: bool = False, symmetric_b: bool = False
+) -> Iterator[TwoNats]:
     """Two clients, each behind its own masquerading router, and a public host and a source
     host, on one public bridge (10.232.0.0/24: public .1, router A .2, router B .3, source
     .4; client A 10.233.0.2, client B 10.234.0.2).  The routers forward nothing unasked for
     from outside (:func:`_router_rules`); the source's uplink is capped at ``source_rate``
     (``tbf``).  With ``symmetric_b`` router B maps each destination to a port of its own
-    (hole punching through it fails; only a relay reaches client B).  Everything is deleted
+    (hole punching through it fails; only a relay reaches client B), with ``symmetric_a``
+    router A.  Everything is deleted
     when the ``with`` block ends."""
     tag = secrets.token_hex(3)
     made: list[str] = []
@@ -207,7 +210,7 @@ def two_nats(source_rate: str = "4mbit", *, symmetric_b: bool = False) -> Iterat
             ip("-n", namespace, "addr", "add", f"{address}/24", "dev", dev)
             ip("-n", namespace, "link", "set", dev, "up")
         for router, client, private, host, per_destination in (
-            (names.router_a, names.client_a, "10.233.0.1", CLIENT_A, False),
+            (names.router_a, names.client_a, "10.233.0.1", CLIENT_A, symmetric_a),
             (names.router_b, names.client_b, "10.234.0.1", CLIENT_B, symmetric_b),
         ):
             _veth(client, "eth0", router, "lan0")
@@ -236,6 +239,15 @@ def two_nats(source_rate: str = "4mbit", *, symmetric_b: bool = False) -> Iterat
         for namespace in reversed(made):
             with contextlib.suppress(NamespaceError, subprocess.TimeoutExpired):
                 ip("netns", "delete", namespace)
+
+
+def set_source_rate(net: TwoNats, rate: str) -> None:
+    """Change the cap on :func:`two_nats`' source uplink to ``rate`` (``tbf``)."""
+    subprocess.run(
+        net.run(net.source, ["tc", "qdisc", "change", "dev", "eth0", "root", "tbf",
+                             "rate", rate, "burst", "16kb", "latency", "100ms"]),
+        check=True, timeout=30, capture_output=True,
+    )  # fmt: skip
 
 
 def free_udp_port(host: str) -> int:

@@ -2,11 +2,13 @@
 
 A real run as a subprocess (root, nftables, tc and coturn needed; skipped without them, failed
 in CI): every peer completes with a verified copy, each NATed peer learnt its router's public
-address from the STUN server (so it really sat behind a masquerade), the source served them
-over PPSPP, the report has the NAT figures, and no namespace of the run is left.  A second
-run is stopped with SIGTERM while its peers download: it exits at once, its namespaces gone.
-A live run streams over PPSPP to viewers behind NAT (STUN on their live sockets) and reports
-how the viewer pairs connected.
+address from the STUN server (so it really sat behind a masquerade) and allocated a TURN relay
+(one of them behind a NAT that maps each destination apart, ``--symmetric``), the source
+served them over PPSPP, the report has the NAT figures, and no namespace of the run is left.
+A second run is stopped with SIGTERM while its peers download: it exits at once, its
+namespaces gone.  A live run streams over PPSPP to viewers behind NAT (STUN on their live
+sockets, a relay each, one behind a symmetric NAT) and reports how the viewer pairs
+connected.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def test_a_nat_lab_completes_and_reports_how_pairs_connected(tmp_path: Path) -> 
     before = _lab_namespaces()
     out = tmp_path / "vod"
     done = subprocess.run(
-        _command(out),
+        _command(out, "--symmetric", "0.34"),
         capture_output=True, text=True, timeout=150, check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -68,12 +70,17 @@ def test_a_nat_lab_completes_and_reports_how_pairs_connected(tmp_path: Path) -> 
         reflexive = nat["reflexive"][name]
         assert reflexive is not None and reflexive.split(":")[0] == routers[name], nat
         assert privates[name].startswith("172."), privates
+    # Each NATed peer allocated a relay on the lab's coturn (its address: the server's).
+    assert len(nat["symmetric"]) == 1 and set(nat["symmetric"]) <= set(nat["natted"]), nat
+    for relayed in nat["relays"].values():
+        assert relayed is not None and relayed.split(":")[0] == nat["turn"].split(":")[0], nat
     # The source reached peers behind NAT over PPSPP (UDP through their masquerade).
     assert nat["source"]["natted"]["transports"].get("PPSPP", 0) >= 1, nat["source"]
     # Every pair of the four peers is listed by one of them, and is one of the outcomes.
     pairs = nat["pairs"]
     assert pairs["total"] == PEERS * (PEERS - 1) // 2, pairs
-    assert pairs["direct"] + pairs["relayed"] + pairs["never"] == pairs["total"]
+    outcomes = ("direct", "relayed", "never", "not_needed")
+    assert sum(pairs[outcome] for outcome in outcomes) == pairs["total"], pairs
     assert sum(k["total"] for k in nat["pairs_by_kind"].values()) == pairs["total"]
     assert nat["pairs_by_kind"]["public-public"]["total"] == 0  # one public peer
     markdown = (out / "report.md").read_text(encoding="utf-8")
@@ -115,7 +122,8 @@ def test_a_live_nat_lab_streams_over_ppspp_and_reports_the_pairs(tmp_path: Path)
     out = tmp_path / "live"
     done = subprocess.run(
         [
-            sys.executable, "-m", "ppsp", "lab", "live", "--nat", "0.75", "--peers", str(PEERS),
+            sys.executable, "-m", "ppsp", "lab", "live", "--nat", "0.75", "--symmetric", "0.34",
+            "--peers", str(PEERS),
             "--bitrate", "500kbit", "--duration", "6", "--join-spread", "1", "--seed", "1",
             "--out", str(out),
         ],
@@ -133,6 +141,9 @@ def test_a_live_nat_lab_streams_over_ppspp_and_reports_the_pairs(tmp_path: Path)
         reflexive = nat["reflexive"][name]
         node = name.replace("viewer-", "peer-")  # the network plan names the viewers' nodes so
         assert reflexive is not None and reflexive.split(":")[0] == routers[node], nat
+    # Each NATed viewer serves the stream again through a TURN relay of its own too.
+    assert len(nat["symmetric"]) == 1, nat
+    assert all(relayed is not None for relayed in nat["relays"].values()), nat
     # The source served the viewers behind NAT over PPSPP, and the pairs are counted.
     assert nat["source"]["natted"]["transports"].get("PPSPP", 0) >= 1, nat["source"]
     assert nat["source_ppspp"].get("data_sent", 0) > 0 and nat["source_ppspp_live"], nat
@@ -140,4 +151,5 @@ def test_a_live_nat_lab_streams_over_ppspp_and_reports_the_pairs(tmp_path: Path)
     # Every pair is counted; whether viewers relayed among themselves in so short a stream is
     # the live policy's choice (relays behind NAT: tests/e2e/test_live_ppspp_nat.py).
     assert pairs["total"] == PEERS * (PEERS - 1) // 2, pairs
-    assert pairs["direct"] + pairs["relayed"] + pairs["never"] == pairs["total"], pairs
+    outcomes = ("direct", "relayed", "never", "not_needed")
+    assert sum(pairs[outcome] for outcome in outcomes) == pairs["total"], pairs

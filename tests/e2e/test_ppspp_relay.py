@@ -10,6 +10,10 @@ its handshakes go to every PPSPP address of the seeder and the relayed one answe
 ``--turn`` the seeder behind NAT B serves nothing: the mapping its punches leave by is not the
 reflexive address STUN saw and the leecher sends to.  A TURN server that refuses the
 credentials is one warning line, and the seeder serves without a relay.
+
+A downloading peer does the same (``ppsp get --transport ppspp --stun --turn``): behind
+symmetric NAT B it serves what it holds through its relay to a leecher behind symmetric NAT A
+(neither can punch), once the source has slowed down to a trickle.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from e2e.nat_helpers import (
     TURN_USER,
     free_udp_port,
     require,
+    set_source_rate,
     spawn_in,
     stun_server,
     two_nats,
 )
 from e2e.swarm_helpers import COMPLETE, LISTENING, Swarm, content
+from e2e.test_ppspp_partial import SERVING
 from e2e.test_ppspp_punch import OFFERING, ppspp_listing
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +130,69 @@ async def test_a_seeder_behind_a_symmetric_nat_serves_through_its_turn_relay(
     assert behind_nat["relay"]["permitted"] >= 1, behind_nat["relay"]
     # Released on exit: coturn saw the allocation's Refresh with lifetime 0.
     assert re.search(r"refreshed, .*username=<ppsp>, lifetime=0\b", turn_log), turn_log[-3000:]
+
+
+async def test_a_downloading_peer_behind_a_symmetric_nat_serves_through_its_turn_relay(
+    tmp_path: Path,
+) -> None:
+    require(namespaces=True)
+    source, relayer_copy, output = tmp_path / "source.bin", tmp_path / "b.bin", tmp_path / "a.bin"
+    got, natted = tmp_path / "get.json", tmp_path / "natted.json"
+    source.write_bytes(content(2 << 20))
+    with two_nats(source_rate="80mbit", symmetric_a=True, symmetric_b=True) as net:
+        public, capped = net.run(net.public, []), net.run(net.source, [])
+        behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
+        with stun_server(PUBLIC, 3478, tmp_path, prefix=public, turn=True, probe_from=behind_a):
+            async with Swarm(tmp_path) as swarm:
+                swarm.env["PPSP_GET_TURN_PASSWORD"] = TURN_PASSWORD
+                tracker = await spawn_in(
+                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
+                )
+                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+                # Small chunks: A's first one, from the slowed source, names the PPSPP root
+                # soon (a peer reached over UDP only is asked for that root).
+                first = await spawn_in(
+                    swarm, capped, "source", "seed", str(source), "--tracker", url,
+                    "--host", SOURCE, "--ppspp-port", "0", "--chunk-size", "16384",
+                )  # fmt: skip
+                swarm_id = await first.first_stdout_line()
+                await first.wait_line(OFFERING)
+                # B downloads everything from the source, and stays, serving it.
+                relayer = await spawn_in(
+                    swarm, behind_b, "natted", "get", swarm_id, "--tracker", url,
+                    "-o", str(relayer_copy), "--host", CLIENT_B, "--transport", "ppspp",
+                    "--stun", PUBLIC, "--turn", PUBLIC, "--turn-user", TURN_USER,
+                    "--seed-after", "--report", str(natted),
+                )  # fmt: skip
+                relayed = await relayer.wait_line(RELAYED)
+                await relayer.wait_line(SERVING)
+                await relayer.wait_line(COMPLETE, timeout=30)
+                # The source a trickle now: A gets the description from it, chunks from B.
+                set_source_rate(net, "400kbit")
+                getter = await spawn_in(
+                    swarm, behind_a, "get", "get", swarm_id, "--tracker", url,
+                    "-o", str(output), "--host", CLIENT_A, "--transport", "ppspp",
+                    "--stun", PUBLIC, "--report", str(got),
+                )  # fmt: skip
+                await getter.wait_line(COMPLETE, timeout=60)
+                assert await getter.wait() == 0, getter.output()
+                listing = await ppspp_listing(url, swarm_id, public)
+                relayer.signal(signal.SIGINT)
+                assert await relayer.wait() == 0, relayer.output()
+    assert output.read_bytes() == source.read_bytes()
+    leecher, behind_nat = json.loads(got.read_text()), json.loads(natted.read_text())
+    (session,) = leecher["sessions"]
+    natted_id = behind_nat["peer_id"]
+    assert TURN_PASSWORD not in relayer.output()
+    assert relayed.group(1) == PUBLIC
+    assert [a[2] for a in listing[natted_id]] == ["HOST", "REFLEXIVE", "PROXY"], listing
+    assert listing[natted_id][-1] == [PUBLIC, int(relayed.group(2)), "PROXY"], listing
+    # A reached B only at its relayed address, and got chunks there.
+    peer = session["peers"][natted_id]
+    assert peer["transport"] == "PPSPP" and peer["relayed"] is True, peer
+    assert session["received_from"][natted_id] > 0, session["received_from"]
+    assert behind_nat["relay"]["ppspp"]["data_sent"] > 0, behind_nat["relay"]
+    assert behind_nat["relay"]["permitted"] >= 1, behind_nat["relay"]
 
 
 async def test_a_turn_server_refusing_the_credentials_is_one_warning(tmp_path: Path) -> None:

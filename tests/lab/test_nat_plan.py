@@ -124,3 +124,46 @@ def test_a_nat_lab_takes_no_attackers_and_no_nat_means_loopback() -> None:
     with pytest.raises(LabError, match="attackers"):
         nat_network(0.5, 4, 1, attackers=2)
     assert nat_network(None, 4, 1) is None
+
+
+def test_symmetric_nats_are_some_of_the_natted_drawn_with_the_seed_and_map_apart() -> None:
+    natted = choose_natted(16, 0.75, seed=1)
+    apart = netns.choose_symmetric(natted, 0.5, seed=1)
+    assert len(apart) == 6 and apart <= natted
+    assert apart == netns.choose_symmetric(natted, 0.5, seed=1)
+    assert netns.choose_symmetric(natted, 0.0, seed=1) == frozenset()
+    with pytest.raises(ValueError, match="fraction"):
+        netns.choose_symmetric(natted, 2.0, seed=1)
+    plan = plan_network(16, natted, tag="abc", symmetric=apart)
+    assert plan.symmetric == apart
+    with pytest.raises(ValueError, match="symmetric"):
+        plan_network(4, frozenset({1}), symmetric=frozenset({2}))
+    # Their routers masquerade fully-random; the others keep one mapping per socket.
+    assert "masquerade fully-random;" in netns.router_rules(per_destination=True)
+    assert "fully-random" not in netns.router_rules() and "masquerade;" in netns.router_rules()
+
+
+def test_coturn_relays_with_the_run_s_password_and_peers_behind_nat_get_turn() -> None:
+    plan = plan_network(2, frozenset({0}), tag="abc")
+    stun_only = netns.turnserver_args(plan, "/tmp/x")
+    assert "--stun-only" in stun_only
+    relaying = netns.turnserver_args(plan, "/tmp/x", "pw")
+    assert "--stun-only" not in relaying
+    assert relaying[relaying.index("-u") + 1] == f"{netns.TURN_USER}:pw"
+    assert relaying[relaying.index("--relay-ip") + 1] == plan.stun.address
+    net = netns.NatNetwork(plan)
+    args = nat_setup.nat_peer_args(net, 0, relay=True)
+    assert args[args.index("--turn") + 1] == plan.stun_server
+    assert net.turn_password not in args  # in the environment, not on the command line
+    assert nat_setup.nat_peer_env(net) == {"PPSP_GET_TURN_PASSWORD": net.turn_password}
+    viewer = nat_setup.nat_peer_env(net, "watch")
+    assert viewer == {"PPSP_WATCH_TURN_PASSWORD": net.turn_password}
+    assert "--turn" not in nat_setup.nat_peer_args(net, 1, relay=True)  # a public peer
+    assert "--turn" not in nat_setup.nat_peer_args(net, 0)
+
+
+def test_symmetric_goes_with_nat(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        lab, ["vod", "--symmetric", "0.5", "--peers", "2", "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2 and "goes with --nat" in result.output, result.output

@@ -59,10 +59,13 @@ def test_pairs_are_classified_by_who_listed_whom_and_what_moved() -> None:
         LabPeer(name="e", natted=False, report=_report("E", {})),
     ]
     by_kind, total = classify_pairs(peers, SWARM)
-    # Pairs: a-b (direct), a-c (never, tried), a-d (never, not tried), c-d (relayed).
-    assert (total.total, total.direct, total.relayed, total.never, total.failed) == (4, 1, 1, 2, 1)
+    # Pairs: a-b (direct), a-c (never: a tried), a-d (not needed: nobody tried), c-d (relayed).
+    counts = (total.total, total.direct, total.relayed, total.never, total.not_needed)
+    assert counts == (4, 1, 1, 1, 1)
+    assert total.idle == 0
     assert total.transports == {"HTTP": 1, "PPSPP": 1}
-    assert (by_kind["nat-public"].direct, by_kind["nat-public"].never) == (1, 2)
+    nat_public = by_kind["nat-public"]
+    assert (nat_public.direct, nat_public.never, nat_public.not_needed) == (1, 1, 1)
     assert (by_kind["nat-nat"].total, by_kind["nat-nat"].relayed) == (1, 1)
     assert by_kind["public-public"].total == 0
 
@@ -101,9 +104,35 @@ def test_the_section_counts_the_source_apart_and_renders() -> None:
     assert section["natted_pairs"]["shares"]["direct"] == 1.0
     text = render_nat_markdown({"nat": section})
     assert "1 of 2 peers behind a NAT" in text
-    assert "| with a NATed peer | 1 | 1 (100%) | 0 (0%) | 0 (0%; 0) |" in text
+    assert "| with a NATed peer | 1 | 1 (100%) | 0 (0%) | 0 (0%) | 0 (0%) |" in text
     assert "12 PPSPP chunks" in text
     assert render_nat_markdown({}) == ""
+
+
+def test_a_pair_connected_through_a_relay_without_chunks_is_relayed_and_idle() -> None:
+    relay = {"relayed": "10.1.2.1:50000", "ppspp": {"data_sent": 0}}
+    peers = [
+        # a reached b at b's relayed address; neither needed a chunk of the other.
+        LabPeer(
+            name="a",
+            natted=True,
+            symmetric=True,
+            report=_report("A", {"B": _record("PPSPP", relayed=True, connected=True)}),
+        ),
+        LabPeer(name="b", natted=True, symmetric=True, report=_report("B", {}, relay=relay)),
+        LabPeer(name="c", natted=True, report=_report("C", {"A": _record(None)})),
+    ]
+    _, total = classify_pairs(peers, SWARM)
+    # a-b: relayed, idle; a-c: not needed.
+    assert (total.relayed, total.idle, total.not_needed, total.never) == (1, 1, 1, 0)
+    section = nat_section(peers, SWARM, {"peer_id": "SRC"}, 1.0, stun="s:3478", turn="s:3478")
+    assert section["symmetric"] == ["a", "b"]
+    assert section["relays"] == {"a": None, "b": "10.1.2.1:50000", "c": None}
+    assert section["pairs"]["not_needed"] == 1 and section["pairs"]["idle"] == 1
+    text = render_nat_markdown({"nat": section})
+    assert "2 of them mapping each destination apart" in text
+    assert "1 NATed peers allocated a TURN relay" in text
+    assert "| nat-nat | 2 | 0 (0%) | 1 (50%) | 0 (0%) | 1 (50%) |" in text
 
 
 def test_a_remote_s_record_names_the_address_chunks_went_to_and_whether_it_was_relayed() -> None:

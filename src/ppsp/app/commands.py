@@ -274,11 +274,7 @@ async def seed_main(
                 await node.stop(disconnect=False)
                 return fail("interrupted")
         node.advertise_ppspp(ppspp_socket.getsockname()[1], reflexive)
-        if turn_relay is not None and turn_relay.relayed and node.tracker is not None:
-            from ppsp.peer.protocol.addressing import relayed_address
-
-            # After HOST and REFLEXIVE: the most direct path first.
-            node.tracker.advertise([relayed_address(turn_relay.relayed)])
+        nat_setup.advertise_relay(node, turn_relay)  # after HOST and REFLEXIVE
     try:
         session = await until_stopped(stop, node.seed(path, chunk_size=chunk_size))
     except Interrupted:
@@ -432,13 +428,17 @@ async def get_main(
     seed_after: bool = False,
     transports: tuple[str, ...] | None = None,
     stun: tuple[str, int] | None = None,
+    turn: TurnServer | None = None,
 ) -> int:
     """Download ``swarm_id`` into ``output`` (``-``: standard output); 0 when complete.
 
     ``transports`` are the chunk transports asked of peers, most preferred first (default:
     HTTP only).  With ``stun`` (and PPSPP among them) the one UDP socket PPSPP downloads use
     learns its reflexive address from that STUN server, through itself, and keeps its NAT
-    mapping alive (:func:`_download_stun`).
+    mapping alive (:func:`_download_stun`).  With ``turn`` (and PPSPP among them) what the
+    download holds is also served through a relay on that TURN server, registered as a
+    PROXY address after the socket's, its permissions given to the peers the swarm's FINDs
+    list; the relay is released on exit.
 
     The file is written as ``OUTPUT.part`` and renamed when every chunk is verified; an
     interrupted download keeps the ``.part`` and the same command resumes it.  To standard
@@ -466,14 +466,21 @@ async def get_main(
     keeper = None if stun is None else await nat_setup.download_stun(node, stun)
     serving = _serve_while_downloading(node, swarm_id)
     punch: PpsppPunch | None = None
+    relay: PpsppRelay | None = None
+    if turn is not None and serving is not None:
+        # Allocated before the registration, which carries its address (up to 3.75 s when
+        # the server is silent; an interruption meanwhile stops the download below).
+        relay = await nat_setup.download_relay(node, serving, turn, options.host)
     if node.ppspp_endpoint is not None:
         # Registered with the first join, so that peers behind NAT can punch towards it.
         mapped = None if keeper is None else await keeper.first_mapping(STUN_REGISTER_WAIT)
         node.advertise_ppspp(node.ppspp_endpoint.address[1], mapped)
-        if keeper is not None:
+        nat_setup.advertise_relay(node, None if relay is None else relay.relay)
+        if keeper is not None or relay is not None:
             # Behind NAT: punch towards the swarm's peers, as a seeder there does, so that two
-            # downloading peers behind NATs meet whichever of them reaches out first.
-            punch = nat_setup.start_punching(node, swarm_id, node.ppspp_endpoint, mapped)
+            # downloading peers behind NATs meet whichever of them reaches out first; with a
+            # relay, permit them on it (the same FINDs).
+            punch = nat_setup.start_punching(node, swarm_id, node.ppspp_endpoint, mapped, relay)
     work: asyncio.Future[object]
     if to_stdout:
         work = asyncio.ensure_future(_download_to_stdout(node, swarm_id, timeout, progress))
@@ -516,6 +523,9 @@ async def get_main(
         if punch is not None:
             punch.close()
             extra = {**(extra or {}), "punch": punch.counts()}
+        if relay is not None:
+            await relay.close()  # its peers told, the allocation released
+            extra = {**(extra or {}), "relay": relay.counts()}
         if node.ppspp_endpoint is not None:
             node.ppspp_endpoint.close()
         write_report(node, options.report, extra)
@@ -581,6 +591,7 @@ async def watch_main(
     on_url: Callable[[str], None] | None = None,
     transports: tuple[str, ...] | None = None,
     stun: tuple[str, int] | None = None,
+    turn: TurnServer | None = None,
 ) -> int:
     """Watch ``swarm_id``: stored content or a live stream, at a local player URL.
 
@@ -590,10 +601,13 @@ async def watch_main(
     ``transports`` are the chunk transports asked of peers, most preferred first (default:
     HTTP only; a live stream over PPSPP is also served again over PPSPP).  With PPSPP among
     them, the live PPSPP socket is bound before the join and registered with it (HOST, and
-    with ``stun`` the REFLEXIVE address that STUN server tells); a stored swarm closes it.
+    with ``stun`` the REFLEXIVE address that STUN server tells, and with ``turn`` the PROXY
+    address of a relay on that TURN server, through which a live stream is served again too);
+    a stored swarm closes both.
     """
     stop = stop_event()
     live_socket: socket.socket | None = None
+    turn_relay: TurnRelay | None = None
     reflexive: tuple[str, int] | None = None
     report = options.report
     node = options.node(
@@ -608,20 +622,23 @@ async def watch_main(
             # Bound (and STUN asked) before the join, whose registration carries its addresses.
             bound = await until_stopped(stop, nat_setup.ppspp_socket(node.host, 0, stun))
             live_socket, reflexive = bound
+            if turn is not None:
+                turn_relay = await until_stopped(stop, nat_setup.allocate_relay(turn, node.host))
             node.advertise_ppspp(live_socket.getsockname()[1], reflexive)
+            nat_setup.advertise_relay(node, turn_relay)  # after HOST and REFLEXIVE
         session = await until_stopped(stop, node.join_swarm(swarm_id))
         description = await until_stopped(stop, node.obtain_description(session, timeout))
     except Interrupted:
-        nat_setup.close_socket(live_socket)
+        await nat_setup.release(live_socket, turn_relay)
         await node.stop()
         write_report(node, report)
         return fail("interrupted")
     except OSError as exc:
-        nat_setup.close_socket(live_socket)
+        await nat_setup.release(live_socket, turn_relay)
         await node.stop(disconnect=False)
         return fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     except (DownloadFailed, PPSPError) as exc:
-        nat_setup.close_socket(live_socket)
+        await nat_setup.release(live_socket, turn_relay)
         await node.stop()
         write_report(node, report)
         return fail(str(exc))
@@ -643,8 +660,10 @@ async def watch_main(
             on_url,
             ppspp_socket=None if live_socket is None else (live_socket, reflexive),
             stun=stun,
+            turn_relay=turn_relay,
         )
-    nat_setup.close_socket(live_socket)  # stored content: its downloads open their own
+    # Stored content: its downloads open their own socket (and watch has no relay for it).
+    await nat_setup.release(live_socket, turn_relay)
     session.description = description
     return await _watch_stored(
         node, session, stop, player_host, player_port, output, timeout, report, on_url

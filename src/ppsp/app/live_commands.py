@@ -35,7 +35,9 @@ from ppsp.peer.net.livenode import LiveSourceRunner, LiveViewer
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
 from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
+from ppsp.peer.net.ppspp_relay import PpsppRelay
 from ppsp.peer.net.session import SwarmSession
+from ppsp.peer.net.turn import TurnRelay
 from ppsp.process.signals import stop_event
 
 
@@ -53,12 +55,15 @@ async def watch_live(
     *,
     ppspp_socket: tuple[socket.socket, tuple[str, int] | None] | None = None,
     stun: tuple[str, int] | None = None,
+    turn_relay: TurnRelay | None = None,
 ) -> int:
     """Play a live stream at the player URL (and into ``output``) until it ends or is
     stopped.  With PPSPP among the node's transports, ``ppspp_socket`` is the UDP socket
     bound (and registered) before the join, with its reflexive address: the stream is fetched
     and served again on it, its NAT binding kept alive with ``stun``, and a viewer behind NAT
-    punches towards the stream's peers."""
+    punches towards the stream's peers.  ``turn_relay`` (allocated and registered before the
+    join, ``watch --turn``) serves the stream again through the relay too, to the peers the
+    stream's FINDs list; it is released on exit."""
     to_stdout = output is not None and str(output) == "-"
     sink: BinaryIO | None = None
     if to_stdout:
@@ -75,23 +80,30 @@ async def watch_live(
 
     keeper: PpsppStun | None = None
     punch: PpsppPunch | None = None
+    relay: PpsppRelay | None = None
     if PPSPP in node.transport_preference:
         sock, reflexive = ppspp_socket or (None, None)
         try:
             viewer.ppspp = await serve_live_ppspp(node, session, description, 0, sock=sock)
         except OSError as exc:
-            nat_setup.close_socket(sock)
+            await nat_setup.release(sock, turn_relay)
             await node.stop()
             return fail(f"cannot open a PPSPP socket on {node.host}: {exc.strerror or exc}")
+        if turn_relay is not None:
+            relay = nat_setup.live_relay(node, viewer.ppspp, turn_relay)
         keeper, punch = await nat_setup.live_nat(
-            node, session.swarm_id, viewer.ppspp, stun, reflexive
+            node, session.swarm_id, viewer.ppspp, stun, reflexive, relay
         )
+    elif turn_relay is not None:
+        await turn_relay.close()
     try:
         runner, url = await serve_player(
             player.app(), player_host, player_port, to_stderr=to_stdout, hls=player.hls
         )
     except OSError as exc:
         close_live_nat(keeper, punch)
+        if relay is not None:
+            await relay.close()
         if viewer.ppspp is not None:
             viewer.ppspp.close()
         await node.stop()
@@ -111,10 +123,12 @@ async def watch_live(
         await runner.cleanup()
         print(format_qoe(viewer.qoe(), session), file=sys.stderr, flush=True)
         close_live_nat(keeper, punch)
+        if relay is not None:
+            await relay.close()  # its peers told, the allocation released
         if viewer.ppspp is not None:
             viewer.ppspp.close()
         await node.stop()
-        write_report(node, report, ppspp_report(viewer.ppspp, keeper, punch))
+        write_report(node, report, ppspp_report(viewer.ppspp, keeper, punch, relay))
         if sink is not None and not to_stdout:
             sink.close()
     return code
@@ -432,9 +446,11 @@ def ppspp_report(
     endpoint: LivePpsppEndpoint | None,
     keeper: PpsppStun | None = None,
     punch: PpsppPunch | None = None,
+    relay: PpsppRelay | None = None,
 ) -> dict[str, object] | None:
     """The ``--report`` file's ``"ppspp_live"`` entry (the PPSPP server's counts), and the
-    socket's ``"stun"`` and ``"punch"`` counts when they ran."""
+    socket's ``"stun"`` and ``"punch"`` counts, and the TURN relay's ``"relay"``, when they
+    ran."""
     if endpoint is None:
         return None
     uploads = {} if endpoint.uploads is None else endpoint.uploads.counts()
@@ -449,6 +465,8 @@ def ppspp_report(
         extra["stun"] = keeper.counts()
     if punch is not None:
         extra["punch"] = punch.counts()
+    if relay is not None:
+        extra["relay"] = relay.counts()
     return extra
 
 

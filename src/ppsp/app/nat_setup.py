@@ -1,7 +1,7 @@
 """The NAT side of the peer commands: a seeder's PPSPP socket with its reflexive address
 (STUN), its keep-alive, punching towards the swarm's peers and a TURN relay; a downloading
-peer's PPSPP socket with STUN.  Called by :mod:`ppsp.app.commands`; each prints its one-line
-outcome on standard error.
+peer's PPSPP socket with STUN, and its TURN relay.  Called by :mod:`ppsp.app.commands`;
+each prints its one-line outcome on standard error.
 """
 
 from __future__ import annotations
@@ -15,19 +15,24 @@ from ppsp.peer.net.node import PeerNode
 from ppsp.wire.tracker import PeerInfo
 
 if TYPE_CHECKING:
+    from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
     from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun, StunSocket
     from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
+    from ppsp.peer.net.ppspp_serving import PartialServing
     from ppsp.peer.net.ppspp_udp import PpsppSeederServer
     from ppsp.peer.net.turn import TurnRelay
     from ppsp.peer.ppspp import SeededContent
     from ppsp.peer.upload.pacing import UploadPacer
 
 __all__ = [
+    "advertise_relay",
     "allocate_relay",
     "close_socket",
+    "download_relay",
     "download_stun",
     "keep_stun",
     "live_nat",
+    "live_relay",
     "ppspp_socket",
     "release",
     "serve_relay",
@@ -121,6 +126,58 @@ async def allocate_relay(turn: TurnServer, host: str) -> TurnRelay | None:
     return relay
 
 
+def advertise_relay(node: PeerNode, relay: TurnRelay | None) -> None:
+    """Register ``relay``'s relayed address at the tracker as a PROXY PPSPP PeerAddress;
+    called after :meth:`~ppsp.peer.net.node.PeerNode.advertise_ppspp`, so that it comes
+    after the HOST and REFLEXIVE ones: the most direct path first."""
+    if relay is None or relay.relayed is None or node.tracker is None:
+        return
+    from ppsp.peer.protocol.addressing import relayed_address
+
+    node.tracker.advertise([relayed_address(relay.relayed)])
+
+
+async def download_relay(
+    node: PeerNode, serving: PartialServing, turn: TurnServer, host: str
+) -> PpsppRelay | None:
+    """``get --turn``: a relay on the TURN server through which what the download holds is
+    served (by an engine of its own, given the content when ``serving`` names it, under the
+    upload cap); None with one warning line when the server refuses or does not answer (the
+    download goes on without).  Register it with :func:`advertise_relay`."""
+    from ppsp.peer.net.limiter import upload_pacer
+    from ppsp.peer.net.ppspp_relay import serve_relay
+
+    turn_relay = await allocate_relay(turn, host)
+    if turn_relay is None:
+        return None
+    relay = serve_relay(turn_relay, (), pacer=upload_pacer(node.upload_limiter))
+    serving.add_relay(relay)
+    return relay
+
+
+def live_relay(node: PeerNode, endpoint: LivePpsppEndpoint, turn_relay: TurnRelay) -> PpsppRelay:
+    """``watch --turn``: the live stream served again through ``turn_relay`` too, by a
+    :class:`~ppsp.peer.ppspp.live_server.LiveServer` of its own like the socket's (same
+    stream, window and settings, under the upload cap, its DATA counted as the socket's),
+    given each chunk the viewer verified (:meth:`LivePpsppEndpoint.serve`)."""
+    from ppsp.peer.net.limiter import upload_pacer
+    from ppsp.peer.net.ppspp_relay import PpsppRelay
+    from ppsp.peer.ppspp.live_server import LiveServer
+
+    own = endpoint.server
+    server = LiveServer(
+        own.swarm_id,
+        window_chunks=own.window_chunks,
+        config=own.config,
+        pacer=upload_pacer(node.upload_limiter),
+    )
+    relay = PpsppRelay(turn_relay, server, clock=endpoint.clock)
+    if endpoint.uploads is not None:
+        endpoint.uploads.attach(server)
+    endpoint.relays.append(relay)
+    return relay
+
+
 async def release(sock: socket.socket | None, relay: TurnRelay | None) -> None:
     """Close the PPSPP socket and release the relay (seed_main's failure paths)."""
     close_socket(sock)
@@ -187,13 +244,15 @@ async def live_nat(
     endpoint: StunSocket,
     stun: tuple[str, int] | None,
     reflexive: tuple[str, int] | None,
+    relay: PpsppRelay | None = None,
 ) -> tuple[PpsppStun | None, PpsppPunch | None]:
     """A live PPSPP socket's NAT side (``live --ppspp-port`` or ``watch --transport ppspp``,
     registered already): with ``stun``, its keep-alive (a Binding every 20 s); behind NAT (the
     registered ``reflexive`` address differs from the socket's), punching towards the
-    stream's peers, as a seeder or a downloading peer there does."""
+    stream's peers, as a seeder or a downloading peer there does; with a ``relay``
+    (``watch --turn``), the stream's peers permitted on it (the same FINDs)."""
     keeper = None if stun is None else await keep_stun(endpoint, stun, reflexive)
-    return keeper, start_punching(node, swarm_id, endpoint, reflexive)
+    return keeper, start_punching(node, swarm_id, endpoint, reflexive, relay)
 
 
 async def download_stun(node: PeerNode, stun: tuple[str, int]) -> PpsppStun | None:

@@ -59,6 +59,7 @@ from ppsp.lab.nat_setup import (
     command_prefix,
     nat_network,
     nat_peer_args,
+    nat_peer_env,
     network_json,
 )
 from ppsp.lab.netns import NatNetwork
@@ -116,7 +117,9 @@ class LiveLabSettings:
     nat: float | None = None
     """``--nat FRACTION`` (as :attr:`ppsp.lab.runner.VodLabSettings.nat`): the source also
     serves PPSPP (``--ppspp-port 0``), the viewers watch with PPSPP first, then HTTP, and
-    those behind NAT with ``--stun`` (:func:`~ppsp.lab.nat_setup.nat_peer_args`)."""
+    those behind NAT with ``--stun`` and ``--turn`` (:func:`~ppsp.lab.nat_setup.nat_peer_args`)."""
+    symmetric: float | None = None
+    """``--symmetric FRACTION`` (as :attr:`ppsp.lab.runner.VodLabSettings.symmetric`)."""
 
     @property
     def source_upload(self) -> float:
@@ -300,7 +303,7 @@ async def _swarm(
     say(f"tracker at {tracker_url}")
     if net is not None:
         await start_stun(run, net, dirs["logs"])
-        say(f"STUN server (coturn) at {net.plan.stun_server}")
+        say(f"STUN and TURN server (coturn) at {net.plan.stun_server}")
 
     fifo = dirs["work"] / "stream.ts"
     with contextlib.suppress(FileNotFoundError):
@@ -393,9 +396,13 @@ async def _swarm(
             if settings.peer_rate is not None:
                 args += ["--upload-rate", _rate_arg(settings.peer_rate)]
             if net is not None:
-                args += nat_peer_args(net, i)
+                args += nat_peer_args(net, i, relay=True)
             viewer = await LabProcess.spawn(
-                name, args, dirs["logs"] / f"{name}.log", prefix=command_prefix(net, node)
+                name,
+                args,
+                dirs["logs"] / f"{name}.log",
+                prefix=command_prefix(net, node),
+                env=nat_peer_env(net, "watch"),
             )
             run.processes.append(viewer)
             viewers.append(viewer)
@@ -465,7 +472,13 @@ async def run_live_lab(
     _check(settings)
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
     per_kind = settings.attackers if settings.attacks else 0
-    net = nat_network(settings.nat, settings.peers, settings.seed, attackers=per_kind)
+    net = nat_network(
+        settings.nat,
+        settings.peers,
+        settings.seed,
+        attackers=per_kind,
+        symmetric=settings.symmetric,
+    )
     try:
         addresses = (
             plan_addresses(settings.peers, settings.attacks, per_kind)
@@ -560,13 +573,19 @@ async def run_live_lab(
         document["network"] = network_json(net)
         document["nat"] = nat_section(
             [
-                LabPeer(name=name, natted=i in net.plan.natted, report=report)
+                LabPeer(
+                    name=name,
+                    natted=i in net.plan.natted,
+                    report=report,
+                    symmetric=i in net.plan.symmetric,
+                )
                 for i, (name, report, _) in enumerate(viewer_reports)
             ],
             outcome.swarm_id,
             source_report,
             settings.nat or 0.0,
             stun=net.plan.stun_server,
+            turn=net.plan.stun_server,
         )
     if per_kind:
         from ppsp.lab.attackers import attack_section

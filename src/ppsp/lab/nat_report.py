@@ -4,10 +4,13 @@ A **pair** is an unordered pair of the lab's peers (the source is not one of the
 counted apart) of which at least one *listed* the other: the other's PeerID is among the
 remote peers of its session in the swarm (a peer the tracker named to it, whether or not it
 was ever reached).  A pair **connected** when chunk bytes moved between the two in either
-direction (the receiver's ``received_from``, or the sender's ``uploaded_to``), **through a
-relay** when it connected and a side's record of the other says the address chunks went to
-was a relayed one (``relayed``, a PeerAddress of type PROXY), **directly** otherwise; it
-**never** connected when no bytes moved, whether or not one side tried.
+direction (the receiver's ``received_from``, or the sender's ``uploaded_to``), or, when none
+moved, when a side's record of the other says it connected (``connected``: a transport was
+agreed; counted in ``idle``); **through a relay** when a side's record of the other (the
+receiver's, when bytes moved) says the address it reached was a relayed one (``relayed``, a
+PeerAddress of type PROXY), **directly** otherwise.  A pair that did not connect **never**
+did when a side tried and failed (it counted failures against the other), and was **not
+needed** when neither tried (each had what it wanted from others).
 
 Pairs are also split by kind: both peers behind NAT (``nat-nat``), one (``nat-public``),
 none (``public-public``).  Pure: reads the reports given.
@@ -31,15 +34,28 @@ class PairCounts:
     direct: int = 0
     relayed: int = 0
     never: int = 0
-    failed: int = 0
-    """Of :attr:`never`: pairs where a side counted failures against the other (it tried)."""
+    """Pairs that did not connect though a side tried (it counted failures against the other)."""
+    not_needed: int = 0
+    """Pairs that did not connect and where neither side tried."""
+    idle: int = 0
+    """Of :attr:`direct` and :attr:`relayed`: pairs connected without any chunk moving."""
     transports: dict[str, int] = field(default_factory=dict)
     """Connected pairs by the transport chunks went over (the receiver's record of it)."""
 
     @property
     def total(self) -> int:
         """Every pair counted."""
-        return self.direct + self.relayed + self.never
+        return self.direct + self.relayed + self.never + self.not_needed
+
+    def add(self, other: PairCounts) -> None:
+        """Add ``other``'s counts to these."""
+        self.direct += other.direct
+        self.relayed += other.relayed
+        self.never += other.never
+        self.not_needed += other.not_needed
+        self.idle += other.idle
+        for transport, count in other.transports.items():
+            self.transports[transport] = self.transports.get(transport, 0) + count
 
     def to_json(self) -> dict[str, Any]:
         """Counts and shares of the total (None when there is no pair)."""
@@ -49,13 +65,15 @@ class PairCounts:
             "direct": self.direct,
             "relayed": self.relayed,
             "never": self.never,
-            "never_after_failures": self.failed,
+            "not_needed": self.not_needed,
+            "idle": self.idle,
             "shares": {
                 outcome: (count / total if total else None)
                 for outcome, count in (
                     ("direct", self.direct),
                     ("relayed", self.relayed),
                     ("never", self.never),
+                    ("not_needed", self.not_needed),
                 )
             },
             "transports": dict(sorted(self.transports.items())),
@@ -69,6 +87,8 @@ class LabPeer:
     name: str
     natted: bool
     report: Report | None
+    symmetric: bool = False
+    """Behind a NAT that maps each destination to a port of its own (``--symmetric``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,25 +137,36 @@ def classify_pairs(
                 continue  # neither listed the other: not a pair
             natted = peers[i].natted + peers[j].natted
             kind = KINDS[2 - natted]
-            a_got, b_got = _moved(a, b), _moved(b, a)
-            for counts in (by_kind[kind], total):
-                if not a_got and not b_got:
-                    counts.never += 1
-                    tried = a.records.get(b.peer_id, {}), b.records.get(a.peer_id, {})
-                    counts.failed += any(int(r.get("failures") or 0) > 0 for r in tried)
-                    continue
-                used = []
-                if a_got:
-                    used.append(a.records.get(b.peer_id, {}))
-                if b_got:
-                    used.append(b.records.get(a.peer_id, {}))
-                if any(record.get("relayed") for record in used):
-                    counts.relayed += 1
-                else:
-                    counts.direct += 1
-                for transport in sorted({str(r.get("transport") or "?") for r in used}):
-                    counts.transports[transport] = counts.transports.get(transport, 0) + 1
+            counts = _pair(a, b)
+            by_kind[kind].add(counts)
+            total.add(counts)
     return by_kind, total
+
+
+def _pair(a: _Side, b: _Side) -> PairCounts:
+    """One pair's outcome, as counts of one."""
+    assert a.peer_id is not None and b.peer_id is not None
+    counts = PairCounts()
+    of_b, of_a = a.records.get(b.peer_id, {}), b.records.get(a.peer_id, {})
+    a_got, b_got = _moved(a, b), _moved(b, a)
+    used = [record for got, record in ((a_got, of_b), (b_got, of_a)) if got]
+    if not used:
+        used = [record for record in (of_b, of_a) if record.get("connected")]
+        if not used:
+            tried = any(int(record.get("failures") or 0) > 0 for record in (of_b, of_a))
+            if tried:
+                counts.never = 1
+            else:
+                counts.not_needed = 1
+            return counts
+        counts.idle = 1
+    if any(record.get("relayed") for record in used):
+        counts.relayed = 1
+    else:
+        counts.direct = 1
+    for transport in sorted({str(r.get("transport") or "?") for r in used}):
+        counts.transports[transport] = 1
+    return counts
 
 
 def source_reach(peers: Sequence[LabPeer], swarm_id: str, source_id: str) -> dict[str, Any]:
@@ -161,16 +192,14 @@ def nat_section(
     source: Report | None,
     fraction: float,
     stun: str | None = None,
+    turn: str | None = None,
 ) -> dict[str, Any]:
-    """The report.json ``"nat"`` section (``stun``: the STUN server the NATed peers asked)."""
+    """The report.json ``"nat"`` section (``stun``: the STUN server the NATed peers asked,
+    ``turn``: the TURN server they allocated relays on)."""
     by_kind, total = classify_pairs(peers, swarm_id)
     touching = PairCounts()
     for kind in ("nat-nat", "nat-public"):
-        counts = by_kind[kind]
-        touching.direct += counts.direct
-        touching.relayed += counts.relayed
-        touching.never += counts.never
-        touching.failed += counts.failed
+        touching.add(by_kind[kind])
     source_id = str((source or {}).get("peer_id", ""))
     return {
         "fraction": fraction,
@@ -178,6 +207,14 @@ def nat_section(
         "peers": len(peers),
         "behind_nat": sum(peer.natted for peer in peers),
         "natted": [peer.name for peer in peers if peer.natted],
+        "symmetric": [peer.name for peer in peers if peer.symmetric],
+        "turn": turn,
+        # The relayed address each NATed peer registered (None: no relay, or no report).
+        "relays": {
+            peer.name: (peer.report.get("relay") or {}).get("relayed")
+            for peer in peers
+            if peer.natted and peer.report is not None
+        },
         "reports_missing": [peer.name for peer in peers if peer.report is None],
         "reflexive": {
             peer.name: (peer.report.get("stun") or {}).get("reflexive")
@@ -211,17 +248,24 @@ def render_nat_markdown(document: Mapping[str, Any]) -> str:
     nat = document.get("nat")
     if not nat:
         return ""
-    servers = "the tracker, the source" + (" and the STUN server" if nat.get("stun") else "")
+    server = "STUN/TURN server" if nat.get("turn") else "STUN server"
+    servers = "the tracker, the source" + (f" and the {server}" if nat.get("stun") else "")
+    symmetric = len(nat.get("symmetric") or ())
+    mapping = f", {symmetric} of them mapping each destination apart" if symmetric else ""
+    relays = sum(1 for address in (nat.get("relays") or {}).values() if address)
+    relayed = f"; {relays} NATed peers allocated a TURN relay" if nat.get("turn") else ""
     lines = [
         "",
         "## NAT",
         "",
         f"{nat['behind_nat']} of {nat['peers']} peers behind a NAT of their own (nftables "
-        f"masquerade); the other peers, {servers} on the public segment. A pair: two peers of "
-        "which one listed the other; connected when chunks moved either way.",
+        f"masquerade{mapping}); the other peers, {servers} on the public segment{relayed}. "
+        "A pair: two peers of which one listed the other; connected when chunks moved either "
+        "way (or a side connected, chunks needed or not); never: a side tried and failed; not "
+        "needed: neither tried.",
         "",
-        "| pairs | total | direct | relayed | never (of which tried) |",
-        "|---|---|---|---|---|",
+        "| pairs | total | direct | relayed | never (tried) | not needed |",
+        "|---|---|---|---|---|---|",
     ]
     rows = [("all", nat["pairs"]), ("with a NATed peer", nat["natted_pairs"])]
     rows += [(kind, nat["pairs_by_kind"][kind]) for kind in KINDS]
@@ -230,8 +274,8 @@ def render_nat_markdown(document: Mapping[str, Any]) -> str:
         lines.append(
             f"| {label} | {counts['total']} | {counts['direct']} ({_share(shares['direct'])}) "
             f"| {counts['relayed']} ({_share(shares['relayed'])}) "
-            f"| {counts['never']} ({_share(shares['never'])}; "
-            f"{counts['never_after_failures']}) |"
+            f"| {counts['never']} ({_share(shares['never'])}) "
+            f"| {counts['not_needed']} ({_share(shares['not_needed'])}) |"
         )
     source = nat["source"]
     lines += [

@@ -13,14 +13,23 @@ from typing import Any
 
 from ppsp.lab.errors import LabError, LabRequirementError
 from ppsp.lab.netns import (
+    TURN_USER,
     NatNetwork,
     NetworkError,
     choose_natted,
+    choose_symmetric,
     missing_requirements,
     plan_network,
 )
 
-__all__ = ["build_network", "command_prefix", "nat_network", "nat_peer_args", "network_json"]
+__all__ = [
+    "build_network",
+    "command_prefix",
+    "nat_network",
+    "nat_peer_args",
+    "nat_peer_env",
+    "network_json",
+]
 
 
 def command_prefix(net: NatNetwork | None, name: str) -> list[str]:
@@ -29,20 +38,37 @@ def command_prefix(net: NatNetwork | None, name: str) -> list[str]:
     return [] if net is None else net.prefix(name)
 
 
-def nat_peer_args(net: NatNetwork, index: int) -> list[str]:
+def nat_peer_args(net: NatNetwork, index: int, *, relay: bool = False) -> list[str]:
     """A peer's extra arguments in a NAT lab: PPSPP first (the one transport a peer behind
     NAT can use towards a PPSPP server, its socket's reflexive address learnt with STUN),
-    then HTTP; ``--stun`` for a peer behind NAT."""
+    then HTTP; ``--stun`` for a peer behind NAT and, with ``relay``, ``--turn`` on the same
+    server (the password in its environment, :func:`nat_peer_env`)."""
     args = ["--transport", "ppspp", "--transport", "http"]
     if net.plan.peers[index].natted:
         args += ["--stun", net.plan.stun_server]
+        if relay:
+            args += ["--turn", net.plan.stun_server, "--turn-user", TURN_USER]
     return args
 
 
+def nat_peer_env(net: NatNetwork | None, command: str = "get") -> dict[str, str]:
+    """The environment a lab peer running ``ppsp COMMAND`` gets beside the lab's: the run's
+    TURN password, where the command reads it (never on a command line)."""
+    if net is None:
+        return {}
+    return {f"PPSP_{command.upper()}_TURN_PASSWORD": net.turn_password}
+
+
 def nat_network(
-    fraction: float | None, peers: int, seed: int, *, attackers: int = 0
+    fraction: float | None,
+    peers: int,
+    seed: int,
+    *,
+    attackers: int = 0,
+    symmetric: float | None = None,
 ) -> NatNetwork | None:
-    """The NAT lab's network for ``--nat FRACTION`` (None without it), not built yet.
+    """The NAT lab's network for ``--nat FRACTION`` (None without it), not built yet;
+    ``symmetric`` of the NATed peers behind NATs that map each destination apart.
 
     LabRequirementError when this machine cannot build it (:func:`missing_requirements`),
     LabError for attackers (not in a NAT lab) or too many peers.
@@ -53,7 +79,8 @@ def nat_network(
         raise LabError("--nat does not take attackers")
     try:
         natted = choose_natted(peers, fraction, seed)
-        network_plan = plan_network(peers, natted)
+        apart = choose_symmetric(natted, symmetric or 0.0, seed)
+        network_plan = plan_network(peers, natted, symmetric=apart)
     except ValueError as exc:
         raise LabError(str(exc)) from None
     missing = missing_requirements()
@@ -75,9 +102,10 @@ def build_network(
     except NetworkError as exc:
         raise LabError(f"building the NAT lab's network: {exc}") from None
     plan = net.plan
+    apart = f" ({len(plan.symmetric)} mapping each destination apart)" if plan.symmetric else ""
     say(
         f"network: {len(plan.namespaces())} namespaces in {time.monotonic() - began:.1f} s; "
-        f"{len(plan.natted)} of {len(plan.peers)} peers behind NAT"
+        f"{len(plan.natted)} of {len(plan.peers)} peers behind NAT{apart}"
     )
 
 
@@ -86,5 +114,6 @@ def network_json(net: NatNetwork) -> dict[str, Any]:
     return {
         "tag": net.plan.tag,
         "stun": net.plan.stun_server,
+        "turn": {"server": net.plan.stun_server, "user": TURN_USER},
         "nodes": [asdict(node) for node in net.plan.nodes()],
     }

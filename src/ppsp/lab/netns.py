@@ -6,13 +6,17 @@ namespaces); on it, each with one veth interface and an address of its own /24 (
 loopback lab's :mod:`ppsp.lab.addresses`, so that the tracker's per-/24 limits see distinct
 hosts):
 
-- the tracker ``10.1.0.1``, the source ``10.1.1.1``, the STUN server (coturn) ``10.1.2.1``;
+- the tracker ``10.1.0.1``, the source ``10.1.1.1``, the STUN and TURN server (coturn)
+  ``10.1.2.1`` (its relays on that address too);
 - peer *i* (from 0) ``10.(2 + i // 256).(i % 256).1`` when it is public;
 - when peer *i* is behind NAT, that address is its router's (``wan0``): the router namespace
   also has ``lan0``, ``172.(16 + i // 256).(i % 256).1/24``, and masquerades what leaves
   ``wan0`` (nftables, as a home router); the peer is ``172.(16 + i // 256).(i % 256).2`` with
   its default route through the router.  Every NAT has a private network of its own, so a peer
   trying another NATed peer's private address gets "no route" at its router at once.
+  A router of a peer in ``symmetric`` (``--symmetric``) maps each destination to a port of
+  its own (``masquerade fully-random``: endpoint-dependent mapping), which hole punching
+  cannot cross: only a TURN relay reaches the peer behind it.
 
 Link rates: a ``tbf`` qdisc on the uplink (``eth0`` egress) of each process the lab caps (the
 source, the peers), at the cap plus :data:`HEADER_ALLOWANCE` for the headers.
@@ -67,6 +71,8 @@ class Node:
     """The router's namespace, for a peer behind NAT."""
     gateway: str | None = None
     """The router's private address (the peer's default route), for a peer behind NAT."""
+    per_destination: bool = False
+    """Its router maps each destination to a port of its own (a "symmetric" NAT)."""
 
     @property
     def natted(self) -> bool:
@@ -89,6 +95,11 @@ class NetworkPlan:
     def natted(self) -> frozenset[int]:
         """Indexes of the peers behind NAT."""
         return frozenset(i for i, peer in enumerate(self.peers) if peer.natted)
+
+    @property
+    def symmetric(self) -> frozenset[int]:
+        """Indexes of the peers behind a NAT that maps each destination apart."""
+        return frozenset(i for i, peer in enumerate(self.peers) if peer.per_destination)
 
     def nodes(self) -> list[Node]:
         """Every process's node: tracker, source, STUN server, peers."""
@@ -125,12 +136,28 @@ def choose_natted(peers: int, fraction: float, seed: int) -> frozenset[int]:
     return frozenset(random.Random(f"ppsp-lab-nat-{seed}").sample(range(peers), count))
 
 
+def choose_symmetric(natted: frozenset[int], fraction: float, seed: int) -> frozenset[int]:
+    """The peers of ``natted`` behind NATs that map each destination apart:
+    ``round(fraction * len(natted))`` of them, chosen with ``seed``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError("--symmetric is a fraction between 0 and 1")
+    count = round(fraction * len(natted))
+    return frozenset(random.Random(f"ppsp-lab-symmetric-{seed}").sample(sorted(natted), count))
+
+
 def _public(index: int) -> str:
     return f"10.{2 + index // 256}.{index % 256}.1"
 
 
-def plan_network(peers: int, natted: frozenset[int], tag: str | None = None) -> NetworkPlan:
-    """The namespaces and addresses for ``peers`` peers, those in ``natted`` behind NAT.
+def plan_network(
+    peers: int,
+    natted: frozenset[int],
+    tag: str | None = None,
+    *,
+    symmetric: frozenset[int] = frozenset(),
+) -> NetworkPlan:
+    """The namespaces and addresses for ``peers`` peers, those in ``natted`` behind NAT, those
+    in ``symmetric`` (some of ``natted``) behind NATs that map each destination apart.
 
     ``tag`` (random by default) is in every namespace name, so that two labs never collide.
     Raises ValueError beyond :data:`MAX_NAT_PEERS` or for an index out of range.
@@ -139,6 +166,8 @@ def plan_network(peers: int, natted: frozenset[int], tag: str | None = None) -> 
         raise ValueError(f"a NAT lab has room for 0 to {MAX_NAT_PEERS} peers")
     if any(not 0 <= i < peers for i in natted):
         raise ValueError("a peer behind NAT that is not in the lab")
+    if not symmetric <= natted:
+        raise ValueError("a peer behind a symmetric NAT that is not behind NAT")
     tag = tag if tag is not None else secrets.token_hex(3)
     prefix = f"ppsp-lab-{tag}"
 
@@ -158,6 +187,7 @@ def plan_network(peers: int, natted: frozenset[int], tag: str | None = None) -> 
                     public=_public(i),
                     router=f"{prefix}-r{i + 1}",
                     gateway=f"{private}.1",
+                    per_destination=i in symmetric,
                 )
             )
         else:
@@ -187,6 +217,14 @@ def tbf_args(rate: float) -> list[str]:
     bits = int(rate * 8 * HEADER_ALLOWANCE)
     burst = max(32 * 1024, int(rate / 20))
     return ["root", "tbf", "rate", f"{bits}bit", "burst", str(burst), "latency", "200ms"]
+
+
+def router_rules(*, per_destination: bool = False) -> str:
+    """:data:`ROUTER_RULES`, or with ``per_destination`` the same router mapping each
+    destination to a port of its own (``masquerade fully-random``)."""
+    if not per_destination:
+        return ROUTER_RULES
+    return ROUTER_RULES.replace('"wan0" masquerade;', '"wan0" masquerade fully-random;')
 
 
 ROUTER_RULES = (
@@ -264,16 +302,22 @@ def in_namespace(namespace: str) -> list[str]:
     return [tool("ip"), "netns", "exec", namespace]
 
 
+TURN_USER = "ppsp-lab"
+"""The TURN user name of a NAT lab's coturn (its password is made for each run)."""
+TURN_REALM = "ppsp.lab"
+
+
 class NatNetwork:
     """The namespaces of a :class:`NetworkPlan`, made by :meth:`build`, removed by :meth:`close`.
 
     :meth:`close` deletes every namespace made so far, whatever failed, and may be called more
-    than once.
+    than once.  :attr:`turn_password` is the run's TURN password (random, for this run only).
     """
 
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
         self.made: list[str] = []
+        self.turn_password = secrets.token_urlsafe(18)
 
     def build(self, rates: dict[str, float | None]) -> None:
         """Make the switch, every node and router, and a ``tbf`` on each node named in
@@ -305,7 +349,8 @@ class NatNetwork:
                 self._address(node.namespace, "eth0", f"{node.address}/24")
                 _run(["ip", "-n", node.namespace, "route", "add", "default", "via", node.gateway])
                 _run([*in_namespace(node.router), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-                _run([*in_namespace(node.router), tool("nft"), "-f", "-"], stdin=ROUTER_RULES)
+                rules = router_rules(per_destination=node.per_destination)
+                _run([*in_namespace(node.router), tool("nft"), "-f", "-"], stdin=rules)
             rate = rates.get(node.name)
             if rate is not None:
                 _run(["tc", "-n", node.namespace, "qdisc", "add", "dev", "eth0", *tbf_args(rate)])
@@ -340,11 +385,20 @@ class NatNetwork:
         raise KeyError(name)
 
 
-def turnserver_args(plan: NetworkPlan, workdir: str) -> list[str]:
-    """coturn's ``turnserver`` as a STUN-only server on the STUN node's address."""
+def turnserver_args(plan: NetworkPlan, workdir: str, turn_password: str | None = None) -> list[str]:
+    """coturn's ``turnserver`` on the STUN node's address: STUN only, or with
+    ``turn_password`` also a TURN server (long-term credentials :data:`TURN_USER` and that
+    password, relays on the same address).  The password is on coturn's command line, seen
+    by this host's process list only: it is made for the run and dies with it."""
     host = plan.stun.address
+    mode = (
+        ["--stun-only"]
+        if turn_password is None
+        else ["-a", "-u", f"{TURN_USER}:{turn_password}", "-r", TURN_REALM,
+              "--relay-ip", host, "--min-port", "49152", "--max-port", "65535"]
+    )  # fmt: skip
     return [
-        tool("turnserver"), "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+        tool("turnserver"), "-n", *mode, "--no-cli", "--no-tls", "--no-dtls",
         "-L", host, "-p", str(STUN_PORT), "--pidfile", f"{workdir}/turnserver.pid",
         "--log-file", f"{workdir}/turnserver.log", "--simple-log",
     ]  # fmt: skip

@@ -28,7 +28,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +45,7 @@ from ppsp.lab.nat_setup import (
     command_prefix,
     nat_network,
     nat_peer_args,
+    nat_peer_env,
     network_json,
 )
 from ppsp.lab.netns import (
@@ -116,10 +117,12 @@ class LabProcess:
         module: str = "ppsp",
         prefix: Sequence[str] = (),
         program: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> LabProcess:
         """Start ``python -m MODULE ARGS`` (or ``program`` ARGS) in a new session (so signals
         reach it alone), run by ``prefix`` when given (``ip netns exec NAMESPACE``, which
-        keeps the process ID: signals still reach the program itself)."""
+        keeps the process ID: signals still reach the program itself); ``env`` adds to the
+        lab's environment."""
         command = [*(program if program is not None else (sys.executable, "-m", module)), *args]
         process = await asyncio.create_subprocess_exec(
             *prefix,
@@ -127,7 +130,7 @@ class LabProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=ENV,
+            env={**ENV, **(env or {})},
             start_new_session=True,
             # Ended by the kernel should the lab itself be killed outright.
             preexec_fn=functools.partial(child_setup, os.getpid()),
@@ -270,6 +273,9 @@ class VodLabSettings:
     nat: float | None = None
     """``--nat FRACTION``: every process in a network namespace of its own, this fraction of
     the peers behind NATs (:mod:`ppsp.lab.netns`); None: loopback, as without ``--nat``."""
+    symmetric: float | None = None
+    """``--symmetric FRACTION``: this fraction of the NATed peers behind NATs that map each
+    destination to a port of its own (only a TURN relay reaches them)."""
 
     @property
     def size(self) -> int:
@@ -414,7 +420,7 @@ async def _swarm(
     say(f"tracker at {tracker_url}")
     if net is not None:
         await start_stun(run, net, dirs["logs"])
-        say(f"STUN server (coturn) at {net.plan.stun_server}")
+        say(f"STUN and TURN server (coturn) at {net.plan.stun_server}")
     source_args = [
         "seed",
         str(content),
@@ -484,13 +490,14 @@ async def _swarm(
         if i not in lab_plan.churned:
             args.append("--seed-after")
         if net is not None:
-            args += nat_peer_args(net, i)
+            args += nat_peer_args(net, i, relay=True)
         peer = await LabProcess.spawn(
             name,
             args,
             dirs["logs"] / f"{name}.log",
             watch=COMPLETE,
             prefix=command_prefix(net, name),
+            env=nat_peer_env(net),
         )
         run.processes.append(peer)
         peers.append(peer)
@@ -531,14 +538,15 @@ STUN_READY = 30.0
 
 
 async def start_stun(run: _Run, net: NatNetwork, logs: Path) -> LabProcess:
-    """Start coturn (STUN only) in its namespace; return once it answers a Binding request
-    sent from behind the first NAT (from the tracker's namespace when no peer is NATed)."""
+    """Start coturn (STUN, and TURN with the run's password) in its namespace; return once it
+    answers a Binding request sent from behind the first NAT (from the tracker's namespace
+    when no peer is NATed)."""
     server = await LabProcess.spawn(
         "stun",
         [],
         logs / "stun.log",
         prefix=command_prefix(net, "stun"),
-        program=turnserver_args(net.plan, str(logs)),
+        program=turnserver_args(net.plan, str(logs), net.turn_password),
     )
     run.processes.append(server)
     natted = sorted(net.plan.natted)
@@ -606,7 +614,13 @@ async def run_vod_lab(
         raise LabError("churn is a fraction between 0 and 1")
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
     per_kind = settings.attackers if settings.attacks else 0
-    net = nat_network(settings.nat, settings.peers, settings.seed, attackers=per_kind)
+    net = nat_network(
+        settings.nat,
+        settings.peers,
+        settings.seed,
+        attackers=per_kind,
+        symmetric=settings.symmetric,
+    )
     try:
         addresses = (
             plan_addresses(settings.peers, settings.attacks, per_kind)
@@ -710,13 +724,19 @@ async def run_vod_lab(
         document["network"] = network_json(net)
         document["nat"] = nat_section(
             [
-                LabPeer(name=name, natted=i in net.plan.natted, report=report)
+                LabPeer(
+                    name=name,
+                    natted=i in net.plan.natted,
+                    report=report,
+                    symmetric=i in net.plan.symmetric,
+                )
                 for i, (name, report, _) in enumerate(peer_reports)
             ],
             swarm_id,
             source,
             settings.nat or 0.0,
             stun=net.plan.stun_server,
+            turn=net.plan.stun_server,
         )
     if per_kind:
         document["attack"] = attack_section(addresses, per_kind, dirs["reports"], outcome.attackers)

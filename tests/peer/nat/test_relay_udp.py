@@ -1,22 +1,34 @@
 """The I/O around a relayed seeder, in-process with test doubles: the FIND loop's hook hands
 each listed peer's candidates to the relay, which permits their IPs; datagrams coming through
-the relay reach an engine of its own, whose answers leave through it; closing releases it."""
+the relay reach an engine of its own, whose answers leave through it; closing releases it.
+A downloading peer's relay starts empty and is given the partial content (and each chunk
+newly held) by its :class:`PartialServing`."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from typing import cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from ppsp.errors import StunError
+from ppsp.peer.live.identity import public_key_bytes
+from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_nat import PpsppPunch
 from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
+from ppsp.peer.net.ppspp_serving import PartialServer, PartialServing
 from ppsp.peer.net.turn import TurnRelay
 from ppsp.peer.ppspp import SeededContent, Seeder
 from ppsp.peer.ppspp.channel import Address
+from ppsp.peer.ppspp.live import LiveChunkRecord, live_ppspp_swarm_id
+from ppsp.peer.ppspp.live_receiver import LiveReceiver, LiveReceiverConfig
+from ppsp.peer.ppspp.live_server import LiveServer
+from ppsp.peer.ppspp.partial import PartialContent
 from ppsp.wire.common import AddressType, PeerAddress
-from ppsp.wire.ppspp import ChunkAddressing
+from ppsp.wire.ppspp import ChunkAddressing, ChunkRange
 from ppsp.wire.tracker import PeerInfo
 from ppspp.test_engine import ModelLeecher
 
@@ -157,3 +169,113 @@ def test_the_turn_password_is_never_shown() -> None:
     server = TurnServer(("turn.example", 3478), "viewer", "s3cret")
     assert "s3cret" not in repr(server) and "s3cret" not in str(server)
     assert str(TurnServer(("2001:db8::1", 3478), "u", "p")) == "[2001:db8::1]:3478"
+
+
+async def test_a_downloading_peer_s_relay_serves_the_content_once_given_it() -> None:
+    data = random.Random(4).randbytes(20_000)
+    content = SeededContent.from_bytes(data)
+    fake = FakeRelay()
+    relay = PpsppRelay(cast(TurnRelay, fake), Seeder(()))
+    relay.listed("leecher", [LEECHER])
+    await _settle()
+    leecher = ModelLeecher(content, addressing=ChunkAddressing.CHUNK_RANGE_32, chunk_size=True)
+    # Before the content can be named, a handshake for it opens nothing.
+    fake.inbox.put_nowait((LEECHER, leecher.opening()))
+    await _settle()
+    assert relay.seeder.stats.get("data_sent", 0) == 0
+    relay.add(content)
+    leecher = ModelLeecher(content, addressing=ChunkAddressing.CHUNK_RANGE_32, chunk_size=True)
+    fake.inbox.put_nowait((LEECHER, leecher.opening()))
+    loop = asyncio.get_running_loop()
+    while len(leecher.receiver.chunks) < content.chunk_count:
+        _, datagram = await asyncio.wait_for(fake.sent.get(), 5)
+        for answer in leecher.on(datagram, loop.time() + relay.seeder.timestamp_offset):
+            fake.inbox.put_nowait((LEECHER, answer))
+    assert b"".join(leecher.receiver.chunks[i] for i in range(content.chunk_count)) == data
+    await relay.close()
+    relay.announce(content.swarm_id, ChunkRange(start=0, end=0))  # closed: nothing, no error
+
+
+class FakeContent:
+    """What :class:`PartialServing` asks of a partial content when a chunk is stored."""
+
+    swarm_id = b"r" * 32
+
+    def span(self, index: int) -> ChunkRange:
+        return ChunkRange(start=4 * index, end=4 * index + 3)
+
+
+class RecordingRelay:
+    """What :class:`PartialServing` uses of a :class:`PpsppRelay`, recorded."""
+
+    def __init__(self) -> None:
+        self.seeder = Seeder(())
+        self.added: list[object] = []
+        self.announced: list[tuple[bytes, ChunkRange]] = []
+
+    def add(self, content: object) -> None:
+        self.added.append(content)
+
+    def announce(self, swarm_id: bytes, chunks: ChunkRange) -> None:
+        self.announced.append((swarm_id, chunks))
+
+
+class RecordingServer:
+    """What :class:`PartialServing` uses of its socket's server, recorded."""
+
+    def __init__(self) -> None:
+        self.announced: list[int] = []
+
+    def announce(self, content: object, index: int) -> None:
+        self.announced.append(index)
+
+
+async def test_partial_serving_serves_through_a_relay_added_before_or_after_it_is_ready() -> None:
+    server = RecordingServer()
+    serving = PartialServing(cast(PeerNode, None), cast(PartialServer, server), lambda: None)
+    early = RecordingRelay()
+    serving.add_relay(cast(PpsppRelay, early))
+    assert early.added == []  # nothing to serve yet
+    content = FakeContent()
+    serving.content = cast(PartialContent, content)
+    late = RecordingRelay()
+    serving.add_relay(cast(PpsppRelay, late))
+    assert late.added == [content]
+    # A chunk newly stored is announced on the socket and through every relay.
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(serving._stored_callback(cast(PartialContent, content), 2))
+    future.set_result(None)
+    await _settle()
+    assert server.announced == [2]
+    expected = [(content.swarm_id, ChunkRange(start=8, end=11))]
+    assert early.announced == expected and late.announced == expected
+
+
+async def test_a_live_viewer_s_relay_serves_each_chunk_it_is_given_on_unix_time() -> None:
+    key = Ed25519PrivateKey.generate()
+    swarm = live_ppspp_swarm_id(public_key_bytes(key))
+    now = time.time()
+    record = LiveChunkRecord.sign(0, b"live" * 3000, now, key.sign)
+    fake = FakeRelay()
+    server = LiveServer(swarm, window_chunks=8)
+    relay = PpsppRelay(cast(TurnRelay, fake), server, clock=time.time)
+    relay.listed("viewer", [LEECHER])
+    await _settle()
+    relay.add_record(record)
+    assert server.holds(0)
+    config = LiveReceiverConfig(window_s=30.0, window_chunks=8)
+    receiver = LiveReceiver(swarm, channel_id=77, config=config, now=now)
+    requested = False
+    completed: list[LiveChunkRecord] = []
+    while not completed:
+        for data in receiver.datagrams_to_send():
+            fake.inbox.put_nowait((LEECHER, data))
+        _, datagram = await asyncio.wait_for(fake.sent.get(), 5)
+        receiver.datagram_received(datagram, time.time())
+        if receiver.answered and not requested and receiver.peer_has(0):
+            receiver.request(0, time.time())
+            requested = True
+        completed += receiver.take_completed()
+    assert [got.data for got in completed] == [record.data] and receiver.forged == 0
+    await relay.close()
+    assert fake.closed and cast(dict[str, int], relay.counts()["ppspp"])["data_sent"] >= 1

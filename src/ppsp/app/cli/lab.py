@@ -75,7 +75,18 @@ def attack_options(func: F) -> F:
 
 
 def nat_option(func: F) -> F:
-    """``--nat FRACTION``: the NAT lab (network namespaces, needs root)."""
+    """``--nat FRACTION`` and ``--symmetric FRACTION2``: the NAT lab (network namespaces,
+    needs root)."""
+    func = click.option(
+        "--symmetric",
+        type=click.FloatRange(0, 1),
+        default=None,
+        metavar="FRACTION",
+        help="With --nat: this fraction of the NATed peers (chosen with --seed) behind NATs "
+        "that map each destination to a port of its own (masquerade fully-random), which hole "
+        "punching cannot cross: only a TURN relay reaches them. Every NATed peer allocates one "
+        "(--turn) on the lab's coturn.",
+    )(func)
     return click.option(
         "--nat",
         type=click.FloatRange(0, 1),
@@ -83,7 +94,7 @@ def nat_option(func: F) -> F:
         metavar="FRACTION",
         help="Run every process in a network namespace of its own, this fraction of the peers "
         "(chosen with --seed) each behind a NAT of its own (nftables masquerade), the others, "
-        "the tracker, the source and a STUN server (coturn) on a shared bridge; tbf caps the "
+        "the tracker, the source and a STUN/TURN server (coturn) on a shared bridge; tbf caps the "
         "uplinks. Needs root, ip, nft, tc and turnserver (exit 2 without). Default: loopback.",
     )(func)
 
@@ -182,6 +193,7 @@ def lab_vod(
     baseline: bool,
     ppspp_chunk_size: int | None,
     nat: float | None,
+    symmetric: float | None,
     attackers: int,
     attacks: tuple[str, ...],
     compare: bool,
@@ -196,11 +208,14 @@ def lab_vod(
     the same swarm runs without them first (into OUT/clean) and report.md compares both.
 
     --nat FRACTION runs the swarm in network namespaces, that fraction of the peers behind
-    NATs; report.md adds how the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").
+    NATs (--symmetric FRACTION2 of them mapping each destination apart); report.md adds how
+    the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").
     """
     _check_attacks(attackers, attacks)
     if ppspp_chunk_size is not None and nat is None:
         raise click.BadParameter("goes with --nat", param_hint="--ppspp-chunk-size")
+    if symmetric is not None and nat is None:
+        raise click.BadParameter("goes with --nat", param_hint="--symmetric")
     _require_lab_extra()
     import asyncio
     import shlex
@@ -228,6 +243,7 @@ def lab_vod(
         compare=compare,
         limits=limits.lower() == "on",
         nat=nat,
+        symmetric=symmetric,
     )
     try:
         document = asyncio.run(run_vod_lab(settings))
@@ -306,6 +322,7 @@ def lab_live(
     out: Path,
     viewer_log_level: str,
     nat: float | None,
+    symmetric: float | None,
     attackers: int,
     attacks: tuple[str, ...],
     compare: bool,
@@ -325,6 +342,8 @@ def lab_live(
     the pairs connected.
     """
     _check_attacks(attackers, attacks)
+    if symmetric is not None and nat is None:
+        raise click.BadParameter("goes with --nat", param_hint="--symmetric")
     _require_lab_extra()
     import asyncio
     import shlex
@@ -350,6 +369,7 @@ def lab_live(
         limits=limits.lower() == "on",
         viewer_log_level=viewer_log_level,
         nat=nat,
+        symmetric=symmetric,
     )
     try:
         document = asyncio.run(run_live_lab(settings))

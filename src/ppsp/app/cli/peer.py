@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +22,7 @@ from ppsp.app.cli.params import ADVERTISE, PORT, RATE, SEED_FILE, SWARM_ID, TIME
 
 if TYPE_CHECKING:
     from ppsp.app.commands import PeerOptions
+    from ppsp.peer.net.ppspp_relay import TurnServer
 
 
 def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -225,6 +227,74 @@ def run_peer(coro: Any) -> int:
 
 TIMEOUT_HELP = "Give up after this many seconds without progress."
 
+
+def turn_options(command: str, prerequisite: str, what: str) -> Callable[[F], F]:
+    """``--turn HOST[:PORT]``, ``--turn-user`` and ``--turn-password`` for peer command
+    ``command`` (config keys ``turn``, ``turn-user``, ``turn-password`` in its table,
+    ``PPSP_<COMMAND>_TURN*`` in the environment): the one definition of them.  ``prerequisite``
+    is the option they go with, ``what`` what is served through the relay.  Read them with
+    :func:`turn_server`."""
+    variable = f"$PPSP_{command.upper()}_TURN_PASSWORD"
+    options = [
+        click.option(
+            "--turn",
+            type=StunServerParam(),
+            default=None,
+            metavar="HOST[:PORT]",
+            help=f"With {prerequisite}: also serve {what} through a relay on this TURN server "
+            "(port 3478 by default), registered at the tracker as a PROXY address, for a peer "
+            "behind a NAT that hole punching cannot cross.  Needs --turn-user and "
+            "--turn-password.",
+        ),
+        click.option(
+            "--turn-user", default=None, help="The TURN server's user name (with --turn)."
+        ),
+        click.option(
+            "--turn-password",
+            default=None,
+            help=f"The TURN server's password (with --turn).  Prefer {variable} or the "
+            "configuration file: options show in process lists.",
+        ),
+    ]
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def turn_server(
+    turn: tuple[str, int] | None,
+    user: str | None,
+    password: str | None,
+    *,
+    missing: str | None = None,
+) -> TurnServer | None:
+    """The TURN server of :func:`turn_options`' values, or None without ``--turn``.
+
+    ``missing`` says what ``--turn`` lacks (its prerequisite option): a usage error when
+    ``--turn`` is on the command line, left unused when it comes from a configuration file or
+    the environment.  Credentials are required with ``--turn``; without it they are left
+    unused (kept in the configuration file, say).
+    """
+    if turn is None:
+        return None
+    if missing is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("turn") is click.core.ParameterSource.COMMANDLINE:
+            raise click.BadParameter(missing, param_hint="--turn")
+        return None
+    if not user or not password:
+        raise click.BadParameter(
+            "needs --turn-user and --turn-password (long-term credentials)", param_hint="--turn"
+        )
+    from ppsp.peer.net.ppspp_relay import TurnServer
+
+    return TurnServer(turn, user, password)
+
+
 PPSPP_CHUNK_SIZES = click.IntRange(1024, 65478)
 """PPSPP chunk sizes on the command line: from RFC 7574's default (libswift's) to the largest
 chunk a DATA datagram holds (``ppsp.peer.net.ppspp_transport.fits_datagram``; not imported
@@ -273,23 +343,7 @@ here, the command line imports click only: ``tests/app`` checks the two agree)."
     "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
     "(a Binding every 20 s).",
 )
-@click.option(
-    "--turn",
-    type=StunServerParam(),
-    default=None,
-    metavar="HOST[:PORT]",
-    help="With --ppspp-port: also serve the swarm's peers through a relay on this TURN "
-    "server (port 3478 by default), registered at the tracker as a PROXY address, for a "
-    "seeder behind a NAT that hole punching cannot cross.  Needs --turn-user and "
-    "--turn-password.",
-)
-@click.option("--turn-user", default=None, help="The TURN server's user name (with --turn).")
-@click.option(
-    "--turn-password",
-    default=None,
-    help="The TURN server's password (with --turn).  Prefer $PPSP_SEED_TURN_PASSWORD or the "
-    "configuration file: options show in process lists.",
-)
+@turn_options("seed", "--ppspp-port", "the swarm's peers")
 def seed(
     path: Path,
     options: PeerOptions,
@@ -312,19 +366,8 @@ def seed(
         raise click.BadParameter("needs --ppspp-port", param_hint="--ppspp-chunk-size")
     if stun is not None and ppspp_port is None:
         stun = unused_stun("needs --ppspp-port (the socket it is about)")
-    relay = None
-    if turn is not None:
-        from ppsp.peer.net.ppspp_relay import TurnServer
-
-        if ppspp_port is None:
-            raise click.BadParameter("needs --ppspp-port (what it relays)", param_hint="--turn")
-        if not turn_user or not turn_password:
-            raise click.BadParameter(
-                "needs --turn-user and --turn-password (long-term credentials)",
-                param_hint="--turn",
-            )
-        relay = TurnServer(turn, turn_user, turn_password)
-    # Credentials without --turn (kept in the configuration file, say) are left unused.
+    needs = "needs --ppspp-port (what it relays)" if ppspp_port is None else None
+    relay = turn_server(turn, turn_user, turn_password, missing=needs)
     main = seed_main(
         path,
         options,
@@ -405,6 +448,7 @@ def _check_output(output: Path | None, force: bool) -> None:
     "reflexive address of the one UDP socket PPSPP downloads use, print it, and keep the NAT "
     "binding alive (a Binding every 20 s).",
 )
+@turn_options("get", "--transport ppspp", "what it holds")
 @click.pass_context
 def get(
     ctx: click.Context,
@@ -419,6 +463,9 @@ def get(
     ppspp_chunk_size: int | None,
     transports: tuple[str, ...],
     stun: tuple[str, int] | None,
+    turn: tuple[str, int] | None,
+    turn_user: str | None,
+    turn_password: str | None,
 ) -> None:
     """Download a swarm's content, verified chunk by chunk."""
     if ppspp_peer is not None:
@@ -426,9 +473,10 @@ def get(
         if transports and source is click.core.ParameterSource.COMMANDLINE:
             # One from a configuration file or the environment is left unused.
             raise click.UsageError("--transport goes with --tracker, not --peer", ctx)
-        stun_source = ctx.get_parameter_source("stun")
-        if stun is not None and stun_source is click.core.ParameterSource.COMMANDLINE:
-            raise click.UsageError("--stun goes with --tracker, not --peer", ctx)
+        for name in ("stun", "turn"):
+            given = ctx.params.get(name) is not None
+            if given and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"--{name} goes with --tracker, not --peer", ctx)
         peer = (ppspp_peer, merkle_hash, ppspp_chunk_size)
         _get_from_ppspp_peer(swarm_id, options, output, force, timeout, seed_after, *peer)
         return
@@ -449,6 +497,8 @@ def get(
     preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
     if stun is not None and "PPSPP" not in preference:
         stun = unused_stun("needs --transport ppspp (the socket it is about)")
+    needs = None if "PPSPP" in preference else "needs --transport ppspp (what it relays)"
+    relay = turn_server(turn, turn_user, turn_password, missing=needs)
     main = get_main(
         swarm_id,
         options,
@@ -457,6 +507,7 @@ def get(
         seed_after=seed_after,
         transports=preference or None,
         stun=stun,
+        turn=relay,
     )
     sys.exit(run_peer(main))
 
@@ -565,6 +616,7 @@ for _param in _TRACKER_OPTIONAL:
     "NAT binding alive (a Binding every 20 s) and, behind NAT, punch towards the stream's "
     "peers.",
 )
+@turn_options("watch", "--transport ppspp (a live stream)", "the stream it plays")
 def watch(
     swarm_id: str,
     options: PeerOptions,
@@ -575,6 +627,9 @@ def watch(
     timeout: float,
     transports: tuple[str, ...],
     stun: tuple[str, int] | None,
+    turn: tuple[str, int] | None,
+    turn_user: str | None,
+    turn_password: str | None,
 ) -> None:
     """Watch a swarm (stored content or a live stream) at a local URL for mpv, VLC, ffplay or a
     browser; with -o, also keep it in a file (-o - writes it to standard output).
@@ -583,6 +638,8 @@ def watch(
     preference = tuple(dict.fromkeys(kind.upper() for kind in transports))
     if stun is not None and "PPSPP" not in preference:
         stun = unused_stun("needs --transport ppspp (the socket it is about)")
+    needs = None if "PPSPP" in preference else "needs --transport ppspp (what it relays)"
+    relay = turn_server(turn, turn_user, turn_password, missing=needs)
     from ppsp.app.commands import watch_main
 
     sys.exit(
@@ -596,6 +653,7 @@ def watch(
                 timeout=timeout,
                 transports=preference or None,
                 stun=stun,
+                turn=relay,
             )
         )
     )

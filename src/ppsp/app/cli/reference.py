@@ -57,6 +57,7 @@ SAMPLES: dict[str, Any] = {
     "source-rate": "6Mbit",
     "peer-rate": "2MiB",
     "nat": 0.75,
+    "symmetric": 0.5,
     "ppspp-port": 6778,
     "peer": "ppspp://192.0.2.30:6778",
     "merkle-hash": "sha1",

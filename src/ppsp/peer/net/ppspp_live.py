@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from ppsp.codecs.ppspp import peek_channel
@@ -41,6 +41,9 @@ from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, LiveChunkRecord
 from ppsp.peer.ppspp.live_receiver import LiveReceiver, LiveReceiverConfig
 from ppsp.peer.ppspp.live_server import LiveServer
+
+if TYPE_CHECKING:
+    from ppsp.peer.net.ppspp_relay import PpsppRelay
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,8 @@ class LivePpsppEndpoint(asyncio.DatagramProtocol):
         """Forged signatures and chunks off their munro refused, over all channels."""
         self.uploads: PpsppUploads | None = None
         """The server's DATA counted in the session's report (closed with the socket)."""
+        self.relays: list[PpsppRelay] = []
+        """TURN relays each chunk served again is also served through (``watch --turn``)."""
         self.intercept: Callable[[bytes, Address], bool] | None = None
         """Sees each datagram first and returns True for one it consumed (the STUN answers of
         :class:`~ppsp.peer.net.ppspp_nat.PpsppStun`), never routed to a channel."""
@@ -165,6 +170,8 @@ class LivePpsppEndpoint(asyncio.DatagramProtocol):
         if record is not None:
             self.server.add(record, self.clock())
             self._flush()
+            for relay in self.relays:
+                relay.add_record(record)
 
     # --- fetching -------------------------------------------------------------------------
 

@@ -15,6 +15,15 @@ The socket's own engine is untouched: the two engines share the contents (read-o
 nothing else, so a peer's channel lives on the path its handshake came by.  One timer waits
 for the engine's next deadline, as on the socket.
 
+A downloading peer's relay (``ppsp get --turn``) is the same: its engine starts with no
+content and is given the partial content the peer serves once it can be named
+(:meth:`PpsppRelay.add`, by :class:`~ppsp.peer.net.ppspp_serving.PartialServing`, which
+also announces each chunk newly held through it, :meth:`PpsppRelay.announce`).  A live
+viewer's relay (``ppsp watch --turn``) runs a :class:`~ppsp.peer.ppspp.live_server.LiveServer`
+instead, on the Unix-time clock of the live engines, given each chunk the viewer verified
+(:meth:`PpsppRelay.add_record`, by the viewer's
+:class:`~ppsp.peer.net.ppspp_live.LivePpsppEndpoint`).
+
 The peers a relay lets through are those its swarm's FINDs list (:meth:`PpsppRelay.listed`,
 the hook of :class:`~ppsp.peer.net.ppspp_nat.PpsppPunch`), bounded by
 :class:`~ppsp.peer.nat.relay.RelayPermits`.
@@ -25,14 +34,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ppsp.errors import StunError
 from ppsp.peer.nat.relay import RelayPermits
 from ppsp.peer.net.turn import TurnRelay
 from ppsp.peer.ppspp import SeededContent, Seeder, SeederConfig
+from ppsp.peer.ppspp.content import ServedContent
+from ppsp.peer.ppspp.live import LiveChunkRecord
+from ppsp.peer.ppspp.live_server import LiveServer
 from ppsp.peer.upload.pacing import UploadPacer
+from ppsp.wire.ppspp import ChunkRange
 
 __all__ = ["PpsppRelay", "TurnServer", "allocate_relay", "serve_relay"]
 
@@ -43,22 +56,33 @@ log = logging.getLogger(__name__)
 
 
 class PpsppRelay:
-    """A :class:`~ppsp.peer.ppspp.Seeder` engine served through ``relay`` (allocated)."""
+    """A :class:`~ppsp.peer.ppspp.Seeder` engine (or a live viewer's
+    :class:`~ppsp.peer.ppspp.live_server.LiveServer`, whose times are ``clock``'s: Unix time)
+    served through ``relay`` (allocated)."""
 
     def __init__(
-        self, relay: TurnRelay, seeder: Seeder, *, permits: RelayPermits | None = None
+        self,
+        relay: TurnRelay,
+        seeder: Seeder | LiveServer,
+        *,
+        permits: RelayPermits | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         assert relay.relayed is not None, "allocate the relay first"
         self._loop = asyncio.get_running_loop()
         self.relay = relay
         self.seeder = seeder
+        """The engine (named for the seeder's, the first one)."""
         self.relayed: Address = relay.relayed
         """The relayed address peers reach this seeder at (its PROXY PeerAddress)."""
         self.permits = permits or RelayPermits(v6=":" in relay.relayed[0])
         self.unsent = 0
         """Datagrams of the engine not sent: their peer's IP is not (or no longer) permitted."""
-        # DATA timestamps are the wall clock in microseconds, as on the socket.
-        seeder.timestamp_offset = time.time() - self._loop.time()
+        self._clock = clock or self._loop.time
+        self._loop_clock = clock is None
+        if isinstance(seeder, Seeder):
+            # DATA timestamps are the wall clock in microseconds, as on the socket.
+            seeder.timestamp_offset = time.time() - self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._permitting: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -78,6 +102,27 @@ class PpsppRelay:
             task = self._loop.create_task(self._permit(ip))
             self._permitting.add(task)
             task.add_done_callback(self._permitting.discard)
+
+    def add(self, content: ServedContent) -> None:
+        """Serve ``content`` through the relay too, from the next handshake naming it."""
+        assert isinstance(self.seeder, Seeder)
+        self.seeder.add_content(content)
+
+    def announce(self, swarm_id: bytes, chunks: ChunkRange) -> None:
+        """Chunks of a partial content newly held: a HAVE to the relay's channels of it."""
+        if self._closed:
+            return
+        assert isinstance(self.seeder, Seeder)
+        self.seeder.announce(swarm_id, chunks, self._clock())
+        self._flush()
+
+    def add_record(self, record: LiveChunkRecord) -> None:
+        """(A live relay) serve live chunk ``record``, verified, through the relay too."""
+        if self._closed:
+            return
+        assert isinstance(self.seeder, LiveServer)
+        self.seeder.add(record, self._clock())
+        self._flush()
 
     def counts(self) -> dict[str, object]:
         """What the report says of the relay: its address, the IPs permitted, refused and
@@ -106,7 +151,7 @@ class PpsppRelay:
             task.cancel()
         for pending in list(self._permitting):
             pending.cancel()
-        self.seeder.close_all(self._loop.time())
+        self.seeder.close_all(self._clock())
         self._flush()
         if self._timer is not None:
             self._timer.cancel()
@@ -125,12 +170,12 @@ class PpsppRelay:
     async def _receiving(self) -> None:
         while True:
             peer, data = await self.relay.receive()
-            self.seeder.datagram_received(data, peer, self._loop.time())
+            self.seeder.datagram_received(data, peer, self._clock())
             self._flush()
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.seeder.handle_timer(self._loop.time())
+        self.seeder.handle_timer(self._clock())
         self._flush()
 
     def _flush(self) -> None:
@@ -142,6 +187,15 @@ class PpsppRelay:
         if self._closed:
             return
         deadline = self.seeder.next_deadline()
+        if not self._loop_clock:
+            # The engine's clock is not the loop's (Unix time: a live one): re-armed each time.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if deadline is not None:
+                delay = max(0.0, deadline - self._clock())
+                self._timer = self._loop.call_later(delay, self._on_timer)
+            return
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
             self._timer.cancel()
             self._timer = None

@@ -16,6 +16,9 @@ the file once every chunk is held.  It then serves a
 :class:`~ppsp.peer.ppspp.partial.PartialContent` whose held chunks are the session's (its
 store and download: the one record), announces each description chunk newly stored (HAVE),
 offers PPSPP in its TRANSPORT_NEGOTIATION answers and answers the subtrees route itself.
+With a TURN relay (``ppsp get --turn``, :meth:`PartialServing.add_relay`) the same content is
+served through it as well, by the relay's own engine
+(:class:`~ppsp.peer.net.ppspp_relay.PpsppRelay`), told of the same chunks newly held.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ppsp.wire.ppspp import MerkleHashFunction
 if TYPE_CHECKING:
     from ppsp.http.client import HttpClient
     from ppsp.peer.net.node import PeerNode
+    from ppsp.peer.net.ppspp_relay import PpsppRelay
     from ppsp.peer.net.ppspp_transport import PpsppClientSocket
     from ppsp.peer.net.session import SwarmSession
 
@@ -206,6 +210,8 @@ class PartialServing:
         """The content served, once ready."""
         self.uploads: PpsppUploads | None = None
         """Its DATA counted in the session's report, once served."""
+        self.relays: list[PpsppRelay] = []
+        """TURN relays the content is also served through (:meth:`add_relay`)."""
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[PartialContent | None] | None = None
         self._computed = False
@@ -229,6 +235,15 @@ class PartialServing:
         serving = cls(node, server, verified, on_ready=on_ready)
         serving._task = asyncio.get_running_loop().create_task(serving.run(swarm_id))
         return serving
+
+    def add_relay(self, relay: PpsppRelay) -> None:
+        """Serve the content through ``relay`` too (its own engine): at once when it is
+        served already, otherwise when it is; its DATA are counted as the socket's."""
+        self.relays.append(relay)
+        if self.content is not None:
+            relay.add(self.content)
+        if self.uploads is not None:
+            self.uploads.attach(relay.seeder)
 
     def counts(self) -> dict[str, int]:
         """The engine's counts (DATA sent, channels, drops by kind) and the subtree hashes'
@@ -342,6 +357,9 @@ class PartialServing:
         )
         self.uploads.attach(self.server.seeder)
         self.server.add(content)
+        for relay in self.relays:
+            self.uploads.attach(relay.seeder)
+            relay.add(content)
         # Each description chunk not held yet is announced when the session stores it.
         loop = asyncio.get_running_loop()
         for index in range(content.description_chunks):
@@ -366,6 +384,8 @@ class PartialServing:
         def stored(future: asyncio.Future[None]) -> None:
             if not future.cancelled():
                 self.server.announce(content, index)
+                for relay in self.relays:
+                    relay.announce(content.swarm_id, content.span(index))
 
         return stored
 
