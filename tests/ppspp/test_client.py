@@ -20,6 +20,7 @@ from ppsp.peer.ppspp.client import (
     ChannelClient,
     ChannelState,
     ChunkRejected,
+    ChunkResult,
     ChunkVerified,
     ClientConfig,
 )
@@ -77,7 +78,7 @@ class Pair:
         self.to_client = to_client
         self.to_seeder = to_seeder
         self.now = 0.0
-        self.results: list[ChunkVerified | ChunkRejected] = []
+        self.results: list[ChunkResult] = []
 
     def run(self, until: Callable[[], bool], limit: float = 120.0) -> None:
         """Exchange datagrams (and run timers when idle) until ``until()`` or ``limit`` s."""

@@ -111,7 +111,10 @@ def test_the_state_table_lets_data_flow_only_once_confirmed() -> None:
     half, established = ChannelState.HALF_OPEN, ChannelState.ESTABLISHED
     assert TRANSITIONS[(half, Event.CONFIRM)] is established
     assert (half, Event.ACK) not in TRANSITIONS and (half, Event.CANCEL) not in TRANSITIONS
-    for event in (Event.DATA, Event.INTEGRITY, Event.SIGNED_INTEGRITY, Event.PEX_RES):
+    for event in (Event.DATA, Event.INTEGRITY, Event.SIGNED_INTEGRITY):
         assert (half, event) not in TRANSITIONS and (established, event) not in TRANSITIONS
+    # PEX_RES unasked (libswift's reverse PEX) is ignored on an established channel only.
+    assert (half, Event.PEX_RES) not in TRANSITIONS
+    assert TRANSITIONS[(established, Event.PEX_RES)] is established
     assert TRANSITIONS[(established, Event.CLOSE)] is ChannelState.CLOSED
     assert not any(state is ChannelState.CLOSED for state, _ in TRANSITIONS)

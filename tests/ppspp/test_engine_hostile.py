@@ -266,14 +266,26 @@ def test_the_overall_channel_bound_holds_across_addresses() -> None:
     assert len(engine.channels) == 3 and engine.stats["channels_evicted"] == 7
 
 
-def test_queued_requests_are_bounded() -> None:
+def test_queued_requests_are_bounded_and_asking_more_is_choked() -> None:
     engine = seeder(max_request_ranges=8, ledbat=replace(SeederConfig().ledbat, init_cwnd=2.0))
     established(engine)
     requests = [Request(chunk=r(i, i)) for i in range(0, 20, 2)]  # ten ranges, none adjacent
     engine.datagram_received(on_channel(*requests), PEER, 2.0)
-    # The whole datagram is read before any DATA leaves: 8 ranges queue, 2 are dropped.
-    assert engine.stats["requests_dropped"] == 2
-    assert len(sent(engine)) == 2  # the window's first two
+    # The whole datagram is read before any DATA leaves: 8 ranges queue, the ninth overflows
+    # the bound: the peer is choked, its queue discarded, the tenth dropped (section 3.9).
+    assert engine.stats["requests_dropped"] == 1
+    assert engine.stats["requests_while_choked"] == 1
+    assert [d.messages for d in sent(engine)] == [(Choke(),)]  # and no DATA
+    (channel,) = engine.channels
+    assert channel.choking and not channel.requests
+    engine.datagram_received(on_channel(Request(chunk=r(0, 1))), PEER, 2.5)
+    assert sent(engine) == [] and engine.stats["requests_while_choked"] == 2
+    # Unchoked after choke_time (nothing in flight); a new request is served.
+    assert engine.next_deadline() == 2.0 + SeederConfig().choke_time
+    engine.handle_timer(4.0)
+    assert [d.messages for d in sent(engine)] == [(Unchoke(),)]
+    engine.datagram_received(on_channel(Request(chunk=r(0, 1))), PEER, 4.1)
+    assert [data_chunk(d) for d in sent(engine)] == [r(0, 0), r(1, 1)]
 
 
 def test_cancel_and_have_take_chunks_off_the_queue() -> None:

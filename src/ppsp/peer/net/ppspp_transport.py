@@ -39,9 +39,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from urllib.parse import urlsplit
 
-from ppsp.errors import ChunkTransferError, ChunkUnavailable, IntegrityError, PPSPError
+from ppsp.errors import (
+    ChunkTransferError,
+    ChunkUnavailable,
+    IntegrityError,
+    PeerBusy,
+    PPSPError,
+)
 from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.nat.punch import CandidatePaths
 from ppsp.peer.net.chunkstore import ChunkStore
@@ -51,7 +58,7 @@ from ppsp.peer.net.transport import PPSPP, ChunkNotWanted, ChunkTransport, Trans
 from ppsp.peer.ppspp import SeededContent
 from ppsp.peer.ppspp.client import (
     ChannelClient,
-    ChannelState,
+    ChunkChoked,
     ChunkRejected,
     ChunkResult,
     ClientConfig,
@@ -61,10 +68,13 @@ from ppsp.wire.ppspp import CHANNEL_ID_BYTES, MAX_DATAGRAM_BYTES, MerkleHashFunc
 
 __all__ = [
     "DATA_OVERHEAD",
+    "MAX_PEX_CANDIDATES",
     "MAX_PIECES",
+    "PEX_FEW_PEERS",
     "PPSPP_CHUNK_SIZE",
     "PUNCH_CONNECT_TIMEOUT",
     "ROOT_WAIT",
+    "PexCandidates",
     "PpsppChunkTransport",
     "PpsppClientSocket",
     "PpsppOffer",
@@ -94,6 +104,13 @@ PUNCH_CONNECT_TIMEOUT = 10.0
 """Seconds a channel to a peer reached over UDP only sends its handshake to the peer's
 candidates (every handshake interval) before giving up: the peer behind NAT learns of us from
 the tracker every few seconds and punches towards us from then on."""
+
+PEX_FEW_PEERS = 4
+"""With fewer open channels than this, each answered channel asks its peer for others (PEX_REQ,
+at the client's ``pex_interval``)."""
+
+MAX_PEX_CANDIDATES = 64
+"""Addresses learned by PEX a transport keeps in all (each channel keeps its own bound too)."""
 
 ROOT_WAIT = 10.0
 """Seconds a channel to a peer reached over UDP only waits for the session's first verified
@@ -257,6 +274,49 @@ def representation_content(
     return content
 
 
+class PexCandidates:
+    """Addresses the transport's channels learned by PEX: candidates to try, never peers.
+
+    Kept only when of the family of the socket that learned them, not private, link-local or
+    loopback unless the answering peer is (RFC 7574 section 8.13), and at most
+    :data:`MAX_PEX_CANDIDATES` in all; each new one goes to ``on_candidates`` when set.
+    """
+
+    def __init__(self, open_channels: Callable[[], int]) -> None:
+        self._open_channels = open_channels
+        self.candidates: dict[tuple[str, int], None] = {}
+        self.on_candidates: Callable[[list[tuple[str, int]]], None] | None = None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether channels should ask their peers for others (few are open)."""
+        return self._open_channels() < PEX_FEW_PEERS and len(self.candidates) < MAX_PEX_CANDIDATES
+
+    def learned(self, source: tuple[str, int], addresses: list[tuple[str, int]]) -> None:
+        """``addresses`` came in a PEX answer from ``source``: keep those usable."""
+        try:
+            peer = ip_address(source[0].split("%", 1)[0])
+        except ValueError:
+            return
+        new = []
+        for host, port in addresses:
+            address = ip_address(host)
+            if address.version != peer.version or (host, port) == source:
+                continue
+            if _internal(address) and not _internal(peer):
+                continue
+            if (host, port) in self.candidates or len(self.candidates) >= MAX_PEX_CANDIDATES:
+                continue
+            self.candidates[(host, port)] = None
+            new.append((host, port))
+        if new and self.on_candidates is not None:
+            self.on_candidates(new)
+
+
+def _internal(host: IPv4Address | IPv6Address) -> bool:
+    return host.is_private or host.is_link_local or host.is_loopback
+
+
 class _Channel:
     """A :class:`ChannelClient` to one peer over the transport's :class:`PpsppClientSocket`;
     the futures of the chunks fetched over it.
@@ -273,8 +333,10 @@ class _Channel:
         endpoint: PpsppClientSocket,
         address: tuple[str, int],
         paths: CandidatePaths | None = None,
+        pex: PexCandidates | None = None,
     ) -> None:
         self.client = client
+        self.pex = pex
         self.name = name
         self.paths = paths
         self.address = address if paths is None else paths.candidates[0]
@@ -313,7 +375,7 @@ class _Channel:
         """A datagram from ``source`` was taken by the client: the one that opened the
         channel makes ``source`` its address, and the other candidates are dropped."""
         paths, endpoint = self.paths, self._endpoint
-        if paths is None or paths.chosen is not None or self.client.state is not ChannelState.OPEN:
+        if paths is None or paths.chosen is not None or not self.client.answered:
             return
         if endpoint is not None:
             endpoint.detach(self)
@@ -399,6 +461,13 @@ class _Channel:
     def flush(self) -> None:
         """Send the client's datagrams, settle its results and re-arm its timer."""
         client = self.client
+        pex = self.pex
+        if pex is not None and client.answered:
+            if pex.wanted:
+                client.request_peers(self._loop.time())  # rate-limited by the client
+            learned = client.take_candidates()
+            if learned:
+                pex.learned(self.address, learned)
         out = client.datagrams_to_send()
         endpoint = self._endpoint
         if endpoint is not None:
@@ -416,7 +485,7 @@ class _Channel:
             if not self.opened.done():
                 self.opened.set_result(False)
             return
-        if client.state is ChannelState.OPEN and not self.opened.done():
+        if client.answered and not self.opened.done():
             self.opened.set_result(True)
         deadline = client.next_deadline()
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
@@ -474,6 +543,12 @@ class PpsppChunkTransport(ChunkTransport):
         root and against the description: the content's name for peers reached over UDP
         only (:meth:`connect_direct`)."""
         self._verified = asyncio.Event()
+        self.pex = PexCandidates(
+            lambda: sum(_usable(t) for t in self._channels.values() if t.done())
+        )
+        """Addresses the channels learned by PEX (asked for while few channels are open):
+        :attr:`PexCandidates.candidates`, each new one handed to ``pex.on_candidates`` when
+        set (the same path as a tracker's list; verified by a handshake on the swarm's ID)."""
 
     async def fetch(self, remote: RemotePeer, index: int, observer: TransferObserver) -> int:
         """Fetch description chunk ``index`` from ``remote``: the PPSPP chunks covering it,
@@ -491,6 +566,8 @@ class PpsppChunkTransport(ChunkTransport):
                 result = await asyncio.shield(future)
                 if isinstance(result, ChunkRejected):
                     raise IntegrityError(f"{remote.peer_id}: {result.reason} (PPSPP)")
+                if isinstance(result, ChunkChoked):  # asked again later, or elsewhere
+                    raise PeerBusy(f"{remote.peer_id}: the peer choked the PPSPP channel")
                 chunks.append(result.data)
                 start = number * chunk_size
                 observer.received(min(offset + length, start + chunk_size) - max(offset, start))
@@ -580,7 +657,8 @@ class PpsppChunkTransport(ChunkTransport):
         family = socket.AF_INET6 if ":" in paths.candidates[0][0] else socket.AF_INET
         shown = ", ".join(f"{format_host(h)}:{p}" for h, p in paths.candidates)
         name = f"{remote.peer_id} at udp {shown}"
-        channel = _Channel(client, name, self.endpoint(family), paths.candidates[0], paths)
+        endpoint = self.endpoint(family)
+        channel = _Channel(client, name, endpoint, paths.candidates[0], paths, self.pex)
         try:
             if not await asyncio.shield(channel.opened):
                 error = TimeoutError if client.timed_out else ChunkTransferError
@@ -626,7 +704,8 @@ class PpsppChunkTransport(ChunkTransport):
         family, _, _, _, address = infos[0]
         endpoint = self.endpoint(family)
         remote_address = (str(address[0]), int(address[1]))
-        return _Channel(client, f"{remote.peer_id} at {offer.uri}", endpoint, remote_address)
+        name = f"{remote.peer_id} at {offer.uri}"
+        return _Channel(client, name, endpoint, remote_address, pex=self.pex)
 
     def channel_client(self, peer_id: str) -> ChannelClient | None:
         """The client of the open channel to ``peer_id`` (its HAVEs say what the peer

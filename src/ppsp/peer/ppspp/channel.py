@@ -22,9 +22,35 @@ from typing import Any
 from ppsp.codecs.ppspp import EncoderProfile
 from ppsp.peer.ppspp.content import ServedContent, bin_level, bin_parent
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
-from ppsp.wire.ppspp import ChannelParameters, ChunkRange
+from ppsp.wire.ppspp import (
+    Ack,
+    Cancel,
+    ChannelParameters,
+    Choke,
+    ChunkRange,
+    Data,
+    Handshake,
+    Have,
+    Integrity,
+    Message,
+    PexReq,
+    PexResCert,
+    PexResV4,
+    PexResV6,
+    Request,
+    SignedIntegrity,
+    Unchoke,
+)
 
-__all__ = ["TRANSITIONS", "Address", "Channel", "ChannelState", "Event", "aligned_bins"]
+__all__ = [
+    "TRANSITIONS",
+    "Address",
+    "Channel",
+    "ChannelState",
+    "Event",
+    "aligned_bins",
+    "event_of",
+]
 
 Address = tuple[Any, ...]
 """A UDP address as the socket layer gives it: ``(host, port)`` (or IPv6's four fields)."""
@@ -85,13 +111,46 @@ TRANSITIONS: dict[tuple[ChannelState, Event], ChannelState] = {
     (_E, Event.CANCEL): _E,
     (_E, Event.CHOKE): _E,
     (_E, Event.UNCHOKE): _E,
-    (_E, Event.PEX_REQ): _E,  # answered with nothing: PEX is optional (section 3.10.1)
+    (_E, Event.PEX_REQ): _E,  # answered at a bounded rate (Seeder._answer_pex)
+    # Never asked for (the seeding side sends no PEX_REQ): ignored and counted.  libswift
+    # sends them unasked ("reverse PEX": the asker's address to the peer it named).
+    (_E, Event.PEX_RES): _E,
 }
 """Every (state, event) the seeding side accepts, with the state it leads to.
 
-Not in it, hence protocol errors: DATA, INTEGRITY, SIGNED_INTEGRITY and PEX_RES* (a seeder of
-complete content asked nobody for anything), a HANDSHAKE naming another channel ID, and any
-message in a half-open channel's opening datagram but HAVE and REQUEST."""
+Not in it, hence protocol errors: DATA, INTEGRITY and SIGNED_INTEGRITY (a seeder asked nobody
+for chunks), a HANDSHAKE naming another channel ID, and any message in a half-open channel's
+opening datagram but HAVE and REQUEST.  Whether we choke the peer (section 3.9) is the
+channel's :attr:`Channel.choking`, beside the table: it changes what we send, not what the
+peer may send (a REQUEST crossing our CHOKE is dropped and counted, not an error)."""
+
+
+def event_of(message: Message, remote_id: int) -> Event:
+    """The channel event a message is, on a channel whose peer's channel ID is ``remote_id``."""
+    if isinstance(message, Handshake):
+        if message.source_channel == 0:
+            return Event.CLOSE
+        if message.source_channel == remote_id:
+            return Event.HANDSHAKE
+        return Event.HANDSHAKE_OTHER
+    return _EVENTS[type(message)]
+
+
+_EVENTS: dict[type, Event] = {
+    Have: Event.HAVE,
+    Ack: Event.ACK,
+    Request: Event.REQUEST,
+    Cancel: Event.CANCEL,
+    Choke: Event.CHOKE,
+    Unchoke: Event.UNCHOKE,
+    PexReq: Event.PEX_REQ,
+    Data: Event.DATA,
+    Integrity: Event.INTEGRITY,
+    SignedIntegrity: Event.SIGNED_INTEGRITY,
+    PexResV4: Event.PEX_RES,
+    PexResV6: Event.PEX_RES,
+    PexResCert: Event.PEX_RES,
+}
 
 
 def aligned_bins(chunks: ChunkRange) -> list[int]:
@@ -118,6 +177,8 @@ class Channel:
         "acked_any",
         "address",
         "announced",
+        "choking",
+        "choking_until",
         "content",
         "created",
         "flight",
@@ -127,6 +188,7 @@ class Channel:
         "local_id",
         "parameters",
         "peer_choked_us",
+        "pex_answered",
         "profile",
         "remote_id",
         "requests",
@@ -171,6 +233,13 @@ class Channel:
         partial content's chunks newly held since are announced once the channel is
         established)."""
         self.peer_choked_us = False
+        self.choking = False
+        """Whether we choke the peer (we sent CHOKE, section 3.9): nothing is served to it and
+        its REQUESTs are dropped until we send UNCHOKE, at :attr:`choking_until` at the
+        earliest."""
+        self.choking_until = 0.0
+        self.pex_answered = float("-inf")
+        """When we last answered the peer's PEX_REQ (answers are rate-limited)."""
         self._known = bytearray((2 * content.width + 7) // 8)  # a bit per tree node
         self._held = bytearray(content.chunk_count)  # a byte per chunk: slices set fast
 

@@ -38,7 +38,20 @@ RFC 7574 as it is used here:
   Consecutive chunks verified within ``ack_delay`` of the first share one ACK of their range
   (at most ``max_ack_run`` chunks; the delay sample is the newest chunk's): one datagram for
   a run instead of one per chunk.  A pending ACK also goes out ahead of any other message.
+* **Choking** (3.9): a CHOKE moves the channel to CHOKED (:data:`TRANSITIONS`): every chunk
+  wanted is handed back as :class:`ChunkChoked` (the peer will not answer: the caller asks
+  another peer), and so is any chunk asked for while choked; an UNCHOKE moves it back to OPEN,
+  where requests go out again.  A DATA still in flight is acknowledged when it verifies.
+* **Peer exchange** (3.10): :meth:`ChannelClient.request_peers` sends a PEX_REQ (at most one
+  outstanding, one per ``pex_interval``).  The PEX_RESv4/v6 of the first datagram carrying
+  any within ``pex_answer_timeout`` are the answer; others are ignored and counted.  Of an
+  answer, at most ``pex_max_per_answer`` unicast addresses are kept, at most
+  ``max_pex_candidates`` over the channel's life: candidates to try
+  (:meth:`ChannelClient.take_candidates`), never peers of the swarm until a handshake on its
+  swarm ID answers.  PEX_REScert is not supported (ignored and counted).
 * **Close** (8.4): a HANDSHAKE with source channel 0 when the caller closes the channel.
+* **Errors**: a message :data:`TRANSITIONS` does not list for the channel's state (a
+  SIGNED_INTEGRITY: live content) closes the channel (``protocol_error:EVENT`` counted).
 """
 
 from __future__ import annotations
@@ -49,10 +62,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from ipaddress import IPv4Address, IPv6Address
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import PPSPPError
 from ppsp.peer.content.merkle import chunk_hash
+from ppsp.peer.ppspp.channel import Event, event_of
 from ppsp.peer.ppspp.content import bin_of_range, bin_range
 from ppsp.peer.ppspp.verify import TreeHashes
 from ppsp.wire.ppspp import (
@@ -74,14 +89,20 @@ from ppsp.wire.ppspp import (
     Integrity,
     MerkleHashFunction,
     Message,
+    PexReq,
+    PexResCert,
+    PexResV4,
+    PexResV6,
     Request,
     Unchoke,
     keepalive,
 )
 
 __all__ = [
+    "TRANSITIONS",
     "ChannelClient",
     "ChannelState",
+    "ChunkChoked",
     "ChunkRejected",
     "ChunkResult",
     "ChunkVerified",
@@ -106,6 +127,8 @@ class ChannelState(Enum):
     """Our handshake is out; the peer has not answered."""
     OPEN = "open"
     """The peer answered: requests go out, chunks come in."""
+    CHOKED = "choked"
+    """The peer sent CHOKE (section 3.9): no request goes out until its UNCHOKE."""
     CLOSED = "closed"
     """Closed by us, by the peer, or given up (:attr:`ChannelClient.failure` says why)."""
 
@@ -126,8 +149,45 @@ class ChunkRejected:
     reason: str
 
 
-ChunkResult = ChunkVerified | ChunkRejected
+@dataclass(frozen=True, slots=True)
+class ChunkChoked:
+    """A requested chunk the peer will not send: it choked the channel (ask elsewhere)."""
+
+    index: int
+
+
+ChunkResult = ChunkVerified | ChunkRejected | ChunkChoked
 """What became of a requested chunk."""
+
+_O, _K, _X = ChannelState.OPEN, ChannelState.CHOKED, ChannelState.CLOSED
+
+TRANSITIONS: dict[tuple[ChannelState, Event], ChannelState] = {
+    **{
+        (state, event): state
+        for state in (_O, _K)
+        for event in (
+            Event.HAVE,
+            Event.DATA,  # in flight when the CHOKE was sent: verified, acknowledged
+            Event.INTEGRITY,
+            Event.HANDSHAKE,
+            Event.HANDSHAKE_OTHER,  # counted
+            Event.ACK,  # we upload nothing on this channel: ignored and counted
+            Event.REQUEST,
+            Event.CANCEL,
+            Event.PEX_REQ,  # our serving side answers PEX on its own channels: ignored
+            Event.PEX_RES,  # kept when asked for, else ignored and counted
+        )
+    },
+    (_O, Event.CHOKE): _K,
+    (_K, Event.CHOKE): _K,
+    (_O, Event.UNCHOKE): _O,
+    (_K, Event.UNCHOKE): _O,
+    (_O, Event.CLOSE): _X,
+    (_K, Event.CLOSE): _X,
+}
+"""Every (state, event) an answered channel accepts, with the state it leads to (the
+handshake's answer itself moves CONNECTING to OPEN).  Not in it, hence protocol errors that
+close the channel: SIGNED_INTEGRITY (live content on a stored content's channel)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +219,14 @@ class ClientConfig:
     ACK per chunk, sent at once)."""
     max_ack_run: int = 16
     """At most this many chunks in one ACK: a run this long is acknowledged at once."""
+    pex_interval: float = 10.0
+    """A PEX_REQ goes out at most once in this many seconds."""
+    pex_answer_timeout: float = 5.0
+    """A PEX_RES later than this after our PEX_REQ is unsolicited (ignored)."""
+    pex_max_per_answer: int = 8
+    """Addresses kept of one PEX answer (our seeder sends at most 8; libswift 1)."""
+    max_pex_candidates: int = 32
+    """Addresses learned by PEX kept over the channel's life; further answers are ignored."""
 
     def __post_init__(self) -> None:
         if self.channel_id is not None and not 0 < self.channel_id <= 0xFFFFFFFF:
@@ -232,6 +300,10 @@ class ChannelClient:
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
         self._peer_held = _Ranges(MAX_PEER_RANGES)
+        self._pex_asked: float | None = None  # when our outstanding PEX_REQ went out
+        self._pex_last = float("-inf")  # when our last PEX_REQ went out
+        self._pex_learned: dict[tuple[str, int], None] = {}  # every address kept, in order
+        self._candidates: list[tuple[str, int]] = []  # learned, not yet taken
         self._handshake(now)
 
     # --- the caller's interface -----------------------------------------------------------
@@ -240,6 +312,41 @@ class ChannelClient:
     def closed(self) -> bool:
         """True once the channel is closed (nothing more will be verified)."""
         return self.state is ChannelState.CLOSED
+
+    @property
+    def answered(self) -> bool:
+        """True once the peer answered our handshake, until the channel closes (OPEN, or
+        CHOKED by the peer)."""
+        return self.state in (ChannelState.OPEN, ChannelState.CHOKED)
+
+    @property
+    def choked(self) -> bool:
+        """True while the peer chokes the channel (it answers no request)."""
+        return self.state is ChannelState.CHOKED
+
+    def request_peers(self, now: float) -> bool:
+        """Ask the peer for other peers' addresses (PEX_REQ, section 3.10), when the channel
+        is answered, no PEX_REQ is outstanding, the last went out ``pex_interval`` ago or
+        more and fewer than ``max_pex_candidates`` addresses were learned; True when sent."""
+        config = self.config
+        if (
+            not self.answered
+            or (self._pex_asked is not None and now < self._pex_asked + config.pex_answer_timeout)
+            or now < self._pex_last + config.pex_interval
+            or len(self._pex_learned) >= config.max_pex_candidates
+        ):
+            return False
+        self._pex_asked = self._pex_last = now
+        self.stats["pex_req_sent"] += 1
+        self._send([PexReq()], now)
+        return True
+
+    def take_candidates(self) -> list[tuple[str, int]]:
+        """Addresses learned by PEX since the last call: ``(host, port)`` (an IPv6 host with
+        ``:``), unicast, each once.  Candidates only: the peer vouches for nothing, and an
+        address is of the swarm once a handshake on its swarm ID answers from it."""
+        taken, self._candidates = self._candidates, []
+        return taken
 
     @property
     def wanted(self) -> frozenset[int]:
@@ -277,6 +384,10 @@ class ChannelClient:
         new = [index for index in dict.fromkeys(indexes) if index not in self._wanted]
         if not new:
             return
+        if self.state is ChannelState.CHOKED:
+            self.stats["asked_while_choked"] += len(new)
+            self._results.extend(ChunkChoked(index) for index in new)
+            return
         for index in new:
             self._wanted[index] = now + self.config.request_timeout
         if self.state is ChannelState.OPEN:
@@ -289,7 +400,7 @@ class ChannelClient:
         if self._wanted.pop(index, None) is None:
             return
         self._waiting.pop(index, None)
-        if self.state is ChannelState.OPEN:
+        if self.answered:
             self._send([Cancel(chunk=self._spec(index))], now)
 
     def close(self, now: float, reason: str = "closed") -> None:
@@ -436,16 +547,30 @@ class ChannelClient:
 
     def _on_messages(self, messages: tuple[Message, ...], now: float) -> None:
         acks: list[tuple[int, int]] = []  # (chunk, delay sample), in the order verified
+        pex: list[PexResV4 | PexResV6 | PexResCert] = []
         for message in messages:
+            event = event_of(message, self.remote_id)
+            following = TRANSITIONS.get((self.state, event))
+            if following is None:
+                self.stats["protocol_error"] += 1
+                self.stats[f"protocol_error:{event.value}"] += 1
+                self._fail(f"protocol error: {event.value} when {self.state.value}", now)
+                return
+            if following is not self.state:
+                if following is ChannelState.CLOSED:
+                    self._fail("the peer closed the channel", now, notify=False)
+                    return
+                self.state = following
+                if following is ChannelState.CHOKED:
+                    self._on_choke()
+                else:
+                    self.stats["unchoked"] += 1  # requests go out again as they are asked
             if isinstance(message, Integrity):
                 self._on_integrity(message)
             elif isinstance(message, Data):
                 self._on_data(message, now, acks)
             elif isinstance(message, Handshake):
-                if message.source_channel == 0:
-                    self._fail("the peer closed the channel", now, notify=False)
-                    return
-                if message.source_channel != self.remote_id:
+                if event is Event.HANDSHAKE_OTHER:
                     self.stats["handshake_other"] += 1
             elif isinstance(message, Have):
                 chunks = _as_range(message.chunk)
@@ -453,16 +578,56 @@ class ChannelClient:
                     self.stats["have_past_end"] += 1
                 elif not self._peer_held.add(chunks):
                     self.stats["have_dropped"] += 1
-            elif isinstance(message, Choke | Unchoke):
-                # Requests stay queued at the peer's end; ours are sent again on time anyway.
-                self.stats[type(message).__name__.lower()] += 1
-            else:
-                # ACK, REQUEST, CANCEL, PEX: we upload nothing here and know no other peer.
+            elif isinstance(message, PexResV4 | PexResV6 | PexResCert):
+                pex.append(message)
+            elif not isinstance(message, Choke | Unchoke):
+                # ACK, REQUEST, CANCEL, PEX_REQ: we upload nothing on this channel.
                 self.stats["ignored_" + type(message).__name__.lower()] += 1
+        if pex:
+            self._on_pex(pex, now)
         if self._waiting:
             self._retry_waiting(now, acks)
         if acks:
             self._acknowledge(acks, now)
+
+    def _on_choke(self) -> None:
+        """The peer choked the channel: it will answer none of our requests (section 3.9;
+        it discards them), so every chunk wanted goes back to the caller to ask elsewhere."""
+        self.stats["choked"] += 1
+        wanted = list(self._wanted)
+        self._wanted.clear()
+        self._waiting.clear()
+        self._unsent.clear()
+        self.stats["handed_back_choked"] += len(wanted)
+        self._results.extend(ChunkChoked(index) for index in wanted)
+
+    def _on_pex(self, messages: list[PexResV4 | PexResV6 | PexResCert], now: float) -> None:
+        """A datagram's PEX_RES messages: the answer to our outstanding PEX_REQ, or ignored."""
+        config = self.config
+        asked = self._pex_asked
+        if asked is None or now > asked + config.pex_answer_timeout:
+            self.stats["pex_res_unsolicited"] += len(messages)
+            return
+        self._pex_asked = None  # one answer per request
+        self.stats["pex_answers"] += 1
+        taken = 0
+        for message in messages:
+            if isinstance(message, PexResCert):
+                self.stats["pex_rescert_ignored"] += 1
+                continue
+            address = _candidate(message)
+            if address is None:
+                self.stats["pex_res_unusable"] += 1
+            elif (
+                taken >= config.pex_max_per_answer
+                or len(self._pex_learned) >= config.max_pex_candidates
+            ):
+                self.stats["pex_res_over_bound"] += 1
+            elif address not in self._pex_learned:
+                taken += 1
+                self._pex_learned[address] = None
+                self._candidates.append(address)
+                self.stats["pex_candidates"] += 1
 
     def _on_integrity(self, message: Integrity) -> None:
         number = bin_of_range(_as_range(message.chunk))
@@ -678,3 +843,18 @@ class _Ranges:
 
 def _as_range(spec: ChunkSpec) -> ChunkRange:
     return bin_range(spec.number) if isinstance(spec, Bin) else spec
+
+
+def _candidate(message: PexResV4 | PexResV6) -> tuple[str, int] | None:
+    """A PEX_RES's address as ``(host, port)`` when it can be a peer's: a unicast host (not
+    unspecified, multicast, reserved or broadcast) and a port; otherwise None."""
+    host: IPv4Address | IPv6Address = message.address
+    if (
+        not 0 < message.port < 65536
+        or host.is_unspecified
+        or host.is_multicast
+        or host.is_reserved
+        or (isinstance(host, IPv6Address) and host.ipv4_mapped is not None)
+    ):
+        return None
+    return (str(host), message.port)

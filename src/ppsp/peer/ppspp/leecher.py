@@ -355,8 +355,10 @@ class Leecher:
                 if message.source_channel != self.remote_id:
                     self.stats["handshake_other"] += 1
             elif isinstance(message, Choke):
-                self._choked = True
+                self._on_choke()
             elif isinstance(message, Unchoke):
+                if self._choked:
+                    self.stats["unchoked"] += 1  # requests resume below, retries first
                 self._choked = False
             else:
                 # ACK, REQUEST, CANCEL, PEX: we upload nothing and know no other peer.
@@ -370,6 +372,19 @@ class Leecher:
             self._send(replies, now)
         if self.held_count == self.chunk_count:
             self._complete(now)
+
+    def _on_choke(self) -> None:
+        """The peer will answer none of our requests (section 3.9, it discards them): the
+        outstanding chunks are requested again, first, once it unchokes us (the window is not
+        shrunk: nothing was lost)."""
+        if not self._choked:
+            self.stats["choked"] += 1
+        self._choked = True
+        if self._outstanding:
+            retry = dict.fromkeys(self._outstanding)
+            retry.update(self._retry)
+            self._retry = retry
+            self._outstanding.clear()
 
     def _on_have(self, have: Have, now: float) -> None:
         if self.chunk_count is not None and self._as_range(have.chunk).end >= self.chunk_count:

@@ -52,6 +52,7 @@ from ppsp.peer.ppspp.live_server import LIVE_PARAMETERS, handshake_refusal, live
 from ppsp.wire.ppspp import (
     Ack,
     Cancel,
+    Choke,
     ChunkRange,
     Data,
     Datagram,
@@ -59,8 +60,12 @@ from ppsp.wire.ppspp import (
     Have,
     Integrity,
     Message,
+    PexResCert,
+    PexResV4,
+    PexResV6,
     Request,
     SignedIntegrity,
+    Unchoke,
     keepalive,
 )
 
@@ -144,6 +149,9 @@ class LiveReceiver:
         self._now = now
         self._tune_in = tune_in
         """Our right-most signed munro, sent in the third datagram (6.1.2.4), or None."""
+        self.choked = False
+        """Whether the peer chokes us (section 3.9): no REQUEST goes out until its UNCHOKE,
+        when every live chunk still wanted is asked for again."""
         self._send_handshake(now)
 
     # --- what the peer holds -------------------------------------------------------------
@@ -174,7 +182,7 @@ class LiveReceiver:
             return
         assembly = self._wanted.setdefault(index, _Assembly())
         assembly.asked_at = now
-        if self.answered:
+        if self.answered and not self.choked:
             self._queue(Request(chunk=self._missing(index, assembly)))
             self._flush(now)
 
@@ -233,6 +241,8 @@ class LiveReceiver:
             self.closed = "silent"
             return
         for index, assembly in self._wanted.items():
+            if self.choked:
+                break  # asked again on UNCHOKE
             if now >= assembly.asked_at + config.request_timeout:
                 assembly.asked_at = now
                 self.stats["requested_again"] += 1
@@ -302,7 +312,19 @@ class LiveReceiver:
             elif isinstance(message, Handshake) and message.source_channel == 0:
                 self.closed = "closed by the peer"
                 return
-            # ACK, REQUEST, CANCEL, CHOKE, UNCHOKE, PEX: a server's business, not ours.
+            elif isinstance(message, Choke):
+                self.stats["choked"] += not self.choked
+                self.choked = True  # the peer discards our requests (3.9)
+            elif isinstance(message, Unchoke):
+                if self.choked:
+                    self.choked = False
+                    self.stats["unchoked"] += 1
+                    for index, assembly in self._wanted.items():  # asked for again at once
+                        assembly.asked_at = now
+                        self._queue(Request(chunk=self._missing(index, assembly)))
+            elif isinstance(message, PexResV4 | PexResV6 | PexResCert):
+                self.stats["pex_res_unsolicited"] += 1  # we never ask (section 13.2.3)
+            # ACK, REQUEST, CANCEL, PEX_REQ: a server's business, not ours.
         self._flush(now)
 
     # --- inside -------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ from ppsp.wire.ppspp import (
     MerkleHashFunction,
     Message,
     MessageType,
+    PexReq,
     Request,
     SignedIntegrity,
     SupportedMessages,
@@ -513,7 +514,11 @@ class LiveServer:
             self.stats["tune_in_in"] += isinstance(message, SignedIntegrity)
         elif isinstance(message, Data):
             return self._violation(channel, "unexpected_message", now)
-        # CHOKE, UNCHOKE, PEX: nothing to do for a server that asks for nothing.
+        elif isinstance(message, PexReq):
+            # Not answered: a live source must not help eclipse it (RFC 7574 section
+            # 13.2.3, attack E1), and relays keep to the tracker's lists likewise.
+            self.stats["pex_req_ignored"] += 1
+        # CHOKE, UNCHOKE, PEX_RES: nothing to do for a server that asks for nothing.
         return True
 
     def _violation(self, channel: _Channel, reason: str, now: float) -> bool:

@@ -27,6 +27,12 @@ What it does, section by section of RFC 7574:
 * **Keep-alives and timeouts** (3.12): a keep-alive when we have sent nothing for a while to
   a peer that still talks to us; a channel whose peer is silent for ``idle_timeout`` is
   dropped, a half-open one sooner.
+* **CHOKE/UNCHOKE** (3.9): a peer asking for more than ``max_request_ranges`` ranges is
+  choked (CHOKE, its queue discarded, nothing sent) and unchoked ``choke_time`` later once
+  nothing is in flight.
+* **PEX** (3.10, 13.2): a PEX_REQ on an established channel is answered with at most
+  ``pex_max_addresses`` other live peers of the swarm (PEX_RESv4/v6), at most once per
+  ``pex_min_interval``; PEX_RES (never asked for: libswift's reverse PEX) is ignored.
 * **Errors** (3, 12.1): nothing is ever answered with an error.  A datagram that does not
   parse, or an event the channel's state table (:data:`.channel.TRANSITIONS`) does not list,
   drops the rest of the datagram and closes the channel (with a closing HANDSHAKE when it was
@@ -35,10 +41,12 @@ What it does, section by section of RFC 7574:
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
@@ -50,6 +58,7 @@ from ppsp.peer.ppspp.channel import (
     ChannelState,
     Event,
     aligned_bins,
+    event_of,
 )
 from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_of_range, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
@@ -90,7 +99,6 @@ from ppsp.wire.ppspp import (
     PexResV4,
     PexResV6,
     Request,
-    SignedIntegrity,
     SupportedMessages,
     Unchoke,
     keepalive,
@@ -116,6 +124,8 @@ SUPPORTED_MESSAGES = SupportedMessages.from_types(
         MessageType.HAVE,
         MessageType.INTEGRITY,
         MessageType.PEX_REQ,
+        MessageType.PEX_RESV4,
+        MessageType.PEX_RESV6,
         MessageType.REQUEST,
         MessageType.CANCEL,
         MessageType.CHOKE,
@@ -157,8 +167,22 @@ class SeederConfig:
     their own (section 5.4); a DATA larger than this alone (fragmented anyway) carries its
     INTEGRITY in its datagram, up to the largest UDP payload."""
     ledbat: LedbatParameters = field(default_factory=LedbatParameters)
+    pex_max_addresses: int = 8
+    """Addresses in one answer to a PEX_REQ (0: PEX_REQ is never answered).  Eight fit one
+    small datagram (8 x 19 bytes for IPv6), enough to find a swarm's other peers over a few
+    answers, and keep what one peer can learn of the swarm, or be fed, per second small."""
+    pex_min_interval: float = 1.0
+    """A channel's PEX_REQ is answered at most once in this many seconds; the others are
+    dropped and counted (libswift asks every 1.1 s while downloading)."""
+    pex_liveness: float = 60.0
+    """Only peers heard from within this many seconds are named (RFC 7574 section 3.10.1)."""
+    choke_time: float = 2.0
+    """A channel choked for asking too much (its request queue full) is unchoked after this,
+    once the DATA in flight to it is acknowledged or lost."""
 
     def __post_init__(self) -> None:
+        if self.pex_max_addresses < 0 or self.pex_min_interval < 0 or self.choke_time < 0:
+            raise ValueError("PEX and choke bounds are not negative")
         if self.max_channels < 1 or self.max_channels_per_address < 1:
             raise ValueError("a seeder keeps at least one channel")
         if self.max_request_ranges < 1 or self.max_messages_per_datagram < 1:
@@ -186,6 +210,7 @@ class Seeder:
     (random 32-bit numbers by default; tests pass their own).  ``pacer`` (the peer's upload
     cap, shared with its HTTP uploads; its bucket on the same clock as ``now``) says when a
     DATA may go and whose turn it is; without one DATA goes whenever LEDBAT allows.
+    ``rng`` picks the peers a PEX answer names (tests pass a seeded one).
     """
 
     def __init__(
@@ -196,8 +221,10 @@ class Seeder:
         timestamp_offset: float = 0.0,
         channel_ids: Callable[[], int] = _random_channel_id,
         pacer: UploadPacer | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.pacer = pacer
+        self._rng = rng or random.Random(secrets.randbits(64))
         self.on_data: Callable[[bytes, Address, int], None] | None = None
         """Told of each DATA sent: the content's root hash, the channel's address and the
         chunk's bytes (the I/O layer attributes them to a PeerID for ``--report``)."""
@@ -301,6 +328,10 @@ class Seeder:
                 lost = False
                 expired = take_expired(channel.flight, channel.ledbat, now)
                 for index in reversed(expired):  # requeued in their original order
+                    if channel.choking:
+                        # Not sent again: the peer was told not to expect it (section 3.9).
+                        self.stats["data_dropped_choking"] += 1
+                        continue
                     if channel.has_chunk(index):
                         # libswift answers a DATA it already had with a HAVE, not an ACK (its
                         # HAVE comes before the ACK of a new chunk, so it cannot end the flight).
@@ -311,6 +342,8 @@ class Seeder:
                     channel.requeue(index)
                 if lost:
                     channel.ledbat.on_loss(now)
+                if channel.choking and now >= channel.choking_until and not channel.flight:
+                    self._set_choking(channel, False, now)
                 self._pump(channel, now)
                 if now >= channel.last_sent + config.keepalive_interval:
                     keepalive_datagram = encode_datagram(keepalive(channel.remote_id), _OPENING)
@@ -329,6 +362,8 @@ class Seeder:
             deadlines.append(channel.last_sent + config.keepalive_interval)
             if (timeout := flight_deadline(channel.flight, channel.ledbat)) is not None:
                 deadlines.append(timeout)
+            elif channel.choking:
+                deadlines.append(channel.choking_until)  # its UNCHOKE
         if (ready := self._turns.ready_at()) is not None:
             deadlines.append(ready)  # a channel waits for the upload cap
         return min(deadlines, default=None)
@@ -401,7 +436,7 @@ class Seeder:
             self._step(existing, Event.HANDSHAKE_AGAIN)
             self._answer(existing, now)
             return
-        events = [_event_of(message, handshake.source_channel) for message in rest]
+        events = [event_of(message, handshake.source_channel) for message in rest]
         if any((ChannelState.HALF_OPEN, event) not in TRANSITIONS for event in events):
             self.stats["refused_handshake"] += 1
             self.stats["refused_handshake:payload"] += 1
@@ -558,15 +593,21 @@ class Seeder:
         channel.state = following
 
     def _on_message(self, channel: Channel, message: Message, now: float) -> None:
-        event = _event_of(message, channel.remote_id)
+        event = event_of(message, channel.remote_id)
         self._step(channel, event)
         if event is Event.CLOSE:
             self.stats["closed_by_peer"] += 1
             self._forget(channel)
         elif isinstance(message, Request):
             chunks = self._clip(channel, message.chunk, "request")
-            if not channel.add_request(chunks, self.config.max_request_ranges):
+            if channel.choking:
+                # Sent before our CHOKE reached the peer, or despite it: not served.
+                self.stats["requests_while_choked"] += 1
+            elif not channel.add_request(chunks, self.config.max_request_ranges):
+                # The peer asks for more than we queue: choked for a while, its requests
+                # discarded (it re-asks once unchoked, here or elsewhere).
                 self.stats["requests_dropped"] += 1
+                self._set_choking(channel, True, now)
         elif isinstance(message, Cancel):
             channel.cancel(self._clip(channel, message.chunk, "cancel"))
         elif isinstance(message, Have):
@@ -579,7 +620,86 @@ class Seeder:
             channel.peer_choked_us = True  # we request nothing: informational
         elif isinstance(message, Unchoke):
             channel.peer_choked_us = False
-        # HANDSHAKE (a repeat), HANDSHAKE_AGAIN and PEX_REQ change nothing more.
+        elif isinstance(message, PexReq):
+            self._answer_pex(channel, now)
+        elif isinstance(message, PexResV4 | PexResV6):
+            self.stats["pex_res_unsolicited"] += 1  # we never ask: ignored
+        elif isinstance(message, PexResCert):
+            self.stats["pex_rescert_ignored"] += 1  # unsupported (no certificate issuer)
+        # HANDSHAKE (a repeat) and HANDSHAKE_AGAIN change nothing more.
+
+    def _set_choking(self, channel: Channel, choking: bool, now: float) -> None:
+        """CHOKE the peer (its queued requests discarded, section 3.9) or UNCHOKE it."""
+        channel.choking = choking
+        if choking:
+            channel.requests.clear()
+            channel.choking_until = now + self.config.choke_time
+            message: Message = Choke()
+        else:
+            message = Unchoke()
+        self.stats["chokes_sent" if choking else "unchokes_sent"] += 1
+        datagram = Datagram(channel=channel.remote_id, messages=(message,))
+        self._send(channel, self._encode(channel, datagram), now)
+
+    def _answer_pex(self, channel: Channel, now: float) -> None:
+        """Answer a PEX_REQ (section 3.10): the addresses of at most ``pex_max_addresses``
+        other peers of the channel's swarm on established channels heard from within
+        ``pex_liveness``, in one datagram; at most once per ``pex_min_interval`` per channel.
+
+        Only a peer on an established channel is answered (it echoed our channel ID: a
+        spoofed PEX_REQ gets nothing, section 13.6.11), with addresses of its own family,
+        never its own, and private, link-local or loopback ones only to a peer on such an
+        address itself (section 8.13).  No peer to name: no answer.
+        """
+        config = self.config
+        if channel.state is not ChannelState.ESTABLISHED or config.pex_max_addresses == 0:
+            return
+        if now < channel.pex_answered + config.pex_min_interval:
+            self.stats["pex_req_limited"] += 1
+            return
+        channel.pex_answered = now
+        asker = _host_of(channel.address)
+        if asker is None:
+            return
+        named: dict[tuple[IPv4Address | IPv6Address, int], None] = {}
+        for other in self._channels.values():
+            if (
+                other is channel
+                or other.content is not channel.content
+                or other.state is not ChannelState.ESTABLISHED
+                or now - other.last_received > config.pex_liveness
+            ):
+                continue
+            host = _host_of(other.address)
+            port = int(other.address[1])
+            if (
+                host is None
+                or host.version != asker.version
+                or (host, port) == (asker, int(channel.address[1]))
+                or not 0 < port < 65536
+                or host.is_multicast
+                or host.is_unspecified
+                or host.is_reserved
+                or (_internal(host) and not _internal(asker))
+            ):
+                continue
+            named[(host, port)] = None
+        if not named:
+            self.stats["pex_req_nobody"] += 1
+            return
+        chosen = list(named)
+        if len(chosen) > config.pex_max_addresses:
+            chosen = self._rng.sample(chosen, config.pex_max_addresses)
+        messages = tuple(
+            PexResV4(address=host, port=port)
+            if isinstance(host, IPv4Address)
+            else PexResV6(address=host, port=port)
+            for host, port in chosen
+        )
+        datagram = Datagram(channel=channel.remote_id, messages=messages)
+        self._send(channel, self._encode(channel, datagram), now)
+        self.stats["pex_req_answered"] += 1
+        self.stats["pex_addresses_sent"] += len(messages)
 
     def _clip(self, channel: Channel, spec: ChunkSpec, what: str) -> ChunkRange:
         """A message's chunks as a range inside the content; a range wholly past its end is
@@ -612,7 +732,7 @@ class Seeder:
     def _send_on(self, key: int, now: float) -> int | None:
         """:meth:`_send_next` on the channel of ID ``key`` if it is still established."""
         channel = self._channels.get(key)
-        if channel is None or channel.state is not ChannelState.ESTABLISHED:
+        if channel is None or channel.state is not ChannelState.ESTABLISHED or channel.choking:
             return None
         return self._send_next(channel, now)
 
@@ -729,29 +849,15 @@ def _spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
     return Bin(number=number)
 
 
-def _event_of(message: Message, remote_id: int) -> Event:
-    """The channel event a message is."""
-    if isinstance(message, Handshake):
-        if message.source_channel == 0:
-            return Event.CLOSE
-        if message.source_channel == remote_id:
-            return Event.HANDSHAKE
-        return Event.HANDSHAKE_OTHER
-    return _EVENTS[type(message)]
+def _host_of(address: Address) -> IPv4Address | IPv6Address | None:
+    """A UDP address's host as an IP address (an IPv6 zone dropped); None when it is none."""
+    try:
+        return ip_address(str(address[0]).split("%", 1)[0])
+    except ValueError:
+        return None
 
 
-_EVENTS: dict[type, Event] = {
-    Have: Event.HAVE,
-    Ack: Event.ACK,
-    Request: Event.REQUEST,
-    Cancel: Event.CANCEL,
-    Choke: Event.CHOKE,
-    Unchoke: Event.UNCHOKE,
-    PexReq: Event.PEX_REQ,
-    Data: Event.DATA,
-    Integrity: Event.INTEGRITY,
-    SignedIntegrity: Event.SIGNED_INTEGRITY,
-    PexResV4: Event.PEX_RES,
-    PexResV6: Event.PEX_RES,
-    PexResCert: Event.PEX_RES,
-}
+def _internal(host: IPv4Address | IPv6Address) -> bool:
+    """Whether ``host`` is private, unique-local, link-local or loopback (RFC 7574 section
+    8.13 keeps such addresses from peers on other addresses)."""
+    return host.is_private or host.is_link_local or host.is_loopback
