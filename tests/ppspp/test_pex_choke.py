@@ -21,6 +21,7 @@ from ppsp.peer.ppspp.channel import Event
 from ppsp.peer.ppspp.client import TRANSITIONS, ChannelState, ChunkChoked, ChunkVerified
 from ppsp.peer.ppspp.leecher import Leecher, LeecherConfig, LeecherState
 from ppsp.peer.ppspp.live_server import LIVE_PARAMETERS
+from ppsp.peer.ppspp.pex import PexBounds
 from ppsp.wire.ppspp import (
     ChannelParameters,
     Choke,
@@ -210,7 +211,7 @@ def _pex_answer(pair: Pair, *messages: Message) -> None:
 
 def test_the_client_keeps_only_an_answer_it_asked_for_bounded_and_unicast() -> None:
     _, content = content_of(4096, 1024)
-    client = client_for(content, pex_max_per_answer=3, max_pex_candidates=4)
+    client = client_for(content, pex=PexBounds(max_per_answer=3, max_candidates=4))
     pair = Pair(content, client)
     pair.run(lambda: client.state is ChannelState.OPEN)
     v4 = [PexResV4(address=IPv4Address(f"5.6.7.{i}"), port=7000) for i in range(1, 9)]
@@ -233,11 +234,11 @@ def test_the_client_keeps_only_an_answer_it_asked_for_bounded_and_unicast() -> N
     assert client.stats["pex_res_unusable"] == 4 and client.stats["pex_res_over_bound"] == 2
     _pex_answer(pair, v4[6])  # a second answer to the same request: unasked
     assert client.take_candidates() == [] and client.stats["pex_res_unsolicited"] == 2
-    pair.now += client.config.pex_interval
+    pair.now += client.config.pex.interval
     assert client.request_peers(pair.now)
     _pex_answer(pair, *v4[3:])
     assert client.take_candidates() == [("5.6.7.4", 7000)]  # the channel's bound: 4
-    pair.now += client.config.pex_interval
+    pair.now += client.config.pex.interval
     assert not client.request_peers(pair.now)  # nothing more will be kept
 
 
@@ -383,7 +384,7 @@ def test_a_choked_live_receiver_asks_again_on_unchoke_and_servers_ignore_pex() -
 
 
 def test_the_transports_candidates_are_filtered_bounded_and_handed_on() -> None:
-    from ppsp.peer.net.ppspp_transport import MAX_PEX_CANDIDATES, PexCandidates
+    from ppsp.peer.ppspp.pex import MAX_PEX_CANDIDATES, PexCandidates
 
     open_channels = [1]
     pex = PexCandidates(lambda: open_channels[0])

@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv6Address, ip_address
 from urllib.parse import urlsplit
 
 from ppsp.errors import (
@@ -63,18 +62,16 @@ from ppsp.peer.ppspp.client import (
     ChunkResult,
     ClientConfig,
 )
+from ppsp.peer.ppspp.pex import PexCandidates
 from ppsp.peer.protocol.addressing import format_host
 from ppsp.wire.ppspp import CHANNEL_ID_BYTES, MAX_DATAGRAM_BYTES, MerkleHashFunction
 
 __all__ = [
     "DATA_OVERHEAD",
-    "MAX_PEX_CANDIDATES",
     "MAX_PIECES",
-    "PEX_FEW_PEERS",
     "PPSPP_CHUNK_SIZE",
     "PUNCH_CONNECT_TIMEOUT",
     "ROOT_WAIT",
-    "PexCandidates",
     "PpsppChunkTransport",
     "PpsppClientSocket",
     "PpsppOffer",
@@ -104,13 +101,6 @@ PUNCH_CONNECT_TIMEOUT = 10.0
 """Seconds a channel to a peer reached over UDP only sends its handshake to the peer's
 candidates (every handshake interval) before giving up: the peer behind NAT learns of us from
 the tracker every few seconds and punches towards us from then on."""
-
-PEX_FEW_PEERS = 4
-"""With fewer open channels than this, each answered channel asks its peer for others (PEX_REQ,
-at the client's ``pex_interval``)."""
-
-MAX_PEX_CANDIDATES = 64
-"""Addresses learned by PEX a transport keeps in all (each channel keeps its own bound too)."""
 
 ROOT_WAIT = 10.0
 """Seconds a channel to a peer reached over UDP only waits for the session's first verified
@@ -272,49 +262,6 @@ def representation_content(
         or (content.swarm_id == representation.merkle_root)
     )
     return content
-
-
-class PexCandidates:
-    """Addresses the transport's channels learned by PEX: candidates to try, never peers.
-
-    Kept only when of the family of the socket that learned them, not private, link-local or
-    loopback unless the answering peer is (RFC 7574 section 8.13), and at most
-    :data:`MAX_PEX_CANDIDATES` in all; each new one goes to ``on_candidates`` when set.
-    """
-
-    def __init__(self, open_channels: Callable[[], int]) -> None:
-        self._open_channels = open_channels
-        self.candidates: dict[tuple[str, int], None] = {}
-        self.on_candidates: Callable[[list[tuple[str, int]]], None] | None = None
-
-    @property
-    def wanted(self) -> bool:
-        """Whether channels should ask their peers for others (few are open)."""
-        return self._open_channels() < PEX_FEW_PEERS and len(self.candidates) < MAX_PEX_CANDIDATES
-
-    def learned(self, source: tuple[str, int], addresses: list[tuple[str, int]]) -> None:
-        """``addresses`` came in a PEX answer from ``source``: keep those usable."""
-        try:
-            peer = ip_address(source[0].split("%", 1)[0])
-        except ValueError:
-            return
-        new = []
-        for host, port in addresses:
-            address = ip_address(host)
-            if address.version != peer.version or (host, port) == source:
-                continue
-            if _internal(address) and not _internal(peer):
-                continue
-            if (host, port) in self.candidates or len(self.candidates) >= MAX_PEX_CANDIDATES:
-                continue
-            self.candidates[(host, port)] = None
-            new.append((host, port))
-        if new and self.on_candidates is not None:
-            self.on_candidates(new)
-
-
-def _internal(host: IPv4Address | IPv6Address) -> bool:
-    return host.is_private or host.is_link_local or host.is_loopback
 
 
 class _Channel:

@@ -43,10 +43,10 @@ RFC 7574 as it is used here:
   another peer), and so is any chunk asked for while choked; an UNCHOKE moves it back to OPEN,
   where requests go out again.  A DATA still in flight is acknowledged when it verifies.
 * **Peer exchange** (3.10): :meth:`ChannelClient.request_peers` sends a PEX_REQ (at most one
-  outstanding, one per ``pex_interval``).  The PEX_RESv4/v6 of the first datagram carrying
-  any within ``pex_answer_timeout`` are the answer; others are ignored and counted.  Of an
-  answer, at most ``pex_max_per_answer`` unicast addresses are kept, at most
-  ``max_pex_candidates`` over the channel's life: candidates to try
+  outstanding, one per ``pex.interval``).  The PEX_RESv4/v6 of the first datagram carrying
+  any within ``pex.answer_timeout`` are the answer; others are ignored and counted.  Of an
+  answer, at most ``pex.max_per_answer`` unicast addresses are kept, at most
+  ``pex.max_candidates`` over the channel's life (:mod:`.pex`): candidates to try
   (:meth:`ChannelClient.take_candidates`), never peers of the swarm until a handshake on its
   swarm ID answers.  PEX_REScert is not supported (ignored and counted).
 * **Close** (8.4): a HANDSHAKE with source channel 0 when the caller closes the channel.
@@ -60,15 +60,15 @@ import bisect
 import secrets
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from ipaddress import IPv4Address, IPv6Address
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import PPSPPError
 from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp.channel import Event, event_of
 from ppsp.peer.ppspp.content import bin_of_range, bin_range
+from ppsp.peer.ppspp.pex import PexAsking, PexBounds
 from ppsp.peer.ppspp.verify import TreeHashes
 from ppsp.wire.ppspp import (
     MAX_TIMESTAMP,
@@ -219,14 +219,8 @@ class ClientConfig:
     ACK per chunk, sent at once)."""
     max_ack_run: int = 16
     """At most this many chunks in one ACK: a run this long is acknowledged at once."""
-    pex_interval: float = 10.0
-    """A PEX_REQ goes out at most once in this many seconds."""
-    pex_answer_timeout: float = 5.0
-    """A PEX_RES later than this after our PEX_REQ is unsolicited (ignored)."""
-    pex_max_per_answer: int = 8
-    """Addresses kept of one PEX answer (our seeder sends at most 8; libswift 1)."""
-    max_pex_candidates: int = 32
-    """Addresses learned by PEX kept over the channel's life; further answers are ignored."""
+    pex: PexBounds = field(default_factory=PexBounds)
+    """How the channel asks for peers (PEX_REQ) and what it keeps of the answers."""
 
     def __post_init__(self) -> None:
         if self.channel_id is not None and not 0 < self.channel_id <= 0xFFFFFFFF:
@@ -300,10 +294,7 @@ class ChannelClient:
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
         self._peer_held = _Ranges(MAX_PEER_RANGES)
-        self._pex_asked: float | None = None  # when our outstanding PEX_REQ went out
-        self._pex_last = float("-inf")  # when our last PEX_REQ went out
-        self._pex_learned: dict[tuple[str, int], None] = {}  # every address kept, in order
-        self._candidates: list[tuple[str, int]] = []  # learned, not yet taken
+        self._pex = PexAsking(self.config.pex, self.stats)
         self._handshake(now)
 
     # --- the caller's interface -----------------------------------------------------------
@@ -326,18 +317,10 @@ class ChannelClient:
 
     def request_peers(self, now: float) -> bool:
         """Ask the peer for other peers' addresses (PEX_REQ, section 3.10), when the channel
-        is answered, no PEX_REQ is outstanding, the last went out ``pex_interval`` ago or
-        more and fewer than ``max_pex_candidates`` addresses were learned; True when sent."""
-        config = self.config
-        if (
-            not self.answered
-            or (self._pex_asked is not None and now < self._pex_asked + config.pex_answer_timeout)
-            or now < self._pex_last + config.pex_interval
-            or len(self._pex_learned) >= config.max_pex_candidates
-        ):
+        is answered and :class:`~.pex.PexAsking` allows it; True when sent."""
+        if not self.answered or not self._pex.may_ask(now):
             return False
-        self._pex_asked = self._pex_last = now
-        self.stats["pex_req_sent"] += 1
+        self._pex.asked(now)
         self._send([PexReq()], now)
         return True
 
@@ -345,8 +328,7 @@ class ChannelClient:
         """Addresses learned by PEX since the last call: ``(host, port)`` (an IPv6 host with
         ``:``), unicast, each once.  Candidates only: the peer vouches for nothing, and an
         address is of the swarm once a handshake on its swarm ID answers from it."""
-        taken, self._candidates = self._candidates, []
-        return taken
+        return self._pex.take()
 
     @property
     def wanted(self) -> frozenset[int]:
@@ -584,7 +566,7 @@ class ChannelClient:
                 # ACK, REQUEST, CANCEL, PEX_REQ: we upload nothing on this channel.
                 self.stats["ignored_" + type(message).__name__.lower()] += 1
         if pex:
-            self._on_pex(pex, now)
+            self._pex.received(pex, now)
         if self._waiting:
             self._retry_waiting(now, acks)
         if acks:
@@ -600,34 +582,6 @@ class ChannelClient:
         self._unsent.clear()
         self.stats["handed_back_choked"] += len(wanted)
         self._results.extend(ChunkChoked(index) for index in wanted)
-
-    def _on_pex(self, messages: list[PexResV4 | PexResV6 | PexResCert], now: float) -> None:
-        """A datagram's PEX_RES messages: the answer to our outstanding PEX_REQ, or ignored."""
-        config = self.config
-        asked = self._pex_asked
-        if asked is None or now > asked + config.pex_answer_timeout:
-            self.stats["pex_res_unsolicited"] += len(messages)
-            return
-        self._pex_asked = None  # one answer per request
-        self.stats["pex_answers"] += 1
-        taken = 0
-        for message in messages:
-            if isinstance(message, PexResCert):
-                self.stats["pex_rescert_ignored"] += 1
-                continue
-            address = _candidate(message)
-            if address is None:
-                self.stats["pex_res_unusable"] += 1
-            elif (
-                taken >= config.pex_max_per_answer
-                or len(self._pex_learned) >= config.max_pex_candidates
-            ):
-                self.stats["pex_res_over_bound"] += 1
-            elif address not in self._pex_learned:
-                taken += 1
-                self._pex_learned[address] = None
-                self._candidates.append(address)
-                self.stats["pex_candidates"] += 1
 
     def _on_integrity(self, message: Integrity) -> None:
         number = bin_of_range(_as_range(message.chunk))
@@ -843,18 +797,3 @@ class _Ranges:
 
 def _as_range(spec: ChunkSpec) -> ChunkRange:
     return bin_range(spec.number) if isinstance(spec, Bin) else spec
-
-
-def _candidate(message: PexResV4 | PexResV6) -> tuple[str, int] | None:
-    """A PEX_RES's address as ``(host, port)`` when it can be a peer's: a unicast host (not
-    unspecified, multicast, reserved or broadcast) and a port; otherwise None."""
-    host: IPv4Address | IPv6Address = message.address
-    if (
-        not 0 < message.port < 65536
-        or host.is_unspecified
-        or host.is_multicast
-        or host.is_reserved
-        or (isinstance(host, IPv6Address) and host.ipv4_mapped is not None)
-    ):
-        return None
-    return (str(host), message.port)

@@ -46,21 +46,20 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import PPSPPError
+from ppsp.peer.ppspp import packing, pex
 from ppsp.peer.ppspp.channel import (
     TRANSITIONS,
     Address,
     Channel,
     ChannelState,
     Event,
-    aligned_bins,
     event_of,
 )
-from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_of_range, bin_range
+from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
 from ppsp.peer.ppspp.partial import PartialContent
 from ppsp.peer.ppspp.sending import (
@@ -73,10 +72,8 @@ from ppsp.peer.ppspp.sending import (
 from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
-    MAX_DATAGRAM_BYTES,
     MAX_TIMESTAMP,
     PPSPP_VERSION,
-    TIMESTAMP_BYTES,
     Ack,
     Bin,
     Cancel,
@@ -86,11 +83,9 @@ from ppsp.wire.ppspp import (
     ChunkRange,
     ChunkSpec,
     ContentIntegrity,
-    Data,
     Datagram,
     Handshake,
     Have,
-    Integrity,
     MerkleHashFunction,
     Message,
     MessageType,
@@ -138,9 +133,6 @@ _OPENING = ChannelParameters(
     chunk_addressing=ChunkAddressing.CHUNK_RANGE_32, merkle_hash=MerkleHashFunction.SHA1
 )
 """How an opening datagram (channel 0) is read: its HANDSHAKE's options take over at once."""
-
-_INTEGRITY_BYTES = 1 + 16 + 64
-"""An upper bound on one INTEGRITY message (64-bit ranges, SHA-512), for splitting datagrams."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -551,29 +543,10 @@ class Seeder:
         ahead: tuple[Message, ...],
         now: float,
     ) -> None:
-        """``ahead`` and a HAVE of each range (aligned bins when the channel speaks bins), in
-        as many datagrams of at most ``max_datagram_bytes`` as they need (complete content:
-        a HAVE per peak, all in one datagram)."""
-        haves: list[Message] = []
-        for chunks in ranges:
-            if channel.uses_bins:
-                haves += [Have(chunk=Bin(number=n)) for n in aligned_bins(chunks)]
-            else:
-                haves.append(Have(chunk=chunks))
-        addressing = channel.parameters.chunk_addressing
-        size = 1 + addressing.field_bytes * (1 if addressing.is_bin else 2)
-        # Room for the handshake reply's options (under 128 bytes) in the first datagram.
-        per = max(1, (self.config.max_datagram_bytes - CHANNEL_ID_BYTES - 128) // size)
-        if not isinstance(channel.content, PartialContent):
-            per = len(haves)  # the peaks (at most 64): one datagram, as always
-        messages: list[Message] = [*ahead, *haves[:per]]
-        rest = haves[per:]
-        while True:
-            datagram = Datagram(channel=channel.remote_id, messages=tuple(messages))
+        """``ahead`` and a HAVE of each range (:func:`.packing.have_datagrams`)."""
+        limit = self.config.max_datagram_bytes
+        for datagram in packing.have_datagrams(channel, ranges, ahead, limit):
             self._send(channel, self._encode(channel, datagram), now)
-            if not rest:
-                return
-            messages, rest = rest[:per], rest[per:]
 
     def _catch_up(self, channel: Channel, now: float) -> None:
         """A channel just established: when chunks of its (partial) content were announced
@@ -658,44 +631,18 @@ class Seeder:
             self.stats["pex_req_limited"] += 1
             return
         channel.pex_answered = now
-        asker = _host_of(channel.address)
-        if asker is None:
-            return
-        named: dict[tuple[IPv4Address | IPv6Address, int], None] = {}
-        for other in self._channels.values():
-            if (
-                other is channel
-                or other.content is not channel.content
-                or other.state is not ChannelState.ESTABLISHED
-                or now - other.last_received > config.pex_liveness
-            ):
-                continue
-            host = _host_of(other.address)
-            port = int(other.address[1])
-            if (
-                host is None
-                or host.version != asker.version
-                or (host, port) == (asker, int(channel.address[1]))
-                or not 0 < port < 65536
-                or host.is_multicast
-                or host.is_unspecified
-                or host.is_reserved
-                or (_internal(host) and not _internal(asker))
-            ):
-                continue
-            named[(host, port)] = None
-        if not named:
+        others = (
+            other.address
+            for other in self._channels.values()
+            if other is not channel
+            and other.content is channel.content
+            and other.state is ChannelState.ESTABLISHED
+            and now - other.last_received <= config.pex_liveness
+        )
+        messages = pex.answer(channel.address, others, config.pex_max_addresses, self._rng)
+        if not messages:
             self.stats["pex_req_nobody"] += 1
             return
-        chosen = list(named)
-        if len(chosen) > config.pex_max_addresses:
-            chosen = self._rng.sample(chosen, config.pex_max_addresses)
-        messages = tuple(
-            PexResV4(address=host, port=port)
-            if isinstance(host, IPv4Address)
-            else PexResV6(address=host, port=port)
-            for host, port in chosen
-        )
         datagram = Datagram(channel=channel.remote_id, messages=messages)
         self._send(channel, self._encode(channel, datagram), now)
         self.stats["pex_req_answered"] += 1
@@ -767,50 +714,14 @@ class Seeder:
         return None
 
     def _data_datagrams(self, channel: Channel, index: int, now: float) -> list[bytes]:
-        """INTEGRITY messages (peaks first while needed, then uncles top-down) and the DATA,
-        in one datagram, or the INTEGRITY ahead in their own when it would be too large.
-
-        "Too large" is past ``max_datagram_bytes`` for a DATA that fits it alone (libswift's
-        1 KiB chunks: section 5.4), and past the largest UDP payload for a DATA that does not
-        (a larger chunk is IP-fragmented whatever it carries: a few hundred bytes of hashes
-        in it cost fewer datagrams than a datagram of their own, and arrive with it or not at
-        all).  The size is reckoned before encoding, so each datagram is encoded once.
-        """
-        content = channel.content
-        hashes: list[Message] = []
-        if not channel.acked_any:
-            hashes += [
-                Integrity(chunk=_spec(channel, bin_range(number)), hash=value)
-                for number, value in content.peaks
-            ]
-        hashes += [
-            Integrity(chunk=_spec(channel, bin_range(number)), hash=content.hash_of(number))
-            for number in channel.uncles_needed(index)
-        ]
+        """The encoded datagrams of chunk ``index`` and the hashes the peer needs
+        (:func:`.packing.data_datagrams`), timestamped now."""
         timestamp = int((now + self.timestamp_offset) * 1_000_000) & MAX_TIMESTAMP
-        chunk = content.read(index)
-        data = Data(
-            chunk=_spec(channel, ChunkRange(start=index, end=index)),
-            timestamp=timestamp,
-            data=chunk,
-        )
-        remote = channel.remote_id
-        if not hashes:
-            return [self._encode(channel, Datagram(channel=remote, messages=(data,)))]
         limit = self.config.max_datagram_bytes
-        addressing = channel.parameters.chunk_addressing
-        spec = addressing.field_bytes * (1 if addressing.is_bin else 2)
-        alone = CHANNEL_ID_BYTES + 1 + spec + TIMESTAMP_BYTES + len(chunk)
-        whole = alone + len(hashes) * (1 + spec + content.merkle_hash.digest_size)
-        if whole <= (limit if alone <= limit else MAX_DATAGRAM_BYTES):
-            return [self._encode(channel, Datagram(channel=remote, messages=(*hashes, data)))]
-        per = max(1, (limit - CHANNEL_ID_BYTES) // _INTEGRITY_BYTES)
-        out = [
-            self._encode(channel, Datagram(channel=remote, messages=tuple(hashes[i : i + per])))
-            for i in range(0, len(hashes), per)
+        return [
+            self._encode(channel, datagram)
+            for datagram in packing.data_datagrams(channel, index, timestamp, limit)
         ]
-        out.append(self._encode(channel, Datagram(channel=remote, messages=(data,))))
-        return out
 
     def _encode(self, channel: Channel, datagram: Datagram) -> bytes:
         return encode_datagram(datagram, channel.parameters, profile=channel.profile)
@@ -838,26 +749,3 @@ class Seeder:
                 mine.remove(channel)
             if not mine:
                 del self._by_address[channel.address]
-
-
-def _spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
-    """A chunk range in the channel's addressing: itself, or its bin (always aligned here)."""
-    if not channel.uses_bins:
-        return chunks
-    number = bin_of_range(chunks)
-    assert number is not None, f"{chunks} is no subtree"
-    return Bin(number=number)
-
-
-def _host_of(address: Address) -> IPv4Address | IPv6Address | None:
-    """A UDP address's host as an IP address (an IPv6 zone dropped); None when it is none."""
-    try:
-        return ip_address(str(address[0]).split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def _internal(host: IPv4Address | IPv6Address) -> bool:
-    """Whether ``host`` is private, unique-local, link-local or loopback (RFC 7574 section
-    8.13 keeps such addresses from peers on other addresses)."""
-    return host.is_private or host.is_link_local or host.is_loopback

@@ -1,0 +1,115 @@
+"""How a serving engine packs messages into datagrams, sans-I/O: HAVEs, INTEGRITY and DATA.
+
+A seeder's channel speaks either chunk ranges or bins (section 4); what it announces and what
+it sends are written in the channel's addressing here, and split so that each datagram stays
+within the bound the engine is configured with.
+"""
+
+from __future__ import annotations
+
+from ppsp.peer.ppspp.channel import Channel, aligned_bins
+from ppsp.peer.ppspp.content import bin_of_range, bin_range
+from ppsp.peer.ppspp.partial import PartialContent
+from ppsp.wire.ppspp import (
+    CHANNEL_ID_BYTES,
+    MAX_DATAGRAM_BYTES,
+    TIMESTAMP_BYTES,
+    Bin,
+    ChunkRange,
+    ChunkSpec,
+    Data,
+    Datagram,
+    Have,
+    Integrity,
+    Message,
+)
+
+__all__ = ["chunk_spec", "data_datagrams", "have_datagrams"]
+
+_INTEGRITY_BYTES = 1 + 16 + 64
+"""An upper bound on one INTEGRITY message (64-bit ranges, SHA-512), for splitting datagrams."""
+
+_HANDSHAKE_ROOM = 128
+"""Bytes left in a first datagram for the handshake reply's options ahead of its HAVEs."""
+
+
+def chunk_spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
+    """A chunk range in the channel's addressing: itself, or its bin (always aligned here)."""
+    if not channel.uses_bins:
+        return chunks
+    number = bin_of_range(chunks)
+    assert number is not None, f"{chunks} is no subtree"
+    return Bin(number=number)
+
+
+def have_datagrams(
+    channel: Channel, ranges: list[ChunkRange], ahead: tuple[Message, ...], limit: int
+) -> list[Datagram]:
+    """``ahead`` and a HAVE of each range (aligned bins when the channel speaks bins), in as
+    many datagrams of at most ``limit`` bytes as they need (complete content: a HAVE per
+    peak, all in one datagram, as libswift expects)."""
+    haves: list[Message] = []
+    for chunks in ranges:
+        if channel.uses_bins:
+            haves += [Have(chunk=Bin(number=n)) for n in aligned_bins(chunks)]
+        else:
+            haves.append(Have(chunk=chunks))
+    addressing = channel.parameters.chunk_addressing
+    size = 1 + addressing.field_bytes * (1 if addressing.is_bin else 2)
+    per = max(1, (limit - CHANNEL_ID_BYTES - _HANDSHAKE_ROOM) // size)
+    if not isinstance(channel.content, PartialContent):
+        per = len(haves)  # the peaks (at most 64): one datagram, as always
+    messages: list[Message] = [*ahead, *haves[:per]]
+    rest = haves[per:]
+    out = [Datagram(channel=channel.remote_id, messages=tuple(messages))]
+    while rest:
+        messages, rest = rest[:per], rest[per:]
+        out.append(Datagram(channel=channel.remote_id, messages=tuple(messages)))
+    return out
+
+
+def data_datagrams(channel: Channel, index: int, timestamp: int, limit: int) -> list[Datagram]:
+    """INTEGRITY messages (peaks first while needed, then uncles top-down) and the DATA of
+    chunk ``index``, in one datagram, or the INTEGRITY ahead in their own when it would be
+    too large.
+
+    "Too large" is past ``limit`` for a DATA that fits it alone (libswift's 1 KiB chunks:
+    section 5.4), and past the largest UDP payload for a DATA that does not (a larger chunk
+    is IP-fragmented whatever it carries: a few hundred bytes of hashes in it cost fewer
+    datagrams than a datagram of their own, and arrive with it or not at all).  The size is
+    reckoned before encoding, so each datagram is encoded once.  Reading the chunk may raise
+    what the content's ``read`` raises (``OSError``, ``ValueError``).
+    """
+    content = channel.content
+    hashes: list[Message] = []
+    if not channel.acked_any:
+        hashes += [
+            Integrity(chunk=chunk_spec(channel, bin_range(number)), hash=value)
+            for number, value in content.peaks
+        ]
+    hashes += [
+        Integrity(chunk=chunk_spec(channel, bin_range(number)), hash=content.hash_of(number))
+        for number in channel.uncles_needed(index)
+    ]
+    chunk = content.read(index)
+    data = Data(
+        chunk=chunk_spec(channel, ChunkRange(start=index, end=index)),
+        timestamp=timestamp,
+        data=chunk,
+    )
+    remote = channel.remote_id
+    if not hashes:
+        return [Datagram(channel=remote, messages=(data,))]
+    addressing = channel.parameters.chunk_addressing
+    spec = addressing.field_bytes * (1 if addressing.is_bin else 2)
+    alone = CHANNEL_ID_BYTES + 1 + spec + TIMESTAMP_BYTES + len(chunk)
+    whole = alone + len(hashes) * (1 + spec + content.merkle_hash.digest_size)
+    if whole <= (limit if alone <= limit else MAX_DATAGRAM_BYTES):
+        return [Datagram(channel=remote, messages=(*hashes, data))]
+    per = max(1, (limit - CHANNEL_ID_BYTES) // _INTEGRITY_BYTES)
+    out = [
+        Datagram(channel=remote, messages=tuple(hashes[i : i + per]))
+        for i in range(0, len(hashes), per)
+    ]
+    out.append(Datagram(channel=remote, messages=(data,)))
+    return out
