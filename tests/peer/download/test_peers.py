@@ -226,3 +226,51 @@ def test_connections_are_bounded_in_all_and_per_host_our_own_host_excepted() -> 
     for n in range(10):
         local.add(f"p{n}", "127.0.0.1")
     assert len(local.to_connect(0.0)) == 10
+
+
+def test_pex_candidates_are_named_bounded_and_never_a_second_listed_peer() -> None:
+    from ppsp.peer.download.peers import MAX_PEX_PEERS, pex_name
+    from ppsp.peer.ppspp.pex import MAX_PEX_CANDIDATES
+
+    assert MAX_PEX_PEERS == MAX_PEX_CANDIDATES
+    book = PeerBook()
+    listed = book.add("a1", "10.0.0.1")
+    listed.add_ppspp_address("10.0.0.1", 7000)
+    listed.add_ppspp_address("2001:DB8::1", 7000)  # canonical form kept: 2001:db8::1
+    # A candidate at a listed peer's PPSPP address is that peer; a repeat is no new one.
+    assert book.add_pex("10.0.0.1", 7000) is None
+    assert book.add_pex("2001:db8:0::1", 7000) is None
+    candidate = book.add_pex("10.0.0.2", 7000)
+    assert candidate is not None and candidate.pex and candidate.host == "10.0.0.2"
+    assert candidate.peer_id == pex_name("10.0.0.2", 7000) == "pex:10.0.0.2:7000"
+    assert pex_name("::1", 5) == "pex:[::1]:5"
+    assert book.add_pex("10.0.0.2", 7000) is None
+    assert book.add_pex("not an address", 7000) is None
+    for i in range(MAX_PEX_PEERS + 5):
+        book.add_pex(f"10.1.{i // 200}.{i % 200 + 1}", 7000)
+    assert sum(s.pex for s in book) == MAX_PEX_PEERS
+    # A peer listed later at a candidate's address is that candidate: it is not tried.
+    later = book.add("a2", "10.0.0.2")
+    later.add_ppspp_address("10.0.0.2", 7000)
+    book.listed_at(later)
+    assert candidate.dropped and not candidate.connectable and later.connectable
+
+
+def test_a_few_pex_candidates_are_tried_at_once_and_a_failed_try_costs_no_fault() -> None:
+    from ppsp.peer.download.peers import MAX_PEX_CONNECTING
+
+    book = PeerBook()
+    for i in range(10):
+        book.add_pex(f"10.0.{i}.1", 7000)
+    book.add("listed", "10.9.9.9")
+    chosen = book.to_connect(0.0)
+    pex = [s for s in chosen if s.pex]
+    assert len(pex) == MAX_PEX_CONNECTING and "listed" in {s.peer_id for s in chosen}
+    for standing in chosen:
+        standing.connecting = True
+    assert book.to_connect(0.0) == []  # the PEX slots are taken; the listed peer is in hand
+    pex[0].drop()
+    assert not pex[0].connectable and not pex[0].banned and pex[0].failures == 0
+    assert not pex[0].benched(0.0)
+    (next_one,) = book.to_connect(0.0)  # its slot goes to the next candidate
+    assert next_one.pex and next_one not in pex

@@ -293,6 +293,26 @@ def test_unreachable_peers_are_banned_by_the_same_rule() -> None:
     assert BanPeer("C", "failures") in actions and Connect("C") not in actions
 
 
+def test_a_pex_candidate_that_does_not_answer_is_dropped_without_a_fault() -> None:
+    download = fetching(2, {"A": range(2)})
+    candidate = download.peers.add_pex("10.0.0.2", 7000)
+    assert candidate is not None
+    name = candidate.peer_id
+    assert Connect(name) in download.poll(0.0)
+    download.handle(PeerUnreachable(name), 1.0)
+    actions = download.poll(1.0)
+    assert not of(BanPeer, actions) and Connect(name) not in actions
+    assert candidate.failures == 0 and not candidate.banned and not candidate.benched(1.0)
+    assert Connect(name) not in download.poll(20.0)  # tried once
+    # One that answers is a peer like the others: asked for the chunks it holds.
+    other = download.peers.add_pex("10.0.0.3", 7000)
+    assert other is not None and Connect(other.peer_id) in download.poll(21.0)
+    download.handle(PeerConnected(other.peer_id), 21.0)
+    download.handle(MapUpdated(other.peer_id, wire(range(2), 2)), 21.0)
+    download.peers.add("A").benched_until = 60.0
+    assert {a.peer for a in of(FetchChunk, download.poll(21.0))} == {other.peer_id}
+
+
 def test_a_request_times_out_at_the_pickers_deadline_and_its_bytes_are_discarded() -> None:
     config = PickerConfig(default_slots=1, endgame_duplicates=0)
     download = fetching(1, {"A": [0], "B": [0]}, config=config)

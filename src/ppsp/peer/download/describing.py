@@ -178,7 +178,12 @@ class DescriptionSearch:
         later: list[PeerStanding] = []
         natted: list[PeerStanding] = []
         for standing in self.peers:
-            if standing.banned or standing.peer_id in self._asked or standing.benched(now):
+            if (
+                standing.banned
+                or standing.pex  # a PEX candidate speaks PPSPP only: no description
+                or standing.peer_id in self._asked
+                or standing.benched(now)
+            ):
                 continue
             host = self._host(standing)
             if standing.behind_nat:

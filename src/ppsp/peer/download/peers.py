@@ -25,6 +25,15 @@ answers costs a download seconds, not its progress.  Stalls never ban: a seeder 
 other requesters is as silent as a tarpit, and banned it would be lost for good.  A peer that
 answers busy (503, 429) is left alone for the wait it names (:meth:`PeerStanding.rest`).
 
+Addresses another peer named in a PEX answer (RFC 7574 3.10) are *candidates*, never listed
+peers (:meth:`PeerBook.add_pex`): each is a standing of its own named ``pex:HOST:PORT``
+(:func:`pex_name`; it has no PeerID), unless a known peer was registered or reached at that
+PPSPP address (it is that peer, not a second one), its host is banned, or
+:data:`MAX_PEX_PEERS` are known.  Nothing about one is believed before its handshake on the
+swarm's ID is answered (the I/O layer's connection); at most :data:`MAX_PEX_CONNECTING` are
+tried at once, and one whose try fails is dropped (:meth:`PeerStanding.drop`): no stall, no
+failure counted, nobody banned.  Once connected it is a peer like the others.
+
 The timeouts of the peer's exchanges are defined here, once, for the I/O layer and the picker
 alike (docs/PROTOCOL.md gives the reason for each value).
 """
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from ipaddress import ip_address
 
 from ppsp.core.hosts import host_key
 from ppsp.wire.bitmap import ChunkBitmap
@@ -46,11 +56,15 @@ __all__ = [
     "MAX_CONNECTING_PER_HOST",
     "MAX_CORRUPT_KEPT",
     "MAX_FAILURES",
+    "MAX_PEX_CONNECTING",
+    "MAX_PEX_PEERS",
     "PROGRESS_TIMEOUT",
     "STALL_BACKOFF",
     "STALL_BACKOFF_MAX",
     "PeerBook",
     "PeerStanding",
+    "pex_name",
+    "ppspp_address",
 ]
 
 MAX_CORRUPT_KEPT = 64
@@ -97,6 +111,15 @@ MAX_CONNECTING_PER_HOST = 2
 side on this machine): a host registering hundreds of silent PeerIDs (an eclipse) holds two
 attempts, not hundreds, and the other hosts' peers are reached first."""
 
+MAX_PEX_PEERS = 64
+"""PEX candidates a book keeps (tried or not): the bound of what one download learns by PEX,
+``ppsp.peer.ppspp.pex.MAX_PEX_CANDIDATES`` (not imported: the PPSPP engines' package is not
+loaded by a download over HTTP)."""
+
+MAX_PEX_CONNECTING = 4
+"""PEX candidates tried at once (their handshakes outstanding): a PEX answer naming many
+silent addresses holds this many connection slots, not :data:`MAX_CONNECTING`."""
+
 BUSY_BACKOFF = 1.0
 """Seconds a peer that answered busy (503, 429) without a ``Retry-After`` is left alone; a
 ``Retry-After`` it gives is taken up to :data:`STALL_BACKOFF_MAX`."""
@@ -113,12 +136,15 @@ class PeerStanding:
         "chunks",
         "connected",
         "connecting",
+        "dropped",
         "failures",
         "host",
         "last_bytes_at",
         "last_map_at",
         "map_version",
         "peer_id",
+        "pex",
+        "ppspp_addresses",
         "stalls",
     )
 
@@ -154,12 +180,32 @@ class PeerStanding:
         """Connections and requests to the peer that timed out (each doubles its back-off)."""
         self.benched_until = -math.inf
         """Until when the peer is neither connected nor asked (the caller's clock)."""
+        self.pex = False
+        """A PEX candidate (:meth:`PeerBook.add_pex`): an address another peer named, not a
+        listed peer; reached over PPSPP only."""
+        self.dropped = False
+        """Never connected to again: a PEX candidate whose one try failed."""
+        self.ppspp_addresses: set[tuple[str, int]] = set()
+        """The PPSPP addresses the peer registered or was reached at (:func:`ppspp_address`
+        form): a PEX candidate at one of them is this peer."""
 
     def __repr__(self) -> str:
         return (
             f"PeerStanding({self.peer_id!r}, failures={self.failures}, banned={self.banned}, "
             f"connected={self.connected})"
         )
+
+    def add_ppspp_address(self, host: str, port: int) -> None:
+        """The peer registered, or was reached at, PPSPP address ``(host, port)``."""
+        address = ppspp_address(host, port)
+        if address is not None:
+            self.ppspp_addresses.add(address)
+
+    def drop(self) -> None:
+        """A PEX candidate's try failed: it is not tried again (no stall, no failure, no ban:
+        an address a peer named that does not answer proves nothing against anyone)."""
+        self.connecting = False
+        self.dropped = True
 
     def fail(self) -> bool:
         """Count one failure; True when it bans the peer (the :data:`MAX_FAILURES`-th)."""
@@ -215,7 +261,7 @@ class PeerStanding:
     @property
     def connectable(self) -> bool:
         """Whether a connection may be tried: none made or being made, not banned."""
-        return not (self.connected or self.connecting or self.banned) and (
+        return not (self.connected or self.connecting or self.banned or self.dropped) and (
             self.failures < MAX_FAILURES
         )
 
@@ -241,6 +287,21 @@ def _host_of(address: str | None) -> str | None:
         return None
 
 
+def ppspp_address(host: str, port: int) -> tuple[str, int] | None:
+    """``(host, port)`` with the host in its canonical form (an IPv6 zone dropped), so that
+    two spellings of one address are equal; None when ``host`` is no IP address."""
+    try:
+        return str(ip_address(host.partition("%")[0])), port
+    except ValueError:
+        return None
+
+
+def pex_name(host: str, port: int) -> str:
+    """The name of the PEX candidate at ``(host, port)``: ``pex:HOST:PORT`` (an IPv6 host in
+    brackets).  No PeerID has a colon (they are hex), so it names no listed peer."""
+    return f"pex:[{host}]:{port}" if ":" in host else f"pex:{host}:{port}"
+
+
 class PeerBook:
     """The standings of a swarm session's remote peers, in the order they became known.
 
@@ -248,13 +309,14 @@ class PeerBook:
     swarm); :attr:`local_host` is this peer's own address, whose host is never banned.
     """
 
-    __slots__ = ("_banned_hosts", "_corrupt", "_local", "_peers")
+    __slots__ = ("_banned_hosts", "_corrupt", "_local", "_peers", "_pex")
 
     def __init__(self, *, banned_hosts: Iterable[str] = ()) -> None:
         self._peers: dict[str, PeerStanding] = {}
         self._corrupt: dict[str, int] = {}
         self._banned_hosts: set[str] = {key for h in banned_hosts if (key := _host_of(h))}
         self._local: str | None = None
+        self._pex: dict[str, PeerStanding] = {}  # the PEX candidates among _peers
 
     @property
     def local_host(self) -> str | None:
@@ -308,6 +370,38 @@ class PeerBook:
                 banned.append(other)
         return [other for other in banned if other.peer_id != peer_id]
 
+    def add_pex(self, host: str, port: int) -> PeerStanding | None:
+        """A PEX candidate at ``(host, port)``: its new standing (:func:`pex_name`), or None
+        when it is no new peer (known already, as a candidate or as a peer registered or
+        reached at that PPSPP address), its host is banned, or :data:`MAX_PEX_PEERS`
+        candidates are known.  It is connected to like a listed peer, at most
+        :data:`MAX_PEX_CONNECTING` at once (:meth:`to_connect`)."""
+        address = ppspp_address(host, port)
+        if address is None:
+            return None
+        name = pex_name(*address)
+        peers = self._peers.values()
+        if name in self._peers or any(address in s.ppspp_addresses for s in peers):
+            return None
+        key = _host_of(address[0])
+        if (key is not None and key in self._banned_hosts) or len(self._pex) >= MAX_PEX_PEERS:
+            return None
+        standing = self._peers[name] = self._pex[name] = PeerStanding(name, key)
+        standing.pex = True
+        standing.ppspp_addresses.add(address)
+        return standing
+
+    def listed_at(self, standing: PeerStanding) -> None:
+        """``standing`` (a listed peer) has its PPSPP addresses: a PEX candidate taken earlier
+        at one of them and not tried yet is that peer, and is dropped (never tried)."""
+        for other in self._pex.values():
+            if (
+                other is not standing
+                and not (other.connected or other.connecting)
+                and not other.ppspp_addresses.isdisjoint(standing.ppspp_addresses)
+            ):
+                other.drop()
+
     def take_corrupt(self) -> list[tuple[str, int]]:
         """The peers that sent corrupt data since the last call, with how many pieces each
         (chunks, live envelopes), oldest first; the counts start again from zero."""
@@ -331,20 +425,22 @@ class PeerBook:
     def to_connect(self, now: float) -> list[PeerStanding]:
         """The peers to start connecting to at ``now``: those that may be connected to
         (:meth:`PeerStanding.may_connect`), in the order they became known, within
-        :data:`MAX_CONNECTING` connections being made in all and
-        :data:`MAX_CONNECTING_PER_HOST` per host (this peer's own host unbounded)."""
-        connecting = 0
+        :data:`MAX_CONNECTING` connections being made in all,
+        :data:`MAX_CONNECTING_PER_HOST` per host (this peer's own host unbounded) and
+        :data:`MAX_PEX_CONNECTING` to PEX candidates."""
+        connecting = pex = 0
         per_host: dict[str, int] = {}
         for standing in self._peers.values():
             if standing.connecting:
                 connecting += 1
+                pex += standing.pex
                 if standing.host is not None:
                     per_host[standing.host] = per_host.get(standing.host, 0) + 1
         chosen: list[PeerStanding] = []
         for standing in self._peers.values():
             if connecting >= MAX_CONNECTING:
                 break
-            if not standing.may_connect(now):
+            if not standing.may_connect(now) or (standing.pex and pex >= MAX_PEX_CONNECTING):
                 continue
             host = standing.host
             if host is not None and host != self._local:
@@ -352,6 +448,7 @@ class PeerBook:
                     continue
                 per_host[host] = per_host.get(host, 0) + 1
             connecting += 1
+            pex += standing.pex
             chosen.append(standing)
         return chosen
 

@@ -23,7 +23,9 @@ It goes through these phases:
    this peer's chunk map is pushed to the connected peers every ``push_interval``, stale maps
    are pulled every ``pull_interval``, and the tracker and the connected peers are asked for
    more peers (FIND) while fewer than ``find_below`` are usable or nothing arrived for
-   ``find_after_stall`` seconds;
+   ``find_after_stall`` seconds; PEX candidates (addresses a peer named over PPSPP,
+   :meth:`~ppsp.peer.download.peers.PeerBook.add_pex`) are connected to as they come, a few
+   at a time, and one that does not answer is dropped without a fault;
 4. **complete** (every chunk held) or **failed** (no description, or no progress for
    ``no_progress_timeout`` seconds).
 
@@ -250,7 +252,9 @@ class StoredDownload:
                 standing.advertised_rate = event.advertised_rate
         elif isinstance(event, PeerUnreachable):
             standing = self.peers.get(event.peer)
-            if standing is not None:
+            if standing is not None and standing.pex:
+                standing.drop()  # a PEX candidate that did not answer: tried once, no fault
+            elif standing is not None:
                 standing.connecting = False
                 standing.stall(now)  # not connected to again before its back-off
                 self._count_failure(standing)

@@ -91,7 +91,7 @@ from ppsp.wire.tracker import (
 )
 
 if TYPE_CHECKING:
-    from ppsp.peer.net.ppspp_transport import PpsppClientSocket
+    from ppsp.peer.net.ppspp_transport import PpsppChunkTransport, PpsppClientSocket
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class PeerNode:
         session = self.sessions[swarm_id]
         known: list[tuple[int, KnownPeer]] = []
         for remote in session.remotes.values():
-            if remote.banned:
+            if remote.banned or remote.standing.pex:  # a PEX candidate is nobody's to pass on
                 continue
             held = len(remote.bitmap) if remote.bitmap is not None else 0
             chunk_map = (
@@ -461,6 +461,7 @@ class PeerNode:
             )
             transports[PPSPP] = ppspp
             self.udp.add_transport(session.swarm_id, ppspp)
+            ppspp.pex.on_candidates = lambda found: self.learn_pex(session, ppspp, found)
         http = HttpChunkTransport(
             http=self.http,
             threads=self.chunk_client,
@@ -626,6 +627,28 @@ class PeerNode:
                 added.append(remote)
         return added
 
+    def learn_pex(
+        self,
+        session: SwarmSession,
+        transport: PpsppChunkTransport,
+        addresses: Sequence[tuple[str, int]],
+    ) -> None:
+        """Addresses a peer named in a PEX answer on one of ``transport``'s channels: those
+        the download policy takes become PEX candidates of ``session`` (``pex:HOST:PORT``,
+        reached over PPSPP only, :meth:`connect`), and the session's loop looks at them.
+        Never this peer's own PPSPP sockets."""
+        own = transport.local_addresses()
+        if self.ppspp_port is not None:
+            own.add(((self.advertised or (self.host, self.port))[0], self.ppspp_port))
+        added = [
+            remote
+            for host, port in addresses
+            if (host, port) not in own and (remote := session.add_pex(host, port)) is not None
+        ]
+        if added:
+            log.debug("PEX candidates: %s", ", ".join(r.peer_id for r in added))
+            session.chunk_arrived.set()
+
     async def discover(self, session: SwarmSession) -> None:
         """Ask the tracker for the swarm's peers (after an unknown peer pushed to us)."""
         await self.find_at_tracker(session)
@@ -704,8 +727,13 @@ class PeerNode:
         they say (a live source, its upload rate) is there before the first request.
 
         A peer that cannot be reached over HTTP (behind NAT) but lists PPSPP addresses is
-        reached over PPSPP alone when downloads ask for PPSPP (:class:`~.udp_reach.UdpReach`).
+        reached over PPSPP alone when downloads ask for PPSPP (:class:`~.udp_reach.UdpReach`);
+        so is a PEX candidate, at its one address, without an HTTP exchange (it has none).
         """
+        if remote.standing.pex:
+            await self.udp.connect(session, remote, sorted(remote.standing.ppspp_addresses))
+            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
+            return
         try:
             await self._negotiate(session, remote)
         except (*QUIET_ERRORS, ConnectionError):

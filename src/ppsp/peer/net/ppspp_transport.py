@@ -494,8 +494,10 @@ class PpsppChunkTransport(ChunkTransport):
             lambda: sum(_usable(t) for t in self._channels.values() if t.done())
         )
         """Addresses the channels learned by PEX (asked for while few channels are open):
-        :attr:`PexCandidates.candidates`, each new one handed to ``pex.on_candidates`` when
-        set (the same path as a tracker's list; verified by a handshake on the swarm's ID)."""
+        :attr:`PexCandidates.candidates`, each new one handed to ``pex.on_candidates`` (set
+        by the node: :meth:`~ppsp.peer.net.node.PeerNode.learn_pex` makes it a candidate
+        peer of the download, tried by :meth:`connect_direct`: nothing is believed of it
+        before its handshake on the swarm's ID is answered)."""
 
     async def fetch(self, remote: RemotePeer, index: int, observer: TransferObserver) -> int:
         """Fetch description chunk ``index`` from ``remote``: the PPSPP chunks covering it,
@@ -661,6 +663,11 @@ class PpsppChunkTransport(ChunkTransport):
         if task is None or not task.done() or not _usable(task):
             return None
         return task.result().client
+
+    def local_addresses(self) -> set[tuple[str, int]]:
+        """The addresses of the sockets the channels use (never a peer to connect to)."""
+        sockets = [*self._endpoints.values(), self._shared]
+        return {s.address for s in sockets if s is not None and not s.closed}
 
     def endpoint(self, family: int) -> PpsppClientSocket:
         """The socket the channels to peers of address ``family`` use (opened when none)."""

@@ -22,6 +22,7 @@ from ppsp.peer.content.description import ContentDescription
 from ppsp.peer.download.peers import PeerBook, PeerStanding
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
+from ppsp.peer.nat.punch import ppspp_candidates
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
 from ppsp.peer.upload.fair import UploadLedger
@@ -91,6 +92,15 @@ class RemotePeer:
     def offer(self, offer: TransportOffer | None) -> None:
         self._offer = offer
         self.standing.connected = offer is not None
+        if offer is not None and offer.type.upper() == "PPSPP" and offer.uri:
+            # Where the peer is reached over PPSPP: a PEX candidate there is this peer.
+            try:
+                url = urlsplit(offer.uri)
+                host, port = url.hostname, url.port
+            except ValueError:
+                return
+            if host and port:
+                self.standing.add_ppspp_address(host, port)
 
     @property
     def transport(self) -> str | None:
@@ -234,8 +244,22 @@ class SwarmSession:
         if peer_id is None or peer_id in self.remotes:
             return None
         standing = self.peers.add(peer_id, urlsplit(base_url).hostname)
+        for host, port in ppspp_candidates(info):
+            standing.add_ppspp_address(host, port)
+        self.peers.listed_at(standing)
         remote = RemotePeer(peer_id, info, base_url, standing=standing)
         self.remotes[peer_id] = remote
+        return remote
+
+    def add_pex(self, host: str, port: int) -> RemotePeer | None:
+        """Remember the PEX candidate at ``(host, port)`` (an address a peer named over PPSPP)
+        when the download policy takes it (:meth:`~ppsp.peer.download.peers.PeerBook.add_pex`):
+        a remote peer named ``pex:HOST:PORT``, reached over PPSPP only; None otherwise."""
+        standing = self.peers.add_pex(host, port)
+        if standing is None:
+            return None
+        remote = RemotePeer(standing.peer_id, PeerInfo(), "", standing=standing)
+        self.remotes[standing.peer_id] = remote
         return remote
 
     @property
@@ -260,7 +284,7 @@ class SwarmSession:
         reports = []
         for peer_id, count in self.peers.take_corrupt():
             remote = self.remotes.get(peer_id)
-            if remote is None:
+            if remote is None or remote.standing.pex:  # no PeerID the tracker knows
                 continue
             try:
                 url = urlsplit(remote.base_url)
@@ -361,7 +385,14 @@ class SwarmSession:
                     "chunks_announced": len(remote.bitmap) if remote.bitmap is not None else None,
                 }
                 for peer_id, remote in self.remotes.items()
+                if not remote.standing.pex
             },
+            # Addresses learned by PEX, never listed peers: how many were kept, how many
+            # answered a handshake on the swarm's ID (their bytes are in received_from).
+            "pex_candidates": sum(r.standing.pex for r in self.remotes.values()),
+            "pex_connected": sum(
+                r.standing.pex and r.offer is not None for r in self.remotes.values()
+            ),
             "live": self._live_report(),
         }
 
