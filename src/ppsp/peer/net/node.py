@@ -591,22 +591,10 @@ class PeerNode:
         for session in self.sessions.values():
             if self.tracker is not None:  # peers banned for corrupt data, for the next report
                 self.tracker.state.note_corrupt(session.corrupt_reports())
-            stats.append(
-                StreamStatistics(
-                    swarm_id=session.swarm_id,
-                    uploaded_bytes=session.uploaded_bytes,
-                    downloaded_bytes=session.downloaded_bytes,
-                    concurrent_links=len(session.remotes),
-                    extra=(
-                        session.live.playback.qoe().as_extra()
-                        if session.live is not None and session.live.playback is not None
-                        else ()
-                    ),
-                )
-            )
-            chunk_map = session.chunk_map()
-            if chunk_map:
-                maps.append(ContentMap(swarm_id=session.swarm_id, representations=chunk_map))
+            statistics, content_map = session.statistics()
+            stats.append(statistics)
+            if content_map is not None:
+                maps.append(content_map)
         return stats, maps
 
     # -- remote peers ------------------------------------------------------------------------

@@ -34,7 +34,13 @@ from ppsp.wire.peer import (
     bitmaps_from_chunk_map,
     chunk_map_from_bitmaps,
 )
-from ppsp.wire.tracker import CorruptPeerReport, PeerInfo, PeerMode
+from ppsp.wire.tracker import (
+    ContentMap,
+    CorruptPeerReport,
+    PeerInfo,
+    PeerMode,
+    StreamStatistics,
+)
 
 LIVE_REPRESENTATION = "live"
 """Representation id of a live stream's chunks in chunk maps and chunk URLs."""
@@ -348,6 +354,26 @@ class SwarmSession:
         if self.description is None or self.download is None or self.store is None:
             return ()
         return chunk_map_from_bitmaps({self.representation_id: [self.download.held]})
+
+    def statistics(self) -> tuple[StreamStatistics, ContentMap | None]:
+        """What STAT_REPORT says of this session: its statistics (with the live player's
+        QoE), and its chunk map when it holds any."""
+        live = self.live
+        statistics = StreamStatistics(
+            swarm_id=self.swarm_id,
+            uploaded_bytes=self.uploaded_bytes,
+            downloaded_bytes=self.downloaded_bytes,
+            concurrent_links=len(self.remotes),
+            extra=(
+                live.playback.qoe().as_extra()
+                if live is not None and live.playback is not None
+                else ()
+            ),
+        )
+        chunk_map = self.chunk_map()
+        if not chunk_map:
+            return statistics, None
+        return statistics, ContentMap(swarm_id=self.swarm_id, representations=chunk_map)
 
     @property
     def complete(self) -> bool:
