@@ -28,7 +28,6 @@ from ppsp.peer.ppspp.client import (
     ChannelState,
     ChunkVerified,
     ClientConfig,
-    _Ranges,
 )
 from ppsp.peer.ppspp.content import bin_parent, bin_range, bin_sibling
 from ppsp.peer.ppspp.partial import (
@@ -39,6 +38,7 @@ from ppsp.peer.ppspp.partial import (
     subtree_hashes_of_tree,
     subtree_level,
 )
+from ppsp.peer.ppspp.verify import ChunkRanges
 from ppsp.wire.ppspp import (
     Bin,
     ChannelParameters,
@@ -378,7 +378,7 @@ def test_the_peers_have_ranges_are_bounded() -> None:
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 6)), max_size=40))
 def test_the_have_range_set_is_a_set(ranges: list[tuple[int, int]]) -> None:
     model: set[int] = set()
-    kept = _Ranges(1000)
+    kept = ChunkRanges(1000)
     for start, length in ranges:
         assert kept.add(ChunkRange(start=start, end=start + length))
         model |= set(range(start, start + length + 1))

@@ -18,6 +18,10 @@ message that would not decode back to itself.  Its ``profile`` says whom it writ
 * :attr:`EncoderProfile.PLAIN`: exactly what the message holds, syntax checked only (what
   :func:`decode_datagram` accepts), for tests and tools.
 
+The common shapes of a transfer (INTEGRITY, DATA, ACK, HAVE, REQUEST on 32-bit chunk ranges)
+are read and written first by :mod:`ppsp.codecs.ppspp_common`, which declines anything else
+or anything malformed: the general code here decides every refusal.
+
 docs/PROTOCOL.md, section "PPSPP (RFC 7574)", records the decisions.
 """
 
@@ -29,6 +33,7 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
+from ppsp.codecs.ppspp_common import CHUNK_RANGE_32, decode_common, encode_common
 from ppsp.errors import LocalProtocolError, MalformedDatagram
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
@@ -121,6 +126,15 @@ def peek_channel(data: bytes) -> int:
 
 def decode_datagram(data: bytes, parameters: ChannelParameters) -> Datagram:
     """Read a UDP datagram of the channel whose negotiated ``parameters`` are given."""
+    if type(data) is bytes and parameters.chunk_addressing is CHUNK_RANGE_32:
+        common = decode_common(data, parameters)
+        if common is not None:
+            return common
+    return _decode_general(data, parameters)
+
+
+def _decode_general(data: bytes, parameters: ChannelParameters) -> Datagram:
+    """:func:`decode_datagram` for any datagram (and every refusal)."""
     if len(data) > MAX_DATAGRAM_BYTES:
         raise MalformedDatagram(
             f"datagram of {len(data)} bytes over {MAX_DATAGRAM_BYTES}", code="oversized"
@@ -394,6 +408,17 @@ def encode_datagram(
     profile: EncoderProfile = EncoderProfile.RFC7574,
 ) -> bytes:
     """Write a UDP datagram for a channel with the given ``parameters`` (see the module)."""
+    if parameters.chunk_addressing is CHUNK_RANGE_32:
+        common = encode_common(datagram, parameters)
+        if common is not None:
+            return common
+    return _encode_general(datagram, parameters, profile)
+
+
+def _encode_general(
+    datagram: Datagram, parameters: ChannelParameters, profile: EncoderProfile
+) -> bytes:
+    """:func:`encode_datagram` for any datagram (and every refusal)."""
     out = bytearray(_uint(datagram.channel, CHANNEL_ID_BYTES, "channel ID"))
     messages = datagram.messages
     if len(messages) > MAX_DATAGRAM_MESSAGES:

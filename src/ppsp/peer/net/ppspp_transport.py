@@ -435,7 +435,10 @@ class _Channel:
         if client.answered and not self.opened.done():
             self.opened.set_result(True)
         deadline = client.next_deadline()
-        if self._timer is not None and (deadline is None or self._timer.when() != deadline):
+        # A timer due no later than the deadline is kept: early, it finds nothing due and
+        # re-arms (the deadline moves later with nearly every datagram: re-arming each time
+        # would cost a timer per batch).
+        if self._timer is not None and (deadline is None or self._timer.when() > deadline):
             self._cancel_timer()
         if deadline is not None and self._timer is None:
             self._timer = self._loop.call_at(deadline, self._on_timer)

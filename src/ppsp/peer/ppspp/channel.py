@@ -280,13 +280,16 @@ class Channel:
         separately, until the peer acknowledges a chunk (section 5.6.2).
         """
         peak = self.content.peak_for(index)
-        node, needed = 2 * index, []
+        known = self._known
+        # bin_parent, bin_sibling and knows inline, the level counted on the way up.
+        node, level, needed = 2 * index, 0, []
         while node != peak:
-            parent = bin_parent(node)
-            if self.knows(parent):
+            parent = (node & ~(2 << level)) | (1 << level)
+            if known[parent >> 3] & (1 << (parent & 7)):
                 break
-            needed.append(node ^ (2 << bin_level(node)))
+            needed.append(node ^ (2 << level))
             node = parent
+            level += 1
         needed.reverse()
         return needed
 

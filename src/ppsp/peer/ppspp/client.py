@@ -56,7 +56,6 @@ RFC 7574 as it is used here:
 
 from __future__ import annotations
 
-import bisect
 import secrets
 from collections import Counter
 from collections.abc import Iterable
@@ -69,7 +68,7 @@ from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp.channel import Event, event_of
 from ppsp.peer.ppspp.content import bin_of_range, bin_range
 from ppsp.peer.ppspp.pex import PexAsking, PexBounds
-from ppsp.peer.ppspp.verify import TreeHashes
+from ppsp.peer.ppspp.verify import ChunkRanges, TreeHashes
 from ppsp.wire.ppspp import (
     MAX_TIMESTAMP,
     PPSPP_VERSION,
@@ -189,6 +188,10 @@ TRANSITIONS: dict[tuple[ChannelState, Event], ChannelState] = {
 handshake's answer itself moves CONNECTING to OPEN).  Not in it, hence protocol errors that
 close the channel: SIGNED_INTEGRITY (live content on a stored content's channel)."""
 
+_STAYING = frozenset((Integrity, Data))
+"""Messages that leave an open or choked channel as it is (the table says so; a test checks):
+nearly every message of a transfer, read without the table's lookup, which hashes enums."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConfig:
@@ -254,6 +257,7 @@ class ChannelClient:
         if size < 1 or chunk_size < 1:
             raise ValueError("content of at least one byte and chunks of at least one byte")
         self.root_hash = root_hash
+        self._hash_name = self.config.merkle_hash.hashlib_name
         self.size = size
         self.chunk_size = chunk_size
         self.chunk_count = -(-size // chunk_size)
@@ -293,7 +297,7 @@ class ChannelClient:
         )
         self._waiting: dict[int, tuple[bytes, Data]] = {}  # chunk -> (its hash, its DATA)
         self._ack_run: _AckRun | None = None  # chunks verified, their ACK not yet sent
-        self._peer_held = _Ranges(MAX_PEER_RANGES)
+        self._peer_held = ChunkRanges(MAX_PEER_RANGES)
         self._pex = PexAsking(self.config.pex, self.stats)
         self._handshake(now)
 
@@ -531,8 +535,15 @@ class ChannelClient:
         acks: list[tuple[int, int]] = []  # (chunk, delay sample), in the order verified
         pex: list[PexResV4 | PexResV6 | PexResCert] = []
         for message in messages:
+            state = self.state
+            if (state is _O or state is _K) and type(message) in _STAYING:
+                if type(message) is Integrity:
+                    self._on_integrity(message)
+                else:
+                    self._on_data(message, now, acks)  # type: ignore[arg-type]
+                continue
             event = event_of(message, self.remote_id)
-            following = TRANSITIONS.get((self.state, event))
+            following = TRANSITIONS.get((state, event))
             if following is None:
                 self.stats["protocol_error"] += 1
                 self.stats[f"protocol_error:{event.value}"] += 1
@@ -584,7 +595,14 @@ class ChannelClient:
         self._results.extend(ChunkChoked(index) for index in wanted)
 
     def _on_integrity(self, message: Integrity) -> None:
-        number = bin_of_range(_as_range(message.chunk))
+        chunk = message.chunk
+        if type(chunk) is ChunkRange:  # bin_of_range, inline: several per chunk
+            start, count = chunk.start, chunk.end - chunk.start + 1
+            level = count.bit_length() - 1
+            fits = not (count & (count - 1) or start % count)
+            number = (start >> level) * (2 << level) + (1 << level) - 1 if fits else None
+        else:
+            number = bin_of_range(_as_range(chunk))
         if number is None or number > 2 * self._hashes.root_bin:
             self.stats["bad_integrity"] += 1
             return
@@ -687,7 +705,7 @@ class ChannelClient:
         """A chunk's hash, once the peak hashes had their chance to verify."""
         if not self._hashes.peaks_trusted and self._hashes.check_peaks() is False:
             self.stats["bad_peaks"] += 1
-        return chunk_hash(data, self.config.merkle_hash.hashlib_name)
+        return chunk_hash(data, self._hash_name)
 
     def _verify(self, index: int, leaf: bytes) -> bool | None:
         """Check chunk ``index`` of hash ``leaf`` (:meth:`.verify.TreeHashes.check`): True
@@ -760,39 +778,6 @@ class _AckRun:
     def ack(self) -> Ack:
         """The ACK of the run (32-bit chunk ranges)."""
         return Ack(chunk=ChunkRange(start=self.first, end=self.last), delay=self.delay)
-
-
-class _Ranges:
-    """A set of chunks as sorted disjoint ranges (adjacent ones merged), at most ``limit``."""
-
-    __slots__ = ("_ends", "_limit", "_starts")
-
-    def __init__(self, limit: int) -> None:
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-        self._limit = limit
-
-    def add(self, chunks: ChunkRange) -> bool:
-        """Add ``chunks``; False (nothing added) when that would pass the limit."""
-        starts, ends = self._starts, self._ends
-        # The ranges touching or adjacent to ``chunks``: from ``low`` to ``high - 1``.
-        low = bisect.bisect_left(ends, chunks.start - 1)
-        high = bisect.bisect_right(starts, chunks.end + 1)
-        if low == high and len(starts) >= self._limit:
-            return False
-        start = min(chunks.start, starts[low]) if low < high else chunks.start
-        end = max(chunks.end, ends[high - 1]) if low < high else chunks.end
-        starts[low:high] = [start]
-        ends[low:high] = [end]
-        return True
-
-    def covers(self, first: int, last: int) -> bool:
-        """Whether every chunk from ``first`` to ``last`` is in the set."""
-        at = bisect.bisect_right(self._starts, first) - 1
-        return at >= 0 and self._ends[at] >= last
-
-    def __contains__(self, index: object) -> bool:
-        return isinstance(index, int) and self.covers(index, index)
 
 
 def _as_range(spec: ChunkSpec) -> ChunkRange:

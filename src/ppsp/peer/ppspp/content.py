@@ -29,10 +29,9 @@ __all__ = [
 
 def bin_level(number: int) -> int:
     """The level of bin ``number`` (leaves are 0): the count of its trailing one bits."""
-    level = 0
-    while number & (1 << level):
-        level += 1
-    return level
+    # number + 1 turns the trailing ones to zeros and the zero above them to the one bit
+    # that ``& ~number`` keeps: its position is the count.
+    return ((number + 1) & ~number).bit_length() - 1
 
 
 def bin_range(number: int) -> ChunkRange:

@@ -7,8 +7,9 @@ within the bound the engine is configured with.
 
 from __future__ import annotations
 
+from ppsp.codecs.ppspp_common import data_message, integrity_message
 from ppsp.peer.ppspp.channel import Channel, aligned_bins
-from ppsp.peer.ppspp.content import bin_of_range, bin_range
+from ppsp.peer.ppspp.content import bin_level, bin_of_range, bin_range
 from ppsp.peer.ppspp.partial import PartialContent
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
@@ -87,16 +88,21 @@ def data_datagrams(channel: Channel, index: int, timestamp: int, limit: int) -> 
             Integrity(chunk=chunk_spec(channel, bin_range(number)), hash=value)
             for number, value in content.peaks
         ]
-    hashes += [
-        Integrity(chunk=chunk_spec(channel, bin_range(number)), hash=content.hash_of(number))
-        for number in channel.uncles_needed(index)
-    ]
     chunk = content.read(index)
-    data = Data(
-        chunk=chunk_spec(channel, ChunkRange(start=index, end=index)),
-        timestamp=timestamp,
-        data=chunk,
-    )
+    if channel.uses_bins:
+        hashes += [
+            Integrity(chunk=Bin(number=number), hash=content.hash_of(number))
+            for number in channel.uncles_needed(index)
+        ]
+        data = Data(chunk=Bin(number=2 * index), timestamp=timestamp, data=chunk)
+    else:
+        # Chunk ranges, the common case: bin_range inline, the messages built directly.
+        hash_of = content.hash_of
+        for number in channel.uncles_needed(index):
+            level = bin_level(number)
+            start = (number >> (level + 1)) << level
+            hashes.append(integrity_message(start, start + (1 << level) - 1, hash_of(number)))
+        data = data_message(index, timestamp, chunk)
     remote = channel.remote_id
     if not hashes:
         return [Datagram(channel=remote, messages=(data,))]

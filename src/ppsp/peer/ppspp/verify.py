@@ -12,12 +12,14 @@ hashes, rebuild a trusted node; hashes that lead to a wrong result are dropped f
 
 from __future__ import annotations
 
+import bisect
 import hmac
 
 from ppsp.peer.content.merkle import parent_hash, tree_height
 from ppsp.peer.ppspp.content import bin_level, bin_parent, bin_range, bin_sibling
+from ppsp.wire.ppspp import ChunkRange
 
-__all__ = ["TreeCheck", "TreeHashes", "verify_chunk", "verify_peaks"]
+__all__ = ["ChunkRanges", "TreeCheck", "TreeHashes", "verify_chunk", "verify_peaks"]
 
 
 class TreeCheck:
@@ -198,3 +200,37 @@ class TreeHashes:
         tree = self.tree
         assert tree is not None, "the chunk count comes first"
         return verify_chunk(tree, self.verified, self.pending, index, leaf)
+
+
+class ChunkRanges:
+    """A set of chunks as sorted disjoint ranges (adjacent ones merged), at most ``limit``:
+    what a peer's HAVEs say it holds (a receiving engine keeps it beside its hashes)."""
+
+    __slots__ = ("_ends", "_limit", "_starts")
+
+    def __init__(self, limit: int) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._limit = limit
+
+    def add(self, chunks: ChunkRange) -> bool:
+        """Add ``chunks``; False (nothing added) when that would pass the limit."""
+        starts, ends = self._starts, self._ends
+        # The ranges touching or adjacent to ``chunks``: from ``low`` to ``high - 1``.
+        low = bisect.bisect_left(ends, chunks.start - 1)
+        high = bisect.bisect_right(starts, chunks.end + 1)
+        if low == high and len(starts) >= self._limit:
+            return False
+        start = min(chunks.start, starts[low]) if low < high else chunks.start
+        end = max(chunks.end, ends[high - 1]) if low < high else chunks.end
+        starts[low:high] = [start]
+        ends[low:high] = [end]
+        return True
+
+    def covers(self, first: int, last: int) -> bool:
+        """Whether every chunk from ``first`` to ``last`` is in the set."""
+        at = bisect.bisect_right(self._starts, first) - 1
+        return at >= 0 and self._ends[at] >= last
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and self.covers(index, index)
