@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from e2e.cli_runner import run_lines
+
 SWARM = "ab" * 32
 
 
@@ -52,17 +54,17 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *words: str) ->
         assert word in lines[0], lines[0]
 
 
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    movie = tmp_path / "movie.bin"
+def make_files(directory: Path) -> dict[str, Path]:
+    """The files the cases name, in ``directory``."""
+    movie = directory / "movie.bin"
     movie.write_bytes(b"x" * 1000)
-    empty = tmp_path / "empty.bin"
+    empty = directory / "empty.bin"
     empty.write_bytes(b"")
-    fifo = tmp_path / "fifo"
+    fifo = directory / "fifo"
     os.mkfifo(fifo)
-    existing = tmp_path / "existing.bin"
+    existing = directory / "existing.bin"
     existing.write_bytes(b"complete")
-    return {"movie": movie, "empty": empty, "fifo": fifo, "existing": existing, "dir": tmp_path}
+    return {"movie": movie, "empty": empty, "fifo": fifo, "existing": existing, "dir": directory}
 
 
 CASES = {
@@ -122,25 +124,44 @@ CASES = {
 }
 
 
+URLS = ["localhost:7000", "http://", "ftp://example.org/", "127.0.0.1", "http://[::1"]
+"""Tracker URLs without a scheme or a host."""
+
+Ran = dict[str, tuple[subprocess.CompletedProcess[str], dict[str, Path]]]
+
+
+@pytest.fixture(scope="module")
+def usage_errors(tmp_path_factory: pytest.TempPathFactory, tracker_url: str) -> Ran:
+    """Every case of :data:`CASES` and :data:`URLS`, each in a directory of its own with its
+    own files, run by one child process (:func:`~e2e.cli_runner.run_lines`)."""
+    cases = []
+    for case, (args, _) in sorted(CASES.items()):
+        files = make_files(tmp_path_factory.mktemp("case"))
+        argv = [arg.format(**{k: str(v) for k, v in files.items()}) for arg in args]
+        if argv[0] in ("seed", "get", "watch", "live"):
+            argv += ["--tracker", tracker_url]
+        cases.append((case, argv, files))
+    for url in URLS:
+        directory = tmp_path_factory.mktemp("url")
+        argv = ["get", SWARM, "-o", str(directory / "o"), "--tracker", url]
+        cases.append((url, argv, {"dir": directory}))
+    results = run_lines(
+        [(argv, files["dir"], {}) for _, argv, files in cases],
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    return {case: (result, files) for (case, _, files), result in zip(cases, results, strict=True)}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_value_is_one_line_usage_error(
-    case: str, files: dict[str, Path], tracker_url: str
-) -> None:
-    args, words = CASES[case]
-    argv = [arg.format(**{k: str(v) for k, v in files.items()}) for arg in args]
-    if argv[0] in ("seed", "get", "watch", "live"):
-        argv += ["--tracker", tracker_url]
-    assert_usage_error(ppsp(*argv, cwd=files["dir"]), *words)
+def test_bad_value_is_one_line_usage_error(case: str, usage_errors: Ran) -> None:
+    result, files = usage_errors[case]
+    assert_usage_error(result, *CASES[case][1])
     assert files["existing"].read_bytes() == b"complete"
 
 
-@pytest.mark.parametrize(
-    "url", ["localhost:7000", "http://", "ftp://example.org/", "127.0.0.1", "http://[::1"]
-)
-def test_tracker_url_without_scheme_or_host_is_refused_at_once(url: str, tmp_path: Path) -> None:
-    assert_usage_error(
-        ppsp("get", SWARM, "-o", str(tmp_path / "o"), "--tracker", url, cwd=tmp_path)
-    )
+@pytest.mark.parametrize("url", URLS)
+def test_tracker_url_without_scheme_or_host_is_refused_at_once(url: str, usage_errors: Ran) -> None:
+    assert_usage_error(usage_errors[url][0])
 
 
 def test_unreachable_tracker_reads_as_a_sentence(tmp_path: Path) -> None:

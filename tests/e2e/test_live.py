@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 import pytest
 
+from e2e.cli_runner import run_lines
 from ppsp.app.media import ffmpeg_exe
 
 PPSP = [sys.executable, "-m", "ppsp"]
@@ -299,16 +300,16 @@ def test_a_finite_stream_ends_and_everyone_exits(
 def test_an_input_that_cannot_be_read_is_one_line_before_anything_is_announced(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    for path, reason in ((tmp_path / "missing.ts", "No such file"), (tmp_path, "directory")):
-        result = subprocess.run(
-            # No tracker listens there: the input is checked before any network.
-            [*PPSP, "live", "--tracker", "http://127.0.0.1:9", "--input", str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+    cases = ((tmp_path / "missing.ts", "No such file"), (tmp_path, "directory"))
+    results = run_lines(
+        # No tracker listens there: the input is checked before any network.
+        [
+            (["live", "--tracker", "http://127.0.0.1:9", "--input", str(path)], tmp_path, {})
+            for path, _ in cases
+        ],
+        env=env,
+    )
+    for (path, reason), result in zip(cases, results, strict=True):
         assert result.returncode == 1, result.stderr
         assert result.stdout == ""  # no swarm ID: nothing was announced
         lines = result.stderr.splitlines()

@@ -18,6 +18,8 @@ import json
 import re
 import signal
 import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,36 @@ async def _feed(path: Path) -> None:
         await asyncio.sleep(0.25)
 
 
+STATS = (
+    "import sys, urllib.request\n"
+    "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+)
+"""Print a viewer's ``/stats.json`` (run in the viewer's namespace: its player is there)."""
+
+
+async def _until(
+    prefix: Sequence[str], player_url: str, check: Callable[[dict[str, int]], bool]
+) -> dict[str, int]:
+    """Poll the ``/stats.json`` of the viewer whose player is at ``player_url`` until ``check``
+    holds of it (30 s at most: the assertions after say what was missing); its last answer."""
+    stats_url = player_url.rsplit("/", 1)[0] + "/stats.json"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30.0
+    stats: dict[str, int] = {}
+    while loop.time() < deadline:
+        probe = await asyncio.create_subprocess_exec(
+            *prefix, sys.executable, "-c", STATS, stats_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        answer, _ = await probe.communicate()
+        if probe.returncode == 0:
+            stats = json.loads(answer)
+            if check(stats):
+                break
+        await asyncio.sleep(0.25)
+    return stats
+
+
 async def test_a_live_viewer_behind_nat_gets_chunks_from_a_viewer_behind_another_nat(
     tmp_path: Path,
 ) -> None:
@@ -108,9 +140,16 @@ async def test_a_live_viewer_behind_nat_gets_chunks_from_a_viewer_behind_another
                         assert seen.group(1) == host and seen.group(3) != host, seen.group(0)
                         await watcher.wait_line(PUNCHING)
                         viewers.append(watcher)
+                        player_url = await watcher.first_stdout_line()
                         if name == "viewer-b":
-                            await asyncio.sleep(3.0)  # B plays a few seconds first
-                    await asyncio.sleep(8.0)
+                            # B plays a few seconds of the stream first (8 chunks: 2 s).
+                            await _until(prefix, player_url, lambda s: s["chunks_played"] >= 8)
+                    # A plays chunks it got from a peer (B, as the report says below).
+                    await _until(
+                        prefix,
+                        player_url,
+                        lambda s: s["bytes_from_peers"] > 0 and s["chunks_played"] >= 4,
+                    )
                     for process in viewers:
                         process.signal(signal.SIGINT)
                     for process in viewers:

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
+from e2e.cli_runner import run_lines
 from e2e.swarm_helpers import Swarm
 from ppsp.codecs.tracker import codec_for
 from ppsp.tracker.net.client import Exchange, TrackerClient
@@ -189,20 +190,36 @@ async def test_an_unreachable_storage_is_a_one_line_error_before_listening(worke
     assert "storage unavailable" in stderr and "hidden" not in stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "code", "message"),
-    [
-        (["--storage", "redis://127.0.0.1:port/0"], 2, "invalid storage URL"),
-        (["--storage", "redis://127.0.0.1/0?socket_timeout=soon"], 2, "invalid storage URL"),
-        (["--track-timeout", "nan"], 2, "finite number of seconds"),
-        (["--init-timeout", "inf"], 2, "finite number of seconds"),
-        (["--host", "256.0.0.1"], 1, "cannot serve on 256.0.0.1"),
-    ],
-)
-async def test_bad_options_are_refused_without_a_traceback(
-    args: list[str], code: int, message: str
+BAD_OPTIONS = [
+    (["--storage", "redis://127.0.0.1:port/0"], 2, "invalid storage URL"),
+    (["--storage", "redis://127.0.0.1/0?socket_timeout=soon"], 2, "invalid storage URL"),
+    (["--track-timeout", "nan"], 2, "finite number of seconds"),
+    (["--init-timeout", "inf"], 2, "finite number of seconds"),
+    (["--host", "256.0.0.1"], 1, "cannot serve on 256.0.0.1"),
+]
+"""Tracker options refused before it serves: the options, the exit status, the message."""
+
+
+@pytest.fixture(scope="module")
+def refused_trackers(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, str, str]]:
+    """``ppsp tracker --host 127.0.0.1 --port 0 ARGS`` of each of :data:`BAD_OPTIONS`, run by
+    one child process (:func:`~e2e.cli_runner.run_lines`): code, stdout, stderr."""
+    workdir = tmp_path_factory.mktemp("refused")
+    results = run_lines(
+        [
+            (["tracker", "--host", "127.0.0.1", "--port", "0", *args], workdir, {})
+            for args, _, _ in BAD_OPTIONS
+        ],
+        env=ENV,
+    )
+    return [(result.returncode, result.stdout, result.stderr) for result in results]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), BAD_OPTIONS)
+def test_bad_options_are_refused_without_a_traceback(
+    args: list[str], code: int, message: str, refused_trackers: list[tuple[int, str, str]]
 ) -> None:
-    got, stdout, stderr = await run_tracker_until_exit(*args)
+    got, stdout, stderr = refused_trackers[BAD_OPTIONS.index((args, code, message))]
     assert got == code, stderr
     assert message in stderr
     assert "Traceback" not in stderr and "listening" not in stdout

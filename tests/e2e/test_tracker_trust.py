@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from e2e.cli_runner import run_lines
 from e2e.swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish
 from e2e.tls_helpers import TLSFiles, make_tls_files
 from ppsp.errors import PPSPError
@@ -266,8 +267,11 @@ def test_peer_trust_options_are_checked_before_any_network(tmp_path: Path, tls: 
         (["--tracker", "https://127.0.0.1:9", "--ca-file", out], {}, "No such file"),
         (["--tracker", "https://127.0.0.1:9", "--ca-file", str(tls.key)], {}, "no usable PEM"),
     ]
-    for args, env, words in cases:
-        result = ppsp("get", SWARM_B, "-o", out, *args, cwd=tmp_path, env=env)
+    results = run_lines(
+        [(["get", SWARM_B, "-o", out, *args], tmp_path, env) for args, env, _ in cases],
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    for (args, _, words), result in zip(cases, results, strict=True):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2, (args, result.stderr)
         assert len(lines) == 1 and lines[0].startswith("ppsp: "), (args, result.stderr)

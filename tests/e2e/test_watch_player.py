@@ -214,11 +214,18 @@ def test_ffmpeg_plays_the_live_stream_as_hls(tmp_path: Path) -> None:
         assert errors == "", errors
 
         # The window slides: a later playlist starts further on, and lists no segment twice.
-        time.sleep(2.5)
-        later = _get(root + "live.m3u8")[1].decode()
+        # (Asked again until it lists a newer segment than the first did: 30 s at most.)
+        deadline = time.monotonic() + 30.0
+        while True:
+            later = _get(root + "live.m3u8")[1].decode()
+            later_names = re.findall(r"^segments/(\d+)\.ts$", later, re.MULTILINE)
+            if later_names and int(later_names[-1]) > int(names[-1]):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         first = int(re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)[0])
         assert int(re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", later)[0]) >= first
-        later_names = re.findall(r"^segments/(\d+)\.ts$", later, re.MULTILINE)
         assert int(later_names[-1]) > int(names[-1])
         assert len(later_names) == len(set(later_names))
 
