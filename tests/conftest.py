@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from ppsp.app.cli import main
 from ppsp.app.cli.config import variables
@@ -34,6 +35,11 @@ atexit.register(shutil.rmtree, _USER_DATA, True)
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_USER_DATA, "config")
 for _name in variables(main):
     os.environ.pop(_name, None)
+
+# Hypothesis's per-example deadline is a wall-clock assertion: on a loaded machine it fails
+# examples that are merely slow.  Properties are about results, never about time.
+settings.register_profile("ppsp", deadline=None)
+settings.load_profile("ppsp")
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None

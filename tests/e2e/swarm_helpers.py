@@ -341,3 +341,10 @@ async def throttle(peer: Peer, *, run: float = 0.02, pause: float = 0.08) -> Asy
         with contextlib.suppress(asyncio.CancelledError):
             await task
         peer.thaw()
+
+
+async def wait_for_peers(swarm: Swarm, count: int, timeout: float = 30.0) -> None:
+    """Poll the tracker's /status until ``count`` peers are registered."""
+    async with asyncio.timeout(timeout):
+        while (await swarm.status())["peers"] != count:
+            await asyncio.sleep(0.05)

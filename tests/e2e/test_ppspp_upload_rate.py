@@ -16,7 +16,7 @@ import json
 import signal
 from pathlib import Path
 
-from e2e.swarm_helpers import Swarm, content
+from e2e.swarm_helpers import Swarm, content, wait_for_peers
 
 RATE = 256 * 1024
 SIZE = 4 << 20
@@ -44,6 +44,9 @@ async def test_ppspp_uploads_keep_to_the_upload_rate_per_host(tmp_path: Path) ->
             )
             for n in (2, 3)
         ]  # fmt: skip
+        # Both getters registered (they start fetching at once): the window starts there,
+        # so a getter slow to start on a busy machine still has its share of it.
+        await wait_for_peers(swarm, 3)
         await asyncio.sleep(WINDOW)
         seeder.signal(signal.SIGINT)  # its report: what it sent, and to whom
         elapsed = loop.time() - started
@@ -61,5 +64,6 @@ async def test_ppspp_uploads_keep_to_the_upload_rate_per_host(tmp_path: Path) ->
     assert total >= RATE * 0.5, (total, elapsed, sent)  # it did send
     # Every byte went to a PeerID the tracker listed at the channel's address...
     assert sum(sent) == total and session["uploaded_unattributed"] == 0, session
-    # ...and per host, neither got much more than the other.
-    assert min(sent) >= 0.3 * total, sent
+    # ...and per host, neither got much more than the other (the first getter registered may
+    # have had the cap to itself for a moment before the window).
+    assert min(sent) >= 0.25 * total, sent

@@ -28,6 +28,7 @@ from e2e.swarm_helpers import (
     held_chunks,
     step_until,
     throttle,
+    wait_for_peers,
 )
 from ppsp.peer.net.chunkstore import part_path
 
@@ -134,13 +135,6 @@ async def test_leechers_finish_from_each_other_after_the_seeder_stops(
         leecher.signal(signal.SIGTERM)
         assert await leecher.wait(20) == 0, leecher.output()
         assert not any("Traceback" in line for line in leecher.stderr), leecher.output()
-
-
-async def wait_for_peers(swarm: Swarm, count: int, timeout: float = 30.0) -> None:
-    """Poll the tracker's /status until ``count`` peers are registered."""
-    async with asyncio.timeout(timeout):
-        while (await swarm.status())["peers"] != count:
-            await asyncio.sleep(0.05)
 
 
 # 1 MiB chunks are fetched in worker threads (THREADED_FETCH_MIN_CHUNK), smaller ones on the
