@@ -310,7 +310,7 @@ def _check_indexable_sets(storage: MemoryStorage) -> None:
     for shard in storage._shards:
         for swarm_id, swarm in shard.items():
             placed = 0
-            for profile, group in swarm.groups.items():
+            for profile, group in swarm.group_items():
                 for position, member in enumerate(group):
                     assert member._position == position
                     assert storage._peers[member.peer_id].member_in(swarm_id) is member
@@ -403,7 +403,7 @@ def test_member_groups_are_the_storages_own_lists() -> None:
             await storage.join("s", f"p{i}", PeerMode.LEECH)
         ((profile, members),) = await storage.member_groups("s")
         swarm = storage._shard("s")["s"]
-        assert members is swarm.groups[profile]
+        assert members is swarm.group_of(profile)
         assert (await storage.member_groups("s"))[0][1] is members
         ids = [m.peer_id for m in members]
         where, other = ids.index("p500"), ids.index("p501")
@@ -464,7 +464,7 @@ def _check_prefix_counts(storage: MemoryStorage) -> None:
     """Each member keeps its prefix; a group's counts, when kept, are exact."""
     for shard in storage._shards:
         for swarm in shard.values():
-            for group in swarm.groups.values():
+            for _, group in swarm.group_items():
                 prefixes = Counter(m._prefix for m in group)
                 assert all(m._prefix == member_prefix(m) for m in group)
                 if group.prefix_counts is not None:

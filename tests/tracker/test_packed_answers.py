@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,11 +26,12 @@ from ppsp.tracker import peerlist
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage import memory
+from ppsp.tracker.storage import memory_records
 from ppsp.tracker.storage import packed as packed_module
 from ppsp.tracker.storage.base import PeerRecord
 from ppsp.tracker.storage.memory import MemoryStorage
-from ppsp.tracker.storage.packed import MAX_SHAPES, forget_kept, pack, unpack
+from ppsp.tracker.storage.memory_swarms import stored_of
+from ppsp.tracker.storage.packed import MAX_LAYOUTS, MAX_SHAPES, forget_kept, pack, unpack
 from ppsp.wire.fields import canonical_ip
 from ppsp.wire.tracker import (
     AddressFamily,
@@ -136,7 +138,7 @@ def find_answer(
         )
     )
     assert isinstance(answer, TrackerResponse)
-    return answer, sum(isinstance(peer.addresses, bytes) for peer in storage._peers.values())
+    return answer, sum(isinstance(stored_of(peer), bytes) for peer in storage._peers.values())
 
 
 def encodings(answer: TrackerResponse) -> dict[str, bytes]:
@@ -161,10 +163,11 @@ def test_a_find_answers_the_same_bytes_whether_addresses_are_packed_or_not(
     peerlist.LISTED.clear()
     forget_kept()
     with monkeypatch.context() as patch:
-        patch.setattr(memory, "pack", lambda addresses: None)
+        patch.setattr(memory_records, "pack", lambda addresses: None)
         unpacked, none_packed = find_answer(registrations, seed)
     # Every peer has its IPv4 REFLEXIVE address: packed unless it advertised an IPv6 one (or
-    # the process's table of shapes is full: the examples of the whole run fill it).
+    # the process's table of shapes or of layouts is full: the examples of the whole run fill
+    # them).
     assert none_packed == 0
     assert (
         packed_peers
@@ -172,6 +175,7 @@ def test_a_find_answers_the_same_bytes_whether_addresses_are_packed_or_not(
             all(a.family is AddressFamily.IPV4 for a in advertised) for advertised in registrations
         )
         or len(packed_module._SHAPES) >= MAX_SHAPES
+        or len(packed_module._LAYOUTS) >= MAX_LAYOUTS
     )
     assert unpacked == packed
     assert encodings(unpacked) == written
@@ -188,10 +192,10 @@ def test_packed_addresses_read_back_equal(items: list[PeerAddress]) -> None:
     found = pack(tuple(items))
     if found is None:
         assert any(a.family is AddressFamily.IPV6 for a in items) or (
-            len(packed_module._SHAPES) >= MAX_SHAPES
+            len(packed_module._SHAPES) >= MAX_SHAPES or len(packed_module._LAYOUTS) >= MAX_LAYOUTS
         )
         return
-    assert len(found) == 8 * len(items)
+    assert len(found) == (2 + 6 * len(items) if items else 0)
     assert unpack(found) == tuple(items)
     forget_kept()
     assert unpack(found) == tuple(items)  # built again, not kept
@@ -223,7 +227,12 @@ def test_a_full_table_of_shapes_keeps_further_addresses_unpacked(
 ) -> None:
     monkeypatch.setattr(packed_module, "_SHAPES", [])
     monkeypatch.setattr(packed_module, "_SHAPE_IDS", {})
+    monkeypatch.setattr(packed_module, "_LAYOUTS", [])
+    monkeypatch.setattr(packed_module, "_LAYOUT_IDS", {})
     monkeypatch.setattr(packed_module, "MAX_SHAPES", 2)
+    # The kept tuples and packed forms name shapes and layouts: tables of this test's own.
+    monkeypatch.setattr(packed_module, "_unpacked", [{}, {}])
+    monkeypatch.setattr(packed_module, "_pieces", [{}, {}])
     storage = MemoryStorage()
     records = []
     for i in range(4):
@@ -239,7 +248,7 @@ def test_a_full_table_of_shapes_keeps_further_addresses_unpacked(
         )
         records.append(record)
         run(storage.update(record, join=(("s", PeerMode.LEECH),)))
-    kept = [storage._peers[f"p{i}"].addresses for i in range(4)]
+    kept = [stored_of(storage._peers[f"p{i}"]) for i in range(4)]
     # The REFLEXIVE shape and AS0 fill the table: only the first peer is packed.
     assert isinstance(kept[0], bytes)
     assert all(isinstance(held, tuple) for held in kept[1:])
@@ -249,3 +258,22 @@ def test_a_full_table_of_shapes_keeps_further_addresses_unpacked(
     assert {m.peer_id: m.addresses for m in members.values()} == {
         r.peer_id: r.addresses for r in records
     }
+
+
+def test_a_full_table_of_layouts_keeps_further_peers_unpacked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Addresses are packed as 2 bytes of layout (the sequence of their shapes) and 6 bytes
+    each; a sequence of shapes the full table of layouts lacks is kept as it came."""
+    monkeypatch.setattr(packed_module, "_LAYOUTS", [])
+    monkeypatch.setattr(packed_module, "_LAYOUT_IDS", {})
+    monkeypatch.setattr(packed_module, "_unpacked", [{}, {}])
+    monkeypatch.setattr(packed_module, "MAX_LAYOUTS", 1)
+    one = PeerAddress(ip="10.0.0.1", port=7000)
+    reflexive = PeerAddress(ip="10.0.0.2", port=4000, type=AddressType.REFLEXIVE)
+    packed = pack((one, reflexive))
+    assert packed is not None and len(packed) == 14 and packed[-2:] == (4000).to_bytes(2, "big")
+    assert pack((replace(one, port=1), replace(reflexive, ip="10.9.9.9"))) is not None  # same
+    assert pack((reflexive, one)) is None  # another layout: the table is full
+    assert pack(()) == b"" and unpack(b"") == ()
+    assert unpack(packed) == (one, reflexive)

@@ -23,7 +23,7 @@ from ppsp.tracker.peerlist import to_peer_infos
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import PeerRecord, SwarmMember
 from ppsp.tracker.storage.memory import MemoryStorage
-from ppsp.tracker.storage.memory_swarms import PackedMember
+from ppsp.tracker.storage.memory_swarms import PackedMember, stored_of
 from ppsp.tracker.storage.packed import forget_kept
 from ppsp.wire.tracker import (
     AddressFamily,
@@ -184,11 +184,13 @@ def test_rewritten_records_keep_the_held_id_host_and_addresses() -> None:
     assert stored.peer_id is first.peer_id
     assert stored.host is first.host
     # The addresses are kept packed: one bytes object, not the record's (nor its copy's) tuple.
-    held = storage._peers[first.peer_id].addresses
-    assert isinstance(held, bytes) and len(held) == 16
+    held = stored_of(storage._peers[first.peer_id])
+    assert isinstance(held, bytes) and len(held) == 14
     assert stored.addresses == first.addresses
     (member,) = run(storage.members("s"))
-    assert isinstance(member, PackedMember) and member._packed is held
+    # A peer in one swarm is its own member there: its entry, sharing the packed bytes.
+    assert member is storage._peers[first.peer_id]
+    assert isinstance(member, PackedMember) and stored_of(member) == held
     assert member.addresses == stored.addresses and member.peer_id is stored.peer_id
     # A join by a new copy of the ID lists the held one.
     run(storage.join("t", "".join(list(first.peer_id)), PeerMode.SEED))
@@ -216,11 +218,14 @@ def test_storage_bytes_per_peer_beyond_the_records() -> None:
     """What the storage adds to each registered peer (one membership), records excluded.
 
     The records (and their addresses) are built before the measure: they are the tracker's
-    (the storage keeps their fields, not them).  Measured at about 326 bytes (a peer-table
-    entry and its ``PeerEntry``, the addresses packed in 16 bytes, the member and its slot in
-    its swarm's group, the host count, the wheel); 256 when the storage held the record's own
-    tuple of addresses (no copy, but the tuple and its objects for as long as the peer
-    lived); 412 with a heap entry and a tuple of swarm IDs per peer.
+    (the storage keeps their fields, not them).  Measured at about 246 bytes (a peer-table
+    entry and its ``PeerEntry``, which is also the peer's member in its one swarm, the
+    addresses packed in 14 bytes after the deadline's 8, the member's slot in its swarm's
+    group, the host count, the wheel); 326 with a member object of its own besides the entry
+    and 16 packed bytes; 256
+    when the storage held the record's own tuple of addresses (no copy, but the tuple and its
+    objects for as long as the peer lived); 412 with a heap entry and a tuple of swarm IDs per
+    peer.
     """
     peers = 5000
     records = [record(i, 100.0 + i / 50) for i in range(peers)]  # 50 deadlines a second
@@ -237,7 +242,7 @@ def test_storage_bytes_per_peer_beyond_the_records() -> None:
         tracemalloc.stop()
     assert run(storage.counts()).memberships == peers
     per_peer = grown / peers
-    assert per_peer < 350, per_peer
+    assert per_peer < 280, per_peer
 
 
 def test_storage_bytes_per_peer_with_the_records_it_is_given() -> None:
@@ -247,9 +252,11 @@ def test_storage_bytes_per_peer_with_the_records_it_is_given() -> None:
     once written, as the tracker does: the storage keeps the record's fields, not the record
     (about 96 bytes saved), and finds a member through its peer, not through a table of the
     swarm's members (about 33), and keeps the addresses packed, not the record's tuple of
-    address objects and their IP strings (about 210).  Measured at about 474 bytes; 683 with
-    the record's addresses kept; 772 when the storage kept each record and a member table per
-    swarm.
+    address objects and their IP strings (about 210), and is the peer's member in its one
+    swarm (about 88), whose group is held without a dictionary (224 bytes a swarm), and keeps
+    the deadline in the packed value, not the record's ``float`` (24).  Measured at about 388
+    bytes; 470 with a member object besides the entry; 683 with the record's
+    addresses kept; 772 when the storage kept each record and a member table per swarm.
     """
     peers = 5000
     gc.collect()
@@ -267,7 +274,78 @@ def test_storage_bytes_per_peer_with_the_records_it_is_given() -> None:
         tracemalloc.stop()
     assert run(storage.counts()).memberships == peers
     per_peer = grown / peers
-    assert per_peer < 520, per_peer
+    assert per_peer < 420, per_peer
+
+
+def test_a_peer_in_one_swarm_is_its_member_and_a_member_handed_out_never_changes() -> None:
+    """The entry of a peer in one swarm is listed as its member there (no object besides); a
+    member once handed out keeps its fields whatever the peer does next (peer lists keep
+    entries by member identity): a new deadline keeps the member, a new mode, new addresses,
+    a second swarm or leaving give the peer a new entry and leave the old object as it was."""
+    storage = MemoryStorage()
+    first = record(1, 10.0)
+    run(storage.update(first, join=(("a", PeerMode.LEECH),)))
+    run(storage.update(record(2, 10.0), join=(("a", PeerMode.SEED),)))
+    peer_id = first.peer_id
+
+    def member(swarm_id: str) -> SwarmMember:
+        listed: list[SwarmMember] = run(storage.members(swarm_id))
+        (found,) = [m for m in listed if m.peer_id == peer_id]
+        return found
+
+    def fields(held: SwarmMember) -> tuple[object, ...]:
+        return (held.peer_id, held.mode, held.addresses, held.content_map)
+
+    listed = member("a")
+    assert listed is storage._peers[peer_id]
+    snapshot = fields(listed)
+    run(storage.put_peer(replace(first, deadline=20.0, state=PeerState.PEER_REGISTERED)))
+    assert member("a") is listed and run(storage.get_peer(peer_id)).deadline == 20.0
+    run(storage.join("a", peer_id, PeerMode.SEED))  # a new mode: a new member, same place
+    assert member("a").mode is PeerMode.SEED and member("a") is not listed
+    assert fields(listed) == snapshot
+    listed, snapshot = member("a"), fields(member("a"))
+    run(storage.join("b", peer_id, PeerMode.LEECH))  # a second swarm: members of their own
+    assert fields(listed) == snapshot and member("a") == listed and member("a") is not listed
+    assert member("b").mode is PeerMode.LEECH
+    assert run(storage.memberships(peer_id)) == {"a": PeerMode.SEED, "b": PeerMode.LEECH}
+    assert run(storage.leave("a", peer_id))  # back in one swarm: the entry is its member
+    assert member("b") is storage._peers[peer_id] and member("b").mode is PeerMode.LEECH
+    listed, snapshot = member("b"), fields(member("b"))
+    moved = replace(first, addresses=record(9, 0.0).addresses, deadline=30.0)
+    run(storage.put_peer(moved))
+    assert member("b").addresses == moved.addresses and fields(listed) == snapshot
+    listed, snapshot = member("b"), fields(member("b"))
+    assert run(storage.leave("b", peer_id))  # in no swarm: the peer keeps its record
+    assert fields(listed) == snapshot and run(storage.memberships(peer_id)) == {}
+    assert run(storage.get_peer(peer_id)) == moved
+    run(storage.join("c", peer_id, PeerMode.SEED))
+    assert member("c") is storage._peers[peer_id] and member("c").addresses == moved.addresses
+    assert [m.peer_id for m in run(storage.members("a"))] == [f"{2:016x}"]
+    counts = run(storage.counts())
+    assert (counts.peers, counts.swarms, counts.memberships) == (2, 2, 2)
+
+
+def test_a_swarm_of_one_rank_profile_holds_its_group_alone() -> None:
+    """A swarm whose members share one rank profile holds that group, not a dictionary of
+    groups; a second profile makes the dictionary, and the last group left is held alone."""
+    storage = MemoryStorage()
+    for i in range(3):
+        run(storage.update(record(i, 10.0), join=(("s", PeerMode.LEECH),)))
+    swarm = storage._shard("s")["s"]
+    (profile, group), *_ = swarm.group_items()
+    assert swarm.groups is group and len(group) == 3 and group.profile is profile
+    other = replace(record(3, 10.0), addresses=(PeerAddress(ip="10.1.1.1", port=1, asn="AS1"),))
+    run(storage.update(other, join=(("s", PeerMode.LEECH),)))
+    assert isinstance(swarm.groups, dict) and len(swarm.group_items()) == 2
+    assert len(run(storage.member_groups("s"))) == 2
+    assert run(storage.delete_peer(other.peer_id))
+    assert swarm.groups is group and sorted(m.peer_id for m in group) == [
+        f"{i:016x}" for i in range(3)
+    ]
+    for i in range(3):
+        assert run(storage.delete_peer(f"{i:016x}"))
+    assert run(storage.counts()).swarms == 0
 
 
 def test_a_stored_record_is_read_back_equal_not_the_object_written() -> None:

@@ -6,15 +6,18 @@ Peers live in one dictionary.  Memory per registered peer is what this module is
 (``python -m bench.tracker_memory`` measures it; docs/BENCHMARKS.md, issue 16): a peer costs
 one entry in the peer table and one :class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`
 holding its record's fields (the record object handed in is not kept: :meth:`get_peer` builds
-one), its addresses packed in bytes (:mod:`ppsp.tracker.storage.packed`: 8 bytes an address
-instead of a tuple of address objects and their strings), and per membership one
-:class:`~ppsp.tracker.storage.base.SwarmMember` (a
-:class:`~ppsp.tracker.storage.memory_swarms.PackedMember` sharing those bytes) and one slot of
-its swarm's rank group; 8 bytes in the wheel, and a count per registering host.
+one, :mod:`ppsp.tracker.storage.memory_records`), its addresses packed in bytes
+(:mod:`ppsp.tracker.storage.packed`: 2 bytes plus 6 an address instead of a tuple of address
+objects and their strings); in one swarm (the common case) the entry is also its member there,
+and a peer in several swarms has one :class:`~ppsp.tracker.storage.base.SwarmMember` per
+membership (a :class:`~ppsp.tracker.storage.memory_swarms.PackedMember` sharing those bytes);
+each member takes one slot of its swarm's rank group; 8 bytes in the wheel, and a count per
+registering host.
 
 Each membership is kept as the :class:`~ppsp.tracker.storage.base.SwarmMember` that
-:meth:`MemoryStorage.members` hands out (replaced whenever the peer's mode or addresses change),
-so that listing a swarm builds nothing.  A swarm keeps its members grouped by rank profile
+:meth:`MemoryStorage.members` hands out (replaced, never changed, whenever the peer's mode or
+addresses change, or, for an entry that is its peer's member, when it stops being one), so that
+listing a swarm builds nothing.  A swarm keeps its members grouped by rank profile
 (:class:`~ppsp.tracker.storage.memory_swarms.SwarmEntry`), so that a peer list ranks a few
 groups rather than every member and draws from them without copying them
 (:meth:`MemoryStorage.member_groups`); a member is found through its peer, not through a table
@@ -43,7 +46,6 @@ is one atomic change in a single-threaded event loop.
 from __future__ import annotations
 
 import random
-import sys
 import tracemalloc
 from collections.abc import Sequence
 
@@ -61,24 +63,41 @@ from ppsp.tracker.storage.base import (
     SwarmPage,
     SwarmView,
     limit_error,
-    prefix_of,
     rank_profile,
     report_outcome,
+)
+from ppsp.tracker.storage.memory_records import (
+    kind_of,
+    prefix_of_stored,
+    record_of,
+    restored_form,
+    shared_kind,
+    stored_form,
 )
 from ppsp.tracker.storage.memory_swarms import (
     COUNT_FROM,
     COUNT_UNTIL,
-    Flags,
     PeerEntry,
     Stored,
     SwarmEntry,
-    addresses_of,
+    become_member,
+    entry_stored,
+    new_entry,
     new_member,
+    pack_deadline,
+    read_deadline,
+    read_held,
+    read_joined,
+    set_deadline,
+    set_held,
+    set_host,
+    set_joined,
+    set_kind,
+    set_stored,
+    with_mode,
 )
-from ppsp.tracker.storage.packed import keep_unpacked, pack, packed_prefix, unpacked_kept
 from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
-from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
@@ -106,77 +125,6 @@ _SHARED_PROFILES = 4096
 # The rank groups' sizes of counting (kept with the groups; read by their tests here).
 _COUNT_FROM = COUNT_FROM
 _COUNT_UNTIL = COUNT_UNTIL
-
-_build_record = keyword_builder(PeerRecord)
-"""PeerRecord(...) likewise: a stored peer's record is built when it is read."""
-
-_FLAGS: dict[Flags, Flags] = {}
-"""One shared tuple per (version, state, grace_used) a peer entry holds (a handful exist)."""
-
-
-_last_flags: list[Flags] = [(ProtocolVersion.V1_1, PeerState.TRACKING, False)]
-"""The flags last looked up: most records in a row have the same (an identity check)."""
-
-
-def _flags(record: PeerRecord) -> Flags:
-    """The shared flags tuple of a record's version, state and ``grace_used``."""
-    last = _last_flags[0]
-    if last[0] is record.version and last[1] is record.state and last[2] is record.grace_used:
-        return last
-    # Enum members hash in Python: the table is read only when the flags change.
-    key = (record.version, record.state, bool(record.grace_used))
-    last = _last_flags[0] = _FLAGS.setdefault(key, key)
-    return last
-
-
-def _record_of(peer: PeerEntry) -> PeerRecord:
-    """The record of a stored peer, built from the fields its entry holds."""
-    version, state, grace_used = peer.flags
-    return _build_record(
-        peer_id=peer.peer_id,
-        version=version,
-        state=state,
-        addresses=addresses_of(peer.addresses),
-        deadline=peer.deadline,
-        grace_used=grace_used,
-        host=peer.host,
-    )
-
-
-def _stored(addresses: tuple[PeerAddress, ...]) -> Stored:
-    """``addresses`` as a peer entry keeps them: packed when they can be, else the tuple."""
-    packed = pack(addresses)
-    if packed is None:
-        return addresses
-    keep_unpacked(packed, addresses)
-    return packed
-
-
-def _restored(stored: Stored, addresses: tuple[PeerAddress, ...]) -> Stored | None:
-    """``addresses`` as a peer entry keeps them, or None when they are those kept as ``stored``
-    (most often the very tuple a read of them gave: recognised at the cost of one look-up)."""
-    if isinstance(stored, bytes):
-        if unpacked_kept(stored) is addresses:
-            return None
-        packed = pack(addresses)
-        if packed is None:
-            return addresses
-        if packed == stored:
-            return None
-        keep_unpacked(packed, addresses)
-        return packed
-    return None if stored is addresses or stored == addresses else _stored(addresses)
-
-
-def _prefix(stored: Stored) -> str | None:
-    """The prefix of a member with these addresses, one string per prefix (interned)."""
-    if isinstance(stored, bytes):
-        prefix = packed_prefix(stored)
-        return None if prefix is None else sys.intern(prefix)
-    if stored and stored[-1].type is AddressType.REFLEXIVE:
-        return sys.intern(prefix_of(stored[-1].ip))
-    return None
-
 
 _NO_SUSPECTS: frozenset[str] = frozenset()
 
@@ -228,7 +176,7 @@ class MemoryStorage(Storage):
     async def get_peer(self, peer_id: str) -> PeerRecord | None:
         """The peer's record, or None when it is not registered."""
         peer = self._peers.get(peer_id)
-        return _record_of(peer) if peer is not None else None
+        return record_of(peer) if peer is not None else None
 
     async def put_peer(self, record: PeerRecord) -> None:
         """Create or replace the peer's record (and its deadline)."""
@@ -246,13 +194,15 @@ class MemoryStorage(Storage):
     def _put(self, record: PeerRecord) -> None:
         peer = self._peers.get(record.peer_id)
         if peer is None:
-            peer = PeerEntry(
+            addresses = record.addresses
+            stored = stored_form(addresses)
+            peer = new_entry(
                 record.peer_id,
-                _flags(record),
-                _stored(record.addresses),
+                kind_of(record, self._profile(addresses)),
+                stored,
+                prefix_of_stored(stored),
                 record.deadline,
                 record.host,
-                self._profile(record.addresses),
             )
             self._peers[record.peer_id] = peer
             self._count_host(record.host, 1)
@@ -260,34 +210,37 @@ class MemoryStorage(Storage):
             # Each request brings a new record, with its own copies of the peer's host (and
             # often of its unchanged addresses): the entry keeps the equal objects it already
             # holds, so that a peer costs one copy of each however often it is written.
-            flags = peer.flags
+            # The deadline and addresses the entry holds (entry_stored and PeerEntry.deadline
+            # inline: this runs for every request of a registered peer).
+            both = read_held(peer)
+            held: Stored
+            if type(both) is bytes:
+                old: float = read_deadline(both)[0]
+                held = both[8:]
+                changed = restored_form(held, record.addresses)
+                if changed is None:
+                    if old != record.deadline:
+                        set_held(peer, pack_deadline(record.deadline) + held)
+                else:
+                    peer = self._moved(peer, held, changed, record.addresses, record.deadline)
+            else:
+                held, old = both
+                changed = restored_form(held, record.addresses)
+                if changed is None:
+                    set_deadline(peer, record.deadline)
+                else:
+                    peer = self._moved(peer, held, changed, record.addresses, record.deadline)
+            kind = peer.kind
             if (
-                flags[0] is not record.version
-                or flags[1] is not record.state
-                or flags[2] is not record.grace_used
+                kind[0] is not record.version
+                or kind[1] is not record.state
+                or kind[2] is not record.grace_used
             ):
-                peer.flags = _flags(record)
+                set_kind(peer, kind_of(record, kind[3]))
             if peer.host is not record.host and peer.host != record.host:
                 self._count_host(peer.host, -1)
                 self._count_host(record.host, 1)
-                peer.host = record.host
-            held = peer.addresses
-            changed = _restored(held, record.addresses)
-            if changed is not None:
-                peer.addresses = changed
-                if (
-                    isinstance(changed, bytes)
-                    and isinstance(held, bytes)
-                    and len(changed) == len(held)
-                    and changed[:-2] == held[:-2]
-                ):
-                    # Only the port of the last address (the observed one) moved: the same
-                    # rank profile and prefix (what a peer seen from another port costs).
-                    self._refresh_members(peer, peer.profile, None, keep_prefix=True)
-                else:
-                    self._refresh_members(peer, self._profile(record.addresses), _prefix(changed))
-            old = peer.deadline
-            peer.deadline = record.deadline
+                set_host(peer, record.host)
             if old <= record.deadline:
                 return  # filed at or before its old deadline: filed anew when that comes
         wheel = self._wheel
@@ -297,55 +250,64 @@ class MemoryStorage(Storage):
         if wheel.entries > 4 * len(self._peers) + 1024:
             wheel.rebuild((pid, p.deadline) for pid, p in self._peers.items())
 
-    def _refresh_members(
+    def _moved(
         self,
         peer: PeerEntry,
-        profile: RankProfile,
-        prefix: str | None,
-        *,
-        keep_prefix: bool = False,
-    ) -> None:
-        """Give the peer's listed memberships its new addresses, their rank profile and prefix
-        (with ``keep_prefix``: the prefix each member has, ``prefix`` unused)."""
-        old = peer.profile
-        peer.profile = profile
-        joined = peer.joined
-        if joined is None:
-            return
-        addresses = peer.addresses
+        held: Stored,
+        changed: Stored,
+        addresses: tuple[PeerAddress, ...],
+        deadline: float,
+    ) -> PeerEntry:
+        """Give the peer (and its members) new addresses, kept as ``changed``, with their rank
+        profile and prefix, and its new deadline; the peer's entry, a new one when the old one
+        was a member."""
+        kind = peer.kind
+        old = kind[3]
+        if (
+            isinstance(changed, bytes)
+            and isinstance(held, bytes)
+            and len(changed) == len(held)
+            and changed[:-2] == held[:-2]
+        ):
+            # Only the port of the last address (the observed one) moved: the same rank
+            # profile and prefix (what a peer seen from another port costs).
+            profile, prefix = old, peer._prefix
+        else:
+            profile, prefix = self._profile(addresses), prefix_of_stored(changed)
+            if profile is not old:
+                kind = (kind[0], kind[1], kind[2], profile)
+                kind = shared_kind(kind)
         moved = profile != old
-        if isinstance(joined, SwarmMember):
-            # One swarm (the common case): no tuples of swarms and members to rebuild.
-            swarm_id = peer.swarms[0]
-            swarm = self._shard(swarm_id)[swarm_id]
-            member = new_member(
-                peer.peer_id,
-                joined.mode,
-                addresses,
-                joined._prefix if keep_prefix else prefix,
-            )
+        joined = read_joined(peer)  # PeerEntry.swarms without a property call
+        swarms = joined if type(joined) is tuple else peer.swarms
+        if len(swarms) == 1:
+            # One swarm (the common case): the entry is its member, which a change replaces.
+            fresh = peer.copy()
+            set_stored(fresh, changed, prefix, deadline)
+            set_kind(fresh, kind)
+            swarm = self._shard(swarms[0])[swarms[0]]
             if moved:
-                swarm.unplace(old, joined)
-                swarm.place(profile, member, None)  # added to its new group
+                swarm.unplace(old, peer)
+                swarm.place(profile, fresh, None)  # added to its new group
             else:
-                swarm.place(profile, member, joined)  # in its old place in the same group
-            peer.joined = member
-            return
-        for swarm_id, held in zip(peer.swarms, joined, strict=True):
-            swarm = self._shard(swarm_id)[swarm_id]
-            member = new_member(
-                peer.peer_id,
-                held.mode,
-                addresses,
-                held._prefix if keep_prefix else prefix,
-            )
-            if moved:
-                swarm.unplace(old, held)
-                # Added to its new group.
-                swarm.place(profile, member, None)
-            else:
-                swarm.place(profile, member, held)  # in its old place in the same group
-            peer.set_member(swarm_id, member)
+                swarm.place(profile, fresh, peer)  # in its old place in the same group
+            self._peers[peer.peer_id] = fresh
+            return fresh
+        set_stored(peer, changed, prefix, deadline)
+        set_kind(peer, kind)
+        if swarms:
+            members: list[SwarmMember] = []
+            for swarm_id, member in zip(swarms, peer.members(), strict=True):
+                swarm = self._shard(swarm_id)[swarm_id]
+                fresh_member = new_member(peer.peer_id, member.mode, changed, prefix)
+                if moved:
+                    swarm.unplace(old, member)
+                    swarm.place(profile, fresh_member, None)
+                else:
+                    swarm.place(profile, fresh_member, member)
+                members.append(fresh_member)
+            set_joined(peer, swarms, tuple(members))
+        return peer
 
     async def update(
         self,
@@ -425,13 +387,13 @@ class MemoryStorage(Storage):
         self._count_host(peer.host, -1)
         if self._stats:
             self._stats.pop(peer_id, None)
-        joined = peer.joined
-        if joined is not None:
-            if isinstance(joined, SwarmMember):  # one swarm: no tuple built
-                self._drop_member(peer.swarms[0], joined, peer.profile)
-            else:
-                for swarm_id, member in zip(peer.swarms, joined, strict=True):
-                    self._drop_member(swarm_id, member, peer.profile)
+        joined = read_joined(peer)  # PeerEntry.swarms without a property call
+        if type(joined) is tuple:
+            if joined:  # one swarm: the entry is its member
+                self._drop_member(joined[0], peer, peer.kind[3])
+        else:
+            for swarm_id, member in zip(peer.swarms, peer.members(), strict=True):
+                self._drop_member(swarm_id, member, peer.kind[3])
         return True
 
     def _drop_member(self, swarm_id: str, member: SwarmMember, profile: RankProfile) -> None:
@@ -464,16 +426,14 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return None, {}
-        return _record_of(peer), self._modes(peer)
+        return record_of(peer), self._modes(peer)
 
     @staticmethod
     def _modes(peer: PeerEntry) -> dict[str, PeerMode]:
-        joined = peer.joined
-        if joined is None:
-            return {}
-        if isinstance(joined, SwarmMember):
-            return {peer.swarms[0]: joined.mode}
-        return {s: m.mode for s, m in zip(peer.swarms, joined, strict=True)}
+        joined = read_joined(peer)  # PeerEntry.swarms without a property call
+        if type(joined) is tuple:
+            return {joined[0]: peer.mode} if joined else {}
+        return {s: m.mode for s, m in zip(peer.swarms, peer.members(), strict=True)}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:
         """Add a registered peer to a swarm (no-op for an unregistered peer)."""
@@ -489,22 +449,46 @@ class MemoryStorage(Storage):
             swarm = shard[swarm_id] = SwarmEntry(swarm_id)
             self._swarm_count += 1
             self._index.add(swarm_id)
-        addresses = peer.addresses
-        # The member holds the entry's copy of the ID (one string per peer).
-        member = new_member(peer.peer_id, mode, addresses, _prefix(addresses))
-        if not peer.swarms:  # the common case, a peer's first swarm: no method calls
-            swarm.place(peer.profile, member, None)
+        profile = peer.kind[3]
+        swarms = peer.swarms
+        if not swarms:  # the common case, a peer's first swarm: the entry is its member
+            become_member(peer, mode, swarm.solo)
+            swarm.place(profile, peer, None)
             self._memberships += 1
-            peer.swarms = swarm.solo
-            peer.joined = member
+            return
+        if len(swarms) == 1:
+            if swarms[0] == swarm_id:
+                if peer.mode is not mode:  # a new mode: a new member in the same place
+                    fresh = with_mode(peer, mode)
+                    swarm.place(profile, fresh, peer)
+                    self._peers[peer.peer_id] = fresh
+                return
+            # A second swarm: the entry stops being a member; a member of its own takes its
+            # place in its first swarm, and the peer a new entry (the old one was handed out).
+            first_id = swarms[0]
+            stored = entry_stored(peer)
+            kept = new_member(peer.peer_id, peer.mode, stored, peer._prefix)
+            self._shard(first_id)[first_id].place(profile, kept, peer)
+            member = new_member(peer.peer_id, mode, stored, peer._prefix)
+            swarm.place(profile, member, None)
+            fresh = peer.copy()
+            set_joined(fresh, (first_id, swarm.solo[0]), (kept, member))
+            self._peers[peer.peer_id] = fresh
+            self._memberships += 1
             return
         old = peer.member_in(swarm_id)
-        swarm.place(peer.profile, member, old)
+        if old is not None and old.mode is mode:
+            return
+        # The member holds the entry's copy of the ID (one string per peer).
+        member = new_member(peer.peer_id, mode, entry_stored(peer), peer._prefix)
+        swarm.place(profile, member, old)
+        members = peer.members()
         if old is None:
             self._memberships += 1
-            peer.add(swarm, swarm_id, member)
+            set_joined(peer, (*swarms, swarm.solo[0]), (*members, member))
         else:
-            peer.set_member(swarm_id, member)
+            at = swarms.index(swarm_id)
+            set_joined(peer, swarms, (*members[:at], member, *members[at + 1 :]))
 
     async def leave(self, swarm_id: str, peer_id: str) -> bool:
         """Remove the peer from the swarm with its content map and statistics there."""
@@ -514,15 +498,35 @@ class MemoryStorage(Storage):
         peer = self._peers.get(peer_id)
         if peer is None:
             return False
-        member = peer.remove(swarm_id, self._solo)
-        if member is None:
+        swarms = peer.swarms
+        if swarm_id not in swarms:
             return False
+        profile = peer.kind[3]
+        member: SwarmMember
+        if len(swarms) == 1:
+            # The entry was the member (handed out): the peer, in no swarm, gets a new one.
+            member = peer
+            fresh = peer.copy()
+            set_joined(fresh, (), ())
+            self._peers[peer.peer_id] = fresh
+        else:
+            at = swarms.index(swarm_id)
+            members = peer.members()
+            member = members[at]
+            rest_ids, rest = swarms[:at] + swarms[at + 1 :], members[:at] + members[at + 1 :]
+            if len(rest) == 1:
+                # Back in one swarm: the entry (never handed out) becomes the member there.
+                other, other_id = rest[0], rest_ids[0]
+                become_member(peer, other.mode, self._solo(other_id))
+                self._shard(other_id)[other_id].place(profile, peer, other)
+            else:
+                set_joined(peer, rest_ids, rest)
         stats = self._stats.get(peer_id)
         if stats is not None:
             stats.pop(swarm_id, None)
             if not stats:
                 del self._stats[peer_id]
-        self._drop_member(swarm_id, member, peer.profile)
+        self._drop_member(swarm_id, member, profile)
         return True
 
     async def members(
@@ -562,7 +566,7 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return []
-        return list(swarm.groups.items())
+        return swarm.group_items()  # type: ignore[return-value]
 
     async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
         """Store the peer's content map for its swarm; False when not a member."""
@@ -622,7 +626,7 @@ class MemoryStorage(Storage):
                 reporter_id=reporter_id,
                 reporter_host=reporter_host,
                 reporter_swarms=() if reporter is None else reporter.swarms,
-                reported=None if reported is None else _record_of(reported),
+                reported=None if reported is None else record_of(reported),
                 reported_member=swarm is not None and report.swarm_id in reported.swarms
                 if reported is not None
                 else False,
@@ -716,7 +720,12 @@ class MemoryStorage(Storage):
 
     def _deadline_of(self, peer_id: str) -> float | None:
         peer = self._peers.get(peer_id)
-        return None if peer is None else peer.deadline
+        if peer is None:
+            return None
+        # PeerEntry.deadline without a property call (the sweep reads it twice a peer).
+        held = read_held(peer)
+        deadline: float = read_deadline(held)[0] if type(held) is bytes else held[1]
+        return deadline
 
     async def next_deadline(self) -> float | None:
         """The earliest deadline of a stored peer."""

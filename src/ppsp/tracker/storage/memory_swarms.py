@@ -1,18 +1,21 @@
 """The memory backend's swarms and peers: a swarm's members by rank group, a peer's state.
 
 :class:`~ppsp.tracker.storage.memory.MemoryStorage` keeps per peer one :class:`PeerEntry`
-(its record's fields, not the record object, and its memberships) and per swarm one
-:class:`SwarmEntry`: its members grouped by rank profile (:class:`RankGroup`, a plain list used
-as an indexable set, each member knowing its position in it, so that listing a swarm builds
-nothing and a removal moves the group's last member into the hole).  A member is found through
-its peer (:attr:`PeerEntry.joined`), so a swarm keeps no table of its members by ID: a peer in
-one swarm costs its entry in the peer table, its :class:`PeerEntry`, its member and one slot of
-a group's list.  Kept apart from the backend's module: containers with no I/O and no clock.
+(its record's fields, not the record object, and its memberships; for a peer in one swarm, its
+member there as well) and per swarm one :class:`SwarmEntry`: its members grouped by rank profile
+(:class:`RankGroup`, a plain list used as an indexable set, each member knowing its position in
+it, so that listing a swarm builds nothing and a removal moves the group's last member into the
+hole).  A member is found through its peer (:meth:`PeerEntry.member_in`), so a swarm keeps no
+table of its members by ID: a peer in one swarm costs its entry in the peer table, its
+:class:`PeerEntry` (which is its member) and one slot of a group's list.  Kept apart from the
+backend's module: containers with no I/O and no clock.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+from typing import Any
 
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
@@ -23,13 +26,31 @@ __all__ = [
     "COUNTED_PREFIXES",
     "COUNT_FROM",
     "COUNT_UNTIL",
+    "Held",
+    "Joined",
+    "Kind",
     "PackedMember",
     "PeerEntry",
     "RankGroup",
     "Stored",
     "SwarmEntry",
     "addresses_of",
+    "become_member",
+    "entry_stored",
+    "new_entry",
     "new_member",
+    "pack_deadline",
+    "read_deadline",
+    "read_held",
+    "read_joined",
+    "set_deadline",
+    "set_held",
+    "set_host",
+    "set_joined",
+    "set_kind",
+    "set_stored",
+    "stored_of",
+    "with_mode",
 ]
 
 COUNT_FROM = 64
@@ -44,8 +65,9 @@ COUNTED_PREFIXES = 16
 _SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position"].__set__
 """Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
 
-Flags = tuple[ProtocolVersion, PeerState, bool]
-"""A record's version, state and ``grace_used``: one shared tuple per distinct combination."""
+Kind = tuple[ProtocolVersion, PeerState, bool, RankProfile]
+"""A peer's version, state, ``grace_used`` and rank profile: one shared tuple per distinct
+combination (a handful of states times the profiles, which are few)."""
 
 Stored = bytes | tuple[PeerAddress, ...]
 """A peer's addresses as the backend keeps them: packed (:mod:`ppsp.tracker.storage.packed`),
@@ -57,34 +79,51 @@ def addresses_of(stored: Stored) -> tuple[PeerAddress, ...]:
     return unpack(stored) if isinstance(stored, bytes) else stored
 
 
+_NEW = object.__new__
+# The slots' own accessors (a frozen dataclass refuses setattr): a member is built by writing
+# them.  The ``addresses`` slot of the members built here holds the addresses as kept
+# (:data:`Stored`); the ``content_map`` slot of a peer entry in several swarms holds its members.
+_READ_STORED: Callable[[SwarmMember], Stored] = vars(SwarmMember)["addresses"].__get__
+_READ_MAP: Callable[[SwarmMember], object] = vars(SwarmMember)["content_map"].__get__
+_SET_PEER_ID: Callable[[SwarmMember, str], None] = vars(SwarmMember)["peer_id"].__set__
+_SET_MODE: Callable[[SwarmMember, PeerMode], None] = vars(SwarmMember)["mode"].__set__
+_SET_MAP: Callable[[SwarmMember, object], None] = vars(SwarmMember)["content_map"].__set__
+_SET_STORED: Callable[[SwarmMember, Stored], None] = vars(SwarmMember)["addresses"].__set__
+# A peer entry's ``addresses`` slot holds :data:`Held` (read as Any: a bytes or a pair).
+_READ_HELD: Callable[[SwarmMember], Any] = vars(SwarmMember)["addresses"].__get__
+_SET_HELD: Callable[[SwarmMember, Held], None] = vars(SwarmMember)["addresses"].__set__
+_SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
+
+
+def stored_of(member: SwarmMember) -> Stored:
+    """The addresses as a member built by this backend (or a peer entry) keeps them."""
+    if type(member) is PeerEntry:
+        return entry_stored(member)
+    return _READ_STORED(member)
+
+
 class PackedMember(SwarmMember):
-    """A member whose addresses are kept packed (``_packed``): :attr:`addresses` unpacks them.
+    """A member whose ``addresses`` slot holds them as kept (:data:`Stored`, most often packed
+    bytes): :attr:`addresses` unpacks them.
 
     Equal to (and hashed as) the :class:`SwarmMember` of the same fields.  The inherited slot
-    ``addresses`` stands behind this class's property: it holds the addresses only when they
-    cannot be packed (``_packed`` is then empty), which happens only to a member built by its
-    constructor (``dataclasses.replace``, copies) with such addresses; the backend builds its
-    members with :func:`new_member`.
+    ``addresses`` stands behind this class's property; the dataclass's ``__init__`` and
+    ``__setstate__`` (``dataclasses.replace``, copies) write it through the property's setter,
+    which packs what can be packed; the backend builds its members with :func:`new_member`.
     """
 
-    __slots__ = ("_packed",)
-
-    _packed: bytes
+    __slots__ = ()
 
     @property
     def addresses(self) -> tuple[PeerAddress, ...]:
         """The member's addresses, unpacked (a kept tuple when read lately)."""
-        packed = self._packed
-        return unpack(packed) if packed else _READ_ADDRESSES(self)
+        held = _READ_STORED(self)
+        return unpack(held) if type(held) is bytes else held  # type: ignore[return-value]
 
     @addresses.setter
     def addresses(self, value: tuple[PeerAddress, ...]) -> None:
-        # Only the dataclass's __init__ and __setstate__ write it (replace, copies).
         packed = pack(value)
-        if packed is None or not packed:
-            _SET_ADDRESSES(self, value)
-            packed = b""
-        _SET_PACKED(self, packed)
+        _SET_STORED(self, value if packed is None else packed)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SwarmMember):
@@ -100,32 +139,11 @@ class PackedMember(SwarmMember):
         return hash((self.peer_id, self.mode, self.addresses, self.content_map))
 
 
-_NEW = object.__new__
-# The slots' own setters (a frozen dataclass refuses setattr): a member is built by writing them.
-_READ_ADDRESSES: Callable[[SwarmMember], tuple[PeerAddress, ...]] = vars(SwarmMember)[
-    "addresses"
-].__get__
-_SET_PEER_ID: Callable[[SwarmMember, str], None] = vars(SwarmMember)["peer_id"].__set__
-_SET_MODE: Callable[[SwarmMember, PeerMode], None] = vars(SwarmMember)["mode"].__set__
-_SET_MAP: Callable[[SwarmMember, None], None] = vars(SwarmMember)["content_map"].__set__
-_SET_ADDRESSES: Callable[[SwarmMember, tuple[PeerAddress, ...]], None] = vars(SwarmMember)[
-    "addresses"
-].__set__
-_SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
-_SET_PACKED: Callable[[PackedMember, bytes], None] = vars(PackedMember)["_packed"].__set__
-
-
-def new_member(peer_id: str, mode: PeerMode, stored: Stored, prefix: str | None) -> SwarmMember:
-    """A member as the memory backend keeps it: its addresses as kept (a
-    :class:`PackedMember` when packed), no content map, its prefix kept in it."""
-    member: SwarmMember
-    if isinstance(stored, bytes):
-        packed: PackedMember = _NEW(PackedMember)
-        _SET_PACKED(packed, stored)
-        member = packed
-    else:
-        member = _NEW(SwarmMember)
-        _SET_ADDRESSES(member, stored)
+def new_member(peer_id: str, mode: PeerMode, stored: Stored, prefix: str | None) -> PackedMember:
+    """A member as the memory backend keeps it (for a peer in several swarms): its addresses
+    as kept, no content map, its prefix kept in it."""
+    member: PackedMember = _NEW(PackedMember)
+    _SET_STORED(member, stored)
     _SET_PEER_ID(member, peer_id)
     _SET_MODE(member, mode)
     _SET_MAP(member, None)
@@ -133,109 +151,229 @@ def new_member(peer_id: str, mode: PeerMode, stored: Stored, prefix: str | None)
     return member
 
 
-class PeerEntry:
-    """A registered peer: the fields of its record and its memberships.
+_DEADLINE = struct.Struct("<d")
+_pack_deadline = _DEADLINE.pack
+_read_deadline = _DEADLINE.unpack_from
+read_deadline = _read_deadline
+"""The deadline at the start of a peer entry's :data:`Held` bytes (a one-element tuple)."""
+pack_deadline = _pack_deadline
+"""The 8 bytes of a deadline at the start of a peer entry's :data:`Held` bytes."""
+read_held = _READ_HELD
+"""What a peer entry's ``addresses`` slot holds (:data:`Held`)."""
+set_held = _SET_HELD
+"""Write a peer entry's ``addresses`` slot (:data:`Held`)."""
+read_joined = _READ_MAP
+"""What a peer entry's ``content_map`` slot holds: its swarms' IDs, or a :class:`Joined`."""
+
+Held = bytes | tuple[tuple[PeerAddress, ...], float]
+"""What a peer entry's ``addresses`` slot holds: its deadline (8 bytes, a double) followed by
+its packed addresses, or, when they cannot be packed, the pair of its addresses and deadline.
+A packed peer's deadline costs no ``float`` object (32 bytes) and its entry no slot."""
+
+
+class Joined:
+    """The memberships of a peer in several swarms: their IDs and its member in each."""
+
+    __slots__ = ("ids", "members")
+
+    def __init__(self, ids: tuple[str, ...], members: tuple[SwarmMember, ...]) -> None:
+        self.ids = ids
+        self.members = members
+
+
+class PeerEntry(PackedMember):
+    """A registered peer: the fields of its record, its memberships, and for a peer in one
+    swarm (the common case) its member there: the entry *is* that member.
 
     The record handed to the storage is not kept (a new one is built when it is read): its
-    fields are, each object the one already held when an equal one is written again.  ``flags``
-    is one of a few shared tuples.  ``swarms`` are the IDs of the swarms it joined (a peer in one
-    swarm shares that swarm's one-element tuple, :attr:`SwarmEntry.solo`) and ``joined`` its
-    member in each, in the same order: the member itself when there is one swarm (no tuple), a
-    tuple when several, None when none.  ``profile`` is the rank profile of its addresses, the
-    group of every one of its members.  ``addresses`` are kept packed (:data:`Stored`), the
-    bytes shared with its members.
+    fields are, each object the one already held when an equal one is written again.  ``kind``
+    is one of a few shared tuples (version, state, ``grace_used``, rank profile: the group of
+    every one of the peer's members).  The entry has two slots of its own (``host``, ``kind``)
+    beside a member's six, 96 bytes in all: the member's ``addresses`` slot holds the deadline
+    and the addresses (:data:`Held`; :attr:`deadline`, :func:`entry_stored`), and its
+    ``content_map`` slot the memberships (:attr:`swarms`): a tuple of swarm IDs (a peer in one
+    swarm shares that swarm's one-element tuple, :attr:`SwarmEntry.solo`; none: empty), or a
+    :class:`Joined` for several swarms.  :attr:`content_map` reads None.
+
+    In one swarm, the entry is listed as its member there (``mode``, ``_position``,
+    ``_prefix``: a member's fields), saving a member object per peer.  In none, or in several,
+    it is no member (its members are :class:`PackedMember` objects, one per swarm, in the
+    order of :attr:`swarms`), and ``mode`` means nothing.  A member handed out never changes
+    (peer lists keep entries by member identity, ``peerlist.LISTED``): whenever an entry that
+    is a member would change a member's field (mode, addresses) or stop being a member, the
+    peer gets a new entry (:meth:`copy`) and the old object is left as it was.  The record's
+    fields (deadline, host, kind) are no member's: they are written in place.  An entry is
+    only built by the backend: its constructor (``dataclasses.replace``, copies, pickling)
+    builds a plain :class:`PackedMember` of the same fields.
     """
 
-    __slots__ = ("addresses", "deadline", "flags", "host", "joined", "peer_id", "profile", "swarms")
+    __slots__ = ("host", "kind")
 
-    def __init__(
-        self,
-        peer_id: str,
-        flags: Flags,
-        addresses: Stored,
-        deadline: float,
-        host: str,
-        profile: RankProfile,
-    ) -> None:
-        self.peer_id = peer_id
-        self.flags = flags
-        self.addresses = addresses
-        self.deadline = deadline
-        self.host = host
-        self.profile = profile
-        self.swarms: tuple[str, ...] = ()
-        self.joined: SwarmMember | tuple[SwarmMember, ...] | None = None
+    # Every slot is written by its descriptor's setter (set_kind, set_host and those above):
+    # an assignment would run the frozen dataclass's __setattr__, a Python function (some
+    # 600 ns, eight times a slot's setter).
+
+    host: str
+    kind: Kind
+
+    def __new__(cls, **fields: Any) -> PackedMember:  # type: ignore[misc]
+        """The member's plain form, not an entry (``replace()``, copies: see the class)."""
+        return PackedMember(**fields) if fields else _NEW(PackedMember)
+
+    # Read-only: an entry is never built by the dataclass's __init__ (see __new__).
+    @property  # type: ignore[misc]
+    def addresses(self) -> tuple[PeerAddress, ...]:
+        """The peer's addresses, unpacked (a kept tuple when read lately)."""
+        held = _READ_HELD(self)
+        if type(held) is bytes:
+            return unpack(held[8:])
+        addresses: tuple[PeerAddress, ...] = held[0]
+        return addresses
+
+    @property
+    def content_map(self) -> None:
+        """No content map (the storage keeps maps per swarm)."""
+        return None
+
+    @property
+    def deadline(self) -> float:
+        """When the peer's running timer runs out."""
+        held = _READ_HELD(self)
+        if type(held) is bytes:
+            deadline: float = _read_deadline(held)[0]
+        else:
+            deadline = held[1]
+        return deadline
+
+    @property
+    def swarms(self) -> tuple[str, ...]:
+        """The IDs of the swarms the peer joined, in the order it joined them."""
+        held = _READ_MAP(self)
+        if type(held) is tuple:
+            return held
+        assert isinstance(held, Joined)
+        return held.ids
+
+    @property
+    def profile(self) -> RankProfile:
+        """The rank profile of the peer's addresses (the group of each of its members)."""
+        return self.kind[3]
+
+    def copy(self) -> PeerEntry:
+        """A new entry with the same fields and memberships (the member fields included)."""
+        entry: PeerEntry = _NEW(PeerEntry)
+        _SET_HELD(entry, _READ_HELD(self))
+        _SET_PEER_ID(entry, self.peer_id)
+        _SET_MODE(entry, self.mode)
+        _SET_MAP(entry, _READ_MAP(self))
+        _SET_PREFIX(entry, self._prefix)
+        _SET_HOST(entry, self.host)
+        _SET_KIND(entry, self.kind)
+        return entry
 
     def members(self) -> tuple[SwarmMember, ...]:
         """The peer's member in each of its swarms, in the order of :attr:`swarms`."""
-        joined = self.joined
-        if joined is None:
-            return ()
-        if type(joined) is tuple:
-            return joined
-        assert isinstance(joined, SwarmMember)
-        return (joined,)
+        held = _READ_MAP(self)
+        if type(held) is tuple:
+            return (self,) if held else ()
+        assert isinstance(held, Joined)
+        return held.members
 
     def member_in(self, swarm_id: str) -> SwarmMember | None:
         """The peer's member in the swarm, or None when it is not in it."""
-        swarms = self.swarms
-        if len(swarms) == 1:
-            joined = self.joined
-            return joined if swarms[0] == swarm_id and isinstance(joined, SwarmMember) else None
+        held = _READ_MAP(self)
+        if type(held) is tuple:
+            return self if held and held[0] == swarm_id else None
+        assert isinstance(held, Joined)
         try:
-            at = swarms.index(swarm_id)
+            at = held.ids.index(swarm_id)
         except ValueError:
             return None
-        return self.members()[at]
+        return held.members[at]
 
-    def set_member(self, swarm_id: str, member: SwarmMember) -> None:
-        """Replace the peer's member in the swarm (which it is in)."""
-        if len(self.swarms) == 1:
-            self.joined = member
-            return
-        at = self.swarms.index(swarm_id)
-        held = self.members()
-        self.joined = (*held[:at], member, *held[at + 1 :])
 
-    def add(self, swarm: SwarmEntry, swarm_id: str, member: SwarmMember) -> None:
-        """Record a new membership (the swarm's own ID string is kept)."""
-        if not self.swarms:
-            self.swarms = swarm.solo
-            self.joined = member
-        else:
-            self.swarms = (*self.swarms, swarm_id)
-            self.joined = (*self.members(), member)
+_SET_HOST: Callable[[PeerEntry, str], None] = vars(PeerEntry)["host"].__set__
+_SET_KIND: Callable[[PeerEntry, Kind], None] = vars(PeerEntry)["kind"].__set__
+set_host = _SET_HOST
+"""Write a peer entry's host (no member's field: in place)."""
+set_kind = _SET_KIND
+"""Write a peer entry's kind (no member's field: in place)."""
 
-    def remove(self, swarm_id: str, solo_of: Callable[[str], tuple[str]]) -> SwarmMember | None:
-        """Forget the membership of the swarm; its member, or None when not a member.
 
-        ``solo_of`` gives a swarm's shared one-element tuple, for a peer left in one swarm.
-        """
-        swarms = self.swarms
-        if swarm_id not in swarms:
-            return None
-        at = swarms.index(swarm_id)
-        held = self.members()
-        member = held[at]
-        rest = held[:at] + held[at + 1 :]
-        if not rest:
-            self.swarms, self.joined = (), None
-        elif len(rest) == 1:
-            # Back in one swarm: share that swarm's tuple (it exists: the peer is in it).
-            others = swarms[:at] + swarms[at + 1 :]
-            self.swarms, self.joined = solo_of(others[0]), rest[0]
-        else:
-            self.swarms, self.joined = swarms[:at] + swarms[at + 1 :], rest
-        return member
+def _held(stored: Stored, deadline: float) -> Held:
+    if isinstance(stored, bytes):
+        return _pack_deadline(deadline) + stored
+    return (stored, deadline)
+
+
+def entry_stored(entry: PeerEntry) -> Stored:
+    """The entry's addresses as kept (:data:`Stored`: packed bytes, or the tuple)."""
+    held = _READ_HELD(entry)
+    if type(held) is bytes:
+        return held[8:]
+    addresses: tuple[PeerAddress, ...] = held[0]
+    return addresses
+
+
+def set_deadline(entry: PeerEntry, deadline: float) -> None:
+    """Write the entry's deadline (it is no member's field: in place)."""
+    held = _READ_HELD(entry)
+    if type(held) is bytes:
+        _SET_HELD(entry, _pack_deadline(deadline) + held[8:])
+    else:
+        _SET_HELD(entry, (held[0], deadline))
+
+
+def new_entry(
+    peer_id: str, kind: Kind, stored: Stored, prefix: str | None, deadline: float, host: str
+) -> PeerEntry:
+    """A peer's entry, in no swarm yet (``prefix``: its addresses', kept for its members)."""
+    entry: PeerEntry = _NEW(PeerEntry)
+    _SET_HELD(entry, _held(stored, deadline))
+    _SET_PEER_ID(entry, peer_id)
+    _SET_MODE(entry, PeerMode.LEECH)  # no member yet: set when it joins its first swarm
+    _SET_MAP(entry, ())
+    _SET_PREFIX(entry, prefix)
+    _SET_KIND(entry, kind)
+    _SET_HOST(entry, host)
+    return entry
+
+
+def become_member(entry: PeerEntry, mode: PeerMode, swarms: tuple[str]) -> None:
+    """Make an entry that is no member (and never was handed out as one) the peer's member in
+    its one swarm ``swarms`` (the swarm's shared tuple)."""
+    _SET_MODE(entry, mode)
+    _SET_MAP(entry, swarms)
+
+
+def set_joined(entry: PeerEntry, swarms: tuple[str, ...], members: tuple[SwarmMember, ...]) -> None:
+    """Give an entry that is no member its memberships in several swarms (or none)."""
+    _SET_MAP(entry, Joined(swarms, members) if members else ())
+
+
+def set_stored(entry: PeerEntry, stored: Stored, prefix: str | None, deadline: float) -> None:
+    """Write new addresses (with their prefix) and deadline into an entry no one was handed as
+    a member."""
+    _SET_HELD(entry, _held(stored, deadline))
+    _SET_PREFIX(entry, prefix)
+
+
+def with_mode(entry: PeerEntry, mode: PeerMode) -> PeerEntry:
+    """A copy of an entry with another mode (its member's in its one swarm)."""
+    fresh = entry.copy()
+    _SET_MODE(fresh, mode)
+    return fresh
 
 
 class RankGroup(MemberList):
-    """A rank group's members (an indexable set) with their counts per prefix when few."""
+    """A rank group's members (an indexable set) with their counts per prefix when few, and
+    the rank profile they share."""
 
-    __slots__ = ("spread",)
+    __slots__ = ("profile", "spread")
 
-    def __init__(self) -> None:
+    def __init__(self, profile: RankProfile) -> None:
         super().__init__()
+        self.profile = profile
         # Over COUNTED_PREFIXES prefixes when last counted: not counted again until small.
         self.spread = False
 
@@ -277,7 +415,10 @@ class SwarmEntry:
     """A swarm with members: its members by rank group, its content maps and reports.
 
     ``count`` is its number of members (the groups' sizes summed).  A member is at index
-    ``member._position`` of its group's list; a group is never empty.
+    ``member._position`` of its group's list; a group is never empty.  ``groups`` is the one
+    group of a swarm whose members share one rank profile (the common case: a dictionary of
+    one entry costs 224 bytes, some 20 bytes a peer in swarms of 10), else a dictionary of
+    its groups by profile (None for no group, until the first member is placed).
     """
 
     __slots__ = ("count", "groups", "maps", "reports", "solo", "suspects")
@@ -286,12 +427,69 @@ class SwarmEntry:
         # The swarms of every peer that is in this swarm alone: one tuple shared by them all.
         self.solo = (swarm_id,)
         self.count = 0
-        self.groups: dict[RankProfile, RankGroup] = {}
+        self.groups: RankGroup | dict[RankProfile, RankGroup] | None = None
         self.maps: dict[str, ContentMap] | None = None
         # Corrupt-peer reports: reported member -> reporter host -> corrupt chunks (None: none),
         # and the members reported by enough hosts (an immutable set, handed out as it is).
         self.reports: dict[str, dict[str, int]] | None = None
         self.suspects: frozenset[str] = _NO_SUSPECTS
+
+    def group_items(self) -> list[tuple[RankProfile, RankGroup]]:
+        """The groups with their profiles, in a stable order."""
+        groups = self.groups
+        if groups is None:
+            return []
+        if type(groups) is RankGroup:
+            return [(groups.profile, groups)]
+        assert isinstance(groups, dict)
+        return list(groups.items())
+
+    def _lists(self) -> list[RankGroup]:
+        groups = self.groups
+        if groups is None:
+            return []
+        if type(groups) is RankGroup:
+            return [groups]
+        assert isinstance(groups, dict)
+        return list(groups.values())
+
+    def group_of(self, profile: RankProfile) -> RankGroup:
+        """The group of ``profile`` (which exists)."""
+        groups = self.groups
+        if type(groups) is RankGroup:
+            assert groups.profile == profile
+            return groups
+        assert isinstance(groups, dict)
+        return groups[profile]
+
+    def _new_place(self, profile: RankProfile) -> RankGroup:
+        """The group of ``profile``, made when there is none."""
+        groups = self.groups
+        if groups is None:
+            group = self.groups = RankGroup(profile)
+            return group
+        if type(groups) is RankGroup:
+            if groups.profile is profile or groups.profile == profile:
+                return groups
+            group = RankGroup(profile)
+            self.groups = {groups.profile: groups, profile: group}
+            return group
+        assert isinstance(groups, dict)
+        found = groups.get(profile)
+        if found is None:
+            found = groups[profile] = RankGroup(profile)
+        return found
+
+    def _drop_group(self, profile: RankProfile) -> None:
+        """Forget the (empty) group of ``profile``; one group left is held alone."""
+        groups = self.groups
+        if type(groups) is RankGroup:
+            self.groups = None
+            return
+        assert isinstance(groups, dict)
+        del groups[profile]
+        if len(groups) == 1:
+            self.groups = next(iter(groups.values()))
 
     def place(self, profile: RankProfile, member: SwarmMember, old: SwarmMember | None) -> None:
         """Add ``member`` (``old`` None), or put it in the place of ``old``, its predecessor.
@@ -300,9 +498,7 @@ class SwarmEntry:
         :meth:`unplace`-d first and placed with ``old`` None).
         """
         if old is None:
-            group = self.groups.get(profile)
-            if group is None:
-                group = self.groups[profile] = RankGroup()
+            group = self._new_place(profile)
             _SET_POSITION(member, len(group))
             group.append(member)
             self.count += 1
@@ -310,7 +506,7 @@ class SwarmEntry:
         else:
             position = old._position
             _SET_POSITION(member, position)
-            group = self.groups[profile]
+            group = self.group_of(profile)
             group[position] = member
             if group.prefix_counts is not None and old._prefix != member._prefix:
                 group.tally(old, -1)
@@ -319,20 +515,20 @@ class SwarmEntry:
     def unplace(self, profile: RankProfile, member: SwarmMember) -> None:
         """Remove ``member`` (held in the group of ``profile``): the group's last takes the hole."""
         self.count -= 1
-        group = self.groups[profile]
+        group = self.group_of(profile)
         last = group.pop()
         if last is not member:
             position = member._position
             _SET_POSITION(last, position)
             group[position] = last
         elif not group:
-            del self.groups[profile]
+            self._drop_group(profile)
             return
         group.tally(member, -1)
 
     def at_ranks(self, ranks: list[int]) -> list[SwarmMember]:
         """The members at these ranks (ascending, each below :attr:`count`), groups in order."""
-        groups = list(self.groups.values())
+        groups = self._lists()
         chosen: list[SwarmMember] = []
         group, base = 0, 0
         for rank in ranks:
@@ -345,6 +541,6 @@ class SwarmEntry:
     def every_member(self) -> list[SwarmMember]:
         """Every member, group after group."""
         out: list[SwarmMember] = []
-        for group in self.groups.values():
+        for group in self._lists():
             out.extend(group)
         return out

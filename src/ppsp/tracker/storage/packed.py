@@ -4,12 +4,19 @@ A registered peer's addresses are a tuple of :class:`~ppsp.wire.tracker.PeerAddr
 (its advertised addresses, then the REFLEXIVE one the tracker observed): a tuple, two objects
 and their IP strings, some 400 bytes for each peer, although nearly everything in them is
 shared by every peer (the family, the type, the peer protocol) but an IP address and a port.
-The memory backend keeps them as 8 bytes per address instead (:func:`pack`):
+The memory backend keeps them as 2 bytes plus 6 bytes per address instead (:func:`pack`):
 
-- 2 bytes: the address's *shape*, what it holds besides its IP address and port (priority,
-  type, connection, ASN, peer protocol), an index into a table shared by the process
-  (:data:`MAX_SHAPES` shapes at most: hostile peers may claim any number of ASNs);
-- 4 bytes: the IPv4 address; 2 bytes: the port.
+- 2 bytes: the addresses' *layout*, the sequence of their *shapes*, an index into a table shared
+  by the process (:data:`MAX_LAYOUTS` at most).  An address's shape is what it holds besides its
+  IP address and port (priority, type, connection, ASN, peer protocol), itself an index into a
+  table shared by the process (:data:`MAX_SHAPES` shapes at most: hostile peers may claim any
+  number of ASNs);
+- per address, 4 bytes: the IPv4 address; 2 bytes: the port.
+
+So the usual peer (an advertised address and the REFLEXIVE one) is 14 bytes: a ``bytes`` object
+of 47 bytes, in a 48-byte block of the allocator (8 bytes an address, 16 bytes, took a 64-byte
+block).  The port of the last address is the last two bytes, so that a peer seen from another
+port changes only those.
 
 Only what reads back equal is packed: IPv4 addresses in canonical dotted text (``10.0.0.1``,
 not ``010.0.0.1``), integer ports in ``[1, 65535]``, integer or no priorities, a shape the table
@@ -34,6 +41,7 @@ from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 
 __all__ = [
+    "MAX_LAYOUTS",
     "MAX_SHAPES",
     "PIECES_KEPT",
     "UNPACKED_KEPT",
@@ -54,6 +62,10 @@ MAX_SHAPES = 4096
 """Most distinct shapes one process packs (a packed address names its shape by index, so the
 table is never emptied; addresses of further shapes are kept unpacked)."""
 
+MAX_LAYOUTS = 4096
+"""Most distinct layouts (sequences of shapes) one process packs; peers of further layouts are
+kept unpacked."""
+
 UNPACKED_KEPT = 8192
 """Tuples kept per generation by :func:`unpack` (at most twice as many: some 6 MiB)."""
 
@@ -65,11 +77,13 @@ _build_address = keyword_builder(PeerAddress)
 
 _SHAPES: list[Shape] = []
 _SHAPE_IDS: dict[Shape, int] = {}
+_LAYOUTS: list[tuple[int, ...]] = []
+_LAYOUT_IDS: dict[tuple[int, ...], bytes] = {}
 
 # Two generations each (young, old): an entry read in the old one moves to the young one; when
 # the young one is full it becomes the old one and the old one is dropped.
 _unpacked: list[dict[bytes, tuple[PeerAddress, ...]]] = [{}, {}]
-_pieces: list[dict[int, tuple[PeerAddress, bytes]]] = [{}, {}]
+_pieces: list[dict[int, tuple[PeerAddress, int, bytes]]] = [{}, {}]
 
 
 def _shape_id(shape: Shape) -> int | None:
@@ -80,8 +94,9 @@ def _shape_id(shape: Shape) -> int | None:
     return found
 
 
-def _piece(address: PeerAddress) -> bytes | None:
-    """The 8 bytes of one address, or None when it is not packed (see the module)."""
+def _piece(address: PeerAddress) -> tuple[int, bytes] | None:
+    """The shape and the 6 bytes of one address, or None when it is not packed (see the
+    module)."""
     if address.family is not _IPV4:
         return None
     port = address.port
@@ -108,17 +123,21 @@ def _piece(address: PeerAddress) -> bytes | None:
     )
     if shape is None:
         return None
-    return shape.to_bytes(2, "big") + octets + port.to_bytes(2, "big")
+    return shape, octets + port.to_bytes(2, "big")
 
 
 def pack(addresses: Sequence[PeerAddress]) -> bytes | None:
-    """The packed form of ``addresses`` (8 bytes each), or None when one of them is not packed.
+    """The packed form of ``addresses`` (2 bytes, then 6 each), or None when one of them is not
+    packed (or their layout is not: a full table); no addresses pack to ``b""``.
 
     The form of an address object met lately is looked up by its identity (the tuple a request
     writes back holds the objects its reading built, and the core's shared REFLEXIVE address).
     """
+    if not addresses:
+        return b""
     young = _pieces[0]
-    pieces: list[bytes] = []
+    shapes: list[int] = []
+    pieces: list[bytes] = [b""]
     for address in addresses:
         key = id(address)
         found = young.get(key)
@@ -128,12 +147,21 @@ def pack(addresses: Sequence[PeerAddress]) -> bytes | None:
                 piece = _piece(address)
                 if piece is None:
                     return None
-                found = (address, piece)  # holds the address: its identity is not reused
+                found = (address, *piece)  # holds the address: its identity is not reused
             if len(young) >= PIECES_KEPT:
                 _pieces[1] = young
                 young = _pieces[0] = {}
             young[key] = found
-        pieces.append(found[1])
+        shapes.append(found[1])
+        pieces.append(found[2])
+    layout = tuple(shapes)
+    head = _LAYOUT_IDS.get(layout)
+    if head is None:
+        if len(_LAYOUTS) >= MAX_LAYOUTS:
+            return None
+        head = _LAYOUT_IDS[layout] = len(_LAYOUTS).to_bytes(2, "big")
+        _LAYOUTS.append(layout)
+    pieces[0] = head
     return b"".join(pieces)
 
 
@@ -171,13 +199,16 @@ def unpacked_kept(packed: bytes) -> tuple[PeerAddress, ...] | None:
 
 
 def _build(packed: bytes) -> tuple[PeerAddress, ...]:
+    if not packed:
+        return ()
     out: list[PeerAddress] = []
     shapes = _SHAPES
-    for at in range(0, len(packed), 8):
-        priority, kind, connection, asn, protocol = shapes[(packed[at] << 8) | packed[at + 1]]
+    at = 2
+    for shape in _LAYOUTS[(packed[0] << 8) | packed[1]]:
+        priority, kind, connection, asn, protocol = shapes[shape]
         address = _build_address(
-            ip=f"{packed[at + 2]}.{packed[at + 3]}.{packed[at + 4]}.{packed[at + 5]}",
-            port=(packed[at + 6] << 8) | packed[at + 7],
+            ip=f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}.{packed[at + 3]}",
+            port=(packed[at + 4] << 8) | packed[at + 5],
             family=_IPV4,
             priority=priority,
             type=kind,
@@ -186,6 +217,7 @@ def _build(packed: bytes) -> tuple[PeerAddress, ...]:
             peer_protocol=protocol,
         )
         out.append(address)
+        at += 6
     return tuple(out)
 
 
@@ -194,10 +226,10 @@ def packed_prefix(packed: bytes) -> str | None:
     /24 of the last address when it is REFLEXIVE (its first three numbers), else None."""
     if not packed:
         return None
-    at = len(packed) - 8
-    if _SHAPES[(packed[at] << 8) | packed[at + 1]][1] is not AddressType.REFLEXIVE:
+    if _SHAPES[_LAYOUTS[(packed[0] << 8) | packed[1]][-1]][1] is not AddressType.REFLEXIVE:
         return None
-    return f"{packed[at + 2]}.{packed[at + 3]}.{packed[at + 4]}"
+    at = len(packed) - 6
+    return f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}"
 
 
 def forget_kept() -> None:

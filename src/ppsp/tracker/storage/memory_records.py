@@ -1,0 +1,138 @@
+"""The memory backend's peers as records: what an entry keeps of the record it is given.
+
+:class:`~ppsp.tracker.storage.memory.MemoryStorage` keeps the fields of a record in a
+:class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`, not the record: its version, state and
+``grace_used`` with its rank profile as one shared *kind* tuple (:func:`kind_of`), its addresses
+packed when they can be (:func:`stored_form`, :func:`restored_form`: an unchanged write is
+recognised at the cost of one look-up), and builds the record again when it is read
+(:func:`record_of`).  Kept apart from the backend's module: functions of records and entries,
+no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ppsp.tracker.storage.base import PeerRecord, RankProfile, prefix_of
+from ppsp.tracker.storage.memory_swarms import (
+    Kind,
+    PeerEntry,
+    Stored,
+    read_deadline,
+    read_held,
+)
+from ppsp.tracker.storage.packed import (
+    keep_unpacked,
+    pack,
+    packed_prefix,
+    unpack,
+    unpacked_kept,
+)
+from ppsp.wire.builder import keyword_builder
+from ppsp.wire.tracker import AddressType, PeerAddress
+
+__all__ = [
+    "KINDS",
+    "KINDS_KEPT",
+    "kind_of",
+    "prefix_of_stored",
+    "record_of",
+    "restored_form",
+    "shared_kind",
+    "stored_form",
+]
+
+_build_record = keyword_builder(PeerRecord)
+"""PeerRecord(...) likewise: a stored peer's record is built when it is read."""
+
+KINDS: dict[Kind, Kind] = {}
+"""One shared tuple per (version, state, grace_used, rank profile) a peer entry holds (a
+handful of states times the shared profiles; bounded by :data:`KINDS_KEPT`)."""
+
+KINDS_KEPT = 65_536
+
+_last_kind: list[Kind] = []
+"""The kind last looked up: most records in a row have the same (an identity check)."""
+
+
+def kind_of(record: PeerRecord, profile: RankProfile) -> Kind:
+    """The shared kind tuple of a record's version, state, ``grace_used`` and ``profile``."""
+    if _last_kind:
+        last = _last_kind[0]
+        if (
+            last[0] is record.version
+            and last[1] is record.state
+            and last[2] is record.grace_used
+            and last[3] is profile
+        ):
+            return last
+    # Enum members hash in Python: the table is read only when the kind changes.
+    found = shared_kind((record.version, record.state, bool(record.grace_used), profile))
+    _last_kind[:] = (found,)
+    return found
+
+
+def shared_kind(kind: Kind) -> Kind:
+    """The shared tuple equal to ``kind`` (``kind`` itself when new, kept while the table has
+    room)."""
+    found = KINDS.get(kind)
+    if found is None:
+        found = kind
+        if len(KINDS) < KINDS_KEPT:
+            KINDS[kind] = kind
+    return found
+
+
+def record_of(peer: PeerEntry) -> PeerRecord:
+    """The record of a stored peer, built from the fields its entry holds."""
+    version, state, grace_used, _ = peer.kind
+    both = read_held(peer)  # entry_stored() and PeerEntry.deadline in one reading
+    if type(both) is bytes:
+        addresses = unpack(both[8:])
+        deadline: float = read_deadline(both)[0]
+    else:
+        addresses, deadline = both
+    return _build_record(
+        peer_id=peer.peer_id,
+        version=version,
+        state=state,
+        addresses=addresses,
+        deadline=deadline,
+        grace_used=grace_used,
+        host=peer.host,
+    )
+
+
+def stored_form(addresses: tuple[PeerAddress, ...]) -> Stored:
+    """``addresses`` as a peer entry keeps them: packed when they can be, else the tuple."""
+    packed = pack(addresses)
+    if packed is None:
+        return addresses
+    keep_unpacked(packed, addresses)
+    return packed
+
+
+def restored_form(stored: Stored, addresses: tuple[PeerAddress, ...]) -> Stored | None:
+    """``addresses`` as a peer entry keeps them, or None when they are those kept as ``stored``
+    (most often the very tuple a read of them gave: recognised at the cost of one look-up)."""
+    if isinstance(stored, bytes):
+        if unpacked_kept(stored) is addresses:
+            return None
+        packed = pack(addresses)
+        if packed is None:
+            return addresses
+        if packed == stored:
+            return None
+        keep_unpacked(packed, addresses)
+        return packed
+    return None if stored is addresses or stored == addresses else stored_form(addresses)
+
+
+def prefix_of_stored(stored: Stored) -> str | None:
+    """The prefix of a member with these addresses, one string per prefix (interned)."""
+    if isinstance(stored, bytes):
+        prefix = packed_prefix(stored)
+        return None if prefix is None else sys.intern(prefix)
+    if stored and stored[-1].type is AddressType.REFLEXIVE:
+        return sys.intern(prefix_of(stored[-1].ip))
+    return None
