@@ -62,9 +62,10 @@ function request()
       steps[slot] = (step + 1) % 3
       local n = base + tid * ring + slot
       local template = T.churn[step + 1]
-      body = C.put(template, T.peer, string.format(T.churn_format, n))
+      -- The port first (see ppsp_setup.lua).
+      body = C.put(template, T.port, string.format("%05d", 30000 + n % 30000))
+      body = C.put(body, T.peer, string.format(T.churn_format, n))
       body = C.put(body, T.swarm, string.format(T.swarm_format, n % swarms))
-      body = C.put(body, T.port, string.format("%05d", 30000 + n % 30000))
    end
    return wrk.format("POST", "/", headers, body)
 end

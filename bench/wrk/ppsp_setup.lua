@@ -36,10 +36,12 @@ function init(args)
 end
 
 local function body_of(template, i)
-   local body = C.put(template, T.peer, string.format(T.peer_format, i))
-   body = C.put(body, T.swarm, string.format(T.swarm_format, i % swarms))
+   -- The port first: a peer or swarm ID holding the port's placeholder digits (peer 11111)
+   -- would have them replaced too.
    local k = math.floor(i / swarms)
-   body = C.put(body, T.port, string.format("%05d", 10000 + k % 50000))
+   local body = C.put(template, T.port, string.format("%05d", 10000 + k % 50000))
+   body = C.put(body, T.peer, string.format(T.peer_format, i))
+   body = C.put(body, T.swarm, string.format(T.swarm_format, i % swarms))
    return body
 end
 

@@ -299,3 +299,41 @@ def test_kept_forms_are_not_part_of_an_entry_value() -> None:
     assert _kept_forms(copy) == [None, None]
     with pytest.raises((AttributeError, TypeError)):
         setattr(info, EncodedForms.__slots__[0], "x")
+
+
+# -- plain identifiers: listed entries written without checks per character ---------------------
+
+EDGE_IDS = [
+    *(f"a{chr(code)}b" for code in range(0x20, 0x7F)),  # every printable ASCII in the middle
+    "x" * fields.MAX_TOKEN_LENGTH,
+    "x" * (fields.MAX_TOKEN_LENGTH + 1),
+    "é",
+    "a\u0085b",
+    "ALL",
+    "nil",
+    "",
+]
+
+
+@pytest.mark.parametrize("swarm", ["s1", "s&1", "ALL", "nil", "a b"])
+def test_listed_entries_write_what_the_reference_writers_write(swarm: str) -> None:
+    # Fresh entries (nothing kept) take the plain writers when their IDs are plain ASCII; the
+    # bytes, or the refusal, are the element tree's (XML) and the self-checked encoding's
+    # (JSON) for IDs at every edge of the plain alphabets.
+    for peer_id in EDGE_IDS:
+        msg = _response(replace(GOOD, port=2), peer_id=peer_id, swarm=swarm)
+        assert _outcome(xml_codec.encode_response, msg) == _outcome(encode_response_tree, msg)
+        msg = _response(replace(GOOD, port=2), peer_id=peer_id, swarm=swarm)
+        fast = _outcome(lambda m: json_codec.encode_response(m, check=False), msg)
+        assert fast == _outcome(json_codec.encode_response, msg), peer_id
+
+
+def test_plain_identifiers_are_written_without_the_token_table() -> None:
+    # At 100,000 peers the IDs of the peers listed do not fit a bounded table: plain ones
+    # (printable ASCII without markup characters) are written directly, not kept (issue 16).
+    templates._TOKEN_CACHE.clear()
+    for i in range(50):
+        xml_codec.encode_response(_response(GOOD, peer_id=f"peer{i:05d}", swarm="swarm-1"))
+    assert templates._TOKEN_CACHE == {}
+    xml_codec.encode_response(_response(GOOD, peer_id="p&q", swarm="swarm-1"))
+    assert len(templates._TOKEN_CACHE) == 1  # one that needs escaping is still kept

@@ -663,12 +663,21 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
     """
     infos: list[PeerInfo] = []
     append = infos.append
-    young = LISTED.young.get
+    listed = LISTED
+    put = listed.put
+    # A kept entry outlives the request whose swarm ID it was built with: every entry of
+    # the swarm holds one shared copy of the ID, not one per listing request (issue 16).
+    if type(swarm_id) is str:
+        swarm_id = sys.intern(swarm_id)
     for member in members:
-        # The young generation inline (this loop runs for every listed peer), then the rest.
-        info = young(id(member))
+        # The generations inline (this loop runs for every listed peer; at 100,000 peers
+        # most of them miss both).
+        key = id(member)
+        info = listed.young.get(key)
         if info is None:
-            info = LISTED.get(member, swarm_id)
+            info = listed.old.get(key)
+            if info is not None:
+                put(member, info)
         if info is not None and info.swarm_id == swarm_id:
             append(info)
             continue
@@ -676,12 +685,8 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         if len(addresses) > MAX_PEER_ADDRESSES:
             # A record written before the bound (e.g. kept in Redis by an older release).
             addresses = addresses[:MAX_PEER_ADDRESSES]
-        # A kept entry outlives the request whose swarm ID it was built with: every entry of
-        # the swarm holds one shared copy of the ID, not one per listing request (issue 16).
-        if type(swarm_id) is str:
-            swarm_id = sys.intern(swarm_id)
         info = _build_info(peer_id=member.peer_id, addresses=addresses, swarm_id=swarm_id)
-        LISTED.put(member, info)
+        put(member, info)
         append(info)
     return tuple(infos)
 

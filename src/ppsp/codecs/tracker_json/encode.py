@@ -11,6 +11,7 @@ fails the checks keeps nothing and is refused every time.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -410,24 +411,31 @@ def _peer_info_json(peer: PeerInfo) -> list[dict[str, object]]:
         raise LocalProtocolError(
             f"cannot encode response: more than {MAX_PEER_ADDRESSES} addresses"
         )
-    entries: list[dict[str, object]] = []
-    kept = _ADDRESS_FORMS.kept
-    for address in peer.addresses:
-        # Kept by identity, else from its shape's template (a listed peer's address, built
-        # from the storage's packed form when its entry is not kept), else the general writer.
-        form = kept(address)
-        if form is None:
-            form = _address_template(address)
-            if form is not None:
-                _ADDRESS_FORMS.keep(address, form)
-            else:
-                form = _ADDRESS_FORMS.form(address, _checked_address_json)
-        entries.append({"peer_id": peer_id, "peer_addr": form})
-    return entries
+    return [{"peer_id": peer_id, "peer_addr": _address_form(address)} for address in peer.addresses]
+
+
+def _address_form(address: PeerAddress) -> dict[str, object]:
+    """A listed address's checked ``peer_addr`` object: kept by identity, else from its shape's
+    template (a listed peer's address, built from the storage's packed form when its entry is
+    not kept), else the general writer.  LocalProtocolError for an invalid address."""
+    form = _ADDRESS_FORMS.kept(address)
+    if form is None:
+        form = _address_template(address)
+        if form is not None:
+            _ADDRESS_FORMS.keep(address, form)
+        else:
+            form = _ADDRESS_FORMS.form(address, _checked_address_json)
+    return form
 
 
 _ENTRY_FORMS: FormSlot[PeerInfo, orjson.Fragment] = claim_form_slot("tracker JSON")
 """The serialised ``peer_info`` entries written for a listed peer, kept in the entry."""
+
+
+_PLAIN_ID = re.compile(f"[!#-\\[\\]-~]{{1,{fields.MAX_TOKEN_LENGTH}}}").fullmatch
+"""A peer ID of printable ASCII without the space, ``"`` and ``\\``: a token (what
+:func:`~ppsp.codecs.tracker_json.read.read_ident` takes) that ``orjson`` writes as it is
+between quotes."""
 
 
 def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
@@ -438,7 +446,23 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
     document's bytes do not change: a peer with several addresses is one fragment holding its
     entries separated by commas, which stands for that many array elements (and counts as one
     peer where the list's length is bounded).
+
+    A :data:`_PLAIN_ID` peer ID is written around each address's serialised form without
+    building the entry objects: at 100,000 peers most listed entries are new ones (issue 16).
+    The bytes are those ``orjson.dumps`` writes of the entry objects.
     """
+    peer_id, addresses = peer.peer_id, peer.addresses
+    if (
+        type(peer_id) is str
+        and _PLAIN_ID(peer_id)
+        and addresses
+        and len(addresses) <= MAX_PEER_ADDRESSES
+    ):
+        head = b'{"peer_id":"' + peer_id.encode() + b'","peer_addr":'
+        dumps = orjson.dumps
+        return orjson.Fragment(
+            b",".join([head + dumps(_address_form(address)) + b"}" for address in addresses])
+        )
     return orjson.Fragment(b",".join(orjson.dumps(entry) for entry in _peer_info_json(peer)))
 
 
