@@ -190,6 +190,21 @@ class IdentityForms(Generic[_O, _F]):
         entry = self._table.get(id(obj))
         return None if entry is None else entry[1]
 
+    def templated(
+        self, obj: _O, template: Callable[[_O], _F | None], write: Callable[[_O], _F]
+    ) -> _F:
+        """The form kept for ``obj`` by identity; else ``template(obj)`` (a form written from
+        a template of ``obj``'s shape, checked once for the shape; None when there is none),
+        kept by identity; else :meth:`form` with the general writer ``write``."""
+        entry = self._table.get(id(obj))
+        if entry is not None:
+            return entry[1]
+        form = template(obj)
+        if form is None:
+            return self.form(obj, write)
+        self.keep(obj, form)
+        return form
+
     def keep(self, obj: _O, form: _F) -> None:
         """Keep ``form``, written and checked by the caller, as the form of ``obj`` (by
         identity only: looking it up by value costs more than a template writing it)."""

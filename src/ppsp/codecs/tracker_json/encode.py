@@ -418,14 +418,7 @@ def _address_form(address: PeerAddress) -> dict[str, object]:
     """A listed address's checked ``peer_addr`` object: kept by identity, else from its shape's
     template (a listed peer's address, built from the storage's packed form when its entry is
     not kept), else the general writer.  LocalProtocolError for an invalid address."""
-    form = _ADDRESS_FORMS.kept(address)
-    if form is None:
-        form = _address_template(address)
-        if form is not None:
-            _ADDRESS_FORMS.keep(address, form)
-        else:
-            form = _ADDRESS_FORMS.form(address, _checked_address_json)
-    return form
+    return _ADDRESS_FORMS.templated(address, _address_template, _checked_address_json)
 
 
 _ENTRY_FORMS: FormSlot[PeerInfo, orjson.Fragment] = claim_form_slot("tracker JSON")

@@ -248,14 +248,7 @@ def _address_form(address: PeerAddress) -> str:
     shared by its answers), else written from its shape's template (a listed peer's, built from
     the storage's packed form when its entry is not kept), else by the general writer (kept by
     identity or value).  LocalProtocolError for an invalid address."""
-    form = _ADDRESS_FORMS.kept(address)
-    if form is None:
-        form = _address_template(address)
-        if form is not None:
-            _ADDRESS_FORMS.keep(address, form)
-        else:
-            form = _ADDRESS_FORMS.form(address, _address_fragment)
-    return form
+    return _ADDRESS_FORMS.templated(address, _address_template, _address_fragment)
 
 
 def _render_peer_info(
