@@ -53,12 +53,14 @@ from ppsp.tracker.credentials import Credentials
 from ppsp.tracker.guarded import answer_guarded
 from ppsp.tracker.limits import DEFAULT_LIMITS, Limits
 from ppsp.tracker.peerlist import (
+    listed_first,
     peer_count,
     requester_info,
     select_from_groups,
     select_peers,
     to_peer_infos,
 )
+from ppsp.tracker.punch_hints import PunchHints, behind_nat, first_listed
 from ppsp.tracker.statemachine import (
     ErrorPolicy,
     PeerAction,
@@ -170,6 +172,8 @@ class Tracker:
     """A PPSP-TP tracker over a :class:`~ppsp.tracker.storage.Storage`.
 
     ``rng`` drives the random choice among equally good peers (pass a seeded one in tests).
+    ``punch_hints``: who will punch towards whom (:mod:`ppsp.tracker.punch_hints`), this
+    process's own table unless one is given.
     """
 
     def __init__(
@@ -178,10 +182,14 @@ class Tracker:
         config: TrackerConfig | None = None,
         *,
         rng: random.Random | None = None,
+        punch_hints: PunchHints | None = None,
     ) -> None:
         self.storage = storage
         self.config = config if config is not None else TrackerConfig()
         self._rng = rng if rng is not None else random.Random()
+        self.punch_hints = punch_hints if punch_hints is not None else PunchHints()
+        """Askers behind NAT listed a peer lately, listed to it first (docs/PROTOCOL.md,
+        "Tracker behaviour", "Hints for peers behind NAT")."""
         # Earliest deadline this tracker wrote or read.  Deadlines only move later when timers
         # are reset and peers only disappear, so this is never later than the true earliest
         # deadline of the peers this process wrote: waking at it is at worst early.
@@ -404,11 +412,12 @@ class Tracker:
         scope: tuple[RepresentationScope, ...],
         *,
         require_scope: bool,
+        now: float,
         room: int = MAX_LISTED_PEERS,
         read: PeerListRead | None = None,
     ) -> tuple[PeerInfo, ...]:
-        """The peer list of ``swarm_id`` for ``record``; ``read``: the swarm's suspects and
-        members, already read with the request's change (None: read them here)."""
+        """The peer list of ``swarm_id`` for ``record`` at ``now``; ``read``: the swarm's
+        suspects and members, already read with the request's change (None: read them here)."""
         count = min(peer_count(peer_num, self.config.max_peers), room)
         if count == 0:
             return ()
@@ -422,12 +431,22 @@ class Tracker:
         limits = self.config.limits
         # What one prefix may take of a list while others are left (docs/PROTOCOL.md).
         share = limits.list_share_per_prefix if limits.per_host else None
+        hints = self.punch_hints
+        # Askers behind NAT that will punch towards the requester: listed first (at most
+        # half the list), the rest drawn as usual, with twice as many more (see listed_first).
+        # (Empty tuples, not lists: nothing is allocated for a list without hints.)
+        hinted: Sequence[str] = hints.askers(swarm_id, record.peer_id, now) if hints.noted else ()
+        first: Sequence[SwarmMember] = ()
         if not scope:
             # Ranked by group (protocol, ASN, priority), not member by member.
             # The groups may be the storage's own lists: read at once, before another await.
             if read is not None:
+                if hinted:
+                    first = self._first(hinted, read[1], suspects, count, share)
                 groups = group_members(read[1])
             else:
+                if hinted:
+                    first = await self._first_stored(swarm_id, hinted, suspects, count, share)
                 groups = await self.storage.member_groups(
                     swarm_id, limit=self.config.candidate_sample
                 )
@@ -435,7 +454,7 @@ class Tracker:
                 groups,
                 exclude=record.peer_id,
                 requester_addresses=record.addresses,
-                count=wanted,
+                count=wanted + 2 * len(first),
                 rng=self._rng,
                 share=share,
             )
@@ -446,19 +465,81 @@ class Tracker:
                 candidates = await self.storage.members(
                     swarm_id, limit=self.config.candidate_sample, with_maps=True
                 )
+            if hinted:
+                first = self._first(
+                    hinted, candidates, suspects, count, share, scope, require_scope
+                )
             chosen = select_peers(
                 candidates,
                 requester_id=record.peer_id,
                 requester_addresses=record.addresses,
-                count=wanted,
+                count=wanted + 2 * len(first),
                 rng=self._rng,
                 scope=scope,
                 require_scope=require_scope,
                 share=share,
             )
+        if first:
+            chosen = listed_first(first, chosen, wanted, share)
+            hints.used(swarm_id, record.peer_id, [member.peer_id for member in first])
         if suspects:
-            return _suspects_last(chosen, suspects, count, swarm_id)
-        return to_peer_infos(chosen, swarm_id)
+            peers = _suspects_last(chosen, suspects, count, swarm_id)
+        else:
+            peers = to_peer_infos(chosen, swarm_id)
+        if peers and behind_nat(record.addresses):
+            # The requester will punch towards every peer listed: each may list it first.
+            hints.note(
+                swarm_id,
+                record.peer_id,
+                [info.peer_id for info in peers if info.peer_id is not None],
+                now,
+            )
+        return peers
+
+    @staticmethod
+    def _first(
+        hinted: Sequence[str],
+        members: Sequence[SwarmMember],
+        suspects: frozenset[str],
+        count: int,
+        share: int | None,
+        scope: Sequence[RepresentationScope] = (),
+        require_scope: bool = False,
+    ) -> list[SwarmMember]:
+        """The hinted askers listed first, found among the members read for the list (all of
+        a swarm of up to ``candidate_sample``, a sample of a larger one)."""
+        wanted = set(hinted)
+        by_id = {member.peer_id: member for member in members if member.peer_id in wanted}
+        return first_listed(
+            (by_id[asker] for asker in hinted if asker in by_id),
+            suspects=suspects,
+            limit=(count + 1) // 2,
+            share=share,
+            scope=scope,
+            require_scope=require_scope,
+        )
+
+    async def _first_stored(
+        self,
+        swarm_id: str,
+        hinted: Sequence[str],
+        suspects: frozenset[str],
+        count: int,
+        share: int | None,
+    ) -> list[SwarmMember]:
+        """The hinted askers listed first, each read from the storage (a grouped list reads no
+        member one by one): still registered and a member of the swarm, with its addresses
+        and mode as stored now."""
+        # At most TARGET_HINTS askers: each read, then the share bound applies.
+        found: list[SwarmMember] = []
+        for asker in hinted:
+            if asker in suspects:
+                continue
+            stored, joined = await self.storage.peer_and_memberships(asker)
+            mode = joined.get(swarm_id)
+            if stored is not None and mode is not None:
+                found.append(SwarmMember(peer_id=asker, mode=mode, addresses=stored.addresses))
+        return first_listed(found, suspects=suspects, limit=(count + 1) // 2, share=share)
 
     async def _list_joined(
         self,
@@ -467,9 +548,11 @@ class Tracker:
         peer_num: PeerNum | None,
         scope: tuple[RepresentationScope, ...],
         reads: Mapping[str, PeerListRead] | None = None,
+        *,
+        now: float,
     ) -> tuple[PeerInfo, ...]:
-        """Peer lists for each LEECH swarm joined (and SEED joins with PeerNum); ``reads``:
-        the swarms' suspects and members already read (None: read them here)."""
+        """Peer lists for each LEECH swarm joined (and SEED joins with PeerNum) at ``now``;
+        ``reads``: the swarms' suspects and members already read (None: read them here)."""
         peers: list[PeerInfo] = []
         for action in joins:
             # RFC 7846 4.1.1: a SEED gets a list only when it sent peer_num.
@@ -486,6 +569,7 @@ class Tracker:
                         peer_num,
                         scope,
                         require_scope=False,
+                        now=now,
                         room=room,
                         read=reads.get(action.swarm_id) if reads is not None else None,
                     )
@@ -516,7 +600,7 @@ class Tracker:
             leave=[a.swarm_id for a in leaves],
             join=[(a.swarm_id, swarm_mode(a)) for a in joins],
         )
-        peers = await self._list_joined(record, joins, peer_num, scope)
+        peers = await self._list_joined(record, joins, peer_num, scope, now=ctx.now)
         return self._response(ctx, results=action_results(actions), peers=peers)
 
     async def _do_leave(self, ctx: RequestContext) -> TrackerResponse:
@@ -550,6 +634,7 @@ class Tracker:
             request.peer_num,
             request.content_group,
             require_scope=bool(request.content_group),
+            now=ctx.now,
         )
         return self._response(ctx, peers=peers)
 

@@ -140,6 +140,7 @@ async def answer_guarded(
             request.peer_num,
             scope,
             require_scope=bool(scope),
+            now=now,
             read=read,
         )
         return tracker._response(ctx, peers=peers)
@@ -202,7 +203,7 @@ async def _register_new(
     if transition.action is PeerAction.REGISTER:
         return tracker._response(ctx)
     peers = await tracker._list_joined(
-        record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
+        record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True)), now=now
     )
     return tracker._response(ctx, results=action_results(request.swarm_actions), peers=peers)
 
@@ -257,7 +258,7 @@ async def _join_guarded(
         now=now,
     )
     peers = await tracker._list_joined(
-        record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True))
+        record, joins, peer_num, scope, reads=dict(zip(lists, reads, strict=True)), now=now
     )
     return tracker._response(ctx, results=action_results(request.swarms), peers=peers)
 

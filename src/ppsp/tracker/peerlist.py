@@ -58,6 +58,7 @@ __all__ = [
     "MAX_PEER_LIST",
     "ListedEntries",
     "holdings",
+    "listed_first",
     "member_prefix",
     "peer_count",
     "requester_info",
@@ -119,6 +120,26 @@ def _fill_later(
         later.sort(key=_later_round)  # stable: the rank order within each round
         chosen.extend(member for _, member in later[: count - len(chosen)])
     return chosen
+
+
+def listed_first(
+    first: Sequence[SwarmMember],
+    ranked: Sequence[SwarmMember],
+    count: int,
+    share: int | None = DEFAULT_SHARE,
+) -> list[SwarmMember]:
+    """The first ``count`` of ``first`` then ``ranked`` (a selection's list, drawn with twice
+    ``len(first)`` more than ``count``), each member once, under the share policy.
+
+    ``first`` (at most ``share`` of a prefix) counts in its prefix as the first places of
+    the list; a ranked member of a prefix that so reached its share waits for a later round
+    (the places it leaves go to the ranked members of other prefixes drawn in excess).
+    """
+    listed = {member.peer_id for member in first}
+    rest = [member for member in ranked if member.peer_id not in listed]
+    if share is None:
+        return [*first, *rest][:count]
+    return _share_rounds([*first, *rest], count, max(1, share))
 
 
 def peer_count(peer_num: PeerNum | None, default: int) -> int:
