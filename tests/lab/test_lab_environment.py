@@ -6,16 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
 def test_lab_processes_see_no_ppsp_variables_and_no_user_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The environment is read when the lab's runner is imported: a fresh interpreter, as a
     # user's `ppsp lab` starts, with a token, a setting and a per-user file of their own.
-    code = "from ppsp.lab.runner import ENV\nimport os, json\nprint(json.dumps(ENV))\n"
+    code = "from ppsp.lab.process import ENV\nimport os, json\nprint(json.dumps(ENV))\n"
     user = tmp_path / "config"
     (user / "ppsp").mkdir(parents=True)
     (user / "ppsp" / "config.toml").write_text("[get]\ntimeout = 1\n")

@@ -18,7 +18,8 @@ from typing import Any
 
 from ppsp.lab.addresses import AddressPlan
 from ppsp.lab.errors import LabError
-from ppsp.lab.runner import START_TIMEOUT, LabProcess, _load, _Run
+from ppsp.lab.process import START_TIMEOUT, LabProcess
+from ppsp.lab.runner import _load, _Run
 
 READY_LINE = re.compile(r"^attack \S+ ready on ")
 

@@ -64,9 +64,8 @@ from ppsp.lab.nat_setup import (
 )
 from ppsp.lab.netns import NatNetwork
 from ppsp.lab.plots import plot_continuity_compare, plot_live_bytes, plot_live_viewers
+from ppsp.lab.process import START_TIMEOUT, LabProcess
 from ppsp.lab.runner import (
-    START_TIMEOUT,
-    LabProcess,
     _load,
     _rate_arg,
     _Run,

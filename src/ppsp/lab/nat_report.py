@@ -300,3 +300,91 @@ def render_nat_markdown(document: Mapping[str, Any]) -> str:
 
 def _transports(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+TRANSPORT_LABELS = {"ppspp": "PPSPP, then HTTP", "http": "HTTP only"}
+"""How report.md names a NAT lab run by its peers' transports."""
+
+
+def _outcomes(counts: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """Pairs connected (directly or relayed), never (tried), not needed, of the total."""
+    if not counts:
+        return None
+    return {
+        "total": int(counts["total"]),
+        "connected": int(counts["direct"]) + int(counts["relayed"]),
+        "never": int(counts["never"]),
+        "not_needed": int(counts["not_needed"]),
+    }
+
+
+def transport_summary(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of one NAT lab vod run that its transports change: the last peer against
+    the fluid bound, the source's share, and how the pairs connected."""
+    figures = document["figures"]
+    nat = document.get("nat") or {}
+    peers = figures["peers"]
+    return {
+        "transport": str(document["parameters"].get("transport") or "ppspp"),
+        "peers": len(peers),
+        "completed": sum(1 for peer in peers if peer.get("complete")),
+        "last_completion": figures["last_completion"],
+        "bound": figures["bound"]["seconds"],
+        "ratio": figures["ratio"],
+        "source_share": figures["bytes"]["source_share"],
+        "pairs": _outcomes(nat.get("pairs")),
+        "natted_pairs": _outcomes(nat.get("natted_pairs")),
+    }
+
+
+def compare_transports(
+    main: Mapping[str, Any], beside: Mapping[str, Any], out: str
+) -> dict[str, Any]:
+    """report.json's ``"transports"``: the run and the one beside it (``--http-beside``: the
+    same swarm with HTTP only, its report in the directory ``out`` under the run's)."""
+    return {"out": out, "runs": [transport_summary(main), transport_summary(beside)]}
+
+
+def _pair_cell(outcomes: Mapping[str, int] | None) -> str:
+    if outcomes is None:
+        return "-"
+    return (
+        f"{outcomes['connected']} / {outcomes['never']} / {outcomes['not_needed']} "
+        f"of {outcomes['total']}"
+    )
+
+
+def render_transports_markdown(document: Mapping[str, Any]) -> str:
+    """report.md's section setting the run beside the same swarm over HTTP only (empty
+    without ``--http-beside``)."""
+    section = document.get("transports")
+    if not section:
+        return ""
+    lines = [
+        "## PPSPP against HTTP only",
+        "",
+        f"The same swarm (namespaces plan, seed, sizes, rates) again with HTTP only, in "
+        f"`{section['out']}/`: the source without `--ppspp-port`, every peer "
+        "`ppsp get --transport http` without `--stun` or `--turn`. Behind NAT an HTTP-only "
+        "peer downloads from the source and the public peers (outbound TCP through its NAT), "
+        "but nobody can reach it. Pairs: connected (directly or relayed) / never (tried) / "
+        "not needed.",
+        "",
+        "| run | last peer | vs bound | source share | pairs | with a NATed peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in section["runs"]:
+        last, ratio, share = run["last_completion"], run["ratio"], run["source_share"]
+        done = (
+            ""
+            if run["completed"] == run["peers"]
+            else (f" ({run['completed']} of {run['peers']} complete)")
+        )
+        label = TRANSPORT_LABELS.get(run["transport"], run["transport"])
+        lines.append(
+            f"| {label} | {'-' if last is None else f'{last:.2f} s'}{done} "
+            f"| {'-' if ratio is None else f'{ratio:.2f}x'} "
+            f"| {'-' if share is None else f'{share:.1%}'} "
+            f"| {_pair_cell(run['pairs'])} | {_pair_cell(run['natted_pairs'])} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -38,11 +38,18 @@ def command_prefix(net: NatNetwork | None, name: str) -> list[str]:
     return [] if net is None else net.prefix(name)
 
 
-def nat_peer_args(net: NatNetwork, index: int, *, relay: bool = False) -> list[str]:
+def nat_peer_args(
+    net: NatNetwork, index: int, *, relay: bool = False, http_only: bool = False
+) -> list[str]:
     """A peer's extra arguments in a NAT lab: PPSPP first (the one transport a peer behind
     NAT can use towards a PPSPP server, its socket's reflexive address learnt with STUN),
     then HTTP; ``--stun`` for a peer behind NAT and, with ``relay``, ``--turn`` on the same
-    server (the password in its environment, :func:`nat_peer_env`)."""
+    server (the password in its environment, :func:`nat_peer_env`).
+
+    ``http_only`` (``--transport http``, and the run ``--http-beside`` adds): HTTP alone,
+    no STUN or TURN (nothing of them serves HTTP), whether behind NAT or not."""
+    if http_only:
+        return ["--transport", "http"]
     args = ["--transport", "ppspp", "--transport", "http"]
     if net.plan.peers[index].natted:
         args += ["--stun", net.plan.stun_server]

@@ -582,8 +582,9 @@ def _rate(value: float | None) -> str:
     return "uncapped" if value is None else f"{value / MiB:.2f} MiB/s"
 
 
-def render_markdown(document: Mapping[str, Any]) -> str:
-    """The readable summary (report.md) of a report.json document."""
+def render_markdown(document: Mapping[str, Any], *, after_targets: str = "") -> str:
+    """The readable summary (report.md) of a report.json document; ``after_targets``, a
+    section of its own (e.g. the NAT lab's PPSPP against HTTP only), follows the targets."""
     params = document["parameters"]
     fig = document["figures"]
     bound, targets, volume = fig["bound"], fig["targets"], fig["bytes"]
@@ -664,6 +665,8 @@ def render_markdown(document: Mapping[str, Any]) -> str:
                 f"points ({_mib(extra)} more from the source than "
                 f"{targets['source_share']:.0%} of {_mib(volume['delivered'])})."
             )
+    if after_targets:
+        lines += ["", after_targets.strip("\n")]
     transfers = fig["transfers"]
     lines += ["", "## Bytes sent against bytes received", ""]
     lines.append(

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import os
 import random
 import re
-import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -39,7 +36,13 @@ from ppsp.lab.addresses import AddressPlan, plan_addresses
 from ppsp.lab.attack_report import compare_vod, render_attack_markdown
 from ppsp.lab.baseline import run_baseline
 from ppsp.lab.errors import LabError
-from ppsp.lab.nat_report import LabPeer, nat_section, render_nat_markdown
+from ppsp.lab.nat_report import (
+    LabPeer,
+    compare_transports,
+    nat_section,
+    render_nat_markdown,
+    render_transports_markdown,
+)
 from ppsp.lab.nat_setup import (
     build_network,
     command_prefix,
@@ -56,191 +59,16 @@ from ppsp.lab.netns import (
     turnserver_args,
 )
 from ppsp.lab.plots import plot_bytes_over_time, plot_completion_cdf, plot_completion_compare
+from ppsp.lab.process import ENV, START_TIMEOUT, LabProcess
 from ppsp.lab.report import MiB, Report, VodFigures, analyse_vod, render_markdown
-from ppsp.process.lifetime import child_setup
 from ppsp.process.signals import STOP_SIGNALS, on_signals
 
+TRANSPORTS = ("ppspp", "http")
+"""A NAT lab's transports (:attr:`VodLabSettings.transport`)."""
 LISTENING = re.compile(r"listening on (http://\S+)")
 SOURCE_URL = re.compile(r" at (http://\S+)$")
 """The source's line naming its endpoint (``ppsp seed`` and ``ppsp live`` both print one)."""
 COMPLETE = re.compile(r": complete, \d+ bytes verified")
-START_TIMEOUT = 30.0
-"""Bound on a tracker or source getting ready."""
-STOP_GRACE = 15.0
-"""Seconds a process has to exit after SIGTERM before it is killed."""
-ENV = {
-    **{name: value for name, value in os.environ.items() if not name.startswith("PPSP_")},
-    # No per-user configuration file: an absolute directory that holds none.
-    "XDG_CONFIG_HOME": "/nonexistent/ppsp-lab",
-    "PYTHONUNBUFFERED": "1",
-    "COLUMNS": "200",
-}
-"""The lab processes' environment: configured by the lab's own arguments alone, never by the
-user's ``PPSP_*`` variables or configuration file (a user's token would give every lab peer
-one PeerID; a configured port or rate would change what the lab measures)."""
-
-
-class LabProcess:
-    """One ``ppsp`` subprocess: its output logged to a file, its stderr watched for a pattern."""
-
-    def __init__(
-        self,
-        name: str,
-        process: asyncio.subprocess.Process,
-        log: Path,
-        *,
-        watch: re.Pattern[str] | None = None,
-    ) -> None:
-        self.name = name
-        self.process = process
-        self.stdout: list[str] = []
-        self.tail: deque[str] = deque(maxlen=40)
-        self.watch = watch
-        self.matched = asyncio.Event()
-        self.matched_at: float | None = None
-        self._changed = asyncio.Event()
-        self._log: IO[str] = log.open("w", encoding="utf-8")
-        assert process.stdout is not None and process.stderr is not None
-        self._pumps = [
-            asyncio.ensure_future(self._pump(process.stdout, "stdout")),
-            asyncio.ensure_future(self._pump(process.stderr, "stderr")),
-        ]
-
-    @classmethod
-    async def spawn(
-        cls,
-        name: str,
-        args: Sequence[str],
-        log: Path,
-        *,
-        watch: re.Pattern[str] | None = None,
-        module: str = "ppsp",
-        prefix: Sequence[str] = (),
-        program: Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> LabProcess:
-        """Start ``python -m MODULE ARGS`` (or ``program`` ARGS) in a new session (so signals
-        reach it alone), run by ``prefix`` when given (``ip netns exec NAMESPACE``, which
-        keeps the process ID: signals still reach the program itself); ``env`` adds to the
-        lab's environment."""
-        command = [*(program if program is not None else (sys.executable, "-m", module)), *args]
-        process = await asyncio.create_subprocess_exec(
-            *prefix,
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**ENV, **(env or {})},
-            start_new_session=True,
-            # Ended by the kernel should the lab itself be killed outright.
-            preexec_fn=functools.partial(child_setup, os.getpid()),
-        )
-        return cls(name, process, log, watch=watch)
-
-    async def _pump(self, stream: asyncio.StreamReader, which: str) -> None:
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                break
-            line = raw.decode(errors="replace").rstrip("\n")
-            self._log.write(f"{which}: {line}\n")
-            if which == "stdout":
-                self.stdout.append(line)
-            else:
-                self.tail.append(line)
-                if self.watch is not None and not self.matched.is_set() and self.watch.search(line):
-                    self.matched_at = time.time()
-                    self.matched.set()
-            self._changed.set()
-        self._changed.set()
-
-    @property
-    def alive(self) -> bool:
-        """Whether the process has not exited yet."""
-        return self.process.returncode is None
-
-    def describe(self) -> str:
-        """The process's name, exit status and last lines of stderr, for error messages."""
-        status = "running" if self.alive else f"exit status {self.process.returncode}"
-        return f"{self.name} ({status}):\n  " + "\n  ".join(self.tail)
-
-    async def stdout_line(self, pattern: re.Pattern[str] | None, timeout: float) -> str:
-        """The first stdout line matching ``pattern`` (any if None), waited for ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.stdout:
-                if pattern is None or pattern.search(line):
-                    return line
-            if not self.alive and all(p.done() for p in self._pumps):
-                raise LabError(f"{self.name} exited before it was ready: {self.describe()}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise LabError(f"{self.name} not ready after {timeout:.0f} s: {self.describe()}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
-
-    async def stderr_line(self, pattern: re.Pattern[str], timeout: float) -> str:
-        """The first line of the stderr kept (:attr:`tail`) matching ``pattern``, waited for
-        ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.tail:
-                if pattern.search(line):
-                    return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.alive:
-                raise LabError(f"{self.name} did not say {pattern.pattern!r}: {self.describe()}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
-
-    async def wait_done(self, timeout: float) -> bool:
-        """Wait until the watched pattern appears or the process exits; False on timeout."""
-        exited = asyncio.ensure_future(self.process.wait())
-        matched = asyncio.ensure_future(self.matched.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {exited, matched}, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            exited.cancel()
-            matched.cancel()
-        return bool(done)
-
-    def cpu_seconds(self) -> float | None:
-        """User plus system CPU time used so far (from /proc; None where unavailable)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks = os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-        # Fields after the command name start at field 3 (state): utime is 14, stime 15.
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    def signal(self, sig: int) -> None:
-        """Send ``sig`` if the process still runs."""
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(sig)
-
-    async def stop(self, grace: float = STOP_GRACE) -> int | None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit status."""
-        self.signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), grace)
-        except TimeoutError:
-            self.signal(signal.SIGKILL)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.process.wait(), 5.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 5.0)
-        self._log.close()
-        return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL at once (the last resort when the run is torn down)."""
-        self.signal(signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,6 +104,14 @@ class VodLabSettings:
     symmetric: float | None = None
     """``--symmetric FRACTION``: this fraction of the NATed peers behind NATs that map each
     destination to a port of its own (only a TURN relay reaches them)."""
+    transport: str = "ppspp"
+    """With ``nat``: ``"ppspp"``, the source serving HTTP and PPSPP and every peer asking PPSPP
+    first, then HTTP (STUN and TURN behind NAT); ``"http"`` (``--transport http``), HTTP
+    alone: the source without a PPSPP port, the peers without STUN or TURN."""
+    http_beside: bool = False
+    """``--http-beside``: after the swarm, the same swarm with HTTP only (``transport="http"``,
+    same namespaces plan, seed, sizes and rates) into ``OUT/http``; report.md sets the two side
+    by side."""
 
     @property
     def size(self) -> int:
@@ -392,6 +228,82 @@ async def start_tracker(
     return tracker, match.group(1)
 
 
+def source_command(
+    settings: VodLabSettings,
+    content: Path,
+    *,
+    tracker_url: str,
+    host: str,
+    dirs: Mapping[str, Path],
+    net: NatNetwork | None = None,
+) -> list[str]:
+    """The source's ``ppsp`` arguments: ``seed`` capped at the source rate; in a NAT lab
+    (``net``) over PPSPP too (``--ppspp-port 0``), unless the run is HTTP only."""
+    args = [
+        "seed",
+        str(content),
+        "--tracker",
+        tracker_url,
+        "--host",
+        host,
+        "--log-level",
+        "warning",
+        "--upload-rate",
+        _rate_arg(settings.source_rate),
+        "--report",
+        str(dirs["reports"] / "source.json"),
+    ]
+    if settings.chunk_size is not None:
+        args += ["--chunk-size", str(settings.chunk_size)]
+    if net is not None and settings.transport != "http":
+        args += ["--ppspp-port", "0"]
+        if settings.ppspp_chunk_size is not None:
+            args += ["--ppspp-chunk-size", str(settings.ppspp_chunk_size)]
+    return args
+
+
+def peer_command(
+    settings: VodLabSettings,
+    index: int,
+    *,
+    swarm_id: str,
+    tracker_url: str,
+    host: str,
+    dirs: Mapping[str, Path],
+    leaves: bool,
+    net: NatNetwork | None = None,
+) -> list[str]:
+    """Peer ``index``'s ``ppsp`` arguments: ``get`` capped at the peer rate, ``--seed-after``
+    unless it ``leaves`` on completion (churn); in a NAT lab (``net``) the transports and
+    STUN/TURN of :func:`nat_peer_args` (HTTP alone in an HTTP-only run)."""
+    name = f"peer-{index + 1:02d}"
+    args = [
+        "get",
+        swarm_id,
+        "--tracker",
+        tracker_url,
+        "--host",
+        host,
+        "--log-level",
+        "warning",
+        "-o",
+        str(dirs["work"] / f"{name}.bin"),
+        "--timeout",
+        str(max(30.0, min(settings.timeout, 120.0))),
+        "--report",
+        str(dirs["reports"] / f"{name}.json"),
+    ]
+    if settings.peer_rate is not None:
+        args += ["--upload-rate", _rate_arg(settings.peer_rate)]
+    if settings.download_rate is not None:
+        args += ["--download-rate", _rate_arg(settings.download_rate)]
+    if not leaves:
+        args.append("--seed-after")
+    if net is not None:
+        args += nat_peer_args(net, index, relay=True, http_only=settings.transport == "http")
+    return args
+
+
 async def _swarm(
     settings: VodLabSettings,
     lab_plan: LabPlan,
@@ -405,7 +317,8 @@ async def _swarm(
     """Start tracker, source and peers; return once every peer completed (or time ran out).
 
     With ``net`` (``--nat``) each process runs in its namespace, a STUN server beside the
-    tracker, and the source also serves PPSPP (:func:`nat_peer_args` for the peers).
+    tracker, and the source also serves PPSPP (:func:`nat_peer_args` for the peers); an
+    HTTP-only run (``transport="http"``) starts no STUN server and the source no PPSPP.
     """
     from ppsp.lab.attackers import start_attackers
 
@@ -418,31 +331,17 @@ async def _swarm(
         prefix=command_prefix(net, "tracker"),
     )
     say(f"tracker at {tracker_url}")
-    if net is not None:
+    http_only = settings.transport == "http"
+    if net is not None and not http_only:
         await start_stun(run, net, dirs["logs"])
         say(f"STUN and TURN server (coturn) at {net.plan.stun_server}")
-    source_args = [
-        "seed",
-        str(content),
-        "--tracker",
-        tracker_url,
-        "--host",
-        addresses.source,
-        "--log-level",
-        "warning",
-        "--upload-rate",
-        _rate_arg(settings.source_rate),
-        "--report",
-        str(dirs["reports"] / "source.json"),
-    ]
-    if settings.chunk_size is not None:
-        source_args += ["--chunk-size", str(settings.chunk_size)]
-    if net is not None:
-        source_args += ["--ppspp-port", "0"]
-        if settings.ppspp_chunk_size is not None:
-            source_args += ["--ppspp-chunk-size", str(settings.ppspp_chunk_size)]
     source = await LabProcess.spawn(
-        "source", source_args, dirs["logs"] / "source.log", prefix=command_prefix(net, "source")
+        "source",
+        source_command(
+            settings, content, tracker_url=tracker_url, host=addresses.source, dirs=dirs, net=net
+        ),
+        dirs["logs"] / "source.log",
+        prefix=command_prefix(net, "source"),
     )
     run.processes.append(source)
     swarm_id = (await source.stdout_line(None, START_TIMEOUT)).strip()
@@ -467,37 +366,22 @@ async def _swarm(
         if delay > 0:
             await asyncio.sleep(delay)
         name = f"peer-{i + 1:02d}"
-        args = [
-            "get",
-            swarm_id,
-            "--tracker",
-            tracker_url,
-            "--host",
-            addresses.peers[i],
-            "--log-level",
-            "warning",
-            "-o",
-            str(dirs["work"] / f"{name}.bin"),
-            "--timeout",
-            str(max(30.0, min(settings.timeout, 120.0))),
-            "--report",
-            str(dirs["reports"] / f"{name}.json"),
-        ]
-        if settings.peer_rate is not None:
-            args += ["--upload-rate", _rate_arg(settings.peer_rate)]
-        if settings.download_rate is not None:
-            args += ["--download-rate", _rate_arg(settings.download_rate)]
-        if i not in lab_plan.churned:
-            args.append("--seed-after")
-        if net is not None:
-            args += nat_peer_args(net, i, relay=True)
         peer = await LabProcess.spawn(
             name,
-            args,
+            peer_command(
+                settings,
+                i,
+                swarm_id=swarm_id,
+                tracker_url=tracker_url,
+                host=addresses.peers[i],
+                dirs=dirs,
+                leaves=i in lab_plan.churned,
+                net=net,
+            ),
             dirs["logs"] / f"{name}.log",
             watch=COMPLETE,
             prefix=command_prefix(net, name),
-            env=nat_peer_env(net),
+            env={} if http_only else nat_peer_env(net),
         )
         run.processes.append(peer)
         peers.append(peer)
@@ -612,6 +496,12 @@ async def run_vod_lab(
         raise LabError("a lab needs at least one peer")
     if not 0.0 <= settings.churn <= 1.0:
         raise LabError("churn is a fraction between 0 and 1")
+    if settings.transport not in TRANSPORTS:
+        raise LabError(f"transport is one of {', '.join(TRANSPORTS)}")
+    if settings.nat is None and (settings.http_beside or settings.transport != "ppspp"):
+        raise LabError("--transport and --http-beside go with --nat")
+    if settings.http_beside and settings.transport == "http":
+        raise LabError("--http-beside runs HTTP only beside the PPSPP swarm, not beside itself")
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
     per_kind = settings.attackers if settings.attacks else 0
     net = nat_network(
@@ -689,6 +579,14 @@ async def run_vod_lab(
             with contextlib.suppress(OSError):
                 path.unlink()
 
+    beside = None
+    if settings.http_beside:
+        # After the swarm's namespaces are gone: the HTTP-only run builds its own.
+        echo("the same swarm with HTTP only (into http/)")
+        beside = await run_vod_lab(
+            http_settings(settings), say=lambda message: echo(f"[http] {message}")
+        )
+
     source = _load(dirs["reports"] / "source.json")
     if source is None:
         raise LabError("the source wrote no report")
@@ -735,9 +633,11 @@ async def run_vod_lab(
             swarm_id,
             source,
             settings.nat or 0.0,
-            stun=net.plan.stun_server,
-            turn=net.plan.stun_server,
+            stun=None if settings.transport == "http" else net.plan.stun_server,
+            turn=None if settings.transport == "http" else net.plan.stun_server,
         )
+    if beside is not None:
+        document["transports"] = compare_transports(document, beside, "http")
     if per_kind:
         document["attack"] = attack_section(addresses, per_kind, dirs["reports"], outcome.attackers)
     if clean is not None:
@@ -750,10 +650,24 @@ async def run_vod_lab(
         plots.append("completion_attack.png")
     (out / "report.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     markdown = (
-        render_markdown(document) + render_nat_markdown(document) + render_attack_markdown(document)
+        render_markdown(document, after_targets=render_transports_markdown(document))
+        + render_nat_markdown(document)
+        + render_attack_markdown(document)
     )
     (out / "report.md").write_text(markdown, encoding="utf-8")
     return document
+
+
+def http_settings(settings: VodLabSettings) -> VodLabSettings:
+    """The run ``--http-beside`` adds: the same swarm (namespaces plan, seed, sizes, rates) with
+    HTTP only, into ``OUT/http``, without a baseline of its own."""
+    return replace(
+        settings,
+        out=settings.out / "http",
+        transport="http",
+        http_beside=False,
+        baseline=False,
+    )
 
 
 def write_plots(figures: VodFigures, out: Path) -> list[str]:

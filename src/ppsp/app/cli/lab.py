@@ -176,6 +176,22 @@ def lab() -> None:
     default=None,
     help="With --nat: the PPSPP chunk size the source offers the swarm (seed's default, 8 KiB).",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["ppspp", "http"], case_sensitive=False),
+    default="ppspp",
+    show_default=True,
+    help="With --nat: ppspp, the source serving HTTP and PPSPP and every peer asking PPSPP "
+    "first, then HTTP (STUN and TURN behind NAT); http, HTTP only (the source without a PPSPP "
+    "port, the peers without STUN or TURN: a peer behind NAT can take but not serve).",
+)
+@click.option(
+    "--http-beside",
+    is_flag=True,
+    default=False,
+    help="With --nat: after the swarm, run the same swarm with HTTP only (as --transport "
+    "http) into OUT/http; report.md sets the two side by side.",
+)
 @nat_option
 @attack_options
 def lab_vod(
@@ -192,6 +208,8 @@ def lab_vod(
     timeout: float,
     baseline: bool,
     ppspp_chunk_size: int | None,
+    transport: str,
+    http_beside: bool,
     nat: float | None,
     symmetric: float | None,
     attackers: int,
@@ -209,11 +227,26 @@ def lab_vod(
 
     --nat FRACTION runs the swarm in network namespaces, that fraction of the peers behind
     NATs (--symmetric FRACTION2 of them mapping each destination apart); report.md adds how
-    the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").
+    the peer pairs connected (docs/PROTOCOL.md, "The NAT lab").  --transport http runs it
+    over HTTP only; --http-beside runs that too, after the swarm, and sets both side by side.
     """
     _check_attacks(attackers, attacks)
+    transport = transport.lower()
     if ppspp_chunk_size is not None and nat is None:
         raise click.BadParameter("goes with --nat", param_hint="--ppspp-chunk-size")
+    if transport != "ppspp" and nat is None:
+        raise click.BadParameter("goes with --nat", param_hint="--transport")
+    if http_beside and nat is None:
+        raise click.BadParameter("goes with --nat", param_hint="--http-beside")
+    if http_beside and transport == "http":
+        raise click.BadParameter(
+            "runs HTTP only beside a PPSPP swarm: leave --transport ppspp",
+            param_hint="--http-beside",
+        )
+    if ppspp_chunk_size is not None and transport == "http":
+        raise click.BadParameter(
+            "has no use with --transport http", param_hint="--ppspp-chunk-size"
+        )
     if symmetric is not None and nat is None:
         raise click.BadParameter("goes with --nat", param_hint="--symmetric")
     _require_lab_extra()
@@ -244,6 +277,8 @@ def lab_vod(
         limits=limits.lower() == "on",
         nat=nat,
         symmetric=symmetric,
+        transport=transport,
+        http_beside=http_beside,
     )
     try:
         document = asyncio.run(run_vod_lab(settings))
