@@ -1,8 +1,10 @@
-"""``--turn``, ``--turn-user`` and ``--turn-password``: one definition for ``seed``, ``get``
-and ``watch``, read from the command line or the environment, checked before anything runs."""
+"""``--turn``, ``--turn-user`` and ``--turn-password``: one definition for ``seed``, ``get``,
+``watch`` and ``live``, read from the command line or the environment, checked before anything
+runs."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,23 @@ def test_watch_reads_the_same_options(tmp_path: Path, started: dict[str, Any]) -
     )
     assert result.exit_code == 0, result.output
     assert started["turn"].username == "v" and started["turn"].password == "pw"
+
+
+def test_live_reads_the_same_options(
+    tmp_path: Path, started: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ppsp.app import live_commands
+
+    live_cli = importlib.import_module("ppsp.app.cli.live")  # the package names a command so
+    monkeypatch.setattr(live_commands, "live_main", lambda *a, **kw: started.update(kw))
+    monkeypatch.setattr(live_cli, "run_peer", lambda coro: 0)
+    base = ["live", "--tracker", "http://127.0.0.1:1", "--turn", "10.0.0.1", "--turn-user", "v"]
+    result = CliRunner().invoke(main, base, env={"PPSP_LIVE_TURN_PASSWORD": "pw"})
+    assert result.exit_code == 2 and "needs --ppspp-port" in result.output, result.output
+    assert not started
+    result = CliRunner().invoke(
+        main, [*base, "--ppspp-port", "0"], env={"PPSP_LIVE_TURN_PASSWORD": "pw"}
+    )
+    assert result.exit_code == 0, result.output
+    turn = started["turn"]
+    assert turn.address == ("10.0.0.1", 3478) and turn.username == "v" and turn.password == "pw"

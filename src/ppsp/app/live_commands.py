@@ -35,7 +35,7 @@ from ppsp.peer.net.livenode import LiveSourceRunner, LiveViewer
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
 from ppsp.peer.net.ppspp_nat import PpsppPunch, PpsppStun
-from ppsp.peer.net.ppspp_relay import PpsppRelay
+from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
 from ppsp.peer.net.session import SwarmSession
 from ppsp.peer.net.turn import TurnRelay
 from ppsp.process.signals import stop_event
@@ -322,12 +322,15 @@ async def live_main(
     name: str = "live",
     ppspp_port: int | None = None,
     stun: tuple[str, int] | None = None,
+    turn: TurnServer | None = None,
 ) -> int:
     """Run a live source: print the swarm ID first, then stream until the input ends (or a
     stop signal), announce the end, serve the last chunks briefly and return 0 (1 when the
     input could not be read).  With ``ppspp_port``, the stream is also served over PPSPP
     (RFC 7574, signed munros) on that UDP port, registered at the tracker (HOST, and with
-    ``stun`` the REFLEXIVE address that STUN server tells, kept alive)."""
+    ``stun`` the REFLEXIVE address that STUN server tells, kept alive), and with ``turn``
+    through a relay on that TURN server too (registered as a PROXY address after them; the
+    source goes on without one when the server refuses or does not answer)."""
     stop = stop_event()
     try:
         live_input = LiveInput.open(input_path)
@@ -344,22 +347,33 @@ async def live_main(
     keeper: PpsppStun | None = None
     punch: PpsppPunch | None = None
     sock: socket.socket | None = None
+    turn_relay: TurnRelay | None = None
+    relay: PpsppRelay | None = None
     try:
         await node.start()
         if ppspp_port is not None:
             sock, reflexive = await nat_setup.ppspp_socket(node.host, ppspp_port, stun)
+            if turn is not None:
+                turn_relay = await nat_setup.allocate_relay(turn, node.host)
             description = runner.source.description
             runner.ppspp = await serve_live_ppspp(
                 node, runner.session, description, 0, signer=key.sign, sock=sock
             )
             node.advertise_ppspp(runner.ppspp.address[1], reflexive)  # with the join below
+            nat_setup.advertise_relay(node, turn_relay)  # after HOST and REFLEXIVE
+            if turn_relay is not None:
+                relay = nat_setup.live_relay(node, runner.ppspp, turn_relay)
             keeper, punch = await nat_setup.live_nat(
-                node, runner.swarm_id, runner.ppspp, stun, reflexive
+                node, runner.swarm_id, runner.ppspp, stun, reflexive, relay
             )
         await runner.announce()
     except (OSError, PPSPError) as exc:
         live_input.close()
         close_live_nat(keeper, punch)
+        if relay is not None:
+            await relay.close()
+        elif turn_relay is not None:
+            await turn_relay.close()
         if runner.ppspp is not None:
             runner.ppspp.close()
         else:
@@ -389,10 +403,12 @@ async def live_main(
             flush=True,
         )
         close_live_nat(keeper, punch)
+        if relay is not None:
+            await relay.close()  # its peers told, the allocation released
         if runner.ppspp is not None:
             runner.ppspp.close()
         await node.stop()
-        write_report(node, report, ppspp_report(runner.ppspp, keeper, punch))
+        write_report(node, report, ppspp_report(runner.ppspp, keeper, punch, relay))
     return 0 if failure is None else fail(failure)
 
 

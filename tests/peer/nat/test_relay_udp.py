@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ppsp.errors import StunError
 from ppsp.peer.live.identity import public_key_bytes
 from ppsp.peer.net.node import PeerNode
+from ppsp.peer.net.ppspp_live import LivePpsppEndpoint
 from ppsp.peer.net.ppspp_nat import PpsppPunch
 from ppsp.peer.net.ppspp_relay import PpsppRelay, TurnServer
 from ppsp.peer.net.ppspp_serving import PartialServer, PartialServing
@@ -279,3 +280,22 @@ async def test_a_live_viewer_s_relay_serves_each_chunk_it_is_given_on_unix_time(
     assert [got.data for got in completed] == [record.data] and receiver.forged == 0
     await relay.close()
     assert fake.closed and cast(dict[str, int], relay.counts()["ppspp"])["data_sent"] >= 1
+
+
+async def test_a_live_source_s_chunks_go_to_its_relays_as_it_signs_them() -> None:
+    key = Ed25519PrivateKey.generate()
+    swarm = live_ppspp_swarm_id(public_key_bytes(key))
+    endpoint = LivePpsppEndpoint(LiveServer(swarm, window_chunks=8, signer=key.sign), None)
+    given: list[LiveChunkRecord] = []
+
+    class Relay:
+        def add_record(self, record: LiveChunkRecord) -> None:
+            given.append(record)
+
+    endpoint.relays.append(cast(PpsppRelay, Relay()))
+    endpoint.append(0, b"live" * 3000)
+    endpoint.append(1, b"more" * 3000)
+    # ``live --turn``: every chunk the source signs is the relay's to serve, the very record
+    # the socket serves (its munro signed once).
+    assert [record.index for record in given] == [0, 1]
+    assert given[0] is endpoint.server.get(0) and given[1].data == b"more" * 3000

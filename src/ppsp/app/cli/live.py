@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ppsp.app.cli.nat import StunServerParam
-from ppsp.app.cli.peer import peer_options, run_peer, unused_stun
+from ppsp.app.cli.peer import peer_options, run_peer, turn_options, turn_server, unused_stun
 
 if TYPE_CHECKING:
     from ppsp.app.commands import PeerOptions
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
     "(a Binding every 20 s).",
 )
+@turn_options("live", "--ppspp-port", "the stream")
 def live(
     options: PeerOptions,
     input_path: str,
@@ -82,6 +83,9 @@ def live(
     name: str,
     ppspp_port: int | None,
     stun: tuple[str, int] | None,
+    turn: tuple[str, int] | None,
+    turn_user: str | None,
+    turn_password: str | None,
 ) -> None:
     """Stream live: cut the input into signed chunks and feed the swarm; prints the swarm ID.
 
@@ -89,6 +93,8 @@ def live(
     """
     if stun is not None and ppspp_port is None:
         stun = unused_stun("needs --ppspp-port (the socket it is about)")
+    needs = "needs --ppspp-port (what it relays)" if ppspp_port is None else None
+    relay = turn_server(turn, turn_user, turn_password, missing=needs)
     from ppsp.app.live_commands import live_main
 
     sys.exit(
@@ -102,6 +108,7 @@ def live(
                 name=name,
                 ppspp_port=ppspp_port,
                 stun=stun,
+                turn=relay,
             )
         )
     )

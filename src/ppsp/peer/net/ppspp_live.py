@@ -116,7 +116,8 @@ class LivePpsppEndpoint(asyncio.DatagramProtocol):
         self.uploads: PpsppUploads | None = None
         """The server's DATA counted in the session's report (closed with the socket)."""
         self.relays: list[PpsppRelay] = []
-        """TURN relays each chunk served again is also served through (``watch --turn``)."""
+        """TURN relays each chunk served is also served through (``watch --turn``,
+        ``live --turn``)."""
         self.intercept: Callable[[bytes, Address], bool] | None = None
         """Sees each datagram first and returns True for one it consumed (the STUN answers of
         :class:`~ppsp.peer.net.ppspp_nat.PpsppStun`), never routed to a channel."""
@@ -158,11 +159,13 @@ class LivePpsppEndpoint(asyncio.DatagramProtocol):
         """(The source) sign and serve live chunk ``index``: its envelope's bytes (one too
         large for a munro, over 4 MiB, is served over HTTP only)."""
         try:
-            self.server.append(index, data, self.clock())
+            record = self.server.append(index, data, self.clock())
         except ValueError as exc:
             log.warning("live chunk %d not served over PPSPP: %s", index, exc)
             return
         self._flush()
+        for relay in self.relays:
+            relay.add_record(record)
 
     def serve(self, index: int) -> None:
         """Serve live chunk ``index``, fetched and verified over PPSPP, to others too."""
