@@ -35,6 +35,7 @@ __all__ = [
     "FormSlot",
     "IdentityForms",
     "KeptForms",
+    "ShapeForms",
     "claim_form_slot",
 ]
 
@@ -214,3 +215,30 @@ class IdentityForms(Generic[_O, _F]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+class ShapeForms(Generic[_O, _F]):
+    """What a codec writes for every address of one *shape* (the fields besides its IP
+    address and port: :func:`~ppsp.wire.common.template_shape`), checked once for the shape
+    and kept, at most ``limit`` shapes (the table is emptied when full: a bound)."""
+
+    __slots__ = ("_table", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._table: dict[tuple[object, ...], _F] = {}
+
+    def form(self, shape: tuple[object, ...], obj: _O, write: Callable[[_O], _F]) -> _F | None:
+        """The form kept for ``shape``; on first use ``write(obj)`` (``obj`` of that shape),
+        kept unless it raises.  None when the shape holds a field no valid address holds
+        (unhashable): the caller's general writer decides."""
+        try:
+            form = self._table.get(shape)
+        except TypeError:
+            return None
+        if form is None:
+            form = write(obj)
+            if len(self._table) >= self.limit:
+                self._table.clear()
+            self._table[shape] = form
+        return form

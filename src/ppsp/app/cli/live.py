@@ -11,8 +11,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ppsp.app.cli.nat import StunServerParam
-from ppsp.app.cli.peer import peer_options, run_peer, turn_options, turn_server, unused_stun
+from ppsp.app.cli.peer import (
+    peer_options,
+    ppspp_socket_stun,
+    run_peer,
+    turn_options,
+    turn_server,
+    unused_stun,
+)
 
 if TYPE_CHECKING:
     from ppsp.app.commands import PeerOptions
@@ -64,15 +70,7 @@ if TYPE_CHECKING:
     "munros) on this port of the listening host (0: any free port), to viewers watching with "
     "--transport ppspp.",
 )
-@click.option(
-    "--stun",
-    type=StunServerParam(),
-    default=None,
-    metavar="HOST[:PORT]",
-    help="With --ppspp-port: ask this STUN server (port 3478 by default) for the PPSPP "
-    "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
-    "(a Binding every 20 s).",
-)
+@ppspp_socket_stun
 @turn_options("live", "--ppspp-port", "the stream")
 def live(
     options: PeerOptions,

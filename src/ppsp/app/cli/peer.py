@@ -228,6 +228,18 @@ def run_peer(coro: Any) -> int:
 TIMEOUT_HELP = "Give up after this many seconds without progress."
 
 
+ppspp_socket_stun = click.option(
+    "--stun",
+    type=StunServerParam(),
+    default=None,
+    metavar="HOST[:PORT]",
+    help="With --ppspp-port: ask this STUN server (port 3478 by default) for the PPSPP "
+    "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
+    "(a Binding every 20 s).",
+)
+"""``--stun`` of a command serving on a PPSPP socket of its own (``seed``, ``live``)."""
+
+
 def turn_options(command: str, prerequisite: str, what: str) -> Callable[[F], F]:
     """``--turn HOST[:PORT]``, ``--turn-user`` and ``--turn-password`` for peer command
     ``command`` (config keys ``turn``, ``turn-user``, ``turn-password`` in its table,
@@ -334,15 +346,7 @@ here, the command line imports click only: ``tests/app`` checks the two agree)."
     "libswift's leecher needs -z BYTES for any other) and of what is offered to the swarm's "
     "peers (default 8192).",
 )
-@click.option(
-    "--stun",
-    type=StunServerParam(),
-    default=None,
-    metavar="HOST[:PORT]",
-    help="With --ppspp-port: ask this STUN server (port 3478 by default) for the PPSPP "
-    "socket's reflexive address, register it at the tracker, and keep the NAT binding alive "
-    "(a Binding every 20 s).",
-)
+@ppspp_socket_stun
 @turn_options("seed", "--ppspp-port", "the swarm's peers")
 def seed(
     path: Path,

@@ -49,7 +49,7 @@ from ppsp.wire.common import (
     keyed_by_value,
     template_shape,
 )
-from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
+from ppsp.wire.encoded import FormSlot, IdentityForms, ShapeForms, claim_form_slot
 from ppsp.wire.fields import (
     ALL_SWARMS,
     DECIMAL_RE,
@@ -140,9 +140,17 @@ def _checked_address_json(address: PeerAddress) -> dict[str, object]:
     return out
 
 
-_SHAPE_RESTS: dict[tuple[object, ...], tuple[tuple[str, object], ...]] = {}
-_SHAPES_KEPT: Final = 4096
-"""Most address shapes whose checked members are kept (emptied when full)."""
+_SHAPE_RESTS: ShapeForms[PeerAddress, tuple[tuple[str, object], ...]] = ShapeForms(4096)
+"""The checked members of each address shape (at most 4,096 shapes)."""
+
+
+def _shape_rest(address: PeerAddress) -> tuple[tuple[str, object], ...]:
+    """The members :func:`_checked_address_json` writes besides ``ip_address`` and ``port``.
+
+    Every field is checked by itself, so an address of this shape that passes says that the
+    shape's members are right whatever the (valid) IP address and port."""
+    checked = _checked_address_json(address)
+    return tuple(item for item in checked.items() if item[0] not in _PLACED)
 
 
 def _address_template(address: PeerAddress) -> dict[str, object] | None:
@@ -153,19 +161,10 @@ def _address_template(address: PeerAddress) -> dict[str, object] | None:
     shape = template_shape(address)
     if shape is None:
         return None
-    ip, port = address.ip, address.port
-    try:
-        rest = _SHAPE_RESTS.get(shape)
-    except TypeError:  # a field no valid address holds (unhashable): the general writer
-        return None
+    rest = _SHAPE_RESTS.form(shape, address, _shape_rest)
     if rest is None:
-        # Every field is checked by itself, so an address of this shape that passes says that
-        # the shape's members are right whatever the (valid) IP address and port.
-        checked = _checked_address_json(address)
-        rest = tuple(item for item in checked.items() if item[0] not in _PLACED)
-        if len(_SHAPE_RESTS) >= _SHAPES_KEPT:
-            _SHAPE_RESTS.clear()
-        _SHAPE_RESTS[shape] = rest
+        return None
+    ip, port = address.ip, address.port
     out: dict[str, object] = {"ip_address": {"address_type": "ipv4", "address": ip}, "port": port}
     if rest:
         out.update(rest)

@@ -44,7 +44,7 @@ from ppsp.wire.common import (
     keyed_by_value,
     template_shape,
 )
-from ppsp.wire.encoded import FormSlot, IdentityForms, claim_form_slot
+from ppsp.wire.encoded import FormSlot, IdentityForms, ShapeForms, claim_form_slot
 from ppsp.wire.fields import (
     MAX_LISTED_PEERS,
     MAX_MESSAGE_BYTES,
@@ -130,30 +130,15 @@ def _address_fragment(address: PeerAddress) -> str:
     if not isinstance(address.family, AddressFamily):
         raise LocalProtocolError("PeerAddress family is not an address family")
     check_ip(ip, address.family, LocalProtocolError)
-    parts = [
+    port = check_integer(address.port, "port", MAX_PORT, MIN_PORT)
+    return (
         f'{_INFO_INDENT}<PeerAddress addrType="{address.family.value}" ip="{_xml_attr(ip)}"'
-        f' port="{check_integer(address.port, "port", MAX_PORT, MIN_PORT)}"'
-    ]
-    if address.priority is not None:
-        parts.append(f' priority="{check_integer(address.priority, "priority")}"')
-    if address.type is not None:
-        if not isinstance(address.type, AddressType):
-            raise LocalProtocolError("PeerAddress type is not an address type")
-        parts.append(f' type="{address.type.value}"')
-    for name, value in (
-        ("connection", address.connection),
-        ("asn", address.asn),
-        ("peerProtocol", address.peer_protocol),
-    ):
-        if value is not None:
-            parts.append(f' {name}="{_fast_token(value, name)}"')
-    parts.append("/>")
-    return "".join(parts)
+        f' port="{port}"{_shape_tail(address)}/>'
+    )
 
 
-_SHAPE_TAILS: dict[tuple[object, ...], str] = {}
-_SHAPES_KEPT = 4096
-"""Most address shapes whose checked tail is kept (emptied when full)."""
+_SHAPE_TAILS: ShapeForms[PeerAddress, str] = ShapeForms(4096)
+"""The checked tail of each address shape (at most 4,096 shapes)."""
 
 
 def _shape_tail(address: PeerAddress) -> str:
@@ -182,16 +167,10 @@ def _address_template(address: PeerAddress) -> str | None:
     shape = template_shape(address)
     if shape is None:
         return None
-    ip, port = address.ip, address.port
-    try:
-        tail = _SHAPE_TAILS.get(shape)
-    except TypeError:  # a field no valid address holds (unhashable): the general writer
-        return None
+    tail = _SHAPE_TAILS.form(shape, address, _shape_tail)
     if tail is None:
-        tail = _shape_tail(address)
-        if len(_SHAPE_TAILS) >= _SHAPES_KEPT:
-            _SHAPE_TAILS.clear()
-        _SHAPE_TAILS[shape] = tail
+        return None
+    ip, port = address.ip, address.port
     return f'{_INFO_INDENT}<PeerAddress addrType="ipv4" ip="{ip}" port="{port}"{tail}/>'
 
 
