@@ -326,3 +326,32 @@ def test_cancelled_requests_and_discarded_bytes_are_summed() -> None:
     )
     assert "Requests the peers gave up: duplicate 4, timeout 2" in text
     assert "bytes received and not kept: 12." in text
+
+
+def test_a_run_behind_nat_is_held_to_the_nat_targets() -> None:
+    """Peers behind NAT (``--nat``): 1.5x the bound and 20% from the source, not 1.3x and 15%."""
+    source, peers = swarm_of_three()
+    figures = analyse_vod(
+        swarm_id=SWARM, source=source, peers=peers, source_rate=MiB, peer_rates=[MiB] * 3, nat=True
+    )
+    targets = figures.to_json()["targets"]
+    assert (targets["ratio"], targets["source_share"]) == (1.5, 0.20)
+    text = render_markdown(
+        {
+            "command": "ppsp lab vod --peers 3 --nat 0.75",
+            "parameters": {
+                "peers": 3,
+                "source_rate": MiB,
+                "peer_rate": MiB,
+                "download_rate": None,
+                "join_spread": 2.0,
+                "churn": 1 / 3,
+                "seed": 1,
+            },
+            "figures": figures.to_json(),
+            "plots": [],
+        }
+    )
+    assert "<= 1.50x" in text and "<= 20%" in text
+    assert "<= 1.30x" not in text
+    assert "Completion target missed by 0.25x" in text  # 1.75x against 1.5x

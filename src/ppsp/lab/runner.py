@@ -604,6 +604,7 @@ async def run_vod_lab(
         peer_rates=[settings.peer_rate] * settings.peers,
         download_rates=[settings.download_rate] * settings.peers,
         baseline=baseline,
+        nat=net is not None,
     )
     plots = write_plots(figures, out)
     document: dict[str, Any] = {
