@@ -9,6 +9,7 @@ shortcut to the slower reference it replaces.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from ppsp.tracker.storage import SwarmMember
 from ppsp.wire import fields
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.encoded import EncodedForms
+from ppsp.wire.packed import PackedPeerInfo, pack, packed_peer_info
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
@@ -337,3 +339,69 @@ def test_plain_identifiers_are_written_without_the_token_table() -> None:
     assert templates._TOKEN_CACHE == {}
     xml_codec.encode_response(_response(GOOD, peer_id="p&q", swarm="swarm-1"))
     assert len(templates._TOKEN_CACHE) == 1  # one that needs escaping is still kept
+
+
+# -- packed entries: written from the bytes, the same as the unpacked entry ----------------------
+
+
+def _packed_like(message: TrackerResponse) -> TrackerResponse:
+    """``message`` with every listed peer whose addresses pack carried packed
+    (:class:`~ppsp.wire.packed.PackedPeerInfo`, as the memory storage's peer lists carry them)."""
+    peers = []
+    for info in message.peers:
+        packed = pack(info.addresses) if info.peer_id is not None else None
+        peers.append(packed_peer_info(info.peer_id, packed, info.swarm_id) if packed else info)
+    return replace(message, peers=tuple(peers))
+
+
+@PROPERTY
+@given(tracker_responses(), tracker_responses(Encoding.JSON))
+def test_packed_entries_are_written_as_their_unpacked_entries(
+    xml_message: TrackerResponse, json_message: TrackerResponse
+) -> None:
+    """Both codecs write an entry from its packed addresses byte for byte as they write the
+    unpacked entry, and refuse what they refuse of it (IDs and shapes of every kind, IPv6 and
+    other unpacked addresses beside packed ones)."""
+    for encode, message in (
+        (xml_codec.encode_response, xml_message),
+        (encode_response_tree, xml_message),
+        (json_codec.encode_response, json_message),
+        (functools.partial(json_codec.encode_response, check=False), json_message),
+    ):
+        packed = _packed_like(message)
+        assert packed == message
+        assert _outcome(xml_codec.encode_response, packed) == _outcome(
+            encode_response_tree, message
+        )
+        expected = _outcome(encode, message)
+        assert _outcome(encode, packed) == expected
+        # A second time: now from the forms kept in the entries.
+        assert _outcome(encode, packed) == expected
+
+
+def test_a_packed_entry_is_written_without_unpacking_its_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The common entry (plain IDs, an advertised address and the observed one) is written
+    from the bytes: reading its addresses (building them) is not needed."""
+    addresses = (
+        PeerAddress(ip="10.1.2.3", port=7001, type=AddressType.HOST, peer_protocol="PPSP-PP/0.1"),
+        PeerAddress(ip="192.0.2.7", port=40001, type=AddressType.REFLEXIVE),
+    )
+    packed = pack(addresses)
+    assert packed is not None
+    plain = TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        peers=(PeerInfo(peer_id="peer-1", addresses=addresses, swarm_id="swarm-1"),),
+    )
+    # The tracker's own use of the JSON codec: each value checked as it is written.
+    expected = [xml_codec.encode_response(plain), json_codec.encode_response(plain, check=False)]
+
+    def unpacked(self: PackedPeerInfo) -> tuple[PeerAddress, ...]:
+        raise AssertionError("the packed entry's addresses were built")
+
+    monkeypatch.setattr(PackedPeerInfo, "addresses", property(unpacked))
+    listed = replace(plain, peers=(packed_peer_info("peer-1", packed, "swarm-1"),))
+    written = [xml_codec.encode_response(listed), json_codec.encode_response(listed, check=False)]
+    assert written == expected

@@ -1,6 +1,6 @@
 """Packed peers answer as unpacked ones: the memory backend's packed addresses (issue 16).
 
-The memory backend keeps a peer's addresses packed (``storage/packed.py``) and the codecs write
+The memory backend keeps a peer's addresses packed (``wire/packed.py``) and the codecs write
 a listed peer's addresses from per-shape templates when its entry is no longer kept
 (``peerlist.LISTED``).  For random registrations, a FIND's answer is the same, byte for byte,
 whether the addresses were packed or kept as they came, and whether written by the templates or
@@ -27,12 +27,12 @@ from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage import memory_records
-from ppsp.tracker.storage import packed as packed_module
 from ppsp.tracker.storage.base import PeerRecord
 from ppsp.tracker.storage.memory import MemoryStorage
 from ppsp.tracker.storage.memory_swarms import stored_of
-from ppsp.tracker.storage.packed import MAX_LAYOUTS, MAX_SHAPES, forget_kept, pack, unpack
+from ppsp.wire import packed as packed_module
 from ppsp.wire.fields import canonical_ip
+from ppsp.wire.packed import MAX_LAYOUTS, MAX_SHAPES, forget_kept, pack, unpack
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,

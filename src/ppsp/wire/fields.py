@@ -59,6 +59,7 @@ __all__ = [
     "MAX_HEAD_BYTES",
     "MAX_INTEGER",
     "MAX_JSON_DEPTH",
+    "MAX_LAYOUTS",
     "MAX_LISTED_PEERS",
     "MAX_MESSAGE_BYTES",
     "MAX_PEER_ADDRESSES",
@@ -69,6 +70,7 @@ __all__ = [
     "MAX_REPRESENTATIONS",
     "MAX_REQUEST_LINE_BYTES",
     "MAX_SEGMENTS",
+    "MAX_SHAPES",
     "MAX_STATS",
     "MAX_SWARM_ACTIONS",
     "MAX_TEXT_LENGTH",
@@ -135,6 +137,15 @@ MAX_PEER_ADDRESSES: Final = 16
 
 MAX_ADVERTISED_ADDRESSES: Final = MAX_PEER_ADDRESSES - 1
 """Most addresses a peer advertises in one request: the tracker adds the one it observes."""
+
+MAX_SHAPES: Final = 4096
+"""Most distinct address shapes one process packs (:mod:`ppsp.wire.packed`: a packed address
+names its shape by index, so the table is never emptied; addresses of further shapes are kept
+unpacked)."""
+
+MAX_LAYOUTS: Final = 4096
+"""Most distinct layouts (sequences of shapes) one process packs (:mod:`ppsp.wire.packed`);
+peers of further layouts are kept unpacked."""
 
 MAX_LISTED_PEERS: Final = 1000
 """Most peers listed in one answer (the requester not counted)."""

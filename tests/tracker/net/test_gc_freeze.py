@@ -13,7 +13,7 @@ from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.net.upkeep import Expirer
 from ppsp.tracker.peerlist import LISTED
 from ppsp.tracker.storage import MemoryStorage
-from ppsp.tracker.storage.packed import forget_kept
+from ppsp.wire.packed import forget_kept
 from ppsp.wire.tracker import (
     ConnectRequest,
     JoinRequest,
@@ -102,7 +102,7 @@ def test_memory_storage_gets_a_trigger_by_default() -> None:
 
 def _live_objects() -> int:
     # The entries of the members listed last, and the addresses read last, are kept for a
-    # bounded number of them (peerlist.LISTED_KEPT, storage.packed), whichever peers still
+    # bounded number of them (peerlist.LISTED_KEPT, wire.packed), whichever peers still
     # exist: not what this test counts.
     LISTED.clear()
     forget_kept()

@@ -24,7 +24,7 @@ from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import PeerRecord, SwarmMember
 from ppsp.tracker.storage.memory import MemoryStorage
 from ppsp.tracker.storage.memory_swarms import PackedMember, stored_of
-from ppsp.tracker.storage.packed import forget_kept
+from ppsp.wire.packed import forget_kept
 from ppsp.wire.tracker import (
     AddressFamily,
     AddressType,
@@ -236,7 +236,7 @@ def test_storage_bytes_per_peer_beyond_the_records() -> None:
         storage = MemoryStorage()
         for i, item in enumerate(records):
             run(storage.update(item, join=((f"swarm{i // 100}", PeerMode.LEECH),)))
-        forget_kept()  # the bounded tables of storage.packed: not a cost per peer
+        forget_kept()  # the bounded tables of wire.packed: not a cost per peer
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -268,7 +268,7 @@ def test_storage_bytes_per_peer_with_the_records_it_is_given() -> None:
             item = record(i, 100.0 + i / 50)
             run(storage.update(item, join=((f"swarm{i // 100}", PeerMode.LEECH),)))
             del item
-        forget_kept()  # the bounded tables of storage.packed: not a cost per peer
+        forget_kept()  # the bounded tables of wire.packed: not a cost per peer
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

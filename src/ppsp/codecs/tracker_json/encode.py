@@ -54,6 +54,7 @@ from ppsp.wire.fields import (
     ALL_SWARMS,
     DECIMAL_RE,
     MAX_INTEGER,
+    MAX_LAYOUTS,
     MAX_LISTED_PEERS,
     MAX_MESSAGE_BYTES,
     MAX_PEER_ADDRESSES,
@@ -62,6 +63,7 @@ from ppsp.wire.fields import (
     RESERVED_SWARM_IDS,
     is_extra_statistic_name,
 )
+from ppsp.wire.packed import Layout, PackedPeerInfo, layout_of, packed_of
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
@@ -443,7 +445,12 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
     building the entry objects: at 100,000 peers most listed entries are new ones (issue 16).
     The bytes are those ``orjson.dumps`` writes of the entry objects.
     """
-    peer_id, addresses = peer.peer_id, peer.addresses
+    peer_id = peer.peer_id
+    if type(peer) is PackedPeerInfo and type(peer_id) is str and _PLAIN_ID(peer_id):
+        fragment = _packed_fragment(peer_id, packed_of(peer))
+        if fragment is not None:
+            return fragment
+    addresses = peer.addresses
     if (
         type(peer_id) is str
         and _PLAIN_ID(peer_id)
@@ -456,6 +463,68 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
             b",".join([head + dumps(_address_form(address)) + b"}" for address in addresses])
         )
     return orjson.Fragment(b",".join(orjson.dumps(entry) for entry in _peer_info_json(peer)))
+
+
+_LAYOUT_ENDS: IdentityForms[Layout, tuple[bytes, ...] | None] = IdentityForms(MAX_LAYOUTS)
+"""What follows the port in each address of a packed layout (its checked members and the
+closing brace), by the layout's identity (one object per layout while the process lives);
+None for a layout written by the general writer."""
+
+
+def _layout_ends(layout: Layout) -> tuple[bytes, ...] | None:
+    """The serialised members after ``port`` of each address of ``layout``, checked once for
+    its shape as :func:`_address_template` checks it (on an address of the shape); None when a
+    shape has no template or the layout is longer than an entry may be."""
+    if len(layout) > MAX_PEER_ADDRESSES:
+        return None
+    ends = []
+    for priority, kind, connection, asn, protocol in layout:
+        sample = PeerAddress(
+            ip="0.0.0.0",
+            port=1,
+            priority=priority,
+            type=kind,
+            connection=connection,
+            asn=asn,
+            peer_protocol=protocol,
+        )
+        shape = template_shape(sample)
+        rest = None if shape is None else _SHAPE_RESTS.form(shape, sample, _shape_rest)
+        if rest is None:
+            return None
+        ends.append(b"," + orjson.dumps(dict(rest))[1:] if rest else b"}")
+    return tuple(ends)
+
+
+def _packed_fragment(peer_id: str, packed: bytes) -> orjson.Fragment | None:
+    """:func:`_listed_fragment` of an entry whose addresses are packed (:mod:`ppsp.wire.packed`)
+    and whose peer ID is :data:`_PLAIN_ID`, written from the bytes and its layout's checked
+    members: the same bytes, without an address object; None when the general path must write
+    it (a layout without a template)."""
+    ends = _LAYOUT_ENDS.form(layout_of(packed), _layout_ends) if packed else None
+    if ends is None:
+        return None
+    head = b'{"peer_id":"' + peer_id.encode() + b'","peer_addr":{"ip_address":'
+    entries = []
+    at = 2
+    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
+    # the bytes are what orjson writes of _address_template's object for the address.
+    for end in ends:
+        entries.append(
+            head
+            + b'{"address_type":"ipv4","address":"%d.%d.%d.%d"},"port":%d'
+            % (
+                packed[at],
+                packed[at + 1],
+                packed[at + 2],
+                packed[at + 3],
+                (packed[at + 4] << 8) | packed[at + 5],
+            )
+            + end
+            + b"}"
+        )
+        at += 6
+    return orjson.Fragment(b",".join(entries))
 
 
 _SWARM_OF = operator.attrgetter("swarm_id")

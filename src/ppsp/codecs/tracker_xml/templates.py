@@ -46,6 +46,7 @@ from ppsp.wire.common import (
 )
 from ppsp.wire.encoded import FormSlot, IdentityForms, ShapeForms, claim_form_slot
 from ppsp.wire.fields import (
+    MAX_LAYOUTS,
     MAX_LISTED_PEERS,
     MAX_MESSAGE_BYTES,
     MAX_PEER_ADDRESSES,
@@ -55,6 +56,7 @@ from ppsp.wire.fields import (
     MIN_PORT,
     RESERVED_SWARM_IDS,
 )
+from ppsp.wire.packed import Layout, PackedPeerInfo, layout_of, packed_of
 from ppsp.wire.tracker import ActionResult, ErrorResponse, ProtocolVersion, TrackerResponse
 
 _ENTRY_FORMS: FormSlot[PeerInfo, str] = claim_form_slot("tracker XML")
@@ -203,6 +205,10 @@ def _listed_fragment(info: PeerInfo) -> str:
     100,000 peers most listed entries are new ones (their kept forms do not fit a bounded
     table), so this runs for most of a FIND answer's entries.
     """
+    if type(info) is PackedPeerInfo:
+        fragment = _packed_fragment(info)
+        if fragment is not None:
+            return fragment
     peer_id, addresses, swarm_id = info.peer_id, info.addresses, info.swarm_id
     if peer_id is None or not addresses:
         raise LocalProtocolError("a listed peer needs a peer ID and an address")
@@ -220,6 +226,70 @@ def _listed_fragment(info: PeerInfo) -> str:
             f"{forms}{_PEER_INFO_TAIL}"
         )
     return _render_peer_info(addresses, peer_id, swarm_id)
+
+
+_LAYOUT_TAILS: IdentityForms[Layout, tuple[str, ...] | None] = IdentityForms(MAX_LAYOUTS)
+"""The checked tails (:func:`_shape_tail`) of each packed layout's addresses, by the layout's
+identity (one object per layout while the process lives); None for a layout written by the
+general writer."""
+
+
+def _layout_tails(layout: Layout) -> tuple[str, ...] | None:
+    """The tail of each address of ``layout``, checked once for its shape as
+    :func:`_address_template` checks it (on an address of the shape); None when a shape has no
+    template or the layout is longer than an entry may be."""
+    if len(layout) > MAX_PEER_ADDRESSES:
+        return None
+    tails = []
+    for priority, kind, connection, asn, protocol in layout:
+        sample = PeerAddress(
+            ip="0.0.0.0",
+            port=MIN_PORT,
+            priority=priority,
+            type=kind,
+            connection=connection,
+            asn=asn,
+            peer_protocol=protocol,
+        )
+        shape = template_shape(sample)
+        tail = None if shape is None else _SHAPE_TAILS.form(shape, sample, _shape_tail)
+        if tail is None:
+            return None
+        tails.append(tail)
+    return tuple(tails)
+
+
+def _packed_fragment(info: PackedPeerInfo) -> str | None:
+    """:func:`_listed_fragment` of an entry whose addresses are packed
+    (:mod:`ppsp.wire.packed`), written from the bytes and its layout's checked tails: the
+    same text, without an address object; None when the general path must write it (IDs that
+    are not :data:`_PLAIN`, a layout without tails)."""
+    peer_id, swarm_id = info.peer_id, info.swarm_id
+    if not (
+        type(peer_id) is str
+        and type(swarm_id) is str
+        and _PLAIN(peer_id)
+        and _PLAIN(swarm_id)
+        and swarm_id not in RESERVED_SWARM_IDS
+    ):
+        return None
+    packed = packed_of(info)
+    tails = _LAYOUT_TAILS.form(layout_of(packed), _layout_tails) if packed else None
+    if tails is None:
+        return None
+    parts = [f'    <PeerInfo swarmID="{swarm_id}">\n      <PeerID>{peer_id}</PeerID>']
+    at = 2
+    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
+    # the text is what _address_template writes for the unpacked address.
+    for tail in tails:
+        parts.append(
+            f'{_INFO_INDENT}<PeerAddress addrType="ipv4" ip="{packed[at]}.{packed[at + 1]}.'
+            f'{packed[at + 2]}.{packed[at + 3]}" port="{(packed[at + 4] << 8) | packed[at + 5]}"'
+            f"{tail}/>"
+        )
+        at += 6
+    parts.append(_PEER_INFO_TAIL)
+    return "".join(parts)
 
 
 def _address_form(address: PeerAddress) -> str:

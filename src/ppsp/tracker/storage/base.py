@@ -161,6 +161,12 @@ class SwarmMember(MemberSlots):
     addresses: tuple[PeerAddress, ...]
     content_map: ContentMap | None = None
 
+    @property
+    def packed(self) -> bytes | None:
+        """The member's addresses packed (:mod:`ppsp.wire.packed`) when the storage keeps them
+        so, else None (read :attr:`addresses`): a peer list carries them packed to the codecs."""
+        return None
+
 
 RankProfile = tuple[tuple[str, ...], tuple[str, ...], int | None]
 """What peer-list ranking reads of a member's addresses: its peer protocols and its ASNs (each

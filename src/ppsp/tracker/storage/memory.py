@@ -7,7 +7,7 @@ Peers live in one dictionary.  Memory per registered peer is what this module is
 one entry in the peer table and one :class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`
 holding its record's fields (the record object handed in is not kept: :meth:`get_peer` builds
 one, :mod:`ppsp.tracker.storage.memory_records`), its addresses packed in bytes
-(:mod:`ppsp.tracker.storage.packed`: 2 bytes plus 6 an address instead of a tuple of address
+(:mod:`ppsp.wire.packed`: 2 bytes plus 6 an address instead of a tuple of address
 objects and their strings); in one swarm (the common case) the entry is also its member there,
 and a peer in several swarms has one :class:`~ppsp.tracker.storage.base.SwarmMember` per
 membership (a :class:`~ppsp.tracker.storage.memory_swarms.PackedMember` sharing those bytes);

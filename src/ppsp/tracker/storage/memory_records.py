@@ -21,14 +21,14 @@ from ppsp.tracker.storage.memory_swarms import (
     read_deadline,
     read_held,
 )
-from ppsp.tracker.storage.packed import (
+from ppsp.wire.builder import keyword_builder
+from ppsp.wire.packed import (
     keep_unpacked,
     pack,
     packed_prefix,
     unpack,
     unpacked_kept,
 )
-from ppsp.wire.builder import keyword_builder
 from ppsp.wire.tracker import AddressType, PeerAddress
 
 __all__ = [

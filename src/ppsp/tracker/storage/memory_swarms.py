@@ -19,7 +19,7 @@ from typing import Any
 
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
-from ppsp.tracker.storage.packed import pack, unpack
+from ppsp.wire.packed import pack, unpack
 from ppsp.wire.tracker import ContentMap, PeerAddress, PeerMode, ProtocolVersion
 
 __all__ = [
@@ -70,7 +70,7 @@ Kind = tuple[ProtocolVersion, PeerState, bool, RankProfile]
 combination (a handful of states times the profiles, which are few)."""
 
 Stored = bytes | tuple[PeerAddress, ...]
-"""A peer's addresses as the backend keeps them: packed (:mod:`ppsp.tracker.storage.packed`),
+"""A peer's addresses as the backend keeps them: packed (:mod:`ppsp.wire.packed`),
 or the tuple itself when they cannot be packed (IPv6, say)."""
 
 
@@ -124,6 +124,12 @@ class PackedMember(SwarmMember):
     def addresses(self, value: tuple[PeerAddress, ...]) -> None:
         packed = pack(value)
         _SET_STORED(self, value if packed is None else packed)
+
+    @property
+    def packed(self) -> bytes | None:
+        """The member's addresses packed, or None when they are kept as a tuple."""
+        held = _READ_STORED(self)
+        return held if type(held) is bytes else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SwarmMember):
@@ -229,6 +235,12 @@ class PeerEntry(PackedMember):
             return unpack(held[8:])
         addresses: tuple[PeerAddress, ...] = held[0]
         return addresses
+
+    @property
+    def packed(self) -> bytes | None:
+        """The peer's addresses packed, or None when they are kept as a tuple."""
+        held = _READ_HELD(self)
+        return held[8:] if type(held) is bytes else None
 
     @property
     def content_map(self) -> None:

@@ -1,4 +1,5 @@
-"""A peer's addresses packed into bytes: how the memory backend keeps them (issue 16).
+"""A peer's addresses packed into bytes: how the memory backend keeps them and how its peer lists
+carry them to the codecs (issue 16).
 
 A registered peer's addresses are a tuple of :class:`~ppsp.wire.tracker.PeerAddress` objects
 (its advertised addresses, then the REFLEXIVE one the tracker observed): a tuple, two objects
@@ -29,6 +30,15 @@ peer read again and again (a small swarm, a peer sending STAT_REPORTs) is not bu
 and so that the record a request writes back with the tuple it read is recognised as unchanged
 at the cost of one look-up (:func:`unpacked_kept`).
 
+A peer list carries a packed member as a :class:`PackedPeerInfo`: a
+:class:`~ppsp.wire.common.PeerInfo` whose addresses stay packed, equal to the plain entry, which
+the tracker codecs write straight from the bytes and the layout's shapes (:func:`packed_of`,
+:func:`layout_of`) without building an address object.  At 100,000 peers almost every entry of
+an answer is new (its written form is not kept), and building the objects of each (an entry,
+a tuple, two addresses: five tracked objects) cost more than writing it and filled the garbage
+collector's young generation with objects the bounded tables of kept forms held for a while
+(collections of 25-250 ms under load, docs/BENCHMARKS.md).
+
 Pure functions and bounded tables, no I/O; not thread-safe (the tracker's event loop is the
 only caller).
 """
@@ -38,6 +48,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ppsp.wire.builder import keyword_builder
+from ppsp.wire.common import PeerInfo
+from ppsp.wire.fields import MAX_LAYOUTS, MAX_SHAPES
 from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 
 __all__ = [
@@ -45,10 +57,15 @@ __all__ = [
     "MAX_SHAPES",
     "PIECES_KEPT",
     "UNPACKED_KEPT",
+    "Layout",
+    "PackedPeerInfo",
     "Shape",
     "forget_kept",
     "keep_unpacked",
+    "layout_of",
     "pack",
+    "packed_of",
+    "packed_peer_info",
     "packed_prefix",
     "unpack",
     "unpacked_kept",
@@ -58,13 +75,9 @@ Shape = tuple[int | None, AddressType | None, str | None, str | None, str | None
 """What an address holds besides its IP address and port: priority, type, connection, ASN and
 peer protocol (its family is IPv4: only those are packed)."""
 
-MAX_SHAPES = 4096
-"""Most distinct shapes one process packs (a packed address names its shape by index, so the
-table is never emptied; addresses of further shapes are kept unpacked)."""
-
-MAX_LAYOUTS = 4096
-"""Most distinct layouts (sequences of shapes) one process packs; peers of further layouts are
-kept unpacked."""
+Layout = tuple[Shape, ...]
+"""The shapes of a packed peer's addresses, in order (one object per layout, while the process
+lives: a codec may keep what it wrote for a layout by the layout's identity)."""
 
 UNPACKED_KEPT = 8192
 """Tuples kept per generation by :func:`unpack` (at most twice as many: some 6 MiB)."""
@@ -77,7 +90,7 @@ _build_address = keyword_builder(PeerAddress)
 
 _SHAPES: list[Shape] = []
 _SHAPE_IDS: dict[Shape, int] = {}
-_LAYOUTS: list[tuple[int, ...]] = []
+_LAYOUTS: list[Layout] = []
 _LAYOUT_IDS: dict[tuple[int, ...], bytes] = {}
 
 # Two generations each (young, old): an entry read in the old one moves to the young one; when
@@ -160,7 +173,7 @@ def pack(addresses: Sequence[PeerAddress]) -> bytes | None:
         if len(_LAYOUTS) >= MAX_LAYOUTS:
             return None
         head = _LAYOUT_IDS[layout] = len(_LAYOUTS).to_bytes(2, "big")
-        _LAYOUTS.append(layout)
+        _LAYOUTS.append(tuple(_SHAPES[shape] for shape in layout))
     pieces[0] = head
     return b"".join(pieces)
 
@@ -202,10 +215,8 @@ def _build(packed: bytes) -> tuple[PeerAddress, ...]:
     if not packed:
         return ()
     out: list[PeerAddress] = []
-    shapes = _SHAPES
     at = 2
-    for shape in _LAYOUTS[(packed[0] << 8) | packed[1]]:
-        priority, kind, connection, asn, protocol = shapes[shape]
+    for priority, kind, connection, asn, protocol in _LAYOUTS[(packed[0] << 8) | packed[1]]:
         address = _build_address(
             ip=f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}.{packed[at + 3]}",
             port=(packed[at + 4] << 8) | packed[at + 5],
@@ -226,10 +237,77 @@ def packed_prefix(packed: bytes) -> str | None:
     /24 of the last address when it is REFLEXIVE (its first three numbers), else None."""
     if not packed:
         return None
-    if _SHAPES[_LAYOUTS[(packed[0] << 8) | packed[1]][-1]][1] is not AddressType.REFLEXIVE:
+    if _LAYOUTS[(packed[0] << 8) | packed[1]][-1][1] is not AddressType.REFLEXIVE:
         return None
     at = len(packed) - 6
     return f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}"
+
+
+def layout_of(packed: bytes) -> Layout:
+    """The shapes of the addresses packed in ``packed`` (non-empty, made by :func:`pack`)."""
+    return _LAYOUTS[(packed[0] << 8) | packed[1]]
+
+
+class PackedPeerInfo(PeerInfo):
+    """A peer-list entry whose addresses stay packed (see the module): equal to (and hashed as)
+    the :class:`~ppsp.wire.common.PeerInfo` of the same fields.
+
+    The inherited ``addresses`` slot holds the packed bytes (:func:`packed_of`); the property
+    of the same name unpacks them for any reader but the codecs' writers.  Built only by
+    :func:`packed_peer_info`; its constructor (``dataclasses.replace``, copies) builds a plain
+    :class:`~ppsp.wire.common.PeerInfo`.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, **fields: object) -> PeerInfo:  # type: ignore[misc]
+        """A plain entry of the same fields (see the class)."""
+        return PeerInfo(**fields)  # type: ignore[arg-type]
+
+    @property
+    def addresses(self) -> tuple[PeerAddress, ...]:
+        """The entry's addresses, unpacked."""
+        return unpack(_READ_PACKED(self))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PeerInfo):
+            return NotImplemented
+        return (
+            self.peer_id == other.peer_id
+            and self.swarm_id == other.swarm_id
+            and self.addresses == other.addresses
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.peer_id, self.addresses, self.swarm_id))
+
+    def __repr__(self) -> str:
+        return (
+            f"PeerInfo(peer_id={self.peer_id!r}, addresses={self.addresses!r}, "
+            f"swarm_id={self.swarm_id!r})"
+        )
+
+
+_NEW = object.__new__
+_READ_PACKED = vars(PeerInfo)["addresses"].__get__
+_SET_PEER_ID = vars(PeerInfo)["peer_id"].__set__
+_SET_PACKED = vars(PeerInfo)["addresses"].__set__
+_SET_SWARM_ID = vars(PeerInfo)["swarm_id"].__set__
+
+
+def packed_peer_info(peer_id: str, packed: bytes, swarm_id: str | None) -> PackedPeerInfo:
+    """The entry of a peer whose addresses are ``packed`` (non-empty, made by :func:`pack`)."""
+    info: PackedPeerInfo = _NEW(PackedPeerInfo)
+    _SET_PEER_ID(info, peer_id)
+    _SET_PACKED(info, packed)
+    _SET_SWARM_ID(info, swarm_id)
+    return info
+
+
+def packed_of(info: PackedPeerInfo) -> bytes:
+    """The packed addresses of ``info``."""
+    packed: bytes = _READ_PACKED(info)
+    return packed
 
 
 def forget_kept() -> None:
