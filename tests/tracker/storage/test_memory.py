@@ -32,6 +32,8 @@ from ppsp.wire.tracker import (
     PeerAddress,
     PeerMode,
     ProtocolVersion,
+    RepresentationMap,
+    SegmentMap,
     StreamStatistics,
 )
 
@@ -418,6 +420,31 @@ def test_statistics_and_maps_are_kept_under_the_held_copy_of_the_id() -> None:
     )
     run(storage.leave("s", first.peer_id))
     assert run(storage.get_stats(first.peer_id)) == () and not storage._stats
+
+
+def test_reports_are_kept_as_nothing_the_garbage_collector_walks() -> None:
+    """A STAT_REPORT's statistics and content map are kept as flat tuples of plain values, which
+    the first collection stops tracking, and read back equal (every report replaces the last
+    one: kept as message objects they kept the collector's older generations full)."""
+    storage = MemoryStorage()
+    peer = record(5, 10.0)
+    run(storage.update(peer, join=(("s", PeerMode.LEECH),)))
+    segment = SegmentMap(start_index=0, end_index=255, chunkmap_size=256, bitmap=b"\xff" * 32)
+    content_map = ContentMap(
+        swarm_id="s",
+        representations=(RepresentationMap(representation_id="r", segments=(segment,)),),
+    )
+    stats = StreamStatistics(swarm_id="s", uploaded_bytes=7, extra=(("OnlineTime", "60"),))
+    assert run(storage.put_content_map(peer.peer_id, content_map))
+    run(storage.put_stats(peer.peer_id, stats))
+    gc.collect()
+    kept_map = (storage._shard("s")["s"].maps or {})[peer.peer_id]
+    kept_stats = storage._stats[peer.peer_id]
+    assert not gc.is_tracked(kept_map) and not gc.is_tracked(kept_stats)
+    assert run(storage.get_content_map("s", peer.peer_id)) == content_map
+    assert run(storage.get_stats(peer.peer_id)) == (stats,)
+    (member,) = run(storage.members("s", with_maps=True))
+    assert member.content_map == content_map
 
 
 def vars_of(item: PeerRecord) -> dict[str, Any]:

@@ -74,6 +74,7 @@ from ppsp.tracker.storage.memory_records import (
     shared_kind,
     stored_form,
 )
+from ppsp.tracker.storage.memory_reports import KeptStats, kept_map, kept_stats, map_of, stats_of
 from ppsp.tracker.storage.memory_swarms import (
     COUNT_FROM,
     COUNT_UNTIL,
@@ -141,7 +142,7 @@ class MemoryStorage(Storage):
         self._shards: list[dict[str, SwarmEntry]] = [{} for _ in range(shards)]
         self._peers: dict[str, PeerEntry] = {}
         # Latest statistics per peer (swarm ID or "" -> statistics), for the peers that sent any.
-        self._stats: dict[str, dict[str, StreamStatistics]] = {}
+        self._stats: dict[str, dict[str, KeptStats]] = {}
         self._wheel = TimeWheel()
         self._memberships = 0
         self._swarm_count = 0
@@ -551,7 +552,7 @@ class MemoryStorage(Storage):
                 peer_id=member.peer_id,
                 mode=member.mode,
                 addresses=member.addresses,
-                content_map=found,
+                content_map=map_of(found),
             )
             for member in chosen
         ]
@@ -577,15 +578,14 @@ class MemoryStorage(Storage):
         if swarm.maps is None:
             swarm.maps = {}
         # Keyed by the held copy of the ID: a request's own copy would be kept with the map.
-        swarm.maps[peer.peer_id] = content_map
+        swarm.maps[peer.peer_id] = kept_map(content_map)  # untracked: memory_reports
         return True
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
         """The peer's latest content map in the swarm, if any."""
         swarm = self._shard(swarm_id).get(swarm_id)
-        if swarm is None or swarm.maps is None:
-            return None
-        return swarm.maps.get(peer_id)
+        found = None if swarm is None or swarm.maps is None else swarm.maps.get(peer_id)
+        return None if found is None else map_of(found)
 
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id``."""
@@ -595,7 +595,7 @@ class MemoryStorage(Storage):
         held = self._stats.get(peer_id)
         if held is None:
             held = self._stats[peer.peer_id] = {}  # the held copy of the ID, as above
-        held[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = stats
+        held[stats.swarm_id if stats.swarm_id is not None else _PEER_WIDE] = kept_stats(stats)
 
     def _drop_reports(self, swarm: SwarmEntry, peer_id: str) -> None:
         """Forget the reports about a member that leaves the swarm."""
@@ -692,14 +692,15 @@ class MemoryStorage(Storage):
         sample: list[MemberView] = []
         for at, member in enumerate(chosen):
             held = self._stats.get(member.peer_id)
-            stats = held.get(swarm_id) if held else None
+            kept = held.get(swarm_id) if held else None
+            stats = None if kept is None else stats_of(kept)
             found = stored_maps.get(member.peer_id) if at < maps else None
             if found is not None:
                 member = SwarmMember(
                     peer_id=member.peer_id,
                     mode=member.mode,
                     addresses=member.addresses,
-                    content_map=found,
+                    content_map=map_of(found),
                 )
             sample.append(MemberView(member=member, stats=stats))
         return SwarmView(swarm_id=swarm_id, members=count, sample=tuple(sample))
@@ -707,7 +708,7 @@ class MemoryStorage(Storage):
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""
         held = self._stats.get(peer_id)
-        return () if held is None else tuple(held.values())
+        return () if held is None else tuple(map(stats_of, held.values()))
 
     async def expire(self, now: float) -> list[str]:
         """Delete the peers whose deadline is at or before ``now``, at most

@@ -19,8 +19,9 @@ from typing import Any
 
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
+from ppsp.tracker.storage.memory_reports import KeptMap
 from ppsp.wire.packed import pack, unpack
-from ppsp.wire.tracker import ContentMap, PeerAddress, PeerMode, ProtocolVersion
+from ppsp.wire.tracker import PeerAddress, PeerMode, ProtocolVersion
 
 __all__ = [
     "COUNTED_PREFIXES",
@@ -440,7 +441,7 @@ class SwarmEntry:
         self.solo = (swarm_id,)
         self.count = 0
         self.groups: RankGroup | dict[RankProfile, RankGroup] | None = None
-        self.maps: dict[str, ContentMap] | None = None
+        self.maps: dict[str, KeptMap] | None = None
         # Corrupt-peer reports: reported member -> reporter host -> corrupt chunks (None: none),
         # and the members reported by enough hosts (an immutable set, handed out as it is).
         self.reports: dict[str, dict[str, int]] | None = None
