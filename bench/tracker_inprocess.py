@@ -21,7 +21,7 @@ the p99 latency under load).
 ``--callgrind``: run under ``valgrind --tool=callgrind --instr-atstart=no`` and count
 instructions per request of each phase (the timed loops toggle collection on and off around
 themselves), a figure that machine load does not move.  ``--profile FILE`` writes a cProfile of
-the FIND phase.
+the mixed phase.
 """
 
 from __future__ import annotations
@@ -58,10 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--encoding", choices=["xml", "json"], default="xml")
-    parser.add_argument("--profile", type=Path, default=None, help="cProfile of the FIND phase")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile of the mixed phase")
     parser.add_argument("--callgrind", action="store_true", help="instructions under callgrind")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--same-port",
+        dest="connections",
+        action="store_false",
+        help="each peer always seen from the same port (default: the next of 50 connections)",
+    )
     args = parser.parse_args(argv)
     if args.callgrind:
         return _under_callgrind(args)
@@ -100,13 +106,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     gc.callbacks.append(timed)
 
+    sent = [0]
+
     async def one(body: bytes, host: int) -> None:
         request = codec.decode_request(body)
         clock[0] += 0.0001
+        # Seen from one of 50 connections, the next one each request (as wrk's 50 kept-alive
+        # connections of the harness, or a peer that connects anew): its port changes.
+        sent[0] += 1
+        port = 40_000 + (sent[0] if args.connections else host) % 50
         answer = await tracker.handle(
-            request,
-            observed=(f"10.0.{host % 250}.{host % 20 + 1}", 40_000 + host % 50),
-            now=clock[0],
+            request, observed=(f"10.0.{host % 250}.{host % 20 + 1}", port), now=clock[0]
         )
         encode(answer)
 
@@ -155,7 +165,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     collections: dict[str, dict[str, float]] = {}
     for kind in KINDS if args.phase is None else (args.phase,):
         del pauses[:]
-        profiler = cProfile.Profile() if (args.profile is not None and kind == "find") else None
+        profiler = cProfile.Profile() if (args.profile is not None and kind == "mixed") else None
         if profiler is not None:
             profiler.enable()
         if args.phase is not None:
@@ -203,6 +213,7 @@ def _under_callgrind(args: argparse.Namespace) -> int:
                 "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                 sys.executable, "-m", "bench.tracker_inprocess", "--peers", str(args.peers),
                 "--requests", str(args.requests), "--encoding", args.encoding, "--phase", kind,
+                *([] if args.connections else ["--same-port"]),
             ]  # fmt: skip
             subprocess.run(command, check=True, capture_output=True)
             dumps = sorted(Path(tmp).glob("cg.*.out.*"))
