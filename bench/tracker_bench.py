@@ -55,8 +55,11 @@ import aiohttp
 
 from ppsp.codecs.tracker import codec_for
 from ppsp.tracker.core import Tracker, TrackerConfig
-from ppsp.tracker.storage import MemoryStorage
+from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.storage import MemoryStorage, PeerRecord
 from ppsp.wire.tracker import (
+    AddressFamily,
+    AddressType,
     ConnectRequest,
     ContentMap,
     DisconnectRequest,
@@ -581,14 +584,64 @@ def measure_memory(
         "bytes_per_peer": round((after - before) / stats.peers, 1),
         "method": "tracemalloc, in-process Tracker + MemoryStorage, via Tracker.handle",
     }
-    try:
-        from ppsp.tracker.storage.memory import measure_membership_bytes
-    except ImportError:
-        return result
     result["storage_measure_bytes_per_membership_one_swarm_per_peer"] = round(
         measure_membership_bytes(memberships, swarms), 1
     )
     return result
+
+
+def measure_membership_bytes(memberships: int = 100_000, swarms: int = 1_000) -> float:
+    """Bytes of memory per swarm membership, measured with tracemalloc.
+
+    Worst case for the ratio: every peer is in exactly one swarm, so each membership also
+    carries a whole peer record with an advertised and a REFLEXIVE address; the storage alone,
+    written directly (not through the tracker).
+    """
+
+    async def fill(storage: MemoryStorage) -> None:
+        for i in range(memberships):
+            peer_id = f"{i:012x}"
+            ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+            await storage.put_peer(
+                PeerRecord(
+                    peer_id=peer_id,
+                    version=ProtocolVersion.V1_1,
+                    state=PeerState.TRACKING,
+                    addresses=(
+                        PeerAddress(
+                            ip=ip,
+                            port=7000,
+                            family=AddressFamily.IPV4,
+                            type=AddressType.HOST,
+                            peer_protocol="PPSP-PP/0.1",
+                        ),
+                        PeerAddress(ip=ip, port=40000 + i % 20000, type=AddressType.REFLEXIVE),
+                    ),
+                    deadline=1000.0 + i,
+                )
+            )
+            await storage.join(f"swarm-{i % swarms}", peer_id, PeerMode.LEECH)
+
+    def run(storage: MemoryStorage) -> None:
+        coro = fill(storage)
+        # The memory backend never suspends, so one send() runs the coroutine to completion
+        # without an event loop.
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        raise RuntimeError("memory storage suspended unexpectedly")
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        storage = MemoryStorage()
+        run(storage)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del storage
+    return (after - before) / memberships
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None, help="cProfile of the mixed phase")
     parser.add_argument("--callgrind", action="store_true", help="instructions under callgrind")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="phases under --callgrind"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--same-port",
@@ -169,6 +172,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         if profiler is not None:
             profiler.enable()
         if args.phase is not None:
+            # Instrumented from here (valgrind runs it with --instr-atstart=no: registration
+            # runs several times faster uninstrumented).
+            _callgrind_control("--instr=on")
             _callgrind_control("--zero")
         t0 = time.perf_counter()
         await phases[kind](args.requests)
@@ -206,11 +212,11 @@ def _under_callgrind(args: argparse.Namespace) -> int:
     """Each phase in a process of its own under callgrind (registration not counted)."""
     result: dict[str, Any] = {"what": "instructions per request in process", "peers": args.peers}
     counts: dict[str, float] = {}
-    for kind in KINDS:
+    for kind in args.kinds:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "cg.%p.out"
             command = [
-                "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                 sys.executable, "-m", "bench.tracker_inprocess", "--peers", str(args.peers),
                 "--requests", str(args.requests), "--encoding", args.encoding, "--phase", kind,
                 *([] if args.connections else ["--same-port"]),

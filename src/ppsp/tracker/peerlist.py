@@ -632,8 +632,10 @@ class ListedEntries:
     and the old one is dropped.  So an entry listed at least once every ``limit`` listings is
     kept, and memory is bounded by ``2 * limit`` entries.  Entries are keyed by the member's
     identity, and each generation holds its members (``young_members``), so no other object
-    can have that identity while its entry is kept; members are immutable, so a kept entry
-    says what a new one would.
+    can have that identity while its entry is kept.  A storage that changes a member in place
+    (the memory backend writes the port of a peer seen from another port into its member: often
+    every request) forgets the member's entry first (:meth:`forget`), so a kept entry says what
+    a new one would.
     """
 
     __slots__ = ("limit", "old", "old_members", "young", "young_members")
@@ -666,6 +668,12 @@ class ListedEntries:
         self.young[id(member)] = info
         self.young_members.append(member)
 
+    def forget(self, member: SwarmMember) -> None:
+        """Drop the entry kept for ``member``, which is about to change in place."""
+        key = id(member)
+        self.young.pop(key, None)
+        self.old.pop(key, None)
+
     def __len__(self) -> int:
         return len(self.young) + len(self.old)
 
@@ -685,7 +693,8 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
 
     The entries of the members listed last are kept (:data:`LISTED`), and with them what the
     codecs wrote for them; an entry is used again while it was built for the same swarm.
-    Members and entries are immutable, so a kept entry always says what a new one would.
+    Entries are immutable, and a member changed in place has its entry forgotten
+    (:meth:`ListedEntries.forget`), so a kept entry says what a new one would.
     """
     infos: list[PeerInfo] = []
     append = infos.append

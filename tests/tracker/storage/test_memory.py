@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ppsp.tracker.peerlist import to_peer_infos
+from ppsp.tracker.peerlist import LISTED, to_peer_infos
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import PeerRecord, SwarmMember
 from ppsp.tracker.storage.memory import MemoryStorage
@@ -283,7 +283,9 @@ def test_a_peer_in_one_swarm_is_its_member_and_a_member_handed_out_never_changes
     """The entry of a peer in one swarm is listed as its member there (no object besides); a
     member once handed out keeps its fields whatever the peer does next (peer lists keep
     entries by member identity): a new deadline keeps the member, a new mode, new addresses,
-    a second swarm or leaving give the peer a new entry and leave the old object as it was."""
+    a second swarm or leaving give the peer a new entry and leave the old object as it was.
+    The one change written in place is the observed port (the peer seen from another port:
+    often every request), which a kept list entry is checked against."""
     storage = MemoryStorage()
     first = record(1, 10.0)
     run(storage.update(first, join=(("a", PeerMode.LEECH),)))
@@ -313,6 +315,11 @@ def test_a_peer_in_one_swarm_is_its_member_and_a_member_handed_out_never_changes
     assert run(storage.memberships(peer_id)) == {"a": PeerMode.SEED, "b": PeerMode.LEECH}
     assert run(storage.leave("a", peer_id))  # back in one swarm: the entry is its member
     assert member("b") is storage._peers[peer_id] and member("b").mode is PeerMode.LEECH
+    listed, snapshot = member("b"), fields(member("b"))
+    advertised, observed = first.addresses
+    other_port = replace(first, addresses=(advertised, replace(observed, port=observed.port + 1)))
+    run(storage.put_peer(other_port))
+    assert member("b") is listed and listed.addresses == other_port.addresses
     listed, snapshot = member("b"), fields(member("b"))
     moved = replace(first, addresses=record(9, 0.0).addresses, deadline=30.0)
     run(storage.put_peer(moved))
@@ -420,6 +427,25 @@ def test_statistics_and_maps_are_kept_under_the_held_copy_of_the_id() -> None:
     )
     run(storage.leave("s", first.peer_id))
     assert run(storage.get_stats(first.peer_id)) == () and not storage._stats
+
+
+def test_a_listed_entry_follows_its_peer_to_another_port() -> None:
+    """A peer list after the peer was seen from another port names the new port, though its
+    member is the same object and its entry was kept from the list before."""
+    storage = MemoryStorage()
+    first = record(3, 10.0)
+    run(storage.update(first, join=(("s", PeerMode.LEECH),)))
+    (member,) = run(storage.members("s"))
+    (before,) = to_peer_infos([member], "s")
+    assert to_peer_infos([member], "s") == (before,) and to_peer_infos([member], "s")[0] is before
+    advertised, observed = first.addresses
+    seen = (advertised, replace(observed, port=observed.port + 7))
+    run(storage.put_peer(replace(first, addresses=seen)))
+    (again,) = run(storage.members("s"))
+    assert again is member
+    (after,) = to_peer_infos([again], "s")
+    assert after.addresses == seen and after != before
+    assert LISTED.get(again, "s") is after
 
 
 def test_reports_are_kept_as_nothing_the_garbage_collector_walks() -> None:

@@ -46,11 +46,10 @@ is one atomic change in a single-threaded event loop.
 from __future__ import annotations
 
 import random
-import tracemalloc
 from collections.abc import Sequence
 
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.statemachine import PeerState
+from ppsp.tracker.peerlist import LISTED
 from ppsp.tracker.storage.base import (
     MemberGroup,
     MemberView,
@@ -100,17 +99,14 @@ from ppsp.tracker.storage.memory_swarms import (
 from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
 from ppsp.wire.tracker import (
-    AddressFamily,
-    AddressType,
     ContentMap,
     CorruptPeerReport,
     PeerAddress,
     PeerMode,
-    ProtocolVersion,
     StreamStatistics,
 )
 
-__all__ = ["EXPIRE_BATCH", "MemoryStorage", "measure_membership_bytes"]
+__all__ = ["EXPIRE_BATCH", "MemoryStorage"]
 
 EXPIRE_BATCH = 10_000
 """Most peers one :meth:`MemoryStorage.expire` deletes (80 ms of work, measured): the tracker's
@@ -271,7 +267,13 @@ class MemoryStorage(Storage):
             and changed[:-2] == held[:-2]
         ):
             # Only the port of the last address (the observed one) moved: the same rank
-            # profile and prefix (what a peer seen from another port costs).
+            # profile, prefix and group place.  Written in place, also in an entry that is a
+            # member (a peer seen from another port, often every request), whose kept list
+            # entry is forgotten: no new object is made for it.
+            if type(read_joined(peer)) is tuple:
+                LISTED.forget(peer)
+                set_stored(peer, changed, peer._prefix, deadline)
+                return peer
             profile, prefix = old, peer._prefix
         else:
             profile, prefix = self._profile(addresses), prefix_of_stored(changed)
@@ -742,58 +744,3 @@ class MemoryStorage(Storage):
             reported=self._reported,
             suspects=self._suspects,
         )
-
-
-def measure_membership_bytes(memberships: int = 100_000, swarms: int = 1_000) -> float:
-    """Bytes of memory per swarm membership, measured with tracemalloc.
-
-    Worst case for the ratio: every peer is in exactly one swarm, so each membership also
-    carries a whole peer record with an advertised and a REFLEXIVE address.  Not a test; run
-    ``python -c "from ppsp.tracker.storage.memory import measure_membership_bytes as m;
-    print(m())"``.
-    """
-
-    async def fill(storage: MemoryStorage) -> None:
-        for i in range(memberships):
-            peer_id = f"{i:012x}"
-            ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-            await storage.put_peer(
-                PeerRecord(
-                    peer_id=peer_id,
-                    version=ProtocolVersion.V1_1,
-                    state=PeerState.TRACKING,
-                    addresses=(
-                        PeerAddress(
-                            ip=ip,
-                            port=7000,
-                            family=AddressFamily.IPV4,
-                            type=AddressType.HOST,
-                            peer_protocol="PPSP-PP/0.1",
-                        ),
-                        PeerAddress(ip=ip, port=40000 + i % 20000, type=AddressType.REFLEXIVE),
-                    ),
-                    deadline=1000.0 + i,
-                )
-            )
-            await storage.join(f"swarm-{i % swarms}", peer_id, PeerMode.LEECH)
-
-    def run(storage: MemoryStorage) -> None:
-        coro = fill(storage)
-        # The memory backend never suspends, so one send() runs the coroutine to completion
-        # without an event loop.
-        try:
-            coro.send(None)
-        except StopIteration:
-            return
-        raise RuntimeError("memory storage suspended unexpectedly")
-
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        storage = MemoryStorage()
-        run(storage)
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    del storage
-    return (after - before) / memberships
