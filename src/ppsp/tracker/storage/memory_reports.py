@@ -17,6 +17,7 @@ functions, no I/O.
 
 from __future__ import annotations
 
+import marshal
 from typing import Any
 
 from ppsp.wire.builder import keyword_builder
@@ -25,16 +26,15 @@ from ppsp.wire.tracker import StreamStatistics
 
 __all__ = ["KeptMap", "KeptStats", "kept_map", "kept_stats", "map_of", "stats_of"]
 
-KeptMap = tuple[Any, ...]
-"""A content map as kept: one flat tuple (the collector stops tracking a tuple of plain values
-in the first collection that meets it, one level of nesting per collection): its swarm ID and
-number of representations, then for each its ID and number of segments, then for each segment
-its start and end index, chunk-map size and bitmap."""
+KeptMap = bytes
+"""A content map as kept: one flat tuple, serialised: its swarm ID and number of
+representations, then for each its ID and number of segments, then for each segment its start
+and end index, chunk-map size and bitmap."""
 
-KeptStats = tuple[Any, ...]
+KeptStats = bytes
 """Statistics as kept: one flat tuple of the fields of
-:class:`~ppsp.wire.tracker.StreamStatistics` in order, ``extra`` last, as name, value, name,
-value..."""
+:class:`~ppsp.wire.tracker.StreamStatistics` in order, ``extra`` last as name, value, name,
+value..., serialised."""
 
 _segment = keyword_builder(SegmentMap)
 _representation = keyword_builder(RepresentationMap)
@@ -49,11 +49,12 @@ def kept_map(content_map: ContentMap) -> KeptMap:
         kept += (representation.representation_id, len(representation.segments))
         for s in representation.segments:
             kept += (s.start_index, s.end_index, s.chunkmap_size, s.bitmap)
-    return tuple(kept)
+    return marshal.dumps(tuple(kept))
 
 
-def map_of(kept: KeptMap) -> ContentMap:
-    """The content map kept as ``kept``, equal to the one given to :func:`kept_map`."""
+def map_of(kept_bytes: KeptMap) -> ContentMap:
+    """The content map kept as ``kept_bytes``, equal to the one given to :func:`kept_map`."""
+    kept = marshal.loads(kept_bytes)
     representations = []
     at = 2
     for _ in range(kept[1]):
@@ -83,11 +84,12 @@ def kept_stats(stats: StreamStatistics) -> KeptStats:
     ]
     for name, value in stats.extra:
         kept += (name, value)
-    return tuple(kept)
+    return marshal.dumps(tuple(kept))
 
 
-def stats_of(kept: KeptStats) -> StreamStatistics:
-    """The statistics kept as ``kept``, equal to those given to :func:`kept_stats`."""
+def stats_of(kept_bytes: KeptStats) -> StreamStatistics:
+    """The statistics kept as ``kept_bytes``, equal to those given to :func:`kept_stats`."""
+    kept = marshal.loads(kept_bytes)
     extra = kept[5:]
     return _statistics(
         swarm_id=kept[0],
