@@ -149,6 +149,26 @@ def swarm_of_three() -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], bo
     return source, [("peer-01", a, False), ("peer-02", b, False), ("peer-03", c, True)]
 
 
+def lab_document(
+    command: str, figures: dict[str, Any], plots: list[str] | None = None
+) -> dict[str, Any]:
+    """A report.json document of a three-peer vod run holding ``figures``."""
+    return {
+        "command": command,
+        "parameters": {
+            "peers": 3,
+            "source_rate": MiB,
+            "peer_rate": MiB,
+            "download_rate": None,
+            "join_spread": 2.0,
+            "churn": 1 / 3,
+            "seed": 1,
+        },
+        "figures": figures,
+        "plots": plots or [],
+    }
+
+
 def test_figures_add_up_on_a_consistent_swarm() -> None:
     source, peers = swarm_of_three()
     figures = analyse_vod(
@@ -267,20 +287,7 @@ def test_markdown_states_the_bound_ratio_share_and_misses() -> None:
         peer_rates=[MiB] * 3,
         baseline=baseline,
     )
-    document: dict[str, Any] = {
-        "command": "ppsp lab vod --peers 3",
-        "parameters": {
-            "peers": 3,
-            "source_rate": MiB,
-            "peer_rate": MiB,
-            "download_rate": None,
-            "join_spread": 2.0,
-            "churn": 1 / 3,
-            "seed": 1,
-        },
-        "figures": figures.to_json(),
-        "plots": ["completion_cdf.png"],
-    }
+    document = lab_document("ppsp lab vod --peers 3", figures.to_json(), ["completion_cdf.png"])
     text = render_markdown(document)
     assert "4.00 s" in text  # the bound
     assert "1.75x" in text  # the ratio
@@ -308,22 +315,7 @@ def test_cancelled_requests_and_discarded_bytes_are_summed() -> None:
     document = figures.to_json()
     assert document["transfers"]["cancelled"] == {"duplicate": 4, "timeout": 2}
     assert document["transfers"]["discarded"] == 12
-    text = render_markdown(
-        {
-            "command": "ppsp lab vod --peers 3",
-            "parameters": {
-                "peers": 3,
-                "source_rate": MiB,
-                "peer_rate": MiB,
-                "download_rate": None,
-                "join_spread": 2.0,
-                "churn": 1 / 3,
-                "seed": 1,
-            },
-            "figures": document,
-            "plots": [],
-        }
-    )
+    text = render_markdown(lab_document("ppsp lab vod --peers 3", document))
     assert "Requests the peers gave up: duplicate 4, timeout 2" in text
     assert "bytes received and not kept: 12." in text
 
@@ -336,22 +328,7 @@ def test_a_run_behind_nat_is_held_to_the_nat_targets() -> None:
     )
     targets = figures.to_json()["targets"]
     assert (targets["ratio"], targets["source_share"]) == (1.5, 0.20)
-    text = render_markdown(
-        {
-            "command": "ppsp lab vod --peers 3 --nat 0.75",
-            "parameters": {
-                "peers": 3,
-                "source_rate": MiB,
-                "peer_rate": MiB,
-                "download_rate": None,
-                "join_spread": 2.0,
-                "churn": 1 / 3,
-                "seed": 1,
-            },
-            "figures": figures.to_json(),
-            "plots": [],
-        }
-    )
+    text = render_markdown(lab_document("ppsp lab vod --peers 3 --nat 0.75", figures.to_json()))
     assert "<= 1.50x" in text and "<= 20%" in text
     assert "<= 1.30x" not in text
     assert "Completion target missed by 0.25x" in text  # 1.75x against 1.5x

@@ -45,11 +45,12 @@ only caller).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ppsp.wire.builder import keyword_builder
-from ppsp.wire.common import PeerInfo
-from ppsp.wire.fields import MAX_LAYOUTS, MAX_SHAPES
+from ppsp.wire.common import PeerInfo, template_shape
+from ppsp.wire.fields import MAX_LAYOUTS, MAX_PEER_ADDRESSES, MAX_SHAPES
 from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "Shape",
     "forget_kept",
     "keep_unpacked",
+    "layout_forms",
     "layout_of",
     "pack",
     "packed_of",
@@ -216,20 +218,26 @@ def _build(packed: bytes) -> tuple[PeerAddress, ...]:
         return ()
     out: list[PeerAddress] = []
     at = 2
-    for priority, kind, connection, asn, protocol in _LAYOUTS[(packed[0] << 8) | packed[1]]:
-        address = _build_address(
-            ip=f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}.{packed[at + 3]}",
-            port=(packed[at + 4] << 8) | packed[at + 5],
-            family=_IPV4,
-            priority=priority,
-            type=kind,
-            connection=connection,
-            asn=asn,
-            peer_protocol=protocol,
-        )
-        out.append(address)
+    for shape in _LAYOUTS[(packed[0] << 8) | packed[1]]:
+        ip = f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}.{packed[at + 3]}"
+        out.append(_shaped(shape, ip, (packed[at + 4] << 8) | packed[at + 5]))
         at += 6
     return tuple(out)
+
+
+def _shaped(shape: Shape, ip: str, port: int) -> PeerAddress:
+    """The IPv4 address ``ip``:``port`` of ``shape``."""
+    priority, kind, connection, asn, protocol = shape
+    return _build_address(
+        ip=ip,
+        port=port,
+        family=_IPV4,
+        priority=priority,
+        type=kind,
+        connection=connection,
+        asn=asn,
+        peer_protocol=protocol,
+    )
 
 
 def packed_prefix(packed: bytes) -> str | None:
@@ -246,6 +254,30 @@ def packed_prefix(packed: bytes) -> str | None:
 def layout_of(packed: bytes) -> Layout:
     """The shapes of the addresses packed in ``packed`` (non-empty, made by :func:`pack`)."""
     return _LAYOUTS[(packed[0] << 8) | packed[1]]
+
+
+_F = TypeVar("_F")
+
+
+def layout_forms(
+    layout: Layout, form_of: Callable[[tuple[object, ...], PeerAddress], _F | None]
+) -> tuple[_F, ...] | None:
+    """What a codec writes for each shape of ``layout`` besides the IP address and port:
+    ``form_of(shape, address)`` on an address of that shape (IP ``0.0.0.0``, port 1) and its
+    template shape (:func:`~ppsp.wire.common.template_shape`), which checks the shape's fields
+    once before addresses of that shape are written from packed bytes.  None for a layout
+    longer than a listed peer's addresses may be, or when a shape has no form (None)."""
+    if len(layout) > MAX_PEER_ADDRESSES:
+        return None
+    forms = []
+    for shape in layout:
+        sample = _shaped(shape, "0.0.0.0", 1)
+        template = template_shape(sample)
+        form = None if template is None else form_of(template, sample)
+        if form is None:
+            return None
+        forms.append(form)
+    return tuple(forms)
 
 
 class PackedPeerInfo(PeerInfo):

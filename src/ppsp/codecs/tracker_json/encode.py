@@ -63,7 +63,7 @@ from ppsp.wire.fields import (
     RESERVED_SWARM_IDS,
     is_extra_statistic_name,
 )
-from ppsp.wire.packed import Layout, PackedPeerInfo, layout_of, packed_of
+from ppsp.wire.packed import Layout, PackedPeerInfo, layout_forms, layout_of, packed_of
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
@@ -472,28 +472,17 @@ None for a layout written by the general writer."""
 
 
 def _layout_ends(layout: Layout) -> tuple[bytes, ...] | None:
-    """The serialised members after ``port`` of each address of ``layout``, checked once for
-    its shape as :func:`_address_template` checks it (on an address of the shape); None when a
-    shape has no template or the layout is longer than an entry may be."""
-    if len(layout) > MAX_PEER_ADDRESSES:
+    """The serialised members after ``port`` of each address of ``layout`` and the closing
+    brace, checked once for its shape as :func:`_address_template` checks it; None when the
+    general writer writes it."""
+    return layout_forms(layout, _shape_end)
+
+
+def _shape_end(shape: tuple[object, ...], sample: PeerAddress) -> bytes | None:
+    rest = _SHAPE_RESTS.form(shape, sample, _shape_rest)
+    if rest is None:
         return None
-    ends = []
-    for priority, kind, connection, asn, protocol in layout:
-        sample = PeerAddress(
-            ip="0.0.0.0",
-            port=1,
-            priority=priority,
-            type=kind,
-            connection=connection,
-            asn=asn,
-            peer_protocol=protocol,
-        )
-        shape = template_shape(sample)
-        rest = None if shape is None else _SHAPE_RESTS.form(shape, sample, _shape_rest)
-        if rest is None:
-            return None
-        ends.append(b"," + orjson.dumps(dict(rest))[1:] if rest else b"}")
-    return tuple(ends)
+    return b"," + orjson.dumps(dict(rest))[1:] if rest else b"}"
 
 
 def _packed_fragment(peer_id: str, packed: bytes) -> orjson.Fragment | None:

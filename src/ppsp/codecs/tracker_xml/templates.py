@@ -56,7 +56,7 @@ from ppsp.wire.fields import (
     MIN_PORT,
     RESERVED_SWARM_IDS,
 )
-from ppsp.wire.packed import Layout, PackedPeerInfo, layout_of, packed_of
+from ppsp.wire.packed import Layout, PackedPeerInfo, layout_forms, layout_of, packed_of
 from ppsp.wire.tracker import ActionResult, ErrorResponse, ProtocolVersion, TrackerResponse
 
 _ENTRY_FORMS: FormSlot[PeerInfo, str] = claim_form_slot("tracker XML")
@@ -236,27 +236,8 @@ general writer."""
 
 def _layout_tails(layout: Layout) -> tuple[str, ...] | None:
     """The tail of each address of ``layout``, checked once for its shape as
-    :func:`_address_template` checks it (on an address of the shape); None when a shape has no
-    template or the layout is longer than an entry may be."""
-    if len(layout) > MAX_PEER_ADDRESSES:
-        return None
-    tails = []
-    for priority, kind, connection, asn, protocol in layout:
-        sample = PeerAddress(
-            ip="0.0.0.0",
-            port=MIN_PORT,
-            priority=priority,
-            type=kind,
-            connection=connection,
-            asn=asn,
-            peer_protocol=protocol,
-        )
-        shape = template_shape(sample)
-        tail = None if shape is None else _SHAPE_TAILS.form(shape, sample, _shape_tail)
-        if tail is None:
-            return None
-        tails.append(tail)
-    return tuple(tails)
+    :func:`_address_template` checks it; None when the general writer writes it."""
+    return layout_forms(layout, lambda shape, sample: _SHAPE_TAILS.form(shape, sample, _shape_tail))
 
 
 def _packed_fragment(info: PackedPeerInfo) -> str | None:
