@@ -57,10 +57,10 @@ from ppsp.lab.nat_report import LabPeer, nat_section, render_nat_markdown
 from ppsp.lab.nat_setup import (
     build_network,
     command_prefix,
-    nat_network,
     nat_peer_args,
     nat_peer_env,
     network_json,
+    settings_network,
 )
 from ppsp.lab.netns import NatNetwork
 from ppsp.lab.plots import plot_continuity_compare, plot_live_bytes, plot_live_viewers
@@ -470,14 +470,7 @@ async def run_live_lab(
     """Run the live lab; returns the report.json document (also written into ``settings.out``)."""
     _check(settings)
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
-    per_kind = settings.attackers if settings.attacks else 0
-    net = nat_network(
-        settings.nat,
-        settings.peers,
-        settings.seed,
-        attackers=per_kind,
-        symmetric=settings.symmetric,
-    )
+    per_kind, net = settings_network(settings)
     try:
         addresses = (
             plan_addresses(settings.peers, settings.attacks, per_kind)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from ppsp.lab.errors import LabError, LabRequirementError
 from ppsp.lab.netns import (
@@ -29,6 +29,7 @@ __all__ = [
     "nat_peer_args",
     "nat_peer_env",
     "network_json",
+    "settings_network",
 ]
 
 
@@ -64,6 +65,37 @@ def nat_peer_env(net: NatNetwork | None, command: str = "get") -> dict[str, str]
     if net is None:
         return {}
     return {f"PPSP_{command.upper()}_TURN_PASSWORD": net.turn_password}
+
+
+class NetworkSettings(Protocol):
+    """What the settings of a lab (vod or live) say of its network."""
+
+    @property
+    def nat(self) -> float | None: ...
+    @property
+    def peers(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def attackers(self) -> int: ...
+    @property
+    def attacks(self) -> tuple[str, ...]: ...
+    @property
+    def symmetric(self) -> float | None: ...
+
+
+def settings_network(settings: NetworkSettings) -> tuple[int, NatNetwork | None]:
+    """The attackers of each kind a lab's ``settings`` ask for, and its NAT network
+    (:func:`nat_network`; None without ``--nat``)."""
+    per_kind = settings.attackers if settings.attacks else 0
+    net = nat_network(
+        settings.nat,
+        settings.peers,
+        settings.seed,
+        attackers=per_kind,
+        symmetric=settings.symmetric,
+    )
+    return per_kind, net
 
 
 def nat_network(

@@ -46,10 +46,10 @@ from ppsp.lab.nat_report import (
 from ppsp.lab.nat_setup import (
     build_network,
     command_prefix,
-    nat_network,
     nat_peer_args,
     nat_peer_env,
     network_json,
+    settings_network,
 )
 from ppsp.lab.netns import (
     STUN_PORT,
@@ -503,14 +503,7 @@ async def run_vod_lab(
     if settings.http_beside and settings.transport == "http":
         raise LabError("--http-beside runs HTTP only beside the PPSPP swarm, not beside itself")
     echo = say or (lambda message: print(message, file=sys.stderr, flush=True))
-    per_kind = settings.attackers if settings.attacks else 0
-    net = nat_network(
-        settings.nat,
-        settings.peers,
-        settings.seed,
-        attackers=per_kind,
-        symmetric=settings.symmetric,
-    )
+    per_kind, net = settings_network(settings)
     try:
         addresses = (
             plan_addresses(settings.peers, settings.attacks, per_kind)
