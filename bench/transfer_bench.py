@@ -246,15 +246,21 @@ class PeerToPeer:
 
 
 STARTUP_CODE = (
+    "from ppsp.process.tuning import collect_rarely\n"
+    "collect_rarely()\n"
     "from ppsp.app.cli import main\n"
     "from ppsp.app.cli.params import SWARM_ID, TRACKER_URL\n"
     "SWARM_ID.convert('ab' * 32, None, None)\n"
     "TRACKER_URL.convert('http://127.0.0.1:7000', None, None)\n"
     "import ppsp.app.commands, ppsp.process.tuning\n"
+    "from ppsp.process.ending import end_process\n"
+    "end_process(0)\n"
 )
-"""What ``python -m ppsp get SWARM --tracker URL -o FILE`` runs before its event loop starts:
-the command line, the checks of its arguments (the swarm ID, the tracker URL: the tracker
-client), and the modules its callback imports (the peer, the tuning); the same path as
+"""What ``python -m ppsp get SWARM --tracker URL -o FILE`` runs before its event loop starts,
+and how it ends: the collector set as :mod:`ppsp.app.launch` sets it, the command line, the
+checks of its arguments (the swarm ID, the tracker URL: the tracker client), the modules its
+callback imports (the peer, the tuning), and the end of the process as the launcher ends it
+(no teardown); the same imports as
 ``tests/app/test_startup.py`` checks, so that a module ``get`` stops or starts importing
 moves this figure."""
 

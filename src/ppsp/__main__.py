@@ -1,5 +1,5 @@
 """``python -m ppsp`` runs the command-line interface."""
 
-from ppsp.app.cli import main
+from ppsp.app.launch import run
 
-main()
+run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import math
 
@@ -12,6 +11,7 @@ __all__ = [
     "MIDDLE_GC_THRESHOLD",
     "YOUNG_GC_THRESHOLD",
     "FreezeTrigger",
+    "collect_rarely",
     "freeze_state",
     "tune_allocator",
     "tune_garbage_collector",
@@ -34,22 +34,31 @@ HEAP_KEEP = 256 << 20
 """Free heap memory kept for reuse before any is given back to the system."""
 
 
+def collect_rarely(threshold: int = YOUNG_GC_THRESHOLD, middle: int = MIDDLE_GC_THRESHOLD) -> None:
+    """Young collections every ``threshold`` allocations instead of 700, the middle
+    generation collected every ``middle`` young collections (:data:`MIDDLE_GC_THRESHOLD`).
+
+    A chunk request or a tracker request allocates a few hundred short-lived objects that
+    reference counting frees anyway, and loading a command's modules some hundred thousand
+    long-lived ones: with CPython's default, the collector would walk them again and again.
+    The ``ppsp`` process sets this before its modules load (:mod:`ppsp.app.launch`).
+    """
+    gc.set_threshold(threshold, middle, gc.get_threshold()[2])
+
+
 def tune_garbage_collector(
     threshold: int = YOUNG_GC_THRESHOLD, middle: int = MIDDLE_GC_THRESHOLD
 ) -> None:
     """Fewer, cheaper garbage collections for the rest of the process.
 
     Everything alive now (imported modules, the command's set-up) is moved out of the
-    collector's sight (``gc.freeze``), and young collections run every ``threshold``
-    allocations instead of 700: a chunk request allocates a few hundred short-lived objects
-    that reference counting frees anyway, and a full collection would otherwise walk every
-    module object each time.  The middle generation is collected every ``middle`` young
-    collections (:data:`MIDDLE_GC_THRESHOLD`), so that it stays small.
+    collector's sight (``gc.freeze``), so that no collection walks it again, and collections
+    are made rare (:func:`collect_rarely`).  No full collection runs first: it would walk every
+    module object (8-10 ms of a peer command's start) to free the few hundred objects that
+    imports leave in reference cycles, which are frozen with the rest instead, once.
     """
-    gc.collect()
     gc.freeze()
-    third = gc.get_threshold()[2]
-    gc.set_threshold(threshold, middle, third)
+    collect_rarely(threshold, middle)
 
 
 FREEZE_STEP = 50_000
@@ -117,6 +126,8 @@ def tune_allocator() -> bool:
     and up to 256 MiB of freed heap is kept for reuse.  Only where the C library has
     ``mallopt`` (glibc); returns whether it applied.
     """
+    import ctypes  # here: only the peers need it, and it costs a command's start 2 ms
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
