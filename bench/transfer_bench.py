@@ -15,6 +15,11 @@ Everything runs on loopback, each server in a subprocess of its own:
 3. Start-up: a bare interpreter doing what ``ppsp get`` does before its event loop starts:
    the command line, its arguments' checks and the modules its callback imports
    (:data:`STARTUP_CODE`).
+4. CPU: user and system time of each download's processes (the static server and this
+   process; ``ppsp get``, the seeder and the tracker), and of one SHA-256 of every byte.  From
+   them, the best ratio this machine allows (``bound``): the start-up and exchanges as
+   measured, and a transfer no faster than the static download, needing at least its CPU plus
+   the hashing, spread perfectly over every core.
 
 After one warm-up download of each kind, ``--repeat`` rounds alternate a static download and a
 peer-to-peer one, so that both see the machine in the same state (page cache, other load); every
@@ -31,6 +36,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import statistics
 import sys
@@ -178,13 +184,17 @@ class StaticServer:
         drain_outputs(self.process)
         self.url = f"http://127.0.0.1:{port}/{self.source.name}"
 
-    async def download(self, output: Path) -> float:
-        """One timed download into ``output``, checked against the source."""
+    async def download(self, output: Path) -> tuple[float, float]:
+        """One timed download into ``output``, checked against the source: its seconds, and
+        the CPU seconds the server and this process (the client) used for it."""
         output.unlink(missing_ok=True)
+        pid = None if self.process is None else self.process.pid
+        server, client = process_cpu(pid), time.process_time()
         seconds = await static_download(self.url, output)
+        cpu = process_cpu(pid) - server + time.process_time() - client
         if file_digest(output) != self.digest:
             raise RuntimeError("static download differs from the source")
-        return seconds
+        return seconds, cpu
 
     async def stop(self) -> None:
         """Stop the server."""
@@ -216,11 +226,14 @@ class PeerToPeer:
         self.swarm_id = await first_match(self.seeder.stdout, re.compile(r"^([0-9a-f]{64})$"))
         drain_outputs(self.seeder)
 
-    async def download(self, output: Path) -> tuple[float, float, int]:
+    async def download(self, output: Path) -> tuple[float, float, int, float]:
         """One ``ppsp get`` into ``output``: seconds from spawn to exit, and the transfer alone:
         seconds from the first progress line (the first chunk stored) to the last (every
-        chunk stored), and the bytes stored in between."""
+        chunk stored), the bytes stored in between, and the CPU seconds ``ppsp get``, the
+        seeder and the tracker used for it."""
         output.unlink(missing_ok=True)
+        servers = [None if p is None else p.pid for p in (self.seeder, self.tracker)]
+        before = children_cpu() + sum(process_cpu(pid) for pid in servers)
         started = time.perf_counter()
         getter = await spawn(
             "-m", "ppsp", "get", self.swarm_id, "--tracker", self.tracker_url, "-o", str(output),
@@ -234,9 +247,11 @@ class PeerToPeer:
         progress = [(at, m) for at, text in lines if (m := PROGRESS.search(text))]
         first, first_match = progress[0]
         done = min(at for at, m in progress if m.group(1) == m.group(2))
+        cpu = children_cpu() + sum(process_cpu(pid) for pid in servers) - before
         if file_digest(output) != self.digest:
             raise RuntimeError("peer-to-peer download differs from the source")
-        return elapsed, done - first, int(first_match.group(2)) - int(first_match.group(1))
+        stored = int(first_match.group(2)) - int(first_match.group(1))
+        return elapsed, done - first, stored, cpu
 
     async def stop(self) -> None:
         """Stop the seeder and the tracker."""
@@ -281,6 +296,39 @@ def rate(size: int, seconds: float) -> float:
     return size / MIB / seconds
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (/proc, Linux); 0.0 when
+    it cannot be read."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's children that have ended (``ppsp get`` runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def hash_cpu(path: Path) -> float:
+    """CPU seconds of SHA-256 over every byte of ``path`` once, in 1 MiB blocks read from the
+    page cache: what verifying each chunk against its hash costs at the least."""
+    buffer = bytearray(MIB)
+    view = memoryview(buffer)
+    started = time.process_time()
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            hashlib.sha256(view[:count]).digest()
+    return time.process_time() - started
+
+
 async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, Any]:
     """Run both measurements on a fresh file of ``size_mb`` MiB; the report as a dict.
 
@@ -299,7 +347,9 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
         static_server = StaticServer(source, digest)
         p2p_swarm = PeerToPeer(source, digest, chunk_size)
         static: list[float] = []
+        static_cpu: list[float] = []
         p2p: list[float] = []
+        p2p_cpu: list[float] = []
         transfers: list[float] = []
         transferred: list[int] = []
         try:
@@ -308,16 +358,29 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             await static_server.download(workdir / "static.out")
             await p2p_swarm.download(workdir / "p2p.out")
             for _ in range(repeat):
-                static.append(await static_server.download(workdir / "static.out"))
-                whole, transfer, nbytes = await p2p_swarm.download(workdir / "p2p.out")
+                seconds, cpu = await static_server.download(workdir / "static.out")
+                static.append(seconds)
+                static_cpu.append(cpu)
+                whole, transfer, nbytes, cpu = await p2p_swarm.download(workdir / "p2p.out")
                 p2p.append(whole)
+                p2p_cpu.append(cpu)
                 transfers.append(transfer)
                 transferred.append(nbytes)
+            hashing = min(hash_cpu(source) for _ in range(3))
         finally:
             await static_server.stop()
             await p2p_swarm.stop()
     static_s, p2p_s = statistics.median(static), statistics.median(p2p)
     transfer_s = statistics.median(transfers)
+    startup_s = statistics.median(startup)
+    rest_s = p2p_s - transfer_s - startup_s
+    cpus = os.cpu_count() or 1
+    # The best ppsp get could do here: its start-up and exchanges as measured, and a transfer
+    # that needs at least the static download's CPU (server and client) plus one SHA-256 of
+    # every byte, spread perfectly over the machine's cores, and is no faster than the
+    # static download itself.
+    transfer_floor = max(static_s, (statistics.median(static_cpu) + hashing) / cpus)
+    bound = static_s / (startup_s + max(rest_s, 0.0) + transfer_floor)
     # Rates, not times: the transfer window leaves out the first chunk.
     static_rates = [rate(size, s) for s in static]
     transfer_rates = [rate(n, t) for n, t in zip(transferred, transfers, strict=True)]
@@ -336,6 +399,8 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             "seconds": [round(s, 4) for s in static],
             "median_seconds": round(static_s, 4),
             "mib_per_s": round(rate(size, static_s), 1),
+            "cpu_seconds": [round(s, 4) for s in static_cpu],
+            "cpu_is": "user + system of the server and of this process (the client)",
         },
         "p2p": {
             "processes": "ppsp tracker, ppsp seed, ppsp get (timed from spawn to exit)",
@@ -351,8 +416,18 @@ async def run(size_mb: int, repeat: int, chunk_size: int | None) -> dict[str, An
             "process_startup_seconds": round(statistics.median(startup), 4),
             "process_startup_is": "python -c STARTUP_CODE: the command line, the argument "
             "checks and the imports of ppsp get, spawn to exit",
-            "rest_seconds": round(p2p_s - transfer_s - statistics.median(startup), 4),
+            "rest_seconds": round(rest_s, 4),
             "rest_is": "tracker CONNECT/JOIN, description, handshake, final report, exit",
+            "cpu_seconds": [round(s, 4) for s in p2p_cpu],
+            "cpu_is": "user + system of ppsp get, the seeder and the tracker",
+        },
+        "bound": {
+            "sha256_cpu_seconds": round(hashing, 4),
+            "transfer_floor_seconds": round(transfer_floor, 4),
+            "best_ratio_start_to_exit": round(bound, 3),
+            "is": "static seconds / (start-up + rest + transfer floor); the transfer floor: "
+            "the static download's seconds, or its CPU plus one SHA-256 of every byte spread "
+            "over every core, whichever is longer",
         },
         "round_ratios_transfer_only": [round(r, 3) for r in transfer_ratios],
         "round_ratios_start_to_exit": [round(r, 3) for r in whole_ratios],
