@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from e2e.netns_helpers import IP, NamespaceError, can_make_namespaces, ip
-from e2e.swarm_helpers import ENV, Peer, Swarm
+from e2e.swarm_helpers import ENV, LISTENING, OFFERING, Peer, Swarm
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
@@ -73,6 +73,16 @@ class Natted:
     def run(self, namespace: str, command: Sequence[str]) -> list[str]:
         """``command`` as run inside ``namespace`` (``ip netns exec``)."""
         return [IP, "netns", "exec", namespace, *command]
+
+    def prefixes(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        """What runs a command on the public host, the source host, client A and client B."""
+        run = self.run
+        return (
+            run(self.public, []),
+            run(self.source, []),
+            run(self.client_a, []),
+            run(self.client_b, []),
+        )
 
 
 def _veth(a: str, a_dev: str, b: str, b_dev: str) -> None:
@@ -139,6 +149,16 @@ class TwoNats:
     def run(self, namespace: str, command: Sequence[str]) -> list[str]:
         """``command`` as run inside ``namespace`` (``ip netns exec``)."""
         return [IP, "netns", "exec", namespace, *command]
+
+    def prefixes(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        """What runs a command on the public host, the source host, client A and client B."""
+        run = self.run
+        return (
+            run(self.public, []),
+            run(self.source, []),
+            run(self.client_a, []),
+            run(self.client_b, []),
+        )
 
 
 SOURCE = "10.232.0.4"
@@ -354,3 +374,23 @@ async def spawn_in(swarm: Swarm, prefix: Sequence[str], name: str, *args: str) -
     peer = Peer(name, process)
     swarm.peers.append(peer)
     return peer
+
+
+async def public_tracker(swarm: Swarm, prefix: Sequence[str]) -> str:
+    """Start ``ppsp tracker`` on the public host (:data:`PUBLIC`, run with ``prefix``); its URL."""
+    tracker = await spawn_in(swarm, prefix, "tracker", "tracker", "--host", PUBLIC, "--port", "0")
+    return (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+
+
+async def public_seed(
+    swarm: Swarm, prefix: Sequence[str], source: Path, url: str, *options: str
+) -> tuple[Peer, str]:
+    """Start ``ppsp seed SOURCE`` on the source host (:data:`SOURCE`, run with ``prefix``)
+    with a PPSPP socket and ``options``; the process and the swarm ID, once it offers PPSPP."""
+    seeder = await spawn_in(
+        swarm, prefix, "source", "seed", str(source), "--tracker", url,
+        "--host", SOURCE, "--ppspp-port", "0", *options,
+    )  # fmt: skip
+    swarm_id = await seeder.first_stdout_line()
+    await seeder.wait_line(OFFERING)
+    return seeder, swarm_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import re
@@ -29,6 +30,10 @@ import aiohttp
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 LISTENING = re.compile(r"listening on (http://\S+)")
 COMPLETE = re.compile(r": complete, \d+ bytes verified")
+OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp")
+"""What a seeder with a PPSPP socket prints once its PPSPP addresses are registered."""
+SERVING = re.compile(r"serving over PPSPP what it holds at udp (\S+):(\d+)")
+"""What a downloading peer with a PPSPP socket prints once it serves what it holds."""
 CHUNK_SIZE = 65536
 START_TIMEOUT = 30.0
 """Bound on a process getting to its first line of output."""
@@ -348,3 +353,35 @@ async def wait_for_peers(swarm: Swarm, count: int, timeout: float = 30.0) -> Non
     async with asyncio.timeout(timeout):
         while (await swarm.status())["peers"] != count:
             await asyncio.sleep(0.05)
+
+
+LISTING_PROBE = """\
+import asyncio, json, secrets, sys
+from ppsp.tracker.net.client import TrackerClient
+from ppsp.wire.tracker import PeerMode
+
+async def main(url, swarm):
+    async with TrackerClient(url, secrets.token_hex(16)) as client:
+        peers = await client.join(swarm, PeerMode.LEECH)
+    print(json.dumps({peer.peer_id: [[a.ip, a.port, a.type.value if a.type else None]
+                                     for a in peer.addresses if a.peer_protocol == "PPSPP"]
+                      for peer in peers}))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+"""JOIN a swarm (a new peer each time) and print each listed peer's PPSPP addresses."""
+
+
+async def ppspp_listing(
+    url: str, swarm_id: str, prefix: Sequence[str] = ()
+) -> dict[str, list[list[object]]]:
+    """The PPSPP addresses the tracker lists for each peer of ``swarm_id``: ``[ip, port,
+    type]`` each, by PeerID (asked with ``prefix``: a namespace)."""
+    process = await asyncio.create_subprocess_exec(
+        *prefix, sys.executable, "-c", LISTING_PROBE, url, swarm_id,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    listing: dict[str, list[list[object]]] = json.loads(out)
+    return listing

@@ -33,12 +33,13 @@ from e2e.nat_helpers import (
     REFLEXIVE,
     ROUTER_A_PUBLIC,
     SOURCE,
+    public_tracker,
     require,
     spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import LISTENING, Peer, Swarm
+from e2e.swarm_helpers import Peer, Swarm
 
 pytestmark = pytest.mark.e2e
 
@@ -105,17 +106,13 @@ async def test_a_live_viewer_behind_nat_gets_chunks_from_a_viewer_behind_another
     stream.write_bytes(b"")
     report_a, report_b = tmp_path / "a.json", tmp_path / "b.json"
     with two_nats(source_rate="1mbit") as net:
-        public, capped = net.run(net.public, []), net.run(net.source, [])
-        behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
+        public, capped, behind_a, behind_b = net.prefixes()
         subprocess.run(
             [*capped, NFT, "-f", "-"], input=SOURCE_RULES, text=True, check=True, timeout=30
         )
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=behind_a):
             async with Swarm(tmp_path) as swarm:
-                tracker = await spawn_in(
-                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
-                )
-                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+                url = await public_tracker(swarm, public)
                 feeding = asyncio.ensure_future(_feed(stream))
                 try:
                     source = await spawn_in(

@@ -18,12 +18,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from e2e.swarm_helpers import Peer, Swarm, content, finish, throttle
+from e2e.swarm_helpers import SERVING, Peer, Swarm, content, finish, throttle
 from ppsp.lab.report import check_transfers
 
 SIZE = 4 << 20
 OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp (\S+):(\d+)")
-SERVING = re.compile(r"serving over PPSPP what it holds at udp (\S+):(\d+)")
 PROGRESS = re.compile(r" [1-9][0-9]*/[0-9]+ bytes")
 
 

@@ -12,12 +12,8 @@ the download.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import signal
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,48 +25,16 @@ from e2e.nat_helpers import (
     PUNCHING,
     REFLEXIVE,
     ROUTER_A_PUBLIC,
-    SOURCE,
+    public_seed,
+    public_tracker,
     require,
     spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import COMPLETE, LISTENING, Swarm, content
+from e2e.swarm_helpers import COMPLETE, OFFERING, Swarm, content, ppspp_listing
 
 pytestmark = pytest.mark.e2e
-
-OFFERING = re.compile(r"offering PPSPP to the swarm's peers at udp")
-
-PROBE = """\
-import asyncio, json, secrets, sys
-from ppsp.tracker.net.client import TrackerClient
-from ppsp.wire.tracker import PeerMode
-
-async def main(url, swarm):
-    async with TrackerClient(url, secrets.token_hex(16)) as client:
-        peers = await client.join(swarm, PeerMode.LEECH)
-    print(json.dumps({peer.peer_id: [[a.ip, a.port, a.type.value if a.type else None]
-                                     for a in peer.addresses if a.peer_protocol == "PPSPP"]
-                      for peer in peers}))
-
-asyncio.run(main(*sys.argv[1:]))
-"""
-"""JOIN a swarm (a new peer each time) and print each listed peer's PPSPP addresses."""
-
-
-async def ppspp_listing(
-    url: str, swarm_id: str, prefix: Sequence[str]
-) -> dict[str, list[list[object]]]:
-    """The PPSPP addresses the tracker lists for each peer of ``swarm_id``: ``[ip, port,
-    type]`` each, by PeerID."""
-    process = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, "-c", PROBE, url, swarm_id,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    listing: dict[str, list[list[object]]] = json.loads(out)
-    return listing
 
 
 async def test_a_leecher_behind_nat_gets_chunks_from_a_seeder_behind_another_nat(
@@ -81,20 +45,11 @@ async def test_a_leecher_behind_nat_gets_chunks_from_a_seeder_behind_another_nat
     got, natted = tmp_path / "get.json", tmp_path / "natted.json"
     source.write_bytes(content(4 << 20))
     with two_nats(source_rate="4mbit") as net:
-        public, capped = net.run(net.public, []), net.run(net.source, [])
-        behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
+        public, capped, behind_a, behind_b = net.prefixes()
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, probe_from=behind_a):
             async with Swarm(tmp_path) as swarm:
-                tracker = await spawn_in(
-                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
-                )
-                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                first = await spawn_in(
-                    swarm, capped, "source", "seed", str(source), "--tracker", url,
-                    "--host", SOURCE, "--ppspp-port", "0",
-                )  # fmt: skip
-                swarm_id = await first.first_stdout_line()
-                await first.wait_line(OFFERING)
+                url = await public_tracker(swarm, public)
+                _, swarm_id = await public_seed(swarm, capped, source, url)
                 seeder = await spawn_in(
                     swarm, behind_b, "natted", "seed", str(source), "--tracker", url,
                     "--host", CLIENT_B, "--ppspp-port", "0", "--stun", PUBLIC,

@@ -31,19 +31,18 @@ from e2e.nat_helpers import (
     PUBLIC,
     PUNCHING,
     REFLEXIVE,
-    SOURCE,
     TURN_PASSWORD,
     TURN_USER,
     free_udp_port,
+    public_seed,
+    public_tracker,
     require,
     set_source_rate,
     spawn_in,
     stun_server,
     two_nats,
 )
-from e2e.swarm_helpers import COMPLETE, LISTENING, Swarm, content
-from e2e.test_ppspp_partial import SERVING
-from e2e.test_ppspp_punch import OFFERING, ppspp_listing
+from e2e.swarm_helpers import COMPLETE, OFFERING, SERVING, Swarm, content, ppspp_listing
 
 pytestmark = pytest.mark.e2e
 
@@ -62,24 +61,15 @@ async def test_a_seeder_behind_a_symmetric_nat_serves_through_its_turn_relay(
     source.write_bytes(content((4 if relay else 3) << 20))
     turn_options = ["--turn", PUBLIC, "--turn-user", TURN_USER] if relay else []
     with two_nats(source_rate="4mbit", symmetric_b=True) as net:
-        public, capped = net.run(net.public, []), net.run(net.source, [])
-        behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
+        public, capped, behind_a, behind_b = net.prefixes()
         with stun_server(
             PUBLIC, 3478, tmp_path, prefix=public, turn=True, probe_from=behind_a, verbose=True
         ):
             async with Swarm(tmp_path) as swarm:
                 # The password comes from the environment, as a user's should.
                 swarm.env["PPSP_SEED_TURN_PASSWORD"] = TURN_PASSWORD
-                tracker = await spawn_in(
-                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
-                )
-                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
-                first = await spawn_in(
-                    swarm, capped, "source", "seed", str(source), "--tracker", url,
-                    "--host", SOURCE, "--ppspp-port", "0",
-                )  # fmt: skip
-                swarm_id = await first.first_stdout_line()
-                await first.wait_line(OFFERING)
+                url = await public_tracker(swarm, public)
+                _, swarm_id = await public_seed(swarm, capped, source, url)
                 seeder = await spawn_in(
                     swarm, behind_b, "natted", "seed", str(source), "--tracker", url,
                     "--host", CLIENT_B, "--ppspp-port", "0", "--stun", PUBLIC,
@@ -140,23 +130,14 @@ async def test_a_downloading_peer_behind_a_symmetric_nat_serves_through_its_turn
     got, natted = tmp_path / "get.json", tmp_path / "natted.json"
     source.write_bytes(content(2 << 20))
     with two_nats(source_rate="80mbit", symmetric_a=True, symmetric_b=True) as net:
-        public, capped = net.run(net.public, []), net.run(net.source, [])
-        behind_a, behind_b = net.run(net.client_a, []), net.run(net.client_b, [])
+        public, capped, behind_a, behind_b = net.prefixes()
         with stun_server(PUBLIC, 3478, tmp_path, prefix=public, turn=True, probe_from=behind_a):
             async with Swarm(tmp_path) as swarm:
                 swarm.env["PPSP_GET_TURN_PASSWORD"] = TURN_PASSWORD
-                tracker = await spawn_in(
-                    swarm, public, "tracker", "tracker", "--host", PUBLIC, "--port", "0"
-                )
-                url = (await tracker.wait_line(LISTENING, stream="stdout")).group(1)
+                url = await public_tracker(swarm, public)
                 # Small chunks: A's first one, from the slowed source, names the PPSPP root
                 # soon (a peer reached over UDP only is asked for that root).
-                first = await spawn_in(
-                    swarm, capped, "source", "seed", str(source), "--tracker", url,
-                    "--host", SOURCE, "--ppspp-port", "0", "--chunk-size", "16384",
-                )  # fmt: skip
-                swarm_id = await first.first_stdout_line()
-                await first.wait_line(OFFERING)
+                _, swarm_id = await public_seed(swarm, capped, source, url, "--chunk-size", "16384")
                 # B downloads everything from the source, and stays, serving it.
                 relayer = await spawn_in(
                     swarm, behind_b, "natted", "get", swarm_id, "--tracker", url,
