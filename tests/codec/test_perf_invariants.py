@@ -405,3 +405,37 @@ def test_a_packed_entry_is_written_without_unpacking_its_addresses(
     listed = replace(plain, peers=(packed_peer_info("peer-1", packed, "swarm-1"),))
     written = [xml_codec.encode_response(listed), json_codec.encode_response(listed, check=False)]
     assert written == expected
+
+
+@pytest.mark.parametrize("swarms", [("swarm-1", "swarm-1"), ("swarm-1", "swarm-2"), ("s%d", "ALL")])
+def test_packed_entries_with_percent_signs_and_swarms_in_turn_are_written_as_unpacked(
+    swarms: tuple[str, str],
+) -> None:
+    """Entries written by a layout's template: a ``%`` in an ID or in a shape's fields is text,
+    and each entry's swarm ID is checked (a reserved one refused) whatever the entry before
+    it carried."""
+    addresses = (
+        PeerAddress(ip="10.1.2.3", port=7001, type=AddressType.HOST, connection="5%-lte"),
+        PeerAddress(ip="192.0.2.7", port=40001, type=AddressType.REFLEXIVE, peer_protocol="%s%d"),
+    )
+    packed = pack(addresses)
+    assert packed is not None
+    plain = TrackerResponse(
+        version=V11,
+        transaction_id="1",
+        peers=tuple(
+            PeerInfo(peer_id=f"peer-{n}%s", addresses=addresses, swarm_id=swarm)
+            for n, swarm in enumerate(swarms)
+        ),
+    )
+    listed = replace(
+        plain,
+        peers=tuple(packed_peer_info(p.peer_id, packed, p.swarm_id) for p in plain.peers),
+    )
+    for encode in (
+        xml_codec.encode_response,
+        json_codec.encode_response,
+        functools.partial(json_codec.encode_response, check=False),
+    ):
+        assert _outcome(encode, listed) == _outcome(encode, plain)
+    assert _outcome(xml_codec.encode_response, listed) == _outcome(encode_response_tree, plain)

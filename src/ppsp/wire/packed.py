@@ -45,6 +45,7 @@ only caller).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -66,6 +67,7 @@ __all__ = [
     "layout_forms",
     "layout_of",
     "pack",
+    "packed_fields",
     "packed_of",
     "packed_peer_info",
     "packed_prefix",
@@ -254,6 +256,18 @@ def packed_prefix(packed: bytes) -> str | None:
 def layout_of(packed: bytes) -> Layout:
     """The shapes of the addresses packed in ``packed`` (non-empty, made by :func:`pack`)."""
     return _LAYOUTS[(packed[0] << 8) | packed[1]]
+
+
+_FIELDS = [struct.Struct(">2x" + "4BH" * count) for count in range(MAX_PEER_ADDRESSES + 1)]
+"""Per number of addresses, the layout of packed bytes: the 2-byte layout, then each
+address's four octets and port."""
+
+
+def packed_fields(packed: bytes) -> tuple[int, ...]:
+    """The four octets and the port of each address packed in ``packed`` (non-empty, made by
+    :func:`pack`, with at most ``MAX_PEER_ADDRESSES`` addresses), five integers an address,
+    in order, read in one call: what a codec writes of them, canonical and in range."""
+    return _FIELDS[(len(packed) - 2) // 6].unpack(packed)
 
 
 _F = TypeVar("_F")

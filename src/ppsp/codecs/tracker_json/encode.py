@@ -63,7 +63,14 @@ from ppsp.wire.fields import (
     RESERVED_SWARM_IDS,
     is_extra_statistic_name,
 )
-from ppsp.wire.packed import Layout, PackedPeerInfo, layout_forms, layout_of, packed_of
+from ppsp.wire.packed import (
+    Layout,
+    PackedPeerInfo,
+    layout_forms,
+    layout_of,
+    packed_fields,
+    packed_of,
+)
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
@@ -465,17 +472,28 @@ def _listed_fragment(peer: PeerInfo) -> orjson.Fragment:
     return orjson.Fragment(b",".join(orjson.dumps(entry) for entry in _peer_info_json(peer)))
 
 
-_LAYOUT_ENDS: IdentityForms[Layout, tuple[bytes, ...] | None] = IdentityForms(MAX_LAYOUTS)
-"""What follows the port in each address of a packed layout (its checked members and the
-closing brace), by the layout's identity (one object per layout while the process lives);
-None for a layout written by the general writer."""
+_LAYOUT_TEMPLATES: IdentityForms[Layout, bytes | None] = IdentityForms(MAX_LAYOUTS)
+"""The ``%``-template of a packed entry of each layout, by the layout's identity (one object per
+layout while the process lives); None for a layout written by the general writer."""
 
 
-def _layout_ends(layout: Layout) -> tuple[bytes, ...] | None:
-    """The serialised members after ``port`` of each address of ``layout`` and the closing
-    brace, checked once for its shape as :func:`_address_template` checks it; None when the
-    general writer writes it."""
-    return layout_forms(layout, _shape_end)
+def _layout_template(layout: Layout) -> bytes | None:
+    """The serialised entries of a peer whose addresses have ``layout``, as a ``%``-template of,
+    for each address, the peer ID and the address's five :func:`~ppsp.wire.packed.packed_fields`:
+    the members after ``port`` checked once for each shape as :func:`_address_template` checks
+    them; None when the general writer writes it."""
+    ends = layout_forms(layout, _shape_end)
+    if ends is None:
+        return None
+    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
+    # the bytes are what orjson writes of _address_template's object for the address.
+    return b",".join(
+        b'{"peer_id":"%b","peer_addr":{"ip_address":'
+        b'{"address_type":"ipv4","address":"%d.%d.%d.%d"},"port":%d'
+        + end.replace(b"%", b"%%")
+        + b"}"
+        for end in ends
+    )
 
 
 def _shape_end(shape: tuple[object, ...], sample: PeerAddress) -> bytes | None:
@@ -487,33 +505,21 @@ def _shape_end(shape: tuple[object, ...], sample: PeerAddress) -> bytes | None:
 
 def _packed_fragment(peer_id: str, packed: bytes) -> orjson.Fragment | None:
     """:func:`_listed_fragment` of an entry whose addresses are packed (:mod:`ppsp.wire.packed`)
-    and whose peer ID is :data:`_PLAIN_ID`, written from the bytes and its layout's checked
-    members: the same bytes, without an address object; None when the general path must write
-    it (a layout without a template)."""
-    ends = _LAYOUT_ENDS.form(layout_of(packed), _layout_ends) if packed else None
-    if ends is None:
+    and whose peer ID is :data:`_PLAIN_ID`, written from the bytes by its layout's template:
+    the same bytes, without an address object; None when the general path must write it (a
+    layout without a template)."""
+    template = _LAYOUT_TEMPLATES.form(layout_of(packed), _layout_template) if packed else None
+    if template is None:
         return None
-    head = b'{"peer_id":"' + peer_id.encode() + b'","peer_addr":{"ip_address":'
-    entries = []
-    at = 2
-    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
-    # the bytes are what orjson writes of _address_template's object for the address.
-    for end in ends:
-        entries.append(
-            head
-            + b'{"address_type":"ipv4","address":"%d.%d.%d.%d"},"port":%d'
-            % (
-                packed[at],
-                packed[at + 1],
-                packed[at + 2],
-                packed[at + 3],
-                (packed[at + 4] << 8) | packed[at + 5],
-            )
-            + end
-            + b"}"
-        )
-        at += 6
-    return orjson.Fragment(b",".join(entries))
+    ident = peer_id.encode()
+    fields = packed_fields(packed)
+    if len(fields) == 10:  # the usual peer: an advertised address and the observed one
+        return orjson.Fragment(template % (ident, *fields[:5], ident, *fields[5:]))
+    values: list[object] = []
+    for at in range(0, len(fields), 5):
+        values.append(ident)
+        values.extend(fields[at : at + 5])
+    return orjson.Fragment(template % tuple(values))
 
 
 _SWARM_OF = operator.attrgetter("swarm_id")

@@ -56,7 +56,14 @@ from ppsp.wire.fields import (
     MIN_PORT,
     RESERVED_SWARM_IDS,
 )
-from ppsp.wire.packed import Layout, PackedPeerInfo, layout_forms, layout_of, packed_of
+from ppsp.wire.packed import (
+    Layout,
+    PackedPeerInfo,
+    layout_forms,
+    layout_of,
+    packed_fields,
+    packed_of,
+)
 from ppsp.wire.tracker import ActionResult, ErrorResponse, ProtocolVersion, TrackerResponse
 
 _ENTRY_FORMS: FormSlot[PeerInfo, str] = claim_form_slot("tracker XML")
@@ -228,49 +235,54 @@ def _listed_fragment(info: PeerInfo) -> str:
     return _render_peer_info(addresses, peer_id, swarm_id)
 
 
-_LAYOUT_TAILS: IdentityForms[Layout, tuple[str, ...] | None] = IdentityForms(MAX_LAYOUTS)
-"""The checked tails (:func:`_shape_tail`) of each packed layout's addresses, by the layout's
-identity (one object per layout while the process lives); None for a layout written by the
-general writer."""
+_LAYOUT_TEMPLATES: IdentityForms[Layout, str | None] = IdentityForms(MAX_LAYOUTS)
+"""The ``%``-template of a packed entry of each layout, by the layout's identity (one object per
+layout while the process lives); None for a layout written by the general writer."""
 
 
-def _layout_tails(layout: Layout) -> tuple[str, ...] | None:
-    """The tail of each address of ``layout``, checked once for its shape as
-    :func:`_address_template` checks it; None when the general writer writes it."""
-    return layout_forms(layout, lambda shape, sample: _SHAPE_TAILS.form(shape, sample, _shape_tail))
+def _layout_template(layout: Layout) -> str | None:
+    """The text of a listed entry whose addresses have ``layout``, as a ``%``-template of its
+    swarm ID, its peer ID and :func:`~ppsp.wire.packed.packed_fields`: each address's tail
+    checked once for its shape as :func:`_address_template` checks it; None when the general
+    writer writes it."""
+    tails = layout_forms(
+        layout, lambda shape, sample: _SHAPE_TAILS.form(shape, sample, _shape_tail)
+    )
+    if tails is None:
+        return None
+    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
+    # the text is what _address_template writes for the unpacked address.
+    addresses = "".join(
+        f'{_INFO_INDENT}<PeerAddress addrType="ipv4" ip="%d.%d.%d.%d" port="%d"'
+        + tail.replace("%", "%%")
+        + "/>"
+        for tail in tails
+    )
+    return '    <PeerInfo swarmID="%s">\n      <PeerID>%s</PeerID>' + addresses + _PEER_INFO_TAIL
+
+
+_LAST_PLAIN_SWARM: list[str] = [""]
+"""The swarm ID last found :data:`_PLAIN` and not reserved: the entries of one answer share
+one (interned) swarm ID, checked once for all of them."""
 
 
 def _packed_fragment(info: PackedPeerInfo) -> str | None:
     """:func:`_listed_fragment` of an entry whose addresses are packed
-    (:mod:`ppsp.wire.packed`), written from the bytes and its layout's checked tails: the
-    same text, without an address object; None when the general path must write it (IDs that
-    are not :data:`_PLAIN`, a layout without tails)."""
+    (:mod:`ppsp.wire.packed`), written from the bytes by its layout's template: the same text,
+    without an address object; None when the general path must write it (IDs that are not
+    :data:`_PLAIN`, a layout without a template)."""
     peer_id, swarm_id = info.peer_id, info.swarm_id
-    if not (
-        type(peer_id) is str
-        and type(swarm_id) is str
-        and _PLAIN(peer_id)
-        and _PLAIN(swarm_id)
-        and swarm_id not in RESERVED_SWARM_IDS
-    ):
+    if swarm_id is not _LAST_PLAIN_SWARM[0]:
+        if not (type(swarm_id) is str and _PLAIN(swarm_id) and swarm_id not in RESERVED_SWARM_IDS):
+            return None
+        _LAST_PLAIN_SWARM[0] = swarm_id
+    if not (type(peer_id) is str and _PLAIN(peer_id)):
         return None
     packed = packed_of(info)
-    tails = _LAYOUT_TAILS.form(layout_of(packed), _layout_tails) if packed else None
-    if tails is None:
+    template = _LAYOUT_TEMPLATES.form(layout_of(packed), _layout_template) if packed else None
+    if template is None:
         return None
-    parts = [f'    <PeerInfo swarmID="{swarm_id}">\n      <PeerID>{peer_id}</PeerID>']
-    at = 2
-    # Packed IPv4 addresses and ports read back canonical and in range (ppsp.wire.packed):
-    # the text is what _address_template writes for the unpacked address.
-    for tail in tails:
-        parts.append(
-            f'{_INFO_INDENT}<PeerAddress addrType="ipv4" ip="{packed[at]}.{packed[at + 1]}.'
-            f'{packed[at + 2]}.{packed[at + 3]}" port="{(packed[at + 4] << 8) | packed[at + 5]}"'
-            f"{tail}/>"
-        )
-        at += 6
-    parts.append(_PEER_INFO_TAIL)
-    return "".join(parts)
+    return template % (swarm_id, peer_id, *packed_fields(packed))
 
 
 def _address_form(address: PeerAddress) -> str:
