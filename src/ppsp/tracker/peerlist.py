@@ -700,6 +700,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
     append = infos.append
     listed = LISTED
     put = listed.put
+    limit = listed.limit
     # A kept entry outlives the request whose swarm ID it was built with: every entry of
     # the swarm holds one shared copy of the ID, not one per listing request (issue 16).
     if type(swarm_id) is str:
@@ -720,7 +721,12 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
         if packed and len(packed) <= _PACKED_MOST:
             # Written by the codecs from the bytes (ppsp.wire.packed): no address object.
             info = _packed_info(member.peer_id, packed, swarm_id)
-            put(member, info)
+            young = listed.young
+            if len(young) < limit:  # put() inline, but for a turn of the generations
+                young[key] = info
+                listed.young_members.append(member)
+            else:
+                put(member, info)
             append(info)
             continue
         addresses = member.addresses

@@ -57,6 +57,7 @@ from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 __all__ = [
     "MAX_LAYOUTS",
     "MAX_SHAPES",
+    "OCTETS_KEPT",
     "PIECES_KEPT",
     "UNPACKED_KEPT",
     "Layout",
@@ -102,6 +103,13 @@ _LAYOUT_IDS: dict[tuple[int, ...], bytes] = {}
 _unpacked: list[dict[bytes, tuple[PeerAddress, ...]]] = [{}, {}]
 _pieces: list[dict[int, tuple[PeerAddress, int, bytes]]] = [{}, {}]
 
+OCTETS_KEPT = 8192
+"""Canonical IPv4 addresses whose four octets are kept (a table emptied when full)."""
+
+_octets: dict[str, bytes] = {}
+"""The octets of the canonical IPv4 addresses packed lately: a peer seen from another port
+brings a new address object of the same IP with every request."""
+
 
 def _shape_id(shape: Shape) -> int | None:
     found = _SHAPE_IDS.get(shape)
@@ -126,15 +134,20 @@ def _piece(address: PeerAddress) -> tuple[int, bytes] | None:
         or type(ip) is not str
     ):
         return None
-    parts = ip.split(".")
-    if len(parts) != 4:
-        return None
-    try:
-        octets = bytes(map(int, parts))
-    except ValueError:  # not decimal, or not in [0, 255]
-        return None
-    if f"{octets[0]}.{octets[1]}.{octets[2]}.{octets[3]}" != ip:
-        return None  # not the canonical text: it would not read back equal
+    octets = _octets.get(ip)
+    if octets is None:
+        parts = ip.split(".")
+        if len(parts) != 4:
+            return None
+        try:
+            octets = bytes(map(int, parts))
+        except ValueError:  # not decimal, or not in [0, 255]
+            return None
+        if f"{octets[0]}.{octets[1]}.{octets[2]}.{octets[3]}" != ip:
+            return None  # not the canonical text: it would not read back equal
+        if len(_octets) >= OCTETS_KEPT:
+            _octets.clear()
+        _octets[ip] = octets
     shape = _shape_id(
         (priority, address.type, address.connection, address.asn, address.peer_protocol)
     )
@@ -361,3 +374,4 @@ def forget_kept() -> None:
     for tables in (_unpacked, _pieces):
         tables[0] = {}
         tables[1] = {}
+    _octets.clear()

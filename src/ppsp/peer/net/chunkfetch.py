@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ppsp.codecs.httphead import (
@@ -368,12 +368,12 @@ class ThreadedChunkClient:
     def _new_connection(self, origin: Origin) -> socket.socket:
         source = None if self.local_address is None else (self.local_address, 0)
         # An ASCII host goes as bytes: a str is encoded with the IDNA codec first, whose
-        # import (3 ms) would lie on the first chunk's path.
+        # import (3 ms) would lie on the first chunk's path.  (The socket module takes bytes
+        # hosts; typeshed types them as str only.)
         host = origin.host
+        named = cast(str, host.encode("ascii")) if host.isascii() else host
         sock = socket.create_connection(
-            (host.encode("ascii") if host.isascii() else host, origin.port),
-            timeout=CONNECT_TIMEOUT,
-            source_address=source,
+            (named, origin.port), timeout=CONNECT_TIMEOUT, source_address=source
         )
         # Blocking, with the kernel's own time limits on each wait (SO_RCVTIMEO, SO_SNDTIMEO):
         # a Python-level timeout would poll before every receive, one more system call each.
