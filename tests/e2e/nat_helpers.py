@@ -74,16 +74,6 @@ class Natted:
         """``command`` as run inside ``namespace`` (``ip netns exec``)."""
         return [IP, "netns", "exec", namespace, *command]
 
-    def prefixes(self) -> tuple[list[str], list[str], list[str], list[str]]:
-        """What runs a command on the public host, the source host, client A and client B."""
-        run = self.run
-        return (
-            run(self.public, []),
-            run(self.source, []),
-            run(self.client_a, []),
-            run(self.client_b, []),
-        )
-
 
 def _veth(a: str, a_dev: str, b: str, b_dev: str) -> None:
     ip("link", "add", a_dev, "netns", a, "type", "veth", "peer", "name", b_dev, "netns", b)
