@@ -50,6 +50,12 @@ NOT_FOR_PEERS = (
     "matplotlib",
     "av",
     "tempfile",  # a nameless temporary file is `ppsp watch`'s only
+    # The tracker's half of its XML codec: a peer encodes requests and decodes answers.
+    "ppsp.codecs.tracker_xml.requests",
+    "ppsp.codecs.tracker_xml.scan",
+    "ppsp.codecs.tracker_xml.plain",
+    "ppsp.codecs.tracker_xml.templates",
+    "ppsp.wire.packed",
 )
 
 # What the command line alone (``ppsp --help``, option parsing) may not load.

@@ -35,10 +35,14 @@ rules, raising :class:`~ppsp.errors.LocalProtocolError` for a message that would
 to itself.
 
 The package's modules, one part each: :mod:`.values` (names, constants and the field checks
-readers and writers share), :mod:`.tree` (parsing and typed reads of elements), :mod:`.plain`
-(the one-pass reader of plain FIND and STAT_REPORT requests), :mod:`.read` (the full decoder),
-:mod:`.write` (the element-tree writer) and :mod:`.templates` (answers from string templates).
-Only the names below are the codec's interface.
+readers and writers share), :mod:`.tree` (parsing and typed reads of elements), :mod:`.scan`
+(requests of the codec's own shapes, read from the bytes), :mod:`.plain` (the one-pass reader of
+plain FIND and STAT_REPORT requests), :mod:`.read` (the full decoder), :mod:`.requests` (requests
+as the tracker reads them), :mod:`.write` (the element-tree writer) and :mod:`.templates`
+(answers from string templates).  Only the names below are the codec's interface.  The
+tracker's half of it (:func:`decode_request`, :func:`encode_response`) is loaded at its first
+use: a peer, which encodes requests and decodes answers, never loads it (about 10 ms of a
+``ppsp get``).
 
 Layer: sans-I/O, as :mod:`ppsp.codecs`: may import ``ppsp.wire``, ``ppsp.errors``, the other
 codecs and lxml/orjson; no I/O, no clock (tests/test_layers.py enforces this).
@@ -46,10 +50,34 @@ codecs and lxml/orjson; no I/O, no clock (tests/test_layers.py enforces this).
 
 from __future__ import annotations
 
-from ppsp.codecs.tracker_xml.read import decode_request, decode_response
-from ppsp.codecs.tracker_xml.templates import encode_response
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ppsp.codecs.tracker_xml.read import decode_response
 from ppsp.codecs.tracker_xml.values import ERROR_TEXT, METHODS_BY_VERSION, NAMESPACE, SUCCESS_TEXT
 from ppsp.codecs.tracker_xml.write import encode_request
+
+if TYPE_CHECKING:
+    from ppsp.codecs.tracker_xml.requests import decode_request
+    from ppsp.codecs.tracker_xml.templates import encode_response
+
+_TRACKER_HALF = {
+    "decode_request": "ppsp.codecs.tracker_xml.requests",
+    "encode_response": "ppsp.codecs.tracker_xml.templates",
+}
+"""Where the tracker's half of the interface lives, loaded at its first use (PEP 562)."""
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`decode_request` and :func:`encode_response`, imported the first time they are
+    asked for and kept in the package from then on."""
+    module = _TRACKER_HALF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ERROR_TEXT",

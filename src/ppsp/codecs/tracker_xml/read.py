@@ -1,9 +1,10 @@
 """The full decoder of tracker XML: every request and answer, and every refusal.
 
-:func:`decode_request` first offers the document's bytes to the reader of the codec's own
-shapes (:mod:`.scan`), then its tree to the one-pass reader of plain FIND and STAT_REPORT
-requests (:mod:`.plain`); anything else, and anything that reader does not expect,
-is read here, which alone decides every refusal.
+:func:`~ppsp.codecs.tracker_xml.requests.decode_request` first offers a request's bytes to the
+reader of the codec's own shapes (:mod:`.scan`), then its tree to the one-pass reader of plain
+FIND and STAT_REPORT requests (:mod:`.plain`); anything else, and anything that reader does not
+expect, is read here (:func:`decode_request_root`), which alone decides every refusal.  Answers
+are read here (:func:`decode_response`): a peer, which only reads answers, loads neither reader.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ppsp.codecs.tracker_xml.plain import plain_request
-from ppsp.codecs.tracker_xml.scan import scan_request
 from ppsp.codecs.tracker_xml.tree import (
     Element,
     attr_enum,
@@ -463,27 +462,6 @@ def decode_request_root(root: Element) -> AnyRequest:
     tid = required_token(groups, "TransactionID")
     peer_id = required_token(groups, "PeerID")
     return _REQUEST_DECODERS[method](version, tid, peer_id, groups)
-
-
-def decode_request(data: bytes) -> AnyRequest:
-    """Decode a PPSP-TP/1.0 or 1.1 XML request body.
-
-    Raises :class:`BadRequest` for anything malformed, truncated, mistyped, incomplete, over a
-    bound, or a method that is unknown or not part of the message's version;
-    :class:`UnsupportedVersion` for a version other than 1.0 and 1.1; :class:`PayloadTooLarge`
-    for a body over :data:`~ppsp.wire.fields.MAX_MESSAGE_BYTES`.  The error carries the request's
-    transaction ID whenever the document parsed far enough to read it.
-    """
-    # The codec's own shapes are read from the bytes (.scan), the plain FIND and STAT_REPORT
-    # from the tree (.plain); the full decoder reads everything else and decides refusals.
-    scanned = scan_request(data)
-    if scanned is not None:
-        return scanned
-    root = parse(data)
-    request = plain_request(root)
-    if request is not None:
-        return request
-    return with_transaction_id(root, decode_request_root)
 
 
 # --------------------------------------------------------------------------------------------
