@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
 from typing import Any
 
@@ -407,7 +410,9 @@ def test_a_packed_entry_is_written_without_unpacking_its_addresses(
     assert written == expected
 
 
-@pytest.mark.parametrize("swarms", [("swarm-1", "swarm-1"), ("swarm-1", "swarm-2"), ("s%d", "ALL")])
+@pytest.mark.parametrize(
+    "swarms", [("swarm-1", "swarm-1"), ("swarm-1", "swarm-2"), ("s%d", "ALL"), ("", "swarm-1")]
+)
 def test_packed_entries_with_percent_signs_and_swarms_in_turn_are_written_as_unpacked(
     swarms: tuple[str, str],
 ) -> None:
@@ -439,3 +444,31 @@ def test_packed_entries_with_percent_signs_and_swarms_in_turn_are_written_as_unp
     ):
         assert _outcome(encode, listed) == _outcome(encode, plain)
     assert _outcome(xml_codec.encode_response, listed) == _outcome(encode_response_tree, plain)
+
+
+def test_the_first_packed_entry_a_process_writes_has_its_swarm_id_checked() -> None:
+    """The swarm ID checked once per answer: in a fresh process nothing counts as checked yet,
+    not even the empty string (a swarm ID no answer may carry)."""
+    code = textwrap.dedent(
+        """
+        from ppsp.codecs import tracker_xml
+        from ppsp.errors import LocalProtocolError
+        from ppsp.wire.common import PeerInfo
+        from ppsp.wire.packed import pack, packed_peer_info
+        from ppsp.wire.tracker import AddressType, PeerAddress, ProtocolVersion, TrackerResponse
+
+        addresses = (PeerAddress(ip="10.1.2.3", port=7001, type=AddressType.HOST),)
+        entry = packed_peer_info("peer-1", pack(addresses), "")
+        answer = TrackerResponse(version=ProtocolVersion.V1_1, transaction_id="1", peers=(entry,))
+        try:
+            tracker_xml.encode_response(answer)
+        except LocalProtocolError:
+            print("refused")
+        else:
+            print("written")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "refused"

@@ -261,9 +261,9 @@ def _layout_template(layout: Layout) -> str | None:
     return '    <PeerInfo swarmID="%s">\n      <PeerID>%s</PeerID>' + addresses + _PEER_INFO_TAIL
 
 
-_LAST_PLAIN_SWARM: list[str] = [""]
-"""The swarm ID last found :data:`_PLAIN` and not reserved: the entries of one answer share
-one (interned) swarm ID, checked once for all of them."""
+_LAST_PLAIN_SWARM: list[object] = [object()]
+"""The swarm ID last found :data:`_PLAIN` and not reserved (at first an object no swarm ID
+is): the entries of one answer share one (interned) swarm ID, checked once for all of them."""
 
 
 def _packed_fragment(info: PackedPeerInfo) -> str | None:
