@@ -7,26 +7,17 @@ import sys
 import textwrap
 
 import ppsp
+from e2e.swarm_helpers import run_ppsp
 from ppsp.process.tuning import MIDDLE_GC_THRESHOLD, YOUNG_GC_THRESHOLD
 
 
-def _ppsp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ppsp", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_command_ends_with_its_status_and_its_output() -> None:
-    done = _ppsp("--version")
+    done = run_ppsp("--version")
     assert (done.returncode, done.stdout) == (0, f"ppsp, version {ppsp.__version__}\n")
 
 
 def test_a_usage_error_ends_with_status_2_and_one_line() -> None:
-    done = _ppsp("no-such-command")
+    done = run_ppsp("no-such-command")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no-such-command" in done.stderr
 

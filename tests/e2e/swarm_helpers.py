@@ -20,6 +20,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -385,3 +386,19 @@ async def ppspp_listing(
     assert process.returncode == 0, err.decode()
     listing: dict[str, list[list[object]]] = json.loads(out)
     return listing
+
+
+def run_ppsp(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ppsp ARGS`` to completion, as a shell would (its output captured, wide
+    help text; bounded: a hang is a failure)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ppsp", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2e.cli_runner import run_lines
+from e2e.swarm_helpers import run_ppsp
 
 SWARM = "ab" * 32
 
@@ -31,18 +31,6 @@ def tracker_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.getsockname()[1]}"
     finally:
         server.close()
-
-
-def ppsp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ppsp ARGS`` (bounded: a hang is a failure)."""
-    return subprocess.run(
-        [sys.executable, "-m", "ppsp", *args],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def assert_usage_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -168,7 +156,7 @@ def test_unreachable_tracker_reads_as_a_sentence(tmp_path: Path) -> None:
     from e2e.swarm_helpers import closed_port
 
     port = closed_port()
-    result = ppsp(
+    result = run_ppsp(
         "get", SWARM, "-o", str(tmp_path / "o"), "--tracker", f"http://127.0.0.1:{port}",
         "--timeout", "5", cwd=tmp_path,
     )  # fmt: skip

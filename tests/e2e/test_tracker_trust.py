@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from e2e.cli_runner import run_lines
-from e2e.swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish
+from e2e.swarm_helpers import CHUNK_SIZE, Peer, Swarm, content, finish, run_ppsp
 from e2e.tls_helpers import TLSFiles, make_tls_files
 from ppsp.errors import PPSPError
 from ppsp.http.client import HttpClient
@@ -39,20 +38,6 @@ pytestmark = pytest.mark.e2e
 LISTENING = re.compile(r"listening on (https?://\S+)")
 SWARM_B = "cd" * 32
 """A swarm no token in these tests lets its holder join."""
-
-
-def ppsp(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ppsp ARGS`` to completion (bounded: a hang is a failure)."""
-    return subprocess.run(
-        [sys.executable, "-m", "ppsp", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +60,7 @@ def tls(workdir: Path) -> TLSFiles:
 
 @pytest.fixture(scope="module")
 def keys(workdir: Path) -> Keys:
-    result = ppsp("keygen", "--out", str(workdir / "auth"), cwd=workdir)
+    result = run_ppsp("keygen", "--out", str(workdir / "auth"), cwd=workdir)
     assert result.returncode == 0, result.stderr
     keys = Keys(private=workdir / "auth-private.pem", public=workdir / "auth-public.pem")
     assert str(keys.private) in result.stdout and str(keys.public) in result.stdout
@@ -90,7 +75,7 @@ def token(keys: Keys, peer_id: str, *swarms: str, ttl: int | None = None) -> str
         args += ["--swarm", swarm]
     if ttl is not None:
         args += ["--ttl", str(ttl)]
-    result = ppsp(*args, cwd=keys.private.parent)
+    result = run_ppsp(*args, cwd=keys.private.parent)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
