@@ -41,7 +41,7 @@ from ppsp.tracker.storage.base import (
 )
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.fields import MAX_PEER_ADDRESSES
-from ppsp.wire.packed import packed_peer_info
+from ppsp.wire.packed import LISTED_PACKED_BYTES, packed_peer_info
 from ppsp.wire.tracker import (
     AddressType,
     ContentMap,
@@ -606,9 +606,6 @@ def _random_pick(
 _build_info = keyword_builder(PeerInfo)
 """PeerInfo(...) from the same keyword arguments, at half the cost (ppsp.wire.builder)."""
 _packed_info = packed_peer_info
-_PACKED_MOST = 2 + 6 * MAX_PEER_ADDRESSES
-"""Length of the longest packed addresses an entry carries packed (longer ones: unpacked and
-cut to the bound, as any member's)."""
 
 
 LISTED_KEPT = 8192
@@ -718,7 +715,7 @@ def to_peer_infos(members: Iterable[SwarmMember], swarm_id: str) -> tuple[PeerIn
             append(info)
             continue
         packed = member.packed
-        if packed and len(packed) <= _PACKED_MOST:
+        if packed and len(packed) <= LISTED_PACKED_BYTES:
             # Written by the codecs from the bytes (ppsp.wire.packed): no address object.
             info = _packed_info(member.peer_id, packed, swarm_id)
             young = listed.young

@@ -55,6 +55,7 @@ from ppsp.wire.fields import MAX_LAYOUTS, MAX_PEER_ADDRESSES, MAX_SHAPES
 from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 
 __all__ = [
+    "LISTED_PACKED_BYTES",
     "MAX_LAYOUTS",
     "MAX_SHAPES",
     "OCTETS_KEPT",
@@ -233,7 +234,7 @@ def _build(packed: bytes) -> tuple[PeerAddress, ...]:
         return ()
     out: list[PeerAddress] = []
     at = 2
-    for shape in _LAYOUTS[(packed[0] << 8) | packed[1]]:
+    for shape in layout_of(packed):
         ip = f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}.{packed[at + 3]}"
         out.append(_shaped(shape, ip, (packed[at + 4] << 8) | packed[at + 5]))
         at += 6
@@ -260,7 +261,7 @@ def packed_prefix(packed: bytes) -> str | None:
     /24 of the last address when it is REFLEXIVE (its first three numbers), else None."""
     if not packed:
         return None
-    if _LAYOUTS[(packed[0] << 8) | packed[1]][-1][1] is not AddressType.REFLEXIVE:
+    if layout_of(packed)[-1][1] is not AddressType.REFLEXIVE:
         return None
     at = len(packed) - 6
     return f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}"
@@ -270,6 +271,10 @@ def layout_of(packed: bytes) -> Layout:
     """The shapes of the addresses packed in ``packed`` (non-empty, made by :func:`pack`)."""
     return _LAYOUTS[(packed[0] << 8) | packed[1]]
 
+
+LISTED_PACKED_BYTES = 2 + 6 * MAX_PEER_ADDRESSES
+"""Length of the longest packed addresses a listed entry carries packed (:func:`packed_fields`
+reads up to that many; a longer record, written before the bound, is listed unpacked)."""
 
 _FIELDS = [struct.Struct(">2x" + "4BH" * count) for count in range(MAX_PEER_ADDRESSES + 1)]
 """Per number of addresses, the layout of packed bytes: the 2-byte layout, then each

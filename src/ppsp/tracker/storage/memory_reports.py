@@ -1,4 +1,4 @@
-"""What the memory backend keeps of a peer's reports: content maps and statistics as plain tuples.
+"""What the memory backend keeps of a peer's reports: content maps and statistics as bytes.
 
 A STAT_REPORT replaces the reporting peer's content map and statistics in each swarm it names.
 Kept as the decoded message objects (a :class:`~ppsp.wire.common.ContentMap` is a tree of five
@@ -8,9 +8,8 @@ peers, hundreds of thousands of long-lived objects made anew every few seconds, 
 collection of the older generations walked (pauses of 25-250 ms under load, every request on
 the event loop waiting meanwhile; docs/BENCHMARKS.md, issue 16).
 
-Here they are kept as nested tuples of strings, integers and bytes, which the collector stops
-tracking in the first collection that meets them, and
-built again when read (chunk-scoped peer lists, the
+Here each is kept as one ``bytes`` object (its fields in one flat tuple, ``marshal``-ed),
+which the collector never tracks, and built again when read (chunk-scoped peer lists, the
 dashboard: rare beside the reports).  Reading back gives objects equal to those kept.  Pure
 functions, no I/O.
 """
