@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -22,6 +22,7 @@ from ppsp.app.cli import main
 from ppsp.app.cli.config import variables
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.storage import MemoryStorage, Storage
+from ppsp.wire import packed
 
 # Every process the tests start keeps its per-user files (live source keys) in a scratch
 # directory, never in the real home: set before any test module copies the environment.
@@ -50,6 +51,33 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_FRESH_PACKED: dict[str, Callable[[], object]] = {
+    "_SHAPES": list,
+    "_SHAPE_IDS": dict,
+    "_LAYOUTS": list,
+    "_LAYOUT_IDS": dict,
+    "_octets": dict,
+    "_unpacked": lambda: [{}, {}],
+    "_pieces": lambda: [{}, {}],
+}
+
+
+@pytest.fixture
+def fresh_packed_tables() -> Iterator[None]:
+    """The process's tables of packed shapes and layouts (``ppsp.wire.packed``, and what it
+    keeps by packed form) as a new process has them (other tests fill them: a full table packs
+    nothing new), restored afterwards, so that no packed form of these tables meets the
+    process's own."""
+    saved = {name: getattr(packed, name) for name in _FRESH_PACKED}
+    for name, make in _FRESH_PACKED.items():
+        setattr(packed, name, make())
+    try:
+        yield
+    finally:
+        for name, table in saved.items():
+            setattr(packed, name, table)
 
 
 @pytest.fixture(scope="session")

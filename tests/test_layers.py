@@ -191,6 +191,43 @@ def test_sans_io_modules_import_without_any_io_module() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
+def test_each_sans_io_module_imports_first_in_a_fresh_interpreter() -> None:
+    """No import cycle depends on which module a program imports first: each sans-I/O module
+    is imported before any other module of the package (in a forked child of an interpreter
+    that holds only the libraries, so that each costs its own modules only)."""
+    names = [name for name, _ in modules() if is_sans_io(name)]
+    child = textwrap.dedent(
+        """
+        import importlib, os, sys, traceback
+        for library in ("dataclasses", "enum", "ipaddress", "re", "struct", "typing",
+                        "lxml.etree", "orjson"):
+            importlib.import_module(library)
+        failed = []
+        for name in sys.argv[1].split(","):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    importlib.import_module(name)
+                except BaseException:
+                    traceback.print_exc(limit=-3)
+                    os._exit(1)
+                os._exit(0)
+            if os.waitpid(pid, 0)[1] != 0:
+                failed.append(name)
+        print("failed:", ",".join(failed))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", child, ",".join(names)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "failed:", (
+        result.stdout + result.stderr[-3000:]
+    )
+
+
 def test_every_package_states_its_layer() -> None:
     for init in sorted(PACKAGE.rglob("__init__.py")):
         docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""

@@ -382,6 +382,7 @@ def test_packed_entries_are_written_as_their_unpacked_entries(
         assert _outcome(encode, packed) == expected
 
 
+@pytest.mark.usefixtures("fresh_packed_tables")
 def test_a_packed_entry_is_written_without_unpacking_its_addresses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -410,6 +411,7 @@ def test_a_packed_entry_is_written_without_unpacking_its_addresses(
     assert written == expected
 
 
+@pytest.mark.usefixtures("fresh_packed_tables")
 @pytest.mark.parametrize(
     "swarms", [("swarm-1", "swarm-1"), ("swarm-1", "swarm-2"), ("s%d", "ALL"), ("", "swarm-1")]
 )

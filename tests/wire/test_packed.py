@@ -3,8 +3,6 @@ the tables kept on the way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,31 +12,6 @@ from ppsp.wire.packed import OCTETS_KEPT, pack, packed_fields, unpack
 from ppsp.wire.tracker import AddressFamily, AddressType, PeerAddress
 
 from .strategies import addresses
-
-_FRESH: dict[str, Callable[[], object]] = {
-    "_SHAPES": list,
-    "_SHAPE_IDS": dict,
-    "_LAYOUTS": list,
-    "_LAYOUT_IDS": dict,
-    "_octets": dict,
-    "_unpacked": lambda: [{}, {}],
-    "_pieces": lambda: [{}, {}],
-}
-
-
-@pytest.fixture
-def fresh_tables() -> Iterator[None]:
-    """The process's tables of shapes and layouts (and what is kept by packed form) as a new
-    process has them (other tests fill them: a full table packs nothing new), restored
-    afterwards, so that no packed form of these tables meets the process's own."""
-    saved = {name: getattr(packed, name) for name in _FRESH}
-    for name, make in _FRESH.items():
-        setattr(packed, name, make())
-    try:
-        yield
-    finally:
-        for name, table in saved.items():
-            setattr(packed, name, table)
 
 
 @given(st.lists(addresses(), min_size=1, max_size=4))
@@ -59,7 +32,7 @@ def test_what_packs_reads_back_equal(listed: list[PeerAddress]) -> None:
         assert ".".join(map(str, octets)) == address.ip and port == address.port
 
 
-@pytest.mark.usefixtures("fresh_tables")
+@pytest.mark.usefixtures("fresh_packed_tables")
 def test_an_ip_not_in_canonical_form_never_packs_even_after_its_canonical_twin() -> None:
     canonical = PeerAddress(ip="10.0.0.1", port=7000, type=AddressType.HOST)
     assert pack((canonical,)) is not None
@@ -67,7 +40,7 @@ def test_an_ip_not_in_canonical_form_never_packs_even_after_its_canonical_twin()
         assert pack((PeerAddress(ip=text, port=7000, type=AddressType.HOST),)) is None
 
 
-@pytest.mark.usefixtures("fresh_tables")
+@pytest.mark.usefixtures("fresh_packed_tables")
 def test_the_octets_kept_are_bounded() -> None:
     for n in range(OCTETS_KEPT + 10):
         ip = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"

@@ -12,6 +12,7 @@ import copy
 import gc
 import math
 import pickle
+import sys
 import tracemalloc
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -214,6 +215,62 @@ def test_rewritten_records_keep_the_held_id_host_and_addresses() -> None:
 
 
 # -- bytes per peer -----------------------------------------------------------------------------
+
+
+def test_a_peer_entry_keeps_no_host_its_addresses_tell() -> None:
+    """An entry is a member's six slots, 80 bytes: its host (the one it is counted for) is the
+    REFLEXIVE address its packed addresses end with, and its kind (version, state, profile,
+    mode) one tuple shared with the peers of the same kind."""
+    storage = MemoryStorage()
+    first, second = record(1, 10.0), record(2, 10.0)
+    for each in (first, second):
+        run(storage.update(each, join=(("s", PeerMode.LEECH),)))
+    entry, other = storage._peers[first.peer_id], storage._peers[second.peer_id]
+    assert sys.getsizeof(entry) == 80
+    assert len(entry.kind) == 5 and entry.kind is other.kind
+    assert entry.host == first.host and run(storage.get_peer(first.peer_id)).host == first.host
+    assert run(storage.peers_of_host(first.host)) == 1
+    run(storage.join("s", first.peer_id, PeerMode.SEED))
+    assert storage._peers[first.peer_id].mode is PeerMode.SEED and entry.mode is PeerMode.LEECH
+
+
+def test_a_host_the_addresses_do_not_tell_is_kept_and_counted() -> None:
+    """A peer whose REFLEXIVE address is another host's than the one it is counted for (a
+    bearer token moved it), or whose addresses cannot be packed, keeps its host in a kind of
+    its own; its count follows the host it is given, and it keeps none again once its
+    addresses tell it."""
+    storage = MemoryStorage()
+    first, elsewhere = record(1, 10.0), record(9, 10.0)
+    run(storage.update(first, join=(("s", PeerMode.LEECH),)))
+    moved = replace(first, addresses=elsewhere.addresses, deadline=20.0)
+    run(storage.put_peer(moved))
+    entry = storage._peers[first.peer_id]
+    assert len(entry.kind) == 6 and entry.host == first.host and entry.mode is PeerMode.LEECH
+    assert run(storage.get_peer(first.peer_id)) == moved
+    assert run(storage.peers_of_host(first.host)) == 1
+    assert run(storage.peers_of_host(elsewhere.host)) == 0
+    recounted = replace(moved, host=elsewhere.host)
+    run(storage.put_peer(recounted))
+    entry = storage._peers[first.peer_id]
+    assert len(entry.kind) == 5 and entry.host == elsewhere.host
+    assert run(storage.get_peer(first.peer_id)) == recounted
+    assert run(storage.peers_of_host(first.host)) == 0
+    assert run(storage.peers_of_host(elsewhere.host)) == 1
+    observed = PeerAddress(
+        ip="2001:db8::1", port=7000, family=AddressFamily.IPV6, type=AddressType.REFLEXIVE
+    )
+    v6 = replace(recounted, addresses=(observed,), host="2001:db8::/64")
+    run(storage.put_peer(v6))
+    entry = storage._peers[first.peer_id]
+    assert entry.kind[5:] == ("2001:db8::/64",) and run(storage.get_peer(first.peer_id)) == v6
+    assert run(storage.peers_of_host(elsewhere.host)) == 0
+    assert run(storage.peers_of_host("2001:db8::/64")) == 1
+    run(storage.put_peer(recounted))  # back: the addresses tell the host again
+    assert len(storage._peers[first.peer_id].kind) == 5
+    assert run(storage.peers_of_host("2001:db8::/64")) == 0
+    assert run(storage.delete_peer(first.peer_id))
+    assert run(storage.peers_of_host(elsewhere.host)) == 0
+    assert (run(storage.counts())).hosts == 0
 
 
 def test_storage_bytes_per_peer_beyond_the_records() -> None:

@@ -38,9 +38,10 @@ and removed with its last, so that the dashboard's pages of swarms
 
 The bounds of :meth:`MemoryStorage.update` read counters kept as the state changes: the number
 of peers (the peer table's size), of swarms and of memberships, and one dictionary entry per
-host address holding registrations (host -> peers; the host string is the one the peer's entry
-holds, so a host costs one entry).  The methods are coroutines that never suspend, so one call
-is one atomic change in a single-threaded event loop.
+host address holding registrations (host -> peers; an entry keeps no host of its own when its
+addresses tell it: :attr:`~ppsp.tracker.storage.memory_swarms.PeerEntry.host`).  The methods
+are coroutines that never suspend, so one call is one atomic change in a single-threaded event
+loop.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+# The module, not its table: peer lists import the storage package (which imports this
+# module), so a program that imports ppsp.tracker.peerlist first meets this line before the
+# table exists.
+from ppsp.tracker import peerlist
 from ppsp.tracker.limits import Limits
-from ppsp.tracker.peerlist import LISTED
 from ppsp.tracker.storage.base import (
     MemberGroup,
     MemberView,
@@ -82,6 +86,7 @@ from ppsp.tracker.storage.memory_swarms import (
     SwarmEntry,
     become_member,
     entry_stored,
+    kind_with_host,
     new_entry,
     new_member,
     pack_deadline,
@@ -90,7 +95,6 @@ from ppsp.tracker.storage.memory_swarms import (
     read_joined,
     set_deadline,
     set_held,
-    set_host,
     set_joined,
     set_kind,
     set_stored,
@@ -98,7 +102,9 @@ from ppsp.tracker.storage.memory_swarms import (
 )
 from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
+from ppsp.wire.packed import packed_host
 from ppsp.wire.tracker import (
+    AddressType,
     ContentMap,
     CorruptPeerReport,
     PeerAddress,
@@ -107,6 +113,8 @@ from ppsp.wire.tracker import (
 )
 
 __all__ = ["EXPIRE_BATCH", "MemoryStorage"]
+
+_REFLEXIVE = AddressType.REFLEXIVE
 
 EXPIRE_BATCH = 10_000
 """Most peers one :meth:`MemoryStorage.expire` deletes (80 ms of work, measured): the tracker's
@@ -190,19 +198,27 @@ class MemoryStorage(Storage):
 
     def _put(self, record: PeerRecord) -> None:
         peer = self._peers.get(record.peer_id)
+        host = record.host
+        addresses = record.addresses
+        # The REFLEXIVE address the tracker saw the peer at is the last one: an entry keeps no
+        # host when its addresses tell it (PeerEntry.host; most often the host is that very
+        # string).
+        last = addresses[-1] if addresses else None
         if peer is None:
-            addresses = record.addresses
             stored = stored_form(addresses)
+            kind = kind_of(record, self._profile(addresses), PeerMode.LEECH)
+            if not (
+                last is not None
+                and (host is last.ip or host == last.ip)
+                and last.type is _REFLEXIVE
+                and type(stored) is bytes
+            ):
+                kind = kind_with_host(kind, host)
             peer = new_entry(
-                record.peer_id,
-                kind_of(record, self._profile(addresses)),
-                stored,
-                prefix_of_stored(stored),
-                record.deadline,
-                record.host,
+                record.peer_id, kind, stored, prefix_of_stored(stored), record.deadline
             )
             self._peers[record.peer_id] = peer
-            self._count_host(record.host, 1)
+            self._count_host(host, 1)
         else:
             # Each request brings a new record, with its own copies of the peer's host (and
             # often of its unchanged addresses): the entry keeps the equal objects it already
@@ -210,34 +226,62 @@ class MemoryStorage(Storage):
             # The deadline and addresses the entry holds (entry_stored and PeerEntry.deadline
             # inline: this runs for every request of a registered peer).
             both = read_held(peer)
+            kind = peer.kind
+            # The host the entry was counted for when it is no longer the one its addresses
+            # tell after this write (None: the same before and after).
+            counted: str | None = None
             held: Stored
             if type(both) is bytes:
                 old: float = read_deadline(both)[0]
                 held = both[8:]
-                changed = restored_form(held, record.addresses)
+                changed = restored_form(held, addresses)
                 if changed is None:
                     if old != record.deadline:
                         set_held(peer, pack_deadline(record.deadline) + held)
+                    same_host = True
                 else:
-                    peer = self._moved(peer, held, changed, record.addresses, record.deadline)
+                    # Only the port of the observed address moved (often every request), or
+                    # at least the addresses still tell the same host: their layout and the
+                    # last one's IP address stay.
+                    port_only = (
+                        type(changed) is bytes
+                        and len(changed) == len(held)
+                        and changed[:-2] == held[:-2]
+                    )
+                    same_host = port_only or (
+                        type(changed) is bytes
+                        and changed[:2] == held[:2]
+                        and changed[-6:-2] == held[-6:-2]
+                    )
+                    if not same_host and len(kind) == 5:
+                        counted = packed_host(held)
+                    peer = self._moved(peer, held, changed, addresses, record.deadline, port_only)
+                    if not port_only:
+                        kind = peer.kind  # a new profile, perhaps
             else:
                 held, old = both
-                changed = restored_form(held, record.addresses)
+                changed = restored_form(held, addresses)
                 if changed is None:
                     set_deadline(peer, record.deadline)
                 else:
-                    peer = self._moved(peer, held, changed, record.addresses, record.deadline)
-            kind = peer.kind
+                    peer = self._moved(peer, held, changed, addresses, record.deadline, False)
+                    kind = peer.kind
+                same_host = False
             if (
-                kind[0] is not record.version
-                or kind[1] is not record.state
-                or kind[2] is not record.grace_used
+                same_host
+                and len(kind) == 5
+                and last is not None
+                and (host is last.ip or host == last.ip)
             ):
-                set_kind(peer, kind_of(record, kind[3]))
-            if peer.host is not record.host and peer.host != record.host:
-                self._count_host(peer.host, -1)
-                self._count_host(record.host, 1)
-                set_host(peer, record.host)
+                # Counted for the host its addresses tell, as before (the common case).
+                if (
+                    kind[0] is not record.version
+                    or kind[1] is not record.state
+                    or kind[2] is not record.grace_used
+                ):
+                    set_kind(peer, kind_of(record, kind[3], kind[4]))
+            else:
+                self._rehost(peer, record, counted)
             if old <= record.deadline:
                 return  # filed at or before its old deadline: filed anew when that comes
         wheel = self._wheel
@@ -247,6 +291,24 @@ class MemoryStorage(Storage):
         if wheel.entries > 4 * len(self._peers) + 1024:
             wheel.rebuild((pid, p.deadline) for pid, p in self._peers.items())
 
+    def _rehost(self, peer: PeerEntry, record: PeerRecord, counted: str | None) -> None:
+        """Write the record's version, state and host into an entry whose addresses are
+        written (``counted``: the host it was counted for, when its addresses no longer tell
+        it; None: the host it holds, or the one they tell)."""
+        kind = peer.kind
+        if counted is None:
+            counted = peer.host
+        host = record.host
+        if counted != host:
+            self._count_host(counted, -1)
+            self._count_host(host, 1)
+        fresh = kind_of(record, kind[3], kind[4])
+        stored = entry_stored(peer)
+        if not (type(stored) is bytes and packed_host(stored) == host):
+            fresh = kind_with_host(fresh, host)
+        if fresh != kind:
+            set_kind(peer, fresh)
+
     def _moved(
         self,
         peer: PeerEntry,
@@ -254,32 +316,29 @@ class MemoryStorage(Storage):
         changed: Stored,
         addresses: tuple[PeerAddress, ...],
         deadline: float,
+        port_only: bool,
     ) -> PeerEntry:
         """Give the peer (and its members) new addresses, kept as ``changed``, with their rank
         profile and prefix, and its new deadline; the peer's entry, a new one when the old one
-        was a member."""
+        was a member.  ``port_only``: both are packed and only the port of the last address
+        moved."""
         kind = peer.kind
         old = kind[3]
-        if (
-            isinstance(changed, bytes)
-            and isinstance(held, bytes)
-            and len(changed) == len(held)
-            and changed[:-2] == held[:-2]
-        ):
+        if port_only:
             # Only the port of the last address (the observed one) moved: the same rank
             # profile, prefix and group place.  Written in place, also in an entry that is a
             # member (a peer seen from another port, often every request), whose kept list
             # entry is forgotten: no new object is made for it.
             if type(read_joined(peer)) is tuple:
-                LISTED.forget(peer)
+                peerlist.LISTED.forget(peer)
                 set_stored(peer, changed, peer._prefix, deadline)
                 return peer
             profile, prefix = old, peer._prefix
         else:
             profile, prefix = self._profile(addresses), prefix_of_stored(changed)
             if profile is not old:
-                kind = (kind[0], kind[1], kind[2], profile)
-                kind = shared_kind(kind)
+                base = shared_kind((kind[0], kind[1], kind[2], profile, kind[4]))
+                kind = base if len(kind) == 5 else (*base, kind[5])
         moved = profile != old
         joined = read_joined(peer)  # PeerEntry.swarms without a property call
         swarms = joined if type(joined) is tuple else peer.swarms
@@ -387,16 +446,20 @@ class MemoryStorage(Storage):
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return False
-        self._count_host(peer.host, -1)
+        kind = peer.kind  # PeerEntry.host inline (an expiry sweep runs this for every peer)
+        if len(kind) == 6:
+            self._count_host(kind[5], -1)
+        else:
+            self._count_host(packed_host(read_held(peer)[8:]) or "", -1)
         if self._stats:
             self._stats.pop(peer_id, None)
         joined = read_joined(peer)  # PeerEntry.swarms without a property call
         if type(joined) is tuple:
             if joined:  # one swarm: the entry is its member
-                self._drop_member(joined[0], peer, peer.kind[3])
+                self._drop_member(joined[0], peer, kind[3])
         else:
             for swarm_id, member in zip(peer.swarms, peer.members(), strict=True):
-                self._drop_member(swarm_id, member, peer.kind[3])
+                self._drop_member(swarm_id, member, kind[3])
         return True
 
     def _drop_member(self, swarm_id: str, member: SwarmMember, profile: RankProfile) -> None:
@@ -435,7 +498,7 @@ class MemoryStorage(Storage):
     def _modes(peer: PeerEntry) -> dict[str, PeerMode]:
         joined = read_joined(peer)  # PeerEntry.swarms without a property call
         if type(joined) is tuple:
-            return {joined[0]: peer.mode} if joined else {}
+            return {joined[0]: peer.kind[4]} if joined else {}
         return {s: m.mode for s, m in zip(peer.swarms, peer.members(), strict=True)}
 
     async def join(self, swarm_id: str, peer_id: str, mode: PeerMode) -> None:

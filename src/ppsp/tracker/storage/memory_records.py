@@ -2,7 +2,8 @@
 
 :class:`~ppsp.tracker.storage.memory.MemoryStorage` keeps the fields of a record in a
 :class:`~ppsp.tracker.storage.memory_swarms.PeerEntry`, not the record: its version, state and
-``grace_used`` with its rank profile as one shared *kind* tuple (:func:`kind_of`), its addresses
+``grace_used`` with its rank profile and mode as one shared *kind* tuple (:func:`kind_of`), its
+host only when its addresses do not tell it, its addresses
 packed when they can be (:func:`stored_form`, :func:`restored_form`: an unchanged write is
 recognised at the cost of one look-up), and builds the record again when it is read
 (:func:`record_of`).  Kept apart from the backend's module: functions of records and entries,
@@ -15,11 +16,14 @@ import sys
 
 from ppsp.tracker.storage.base import PeerRecord, RankProfile, prefix_of
 from ppsp.tracker.storage.memory_swarms import (
+    KINDS,
+    KINDS_KEPT,
     Kind,
     PeerEntry,
     Stored,
     read_deadline,
     read_held,
+    shared_kind,
 )
 from ppsp.wire.builder import keyword_builder
 from ppsp.wire.packed import (
@@ -29,7 +33,7 @@ from ppsp.wire.packed import (
     unpack,
     unpacked_kept,
 )
-from ppsp.wire.tracker import AddressType, PeerAddress
+from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode
 
 __all__ = [
     "KINDS",
@@ -45,18 +49,14 @@ __all__ = [
 _build_record = keyword_builder(PeerRecord)
 """PeerRecord(...) likewise: a stored peer's record is built when it is read."""
 
-KINDS: dict[Kind, Kind] = {}
-"""One shared tuple per (version, state, grace_used, rank profile) a peer entry holds (a
-handful of states times the shared profiles; bounded by :data:`KINDS_KEPT`)."""
-
-KINDS_KEPT = 65_536
-
 _last_kind: list[Kind] = []
 """The kind last looked up: most records in a row have the same (an identity check)."""
 
 
-def kind_of(record: PeerRecord, profile: RankProfile) -> Kind:
-    """The shared kind tuple of a record's version, state, ``grace_used`` and ``profile``."""
+def kind_of(record: PeerRecord, profile: RankProfile, mode: PeerMode) -> Kind:
+    """The shared kind tuple of a record's version, state, ``grace_used``, ``profile`` and
+    ``mode`` (:func:`~ppsp.tracker.storage.memory_swarms.kind_with_host` adds a host the
+    addresses do not tell)."""
     if _last_kind:
         last = _last_kind[0]
         if (
@@ -64,42 +64,35 @@ def kind_of(record: PeerRecord, profile: RankProfile) -> Kind:
             and last[1] is record.state
             and last[2] is record.grace_used
             and last[3] is profile
+            and last[4] is mode
         ):
             return last
     # Enum members hash in Python: the table is read only when the kind changes.
-    found = shared_kind((record.version, record.state, bool(record.grace_used), profile))
+    found = shared_kind((record.version, record.state, bool(record.grace_used), profile, mode))
     _last_kind[:] = (found,)
-    return found
-
-
-def shared_kind(kind: Kind) -> Kind:
-    """The shared tuple equal to ``kind`` (``kind`` itself when new, kept while the table has
-    room)."""
-    found = KINDS.get(kind)
-    if found is None:
-        found = kind
-        if len(KINDS) < KINDS_KEPT:
-            KINDS[kind] = kind
     return found
 
 
 def record_of(peer: PeerEntry) -> PeerRecord:
     """The record of a stored peer, built from the fields its entry holds."""
-    version, state, grace_used, _ = peer.kind
+    kind = peer.kind
     both = read_held(peer)  # entry_stored() and PeerEntry.deadline in one reading
     if type(both) is bytes:
         addresses = unpack(both[8:])
         deadline: float = read_deadline(both)[0]
     else:
         addresses, deadline = both
+    # The host the addresses tell (PeerEntry.host: the REFLEXIVE address they end with),
+    # unless the kind holds another.
+    host = kind[5] if len(kind) == 6 else addresses[-1].ip
     return _build_record(
         peer_id=peer.peer_id,
-        version=version,
-        state=state,
+        version=kind[0],
+        state=kind[1],
         addresses=addresses,
         deadline=deadline,
-        grace_used=grace_used,
-        host=peer.host,
+        grace_used=kind[2],
+        host=host,
     )
 
 

@@ -20,13 +20,15 @@ from typing import Any
 from ppsp.tracker.statemachine import PeerState
 from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
 from ppsp.tracker.storage.memory_reports import KeptMap
-from ppsp.wire.packed import pack, unpack
+from ppsp.wire.packed import pack, packed_host, unpack
 from ppsp.wire.tracker import PeerAddress, PeerMode, ProtocolVersion
 
 __all__ = [
     "COUNTED_PREFIXES",
     "COUNT_FROM",
     "COUNT_UNTIL",
+    "KINDS",
+    "KINDS_KEPT",
     "Held",
     "Joined",
     "Kind",
@@ -38,6 +40,8 @@ __all__ = [
     "addresses_of",
     "become_member",
     "entry_stored",
+    "kind_with_host",
+    "kind_with_mode",
     "new_entry",
     "new_member",
     "pack_deadline",
@@ -46,10 +50,10 @@ __all__ = [
     "read_joined",
     "set_deadline",
     "set_held",
-    "set_host",
     "set_joined",
     "set_kind",
     "set_stored",
+    "shared_kind",
     "stored_of",
     "with_mode",
 ]
@@ -66,9 +70,32 @@ COUNTED_PREFIXES = 16
 _SET_POSITION: Callable[[SwarmMember, int], None] = vars(MemberSlots)["_position"].__set__
 """Writes a member's ``_position`` slot (a frozen dataclass refuses ``setattr``)."""
 
-Kind = tuple[ProtocolVersion, PeerState, bool, RankProfile]
-"""A peer's version, state, ``grace_used`` and rank profile: one shared tuple per distinct
-combination (a handful of states times the profiles, which are few)."""
+Kind = (
+    tuple[ProtocolVersion, PeerState, bool, RankProfile, PeerMode]
+    | tuple[ProtocolVersion, PeerState, bool, RankProfile, PeerMode, str]
+)
+"""A peer's version, state, ``grace_used``, rank profile and mode (its member's, in its one
+swarm): one shared tuple per distinct combination (a handful of states times the profiles,
+which are few, times two modes; :func:`shared_kind`).  A sixth item, the peer's host, is there
+only when the host is not the one its addresses tell (:func:`packed_host`): then the tuple is
+the peer's own."""
+
+KINDS: dict[Kind, Kind] = {}
+"""One shared tuple per kind a peer entry holds (bounded by :data:`KINDS_KEPT`)."""
+
+KINDS_KEPT = 65_536
+
+
+def shared_kind(kind: Kind) -> Kind:
+    """The shared tuple equal to ``kind`` (``kind`` itself when new, kept while the table has
+    room)."""
+    found = KINDS.get(kind)
+    if found is None:
+        found = kind
+        if len(KINDS) < KINDS_KEPT:
+            KINDS[kind] = kind
+    return found
+
 
 Stored = bytes | tuple[PeerAddress, ...]
 """A peer's addresses as the backend keeps them: packed (:mod:`ppsp.wire.packed`),
@@ -94,6 +121,9 @@ _SET_STORED: Callable[[SwarmMember, Stored], None] = vars(SwarmMember)["addresse
 _READ_HELD: Callable[[SwarmMember], Any] = vars(SwarmMember)["addresses"].__get__
 _SET_HELD: Callable[[SwarmMember, Held], None] = vars(SwarmMember)["addresses"].__set__
 _SET_PREFIX: Callable[[SwarmMember, str | None], None] = vars(MemberSlots)["_prefix"].__set__
+# A peer entry's ``mode`` slot holds its :data:`Kind` (PeerEntry.kind; PeerEntry.mode reads the
+# mode there).
+_SET_KIND: Callable[[SwarmMember, Kind], None] = vars(SwarmMember)["mode"].__set__
 
 
 def stored_of(member: SwarmMember) -> Stored:
@@ -193,14 +223,19 @@ class PeerEntry(PackedMember):
     swarm (the common case) its member there: the entry *is* that member.
 
     The record handed to the storage is not kept (a new one is built when it is read): its
-    fields are, each object the one already held when an equal one is written again.  ``kind``
-    is one of a few shared tuples (version, state, ``grace_used``, rank profile: the group of
-    every one of the peer's members).  The entry has two slots of its own (``host``, ``kind``)
-    beside a member's six, 96 bytes in all: the member's ``addresses`` slot holds the deadline
-    and the addresses (:data:`Held`; :attr:`deadline`, :func:`entry_stored`), and its
-    ``content_map`` slot the memberships (:attr:`swarms`): a tuple of swarm IDs (a peer in one
-    swarm shares that swarm's one-element tuple, :attr:`SwarmEntry.solo`; none: empty), or a
-    :class:`Joined` for several swarms.  :attr:`content_map` reads None.
+    fields are, each object the one already held when an equal one is written again.  The
+    entry has no slot of its own: a member's six, 80 bytes in all.  The member's ``addresses``
+    slot holds the deadline and the addresses (:data:`Held`; :attr:`deadline`,
+    :func:`entry_stored`); its ``content_map`` slot the memberships (:attr:`swarms`): a tuple of
+    swarm IDs (a peer in one swarm shares that swarm's one-element tuple,
+    :attr:`SwarmEntry.solo`; none: empty), or a :class:`Joined` for several swarms
+    (:attr:`content_map` reads None); its ``mode`` slot the :attr:`kind`, one of a few shared
+    tuples (version, state, ``grace_used``, rank profile: the group of every one of the peer's
+    members, and the mode: :attr:`mode` reads it there).  The :attr:`host` is not kept: it is
+    the REFLEXIVE address the packed addresses end with (:func:`packed_host`), which in open
+    mode it always is (a PeerID answers to the host that registered it); only a peer whose
+    host is another (a bearer token moved it, addresses that cannot be packed) keeps it, in
+    its own kind tuple.
 
     In one swarm, the entry is listed as its member there (``mode``, ``_position``,
     ``_prefix``: a member's fields), saving a member object per peer.  In none, or in several,
@@ -209,19 +244,20 @@ class PeerEntry(PackedMember):
     (peer lists keep entries by member identity, ``peerlist.LISTED``): whenever an entry that
     is a member would change a member's field (mode, addresses) or stop being a member, the
     peer gets a new entry (:meth:`copy`) and the old object is left as it was.  The record's
-    fields (deadline, host, kind) are no member's: they are written in place.  An entry is
-    only built by the backend: its constructor (``dataclasses.replace``, copies, pickling)
-    builds a plain :class:`PackedMember` of the same fields.
+    fields (deadline, host, the kind but its mode) are no member's: they are written in place.
+    An entry is only built by the backend: its constructor (``dataclasses.replace``, copies,
+    pickling) builds a plain :class:`PackedMember` of the same fields.
     """
 
-    __slots__ = ("host", "kind")
+    __slots__ = ()
 
-    # Every slot is written by its descriptor's setter (set_kind, set_host and those above):
-    # an assignment would run the frozen dataclass's __setattr__, a Python function (some
-    # 600 ns, eight times a slot's setter).
-
-    host: str
     kind: Kind
+    """The peer's version, state, ``grace_used``, rank profile and mode (see the class): the
+    ``mode`` slot, read through that slot's own descriptor (set below), as fast as a slot."""
+
+    # Every slot is written by its descriptor's setter (set_kind and those above): an
+    # assignment would run the frozen dataclass's __setattr__, a Python function (some 600 ns,
+    # eight times a slot's setter).
 
     def __new__(cls, **fields: Any) -> PackedMember:  # type: ignore[misc]
         """The member's plain form, not an entry (``replace()``, copies: see the class)."""
@@ -268,6 +304,22 @@ class PeerEntry(PackedMember):
         return held.ids
 
     @property
+    def mode(self) -> PeerMode:
+        """The peer's mode in its one swarm (when it is in one: see the class)."""
+        return self.kind[4]
+
+    @property
+    def host(self) -> str:
+        """The host address the peer is counted for (see the class)."""
+        kind = self.kind
+        if len(kind) == 6:
+            return kind[5]
+        held = _READ_HELD(self)
+        host = packed_host(held[8:]) if type(held) is bytes else None
+        assert host is not None  # else the kind holds the host
+        return host
+
+    @property
     def profile(self) -> RankProfile:
         """The rank profile of the peer's addresses (the group of each of its members)."""
         return self.kind[3]
@@ -277,11 +329,9 @@ class PeerEntry(PackedMember):
         entry: PeerEntry = _NEW(PeerEntry)
         _SET_HELD(entry, _READ_HELD(self))
         _SET_PEER_ID(entry, self.peer_id)
-        _SET_MODE(entry, self.mode)
+        _SET_KIND(entry, self.kind)
         _SET_MAP(entry, _READ_MAP(self))
         _SET_PREFIX(entry, self._prefix)
-        _SET_HOST(entry, self.host)
-        _SET_KIND(entry, self.kind)
         return entry
 
     def members(self) -> tuple[SwarmMember, ...]:
@@ -305,12 +355,28 @@ class PeerEntry(PackedMember):
         return held.members[at]
 
 
-_SET_HOST: Callable[[PeerEntry, str], None] = vars(PeerEntry)["host"].__set__
-_SET_KIND: Callable[[PeerEntry, Kind], None] = vars(PeerEntry)["kind"].__set__
-set_host = _SET_HOST
-"""Write a peer entry's host (no member's field: in place)."""
+# A peer entry's kind is its ``mode`` slot under another name: ``entry.kind`` reads the slot
+# as directly as ``entry.mode`` reads a member's (PeerEntry.mode is a property).
+PeerEntry.kind = vars(SwarmMember)["mode"]
 set_kind = _SET_KIND
-"""Write a peer entry's kind (no member's field: in place)."""
+"""Write a peer entry's kind in place (its mode is a member's field: an entry handed out as a
+member gets a new mode in a copy, :func:`with_mode`)."""
+
+
+def kind_with_host(kind: Kind, host: str) -> Kind:
+    """``kind`` (its first five items) with ``host``: the kind of a peer entry whose addresses
+    do not tell the host it is counted for (a tuple of its own)."""
+    version, state, grace_used, profile, mode = kind[:5]
+    return (version, state, grace_used, profile, mode, host)
+
+
+def kind_with_mode(kind: Kind, mode: PeerMode) -> Kind:
+    """``kind`` with another mode (the host it holds, if any, kept)."""
+    if kind[4] is mode:
+        return kind
+    version, state, grace_used, profile = kind[:4]
+    base = shared_kind((version, state, grace_used, profile, mode))
+    return base if len(kind) == 5 else kind_with_host(base, kind[5])
 
 
 def _held(stored: Stored, deadline: float) -> Held:
@@ -338,24 +404,24 @@ def set_deadline(entry: PeerEntry, deadline: float) -> None:
 
 
 def new_entry(
-    peer_id: str, kind: Kind, stored: Stored, prefix: str | None, deadline: float, host: str
+    peer_id: str, kind: Kind, stored: Stored, prefix: str | None, deadline: float
 ) -> PeerEntry:
-    """A peer's entry, in no swarm yet (``prefix``: its addresses', kept for its members)."""
+    """A peer's entry, in no swarm yet (``prefix``: its addresses', kept for its members;
+    ``kind``: with the host when ``stored`` does not tell it, :func:`kind_with_host`; its mode
+    means nothing until the peer joins its first swarm)."""
     entry: PeerEntry = _NEW(PeerEntry)
     _SET_HELD(entry, _held(stored, deadline))
     _SET_PEER_ID(entry, peer_id)
-    _SET_MODE(entry, PeerMode.LEECH)  # no member yet: set when it joins its first swarm
+    _SET_KIND(entry, kind)
     _SET_MAP(entry, ())
     _SET_PREFIX(entry, prefix)
-    _SET_KIND(entry, kind)
-    _SET_HOST(entry, host)
     return entry
 
 
 def become_member(entry: PeerEntry, mode: PeerMode, swarms: tuple[str]) -> None:
     """Make an entry that is no member (and never was handed out as one) the peer's member in
     its one swarm ``swarms`` (the swarm's shared tuple)."""
-    _SET_MODE(entry, mode)
+    _SET_KIND(entry, kind_with_mode(entry.kind, mode))
     _SET_MAP(entry, swarms)
 
 
@@ -374,7 +440,7 @@ def set_stored(entry: PeerEntry, stored: Stored, prefix: str | None, deadline: f
 def with_mode(entry: PeerEntry, mode: PeerMode) -> PeerEntry:
     """A copy of an entry with another mode (its member's in its one swarm)."""
     fresh = entry.copy()
-    _SET_MODE(fresh, mode)
+    _SET_KIND(fresh, kind_with_mode(fresh.kind, mode))
     return fresh
 
 
