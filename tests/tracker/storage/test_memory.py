@@ -19,6 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppsp.tracker.peerlist import LISTED, to_peer_infos
 from ppsp.tracker.statemachine import PeerState
@@ -611,3 +613,78 @@ def test_packed_members_are_members_to_every_reader() -> None:
     unpackable = (PeerAddress(ip="2001:db8::1", port=7000, family=AddressFamily.IPV6),)
     assert replace(member, addresses=unpackable).addresses == unpackable
     assert replace(member, addresses=()).addresses == ()
+
+
+_HOSTS = ("10.0.0.1", "10.0.0.2", "", "2001:db8::/64")
+_SEEN = (
+    # (observed address, the host the tracker counts it for in open mode)
+    (PeerAddress(ip="10.0.0.1", port=40001, type=AddressType.REFLEXIVE), "10.0.0.1"),
+    (PeerAddress(ip="10.0.0.1", port=40002, type=AddressType.REFLEXIVE), "10.0.0.1"),
+    (PeerAddress(ip="10.0.0.2", port=40001, type=AddressType.REFLEXIVE), "10.0.0.2"),
+    (
+        PeerAddress(
+            ip="2001:db8::7", port=40001, family=AddressFamily.IPV6, type=AddressType.REFLEXIVE
+        ),
+        "2001:db8::/64",
+    ),
+    (PeerAddress(ip="10.0.0.3", port=7000), ""),  # no REFLEXIVE address: a record as written
+)
+_ADVERTISED = PeerAddress(ip="192.168.1.9", port=7000, peer_protocol="PPSP-PP/0.1")
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["put", "join", "leave", "delete"]),
+            st.integers(0, 2),  # the peer
+            st.integers(0, len(_SEEN) - 1),  # where it is seen
+            st.booleans(),  # counted for the host it is seen at (else another: a token moved it)
+            st.integers(0, len(_HOSTS) - 1),  # that other host
+            st.booleans(),  # with its advertised address
+            st.sampled_from(["a", "b"]),
+            st.sampled_from([PeerMode.LEECH, PeerMode.SEED]),
+        ),
+        max_size=25,
+    )
+)
+def test_hosts_are_counted_as_the_records_name_them(
+    steps: list[tuple[str, int, int, bool, int, bool, str, PeerMode]],
+) -> None:
+    """Whatever a peer's records name as its host (the one its addresses tell or another),
+    its addresses and memberships, each host's count and each record read back are what a
+    plain table of the records written says."""
+    storage = MemoryStorage()
+    hosts: dict[str, str] = {}  # peer ID -> the host its last record named
+    for op, peer, seen_at, told, other, advertised, swarm, mode in steps:
+        peer_id = f"peer-{peer}"
+        if op == "put":
+            seen, host = _SEEN[seen_at]
+            if not told:
+                host = _HOSTS[other]
+            written = PeerRecord(
+                peer_id=peer_id,
+                version=ProtocolVersion.V1_1,
+                state=PeerState.TRACKING,
+                addresses=(_ADVERTISED, seen) if advertised else (seen,),
+                deadline=100.0 + peer,
+                host=host,
+            )
+            run(storage.put_peer(written))
+            hosts[peer_id] = host
+            assert run(storage.get_peer(peer_id)) == written
+        elif op == "join":
+            run(storage.join(swarm, peer_id, mode))
+        elif op == "leave":
+            run(storage.leave(swarm, peer_id))
+        else:
+            run(storage.delete_peer(peer_id))
+            hosts.pop(peer_id, None)
+        for host in _HOSTS:
+            expected = sum(1 for named in hosts.values() if named == host) if host else 0
+            assert run(storage.peers_of_host(host)) == expected
+        counted = {named for named in hosts.values() if named}
+        assert run(storage.counts()).hosts == len(counted)
+        for peer_id, host in hosts.items():
+            stored = run(storage.get_peer(peer_id))
+            assert stored is not None and stored.host == host
