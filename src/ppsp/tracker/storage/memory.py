@@ -70,6 +70,7 @@ from ppsp.tracker.storage.base import (
     report_outcome,
 )
 from ppsp.tracker.storage.memory_records import (
+    kind_for,
     kind_of,
     prefix_of_stored,
     record_of,
@@ -86,7 +87,6 @@ from ppsp.tracker.storage.memory_swarms import (
     SwarmEntry,
     become_member,
     entry_stored,
-    kind_with_host,
     new_entry,
     new_member,
     pack_deadline,
@@ -104,7 +104,6 @@ from ppsp.tracker.storage.swarm_index import SortedIds
 from ppsp.tracker.storage.wheel import TimeWheel
 from ppsp.wire.packed import packed_host
 from ppsp.wire.tracker import (
-    AddressType,
     ContentMap,
     CorruptPeerReport,
     PeerAddress,
@@ -113,8 +112,6 @@ from ppsp.wire.tracker import (
 )
 
 __all__ = ["EXPIRE_BATCH", "MemoryStorage"]
-
-_REFLEXIVE = AddressType.REFLEXIVE
 
 EXPIRE_BATCH = 10_000
 """Most peers one :meth:`MemoryStorage.expire` deletes (80 ms of work, measured): the tracker's
@@ -198,27 +195,15 @@ class MemoryStorage(Storage):
 
     def _put(self, record: PeerRecord) -> None:
         peer = self._peers.get(record.peer_id)
-        host = record.host
         addresses = record.addresses
-        # The REFLEXIVE address the tracker saw the peer at is the last one: an entry keeps no
-        # host when its addresses tell it (PeerEntry.host; most often the host is that very
-        # string).
-        last = addresses[-1] if addresses else None
         if peer is None:
             stored = stored_form(addresses)
-            kind = kind_of(record, self._profile(addresses), PeerMode.LEECH)
-            if not (
-                last is not None
-                and (host is last.ip or host == last.ip)
-                and last.type is _REFLEXIVE
-                and type(stored) is bytes
-            ):
-                kind = kind_with_host(kind, host)
+            kind = kind_for(record, self._profile(addresses), PeerMode.LEECH, stored)
             peer = new_entry(
                 record.peer_id, kind, stored, prefix_of_stored(stored), record.deadline
             )
             self._peers[record.peer_id] = peer
-            self._count_host(host, 1)
+            self._count_host(record.host, 1)
         else:
             # Each request brings a new record, with its own copies of the peer's host (and
             # often of its unchanged addresses): the entry keeps the equal objects it already
@@ -267,6 +252,10 @@ class MemoryStorage(Storage):
                     peer = self._moved(peer, held, changed, addresses, record.deadline, False)
                     kind = peer.kind
                 same_host = False
+            # The REFLEXIVE address the tracker saw the peer at is last: when it still tells
+            # the host the entry is counted for, there is no host to write (PeerEntry.host).
+            host = record.host
+            last = addresses[-1] if addresses else None
             if (
                 same_host
                 and len(kind) == 5
@@ -302,10 +291,7 @@ class MemoryStorage(Storage):
         if counted != host:
             self._count_host(counted, -1)
             self._count_host(host, 1)
-        fresh = kind_of(record, kind[3], kind[4])
-        stored = entry_stored(peer)
-        if not (type(stored) is bytes and packed_host(stored) == host):
-            fresh = kind_with_host(fresh, host)
+        fresh = kind_for(record, kind[3], kind[4], entry_stored(peer))
         if fresh != kind:
             set_kind(peer, fresh)
 

@@ -21,6 +21,7 @@ from ppsp.tracker.storage.memory_swarms import (
     Kind,
     PeerEntry,
     Stored,
+    kind_with_host,
     read_deadline,
     read_held,
     shared_kind,
@@ -38,6 +39,7 @@ from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode
 __all__ = [
     "KINDS",
     "KINDS_KEPT",
+    "kind_for",
     "kind_of",
     "prefix_of_stored",
     "record_of",
@@ -45,6 +47,8 @@ __all__ = [
     "shared_kind",
     "stored_form",
 ]
+
+_REFLEXIVE = AddressType.REFLEXIVE
 
 _build_record = keyword_builder(PeerRecord)
 """PeerRecord(...) likewise: a stored peer's record is built when it is read."""
@@ -71,6 +75,24 @@ def kind_of(record: PeerRecord, profile: RankProfile, mode: PeerMode) -> Kind:
     found = shared_kind((record.version, record.state, bool(record.grace_used), profile, mode))
     _last_kind[:] = (found,)
     return found
+
+
+def kind_for(record: PeerRecord, profile: RankProfile, mode: PeerMode, stored: Stored) -> Kind:
+    """The kind of an entry that keeps ``record``'s addresses as ``stored``: :func:`kind_of`,
+    with the record's host when the addresses do not tell it (their last is no REFLEXIVE
+    address of that host, or they are not packed: :attr:`PeerEntry.host
+    <ppsp.tracker.storage.memory_swarms.PeerEntry.host>`)."""
+    kind = kind_of(record, profile, mode)
+    host = record.host
+    last = record.addresses[-1] if record.addresses else None
+    if (
+        last is not None
+        and (host is last.ip or host == last.ip)  # most often the very string
+        and last.type is _REFLEXIVE
+        and type(stored) is bytes
+    ):
+        return kind
+    return kind_with_host(kind, host)
 
 
 def record_of(peer: PeerEntry) -> PeerRecord:
