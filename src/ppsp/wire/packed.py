@@ -268,6 +268,12 @@ def packed_prefix(packed: bytes) -> str | None:
     return f"{packed[at]}.{packed[at + 1]}.{packed[at + 2]}"
 
 
+_REFLEXIVE = AddressType.REFLEXIVE
+_OCTETS_AT = struct.Struct("4B").unpack_from
+_DECIMAL = [str(number) for number in range(256)]
+"""Each octet's text, for :func:`packed_host`."""
+
+
 def packed_host(packed: bytes) -> str | None:
     """The IP address (text) of the last address in ``packed`` when it is REFLEXIVE, else None:
     the host a peer with these addresses was seen from (an IPv4 address is its own host key,
@@ -277,11 +283,6 @@ def packed_host(packed: bytes) -> str | None:
     # Written from the numbers' kept texts: half the time of formatting the four integers.
     first, second, third, fourth = _OCTETS_AT(packed, len(packed) - 6)
     return f"{_DECIMAL[first]}.{_DECIMAL[second]}.{_DECIMAL[third]}.{_DECIMAL[fourth]}"
-
-
-_REFLEXIVE = AddressType.REFLEXIVE
-_OCTETS_AT = struct.Struct("4B").unpack_from
-_DECIMAL = [str(number) for number in range(256)]
 
 
 def layout_of(packed: bytes) -> Layout:

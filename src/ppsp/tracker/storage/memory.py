@@ -75,7 +75,6 @@ from ppsp.tracker.storage.memory_records import (
     prefix_of_stored,
     record_of,
     restored_form,
-    shared_kind,
     stored_form,
 )
 from ppsp.tracker.storage.memory_reports import KeptStats, kept_map, kept_stats, map_of, stats_of
@@ -98,6 +97,7 @@ from ppsp.tracker.storage.memory_swarms import (
     set_joined,
     set_kind,
     set_stored,
+    shared_kind,
     with_mode,
 )
 from ppsp.tracker.storage.swarm_index import SortedIds

@@ -16,8 +16,6 @@ import sys
 
 from ppsp.tracker.storage.base import PeerRecord, RankProfile, prefix_of
 from ppsp.tracker.storage.memory_swarms import (
-    KINDS,
-    KINDS_KEPT,
     Kind,
     PeerEntry,
     Stored,
@@ -37,14 +35,11 @@ from ppsp.wire.packed import (
 from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode
 
 __all__ = [
-    "KINDS",
-    "KINDS_KEPT",
     "kind_for",
     "kind_of",
     "prefix_of_stored",
     "record_of",
     "restored_form",
-    "shared_kind",
     "stored_form",
 ]
 
