@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 import orjson
 
 from ppsp.codecs import peer_xml as peer_codec
@@ -327,8 +329,7 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--seed", type=int, default=0)
         args = parser.parse_args(argv[1:])
         return run_without_atheris(args.iterations, args.seed)
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
+    harness.fuzz_with_atheris(atheris, argv, test_one_input, seeds())
     return 0
 
 

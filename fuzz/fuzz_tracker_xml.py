@@ -27,6 +27,9 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
+
 from ppsp.codecs import peer_xml as peer_codec
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
@@ -191,8 +194,7 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--seed", type=int, default=0)
         args = parser.parse_args(argv[1:])
         return run_without_atheris(args.iterations, args.seed)
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
+    harness.fuzz_with_atheris(atheris, argv, test_one_input, seeds())
     return 0
 
 

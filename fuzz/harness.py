@@ -9,10 +9,13 @@ finding), then calls :func:`main`.  Targets import this module after putting its
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Check = Callable[[bytes], None]
 
@@ -81,5 +84,34 @@ def main(argv: list[str], check: Check, run: Callable[[int, int], int], iteratio
         )
         print(f"atheris not installed; {count} inputs passed")
         return
+    fuzz_with_atheris(atheris, argv, check, seeds_of(run))
+
+
+def seeds_of(run: Callable[[int, int], int]) -> Sequence[bytes]:
+    """The seed corpus of the target whose bounded loop is ``run`` (its module's ``SEEDS`` or
+    ``seeds()``; none when it has neither)."""
+    module = sys.modules.get(getattr(run, "__module__", "") or "")
+    found = getattr(module, "SEEDS", None)
+    if found is None and callable(getattr(module, "seeds", None)):
+        found = module.seeds()  # type: ignore[union-attr]
+    return tuple(found or ())
+
+
+def fuzz_with_atheris(atheris: Any, argv: list[str], check: Check, seeds: Sequence[bytes]) -> None:
+    """Coverage-guided fuzzing of ``check`` by atheris (libFuzzer flags in ``argv``).
+
+    Every module already imported is instrumented (``atheris.instrument_all``), so that the
+    project's parsers, not only the target, guide the search; when ``argv`` names no corpus
+    folder, one is made with the target's ``seeds`` (the draft examples and valid messages),
+    so that the search starts from documents that parse rather than from empty input.
+    """
+    atheris.instrument_all()
+    argv = list(argv)
+    if seeds and not any(os.path.isdir(arg) for arg in argv[1:] if not arg.startswith("-")):
+        corpus = tempfile.mkdtemp(prefix="ppsp-fuzz-corpus-")
+        for number, data in enumerate(seeds):
+            with open(os.path.join(corpus, f"seed-{number:04d}"), "wb") as handle:
+                handle.write(data)
+        argv.append(corpus)
     atheris.Setup(argv, check)
     atheris.Fuzz()
