@@ -201,6 +201,37 @@ def test_a_wrong_peak_is_never_trusted() -> None:
     assert [index for index, _ in engine.take_chunks()] == [0]
 
 
+def test_a_peer_announcing_fewer_chunks_than_the_content_has_never_completes_it() -> None:
+    # Seven chunks under the root; the peer announces five (the tree's height is the same)
+    # and sends, with each chunk, the real hashes of every uncle up to the root, those of
+    # the two chunks it keeps quiet about included: the padding beyond its five chunks must
+    # be the empty hash, whatever it sends, so that chunk 4 cannot rebuild the root.
+    content = SeededContent.from_bytes(random.Random(5).randbytes(7 * 1024))
+    assert content.chunk_count == 7
+    engine = Leecher(content.swarm_id, 0.0, LeecherConfig(channel_id=OURS, max_failures=3))
+    engine.datagrams_to_send()
+    engine.datagram_received(reply(Have(chunk=ChunkRange(start=0, end=4))), 0.0)
+    assert engine.chunk_count == 5
+    kept: dict[int, bytes] = {}
+    for attempt in range(3):
+        for index in range(5):
+            node, uncles = 2 * index, []
+            while node != 7:  # the root of a tree of eight leaves
+                uncles.append(bin_sibling(node))
+                node = bin_parent(node)
+            messages: list[Message] = [
+                Integrity(chunk=bin_range(number), hash=content.hash_of(number))
+                for number in reversed(uncles)
+            ]
+            chunk = ChunkRange(start=index, end=index)
+            messages.append(Data(chunk=chunk, timestamp=1, data=content.read(index)))
+            engine.datagram_received(on_channel(*messages), 1.0 + attempt)
+            kept.update(engine.take_chunks())
+    assert sorted(kept) == [0, 1, 2, 3]
+    assert engine.state is LeecherState.FAILED, engine.stats
+    assert engine.failure is not None and "chunk 4 does not verify" in engine.failure
+
+
 def test_huge_content_is_refused_before_anything_is_allocated() -> None:
     engine = leecher(max_chunks=1000)
     engine.datagrams_to_send()

@@ -99,11 +99,16 @@ def verify_chunk(
         if node == tree.root_bin:
             return None  # cannot happen while the root is verified
         sibling = bin_sibling(node)
-        other = verified.get(sibling) or pending.get(sibling)
-        if other is None:
-            if bin_range(sibling).start < tree.count:
+        if bin_range(sibling).start >= tree.count:
+            # Padding beyond the content (section 5.1): always the empty hash, never one a
+            # peer sent. A peer that announces fewer chunks than the content has and sends
+            # the real hashes of the rest would otherwise rebuild the real root from a
+            # truncated tree, and a download of its first chunks would end "verified".
+            other = tree.empty
+        else:
+            other = verified.get(sibling) or pending.get(sibling)
+            if other is None:
                 return None
-            other = tree.empty  # padding beyond the content (section 5.1)
         learned.append((node, value))
         learned.append((sibling, other))
         parent = bin_parent(node)
