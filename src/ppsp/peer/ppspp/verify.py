@@ -106,9 +106,10 @@ def verify_chunk(
             # truncated tree, and a download of its first chunks would end "verified".
             other = tree.empty
         else:
-            other = verified.get(sibling) or pending.get(sibling)
-            if other is None:
+            sent = verified.get(sibling) or pending.get(sibling)
+            if sent is None:
                 return None
+            other = sent
         learned.append((node, value))
         learned.append((sibling, other))
         parent = bin_parent(node)
