@@ -766,6 +766,8 @@ def test_host_forms(host: bytes) -> None:
         ((b"Content-Length: 5, 5",), 5),
         ((b"Content-Length: 5", b"content-length: 5"), 5),
         ((b"Content-Length: 000000000000000000000007",), 7),
+        # More zeros than CPython turns into an integer at once (4,300 digits).
+        ((b"Content-Length: " + b"0" * 5000 + b"7",), 7),
         ((b"Content-Length: %d" % MAX_CONTENT_LENGTH,), MAX_CONTENT_LENGTH),
     ],
 )
@@ -857,6 +859,10 @@ REQUEST_REFUSED: dict[str, tuple[bytes, type[HTTPRequestError]]] = {
     ),
     "length of 14 digits": (get(b"Content-Length: 10000000000000"), RequestBodyTooLarge),
     "length of 5000 digits": (get(b"Content-Length: " + b"9" * 5000), RequestBodyTooLarge),
+    "length of 14 digits after 5000 zeros": (
+        get(b"Content-Length: " + b"0" * 5000 + b"1" * 14),
+        RequestBodyTooLarge,
+    ),
     "request line too long": (request(LONG_LINE + b"a", b"Host: a"), RequestTargetTooLong),
     "too many fields": (
         get(*(b"X-%d: v" % n for n in range(MAX_HEADER_FIELDS))),

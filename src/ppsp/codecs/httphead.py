@@ -420,7 +420,10 @@ def _request_content_lengths(value: bytes) -> set[int]:
         item = item.strip(b" \t")
         if _DIGITS.fullmatch(item) is None:
             raise MalformedRequest("malformed Content-Length")
-        if len(item.lstrip(b"0")) > 13 or int(item) > MAX_CONTENT_LENGTH:
+        # Leading zeros are allowed, and skipped before the digits become a number: int() of
+        # more than 4,300 digits raises (CPython's bound on conversions), zeros included.
+        digits = item.lstrip(b"0") or b"0"
+        if len(digits) > 13 or int(digits) > MAX_CONTENT_LENGTH:
             raise RequestBodyTooLarge("Content-Length out of bounds")
-        found.add(int(item))
+        found.add(int(digits))
     return found
