@@ -31,6 +31,7 @@ from ppsp.errors import (
     RequestBodyTooLarge,
     TemporarilyOverloaded,
 )
+from ppsp.http.exchange import MAX_BODY_CHUNKS
 from ppsp.http.server import (
     ConnectionHooks,
     HTTPServer,
@@ -916,6 +917,27 @@ async def test_chunked_bodies_are_read_when_the_server_is_made_to() -> None:
         gzip = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
         (answer,) = split_answers(await exchange(port, gzip))
         assert answer.status == 501
+    finally:
+        await server.close(0.5)
+
+
+async def test_a_chunked_body_in_too_many_chunks_is_refused() -> None:
+    # Each chunk costs the server a wait: a body sent a byte a chunk is refused past
+    # MAX_BODY_CHUNKS, and its connection closed.
+    async def handler(request: Request) -> Response:
+        return Response(200, await request.read_body(4096))
+
+    server = await serve(handler, "127.0.0.1", 0, chunked_requests=True)
+    try:
+        port = port_of(server)
+        pieces = [b"a"] * MAX_BODY_CHUNKS
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_chunked(*pieces))
+        answer = await read_answer(reader)
+        assert (answer.status, answer.body) == (200, b"a" * MAX_BODY_CHUNKS)
+        writer.close()
+        (answer,) = split_answers(await exchange(port, _chunked(*pieces, b"a")))
+        assert answer.status == 400 and answer.header("Connection") == "close"
     finally:
         await server.close(0.5)
 
