@@ -196,6 +196,33 @@ async def test_pipelined_requests_are_answered_one_at_a_time_in_order() -> None:
     assert most == 1
 
 
+async def test_a_long_pipeline_lets_other_connections_in_between_its_requests() -> None:
+    # Requests pipelined on one connection are answered one per turn of the event loop: a
+    # client on another connection is not kept waiting for the whole pipeline.
+    served: list[str] = []
+
+    async def record(request: Request) -> Response:
+        served.append(request.path)
+        return Response(body=b"")
+
+    async with running(record) as server:
+        port = port_of(server)
+        first_reader, first = await asyncio.open_connection("127.0.0.1", port)
+        other_reader, other = await asyncio.open_connection("127.0.0.1", port)
+        first.write(get("/a") * 500)
+        for _ in range(1000):
+            if served:
+                break
+            await asyncio.sleep(0)
+        other.write(get("/b"))
+        assert (await read_answer(other_reader)).status == 200
+        for _ in range(500):
+            await read_answer(first_reader)
+        first.close()
+        other.close()
+    assert len(served) == 501 and served.index("/b") < 100, served.index("/b")
+
+
 async def test_empty_lines_before_a_request_line_are_ignored() -> None:
     async with running() as server:
         data = await exchange(port_of(server), b"\r\n\r\n" + get("/after", "Connection: close"))

@@ -451,6 +451,11 @@ class _Connection(asyncio.Protocol):
                     if request._unread:
                         await self._linger()
                     return
+                if buffer:
+                    # Pipelined requests already here: the others' turn first, or one
+                    # connection's pipeline would be answered in one turn of the loop while
+                    # every other client waits.
+                    await asyncio.sleep(0)
         except ConnectionError:
             pass
         except Exception as exc:  # a fault of the server itself: said once, not raised

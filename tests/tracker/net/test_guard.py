@@ -244,6 +244,9 @@ async def test_requests_over_the_rate_are_503_in_their_encoding(
                     statuses.append(resp.status)
                     if resp.status == 503:
                         assert int(resp.headers["Retry-After"]) >= 1
+                        # Closed after a refusal: a connection sending requests over its
+                        # rate is not answered for as long as it keeps sending.
+                        assert resp.headers["Connection"] == "close"
                         assert resp.headers["Content-Type"] == encoding.content_type
                         answer = codec_for(encoding).decode_response(
                             body, resp.status, resp.reason or ""

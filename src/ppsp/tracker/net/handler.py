@@ -588,10 +588,14 @@ def close_unless_read(request: Request) -> None:
 
 def _overloaded(request: Request, encoding: Encoding | None, wait: float) -> Response:
     """503 to a request over its host's rate: SERVICE UNAVAILABLE in its encoding (plain text
-    when it has none), with ``Retry-After`` in whole seconds (at least 1)."""
+    when it has none), with ``Retry-After`` in whole seconds (at least 1).
+
+    The connection closes after it: what else the client pipelined on it is not answered
+    (a refusal costs the server little, but a connection sending requests over its rate
+    as fast as it can would be answered for as long as it kept sending)."""
     headers = {"Retry-After": str(max(1, math.ceil(wait)))}
     code = TrackerErrorCode.SERVICE_UNAVAILABLE
-    close_unless_read(request)
+    request.close_after()
     if encoding is None:
         return _text_response(503, "too many requests from this address\n", headers)
     body = _error_body(_OVERLOADED_BODIES, encoding, code)
