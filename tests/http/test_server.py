@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from e2e.tls_helpers import make_tls_files, server_context
 from ppsp.codecs.httphead import ResponseHead, head_length, parse_response_head
 from ppsp.errors import (
     ContentError,
@@ -893,6 +895,55 @@ async def test_hooks_are_told_of_each_connection_and_may_refuse_it() -> None:
         assert hooks.events == [("refused", "127.0.0.1")]
     finally:
         await server.close(0.5)
+
+
+async def _tls_counted_before_handshake(directory: Path) -> None:
+    # The hooks (a per-host guard) and the server's bound see a TLS connection when it is
+    # accepted, not once its handshake is done: connections that stall in their handshake
+    # count, and one over the bound is cut before any TLS work.
+    files = make_tls_files(directory)
+    hooks = Hooks()
+    server = await serve(
+        hello, "127.0.0.1", 0, hooks=hooks, ssl=server_context(files), max_connections=3,
+        head_timeout=5.0,
+    )  # fmt: skip
+    stalled: list[asyncio.StreamWriter] = []
+    try:
+        port = port_of(server)
+        for _ in range(3):  # plain TCP: no hello is ever sent
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            stalled.append(writer)
+        await _until(lambda: server.handshaking == 3)
+        assert [event for event, _ in hooks.events] == ["opened"] * 3
+        # A fourth is over the bound: closed at once, no handshake begun.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(read_all(reader), WAIT) == b""
+        writer.close()
+        for writer in stalled:
+            writer.close()
+        await _until(lambda: server.handshaking == 0)
+        await _until(lambda: [event for event, _ in hooks.events].count("closed") == 4)
+        # A real client's handshake and request go through once there is room.
+        trust = ssl.create_default_context(cafile=str(files.ca))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=trust)
+        writer.write(get("/tls"))
+        answer = await read_answer(reader)
+        assert (answer.status, answer.body) == (200, b"hello /tls")
+        assert len(server.connections) == 1
+        writer.close()
+    finally:
+        for writer in stalled:
+            writer.close()
+        await server.close(0.5)
+
+
+async def test_tls_connections_are_counted_before_their_handshake(tmp_path: Path) -> None:
+    await _tls_counted_before_handshake(tmp_path)
+
+
+def test_tls_connections_are_counted_before_their_handshake_on_uvloop(tmp_path: Path) -> None:
+    # The tracker runs on uvloop, whose server side takes TLS differently.
+    uvloop.run(_tls_counted_before_handshake(tmp_path))
 
 
 async def test_a_server_accepts_on_a_socket_it_is_given() -> None:

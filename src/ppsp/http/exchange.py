@@ -202,6 +202,8 @@ def send_file_now(
         return 0
     if transport.get_write_buffer_size():
         return 0
+    if transport.get_extra_info("sslcontext") is not None:
+        return 0  # the socket under TLS: its bytes must go through the TLS layer
     sock = transport.get_extra_info("socket")
     if sock is None:
         return 0

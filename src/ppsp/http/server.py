@@ -42,7 +42,7 @@ import logging
 import socket
 import ssl as ssl_module
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Any, cast
 
 from ppsp.codecs.httphead import RequestHead, parse_request_head, request_head_length
 from ppsp.errors import (
@@ -51,6 +51,20 @@ from ppsp.errors import (
     MalformedRequest,
     PPSPError,
     RequestTimeout,
+)
+from ppsp.http.bounds import (
+    BODY_TIMEOUT,
+    CLOSE_GRACE,
+    DEFAULT_BODY_LIMIT,
+    DISCARD_LIMIT,
+    HEAD_CACHE_BYTES,
+    HEAD_CACHE_SIZE,
+    HEAD_TIMEOUT,
+    IDLE_TIMEOUT,
+    LINGER,
+    MAX_CHUNK_LINE,
+    READ_HIGH_WATER,
+    SEND_TIMEOUT,
 )
 from ppsp.http.exchange import (
     MIN_SEND_RATE,
@@ -64,7 +78,7 @@ from ppsp.http.exchange import (
     error_response,
     send_file_now,
 )
-from ppsp.wire.fields import MAX_MESSAGE_BYTES
+from ppsp.http.tls_accept import TLSAcceptor, listening_sockets
 
 __all__ = [
     "BODY_TIMEOUT",
@@ -88,48 +102,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BODY_LIMIT: Final = MAX_MESSAGE_BYTES
-"""Largest request body read when the handler names no bound (a peer protocol message's)."""
-
-HEAD_TIMEOUT: Final = 10.0
-"""Seconds a request head may take, from its first byte (a connection's first request: from
-the connection), however its bytes are spread: a client trickling a head is cut."""
-
-IDLE_TIMEOUT: Final = 75.0
-"""Seconds a kept-alive connection may wait for its next request."""
-
-BODY_TIMEOUT: Final = 30.0
-"""Seconds a request body may take once its handler reads it."""
-
-SEND_TIMEOUT: Final = 30.0
-"""Seconds an answer's bytes may wait for a client that reads nothing: a client that asks
-and never reads is cut, so that it holds no upload slot for long."""
-
-CLOSE_GRACE: Final = 0.25
-"""Seconds :meth:`HTTPServer.close` lets running requests finish by default."""
-
-DISCARD_LIMIT: Final = 65536
-"""Most bytes of a body its handler left unread that are read and dropped to keep the
-connection; with more left, the connection closes after the answer."""
-
-READ_HIGH_WATER: Final = 256 * 1024
-"""Buffered bytes beyond which reading pauses until they are consumed (pipelined requests)."""
-
-LINGER: Final = 1.0
-"""Seconds a connection closed with request bytes unread keeps reading (and dropping) them
-after its answer, its sending side shut: closed at once, the unread bytes would reset the
-connection and the answer could be lost (RFC 9112 9.6)."""
-
-MAX_CHUNK_LINE: Final = 1024
-"""Longest line of a chunked request body's framing (a chunk size with extensions, a trailer
-field)."""
-
-HEAD_CACHE_SIZE: Final = 256
-"""Request heads whose parse a server remembers (see :meth:`HTTPServer.parse_head`)."""
-
-HEAD_CACHE_BYTES: Final = 1024
-"""Longest request head whose parse is remembered."""
-
 
 def _status_of(exc: PPSPError) -> int | None:
     """The HTTP status an error carries (None for one that carries none)."""
@@ -142,7 +114,9 @@ def _status_of(exc: PPSPError) -> int | None:
 class _Connection(asyncio.Protocol):
     """One client connection: its buffer, its flow control and the task that serves it."""
 
-    def __init__(self, server: HTTPServer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, server: HTTPServer, loop: asyncio.AbstractEventLoop, token: object | None = None
+    ) -> None:
         self.server = server
         self.loop = loop
         self.transport = cast(asyncio.Transport, None)
@@ -158,7 +132,9 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self.task: asyncio.Task[None] | None = None
-        self._token: object | None = None
+        self._token = token
+        """The hooks' token; given at creation to a TLS connection admitted before its
+        handshake (:mod:`ppsp.http.tls_accept`)."""
         # One timer per connection, moved rather than re-made for each wait (see _wait).
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -173,18 +149,21 @@ class _Connection(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote = (str(peer[0]), int(peer[1]))
         server = self.server
+        admitted = self._token is not None
+        if admitted:
+            server.handshaking -= 1  # counted since its admission, now among the connections
         if server.closing:
             self.transport.abort()
             return
         hooks = server.hooks
-        if hooks is not None:
+        if hooks is not None and not admitted:
             token = hooks.opened(self.remote)
             if token is None:
                 self.transport.abort()
                 return
             self._token = token
         limit = server.max_connections
-        if limit is not None and len(server.connections) >= limit:
+        if not admitted and limit is not None and len(server.connections) >= limit:
             self.transport.write(_FULL)
             self.transport.close()
             return
@@ -634,9 +613,15 @@ class HTTPServer:
         min_send_rate: float = MIN_SEND_RATE,
         hooks: ConnectionHooks | None = None,
         chunked_requests: bool = False,
+        tls: ssl_module.SSLContext | None = None,
     ) -> None:
         self.handler = handler
         self.hooks = hooks
+        self.tls = tls
+        """The TLS context of every connection (its handshake once admitted), or None."""
+        self.handshaking = 0
+        """TLS connections admitted whose handshake is not done (they count in the bound)."""
+        self._acceptor: TLSAcceptor | None = None
         self.chunked_requests = chunked_requests
         self.send_timeout = send_timeout
         self.min_send_rate = min_send_rate
@@ -650,6 +635,29 @@ class HTTPServer:
         self._heads: dict[bytes, tuple[RequestHead, Headers]] = {}
         self.closing = False
         self._server: asyncio.Server | None = None
+
+    def admit(self, remote: tuple[str, int]) -> object | None:
+        """A TLS connection from ``remote`` is accepted (:class:`TLSAcceptor`): its token once
+        the hooks and the connection bound let it in, before its handshake; None to refuse."""
+        if self.closing:
+            return None
+        hooks = self.hooks
+        token = True if hooks is None else hooks.opened(remote)
+        if token is None:
+            return None
+        limit = self.max_connections
+        if limit is not None and len(self.connections) + self.handshaking >= limit:
+            if hooks is not None:
+                hooks.closed(token)
+            return None
+        self.handshaking += 1
+        return token
+
+    def release(self, token: object) -> None:
+        """The TLS connection of ``token`` ended in its handshake."""
+        self.handshaking -= 1
+        if self.hooks is not None:
+            self.hooks.closed(token)
 
     def parse_head(self, head: bytes) -> tuple[RequestHead, Headers]:
         """A request head parsed (HTTPRequestError for one to refuse), with its fields.
@@ -674,10 +682,14 @@ class HTTPServer:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The bound ``(ip, port)`` of each listening socket."""
-        if self._server is None:
+        if self._acceptor is not None:
+            sockets: Sequence[Any] = self._acceptor.listeners
+        elif self._server is not None:
+            sockets = self._server.sockets
+        else:
             return []
         found = []
-        for sock in self._server.sockets:
+        for sock in sockets:
             name = sock.getsockname()
             found.append((str(name[0]), int(name[1])))
         return found
@@ -688,6 +700,8 @@ class HTTPServer:
         self.closing = True
         if self._server is not None:
             self._server.close()
+        if self._acceptor is not None:
+            await self._acceptor.close()
         for conn in list(self.connections):
             if not conn.busy:
                 conn.transport.close()
@@ -731,9 +745,11 @@ async def serve(
     (see the module docstring); with ``max_connections``, a connection beyond it is answered
     503 and closed.  With ``sock``, a listening socket (e.g. shared by several processes),
     the server accepts on it instead of binding ``host`` and ``port``.  With ``ssl``, every
-    connection is TLS, its handshake bounded by ``head_timeout``.  ``hooks`` are told of each
-    connection (:class:`ConnectionHooks`).  With ``chunked_requests``, request bodies in the
-    chunked coding are read (within the same bounds); without, they are answered 501.
+    connection is TLS, its handshake bounded by ``head_timeout`` and started once the
+    connection is admitted (counted in its host's bound and the server's).  ``hooks`` are
+    told of each connection (:class:`ConnectionHooks`).  With ``chunked_requests``, request
+    bodies in the chunked coding are read (within the same bounds); without, they are
+    answered 501.
     """
     server = HTTPServer(
         handler,
@@ -746,25 +762,24 @@ async def serve(
         min_send_rate=min_send_rate,
         hooks=hooks,
         chunked_requests=chunked_requests,
+        tls=ssl,
     )
     loop = asyncio.get_running_loop()
 
     def protocol() -> _Connection:
         return _Connection(server, loop)
 
-    handshake = head_timeout if ssl is not None else None
-    if sock is not None:
-        server._server = await loop.create_server(
-            protocol, sock=sock, backlog=backlog, ssl=ssl, ssl_handshake_timeout=handshake
+    if ssl is not None:
+        # Each connection admitted before its handshake (ppsp.http.tls_accept).
+        listeners = [sock] if sock is not None else listening_sockets(host, port, backlog)
+        server._acceptor = TLSAcceptor(
+            listeners, ssl, server, lambda token: _Connection(server, loop, token), head_timeout
         )
+        server._acceptor.start()
+    elif sock is not None:
+        server._server = await loop.create_server(protocol, sock=sock, backlog=backlog)
     else:
         server._server = await loop.create_server(
-            protocol,
-            host,
-            port,
-            reuse_address=reuse_address,
-            backlog=backlog,
-            ssl=ssl,
-            ssl_handshake_timeout=handshake,
+            protocol, host, port, reuse_address=reuse_address, backlog=backlog
         )
     return server

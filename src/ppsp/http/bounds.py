@@ -1,0 +1,68 @@
+"""The HTTP server's bounds and timeouts, each defined once (:mod:`ppsp.http.server` serves
+within them; the tracker and the peers pass other values where they need them).
+
+Layer: I/O (see :mod:`ppsp.http`): the standard library and ``ppsp.wire`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ppsp.wire.fields import MAX_MESSAGE_BYTES
+
+__all__ = [
+    "BODY_TIMEOUT",
+    "CLOSE_GRACE",
+    "DEFAULT_BODY_LIMIT",
+    "DISCARD_LIMIT",
+    "HEAD_CACHE_BYTES",
+    "HEAD_CACHE_SIZE",
+    "HEAD_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "LINGER",
+    "MAX_CHUNK_LINE",
+    "READ_HIGH_WATER",
+    "SEND_TIMEOUT",
+]
+
+DEFAULT_BODY_LIMIT: Final = MAX_MESSAGE_BYTES
+"""Largest request body read when the handler names no bound (a peer protocol message's)."""
+
+HEAD_TIMEOUT: Final = 10.0
+"""Seconds a request head may take, from its first byte (a connection's first request: from
+the connection), however its bytes are spread: a client trickling a head is cut."""
+
+IDLE_TIMEOUT: Final = 75.0
+"""Seconds a kept-alive connection may wait for its next request."""
+
+BODY_TIMEOUT: Final = 30.0
+"""Seconds a request body may take once its handler reads it."""
+
+SEND_TIMEOUT: Final = 30.0
+"""Seconds an answer's bytes may wait for a client that reads nothing: a client that asks
+and never reads is cut, so that it holds no upload slot for long."""
+
+CLOSE_GRACE: Final = 0.25
+"""Seconds :meth:`HTTPServer.close` lets running requests finish by default."""
+
+DISCARD_LIMIT: Final = 65536
+"""Most bytes of a body its handler left unread that are read and dropped to keep the
+connection; with more left, the connection closes after the answer."""
+
+READ_HIGH_WATER: Final = 256 * 1024
+"""Buffered bytes beyond which reading pauses until they are consumed (pipelined requests)."""
+
+LINGER: Final = 1.0
+"""Seconds a connection closed with request bytes unread keeps reading (and dropping) them
+after its answer, its sending side shut: closed at once, the unread bytes would reset the
+connection and the answer could be lost (RFC 9112 9.6)."""
+
+MAX_CHUNK_LINE: Final = 1024
+"""Longest line of a chunked request body's framing (a chunk size with extensions, a trailer
+field)."""
+
+HEAD_CACHE_SIZE: Final = 256
+"""Request heads whose parse a server remembers (see :meth:`HTTPServer.parse_head`)."""
+
+HEAD_CACHE_BYTES: Final = 1024
+"""Longest request head whose parse is remembered."""
