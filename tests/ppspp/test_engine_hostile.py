@@ -243,20 +243,30 @@ def test_another_address_may_not_speak_on_a_channel() -> None:
     assert engine.channels[0].state is ChannelState.ESTABLISHED
 
 
-def test_a_flood_of_handshakes_from_one_address_keeps_its_bound() -> None:
-    engine = seeder(max_channels_per_address=4)
+def test_a_flood_of_handshakes_from_one_host_keeps_its_bound() -> None:
+    engine = seeder(max_channels_per_host=4)
     for source in range(1, 101):
-        engine.datagram_received(opening(source), PEER, 1.0 + source / 1000)
+        address = ("127.0.0.3", 40000 + source % 7)  # one host, whatever its ports
+        engine.datagram_received(opening(source), address, 1.0 + source / 1000)
     assert len(engine.channels) == 4
-    assert engine.stats["channels_evicted"] == 96
+    assert engine.stats["channels_evicted:half_open"] == 96
     # The newest survive: a peer that restarted its handshake is not locked out.
     assert sorted(c.remote_id for c in engine.channels) == [97, 98, 99, 100]
     engine.datagrams_to_send()
-    # Established channels are never evicted: a fifth handshake is then refused.
+    # Established, the host's channels make room for its own new one: the idlest goes (told
+    # with a closing HANDSHAKE), never a channel of another host.
     for channel in engine.channels:
-        engine.datagram_received(on_channel(channel=channel.local_id), PEER, 2.0)
-    engine.datagram_received(opening(101), PEER, 2.0)
-    assert engine.datagrams_to_send() == [] and engine.stats["refused_handshake:full"] == 1
+        engine.datagram_received(on_channel(channel=channel.local_id), channel.address, 2.0)
+    busy = next(c for c in engine.channels if c.remote_id == 97)
+    engine.datagram_received(
+        on_channel(Request(chunk=r(0, 0)), channel=busy.local_id), busy.address, 2.5
+    )
+    engine.datagrams_to_send()
+    engine.datagram_received(opening(101), ("127.0.0.3", 1), 3.0)
+    closing, _ = engine.datagrams_to_send()
+    assert decode_datagram(closing[1], LIBSWIFT).messages == (Handshake(source_channel=0),)
+    assert sorted(c.remote_id for c in engine.channels) == [97, 99, 100, 101]
+    assert engine.stats["channels_evicted:host"] == 1
 
 
 def test_the_overall_channel_bound_holds_across_addresses() -> None:
@@ -322,7 +332,7 @@ def test_a_half_open_channel_expires_at_its_deadline() -> None:
 
 
 def test_keepalives_while_the_peer_talks_and_silence_closes() -> None:
-    engine = seeder(keepalive_interval=30.0, idle_timeout=180.0)
+    engine = seeder(keepalive_interval=30.0, idle_timeout=180.0, request_timeout=600.0)
     established(engine, now=1.0)
     assert engine.next_deadline() == 31.0
     engine.handle_timer(31.0)

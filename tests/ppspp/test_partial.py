@@ -309,23 +309,27 @@ def _opening(
     return encode_datagram(datagram, parameters, profile=EncoderProfile.RFC7574), parameters
 
 
-@pytest.mark.parametrize(
-    ("addressing", "datagrams"), [(ChunkAddressing.CHUNK_RANGE_32, 2), (ChunkAddressing.BIN_32, 1)]
-)
+@pytest.mark.parametrize("addressing", [ChunkAddressing.CHUNK_RANGE_32, ChunkAddressing.BIN_32])
 def test_held_ranges_are_announced_in_the_channels_addressing_and_datagrams_that_fit(
-    addressing: ChunkAddressing, datagrams: int
+    addressing: ChunkAddressing,
 ) -> None:
-    # 512 chunks, a description chunk each (level 0), every other one held: 256 ranges.
+    # 512 chunks, a description chunk each (level 0), every other one held: 256 ranges.  The
+    # handshake's answer is one datagram a few times the opening's size (RFC 7574 section
+    # 13.1.1: the address has not shown it receives); the rest once the channel is established.
     data, full = full_content(512 * CHUNK)
     held = set(range(0, 512, 2)) | {501}
     partial = partial_of(data, full, held=held, level=0)
     seeder = Seeder(partial)
     opening, parameters = _opening(partial, addressing)
     seeder.datagram_received(opening, ADDRESS, 0.0)
-    answer = seeder.datagrams_to_send()
-    assert len(answer) == datagrams
+    (answer,) = seeder.datagrams_to_send()
+    assert len(answer[1]) <= seeder.config.answer_factor * len(opening)
+    (channel,) = seeder.channels
+    seeder.datagram_received(channel.local_id.to_bytes(4, "big"), ADDRESS, 0.1)  # keep-alive
+    rest = seeder.datagrams_to_send()
+    assert rest
     announced: set[int] = set()
-    for number, (_, data_out) in enumerate(answer):
+    for number, (_, data_out) in enumerate([answer, *rest]):
         assert len(data_out) <= seeder.config.max_datagram_bytes
         messages = decode_datagram(data_out, parameters).messages
         if number == 0:

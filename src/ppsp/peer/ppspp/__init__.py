@@ -12,7 +12,9 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 * :mod:`.sending` -- what the uploading engines share: the flight, ACKs and losses under that
   window, and the upload cap's turns;
 * :mod:`.channel` -- one channel's state and its state table;
-* :mod:`.seeder` -- the engine: handshakes, channels per address, requests, DATA, timers;
+* :mod:`.admission` -- the channels a serving engine keeps per host, and whom a new one evicts;
+* :mod:`.opening` -- which opening handshakes the seeder answers, and its HANDSHAKE;
+* :mod:`.seeder` -- the engine: handshakes, channels per host, requests, DATA, timers;
 * :mod:`.leecher` -- a download from one peer: requests, verification up to the root, ACKs;
 * :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise;
 * :mod:`.live` -- live streams: one munro per live chunk, its tree and its signature;

@@ -8,9 +8,14 @@ it is a protocol error: the datagram's remaining messages are dropped and the ch
 (section 3: "Invalid messages are discarded, and further communication with the peer SHOULD be
 stopped").
 
-What the peer holds is kept as the set of tree nodes whose hashes it has verified: a chunk it
-acknowledged (ACK or HAVE) and every ancestor of it.  That set decides which uncle hashes a
-DATA needs (section 5.3) and which requested chunks need not be sent at all.
+What the peer holds is kept as the chunk ranges it acknowledged (ACK or HAVE), at most
+``max_ranges`` disjoint ones (a :class:`~.verify.ChunkRanges`): never state per chunk or per
+tree node, so that a channel costs the same whatever the content's size, and a HAVE of a range
+held already changes nothing.  The peer has verified the hash of every tree node above a chunk
+it acknowledged: a node's hash is known to it when the node's chunks include one it holds.
+That decides which uncle hashes a DATA needs (section 5.3) and which requested chunks need not
+be sent at all.  A range past the bound is not kept: the peer may then be sent hashes it has,
+never denied one it lacks.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from enum import Enum
 from typing import Any
 
 from ppsp.codecs.ppspp import EncoderProfile
-from ppsp.peer.ppspp.content import ServedContent, bin_level, bin_parent
+from ppsp.peer.ppspp.content import ServedContent, bin_range
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
+from ppsp.peer.ppspp.verify import ChunkRanges
 from ppsp.wire.ppspp import (
     Ack,
     Cancel,
@@ -173,15 +179,18 @@ class Channel:
 
     __slots__ = (
         "_held",
-        "_known",
         "acked_any",
         "address",
         "announced",
+        "answered_at",
+        "answered_haves",
         "choking",
         "choking_until",
         "content",
         "created",
         "flight",
+        "host",
+        "last_asked",
         "last_received",
         "last_sent",
         "ledbat",
@@ -191,6 +200,7 @@ class Channel:
         "pex_answered",
         "profile",
         "remote_id",
+        "requested",
         "requests",
         "state",
         "uses_bins",
@@ -207,8 +217,12 @@ class Channel:
         profile: EncoderProfile,
         now: float,
         ledbat: LedbatParameters | None = None,
+        host: str = "",
+        max_ranges: int = 1024,
     ) -> None:
         self.address = address
+        self.host = host
+        """The address's host (:func:`.admission.host_of`): what the per-host bound counts."""
         self.local_id = local_id
         """Our channel ID: the peer prefixes its datagrams with it."""
         self.remote_id = remote_id
@@ -240,55 +254,67 @@ class Channel:
         self.choking_until = 0.0
         self.pex_answered = float("-inf")
         """When we last answered the peer's PEX_REQ (answers are rate-limited)."""
-        self._known = bytearray((2 * content.width + 7) // 8)  # a bit per tree node
-        self._held = bytearray(content.chunk_count)  # a byte per chunk: slices set fast
+        self.answered_at = now
+        """When we last answered the peer's opening handshake (answers again are
+        rate-limited)."""
+        self.answered_haves = 0
+        """How many HAVEs of :attr:`announced`'s ranges the handshake's answer carried (the
+        rest go once the channel is established)."""
+        self.requested = False
+        """Whether the peer has sent a REQUEST (a channel that never does is closed)."""
+        self.last_asked = now
+        """When the peer last sent a REQUEST or acknowledged DATA in flight (its channel's
+        establishment, or opening, before that): what eviction calls idle."""
+        self._held = ChunkRanges(max_ranges)
 
     # --- what the peer holds ------------------------------------------------------------
 
     def knows(self, number: int) -> bool:
-        """True when the peer has verified the hash of the node at bin ``number``."""
-        return bool(self._known[number >> 3] & (1 << (number & 7)))
+        """True when the peer has verified the hash of the node at bin ``number``: it
+        acknowledged one of the node's chunks."""
+        chunks = bin_range(number)
+        below, above = self._held.around(chunks.start)
+        return below >= chunks.start or above <= chunks.end
 
     def has_chunk(self, index: int) -> bool:
         """True when the peer acknowledged chunk ``index``."""
-        return bool(self._held[index])
+        return self._held.covers(index, index)
 
-    def mark_held(self, chunks: ChunkRange) -> None:
+    def holds_all(self, chunks: ChunkRange) -> bool:
+        """True when the peer acknowledged every chunk of ``chunks``."""
+        return self._held.covers(chunks.start, chunks.end)
+
+    def mark_held(self, chunks: ChunkRange) -> bool:
         """The peer acknowledged ``chunks`` (ACK or HAVE): it verified them and every node
-        above them (clipped to the content)."""
+        above them (clipped to the content).  False when the range is not kept (it would
+        pass the bound on disjoint ranges)."""
         last = self.content.chunk_count - 1
         if chunks.start > last:
-            return
+            return True
         self.acked_any = True
-        end = min(chunks.end, last)
-        self._held[chunks.start : end + 1] = b"\x01" * (end + 1 - chunks.start)
-        root_level = self.content.height
-        for number in aligned_bins(ChunkRange(start=chunks.start, end=end)):
-            node = number
-            # A known node's ancestors are known: stop at the first one.
-            while not self.knows(node):
-                self._known[node >> 3] |= 1 << (node & 7)
-                if bin_level(node) >= root_level:
-                    break
-                node = bin_parent(node)
+        if chunks.end > last:
+            chunks = ChunkRange(start=chunks.start, end=last)
+        return self._held.add(chunks)
 
     def uncles_needed(self, index: int) -> list[int]:
         """The bins of the hashes the peer lacks to verify chunk ``index``, top-down.
 
         Walking up from the chunk towards its peak, a sibling is needed while the parent's
-        hash is unknown to the peer (RFC 7574 section 5.3; libswift's rule).  The peaks come
-        separately, until the peer acknowledges a chunk (section 5.6.2).
+        hash is unknown to the peer (RFC 7574 section 5.3; libswift's rule).  The parent's
+        hash is known when one of its chunks is held: when the held chunk nearest to
+        ``index`` below or above it lies under the parent.  The peaks come separately, until
+        the peer acknowledges a chunk (section 5.6.2).
         """
         peak = self.content.peak_for(index)
-        known = self._known
-        # bin_parent, bin_sibling and knows inline, the level counted on the way up.
+        below, above = self._held.around(index)
+        # bin_parent and bin_sibling inline, the level counted on the way up.
         node, level, needed = 2 * index, 0, []
         while node != peak:
-            parent = (node & ~(2 << level)) | (1 << level)
-            if known[parent >> 3] & (1 << (parent & 7)):
+            first = (index >> (level + 1)) << (level + 1)  # the parent's first chunk
+            if below >= first or above < first + (2 << level):
                 break
             needed.append(node ^ (2 << level))
-            node = parent
+            node = (node & ~(2 << level)) | (1 << level)
             level += 1
         needed.reverse()
         return needed
@@ -310,6 +336,9 @@ class Channel:
 
     def cancel(self, chunks: ChunkRange) -> None:
         """Forget queued requests for ``chunks`` (CANCEL, or a HAVE: section 3.8)."""
+        start, end = chunks.start, chunks.end
+        if not any(q.start <= end and q.end >= start for q in self.requests):
+            return  # nothing queued there (the common case: a HAVE or ACK of what was sent)
         kept: deque[ChunkRange] = deque()
         for queued in self.requests:
             if queued.end < chunks.start or queued.start > chunks.end:

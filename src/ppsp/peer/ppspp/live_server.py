@@ -30,9 +30,11 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
   chunk is held and the peer has not announced it), and under the peer's upload cap
   (``pacer``, the token bucket HTTP draws on too) the channels' hosts take turns, one DATA
   each.  :attr:`LiveServer.on_data` is told of each DATA (the I/O layer attributes it).
-- **Channels**: 32-bit random IDs, bound to the address that opened them; a closing HANDSHAKE
-  forgets one; keep-alives after 30 s of silence from us; forgotten after 180 s of silence from
-  the peer (10 s while half open).  Anything that does not parse, or a DATA (we ask for
+- **Channels**: 32-bit random IDs, bound to the address that opened them; at most
+  ``max_channels``, ``max_channels_per_host`` per host (an IPv4 address, an IPv6 /64), a new
+  one beyond evicting by :mod:`.admission`'s rule; a closing HANDSHAKE forgets one;
+  keep-alives after 30 s of silence from us; forgotten after 180 s of silence from the peer
+  (10 s while half open).  Anything that does not parse, or a DATA (we ask for
   nothing), closes the channel; a receiver's own right-most signed munro is only counted.
 """
 
@@ -47,6 +49,7 @@ from typing import Any
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import LocalProtocolError, PPSPPError
 from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
+from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
 from ppsp.peer.ppspp.live import (
@@ -163,9 +166,15 @@ class LiveServerConfig:
     """The live server's bounds and timers (seconds)."""
 
     max_channels: int = 1024
-    """Channels kept in all; a new one beyond evicts the oldest half-open, or is refused."""
-    max_channels_per_address: int = 4
-    """Channels kept per UDP address."""
+    """Channels kept in all; a new one beyond takes the place of another by
+    :mod:`.admission`'s rule (a half-open one first), or is refused."""
+    max_channels_per_host: int = 16
+    """Channels one host (an IPv4 address, an IPv6 /64) may hold, whatever its ports; a new one
+    beyond takes the place of the host's oldest half-open one, else of its idlest."""
+    evict_idle: float = 10.0
+    """When every host holds no more than its share and the table is full, a new channel takes
+    the place of the channel idle longest (no REQUEST, no ACK of DATA) once it has been idle
+    this long; of none before (it is refused)."""
     max_queue: int = 4 * MUNRO_CHUNKS
     """PPSPP chunks queued per channel (requests beyond are dropped)."""
     half_open_timeout: float = 10.0
@@ -188,6 +197,11 @@ class _Channel:
     created: float
     last_received: float
     last_sent: float
+    host: str = ""
+    """The address's host (:func:`.admission.host_of`): what the per-host bound counts."""
+    last_asked: float = 0.0
+    """When the peer last sent a REQUEST or acknowledged DATA in flight (its channel's
+    establishment, or opening, before that): what eviction calls idle."""
     established: bool = False
     acknowledged: set[int] = field(default_factory=set)
     """Live chunks the peer acknowledged a chunk of (its munro is known to it)."""
@@ -229,6 +243,11 @@ class LiveServer:
         self._held: OrderedDict[int, LiveChunkRecord] = OrderedDict()
         self._channels: dict[int, _Channel] = {}
         self._by_peer: dict[tuple[Address, int], _Channel] = {}
+        self._room: ChannelRoom[_Channel] = ChannelRoom(
+            max_channels=self.config.max_channels,
+            max_per_host=self.config.max_channels_per_host,
+            evict_idle=self.config.evict_idle,
+        )
         self._out: list[tuple[Address, bytes]] = []
         self.stats: Counter[str] = Counter()
         """What happened: datagrams in and out, DATA sent and lost, and every drop by reason."""
@@ -318,7 +337,10 @@ class LiveServer:
             return
         channel.last_received = now
         confirmed = not channel.established
-        channel.established = True
+        if confirmed:
+            channel.established = True
+            channel.last_asked = now  # idle from its establishment on
+            self._room.confirm(channel)
         # Losses due by now first (the timer may not have run yet): a REQUEST in this datagram
         # for a chunk lost in flight then finds it queued again, not in flight.
         self._expire(channel, now)
@@ -401,7 +423,13 @@ class LiveServer:
         if known is not None:  # our reply was lost: answer again on the same channel
             self._answer(known, now)
             return
-        if not self._make_room(address):
+        host = host_of(address)
+        victim, why = self._room.make_room(host, now)
+        if victim is not None:
+            self.stats["evicted"] += 1
+            self.stats[f"evicted:{why}"] += 1
+            self._close(victim, now, notify=True)  # an established peer is told
+        elif why:
             self.stats["refused_handshake"] += 1
             self.stats["refused:channels"] += 1
             return
@@ -415,10 +443,13 @@ class LiveServer:
             created=now,
             last_received=now,
             last_sent=now,
+            host=host,
+            last_asked=now,
             ledbat=Ledbat(self.config.ledbat),
         )
         self._channels[local_id] = channel
         self._by_peer[(address, handshake.source_channel)] = channel
+        self._room.add(channel)
         self.stats["channels_opened"] += 1
         for message in datagram.messages[1:]:
             if not self._on_message(channel, message, now):
@@ -457,28 +488,12 @@ class LiveServer:
             ),
         )
 
-    def _make_room(self, address: Address) -> bool:
-        config = self.config
-        mine = [c for c in self._channels.values() if c.address == address]
-        if len(mine) >= config.max_channels_per_address:
-            return self._evict(mine)
-        if len(self._channels) >= config.max_channels:
-            return self._evict(list(self._channels.values()))
-        return True
-
-    def _evict(self, candidates: list[_Channel]) -> bool:
-        half_open = [c for c in candidates if not c.established]
-        if not half_open:
-            return False
-        self.stats["evicted"] += 1
-        self._forget(min(half_open, key=lambda c: c.created))
-        return True
-
     # --- messages ----------------------------------------------------------------------------
 
     def _on_message(self, channel: _Channel, message: Message, now: float) -> bool:
         """Apply one message; False when the channel closed."""
         if isinstance(message, Request):
+            channel.last_asked = now
             self._request(channel, message.chunk, now)
         elif isinstance(message, Ack | Have):
             chunk = message.chunk
@@ -488,6 +503,8 @@ class LiveServer:
                 acked = acked_in_flight(channel.flight, chunk.start, chunk.end)
                 acknowledge(channel.flight, channel.ledbat, acked, delay_us=message.delay, now=now)
                 self.stats["data_acked"] += len(acked)
+                if acked:
+                    channel.last_asked = now
             self._mark_held(channel, chunk)
             self._drop_queued(channel, chunk)
         elif isinstance(message, Cancel):
@@ -678,3 +695,4 @@ class LiveServer:
         self._turns.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
         self._by_peer.pop((channel.address, channel.remote_id), None)
+        self._room.remove(channel)

@@ -25,13 +25,17 @@ from ppsp.wire.ppspp import (
     Message,
 )
 
-__all__ = ["chunk_spec", "data_datagrams", "have_datagrams"]
+__all__ = [
+    "answer_haves",
+    "chunk_spec",
+    "data_datagrams",
+    "have_bytes",
+    "have_datagrams",
+    "have_messages",
+]
 
 _INTEGRITY_BYTES = 1 + 16 + 64
 """An upper bound on one INTEGRITY message (64-bit ranges, SHA-512), for splitting datagrams."""
-
-_HANDSHAKE_ROOM = 128
-"""Bytes left in a first datagram for the handshake reply's options ahead of its HAVEs."""
 
 
 def chunk_spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
@@ -43,30 +47,37 @@ def chunk_spec(channel: Channel, chunks: ChunkRange) -> ChunkSpec:
     return Bin(number=number)
 
 
-def have_datagrams(
-    channel: Channel, ranges: list[ChunkRange], ahead: tuple[Message, ...], limit: int
-) -> list[Datagram]:
-    """``ahead`` and a HAVE of each range (aligned bins when the channel speaks bins), in as
-    many datagrams of at most ``limit`` bytes as they need (complete content: a HAVE per
-    peak, all in one datagram, as libswift expects)."""
-    haves: list[Message] = []
-    for chunks in ranges:
-        if channel.uses_bins:
-            haves += [Have(chunk=Bin(number=n)) for n in aligned_bins(chunks)]
-        else:
-            haves.append(Have(chunk=chunks))
+def have_bytes(channel: Channel) -> int:
+    """The bytes of one HAVE in the channel's addressing."""
     addressing = channel.parameters.chunk_addressing
-    size = 1 + addressing.field_bytes * (1 if addressing.is_bin else 2)
-    per = max(1, (limit - CHANNEL_ID_BYTES - _HANDSHAKE_ROOM) // size)
+    return 1 + addressing.field_bytes * (1 if addressing.is_bin else 2)
+
+
+def have_messages(channel: Channel, ranges: list[ChunkRange]) -> list[Message]:
+    """A HAVE of each range (aligned bins when the channel speaks bins), left to right."""
+    if not channel.uses_bins:
+        return [Have(chunk=chunks) for chunks in ranges]
+    return [Have(chunk=Bin(number=n)) for chunks in ranges for n in aligned_bins(chunks)]
+
+
+def answer_haves(channel: Channel, haves: list[Message], room: int) -> int:
+    """How many of ``haves`` go in the handshake's answer, which has ``room`` bytes left for
+    them: all of a complete content's (its peaks, at most one per bit of the chunk count: the
+    answer libswift expects), as many as fit of a partial content's (the rest once the
+    channel is established, RFC 7574 section 13.1.1)."""
     if not isinstance(channel.content, PartialContent):
-        per = len(haves)  # the peaks (at most 64): one datagram, as always
-    messages: list[Message] = [*ahead, *haves[:per]]
-    rest = haves[per:]
-    out = [Datagram(channel=channel.remote_id, messages=tuple(messages))]
-    while rest:
-        messages, rest = rest[:per], rest[per:]
-        out.append(Datagram(channel=channel.remote_id, messages=tuple(messages)))
-    return out
+        return len(haves)
+    return max(0, min(len(haves), room // have_bytes(channel)))
+
+
+def have_datagrams(channel: Channel, haves: list[Message], limit: int) -> list[Datagram]:
+    """``haves`` in as few datagrams of at most ``limit`` bytes as they need."""
+    per = max(1, (limit - CHANNEL_ID_BYTES) // have_bytes(channel))
+    remote = channel.remote_id
+    return [
+        Datagram(channel=remote, messages=tuple(haves[i : i + per]))
+        for i in range(0, len(haves), per)
+    ]
 
 
 def data_datagrams(channel: Channel, index: int, timestamp: int, limit: int) -> list[Datagram]:

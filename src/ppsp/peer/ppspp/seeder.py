@@ -8,11 +8,18 @@ What it does, section by section of RFC 7574:
 
 * **Handshake** (3.1.1, 7, 8.4): a HANDSHAKE on channel 0 naming a swarm we seed, with options
   we can speak, opens a half-open channel under a random channel ID (13.1) and is answered by
-  our HANDSHAKE and one HAVE per peak of the tree (what libswift sends and expects).  A peer
-  that announces its Chunk Size (option 9) speaks RFC 7574 and gets a strict handshake (with
-  options 8 and 9); one that does not is taken for libswift, whose parser drops a handshake
-  carrying option 9 and misreads option 8, and gets neither.  A handshake failing any check is
-  dropped unanswered (3.1.1 step 2: it may be spoofed).
+  one datagram: our HANDSHAKE and one HAVE per peak of the tree (what libswift sends and
+  expects), or of a partial content's held ranges as many as keep the answer within
+  ``answer_factor`` times the opening datagram (13.1.1: the address has not shown it
+  receives; the rest once established).  A peer that announces its Chunk Size (option 9)
+  speaks RFC 7574 and gets a strict handshake (with options 8 and 9); one that does not is
+  taken for libswift, whose parser drops a handshake carrying option 9 and misreads option 8,
+  and gets neither.  A handshake failing any check, or an opening datagram of more than
+  ``max_opening_messages`` messages besides it, is dropped unanswered (3.1.1 step 2: it may be
+  spoofed); the same handshake again is answered again at most every ``answer_interval``.
+* **Channels** (13.1): at most ``max_channels``, ``max_channels_per_host`` per host (an IPv4
+  address, an IPv6 /64); a new one beyond evicts by :mod:`.admission`'s rule.  What the peer
+  holds is kept as ranges (:mod:`.channel`): nothing per chunk, whatever the content's size.
 * **Requests** (3.7, 3.8): REQUESTs queue in order; CANCEL and HAVE (an implicit CANCEL) take
   chunks off the queue.  A request wholly past the content's end is an invalid message; one
   reaching past it is clipped.
@@ -26,7 +33,8 @@ What it does, section by section of RFC 7574:
   (the flight, ACK and pacing bookkeeping is :mod:`.sending`'s, shared with the live server).
 * **Keep-alives and timeouts** (3.12): a keep-alive when we have sent nothing for a while to
   a peer that still talks to us; a channel whose peer is silent for ``idle_timeout`` is
-  dropped, a half-open one sooner.
+  dropped, a half-open one sooner, and one whose peer asks for nothing (no REQUEST) within
+  ``request_timeout`` of its establishment is closed.
 * **CHOKE/UNCHOKE** (3.9): a peer asking for more than ``max_request_ranges`` ranges is
   choked (CHOKE, its queue discarded, nothing sent) and unchoked ``choke_time`` later once
   nothing is in flight.
@@ -50,7 +58,8 @@ from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import PPSPPError
-from ppsp.peer.ppspp import packing, pex
+from ppsp.peer.ppspp import opening, packing, pex
+from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import (
     TRANSITIONS,
     Address,
@@ -61,6 +70,7 @@ from ppsp.peer.ppspp.channel import (
 )
 from ppsp.peer.ppspp.content import SeededContent, ServedContent, bin_range
 from ppsp.peer.ppspp.ledbat import LedbatParameters
+from ppsp.peer.ppspp.opening import SUPPORTED_ADDRESSING, SUPPORTED_MESSAGES
 from ppsp.peer.ppspp.partial import PartialContent
 from ppsp.peer.ppspp.sending import (
     SendTurns,
@@ -73,66 +83,27 @@ from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
     MAX_TIMESTAMP,
-    PPSPP_VERSION,
     Ack,
     Bin,
     Cancel,
     ChannelParameters,
     Choke,
-    ChunkAddressing,
     ChunkRange,
     ChunkSpec,
-    ContentIntegrity,
     Datagram,
     Handshake,
     Have,
-    MerkleHashFunction,
     Message,
-    MessageType,
     PexReq,
     PexResCert,
     PexResV4,
     PexResV6,
     Request,
-    SupportedMessages,
     Unchoke,
     keepalive,
 )
 
 __all__ = ["SUPPORTED_ADDRESSING", "SUPPORTED_MESSAGES", "Seeder", "SeederConfig"]
-
-SUPPORTED_ADDRESSING = frozenset(
-    {
-        ChunkAddressing.BIN_32,
-        ChunkAddressing.CHUNK_RANGE_32,
-        ChunkAddressing.BIN_64,
-        ChunkAddressing.CHUNK_RANGE_64,
-    }
-)
-"""The chunk addressing methods a seeder speaks (byte ranges, CAM 1, are not)."""
-
-SUPPORTED_MESSAGES = SupportedMessages.from_types(
-    (
-        MessageType.HANDSHAKE,
-        MessageType.DATA,
-        MessageType.ACK,
-        MessageType.HAVE,
-        MessageType.INTEGRITY,
-        MessageType.PEX_REQ,
-        MessageType.PEX_RESV4,
-        MessageType.PEX_RESV6,
-        MessageType.REQUEST,
-        MessageType.CANCEL,
-        MessageType.CHOKE,
-        MessageType.UNCHOKE,
-    )
-)
-"""What we announce to RFC 7574 peers in the Supported Messages option."""
-
-_OPENING = ChannelParameters(
-    chunk_addressing=ChunkAddressing.CHUNK_RANGE_32, merkle_hash=MerkleHashFunction.SHA1
-)
-"""How an opening datagram (channel 0) is read: its HANDSHAKE's options take over at once."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,9 +111,34 @@ class SeederConfig:
     """The seeder's bounds and timers (seconds)."""
 
     max_channels: int = 1024
-    """Channels kept in all; a new one evicts the oldest half-open one, or is refused."""
-    max_channels_per_address: int = 4
-    """Channels one UDP address may hold (a flood of handshakes evicts its own oldest)."""
+    """Channels kept in all; a new one beyond takes the place of another by
+    :mod:`.admission`'s rule (a half-open one first), or is refused."""
+    max_channels_per_host: int = 16
+    """Channels one host (an IPv4 address, an IPv6 /64) may hold, whatever its ports; a new one
+    beyond takes the place of the host's oldest half-open one, else of its idlest."""
+    evict_idle: float = 10.0
+    """When every host holds no more than its share and the table is full, a new channel takes
+    the place of the channel idle longest (no REQUEST, no ACK of DATA) once it has been idle
+    this long; of none before (it is refused)."""
+    request_timeout: float = 30.0
+    """An established channel whose peer sends no REQUEST within this long is closed: it asks
+    us for nothing and only holds a place."""
+    max_opening_messages: int = 64
+    """Messages an opening datagram may carry besides its HANDSHAKE (HAVE, REQUEST: minor
+    payload, section 3.1.1; libswift sends at most about ten); more and it is dropped
+    unanswered, as it may be spoofed and each message costs work."""
+    max_peer_ranges: int = 1024
+    """Disjoint chunk ranges of what a channel's peer acknowledged kept (ACK, HAVE); a range
+    beyond is not kept: the peer may then be sent hashes it holds (counted
+    ``have_ranges_dropped``)."""
+    answer_factor: int = 3
+    """The answer to an opening datagram stays within this many times its bytes (section
+    13.1.1: the address has not shown that it receives): a partial content's HAVEs beyond go
+    once the channel is established.  A complete content's peaks always go (libswift wants
+    them there; at most one per bit of the chunk count)."""
+    answer_interval: float = 0.5
+    """The same opening handshake again (our answer lost, or a spoofed copy) is answered at
+    most once in this many seconds; the others are dropped and counted."""
     max_request_ranges: int = 256
     """Queued request ranges per channel; further REQUESTs are dropped (and counted)."""
     max_messages_per_datagram: int = 1024
@@ -175,10 +171,14 @@ class SeederConfig:
     def __post_init__(self) -> None:
         if self.pex_max_addresses < 0 or self.pex_min_interval < 0 or self.choke_time < 0:
             raise ValueError("PEX and choke bounds are not negative")
-        if self.max_channels < 1 or self.max_channels_per_address < 1:
+        if self.max_channels < 1 or self.max_channels_per_host < 1:
             raise ValueError("a seeder keeps at least one channel")
         if self.max_request_ranges < 1 or self.max_messages_per_datagram < 1:
             raise ValueError("a channel queues at least one request range and reads a message")
+        if self.max_opening_messages < 0 or self.max_peer_ranges < 1 or self.answer_factor < 1:
+            raise ValueError("opening messages, peer ranges and the answer's factor are bounds")
+        if self.evict_idle < 0 or self.request_timeout < 0 or self.answer_interval < 0:
+            raise ValueError("timers are not negative")
 
 
 def _random_channel_id() -> int:
@@ -235,7 +235,11 @@ class Seeder:
         self._channel_ids = channel_ids
         self._channels: dict[int, Channel] = {}
         self._by_peer: dict[tuple[Address, int], Channel] = {}
-        self._by_address: dict[Address, list[Channel]] = {}
+        self._room: ChannelRoom[Channel] = ChannelRoom(
+            max_channels=self.config.max_channels,
+            max_per_host=self.config.max_channels_per_host,
+            evict_idle=self.config.evict_idle,
+        )
         self._out: list[tuple[Address, bytes]] = []
         self.stats: Counter[str] = Counter()
         """Counts of what happened: datagrams in and out, DATA sent and lost, and each kind of
@@ -287,6 +291,8 @@ class Seeder:
             was_half_open = channel.state is ChannelState.HALF_OPEN
             self._step(channel, Event.CONFIRM)
             if was_half_open:
+                self._room.confirm(channel)
+                channel.last_asked = now  # idle from its establishment on
                 self._catch_up(channel, now)
             if datagram.is_keepalive:
                 self.stats["keepalives_in"] += 1
@@ -317,6 +323,10 @@ class Seeder:
                     self.stats["idle_closed"] += 1
                     self._close(channel, notify=False, now=now)
                     continue
+                if not channel.requested and now >= channel.last_asked + config.request_timeout:
+                    self.stats["unasked_closed"] += 1
+                    self._close(channel, notify=True, now=now)
+                    continue
                 lost = False
                 expired = take_expired(channel.flight, channel.ledbat, now)
                 for index in reversed(expired):  # requeued in their original order
@@ -338,7 +348,9 @@ class Seeder:
                     self._set_choking(channel, False, now)
                 self._pump(channel, now)
                 if now >= channel.last_sent + config.keepalive_interval:
-                    keepalive_datagram = encode_datagram(keepalive(channel.remote_id), _OPENING)
+                    keepalive_datagram = encode_datagram(
+                        keepalive(channel.remote_id), opening.OPENING
+                    )
                     self._send(channel, keepalive_datagram, now)
                     self.stats["keepalives_out"] += 1
 
@@ -352,6 +364,8 @@ class Seeder:
                 continue
             deadlines.append(channel.last_received + config.idle_timeout)
             deadlines.append(channel.last_sent + config.keepalive_interval)
+            if not channel.requested:
+                deadlines.append(channel.last_asked + config.request_timeout)
             if (timeout := flight_deadline(channel.flight, channel.ledbat)) is not None:
                 deadlines.append(timeout)
             elif channel.choking:
@@ -399,23 +413,23 @@ class Seeder:
             if channel.content is not content or channel.state is not ChannelState.ESTABLISHED:
                 continue
             channel.announced = self._announcements[swarm_id]
-            if all(channel.has_chunk(i) for i in range(chunks.start, chunks.end + 1)):
+            if channel.holds_all(chunks):
                 continue
-            self._send_haves(channel, [chunks], (), now)
+            self._send_haves(channel, packing.have_messages(channel, [chunks]), now)
             self.stats["haves_announced"] += 1
 
     # --- opening handshakes ---------------------------------------------------------------
 
     def _opening(self, data: bytes, address: Address, now: float) -> None:
         try:
-            datagram = decode_datagram(data, _OPENING)
+            datagram = decode_datagram(data, opening.OPENING)
         except PPSPPError:
             # Also libswift's legacy swift handshake, sent beside its PPSPP ones.
             self.stats["malformed"] += 1
             return
         handshake, rest = datagram.messages[0], datagram.messages[1:]
         assert isinstance(handshake, Handshake)  # the codec checks channel 0 opens with one
-        refusal = self._refusal(handshake)
+        refusal = opening.refusal(handshake, self._contents.get(handshake.swarm_id or b""))
         if refusal is not None:
             self.stats["refused_handshake"] += 1
             self.stats[f"refused_handshake:{refusal}"] += 1
@@ -423,17 +437,31 @@ class Seeder:
         assert handshake.swarm_id is not None
         existing = self._by_peer.get((address, handshake.source_channel))
         if existing is not None:
-            # Our answer was lost (or is late): answer again, on the same channel.
+            # Our answer was lost (or is late): answer again, on the same channel, not more
+            # often than answer_interval (a copy from a spoofed source gets nothing more).
+            if now < existing.answered_at + self.config.answer_interval:
+                self.stats["handshake_again_limited"] += 1
+                return
             self.stats["handshake_again"] += 1
             self._step(existing, Event.HANDSHAKE_AGAIN)
-            self._answer(existing, now)
+            self._answer(existing, len(data), now)
+            return
+        if len(rest) > self.config.max_opening_messages:
+            self.stats["refused_handshake"] += 1
+            self.stats["refused_handshake:too_many_messages"] += 1
             return
         events = [event_of(message, handshake.source_channel) for message in rest]
         if any((ChannelState.HALF_OPEN, event) not in TRANSITIONS for event in events):
             self.stats["refused_handshake"] += 1
             self.stats["refused_handshake:payload"] += 1
             return
-        if not self._make_room(address):
+        host = host_of(address)
+        victim, why = self._room.make_room(host, now)
+        if victim is not None:
+            self.stats["channels_evicted"] += 1
+            self.stats[f"channels_evicted:{why}"] += 1
+            self._close(victim, notify=True, now=now)  # an established peer is told
+        elif why:
             self.stats["refused_handshake"] += 1
             self.stats["refused_handshake:full"] += 1
             return
@@ -455,10 +483,12 @@ class Seeder:
             ),
             now=now,
             ledbat=self.config.ledbat,
+            host=host,
+            max_ranges=self.config.max_peer_ranges,
         )
         self._channels[channel.local_id] = channel
         self._by_peer[(address, channel.remote_id)] = channel
-        self._by_address.setdefault(address, []).append(channel)
+        self._room.add(channel)
         self.stats["channels_opened"] += 1
         try:
             for message in rest:
@@ -469,50 +499,7 @@ class Seeder:
             self.stats["refused_handshake:payload"] += 1
             self._close(channel, notify=False, now=now)
             return
-        self._answer(channel, now)
-
-    def _refusal(self, handshake: Handshake) -> str | None:
-        """Why an opening handshake is refused, or None when we can speak with its sender."""
-        if handshake.source_channel == 0:
-            return "closing"
-        if handshake.swarm_id is None or handshake.swarm_id not in self._contents:
-            return "swarm"
-        content = self._contents[handshake.swarm_id]
-        if handshake.version is None:
-            return "version"
-        lowest = handshake.min_version if handshake.min_version is not None else handshake.version
-        if not lowest <= PPSPP_VERSION <= handshake.version:
-            return "version"
-        if handshake.content_integrity is not ContentIntegrity.MERKLE:
-            return "integrity"  # absent (a MUST, 7.5), or a live method
-        if handshake.merkle_hash is not content.merkle_hash:
-            return "hash"  # absent (a MUST with Merkle, 7.6) or another function
-        if handshake.chunk_addressing not in SUPPORTED_ADDRESSING:
-            return "addressing"
-        if handshake.live_signature is not None or handshake.live_discard_window is not None:
-            return "live"
-        if handshake.chunk_size is not None and handshake.chunk_size != content.chunk_size:
-            return "chunk_size"
-        return None
-
-    def _make_room(self, address: Address) -> bool:
-        """Keep the per-address and overall bounds before a new channel: evict the oldest
-        half-open channel where needed; False when only established ones hold the room."""
-        config = self.config
-        mine = self._by_address.get(address, [])
-        if len(mine) >= config.max_channels_per_address and not self._evict(mine):
-            return False
-        full = len(self._channels) >= config.max_channels
-        return not full or self._evict(list(self._channels.values()))
-
-    def _evict(self, candidates: list[Channel]) -> bool:
-        half_open = [c for c in candidates if c.state is ChannelState.HALF_OPEN]
-        if not half_open:
-            return False
-        oldest = min(half_open, key=lambda channel: channel.created)
-        self.stats["channels_evicted"] += 1
-        self._forget(oldest)
-        return True
+        self._answer(channel, len(data), now)
 
     def _new_channel_id(self) -> int:
         while True:
@@ -520,41 +507,40 @@ class Seeder:
             if candidate and candidate not in self._channels:
                 return candidate
 
-    def _answer(self, channel: Channel, now: float) -> None:
-        """Our HANDSHAKE and a HAVE per peak, to the peer's channel ID (3.1.1 step 2)."""
+    def _answer(self, channel: Channel, received: int, now: float) -> None:
+        """Answer an opening datagram of ``received`` bytes (3.1.1 step 2) with one datagram:
+        our HANDSHAKE to the peer's channel ID, and the HAVEs that fit
+        (:func:`.packing.answer_haves`: within ``answer_factor`` times ``received``)."""
         content = channel.content
-        reply = Handshake(
-            source_channel=channel.local_id,
-            version=PPSPP_VERSION,
-            min_version=PPSPP_VERSION,
-            content_integrity=ContentIntegrity.MERKLE,
-            merkle_hash=content.merkle_hash,
-            chunk_addressing=channel.parameters.chunk_addressing,
-            supported_messages=SUPPORTED_MESSAGES,
-            chunk_size=content.chunk_size,
-        )
+        reply = opening.reply(channel)
+        haves = packing.have_messages(channel, content.announced_ranges())
+        alone = self._encode(channel, Datagram(channel=channel.remote_id, messages=(reply,)))
+        room = self.config.answer_factor * received - len(alone)
+        taken = packing.answer_haves(channel, haves, room)
         channel.announced = self._announcements[content.swarm_id]
-        self._send_haves(channel, content.announced_ranges(), (reply,), now)
+        channel.answered_haves = taken
+        channel.answered_at = now
+        if taken < len(haves):
+            self.stats["answer_haves_deferred"] += len(haves) - taken
+        answer = Datagram(channel=channel.remote_id, messages=(reply, *haves[:taken]))
+        self._send(channel, self._encode(channel, answer), now)
 
-    def _send_haves(
-        self,
-        channel: Channel,
-        ranges: list[ChunkRange],
-        ahead: tuple[Message, ...],
-        now: float,
-    ) -> None:
-        """``ahead`` and a HAVE of each range (:func:`.packing.have_datagrams`)."""
+    def _send_haves(self, channel: Channel, haves: list[Message], now: float) -> None:
+        """``haves`` in datagrams of at most ``max_datagram_bytes`` (an established channel)."""
         limit = self.config.max_datagram_bytes
-        for datagram in packing.have_datagrams(channel, ranges, ahead, limit):
+        for datagram in packing.have_datagrams(channel, haves, limit):
             self._send(channel, self._encode(channel, datagram), now)
 
     def _catch_up(self, channel: Channel, now: float) -> None:
-        """A channel just established: when chunks of its (partial) content were announced
-        since the handshake's answer, the held ranges again (one datagram or a few)."""
+        """A channel just established: the HAVEs the handshake's answer had no room for, or
+        all the held ranges again when chunks of its (partial) content were announced since
+        (one datagram or a few)."""
         count = self._announcements[channel.content.swarm_id]
-        if channel.announced != count:
+        taken = 0 if channel.announced != count else channel.answered_haves
+        haves = packing.have_messages(channel, channel.content.announced_ranges())
+        if taken < len(haves):
             channel.announced = count
-            self._send_haves(channel, channel.content.announced_ranges(), (), now)
+            self._send_haves(channel, haves[taken:], now)
             self.stats["haves_announced"] += 1
 
     # --- messages on a channel -------------------------------------------------------------
@@ -573,6 +559,8 @@ class Seeder:
             self._forget(channel)
         elif isinstance(message, Request):
             chunks = self._clip(channel, message.chunk, "request")
+            channel.requested = True
+            channel.last_asked = now
             if channel.choking:
                 # Sent before our CHOKE reached the peer, or despite it: not served.
                 self.stats["requests_while_choked"] += 1
@@ -585,7 +573,8 @@ class Seeder:
             channel.cancel(self._clip(channel, message.chunk, "cancel"))
         elif isinstance(message, Have):
             chunks = self._clip(channel, message.chunk, "have")
-            channel.mark_held(chunks)
+            if not channel.mark_held(chunks):
+                self.stats["have_ranges_dropped"] += 1
             channel.cancel(chunks)  # an implicit CANCEL (3.8)
         elif isinstance(message, Ack):
             self._on_ack(channel, message, now)
@@ -663,9 +652,12 @@ class Seeder:
     def _on_ack(self, channel: Channel, ack: Ack, now: float) -> None:
         chunks = self._clip(channel, ack.chunk, "ack")
         acked = acked_in_flight(channel.flight, chunks.start, chunks.end)
-        acknowledge(channel.flight, channel.ledbat, acked, delay_us=ack.delay, now=now)
-        self.stats["data_acked"] += len(acked)
-        channel.mark_held(chunks)
+        if acked:
+            acknowledge(channel.flight, channel.ledbat, acked, delay_us=ack.delay, now=now)
+            self.stats["data_acked"] += len(acked)
+            channel.last_asked = now
+        if not channel.mark_held(chunks):
+            self.stats["have_ranges_dropped"] += 1
         channel.cancel(chunks)
 
     # --- sending ---------------------------------------------------------------------------
@@ -743,9 +735,4 @@ class Seeder:
         self._turns.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
         self._by_peer.pop((channel.address, channel.remote_id), None)
-        mine = self._by_address.get(channel.address)
-        if mine is not None:
-            if channel in mine:
-                mine.remove(channel)
-            if not mine:
-                del self._by_address[channel.address]
+        self._room.remove(channel)

@@ -19,7 +19,17 @@ from ppsp.peer.content.merkle import parent_hash, tree_height
 from ppsp.peer.ppspp.content import bin_level, bin_parent, bin_range, bin_sibling
 from ppsp.wire.ppspp import ChunkRange
 
-__all__ = ["ChunkRanges", "TreeCheck", "TreeHashes", "verify_chunk", "verify_peaks"]
+__all__ = [
+    "NONE_ABOVE",
+    "ChunkRanges",
+    "TreeCheck",
+    "TreeHashes",
+    "verify_chunk",
+    "verify_peaks",
+]
+
+NONE_ABOVE = 1 << 64
+"""What :meth:`ChunkRanges.around` gives when no chunk of the set is above: past any chunk."""
 
 
 class TreeCheck:
@@ -237,6 +247,23 @@ class ChunkRanges:
         """Whether every chunk from ``first`` to ``last`` is in the set."""
         at = bisect.bisect_right(self._starts, first) - 1
         return at >= 0 and self._ends[at] >= last
+
+    def around(self, index: int) -> tuple[int, int]:
+        """The chunks of the set nearest to ``index`` at or below it and at or above it (both
+        ``index`` when it is in the set): -1 when none is below, :data:`NONE_ABOVE` when none
+        is above."""
+        starts = self._starts
+        at = bisect.bisect_right(starts, index) - 1
+        below = -1
+        if at >= 0:
+            below = self._ends[at]
+            if below >= index:
+                return index, index
+        return below, starts[at + 1] if at + 1 < len(starts) else NONE_ABOVE
+
+    def __len__(self) -> int:
+        """The number of disjoint ranges."""
+        return len(self._starts)
 
     def __contains__(self, index: object) -> bool:
         return isinstance(index, int) and self.covers(index, index)
