@@ -6,6 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ppsp.peer.download.peers import (
+    BUSY_BACKOFF,
+    BUSY_BACKOFF_MAX,
+    BUSY_BACKOFF_MIN,
     CONNECT_TIMEOUT,
     FIRST_BYTE_TIMEOUT,
     MAX_CONNECTING,
@@ -112,6 +115,24 @@ def test_stalls_within_one_back_off_count_once() -> None:
     standing = PeerStanding("A")
     until = standing.stall(1.0)
     assert standing.stall(1.5) == until and standing.stalls == 1
+
+
+def test_busy_answers_in_a_row_rest_longer_and_bytes_start_the_row_again() -> None:
+    standing = PeerStanding("A")
+    assert standing.rest(0.0, 0.0) == BUSY_BACKOFF_MIN  # Retry-After: 0 is no rest at all
+    assert standing.rest(0.1, 0.0) == BUSY_BACKOFF_MIN  # sent before the rest: counts once
+    assert standing.rest(0.25, None) == 0.25 + BUSY_BACKOFF  # no Retry-After: its default
+    assert standing.rest(1.25, 0.0) == 1.25 + 4 * BUSY_BACKOFF_MIN  # third in a row
+    assert standing.rest(30.0, 100.0) - 30.0 == STALL_BACKOFF_MAX  # its own wait, bounded
+    for _ in range(20):
+        now = standing.benched_until
+        assert standing.rest(now, 0.0) - now <= BUSY_BACKOFF_MAX
+    now = standing.benched_until
+    assert standing.rest(now, 0.0) - now == BUSY_BACKOFF_MAX
+    standing.sent_bytes(standing.benched_until)  # it delivers again: the row is over
+    now = standing.benched_until
+    assert standing.rest(now, 0.0) == now + BUSY_BACKOFF_MIN
+    assert standing.failures == 0 and standing.stalls == 0 and not standing.banned
 
 
 def test_the_book_says_when_the_first_benched_peer_comes_back() -> None:
@@ -274,3 +295,38 @@ def test_a_few_pex_candidates_are_tried_at_once_and_a_failed_try_costs_no_fault(
     assert not pex[0].benched(0.0)
     (next_one,) = book.to_connect(0.0)  # its slot goes to the next candidate
     assert next_one.pex and next_one not in pex
+
+
+def test_peers_found_in_find_answers_are_taken_in_bounded_numbers() -> None:
+    """Another peer's FIND answer is believed in part: a few new peers per answer, a bounded
+    number in all and per host (our own host excepted), never a second PeerID at an endpoint
+    a known peer has, never one at a banned host; the tracker's peers are not counted."""
+    from ppsp.peer.download.peers import MAX_FOUND_PEERS, MAX_FOUND_PER_HOST
+    from ppsp.peer.protocol.handler import DEFAULT_MAX_PEERS
+
+    book = PeerBook()
+    book.local_host = "127.0.0.1"
+    for n in range(100):  # the tracker's list: not bounded here
+        book.add(f"listed{n}", f"10.1.{n}.1", 7000)
+    # An endpoint of a known peer, a banned host, no address, a known PeerID: never taken.
+    book.add("liar", "10.9.9.9", 7000)
+    book.ban_host("liar")
+    refused = [("x1", "10.1.0.1", 7000), ("x2", "10.9.9.9", 7001), ("x3", None, 7000)]
+    assert book.take_found([*refused, ("listed5", "10.2.0.1", 7000)]) == []
+    # One host named many times: a few of its PeerIDs, one per endpoint.
+    victim = [(f"v{n}", "192.0.2.8", 1000 + n % 10) for n in range(1000)]
+    taken = book.take_found(victim)
+    assert len(taken) == MAX_FOUND_PER_HOST
+    assert len({victim[i][2] for i in taken}) == MAX_FOUND_PER_HOST
+    assert all(book.get(victim[i][0]).found for i in taken)  # type: ignore[union-attr]
+    assert not book.get("listed0").found  # type: ignore[union-attr]
+    # Many hosts: DEFAULT_MAX_PEERS per answer, MAX_FOUND_PEERS in all.
+    answers = [[(f"h{a}.{n}", f"198.51.{a}.{n}", 7000) for n in range(200)] for a in range(4)]
+    counts = [len(book.take_found(answer)) for answer in answers]
+    assert counts[0] == DEFAULT_MAX_PEERS
+    assert sum(counts) == MAX_FOUND_PEERS - MAX_FOUND_PER_HOST and counts[-1] == 0
+    assert len(book) == 100 + 1 + MAX_FOUND_PEERS
+    # Our own host is not bounded per host (peers side by side on this machine), in all it is.
+    own = PeerBook()
+    own.local_host = "127.0.0.1"
+    assert len(own.take_found([(f"o{n}", "127.0.0.1", 2000 + n) for n in range(10)])) == 10

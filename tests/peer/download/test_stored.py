@@ -43,7 +43,14 @@ from ppsp.peer.download.events import (
     Seek,
     StoreOpened,
 )
-from ppsp.peer.download.peers import MAX_FAILURES, STALL_BACKOFF, STALL_BACKOFF_MAX, PeerBook
+from ppsp.peer.download.peers import (
+    BUSY_BACKOFF_MAX,
+    BUSY_BACKOFF_MIN,
+    MAX_FAILURES,
+    STALL_BACKOFF,
+    STALL_BACKOFF_MAX,
+    PeerBook,
+)
 from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.download.stored import DownloadTiming, Phase, StoredDownload, stored_bitmap
 from ppsp.wire.bitmap import ChunkBitmap
@@ -419,6 +426,26 @@ def test_a_busy_answer_rests_the_peer_for_its_retry_after_without_a_fault() -> N
     # An absurd wait is bounded by the longest back-off.
     download.handle(ChunkFailed("S", s.index, busy=True, retry_after=1e9), 6.0)
     assert not standing.benched(6.0 + STALL_BACKOFF_MAX)
+
+
+def test_a_peer_busy_at_once_every_time_is_asked_less_and_less_often() -> None:
+    """A peer that answers every request 503 with ``Retry-After: 0`` (a liar, or a seeder whose
+    queue for us stays full) is not asked again at once: it rests BUSY_BACKOFF_MIN, doubled
+    with each busy answer in a row, up to BUSY_BACKOFF_MAX; never a fault."""
+    download = fetching(8, {"S": range(8)})
+    standing = download.peers.add("S")
+    now, rests = 0.0, []
+    for _ in range(8):
+        requests = of(FetchChunk, download.poll(now))
+        assert requests and all(r.peer == "S" for r in requests)
+        for request in requests:  # every request in flight answered busy together
+            download.handle(ChunkFailed("S", request.index, busy=True, retry_after=0.0), now)
+        assert not of(FetchChunk, download.poll(now))  # resting: not asked
+        rests.append(standing.benched_until - now)
+        now = standing.benched_until
+    assert rests == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert rests[0] == BUSY_BACKOFF_MIN and rests[-1] == BUSY_BACKOFF_MAX
+    assert standing.failures == 0 and standing.stalls == 0 and not standing.banned
 
 
 def test_tarpits_hold_no_more_than_their_slots_and_the_download_completes() -> None:

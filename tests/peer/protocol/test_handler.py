@@ -310,6 +310,48 @@ def test_pushes_of_unknown_peers_are_bounded_per_host_and_lookups_per_swarm(
             handler.handle(stranger.client.push_chunk_map(SWARM, ()), 11.0, host="203.0.113.5")
 
 
+def _big_map() -> tuple[RepresentationMap, ...]:
+    """A chunk map of 3,600 segments of 1,096 chunks each: a PUSH of almost 1 MiB."""
+    bits = 1096
+    segments = [ChunkBitmap(bits, k * 2 * bits, b"\xff" * (bits // 8)) for k in range(3600)]
+    return chunk_map_from_bitmaps({"v": segments})
+
+
+def test_large_messages_are_paid_for_per_host_before_they_are_parsed(
+    state: MemoryPeerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing a PUSH of 1 MiB costs the event loop about 0.1 s before whose it is is known:
+    one host's large messages are parsed within its budget, the others answered 503 unparsed;
+    small messages and other hosts are not held back."""
+    from ppsp.peer.protocol import handler as handler_module
+    from ppsp.peer.protocol.senders import LARGE_MESSAGE_BYTES, PARSE_BURST, PARSE_RATE
+
+    parsed: list[int] = []
+    decode = handler_module.decode_request
+
+    def counting_decode(data: bytes) -> PeerRequest:
+        parsed.append(len(data))
+        return decode(data)
+
+    monkeypatch.setattr(handler_module, "decode_request", counting_decode)
+    handler = PeerProtocolHandler(state)
+    client = PeerProtocolClient("stranger")
+    body = client.send(client.push_chunk_map(SWARM, _big_map()), 0.0)
+    assert LARGE_MESSAGE_BYTES < len(body) <= 1 << 20
+    statuses = [handler.handle_bytes(body, 1.0, host="203.0.113.5")[0] for _ in range(16)]
+    fit = int(PARSE_BURST // len(body))
+    assert statuses == [200] * fit + [503] * (16 - fit)
+    assert len(parsed) == fit  # the refused ones were never parsed
+    # Small messages of that host, and large ones of another, are parsed as before.
+    small = client.send(client.push_chunk_map(SWARM, ()), 1.0)
+    assert handler.handle_bytes(small, 1.0, host="203.0.113.5")[0] == 200
+    assert handler.handle_bytes(body, 1.0, host="203.0.113.6")[0] == 200
+    # The budget refills at its rate.
+    later = 1.0 + len(body) / PARSE_RATE
+    assert handler.handle_bytes(body, later, host="203.0.113.5")[0] == 200
+    assert handler.parse_budget.refused == 16 - fit
+
+
 def test_statistics_only_to_peers_we_exchange_chunks_with(state: MemoryPeerState) -> None:
     state.set_property(Property.BANDWIDTH, "500000")
     state.set_property("LiveSource", "1")

@@ -94,3 +94,31 @@ def test_a_host_cycling_ipv6_addresses_shares_one_bucket() -> None:
     admitted = [gate.admit(f"2001:db8:0:1::{n:x}", 0.0) for n in range(1, 11)]
     assert admitted == [True] * 3 + [False] * 7
     assert gate.admit("2001:db8:0:2::1", 0.0)
+
+
+def test_an_http_offer_is_used_only_where_the_peer_was_reached() -> None:
+    from ppsp.peer.protocol.senders import offer_leads_to, trusted_offers
+    from ppsp.wire.peer import HTTP, TransportOffer
+
+    reached = "http://127.0.5.5:7000"
+    template = "/swarm/s/chunk/{representation}/{chunk}"
+    assert offer_leads_to(f"http://127.0.5.5:7000{template}", reached)
+    assert offer_leads_to("http://[::ffff:127.0.5.5]:7000/x?c={chunk}", reached)
+    assert offer_leads_to("http://[2001:DB8::1]/x", "http://[2001:db8::1]:80")
+    for elsewhere in (
+        f"http://127.0.7.7:7000{template}",  # another host
+        f"http://127.0.5.5:7001{template}",  # another port of the same host
+        f"http://127.0.5.5{template}",  # port 80
+        f"http://localhost:7000{template}",  # a name, resolved wherever its owner likes
+        f"http://user@127.0.5.5:7000{template}",  # credentials
+        f"ftp://127.0.5.5:7000{template}",
+        f"http://127.0.5.5:{{chunk}}{template}",  # a port the template fills in
+        "http://127.0.5.5:99999/x",
+        "not a url",
+    ):
+        assert not offer_leads_to(elsewhere, reached), elsewhere
+    ppspp = TransportOffer(type="PPSPP", uri="ppspp://192.0.2.1:6778/aa?chunk=1024")
+    good = TransportOffer(type="http", uri=f"http://127.0.5.5:7000{template}")
+    bad = TransportOffer(type=HTTP, uri=f"http://127.0.7.7:80{template}")
+    assert trusted_offers([bad, ppspp, good], reached) == [ppspp, good]
+    assert trusted_offers([bad], reached) == []

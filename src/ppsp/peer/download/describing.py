@@ -40,7 +40,13 @@ from ppsp.peer.download.events import (
 )
 from ppsp.peer.download.peers import PeerBook, PeerStanding
 
-__all__ = ["DESCRIPTION_FANOUT", "DESCRIPTION_HEDGE", "DESCRIPTION_RETRY", "DescriptionSearch"]
+__all__ = [
+    "DESCRIPTION_FANOUT",
+    "DESCRIPTION_HEDGE",
+    "DESCRIPTION_RETRY",
+    "ByteBudget",
+    "DescriptionSearch",
+]
 
 DESCRIPTION_RETRY = 0.5
 """Seconds between a round in which no peer gave the description and the next FIND."""
@@ -52,6 +58,37 @@ known do not delay it, few enough that its bytes are not fetched from the whole 
 DESCRIPTION_HEDGE = 0.5
 """Seconds without an answer after which one more peer is asked beyond the fan-out: a peer
 that answers at all answers a description request within a few round trips."""
+
+
+class ByteBudget:
+    """Bytes that several transfers together may hold at once (the descriptions arriving from
+    the peers a search asks): each takes the bytes it receives before it keeps them and gives
+    them back once it dropped them.  A transfer refused bytes stops (the I/O layer answers
+    :class:`~ppsp.peer.download.events.DescriptionRefused` without fault: the peer is asked
+    again in a later round, once the others' bytes are given back)."""
+
+    __slots__ = ("held", "limit", "peak")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a byte budget needs limit >= 1")
+        self.limit = limit
+        self.held = 0
+        """Bytes taken and not given back."""
+        self.peak = 0
+        """The most bytes held at once."""
+
+    def take(self, nbytes: int) -> bool:
+        """Hold ``nbytes`` more; False (nothing taken) when that would pass :attr:`limit`."""
+        if self.held + nbytes > self.limit:
+            return False
+        self.held += nbytes
+        self.peak = max(self.peak, self.held)
+        return True
+
+    def give(self, nbytes: int) -> None:
+        """Give back ``nbytes`` taken before."""
+        self.held = max(0, self.held - nbytes)
 
 
 class DescriptionSearch:

@@ -34,6 +34,15 @@ swarm's ID is answered (the I/O layer's connection); at most :data:`MAX_PEX_CONN
 tried at once, and one whose try fails is dropped (:meth:`PeerStanding.drop`): no stall, no
 failure counted, nobody banned.  Once connected it is a peer like the others.
 
+Peers another peer lists in a FIND answer are *found* peers (:meth:`PeerBook.take_found`):
+anyone may answer FIND with invented PeerIDs at an address of its choosing, so that a
+download would connect there, again and again, and remember them for ever.  Of one answer at
+most ``DEFAULT_MAX_PEERS`` new peers are taken (as many as an answer of ours lists), at most
+:data:`MAX_FOUND_PEERS` in all and :data:`MAX_FOUND_PER_HOST` per host (this peer's own host
+excepted), and never a PeerID at an endpoint (address and port) a known peer has: one endpoint
+is one peer.  Peers the tracker lists are not bounded so (the tracker observed their
+addresses).
+
 The timeouts of the peer's exchanges are defined here, once, for the I/O layer and the picker
 alike (docs/PROTOCOL.md gives the reason for each value).
 """
@@ -45,10 +54,13 @@ from collections.abc import Iterable, Iterator
 from ipaddress import ip_address
 
 from ppsp.core.hosts import host_key
+from ppsp.peer.protocol.handler import DEFAULT_MAX_PEERS
 from ppsp.wire.bitmap import ChunkBitmap
 
 __all__ = [
     "BUSY_BACKOFF",
+    "BUSY_BACKOFF_MAX",
+    "BUSY_BACKOFF_MIN",
     "CHUNK_QUEUE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "FIRST_BYTE_TIMEOUT",
@@ -56,6 +68,8 @@ __all__ = [
     "MAX_CONNECTING_PER_HOST",
     "MAX_CORRUPT_KEPT",
     "MAX_FAILURES",
+    "MAX_FOUND_PEERS",
+    "MAX_FOUND_PER_HOST",
     "MAX_PEX_CONNECTING",
     "MAX_PEX_PEERS",
     "PROGRESS_TIMEOUT",
@@ -116,13 +130,39 @@ MAX_PEX_PEERS = 64
 ``ppsp.peer.ppspp.pex.MAX_PEX_CANDIDATES`` (not imported: the PPSPP engines' package is not
 loaded by a download over HTTP)."""
 
+MAX_FOUND_PEERS = 64
+"""Peers a book takes from other peers' FIND answers in all (tried or not): the bound of what
+one download learns from peers besides the tracker, as :data:`MAX_PEX_PEERS` is by PEX.  A
+peer answering every FIND with invented PeerIDs fills this, not the memory, and the
+connections its inventions cost are bounded by it (each is tried until it fails
+:data:`MAX_FAILURES` times)."""
+
+MAX_FOUND_PER_HOST = 4
+"""Peers a book takes from FIND answers at one host (:func:`~ppsp.core.hosts.host_key`; this
+peer's own host excepted): a few peers behind one NAT, not a port scan of a victim host by
+every downloader a liar answers."""
+
 MAX_PEX_CONNECTING = 4
 """PEX candidates tried at once (their handshakes outstanding): a PEX answer naming many
 silent addresses holds this many connection slots, not :data:`MAX_CONNECTING`."""
 
 BUSY_BACKOFF = 1.0
 """Seconds a peer that answered busy (503, 429) without a ``Retry-After`` is left alone; a
-``Retry-After`` it gives is taken up to :data:`STALL_BACKOFF_MAX`."""
+``Retry-After`` it gives is taken up to :data:`STALL_BACKOFF_MAX`, and never below
+:data:`BUSY_BACKOFF_MIN` (doubled for each busy answer in a row)."""
+
+BUSY_BACKOFF_MIN = 0.25
+"""Least seconds a peer that answered busy is left alone, whatever its ``Retry-After`` says
+(``0`` included: taken at its word, a peer answering busy at once to every request would be
+asked again at once, in a loop as fast as the network).  It doubles with each busy answer in a
+row (:attr:`PeerStanding.busy_answers`; a busy answer to a request sent before the rest began
+does not count again), up to :data:`BUSY_BACKOFF_MAX`, and starts again once chunk bytes
+arrive from the peer.  A quarter of a second: a fair seeder refuses only when its queue for our
+host is full, and its queue moves in about that time."""
+
+BUSY_BACKOFF_MAX = 8.0
+"""... at most this: a peer that answers busy again and again is asked about eight times a
+minute, while one whose queue frees up is asked again within seconds."""
 
 
 class PeerStanding:
@@ -133,11 +173,13 @@ class PeerStanding:
         "banned",
         "behind_nat",
         "benched_until",
+        "busy_answers",
         "chunks",
         "connected",
         "connecting",
         "dropped",
         "failures",
+        "found",
         "host",
         "last_bytes_at",
         "last_map_at",
@@ -180,11 +222,16 @@ class PeerStanding:
         """Connections and requests to the peer that timed out (each doubles its back-off)."""
         self.benched_until = -math.inf
         """Until when the peer is neither connected nor asked (the caller's clock)."""
+        self.busy_answers = 0
+        """Busy answers in a row (:meth:`rest`), since chunk bytes last arrived."""
         self.pex = False
         """A PEX candidate (:meth:`PeerBook.add_pex`): an address another peer named, not a
         listed peer; reached over PPSPP only."""
         self.dropped = False
         """Never connected to again: a PEX candidate whose one try failed."""
+        self.found = False
+        """Learnt from another peer's FIND answer (:meth:`PeerBook.take_found`), not listed by
+        the tracker: passed on to others only once reached."""
         self.ppspp_addresses: set[tuple[str, int]] = set()
         """The PPSPP addresses the peer registered or was reached at (:func:`ppspp_address`
         form): a PEX candidate at one of them is this peer."""
@@ -238,11 +285,27 @@ class PeerStanding:
 
     def rest(self, now: float, retry_after: float | None) -> float:
         """The peer answered busy at ``now``: leave it alone for ``retry_after`` seconds
-        (:data:`BUSY_BACKOFF` when None, at most :data:`STALL_BACKOFF_MAX`), without counting a
-        stall or a failure; returns until when."""
-        wait = BUSY_BACKOFF if retry_after is None else retry_after
-        self.benched_until = max(self.benched_until, now + min(max(wait, 0.0), STALL_BACKOFF_MAX))
+        (:data:`BUSY_BACKOFF` when None, at most :data:`STALL_BACKOFF_MAX`), and at least
+        :data:`BUSY_BACKOFF_MIN` doubled for each busy answer in a row (at most
+        :data:`BUSY_BACKOFF_MAX`), without counting a stall or a failure; returns until when.
+
+        A busy answer that comes while the peer rests (to a request sent before) does not
+        count in the row: the requests in flight when a peer turns busy are answered together.
+        """
+        wait = BUSY_BACKOFF if retry_after is None else max(retry_after, 0.0)
+        if now < self.benched_until:  # an answer to a request sent before the rest began
+            self.benched_until = max(self.benched_until, now + min(wait, STALL_BACKOFF_MAX))
+            return self.benched_until
+        self.busy_answers += 1
+        floor = min(BUSY_BACKOFF_MIN * 2 ** min(self.busy_answers - 1, 16), BUSY_BACKOFF_MAX)
+        self.benched_until = now + min(max(wait, floor), STALL_BACKOFF_MAX)
         return self.benched_until
+
+    def sent_bytes(self, now: float) -> None:
+        """Chunk bytes arrived from the peer at ``now``: it delivers (see :meth:`delivering`),
+        and a row of busy answers is over."""
+        self.last_bytes_at = now
+        self.busy_answers = 0
 
     def delivering(self, now: float) -> bool:
         """Whether chunk bytes arrived from the peer in the last :data:`FIRST_BYTE_TIMEOUT`
@@ -309,7 +372,16 @@ class PeerBook:
     swarm); :attr:`local_host` is this peer's own address, whose host is never banned.
     """
 
-    __slots__ = ("_banned_hosts", "_corrupt", "_local", "_peers", "_pex")
+    __slots__ = (
+        "_banned_hosts",
+        "_corrupt",
+        "_endpoints",
+        "_found",
+        "_found_hosts",
+        "_local",
+        "_peers",
+        "_pex",
+    )
 
     def __init__(self, *, banned_hosts: Iterable[str] = ()) -> None:
         self._peers: dict[str, PeerStanding] = {}
@@ -317,6 +389,9 @@ class PeerBook:
         self._banned_hosts: set[str] = {key for h in banned_hosts if (key := _host_of(h))}
         self._local: str | None = None
         self._pex: dict[str, PeerStanding] = {}  # the PEX candidates among _peers
+        self._endpoints: set[tuple[str, int]] = set()  # (address, port) of the peers added
+        self._found = 0  # found peers taken (take_found)
+        self._found_hosts: dict[str, int] = {}  # ... per host
 
     @property
     def local_host(self) -> str | None:
@@ -333,17 +408,22 @@ class PeerBook:
         """The hosts whose peers are never connected to nor asked (host keys)."""
         return frozenset(self._banned_hosts)
 
-    def add(self, peer_id: str, address: str | None = None) -> PeerStanding:
+    def add(
+        self, peer_id: str, address: str | None = None, port: int | None = None
+    ) -> PeerStanding:
         """The standing of ``peer_id``, created when the peer is new.
 
-        ``address`` is the IP address the peer is reached at (where its endpoint is); a peer at
-        a banned host is banned from the start.
+        ``address`` is the IP address the peer is reached at (where its endpoint is, on
+        ``port``); a peer at a banned host is banned from the start.
         """
         standing = self._peers.get(peer_id)
         if standing is None:
             standing = self._peers[peer_id] = PeerStanding(peer_id)
         if standing.host is None:
             standing.host = _host_of(address)
+        endpoint = None if address is None or port is None else ppspp_address(address, port)
+        if endpoint is not None:
+            self._endpoints.add(endpoint)
         if standing.host is not None and standing.host in self._banned_hosts:
             standing.banned = True
         return standing
@@ -390,6 +470,39 @@ class PeerBook:
         standing.pex = True
         standing.ppspp_addresses.add(address)
         return standing
+
+    def take_found(
+        self,
+        entries: Iterable[tuple[str | None, str | None, int | None]],
+        most: int = DEFAULT_MAX_PEERS,
+    ) -> list[int]:
+        """The entries of another peer's FIND answer to take, by index: ``entries`` are its
+        peers' (PeerID, IP address, port) in its order; each one taken is added to the book as
+        a found peer (:attr:`PeerStanding.found`), its standing returned by :meth:`add`.
+
+        Taken are at most ``most`` new peers of the answer, within :data:`MAX_FOUND_PEERS` in
+        all and :data:`MAX_FOUND_PER_HOST` per host (this peer's own host unbounded); a known
+        PeerID, an entry without an IP address or port, one at a banned host and one at the
+        endpoint of a known peer are not.
+        """
+        taken: list[int] = []
+        for index, (peer_id, address, port) in enumerate(entries):
+            if len(taken) >= most or self._found >= MAX_FOUND_PEERS:
+                break
+            endpoint = None if address is None or port is None else ppspp_address(address, port)
+            if peer_id is None or peer_id in self._peers or endpoint is None:
+                continue
+            host = _host_of(endpoint[0])
+            if endpoint in self._endpoints or host is None or host in self._banned_hosts:
+                continue
+            count = self._found_hosts.get(host, 0)
+            if count >= MAX_FOUND_PER_HOST and host != self._local:
+                continue
+            self._found_hosts[host] = count + 1
+            self._found += 1
+            self.add(peer_id, *endpoint).found = True
+            taken.append(index)
+        return taken
 
     def listed_at(self, standing: PeerStanding) -> None:
         """``standing`` (a listed peer) has its PPSPP addresses: a PEX candidate taken earlier

@@ -290,7 +290,7 @@ class StoredDownload:
     def _bytes_from(self, peer: str, now: float) -> None:
         standing = self.peers.get(peer)
         if standing is not None:
-            standing.last_bytes_at = now
+            standing.sent_bytes(now)
 
     def delivered(self, peer: str, index: int, nbytes: int, now: float) -> bool:
         """Every byte of chunk ``index`` arrived from ``peer``; whether to verify and store it.

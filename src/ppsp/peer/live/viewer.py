@@ -311,7 +311,7 @@ class LiveViewerPolicy:
         standing = self.peers.get(peer)
         if standing is not None:
             standing.failures = 0  # a peer that delivers is not failing
-            standing.last_bytes_at = now  # ... and is busy, not silent, while it delivers
+            standing.sent_bytes(now)  # ... and is busy, not silent, while it delivers
         if not self.window.add(envelope):
             return False
         for other in [key for key in self._requests if key[1] == index]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ppsp.errors import (
+    BodyTooLarge,
     ChunkUnavailable,
     ContentError,
     HttpClientError,
@@ -289,17 +290,35 @@ class DownloadRunner:
 
 
 async def description_from(node: PeerNode, session: SwarmSession, peer: str) -> Event:
-    """GET the swarm's description from ``peer`` and check it against the swarm ID."""
+    """GET the swarm's description from ``peer`` and check it against the swarm ID.
+
+    Its bytes are held within the session's budget (:attr:`SwarmSession.description_bytes`,
+    every peer asked together): a description whose bytes would pass it is refused without
+    fault (the peer is asked again in a later round, when the others' bytes are given back).
+    """
     remote = session.remotes.get(peer)
     if remote is None:
         return DescriptionRefused(peer)
     url = f"{remote.base_url}/swarm/{session.swarm_id}/description"
+    budget = session.description_bytes
     description: ContentDescription | LiveDescription
+    held = 0
     try:
         async with node.http.get(url, timeout=DESCRIPTION_TIMEOUT) as answer:
             if answer.status != 200:
                 return DescriptionRefused(peer)  # none (yet): no fault of the peer
-            data = await answer.read(MAX_DESCRIPTION_BYTES)
+            if (answer.content_length or 0) > MAX_DESCRIPTION_BYTES:
+                raise BodyTooLarge(f"a description over {MAX_DESCRIPTION_BYTES} bytes")
+            pieces: list[bytes] = []
+            async for piece in answer:
+                if held + len(piece) > MAX_DESCRIPTION_BYTES:
+                    raise BodyTooLarge(f"a description over {MAX_DESCRIPTION_BYTES} bytes")
+                if not budget.take(len(piece)):
+                    return DescriptionRefused(peer)  # others' bytes fill the budget for now
+                held += len(piece)
+                pieces.append(piece)
+        data = b"".join(pieces)
+        pieces.clear()
         if is_live_description(data):
             description = verify_live_description(data, session.swarm_id)
         else:
@@ -309,6 +328,8 @@ async def description_from(node: PeerNode, session: SwarmSession, peer: str) -> 
         return DescriptionRefused(peer, forged=True)
     except (TimeoutError, HttpClientError, OSError):
         return DescriptionRefused(peer, unreachable=True)
+    finally:
+        budget.give(held)
     return DescriptionArrived(peer, description)
 
 

@@ -15,6 +15,7 @@ from ppsp.errors import BodyTooLarge
 from ppsp.peer.net.limiter import RateLimiter
 
 __all__ = [
+    "DESCRIPTION_BYTES_IN_FLIGHT",
     "MAX_DESCRIPTION_BYTES",
     "MAX_PEER_MESSAGE_BYTES",
     "PEER_ID_HEADER",
@@ -46,6 +47,14 @@ PEER_ID_HEADER = "PPSP-Peer-ID"
 
 MAX_DESCRIPTION_BYTES = 64 << 20
 """Largest content description accepted from another peer."""
+
+DESCRIPTION_BYTES_IN_FLIGHT = MAX_DESCRIPTION_BYTES
+"""Bytes of descriptions a swarm session holds while they arrive, every peer asked together
+(a search asks several peers at once and more while none answers,
+:mod:`ppsp.peer.download.describing`): room for one description of the largest size, not one
+per peer asked (peers sending 64 MiB less a byte each, then nothing, had a download hold over
+half a gigabyte).  A peer whose bytes would pass it is asked again in a later round, no fault
+of its own."""
 
 MAX_PEER_MESSAGE_BYTES = 1 << 20
 """Largest peer protocol request body accepted."""

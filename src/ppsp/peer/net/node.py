@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.errors import AuthenticationRequired, HttpClientError, PPSPError, TrackerProtocolError
 from ppsp.http.client import HttpClient, Timeout
-from ppsp.http.server import HTTPServer, serve
+from ppsp.http.server import HTTPServer
 from ppsp.peer.content.description import ContentDescription, chunk_size_for
 from ppsp.peer.download.events import MapUpdated
 from ppsp.peer.download.peers import PeerBook
@@ -42,10 +42,11 @@ from ppsp.peer.net.chunkfetch import ThreadedChunkClient
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.download import DownloadRunner, obtain_description
 from ppsp.peer.net.endpoint import PeerEndpoint
+from ppsp.peer.net.guard import EndpointGuard, serve_endpoint
 from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
 from ppsp.peer.net.http_transport import HttpChunkTransport
 from ppsp.peer.net.limiter import RateLimiter
-from ppsp.peer.net.peer_urls import base_url, route_source_ip, tracker_source
+from ppsp.peer.net.peer_urls import route_source_ip, tracker_source
 from ppsp.peer.net.session import (
     SOURCE_PROPERTY,
     DownloadFailed,
@@ -170,6 +171,8 @@ class PeerNode:
         """The tracker lookup that a push from an unknown peer started, per swarm."""
         self.protocol_client = PeerProtocolClient(self._peer_id)
         self.endpoint = PeerEndpoint(self)
+        self.guard = EndpointGuard()
+        """The endpoint's connection bounds (per host, this peer's own host excepted)."""
         self._server: HTTPServer | None = None
         self._http: HttpClient | None = None
         self.tracker: TrackerClient | None = None
@@ -217,8 +220,9 @@ class PeerNode:
         session = self.sessions[swarm_id]
         known: list[tuple[int, KnownPeer]] = []
         for remote in session.remotes.values():
-            if remote.banned or remote.standing.pex:  # a PEX candidate is nobody's to pass on
-                continue
+            standing = remote.standing  # a PEX candidate, or a peer only another peer named
+            if remote.banned or standing.pex or (standing.found and not standing.connected):
+                continue  # ... and we never reached, is nobody's to pass on
             held = len(remote.bitmap) if remote.bitmap is not None else 0
             chunk_map = (
                 chunk_map_from_bitmaps({session.representation_id: [remote.bitmap]})
@@ -347,7 +351,7 @@ class PeerNode:
 
     async def start(self) -> None:
         """Start the HTTP endpoint and the tracker client."""
-        self._server = await serve(self.endpoint.router(), self.host, self.port, reuse_address=True)
+        self._server = await serve_endpoint(self.endpoint, self.host, self.port, self.guard)
         if self.port == 0:
             self.port = self._server.addresses[0][1]
         # Served on one address of the host: talk to others from it too, so that they (and
@@ -363,6 +367,7 @@ class PeerNode:
         )
         self.advertised = await self._advertised_address()
         ip, port = self.advertised
+        self.guard.budget.local_host = ip
         family = AddressFamily.IPV6 if ":" in ip else AddressFamily.IPV4
         address = PeerAddress(ip=ip, port=port, family=family, peer_protocol=PEER_PROTOCOL)
         self.tracker = TrackerClient(
@@ -599,21 +604,15 @@ class PeerNode:
 
     # -- remote peers ------------------------------------------------------------------------
 
-    def add_peers(self, session: SwarmSession, listed: Sequence[PeerInfo]) -> list[RemotePeer]:
-        """Remember the listed peers of ``session`` not known yet (never this peer itself)."""
-        added: list[RemotePeer] = []
+    def add_peers(
+        self, session: SwarmSession, listed: Sequence[PeerInfo], *, found: bool = False
+    ) -> list[RemotePeer]:
+        """Remember the listed peers of ``session`` not known yet (never this peer itself);
+        ``found``: another peer's FIND answer, of which a bounded few are taken
+        (:meth:`~ppsp.peer.download.peers.PeerBook.take_found`)."""
         if self.advertised is not None:  # this peer's own host is never banned
             session.peers.local_host = self.advertised[0]
-        for info in listed:
-            if info.peer_id is None or info.peer_id == self.peer_id:
-                continue
-            base = base_url(info)
-            if base is None:
-                continue
-            remote = session.add_remote(info, base)
-            if remote is not None:
-                added.append(remote)
-        return added
+        return session.add_listed(listed, self.peer_id, found=found)
 
     def learn_pex(
         self,
@@ -661,7 +660,7 @@ class PeerNode:
             request = self.protocol_client.find(session.swarm_id)
             with contextlib.suppress(*QUIET_ERRORS):
                 answer = await self.exchange(remote, request)
-                added.extend(self.add_peers(session, getattr(answer, "peers", ())))
+                added.extend(self.add_peers(session, getattr(answer, "peers", ()), found=True))
 
         await asyncio.gather(*(ask(remote) for remote in targets[:4]))
         return added
@@ -744,7 +743,7 @@ class PeerNode:
         answer = await self.exchange(remote, negotiation)
         if not isinstance(answer, TransportNegotiationResponse):
             raise ConnectionError(f"transport negotiation refused by {remote.peer_id}")
-        offer = choose_offer(answer.transports, preference)
+        offer = choose_offer(session.trusted_offers(remote, answer.transports), preference)
         if offer is None:
             raise ConnectionError(f"{remote.peer_id} offers no transport this peer speaks")
         props = await self.exchange(remote, client.property_query(session.swarm_id))

@@ -19,12 +19,16 @@ from urllib.parse import urlsplit
 from ppsp.core.hosts import canonical_host
 from ppsp.errors import PPSPError
 from ppsp.peer.content.description import ContentDescription
+from ppsp.peer.download.describing import ByteBudget
 from ppsp.peer.download.peers import PeerBook, PeerStanding
 from ppsp.peer.download.stored import StoredDownload
 from ppsp.peer.live import LiveDescription, LivePlayback, LiveWindow
 from ppsp.peer.nat.punch import ppspp_candidates
 from ppsp.peer.net.chunkstore import ChunkStore
+from ppsp.peer.net.http_common import DESCRIPTION_BYTES_IN_FLIGHT
+from ppsp.peer.net.peer_urls import base_url
 from ppsp.peer.protocol.addressing import PPSPP_PEER_PROTOCOL
+from ppsp.peer.protocol.senders import trusted_offers
 from ppsp.peer.upload.fair import UploadLedger
 from ppsp.wire.bitmap import ChunkBitmap
 from ppsp.wire.common import AddressType
@@ -225,6 +229,14 @@ class SwarmSession:
     """Set once the store is open (or the download failed before)."""
     waiters: dict[int, list[asyncio.Future[None]]] = field(default_factory=dict)
     failure: str | None = None
+    description_bytes: ByteBudget = field(
+        default_factory=lambda: ByteBudget(DESCRIPTION_BYTES_IN_FLIGHT)
+    )
+    """The bytes of descriptions being fetched, every peer asked together
+    (:data:`~ppsp.peer.net.http_common.DESCRIPTION_BYTES_IN_FLIGHT`)."""
+    refused_offers: int = 0
+    """Transport offers ignored because their URI leads elsewhere than the peer that made
+    them (:func:`~ppsp.peer.protocol.senders.trusted_offers`)."""
 
     @classmethod
     def seeding(cls, store: ChunkStore, *, now: float) -> SwarmSession:
@@ -240,6 +252,25 @@ class SwarmSession:
         session.ready.set()
         return session
 
+    def add_listed(
+        self, listed: Sequence[PeerInfo], own_peer_id: str, *, found: bool = False
+    ) -> list[RemotePeer]:
+        """Remember the peers of a peer list not known yet (never ``own_peer_id``, nor a peer
+        without an HTTP address); the new ones.  With ``found`` the list is another peer's
+        FIND answer: only the entries the book takes are remembered
+        (:meth:`~ppsp.peer.download.peers.PeerBook.take_found`: a few per answer, a bounded
+        number in all and per host, never a second PeerID at a known endpoint)."""
+        entries = []
+        for info in listed:
+            base = base_url(info)
+            if info.peer_id is not None and info.peer_id != own_peer_id and base is not None:
+                entries.append((info, base, urlsplit(base)))
+        if found:
+            taken = self.peers.take_found([(i.peer_id, u.hostname, u.port) for i, _, u in entries])
+            entries = [entries[index] for index in taken]
+        added = [self.add_remote(info, base) for info, base, _ in entries]
+        return [remote for remote in added if remote is not None]
+
     def add_remote(self, info: PeerInfo, base_url: str) -> RemotePeer | None:
         """Remember a listed peer (its standing joins :attr:`peers`); None when already known.
 
@@ -249,13 +280,24 @@ class SwarmSession:
         peer_id = info.peer_id
         if peer_id is None or peer_id in self.remotes:
             return None
-        standing = self.peers.add(peer_id, urlsplit(base_url).hostname)
+        url = urlsplit(base_url)
+        standing = self.peers.add(peer_id, url.hostname, url.port)
         for host, port in ppspp_candidates(info):
             standing.add_ppspp_address(host, port)
         self.peers.listed_at(standing)
         remote = RemotePeer(peer_id, info, base_url, standing=standing)
         self.remotes[peer_id] = remote
         return remote
+
+    def trusted_offers(
+        self, remote: RemotePeer, offers: Sequence[TransportOffer]
+    ) -> list[TransportOffer]:
+        """The transport offers of ``remote`` to choose from: those whose URI leads to where it
+        was reached (:func:`~ppsp.peer.protocol.senders.trusted_offers`); the others are
+        ignored, and counted (:attr:`refused_offers`)."""
+        kept = trusted_offers(offers, remote.base_url)
+        self.refused_offers += len(offers) - len(kept)
+        return kept
 
     def add_pex(self, host: str, port: int) -> RemotePeer | None:
         """Remember the PEX candidate at ``(host, port)`` (an address a peer named over PPSPP)
@@ -400,6 +442,7 @@ class SwarmSession:
             "cancelled": dict(download.cancelled) if download is not None else {},
             "discarded_bytes": download.discarded_bytes if download is not None else 0,
             "banned_hosts": sorted(self.peers.banned_hosts),
+            "refused_offers": self.refused_offers,
             "peers": {
                 peer_id: {
                     "connected": remote.offer is not None,

@@ -35,8 +35,9 @@ from ppsp.errors import (
     PeerProtocolError,
     TemporarilyOverloaded,
 )
-from ppsp.peer.protocol.senders import Sender, StrangerGate, judge_sender
+from ppsp.peer.protocol.senders import ParseBudget, Sender, StrangerGate, judge_sender
 from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.fields import MAX_MESSAGE_BYTES
 from ppsp.wire.peer import (
     HTTP,
     ChunkAvailabilityRequest,
@@ -248,11 +249,13 @@ class PeerProtocolHandler:
         max_peers: int = DEFAULT_MAX_PEERS,
         disclose_stats: bool = False,
         gate: StrangerGate | None = None,
+        parse_budget: ParseBudget | None = None,
     ) -> None:
         self.state = state
         self.max_peers = max_peers
         self.disclose_stats = disclose_stats
         self.gate = gate if gate is not None else StrangerGate()
+        self.parse_budget = parse_budget if parse_budget is not None else ParseBudget()
         self.forged_refused = 0
         """Requests refused because they named a known peer (or us) from another host."""
 
@@ -300,10 +303,14 @@ class PeerProtocolHandler:
 
         ``host`` as for :meth:`handle`.  Never raises a protocol error: decode and handling
         errors become the error answer of Table 2, and an answer that cannot be encoded (the
-        PeerState gave a value the wire cannot carry) becomes 500 ``INTERNAL ERROR``.
+        PeerState gave a value the wire cannot carry) becomes 500 ``INTERNAL ERROR``.  A large
+        message whose host spent its parse budget (:class:`~.senders.ParseBudget`) is answered
+        503 ``TEMPORARILY OVERLOADED`` unparsed.
         """
         transaction_id: str | None = None
         try:
+            if len(data) <= MAX_MESSAGE_BYTES and not self.parse_budget.admit(host, len(data), now):
+                raise TemporarilyOverloaded("large messages from this host: parsed later")
             request = decode_request(data)
             transaction_id = request.transaction_id
             answer: PeerResponse = self.handle(request, now, host=host)

@@ -15,6 +15,11 @@ messages per second (a token bucket per host) and asks the tracker about new pee
 per :attr:`StrangerGate.lookup_interval` per swarm, whoever pushes.  Besides, a peer known to
 hold every chunk never loses chunks by announcement (:func:`seed_keeps_map`): stored content
 does not shrink.
+
+Where a peer says its chunks are is believed only when it is where we reached it: an HTTP
+transport offer whose URI leads to another host or port (:func:`offer_leads_to`) would make us
+send requests, our PeerID attached, wherever the peer likes (an intranet host, this machine's
+own services); such an offer is ignored (:func:`trusted_offers`).
 """
 
 from __future__ import annotations
@@ -22,23 +27,31 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from enum import Enum
+from urllib.parse import urlsplit
 
 from ppsp.core.hosts import canonical_host, host_key
 from ppsp.core.ratelimit import TokenBucket
 from ppsp.wire.bitmap import ChunkBitmap
+from ppsp.wire.peer import HTTP, TransportOffer
 from ppsp.wire.tracker import PeerInfo
 
 __all__ = [
+    "LARGE_MESSAGE_BYTES",
+    "PARSE_BURST",
+    "PARSE_RATE",
     "STRANGER_BURST",
     "STRANGER_HOSTS",
     "STRANGER_LOOKUP_INTERVAL",
     "STRANGER_RATE",
+    "ParseBudget",
     "Sender",
     "StrangerGate",
     "canonical_host",
     "hosts_of",
     "judge_sender",
+    "offer_leads_to",
     "seed_keeps_map",
+    "trusted_offers",
 ]
 
 STRANGER_RATE = 2.0
@@ -52,6 +65,19 @@ STRANGER_LOOKUP_INTERVAL = 2.0
 
 STRANGER_HOSTS = 4096
 """Host addresses whose buckets are kept; the least recently seen is forgotten beyond."""
+
+LARGE_MESSAGE_BYTES = 64 << 10
+"""Peer protocol messages longer than this are paid for from their host's parse budget
+(:class:`ParseBudget`) before they are parsed (a message of 1 MiB, 4,096 map segments, takes
+about 0.1 s of the event loop to parse, before whose it is from is known).  Honest ones are
+rarely this long: a chunk map of 2^18 chunks is about 44 KiB."""
+
+PARSE_RATE = 1 << 20
+"""Bytes per second of large messages one host may have parsed (about a tenth of a second of
+the event loop per second, however many connections it uses)."""
+
+PARSE_BURST = 4 << 20
+"""Bytes of large messages one host may have parsed at once."""
 
 
 class Sender(Enum):
@@ -102,6 +128,46 @@ def _host(text: str | None) -> str | None:
     return host_key(address) if address is not None else None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The schemes an HTTP transport's URI may have, and the port each means when it names none."""
+
+
+def _endpoint(url: str) -> tuple[str, int] | None:
+    """The (canonical IP address, port) ``url`` leads to; None when it names no IP address
+    (a host name, nothing), carries credentials, or is not ``http://`` or ``https://``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    host = canonical_host(parts.hostname)
+    if default is None or host is None or parts.username is not None or parts.password:
+        return None
+    return host, default if port is None else port
+
+
+def offer_leads_to(uri: str, reached_at: str) -> bool:
+    """Whether an HTTP transport offer's ``uri`` (its template) leads to the endpoint at
+    ``reached_at`` (the URL the offering peer was reached at): the same IP address
+    (``::ffff:a.b.c.d`` is ``a.b.c.d``) and the same port (an absent one is the scheme's).
+    A host name never matches: peers are listed by address, and a name would be resolved
+    wherever its owner likes."""
+    endpoint = _endpoint(uri)
+    return endpoint is not None and endpoint == _endpoint(reached_at)
+
+
+def trusted_offers(offers: Iterable[TransportOffer], reached_at: str) -> list[TransportOffer]:
+    """The offers of a TRANSPORT_NEGOTIATION answer that may be used, in their order: every
+    HTTP offer whose URI leads elsewhere than ``reached_at`` (:func:`offer_leads_to`) is left
+    out, the peer then offering no such transport.  Other transports are kept as offered."""
+    return [
+        offer
+        for offer in offers
+        if offer.type.upper() != HTTP or offer.uri is None or offer_leads_to(offer.uri, reached_at)
+    ]
+
+
 def seed_keeps_map(previous: ChunkBitmap | None) -> bool:
     """Whether an announced map must leave the one known for a peer as it is.
 
@@ -110,6 +176,48 @@ def seed_keeps_map(previous: ChunkBitmap | None) -> bool:
     itself included, makes its chunks look gone by announcement.
     """
     return previous is not None and previous.size > 0 and previous.complete
+
+
+class ParseBudget:
+    """What parsing one host's large peer protocol messages may cost, checked before parsing:
+    a token bucket of bytes per host (:data:`PARSE_RATE`, :data:`PARSE_BURST`) from which a
+    message longer than :data:`LARGE_MESSAGE_BYTES` takes its length.  Sans-I/O: ``now`` is
+    passed in."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = PARSE_RATE,
+        burst: float = PARSE_BURST,
+        large: int = LARGE_MESSAGE_BYTES,
+        max_hosts: int = STRANGER_HOSTS,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.large = large
+        self.max_hosts = max_hosts
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.refused = 0
+        """Messages refused unparsed because their host's budget was spent."""
+
+    def admit(self, host: str | None, nbytes: int, now: float) -> bool:
+        """Whether a message of ``nbytes`` from ``host`` may be parsed at ``now`` (its bytes
+        are taken from the host's bucket when it is large)."""
+        if nbytes <= self.large:
+            return True
+        key = _host(host) or "?"
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, burst=self.burst, now=now)
+            while len(self._buckets) > self.max_hosts:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        if bucket.available(now) < min(nbytes, self.burst):
+            self.refused += 1
+            return False
+        bucket.reserve(nbytes, now)
+        return True
 
 
 class StrangerGate:
