@@ -11,6 +11,7 @@ from ppsp.tracker import dashboard
 from ppsp.tracker.dashboard import (
     AddressDisplay,
     History,
+    RecentReads,
     SwarmFigures,
     SwarmKind,
     map_coverage,
@@ -450,3 +451,18 @@ def test_the_sorted_index_stays_sorted_through_splits_and_removals(
     for key in list(held):
         index.remove(key)
     assert index.page(0, 10) == []
+
+
+def test_recent_reads_are_kept_for_their_interval_and_bounded_in_number() -> None:
+    reads: RecentReads[int] = RecentReads(seconds=2.0, size=2)
+    reads.put("a", 10.0, 1)
+    assert reads.get("a", 10.0) == 1 and reads.get("a", 11.9) == 1
+    assert reads.get("a", 12.0) is None  # read again after the interval
+    assert reads.get("b", 10.0) is None
+    reads.put("a", 20.0, 1)
+    reads.put("b", 20.0, 2)
+    reads.put("c", 20.0, 3)  # a third swarm: the oldest read is forgotten
+    assert len(reads) == 2
+    assert (reads.get("a", 20.0), reads.get("b", 20.0), reads.get("c", 20.0)) == (None, 2, 3)
+    assert reads.get("c", 19.0) is None  # a clock that went back reads anew
+    assert RecentReads(seconds=2.0, size=0).get("a", 0.0) is None

@@ -19,12 +19,17 @@ from ppsp.tracker.storage import Storage, StorageCounts
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
+    ContentMap,
     DisconnectRequest,
     DisconnectScope,
     FindRequest,
     JoinRequest,
     PeerMode,
     ProtocolVersion,
+    RepresentationMap,
+    SegmentMap,
+    StatReportRequest,
+    StreamStatistics,
     SwarmAction,
     SwarmActionType,
 )
@@ -193,3 +198,49 @@ async def test_an_ipv6_host_is_its_64(storage: Storage) -> None:
     await tracker.handle(find("v6-0", "s"), observed=("2001:db8:1:2:abcd::9", 7), now=1.0)
     with pytest.raises(Forbidden):
         await tracker.handle(find("v6-0", "s"), observed=("2001:db8:1:3::1", 7), now=1.0)
+
+
+def content_report(peer: str, swarm: str, nbytes: int) -> StatReportRequest:
+    segment = SegmentMap(
+        start_index=0, end_index=8 * nbytes - 1, chunkmap_size=8 * nbytes, bitmap=b"\xff" * nbytes
+    )
+    content_map = ContentMap(
+        swarm_id=swarm,
+        representations=(RepresentationMap(representation_id="r", segments=(segment,)),),
+    )
+    return StatReportRequest(
+        version=V11,
+        transaction_id="5",
+        peer_id=peer,
+        stream_stats=(StreamStatistics(swarm_id=swarm, uploaded_bytes=nbytes),),
+        content_maps=(content_map,),
+    )
+
+
+async def test_a_hosts_maps_past_its_bound_are_not_kept_and_its_reports_answered(
+    storage: Storage,
+) -> None:
+    # The review's flood: one host's peers report large maps.  Past the host's bound the
+    # reports are still answered (they are the peers' keep-alives) and their maps not kept.
+    limits = Limits(map_bytes_per_host=10_000, map_bytes_total=1_000_000)
+    tracker = tracker_with(storage, limits)
+    for i in range(6):
+        await tracker.handle(connect(f"f{i}", "s"), observed=(FLOODER, i), now=0.0)
+    await tracker.handle(connect("other", "s"), observed=(OTHER, 1), now=0.0)
+    for i in range(6):
+        answer = await tracker.handle(
+            content_report(f"f{i}", "s", 3000), observed=(FLOODER, i), now=10.0
+        )
+        assert answer.transaction_id == "5"
+    kept = [i for i in range(6) if await storage.get_content_map("s", f"f{i}") is not None]
+    assert kept == [0, 1, 2]
+    assert (await storage.counts()).map_bytes <= 10_000
+    # The peers whose maps were not kept were still refreshed, their statistics kept.
+    record = await storage.get_peer("f5")
+    assert record is not None and record.deadline == 10.0 + tracker.config.track_timeout
+    assert (await storage.get_stats("f5"))[0].uploaded_bytes == 3000
+    # Another host's map is kept.
+    await tracker.handle(content_report("other", "s", 3000), observed=(OTHER, 1), now=10.0)
+    assert await storage.get_content_map("s", "other") is not None
+    await tracker.expire(1e9)
+    assert (await storage.counts()).map_bytes == 0

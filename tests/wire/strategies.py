@@ -163,7 +163,8 @@ def scopes(draw: st.DrawFn) -> RepresentationScope:
     return RepresentationScope(representation_id=draw(tokens), start_index=start, end_index=end)
 
 
-content_groups = st.lists(scopes(), max_size=3).map(tuple)
+content_groups = st.lists(scopes(), max_size=3, unique=True).map(tuple)
+"""A ContentGroup: distinct ranges (the codecs read a repeated one once)."""
 
 
 @st.composite

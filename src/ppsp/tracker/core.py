@@ -643,7 +643,9 @@ class Tracker:
         if not isinstance(request, StatReportRequest):
             raise TypeError(f"{type(request).__name__} is not STAT_REPORT")
         record = self._record_after(ctx)
-        await self.storage.put_report(record, request.stream_stats, request.content_maps)
+        await self.storage.put_report(
+            record, request.stream_stats, request.content_maps, limits=self.config.limits
+        )
         self._track_deadline(record)
         await self._corrupt_reports(request, ctx.reflexive)
         return self._response(ctx, with_requester=False)

@@ -11,6 +11,10 @@ what is shown, and keeps the history of the last hour:
 - :func:`peer_rows`: its peers, their addresses shown as :func:`show_address` says (masked by
   default: an IPv4 address's /24, an IPv6 address's /48, no port) and their content-map
   coverage (:func:`map_coverage`);
+- :class:`RecentReads`: what was read of each swarm lately, answered again for
+  :data:`READ_AGAIN_AFTER` seconds (at most :data:`READS_KEPT` swarms), so that the API
+  reads a swarm's members and content maps at most once per interval, however often it is
+  asked;
 - :class:`History`: a bounded ring of samples, one per :data:`HISTORY_INTERVAL` for
   :data:`HISTORY_SPAN`, of the tracker's counts and of up to :data:`HISTORY_SWARMS` swarms;
   the time of each sample is passed in;
@@ -29,7 +33,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ppsp.errors import DashboardRequestError
 from ppsp.tracker.storage.base import StorageCounts, SwarmView
@@ -47,10 +51,13 @@ __all__ = [
     "MAX_PAGE",
     "MAX_PER_PAGE",
     "MEMBERS_READ",
+    "READS_KEPT",
+    "READ_AGAIN_AFTER",
     "AddressDisplay",
     "History",
     "PeerRow",
     "QoeSummary",
+    "RecentReads",
     "SwarmFigures",
     "SwarmKind",
     "SwarmSample",
@@ -81,6 +88,12 @@ MEMBERS_READ = 200
 
 MAPS_READ_LISTED = 4
 """Content maps read per swarm of a page of the list: enough to tell its kind."""
+
+READ_AGAIN_AFTER = 2.0
+"""Seconds what the API read of a swarm is answered again before the swarm is read anew."""
+
+READS_KEPT = 256
+"""Most swarms whose reads are kept at once (the least recently read are forgotten first)."""
 
 HISTORY_INTERVAL = 10.0
 """Seconds between two samples of the history."""
@@ -428,6 +441,50 @@ def peer_rows(view: SwarmView, display: AddressDisplay) -> list[PeerRow]:
         )
     )
     return rows
+
+
+# -- what was read lately ----------------------------------------------------------------------
+
+_Read = TypeVar("_Read")
+
+
+class RecentReads(Generic[_Read]):
+    """What was read of each swarm lately, by swarm ID, each kept ``seconds`` from when it was
+    read, at most ``size`` of them (the oldest read forgotten first); time is passed in.
+
+    The dashboard's API answers from it: a swarm's members and content maps are read (and
+    its figures computed) at most once per ``seconds``, whatever the number of requests, so
+    that what a request costs does not grow with the content maps of the swarm's members.
+    """
+
+    def __init__(self, *, seconds: float = READ_AGAIN_AFTER, size: int = READS_KEPT) -> None:
+        if not (seconds >= 0 and size >= 0):
+            raise ValueError("a read is kept a time of zero or more, and so many of them")
+        self.seconds = seconds
+        self.size = size
+        self._kept: collections.OrderedDict[str, tuple[float, _Read]] = collections.OrderedDict()
+
+    def get(self, swarm_id: str, now: float) -> _Read | None:
+        """What was read of the swarm less than ``seconds`` before ``now`` (None: nothing)."""
+        found = self._kept.get(swarm_id)
+        if found is None:
+            return None
+        if not 0 <= now - found[0] < self.seconds:  # too old, or the clock went back
+            del self._kept[swarm_id]
+            return None
+        return found[1]
+
+    def put(self, swarm_id: str, now: float, read: _Read) -> None:
+        """Keep ``read`` as what was read of the swarm at ``now``."""
+        if self.size == 0:
+            return
+        self._kept.pop(swarm_id, None)
+        while len(self._kept) >= self.size:
+            self._kept.popitem(last=False)
+        self._kept[swarm_id] = (now, read)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 # -- the history -------------------------------------------------------------------------------

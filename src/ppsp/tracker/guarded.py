@@ -154,6 +154,7 @@ async def answer_guarded(
             deadline=deadline,
             stats=request.stream_stats,
             content_maps=request.content_maps,
+            limits=tracker.config.limits,
         )
         if written is None:
             return None

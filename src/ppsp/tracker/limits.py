@@ -60,6 +60,24 @@ class Limits:
     """Reporter hosts remembered per reported membership; reports from further hosts change
     nothing (the peer is a suspect long before)."""
 
+    # -- content maps (STAT_REPORT), kept by the storage -------------------------------------
+    map_segments_kept: int = 16
+    """Segments kept of one content map: the first ones, in the order the map gives them (the
+    storage drops the rest).  A content has at most 16 representations and a
+    peer maps each with one segment; a chunk-scoped peer list reads every segment kept of
+    every member it ranks.  Not a per-host bound: ``per_host`` does not turn it off."""
+
+    map_bytes_per_host: int = 16 << 20
+    """Bytes of content maps kept for the peers one host registered, each map weighing
+    :func:`~ppsp.tracker.storage.base.content_map_bytes` (its bitmaps, 28 bytes a segment,
+    and its IDs): about 127 maps of the largest content (2^20 chunks), 30,000 of a content of
+    4,096 chunks.  A map that would take its host past it is not kept (docs/PROTOCOL.md,
+    "Content maps kept").  A per-host bound: off with ``per_host``."""
+
+    map_bytes_total: int = 1 << 30
+    """Bytes of content maps kept in all (a map past it is not kept, as above): about 130
+    bytes for each of the 8 million memberships, or the bound of 64 hosts."""
+
     # -- requests and connections, enforced by the HTTP layer ----------------------------------
     requests_per_second_per_host: float = 100.0
     """Sustained request rate of one host address (token bucket refill)."""

@@ -33,6 +33,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
+from ppsp.tracker.chunk_scope import ChunkScope, holdings
 from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.storage.base import (
     MemberGroup,
@@ -44,7 +45,6 @@ from ppsp.wire.fields import MAX_PEER_ADDRESSES
 from ppsp.wire.packed import LISTED_PACKED_BYTES, packed_peer_info
 from ppsp.wire.tracker import (
     AddressType,
-    ContentMap,
     PeerAddress,
     PeerInfo,
     PeerMode,
@@ -57,6 +57,7 @@ __all__ = [
     "LISTED",
     "LISTED_KEPT",
     "MAX_PEER_LIST",
+    "ChunkScope",
     "ListedEntries",
     "holdings",
     "listed_first",
@@ -149,38 +150,6 @@ def peer_count(peer_num: PeerNum | None, default: int) -> int:
     return max(0, min(wanted, MAX_PEER_LIST))
 
 
-def _count_bits(bitmap: bytes, first: int, last: int) -> int:
-    """Set bits at positions ``first..last`` (bit 0 = most significant bit of byte 0)."""
-    total = len(bitmap) * 8
-    last = min(last, total - 1)
-    if first > last:
-        return 0
-    value = int.from_bytes(bitmap, "big") >> (total - 1 - last)
-    return (value & ((1 << (last - first + 1)) - 1)).bit_count()
-
-
-def holdings(content_map: ContentMap | None, scope: Iterable[RepresentationScope]) -> int:
-    """How many chunks of ``scope`` the content map says are held."""
-    if content_map is None:
-        return 0
-    by_rep: dict[str, list[RepresentationScope]] = {}
-    for item in scope:
-        by_rep.setdefault(item.representation_id, []).append(item)
-    held = 0
-    for rep in content_map.representations:
-        wanted = by_rep.get(rep.representation_id)
-        if not wanted:
-            continue
-        for seg in rep.segments:
-            seg_last = min(seg.end_index, seg.start_index + seg.chunkmap_size - 1)
-            for item in wanted:
-                lo = max(item.start_index, seg.start_index)
-                hi = seg_last if item.end_index is None else min(item.end_index, seg_last)
-                if lo <= hi:
-                    held += _count_bits(seg.bitmap, lo - seg.start_index, hi - seg.start_index)
-    return held
-
-
 def _protocols(addresses: Iterable[PeerAddress]) -> set[str]:
     return {a.peer_protocol for a in addresses if a.peer_protocol is not None}
 
@@ -211,6 +180,7 @@ def select_peers(
     protocols = _protocols(requester_addresses)
     asns = _asns(requester_addresses)
     rand = rng.random
+    chunks = ChunkScope(scope) if scope else None
     # (-held, protocol mismatch, AS mismatch, random, position): the position makes every key
     # distinct, so the keys sort without ever comparing members.
     ranked: list[tuple[int, int, int, float, int]] = []
@@ -218,8 +188,8 @@ def select_peers(
         if member.peer_id == requester_id:
             continue
         held = 0
-        if scope:
-            held = _ALL if member.mode is PeerMode.SEED else holdings(member.content_map, scope)
+        if chunks is not None:
+            held = _ALL if member.mode is PeerMode.SEED else chunks.held(member.content_map)
             if require_scope and held == 0:
                 continue
         # One pass over the addresses: shared protocol, shared AS.

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from ppsp.tracker.peerlist import holdings
+from ppsp.tracker.chunk_scope import ChunkScope
 from ppsp.tracker.storage.base import SwarmMember, member_prefix
 from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode, RepresentationScope
 
@@ -237,13 +237,14 @@ def first_listed(
     if limit <= 0:
         return chosen
     taken: dict[str, int] = {}
+    chunks = ChunkScope(scope) if require_scope else None
     for member in found:
         if member.peer_id in suspects:
             continue
         if (
-            require_scope
+            chunks is not None
             and member.mode is not PeerMode.SEED
-            and not holdings(member.content_map, scope)
+            and not chunks.held(member.content_map)
         ):
             continue
         if share is not None:

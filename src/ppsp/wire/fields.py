@@ -28,6 +28,8 @@ The rules, in short (docs/PROTOCOL.md, "Field rules", has the reasons):
 * **Per-action transaction IDs** (``12345.1``) may end in ``.0`` only when the request's own
   transaction ID does (or is the same): an XML answer's root ID is its first ID ending in ``.0``
   (huang-01), so any other request could not be answered (:func:`clear_action_ids`).
+* **Chunk scopes** (a tracker request's ContentGroup) are read without repeated ranges, and
+  hold at most :data:`MAX_SCOPE_ITEMS` distinct ones (:func:`distinct_scope`).
 * **Counts and sizes** (``MAX_*`` below) bound the repetitions of a message and the size of a
   body, the same in every codec.  Every bound of the wire is defined here and nowhere else.
 
@@ -41,8 +43,8 @@ import base64
 import binascii
 import ipaddress
 import re
-from collections.abc import Iterable
-from typing import Final, Protocol, TypeGuard
+from collections.abc import Hashable, Iterable
+from typing import Final, Protocol, TypeGuard, TypeVar
 
 __all__ = [
     "ALL_SWARMS",
@@ -69,6 +71,7 @@ __all__ = [
     "MAX_PROPERTY_VALUE_LENGTH",
     "MAX_REPRESENTATIONS",
     "MAX_REQUEST_LINE_BYTES",
+    "MAX_SCOPE_ITEMS",
     "MAX_SEGMENTS",
     "MAX_SHAPES",
     "MAX_STATS",
@@ -89,6 +92,7 @@ __all__ = [
     "chunkmap_bytes",
     "chunkmap_text",
     "clear_action_ids",
+    "distinct_scope",
     "is_canonical_ipv4",
     "is_extra_statistic_name",
     "is_swarm_id",
@@ -152,6 +156,14 @@ MAX_LISTED_PEERS: Final = 1000
 
 MAX_REPRESENTATIONS: Final = 256
 """Most representations in one content group (scope) or in one chunk map."""
+
+MAX_SCOPE_ITEMS: Final = 16
+"""Most distinct chunk ranges (``Representation`` with its ``SegmentInfo``; JSON
+``content_group`` items) in the ContentGroup of one tracker request: a chunk-scoped FIND, or
+the joining point of a CONNECT or JOIN.  A content has at most 16 representations
+(:mod:`ppsp.peer.content.description`) and a peer names one range of each; repeated ranges
+are read as one (:func:`distinct_scope`).  The cost of a chunk-scoped peer list grows with
+this number, for every member it ranks."""
 
 MAX_SEGMENTS: Final = 4096
 """Most segments over all chunk maps of one message."""
@@ -327,6 +339,21 @@ def clear_action_ids(root: str, actions: Iterable[SwarmActionLike]) -> bool:
         if tid is not None and tid.endswith(".0") and tid != root:
             return False
     return True
+
+
+_Item = TypeVar("_Item", bound=Hashable)
+
+
+def distinct_scope(items: Iterable[_Item]) -> tuple[_Item, ...]:
+    """The chunk ranges of a ContentGroup without repeats, in the order each first appears.
+
+    A range given twice names the same chunks twice, which says nothing more.  Raises
+    ValueError when more than :data:`MAX_SCOPE_ITEMS` distinct ranges remain.
+    """
+    kept = tuple(dict.fromkeys(items))
+    if len(kept) > MAX_SCOPE_ITEMS:
+        raise ValueError(f"more than {MAX_SCOPE_ITEMS} distinct chunk ranges in a ContentGroup")
+    return kept
 
 
 def canonical_ip(text: str, version: int | None = None) -> tuple[str, int]:

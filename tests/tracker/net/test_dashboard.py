@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from ppsp.app.cli.keys import token as token_command
 from ppsp.tracker.core import Tracker, TrackerConfig
-from ppsp.tracker.dashboard import AddressDisplay, History
+from ppsp.tracker.dashboard import READ_AGAIN_AFTER, AddressDisplay, History
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.net.auth import (
     OPERATOR_ROLE,
@@ -32,7 +32,7 @@ from ppsp.tracker.net.handler import TRACKER_APP_KEY
 from ppsp.tracker.net.redis_storage import RedisStorage
 from ppsp.tracker.net.server import Expirer, ServerSettings, TrackerApp, create_app, serve_app
 from ppsp.tracker.net.upkeep import HistorySampler
-from ppsp.tracker.storage import MemoryStorage, Storage
+from ppsp.tracker.storage import MemoryStorage, Storage, SwarmView
 from ppsp.wire.tracker import (
     AddressType,
     ConnectRequest,
@@ -269,6 +269,42 @@ async def test_a_swarm_page_lists_its_peers_masked_with_their_coverage(storage: 
         body = orjson.dumps(live).decode() + orjson.dumps(data).decode()
         for secret in ("192.0.2.10", "2001:db8:1:2", "198.51.100.20", "7000", "40000"):
             assert secret not in body
+
+
+class CountingStorage(MemoryStorage):
+    """A memory storage that counts the swarms the dashboard reads."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=1)
+        self.read: list[str] = []
+
+    async def swarm_views(
+        self, swarm_ids: Sequence[str], *, limit: int, maps: int = 0
+    ) -> list[SwarmView]:
+        self.read.extend(swarm_ids)
+        return await super().swarm_views(swarm_ids, limit=limit, maps=maps)
+
+
+async def test_a_swarm_is_read_at_most_once_per_interval_however_often_it_is_asked() -> None:
+    storage = CountingStorage()
+    async with served(storage) as fx:
+        await two_swarms(fx.tracker)
+        first = await fx.api(f"/api/swarms/{STORED}")
+        for _ in range(20):
+            assert (await fx.api(f"/api/swarms/{STORED}"))["peers"] == first["peers"]
+        assert storage.read == [STORED]
+        await fx.api("/api/swarms")
+        await fx.api("/api/swarms")
+        assert storage.read == [STORED, STORED, LIVE]
+        # Read anew once the interval is over: what changed meanwhile is shown.
+        await report(
+            fx.tracker, "leecher", "192.0.2.11", StreamStatistics(swarm_id=STORED),
+            stored_map(STORED, b"\xff"),
+        )  # fmt: skip
+        fx.clock.now += READ_AGAIN_AFTER
+        again = await fx.api(f"/api/swarms/{STORED}")
+        assert storage.read == [STORED, STORED, LIVE, STORED]
+        assert [p["coverage"] for p in again["peers"]] == [1.0, 1.0]
 
 
 async def test_full_addresses_are_shown_when_the_operator_asks() -> None:

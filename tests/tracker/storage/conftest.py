@@ -28,6 +28,8 @@ PER_SHARD = {
     "in test_cluster.py)",
     "test_peers_are_counted_for_their_registering_host": "hosts: counted once per peer shard",
     "test_corrupt_reports_count_once_per_member_host": "hosts: counted once per peer shard",
+    "test_maps_past_the_total_are_not_kept": "map bytes in all: ceil(total / shards) per "
+    "swarm shard",
 }
 """Conformance tests whose exact global bounds or host count hold per shard on a sharded
 cluster, with the reason."""

@@ -69,6 +69,7 @@ from ppsp.wire.fields import (
     MAX_SWARM_ACTIONS,
     MIN_SIGNED_INTEGER,
     NO_SWARM,
+    distinct_scope,
     is_extra_statistic_name,
 )
 from ppsp.wire.tracker import (
@@ -171,7 +172,10 @@ def _content_group(value: object) -> tuple[RepresentationScope, ...]:
                 end_index=end,
             )
         )
-    return tuple(scopes)
+    try:
+        return distinct_scope(scopes)  # a range given twice counts once
+    except ValueError as exc:
+        raise Malformed(str(exc)) from None
 
 
 def _swarm_action(

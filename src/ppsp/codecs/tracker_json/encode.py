@@ -211,7 +211,11 @@ def _swarm_action_json(
 
 def _content_group_json(scopes: Sequence[RepresentationScope]) -> list[dict[str, object]]:
     out = []
-    for scope in scopes:
+    try:
+        distinct = fields.distinct_scope(scopes)  # as the decoder reads them: each range once
+    except ValueError as exc:
+        raise LocalProtocolError(str(exc)) from None
+    for scope in distinct:
         item: dict[str, object] = {
             "representation_id": scope.representation_id,
             "start_index": scope.start_index,

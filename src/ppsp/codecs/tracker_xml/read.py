@@ -81,6 +81,7 @@ from ppsp.wire.fields import (
     MIN_PORT,
     NO_SWARM,
     RESERVED_SWARM_IDS,
+    distinct_scope,
     is_extra_statistic_name,
 )
 from ppsp.wire.tracker import (
@@ -199,7 +200,10 @@ def _content_group(groups: dict[str, list[Element]]) -> tuple[RepresentationScop
                 representation_id=representation_id, start_index=start, end_index=end
             )
         )
-    return tuple(scopes)
+    try:
+        return distinct_scope(scopes)  # a range given twice counts once
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _swarm_actions(

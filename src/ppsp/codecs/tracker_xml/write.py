@@ -53,6 +53,7 @@ from ppsp.wire.fields import (
     MAX_SWARM_ACTIONS,
     MIN_PORT,
     NO_SWARM,
+    distinct_scope,
     is_extra_statistic_name,
 )
 from ppsp.wire.tracker import (
@@ -175,7 +176,10 @@ def _encode_peer_num(root: Element, peer_num: PeerNum | None) -> None:
 def _encode_content_group(root: Element, scopes: tuple[RepresentationScope, ...]) -> None:
     if not scopes:
         return
-    _bounded(scopes, MAX_REPRESENTATIONS, "representations in a ContentGroup")
+    try:
+        scopes = distinct_scope(scopes)  # as the reader reads them: each range once
+    except ValueError as exc:
+        raise LocalProtocolError(str(exc)) from None
     group = _sub(root, "ContentGroup")
     for scope in scopes:
         start = check_integer(scope.start_index, "start_index")

@@ -236,10 +236,13 @@ class RedisClusterStorage(Storage):
         record: PeerRecord,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        *,
+        limits: Limits | None = None,
     ) -> None:
-        """The record and peer-wide statistics, then the swarms' statistics and maps."""
+        """The record and peer-wide statistics, then the swarms' statistics and maps (within
+        ``limits``, per swarm shard)."""
         writes = await self._put(record, [item for item in stats if item.swarm_id is None])
-        writes += self._at.reports(record.peer_id, _NO_GUARD, (), stats, content_maps)
+        writes += self._at.reports(record.peer_id, _NO_GUARD, (), stats, content_maps, limits)
         await self._batch(writes)
 
     async def update(
@@ -361,6 +364,7 @@ class RedisClusterStorage(Storage):
         deadline: float,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        limits: Limits | None = None,
     ) -> PeerRecord | None:
         """A STAT_REPORT on a guess: the peer's shard checks and writes the record (and
         peer-wide statistics), each swarm shard named writes its part for a member: one
@@ -372,7 +376,9 @@ class RedisClusterStorage(Storage):
         args += [repr(deadline), *guard.swarms, str(len(wide) // 2), *wide]
         swarm_guard = (guard_args[2], guard_args[3], new, reflex)
         commands = [self._at.on_peer(peer_id, sh.P_REPORT, *args)]
-        commands += self._at.reports(peer_id, swarm_guard, guard.swarms, stats, content_maps)
+        commands += self._at.reports(
+            peer_id, swarm_guard, guard.swarms, stats, content_maps, limits
+        )
         raw = (await self._batch(commands))[0]
         if not raw:
             return None
@@ -484,9 +490,13 @@ class RedisClusterStorage(Storage):
         (raw,) = await self._batch([self._at.on_swarms(self._at.swarm(swarm_id), sh.S_LIST, *args)])
         return _members(cast("list[bytes]", raw[0]), with_maps)
 
-    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
-        """Store the peer's content map for its swarm; False when not a member."""
-        (written,) = await self._batch(self._at.reports(peer_id, _NO_GUARD, (), (), (content_map,)))
+    async def put_content_map(
+        self, peer_id: str, content_map: ContentMap, *, limits: Limits | None = None
+    ) -> bool:
+        """Store the peer's content map for its swarm within ``limits`` (per swarm shard);
+        False when not a member or not kept."""
+        reports = self._at.reports(peer_id, _NO_GUARD, (), (), (content_map,), limits)
+        (written,) = await self._batch(reports)
         return bool(written)
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
@@ -641,8 +651,8 @@ class RedisClusterStorage(Storage):
         peers, hosts, _ = await self._peer_counts()
         at = self._at
         results = await self._batch([at.on_swarms(k, sh.S_COUNTS) for k in range(at.n)])
-        swarms, memberships, reported, suspects = (
-            sum(int(r[i]) for r in results) for i in range(4)
+        swarms, memberships, reported, suspects, map_bytes = (
+            sum(int(r[i]) for r in results) for i in range(5)
         )
         return StorageCounts(
             peers=peers,
@@ -651,6 +661,7 @@ class RedisClusterStorage(Storage):
             hosts=hosts,
             reported=reported,
             suspects=suspects,
+            map_bytes=map_bytes,
         )
 
     async def check(self) -> None:

@@ -9,12 +9,14 @@ always the shard's key prefix (``ppsp:{p:7}``), so the single-server functions o
 
 A swarm shard holds, per member of each of its swarms, a copy of what peer lists and reports
 need of the member's record: ``addrs:S`` (its addresses, JSON as in the record) and
-``owner:S`` (``version/host``).
+``owner:S`` (``version/host``).  It weighs the content maps it keeps per owner host and in
+all (``mapbytes``, ``mapbytestotal``: ``redis_scripts.MAPS_FN``), the bounds on them holding
+per swarm shard.
 """
 
 from __future__ import annotations
 
-from ppsp.tracker.net.redis_scripts import GUARD_FN, RECORD_FN, REPORTS_FN
+from ppsp.tracker.net.redis_scripts import GUARD_FN, MAPS_FN, RECORD_FN, REPORTS_FN
 
 # -- peer shards ----------------------------------------------------------------------------
 
@@ -183,10 +185,21 @@ addresses, host}`` for the swarm's copy."""
 # (REFLEXIVE replaced), else unchanged ('' and '').
 COPY_FN = (
     REPORTS_FN
+    + MAPS_FN
     + """
 local function owner_host(o)
   if not o then return '' end
   return string.match(o, '^[^/]*/(.*)$') or ''
+end
+local function set_owner(q, s, id, o)
+  local key = q .. 'owner:' .. s
+  local was, now = owner_host(redis.call('HGET', key, id)), owner_host(o)
+  redis.call('HSET', key, id, o)
+  if was ~= now then
+    local weight = redis.call('HSTRLEN', q .. 'swarmmaps:' .. s, id)
+    host_maps(q, was, -weight)
+    host_maps(q, now, weight)
+  end
 end
 local function copy_ok(stored, check, ip)
   if not stored then return false end
@@ -209,7 +222,7 @@ local function s_join(q, s, id, mode, a, o)
     redis.call('INCR', q .. 'memberships')
   end
   redis.call('HSET', q .. 'addrs:' .. s, id, a)
-  redis.call('HSET', q .. 'owner:' .. s, id, o)
+  set_owner(q, s, id, o)
   if redis.call('SADD', q .. 'swarms', s) == 1 then
     redis.call('ZADD', q .. 'swarmindex', 0, s)
   end
@@ -218,8 +231,8 @@ local function s_leave(q, s, id)
   if redis.call('HDEL', q .. 'swarm:' .. s, id) == 0 then return 0 end
   redis.call('DECR', q .. 'memberships')
   redis.call('HDEL', q .. 'addrs:' .. s, id)
+  drop_map(q, s, id, owner_host(redis.call('HGET', q .. 'owner:' .. s, id)))
   redis.call('HDEL', q .. 'owner:' .. s, id)
-  redis.call('HDEL', q .. 'swarmmaps:' .. s, id)
   redis.call('HDEL', q .. 'stats:' .. s, id)
   drop_reports(q, s, id)
   if redis.call('HLEN', q .. 'swarm:' .. s) == 0 then
@@ -304,7 +317,7 @@ for _ = 1, nrefresh do
   local s = ARGV[i]
   if redis.call('HEXISTS', q .. 'swarm:' .. s, id) == 1 then
     redis.call('HSET', q .. 'addrs:' .. s, id, a)
-    redis.call('HSET', q .. 'owner:' .. s, id, o)
+    set_owner(q, s, id, o)
   end
   i = i + 1
 end
@@ -363,11 +376,14 @@ for _ = 1, tonumber(ARGV[i]) do
   i = i + 2
 end
 i = i + 1
+local per_host, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
 local written = 0
 while i <= #ARGV do
-  if may(ARGV[i]) then
-    redis.call('HSET', q .. 'swarmmaps:' .. ARGV[i], id, ARGV[i + 1])
-    written = written + 1
+  local s = ARGV[i]
+  if may(s) then
+    local h = owner_host(redis.call('HGET', q .. 'owner:' .. s, id))
+    written = written + put_map(q, s, id, h, ARGV[i + 1], per_host, total)
   end
   i = i + 2
 end
@@ -377,8 +393,9 @@ return written
 """A report's part in a swarm shard, written only for swarms the peer is a member of (and,
 check '1', whose copy passes the host check): ARGV prefix, peer, check, ip, new addresses
 and REFLEXIVE address (as ``S_LIST``), the number of swarms named and those, the number of
-statistics and those (swarm, data), then content maps (swarm, packed).  Returns the number
-of content maps written."""
+statistics and those (swarm, data), this shard's bounds on the maps' weight (per owner
+host, in all; -1: none), then content maps (swarm, packed).  Returns the number of content
+maps kept."""
 
 S_REMOVE = (
     _SWARM_FNS
@@ -475,9 +492,10 @@ return out
 S_COUNTS = """
 local q = ARGV[1]
 return {redis.call('SCARD', q .. 'swarms'), redis.call('GET', q .. 'memberships') or '0',
-        redis.call('GET', q .. 'reported') or '0', redis.call('GET', q .. 'suspectcount') or '0'}
+        redis.call('GET', q .. 'reported') or '0', redis.call('GET', q .. 'suspectcount') or '0',
+        redis.call('GET', q .. 'mapbytestotal') or '0'}
 """
-"""A swarm shard's counts: ``{swarms, memberships, reported, suspects}``."""
+"""A swarm shard's counts: ``{swarms, memberships, reported, suspects, map bytes}``."""
 
 P_COUNTS = """
 local p = ARGV[1]

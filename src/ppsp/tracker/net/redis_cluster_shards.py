@@ -21,9 +21,9 @@ from ppsp.tracker.limits import Limits
 from ppsp.tracker.net import redis_cluster_scripts as cs
 from ppsp.tracker.net import redis_scripts as scripts
 from ppsp.tracker.net.redis_cluster_link import Command, slot_of
-from ppsp.tracker.net.redis_storage import _list_read, _pairs
+from ppsp.tracker.net.redis_storage import _list_read, _packed, _pairs
 from ppsp.tracker.storage.base import PeerListRead, PeerRecord
-from ppsp.tracker.storage.records import address_to_json, pack_content_map, stats_field_and_data
+from ppsp.tracker.storage.records import address_to_json, stats_field_and_data
 from ppsp.wire.tracker import ContentMap, PeerMode, StreamStatistics
 
 __all__ = ["Script", "ShardLayout", "flag", "hash_reply", "text"]
@@ -178,6 +178,15 @@ class ShardLayout:
             str(math.ceil(limits.memberships_total / self.n)),
         ]
 
+    def map_bounds(self, limits: Limits | None) -> list[str]:
+        """The bounds on the weight of the content maps one swarm shard keeps: per host (the
+        whole bound, as peers per host hold per peer shard) and in all (``ceil(total / n)``);
+        -1: none."""
+        if limits is None:
+            return ["-1", "-1"]
+        per_host = str(limits.map_bytes_per_host) if limits.per_host else "-1"
+        return [per_host, str(math.ceil(limits.map_bytes_total / self.n))]
+
     def swarm_writes(
         self,
         peer_id: str,
@@ -236,9 +245,11 @@ class ShardLayout:
         named: Sequence[str],
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        limits: Limits | None = None,
     ) -> list[Command]:
         """The ``S_REPORT`` commands of a report, one per swarm shard it touches; ``guard``:
-        check, ip, new addresses, REFLEXIVE address (as the script takes them)."""
+        check, ip, new addresses, REFLEXIVE address (as the script takes them); the maps kept
+        within ``limits`` (:meth:`map_bounds`)."""
         parts: dict[int, tuple[list[str], list[Any], list[Any]]] = defaultdict(lambda: ([], [], []))
         for swarm_id in named:
             parts[self.swarm(swarm_id)][0].append(swarm_id)
@@ -246,12 +257,13 @@ class ShardLayout:
             if item.swarm_id is not None:
                 parts[self.swarm(item.swarm_id)][1].extend(stats_field_and_data(item))
         for content_map in content_maps:
-            packed = pack_content_map(content_map)
+            packed = _packed(content_map, limits)
             parts[self.swarm(content_map.swarm_id)][2].extend((content_map.swarm_id, packed))
         commands = []
+        bounds = self.map_bounds(limits)
         for k, (swarms, items, maps) in parts.items():
             args = [peer_id, *guard, str(len(swarms)), *swarms, str(len(items) // 2)]
-            commands.append(self.on_swarms(k, S_REPORT, *args, *items, *maps))
+            commands.append(self.on_swarms(k, S_REPORT, *args, *items, *bounds, *maps))
         return commands
 
     def removals(self, gone: Sequence[tuple[str, Sequence[str]]]) -> list[Command]:

@@ -6,10 +6,64 @@ trackers on one Redis and costs one round trip.  ``ARGV[1]`` is always the key p
 
 from __future__ import annotations
 
+# The weight of the content maps kept (obligation 6 of the storage): ``mapbytes`` (host ->
+# bytes, no zeros) and ``mapbytestotal``, where the maps are (``q``: the prefix of one server,
+# or of a swarm shard).  A map weighs its packed length, which HSTRLEN reads.  host_maps: count
+# `by` more bytes for host `h` (none for '' or false).  count_maps: the same, and in all (never
+# below 0: maps of an earlier release were not counted).  drop_map: forget member `id`'s map
+# of swarm `s`.  put_map: keep `packed` as its map when the weights stay within `per_host` and
+# `total` (-1: no bound) once it replaces the last one (a map no heavier is always kept); else
+# drop the last one.  Returns 1 when kept, 0 when not.
+MAPS_FN = """
+local function host_maps(q, h, by)
+  if h and h ~= '' and by ~= 0 then
+    if redis.call('HINCRBY', q .. 'mapbytes', h, by) <= 0 then
+      redis.call('HDEL', q .. 'mapbytes', h)
+    end
+  end
+end
+local function count_maps(q, h, by)
+  if by == 0 then return end
+  host_maps(q, h, by)
+  if redis.call('INCRBY', q .. 'mapbytestotal', by) < 0 then
+    redis.call('SET', q .. 'mapbytestotal', 0)
+  end
+end
+local function drop_map(q, s, id, h)
+  local key = q .. 'swarmmaps:' .. s
+  local size = redis.call('HSTRLEN', key, id)
+  if size > 0 then
+    redis.call('HDEL', key, id)
+    count_maps(q, h, -size)
+  end
+end
+local function put_map(q, s, id, h, packed, per_host, total)
+  local key = q .. 'swarmmaps:' .. s
+  local grow = string.len(packed) - redis.call('HSTRLEN', key, id)
+  if grow > 0 then
+    if per_host >= 0 and h and h ~= '' and
+       tonumber(redis.call('HGET', q .. 'mapbytes', h) or '0') + grow > per_host then
+      drop_map(q, s, id, h)
+      return 0
+    end
+    if total >= 0 and tonumber(redis.call('GET', q .. 'mapbytestotal') or '0') + grow > total then
+      drop_map(q, s, id, h)
+      return 0
+    end
+  end
+  redis.call('HSET', key, id, packed)
+  count_maps(q, h, grow)
+  return 1
+end
+"""
+
 # Lua functions shared by the scripts.  count_host: change the count of host `h` (none for
 # '' or false), dropping it at zero.  write_record: create or replace a peer's record and
-# deadline, counting a new record (or one of an earlier release, without `h`) for its host.
-RECORD_FN = """
+# deadline, counting a new record (or one of an earlier release, without `h`) for its host,
+# and the weight of its content maps for its new host when its host changes.
+RECORD_FN = (
+    MAPS_FN
+    + """
 local function count_host(p, h, by)
   if h and h ~= '' then
     if redis.call('HINCRBY', p .. 'hosts', h, by) <= 0 then
@@ -23,11 +77,20 @@ local function write_record(p, id, v, s, a, d, g, h)
   if old ~= h then
     count_host(p, old, -1)
     count_host(p, h, 1)
+    if old then
+      local weight = 0
+      for _, m in ipairs(redis.call('HKEYS', p .. 'peerswarms:' .. id)) do
+        weight = weight + redis.call('HSTRLEN', p .. 'swarmmaps:' .. m, id)
+      end
+      host_maps(p, old, -weight)
+      host_maps(p, h, weight)
+    end
   end
   redis.call('HSET', key, 'v', v, 's', s, 'a', a, 'd', d, 'g', g, 'h', h)
   redis.call('ZADD', p .. 'deadlines', d, id)
 end
 """
+)
 
 # Forget the corrupt-peer reports about member `id` of swarm `s` (it leaves the swarm).
 REPORTS_FN = """
@@ -47,13 +110,14 @@ DELETE_FN = (
     + REPORTS_FN
     + """
 local function delete_peer(p, id)
-  count_host(p, redis.call('HGET', p .. 'peer:' .. id, 'h'), -1)
+  local h = redis.call('HGET', p .. 'peer:' .. id, 'h')
+  count_host(p, h, -1)
   local swarms = redis.call('HKEYS', p .. 'peerswarms:' .. id)
   for _, s in ipairs(swarms) do
     if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
       redis.call('DECR', p .. 'memberships')
     end
-    redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+    drop_map(p, s, id, h)
     drop_reports(p, s, id)
     if redis.call('HLEN', p .. 'swarm:' .. s) == 0 then
       redis.call('SREM', p .. 'swarms', s)
@@ -94,12 +158,13 @@ end
 """
 
 LEAVE_FN = (
-    REPORTS_FN
+    MAPS_FN
+    + REPORTS_FN
     + """
 local function leave(p, s, id)
   if redis.call('HDEL', p .. 'peerswarms:' .. id, s) == 0 then return 0 end
   redis.call('HDEL', p .. 'peerstats:' .. id, s)
-  redis.call('HDEL', p .. 'swarmmaps:' .. s, id)
+  drop_map(p, s, id, redis.call('HGET', p .. 'peer:' .. id, 'h'))
   drop_reports(p, s, id)
   if redis.call('HDEL', p .. 'swarm:' .. s, id) == 1 then
     redis.call('DECR', p .. 'memberships')
@@ -174,12 +239,18 @@ then the bounds (peers per host, swarms per peer, peers, swarms, memberships; -1
 -1 for no check), the number of swarms to leave, those swarms, then (swarm, mode) pairs to
 join.  Returns 0, or the name of the bound the change would pass (nothing written)."""
 
-PUT_MAP = """
+PUT_MAP = (
+    MAPS_FN
+    + """
 local p, s, id = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 0 then return 0 end
-redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[4])
-return 1
+local h = redis.call('HGET', p .. 'peer:' .. id, 'h')
+return put_map(p, s, id, h, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
 """
+)
+"""A content map (:meth:`RedisStorage.put_content_map`): ARGV prefix, swarm, peer, the packed
+map, the bounds on the maps' weight (per host, in all; -1: none).  Returns 1 when it is kept,
+0 when the peer is not a member or the map is not kept."""
 
 PUT_STATS = """
 local p, id = ARGV[1], ARGV[2]
@@ -216,10 +287,12 @@ for _ = 1, tonumber(ARGV[9]) do
   redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+local per_host, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
 while i <= #ARGV do
   local s = ARGV[i]
   if redis.call('HEXISTS', p .. 'swarm:' .. s, id) == 1 then
-    redis.call('HSET', p .. 'swarmmaps:' .. s, id, ARGV[i + 1])
+    put_map(p, s, id, ARGV[8], ARGV[i + 1], per_host, total)
   end
   i = i + 2
 end
@@ -227,8 +300,8 @@ return 1
 """
 )
 """A STAT_REPORT in one round trip: the record and deadline (as ``PUT_PEER``), then
-``count`` statistics (field, data) and the content maps (swarm, packed) of swarms the peer is
-in."""
+``count`` statistics (field, data), the bounds on the maps' weight (per host, in all; -1:
+none) and the content maps (swarm, packed) of swarms the peer is in."""
 
 CORRUPT_REPORTS = """
 local p, me, host = ARGV[1], ARGV[2], ARGV[3]
@@ -475,6 +548,7 @@ written), else ``{version, addresses, host[, {members, suspects}]}``."""
 
 REPORT_GUARDED = (
     GUARD_FN
+    + MAPS_FN
     + """
 local p, id = ARGV[1], ARGV[2]
 local nswarms = tonumber(ARGV[3])
@@ -490,8 +564,10 @@ for _ = 1, nstats do
   redis.call('HSET', p .. 'peerstats:' .. id, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+local per_host, total = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
 while i <= #ARGV do
-  redis.call('HSET', p .. 'swarmmaps:' .. ARGV[i], id, ARGV[i + 1])
+  put_map(p, ARGV[i], id, rec[4], ARGV[i + 1], per_host, total)
   i = i + 2
 end
 return out
@@ -500,7 +576,8 @@ return out
 """A STAT_REPORT on a guess (:meth:`RedisStorage.report_guarded`): ARGV prefix, peer, the
 number of swarms the report names, the guard (version, states, check, ip), the new state,
 addresses and REFLEXIVE address (as ``FIND_GUARDED``) and deadline, the swarms named, the
-number of statistics, the statistics (field, data) and the content maps (swarm, packed).
+number of statistics, the statistics (field, data), the bounds on the maps' weight (as
+``REPORT``) and the content maps (swarm, packed).
 Returns 0 when the guess is wrong (nothing written), else ``{version, addresses, host}``."""
 
 DELETE_GUARDED = (

@@ -21,6 +21,9 @@ of key has its own leading word so that no peer or swarm ID can make two kinds c
 ``suspects:{swarm}``       set        members reported by enough distinct hosts
 ``reported``               string     number of ``reports:`` keys
 ``suspectcount``           string     number of members in all ``suspects:`` sets
+``mapbytes``               hash       host -> weight of the content maps of the peers it
+                                      registered (packed lengths; no zeros)
+``mapbytestotal``          string     weight of every content map kept
 =========================  =========  =====================================================
 
 Operations that touch several keys (join, leave, delete, expire, content map) are Lua scripts, so
@@ -59,6 +62,7 @@ from ppsp.tracker.storage.base import (
     SwarmMember,
     SwarmPage,
     SwarmView,
+    kept_segments,
     limit_error,
 )
 from ppsp.tracker.storage.records import (
@@ -179,6 +183,15 @@ class RedisStorage(Storage):
             str(limits.memberships_total),
         )
 
+    @staticmethod
+    def _map_bounds(limits: Limits | None) -> tuple[str, str]:
+        """The bounds on the weight of the content maps kept, per host and in all (-1: none;
+        obligation 6), as the scripts take them."""
+        if limits is None:
+            return ("-1", "-1")
+        per_host = str(limits.map_bytes_per_host) if limits.per_host else "-1"
+        return (per_host, str(limits.map_bytes_total))
+
     def _record_args(self, record: PeerRecord) -> list[str | bytes]:
         return [
             self._p,
@@ -211,14 +224,18 @@ class RedisStorage(Storage):
         record: PeerRecord,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        *,
+        limits: Limits | None = None,
     ) -> None:
-        """The record, statistics and content maps of a STAT_REPORT, written by one script."""
+        """The record, statistics and content maps of a STAT_REPORT (the maps within
+        ``limits``), written by one script."""
         args = self._record_args(record)
         args.append(str(len(stats)))
         for item in stats:
             args.extend(stats_field_and_data(item))
+        args.extend(self._map_bounds(limits))
         for content_map in content_maps:
-            args.extend((content_map.swarm_id, pack_content_map(content_map)))
+            args.extend((content_map.swarm_id, _packed(content_map, limits)))
         await self._script(self._report, args)
 
     async def update(
@@ -277,6 +294,7 @@ class RedisStorage(Storage):
         deadline: float,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        limits: Limits | None = None,
     ) -> PeerRecord | None:
         """The STAT_REPORT of a peer as guessed: one script (``REPORT_GUARDED``)."""
         args: list[str | bytes] = [self._p, peer_id, str(len(guard.swarms)), *_guard_args(guard)]
@@ -287,8 +305,9 @@ class RedisStorage(Storage):
         args.append(str(len(stats)))
         for item in stats:
             args.extend(stats_field_and_data(item))
+        args.extend(self._map_bounds(limits))
         for content_map in content_maps:
-            args.extend((content_map.swarm_id, pack_content_map(content_map)))
+            args.extend((content_map.swarm_id, _packed(content_map, limits)))
         raw = await self._script(self._report_guarded, args)
         if not raw:
             return None
@@ -400,11 +419,14 @@ class RedisStorage(Storage):
         flat = cast("list[bytes]", await self._script(self._members, args))
         return _members(flat, with_maps)
 
-    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
-        """Store the peer's content map for its swarm; False when not a member."""
-        packed = pack_content_map(content_map)
-        result = await self._script(self._put_map, [self._p, content_map.swarm_id, peer_id, packed])
-        return bool(result)
+    async def put_content_map(
+        self, peer_id: str, content_map: ContentMap, *, limits: Limits | None = None
+    ) -> bool:
+        """Store the peer's content map for its swarm within ``limits`` (obligation 6); False
+        when not a member or not kept."""
+        packed = _packed(content_map, limits)
+        args = [self._p, content_map.swarm_id, peer_id, packed, *self._map_bounds(limits)]
+        return bool(await self._script(self._put_map, args))
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
         """The peer's latest content map in the swarm, if any."""
@@ -533,7 +555,9 @@ class RedisStorage(Storage):
                 pipe.hlen(self._p + "hosts")
                 pipe.get(self._p + "reported")
                 pipe.get(self._p + "suspectcount")
-                peers, swarms, memberships, hosts, reported, suspects = await pipe.execute()
+                pipe.get(self._p + "mapbytestotal")
+                replies = await pipe.execute()
+            peers, swarms, memberships, hosts, reported, suspects, map_bytes = replies
             return StorageCounts(
                 peers=int(peers),
                 swarms=int(swarms),
@@ -541,6 +565,7 @@ class RedisStorage(Storage):
                 hosts=int(hosts),
                 reported=int(reported or 0),
                 suspects=int(suspects or 0),
+                map_bytes=int(map_bytes or 0),
             )
 
         return await self._call(op)
@@ -561,6 +586,14 @@ class RedisStorage(Storage):
         """Close the connection pool and the pipelined link."""
         await self._link.close()
         await self._redis.aclose()
+
+
+def _packed(content_map: ContentMap, limits: Limits | None) -> bytes:
+    """A content map as the scripts store it: packed, its first ``map_segments_kept``
+    segments when there are ``limits`` (obligation 6)."""
+    if limits is not None:
+        content_map = kept_segments(content_map, limits.map_segments_kept)
+    return pack_content_map(content_map)
 
 
 def _guard_args(guard: Guard) -> list[str]:

@@ -22,6 +22,15 @@ Obligations of every backend:
    before ``now`` and returns their IDs; :meth:`Storage.next_deadline` is the earliest deadline
    of a stored peer.
 6. **Content maps** are stored per (swarm, peer), only for members, each replacing the last.
+   With a :class:`~ppsp.tracker.limits.Limits`, a map is kept with its first
+   ``Limits.map_segments_kept`` segments (:func:`kept_segments`), and only when, once it
+   replaced the peer's last map there, the maps kept for the peer's host (its record's
+   ``host``) weigh at most ``Limits.map_bytes_per_host`` (when ``per_host``) and all maps kept
+   at most ``Limits.map_bytes_total``, each map weighing :func:`content_map_bytes` of what is
+   kept (:func:`map_fits`): a map no heavier than the one it replaces is always kept.  A map
+   not kept drops the peer's last map in that swarm too; it is not an error.
+   ``StorageCounts.map_bytes`` is the weight of the maps kept, and returns to zero when they
+   are gone (leave, delete, expiry).
 7. **Statistics** are stored per (peer, swarm), the latest replacing the previous one; those
    without a swarm ID are kept under the peer alone.
 8. **Values round-trip**: what is stored is returned equal (addresses, modes, maps, stats).
@@ -77,6 +86,7 @@ from ppsp.wire.tracker import (
     PeerAddress,
     PeerMode,
     ProtocolVersion,
+    RepresentationMap,
     StreamStatistics,
 )
 
@@ -96,8 +106,11 @@ __all__ = [
     "SwarmMember",
     "SwarmPage",
     "SwarmView",
+    "content_map_bytes",
     "group_members",
+    "kept_segments",
     "limit_error",
+    "map_fits",
     "member_prefix",
     "prefix_of",
     "rank_profile",
@@ -278,6 +291,70 @@ class StorageCounts:
     """Memberships with at least one counted corrupt-peer report."""
     suspects: int = 0
     """Memberships reported by ``Limits.suspect_reporters`` distinct hosts or more."""
+    map_bytes: int = 0
+    """The weight of the content maps kept (:func:`content_map_bytes`, obligation 6)."""
+
+
+def content_map_bytes(content_map: ContentMap) -> int:
+    """What a content map weighs against the bounds on the maps kept (obligation 6): the length
+    of its packed form (:func:`~ppsp.tracker.storage.records.pack_content_map`, what Redis
+    keeps): 4 bytes and the swarm ID, 6 bytes and the ID of each representation, 28 bytes and
+    the bitmap of each segment (IDs in UTF-8)."""
+    representations = content_map.representations
+    if len(representations) == 1 and len(representations[0].segments) == 1:
+        # One segment of one representation (every map a peer of this project sends).
+        rep = representations[0]
+        return (
+            38
+            + len(content_map.swarm_id.encode())
+            + len(rep.representation_id.encode())
+            + len(rep.segments[0].bitmap)
+        )
+    size = 4 + len(content_map.swarm_id.encode())
+    for rep in representations:
+        segments = rep.segments
+        size += 6 + 28 * len(segments) + len(rep.representation_id.encode())
+        for segment in segments:
+            size += len(segment.bitmap)
+    return size
+
+
+def kept_segments(content_map: ContentMap, segments: int) -> ContentMap:
+    """``content_map`` as a storage keeps it (obligation 6): its first ``segments`` segments
+    (``Limits.map_segments_kept``), in the order it gives them; a representation left without
+    a segment is dropped.  A map within the bound (every map a peer of this project sends) is
+    returned as it is."""
+    count = 0
+    for rep in content_map.representations:
+        count += len(rep.segments)
+    if count <= segments:
+        return content_map
+    left = segments
+    representations: list[RepresentationMap] = []
+    for rep in content_map.representations:
+        if left <= 0:
+            break
+        if len(rep.segments) > left:
+            rep = RepresentationMap(
+                representation_id=rep.representation_id, segments=rep.segments[:left]
+            )
+        representations.append(rep)
+        left -= len(rep.segments)
+    return ContentMap(swarm_id=content_map.swarm_id, representations=tuple(representations))
+
+
+def map_fits(
+    old: int, new: int, host_bytes: int, total_bytes: int, host: str, limits: Limits | None
+) -> bool:
+    """Whether a map weighing ``new`` may replace one weighing ``old`` (0: none) (obligation
+    6), the maps kept weighing ``host_bytes`` for its peer's ``host`` and ``total_bytes`` in
+    all.  The Redis scripts apply the same rule."""
+    grow = new - old
+    if limits is None or grow <= 0:
+        return True
+    if limits.per_host and host and host_bytes + grow > limits.map_bytes_per_host:
+        return False
+    return total_bytes + grow <= limits.map_bytes_total
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -508,10 +585,14 @@ class Storage(abc.ABC):
         return group_members(await self.members(swarm_id, limit=limit))
 
     @abc.abstractmethod
-    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
+    async def put_content_map(
+        self, peer_id: str, content_map: ContentMap, *, limits: Limits | None = None
+    ) -> bool:
         """Store the peer's content map for ``content_map.swarm_id``, replacing the last one.
 
-        Returns False (and stores nothing) when the peer is not a member of that swarm.
+        Returns False (and stores nothing) when the peer is not a member of that swarm, and
+        when ``limits`` do not let the map be kept (obligation 6: the peer's last map there is
+        dropped then).
         """
         ...
 
@@ -530,9 +611,12 @@ class Storage(abc.ABC):
         record: PeerRecord,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        *,
+        limits: Limits | None = None,
     ) -> None:
         """What a STAT_REPORT stores: :meth:`put_peer`, then each :meth:`put_stats` and
-        :meth:`put_content_map` in order (a map for a swarm the peer is not in is dropped).
+        :meth:`put_content_map` (within ``limits``) in order (a map for a swarm the peer is
+        not in is dropped, and so is a map ``limits`` do not let be kept).
 
         This default makes the calls one by one; a remote backend sends them in one round trip.
         """
@@ -540,7 +624,7 @@ class Storage(abc.ABC):
         for item in stats:
             await self.put_stats(record.peer_id, item)
         for content_map in content_maps:
-            await self.put_content_map(record.peer_id, content_map)
+            await self.put_content_map(record.peer_id, content_map, limits=limits)
 
     @abc.abstractmethod
     async def add_corrupt_reports(
@@ -649,10 +733,11 @@ class Storage(abc.ABC):
         deadline: float,
         stats: Sequence[StreamStatistics],
         content_maps: Sequence[ContentMap],
+        limits: Limits | None = None,
     ) -> PeerRecord | None:
         """When ``guard`` holds (every swarm the report names among its swarms): what
-        :meth:`put_report` writes, with the record changed as in :meth:`find_guarded`.
-        Returns the new record; None when the guard fails."""
+        :meth:`put_report` writes (within ``limits``), with the record changed as in
+        :meth:`find_guarded`.  Returns the new record; None when the guard fails."""
         return None
 
     async def join_guarded(

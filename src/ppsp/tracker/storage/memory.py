@@ -56,7 +56,6 @@ from ppsp.tracker import peerlist
 from ppsp.tracker.limits import Limits
 from ppsp.tracker.storage.base import (
     MemberGroup,
-    MemberView,
     PeerRecord,
     RankProfile,
     ReportOutcome,
@@ -67,9 +66,9 @@ from ppsp.tracker.storage.base import (
     SwarmView,
     limit_error,
     rank_profile,
-    report_outcome,
 )
 from ppsp.tracker.storage.memory_records import (
+    believed,
     kind_for,
     kind_of,
     prefix_of_stored,
@@ -77,7 +76,15 @@ from ppsp.tracker.storage.memory_records import (
     restored_form,
     stored_form,
 )
-from ppsp.tracker.storage.memory_reports import KeptStats, kept_map, kept_stats, map_of, stats_of
+from ppsp.tracker.storage.memory_reports import (
+    KeptStats,
+    MapWeights,
+    kept_map,
+    kept_stats,
+    kept_weight,
+    map_of,
+    stats_of,
+)
 from ppsp.tracker.storage.memory_swarms import (
     COUNT_FROM,
     COUNT_UNTIL,
@@ -158,6 +165,8 @@ class MemoryStorage(Storage):
         self._profiles: dict[RankProfile, RankProfile] = {}
         # The swarms' IDs in order, for the dashboard's pages.
         self._index = SortedIds()
+        # The weight of the content maps kept, per host and in all (obligation 6).
+        self._weights = MapWeights()
 
     def _profile(self, addresses: tuple[PeerAddress, ...]) -> RankProfile:
         profile = rank_profile(addresses)
@@ -291,6 +300,8 @@ class MemoryStorage(Storage):
         if counted != host:
             self._count_host(counted, -1)
             self._count_host(host, 1)
+            weight = sum(self._shard(s)[s].map_weight(peer.peer_id) for s in peer.swarms)
+            self._weights.move(counted, host, weight)
         fresh = kind_for(record, kind[3], kind[4], entry_stored(peer))
         if fresh != kind:
             set_kind(peer, fresh)
@@ -433,23 +444,24 @@ class MemoryStorage(Storage):
         if peer is None:
             return False
         kind = peer.kind  # PeerEntry.host inline (an expiry sweep runs this for every peer)
-        if len(kind) == 6:
-            self._count_host(kind[5], -1)
-        else:
-            self._count_host(packed_host(read_held(peer)[8:]) or "", -1)
+        host = kind[5] if len(kind) == 6 else packed_host(read_held(peer)[8:]) or ""
+        self._count_host(host, -1)
         if self._stats:
             self._stats.pop(peer_id, None)
         joined = read_joined(peer)  # PeerEntry.swarms without a property call
         if type(joined) is tuple:
             if joined:  # one swarm: the entry is its member
-                self._drop_member(joined[0], peer, kind[3])
+                self._drop_member(joined[0], peer, kind[3], host)
         else:
             for swarm_id, member in zip(peer.swarms, peer.members(), strict=True):
-                self._drop_member(swarm_id, member, kind[3])
+                self._drop_member(swarm_id, member, kind[3], host)
         return True
 
-    def _drop_member(self, swarm_id: str, member: SwarmMember, profile: RankProfile) -> None:
-        """Remove a held member from its swarm (the swarm with it, when it was the last)."""
+    def _drop_member(
+        self, swarm_id: str, member: SwarmMember, profile: RankProfile, host: str
+    ) -> None:
+        """Remove a held member from its swarm (the swarm with it, when it was the last);
+        ``host``: the host its peer is counted for."""
         shard = self._shard(swarm_id)
         swarm = shard[swarm_id]
         swarm.unplace(profile, member)
@@ -458,9 +470,7 @@ class MemoryStorage(Storage):
         if swarm.reports is not None and peer_id in swarm.reports:
             self._drop_reports(swarm, peer_id)
         if swarm.maps is not None:
-            swarm.maps.pop(peer_id, None)
-            if not swarm.maps:
-                swarm.maps = None
+            self._weights.add(host, -swarm.drop_map(peer_id))
         if not swarm.count:
             del shard[swarm_id]
             self._swarm_count -= 1
@@ -578,7 +588,7 @@ class MemoryStorage(Storage):
             stats.pop(swarm_id, None)
             if not stats:
                 del self._stats[peer_id]
-        self._drop_member(swarm_id, member, profile)
+        self._drop_member(swarm_id, member, profile, peer.host)
         return True
 
     async def members(
@@ -588,25 +598,10 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return []
+        chosen = swarm.sample(limit, self._rng)
         if limit is not None and swarm.count > limit:
-            chosen = swarm.at_ranks(sorted(self._rng.sample(range(swarm.count), limit)))
             self._rng.shuffle(chosen)
-        else:
-            chosen = swarm.every_member()
-        maps = swarm.maps if with_maps else None
-        if not maps:
-            return chosen
-        return [
-            member
-            if (found := maps.get(member.peer_id)) is None
-            else SwarmMember(
-                peer_id=member.peer_id,
-                mode=member.mode,
-                addresses=member.addresses,
-                content_map=map_of(found),
-            )
-            for member in chosen
-        ]
+        return swarm.with_maps(chosen) if with_maps else chosen
 
     async def member_groups(self, swarm_id: str, *, limit: int | None = None) -> list[MemberGroup]:
         """Members of the swarm by rank profile: all of them (``limit`` unused), not copied.
@@ -620,16 +615,52 @@ class MemoryStorage(Storage):
             return []
         return swarm.group_items()  # type: ignore[return-value]
 
-    async def put_content_map(self, peer_id: str, content_map: ContentMap) -> bool:
-        """Store the peer's content map for its swarm; False when not a member."""
+    async def put_report(
+        self,
+        record: PeerRecord,
+        stats: Sequence[StreamStatistics],
+        content_maps: Sequence[ContentMap],
+        *,
+        limits: Limits | None = None,
+    ) -> None:
+        """What a STAT_REPORT stores (:meth:`Storage.put_report`), without a coroutine a part."""
+        self._put(record)
+        for item in stats:
+            self._put_stats(record.peer_id, item)
+        for content_map in content_maps:
+            # The peer is counted for its record's host now (obligation 11).
+            self._put_map(record.peer_id, content_map, limits, record.host)
+
+    async def put_content_map(
+        self, peer_id: str, content_map: ContentMap, *, limits: Limits | None = None
+    ) -> bool:
+        """Store the peer's content map for its swarm within ``limits`` (obligation 6); False
+        when not a member or not kept."""
+        return self._put_map(peer_id, content_map, limits)
+
+    def _put_map(
+        self, peer_id: str, content_map: ContentMap, limits: Limits | None, host: str | None = None
+    ) -> bool:
         swarm = self._shard(content_map.swarm_id).get(content_map.swarm_id)
         peer = self._peers.get(peer_id)
         if swarm is None or peer is None or content_map.swarm_id not in peer.swarms:
             return False
-        if swarm.maps is None:
-            swarm.maps = {}
+        maps = swarm.maps
+        if maps is None:
+            maps = swarm.maps = {}
+        old = maps.get(peer_id)
+        segments = None if limits is None else limits.map_segments_kept
+        kept = kept_map(content_map, segments)  # untracked: memory_reports
+        # A peer's maps keep their weight as its content fills (the common case): the weights
+        # and the host are read only when it changes.
+        if old is None or old[:4] != kept[:4]:
+            was = kept_weight(old) if old else 0
+            host = peer.host if host is None else host
+            if not self._weights.change(host, was, kept_weight(kept), limits):
+                self._weights.add(host, -swarm.drop_map(peer_id))
+                return False
         # Keyed by the held copy of the ID: a request's own copy would be kept with the map.
-        swarm.maps[peer.peer_id] = kept_map(content_map)  # untracked: memory_reports
+        maps[peer.peer_id] = kept
         return True
 
     async def get_content_map(self, swarm_id: str, peer_id: str) -> ContentMap | None:
@@ -640,6 +671,9 @@ class MemoryStorage(Storage):
 
     async def put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         """Store the latest statistics of the peer for ``stats.swarm_id``."""
+        self._put_stats(peer_id, stats)
+
+    def _put_stats(self, peer_id: str, stats: StreamStatistics) -> None:
         peer = self._peers.get(peer_id)
         if peer is None:
             return
@@ -672,36 +706,17 @@ class MemoryStorage(Storage):
         for report in reports:
             swarm = self._shard(report.swarm_id).get(report.swarm_id)
             reported = self._peers.get(report.peer_id)
-            ignored = report_outcome(
-                report,
-                reporter_id=reporter_id,
-                reporter_host=reporter_host,
-                reporter_swarms=() if reporter is None else reporter.swarms,
-                reported=None if reported is None else record_of(reported),
-                reported_member=swarm is not None and report.swarm_id in reported.swarms
-                if reported is not None
-                else False,
-            )
-            if ignored is not None or swarm is None:
+            if swarm is None or not believed(
+                report, reporter_id, reporter_host, reporter, reported
+            ):
                 outcomes.append(ReportOutcome.IGNORED)
                 continue
-            if swarm.reports is None:
-                swarm.reports = {}
-            hosts = swarm.reports.get(report.peer_id)
-            if hosts is None:
-                hosts = swarm.reports[report.peer_id] = {}
-                self._reported += 1
-            if reporter_host in hosts:
-                hosts[reporter_host] = report.corrupt_chunks
-                outcomes.append(ReportOutcome.REPEATED)
-            elif len(hosts) >= limits.reporters_kept:
-                outcomes.append(ReportOutcome.REPEATED)
-            else:
-                hosts[reporter_host] = report.corrupt_chunks
-                outcomes.append(ReportOutcome.COUNTED)
-                if len(hosts) >= limits.suspect_reporters and report.peer_id not in swarm.suspects:
-                    swarm.suspects = swarm.suspects | {report.peer_id}
-                    self._suspects += 1
+            outcome, reported_more, suspects_more = swarm.count_report(
+                report, reporter_host, limits
+            )
+            outcomes.append(outcome)
+            self._reported += reported_more
+            self._suspects += suspects_more
         return outcomes
 
     async def suspects(self, swarm_id: str) -> frozenset[str]:
@@ -733,28 +748,7 @@ class MemoryStorage(Storage):
         swarm = self._shard(swarm_id).get(swarm_id)
         if swarm is None:
             return SwarmView(swarm_id=swarm_id, members=0)
-        count = swarm.count
-        if count <= limit:
-            chosen = swarm.every_member()
-        else:
-            # A sample by rank among the rank groups' lists: no list of every member is made.
-            chosen = swarm.at_ranks(sorted(self._rng.sample(range(count), limit)))
-        stored_maps = swarm.maps or {}
-        sample: list[MemberView] = []
-        for at, member in enumerate(chosen):
-            held = self._stats.get(member.peer_id)
-            kept = held.get(swarm_id) if held else None
-            stats = None if kept is None else stats_of(kept)
-            found = stored_maps.get(member.peer_id) if at < maps else None
-            if found is not None:
-                member = SwarmMember(
-                    peer_id=member.peer_id,
-                    mode=member.mode,
-                    addresses=member.addresses,
-                    content_map=map_of(found),
-                )
-            sample.append(MemberView(member=member, stats=stats))
-        return SwarmView(swarm_id=swarm_id, members=count, sample=tuple(sample))
+        return swarm.view(swarm_id, swarm.sample(limit, self._rng), maps, self._stats)
 
     async def get_stats(self, peer_id: str) -> tuple[StreamStatistics, ...]:
         """The latest statistics of the peer, one per swarm."""
@@ -792,4 +786,5 @@ class MemoryStorage(Storage):
             hosts=len(self._hosts),
             reported=self._reported,
             suspects=self._suspects,
+            map_bytes=self._weights.total,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from ppsp.tracker.storage.base import PeerRecord, RankProfile, prefix_of
+from ppsp.tracker.storage.base import PeerRecord, RankProfile, prefix_of, report_outcome
 from ppsp.tracker.storage.memory_swarms import (
     Kind,
     PeerEntry,
@@ -32,9 +32,10 @@ from ppsp.wire.packed import (
     unpack,
     unpacked_kept,
 )
-from ppsp.wire.tracker import AddressType, PeerAddress, PeerMode
+from ppsp.wire.tracker import AddressType, CorruptPeerReport, PeerAddress, PeerMode
 
 __all__ = [
+    "believed",
     "kind_for",
     "kind_of",
     "prefix_of_stored",
@@ -146,3 +147,25 @@ def prefix_of_stored(stored: Stored) -> str | None:
     if stored and stored[-1].type is AddressType.REFLEXIVE:
         return sys.intern(prefix_of(stored[-1].ip))
     return None
+
+
+def believed(
+    report: CorruptPeerReport,
+    reporter_id: str,
+    reporter_host: str,
+    reporter: PeerEntry | None,
+    reported: PeerEntry | None,
+) -> bool:
+    """Whether a corrupt-peer report can be believed (:func:`~ppsp.tracker.storage.base.
+    report_outcome`), from the entries of its reporter and of the peer it reports."""
+    return (
+        report_outcome(
+            report,
+            reporter_id=reporter_id,
+            reporter_host=reporter_host,
+            reporter_swarms=() if reporter is None else reporter.swarms,
+            reported=None if reported is None else record_of(reported),
+            reported_member=reported is not None and report.swarm_id in reported.swarms,
+        )
+        is None
+    )

@@ -13,15 +13,25 @@ backend's module: containers with no I/O and no clock.
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Callable
 from typing import Any
 
+from ppsp.tracker.limits import Limits
 from ppsp.tracker.statemachine import PeerState
-from ppsp.tracker.storage.base import MemberList, MemberSlots, RankProfile, SwarmMember
-from ppsp.tracker.storage.memory_reports import KeptMap
+from ppsp.tracker.storage.base import (
+    MemberList,
+    MemberSlots,
+    MemberView,
+    RankProfile,
+    ReportOutcome,
+    SwarmMember,
+    SwarmView,
+)
+from ppsp.tracker.storage.memory_reports import KeptMap, KeptStats, kept_weight, map_of, stats_of
 from ppsp.wire.packed import pack, packed_host, unpack
-from ppsp.wire.tracker import PeerAddress, PeerMode, ProtocolVersion
+from ppsp.wire.tracker import CorruptPeerReport, PeerAddress, PeerMode, ProtocolVersion
 
 __all__ = [
     "COUNTED_PREFIXES",
@@ -617,9 +627,104 @@ class SwarmEntry:
             chosen.append(groups[group][rank - base])
         return chosen
 
+    def sample(self, limit: int | None, rng: random.Random) -> list[SwarmMember]:
+        """Every member (``limit`` None or not below :attr:`count`), else a uniform sample of
+        ``limit`` of them, in rank order: by rank among the groups' lists, no list of every
+        member made."""
+        if limit is None or self.count <= limit:
+            return self.every_member()
+        return self.at_ranks(sorted(rng.sample(range(self.count), limit)))
+
     def every_member(self) -> list[SwarmMember]:
         """Every member, group after group."""
         out: list[SwarmMember] = []
         for group in self._lists():
             out.extend(group)
         return out
+
+    def map_weight(self, peer_id: str) -> int:
+        """The weight of the member's content map here (0: none kept)."""
+        found = None if self.maps is None else self.maps.get(peer_id)
+        return 0 if found is None else kept_weight(found)
+
+    def drop_map(self, peer_id: str) -> int:
+        """Forget the member's content map here; its weight (0: none was kept)."""
+        maps = self.maps
+        found = None if maps is None else maps.pop(peer_id, None)
+        if not maps:
+            self.maps = None
+        return 0 if found is None else kept_weight(found)
+
+    def with_maps(self, chosen: list[SwarmMember]) -> list[SwarmMember]:
+        """The members ``chosen`` with their content maps here, where one is kept."""
+        maps = self.maps
+        if not maps:
+            return chosen
+        return [
+            member
+            if (found := maps.get(member.peer_id)) is None
+            else SwarmMember(
+                peer_id=member.peer_id,
+                mode=member.mode,
+                addresses=member.addresses,
+                content_map=map_of(found),
+            )
+            for member in chosen
+        ]
+
+    def mapped(self, member: SwarmMember) -> SwarmMember:
+        """``member`` with its content map here when one is kept, else ``member`` itself."""
+        found = None if self.maps is None else self.maps.get(member.peer_id)
+        if found is None:
+            return member
+        return SwarmMember(
+            peer_id=member.peer_id,
+            mode=member.mode,
+            addresses=member.addresses,
+            content_map=map_of(found),
+        )
+
+    def view(
+        self,
+        swarm_id: str,
+        chosen: list[SwarmMember],
+        maps: int,
+        stats: dict[str, dict[str, KeptStats]],
+    ) -> SwarmView:
+        """The dashboard's view of the members ``chosen`` (the first ``maps`` with their
+        content maps), with their statistics for the swarm (``stats``: peer -> swarm ->
+        statistics kept)."""
+        sample: list[MemberView] = []
+        for at, member in enumerate(chosen):
+            held = stats.get(member.peer_id)
+            kept = held.get(swarm_id) if held else None
+            sample.append(
+                MemberView(
+                    member=self.mapped(member) if at < maps else member,
+                    stats=None if kept is None else stats_of(kept),
+                )
+            )
+        return SwarmView(swarm_id=swarm_id, members=self.count, sample=tuple(sample))
+
+    def count_report(
+        self, report: CorruptPeerReport, reporter_host: str, limits: Limits
+    ) -> tuple[ReportOutcome, int, int]:
+        """Count a believed corrupt-peer report about a member (obligation 13): its outcome,
+        and how many more reported members and suspects the swarm has."""
+        reported = suspects = 0
+        if self.reports is None:
+            self.reports = {}
+        hosts = self.reports.get(report.peer_id)
+        if hosts is None:
+            hosts = self.reports[report.peer_id] = {}
+            reported = 1
+        if reporter_host in hosts:
+            hosts[reporter_host] = report.corrupt_chunks
+            return ReportOutcome.REPEATED, reported, suspects
+        if len(hosts) >= limits.reporters_kept:
+            return ReportOutcome.REPEATED, reported, suspects
+        hosts[reporter_host] = report.corrupt_chunks
+        if len(hosts) >= limits.suspect_reporters and report.peer_id not in self.suspects:
+            self.suspects = self.suspects | {report.peer_id}
+            suspects = 1
+        return ReportOutcome.COUNTED, reported, suspects

@@ -15,6 +15,11 @@ is shown is computed by the sans-I/O :mod:`ppsp.tracker.dashboard`.
   :data:`~ppsp.tracker.dashboard.MEMBERS_READ`), their addresses (masked unless
   ``--dashboard-addresses full``) and content-map coverage, and its history.
 
+What is read of a swarm (its members, their statistics and content maps) is answered again
+for :data:`~ppsp.tracker.dashboard.READ_AGAIN_AFTER` seconds
+(:class:`~ppsp.tracker.dashboard.RecentReads`), so that a swarm is read at most once per
+interval for each of the two answers, however often the API is asked.
+
 Every request passes its host's request rate first (503 with ``Retry-After``), as every other
 request to the tracker does.  With an auth key, the API needs ``Authorization: Bearer`` with an
 operator's token (claim ``role`` = ``operator``, ``ppsp token --operator``): 401 without a
@@ -47,6 +52,8 @@ from ppsp.tracker.dashboard import (
     MEMBERS_READ,
     AddressDisplay,
     History,
+    RecentReads,
+    SwarmFigures,
     figures_json,
     parse_page,
     parse_swarm_id,
@@ -94,6 +101,8 @@ class Dashboard:
 
     ``history`` is the ring its charts are drawn from, filled by :attr:`sampler` (which the
     application's upkeep task runs); ``addresses`` says how peers' addresses are shown.
+    ``listed`` and ``pages`` keep what was read of each swarm lately, for the list and for
+    a swarm's own page.
     """
 
     def __init__(
@@ -106,6 +115,8 @@ class Dashboard:
         self.history = history if history is not None else History()
         self.addresses = AddressDisplay(addresses)
         self.sampler = HistorySampler(state.tracker, state.clock, self.history, health=state.health)
+        self.listed: RecentReads[SwarmFigures] = RecentReads()
+        self.pages: RecentReads[tuple[SwarmFigures, list[dict[str, Any]]]] = RecentReads()
         static = importlib.resources.files(__name__).joinpath("static")
         self._files = {name: static.joinpath(name).read_bytes() for name in (_PAGE, *ASSETS)}
 
@@ -214,9 +225,14 @@ class Dashboard:
         storage = self.state.tracker.storage
         counts = await storage.counts()
         listed = await storage.swarm_page((page - 1) * per_page, per_page)
-        views = await storage.swarm_views(
-            listed.swarm_ids, limit=MEMBERS_READ, maps=MAPS_READ_LISTED
-        )
+        now = self.state.clock()
+        figures = {s: self.listed.get(s, now) for s in listed.swarm_ids}
+        unread = [swarm_id for swarm_id, known in figures.items() if known is None]
+        if unread:
+            views = await storage.swarm_views(unread, limit=MEMBERS_READ, maps=MAPS_READ_LISTED)
+            for view in views:
+                figures[view.swarm_id] = read = swarm_figures(view)
+                self.listed.put(view.swarm_id, now, read)
         self.state.health.answered()
         history = self.history
         return _json(
@@ -226,9 +242,9 @@ class Dashboard:
                 "total": listed.total,
                 "pages": max(1, math.ceil(listed.total / per_page)),
                 "swarms": [
-                    figures_json(swarm_figures(view), history.latest(view.swarm_id))
-                    for view in views
-                    if view.members  # a swarm that ended between the two reads is left out
+                    figures_json(read, history.latest(read.swarm_id))
+                    for read in figures.values()
+                    if read is not None and read.members  # a swarm that ended meanwhile: left out
                 ],
                 "totals": {
                     "peers": counts.peers,
@@ -244,16 +260,22 @@ class Dashboard:
 
     async def _swarm(self, request: Request) -> Response:
         swarm_id = parse_swarm_id(request.match_info["swarm_id"])
-        storage = self.state.tracker.storage
-        (view,) = await storage.swarm_views([swarm_id], limit=MEMBERS_READ, maps=MEMBERS_READ)
-        self.state.health.answered()
-        if view.members == 0:
-            raise DashboardNotFound("no such swarm: the tracker has no member of it")
+        now = self.state.clock()
+        read = self.pages.get(swarm_id, now)
+        if read is None:
+            storage = self.state.tracker.storage
+            (view,) = await storage.swarm_views([swarm_id], limit=MEMBERS_READ, maps=MEMBERS_READ)
+            self.state.health.answered()
+            if view.members == 0:
+                raise DashboardNotFound("no such swarm: the tracker has no member of it")
+            read = (swarm_figures(view), [peer_json(r) for r in peer_rows(view, self.addresses)])
+            self.pages.put(swarm_id, now, read)
+        figures, peers = read
         history = self.history
         return _json(
             {
-                **figures_json(swarm_figures(view), history.latest(swarm_id)),
-                "peers": [peer_json(row) for row in peer_rows(view, self.addresses)],
+                **figures_json(figures, history.latest(swarm_id)),
+                "peers": peers,
                 "history": history.swarm_json(swarm_id, self.state.clock()),
                 **self._about(),
             }
