@@ -24,9 +24,12 @@ import ssl as ssl_module
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Admission", "TLSAcceptor", "listening_sockets"]
+__all__ = ["ACCEPT_WARNING_INTERVAL", "Admission", "TLSAcceptor", "listening_sockets"]
 
 log = logging.getLogger(__name__)
+
+ACCEPT_WARNING_INTERVAL = 60.0
+"""Seconds between two warnings of failing accepts (out of descriptors: retried every 0.1 s)."""
 
 
 class Admission(Protocol):
@@ -79,6 +82,7 @@ class TLSAcceptor:
         self._protocol = protocol
         self._timeout = handshake_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warned_at = float("-inf")
 
     def start(self) -> None:
         """Accept on every listening socket until :meth:`close`."""
@@ -97,7 +101,11 @@ class TLSAcceptor:
             try:
                 conn, remote = await loop.sock_accept(listener)
             except OSError as exc:  # out of descriptors, a connection reset in the queue
-                log.warning("accepting a TLS connection failed: %s", exc)
+                now = loop.time()
+                if now >= self._warned_at + ACCEPT_WARNING_INTERVAL:
+                    # Once a minute: the loop retries every 0.1 s while descriptors lack.
+                    log.warning("accepting a TLS connection failed: %s", exc)
+                    self._warned_at = now
                 await asyncio.sleep(0.1)
                 continue
             token = self._admission.admit((str(remote[0]), int(remote[1])))
