@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-import ppsp.codecs.tracker_json
-import ppsp.codecs.tracker_xml  # noqa: F401 (the codecs claim the slots on import)
+# The codecs claim the slots when their encoders load (the packages load them lazily).
+import ppsp.codecs.tracker_json.encode
+import ppsp.codecs.tracker_xml.templates  # noqa: F401
 from ppsp.wire.common import PeerAddress, PeerInfo, keyed_by_value
 from ppsp.wire.encoded import EncodedForms, FormSlot, IdentityForms, KeptForms, claim_form_slot
 
