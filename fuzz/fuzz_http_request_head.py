@@ -9,7 +9,9 @@ Properties checked on every input:
 * whatever parses has an origin-form path, a version of 1.0 or 1.1, a Host when it is HTTP/1.1,
   a ``Content-Length`` within bounds, and is delimited exactly by ``request_head_length``;
 * when ``request_head_length`` finds a head in the input, the bytes after it do not move its end
-  (nor do bytes past ``size``), and parsing anything longer than it is refused.
+  (nor do bytes past ``size``), and parsing anything longer than it is refused;
+* a server's :class:`~ppsp.http.heads.HeadReader` (kept across inputs, so that the rests of
+  heads with credentials are found again) gives the parser's result or its refusal.
 
 Run with atheris when it is installed (``python fuzz/fuzz_http_request_head.py [libFuzzer
 flags]``); otherwise a bounded random-mutation loop over valid seed requests runs
@@ -34,6 +36,7 @@ from ppsp.codecs.httphead import (
     request_head_length,
 )
 from ppsp.errors import HTTPRequestError
+from ppsp.http.heads import HeadReader
 
 STATUSES = frozenset({400, 413, 414, 431, 501, 505})
 """The statuses a refused request head may be answered with."""
@@ -48,6 +51,8 @@ SEEDS: tuple[bytes, ...] = (
     b"GET http://peer:80/x HTTP/1.1\r\nHost: other\r\nContent-Length: 0, 0\r\n\r\n",
     b"PUT /up HTTP/1.1\r\nHost: peer\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
     b"\r\nGET / HTTP/1.1\r\nhost:peer\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer eyJ0.e30.c2ln\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
 )
 """Requests of several shapes (some followed by a body, one after an empty line): the
 mutation loop's corpus."""
@@ -85,7 +90,13 @@ _TOKENS = (
     b"Connection: close\r\n",
     b"Connection: keep-alive\r\n",
     b"Expect: 100-continue\r\n",
+    b"Authorization: Bearer x\r\n",
+    b"\r\nAuthorization:",
+    b"authorization: a\r\n",
 )
+
+_READER = HeadReader()
+"""A server's memory of heads, kept from one input to the next."""
 
 
 def _outcome(data: bytes) -> RequestHead | None:
@@ -96,6 +107,16 @@ def _outcome(data: bytes) -> RequestHead | None:
         if exc.status not in STATUSES:
             raise AssertionError(f"status {exc.status} for {data!r}") from exc
         return None
+
+
+def _check_reader(head: bytes, parsed: RequestHead | None) -> None:
+    """The reader's parse of ``head`` is the parser's (``parsed``, None when refused)."""
+    try:
+        read: RequestHead | None = _READER.parse(head)[0]
+    except HTTPRequestError:
+        read = None
+    if read != parsed:
+        raise AssertionError(f"the head reader and the parser differ: {head!r}")
 
 
 def _check_parsed(data: bytes, parsed: RequestHead) -> None:
@@ -137,6 +158,7 @@ def test_one_input(data: bytes) -> None:
     prefix = _outcome(head)
     if prefix is not None:
         _check_parsed(head, prefix)
+    _check_reader(head, prefix)
     if length < len(data) and parsed is not None:
         raise AssertionError(f"bytes after the head were accepted: {data!r}")
     if length == len(data) and parsed != prefix:

@@ -53,6 +53,7 @@ __all__ = [
     "MAX_REQUEST_LINE_BYTES",
     "RequestHead",
     "ResponseHead",
+    "field_value",
     "head_length",
     "parse_request_head",
     "parse_response_head",
@@ -388,6 +389,16 @@ def parse_request_head(head: bytes, *, chunked: bool = False) -> RequestHead:
         expect_continue=minor_version >= 1 and "100-continue" in expect,
         chunked=has_coding,
     )
+
+
+def field_value(raw: bytes) -> str | None:
+    """The value of a request header field whose line ends in ``raw`` after its colon, as
+    :func:`parse_request_head` keeps it (the white space around it stripped); None for a value
+    that the parser refuses."""
+    value = raw.strip(b" \t")
+    if _FIELD_VALUE.fullmatch(value) is None:
+        return None
+    return value.decode("latin-1")
 
 
 def _split_target(target: bytes) -> tuple[bytes | None, bytes, bytes | None]:

@@ -53,6 +53,16 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._first)
 
+    def with_field(self, name: str, value: str, index: int) -> Headers:
+        """These fields with one more, ``name`` (in lower case, not among them) at ``index``."""
+        fields = self.fields
+        added = Headers.__new__(Headers)
+        added.fields = (*fields[:index], (name, value), *fields[index:])
+        first = dict(self._first)
+        first.setdefault(name, value)
+        added._first = first
+        return added
+
     def getall(self, name: str) -> list[str]:
         """Every value of the fields named ``name`` (any case), in order."""
         wanted = name.lower()

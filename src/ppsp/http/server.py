@@ -44,7 +44,7 @@ import ssl as ssl_module
 from collections.abc import Sequence
 from typing import Any, cast
 
-from ppsp.codecs.httphead import RequestHead, parse_request_head, request_head_length
+from ppsp.codecs.httphead import RequestHead, request_head_length
 from ppsp.errors import (
     HTTPRequestError,
     LocalProtocolError,
@@ -57,8 +57,6 @@ from ppsp.http.bounds import (
     CLOSE_GRACE,
     DEFAULT_BODY_LIMIT,
     DISCARD_LIMIT,
-    HEAD_CACHE_BYTES,
-    HEAD_CACHE_SIZE,
     HEAD_TIMEOUT,
     IDLE_TIMEOUT,
     LINGER,
@@ -78,6 +76,7 @@ from ppsp.http.exchange import (
     error_response,
     send_file_now,
 )
+from ppsp.http.heads import HeadReader
 from ppsp.http.tls_accept import TLSAcceptor, listening_sockets
 
 __all__ = [
@@ -632,7 +631,7 @@ class HTTPServer:
         self.max_connections = max_connections
         self.connections: set[_Connection] = set()
         """The open connections."""
-        self._heads: dict[bytes, tuple[RequestHead, Headers]] = {}
+        self._heads = HeadReader(chunked=chunked_requests)
         self.closing = False
         self._server: asyncio.Server | None = None
 
@@ -660,24 +659,9 @@ class HTTPServer:
             self.hooks.closed(token)
 
     def parse_head(self, head: bytes) -> tuple[RequestHead, Headers]:
-        """A request head parsed (HTTPRequestError for one to refuse), with its fields.
-
-        Clients send the same heads again and again (the same path and fields; the length
-        of the body varies among a few values): the parse of a short head is remembered, a
-        bounded number of them (all forgotten when the bound is reached), and what is
-        remembered is immutable.
-        """
-        cached = self._heads.get(head)
-        if cached is not None:
-            return cached
-        parsed = parse_request_head(head, chunked=self.chunked_requests)
-        found = (parsed, Headers(parsed.headers))
-        if len(head) <= HEAD_CACHE_BYTES:
-            heads = self._heads
-            if len(heads) >= HEAD_CACHE_SIZE:
-                heads.clear()
-            heads[head] = found
-        return found
+        """A request head parsed (HTTPRequestError for one to refuse), with its fields; the
+        parse of a head seen before is found again (:class:`~ppsp.http.heads.HeadReader`)."""
+        return self._heads.parse(head)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
