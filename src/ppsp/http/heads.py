@@ -19,8 +19,6 @@ Layer: I/O helpers without I/O (see :mod:`ppsp.http`): the standard library and
 
 from __future__ import annotations
 
-import dataclasses
-
 from ppsp.codecs.httphead import (
     MAX_HEAD_BYTES,
     MAX_HEADER_FIELDS,
@@ -31,6 +29,7 @@ from ppsp.codecs.httphead import (
 from ppsp.errors import HTTPRequestError
 from ppsp.http.bounds import HEAD_CACHE_BYTES, HEAD_CACHE_SIZE
 from ppsp.http.headers import Headers
+from ppsp.wire.builder import keyword_builder
 
 __all__ = ["HeadReader"]
 
@@ -39,6 +38,8 @@ _CREDENTIALS = b"\r\nAuthorization:"
 takes the full parse."""
 
 _CREDENTIALS_NAME = "authorization"
+
+_build_head = keyword_builder(RequestHead)
 
 
 class HeadReader:
@@ -100,6 +101,19 @@ class HeadReader:
         # line and one each field before it but the last, whose end is ``at`` itself.
         index = head.count(b"\r\n", 0, at)
         fields = (*parsed.headers[:index], (_CREDENTIALS_NAME, value), *parsed.headers[index:])
-        return dataclasses.replace(parsed, headers=fields), headers.with_field(
-            _CREDENTIALS_NAME, value, index
+        # Built field by field: dataclasses.replace reads the class's fields on every call.
+        with_credentials = _build_head(
+            method=parsed.method,
+            target=parsed.target,
+            path=parsed.path,
+            query=parsed.query,
+            segments=parsed.segments,
+            minor_version=parsed.minor_version,
+            headers=fields,
+            host=parsed.host,
+            content_length=parsed.content_length,
+            keep_alive=parsed.keep_alive,
+            expect_continue=parsed.expect_continue,
+            chunked=parsed.chunked,
         )
+        return with_credentials, headers.with_field(_CREDENTIALS_NAME, value, index)
