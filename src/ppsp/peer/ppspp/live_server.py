@@ -9,9 +9,14 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
 - **Handshake** (3.1.1, 7): answered only when the swarm ID is ours (the source's key as a
   DNSKEY), the version 1 within the peer's range, CIPM 3 (Unified Merkle Tree), live signature
   algorithm 15 (Ed25519), 32-bit chunk ranges, a live discard window, and a chunk size, when
-  announced, of :data:`~.live.LIVE_CHUNK_SIZE`; otherwise dropped unanswered, counted.  The
-  reply carries every option the strict RFC 7574 profile requires, our discard window (the
-  live chunks kept, in PPSPP chunks), then a HAVE per live chunk held.
+  announced, of :data:`~.live.LIVE_CHUNK_SIZE`; otherwise dropped unanswered, counted, as is
+  an opening datagram of more than ``max_opening_messages`` messages besides its HANDSHAKE.
+  The reply carries every option the strict RFC 7574 profile requires, our discard window
+  (the live chunks kept, in PPSPP chunks), then a HAVE per live chunk held, the newest first
+  as many as keep the answer within ``answer_factor`` times the opening datagram (13.1.1:
+  the address has not shown it receives); the rest once the peer confirmed the channel.  The
+  same handshake again is answered again at most every ``answer_interval`` (the seeder's
+  bounds, :mod:`.opening`).
 - **HAVE**: a new live chunk is announced on every established channel (6.1.2.3: only once its
   munro is signed, which :meth:`LiveServer.append` does before it is held), with its signed
   munro (the right-most one, 6.1.2.4); a newly confirmed channel gets the right-most signed
@@ -34,8 +39,10 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
   ``max_channels``, ``max_channels_per_host`` per host (an IPv4 address, an IPv6 /64), a new
   one beyond evicting by :mod:`.admission`'s rule; a closing HANDSHAKE forgets one;
   keep-alives after 30 s of silence from us; forgotten after 180 s of silence from the peer
-  (10 s while half open).  Anything that does not parse, or a DATA (we ask for
-  nothing), closes the channel; a receiver's own right-most signed munro is only counted.
+  (10 s while half open).  Anything that does not parse, a datagram of more than
+  ``max_messages_per_datagram`` messages, or a DATA (we ask for nothing), closes the channel;
+  a receiver's own right-most signed munro is only counted.  A HAVE or ACK costs the live
+  chunks it names that are held and not yet acknowledged whole, never the whole window.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from typing import Any
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import LocalProtocolError, PPSPPError
 from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
+from ppsp.peer.ppspp import opening as bounds
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
@@ -120,6 +128,10 @@ LIVE_SUPPORTED_MESSAGES = SupportedMessages.from_types(
 """What live channels announce in the Supported Messages option."""
 
 
+_HAVE_BYTES = 1 + 2 * 4
+"""One HAVE of a 32-bit chunk range."""
+
+
 def live_handshake(
     source_channel: int, *, discard_window: int, swarm_id: bytes | None = None
 ) -> Handshake:
@@ -177,6 +189,16 @@ class LiveServerConfig:
     this long; of none before (it is refused)."""
     max_queue: int = 4 * MUNRO_CHUNKS
     """PPSPP chunks queued per channel (requests beyond are dropped)."""
+    max_opening_messages: int = bounds.MAX_OPENING_MESSAGES
+    """Messages an opening datagram may carry besides its HANDSHAKE; more and it is dropped
+    unanswered (the seeder's bound)."""
+    answer_factor: int = bounds.ANSWER_FACTOR
+    """The answer to an opening datagram stays within this many times its bytes: the HAVEs
+    beyond go once the channel is established (the seeder's bound)."""
+    answer_interval: float = bounds.ANSWER_INTERVAL
+    """The same opening handshake again is answered at most once in this many seconds."""
+    max_messages_per_datagram: int = bounds.MAX_MESSAGES_PER_DATAGRAM
+    """A datagram on a channel carrying more messages is dropped and its channel closed."""
     half_open_timeout: float = 10.0
     idle_timeout: float = 180.0
     keepalive_interval: float = 30.0
@@ -185,6 +207,12 @@ class LiveServerConfig:
     chunks do not match the signed munros)."""
     ledbat: LedbatParameters = field(default_factory=LedbatParameters)
     """Each channel's LEDBAT window and retransmission timer (the seeder's)."""
+
+    def __post_init__(self) -> None:
+        if self.max_opening_messages < 0 or self.answer_factor < 1:
+            raise ValueError("opening messages and the answer's factor are bounds")
+        if self.max_messages_per_datagram < 1 or self.answer_interval < 0:
+            raise ValueError("a channel reads a message; timers are not negative")
 
 
 @dataclass(slots=True, eq=False)
@@ -213,6 +241,12 @@ class _Channel:
     """DATA sent and not acknowledged: PPSPP chunk -> when sent (oldest first)."""
     pieces: dict[int, set[int]] = field(default_factory=dict)
     """Of each live chunk held, the pieces (offsets) the peer acknowledged (ACK or HAVE)."""
+    whole: set[int] = field(default_factory=set)
+    """Live chunks held whose every piece the peer acknowledged (nothing more to mark)."""
+    answered_at: float = float("-inf")
+    """When its opening handshake was last answered."""
+    answered: frozenset[int] = frozenset()
+    """The live chunks whose HAVE went in that answer."""
 
 
 class LiveServer:
@@ -329,11 +363,15 @@ class LiveServer:
                 self._close(channel, now, notify=True)
             return
         if channel_id == 0:
-            self._opening(datagram, address, now)
+            self._opening(datagram, address, now, len(data))
             return
         channel = self._channels.get(channel_id)
         if channel is None or channel.address != address:
             self.stats["unknown_channel"] += 1
+            return
+        if len(datagram.messages) > self.config.max_messages_per_datagram:
+            self.stats["too_many_messages"] += 1
+            self._close(channel, now, notify=True)
             return
         channel.last_received = now
         confirmed = not channel.established
@@ -407,21 +445,29 @@ class LiveServer:
 
     # --- handshakes --------------------------------------------------------------------------
 
-    def _opening(self, datagram: Datagram, address: Address, now: float) -> None:
-        handshake = datagram.messages[0]
+    def _opening(self, datagram: Datagram, address: Address, now: float, received: int) -> None:
+        handshake, rest = datagram.messages[0], datagram.messages[1:]
         assert isinstance(handshake, Handshake)  # the codec checked channel 0's first message
         refusal = handshake_refusal(handshake)
         if handshake.source_channel == 0:
             refusal = "closing_on_channel_0"
         elif handshake.swarm_id != self.swarm_id:
             refusal = "swarm_id"
+        elif len(rest) > self.config.max_opening_messages:
+            refusal = "too_many_messages"
         if refusal is not None:
             self.stats["refused_handshake"] += 1
             self.stats[f"refused:{refusal}"] += 1
             return
         known = self._by_peer.get((address, handshake.source_channel))
-        if known is not None:  # our reply was lost: answer again on the same channel
-            self._answer(known, now)
+        if known is not None:
+            # Our reply was lost (or is late): answer again, on the same channel, not more
+            # often than answer_interval (a copy from a spoofed source gets nothing more).
+            if not bounds.answers_again(known.answered_at, now, self.config.answer_interval):
+                self.stats["handshake_again_limited"] += 1
+                return
+            self.stats["handshake_again"] += 1
+            self._answer(known, received, now)
             return
         host = host_of(address)
         victim, why = self._room.make_room(host, now)
@@ -451,25 +497,35 @@ class LiveServer:
         self._by_peer[(address, handshake.source_channel)] = channel
         self._room.add(channel)
         self.stats["channels_opened"] += 1
-        for message in datagram.messages[1:]:
+        for message in rest:
             if not self._on_message(channel, message, now):
                 return
-        self._answer(channel, now)
+        self._answer(channel, received, now)
 
-    def _answer(self, channel: _Channel, now: float) -> None:
+    def _answer(self, channel: _Channel, received: int, now: float) -> None:
+        """Answer an opening datagram of ``received`` bytes with one datagram: our HANDSHAKE
+        and the HAVEs of the newest live chunks held that keep it within ``answer_factor``
+        times ``received`` (:func:`.opening.answer_room`); the rest follow once the peer
+        confirmed the channel (:meth:`_catch_up`)."""
         reply = live_handshake(channel.local_id, discard_window=self.discard_window)
-        haves = [Have(chunk=record.held) for record in self._held.values()]
-        # The reply and as many HAVEs as fit a 1,472-byte datagram; the rest follow once the
-        # peer confirmed the channel (its first datagram on it).
-        first = haves[: (1472 - 64) // 9]
-        self._send(channel, (reply, *first), now)
+        alone = encode_datagram(
+            Datagram(channel=channel.remote_id, messages=(reply,)), LIVE_PARAMETERS
+        )
+        room = bounds.answer_room(received, len(alone), self.config.answer_factor)
+        fit = min(len(self._held), room // _HAVE_BYTES)
+        newest = list(self._held.values())[len(self._held) - fit :] if fit else []
+        channel.answered = frozenset(record.index for record in newest)
+        channel.answered_at = now
+        if fit < len(self._held):
+            self.stats["answer_haves_deferred"] += len(self._held) - fit
+        self._send(channel, (reply, *(Have(chunk=record.held) for record in newest)), now)
 
     def _catch_up(self, channel: _Channel, now: float) -> None:
         """The peer confirmed the channel: the HAVEs the reply had no room for, and our
         right-most signed munro (secure tune-in, 6.1.2.4: not in the reply, the second
         datagram, which is no place for heavy payload)."""
-        haves = [Have(chunk=record.held) for record in self._held.values()]
-        rest = haves[(1472 - 64) // 9 :]
+        answered = channel.answered
+        rest = [Have(chunk=r.held) for i, r in self._held.items() if i not in answered]
         for start in range(0, len(rest), 150):
             self._send(channel, tuple(rest[start : start + 150]), now)
         newest = self.newest
@@ -518,6 +574,7 @@ class LiveServer:
             first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
             for index in [i for i in channel.pieces if first <= i <= last]:
                 del channel.pieces[index]
+                channel.whole.discard(index)
         elif isinstance(message, Handshake):
             if message.source_channel == 0:
                 self.stats["closed_by_peer"] += 1
@@ -547,20 +604,32 @@ class LiveServer:
     def _mark_held(self, channel: _Channel, chunk: ChunkRange) -> None:
         """The peer acknowledged ``chunk`` (ACK or HAVE): its munros are known to it, and its
         pieces held (never sent again)."""
-        first, last = chunk.start // MUNRO_CHUNKS, chunk.end // MUNRO_CHUNKS
-        # Over what is held (a window), not over the range: a HAVE may name 2^32 chunks.
-        for index, record in self._held.items():
-            if not first <= index <= last:
+        held = self._held
+        if not held:
+            return
+        # Over the live chunks held that the range names (a HAVE may name 2^32 chunks): the
+        # window at most, nothing for those the peer acknowledged whole already.
+        first = max(chunk.start // MUNRO_CHUNKS, next(iter(held)))
+        last = min(chunk.end // MUNRO_CHUNKS, next(reversed(held)))
+        if first > last or channel.whole.issuperset(range(first, last + 1)):
+            return
+        for index in range(first, last + 1):
+            record = held.get(index)
+            if record is None or index in channel.whole:
                 continue
             channel.acknowledged.add(index)
             base = index * MUNRO_CHUNKS
             start, end = max(chunk.start - base, 0), min(chunk.end - base, record.pieces - 1)
             if start <= end:
-                channel.pieces.setdefault(index, set()).update(range(start, end + 1))
+                pieces = channel.pieces.setdefault(index, set())
+                pieces.update(range(start, end + 1))
+                if len(pieces) >= record.pieces:
+                    channel.whole.add(index)
         if len(channel.acknowledged) > 2 * self.window_chunks:
             floor = (self.newest or 0) - self.window_chunks
             channel.acknowledged = {i for i in channel.acknowledged if i > floor}
             channel.pieces = {i: p for i, p in channel.pieces.items() if i > floor}
+            channel.whole = {i for i in channel.whole if i > floor}
 
     def _peer_holds(self, channel: _Channel, number: int) -> bool:
         """Whether the peer acknowledged PPSPP chunk ``number``."""
@@ -582,6 +651,7 @@ class LiveServer:
                 # A receiver asks from its first missing piece on: one it acknowledged is gone
                 # from it (it gave the live chunk up and asks again), so is the rest.
                 channel.pieces.pop(record.index, None)
+                channel.whole.discard(record.index)
             for number in range(start, min(chunks.end, held.end) + 1):
                 # Queued, in flight (re-sent once its timer runs out) or acknowledged: not
                 # again (a receiver asks again from its first missing piece on).
@@ -598,9 +668,14 @@ class LiveServer:
                 channel.queued.add(number)
 
     def _drop_queued(self, channel: _Channel, chunks: ChunkRange) -> None:
-        if not channel.queued:
+        queued = channel.queued
+        if not queued:
             return
-        gone = {n for n in channel.queued if chunks.start <= n <= chunks.end}
+        # Over the range or the queue, whichever is shorter (a HAVE may name 2^32 chunks).
+        if chunks.end - chunks.start < len(queued):
+            gone = queued.intersection(range(chunks.start, chunks.end + 1))
+        else:
+            gone = {n for n in queued if chunks.start <= n <= chunks.end}
         if gone:
             channel.queued -= gone
             channel.queue = deque(n for n in channel.queue if n not in gone)

@@ -1,5 +1,9 @@
 """The seeder's side of an opening handshake (RFC 7574 sections 3.1.1, 7 and 13.1), sans-I/O:
-which handshakes it answers, and the HANDSHAKE it answers with.
+which handshakes it answers, and the HANDSHAKE it answers with; and the bounds every serving
+engine (the seeder, :mod:`.seeder`, and the live server, :mod:`.live_server`) keeps before a
+channel is established (:data:`MAX_OPENING_MESSAGES`, :data:`ANSWER_FACTOR`,
+:data:`ANSWER_INTERVAL`, with :func:`answer_room` and :func:`answers_again`) and after
+(:data:`MAX_MESSAGES_PER_DATAGRAM`).
 
 A HANDSHAKE on channel 0 is answered only when every check of :func:`refusal` passes; any
 failure drops it unanswered (3.1.1 step 2: it may be spoofed).  The answer (:func:`reply`)
@@ -10,6 +14,8 @@ What goes with it, and how much, is the seeder's (:meth:`.seeder.Seeder._answer`
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from ppsp.peer.ppspp.channel import Channel
 from ppsp.peer.ppspp.content import ServedContent
@@ -24,7 +30,51 @@ from ppsp.wire.ppspp import (
     SupportedMessages,
 )
 
-__all__ = ["OPENING", "SUPPORTED_ADDRESSING", "SUPPORTED_MESSAGES", "refusal", "reply"]
+__all__ = [
+    "ANSWER_FACTOR",
+    "ANSWER_INTERVAL",
+    "MAX_MESSAGES_PER_DATAGRAM",
+    "MAX_OPENING_MESSAGES",
+    "OPENING",
+    "SUPPORTED_ADDRESSING",
+    "SUPPORTED_MESSAGES",
+    "answer_room",
+    "answers_again",
+    "refusal",
+    "reply",
+]
+
+MAX_OPENING_MESSAGES: Final = 64
+"""Messages an opening datagram may carry besides its HANDSHAKE (HAVE, REQUEST: minor payload,
+section 3.1.1; libswift sends at most about ten); more and it is dropped unanswered, as it may
+be spoofed and each message costs work."""
+
+ANSWER_FACTOR: Final = 3
+"""The answer to an opening datagram stays within this many times its bytes (section 13.1.1:
+the address has not shown that it receives); what does not fit goes once the channel is
+established."""
+
+ANSWER_INTERVAL: Final = 0.5
+"""The same opening handshake again (our answer lost, or a spoofed copy) is answered at most
+once in this many seconds; the others are dropped and counted."""
+
+MAX_MESSAGES_PER_DATAGRAM: Final = 1024
+"""A datagram on an established channel carrying more messages is taken for an attack on our
+time (each message costs work): dropped, and its channel closed."""
+
+
+def answer_room(received: int, alone: int, factor: int) -> int:
+    """The bytes left, in the answer to an opening datagram of ``received`` bytes, for what
+    goes with a HANDSHAKE that alone encodes to ``alone`` bytes (HAVEs): the answer stays
+    within ``factor`` times ``received``."""
+    return max(0, factor * received - alone)
+
+
+def answers_again(answered_at: float, now: float, interval: float) -> bool:
+    """Whether the same opening handshake, answered at ``answered_at``, is answered again at
+    ``now`` (at most once per ``interval``)."""
+    return now >= answered_at + interval
+
 
 SUPPORTED_ADDRESSING = frozenset(
     {

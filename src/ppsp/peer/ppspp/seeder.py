@@ -123,7 +123,7 @@ class SeederConfig:
     request_timeout: float = 30.0
     """An established channel whose peer sends no REQUEST within this long is closed: it asks
     us for nothing and only holds a place."""
-    max_opening_messages: int = 64
+    max_opening_messages: int = opening.MAX_OPENING_MESSAGES
     """Messages an opening datagram may carry besides its HANDSHAKE (HAVE, REQUEST: minor
     payload, section 3.1.1; libswift sends at most about ten); more and it is dropped
     unanswered, as it may be spoofed and each message costs work."""
@@ -131,17 +131,17 @@ class SeederConfig:
     """Disjoint chunk ranges of what a channel's peer acknowledged kept (ACK, HAVE); a range
     beyond is not kept: the peer may then be sent hashes it holds (counted
     ``have_ranges_dropped``)."""
-    answer_factor: int = 3
+    answer_factor: int = opening.ANSWER_FACTOR
     """The answer to an opening datagram stays within this many times its bytes (section
     13.1.1: the address has not shown that it receives): a partial content's HAVEs beyond go
     once the channel is established.  A complete content's peaks always go (libswift wants
     them there; at most one per bit of the chunk count)."""
-    answer_interval: float = 0.5
+    answer_interval: float = opening.ANSWER_INTERVAL
     """The same opening handshake again (our answer lost, or a spoofed copy) is answered at
     most once in this many seconds; the others are dropped and counted."""
     max_request_ranges: int = 256
     """Queued request ranges per channel; further REQUESTs are dropped (and counted)."""
-    max_messages_per_datagram: int = 1024
+    max_messages_per_datagram: int = opening.MAX_MESSAGES_PER_DATAGRAM
     """A datagram carrying more messages is taken for an attack on our time (each message
     costs work): dropped, and its channel closed."""
     half_open_timeout: float = 10.0
@@ -439,7 +439,7 @@ class Seeder:
         if existing is not None:
             # Our answer was lost (or is late): answer again, on the same channel, not more
             # often than answer_interval (a copy from a spoofed source gets nothing more).
-            if now < existing.answered_at + self.config.answer_interval:
+            if not opening.answers_again(existing.answered_at, now, self.config.answer_interval):
                 self.stats["handshake_again_limited"] += 1
                 return
             self.stats["handshake_again"] += 1
@@ -515,7 +515,7 @@ class Seeder:
         reply = opening.reply(channel)
         haves = packing.have_messages(channel, content.announced_ranges())
         alone = self._encode(channel, Datagram(channel=channel.remote_id, messages=(reply,)))
-        room = self.config.answer_factor * received - len(alone)
+        room = opening.answer_room(received, len(alone), self.config.answer_factor)
         taken = packing.answer_haves(channel, haves, room)
         channel.announced = self._announcements[content.swarm_id]
         channel.answered_haves = taken
