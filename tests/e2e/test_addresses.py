@@ -63,14 +63,17 @@ async def test_advertise_names_the_address_others_use(swarm: Swarm, tmp_path: Pa
     source = tmp_path / "movie.bin"
     source.write_bytes(data)
     await swarm.tracker()
-    # Serves on every address; tells the others 127.0.0.7 (as a host behind a forwarding NAT
-    # tells its public address).
-    _, swarm_id = await swarm.seed(source, "--host", "0.0.0.0", "--advertise", "127.0.0.7")
-    # A second seeder names a port too: listed as given (whether it is forwarded is the
-    # operator's business).
-    await swarm.seed(source, "--host", "127.0.0.8", "--advertise", "127.0.0.8:9", name="other")
+    # Names a port: listed as given (whether it is forwarded is the operator's business).
+    _, swarm_id = await swarm.seed(
+        source, "--host", "127.0.0.8", "--advertise", "127.0.0.8:9", name="forwarded"
+    )
+    # Serves on every address and tells the others 127.0.0.7, but reaches the tracker from
+    # 127.0.0.1: another host's address than the one it is seen at is never listed (it could
+    # aim the swarm at anyone: docs/PROTOCOL.md, "Whose addresses a peer list carries").
+    await swarm.seed(source, "--host", "0.0.0.0", "--advertise", "127.0.0.7", name="elsewhere")
+    await swarm.seed(source, "--host", "127.0.0.9", name="plain")
     listed = host_addresses(await listed_peers(swarm.tracker_url, swarm_id))
-    assert {ip for ip, _ in listed} == {"127.0.0.7", "127.0.0.8"}
+    assert {ip for ip, _ in listed} == {"127.0.0.8", "127.0.0.9"}
     assert ("127.0.0.8", 9) in listed
     out = tmp_path / "out.bin"
     await finish(await swarm.get(swarm_id, out, "--host", "127.0.0.3"))

@@ -57,8 +57,11 @@ CONFIG = TrackerConfig(init_timeout=30.0, track_timeout=180.0, max_peers=20)
 
 
 def host(peer: str, protocol: str = "PPSP-PP/0.1") -> PeerAddress:
+    # On the host the peer is seen at (observed()): an address listed to every requester.
     n = sum(peer.encode()) % 250 + 1
-    return PeerAddress(ip=f"192.0.2.{n}", port=7000, type=AddressType.HOST, peer_protocol=protocol)
+    return PeerAddress(
+        ip=f"198.51.100.{n}", port=7000, type=AddressType.HOST, peer_protocol=protocol
+    )
 
 
 def observed(peer: str) -> tuple[str, int]:
@@ -418,8 +421,12 @@ async def test_addresses_recorded_and_refreshed(tracker: Tracker) -> None:
     peer = Client(tracker, "p")
     v6 = PeerAddress(ip="2001:db8::1", port=80, family=AddressFamily.IPV6)
     await peer.connect(0.0, ("s", JOIN, SEED), addresses=(host("p"), v6))
+    (member,) = await tracker.storage.members("s")
+    # The IPv6 address is another host's (the peer is seen over IPv4): not kept.
+    assert member.addresses == (host("p"), reflexive_address(observed("p")))
     # The peer moves: the next request comes from another address.  Without a token that is
-    # another host using its ID (refused, see test_identity.py); with one, the peer moved.
+    # another host using its ID (refused, see test_identity.py); with one, the peer moved
+    # (what it advertised stays until it advertises again: docs/SECURITY.md).
     moved = StatReportRequest(version=V11, transaction_id="9", peer_id="p")
     with pytest.raises(Forbidden):
         await tracker.handle(moved, observed=("2001:db8::7", 5555), now=1.0)
@@ -427,9 +434,9 @@ async def test_addresses_recorded_and_refreshed(tracker: Tracker) -> None:
         moved, observed=("2001:db8::7", 5555), now=1.0, credentials=Credentials(subject="p")
     )
     (member,) = await tracker.storage.members("s")
-    assert member.addresses[:2] == (host("p"), v6)
-    assert member.addresses[2] == reflexive_address(("2001:db8::7", 5555))
-    assert member.addresses[2].family is AddressFamily.IPV6
+    assert member.addresses[0] == host("p")
+    assert member.addresses[1] == reflexive_address(("2001:db8::7", 5555))
+    assert member.addresses[1].family is AddressFamily.IPV6
     # A peer that advertises nothing still has its reflexive address.
     await Client(tracker, "q").connect(0.0, ("s", JOIN, SEED), addresses=())
     r = await Client(tracker, "r").connect(0.0, ("s", JOIN, LEECH))
@@ -473,8 +480,10 @@ def test_address_use(ip: str, use: AddressUse) -> None:
 
 
 def test_usable_addresses_keep_the_tuple_when_nothing_changes() -> None:
-    mine = (advertised("192.0.2.1", 7000), advertised("2001:db8::1", 7000))
-    assert usable_addresses(mine, reflexive_address(("198.51.100.1", 4000))) is mine
+    mine = (advertised("192.0.2.1", 7000), advertised("192.0.2.1", 7001))
+    assert usable_addresses(mine, reflexive_address(("192.0.2.1", 4000))) is mine
+    mine = (advertised("2001:db8::1", 7000), advertised("2001:db8::2", 7000))  # one /64
+    assert usable_addresses(mine, reflexive_address(("2001:db8::3", 4000))) is mine
     assert usable_addresses((), reflexive_address(("198.51.100.1", 4000))) == ()
 
 
@@ -510,8 +519,7 @@ async def test_unusable_advertised_addresses_are_replaced_or_dropped(tracker: Tr
         advertised("198.51.100.20", 7001, peer_protocol="PPSP-PP/0.1", priority=3),
         advertised("198.51.100.20", 7002),
         advertised("198.51.100.20", 7007),
-        advertised("192.0.2.9", 7008),
-        reflexive_address(seen),
+        reflexive_address(seen),  # 192.0.2.9, another host's address, is not kept
     )
     record = await tracker.storage.get_peer("wild")
     assert record is not None and record.addresses == expected

@@ -52,7 +52,7 @@ def tracker(storage: Storage) -> Tracker:
 async def _swarm(tracker: Tracker, honest: int = 3) -> tuple[HostClient, CorruptPeerReport]:
     """A liar (advertising the best priority, which ranks nothing) and ``honest`` peers."""
     liar = HostClient(tracker, "liar", "203.0.113.66")
-    address = replace(host("liar"), priority=2**32)
+    address = replace(host("liar"), ip="203.0.113.66", priority=2**32)  # on its own host
     await liar.connect(0.0, (SWARM, SwarmActionType.JOIN, PeerMode.SEED), addresses=(address,))
     for i in range(honest):
         peer = HostClient(tracker, f"honest{i}", f"198.51.100.{i + 1}")

@@ -228,3 +228,26 @@ def test_classify_other_requests() -> None:
     )
     assert classify(other, ONE) is PeerEvent.STAT_REPORT_INVALID
     assert classify(other, TWO) is PeerEvent.STAT_REPORT
+
+
+def test_every_refusal_has_a_reason_of_its_own() -> None:
+    # docs/PROTOCOL.md, "Refusals and their reasons": the reason phrase says why, in the
+    # tracker's words; only the version refusal begins "PPSP version".
+    reasons = set()
+    for machine in MACHINES.values():
+        for state in PeerState:
+            for event in PeerEvent:
+                if (state, event) in machine.table:
+                    continue
+                with pytest.raises(Forbidden) as refused:
+                    machine.transition(state, event)
+                reason = refused.value.reason
+                assert reason != "Forbidden" and not reason.startswith("PPSP version")
+                assert reason.isascii() and reason.isprintable() and len(reason) <= 100
+                reasons.add(reason)
+    assert {
+        "Peer ID not registered",
+        "Swarm already joined",
+        "Swarm not joined",
+        "Swarm actions invalid for this peer",
+    } <= reasons

@@ -291,7 +291,8 @@ class Tracker:
                 bound = addresses[-1].ip
                 if not same_host(observed[0], bound):
                     raise Forbidden(
-                        f"peer ID {request.peer_id} is registered from another host address"
+                        f"peer ID {request.peer_id} is registered from another host address",
+                        reason="Peer ID registered from another host",
                     )
         state = record.state if record is not None else PeerState.START
         machine = machine_for(record.version if record is not None else request.version)
@@ -694,12 +695,18 @@ def _check_credentials(request: AnyRequest, credentials: Credentials) -> None:
     """Refuse (Forbidden) a request its bearer token does not cover: another PeerID than the
     token's subject, or a JOIN (or fast CONNECT) of a swarm outside the token's swarms."""
     if request.peer_id != credentials.subject:
-        raise Forbidden(f"the bearer token is for peer ID {credentials.subject}, not this one")
+        raise Forbidden(
+            f"the bearer token is for peer ID {credentials.subject}, not this one",
+            reason="Bearer token for another peer ID",
+        )
     allowed = credentials.swarms
     if allowed is not None:
         for swarm_id in _joined_swarms(request):
             if swarm_id not in allowed:
-                raise Forbidden(f"the bearer token does not allow joining swarm {swarm_id}")
+                raise Forbidden(
+                    f"the bearer token does not allow joining swarm {swarm_id}",
+                    reason="Bearer token does not allow this swarm",
+                )
 
 
 def _suspects_last(

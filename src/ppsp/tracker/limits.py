@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from ppsp.core.hosts import host_key  # the one rule, shared with the peers' bans
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "host_key", "prefix_key"]
+__all__ = ["DEFAULT_LIMITS", "RELAY_PORTS", "Limits", "host_key", "prefix_key"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +107,12 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 """The bounds a tracker applies unless told otherwise."""
+
+RELAY_PORTS = range(49152, 65536)
+"""The ports of the one relay (a PROXY address of another host) a peer list carries per entry:
+those a TURN server allocates relayed addresses from (RFC 8656 section 7.2, RFC 6335's dynamic
+ports), none of a well-known service (docs/PROTOCOL.md, "Whose addresses a peer list
+carries")."""
 
 
 def prefix_key(ip: str) -> str:

@@ -58,6 +58,7 @@ __all__ = [
     "Transition",
     "classify",
     "machine_for",
+    "refusal_reason",
     "tracker_state",
 ]
 
@@ -249,7 +250,8 @@ class PeerMachine:
             return self.table[(state, event)]
         except KeyError:
             raise Forbidden(
-                f"{event.value} not allowed in state {state.value} (PPSP-TP/{self.version.value})"
+                f"{event.value} not allowed in state {state.value} (PPSP-TP/{self.version.value})",
+                reason=refusal_reason(state, event),
             ) from None
 
     def error_policy(self, state: PeerState) -> ErrorPolicy:
@@ -265,6 +267,41 @@ class PeerMachine:
                 f" [{tr.action.value}; {tr.timer.value}]"
             )
         return "\n".join(lines)
+
+
+_REFUSED_EVENT: dict[PeerEvent, str] = {
+    PeerEvent.JOIN_INVALID: "Swarm already joined",
+    PeerEvent.FIND_INVALID: "Swarm not joined",
+    PeerEvent.STAT_REPORT_INVALID: "Swarm not joined",
+    PeerEvent.DISCONNECT_INVALID: "Swarm not joined",
+    PeerEvent.CONNECT_INVALID: "Swarm actions invalid for this peer",
+}
+"""The reason phrase of a refused ``*_INVALID`` event (what was wrong with its swarms)."""
+
+_CONNECTS = frozenset(
+    {
+        PeerEvent.REGISTER,
+        PeerEvent.CONNECT_JOIN,
+        PeerEvent.CONNECT_SWITCH,
+        PeerEvent.CONNECT_LEAVE,
+        PeerEvent.CONNECT_LEAVE_ALL,
+        PeerEvent.CONNECT_INVALID,
+    }
+)
+
+
+def refusal_reason(state: PeerState, event: PeerEvent) -> str:
+    """The HTTP reason phrase of a request ``event`` refused in ``state`` (docs/PROTOCOL.md,
+    "Refusals and their reasons"): one short line of the tracker's own words, never the
+    request's."""
+    if state is PeerState.START and event not in _CONNECTS:
+        return "Peer ID not registered"
+    found = _REFUSED_EVENT.get(event)
+    if found is not None:
+        return found
+    if event is PeerEvent.REGISTER:
+        return "Peer ID already registered"
+    return f"{event.value} not allowed in state {state.value}"
 
 
 MACHINES: dict[ProtocolVersion, PeerMachine] = {

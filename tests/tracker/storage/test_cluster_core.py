@@ -1,9 +1,10 @@
 """The tracker core's tests, on a Redis Cluster: every request path (the one-step guesses and
 the ordinary path) through the cluster storage.
 
-The tests of ``tracker/test_core.py``, ``test_identity.py``, ``test_corrupt_reports.py`` and
-``test_limits.py`` run here again, on the session's cluster: ``cluster`` (one shard of each
-kind: the bounds exact) and ``cluster-sharded`` (8 of each, on every node).
+The tests of ``tracker/test_core.py``, ``test_identity.py``, ``test_corrupt_reports.py``,
+``test_limits.py`` and ``test_listed_addresses.py`` run here again, on the session's cluster:
+``cluster`` (one shard of each kind: the bounds exact) and ``cluster-sharded`` (8 of each, on
+every node).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tracker.test_core as core_tests
 import tracker.test_corrupt_reports as report_tests
 import tracker.test_identity as identity_tests
 import tracker.test_limits as limit_tests
+import tracker.test_listed_addresses as address_tests
 from ppsp.tracker.net.redis_cluster import RedisClusterStorage
 from ppsp.tracker.storage import Storage
 from tracker.storage.conftest import PER_SHARD
@@ -26,7 +28,7 @@ from tracker.storage.redis_cluster import RedisCluster
 SHARDED_ONLY_PER_SHARD = {"tracker.test_limits": "bounds per shard (docs/PROTOCOL.md)"}
 """Modules whose tests count on exact global bounds: run on ``cluster`` only."""
 
-for _module in (core_tests, report_tests, identity_tests, limit_tests):
+for _module in (core_tests, report_tests, identity_tests, limit_tests, address_tests):
     for _name, _value in inspect.getmembers(_module):
         if _name.startswith("test_") and callable(_value):
             globals()[_name] = _value

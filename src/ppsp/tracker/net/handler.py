@@ -53,6 +53,7 @@ from ppsp.errors import (
     BearerTokenError,
     HTTPRequestError,
     PayloadTooLarge,
+    RemoteTrackerError,
     RequestBodyTooLarge,
     RequestTimeout,
     ServiceUnavailable,
@@ -338,13 +339,14 @@ class TrackerHandler:
         counts.observe(label, elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "%s %s %s %s -> %d %s (%.3f ms)",
+                "%s %s %s %s -> %d %s%s (%.3f ms)",
                 observed[0],
                 encoding.value,
                 version.value,
                 method,
                 response.status,
                 outcome,
+                "" if response.status == 200 else f": {response.reason}",
                 elapsed * 1000,
             )
         return response
@@ -533,11 +535,18 @@ def _identity_coding(request: Request) -> bool:
 
 
 def _error(version: ProtocolVersion, exc: TrackerProtocolError) -> ErrorResponse:
+    """The answer to a refused request, its reason phrase saying why (docs/PROTOCOL.md,
+    "Refusals and their reasons"): the reason the error was raised with, or for a message that
+    could not be read, what the codec found wrong with it; printable ASCII, one line, at most
+    100 characters (whatever of the request a codec's message quotes is bounded so too)."""
+    reason = exc.reason
+    if reason == exc.code.reason and isinstance(exc, RemoteTrackerError):
+        reason = str(exc) or reason
     return ErrorResponse(
         version=version,
         transaction_id=exc.transaction_id,
         code=exc.code,
-        reason=safe_reason(exc.reason),
+        reason=safe_reason(reason),
     )
 
 
@@ -545,8 +554,12 @@ _TEXT = "text/plain; charset=utf-8"
 """The media type of the plain-text answers."""
 
 
-def _text_response(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, text.encode("utf-8"), content_type=_TEXT, headers=headers)
+def _text_response(
+    status: int, text: str, headers: dict[str, str] | None = None, reason: str | None = None
+) -> Response:
+    return Response(
+        status, text.encode("utf-8"), content_type=_TEXT, headers=headers, reason=reason
+    )
 
 
 def _unsupported_media_type(request: Request) -> Response:
@@ -555,6 +568,7 @@ def _unsupported_media_type(request: Request) -> Response:
         UNSUPPORTED_MEDIA_TYPE,
         f"PPSP-TP requests must be sent as one of: {accepted}, without content coding\n",
         {"Accept-Post": accepted},
+        reason="Unsupported Media Type",
     )
     if request.content_length > DEFAULT_MAX_BODY:
         request.close_after()

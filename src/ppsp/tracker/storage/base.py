@@ -441,22 +441,25 @@ the swarms of one peer (both Forbidden), the peers, swarms or memberships in all
 is full: ServiceUnavailable).  Checked in this order."""
 
 
+_TOO_MANY = {"host": "peers from this host", "peer": "swarms for one peer"}
+_FULL = {"peers": "registered peers", "swarms": "swarms", "memberships": "swarm memberships"}
+
+
 def limit_error(code: str, limits: Limits) -> TrackerProtocolError:
     """The error answering a change refused for the bound named ``code`` (see LIMIT_CODES)."""
-    if code == "host":
+    if code in ("host", "peer"):
+        most = limits.peers_per_host if code == "host" else limits.swarms_per_peer
         return Forbidden(
-            f"this host address already registered {limits.peers_per_host} peers, "
-            "the most one host may hold"
+            f"this host address already registered {most} peers, the most one host may hold"
+            if code == "host"
+            else f"a peer may be in at most {most} swarms at a time",
+            reason=f"Too many {_TOO_MANY[code]} (at most {most})",
         )
-    if code == "peer":
-        return Forbidden(f"a peer may be in at most {limits.swarms_per_peer} swarms at a time")
-    if code == "peers":
-        return ServiceUnavailable(f"the tracker is full ({limits.peers_total} registered peers)")
-    if code == "swarms":
-        return ServiceUnavailable(f"the tracker is full ({limits.swarms_total} swarms)")
-    if code == "memberships":
+    if code in _FULL:
+        what = _FULL[code]
+        total = getattr(limits, f"{code}_total")
         return ServiceUnavailable(
-            f"the tracker is full ({limits.memberships_total} swarm memberships)"
+            f"the tracker is full ({total} {what})", reason=f"Tracker full: {what}"
         )
     raise ValueError(f"unknown bound {code!r}")
 
