@@ -11,6 +11,9 @@ from typing import Final
 from ppsp.wire.fields import MAX_MESSAGE_BYTES
 
 __all__ = [
+    "BODY_BUDGET",
+    "BODY_BUDGET_PER_HOST",
+    "BODY_BUSY_RETRY_AFTER",
     "BODY_TIMEOUT",
     "CLOSE_GRACE",
     "DEFAULT_BODY_LIMIT",
@@ -27,6 +30,22 @@ __all__ = [
 
 DEFAULT_BODY_LIMIT: Final = MAX_MESSAGE_BYTES
 """Largest request body read when the handler names no bound (a peer protocol message's)."""
+
+BODY_BUDGET_PER_HOST: Final = 4 << 20
+"""Bytes of request bodies one host (an IPv4 address, an IPv6 /64) may have being read at once
+(:class:`~ppsp.http.budget.BodyBudget`): four peer protocol messages of the largest size.  A
+body the server must wait for is charged its whole ``Content-Length`` before any of it is
+waited for (a chunked body each chunk as it comes) and given back once its handler returned;
+beyond this bound it is answered 503 with ``Retry-After`` unread.  A host with nothing charged
+may read one body over this share, within :data:`BODY_BUDGET`."""
+
+BODY_BUDGET: Final = 64 << 20
+"""Bytes of request bodies all hosts together may have being read at once (what a small machine
+affords); beyond it, as beyond :data:`BODY_BUDGET_PER_HOST`.  With nothing charged, one body
+may always be read."""
+
+BODY_BUSY_RETRY_AFTER: Final = 1
+"""Seconds the ``Retry-After`` of a body refused for the budget asks the client to wait."""
 
 HEAD_TIMEOUT: Final = 10.0
 """Seconds a request head may take, from its first byte (a connection's first request: from

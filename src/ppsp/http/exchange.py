@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from ppsp.codecs.httphead import RequestHead
 from ppsp.errors import LocalProtocolError, MalformedRequest, RequestBodyTooLarge
+from ppsp.http.budget import RequestBodyBusy, body_host
 from ppsp.http.headers import Headers
 
 if TYPE_CHECKING:
@@ -325,12 +326,35 @@ class Request:
         self._body = body
         return body
 
+    def _charge(self, size: int) -> None:
+        """Take ``size`` bytes of the server's body budget for this request's body, before
+        waiting for them; RequestBodyBusy (503, the connection closes after it) when spent."""
+        budget = self._conn.server.body_budget
+        if budget is None:
+            return
+        if not budget.take(body_host(self.remote[0]), size):
+            self._close_after = True
+            raise RequestBodyBusy(f"request bodies being read: {size} more bytes refused")
+        self._conn.charged += size  # one request at a time: the connection's is this one's
+
+    def release_body(self) -> None:
+        """Give back what the body took of the server's body budget (the server calls this
+        once the handler returned, whatever ended it)."""
+        conn = self._conn
+        charged = conn.charged
+        budget = conn.server.body_budget
+        if charged and budget is not None:
+            conn.charged = 0
+            budget.give(body_host(self.remote[0]), charged)
+
     async def read_body(self, limit: int | None = None) -> bytes:
         """The whole body (``b""`` without one), read once.
 
         Raises RequestBodyTooLarge when its ``Content-Length`` is over ``limit`` (the server's
-        ``body_limit`` when None; nothing is read then), RequestTimeout when it does not arrive
-        within the server's ``body_timeout``, ConnectionError when the client goes away first.
+        ``body_limit`` when None; nothing is read then), RequestBodyBusy (503) when the body
+        must be waited for and the server's body budget (:mod:`ppsp.http.budget`) cannot take
+        it (nothing is read then), RequestTimeout when it does not arrive within the server's
+        ``body_timeout``, ConnectionError when the client goes away first.
         """
         if self._body is not None:
             return self._body
@@ -343,6 +367,8 @@ class Request:
             self._close_after = True
             raise RequestBodyTooLarge(f"a body of {length} bytes, over {bound}")
         if length:
+            if len(conn._buffer) < length:
+                self._charge(length)  # to be waited for: paid before any of it is
             if self.head.expect_continue and not self._continued:
                 self._continued = True
                 conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -381,6 +407,7 @@ class Request:
                 total += size
                 if total > bound:
                     raise RequestBodyTooLarge(f"a chunked body over {bound} bytes")
+                self._charge(size)
                 data = await conn.read_until(size + 2, deadline)
                 if not data.endswith(b"\r\n"):
                     raise MalformedRequest("a chunk not ended by CRLF")

@@ -23,7 +23,8 @@ Hostile clients are normal clients: the head is bounded (:mod:`ppsp.wire.fields`
 its handler (:data:`DEFAULT_BODY_LIMIT` otherwise); a head must arrive within
 ``head_timeout`` seconds of its first byte (of the connection, for a first request), however
 slowly its bytes trickle in, a body within ``body_timeout``, and an idle kept-alive connection
-is closed after ``idle_timeout``.  The number of connections may be bounded.
+is closed after ``idle_timeout``.  The number of connections may be bounded, and the bytes of
+bodies being read per host and in all are (:mod:`ppsp.http.budget`: 503 with ``Retry-After``).
 
 For the tracker: :func:`serve` takes a listening socket (``sock``, shared by worker
 processes) and a TLS context (``ssl``); :class:`ConnectionHooks` are told of each connection
@@ -64,6 +65,7 @@ from ppsp.http.bounds import (
     READ_HIGH_WATER,
     SEND_TIMEOUT,
 )
+from ppsp.http.budget import BodyBudget, RequestBodyBusy
 from ppsp.http.exchange import (
     MIN_SEND_RATE,
     Handler,
@@ -86,6 +88,7 @@ __all__ = [
     "IDLE_TIMEOUT",
     "MIN_SEND_RATE",
     "SEND_TIMEOUT",
+    "BodyBudget",
     "ConnectionHooks",
     "HTTPServer",
     "Handler",
@@ -138,6 +141,8 @@ class _Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self.charged = 0
+        """Bytes the request being answered took of the server's body budget."""
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -489,9 +494,14 @@ class _Connection(asyncio.Protocol):
             result = self._failed(request, exc)  # the handler's own connection failed
         except HTTPRequestError as exc:
             request._close_after = True
-            result = error_response(exc.status)
+            busy = isinstance(exc, RequestBodyBusy)
+            retry = {"Retry-After": str(RequestBodyBusy.retry_after)} if busy else None
+            result = error_response(exc.status, retry)
         except Exception as exc:
             result = self._failed(request, exc)
+        finally:
+            if self.charged:
+                request.release_body()  # the handler is done with its body, whatever ended it
         try:
             stream = request._stream
             if stream is not None:
@@ -613,8 +623,11 @@ class HTTPServer:
         hooks: ConnectionHooks | None = None,
         chunked_requests: bool = False,
         tls: ssl_module.SSLContext | None = None,
+        body_budget: BodyBudget | None = None,
     ) -> None:
         self.handler = handler
+        self.body_budget = body_budget
+        """The bytes of request bodies being read, per host and in all (None: unbounded)."""
         self.hooks = hooks
         self.tls = tls
         """The TLS context of every connection (its handshake once admitted), or None."""
@@ -721,6 +734,7 @@ async def serve(
     ssl: ssl_module.SSLContext | None = None,
     hooks: ConnectionHooks | None = None,
     chunked_requests: bool = False,
+    body_budget: BodyBudget | None = None,
 ) -> HTTPServer:
     """Listen on ``host`` (one address, several, or None: every interface) and ``port`` (0: a
     free one) and answer requests with ``handler``.
@@ -733,7 +747,8 @@ async def serve(
     connection is admitted (counted in its host's bound and the server's).  ``hooks`` are
     told of each connection (:class:`ConnectionHooks`).  With ``chunked_requests``, request
     bodies in the chunked coding are read (within the same bounds); without, they are
-    answered 501.
+    answered 501.  ``body_budget`` bounds the bytes of bodies being read per host and in all
+    (a :class:`BodyBudget` of the default bounds when None).
     """
     server = HTTPServer(
         handler,
@@ -747,6 +762,7 @@ async def serve(
         hooks=hooks,
         chunked_requests=chunked_requests,
         tls=ssl,
+        body_budget=BodyBudget() if body_budget is None else body_budget,
     )
     loop = asyncio.get_running_loop()
 

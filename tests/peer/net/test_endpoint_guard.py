@@ -1,10 +1,11 @@
 """A peer's endpoint bounds the connections one host holds, on real sockets (peer/net/guard.py).
 
 A started peer (127.0.2.20) is reached by one host (127.0.9.9) opening connections that each
-begin a 1 MiB peer-protocol POST and stop short of its end: past the bound per host, further
-ones are cut at once, before anything is read, while another host (127.0.4.4) is answered
-as before.  Its own host is not bounded.  The bound in all follows the descriptor limit, and a
-failed ``accept`` is one line a minute, not a traceback per attempt.
+begin a peer-protocol POST's head and stop short of its end (held until the head timeout; the
+bodies such connections may send are the body budget's, ``test_endpoint_body_budget.py``):
+past the bound per host, further ones are cut at once, before anything is read, while another
+host (127.0.4.4) is answered as before.  Its own host is not bounded.  The bound in all follows
+the descriptor limit, and a failed ``accept`` is one line a minute, not a traceback per attempt.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ HOST = "127.0.2.20"
 FLOODER, HONEST = "127.0.9.9", "127.0.4.4"
 PARTIAL_POST = (
     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
-    b"Content-Length: 1048576\r\n\r\n" + b"<" * 65536
+    b"Content-Length: 1048576\r\n"
 )
+"""A request head stopped short of its end: the connection is held until the head timeout."""
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ async def test_one_host_holds_its_bound_and_others_are_still_served(node: PeerNo
     beyond = [await _open(node, FLOODER) for _ in range(4)]
     try:
         assert all(await asyncio.gather(*(_cut(reader, 5.0) for reader, _ in beyond)))
-        assert not await _cut(held[-1][0])  # the ones within the bound wait for their body
+        assert not await _cut(held[-1][0])  # the ones within the bound wait for their head
         assert node.guard.budget.open_per_host == {FLOODER: MAX_CONNECTIONS_PER_HOST}
         # Another host is answered at once.
         reader, writer = await asyncio.open_connection(HOST, node.port, local_addr=(HONEST, 0))

@@ -29,7 +29,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
-from ppsp.errors import ChunkChanged, RequestBodyTooLarge
+from ppsp.codecs.peer_xml import encode_response
+from ppsp.errors import ChunkChanged, RequestBodyTooLarge, TemporarilyOverloaded
+from ppsp.http.budget import RequestBodyBusy
 from ppsp.http.server import Request, Response, Router, StreamResponse, error_response
 from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
@@ -37,6 +39,7 @@ from ppsp.peer.net.limiter import RateLimiter
 from ppsp.peer.net.session import LIVE_REPRESENTATION, LiveState, SwarmSession
 from ppsp.peer.protocol.handler import PeerProtocolHandler
 from ppsp.peer.upload.fair import FairUploads, Verdict
+from ppsp.wire.peer import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ class EndpointOwner(Protocol):
     upload_limiter: RateLimiter | None
     corrupt_uploads: bool
     host_share: float
+
+
+_BODY_BUSY = encode_response(
+    ErrorResponse.from_error(TemporarilyOverloaded("request bodies being read: busy"))
+)
+"""The answer to a peer protocol request whose body the server's body budget refused."""
 
 
 def _busy(retry_after: int) -> Response:
@@ -88,12 +97,23 @@ class PeerEndpoint:
         return router
 
     async def handle_protocol(self, request: Request) -> Response:
-        """``POST /``: one peer protocol request, answered by the protocol handler."""
+        """``POST /``: one peer protocol request, answered by the protocol handler (a body the
+        server's body budget cannot take now: 503 ``TEMPORARILY OVERLOADED`` with
+        ``Retry-After``, unread, the connection closed after it)."""
         try:
             body = await request.read_body(MAX_PEER_MESSAGE_BYTES)
         except RequestBodyTooLarge:
             # Answered by the protocol handler's own bound check: 400 INVALID SYNTAX.
             body = b" " * (MAX_PEER_MESSAGE_BYTES + 1)
+        except RequestBodyBusy:
+            # The bytes of bodies being read (its host's, or all hosts') are spent: the
+            # protocol's own busy answer, unread, and the connection closes after it.
+            return Response(
+                503,
+                _BODY_BUSY,
+                content_type=PEER_CONTENT_TYPE,
+                headers={"Retry-After": str(RequestBodyBusy.retry_after)},
+            )
         # The connection's source address (never a header): whom the request may speak for.
         status, answer = self.owner.handler.handle_bytes(
             body, self.owner.clock(), host=request.remote_ip

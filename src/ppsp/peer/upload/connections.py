@@ -1,15 +1,16 @@
 """How many connections a peer's HTTP endpoint holds for one host, and in all.
 
 A peer's endpoint is reached by anyone who knows its address: without a bound, one host opening
-hundreds of connections holds the peer's memory (each may carry a request body of up to
-1 MiB), its file descriptors (at the process's limit nobody else is accepted) and the kernel's
-socket buffers.  :class:`ConnectionBudget` counts the open connections per *host* (the
-:func:`~ppsp.core.hosts.host_key` of the connection's source address: an IPv4 address, an IPv6
-/64, the rule of fair serving and of bans) and refuses one beyond
-:data:`MAX_CONNECTIONS_PER_HOST` for its host.  This peer's own host is exempt (the other peers
-there are processes of this machine, or of its network behind the same address, as in tests
-and labs on one loopback address).  The bound in all (:data:`MAX_CONNECTIONS`, kept below the
-process's descriptor limit by the I/O layer, ``ppsp.peer.net.guard``) is the HTTP server's.
+hundreds of connections holds the peer's file descriptors (at the process's limit nobody else
+is accepted) and the kernel's socket buffers (the bodies they send are bounded by the HTTP
+server's body budget, ``ppsp.http.budget``).  :class:`ConnectionBudget` counts the open
+connections per *host* (the :func:`~ppsp.core.hosts.host_key` of the connection's source
+address: an IPv4 address, an IPv6 /64, the rule of fair serving and of bans) and refuses one
+beyond :data:`MAX_CONNECTIONS_PER_HOST` for its host.  This peer's own host is exempt (the
+other peers there are processes of this machine, or of its network behind the same address, as
+in tests and labs on one loopback address).  The bound in all (:data:`MAX_CONNECTIONS`, kept
+below the process's descriptor limit by the I/O layer, ``ppsp.peer.net.guard``) is the HTTP
+server's.
 
 Sans-I/O: the I/O layer (``ppsp.peer.net.guard``) asks :meth:`ConnectionBudget.open` when a
 connection is made, before anything is read, cuts the connection when it is refused and tells
@@ -35,7 +36,8 @@ client at most 16 per host (peer protocol exchanges, descriptions, chunks under 
 chunk threads at most 16 more (chunks of 1 MiB or more, ``ppsp.peer.net.chunkfetch``); a live
 viewer uses the first alone.  Twice that lets two such processes share one address (behind a
 NAT) without a refusal, which a downloader would count as a failure of this peer; a single host
-holds at most 64 MiB of request bodies (``MAX_PEER_MESSAGE_BYTES`` each) and 64 descriptors."""
+holds at most 64 descriptors, and its request bodies being read at most 4 MiB (the HTTP server's
+body budget, ``ppsp.http.bounds.BODY_BUDGET_PER_HOST``)."""
 
 MAX_CONNECTIONS = 1024
 """Connections a peer's endpoint holds open in all (fewer when the process's descriptor limit

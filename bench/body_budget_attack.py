@@ -1,0 +1,264 @@
+"""Request bodies held by a real `ppsp seed`: 5 hosts (127.0.9.9 .. 127.0.9.13), 64 connections
+each, every one POSTing a 1 MiB peer-protocol body slowly (64 KiB a second); a connection that
+is answered or cut is opened again (at most every 0.2 s).  Meanwhile an honest host
+(127.0.4.4) POSTs a FIND_CHUNK every second and runs a `ppsp get` of the seeded file.
+
+Usage: python -m bench.body_budget_attack [SECONDS]
+Prints the seeder's RSS before and at its peak, the attackers' answers, the honest results."""
+
+import collections
+import os
+import random
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+HOSTS = [f"127.0.9.{9 + i}" for i in range(5)]
+PER_HOST = 64
+BODY = 1 << 20
+PIECE = 64 << 10
+
+
+def free_port(host):
+    s = socket.socket()
+    s.bind((host, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(host, port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{host}:{port} not up")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+def ppsp(*args, **kw):
+    return subprocess.Popen(["taskset", "-c", "0", PY, "-m", "ppsp", *args], **kw)
+
+
+def stop(*procs):
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        if p is None:
+            continue
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def honest_post(host, port, swarm):
+    from ppsp.codecs.peer_xml.encode import encode_request
+    from ppsp.wire.peer import FindRequest, PeerMethod
+
+    body = encode_request(
+        FindRequest(
+            transaction_id=str(random.randrange(1 << 30)),
+            peer_id="a" * 40,
+            swarm_id=swarm,
+            method=PeerMethod.FIND_CHUNK,
+            chunk_ids=(1, 2),
+        )
+    )
+    t = time.perf_counter()
+    try:
+        s = socket.create_connection((host, port), timeout=5, source_address=("127.0.4.4", 0))
+        s.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        data = b""
+        while b"\r\n" not in data:
+            got = s.recv(4096)
+            if not got:
+                break
+            data += got
+        s.close()
+        return data.split(b"\r\n")[0].decode(), time.perf_counter() - t
+    except OSError as exc:
+        return f"failed: {exc!r}", time.perf_counter() - t
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="body-budget-")
+    path = os.path.join(work, "f8.bin")
+    with open(path, "wb") as f:
+        f.write(random.Random(1).randbytes(8 << 20))
+    tport = free_port("127.0.0.1")
+    tracker = ppsp(
+        "tracker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(tport),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seeder = getter = None
+    try:
+        wait_port("127.0.0.1", tport)
+        host, port = "127.0.2.2", free_port("127.0.2.2")
+        seeder = ppsp(
+            "seed",
+            path,
+            "--tracker",
+            f"http://127.0.0.1:{tport}",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        swarm = seeder.stdout.readline().strip()
+        wait_port(host, port)
+        time.sleep(1.0)
+        before = rss_kib(seeder.pid)
+        print(f"seeder RSS before: {before / 1024:.1f} MiB")
+        sel = selectors.DefaultSelector()
+        conns = {}  # sock -> [host, sent, next_send_at]
+        answers = collections.Counter()
+        reopen = {h: 0.0 for h in HOSTS}
+        head = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
+            b"Content-Length: %d\r\n\r\n" % BODY
+        )
+        piece = b"<" * PIECE
+        start = time.time()
+        end = start + DURATION
+        peak = before
+        honest = []
+        next_honest = start + 2.0
+        get_started = False
+        getter_out = os.path.join(work, "out.bin")
+        count = collections.Counter()
+        while time.time() < end:
+            now = time.time()
+            for h in HOSTS:  # keep PER_HOST connections per host open
+                while count[h] < PER_HOST and now >= reopen[h]:
+                    try:
+                        s = socket.create_connection((host, port), timeout=2, source_address=(h, 0))
+                        s.sendall(head)
+                        s.setblocking(False)
+                    except OSError:
+                        answers["connect failed"] += 1
+                        reopen[h] = now + 0.2
+                        break
+                    conns[s] = [h, 0, now]
+                    count[h] += 1
+                    sel.register(s, selectors.EVENT_READ)
+            for s, st in list(conns.items()):
+                if st[1] < BODY and now >= st[2]:
+                    try:
+                        n = s.send(piece[: min(PIECE, BODY - st[1])])
+                        st[1] += n
+                        st[2] = now + 1.0
+                    except BlockingIOError:
+                        st[2] = now + 1.0
+                    except OSError:
+                        answers["cut while sending"] += 1
+                        sel.unregister(s)
+                        s.close()
+                        del conns[s]
+                        count[st[0]] -= 1
+                        reopen[st[0]] = now + 0.2
+            for key, _ in sel.select(timeout=0.05):
+                s = key.fileobj
+                st = conns.get(s)
+                if st is None:
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                status = (
+                    data.split(b"\r\n")[0][9:12].decode() if data.startswith(b"HTTP/") else "closed"
+                )
+                answers[status] += 1
+                sel.unregister(s)
+                s.close()
+                del conns[s]
+                count[st[0]] -= 1
+                reopen[st[0]] = now + 0.2
+            peak = max(peak, rss_kib(seeder.pid))
+            if now >= next_honest:
+                honest.append(honest_post(host, port, swarm))
+                next_honest = now + 1.0
+            if not get_started and now > start + 3.0:
+                get_started = True
+                get_t0 = time.time()
+                getter = ppsp(
+                    "get",
+                    swarm,
+                    "--tracker",
+                    f"http://127.0.0.1:{tport}",
+                    "--host",
+                    "127.0.4.4",
+                    "-o",
+                    getter_out,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            if getter is not None and "get_time" not in locals() and getter.poll() is not None:
+                get_time = time.time() - get_t0
+        print(
+            f"seeder RSS peak under attack: {peak / 1024:.1f} MiB (+{(peak - before) / 1024:.1f})"
+        )
+        print(f"connections open at the end: {len(conns)}; attackers' answers: {dict(answers)}")
+        statuses = collections.Counter(st for st, _ in honest)
+        print(
+            f"honest FIND_CHUNK POSTs: {dict(statuses)},"
+            f" slowest {max(t for _, t in honest) * 1000:.0f} ms"
+        )
+        if getter is not None:
+            try:
+                getter.wait(max(1, 40 - (time.time() - get_t0)))
+                ok = Path(getter_out).read_bytes() == Path(path).read_bytes()
+                took = get_time if "get_time" in locals() else time.time() - get_t0
+                print(
+                    f"honest ppsp get: exit {getter.returncode}, identical {ok}, in {took:.1f} s"
+                    f" ({'while attacked' if 'get_time' in locals() else 'after the attack'})"
+                )
+            except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+                print(
+                    "honest ppsp get failed:",
+                    exc,
+                    getter.stderr.read() if getter.poll() is not None else "",
+                )
+        for s in conns:
+            s.close()
+        err = ""
+        stop(getter, seeder, tracker)
+        err = seeder.stderr.read()
+        print("seeder log lines:", len(err.splitlines()), (err.splitlines() or [""])[-1][:200])
+    finally:
+        stop(getter, seeder, tracker)
+
+
+main()

@@ -1,0 +1,158 @@
+"""A peer's endpoint bounds the bytes of request bodies being read, per host and in all, on real
+sockets (:mod:`ppsp.http.budget`, the bounds of :mod:`ppsp.http.bounds`).
+
+A started peer (127.0.2.21) is reached by hosts that each begin 1 MiB peer-protocol POSTs and
+stall.  One host (127.0.9.9) gets four bodies read at once (4 MiB); its further ones are
+answered 503 ``TEMPORARILY OVERLOADED`` with ``Retry-After``, unread, while another host's
+1 MiB body is still read and an honest peer's FIND_CHUNK (127.0.4.4) is answered.  Sixteen
+hosts at their share spend the 64 MiB in all: a further body to be waited for is refused
+whoever sends it, an honest peer's small message sent whole is still answered.  Once the
+clients are gone, nothing is left charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from ppsp.codecs.httphead import head_length, parse_response_head
+from ppsp.codecs.peer_xml import decode_response, encode_request
+from ppsp.http.bounds import BODY_BUDGET, BODY_BUDGET_PER_HOST
+from ppsp.http.budget import BodyBudget
+from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES
+from ppsp.peer.net.node import PeerNode
+from ppsp.wire.peer import ErrorResponse, FindRequest, PeerMethod
+
+HOST = "127.0.2.21"
+FLOODER, OTHER, HONEST = "127.0.9.9", "127.0.9.10", "127.0.4.4"
+WAIT = 10.0
+SWARM = "ab" * 20
+PER_HOST = BODY_BUDGET_PER_HOST // MAX_PEER_MESSAGE_BYTES
+"""Largest bodies one host may have read at once (4)."""
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[PeerNode]:
+    peer = PeerNode(tracker_url="http://127.0.0.1:9/", host=HOST)
+    await peer.start()  # its endpoint, as `ppsp seed` and `ppsp get` start it
+    yield peer
+    await peer.stop(disconnect=False)
+
+
+def budget_of(node: PeerNode) -> BodyBudget:
+    server = node._server
+    assert server is not None and server.body_budget is not None
+    return server.body_budget
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def begin_post(node: PeerNode, source: str) -> Connection:
+    """A POST of a 1 MiB message from ``source``: its head and 64 KiB of its body, then a stall."""
+    reader, writer = await asyncio.open_connection(HOST, node.port, local_addr=(source, 0))
+    writer.write(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
+        b"Content-Length: %d\r\n\r\n" % MAX_PEER_MESSAGE_BYTES + b"<" * 65536
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def answer_of(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """The status, header fields and body of the next answer."""
+    data = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    head = parse_response_head(data[: head_length(data)])
+    body = await asyncio.wait_for(reader.readexactly(head.content_length or 0), WAIT)
+    fields = {name: head.header(name) or "" for name in ("Retry-After", "Connection")}
+    return head.status, fields, body
+
+
+async def waiting(reader: asyncio.StreamReader) -> bool:
+    """Whether the peer still waits for this body (no answer, not closed)."""
+    try:
+        await asyncio.wait_for(reader.read(1), 0.3)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(int(WAIT / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def find_chunk(node: PeerNode, source: str) -> int:
+    """An honest FIND_CHUNK from ``source``, sent whole: the status of its answer."""
+    body = encode_request(
+        FindRequest(
+            transaction_id="7",
+            peer_id="c" * 40,
+            swarm_id=SWARM,
+            method=PeerMethod.FIND_CHUNK,
+            chunk_ids=(1, 2),
+        )
+    )
+    reader, writer = await asyncio.open_connection(HOST, node.port, local_addr=(source, 0))
+    try:
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        status, _, _ = await answer_of(reader)
+        return status
+    finally:
+        writer.close()
+
+
+async def test_one_host_gets_its_share_and_others_are_still_read(node: PeerNode) -> None:
+    budget = budget_of(node)
+    held = [await begin_post(node, FLOODER) for _ in range(PER_HOST)]
+    await until(lambda: budget.held(FLOODER) == BODY_BUDGET_PER_HOST)
+    beyond = [await begin_post(node, FLOODER) for _ in range(3)]
+    connections = held + beyond
+    try:
+        for reader, _ in beyond:
+            status, fields, body = await answer_of(reader)
+            assert (status, fields) == (503, {"Retry-After": "1", "Connection": "close"})
+            answer = decode_response(body, status)
+            assert isinstance(answer, ErrorResponse)
+            assert answer.response == "TEMPORARILY OVERLOADED"
+        assert all([await waiting(reader) for reader, _ in held])
+        # Another host's large body is read, and an honest peer's message answered.
+        connections.append(await begin_post(node, OTHER))
+        await until(lambda: budget.held(OTHER) == MAX_PEER_MESSAGE_BYTES)
+        assert await waiting(connections[-1][0])
+        assert await find_chunk(node, HONEST) != 503
+    finally:
+        for _, writer in connections:
+            writer.close()
+    await until(lambda: budget.in_use == 0 and budget.hosts == 0)
+
+
+async def test_hosts_together_spend_the_total_and_small_messages_still_pass(
+    node: PeerNode,
+) -> None:
+    budget = budget_of(node)
+    hosts = [f"127.0.10.{n}" for n in range(1, BODY_BUDGET // BODY_BUDGET_PER_HOST + 1)]
+    connections: list[Connection] = []
+    try:
+        for host in hosts:
+            connections += [await begin_post(node, host) for _ in range(PER_HOST)]
+        await until(lambda: budget.in_use == BODY_BUDGET)
+        # The total is spent: a body to be waited for is refused, whoever sends it...
+        reader, writer = await begin_post(node, HONEST)
+        connections.append((reader, writer))
+        status, fields, _ = await answer_of(reader)
+        assert (status, fields["Retry-After"]) == (503, "1")
+        # ... but a small message that came whole with its head is answered.
+        assert await find_chunk(node, HONEST) != 503
+    finally:
+        for _, writer in connections:
+            writer.close()
+    await until(lambda: budget.in_use == 0 and budget.hosts == 0)
