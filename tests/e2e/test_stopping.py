@@ -60,17 +60,21 @@ def assert_quiet(peer: Peer) -> None:
 
 
 @contextlib.asynccontextmanager
-async def silent_tracker() -> AsyncIterator[str]:
-    """A tracker URL whose server accepts connections and never answers."""
+async def silent_tracker() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A tracker URL whose server accepts connections and never answers, and an event set once
+    a request's first bytes came (the peer is in its first request, its start-up over)."""
     held: list[asyncio.StreamWriter] = []
+    asked = asyncio.Event()
 
-    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
+        if await reader.read(1):
+            asked.set()
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", asked
     finally:
         for writer in held:
             writer.close()
@@ -126,14 +130,17 @@ async def test_stop_while_the_tracker_does_not_answer(
     swarm_id = "ab" * 32
     source = tmp_path / "movie.bin"
     source.write_bytes(content(100_000))
-    async with silent_tracker() as url:
+    async with silent_tracker() as (url, asked):
         args = {
             "watch": ["watch", swarm_id, "--player-port", "0"],
             "get": ["get", swarm_id, "-o", str(tmp_path / "out.bin")],
             "seed": ["seed", str(source)],
         }[command]
         peer = await swarm.spawn(command, *args, "--tracker", url)
-        await asyncio.sleep(1.0)  # well into the first request, short of its timeout
+        # In its first request (a loaded machine may take seconds to start the process), then
+        # a moment more, short of the request's timeout.
+        await asyncio.wait_for(asked.wait(), 60)
+        await asyncio.sleep(0.5)
         assert peer.alive, peer.output()
         code = await stop_within(peer, signal.SIGTERM)
     assert code != 0
@@ -160,9 +167,9 @@ async def test_stop_while_a_large_file_is_hashed(swarm: Swarm, tmp_path: Path) -
 async def test_a_second_signal_ends_the_process_at_once(swarm: Swarm, tmp_path: Path) -> None:
     source = tmp_path / "movie.bin"
     source.write_bytes(content(100_000))
-    async with silent_tracker() as url:
+    async with silent_tracker() as (url, asked):
         peer = await swarm.spawn("seed", "seed", str(source), "--tracker", url)
-        await asyncio.sleep(1.0)
+        await asyncio.wait_for(asked.wait(), 60)
         peer.signal(signal.SIGINT)
         code = await stop_within(peer)
     assert code != 0
