@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,6 +24,7 @@ from ppsp.codecs.httphead import ResponseHead, head_length, parse_response_head
 from ppsp.http.bounds import BODY_BUDGET, BODY_BUDGET_PER_HOST
 from ppsp.http.budget import BodyBudget, RequestBodyBusy, body_host
 from ppsp.http.server import HTTPServer, Request, Response, serve
+from waits import still_waiting, until
 
 WAIT = 10.0
 """Generous bound on any one wait of a test."""
@@ -75,23 +76,6 @@ async def start_slow(
 async def answer_of(reader: asyncio.StreamReader) -> ResponseHead:
     data = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
     return parse_response_head(data[: head_length(data)])
-
-
-async def until(check: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
-
-
-async def still_waiting(reader: asyncio.StreamReader) -> bool:
-    """Whether the server still waits for this client's body (no answer, not closed)."""
-    try:
-        await asyncio.wait_for(reader.read(1), 0.2)
-    except TimeoutError:
-        return True
-    return False
 
 
 def budget_of(server: HTTPServer) -> BodyBudget:

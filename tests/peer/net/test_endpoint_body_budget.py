@@ -13,7 +13,7 @@ clients are gone, nothing is left charged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,6 +24,7 @@ from ppsp.http.budget import BodyBudget
 from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES
 from ppsp.peer.net.node import PeerNode
 from ppsp.wire.peer import ErrorResponse, FindRequest, PeerMethod
+from waits import still_waiting, until
 
 HOST = "127.0.2.21"
 FLOODER, OTHER, HONEST = "127.0.9.9", "127.0.9.10", "127.0.4.4"
@@ -70,23 +71,6 @@ async def answer_of(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], 
     return head.status, fields, body
 
 
-async def waiting(reader: asyncio.StreamReader) -> bool:
-    """Whether the peer still waits for this body (no answer, not closed)."""
-    try:
-        await asyncio.wait_for(reader.read(1), 0.3)
-    except TimeoutError:
-        return True
-    return False
-
-
-async def until(check: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
-
-
 async def find_chunk(node: PeerNode, source: str) -> int:
     """An honest FIND_CHUNK from ``source``, sent whole: the status of its answer."""
     body = encode_request(
@@ -123,11 +107,11 @@ async def test_one_host_gets_its_share_and_others_are_still_read(node: PeerNode)
             answer = decode_response(body, status)
             assert isinstance(answer, ErrorResponse)
             assert answer.response == "TEMPORARILY OVERLOADED"
-        assert all([await waiting(reader) for reader, _ in held])
+        assert all([await still_waiting(reader, 0.3) for reader, _ in held])
         # Another host's large body is read, and an honest peer's message answered.
         connections.append(await begin_post(node, OTHER))
         await until(lambda: budget.held(OTHER) == MAX_PEER_MESSAGE_BYTES)
-        assert await waiting(connections[-1][0])
+        assert await still_waiting(connections[-1][0], 0.3)
         assert await find_chunk(node, HONEST) != 503
     finally:
         for _, writer in connections:

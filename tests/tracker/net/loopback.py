@@ -4,8 +4,14 @@ sends as a peer of that host would (the answer's status line, head and body as t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.net.server import running_tracker
+from tracker.storage.redis_server import redis_server
 
 READ_TIMEOUT = 10.0
 """Bound on one exchange (a test's answer comes in milliseconds)."""
@@ -47,3 +53,16 @@ async def post_from(
         name, _, value = field.partition(":")
         headers[name.strip().lower()] = value.strip()
     return Answer(int(status), reason, headers, rest)
+
+
+@contextlib.asynccontextmanager
+async def served_tracker(storage: str) -> AsyncIterator[str]:
+    """The URL of a tracker served on loopback with its defaults, on ``storage`` ("memory", or
+    "redis": a redis-server of its own)."""
+    if storage == "memory":
+        async with running_tracker(TrackerConfig()) as running:
+            yield running.url
+        return
+    with redis_server() as server:
+        async with running_tracker(TrackerConfig(), storage_url=server.url) as running:
+            yield running.url

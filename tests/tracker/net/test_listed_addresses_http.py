@@ -10,8 +10,6 @@ import pytest
 
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
-from ppsp.tracker.core import TrackerConfig
-from ppsp.tracker.net.server import running_tracker
 from ppsp.wire.tracker import (
     AddressType,
     ConnectRequest,
@@ -23,8 +21,7 @@ from ppsp.wire.tracker import (
     SwarmActionType,
     TrackerResponse,
 )
-from tracker.net.loopback import post_from
-from tracker.storage.redis_server import redis_server
+from tracker.net.loopback import post_from, served_tracker
 
 LIAR, HONEST = "127.0.0.2", "127.0.0.3"
 CODECS = {Encoding.XML: xml_codec, Encoding.JSON: json_codec}
@@ -32,13 +29,8 @@ CODECS = {Encoding.XML: xml_codec, Encoding.JSON: json_codec}
 
 @pytest.fixture(params=["memory", "redis"])
 async def tracker_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    if request.param == "memory":
-        async with running_tracker(TrackerConfig()) as running:
-            yield running.url
-    else:
-        with redis_server() as server:
-            async with running_tracker(TrackerConfig(), storage_url=server.url) as running:
-                yield running.url
+    async with served_tracker(request.param) as url:
+        yield url
 
 
 def connect(

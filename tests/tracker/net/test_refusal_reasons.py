@@ -11,8 +11,6 @@ import pytest
 
 from ppsp.codecs import tracker_json as json_codec
 from ppsp.codecs import tracker_xml as xml_codec
-from ppsp.tracker.core import TrackerConfig
-from ppsp.tracker.net.server import running_tracker
 from ppsp.wire.tracker import (
     AnyRequest,
     ConnectRequest,
@@ -25,8 +23,7 @@ from ppsp.wire.tracker import (
     SwarmAction,
     SwarmActionType,
 )
-from tracker.net.loopback import Answer, post_from
-from tracker.storage.redis_server import redis_server
+from tracker.net.loopback import Answer, post_from, served_tracker
 
 PEER, OTHER = "127.0.0.2", "127.0.0.3"
 V11 = ProtocolVersion.V1_1
@@ -35,13 +32,8 @@ CODECS = {Encoding.XML: xml_codec, Encoding.JSON: json_codec}
 
 @pytest.fixture(params=["memory", "redis"])
 async def tracker_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    if request.param == "memory":
-        async with running_tracker(TrackerConfig()) as running:
-            yield running.url
-    else:
-        with redis_server() as server:
-            async with running_tracker(TrackerConfig(), storage_url=server.url) as running:
-                yield running.url
+    async with served_tracker(request.param) as url:
+        yield url
 
 
 def join(peer_id: str, *swarms: str) -> JoinRequest:
