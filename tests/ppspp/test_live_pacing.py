@@ -20,9 +20,9 @@ from ppsp.core.ratelimit import TokenBucket
 from ppsp.peer.live.identity import public_key_bytes
 from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, live_ppspp_swarm_id
 from ppsp.peer.ppspp.live_receiver import LiveReceiver, LiveReceiverConfig
-from ppsp.peer.ppspp.live_server import LIVE_PARAMETERS, LiveServer
+from ppsp.peer.ppspp.live_server import LIVE_PARAMETERS, LiveServer, LiveServerConfig
 from ppsp.peer.upload.pacing import QUANTUM, UploadPacer
-from ppsp.wire.ppspp import Cancel, ChunkRange, Data
+from ppsp.wire.ppspp import Ack, Cancel, ChunkRange, Data, Have
 
 NOW = 1_800_000_000.0
 KEY = Ed25519PrivateKey.generate()
@@ -250,3 +250,73 @@ def test_a_live_chunk_given_up_and_asked_again_is_sent_whole(cancel_lost: bool) 
     receiver.request(0, link.now)
     link.run(link.now + 2.0)
     assert link.received == {peer: PIECES * LIVE_CHUNK_SIZE}
+
+
+@pytest.mark.parametrize("slots", [2, 4])
+def test_under_the_cap_a_few_channels_send_at_a_time_so_their_chunks_complete_early(
+    slots: int,
+) -> None:
+    """Four receivers on four hosts ask for the same live chunk (2.6 s at the cap alone):
+    sharing the cap among all four at once finishes every copy at 9.8-11 s, together; two
+    channels at a time finish two copies by 6 s (their receivers can pass them on), the others
+    by 12 s; the cap is kept all along."""
+    bucket = TokenBucket(RATE, now=NOW)
+    server = LiveServer(
+        SWARM,
+        window_chunks=WINDOW,
+        signer=KEY.sign,
+        pacer=UploadPacer(bucket),
+        config=LiveServerConfig(send_slots=slots),
+    )
+    for index in range(WINDOW):
+        server.append(index, bytes([index]) * (PIECES * LIVE_CHUNK_SIZE), NOW)
+    config = LiveReceiverConfig(window_s=30.0, window_chunks=WINDOW)
+    peers = [(f"127.0.0.{n}", 4000) for n in range(2, 6)]
+    channels = {}
+    for number, peer in enumerate(peers, start=1):
+        channels[peer] = LiveReceiver(SWARM, channel_id=100 + number, config=config, now=NOW)
+        channels[peer].request(0, NOW)
+    link = Link(server, channels)
+    link.run(NOW + 6.0)
+    early = len(link.received)
+    link.run(NOW + 12.0)
+    assert len(link.received) == 4
+    assert early == (2 if slots == 2 else 0)
+    assert server.stats["data_bytes"] <= 12.0 * RATE + bucket.burst + 4 * QUANTUM
+
+
+def test_a_channel_that_never_acknowledges_does_not_keep_a_send_slot() -> None:
+    """One send slot; a receiver that acknowledges nothing (its LEDBAT window stays full, its
+    DATA time out and are sent again) gives the slot up whenever it may not send, and the
+    honest receiver asking after it gets its chunk."""
+    server = LiveServer(
+        SWARM,
+        window_chunks=WINDOW,
+        signer=KEY.sign,
+        pacer=UploadPacer(TokenBucket(RATE, now=NOW)),
+        config=LiveServerConfig(send_slots=1),
+    )
+    for index in range(WINDOW):
+        server.append(index, bytes([index]) * (PIECES * LIVE_CHUNK_SIZE), NOW)
+    config = LiveReceiverConfig(window_s=30.0, window_chunks=WINDOW)
+    mute, honest = ("127.0.0.2", 4000), ("127.0.0.3", 4000)
+    muted = LiveReceiver(SWARM, channel_id=101, config=config, now=NOW)
+    sends = muted.datagrams_to_send
+
+    def without_acknowledgements() -> list[bytes]:
+        return [
+            data
+            for data in sends()
+            if not any(
+                isinstance(m, Ack | Have) for m in decode_datagram(data, LIVE_PARAMETERS).messages
+            )
+        ]
+
+    muted.datagrams_to_send = without_acknowledgements  # type: ignore[method-assign]
+    for index in range(WINDOW):
+        muted.request(index, NOW)
+    channels = {mute: muted, honest: LiveReceiver(SWARM, channel_id=102, config=config, now=NOW)}
+    channels[honest].request(0, NOW)
+    link = Link(server, channels)
+    link.run(NOW + 8.0)
+    assert link.received.get(honest) == PIECES * LIVE_CHUNK_SIZE

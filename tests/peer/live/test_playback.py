@@ -326,6 +326,26 @@ def test_wanted_due_soonest_first_then_rarest() -> None:
     assert p.wanted(availability, J + 2.0) == [13, 14, 16, 15]
 
 
+def test_wanted_leaves_out_chunks_past_their_deadline_once_playing() -> None:
+    """A chunk that arrives after its deadline is skipped: once playing, one whose deadline
+    passed is not wanted (a viewer behind asks for what can still be played on time); while
+    buffering, a startup chunk counted due is still wanted."""
+    p = viewer(buffer_chunks=2, join_margin=1)
+    p.note_newest(100, J)
+    assert p.urgency(99, J + 1) < 0
+    assert 99 in p.wanted({99: 1, 100: 1}, J + 1)  # the startup buffer: wanted however late
+    give(p, 99, J + 1)
+    give(p, 100, J + 1)
+    assert p.due(J + 1).played == (99, 100)  # chunk i due at J + 1 + (i - 99)
+    offered = {101: 1, 102: 1, 103: 1}
+    assert p.wanted(offered, J + 2.5) == [101, 102, 103]
+    assert p.wanted(offered, J + 3.5) == [102, 103]  # 101 was due at J + 3
+    give(p, 101, J + 3.6)  # it arrives late: skipped, as every chunk past its deadline
+    assert p.due(J + 3.6).played == ()
+    give(p, 102, J + 3.7)
+    assert p.due(J + 4).played == (102,) and p.qoe().chunks_skipped == 1
+
+
 def test_wanted_respects_the_floor() -> None:
     p = viewer(buffer_chunks=3, join_margin=2)
     p.note_newest(100, J)

@@ -114,6 +114,31 @@ def test_joins_and_finds_the_holders_of_the_joining_point_once() -> None:
     assert not any(isinstance(a, FindHolders) for a in viewer.poll(NOW + 0.01))
 
 
+def test_a_joining_viewer_takes_its_startup_buffer_from_relays_the_source_second() -> None:
+    """Chunks of the startup buffer that a relay holds are asked of relays (a burst of joining
+    viewers at the source delayed the new chunks that the playing viewers need); the source
+    is asked for one only as a second ask, once the relay's request ran endgame_after."""
+    viewer = make()
+    connect(viewer, "src", range(20), NOW, source=True)
+    connect(viewer, "v1", range(20), NOW)
+    asked = fetches(viewer.poll(NOW))
+    assert ("v1", 13) in asked and {peer for peer, _ in asked} == {"v1"}
+    assert fetches(viewer.poll(NOW + 0.2)) == []
+    assert ("src", 13) in fetches(viewer.poll(NOW + 0.4))
+
+
+def test_a_joining_viewer_asks_for_the_chunks_nearest_its_joining_point_a_few_at_a_time() -> None:
+    """While the start point is looked for, a few requests at a time, nearest the joining
+    point (13) first: not the whole search range at once from every relay's free slots."""
+    viewer = make()
+    connect(viewer, "src", range(20), NOW, source=True)
+    for relay in ("v1", "v2", "v3"):
+        connect(viewer, relay, range(20), NOW)
+    asked = fetches(viewer.poll(NOW))
+    assert sorted(index for _, index in asked) == [12, 13, 14, 15]
+    assert fetches(viewer.poll(NOW + 0.1)) == []  # none more before one of them ends
+
+
 def test_a_relay_is_asked_rather_than_the_source_unless_the_chunk_is_due_soon() -> None:
     viewer = make()
     start = playing(viewer, relays=("v1",))
@@ -204,6 +229,41 @@ def test_a_request_is_given_up_at_the_deadline_without_blame() -> None:
     assert CancelChunk("src", 14, "late") in actions
     standing = viewer.peers.get("src")
     assert standing is not None and standing.failures == 0 and not standing.banned
+
+
+def test_a_viewer_behind_skips_ahead_rather_than_ask_again_for_a_chunk_past_its_deadline() -> None:
+    """A chunk whose deadline passed would be skipped on arrival: its request given up at the
+    deadline is not made again (every viewer asking the source again and again for chunks
+    already late kept the NAT lab's swarm behind for good); the next chunk is asked instead,
+    and playback skips the missed one when that one is due."""
+    viewer = make()
+    start = playing(viewer)
+    announce(viewer, "src", range(20), start)
+    viewer.poll(start)
+    assert viewer.in_flight() == [("src", 14)]  # due at start + 0.5
+    actions = viewer.poll(start + 0.55)
+    assert CancelChunk("src", 14, "late") in actions
+    assert fetches(actions) == [("src", 15)]  # due at start + 1.0: still in time
+    for step in range(1, 4):  # never chased again, however long 15 takes
+        assert ("src", 14) not in fetches(viewer.poll(start + 0.55 + step * 0.1))
+    assert viewer.arrived("src", 15, data(15), start + 0.9)
+    played = [a.index for a in viewer.poll(start + 1.0) if isinstance(a, PlayChunk)]
+    assert played == [15] and viewer.playback.qoe().chunks_skipped == 1
+
+
+def test_a_source_slower_than_a_chunks_time_left_is_not_asked_for_it() -> None:
+    """A swamped source (its last transfer took 2 s) is not asked for chunks due sooner than
+    that: such a request only slows down those that can arrive (the source shares its upload
+    among them); the chunk goes to a relay, and the source gets the first chunk it can still
+    deliver in time."""
+    viewer = make()
+    connect(viewer, "src", range(20), NOW, source=True)
+    assert ("src", 13) in fetches(viewer.poll(NOW))
+    start = NOW + 2.0  # chunk i due at start + (i - 13) / 2
+    assert viewer.arrived("src", 13, data(13), start)
+    assert fetches(viewer.poll(start)) == [("src", 17)]  # 14-16 are due within 2 s
+    connect(viewer, "v1", range(13, 20), start)
+    assert ("v1", 14) in fetches(viewer.poll(start + 0.01))
 
 
 def test_failures_ban_a_peer_at_the_shared_limit() -> None:
@@ -394,9 +454,10 @@ def test_a_silent_relay_is_benched_and_its_chunks_asked_elsewhere_before_their_d
     assert deadline is not None and deadline <= start + 1.0
     actions = viewer.poll(start + 1.0)
     # Chunk 15 reached its deadline (a late request costs nothing); 16 and 17, due 0.5 s and
-    # 1 s later, are given up as stalled and asked of the relay that delivers.
+    # 1 s later, are given up as stalled and asked of peers that deliver (16, due within
+    # source_relief, of the source: its slot is free, 14 was not asked again once late).
     assert cancels(actions, "stalled") == [("pit", 16), ("pit", 17), ("pit", 18)]
-    assert {("v2", 16), ("v2", 17)} <= set(fetches(actions))
+    assert {("src", 16), ("v2", 17)} <= set(fetches(actions))
     pit = viewer.peers.get("pit")
     assert pit is not None and pit.benched(start + 1.0) and pit.failures == 0
     assert not pit.banned and pit.benched_until == pytest.approx(start + 3.0)
@@ -443,10 +504,13 @@ def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> Non
         now = min(max(deadline, now + 0.01), now + 0.1)
     pit = viewer.peers.get("pit")
     assert not banned and pit is not None and not pit.banned and pit.failures == 0
-    # Asked, benched 2 s, asked again, benched 4 s, again 8 s: a growing back-off.
+    # Asked, benched 2 s, asked again, benched 4 s, again 8 s: a growing back-off.  (Its
+    # first requests, chunks of the startup buffer, end when the source's copies arrive: it
+    # stalls a second after the next ones, and each round begins with the next chunk it may
+    # take, up to a chunk's length after its back-off.)
     rounds = [asked_at[0]] + [b for a, b in itertools.pairwise(asked_at) if b - a > 1]
     gaps = [b - a for a, b in itertools.pairwise(rounds)]
-    assert gaps[:3] == pytest.approx([3.0, 5.0, 9.0], abs=0.15)  # stall timeout + back-off
+    assert gaps[:3] == pytest.approx([3.5, 5.5, 9.5], abs=0.5)  # stall timeout + back-off
     assert pit.stalls == len(rounds)
     # Back from its bench, a relay that never delivered is on probation: one request at a time
     # (from its second stall: one stall may be a busy relay's start on a loaded machine).

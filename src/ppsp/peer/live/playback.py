@@ -39,8 +39,11 @@ The scheduler side: :meth:`~LivePlayback.urgency` is the time left before a chun
 orders the missing chunks that peers offer: while looking for the start point, nearest the
 target first; then chunks due within ``urgent_s``, soonest first, then the others rarest first
 (fewest holders), earlier first among equals.  Chunks already skipped, past the end or below
-the window floor are never wanted.  Whom to ask is the live viewer's policy's
-(:mod:`ppsp.peer.live.viewer`).
+the window floor are never wanted, nor, once playing, a chunk whose deadline has passed: it
+would arrive late and be skipped, so a viewer that fell behind asks for what can still be
+played on time and skips the rest rather than chase the past (every viewer asking the source
+for chunks already late, each request given up and asked again, kept a whole swarm behind).
+Whom to ask is the live viewer's policy's (:mod:`ppsp.peer.live.viewer`).
 
 :class:`QoE` is a snapshot of the viewer's quality of experience for the peer protocol's
 PROPERTY_QUERY (:meth:`QoE.as_properties`) and the tracker's StreamStatistics
@@ -504,6 +507,8 @@ class LivePlayback:
                 if index in self._held or index in self._late:
                     continue
                 left = self.urgency(index, now)
+                if left < 0 and self._play_start is not None:
+                    continue  # past its deadline: late on arrival, skipped (not chased)
                 if left <= self.config.urgent_s:
                     urgent.append((left, index))
                 else:

@@ -10,17 +10,23 @@ and never waits: ``ppsp.peer.net.livenode`` moves the bytes.
 It decides:
 
 - **what to fetch**: the chunks :meth:`~ppsp.peer.live.playback.LivePlayback.wanted` orders first
-  (deadline order, then rarest first), among those some peer announced;
-- **from whom**: a chunk due later than ``source_relief`` is taken from a viewer that holds it
-  (a *relay*) rather than from the source.  A chunk only the source holds is taken from it by
-  ``source_fanout`` viewers, the first of the connected viewers ranked by a hash of the chunk
-  index and their PeerID that every viewer computes alike (:func:`fetches_first`); the others
-  wait for a relay until the chunk is due within ``source_relief``.  Among holders: for a
+  (deadline order, then rarest first), among those some peer announced; while the start point
+  is looked for, at most ``search_requests`` at a time, nearest the joining point first;
+- **from whom**: a chunk due later than ``source_relief``, or one of the startup buffer, is
+  taken from a viewer that holds it (a *relay*) rather than from the source (the startup
+  buffer from the source only by a second ask, as for any chunk near its deadline: below).
+  A chunk only the source holds is taken from it by ``source_fanout`` viewers, the first of
+  the connected viewers ranked by a hash of the chunk index and their PeerID that every
+  viewer computes alike (:func:`fetches_first`); the others wait for a relay until the chunk
+  is due within ``source_relief``.  Among holders: for a
   chunk that cannot wait out a stall, one that has sent an envelope (a *proven* peer: a
   relay that never did may announce every chunk and answer none); then the least loaded,
   then the one with the fewest failures, then the fastest measured (a moving average of its
   transfer times; an unmeasured peer first, so chunks that can wait are how new relays are
-  tried);
+  tried).  Once playing, a source is asked for a chunk only when its measured transfer time
+  (a request given up counting the time it ran) is within the chunk's time left: a swamped
+  source shares its upload among every request, and those that cannot arrive in time only
+  delay the ones that can;
 - **when to look again**: a chunk due within ``hunt_s`` that no relay is known to hold has the
   maps of the connected viewers older than ``hunt_stale`` pulled (not only the neighbours'), so
   that a relay that holds it is found before the viewer falls back on the source;
@@ -32,9 +38,10 @@ It decides:
 - **when to give up**: a request ends at the chunk's deadline (at least ``min_fetch_timeout``
   from when it was made; ``startup_fetch_timeout`` while the startup buffer has no deadlines
   yet), so that a busy sender skips it rather than sending it late; such a late request costs
-  the peer nothing.  A failed one counts against the peer, and the
-  :data:`~ppsp.peer.download.peers.MAX_FAILURES`-th failure bans it; a forged envelope bans it
-  at once, with every other PeerID at its host
+  the peer nothing, and the chunk, past its deadline, is not asked again (playback skips it:
+  :meth:`~ppsp.peer.live.playback.LivePlayback.wanted`).  A failed one counts against the
+  peer, and the :data:`~ppsp.peer.download.peers.MAX_FAILURES`-th failure bans it; a forged
+  envelope bans it at once, with every other PeerID at its host
   (:meth:`~ppsp.peer.download.peers.PeerBook.ban_host`);
 - **whom to leave for a while** (the stored download's rule for slow and silent peers): a
   request still unanswered after ``stall_timeout`` at a peer from which no envelope came for
@@ -129,6 +136,11 @@ class LiveTiming(NamedTuple):
     """A chunk due within this may be asked of a second relay..."""
     endgame_after: float = 0.35
     """... when its request has run this long."""
+    search_requests: int = 4
+    """Requests in flight while the start point is looked for: the chunks nearest the joining
+    point first (a start point is most often within a chunk or two of it), not the whole
+    search range at once (every joining viewer asking for a dozen chunks in one go slowed the
+    relays, and with them the new chunks, for everyone)."""
     neighbours: int = 6
     """Viewers this viewer PUSHes its map to and PULLs maps from (besides the source)."""
     push_interval: float = 0.1
@@ -289,9 +301,7 @@ class LiveViewerPolicy:
         """
         request = self._end_request(peer, index)
         if request is not None:
-            took = max(0.0, now - request.made_at)
-            before = self._speed.get(peer)
-            self._speed[peer] = took if before is None else 0.7 * before + 0.3 * took
+            self._measure(peer, now - request.made_at)
         try:
             envelope = ChunkEnvelope.decode(data)
             if envelope.index != index:
@@ -453,6 +463,7 @@ class LiveViewerPolicy:
                 self._pending.append(CancelChunk(key[0], key[1], "unwanted"))
             elif request.give_up_at <= now:
                 self._end_request(*key)
+                self._measure(key[0], now - request.made_at)  # at least this long
                 self._pending.append(CancelChunk(key[0], key[1], "late"))
             elif request.stall_at <= now:
                 self._check_stall(key[0], request, now)
@@ -518,6 +529,11 @@ class LiveViewerPolicy:
         viewers = [s.peer_id for s in usable if s.peer_id not in sources and not self._probation(s)]
         hunting = False
         budget = len(usable) * timing.slots_per_peer
+        # Looking for the start point: a few chunks at a time, the nearest first (second
+        # asks of those are not counted).
+        searching = budget
+        if playback.first is None:
+            searching = timing.search_requests - len(requested)
         for index in wanted:
             if budget <= 0:
                 break
@@ -552,21 +568,32 @@ class LiveViewerPolicy:
                     and (strangers_ok or self._proven(s))
                 ]
                 if not spare and left <= timing.source_relief:
-                    # No relay free: the source, rather than a skip.
+                    # No relay free: the source, rather than a skip (if it can be in time).
                     spare = [
                         s
                         for s in holders
-                        if s.peer_id in sources and s.peer_id not in asked and self._free(s)
+                        if s.peer_id in sources
+                        and s.peer_id not in asked
+                        and self._free(s)
+                        and self._in_time(s, left)
                     ]
                 if spare:
                     self._ask(self._best(spare, urgent=True), index, now)
                     budget -= 1
                 continue
+            if searching <= 0:
+                continue
             if not relays and left <= timing.hunt_s:
                 hunting = True
             relaxed = left > timing.source_relief
+            trusted = [s for s in relays if not self._probation(s)]
             if relays and relaxed:
                 holders = relays
+            elif trusted and playback.play_start is None:
+                # The startup buffer from relays (the source by the second ask, above): a
+                # burst of joining viewers at the source delays the new chunks the playing
+                # viewers need, and a chunk that old is held by the relays they reach.
+                holders = trusted
             elif relaxed and not fetches_first(self.peer_id, index, viewers, timing.source_fanout):
                 # Another viewer takes it from the source: wait for a relay until it is due
                 # within source_relief (and look for one from hunt_s on).
@@ -576,11 +603,18 @@ class LiveViewerPolicy:
                 continue
             # A peer on probation only for a chunk that can wait out a stall and a second ask.
             bears_stall = left > timing.stall_timeout + timing.endgame_s
-            free = [s for s in holders if self._free(s) and (bears_stall or not self._probation(s))]
+            free = [
+                s
+                for s in holders
+                if self._free(s)
+                and (bears_stall or not self._probation(s))
+                and self._in_time(s, left)
+            ]
             if not free:
                 continue
             self._ask(self._best(free, urgent=not bears_stall), index, now)
             budget -= 1
+            searching -= 1
         if hunting:
             self._hunt(now)
 
@@ -600,6 +634,25 @@ class LiveViewerPolicy:
         may announce every chunk and answer none, and is not yet known to be one until its
         first stall, a second after it was asked."""
         return standing.last_bytes_at != -math.inf or standing.peer_id in self.sources
+
+    def _in_time(self, standing: PeerStanding, left: float) -> bool:
+        """Whether a chunk due in ``left`` seconds may be asked of ``standing``: of a relay
+        always; of a source, once playing, only when its measured transfer time (a request
+        given up counting the time it ran) is within ``left``.  A source's upload is shared
+        by every viewer that asks it: when it is swamped, requests that cannot arrive in time
+        only slow down the ones that can (the few viewers taking new chunks first), whose
+        chunks then reach the relays late and make more viewers fall back on the source."""
+        if standing.peer_id not in self.sources or self.playback.play_start is None:
+            return True
+        took = self._speed.get(standing.peer_id)
+        return took is None or took <= left
+
+    def _measure(self, peer: str, took: float) -> None:
+        """A transfer from ``peer`` took ``took`` seconds (or ran that long and was given
+        up): the moving average of its transfer times."""
+        took = max(0.0, took)
+        before = self._speed.get(peer)
+        self._speed[peer] = took if before is None else 0.7 * before + 0.3 * took
 
     def _free(self, standing: PeerStanding) -> bool:
         return self._load.get(standing.peer_id, 0) < self._slots(standing.peer_id)

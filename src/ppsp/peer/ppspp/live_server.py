@@ -32,9 +32,9 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
 - **Pace** (RFC 6817, 8.7): as the seeder's (:mod:`.sending`): per channel a LEDBAT window of
   DATA in flight fed by the ACKs' one-way delay samples, a DATA unacknowledged after the
   retransmission timeout lost (the window halves; the chunk is sent again first while its live
-  chunk is held and the peer has not announced it), and under the peer's upload cap
-  (``pacer``, the token bucket HTTP draws on too) the channels' hosts take turns, one DATA
-  each.  :attr:`LiveServer.on_data` is told of each DATA (the I/O layer attributes it).
+  chunk is held and the peer has not announced it); under the upload cap (``pacer``, HTTP's
+  bucket too) ``send_slots`` channels at a time (:mod:`.live_slots`), their hosts in turn, one
+  DATA each.  :attr:`LiveServer.on_data` is told of each DATA (the I/O layer attributes it).
 - **Channels**: 32-bit random IDs, bound to the address that opened them; at most
   ``max_channels``, ``max_channels_per_host`` per host (an IPv4 address, an IPv6 /64), a new
   one beyond evicting by :mod:`.admission`'s rule; a closing HANDSHAKE forgets one;
@@ -60,12 +60,8 @@ from ppsp.peer.ppspp import opening as bounds
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import Address
 from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
-from ppsp.peer.ppspp.live import (
-    LIVE_CHUNK_SIZE,
-    MAX_LIVE_INDEX,
-    MUNRO_CHUNKS,
-    LiveChunkRecord,
-)
+from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, MAX_LIVE_INDEX, MUNRO_CHUNKS, LiveChunkRecord
+from ppsp.peer.ppspp.live_slots import SendSlots
 from ppsp.peer.ppspp.sending import (
     SendTurns,
     acked_in_flight,
@@ -73,6 +69,7 @@ from ppsp.peer.ppspp.sending import (
     flight_deadline,
     take_expired,
 )
+from ppsp.peer.upload.fair import CAPPED_SLOTS
 from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     PPSPP_VERSION,
@@ -207,6 +204,8 @@ class LiveServerConfig:
     chunks do not match the signed munros)."""
     ledbat: LedbatParameters = field(default_factory=LedbatParameters)
     """Each channel's LEDBAT window and retransmission timer (the seeder's)."""
+    send_slots: int = CAPPED_SLOTS
+    """Under an upload cap, channels sending at once; the others wait (:mod:`.live_slots`)."""
 
     def __post_init__(self) -> None:
         if self.max_opening_messages < 0 or self.answer_factor < 1:
@@ -286,6 +285,7 @@ class LiveServer:
         self.stats: Counter[str] = Counter()
         """What happened: datagrams in and out, DATA sent and lost, and every drop by reason."""
         self._turns = SendTurns(pacer, self._send_on, self.stats)
+        self._slots = None if pacer is None else SendSlots(self.config.send_slots, self._queued)
 
     # --- what is held ------------------------------------------------------------------------
 
@@ -682,16 +682,41 @@ class LiveServer:
 
     def _pump(self, channel: _Channel, now: float) -> None:
         """Send queued chunks while the LEDBAT window allows (only on an established channel);
-        under an upload cap, while the pacer allows too, in the turn of the channel's host."""
-        if channel.established:
-            self._turns.pump(channel.local_id, channel.address[0], now)
+        under an upload cap, while the pacer allows too, in the turn of the channel's host,
+        once the channel holds a send slot (:mod:`.live_slots`)."""
+        key, host, slots = channel.local_id, channel.address[0], self._slots
+        if not channel.established:
+            return
+        if slots is not None:
+            admitted = slots.want(key, host) if channel.queue else slots.release(key)
+            self._start([other for other in admitted if other != key], now)
+            if not slots.sending(key):
+                return
+        self._turns.pump(key, host, now)
+
+    def _queued(self, key: int) -> bool:  # whether channel ``key`` has chunks to send
+        return (channel := self._channels.get(key)) is not None and bool(channel.queue)
+
+    def _start(self, keys: list[int], now: float | None) -> None:
+        """Channels given a send slot join the turns (served at ``now``, or in turns running)."""
+        for key in keys:
+            host = self._channels[key].address[0]
+            if now is not None:
+                self._turns.pump(key, host, now)
+            elif self.pacer is not None:
+                self.pacer.want(key, host)
 
     def _send_on(self, key: int, now: float) -> int | None:
-        """:meth:`_send_next` on the channel of ID ``key`` if it is still open."""
-        channel = self._channels.get(key)
+        """:meth:`_send_next` on channel ``key`` if it is open and holds a send slot."""
+        channel, slots = self._channels.get(key), self._slots
         if channel is None or not channel.established:
             return None
-        return self._send_next(channel, now)
+        if slots is not None and not slots.sending(key):
+            return None  # it gave its slot up (its queue emptied) and waits for another
+        sent = self._send_next(channel, now)
+        if slots is not None and (sent is None or not channel.queue):  # its window full, or done
+            self._start(slots.release(key), None)
+        return sent
 
     def _send_next(self, channel: _Channel, now: float) -> int | None:
         """Send the next queued chunk still held, in one datagram, when the window allows;
@@ -769,5 +794,7 @@ class LiveServer:
     def _forget(self, channel: _Channel) -> None:
         self._turns.forget(channel.local_id)
         self._channels.pop(channel.local_id, None)
+        if self._slots is not None:
+            self._start(self._slots.release(channel.local_id), None)
         self._by_peer.pop((channel.address, channel.remote_id), None)
         self._room.remove(channel)
