@@ -26,11 +26,31 @@ in the order they came.  Sans-I/O: time is an argument.
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from ppsp.core.hosts import host_key
 
-__all__ = ["Admitted", "ChannelRoom", "host_of"]
+__all__ = [
+    "EVICT_IDLE",
+    "MAX_CHANNELS",
+    "MAX_CHANNELS_PER_HOST",
+    "Admitted",
+    "ChannelRoom",
+    "host_of",
+]
+
+MAX_CHANNELS: Final = 1024
+"""Channels a serving engine keeps in all; a new one beyond takes the place of another by
+:class:`ChannelRoom`'s rule (a half-open one first), or is refused."""
+
+MAX_CHANNELS_PER_HOST: Final = 16
+"""Channels one host (an IPv4 address, an IPv6 /64) may hold, whatever its ports; a new one
+beyond takes the place of the host's oldest half-open one, else of its idlest."""
+
+EVICT_IDLE: Final = 10.0
+"""When every host holds no more than its share and the table is full, a new channel takes the
+place of the channel idle longest (no REQUEST, no ACK of DATA) once it has been idle this long
+(seconds); of none before (it is refused)."""
 
 
 class Admitted(Protocol):

@@ -56,6 +56,7 @@ from typing import Any
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import LocalProtocolError, PPSPPError
 from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
+from ppsp.peer.ppspp import admission
 from ppsp.peer.ppspp import opening as bounds
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import Address
@@ -174,16 +175,12 @@ def handshake_refusal(handshake: Handshake) -> str | None:
 class LiveServerConfig:
     """The live server's bounds and timers (seconds)."""
 
-    max_channels: int = 1024
-    """Channels kept in all; a new one beyond takes the place of another by
-    :mod:`.admission`'s rule (a half-open one first), or is refused."""
-    max_channels_per_host: int = 16
-    """Channels one host (an IPv4 address, an IPv6 /64) may hold, whatever its ports; a new one
-    beyond takes the place of the host's oldest half-open one, else of its idlest."""
-    evict_idle: float = 10.0
-    """When every host holds no more than its share and the table is full, a new channel takes
-    the place of the channel idle longest (no REQUEST, no ACK of DATA) once it has been idle
-    this long; of none before (it is refused)."""
+    max_channels: int = admission.MAX_CHANNELS
+    """Channels kept in all (:data:`.admission.MAX_CHANNELS`)."""
+    max_channels_per_host: int = admission.MAX_CHANNELS_PER_HOST
+    """Channels one host may hold (:data:`.admission.MAX_CHANNELS_PER_HOST`)."""
+    evict_idle: float = admission.EVICT_IDLE
+    """Idle time before a channel may give its place (:data:`.admission.EVICT_IDLE`)."""
     max_queue: int = 4 * MUNRO_CHUNKS
     """PPSPP chunks queued per channel (requests beyond are dropped)."""
     max_opening_messages: int = bounds.MAX_OPENING_MESSAGES

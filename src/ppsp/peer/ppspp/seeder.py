@@ -58,7 +58,7 @@ from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
 from ppsp.errors import PPSPPError
-from ppsp.peer.ppspp import opening, packing, pex
+from ppsp.peer.ppspp import admission, opening, packing, pex
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import (
     TRANSITIONS,
@@ -110,16 +110,12 @@ __all__ = ["SUPPORTED_ADDRESSING", "SUPPORTED_MESSAGES", "Seeder", "SeederConfig
 class SeederConfig:
     """The seeder's bounds and timers (seconds)."""
 
-    max_channels: int = 1024
-    """Channels kept in all; a new one beyond takes the place of another by
-    :mod:`.admission`'s rule (a half-open one first), or is refused."""
-    max_channels_per_host: int = 16
-    """Channels one host (an IPv4 address, an IPv6 /64) may hold, whatever its ports; a new one
-    beyond takes the place of the host's oldest half-open one, else of its idlest."""
-    evict_idle: float = 10.0
-    """When every host holds no more than its share and the table is full, a new channel takes
-    the place of the channel idle longest (no REQUEST, no ACK of DATA) once it has been idle
-    this long; of none before (it is refused)."""
+    max_channels: int = admission.MAX_CHANNELS
+    """Channels kept in all (:data:`.admission.MAX_CHANNELS`)."""
+    max_channels_per_host: int = admission.MAX_CHANNELS_PER_HOST
+    """Channels one host may hold (:data:`.admission.MAX_CHANNELS_PER_HOST`)."""
+    evict_idle: float = admission.EVICT_IDLE
+    """Idle time before a channel may give its place (:data:`.admission.EVICT_IDLE`)."""
     request_timeout: float = 30.0
     """An established channel whose peer sends no REQUEST within this long is closed: it asks
     us for nothing and only holds a place."""
