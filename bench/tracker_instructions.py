@@ -1,7 +1,7 @@
 """Server instructions per request under callgrind: a figure that machine load does not move.
 
     python -m bench.tracker_instructions [--peers N] [--requests N] [--encoding xml|json]
-                                         [--out docs/benchmarks/tracker-instructions.json]
+                                         [--tokens] [--out FILE]
 
 The tracker (``python -m ppsp tracker``) and the bare aiohttp endpoint of
 :mod:`bench.tracker_bench` each run under ``valgrind --tool=callgrind``, one after the other,
@@ -19,6 +19,10 @@ process, the event loop and libuv included, the kernel not) divided by the reque
 between.  The server runs with ``PYTHONHASHSEED=0``; what still varies between runs is the
 tracker's random peer choice and how requests batch on the event loop, a fraction of a percent.
 Every step has a time bound (``--timeout``); the servers are stopped at the end.
+
+With ``--tokens`` the tracker runs with ``--auth-key`` and every request carries its peer's
+bearer token, as in :mod:`bench.tracker_trust_bench`: the instructions a token costs, apart from
+the machine's load that the throughput ratio there shares.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from bench.tracker_bench import (
     run_setup,
     tracker_args,
 )
+from bench.tracker_trust_bench import token_headers
+from ppsp.tracker.net.auth import generate_key_pair, public_key_pem
 from ppsp.wire.tracker import Encoding
 
 SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
@@ -171,7 +177,11 @@ async def run_kind(
 
 
 async def measure(
-    server: Callgrind, work: Workload, args: argparse.Namespace, check: bool
+    server: Callgrind,
+    work: Workload,
+    args: argparse.Namespace,
+    check: bool,
+    headers_by_body: dict[bytes, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Setup, warm-up, then the counted phases against one server under callgrind."""
     encoding = Encoding(args.encoding)
@@ -180,7 +190,7 @@ async def measure(
     out: dict[str, Any] = {}
     pid = server.proc.pid
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        driver = Driver(server.url, session, encoding)
+        driver = Driver(server.url, session, encoding, headers_by_body=headers_by_body)
         driver.check = check
         async with asyncio.timeout(args.timeout):
             setup = await run_setup(driver, work, args.concurrency, pid)
@@ -226,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["tracker", "bare_aiohttp"], default=None, help="measure one server"
     )
+    parser.add_argument(
+        "--tokens", action="store_true", help="the tracker checks a bearer token on every request"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="bound on each step, s")
     parser.add_argument("--keep", type=Path, default=None, help="keep callgrind files here")
     parser.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
@@ -252,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup_requests": args.warmup,
             "counted_requests": args.requests,
             "encoding": args.encoding,
+            "tokens": args.tokens,
             "mix": "40% STAT_REPORT (256-chunk content map), 40% FIND, 20% churn "
             "(CONNECT + JOIN + DISCONNECT of a fresh peer)",
         },
@@ -259,7 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "counted requests; Ir of the server process / requests answered",
     }
     workdir = Path(tempfile.mkdtemp(prefix="ppsp-callgrind-"))
-    servers = [("tracker", tracker_args(), True), ("bare_aiohttp", bare_args(encoding), False)]
+    tracker = tracker_args()
+    headers_by_body = None
+    if args.tokens:
+        private_key, public_key = generate_key_pair()
+        auth_key = workdir / "auth.pub.pem"
+        auth_key.write_bytes(public_key_pem(public_key))
+        tracker = [*tracker, "--auth-key", str(auth_key)]
+        headers_by_body = token_headers(work, args.peers, encoding, private_key)
+    servers = [("tracker", tracker, True), ("bare_aiohttp", bare_args(encoding), False)]
     try:
         for name, server_args, check in servers:
             if args.only is not None and name != args.only:
@@ -268,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = Callgrind(server_args, workdir, name, args.timeout)
             try:
                 with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                    report[name] = runner.run(measure(server, work, args, check))
+                    by_body = headers_by_body if name == "tracker" else None
+                    report[name] = runner.run(measure(server, work, args, check, by_body))
             finally:
                 server.stop()
             report[name]["wall_seconds"] = round(time.monotonic() - started, 1)

@@ -13,11 +13,20 @@ Whatever this shortcut cannot settle exactly (a second ``Authorization`` field i
 a field too many, a rest that is refused) is left to the full parse, so the result and every
 refusal are the parser's own.
 
+Nothing is built for such a head but a small view of its fields (:class:`CredentialHeaders`):
+the request line and framing are the rest's, kept :class:`RequestHead` (the field changes
+none of them), whose ``headers`` therefore lack the credentials field; a server reads fields
+from the :class:`~ppsp.http.headers.Headers` it is given, which hold every field in its place.
+Building a head and a mapping of fields for every request was half of the shortcut's cost.
+
 Layer: I/O helpers without I/O (see :mod:`ppsp.http`): the standard library and
 :mod:`ppsp.codecs.httphead` only.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TypeVar, overload
 
 from ppsp.codecs.httphead import (
     MAX_HEAD_BYTES,
@@ -29,9 +38,10 @@ from ppsp.codecs.httphead import (
 from ppsp.errors import HTTPRequestError
 from ppsp.http.bounds import HEAD_CACHE_BYTES, HEAD_CACHE_SIZE
 from ppsp.http.headers import Headers
-from ppsp.wire.builder import keyword_builder
 
-__all__ = ["HeadReader"]
+__all__ = ["CredentialHeaders", "HeadReader"]
+
+_D = TypeVar("_D")
 
 _CREDENTIALS = b"\r\nAuthorization:"
 """The credentials field as clients spell it (RFC 9110 11.6.2); another spelling of the name
@@ -39,7 +49,74 @@ takes the full parse."""
 
 _CREDENTIALS_NAME = "authorization"
 
-_build_head = keyword_builder(RequestHead)
+
+class CredentialHeaders(Headers):
+    """The fields of a head read as a kept rest plus its ``Authorization`` field (see the
+    module): looked up as :class:`~ppsp.http.headers.Headers` are, the credentials by one
+    comparison, every other field in the rest's mapping; the fields in order are put together
+    only when asked for."""
+
+    __slots__ = ("_at", "_head", "_rest", "_value", "_whole")
+
+    def __init__(self, rest: Headers, value: str, head: bytes, at: int) -> None:
+        # Headers.__init__ is not called: its slots are the rest's, read through it.
+        self._rest = rest
+        self._value = value
+        self._head = head
+        self._at = at
+        self._whole: Headers | None = None
+
+    def _fields(self) -> Headers:
+        whole = self._whole
+        if whole is None:
+            rest = self._rest
+            # The field's place: before it, one line end closes the request line and one each
+            # field before it but the last, whose end is the field's own start.
+            index = self._head.count(b"\r\n", 0, self._at)
+            whole = self._whole = rest.with_field(_CREDENTIALS_NAME, self._value, index)
+        return whole
+
+    # Read-only here, where Headers has a slot: these fields are put together when read.
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
+        """Every field in order, names in lower case (the credentials in their place)."""
+        return self._fields().fields
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower()
+        if wanted == _CREDENTIALS_NAME:
+            return self._value
+        return self._rest[wanted]
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: _D) -> str | _D: ...
+
+    def get(self, name: str, default: object = None) -> object:
+        """The first value of the field named ``name`` (any case), or ``default``."""
+        wanted = name.lower()
+        if wanted == _CREDENTIALS_NAME:
+            return self._value
+        return self._rest.get(wanted, default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name.lower() == _CREDENTIALS_NAME or name in self._rest)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._rest) + 1
+
+    def with_field(self, name: str, value: str, index: int) -> Headers:
+        """These fields with one more (see :meth:`Headers.with_field`)."""
+        return self._fields().with_field(name, value, index)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of the fields named ``name`` (any case), in order."""
+        return self._fields().getall(name)
 
 
 class HeadReader:
@@ -57,7 +134,8 @@ class HeadReader:
 
     def parse(self, head: bytes) -> tuple[RequestHead, Headers]:
         """``head`` parsed, with its fields; raises the parser's HTTPRequestError for a head
-        to refuse."""
+        to refuse.  The fields are the :class:`~ppsp.http.headers.Headers`' (the head's
+        ``headers`` lack the credentials field of a head read through the shortcut)."""
         found = self._kept.get(head)
         if found is not None:
             return found
@@ -97,23 +175,4 @@ class HeadReader:
         parsed, headers = found
         if _CREDENTIALS_NAME in headers or len(parsed.headers) >= MAX_HEADER_FIELDS:
             return None
-        # The field's place among the fields: before ``at``, one line end closes the request
-        # line and one each field before it but the last, whose end is ``at`` itself.
-        index = head.count(b"\r\n", 0, at)
-        fields = (*parsed.headers[:index], (_CREDENTIALS_NAME, value), *parsed.headers[index:])
-        # Built field by field: dataclasses.replace reads the class's fields on every call.
-        with_credentials = _build_head(
-            method=parsed.method,
-            target=parsed.target,
-            path=parsed.path,
-            query=parsed.query,
-            segments=parsed.segments,
-            minor_version=parsed.minor_version,
-            headers=fields,
-            host=parsed.host,
-            content_length=parsed.content_length,
-            keep_alive=parsed.keep_alive,
-            expect_continue=parsed.expect_continue,
-            chunked=parsed.chunked,
-        )
-        return with_credentials, headers.with_field(_CREDENTIALS_NAME, value, index)
+        return parsed, CredentialHeaders(headers, value, head, at)

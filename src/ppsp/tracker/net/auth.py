@@ -456,12 +456,16 @@ class TokenVerifier:
         # Tokens are kept by their own text, never by the header's: spelling the header
         # differently (spaces, the scheme's case) cannot add entries.  The usual spelling
         # costs a slice and a look-up.
-        token = None
+        known: Credentials | None = None
         if authorization is not None and authorization.startswith("Bearer "):
             token = authorization[7:]
-        if token is None or (token not in self._valid and token not in self._refused):
+            known = self._valid.get(token)
+            if known is None and token not in self._refused:
+                token = bearer_token(authorization)
+                known = self._valid.get(token)
+        else:
             token = bearer_token(authorization)
-        known = self._valid.get(token)
+            known = self._valid.get(token)
         if known is not None:
             assert known.expires is not None
             if now <= known.expires + self.leeway:
