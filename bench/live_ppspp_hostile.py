@@ -11,9 +11,10 @@ From other loopback hosts, real UDP:
   sender may be spoofed): the bytes answered over the bytes sent; then the same handshake
   again 20 times at once: how many answers;
 - **HAVE CPU**: ``--datagrams`` datagrams of ``--messages`` HAVEs of every chunk (1,024 by
-  default; 4,095 is the codec's largest), on a channel 127.0.6.6 opened and confirmed, then as
-  many opening datagrams (a HANDSHAKE and 4,094 HAVEs) from 127.0.7.7: the source's CPU
-  seconds (user + system, read from the child) for each batch, per datagram it read, and
+  default; 4,095 is the codec's largest), each on a channel of its own opened and confirmed
+  beforehand from 127.0.6.1, 127.0.6.2, ... (a datagram over the bound closes its channel),
+  then as many opening datagrams (a HANDSHAKE and 4,094 HAVEs) from 127.0.7.7: the source's
+  CPU seconds (user + system, read from the child) for each batch, per datagram it read, and
   how long a fresh handshake from 127.0.8.8 then waits for its answer.
 
 Prints one line per figure.
@@ -172,30 +173,34 @@ def main() -> None:
             spoof.sendto(opening, target)
         again = _drain(spoof, 0.5)
         print(f"the same handshake 20 times more -> {len(again)} answers")
-        # 2. CPU of datagrams full of HAVEs on an established channel.
-        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        socks.append(peer)
-        peer.bind(("127.0.6.6", 0))
-        peer.sendto(_opening(swarm, 0x6161), target)
-        reply = decode_datagram(_drain(peer, 0.5)[0], LIVE_PARAMETERS).messages[0]
-        assert isinstance(reply, Handshake)
-        channel = reply.source_channel
-        peer.sendto(channel.to_bytes(4, "big"), target)  # confirmed
-        _drain(peer, 0.5)
+        # 2. CPU of datagrams full of HAVEs, each on an established channel of its own.
         everything = Have(chunk=ChunkRange(start=0, end=2**32 - 1))
-        flood = encode_datagram(
-            Datagram(channel=channel, messages=(everything,) * args.messages), LIVE_PARAMETERS
-        )
+        floods: list[tuple[socket.socket, bytes]] = []
+        for n in range(args.datagrams):
+            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(peer)
+            peer.bind((f"127.0.6.{1 + n % 250}", 0))
+            peer.sendto(_opening(swarm, 0x6161), target)
+            reply = decode_datagram(_drain(peer, 0.5)[0], LIVE_PARAMETERS).messages[0]
+            assert isinstance(reply, Handshake)
+            channel = reply.source_channel
+            peer.sendto(channel.to_bytes(4, "big"), target)  # confirmed
+            _drain(peer, 0.2)
+            flood = encode_datagram(
+                Datagram(channel=channel, messages=(everything,) * args.messages),
+                LIVE_PARAMETERS,
+            )
+            floods.append((peer, flood))
         before, seen = settled()
-        for _ in range(args.datagrams):
+        for peer, flood in floods:
             peer.sendto(flood, target)
             time.sleep(0.1)
-        _drain(peer, 0.5)
         after, now_seen = settled()
         used, got = after - before, max(1, now_seen - seen)
         print(
-            f"{args.datagrams} datagrams of {args.messages} HAVEs ({len(flood)} bytes) on a"
-            f" channel, {got} received: {used:.3f} s CPU, {1000 * used / got:.1f} ms each"
+            f"{args.datagrams} datagrams of {args.messages} HAVEs ({len(flood)} bytes), each on"
+            f" a channel of its own, {got} received: {used:.3f} s CPU,"
+            f" {1000 * used / got:.1f} ms each"
         )
         # 3. CPU of opening datagrams full of HAVEs, each from a new port.
         before, seen = settled()

@@ -5,6 +5,8 @@ defaults, libswift's, 32-bit bins with variable chunk sizes, 64-bit byte ranges 
 signatures):
 
 * the decoder raises nothing but :class:`~ppsp.errors.MalformedDatagram`;
+* under a bound on its messages (``max_messages``) it reads the same, or, past the bound,
+  raises :class:`~ppsp.errors.TooManyMessages` with the messages before it;
 * whatever decodes re-encodes (plain profile) to the very same bytes, and decodes back to the
   same datagram;
 * whatever decodes can be written for libswift (its profile) and read back, unless a
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
-from ppsp.errors import MalformedDatagram
+from ppsp.errors import MalformedDatagram, TooManyMessages
 from ppsp.wire.ppspp import (
     VARIABLE_CHUNK_SIZE,
     Ack,
@@ -147,6 +149,7 @@ def test_one_input(data: bytes) -> None:
             datagram = decode_datagram(data, params)
         except MalformedDatagram:
             continue
+        _check_bound(data, params, datagram, bound=len(data) % 5)
         again = encode_datagram(datagram, params, profile=EncoderProfile.PLAIN)
         if again != data:
             raise AssertionError(f"datagram does not re-encode to its bytes: {datagram!r}")
@@ -159,6 +162,18 @@ def test_one_input(data: bytes) -> None:
             continue  # libswift hears no chunk size: the DATA after it would read differently
         for_libswift = encode_datagram(datagram, params, profile=EncoderProfile.LIBSWIFT)
         decode_datagram(for_libswift, params)
+
+
+def _check_bound(data: bytes, params: ChannelParameters, whole: Datagram, bound: int) -> None:
+    """Read under ``bound``: the same datagram within it, its first messages past it."""
+    try:
+        bounded = decode_datagram(data, params, max_messages=bound)
+    except TooManyMessages as error:
+        if len(whole.messages) <= bound or error.messages != whole.messages[:bound]:
+            raise AssertionError(f"refused under a bound of {bound}: {whole!r}") from None
+        return
+    if len(whole.messages) > bound or bounded != whole:
+        raise AssertionError(f"read differently under a bound of {bound}: {whole!r}")
 
 
 _TOKENS = (

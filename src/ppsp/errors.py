@@ -463,6 +463,23 @@ class MalformedDatagram(PPSPPError):
     """The other side sent a PPSPP datagram that does not parse (decode-time error)."""
 
 
+class TooManyMessages(MalformedDatagram):
+    """A PPSPP datagram carrying more messages than its reader allows (code ``oversized``).
+
+    The codec raises it as the first message beyond the bound begins, before reading it:
+    ``messages`` holds those read until then (as many as the bound, PPSPP messages of
+    :mod:`ppsp.wire.ppspp`), so that a caller may still look at the first one (an opening
+    datagram's HANDSHAKE) and refuse the datagram for the reason it would have given
+    had it read the whole.
+    """
+
+    code = "oversized"
+
+    def __init__(self, message: str, *, messages: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.messages = messages
+
+
 class LiveError(ContentError):
     """A problem with a live stream: its key, description, or a live chunk."""
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ppsp.codecs import ppspp as codec
 from ppsp.codecs import ppspp_common as common_shapes
 from ppsp.codecs.ppspp import EncoderProfile
-from ppsp.errors import LocalProtocolError, MalformedDatagram
+from ppsp.errors import LocalProtocolError, MalformedDatagram, TooManyMessages
 from ppsp.wire.ppspp import (
     VARIABLE_CHUNK_SIZE,
     Ack,
@@ -218,7 +218,6 @@ def test_what_the_general_encoder_refuses_the_fast_path_declines(datagram: Datag
         b"\x00\x00\x00\x00\x08" + bytes(8),  # channel 0 without a HANDSHAKE
         b"\x00\x00\x00",
         b"\x00\x00\x00\x01" + b"\x03" + bytes(8) + b"\x00" * 65500,  # oversized
-        b"\x00\x00\x00\x01" + (b"\x03" + bytes(8)) * 4097,  # too many messages
     ],
 )
 def test_what_the_general_decoder_refuses_the_fast_path_declines(wire: bytes) -> None:
@@ -226,6 +225,23 @@ def test_what_the_general_decoder_refuses_the_fast_path_declines(wire: bytes) ->
     assert common_shapes.decode_common(wire, params) is None
     with pytest.raises(MalformedDatagram):
         codec.decode_datagram(wire, params)
+
+
+@pytest.mark.parametrize("limit", [1, 64, 1024, 4096, 5000])
+def test_too_many_messages_the_fast_path_refuses_as_the_general_code(limit: int) -> None:
+    # The one refusal the fast path makes itself: at the same message, with the same words
+    # and the same messages read before it (the general code would read them again).
+    params = ChannelParameters(chunk_size=16)
+    wire = b"\x00\x00\x00\x01" + (b"\x03" + bytes(8)) * 4097
+    with pytest.raises(TooManyMessages) as fast:
+        common_shapes.decode_common(wire, params, min(limit, 4096))
+    with pytest.raises(TooManyMessages) as general:
+        codec._decode_general(wire, params, min(limit, 4096))
+    with pytest.raises(TooManyMessages) as public:
+        codec.decode_datagram(wire, params, max_messages=limit)
+    assert str(fast.value) == str(general.value) == str(public.value)
+    assert fast.value.messages == general.value.messages == public.value.messages
+    assert len(fast.value.messages) == min(limit, 4096) and fast.value.code == "oversized"
 
 
 def test_a_datagram_of_full_chunks_after_another_reads_the_same() -> None:

@@ -6,7 +6,11 @@ HANDSHAKE in the same datagram are read with the parameters that handshake annou
 Anything malformed raises :class:`~ppsp.errors.MalformedDatagram` with a one-line message and
 a short ``code`` (``truncated``, ``oversized``, ``malformed``, ``unsupported``), nothing else;
 what it allocates is bounded by the datagram's size (every length is checked against the bytes
-left before anything is copied).
+left before anything is copied).  The reader passes its bound on the messages of a datagram
+(``max_messages``: the engines', :mod:`ppsp.peer.ppspp.opening`); the first message beyond it
+is not read, and :class:`~ppsp.errors.TooManyMessages` (a ``MalformedDatagram``) is raised with
+the messages read until then, so a datagram of thousands of small messages costs no more than
+the bound's worth of reading.
 
 :func:`encode_datagram` writes one, refusing (:class:`~ppsp.errors.LocalProtocolError`) a
 message that would not decode back to itself.  Its ``profile`` says whom it writes for:
@@ -33,7 +37,7 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
-from ppsp.codecs.ppspp_common import CHUNK_RANGE_32, decode_common, encode_common
+from ppsp.codecs.ppspp_common import CHUNK_RANGE_32, decode_common, encode_common, too_many
 from ppsp.errors import LocalProtocolError, MalformedDatagram
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
@@ -124,16 +128,27 @@ def peek_channel(data: bytes) -> int:
     return int.from_bytes(data[:CHANNEL_ID_BYTES], "big")
 
 
-def decode_datagram(data: bytes, parameters: ChannelParameters) -> Datagram:
-    """Read a UDP datagram of the channel whose negotiated ``parameters`` are given."""
+def decode_datagram(
+    data: bytes, parameters: ChannelParameters, *, max_messages: int = MAX_DATAGRAM_MESSAGES
+) -> Datagram:
+    """Read a UDP datagram of the channel whose negotiated ``parameters`` are given.
+
+    A datagram of more than ``max_messages`` messages (never more than
+    :data:`~ppsp.wire.ppspp.MAX_DATAGRAM_MESSAGES`) raises
+    :class:`~ppsp.errors.TooManyMessages` as message ``max_messages + 1`` begins, before it is
+    read; the error carries the messages read until then.
+    """
+    limit = max_messages if max_messages < MAX_DATAGRAM_MESSAGES else MAX_DATAGRAM_MESSAGES
     if type(data) is bytes and parameters.chunk_addressing is CHUNK_RANGE_32:
-        common = decode_common(data, parameters)
+        common = decode_common(data, parameters, limit)
         if common is not None:
             return common
-    return _decode_general(data, parameters)
+    return _decode_general(data, parameters, limit)
 
 
-def _decode_general(data: bytes, parameters: ChannelParameters) -> Datagram:
+def _decode_general(
+    data: bytes, parameters: ChannelParameters, limit: int = MAX_DATAGRAM_MESSAGES
+) -> Datagram:
     """:func:`decode_datagram` for any datagram (and every refusal)."""
     if len(data) > MAX_DATAGRAM_BYTES:
         raise MalformedDatagram(
@@ -142,12 +157,12 @@ def _decode_general(data: bytes, parameters: ChannelParameters) -> Datagram:
     reader = _Reader(bytes(data))
     channel = peek_channel(reader.data)
     reader.pos = CHANNEL_ID_BYTES
+    if channel == 0 and reader.remaining and reader.data[reader.pos] != MessageType.HANDSHAKE:
+        raise MalformedDatagram(_NO_HANDSHAKE)  # before reading the rest
     messages: list[Message] = []
     while reader.remaining:
-        if len(messages) == MAX_DATAGRAM_MESSAGES:
-            raise MalformedDatagram(
-                f"datagram of more than {MAX_DATAGRAM_MESSAGES} messages", code="oversized"
-            )
+        if len(messages) == limit:
+            raise too_many(limit, messages)
         kind = reader.data[reader.pos]
         reader.pos += 1
         read = _READERS.get(kind)
@@ -158,8 +173,11 @@ def _decode_general(data: bytes, parameters: ChannelParameters) -> Datagram:
             parameters = parameters.with_handshake(message)
         messages.append(message)
     if channel == 0 and not (messages and isinstance(messages[0], Handshake)):
-        raise MalformedDatagram("a datagram to channel 0 must open with a HANDSHAKE")
+        raise MalformedDatagram(_NO_HANDSHAKE)
     return Datagram(channel=channel, messages=tuple(messages))
+
+
+_NO_HANDSHAKE = "a datagram to channel 0 must open with a HANDSHAKE"
 
 
 _LAYOUTS: dict[ChunkAddressing, tuple[bool, int]] = {

@@ -5,7 +5,10 @@ ACKs, REQUESTs and HAVEs (client to seeder), on a channel of 32-bit chunk ranges
 :func:`decode_common` and :func:`encode_common` read and write these in one loop over the
 bytes, with every bound the general code of :mod:`ppsp.codecs.ppspp` checks; anything else, or
 anything the general code would refuse, they decline (None), and the general code then
-decides and words the refusal.  :func:`~ppsp.codecs.ppspp.decode_datagram` and
+decides and words the refusal.  One refusal :func:`decode_common` makes itself: a datagram
+whose messages go on past the reader's bound raises :func:`too_many`'s error as the general
+code would at the same message (the messages before it read alike), so that they are not read
+twice.  :func:`~ppsp.codecs.ppspp.decode_datagram` and
 :func:`~ppsp.codecs.ppspp.encode_datagram` try them first.  tests/ppspp/test_codec_fast.py
 checks that both give the same result on generated and damaged datagrams.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Any, cast
 
+from ppsp.errors import TooManyMessages
 from ppsp.wire.ppspp import (
     CHANNEL_ID_BYTES,
     MAX_DATAGRAM_BYTES,
@@ -34,7 +38,14 @@ from ppsp.wire.ppspp import (
     Request,
 )
 
-__all__ = ["CHUNK_RANGE_32", "data_message", "decode_common", "encode_common", "integrity_message"]
+__all__ = [
+    "CHUNK_RANGE_32",
+    "data_message",
+    "decode_common",
+    "encode_common",
+    "integrity_message",
+    "too_many",
+]
 
 CHUNK_RANGE_32 = ChunkAddressing.CHUNK_RANGE_32
 _MAX32 = 0xFFFFFFFF
@@ -99,9 +110,21 @@ _INTEGRITY, _DATA, _ACK, _HAVE, _REQUEST = (
 )
 
 
-def decode_common(data: bytes, parameters: ChannelParameters) -> Datagram | None:
+def too_many(limit: int, messages: list[Message]) -> TooManyMessages:
+    """The error of a datagram whose message ``limit + 1`` begins after ``messages``."""
+    return TooManyMessages(f"datagram of more than {limit} messages", messages=tuple(messages))
+
+
+_SMALLEST = 9
+"""The bytes of the smallest message :func:`decode_common` reads (a HAVE or a REQUEST)."""
+
+
+def decode_common(
+    data: bytes, parameters: ChannelParameters, limit: int = MAX_DATAGRAM_MESSAGES
+) -> Datagram | None:
     """``data`` read as INTEGRITY, DATA, ACK, HAVE and REQUEST messages on a channel of 32-bit
-    chunk ranges, or None when it holds anything else or anything malformed."""
+    chunk ranges, or None when it holds anything else or anything malformed; a message beyond
+    the ``limit``-th raises :func:`too_many`'s error before it is read."""
     size = len(data)
     if not CHANNEL_ID_BYTES <= size <= MAX_DATAGRAM_BYTES:
         return None
@@ -113,7 +136,11 @@ def decode_common(data: bytes, parameters: ChannelParameters) -> Datagram | None
     messages: list[Message] = []
     append = messages.append
     pos = CHANNEL_ID_BYTES
+    # Counted only where the bytes could hold more messages than the bound (not a transfer's).
+    bounded = size - CHANNEL_ID_BYTES > _SMALLEST * limit
     while pos < size:
+        if bounded and len(messages) == limit:
+            raise too_many(limit, messages)
         kind = data[pos]
         if kind == _INTEGRITY:
             end = pos + 9 + digest
@@ -153,8 +180,6 @@ def decode_common(data: bytes, parameters: ChannelParameters) -> Datagram | None
         else:
             return None
         pos = end
-    if len(messages) > MAX_DATAGRAM_MESSAGES:
-        return None
     return Datagram(channel=channel, messages=tuple(messages))
 
 

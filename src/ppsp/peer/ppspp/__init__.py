@@ -19,6 +19,7 @@ argument (``now``, seconds of a monotonic clock) and the engine answers with dat
 * :mod:`.client` -- a channel fetching the chunks a swarm session asks for, verified likewise;
 * :mod:`.live` -- live streams: one munro per live chunk, its tree and its signature;
 * :mod:`.live_server` -- serving a live stream under signed munros (the source's or relayed);
+* :mod:`.live_config` -- the live server's bounds and timers;
 * :mod:`.live_receiver` -- a channel fetching live chunks, each checked against a signed munro
   (the live engines' ``now`` is Unix time, live's clock).
 

@@ -40,10 +40,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
-from ppsp.errors import PPSPPError
+from ppsp.errors import PPSPPError, TooManyMessages
 from ppsp.peer.content.merkle import chunk_hash
 from ppsp.peer.ppspp.channel import aligned_bins
 from ppsp.peer.ppspp.content import bin_level, bin_of_range, bin_parent, bin_range, bin_sibling
+from ppsp.peer.ppspp.opening import MAX_MESSAGES_PER_DATAGRAM
 from ppsp.peer.ppspp.verify import TreeHashes
 from ppsp.wire.ppspp import (
     DEFAULT_CHUNK_SIZE,
@@ -263,9 +264,13 @@ class Leecher:
             self.stats["after_close"] += 1
             return
         try:
-            datagram = decode_datagram(data, self._parameters)
-        except PPSPPError:
-            self.stats["malformed"] += 1
+            datagram = decode_datagram(
+                data, self._parameters, max_messages=MAX_MESSAGES_PER_DATAGRAM
+            )
+        except PPSPPError as error:
+            # Read no further than the serving engines' bound (the peer is no more trusted).
+            over = isinstance(error, TooManyMessages)
+            self.stats["too_many_messages" if over else "malformed"] += 1
             return
         if datagram.channel != self.local_id:
             self.stats["wrong_channel"] += 1

@@ -33,7 +33,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
-from ppsp.errors import IntegrityError, PPSPPError
+from ppsp.errors import IntegrityError, PPSPPError, TooManyMessages
 from ppsp.peer.content.merkle import parent_hash
 from ppsp.peer.ppspp.live import (
     LIVE_CHUNK_SIZE,
@@ -49,6 +49,7 @@ from ppsp.peer.ppspp.live import (
     verify_munro_signature,
 )
 from ppsp.peer.ppspp.live_server import LIVE_PARAMETERS, handshake_refusal, live_handshake
+from ppsp.peer.ppspp.opening import MAX_MESSAGES_PER_DATAGRAM
 from ppsp.wire.ppspp import (
     Ack,
     Cancel,
@@ -262,9 +263,13 @@ class LiveReceiver:
             if peek_channel(data) != self.local_id:
                 self.stats["other_channel"] += 1
                 return
-            datagram = decode_datagram(data, LIVE_PARAMETERS)
-        except PPSPPError:
-            self.stats["malformed"] += 1
+            datagram = decode_datagram(
+                data, LIVE_PARAMETERS, max_messages=MAX_MESSAGES_PER_DATAGRAM
+            )
+        except PPSPPError as error:
+            # Read no further than the serving engines' bound (the peer is no more trusted).
+            over = isinstance(error, TooManyMessages)
+            self.stats["too_many_messages" if over else "malformed"] += 1
             return
         messages = datagram.messages
         if not self.answered:

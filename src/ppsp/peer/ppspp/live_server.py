@@ -40,7 +40,8 @@ source's signature, which a viewer cannot make).  Datagrams and the Unix time ``
   one beyond evicting by :mod:`.admission`'s rule; a closing HANDSHAKE forgets one;
   keep-alives after 30 s of silence from us; forgotten after 180 s of silence from the peer
   (10 s while half open).  Anything that does not parse, a datagram of more than
-  ``max_messages_per_datagram`` messages, or a DATA (we ask for nothing), closes the channel;
+  ``max_messages_per_datagram`` messages (the codec reads no further: nor past an opening
+  datagram's bound), or a DATA (we ask for nothing), closes the channel;
   a receiver's own right-most signed munro is only counted.  A HAVE or ACK costs the live
   chunks it names that are held and not yet acknowledged whole, never the whole window.
 """
@@ -54,14 +55,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ppsp.codecs.ppspp import decode_datagram, encode_datagram, peek_channel
-from ppsp.errors import LocalProtocolError, PPSPPError
+from ppsp.errors import LocalProtocolError, PPSPPError, TooManyMessages
 from ppsp.peer.live.identity import DNSSEC_ALGORITHM_ED25519, SIGNATURE_SIZE
-from ppsp.peer.ppspp import admission
 from ppsp.peer.ppspp import opening as bounds
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import Address
-from ppsp.peer.ppspp.ledbat import Ledbat, LedbatParameters
+from ppsp.peer.ppspp.ledbat import Ledbat
 from ppsp.peer.ppspp.live import LIVE_CHUNK_SIZE, MAX_LIVE_INDEX, MUNRO_CHUNKS, LiveChunkRecord
+from ppsp.peer.ppspp.live_config import LiveServerConfig
 from ppsp.peer.ppspp.live_slots import SendSlots
 from ppsp.peer.ppspp.sending import (
     SendTurns,
@@ -70,7 +71,6 @@ from ppsp.peer.ppspp.sending import (
     flight_deadline,
     take_expired,
 )
-from ppsp.peer.upload.fair import CAPPED_SLOTS
 from ppsp.peer.upload.pacing import UploadPacer
 from ppsp.wire.ppspp import (
     PPSPP_VERSION,
@@ -169,46 +169,6 @@ def handshake_refusal(handshake: Handshake) -> str | None:
     if handshake.chunk_size not in (None, LIVE_CHUNK_SIZE):
         return "chunk_size"
     return None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LiveServerConfig:
-    """The live server's bounds and timers (seconds)."""
-
-    max_channels: int = admission.MAX_CHANNELS
-    """Channels kept in all (:data:`.admission.MAX_CHANNELS`)."""
-    max_channels_per_host: int = admission.MAX_CHANNELS_PER_HOST
-    """Channels one host may hold (:data:`.admission.MAX_CHANNELS_PER_HOST`)."""
-    evict_idle: float = admission.EVICT_IDLE
-    """Idle time before a channel may give its place (:data:`.admission.EVICT_IDLE`)."""
-    max_queue: int = 4 * MUNRO_CHUNKS
-    """PPSPP chunks queued per channel (requests beyond are dropped)."""
-    max_opening_messages: int = bounds.MAX_OPENING_MESSAGES
-    """Messages an opening datagram may carry besides its HANDSHAKE; more and it is dropped
-    unanswered (the seeder's bound)."""
-    answer_factor: int = bounds.ANSWER_FACTOR
-    """The answer to an opening datagram stays within this many times its bytes: the HAVEs
-    beyond go once the channel is established (the seeder's bound)."""
-    answer_interval: float = bounds.ANSWER_INTERVAL
-    """The same opening handshake again is answered at most once in this many seconds."""
-    max_messages_per_datagram: int = bounds.MAX_MESSAGES_PER_DATAGRAM
-    """A datagram on a channel carrying more messages is dropped and its channel closed."""
-    half_open_timeout: float = 10.0
-    idle_timeout: float = 180.0
-    keepalive_interval: float = 30.0
-    corrupt_data: bool = False
-    """Damage the first byte of every DATA sent (tests: ``--corrupt-uploads``, a relay whose
-    chunks do not match the signed munros)."""
-    ledbat: LedbatParameters = field(default_factory=LedbatParameters)
-    """Each channel's LEDBAT window and retransmission timer (the seeder's)."""
-    send_slots: int = CAPPED_SLOTS
-    """Under an upload cap, channels sending at once; the others wait (:mod:`.live_slots`)."""
-
-    def __post_init__(self) -> None:
-        if self.max_opening_messages < 0 or self.answer_factor < 1:
-            raise ValueError("opening messages and the answer's factor are bounds")
-        if self.max_messages_per_datagram < 1 or self.answer_interval < 0:
-            raise ValueError("a channel reads a message; timers are not negative")
 
 
 @dataclass(slots=True, eq=False)
@@ -350,9 +310,19 @@ class LiveServer:
     def datagram_received(self, data: bytes, address: Address, now: float) -> None:
         """Handle one datagram from ``address`` at ``now``; never raises for its content."""
         self.stats["datagrams_in"] += 1
+        config, over = self.config, False
         try:
             channel_id = peek_channel(data)
-            datagram = decode_datagram(data, LIVE_PARAMETERS)
+            # Read no further than the bound: the message beyond it refuses the datagram.
+            limit = config.max_messages_per_datagram
+            if channel_id == 0:
+                limit = 1 + config.max_opening_messages  # its HANDSHAKE and what goes with it
+            datagram = decode_datagram(data, LIVE_PARAMETERS, max_messages=limit)
+        except TooManyMessages as error:
+            # Refused below, for the reason reading it whole would have given (an opening
+            # datagram's HANDSHAKE, which the codec read, is checked first).
+            first = [m for m in error.messages[:1] if isinstance(m, Handshake)]
+            datagram, over = Datagram(channel=channel_id, messages=tuple(first)), True
         except PPSPPError:
             self.stats["malformed"] += 1
             channel = self._channels.get(channel_id) if len(data) >= 4 else None
@@ -360,13 +330,13 @@ class LiveServer:
                 self._close(channel, now, notify=True)
             return
         if channel_id == 0:
-            self._opening(datagram, address, now, len(data))
+            self._opening(datagram, address, now, len(data), over)
             return
         channel = self._channels.get(channel_id)
         if channel is None or channel.address != address:
             self.stats["unknown_channel"] += 1
             return
-        if len(datagram.messages) > self.config.max_messages_per_datagram:
+        if over:
             self.stats["too_many_messages"] += 1
             self._close(channel, now, notify=True)
             return
@@ -442,7 +412,9 @@ class LiveServer:
 
     # --- handshakes --------------------------------------------------------------------------
 
-    def _opening(self, datagram: Datagram, address: Address, now: float, received: int) -> None:
+    def _opening(
+        self, datagram: Datagram, address: Address, now: float, received: int, over: bool
+    ) -> None:
         handshake, rest = datagram.messages[0], datagram.messages[1:]
         assert isinstance(handshake, Handshake)  # the codec checked channel 0's first message
         refusal = handshake_refusal(handshake)
@@ -450,7 +422,7 @@ class LiveServer:
             refusal = "closing_on_channel_0"
         elif handshake.swarm_id != self.swarm_id:
             refusal = "swarm_id"
-        elif len(rest) > self.config.max_opening_messages:
+        elif over:  # more than max_opening_messages besides the HANDSHAKE
             refusal = "too_many_messages"
         if refusal is not None:
             self.stats["refused_handshake"] += 1

@@ -3,7 +3,7 @@ which handshakes it answers, and the HANDSHAKE it answers with; and the bounds e
 engine (the seeder, :mod:`.seeder`, and the live server, :mod:`.live_server`) keeps before a
 channel is established (:data:`MAX_OPENING_MESSAGES`, :data:`ANSWER_FACTOR`,
 :data:`ANSWER_INTERVAL`, with :func:`answer_room` and :func:`answers_again`) and after
-(:data:`MAX_MESSAGES_PER_DATAGRAM`).
+(:data:`MAX_MESSAGES_PER_DATAGRAM`, which the downloading engines keep too).
 
 A HANDSHAKE on channel 0 is answered only when every check of :func:`refusal` passes; any
 failure drops it unanswered (3.1.1 step 2: it may be spoofed).  The answer (:func:`reply`)
@@ -60,7 +60,11 @@ once in this many seconds; the others are dropped and counted."""
 
 MAX_MESSAGES_PER_DATAGRAM: Final = 1024
 """A datagram on an established channel carrying more messages is taken for an attack on our
-time (each message costs work): dropped, and its channel closed."""
+time (each message costs work): dropped, and its channel closed.  The codec reads no further
+than this (``decode_datagram(..., max_messages=...)``; an opening datagram no further than its
+HANDSHAKE and :data:`MAX_OPENING_MESSAGES`), and the downloading engines (the client, the
+leecher, the live receiver) read a peer's datagrams under the same bound, dropping those over
+it (counted ``too_many_messages``)."""
 
 
 def answer_room(received: int, alone: int, factor: int) -> int:

@@ -44,7 +44,9 @@ What it does, section by section of RFC 7574:
 * **Errors** (3, 12.1): nothing is ever answered with an error.  A datagram that does not
   parse, or an event the channel's state table (:data:`.channel.TRANSITIONS`) does not list,
   drops the rest of the datagram and closes the channel (with a closing HANDSHAKE when it was
-  established).  Every drop is counted in :attr:`Seeder.stats`.
+  established), as does a datagram of more than ``max_messages_per_datagram`` messages.  The
+  codec reads a datagram no further than its bound (that, or ``max_opening_messages`` and the
+  HANDSHAKE of an opening one).  Every drop is counted in :attr:`Seeder.stats`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram, peek_channel
-from ppsp.errors import PPSPPError
+from ppsp.errors import PPSPPError, TooManyMessages
 from ppsp.peer.ppspp import admission, opening, packing, pex
 from ppsp.peer.ppspp.admission import ChannelRoom, host_of
 from ppsp.peer.ppspp.channel import (
@@ -273,13 +275,13 @@ class Seeder:
             self.stats["wrong_address"] += 1
             return
         try:
-            datagram = decode_datagram(data, channel.parameters)
-        except PPSPPError:
-            self.stats["malformed"] += 1
-            self._close(channel, notify=True, now=now)
-            return
-        if len(datagram.messages) > self.config.max_messages_per_datagram:
-            self.stats["too_many_messages"] += 1
+            # Read no further than the bound: message max_messages_per_datagram + 1 refuses it.
+            datagram = decode_datagram(
+                data, channel.parameters, max_messages=self.config.max_messages_per_datagram
+            )
+        except PPSPPError as error:
+            over = isinstance(error, TooManyMessages)
+            self.stats["too_many_messages" if over else "malformed"] += 1
             self._close(channel, notify=True, now=now)
             return
         channel.last_received = now
@@ -417,13 +419,19 @@ class Seeder:
     # --- opening handshakes ---------------------------------------------------------------
 
     def _opening(self, data: bytes, address: Address, now: float) -> None:
+        bound = 1 + self.config.max_opening_messages  # the HANDSHAKE and what goes with it
         try:
-            datagram = decode_datagram(data, opening.OPENING)
+            datagram = decode_datagram(data, opening.OPENING, max_messages=bound)
+            first: object = datagram.messages[0]
+            rest, over = datagram.messages[1:], False
+        except TooManyMessages as error:
+            # Nothing past the bound is read; the handshake's checks come first all the same.
+            first, rest, over = error.messages[0], (), True
         except PPSPPError:
             # Also libswift's legacy swift handshake, sent beside its PPSPP ones.
             self.stats["malformed"] += 1
             return
-        handshake, rest = datagram.messages[0], datagram.messages[1:]
+        handshake = first
         assert isinstance(handshake, Handshake)  # the codec checks channel 0 opens with one
         refusal = opening.refusal(handshake, self._contents.get(handshake.swarm_id or b""))
         if refusal is not None:
@@ -442,7 +450,7 @@ class Seeder:
             self._step(existing, Event.HANDSHAKE_AGAIN)
             self._answer(existing, len(data), now)
             return
-        if len(rest) > self.config.max_opening_messages:
+        if over:
             self.stats["refused_handshake"] += 1
             self.stats["refused_handshake:too_many_messages"] += 1
             return
