@@ -4,9 +4,20 @@ is answered or cut is opened again (at most every 0.2 s).  Meanwhile an honest h
 (127.0.4.4) POSTs a FIND_CHUNK every second and runs a `ppsp get` of the seeded file.
 
 Usage: python -m bench.body_budget_attack [SECONDS]
-Prints the seeder's RSS before and at its peak, the attackers' answers, the honest results."""
+Prints the seeder's RSS before and at its peak, the attackers' answers, the honest results.
+
+With ``--target tracker [--hosts N] [--proxy]`` the target is a real `ppsp tracker` on
+127.0.2.2 (pinned to one core, its default bounds: bodies of at most 64 KiB, 64 connections
+per host): N attacking hosts (20 by default, 127.0.9.9 ..), 64 connections each, every one
+POSTing a 64 KiB PPSP-TP body at 4 KiB a second.  Meanwhile an honest host (127.0.4.4) POSTs
+every second a CONNECT whole with its head and one whose body comes 0.1 s after its head
+(charged to the budget).  With ``--proxy`` every connection comes from one trusted reverse
+proxy (127.0.8.8, ``--trusted-proxy``) naming its client in ``X-Forwarded-For``: the
+attackers as 198.51.100.1 .., the honest client as 198.51.100.200.  Prints the tracker's RSS,
+the answers (status and media type) and the honest results."""
 
 import collections
+import contextlib
 import os
 import random
 import selectors
@@ -19,7 +30,10 @@ import time
 from pathlib import Path
 
 PY = sys.executable
-DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+DURATION = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1][:1].isdigit() else 20.0
+TARGET = sys.argv[sys.argv.index("--target") + 1] if "--target" in sys.argv else "seeder"
+N_HOSTS = int(sys.argv[sys.argv.index("--hosts") + 1]) if "--hosts" in sys.argv else 20
+PROXY = "127.0.8.8" if "--proxy" in sys.argv else None
 HOSTS = [f"127.0.9.{9 + i}" for i in range(5)]
 PER_HOST = 64
 BODY = 1 << 20
@@ -261,4 +275,169 @@ def main():
         stop(getter, seeder, tracker)
 
 
-main()
+def tracker_connect(honest_id):
+    from ppsp.codecs.tracker import codec_for
+    from ppsp.wire.tracker import ConnectRequest, Encoding, ProtocolVersion
+
+    return codec_for(Encoding.XML).encode_request(
+        ConnectRequest(version=ProtocolVersion.V1_1, transaction_id="1", peer_id=honest_id)
+    )
+
+
+def honest_tracker_post(host, port, body, split, forwarded):
+    """One CONNECT from the honest host: (status, media type), seconds."""
+    source = PROXY or "127.0.4.4"
+    extra = b"X-Forwarded-For: %s\r\n" % forwarded.encode() if PROXY else b""
+    head = (
+        b"POST /announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-tracker+xml\r\n"
+        b"Connection: close\r\n%sContent-Length: %d\r\n\r\n" % (extra, len(body))
+    )
+    t = time.perf_counter()
+    try:
+        s = socket.create_connection((host, port), timeout=5, source_address=(source, 0))
+        if split:
+            s.sendall(head + body[:10])
+            time.sleep(0.1)
+            with contextlib.suppress(OSError):  # refused and closed already: answer read below
+                s.sendall(body[10:])
+        else:
+            s.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            got = s.recv(4096)
+            if not got:
+                break
+            data += got
+        s.close()
+        status = data.split(b"\r\n")[0][9:12].decode() or "closed"
+        kind = "?"
+        for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-type":
+                kind = value.strip().decode().split(";")[0]
+        return f"{status} {kind}", time.perf_counter() - t
+    except OSError as exc:
+        return f"failed: {exc!r}", time.perf_counter() - t
+
+
+def main_tracker():
+    body_len, piece_len, per_host = 64 << 10, 4 << 10, 64
+    host, port = "127.0.2.2", free_port("127.0.2.2")
+    args = ["tracker", "--host", host, "--port", str(port)]
+    if PROXY:
+        args += ["--trusted-proxy", f"{PROXY}/32"]
+    tracker = ppsp(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    hosts = [f"127.0.9.{9 + i}" for i in range(N_HOSTS)]
+    clients = [f"198.51.100.{1 + i}" for i in range(N_HOSTS)]
+    try:
+        wait_port(host, port)
+        time.sleep(1.0)
+        before = rss_kib(tracker.pid)
+        print(
+            f"tracker RSS before: {before / 1024:.1f} MiB; {N_HOSTS} attacking"
+            f" {'clients behind the proxy ' + PROXY if PROXY else 'hosts'}"
+        )
+        sel = selectors.DefaultSelector()
+        conns = {}  # sock -> [index, sent, next_send_at]
+        answers = collections.Counter()
+        reopen = [0.0] * N_HOSTS
+        count = [0] * N_HOSTS
+        piece = b"<" * piece_len
+        start = time.time()
+        end = start + DURATION
+        peak = before
+        honest = {"whole": [], "split": []}
+        next_honest = start + 2.0
+        serial = 0
+        while time.time() < end:
+            now = time.time()
+            for i in range(N_HOSTS):
+                while count[i] < per_host and now >= reopen[i]:
+                    extra = b"X-Forwarded-For: %s\r\n" % clients[i].encode() if PROXY else b""
+                    head = (
+                        b"POST /announce HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/ppsp-tracker+xml\r\n"
+                        b"%sContent-Length: %d\r\n\r\n" % (extra, body_len)
+                    )
+                    try:
+                        s = socket.create_connection(
+                            (host, port), timeout=2, source_address=(PROXY or hosts[i], 0)
+                        )
+                        s.sendall(head)
+                        s.setblocking(False)
+                    except OSError:
+                        answers["connect failed"] += 1
+                        reopen[i] = now + 0.2
+                        break
+                    conns[s] = [i, 0, now]
+                    count[i] += 1
+                    sel.register(s, selectors.EVENT_READ)
+            for s, st in list(conns.items()):
+                if st[1] < body_len and now >= st[2]:
+                    try:
+                        st[1] += s.send(piece[: min(piece_len, body_len - st[1])])
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        answers["cut while sending"] += 1
+                        sel.unregister(s)
+                        s.close()
+                        del conns[s]
+                        count[st[0]] -= 1
+                        reopen[st[0]] = now + 0.2
+                        continue
+                    st[2] = now + 1.0
+            for key, _ in sel.select(timeout=0.05):
+                s = key.fileobj
+                st = conns.get(s)
+                if st is None:
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if data.startswith(b"HTTP/"):
+                    kind = b"?"
+                    for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-type":
+                            kind = value.strip().split(b";")[0]
+                    answers[f"{data[9:12].decode()} {kind.decode()}"] += 1
+                else:
+                    answers["closed"] += 1
+                sel.unregister(s)
+                s.close()
+                del conns[s]
+                count[st[0]] -= 1
+                reopen[st[0]] = now + 0.2
+            peak = max(peak, rss_kib(tracker.pid))
+            if now >= next_honest:
+                for kind in ("whole", "split"):
+                    serial += 1
+                    body = tracker_connect(f"honest-{serial}")
+                    honest[kind].append(
+                        honest_tracker_post(host, port, body, kind == "split", "198.51.100.200")
+                    )
+                next_honest = time.time() + 1.0
+        print(
+            f"tracker RSS peak under attack: {peak / 1024:.1f} MiB (+{(peak - before) / 1024:.1f})"
+        )
+        print(f"connections open at the end: {len(conns)}; attackers' answers: {dict(answers)}")
+        for kind, results in honest.items():
+            statuses = collections.Counter(st for st, _ in results)
+            slowest = max((t for _, t in results), default=0.0)
+            print(
+                f"honest CONNECTs, body {kind}: {dict(statuses)}, slowest {slowest * 1000:.0f} ms"
+            )
+        for s in conns:
+            s.close()
+    finally:
+        stop(tracker)
+        err = tracker.stderr.read() if tracker.stderr else ""
+        print("tracker log lines:", len(err.splitlines()), (err.splitlines() or [""])[-1][:200])
+
+
+if TARGET == "tracker":
+    main_tracker()
+else:
+    main()

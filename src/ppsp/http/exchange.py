@@ -326,16 +326,20 @@ class Request:
         self._body = body
         return body
 
-    def _charge(self, size: int) -> None:
+    def _charge(self, size: int, client: str | None) -> None:
         """Take ``size`` bytes of the server's body budget for this request's body, before
-        waiting for them; RequestBodyBusy (503, the connection closes after it) when spent."""
-        budget = self._conn.server.body_budget
+        waiting for them, from ``client``'s host (the connection's source when None);
+        RequestBodyBusy (503, the connection closes after it) when spent."""
+        conn = self._conn
+        budget = conn.server.body_budget
         if budget is None:
             return
-        if not budget.take(body_host(self.remote[0]), size):
+        host = body_host(self.remote[0] if client is None else client)
+        if not budget.take(host, size):
             self._close_after = True
             raise RequestBodyBusy(f"request bodies being read: {size} more bytes refused")
-        self._conn.charged += size  # one request at a time: the connection's is this one's
+        conn.charged += size  # one request at a time: the connection's is this one's
+        conn.charged_host = host
 
     def release_body(self) -> None:
         """Give back what the body took of the server's body budget (the server calls this
@@ -345,30 +349,33 @@ class Request:
         budget = conn.server.body_budget
         if charged and budget is not None:
             conn.charged = 0
-            budget.give(body_host(self.remote[0]), charged)
+            budget.give(conn.charged_host, charged)
 
-    async def read_body(self, limit: int | None = None) -> bytes:
+    async def read_body(self, limit: int | None = None, client: str | None = None) -> bytes:
         """The whole body (``b""`` without one), read once.
 
         Raises RequestBodyTooLarge when its ``Content-Length`` is over ``limit`` (the server's
         ``body_limit`` when None; nothing is read then), RequestBodyBusy (503) when the body
         must be waited for and the server's body budget (:mod:`ppsp.http.budget`) cannot take
         it (nothing is read then), RequestTimeout when it does not arrive within the server's
-        ``body_timeout``, ConnectionError when the client goes away first.
+        ``body_timeout``, ConnectionError when the client goes away first.  The body is
+        charged to ``client``'s host (an IP address) when given, else to the connection's
+        source: a handler that knows the client behind a trusted proxy names it, so that the
+        clients of one proxy do not share one host's budget.
         """
         if self._body is not None:
             return self._body
         conn = self._conn
         bound = conn.server.body_limit if limit is None else limit
         if self.head.chunked:
-            return await self._read_chunked(bound)
+            return await self._read_chunked(bound, client)
         length = self.head.content_length
         if length > bound:
             self._close_after = True
             raise RequestBodyTooLarge(f"a body of {length} bytes, over {bound}")
         if length:
             if len(conn._buffer) < length:
-                self._charge(length)  # to be waited for: paid before any of it is
+                self._charge(length, client)  # to be waited for: paid before any of it is
             if self.head.expect_continue and not self._continued:
                 self._continued = True
                 conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -383,9 +390,10 @@ class Request:
         self._body = body
         return body
 
-    async def _read_chunked(self, bound: int) -> bytes:
-        """A body in the chunked coding (RFC 9112 7.1), at most ``bound`` bytes of data; its
-        trailer fields are read and dropped.  MalformedRequest (400) for bad framing."""
+    async def _read_chunked(self, bound: int, client: str | None) -> bytes:
+        """A body in the chunked coding (RFC 9112 7.1), at most ``bound`` bytes of data, each
+        chunk charged to ``client`` (see :meth:`read_body`); its trailer fields are read and
+        dropped.  MalformedRequest (400) for bad framing."""
         conn = self._conn
         if self.head.expect_continue and not self._continued:
             self._continued = True
@@ -407,7 +415,7 @@ class Request:
                 total += size
                 if total > bound:
                     raise RequestBodyTooLarge(f"a chunked body over {bound} bytes")
-                self._charge(size)
+                self._charge(size, client)
                 data = await conn.read_until(size + 2, deadline)
                 if not data.endswith(b"\r\n"):
                     raise MalformedRequest("a chunk not ended by CRLF")

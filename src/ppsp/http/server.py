@@ -143,6 +143,8 @@ class _Connection(asyncio.Protocol):
         self._timer_at = 0.0
         self.charged = 0
         """Bytes the request being answered took of the server's body budget."""
+        self.charged_host = ""
+        """The host they were taken for (:func:`~ppsp.http.budget.body_host`)."""
 
     # -- protocol callbacks ----------------------------------------------------------------------
 

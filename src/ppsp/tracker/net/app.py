@@ -215,6 +215,7 @@ async def serve_app(
             body_timeout=limits.body_timeout,
             hooks=state.guard,
             chunked_requests=True,  # PPSP-TP bodies may come chunked (bounded the same)
+            body_budget=state.body_budget,  # shown on /metrics and /status
         )
         try:
             bound_host, bound_port = server.addresses[0]

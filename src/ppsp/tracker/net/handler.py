@@ -9,8 +9,9 @@ Every ``POST``, whatever its path, carries one PPSP-TP request (PROFILE.md).  Th
 1. picks the codec from the ``Content-Type`` (:mod:`ppsp.codecs.tracker`; 415 for anything else),
    and with an auth key checks the bearer token (:mod:`ppsp.tracker.net.auth`; 401 without a valid
    one),
-2. reads the body within a size bound (413 before reading more than the bound) and a time bound
-   (408 for a client that stalls),
+2. reads the body within a size bound (413 before reading more than the bound), a time bound
+   (408 for a client that stalls) and the server's budget of bodies being read, charged to the
+   observed host (503 SERVICE UNAVAILABLE with ``Retry-After`` when it is spent),
 3. decodes it, hands the typed request to :meth:`Tracker.handle` with the observed address and the
    current time from an injectable clock, and
 4. writes the answer in the request's encoding.  Every protocol error becomes that encoding's error
@@ -60,6 +61,7 @@ from ppsp.errors import (
     TrackerErrorCode,
     TrackerProtocolError,
 )
+from ppsp.http.budget import BodyBudget, RequestBodyBusy, body_host
 from ppsp.http.server import Request, Response
 from ppsp.tracker.core import Tracker, TrackerStats
 from ppsp.tracker.credentials import Credentials
@@ -93,7 +95,13 @@ from ppsp.wire.tracker import (
 if TYPE_CHECKING:
     from ppsp.tracker.net.dashboard import Dashboard
 
-__all__ = ["REQUEST_TIMEOUT_STATUS", "TRACKER_APP_KEY", "AppKey", "TrackerHandler"]
+__all__ = [
+    "BODIES_BUSY_REASON",
+    "REQUEST_TIMEOUT_STATUS",
+    "TRACKER_APP_KEY",
+    "AppKey",
+    "TrackerHandler",
+]
 
 log = logging.getLogger("ppsp.tracker.net.server")
 """The server's log (one name for the HTTP server, whichever module of it writes)."""
@@ -129,6 +137,10 @@ class _BodyTimeout(Exception):
     """The client did not deliver its body within the bound."""
 
 
+class _BodyBusy(Exception):
+    """The server's budget of request bodies being read cannot take this one now."""
+
+
 class TrackerHandler:
     """Request handlers of one application: the tracker, its clock, settings and metrics.
 
@@ -141,7 +153,10 @@ class TrackerHandler:
         self.tracker = tracker
         self.clock = clock
         self.settings = settings
-        self.metrics = TrackerMetrics(settings.shared_metrics)
+        self.body_budget = BodyBudget()
+        """The bytes of request bodies being read, per host and in all (this process's; the
+        server charges them, :mod:`ppsp.http.budget`)."""
+        self.metrics = TrackerMetrics(settings.shared_metrics, self.body_budget)
         self.health = StorageHealth()
         self.version = _max_version(tracker)
         limits = settings.limits or _tracker_limits(tracker)
@@ -286,7 +301,7 @@ class TrackerHandler:
         try:
             body = request.body_if_arrived(self.settings.max_body)
             if body is None:
-                body = await self._read_body(request)
+                body = await self._read_body(request, observed[0])
             message: AnyRequest = codec.decode_request(body)
             method = _REQUEST_LABELS.get(message.__class__) or _METHOD_LABELS[message.method]
             version = message.version
@@ -302,6 +317,11 @@ class TrackerHandler:
         except PayloadTooLarge as exc:
             force_close = True
             answer = _error(version, exc)
+        except _BodyBusy:
+            self.metrics.refusals.body_busy += 1
+            self.metrics.count_request("unknown", _ENCODING_LABELS[encoding], "body_busy")
+            self._warn_bodies(observed[0])
+            return _bodies_busy(request, encoding)
         except _BodyTimeout:
             force_close = True
             status_override = REQUEST_TIMEOUT_STATUS
@@ -380,15 +400,30 @@ class TrackerHandler:
             status = status_override
         return Response(status, body, content_type=_CONTENT_TYPES[encoding], reason=reason)
 
-    async def _read_body(self, request: Request) -> bytes:
-        """Read the body, refusing more than ``max_body`` bytes or a stall of ``body_timeout``
-        (the server's body timeout, set from the same limits)."""
+    async def _read_body(self, request: Request, client: str) -> bytes:
+        """Read the body, refusing more than ``max_body`` bytes, a stall of ``body_timeout``
+        (the server's body timeout, set from the same limits) or a body the budget of bodies
+        being read cannot take, charged to ``client``'s host (the observed address: behind a
+        trusted proxy, the client it names)."""
         try:
-            return await request.read_body(self.settings.max_body)
+            return await request.read_body(self.settings.max_body, client)
         except RequestBodyTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
         except RequestTimeout:
             raise _BodyTimeout from None
+        except RequestBodyBusy:
+            raise _BodyBusy from None
+
+    def _warn_bodies(self, host: str) -> None:
+        """The warning about a body refused for the budget (once a minute per host at most)."""
+        budget = self.body_budget
+        self.warnings.warn(
+            host_of(host),
+            "refusing request bodies from %s: %d bytes being read from it, %d in all",
+            host,
+            budget.held(body_host(host)),
+            budget.in_use,
+        )
 
     # -- the other endpoints -----------------------------------------------------------------
 
@@ -456,6 +491,13 @@ class TrackerHandler:
                 "storage": "ok",
             }
             http_status = 200
+        budget = self.body_budget
+        payload["request_bodies"] = {
+            "bytes": budget.in_use,
+            "hosts": budget.hosts,
+            "bound": budget.total,
+            "bound_per_host": budget.per_host,
+        }
         payload["version"] = self.version.value
         payload["software"] = f"ppsp/{ppsp.__version__}"
         return Response(http_status, orjson.dumps(payload), content_type="application/json")
@@ -615,6 +657,27 @@ def _overloaded(request: Request, encoding: Encoding | None, wait: float) -> Res
     body = _error_body(_OVERLOADED_BODIES, encoding, code)
     return Response(
         503, body, content_type=encoding.content_type, headers=headers, reason=code.reason
+    )
+
+
+BODIES_BUSY_REASON = "Too many request bodies being read"
+"""The reason phrase of a 503 for the budget of request bodies (docs/PROTOCOL.md)."""
+
+_BODIES_BUSY_RETRY = str(RequestBodyBusy.retry_after)
+
+
+def _bodies_busy(request: Request, encoding: Encoding) -> Response:
+    """503 to a request whose body the budget of bodies being read cannot take: SERVICE
+    UNAVAILABLE in its encoding, as over the rate, with ``Retry-After`` and the reason
+    :data:`BODIES_BUSY_REASON`.  The body is unread: the connection closes after the answer."""
+    request.close_after()
+    body = _error_body(_OVERLOADED_BODIES, encoding, TrackerErrorCode.SERVICE_UNAVAILABLE)
+    return Response(
+        503,
+        body,
+        content_type=encoding.content_type,
+        headers={"Retry-After": _BODIES_BUSY_RETRY},
+        reason=BODIES_BUSY_REASON,
     )
 
 

@@ -1,6 +1,7 @@
 """The tracker's Prometheus metrics: request counts and durations, expired peers, peer counts,
-and what the tracker refused (connections over a bound, heads and idle connections timed out,
-requests over their host's rate or without a usable bearer token).
+the bytes of request bodies being read, and what the tracker refused (connections over a
+bound, heads and idle connections timed out, requests over their host's rate, without a usable
+bearer token, or whose body the budget of bodies being read could not take).
 
 Each application has a registry of its own (:class:`TrackerMetrics`).  Request counts and
 durations are plain numbers turned into samples on collection (:class:`RequestMetrics`), far
@@ -28,6 +29,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from ppsp.http.budget import BodyBudget
 
 __all__ = [
     "CLOSE_REASONS",
@@ -73,12 +76,15 @@ class RefusalCounts:
     - ``rate_limited``: requests answered 503 because their host was over its rate (PPSP-TP
       requests and pages alike);
     - ``unauthenticated``: requests answered 401, by what was wrong with the bearer token
-      (:func:`ppsp.tracker.net.auth.refusal_reason`).
+      (:func:`ppsp.tracker.net.auth.refusal_reason`);
+    - ``body_busy``: requests answered 503 because the budget of request bodies being read
+      (:mod:`ppsp.http.budget`: their host's share, or all hosts') could not take their body.
 
     ``created`` is when counting started (the counters' ``_created``).
     """
 
     __slots__ = (
+        "body_busy",
         "connections_closed",
         "connections_refused",
         "created",
@@ -91,6 +97,7 @@ class RefusalCounts:
         self.connections_closed: dict[str, float] = dict.fromkeys(CLOSE_REASONS, 0)
         self.rate_limited: float = 0
         self.unauthenticated: dict[str, float] = {}
+        self.body_busy: float = 0
         self.created = time.time() if created is None else created
 
     def count_unauthenticated(self, reason: str) -> None:
@@ -105,6 +112,7 @@ class RefusalCounts:
             + sum(self.connections_closed.values())
             + self.rate_limited
             + sum(self.unauthenticated.values())
+            + self.body_busy
         )
 
     def snapshot(self) -> dict[str, object]:
@@ -114,6 +122,7 @@ class RefusalCounts:
             "connections_closed": self.connections_closed,
             "rate_limited": self.rate_limited,
             "unauthenticated": self.unauthenticated,
+            "body_busy": self.body_busy,
             "created": self.created,
         }
 
@@ -127,6 +136,7 @@ class RefusalCounts:
             for label, value in raw[name].items():
                 target[str(label)] = target.get(str(label), 0) + float(value)
         counts.rate_limited = float(raw["rate_limited"])
+        counts.body_busy = float(raw.get("body_busy", 0))  # none in an earlier release's file
         return counts
 
     def add(self, other: RefusalCounts) -> None:
@@ -136,6 +146,7 @@ class RefusalCounts:
             for label, value in getattr(other, name).items():
                 target[label] = target.get(label, 0) + value
         self.rate_limited += other.rate_limited
+        self.body_busy += other.body_busy
         self.created = min(self.created, other.created)
 
 
@@ -271,6 +282,13 @@ class Refusals(Collector):
         for reason, count in sorted(refusals.unauthenticated.items()):
             unauthenticated.add_metric([reason], count, created=created)
         yield unauthenticated
+        yield CounterMetricFamily(
+            "ppsp_tracker_body_busy_requests",
+            "Requests refused (503) because the bytes of request bodies being read, their "
+            "host's share or all hosts', could not take their body.",
+            value=refusals.body_busy,
+            created=created,
+        )
 
 
 class SharedMetrics:
@@ -282,15 +300,26 @@ class SharedMetrics:
     counters and histogram buckets add up, the creation time is the earliest.
     """
 
-    def __init__(self, path: Path, metrics: RequestMetrics) -> None:
+    def __init__(
+        self, path: Path, metrics: RequestMetrics, body_budget: BodyBudget | None = None
+    ) -> None:
         self.path = path
         self._metrics = metrics
+        self._budget = body_budget
         self._written = -1.0
+        self.body_bytes = 0.0
+        """The bytes of request bodies being read, summed over the files at the last
+        :meth:`summed` (each process's as of its last write)."""
+
+    def _own_body_bytes(self) -> int:
+        return 0 if self._budget is None else self._budget.in_use
 
     def _total(self) -> float:
         metrics = self._metrics
         requests = sum(entry[0] for entry in metrics.counts.values())
-        return requests + metrics.expired[0] + metrics.refusals.total()
+        # The bytes being read are not a count, but a change of them is a change to write.
+        changed = metrics.expired[0] + metrics.refusals.total() + self._own_body_bytes()
+        return requests + changed
 
     def write(self) -> None:
         """Write this process's numbers (a failure is logged, the next write tries again)."""
@@ -300,6 +329,7 @@ class SharedMetrics:
             "latency": metrics.latencies,
             "expired": metrics.expired,
             "refusals": metrics.refusals.snapshot(),
+            "body_bytes": self._own_body_bytes(),
         }
         total = self._total()
         temporary = self.path.with_name(self.path.name + ".tmp")
@@ -326,10 +356,14 @@ class SharedMetrics:
         latencies: _Latencies = {}
         expired = [0.0, math.inf]
         refusals = RefusalCounts(math.inf)
+        body_bytes = 0.0
         for path in sorted(self.path.parent.glob("*.json")):
-            snapshot = _read_snapshot(path)
-            if snapshot is None:
+            read = _read_snapshot(path)
+            if read is None:
                 continue
+            snapshot, held = read
+            if held and _alive(path):  # a gone process's bodies are read by nobody
+                body_bytes += held
             for key, entry in snapshot[0].items():
                 _add(counts.setdefault(key, [0, math.inf]), entry)
             for encoding, entry in snapshot[1].items():
@@ -338,7 +372,9 @@ class SharedMetrics:
             refusals.add(snapshot[3])
         if expired[1] == math.inf:  # no file could be read, not even this process's
             metrics = self._metrics
+            self.body_bytes = self._own_body_bytes()
             return metrics.counts, metrics.latencies, metrics.expired, metrics.refusals
+        self.body_bytes = body_bytes
         return counts, latencies, expired, refusals
 
 
@@ -346,10 +382,11 @@ _LATENCY_FIELDS = len(LATENCY_BUCKETS) + 2
 """Numbers of a latency entry before its creation time: the buckets, +Inf, the sum."""
 
 
-def _read_snapshot(path: Path) -> _Exposed | None:
-    """The numbers a :class:`SharedMetrics` file holds, or None (logged) when it holds others.
+def _read_snapshot(path: Path) -> tuple[_Exposed, float] | None:
+    """The numbers a :class:`SharedMetrics` file holds and its bytes of request bodies being
+    read, or None (logged) when it holds others.
 
-    A file without refusals (written by an earlier release) counts none.
+    A file without refusals or body bytes (written by an earlier release) counts none.
     """
     try:
         raw = orjson.loads(path.read_bytes())
@@ -366,10 +403,22 @@ def _read_snapshot(path: Path) -> _Exposed | None:
         expired = [float(expired_count), float(expired_created)]
         held = raw.get("refusals")
         refusals = RefusalCounts(expired[1]) if held is None else RefusalCounts.from_snapshot(held)
-        return counts, latencies, expired, refusals
+        body_bytes = float(raw.get("body_bytes", 0))
+        return (counts, latencies, expired, refusals), body_bytes
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         log.debug("leaving out the metrics file %s: %s", path, exc)
         return None
+
+
+def _alive(path: Path) -> bool:
+    """Whether the process whose file ``path`` is (``{pid}.json``) still runs."""
+    try:
+        os.kill(int(path.stem), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, OSError):
+        return True  # not a PID, or another user's process: counted as written
+    return True
 
 
 def _add(total: list[float], entry: list[float]) -> None:
@@ -387,8 +436,10 @@ class TrackerMetrics:
     the storage's counts, shared already.
     """
 
-    def __init__(self, shared: Path | None = None) -> None:
+    def __init__(self, shared: Path | None = None, body_budget: BodyBudget | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.body_budget = body_budget
+        """The server's budget of request bodies being read, shown as a gauge (when given)."""
         self.request_metrics = RequestMetrics()
         self.registry.register(self.request_metrics)
         self.peers = Gauge("ppsp_tracker_peers", "Registered peers.", registry=self.registry)
@@ -406,9 +457,15 @@ class TrackerMetrics:
             "Memberships reported for corrupt data by enough distinct hosts: listed last.",
             registry=self.registry,
         )
+        self.body_bytes = Gauge(
+            "ppsp_tracker_request_body_bytes",
+            "Bytes of request bodies being read, charged to the budget of bodies being read "
+            "(summed over the processes serving the port; each process has its own budget).",
+            registry=self.registry,
+        )
         self.registry.register(ExpiredPeers(self.request_metrics))
         self.registry.register(Refusals(self.request_metrics))
-        self.shared = SharedMetrics(shared, self.request_metrics) if shared else None
+        self.shared = SharedMetrics(shared, self.request_metrics, body_budget) if shared else None
 
     def count_request(self, method: str, encoding: str, outcome: str) -> None:
         """Count one request under its labels."""
@@ -429,9 +486,12 @@ class TrackerMetrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition (summed over processes when shared)."""
+        budget = self.body_budget
         if self.shared is None:
+            self.body_bytes.set(0 if budget is None else budget.in_use)
             return generate_latest(self.registry)
         self.request_metrics.view = self.shared.summed()
+        self.body_bytes.set(self.shared.body_bytes)
         try:
             return generate_latest(self.registry)
         finally:
