@@ -140,16 +140,47 @@ def test_a_start_point_waits_briefly_for_nearer_chunks() -> None:
     give(p, 97, J, start=True)  # 3 away; 98..102 exist but have not come
     assert p.due(J) == Playout()
     assert p.next_timer() == pytest.approx(J + 1.0)
-    # Meanwhile the viewer asks for what is nearer the target, nearest first.
+    # Meanwhile the viewer asks for what is nearer the target, nearest first (a chunk below
+    # the target once those nearer, and the one as far above, came without a start point).
     offered = {i: 1 for i in range(90, 103)}
-    assert p.wanted(offered, J) == [100, 101, 99, 102, 98]
+    assert p.wanted(offered, J) == [100, 101, 102]
     give(p, 100, J + 0.2, start=False)
     give(p, 99, J + 0.2, start=False)
-    assert p.wanted(offered, J + 0.2) == [101, 102, 98]
+    assert p.wanted(offered, J + 0.2) == [101, 102]
     assert p.due(J + 0.5) == Playout()
     # 98, 101 and 102 never come: after the grace the start point found is taken.
     assert p.due(J + 1.0).played == (97,)
     assert p.first == 97
+
+
+def test_chunks_below_the_target_are_wanted_only_once_no_nearer_start_point_can_come() -> None:
+    """Playback begins at the start point: a chunk below it is never played.  A chunk below
+    the target is wanted only once every nearer chunk, and the one as far above, came and is
+    no start point; asked alongside them, it was cancelled in flight whenever one of them was
+    (the live lab's bytes sent and not kept)."""
+    p = viewer(buffer_chunks=3, join_margin=2)
+    p.note_newest(102, J)
+    assert p.target == 100
+    offered = {i: 1 for i in range(90, 103)}
+    assert p.wanted(offered, J) == [100, 101, 102]  # not 99 nor 98: 100 or 101 may be starts
+    give(p, 101, J + 0.1, start=False)
+    assert p.wanted(offered, J + 0.1) == [100, 102]  # 100 may still be one
+    give(p, 100, J + 0.2, start=False)
+    assert p.wanted(offered, J + 0.2) == [99, 102]  # 98 only once 102 is known too
+    give(p, 102, J + 0.2, start=False)
+    assert p.wanted(offered, J + 0.2) == [99]  # 98 once 99 is known (and 102 is)
+    give(p, 99, J + 0.3, start=False)
+    assert p.wanted(offered, J + 0.3) == [98]
+    give(p, 98, J + 0.4, start=True)
+    assert p.due(J + 0.4).played == (98, 99, 100, 101, 102)
+    # A start point at the target: nothing below it was asked for, nothing is thrown away.
+    q = viewer(buffer_chunks=3, join_margin=2)
+    q.note_newest(102, J)
+    assert q.wanted(offered, J) == [100, 101, 102]
+    give(q, 100, J + 0.1, start=True)
+    assert q.wanted(offered, J + 0.1) == [101, 102]
+    assert q.due(J + 0.1) == Playout()
+    assert q.first == 100
 
 
 def test_nearer_chunks_that_arrive_decide_at_once() -> None:

@@ -11,7 +11,8 @@
    (for MPEG-TS: the program tables, then a key frame), or the player could decode nothing
    before the next key frame.  The viewer looks for the start point nearest the target (the
    later one of two at the same distance: less delay), at most ``search_s`` of chunks away on
-   either side, fetching the chunks nearest the target first; a start point is taken once
+   either side, fetching the chunks nearest the target first (one below the target only
+   once no nearer start point can come: it would not be played); a start point is taken once
    every chunk nearer the target has arrived and is not one, or ``search_grace_s`` after it
    was found.
    That chunk is the *first*.  Then it waits until the ``buffer_chunks`` chunks from the
@@ -37,8 +38,9 @@ timer precision.
 The scheduler side: :meth:`~LivePlayback.urgency` is the time left before a chunk's deadline
 (estimated from the chunk before it for a chunk not held yet), and :meth:`~LivePlayback.wanted`
 orders the missing chunks that peers offer: while looking for the start point, nearest the
-target first; then chunks due within ``urgent_s``, soonest first, then the others rarest first
-(fewest holders), earlier first among equals.  Chunks already skipped, past the end or below
+target first (below the target only when nothing before it in that order is missing); then
+chunks due within ``urgent_s``, soonest first, then the others rarest first (fewest holders),
+earlier first among equals.  Chunks already skipped, past the end or below
 the window floor are never wanted, nor, once playing, a chunk whose deadline has passed: it
 would arrive late and be skipped, so a viewer that fell behind asks for what can still be
 played on time and skips the rest rather than chase the past (every viewer asking the source
@@ -624,24 +626,31 @@ class LivePlayback:
 
     def _search_order(self, availability: Mapping[int, int], end: float) -> list[int]:
         """While looking for the start point: what could still change the choice, nearest the
-        target first, then the startup buffer of the start point found so far."""
+        target first, then the startup buffer of the start point found so far.
+
+        A chunk below the target is listed only when no chunk listed before it is missing
+        (every nearer one, and the one as far above, has arrived and is no start point):
+        playback begins at the start point, so a chunk below it is never played, and a start
+        point at or above the target (the usual case: a key frame every chunk or two) makes
+        every chunk below the target useless.  Asked alongside the nearer ones, those chunks
+        were cancelled in flight once the start point was taken (the plain live lab's bytes
+        sent and not kept: docs/PROTOCOL.md, "Live streaming").  A chunk at or above the
+        target is played whatever start point below it is taken.
+        """
         chosen, _ = self._nearest_start()
-        assert self._target is not None
-        reach = self.search_chunks + 1 if chosen is None else abs(chosen - self._target)
-        ordered: list[int] = []
-        for index in self._by_distance():
-            if abs(index - self._target) >= reach:
-                break
-            if index not in self._held and availability.get(index, 0) > 0 and index <= end:
-                ordered.append(index)
+        target = self._target
+        assert target is not None
+        reach = self.search_chunks + 1 if chosen is None else abs(chosen - target)
+        candidates = [i for i in self._by_distance() if abs(i - target) < reach]
         if chosen is not None:
-            buffer = range(chosen, chosen + self.buffer_chunks)
-            ordered += [
-                i
-                for i in buffer
-                if i not in self._held and i not in ordered and availability.get(i, 0) > 0
-                if i <= end
-            ]
+            candidates += range(chosen, chosen + self.buffer_chunks)
+        ordered: list[int] = []
+        for index in candidates:
+            if index in self._held or availability.get(index, 0) <= 0 or index > end:
+                continue
+            if index in ordered or (index < target and ordered):
+                continue  # below a start point still possible at or above it: not yet
+            ordered.append(index)
         return ordered
 
     def _buffer_held(self) -> bool:

@@ -11,7 +11,8 @@ It decides:
 
 - **what to fetch**: the chunks :meth:`~ppsp.peer.live.playback.LivePlayback.wanted` orders first
   (deadline order, then rarest first), among those some peer announced; while the start point
-  is looked for, at most ``search_requests`` at a time, nearest the joining point first;
+  is looked for, at most ``search_requests`` at a time, nearest the joining point first (one
+  below it only once no nearer start point can come: playback would not play it);
 - **from whom**: a chunk due later than ``source_relief``, or one of the startup buffer, is
   taken from a viewer that holds it (a *relay*) rather than from the source (the startup
   buffer from the source only by a second ask, as for any chunk near its deadline: below).
