@@ -8,7 +8,8 @@ resources and moves bytes between them, the tracker (through
 :class:`~ppsp.tracker.net.client.TrackerClient`) and other peers:
 
 - its HTTP endpoint (:mod:`ppsp.peer.net.endpoint`) answers other peers;
-- the peer protocol exchanges with other peers (connect, PULL, PUSH, FIND) are here;
+- the peer protocol exchanges with other peers (connect, PULL, PUSH, FIND) are its base
+  class's, :class:`~ppsp.peer.net.peer_exchanges.PeerExchanges`;
 - a download runs on the session loop (:mod:`ppsp.peer.net.download`), chunks moving over the
   transport negotiated with each peer (:mod:`ppsp.peer.net.http_transport`).
 """
@@ -28,12 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ppsp.codecs.peer_xml import CONTENT_TYPE as PEER_CONTENT_TYPE
 from ppsp.errors import AuthenticationRequired, HttpClientError, PPSPError, TrackerProtocolError
-from ppsp.http.client import HttpClient, Timeout
+from ppsp.http.client import HttpClient
 from ppsp.http.server import HTTPServer
 from ppsp.peer.content.description import ContentDescription, chunk_size_for
-from ppsp.peer.download.events import MapUpdated
 from ppsp.peer.download.peers import PeerBook
 from ppsp.peer.download.picker import DOWNLOAD_CONFIG, PickerConfig
 from ppsp.peer.download.stored import DownloadTiming, StoredDownload
@@ -43,18 +42,16 @@ from ppsp.peer.net.chunkstore import ChunkStore
 from ppsp.peer.net.download import DownloadRunner, obtain_description
 from ppsp.peer.net.endpoint import PeerEndpoint
 from ppsp.peer.net.guard import EndpointGuard, serve_endpoint
-from ppsp.peer.net.http_common import MAX_PEER_MESSAGE_BYTES, PEER_ID_HEADER
+from ppsp.peer.net.http_common import PEER_ID_HEADER
 from ppsp.peer.net.http_transport import HttpChunkTransport
 from ppsp.peer.net.limiter import RateLimiter
+from ppsp.peer.net.peer_exchanges import EXCHANGE_TIMEOUT as EXCHANGE_TIMEOUT
+from ppsp.peer.net.peer_exchanges import QUIET_ERRORS as QUIET_ERRORS
+from ppsp.peer.net.peer_exchanges import PeerExchanges
+from ppsp.peer.net.peer_exchanges import advertised_rate as advertised_rate
 from ppsp.peer.net.peer_urls import route_source_ip, tracker_source
-from ppsp.peer.net.session import (
-    SOURCE_PROPERTY,
-    DownloadFailed,
-    RemotePeer,
-    SwarmSession,
-    live_bitmap,
-)
-from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport, choose_offer
+from ppsp.peer.net.session import SOURCE_PROPERTY, DownloadFailed, SwarmSession
+from ppsp.peer.net.transport import PPSPP, TRANSPORT_PREFERENCE, ChunkTransport
 from ppsp.peer.net.udp_reach import UdpReach
 from ppsp.peer.protocol.addressing import (
     format_host,
@@ -62,20 +59,13 @@ from ppsp.peer.protocol.addressing import (
     ppspp_addresses,
 )
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
-from ppsp.peer.protocol.senders import hosts_of, seed_keeps_map
+from ppsp.peer.protocol.senders import hosts_of
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.tracker.net.client import TrackerClient
 from ppsp.wire.peer import (
     HTTP,
-    ChunkAvailabilityResponse,
-    ErrorResponse,
-    PeerRequest,
-    PeerResponse,
     Property,
-    PropertyQueryResponse,
     RepresentationMap,
-    Stat,
-    TransportNegotiationResponse,
     TransportOffer,
     chunk_map_from_bitmaps,
     format_property_value,
@@ -85,14 +75,13 @@ from ppsp.wire.tracker import (
     ContentMap,
     Encoding,
     PeerAddress,
-    PeerInfo,
     PeerMode,
     ProtocolVersion,
     StreamStatistics,
 )
 
 if TYPE_CHECKING:
-    from ppsp.peer.net.ppspp_transport import PpsppChunkTransport, PpsppClientSocket
+    from ppsp.peer.net.ppspp_transport import PpsppClientSocket
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +93,6 @@ CHUNK_READ_BYTES = 1 << 20
 """Bytes of a response body the HTTP client buffers before it pauses the socket (64 KiB
 under a download cap, so that the cap paces the network, not only the reader)."""
 
-EXCHANGE_TIMEOUT = Timeout(total=5.0)
-"""Bound on one peer protocol exchange."""
-
 STOP_GRACE_S = 0.25
 """How long a stopping peer lets uploads in progress finish before cutting them."""
 
@@ -117,11 +103,8 @@ A command must end within a second of its stop signal; a tracker that does not a
 drops the peer when its track timer runs out.
 """
 
-QUIET_ERRORS = (PPSPError, HttpClientError, asyncio.TimeoutError, OSError)
-"""What an exchange whose answer nobody waits for may raise (and is ignored)."""
 
-
-class PeerNode:
+class PeerNode(PeerExchanges):
     """A peer process: the HTTP endpoint, the tracker client and the swarm sessions.
 
     It implements :class:`ppsp.peer.protocol.handler.PeerState` for the protocol handler.
@@ -601,198 +584,3 @@ class PeerNode:
             if content_map is not None:
                 maps.append(content_map)
         return stats, maps
-
-    # -- remote peers ------------------------------------------------------------------------
-
-    def add_peers(
-        self, session: SwarmSession, listed: Sequence[PeerInfo], *, found: bool = False
-    ) -> list[RemotePeer]:
-        """Remember the listed peers of ``session`` not known yet (never this peer itself);
-        ``found``: another peer's FIND answer, of which a bounded few are taken
-        (:meth:`~ppsp.peer.download.peers.PeerBook.take_found`)."""
-        if self.advertised is not None:  # this peer's own host is never banned
-            session.peers.local_host = self.advertised[0]
-        return session.add_listed(listed, self.peer_id, found=found)
-
-    def learn_pex(
-        self,
-        session: SwarmSession,
-        transport: PpsppChunkTransport,
-        addresses: Sequence[tuple[str, int]],
-    ) -> None:
-        """Addresses a peer named in a PEX answer on one of ``transport``'s channels: those
-        the download policy takes become PEX candidates of ``session`` (``pex:HOST:PORT``,
-        reached over PPSPP only, :meth:`connect`), and the session's loop looks at them.
-        Never this peer's own PPSPP sockets."""
-        own = transport.local_addresses()
-        if self.ppspp_port is not None:
-            own.add(((self.advertised or (self.host, self.port))[0], self.ppspp_port))
-        added = [
-            remote
-            for host, port in addresses
-            if (host, port) not in own and (remote := session.add_pex(host, port)) is not None
-        ]
-        if added:
-            log.debug("PEX candidates: %s", ", ".join(r.peer_id for r in added))
-            session.chunk_arrived.set()
-
-    async def discover(self, session: SwarmSession) -> None:
-        """Ask the tracker for the swarm's peers (after an unknown peer pushed to us)."""
-        await self.find_at_tracker(session)
-
-    async def find_at_tracker(self, session: SwarmSession) -> list[RemotePeer]:
-        """FIND at the tracker; the peers it made known (none when the tracker failed)."""
-        if self.tracker is None:
-            return []
-        with contextlib.suppress(PPSPError, HttpClientError, asyncio.TimeoutError):
-            return self.add_peers(session, await self.tracker.find(session.swarm_id))
-        return []
-
-    async def find_via_peers(self, session: SwarmSession) -> list[RemotePeer]:
-        """FIND at connected peers: more peers even when the tracker is slow or gone."""
-        targets = [
-            r for r in session.remotes.values()
-            if r.offer is not None and not r.banned and not self.udp.is_udp_only(session, r)
-        ]  # fmt: skip
-        added: list[RemotePeer] = []
-
-        async def ask(remote: RemotePeer) -> None:
-            request = self.protocol_client.find(session.swarm_id)
-            with contextlib.suppress(*QUIET_ERRORS):
-                answer = await self.exchange(remote, request)
-                added.extend(self.add_peers(session, getattr(answer, "peers", ()), found=True))
-
-        await asyncio.gather(*(ask(remote) for remote in targets[:4]))
-        return added
-
-    def _apply_map(
-        self,
-        session: SwarmSession,
-        remote: RemotePeer,
-        chunk_map: Sequence[RepresentationMap],
-        now: float,
-    ) -> None:
-        """A chunk map from ``remote``: to the download policy, or the live viewer."""
-        if session.live is not None:
-            remote.last_map_at = now
-            remote.bitmap = live_bitmap(chunk_map)
-            session.chunk_arrived.set()
-        elif session.download is not None:
-            if seed_keeps_map(remote.bitmap):
-                remote.last_map_at = now  # a seeder's map only grows (see senders)
-                return
-            session.download.handle(MapUpdated(remote.peer_id, tuple(chunk_map)), now)
-            session.chunk_arrived.set()
-        else:
-            remote.last_map_at = now
-
-    async def exchange(self, remote: RemotePeer, request: PeerRequest) -> PeerResponse:
-        """Send one peer protocol request to ``remote`` and return its answer."""
-        assert self._http is not None
-        body = self.protocol_client.send(request, self.clock())
-        try:
-            async with self._http.post(
-                remote.base_url + "/",
-                body=body,
-                headers={"Content-Type": PEER_CONTENT_TYPE},
-                timeout=EXCHANGE_TIMEOUT,
-            ) as answer:
-                data = await answer.read(MAX_PEER_MESSAGE_BYTES)
-                return self.protocol_client.receive(request, data, answer.status)
-        finally:
-            # Drop only transactions past their own deadline (those whose HTTP exchange
-            # failed): other exchanges run concurrently, and expiring everything here made
-            # their answers "not pending" (every connect racing another one failed).
-            self.protocol_client.expire(self.clock())
-
-    async def connect(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """Negotiate the transport, query the properties and pull the chunk map of ``remote``.
-
-        The transport is the first of :attr:`transport_preference` (by default
-        :data:`~ppsp.peer.net.transport.TRANSPORT_PREFERENCE`) the peer offers.  The peer
-        becomes usable (``remote.offer`` set) only once its properties are known, so that what
-        they say (a live source, its upload rate) is there before the first request.
-
-        A peer that cannot be reached over HTTP (behind NAT) but lists PPSPP addresses is
-        reached over PPSPP alone when downloads ask for PPSPP (:class:`~.udp_reach.UdpReach`);
-        so is a PEX candidate, at its one address, without an HTTP exchange (it has none).
-        """
-        if remote.standing.pex:
-            await self.udp.connect(session, remote, sorted(remote.standing.ppspp_addresses))
-            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
-            return
-        try:
-            await self._negotiate(session, remote)
-        except (*QUIET_ERRORS, ConnectionError):
-            candidates = self.udp.candidates(remote)
-            if (
-                not candidates
-                or PPSPP not in self.transport_preference
-                or session.live is not None
-                or self._stopping
-            ):
-                raise
-            await self.udp.connect(session, remote, candidates)
-            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
-
-    async def _negotiate(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """TRANSPORT_NEGOTIATION, PROPERTY_QUERY and PULL with ``remote`` over HTTP."""
-        client = self.protocol_client
-        preference = self.transport_preference
-        negotiation = client.transport_negotiation(session.swarm_id, preference)
-        answer = await self.exchange(remote, negotiation)
-        if not isinstance(answer, TransportNegotiationResponse):
-            raise ConnectionError(f"transport negotiation refused by {remote.peer_id}")
-        offer = choose_offer(session.trusted_offers(remote, answer.transports), preference)
-        if offer is None:
-            raise ConnectionError(f"{remote.peer_id} offers no transport this peer speaks")
-        props = await self.exchange(remote, client.property_query(session.swarm_id))
-        if not isinstance(props, PropertyQueryResponse):
-            raise ConnectionError(f"{remote.peer_id} did not answer PROPERTY_QUERY")
-        remote.properties = props.as_dict()
-        remote.standing.advertised_rate = advertised_rate(remote.properties)
-        remote.offer = offer
-        await self.pull_map(session, remote)
-
-    async def pull_map(self, session: SwarmSession, remote: RemotePeer) -> None:
-        """CHUNK_AVAILABILITY PULL from ``remote`` (for a peer reached over PPSPP only, what
-        its channel's HAVEs name)."""
-        if self.udp.is_udp_only(session, remote):
-            self._apply_map(session, remote, self.udp.chunk_map(session, remote), self.clock())
-            return
-        answer = await self.exchange(remote, self.protocol_client.pull_chunk_map(session.swarm_id))
-        if isinstance(answer, ChunkAvailabilityResponse):
-            self._apply_map(session, remote, answer.chunk_map, self.clock())
-        elif isinstance(answer, ErrorResponse):
-            raise ConnectionError(f"{remote.peer_id} answered {answer.response}")
-
-    async def push_map(
-        self, session: SwarmSession, targets: Sequence[RemotePeer] | None = None
-    ) -> None:
-        """CHUNK_AVAILABILITY PUSH of our map to ``targets``, by default every connected peer.
-
-        This is the Hybrid flow: peers announce what they got instead of being asked.
-        """
-        chunk_map = session.chunk_map()
-        if targets is None:
-            targets = [
-                r for r in session.remotes.values()
-                if r.offer is not None and not r.banned and not self.udp.is_udp_only(session, r)
-            ]  # fmt: skip
-
-        async def push(remote: RemotePeer) -> None:
-            request = self.protocol_client.push_chunk_map(session.swarm_id, chunk_map)
-            with contextlib.suppress(*QUIET_ERRORS):
-                await self.exchange(remote, request)
-
-        await asyncio.gather(*(push(remote) for remote in targets))
-
-
-def advertised_rate(properties: Mapping[str, str]) -> float | None:
-    """The upload rate (bytes per second) a peer advertised as ``Bandwidth`` in PROPERTY_QUERY.
-
-    None when it gave none or not a positive integer (other peers' values are untrusted).
-    """
-    stat = Stat(property=Property.BANDWIDTH, value=properties.get(Property.BANDWIDTH))
-    value = stat.as_int()
-    return float(value) if value is not None and value > 0 else None
