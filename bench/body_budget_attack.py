@@ -117,6 +117,88 @@ def honest_post(host, port, swarm):
         return f"failed: {exc!r}", time.perf_counter() - t
 
 
+def answer_of(data):
+    """An answer's status and media type (``"503 text/plain"``), or ``"closed"``."""
+    if not data.startswith(b"HTTP/"):
+        return "closed"
+    kind = b"?"
+    for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-type":
+            kind = value.strip().split(b";")[0]
+    return f"{data[9:12].decode()} {kind.decode()}"
+
+
+class SlowBodies:
+    """The attack: from each source address, ``per_source`` connections at a time, each sending
+    its request head (``heads[i]`` from ``sources[i]``) and then its body of ``body_len`` bytes
+    a piece of ``piece_len`` each second; a connection closed or answered is opened again
+    0.2 s later.  ``answers`` counts what the server answered (status and media type)."""
+
+    def __init__(self, target, sources, heads, per_source, body_len, piece_len):
+        self.target = target
+        self.sources = sources
+        self.heads = heads
+        self.per_source = per_source
+        self.body_len = body_len
+        self.piece = b"<" * piece_len
+        self.sel = selectors.DefaultSelector()
+        self.conns = {}  # sock -> [source index, bytes sent, next send at]
+        self.answers = collections.Counter()
+        self.reopen = [0.0] * len(sources)
+        self.count = [0] * len(sources)
+
+    def _drop(self, s, now):
+        st = self.conns.pop(s)
+        self.sel.unregister(s)
+        s.close()
+        self.count[st[0]] -= 1
+        self.reopen[st[0]] = now + 0.2
+
+    def step(self, now):
+        """Open what is missing, send what is due, read the answers (waits 50 ms at most)."""
+        for i, source in enumerate(self.sources):
+            while self.count[i] < self.per_source and now >= self.reopen[i]:
+                try:
+                    s = socket.create_connection(self.target, timeout=2, source_address=(source, 0))
+                    s.sendall(self.heads[i])
+                    s.setblocking(False)
+                except OSError:
+                    self.answers["connect failed"] += 1
+                    self.reopen[i] = now + 0.2
+                    break
+                self.conns[s] = [i, 0, now]
+                self.count[i] += 1
+                self.sel.register(s, selectors.EVENT_READ)
+        piece = self.piece
+        for s, st in list(self.conns.items()):
+            if st[1] < self.body_len and now >= st[2]:
+                try:
+                    st[1] += s.send(piece[: min(len(piece), self.body_len - st[1])])
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.answers["cut while sending"] += 1
+                    self._drop(s, now)
+                    continue
+                st[2] = now + 1.0
+        for key, _ in self.sel.select(timeout=0.05):
+            s = key.fileobj
+            if s not in self.conns:
+                continue
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            self.answers[answer_of(data)] += 1
+            self._drop(s, now)
+
+    def close(self):
+        """Close every connection still open."""
+        for s in self.conns:
+            s.close()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="body-budget-")
     path = os.path.join(work, "f8.bin")
@@ -154,15 +236,11 @@ def main():
         time.sleep(1.0)
         before = rss_kib(seeder.pid)
         print(f"seeder RSS before: {before / 1024:.1f} MiB")
-        sel = selectors.DefaultSelector()
-        conns = {}  # sock -> [host, sent, next_send_at]
-        answers = collections.Counter()
-        reopen = {h: 0.0 for h in HOSTS}
         head = (
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
             b"Content-Length: %d\r\n\r\n" % BODY
         )
-        piece = b"<" * PIECE
+        attack = SlowBodies((host, port), HOSTS, [head] * len(HOSTS), PER_HOST, BODY, PIECE)
         start = time.time()
         end = start + DURATION
         peak = before
@@ -170,55 +248,9 @@ def main():
         next_honest = start + 2.0
         get_started = False
         getter_out = os.path.join(work, "out.bin")
-        count = collections.Counter()
         while time.time() < end:
             now = time.time()
-            for h in HOSTS:  # keep PER_HOST connections per host open
-                while count[h] < PER_HOST and now >= reopen[h]:
-                    try:
-                        s = socket.create_connection((host, port), timeout=2, source_address=(h, 0))
-                        s.sendall(head)
-                        s.setblocking(False)
-                    except OSError:
-                        answers["connect failed"] += 1
-                        reopen[h] = now + 0.2
-                        break
-                    conns[s] = [h, 0, now]
-                    count[h] += 1
-                    sel.register(s, selectors.EVENT_READ)
-            for s, st in list(conns.items()):
-                if st[1] < BODY and now >= st[2]:
-                    try:
-                        n = s.send(piece[: min(PIECE, BODY - st[1])])
-                        st[1] += n
-                        st[2] = now + 1.0
-                    except BlockingIOError:
-                        st[2] = now + 1.0
-                    except OSError:
-                        answers["cut while sending"] += 1
-                        sel.unregister(s)
-                        s.close()
-                        del conns[s]
-                        count[st[0]] -= 1
-                        reopen[st[0]] = now + 0.2
-            for key, _ in sel.select(timeout=0.05):
-                s = key.fileobj
-                st = conns.get(s)
-                if st is None:
-                    continue
-                try:
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                status = (
-                    data.split(b"\r\n")[0][9:12].decode() if data.startswith(b"HTTP/") else "closed"
-                )
-                answers[status] += 1
-                sel.unregister(s)
-                s.close()
-                del conns[s]
-                count[st[0]] -= 1
-                reopen[st[0]] = now + 0.2
+            attack.step(now)
             peak = max(peak, rss_kib(seeder.pid))
             if now >= next_honest:
                 honest.append(honest_post(host, port, swarm))
@@ -244,7 +276,10 @@ def main():
         print(
             f"seeder RSS peak under attack: {peak / 1024:.1f} MiB (+{(peak - before) / 1024:.1f})"
         )
-        print(f"connections open at the end: {len(conns)}; attackers' answers: {dict(answers)}")
+        print(
+            f"connections open at the end: {len(attack.conns)};"
+            f" attackers' answers: {dict(attack.answers)}"
+        )
         statuses = collections.Counter(st for st, _ in honest)
         print(
             f"honest FIND_CHUNK POSTs: {dict(statuses)},"
@@ -265,9 +300,7 @@ def main():
                     exc,
                     getter.stderr.read() if getter.poll() is not None else "",
                 )
-        for s in conns:
-            s.close()
-        err = ""
+        attack.close()
         stop(getter, seeder, tracker)
         err = seeder.stderr.read()
         print("seeder log lines:", len(err.splitlines()), (err.splitlines() or [""])[-1][:200])
@@ -309,13 +342,7 @@ def honest_tracker_post(host, port, body, split, forwarded):
                 break
             data += got
         s.close()
-        status = data.split(b"\r\n")[0][9:12].decode() or "closed"
-        kind = "?"
-        for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-type":
-                kind = value.strip().decode().split(";")[0]
-        return f"{status} {kind}", time.perf_counter() - t
+        return answer_of(data), time.perf_counter() - t
     except OSError as exc:
         return f"failed: {exc!r}", time.perf_counter() - t
 
@@ -337,12 +364,14 @@ def main_tracker():
             f"tracker RSS before: {before / 1024:.1f} MiB; {N_HOSTS} attacking"
             f" {'clients behind the proxy ' + PROXY if PROXY else 'hosts'}"
         )
-        sel = selectors.DefaultSelector()
-        conns = {}  # sock -> [index, sent, next_send_at]
-        answers = collections.Counter()
-        reopen = [0.0] * N_HOSTS
-        count = [0] * N_HOSTS
-        piece = b"<" * piece_len
+        heads = [
+            b"POST /announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-tracker+xml\r\n"
+            b"%sContent-Length: %d\r\n\r\n"
+            % (b"X-Forwarded-For: %s\r\n" % client.encode() if PROXY else b"", body_len)
+            for client in clients
+        ]
+        sources = [PROXY or source for source in hosts]
+        attack = SlowBodies((host, port), sources, heads, per_host, body_len, piece_len)
         start = time.time()
         end = start + DURATION
         peak = before
@@ -351,65 +380,7 @@ def main_tracker():
         serial = 0
         while time.time() < end:
             now = time.time()
-            for i in range(N_HOSTS):
-                while count[i] < per_host and now >= reopen[i]:
-                    extra = b"X-Forwarded-For: %s\r\n" % clients[i].encode() if PROXY else b""
-                    head = (
-                        b"POST /announce HTTP/1.1\r\nHost: x\r\n"
-                        b"Content-Type: application/ppsp-tracker+xml\r\n"
-                        b"%sContent-Length: %d\r\n\r\n" % (extra, body_len)
-                    )
-                    try:
-                        s = socket.create_connection(
-                            (host, port), timeout=2, source_address=(PROXY or hosts[i], 0)
-                        )
-                        s.sendall(head)
-                        s.setblocking(False)
-                    except OSError:
-                        answers["connect failed"] += 1
-                        reopen[i] = now + 0.2
-                        break
-                    conns[s] = [i, 0, now]
-                    count[i] += 1
-                    sel.register(s, selectors.EVENT_READ)
-            for s, st in list(conns.items()):
-                if st[1] < body_len and now >= st[2]:
-                    try:
-                        st[1] += s.send(piece[: min(piece_len, body_len - st[1])])
-                    except BlockingIOError:
-                        pass
-                    except OSError:
-                        answers["cut while sending"] += 1
-                        sel.unregister(s)
-                        s.close()
-                        del conns[s]
-                        count[st[0]] -= 1
-                        reopen[st[0]] = now + 0.2
-                        continue
-                    st[2] = now + 1.0
-            for key, _ in sel.select(timeout=0.05):
-                s = key.fileobj
-                st = conns.get(s)
-                if st is None:
-                    continue
-                try:
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                if data.startswith(b"HTTP/"):
-                    kind = b"?"
-                    for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-type":
-                            kind = value.strip().split(b";")[0]
-                    answers[f"{data[9:12].decode()} {kind.decode()}"] += 1
-                else:
-                    answers["closed"] += 1
-                sel.unregister(s)
-                s.close()
-                del conns[s]
-                count[st[0]] -= 1
-                reopen[st[0]] = now + 0.2
+            attack.step(now)
             peak = max(peak, rss_kib(tracker.pid))
             if now >= next_honest:
                 for kind in ("whole", "split"):
@@ -422,15 +393,17 @@ def main_tracker():
         print(
             f"tracker RSS peak under attack: {peak / 1024:.1f} MiB (+{(peak - before) / 1024:.1f})"
         )
-        print(f"connections open at the end: {len(conns)}; attackers' answers: {dict(answers)}")
+        print(
+            f"connections open at the end: {len(attack.conns)};"
+            f" attackers' answers: {dict(attack.answers)}"
+        )
         for kind, results in honest.items():
             statuses = collections.Counter(st for st, _ in results)
             slowest = max((t for _, t in results), default=0.0)
             print(
                 f"honest CONNECTs, body {kind}: {dict(statuses)}, slowest {slowest * 1000:.0f} ms"
             )
-        for s in conns:
-            s.close()
+        attack.close()
     finally:
         stop(tracker)
         err = tracker.stderr.read() if tracker.stderr else ""
