@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,6 +52,7 @@ from ppsp.wire.ppspp import (
     Message,
 )
 
+from .raw_udp import answers, seeder_opening, udp
 from .strategies import datagrams
 
 PLAIN = EncoderProfile.PLAIN
@@ -169,38 +169,6 @@ class Reads:
         return max((n for c, n in self.counts if (c == 0) == opening), default=0)
 
 
-def _udp(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    return sock
-
-
-async def _answers(sock: socket.socket, quiet: float = 0.3) -> list[bytes]:
-    """The datagrams arriving until ``quiet`` seconds pass without one (at most 200)."""
-    loop = asyncio.get_running_loop()
-    got: list[bytes] = []
-    for _ in range(200):
-        try:
-            got.append(await asyncio.wait_for(loop.sock_recv(sock, 65536), quiet))
-        except TimeoutError:
-            break
-    return got
-
-
-def _seeder_opening(root: bytes, source: int, *messages: Message) -> bytes:
-    hello = Handshake(
-        source_channel=source,
-        version=1,
-        min_version=1,
-        swarm_id=root,
-        content_integrity=ContentIntegrity.MERKLE,
-        merkle_hash=MerkleHashFunction.SHA1,
-        chunk_addressing=ChunkAddressing.CHUNK_RANGE_32,
-    )
-    return _wire(0, (hello, *messages), LIBSWIFT)
-
-
 async def test_the_seeder_reads_a_hostile_datagram_no_further_than_its_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,28 +176,28 @@ async def test_the_seeder_reads_a_hostile_datagram_no_further_than_its_bound(
     data = random.Random(25).randbytes(200 * 1024 + 3)
     content = SeededContent.from_bytes(data)
     server = await serve(content, "127.0.0.2", 0, config=seeder.SeederConfig())
-    hostile = _udp("127.0.0.3")
+    hostile = udp("127.0.0.3")
     loop = asyncio.get_running_loop()
     try:
         target = server.address
         # The hostile host opens a channel, confirms it, then sends 4,095 HAVEs on it while
         # an honest download from 127.0.0.1 runs.
-        await loop.sock_sendto(hostile, _seeder_opening(content.swarm_id, 0x3131), target)
-        [answer, *_] = await _answers(hostile)
+        await loop.sock_sendto(hostile, seeder_opening(content.swarm_id, 0x3131), target)
+        [answer, *_] = await answers(hostile)
         reply = decode_datagram(answer, LIBSWIFT).messages[0]
         assert isinstance(reply, Handshake) and reply.source_channel
         await loop.sock_sendto(hostile, reply.source_channel.to_bytes(4, "big"), target)
-        await _answers(hostile, 0.1)
+        await answers(hostile, 0.1)
         download = asyncio.ensure_future(
             ppspp_download(content.swarm_id, target, tmp_path / "got.bin")
         )
         flood = _wire(reply.source_channel, (EVERYTHING,) * HOSTILE, LIBSWIFT)
         await loop.sock_sendto(hostile, flood, target)
-        closing = [decode_datagram(d, LIBSWIFT).messages for d in await _answers(hostile)]
+        closing = [decode_datagram(d, LIBSWIFT).messages for d in await answers(hostile)]
         assert (Handshake(source_channel=0),) in closing
         # And opening datagrams of a HANDSHAKE and 4,094 HAVEs, each a new source channel.
         for n in range(8):
-            opening = _seeder_opening(content.swarm_id, 0x4000 + n, *(EVERYTHING,) * (HOSTILE - 1))
+            opening = seeder_opening(content.swarm_id, 0x4000 + n, *(EVERYTHING,) * (HOSTILE - 1))
             await loop.sock_sendto(hostile, opening, target)
             await asyncio.sleep(0.02)
         got = await asyncio.wait_for(download, 20.0)
@@ -268,7 +236,7 @@ async def test_the_live_server_reads_a_hostile_datagram_no_further_than_its_boun
         LiveServer(SWARM, window_chunks=HELD),
         LiveReceiverConfig(window_s=60.0, window_chunks=HELD, handshake_timeout=2.0),
     )
-    flooder = _udp("127.0.6.6")
+    flooder = udp("127.0.6.6")
     loop = asyncio.get_running_loop()
     try:
         chunks = [bytes([i]) * (LIVE_CHUNK_SIZE + i) for i in range(HELD)]
@@ -276,15 +244,15 @@ async def test_the_live_server_reads_a_hostile_datagram_no_further_than_its_boun
             source.append(index, data)
         target = source.address
         await loop.sock_sendto(flooder, _live_opening(0x6161), target)
-        [reply_bytes, *_] = await _answers(flooder)
+        [reply_bytes, *_] = await answers(flooder)
         reply = decode_datagram(reply_bytes, LIVE_PARAMETERS).messages[0]
         assert isinstance(reply, Handshake)
         await loop.sock_sendto(flooder, reply.source_channel.to_bytes(4, "big"), target)
-        await _answers(flooder)
+        await answers(flooder)
         fetching = asyncio.gather(viewer.fetch(target, 0), viewer.fetch(target, HELD - 1))
         flood = _wire(reply.source_channel, (EVERYTHING,) * HOSTILE, LIVE_PARAMETERS)
         await loop.sock_sendto(flooder, flood, target)
-        closing = [decode_datagram(d, LIVE_PARAMETERS).messages for d in await _answers(flooder)]
+        closing = [decode_datagram(d, LIVE_PARAMETERS).messages for d in await answers(flooder)]
         assert (Handshake(source_channel=0),) in closing
         for n in range(8):
             opening = _live_opening(0x7000 + n, *(EVERYTHING,) * (HOSTILE - 1))

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -33,6 +32,8 @@ from ppsp.peer.ppspp.live_server import (
 )
 from ppsp.peer.ppspp.opening import ANSWER_FACTOR
 from ppsp.wire.ppspp import Ack, ChunkRange, Datagram, Handshake, Have, Message
+
+from .raw_udp import answers, udp
 
 KEY = Ed25519PrivateKey.generate()
 SWARM = live_ppspp_swarm_id(public_key_bytes(KEY))
@@ -167,25 +168,6 @@ def test_haves_and_acks_walk_only_what_the_peer_has_not_acknowledged_whole() -> 
 # --- on real sockets ---------------------------------------------------------------------------
 
 
-def _udp(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    return sock
-
-
-async def _answers(sock: socket.socket, quiet: float = 0.3) -> list[bytes]:
-    """The datagrams arriving until ``quiet`` seconds pass without one (at most 200)."""
-    loop = asyncio.get_running_loop()
-    got: list[bytes] = []
-    for _ in range(200):
-        try:
-            got.append(await asyncio.wait_for(loop.sock_recv(sock, 65536), quiet))
-        except TimeoutError:
-            break
-    return got
-
-
 async def test_spoofed_handshakes_and_floods_on_real_sockets_leave_a_viewer_served() -> None:
     server = LiveServer(SWARM, window_chunks=HELD, signer=KEY.sign)
     source_end = await LivePpsppEndpoint.open("127.0.0.1", 0, server)
@@ -195,7 +177,7 @@ async def test_spoofed_handshakes_and_floods_on_real_sockets_leave_a_viewer_serv
         LiveServer(SWARM, window_chunks=HELD),
         LiveReceiverConfig(window_s=60.0, window_chunks=HELD, handshake_timeout=2.0),
     )
-    spoofer, flooder = _udp("127.0.5.5"), _udp("127.0.6.6")
+    spoofer, flooder = udp("127.0.5.5"), udp("127.0.6.6")
     loop = asyncio.get_running_loop()
     try:
         chunks = [bytes([i]) * (LIVE_CHUNK_SIZE + i) for i in range(HELD)]
@@ -205,22 +187,22 @@ async def test_spoofed_handshakes_and_floods_on_real_sockets_leave_a_viewer_serv
         # A handshake never followed, then the same 10 times at once.
         hello = opening(0x5151)
         await loop.sock_sendto(spoofer, hello, target)
-        [answer] = await _answers(spoofer)
+        [answer] = await answers(spoofer)
         assert len(answer) <= ANSWER_FACTOR * len(hello)  # before: 612 bytes for 72
         for _ in range(10):
             await loop.sock_sendto(spoofer, hello, target)
-        assert len(await _answers(spoofer)) <= 2  # before: 10
+        assert len(await answers(spoofer)) <= 2  # before: 10
         # A peer that opens a channel, then floods it with more messages than a datagram may
         # carry: its channel is closed.
         await loop.sock_sendto(flooder, opening(0x6161), target)
-        [reply_bytes, *_] = await _answers(flooder)
+        [reply_bytes, *_] = await answers(flooder)
         reply = decode_datagram(reply_bytes, LIVE_PARAMETERS).messages[0]
         assert isinstance(reply, Handshake)
         await loop.sock_sendto(flooder, reply.source_channel.to_bytes(4, "big"), target)
-        await _answers(flooder)
+        await answers(flooder)
         everything = Have(chunk=ChunkRange(start=0, end=2**32 - 1))
         await loop.sock_sendto(flooder, on(reply.source_channel, *[everything] * 1025), target)
-        closing = [decode_datagram(d, LIVE_PARAMETERS).messages for d in await _answers(flooder)]
+        closing = [decode_datagram(d, LIVE_PARAMETERS).messages for d in await answers(flooder)]
         assert (Handshake(source_channel=0),) in closing
         # An honest viewer gets the oldest and the newest chunk, and learns of every one
         # (the HAVEs the answer had no room for came after confirmation).

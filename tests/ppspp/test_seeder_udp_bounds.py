@@ -13,36 +13,20 @@ import random
 import socket
 from pathlib import Path
 
-from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
+from ppsp.codecs.ppspp import decode_datagram
 from ppsp.peer.net.ppspp_get import ppspp_download
 from ppsp.peer.net.ppspp_udp import serve
 from ppsp.peer.ppspp import SeededContent, SeederConfig
 from ppsp.wire.ppspp import (
     ChannelParameters,
-    ChunkAddressing,
-    ContentIntegrity,
-    Datagram,
     Handshake,
-    MerkleHashFunction,
 )
+
+from .raw_udp import seeder_opening
 
 SEEDER_HOST = "127.0.0.1"
 CROWD_HOST = "127.0.0.3"
 LIBSWIFT = ChannelParameters.libswift()
-
-
-def _opening(root: bytes, source: int) -> bytes:
-    handshake = Handshake(
-        source_channel=source,
-        version=1,
-        min_version=1,
-        swarm_id=root,
-        content_integrity=ContentIntegrity.MERKLE,
-        merkle_hash=MerkleHashFunction.SHA1,
-        chunk_addressing=ChunkAddressing.CHUNK_RANGE_32,
-    )
-    datagram = Datagram(channel=0, messages=(handshake,))
-    return encode_datagram(datagram, LIBSWIFT, profile=EncoderProfile.PLAIN)
 
 
 async def _crowd(root: bytes, seeder: tuple[str, int], ports: int, per_port: int) -> int:
@@ -58,7 +42,7 @@ async def _crowd(root: bytes, seeder: tuple[str, int], ports: int, per_port: int
     try:
         for n, sock in enumerate(socks):
             for k in range(per_port):
-                sock.sendto(_opening(root, 0x1000 + n * per_port + k), seeder)
+                sock.sendto(seeder_opening(root, 0x1000 + n * per_port + k), seeder)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
         while loop.time() < deadline:
