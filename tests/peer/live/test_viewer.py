@@ -35,6 +35,7 @@ from ppsp.peer.live import (
     PlaybackConfig,
     generate_key,
 )
+from ppsp.peer.live.identity import LiveDescription
 from ppsp.peer.live.viewer import LiveTiming, LiveViewerPolicy, fetches_first
 from ppsp.wire.bitmap import ChunkBitmap
 
@@ -49,20 +50,27 @@ def data(index: int) -> bytes:
     return CHUNKS[index].encode()
 
 
+def viewer_of(
+    description: LiveDescription, playback: LivePlayback, timing: LiveTiming | None = None
+) -> LiveViewerPolicy:
+    """A viewer, "me", of the stream ``description`` tells, playing with ``playback``, from NOW."""
+    return LiveViewerPolicy(
+        PeerBook(),
+        peer_id="me",
+        description=description,
+        window=LiveWindow.for_description(description),
+        playback=playback,
+        now=NOW,
+        timing=timing,
+    )
+
+
 def make(timing: LiveTiming | None = None, *, margin: int = 6) -> LiveViewerPolicy:
     """A viewer that joins 6 chunks behind the newest and plays after one chunk."""
     playback = LivePlayback(
         DESC, now=NOW, config=PlaybackConfig(buffer_chunks=1, join_margin=margin)
     )
-    return LiveViewerPolicy(
-        PeerBook(),
-        peer_id="me",
-        description=DESC,
-        window=LiveWindow.for_description(DESC),
-        playback=playback,
-        now=NOW,
-        timing=timing,
-    )
+    return viewer_of(DESC, playback, timing)
 
 
 def connect(
@@ -158,14 +166,7 @@ def test_a_joining_viewer_asks_for_no_chunk_below_the_start_point_it_takes(newes
     playback = LivePlayback(
         KEYED.description, now=NOW, config=PlaybackConfig(buffer_chunks=3, join_margin=2)
     )
-    viewer = LiveViewerPolicy(
-        PeerBook(),
-        peer_id="me",
-        description=KEYED.description,
-        window=LiveWindow.for_description(KEYED.description),
-        playback=playback,
-        now=NOW,
-    )
+    viewer = viewer_of(KEYED.description, playback)
     connect(viewer, "src", range(newest + 1), NOW, source=True)
     for relay in ("v1", "v2", "v3"):
         connect(viewer, relay, range(newest + 1), NOW)
@@ -432,14 +433,7 @@ def test_chunks_are_played_in_order_and_the_end_ends_watching() -> None:
     playback = LivePlayback(
         source.description, now=NOW, config=PlaybackConfig(buffer_chunks=2, join_margin=1)
     )
-    viewer = LiveViewerPolicy(
-        PeerBook(),
-        peer_id="me",
-        description=source.description,
-        window=LiveWindow.for_description(source.description),
-        playback=playback,
-        now=NOW,
-    )
+    viewer = viewer_of(source.description, playback)
     connect(viewer, "src", range(11), NOW, source=True)
     viewer.poll(NOW)
     assert viewer.arrived("src", 9, stream[9].encode(), NOW + 0.1)
@@ -518,15 +512,7 @@ def test_a_silent_relay_is_left_for_a_growing_back_off_and_never_banned() -> Non
     playback = LivePlayback(
         source.description, now=NOW, config=PlaybackConfig(buffer_chunks=1, join_margin=6)
     )
-    viewer = LiveViewerPolicy(
-        PeerBook(),
-        peer_id="me",
-        description=source.description,
-        window=LiveWindow.for_description(source.description),
-        playback=playback,
-        now=NOW,
-        timing=LiveTiming(source_slots=4),
-    )
+    viewer = viewer_of(source.description, playback, LiveTiming(source_slots=4))
     now, asked_at, banned = NOW, [], False
     in_flight_at_pit: list[int] = []
     for peer in ("src", "pit"):
