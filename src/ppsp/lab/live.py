@@ -8,10 +8,11 @@ named pipe the source reads.  x264 runs in CBR mode (``-b:v``, ``-minrate``, ``-
 picture leaves unused): the stream carries the requested bitrate, not what a test pattern
 needs.  After a short warm-up, N ``ppsp watch -o FILE --report`` viewers join, spread
 uniformly over the join spread (reproducible from the seed).  Everything runs for the duration
-after the last join; then every viewer, the encoder, the source and the tracker get SIGINT
-(SIGTERM and SIGKILL after a grace period where one does not exit), the reports are collected,
-each viewer's output is decoded with PyAV, and report.json, report.md and the plots are written
-into the output directory.
+after the last join; then every viewer, then the attackers, the encoder, the source and the
+tracker are stopped (SIGINT, the attackers SIGTERM; SIGKILL after a grace period where one
+does not exit; :func:`stop_in_order`), the reports are collected, each viewer's output is
+decoded with PyAV, and report.json, report.md and the plots are written into the output
+directory.
 
 Churn: a fraction of the viewers (chosen with the seed) leave early.  Each of them is stopped
 with SIGINT after watching for a time drawn uniformly between 30% and 70% of the time it would
@@ -212,6 +213,30 @@ async def _interrupt(processes: Sequence[LabProcess], grace: float = SIGINT_GRAC
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), grace)
     await asyncio.gather(*(p.stop(grace=5.0) for p in processes))
+
+
+async def stop_in_order(
+    run: _Run,
+    *,
+    viewers: Sequence[LabProcess],
+    attackers: Sequence[LabProcess],
+    encoder: LabProcess,
+    source: LabProcess,
+    tracker: LabProcess,
+) -> None:
+    """Stop a live run's processes at its end: the viewers, then the attackers, the encoder,
+    the source and the tracker, each group once the one before has exited.
+
+    The viewers go first, so that what they report covers the run's time, every attacker
+    still there.  Stopped after the attackers, they went on playing while twenty attacker
+    processes exited at once on the lab's two cores, and skipped chunks due 1-2 s later
+    (docs/BENCHMARKS.md, "Swarms under attack").
+    """
+    await _interrupt([v for v in viewers if v.alive])
+    await run.stop(attackers)
+    await _interrupt([encoder], grace=5.0)
+    await _interrupt([source])
+    await _interrupt([tracker])
 
 
 def _machine_ticks() -> tuple[int, int] | None:
@@ -423,11 +448,9 @@ async def _swarm(
         if process.alive:
             cpu[process.name] = process.cpu_seconds()
     machine_end = _machine_ticks()
-    await run.stop(attackers)
-    await _interrupt([v for v in viewers if v.alive])
-    await _interrupt([encoder], grace=5.0)
-    await _interrupt([source])
-    await _interrupt([tracker])
+    await stop_in_order(
+        run, viewers=viewers, attackers=attackers, encoder=encoder, source=source, tracker=tracker
+    )
     everything = (tracker, source, encoder, *viewers)
     used = sum(seconds for seconds in cpu.values() if seconds is not None)
     cores = os.cpu_count() or 1
