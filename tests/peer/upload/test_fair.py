@@ -14,6 +14,7 @@ from ppsp.peer.upload.fair import (
     LINGER_S,
     MIN_SLOTS,
     REMEMBERED_CHUNKS,
+    REMEMBERED_COPIES,
     RETRY_AFTER_S,
     UNKNOWN_HOST,
     Decision,
@@ -275,3 +276,71 @@ def test_a_chunk_is_remembered_per_host_and_boundedly() -> None:
     assert fair.repeats == 0
     fair.request("192.0.2.1", 0, 0.0, ("s", REMEMBERED_CHUNKS + 5))
     assert fair.repeats == 1
+
+
+def spread(policy: FairUploads, address: str, index: int) -> Decision:
+    """A live chunk's request (spread: ranked by its copies started so far)."""
+    return policy.request(address, 0, NOW, ("live", index), spread=True)
+
+
+def test_a_new_live_chunk_first_copy_goes_before_further_copies_of_an_older_one() -> None:
+    # A capped live source: 2 slots, both taken by copies of chunk 5.
+    policy = FairUploads(capped=True)
+    first = [spread(policy, host, 5) for host in (A, B)]
+    assert all(d.verdict is Verdict.START for d in first) and policy.copies(("live", 5)) == 2
+    older = spread(policy, C, 5)  # asked first, for a third copy of chunk 5
+    newer = spread(policy, "10.0.0.4", 6)  # asked after, for chunk 6, never sent
+    assert older.verdict is newer.verdict is Verdict.WAIT
+    assert policy.release(first[0].ticket, NOW) == [newer.ticket]
+    assert policy.release(first[1].ticket, NOW) == [older.ticket]
+    assert policy.copies(("live", 6)) == 1 and policy.copies(("live", 5)) == 3
+
+
+def test_without_spread_turns_go_by_host_as_before() -> None:
+    policy = FairUploads(capped=True)
+    first = [policy.request(host, 0, NOW, ("live", 5)) for host in (A, B)]
+    older = policy.request(C, 0, NOW, ("live", 5))
+    newer = policy.request("10.0.0.4", 0, NOW, ("live", 6))
+    assert policy.release(first[0].ticket, NOW) == [older.ticket]
+    assert policy.release(first[1].ticket, NOW) == [newer.ticket]
+    assert policy.copies(("live", 5)) == 0  # copies are counted for spread requests only
+
+
+def test_within_a_host_the_chunk_with_fewest_copies_goes_first() -> None:
+    policy = FairUploads(capped=True)
+    first = [spread(policy, host, 5) for host in (A, B)]
+    older = spread(policy, C, 5)
+    newer = spread(policy, C, 6)
+    assert policy.release(first[0].ticket, NOW) == [newer.ticket]
+    assert policy.release(newer.ticket, NOW) == [older.ticket]
+
+
+def test_a_repeat_still_waits_behind_every_first_request_whatever_its_copies() -> None:
+    policy = FairUploads(capped=True)
+    first = [spread(policy, A, 7), spread(policy, B, 5)]
+    assert policy.release(first[0].ticket, NOW) == []
+    refill = spread(policy, "10.0.0.5", 5)
+    assert refill.verdict is Verdict.START
+    repeat = spread(policy, A, 7)  # A had chunk 7 already: a repeat (1 copy)
+    fresh = spread(policy, C, 5)  # a first request of C, for chunk 5 (2 copies started)
+    assert repeat.verdict is fresh.verdict is Verdict.WAIT
+    assert policy.release(first[1].ticket, NOW) == [fresh.ticket]
+
+
+def test_copies_are_remembered_for_a_bounded_number_of_chunks() -> None:
+    policy = FairUploads(capped=False)
+    for index in range(REMEMBERED_COPIES + 10):
+        decision = spread(policy, A, index)
+        policy.release(decision.ticket, NOW)
+    assert policy.copies(("live", 0)) == 0  # forgotten: ranks as a first copy again
+    assert policy.copies(("live", REMEMBERED_COPIES + 9)) == 1
+    assert len(policy._copies) == REMEMBERED_COPIES
+
+
+def test_a_spread_request_given_up_while_waiting_leaves_nothing_behind() -> None:
+    policy = FairUploads(capped=True)
+    first = [spread(policy, host, 5) for host in (A, B)]
+    gave_up = spread(policy, C, 6)
+    assert policy.release(gave_up.ticket, NOW) == []
+    assert policy._spread == {} and policy.copies(("live", 6)) == 0
+    assert policy.release(first[0].ticket, NOW) == []

@@ -219,15 +219,18 @@ class PeerEndpoint:
         return self._uploads
 
     async def _take_slot(
-        self, request: Request, priority: int, chunk: tuple[str, int]
+        self, request: Request, priority: int, chunk: tuple[str, int], *, spread: bool = False
     ) -> int | Response:
         """Wait for an upload slot for ``request`` (its source address's host's turn); its
         ticket, to :meth:`_release` once the chunk is sent, or the 503 answer of a refusal.
 
         ``priority`` orders the host's own waiting requests (lower first); ``chunk`` (swarm,
-        index) tells a repeat request, served after first ones.
+        index) tells a repeat request, served after first ones; with ``spread`` (live
+        chunks), a chunk's first copies go before further copies of others.
         """
-        decision = self.uploads.request(request.remote_ip, priority, self.owner.clock(), chunk)
+        decision = self.uploads.request(
+            request.remote_ip, priority, self.owner.clock(), chunk, spread=spread
+        )
         self._wake(decision.wake)
         if decision.verdict is Verdict.REFUSE:
             return _busy(decision.retry_after)
@@ -260,7 +263,7 @@ class PeerEndpoint:
     ) -> Response | StreamResponse:
         if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
             return error_response(404)
-        ticket = await self._take_slot(request, 0, (session.swarm_id, index))
+        ticket = await self._take_slot(request, 0, (session.swarm_id, index), spread=True)
         if isinstance(ticket, Response):
             return ticket
         try:

@@ -24,10 +24,15 @@ The rule (docs/PROTOCOL.md, "Fair serving"):
   it opened.  Its further requests wait.  When nobody else is active, one host may use every
   slot (work-conserving).
 - **Turns.**  A slot that frees goes to a waiting host that may start one: a host whose next
-  request is a first one before a host whose next request is a repeat (below), then the one
-  with fewest chunks in flight, then the one served least recently; within a host, first
-  requests before repeats, then the request of the requester holding fewest chunks first (the
-  ``priority`` the caller passes), then in arrival order.
+  request is a first one before a host whose next request is a repeat (below), then (spread
+  requests) the one whose next chunk has fewest copies started, then the one with fewest
+  chunks in flight, then the one served least recently; within a host, first requests before
+  repeats, then fewest copies, then the request of the requester holding fewest chunks first
+  (the ``priority`` the caller passes), then in arrival order.
+- **First copies.**  A request marked ``spread`` (a live source's chunks: until a chunk's first
+  copy leaves the source, no relay can serve it) ranks by the copies of its chunk this peer
+  started so far, fewest first, before the host's chunks in flight and turn: a new chunk's
+  first copy goes out before further copies of older ones, whoever asks for those.
 - **Repeats.**  A request for a chunk this host was sent in the last :data:`REMEMBERED_CHUNKS`
   chunks it got is a *repeat*: a downloader or a viewer never needs a chunk twice (several
   peers behind one NAT do, and are served, after the others), while a host pulling the same
@@ -65,6 +70,7 @@ __all__ = [
     "PEER_IDS_PER_HOST",
     "QUEUE_PER_HOST",
     "REMEMBERED_CHUNKS",
+    "REMEMBERED_COPIES",
     "RETRY_AFTER_S",
     "UNCAPPED_SLOTS",
     "Decision",
@@ -110,6 +116,10 @@ MAX_HOSTS = 1024
 
 REMEMBERED_CHUNKS = 256
 """Chunks remembered per active host (the last ones started) to tell a repeat request."""
+
+REMEMBERED_COPIES = 1024
+"""Chunks whose copies started are counted (the last ones started, all hosts together): a
+spread request for a chunk beyond them ranks as a first copy."""
 
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a refused request, in seconds."""
@@ -223,6 +233,8 @@ class FairUploads:
         self._tickets: dict[int, tuple[_Host, bool]] = {}  # ticket -> (host, started)
         self._next_ticket = 1
         self._turns = 0
+        self._spread: dict[int, Hashable] = {}  # waiting spread ticket -> its chunk
+        self._copies: OrderedDict[Hashable, int] = OrderedDict()  # chunk -> copies started
 
     @property
     def hosts(self) -> int:
@@ -240,7 +252,13 @@ class FairUploads:
         return 0 if host is None else len(host.waiting)
 
     def request(
-        self, address: str | None, priority: int, now: float, chunk: Hashable | None = None
+        self,
+        address: str | None,
+        priority: int,
+        now: float,
+        chunk: Hashable | None = None,
+        *,
+        spread: bool = False,
     ) -> Decision:
         """A chunk request from ``address`` (the connection's source) at ``now``: start, wait
         or refuse.
@@ -248,6 +266,8 @@ class FairUploads:
         ``priority`` orders the requests of one host (lower first: the chunks its requester
         holds, so that a late joiner catches up).  ``chunk`` names the chunk asked for (any
         hashable key: swarm, representation, index), to tell a repeat (module docstring).
+        With ``spread`` (and a ``chunk``), the request ranks by the copies of its chunk
+        started so far, fewest first (the module docstring's "First copies").
         """
         woken = self._grant() if self._expire(now) else []
         key = requester_host(address)
@@ -268,8 +288,9 @@ class FairUploads:
             self.repeats += 1
         # A host's own waiting requests go first: a new one never overtakes them; and a repeat
         # starts at once only when no host has anything waiting.
+        spread_chunk = chunk if spread else None
         if not host.waiting and (not repeat or not self._queued) and self._may_start(host):
-            self._start(host, ticket)
+            self._start(host, ticket, spread_chunk)
             # One more chunk in flight here may let other hosts have one more too.
             return Decision(Verdict.START, ticket, wake=(*woken, *self._grant()))
         if len(host.waiting) >= self.queue_per_host or self.waiting >= self.max_waiting:
@@ -277,6 +298,8 @@ class FairUploads:
                 del self._hosts[key]  # new, and refused: it was never active
             return self._refuse(woken)
         heapq.heappush(host.waiting, (repeat, priority, ticket))
+        if spread_chunk is not None:
+            self._spread[ticket] = spread_chunk
         self._queued[key] = host
         self._tickets[ticket] = (host, False)
         self.waiting += 1
@@ -298,6 +321,7 @@ class FairUploads:
         else:
             host.waiting = [item for item in host.waiting if item[2] != ticket]
             heapq.heapify(host.waiting)
+            self._spread.pop(ticket, None)
             self.waiting -= 1
             if not host.waiting:
                 self._queued.pop(host.key, None)
@@ -328,33 +352,64 @@ class FairUploads:
         limit = self._limit(host)
         return limit is None or host.in_flight < limit
 
-    def _start(self, host: _Host, ticket: int) -> None:
+    def _start(self, host: _Host, ticket: int, spread_chunk: Hashable | None = None) -> None:
         host.in_flight += 1
         self.in_flight += 1
         self._turns += 1
         host.last_turn = self._turns
         self._tickets[ticket] = (host, True)
+        if spread_chunk is not None:
+            copies = self._copies
+            copies[spread_chunk] = copies.get(spread_chunk, 0) + 1
+            copies.move_to_end(spread_chunk)
+            if len(copies) > REMEMBERED_COPIES:
+                copies.popitem(last=False)
+
+    def copies(self, chunk: Hashable) -> int:
+        """Copies of ``chunk`` started so far by spread requests (0 once forgotten)."""
+        return self._copies.get(chunk, 0)
+
+    def _copies_of(self, ticket: int) -> int:
+        """Copies started of the chunk of waiting ticket ``ticket`` (0 unless spread)."""
+        chunk = self._spread.get(ticket)
+        return 0 if chunk is None else self._copies.get(chunk, 0)
+
+    def _next_of(self, host: _Host) -> tuple[bool, int, int]:
+        """The waiting request of ``host`` that goes next: first requests before repeats,
+        then (spread requests) fewest copies of the chunk, then priority, then arrival."""
+        if not self._spread:
+            return host.waiting[0]
+        copies_of = self._copies_of
+        return min(host.waiting, key=lambda item: (item[0], copies_of(item[2]), item[1:]))
 
     def _grant(self) -> list[int]:
         """Start waiting requests while one may start: a first request before a repeat, then
-        the host with fewest in flight, then the one served least recently."""
+        the fewest copies of the chunk (spread requests), then the host with fewest in
+        flight, then the one served least recently."""
         started: list[int] = []
         while self._queued:
             best: _Host | None = None
-            best_key: tuple[bool, int, int] | None = None
+            best_item: tuple[bool, int, int] | None = None
+            best_key: tuple[bool, int, int, int] | None = None
             for host in self._queued.values():
                 if not self._may_start(host):
                     continue
-                key = (host.waiting[0][0], host.in_flight, host.last_turn)
+                item = self._next_of(host)
+                key = (item[0], self._copies_of(item[2]), host.in_flight, host.last_turn)
                 if best_key is None or key < best_key:
-                    best, best_key = host, key
-            if best is None:
+                    best, best_item, best_key = host, item, key
+            if best is None or best_item is None:
                 break
-            _, _, ticket = heapq.heappop(best.waiting)
+            if best_item is best.waiting[0]:
+                heapq.heappop(best.waiting)
+            else:
+                best.waiting.remove(best_item)
+                heapq.heapify(best.waiting)
+            ticket = best_item[2]
             self.waiting -= 1
             if not best.waiting:
                 del self._queued[best.key]
-            self._start(best, ticket)
+            self._start(best, ticket, self._spread.pop(ticket, None))
             started.append(ticket)
         return started
 
