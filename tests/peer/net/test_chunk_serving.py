@@ -236,7 +236,7 @@ async def test_a_refused_chunk_request_is_answered_503_with_retry_after(
     url = f"http://127.0.0.1:{server.addresses[0][1]}/swarm/{session.swarm_id}/chunk/main/0"
     try:
         async with aiohttp.ClientSession() as http:
-            monkeypatch.setattr(FairUploads, "request", lambda *args: refuse)
+            monkeypatch.setattr(FairUploads, "request", lambda *args, **kwargs: refuse)
             async with http.get(url) as answer:
                 assert answer.status == 503
                 assert answer.headers["Retry-After"] == "7"
