@@ -3,13 +3,18 @@ each, every one POSTing a 1 MiB peer-protocol body slowly (64 KiB a second); a c
 is answered or cut is opened again (at most every 0.2 s).  Meanwhile an honest host
 (127.0.4.4) POSTs a FIND_CHUNK every second and runs a `ppsp get` of the seeded file.
 
-Usage: python -m bench.body_budget_attack [SECONDS]
+Usage: python -m bench.body_budget_attack [SECONDS] [--hosts N] [--piece BYTES]
 Prints the seeder's RSS before and at its peak, the attackers' answers, the honest results.
+With ``--hosts N`` there are N attacking hosts (127.0.9.9 ..); with ``--piece BYTES`` each
+attacking connection sends that many bytes a second (64 KiB by default: a 1 MiB body within
+its 30 s body timeout; 4096 lags it).  The honest host also POSTs every second a FIND_CHUNK
+whose body comes 0.1 s after its head (charged to the budget).
 
 With ``--target tracker [--hosts N] [--proxy]`` the target is a real `ppsp tracker` on
 127.0.2.2 (pinned to one core, its default bounds: bodies of at most 64 KiB, 64 connections
 per host): N attacking hosts (20 by default, 127.0.9.9 ..), 64 connections each, every one
-POSTing a 64 KiB PPSP-TP body at 4 KiB a second.  Meanwhile an honest host (127.0.4.4) POSTs
+POSTing a 64 KiB PPSP-TP body at 4 KiB a second (``--piece``), which lags the 10 s body
+timeout.  Meanwhile an honest host (127.0.4.4) POSTs
 every second a CONNECT whole with its head and one whose body comes 0.1 s after its head
 (charged to the budget).  With ``--proxy`` every connection comes from one trusted reverse
 proxy (127.0.8.8, ``--trusted-proxy``) naming its client in ``X-Forwarded-For``: the
@@ -32,9 +37,10 @@ from pathlib import Path
 PY = sys.executable
 DURATION = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1][:1].isdigit() else 20.0
 TARGET = sys.argv[sys.argv.index("--target") + 1] if "--target" in sys.argv else "seeder"
-N_HOSTS = int(sys.argv[sys.argv.index("--hosts") + 1]) if "--hosts" in sys.argv else 20
+N_HOSTS = int(sys.argv[sys.argv.index("--hosts") + 1]) if "--hosts" in sys.argv else None
+PIECE_ARG = int(sys.argv[sys.argv.index("--piece") + 1]) if "--piece" in sys.argv else None
 PROXY = "127.0.8.8" if "--proxy" in sys.argv else None
-HOSTS = [f"127.0.9.{9 + i}" for i in range(5)]
+HOSTS = [f"127.0.9.{9 + i}" for i in range(5 if N_HOSTS is None else N_HOSTS)]
 PER_HOST = 64
 BODY = 1 << 20
 PIECE = 64 << 10
@@ -85,7 +91,7 @@ def stop(*procs):
             p.wait()
 
 
-def honest_post(host, port, swarm):
+def honest_post(host, port, swarm, split=False):
     from ppsp.codecs.peer_xml.encode import encode_request
     from ppsp.wire.peer import FindRequest, PeerMethod
 
@@ -101,10 +107,17 @@ def honest_post(host, port, swarm):
     t = time.perf_counter()
     try:
         s = socket.create_connection((host, port), timeout=5, source_address=("127.0.4.4", 0))
-        s.sendall(
+        head = (
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
         )
+        if split:
+            s.sendall(head + body[:10])
+            time.sleep(0.1)
+            with contextlib.suppress(OSError):  # refused and closed already: answer read below
+                s.sendall(body[10:])
+        else:
+            s.sendall(head + body)
         data = b""
         while b"\r\n" not in data:
             got = s.recv(4096)
@@ -240,11 +253,14 @@ def main():
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
             b"Content-Length: %d\r\n\r\n" % BODY
         )
-        attack = SlowBodies((host, port), HOSTS, [head] * len(HOSTS), PER_HOST, BODY, PIECE)
+        piece = PIECE if PIECE_ARG is None else PIECE_ARG
+        print(f"{len(HOSTS)} attacking hosts, each connection sending {piece} bytes a second")
+        attack = SlowBodies((host, port), HOSTS, [head] * len(HOSTS), PER_HOST, BODY, piece)
         start = time.time()
         end = start + DURATION
         peak = before
         honest = []
+        honest_split = []
         next_honest = start + 2.0
         get_started = False
         getter_out = os.path.join(work, "out.bin")
@@ -254,7 +270,8 @@ def main():
             peak = max(peak, rss_kib(seeder.pid))
             if now >= next_honest:
                 honest.append(honest_post(host, port, swarm))
-                next_honest = now + 1.0
+                honest_split.append(honest_post(host, port, swarm, split=True))
+                next_honest = time.time() + 1.0
             if not get_started and now > start + 3.0:
                 get_started = True
                 get_t0 = time.time()
@@ -280,11 +297,12 @@ def main():
             f"connections open at the end: {len(attack.conns)};"
             f" attackers' answers: {dict(attack.answers)}"
         )
-        statuses = collections.Counter(st for st, _ in honest)
-        print(
-            f"honest FIND_CHUNK POSTs: {dict(statuses)},"
-            f" slowest {max(t for _, t in honest) * 1000:.0f} ms"
-        )
+        for kind, results in (("whole", honest), ("split", honest_split)):
+            statuses = collections.Counter(st for st, _ in results)
+            print(
+                f"honest FIND_CHUNK POSTs, body {kind}: {dict(statuses)},"
+                f" slowest {max(t for _, t in results) * 1000:.0f} ms"
+            )
         if getter is not None:
             try:
                 getter.wait(max(1, 40 - (time.time() - get_t0)))
@@ -348,20 +366,22 @@ def honest_tracker_post(host, port, body, split, forwarded):
 
 
 def main_tracker():
-    body_len, piece_len, per_host = 64 << 10, 4 << 10, 64
+    body_len, per_host = 64 << 10, 64
+    piece_len = 4 << 10 if PIECE_ARG is None else PIECE_ARG
     host, port = "127.0.2.2", free_port("127.0.2.2")
     args = ["tracker", "--host", host, "--port", str(port)]
     if PROXY:
         args += ["--trusted-proxy", f"{PROXY}/32"]
     tracker = ppsp(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    hosts = [f"127.0.9.{9 + i}" for i in range(N_HOSTS)]
-    clients = [f"198.51.100.{1 + i}" for i in range(N_HOSTS)]
+    n_hosts = 20 if N_HOSTS is None else N_HOSTS
+    hosts = [f"127.0.9.{9 + i}" for i in range(n_hosts)]
+    clients = [f"198.51.100.{1 + i}" for i in range(n_hosts)]
     try:
         wait_port(host, port)
         time.sleep(1.0)
         before = rss_kib(tracker.pid)
         print(
-            f"tracker RSS before: {before / 1024:.1f} MiB; {N_HOSTS} attacking"
+            f"tracker RSS before: {before / 1024:.1f} MiB; {n_hosts} attacking"
             f" {'clients behind the proxy ' + PROXY if PROXY else 'hosts'}"
         )
         heads = [

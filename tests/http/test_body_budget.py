@@ -5,8 +5,9 @@ any of it is waited for, and given back once its handler returned.  On real loop
 clients on distinct 127.x addresses: a host sending bodies slowly is refused 503 with
 ``Retry-After`` past its share while another host's bodies are still read; once all hosts
 together spend the total, a body to be waited for is refused whoever sends it, but a small one
-that came with its head is still served; chunked bodies pay chunk by chunk; and the budget
-comes back to zero after bodies answered, cut by their client, timed out, or cut by the
+that came with its head is still served; chunked bodies pay chunk by chunk; bodies lagging
+their pace are evicted (answered 503) for bodies that arrive at theirs; and the budget comes
+back to zero after bodies answered, cut by their client, timed out, evicted, or cut by the
 server's close.  Bounds are shrunk per server so that each test takes well under a second.
 """
 
@@ -37,8 +38,11 @@ BODY = 100_000
 
 @contextlib.asynccontextmanager
 async def running(
-    per_host: int = 2 * BODY, total: int = 5 * BODY, **options: object
+    per_host: int = 2 * BODY, total: int = 5 * BODY, grace: float = 3600.0, **options: object
 ) -> AsyncIterator[HTTPServer]:
+    """A server echoing the length of each body, its budget of these bounds (no body lags its
+    pace by more than ``grace``: by default none is ever evicted)."""
+
     async def echo(request: Request) -> Response:
         body = await request.read_body(4 * BODY)
         return Response(200, b"%d" % len(body))
@@ -47,7 +51,7 @@ async def running(
         echo,
         "127.0.0.1",
         0,
-        body_budget=BodyBudget(per_host=per_host, total=total),
+        body_budget=BodyBudget(per_host=per_host, total=total, grace=grace),
         **options,  # type: ignore[arg-type]
     )
     try:
@@ -88,18 +92,21 @@ def budget_of(server: HTTPServer) -> BodyBudget:
 
 def test_a_budget_takes_per_host_and_in_all_and_gives_back() -> None:
     budget = BodyBudget(per_host=10, total=25)
-    assert budget.take("a", 6) and budget.take("a", 4)
-    assert not budget.take("a", 1)  # its share is spent
-    assert budget.take("b", 10) and budget.take("c", 5)
-    assert not budget.take("d", 1)  # the total is spent, whoever asks
-    budget.give("a", 6)
-    assert budget.take("d", 6)
-    for host, size in (("a", 4), ("b", 10), ("c", 5), ("d", 6)):
-        budget.give(host, size)
-    assert (budget.in_use, budget.hosts, budget.refused) == (0, 0, 2)
+    a6, a4 = budget.take("a", 6), budget.take("a", 4)
+    assert a6 is not None and a4 is not None
+    assert budget.take("a", 1) is None  # its share is spent
+    b10, c5 = budget.take("b", 10), budget.take("c", 5)
+    assert b10 is not None and c5 is not None
+    assert budget.take("d", 1) is None  # the total is spent, whoever asks (none of it slow)
+    budget.give(a6)
+    d6 = budget.take("d", 6)
+    assert d6 is not None
+    for body in (a4, b10, c5, d6, d6):  # given back twice: counted once
+        budget.give(body)
+    assert (budget.in_use, budget.hosts, budget.bodies, budget.refused) == (0, 0, 0, 2)
     # A body larger than a share is its handler's to refuse: alone, it is read.
-    assert budget.take("e", 40)
-    assert not budget.take("f", 1)
+    assert budget.take("e", 40) is not None
+    assert budget.take("f", 1) is None
     with pytest.raises(ValueError):
         BodyBudget(per_host=10, total=5)
 
@@ -192,6 +199,42 @@ async def test_chunked_bodies_pay_chunk_by_chunk() -> None:
         assert (answer.status, answer.header("Retry-After")) == (503, "1")
         writer.close()
         await until(lambda: budget.in_use == 0)
+
+
+async def test_bodies_lagging_their_pace_are_answered_503_for_bodies_at_theirs() -> None:
+    async with running(BODY, 3 * BODY, grace=0.2, chunked_requests=True) as server:
+        budget = budget_of(server)
+        loop = asyncio.get_running_loop()
+        lagging = [await start_slow(server, host) for host in (SLOW_A, SLOW_B)]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.addresses[0][1], local_addr=(SLOW_C, 0)
+        )
+        writer.write(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n" % BODY + b"y" * 1000)  # a chunk begun, then nothing
+        lagging.append((reader, writer))
+        await until(lambda: budget.in_use == 3 * BODY)
+        # 0.5 s later each lags its pace (100 kB within 30 s, 1 kB sent) by more than 0.2 s.
+        await until(lambda: budget.slow(loop.time()) == 3)
+        # Three honest hosts' bodies, each following its head: each charged, evicting one.
+        honest = []
+        for host in ("127.0.4.4", "127.0.4.5", "127.0.4.6"):
+            client = await asyncio.open_connection(
+                "127.0.0.1", server.addresses[0][1], local_addr=(host, 0)
+            )
+            client[1].write(head(BODY) + b"x" * 1000)
+            await until(lambda host=host: budget.held(host) == BODY)
+            honest.append(client)
+        assert budget.evicted == 3
+        for reader, writer in honest:
+            writer.write(b"x" * (BODY - 1000))
+            assert (await answer_of(reader)).status == 200
+            writer.close()
+        for reader, writer in lagging:
+            answer = await answer_of(reader)
+            assert (answer.status, answer.header("Retry-After")) == (503, "1")
+            assert answer.header("Connection") == "close"
+            writer.close()
+        await until(lambda: budget.in_use == 0 and budget.hosts == 0)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

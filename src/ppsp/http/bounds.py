@@ -11,9 +11,12 @@ from typing import Final
 from ppsp.wire.fields import MAX_MESSAGE_BYTES
 
 __all__ = [
+    "BODY_BARRED_HOSTS",
     "BODY_BUDGET",
     "BODY_BUDGET_PER_HOST",
     "BODY_BUSY_RETRY_AFTER",
+    "BODY_EVICTION_LOOKS",
+    "BODY_GRACE",
     "BODY_TIMEOUT",
     "CLOSE_GRACE",
     "DEFAULT_BODY_LIMIT",
@@ -46,6 +49,19 @@ may always be read."""
 
 BODY_BUSY_RETRY_AFTER: Final = 1
 """Seconds the ``Retry-After`` of a body refused for the budget asks the client to wait."""
+
+BODY_GRACE: Final = 1.0
+"""Seconds a charged body may lag behind its pace (its declared length within its body
+timeout) before a body the budget cannot take evicts it (:class:`~ppsp.http.budget.BodyBudget`):
+a body is never evicted in its first second, nor while its bytes keep that pace."""
+
+BODY_BARRED_HOSTS: Final = 4096
+"""Hosts a body budget remembers as having had a body evicted (each may evict no other body
+for one body timeout); beyond, the oldest is forgotten."""
+
+BODY_EVICTION_LOOKS: Final = 64
+"""Charged bodies a body the budget cannot take looks at, at most, for ones to evict (the
+slowest first): the work of one refusal is bounded whatever the number of bodies charged."""
 
 HEAD_TIMEOUT: Final = 10.0
 """Seconds a request head may take, from its first byte (a connection's first request: from

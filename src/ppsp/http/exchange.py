@@ -328,28 +328,54 @@ class Request:
 
     def _charge(self, size: int, client: str | None) -> None:
         """Take ``size`` bytes of the server's body budget for this request's body, before
-        waiting for them, from ``client``'s host (the connection's source when None);
-        RequestBodyBusy (503, the connection closes after it) when spent."""
+        waiting for them, from ``client``'s host (the connection's source when None; a chunked
+        body's next chunk: from the body's host); RequestBodyBusy (503, the connection closes
+        after it) when spent, or when the body was evicted for lagging its pace."""
         conn = self._conn
         budget = conn.server.body_budget
         if budget is None:
             return
-        host = body_host(self.remote[0] if client is None else client)
-        if not budget.take(host, size):
+        if conn.evicted:
             self._close_after = True
-            raise RequestBodyBusy(f"request bodies being read: {size} more bytes refused")
-        conn.charged += size  # one request at a time: the connection's is this one's
-        conn.charged_host = host
+            raise RequestBodyBusy("request body evicted: it lagged its pace")
+        body = conn.body
+        now = conn.loop.time()
+        if body is None:
+            host = body_host(self.remote[0] if client is None else client)
+            body = budget.take(
+                host,
+                size,
+                now,
+                within=conn.server.body_timeout,
+                received=len(conn._buffer),
+                holder=conn,
+            )
+            if body is not None:
+                conn.body = body  # one request at a time: the connection's is this one's
+                return
+        elif budget.take_more(body, size, now):
+            return
+        self._close_after = True
+        raise RequestBodyBusy(f"request bodies being read: {size} more bytes refused")
+
+    def _body_read(self) -> None:
+        """The whole body is read: from now on its charge is never evicted."""
+        conn = self._conn
+        body = conn.body
+        budget = conn.server.body_budget
+        if body is not None and budget is not None:
+            budget.read(body)
 
     def release_body(self) -> None:
         """Give back what the body took of the server's body budget (the server calls this
         once the handler returned, whatever ended it)."""
         conn = self._conn
-        charged = conn.charged
+        body = conn.body
+        conn.evicted = False
         budget = conn.server.body_budget
-        if charged and budget is not None:
-            conn.charged = 0
-            budget.give(conn.charged_host, charged)
+        if body is not None and budget is not None:
+            conn.body = None
+            budget.give(body)
 
     async def read_body(self, limit: int | None = None, client: str | None = None) -> bytes:
         """The whole body (``b""`` without one), read once.
@@ -357,11 +383,12 @@ class Request:
         Raises RequestBodyTooLarge when its ``Content-Length`` is over ``limit`` (the server's
         ``body_limit`` when None; nothing is read then), RequestBodyBusy (503) when the body
         must be waited for and the server's body budget (:mod:`ppsp.http.budget`) cannot take
-        it (nothing is read then), RequestTimeout when it does not arrive within the server's
-        ``body_timeout``, ConnectionError when the client goes away first.  The body is
-        charged to ``client``'s host (an IP address) when given, else to the connection's
-        source: a handler that knows the client behind a trusted proxy names it, so that the
-        clients of one proxy do not share one host's budget.
+        it (nothing is read then) or evicts it for lagging its pace, RequestTimeout when it
+        does not arrive within the server's ``body_timeout``, ConnectionError when the client
+        goes away first.  The body is charged to ``client``'s host (an IP address) when
+        given, else to the connection's source: a handler that knows the client behind a
+        trusted proxy names it, so that the clients of one proxy do not share one host's
+        budget.
         """
         if self._body is not None:
             return self._body
@@ -374,7 +401,8 @@ class Request:
             self._close_after = True
             raise RequestBodyTooLarge(f"a body of {length} bytes, over {bound}")
         if length:
-            if len(conn._buffer) < length:
+            charged = len(conn._buffer) < length
+            if charged:
                 self._charge(length, client)  # to be waited for: paid before any of it is
             if self.head.expect_continue and not self._continued:
                 self._continued = True
@@ -384,6 +412,8 @@ class Request:
             except BaseException:
                 self._close_after = True
                 raise
+            if charged:
+                self._body_read()
         else:
             body = b""
         self._unread = 0
@@ -428,6 +458,7 @@ class Request:
         except BaseException:
             self._close_after = True
             raise
+        self._body_read()
         body = b"".join(parts)
         self._unread = 0
         self._body = body

@@ -65,7 +65,7 @@ from ppsp.http.bounds import (
     READ_HIGH_WATER,
     SEND_TIMEOUT,
 )
-from ppsp.http.budget import BodyBudget, RequestBodyBusy
+from ppsp.http.budget import BodyBudget, ChargedBody, RequestBodyBusy
 from ppsp.http.exchange import (
     MIN_SEND_RATE,
     Handler,
@@ -79,6 +79,7 @@ from ppsp.http.exchange import (
     send_file_now,
 )
 from ppsp.http.heads import HeadReader
+from ppsp.http.hooks import ConnectionHooks
 from ppsp.http.tls_accept import TLSAcceptor, listening_sockets
 
 __all__ = [
@@ -141,10 +142,11 @@ class _Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self.charged = 0
-        """Bytes the request being answered took of the server's body budget."""
-        self.charged_host = ""
-        """The host they were taken for (:func:`~ppsp.http.budget.body_host`)."""
+        self.body: ChargedBody | None = None
+        """The body of the request being answered, as the server's body budget charged it
+        (None: not charged)."""
+        self.evicted = False
+        """The budget evicted that body (it lagged its pace): its reads end in 503."""
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -180,6 +182,11 @@ class _Connection(asyncio.Protocol):
         """Buffer the bytes; pause reading while too many wait to be consumed."""
         buffer = self._buffer
         buffer += data
+        body = self.body
+        if body is not None:
+            budget = self.server.body_budget
+            if budget is not None:
+                budget.received(body, len(data))  # the budget's measure of its pace
         if not self._reading_paused and len(buffer) > READ_HIGH_WATER and len(buffer) > self._want:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -223,6 +230,16 @@ class _Connection(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def evict_body(self) -> None:
+        """The body budget evicted this connection's body (its bytes are given back): the
+        read waiting for it ends in RequestBodyBusy, so that the handler answers 503 and the
+        connection closes (:class:`~ppsp.http.budget.BodyHolder`)."""
+        self.body = None
+        self.evicted = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RequestBodyBusy("request body evicted: it lagged its pace"))
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -302,6 +319,8 @@ class _Connection(asyncio.Protocol):
                 raise MalformedRequest("a chunk line too long")
             if self._eof:
                 raise ConnectionResetError("the client went away before the whole body")
+            if self.evicted:
+                raise RequestBodyBusy("request body evicted: it lagged its pace")
             try:
                 await self._wait(deadline)
             except TimeoutError:
@@ -329,6 +348,8 @@ class _Connection(asyncio.Protocol):
             while len(buffer) < size:
                 if self._eof:
                     raise ConnectionResetError("the client went away before the whole body")
+                if self.evicted:
+                    raise RequestBodyBusy("request body evicted: it lagged its pace")
                 try:
                     await self._wait(deadline)
                 except TimeoutError:
@@ -502,7 +523,7 @@ class _Connection(asyncio.Protocol):
         except Exception as exc:
             result = self._failed(request, exc)
         finally:
-            if self.charged:
+            if self.body is not None or self.evicted:
                 request.release_body()  # the handler is done with its body, whatever ended it
         try:
             stream = request._stream
@@ -578,27 +599,6 @@ class _Connection(asyncio.Protocol):
             self.write(head)
             self.write(body)
         return keep_alive
-
-
-class ConnectionHooks:
-    """What a server tells of its connections to whoever bounds them (the tracker's guard).
-
-    :meth:`opened` is asked first, before anything is read: None refuses the connection (it
-    is cut at once), anything else is the connection's token, given back to :meth:`closed`
-    when it ends and to :meth:`timed_out` when the server closes it for a timeout.  These
-    defaults accept everything.
-    """
-
-    def opened(self, remote: tuple[str, int]) -> object | None:
-        """A connection from ``remote`` (``(ip, port)``) is made: its token, or None to refuse."""
-        return True
-
-    def closed(self, token: object) -> None:
-        """The connection of ``token`` ended (whatever ended it)."""
-
-    def timed_out(self, token: object, what: str) -> None:
-        """The connection of ``token`` is closed for a timeout: ``"head"`` (a head, or a
-        connection's first bytes, late) or ``"idle"`` (a kept-alive connection unused)."""
 
 
 _FULL = (

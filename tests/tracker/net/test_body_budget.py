@@ -1,11 +1,13 @@
 """The tracker and the budget of request bodies being read (``http/budget.py``): a body it
 cannot take is refused as a PPSP-TP error in the request's encoding, counted on ``/metrics``,
-and behind a trusted proxy charged to the client the proxy names.
+and behind a trusted proxy charged to the client the proxy names; slow bodies holding the
+total are evicted for an honest body that arrives at its pace; ``--limits off`` lifts the
+share per host, not the total.
 
 A real tracker on loopback (the in-process server of ``running_tracker``) with request bodies
 of up to 1 MiB, so that a host's 4 MiB share is four slow bodies; a misbehaving host
-(127.0.0.2, or a client behind the proxy there) holds them, sending each head and one byte of
-its body, and the rest never.
+(127.0.0.2, or a client behind the proxy there; sixteen of them, 127.0.10.1 .., for the
+total) holds them, sending each head and one byte of its body, and the rest never.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import pytest
 
 from ppsp.codecs.tracker import codec_for
 from ppsp.errors import TrackerErrorCode
-from ppsp.http.bounds import BODY_BUDGET_PER_HOST, BODY_BUSY_RETRY_AFTER
+from ppsp.http.bounds import BODY_BUDGET, BODY_BUDGET_PER_HOST, BODY_BUSY_RETRY_AFTER
 from ppsp.http.budget import BodyBudget, body_host
 from ppsp.tracker.core import TrackerConfig
+from ppsp.tracker.limits import DEFAULT_LIMITS
 from ppsp.tracker.net.handler import BODIES_BUSY_REASON, TrackerHandler
 from ppsp.tracker.net.metrics import TrackerMetrics
 from ppsp.tracker.net.proxy import X_FORWARDED_FOR
@@ -48,6 +51,8 @@ BODY = 1 << 20
 SHARE = BODY_BUDGET_PER_HOST // BODY
 """Slow bodies that fill one host's share (4)."""
 READ_TIMEOUT = 10.0
+ATTACKERS = [f"127.0.10.{n}" for n in range(1, BODY_BUDGET // BODY_BUDGET_PER_HOST + 1)]
+"""Hosts whose shares together spend the total (16)."""
 
 
 def connect_body(encoding: Encoding, peer_id: str) -> bytes:
@@ -268,3 +273,63 @@ def test_workers_sum_their_bytes_being_read_and_not_a_gone_worker_s(tmp_path: Pa
     gone.write_bytes((tmp_path / f"{os.getppid()}.json").read_bytes())
     text = metrics.exposition()
     assert samples(text)["ppsp_tracker_request_body_bytes"] == 3500
+
+
+async def answered_or_closed(client: Client) -> tuple[int, str, bytes] | None:
+    """The status, reason and body of the client's answer; None when closed without one."""
+    try:
+        status, reason, _, body = await client.answer()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    return status, reason, body
+
+
+async def test_slow_bodies_holding_the_total_are_evicted_for_a_body_at_its_pace() -> None:
+    async with tracker() as (url, handler):
+        budget = handler.body_budget
+        loop = asyncio.get_running_loop()
+        with closing([]) as held:
+            for host in ATTACKERS:
+                await hold(url, handler, host, held)
+            assert budget.in_use == budget.total
+            # A second later every held body lags its pace (1 MiB within the 10 s body
+            # timeout) by more than the grace.
+            await until(lambda: budget.slow(loop.time()) == len(held))
+            # An honest host's CONNECT, its body following its head at once, is answered.
+            assert await served_slowly(url, handler, HONEST, Encoding.XML, "honest") == 200
+            assert budget.evicted == 1
+            # One attacker's connection was answered the busy error (or closed), the others
+            # still wait.
+            waits = {asyncio.ensure_future(answered_or_closed(c)): c for c in held}
+            done, pending = await asyncio.wait(
+                waits, timeout=READ_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            assert len(done) == 1
+            evicted = done.pop().result()
+            if evicted is not None:
+                status, reason, body = evicted
+                assert (status, reason) == (503, BODIES_BUSY_REASON)
+                answer = codec_for(Encoding.XML).decode_response(body, status, reason)
+                assert isinstance(answer, ErrorResponse)
+                assert answer.code is TrackerErrorCode.SERVICE_UNAVAILABLE
+            assert budget.in_use == budget.total - BODY
+        await until(lambda: budget.in_use == 0 and budget.bodies == 0)
+
+
+async def test_limits_off_lift_the_share_per_host_and_keep_the_total() -> None:
+    async with tracker(limits=DEFAULT_LIMITS.off()) as (url, handler):
+        budget = handler.body_budget
+        assert (budget.per_host, budget.total) == (None, BODY_BUDGET)
+        with closing([]) as held:
+            # One host past what its share was: every body is read.
+            for _ in range(SHARE + 2):
+                held.append(await Client.begin(url, ATTACKER, Encoding.XML, BODY, b"<"))
+            await until(lambda: budget.held(ATTACKER) == (SHARE + 2) * BODY)
+            assert budget.refused == 0
+            status = orjson.loads(await scrape(url, "/status"))
+            assert status["request_bodies"]["bound_per_host"] is None
+    async with tracker() as (url, handler):
+        assert handler.body_budget.per_host == BODY_BUDGET_PER_HOST

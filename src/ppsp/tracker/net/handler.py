@@ -61,6 +61,7 @@ from ppsp.errors import (
     TrackerErrorCode,
     TrackerProtocolError,
 )
+from ppsp.http.bounds import BODY_BUDGET_PER_HOST
 from ppsp.http.budget import BodyBudget, RequestBodyBusy, body_host
 from ppsp.http.server import Request, Response
 from ppsp.tracker.core import Tracker, TrackerStats
@@ -153,15 +154,15 @@ class TrackerHandler:
         self.tracker = tracker
         self.clock = clock
         self.settings = settings
-        self.body_budget = BodyBudget()
-        """The bytes of request bodies being read, per host and in all (this process's; the
-        server charges them, :mod:`ppsp.http.budget`)."""
-        self.metrics = TrackerMetrics(settings.shared_metrics, self.body_budget)
-        self.health = StorageHealth()
-        self.version = _max_version(tracker)
         limits = settings.limits or _tracker_limits(tracker)
         self.limits = limits
         """The bounds this handler and its server apply."""
+        self.body_budget = BodyBudget(per_host=BODY_BUDGET_PER_HOST if limits.per_host else None)
+        """The bytes of request bodies being read, per host (not with ``--limits off``) and in
+        all (this process's; the server charges them, :mod:`ppsp.http.budget`)."""
+        self.metrics = TrackerMetrics(settings.shared_metrics, self.body_budget)
+        self.health = StorageHealth()
+        self.version = _max_version(tracker)
         self.body_timeout = limits.body_timeout
         self.proxies = TrustedProxies(
             parse_networks(settings.trusted_proxies), settings.proxy_header
