@@ -17,9 +17,9 @@ It decides:
   taken from a viewer that holds it (a *relay*) rather than from the source (the startup
   buffer from the source only by a second ask, as for any chunk near its deadline: below).
   A chunk only the source holds is taken from it by ``source_fanout`` viewers, the first of
-  the connected viewers that have sent an envelope, ranked by a hash of the chunk index and
-  their PeerID that every viewer computes alike (:func:`fetches_first`); the others wait for
-  a relay until the chunk is due within ``source_relief``.  Among holders: for a
+  the connected viewers that hold chunks (not on probation), ranked by a hash of the chunk
+  index and their PeerID that every viewer computes alike (:func:`fetches_first`); the others
+  wait for a relay until the chunk is due within ``source_relief``.  Among holders: for a
   chunk that cannot wait out a stall, one that has sent an envelope (a *proven* peer: a
   relay that never did may announce every chunk and answer none); then the least loaded,
   then the one with the fewest failures, then the fastest measured (a moving average of its
@@ -525,13 +525,16 @@ class LiveViewerPolicy:
             availability.pop(index, None)
         wanted = playback.wanted(availability, now)
         # The viewers that take new chunks from the source first are chosen among those that
-        # have sent this viewer an envelope (and are not on probation): a tarpit or a flooder
+        # hold chunks and are not on probation: a flooder (it holds nothing) or a tarpit
         # chosen would take nothing on, and the chunk would wait for a relay until it is due
         # within source_relief for every viewer at once (then all ask the source together).
+        # Not only those that have sent this viewer an envelope: each viewer's set would be
+        # its own, and with small sets many more viewers took each chunk first (the source's
+        # share 19.3% against 14.7% in the plain lab, its PPSPP channels swamped behind NAT).
         viewers = [
             s.peer_id
             for s in usable
-            if s.peer_id not in sources and self._proven(s) and not self._probation(s)
+            if s.peer_id not in sources and s.chunks and not self._probation(s)
         ]
         hunting = False
         budget = len(usable) * timing.slots_per_peer
