@@ -263,7 +263,10 @@ class PeerEndpoint:
     ) -> Response | StreamResponse:
         if request.match_info["representation"] != LIVE_REPRESENTATION or index not in live.window:
             return error_response(404)
-        ticket = await self._take_slot(request, 0, (session.swarm_id, index), spread=True)
+        # At the source, a new chunk's first copies go first (fair.py, "First copies"): no
+        # relay can pass a chunk on before one left the source.  A relay keeps arrival order:
+        # there, a joining viewer's startup buffer would wait behind every new chunk.
+        ticket = await self._take_slot(request, 0, (session.swarm_id, index), spread=live.is_source)
         if isinstance(ticket, Response):
             return ticket
         try:
