@@ -104,13 +104,24 @@ def honest_post(host, port, swarm, split=False):
             chunk_ids=(1, 2),
         )
     )
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
     t = time.perf_counter()
     try:
-        s = socket.create_connection((host, port), timeout=5, source_address=("127.0.4.4", 0))
-        head = (
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ppsp-peer+xml\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
-        )
+        data = post_once(host, port, "127.0.4.4", head, body, split, b"\r\n")
+        return data.split(b"\r\n")[0].decode(), time.perf_counter() - t
+    except OSError as exc:
+        return f"failed: {exc!r}", time.perf_counter() - t
+
+
+def post_once(host, port, source, head, body, split, until):
+    """Send ``head`` and ``body`` from ``source`` (the body's first 10 bytes with the head and
+    the rest 0.1 s later when ``split``); the answer's bytes up to ``until`` (OSError when the
+    connection fails)."""
+    s = socket.create_connection((host, port), timeout=5, source_address=(source, 0))
+    try:
         if split:
             s.sendall(head + body[:10])
             time.sleep(0.1)
@@ -119,15 +130,14 @@ def honest_post(host, port, swarm, split=False):
         else:
             s.sendall(head + body)
         data = b""
-        while b"\r\n" not in data:
+        while until not in data:
             got = s.recv(4096)
             if not got:
                 break
             data += got
+        return data
+    finally:
         s.close()
-        return data.split(b"\r\n")[0].decode(), time.perf_counter() - t
-    except OSError as exc:
-        return f"failed: {exc!r}", time.perf_counter() - t
 
 
 def answer_of(data):
@@ -345,21 +355,7 @@ def honest_tracker_post(host, port, body, split, forwarded):
     )
     t = time.perf_counter()
     try:
-        s = socket.create_connection((host, port), timeout=5, source_address=(source, 0))
-        if split:
-            s.sendall(head + body[:10])
-            time.sleep(0.1)
-            with contextlib.suppress(OSError):  # refused and closed already: answer read below
-                s.sendall(body[10:])
-        else:
-            s.sendall(head + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            got = s.recv(4096)
-            if not got:
-                break
-            data += got
-        s.close()
+        data = post_once(host, port, source, head, body, split, b"\r\n\r\n")
         return answer_of(data), time.perf_counter() - t
     except OSError as exc:
         return f"failed: {exc!r}", time.perf_counter() - t
