@@ -216,6 +216,7 @@ async def test_the_refusal_and_the_bytes_being_read_show_on_metrics_and_status()
         fresh = samples(await scrape(url, "/metrics"))
         assert fresh["ppsp_tracker_body_busy_requests_total"] == 0
         assert fresh["ppsp_tracker_request_body_bytes"] == 0
+        assert fresh["ppsp_tracker_body_evictions_total"] == 0
         with closing([]) as held:
             await hold(url, handler, ATTACKER, held)
             refused = await Client.begin(url, ATTACKER, Encoding.JSON, BODY, b"{")
@@ -230,6 +231,8 @@ async def test_the_refusal_and_the_bytes_being_read_show_on_metrics_and_status()
         assert status["request_bodies"] == {
             "bytes": SHARE * BODY,
             "hosts": 1,
+            "bodies": SHARE,
+            "evicted": 0,
             "bound": handler.body_budget.total,
             "bound_per_host": BODY_BUDGET_PER_HOST,
         }
@@ -275,6 +278,33 @@ def test_workers_sum_their_bytes_being_read_and_not_a_gone_worker_s(tmp_path: Pa
     assert samples(text)["ppsp_tracker_request_body_bytes"] == 3500
 
 
+def evicting(evictions: int) -> BodyBudget:
+    """A budget that evicted ``evictions`` slow bodies (each for the next one)."""
+    budget = BodyBudget(per_host=None, total=100, grace=0.0)
+    for n in range(evictions + 1):
+        assert budget.take(f"198.51.100.{n + 1}", 100, now=float(n), within=10.0)
+    assert budget.evicted == evictions
+    return budget
+
+
+def test_workers_sum_their_evictions_a_gone_or_earlier_worker_s_included(tmp_path: Path) -> None:
+    metrics = TrackerMetrics(tmp_path / f"{os.getpid()}.json", evicting(2))
+    other = TrackerMetrics(tmp_path / f"{os.getppid()}.json", evicting(3))
+    assert other.shared is not None
+    other.shared.write_if_changed()
+    written = orjson.loads((tmp_path / f"{os.getppid()}.json").read_bytes())
+    assert written["refusals"]["body_evictions"] == 3
+    # A gone worker's evictions still count (a counter never goes down); an earlier
+    # release's file, without the field, counts none.
+    (tmp_path / "999999999.json").write_bytes(orjson.dumps(written))
+    del written["refusals"]["body_evictions"]
+    (tmp_path / "999999998.json").write_bytes(orjson.dumps(written))
+    assert samples(metrics.exposition())["ppsp_tracker_body_evictions_total"] == 2 + 3 + 3
+    # A single process shows its own budget's.
+    alone = TrackerMetrics(body_budget=evicting(1))
+    assert samples(alone.exposition())["ppsp_tracker_body_evictions_total"] == 1
+
+
 async def answered_or_closed(client: Client) -> tuple[int, str, bytes] | None:
     """The status, reason and body of the client's answer; None when closed without one."""
     try:
@@ -316,6 +346,12 @@ async def test_slow_bodies_holding_the_total_are_evicted_for_a_body_at_its_pace(
                 assert isinstance(answer, ErrorResponse)
                 assert answer.code is TrackerErrorCode.SERVICE_UNAVAILABLE
             assert budget.in_use == budget.total - BODY
+            # The eviction shows on /status (the answering process's budget) and /metrics.
+            status = orjson.loads(await scrape(url, "/status"))
+            assert status["request_bodies"]["evicted"] == budget.evicted >= 1
+            assert status["request_bodies"]["bodies"] == budget.bodies == len(held) - 1
+            found = samples(await scrape(url, "/metrics"))
+            assert found["ppsp_tracker_body_evictions_total"] >= 1
         await until(lambda: budget.in_use == 0 and budget.bodies == 0)
 
 

@@ -496,6 +496,8 @@ class TrackerHandler:
         payload["request_bodies"] = {
             "bytes": budget.in_use,
             "hosts": budget.hosts,
+            "bodies": budget.bodies,
+            "evicted": budget.evicted,
             "bound": budget.total,
             "bound_per_host": budget.per_host,
         }

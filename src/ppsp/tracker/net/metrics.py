@@ -1,7 +1,8 @@
 """The tracker's Prometheus metrics: request counts and durations, expired peers, peer counts,
 the bytes of request bodies being read, and what the tracker refused (connections over a
 bound, heads and idle connections timed out, requests over their host's rate, without a usable
-bearer token, or whose body the budget of bodies being read could not take).
+bearer token, or whose body the budget of bodies being read could not take) and the bodies
+that budget evicted for lagging their pace.
 
 Each application has a registry of its own (:class:`TrackerMetrics`).  Request counts and
 durations are plain numbers turned into samples on collection (:class:`RequestMetrics`), far
@@ -78,13 +79,18 @@ class RefusalCounts:
     - ``unauthenticated``: requests answered 401, by what was wrong with the bearer token
       (:func:`ppsp.tracker.net.auth.refusal_reason`);
     - ``body_busy``: requests answered 503 because the budget of request bodies being read
-      (:mod:`ppsp.http.budget`: their host's share, or all hosts') could not take their body.
+      (:mod:`ppsp.http.budget`: their host's share, or all hosts') could not take their body;
+    - ``body_evictions``: request bodies that budget evicted for lagging their pace (each also
+      answered 503, so counted in ``body_busy`` when its handler was reading it).  The budget
+      counts them (:attr:`~ppsp.http.budget.BodyBudget.evicted`); its count is copied here
+      before it is written or exposed (:func:`_copy_evictions`).
 
     ``created`` is when counting started (the counters' ``_created``).
     """
 
     __slots__ = (
         "body_busy",
+        "body_evictions",
         "connections_closed",
         "connections_refused",
         "created",
@@ -98,6 +104,7 @@ class RefusalCounts:
         self.rate_limited: float = 0
         self.unauthenticated: dict[str, float] = {}
         self.body_busy: float = 0
+        self.body_evictions: float = 0
         self.created = time.time() if created is None else created
 
     def count_unauthenticated(self, reason: str) -> None:
@@ -113,6 +120,7 @@ class RefusalCounts:
             + self.rate_limited
             + sum(self.unauthenticated.values())
             + self.body_busy
+            + self.body_evictions
         )
 
     def snapshot(self) -> dict[str, object]:
@@ -123,6 +131,7 @@ class RefusalCounts:
             "rate_limited": self.rate_limited,
             "unauthenticated": self.unauthenticated,
             "body_busy": self.body_busy,
+            "body_evictions": self.body_evictions,
             "created": self.created,
         }
 
@@ -137,6 +146,7 @@ class RefusalCounts:
                 target[str(label)] = target.get(str(label), 0) + float(value)
         counts.rate_limited = float(raw["rate_limited"])
         counts.body_busy = float(raw.get("body_busy", 0))  # none in an earlier release's file
+        counts.body_evictions = float(raw.get("body_evictions", 0))  # nor these
         return counts
 
     def add(self, other: RefusalCounts) -> None:
@@ -147,6 +157,7 @@ class RefusalCounts:
                 target[label] = target.get(label, 0) + value
         self.rate_limited += other.rate_limited
         self.body_busy += other.body_busy
+        self.body_evictions += other.body_evictions
         self.created = min(self.created, other.created)
 
 
@@ -289,6 +300,19 @@ class Refusals(Collector):
             value=refusals.body_busy,
             created=created,
         )
+        yield CounterMetricFamily(
+            "ppsp_tracker_body_evictions",
+            "Request bodies evicted (answered 503) for lagging their pace while a body the "
+            "bytes of all hosts' bodies being read could not take needed their bytes.",
+            value=refusals.body_evictions,
+            created=created,
+        )
+
+
+def _copy_evictions(refusals: RefusalCounts, budget: BodyBudget | None) -> None:
+    """Copy the bodies ``budget`` evicted so far into ``refusals`` (the budget counts them)."""
+    if budget is not None:
+        refusals.body_evictions = budget.evicted
 
 
 class SharedMetrics:
@@ -317,6 +341,7 @@ class SharedMetrics:
     def _total(self) -> float:
         metrics = self._metrics
         requests = sum(entry[0] for entry in metrics.counts.values())
+        _copy_evictions(metrics.refusals, self._budget)
         # The bytes being read are not a count, but a change of them is a change to write.
         changed = metrics.expired[0] + metrics.refusals.total() + self._own_body_bytes()
         return requests + changed
@@ -324,6 +349,7 @@ class SharedMetrics:
     def write(self) -> None:
         """Write this process's numbers (a failure is logged, the next write tries again)."""
         metrics = self._metrics
+        _copy_evictions(metrics.refusals, self._budget)
         snapshot = {
             "requests": [[*key, *entry] for key, entry in metrics.counts.items()],
             "latency": metrics.latencies,
@@ -489,6 +515,7 @@ class TrackerMetrics:
         budget = self.body_budget
         if self.shared is None:
             self.body_bytes.set(0 if budget is None else budget.in_use)
+            _copy_evictions(self.refusals, budget)
             return generate_latest(self.registry)
         self.request_metrics.view = self.shared.summed()
         self.body_bytes.set(self.shared.body_bytes)
