@@ -360,7 +360,6 @@ class BodyBudget:
         """Evict slow bodies, the one furthest behind its pace first, until ``need`` bytes are
         free; when they cannot free them within ``looks`` entries, evict none (False)."""
         heap = self._heap
-        grace = self.grace
         found: list[ChargedBody] = []
         kept: list[ChargedBody] = []
         freed = 0
@@ -374,13 +373,8 @@ class BodyBudget:
                 break  # the earliest due is not passed: no body is slow
             heapq.heappop(heap)
             looks -= 1
-            current = body.due(grace)
-            if current > due:
-                # Bytes counted without being reported: keyed again, looked at again if slow.
-                seq = next(self._counter)
-                body._seq = seq
-                heapq.heappush(heap, (current, seq, body))
-                continue
+            # A current entry's key is its body's due time: every byte reported (received)
+            # and every growth (take_more) keyed it again.
             if body is keep:
                 kept.append(body)
                 continue
