@@ -312,3 +312,14 @@ async def test_a_handler_may_answer_a_refused_body_itself() -> None:
         await until(lambda: budget.in_use == 0)
     finally:
         await server.close(0.5)
+
+
+def test_a_budget_shared_by_processes_holds_the_bounds_in_all() -> None:
+    for processes in (1, 2, 3, 7, 64):
+        part = BodyBudget.shared_by(processes)
+        assert part.total * processes >= BODY_BUDGET > (part.total - 1) * processes
+        assert part.per_host is not None
+        assert part.per_host * processes >= BODY_BUDGET_PER_HOST
+        assert (part.per_host - 1) * processes < BODY_BUDGET_PER_HOST
+    assert BodyBudget.shared_by(0).total == BODY_BUDGET
+    assert BodyBudget.shared_by(4, per_host=False).per_host is None

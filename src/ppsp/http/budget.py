@@ -214,6 +214,20 @@ class BodyBudget:
         self._heap: list[tuple[float, int, ChargedBody]] = []
         self._counter = itertools.count(1)
 
+    @classmethod
+    def shared_by(cls, processes: int, *, per_host: bool = True) -> BodyBudget:
+        """One process's part of the default budget when ``processes`` processes serve one
+        port (the tracker's ``--workers N``): ``ceil(bound / N)`` of the total and of the share
+        per host (None without one), so that the processes together hold the default bounds,
+        as their connection bounds do.  The kernel spreads a host's connections over the
+        processes, so one host whose bodies all land on one process may be refused a little
+        early; one body of any size still fits a process with nothing charged."""
+        share = max(1, processes)
+        return cls(
+            per_host=-(-BODY_BUDGET_PER_HOST // share) if per_host else None,
+            total=-(-BODY_BUDGET // share),
+        )
+
     def held(self, host: str) -> int:
         """Bytes taken for ``host`` (a :func:`body_host` key)."""
         return self._held.get(host, 0)

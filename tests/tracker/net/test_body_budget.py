@@ -369,3 +369,27 @@ async def test_limits_off_lift_the_share_per_host_and_keep_the_total() -> None:
             assert status["request_bodies"]["bound_per_host"] is None
     async with tracker() as (url, handler):
         assert handler.body_budget.per_host == BODY_BUDGET_PER_HOST
+
+
+async def test_processes_serving_one_port_share_the_bounds_out() -> None:
+    # Four worker processes: each holds a quarter of the total and of a host's share, so that
+    # together they hold the bounds one process holds (as their connection bounds do).
+    async with tracker(processes=4) as (url, handler):
+        budget = handler.body_budget
+        assert (budget.per_host, budget.total) == (BODY_BUDGET_PER_HOST // 4, BODY_BUDGET // 4)
+        with closing([]) as held:
+            # A quarter of a share is one body of 1 MiB: the host's second one is refused.
+            held.append(await Client.begin(url, ATTACKER, Encoding.XML, BODY, b"<"))
+            await until(lambda: budget.held(ATTACKER) == BODY)
+            refused = await Client.begin(url, ATTACKER, Encoding.XML, BODY, b"<")
+            with closing([refused]):
+                assert (await refused.answer())[0] == 503
+            # Another host's body is still read.
+            honest = await Client.begin(url, HONEST, Encoding.XML, BODY, b"<")
+            held.append(honest)
+            await until(lambda: budget.held(HONEST) == BODY)
+            status = orjson.loads(await scrape(url, "/status"))
+            assert status["request_bodies"]["bound"] == BODY_BUDGET // 4
+            assert status["request_bodies"]["bound_per_host"] == BODY_BUDGET_PER_HOST // 4
+    async with tracker(processes=4, limits=DEFAULT_LIMITS.off()) as (url, handler):
+        assert (handler.body_budget.per_host, handler.body_budget.total) == (None, BODY_BUDGET // 4)

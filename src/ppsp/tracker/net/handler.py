@@ -61,7 +61,6 @@ from ppsp.errors import (
     TrackerErrorCode,
     TrackerProtocolError,
 )
-from ppsp.http.bounds import BODY_BUDGET_PER_HOST
 from ppsp.http.budget import BodyBudget, RequestBodyBusy, body_host
 from ppsp.http.server import Request, Response
 from ppsp.tracker.core import Tracker, TrackerStats
@@ -157,9 +156,10 @@ class TrackerHandler:
         limits = settings.limits or _tracker_limits(tracker)
         self.limits = limits
         """The bounds this handler and its server apply."""
-        self.body_budget = BodyBudget(per_host=BODY_BUDGET_PER_HOST if limits.per_host else None)
+        self.body_budget = BodyBudget.shared_by(settings.processes, per_host=limits.per_host)
         """The bytes of request bodies being read, per host (not with ``--limits off``) and in
-        all (this process's; the server charges them, :mod:`ppsp.http.budget`)."""
+        all: this process's part of the bounds when several processes serve the port (the
+        server charges them, :mod:`ppsp.http.budget`)."""
         self.metrics = TrackerMetrics(settings.shared_metrics, self.body_budget)
         self.health = StorageHealth()
         self.version = _max_version(tracker)

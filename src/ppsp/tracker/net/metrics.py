@@ -486,7 +486,7 @@ class TrackerMetrics:
         self.body_bytes = Gauge(
             "ppsp_tracker_request_body_bytes",
             "Bytes of request bodies being read, charged to the budget of bodies being read "
-            "(summed over the processes serving the port; each process has its own budget).",
+            "(summed over the processes serving the port; each holds its part of the budget).",
             registry=self.registry,
         )
         self.registry.register(ExpiredPeers(self.request_metrics))
