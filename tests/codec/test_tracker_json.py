@@ -899,6 +899,23 @@ def test_control_characters_and_long_strings() -> None:
     assert decode_request(find_v1(swarm_id="x" * fields.MAX_TOKEN_LENGTH))
 
 
+def test_a_member_named_twice_is_refused() -> None:
+    # Two parsers keeping different members of a name would read two different requests.
+    for data in (
+        b'{"PPSPTrackerProtocol": {"version": 1, "version": 2, "request_type": "FIND"}}',
+        request(1, "FIND", find={"swarm_id": "1111"})[:-2] + b', "peer_id": "p2"}}',
+        find_v1().replace(b'"1111"', b'"1111", "swarm_id": "2"'),
+        # Colons inside strings (IPv6 addresses, escapes) are not members.
+        b'{"PPSPTrackerProtocol": {"version": 1, "x": "a:b\\":", "x": 1}}',
+    ):
+        with pytest.raises(BadRequest, match="named twice"):
+            decode_request(data)
+    addr = {"ip_address": {"address_type": "ipv6", "address": "2001:db8::1:2"}, "port": 80}
+    connect = request(2, "CONNECT", connect={"peer_addr": addr, "x": "a:b:c"})
+    assert decode_request(connect)
+    assert decode_request(connect[:-2] + b', "y": "\\":"}}')
+
+
 def test_deep_nesting() -> None:
     for depth in (fields.MAX_JSON_DEPTH, 500, 1023, 5000, 100_000):
         nested = b"[" * depth + b"]" * depth

@@ -158,3 +158,48 @@ def test_byte_mutated_examples(data: bytes) -> None:
 def test_examples_pass_the_fuzz_check() -> None:
     for example in EXAMPLES:
         check(example.read_bytes())
+
+
+# --- a member named twice ----------------------------------------------------------------------
+
+
+def written(value: object, repeat_at: tuple[object, ...], path: tuple[object, ...] = ()) -> bytes:
+    """``value`` as JSON text, the first member of the object at ``repeat_at`` written twice
+    (the second time with ``null``, so that a parser keeping either one reads another value)."""
+    if isinstance(value, dict):
+        members = [
+            orjson.dumps(key) + b":" + written(child, repeat_at, (*path, key))
+            for key, child in value.items()
+        ]
+        if path == repeat_at:
+            members.append(orjson.dumps(next(iter(value))) + b":null")
+        return b"{" + b",".join(members) + b"}"
+    if isinstance(value, list):
+        children = (written(child, repeat_at, (*path, i)) for i, child in enumerate(value))
+        return b"[" + b",".join(children) + b"]"
+    return orjson.dumps(value)
+
+
+@SETTINGS
+@given(st.one_of(requests(V1, Encoding.JSON), requests(V2, Encoding.JSON)), st.data())
+def test_a_member_named_twice_is_refused_wherever_it_is(
+    msg: AnyRequest, data: st.DataObject
+) -> None:
+    document = orjson.loads(encode_request(msg))
+    # Written member by member, the document reads as the request...
+    assert decode_request(written(document, ("none",))) == msg
+    objects = [p for p in paths(document) if isinstance(at(document, p), dict) and at(document, p)]
+    repeat_at = data.draw(st.sampled_from(objects))
+    # ...and with any one of its members named twice, it is refused, whatever the values.
+    try:
+        decode_request(written(document, repeat_at))
+    except TrackerProtocolError as exc:
+        assert exc.code is TrackerErrorCode.BAD_REQUEST
+    else:
+        raise AssertionError(f"a member named twice at {repeat_at} was read")
+
+
+def at(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value

@@ -69,6 +69,8 @@ def load_root(data: bytes, max_bytes: int) -> dict[str, object]:
         raise BadRequest(f"not valid JSON: {exc}") from None
     if _too_deep(data):
         raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if _repeats_a_member(data, document):
+        raise BadRequest("a member named twice in one JSON object")
     if not isinstance(document, dict):
         raise BadRequest("a PPSP-TP message is a JSON object")
     root = document.get(ROOT)
@@ -98,6 +100,35 @@ def _too_deep(data: bytes) -> bool:
         if not parens:
             return False
     return True
+
+
+def _repeats_a_member(data: bytes, document: object) -> bool:
+    """Whether valid JSON ``data``, parsed as ``document``, names a member twice in one object.
+
+    A parser keeps one member of each name (orjson the last, others the first), so two readers
+    of one document could read two different requests: such documents are refused, as I-JSON
+    (RFC 7493 section 2.3) requires and as the XML codec refuses a repeated element.  Outside
+    strings a colon only ends a member's name, so the document names as many members as it has
+    colons outside strings, and repeats one when the parsed objects hold fewer.  The colons are
+    first counted with the strings in (the strings of most requests hold none), the strings cut
+    out only when that count differs.  The document is at most :data:`MAX_JSON_DEPTH` deep (the
+    caller checked), so the walk over its containers is bounded by its size.
+    """
+    colons = data.count(b":")
+    if not colons:
+        return False
+    members = 0
+    containers: list[object] = [document]
+    while containers:
+        value = containers.pop()
+        if isinstance(value, dict):
+            members += len(value)
+            containers.extend(v for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            containers.extend(v for v in value if isinstance(v, dict | list))
+    if colons == members:
+        return False
+    return _JSON_STRING.sub(b"", data).count(b":") != members
 
 
 def as_object(value: object, where: str) -> dict[str, object]:
