@@ -650,6 +650,13 @@ class HTTPServer:
         self.closing = False
         self._server: asyncio.Server | None = None
 
+    def use_tls(self, context: ssl_module.SSLContext) -> None:
+        """Handshake the connections accepted from now on with ``context`` (a certificate read
+        again); open ones keep theirs.  ValueError for a server without TLS."""
+        if self._acceptor is None:
+            raise ValueError("this server does not serve TLS")
+        self.tls = self._acceptor.context = context
+
     def admit(self, remote: tuple[str, int]) -> object | None:
         """A TLS connection from ``remote`` is accepted (:class:`TLSAcceptor`): its token once
         the hooks and the connection bound let it in, before its handshake; None to refuse."""

@@ -77,7 +77,8 @@ class TLSAcceptor:
         handshake_timeout: float,
     ) -> None:
         self.listeners = listeners
-        self._context = context
+        self.context = context
+        """The TLS context of the connections accepted from now on (one may be set later)."""
         self._admission = admission
         self._protocol = protocol
         self._timeout = handshake_timeout
@@ -121,7 +122,7 @@ class TLSAcceptor:
             await loop.connect_accepted_socket(
                 lambda: self._protocol(token),
                 conn,
-                ssl=self._context,
+                ssl=self.context,
                 ssl_handshake_timeout=self._timeout,
             )
         except (OSError, asyncio.CancelledError) as exc:  # TLS errors, late, client gone

@@ -59,7 +59,7 @@ def test_a_key_pair_is_written_private_key_owner_only(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "key.pub.pem").stat().st_mode) == 0o644
     loaded = load_private_key(tmp_path / "key.pem")
     assert private_key_pem(loaded) == private_key_pem(key)
-    public = load_public_key(tmp_path / "key.pub.pem")
+    (public,) = load_public_key(tmp_path / "key.pub.pem")
     assert public_key_pem(public) == public_key_pem(key.public_key())
     # Never overwritten.
     with pytest.raises(KeyFileError, match="exists already"):
@@ -74,7 +74,9 @@ def test_keys_made_by_openssl_style_pem_are_read(tmp_path: Path) -> None:
     assert public_key_pem(load_private_key(tmp_path / "priv.pem").public_key()) == (
         public_key_pem(PUBLIC)
     )
-    assert public_key_pem(load_public_key(tmp_path / "pub.pem")) == public_key_pem(PUBLIC)
+    assert [public_key_pem(k) for k in load_public_key(tmp_path / "pub.pem")] == [
+        public_key_pem(PUBLIC)
+    ]
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, *, public: bool = False) -> bytes:
@@ -261,6 +263,32 @@ def test_each_refusal_has_its_reason_for_the_metrics() -> None:
         with pytest.raises(BearerTokenError) as caught:
             verifier.check(header, NOW)
         assert auth.refusal_reason(caught.value) == reason, header
+
+
+def test_a_key_file_may_hold_several_keys_and_a_token_of_any_is_taken(tmp_path: Path) -> None:
+    # A key being rotated: the new public key added beside the old one.
+    new_private, new_public = generate_key_pair()
+    other_private, _ = generate_key_pair()
+    (tmp_path / "keys.pem").write_bytes(public_key_pem(PUBLIC) + public_key_pem(new_public))
+    keys = load_public_key(tmp_path / "keys.pem")
+    assert [public_key_pem(k) for k in keys] == [public_key_pem(PUBLIC), public_key_pem(new_public)]
+    verifier = TokenVerifier(keys)
+    for private, peer in ((PRIVATE, "old"), (new_private, "new")):
+        token = issue_token(private, peer, ttl=60, now=NOW)
+        assert verifier.check(f"Bearer {token}", NOW).subject == peer
+    # A key in neither: the signature does not verify; the second key's expired token: expired.
+    with pytest.raises(BearerTokenError, match="signature"):
+        verifier.check(f"Bearer {issue_token(other_private, 'x', ttl=60, now=NOW)}", NOW)
+    with pytest.raises(BearerTokenError, match="expired"):
+        verifier.check(f"Bearer {issue_token(new_private, 'y', ttl=60, now=NOW)}", NOW + 120)
+    # Bounded, and every block must be an Ed25519 public key.
+    (tmp_path / "many.pem").write_bytes(public_key_pem(PUBLIC) * (auth.MAX_PUBLIC_KEYS + 1))
+    with pytest.raises(KeyFileError, match="at most"):
+        load_public_key(tmp_path / "many.pem")
+    rsa_public = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048), public=True)
+    (tmp_path / "mixed.pem").write_bytes(public_key_pem(PUBLIC) + rsa_public)
+    with pytest.raises(KeyFileError, match="RSA"):
+        load_public_key(tmp_path / "mixed.pem")
 
 
 def test_leeway_allows_a_little_clock_difference() -> None:

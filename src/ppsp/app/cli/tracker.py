@@ -93,7 +93,8 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Ed25519 public key (PEM, from ppsp keygen or openssl) that signs bearer tokens: "
-    "every request then needs a token from ppsp token.",
+    "every request then needs a token from ppsp token. The file may hold up to 8 keys (a key "
+    "being rotated); SIGHUP reads it again, as it does the TLS files.",
 )
 @click.option(
     "--limits",
@@ -272,6 +273,7 @@ def _tracker_trust(
 
         try:
             settings["ssl_context"] = server_tls_context(tls_cert, tls_key)
+            settings["tls_files"] = (tls_cert, tls_key)  # read again on SIGHUP
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--tls-cert / --tls-key") from exc
     if auth_key is not None:
@@ -279,6 +281,7 @@ def _tracker_trust(
 
         try:
             settings["auth_key"] = load_public_key(auth_key)
+            settings["auth_key_file"] = auth_key  # read again on SIGHUP
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--auth-key") from exc
     if trusted_proxies:

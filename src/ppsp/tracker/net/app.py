@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ppsp.http.server import serve
+from ppsp.http.server import HTTPServer, serve
 from ppsp.tracker.core import Tracker, TrackerConfig
 from ppsp.tracker.net.dashboard import DASHBOARD_APP_KEY, Dashboard
 from ppsp.tracker.net.guard import SharedRates
@@ -74,6 +74,8 @@ class TrackerApp:
         self._on_start: list[Callable[[], None]] = []
         self._on_stop: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self.server: HTTPServer | None = None
+        """The HTTP server serving the application (set by :func:`serve_app` while it does)."""
 
     def __getitem__(self, key: AppKey[_T]) -> _T:
         return self._parts[key]  # type: ignore[return-value]
@@ -217,12 +219,14 @@ async def serve_app(
             chunked_requests=True,  # PPSP-TP bodies may come chunked (bounded the same)
             body_budget=state.body_budget,  # shown on /metrics and /status
         )
+        app.server = server
         try:
             bound_host, bound_port = server.addresses[0]
             scheme = "https" if ssl_context is not None else "http"
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             yield f"{scheme}://{shown}:{bound_port}"
         finally:
+            app.server = None
             await server.close(grace)
     finally:
         await app.stop()

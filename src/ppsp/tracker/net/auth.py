@@ -13,7 +13,11 @@ claims (PROFILE.md, "Trust"):
 
 The issuer keeps the private key (``ppsp token --key``); the tracker holds only the public key
 (``ppsp tracker --auth-key``).  Keys are ordinary PEM files (PKCS#8 private keys,
-SubjectPublicKeyInfo public keys, as ``openssl genpkey -algorithm ed25519`` writes them).
+SubjectPublicKeyInfo public keys, as ``openssl genpkey -algorithm ed25519`` writes them).  The
+tracker's file may hold several public keys (at most :data:`MAX_PUBLIC_KEYS`), one after the
+other: a token any of them verifies is taken.  So a key is rotated without refusing a valid
+token: the new public key is added and the tracker reads its file again (SIGHUP), the issuer
+signs with the new private key, and the old public key is removed once its last tokens expired.
 
 Time is an argument everywhere (``now``, Unix seconds): PyJWT's own clock checks are turned off
 and the same checks are made here against ``now``.  :class:`TokenVerifier` is what the HTTP
@@ -74,6 +78,11 @@ DEFAULT_LEEWAY = 30.0
 
 MAX_TOKEN_SWARMS = 10_000
 """Most swarm IDs a token's ``swarms`` claim may list."""
+
+MAX_PUBLIC_KEYS = 8
+"""Most public keys the tracker's key file may hold (a token is tried against each in turn)."""
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
 
 _DECODE_OPTIONS: Any = {
     # Times are checked against the caller's ``now`` below, not PyJWT's clock.
@@ -234,8 +243,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """The Ed25519 public key in the PEM file ``path`` (one-line KeyFileError otherwise).
+def load_public_key(path: Path) -> tuple[Ed25519PublicKey, ...]:
+    """The Ed25519 public keys in the PEM file ``path``, in order: one, or several one after the
+    other (at most :data:`MAX_PUBLIC_KEYS`; a key being rotated, see the module).  A one-line
+    KeyFileError for a file that holds anything else.
 
     A private key is refused: the tracker needs only the public one, and should hold nothing
     that can make tokens.
@@ -246,13 +257,19 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
             f"{path} holds a private key: give the tracker the public key only "
             "(openssl pkey -in PRIVATE.pem -pubout)"
         )
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(f"{path} holds no public key that can be read") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{path} holds {_kind(key)} key: tokens need an Ed25519 key")
-    return key
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(data)]
+    if len(blocks) > MAX_PUBLIC_KEYS:
+        raise KeyFileError(f"{path} holds {len(blocks)} keys: at most {MAX_PUBLIC_KEYS} are read")
+    keys = []
+    for block in blocks or [data]:
+        try:
+            key = serialization.load_pem_public_key(block)
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyFileError(f"{path} holds no public key that can be read") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyFileError(f"{path} holds {_kind(key)} key: tokens need an Ed25519 key")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _kind(key: object) -> str:
@@ -422,7 +439,10 @@ def refusal_reason(error: BearerTokenError) -> str:
 
 
 class TokenVerifier:
-    """Checks the bearer tokens of requests against one public key, keeping verified tokens.
+    """Checks the bearer tokens of requests against public keys, keeping verified tokens.
+
+    ``public_key`` is one key or several (a key being rotated): a token any of them verifies is
+    taken, the keys tried in order.
 
     A verified token is kept, by its text, until it expires: a peer's later requests cost a
     dictionary look-up instead of a signature check.  Only tokens the key signed are kept, so
@@ -435,12 +455,15 @@ class TokenVerifier:
 
     def __init__(
         self,
-        public_key: Ed25519PublicKey,
+        public_key: Ed25519PublicKey | tuple[Ed25519PublicKey, ...],
         *,
         leeway: float = DEFAULT_LEEWAY,
         cache_size: int = 65_536,
     ) -> None:
-        self.public_key = public_key
+        keys = public_key if isinstance(public_key, tuple) else (public_key,)
+        if not keys:
+            raise ValueError("a token verifier needs a public key")
+        self.public_keys = keys
         self.leeway = leeway
         self.cache_size = max(1, cache_size)
         self._valid: dict[str, Credentials] = {}
@@ -478,13 +501,24 @@ class TokenVerifier:
         if not _JWS.fullmatch(token):
             raise BearerTokenError(_MALFORMED)
         try:
-            credentials = verify_token(token, self.public_key, now=now, leeway=self.leeway)
+            credentials = self._verify(token, now)
         except BearerTokenError as exc:
             if str(exc) not in _NOT_YET:  # a token not valid yet may become valid
                 self._remember_refusal(token, str(exc))
             raise
         self._remember(token, credentials, now)
         return credentials
+
+    def _verify(self, token: str, now: float) -> Credentials:
+        """:func:`verify_token` with each key in turn, until one verifies the signature."""
+        *others, last = self.public_keys
+        for key in others:
+            try:
+                return verify_token(token, key, now=now, leeway=self.leeway)
+            except BearerTokenError as exc:
+                if str(exc) != _BAD_SIGNATURE:
+                    raise  # the signature verified (or the token is unusable whatever the key)
+        return verify_token(token, last, now=now, leeway=self.leeway)
 
     def _remember(self, token: str, credentials: Credentials, now: float) -> None:
         valid = self._valid

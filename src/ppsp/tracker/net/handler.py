@@ -183,7 +183,7 @@ class TrackerHandler:
         self.verifier: TokenVerifier | None = None
         if settings.auth_key is not None:
             key = settings.auth_key
-            if not isinstance(key, Ed25519PublicKey):
+            if isinstance(key, Path | str):
                 key = load_public_key(Path(key))
             self.verifier = TokenVerifier(key, leeway=settings.token_leeway)
             for reason in REFUSAL_REASONS:  # every reason on /metrics from the start
@@ -193,6 +193,14 @@ class TrackerHandler:
         self.pass_credentials = "credentials" in inspect.signature(tracker.handle).parameters
         self.dashboard: Dashboard | None = None
         """The dashboard whose routes are served too (set by the application that has one)."""
+
+    def use_token_key(self, key: Ed25519PublicKey | tuple[Ed25519PublicKey, ...]) -> None:
+        """Verify bearer tokens with ``key`` (or keys) from now on (a key file read again):
+        tokens only a key no longer given signed are refused from the next request.  ValueError
+        for a tracker that takes no tokens (started without a key)."""
+        if self.verifier is None:
+            raise ValueError("this tracker takes no bearer tokens")
+        self.verifier = TokenVerifier(key, leeway=self.settings.token_leeway)
 
     # -- dispatch ----------------------------------------------------------------------------
 

@@ -7,15 +7,18 @@ coroutine a worker process (:mod:`ppsp.tracker.net.workers`) runs on its inherit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable
 
 from ppsp.process.signals import on_signals
 from ppsp.process.tuning import tune_garbage_collector
 from ppsp.tracker.core import TrackerConfig
-from ppsp.tracker.net.app import running_tracker
+from ppsp.tracker.net.app import TrackerApp, running_tracker
+from ppsp.tracker.net.reload import reload_trust
 from ppsp.tracker.net.settings import ServerSettings
 
 __all__ = ["run_tracker", "runner_for_tracker", "serve_tracker"]
@@ -36,7 +39,8 @@ async def serve_tracker(
     sock: socket.socket | None = None,
     check_storage: bool = True,
 ) -> None:
-    """Serve a tracker until ``stop`` is set (or SIGINT/SIGTERM arrives), then shut down cleanly.
+    """Serve a tracker until ``stop`` is set (or SIGINT/SIGTERM arrives), then shut down cleanly;
+    on SIGHUP read the TLS files and the token key file again (:mod:`ppsp.tracker.net.reload`).
 
     ``on_ready`` receives the base URL once the socket listens (with the real port when ``port``
     is 0): announcing it is the caller's (the log has it at debug level only, so that several
@@ -46,15 +50,22 @@ async def serve_tracker(
     stop = stop or asyncio.Event()
     config = config or TrackerConfig()
     with on_signals(stop.set):
-        async with running_tracker(
-            config,
-            host=host,
-            port=port,
-            storage_url=storage_url,
-            settings=settings,
-            sock=sock,
-            check_storage=check_storage,
-        ) as running:
+        async with (
+            running_tracker(
+                config,
+                host=host,
+                port=port,
+                storage_url=storage_url,
+                settings=settings,
+                sock=sock,
+                check_storage=check_storage,
+            ) as running,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            stack.enter_context(on_signals(_reloading(running.app), (signal.SIGHUP,)))
+            # A worker process starts with SIGHUP blocked (ppsp.tracker.net.workers): one that
+            # came meanwhile is handled now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
             log.debug(
                 "tracker process %d (PPSP-TP/%s) serving on %s",
                 os.getpid(),
@@ -68,6 +79,11 @@ async def serve_tracker(
                 on_ready(running.url)
             await stop.wait()
             log.debug("tracker process %d shutting down", os.getpid())
+
+
+def _reloading(app: TrackerApp) -> Callable[[], None]:
+    """What SIGHUP does to a running tracker: its TLS files and token key file read again."""
+    return lambda: reload_trust(app)
 
 
 def run_tracker(

@@ -51,9 +51,13 @@ class ServerSettings:
       (:mod:`ppsp.tracker.net.proxy`);
     - ``tls_cert`` and ``tls_key`` (PEM files), or a ready ``ssl_context``: the port serves
       HTTPS only (:mod:`ppsp.tracker.net.tls`);
-    - ``auth_key``: the Ed25519 public key (or its PEM file) that signs bearer tokens; with it
+    - ``auth_key``: the Ed25519 public key (or several, or their PEM file) that signs bearer
+      tokens; with it
       every request needs ``Authorization: Bearer <token>`` (:mod:`ppsp.tracker.net.auth`),
-      ``token_leeway`` seconds of clock difference allowed.
+      ``token_leeway`` seconds of clock difference allowed;
+    - ``tls_files`` (certificate, key) and ``auth_key_file``: where the TLS context and the key
+      were read from, read again on SIGHUP (:mod:`ppsp.tracker.net.reload`); :meth:`loaded`
+      sets them from ``tls_cert``, ``tls_key`` and a key given as a file.
 
     Several processes:
 
@@ -78,8 +82,10 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ssl_context: ssl.SSLContext | None = None
-    auth_key: Ed25519PublicKey | Path | None = None
+    auth_key: Ed25519PublicKey | tuple[Ed25519PublicKey, ...] | Path | None = None
     token_leeway: float = DEFAULT_LEEWAY
+    tls_files: tuple[Path, Path] | None = None
+    auth_key_file: Path | None = None
     processes: int = 1
     shared_metrics: Path | None = None
     metrics_flush: float = 1.0
@@ -111,14 +117,22 @@ class ServerSettings:
         cannot be used.  Done before listening (and, with several processes, before forking,
         so that every process uses the same objects).
         """
-        context = self.ssl_context
+        context, tls_files = self.ssl_context, self.tls_files
         if self.tls_cert is not None and self.tls_key is not None:
             context = server_tls_context(self.tls_cert, self.tls_key)
-        key = self.auth_key
+            tls_files = (self.tls_cert, self.tls_key)
+        key, key_file = self.auth_key, self.auth_key_file
         if isinstance(key, Path | str):
-            key = load_public_key(Path(key))
+            key_file = Path(key)
+            key = load_public_key(key_file)
         return dataclasses.replace(
-            self, tls_cert=None, tls_key=None, ssl_context=context, auth_key=key
+            self,
+            tls_cert=None,
+            tls_key=None,
+            ssl_context=context,
+            auth_key=key,
+            tls_files=tls_files,
+            auth_key_file=key_file,
         )
 
 

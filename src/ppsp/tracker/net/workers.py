@@ -10,6 +10,9 @@ each new connection to one of them), then supervises them:
 * a worker that exits while the parent is not stopping (a crash, a kill) is started again
   after ``restart_delay`` seconds, on the same socket, so the port never stops listening
   (connections wait in the socket's backlog meanwhile);
+* SIGHUP to the parent is passed on to every worker, which reads its TLS files and token key
+  file again (:mod:`ppsp.tracker.net.reload`); a worker started again reads them as they are
+  then;
 * a parent killed outright takes its workers with it (Linux: they ask for SIGTERM when their
   parent dies), so that no worker serves unsupervised.
 
@@ -49,6 +52,7 @@ from types import FrameType
 from ppsp.process.lifetime import stop_with_parent
 from ppsp.tracker.core import TrackerConfig
 from ppsp.tracker.net.redis_cluster_link import SCHEMES as CLUSTER_SCHEMES
+from ppsp.tracker.net.reload import read_again
 from ppsp.tracker.net.server import (
     ServerSettings,
     runner_for_tracker,
@@ -67,6 +71,8 @@ BACKLOG = 1024
 """Connections the listening socket queues for the workers to accept."""
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PASSED_ON = {*_STOP_SIGNALS, signal.SIGHUP}
+"""The signals the parent passes on to the workers (SIGHUP: read the TLS and key files again)."""
 
 STOP_GRACE_S = 10.0
 """How long stopping workers may take to finish their connections before they are killed."""
@@ -173,7 +179,7 @@ def _supervise(
     def start(number: int) -> None:
         # Stop signals wait until the new worker is known (to the parent, which passes them on)
         # and has let go of the parent's handler (in the worker).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _PASSED_ON)
         try:
             if stopping:  # a stop signal came between the caller's check and the block
                 return
@@ -198,6 +204,12 @@ def _supervise(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        # Each worker reads the TLS files and the token key file itself (ppsp.tracker.net.reload).
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def kill_the_rest(signum: int, frame: FrameType | None) -> None:
         for pid, number in list(children.items()):
             log.warning(
@@ -211,6 +223,7 @@ def _supervise(
 
     previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
     previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, kill_the_rest)
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, pass_on)
     try:
         for number in range(workers):
             start(number)
@@ -259,7 +272,11 @@ def _worker(
     try:
         for signum in (*_STOP_SIGNALS, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
-        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+        # SIGHUP stays blocked (kept pending, not lost) until serve_tracker has its handler
+        # and unblocks it; the files are read now, as they are when the worker starts.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, {*signal_mask, signal.SIGHUP})
+        settings = read_again(settings, quiet=True)
         if not stop_with_parent(parent):
             return
         with runner_for_tracker() as runner:
