@@ -52,9 +52,8 @@ class ServerSettings:
     - ``tls_cert`` and ``tls_key`` (PEM files), or a ready ``ssl_context``: the port serves
       HTTPS only (:mod:`ppsp.tracker.net.tls`);
     - ``auth_key``: the Ed25519 public key (or several, or their PEM file) that signs bearer
-      tokens; with it
-      every request needs ``Authorization: Bearer <token>`` (:mod:`ppsp.tracker.net.auth`),
-      ``token_leeway`` seconds of clock difference allowed;
+      tokens; with it every request needs ``Authorization: Bearer <token>``
+      (:mod:`ppsp.tracker.net.auth`), ``token_leeway`` seconds of clock difference allowed;
     - ``tls_files`` (certificate, key) and ``auth_key_file``: where the TLS context and the key
       were read from, read again on SIGHUP (:mod:`ppsp.tracker.net.reload`); :meth:`loaded`
       sets them from ``tls_cert``, ``tls_key`` and a key given as a file.
