@@ -30,6 +30,7 @@ from ppsp.app.cli.config import (
     variables,
 )
 from ppsp.app.cli.logs import configure_logging
+from ppsp.tracker.limits import DEFAULT_LIMITS
 
 SWARM = "ab" * 32
 
@@ -254,6 +255,15 @@ def test_the_tracker_reads_its_table_and_its_variables(
     assert seen["trusted_proxies"] == ("127.0.0.1/32", "::1/128")
     assert seen["init_timeout"] == 5.0
     assert seen["max_peers"] == 20  # the default
+    # The per-host bounds' defaults are the tracker's own (written as literals in the command
+    # line, which imports no tracker module).
+    assert seen["peers_per_host"] == DEFAULT_LIMITS.peers_per_host
+    assert seen["connections_per_host"] == DEFAULT_LIMITS.connections_per_host
+    assert seen["requests_per_host"] == DEFAULT_LIMITS.requests_per_second_per_host
+    assert DEFAULT_LIMITS.request_burst_per_host == 2 * DEFAULT_LIMITS.requests_per_second_per_host
+    monkeypatch.setenv("PPSP_TRACKER_PEERS_PER_HOST", "1000")
+    run("tracker", "--config", str(config), "--connections-per-host", "1000")
+    assert (seen["peers_per_host"], seen["connections_per_host"]) == (1000, 1000)
 
 
 def test_peer_commands_share_the_peer_table_and_variables(

@@ -85,8 +85,10 @@ class Limits:
     request_burst_per_host: int = 200
     """Requests one host address may send at once (token bucket size)."""
 
-    connections_per_host: int = 64
-    """Open connections from one host address."""
+    connections_per_host: int = 256
+    """Open connections from one host address: one kept-alive connection for each of the
+    :attr:`peers_per_host` peers one host may register (a hall of viewers behind one NAT, each
+    keeping its connection between reports; with 64, the 65th of them was cut)."""
 
     connections_total: int = 10_000
     """Open connections in all."""

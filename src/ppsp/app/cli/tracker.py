@@ -105,6 +105,28 @@ import click
     "off for labs and benchmarks that run many peers from one address.",
 )
 @click.option(
+    "--peers-per-host",
+    type=click.IntRange(1, 1_000_000),
+    default=256,  # Limits.peers_per_host (literal: the command line imports no tracker module)
+    show_default=True,
+    help="Peers one host address may register (viewers behind one NAT share its address: "
+    "raise it for a large one).",
+)
+@click.option(
+    "--connections-per-host",
+    type=click.IntRange(1, 1_000_000),
+    default=256,  # Limits.connections_per_host
+    show_default=True,
+    help="Open connections from one host address (each peer keeps one between its reports).",
+)
+@click.option(
+    "--requests-per-host",
+    type=click.FloatRange(0.1, 1_000_000.0),
+    default=100.0,  # Limits.requests_per_second_per_host
+    show_default=True,
+    help="Requests a second one host address may send, sustained (twice as many at once).",
+)
+@click.option(
     "--trusted-proxy",
     "trusted_proxies",
     multiple=True,
@@ -150,6 +172,9 @@ def tracker(
     tls_key: Path | None,
     auth_key: Path | None,
     limits: str,
+    peers_per_host: int,
+    connections_per_host: int,
+    requests_per_host: float,
     trusted_proxies: tuple[str, ...],
     proxy_header: str,
     dashboard: str,
@@ -161,6 +186,7 @@ def tracker(
     listening, when the port or the storage cannot be used.  Bad TLS, key or proxy options
     are usage errors, also before anything listens.
     """
+    import dataclasses
     import math
 
     from ppsp.errors import ServiceUnavailable
@@ -190,7 +216,15 @@ def tracker(
     for hint, seconds in (("--init-timeout", init_timeout), ("--track-timeout", track_timeout)):
         if not math.isfinite(seconds):
             raise click.BadParameter("give a finite number of seconds", param_hint=hint)
-    bounds = DEFAULT_LIMITS if limits.lower() == "on" else DEFAULT_LIMITS.off()
+    bounds = dataclasses.replace(
+        DEFAULT_LIMITS,
+        peers_per_host=peers_per_host,
+        connections_per_host=connections_per_host,
+        requests_per_second_per_host=requests_per_host,
+        request_burst_per_host=max(1, round(2 * requests_per_host)),
+    )
+    if limits.lower() == "off":
+        bounds = bounds.off()
     config = TrackerConfig(
         max_version=ProtocolVersion(max_version),
         init_timeout=init_timeout,
@@ -209,7 +243,7 @@ def tracker(
     extras = "".join(
         [
             ", tokens required" if auth_key is not None else "",
-            ", per-host limits off" if bounds is not DEFAULT_LIMITS else "",
+            ", per-host limits off" if not bounds.per_host else "",
         ]
     )
 
