@@ -13,9 +13,11 @@ them.  The per-host bounds are options of ``ppsp tracker`` (a larger NAT, a stri
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from e2e.swarm_helpers import Swarm
@@ -119,3 +121,33 @@ async def test_the_request_rate_per_host_is_the_operators_to_set(swarm: Swarm) -
         finally:
             await client.close()
     assert statuses[0] == 200 and 503 in statuses[1:], statuses
+
+
+async def test_more_viewers_than_connections_take_turns_on_their_hosts_bound(
+    swarm: Swarm,
+) -> None:
+    # 48 viewers of one address, 16 connections for it: each new connection closes the
+    # address's connection idle longest, so every viewer is served, the host within its bound.
+    await swarm.tracker("--connections-per-host", "16")
+    clients = [
+        TrackerClient(swarm.tracker_url, f"hall-{n:03d}", local_address=HALL) for n in range(48)
+    ]
+    try:
+        for client in clients:
+            await client.join(SWARM, PeerMode.LEECH)
+        for _ in range(2):
+            for client in clients:
+                await client.report()
+        status = await swarm.status()
+        assert status["peers"] == 48
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(swarm.tracker_url + "/metrics") as answer,
+        ):
+            metrics = await answer.text()
+        evicted = re.search(
+            r'^ppsp_tracker_connections_closed_total\{reason="idle_evicted"\} (\S+)', metrics, re.M
+        )
+        assert evicted is not None and float(evicted.group(1)) > 0, metrics
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))

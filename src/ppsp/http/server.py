@@ -53,6 +53,7 @@ from ppsp.errors import (
     PPSPError,
     RequestTimeout,
 )
+from ppsp.http.admission import Admitting, Evictable
 from ppsp.http.bounds import (
     BODY_TIMEOUT,
     CLOSE_GRACE,
@@ -80,6 +81,7 @@ from ppsp.http.exchange import (
 )
 from ppsp.http.heads import HeadReader
 from ppsp.http.hooks import ConnectionHooks
+from ppsp.http.idle import IdleConnections
 from ppsp.http.tls_accept import TLSAcceptor, listening_sockets
 
 __all__ = [
@@ -147,6 +149,9 @@ class _Connection(asyncio.Protocol):
         (None: not charged)."""
         self.evicted = False
         """The budget evicted that body (it lagged its pace): its reads end in 503."""
+        self.host: str | None = None
+        """The host the hooks count this connection for (None without hooks): between
+        requests, one of its idle connections (:mod:`ppsp.http.idle`)."""
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -164,12 +169,14 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             return
         hooks = server.hooks
-        if hooks is not None and not admitted:
-            token = hooks.opened(self.remote)
-            if token is None:
-                self.transport.abort()
-                return
-            self._token = token
+        if hooks is not None:
+            if not admitted:
+                token = server.opened(self.remote)
+                if token is None:
+                    self.transport.abort()
+                    return
+                self._token = token
+            self.host = hooks.host(self.remote)
         limit = server.max_connections
         if not admitted and limit is not None and len(server.connections) >= limit:
             self.transport.write(_FULL)
@@ -240,6 +247,19 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(RequestBodyBusy("request body evicted: it lagged its pace"))
+
+    def evict(self) -> None:
+        """Close this connection, idle between requests, for a new one of its host at the
+        host's bound (:mod:`ppsp.http.idle`): its token is given back to the hooks at once."""
+        server = self.server
+        if self.host is not None:
+            server.idle.active(self.host, self)
+        token, self._token = self._token, None
+        hooks = server.hooks
+        if token is not None and hooks is not None:
+            hooks.timed_out(token, "evicted")
+            hooks.closed(token)
+        self.transport.close()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -426,11 +446,18 @@ class _Connection(asyncio.Protocol):
                 deadline = self.loop.time() + (
                     server.head_timeout if first else server.idle_timeout
                 )
+                # Between requests, the connection is one of its host's idle ones.
+                idle = self.host if not started and not buffer else None
+                if idle is not None:
+                    server.idle.waiting(idle, self)
                 try:
                     while (parsed := self._take_head()) is None:
                         if buffer and not started:
                             started = True
                             deadline = self.loop.time() + server.head_timeout
+                            if idle is not None:
+                                server.idle.active(idle, self)
+                                idle = None
                         if self._eof:
                             return
                         try:
@@ -448,6 +475,8 @@ class _Connection(asyncio.Protocol):
                     self._refuse(exc)
                     await self._linger()
                     return
+                if idle is not None:
+                    server.idle.active(idle, self)
                 first = False
                 self.busy = True
                 request = Request(self, *parsed)
@@ -469,6 +498,8 @@ class _Connection(asyncio.Protocol):
             log.debug("the connection's traceback", exc_info=True)
         finally:
             self.busy = False
+            if self.host is not None:
+                server.idle.active(self.host, self)
             timer = self._timer
             if timer is not None:
                 self._timer = None
@@ -608,8 +639,9 @@ _FULL = (
 """The answer of a server at its connection bound."""
 
 
-class HTTPServer:
-    """A listening server (made by :func:`serve`): its addresses, its connections, closing."""
+class HTTPServer(Admitting):
+    """A listening server (made by :func:`serve`): its addresses, its connections, closing;
+    which connections it lets in is :class:`~ppsp.http.admission.Admitting`'s."""
 
     def __init__(
         self,
@@ -646,39 +678,11 @@ class HTTPServer:
         self.max_connections = max_connections
         self.connections: set[_Connection] = set()
         """The open connections."""
+        self.idle: IdleConnections[Evictable] = IdleConnections()
+        """The connections waiting for their next request, by host (with hooks only)."""
         self._heads = HeadReader(chunked=chunked_requests)
         self.closing = False
         self._server: asyncio.Server | None = None
-
-    def use_tls(self, context: ssl_module.SSLContext) -> None:
-        """Handshake the connections accepted from now on with ``context`` (a certificate read
-        again); open ones keep theirs.  ValueError for a server without TLS."""
-        if self._acceptor is None:
-            raise ValueError("this server does not serve TLS")
-        self.tls = self._acceptor.context = context
-
-    def admit(self, remote: tuple[str, int]) -> object | None:
-        """A TLS connection from ``remote`` is accepted (:class:`TLSAcceptor`): its token once
-        the hooks and the connection bound let it in, before its handshake; None to refuse."""
-        if self.closing:
-            return None
-        hooks = self.hooks
-        token = True if hooks is None else hooks.opened(remote)
-        if token is None:
-            return None
-        limit = self.max_connections
-        if limit is not None and len(self.connections) + self.handshaking >= limit:
-            if hooks is not None:
-                hooks.closed(token)
-            return None
-        self.handshaking += 1
-        return token
-
-    def release(self, token: object) -> None:
-        """The TLS connection of ``token`` ended in its handshake."""
-        self.handshaking -= 1
-        if self.hooks is not None:
-            self.hooks.closed(token)
 
     def parse_head(self, head: bytes) -> tuple[RequestHead, Headers]:
         """A request head parsed (HTTPRequestError for one to refuse), with its fields; the

@@ -21,6 +21,7 @@ from ppsp.peer.net import guard
 from ppsp.peer.net.guard import FD_RESERVE, AcceptFailures, connection_bound
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.upload.connections import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_HOST
+from ppsp.peer.upload.fair import requester_host
 
 HOST = "127.0.2.20"
 FLOODER, HONEST = "127.0.9.9", "127.0.4.4"
@@ -81,6 +82,47 @@ async def test_one_host_holds_its_bound_and_others_are_still_served(node: PeerNo
     reader, writer = await _open(node, FLOODER)
     assert not await _cut(reader)
     writer.close()
+
+
+async def test_a_host_at_its_bound_gets_room_from_its_own_idle_connections(
+    node: PeerNode,
+) -> None:
+    # Many viewers behind one NAT (HALL), each keeping a connection between its requests:
+    # at the bound, a new one closes the host's connection idle longest; a host holding its
+    # bound with heads never finished (FLOODER) still has no room, and loses none to HALL.
+    hall = "127.0.0.77"
+    ask = b"GET /swarm/none/description HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def asked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        writer.write(ask)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        return head.split(b"\r\n", 1)[0]
+
+    flood = [await _open(node, FLOODER) for _ in range(MAX_CONNECTIONS_PER_HOST)]
+    viewers = [
+        await asyncio.open_connection(HOST, node.port, local_addr=(hall, 0))
+        for _ in range(MAX_CONNECTIONS_PER_HOST)
+    ]
+    try:
+        for reader, writer in viewers:
+            assert (await asked(reader, writer)).startswith(b"HTTP/1.1 404")
+        more = [
+            await asyncio.open_connection(HOST, node.port, local_addr=(hall, 0)) for _ in range(8)
+        ]
+        viewers += more
+        for reader, writer in more:
+            assert (await asked(reader, writer)).startswith(b"HTTP/1.1 404")
+        # The 8 idle longest were closed, and the host holds its bound.
+        assert all(await asyncio.gather(*(_cut(reader, 5.0) for reader, _ in viewers[:8])))
+        assert node.guard.budget.open_per_host[requester_host(hall)] == MAX_CONNECTIONS_PER_HOST
+        reader, _ = await _open(node, FLOODER)
+        assert await _cut(reader, 5.0)
+        assert not await _cut(flood[0][0])
+    finally:
+        for _, writer in flood + viewers:
+            writer.close()
 
 
 async def test_this_peers_own_host_is_not_bounded(node: PeerNode) -> None:

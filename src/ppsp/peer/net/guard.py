@@ -114,6 +114,15 @@ class EndpointGuard(ConnectionHooks):
         self.budget = budget if budget is not None else ConnectionBudget()
         self._warnings = _Warnings(clock)
 
+    def host(self, remote: tuple[str, int]) -> str:
+        """The host ``remote`` counts for (whose idle connections make room for it)."""
+        return requester_host(remote[0])
+
+    def full(self, remote: tuple[str, int]) -> bool:
+        """Whether ``remote``'s host holds its bound (its longest-idle connection is closed
+        first)."""
+        return self.budget.full(remote[0])
+
     def opened(self, remote: tuple[str, int]) -> object | None:
         """Count a connection from ``remote``: its token (its host), or None to cut it."""
         host = self.budget.open(remote[0])

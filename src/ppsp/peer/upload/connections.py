@@ -86,6 +86,11 @@ class ConnectionBudget:
         self.open_per_host[host] = count + 1
         return host
 
+    def full(self, address: str) -> bool:
+        """Whether a connection from ``address`` would be refused for its host's bound."""
+        host = requester_host(address)
+        return host != self._local and self.open_per_host.get(host, 0) >= self.per_host
+
     def close(self, host: str) -> None:
         """A connection :meth:`open` counted for ``host`` ended."""
         count = self.open_per_host.get(host, 0) - 1

@@ -535,6 +535,21 @@ class ConnectionGuard(ConnectionHooks):
 
     # -- the server's hooks ------------------------------------------------------------------
 
+    def host(self, remote: tuple[str, int]) -> str:
+        """The host ``remote`` counts for (:func:`host_of` its IP)."""
+        return host_of(remote[0])
+
+    def full(self, remote: tuple[str, int]) -> bool:
+        """Whether ``remote``'s host holds its bound of connections (never for a trusted
+        proxy, which has none): the server then closes the host's longest-idle one first."""
+        if not self.per_host:
+            return False
+        ip = remote[0]
+        proxies = self.proxies
+        if proxies is not None and proxies and proxies.trusts(ip):
+            return False
+        return self.per_host_open.get(host_of(ip), 0) >= self.host_bound
+
     def opened(self, remote: tuple[str, int]) -> object | None:
         """Count a connection from ``remote``: its token, or None (over a bound: cut it)."""
         ip = remote[0]
@@ -558,6 +573,9 @@ class ConnectionGuard(ConnectionHooks):
         """Count (and warn about, for heads) a connection the server closes for a timeout."""
         if what == "idle":
             self._closed["idle_timeout"] += 1
+            return
+        if what == "evicted":
+            self._closed["idle_evicted"] += 1
             return
         self._closed["header_timeout"] += 1
         host = token.host if isinstance(token, _Counted) else "*"

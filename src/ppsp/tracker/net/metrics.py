@@ -60,8 +60,9 @@ _Latencies = dict[str, list[float]]
 CONNECTION_BOUNDS = ("per_host", "total")
 """Labels of refused connections: the bound a new connection was over."""
 
-CLOSE_REASONS = ("header_timeout", "idle_timeout")
-"""Labels of connections the guard closed: no request head in time, or idle too long."""
+CLOSE_REASONS = ("header_timeout", "idle_timeout", "idle_evicted")
+"""Labels of connections the guard closed: no request head in time, idle too long, or idle
+when a new connection of its host came at the host's bound (``ppsp.http.idle``)."""
 
 
 class RefusalCounts:
@@ -73,7 +74,9 @@ class RefusalCounts:
     - ``connections_refused``: connections closed as soon as made, by the bound they were over
       (``per_host``, ``total``);
     - ``connections_closed``: connections the guard's watchdog closed (``header_timeout``: no
-      complete request head in time; ``idle_timeout``: idle too long between requests);
+      complete request head in time; ``idle_timeout``: idle too long between requests;
+      ``idle_evicted``: idle between requests when a new connection of its host came at the
+      host's bound, closed to let it in);
     - ``rate_limited``: requests answered 503 because their host was over its rate (PPSP-TP
       requests and pages alike);
     - ``unauthenticated``: requests answered 401, by what was wrong with the bearer token
@@ -273,7 +276,8 @@ class Refusals(Collector):
         closed = CounterMetricFamily(
             "ppsp_tracker_connections_closed",
             "Connections closed by the tracker: no complete request head within the header "
-            "timeout, or idle longer than the idle timeout.",
+            "timeout, idle longer than the idle timeout, or idle when a new connection of "
+            "their host came at its bound.",
             labels=["reason"],
         )
         for reason, count in refusals.connections_closed.items():
