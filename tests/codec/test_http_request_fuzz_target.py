@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.codecs.httphead import parse_request_head, request_head_length
 from ppsp.errors import MalformedRequest, RequestHeadTooLarge
-
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_http_request_head.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_http_request_head", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_http_request_head")
 
 
 def test_seeds_are_valid_requests(target: ModuleType) -> None:

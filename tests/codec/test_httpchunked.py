@@ -7,14 +7,13 @@ MalformedResponse.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fuzz_targets import load_target
 from ppsp.codecs.httpchunked import MAX_CHUNK_LINE_BYTES, ChunkedDecoder
 from ppsp.errors import MalformedResponse
 from ppsp.wire.fields import MAX_HEAD_BYTES
@@ -125,15 +124,9 @@ def test_arbitrary_bytes_raise_only_malformed_response(pieces: list[bytes]) -> N
 
 # -- the fuzz target ---------------------------------------------------------------------------
 
-FUZZ_TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_http_chunked.py"
-
 
 def _fuzz_target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_http_chunked", FUZZ_TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_http_chunked")
 
 
 def test_the_fuzz_targets_seeds_decode_and_a_short_run_finds_nothing() -> None:

@@ -708,12 +708,7 @@ def test_fuzz_mutated_documents(data: bytes) -> None:
 
 
 def test_fuzz_harness_runs() -> None:
-    import importlib.util
-    from pathlib import Path
+    from fuzz_targets import load_target
 
-    path = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_peer_xml.py"
-    spec = importlib.util.spec_from_file_location("fuzz_peer_xml", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_target("fuzz_peer_xml")
     assert module.run_random(iterations=300, seed=7) == 300 + len(module.SEEDS)

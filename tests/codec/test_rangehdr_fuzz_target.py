@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.codecs.rangehdr import ByteSpan, parse_range
-
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_range_header.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_range_header", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_range_header")
 
 
 def test_seeds_are_valid_ranges(target: ModuleType) -> None:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.codecs.stun import decode_message
-
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_stun.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_stun", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_stun")
 
 
 def test_seeds_are_valid_messages(target: ModuleType) -> None:

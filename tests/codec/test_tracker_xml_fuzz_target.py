@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_tracker_xml.py"
+from fuzz_targets import load_target
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_tracker_xml", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_tracker_xml")
 
 
 def test_target_accepts_seeds_and_junk(target: ModuleType) -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_ppspp_datagram.py"
+from fuzz_targets import load_target
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_ppspp_datagram", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_ppspp_datagram")
 
 
 def test_seeds_cover_every_message_type(target: ModuleType) -> None:

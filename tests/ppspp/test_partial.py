@@ -9,16 +9,15 @@ Pair-wise, without sockets.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzz_targets import load_target
 from ppsp.codecs.ppspp import EncoderProfile, decode_datagram, encode_datagram
 from ppsp.errors import IntegrityError
 from ppsp.peer.ppspp import BytesChunks, SeededContent, Seeder
@@ -392,11 +391,7 @@ def test_the_have_range_set_is_a_set(ranges: list[tuple[int, int]]) -> None:
 
 
 def test_the_subtrees_fuzz_target_runs() -> None:
-    target = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_ppspp_subtrees.py"
-    spec = importlib.util.spec_from_file_location("fuzz_ppspp_subtrees", target)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_target("fuzz_ppspp_subtrees")
     for junk in (b"", bytes(32), b"\xff" * 4000):
         module.test_one_input(junk)
     assert module.run_random(2_000, 3) == 2_000 + len(module.SEEDS)

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.peer.content.description import ContentDescription, verify_description
 from ppsp.peer.net.chunkstore import describe_file
-
-TARGET = Path(__file__).resolve().parents[3] / "fuzz" / "fuzz_content_description.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_content_description", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_content_description")
 
 
 def test_seeds_are_valid_descriptions_of_several_shapes(target: ModuleType) -> None:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.errors import ForgedChunk
 from ppsp.peer.live import ChunkEnvelope, LiveDescription, verify_envelope
-
-TARGET = Path(__file__).resolve().parents[3] / "fuzz" / "fuzz_live_envelope.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_live_envelope", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_live_envelope")
 
 
 def test_seeds_are_valid_signed_chunks(target: ModuleType) -> None:

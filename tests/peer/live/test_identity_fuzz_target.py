@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fuzz_targets import load_target
 from ppsp.peer.live import LiveDescription, verify_live_description
-
-TARGET = Path(__file__).resolve().parents[3] / "fuzz" / "fuzz_live_description.py"
 
 
 @pytest.fixture(scope="module")
 def target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_live_description", TARGET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_target("fuzz_live_description")
 
 
 def test_seeds_are_valid_signed_descriptions(target: ModuleType) -> None:
