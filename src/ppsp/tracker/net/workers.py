@@ -176,7 +176,7 @@ def _supervise(
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
-    def start(number: int) -> None:
+    def start(number: int, *, again: bool = False) -> None:
         # Stop signals wait until the new worker is known (to the parent, which passes them on)
         # and has let go of the parent's handler (in the worker).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _PASSED_ON)
@@ -188,7 +188,7 @@ def _supervise(
                 own = dataclasses.replace(
                     settings, shared_metrics=metrics_dir / f"{os.getpid()}.json"
                 )
-                _worker(number, parent, sock, config, storage_url, own, blocked)
+                _worker(number, parent, sock, config, storage_url, own, blocked, again)
             children[pid] = number
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -247,7 +247,7 @@ def _supervise(
             )
             time.sleep(restart_delay)
             if not stopping:
-                start(number)
+                start(number, again=True)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
@@ -262,21 +262,24 @@ def _worker(
     storage_url: str,
     settings: ServerSettings,
     signal_mask: set[int | signal.Signals],
+    again: bool,
 ) -> None:  # pragma: no cover - runs in a forked process
     """A forked worker: serve on ``sock`` until SIGTERM, then leave the process.
 
     It starts with the stop signals blocked; ``signal_mask`` is the mask to restore once the
-    parent's handlers are gone.
+    parent's handlers are gone.  A worker started ``again`` (after one exited) reads the TLS
+    files and the token key file as they are now; a first one uses what the parent read.
     """
     code = 1
     try:
         for signum in (*_STOP_SIGNALS, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)  # serve_tracker installs its own
         # SIGHUP stays blocked (kept pending, not lost) until serve_tracker has its handler
-        # and unblocks it; the files are read now, as they are when the worker starts.
+        # and unblocks it.
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, {*signal_mask, signal.SIGHUP})
-        settings = read_again(settings, quiet=True)
+        if again:
+            settings = read_again(settings, quiet=True)
         if not stop_with_parent(parent):
             return
         with runner_for_tracker() as runner:
