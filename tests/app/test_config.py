@@ -30,6 +30,7 @@ from ppsp.app.cli.config import (
     variables,
 )
 from ppsp.app.cli.logs import configure_logging
+from ppsp.peer.upload.connections import MAX_CONNECTIONS_PER_HOST
 from ppsp.tracker.limits import DEFAULT_LIMITS
 
 SWARM = "ab" * 32
@@ -289,10 +290,14 @@ def test_peer_commands_share_the_peer_table_and_variables(
     assert seen["timeout"] == 12.0
     assert seen["output"] == Path("x.bin")
     assert seen["host_share"] == 0.25
+    # The literal default of the command line is the peer's own bound.
+    assert seen["connections_per_host"] == MAX_CONNECTIONS_PER_HOST
+    monkeypatch.setenv("PPSP_PEER_CONNECTIONS_PER_HOST", "300")
     monkeypatch.setenv("PPSP_GET_HOST_SHARE", "0.75")  # the command's variable first
     monkeypatch.setenv("PPSP_PEER_DOWNLOAD_RATE", "4MiB")  # any variable beats any file
     run("--config", str(config), "get", SWARM, "--force")
     assert seen["host_share"] == 0.75
+    assert seen["connections_per_host"] == 300
     assert seen["download_rate"] == 4 << 20
     assert seen["force"] is True
 
@@ -547,3 +552,13 @@ def test_a_command_appends_its_log_to_the_file_in_text_or_json(tmp_path: Path) -
     assert lines[1].endswith(" WARNING ppsp.probe: from the probe")
     assert json.loads(lines[2])["message"] == "from the probe"
     assert len(lines) == 3
+
+
+def test_the_peer_options_bound_the_nodes_connections_per_host() -> None:
+    from ppsp.app.commands import PeerOptions
+
+    node = PeerOptions(tracker_url="http://127.0.0.1:9/", connections_per_host=300).node()
+    assert node.guard.budget.per_host == 300
+    assert PeerOptions(tracker_url="http://127.0.0.1:9/").node().guard.budget.per_host == (
+        MAX_CONNECTIONS_PER_HOST
+    )

@@ -24,6 +24,7 @@ from ppsp.peer.download.picker import PickerConfig
 from ppsp.peer.net.chunkstore import part_path
 from ppsp.peer.net.node import PeerNode
 from ppsp.peer.net.session import DownloadFailed, SwarmSession
+from ppsp.peer.upload.connections import MAX_CONNECTIONS_PER_HOST
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.process.signals import Interrupted, stop_event, until_stopped
 from ppsp.tracker.net.client import token_subject
@@ -72,6 +73,7 @@ class PeerOptions:
     corrupt_uploads: bool = False
     disclose_stats: bool = False
     host_share: float = DEFAULT_HOST_SHARE
+    connections_per_host: int = MAX_CONNECTIONS_PER_HOST
     tls: ssl.SSLContext | None = None
     token: str | None = None
 
@@ -96,6 +98,7 @@ class PeerOptions:
             download_rate=self.download_rate,
             disclose_stats=self.disclose_stats,
             host_share=self.host_share,
+            connections_per_host=self.connections_per_host,
             **settings,
         )
         node.corrupt_uploads = self.corrupt_uploads

@@ -125,6 +125,23 @@ async def test_a_host_at_its_bound_gets_room_from_its_own_idle_connections(
             writer.close()
 
 
+async def test_the_bound_per_host_is_the_nodes_to_set() -> None:
+    # `--connections-per-host 2`: a third held connection of one host is cut, another host's
+    # is not.
+    peer = PeerNode(tracker_url="http://127.0.0.1:9/", host=HOST, connections_per_host=2)
+    await peer.start()
+    try:
+        held = [await _open(peer, FLOODER) for _ in range(2)]
+        third = await _open(peer, FLOODER)
+        other = await _open(peer, HONEST)
+        assert await _cut(third[0], 5.0)
+        assert not await _cut(held[0][0]) and not await _cut(other[0])
+        for _, writer in (*held, third, other):
+            writer.close()
+    finally:
+        await peer.stop(disconnect=False)
+
+
 async def test_this_peers_own_host_is_not_bounded(node: PeerNode) -> None:
     opened = [await _open(node, HOST) for _ in range(MAX_CONNECTIONS_PER_HOST + 4)]
     try:

@@ -129,6 +129,14 @@ def peer_options(func: F) -> F:
             "address, an IPv6 /64) gets while other hosts wait; alone, a host may use all.",
         ),
         click.option(
+            "--connections-per-host",
+            type=click.IntRange(1, 100_000),
+            default=64,  # MAX_CONNECTIONS_PER_HOST (literal: no peer module imported here)
+            show_default=True,
+            help="Connections one host address may hold to this peer (viewers behind one NAT "
+            "share its address; at the bound their idle ones take turns).",
+        ),
+        click.option(
             "--download-rate",
             type=RATE,
             default=None,
@@ -168,6 +176,7 @@ def peer_options(func: F) -> F:
         advertise: tuple[str, int | None] | None,
         upload_rate: float | None,
         host_share: float,
+        connections_per_host: int,
         download_rate: float | None,
         report: Path | None,
         tracker_encoding: str,
@@ -198,6 +207,7 @@ def peer_options(func: F) -> F:
             corrupt_uploads=corrupt_uploads,
             disclose_stats=disclose_stats,
             host_share=host_share,
+            connections_per_host=connections_per_host,
             tls=tls_context(ca_file) if ca_file is not None else None,
             token=token,
         )

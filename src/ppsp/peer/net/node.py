@@ -60,6 +60,7 @@ from ppsp.peer.protocol.addressing import (
 )
 from ppsp.peer.protocol.handler import KnownPeer, PeerProtocolClient, PeerProtocolHandler
 from ppsp.peer.protocol.senders import hosts_of
+from ppsp.peer.upload.connections import MAX_CONNECTIONS_PER_HOST, ConnectionBudget
 from ppsp.peer.upload.fair import DEFAULT_HOST_SHARE
 from ppsp.tracker.net.client import TrackerClient
 from ppsp.wire.peer import (
@@ -130,6 +131,7 @@ class PeerNode(PeerExchanges):
         disclose_stats: bool = False,
         host_share: float = DEFAULT_HOST_SHARE,
         transport_preference: Sequence[str] = TRANSPORT_PREFERENCE,
+        connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
     ) -> None:
         self.tracker_url = tracker_url
         self.tracker_tls = tracker_tls
@@ -154,7 +156,7 @@ class PeerNode(PeerExchanges):
         """The tracker lookup that a push from an unknown peer started, per swarm."""
         self.protocol_client = PeerProtocolClient(self._peer_id)
         self.endpoint = PeerEndpoint(self)
-        self.guard = EndpointGuard()
+        self.guard = EndpointGuard(ConnectionBudget(per_host=connections_per_host))
         """The endpoint's connection bounds (per host, this peer's own host excepted)."""
         self._server: HTTPServer | None = None
         self._http: HttpClient | None = None
